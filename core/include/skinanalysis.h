@@ -1,0 +1,561 @@
+/*
+ * skinanalysis.h - client library for Perfect Corp's AI Skin Analysis API
+ * (v2.0 and v2.1).
+ *
+ * One analysis ("job") = optional file slot + pre-signed upload, a billed
+ * task, and polling until the task ends.  One client ("sa_client") drives
+ * many jobs at once on one thread, over shared connections, under one rate
+ * limiter.  Three ways to drive a client, one implementation underneath:
+ *
+ *   - blocking:     sa_job_wait(job, timeout_ms)
+ *   - stepping:     sa_client_step(client, 0) from a frame loop; never blocks
+ *   - event loops:  sa_client_set_event_hooks() + sa_client_socket_action()
+ *
+ * Conventions used by every function below:
+ *   - Functions returning int return SA_OK (0) or a negative sa_status.
+ *   - "borrowed" pointers stay owned by the library; the text says until when.
+ *   - Every *_free function accepts NULL and does nothing.
+ *   - Strings are UTF-8 and NUL-terminated.
+ *
+ * Threads: a client (and its jobs) may move between threads but must be used
+ * by one thread at a time.  Many clients in many threads are fine.  The only
+ * calls that are not reentrant are sa_global_init() and sa_global_cleanup().
+ * sa_client_wakeup() is the one call that may be made from another thread.
+ *
+ * The API key is sent only to the API host (the base URL), never to the
+ * pre-signed upload URL nor to result/mask URLs, and never appears in an
+ * error message or a log line.
+ */
+#ifndef SKINANALYSIS_H
+#define SKINANALYSIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SA_BUILDING_LIBRARY) && defined(__GNUC__)
+#define SA_API __attribute__((visibility("default")))
+#else
+#define SA_API
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Versions                                                            */
+/* ------------------------------------------------------------------ */
+
+#define SA_VERSION_MAJOR 0
+#define SA_VERSION_MINOR 1
+#define SA_VERSION_PATCH 0
+#define SA_VERSION "0.1.0"
+/* 0xMMmmpp */
+#define SA_VERSION_NUM \
+    ((SA_VERSION_MAJOR << 16) | (SA_VERSION_MINOR << 8) | SA_VERSION_PATCH)
+
+/* The version of the linked library: "0.1.0".  Bindings compare it with
+ * SA_VERSION_NUM at load time. */
+SA_API const char *sa_version(void);
+SA_API int sa_version_num(void);
+
+/* ------------------------------------------------------------------ */
+/* Status codes                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef enum sa_status {
+    SA_OK = 0,
+
+    /* Library use */
+    SA_ERR_NOMEM = -1,            /* an allocation failed */
+    SA_ERR_INVALID_ARGUMENT = -2, /* NULL handle, bad option value, misuse */
+    SA_ERR_BUSY = -3,             /* not allowed now (e.g. inside a callback) */
+    SA_ERR_NOT_DONE = -4,         /* the job has not ended yet */
+    SA_ERR_INIT = -5,             /* sa_global_init failed or was not called */
+
+    /* Validation: found before anything is sent; costs nothing */
+    SA_ERR_UNKNOWN_ACTION = -10,  /* a dst_action name not in the catalogue */
+    SA_ERR_MIXED_TIERS = -11,     /* SD and HD actions in one request */
+    SA_ERR_ACTION_COUNT = -12,    /* no action, or more than 16 */
+    SA_ERR_SOURCE = -13,          /* no source, or more than one */
+    SA_ERR_FILE = -14,            /* image file missing or unreadable */
+    SA_ERR_IMAGE_FORMAT = -15,    /* not a JPEG or PNG (by magic bytes) */
+    SA_ERR_IMAGE_TOO_LARGE = -16, /* 10,000,000 bytes or more */
+    SA_ERR_IMAGE_TOO_SMALL = -17, /* short side below 480 (SD) / 1080 (HD) */
+    SA_ERR_BAD_OPTION = -18,      /* bad miniserver_args, pf_camera_kit on
+                                     v2.0, bad format, ... */
+    SA_ERR_INSECURE = -19,        /* http:// to a non-loopback host without
+                                     allow_insecure_http */
+
+    /* The API said no */
+    SA_ERR_AUTH = -30,            /* 401: key missing, invalid, inactive... */
+    SA_ERR_CREDITS = -31,         /* 400 CreditInsufficiency */
+    SA_ERR_BAD_REQUEST = -32,     /* other 400 / 404 / 4xx from the API */
+    SA_ERR_RATE_LIMITED = -33,    /* 429, still after the retry budget */
+    SA_ERR_SERVER = -34,          /* 5xx, still after the retry budget */
+    SA_ERR_PROTOCOL = -35,        /* a response we cannot understand */
+    SA_ERR_UPLOAD = -36,          /* the storage host refused the upload */
+    SA_ERR_ENGINE = -37,          /* task ended with task_status "error" */
+    SA_ERR_TASK_EXPIRED = -38,    /* 400 "Invalid task ID": gone/expired */
+    SA_ERR_TASK_TIMEOUT = -39,    /* 500 "Task execution timed out" */
+    SA_ERR_AMBIGUOUS = -40,       /* task create failed after the request
+                                     may have reached the server: a task
+                                     may exist (and may be billed) */
+
+    /* Transport and time */
+    SA_ERR_TRANSPORT = -50,       /* DNS, connect, TLS, connection reset */
+    SA_ERR_TIMEOUT = -51,         /* one HTTP request took too long */
+    SA_ERR_DEADLINE = -52,        /* the job's total deadline passed */
+    SA_ERR_LIMIT = -53,           /* a response exceeded a configured limit
+                                     (body size, JSON depth, poll count) */
+
+    /* Waiting and ending */
+    SA_ERR_WAIT_TIMEOUT = -60,    /* sa_job_wait timed out; job still runs */
+    SA_ERR_INTERRUPTED = -61,     /* the interrupt hook asked to return;
+                                     the job still runs */
+    SA_ERR_CANCELLED = -62,       /* the job was cancelled or abandoned */
+    SA_ERR_CALLBACK = -63,        /* a callback returned non-zero */
+
+    SA_ERR__LAST = -64
+} sa_status;
+
+/* A static English description of a status; never NULL. */
+SA_API const char *sa_strerror(int status);
+/* A stable lower-case name ("unknown_action", "engine", ...); never NULL.
+ * Bindings use it as the error code name (Lua returns it as 3rd value). */
+SA_API const char *sa_status_name(int status);
+/* 1 when the same operation may succeed if tried again later (transport,
+ * timeouts, 429, 5xx), else 0. */
+SA_API int sa_status_is_retryable(int status);
+/* 1 for the validation codes (-10..-19): the caller's input is wrong and
+ * nothing was sent. */
+SA_API int sa_status_is_validation(int status);
+
+/* ------------------------------------------------------------------ */
+/* Process-wide setup                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Initialise libcurl's global state.  Call once per process before any
+ * client is created, while no other thread uses libcurl.  Not reentrant.
+ * Calls nest: each successful call must be paired with sa_global_cleanup(). */
+SA_API int sa_global_init(void);
+SA_API void sa_global_cleanup(void);
+
+/* ------------------------------------------------------------------ */
+/* Catalogue: actions and unit costs (pure, no client needed)          */
+/* ------------------------------------------------------------------ */
+
+#define SA_MAX_ACTIONS 16
+#define SA_MAX_FILE_SIZE 10000000 /* bytes; files must be smaller */
+#define SA_MIN_SIDE_SD 480
+#define SA_MIN_SIDE_HD 1080
+
+typedef enum sa_tier { SA_TIER_SD = 0, SA_TIER_HD = 1 } sa_tier;
+
+/* Number of documented dst_actions (32) and the i-th name (in the published
+ * order: 16 HD then 16 SD), or NULL past the end. */
+SA_API size_t sa_action_count(void);
+SA_API const char *sa_action_name(size_t i);
+/* The tier of an action name: SA_TIER_SD, SA_TIER_HD, or
+ * SA_ERR_UNKNOWN_ACTION. */
+SA_API int sa_action_tier(const char *name);
+
+/* Units a request with these actions costs when it succeeds (API.md §11).
+ * Validates the list exactly as sa_client_submit does (unknown, mixed,
+ * count; duplicates count once).  Returns the units (> 0) or a negative
+ * sa_status.  If errbuf is not NULL a message naming the problem is written
+ * to it (truncated to errbuf_len). */
+SA_API int sa_cost(const char *const *actions, size_t n_actions,
+                   char *errbuf, size_t errbuf_len);
+
+/* ------------------------------------------------------------------ */
+/* Image sniffing (pure)                                               */
+/* ------------------------------------------------------------------ */
+
+typedef enum sa_image_format {
+    SA_IMAGE_UNKNOWN = 0,
+    SA_IMAGE_JPEG = 1,
+    SA_IMAGE_PNG = 2
+} sa_image_format;
+
+typedef struct sa_image_info {
+    int format;        /* sa_image_format */
+    uint32_t width;
+    uint32_t height;
+} sa_image_info;
+
+/* Read format and pixel size from the headers of an image in memory (JPEG:
+ * the first SOFn marker; PNG: IHDR).  Returns SA_OK, SA_ERR_IMAGE_FORMAT
+ * (not JPEG/PNG, or no size found in the bytes given) or
+ * SA_ERR_INVALID_ARGUMENT. */
+SA_API int sa_image_probe_buffer(const void *data, size_t len,
+                                 sa_image_info *out);
+/* The same for a file; reads only the headers (never the whole file).
+ * Returns SA_OK, SA_ERR_FILE or SA_ERR_IMAGE_FORMAT. */
+SA_API int sa_image_probe_file(const char *path, sa_image_info *out);
+
+/* ------------------------------------------------------------------ */
+/* Handles                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct sa_client sa_client;
+typedef struct sa_job sa_job;
+typedef struct sa_result sa_result;
+
+/* ------------------------------------------------------------------ */
+/* Client                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef enum sa_api_version {
+    SA_API_DEFAULT = 0, /* in a request: the client's version */
+    SA_API_V2_0 = 20,
+    SA_API_V2_1 = 21
+} sa_api_version;
+
+typedef enum sa_upload_path {
+    SA_UPLOAD_SKIN_ANALYSIS = 0, /* POST /s2s/v2.x/file/skin-analysis */
+    SA_UPLOAD_GENERIC = 1        /* POST /s2s/v2.0/file */
+} sa_upload_path;
+
+typedef enum sa_log_level {
+    SA_LOG_DEBUG = 10,
+    SA_LOG_INFO = 20,
+    SA_LOG_WARNING = 30,
+    SA_LOG_ERROR = 40
+} sa_log_level;
+
+/* Receives one line of text, already redacted (no API key, no query string
+ * of pre-signed URLs).  Borrowed for the duration of the call. */
+typedef void (*sa_log_fn)(void *user_data, int level, const char *message);
+
+/* Called now and then (about every 50 ms) during a blocking wait
+ * (sa_job_wait, sa_client_run).  Return non-zero to make the wait return
+ * SA_ERR_INTERRUPTED at once; jobs keep running and can be waited on again.
+ * Python uses it for Ctrl-C. */
+typedef int (*sa_interrupt_fn)(void *user_data);
+
+/* Optional allocator for the library's own memory (not libcurl's or
+ * cJSON's, which use their process-wide allocators).  All three or none. */
+typedef struct sa_mem {
+    void *user_data;
+    void *(*malloc)(size_t size, void *user_data);
+    void *(*realloc)(void *ptr, size_t size, void *user_data);
+    void (*free)(void *ptr, void *user_data);
+} sa_mem;
+
+/* Client options.  Always call sa_client_options_init() first, then set the
+ * fields you need.  sa_client_new() copies everything (strings included):
+ * the struct and its strings may be freed right after. */
+typedef struct sa_client_options {
+    const char *api_key;     /* required */
+    const char *base_url;    /* default "https://yce-api-01.makeupar.com" */
+    int api_version;         /* SA_API_V2_0 or SA_API_V2_1 (default) */
+    int upload_path;         /* sa_upload_path, default SKIN_ANALYSIS */
+    int allow_insecure_http; /* allow http:// to non-loopback hosts; 0 */
+
+    /* Transport */
+    const char *ca_bundle;    /* CA file; NULL = libcurl's default */
+    const char *proxy;        /* NULL = libcurl's env vars (https_proxy..) */
+    long connect_timeout_ms;  /* 10000 */
+    long request_timeout_ms;  /* per API request, 30000 */
+    long upload_timeout_ms;   /* per upload, 120000 */
+    const char *user_agent;   /* default "skinanalysis/VERSION" */
+    int max_connections;      /* total open connections, default 16 */
+    int max_jobs;             /* jobs past this wait in a queue; 0 = no cap */
+
+    /* Polling */
+    long poll_interval_ms;     /* when no polling_interval is given: 2000 */
+    long max_poll_interval_ms; /* never wait longer between polls: 10000 */
+    long job_deadline_ms;      /* whole job, default 600000 (10 min) */
+    int max_polls;             /* per job, default 2000 */
+
+    /* Retries of file create, upload and status polls (transport errors,
+     * 429, 5xx); task create only when nothing reached the server. */
+    int max_retries;           /* per step, default 6 */
+    long backoff_initial_ms;   /* 500 */
+    long backoff_max_ms;       /* 16000 */
+
+    /* Client-side limiter, shared by every job of the client. */
+    int rate_limit;            /* 1 = on (default), 0 = off */
+    double rate_per_second;    /* 5.0 */
+    int rate_burst;            /* 5 */
+    int rate_window_max;       /* 250 requests ... */
+    long rate_window_ms;       /* ... per 300000 ms */
+
+    /* Limits on what the network feeds */
+    size_t max_body_bytes;     /* 8 MiB per API response */
+    int max_json_depth;        /* 64 */
+
+    /* Hooks */
+    sa_log_fn log;             /* NULL = no logging */
+    void *log_user_data;
+    int log_level;             /* minimum level passed to log; SA_LOG_INFO */
+    sa_interrupt_fn interrupt;
+    void *interrupt_user_data;
+    const sa_mem *mem;         /* NULL = libc; copied */
+    uint64_t jitter_seed;      /* 0 = seeded from time and address */
+} sa_client_options;
+
+SA_API void sa_client_options_init(sa_client_options *opts);
+
+/* Create a client.  Returns SA_OK and sets *out, or SA_ERR_INVALID_ARGUMENT
+ * (no key, bad option), SA_ERR_INSECURE, SA_ERR_NOMEM, SA_ERR_INIT.  When
+ * errbuf is not NULL a message saying what to fix is written there. */
+SA_API int sa_client_new(sa_client **out, const sa_client_options *opts,
+                         char *errbuf, size_t errbuf_len);
+
+/* Free the client.  Jobs still running are abandoned (their task ids are
+ * logged at SA_LOG_WARNING: they may still be billed) -- call
+ * sa_client_run() first to let them end.  Job handles the caller still
+ * holds become detached: only sa_job_free() may be called on them.
+ * From inside a callback the free is deferred until the callback returns. */
+SA_API void sa_client_free(sa_client *client);
+
+/* The last detailed message of the client (a failed submit, a failed
+ * step); "" when none.  Borrowed until the next call on the client. */
+SA_API const char *sa_client_errmsg(const sa_client *client);
+
+/* ------------------------------------------------------------------ */
+/* Requests and jobs                                                   */
+/* ------------------------------------------------------------------ */
+
+typedef enum sa_format {
+    SA_FORMAT_JSON = 0,   /* scores in the status response (default) */
+    SA_FORMAT_ZIP = 1     /* a URL of a ZIP with score_info.json + masks */
+} sa_format;
+
+typedef enum sa_job_state {
+    SA_JOB_VALIDATE = 0,
+    SA_JOB_QUEUED,        /* waiting for a slot under max_jobs */
+    SA_JOB_FILE_CREATE,
+    SA_JOB_UPLOAD,
+    SA_JOB_TASK_CREATE,
+    SA_JOB_POLL_WAIT,
+    SA_JOB_POLLING,
+    SA_JOB_BACKOFF,
+    SA_JOB_DONE,          /* terminal: result available */
+    SA_JOB_FAILED,        /* terminal: sa_job_status() says why */
+    SA_JOB_CANCELLED,     /* terminal */
+    SA_JOB_STATE__LAST
+} sa_job_state;
+
+/* "VALIDATE", "FILE_CREATE", ...; "?" when out of range. */
+SA_API const char *sa_job_state_name(int state);
+
+/* Called when the job enters a state (progress), and exactly once when it
+ * ends (state DONE, FAILED or CANCELLED).  Returning non-zero from a
+ * non-terminal call cancels the job with SA_ERR_CALLBACK; the return value
+ * of the terminal call is ignored.  The callback may call any function of
+ * the library, including sa_job_free() and sa_client_free() (deferred). */
+typedef int (*sa_job_cb)(sa_job *job, int state, void *user_data);
+
+/* One analysis request.  Always call sa_request_init() first.  Exactly one
+ * source must be set: file_path, buffer, image_url or file_id.
+ * sa_client_submit() copies everything except `buffer`, which is borrowed
+ * until the job ends (terminal state) or is freed. */
+typedef struct sa_request {
+    const char *file_path;       /* streamed from disk at upload time */
+    const void *buffer;          /* caller's bytes ... */
+    size_t buffer_len;           /* ... and their length */
+    const char *image_url;       /* public URL -> src_file_url */
+    const char *file_id;         /* an uploaded file -> src_file_id */
+    const char *file_name;       /* name sent in the file slot request;
+                                    default: basename of file_path, or
+                                    "image.jpg"/"image.png" */
+
+    const char *const *actions;  /* dst_actions, 1..16, all SD or all HD */
+    size_t n_actions;
+
+    int format;                  /* sa_format, default SA_FORMAT_JSON */
+    int api_version;             /* SA_API_DEFAULT = the client's */
+    int pf_camera_kit;           /* -1 = not sent (default), 0, 1; v2.1 */
+    int mask_overlay;            /* -1 = not sent (default), 0, 1:
+                                    miniserver_args.enable_mask_overlay */
+    const char *miniserver_args_json; /* a JSON object with more documented
+                                    miniserver_args keys (API.md §5);
+                                    unknown keys or wrong types are
+                                    SA_ERR_BAD_OPTION */
+    long deadline_ms;            /* 0 = the client's job_deadline_ms */
+
+    sa_job_cb callback;          /* optional */
+    void *user_data;             /* passed to callback; see sa_job_user_data */
+} sa_request;
+
+SA_API void sa_request_init(sa_request *req);
+
+/* Validate the request and start a job.  Validation reads the image
+ * headers only; nothing is sent before it passes.  Never blocks on the
+ * network: the job advances in sa_job_wait / sa_client_step /
+ * sa_client_socket_action.  Returns SA_OK and *out (owned by the caller,
+ * free with sa_job_free), or a validation code / SA_ERR_NOMEM /
+ * SA_ERR_INVALID_ARGUMENT with the reason in sa_client_errmsg(). */
+SA_API int sa_client_submit(sa_client *client, const sa_request *req,
+                            sa_job **out);
+
+/* Release the caller's handle.  A job whose task is running keeps being
+ * polled by its client until the task ends (nothing is left unpolled);
+ * a job that has not created a task yet is cancelled.  Deferred when
+ * called from the job's own callback. */
+SA_API void sa_job_free(sa_job *job);
+
+/* Stop waiting for the job: it ends now as CANCELLED (one terminal
+ * callback).  If a task was (or may have been) created, the client keeps
+ * polling it in the background until it ends -- the task may still be
+ * billed when it succeeds -- and logs its outcome.  No effect on a job
+ * that has ended.  Returns SA_OK or SA_ERR_INVALID_ARGUMENT. */
+SA_API int sa_job_cancel(sa_job *job);
+
+/* Like sa_job_cancel, but also stops polling the task.  An unpolled task
+ * expires on the server AND MAY STILL BE BILLED: use only when the client
+ * is going away anyway. */
+SA_API int sa_job_abandon(sa_job *job);
+
+/* The job's state (sa_job_state). */
+SA_API int sa_job_state(const sa_job *job);
+/* 1 once the job is DONE, FAILED or CANCELLED. */
+SA_API int sa_job_done(const sa_job *job);
+/* SA_OK when DONE; the failure code when FAILED; SA_ERR_CANCELLED (or
+ * SA_ERR_CALLBACK) when CANCELLED; SA_ERR_NOT_DONE while it runs. */
+SA_API int sa_job_status(const sa_job *job);
+/* A message saying what happened (HTTP status, API error code, server
+ * message, engine code); "" while running without error.  Borrowed until
+ * the job changes state or is freed. */
+SA_API const char *sa_job_errmsg(const sa_job *job);
+/* Details of the last API answer that mattered; NULL/0 when unknown.
+ * Borrowed until sa_job_free. */
+SA_API int sa_job_http_status(const sa_job *job);
+SA_API const char *sa_job_api_error_code(const sa_job *job); /* "InvalidParameters" */
+SA_API const char *sa_job_engine_error(const sa_job *job);   /* "error_no_face" */
+SA_API const char *sa_job_task_id(const sa_job *job);
+SA_API const char *sa_job_file_id(const sa_job *job);
+SA_API const char *sa_job_request_id(const sa_job *job);     /* x-request-id */
+SA_API void *sa_job_user_data(const sa_job *job);
+/* Units this job's request costs on success (from the unit table). */
+SA_API int sa_job_units(const sa_job *job);
+/* Number of status polls sent so far. */
+SA_API int sa_job_polls(const sa_job *job);
+
+/* The result of a DONE job, or NULL.  Borrowed until sa_job_free. */
+SA_API const sa_result *sa_job_result(const sa_job *job);
+
+/* ------------------------------------------------------------------ */
+/* Driving the client                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Run the client until `job` ends or timeout_ms passes (-1 = no limit).
+ * Other jobs of the client advance too.  Returns SA_OK when the job has
+ * ended (see sa_job_status for how), SA_ERR_WAIT_TIMEOUT,
+ * SA_ERR_INTERRUPTED, or SA_ERR_BUSY when called from a callback. */
+SA_API int sa_job_wait(sa_job *job, long timeout_ms);
+
+/* Do whatever is ready, waiting at most timeout_ms for something to become
+ * ready (0 = return at once; never blocks on DNS, connect or TLS).  Returns
+ * the number of jobs still running (>= 0), or a negative sa_status. */
+SA_API int sa_client_step(sa_client *client, long timeout_ms);
+
+/* Run until every job (including background polls of cancelled or freed
+ * jobs) has ended, or timeout_ms (-1 = no limit).  Returns SA_OK,
+ * SA_ERR_WAIT_TIMEOUT or SA_ERR_INTERRUPTED. */
+SA_API int sa_client_run(sa_client *client, long timeout_ms);
+
+/* Number of jobs the client is driving (including background polls). */
+SA_API int sa_client_active(const sa_client *client);
+
+/* Milliseconds until the client next needs sa_client_step or
+ * sa_client_socket_action(SA_SOCKET_TIMEOUT): 0 = now, -1 = nothing
+ * pending. */
+SA_API long sa_client_timeout_ms(sa_client *client);
+
+/* Make a blocking wait of this client return early (its next check of the
+ * interrupt hook happens at once).  Safe to call from any thread or a
+ * signal handler's thread. */
+SA_API int sa_client_wakeup(sa_client *client);
+
+/* -- Event-loop integration (asyncio, libuv, an engine's loop) -- */
+
+#define SA_POLL_NONE 0
+#define SA_POLL_IN 1
+#define SA_POLL_OUT 2
+#define SA_POLL_REMOVE 4
+#define SA_SOCKET_TIMEOUT (-1)
+
+/* Watch `fd` for `what` (SA_POLL_IN|SA_POLL_OUT), or stop watching it
+ * (SA_POLL_REMOVE).  Return 0. */
+typedef int (*sa_socket_fn)(void *user_data, int fd, int what);
+/* Call sa_client_socket_action(client, SA_SOCKET_TIMEOUT, 0) after
+ * timeout_ms (0 = as soon as possible, from the loop, not from inside
+ * this callback); -1 = cancel the timer.  Replaces any earlier timer.
+ * Return 0. */
+typedef int (*sa_timer_fn)(void *user_data, long timeout_ms);
+
+/* Install the hooks.  From then on the loop owns waiting: it calls
+ * sa_client_socket_action when a watched socket is ready or the timer
+ * fires.  Pass NULLs to go back to sa_client_step/sa_job_wait.  Returns
+ * SA_OK or SA_ERR_BUSY. */
+SA_API int sa_client_set_event_hooks(sa_client *client, sa_socket_fn sock,
+                                     sa_timer_fn timer, void *user_data);
+/* Tell the client that fd is ready for `what` (or fd = SA_SOCKET_TIMEOUT
+ * for the timer).  Does what is ready and returns at once.  Returns the
+ * number of jobs still running or a negative sa_status. */
+SA_API int sa_client_socket_action(sa_client *client, int fd, int what);
+
+/* ------------------------------------------------------------------ */
+/* Results                                                             */
+/* ------------------------------------------------------------------ */
+
+/* One scored concern (or region of a concern).  A read-only view owned by
+ * the result; fields may be appended in later versions. */
+typedef struct sa_score {
+    const char *concern;    /* the action name: "hd_wrinkle", "pore",
+                               "skin_type", ... (raw string from the API) */
+    const char *region;     /* "whole" when the API gave none */
+    double raw_score;       /* NaN when absent */
+    double ui_score;        /* NaN when absent (an integer when present) */
+    const char *skin_type;  /* "Oily", ... for skin_type entries, else NULL */
+    const char *mask_name;  /* zip results: output_mask_name, else NULL */
+    const char *const *mask_urls; /* n_mask_urls entries */
+    size_t n_mask_urls;
+} sa_score;
+
+SA_API int sa_result_format(const sa_result *r);          /* sa_format */
+/* Scored entries (concerns, regions, skin types), in API order. */
+SA_API size_t sa_result_count(const sa_result *r);
+SA_API const sa_score *sa_result_score(const sa_result *r, size_t i);
+/* Look up by concern and region (NULL region = "whole").  For a concern
+ * given by its SD or HD name either name matches ("wrinkle" finds
+ * "hd_wrinkle" in an HD result).  NULL when absent. */
+SA_API const sa_score *sa_result_get(const sa_result *r, const char *concern,
+                                     const char *region);
+SA_API double sa_result_overall(const sa_result *r);   /* "all"; NaN absent */
+SA_API double sa_result_skin_age(const sa_result *r);  /* NaN when absent */
+/* The resized input image URL, or NULL. */
+SA_API const char *sa_result_resize_image_url(const sa_result *r);
+/* For SA_FORMAT_ZIP: the ZIP's URL (object or bare-string form); else NULL. */
+SA_API const char *sa_result_zip_url(const sa_result *r);
+/* The raw JSON text of data.results as the API sent it. */
+SA_API const char *sa_result_json(const sa_result *r);
+SA_API const char *sa_result_task_id(const sa_result *r);
+
+/* Parse a status response body or a score_info.json document into a new
+ * result, without a client (for cached responses and tests).  `kind` is
+ * 0 for a full task status body ({"status":200,"data":{...}}) and 1 for
+ * score_info.json.  Returns SA_OK and *out (free with sa_result_free), or
+ * SA_ERR_PROTOCOL / SA_ERR_LIMIT / SA_ERR_NOMEM / SA_ERR_ENGINE. */
+#define SA_PARSE_STATUS_BODY 0
+#define SA_PARSE_SCORE_INFO 1
+SA_API int sa_result_parse(const char *json, size_t len, int kind,
+                           sa_result **out);
+SA_API void sa_result_free(sa_result *r);
+
+/* ------------------------------------------------------------------ */
+/* Memory returned to the caller                                       */
+/* ------------------------------------------------------------------ */
+
+/* Free a string the library documents as caller-owned. */
+SA_API void sa_free(void *ptr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SKINANALYSIS_H */

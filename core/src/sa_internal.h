@@ -1,0 +1,406 @@
+/*
+ * sa_internal.h - interfaces between the modules of libskinanalysis.
+ * Not installed.  Every symbol here is hidden (not SA_API).
+ *
+ * Modules (see docs/architecture.md):
+ *   util     allocation through sa_mem, growable buffers, small strings
+ *   json     the one place that calls cJSON's parser (reentrancy, depth)
+ *   status   sa_strerror, sa_status_name, classification
+ *   catalog  dst_actions, tiers, unit table, miniserver_args, engine codes
+ *   image    JPEG/PNG header sniffing
+ *   proto    request bodies and response parsing/classification (sans-IO)
+ *   result   the result model (sa_result, sa_score)
+ *   limiter  token bucket + sliding window (time is an input)
+ *   job      one analysis as a state machine (sans-IO, time is an input)
+ *   engine   libcurl multi: runs the requests jobs ask for
+ *   client   the public sa_client / sa_job API on top of job + engine
+ */
+#ifndef SA_INTERNAL_H
+#define SA_INTERNAL_H
+
+#include "skinanalysis.h"
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#define SA_HIDDEN __attribute__((visibility("hidden")))
+
+/* ================================================================== */
+/* util.c                                                              */
+/* ================================================================== */
+
+/* All library memory goes through these; mem may be NULL (libc).
+ * sa__calloc checks n*size for overflow. */
+void *sa__malloc(const sa_mem *mem, size_t size);
+void *sa__calloc(const sa_mem *mem, size_t n, size_t size);
+void *sa__realloc(const sa_mem *mem, void *ptr, size_t size);
+void sa__free(const sa_mem *mem, void *ptr);
+char *sa__strdup(const sa_mem *mem, const char *s);       /* NULL -> NULL */
+char *sa__strndup(const sa_mem *mem, const char *s, size_t n);
+
+/* Growable byte buffer, always NUL-terminated when data != NULL.
+ * `limit` (0 = none) bounds len: appending past it returns SA_ERR_LIMIT. */
+typedef struct sa_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t limit;
+    const sa_mem *mem;
+} sa_buf;
+
+void sa_buf_init(sa_buf *b, const sa_mem *mem, size_t limit);
+int sa_buf_append(sa_buf *b, const void *data, size_t len); /* OK/NOMEM/LIMIT */
+int sa_buf_appendf(sa_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void sa_buf_reset(sa_buf *b);  /* len = 0, keeps memory */
+void sa_buf_free(sa_buf *b);
+/* Give the data away (caller frees with sa__free(mem, p)); buffer is reset. */
+char *sa_buf_steal(sa_buf *b);
+
+/* snprintf into a fixed buffer, never overflowing, NULL/0 tolerated. */
+void sa__errf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Copy src into the fixed buffer dst, replacing every occurrence of
+ * `secret` (if not NULL/empty) with "[REDACTED]" and cutting the query
+ * string of http(s) URLs ("?..." -> "?[...]").  Used for every log line
+ * and error message that may contain server text. */
+void sa__redact(char *dst, size_t dstlen, const char *src, const char *secret);
+
+/* 1 when the URL's host is loopback (localhost, 127.0.0.0/8, ::1). */
+int sa__url_is_loopback(const char *url);
+/* 1 for "http://", 2 for "https://", 0 otherwise (case-insensitive). */
+int sa__url_scheme(const char *url);
+
+/* Percent-encode everything but unreserved characters (RFC 3986).
+ * Returns a new string or NULL on NOMEM. */
+char *sa__urlencode(const sa_mem *mem, const char *s);
+
+/* xorshift64* PRNG; *state must be non-zero. */
+uint64_t sa__rand(uint64_t *state);
+
+/* ================================================================== */
+/* json.c                                                              */
+/* ================================================================== */
+
+/* Parse JSON text reentrantly.  cJSON writes a process-wide error pointer on
+ * every parse; this function is the only caller of cJSON's parser in the
+ * library and serialises those calls with a process-wide mutex (see
+ * docs/architecture.md "Reentrancy").  Before parsing it scans the text and
+ * refuses nesting deeper than max_depth (SA_ERR_LIMIT).  Returns SA_OK and a
+ * tree to free with cJSON_Delete, SA_ERR_PROTOCOL (not JSON), SA_ERR_LIMIT or
+ * SA_ERR_NOMEM. */
+int sa_json_parse(const char *text, size_t len, int max_depth, cJSON **out);
+
+/* Accessors tolerant of nulls and of numbers where strings are expected.
+ * Return NULL/0 when absent or of another type. */
+const cJSON *sa_json_get(const cJSON *obj, const char *key);
+const char *sa_json_string(const cJSON *obj, const char *key);
+/* Writes the value (number or numeric string) to *out; 1 if found. */
+int sa_json_number(const cJSON *obj, const char *key, double *out);
+/* A string, or a number rendered as an integer string, as a new string
+ * (for upload headers and ids).  NULL when absent; *nomem set on NOMEM. */
+char *sa_json_dup_scalar(const sa_mem *mem, const cJSON *item, int *nomem);
+
+/* ================================================================== */
+/* catalog.c                                                           */
+/* ================================================================== */
+
+/* Index of an action name (0..31) in the published order, or -1. */
+int sa_catalog_find(const char *name);
+/* The tier of index i (SA_TIER_SD / SA_TIER_HD). */
+int sa_catalog_tier(int i);
+/* The same concern in the other tier ("wrinkle" <-> "hd_wrinkle",
+ * "dark_circle_v2" <-> "hd_dark_circle"), or -1. */
+int sa_catalog_counterpart(int i);
+/* Units for n (1..16) unique actions of a tier, or -1. */
+int sa_catalog_units(int tier, size_t n);
+
+/* Validate a dst_actions list: every name known, one tier, 1..16 unique
+ * names after removing duplicates.  On success writes the tier and the
+ * unique names (borrowed from the catalogue, in first-seen order) to
+ * unique[] (SA_MAX_ACTIONS entries) and their count.  Returns SA_OK or
+ * SA_ERR_UNKNOWN_ACTION / SA_ERR_MIXED_TIERS / SA_ERR_ACTION_COUNT with a
+ * message in err ("unknown action 'wrinkles' (did you mean 'wrinkle'?)"). */
+int sa_catalog_check_actions(const char *const *actions, size_t n,
+                             int *tier, const char **unique, size_t *n_unique,
+                             char *err, size_t errlen);
+
+/* Validate a miniserver_args JSON object text against the documented keys
+ * (enable_mask_overlay; enable_/color_/opacity_dark_background_<hd concern>)
+ * and their types (bool / 6-hex-digit string / number 0..1).  Returns
+ * SA_OK or SA_ERR_BAD_OPTION with a message. */
+int sa_catalog_check_miniserver_args(const cJSON *obj, char *err,
+                                     size_t errlen);
+
+/* 1 when `code` is a documented engine error code (API.md §8.3). */
+int sa_catalog_engine_error_known(const char *code);
+
+/* ================================================================== */
+/* proto.c (sans-IO: builds bodies, parses and classifies answers)     */
+/* ================================================================== */
+
+typedef enum sa_step {
+    SA_STEP_FILE_CREATE = 0,
+    SA_STEP_UPLOAD,
+    SA_STEP_TASK_CREATE,
+    SA_STEP_POLL,
+    SA_STEP__LAST
+} sa_step;
+
+/* Path of each endpoint, e.g. "/s2s/v2.1/task/skin-analysis". */
+const char *sa_proto_file_path(int api_version, int upload_path);
+const char *sa_proto_task_path(int api_version);
+
+/* {"files":[{"content_type":..,"file_name":..,"file_size":..}]} */
+char *sa_proto_file_create_body(const sa_mem *mem, const char *content_type,
+                                const char *file_name, uint64_t file_size);
+
+typedef struct sa_upload_spec {
+    char *method;        /* "PUT" */
+    char *url;           /* pre-signed URL */
+    char **headers;      /* "Name: value" lines, verbatim values */
+    size_t n_headers;
+} sa_upload_spec;
+void sa_upload_spec_free(const sa_mem *mem, sa_upload_spec *u);
+
+/* Parse a 200 file-create body: data.files[0].file_id and requests[0].
+ * Header values may be strings or numbers.  Returns SA_OK,
+ * SA_ERR_PROTOCOL (with message), SA_ERR_LIMIT, SA_ERR_NOMEM. */
+int sa_proto_parse_file_create(const sa_mem *mem, const char *body,
+                               size_t len, int max_depth, char **file_id,
+                               sa_upload_spec *upload, char *err,
+                               size_t errlen);
+
+typedef struct sa_task_params {
+    const char *src_file_id;     /* exactly one of these two */
+    const char *src_file_url;
+    const char *const *actions;  /* unique, validated */
+    size_t n_actions;
+    int format;                  /* sa_format */
+    int api_version;             /* SA_API_V2_0 / SA_API_V2_1 */
+    int pf_camera_kit;           /* -1 = omit */
+    int mask_overlay;            /* -1 = omit */
+    const cJSON *miniserver_args;/* validated extra keys, or NULL */
+} sa_task_params;
+
+/* The task-create JSON body, or NULL on NOMEM. */
+char *sa_proto_task_body(const sa_mem *mem, const sa_task_params *p);
+
+/* Parse a 200 task-create body: data.task_id (string; a number is kept as
+ * its integer text). */
+int sa_proto_parse_task_create(const sa_mem *mem, const char *body,
+                               size_t len, int max_depth, char **task_id,
+                               char *err, size_t errlen);
+
+typedef enum sa_task_status {
+    SA_TASK_RUNNING = 0,
+    SA_TASK_SUCCESS = 1,
+    SA_TASK_ERROR = 2
+} sa_task_status;
+
+typedef struct sa_status_info {
+    int task_status;          /* sa_task_status */
+    long polling_interval_ms; /* data.polling_interval, -1 when absent */
+    char *engine_error;       /* data.error on task error (open string) */
+    char *engine_message;     /* data.error_message */
+    sa_result *result;        /* on success; owned by the caller */
+} sa_status_info;
+void sa_status_info_free(const sa_mem *mem, sa_status_info *s);
+
+/* Parse a 200 status body.  Returns SA_OK (any task_status),
+ * SA_ERR_PROTOCOL, SA_ERR_LIMIT, SA_ERR_NOMEM. */
+int sa_proto_parse_status(const sa_mem *mem, const char *body, size_t len,
+                          int max_depth, const char *task_id,
+                          sa_status_info *out, char *err, size_t errlen);
+
+typedef struct sa_api_error {
+    int status;          /* the sa_status this answer means */
+    long http_status;
+    char *error_code;    /* body error_code, or NULL */
+    char *message;       /* body error / S3 <Message>, or NULL */
+} sa_api_error;
+void sa_api_error_free(const sa_mem *mem, sa_api_error *e);
+
+/* Classify a non-2xx answer of `step` (sa_step): 401 -> AUTH; 429 ->
+ * RATE_LIMITED; 400 CreditInsufficiency -> CREDITS; POLL 400 "Invalid task
+ * ID" / InvalidTaskId / 404 -> TASK_EXPIRED; POLL 500 "Task execution timed
+ * out" -> TASK_TIMEOUT; other 5xx -> SERVER; UPLOAD 4xx -> UPLOAD; other
+ * 4xx -> BAD_REQUEST.  Works for non-JSON bodies (HTML gateways, S3 XML).
+ * Fills *out (free with sa_api_error_free) and returns out->status. */
+int sa_proto_classify(const sa_mem *mem, int step, long http_status,
+                      const char *body, size_t len, int max_depth,
+                      sa_api_error *out);
+
+/* ================================================================== */
+/* result.c                                                            */
+/* ================================================================== */
+
+/* Build a result from data.results of a success status (object with
+ * output[] or url, or a bare string URL).  results_json is the raw text
+ * kept for sa_result_json. */
+int sa_result_from_results(const sa_mem *mem, const cJSON *results,
+                           const char *task_id, sa_result **out,
+                           char *err, size_t errlen);
+/* Build a result from a parsed score_info.json object. */
+int sa_result_from_score_info(const sa_mem *mem, const cJSON *root,
+                              const char *task_id, sa_result **out,
+                              char *err, size_t errlen);
+
+/* ================================================================== */
+/* limiter.c (pure; time is an input)                                  */
+/* ================================================================== */
+
+typedef struct sa_limiter {
+    int enabled;
+    double rate;          /* tokens per second */
+    double burst;         /* bucket size */
+    double tokens;
+    int64_t last_ms;      /* last refill */
+    int window_max;       /* at most window_max sends ... */
+    int64_t window_ms;    /* ... in any window_ms */
+    int64_t *ring;        /* send times, window_max entries */
+    int ring_head;
+    int ring_count;
+    const sa_mem *mem;
+} sa_limiter;
+
+int sa_limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
+                    double rate, int burst, int window_max,
+                    int64_t window_ms);
+void sa_limiter_free(sa_limiter *l);
+/* Take one send slot at now_ms: returns 1 and records the send, or 0 and
+ * writes the earliest time a slot will be free to *ready_at_ms. */
+int sa_limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms);
+/* Push the limiter back after a 429 (the server saw more than we did):
+ * no send before now_ms + pause_ms. */
+void sa_limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms);
+
+/* ================================================================== */
+/* job.c (sans-IO state machine of one analysis)                       */
+/* ================================================================== */
+
+typedef enum sa_http_method {
+    SA_HTTP_GET = 0,
+    SA_HTTP_POST,
+    SA_HTTP_PUT
+} sa_http_method;
+
+/* A request the job wants sent.  All pointers are owned by the job and
+ * stay valid until the next sa_jobsm_on_response / sa_jobsm_free. */
+typedef struct sa_http_request {
+    int step;                  /* sa_step */
+    int method;                /* sa_http_method */
+    const char *url;           /* absolute */
+    int api_host;              /* 1: API host: add Authorization: Bearer,
+                                  counts against the limiter.  0: upload /
+                                  result host: NEVER add Authorization */
+    const char *const *headers;/* extra "Name: value" lines */
+    size_t n_headers;
+    const char *body;          /* POST body (JSON), or NULL */
+    size_t body_len;
+    const char *upload_file;   /* PUT: stream this file ... */
+    const void *upload_buf;    /* ... or these bytes */
+    uint64_t upload_size;      /* exact Content-Length */
+    long timeout_ms;           /* whole request */
+} sa_http_request;
+
+/* What happened to a request. */
+typedef struct sa_http_response {
+    int transport;           /* SA_OK when an HTTP answer arrived, else
+                                SA_ERR_TRANSPORT / SA_ERR_TIMEOUT /
+                                SA_ERR_LIMIT (body too big) / SA_ERR_FILE
+                                (upload file unreadable) / SA_ERR_NOMEM */
+    int not_sent;            /* 1 when certainly no byte of the request
+                                reached the server (DNS or connect failed,
+                                or the limiter/engine never sent it) */
+    const char *transport_msg; /* libcurl's message, or NULL */
+    long http_status;
+    const char *body;        /* may be NULL when body_len == 0 */
+    size_t body_len;
+    const char *request_id;  /* x-request-id header, or NULL */
+} sa_http_response;
+
+typedef enum sa_next_kind {
+    SA_NEXT_SEND = 0,        /* send *req, then call sa_jobsm_on_response */
+    SA_NEXT_WAIT,            /* nothing to do before wake_at_ms */
+    SA_NEXT_END              /* terminal: see sa_jobsm_state/status */
+} sa_next_kind;
+
+typedef struct sa_next {
+    int kind;                    /* sa_next_kind */
+    const sa_http_request *req;  /* SEND */
+    int64_t wake_at_ms;          /* WAIT */
+} sa_next;
+
+/* Everything the state machine needs, resolved and validated by the
+ * client (which did the file I/O of validation). */
+typedef struct sa_job_config {
+    const sa_mem *mem;
+    const char *base_url;        /* no trailing slash */
+    int api_version;             /* SA_API_V2_0 / V2_1 */
+    int upload_path;             /* sa_upload_path */
+
+    /* source: exactly one */
+    const char *file_path;       /* upload from disk */
+    const void *buffer;          /* upload from memory (borrowed) */
+    uint64_t file_size;          /* for file_path / buffer */
+    const char *content_type;    /* "image/jpeg" / "image/png" */
+    const char *file_name;
+    const char *image_url;       /* src_file_url */
+    const char *file_id;         /* src_file_id */
+
+    sa_task_params task;         /* actions etc. (src fields filled by job) */
+
+    long request_timeout_ms;
+    long upload_timeout_ms;
+    long poll_interval_ms;
+    long max_poll_interval_ms;
+    int64_t deadline_at_ms;      /* absolute */
+    int max_polls;
+    int max_retries;
+    long backoff_initial_ms;
+    long backoff_max_ms;
+    int max_json_depth;
+    uint64_t *rng;               /* jitter source, owned by the client */
+} sa_job_config;
+
+typedef struct sa_jobsm sa_jobsm;
+
+/* Create a state machine in FILE_CREATE (or TASK_CREATE when the source is
+ * image_url / file_id).  Copies everything in cfg (not buffer).
+ * Returns SA_OK or SA_ERR_NOMEM. */
+int sa_jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out);
+void sa_jobsm_free(sa_jobsm *sm);
+
+/* What to do next at now_ms.  While a request is out (after SEND and before
+ * on_response) it answers WAIT with wake_at_ms = INT64_MAX... unless the
+ * deadline passes.  Returns SA_OK or SA_ERR_NOMEM. */
+int sa_jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out);
+/* Feed the outcome of the request last asked for. */
+int sa_jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
+                         const sa_http_response *resp);
+/* Cancel: when no task exists and none may exist, the machine ends
+ * CANCELLED (returns 0).  When a task exists or may exist and abandon is 0,
+ * it keeps polling that task to its end (returns 1: keep driving it).  With
+ * abandon != 0 it ends CANCELLED at once (returns 0). */
+int sa_jobsm_cancel(sa_jobsm *sm, int64_t now_ms, int abandon);
+
+int sa_jobsm_state(const sa_jobsm *sm);        /* sa_job_state */
+int sa_jobsm_status(const sa_jobsm *sm);       /* as sa_job_status */
+const char *sa_jobsm_errmsg(const sa_jobsm *sm);
+int sa_jobsm_http_status(const sa_jobsm *sm);
+const char *sa_jobsm_api_error_code(const sa_jobsm *sm);
+const char *sa_jobsm_engine_error(const sa_jobsm *sm);
+const char *sa_jobsm_task_id(const sa_jobsm *sm);
+const char *sa_jobsm_file_id(const sa_jobsm *sm);
+const char *sa_jobsm_request_id(const sa_jobsm *sm);
+int sa_jobsm_polls(const sa_jobsm *sm);
+/* 1 when a task exists or may exist (task create sent, not refused). */
+int sa_jobsm_task_maybe_created(const sa_jobsm *sm);
+/* The result once DONE (owned by the machine), else NULL. */
+const sa_result *sa_jobsm_result(const sa_jobsm *sm);
+
+#endif /* SA_INTERNAL_H */

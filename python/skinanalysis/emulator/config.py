@@ -1,0 +1,138 @@
+"""Emulator options: one dataclass used by the CLI flags and by the
+``Emulator(**options)`` keyword arguments alike."""
+
+import argparse
+import dataclasses
+import json
+
+from . import catalog
+
+
+@dataclasses.dataclass
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 0
+    keys: tuple = ("emulator-key",)
+    units: int = 100000
+    task_seconds: float = 3.0
+    poll_window: float = 20.0
+    task_timeout_after: float = None
+    retention: float = 86400.0
+    rate_limit: bool = True
+    rate_qps: int = 5
+    rate_window_max: int = 250
+    rate_window_seconds: float = 300.0
+    quirks: frozenset = frozenset()
+    polling_interval_ms: int = 1000
+    auth_variant: str = "docs"
+    url_ttl: float = 7200.0
+    upload_ttl: float = 300.0
+    engine_error: str = None
+    scenario: object = None   # dict, list or path of a JSON scenario file
+    log_max: int = 100000
+    verbose: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.keys, str):
+            self.keys = tuple(k for k in self.keys.split(",") if k)
+        self.keys = tuple(self.keys)
+        if not self.keys:
+            raise ValueError("at least one API key is required")
+        if isinstance(self.quirks, str):
+            self.quirks = [q for q in self.quirks.split(",") if q]
+        self.quirks = frozenset(self.quirks)
+        unknown = self.quirks - catalog.QUIRKS
+        if unknown:
+            raise ValueError("unknown quirks %s (known: %s)"
+                             % (sorted(unknown), ", ".join(sorted(catalog.QUIRKS))))
+        if isinstance(self.rate_limit, str):
+            if self.rate_limit not in ("on", "off"):
+                raise ValueError("rate_limit must be on or off")
+            self.rate_limit = self.rate_limit == "on"
+        if self.auth_variant not in catalog.AUTH_VARIANTS:
+            raise ValueError("auth_variant must be one of %s" % ", ".join(catalog.AUTH_VARIANTS))
+        for name in ("task_seconds", "poll_window", "url_ttl", "upload_ttl", "retention",
+                     "rate_window_seconds"):
+            if getattr(self, name) < 0:
+                raise ValueError("%s must be >= 0" % name)
+        if self.task_timeout_after is not None and self.task_timeout_after < 0:
+            raise ValueError("task_timeout_after must be >= 0")
+        if isinstance(self.scenario, str):
+            with open(self.scenario, encoding="utf-8") as fh:
+                self.scenario = json.load(fh)
+
+    def public(self):
+        """JSON-friendly view (GET /_control/config)."""
+        out = dataclasses.asdict(self)
+        out["keys"] = len(self.keys)  # never echo key values
+        out["quirks"] = sorted(self.quirks)
+        return out
+
+
+def _float_or_none(text):
+    return None if text in ("", "none", "off") else float(text)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="emulator",
+        description="Local emulator of Perfect Corp's AI Skin Analysis API (v2.0 and v2.1). "
+                    "Prints 'listening on http://HOST:PORT' first, then serves until "
+                    "SIGINT/SIGTERM. See docs/emulator.md.")
+    d = Config()
+    p.add_argument("--host", default=d.host, help="address to bind (default %(default)s)")
+    p.add_argument("--port", type=int, default=d.port, help="port; 0 picks a free one (default 0)")
+    p.add_argument("--keys", default=",".join(d.keys),
+                   help="comma-separated accepted API keys (default %(default)s)")
+    p.add_argument("--units", type=int, default=d.units,
+                   help="starting unit balance per key (default %(default)s)")
+    p.add_argument("--task-seconds", type=float, default=d.task_seconds,
+                   help="how long a task runs; 0 = done at once (default %(default)s)")
+    p.add_argument("--poll-window", type=float, default=d.poll_window,
+                   help="a running task not polled within this many seconds expires; "
+                        "0 disables expiry (default %(default)s)")
+    p.add_argument("--task-timeout-after", type=_float_or_none, default=None, metavar="S",
+                   help="a task still running S seconds after creation fails with 500 "
+                        "'Task execution timed out' (default: never)")
+    p.add_argument("--retention", type=float, default=d.retention,
+                   help="seconds a finished task stays queryable (default %(default)s)")
+    p.add_argument("--rate-limit", choices=("on", "off"), default="on",
+                   help="per-key and per-IP rate limits on /s2s/ calls (default on)")
+    p.add_argument("--rate-qps", type=int, default=d.rate_qps,
+                   help="requests per second per key and per IP (default %(default)s)")
+    p.add_argument("--rate-window-max", type=int, default=d.rate_window_max,
+                   help="requests per window per key and per IP (default %(default)s)")
+    p.add_argument("--rate-window-seconds", type=float, default=d.rate_window_seconds,
+                   help="length of that window in seconds (default %(default)s)")
+    p.add_argument("--quirks", default="",
+                   help="comma-separated quirks to switch on: " + ", ".join(sorted(catalog.QUIRKS)))
+    p.add_argument("--polling-interval-ms", type=int, default=d.polling_interval_ms,
+                   help="value of data.polling_interval with the polling_interval quirk "
+                        "(default %(default)s)")
+    p.add_argument("--auth-variant", choices=sorted(catalog.AUTH_VARIANTS), default=d.auth_variant,
+                   help="401 body: docs, observed or token (default %(default)s)")
+    p.add_argument("--url-ttl", type=float, default=d.url_ttl,
+                   help="seconds result/mask/zip URLs stay valid (default %(default)s)")
+    p.add_argument("--upload-ttl", type=float, default=d.upload_ttl,
+                   help="seconds a pre-signed PUT URL stays valid (default %(default)s)")
+    p.add_argument("--engine-error", default=None, metavar="CODE",
+                   help="make every task end with this engine error code, e.g. error_no_face")
+    p.add_argument("--scenario", default=None, metavar="FILE",
+                   help="fault-injection scenario (JSON file, see docs/emulator.md)")
+    p.add_argument("--log-max", type=int, default=d.log_max,
+                   help="request log records kept in memory (default %(default)s)")
+    p.add_argument("--verbose", action="store_true", help="print one line per request on stderr")
+    return p
+
+
+def config_from_args(argv=None):
+    args = build_parser().parse_args(argv)
+    return Config(host=args.host, port=args.port, keys=args.keys, units=args.units,
+                  task_seconds=args.task_seconds, poll_window=args.poll_window,
+                  task_timeout_after=args.task_timeout_after, retention=args.retention,
+                  rate_limit=args.rate_limit, rate_qps=args.rate_qps,
+                  rate_window_max=args.rate_window_max,
+                  rate_window_seconds=args.rate_window_seconds, quirks=args.quirks,
+                  polling_interval_ms=args.polling_interval_ms, auth_variant=args.auth_variant,
+                  url_ttl=args.url_ttl, upload_ttl=args.upload_ttl, engine_error=args.engine_error,
+                  scenario=args.scenario, log_max=args.log_max, verbose=args.verbose)

@@ -1,0 +1,123 @@
+"""The control endpoint ``/_control/...``: scenario, log, counters, reset,
+hosted images, per-task engine errors and unit balances. Never rate limited
+and never authenticated (the emulator is a local test tool)."""
+
+import json
+import re
+import time
+
+from .faults import ScenarioError
+from .http import Response
+
+_TASK = re.compile(r"/_control/task/([A-Za-z0-9_\-=]+)(?:/(engine_error|finish))?")
+
+
+def _json(status, obj):
+    return Response(status, json.dumps(obj, indent=1).encode(), content_type="application/json")
+
+
+def _error(status, message):
+    return _json(status, {"status": status, "error": message})
+
+
+def _body(ctx):
+    try:
+        return json.loads(ctx.request.body.decode("utf-8")) if ctx.request.body else {}
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _engine_error_spec(body):
+    """(code, message) from {"code": ..., "message": ...} or None."""
+    if not isinstance(body, dict) or not isinstance(body.get("code"), str):
+        return None
+    message = body.get("message")
+    if message is not None and not isinstance(message, str):
+        return None
+    return body["code"], message
+
+
+def handle(app, ctx):
+    state = app.state
+    req = ctx.request
+    path = req.path
+    method = req.method
+
+    if path == "/_control/health":
+        return _json(200, {"ok": True})
+    if path == "/_control/config" and method == "GET":
+        return _json(200, app.config.public())
+    if path == "/_control/counters" and method == "GET":
+        return _json(200, state.snapshot_counters())
+    if path == "/_control/log" and method == "GET":
+        since = req.query.get("since", "0")
+        return _json(200, {"log": state.snapshot_log(int(since) if since.isdigit() else 0)})
+    if path == "/_control/reset" and method == "POST":
+        app.reset()
+        return _json(200, {"ok": True})
+    if path == "/_control/scenario":
+        if method == "GET":
+            return _json(200, app.scenario.to_json())
+        if method == "DELETE":
+            app.set_scenario(None)
+            return _json(200, {"ok": True})
+        if method == "POST":
+            body = _body(ctx)
+            try:
+                app.set_scenario(body)
+            except ScenarioError as exc:
+                return _error(400, str(exc))
+            return _json(200, {"ok": True, "faults": len(app.scenario.rules)})
+    if path.startswith("/_control/public/") and method in ("POST", "PUT"):
+        name = path[len("/_control/public/"):]
+        if not name or "/" in name:
+            return _error(400, "public name must be a single path segment")
+        ctype = req.headers.get("content-type", "application/octet-stream")
+        state.public_files[name] = (ctype, req.body)
+        return _json(200, {"ok": True, "url": "%s/_public/%s" % (ctx.base_url, name),
+                           "size": len(req.body)})
+    if path == "/_control/engine_error/next" and method == "POST":
+        spec = _engine_error_spec(_body(ctx))
+        if spec is None:
+            return _error(400, 'body must be {"code": "...", "message": "..."}')
+        state.forced_next.append(spec)
+        return _json(200, {"ok": True, "queued": len(state.forced_next)})
+    if path == "/_control/units":
+        if method == "GET":
+            return _json(200, {"balances": dict(state.balances)})
+        if method == "POST":
+            body = _body(ctx)
+            if not (isinstance(body, dict) and body.get("key") in app.keyset
+                    and isinstance(body.get("units"), int) and body["units"] >= 0):
+                return _error(400, 'body must be {"key": <configured key>, "units": <int >= 0>}')
+            state.balances[body["key"]] = body["units"]
+            return _json(200, {"ok": True})
+    if path == "/_control/tasks" and method == "GET":
+        state.sweep()
+        return _json(200, {"tasks": [t.public() for t in state.tasks.values()]})
+    match = _TASK.fullmatch(path)
+    if match:
+        task = state.tasks.get(match.group(1))
+        if task is None:
+            return _error(404, "no such task")
+        action = match.group(2)
+        if action is None and method == "GET":
+            state.advance(task, time.monotonic())
+            return _json(200, task.public())
+        if action == "engine_error" and method == "POST":
+            spec = _engine_error_spec(_body(ctx))
+            if spec is None:
+                return _error(400, 'body must be {"code": "...", "message": "..."}')
+            if task.status != "running":
+                return _error(409, "task already finished: " + task.status)
+            state.force_error(task, *spec)
+            return _json(200, {"ok": True})
+        if action == "finish" and method == "POST":
+            if task.status != "running":
+                return _error(409, "task already finished: " + task.status)
+            task.done_at = min(task.done_at, time.monotonic())
+            state.advance(task, time.monotonic())
+            return _json(200, task.public())
+    return _error(404, "unknown control endpoint %s %s (see docs/emulator.md)" % (method, path))
+
+

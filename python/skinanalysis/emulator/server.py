@@ -1,0 +1,223 @@
+"""Running the emulator: ``serve`` (CLI, foreground) and ``Emulator``
+(in-process, on a background thread)."""
+
+import asyncio
+import json
+import signal
+import threading
+
+from .app import App
+from .config import Config
+from .http import HTTPServer
+
+SWEEP_SECONDS = 0.2
+
+
+async def _sweeper(app):
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        with app.state.lock:
+            app.state.sweep()
+
+
+async def _start(app):
+    server = HTTPServer(app.handle, app.on_error)
+    port = await server.start(app.config.host, app.config.port)
+    host = app.config.host
+    shown = "[%s]" % host if ":" in host else host
+    app.default_base = "http://%s:%d" % (shown, port)
+    app.state.own_netlocs.update({"%s:%d" % (shown, port), "127.0.0.1:%d" % port,
+                                  "localhost:%d" % port, "[::1]:%d" % port})
+    sweeper = asyncio.get_running_loop().create_task(_sweeper(app))
+    return server, sweeper, port
+
+
+async def _stop(server, sweeper):
+    sweeper.cancel()
+    try:
+        await sweeper
+    except asyncio.CancelledError:
+        pass
+    await server.close()
+
+
+def serve(config, out=None):
+    """Serve in the foreground until SIGINT/SIGTERM. Prints the listening
+    line first (flushed)."""
+    import sys
+    out = out or sys.stdout
+
+    async def main():
+        app = App(config)
+        server, sweeper, _ = await _start(app)
+        print("listening on " + app.default_base, file=out, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await _stop(server, sweeper)
+
+    asyncio.run(main())
+    return 0
+
+
+class Emulator:
+    """The emulator on a background thread, for tests and notebooks::
+
+        with Emulator(task_seconds=0) as emu:
+            requests.post(emu.base_url + "/s2s/v2.1/file/skin-analysis", ...)
+            emu.counters["tasks_succeeded"]
+
+    Keyword arguments are the CLI options (see ``Config``). The host
+    defaults to 127.0.0.1 and the port to 0 (a free port).
+    """
+
+    def __init__(self, **options):
+        self.config = Config(**options)
+        self.app = App(self.config)
+        self._loop = None
+        self._thread = None
+        self._ready = threading.Event()
+        self._stopped = None
+        self._error = None
+        self.port = None
+        self.base_url = None
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def start(self):
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._run, name="skinanalysis-emulator",
+                                        daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self):
+        async def main():
+            try:
+                server, sweeper, port = await _start(self.app)
+            except Exception as exc:
+                self._error = exc
+                self._ready.set()
+                return
+            self._loop = asyncio.get_running_loop()
+            self._stopped = asyncio.Event()
+            self.port = port
+            self.base_url = self.app.default_base
+            self._ready.set()
+            await self._stopped.wait()
+            await _stop(server, sweeper)
+
+        asyncio.run(main())
+
+    def stop(self):
+        if self._thread is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stopped.set)
+            except RuntimeError:
+                pass
+        self._thread.join(10)
+        self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- inspection ------------------------------------------------------------------
+
+    @property
+    def state(self):
+        """The live ``State`` (hold ``emu.state.lock`` while touching it)."""
+        return self.app.state
+
+    @property
+    def log(self):
+        """A snapshot list of request records (oldest first)."""
+        return self.app.state.snapshot_log()
+
+    @property
+    def counters(self):
+        """A snapshot dict of the counters (see docs/emulator.md)."""
+        return self.app.state.snapshot_counters()
+
+    @property
+    def keys(self):
+        return self.config.keys
+
+    @property
+    def api_key(self):
+        """The first configured API key."""
+        return self.config.keys[0]
+
+    # -- control -------------------------------------------------------------------------
+
+    def set_scenario(self, spec):
+        """Install a fault scenario: a dict, a list of fault rules, a JSON
+        string or a path to a JSON file. ``None`` clears it."""
+        if isinstance(spec, str):
+            spec = json.loads(spec) if spec.lstrip().startswith(("{", "[")) else _load(spec)
+        with self.app.state.lock:
+            self.app.set_scenario(spec)
+
+    def clear_scenario(self):
+        self.set_scenario(None)
+
+    def reset(self):
+        """Forget files, tasks, log, counters, balances and rate windows;
+        reinstall the configured scenario."""
+        self.app.reset()
+
+    def host_public(self, name, data, content_type="application/octet-stream"):
+        """Serve ``data`` at ``/_public/<name>``; returns its URL (usable as
+        src_file_url)."""
+        with self.app.state.lock:
+            self.app.state.public_files[name] = (content_type, bytes(data))
+        return "%s/_public/%s" % (self.base_url, name)
+
+    def set_engine_error(self, task_id, code, message=None):
+        """Make a running task end with engine error ``code``."""
+        with self.app.state.lock:
+            self.app.state.force_error(self.app.state.tasks[task_id], code, message)
+
+    def queue_engine_error(self, code, message=None):
+        """Make the next created task end with engine error ``code``."""
+        with self.app.state.lock:
+            self.app.state.forced_next.append((code, message))
+
+    def finish_task(self, task_id):
+        """Let a running task's engine finish now."""
+        import time
+        with self.app.state.lock:
+            task = self.app.state.tasks[task_id]
+            task.done_at = min(task.done_at, time.monotonic())
+            self.app.state.advance(task, time.monotonic())
+
+    def set_units(self, key, units):
+        with self.app.state.lock:
+            self.app.state.balances[key] = units
+
+    def units(self, key=None):
+        with self.app.state.lock:
+            return self.app.state.balances.get(key or self.api_key, 0)
+
+    def task(self, task_id):
+        """A dict describing a task (status, polls, max gap, ...)."""
+        import time
+        with self.app.state.lock:
+            task = self.app.state.tasks[task_id]
+            self.app.state.advance(task, time.monotonic())
+            return task.public()
+
+
+def _load(path):
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)

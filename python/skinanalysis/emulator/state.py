@@ -1,0 +1,340 @@
+"""The emulator's model: API keys and balances, upload slots, tasks and
+their life cycle, rate-limit windows, counters and the request log.
+
+All mutation happens under ``State.lock`` (handlers run on the event loop
+thread; the in-process Python API reads from another thread).
+"""
+
+import base64
+import collections
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+
+from . import catalog, images
+from .results import ZIP_NAME, Analysis
+
+
+def new_file_id():
+    """Standard base64, 64 chars, with '/' and '+' like the documented example."""
+    while True:
+        fid = base64.b64encode(secrets.token_bytes(48)).decode()
+        if "/" in fid and "+" in fid:
+            return fid
+
+
+def new_task_id():
+    return base64.urlsafe_b64encode(secrets.token_bytes(48)).decode()
+
+
+class FileRecord:
+    __slots__ = ("file_id", "storage_key", "content_type", "file_name", "size", "owner",
+                 "created", "data", "uploaded_at")
+
+    def __init__(self, file_id, storage_key, content_type, file_name, size, owner):
+        self.file_id = file_id
+        self.storage_key = storage_key
+        self.content_type = content_type
+        self.file_name = file_name
+        self.size = size
+        self.owner = owner
+        self.created = time.time()
+        self.data = None
+        self.uploaded_at = None
+
+
+class Task:
+    """One analysis task. Time is ``time.monotonic()``. ``status`` is one of
+    running, success, error, expired (not polled in time), timed_out."""
+
+    def __init__(self, task_id, owner, version, actions, tier, fmt, overlay, source, cost,
+                 run_seconds, now):
+        self.task_id = task_id
+        self.owner = owner
+        self.version = version
+        self.actions = actions
+        self.tier = tier
+        self.format = fmt
+        self.overlay = overlay
+        self.source = source          # ("file", file_id) or ("url", url)
+        self.cost = cost
+        self.created = now
+        self.done_at = now + run_seconds
+        self.last_seen = now
+        self.max_gap = 0.0
+        self.polls = 0
+        self.status = "running"
+        self.forced_error = None      # (code, message) set by scenario/control API
+        self.error = None
+        self.error_message = None
+        self.analysis = None
+        self.finished_at = None
+        self.token = secrets.token_urlsafe(24)
+        self.blobs = {}               # result file name -> bytes (cache)
+
+    def public(self):
+        return {"task_id": self.task_id, "status": self.status, "version": self.version,
+                "dst_actions": list(self.actions), "tier": self.tier, "format": self.format,
+                "cost": self.cost, "polls": self.polls, "max_unpolled_gap": self.max_gap,
+                "error": self.error, "error_message": self.error_message,
+                "forced_error": self.forced_error[0] if self.forced_error else None,
+                "source": self.source[0]}
+
+
+class RateLimiter:
+    """Sliding windows: at most ``qps`` requests in any second and
+    ``window_max`` in any ``window_seconds``, per bucket (key or IP)."""
+
+    def __init__(self, qps, window_max, window_seconds):
+        self.qps = qps
+        self.window_max = window_max
+        self.window_seconds = window_seconds
+        self.history = {}
+
+    def allow(self, buckets, now):
+        queues = []
+        for bucket in buckets:
+            q = self.history.get(bucket)
+            if q is None:
+                q = self.history[bucket] = collections.deque()
+            horizon = now - self.window_seconds
+            while q and q[0] <= horizon:
+                q.popleft()
+            if len(q) >= self.window_max:
+                return False
+            recent = 0
+            for t in reversed(q):
+                if t <= now - 1.0:
+                    break
+                recent += 1
+                if recent >= self.qps:
+                    return False
+            queues.append(q)
+        for q in queues:
+            q.append(now)
+        return True
+
+
+def _new_counters():
+    return {
+        "requests": {}, "responses": {}, "requests_total": 0,
+        "files_created": 0, "uploads": 0, "uploads_rejected": 0,
+        "tasks_created": 0, "tasks_succeeded": 0, "tasks_failed": 0, "tasks_expired": 0,
+        "tasks_timed_out": 0,
+        "units_charged": {}, "units_charged_on_expiry": {},
+        "rate_limited": 0, "responses_429": 0, "unauthorized": 0,
+        "auth_on_storage": 0, "auth_on_results": 0,
+        "faults_applied": {}, "max_unpolled_gap": {}, "result_downloads": 0,
+    }
+
+
+class State:
+    def __init__(self, config):
+        self.config = config
+        self.lock = threading.RLock()
+        self.secret = secrets.token_bytes(32)
+        self.own_netlocs = set()     # host:port strings this server is reached as
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.balances = {k: self.config.units for k in self.config.keys}
+            self.files = {}          # file_id -> FileRecord
+            self.storage = {}        # storage key -> file_id
+            self.tasks = {}          # task_id -> Task
+            self.active = set()      # task_ids still running
+            self.tokens = {}         # result token -> task_id
+            self.public_files = {}   # name -> (content_type, bytes)
+            self.forced_next = collections.deque()  # engine errors for the next tasks
+            self.limiter = RateLimiter(self.config.rate_qps, self.config.rate_window_max,
+                                       self.config.rate_window_seconds)
+            self.counters = _new_counters()
+            self.log = collections.deque(maxlen=self.config.log_max)
+            self.seq = 0
+
+    # -- signing -------------------------------------------------------------
+
+    def sign(self, *parts):
+        msg = "\n".join(str(p) for p in parts).encode()
+        return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()
+
+    def check_sig(self, sig, *parts):
+        return isinstance(sig, str) and hmac.compare_digest(sig, self.sign(*parts))
+
+    # -- counters and log ----------------------------------------------------
+
+    def count(self, name, key=None, amount=1):
+        if key is None:
+            self.counters[name] += amount
+        else:
+            bucket = self.counters[name]
+            bucket[key] = bucket.get(key, 0) + amount
+
+    def record(self, entry):
+        self.seq += 1
+        entry["seq"] = self.seq
+        self.log.append(entry)
+        if self.config.verbose:
+            import sys
+            print("%(method)s %(path)s -> %(status)s fault=%(fault)s" % entry, file=sys.stderr,
+                  flush=True)
+
+    def snapshot_counters(self):
+        with self.lock:
+            self.sweep()
+            out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.counters.items()}
+            out["balances"] = dict(self.balances)
+            out["tasks_running"] = len(self.active)
+            return out
+
+    def snapshot_log(self, since=0):
+        with self.lock:
+            return [dict(e) for e in self.log if e["seq"] > since]
+
+    # -- tasks -----------------------------------------------------------------
+
+    def add_task(self, task):
+        self.tasks[task.task_id] = task
+        self.active.add(task.task_id)
+        self.tokens[task.token] = task.task_id
+        if self.forced_next:
+            task.forced_error = self.forced_next.popleft()
+        self.count("tasks_created")
+
+    def sweep(self, now=None):
+        """Advance every running task to ``now`` (charges, expiries, timeouts)."""
+        now = time.monotonic() if now is None else now
+        for task_id in list(self.active):
+            self.advance(self.tasks[task_id], now)
+
+    def advance(self, task, now):
+        if task.status != "running":
+            return
+        cfg = self.config
+        events = [(task.done_at, 0, "done")]
+        if cfg.poll_window > 0:
+            events.append((task.last_seen + cfg.poll_window, 1, "expired"))
+        if cfg.task_timeout_after is not None:
+            events.append((task.created + cfg.task_timeout_after, 2, "timed_out"))
+        when, _, what = min(events)
+        if when > now:
+            return
+        self.active.discard(task.task_id)
+        task.finished_at = now
+        if what == "done":
+            self.finish(task)
+        elif what == "expired":
+            task.status = "expired"
+            self.count("tasks_expired")
+            self.charge(task, on_expiry=True)
+        else:
+            task.status = "timed_out"
+            self.count("tasks_timed_out")
+
+    def charge(self, task, on_expiry=False):
+        self.balances[task.owner] = max(0, self.balances.get(task.owner, 0) - task.cost)
+        self.count("units_charged", task.owner, task.cost)
+        if on_expiry:
+            self.count("units_charged_on_expiry", task.owner, task.cost)
+
+    def finish(self, task):
+        """The engine runs: decide success or an engine error."""
+        forced = task.forced_error or ((self.config.engine_error, None)
+                                       if self.config.engine_error else None)
+        if forced:
+            return self.fail(task, forced[0], forced[1])
+        kind, ref = task.source
+        if kind == "file":
+            data = self.files[ref].data
+            if data is None:
+                return self.fail(task, "unknown_internal_error",
+                                 "Source file was never uploaded to the pre-signed URL")
+        else:
+            data = self.fetch_internal(ref)
+            if data is None:
+                return self.fail(task, "error_download_image")
+        info = images.sniff(data)
+        if info is None:
+            return self.fail(task, "error_decode_image")
+        _, width, height = info
+        if min(width, height) < catalog.MIN_SHORT_SIDE[task.tier]:
+            return self.fail(task, "error_below_min_image_size",
+                             "Short side %d px is below the %s minimum of %d px"
+                             % (min(width, height), task.tier.upper(),
+                                catalog.MIN_SHORT_SIDE[task.tier]))
+        task.analysis = Analysis(data, width, height, task.actions, task.tier)
+        task.blobs[Analysis.resize_name] = data
+        task.status = "success"
+        self.count("tasks_succeeded")
+        self.charge(task)
+
+    def fail(self, task, code, message=None):
+        task.status = "error"
+        task.error = code
+        task.error_message = message or catalog.ENGINE_ERROR_MESSAGES.get(code, code)
+        self.count("tasks_failed")
+
+    def force_error(self, task, code, message=None):
+        task.forced_error = (code, message)
+
+    # -- internal URL fetches (src_file_url) ---------------------------------
+
+    def fetch_internal(self, url):
+        """Bytes behind one of the emulator's own URLs, or None. The
+        emulator never makes outbound requests."""
+        from urllib.parse import unquote, urlsplit, parse_qsl
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return None
+        if parts.scheme not in ("http", "https") or parts.netloc not in self.own_netlocs:
+            return None
+        path = unquote(parts.path)
+        if path.startswith("/_public/"):
+            item = self.public_files.get(path[len("/_public/"):])
+            return item[1] if item else None
+        if path.startswith("/_storage/"):
+            fid = self.storage.get(path[len("/_storage/"):])
+            return self.files[fid].data if fid else None
+        if path.startswith("/_results/"):
+            token, _, name = path[len("/_results/"):].partition("/")
+            task_id = self.tokens.get(token)
+            if task_id is None:
+                return None
+            query = dict(parse_qsl(parts.query))
+            if not self.result_url_valid(path, query):
+                return None
+            return self.result_blob(self.tasks[task_id], name)
+        return None
+
+    # -- results ---------------------------------------------------------------
+
+    def result_url(self, base, task, name):
+        path = "/_results/%s/%s" % (task.token, name)
+        expires = int((time.time() + self.config.url_ttl) * 1000)
+        return "%s%s?expires=%d&sig=%s" % (base, path, expires, self.sign("GET", path, expires))
+
+    def result_url_valid(self, path, query):
+        exp = query.get("expires", "")
+        return exp.isdigit() and self.check_sig(query.get("sig"), "GET", path, int(exp)) \
+            and int(exp) >= time.time() * 1000
+
+    def result_names(self, task):
+        analysis = task.analysis
+        if task.format == "zip":
+            return {ZIP_NAME}
+        return analysis.json_mask_names(task.overlay) | {Analysis.resize_name}
+
+    def result_blob(self, task, name):
+        if task.analysis is None or name not in self.result_names(task):
+            return None
+        blob = task.blobs.get(name)
+        if blob is None:
+            if task.format == "zip":
+                blob = task.analysis.build_zip(task.overlay)
+            else:
+                blob = task.analysis.render_mask(name)
+            task.blobs[name] = blob
+        return blob

@@ -248,14 +248,16 @@ def task_status(app, ctx, version, task_id):
     now = time.monotonic()
     if ctx.forced_error and task.status == "running":
         state.force_error(task, *ctx.forced_error)
-    was_running = task.status == "running"
     state.advance(task, now)
-    if was_running:
+    if not task.terminal_seen:
+        # Gap since creation or the previous poll, while the client still
+        # believed the task to be running (the first terminal answer included).
         gap = now - task.last_seen
         if gap > task.max_gap:
             task.max_gap = gap
             state.counters["max_unpolled_gap"][task_id] = round(gap, 6)
         task.last_seen = now
+        task.terminal_seen = task.status != "running"
     task.polls += 1
     if task.status == "expired" or (task.finished_at is not None
                                     and now - task.finished_at > cfg.retention):

@@ -65,6 +65,7 @@ class Task:
         self.last_seen = now
         self.max_gap = 0.0
         self.polls = 0
+        self.terminal_seen = False    # a status call has reported a final state
         self.status = "running"
         self.forced_error = None      # (code, message) set by scenario/control API
         self.error = None

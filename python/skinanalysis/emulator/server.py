@@ -150,6 +150,11 @@ class Emulator:
         return self.app.state.snapshot_counters()
 
     @property
+    def host_port(self):
+        """(host, port) the server listens on."""
+        return self.config.host, self.port
+
+    @property
     def keys(self):
         return self.config.keys
 

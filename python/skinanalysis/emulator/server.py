@@ -49,12 +49,12 @@ def serve(config, out=None):
 
     async def main():
         app = App(config)
-        server, sweeper, _ = await _start(app)
-        print("listening on " + app.default_base, file=out, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        server, sweeper, _ = await _start(app)
+        print("listening on " + app.default_base, file=out, flush=True)
         await stop.wait()
         await _stop(server, sweeper)
 

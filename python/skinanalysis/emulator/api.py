@@ -13,7 +13,7 @@ import secrets
 import time
 
 from . import catalog
-from .http import Response
+from .httpserver import Response
 from .results import ZIP_NAME
 from .state import FileRecord, Task, new_file_id, new_task_id
 

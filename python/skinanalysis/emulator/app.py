@@ -9,7 +9,7 @@ import traceback
 
 from . import api, catalog, control
 from .faults import Scenario
-from .http import Response
+from .httpserver import Response
 from .state import State
 
 FAULT_ENDPOINTS = frozenset({"file_create", "upload", "task_create", "task_status", "result"})

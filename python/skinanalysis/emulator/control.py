@@ -7,7 +7,7 @@ import re
 import time
 
 from .faults import ScenarioError
-from .http import Response
+from .httpserver import Response
 
 _TASK = re.compile(r"/_control/task/([A-Za-z0-9_\-=]+)(?:/(engine_error|finish))?")
 

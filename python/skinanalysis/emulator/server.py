@@ -4,11 +4,13 @@
 import asyncio
 import json
 import signal
+import sys
 import threading
+import time
 
 from .app import App
 from .config import Config
-from .http import HTTPServer
+from .httpserver import HTTPServer
 
 SWEEP_SECONDS = 0.2
 
@@ -44,7 +46,6 @@ async def _stop(server, sweeper):
 def serve(config, out=None):
     """Serve in the foreground until SIGINT/SIGTERM. Prints the listening
     line first (flushed)."""
-    import sys
     out = out or sys.stdout
 
     async def main():
@@ -200,7 +201,6 @@ class Emulator:
 
     def finish_task(self, task_id):
         """Let a running task's engine finish now."""
-        import time
         with self.app.state.lock:
             task = self.app.state.tasks[task_id]
             task.done_at = min(task.done_at, time.monotonic())
@@ -216,7 +216,6 @@ class Emulator:
 
     def task(self, task_id):
         """A dict describing a task (status, polls, max gap, ...)."""
-        import time
         with self.app.state.lock:
             task = self.app.state.tasks[task_id]
             self.app.state.advance(task, time.monotonic())

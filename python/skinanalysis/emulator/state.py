@@ -10,8 +10,10 @@ import collections
 import hashlib
 import hmac
 import secrets
+import sys
 import threading
 import time
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import catalog, images
 from .results import ZIP_NAME, Analysis
@@ -178,7 +180,6 @@ class State:
         entry["seq"] = self.seq
         self.log.append(entry)
         if self.config.verbose:
-            import sys
             print("%(method)s %(path)s -> %(status)s fault=%(fault)s" % entry, file=sys.stderr,
                   flush=True)
 
@@ -285,7 +286,6 @@ class State:
     def fetch_internal(self, url):
         """Bytes behind one of the emulator's own URLs, or None. The
         emulator never makes outbound requests."""
-        from urllib.parse import unquote, urlsplit, parse_qsl
         try:
             parts = urlsplit(url)
         except ValueError:

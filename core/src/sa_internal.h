@@ -103,6 +103,21 @@ int sa_json_number(const cJSON *obj, const char *key, double *out);
 /* A string, or a number rendered as an integer string, as a new string
  * (for upload headers and ids).  NULL when absent; *nomem set on NOMEM. */
 char *sa_json_dup_scalar(const sa_mem *mem, const cJSON *item, int *nomem);
+/* sa_json_number for an item itself (array elements, bare values). */
+int sa_json_as_number(const cJSON *item, double *out);
+
+/* The raw text of the value at `path` in a JSON text that sa_json_parse
+ * accepted: path elements are object keys (compared with the raw key
+ * bytes, first match as in cJSON) or "[0]" for the first element of an
+ * array.  Used for numeric ids that must not go through a double.  Returns
+ * 1 and sets *start / *n, or 0 when not found. */
+int sa_json_raw_at(const char *text, size_t len, const char *const *path,
+                   size_t npath, const char **start, size_t *n);
+
+/* Append s as a JSON string literal (escaped; NULL -> null). */
+int sa_json_put_string(sa_buf *b, const char *s);
+/* Append any cJSON item (printed by cJSON, unformatted). */
+int sa_json_put_item(sa_buf *b, const cJSON *item);
 
 /* ================================================================== */
 /* catalog.c                                                           */
@@ -137,6 +152,12 @@ int sa_catalog_check_miniserver_args(const cJSON *obj, char *err,
 
 /* 1 when `code` is a documented engine error code (API.md §8.3). */
 int sa_catalog_engine_error_known(const char *code);
+/* What a known engine error code means and what to do ("no face was
+ * found; use a photo with one front-facing face"), or NULL. */
+const char *sa_catalog_engine_error_hint(const char *code);
+/* The result regions of action i, NULL-terminated ("whole" for concerns
+ * without documented sub-regions), or NULL when i is out of range. */
+const char *const *sa_catalog_regions(int i);
 
 /* ================================================================== */
 /* proto.c (sans-IO: builds bodies, parses and classifies answers)     */

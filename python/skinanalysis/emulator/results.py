@@ -50,6 +50,9 @@ def _family(action):
 class Analysis:
     """Scores of one successful task. Built once per task and cached."""
 
+    # Name of the resized input copy (the uploaded bytes, served unchanged).
+    resize_name = "resized_image"
+
     def __init__(self, image_bytes, width, height, actions, tier):
         self.width = width
         self.height = height
@@ -113,8 +116,6 @@ class Analysis:
             for entry in out:
                 entry["url"] = None
         return out
-
-    resize_name = "resized_image"
 
     @staticmethod
     def json_mask_name(action, region, overlay):

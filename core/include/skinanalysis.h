@@ -324,7 +324,8 @@ typedef enum sa_format {
     SA_FORMAT_ZIP = 1     /* a URL of a ZIP with score_info.json + masks */
 } sa_format;
 
-typedef enum sa_job_state {
+/* Job states (an enum tag only: sa_job_state() is the accessor). */
+enum sa_job_state {
     SA_JOB_VALIDATE = 0,
     SA_JOB_QUEUED,        /* waiting for a slot under max_jobs */
     SA_JOB_FILE_CREATE,
@@ -337,7 +338,7 @@ typedef enum sa_job_state {
     SA_JOB_FAILED,        /* terminal: sa_job_status() says why */
     SA_JOB_CANCELLED,     /* terminal */
     SA_JOB_STATE__LAST
-} sa_job_state;
+};
 
 /* "VALIDATE", "FILE_CREATE", ...; "?" when out of range. */
 SA_API const char *sa_job_state_name(int state);

@@ -1,0 +1,746 @@
+/*
+ * lsa_job.c - the job type of skinanalysis.core: submit, the event ring
+ * filled by the core's callback, the cached end of a job, close.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <string.h>
+
+#include "lsa.h"
+
+/* ------------------------------------------------------------------ */
+/* Event ring and pending list (no Lua calls here)                     */
+/* ------------------------------------------------------------------ */
+
+void lsa_job_link(lsa_job *lj)
+{
+    lsa_client *lc = lj->owner;
+
+    if (lj->pending || lc == NULL)
+        return;
+    lj->pending = 1;
+    lj->next_pending = NULL;
+    if (lc->pend_tail != NULL)
+        lc->pend_tail->next_pending = lj;
+    else
+        lc->pend_head = lj;
+    lc->pend_tail = lj;
+}
+
+void lsa_job_unlink(lsa_job *lj)
+{
+    lsa_client *lc = lj->owner;
+    lsa_job *prev = NULL, *cur;
+
+    if (!lj->pending || lc == NULL)
+        return;
+    for (cur = lc->pend_head; cur != NULL; cur = cur->next_pending) {
+        if (cur == lj)
+            break;
+        prev = cur;
+    }
+    if (cur != NULL) {
+        if (prev != NULL)
+            prev->next_pending = lj->next_pending;
+        else
+            lc->pend_head = lj->next_pending;
+        if (lc->pend_tail == lj)
+            lc->pend_tail = prev;
+    }
+    lj->next_pending = NULL;
+    lj->pending = 0;
+}
+
+int lsa_job_event(sa_job *job, int state, void *user_data)
+{
+    lsa_job *lj = user_data;
+
+    (void)job;
+    if (lj == NULL || lj->closed || lj->owner == NULL ||
+        lj->owner->client == NULL)
+        return 0;
+    if (state < 0 || state >= SA_JOB_STATE__LAST)
+        return 0;
+    if (lj->ev_count == LSA_EVQ) /* full: the newest replaces the last */
+        lj->ev[(lj->ev_head + lj->ev_count - 1) % LSA_EVQ] =
+            (unsigned char)state;
+    else
+        lj->ev[(lj->ev_head + lj->ev_count++) % LSA_EVQ] =
+            (unsigned char)state;
+    lsa_job_link(lj);
+    return 0;
+}
+
+int lsa_job_pop_event(lsa_job *lj)
+{
+    int state;
+
+    if (lj->ev_count == 0)
+        return -1;
+    state = lj->ev[lj->ev_head];
+    lj->ev_head = (lj->ev_head + 1) % LSA_EVQ;
+    lj->ev_count--;
+    return state;
+}
+
+static void lsa_job_forget_events(lsa_job *lj)
+{
+    lsa_job_unlink(lj);
+    lj->ev_head = 0;
+    lj->ev_count = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Request options                                                     */
+/* ------------------------------------------------------------------ */
+
+/* Push s as a JSON string literal. */
+static void lsa_push_json_string(lua_State *L, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    luaL_Buffer b;
+    size_t i;
+
+    luaL_buffinit(L, &b);
+    luaL_addchar(&b, '"');
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            luaL_addchar(&b, '\\');
+            luaL_addchar(&b, (char)ch);
+        } else if (ch < 0x20) {
+            luaL_addstring(&b, "\\u00");
+            luaL_addchar(&b, hex[ch >> 4]);
+            luaL_addchar(&b, hex[ch & 15]);
+        } else {
+            luaL_addchar(&b, (char)ch);
+        }
+    }
+    luaL_addchar(&b, '"');
+    luaL_pushresult(&b);
+}
+
+/* Push the JSON text of a flat table (string keys; boolean, number or
+ * string values), for miniserver_args.  The core checks the names and
+ * value ranges; this only refuses what JSON cannot say. */
+static void lsa_push_json_object(lua_State *L, int idx)
+{
+    int acc, first = 1;
+
+    idx = lua_absindex(L, idx);
+    lua_pushliteral(L, "{");
+    acc = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        size_t klen;
+        const char *key;
+
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "miniserver_args: keys must be strings");
+        key = lua_tolstring(L, -2, &klen);
+        lua_pushvalue(L, acc);
+        lua_pushstring(L, first ? "" : ",");
+        lsa_push_json_string(L, key, klen);
+        lua_pushliteral(L, ":");
+        switch (lua_type(L, -5)) {
+        case LUA_TBOOLEAN:
+            lua_pushstring(L, lua_toboolean(L, -5) ? "true" : "false");
+            break;
+        case LUA_TNUMBER:
+            if (lua_isinteger(L, -5)) {
+                lua_pushfstring(L, "%I", lua_tointeger(L, -5));
+            } else {
+                lua_Number v = lua_tonumber(L, -5);
+                if (!isfinite(v))
+                    luaL_error(L, "miniserver_args.%s: not a finite number",
+                               key);
+                lua_pushfstring(L, "%f", v);
+            }
+            break;
+        case LUA_TSTRING: {
+            size_t vlen;
+            const char *v = lua_tolstring(L, -5, &vlen);
+            lsa_push_json_string(L, v, vlen);
+            break;
+        }
+        default:
+            luaL_error(L, "miniserver_args.%s: boolean, number or string "
+                       "expected, got %s", key, luaL_typename(L, -5));
+        }
+        lua_concat(L, 5);
+        lua_replace(L, acc);
+        lua_pop(L, 1);
+        first = 0;
+    }
+    lua_pushliteral(L, "}");
+    lua_concat(L, 2);
+}
+
+enum lsa_req_opt {
+    LSA_REQ_ACTIONS,
+    LSA_REQ_FORMAT,
+    LSA_REQ_VERSION,
+    LSA_REQ_CAMERA_KIT,
+    LSA_REQ_MASK_OVERLAY,
+    LSA_REQ_MINISERVER,
+    LSA_REQ_DEADLINE,
+    LSA_REQ_FILE_NAME,
+    LSA_REQ_BUFFER,
+    LSA_REQ_URL,
+    LSA_REQ_FILE_ID,
+    LSA_REQ_ON_PROGRESS,
+    LSA_REQ_ON_DONE
+};
+
+static const char *const lsa_req_names[] = {
+    "actions", "format", "version", "pf_camera_kit", "mask_overlay",
+    "miniserver_args", "deadline", "file_name", "buffer", "url", "file_id",
+    "on_progress", "on_done", NULL};
+
+static const char *lsa_req_string(lua_State *L, const char *name, size_t *len)
+{
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "option '%s': string expected, got %s", name,
+                   luaL_typename(L, -1));
+    return lua_tolstring(L, -1, len);
+}
+
+static int lsa_req_bool(lua_State *L, const char *name)
+{
+    if (lua_type(L, -1) != LUA_TBOOLEAN)
+        luaL_error(L, "option '%s': boolean expected, got %s", name,
+                   luaL_typename(L, -1));
+    return lua_toboolean(L, -1);
+}
+
+/* Fill req from the options table at `opts` (the value being read is on
+ * the top of the stack).  Strings are borrowed from the table; derived
+ * values (action array, miniserver JSON) are parked in `keep`, a table
+ * that lives on the stack until the submit returns.  The source buffer
+ * and the callbacks go to the job's uservalues (job at `ji`). */
+static void lsa_req_option(lua_State *L, int which, int keep, int ji,
+                           sa_request *req)
+{
+    const char *name = lsa_req_names[which];
+    size_t len;
+
+    switch (which) {
+    case LSA_REQ_ACTIONS:
+        req->actions = lsa_check_actions(L, -1, &req->n_actions);
+        lua_rawsetp(L, keep, &req->actions);
+        break;
+    case LSA_REQ_FORMAT: {
+        static const char *const formats[] = {"json", "zip", NULL};
+        lsa_req_string(L, name, &len);
+        req->format = luaL_checkoption(L, -1, NULL, formats) == 0
+                          ? SA_FORMAT_JSON
+                          : SA_FORMAT_ZIP;
+        break;
+    }
+    case LSA_REQ_VERSION:
+        req->api_version = lsa_check_api_version(L, -1, name);
+        break;
+    case LSA_REQ_CAMERA_KIT:
+        req->pf_camera_kit = lsa_req_bool(L, name);
+        break;
+    case LSA_REQ_MASK_OVERLAY:
+        req->mask_overlay = lsa_req_bool(L, name);
+        break;
+    case LSA_REQ_MINISERVER:
+        if (lua_type(L, -1) == LUA_TTABLE)
+            lsa_push_json_object(L, -1);
+        else
+            lua_pushstring(L, lsa_req_string(L, name, &len));
+        req->miniserver_args_json = lua_tostring(L, -1);
+        lua_rawsetp(L, keep, &req->miniserver_args_json);
+        break;
+    case LSA_REQ_DEADLINE:
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "option 'deadline': number expected, got %s",
+                       luaL_typename(L, -1));
+        req->deadline_ms = lsa_seconds_to_ms(L, lua_tonumber(L, -1), name);
+        break;
+    case LSA_REQ_FILE_NAME:
+        req->file_name = lsa_req_string(L, name, &len);
+        break;
+    case LSA_REQ_BUFFER:
+        req->buffer = lsa_req_string(L, name, &req->buffer_len);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, ji, LSA_JOB_UV_BUFFER);
+        break;
+    case LSA_REQ_URL:
+        req->image_url = lsa_req_string(L, name, &len);
+        break;
+    case LSA_REQ_FILE_ID:
+        req->file_id = lsa_req_string(L, name, &len);
+        break;
+    case LSA_REQ_ON_PROGRESS:
+    case LSA_REQ_ON_DONE:
+        if (lua_type(L, -1) != LUA_TFUNCTION)
+            luaL_error(L, "option '%s': function expected, got %s", name,
+                       luaL_typename(L, -1));
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, ji, which == LSA_REQ_ON_DONE
+                                     ? LSA_JOB_UV_DONE
+                                     : LSA_JOB_UV_PROGRESS);
+        break;
+    default:
+        luaL_error(L, "option '%s': internal error", name);
+    }
+}
+
+static void lsa_req_options(lua_State *L, int opts, int keep, int ji,
+                            sa_request *req)
+{
+    lua_pushnil(L);
+    while (lua_next(L, opts) != 0) {
+        const char *name;
+        int which;
+
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "option names must be strings, got %s",
+                       luaL_typename(L, -2));
+        name = lua_tostring(L, -2);
+        for (which = 0; lsa_req_names[which] != NULL; which++) {
+            if (strcmp(lsa_req_names[which], name) == 0)
+                break;
+        }
+        if (lsa_req_names[which] == NULL)
+            luaL_error(L, "unknown analysis option '%s'", name);
+        lsa_req_option(L, which, keep, ji, req);
+        lua_pop(L, 1);
+    }
+}
+
+/* The 16 SD actions (the default request), borrowed from the catalogue. */
+static size_t lsa_default_actions(const char **out)
+{
+    size_t i, n = 0, count = sa_action_count();
+
+    for (i = 0; i < count && n < SA_MAX_ACTIONS; i++) {
+        const char *name = sa_action_name(i);
+        if (name != NULL && sa_action_tier(name) == SA_TIER_SD)
+            out[n++] = name;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Submit                                                              */
+/* ------------------------------------------------------------------ */
+
+int lsa_job_submit(lua_State *L)
+{
+    const char *defaults[SA_MAX_ACTIONS];
+    lsa_client *lc = lsa_check_open_client(L, 1);
+    sa_request req;
+    lsa_job *lj;
+    int rc;
+
+    sa_request_init(&req);
+    if (!lua_isnoneornil(L, 2))
+        req.file_path = luaL_checkstring(L, 2);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    lua_newtable(L); /* 4: keep */
+    lj = lua_newuserdatauv(L, sizeof(*lj), LSA_JOB_NUV); /* 5 */
+    memset(lj, 0, sizeof(*lj));
+    luaL_setmetatable(L, LSA_JOB_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, 5, LSA_JOB_UV_CLIENT);
+    lj->owner = lc;
+
+    if (lua_istable(L, 3))
+        lsa_req_options(L, 3, 4, 5, &req);
+    if (req.actions == NULL) {
+        req.n_actions = lsa_default_actions(defaults);
+        req.actions = defaults;
+    }
+    req.callback = lsa_job_event;
+    req.user_data = lj;
+
+    rc = sa_client_submit(lc->client, &req, &lj->job);
+    if (rc != SA_OK) {
+        lj->job = NULL;
+        lj->closed = 1;
+        lsa_job_forget_events(lj);
+        return lsa_push_error(L, rc, sa_client_errmsg(lc->client));
+    }
+    lua_getiuservalue(L, 1, LSA_CLIENT_UV_JOBS);
+    lua_pushvalue(L, 5);
+    lua_rawsetp(L, -2, lj);
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The end of a job                                                    */
+/* ------------------------------------------------------------------ */
+
+static void lsa_set_string(lua_State *L, const char *key, const char *value)
+{
+    if (value != NULL && value[0] != '\0') {
+        lua_pushstring(L, value);
+        lua_setfield(L, -2, key);
+    }
+}
+
+static void lsa_set_integer(lua_State *L, const char *key, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, key);
+}
+
+/* Push a table describing the job now: state, status, code, message,
+ * ids, http_status, units, polls; with the result table when `with_result`
+ * and the job is DONE. */
+static void lsa_push_info(lua_State *L, const sa_job *job, int with_result)
+{
+    int state = sa_job_state(job);
+    int status = sa_job_status(job);
+
+    lua_createtable(L, 0, 14);
+    lsa_set_string(L, "state", sa_job_state_name(state));
+    lsa_set_integer(L, "status", status);
+    if (status != SA_OK && status != SA_ERR_NOT_DONE) {
+        const char *msg = sa_job_errmsg(job);
+        lsa_set_string(L, "code", sa_status_name(status));
+        lsa_set_string(L, "message", (msg != NULL && msg[0] != '\0')
+                                         ? msg
+                                         : sa_strerror(status));
+    }
+    lsa_set_string(L, "task_id", sa_job_task_id(job));
+    lsa_set_string(L, "file_id", sa_job_file_id(job));
+    lsa_set_string(L, "request_id", sa_job_request_id(job));
+    lsa_set_string(L, "api_error_code", sa_job_api_error_code(job));
+    lsa_set_string(L, "engine_error", sa_job_engine_error(job));
+    if (sa_job_http_status(job) > 0)
+        lsa_set_integer(L, "http_status", sa_job_http_status(job));
+    lsa_set_integer(L, "units", sa_job_units(job));
+    lsa_set_integer(L, "polls", sa_job_polls(job));
+    if (with_result && status == SA_OK) {
+        const sa_result *r = sa_job_result(job);
+        if (r != NULL) {
+            lsa_push_result(L, r);
+            lua_setfield(L, -2, "result");
+        }
+    }
+}
+
+void lsa_job_finish(lua_State *L, int idx)
+{
+    lsa_job *lj = lua_touserdata(L, idx);
+
+    if (lj->final || lj->job == NULL || lj->owner == NULL ||
+        lj->owner->client == NULL || !sa_job_done(lj->job))
+        return;
+    idx = lua_absindex(L, idx);
+    lsa_push_info(L, lj->job, 1);
+    lua_setiuservalue(L, idx, LSA_JOB_UV_FINAL);
+    lj->final = 1;
+}
+
+void lsa_job_release_buffer(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    lua_setiuservalue(L, idx, LSA_JOB_UV_BUFFER);
+}
+
+void lsa_job_detach(lua_State *L, int idx)
+{
+    lsa_job *lj = lua_touserdata(L, idx);
+
+    idx = lua_absindex(L, idx);
+    lsa_job_forget_events(lj);
+    if (lj->final || lj->job == NULL)
+        return;
+    if (sa_job_done(lj->job)) {
+        lsa_job_finish(L, idx);
+    } else {
+        lua_createtable(L, 0, 4);
+        lsa_set_string(L, "state", sa_job_state_name(SA_JOB_CANCELLED));
+        lsa_set_integer(L, "status", SA_ERR_CANCELLED);
+        lsa_set_string(L, "code", sa_status_name(SA_ERR_CANCELLED));
+        lsa_set_string(L, "message", "the client was closed while the job "
+                                     "ran (the task, if any, was abandoned)");
+        lsa_set_string(L, "task_id", sa_job_task_id(lj->job));
+        lua_setiuservalue(L, idx, LSA_JOB_UV_FINAL);
+        lj->final = 1;
+    }
+    /* The core frees the client next: it no longer reads the buffer. */
+    lsa_job_release_buffer(L, idx);
+}
+
+/* ------------------------------------------------------------------ */
+/* Methods                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The open job at idx, its end cached when the core says it has ended. */
+static lsa_job *lsa_job_sync(lua_State *L, int idx)
+{
+    lsa_job *lj = luaL_checkudata(L, idx, LSA_JOB_MT);
+
+    luaL_argcheck(L, !lj->closed, idx, "job is closed");
+    if (!lj->final)
+        lsa_job_finish(L, idx);
+    return lj;
+}
+
+/* Push field `key` of the final table of the job at idx. */
+static int lsa_final_field(lua_State *L, int idx, const char *key)
+{
+    lua_getiuservalue(L, idx, LSA_JOB_UV_FINAL);
+    lua_getfield(L, -1, key);
+    lua_remove(L, -2);
+    return lua_type(L, -1);
+}
+
+/* Result table, or nil, message, code of an ended job at idx. */
+static int lsa_push_outcome(lua_State *L, int idx)
+{
+    lua_Integer status;
+
+    lsa_final_field(L, idx, "status");
+    status = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (status == SA_OK) {
+        if (lsa_final_field(L, idx, "result") != LUA_TNIL)
+            return 1;
+        lua_pop(L, 1);
+        return lsa_push_error(L, SA_ERR_PROTOCOL, "the job ended without "
+                                                  "a result");
+    }
+    lua_pushnil(L);
+    lsa_final_field(L, idx, "message");
+    lsa_final_field(L, idx, "code");
+    return 3;
+}
+
+static int lsa_job_done_m(lua_State *L)
+{
+    lsa_job *lj = lsa_job_sync(L, 1);
+
+    lua_pushboolean(L, lj->final);
+    return 1;
+}
+
+/* job:state(): the state name ("POLLING", "DONE", ...). */
+static int lsa_job_state_m(lua_State *L)
+{
+    lsa_job *lj = lsa_job_sync(L, 1);
+
+    if (lj->final)
+        lsa_final_field(L, 1, "state");
+    else
+        lua_pushstring(L, sa_job_state_name(sa_job_state(lj->job)));
+    return 1;
+}
+
+/* job:status(): state name, then code and message when the job failed or
+ * was cancelled. */
+static int lsa_job_status_m(lua_State *L)
+{
+    lsa_job *lj = lsa_job_sync(L, 1);
+
+    if (!lj->final) {
+        lua_pushstring(L, sa_job_state_name(sa_job_state(lj->job)));
+        return 1;
+    }
+    lsa_final_field(L, 1, "state");
+    if (lsa_final_field(L, 1, "code") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 1;
+    }
+    lsa_final_field(L, 1, "message");
+    return 3;
+}
+
+/* job:result(): the result table, or nil, message, code. */
+static int lsa_job_result_m(lua_State *L)
+{
+    lsa_job *lj = lsa_job_sync(L, 1);
+
+    if (!lj->final)
+        return lsa_push_error(L, SA_ERR_NOT_DONE, "the job has not ended");
+    return lsa_push_outcome(L, 1);
+}
+
+/* job:wait([timeout]): the result table, or nil, message, code (the code
+ * of the job's failure, or "wait_timeout"/"interrupted" while it runs). */
+static int lsa_job_wait_m(lua_State *L)
+{
+    lsa_job *lj = lsa_job_sync(L, 1);
+    long ms = -1;
+    int rc = SA_OK;
+
+    if (!lua_isnoneornil(L, 2)) {
+        ms = lsa_seconds_to_ms(L, luaL_checknumber(L, 2), "timeout");
+        if (ms < 0)
+            ms = -1;
+    }
+    lua_settop(L, 1);
+    lua_getiuservalue(L, 1, LSA_JOB_UV_CLIENT); /* 2 */
+    if (!lj->final || lj->pending)
+        rc = lsa_wait(L, 2, lj, ms);
+    if (lj->closed)
+        return luaL_error(L, "the job was closed while waiting");
+    lsa_job_finish(L, 1);
+    if (!lj->final)
+        return lsa_push_error(L, rc != SA_OK ? rc : SA_ERR_NOT_DONE, NULL);
+    return lsa_push_outcome(L, 1);
+}
+
+static int lsa_job_stop(lua_State *L, int abandon)
+{
+    lsa_job *lj = lsa_job_sync(L, 1);
+    int rc;
+
+    if (!lj->final) {
+        rc = abandon ? sa_job_abandon(lj->job) : sa_job_cancel(lj->job);
+        if (rc != SA_OK)
+            return lsa_push_error(L, rc, sa_job_errmsg(lj->job));
+        lsa_job_finish(L, 1);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* job:cancel(): stop waiting; a created task keeps being polled in the
+ * background.  true, or nil, message, code. */
+static int lsa_job_cancel_m(lua_State *L)
+{
+    return lsa_job_stop(L, 0);
+}
+
+/* job:abandon(): stop waiting and stop polling (the task may be billed). */
+static int lsa_job_abandon_m(lua_State *L)
+{
+    return lsa_job_stop(L, 1);
+}
+
+/* job:info(): a new table with the details of the job (see lsa_push_info;
+ * no result). */
+static int lsa_job_info_m(lua_State *L)
+{
+    lsa_job *lj = lsa_job_sync(L, 1);
+
+    if (!lj->final) {
+        lsa_push_info(L, lj->job, 0);
+        return 1;
+    }
+    lua_createtable(L, 0, 14);
+    lua_getiuservalue(L, 1, LSA_JOB_UV_FINAL);
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        if (lua_type(L, -2) == LUA_TSTRING &&
+            strcmp(lua_tostring(L, -2), "result") == 0) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -5);
+    }
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* job:task_id(): the task id once known, else nil. */
+static int lsa_job_task_id_m(lua_State *L)
+{
+    lsa_job *lj = lsa_job_sync(L, 1);
+    const char *id;
+
+    if (lj->final) {
+        lsa_final_field(L, 1, "task_id");
+        return 1;
+    }
+    id = sa_job_task_id(lj->job);
+    if (id != NULL && id[0] != '\0')
+        lua_pushstring(L, id);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* Close the job at idx: release the C handle (the client keeps polling a
+ * created task in the background, without callbacks).  Idempotent. */
+static void lsa_job_close(lua_State *L, int idx)
+{
+    lsa_job *lj = lua_touserdata(L, idx);
+    sa_job *job = lj->job;
+
+    if (lj->closed)
+        return;
+    lj->closed = 1; /* lsa_job_event ignores this job from now on */
+    lsa_job_forget_events(lj);
+    if (lj->owner != NULL && lj->owner->client != NULL) {
+        lua_getiuservalue(L, idx, LSA_JOB_UV_CLIENT);
+        lua_getiuservalue(L, -1, LSA_CLIENT_UV_JOBS);
+        lua_pushnil(L);
+        lua_rawsetp(L, -2, lj);
+        lua_pop(L, 2);
+    }
+    lj->job = NULL;
+    sa_job_free(job);
+    lsa_job_release_buffer(L, idx);
+}
+
+static int lsa_job_close_m(lua_State *L)
+{
+    luaL_checkudata(L, 1, LSA_JOB_MT);
+    lsa_job_close(L, 1);
+    return 0;
+}
+
+static int lsa_job_tostring(lua_State *L)
+{
+    lsa_job *lj = luaL_checkudata(L, 1, LSA_JOB_MT);
+    const char *state;
+    const char *task = NULL;
+
+    if (lj->closed) {
+        lua_pushfstring(L, "%s (closed): %p", LSA_JOB_MT, (void *)lj);
+        return 1;
+    }
+    if (lj->final) {
+        lsa_final_field(L, 1, "state");
+        state = lua_tostring(L, -1);
+        if (lsa_final_field(L, 1, "task_id") == LUA_TSTRING)
+            task = lua_tostring(L, -1);
+    } else {
+        state = sa_job_state_name(sa_job_state(lj->job));
+        task = sa_job_task_id(lj->job);
+    }
+    if (task != NULL && task[0] != '\0')
+        lua_pushfstring(L, "%s (%s, task %s): %p", LSA_JOB_MT, state, task,
+                        (void *)lj);
+    else
+        lua_pushfstring(L, "%s (%s): %p", LSA_JOB_MT, state, (void *)lj);
+    return 1;
+}
+
+void lsa_job_register(lua_State *L)
+{
+    static const luaL_Reg meta[] = {{"__gc", lsa_job_close_m},
+                                    {"__close", lsa_job_close_m},
+                                    {"__tostring", lsa_job_tostring},
+                                    {NULL, NULL}};
+    static const luaL_Reg methods[] = {
+        {"done", lsa_job_done_m},
+        {"state", lsa_job_state_m},
+        {"status", lsa_job_status_m},
+        {"result", lsa_job_result_m},
+        {"wait", lsa_job_wait_m},
+        {"cancel", lsa_job_cancel_m},
+        {"abandon", lsa_job_abandon_m},
+        {"info", lsa_job_info_m},
+        {"task_id", lsa_job_task_id_m},
+        {"close", lsa_job_close_m},
+        {NULL, NULL}};
+
+    lsa_new_class(L, LSA_JOB_MT, meta, methods);
+}

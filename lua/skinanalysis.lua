@@ -1,0 +1,241 @@
+--- skinanalysis: Lua 5.4 client for Perfect Corp's AI Skin Analysis API.
+--
+--   local sa = require "skinanalysis"
+--   local client = assert(sa.client{})          -- key from YOUCAM_API_KEY
+--   local result, err, code = client:analyze("face.jpg")
+--
+-- The native part, skinanalysis.core, wraps the C library; this file adds
+-- the sugar: configuration from the environment, client:analyze, and the
+-- coroutine helpers (sa.await, sa.spawn, sa.scheduler) for scripts that run
+-- inside a frame loop.  See docs/lua.md.
+--
+-- Conventions: programmer errors (wrong types, unknown option names,
+-- closed handles) raise; runtime failures return nil, message, code where
+-- code is a stable name ("auth", "engine", "wait_timeout", ...).
+local core = require "skinanalysis.core"
+
+local M = {
+  _VERSION = core.version,
+  version = core.version,
+  core = core,
+  Client = core.Client,
+  Job = core.Job,
+  Result = core.Result,
+  cost = core.cost,
+  actions = core.actions,
+  action_tier = core.action_tier,
+  probe_file = core.probe_file,
+  probe_buffer = core.probe_buffer,
+  parse_result = core.parse_result,
+  strerror = core.strerror,
+  is_retryable = core.is_retryable,
+  is_validation = core.is_validation,
+  job_states = core.job_states,
+  now = core.now,
+}
+
+local Client, Job = core.Client, core.Job
+
+--- Create a client.  Options are those of sa_client_options (see
+-- docs/lua.md); times are in seconds.  api_key defaults to the environment
+-- variable YOUCAM_API_KEY, base_url to SKINANALYSIS_BASE_URL.
+-- Returns the client, or nil, message, code.
+function M.client(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #1 to 'client' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if o.api_key == nil then
+    local key = os.getenv("YOUCAM_API_KEY")
+    if key == nil or key == "" then
+      return nil, "no API key: pass api_key or set YOUCAM_API_KEY", "invalid_argument"
+    end
+    o.api_key = key
+  end
+  if o.base_url == nil then
+    local url = os.getenv("SKINANALYSIS_BASE_URL")
+    if url ~= nil and url ~= "" then o.base_url = url end
+  end
+  return core.client(o)
+end
+
+--- client:analyze(image, opts): submit and wait.  opts are those of
+-- client:submit plus `timeout` (seconds to wait; default: until the job
+-- ends, bounded by the job deadline).  Returns the result table, or nil,
+-- message, code.  When the wait times out ("wait_timeout") or is
+-- interrupted ("interrupted"), the job keeps running and is returned as a
+-- fourth value: wait on it again, or cancel it.
+function Client:analyze(image, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'analyze' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local sub, timeout = {}, nil
+  for k, v in pairs(opts or {}) do
+    if k == "timeout" then timeout = v else sub[k] = v end
+  end
+  local job, err, code = self:submit(image, sub)
+  if not job then return nil, err, code end
+  local result, werr, wcode = job:wait(timeout)
+  if result == nil and (wcode == "wait_timeout" or wcode == "interrupted") then
+    return nil, werr, wcode, job
+  end
+  job:close()
+  return result, werr, wcode
+end
+
+--- job:ok(): true when the job ended with a result.
+function Job:ok()
+  return self:done() and self:result() ~= nil
+end
+
+-- ------------------------------------------------------------------------
+-- Coroutine helpers
+-- ------------------------------------------------------------------------
+
+--- sa.await(job): the job's outcome (result, or nil, message, code).
+-- Inside a coroutine it yields (passing the job to the resumer) until the
+-- job has ended, so straight-line code runs while the host's loop keeps
+-- calling client:step().  Outside a coroutine it blocks in job:wait().
+function M.await(job)
+  if not coroutine.isyieldable() then
+    return job:wait()
+  end
+  while not job:done() do
+    coroutine.yield(job)
+  end
+  return job:result()
+end
+
+--- sa.await_all(jobs): await every job of the array; returns an array of
+-- {result=..., err=..., code=...} in the same order.
+function M.await_all(jobs)
+  local out = {}
+  for i, job in ipairs(jobs) do
+    local r, err, code = M.await(job)
+    out[i] = { result = r, err = err, code = code }
+  end
+  return out
+end
+
+--- sa.sleep(seconds): inside a coroutine run by a scheduler, yield until
+-- the time has passed (clock: core.now, monotonic).
+function M.sleep(seconds)
+  local wake = core.now() + seconds
+  if not coroutine.isyieldable() then
+    error("sa.sleep needs a coroutine (use sa.spawn)", 2)
+  end
+  repeat coroutine.yield(wake) until core.now() >= wake
+end
+
+local Scheduler = {}
+Scheduler.__index = Scheduler
+M.Scheduler = Scheduler
+
+--- sa.scheduler(): a tiny scheduler of coroutines for scripts without one.
+-- sched:spawn(fn, ...) starts a coroutine; sched:update() resumes every
+-- coroutine whose awaited job has ended (or that yielded nothing); a host
+-- calls client:step() and sched:update() once per frame.
+-- sched:run(client[, timeout]) does both in a loop until every coroutine
+-- has finished.
+function M.scheduler()
+  return setmetatable({ tasks = {} }, Scheduler)
+end
+
+function Scheduler:spawn(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local task = { co = coroutine.create(fn), args = table.pack(...), started = false }
+  self.tasks[#self.tasks + 1] = task
+  return task.co
+end
+
+local function ready(task)
+  local w = task.waiting
+  if not task.started or w == nil then return true end
+  if type(w) == "number" then return core.now() >= w end
+  if type(w) == "userdata" then return w:done() end -- a job
+  return true
+end
+
+--- Resume what is ready; returns the number of coroutines still alive.
+-- An error in a coroutine removes it and is raised (with its traceback)
+-- after the other ready coroutines have run.
+function Scheduler:update()
+  local alive, failure = {}, nil
+  local tasks = self.tasks
+  self.tasks = alive
+  for _, task in ipairs(tasks) do
+    if ready(task) then
+      local ok, yielded
+      if task.started then
+        ok, yielded = coroutine.resume(task.co)
+      else
+        task.started = true
+        ok, yielded = coroutine.resume(task.co, table.unpack(task.args, 1, task.args.n))
+      end
+      if not ok then
+        failure = failure or debug.traceback(task.co, tostring(yielded))
+      elseif coroutine.status(task.co) ~= "dead" then
+        task.waiting = yielded
+        alive[#alive + 1] = task
+      end
+    else
+      alive[#alive + 1] = task
+    end
+  end
+  -- coroutines spawned while this update ran were added to `alive`
+  if failure then error(failure, 0) end
+  return #self.tasks
+end
+
+function Scheduler:count()
+  return #self.tasks
+end
+
+--- sched:run(client[, timeout]): step the client (or each client of an
+-- array) and resume coroutines until all have finished.  Returns true, or
+-- nil, message, code ("wait_timeout" when timeout seconds passed, or the
+-- failure of client:step()).
+function Scheduler:run(clients, timeout)
+  if type(clients) ~= "table" then clients = { clients } end
+  local deadline = timeout and (core.now() + timeout) or nil
+  while self:update() > 0 do
+    for i, c in ipairs(clients) do
+      -- wait for network activity only on the first client: the others are
+      -- stepped without waiting
+      local n, err, code = c:step(i == 1 and 0.02 or 0)
+      if n == nil then return nil, err, code end
+    end
+    if deadline and core.now() >= deadline then
+      return nil, "the coroutines did not finish in time", "wait_timeout"
+    end
+  end
+  return true
+end
+
+local default_scheduler = M.scheduler()
+M.default_scheduler = default_scheduler
+
+--- sa.spawn(fn, ...): start fn as a coroutine on the default scheduler.
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  return default_scheduler:spawn(fn, ...)
+end
+
+--- sa.update(): resume the default scheduler's ready coroutines (call once
+-- per frame after client:step()); returns how many are still alive.
+function M.update()
+  return default_scheduler:update()
+end
+
+--- sa.run(client[, timeout]): drive client(s) and the default scheduler
+-- until every spawned coroutine has finished.
+function M.run(clients, timeout)
+  return default_scheduler:run(clients, timeout)
+end
+
+return M

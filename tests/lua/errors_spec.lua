@@ -1,0 +1,162 @@
+-- Every runtime failure comes back as nil, message, code with a stable
+-- code name, from analyze(), job:wait() and job:result() alike.
+local sa = require "skinanalysis"
+local emulator = require "helpers.emulator"
+
+local SD_JPG = emulator.fixtures .. "/portrait_sd.jpg"
+
+local function expect_failure(code, r, msg, got)
+  assert.is_nil(r)
+  assert.is_string(msg)
+  assert.not_equal("", msg)
+  assert.equal(code, got, msg)
+end
+
+describe("runtime failures", function()
+  local emu
+
+  lazy_setup(function()
+    emu = emulator.start{ "--task-seconds", "0.2", "--rate-limit", "off" }
+  end)
+
+  lazy_teardown(function()
+    if emu then emu:stop() end
+  end)
+
+  after_each(function()
+    emu:clear_scenario()
+    emu:control("POST", "/_control/units", { key = emu.key, units = 100000 })
+  end)
+
+  -- code, client options, analysis options, setup(emu)
+  local cases = {
+    { "auth", { api_key = "wrong-key" } },
+    { "credits", nil, nil, function(e)
+        e:control("POST", "/_control/units", { key = e.key, units = 3 })
+      end },
+    { "engine", nil, nil, function(e)
+        e:control("POST", "/_control/engine_error/next", { code = "error_no_face" })
+      end },
+    { "task_expired", nil, nil, function(e)
+        e:scenario{ { endpoint = "task_status", fault = "invalid_task_id" } }
+      end },
+    { "task_timeout", nil, nil, function(e)
+        e:scenario{ { endpoint = "task_status", fault = "task_timeout_500" } }
+      end },
+    { "server", { max_retries = 1 }, nil, function(e)
+        e:scenario{ { endpoint = "file_create", fault = "http_503" } }
+      end },
+    { "rate_limited", { max_retries = 1 }, nil, function(e)
+        e:scenario{ { endpoint = "file_create", fault = "http_429" } }
+      end },
+    { "ambiguous", nil, nil, function(e)
+        e:scenario{ { endpoint = "task_create", fault = "close_mid_response" } }
+      end },
+    { "protocol", { max_retries = 1 }, nil, function(e)
+        e:scenario{ { endpoint = "file_create", fault = "malformed_json" } }
+      end },
+    { "limit", { max_body_bytes = 65536, max_retries = 0 }, nil, function(e)
+        e:scenario{ { endpoint = "task_status", fault = "oversized_body", size_bytes = 1000000 } }
+      end },
+    { "timeout", { request_timeout = 0.3, max_retries = 0 }, nil, function(e)
+        e:scenario{ { endpoint = "file_create", fault = "delay", delay_ms = 3000 } }
+      end },
+    { "deadline", nil, { deadline = 0.5 }, function(e)
+        e:scenario{ { endpoint = "task_status", fault = "delay", delay_ms = 800 } }
+      end },
+    { "bad_request", nil, { file_id = "bm8tc3VjaC1maWxl", actions = { "pore" } } },
+  }
+
+  for _, case in ipairs(cases) do
+    local code, copts, aopts, setup = case[1], case[2], case[3], case[4]
+    it(code, function()
+      if setup then setup(emu) end
+      local c <close> = emu:client(copts)
+      local image = (aopts and (aopts.file_id or aopts.url)) and nil or SD_JPG
+      local r, msg, got = c:analyze(image, aopts)
+      expect_failure(code, r, msg, got)
+      assert.not_matches(emu.key, msg)
+    end)
+  end
+
+  it("engine failures carry the engine code", function()
+    emu:control("POST", "/_control/engine_error/next", { code = "error_src_face_too_small" })
+    local c <close> = emu:client()
+    local job = assert(c:submit(SD_JPG))
+    expect_failure("engine", job:wait(10))
+    local state, code, msg = job:status()
+    assert.equal("FAILED", state)
+    assert.equal("engine", code)
+    assert.is_string(msg)
+    local info = job:info()
+    assert.equal("error_src_face_too_small", info.engine_error)
+    assert.equal("engine", info.code)
+    expect_failure("engine", job:result())
+  end)
+
+  it("auth failures never show the key", function()
+    local c <close> = emu:client{ api_key = "sekrit-wrong-key" }
+    local job = assert(c:submit(SD_JPG))
+    local r, msg, code = job:wait(10)
+    expect_failure("auth", r, msg, code)
+    assert.not_matches("sekrit", msg)
+    assert.equal(401, job:info().http_status)
+    assert.not_matches("sekrit", tostring(job))
+    assert.not_matches("sekrit", tostring(c))
+  end)
+
+  it("transport: nothing listens", function()
+    local port = emulator.closed_port()
+    local c <close> = emu:client{ base_url = "http://127.0.0.1:" .. port, max_retries = 0,
+                                  connect_timeout = 1 }
+    expect_failure("transport", c:analyze(SD_JPG))
+  end)
+
+  it("upload: the storage refuses an expired URL", function()
+    local e = emulator.start{ "--task-seconds", "0.2", "--rate-limit", "off", "--upload-ttl", "0" }
+    local ok, err = pcall(function()
+      local c <close> = e:client{ max_retries = 0 }
+      expect_failure("upload", c:analyze(SD_JPG))
+    end)
+    e:stop()
+    assert(ok, err)
+  end)
+
+  it("wait_timeout leaves the job running", function()
+    local c <close> = emu:client()
+    local job = assert(c:submit(SD_JPG))
+    expect_failure("wait_timeout", job:wait(0.01))
+    assert.is_false(job:done())
+    assert.is_truthy(job:wait(10))
+  end)
+
+  it("interrupted: SIGINT ends a blocking wait of the standalone interpreter", function()
+    local e = emulator.start{ "--task-seconds", "30", "--rate-limit", "off" }
+    local script = ([[
+      local sa = require "skinanalysis"
+      local c = assert(sa.client{ api_key = %q, base_url = %q, poll_interval = 0.1 })
+      local job = assert(c:submit(%q, { actions = { "pore" } }))
+      io.write("waiting\n") io.flush()
+      local t0 = sa.now()
+      local ok, err = pcall(function() return job:wait(20) end)
+      io.write(string.format("%%s %%.1f\n", tostring(err), sa.now() - t0))
+    ]]):format(e.key, e.url, SD_JPG)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(script)
+    f:close()
+    local cmd = "sh -c 'lua5.4 " .. emulator.quote(path) .. " & pid=$!; sleep 1; kill -INT $pid; wait $pid' 2>&1"
+    local p = assert(io.popen(cmd, "r"))
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    e:stop()
+    assert.matches("waiting", out)
+    -- the standalone interpreter's SIGINT hook fires as soon as the wait
+    -- returns: "interrupted!" well before the 20 s timeout
+    assert.matches("interrupted!", out)
+    local secs = tonumber(out:match("interrupted![^\n]* ([%d%.]+)\n"))
+    assert.is_number(secs)
+    assert.truthy(secs < 5, out)
+  end)
+end)

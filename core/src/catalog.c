@@ -266,7 +266,8 @@ static int report_unknown(const char *name, int tier_hint, char *err,
     return SA_ERR_UNKNOWN_ACTION;
 }
 
-/* Validates as documented in sa_internal.h.  A NULL list with n > 0 or a
+/* Validates as documented in sa_internal.h, in this order: unknown names,
+ * count, mixed tiers.  A NULL list with n > 0 or a
  * NULL name is a programmer error: SA_ERR_INVALID_ARGUMENT.  tier, unique
  * and n_unique may be NULL. */
 int sa_catalog_check_actions(const char *const *list, size_t n, int *tier,
@@ -300,19 +301,21 @@ int sa_catalog_check_actions(const char *const *list, size_t n, int *tier,
         if (unique && count < SA_MAX_ACTIONS) unique[count] = actions[k].name;
         count++;
     }
-    if (first_sd >= 0 && first_hd >= 0) {
-        sa__errf(err, errlen, "cannot mix SD action '%s' with HD action '%s'",
-                 actions[first_sd].name, actions[first_hd].name);
-        return SA_ERR_MIXED_TIERS;
-    }
     if (count == 0) {
         sa__errf(err, errlen, "no actions given");
         return SA_ERR_ACTION_COUNT;
     }
+    /* More than 16 unique names always mixes tiers (16 per tier): the
+     * count is the first thing to fix. */
     if (count > SA_MAX_ACTIONS) {
         sa__errf(err, errlen, "%zu unique actions given; at most %d", count,
                  SA_MAX_ACTIONS);
         return SA_ERR_ACTION_COUNT;
+    }
+    if (first_sd >= 0 && first_hd >= 0) {
+        sa__errf(err, errlen, "cannot mix SD action '%s' with HD action '%s'",
+                 actions[first_sd].name, actions[first_hd].name);
+        return SA_ERR_MIXED_TIERS;
     }
     if (tier) *tier = first_hd >= 0 ? SA_TIER_HD : SA_TIER_SD;
     if (n_unique) *n_unique = count;

@@ -1,0 +1,313 @@
+/*
+ * test_catalog.c - dst_actions, tiers, counterparts, regions, the unit
+ * table at every boundary, validation messages, miniserver_args and engine
+ * error codes (shared/API.md §4, §5, §8.3, §11).
+ */
+#include "harness.h"
+#include "sa_internal.h"
+
+static const char *const published[32] = {
+    "hd_wrinkle", "hd_pore", "hd_texture", "hd_acne", "hd_oiliness",
+    "hd_radiance", "hd_eye_bag", "hd_age_spot", "hd_dark_circle",
+    "hd_droopy_upper_eyelid", "hd_droopy_lower_eyelid", "hd_firmness",
+    "hd_moisture", "hd_redness", "hd_tear_trough", "hd_skin_type",
+    "wrinkle", "pore", "texture", "acne", "oiliness", "radiance", "eye_bag",
+    "age_spot", "dark_circle_v2", "droopy_upper_eyelid",
+    "droopy_lower_eyelid", "firmness", "moisture", "redness", "tear_trough",
+    "skin_type"};
+
+TEST(all_names_in_order)
+{
+    size_t i;
+    CHECK_EQ_INT(sa_action_count(), 32);
+    for (i = 0; i < 32; i++) {
+        CHECK_STR(sa_action_name(i), published[i]);
+        CHECK_EQ_INT(sa_catalog_find(published[i]), (int)i);
+        CHECK_EQ_INT(sa_action_tier(published[i]),
+                     i < 16 ? SA_TIER_HD : SA_TIER_SD);
+        CHECK_EQ_INT(sa_catalog_tier((int)i), i < 16 ? SA_TIER_HD : SA_TIER_SD);
+    }
+    CHECK(sa_action_name(32) == NULL);
+    CHECK(sa_action_name((size_t)-1) == NULL);
+    CHECK_EQ_INT(sa_action_tier("dark_circle"), SA_ERR_UNKNOWN_ACTION);
+    CHECK_EQ_INT(sa_action_tier("HD_WRINKLE"), SA_ERR_UNKNOWN_ACTION);
+    CHECK_EQ_INT(sa_action_tier(NULL), SA_ERR_UNKNOWN_ACTION);
+    CHECK_EQ_INT(sa_catalog_find(""), -1);
+}
+
+TEST(counterparts)
+{
+    int i;
+    for (i = 0; i < 32; i++) {
+        int c = sa_catalog_counterpart(i);
+        REQUIRE(c >= 0 && c < 32);
+        CHECK(sa_catalog_tier(c) != sa_catalog_tier(i));
+        CHECK_EQ_INT(sa_catalog_counterpart(c), i);
+    }
+    CHECK_STR(sa_action_name((size_t)sa_catalog_counterpart(
+                  sa_catalog_find("dark_circle_v2"))),
+              "hd_dark_circle");
+    CHECK_STR(sa_action_name((size_t)sa_catalog_counterpart(
+                  sa_catalog_find("hd_wrinkle"))),
+              "wrinkle");
+    CHECK_EQ_INT(sa_catalog_counterpart(-1), -1);
+    CHECK_EQ_INT(sa_catalog_counterpart(32), -1);
+}
+
+static size_t count_regions(const char *name)
+{
+    const char *const *r = sa_catalog_regions(sa_catalog_find(name));
+    size_t n = 0;
+    while (r && r[n]) n++;
+    return n;
+}
+
+TEST(regions)
+{
+    const char *const *r = sa_catalog_regions(sa_catalog_find("hd_pore"));
+    CHECK_EQ_INT(count_regions("hd_wrinkle"), 7);
+    CHECK_EQ_INT(count_regions("hd_pore"), 4);
+    CHECK_EQ_INT(count_regions("hd_texture"), 1);
+    CHECK_EQ_INT(count_regions("skin_type"), 3);
+    CHECK_EQ_INT(count_regions("hd_skin_type"), 3);
+    CHECK_EQ_INT(count_regions("wrinkle"), 1);
+    REQUIRE(r != NULL);
+    CHECK_STR(r[0], "forehead");
+    CHECK_STR(r[3], "whole");
+    CHECK(sa_catalog_regions(-1) == NULL);
+}
+
+TEST(units_every_boundary)
+{
+    static const struct { size_t n; int sd, hd; } rows[] = {
+        {1, 9, 12},   {4, 9, 12},   {5, 12, 16},  {8, 12, 16},
+        {9, 14, 20},  {12, 14, 20}, {13, 16, 22}, {16, 16, 22}};
+    size_t i;
+    for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *sd[16], *hd[16];
+        size_t k;
+        CHECK_EQ_INT(sa_catalog_units(SA_TIER_SD, rows[i].n), rows[i].sd);
+        CHECK_EQ_INT(sa_catalog_units(SA_TIER_HD, rows[i].n), rows[i].hd);
+        for (k = 0; k < rows[i].n; k++) {
+            hd[k] = published[k];
+            sd[k] = published[16 + k];
+        }
+        CHECK_EQ_INT(sa_cost(sd, rows[i].n, NULL, 0), rows[i].sd);
+        CHECK_EQ_INT(sa_cost(hd, rows[i].n, NULL, 0), rows[i].hd);
+    }
+    CHECK_EQ_INT(sa_catalog_units(SA_TIER_SD, 0), -1);
+    CHECK_EQ_INT(sa_catalog_units(SA_TIER_HD, 17), -1);
+    CHECK_EQ_INT(sa_catalog_units(7, 1), -1);
+}
+
+TEST(validation_messages)
+{
+    char err[256];
+    const char *unique[SA_MAX_ACTIONS];
+    size_t n = 0;
+    int tier = -1;
+    const char *a1[] = {"wrinkles"};
+    const char *a2[] = {"pore", "hd_wrinkle", "wrinkle"};
+    const char *a3[] = {"hd_wrinkle", "pore"};
+    const char *a4[] = {"dark_circle"};
+    const char *a5[] = {"hd_dark_circle", "dark_circle"};
+    const char *a6[] = {"abc123"};
+    const char *a7[] = {"Wrinkle"};
+    const char *a8[] = {"pore", NULL};
+
+    CHECK_EQ_INT(sa_cost(a1, 1, err, sizeof err), SA_ERR_UNKNOWN_ACTION);
+    CHECK_STR(err, "unknown action 'wrinkles' (did you mean 'wrinkle'?)");
+    CHECK_EQ_INT(sa_cost(a2, 3, err, sizeof err), SA_ERR_MIXED_TIERS);
+    CHECK_STR(err, "cannot mix SD action 'pore' with HD action 'hd_wrinkle'");
+    CHECK_EQ_INT(sa_cost(a3, 2, err, sizeof err), SA_ERR_MIXED_TIERS);
+    CHECK_STR(err, "cannot mix SD action 'pore' with HD action 'hd_wrinkle'");
+    /* ties between tiers: the SD spelling for a name without hd_, the
+     * tier of the other actions when there are some */
+    CHECK_EQ_INT(sa_cost(a4, 1, err, sizeof err), SA_ERR_UNKNOWN_ACTION);
+    CHECK_STR(err,
+              "unknown action 'dark_circle' (did you mean 'dark_circle_v2'?)");
+    CHECK_EQ_INT(sa_cost(a5, 2, err, sizeof err), SA_ERR_UNKNOWN_ACTION);
+    CHECK_STR(err,
+              "unknown action 'dark_circle' (did you mean 'hd_dark_circle'?)");
+    CHECK_EQ_INT(sa_cost(a6, 1, err, sizeof err), SA_ERR_UNKNOWN_ACTION);
+    CHECK(strncmp(err, "unknown action 'abc123' (not one of", 35) == 0);
+    CHECK_EQ_INT(sa_cost(a7, 1, err, sizeof err), SA_ERR_UNKNOWN_ACTION);
+    CHECK_STR(err, "unknown action 'Wrinkle' (did you mean 'wrinkle'?)");
+    CHECK_EQ_INT(sa_cost(NULL, 0, err, sizeof err), SA_ERR_ACTION_COUNT);
+    CHECK_STR(err, "no actions given");
+    CHECK_EQ_INT(sa_cost(a1, 0, err, sizeof err), SA_ERR_ACTION_COUNT);
+    CHECK_STR(err, "no actions given");
+    CHECK_EQ_INT(sa_cost(NULL, 2, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa_cost(a8, 2, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
+    CHECK_STR(err, "action #2 is NULL");
+
+    /* 16 SD names given 2.5 times: 16 unique, first-seen order */
+    {
+        const char *many[40];
+        size_t k;
+        for (k = 0; k < 40; k++) many[k] = published[16 + (k % 16)];
+        CHECK_EQ_INT(sa_catalog_check_actions(many, 40, &tier, unique, &n,
+                                              err, sizeof err),
+                     SA_OK);
+        CHECK_EQ_INT(n, 16);
+        CHECK_EQ_INT(tier, SA_TIER_SD);
+        CHECK_STR(unique[0], "wrinkle");
+        CHECK_STR(unique[15], "skin_type");
+        CHECK_EQ_INT(sa_cost(many, 40, err, sizeof err), 16);
+        CHECK_STR(err, ""); /* cleared on success */
+    }
+}
+
+/* Duplicates count once; more than 16 unique names is reported before
+ * the tiers (17 unique names always mix them). */
+TEST(count_and_duplicates)
+{
+    char err[256];
+    const char *unique[SA_MAX_ACTIONS];
+    size_t n = 0;
+    int tier = -1;
+    const char *dups[] = {"pore", "wrinkle", "pore", "acne", "wrinkle"};
+    const char *all32[32];
+    size_t k;
+
+    CHECK_EQ_INT(sa_catalog_check_actions(dups, 5, &tier, unique, &n, err,
+                                          sizeof err),
+                 SA_OK);
+    CHECK_EQ_INT(n, 3);
+    CHECK_STR(unique[0], "pore");
+    CHECK_STR(unique[1], "wrinkle");
+    CHECK_STR(unique[2], "acne");
+    CHECK_EQ_INT(sa_cost(dups, 5, NULL, 0), 9); /* 3 unique: 9 units */
+
+    for (k = 0; k < 32; k++) all32[k] = published[k];
+    CHECK_EQ_INT(sa_catalog_check_actions(all32, 32, &tier, unique, &n, err,
+                                          sizeof err),
+                 SA_ERR_ACTION_COUNT);
+    CHECK_STR(err, "32 unique actions given; at most 16");
+    CHECK_EQ_INT(sa_cost(all32, 17, err, sizeof err), SA_ERR_ACTION_COUNT);
+    CHECK_STR(err, "17 unique actions given; at most 16");
+    CHECK_EQ_INT(sa_cost(all32 + 1, 16, err, sizeof err), SA_ERR_MIXED_TIERS);
+    CHECK_STR(err, "cannot mix SD action 'wrinkle' with HD action "
+                   "'hd_pore'");
+    /* NULL outputs are allowed */
+    CHECK_EQ_INT(sa_catalog_check_actions(dups, 5, NULL, NULL, NULL, NULL, 0),
+                 SA_OK);
+}
+
+static int ms_rc(const char *json, char *err, size_t errlen)
+{
+    cJSON *o = NULL;
+    int rc;
+    if (sa_json_parse(json, strlen(json), 8, &o) != SA_OK) return 999;
+    rc = sa_catalog_check_miniserver_args(o, err, errlen);
+    cJSON_Delete(o);
+    return rc;
+}
+
+TEST(miniserver_args)
+{
+    static const char *const concerns[] = {
+        "hd_pore", "hd_wrinkle", "hd_acne", "hd_texture",
+        "hd_oiliness", "hd_age_spot", "hd_redness", "hd_firmness"};
+    char err[256], json[512];
+    size_t i;
+
+    CHECK_EQ_INT(ms_rc("{}", err, sizeof err), SA_OK);
+    CHECK_EQ_INT(ms_rc("{\"enable_mask_overlay\":true}", err, sizeof err),
+                 SA_OK);
+    for (i = 0; i < 8; i++) {
+        snprintf(json, sizeof json,
+                 "{\"enable_dark_background_%s\":false,"
+                 "\"color_dark_background_%s\":\"3d3D3D\","
+                 "\"opacity_dark_background_%s\":0.4}",
+                 concerns[i], concerns[i], concerns[i]);
+        CHECK_EQ_INT(ms_rc(json, err, sizeof err), SA_OK);
+    }
+    CHECK_EQ_INT(sa_catalog_check_miniserver_args(NULL, err, sizeof err),
+                 SA_OK);
+    CHECK_EQ_INT(ms_rc("[]", err, sizeof err), SA_ERR_BAD_OPTION);
+    CHECK_STR(err, "miniserver_args must be a JSON object");
+    CHECK_EQ_INT(ms_rc("{\"enable_mask_overlay\":1}", err, sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_STR(err, "miniserver_args.enable_mask_overlay must be true or "
+                   "false");
+    CHECK_EQ_INT(ms_rc("{\"color_dark_background_hd_pore\":\"#3D3D3D\"}",
+                       err, sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_STR(err, "miniserver_args.color_dark_background_hd_pore must be 6 "
+                   "hex digits without '#', e.g. \"3D3D3D\"");
+    CHECK_EQ_INT(ms_rc("{\"color_dark_background_hd_pore\":\"3D3D3G\"}",
+                       err, sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_EQ_INT(ms_rc("{\"color_dark_background_hd_pore\":\"3D3D3D0\"}",
+                       err, sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_EQ_INT(ms_rc("{\"opacity_dark_background_hd_acne\":1.5}", err,
+                       sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_STR(err, "miniserver_args.opacity_dark_background_hd_acne must be "
+                   "a number from 0 to 1");
+    CHECK_EQ_INT(ms_rc("{\"opacity_dark_background_hd_acne\":\"0.4\"}", err,
+                       sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_EQ_INT(ms_rc("{\"opacity_dark_background_hd_acne\":0}", err,
+                       sizeof err),
+                 SA_OK);
+    CHECK_EQ_INT(ms_rc("{\"opacity_dark_background_hd_acne\":1}", err,
+                       sizeof err),
+                 SA_OK);
+    CHECK_EQ_INT(ms_rc("{\"enable_mask_overlays\":true}", err, sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_STR(err, "unknown miniserver_args key 'enable_mask_overlays' (did "
+                   "you mean 'enable_mask_overlay'?)");
+    CHECK_EQ_INT(ms_rc("{\"enable_dark_background_pore\":true}", err,
+                       sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_STR(err, "unknown miniserver_args key 'enable_dark_background_pore' "
+                   "(did you mean 'enable_dark_background_hd_pore'?)");
+    CHECK_EQ_INT(ms_rc("{\"enable_dark_background_hd_eye_bag\":true}", err,
+                       sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_EQ_INT(ms_rc("{\"foo\":1}", err, sizeof err), SA_ERR_BAD_OPTION);
+    CHECK(strncmp(err, "unknown miniserver_args key 'foo' (documented:", 46) ==
+          0);
+}
+
+TEST(engine_errors)
+{
+    static const char *const known[] = {
+        "error_exceed_max_image_size", "exceed_max_filesize",
+        "invalid_parameter", "error_download_image", "error_download_mask",
+        "error_decode_image", "error_decode_mask",
+        "error_nsfw_content_detected", "error_no_face", "error_pose",
+        "error_face_parsing", "error_inference", "exceed_nsfw_retry_limits",
+        "error_upload", "unknown_internal_error",
+        "error_below_min_image_size", "error_src_face_too_small",
+        "error_src_face_out_of_bound", "error_lighting_dark",
+        "error_multiple_people", "error_large_face_angle",
+        "error_unsupport_ratio"};
+    size_t i;
+    for (i = 0; i < sizeof known / sizeof known[0]; i++) {
+        CHECK_EQ_INT(sa_catalog_engine_error_known(known[i]), 1);
+        CHECK(sa_catalog_engine_error_hint(known[i]) != NULL);
+    }
+    CHECK_EQ_INT(sa_catalog_engine_error_known("error_something_new"), 0);
+    CHECK_EQ_INT(sa_catalog_engine_error_known(NULL), 0);
+    CHECK(sa_catalog_engine_error_hint("nope") == NULL);
+    CHECK(strstr(sa_catalog_engine_error_hint("error_no_face"), "face") !=
+          NULL);
+}
+
+int main(void)
+{
+    (void)harness_slurp;
+    RUN(all_names_in_order);
+    RUN(counterparts);
+    RUN(regions);
+    RUN(units_every_boundary);
+    RUN(validation_messages);
+    RUN(count_and_duplicates);
+    RUN(miniserver_args);
+    RUN(engine_errors);
+    return harness_report();
+}

@@ -97,7 +97,10 @@ end
 -- Inside a coroutine it yields (passing the job to the resumer) until the
 -- job has ended, so straight-line code runs while the host's loop keeps
 -- calling client:step().  Outside a coroutine it blocks in job:wait().
-function M.await(job)
+-- sa.await(client:submit(...)) passes a failed submit through: with a nil
+-- job it returns nil, message, code at once.
+function M.await(job, err, code)
+  if job == nil then return nil, err, code end
   if not coroutine.isyieldable() then
     return job:wait()
   end

@@ -64,7 +64,13 @@ int lsa_check_api_version(lua_State *L, int idx, const char *what)
 void lsa_new_class(lua_State *L, const char *tname, const luaL_Reg *meta,
                    const luaL_Reg *methods)
 {
-    luaL_newmetatable(L, tname);
+    if (!luaL_newmetatable(L, tname)) {
+        /* The module was opened before in this state (require after
+         * package.loaded was cleared): keep the existing class, which live
+         * objects and the facade's added methods share. */
+        lua_pop(L, 1);
+        return;
+    }
     luaL_setfuncs(L, meta, 0);
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);

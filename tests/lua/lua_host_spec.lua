@@ -1,0 +1,145 @@
+-- The game-engine proof: examples/lua-host/lua_host runs game.lua at 60 Hz
+-- against the emulator with added latency and faults.  Every analysis
+-- must complete, and no frame's script time may exceed the budget.
+--
+-- Budget: 4 ms of script time per frame (a quarter of a 60 Hz frame),
+-- which includes client:step() -- the network work -- and the
+-- coroutine scheduler.
+local emulator = require "helpers.emulator"
+local json = require "dkjson"
+
+local BUDGET_MS = 4
+local build = os.getenv("SA_BUILD_DIR") or (emulator.repo .. "/build")
+local host = build .. "/examples/lua-host/lua_host"
+local game = emulator.repo .. "/examples/lua-host/game.lua"
+local images = emulator.quote(emulator.fixtures .. "/portrait_sd.jpg") .. " " ..
+    emulator.quote(emulator.fixtures .. "/portrait.png")
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Latency on every third request, and transient faults the client must
+-- ride out (retries with backoff): a 503 on a file slot, a 500 on an
+-- upload, 502s and a dropped connection on status polls.
+local SCENARIO = {
+  faults = {
+    { endpoint = "file_create", nth = { 2 }, fault = "http_503" },
+    { endpoint = "upload", nth = { 3 }, fault = "http_500_html" },
+    { endpoint = "task_status", nth = { 2, 9 }, fault = "http_502_html" },
+    { endpoint = "task_status", nth = { 5 }, fault = "close_before_response" },
+    { endpoint = "any", every = 3, fault = "delay", delay_ms = 300 },
+  },
+}
+
+local function run_host(emu, flags, env)
+  local vars = { "SKINANALYSIS_BASE_URL=" .. emulator.quote(emu.url),
+                 "YOUCAM_API_KEY=" .. emulator.quote(emu.key) }
+  for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. emulator.quote(v) end
+  local cmd = "env " .. table.concat(vars, " ") .. " " .. flags .. " " ..
+      emulator.quote(game) .. " " .. images .. " 2>&1; echo EXIT:$?"
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  p:close()
+  return out, tonumber(out:match("EXIT:(%d+)%s*$"))
+end
+
+local function frame_stats(out)
+  local line = out:match("frame%-time:[^\n]*")
+  assert.is_string(line, out)
+  local stats = {}
+  for k, v in line:gmatch("(%w+)=([%d%.]+)") do stats[k] = tonumber(v) end
+  return stats, line
+end
+
+describe("lua_host frame loop", function()
+  if not exists(host) then
+    pending("lua_host not built in " .. build)
+    return
+  end
+
+  local emu, scenario_path
+
+  lazy_setup(function()
+    scenario_path = os.tmpname()
+    local f = assert(io.open(scenario_path, "w"))
+    f:write(json.encode(SCENARIO))
+    f:close()
+    emu = emulator.start{ "--task-seconds", "1.5", "--scenario", scenario_path }
+  end)
+
+  lazy_teardown(function()
+    if emu then emu:stop() end
+    if scenario_path then os.remove(scenario_path) end
+  end)
+
+  before_each(function()
+    emu:reset() -- reinstalls the scenario and its counters
+  end)
+
+  it("completes every analysis within a " .. BUDGET_MS .. " ms script budget per frame", function()
+    local out, code = run_host(emu, emulator.quote(host) ..
+        " --hz 60 --frames 3600 --budget-ms " .. BUDGET_MS,
+        { GAME_ANALYSES = "6", GAME_REPORT_EVERY = "60" })
+    local stats, line = frame_stats(out)
+    print("\n  lua_host, 1 state, 6 analyses, latency + faults: " .. line)
+    assert.equal(0, code, out)
+    local ok = 0
+    for _ in out:gmatch("analysis %d+: ok") do ok = ok + 1 end
+    assert.equal(6, ok, out)
+    assert.equal(0, stats.over_budget, out)
+    assert.truthy(stats.max <= BUDGET_MS, out)
+    -- the faults really happened
+    local counters = emu:counters()
+    assert.truthy((counters.faults_applied or {}).delay, json.encode(counters))
+    assert.truthy((counters.faults_applied or {}).http_502_html, json.encode(counters))
+  end)
+
+  it("runs two independent Lua states in one process", function()
+    local out, code = run_host(emu, emulator.quote(host) ..
+        " --hz 60 --frames 3600 --states 2 --budget-ms " .. BUDGET_MS,
+        { GAME_ANALYSES = "3", GAME_REPORT_EVERY = "120" })
+    local _, line = frame_stats(out)
+    print("\n  lua_host, 2 states, 3 analyses each: " .. line)
+    assert.equal(0, code, out)
+    for s = 1, 2 do
+      local ok = 0
+      for _ in out:gmatch("%[state " .. s .. "%] analysis %d+: ok") do ok = ok + 1 end
+      assert.equal(3, ok, out)
+    end
+  end)
+
+  it("reports a script error with exit code 1", function()
+    local bad = os.tmpname()
+    local f = assert(io.open(bad, "w"))
+    f:write("function update() error('frame bug') end\n")
+    f:close()
+    local p = assert(io.popen(emulator.quote(host) .. " --frames 10 " .. emulator.quote(bad) ..
+                              " 2>&1; echo EXIT:$?"))
+    local out = p:read("a")
+    p:close()
+    os.remove(bad)
+    assert.matches("frame bug", out)
+    assert.matches("EXIT:1", out)
+  end)
+
+  if os.getenv("SA_TEST_QUICK") ~= "1" and os.execute("command -v valgrind >/dev/null 2>&1") then
+    it("is clean under valgrind with two states (no budget: valgrind is slow)", function()
+      local log = build .. "/lua-host-valgrind.log"
+      local out, code = run_host(emu,
+          "valgrind -q --error-exitcode=99 --leak-check=full " ..
+          "--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect " ..
+          "--suppressions=" .. emulator.quote(emulator.repo .. "/tests/lua/valgrind.supp") ..
+          " --log-file=" .. emulator.quote(log) .. " " ..
+          emulator.quote(host) .. " --hz 30 --frames 3000 --states 2",
+          { GAME_ANALYSES = "2", GAME_REPORT_EVERY = "300" })
+      local f = io.open(log, "r")
+      local vg = f and f:read("a") or ""
+      if f then f:close() end
+      assert.equal(0, code, out .. "\n" .. vg)
+      assert.equal("", vg)
+    end)
+  end
+end)

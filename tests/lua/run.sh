@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# tests/lua/run.sh BUILD_DIR [busted options...]
+#
+# Runs the Lua suites against the module built in BUILD_DIR
+# (BUILD_DIR/lua/skinanalysis/core.so) and lua/skinanalysis.lua of this
+# checkout:
+#   1. busted on tests/lua/*_spec.lua (one emulator per spec file; the
+#      frame-loop host spec runs when BUILD_DIR/examples/lua-host/lua_host
+#      exists);
+#   2. unless SA_TEST_QUICK=1: tests/lua/valgrind_smoke.lua under valgrind
+#      (errors and definite/indirect leaks fail the run).
+# Exits non-zero when anything fails.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+if [ $# -lt 1 ]; then
+  echo "usage: $0 BUILD_DIR [busted options...]" >&2
+  exit 2
+fi
+build=$1; shift
+case $build in /*) ;; *) build="$root/$build" ;; esac
+if [ ! -f "$build/lua/skinanalysis/core.so" ]; then
+  echo "tests/lua/run.sh: $build/lua/skinanalysis/core.so not found: build first" >&2
+  exit 1
+fi
+
+export SA_REPO="$root" SA_BUILD_DIR="$build"
+export LUA_CPATH_5_4="$build/lua/?.so;;"
+export LUA_PATH_5_4="$root/lua/?.lua;$here/?.lua;;"
+unset YOUCAM_API_KEY SKINANALYSIS_BASE_URL
+
+cd "$root"
+rc=0
+lua5.4 "$(command -v busted)" --config-file="$here/.busted" "$@" "$here" || rc=1
+
+if [ "${SA_TEST_QUICK:-0}" != 1 ] && command -v valgrind >/dev/null; then
+  echo "valgrind: tests/lua/valgrind_smoke.lua"
+  log="$build/lua-valgrind.log"
+  if valgrind -q --error-exitcode=99 --leak-check=full \
+       --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+       --suppressions="$here/valgrind.supp" \
+       lua5.4 "$here/valgrind_smoke.lua" >"$log" 2>&1; then
+    echo "valgrind: clean ($(tail -1 "$log"))"
+  else
+    echo "valgrind: FAILED (log: $log)"; tail -60 "$log"; rc=1
+  fi
+fi
+exit $rc

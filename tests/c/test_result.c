@@ -1,0 +1,366 @@
+/*
+ * test_result.c - the result model: status bodies in both formats, the
+ * score_info.json documents (HD regions, SD, bare skin_age), lookups with
+ * SD/HD counterparts, tolerant parsing, and the one-allocation arena.
+ */
+#include "harness.h"
+#include "sa_internal.h"
+
+static char *example(const char *name, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", SA_EXAMPLES, name);
+    return harness_slurp(path, len);
+}
+
+static sa_result *parse_example(const char *name, int kind, int *rc)
+{
+    size_t len = 0;
+    char *text = example(name, &len);
+    sa_result *r = NULL;
+    *rc = text ? sa_result_parse(text, len, kind, &r) : -1000;
+    free(text);
+    return r;
+}
+
+static sa_result *parse_text(const char *text, int kind, int *rc)
+{
+    sa_result *r = NULL;
+    *rc = sa_result_parse(text, strlen(text), kind, &r);
+    return r;
+}
+
+TEST(json_hd)
+{
+    int rc;
+    sa_result *r = parse_example("task-status-success-json-hd.json",
+                                 SA_PARSE_STATUS_BODY, &rc);
+    const sa_score *s;
+    cJSON *back = NULL;
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_EQ_INT(sa_result_format(r), SA_FORMAT_JSON);
+    CHECK_EQ_INT(sa_result_count(r), 12);
+    CHECK_NEAR(sa_result_overall(r), 28.5, 0);
+    CHECK_NEAR(sa_result_skin_age(r), 29, 0);
+    CHECK_STR(sa_result_resize_image_url(r),
+              "https://s3-us-west-2.amazonaws.com/yce-us/results/"
+              "resized_image.jpg");
+    CHECK(sa_result_zip_url(r) == NULL);
+    CHECK(sa_result_task_id(r) == NULL);
+
+    s = sa_result_score(r, 0);
+    REQUIRE(s != NULL);
+    CHECK_STR(s->concern, "hd_wrinkle");
+    CHECK_STR(s->region, "whole");
+    CHECK_NEAR(s->raw_score, 25.3, 0);
+    CHECK_NEAR(s->ui_score, 25, 0);
+    CHECK(s->skin_type == NULL && s->mask_name == NULL);
+    REQUIRE(s->n_mask_urls == 1);
+    CHECK_STR(s->mask_urls[0], "https://s3-us-west-2.amazonaws.com/yce-us/"
+                               "results/hd_wrinkle_whole.jpg");
+    CHECK(sa_result_score(r, 12) == NULL);
+
+    s = sa_result_get(r, "hd_wrinkle", "forehead");
+    REQUIRE(s != NULL);
+    CHECK_NEAR(s->raw_score, 20.1, 0);
+    CHECK(sa_result_get(r, "wrinkle", "forehead") == s); /* counterpart */
+    CHECK(sa_result_get(r, "hd_wrinkle", NULL) == sa_result_score(r, 0));
+    CHECK_NEAR(sa_result_get(r, "hd_pore", "nose")->ui_score, 46, 0);
+    CHECK(sa_result_get(r, "hd_wrinkle", "nose") == NULL);
+    CHECK(sa_result_get(r, "hd_redness", NULL) == NULL);
+    CHECK(sa_result_get(r, NULL, NULL) == NULL);
+    /* skin types: no scores */
+    s = sa_result_get(r, "skin_type", "u_zone");
+    REQUIRE(s != NULL);
+    CHECK_STR(s->concern, "hd_skin_type");
+    CHECK_STR(s->skin_type, "Dry & Redness");
+    CHECK(isnan(s->raw_score) && isnan(s->ui_score));
+    CHECK_STR(sa_result_get(r, "hd_skin_type", NULL)->skin_type,
+              "Combination");
+
+    /* the results JSON round-trips */
+    REQUIRE(sa_result_json(r) != NULL);
+    CHECK_EQ_INT(sa_json_parse(sa_result_json(r), strlen(sa_result_json(r)),
+                               64, &back),
+                 SA_OK);
+    CHECK(cJSON_GetArraySize(sa_json_get(back, "output")) == 15);
+    cJSON_Delete(back);
+    sa_result_free(r);
+}
+
+TEST(json_sd)
+{
+    int rc;
+    sa_result *r = parse_example("task-status-success-json-sd.json",
+                                 SA_PARSE_STATUS_BODY, &rc);
+    const sa_score *s;
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_EQ_INT(sa_result_count(r), 5);
+    CHECK_NEAR(sa_result_overall(r), 75.75757575757575, 0);
+    CHECK_NEAR(sa_result_skin_age(r), 37, 0);
+    s = sa_result_get(r, "texture", NULL);
+    REQUIRE(s != NULL);
+    CHECK_STR(s->region, "whole"); /* absent region */
+    CHECK_NEAR(s->raw_score, 57.33, 0);
+    CHECK_NEAR(s->ui_score, 68, 0);
+    CHECK(sa_result_get(r, "hd_texture", "whole") == s);
+    CHECK_NEAR(sa_result_get(r, "pore", NULL)->raw_score, 95.34, 0);
+    CHECK_STR(sa_result_get(r, "skin_type", "t_zone")->skin_type, "Oily");
+    sa_result_free(r);
+}
+
+TEST(zip_forms)
+{
+    int rc;
+    sa_result *r = parse_example("task-status-success-zip.json",
+                                 SA_PARSE_STATUS_BODY, &rc);
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_EQ_INT(sa_result_format(r), SA_FORMAT_ZIP);
+    CHECK_STR(sa_result_zip_url(r), "https://example.com/sample-result-url");
+    CHECK_EQ_INT(sa_result_count(r), 0);
+    CHECK(isnan(sa_result_overall(r)) && isnan(sa_result_skin_age(r)));
+    CHECK_STR(sa_result_json(r),
+              "{\"url\":\"https://example.com/sample-result-url\"}");
+    sa_result_free(r);
+
+    r = parse_text("{\"status\":200,\"data\":{\"task_status\":\"success\","
+                   "\"results\":\"https://example.com/sample-result-url\"}}",
+                   SA_PARSE_STATUS_BODY, &rc);
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_EQ_INT(sa_result_format(r), SA_FORMAT_ZIP);
+    CHECK_STR(sa_result_zip_url(r), "https://example.com/sample-result-url");
+    CHECK_STR(sa_result_json(r), "\"https://example.com/sample-result-url\"");
+    sa_result_free(r);
+}
+
+TEST(not_success)
+{
+    int rc;
+    sa_result *r = parse_example("task-status-error-no-face.json",
+                                 SA_PARSE_STATUS_BODY, &rc);
+    CHECK_EQ_INT(rc, SA_ERR_ENGINE);
+    CHECK(r == NULL);
+    r = parse_example("task-status-running.json", SA_PARSE_STATUS_BODY, &rc);
+    CHECK_EQ_INT(rc, SA_ERR_NOT_DONE);
+    CHECK(r == NULL);
+    r = parse_text("{\"data\":{\"task_status\":\"queued\"}}",
+                   SA_PARSE_STATUS_BODY, &rc);
+    CHECK_EQ_INT(rc, SA_ERR_PROTOCOL);
+    r = parse_text("{\"data\":", SA_PARSE_STATUS_BODY, &rc);
+    CHECK_EQ_INT(rc, SA_ERR_PROTOCOL);
+    r = parse_text("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+                   "[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+                   "]]]]]]]]]]]]]]]]]]]]]",
+                   SA_PARSE_SCORE_INFO, &rc);
+    CHECK_EQ_INT(rc, SA_ERR_LIMIT);
+    CHECK(r == NULL);
+    CHECK_EQ_INT(sa_result_parse("{}", 2, 7, &r), SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa_result_parse("{}", 2, 0, NULL), SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa_result_parse(NULL, 0, 0, &r), SA_ERR_INVALID_ARGUMENT);
+    r = parse_text("[1,2]", SA_PARSE_SCORE_INFO, &rc);
+    CHECK_EQ_INT(rc, SA_ERR_PROTOCOL);
+}
+
+TEST(score_info_hd)
+{
+    int rc;
+    sa_result *r = parse_example("score-info-hd.json", SA_PARSE_SCORE_INFO,
+                                 &rc);
+    const sa_score *s;
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_EQ_INT(sa_result_format(r), SA_FORMAT_ZIP);
+    CHECK_EQ_INT(sa_result_count(r), 23);
+    CHECK_NEAR(sa_result_overall(r), 75.75757575757575, 0);
+    CHECK_NEAR(sa_result_skin_age(r), 37, 0);
+    CHECK(sa_result_zip_url(r) == NULL);
+    s = sa_result_score(r, 0);
+    CHECK_STR(s->concern, "hd_redness");
+    CHECK_STR(s->region, "whole");
+    CHECK_NEAR(s->raw_score, 72.011962890625, 0);
+    CHECK_STR(s->mask_name, "hd_redness_output.png");
+    CHECK_EQ_INT(s->n_mask_urls, 0);
+    CHECK(s->mask_urls == NULL);
+    s = sa_result_get(r, "hd_pore", "nose");
+    REQUIRE(s != NULL);
+    CHECK_NEAR(s->raw_score, 29.139814376831055, 0);
+    CHECK_NEAR(s->ui_score, 58, 0);
+    CHECK_STR(s->mask_name, "hd_pore_output_nose.png");
+    s = sa_result_get(r, "wrinkle", NULL); /* SD name, HD result */
+    REQUIRE(s != NULL);
+    CHECK_STR(s->mask_name, "hd_wrinkle_output_all.png");
+    CHECK_STR(sa_result_get(r, "hd_texture", NULL)->mask_name,
+              "hd_texture_output.png");
+    CHECK_STR(sa_result_get(r, "hd_wrinkle", "marionette")->mask_name,
+              "hd_wrinkle_output_marionette.png");
+    sa_result_free(r);
+}
+
+TEST(score_info_sd)
+{
+    int rc;
+    sa_result *r = parse_example("score-info-sd.json", SA_PARSE_SCORE_INFO,
+                                 &rc);
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_EQ_INT(sa_result_count(r), 14);
+    CHECK_NEAR(sa_result_skin_age(r), 37, 0);
+    CHECK_NEAR(sa_result_get(r, "hd_dark_circle", NULL)->raw_score,
+               80.1993191242218, 0);
+    CHECK_STR(sa_result_get(r, "acne", "whole")->mask_name,
+              "acne_output.png");
+    sa_result_free(r);
+}
+
+TEST(score_info_tolerant)
+{
+    int rc;
+    const sa_score *s;
+    sa_result *r = parse_text(
+        "{\"all\":88.5,\"skin_age\":{\"score\":\"41\"},"
+        "\"hd_skin_type\":{\"whole\":{\"skin_type\":\"Oily\","
+        "\"output_mask_name\":\"hd_skin_type.png\"},\"t_zone\":null},"
+        "\"hd_tear_trough\":{\"raw_score\":\"50.5\",\"ui_score\":null},"
+        "\"weird\":[1,2],\"odd\":\"text\",\"empty\":{},\"n\":null,"
+        "\"hd_pore\":{\"nose\":{\"raw_score\":1},\"junk\":5}}",
+        SA_PARSE_SCORE_INFO, &rc);
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_NEAR(sa_result_overall(r), 88.5, 0);
+    CHECK_NEAR(sa_result_skin_age(r), 41, 0);
+    CHECK_EQ_INT(sa_result_count(r), 3);
+    s = sa_result_get(r, "skin_type", NULL);
+    REQUIRE(s != NULL);
+    CHECK_STR(s->skin_type, "Oily");
+    s = sa_result_get(r, "hd_tear_trough", NULL);
+    REQUIRE(s != NULL);
+    CHECK_NEAR(s->raw_score, 50.5, 0);
+    CHECK(isnan(s->ui_score));
+    CHECK(sa_result_get(r, "hd_pore", "nose") != NULL);
+    sa_result_free(r);
+}
+
+TEST(output_tolerant)
+{
+    int rc;
+    const sa_score *s;
+    sa_result *r = parse_text(
+        "{\"status\":200,\"data\":{\"task_status\":\"success\",\"error\":null,"
+        "\"dst_id\":\"ignored\",\"results\":{\"url\":null,\"output\":["
+        "null, 7, \"x\", {\"no_type\":1}, {\"type\":null},"
+        "{\"type\":\"pore\",\"region\":null,\"raw_score\":\"95.34\","
+        "\"ui_score\":\"92\",\"url\":null,\"mask_urls\":\"https://m/p.jpg\"},"
+        "{\"type\":\"eye_age\",\"score\":31,\"mask_urls\":[null,1,"
+        "\"https://m/e.jpg\"]},"
+        "{\"type\":\"all\",\"score\":\"70\"},{\"type\":\"all\",\"score\":1},"
+        "{\"type\":\"skin_age\",\"score\":null},"
+        "{\"type\":\"resize_image\",\"mask_urls\":[]},"
+        "{\"type\":\"resize_image\",\"url\":\"https://m/r.jpg\"}"
+        "]}}}",
+        SA_PARSE_STATUS_BODY, &rc);
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_EQ_INT(sa_result_format(r), SA_FORMAT_JSON);
+    CHECK_EQ_INT(sa_result_count(r), 2);
+    s = sa_result_get(r, "pore", NULL);
+    REQUIRE(s != NULL);
+    CHECK_NEAR(s->raw_score, 95.34, 0);
+    CHECK_NEAR(s->ui_score, 92, 0);
+    REQUIRE(s->n_mask_urls == 1);
+    CHECK_STR(s->mask_urls[0], "https://m/p.jpg");
+    s = sa_result_get(r, "eye_age", NULL); /* unknown types are kept */
+    REQUIRE(s != NULL);
+    REQUIRE(s->n_mask_urls == 1);
+    CHECK_STR(s->mask_urls[0], "https://m/e.jpg");
+    CHECK_NEAR(sa_result_overall(r), 70, 0); /* first "all" wins */
+    CHECK(isnan(sa_result_skin_age(r)));
+    CHECK_STR(sa_result_resize_image_url(r), "https://m/r.jpg");
+    sa_result_free(r);
+
+    /* a bare array is taken as the output list */
+    r = parse_text("{\"data\":{\"task_status\":\"success\",\"results\":["
+                   "{\"type\":\"acne\",\"raw_score\":3}]}}",
+                   SA_PARSE_STATUS_BODY, &rc);
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_EQ_INT(sa_result_count(r), 1);
+    sa_result_free(r);
+}
+
+TEST(null_result_accessors)
+{
+    CHECK_EQ_INT(sa_result_count(NULL), 0);
+    CHECK(sa_result_score(NULL, 0) == NULL);
+    CHECK(sa_result_get(NULL, "pore", NULL) == NULL);
+    CHECK(isnan(sa_result_overall(NULL)));
+    CHECK(isnan(sa_result_skin_age(NULL)));
+    CHECK(sa_result_json(NULL) == NULL);
+    CHECK(sa_result_zip_url(NULL) == NULL);
+    CHECK(sa_result_resize_image_url(NULL) == NULL);
+    CHECK(sa_result_task_id(NULL) == NULL);
+    sa_result_free(NULL);
+}
+
+typedef struct counting {
+    long allocs, frees;
+} counting;
+
+static void *c_malloc(size_t n, void *ud)
+{
+    ((counting *)ud)->allocs++;
+    return malloc(n);
+}
+
+static void *c_realloc(void *p, size_t n, void *ud)
+{
+    if (!p) ((counting *)ud)->allocs++;
+    return realloc(p, n);
+}
+
+static void c_free(void *p, void *ud)
+{
+    ((counting *)ud)->frees++;
+    free(p);
+}
+
+/* Built with an allocator that lives on this function's stack: the result
+ * keeps a copy and is freed after the sa_mem struct is gone. */
+static sa_result *build_with_local_mem(counting *c)
+{
+    sa_mem mem = {c, c_malloc, c_realloc, c_free};
+    size_t len = 0;
+    char *text = example("task-status-success-json-hd.json", &len);
+    cJSON *root = NULL;
+    sa_result *r = NULL;
+    char err[128];
+    if (!text) return NULL;
+    if (sa_json_parse(text, len, 64, &root) == SA_OK)
+        sa_result_from_results(
+            &mem, sa_json_get(sa_json_get(root, "data"), "results"), "T1", &r,
+            err, sizeof err);
+    cJSON_Delete(root);
+    free(text);
+    return r;
+}
+
+TEST(one_allocation)
+{
+    counting c = {0, 0};
+    sa_result *r = build_with_local_mem(&c);
+    REQUIRE(r != NULL);
+    CHECK_EQ_INT(c.allocs, 1);
+    CHECK_STR(sa_result_task_id(r), "T1");
+    CHECK_EQ_INT(sa_result_count(r), 12);
+    sa_result_free(r);
+    CHECK_EQ_INT(c.frees, 1);
+}
+
+int main(void)
+{
+    RUN(json_hd);
+    RUN(json_sd);
+    RUN(zip_forms);
+    RUN(not_success);
+    RUN(score_info_hd);
+    RUN(score_info_sd);
+    RUN(score_info_tolerant);
+    RUN(output_tolerant);
+    RUN(null_result_accessors);
+    RUN(one_allocation);
+    return harness_report();
+}

@@ -424,4 +424,18 @@ int sa_jobsm_task_maybe_created(const sa_jobsm *sm);
 /* The result once DONE (owned by the machine), else NULL. */
 const sa_result *sa_jobsm_result(const sa_jobsm *sm);
 
+/* "FILE_CREATE", ... for a sa_job_state; "?" when out of range (the table
+ * behind the public sa_job_state_name). */
+const char *sa_jobsm_state_name(int state);
+/* 1 while the public outcome is already fixed (sa_jobsm_state terminal:
+ * deadline or cancel) but the machine still polls a task that exists or may
+ * exist: keep calling sa_jobsm_next until it answers END. */
+int sa_jobsm_background(const sa_jobsm *sm);
+/* What the machine's own work came to.  Equals sa_jobsm_status (and *msg
+ * sa_jobsm_errmsg) unless the outcome was fixed early; then it is what the
+ * background polling found: SA_ERR_NOT_DONE while it runs, SA_OK when the
+ * task succeeded (it may be billed), else the failure, with a message for
+ * the log in *msg (borrowed, never NULL). */
+int sa_jobsm_task_outcome(const sa_jobsm *sm, const char **msg);
+
 #endif /* SA_INTERNAL_H */

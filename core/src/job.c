@@ -1,0 +1,1332 @@
+/*
+ * job.c - one analysis as a sans-IO state machine (time is an input).
+ *
+ * The machine never calls curl, never sleeps and never reads a clock.  The
+ * engine asks sa_jobsm_next(now) what to do -- SEND a request, WAIT until a
+ * time, or END -- and feeds the outcome of each request back with
+ * sa_jobsm_on_response(now).  Tests drive it with scripted answers and fake
+ * time (tests/c/test_job.c).
+ *
+ *   FILE_CREATE -> UPLOAD -> TASK_CREATE -> POLL_WAIT <-> POLLING -> DONE
+ *   (image_url / file_id start in TASK_CREATE)        any step -> FAILED
+ *   transient failure -> BACKOFF -> the same step again (retry budget)
+ *
+ * Built like curl's multi state machine: set_state() is the only writer of
+ * `state`, a name table (sa_jobsm_state_name), and one switch in
+ * sa_jobsm_next() whose default branch fails safe (FAILED, SA_ERR_PROTOCOL
+ * "internal error"), never aborts.
+ *
+ * Two outcomes: the public job and the machine.
+ *   The public outcome (what sa_jobsm_state / sa_jobsm_status report) is
+ *   fixed exactly once, by fix_outcome().  Usually the machine ends at the
+ *   same moment.  But a task that exists, or may exist (its create request
+ *   is out), must be polled to its end even when nobody waits for it any
+ *   more: unpolled tasks expire on the server and may still be billed.  So
+ *   when the deadline passes or the job is cancelled (abandon == 0) while a
+ *   task exists or may exist, the public outcome is fixed at once (FAILED
+ *   SA_ERR_DEADLINE, or CANCELLED SA_ERR_CANCELLED) and the machine goes on
+ *   in the background:
+ *     - sa_jobsm_state() reports the public terminal state and
+ *       sa_jobsm_status() its code from then on; the detail getters (HTTP
+ *       status, error codes, request id) keep the values they had (sticky;
+ *       only the task id is still recorded when a create answers);
+ *       sa_jobsm_result() stays NULL;
+ *     - sa_jobsm_background() is 1 and sa_jobsm_next() keeps answering
+ *       SEND (polls) and WAIT, never touching the deadline again, until the
+ *       task ends, fails (expired, timed out, retry budget, max_polls) or
+ *       turns out never to have been created; then it answers END;
+ *     - sa_jobsm_task_outcome() says what the background polling found
+ *       (SA_ERR_NOT_DONE while it runs, SA_OK when the task succeeded and
+ *       may be billed, else the failure) with a message for the log.
+ *   The engine therefore drives every machine until sa_jobsm_next() answers
+ *   END, and fires the job's terminal callback when sa_jobsm_state() first
+ *   becomes terminal.  When next() answers END (or cancel returns 0) while
+ *   the engine still has a transfer out for the machine, the engine drops
+ *   that transfer and never reports it: this is how a deadline or cancel
+ *   before any task exists abandons a file create or an upload in flight.
+ *
+ * Retries (API.md sections 8 and 16).  File create, upload and status polls
+ * are retried on transport errors, timeouts, 429 and 5xx (polls also on an
+ * unreadable 200) after a BACKOFF of full jitter: a uniform delay in
+ * [0, min(backoff_max_ms, backoff_initial_ms * 2^(n-1))] for the n-th
+ * consecutive failure, drawn with sa__rand from the client's rng.  At most
+ * max_retries retries in a row per step; a success resets the count.  Task
+ * create is billed and not idempotent: it is retried only when nothing
+ * reached the server (response not_sent) or on 429; any other failure after
+ * sending (timeout, reset, 5xx, an unreadable 200) ends FAILED
+ * SA_ERR_AMBIGUOUS with everything known, and a second create is never sent.
+ * A 404 on the versioned file path is retried once on the generic
+ * /s2s/v2.0/file path (API.md section 3); an upload refused because its
+ * pre-signed URL expired (403 "Request has expired") gets one fresh slot.
+ *
+ * Polling.  The first poll goes out min(poll_interval_ms,
+ * max_poll_interval_ms) after the task create answer.  After "running" the
+ * next poll is due polling_interval (when the answer carries one, clamped to
+ * [200 ms, max_poll_interval_ms]) or poll_interval_ms later, and never later
+ * than max_poll_interval_ms after the previous poll was sent.  A failed poll
+ * is retried after its backoff, but the backoff is cut so that the retry
+ * also goes out at most max_poll_interval_ms after the previous poll; and a
+ * poll request's own timeout is at most max_poll_interval_ms / 2, so a hung
+ * poll cannot stretch the gap either.  Hence, as long as the engine sends
+ * what it is given when it is given, a running task is never left unpolled
+ * for longer than max_poll_interval_ms.  max_polls is a hard bound: when it
+ * is reached the machine ends (SA_ERR_LIMIT) and polls no more.
+ *
+ * Memory: everything through the job's copy of cfg->mem; every string of
+ * the configuration is copied (not `buffer`, which stays borrowed).  Out of
+ * memory anywhere ends the machine FAILED with SA_ERR_NOMEM, and the call
+ * that hit it returns SA_ERR_NOMEM.
+ */
+#include "sa_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define JOB_MSG_LEN 512
+#define JOB_MIN_POLL_MS 200  /* floor of a server's polling_interval */
+
+struct sa_jobsm {
+    sa_mem memv;             /* copy of cfg->mem ... */
+    const sa_mem *mem;       /* ... &memv, or NULL for libc */
+
+    /* Configuration (strings copied). */
+    char *base_url;
+    int api_version;
+    int upload_path;
+    char *file_path;
+    const void *buffer;      /* borrowed */
+    uint64_t file_size;
+    char *content_type;
+    char *file_name;
+    char *image_url;
+    char **actions;
+    size_t n_actions;
+    int format;
+    int pf_camera_kit;
+    int mask_overlay;
+    cJSON *miniserver_args;
+    long request_timeout_ms;
+    long upload_timeout_ms;
+    long poll_interval_ms;
+    long max_poll_interval_ms;
+    int64_t deadline_at_ms;  /* INT64_MAX: none */
+    int max_polls;
+    int max_retries;
+    long backoff_initial_ms;
+    long backoff_max_ms;
+    int max_json_depth;
+    uint64_t *rng;           /* the client's, or &rng_own */
+    uint64_t rng_own;
+
+    /* The machine. */
+    int state;               /* sa_job_state: written only by set_state() */
+    int step;                /* sa_step being worked on (BACKOFF returns) */
+    int in_flight;           /* a request is out */
+    int64_t wake_at_ms;      /* POLL_WAIT / BACKOFF: when to move on */
+    int failures;            /* consecutive failures of `step` */
+    int64_t last_poll_ms;    /* last poll handed out (or task created) */
+    int polls;
+    int task_maybe;          /* a task exists or may exist */
+    int refreshed_slot;      /* file create redone after an expired URL */
+
+    /* The public outcome: written only by fix_outcome(). */
+    int pub_state;           /* 0 while open, then DONE/FAILED/CANCELLED */
+    int pub_status;
+    char errmsg[JOB_MSG_LEN];
+    int background;          /* outcome fixed while a task still runs */
+    int bg_status;           /* what the background polling found */
+    char bgmsg[JOB_MSG_LEN];
+
+    /* Details of the answers (sticky once the outcome is fixed). */
+    long http_status;
+    char *api_error_code;
+    char *engine_error;
+    char *request_id;
+    char *task_id;
+    char *file_id;
+    sa_upload_spec upload;
+    sa_result *result;
+
+    /* The request out: valid until on_response / free. */
+    sa_http_request req;
+    char *req_url;
+    char *req_body;
+};
+
+static const char *const job_state_names[] = {
+    "VALIDATE", "QUEUED", "FILE_CREATE", "UPLOAD", "TASK_CREATE",
+    "POLL_WAIT", "POLLING", "BACKOFF", "DONE", "FAILED", "CANCELLED"
+};
+_Static_assert(sizeof job_state_names / sizeof job_state_names[0]
+                   == SA_JOB_STATE__LAST,
+               "one name per sa_job_state");
+
+static const char *const step_names[SA_STEP__LAST] = {
+    "file create", "upload", "task create", "status poll"
+};
+
+static const char *const json_headers[] = {
+    "Content-Type: application/json"
+};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+/* "FILE_CREATE", ... for a sa_job_state; "?" when out of range.  The public
+ * sa_job_state_name() can use this table. */
+const char *sa_jobsm_state_name(int state)
+{
+    if (state < 0 || state >= SA_JOB_STATE__LAST) return "?";
+    return job_state_names[state];
+}
+
+static const char *step_name(int step)
+{
+    return step >= 0 && step < SA_STEP__LAST ? step_names[step] : "?";
+}
+
+static void msgf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void msgf(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+static int is_terminal(int state)
+{
+    return state == SA_JOB_DONE || state == SA_JOB_FAILED
+        || state == SA_JOB_CANCELLED;
+}
+
+static int ascii_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* Case-insensitive: does `s` start with `prefix`? */
+static int starts_with_ci(const char *s, const char *prefix)
+{
+    for (; *prefix; s++, prefix++)
+        if (ascii_lower((unsigned char)*s) != ascii_lower((unsigned char)*prefix))
+            return 0;
+    return 1;
+}
+
+/* Case-insensitive substring test (bounded by the NUL of s). */
+static int contains_ci(const char *s, const char *needle)
+{
+    if (!s) return 0;
+    for (; *s; s++)
+        if (starts_with_ci(s, needle)) return 1;
+    return 0;
+}
+
+/* a + b + c (b, c may be NULL) as a new string, or NULL on NOMEM. */
+static char *concat3(const sa_mem *mem, const char *a, const char *b,
+                     const char *c)
+{
+    size_t la = strlen(a), lb = b ? strlen(b) : 0, lc = c ? strlen(c) : 0;
+    char *s = sa__malloc(mem, la + lb + lc + 1);
+    if (!s) return NULL;
+    memcpy(s, a, la);
+    if (lb) memcpy(s + la, b, lb);
+    if (lc) memcpy(s + la + lb, c, lc);
+    s[la + lb + lc] = '\0';
+    return s;
+}
+
+/* Replace *slot with a copy of s; 0 or SA_ERR_NOMEM. */
+static int replace_str(const sa_mem *mem, char **slot, const char *s)
+{
+    char *copy = sa__strdup(mem, s);
+    if (s && !copy) return SA_ERR_NOMEM;
+    sa__free(mem, *slot);
+    *slot = copy;
+    return SA_OK;
+}
+
+/* Replace *slot with s, taking ownership. */
+static void take_str(const sa_mem *mem, char **slot, char **s)
+{
+    sa__free(mem, *slot);
+    *slot = *s;
+    *s = NULL;
+}
+
+static uint64_t job_rand(sa_jobsm *sm)
+{
+    return sa__rand(sm->rng);
+}
+
+/* ------------------------------------------------------------------ */
+/* State and outcome                                                   */
+/* ------------------------------------------------------------------ */
+
+/* The only writer of sm->state.  Entering a working state also says which
+ * step is being worked on (BACKOFF keeps the step it returns to). */
+static void set_state(sa_jobsm *sm, int state)
+{
+    if (state < 0 || state >= SA_JOB_STATE__LAST) state = SA_JOB_FAILED;
+    sm->state = state;
+    switch (state) {
+    case SA_JOB_FILE_CREATE: sm->step = SA_STEP_FILE_CREATE; break;
+    case SA_JOB_UPLOAD: sm->step = SA_STEP_UPLOAD; break;
+    case SA_JOB_TASK_CREATE: sm->step = SA_STEP_TASK_CREATE; break;
+    case SA_JOB_POLL_WAIT:
+    case SA_JOB_POLLING: sm->step = SA_STEP_POLL; break;
+    default: break;
+    }
+}
+
+/* The state a step is (re)tried in. */
+static int step_state(int step)
+{
+    switch (step) {
+    case SA_STEP_FILE_CREATE: return SA_JOB_FILE_CREATE;
+    case SA_STEP_UPLOAD: return SA_JOB_UPLOAD;
+    case SA_STEP_TASK_CREATE: return SA_JOB_TASK_CREATE;
+    case SA_STEP_POLL: return SA_JOB_POLLING;
+    default: return SA_JOB_STATE__LAST;  /* fails safe in next() */
+    }
+}
+
+/* The only writer of the public outcome; fixed once. */
+static void fix_outcome(sa_jobsm *sm, int state, int status, const char *msg)
+{
+    if (sm->pub_state) return;
+    sm->pub_state = state;
+    sm->pub_status = status;
+    msgf(sm->errmsg, sizeof sm->errmsg, "%s", msg);
+}
+
+static void release_request(sa_jobsm *sm)
+{
+    sa__free(sm->mem, sm->req_url);
+    sa__free(sm->mem, sm->req_body);
+    sm->req_url = NULL;
+    sm->req_body = NULL;
+    memset(&sm->req, 0, sizeof sm->req);
+    sm->in_flight = 0;
+}
+
+/* End the machine.  Fixes the public outcome if it is still open;
+ * otherwise records what the background polling found.  Any request out is
+ * abandoned (the engine drops it when next() answers END). */
+static void finish(sa_jobsm *sm, int state, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void finish(sa_jobsm *sm, int state, int status, const char *fmt, ...)
+{
+    char msg[JOB_MSG_LEN];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!sm->pub_state) {
+        fix_outcome(sm, state, status, msg);
+    } else if (sm->background) {
+        sm->bg_status = status;
+        msgf(sm->bgmsg, sizeof sm->bgmsg, "%s", msg);
+    }
+    release_request(sm);
+    set_state(sm, state);
+}
+
+/* Fix the public outcome now and keep the machine going in the background
+ * (a task exists or may exist and must be polled to its end). */
+static void go_background(sa_jobsm *sm, int state, int status,
+                          const char *what)
+{
+    char msg[JOB_MSG_LEN];
+
+    if (sm->task_id)
+        msgf(msg, sizeof msg, "%s; task %s is still polled until it ends "
+             "and may be billed", what, sm->task_id);
+    else
+        msgf(msg, sizeof msg, "%s while the task create request was out: a "
+             "task may exist; it is polled until it ends and may be billed",
+             what);
+    fix_outcome(sm, state, status, msg);
+    sm->background = 1;
+    sm->bg_status = SA_ERR_NOT_DONE;
+}
+
+static int fail_nomem(sa_jobsm *sm, const char *what)
+{
+    finish(sm, SA_JOB_FAILED, SA_ERR_NOMEM, "out of memory (%s)", what);
+    return SA_ERR_NOMEM;
+}
+
+/* The deadline ends the public job; a task that exists or may exist is
+ * still polled in the background. */
+static void check_deadline(sa_jobsm *sm, int64_t now_ms)
+{
+    if (sm->pub_state || is_terminal(sm->state) || now_ms < sm->deadline_at_ms)
+        return;
+    if (!sm->task_maybe) {
+        finish(sm, SA_JOB_FAILED, SA_ERR_DEADLINE, "deadline passed during "
+               "%s, before any task was created: nothing was billed",
+               step_name(sm->step));
+        return;
+    }
+    go_background(sm, SA_JOB_FAILED, SA_ERR_DEADLINE, "deadline passed");
+}
+
+/* A step answered as hoped: its retry count starts again. */
+static void step_succeeded(sa_jobsm *sm)
+{
+    sm->failures = 0;
+    if (!sm->pub_state) sm->errmsg[0] = '\0';
+}
+
+/* ------------------------------------------------------------------ */
+/* Retries                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Full jitter: uniform in [0, min(max, initial * 2^(n-1))] for the n-th
+ * consecutive failure. */
+static int64_t backoff_delay(sa_jobsm *sm, int n)
+{
+    int64_t cap = sm->backoff_initial_ms, max = sm->backoff_max_ms;
+    int i;
+
+    if (cap <= 0 || max <= 0) return 0;
+    for (i = 1; i < n && cap < max && cap <= INT64_MAX / 2; i++) cap *= 2;
+    if (cap > max) cap = max;
+    return (int64_t)(job_rand(sm) % ((uint64_t)cap + 1));
+}
+
+/* Another failure of the current step: BACKOFF and try again, or, once
+ * max_retries retries in a row failed, end with `status`. */
+static void retry_or_fail(sa_jobsm *sm, int64_t now_ms, int status,
+                          const char *why)
+{
+    int64_t delay;
+
+    sm->failures++;
+    if (sm->failures > sm->max_retries) {
+        finish(sm, SA_JOB_FAILED, status, "%s: %s (gave up after %d "
+               "attempts)", step_name(sm->step), why, sm->failures);
+        return;
+    }
+    delay = backoff_delay(sm, sm->failures);
+    if (sm->step == SA_STEP_POLL) {
+        /* never leave the task unpolled for longer than the safe window */
+        int64_t room = sm->last_poll_ms + sm->max_poll_interval_ms - now_ms;
+        if (room < 0) room = 0;
+        if (delay > room) delay = room;
+    }
+    sm->wake_at_ms = now_ms + delay;
+    if (!sm->pub_state)
+        msgf(sm->errmsg, sizeof sm->errmsg, "%s: %s; retry %d of %d in "
+             "%lld ms", step_name(sm->step), why, sm->failures,
+             sm->max_retries, (long long)delay);
+    set_state(sm, SA_JOB_BACKOFF);
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests                                                            */
+/* ------------------------------------------------------------------ */
+
+/* A request to the API host: base_url + path [+ "/" + encoded id]. */
+static int api_request(sa_jobsm *sm, int method, const char *path,
+                       const char *id, char *body, long timeout_ms)
+{
+    char *enc = NULL;
+
+    if (!path) {
+        sa__free(sm->mem, body);
+        return SA_ERR_PROTOCOL;
+    }
+    if (id) {
+        enc = sa__urlencode(sm->mem, id);
+        if (!enc) {
+            sa__free(sm->mem, body);
+            return SA_ERR_NOMEM;
+        }
+    }
+    sm->req_url = concat3(sm->mem, sm->base_url, path, enc ? "/" : NULL);
+    if (sm->req_url && enc) {
+        char *full = concat3(sm->mem, sm->req_url, enc, NULL);
+        sa__free(sm->mem, sm->req_url);
+        sm->req_url = full;
+    }
+    sa__free(sm->mem, enc);
+    sm->req_body = body;
+    if (!sm->req_url) return SA_ERR_NOMEM;
+
+    sm->req.step = sm->step;
+    sm->req.method = method;
+    sm->req.url = sm->req_url;
+    sm->req.api_host = 1;
+    if (body) {
+        sm->req.headers = json_headers;
+        sm->req.n_headers = sizeof json_headers / sizeof json_headers[0];
+        sm->req.body = body;
+        sm->req.body_len = strlen(body);
+    }
+    sm->req.timeout_ms = timeout_ms;
+    return SA_OK;
+}
+
+static int build_file_create(sa_jobsm *sm)
+{
+    char *body = sa_proto_file_create_body(sm->mem, sm->content_type,
+                                           sm->file_name, sm->file_size);
+    if (!body) return SA_ERR_NOMEM;
+    return api_request(sm, SA_HTTP_POST,
+                       sa_proto_file_path(sm->api_version, sm->upload_path),
+                       NULL, body, sm->request_timeout_ms);
+}
+
+/* The PUT to the pre-signed URL: exactly the headers the slot gave, never
+ * the API key (api_host = 0). */
+static int build_upload(sa_jobsm *sm)
+{
+    sm->req.step = SA_STEP_UPLOAD;
+    sm->req.method = SA_HTTP_PUT;
+    sm->req.url = sm->upload.url;
+    sm->req.api_host = 0;
+    sm->req.headers = (const char *const *)sm->upload.headers;
+    sm->req.n_headers = sm->upload.n_headers;
+    sm->req.upload_file = sm->file_path;
+    sm->req.upload_buf = sm->file_path ? NULL : sm->buffer;
+    sm->req.upload_size = sm->file_size;
+    sm->req.timeout_ms = sm->upload_timeout_ms;
+    return SA_OK;
+}
+
+static int build_task_create(sa_jobsm *sm)
+{
+    sa_task_params p;
+    char *body;
+
+    memset(&p, 0, sizeof p);
+    p.src_file_url = sm->image_url;
+    p.src_file_id = sm->image_url ? NULL : sm->file_id;
+    p.actions = (const char *const *)sm->actions;
+    p.n_actions = sm->n_actions;
+    p.format = sm->format;
+    p.api_version = sm->api_version;
+    p.pf_camera_kit = sm->pf_camera_kit;
+    p.mask_overlay = sm->mask_overlay;
+    p.miniserver_args = sm->miniserver_args;
+    body = sa_proto_task_body(sm->mem, &p);
+    if (!body) return SA_ERR_NOMEM;
+    return api_request(sm, SA_HTTP_POST, sa_proto_task_path(sm->api_version),
+                       NULL, body, sm->request_timeout_ms);
+}
+
+static int build_poll(sa_jobsm *sm)
+{
+    long timeout = sm->max_poll_interval_ms / 2;
+    if (sm->request_timeout_ms < timeout) timeout = sm->request_timeout_ms;
+    return api_request(sm, SA_HTTP_GET, sa_proto_task_path(sm->api_version),
+                       sm->task_id, NULL, timeout);
+}
+
+/* Hand out the request of the current step. */
+static int send_step(sa_jobsm *sm, int64_t now_ms, sa_next *out)
+{
+    int rc;
+
+    switch (sm->step) {
+    case SA_STEP_FILE_CREATE: rc = build_file_create(sm); break;
+    case SA_STEP_UPLOAD: rc = build_upload(sm); break;
+    case SA_STEP_TASK_CREATE: rc = build_task_create(sm); break;
+    case SA_STEP_POLL:
+        if (sm->polls >= sm->max_polls) {
+            finish(sm, SA_JOB_FAILED, SA_ERR_LIMIT, "gave up after %d status "
+                   "polls (max_polls); task %s may still be running and may "
+                   "be billed", sm->polls, sm->task_id);
+            out->kind = SA_NEXT_END;
+            return SA_OK;
+        }
+        rc = build_poll(sm);
+        break;
+    default:
+        rc = SA_ERR_PROTOCOL;
+        break;
+    }
+    if (rc == SA_ERR_NOMEM) {
+        release_request(sm);
+        out->kind = SA_NEXT_END;
+        return fail_nomem(sm, step_name(sm->step));
+    }
+    if (rc != SA_OK) {
+        finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "internal error: no "
+               "request for step %d", sm->step);
+        out->kind = SA_NEXT_END;
+        return SA_OK;
+    }
+    if (sm->step == SA_STEP_TASK_CREATE) sm->task_maybe = 1;
+    if (sm->step == SA_STEP_POLL) {
+        sm->polls++;
+        sm->last_poll_ms = now_ms;
+    }
+    sm->in_flight = 1;
+    out->kind = SA_NEXT_SEND;
+    out->req = &sm->req;
+    return SA_OK;
+}
+
+static int wait_until(sa_jobsm *sm, int64_t at_ms, sa_next *out)
+{
+    out->kind = SA_NEXT_WAIT;
+    out->wake_at_ms = at_ms;
+    if (!sm->pub_state && sm->deadline_at_ms < at_ms)
+        out->wake_at_ms = sm->deadline_at_ms;
+    return SA_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Answers                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Remember the HTTP status and x-request-id of an answer (frozen once the
+ * public outcome is fixed). */
+static int note_answer(sa_jobsm *sm, const sa_http_response *resp)
+{
+    if (sm->pub_state) return SA_OK;
+    if (resp->transport == SA_OK) sm->http_status = resp->http_status;
+    if (resp->request_id)
+        return replace_str(sm->mem, &sm->request_id, resp->request_id);
+    return SA_OK;
+}
+
+static const char *resp_body(const sa_http_response *resp)
+{
+    return resp->body ? resp->body : "";
+}
+
+static int is_2xx(const sa_http_response *resp)
+{
+    return resp->http_status >= 200 && resp->http_status <= 299;
+}
+
+/* "HTTP 401 InvalidApiKey: This API key is not recognized." + request id */
+static void describe_http(const sa_jobsm *sm, long http, const sa_api_error *e,
+                          char *buf, size_t len)
+{
+    msgf(buf, len, "HTTP %ld%s%s%s%s%s%s", http,
+         e && e->error_code ? " " : "", e && e->error_code ? e->error_code : "",
+         e && e->message ? ": " : "", e && e->message ? e->message : "",
+         sm->request_id ? " x-request-id " : "",
+         sm->request_id ? sm->request_id : "");
+}
+
+static void describe_transport(const sa_http_response *resp, char *buf,
+                               size_t len)
+{
+    msgf(buf, len, "%s%s%s",
+         resp->transport == SA_ERR_TIMEOUT ? "request timed out"
+         : resp->transport == SA_ERR_LIMIT ? "answer larger than the limit"
+         : resp->transport == SA_ERR_FILE ? "cannot read the image file"
+         : resp->transport == SA_ERR_NOMEM ? "out of memory in the transport"
+         : "transport error",
+         resp->transport_msg ? ": " : "",
+         resp->transport_msg ? resp->transport_msg : "");
+}
+
+/* Transport codes the engine may report; anything else counts as a
+ * transport error. */
+static int transport_code(const sa_http_response *resp)
+{
+    switch (resp->transport) {
+    case SA_ERR_TIMEOUT: case SA_ERR_LIMIT: case SA_ERR_FILE:
+    case SA_ERR_NOMEM:
+        return resp->transport;
+    default:
+        return SA_ERR_TRANSPORT;
+    }
+}
+
+/* A failed transfer of file create, upload or poll (all safe to retry). */
+static int on_transport_failure(sa_jobsm *sm, int64_t now_ms,
+                                const sa_http_response *resp)
+{
+    char why[JOB_MSG_LEN];
+    int code = transport_code(resp);
+
+    describe_transport(resp, why, sizeof why);
+    if (code == SA_ERR_NOMEM) return fail_nomem(sm, "transport");
+    if (code == SA_ERR_LIMIT || code == SA_ERR_FILE)
+        finish(sm, SA_JOB_FAILED, code, "%s: %s", step_name(sm->step), why);
+    else
+        retry_or_fail(sm, now_ms, code, why);
+    return SA_OK;
+}
+
+/* Classify a non-2xx answer: fills *e (free with sa_api_error_free) and
+ * keeps its error_code; returns the status or SA_ERR_NOMEM. */
+static int classify(sa_jobsm *sm, const sa_http_response *resp,
+                    sa_api_error *e, char *why, size_t whylen)
+{
+    int code;
+
+    memset(e, 0, sizeof *e);
+    code = sa_proto_classify(sm->mem, sm->step, resp->http_status,
+                             resp_body(resp), resp->body_len,
+                             sm->max_json_depth, e);
+    if (code == SA_ERR_NOMEM) return code;
+    describe_http(sm, resp->http_status, e, why, whylen);
+    if (!sm->pub_state && e->error_code)
+        take_str(sm->mem, &sm->api_error_code, &e->error_code);
+    return code;
+}
+
+/* The Content-Length a slot asks for, or -1 when absent or not a number. */
+static int64_t slot_content_length(const sa_upload_spec *u)
+{
+    size_t i;
+    for (i = 0; i < u->n_headers; i++) {
+        const char *h = u->headers[i], *p;
+        int64_t v = 0;
+        if (!h || !starts_with_ci(h, "Content-Length:")) continue;
+        for (p = h + 15; *p == ' ' || *p == '\t'; p++) {}
+        if (*p < '0' || *p > '9') return -1;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (v > (INT64_MAX - 9) / 10) return -1;
+            v = v * 10 + (*p - '0');
+        }
+        return v;
+    }
+    return -1;
+}
+
+/* A parsed slot we can use: a PUT, and the size we declared. */
+static int check_slot(sa_jobsm *sm, const sa_upload_spec *u, char *why,
+                      size_t len)
+{
+    int64_t cl;
+
+    if (u->method && (!starts_with_ci(u->method, "PUT")
+                      || u->method[3] != '\0')) {
+        msgf(why, len, "upload method '%s' is not supported (PUT expected)",
+             u->method);
+        return SA_ERR_PROTOCOL;
+    }
+    if (!u->url || !sa__url_scheme(u->url)) {
+        msgf(why, len, "the upload slot has no http(s) URL");
+        return SA_ERR_PROTOCOL;
+    }
+    cl = slot_content_length(u);
+    if (cl >= 0 && (uint64_t)cl != sm->file_size) {
+        msgf(why, len, "the upload slot expects %lld bytes but the image has "
+             "%llu", (long long)cl, (unsigned long long)sm->file_size);
+        return SA_ERR_PROTOCOL;
+    }
+    return SA_OK;
+}
+
+static int on_file_create_ok(sa_jobsm *sm, const sa_http_response *resp)
+{
+    char why[256] = "";
+    char *file_id = NULL;
+    sa_upload_spec up;
+    int rc;
+
+    memset(&up, 0, sizeof up);
+    rc = sa_proto_parse_file_create(sm->mem, resp_body(resp), resp->body_len,
+                                    sm->max_json_depth, &file_id, &up, why,
+                                    sizeof why);
+    if (rc == SA_OK) rc = check_slot(sm, &up, why, sizeof why);
+    if (rc != SA_OK) {
+        sa__free(sm->mem, file_id);
+        sa_upload_spec_free(sm->mem, &up);
+        if (rc == SA_ERR_NOMEM) return fail_nomem(sm, "file create answer");
+        finish(sm, SA_JOB_FAILED, rc, "file create: %s", why);
+        return SA_OK;
+    }
+    take_str(sm->mem, &sm->file_id, &file_id);
+    sa_upload_spec_free(sm->mem, &sm->upload);
+    sm->upload = up;
+    step_succeeded(sm);
+    set_state(sm, SA_JOB_UPLOAD);
+    return SA_OK;
+}
+
+static int on_file_create(sa_jobsm *sm, int64_t now_ms,
+                          const sa_http_response *resp)
+{
+    char why[JOB_MSG_LEN];
+    sa_api_error e;
+    int code;
+
+    if (resp->transport != SA_OK)
+        return on_transport_failure(sm, now_ms, resp);
+    if (is_2xx(resp)) return on_file_create_ok(sm, resp);
+
+    code = classify(sm, resp, &e, why, sizeof why);
+    sa_api_error_free(sm->mem, &e);
+    if (code == SA_ERR_NOMEM) return fail_nomem(sm, "file create answer");
+    if (resp->http_status == 404 && sm->upload_path == SA_UPLOAD_SKIN_ANALYSIS) {
+        /* API.md section 3: the generic upload path is the newer one (once:
+         * the path is then generic) */
+        sm->upload_path = SA_UPLOAD_GENERIC;
+        set_state(sm, SA_JOB_FILE_CREATE);
+        return SA_OK;
+    }
+    if (code == SA_ERR_RATE_LIMITED || code == SA_ERR_SERVER)
+        retry_or_fail(sm, now_ms, code, why);
+    else
+        finish(sm, SA_JOB_FAILED, code, "file create: %s", why);
+    return SA_OK;
+}
+
+static int on_upload(sa_jobsm *sm, int64_t now_ms,
+                     const sa_http_response *resp)
+{
+    char why[JOB_MSG_LEN];
+    sa_api_error e;
+    int code, expired;
+
+    if (resp->transport != SA_OK)
+        return on_transport_failure(sm, now_ms, resp);
+    if (is_2xx(resp)) {
+        step_succeeded(sm);
+        set_state(sm, SA_JOB_TASK_CREATE);
+        return SA_OK;
+    }
+    code = classify(sm, resp, &e, why, sizeof why);
+    expired = resp->http_status == 403 && contains_ci(e.message, "expired");
+    sa_api_error_free(sm->mem, &e);
+    if (code == SA_ERR_NOMEM) return fail_nomem(sm, "upload answer");
+    if (expired && !sm->refreshed_slot) {
+        /* the pre-signed URL expired: ask for a fresh slot, once */
+        sm->refreshed_slot = 1;
+        sm->failures = 0;
+        set_state(sm, SA_JOB_FILE_CREATE);
+        return SA_OK;
+    }
+    if (resp->http_status == 429 || resp->http_status >= 500)
+        retry_or_fail(sm, now_ms, resp->http_status == 429
+                      ? SA_ERR_RATE_LIMITED : SA_ERR_SERVER, why);
+    else
+        finish(sm, SA_JOB_FAILED, SA_ERR_UPLOAD, "upload: %s", why);
+    return SA_OK;
+}
+
+/* Task create failed after its request may have reached the server. */
+static void ambiguous(sa_jobsm *sm, const char *why)
+{
+    finish(sm, SA_JOB_FAILED, SA_ERR_AMBIGUOUS, "task create: %s after the "
+           "request was sent: a task may have been created and may be "
+           "billed; not retried (task create is not idempotent)", why);
+}
+
+/* Task create was certainly refused: no task.  Retry when allowed, unless
+ * the job already ended (then nothing is left to do in the background). */
+static void task_refused(sa_jobsm *sm, int64_t now_ms, int code,
+                         const char *why, int retry)
+{
+    sm->task_maybe = 0;
+    if (sm->background)
+        finish(sm, SA_JOB_CANCELLED, code, "task create: %s: no task was "
+               "created", why);
+    else if (retry)
+        retry_or_fail(sm, now_ms, code, why);
+    else
+        finish(sm, SA_JOB_FAILED, code, "task create: %s", why);
+}
+
+static void schedule_poll(sa_jobsm *sm, int64_t now_ms, long interval_ms)
+{
+    int64_t at = now_ms + interval_ms;
+    int64_t latest = sm->last_poll_ms + sm->max_poll_interval_ms;
+    if (at > latest) at = latest;
+    if (at < now_ms) at = now_ms;
+    sm->wake_at_ms = at;
+    set_state(sm, SA_JOB_POLL_WAIT);
+}
+
+static long first_poll_delay(const sa_jobsm *sm)
+{
+    return sm->poll_interval_ms < sm->max_poll_interval_ms
+         ? sm->poll_interval_ms : sm->max_poll_interval_ms;
+}
+
+static int on_task_create_ok(sa_jobsm *sm, int64_t now_ms,
+                             const sa_http_response *resp)
+{
+    char why[256] = "", what[320];
+    char *task_id = NULL;
+    int rc;
+
+    rc = sa_proto_parse_task_create(sm->mem, resp_body(resp), resp->body_len,
+                                    sm->max_json_depth, &task_id, why,
+                                    sizeof why);
+    if (rc == SA_ERR_NOMEM) return fail_nomem(sm, "task create answer");
+    if (rc != SA_OK || !task_id) {
+        sa__free(sm->mem, task_id);
+        msgf(what, sizeof what, "unreadable HTTP %ld answer (%s)",
+             resp->http_status, why);
+        ambiguous(sm, what);
+        return SA_OK;
+    }
+    take_str(sm->mem, &sm->task_id, &task_id);
+    step_succeeded(sm);
+    sm->last_poll_ms = now_ms;  /* the polling window starts now */
+    schedule_poll(sm, now_ms, first_poll_delay(sm));
+    return SA_OK;
+}
+
+static int on_task_create(sa_jobsm *sm, int64_t now_ms,
+                          const sa_http_response *resp)
+{
+    char why[JOB_MSG_LEN];
+    sa_api_error e;
+    int code;
+
+    if (resp->transport != SA_OK) {
+        describe_transport(resp, why, sizeof why);
+        if (!resp->not_sent) {
+            ambiguous(sm, why);
+        } else if (transport_code(resp) == SA_ERR_NOMEM) {
+            sm->task_maybe = 0;
+            return fail_nomem(sm, "transport");
+        } else {
+            task_refused(sm, now_ms, transport_code(resp), why, 1);
+        }
+        return SA_OK;
+    }
+    if (is_2xx(resp)) return on_task_create_ok(sm, now_ms, resp);
+
+    code = classify(sm, resp, &e, why, sizeof why);
+    sa_api_error_free(sm->mem, &e);
+    if (code == SA_ERR_NOMEM) return fail_nomem(sm, "task create answer");
+    if (resp->http_status >= 500 || code == SA_ERR_SERVER)
+        ambiguous(sm, why);
+    else
+        task_refused(sm, now_ms, code, why, code == SA_ERR_RATE_LIMITED);
+    return SA_OK;
+}
+
+/* A status answer parsed: running, success or error. */
+static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
+{
+    long interval = sm->poll_interval_ms;
+
+    step_succeeded(sm);
+    switch (info->task_status) {
+    case SA_TASK_RUNNING:
+        if (info->polling_interval_ms >= 0) {
+            interval = info->polling_interval_ms;
+            if (interval < JOB_MIN_POLL_MS) interval = JOB_MIN_POLL_MS;
+        }
+        if (interval > sm->max_poll_interval_ms)
+            interval = sm->max_poll_interval_ms;
+        schedule_poll(sm, now_ms, interval);
+        return SA_OK;
+    case SA_TASK_SUCCESS:
+        if (!sm->pub_state) {
+            sm->result = info->result;
+            info->result = NULL;
+        }
+        if (sm->pub_state)
+            finish(sm, SA_JOB_DONE, SA_OK, "task %s succeeded after the job "
+                   "ended: it may be billed", sm->task_id);
+        else
+            finish(sm, SA_JOB_DONE, SA_OK, "%s", "");
+        return SA_OK;
+    case SA_TASK_ERROR:
+        if (!sm->pub_state)
+            take_str(sm->mem, &sm->engine_error, &info->engine_error);
+        finish(sm, SA_JOB_FAILED, SA_ERR_ENGINE, "task %s ended with engine "
+               "error %s: %s", sm->task_id,
+               info->engine_error ? info->engine_error
+               : sm->engine_error ? sm->engine_error : "(no code)",
+               info->engine_message ? info->engine_message : "(no message)");
+        return SA_OK;
+    default:
+        finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "status poll: unknown "
+               "task status %d", info->task_status);
+        return SA_OK;
+    }
+}
+
+static int on_poll_ok(sa_jobsm *sm, int64_t now_ms,
+                      const sa_http_response *resp)
+{
+    char why[256] = "", what[320];
+    sa_status_info info;
+    int rc;
+
+    memset(&info, 0, sizeof info);
+    info.polling_interval_ms = -1;
+    rc = sa_proto_parse_status(sm->mem, resp_body(resp), resp->body_len,
+                               sm->max_json_depth, sm->task_id, &info, why,
+                               sizeof why);
+    if (rc == SA_OK) rc = on_status(sm, now_ms, &info);
+    else if (rc == SA_ERR_NOMEM) rc = fail_nomem(sm, "status answer");
+    else if (rc == SA_ERR_LIMIT) {
+        finish(sm, SA_JOB_FAILED, rc, "status poll: %s", why);
+        rc = SA_OK;
+    } else {
+        /* an unreadable 200 (a proxy, a truncated body): polls are safe */
+        msgf(what, sizeof what, "unreadable HTTP %ld answer (%s)",
+             resp->http_status, why);
+        retry_or_fail(sm, now_ms, SA_ERR_PROTOCOL, what);
+        rc = SA_OK;
+    }
+    sa_status_info_free(sm->mem, &info);
+    return rc;
+}
+
+static int on_poll(sa_jobsm *sm, int64_t now_ms, const sa_http_response *resp)
+{
+    char why[JOB_MSG_LEN];
+    sa_api_error e;
+    int code;
+
+    if (resp->transport != SA_OK)
+        return on_transport_failure(sm, now_ms, resp);
+    if (is_2xx(resp)) return on_poll_ok(sm, now_ms, resp);
+
+    code = classify(sm, resp, &e, why, sizeof why);
+    sa_api_error_free(sm->mem, &e);
+    if (code == SA_ERR_NOMEM) return fail_nomem(sm, "status answer");
+    if (code == SA_ERR_RATE_LIMITED || code == SA_ERR_SERVER
+        || code == SA_ERR_PROTOCOL)
+        retry_or_fail(sm, now_ms, code, why);
+    else
+        finish(sm, SA_JOB_FAILED, code, "status poll: %s (task %s)", why,
+               sm->task_id);
+    return SA_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creation                                                            */
+/* ------------------------------------------------------------------ */
+
+static int config_valid(const sa_job_config *cfg)
+{
+    int sources = (cfg->file_path || cfg->buffer) + !!cfg->image_url
+                + !!cfg->file_id;
+    size_t i;
+
+    if (!cfg->base_url || sources != 1 || (cfg->file_path && cfg->buffer))
+        return 0;
+    if ((cfg->file_path || cfg->buffer)
+        && (!cfg->content_type || !cfg->file_name || cfg->file_size == 0))
+        return 0;
+    if (cfg->api_version != SA_API_V2_0 && cfg->api_version != SA_API_V2_1)
+        return 0;
+    if (!cfg->task.actions || cfg->task.n_actions == 0
+        || cfg->task.n_actions > SA_MAX_ACTIONS)
+        return 0;
+    for (i = 0; i < cfg->task.n_actions; i++)
+        if (!cfg->task.actions[i]) return 0;
+    return cfg->request_timeout_ms > 0 && cfg->upload_timeout_ms > 0
+        && cfg->poll_interval_ms > 0
+        && cfg->max_poll_interval_ms >= JOB_MIN_POLL_MS
+        && cfg->max_polls > 0 && cfg->max_retries >= 0
+        && cfg->backoff_initial_ms >= 0 && cfg->backoff_max_ms >= 0
+        && cfg->max_json_depth > 0;
+}
+
+static int copy_strings(sa_jobsm *sm, const sa_job_config *cfg)
+{
+    size_t i, n;
+
+    sm->base_url = sa__strdup(sm->mem, cfg->base_url);
+    if (!sm->base_url) return SA_ERR_NOMEM;
+    for (n = strlen(sm->base_url); n > 0 && sm->base_url[n - 1] == '/'; n--)
+        sm->base_url[n - 1] = '\0';
+    if (replace_str(sm->mem, &sm->file_path, cfg->file_path)
+        || replace_str(sm->mem, &sm->content_type, cfg->content_type)
+        || replace_str(sm->mem, &sm->file_name, cfg->file_name)
+        || replace_str(sm->mem, &sm->image_url, cfg->image_url)
+        || replace_str(sm->mem, &sm->file_id, cfg->file_id))
+        return SA_ERR_NOMEM;
+    sm->actions = sa__calloc(sm->mem, cfg->task.n_actions, sizeof(char *));
+    if (!sm->actions) return SA_ERR_NOMEM;
+    for (i = 0; i < cfg->task.n_actions; i++) {
+        sm->actions[i] = sa__strdup(sm->mem, cfg->task.actions[i]);
+        if (!sm->actions[i]) return SA_ERR_NOMEM;
+        sm->n_actions = i + 1;
+    }
+    if (cfg->task.miniserver_args) {
+        /* cJSON allocates with its own (process-wide) hooks */
+        sm->miniserver_args = cJSON_Duplicate(cfg->task.miniserver_args, 1);
+        if (!sm->miniserver_args) return SA_ERR_NOMEM;
+    }
+    return SA_OK;
+}
+
+static void copy_settings(sa_jobsm *sm, const sa_job_config *cfg)
+{
+    sm->api_version = cfg->api_version;
+    sm->upload_path = cfg->upload_path;
+    sm->buffer = cfg->buffer;
+    sm->file_size = cfg->file_size;
+    sm->format = cfg->task.format;
+    sm->pf_camera_kit = cfg->task.pf_camera_kit;
+    sm->mask_overlay = cfg->task.mask_overlay;
+    sm->request_timeout_ms = cfg->request_timeout_ms;
+    sm->upload_timeout_ms = cfg->upload_timeout_ms;
+    sm->poll_interval_ms = cfg->poll_interval_ms;
+    sm->max_poll_interval_ms = cfg->max_poll_interval_ms;
+    sm->deadline_at_ms = cfg->deadline_at_ms > 0 ? cfg->deadline_at_ms
+                                                 : INT64_MAX;
+    sm->max_polls = cfg->max_polls;
+    sm->max_retries = cfg->max_retries;
+    sm->backoff_initial_ms = cfg->backoff_initial_ms;
+    sm->backoff_max_ms = cfg->backoff_max_ms;
+    sm->max_json_depth = cfg->max_json_depth;
+    sm->rng_own = 0x9E3779B97F4A7C15ULL;
+    sm->rng = cfg->rng && *cfg->rng ? cfg->rng : &sm->rng_own;
+}
+
+/* Also: SA_ERR_INVALID_ARGUMENT for a NULL/incoherent cfg (no or several
+ * sources, no actions, non-positive timeouts or intervals,
+ * max_poll_interval_ms below 200, max_polls < 1).  A deadline_at_ms <= 0
+ * means no deadline. */
+int sa_jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out)
+{
+    sa_jobsm *sm;
+    int rc;
+
+    if (!out) return SA_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!cfg || !config_valid(cfg)) return SA_ERR_INVALID_ARGUMENT;
+    sm = sa__calloc(cfg->mem, 1, sizeof *sm);
+    if (!sm) return SA_ERR_NOMEM;
+    if (cfg->mem) {
+        sm->memv = *cfg->mem;
+        sm->mem = &sm->memv;
+    }
+    copy_settings(sm, cfg);
+    rc = copy_strings(sm, cfg);
+    if (rc != SA_OK) {
+        sa_jobsm_free(sm);
+        return rc;
+    }
+    sm->last_poll_ms = now_ms;
+    set_state(sm, sm->image_url || sm->file_id ? SA_JOB_TASK_CREATE
+                                               : SA_JOB_FILE_CREATE);
+    *out = sm;
+    return SA_OK;
+}
+
+void sa_jobsm_free(sa_jobsm *sm)
+{
+    sa_mem memv;
+    const sa_mem *mem;
+    size_t i;
+
+    if (!sm) return;
+    memv = sm->memv;
+    mem = sm->mem ? &memv : NULL;
+    release_request(sm);
+    for (i = 0; i < sm->n_actions; i++) sa__free(mem, sm->actions[i]);
+    sa__free(mem, sm->actions);
+    cJSON_Delete(sm->miniserver_args);
+    sa__free(mem, sm->base_url);
+    sa__free(mem, sm->file_path);
+    sa__free(mem, sm->content_type);
+    sa__free(mem, sm->file_name);
+    sa__free(mem, sm->image_url);
+    sa__free(mem, sm->api_error_code);
+    sa__free(mem, sm->engine_error);
+    sa__free(mem, sm->request_id);
+    sa__free(mem, sm->task_id);
+    sa__free(mem, sm->file_id);
+    sa_upload_spec_free(mem, &sm->upload);
+    sa_result_free(sm->result);
+    sa__free(mem, sm);
+}
+
+/* ------------------------------------------------------------------ */
+/* Driving                                                             */
+/* ------------------------------------------------------------------ */
+
+int sa_jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out)
+{
+    int hops;
+
+    if (!sm || !out) return SA_ERR_INVALID_ARGUMENT;
+    memset(out, 0, sizeof *out);
+    check_deadline(sm, now_ms);
+    if (sm->in_flight) {  /* one request at a time: never a second SEND */
+        out->kind = SA_NEXT_WAIT;
+        out->wake_at_ms = sm->pub_state ? INT64_MAX : sm->deadline_at_ms;
+        return SA_OK;
+    }
+    /* At most: a wait ends, its step starts, its request goes out. */
+    for (hops = 0; hops < 3; hops++) {
+        switch (sm->state) {
+        case SA_JOB_FILE_CREATE:
+        case SA_JOB_UPLOAD:
+        case SA_JOB_TASK_CREATE:
+        case SA_JOB_POLLING:
+            return send_step(sm, now_ms, out);
+        case SA_JOB_POLL_WAIT:
+            if (now_ms < sm->wake_at_ms)
+                return wait_until(sm, sm->wake_at_ms, out);
+            set_state(sm, SA_JOB_POLLING);
+            break;
+        case SA_JOB_BACKOFF:
+            if (now_ms < sm->wake_at_ms)
+                return wait_until(sm, sm->wake_at_ms, out);
+            set_state(sm, step_state(sm->step));
+            break;
+        case SA_JOB_DONE:
+        case SA_JOB_FAILED:
+        case SA_JOB_CANCELLED:
+            out->kind = SA_NEXT_END;
+            return SA_OK;
+        default:
+            finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "internal error: job "
+                   "in state %d", sm->state);
+            out->kind = SA_NEXT_END;
+            return SA_OK;
+        }
+    }
+    finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "internal error: job does not "
+           "settle in state %s", sa_jobsm_state_name(sm->state));
+    out->kind = SA_NEXT_END;
+    return SA_OK;
+}
+
+/* Returns SA_OK (whatever the answer meant: see the state), SA_ERR_NOMEM
+ * (the job is then FAILED with SA_ERR_NOMEM), or SA_ERR_INVALID_ARGUMENT
+ * when no request is out (nothing changes). */
+int sa_jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
+                         const sa_http_response *resp)
+{
+    int rc;
+
+    if (!sm || !resp || !sm->in_flight) return SA_ERR_INVALID_ARGUMENT;
+    sm->in_flight = 0;
+    rc = note_answer(sm, resp);
+    if (rc != SA_OK) {
+        rc = fail_nomem(sm, "x-request-id");
+    } else {
+        switch (sm->step) {
+        case SA_STEP_FILE_CREATE: rc = on_file_create(sm, now_ms, resp); break;
+        case SA_STEP_UPLOAD: rc = on_upload(sm, now_ms, resp); break;
+        case SA_STEP_TASK_CREATE: rc = on_task_create(sm, now_ms, resp); break;
+        case SA_STEP_POLL: rc = on_poll(sm, now_ms, resp); break;
+        default:
+            finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "internal error: "
+                   "answer for step %d", sm->step);
+            break;
+        }
+    }
+    release_request(sm);
+    if (rc == SA_OK) check_deadline(sm, now_ms);
+    return rc;
+}
+
+int sa_jobsm_cancel(sa_jobsm *sm, int64_t now_ms, int abandon)
+{
+    if (!sm || is_terminal(sm->state)) return 0;
+    if (abandon) {
+        if (sm->task_maybe)
+            finish(sm, SA_JOB_CANCELLED, SA_ERR_CANCELLED, "abandoned: task "
+                   "%s is no longer polled; it may expire and may still be "
+                   "billed", sm->task_id ? sm->task_id : "(id unknown)");
+        else
+            finish(sm, SA_JOB_CANCELLED, SA_ERR_CANCELLED, "abandoned before "
+                   "any task was created: nothing was billed");
+        return 0;
+    }
+    if (sm->pub_state) return 1;  /* already polling in the background */
+    if (!sm->task_maybe) {
+        finish(sm, SA_JOB_CANCELLED, SA_ERR_CANCELLED, "cancelled during %s, "
+               "before any task was created: nothing was billed",
+               step_name(sm->step));
+        return 0;
+    }
+    go_background(sm, SA_JOB_CANCELLED, SA_ERR_CANCELLED, "cancelled");
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Getters (NULL-safe)                                                 */
+/* ------------------------------------------------------------------ */
+
+int sa_jobsm_state(const sa_jobsm *sm)
+{
+    if (!sm) return SA_ERR_INVALID_ARGUMENT;
+    return sm->pub_state ? sm->pub_state : sm->state;
+}
+
+int sa_jobsm_status(const sa_jobsm *sm)
+{
+    if (!sm) return SA_ERR_INVALID_ARGUMENT;
+    return sm->pub_state ? sm->pub_status : SA_ERR_NOT_DONE;
+}
+
+const char *sa_jobsm_errmsg(const sa_jobsm *sm)
+{
+    return sm ? sm->errmsg : "";
+}
+
+int sa_jobsm_http_status(const sa_jobsm *sm)
+{
+    return sm ? (int)sm->http_status : 0;
+}
+
+const char *sa_jobsm_api_error_code(const sa_jobsm *sm)
+{
+    return sm ? sm->api_error_code : NULL;
+}
+
+const char *sa_jobsm_engine_error(const sa_jobsm *sm)
+{
+    return sm ? sm->engine_error : NULL;
+}
+
+const char *sa_jobsm_task_id(const sa_jobsm *sm)
+{
+    return sm ? sm->task_id : NULL;
+}
+
+const char *sa_jobsm_file_id(const sa_jobsm *sm)
+{
+    return sm ? sm->file_id : NULL;
+}
+
+const char *sa_jobsm_request_id(const sa_jobsm *sm)
+{
+    return sm ? sm->request_id : NULL;
+}
+
+int sa_jobsm_polls(const sa_jobsm *sm)
+{
+    return sm ? sm->polls : 0;
+}
+
+int sa_jobsm_task_maybe_created(const sa_jobsm *sm)
+{
+    return sm ? sm->task_maybe : 0;
+}
+
+const sa_result *sa_jobsm_result(const sa_jobsm *sm)
+{
+    return sm && sm->pub_state == SA_JOB_DONE ? sm->result : NULL;
+}
+
+int sa_jobsm_background(const sa_jobsm *sm)
+{
+    return sm && sm->background && !is_terminal(sm->state);
+}
+
+int sa_jobsm_task_outcome(const sa_jobsm *sm, const char **msg)
+{
+    if (msg) *msg = "";
+    if (!sm) return SA_ERR_INVALID_ARGUMENT;
+    if (!sm->background) {
+        if (msg) *msg = sm->errmsg;
+        return sa_jobsm_status(sm);
+    }
+    if (msg) *msg = sm->bgmsg;
+    return sm->bg_status;
+}

@@ -1,0 +1,1600 @@
+/*
+ * test_job.c - the job state machine (core/src/job.c) with scripted answers
+ * and fake time: every transition, every retry rule, polling, deadline,
+ * cancel/abandon, limits, sticky errors, and what goes on the wire.
+ */
+#include "harness.h"
+#include "support_fakeserver.h"
+
+#include <stdint.h>
+
+#define T0 ((int64_t)1000000)
+#define BASE "https://api.test"
+#define IMG_SIZE 547541  /* the size file-create-response.json declares */
+
+static const char *const sd_actions[] = { "wrinkle", "pore" };
+
+/* Scripted answers (the spec's example bodies where one exists). */
+#define FILE_OK { .step = SA_STEP_FILE_CREATE, .http = 200, \
+                  .example = "file-create-response.json", .latency_ms = 80, \
+                  .request_id = "rid-file" }
+#define UPLOAD_OK { .step = SA_STEP_UPLOAD, .http = 200, .body = "", \
+                    .latency_ms = 400 }
+#define TASK_OK { .step = SA_STEP_TASK_CREATE, .http = 200, \
+                  .example = "task-create-response.json", .latency_ms = 120, \
+                  .request_id = "rid-task" }
+#define RUNNING { .step = SA_STEP_POLL, .http = 200, \
+                  .example = "task-status-running.json", .latency_ms = 60 }
+#define SUCCESS { .step = SA_STEP_POLL, .http = 200, \
+                  .example = "task-status-success-json-sd.json", \
+                  .latency_ms = 70, .request_id = "rid-poll" }
+#define HTTP(stp, code, txt) { .step = (stp), .http = (code), .body = (txt), \
+                               .latency_ms = 50 }
+#define EXAMPLE(stp, code, file) { .step = (stp), .http = (code), \
+                                   .example = (file), .latency_ms = 50 }
+#define NET(stp, err, unsent) { .step = (stp), .transport = (err), \
+                                .not_sent = (unsent), .latency_ms = 30 }
+#define TIMEOUT(stp) { .step = (stp), .transport = SA_ERR_TIMEOUT, \
+                       .latency_ms = FS_TIMEOUT }
+
+#define TASK_ID "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9_13W5TOD8_u_GPi6NqQ3dhlmN-6ntFwhzT"
+#define FILE_ID "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/FfjK3xgCQ+hRt9MJXBFaud"
+#define POLL_URL BASE "/s2s/v2.1/task/skin-analysis/" TASK_ID
+
+static const char html_502[] =
+    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>"
+    "502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>";
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* One test's world: allocator, rng, config, machine, fake clock. */
+typedef struct jt {
+    fs_mem m;
+    uint64_t rng;
+    sa_job_config cfg;
+    sa_jobsm *sm;
+    fs_run run;
+} jt;
+
+static jt *jt_new(void)
+{
+    jt *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    fs_mem_init(&t->m, 0, 0);
+    t->rng = 0x2545F4914F6CDD1DULL;
+    t->cfg.mem = &t->m.mem;
+    t->cfg.base_url = BASE;
+    t->cfg.api_version = SA_API_V2_1;
+    t->cfg.upload_path = SA_UPLOAD_SKIN_ANALYSIS;
+    t->cfg.file_path = "/photos/me.png";
+    t->cfg.file_size = IMG_SIZE;
+    t->cfg.content_type = "image/png";
+    t->cfg.file_name = "me.png";
+    t->cfg.task.actions = sd_actions;
+    t->cfg.task.n_actions = N(sd_actions);
+    t->cfg.task.format = SA_FORMAT_JSON;
+    t->cfg.task.pf_camera_kit = -1;
+    t->cfg.task.mask_overlay = -1;
+    t->cfg.request_timeout_ms = 30000;
+    t->cfg.upload_timeout_ms = 120000;
+    t->cfg.poll_interval_ms = 2000;
+    t->cfg.max_poll_interval_ms = 10000;
+    t->cfg.deadline_at_ms = T0 + 600000;
+    t->cfg.max_polls = 2000;
+    t->cfg.max_retries = 6;
+    t->cfg.backoff_initial_ms = 500;
+    t->cfg.backoff_max_ms = 16000;
+    t->cfg.max_json_depth = 64;
+    t->cfg.rng = &t->rng;
+    fs_run_init(&t->run, T0);
+    return t;
+}
+
+static void use_image_url(jt *t)
+{
+    t->cfg.file_path = NULL;
+    t->cfg.file_size = 0;
+    t->cfg.content_type = NULL;
+    t->cfg.file_name = NULL;
+    t->cfg.image_url = "https://img.example/face.jpg";
+}
+
+static int jt_start(jt *t)
+{
+    return sa_jobsm_new(&t->cfg, t->run.now, &t->sm);
+}
+
+static size_t jt_drive(jt *t, const fs_reply *script, size_t n)
+{
+    return fs_drive(&t->run, t->sm, script, n);
+}
+
+/* Free everything; nothing may leak and the driver saw no violation. */
+static void jt_end(jt *t)
+{
+    sa_jobsm_free(t->sm);
+    if (t->m.live != 0) HARNESS_FAIL("%ld allocations leaked", t->m.live);
+    if (t->run.errors)
+        HARNESS_FAIL("driver: %d error(s), first: %s", t->run.errors,
+                     t->run.error);
+    free(t);
+}
+
+static int contains(const char *s, const char *needle)
+{
+    return s && needle && strstr(s, needle) != NULL;
+}
+
+static const fs_event *ev(const jt *t, size_t i)
+{
+    return i < t->run.n_events && i < FS_MAX_EVENTS ? &t->run.ev[i] : NULL;
+}
+
+/* The i-th event of a step, or NULL. */
+static const fs_event *ev_of(const jt *t, int step, size_t i)
+{
+    size_t k;
+    for (k = 0; k < t->run.n_events && k < FS_MAX_EVENTS; k++)
+        if (t->run.ev[k].step == step && i-- == 0) return &t->run.ev[k];
+    return NULL;
+}
+
+/* Delay between the answer of event i and the next send. */
+static int64_t gap_after(const jt *t, size_t i)
+{
+    const fs_event *a = ev(t, i), *b = ev(t, i + 1);
+    return a && b ? b->sent_at - a->answered_at : -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Happy paths and transitions                                         */
+/* ------------------------------------------------------------------ */
+
+TEST(happy_path_upload)
+{
+    static const fs_reply script[] = { FILE_OK, UPLOAD_OK, TASK_OK, RUNNING,
+                                       RUNNING, SUCCESS };
+    static const int states[] = {
+        SA_JOB_FILE_CREATE, SA_JOB_UPLOAD, SA_JOB_TASK_CREATE,
+        SA_JOB_POLL_WAIT, SA_JOB_POLLING, SA_JOB_POLL_WAIT, SA_JOB_POLLING,
+        SA_JOB_POLL_WAIT, SA_JOB_POLLING, SA_JOB_DONE };
+    jt *t = jt_new();
+    const fs_event *e;
+    const sa_result *r;
+
+    REQUIRE(t && jt_start(t) == SA_OK);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FILE_CREATE);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_NOT_DONE);
+    CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
+    CHECK(t->run.ended && !t->run.abandoned);
+    CHECK(fs_trace_is(&t->run, states, N(states)));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_STR(sa_jobsm_errmsg(t->sm), "");
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 3);
+    CHECK_STR(sa_jobsm_task_id(t->sm), TASK_ID);
+    CHECK_STR(sa_jobsm_file_id(t->sm), FILE_ID);
+    CHECK_STR(sa_jobsm_request_id(t->sm), "rid-poll");
+    CHECK_EQ_INT(sa_jobsm_http_status(t->sm), 200);
+    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 1);
+    CHECK_EQ_INT(sa_jobsm_background(t->sm), 0);
+    r = sa_jobsm_result(t->sm);
+    CHECK(r != NULL);
+    CHECK(sa_result_count(r) > 0);
+    CHECK_STR(sa_result_task_id(r), TASK_ID);
+
+    /* file create: POST, API host, JSON body with the declared size */
+    REQUIRE((e = ev(t, 0)) != NULL);
+    CHECK_EQ_INT(e->step, SA_STEP_FILE_CREATE);
+    CHECK_EQ_INT(e->method, SA_HTTP_POST);
+    CHECK_EQ_INT(e->api_host, 1);
+    CHECK_STR(e->url, BASE "/s2s/v2.1/file/skin-analysis");
+    CHECK_EQ_INT(e->n_headers, 1);
+    CHECK_STR(e->headers[0], "Content-Type: application/json");
+    CHECK(contains(e->body, "547541"));
+    CHECK(contains(e->body, "image/png"));
+    CHECK(contains(e->body, "me.png"));
+    CHECK_EQ_INT(e->timeout_ms, 30000);
+    /* upload: PUT to the pre-signed URL, the slot's headers only, no auth */
+    REQUIRE((e = ev(t, 1)) != NULL);
+    CHECK_EQ_INT(e->step, SA_STEP_UPLOAD);
+    CHECK_EQ_INT(e->method, SA_HTTP_PUT);
+    CHECK_EQ_INT(e->api_host, 0);
+    CHECK_STR(e->url, "https://yce-us.s3-accelerate.amazonaws.com/demo/ttl30/"
+                      "...signature...");
+    CHECK_EQ_INT(e->n_headers, 2);
+    CHECK_STR(e->headers[0], "Content-Length: 547541");
+    CHECK_STR(e->headers[1], "Content-Type: image/png");
+    CHECK_STR(e->upload_file, "/photos/me.png");
+    CHECK(e->upload_buf == NULL);
+    CHECK_EQ_INT(e->upload_size, IMG_SIZE);
+    CHECK_EQ_INT(e->timeout_ms, 120000);
+    CHECK(e->body[0] == '\0');
+    /* task create: POST with the file id */
+    REQUIRE((e = ev(t, 2)) != NULL);
+    CHECK_EQ_INT(e->method, SA_HTTP_POST);
+    CHECK_EQ_INT(e->api_host, 1);
+    CHECK_STR(e->url, BASE "/s2s/v2.1/task/skin-analysis");
+    CHECK(contains(e->body, "src_file_id"));
+    CHECK(contains(e->body, "13W5TOD8"));
+    CHECK(contains(e->body, "wrinkle") && contains(e->body, "pore"));
+    CHECK_STR(e->headers[0], "Content-Type: application/json");
+    /* polls: GET task path + "/" + id, API host, short timeout, no body */
+    REQUIRE((e = ev(t, 3)) != NULL);
+    CHECK_EQ_INT(e->method, SA_HTTP_GET);
+    CHECK_EQ_INT(e->api_host, 1);
+    CHECK_STR(e->url, POLL_URL);
+    CHECK(e->body[0] == '\0');
+    CHECK(e->timeout_ms > 0 && e->timeout_ms <= 5000);
+    /* first poll poll_interval_ms after the create answer, then every 2 s */
+    CHECK_EQ_INT(gap_after(t, 2), 2000);
+    CHECK_EQ_INT(gap_after(t, 3), 2000);
+    CHECK(t->run.max_poll_gap <= 10000);
+    jt_end(t);
+}
+
+TEST(happy_path_image_url)
+{
+    static const fs_reply script[] = { TASK_OK, SUCCESS };
+    static const int states[] = { SA_JOB_TASK_CREATE, SA_JOB_POLL_WAIT,
+                                  SA_JOB_POLLING, SA_JOB_DONE };
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.api_version = SA_API_V2_0;
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_TASK_CREATE);
+    jt_drive(t, script, N(script));
+    CHECK(fs_trace_is(&t->run, states, N(states)));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 0);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
+    CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.0/task/skin-analysis");
+    CHECK(contains(ev(t, 0)->body, "src_file_url"));
+    CHECK(contains(ev(t, 0)->body, "img.example/face.jpg"));
+    CHECK(!contains(ev(t, 0)->body, "src_file_id"));
+    CHECK_STR(ev(t, 1)->url, BASE "/s2s/v2.0/task/skin-analysis/" TASK_ID);
+    CHECK(sa_jobsm_file_id(t->sm) == NULL);
+    jt_end(t);
+}
+
+TEST(happy_path_file_id_and_buffer)
+{
+    static const fs_reply script[] = { TASK_OK, SUCCESS };
+    static const fs_reply script2[] = { FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
+    static const char bytes[IMG_SIZE];
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.image_url = NULL;
+    t->cfg.file_id = "known/file+id=";
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_TASK_CREATE);
+    CHECK_STR(sa_jobsm_file_id(t->sm), "known/file+id=");
+    jt_drive(t, script, N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK(contains(ev(t, 0)->body, "known/file+id="));
+    jt_end(t);
+
+    /* an in-memory image is uploaded from the caller's buffer */
+    t = jt_new();
+    REQUIRE(t);
+    t->cfg.file_path = NULL;
+    t->cfg.buffer = bytes;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script2, N(script2));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK(ev(t, 1)->upload_buf == bytes);
+    CHECK(ev(t, 1)->upload_file == NULL);
+    CHECK_EQ_INT(ev(t, 1)->upload_size, IMG_SIZE);
+    jt_end(t);
+}
+
+TEST(config_is_copied)
+{
+    char base[64], path[64], action[32], args_txt[] = "{\"enable_mask_overlay\":true}";
+    const char *actions[1];
+    static const fs_reply script[] = { FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
+    cJSON *args = NULL;
+    jt *t = jt_new();
+
+    REQUIRE(sa_json_parse(args_txt, strlen(args_txt), 8, &args) == SA_OK);
+    REQUIRE(t && args);
+    strcpy(base, BASE "/");   /* a trailing slash is tolerated */
+    strcpy(path, "/photos/me.png");
+    strcpy(action, "texture");
+    actions[0] = action;
+    t->cfg.base_url = base;
+    t->cfg.file_path = path;
+    t->cfg.task.actions = actions;
+    t->cfg.task.n_actions = 1;
+    t->cfg.task.miniserver_args = args;
+    REQUIRE(jt_start(t) == SA_OK);
+    memset(base, 'x', sizeof base - 1);
+    memset(path, 'y', sizeof path - 1);
+    strcpy(action, "garbage");
+    cJSON_Delete(args);
+    t->cfg.task.miniserver_args = NULL;
+    jt_drive(t, script, N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.1/file/skin-analysis");
+    CHECK_STR(ev(t, 1)->upload_file, "/photos/me.png");
+    CHECK(contains(ev(t, 2)->body, "texture"));
+    CHECK(!contains(ev(t, 2)->body, "garbage"));
+    jt_end(t);
+}
+
+TEST(new_rejects_bad_configs)
+{
+    jt *t = jt_new();
+    int dummy = 0;
+    sa_jobsm *sm = (sa_jobsm *)(void *)&dummy;
+
+    REQUIRE(t);
+    CHECK_EQ_INT(sa_jobsm_new(NULL, T0, &sm), SA_ERR_INVALID_ARGUMENT);
+    CHECK(sm == NULL);
+    CHECK_EQ_INT(sa_jobsm_new(&t->cfg, T0, NULL), SA_ERR_INVALID_ARGUMENT);
+    t->cfg.image_url = "https://x/y.jpg";       /* two sources */
+    CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
+    t->cfg.image_url = NULL;
+    t->cfg.task.n_actions = 0;
+    CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
+    t->cfg.task.n_actions = 2;
+    t->cfg.max_poll_interval_ms = 100;
+    CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
+    t->cfg.max_poll_interval_ms = 10000;
+    t->cfg.max_polls = 0;
+    CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
+    t->cfg.max_polls = 10;
+    t->cfg.api_version = 3;
+    CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
+    t->cfg.api_version = SA_API_V2_1;
+    t->cfg.file_size = 0;
+    CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
+    CHECK(t->sm == NULL);
+    /* NULL-safe getters and free */
+    CHECK_EQ_INT(sa_jobsm_state(NULL), SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa_jobsm_status(NULL), SA_ERR_INVALID_ARGUMENT);
+    CHECK_STR(sa_jobsm_errmsg(NULL), "");
+    CHECK(sa_jobsm_task_id(NULL) == NULL && sa_jobsm_result(NULL) == NULL);
+    CHECK_EQ_INT(sa_jobsm_cancel(NULL, T0, 0), 0);
+    CHECK_EQ_INT(sa_jobsm_next(NULL, T0, NULL), SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa_jobsm_on_response(NULL, T0, NULL),
+                 SA_ERR_INVALID_ARGUMENT);
+    sa_jobsm_free(NULL);
+    CHECK_STR(sa_jobsm_state_name(SA_JOB_POLL_WAIT), "POLL_WAIT");
+    CHECK_STR(sa_jobsm_state_name(SA_JOB_STATE__LAST), "?");
+    CHECK_STR(sa_jobsm_state_name(-1), "?");
+    jt_end(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Retries                                                             */
+/* ------------------------------------------------------------------ */
+
+TEST(file_create_503_then_ok)
+{
+    static const fs_reply script[] = {
+        HTTP(SA_STEP_FILE_CREATE, 503, "{\"status\":503,\"error\":\"busy\"}"),
+        FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
+    static const int states[] = {
+        SA_JOB_FILE_CREATE, SA_JOB_BACKOFF, SA_JOB_FILE_CREATE, SA_JOB_UPLOAD,
+        SA_JOB_TASK_CREATE, SA_JOB_POLL_WAIT, SA_JOB_POLLING, SA_JOB_DONE };
+    jt *t = jt_new();
+
+    REQUIRE(t && jt_start(t) == SA_OK);
+    t->run.stop_state = SA_JOB_BACKOFF;
+    jt_drive(t, script, 1);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_BACKOFF);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "503"));
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "retry 1 of 6"));
+    t->run.stop_state = -1;
+    jt_drive(t, script + 1, N(script) - 1);
+    CHECK(fs_trace_is(&t->run, states, N(states)));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_STR(sa_jobsm_errmsg(t->sm), "");
+    CHECK(gap_after(t, 0) >= 0 && gap_after(t, 0) <= 500);
+    jt_end(t);
+}
+
+TEST(upload_reset_then_ok)
+{
+    static const fs_reply script[] = {
+        FILE_OK, NET(SA_STEP_UPLOAD, SA_ERR_TRANSPORT, 0),
+        TIMEOUT(SA_STEP_UPLOAD), UPLOAD_OK, TASK_OK, SUCCESS };
+    static const int states[] = {
+        SA_JOB_FILE_CREATE, SA_JOB_UPLOAD, SA_JOB_BACKOFF, SA_JOB_UPLOAD,
+        SA_JOB_BACKOFF, SA_JOB_UPLOAD, SA_JOB_TASK_CREATE };
+    jt *t = jt_new();
+
+    REQUIRE(t && jt_start(t) == SA_OK);
+    jt_drive(t, script, N(script));
+    CHECK(fs_trace_has(&t->run, states, N(states)));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 3);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 1);
+    CHECK(gap_after(t, 1) <= 500);
+    CHECK(gap_after(t, 2) <= 1000);
+    /* the same slot is used again, verbatim */
+    CHECK_STR(ev_of(t, SA_STEP_UPLOAD, 2)->headers[0], "Content-Length: 547541");
+    CHECK_EQ_INT(ev_of(t, SA_STEP_UPLOAD, 2)->api_host, 0);
+    jt_end(t);
+}
+
+TEST(poll_502_html_then_ok)
+{
+    static const fs_reply script[] = {
+        TASK_OK, RUNNING, HTTP(SA_STEP_POLL, 502, html_502), SUCCESS };
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script, N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 3);
+    CHECK(gap_after(t, 2) <= 500);
+    CHECK(t->run.max_poll_gap <= 10000);
+    jt_end(t);
+}
+
+TEST(rate_limited_on_every_step)
+{
+    static const fs_reply script[] = {
+        EXAMPLE(SA_STEP_FILE_CREATE, 429, "error-429.json"), FILE_OK,
+        HTTP(SA_STEP_UPLOAD, 429, ""), UPLOAD_OK,
+        EXAMPLE(SA_STEP_TASK_CREATE, 429, "error-429.json"), TASK_OK,
+        EXAMPLE(SA_STEP_POLL, 429, "error-429.json"), RUNNING,
+        EXAMPLE(SA_STEP_POLL, 429, "error-429.json"), SUCCESS };
+    jt *t = jt_new();
+
+    REQUIRE(t && jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 2);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 2);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 2);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 4);
+    jt_end(t);
+}
+
+TEST(task_create_not_sent_is_retried)
+{
+    static const fs_reply script[] = {
+        NET(SA_STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1),
+        NET(SA_STEP_TASK_CREATE, SA_ERR_TIMEOUT, 1), TASK_OK, SUCCESS };
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    t->run.stop_state = SA_JOB_BACKOFF;
+    jt_drive(t, script, 1);
+    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+    t->run.stop_state = -1;
+    jt_drive(t, script + 1, N(script) - 1);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 3);
+    jt_end(t);
+}
+
+/* Every failure after the create request may have reached the server ends
+ * AMBIGUOUS, and a second create is never sent. */
+TEST(task_create_ambiguous)
+{
+    static const fs_reply cases[] = {
+        TIMEOUT(SA_STEP_TASK_CREATE),
+        NET(SA_STEP_TASK_CREATE, SA_ERR_TRANSPORT, 0),
+        NET(SA_STEP_TASK_CREATE, SA_ERR_LIMIT, 0),
+        HTTP(SA_STEP_TASK_CREATE, 500,
+             "{\"status\":500,\"error\":\"unknown_internal_error\"}"),
+        HTTP(SA_STEP_TASK_CREATE, 502, html_502),
+        HTTP(SA_STEP_TASK_CREATE, 503, ""),
+        HTTP(SA_STEP_TASK_CREATE, 200, "<html>oops</html>"),
+        HTTP(SA_STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{}}"),
+        HTTP(SA_STEP_TASK_CREATE, 200, ""),
+    };
+    size_t i;
+
+    for (i = 0; i < N(cases); i++) {
+        fs_reply script[2];
+        jt *t = jt_new();
+        REQUIRE(t);
+        use_image_url(t);
+        script[0] = cases[i];
+        script[1] = (fs_reply)TASK_OK;
+        REQUIRE(jt_start(t) == SA_OK);
+        CHECK_EQ_INT(jt_drive(t, script, 2), 1);
+        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
+        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 1);
+        CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 1);
+        CHECK(contains(sa_jobsm_errmsg(t->sm), "may have been created"));
+        CHECK(t->run.ended);
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        jt_end(t);
+    }
+}
+
+TEST(task_create_refusals_are_final)
+{
+    static const struct { fs_reply r; int status; const char *code; } cases[] = {
+        { EXAMPLE(SA_STEP_TASK_CREATE, 401, "error-401.json"), SA_ERR_AUTH, NULL },
+        { EXAMPLE(SA_STEP_TASK_CREATE, 401, "error-401-observed.json"),
+          SA_ERR_AUTH, "InvalidApiKey" },
+        { HTTP(SA_STEP_TASK_CREATE, 400, "{\"status\":400,\"error\":\"no units\","
+               "\"error_code\":\"CreditInsufficiency\"}"),
+          SA_ERR_CREDITS, "CreditInsufficiency" },
+        { EXAMPLE(SA_STEP_TASK_CREATE, 400, "error-400-mix-hd-sd.json"),
+          SA_ERR_BAD_REQUEST, "InvalidParameters" },
+        { HTTP(SA_STEP_TASK_CREATE, 404, "{\"status\":404,\"error\":\"not found\"}"),
+          SA_ERR_BAD_REQUEST, NULL },
+    };
+    size_t i;
+
+    for (i = 0; i < N(cases); i++) {
+        jt *t = jt_new();
+        REQUIRE(t);
+        use_image_url(t);
+        REQUIRE(jt_start(t) == SA_OK);
+        jt_drive(t, &cases[i].r, 1);
+        CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].status);
+        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+        CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+        CHECK_EQ_INT(sa_jobsm_http_status(t->sm), cases[i].r.http);
+        if (cases[i].code)
+            CHECK_STR(sa_jobsm_api_error_code(t->sm), cases[i].code);
+        CHECK(contains(sa_jobsm_errmsg(t->sm), "task create"));
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        jt_end(t);
+    }
+}
+
+TEST(file_create_refusals_are_final)
+{
+    static const struct { fs_reply r; int status; } cases[] = {
+        { EXAMPLE(SA_STEP_FILE_CREATE, 401, "error-401.json"), SA_ERR_AUTH },
+        { HTTP(SA_STEP_FILE_CREATE, 400, "{\"status\":400,\"error\":\"Invalid "
+               "parameter value\",\"error_code\":\"InvalidParameters\"}"),
+          SA_ERR_BAD_REQUEST },
+        { HTTP(SA_STEP_FILE_CREATE, 200, "{\"status\":200,\"data\":{}}"),
+          SA_ERR_PROTOCOL },
+        { NET(SA_STEP_FILE_CREATE, SA_ERR_LIMIT, 0), SA_ERR_LIMIT },
+    };
+    size_t i;
+
+    for (i = 0; i < N(cases); i++) {
+        jt *t = jt_new();
+        REQUIRE(t && jt_start(t) == SA_OK);
+        jt_drive(t, &cases[i].r, 1);
+        CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].status);
+        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 1);
+        CHECK(t->run.ended);
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        jt_end(t);
+    }
+}
+
+TEST(file_create_404_falls_back_to_generic_path)
+{
+    static const fs_reply script[] = {
+        HTTP(SA_STEP_FILE_CREATE, 404, "{\"status\":404,\"error\":\"Not Found\"}"),
+        FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
+    static const fs_reply twice[] = {
+        HTTP(SA_STEP_FILE_CREATE, 404, ""), HTTP(SA_STEP_FILE_CREATE, 404, "") };
+    jt *t = jt_new();
+
+    REQUIRE(t && jt_start(t) == SA_OK);
+    jt_drive(t, script, N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.1/file/skin-analysis");
+    CHECK_STR(ev(t, 1)->url, BASE "/s2s/v2.0/file");
+    CHECK_EQ_INT(gap_after(t, 0), 0);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t && jt_start(t) == SA_OK);
+    jt_drive(t, twice, N(twice));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 2);
+    jt_end(t);
+}
+
+TEST(upload_refusals)
+{
+    static const char expired[] =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied"
+        "</Code><Message>Request has expired</Message></Error>";
+    static const char mismatch[] =
+        "<Error><Code>SignatureDoesNotMatch</Code><Message>The request "
+        "signature we calculated does not match</Message></Error>";
+    static const fs_reply refused[] = {
+        FILE_OK, HTTP(SA_STEP_UPLOAD, 403, mismatch), TASK_OK };
+    static const fs_reply refresh[] = {
+        FILE_OK, HTTP(SA_STEP_UPLOAD, 403, expired), FILE_OK, UPLOAD_OK,
+        TASK_OK, SUCCESS };
+    static const fs_reply refresh_once[] = {
+        FILE_OK, HTTP(SA_STEP_UPLOAD, 403, expired), FILE_OK,
+        HTTP(SA_STEP_UPLOAD, 403, expired), FILE_OK };
+    static const fs_reply unreadable[] = {
+        FILE_OK, NET(SA_STEP_UPLOAD, SA_ERR_FILE, 1) };
+    jt *t = jt_new();
+
+    REQUIRE(t && jt_start(t) == SA_OK);
+    jt_drive(t, refused, N(refused));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_UPLOAD);
+    CHECK_EQ_INT(sa_jobsm_http_status(t->sm), 403);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "signature"));
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t && jt_start(t) == SA_OK);
+    jt_drive(t, refresh, N(refresh));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 2);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t && jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, refresh_once, N(refresh_once)), 4);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_UPLOAD);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 2);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t && jt_start(t) == SA_OK);
+    jt_drive(t, unreadable, N(unreadable));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_FILE);
+    jt_end(t);
+}
+
+TEST(upload_slot_checks)
+{
+    static const fs_reply numeric[] = {
+        HTTP(SA_STEP_FILE_CREATE, 200,
+             "{\"status\":200,\"data\":{\"files\":[{\"file_id\":\"F1\","
+             "\"requests\":[{\"method\":\"PUT\",\"url\":\"https://s3.test/up?"
+             "sig=1\",\"headers\":{\"Content-Type\":\"image/png\","
+             "\"Content-Length\":547541,\"x-amz-acl\":\"private\"}}]}]}}"),
+        UPLOAD_OK };
+    static const fs_reply wrong_size[] = {
+        HTTP(SA_STEP_FILE_CREATE, 200,
+             "{\"status\":200,\"data\":{\"files\":[{\"file_id\":\"F1\","
+             "\"requests\":[{\"method\":\"PUT\",\"url\":\"https://s3.test/up\","
+             "\"headers\":{\"Content-Length\":\"50000\"}}]}]}}") };
+    static const fs_reply wrong_method[] = {
+        HTTP(SA_STEP_FILE_CREATE, 200,
+             "{\"status\":200,\"data\":{\"files\":[{\"file_id\":\"F1\","
+             "\"requests\":[{\"method\":\"POST\",\"url\":\"https://s3.test/up\","
+             "\"headers\":{}}]}]}}") };
+    const fs_event *e;
+    jt *t = jt_new();
+
+    REQUIRE(t && jt_start(t) == SA_OK);
+    t->run.stop_state = SA_JOB_TASK_CREATE;
+    jt_drive(t, numeric, N(numeric));
+    REQUIRE((e = ev_of(t, SA_STEP_UPLOAD, 0)) != NULL);
+    CHECK_EQ_INT(e->n_headers, 3);
+    CHECK_STR(e->headers[0], "Content-Type: image/png");
+    CHECK_STR(e->headers[1], "Content-Length: 547541");
+    CHECK_STR(e->headers[2], "x-amz-acl: private");
+    CHECK_STR(e->url, "https://s3.test/up?sig=1");
+    CHECK_EQ_INT(e->api_host, 0);
+    CHECK_STR(sa_jobsm_file_id(t->sm), "F1");
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t && jt_start(t) == SA_OK);
+    jt_drive(t, wrong_size, N(wrong_size));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "50000"));
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t && jt_start(t) == SA_OK);
+    jt_drive(t, wrong_method, N(wrong_method));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    jt_end(t);
+}
+
+/* The budget is max_retries retries in a row; then the step's code. */
+TEST(retry_budget_exhausted)
+{
+    static const struct { fs_reply r; int before; int status; int step; } cases[] = {
+        { HTTP(SA_STEP_FILE_CREATE, 503, ""), 0, SA_ERR_SERVER,
+          SA_STEP_FILE_CREATE },
+        { NET(SA_STEP_UPLOAD, SA_ERR_TRANSPORT, 0), 1, SA_ERR_TRANSPORT,
+          SA_STEP_UPLOAD },
+        { TIMEOUT(SA_STEP_UPLOAD), 1, SA_ERR_TIMEOUT, SA_STEP_UPLOAD },
+        { EXAMPLE(SA_STEP_TASK_CREATE, 429, "error-429.json"), 3,
+          SA_ERR_RATE_LIMITED, SA_STEP_TASK_CREATE },
+        { NET(SA_STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1), 3, SA_ERR_TRANSPORT,
+          SA_STEP_TASK_CREATE },
+        { EXAMPLE(SA_STEP_POLL, 429, "error-429.json"), 4, SA_ERR_RATE_LIMITED,
+          SA_STEP_POLL },
+        { HTTP(SA_STEP_POLL, 502, html_502), 4, SA_ERR_SERVER, SA_STEP_POLL },
+        { HTTP(SA_STEP_POLL, 200, "not json"), 4, SA_ERR_PROTOCOL,
+          SA_STEP_POLL },
+        { TIMEOUT(SA_STEP_POLL), 4, SA_ERR_TIMEOUT, SA_STEP_POLL },
+    };
+    static const fs_reply prefix[] = { FILE_OK, UPLOAD_OK, TASK_OK, RUNNING };
+    size_t i, k;
+
+    for (i = 0; i < N(cases); i++) {
+        fs_reply script[16];
+        size_t n = 0;
+        jt *t = jt_new();
+        REQUIRE(t);
+        t->cfg.max_retries = 3;
+        if (cases[i].before == 3) {        /* image_url: task create first */
+            use_image_url(t);
+        } else {
+            for (k = 0; k < (size_t)cases[i].before; k++) script[n++] = prefix[k];
+        }
+        for (k = 0; k < 4; k++) script[n++] = cases[i].r;
+        script[n++] = (fs_reply)SUCCESS;
+        REQUIRE(jt_start(t) == SA_OK);
+        jt_drive(t, script, n);
+        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+        CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].status);
+        CHECK_EQ_INT(fs_count(&t->run, cases[i].step), cases[i].step ==
+                     SA_STEP_POLL ? 5 : 4);
+        CHECK(contains(sa_jobsm_errmsg(t->sm), "gave up after 4 attempts"));
+        CHECK(t->run.max_poll_gap <= 10000);
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        jt_end(t);
+    }
+}
+
+/* Consecutive failures: a success in between resets the count. */
+TEST(poll_retry_budget_is_consecutive)
+{
+    static const fs_reply script[] = {
+        TASK_OK, HTTP(SA_STEP_POLL, 503, ""), HTTP(SA_STEP_POLL, 503, ""),
+        RUNNING, HTTP(SA_STEP_POLL, 503, ""), HTTP(SA_STEP_POLL, 503, ""),
+        RUNNING, HTTP(SA_STEP_POLL, 503, ""), HTTP(SA_STEP_POLL, 503, ""),
+        SUCCESS };
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.max_retries = 2;
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 9);
+    jt_end(t);
+}
+
+/* Backoff delays: within [0, min(max, initial * 2^(n-1))], the cap grows,
+ * and so does the mean over many seeds. */
+TEST(backoff_delays_grow_within_caps)
+{
+    enum { SEEDS = 200, TRIES = 7 };
+    static const int64_t caps[TRIES] = { 500, 1000, 2000, 4000, 8000, 16000,
+                                         16000 };
+    double sum[TRIES] = { 0 };
+    int64_t maxseen[TRIES] = { 0 };
+    int s, k;
+
+    for (s = 0; s < SEEDS; s++) {
+        fs_reply script[TRIES + 1];
+        jt *t = jt_new();
+        REQUIRE(t);
+        t->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(s + 1);
+        t->cfg.max_retries = TRIES;
+        for (k = 0; k < TRIES; k++)
+            script[k] = (fs_reply)HTTP(SA_STEP_FILE_CREATE, 503, "");
+        script[TRIES] = (fs_reply)FILE_OK;
+        REQUIRE(jt_start(t) == SA_OK);
+        t->run.stop_state = SA_JOB_UPLOAD;
+        jt_drive(t, script, TRIES + 1);
+        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_UPLOAD);
+        for (k = 0; k < TRIES; k++) {
+            int64_t d = gap_after(t, (size_t)k);
+            CHECK(d >= 0 && d <= caps[k]);
+            sum[k] += (double)d;
+            if (d > maxseen[k]) maxseen[k] = d;
+        }
+        jt_end(t);
+    }
+    for (k = 0; k + 1 < TRIES - 1; k++)
+        CHECK(sum[k + 1] > sum[k] * 1.4);   /* mean roughly doubles */
+    for (k = 0; k < TRIES; k++)
+        CHECK(maxseen[k] > caps[k] * 8 / 10);  /* the whole range is used */
+}
+
+/* ------------------------------------------------------------------ */
+/* Polling                                                             */
+/* ------------------------------------------------------------------ */
+
+TEST(polling_interval_honoured_and_clamped)
+{
+    static const fs_reply script[] = {
+        TASK_OK,
+        HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+             "\"running\",\"polling_interval\":1000}}"),
+        HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+             "\"running\",\"polling_interval\":5}}"),
+        HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+             "\"running\",\"polling_interval\":60000}}"),
+        HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+             "\"running\",\"polling_interval\":null}}"),
+        RUNNING,
+        SUCCESS };
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script, N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(gap_after(t, 1), 1000);         /* as given */
+    CHECK_EQ_INT(gap_after(t, 2), 200);          /* clamped up to 200 */
+    /* clamped down: due 10 s after the previous poll was SENT */
+    CHECK_EQ_INT(ev(t, 4)->sent_at - ev(t, 3)->sent_at, 10000);
+    CHECK_EQ_INT(gap_after(t, 4), 2000);         /* absent: the default */
+    CHECK_EQ_INT(gap_after(t, 5), 2000);
+    CHECK(t->run.max_poll_gap <= 10000);
+    jt_end(t);
+}
+
+TEST(poll_interval_above_max_is_capped)
+{
+    static const fs_reply script[] = { TASK_OK, RUNNING, RUNNING, SUCCESS };
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.poll_interval_ms = 30000;
+    t->cfg.max_poll_interval_ms = 4000;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script, N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(gap_after(t, 0), 4000);
+    CHECK_EQ_INT(ev(t, 2)->sent_at - ev(t, 1)->sent_at, 4000);
+    CHECK(ev(t, 1)->timeout_ms <= 2000);
+    CHECK(t->run.max_poll_gap <= 4000);
+    jt_end(t);
+}
+
+/* Random mixes of poll failures, latencies and intervals: a known task is
+ * never left unpolled for longer than max_poll_interval_ms. */
+TEST(no_poll_gap_above_max_in_any_scenario)
+{
+    static const char *const bodies[] = {
+        "{\"status\":200,\"data\":{\"task_status\":\"running\"}}",
+        "{\"status\":200,\"data\":{\"task_status\":\"running\","
+        "\"polling_interval\":9999}}",
+        "{\"status\":200,\"data\":{\"task_status\":\"running\","
+        "\"polling_interval\":300}}",
+        "<html>502</html>", "{\"status\":429,\"error\":\"Too many requests\"}",
+        "garbage" };
+    int seed, worst_case = 0;
+    int64_t worst = 0;
+
+    for (seed = 1; seed <= 300; seed++) {
+        fs_reply script[160];
+        uint64_t r = 0x51ED2701ULL * (uint64_t)seed;
+        size_t n = 0, k;
+        jt *t = jt_new();
+        REQUIRE(t);
+        use_image_url(t);
+        t->rng = r | 1;
+        t->cfg.max_retries = 8;
+        t->cfg.backoff_initial_ms = 1000 + (long)(seed % 7) * 1000;
+        t->cfg.backoff_max_ms = 60000;
+        script[n++] = (fs_reply)TASK_OK;
+        for (k = 0; k < 150; k++) {
+            fs_reply x;
+            uint64_t v = sa__rand(&r);
+            memset(&x, 0, sizeof x);
+            x.step = SA_STEP_POLL;
+            x.latency_ms = (long)(v % 5001);
+            switch ((v >> 20) % 8) {
+            case 0: case 1: case 2:
+                x.http = 200; x.body = bodies[(v >> 24) % 3]; break;
+            case 3: x.http = 502; x.body = bodies[3]; break;
+            case 4: x.http = 429; x.body = bodies[4]; break;
+            case 5: x.http = 200; x.body = bodies[5]; break;
+            case 6: x.transport = SA_ERR_TIMEOUT; x.latency_ms = FS_TIMEOUT;
+                break;
+            default: x.transport = SA_ERR_TRANSPORT; break;
+            }
+            script[n++] = x;
+        }
+        script[n++] = (fs_reply)SUCCESS;
+        REQUIRE(jt_start(t) == SA_OK);
+        jt_drive(t, script, n);
+        CHECK(t->run.ended);
+        if (t->run.max_poll_gap > worst) {
+            worst = t->run.max_poll_gap;
+            worst_case = seed;
+        }
+        jt_end(t);
+    }
+    if (worst > 10000)
+        HARNESS_FAIL("seed %d left the task unpolled for %lld ms",
+                     worst_case, (long long)worst);
+}
+
+TEST(every_status_answer)
+{
+    static const struct { fs_reply r; int status; const char *engine; } cases[] = {
+        { EXAMPLE(SA_STEP_POLL, 200, "task-status-success-json-sd.json"),
+          SA_OK, NULL },
+        { EXAMPLE(SA_STEP_POLL, 200, "task-status-success-json-hd.json"),
+          SA_OK, NULL },
+        { EXAMPLE(SA_STEP_POLL, 200, "task-status-success-zip.json"),
+          SA_OK, NULL },
+        { HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+               "\"success\",\"error\":null,\"results\":"
+               "\"https://example.com/sample-result-url\"}}"), SA_OK, NULL },
+        { EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json"),
+          SA_ERR_ENGINE, "error_no_face" },
+        { HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+               "\"error\",\"error\":\"error_lighting_dark\",\"error_message\":"
+               "\"too dark\"}}"), SA_ERR_ENGINE, "error_lighting_dark" },
+        { EXAMPLE(SA_STEP_POLL, 400, "error-400-invalid-task-id.json"),
+          SA_ERR_TASK_EXPIRED, NULL },
+        { HTTP(SA_STEP_POLL, 404, "{\"status\":404,\"error\":\"Not Found\"}"),
+          SA_ERR_TASK_EXPIRED, NULL },
+        { EXAMPLE(SA_STEP_POLL, 500, "error-500-task-timeout.json"),
+          SA_ERR_TASK_TIMEOUT, NULL },
+        { EXAMPLE(SA_STEP_POLL, 401, "error-401.json"), SA_ERR_AUTH, NULL },
+        { EXAMPLE(SA_STEP_POLL, 401, "error-401-observed.json"), SA_ERR_AUTH,
+          NULL },
+        { HTTP(SA_STEP_POLL, 401, "{\"status\":401,\"error\":\"Unauthorized\","
+               "\"error_code\":\"InvalidAccessToken\"}"), SA_ERR_AUTH, NULL },
+        { NET(SA_STEP_POLL, SA_ERR_LIMIT, 0), SA_ERR_LIMIT, NULL },
+    };
+    size_t i;
+
+    for (i = 0; i < N(cases); i++) {
+        fs_reply script[3];
+        jt *t = jt_new();
+        REQUIRE(t);
+        use_image_url(t);
+        t->cfg.task.format = i == 2 || i == 3 ? SA_FORMAT_ZIP : SA_FORMAT_JSON;
+        script[0] = (fs_reply)TASK_OK;
+        script[1] = cases[i].r;
+        script[2] = (fs_reply)SUCCESS;
+        REQUIRE(jt_start(t) == SA_OK);
+        CHECK_EQ_INT(jt_drive(t, script, 3), 2);
+        CHECK(t->run.ended);
+        CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].status);
+        CHECK_EQ_INT(sa_jobsm_state(t->sm), cases[i].status == SA_OK
+                     ? SA_JOB_DONE : SA_JOB_FAILED);
+        CHECK_EQ_INT(sa_jobsm_polls(t->sm), 1);
+        if (cases[i].status == SA_OK) {
+            CHECK(sa_jobsm_result(t->sm) != NULL);
+            if (i == 2 || i == 3)
+                CHECK_STR(sa_result_zip_url(sa_jobsm_result(t->sm)),
+                          "https://example.com/sample-result-url");
+        } else {
+            CHECK(sa_jobsm_result(t->sm) == NULL);
+            CHECK(sa_jobsm_errmsg(t->sm)[0] != '\0');
+        }
+        if (cases[i].engine) {
+            CHECK_STR(sa_jobsm_engine_error(t->sm), cases[i].engine);
+            CHECK(contains(sa_jobsm_errmsg(t->sm), cases[i].engine));
+        }
+        if (i == 4) CHECK(contains(sa_jobsm_errmsg(t->sm), "No face detected"));
+        if (i == 6) CHECK(contains(sa_jobsm_errmsg(t->sm), "Invalid task ID"));
+        if (i == 10) CHECK_STR(sa_jobsm_api_error_code(t->sm), "InvalidApiKey");
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        jt_end(t);
+    }
+}
+
+TEST(task_id_is_url_encoded)
+{
+    static const fs_reply script[] = {
+        HTTP(SA_STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
+             "\"ab/cd+ef==\"}}"), SUCCESS };
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script, N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_STR(sa_jobsm_task_id(t->sm), "ab/cd+ef==");
+    CHECK_STR(ev(t, 1)->url, BASE "/s2s/v2.1/task/skin-analysis/ab%2Fcd%2Bef%3D%3D");
+    jt_end(t);
+}
+
+TEST(max_polls_is_a_hard_bound)
+{
+    fs_reply script[8];
+    size_t i;
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.max_polls = 3;
+    script[0] = (fs_reply)TASK_OK;
+    for (i = 1; i < N(script); i++) script[i] = (fs_reply)RUNNING;
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, script, N(script)), 4);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_LIMIT);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 3);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 3);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "max_polls"));
+    CHECK(t->run.ended);
+    jt_end(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Deadline                                                            */
+/* ------------------------------------------------------------------ */
+
+TEST(deadline_before_a_task_exists)
+{
+    static const fs_reply slow_file[] = {
+        { .step = SA_STEP_FILE_CREATE, .http = 200,
+          .example = "file-create-response.json", .latency_ms = 20000 } };
+    static const fs_reply slow_upload[] = {
+        FILE_OK, { .step = SA_STEP_UPLOAD, .http = 200, .latency_ms = 60000 } };
+    static const fs_reply in_backoff[] = {
+        FILE_OK, HTTP(SA_STEP_UPLOAD, 503, ""), UPLOAD_OK };
+    jt *t = jt_new();
+    sa_next nx;
+
+    /* while the file create is out: ends at the deadline, request dropped */
+    REQUIRE(t);
+    t->cfg.deadline_at_ms = T0 + 5000;
+    REQUIRE(jt_start(t) == SA_OK);
+    REQUIRE(sa_jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
+    REQUIRE(sa_jobsm_next(t->sm, T0 + 1, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
+    CHECK_EQ_INT(nx.wake_at_ms, T0 + 5000);
+    REQUIRE(sa_jobsm_next(t->sm, T0 + 4999, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
+    REQUIRE(sa_jobsm_next(t->sm, T0 + 5000, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "nothing was billed"));
+    CHECK_EQ_INT(sa_jobsm_background(t->sm), 0);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t);
+    t->cfg.deadline_at_ms = T0 + 5000;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, slow_file, N(slow_file));
+    CHECK(t->run.abandoned);
+    CHECK_EQ_INT(t->run.now, T0 + 5000);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t);
+    t->cfg.deadline_at_ms = T0 + 30000;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, slow_upload, N(slow_upload));
+    CHECK(t->run.abandoned);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
+    jt_end(t);
+
+    /* in BACKOFF: the wait is cut at the deadline */
+    t = jt_new();
+    REQUIRE(t);
+    t->cfg.deadline_at_ms = T0 + 200;
+    t->cfg.backoff_initial_ms = 100000;
+    t->cfg.backoff_max_ms = 100000;
+    t->rng = 7;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, in_backoff, N(in_backoff));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(t->run.now, T0 + 200);
+    jt_end(t);
+}
+
+TEST(deadline_after_the_task_exists)
+{
+    static const fs_reply script[] = { TASK_OK, RUNNING, RUNNING, RUNNING,
+                                       SUCCESS };
+    jt *t = jt_new();
+    const char *msg;
+
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.deadline_at_ms = T0 + 3000;
+    REQUIRE(jt_start(t) == SA_OK);
+    t->run.stop_state = SA_JOB_FAILED;
+    jt_drive(t, script, N(script));
+    /* the public job failed at the deadline ... */
+    CHECK_EQ_INT(t->run.now, T0 + 3000);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_EQ_INT(sa_jobsm_background(t->sm), 1);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_NOT_DONE);
+    /* ... the machine keeps polling until the task ends */
+    t->run.stop_state = -1;
+    jt_drive(t, script + 2, N(script) - 2);
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 4);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK(sa_jobsm_result(t->sm) == NULL);
+    CHECK_EQ_INT(sa_jobsm_background(t->sm), 0);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK(contains(msg, "may be billed"));
+    CHECK(t->run.max_poll_gap <= 10000);
+    jt_end(t);
+}
+
+TEST(deadline_while_task_create_is_out)
+{
+    static const fs_reply created[] = {
+        { .step = SA_STEP_TASK_CREATE, .http = 200,
+          .example = "task-create-response.json", .latency_ms = 9000 },
+        RUNNING, EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json") };
+    static const fs_reply refused[] = {
+        { .step = SA_STEP_TASK_CREATE, .http = 429,
+          .example = "error-429.json", .latency_ms = 9000 }, TASK_OK };
+    jt *t = jt_new();
+    const char *msg;
+
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.deadline_at_ms = T0 + 1000;
+    REQUIRE(jt_start(t) == SA_OK);
+    t->run.stop_state = SA_JOB_FAILED;
+    jt_drive(t, created, 1);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "may exist"));
+    CHECK_EQ_INT(t->run.ended, 0);
+    t->run.stop_state = -1;
+    jt_drive(t, created + 1, N(created) - 1);
+    CHECK(t->run.ended && !t->run.abandoned);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 2);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    /* details are sticky: no answer had arrived when the job ended */
+    CHECK(sa_jobsm_engine_error(t->sm) == NULL);
+    CHECK_EQ_INT(sa_jobsm_http_status(t->sm), 0);
+    CHECK(sa_jobsm_request_id(t->sm) == NULL);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_ENGINE);
+    CHECK(contains(msg, "error_no_face"));
+    jt_end(t);
+
+    /* refused (429) after the deadline: no task, no retry, done */
+    t = jt_new();
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.deadline_at_ms = T0 + 1000;
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, refused, N(refused)), 1);
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_RATE_LIMITED);
+    CHECK(contains(msg, "no task was created"));
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 1);
+    jt_end(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Cancel and abandon                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Cancel with nothing billed possible: ends at once, any request dropped. */
+TEST(cancel_before_a_task_may_exist)
+{
+    static const fs_reply script[] = {
+        FILE_OK, HTTP(SA_STEP_UPLOAD, 503, ""), UPLOAD_OK, TASK_OK };
+    static const int stops[] = { SA_JOB_FILE_CREATE, SA_JOB_UPLOAD,
+                                 SA_JOB_BACKOFF, SA_JOB_TASK_CREATE };
+    size_t i;
+
+    for (i = 0; i < N(stops); i++) {
+        jt *t = jt_new();
+        sa_next nx;
+        REQUIRE(t && jt_start(t) == SA_OK);
+        t->run.stop_state = stops[i];
+        jt_drive(t, script, N(script));
+        REQUIRE(sa_jobsm_state(t->sm) == stops[i]);
+        if (stops[i] == SA_JOB_UPLOAD) {
+            /* with the upload request out */
+            REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+            CHECK_EQ_INT(nx.kind, SA_NEXT_SEND);
+        }
+        CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 0);
+        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
+        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+        CHECK(contains(sa_jobsm_errmsg(t->sm), "nothing was billed"));
+        REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+        CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+        CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        jt_end(t);
+    }
+}
+
+/* Cancel while the task create request is out: the task may exist, so the
+ * machine waits for the answer and polls what it created. */
+TEST(cancel_while_task_create_is_out)
+{
+    static const fs_reply created[] = { TASK_OK, RUNNING, SUCCESS };
+    static const fs_reply refused[] = {
+        EXAMPLE(SA_STEP_TASK_CREATE, 401, "error-401.json") };
+    static const fs_reply unsure[] = { TIMEOUT(SA_STEP_TASK_CREATE) };
+    jt *t = jt_new();
+    const char *msg;
+
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, created, 0);
+    REQUIRE(t->run.pending);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa_jobsm_background(t->sm), 1);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);  /* idempotent */
+    jt_drive(t, created, N(created));
+    CHECK(t->run.ended && !t->run.abandoned);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 2);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK_STR(sa_jobsm_task_id(t->sm), TASK_ID);
+    CHECK(sa_jobsm_result(t->sm) == NULL);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, refused, 0);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    jt_drive(t, refused, N(refused));
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_AUTH);
+    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, unsure, 0);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    jt_drive(t, unsure, N(unsure));
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_AMBIGUOUS);
+    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 1);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 1);
+    jt_end(t);
+}
+
+/* Cancel once the task exists: in POLL_WAIT, POLLING (request out) and a
+ * poll BACKOFF, the task is polled to its end in the background. */
+TEST(cancel_after_the_task_exists)
+{
+    static const fs_reply script[] = {
+        TASK_OK, RUNNING, HTTP(SA_STEP_POLL, 503, ""), RUNNING, SUCCESS };
+    static const int stops[] = { SA_JOB_POLL_WAIT, SA_JOB_POLLING,
+                                 SA_JOB_BACKOFF };
+    size_t i;
+
+    for (i = 0; i < N(stops); i++) {
+        jt *t = jt_new();
+        size_t used;
+        const char *msg;
+        REQUIRE(t);
+        use_image_url(t);
+        REQUIRE(jt_start(t) == SA_OK);
+        t->run.stop_state = stops[i];
+        used = jt_drive(t, script, N(script));
+        REQUIRE(sa_jobsm_state(t->sm) == stops[i]);
+        CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
+        CHECK(contains(sa_jobsm_errmsg(t->sm), "still polled"));
+        t->run.stop_state = -1;
+        jt_drive(t, script + used, N(script) - used);
+        CHECK(t->run.ended && !t->run.abandoned);
+        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
+        CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 4);
+        CHECK(t->run.max_poll_gap <= 10000);
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        jt_end(t);
+    }
+}
+
+TEST(abandon_stops_polling)
+{
+    static const fs_reply script[] = { TASK_OK, RUNNING, RUNNING, SUCCESS };
+    jt *t = jt_new();
+    sa_next nx;
+    const char *msg;
+
+    /* a running job: ends at once, no more polls */
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    t->run.stop_state = SA_JOB_POLL_WAIT;
+    jt_drive(t, script, N(script));
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 1), 0);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "may still be billed"));
+    REQUIRE(sa_jobsm_next(t->sm, t->run.now + 100000, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    jt_end(t);
+
+    /* a job polling in the background after a cancel */
+    t = jt_new();
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    t->run.stop_state = SA_JOB_POLL_WAIT;
+    jt_drive(t, script, N(script));
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 1), 0);
+    CHECK_EQ_INT(sa_jobsm_background(t->sm), 0);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_CANCELLED);
+    CHECK(contains(msg, "no longer polled"));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    jt_end(t);
+
+    /* abandon with the create request out: ends at once */
+    t = jt_new();
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script, 0);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 1), 0);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
+    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 1);
+    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    jt_end(t);
+}
+
+/* Background polling is bounded too: consecutive failures and max_polls. */
+TEST(background_polling_is_bounded)
+{
+    fs_reply script[12];
+    size_t i;
+    jt *t = jt_new();
+    const char *msg;
+
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.max_retries = 2;
+    script[0] = (fs_reply)TASK_OK;
+    for (i = 1; i < N(script); i++)
+        script[i] = (fs_reply)HTTP(SA_STEP_POLL, 500, "{\"status\":500}");
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script, 1);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(jt_drive(t, script + 1, N(script) - 1), 3);
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_SERVER);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.max_polls = 2;
+    script[0] = (fs_reply)TASK_OK;
+    for (i = 1; i < N(script); i++) script[i] = (fs_reply)RUNNING;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script, 1);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    jt_drive(t, script + 1, N(script) - 1);
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 2);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_LIMIT);
+    jt_end(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sticky outcomes and misuse                                          */
+/* ------------------------------------------------------------------ */
+
+TEST(sticky_outcomes)
+{
+    static const fs_reply script[] = {
+        EXAMPLE(SA_STEP_FILE_CREATE, 401, "error-401.json") };
+    static const fs_reply done[] = { TASK_OK, SUCCESS };
+    sa_http_response resp;
+    sa_next nx;
+    int k;
+    jt *t = jt_new();
+
+    memset(&resp, 0, sizeof resp);
+    resp.http_status = 200;
+    resp.body = "{}";
+    resp.body_len = 2;
+    REQUIRE(t && jt_start(t) == SA_OK);
+    /* on_response with nothing out: refused, nothing changes */
+    CHECK_EQ_INT(sa_jobsm_on_response(t->sm, T0, &resp),
+                 SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FILE_CREATE);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_NOT_DONE);
+    jt_drive(t, script, N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AUTH);
+    for (k = 0; k < 3; k++) {
+        CHECK_EQ_INT(sa_jobsm_next(t->sm, T0 + 1000000 * k, &nx), SA_OK);
+        CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+        CHECK_EQ_INT(sa_jobsm_on_response(t->sm, T0, &resp),
+                     SA_ERR_INVALID_ARGUMENT);
+        CHECK_EQ_INT(sa_jobsm_cancel(t->sm, T0, k & 1), 0);
+        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AUTH);
+        CHECK(contains(sa_jobsm_errmsg(t->sm), "401"));
+    }
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, done, N(done));
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 0);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 1), 0);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_DONE);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK(sa_jobsm_result(t->sm) != NULL);
+    jt_end(t);
+}
+
+/* Out of memory in the transport: the job ends NOMEM (and the call says
+ * so); a task create that never left has created nothing. */
+TEST(transport_out_of_memory)
+{
+    static const fs_reply cases[] = {
+        NET(SA_STEP_FILE_CREATE, SA_ERR_NOMEM, 1),
+        NET(SA_STEP_TASK_CREATE, SA_ERR_NOMEM, 1),
+        NET(SA_STEP_TASK_CREATE, SA_ERR_NOMEM, 0),
+    };
+    size_t i;
+
+    for (i = 0; i < N(cases); i++) {
+        jt *t = jt_new();
+        REQUIRE(t);
+        if (i > 0) use_image_url(t);
+        REQUIRE(jt_start(t) == SA_OK);
+        jt_drive(t, &cases[i], 1);
+        CHECK(t->run.ended);
+        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+        if (i < 2) {
+            CHECK_EQ_INT(t->run.last_rc, SA_ERR_NOMEM);
+            CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_NOMEM);
+            CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+        } else {   /* it may have reached the server first */
+            CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
+            CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 1);
+        }
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        jt_end(t);
+    }
+}
+
+TEST(wait_while_a_request_is_out)
+{
+    jt *t = jt_new();
+    sa_next nx;
+
+    REQUIRE(t);
+    t->cfg.deadline_at_ms = 0;   /* none */
+    REQUIRE(jt_start(t) == SA_OK);
+    REQUIRE(sa_jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
+    CHECK_EQ_INT(nx.req->step, SA_STEP_FILE_CREATE);
+    REQUIRE(sa_jobsm_next(t->sm, T0 + 999999, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
+    CHECK(nx.wake_at_ms == INT64_MAX);
+    CHECK(nx.req == NULL);
+    jt_end(t);
+}
+
+/* Messages carry the HTTP status, the server's words and the request id,
+ * and never a credential or a header. */
+TEST(error_details_are_kept)
+{
+    static const fs_reply script[] = {
+        { .step = SA_STEP_TASK_CREATE, .http = 400, .latency_ms = 10,
+          .example = "error-400-unknown-action.json",
+          .request_id = "987654321012345678901" } };
+    jt *t = jt_new();
+    const char *m;
+
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script, N(script));
+    m = sa_jobsm_errmsg(t->sm);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
+    CHECK(contains(m, "400"));
+    CHECK(contains(m, "InvalidParameters"));
+    CHECK(contains(m, "Not available dst_action abc123"));
+    CHECK(contains(m, "987654321012345678901"));
+    CHECK(!contains(m, "Authorization") && !contains(m, "Bearer"));
+    CHECK_STR(sa_jobsm_request_id(t->sm), "987654321012345678901");
+    CHECK_STR(sa_jobsm_api_error_code(t->sm), "InvalidParameters");
+    jt_end(t);
+}
+
+/* Every API request carries api_host = 1; only the upload has 0. */
+TEST(auth_only_on_api_requests)
+{
+    static const fs_reply script[] = {
+        HTTP(SA_STEP_FILE_CREATE, 503, ""), FILE_OK,
+        NET(SA_STEP_UPLOAD, SA_ERR_TRANSPORT, 0), UPLOAD_OK,
+        NET(SA_STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1), TASK_OK, RUNNING,
+        HTTP(SA_STEP_POLL, 502, html_502), SUCCESS };
+    size_t i, k;
+    jt *t = jt_new();
+
+    REQUIRE(t && jt_start(t) == SA_OK);
+    jt_drive(t, script, N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(t->run.n_events, N(script));
+    for (i = 0; i < t->run.n_events; i++) {
+        const fs_event *e = ev(t, i);
+        CHECK_EQ_INT(e->api_host, e->step == SA_STEP_UPLOAD ? 0 : 1);
+        if (e->step != SA_STEP_UPLOAD) CHECK(strncmp(e->url, BASE "/", 17) == 0);
+        for (k = 0; k < e->n_headers && k < 8; k++)
+            CHECK(strncmp(e->headers[k], "Authorization", 13) != 0);
+    }
+    jt_end(t);
+}
+
+int main(void)
+{
+    RUN(happy_path_upload);
+    RUN(happy_path_image_url);
+    RUN(happy_path_file_id_and_buffer);
+    RUN(config_is_copied);
+    RUN(new_rejects_bad_configs);
+    RUN(file_create_503_then_ok);
+    RUN(upload_reset_then_ok);
+    RUN(poll_502_html_then_ok);
+    RUN(rate_limited_on_every_step);
+    RUN(task_create_not_sent_is_retried);
+    RUN(task_create_ambiguous);
+    RUN(task_create_refusals_are_final);
+    RUN(file_create_refusals_are_final);
+    RUN(file_create_404_falls_back_to_generic_path);
+    RUN(upload_refusals);
+    RUN(upload_slot_checks);
+    RUN(retry_budget_exhausted);
+    RUN(poll_retry_budget_is_consecutive);
+    RUN(backoff_delays_grow_within_caps);
+    RUN(polling_interval_honoured_and_clamped);
+    RUN(poll_interval_above_max_is_capped);
+    RUN(no_poll_gap_above_max_in_any_scenario);
+    RUN(every_status_answer);
+    RUN(task_id_is_url_encoded);
+    RUN(max_polls_is_a_hard_bound);
+    RUN(deadline_before_a_task_exists);
+    RUN(deadline_after_the_task_exists);
+    RUN(deadline_while_task_create_is_out);
+    RUN(cancel_before_a_task_may_exist);
+    RUN(cancel_while_task_create_is_out);
+    RUN(cancel_after_the_task_exists);
+    RUN(abandon_stops_polling);
+    RUN(background_polling_is_bounded);
+    RUN(sticky_outcomes);
+    RUN(transport_out_of_memory);
+    RUN(wait_while_a_request_is_out);
+    RUN(error_details_are_kept);
+    RUN(auth_only_on_api_requests);
+    (void)harness_slurp;
+    return harness_report();
+}

@@ -1,0 +1,826 @@
+/*
+ * engine.c - the libcurl side of a client: one multi handle, a pool of
+ * reusable easy handles, and the translation of a job's sa_http_request
+ * into a transfer and of the transfer's outcome into a sa_http_response.
+ *
+ * The engine knows nothing about jobs: it sends what it is given and
+ * reports what happened through sa_engine_hooks.  It is also the only
+ * place that reads a clock (sa_engine_now).
+ *
+ * Secrets: the Bearer key is added only when req->api_host is set;
+ * requests to other hosts carry exactly the job's header lines (plus the
+ * User-Agent).  Redirects are never followed, so the key cannot be carried
+ * to another host by a Location header.
+ */
+#include "sa_internal.h"
+
+#include <curl/curl.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ENGINE_ERRLEN 512
+#define REQUEST_ID_MAX 128
+/* Idle easy handles kept for reuse beyond max_connections. */
+#define POOL_EXTRA 4
+
+struct sa_xfer {
+    sa_engine *e;
+    CURL *h;
+    sa_xfer *prev, *next;          /* in e->busy or e->pool */
+    void *owner;
+    struct curl_slist *headers;
+    sa_buf body;
+    char errbuf[CURL_ERROR_SIZE];
+    char request_id[REQUEST_ID_MAX];
+    /* upload source: a file descriptor or a caller's buffer */
+    int fd;
+    const unsigned char *up_buf;
+    uint64_t up_size;
+    uint64_t up_pos;
+    /* request facts kept for the log line and the error mapping */
+    int method;
+    int step;
+    int api_host;
+    const char *url;               /* owned by the job, valid until done */
+    int64_t started_ms;
+    /* why a callback stopped the transfer */
+    int body_overflow;
+    int body_nomem;
+    int read_error;
+    int read_errno;
+};
+
+struct sa_engine {
+    const sa_mem *mem;
+    CURLM *multi;
+    sa_engine_hooks hooks;
+    char *api_key;
+    char *auth_header;             /* "Authorization: Bearer KEY" */
+    char *user_agent;
+    char *ca_bundle;
+    char *proxy;
+    long connect_timeout_ms;
+    int max_connections;
+    size_t max_body_bytes;
+    sa_xfer *busy;                 /* transfers in flight */
+    sa_xfer *pool;                 /* idle easy handles */
+    int n_busy;
+    int n_pool;
+    int event_mode;
+    long transfers;
+    long connects;
+    char errmsg[ENGINE_ERRLEN];
+};
+
+static const char *const method_names[] = {"GET", "POST", "PUT"};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+int64_t sa_engine_now(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+    return (int64_t)ts.tv_sec * 1000 + (int64_t)(ts.tv_nsec / 1000000);
+}
+
+static void elog(sa_engine *e, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void elog(sa_engine *e, int level, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    if (level < e->hooks.log_level) return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    e->hooks.log(e->hooks.ctx, level, line);
+}
+
+static const char *method_name(int m)
+{
+    return (m >= 0 && m <= SA_HTTP_PUT) ? method_names[m] : "?";
+}
+
+static void list_push(sa_xfer **head, sa_xfer *x)
+{
+    x->prev = NULL;
+    x->next = *head;
+    if (*head) (*head)->prev = x;
+    *head = x;
+}
+
+static void list_unlink(sa_xfer **head, sa_xfer *x)
+{
+    if (x->prev) x->prev->next = x->next;
+    else *head = x->next;
+    if (x->next) x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+}
+
+/* 1 when the header line `line` names header `name` (case-insensitive). */
+static int header_is(const char *line, const char *name)
+{
+    size_t n = strlen(name);
+    return strncasecmp(line, name, n) == 0 && line[n] == ':';
+}
+
+/* 1 when a job's header line is safe to send: "Name: value", printable,
+ * no CR/LF (a server-supplied upload header must not inject lines). */
+static int header_line_ok(const char *line)
+{
+    const unsigned char *p = (const unsigned char *)line;
+    const char *colon = strchr(line, ':');
+    if (!colon || colon == line) return 0;
+    for (; *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* libcurl callbacks (no job code runs in here)                         */
+/* ------------------------------------------------------------------ */
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+    sa_xfer *x = ud;
+    size_t len = size * n;
+    int rc = sa_buf_append(&x->body, data, len);
+    if (rc == SA_OK) return len;
+    if (rc == SA_ERR_LIMIT) x->body_overflow = 1;
+    else x->body_nomem = 1;
+    return 0; /* CURLE_WRITE_ERROR */
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *ud)
+{
+    static const char name[] = "x-request-id:";
+    sa_xfer *x = ud;
+    size_t len = size * n, i, j = 0;
+
+    /* A new status line starts a new response (after 100 Continue). */
+    if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) x->request_id[0] = '\0';
+    if (len <= sizeof name - 1 ||
+        strncasecmp(data, name, sizeof name - 1) != 0)
+        return len;
+    i = sizeof name - 1;
+    while (i < len && (data[i] == ' ' || data[i] == '\t')) i++;
+    while (i < len && j + 1 < sizeof x->request_id) {
+        unsigned char c = (unsigned char)data[i++];
+        if (c == '\r' || c == '\n') break;
+        if (c < 0x20 || c == 0x7f) continue;
+        x->request_id[j++] = (char)c;
+    }
+    while (j > 0 && (x->request_id[j - 1] == ' ' ||
+                     x->request_id[j - 1] == '\t'))
+        j--;
+    x->request_id[j] = '\0';
+    return len;
+}
+
+static size_t on_read(char *buf, size_t size, size_t n, void *ud)
+{
+    sa_xfer *x = ud;
+    size_t want = size * n;
+    uint64_t left = x->up_size - x->up_pos;
+    ssize_t got;
+
+    if ((uint64_t)want > left) want = (size_t)left;
+    if (want == 0) return 0;
+    if (x->up_buf) {
+        memcpy(buf, x->up_buf + x->up_pos, want);
+        x->up_pos += want;
+        return want;
+    }
+    do {
+        got = read(x->fd, buf, want);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) {
+        /* an error, or the file is shorter than when it was checked */
+        x->read_error = 1;
+        x->read_errno = got < 0 ? errno : 0;
+        return CURL_READFUNC_ABORT;
+    }
+    x->up_pos += (uint64_t)got;
+    return (size_t)got;
+}
+
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    sa_xfer *x = ud;
+    if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > x->up_size)
+        return CURL_SEEKFUNC_CANTSEEK;
+    if (!x->up_buf && lseek(x->fd, (off_t)offset, SEEK_SET) < 0)
+        return CURL_SEEKFUNC_FAIL;
+    x->up_pos = (uint64_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
+static int on_socket(CURL *h, curl_socket_t s, int what, void *ud, void *sp)
+{
+    sa_engine *e = ud;
+    int out = SA_POLL_NONE;
+    (void)h;
+    (void)sp;
+    if (what == CURL_POLL_REMOVE) out = SA_POLL_REMOVE;
+    else {
+        if (what & CURL_POLL_IN) out |= SA_POLL_IN;
+        if (what & CURL_POLL_OUT) out |= SA_POLL_OUT;
+    }
+    e->hooks.socket(e->hooks.ctx, (int)s, out);
+    return 0;
+}
+
+static int on_timer(CURLM *m, long timeout_ms, void *ud)
+{
+    sa_engine *e = ud;
+    (void)m;
+    e->hooks.timer(e->hooks.ctx,
+                   timeout_ms < 0 ? -1 : sa_engine_now() + timeout_ms);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creation                                                            */
+/* ------------------------------------------------------------------ */
+
+static int engine_copy_strings(sa_engine *e, const sa_engine_options *o)
+{
+    sa_buf auth;
+    const char *ua = o->user_agent ? o->user_agent : "skinanalysis/" SA_VERSION;
+
+    sa_buf_init(&auth, e->mem, 0);
+    if (sa_buf_appendf(&auth, "Authorization: Bearer %s", o->api_key) != SA_OK) {
+        sa_buf_free(&auth);
+        return SA_ERR_NOMEM;
+    }
+    e->auth_header = sa_buf_steal(&auth);
+    e->api_key = sa__strdup(e->mem, o->api_key);
+    e->user_agent = sa__strdup(e->mem, ua);
+    e->ca_bundle = sa__strdup(e->mem, o->ca_bundle);
+    e->proxy = sa__strdup(e->mem, o->proxy);
+    if (!e->auth_header || !e->api_key || !e->user_agent ||
+        (o->ca_bundle && !e->ca_bundle) || (o->proxy && !e->proxy))
+        return SA_ERR_NOMEM;
+    return SA_OK;
+}
+
+int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
+                  sa_engine **out, char *err, size_t errlen)
+{
+    sa_engine *e;
+    int rc;
+
+    *out = NULL;
+    e = sa__calloc(o->mem, 1, sizeof *e);
+    if (!e) {
+        sa__errf(err, errlen, "out of memory creating the client");
+        return SA_ERR_NOMEM;
+    }
+    e->mem = o->mem;
+    e->hooks = *h;
+    e->connect_timeout_ms = o->connect_timeout_ms;
+    e->max_connections = o->max_connections;
+    e->max_body_bytes = o->max_body_bytes;
+    rc = engine_copy_strings(e, o);
+    if (rc != SA_OK) {
+        sa__errf(err, errlen, "out of memory creating the client");
+        sa_engine_free(e);
+        return rc;
+    }
+    e->multi = curl_multi_init();
+    if (!e->multi) {
+        sa__errf(err, errlen, "curl_multi_init failed (out of memory, or "
+                              "sa_global_init was not called)");
+        sa_engine_free(e);
+        return SA_ERR_INIT;
+    }
+    if (curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+                          (long)o->max_connections) != CURLM_OK ||
+        curl_multi_setopt(e->multi, CURLMOPT_PIPELINING,
+                          (long)CURLPIPE_MULTIPLEX) != CURLM_OK) {
+        sa__errf(err, errlen, "libcurl refused the connection options");
+        sa_engine_free(e);
+        return SA_ERR_INIT;
+    }
+    *out = e;
+    return SA_OK;
+}
+
+static void xfer_destroy(sa_engine *e, sa_xfer *x)
+{
+    if (x->h) curl_easy_cleanup(x->h);
+    sa_buf_free(&x->body);
+    sa__free(e->mem, x);
+}
+
+/* Return a finished (or never started) transfer's resources; keep the easy
+ * handle for reuse while the pool is small. */
+static void xfer_release(sa_engine *e, sa_xfer *x)
+{
+    if (x->fd >= 0) close(x->fd);
+    x->fd = -1;
+    curl_slist_free_all(x->headers);
+    x->headers = NULL;
+    sa_buf_free(&x->body);
+    if (x->h && e->n_pool < e->max_connections + POOL_EXTRA) {
+        curl_easy_reset(x->h);
+        list_push(&e->pool, x);
+        e->n_pool++;
+        return;
+    }
+    xfer_destroy(e, x);
+}
+
+void sa_engine_free(sa_engine *e)
+{
+    if (!e) return;
+    while (e->busy) {
+        sa_xfer *x = e->busy;
+        list_unlink(&e->busy, x);
+        if (e->multi) curl_multi_remove_handle(e->multi, x->h);
+        if (x->fd >= 0) close(x->fd);
+        curl_slist_free_all(x->headers);
+        xfer_destroy(e, x);
+    }
+    while (e->pool) {
+        sa_xfer *x = e->pool;
+        list_unlink(&e->pool, x);
+        xfer_destroy(e, x);
+    }
+    if (e->multi) curl_multi_cleanup(e->multi);
+    if (e->api_key) memset(e->api_key, 0, strlen(e->api_key));
+    if (e->auth_header) memset(e->auth_header, 0, strlen(e->auth_header));
+    sa__free(e->mem, e->api_key);
+    sa__free(e->mem, e->auth_header);
+    sa__free(e->mem, e->user_agent);
+    sa__free(e->mem, e->ca_bundle);
+    sa__free(e->mem, e->proxy);
+    sa__free(e->mem, e);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sending                                                             */
+/* ------------------------------------------------------------------ */
+
+static sa_xfer *xfer_get(sa_engine *e)
+{
+    sa_xfer *x = e->pool;
+    if (x) {
+        list_unlink(&e->pool, x);
+        e->n_pool--;
+    } else {
+        x = sa__calloc(e->mem, 1, sizeof *x);
+        if (!x) return NULL;
+        x->h = curl_easy_init();
+        if (!x->h) {
+            sa__free(e->mem, x);
+            return NULL;
+        }
+    }
+    {
+        CURL *h = x->h;
+        memset(x, 0, sizeof *x);
+        x->h = h;
+    }
+    x->e = e;
+    x->fd = -1;
+    sa_buf_init(&x->body, e->mem, e->max_body_bytes);
+    return x;
+}
+
+static int add_header(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *n = curl_slist_append(*list, line);
+    if (!n) return SA_ERR_NOMEM;
+    *list = n;
+    return SA_OK;
+}
+
+/* The header list: the key only for the API host; curl's automatic
+ * "Expect: 100-continue" is always off. */
+static int build_headers(sa_engine *e, sa_xfer *x, const sa_http_request *req)
+{
+    size_t i;
+    int has_ctype = 0;
+
+    for (i = 0; i < req->n_headers; i++) {
+        if (!req->headers[i] || !header_line_ok(req->headers[i])) {
+            sa__errf(e->errmsg, sizeof e->errmsg,
+                     "refusing to send a malformed header line to %s",
+                     req->url);
+            return SA_ERR_TRANSPORT;
+        }
+        /* A Bearer key is the engine's to add, and only to the API. */
+        if (header_is(req->headers[i], "Authorization")) continue;
+        if (header_is(req->headers[i], "Content-Type")) has_ctype = 1;
+        if (add_header(&x->headers, req->headers[i]) != SA_OK)
+            return SA_ERR_NOMEM;
+    }
+    if (add_header(&x->headers, "Expect:") != SA_OK) return SA_ERR_NOMEM;
+    if (!req->api_host)
+        return add_header(&x->headers, "Accept:");
+    if (add_header(&x->headers, e->auth_header) != SA_OK ||
+        add_header(&x->headers, "Accept: application/json") != SA_OK)
+        return SA_ERR_NOMEM;
+    if (req->method == SA_HTTP_POST && !has_ctype &&
+        add_header(&x->headers, "Content-Type: application/json") != SA_OK)
+        return SA_ERR_NOMEM;
+    return SA_OK;
+}
+
+/* Open the upload file now (never earlier, never read whole) and check
+ * that it still has the size validation saw. */
+static int open_upload(sa_engine *e, sa_xfer *x, const sa_http_request *req)
+{
+    struct stat st;
+    char ebuf[128];
+
+    if (req->upload_buf) {
+        x->up_buf = req->upload_buf;
+        return SA_OK;
+    }
+    x->fd = open(req->upload_file, O_RDONLY | O_CLOEXEC);
+    if (x->fd < 0 || fstat(x->fd, &st) != 0) {
+        int err = errno;
+        sa__errf(e->errmsg, sizeof e->errmsg,
+                 "cannot open image file '%s' for upload: %s",
+                 req->upload_file, strerror_r(err, ebuf, sizeof ebuf));
+        return SA_ERR_FILE;
+    }
+    if ((uint64_t)st.st_size != req->upload_size) {
+        sa__errf(e->errmsg, sizeof e->errmsg,
+                 "image file '%s' changed since it was checked "
+                 "(%llu bytes, expected %llu)", req->upload_file,
+                 (unsigned long long)st.st_size,
+                 (unsigned long long)req->upload_size);
+        return SA_ERR_FILE;
+    }
+    return SA_OK;
+}
+
+#define SETOPT(opt, val)                                                  \
+    do {                                                                  \
+        if (curl_easy_setopt(h, opt, val) != CURLE_OK) goto refused;      \
+    } while (0)
+
+static int setup_method(sa_engine *e, sa_xfer *x, const sa_http_request *req)
+{
+    CURL *h = x->h;
+    int rc;
+
+    (void)e;
+    switch (req->method) {
+    case SA_HTTP_GET:
+        SETOPT(CURLOPT_HTTPGET, 1L);
+        return SA_OK;
+    case SA_HTTP_POST:
+        SETOPT(CURLOPT_POST, 1L);
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        SETOPT(CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        return SA_OK;
+    case SA_HTTP_PUT:
+        if (!req->upload_buf && !req->upload_file) break;
+        rc = open_upload(e, x, req);
+        if (rc != SA_OK) return rc;
+        x->up_size = req->upload_size;
+        SETOPT(CURLOPT_UPLOAD, 1L);
+        SETOPT(CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->upload_size);
+        SETOPT(CURLOPT_READFUNCTION, on_read);
+        SETOPT(CURLOPT_READDATA, x);
+        SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
+        SETOPT(CURLOPT_SEEKDATA, x);
+        return SA_OK;
+    default:
+        break;
+    }
+    sa__errf(e->errmsg, sizeof e->errmsg, "unsupported request (method %d)",
+             req->method);
+    return SA_ERR_TRANSPORT;
+refused:
+    sa__errf(e->errmsg, sizeof e->errmsg, "libcurl refused a request option");
+    return SA_ERR_TRANSPORT;
+}
+
+static int setup_easy(sa_engine *e, sa_xfer *x, const sa_http_request *req)
+{
+    CURL *h = x->h;
+    int rc = build_headers(e, x, req);
+
+    if (rc == SA_ERR_NOMEM)
+        sa__errf(e->errmsg, sizeof e->errmsg, "out of memory");
+    if (rc != SA_OK) return rc;
+    SETOPT(CURLOPT_PRIVATE, (void *)x);
+    SETOPT(CURLOPT_URL, req->url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, e->connect_timeout_ms);
+    SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+    if (e->ca_bundle) SETOPT(CURLOPT_CAINFO, e->ca_bundle);
+    if (e->proxy) SETOPT(CURLOPT_PROXY, e->proxy);
+    SETOPT(CURLOPT_USERAGENT, e->user_agent);
+    SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(CURLOPT_WRITEDATA, x);
+    SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(CURLOPT_HEADERDATA, x);
+    SETOPT(CURLOPT_HTTPHEADER, x->headers);
+    /* Optional features: a libcurl without them still works. */
+    (void)curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
+                           (long)CURL_HTTP_VERSION_2TLS);
+    if (req->api_host) (void)curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    /* Task create is billed and not idempotent.  On a reused connection
+     * that dies before an answer, libcurl silently sends the request again
+     * on a new one: a second task.  A fresh connection is never retried. */
+    if (req->step == SA_STEP_TASK_CREATE) SETOPT(CURLOPT_FRESH_CONNECT, 1L);
+    else (void)curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+    return setup_method(e, x, req);
+refused:
+    sa__errf(e->errmsg, sizeof e->errmsg, "libcurl refused a request option");
+    return SA_ERR_TRANSPORT;
+}
+
+#undef SETOPT
+
+int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
+                   sa_xfer **out)
+{
+    sa_xfer *x;
+    int rc;
+    CURLMcode mc;
+
+    *out = NULL;
+    e->errmsg[0] = '\0';
+    x = xfer_get(e);
+    if (!x) {
+        sa__errf(e->errmsg, sizeof e->errmsg,
+                 "out of memory starting a request");
+        return SA_ERR_NOMEM;
+    }
+    x->owner = owner;
+    x->method = req->method;
+    x->step = req->step;
+    x->api_host = req->api_host;
+    x->url = req->url;
+    x->started_ms = sa_engine_now();
+    rc = setup_easy(e, x, req);
+    if (rc == SA_OK) {
+        mc = curl_multi_add_handle(e->multi, x->h);
+        if (mc != CURLM_OK) {
+            sa__errf(e->errmsg, sizeof e->errmsg, "libcurl: %s",
+                     curl_multi_strerror(mc));
+            rc = mc == CURLM_OUT_OF_MEMORY ? SA_ERR_NOMEM : SA_ERR_TRANSPORT;
+        }
+    }
+    if (rc != SA_OK) {
+        elog(e, SA_LOG_DEBUG, "%s %s not sent: %s", method_name(req->method),
+             req->url, e->errmsg);
+        xfer_release(e, x);
+        return rc;
+    }
+    list_push(&e->busy, x);
+    e->n_busy++;
+    elog(e, SA_LOG_DEBUG, "%s %s", method_name(req->method), req->url);
+    *out = x;
+    return SA_OK;
+}
+
+void sa_engine_abort(sa_engine *e, sa_xfer *x)
+{
+    if (!e || !x) return;
+    curl_multi_remove_handle(e->multi, x->h);
+    list_unlink(&e->busy, x);
+    e->n_busy--;
+    elog(e, SA_LOG_DEBUG, "%s %s aborted", method_name(x->method), x->url);
+    xfer_release(e, x);
+}
+
+const char *sa_engine_errmsg(const sa_engine *e)
+{
+    return e ? e->errmsg : "";
+}
+
+/* ------------------------------------------------------------------ */
+/* Completion                                                          */
+/* ------------------------------------------------------------------ */
+
+/* 1 when libcurl certainly sent no byte of the request: it could not
+ * resolve or connect, or it timed out before a connection existed and
+ * before anything was written. */
+static int certainly_not_sent(CURL *h, CURLcode code)
+{
+    curl_off_t connect_us = 0, pre_us = 0;
+    long req_size = 0;
+
+    switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        return 1;
+    case CURLE_OPERATION_TIMEDOUT:
+        if (curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect_us) != CURLE_OK ||
+            curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pre_us) != CURLE_OK ||
+            curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &req_size) != CURLE_OK)
+            return 0;
+        return connect_us == 0 && pre_us == 0 && req_size == 0;
+    default:
+        return 0;
+    }
+}
+
+/* Fill resp from a finished transfer; msg receives the transport text. */
+static void map_result(sa_engine *e, sa_xfer *x, CURLcode code,
+                       sa_http_response *resp, char *msg, size_t msglen)
+{
+    const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(code);
+    char ebuf[128];
+
+    memset(resp, 0, sizeof *resp);
+    resp->request_id = x->request_id[0] ? x->request_id : NULL;
+    msg[0] = '\0';
+    if (code == CURLE_OK) {
+        long status = 0;
+        curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+        resp->transport = SA_OK;
+        resp->http_status = status;
+        resp->body = x->body.data;
+        resp->body_len = x->body.len;
+        return;
+    }
+    resp->not_sent = certainly_not_sent(x->h, code);
+    if (x->body_overflow) {
+        resp->transport = SA_ERR_LIMIT;
+        sa__errf(msg, msglen, "response body larger than max_body_bytes "
+                 "(%zu bytes)", e->max_body_bytes);
+    } else if (x->body_nomem) {
+        resp->transport = SA_ERR_NOMEM;
+        sa__errf(msg, msglen, "out of memory reading the response");
+    } else if (x->read_error || code == CURLE_READ_ERROR) {
+        resp->transport = SA_ERR_FILE;
+        if (x->read_errno)
+            sa__errf(msg, msglen, "reading the image file failed: %s",
+                     strerror_r(x->read_errno, ebuf, sizeof ebuf));
+        else
+            sa__errf(msg, msglen, "the image file got shorter during "
+                     "the upload");
+    } else if (code == CURLE_OPERATION_TIMEDOUT) {
+        resp->transport = SA_ERR_TIMEOUT;
+        sa__errf(msg, msglen, "%s", detail);
+    } else {
+        resp->transport = SA_ERR_TRANSPORT;
+        sa__errf(msg, msglen, "%s", detail);
+    }
+    resp->transport_msg = msg;
+}
+
+static void finish(sa_engine *e, sa_xfer *x, CURLcode code)
+{
+    sa_http_response resp;
+    char msg[CURL_ERROR_SIZE + 128];
+    long connects = 0;
+
+    curl_multi_remove_handle(e->multi, x->h);
+    list_unlink(&e->busy, x);
+    e->n_busy--;
+    e->transfers++;
+    if (curl_easy_getinfo(x->h, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
+        e->connects += connects;
+    map_result(e, x, code, &resp, msg, sizeof msg);
+    if (resp.transport == SA_OK)
+        elog(e, SA_LOG_DEBUG, "%s %s -> %ld in %lld ms%s%s",
+             method_name(x->method), x->url, resp.http_status,
+             (long long)(sa_engine_now() - x->started_ms),
+             resp.request_id ? ", x-request-id " : "",
+             resp.request_id ? resp.request_id : "");
+    else
+        elog(e, SA_LOG_DEBUG, "%s %s -> %s after %lld ms: %s",
+             method_name(x->method), x->url, sa_status_name(resp.transport),
+             (long long)(sa_engine_now() - x->started_ms), msg);
+    e->hooks.done(e->hooks.ctx, x->owner, &resp);
+    xfer_release(e, x);
+}
+
+/* Report every finished transfer.  One message at a time: a done hook may
+ * start new transfers or abort others (whose messages libcurl drops). */
+static void collect(sa_engine *e)
+{
+    CURLMsg *m;
+    int left, guard;
+
+    for (guard = 0; guard < 1000000; guard++) {
+        sa_xfer *x = NULL;
+        m = curl_multi_info_read(e->multi, &left);
+        if (!m) break;
+        if (m->msg != CURLMSG_DONE) continue;
+        if (curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x)
+                != CURLE_OK || !x)
+            continue;
+        finish(e, x, m->data.result);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Driving                                                             */
+/* ------------------------------------------------------------------ */
+
+int sa_engine_wait(sa_engine *e, long timeout_ms)
+{
+    int n = 0;
+    if (timeout_ms < 0) timeout_ms = 0;
+    if (timeout_ms > 0x7fffffffL) timeout_ms = 0x7fffffffL;
+    if (curl_multi_poll(e->multi, NULL, 0, (int)timeout_ms, &n) != CURLM_OK)
+        return SA_ERR_TRANSPORT;
+    return SA_OK;
+}
+
+int sa_engine_perform(sa_engine *e)
+{
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(e->multi, &running);
+    collect(e);
+    if (mc == CURLM_OUT_OF_MEMORY) return SA_ERR_NOMEM;
+    return mc == CURLM_OK ? SA_OK : SA_ERR_TRANSPORT;
+}
+
+int sa_engine_socket_action(sa_engine *e, int fd, int what)
+{
+    int running = 0, ev = 0;
+    CURLMcode mc;
+
+    if (fd == SA_SOCKET_TIMEOUT) {
+        mc = curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0,
+                                      &running);
+    } else {
+        if (what & SA_POLL_IN) ev |= CURL_CSELECT_IN;
+        if (what & SA_POLL_OUT) ev |= CURL_CSELECT_OUT;
+        mc = curl_multi_socket_action(e->multi, (curl_socket_t)fd, ev,
+                                      &running);
+    }
+    collect(e);
+    if (mc == CURLM_OUT_OF_MEMORY) return SA_ERR_NOMEM;
+    /* A socket the loop reports after libcurl dropped it is harmless. */
+    return (mc == CURLM_OK || mc == CURLM_BAD_SOCKET) ? SA_OK
+                                                      : SA_ERR_TRANSPORT;
+}
+
+long sa_engine_timeout(sa_engine *e)
+{
+    long t = -1;
+    if (curl_multi_timeout(e->multi, &t) != CURLM_OK) return -1;
+    return t;
+}
+
+int sa_engine_wakeup(sa_engine *e)
+{
+    return curl_multi_wakeup(e->multi) == CURLM_OK ? SA_OK
+                                                   : SA_ERR_TRANSPORT;
+}
+
+int sa_engine_set_event_mode(sa_engine *e, int on)
+{
+    CURLMcode a, b, c, d;
+    if (on) {
+        a = curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+        b = curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, (void *)e);
+        c = curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+        d = curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, (void *)e);
+    } else {
+        a = curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION,
+                              (curl_socket_callback)NULL);
+        b = curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, (void *)NULL);
+        c = curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION,
+                              (curl_multi_timer_callback)NULL);
+        d = curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, (void *)NULL);
+    }
+    if (a != CURLM_OK || b != CURLM_OK || c != CURLM_OK || d != CURLM_OK)
+        return SA_ERR_TRANSPORT;
+    e->event_mode = on;
+    return SA_OK;
+}
+
+int sa_engine_in_flight(const sa_engine *e)
+{
+    return e ? e->n_busy : 0;
+}
+
+void sa_engine_stats(const sa_engine *e, long *transfers, long *connects)
+{
+    if (transfers) *transfers = e ? e->transfers : 0;
+    if (connects) *connects = e ? e->connects : 0;
+}

@@ -209,7 +209,10 @@ static int lsa_status_from_arg(lua_State *L, int idx)
         return (int)luaL_checkinteger(L, idx);
     luaL_checkstring(L, idx);
     for (st = SA_OK; st > SA_ERR__LAST; st--) {
-        if (strcmp(sa_status_name(st), lua_tostring(L, idx)) == 0)
+        const char *name = sa_status_name(st);
+        /* gaps in the enum are named "unknown": not a status name */
+        if (strcmp(name, "unknown") != 0 &&
+            strcmp(name, lua_tostring(L, idx)) == 0)
             return st;
     }
     return luaL_argerror(L, idx, "unknown status name");

@@ -1,0 +1,70 @@
+-- LuaRocks package of the Lua 5.4 module `skinanalysis`.
+--
+--   luarocks make skinanalysis-0.1.0-1.rockspec          (from a checkout)
+--
+-- The builtin backend compiles the C core (core/src) straight into
+-- skinanalysis/core.so together with the binding (bindings/lua), as the
+-- CMake build does; the module is not linked to liblua.  libcurl and cJSON
+-- are external dependencies (Debian: libcurl4-openssl-dev libcjson-dev).
+rockspec_format = "3.0"
+package = "skinanalysis"
+version = "0.1.0-1"
+
+-- The project has no public repository yet: build from a checkout with
+-- `luarocks make`.  Set source.url to the release archive when there is one.
+source = {
+  url = "git+file:///work/main",
+  tag = "v0.1.0",
+}
+
+description = {
+  summary = "Client for Perfect Corp's AI Skin Analysis API (v2.0/v2.1)",
+  detailed = [[
+    Upload a selfie, run a skin analysis task, poll it and read the scores:
+    blocking (client:analyze), or stepped from a game's frame loop
+    (client:submit + client:step, coroutine helpers).  A small reentrant C
+    core over libcurl and cJSON does the protocol, retries and rate
+    limiting.
+  ]],
+  labels = { "api", "http", "image", "gamedev" },
+}
+
+dependencies = {
+  "lua >= 5.4",
+}
+
+external_dependencies = {
+  CURL = { header = "curl/curl.h", library = "curl" },
+  CJSON = { header = "cjson/cJSON.h", library = "cjson" },
+}
+
+build = {
+  type = "builtin",
+  modules = {
+    skinanalysis = "lua/skinanalysis.lua",
+    ["skinanalysis.core"] = {
+      sources = {
+        "bindings/lua/lsa_client.c",
+        "bindings/lua/lsa_job.c",
+        "bindings/lua/lsa_module.c",
+        "bindings/lua/lsa_result.c",
+        "core/src/catalog.c",
+        "core/src/client.c",
+        "core/src/engine.c",
+        "core/src/image.c",
+        "core/src/job.c",
+        "core/src/json.c",
+        "core/src/limiter.c",
+        "core/src/proto.c",
+        "core/src/result.c",
+        "core/src/status.c",
+        "core/src/util.c",
+      },
+      defines = { "SA_BUILDING_LIBRARY", "_GNU_SOURCE" },
+      incdirs = { "core/include", "core/src", "$(CURL_INCDIR)", "$(CJSON_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)" },
+      libraries = { "curl", "cjson", "pthread" },
+    },
+  },
+  copy_directories = { "docs" },
+}

@@ -604,6 +604,11 @@ static const char *resp_body(const sa_http_response *resp)
     return resp->body ? resp->body : "";
 }
 
+static size_t resp_len(const sa_http_response *resp)
+{
+    return resp->body ? resp->body_len : 0;
+}
+
 static int is_2xx(const sa_http_response *resp)
 {
     return resp->http_status >= 200 && resp->http_status <= 299;
@@ -671,7 +676,7 @@ static int classify(sa_jobsm *sm, const sa_http_response *resp,
 
     memset(e, 0, sizeof *e);
     code = sa_proto_classify(sm->mem, sm->step, resp->http_status,
-                             resp_body(resp), resp->body_len,
+                             resp_body(resp), resp_len(resp),
                              sm->max_json_depth, e);
     if (code == SA_ERR_NOMEM) return code;
     describe_http(sm, resp->http_status, e, why, whylen);
@@ -732,7 +737,7 @@ static int on_file_create_ok(sa_jobsm *sm, const sa_http_response *resp)
     int rc;
 
     memset(&up, 0, sizeof up);
-    rc = sa_proto_parse_file_create(sm->mem, resp_body(resp), resp->body_len,
+    rc = sa_proto_parse_file_create(sm->mem, resp_body(resp), resp_len(resp),
                                     sm->max_json_depth, &file_id, &up, why,
                                     sizeof why);
     if (rc == SA_OK) rc = check_slot(sm, &up, why, sizeof why);
@@ -858,7 +863,7 @@ static int on_task_create_ok(sa_jobsm *sm, int64_t now_ms,
     char *task_id = NULL;
     int rc;
 
-    rc = sa_proto_parse_task_create(sm->mem, resp_body(resp), resp->body_len,
+    rc = sa_proto_parse_task_create(sm->mem, resp_body(resp), resp_len(resp),
                                     sm->max_json_depth, &task_id, why,
                                     sizeof why);
     if (rc == SA_ERR_NOMEM) return fail_nomem(sm, "task create answer");
@@ -959,7 +964,7 @@ static int on_poll_ok(sa_jobsm *sm, int64_t now_ms,
 
     memset(&info, 0, sizeof info);
     info.polling_interval_ms = -1;
-    rc = sa_proto_parse_status(sm->mem, resp_body(resp), resp->body_len,
+    rc = sa_proto_parse_status(sm->mem, resp_body(resp), resp_len(resp),
                                sm->max_json_depth, sm->task_id, &info, why,
                                sizeof why);
     if (rc == SA_OK) rc = on_status(sm, now_ms, &info);

@@ -109,9 +109,13 @@ static size_t jt_drive(jt *t, const fs_reply *script, size_t n)
     return fs_drive(&t->run, t->sm, script, n);
 }
 
-/* Free everything; nothing may leak and the driver saw no violation. */
+/* Free everything; nothing may leak, the driver saw no violation, and no
+ * known task was ever left unpolled for longer than the safe window. */
 static void jt_end(jt *t)
 {
+    if (t->run.max_poll_gap > t->cfg.max_poll_interval_ms)
+        HARNESS_FAIL("a task went unpolled for %lld ms",
+                     (long long)t->run.max_poll_gap);
     sa_jobsm_free(t->sm);
     if (t->m.live != 0) HARNESS_FAIL("%ld allocations leaked", t->m.live);
     if (t->run.errors)
@@ -1201,8 +1205,8 @@ TEST(cancel_before_a_task_may_exist)
         t->run.stop_state = stops[i];
         jt_drive(t, script, N(script));
         REQUIRE(sa_jobsm_state(t->sm) == stops[i]);
-        if (stops[i] == SA_JOB_UPLOAD) {
-            /* with the upload request out */
+        if (stops[i] == SA_JOB_FILE_CREATE || stops[i] == SA_JOB_UPLOAD) {
+            /* with the request out */
             REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
             CHECK_EQ_INT(nx.kind, SA_NEXT_SEND);
         }
@@ -1486,6 +1490,35 @@ TEST(transport_out_of_memory)
     }
 }
 
+/* An answer without a body (whatever length the engine reports) is read
+ * as empty. */
+TEST(answers_without_a_body)
+{
+    jt *t = jt_new();
+    sa_http_response resp;
+    sa_next nx;
+
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    REQUIRE(sa_jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
+    memset(&resp, 0, sizeof resp);
+    resp.http_status = 200;
+    resp.body = NULL;
+    resp.body_len = 4096;
+    CHECK_EQ_INT(sa_jobsm_on_response(t->sm, T0 + 10, &resp), SA_OK);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t && jt_start(t) == SA_OK);
+    REQUIRE(sa_jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
+    resp.http_status = 502;
+    CHECK_EQ_INT(sa_jobsm_on_response(t->sm, T0 + 10, &resp), SA_OK);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_BACKOFF);
+    jt_end(t);
+}
+
 TEST(wait_while_a_request_is_out)
 {
     jt *t = jt_new();
@@ -1592,6 +1625,7 @@ int main(void)
     RUN(background_polling_is_bounded);
     RUN(sticky_outcomes);
     RUN(transport_out_of_memory);
+    RUN(answers_without_a_body);
     RUN(wait_while_a_request_is_out);
     RUN(error_details_are_kept);
     RUN(auth_only_on_api_requests);

@@ -1,0 +1,790 @@
+/*
+ * module.c - skinanalysis._core: module init, module state, the exception
+ * hierarchy and the one mapping from sa_status to exception, and the pure
+ * functions of the core (catalogue, cost, image probe, result parsing).
+ *
+ * Multi-phase init (PEP 489) with heap types and per-module state, as in
+ * CPython's Modules/xxlimited.c: nothing here is a C global except constant
+ * tables.
+ */
+#include "sapy.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* Exception hierarchy                                                 */
+/* ------------------------------------------------------------------ */
+
+enum { MIX_NONE = 0, MIX_VALUE, MIX_TIMEOUT };
+
+typedef struct sapy_exc_def {
+    const char *name;   /* qualified "skinanalysis.AuthError" */
+    int parent;         /* index in exc_defs, -1 = Exception */
+    int mixin;          /* MIX_*: an extra builtin base */
+    const char *doc;
+} sapy_exc_def;
+
+enum {
+    E_ERROR, E_USAGE, E_VALIDATION, E_API, E_AUTH, E_CREDIT, E_BAD_REQUEST,
+    E_RATE, E_SERVER, E_UPLOAD, E_EXPIRED, E_TASK_TIMEOUT, E_AMBIGUOUS,
+    E_ENGINE, E_PROTOCOL, E_LIMIT, E_TRANSPORT, E_REQ_TIMEOUT, E_DEADLINE,
+    E_WAIT_TIMEOUT, E_INTERRUPTED, E_CANCELLED, E__COUNT
+};
+
+static const sapy_exc_def exc_defs[E__COUNT] = {
+    [E_ERROR] = {"skinanalysis.Error", -1, MIX_NONE,
+        "Base class of every error of skinanalysis.  Attributes: status "
+        "(HTTP status or None), code (API error_code or engine code), "
+        "message, task_id, status_name, sa_status, retryable."},
+    [E_USAGE] = {"skinanalysis.UsageError", E_ERROR, MIX_NONE,
+        "The library was used in a way it does not allow (closed client, "
+        "result of a running job, wait from a callback, ...)."},
+    [E_VALIDATION] = {"skinanalysis.ValidationError", E_ERROR, MIX_VALUE,
+        "The request is wrong (actions, image, options); nothing was sent."},
+    [E_API] = {"skinanalysis.ApiError", E_ERROR, MIX_NONE,
+        "The API answered with an error."},
+    [E_AUTH] = {"skinanalysis.AuthError", E_API, MIX_NONE,
+        "401: the API key is missing, invalid, inactive or expired."},
+    [E_CREDIT] = {"skinanalysis.CreditError", E_API, MIX_NONE,
+        "400 CreditInsufficiency: not enough units."},
+    [E_BAD_REQUEST] = {"skinanalysis.BadRequestError", E_API, MIX_NONE,
+        "Another 4xx answer of the API."},
+    [E_RATE] = {"skinanalysis.RateLimitError", E_API, MIX_NONE,
+        "429, still after the retry budget."},
+    [E_SERVER] = {"skinanalysis.ServerError", E_API, MIX_NONE,
+        "5xx, still after the retry budget."},
+    [E_UPLOAD] = {"skinanalysis.UploadError", E_API, MIX_NONE,
+        "The storage host refused the upload."},
+    [E_EXPIRED] = {"skinanalysis.TaskExpiredError", E_API, MIX_NONE,
+        "400 'Invalid task ID': the task is unknown or expired."},
+    [E_TASK_TIMEOUT] = {"skinanalysis.TaskTimeoutError", E_API, MIX_NONE,
+        "500 'Task execution timed out': the server gave up on the task."},
+    [E_AMBIGUOUS] = {"skinanalysis.AmbiguousTaskError", E_API, MIX_NONE,
+        "Task create failed after the request may have reached the server: "
+        "a task may exist and may be billed."},
+    [E_ENGINE] = {"skinanalysis.EngineError", E_ERROR, MIX_NONE,
+        "The task ended with task_status 'error'; code is the engine code "
+        "(e.g. 'error_no_face')."},
+    [E_PROTOCOL] = {"skinanalysis.ProtocolError", E_ERROR, MIX_NONE,
+        "A response the client cannot understand."},
+    [E_LIMIT] = {"skinanalysis.LimitError", E_PROTOCOL, MIX_NONE,
+        "A response exceeded a configured limit (body size, JSON depth, "
+        "poll count)."},
+    [E_TRANSPORT] = {"skinanalysis.TransportError", E_ERROR, MIX_NONE,
+        "DNS, connect, TLS or connection failure."},
+    [E_REQ_TIMEOUT] = {"skinanalysis.RequestTimeoutError", E_TRANSPORT,
+        MIX_TIMEOUT, "One HTTP request took too long."},
+    [E_DEADLINE] = {"skinanalysis.DeadlineError", E_ERROR, MIX_TIMEOUT,
+        "The job's total deadline passed."},
+    [E_WAIT_TIMEOUT] = {"skinanalysis.WaitTimeout", E_ERROR, MIX_TIMEOUT,
+        "A wait timed out; the job is still running and can be waited on "
+        "again."},
+    [E_INTERRUPTED] = {"skinanalysis.WaitInterrupted", E_ERROR, MIX_NONE,
+        "A wait was interrupted (Client.wakeup()); the job is still "
+        "running."},
+    [E_CANCELLED] = {"skinanalysis.CancelledError", E_ERROR, MIX_NONE,
+        "The job was cancelled or abandoned, or its client was closed."},
+};
+
+/* Which class each status maps to; statuses not listed map to Error. */
+static const struct { int status; int cls; } status_classes[] = {
+    {SA_ERR_INVALID_ARGUMENT, E_USAGE}, {SA_ERR_BUSY, E_USAGE},
+    {SA_ERR_NOT_DONE, E_USAGE}, {SA_ERR_INIT, E_USAGE},
+    {SA_ERR_UNKNOWN_ACTION, E_VALIDATION}, {SA_ERR_MIXED_TIERS, E_VALIDATION},
+    {SA_ERR_ACTION_COUNT, E_VALIDATION}, {SA_ERR_SOURCE, E_VALIDATION},
+    {SA_ERR_FILE, E_VALIDATION}, {SA_ERR_IMAGE_FORMAT, E_VALIDATION},
+    {SA_ERR_IMAGE_TOO_LARGE, E_VALIDATION},
+    {SA_ERR_IMAGE_TOO_SMALL, E_VALIDATION}, {SA_ERR_BAD_OPTION, E_VALIDATION},
+    {SA_ERR_INSECURE, E_VALIDATION},
+    {SA_ERR_AUTH, E_AUTH}, {SA_ERR_CREDITS, E_CREDIT},
+    {SA_ERR_BAD_REQUEST, E_BAD_REQUEST}, {SA_ERR_RATE_LIMITED, E_RATE},
+    {SA_ERR_SERVER, E_SERVER}, {SA_ERR_PROTOCOL, E_PROTOCOL},
+    {SA_ERR_UPLOAD, E_UPLOAD}, {SA_ERR_ENGINE, E_ENGINE},
+    {SA_ERR_TASK_EXPIRED, E_EXPIRED}, {SA_ERR_TASK_TIMEOUT, E_TASK_TIMEOUT},
+    {SA_ERR_AMBIGUOUS, E_AMBIGUOUS},
+    {SA_ERR_TRANSPORT, E_TRANSPORT}, {SA_ERR_TIMEOUT, E_REQ_TIMEOUT},
+    {SA_ERR_DEADLINE, E_DEADLINE}, {SA_ERR_LIMIT, E_LIMIT},
+    {SA_ERR_WAIT_TIMEOUT, E_WAIT_TIMEOUT},
+    {SA_ERR_INTERRUPTED, E_INTERRUPTED},
+    {SA_ERR_CANCELLED, E_CANCELLED}, {SA_ERR_CALLBACK, E_CANCELLED},
+};
+
+/* Defaults of the attributes, on the Error class itself. */
+static const char *const error_attrs[] = {
+    "status", "code", "message", "task_id", "status_name", "sa_status",
+};
+
+static PyObject *make_error_dict(void)
+{
+    PyObject *d = PyDict_New();
+    size_t i;
+
+    if (d == NULL)
+        return NULL;
+    for (i = 0; i < sizeof error_attrs / sizeof error_attrs[0]; i++) {
+        if (PyDict_SetItemString(d, error_attrs[i], Py_None) < 0)
+            goto fail;
+    }
+    if (PyDict_SetItemString(d, "retryable", Py_False) < 0)
+        goto fail;
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+static PyObject *make_bases(PyObject *parent, int mixin)
+{
+    PyObject *extra = mixin == MIX_VALUE ? PyExc_ValueError
+                    : mixin == MIX_TIMEOUT ? PyExc_TimeoutError : NULL;
+
+    if (extra == NULL)
+        return Py_NewRef(parent);
+    return PyTuple_Pack(2, parent, extra);
+}
+
+static int create_exceptions(PyObject *module, sapy_state *st)
+{
+    PyObject *made[E__COUNT] = {NULL};
+    int i, ok = -1;
+    size_t k;
+
+    st->classes = PyDict_New();
+    if (st->classes == NULL)
+        return -1;
+    for (i = 0; i < E__COUNT; i++) {
+        const sapy_exc_def *def = &exc_defs[i];
+        PyObject *parent = def->parent < 0 ? PyExc_Exception
+                                           : made[def->parent];
+        PyObject *bases = make_bases(parent, def->mixin);
+        PyObject *dict = NULL;
+
+        if (bases == NULL)
+            goto done;
+        if (i == E_ERROR && (dict = make_error_dict()) == NULL) {
+            Py_DECREF(bases);
+            goto done;
+        }
+        made[i] = PyErr_NewExceptionWithDoc(def->name, def->doc, bases, dict);
+        Py_DECREF(bases);
+        Py_XDECREF(dict);
+        if (made[i] == NULL)
+            goto done;
+        if (PyDict_SetItemString(st->classes, strchr(def->name, '.') + 1,
+                                 made[i]) < 0
+            || PyModule_AddObjectRef(module, strchr(def->name, '.') + 1,
+                                     made[i]) < 0)
+            goto done;
+    }
+    st->error = Py_NewRef(made[E_ERROR]);
+    for (k = 0; k < sizeof status_classes / sizeof status_classes[0]; k++) {
+        int idx = -status_classes[k].status;
+        Py_XSETREF(st->by_status[idx],
+                   Py_NewRef(made[status_classes[k].cls]));
+    }
+    ok = 0;
+done:
+    for (i = 0; i < E__COUNT; i++)
+        Py_XDECREF(made[i]);
+    return ok;
+}
+
+static PyObject *class_for(sapy_state *st, int status)
+{
+    if (status < 0 && status > SA_ERR__LAST && st->by_status[-status] != NULL)
+        return st->by_status[-status];
+    return st->error;
+}
+
+PyObject *sapy_str(const char *s)
+{
+    if (s == NULL)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+}
+
+static int set_attr_str(PyObject *obj, const char *name, const char *value)
+{
+    PyObject *v = sapy_str(value);
+    int r;
+
+    if (v == NULL)
+        return -1;
+    r = PyObject_SetAttrString(obj, name, v);
+    Py_DECREF(v);
+    return r;
+}
+
+static int set_attr_long(PyObject *obj, const char *name, long value,
+                         int none_when_zero)
+{
+    PyObject *v = (none_when_zero && value == 0) ? Py_NewRef(Py_None)
+                                                 : PyLong_FromLong(value);
+    int r;
+
+    if (v == NULL)
+        return -1;
+    r = PyObject_SetAttrString(obj, name, v);
+    Py_DECREF(v);
+    return r;
+}
+
+PyObject *sapy_error_new(sapy_state *st, int status, const char *message,
+                         int http_status, const char *code,
+                         const char *task_id)
+{
+    const char *text = (message != NULL && *message != '\0')
+                           ? message : sa_strerror(status);
+    PyObject *msg, *exc;
+
+    if (status == SA_ERR_NOMEM)
+        return PyObject_CallOneArg(PyExc_MemoryError, Py_None);
+    msg = sapy_str(text);
+    if (msg == NULL)
+        return NULL;
+    exc = PyObject_CallOneArg(class_for(st, status), msg);
+    if (exc == NULL)
+        goto fail;
+    if (PyObject_SetAttrString(exc, "message", msg) < 0
+        || set_attr_long(exc, "status", http_status, 1) < 0
+        || set_attr_str(exc, "code", code) < 0
+        || set_attr_str(exc, "task_id", task_id) < 0
+        || set_attr_str(exc, "status_name", sa_status_name(status)) < 0
+        || set_attr_long(exc, "sa_status", status, 0) < 0
+        || PyObject_SetAttrString(exc, "retryable",
+               sa_status_is_retryable(status) ? Py_True : Py_False) < 0)
+        goto fail;
+    Py_DECREF(msg);
+    return exc;
+fail:
+    Py_DECREF(msg);
+    Py_XDECREF(exc);
+    return NULL;
+}
+
+PyObject *sapy_raise(sapy_state *st, int status, const char *message,
+                     int http_status, const char *code, const char *task_id)
+{
+    PyObject *exc;
+
+    if (status == SA_ERR_NOMEM)
+        return PyErr_NoMemory();
+    exc = sapy_error_new(st, status, message, http_status, code, task_id);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Stashed exceptions                                                  */
+/* ------------------------------------------------------------------ */
+
+PyObject *sapy_error_save(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL)
+        return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+void sapy_error_restore(PyObject *exc)
+{
+    if (exc == NULL)
+        return;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc,
+                  PyException_GetTraceback(exc));
+#endif
+}
+
+void sapy_stash(PyObject **slot)
+{
+    PyObject *exc = sapy_error_save();
+
+    if (exc == NULL)
+        return;
+    if (*slot == NULL) {
+        *slot = exc;
+        return;
+    }
+    sapy_error_restore(exc);
+    PyErr_WriteUnraisable(NULL);
+}
+
+int sapy_unstash(PyObject **slot)
+{
+    PyObject *exc = *slot;
+
+    if (exc == NULL)
+        return 0;
+    *slot = NULL;
+    sapy_error_restore(exc);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Module functions                                                    */
+/* ------------------------------------------------------------------ */
+
+static sapy_state *get_state(PyObject *module)
+{
+    return (sapy_state *)PyModule_GetState(module);
+}
+
+sapy_state *sapy_state_of_type(PyTypeObject *type)
+{
+    return (sapy_state *)PyType_GetModuleState(type);
+}
+
+static PyObject *mod_version(PyObject *module, PyObject *unused)
+{
+    return PyUnicode_FromString(sa_version());
+}
+
+int sapy_as_int(PyObject *obj, int *out)
+{
+    long v = PyLong_AsLong(obj);
+
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < INT_MIN || v > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "value out of range of int");
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static PyObject *mod_strerror(PyObject *module, PyObject *arg)
+{
+    int status;
+
+    if (sapy_as_int(arg, &status) < 0)
+        return NULL;
+    return PyUnicode_FromString(sa_strerror(status));
+}
+
+static PyObject *mod_status_name(PyObject *module, PyObject *arg)
+{
+    int status;
+
+    if (sapy_as_int(arg, &status) < 0)
+        return NULL;
+    return PyUnicode_FromString(sa_status_name(status));
+}
+
+static PyObject *mod_error_for(PyObject *module, PyObject *args,
+                               PyObject *kwargs)
+{
+    static char *kwlist[] = {"status", "message", "http_status", "code",
+                             "task_id", NULL};
+    int status, http_status = 0;
+    const char *message = NULL, *code = NULL, *task_id = NULL;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|z$izz:error_for",
+                                     kwlist, &status, &message, &http_status,
+                                     &code, &task_id))
+        return NULL;
+    return sapy_error_new(get_state(module), status, message, http_status,
+                          code, task_id);
+}
+
+static PyObject *mod_actions(PyObject *module, PyObject *unused)
+{
+    size_t n = sa_action_count(), i;
+    PyObject *t = PyTuple_New((Py_ssize_t)n);
+
+    if (t == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        PyObject *s = sapy_str(sa_action_name(i));
+
+        if (s == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, s);
+    }
+    return t;
+}
+
+static PyObject *mod_action_tier(PyObject *module, PyObject *arg)
+{
+    const char *name = PyUnicode_AsUTF8(arg);
+    int tier;
+
+    if (name == NULL)
+        return NULL;
+    tier = sa_action_tier(name);
+    if (tier < 0)
+        return sapy_raise(get_state(module), tier, NULL, 0, NULL, NULL);
+    return PyLong_FromLong(tier);
+}
+
+const char **sapy_names(PyObject *seq, PyObject **keep, size_t *n_out)
+{
+    PyObject *fast = PySequence_Fast(seq, "actions must be a sequence of str");
+    const char **names;
+    Py_ssize_t n, i;
+
+    if (fast == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(fast);
+    names = PyMem_Calloc((size_t)n + 1, sizeof *names);
+    if (names == NULL) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
+        Py_ssize_t len;
+
+        if (!PyUnicode_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "actions must be str");
+            goto fail;
+        }
+        names[i] = PyUnicode_AsUTF8AndSize(item, &len);
+        if (names[i] == NULL)
+            goto fail;
+        if ((size_t)len != strlen(names[i])) {
+            PyErr_SetString(PyExc_ValueError, "embedded NUL in an action");
+            goto fail;
+        }
+    }
+    *keep = fast;
+    *n_out = (size_t)n;
+    return names;
+fail:
+    PyMem_Free(names);
+    Py_DECREF(fast);
+    return NULL;
+}
+
+static PyObject *mod_cost(PyObject *module, PyObject *arg)
+{
+    PyObject *keep = NULL;
+    size_t n = 0;
+    const char **names = sapy_names(arg, &keep, &n);
+    char err[256] = "";
+    int units;
+
+    if (names == NULL)
+        return NULL;
+    units = sa_cost(names, n, err, sizeof err);
+    PyMem_Free(names);
+    Py_DECREF(keep);
+    if (units < 0)
+        return sapy_raise(get_state(module), units, err, 0, NULL, NULL);
+    return PyLong_FromLong(units);
+}
+
+static PyObject *mod_probe_image(PyObject *module, PyObject *arg)
+{
+    sa_image_info info = {0, 0, 0};
+    char msg[64];
+    int r;
+
+    if (PyObject_CheckBuffer(arg) && !PyBytes_Check(arg)) {
+        Py_buffer view;
+
+        if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        r = sa_image_probe_buffer(view.buf, (size_t)view.len, &info);
+        PyBuffer_Release(&view);
+    } else if (PyBytes_Check(arg)) {
+        r = sa_image_probe_buffer(PyBytes_AS_STRING(arg),
+                                  (size_t)PyBytes_GET_SIZE(arg), &info);
+    } else {
+        PyObject *path = NULL;
+
+        if (!PyUnicode_FSConverter(arg, &path))
+            return NULL;
+        r = sa_image_probe_file(PyBytes_AS_STRING(path), &info);
+        Py_DECREF(path);
+    }
+    if (r != SA_OK) {
+        snprintf(msg, sizeof msg, "%s", sa_strerror(r));
+        return sapy_raise(get_state(module), r, msg, 0, NULL, NULL);
+    }
+    return Py_BuildValue("(ikk)", info.format, (unsigned long)info.width,
+                         (unsigned long)info.height);
+}
+
+static PyObject *mod_parse_result(PyObject *module, PyObject *args)
+{
+    Py_buffer text;
+    int kind = SA_PARSE_STATUS_BODY, r;
+    sa_result *res = NULL;
+    PyObject *d;
+
+    if (!PyArg_ParseTuple(args, "s*|i:parse_result", &text, &kind))
+        return NULL;
+    r = sa_result_parse(text.buf, (size_t)text.len, kind, &res);
+    PyBuffer_Release(&text);
+    if (r != SA_OK)
+        return sapy_raise(get_state(module), r, NULL, 0, NULL, NULL);
+    d = sapy_result_to_dict(res);
+    sa_result_free(res);
+    return d;
+}
+
+static PyMethodDef module_methods[] = {
+    {"version", mod_version, METH_NOARGS,
+     "version() -> str: the version of the linked C core."},
+    {"strerror", mod_strerror, METH_O,
+     "strerror(status) -> str: a description of an sa_status code."},
+    {"status_name", mod_status_name, METH_O,
+     "status_name(status) -> str: the stable name of an sa_status code."},
+    {"error_for", (PyCFunction)(void (*)(void))mod_error_for,
+     METH_VARARGS | METH_KEYWORDS,
+     "error_for(status, message=None, *, http_status=0, code=None, "
+     "task_id=None) -> Error\n\nThe exception instance (not raised) the "
+     "extension uses for this status."},
+    {"actions", mod_actions, METH_NOARGS,
+     "actions() -> tuple[str, ...]: the 32 documented dst_actions, 16 HD "
+     "then 16 SD, in the published order."},
+    {"action_tier", mod_action_tier, METH_O,
+     "action_tier(name) -> int: TIER_SD or TIER_HD; ValidationError when "
+     "unknown."},
+    {"cost", mod_cost, METH_O,
+     "cost(actions) -> int: units a successful request with these actions "
+     "costs; ValidationError when the list is invalid."},
+    {"probe_image", mod_probe_image, METH_O,
+     "probe_image(path_or_bytes) -> (format, width, height) from the image "
+     "headers; ValidationError when not a JPEG/PNG."},
+    {"parse_result", mod_parse_result, METH_VARARGS,
+     "parse_result(text, kind=PARSE_STATUS_BODY) -> dict: parse a status "
+     "body or a score_info.json document without a client."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ------------------------------------------------------------------ */
+/* Module init                                                         */
+/* ------------------------------------------------------------------ */
+
+static const struct { const char *name; long value; } int_constants[] = {
+    {"VERSION_NUM", SA_VERSION_NUM},
+    {"OK", SA_OK},
+    {"ERR_NOMEM", SA_ERR_NOMEM},
+    {"ERR_INVALID_ARGUMENT", SA_ERR_INVALID_ARGUMENT},
+    {"ERR_BUSY", SA_ERR_BUSY},
+    {"ERR_NOT_DONE", SA_ERR_NOT_DONE},
+    {"ERR_INIT", SA_ERR_INIT},
+    {"ERR_UNKNOWN_ACTION", SA_ERR_UNKNOWN_ACTION},
+    {"ERR_MIXED_TIERS", SA_ERR_MIXED_TIERS},
+    {"ERR_ACTION_COUNT", SA_ERR_ACTION_COUNT},
+    {"ERR_SOURCE", SA_ERR_SOURCE},
+    {"ERR_FILE", SA_ERR_FILE},
+    {"ERR_IMAGE_FORMAT", SA_ERR_IMAGE_FORMAT},
+    {"ERR_IMAGE_TOO_LARGE", SA_ERR_IMAGE_TOO_LARGE},
+    {"ERR_IMAGE_TOO_SMALL", SA_ERR_IMAGE_TOO_SMALL},
+    {"ERR_BAD_OPTION", SA_ERR_BAD_OPTION},
+    {"ERR_INSECURE", SA_ERR_INSECURE},
+    {"ERR_AUTH", SA_ERR_AUTH},
+    {"ERR_CREDITS", SA_ERR_CREDITS},
+    {"ERR_BAD_REQUEST", SA_ERR_BAD_REQUEST},
+    {"ERR_RATE_LIMITED", SA_ERR_RATE_LIMITED},
+    {"ERR_SERVER", SA_ERR_SERVER},
+    {"ERR_PROTOCOL", SA_ERR_PROTOCOL},
+    {"ERR_UPLOAD", SA_ERR_UPLOAD},
+    {"ERR_ENGINE", SA_ERR_ENGINE},
+    {"ERR_TASK_EXPIRED", SA_ERR_TASK_EXPIRED},
+    {"ERR_TASK_TIMEOUT", SA_ERR_TASK_TIMEOUT},
+    {"ERR_AMBIGUOUS", SA_ERR_AMBIGUOUS},
+    {"ERR_TRANSPORT", SA_ERR_TRANSPORT},
+    {"ERR_TIMEOUT", SA_ERR_TIMEOUT},
+    {"ERR_DEADLINE", SA_ERR_DEADLINE},
+    {"ERR_LIMIT", SA_ERR_LIMIT},
+    {"ERR_WAIT_TIMEOUT", SA_ERR_WAIT_TIMEOUT},
+    {"ERR_INTERRUPTED", SA_ERR_INTERRUPTED},
+    {"ERR_CANCELLED", SA_ERR_CANCELLED},
+    {"ERR_CALLBACK", SA_ERR_CALLBACK},
+    {"TIER_SD", SA_TIER_SD},
+    {"TIER_HD", SA_TIER_HD},
+    {"MAX_ACTIONS", SA_MAX_ACTIONS},
+    {"MAX_FILE_SIZE", SA_MAX_FILE_SIZE},
+    {"MIN_SIDE_SD", SA_MIN_SIDE_SD},
+    {"MIN_SIDE_HD", SA_MIN_SIDE_HD},
+    {"IMAGE_UNKNOWN", SA_IMAGE_UNKNOWN},
+    {"IMAGE_JPEG", SA_IMAGE_JPEG},
+    {"IMAGE_PNG", SA_IMAGE_PNG},
+    {"API_DEFAULT", SA_API_DEFAULT},
+    {"API_V2_0", SA_API_V2_0},
+    {"API_V2_1", SA_API_V2_1},
+    {"UPLOAD_SKIN_ANALYSIS", SA_UPLOAD_SKIN_ANALYSIS},
+    {"UPLOAD_GENERIC", SA_UPLOAD_GENERIC},
+    {"LOG_DEBUG", SA_LOG_DEBUG},
+    {"LOG_INFO", SA_LOG_INFO},
+    {"LOG_WARNING", SA_LOG_WARNING},
+    {"LOG_ERROR", SA_LOG_ERROR},
+    {"FORMAT_JSON", SA_FORMAT_JSON},
+    {"FORMAT_ZIP", SA_FORMAT_ZIP},
+    {"JOB_VALIDATE", SA_JOB_VALIDATE},
+    {"JOB_QUEUED", SA_JOB_QUEUED},
+    {"JOB_FILE_CREATE", SA_JOB_FILE_CREATE},
+    {"JOB_UPLOAD", SA_JOB_UPLOAD},
+    {"JOB_TASK_CREATE", SA_JOB_TASK_CREATE},
+    {"JOB_POLL_WAIT", SA_JOB_POLL_WAIT},
+    {"JOB_POLLING", SA_JOB_POLLING},
+    {"JOB_BACKOFF", SA_JOB_BACKOFF},
+    {"JOB_DONE", SA_JOB_DONE},
+    {"JOB_FAILED", SA_JOB_FAILED},
+    {"JOB_CANCELLED", SA_JOB_CANCELLED},
+    {"POLL_NONE", SA_POLL_NONE},
+    {"POLL_IN", SA_POLL_IN},
+    {"POLL_OUT", SA_POLL_OUT},
+    {"POLL_REMOVE", SA_POLL_REMOVE},
+    {"SOCKET_TIMEOUT", SA_SOCKET_TIMEOUT},
+    {"PARSE_STATUS_BODY", SA_PARSE_STATUS_BODY},
+    {"PARSE_SCORE_INFO", SA_PARSE_SCORE_INFO},
+};
+
+static int check_version(void)
+{
+    int linked = sa_version_num();
+
+    /* The core is compiled into this extension, so the two agree unless
+     * the build mixed trees; same major and minor, patch at least ours. */
+    if ((linked >> 8) != (SA_VERSION_NUM >> 8) || linked < SA_VERSION_NUM) {
+        PyErr_Format(PyExc_ImportError,
+                     "skinanalysis._core was compiled against core %s "
+                     "(0x%06x) but runs with core %s (0x%06x): rebuild it",
+                     SA_VERSION, SA_VERSION_NUM, sa_version(), linked);
+        return -1;
+    }
+    return 0;
+}
+
+static int add_types(PyObject *module, sapy_state *st)
+{
+    st->client_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &sapy_client_spec, NULL);
+    if (st->client_type == NULL
+        || PyModule_AddType(module, st->client_type) < 0)
+        return -1;
+    st->job_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &sapy_job_spec, NULL);
+    if (st->job_type == NULL || PyModule_AddType(module, st->job_type) < 0)
+        return -1;
+    return 0;
+}
+
+static int module_exec(PyObject *module)
+{
+    sapy_state *st = get_state(module);
+    size_t i;
+    int r;
+
+    if (check_version() < 0)
+        return -1;
+    r = sa_global_init();
+    if (r != SA_OK) {
+        PyErr_Format(PyExc_ImportError, "sa_global_init failed: %s",
+                     sa_strerror(r));
+        return -1;
+    }
+    st->global_init = 1;
+    if (create_exceptions(module, st) < 0 || add_types(module, st) < 0)
+        return -1;
+    for (i = 0; i < sizeof int_constants / sizeof int_constants[0]; i++) {
+        if (PyModule_AddIntConstant(module, int_constants[i].name,
+                                    int_constants[i].value) < 0)
+            return -1;
+    }
+    if (PyModule_AddStringConstant(module, "VERSION", SA_VERSION) < 0
+        || PyModule_AddObjectRef(module, "exceptions", st->classes) < 0)
+        return -1;
+    return 0;
+}
+
+static int module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    sapy_state *st = get_state(module);
+    int i;
+
+    if (st == NULL)
+        return 0;
+    Py_VISIT(st->error);
+    Py_VISIT(st->classes);
+    Py_VISIT(st->client_type);
+    Py_VISIT(st->job_type);
+    for (i = 0; i < SAPY_N_STATUS; i++)
+        Py_VISIT(st->by_status[i]);
+    return 0;
+}
+
+static int module_clear(PyObject *module)
+{
+    sapy_state *st = get_state(module);
+    int i;
+
+    if (st == NULL)
+        return 0;
+    Py_CLEAR(st->error);
+    Py_CLEAR(st->classes);
+    Py_CLEAR(st->client_type);
+    Py_CLEAR(st->job_type);
+    for (i = 0; i < SAPY_N_STATUS; i++)
+        Py_CLEAR(st->by_status[i]);
+    return 0;
+}
+
+static void module_free(void *module)
+{
+    sapy_state *st = get_state((PyObject *)module);
+
+    module_clear((PyObject *)module);
+    if (st != NULL && st->global_init) {
+        st->global_init = 0;
+        sa_global_cleanup();
+    }
+}
+
+/* PyType_Slot and PyModuleDef_Slot carry function pointers in a void *:
+ * a conversion the C API requires and POSIX guarantees, which ISO C
+ * (-Wpedantic) leaves to the implementation. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+#pragma GCC diagnostic pop
+
+static struct PyModuleDef sapy_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "skinanalysis._core",
+    .m_doc = "Native part of skinanalysis: the C core's clients and jobs.\n\n"
+             "Use the skinanalysis package; this module is its thin layer.",
+    .m_size = sizeof(sapy_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__core(void);
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    return PyModuleDef_Init(&sapy_module);
+}

@@ -1,0 +1,162 @@
+/*
+ * sapy.h - shared declarations of the skinanalysis._core extension.
+ *
+ * The extension is thin: it wraps sa_client and sa_job, converts results to
+ * plain Python data once, maps sa_status codes to exception classes (in one
+ * place, sapy_error_new), releases the GIL around blocking core calls and
+ * carries exceptions raised in Python callbacks across the C core (stash,
+ * return non-zero, re-raise after the call).  Everything else lives in the
+ * pure Python package (python/skinanalysis/).
+ *
+ * Threads and the GIL.  A blocking core call (sa_job_wait, sa_client_run,
+ * sa_client_step with a timeout) runs with the GIL released; the thread
+ * state is kept in sapy_client.tstate for that time.  Core callbacks (log,
+ * interrupt, job, socket, timer) run on the thread that made the core call:
+ * sapy_enter() re-acquires the GIL from that saved thread state when it was
+ * released (and clears tstate, so a nested callback sees the GIL held), and
+ * sapy_leave() releases it again.  This is pycurl's pattern; unlike
+ * PyGILState_Ensure it also holds in sub-interpreters, and it makes "is
+ * the GIL held here" a field, not a guess.
+ *
+ * A client is used by one thread at a time.  Every core call that may run
+ * callbacks is bracketed by sapy_core_enter/sapy_core_exit, which record
+ * the depth and the thread; while depth > 0 other threads get UsageError
+ * from every method of the client and of its jobs (sapy_client_check) --
+ * a Python callback may let them run in the middle of a core call.  A Job
+ * deallocated on another thread in that time (e.g. by the cyclic GC) does
+ * not free its sa_job at once: the handle goes to the client's deferred
+ * list, freed when the depth returns to 0.
+ */
+#ifndef SAPY_H
+#define SAPY_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pythread.h>
+
+#include "skinanalysis.h"
+
+/* Exception classes are indexed by -status (0 .. -SA_ERR__LAST - 1). */
+#define SAPY_N_STATUS (-SA_ERR__LAST)
+
+/* Module state (one per module object, see xxlimited.c). */
+typedef struct sapy_state {
+    PyObject *error;                    /* skinanalysis.Error */
+    PyObject *by_status[SAPY_N_STATUS]; /* strong refs; NULL -> error */
+    PyObject *classes;                  /* dict name -> class, for the module */
+    PyTypeObject *client_type;
+    PyTypeObject *job_type;
+    int global_init;                    /* sa_global_init succeeded */
+} sapy_state;
+
+/* What an sa_job's callback user_data points to.  It lives as long as the
+ * sa_job (not the Job object), so a Job can die before its sa_job is freed
+ * (deferred free), and it owns the caller's buffer the core borrows until
+ * the job ends. */
+typedef struct sapy_jobcell {
+    struct sapy_job *obj;       /* NULL once the Job object is gone */
+    struct sapy_client *client; /* borrowed: alive whenever the core runs */
+    sa_job *job;                /* the handle, for a deferred free */
+    struct sapy_jobcell *next;  /* the client's deferred-free list */
+    Py_buffer view;             /* the image bytes when the source is a
+                                   buffer (holds a ref to the exporter) */
+    int has_view;
+} sapy_jobcell;
+
+typedef struct sapy_client {
+    PyObject_HEAD
+    sa_client *client;        /* NULL once closed */
+    sapy_state *state;        /* borrowed from the type's module */
+    PyObject *log_cb;         /* callable(level, message) or NULL */
+    PyObject *socket_cb;      /* callable(fd, what) or NULL */
+    PyObject *timer_cb;       /* callable(timeout_ms) or NULL */
+    PyObject *stash;          /* exception raised in a callback */
+    PyThreadState *tstate;    /* saved while a blocking call runs */
+    unsigned long owner;      /* thread inside the core, when depth > 0 */
+    int depth;                /* nesting of core calls (callbacks reenter) */
+    sapy_jobcell *deferred;   /* sa_jobs to free after the blocking call */
+} sapy_client;
+
+typedef struct sapy_job {
+    PyObject_HEAD
+    sapy_jobcell *cell;       /* owns the sa_job; the callback's user_data */
+    sapy_client *client;      /* strong, for the Job's whole life */
+    PyObject *callback;       /* callable(job, state) or NULL */
+    PyObject *task_id;        /* str, kept as soon as the core knows it */
+    /* Filled once, when the job ends (terminal callback). */
+    int ended;
+    int final_state;
+    int final_status;
+    PyObject *final;          /* dict of details + "result" when DONE */
+} sapy_job;
+
+/* module.c */
+sapy_state *sapy_state_of_type(PyTypeObject *type);
+/* The one mapping from a status to an exception: builds an instance of the
+ * status's class with the attributes status (HTTP), code, message, task_id,
+ * status_name, sa_status and retryable.  NULL strings / http_status 0 mean
+ * unknown (attribute None).  Returns a new reference or NULL. */
+PyObject *sapy_error_new(sapy_state *st, int status, const char *message,
+                         int http_status, const char *code,
+                         const char *task_id);
+/* Set the error for status (MemoryError for SA_ERR_NOMEM).  Returns NULL so
+ * callers can `return sapy_raise(...)`. */
+PyObject *sapy_raise(sapy_state *st, int status, const char *message,
+                     int http_status, const char *code, const char *task_id);
+
+/* A Python str of a C string (UTF-8, invalid bytes replaced); None for
+ * NULL. */
+PyObject *sapy_str(const char *s);
+/* An int argument, with OverflowError outside the C int range. */
+int sapy_as_int(PyObject *obj, int *out);
+/* The UTF-8 names of a sequence of str as a C array (borrowed from the
+ * items; *keep holds them): free the array with PyMem_Free, then release
+ * *keep.  NULL with an exception set on error. */
+const char **sapy_names(PyObject *seq, PyObject **keep, size_t *n_out);
+
+/* Save and clear the current exception (NULL when none) / set it back. */
+PyObject *sapy_error_save(void);
+void sapy_error_restore(PyObject *exc);
+
+/* Stash the current exception in *slot (the first one wins, later ones are
+ * reported as unraisable) and clear it. */
+void sapy_stash(PyObject **slot);
+/* When *slot holds an exception: set it as the current one, clear the
+ * slot and return -1.  Else 0. */
+int sapy_unstash(PyObject **slot);
+
+/* client.c */
+extern PyType_Spec sapy_client_spec;
+/* Re-acquire the GIL in a core callback; pass the result to sapy_leave. */
+PyThreadState *sapy_enter(sapy_client *c);
+void sapy_leave(sapy_client *c, PyThreadState *saved);
+/* 0 when this thread may call into the client now; else -1 with
+ * UsageError set (closed, or inside the core on another thread). */
+int sapy_client_check(sapy_client *c);
+/* UsageError when called from inside a callback (a nested blocking call);
+ * returns -1, or 0 when not nested. */
+int sapy_client_check_not_nested(sapy_client *c, const char *what);
+/* Bracket a core call made with the GIL held. */
+void sapy_core_enter(sapy_client *c);
+void sapy_core_exit(sapy_client *c);
+/* Bracket a blocking core call: enter + release the GIL / re-acquire +
+ * exit. */
+void sapy_client_block(sapy_client *c);
+void sapy_client_unblock(sapy_client *c);
+/* Free an sa_job and its cell now, or, when another thread runs a
+ * blocking call on the client, after that call returns. */
+void sapy_client_free_job(sapy_client *c, sapy_jobcell *cell);
+
+/* job.c */
+/* Release the cell's buffer / the cell itself (GIL held). */
+void sapy_cell_release_view(sapy_jobcell *cell);
+void sapy_cell_free(sapy_jobcell *cell);
+extern PyType_Spec sapy_job_spec;
+/* Create a Job for client c from submit()'s keyword arguments. */
+PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs);
+/* The core's job callback (user_data is a sapy_jobcell). */
+int sapy_job_callback(sa_job *job, int state, void *user_data);
+/* A dict of a result's data (see job.c); new reference or NULL. */
+PyObject *sapy_result_to_dict(const sa_result *r);
+
+#endif /* SAPY_H */

@@ -1,0 +1,130 @@
+"""Configuration from arguments or the environment, and the bridge from the
+core's log hook to the ``logging`` module (logger "skinanalysis")."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Optional, Union
+
+from ._native import _core
+
+logger = logging.getLogger("skinanalysis")
+
+ENV_KEY = "YOUCAM_API_KEY"
+ENV_BASE_URL = "SKINANALYSIS_BASE_URL"
+#: The documented API host (the core's default base URL).
+DEFAULT_BASE_URL = "https://yce-api-01.makeupar.com"
+
+_TO_LOGGING = {_core.LOG_DEBUG: logging.DEBUG, _core.LOG_INFO: logging.INFO,
+               _core.LOG_WARNING: logging.WARNING, _core.LOG_ERROR: logging.ERROR}
+
+
+def core_log(level: int, message: str) -> None:
+    """The core's log hook: its lines are already redacted (no key, no query
+    strings of pre-signed URLs)."""
+    logger.log(_TO_LOGGING.get(level, logging.INFO), "%s", message)
+
+
+def core_log_level() -> int:
+    """The core's minimum level from the logger's effective level at client
+    creation (so DEBUG lines cost nothing unless asked for)."""
+    level = logger.getEffectiveLevel()
+    if level <= logging.DEBUG:
+        return _core.LOG_DEBUG
+    if level <= logging.INFO:
+        return _core.LOG_INFO
+    if level <= logging.WARNING:
+        return _core.LOG_WARNING
+    return _core.LOG_ERROR
+
+
+def resolve_key(api_key: Optional[str]) -> Optional[str]:
+    return api_key if api_key is not None else os.environ.get(ENV_KEY) or None
+
+
+def resolve_base_url(base_url: Optional[str]) -> Optional[str]:
+    return base_url if base_url is not None else os.environ.get(ENV_BASE_URL) or None
+
+
+def api_version(version: Union[str, int, float, None]) -> int:
+    """20 or 21 from "2.0"/"2.1"/"v2.1"/2.1/21; 0 (the client's) for None."""
+    if version is None:
+        return _core.API_DEFAULT
+    text = str(version).strip().lower().lstrip("v")
+    codes = {"2.0": _core.API_V2_0, "20": _core.API_V2_0,
+             "2.1": _core.API_V2_1, "21": _core.API_V2_1}
+    if text not in codes:
+        raise ValueError("version must be '2.0' or '2.1', not %r" % (version,))
+    return codes[text]
+
+
+def version_text(code: int) -> str:
+    return "2.0" if code == _core.API_V2_0 else "2.1"
+
+
+def upload_path(path: Union[str, int, None]) -> Optional[int]:
+    if path is None:
+        return None
+    if path in ("skin-analysis", _core.UPLOAD_SKIN_ANALYSIS):
+        return _core.UPLOAD_SKIN_ANALYSIS
+    if path in ("generic", _core.UPLOAD_GENERIC):
+        return _core.UPLOAD_GENERIC
+    raise ValueError("upload_path must be 'skin-analysis' or 'generic'")
+
+
+def format_code(fmt: str) -> int:
+    if fmt == "json":
+        return _core.FORMAT_JSON
+    if fmt == "zip":
+        return _core.FORMAT_ZIP
+    raise ValueError("format must be 'json' or 'zip', not %r" % (fmt,))
+
+
+def ms(seconds: Optional[float]) -> Optional[int]:
+    """Seconds (float) to whole milliseconds; None stays None."""
+    return None if seconds is None else max(0, int(round(seconds * 1000)))
+
+
+def core_options(*, base_url: Optional[str], version: Any, upload_path_: Any,
+                 timeout: Optional[float], connect_timeout: Optional[float],
+                 upload_timeout: Optional[float], poll_interval: Optional[float],
+                 max_poll_interval: Optional[float], deadline: Optional[float],
+                 max_polls: Optional[int], max_retries: Optional[int],
+                 rate_limit: Optional[bool], max_connections: Optional[int],
+                 max_jobs: Optional[int], allow_insecure_http: Optional[bool],
+                 ca_bundle: Optional[str], proxy: Optional[str],
+                 user_agent: Optional[str], extra: dict) -> dict:
+    """Keyword arguments for ``_core.Client`` (None keeps the core default)."""
+    opts = {
+        "base_url": base_url,
+        "api_version": api_version(version) or None,
+        "upload_path": upload_path(upload_path_),
+        "request_timeout_ms": ms(timeout),
+        "connect_timeout_ms": ms(connect_timeout),
+        "upload_timeout_ms": ms(upload_timeout),
+        "poll_interval_ms": ms(poll_interval),
+        "max_poll_interval_ms": ms(max_poll_interval),
+        "job_deadline_ms": ms(deadline),
+        "max_polls": max_polls,
+        "max_retries": max_retries,
+        "rate_limit": rate_limit,
+        "max_connections": max_connections,
+        "max_jobs": max_jobs,
+        "allow_insecure_http": allow_insecure_http,
+        "ca_bundle": ca_bundle,
+        "proxy": proxy,
+        "user_agent": user_agent,
+        "log": core_log,
+        "log_level": core_log_level(),
+    }
+    for name in extra:
+        if name in opts or name in ("api_key",):
+            raise TypeError("option %r is set through its own argument" % name)
+    opts.update(extra)
+    return opts
+
+
+def redacted(key: Optional[str]) -> str:
+    """How a key appears in a repr: never any of its characters."""
+    return "None" if key is None else "'***'"

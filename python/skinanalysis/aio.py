@@ -1,0 +1,283 @@
+"""asyncio: ``AsyncClient`` and ``AsyncJob``.
+
+The client's sockets and timer are handed to the running event loop through
+the core's event hooks (``loop.add_reader`` / ``add_writer`` /
+``call_later``): no thread per call and no executor.  Each job's end (the
+core's job callback) resolves an asyncio Future.  It works wherever an
+event loop runs, including a Jupyter cell (``await client.analyze(...)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
+
+from . import actions as _actions
+from ._config import logger
+from ._native import _core
+from .batch import Progress
+from .client import _ClientBase, request_kwargs, state_name
+from .errors import Error
+from .results import Result
+
+_TERMINAL = frozenset({_core.JOB_DONE, _core.JOB_FAILED, _core.JOB_CANCELLED})
+_DRAIN_POLL = 0.05
+
+
+def _resolver(future: "asyncio.Future[None]") -> Callable[[Any, int], None]:
+    """The core job callback of one AsyncJob: resolve its future at the end."""
+    def on_state(job: Any, state: int) -> None:
+        if state in _TERMINAL and not future.done():
+            future.set_result(None)
+    return on_state
+
+
+class AsyncJob:
+    """One analysis started by ``AsyncClient.submit``; ``await job`` gives
+    its Result (or raises its error)."""
+
+    __slots__ = ("_job", "_client", "_future", "_result", "__weakref__")
+
+    def __init__(self, core_job: Any, client: "AsyncClient",
+                 future: "asyncio.Future[None]") -> None:
+        self._job = core_job
+        self._client = client
+        self._future = future
+        self._result: Optional[Result] = None
+
+    @property
+    def task_id(self) -> Optional[str]:
+        return self._job.task_id
+
+    @property
+    def status(self) -> str:
+        """"polling", "done", "failed", ... (see Job.status)."""
+        return state_name(self._job.state)
+
+    @property
+    def units(self) -> int:
+        return self._job.units
+
+    @property
+    def polls(self) -> int:
+        return self._job.polls
+
+    def done(self) -> bool:
+        return self._job.done
+
+    async def wait(self, timeout: Optional[float] = None) -> Result:
+        """The Result once the job ends.  With ``timeout`` (seconds) raise
+        WaitTimeout when time is up; the job keeps running and can be
+        awaited again.  Cancelling the awaiting task does not cancel the
+        job either."""
+        if not self._job.done:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._future), timeout)
+            except asyncio.TimeoutError:
+                exc = _core.error_for(
+                    _core.ERR_WAIT_TIMEOUT, "no result after %.3g s; the job is still "
+                    "running and can be awaited again" % timeout,
+                    task_id=self.task_id)
+                exc.job = self
+                raise exc from None
+        return self.result()
+
+    def __await__(self):
+        return self.wait().__await__()
+
+    def result(self) -> Result:
+        """The Result of an ended job, or its error raised."""
+        if self._result is None:
+            self._result = Result._from_core(self._job.result())
+        return self._result
+
+    def cancel(self) -> None:
+        """Stop waiting; a created task keeps being polled to its end."""
+        self._job.cancel()
+
+    def abandon(self) -> None:
+        """Cancel and stop polling the task (it may still be billed)."""
+        self._job.abandon()
+
+    def __repr__(self) -> str:
+        return "AsyncJob(task_id=%r, status=%r)" % (self.task_id, self.status)
+
+
+class AsyncClient(_ClientBase):
+    """The asyncio client: the same arguments and methods as ``Client``,
+    as coroutines.  Use ``async with AsyncClient() as client`` or ``await
+    client.close()``.  It binds to the event loop it is first used in; it
+    can move to another loop only while no job runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._watched: dict[int, int] = {}  # fd -> POLL_IN|POLL_OUT watched
+
+    # -- event loop glue ---------------------------------------------------
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return loop
+        if self.closed:
+            raise _core.error_for(_core.ERR_INVALID_ARGUMENT, "the client is closed")
+        if self._loop is not None:
+            if self._core.active:
+                raise _core.error_for(_core.ERR_BUSY, "the AsyncClient has jobs running "
+                                      "on another event loop")
+            self._core.set_event_hooks(None, None)
+            self._unwatch_all()
+        self._loop = loop
+        self._core.set_event_hooks(self._on_socket, self._on_timer)
+        return loop
+
+    def _on_socket(self, fd: int, what: int) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        want = 0 if what & _core.POLL_REMOVE else what & (_core.POLL_IN | _core.POLL_OUT)
+        had = self._watched.get(fd, 0)
+        if want & _core.POLL_IN and not had & _core.POLL_IN:
+            loop.add_reader(fd, self._ready, fd, _core.POLL_IN)
+        elif had & _core.POLL_IN and not want & _core.POLL_IN:
+            loop.remove_reader(fd)
+        if want & _core.POLL_OUT and not had & _core.POLL_OUT:
+            loop.add_writer(fd, self._ready, fd, _core.POLL_OUT)
+        elif had & _core.POLL_OUT and not want & _core.POLL_OUT:
+            loop.remove_writer(fd)
+        if want:
+            self._watched[fd] = want
+        else:
+            self._watched.pop(fd, None)
+
+    def _on_timer(self, timeout_ms: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if timeout_ms >= 0 and self._loop is not None:
+            self._timer = self._loop.call_later(timeout_ms / 1000.0, self._fire_timer)
+
+    def _fire_timer(self) -> None:
+        self._timer = None
+        if not self.closed:
+            self._core.socket_action(_core.SOCKET_TIMEOUT, 0)
+
+    def _ready(self, fd: int, what: int) -> None:
+        if not self.closed:
+            self._core.socket_action(fd, what)
+
+    def _unwatch_all(self) -> None:
+        loop, watched, self._watched = self._loop, self._watched, {}
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if loop is None or loop.is_closed():
+            return
+        for fd, mask in watched.items():
+            if mask & _core.POLL_IN:
+                loop.remove_reader(fd)
+            if mask & _core.POLL_OUT:
+                loop.remove_writer(fd)
+
+    # -- analyses ----------------------------------------------------------
+
+    async def submit(self, image: Any = None, actions: _actions.Actions = None, *,
+                     format: str = "json", version: Any = None,
+                     file_id: Optional[str] = None, file_name: Optional[str] = None,
+                     hd: bool = False, pf_camera_kit: Optional[bool] = None,
+                     mask_overlay: Optional[bool] = None,
+                     miniserver_args: Union[Mapping[str, Any], str, None] = None,
+                     deadline: Optional[float] = None) -> AsyncJob:
+        """Validate and start one analysis (as ``Client.submit``)."""
+        loop = self._bind()
+        kw = request_kwargs(image, actions, format=format, version=version,
+                            file_id=file_id, file_name=file_name, hd=hd,
+                            pf_camera_kit=pf_camera_kit, mask_overlay=mask_overlay,
+                            miniserver_args=miniserver_args, deadline=deadline)
+        future: asyncio.Future[None] = loop.create_future()
+        core_job = self._core.submit(callback=_resolver(future), **kw)
+        return AsyncJob(core_job, self, future)
+
+    async def analyze(self, image: Any = None, actions: _actions.Actions = None, *,
+                      timeout: Optional[float] = None, **kwargs: Any) -> Result:
+        """Analyse one image; arguments as ``Client.analyze``."""
+        job = await self.submit(image, actions, **kwargs)
+        return await job.wait(timeout)
+
+    async def analyze_many(self, images: Iterable[Any], actions: _actions.Actions = None,
+                           *, concurrency: int = 16, progress: Any = True,
+                           on_result: Optional[Callable[[int, Any, Any], Any]] = None,
+                           raise_on_error: bool = False, **kwargs: Any) -> list:
+        """Analyse many images with at most ``concurrency`` at a time.
+        Results are in input order, each a Result or the exception; with
+        ``raise_on_error`` the first failure stops new submissions and is
+        raised once the running ones ended.  If the caller is cancelled,
+        the running jobs go on being polled until ``close()``."""
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        items = list(images)
+        results: list = [None] * len(items)
+        indexes = iter(range(len(items)))
+        failure: list[BaseException] = []
+        bar = Progress(progress, len(items))
+
+        async def worker() -> None:
+            for i in indexes:
+                if failure and raise_on_error:
+                    return
+                try:
+                    outcome: Any = await self.analyze(items[i], actions, **kwargs)
+                except Error as exc:
+                    outcome = exc
+                    if raise_on_error and not failure:
+                        failure.append(exc)
+                results[i] = outcome
+                bar.advance(not isinstance(outcome, Error))
+                if on_result is not None:
+                    on_result(i, items[i], outcome)
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(concurrency,
+                                                               len(items)))))
+        finally:
+            bar.close()
+        if failure:
+            raise failure[0]
+        return results
+
+    # -- lifetime ----------------------------------------------------------
+
+    async def close(self, timeout: Optional[float] = None) -> None:
+        """Let running tasks end (at most ``timeout`` seconds, default
+        ``close_timeout``), then free the client; the ids of tasks still
+        running are logged as warnings.  Idempotent."""
+        if self.closed:
+            return
+        limit = self._close_timeout if timeout is None else timeout
+        try:
+            if self._loop is not None and self._core.active:
+                if self._loop is not asyncio.get_running_loop():
+                    raise _core.error_for(_core.ERR_BUSY, "close() must run on the "
+                                          "client's event loop")
+                end = self._loop.time() + limit
+                while self._core.active and self._loop.time() < end:
+                    await asyncio.sleep(_DRAIN_POLL)
+                if self._core.active:
+                    logger.warning("close: %d job(s) still running after %.1f s are "
+                                   "abandoned; their tasks may still be billed",
+                                   self._core.active, limit)
+        finally:
+            self._core.close()
+            self._unwatch_all()
+            self._loop = None
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+
+__all__ = ["AsyncClient", "AsyncJob"]

@@ -1,0 +1,323 @@
+"""The blocking client: ``Client`` and ``Job``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
+
+from . import _config
+from . import actions as _actions
+from ._config import logger
+from ._native import _core
+from ._source import source_kwargs
+from .errors import Error, WaitTimeout
+from .results import Result
+
+#: How long ``close()`` lets running tasks finish before abandoning them.
+DEFAULT_CLOSE_TIMEOUT = 120.0
+
+_STATE_NAMES = {}  # filled below: core state number -> "polling", "done", ...
+
+
+def _tri(value: Optional[bool]) -> int:
+    return -1 if value is None else int(bool(value))
+
+
+def request_kwargs(image: Any, actions: _actions.Actions, *, format: str = "json",
+                   version: Any = None, file_id: Optional[str] = None,
+                   file_name: Optional[str] = None, hd: bool = False,
+                   pf_camera_kit: Optional[bool] = None,
+                   mask_overlay: Optional[bool] = None,
+                   miniserver_args: Union[Mapping[str, Any], str, None] = None,
+                   deadline: Optional[float] = None) -> dict:
+    """Keyword arguments of ``_core.Client.submit`` for one analysis."""
+    kw = source_kwargs(image, file_id, file_name)
+    if isinstance(miniserver_args, Mapping):
+        miniserver_args = json.dumps(dict(miniserver_args))
+    kw.update(actions=_actions.normalize(actions, hd),
+              format=_config.format_code(format),
+              api_version=_config.api_version(version),
+              pf_camera_kit=_tri(pf_camera_kit), mask_overlay=_tri(mask_overlay),
+              miniserver_args=miniserver_args,
+              deadline_ms=_config.ms(deadline) or 0)
+    return kw
+
+
+def state_name(state: int) -> str:
+    return _STATE_NAMES.get(state, "unknown")
+
+
+class Job:
+    """One analysis started by ``Client.submit``.
+
+    The job advances whenever its client runs (``wait()`` on any job of the
+    client, ``Client.run()``, ``analyze``).  A job whose task exists keeps
+    being polled to its end even when nobody waits for it, as long as the
+    client is open.
+    """
+
+    __slots__ = ("_job", "_client", "_result", "__weakref__")
+
+    def __init__(self, core_job: Any, client: "Client") -> None:
+        self._job = core_job
+        self._client = client
+        self._result: Optional[Result] = None
+
+    @property
+    def task_id(self) -> Optional[str]:
+        """The task's id once it was created (None before)."""
+        return self._job.task_id
+
+    @property
+    def status(self) -> str:
+        """The job's state: "validate", "queued", "file_create", "upload",
+        "task_create", "poll_wait", "polling", "backoff", then "done",
+        "failed" or "cancelled"."""
+        return state_name(self._job.state)
+
+    @property
+    def units(self) -> int:
+        """Units the request costs when it succeeds."""
+        return self._job.units
+
+    @property
+    def polls(self) -> int:
+        """Status polls sent so far."""
+        return self._job.polls
+
+    @property
+    def file_id(self) -> Optional[str]:
+        return self._job.file_id
+
+    @property
+    def request_id(self) -> Optional[str]:
+        """x-request-id of the last answer that mattered (for support)."""
+        return self._job.request_id
+
+    def done(self) -> bool:
+        """True once the job ended (done, failed or cancelled)."""
+        return self._job.done
+
+    def wait(self, timeout: Optional[float] = None) -> Result:
+        """Wait until the job ends and return its Result, or raise its
+        error.  With ``timeout`` (seconds) raise WaitTimeout when time is
+        up; the job keeps running (``exc.job`` is this job) and can be
+        waited on again.  Ctrl-C raises KeyboardInterrupt the same way."""
+        try:
+            self._job.wait(-1 if timeout is None else _config.ms(timeout))
+        except WaitTimeout as exc:
+            exc.job = self
+            raise
+        return self.result()
+
+    def result(self) -> Result:
+        """The Result of an ended job, or its error raised.  UsageError
+        while the job runs."""
+        if self._result is None:
+            self._result = Result._from_core(self._job.result())
+        return self._result
+
+    def exception(self) -> Optional[BaseException]:
+        """The error of an ended, failed job (not raised); None when it
+        succeeded.  UsageError while it runs."""
+        try:
+            self.result()
+        except Error as exc:
+            if not self.done():
+                raise
+            return exc
+        return None
+
+    def cancel(self) -> None:
+        """Stop waiting for the job.  A task already created keeps being
+        polled in the background to its end (it may still be billed)."""
+        self._job.cancel()
+
+    def abandon(self) -> None:
+        """Cancel and stop polling the task: it may expire and still be
+        billed.  Only when the client is going away anyway."""
+        self._job.abandon()
+
+    def __repr__(self) -> str:
+        return "Job(task_id=%r, status=%r)" % (self.task_id, self.status)
+
+
+class _ClientBase:
+    """Construction and information shared by Client and AsyncClient."""
+
+    def __init__(self, api_key: Optional[str] = None, *, base_url: Optional[str] = None,
+                 version: Union[str, int] = "2.1", upload_path: str = "skin-analysis",
+                 timeout: Optional[float] = None, connect_timeout: Optional[float] = None,
+                 upload_timeout: Optional[float] = None,
+                 poll_interval: Optional[float] = None,
+                 max_poll_interval: Optional[float] = None,
+                 deadline: Optional[float] = None, max_polls: Optional[int] = None,
+                 max_retries: Optional[int] = None, rate_limit: bool = True,
+                 max_connections: Optional[int] = None, max_jobs: Optional[int] = None,
+                 allow_insecure_http: bool = False, ca_bundle: Optional[str] = None,
+                 proxy: Optional[str] = None, user_agent: Optional[str] = None,
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT, **core_options: Any) -> None:
+        self._core: Any = None
+        key = _config.resolve_key(api_key)
+        self._base_url = _config.resolve_base_url(base_url)
+        self._version = _config.version_text(_config.api_version(version))
+        self._close_timeout = close_timeout
+        opts = _config.core_options(
+            base_url=self._base_url, version=version, upload_path_=upload_path,
+            timeout=timeout, connect_timeout=connect_timeout,
+            upload_timeout=upload_timeout, poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval, deadline=deadline,
+            max_polls=max_polls, max_retries=max_retries, rate_limit=rate_limit,
+            max_connections=max_connections, max_jobs=max_jobs,
+            allow_insecure_http=allow_insecure_http, ca_bundle=ca_bundle, proxy=proxy,
+            user_agent=user_agent, extra=core_options)
+        if key is None:
+            raise _core.error_for(_core.ERR_AUTH, "no API key: pass api_key= or set "
+                                  + _config.ENV_KEY)
+        self._core = _core.Client(key, **opts)
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url or _config.DEFAULT_BASE_URL
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def closed(self) -> bool:
+        return self._core is None or self._core.closed
+
+    @property
+    def active(self) -> int:
+        """Jobs the client is driving, background polls included."""
+        return 0 if self.closed else self._core.active
+
+    def __repr__(self) -> str:
+        return "%s(base_url=%r, version=%r, api_key='***'%s)" % (
+            type(self).__name__, self.base_url, self.version,
+            ", closed" if self.closed else "")
+
+    @staticmethod
+    def cost(actions: _actions.Actions = None) -> int:
+        """Units a successful analysis with these actions costs."""
+        return _actions.cost(actions)
+
+
+class Client(_ClientBase):
+    """A blocking client of the Skin Analysis API.
+
+    ``api_key`` defaults to $YOUCAM_API_KEY and ``base_url`` to
+    $SKINANALYSIS_BASE_URL, else the API's host; ``version`` is "2.1" or
+    "2.0".  Times are in seconds (``timeout`` per API request, ``deadline``
+    per analysis).  Use it as a context manager, or call ``close()``:
+    closing lets running tasks finish (at most ``close_timeout`` seconds) so
+    that nothing billed is left unpolled.  Extra keyword arguments go to
+    the core by their sa_client_options names (``rate_per_second``,
+    ``backoff_initial_ms``, ``jitter_seed``, ...).
+
+    A client and its jobs are used by one thread at a time; blocking calls
+    release the GIL, and Ctrl-C interrupts them at once (the jobs go on).
+    """
+
+    # -- analyses ----------------------------------------------------------
+
+    def submit(self, image: Any = None, actions: _actions.Actions = None, *,
+               format: str = "json", version: Any = None, file_id: Optional[str] = None,
+               file_name: Optional[str] = None, hd: bool = False,
+               pf_camera_kit: Optional[bool] = None, mask_overlay: Optional[bool] = None,
+               miniserver_args: Union[Mapping[str, Any], str, None] = None,
+               deadline: Optional[float] = None,
+               callback: Optional[Callable[[Any, int], Any]] = None) -> Job:
+        """Validate the request and start the analysis; returns at once.
+
+        ``image`` is a path, an http(s) URL, bytes or a binary file object
+        (or pass ``file_id=`` of an uploaded file).  ``actions`` defaults to
+        every SD concern (every HD concern with ``hd=True``).  Validation
+        errors (ValidationError) are raised here, before anything is sent.
+        """
+        kw = request_kwargs(image, actions, format=format, version=version,
+                            file_id=file_id, file_name=file_name, hd=hd,
+                            pf_camera_kit=pf_camera_kit, mask_overlay=mask_overlay,
+                            miniserver_args=miniserver_args, deadline=deadline)
+        return Job(self._core.submit(callback=callback, **kw), self)
+
+    def analyze(self, image: Any = None, actions: _actions.Actions = None, *,
+                format: str = "json", version: Any = None, file_id: Optional[str] = None,
+                file_name: Optional[str] = None, hd: bool = False,
+                pf_camera_kit: Optional[bool] = None, mask_overlay: Optional[bool] = None,
+                miniserver_args: Union[Mapping[str, Any], str, None] = None,
+                deadline: Optional[float] = None,
+                timeout: Optional[float] = None) -> Result:
+        """Analyse one image and return its Result (blocking).  Arguments
+        as ``submit``; ``timeout`` bounds the wait (WaitTimeout, the job
+        keeps running: ``exc.job.wait()`` resumes it)."""
+        job = self.submit(image, actions, format=format, version=version,
+                          file_id=file_id, file_name=file_name, hd=hd,
+                          pf_camera_kit=pf_camera_kit, mask_overlay=mask_overlay,
+                          miniserver_args=miniserver_args, deadline=deadline)
+        return job.wait(timeout)
+
+    def analyze_many(self, images: Iterable[Any], actions: _actions.Actions = None, *,
+                     concurrency: int = 16, progress: Any = True,
+                     on_result: Optional[Callable[[int, Any, Any], Any]] = None,
+                     raise_on_error: bool = False, **kwargs: Any) -> list:
+        """Analyse many images on this client; see ``skinanalysis.analyze_many``."""
+        from .batch import run_batch
+        return run_batch(self, list(images), actions, concurrency=concurrency,
+                         progress=progress, on_result=on_result,
+                         raise_on_error=raise_on_error, request=kwargs)
+
+    def run(self, timeout: Optional[float] = None) -> None:
+        """Drive the client until every job (and background poll) ended.
+        WaitTimeout when ``timeout`` seconds pass first."""
+        self._core.run(-1 if timeout is None else _config.ms(timeout))
+
+    def step(self, timeout: float = 0.0) -> int:
+        """Do what is ready, waiting at most ``timeout`` seconds; returns
+        the number of running jobs (for frame loops and custom drivers)."""
+        return self._core.step(_config.ms(timeout))
+
+    def wakeup(self) -> None:
+        """Make a blocking wait of this client (in another thread) return
+        with WaitInterrupted.  The only method safe from any thread."""
+        self._core.wakeup()
+
+    # -- lifetime ----------------------------------------------------------
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Let running tasks end (at most ``timeout`` seconds, default
+        ``close_timeout``), then free the client.  Tasks still running then
+        are abandoned: their ids are logged as warnings (they may still be
+        billed).  Idempotent."""
+        core = self._core
+        if core is None or core.closed:
+            return
+        limit = self._close_timeout if timeout is None else timeout
+        try:
+            if core.active:
+                logger.debug("close: waiting up to %.1f s for %d running job(s)",
+                             limit, core.active)
+                core.run(_config.ms(limit))
+        except WaitTimeout:
+            logger.warning("close: %d job(s) still running after %.1f s are abandoned; "
+                           "their tasks may still be billed", core.active, limit)
+        finally:
+            core.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def _init_state_names() -> None:
+    for name in dir(_core):
+        if name.startswith("JOB_"):
+            _STATE_NAMES[getattr(_core, name)] = name[4:].lower()
+
+
+_init_state_names()
+
+__all__ = ["Client", "Job", "DEFAULT_CLOSE_TIMEOUT"]

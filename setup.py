@@ -1,0 +1,134 @@
+"""Build of skinanalysis: the C core (core/src/*.c) and the binding
+(bindings/python/*.c) compiled into ONE extension, skinanalysis._core.
+
+libcurl and cJSON are found with pkg-config (curl-config and the Debian
+include path as fall-backs); the metadata is in pyproject.toml.  Only
+PyInit__core is exported (a linker version script on Linux), so the core's
+symbols never clash with another copy of the library in the process.
+"""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+HINT = ("run scripts/setup, or: apt-get install pkg-config libcurl4-openssl-dev "
+        "libcjson-dev")
+
+
+def header_version():
+    """SA_VERSION from the public header (the one version of the project)."""
+    path = os.path.join(ROOT, "core", "include", "skinanalysis.h")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            match = re.search(r'#define\s+SA_VERSION\s+"([^"]+)"', fh.read())
+    except OSError:
+        match = None
+    return match.group(1) if match else "0.1.0"
+
+
+def run(cmd):
+    try:
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return shlex.split(out.stdout)
+
+
+def find_package(pkg, what, fallback):
+    """(cflags, libs) of a pkg-config package, else of the fall-back."""
+    if shutil.which("pkg-config"):
+        cflags = run(["pkg-config", "--cflags", pkg])
+        libs = run(["pkg-config", "--libs", pkg])
+        if cflags is not None and libs is not None:
+            return cflags, libs
+    found = fallback()
+    if found is None:
+        sys.exit("error: %s development files not found (pkg-config %s): %s"
+                 % (what, pkg, HINT))
+    return found
+
+
+def curl_config():
+    if not shutil.which("curl-config"):
+        return None
+    cflags, libs = run(["curl-config", "--cflags"]), run(["curl-config", "--libs"])
+    return None if cflags is None or libs is None else (cflags, libs)
+
+
+def cjson_default():
+    for inc in ("/usr/include", "/usr/local/include"):
+        if os.path.exists(os.path.join(inc, "cjson", "cJSON.h")):
+            return ["-I" + os.path.join(inc, "cjson")], ["-lcjson"]
+    return None
+
+
+def sources(folder):
+    names = sorted(n for n in os.listdir(os.path.join(ROOT, folder)) if n.endswith(".c"))
+    return [os.path.join(folder, n) for n in names]
+
+
+def split_flags(flags):
+    inc, libdirs, libs, other = [], [], [], []
+    for f in flags:
+        if f.startswith("-I"):
+            inc.append(f[2:])
+        elif f.startswith("-L"):
+            libdirs.append(f[2:])
+        elif f.startswith("-l"):
+            libs.append(f[2:])
+        else:
+            other.append(f)
+    return inc, libdirs, libs, other
+
+
+WARNINGS = ["-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wstrict-prototypes",
+            "-Wmissing-prototypes", "-Wformat=2", "-Wno-unused-parameter"]
+
+
+class BuildExt(build_ext):
+    """Finds the libraries at build time (not at import of setup.py, so that
+    sdist and metadata work without them) and limits the exported symbols."""
+
+    def build_extensions(self):
+        curl = find_package("libcurl", "libcurl", curl_config)
+        cjson = find_package("libcjson", "cJSON", cjson_default)
+        inc, libdirs, libs, other = split_flags(curl[0] + curl[1] + cjson[0] + cjson[1])
+        for ext in self.extensions:
+            ext.include_dirs += inc
+            ext.library_dirs += libdirs
+            ext.libraries += libs + ["pthread"]
+            ext.extra_compile_args += [f for f in other if not f.startswith("-Wl")]
+            ext.extra_link_args += [f for f in other if f.startswith("-Wl")]
+            if sys.platform.startswith("linux"):
+                os.makedirs(self.build_temp, exist_ok=True)
+                script = os.path.join(self.build_temp, "skinanalysis_core.map")
+                with open(script, "w", encoding="utf-8") as fh:
+                    fh.write("{ global: PyInit__core; local: *; };\n")
+                ext.extra_link_args.append("-Wl,--version-script=" + script)
+        super().build_extensions()
+
+
+core_ext = Extension(
+    "skinanalysis._core",
+    sources=sources(os.path.join("core", "src")) + sources(os.path.join("bindings", "python")),
+    include_dirs=[os.path.join("core", "include"), os.path.join("core", "src"),
+                  os.path.join("bindings", "python")],
+    define_macros=[("SA_BUILDING_LIBRARY", None), ("_GNU_SOURCE", None)],
+    extra_compile_args=["-std=c11", "-fvisibility=hidden"] + WARNINGS,
+    depends=[os.path.join("core", "include", "skinanalysis.h"),
+             os.path.join("core", "src", "sa_internal.h"),
+             os.path.join("bindings", "python", "sapy.h")],
+)
+
+setup(
+    version=header_version(),
+    ext_modules=[core_ext],
+    cmdclass={"build_ext": BuildExt},
+)

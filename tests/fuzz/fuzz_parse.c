@@ -1,0 +1,164 @@
+/*
+ * fuzz_parse.c - libFuzzer target over everything that reads a response
+ * body: sa_json_parse (checked against cJSON itself), the file-create,
+ * task-create and status parsers, sa_proto_classify for several steps and
+ * HTTP statuses, and sa_result_parse of both kinds.  Besides the sanitizers
+ * it checks the invariants the rest of the library relies on and abort()s
+ * when one breaks.
+ */
+#include "sa_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FUZZ_DEPTH 64
+
+static void require(int cond)
+{
+    if (!cond) abort();
+}
+
+/* No control characters (CR/LF above all) and bounded. */
+static void check_text(const char *s, size_t max)
+{
+    size_t n = 0;
+    if (!s) return;
+    for (; s[n]; n++)
+        require((unsigned char)s[n] >= 0x20 && (unsigned char)s[n] != 0x7F);
+    require(n > 0 && n <= max);
+}
+
+/* The scanner accepts exactly a subset of what cJSON accepts, so a NULL
+ * from cJSON after an accepted scan (reported as NOMEM) is a bug. */
+static void fuzz_json(const char *text, size_t size)
+{
+    static const char *const path[] = {"data", "files", "[0]", "file_id"};
+    cJSON *root = NULL;
+    const char *raw;
+    size_t n;
+    int rc = sa_json_parse(text, size, FUZZ_DEPTH, &root);
+    require(rc != SA_ERR_NOMEM);
+    require((rc == SA_OK) == (root != NULL));
+    if (rc == SA_OK && sa_json_raw_at(text, size, path, 4, &raw, &n))
+        require(raw >= text && raw + n <= text + size && n > 0);
+    cJSON_Delete(root);
+}
+
+static void fuzz_file_create(const char *text, size_t size)
+{
+    char *id = NULL, err[256];
+    sa_upload_spec up;
+    size_t i;
+    int rc = sa_proto_parse_file_create(NULL, text, size, FUZZ_DEPTH, &id,
+                                        &up, err, sizeof err);
+    if (rc != SA_OK) {
+        require(!id && !up.url && !up.method && !up.headers);
+        require(err[0] != '\0');
+        return;
+    }
+    require(id && id[0] && up.method && up.url && sa__url_scheme(up.url));
+    check_text(up.url, 16384);
+    require(up.n_headers <= 32);
+    for (i = 0; i < up.n_headers; i++) {
+        check_text(up.headers[i], 16384);
+        require(strstr(up.headers[i], ": ") != NULL);
+    }
+    free(id);
+    sa_upload_spec_free(NULL, &up);
+}
+
+static void fuzz_task_create(const char *text, size_t size)
+{
+    char *id = NULL, err[256];
+    int rc = sa_proto_parse_task_create(NULL, text, size, FUZZ_DEPTH, &id,
+                                        err, sizeof err);
+    require((rc == SA_OK) == (id != NULL));
+    if (id) require(id[0] != '\0' && strlen(id) <= 4096);
+    free(id);
+}
+
+/* Walk a result through every accessor. */
+static void walk_result(const sa_result *r)
+{
+    size_t i, k;
+    require(sa_result_json(r) != NULL);
+    for (i = 0; i < sa_result_count(r); i++) {
+        const sa_score *s = sa_result_score(r, i);
+        require(s && s->concern && s->region);
+        for (k = 0; k < s->n_mask_urls; k++) require(s->mask_urls[k] != NULL);
+        require(sa_result_get(r, s->concern, s->region) != NULL);
+    }
+    require(sa_result_score(r, sa_result_count(r)) == NULL);
+    (void)sa_result_overall(r);
+    (void)sa_result_skin_age(r);
+    (void)sa_result_zip_url(r);
+    (void)sa_result_resize_image_url(r);
+    (void)sa_result_get(r, "wrinkle", NULL);
+}
+
+static void fuzz_status(const char *text, size_t size)
+{
+    sa_status_info si;
+    char err[256];
+    int rc = sa_proto_parse_status(NULL, text, size, FUZZ_DEPTH, "t", &si,
+                                   err, sizeof err);
+    if (rc != SA_OK) {
+        require(!si.result && !si.engine_error && !si.engine_message);
+        return;
+    }
+    require(si.task_status >= SA_TASK_RUNNING &&
+            si.task_status <= SA_TASK_ERROR);
+    require((si.task_status == SA_TASK_SUCCESS) == (si.result != NULL));
+    require(si.polling_interval_ms == -1 || si.polling_interval_ms >= 1);
+    check_text(si.engine_error, 512);
+    check_text(si.engine_message, 512);
+    if (si.result) walk_result(si.result);
+    sa_status_info_free(NULL, &si);
+}
+
+static void fuzz_classify(const char *text, size_t size)
+{
+    static const struct {
+        int step;
+        long http;
+    } cases[] = {{SA_STEP_FILE_CREATE, 400}, {SA_STEP_UPLOAD, 403},
+                 {SA_STEP_TASK_CREATE, 401}, {SA_STEP_POLL, 400},
+                 {SA_STEP_POLL, 500},        {SA_STEP_TASK_CREATE, 502}};
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sa_api_error e;
+        int rc = sa_proto_classify(NULL, cases[i].step, cases[i].http, text,
+                                   size, FUZZ_DEPTH, &e);
+        require(rc == e.status && rc < 0 && rc != SA_ERR_NOMEM);
+        check_text(e.error_code, 512);
+        check_text(e.message, 512);
+        sa_api_error_free(NULL, &e);
+    }
+}
+
+static void fuzz_result_parse(const char *text, size_t size)
+{
+    int kind;
+    for (kind = SA_PARSE_STATUS_BODY; kind <= SA_PARSE_SCORE_INFO; kind++) {
+        sa_result *r = NULL;
+        int rc = sa_result_parse(text, size, kind, &r);
+        require((rc == SA_OK) == (r != NULL));
+        if (r) walk_result(r);
+        sa_result_free(r);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *text = (const char *)data;
+    if (size > (1u << 20)) return 0;
+    fuzz_json(text, size);
+    fuzz_file_create(text, size);
+    fuzz_task_create(text, size);
+    fuzz_status(text, size);
+    fuzz_classify(text, size);
+    fuzz_result_parse(text, size);
+    return 0;
+}

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Build the libFuzzer targets in build-fuzz (clang) and run each one for a
+# bounded time over its committed seed corpus.
+#
+#   tests/fuzz/run.sh [SECONDS]      (default 30 per target)
+#
+# New interesting inputs go to a temporary directory (the committed corpus
+# is only read); crash reproducers are written to build-fuzz/artifacts/.
+# Exits non-zero when a target crashes, leaks or times out.
+set -eu
+
+secs=${1:-30}
+case $secs in
+  ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
+esac
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=$root/build-fuzz
+
+cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DSA_FUZZ=ON \
+  -DBUILD_TESTING=OFF -DSA_BUILD_LUA=OFF -DSA_SANITIZE=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" --target fuzz_parse fuzz_image -j2
+
+mkdir -p "$build/artifacts"
+status=0
+for target in fuzz_parse fuzz_image; do
+  work=$(mktemp -d)
+  echo "== $target for ${secs}s"
+  if ! "$build/tests/fuzz/$target" -max_total_time="$secs" -timeout=10 \
+      -rss_limit_mb=2048 -print_final_stats=1 \
+      -artifact_prefix="$build/artifacts/$target-" \
+      "$work" "$root/tests/fuzz/corpus/$target"; then
+    echo "== $target FAILED (reproducers in $build/artifacts)" >&2
+    status=1
+  fi
+  rm -rf "$work"
+done
+exit $status

@@ -625,29 +625,43 @@ static void describe_http(const sa_jobsm *sm, long http, const sa_api_error *e,
          sm->request_id ? sm->request_id : "");
 }
 
+/* The status of a failed transfer: what the engine reported, or
+ * SA_ERR_TRANSPORT for a value that is not a sa_status. */
+static int transport_code(const sa_http_response *resp)
+{
+    if (resp->transport < 0 && resp->transport > SA_ERR__LAST)
+        return resp->transport;
+    return SA_ERR_TRANSPORT;
+}
+
+/* Only network failures are worth another try; anything else the engine
+ * reports (LIMIT: body too big, FILE: image unreadable, PROTOCOL: a header
+ * it refuses to send, INSECURE...) would fail the same way again. */
+static int transport_transient(int code)
+{
+    return code == SA_ERR_TRANSPORT || code == SA_ERR_TIMEOUT;
+}
+
 static void describe_transport(const sa_http_response *resp, char *buf,
                                size_t len)
 {
-    msgf(buf, len, "%s%s%s",
-         resp->transport == SA_ERR_TIMEOUT ? "request timed out"
-         : resp->transport == SA_ERR_LIMIT ? "answer larger than the limit"
-         : resp->transport == SA_ERR_FILE ? "cannot read the image file"
-         : resp->transport == SA_ERR_NOMEM ? "out of memory in the transport"
-         : "transport error",
-         resp->transport_msg ? ": " : "",
-         resp->transport_msg ? resp->transport_msg : "");
-}
+    int code = transport_code(resp);
+    const char *sep = resp->transport_msg ? ": " : "";
+    const char *detail = resp->transport_msg ? resp->transport_msg : "";
 
-/* Transport codes the engine may report; anything else counts as a
- * transport error. */
-static int transport_code(const sa_http_response *resp)
-{
-    switch (resp->transport) {
-    case SA_ERR_TIMEOUT: case SA_ERR_LIMIT: case SA_ERR_FILE:
-    case SA_ERR_NOMEM:
-        return resp->transport;
+    switch (code) {
+    case SA_ERR_TRANSPORT:
+        msgf(buf, len, "transport error%s%s", sep, detail); break;
+    case SA_ERR_TIMEOUT:
+        msgf(buf, len, "request timed out%s%s", sep, detail); break;
+    case SA_ERR_LIMIT:
+        msgf(buf, len, "answer larger than the limit%s%s", sep, detail); break;
+    case SA_ERR_FILE:
+        msgf(buf, len, "cannot read the image file%s%s", sep, detail); break;
     default:
-        return SA_ERR_TRANSPORT;
+        msgf(buf, len, "request failed (%s)%s%s", sa_status_name(code), sep,
+             detail);
+        break;
     }
 }
 
@@ -660,10 +674,10 @@ static int on_transport_failure(sa_jobsm *sm, int64_t now_ms,
 
     describe_transport(resp, why, sizeof why);
     if (code == SA_ERR_NOMEM) return fail_nomem(sm, "transport");
-    if (code == SA_ERR_LIMIT || code == SA_ERR_FILE)
-        finish(sm, SA_JOB_FAILED, code, "%s: %s", step_name(sm->step), why);
-    else
+    if (transport_transient(code))
         retry_or_fail(sm, now_ms, code, why);
+    else
+        finish(sm, SA_JOB_FAILED, code, "%s: %s", step_name(sm->step), why);
     return SA_OK;
 }
 
@@ -889,14 +903,15 @@ static int on_task_create(sa_jobsm *sm, int64_t now_ms,
     int code;
 
     if (resp->transport != SA_OK) {
+        code = transport_code(resp);
         describe_transport(resp, why, sizeof why);
         if (!resp->not_sent) {
             ambiguous(sm, why);
-        } else if (transport_code(resp) == SA_ERR_NOMEM) {
+        } else if (code == SA_ERR_NOMEM) {
             sm->task_maybe = 0;
             return fail_nomem(sm, "transport");
         } else {
-            task_refused(sm, now_ms, transport_code(resp), why, 1);
+            task_refused(sm, now_ms, code, why, transport_transient(code));
         }
         return SA_OK;
     }

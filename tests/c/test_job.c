@@ -1527,6 +1527,40 @@ TEST(answers_without_a_body)
     jt_end(t);
 }
 
+/* Failures the engine reports that a retry would not cure end the job. */
+TEST(engine_refusals_are_final)
+{
+    static const struct { fs_reply r; int image_url; } cases[] = {
+        { NET(SA_STEP_FILE_CREATE, SA_ERR_INSECURE, 1), 0 },
+        { NET(SA_STEP_TASK_CREATE, SA_ERR_PROTOCOL, 1), 1 },
+        { NET(SA_STEP_TASK_CREATE, SA_ERR_INSECURE, 1), 1 },
+    };
+    static const fs_reply upload[] = { FILE_OK,
+                                       NET(SA_STEP_UPLOAD, SA_ERR_PROTOCOL, 1) };
+    size_t i;
+    jt *t;
+
+    for (i = 0; i < N(cases); i++) {
+        t = jt_new();
+        REQUIRE(t);
+        if (cases[i].image_url) use_image_url(t);
+        REQUIRE(jt_start(t) == SA_OK);
+        jt_drive(t, &cases[i].r, 1);
+        CHECK(t->run.ended);
+        CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].r.transport);
+        CHECK_EQ_INT(t->run.n_events, 1);
+        CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        jt_end(t);
+    }
+    t = jt_new();
+    REQUIRE(t && jt_start(t) == SA_OK);
+    jt_drive(t, upload, N(upload));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 1);
+    jt_end(t);
+}
+
 TEST(wait_while_a_request_is_out)
 {
     jt *t = jt_new();
@@ -1634,6 +1668,7 @@ int main(void)
     RUN(sticky_outcomes);
     RUN(transport_out_of_memory);
     RUN(answers_without_a_body);
+    RUN(engine_refusals_are_final);
     RUN(wait_while_a_request_is_out);
     RUN(error_details_are_kept);
     RUN(auth_only_on_api_requests);

@@ -55,6 +55,8 @@
  * reached the server (response not_sent) or on 429; any other failure after
  * sending (timeout, reset, 5xx, an unreadable 200) ends FAILED
  * SA_ERR_AMBIGUOUS with everything known, and a second create is never sent.
+ * Other failures the engine reports (LIMIT: body too big, FILE, PROTOCOL,
+ * INSECURE...) are final: trying again would fail the same way.
  * A 404 on the versioned file path is retried once on the generic
  * /s2s/v2.0/file path (API.md section 3); an upload refused because its
  * pre-signed URL expired (403 "Request has expired") gets one fresh slot.
@@ -68,8 +70,9 @@
  * also goes out at most max_poll_interval_ms after the previous poll; and a
  * poll request's own timeout is at most max_poll_interval_ms / 2, so a hung
  * poll cannot stretch the gap either.  Hence, as long as the engine sends
- * what it is given when it is given, a running task is never left unpolled
- * for longer than max_poll_interval_ms.  max_polls is a hard bound: when it
+ * what it is given when it is given (a poll must not queue behind other
+ * requests in the rate limiter), a running task is never left unpolled for
+ * longer than max_poll_interval_ms.  max_polls is a hard bound: when it
  * is reached the machine ends (SA_ERR_LIMIT) and polls no more.
  *
  * Memory: everything through the job's copy of cfg->mem; every string of

@@ -439,6 +439,9 @@ int sa_json_number(const cJSON *obj, const char *key, double *out)
     return sa_json_as_number(sa_json_get(obj, key), out);
 }
 
+/* Strings are copied as they are; numbers only when they are integers of
+ * at most 2^53 in magnitude (beyond that a double no longer holds the exact
+ * value: ids use sa_json_raw_at instead); anything else gives NULL. */
 char *sa_json_dup_scalar(const sa_mem *mem, const cJSON *item, int *nomem)
 {
     char tmp[32], *s;

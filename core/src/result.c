@@ -39,7 +39,7 @@ struct sa_result {
     const char *task_id;
 };
 
-#define ARENA_ALIGN (sizeof(max_align_t))
+#define ARENA_ALIGN (_Alignof(max_align_t))
 
 static size_t align_up(size_t n)
 {

@@ -1751,24 +1751,26 @@ int sa_client_step(sa_client *client, long timeout_ms)
  * the interrupt hook (or sa_client_wakeup without one) says stop. */
 static int wait_loop(sa_client *c, const sa_job *job, long timeout_ms)
 {
-    int64_t start = sa_engine_now();
-    long i;
+    int64_t start = sa_engine_now(), checked = start;
 
     atomic_store(&c->woken, 0);
-    for (i = 0;; i++) {
-        int64_t elapsed;
+    for (;;) {
+        int64_t now, elapsed;
         long slice = WAIT_SLICE_MS;
+        int woken;
         if (job ? job->published : c->n_active + c->n_queued == 0)
             return SA_OK;
         if (c->free_pending) return SA_OK;
-        if (i > 0) {
-            int woken = atomic_exchange(&c->woken, 0);
+        now = sa_engine_now();
+        woken = atomic_exchange(&c->woken, 0);
+        if (woken || now - checked >= WAIT_SLICE_MS) {
+            checked = now;
             if (c->opt.interrupt
                     ? c->opt.interrupt(c->opt.interrupt_user_data) != 0
                     : woken)
                 return SA_ERR_INTERRUPTED;
         }
-        elapsed = sa_engine_now() - start;
+        elapsed = now - start;
         if (timeout_ms >= 0 && elapsed >= timeout_ms)
             return SA_ERR_WAIT_TIMEOUT;
         if (timeout_ms >= 0 && timeout_ms - elapsed < slice)

@@ -48,7 +48,7 @@ struct sa_xfer {
     int method;
     int step;
     int api_host;
-    const char *url;               /* owned by the job, valid until done */
+    char *url;                     /* a copy, for log lines */
     int64_t started_ms;
     /* why a callback stopped the transfer */
     int body_overflow;
@@ -329,6 +329,8 @@ static void xfer_release(sa_engine *e, sa_xfer *x)
 {
     if (x->fd >= 0) close(x->fd);
     x->fd = -1;
+    sa__free(e->mem, x->url);
+    x->url = NULL;
     curl_slist_free_all(x->headers);
     x->headers = NULL;
     sa_buf_free(&x->body);
@@ -350,6 +352,7 @@ void sa_engine_free(sa_engine *e)
         if (e->multi) curl_multi_remove_handle(e->multi, x->h);
         if (x->fd >= 0) close(x->fd);
         curl_slist_free_all(x->headers);
+        sa__free(e->mem, x->url);
         xfer_destroy(e, x);
     }
     while (e->pool) {
@@ -486,7 +489,8 @@ static int setup_method(sa_engine *e, sa_xfer *x, const sa_http_request *req)
     case SA_HTTP_POST:
         SETOPT(CURLOPT_POST, 1L);
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        SETOPT(CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        /* copied: the transfer never points into the job's memory */
+        SETOPT(CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
         return SA_OK;
     case SA_HTTP_PUT:
         if (!req->upload_buf && !req->upload_file) break;
@@ -577,9 +581,15 @@ int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
     x->method = req->method;
     x->step = req->step;
     x->api_host = req->api_host;
-    x->url = req->url;
+    x->url = sa__strdup(e->mem, req->url);
     x->started_ms = sa_engine_now();
-    rc = setup_easy(e, x, req);
+    if (!x->url) {
+        sa__errf(e->errmsg, sizeof e->errmsg,
+                 "out of memory starting a request");
+        rc = SA_ERR_NOMEM;
+    } else {
+        rc = setup_easy(e, x, req);
+    }
     if (rc == SA_OK) {
         mc = curl_multi_add_handle(e->multi, x->h);
         if (mc != CURLM_OK) {

@@ -270,15 +270,24 @@ static void lsa_wait_end(lsa_client *lc)
 /* Delivery of queued events                                           */
 /* ------------------------------------------------------------------ */
 
-/* Call the function below its nargs arguments under lua_pcall.  On error,
- * leave only the error object at `base + 1` and return 1. */
-static int lsa_pcall_at(lua_State *L, int nargs, int base)
+/* After a failed lua_pcall: leave only the error object (on the top) at
+ * `base + 1` and return 1. */
+static int lsa_keep_error(lua_State *L, int base)
 {
-    if (lua_pcall(L, nargs, 0, 0) != LUA_OK) {
+    if (lua_gettop(L) > base + 1) {
         lua_replace(L, base + 1);
         lua_settop(L, base + 1);
-        return 1;
     }
+    return 1;
+}
+
+/* Call the function below its nargs arguments under lua_pcall.  On error,
+ * leave only the error object at `base + 1` and return 1; else restore the
+ * stack to `base` and return 0. */
+static int lsa_pcall_at(lua_State *L, int nargs, int base)
+{
+    if (lua_pcall(L, nargs, 0, 0) != LUA_OK)
+        return lsa_keep_error(L, base);
     lua_settop(L, base);
     return 0;
 }
@@ -333,11 +342,8 @@ static int lsa_deliver_event(lua_State *L, int ci, lsa_client *lc)
     if (lua_getiuservalue(L, ji, LSA_JOB_UV_PROGRESS) == LUA_TFUNCTION) {
         lua_pushvalue(L, ji);
         lua_pushstring(L, sa_job_state_name(state));
-        if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-            lua_replace(L, base + 1);
-            lua_settop(L, base + 1);
-            return 1;
-        }
+        if (lua_pcall(L, 2, 0, 0) != LUA_OK)
+            return lsa_keep_error(L, base);
     } else {
         lua_pop(L, 1);
     }

@@ -72,7 +72,8 @@ describe("runtime failures", function()
     it(code, function()
       if setup then setup(emu) end
       local c <close> = emu:client(copts)
-      local image = (aopts and (aopts.file_id or aopts.url)) and nil or SD_JPG
+      local image = SD_JPG
+      if aopts and (aopts.file_id or aopts.url) then image = nil end
       local r, msg, got = c:analyze(image, aopts)
       expect_failure(code, r, msg, got)
       assert.not_matches(emu.key, msg, 1, true)

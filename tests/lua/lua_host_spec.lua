@@ -46,11 +46,28 @@ local function run_host(emu, flags, env)
   return out, tonumber(out:match("EXIT:(%d+)%s*$"))
 end
 
+-- Run the host; when a frame went over the budget in wall time but not in
+-- the host thread's CPU time, the host was preempted by another process (a
+-- loaded CI machine), not slowed by the script: run once more, and report
+-- both runs.
+local function run_host_budgeted(emu, flags, env, frame_stats)
+  local out, code = run_host(emu, flags, env)
+  if code == 3 then
+    local stats, line = frame_stats(out)
+    if stats.over_budget_cpu == 0 then
+      print("\n  preempted (wall over budget, CPU within): " .. line .. "\n  running again")
+      emu:reset()
+      out, code = run_host(emu, flags, env)
+    end
+  end
+  return out, code
+end
+
 local function frame_stats(out)
   local line = out:match("frame%-time:[^\n]*")
   assert.is_string(line, out)
   local stats = {}
-  for k, v in line:gmatch("(%w+)=([%d%.]+)") do stats[k] = tonumber(v) end
+  for k, v in line:gmatch("([%w_]+)=([%d%.]+)") do stats[k] = tonumber(v) end
   return stats, line
 end
 
@@ -80,9 +97,9 @@ describe("lua_host frame loop", function()
   end)
 
   it("completes every analysis within a " .. BUDGET_MS .. " ms script budget per frame", function()
-    local out, code = run_host(emu, emulator.quote(host) ..
+    local out, code = run_host_budgeted(emu, emulator.quote(host) ..
         " --hz 60 --frames 3600 --budget-ms " .. BUDGET_MS,
-        { GAME_ANALYSES = "6", GAME_REPORT_EVERY = "60" })
+        { GAME_ANALYSES = "6", GAME_REPORT_EVERY = "60" }, frame_stats)
     local stats, line = frame_stats(out)
     print("\n  lua_host, 1 state, 6 analyses, latency + faults: " .. line)
     assert.equal(0, code, out)
@@ -98,9 +115,9 @@ describe("lua_host frame loop", function()
   end)
 
   it("runs two independent Lua states in one process", function()
-    local out, code = run_host(emu, emulator.quote(host) ..
+    local out, code = run_host_budgeted(emu, emulator.quote(host) ..
         " --hz 60 --frames 3600 --states 2 --budget-ms " .. BUDGET_MS,
-        { GAME_ANALYSES = "3", GAME_REPORT_EVERY = "120" })
+        { GAME_ANALYSES = "3", GAME_REPORT_EVERY = "120" }, frame_stats)
     local _, line = frame_stats(out)
     print("\n  lua_host, 2 states, 3 analyses each: " .. line)
     assert.equal(0, code, out)

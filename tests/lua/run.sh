@@ -32,7 +32,10 @@ unset YOUCAM_API_KEY SKINANALYSIS_BASE_URL
 
 cd "$root"
 rc=0
-lua5.4 "$(command -v busted)" --config-file="$here/.busted" "$@" "$here" || rc=1
+# With no arguments after BUILD_DIR, run every spec; otherwise pass them to
+# busted as they are (e.g. tests/lua/client_spec.lua or --filter=...).
+if [ $# -eq 0 ]; then set -- "$here"; fi
+lua5.4 "$(command -v busted)" --config-file="$here/.busted" "$@" || rc=1
 
 if [ "${SA_TEST_QUICK:-0}" != 1 ] && command -v valgrind >/dev/null; then
   echo "valgrind: tests/lua/valgrind_smoke.lua"

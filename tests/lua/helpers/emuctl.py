@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tiny HTTP helper for the Lua tests (the Lua test runner has no sockets).
 
-    http.py METHOD URL [BODY_JSON | @FILE [CONTENT_TYPE]]
+    emuctl.py METHOD URL [BODY_JSON | @FILE [CONTENT_TYPE]]
 
 Prints the HTTP status on the first line and the response body after it.
 Loopback only: refuses any other host.

@@ -67,12 +67,12 @@ function Emu:stop()
   end
 end
 
---- A control or plain request to the emulator through helpers/http.py.
+--- A control or plain request to the emulator through helpers/emuctl.py.
 -- body: a Lua table (sent as JSON), a string (sent as is), or
 -- {file = path, type = content_type}.  Returns status, decoded JSON body
 -- (or the raw text when it is not JSON).
 function Emu:control(method, path, body)
-  local cmd = "python3 " .. M.quote(M.repo .. "/tests/lua/helpers/http.py") .. " " ..
+  local cmd = "python3 " .. M.quote(M.repo .. "/tests/lua/helpers/emuctl.py") .. " " ..
       M.quote(method) .. " " .. M.quote(self.url .. path)
   if type(body) == "table" and body.file then
     cmd = cmd .. " " .. M.quote("@" .. body.file) .. " " .. M.quote(body.type or "application/octet-stream")

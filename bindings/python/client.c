@@ -97,6 +97,7 @@ void sapy_core_exit(sapy_client *c)
 void sapy_client_block(sapy_client *c)
 {
     sapy_core_enter(c);
+    c->wake = 0;  /* a wakeup() before the wait is not for it (as the core) */
     c->tstate = PyEval_SaveThread();
 }
 
@@ -151,16 +152,18 @@ static void client_log(void *user_data, int level, const char *message)
     sapy_leave(c, saved);
 }
 
-/* Called about every 50 ms during a blocking wait: a pending signal (or a
- * stashed callback exception) makes the wait return SA_ERR_INTERRUPTED,
- * and the caller re-raises the stashed exception. */
+/* Called about every 50 ms during a blocking wait, and at once after
+ * sa_client_wakeup: a pending signal (or a stashed callback exception)
+ * makes the wait return SA_ERR_INTERRUPTED and the caller re-raises the
+ * stashed exception; a wakeup() makes it return WaitInterrupted. */
 static int client_interrupt(void *user_data)
 {
     sapy_client *c = user_data;
     PyThreadState *saved = sapy_enter(c);
     int stop = 0;
 
-    if (c->stash != NULL) {
+    if (c->stash != NULL || c->wake) {
+        c->wake = 0;
         stop = 1;
     } else if (PyErr_CheckSignals() < 0) {
         sapy_stash(&c->stash);
@@ -555,13 +558,15 @@ static PyObject *client_timeout_ms(sapy_client *self, PyObject *unused)
     return PyLong_FromLong(t);
 }
 
-/* The one call allowed from any thread: no ownership check. */
+/* The one call allowed from any thread: no ownership check.  The flag is
+ * read by the interrupt hook under the GIL, which orders the two. */
 static PyObject *client_wakeup(sapy_client *self, PyObject *unused)
 {
     int r;
 
     if (self->client == NULL)
         Py_RETURN_NONE;
+    self->wake = 1;
     r = sa_client_wakeup(self->client);
     if (r != SA_OK)
         return client_raise(self, r, NULL);

@@ -74,6 +74,7 @@ typedef struct sapy_client {
     PyThreadState *tstate;    /* saved while a blocking call runs */
     unsigned long owner;      /* thread inside the core, when depth > 0 */
     int depth;                /* nesting of core calls (callbacks reenter) */
+    int wake;                 /* wakeup() asked the running wait to return */
     sapy_jobcell *deferred;   /* sa_jobs to free after the blocking call */
 } sapy_client;
 

@@ -55,7 +55,8 @@ def api_version(version: Union[str, int, float, None]) -> int:
     codes = {"2.0": _core.API_V2_0, "20": _core.API_V2_0,
              "2.1": _core.API_V2_1, "21": _core.API_V2_1}
     if text not in codes:
-        raise ValueError("version must be '2.0' or '2.1', not %r" % (version,))
+        raise _core.error_for(_core.ERR_BAD_OPTION,
+                              "version must be '2.0' or '2.1', not %r" % (version,))
     return codes[text]
 
 
@@ -70,7 +71,8 @@ def upload_path(path: Union[str, int, None]) -> Optional[int]:
         return _core.UPLOAD_SKIN_ANALYSIS
     if path in ("generic", _core.UPLOAD_GENERIC):
         return _core.UPLOAD_GENERIC
-    raise ValueError("upload_path must be 'skin-analysis' or 'generic'")
+    raise _core.error_for(_core.ERR_BAD_OPTION,
+                          "upload_path must be 'skin-analysis' or 'generic'")
 
 
 def format_code(fmt: str) -> int:
@@ -78,7 +80,8 @@ def format_code(fmt: str) -> int:
         return _core.FORMAT_JSON
     if fmt == "zip":
         return _core.FORMAT_ZIP
-    raise ValueError("format must be 'json' or 'zip', not %r" % (fmt,))
+    raise _core.error_for(_core.ERR_BAD_OPTION,
+                          "format must be 'json' or 'zip', not %r" % (fmt,))
 
 
 def ms(seconds: Optional[float]) -> Optional[int]:

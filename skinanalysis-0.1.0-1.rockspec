@@ -33,8 +33,11 @@ dependencies = {
   "lua >= 5.4",
 }
 
+-- CURL is checked by its library only: Debian keeps curl/curl.h in the
+-- multiarch include directory, which the compiler searches but LuaRocks'
+-- header check does not.
 external_dependencies = {
-  CURL = { header = "curl/curl.h", library = "curl" },
+  CURL = { library = "curl" },
   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
 }
 

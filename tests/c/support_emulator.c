@@ -25,6 +25,7 @@ extern char **environ;
 
 #define EMU_MAX_ARGS 48
 #define EMU_START_TIMEOUT_MS 20000
+#define EMU_NO_PROXY "127.0.0.1,localhost"
 
 /* Read the first stdout line of the emulator within the timeout. */
 static int read_first_line(int fd, char *line, size_t len)
@@ -62,9 +63,13 @@ int emu_start(emu *e, const char *flags)
     memset(e, 0, sizeof *e);
     e->pid = -1;
     e->out_fd = -1;
-    /* the tests only talk to loopback: never through a proxy */
-    setenv("no_proxy", "127.0.0.1,localhost", 1);
-    setenv("NO_PROXY", "127.0.0.1,localhost", 1);
+    /* The tests only talk to loopback: never through a proxy.  Set once
+     * (the first call, before any test thread): setenv would race with
+     * libcurl's getenv in other threads. */
+    if (!getenv("no_proxy") || strcmp(getenv("no_proxy"), EMU_NO_PROXY))
+        setenv("no_proxy", EMU_NO_PROXY, 1);
+    if (!getenv("NO_PROXY") || strcmp(getenv("NO_PROXY"), EMU_NO_PROXY))
+        setenv("NO_PROXY", EMU_NO_PROXY, 1);
     snprintf(script, sizeof script, "%s/scripts/emulator", SA_SOURCE_DIR);
     argv[argc++] = script;
     argv[argc++] = "--port";

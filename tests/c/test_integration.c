@@ -1,0 +1,829 @@
+/*
+ * test_integration.c - the whole library against the local emulator
+ * (scripts/emulator, started per group with the flags it needs): every
+ * source kind, both API versions and both result formats, the documented
+ * errors, the fault matrix (each injectable fault on each step against its
+ * expected outcome, with the emulator's log and counters checked after
+ * each scenario), many jobs on one client, the rate limiter against the
+ * emulator's default limits, four clients in four threads, and the API key
+ * never appearing in a log line or an error message.
+ */
+#include "harness.h"
+#include "sa_internal.h"
+#include "support_emulator.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A distinctive key: every log line of every client is searched for it. */
+#define SECRET "sa-test-Zq81xLmT3-secret"
+#define KEYS "--keys " SECRET
+#define FAST "--task-seconds 0.15 --rate-limit off " KEYS
+
+#define SD_JPG SA_FIXTURES "/portrait_sd.jpg"
+#define HD_JPG SA_FIXTURES "/portrait_hd.jpg"
+#define PNG SA_FIXTURES "/portrait.png"
+
+static const char *const sd3[] = {"wrinkle", "pore", "skin_type"};
+static const char *const hd2[] = {"hd_wrinkle", "hd_pore"};
+
+/* ------------------------------------------------------------------ */
+/* Log capture shared by every client (and thread)                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct logcap {
+    pthread_mutex_t lock;
+    long lines;
+    long with_key;
+    long warnings;
+    long background_ok;   /* "succeeded in the background" */
+    long abandoned;       /* WARNING lines about abandoned tasks */
+} logcap;
+
+static logcap g_log = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0};
+
+static void cap_log(void *ud, int level, const char *msg)
+{
+    logcap *l = ud;
+    pthread_mutex_lock(&l->lock);
+    l->lines++;
+    if (strstr(msg, SECRET)) l->with_key++;
+    if (level >= SA_LOG_WARNING) l->warnings++;
+    if (strstr(msg, "succeeded in the background")) l->background_ok++;
+    if (level == SA_LOG_WARNING && strstr(msg, "abandoned")) l->abandoned++;
+    pthread_mutex_unlock(&l->lock);
+}
+
+static long log_get(long *field)
+{
+    long v;
+    pthread_mutex_lock(&g_log.lock);
+    v = *field;
+    pthread_mutex_unlock(&g_log.lock);
+    return v;
+}
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void base_options(sa_client_options *o, const emu *e)
+{
+    sa_client_options_init(o);
+    o->api_key = SECRET;
+    o->base_url = e->base_url;
+    o->poll_interval_ms = 50;
+    o->max_poll_interval_ms = 1000;
+    o->backoff_initial_ms = 20;
+    o->backoff_max_ms = 100;
+    o->max_retries = 4;
+    o->request_timeout_ms = 3000;
+    o->upload_timeout_ms = 3000;
+    o->connect_timeout_ms = 2000;
+    o->rate_limit = 0;
+    o->log = cap_log;
+    o->log_user_data = &g_log;
+    o->log_level = SA_LOG_DEBUG;
+}
+
+static sa_client *client_with(const sa_client_options *o)
+{
+    sa_client *c = NULL;
+    char err[256];
+    if (sa_client_new(&c, o, err, sizeof err) != SA_OK) {
+        fprintf(stderr, "sa_client_new: %s\n", err);
+        return NULL;
+    }
+    return c;
+}
+
+static sa_client *client_for(const emu *e)
+{
+    sa_client_options o;
+    base_options(&o, e);
+    return client_with(&o);
+}
+
+static void file_request(sa_request *r, const char *path)
+{
+    sa_request_init(r);
+    r->file_path = path;
+    r->actions = sd3;
+    r->n_actions = 3;
+}
+
+/* Submit, wait, and return the ended job (NULL on a submit failure). */
+static sa_job *run_job(sa_client *c, const sa_request *r)
+{
+    sa_job *j = NULL;
+    if (sa_client_submit(c, r, &j) != SA_OK) {
+        fprintf(stderr, "submit: %s\n", sa_client_errmsg(c));
+        return NULL;
+    }
+    if (sa_job_wait(j, 20000) != SA_OK)
+        fprintf(stderr, "wait did not end the job (%s)\n",
+                sa_job_state_name(sa_job_state(j)));
+    if (strstr(sa_job_errmsg(j), SECRET))
+        fprintf(stderr, "the key is in a job message!\n");
+    return j;
+}
+
+static void check_invariants(const emu *e, long max_tasks, int idle, int line)
+{
+    char why[256];
+    if (emu_check_invariants(e, max_tasks, 1.6, idle, why, sizeof why) != 0)
+        HARNESS_FAIL("line %d: emulator invariant: %s", line, why);
+}
+
+#define INVARIANTS(e, max_tasks, idle) \
+    check_invariants((e), (max_tasks), (idle), __LINE__)
+
+/* A successful JSON result: every requested concern scored. */
+static void check_json_result(const sa_job *j, const char *concern,
+                              const char *region)
+{
+    const sa_result *r = sa_job_result(j);
+    const sa_score *s;
+    if (!r) {
+        HARNESS_FAIL("no result (%s)", sa_job_errmsg(j));
+        return;
+    }
+    CHECK_EQ_INT(sa_result_format(r), SA_FORMAT_JSON);
+    CHECK(sa_result_count(r) > 0);
+    CHECK_STR(sa_result_task_id(r), sa_job_task_id(j));
+    s = sa_result_get(r, concern, region);
+    CHECK(s != NULL);
+    if (s) CHECK(s->ui_score >= 1 && s->ui_score <= 100);
+    CHECK(sa_result_overall(r) >= 1 && sa_result_overall(r) <= 100);
+    CHECK(sa_result_resize_image_url(r) != NULL);
+}
+
+static emu g_emu;  /* the shared emulator of the FAST groups */
+
+/* ------------------------------------------------------------------ */
+/* Sources, versions, formats                                          */
+/* ------------------------------------------------------------------ */
+
+TEST(file_path_sd_json_v21)
+{
+    sa_client *c = client_for(&g_emu);
+    sa_request r;
+    sa_job *j;
+
+    REQUIRE(c != NULL);
+    emu_reset(&g_emu);
+    file_request(&r, SD_JPG);
+    j = run_job(c, &r);
+    REQUIRE(j != NULL);
+    CHECK_EQ_INT(sa_job_state(j), SA_JOB_DONE);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    CHECK_STR(sa_job_errmsg(j), "");
+    CHECK_EQ_INT(sa_job_http_status(j), 200);
+    CHECK(sa_job_task_id(j) != NULL && sa_job_file_id(j) != NULL);
+    CHECK(sa_job_request_id(j) != NULL);
+    CHECK(sa_job_polls(j) >= 1);
+    CHECK_EQ_INT(sa_job_units(j), 9);
+    CHECK(sa_job_api_error_code(j) == NULL && sa_job_engine_error(j) == NULL);
+    check_json_result(j, "wrinkle", NULL);
+    CHECK(sa_result_get(sa_job_result(j), "skin_type", "t_zone") != NULL);
+    CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "upload"), 1);
+    CHECK_EQ_INT(emu_counter2(&g_emu, "units_charged", SECRET), 9);
+    INVARIANTS(&g_emu, 1, 1);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
+TEST(buffer_hd_json_v20)
+{
+    sa_client_options o;
+    sa_client *c;
+    sa_request r;
+    sa_job *j;
+    size_t len = 0;
+    char *img = harness_slurp(HD_JPG, &len);
+
+    REQUIRE(img != NULL);
+    base_options(&o, &g_emu);
+    o.api_version = SA_API_V2_0;
+    c = client_with(&o);
+    REQUIRE(c != NULL);
+    emu_reset(&g_emu);
+    sa_request_init(&r);
+    r.buffer = img;
+    r.buffer_len = len;
+    r.actions = hd2;
+    r.n_actions = 2;
+    j = run_job(c, &r);
+    REQUIRE(j != NULL);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    check_json_result(j, "hd_wrinkle", "forehead");
+    CHECK(sa_result_get(sa_job_result(j), "wrinkle", "whole") != NULL);
+    CHECK_EQ_INT(sa_job_units(j), 12);
+    CHECK_EQ_INT(emu_counter2(&g_emu, "units_charged", SECRET), 12);
+    INVARIANTS(&g_emu, 1, 1);
+    sa_job_free(j);
+    free(img);
+    sa_client_free(c);
+}
+
+TEST(png_zip_with_options_v21)
+{
+    sa_client *c = client_for(&g_emu);
+    sa_request r;
+    sa_job *j;
+    const char *url;
+    char *zip = NULL;
+
+    REQUIRE(c != NULL);
+    emu_reset(&g_emu);
+    file_request(&r, PNG);
+    r.format = SA_FORMAT_ZIP;
+    r.pf_camera_kit = 0;
+    r.mask_overlay = 1;
+    j = run_job(c, &r);
+    REQUIRE(j != NULL);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    REQUIRE(sa_job_result(j) != NULL);
+    CHECK_EQ_INT(sa_result_format(sa_job_result(j)), SA_FORMAT_ZIP);
+    url = sa_result_zip_url(sa_job_result(j));
+    REQUIRE(url != NULL);
+    REQUIRE(strncmp(url, g_emu.base_url, strlen(g_emu.base_url)) == 0);
+    /* the zip downloads (without any key) and is a zip */
+    CHECK_EQ_INT(emu_http(&g_emu, "GET", url + strlen(g_emu.base_url), NULL,
+                          0, NULL, &zip), 200);
+    CHECK(zip && memcmp(zip, "PK\003\004", 4) == 0);
+    free(zip);
+    INVARIANTS(&g_emu, 1, 1);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
+TEST(image_url_source)
+{
+    sa_client *c = client_for(&g_emu);
+    sa_request r;
+    sa_job *j;
+    char url[512];
+
+    REQUIRE(c != NULL);
+    emu_reset(&g_emu);
+    REQUIRE(emu_host_public(&g_emu, "selfie.jpg", SD_JPG, url,
+                            sizeof url) == 0);
+    sa_request_init(&r);
+    r.image_url = url;
+    r.actions = sd3;
+    r.n_actions = 3;
+    j = run_job(c, &r);
+    REQUIRE(j != NULL);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    CHECK(sa_job_file_id(j) == NULL);
+    check_json_result(j, "pore", NULL);
+    CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "file_create"), 0);
+    CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "upload"), 0);
+    INVARIANTS(&g_emu, 1, 1);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
+TEST(file_id_source_reuses_an_upload)
+{
+    sa_client *c = client_for(&g_emu);
+    sa_request r;
+    sa_job *a, *b;
+
+    REQUIRE(c != NULL);
+    emu_reset(&g_emu);
+    file_request(&r, SD_JPG);
+    a = run_job(c, &r);
+    REQUIRE(a != NULL && sa_job_file_id(a) != NULL);
+    sa_request_init(&r);
+    r.file_id = sa_job_file_id(a);
+    r.actions = sd3;
+    r.n_actions = 3;
+    r.api_version = SA_API_V2_0;
+    b = run_job(c, &r);
+    REQUIRE(b != NULL);
+    CHECK_EQ_INT(sa_job_status(b), SA_OK);
+    check_json_result(b, "wrinkle", NULL);
+    CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "upload"), 1);
+    INVARIANTS(&g_emu, 2, 1);
+    sa_job_free(a);
+    sa_job_free(b);
+    sa_client_free(c);
+}
+
+TEST(quirks_are_survived)
+{
+    emu e;
+    sa_client *c;
+    sa_request r;
+    sa_job *j;
+
+    REQUIRE(emu_start(&e, FAST " --quirks zip_bare_string,numeric_headers,"
+                          "extra_fields,polling_interval "
+                          "--polling-interval-ms 200") == 0);
+    c = client_for(&e);
+    REQUIRE(c != NULL);
+    file_request(&r, SD_JPG);
+    j = run_job(c, &r);
+    REQUIRE(j != NULL);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    check_json_result(j, "wrinkle", NULL);
+    sa_job_free(j);
+    r.format = SA_FORMAT_ZIP;
+    j = run_job(c, &r);
+    REQUIRE(j != NULL);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    CHECK(sa_job_result(j) && sa_result_zip_url(sa_job_result(j)) != NULL);
+    INVARIANTS(&e, 2, 1);
+    sa_job_free(j);
+    sa_client_free(c);
+    emu_stop(&e);
+}
+
+/* ------------------------------------------------------------------ */
+/* Documented errors                                                   */
+/* ------------------------------------------------------------------ */
+
+/* One job against an emulator started with `flags`; checks its status
+ * and (when not NULL) its API error code and engine error. */
+static void error_case(const char *flags, int status, const char *api_code,
+                       const char *engine, long max_tasks, int line)
+{
+    emu e;
+    sa_client *c;
+    sa_request r;
+    sa_job *j;
+
+    if (emu_start(&e, flags) != 0) {
+        HARNESS_FAIL("line %d: emulator did not start", line);
+        return;
+    }
+    c = client_for(&e);
+    file_request(&r, SD_JPG);
+    j = c ? run_job(c, &r) : NULL;
+    if (!j) {
+        HARNESS_FAIL("line %d: no job", line);
+    } else {
+        if (sa_job_status(j) != status)
+            HARNESS_FAIL("line %d: status %s (%s), expected %s", line,
+                         sa_status_name(sa_job_status(j)), sa_job_errmsg(j),
+                         sa_status_name(status));
+        CHECK_EQ_INT(sa_job_state(j), SA_JOB_FAILED);
+        CHECK(sa_job_errmsg(j)[0] != '\0');
+        if (api_code) CHECK_STR(sa_job_api_error_code(j), api_code);
+        if (engine) {
+            CHECK_STR(sa_job_engine_error(j), engine);
+            CHECK(strstr(sa_job_errmsg(j), engine) != NULL);
+        }
+        check_invariants(&e, max_tasks, 1, line);
+    }
+    sa_job_free(j);
+    sa_client_free(c);
+    emu_stop(&e);
+}
+
+TEST(documented_errors)
+{
+    /* 401 in each observed shape: the client's key is not accepted */
+    error_case("--task-seconds 0 --rate-limit off --keys other-key "
+               "--auth-variant docs", SA_ERR_AUTH, NULL, NULL, 0, __LINE__);
+    error_case("--task-seconds 0 --rate-limit off --keys other-key "
+               "--auth-variant observed", SA_ERR_AUTH, "InvalidApiKey", NULL,
+               0, __LINE__);
+    error_case("--task-seconds 0 --rate-limit off --keys other-key "
+               "--auth-variant token", SA_ERR_AUTH, "InvalidAccessToken",
+               NULL, 0, __LINE__);
+    error_case(FAST " --units 5", SA_ERR_CREDITS, "CreditInsufficiency",
+               NULL, 0, __LINE__);
+    error_case(FAST " --engine-error error_no_face", SA_ERR_ENGINE, NULL,
+               "error_no_face", 1, __LINE__);
+    error_case("--task-seconds 5 --task-timeout-after 0.2 " KEYS
+               " --rate-limit off", SA_ERR_TASK_TIMEOUT, NULL, NULL, 1,
+               __LINE__);
+}
+
+TEST(expired_task_is_task_expired)
+{
+    emu e;
+    sa_client_options o;
+    sa_client *c;
+    sa_request r;
+    sa_job *j;
+
+    REQUIRE(emu_start(&e, "--task-seconds 5 --poll-window 0.3 "
+                          "--rate-limit off " KEYS) == 0);
+    base_options(&o, &e);
+    o.poll_interval_ms = 700;  /* slower than the server's window */
+    o.max_poll_interval_ms = 700;
+    c = client_with(&o);
+    REQUIRE(c != NULL);
+    file_request(&r, SD_JPG);
+    j = run_job(c, &r);
+    REQUIRE(j != NULL);
+    CHECK_EQ_INT(sa_job_status(j), SA_ERR_TASK_EXPIRED);
+    CHECK_EQ_INT(sa_job_http_status(j), 400);
+    CHECK(sa_job_task_id(j) != NULL);
+    CHECK_EQ_INT(emu_counter(&e, "tasks_expired"), 1);
+    sa_job_free(j);
+    sa_client_free(c);
+    emu_stop(&e);
+}
+
+TEST(deadline_cancel_abandon_free_with_running_tasks)
+{
+    emu e;
+    sa_client *c;
+    sa_request r;
+    sa_job *d, *k, *a, *f;
+    long bg0 = log_get(&g_log.background_ok), ab0 = log_get(&g_log.abandoned);
+    int i;
+
+    REQUIRE(emu_start(&e, "--task-seconds 0.8 --rate-limit off " KEYS) == 0);
+    c = client_for(&e);
+    REQUIRE(c != NULL);
+    file_request(&r, SD_JPG);
+
+    /* deadline: the job fails at once, its task is polled to its end */
+    r.deadline_ms = 300;
+    REQUIRE(sa_client_submit(c, &r, &d) == SA_OK);
+    CHECK_EQ_INT(sa_job_wait(d, 5000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(d), SA_ERR_DEADLINE);
+    CHECK(sa_job_task_id(d) != NULL);
+    CHECK_EQ_INT(sa_client_active(c), 1);
+    r.deadline_ms = 0;
+
+    /* cancel / abandon / free once each task exists */
+    REQUIRE(sa_client_submit(c, &r, &k) == SA_OK);
+    REQUIRE(sa_client_submit(c, &r, &a) == SA_OK);
+    REQUIRE(sa_client_submit(c, &r, &f) == SA_OK);
+    for (i = 0; i < 400 && !(sa_job_task_id(k) && sa_job_task_id(a) &&
+                             sa_job_task_id(f)); i++)
+        sa_client_step(c, 10);
+    REQUIRE(sa_job_task_id(k) && sa_job_task_id(a) && sa_job_task_id(f));
+    CHECK_EQ_INT(sa_job_cancel(k), SA_OK);
+    CHECK_EQ_INT(sa_job_state(k), SA_JOB_CANCELLED);
+    CHECK(strstr(sa_job_errmsg(k), "may be billed") != NULL);
+    CHECK_EQ_INT(sa_job_abandon(a), SA_OK);
+    CHECK_EQ_INT(sa_job_state(a), SA_JOB_CANCELLED);
+    sa_job_free(f);
+    CHECK_EQ_INT(sa_client_active(c), 3);  /* d, k, f polled on */
+    CHECK_EQ_INT(sa_client_run(c, 10000), SA_OK);
+    CHECK_EQ_INT(sa_client_active(c), 0);
+    /* the published outcomes never changed */
+    CHECK_EQ_INT(sa_job_status(d), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(sa_job_status(k), SA_ERR_CANCELLED);
+    CHECK(sa_job_result(k) == NULL);
+    CHECK_EQ_INT(log_get(&g_log.background_ok) - bg0, 3);
+    CHECK_EQ_INT(log_get(&g_log.abandoned) - ab0, 1);
+    /* 4 tasks; only the abandoned one was never polled to its end */
+    CHECK_EQ_INT(emu_counter(&e, "tasks_created"), 4);
+    CHECK_EQ_INT(emu_counter(&e, "tasks_succeeded") +
+                 emu_counter(&e, "tasks_running"), 4);
+    sa_job_free(d);
+    sa_job_free(k);
+    sa_job_free(a);
+    sa_client_free(c);
+    emu_stop(&e);
+}
+
+TEST(client_free_abandons_running_tasks)
+{
+    emu e;
+    sa_client *c;
+    sa_request r;
+    sa_job *j;
+    long ab0 = log_get(&g_log.abandoned);
+    int i;
+
+    REQUIRE(emu_start(&e, "--task-seconds 5 --rate-limit off " KEYS) == 0);
+    c = client_for(&e);
+    REQUIRE(c != NULL);
+    file_request(&r, SD_JPG);
+    REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
+    for (i = 0; i < 400 && !sa_job_task_id(j); i++) sa_client_step(c, 10);
+    REQUIRE(sa_job_task_id(j) != NULL);
+    sa_client_free(c);
+    CHECK_EQ_INT(log_get(&g_log.abandoned) - ab0, 1);
+    CHECK_EQ_INT(sa_job_status(j), SA_ERR_CANCELLED);
+    CHECK(strstr(sa_job_errmsg(j), "may still be billed") != NULL);
+    CHECK(sa_job_task_id(j) != NULL);  /* a detached shell keeps its facts */
+    sa_job_free(j);
+    emu_stop(&e);
+}
+
+/* ------------------------------------------------------------------ */
+/* Fault matrix                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef struct fault_case {
+    const char *scenario;
+    int status;              /* expected job status */
+    long tasks;              /* tasks the emulator must have created */
+    const char *retried;     /* endpoint that must have seen >= 2 requests */
+} fault_case;
+
+#define F(ep, fault) "[{\"endpoint\":\"" ep "\",\"nth\":[1],\"fault\":\"" fault "\"}]"
+#define FA(ep, fault) "[{\"endpoint\":\"" ep "\",\"nth\":[1],\"fault\":\"" \
+    fault "\",\"apply\":\"after\"}]"
+#define FX(ep, fault, extra) "[{\"endpoint\":\"" ep "\",\"nth\":[1]," \
+    "\"fault\":\"" fault "\"," extra "}]"
+#define DELAY "\"delay_ms\":1600"
+#define BIG "\"size_bytes\":2097152"
+
+static const fault_case fault_matrix[] = {
+    /* file create: safe to retry on transport errors, 429, 5xx */
+    {F("file_create", "http_500_html"), SA_OK, 1, "file_create"},
+    {F("file_create", "http_502_html"), SA_OK, 1, "file_create"},
+    {F("file_create", "http_503"), SA_OK, 1, "file_create"},
+    {F("file_create", "http_429"), SA_OK, 1, "file_create"},
+    {F("file_create", "close_before_response"), SA_OK, 1, "file_create"},
+    {F("file_create", "close_mid_response"), SA_OK, 1, "file_create"},
+    {FX("file_create", "delay", DELAY), SA_OK, 1, "file_create"},
+    {F("file_create", "malformed_json"), SA_ERR_PROTOCOL, 0, NULL},
+    {F("file_create", "truncated_json"), SA_ERR_PROTOCOL, 0, NULL},
+    {FX("file_create", "oversized_body", BIG), SA_ERR_LIMIT, 0, NULL},
+    {"[{\"endpoint\":\"file_create\",\"fault\":\"http_503\"}]",
+     SA_ERR_SERVER, 0, "file_create"},
+    {"[{\"endpoint\":\"file_create\",\"fault\":\"http_429\"}]",
+     SA_ERR_RATE_LIMITED, 0, "file_create"},
+    /* upload */
+    {F("upload", "http_500_html"), SA_OK, 1, "upload"},
+    {F("upload", "http_503"), SA_OK, 1, "upload"},
+    {F("upload", "http_429"), SA_OK, 1, "upload"},
+    {F("upload", "close_before_response"), SA_OK, 1, "upload"},
+    /* an upload answer has no body: half of it is all of it */
+    {F("upload", "close_mid_response"), SA_OK, 1, NULL},
+    {FX("upload", "delay", DELAY), SA_OK, 1, "upload"},
+    {FX("upload", "oversized_body", BIG), SA_ERR_LIMIT, 0, NULL},
+    /* task create: billed, never retried once it may have been sent */
+    {F("task_create", "http_429"), SA_OK, 1, "task_create"},
+    {F("task_create", "close_before_response"), SA_ERR_AMBIGUOUS, 0, NULL},
+    {FA("task_create", "close_before_response"), SA_ERR_AMBIGUOUS, 1, NULL},
+    {F("task_create", "close_mid_response"), SA_ERR_AMBIGUOUS, 1, NULL},
+    {F("task_create", "http_500_html"), SA_ERR_AMBIGUOUS, 0, NULL},
+    {FA("task_create", "http_502_html"), SA_ERR_AMBIGUOUS, 1, NULL},
+    {FX("task_create", "delay", DELAY), SA_ERR_AMBIGUOUS, 1, NULL},
+    {F("task_create", "malformed_json"), SA_ERR_AMBIGUOUS, 0, NULL},
+    {F("task_create", "truncated_json"), SA_ERR_AMBIGUOUS, 1, NULL},
+    {FX("task_create", "oversized_body", BIG), SA_ERR_AMBIGUOUS, 0, NULL},
+    /* status polls: safe; specific task errors end the job */
+    {F("task_status", "http_500_html"), SA_OK, 1, "task_status"},
+    {F("task_status", "http_502_html"), SA_OK, 1, "task_status"},
+    {F("task_status", "http_503"), SA_OK, 1, "task_status"},
+    {F("task_status", "http_429"), SA_OK, 1, "task_status"},
+    {F("task_status", "close_before_response"), SA_OK, 1, "task_status"},
+    {F("task_status", "close_mid_response"), SA_OK, 1, "task_status"},
+    {FX("task_status", "delay", DELAY), SA_OK, 1, "task_status"},
+    {F("task_status", "malformed_json"), SA_OK, 1, "task_status"},
+    {F("task_status", "truncated_json"), SA_OK, 1, "task_status"},
+    {FX("task_status", "oversized_body", BIG), SA_ERR_LIMIT, 1, NULL},
+    {F("task_status", "invalid_task_id"), SA_ERR_TASK_EXPIRED, 1, NULL},
+    {F("task_status", "task_timeout_500"), SA_ERR_TASK_TIMEOUT, 1, NULL},
+    {FX("task_status", "engine_error", "\"code\":\"error_pose\""),
+     SA_ERR_ENGINE, 1, NULL},
+};
+
+TEST(fault_matrix_each_fault_on_each_step)
+{
+    sa_client_options o;
+    sa_client *c;
+    size_t i;
+
+    base_options(&o, &g_emu);
+    o.request_timeout_ms = 1000;
+    o.upload_timeout_ms = 1000;
+    o.max_body_bytes = 1 << 20;
+    c = client_with(&o);
+    REQUIRE(c != NULL);
+    for (i = 0; i < sizeof fault_matrix / sizeof fault_matrix[0]; i++) {
+        const fault_case *fc = &fault_matrix[i];
+        sa_request r;
+        sa_job *j;
+        char why[256];
+        int ambiguous = fc->status == SA_ERR_AMBIGUOUS;
+        /* a task the client stopped polling (it was told the task is
+         * gone, or could not read about it) still runs on the server */
+        int idle = fc->status == SA_OK || fc->status == SA_ERR_ENGINE ||
+                   fc->tasks == 0;
+
+        emu_reset(&g_emu);
+        REQUIRE(emu_scenario(&g_emu, fc->scenario) == 0);
+        file_request(&r, SD_JPG);
+        j = run_job(c, &r);
+        if (!j || sa_job_status(j) != fc->status)
+            HARNESS_FAIL("%s: status %s (%s), expected %s", fc->scenario,
+                         j ? sa_status_name(sa_job_status(j)) : "none",
+                         j ? sa_job_errmsg(j) : "",
+                         sa_status_name(fc->status));
+        if (emu_counter(&g_emu, "tasks_created") != fc->tasks)
+            HARNESS_FAIL("%s: %ld tasks created, expected %ld", fc->scenario,
+                         emu_counter(&g_emu, "tasks_created"), fc->tasks);
+        if (fc->retried && emu_counter2(&g_emu, "requests", fc->retried) < 2)
+            HARNESS_FAIL("%s: %s was not retried", fc->scenario, fc->retried);
+        if (emu_check_invariants(&g_emu, fc->tasks, 1.6, idle, why,
+                                 sizeof why) != 0)
+            HARNESS_FAIL("%s: %s", fc->scenario, why);
+        if (j && ambiguous)
+            CHECK(strstr(sa_job_errmsg(j), "may have been created") != NULL);
+        sa_job_free(j);
+    }
+    emu_scenario(&g_emu, NULL);
+    sa_client_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Scale, limiter, threads                                             */
+/* ------------------------------------------------------------------ */
+
+TEST(fifty_jobs_share_connections)
+{
+    emu e;
+    sa_client *c;
+    sa_request r;
+    sa_job *jobs[50];
+    long transfers = 0, connects = 0;
+    int i, done = 0;
+    int64_t t0;
+
+    REQUIRE(emu_start(&e, "--task-seconds 0 --rate-limit off " KEYS) == 0);
+    c = client_for(&e);
+    REQUIRE(c != NULL);
+    file_request(&r, SD_JPG);
+    t0 = now_ms();
+    for (i = 0; i < 50; i++) REQUIRE(sa_client_submit(c, &r, &jobs[i]) == SA_OK);
+    CHECK_EQ_INT(sa_client_run(c, 30000), SA_OK);
+    for (i = 0; i < 50; i++) {
+        done += sa_job_status(jobs[i]) == SA_OK;
+        sa_job_free(jobs[i]);
+    }
+    CHECK_EQ_INT(done, 50);
+    sa__client_stats(c, &transfers, &connects);
+    fprintf(stderr, "  50 jobs: %lld ms, %ld transfers, %ld new connections\n",
+            (long long)(now_ms() - t0), transfers, connects);
+    CHECK(transfers >= 200);
+    /* one fresh connection per task create (never retried silently),
+     * the other 150 transfers mostly on reused connections */
+    CHECK(connects <= 50 + 2 * 16);
+    CHECK_EQ_INT(emu_counter(&e, "tasks_created"), 50);
+    INVARIANTS(&e, 50, 1);
+    sa_client_free(c);
+    emu_stop(&e);
+}
+
+/* Runs in its own thread (it takes ~20 s at 5 requests/s) while the other
+ * tests run: 30 analyses against the emulator's default rate limits with
+ * the client's default limiter. */
+typedef struct limiter_run {
+    emu e;
+    int started;
+    int done;
+    long responses_429;
+    long rate_limited;
+    long ms;
+} limiter_run;
+
+static void *limiter_thread(void *ud)
+{
+    limiter_run *lr = ud;
+    sa_client_options o;
+    sa_client *c;
+    sa_request r;
+    sa_job *jobs[30];
+    int i, n = 0;
+    int64_t t0 = now_ms();
+
+    base_options(&o, &lr->e);
+    o.rate_limit = 1;  /* defaults: 5/s, burst 5, 250 per 300 s */
+    o.poll_interval_ms = 300;
+    c = client_with(&o);
+    if (!c) return NULL;
+    file_request(&r, SD_JPG);
+    for (i = 0; i < 30; i++)
+        if (sa_client_submit(c, &r, &jobs[n]) == SA_OK) n++;
+    (void)sa_client_run(c, 60000);
+    for (i = 0; i < n; i++) {
+        lr->done += sa_job_status(jobs[i]) == SA_OK;
+        sa_job_free(jobs[i]);
+    }
+    sa_client_free(c);
+    lr->responses_429 = emu_counter(&lr->e, "responses_429");
+    lr->rate_limited = emu_counter(&lr->e, "rate_limited");
+    lr->ms = (long)(now_ms() - t0);
+    return NULL;
+}
+
+typedef struct thread_run {
+    int done;
+    int submitted;
+} thread_run;
+
+static void *client_thread(void *ud)
+{
+    thread_run *tr = ud;
+    sa_client *c = client_for(&g_emu);
+    sa_request r;
+    sa_job *jobs[4];
+    int i;
+
+    if (!c) return NULL;
+    file_request(&r, SD_JPG);
+    for (i = 0; i < 4; i++)
+        if (sa_client_submit(c, &r, &jobs[tr->submitted]) == SA_OK)
+            tr->submitted++;
+    for (i = 0; i < tr->submitted; i++) {
+        if (sa_job_wait(jobs[i], 20000) == SA_OK &&
+            sa_job_status(jobs[i]) == SA_OK)
+            tr->done++;
+        sa_job_free(jobs[i]);
+    }
+    sa_client_free(c);
+    return NULL;
+}
+
+TEST(four_clients_in_four_threads)
+{
+    pthread_t th[4];
+    thread_run tr[4];
+    int i;
+
+    emu_reset(&g_emu);
+    memset(tr, 0, sizeof tr);
+    for (i = 0; i < 4; i++)
+        REQUIRE(pthread_create(&th[i], NULL, client_thread, &tr[i]) == 0);
+    for (i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (i = 0; i < 4; i++) {
+        CHECK_EQ_INT(tr[i].submitted, 4);
+        CHECK_EQ_INT(tr[i].done, 4);
+    }
+    INVARIANTS(&g_emu, 16, 1);
+}
+
+TEST(key_never_in_logs_or_messages)
+{
+    /* every client of this suite logged at DEBUG into g_log, through
+     * failures of every kind */
+    CHECK(log_get(&g_log.lines) > 500);
+    CHECK_EQ_INT(log_get(&g_log.with_key), 0);
+}
+
+int main(void)
+{
+    pthread_t lt;
+    limiter_run lr;
+
+    if (sa_global_init() != SA_OK) return 1;
+    memset(&lr, 0, sizeof lr);
+    if (emu_start(&lr.e, "--task-seconds 0.2 " KEYS) == 0 &&
+        pthread_create(&lt, NULL, limiter_thread, &lr) == 0)
+        lr.started = 1;
+    if (emu_start(&g_emu, FAST) != 0) return 1;
+
+    RUN(file_path_sd_json_v21);
+    RUN(buffer_hd_json_v20);
+    RUN(png_zip_with_options_v21);
+    RUN(image_url_source);
+    RUN(file_id_source_reuses_an_upload);
+    RUN(quirks_are_survived);
+    RUN(documented_errors);
+    RUN(expired_task_is_task_expired);
+    RUN(deadline_cancel_abandon_free_with_running_tasks);
+    RUN(client_free_abandons_running_tasks);
+    RUN(fault_matrix_each_fault_on_each_step);
+    RUN(fifty_jobs_share_connections);
+    RUN(four_clients_in_four_threads);
+
+    harness_cur_name = "rate_limiter_30_analyses_no_429";
+    harness_cur_failed = !lr.started;
+    if (lr.started) {
+        pthread_join(lt, NULL);
+        fprintf(stderr, "  limiter: 30 analyses in %ld ms, %ld x 429\n",
+                lr.ms, lr.responses_429);
+        CHECK_EQ_INT(lr.done, 30);
+        CHECK_EQ_INT(lr.responses_429, 0);
+        CHECK_EQ_INT(lr.rate_limited, 0);
+    }
+    if (harness_cur_failed) {
+        harness_failed++;
+        fprintf(stderr, "FAIL %s\n", harness_cur_name);
+    } else {
+        harness_passed++;
+        fprintf(stderr, "ok   %s\n", harness_cur_name);
+    }
+    emu_stop(&lr.e);
+
+    RUN(key_never_in_logs_or_messages);
+    emu_stop(&g_emu);
+    sa_global_cleanup();
+    return harness_report();
+}

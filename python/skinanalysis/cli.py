@@ -1,0 +1,387 @@
+"""The ``skinanalysis`` command line (also ``python -m skinanalysis``).
+
+    skinanalysis analyze IMAGE... [--actions a,b] [--hd] [--format json|zip] [--json]
+    skinanalysis batch DIR [--out results.jsonl|.csv] [--concurrency N] [--dry-run]
+    skinanalysis cost ACTION...
+    skinanalysis emulator [emulator flags]
+
+The key comes from --api-key or $YOUCAM_API_KEY, the host from --base-url or
+$SKINANALYSIS_BASE_URL.  Exit codes: 0 everything succeeded, 1 an analysis
+failed (API, engine, transport), 2 usage or validation errors only (bad
+arguments, unreadable or unsuitable images), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Optional, TextIO
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+CSV_FIELDS = ["image", "ok", "task_id", "concern", "region", "ui_score", "raw_score",
+              "skin_type", "overall", "skin_age", "error_type", "error"]
+
+
+# -- helpers ---------------------------------------------------------------------
+
+def _actions_from(args: argparse.Namespace) -> Optional[list[str]]:
+    from . import actions as _actions
+    if args.actions:
+        return _actions.normalize(args.actions)
+    return list(_actions.HD_ACTIONS) if args.hd else None
+
+
+def _client(args: argparse.Namespace, **options: Any):
+    from .client import Client
+    return Client(args.api_key, base_url=args.base_url, version=args.api_version,
+                  poll_interval=args.poll_interval, **options)
+
+
+def _exit_code(outcomes: Iterable[Any]) -> int:
+    from .errors import Error, ValidationError
+    failures = [o for o in outcomes if isinstance(o, Error)]
+    if any(not isinstance(f, ValidationError) for f in failures):
+        return EXIT_FAILED
+    return EXIT_USAGE if failures else EXIT_OK
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return ("%%.%df" % digits) % value
+    return str(value)
+
+
+def print_table(label: str, result: Any, out: TextIO) -> None:
+    head = [label, "task " + (result.task_id or "?")]
+    if result.overall is not None:
+        head.append("overall " + _fmt(result.overall))
+    if result.skin_age is not None:
+        head.append("skin age " + _fmt(result.skin_age, 0))
+    out.write("  ".join(head) + "\n")
+    if result.zip_url:
+        out.write("  zip: %s\n" % result.zip_url.split("?", 1)[0])
+    if not result.scores:
+        return
+    width = max(len(s.concern) for s in result.scores)
+    out.write("  %-*s  %-11s %4s  %6s  %s\n" % (width, "concern", "region", "ui", "raw",
+                                                "skin type"))
+    for s in result.scores:
+        out.write("  %-*s  %-11s %4s  %6s  %s\n" % (width, s.concern, s.region,
+                                                    _fmt(s.ui_score), _fmt(s.raw_score),
+                                                    s.skin_type or ""))
+
+
+def _result_record(label: str, outcome: Any) -> dict:
+    from .errors import describe
+    if isinstance(outcome, BaseException):
+        return {"image": label, "ok": False, "error": describe(outcome)}
+    data = outcome.to_dict()
+    data.pop("raw", None)
+    return {"image": label, "ok": True, "task_id": outcome.task_id, "result": data}
+
+
+def _say_error(label: str, exc: BaseException) -> None:
+    sys.stderr.write("%s: %s: %s\n" % (label, type(exc).__name__, exc))
+
+
+# -- analyze ---------------------------------------------------------------------
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    actions = _actions_from(args)
+    with _client(args) as client:
+        outcomes = client.analyze_many(args.images, actions, concurrency=args.concurrency,
+                                       progress=False, format=args.format, hd=args.hd)
+    for image, outcome in zip(args.images, outcomes):
+        if args.json:
+            sys.stdout.write(json.dumps(_result_record(image, outcome)) + "\n")
+        elif isinstance(outcome, BaseException):
+            _say_error(image, outcome)
+        else:
+            print_table(image, outcome, sys.stdout)
+        if args.save_masks and not isinstance(outcome, BaseException):
+            folder = Path(args.save_masks) / Path(image).stem
+            outcome.save_masks(folder)
+    return _exit_code(outcomes)
+
+
+# -- batch -----------------------------------------------------------------------
+
+def list_images(folder: Path, recursive: bool) -> list[Path]:
+    pattern = folder.rglob("*") if recursive else folder.glob("*")
+    return sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _trim_partial_line(path: Path) -> None:
+    """An interrupted run may leave half a line at the end: drop it."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[:data.rfind(b"\n") + 1])
+
+
+def done_images(path: Path, retry_failed: bool) -> set[str]:
+    """Images already in an output file (JSON Lines or CSV)."""
+    if not path.exists():
+        return set()
+    _trim_partial_line(path)
+    seen: dict[str, bool] = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        if path.suffix.lower() == ".csv":
+            for row in csv.DictReader(fh):
+                if row.get("image"):
+                    seen[row["image"]] = row.get("ok") == "true"
+        else:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and isinstance(rec.get("image"), str):
+                    seen[rec["image"]] = bool(rec.get("ok"))
+    return {img for img, ok in seen.items() if ok or not retry_failed}
+
+
+class BatchWriter:
+    """Appends one record per image as it ends, flushed, so that a run can be
+    resumed after an interruption."""
+
+    def __init__(self, path: Path) -> None:
+        self.csv = path.suffix.lower() == ".csv"
+        new = not path.exists() or path.stat().st_size == 0
+        self.fh = path.open("a", newline="", encoding="utf-8")
+        self.writer = csv.DictWriter(self.fh, CSV_FIELDS) if self.csv else None
+        if self.writer is not None and new:
+            self.writer.writeheader()
+
+    def write(self, label: str, outcome: Any) -> None:
+        if self.writer is None:
+            self.fh.write(json.dumps(_result_record(label, outcome)) + "\n")
+        else:
+            self.writer.writerows(self._rows(label, outcome))
+        self.fh.flush()
+
+    @staticmethod
+    def _rows(label: str, outcome: Any) -> list[dict]:
+        if isinstance(outcome, BaseException):
+            return [{"image": label, "ok": "false",
+                     "task_id": getattr(outcome, "task_id", None) or "",
+                     "error_type": type(outcome).__name__, "error": str(outcome)}]
+        base = {"image": label, "ok": "true", "task_id": outcome.task_id or "",
+                "overall": _fmt(outcome.overall, 3), "skin_age": _fmt(outcome.skin_age, 0)}
+        rows = [dict(base, concern=s.concern, region=s.region, ui_score=_fmt(s.ui_score),
+                     raw_score=_fmt(s.raw_score, 3), skin_type=s.skin_type or "")
+                for s in outcome.scores]
+        return rows or [base]
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def dry_run(folder: Path, todo: list[Path], actions: Optional[list[str]], hd: bool,
+            skipped: int) -> int:
+    from . import actions as _actions
+    from ._native import _core
+    from .errors import Error
+    names = _actions.normalize(actions, hd)
+    units = _core.cost(names)
+    min_side = _core.MIN_SIDE_HD if _actions.tier_of(names[0]) == "hd" else _core.MIN_SIDE_SD
+    bad = 0
+    for path in todo:
+        label = path.relative_to(folder).as_posix()
+        try:
+            fmt, w, h = _core.probe_image(str(path))
+        except Error as exc:
+            bad += 1
+            print("%s: %s" % (label, exc))
+            continue
+        size = path.stat().st_size
+        problem = ("too small (short side %d < %d)" % (min(w, h), min_side)
+                   if min(w, h) < min_side else
+                   "too large (%d bytes)" % size if size >= _core.MAX_FILE_SIZE else "")
+        bad += bool(problem)
+        print("%s: %dx%d %s%s" % (label, w, h, "PNG" if fmt == _core.IMAGE_PNG else "JPEG",
+                                  ": " + problem if problem else ""))
+    ok = len(todo) - bad
+    print("%d to analyse (%d already done, %d would be refused); %d units each, "
+          "%d units in all at most" % (ok, skipped, bad, units, units * ok))
+    return EXIT_USAGE if bad else EXIT_OK
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        sys.stderr.write("skinanalysis batch: %s is not a folder\n" % folder)
+        return EXIT_USAGE
+    out = Path(args.out)
+    images = list_images(folder, args.recursive)
+    done = done_images(out, args.retry_failed)
+    todo = [p for p in images if p.relative_to(folder).as_posix() not in done]
+    actions = _actions_from(args)
+    if args.dry_run:
+        return dry_run(folder, todo, actions, args.hd, len(images) - len(todo))
+    if not todo:
+        sys.stderr.write("nothing to do: %d image(s), all in %s\n" % (len(images), out))
+        return EXIT_OK
+    labels = [p.relative_to(folder).as_posix() for p in todo]
+    writer = BatchWriter(out)
+    try:
+        with _client(args) as client:
+            outcomes = client.analyze_many(
+                [str(p) for p in todo], actions, concurrency=args.concurrency,
+                progress=not args.no_progress, format=args.format, hd=args.hd,
+                on_result=lambda i, image, outcome: writer.write(labels[i], outcome))
+    finally:
+        writer.close()
+    failed = [(label, o) for label, o in zip(labels, outcomes) if isinstance(o, BaseException)]
+    for label, exc in failed[:20]:
+        _say_error(label, exc)
+    sys.stderr.write("%d analysed, %d failed, %d skipped (already in %s)\n"
+                     % (len(todo) - len(failed), len(failed), len(images) - len(todo), out))
+    return _exit_code(outcomes)
+
+
+# -- cost and emulator ------------------------------------------------------------
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from . import actions as _actions
+    names: list[str] = []
+    for word in args.actions:
+        if word.lower() in ("sd", "hd"):
+            names += _actions.SD_ACTIONS if word.lower() == "sd" else _actions.HD_ACTIONS
+        else:
+            names += _actions.normalize(word)
+    units = _actions.cost(names)
+    tier = _actions.tier_of(names[0]).upper()
+    print("%d units (%s, %d action%s)" % (units, tier, len(set(names)),
+                                          "" if len(set(names)) == 1 else "s"))
+    return EXIT_OK
+
+
+def cmd_emulator(argv: list[str]) -> int:
+    from .emulator.__main__ import main as emulator_main
+    return emulator_main(argv)
+
+
+# -- parser ----------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="skinanalysis",
+        description="Perfect Corp AI Skin Analysis from the command line. The key comes "
+                    "from --api-key or $YOUCAM_API_KEY, the host from --base-url or "
+                    "$SKINANALYSIS_BASE_URL.",
+        epilog="exit codes: 0 ok, 1 an analysis failed, 2 usage or validation errors, "
+               "130 interrupted")
+    p.add_argument("--api-key", help="API key (prefer $YOUCAM_API_KEY: arguments are "
+                                     "visible to other users of the machine)")
+    p.add_argument("--base-url", help="API base URL (default $SKINANALYSIS_BASE_URL, "
+                                      "else the API's host)")
+    p.add_argument("--api-version", default="2.1", choices=("2.0", "2.1"),
+                   help="API version (default %(default)s)")
+    p.add_argument("--poll-interval", type=float, metavar="S",
+                   help="seconds between status polls when the API suggests none "
+                        "(default 2)")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log progress (-v) or every request (-vv) on stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--actions", help="comma-separated dst_actions (default: all 16 "
+                                          "SD concerns, or all HD ones with --hd)")
+        sp.add_argument("--hd", action="store_true", help="use the 16 HD concerns")
+        sp.add_argument("--format", choices=("json", "zip"), default="json",
+                        help="result format (default %(default)s)")
+        sp.add_argument("--concurrency", type=int, default=16,
+                        help="analyses at a time (default %(default)s)")
+
+    a = sub.add_parser("analyze", help="analyse images and print their scores")
+    a.add_argument("images", nargs="+", metavar="IMAGE", help="path or http(s) URL")
+    common(a)
+    a.add_argument("--json", action="store_true", help="one JSON object per image")
+    a.add_argument("--save-masks", metavar="DIR",
+                   help="download masks (and zips) into DIR/<image name>/")
+    a.set_defaults(func=cmd_analyze)
+
+    b = sub.add_parser("batch", help="analyse every image of a folder into a file",
+                       description="Analyse every .jpg/.jpeg/.png of DIR. Records are "
+                                   "appended as analyses end; a second run skips the "
+                                   "images already in the output file.")
+    b.add_argument("dir", metavar="DIR")
+    common(b)
+    b.add_argument("--out", default="results.jsonl",
+                   help="output: .jsonl (JSON Lines) or .csv (default %(default)s)")
+    b.add_argument("--dry-run", action="store_true",
+                   help="check the images and show the cost; send nothing")
+    b.add_argument("--recursive", action="store_true", help="include sub-folders")
+    b.add_argument("--retry-failed", action="store_true",
+                   help="analyse again the images whose last record is a failure")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_batch)
+
+    c = sub.add_parser("cost", help="units a request with these actions costs")
+    c.add_argument("actions", nargs="+", metavar="ACTION",
+                   help="action names, comma lists, or 'sd'/'hd' for all of a tier")
+    c.set_defaults(func=cmd_cost)
+
+    # listed for --help; main() hands its arguments to the emulator verbatim
+    sub.add_parser("emulator", add_help=False,
+                   help="run the local emulator of the API (see 'emulator --help')")
+    return p
+
+
+_GLOBAL_WITH_VALUE = ("--api-key", "--base-url", "--api-version", "--poll-interval")
+
+
+def _command_index(argv: list[str]) -> int:
+    """Index of the command word, skipping the global options; -1 if none."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in _GLOBAL_WITH_VALUE:
+            i += 2
+        elif word.startswith("-"):
+            i += 1
+        else:
+            return i
+    return -1
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    at = _command_index(argv)
+    if at >= 0 and argv[at] == "emulator":
+        return cmd_emulator(argv[at + 1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(name)s: %(levelname)s: %(message)s")
+    if getattr(args, "concurrency", 1) < 1:
+        parser.error("--concurrency must be at least 1")
+    from .errors import AuthError, Error, ValidationError
+    try:
+        return args.func(args)
+    except ValidationError as exc:
+        sys.stderr.write("skinanalysis: %s\n" % exc)
+        return EXIT_USAGE
+    except AuthError as exc:
+        sys.stderr.write("skinanalysis: %s\n" % exc)
+        return EXIT_USAGE if exc.status is None else EXIT_FAILED  # no key at all
+    except Error as exc:
+        sys.stderr.write("skinanalysis: %s: %s\n" % (type(exc).__name__, exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        sys.stderr.write("skinanalysis: interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+__all__ = ["main", "build_parser"]

@@ -40,6 +40,13 @@
 
 #include "skinanalysis.h"
 
+/* Everything declared below stays inside core.so even when the module is
+ * built without -fvisibility=hidden (LuaRocks' builtin backend): only
+ * luaopen_skinanalysis_core is exported. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 #define LSA_CLIENT_MT "skinanalysis.client"
 #define LSA_JOB_MT "skinanalysis.job"
 #define LSA_RESULT_MT "skinanalysis.result"
@@ -188,5 +195,9 @@ void lsa_push_result(lua_State *L, const sa_result *r);
 /* core.parse_result(json [, kind]): a result table, or nil, msg, code. */
 int lsa_parse_result(lua_State *L);
 void lsa_result_register(lua_State *L);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif /* LSA_H */

@@ -229,16 +229,10 @@ static void lsa_log_hook(void *user_data, int level, const char *message)
     lc->log_count++;
 }
 
-/* sa_interrupt_fn: ask a blocking wait to return when a hook appeared on
- * the waiting thread or the main thread since the wait began.  lua.c's
- * SIGINT handler installs such a hook; after the wait returns, the hook
- * raises "interrupted!" in Lua.  Only reads the states, never runs Lua. */
-static int lsa_interrupt_hook(void *user_data)
+/* 1 when a hook appeared on the waiting thread or the main thread since
+ * lsa_wait_begin.  Only reads the states, never runs Lua. */
+static int lsa_hook_changed(const lsa_client *lc)
 {
-    lsa_client *lc = user_data;
-
-    if (lc == NULL)
-        return 0;
     if (lc->wait_L != NULL && lua_gethook(lc->wait_L) != lc->wait_hook)
         return 1;
     if (lc->wait_main != NULL &&
@@ -247,6 +241,19 @@ static int lsa_interrupt_hook(void *user_data)
     return 0;
 }
 
+/* sa_interrupt_fn: ask a blocking wait to return when a hook appeared.
+ * lua.c's SIGINT handler installs such a hook; after the wait returns, the
+ * hook raises "interrupted!" in Lua. */
+static int lsa_interrupt_hook(void *user_data)
+{
+    const lsa_client *lc = user_data;
+
+    return lc != NULL && lsa_hook_changed(lc);
+}
+
+/* Remember the hooks of the calling thread and the main thread at the
+ * start of a whole wait (not of each slice: a signal that arrives between
+ * two slices must not become the new baseline). */
 static void lsa_wait_begin(lua_State *L, lsa_client *lc)
 {
     lc->wait_L = L;
@@ -258,13 +265,6 @@ static void lsa_wait_begin(lua_State *L, lsa_client *lc)
         lc->wait_main != NULL ? lua_gethook(lc->wait_main) : NULL;
 }
 
-static void lsa_wait_end(lsa_client *lc)
-{
-    lc->wait_L = NULL;
-    lc->wait_main = NULL;
-    lc->wait_hook = NULL;
-    lc->wait_main_hook = NULL;
-}
 
 /* ------------------------------------------------------------------ */
 /* Delivery of queued events                                           */
@@ -402,23 +402,21 @@ static int lsa_wait_target_done(lsa_client *lc, lsa_job *lj)
     return sa_client_active(lc->client) == 0 && lc->pend_head == NULL;
 }
 
-int lsa_wait(lua_State *L, int ci, lsa_job *lj, long timeout_ms)
+/* The loop of lsa_wait, between lsa_wait_begin and lsa_wait_end. */
+static int lsa_wait_loop(lua_State *L, int ci, lsa_client *lc, lsa_job *lj,
+                         long long deadline)
 {
-    lsa_client *lc;
-    long long deadline = -1;
     int rc;
 
-    ci = lua_absindex(L, ci);
-    lc = lua_touserdata(L, ci);
-    if (timeout_ms >= 0)
-        deadline = lsa_now_ms() + timeout_ms;
     for (;;) {
         long slice = LSA_WAIT_SLICE_MS;
 
         if (lsa_dispatch(L, ci))
-            return lua_error(L);
+            return -1;
         if (lsa_wait_target_done(lc, lj))
             return SA_OK;
+        if (lsa_hook_changed(lc))
+            return SA_ERR_INTERRUPTED;
         if (deadline >= 0) {
             long long left = deadline - lsa_now_ms();
             if (left <= 0)
@@ -426,18 +424,43 @@ int lsa_wait(lua_State *L, int ci, lsa_job *lj, long timeout_ms)
             if (left < slice)
                 slice = (long)left;
         }
-        lsa_wait_begin(L, lc);
-        if (lj != NULL)
-            rc = sa_job_wait(lj->job, slice);
-        else
-            rc = sa_client_run(lc->client, slice);
-        lsa_wait_end(lc);
+        rc = lj != NULL ? sa_job_wait(lj->job, slice)
+                        : sa_client_run(lc->client, slice);
         if (rc == SA_OK || rc == SA_ERR_WAIT_TIMEOUT)
             continue;
         if (lsa_dispatch(L, ci))
-            return lua_error(L);
+            return -1;
         return rc;
     }
+}
+
+int lsa_wait(lua_State *L, int ci, lsa_job *lj, long timeout_ms)
+{
+    lsa_client *lc;
+    long long deadline = -1;
+    int rc;
+    lua_State *saved_L, *saved_main;
+    lua_Hook saved_hook, saved_main_hook;
+
+    ci = lua_absindex(L, ci);
+    lc = lua_touserdata(L, ci);
+    if (timeout_ms >= 0)
+        deadline = lsa_now_ms() + timeout_ms;
+    /* A callback delivered by this wait may wait itself: keep the outer
+     * wait's baseline and put it back afterwards. */
+    saved_L = lc->wait_L;
+    saved_main = lc->wait_main;
+    saved_hook = lc->wait_hook;
+    saved_main_hook = lc->wait_main_hook;
+    lsa_wait_begin(L, lc);
+    rc = lsa_wait_loop(L, ci, lc, lj, deadline);
+    lc->wait_L = saved_L;
+    lc->wait_main = saved_main;
+    lc->wait_hook = saved_hook;
+    lc->wait_main_hook = saved_main_hook;
+    if (rc == -1) /* a callback raised: its error is on the top */
+        return lua_error(L);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */

@@ -411,6 +411,7 @@ int main(int argc, char **argv)
             rc = EXIT_FRAMES;
         printf("lua_host: %ld frames at %d Hz, %d state(s), exit %d\n", frames,
                o.hz, o.states, rc);
+        fflush(stdout);
     }
     for (s = 0; s < HOST_MAX_STATES; s++) {
         if (hs[s].L != NULL)

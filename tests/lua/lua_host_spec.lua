@@ -34,9 +34,18 @@ local SCENARIO = {
   },
 }
 
+local sanitized = (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) ~= nil
+
 local function run_host(emu, flags, env)
   local vars = { "SKINANALYSIS_BASE_URL=" .. emulator.quote(emu.url),
                  "YOUCAM_API_KEY=" .. emulator.quote(emu.key) }
+  if sanitized then
+    -- In a sanitized build the host runs with ASan and UBSan, but without
+    -- LeakSanitizer: under load its exit-time tracer crashed now and then
+    -- ("Tracer caught signal 11") after a clean run.  The host's leaks are
+    -- checked by the valgrind test of the normal build instead.
+    vars[#vars + 1] = "ASAN_OPTIONS=detect_leaks=0"
+  end
   for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. emulator.quote(v) end
   local cmd = "env " .. table.concat(vars, " ") .. " " .. flags .. " " ..
       emulator.quote(game) .. " " .. images .. " 2>&1; echo EXIT:$?"
@@ -142,7 +151,8 @@ describe("lua_host frame loop", function()
     assert.matches("EXIT:1", out)
   end)
 
-  if os.getenv("SA_TEST_QUICK") ~= "1" and os.execute("command -v valgrind >/dev/null 2>&1") then
+  if os.getenv("SA_TEST_QUICK") ~= "1" and not sanitized
+      and os.execute("command -v valgrind >/dev/null 2>&1") then
     it("is clean under valgrind with two states (no budget: valgrind is slow)", function()
       local log = build .. "/lua-host-valgrind.log"
       local out, code = run_host(emu,

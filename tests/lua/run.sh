@@ -9,6 +9,8 @@
 #      exists);
 #   2. unless SA_TEST_QUICK=1: tests/lua/valgrind_smoke.lua under valgrind
 #      (errors and definite/indirect leaks fail the run).
+# A BUILD_DIR configured with -DSA_SANITIZE=ON runs the specs with the
+# ASan/UBSan runtimes preloaded (and no valgrind).
 # Exits non-zero when anything fails.
 set -uo pipefail
 
@@ -30,6 +32,20 @@ export LUA_CPATH_5_4="$build/lua/?.so;;"
 export LUA_PATH_5_4="$root/lua/?.lua;$here/?.lua;;"
 unset YOUCAM_API_KEY SKINANALYSIS_BASE_URL
 
+# A build with -DSA_SANITIZE=ON: the interpreter is not sanitized, so preload
+# the runtimes (the emulator helper drops LD_PRELOAD for python); valgrind
+# cannot run on top of ASan, so it is skipped.
+sanitized=0
+if grep -q '^SA_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+  sanitized=1
+  cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+  cc=${cc:-cc}
+  export LD_PRELOAD="$("$cc" -print-file-name=libasan.so):$("$cc" -print-file-name=libubsan.so)"
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  echo "sanitized build: LD_PRELOAD=$LD_PRELOAD"
+fi
+
 cd "$root"
 rc=0
 # With no arguments after BUILD_DIR, run every spec; otherwise pass them to
@@ -37,7 +53,7 @@ rc=0
 if [ $# -eq 0 ]; then set -- "$here"; fi
 lua5.4 "$(command -v busted)" --config-file="$here/.busted" "$@" || rc=1
 
-if [ "${SA_TEST_QUICK:-0}" != 1 ] && command -v valgrind >/dev/null; then
+if [ "${SA_TEST_QUICK:-0}" != 1 ] && [ $sanitized = 0 ] && command -v valgrind >/dev/null; then
   echo "valgrind: tests/lua/valgrind_smoke.lua"
   log="$build/lua-valgrind.log"
   if valgrind -q --error-exitcode=99 --leak-check=full \

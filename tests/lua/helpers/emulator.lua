@@ -44,7 +44,9 @@ Emu.__index = Emu
 function M.start(flags)
   local args = {}
   for i, f in ipairs(flags or {}) do args[i] = M.quote(f) end
-  local cmd = "sh -c 'echo $$; exec \"$0\" \"$@\"' " ..
+  -- env -u LD_PRELOAD: when the suite runs a sanitized module with
+  -- LD_PRELOAD=libasan.so, the emulator (python) must not inherit it.
+  local cmd = "env -u LD_PRELOAD sh -c 'echo $$; exec \"$0\" \"$@\"' " ..
       M.quote(M.repo .. "/scripts/emulator") .. " --port 0 " ..
       table.concat(args, " ") .. " 2>/dev/null"
   local pipe = assert(io.popen(cmd, "r"))
@@ -72,7 +74,7 @@ end
 -- {file = path, type = content_type}.  Returns status, decoded JSON body
 -- (or the raw text when it is not JSON).
 function Emu:control(method, path, body)
-  local cmd = "python3 " .. M.quote(M.repo .. "/tests/lua/helpers/emuctl.py") .. " " ..
+  local cmd = "env -u LD_PRELOAD python3 " .. M.quote(M.repo .. "/tests/lua/helpers/emuctl.py") .. " " ..
       M.quote(method) .. " " .. M.quote(self.url .. path)
   if type(body) == "table" and body.file then
     cmd = cmd .. " " .. M.quote("@" .. body.file) .. " " .. M.quote(body.type or "application/octet-stream")

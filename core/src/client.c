@@ -53,7 +53,7 @@
 #define STUCK_MAX 20        /* state machine out of memory this often: give up */
 #define WAIT_SLICE_MS 50    /* interrupt hook checked at least this often */
 #define PENALTY_MS 1000     /* limiter pause after a 429 */
-#define RATE_MARGIN 1.05    /* send 5% under the server's limits */
+#define RATE_MARGIN 1.10    /* send 10% under the server's limits */
 #define MAX_URL_LEN 8192
 #define MAX_ID_LEN 1024
 #define MAX_NAME_LEN 255
@@ -1498,8 +1498,11 @@ static void on_curl_socket(void *ctx, int fd, int what);
  * "250 per 300 s" over sliding windows, on arrival.  A token bucket of
  * burst B at rate R lets B + R*L - 1 sends through in L ms (9 in a second
  * for the defaults), so the bucket gets the burst that keeps any one
- * second at rate_burst sends at most; and rate and window get a 5% margin
- * for the jitter between sending and arriving. */
+ * second at rate_burst sends at most; and rate and window get a 10%
+ * margin: a slot is taken when the request is handed to libcurl, but the
+ * server counts it when it arrives, and that delay varies (a fresh
+ * connection for a task create, a busy process).  A 429 that still
+ * happens is retried and pushes the limiter back. */
 static void limiter_params(const sa_client_options *o, double *rate,
                            int *burst, int64_t *window_ms)
 {

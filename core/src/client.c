@@ -710,12 +710,21 @@ static void advance(sa_client *c, int64_t now)
 {
     sa_link *l, *next;
 
+    long restarts = 0;
+
     start_queued(c, now);
     service_limq(c, now);
     for (l = c->active.next; l != &c->active; l = next) {
         sa_job *j = JOB_OF(l, link);
         next = l->next;
-        if (j->wake_at <= now) drive_job(c, j, now);
+        if (j->wake_at > now) continue;
+        drive_job(c, j, now);
+        /* Only j moves while it is driven, unless a hook called back into
+         * the library against the rules: then start over (the jobs driven
+         * already wait for a later time). */
+        if (next != &c->active && JOB_OF(next, link)->where != J_ACTIVE &&
+            ++restarts < 1000)
+            next = c->active.next;
     }
 }
 

@@ -265,7 +265,6 @@ static void lsa_wait_begin(lua_State *L, lsa_client *lc)
         lc->wait_main != NULL ? lua_gethook(lc->wait_main) : NULL;
 }
 
-
 /* ------------------------------------------------------------------ */
 /* Delivery of queued events                                           */
 /* ------------------------------------------------------------------ */
@@ -292,49 +291,61 @@ static int lsa_pcall_at(lua_State *L, int nargs, int base)
     return 0;
 }
 
+/* Deliver the oldest log line.  The line leaves the ring only once its
+ * text is on the Lua stack, so a Lua memory error cannot leak it. */
 static int lsa_deliver_log(lua_State *L, int ci, lsa_client *lc)
 {
-    lsa_log_line line = lc->log[lc->log_head];
+    lsa_log_line *line = &lc->log[lc->log_head];
     int base = lua_gettop(L);
+    int has_fn = lua_getiuservalue(L, ci, LSA_CLIENT_UV_LOG) == LUA_TFUNCTION;
 
+    if (has_fn) {
+        lua_pushstring(L, lsa_log_level_name(line->level));
+        lua_pushstring(L, line->text);
+    }
+    free(line->text);
+    line->text = NULL;
     lc->log_head = (lc->log_head + 1) % LSA_LOGQ;
     lc->log_count--;
-    if (lua_getiuservalue(L, ci, LSA_CLIENT_UV_LOG) != LUA_TFUNCTION) {
-        free(line.text);
+    if (!has_fn) {
         lua_settop(L, base);
         return 0;
     }
-    lua_pushstring(L, lsa_log_level_name(line.level));
-    lua_pushstring(L, line.text);
-    free(line.text);
     return lsa_pcall_at(L, 2, base);
 }
 
-/* Deliver the oldest event of the first job in the pending list. */
+/* Deliver the oldest event of the first job in the pending list.  The
+ * event leaves the job's ring after the allocating bookkeeping (caching the
+ * end of the job), so a Lua memory error there loses nothing. */
 static int lsa_deliver_event(lua_State *L, int ci, lsa_client *lc)
 {
     lsa_job *lj = lc->pend_head;
     int base = lua_gettop(L);
     int state, set, ji;
 
-    state = lsa_job_pop_event(lj);
-    /* The job leaves the head: unlinked when it has nothing left, else
-     * moved to the tail so that every job progresses. */
-    lsa_job_unlink(lj);
-    if (lj->ev_count > 0)
-        lsa_job_link(lj);
-    if (state < 0)
+    if (lj->ev_count == 0) {
+        lsa_job_unlink(lj);
         return 0;
+    }
+    state = lj->ev[lj->ev_head];
     lua_getiuservalue(L, ci, LSA_CLIENT_UV_JOBS);
     set = lua_gettop(L);
     if (lua_rawgetp(L, set, lj) != LUA_TUSERDATA) {
+        lsa_job_unlink(lj); /* not a job of this client any more */
         lua_settop(L, base);
         return 0;
     }
     ji = lua_gettop(L);
-    if (state >= SA_JOB_DONE) {
-        /* Bookkeeping first, so on_done sees an ended, released job. */
+    if (state >= SA_JOB_DONE)
         lsa_job_finish(L, ji);
+    /* The job leaves the head: unlinked when it has nothing left, else
+     * moved to the tail so that every job progresses. */
+    lsa_job_pop_event(lj);
+    lsa_job_unlink(lj);
+    if (lj->ev_count > 0)
+        lsa_job_link(lj);
+    if (state >= SA_JOB_DONE) {
+        /* Released before on_done runs: on_done sees an ended job. */
         lsa_job_release_buffer(L, ji);
         lua_pushnil(L);
         lua_rawsetp(L, set, lj);
@@ -510,35 +521,43 @@ int lsa_client_new(lua_State *L)
     return 1;
 }
 
+/* Free the log lines still queued (no Lua calls). */
+static void lsa_drop_logs(lsa_client *lc)
+{
+    while (lc->log_count > 0) {
+        free(lc->log[lc->log_head].text);
+        lc->log[lc->log_head].text = NULL;
+        lc->log_head = (lc->log_head + 1) % LSA_LOGQ;
+        lc->log_count--;
+    }
+}
+
 /* Close the client at ci: cache the end of every job it still holds, then
  * free the C client (jobs still running are abandoned by the core), then
- * deliver the last log lines.  Idempotent; never raises. */
+ * deliver the last log lines.  Idempotent; raises only when Lua runs out
+ * of memory (and then the next close or __gc finishes the work). */
 static void lsa_client_close(lua_State *L, int ci)
 {
     lsa_client *lc = lua_touserdata(L, ci);
     sa_client *c = lc->client;
 
-    if (c == NULL)
-        return;
-    lua_getiuservalue(L, ci, LSA_CLIENT_UV_JOBS);
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-        lsa_job_detach(L, lua_gettop(L));
+    if (c != NULL) {
+        lua_newtable(L); /* the next, empty running set: allocated first */
+        lua_getiuservalue(L, ci, LSA_CLIENT_UV_JOBS);
+        lua_pushnil(L);
+        while (lua_next(L, -2) != 0) {
+            lsa_job_detach(L, lua_gettop(L));
+            lua_pop(L, 1);
+        }
         lua_pop(L, 1);
+        lc->pend_head = NULL;
+        lc->pend_tail = NULL;
+        lc->client = NULL; /* from here on lsa_job_event ignores events */
+        sa_client_free(c);
+        lua_setiuservalue(L, ci, LSA_CLIENT_UV_JOBS);
+        lsa_deliver_final_logs(L, ci, lc);
     }
-    lua_pop(L, 1);
-    lc->pend_head = NULL;
-    lc->pend_tail = NULL;
-    lc->client = NULL; /* from here on lsa_job_event ignores events */
-    sa_client_free(c);
-    lua_newtable(L);
-    lua_setiuservalue(L, ci, LSA_CLIENT_UV_JOBS);
-    lsa_deliver_final_logs(L, ci, lc);
-    while (lc->log_count > 0) {
-        free(lc->log[lc->log_head].text);
-        lc->log_head = (lc->log_head + 1) % LSA_LOGQ;
-        lc->log_count--;
-    }
+    lsa_drop_logs(lc);
 }
 
 static int lsa_client_close_m(lua_State *L)

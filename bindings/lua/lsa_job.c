@@ -361,17 +361,21 @@ int lsa_job_submit(lua_State *L)
     req.callback = lsa_job_event;
     req.user_data = lj;
 
+    /* Into the running set before the C job exists (the only allocation
+     * left), so nothing can fail between submit and bookkeeping. */
+    lua_getiuservalue(L, 1, LSA_CLIENT_UV_JOBS); /* 6 */
+    lua_pushvalue(L, 5);
+    lua_rawsetp(L, 6, lj);
     rc = sa_client_submit(lc->client, &req, &lj->job);
     if (rc != SA_OK) {
         lj->job = NULL;
         lj->closed = 1;
         lsa_job_forget_events(lj);
+        lua_pushnil(L);
+        lua_rawsetp(L, 6, lj);
         return lsa_push_error(L, rc, sa_client_errmsg(lc->client));
     }
-    lua_getiuservalue(L, 1, LSA_CLIENT_UV_JOBS);
     lua_pushvalue(L, 5);
-    lua_rawsetp(L, -2, lj);
-    lua_pop(L, 1);
     return 1;
 }
 

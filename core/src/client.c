@@ -111,7 +111,8 @@ struct sa_job {
     sa_xfer *xfer;              /* in flight */
     int xfer_api;               /* ... to the API host */
     int stuck;                  /* consecutive out-of-memory from the machine */
-    int quiet_end;              /* caller gone: log the outcome at the end */
+    int quiet_end;              /* runs on after the caller's outcome (or
+                                   the caller let go): log how it ends */
 
     /* caller side */
     int caller_released;
@@ -427,8 +428,9 @@ static void ev_push(sa_client *c, sa_job *j, int state)
     ev_link_job(c, j);
 }
 
-/* Fix what the caller sees, once.  state/status/msg override the
- * machine's outcome when given (status 0 = take the machine's). */
+/* Fix what the caller sees, once: the terminal state and status given,
+ * msg (NULL: the machine's message), and the machine's details.  Progress
+ * not delivered yet is dropped; the terminal callback is queued. */
 static void publish(sa_client *c, sa_job *j, int state, int status,
                     const char *msg)
 {
@@ -598,7 +600,8 @@ static void feed_not_sent(sa_client *c, sa_job *j, int64_t now, int transport,
     r.transport = transport;
     r.not_sent = 1;
     r.transport_msg = msg;
-    if (sa_jobsm_on_response(j->sm, now, &r) == SA_ERR_NOMEM) j->stuck++;
+    /* out of memory in there ends the machine FAILED; next() says END */
+    (void)sa_jobsm_on_response(j->sm, now, &r);
     note_state(c, j);
 }
 
@@ -645,7 +648,8 @@ static void drive_job(sa_client *c, sa_job *j, int64_t now)
         sa_next nx;
         int rc = sa_jobsm_next(j->sm, now, &nx);
         note_state(c, j);
-        if (rc != SA_OK) {
+        /* out of memory ends the machine (END); anything else is stuck */
+        if (rc != SA_OK && nx.kind != SA_NEXT_END) {
             job_stuck(c, j, now);
             return;
         }
@@ -709,7 +713,6 @@ static void service_limq(sa_client *c, int64_t now)
 static void advance(sa_client *c, int64_t now)
 {
     sa_link *l, *next;
-
     long restarts = 0;
 
     start_queued(c, now);
@@ -742,7 +745,7 @@ static void on_done(void *ctx, void *owner, const sa_http_response *resp)
                    ? c->opt.backoff_initial_ms : PENALTY_MS;
         sa_limiter_penalize(&c->lim, now, pause);
     }
-    if (sa_jobsm_on_response(j->sm, now, resp) == SA_ERR_NOMEM) j->stuck++;
+    (void)sa_jobsm_on_response(j->sm, now, resp);  /* NOMEM: ends FAILED */
     note_state(c, j);
     if (sa_jobsm_state(j->sm) == SA_JOB_BACKOFF)
         jlog(c, SA_LOG_INFO, "%s: %s", job_label(j, label, sizeof label),

@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,6 +105,21 @@ static void elog(sa_engine *e, int level, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     e->hooks.log(e->hooks.ctx, level, line);
+}
+
+static void eerr(sa_engine *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The message of a failed send (it reaches the job's message): redacted,
+ * so neither the key nor a signed query string can show. */
+static void eerr(sa_engine *e, const char *fmt, ...)
+{
+    char raw[ENGINE_ERRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    sa__redact(e->errmsg, sizeof e->errmsg, raw, e->api_key);
 }
 
 static const char *method_name(int m)
@@ -418,9 +434,8 @@ static int build_headers(sa_engine *e, sa_xfer *x, const sa_http_request *req)
 
     for (i = 0; i < req->n_headers; i++) {
         if (!req->headers[i] || !header_line_ok(req->headers[i])) {
-            sa__errf(e->errmsg, sizeof e->errmsg,
-                     "refusing to send a malformed header line to %s",
-                     req->url);
+            eerr(e, "refusing to send a malformed header line (%s step)",
+                 req->api_host ? "API" : "upload");
             return SA_ERR_TRANSPORT;
         }
         /* A Bearer key is the engine's to add, and only to the API. */
@@ -452,20 +467,23 @@ static int open_upload(sa_engine *e, sa_xfer *x, const sa_http_request *req)
         x->up_buf = req->upload_buf;
         return SA_OK;
     }
-    x->fd = open(req->upload_file, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO put in the file's place must not block us */
+    x->fd = open(req->upload_file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (x->fd < 0 || fstat(x->fd, &st) != 0) {
         int err = errno;
-        sa__errf(e->errmsg, sizeof e->errmsg,
-                 "cannot open image file '%s' for upload: %s",
-                 req->upload_file, strerror_r(err, ebuf, sizeof ebuf));
+        eerr(e, "cannot open image file '%s' for upload: %s",
+             req->upload_file, strerror_r(err, ebuf, sizeof ebuf));
+        return SA_ERR_FILE;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        eerr(e, "'%s' is no longer a regular file", req->upload_file);
         return SA_ERR_FILE;
     }
     if ((uint64_t)st.st_size != req->upload_size) {
-        sa__errf(e->errmsg, sizeof e->errmsg,
-                 "image file '%s' changed since it was checked "
-                 "(%llu bytes, expected %llu)", req->upload_file,
-                 (unsigned long long)st.st_size,
-                 (unsigned long long)req->upload_size);
+        eerr(e, "image file '%s' changed since it was checked "
+             "(%llu bytes, expected %llu)", req->upload_file,
+             (unsigned long long)st.st_size,
+             (unsigned long long)req->upload_size);
         return SA_ERR_FILE;
     }
     return SA_OK;
@@ -507,11 +525,10 @@ static int setup_method(sa_engine *e, sa_xfer *x, const sa_http_request *req)
     default:
         break;
     }
-    sa__errf(e->errmsg, sizeof e->errmsg, "unsupported request (method %d)",
-             req->method);
+    eerr(e, "unsupported request (method %d)", req->method);
     return SA_ERR_TRANSPORT;
 refused:
-    sa__errf(e->errmsg, sizeof e->errmsg, "libcurl refused a request option");
+    eerr(e, "libcurl refused a request option");
     return SA_ERR_TRANSPORT;
 }
 
@@ -521,7 +538,7 @@ static int setup_easy(sa_engine *e, sa_xfer *x, const sa_http_request *req)
     int rc = build_headers(e, x, req);
 
     if (rc == SA_ERR_NOMEM)
-        sa__errf(e->errmsg, sizeof e->errmsg, "out of memory");
+        eerr(e, "out of memory");
     if (rc != SA_OK) return rc;
     SETOPT(CURLOPT_PRIVATE, (void *)x);
     SETOPT(CURLOPT_URL, req->url);
@@ -556,7 +573,7 @@ static int setup_easy(sa_engine *e, sa_xfer *x, const sa_http_request *req)
     else (void)curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
     return setup_method(e, x, req);
 refused:
-    sa__errf(e->errmsg, sizeof e->errmsg, "libcurl refused a request option");
+    eerr(e, "libcurl refused a request option");
     return SA_ERR_TRANSPORT;
 }
 
@@ -573,8 +590,7 @@ int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
     e->errmsg[0] = '\0';
     x = xfer_get(e);
     if (!x) {
-        sa__errf(e->errmsg, sizeof e->errmsg,
-                 "out of memory starting a request");
+        eerr(e, "out of memory starting a request");
         return SA_ERR_NOMEM;
     }
     x->owner = owner;
@@ -584,8 +600,7 @@ int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
     x->url = sa__strdup(e->mem, req->url);
     x->started_ms = sa_engine_now();
     if (!x->url) {
-        sa__errf(e->errmsg, sizeof e->errmsg,
-                 "out of memory starting a request");
+        eerr(e, "out of memory starting a request");
         rc = SA_ERR_NOMEM;
     } else {
         rc = setup_easy(e, x, req);
@@ -593,8 +608,7 @@ int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
     if (rc == SA_OK) {
         mc = curl_multi_add_handle(e->multi, x->h);
         if (mc != CURLM_OK) {
-            sa__errf(e->errmsg, sizeof e->errmsg, "libcurl: %s",
-                     curl_multi_strerror(mc));
+            eerr(e, "libcurl: %s", curl_multi_strerror(mc));
             rc = mc == CURLM_OUT_OF_MEMORY ? SA_ERR_NOMEM : SA_ERR_TRANSPORT;
         }
     }
@@ -659,7 +673,7 @@ static void map_result(sa_engine *e, sa_xfer *x, CURLcode code,
                        sa_http_response *resp, char *msg, size_t msglen)
 {
     const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(code);
-    char ebuf[128];
+    char ebuf[128], ebuf2[CURL_ERROR_SIZE + 128];
 
     memset(resp, 0, sizeof *resp);
     resp->request_id = x->request_id[0] ? x->request_id : NULL;
@@ -696,6 +710,9 @@ static void map_result(sa_engine *e, sa_xfer *x, CURLcode code,
         resp->transport = SA_ERR_TRANSPORT;
         sa__errf(msg, msglen, "%s", detail);
     }
+    /* it ends up in the job's message: no key, no signed query string */
+    sa__redact(ebuf2, sizeof ebuf2, msg, e->api_key);
+    sa__errf(msg, msglen, "%s", ebuf2);
     resp->transport_msg = msg;
 }
 

@@ -362,6 +362,145 @@ TEST(quirks_are_survived)
     emu_stop(&e);
 }
 
+typedef struct progress {
+    int states[64];
+    int n;
+    int terminal;
+    int running_max;     /* jobs between start and end at once */
+    int *running;        /* shared counter, or NULL */
+} progress;
+
+static int progress_cb(sa_job *job, int state, void *ud)
+{
+    progress *p = ud;
+    (void)job;
+    if (p->n < 64) p->states[p->n++] = state;
+    if (p->running) {
+        if (state == SA_JOB_UPLOAD) ++*p->running;
+        if (state >= SA_JOB_DONE) --*p->running;
+        if (*p->running > p->running_max) p->running_max = *p->running;
+    }
+    if (state >= SA_JOB_DONE) p->terminal++;
+    return 0;
+}
+
+static int has_state(const progress *p, int state)
+{
+    int i;
+    for (i = 0; i < p->n; i++)
+        if (p->states[i] == state) return 1;
+    return 0;
+}
+
+TEST(progress_callbacks_and_stable_strings)
+{
+    sa_client *c = client_for(&g_emu);
+    sa_request r;
+    sa_job *j = NULL;
+    progress p;
+    const char *ids[400];
+    int n = 0, i;
+
+    REQUIRE(c != NULL);
+    emu_reset(&g_emu);
+    memset(&p, 0, sizeof p);
+    file_request(&r, SD_JPG);
+    r.callback = progress_cb;
+    r.user_data = &p;
+    REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
+    while (!sa_job_done(j) && n < 400) {
+        sa_client_step(c, 20);
+        /* "borrowed until sa_job_free": every pointer handed out stays */
+        if ((ids[n] = sa_job_request_id(j)) != NULL) n++;
+        (void)sa_job_errmsg(j);
+    }
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    for (i = 0; i < n; i++) CHECK(strlen(ids[i]) > 0);
+    CHECK_EQ_INT(p.terminal, 1);
+    CHECK_EQ_INT(p.states[p.n - 1], SA_JOB_DONE);
+    CHECK(has_state(&p, SA_JOB_UPLOAD));
+    CHECK(has_state(&p, SA_JOB_TASK_CREATE));
+    CHECK(has_state(&p, SA_JOB_POLL_WAIT));
+    CHECK(has_state(&p, SA_JOB_POLLING));
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
+TEST(upload_file_changed_or_deleted_after_submit)
+{
+    sa_client *c = client_for(&g_emu);
+    sa_request r;
+    sa_job *j;
+    char path[] = "/tmp/sa_integration_XXXXXX";
+    size_t len = 0;
+    char *img = harness_slurp(SD_JPG, &len);
+    FILE *f;
+    int fd;
+
+    REQUIRE(c != NULL && img != NULL);
+    fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, img, len) == (ssize_t)len);
+    close(fd);
+    emu_reset(&g_emu);
+    file_request(&r, path);
+    REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
+    f = fopen(path, "ab");  /* grows after validation */
+    REQUIRE(f != NULL);
+    fputs("trailing bytes", f);
+    fclose(f);
+    CHECK_EQ_INT(sa_job_wait(j, 10000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(j), SA_ERR_FILE);
+    CHECK(strstr(sa_job_errmsg(j), "changed since it was checked") != NULL);
+    sa_job_free(j);
+
+    REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);  /* validated as is */
+    unlink(path);
+    CHECK_EQ_INT(sa_job_wait(j, 10000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(j), SA_ERR_FILE);
+    CHECK(strstr(sa_job_errmsg(j), "No such file") != NULL);
+    CHECK_EQ_INT(emu_counter(&g_emu, "uploads"), 0);
+    INVARIANTS(&g_emu, 0, 1);
+    sa_job_free(j);
+    free(img);
+    sa_client_free(c);
+}
+
+TEST(max_jobs_caps_concurrency)
+{
+    sa_client_options o;
+    sa_client *c;
+    sa_request r;
+    sa_job *jobs[6];
+    progress p[6];
+    int running = 0, i, done = 0, peak = 0;
+
+    base_options(&o, &g_emu);
+    o.max_jobs = 2;
+    c = client_with(&o);
+    REQUIRE(c != NULL);
+    emu_reset(&g_emu);
+    file_request(&r, SD_JPG);
+    r.callback = progress_cb;
+    for (i = 0; i < 6; i++) {
+        memset(&p[i], 0, sizeof p[i]);
+        p[i].running = &running;
+        r.user_data = &p[i];
+        REQUIRE(sa_client_submit(c, &r, &jobs[i]) == SA_OK);
+    }
+    CHECK_EQ_INT(sa_job_state(jobs[5]), SA_JOB_QUEUED);
+    CHECK_EQ_INT(sa_client_run(c, 20000), SA_OK);
+    for (i = 0; i < 6; i++) {
+        done += sa_job_status(jobs[i]) == SA_OK;
+        if (p[i].running_max > peak) peak = p[i].running_max;
+        sa_job_free(jobs[i]);
+    }
+    CHECK_EQ_INT(done, 6);
+    CHECK(peak >= 1 && peak <= 2);
+    INVARIANTS(&g_emu, 6, 1);
+    sa_client_free(c);
+}
+
 /* ------------------------------------------------------------------ */
 /* Documented errors                                                   */
 /* ------------------------------------------------------------------ */
@@ -806,6 +945,9 @@ int main(void)
     RUN(image_url_source);
     RUN(file_id_source_reuses_an_upload);
     RUN(quirks_are_survived);
+    RUN(progress_callbacks_and_stable_strings);
+    RUN(upload_file_changed_or_deleted_after_submit);
+    RUN(max_jobs_caps_concurrency);
     RUN(documented_errors);
     RUN(expired_task_is_task_expired);
     RUN(deadline_cancel_abandon_free_with_running_tasks);

@@ -210,8 +210,12 @@ TEST(file_path_sd_json_v21)
     CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "upload"), 1);
     CHECK_EQ_INT(emu_counter2(&g_emu, "units_charged", SECRET), 9);
     INVARIANTS(&g_emu, 1, 1);
-    sa_job_free(j);
+    /* a job that outlives its client keeps its outcome and result */
     sa_client_free(c);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    check_json_result(j, "wrinkle", NULL);
+    CHECK_EQ_INT(sa_job_wait(j, 0), SA_OK);
+    sa_job_free(j);
 }
 
 TEST(buffer_hd_json_v20)

@@ -64,19 +64,24 @@ int lsa_check_api_version(lua_State *L, int idx, const char *what)
 void lsa_new_class(lua_State *L, const char *tname, const luaL_Reg *meta,
                    const luaL_Reg *methods)
 {
-    if (!luaL_newmetatable(L, tname)) {
+    luaL_newmetatable(L, tname);
+    if (lua_getfield(L, -1, "__lsa_complete") == LUA_TBOOLEAN) {
         /* The module was opened before in this state (require after
          * package.loaded was cleared): keep the existing class, which live
          * objects and the facade's added methods share. */
-        lua_pop(L, 1);
+        lua_pop(L, 2);
         return;
     }
+    lua_pop(L, 1);
+    /* New, or left half-built by a memory error during an earlier open. */
     luaL_setfuncs(L, meta, 0);
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);
     lua_setfield(L, -2, "__index");
     lua_pushstring(L, tname);
     lua_setfield(L, -2, "__name");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "__lsa_complete");
     lua_pop(L, 1);
 }
 

@@ -24,9 +24,10 @@
  * Output: the script's own prints, then one line
  *   frame-time: samples=N median=… p90=… p99=… max=… ms max_frame=F
  *   over_budget=M budget=… ms cpu_p99=… cpu_max=… ms over_budget_cpu=C
- *   late_frames=L
- * (script wall time per state and frame, CLOCK_MONOTONIC; and the CPU time
- * of the host thread in the same intervals, CLOCK_THREAD_CPUTIME_ID).
+ *   over_budget_blocked=B late_frames=L
+ * (script wall time per state and frame, CLOCK_MONOTONIC; the CPU time of
+ * the host thread in the same intervals, CLOCK_THREAD_CPUTIME_ID; B counts
+ * the overruns during which the thread blocked in a syscall).
  * Exit: 0 ok; 1 a script raised; 2 usage; 3 a frame exceeded the budget;
  * 4 finish() returned false; 5 the frame limit was reached first.
  *
@@ -34,13 +35,14 @@
  * (LUA_HOST_CPATH, LUA_HOST_PATH, set by CMake), so the module is loaded
  * from there and not from an installed copy.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* RUSAGE_THREAD */
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <lauxlib.h>
@@ -234,13 +236,28 @@ static int open_state(host_state *hs, const host_options *o, int index)
     return 0;
 }
 
+/* Voluntary context switches of this thread so far (the thread blocked:
+ * a syscall waited), or 0 where RUSAGE_THREAD does not exist. */
+static int64_t voluntary_switches(void)
+{
+#ifdef RUSAGE_THREAD
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_THREAD, &ru) == 0)
+        return (int64_t)ru.ru_nvcsw;
+#endif
+    return 0;
+}
+
 /* One frame of one state: update(dt, frame).  Writes the script time
- * (CLOCK_MONOTONIC) and the CPU time this thread spent in it
- * (CLOCK_THREAD_CPUTIME_ID), in ns. */
+ * (CLOCK_MONOTONIC), the CPU time this thread spent in it
+ * (CLOCK_THREAD_CPUTIME_ID), both in ns, and the number of times the
+ * thread blocked meanwhile. */
 static void run_update(host_state *hs, double dt, long frame, int index,
-                       int64_t *wall, int64_t *cpu)
+                       int64_t *wall, int64_t *cpu, int64_t *blocked)
 {
     lua_State *L = hs->L;
+    int64_t v0 = voluntary_switches();
     int64_t t0 = now_ns(), c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
 
     lua_getglobal(L, "update");
@@ -254,6 +271,7 @@ static void run_update(host_state *hs, double dt, long frame, int index,
     }
     *cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
     *wall = now_ns() - t0;
+    *blocked = voluntary_switches() - v0;
 }
 
 /* finish() if defined: 0 ok, -1 failed. */
@@ -302,32 +320,50 @@ static size_t count_over(const int64_t *v, size_t n, double budget_ms)
     return over;
 }
 
-/* Print the distribution of script times (wall) and the CPU-time maximum
- * and overruns (a wall overrun without a CPU overrun means the host was
- * preempted, not that the script worked too long).  Returns the number of
- * samples over the budget (wall). */
-static size_t report(int64_t *wall, int64_t *cpu, size_t n,
-                     const host_options *o, long late, long worst_frame)
+/* Samples over the budget in wall time during which the thread blocked
+ * (rather than being preempted). */
+static size_t count_over_blocked(const int64_t *wall, const int64_t *blocked,
+                                 size_t n, double budget_ms)
+{
+    size_t i, over = 0;
+
+    for (i = 0; i < n && budget_ms > 0; i++) {
+        if ((double)wall[i] / 1e6 > budget_ms && blocked[i] > 0)
+            over++;
+    }
+    return over;
+}
+
+/* Print the distribution of script times (wall) with the CPU-time maximum
+ * and overruns.  A wall overrun with neither a CPU overrun nor a blocking
+ * syscall means the host was preempted by another process, not slowed by
+ * the script.  Returns the number of samples over the budget (wall). */
+static size_t report(int64_t *wall, int64_t *cpu, const int64_t *blocked,
+                     size_t n, const host_options *o, long late,
+                     long worst_frame)
 {
     size_t over = count_over(wall, n, o->budget_ms);
     size_t over_cpu = count_over(cpu, n, o->budget_ms);
+    size_t over_blocked = count_over_blocked(wall, blocked, n, o->budget_ms);
 
     qsort(wall, n, sizeof(*wall), cmp_i64);
     qsort(cpu, n, sizeof(*cpu), cmp_i64);
     printf("frame-time: samples=%zu median=%.3f p90=%.3f p99=%.3f max=%.3f ms "
            "max_frame=%ld over_budget=%zu budget=%.3f ms cpu_p99=%.3f "
-           "cpu_max=%.3f ms over_budget_cpu=%zu late_frames=%ld\n",
+           "cpu_max=%.3f ms over_budget_cpu=%zu over_budget_blocked=%zu "
+           "late_frames=%ld\n",
            n, quantile_ms(wall, n, 0.5), quantile_ms(wall, n, 0.9),
            quantile_ms(wall, n, 0.99), n ? (double)wall[n - 1] / 1e6 : 0.0,
            worst_frame, over, o->budget_ms, quantile_ms(cpu, n, 0.99),
-           n ? (double)cpu[n - 1] / 1e6 : 0.0, over_cpu, late);
+           n ? (double)cpu[n - 1] / 1e6 : 0.0, over_cpu, over_blocked, late);
     return over;
 }
 
 /* The frame loop.  Returns the number of samples written; *worst_frame
  * is the frame of the longest sample. */
 static size_t frame_loop(host_state *hs, const host_options *o,
-                         int64_t *wall, int64_t *cpu, long *late,
+                         int64_t *wall, int64_t *cpu, int64_t *blocked,
+                         long *late,
                          long *frames_run, long *worst_frame)
 {
     int64_t worst = -1;
@@ -346,7 +382,8 @@ static size_t frame_loop(host_state *hs, const host_options *o,
         for (s = 0; s < o->states; s++) {
             if (hs[s].finished || hs[s].failed)
                 continue;
-            run_update(&hs[s], dt, frame, s + 1, &wall[n], &cpu[n]);
+            run_update(&hs[s], dt, frame, s + 1, &wall[n], &cpu[n],
+                       &blocked[n]);
             if (wall[n] > worst) {
                 worst = wall[n];
                 *worst_frame = frame;
@@ -374,7 +411,7 @@ int main(int argc, char **argv)
 {
     host_state hs[HOST_MAX_STATES];
     host_options o;
-    int64_t *wall, *cpu;
+    int64_t *wall, *cpu, *blocked;
     size_t n, total, over = 0;
     long late = 0, frames = 0, worst_frame = -1;
     int s, rc = 0, all_finished = 1;
@@ -384,10 +421,12 @@ int main(int argc, char **argv)
     total = (size_t)o.max_frames * (size_t)o.states;
     wall = calloc(total, sizeof(*wall));
     cpu = calloc(total, sizeof(*cpu));
-    if (wall == NULL || cpu == NULL) {
+    blocked = calloc(total, sizeof(*blocked));
+    if (wall == NULL || cpu == NULL || blocked == NULL) {
         fprintf(stderr, "lua_host: out of memory\n");
         free(wall);
         free(cpu);
+        free(blocked);
         return EXIT_SCRIPT;
     }
     memset(hs, 0, sizeof hs);
@@ -396,7 +435,8 @@ int main(int argc, char **argv)
             rc = EXIT_SCRIPT;
     }
     if (rc == 0) {
-        n = frame_loop(hs, &o, wall, cpu, &late, &frames, &worst_frame);
+        n = frame_loop(hs, &o, wall, cpu, blocked, &late, &frames,
+                       &worst_frame);
         for (s = 0; s < o.states; s++) {
             all_finished &= hs[s].finished;
             if (hs[s].failed)
@@ -404,7 +444,7 @@ int main(int argc, char **argv)
             else if (run_finish(&hs[s], s + 1) != 0 && rc == 0)
                 rc = EXIT_FAILED;
         }
-        over = report(wall, cpu, n, &o, late, worst_frame);
+        over = report(wall, cpu, blocked, n, &o, late, worst_frame);
         if (rc == 0 && over > 0)
             rc = EXIT_BUDGET;
         if (rc == 0 && !all_finished)
@@ -419,5 +459,6 @@ int main(int argc, char **argv)
     }
     free(wall);
     free(cpu);
+    free(blocked);
     return rc;
 }

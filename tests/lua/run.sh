@@ -7,8 +7,9 @@
 #   1. busted on tests/lua/*_spec.lua (one emulator per spec file; the
 #      frame-loop host spec runs when BUILD_DIR/examples/lua-host/lua_host
 #      exists);
-#   2. unless SA_TEST_QUICK=1: tests/lua/valgrind_smoke.lua under valgrind
-#      (errors and definite/indirect leaks fail the run).
+#   2. unless SA_TEST_QUICK=1: the out-of-memory pass (tests/lua/failalloc.c
+#      over tests/lua/failalloc.lua) and tests/lua/valgrind_smoke.lua, both
+#      under valgrind (errors and definite/indirect leaks fail the run).
 # A BUILD_DIR configured with -DSA_SANITIZE=ON runs the specs with the
 # ASan/UBSan runtimes preloaded (and no valgrind).
 # Exits non-zero when anything fails.
@@ -52,6 +53,33 @@ rc=0
 # busted as they are (e.g. tests/lua/client_spec.lua or --filter=...).
 if [ $# -eq 0 ]; then set -- "$here"; fi
 lua5.4 "$(command -v busted)" --config-file="$here/.busted" "$@" || rc=1
+
+# Out-of-memory pass: tests/lua/failalloc.c fails every Lua allocation of
+# tests/lua/failalloc.lua in turn (under valgrind, or ASan for a sanitized
+# build); every run must end with an error or normally, with nothing leaked.
+if [ "${SA_TEST_QUICK:-0}" != 1 ]; then
+  fa="$build/lua-failalloc"
+  cc=${cc:-cc}
+  fa_flags=()
+  [ $sanitized = 1 ] && fa_flags=(-fsanitize=address,undefined -fno-omit-frame-pointer)
+  fa_log="$build/lua-failalloc.log"
+  if ! "$cc" -std=c11 -Wall -Wextra -O1 -g "${fa_flags[@]}" $(pkg-config --cflags lua5.4) \
+       "$here/failalloc.c" -o "$fa" $(pkg-config --libs lua5.4) >"$fa_log" 2>&1; then
+    echo "failalloc: build FAILED"; cat "$fa_log"; rc=1
+  else
+    runner=()
+    if [ $sanitized = 0 ] && command -v valgrind >/dev/null; then
+      runner=(valgrind -q --error-exitcode=99 --leak-check=full
+              --errors-for-leak-kinds=definite,indirect
+              --show-leak-kinds=definite,indirect --suppressions="$here/valgrind.supp")
+    fi
+    if "${runner[@]}" "$fa" "$build/lua/?.so" "$here/failalloc.lua" 1 >"$fa_log" 2>&1; then
+      echo "$(tail -1 "$fa_log")${runner:+ (valgrind: clean)}"
+    else
+      echo "failalloc: FAILED (log: $fa_log)"; tail -60 "$fa_log"; rc=1
+    fi
+  fi
+fi
 
 if [ "${SA_TEST_QUICK:-0}" != 1 ] && [ $sanitized = 0 ] && command -v valgrind >/dev/null; then
   echo "valgrind: tests/lua/valgrind_smoke.lua"

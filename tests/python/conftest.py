@@ -21,7 +21,7 @@ if glob.glob(os.path.join(PYDIR, "skinanalysis", "_core*.so")):
 import skinanalysis  # noqa: E402
 from skinanalysis.emulator import Emulator  # noqa: E402
 
-from sa_helpers import FAST, SECRET_KEY  # noqa: E402
+from .sa_helpers import FAST, SECRET_KEY  # noqa: E402
 
 
 @pytest.fixture(scope="session")

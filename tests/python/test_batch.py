@@ -3,7 +3,7 @@
 import pytest
 
 import skinanalysis
-from sa_helpers import FAST, NOT_IMAGE, PNG_IMAGE, SD_IMAGE, tasks_polled_to_end
+from .sa_helpers import FAST, NOT_IMAGE, PNG_IMAGE, SD_IMAGE, tasks_polled_to_end
 
 
 def test_results_in_input_order_with_failures_in_place(client, emu):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sa_helpers import (NOT_IMAGE, PNG_IMAGE, SD_IMAGE, SMALL_IMAGE,
+from .sa_helpers import (NOT_IMAGE, PNG_IMAGE, SD_IMAGE, SMALL_IMAGE,
                         python_path_env)
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 import skinanalysis
-from sa_helpers import FAST, HD_IMAGE, SD_IMAGE, tasks_polled_to_end
+from .sa_helpers import FAST, HD_IMAGE, SD_IMAGE, tasks_polled_to_end
 
 
 def run(coro):

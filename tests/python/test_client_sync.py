@@ -12,7 +12,7 @@ import pytest
 
 import skinanalysis
 from skinanalysis import _core
-from sa_helpers import (FAST, HD_IMAGE, PNG_IMAGE, SD_IMAGE, api_requests,
+from .sa_helpers import (FAST, HD_IMAGE, PNG_IMAGE, SD_IMAGE, api_requests,
                         tasks_polled_to_end, wait_until)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import skinanalysis
 from skinanalysis import _core
-from sa_helpers import FIXTURES, NOT_IMAGE, SD_IMAGE, HD_IMAGE, PNG_IMAGE, REPO
+from .sa_helpers import FIXTURES, NOT_IMAGE, SD_IMAGE, HD_IMAGE, PNG_IMAGE, REPO
 
 EXAMPLES = os.path.join(REPO, "tests", "fixtures", "spec", "examples")
 

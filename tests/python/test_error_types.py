@@ -6,7 +6,7 @@ import socket
 import pytest
 
 import skinanalysis
-from sa_helpers import (FAST, HD_IMAGE, NOT_IMAGE, SD_IMAGE, SMALL_IMAGE,
+from .sa_helpers import (FAST, HD_IMAGE, NOT_IMAGE, SD_IMAGE, SMALL_IMAGE,
                         tasks_polled_to_end)
 
 QUICK_RETRIES = dict(FAST, max_retries=1)

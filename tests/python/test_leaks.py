@@ -15,7 +15,7 @@ import tracemalloc
 import pytest
 
 import skinanalysis
-from sa_helpers import NOT_IMAGE, SD_IMAGE, python_path_env
+from .sa_helpers import NOT_IMAGE, SD_IMAGE, python_path_env
 
 N = 200
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from sa_helpers import REPO, python_path_env
+from .sa_helpers import REPO, python_path_env
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 import skinanalysis
-from sa_helpers import FAST, SD_IMAGE, SECRET_KEY
+from .sa_helpers import FAST, SD_IMAGE, SECRET_KEY
 
 WRONG_KEY = "sk-WRONG-0d9e8f7a6b5c4d3e2f1a"
 

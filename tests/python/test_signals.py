@@ -10,7 +10,7 @@ import time
 import pytest
 
 import skinanalysis
-from sa_helpers import FAST, SD_IMAGE, tasks_polled_to_end
+from .sa_helpers import FAST, SD_IMAGE, tasks_polled_to_end
 
 DELAY = 0.3      # when the other thread interrupts
 BOUND = 0.5      # how soon after that KeyboardInterrupt must be raised

@@ -266,7 +266,9 @@ typedef struct sa_client_options {
     /* Polling */
     long poll_interval_ms;     /* when no polling_interval is given: 2000 */
     long max_poll_interval_ms; /* never wait longer between polls: 10000 */
-    long job_deadline_ms;      /* whole job, default 600000 (10 min) */
+    long job_deadline_ms;      /* whole job, default 600000 (10 min);
+                                  counted from when the job leaves the
+                                  max_jobs queue */
     int max_polls;             /* per job, default 2000 */
 
     /* Retries of file create, upload and status polls (transport errors,
@@ -395,8 +397,9 @@ SA_API int sa_client_submit(sa_client *client, const sa_request *req,
 
 /* Release the caller's handle.  A job whose task is running keeps being
  * polled by its client until the task ends (nothing is left unpolled);
- * a job that has not created a task yet is cancelled.  Deferred when
- * called from the job's own callback. */
+ * a job that has not created a task yet is cancelled.  Once freed, the
+ * job's callback is never called again.  Deferred when called from a
+ * callback. */
 SA_API void sa_job_free(sa_job *job);
 
 /* Stop waiting for the job: it ends now as CANCELLED (one terminal
@@ -451,7 +454,9 @@ SA_API int sa_job_wait(sa_job *job, long timeout_ms);
 
 /* Do whatever is ready, waiting at most timeout_ms for something to become
  * ready (0 = return at once; never blocks on DNS, connect or TLS).  Returns
- * the number of jobs still running (>= 0), or a negative sa_status. */
+ * the number of jobs still running (>= 0), or a negative sa_status:
+ * SA_ERR_BUSY from a callback or while event hooks are installed (as for
+ * sa_job_wait and sa_client_run). */
 SA_API int sa_client_step(sa_client *client, long timeout_ms);
 
 /* Run until every job (including background polls of cancelled or freed
@@ -467,8 +472,9 @@ SA_API int sa_client_active(const sa_client *client);
  * pending. */
 SA_API long sa_client_timeout_ms(sa_client *client);
 
-/* Make a blocking wait of this client return early (its next check of the
- * interrupt hook happens at once).  Safe to call from any thread or a
+/* Make a blocking wait of this client return early: its next check of the
+ * interrupt hook happens at once; without an interrupt hook the wait
+ * returns SA_ERR_INTERRUPTED.  Safe to call from any thread or a
  * signal handler's thread. */
 SA_API int sa_client_wakeup(sa_client *client);
 
@@ -492,7 +498,8 @@ typedef int (*sa_timer_fn)(void *user_data, long timeout_ms);
 /* Install the hooks.  From then on the loop owns waiting: it calls
  * sa_client_socket_action when a watched socket is ready or the timer
  * fires.  Pass NULLs to go back to sa_client_step/sa_job_wait.  Returns
- * SA_OK or SA_ERR_BUSY. */
+ * SA_OK, or SA_ERR_BUSY while requests are in flight.  sa_client_free may
+ * call the socket hook with SA_POLL_REMOVE for the sockets it closes. */
 SA_API int sa_client_set_event_hooks(sa_client *client, sa_socket_fn sock,
                                      sa_timer_fn timer, void *user_data);
 /* Tell the client that fd is ready for `what` (or fd = SA_SOCKET_TIMEOUT

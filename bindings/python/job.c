@@ -390,11 +390,12 @@ fail:
  * an exception when another thread is inside the client. */
 static int job_live(sapy_job *self)
 {
-    if (!self->ended)
-        job_sync_end(self);
     if (self->ended || self->client->client == NULL || self->cell->job == NULL)
         return 0;
-    return sapy_client_check(self->client) < 0 ? -1 : 1;
+    if (sapy_client_check(self->client) < 0)
+        return -1;
+    job_sync_end(self);
+    return self->ended ? 0 : 1;
 }
 
 static int job_detached(sapy_job *self)

@@ -175,3 +175,20 @@ def test_result_from_saved_bodies():
     assert any(s.mask_name for s in info)
     with pytest.raises(skinanalysis.ProtocolError):
         skinanalysis.Result.from_json(b"not json")
+
+
+def test_imports_in_a_sub_interpreter():
+    interpreters = pytest.importorskip("_xxsubinterpreters")
+    src = os.path.dirname(os.path.dirname(os.path.abspath(skinanalysis.__file__)))
+    iid = interpreters.create()
+    try:
+        interpreters.run_string(iid, (
+            "import sys\n"
+            "sys.path.insert(0, %r)\n"
+            "from skinanalysis import _core\n"
+            "assert _core.cost(['wrinkle']) == 9\n"
+            "c = _core.Client('k', base_url='http://127.0.0.1:9')\n"
+            "c.close()\n") % src)
+    finally:
+        interpreters.destroy(iid)
+    assert skinanalysis.cost(["pore"]) == 9

@@ -30,7 +30,8 @@ static void lsa_field_number(lua_State *L, const char *key, double v)
     lua_setfield(L, -2, key);
 }
 
-/* ui_score is an integer when present: keep it an integer in Lua. */
+/* ui_score (and skin_age) are integers when present: keep them integers
+ * in Lua when they are integral. */
 static void lsa_field_integral(lua_State *L, const char *key, double v)
 {
     if (isnan(v))
@@ -74,7 +75,7 @@ void lsa_push_result(lua_State *L, const sa_result *r)
                      sa_result_format(r) == SA_FORMAT_ZIP ? "zip" : "json");
     lsa_field_string(L, "task_id", sa_result_task_id(r));
     lsa_field_number(L, "overall", sa_result_overall(r));
-    lsa_field_number(L, "skin_age", sa_result_skin_age(r));
+    lsa_field_integral(L, "skin_age", sa_result_skin_age(r));
     lsa_field_string(L, "resize_image_url", sa_result_resize_image_url(r));
     lsa_field_string(L, "zip_url", sa_result_zip_url(r));
     lsa_field_string(L, "json", sa_result_json(r));

@@ -91,6 +91,7 @@ describe("module", function()
       local r = assert(sa.parse_result(emulator.read(examples .. "task-status-success-json-hd.json")))
       assert.equal("json", r.format)
       assert.equal(29, r.skin_age)
+      assert.equal("integer", math.type(r.skin_age))
       assert.equal(28.5, r.overall)
       assert.is_table(r.scores)
       local first = r.scores[1]

@@ -201,15 +201,32 @@ end
 -- array) and resume coroutines until all have finished.  Returns true, or
 -- nil, message, code ("wait_timeout" when timeout seconds passed, or the
 -- failure of client:step()).
+-- Seconds until the earliest sa.sleep wake-up, at most `cap`.
+local function idle_time(tasks, cap)
+  local now, t = core.now(), cap
+  for _, task in ipairs(tasks) do
+    if type(task.waiting) == "number" and task.waiting - now < t then
+      t = math.max(0, task.waiting - now)
+    end
+  end
+  return t
+end
+
 function Scheduler:run(clients, timeout)
   if type(clients) ~= "table" then clients = { clients } end
   local deadline = timeout and (core.now() + timeout) or nil
   while self:update() > 0 do
+    local busy = false
     for i, c in ipairs(clients) do
       -- wait for network activity only on the first client: the others are
       -- stepped without waiting
       local n, err, code = c:step(i == 1 and 0.02 or 0)
       if n == nil then return nil, err, code end
+      busy = busy or n > 0
+    end
+    if not busy then
+      -- no client has work (the coroutines sleep): do not spin
+      core.sleep(idle_time(self.tasks, 0.02))
     end
     if deadline and core.now() >= deadline then
       return nil, "the coroutines did not finish in time", "wait_timeout"

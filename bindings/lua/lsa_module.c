@@ -248,6 +248,24 @@ static int lsa_now(lua_State *L)
     return 1;
 }
 
+/* core.sleep(seconds): block the calling thread (at most 10 s; for the
+ * facade's scheduler when no client has work: never call it in a frame). */
+static int lsa_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    struct timespec ts;
+    int tries;
+
+    luaL_argcheck(L, s >= 0 && s <= 10, 1, "0..10 seconds expected");
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec > 999999999L)
+        ts.tv_nsec = 999999999L;
+    for (tries = 0; tries < 100 && nanosleep(&ts, &ts) != 0; tries++)
+        ; /* EINTR: sleep the rest */
+    return 0;
+}
+
 /* core.job_states(): the array of state names, in order. */
 static int lsa_job_states(lua_State *L)
 {
@@ -328,6 +346,7 @@ int luaopen_skinanalysis_core(lua_State *L)
         {"is_validation", lsa_is_validation},
         {"job_states", lsa_job_states},
         {"now", lsa_now},
+        {"sleep", lsa_sleep},
         {NULL, NULL}};
 
     luaL_checkversion(L);

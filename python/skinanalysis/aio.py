@@ -71,15 +71,18 @@ class AsyncJob:
         awaited again.  Cancelling the awaiting task does not cancel the
         job either."""
         if not self._job.done:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._future), timeout)
-            except asyncio.TimeoutError:
-                exc = _core.error_for(
-                    _core.ERR_WAIT_TIMEOUT, "no result after %.3g s; the job is still "
-                    "running and can be awaited again" % timeout,
-                    task_id=self.task_id)
-                exc.job = self
-                raise exc from None
+            if timeout is None:
+                await asyncio.shield(self._future)
+            else:
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._future), timeout)
+                except asyncio.TimeoutError:
+                    exc: Any = _core.error_for(
+                        _core.ERR_WAIT_TIMEOUT, "no result after %.3g s; the job is "
+                        "still running and can be awaited again" % timeout,
+                        task_id=self.task_id)
+                    exc.job = self
+                    raise exc from None
         return self.result()
 
     def __await__(self):

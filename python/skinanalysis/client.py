@@ -16,7 +16,7 @@ from .results import Result
 #: How long ``close()`` lets running tasks finish before abandoning them.
 DEFAULT_CLOSE_TIMEOUT = 120.0
 
-_STATE_NAMES = {}  # filled below: core state number -> "polling", "done", ...
+_STATE_NAMES: dict[int, str] = {}  # filled below: core state number -> "polling", "done", ...
 
 
 def _tri(value: Optional[bool]) -> int:

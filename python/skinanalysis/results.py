@@ -98,7 +98,8 @@ class Result:
                    overall=data.get("overall"), skin_age=data.get("skin_age"),
                    resize_image_url=data.get("resize_image_url"),
                    zip_url=data.get("zip_url"),
-                   format=_FORMATS.get(data.get("format"), "json"), raw=raw)
+                   format=_FORMATS.get(data.get("format", _core.FORMAT_JSON), "json"),
+                   raw=raw)
 
     @classmethod
     def from_json(cls, text: Union[str, bytes], kind: str = "status") -> "Result":

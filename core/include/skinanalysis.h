@@ -279,10 +279,19 @@ typedef struct sa_client_options {
 
     /* Client-side limiter, shared by every job of the client. */
     int rate_limit;            /* 1 = on (default), 0 = off */
-    double rate_per_second;    /* 5.0 */
-    int rate_burst;            /* 5 */
-    int rate_window_max;       /* 250 requests ... */
-    long rate_window_ms;       /* ... per 300000 ms */
+    /* Requests allowed in any 1000 ms (sliding, as the API counts them):
+     * 5.0.  A fractional rate counts its whole part (2.5 -> 2 per 1000 ms);
+     * below 1 it means one request per 1000 / rate ms (0.5 -> 1 per 2 s). */
+    double rate_per_second;
+    /* Most of those sent back to back: 5.  Below the rate's whole part,
+     * at most rate_burst requests in any rate_burst * 1000 / rate ms
+     * (1 spaces requests evenly).  At or above it: no extra limit. */
+    int rate_burst;
+    /* And at most rate_window_max requests (250) in any rate_window_ms
+     * (300000), sliding; either 0: no such window.  The limiter measures
+     * both server windows 50 ms longer than the server, for jitter. */
+    int rate_window_max;
+    long rate_window_ms;
 
     /* Limits on what the network feeds */
     size_t max_body_bytes;     /* 8 MiB per API response */

@@ -53,7 +53,6 @@
 #define STUCK_MAX 20        /* state machine out of memory this often: give up */
 #define WAIT_SLICE_MS 50    /* interrupt hook checked at least this often */
 #define PENALTY_MS 1000     /* limiter pause after a 429 */
-#define RATE_MARGIN 1.10    /* send 10% under the server's limits */
 #define MAX_URL_LEN 8192
 #define MAX_ID_LEN 1024
 #define MAX_NAME_LEN 255
@@ -1506,35 +1505,13 @@ static uint64_t mix_seed(uint64_t x)
 static void on_curl_timer(void *ctx, int64_t at_ms);
 static void on_curl_socket(void *ctx, int fd, int what);
 
-/* The limiter's settings for the options.  The API counts "5 QPS" and
- * "250 per 300 s" over sliding windows, on arrival.  A token bucket of
- * burst B at rate R lets B + R*L - 1 sends through in L ms (9 in a second
- * for the defaults), so the bucket gets the burst that keeps any one
- * second at rate_burst sends at most; and rate and window get a 10%
- * margin: a slot is taken when the request is handed to libcurl, but the
- * server counts it when it arrives, and that delay varies (a fresh
- * connection for a task create, a busy process).  A 429 that still
- * happens is retried and pushes the limiter back. */
-static void limiter_params(const sa_client_options *o, double *rate,
-                           int *burst, int64_t *window_ms)
-{
-    double interval;
-    *rate = o->rate_per_second / RATE_MARGIN;
-    interval = ceil(1000.0 / *rate);
-    *burst = o->rate_burst - (int)floor(999.0 / interval);
-    if (*burst < 1) *burst = 1;
-    *window_ms = (int64_t)((double)o->rate_window_ms * RATE_MARGIN);
-}
-
 static int client_init_parts(sa_client *c, const sa_client_options *o,
                              char *err, size_t errlen)
 {
     sa_engine_options eo;
     sa_engine_hooks eh;
     size_t n;
-    int rc, burst;
-    double rate;
-    int64_t window_ms;
+    int rc;
 
     c->api_key = sa__strdup(c->mem, o->api_key);
     c->base_url = sa__strdup(c->mem, o->base_url);
@@ -1544,9 +1521,11 @@ static int client_init_parts(sa_client *c, const sa_client_options *o,
     }
     for (n = strlen(c->base_url); n > 0 && c->base_url[n - 1] == '/'; n--)
         c->base_url[n - 1] = '\0';
-    limiter_params(o, &rate, &burst, &window_ms);
-    rc = sa_limiter_init(&c->lim, c->mem, o->rate_limit, rate, burst,
-                         o->rate_window_max, window_ms);
+    /* the options are the limiter's parameters as they are: its model is
+     * the API's (limiter.c), with its own small jitter guard */
+    rc = sa_limiter_init(&c->lim, c->mem, o->rate_limit, o->rate_per_second,
+                         o->rate_burst, o->rate_window_max,
+                         (int64_t)o->rate_window_ms);
     if (rc != SA_OK) {
         sa__errf(err, errlen, rc == SA_ERR_NOMEM ? "out of memory creating "
                  "the client" : "the rate limit options are out of range");

@@ -1,194 +1,208 @@
 /*
- * limiter.c - the client-side rate limiter: a token bucket AND a sliding
- * window, both enforced (API.md section 10: 5 requests per second and 250
- * per 300 s, per key and per IP).
+ * limiter.c - the client-side rate limiter: the API's own model (API.md
+ * section 10), sliding windows counted on arrival: at most 5 requests in
+ * any 1 s AND at most 250 in any 300 s, per key and per IP.
  *
  * Pure: time is an input (monotonic milliseconds); nothing here reads a
  * clock, sleeps or keeps global state.
  *
- * Exact arithmetic, no drift.  Every quantity is a whole number of
- * milliseconds:
- *   - The bucket holds send credit in milliseconds.  One send costs
- *     interval = ceil(1000 / rate) ms of credit; the credit grows by one per
- *     elapsed millisecond up to burst * interval.  The `tokens` field holds
- *     that credit; it is a double in the shared struct but only ever holds
- *     integers below 2^53, where double arithmetic is exact.  A rate whose
- *     interval is not a whole number of milliseconds (3/s -> 334 ms) is
- *     rounded down, never up, so the configured limit always holds.
- *   - The window keeps the times of the last window_max sends in a ring.  A
- *     send at t is allowed when fewer than window_max sends happened in
- *     (t - window_ms, t], that is when the window_max-th most recent send
- *     happened at or before t - window_ms.
- * What that guarantees (tests/c/test_limiter.c checks it over thousands of
- * sends at random times): any half-open interval [t, t + L) holds at most
- * burst + floor((L - 1) / interval) sends, and any window_ms holds at most
- * window_max.  A refusal reports the exact earliest time both hold again.
+ * The model.  The limiter is a set of sliding windows, all enforced.  A
+ * window "at most max sends in any span_ms" keeps the times of its last max
+ * sends in a ring; a send at t is allowed when fewer than max sends happened
+ * in (t - span_ms, t], that is when the max-th most recent one happened at
+ * or before t - span_ms.  Then any half-open interval [a, a + span_ms) holds
+ * at most max sends.  The windows, for rate R, burst B, window_max W per
+ * window_ms:
+ *   rate   at most n = max(1, floor(R)) sends in any max(1000, ceil(1000 /
+ *          R)) ms: R is the number of requests allowed in any second
+ *          (5 -> 5 per 1000 ms); a fractional R counts its whole part
+ *          (2.5 -> 2 per 1000 ms), and an R below 1 means one request per
+ *          1000 / R ms (0.5 -> 1 per 2000 ms).
+ *   burst  only when B < n: at most B sends in any ceil(B * 1000 / R) ms.
+ *          Client-side smoothing (no server window to mirror): B = 1 spaces
+ *          the requests evenly, 1000 / R ms apart.
+ *   long   at most W sends in any window_ms (none when W or window_ms is 0).
+ * Safety margin.  A slot is taken when the request is handed to libcurl,
+ * but the server counts it on arrival, and that delay varies a little
+ * (connection reuse, a busy loop).  Two sends s1 < s2 whose delays differ
+ * by at most G arrive at least s2 - s1 - G apart, so the windows that
+ * mirror the server's (rate and long) are SA_LIMITER_GUARD_MS (50 ms)
+ * longer here than on the server: 5 per 1050 ms and 250 per 300050 ms with
+ * the defaults.  That costs ~5% of a saturated second and nothing of the
+ * long window.  A 429 that still happens is retried by the job and pauses
+ * the limiter (sa_limiter_penalize).
+ *
+ * A refusal reports the exact earliest time every window (and the penalty)
+ * allows a send again: each condition only gets better while nobody sends,
+ * so it is the latest of their ready times.  tests/c/test_limiter.c checks
+ * the invariants and the exactness over thousands of sends at random times.
  *
  * Time that goes backwards (a caller mixing clocks) is treated as "no time
- * passed": the limiter never refills or forgets sends because of it.
+ * passed": the limiter never forgets sends because of it.
  */
 #include "sa_internal.h"
 
 #include <math.h>
 #include <string.h>
 
-/* No credit or interval beyond this (~35 years in ms): keeps every value far
- * below 2^53, where doubles hold integers exactly. */
+/* No span or pause beyond this (~35 years in ms). */
 #define LIMITER_MAX_MS ((int64_t)1 << 40)
-/* Largest window ring accepted (8 MiB of send times). */
-#define LIMITER_MAX_WINDOW (1 << 20)
-
-/* Milliseconds of credit one send costs: ceil(1000 / rate). */
-static int64_t limiter_interval(const sa_limiter *l)
-{
-    double q = 1000.0 / l->rate;
-    int64_t iv = (int64_t)q;
-    if ((double)iv < q) iv++;
-    return iv < 1 ? 1 : iv;
-}
-
-static double limiter_capacity(const sa_limiter *l)
-{
-    return l->burst * (double)limiter_interval(l);
-}
+/* Largest number of send times kept over all windows (8 MiB). */
+#define LIMITER_MAX_RING (1 << 20)
 
 /* Time as the limiter sees it: never earlier than the last time it saw. */
-static int64_t limiter_clamp(const sa_limiter *l, int64_t now_ms)
+static int64_t limiter_clamp(sa_limiter *l, int64_t now_ms)
 {
     if (l->last_ms != INT64_MIN && now_ms < l->last_ms) return l->last_ms;
+    l->last_ms = now_ms;
     return now_ms;
 }
 
-/* Add the credit earned since last_ms (never above the capacity). */
-static void limiter_refill(sa_limiter *l, int64_t now_ms)
+/* a + b for b >= 0, saturating at INT64_MAX. */
+static int64_t sat_add(int64_t a, int64_t b)
 {
-    double cap = limiter_capacity(l);
-    uint64_t elapsed;
-
-    if (l->last_ms == INT64_MIN) {  /* first use: the bucket starts full */
-        l->last_ms = now_ms;
-        return;
-    }
-    elapsed = (uint64_t)now_ms - (uint64_t)l->last_ms;
-    if (l->tokens >= cap || (double)elapsed >= cap - l->tokens)
-        l->tokens = cap;
-    else
-        l->tokens += (double)elapsed;
-    l->last_ms = now_ms;
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
-/* 1 when the window has room at now_ms, else 0 with the time it will. */
-static int limiter_window_ok(const sa_limiter *l, int64_t now_ms,
-                             int64_t *ready_at_ms)
+/* 1 when w has room at now_ms, else 0 with the time it will. */
+static int window_ok(const sa_limiter_window *w, int64_t now_ms,
+                     int64_t *ready_at_ms)
 {
     int64_t oldest;
 
-    if (!l->ring || l->ring_count < l->window_max) return 1;
-    oldest = l->ring[l->ring_head];
-    if (now_ms - oldest >= l->window_ms) return 1;
-    *ready_at_ms = oldest + l->window_ms;
+    if (w->count < w->max) return 1;
+    oldest = w->ring[w->head];
+    if (now_ms - oldest >= w->span_ms) return 1;
+    *ready_at_ms = sat_add(oldest, w->span_ms);
     return 0;
 }
 
-static void limiter_window_record(sa_limiter *l, int64_t now_ms)
+static void window_record(sa_limiter_window *w, int64_t now_ms)
 {
-    if (!l->ring) return;
-    if (l->ring_count < l->window_max) {
-        l->ring[(l->ring_head + l->ring_count) % l->window_max] = now_ms;
-        l->ring_count++;
+    if (w->count < w->max) {
+        w->ring[(w->head + w->count) % w->max] = now_ms;
+        w->count++;
     } else {
-        l->ring[l->ring_head] = now_ms;
-        l->ring_head = (l->ring_head + 1) % l->window_max;
+        w->ring[w->head] = now_ms;
+        w->head = (w->head + 1) % w->max;
     }
 }
 
+/* ceil(x) as an integer, for 0 < x <= LIMITER_MAX_MS. */
+static int64_t ceil_ms(double x)
+{
+    int64_t v = (int64_t)x;
+    return (double)v < x ? v + 1 : v;
+}
+
+static void add_window(sa_limiter *l, int max, int64_t span_ms)
+{
+    l->win[l->n_win].max = max;
+    l->win[l->n_win].span_ms = span_ms;
+    l->n_win++;
+}
+
+/* Lay out the windows of the model (see the top of the file); 0 when the
+ * parameters are out of range. */
+static int plan_windows(sa_limiter *l, double rate, int burst, int window_max,
+                        int64_t window_ms)
+{
+    double whole = floor(rate);
+    int n;
+
+    if (!(rate > 0.0) || !isfinite(rate) || 1000.0 / rate > (double)LIMITER_MAX_MS
+        || whole > (double)LIMITER_MAX_RING || burst < 1 || window_max < 0
+        || window_ms < 0 || window_max > LIMITER_MAX_RING
+        || window_ms > LIMITER_MAX_MS)
+        return 0;
+    n = whole < 1.0 ? 1 : (int)whole;
+    if (n + (window_max > 0 && window_ms > 0 ? window_max : 0)
+        + (burst < n ? burst : 0) > LIMITER_MAX_RING)
+        return 0;
+    add_window(l, n, (rate >= 1.0 ? 1000 : ceil_ms(1000.0 / rate))
+                     + SA_LIMITER_GUARD_MS);
+    if (burst < n) add_window(l, burst, ceil_ms((double)burst * 1000.0 / rate));
+    if (window_max > 0 && window_ms > 0)
+        add_window(l, window_max, window_ms + SA_LIMITER_GUARD_MS);
+    return 1;
+}
+
 /* Set up a limiter.  With enabled == 0 nothing is checked and every acquire
- * succeeds.  Otherwise rate (> 0 per second) and burst (>= 1) define the
- * bucket; window_max sends per window_ms define the window (either 0: no
- * window).  Returns SA_OK, SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM; after a
- * failure the limiter needs no sa_limiter_free (it is safe to call). */
+ * succeeds.  One allocation holds the rings of every window.  Returns SA_OK,
+ * SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM; after a failure nothing is held
+ * (sa_limiter_free is safe to call). */
 int sa_limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
                     double rate, int burst, int window_max,
                     int64_t window_ms)
 {
+    size_t total = 0;
+    int64_t *ring;
+    int i;
+
     if (!l) return SA_ERR_INVALID_ARGUMENT;
     memset(l, 0, sizeof *l);
     l->mem = mem;
     l->last_ms = INT64_MIN;
+    l->blocked_until = INT64_MIN;
     if (!enabled) return SA_OK;
-
-    if (!(rate > 0.0) || !isfinite(rate) || 1000.0 / rate > (double)LIMITER_MAX_MS
-        || burst < 1 || window_max < 0 || window_ms < 0
-        || window_max > LIMITER_MAX_WINDOW || window_ms > LIMITER_MAX_MS)
+    if (!plan_windows(l, rate, burst, window_max, window_ms)) {
+        l->n_win = 0;
         return SA_ERR_INVALID_ARGUMENT;
-    l->rate = rate;
-    l->burst = (double)burst;
-    if (limiter_capacity(l) > (double)LIMITER_MAX_MS * 1024.0)
-        return SA_ERR_INVALID_ARGUMENT;
-    l->tokens = limiter_capacity(l);
-    if (window_max > 0 && window_ms > 0) {
-        l->ring = sa__calloc(mem, (size_t)window_max, sizeof *l->ring);
-        if (!l->ring) return SA_ERR_NOMEM;
-        l->window_max = window_max;
-        l->window_ms = window_ms;
+    }
+    for (i = 0; i < l->n_win; i++) total += (size_t)l->win[i].max;
+    ring = sa__calloc(mem, total, sizeof *ring);
+    if (!ring) {
+        l->n_win = 0;
+        return SA_ERR_NOMEM;
+    }
+    for (i = 0; i < l->n_win; i++) {
+        l->win[i].ring = ring;
+        ring += l->win[i].max;
     }
     l->enabled = 1;
     return SA_OK;
 }
 
-/* Release the ring; the limiter is left disabled.  NULL is fine. */
+/* Release the rings; the limiter is left disabled.  NULL is fine. */
 void sa_limiter_free(sa_limiter *l)
 {
     if (!l) return;
-    sa__free(l->mem, l->ring);
-    l->ring = NULL;
-    l->ring_count = 0;
+    if (l->n_win > 0) sa__free(l->mem, l->win[0].ring);
+    memset(l->win, 0, sizeof l->win);
+    l->n_win = 0;
     l->enabled = 0;
 }
 
 int sa_limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
 {
-    int64_t interval, bucket_ready = 0, window_ready = 0;
-    int bucket_ok, window_ok;
+    int64_t ready;
+    int i;
 
     if (!l || !l->enabled) return 1;
     now_ms = limiter_clamp(l, now_ms);
-    limiter_refill(l, now_ms);
-    interval = limiter_interval(l);
-
-    bucket_ok = l->tokens >= (double)interval;
-    if (!bucket_ok) bucket_ready = now_ms + (interval - (int64_t)l->tokens);
-    window_ok = limiter_window_ok(l, now_ms, &window_ready);
-
-    if (bucket_ok && window_ok) {
-        l->tokens -= (double)interval;
-        limiter_window_record(l, now_ms);
-        return 1;
+    ready = l->blocked_until > now_ms ? l->blocked_until : now_ms;
+    for (i = 0; i < l->n_win; i++) {
+        int64_t at = now_ms;
+        if (!window_ok(&l->win[i], now_ms, &at) && at > ready) ready = at;
     }
-    if (ready_at_ms) {
-        /* Both conditions only get better while nobody sends, so the
-         * earliest time both hold is the later of the two. */
-        int64_t r = bucket_ok ? window_ready
-                  : window_ok ? bucket_ready
-                  : (bucket_ready > window_ready ? bucket_ready : window_ready);
-        *ready_at_ms = r;
+    if (ready > now_ms) {
+        if (ready_at_ms) *ready_at_ms = ready;
+        return 0;
     }
-    return 0;
+    for (i = 0; i < l->n_win; i++) window_record(&l->win[i], now_ms);
+    return 1;
 }
 
-/* After a 429 the server counted more than we did: drain the bucket so that
- * the next send is at now_ms + pause_ms at the earliest, and the burst has
- * to be earned again.  Never brings a later ready time forward.  pause_ms
- * below 0 counts as 0 (only the burst is drained). */
+/* After a 429 the server counted more than we did: no send before
+ * now_ms + pause_ms (a pause of a second or more also empties the server's
+ * 1 s window).  Never brings a later ready time forward; pause_ms below 0
+ * counts as 0. */
 void sa_limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms)
 {
-    double floor_credit;
-
     if (!l || !l->enabled) return;
     if (pause_ms < 0) pause_ms = 0;
     if (pause_ms > LIMITER_MAX_MS) pause_ms = LIMITER_MAX_MS;
     now_ms = limiter_clamp(l, now_ms);
-    limiter_refill(l, now_ms);
-    floor_credit = (double)(limiter_interval(l) - pause_ms);
-    if (l->tokens > floor_credit) l->tokens = floor_credit;
+    if (sat_add(now_ms, pause_ms) > l->blocked_until)
+        l->blocked_until = sat_add(now_ms, pause_ms);
 }

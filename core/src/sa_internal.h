@@ -274,20 +274,34 @@ int sa_result_from_score_info(const sa_mem *mem, const cJSON *root,
 /* limiter.c (pure; time is an input)                                  */
 /* ================================================================== */
 
+/* The limiter is a set of sliding windows, all enforced: "at most `max`
+ * sends in any `span_ms`" each (see limiter.c for the exact model). */
+#define SA_LIMITER_GUARD_MS 50   /* added to every window the server keeps */
+#define SA_LIMITER_WINDOWS 3     /* rate, burst, long window */
+
+typedef struct sa_limiter_window {
+    int max;              /* at most max sends ... */
+    int64_t span_ms;      /* ... in any half-open span_ms */
+    int64_t *ring;        /* the last max send times, oldest at head */
+    int head;
+    int count;
+} sa_limiter_window;
+
 typedef struct sa_limiter {
     int enabled;
-    double rate;          /* tokens per second */
-    double burst;         /* bucket size */
-    double tokens;
-    int64_t last_ms;      /* last refill */
-    int window_max;       /* at most window_max sends ... */
-    int64_t window_ms;    /* ... in any window_ms */
-    int64_t *ring;        /* send times, window_max entries */
-    int ring_head;
-    int ring_count;
+    sa_limiter_window win[SA_LIMITER_WINDOWS];
+    int n_win;
+    int64_t last_ms;      /* latest time seen (time never goes back) */
+    int64_t blocked_until;/* penalty: no send before this */
     const sa_mem *mem;
 } sa_limiter;
 
+/* rate: at most max(1, floor(rate)) sends in any max(1000, ceil(1000 /
+ * rate)) ms, plus SA_LIMITER_GUARD_MS; burst: when below that count, at
+ * most burst sends in any ceil(burst * 1000 / rate) ms (client-side
+ * smoothing, no guard); window_max sends in any window_ms plus the guard
+ * (either 0: no long window).  Returns SA_OK, SA_ERR_INVALID_ARGUMENT or
+ * SA_ERR_NOMEM; sa_limiter_free is safe after a failure. */
 int sa_limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
                     double rate, int burst, int window_max,
                     int64_t window_ms);

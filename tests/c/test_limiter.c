@@ -1,7 +1,7 @@
 /*
- * test_limiter.c - the token bucket + sliding window (core/src/limiter.c):
- * exact ready times, penalties, and the two invariants checked over
- * thousands of sends at random times with a fake clock.
+ * test_limiter.c - the sliding-window limiter (core/src/limiter.c): exact
+ * ready times, fractional rates, bursts, penalties, and the invariants
+ * checked over thousands of sends at random times with a fake clock.
  */
 #include "harness.h"
 #include "support_fakeserver.h"
@@ -57,6 +57,8 @@ TEST(init_validates)
                  SA_ERR_INVALID_ARGUMENT);
     CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 1e-12, 5, 250, 300000),
                  SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 1e9, 5, 250, 300000),
+                 SA_ERR_INVALID_ARGUMENT);
     CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 5.0, 0, 250, 300000),
                  SA_ERR_INVALID_ARGUMENT);
     CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 5.0, 5, -1, 300000),
@@ -65,61 +67,136 @@ TEST(init_validates)
                  SA_ERR_INVALID_ARGUMENT);
     CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 5.0, 5, 1 << 30, 300000),
                  SA_ERR_INVALID_ARGUMENT);
-    /* no window when either bound is 0: no ring */
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 5.0, 5, 0, 300000), SA_OK);
-    CHECK(l.ring == NULL);
     sa_limiter_free(&l);
-    /* the ring goes through sa_mem; out of memory is reported */
+    /* no long window when either bound is 0; no burst window at burst >=
+     * the rate's whole part */
+    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 5.0, 5, 0, 300000), SA_OK);
+    CHECK_EQ_INT(l.n_win, 1);
+    CHECK_EQ_INT(l.win[0].max, 5);
+    CHECK_EQ_INT(l.win[0].span_ms, 1000 + SA_LIMITER_GUARD_MS);
+    sa_limiter_free(&l);
+    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 5.0, 9, 250, 300000), SA_OK);
+    CHECK_EQ_INT(l.n_win, 2);
+    CHECK_EQ_INT(l.win[1].max, 250);
+    CHECK_EQ_INT(l.win[1].span_ms, 300000 + SA_LIMITER_GUARD_MS);
+    sa_limiter_free(&l);
+    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 20.0, 2, 250, 300000), SA_OK);
+    CHECK_EQ_INT(l.n_win, 3);
+    CHECK_EQ_INT(l.win[1].max, 2);
+    CHECK_EQ_INT(l.win[1].span_ms, 100);
+    sa_limiter_free(&l);
+    /* the rings are one allocation through sa_mem; out of memory is
+     * reported and leaves nothing behind */
     fs_mem_init(&m, 1, 0);
     CHECK_EQ_INT(sa_limiter_init(&l, &m.mem, 1, 5.0, 5, 250, 300000),
                  SA_ERR_NOMEM);
     sa_limiter_free(&l);
     CHECK_EQ_INT(m.live, 0);
     fs_mem_init(&m, 0, 0);
-    CHECK_EQ_INT(sa_limiter_init(&l, &m.mem, 1, 5.0, 5, 250, 300000), SA_OK);
+    CHECK_EQ_INT(sa_limiter_init(&l, &m.mem, 1, 20.0, 2, 250, 300000), SA_OK);
     CHECK_EQ_INT(m.live, 1);
     sa_limiter_free(&l);
     CHECK_EQ_INT(m.live, 0);
 }
 
-TEST(burst_then_rate_exactly)
+/* 5 per second: five at once, the sixth exactly 1000 ms + guard after the
+ * first; a sliding window, not a refill. */
+TEST(rate_window_exactly)
 {
     sa_limiter l;
-    int64_t ready = 0;
+    int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
     int i;
 
     REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa_limiter_acquire(&l, 1000, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 1000, &ready), 0);
-    CHECK_EQ_INT(ready, 1200);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 1199, &ready), 0);
-    CHECK_EQ_INT(ready, 1200);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 1200, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 1250, &ready), 0);
-    CHECK_EQ_INT(ready, 1400);
-    /* a long pause refills the bucket to the burst, not beyond */
+    for (i = 0; i < 5; i++)
+        CHECK_EQ_INT(sa_limiter_acquire(&l, 1000 + 100 * i, &ready), 1);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 1400, &ready), 0);
+    CHECK_EQ_INT(ready, 2000 + g);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 2000 + g - 1, &ready), 0);
+    CHECK_EQ_INT(ready, 2000 + g);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 2000 + g, &ready), 1);
+    /* the next slot frees when the second send leaves the window */
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 2000 + g, &ready), 0);
+    CHECK_EQ_INT(ready, 2100 + g);
+    /* a long pause: five at once again, never six */
     for (i = 0; i < 5; i++) CHECK_EQ_INT(sa_limiter_acquire(&l, 900000, &ready), 1);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 900000, &ready), 0);
-    CHECK_EQ_INT(ready, 900200);
+    CHECK_EQ_INT(ready, 901000 + g);
+    sa_limiter_free(&l);
+}
+
+/* A fractional rate counts its whole part per second; below 1 it is one
+ * request per 1000 / rate ms. */
+TEST(fractional_rates)
+{
+    sa_limiter l;
+    int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
+
+    REQUIRE(sa_limiter_init(&l, NULL, 1, 2.5, 5, 0, 0) == SA_OK);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 0);
+    CHECK_EQ_INT(ready, 1000 + g);
+    sa_limiter_free(&l);
+
+    REQUIRE(sa_limiter_init(&l, NULL, 1, 0.5, 5, 0, 0) == SA_OK);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 1, &ready), 0);
+    CHECK_EQ_INT(ready, 2000 + g);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 2000 + g, &ready), 1);
+    sa_limiter_free(&l);
+
+    /* 0.3/s: one per ceil(3333.3) ms */
+    REQUIRE(sa_limiter_init(&l, NULL, 1, 0.3, 1, 0, 0) == SA_OK);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 0);
+    CHECK_EQ_INT(ready, 3334 + g);
+    sa_limiter_free(&l);
+}
+
+/* A burst below the rate spaces the sends: 20/s with burst 2 is at most 2
+ * in any 100 ms (and still 20 in any second). */
+TEST(burst_spaces_sends)
+{
+    sa_limiter l;
+    int64_t ready = 0, now = 0;
+    int sent = 0, guard;
+
+    REQUIRE(sa_limiter_init(&l, NULL, 1, 20.0, 2, 0, 0) == SA_OK);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 0);
+    CHECK_EQ_INT(ready, 100);
+    sa_limiter_free(&l);
+
+    /* a greedy sender gets 2 per 100 ms, so 20 in [0, 1000) ... and then
+     * the second-long window holds the 21st until 1000 + guard */
+    REQUIRE(sa_limiter_init(&l, NULL, 1, 20.0, 2, 0, 0) == SA_OK);
+    for (guard = 0; now < 1000 && guard < 1000; guard++) {
+        if (sa_limiter_acquire(&l, now, &ready)) sent++;
+        else now = ready;
+    }
+    CHECK_EQ_INT(sent, 20);
+    CHECK_EQ_INT(now, 1000 + SA_LIMITER_GUARD_MS);
     sa_limiter_free(&l);
 }
 
 TEST(window_exactly)
 {
     sa_limiter l;
-    int64_t ready = 0;
+    int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
 
     REQUIRE(sa_limiter_init(&l, NULL, 1, 1000.0, 1000, 3, 1000) == SA_OK);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 10, &ready), 1);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 20, &ready), 1);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 30, &ready), 0);
-    CHECK_EQ_INT(ready, 1000);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 999, &ready), 0);
-    CHECK_EQ_INT(ready, 1000);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 1000, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 1000, &ready), 0);
-    CHECK_EQ_INT(ready, 1010);
+    CHECK_EQ_INT(ready, 1000 + g);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 999 + g, &ready), 0);
+    CHECK_EQ_INT(ready, 1000 + g);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 1000 + g, &ready), 1);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 1000 + g, &ready), 0);
+    CHECK_EQ_INT(ready, 1010 + g);
     sa_limiter_free(&l);
 }
 
@@ -127,21 +204,21 @@ TEST(window_exactly)
 TEST(both_limits_hold)
 {
     sa_limiter l;
-    int64_t ready = 0;
+    int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
     int i;
 
     REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 5, 10000) == SA_OK);
     for (i = 0; i < 5; i++) CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 0);
-    CHECK_EQ_INT(ready, 10000);          /* the window, not the bucket's 200 */
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 9999, &ready), 0);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 10000, &ready), 1);
+    CHECK_EQ_INT(ready, 10000 + g);     /* the long window, not the second */
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 9999 + g, &ready), 0);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 10000 + g, &ready), 1);
     sa_limiter_free(&l);
 
     REQUIRE(sa_limiter_init(&l, NULL, 1, 1.0, 1, 100, 1000) == SA_OK);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 0);
-    CHECK_EQ_INT(ready, 1000);           /* the bucket */
+    CHECK_EQ_INT(ready, 1000 + g);      /* the second */
     sa_limiter_free(&l);
 }
 
@@ -158,38 +235,39 @@ TEST(penalize_after_429)
     CHECK_EQ_INT(ready, 4000);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 3999, &ready), 0);
     CHECK_EQ_INT(ready, 4000);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 4000, &ready), 1);
-    /* the burst is gone: it has to be earned again */
+    /* the pause is over: the windows alone decide again */
+    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa_limiter_acquire(&l, 4000, &ready), 1);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 4000, &ready), 0);
-    CHECK_EQ_INT(ready, 4200);
+    CHECK_EQ_INT(ready, 5000 + SA_LIMITER_GUARD_MS);
     /* a shorter penalty never brings a later ready time forward */
     sa_limiter_penalize(&l, 4000, 10000);
     sa_limiter_penalize(&l, 4000, 100);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 4000, &ready), 0);
     CHECK_EQ_INT(ready, 14000);
-    /* a pause of 0 (or less) only drains the burst */
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa_limiter_acquire(&l, 100000, &ready), 1);
-    for (i = 0; i < 5; i++) sa_limiter_acquire(&l, 200000, &ready);
+    /* a pause of 0 (or less) changes nothing */
     sa_limiter_penalize(&l, 300000, -5);
+    sa_limiter_penalize(&l, 300000, 0);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 300000, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 300000, &ready), 0);
-    CHECK_EQ_INT(ready, 300200);
+    /* a huge pause saturates instead of overflowing */
+    sa_limiter_penalize(&l, 300000, INT64_MAX);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 300001, &ready), 0);
+    CHECK(ready > 300001);
     sa_limiter_free(&l);
 }
 
 TEST(time_going_backwards_is_no_time)
 {
     sa_limiter l;
-    int64_t ready = 0;
+    int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
     int i;
 
     REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
     for (i = 0; i < 5; i++) CHECK_EQ_INT(sa_limiter_acquire(&l, 5000, &ready), 1);
     CHECK_EQ_INT(sa_limiter_acquire(&l, 100, &ready), 0);
-    CHECK_EQ_INT(ready, 5200);
+    CHECK_EQ_INT(ready, 6000 + g);
     CHECK_EQ_INT(sa_limiter_acquire(&l, -100000, &ready), 0);
-    CHECK_EQ_INT(ready, 5200);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 5200, &ready), 1);
+    CHECK_EQ_INT(ready, 6000 + g);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 6000 + g, &ready), 1);
     sa_limiter_free(&l);
 }
 
@@ -197,12 +275,12 @@ TEST(time_going_backwards_is_no_time)
 TEST(greedy_sender_exact_throughput)
 {
     sa_limiter l;
-    int64_t now = 0, ready = 0, last = 0;
+    int64_t now = 0, ready = 0, last = 0, g = SA_LIMITER_GUARD_MS;
     int sent = 0, guard;
 
-    /* 3/s: one send per 334 ms (rounded so the limit holds), burst 2 */
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 3.0, 2, 0, 0) == SA_OK);
-    for (guard = 0; sent < 3002 && guard < 100000; guard++) {
+    /* 3/s: three per 1000 ms + guard, for ever */
+    REQUIRE(sa_limiter_init(&l, NULL, 1, 3.0, 3, 0, 0) == SA_OK);
+    for (guard = 0; sent < 3000 && guard < 100000; guard++) {
         if (sa_limiter_acquire(&l, now, &ready)) {
             sent++;
             last = now;
@@ -211,25 +289,27 @@ TEST(greedy_sender_exact_throughput)
             now = ready;
         }
     }
-    CHECK_EQ_INT(sent, 3002);
-    CHECK_EQ_INT(last, (int64_t)3000 * 334);
+    CHECK_EQ_INT(sent, 3000);
+    CHECK_EQ_INT(last, (int64_t)999 * (1000 + g));
     sa_limiter_free(&l);
 
-    /* the API's limits: 250 per 300 s dominate 5/s: exactly 500 sends in
-     * [0, 600 s), the 251st exactly 300 s after the first */
+    /* the API's limits: 250 per 300 s dominate 5/s: exactly 500 sends
+     * before 600 s + 2 guards, the 251st exactly 300 s + guard after the
+     * first */
     REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 250, 300000) == SA_OK);
     now = 0;
     sent = 0;
-    for (guard = 0; now < 600000 && guard < 100000; guard++) {
+    for (guard = 0; now < 600000 + 2 * g && guard < 100000; guard++) {
         if (sa_limiter_acquire(&l, now, &ready)) {
             sent++;
-            if (sent == 250) CHECK_EQ_INT(now, 245 * 200);
-            if (sent == 251) CHECK_EQ_INT(now, 300000);
+            if (sent == 250) CHECK_EQ_INT(now, 49 * (1000 + g));
+            if (sent == 251) CHECK_EQ_INT(now, 300000 + g);
         } else {
             now = ready;
         }
     }
     CHECK_EQ_INT(sent, 500);
+    CHECK_EQ_INT(now, 600000 + 2 * g);
     sa_limiter_free(&l);
 }
 
@@ -238,22 +318,58 @@ typedef struct lim_case {
     int burst;
     int window_max;
     int64_t window_ms;
-    int64_t interval;   /* ceil(1000 / rate) */
 } lim_case;
 
-/* 5,000 acquires at random times (and at the reported ready times): no
- * interval ever holds more than the bucket allows, no window more than
- * window_max, and every reported ready time is exact. */
+/* Check the invariants of one run: at most floor(rate) sends in ANY 1000 ms
+ * (one per ceil(1000 / rate) ms below 1/s), at most burst in any
+ * ceil(burst * 1000 / rate) ms, at most window_max in any window_ms. */
+static void check_invariants(size_t c, const lim_case *k,
+                             const int64_t *times, size_t n)
+{
+    size_t whole = (size_t)floor(k->rate), seen;
+    int64_t span = 1000;
+
+    if (whole < 1) {
+        whole = 1;
+        span = (int64_t)ceil(1000.0 / k->rate);
+    }
+    seen = max_in_window(times, n, span);
+    if (seen > whole)
+        HARNESS_FAIL("case %zu: %zu sends in %lld ms (max %zu)", c, seen,
+                     (long long)span, whole);
+    /* the guard: not even in 1000 ms + guard */
+    seen = max_in_window(times, n, span + SA_LIMITER_GUARD_MS);
+    if (seen > whole)
+        HARNESS_FAIL("case %zu: %zu sends in %lld ms + guard", c, seen,
+                     (long long)span);
+    if ((size_t)k->burst < whole) {
+        int64_t bspan = (int64_t)ceil((double)k->burst * 1000.0 / k->rate);
+        seen = max_in_window(times, n, bspan);
+        if (seen > (size_t)k->burst)
+            HARNESS_FAIL("case %zu: %zu sends in %lld ms (burst %d)", c, seen,
+                         (long long)bspan, k->burst);
+    }
+    if (k->window_max > 0) {
+        seen = max_in_window(times, n, k->window_ms + SA_LIMITER_GUARD_MS);
+        if (seen > (size_t)k->window_max)
+            HARNESS_FAIL("case %zu: %zu sends in the window (max %d)", c,
+                         seen, k->window_max);
+    }
+}
+
+/* 5,000 acquires at random times (and at the reported ready times): the
+ * invariants hold and every reported ready time is exact. */
 TEST(random_sends_never_exceed_either_limit)
 {
     static const lim_case cases[] = {
-        { 5.0, 5, 250, 300000, 200 },
-        { 3.0, 2, 7, 2000, 334 },
-        { 0.5, 1, 0, 0, 2000 },
-        { 10.0, 1, 50, 10000, 100 },
-        { 7.0, 20, 30, 5000, 143 },
+        { 5.0, 5, 250, 300000 },
+        { 5.0, 5, 40, 20000 },
+        { 3.0, 2, 7, 2000 },
+        { 0.5, 1, 0, 0 },
+        { 10.0, 1, 50, 10000 },
+        { 7.5, 20, 30, 5000 },
+        { 20.0, 3, 0, 0 },
     };
-    static const int64_t lens[] = { 1, 100, 200, 999, 1000, 1001, 5000, 60000 };
     enum { SENDS = 5000 };
     int64_t *times = malloc(sizeof *times * SENDS);
     size_t c;
@@ -263,8 +379,8 @@ TEST(random_sends_never_exceed_either_limit)
         const lim_case *k = &cases[c];
         sa_limiter l;
         uint64_t rng = 0xC0FFEEULL + c;
-        int64_t now = 12345, ready = 0;
-        size_t n = 0, i;
+        int64_t now = 12345, ready = 0, step = (int64_t)(2000.0 / k->rate) + 1;
+        size_t n = 0;
         int tries;
 
         REQUIRE(sa_limiter_init(&l, NULL, 1, k->rate, k->burst, k->window_max,
@@ -286,23 +402,10 @@ TEST(random_sends_never_exceed_either_limit)
             /* jump ahead: mostly short steps, sometimes long pauses */
             v >>= 1;
             now += (v % 16 == 0) ? (int64_t)(v % 20000)
-                                 : (int64_t)(v % (uint64_t)(k->interval * 2));
+                                 : (int64_t)(v % (uint64_t)step);
         }
         CHECK_EQ_INT(n, SENDS);
-        for (i = 0; i < N(lens); i++) {
-            size_t bound = (size_t)k->burst
-                         + (size_t)((lens[i] - 1) / k->interval);
-            size_t seen = max_in_window(times, n, lens[i]);
-            if (seen > bound)
-                HARNESS_FAIL("case %zu: %zu sends in %lld ms (max %zu)", c,
-                             seen, (long long)lens[i], bound);
-        }
-        if (k->window_max > 0) {
-            size_t seen = max_in_window(times, n, k->window_ms);
-            if (seen > (size_t)k->window_max)
-                HARNESS_FAIL("case %zu: %zu sends in the window (max %d)", c,
-                             seen, k->window_max);
-        }
+        check_invariants(c, k, times, n);
         sa_limiter_free(&l);
     }
     free(times);
@@ -312,7 +415,9 @@ int main(void)
 {
     RUN(disabled_always_allows);
     RUN(init_validates);
-    RUN(burst_then_rate_exactly);
+    RUN(rate_window_exactly);
+    RUN(fractional_rates);
+    RUN(burst_spaces_sends);
     RUN(window_exactly);
     RUN(both_limits_hold);
     RUN(penalize_after_429);

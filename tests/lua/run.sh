@@ -63,7 +63,7 @@ if [ "${SA_TEST_QUICK:-0}" != 1 ]; then
   fa_flags=()
   [ $sanitized = 1 ] && fa_flags=(-fsanitize=address,undefined -fno-omit-frame-pointer)
   fa_log="$build/lua-failalloc.log"
-  if ! "$cc" -std=c11 -Wall -Wextra -O1 -g "${fa_flags[@]}" $(pkg-config --cflags lua5.4) \
+  if ! env -u LD_PRELOAD "$cc" -std=c11 -Wall -Wextra -O1 -g "${fa_flags[@]}" $(pkg-config --cflags lua5.4) \
        "$here/failalloc.c" -o "$fa" $(pkg-config --libs lua5.4) >"$fa_log" 2>&1; then
     echo "failalloc: build FAILED"; cat "$fa_log"; rc=1
   else

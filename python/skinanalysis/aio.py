@@ -259,18 +259,20 @@ class AsyncClient(_ClientBase):
         if self.closed:
             return
         limit = self._close_timeout if timeout is None else timeout
+        loop = self._loop
+        drive = loop is not None and not loop.is_closed() and self._core.active > 0
+        if drive and loop is not asyncio.get_running_loop():
+            raise _core.error_for(_core.ERR_BUSY, "close() must run on the client's "
+                                  "event loop while its jobs run")
         try:
-            if self._loop is not None and self._core.active:
-                if self._loop is not asyncio.get_running_loop():
-                    raise _core.error_for(_core.ERR_BUSY, "close() must run on the "
-                                          "client's event loop")
-                end = self._loop.time() + limit
-                while self._core.active and self._loop.time() < end:
+            if drive and loop is not None:
+                end = loop.time() + limit
+                while self._core.active and loop.time() < end:
                     await asyncio.sleep(_DRAIN_POLL)
-                if self._core.active:
-                    logger.warning("close: %d job(s) still running after %.1f s are "
-                                   "abandoned; their tasks may still be billed",
-                                   self._core.active, limit)
+            # a closed loop cannot drive the jobs any more: they are abandoned
+            if self._core.active:
+                logger.warning("close: %d job(s) still running are abandoned; their "
+                               "tasks may still be billed", self._core.active)
         finally:
             self._core.close()
             self._unwatch_all()

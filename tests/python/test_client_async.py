@@ -189,7 +189,8 @@ def test_bound_loop_with_running_jobs_refuses_another_loop(make_emulator):
             await c.submit(SD_IMAGE, ["pore"])
 
     run(other())
-    c._core.close()  # the first loop is gone: free without draining
+    run(c.close())  # the first loop is gone: its running job is abandoned
+    assert c.closed and holder[0].done() and holder[0].status == "cancelled"
 
 
 def test_submit_outside_a_loop_is_an_error(emu):

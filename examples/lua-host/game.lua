@@ -16,7 +16,9 @@ local who = HOST and HOST.states > 1 and ("[state " .. HOST.state .. "] ") or ""
 local images = {}
 for i = 1, #arg do images[i] = arg[i] end
 assert(#images > 0, "usage: game.lua IMAGE [IMAGE...]")
-local count = tonumber(os.getenv("GAME_ANALYSES") or "6")
+-- With several states, each one runs two more analyses than the one
+-- before, so they finish (and are closed by the host) at different times.
+local count = tonumber(os.getenv("GAME_ANALYSES") or "6") + 2 * ((HOST and HOST.state or 1) - 1)
 local report_every = tonumber(os.getenv("GAME_REPORT_EVERY") or "30")
 
 local client = assert(sa.client{

@@ -11,7 +11,9 @@
  *
  * Each of the K Lua states (default 1) is independent: its own
  * lua_State, its own copy of the module, its own clients.  Every frame the
- * host calls update in each state, one after the other.
+ * host calls update in each state, one after the other.  A state that has
+ * finished gets its finish() call and is closed (lua_close) at once, while
+ * the others go on -- like a level being unloaded.
  *
  * The script
  *   - defines update(dt, frame): dt in seconds since the previous frame;
@@ -75,6 +77,7 @@ typedef struct host_state {
     lua_State *L;
     int finished;
     int failed;
+    int finish_failed;  /* finish() returned false or raised */
 } host_state;
 
 static int64_t clock_ns(clockid_t id)
@@ -359,6 +362,16 @@ static size_t report(int64_t *wall, int64_t *cpu, const int64_t *blocked,
     return over;
 }
 
+/* A state has finished: call finish() and close it now. */
+static void retire_state(host_state *hs, int index, long frame)
+{
+    hs->finish_failed = run_finish(hs, index) != 0;
+    lua_close(hs->L);
+    hs->L = NULL;
+    printf("lua_host: state %d finished at frame %ld and was closed\n", index,
+           frame);
+}
+
 /* The frame loop.  Returns the number of samples written; *worst_frame
  * is the frame of the longest sample. */
 static size_t frame_loop(host_state *hs, const host_options *o,
@@ -389,6 +402,8 @@ static size_t frame_loop(host_state *hs, const host_options *o,
                 *worst_frame = frame;
             }
             n++;
+            if (hs[s].finished)
+                retire_state(&hs[s], s + 1, frame);
             alive += !hs[s].finished && !hs[s].failed;
         }
         if (alive == 0) {
@@ -441,7 +456,9 @@ int main(int argc, char **argv)
             all_finished &= hs[s].finished;
             if (hs[s].failed)
                 rc = EXIT_SCRIPT;
-            else if (run_finish(&hs[s], s + 1) != 0 && rc == 0)
+            else if (!hs[s].finished) /* the frame limit came first */
+                hs[s].finish_failed = run_finish(&hs[s], s + 1) != 0;
+            if (hs[s].finish_failed && rc == 0)
                 rc = EXIT_FAILED;
         }
         over = report(wall, cpu, blocked, n, &o, late, worst_frame);

@@ -123,18 +123,26 @@ describe("lua_host frame loop", function()
     assert.truthy((counters.faults_applied or {}).http_502_html, json.encode(counters))
   end)
 
-  it("runs two independent Lua states in one process", function()
+  it("runs two independent Lua states in one process, closing one while the other runs", function()
     local out, code = run_host_budgeted(emu, emulator.quote(host) ..
         " --hz 60 --frames 3600 --states 2 --budget-ms " .. BUDGET_MS,
         { GAME_ANALYSES = "3", GAME_REPORT_EVERY = "120" }, frame_stats)
     local _, line = frame_stats(out)
-    print("\n  lua_host, 2 states, 3 analyses each: " .. line)
+    print("\n  lua_host, 2 states, 3 + 5 analyses: " .. line)
     assert.equal(0, code, out)
-    for s = 1, 2 do
+    -- state 2 runs two more analyses than state 1 (game.lua)
+    for s, want in ipairs({ 3, 5 }) do
       local ok = 0
       for _ in out:gmatch("%[state " .. s .. "%] analysis %d+: ok") do ok = ok + 1 end
-      assert.equal(3, ok, out)
+      assert.equal(want, ok, out)
     end
+    local f1 = tonumber(out:match("state 1 finished at frame (%d+) and was closed"))
+    local f2 = tonumber(out:match("state 2 finished at frame (%d+) and was closed"))
+    assert.is_number(f1, out)
+    assert.is_number(f2, out)
+    -- one state was closed (lua_close: its clients, its module, its
+    -- sa_global_init reference) while the other kept working to its end
+    assert.not_equal(f1, f2, out)
   end)
 
   it("reports a script error with exit code 1", function()

@@ -1,0 +1,177 @@
+/* c_analyze - benchmark driver for the skinanalysis C API.
+ *
+ *   c_analyze BASE_URL IMAGE N INFLIGHT POLL_MS RATE_LIMIT [upload]
+ *
+ * Submits N analyses of IMAGE (a file streamed from disk), keeping at most
+ * INFLIGHT of them running (max_jobs), with poll_interval_ms = POLL_MS
+ * (0 keeps the default) and the client's limiter on (RATE_LIMIT = 1, with
+ * the client's default limits) or off (0).  With "upload" it also times
+ * the UPLOAD state of the first job (throughput).
+ *
+ * Prints one line of JSON: n, ok, wall_s, user_us, sys_us (client CPU from
+ * getrusage over the submit+run section only), rss_base_kb (current RSS
+ * right before submitting), rss_peak_kb (ru_maxrss) and upload_s.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <skinanalysis.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+typedef struct bench {
+    double upload_start;
+    double upload_end;
+    int time_upload;  /* the first job's callback times its UPLOAD */
+} bench;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double tv_us(struct timeval tv)
+{
+    return (double)tv.tv_sec * 1e6 + (double)tv.tv_usec;
+}
+
+/* Current resident set size in KiB, from /proc/self/statm. */
+static long rss_now_kb(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = -1;
+    fclose(f);
+    return resident < 0 ? -1 : resident * 4;
+}
+
+/* Records when the first job enters and leaves UPLOAD. */
+static int on_state(sa_job *job, int state, void *user_data)
+{
+    bench *b = user_data;
+    (void)job;
+    if (state == SA_JOB_UPLOAD && b->upload_start == 0)
+        b->upload_start = now_s();
+    else if (state != SA_JOB_UPLOAD && b->upload_start != 0
+             && b->upload_end == 0)
+        b->upload_end = now_s();
+    return 0;
+}
+
+static void raise_nofile(int want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < (rlim_t)want) {
+        rl.rlim_cur = rl.rlim_max < (rlim_t)want ? rl.rlim_max : (rlim_t)want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int make_client(sa_client **c, const char *base_url, int inflight,
+                       long poll_ms, int rate_limit)
+{
+    char err[256];
+    sa_client_options o;
+    sa_client_options_init(&o);
+    o.api_key = "emulator-key";
+    o.base_url = base_url;
+    o.max_jobs = inflight;
+    if (rate_limit == 0) {
+        o.rate_limit = 0;
+        o.max_connections = inflight > 16 ? inflight : 16;
+    }
+    if (poll_ms > 0)
+        o.poll_interval_ms = poll_ms;
+    if (sa_client_new(c, &o, err, sizeof err) != SA_OK) {
+        fprintf(stderr, "c_analyze: client: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Submits n jobs (all 16 SD actions, format json); returns how many ended DONE, or -1. */
+static int run_jobs(sa_client *c, const char *image, int n, bench *b)
+{
+    sa_job **jobs = calloc((size_t)n, sizeof *jobs);
+    const char *sd[SA_MAX_ACTIONS];
+    size_t k, n_sd = 0;
+    int i, ok = 0;
+    if (!jobs)
+        return -1;
+    for (k = 0; k < sa_action_count() && n_sd < SA_MAX_ACTIONS; k++)
+        if (sa_action_tier(sa_action_name(k)) == SA_TIER_SD)
+            sd[n_sd++] = sa_action_name(k);
+    for (i = 0; i < n; i++) {
+        sa_request r;
+        sa_request_init(&r);
+        r.file_path = image;
+        r.actions = sd;
+        r.n_actions = n_sd;
+        r.callback = i == 0 && b->time_upload ? on_state : NULL;
+        r.user_data = b;
+        if (sa_client_submit(c, &r, &jobs[i]) != SA_OK) {
+            fprintf(stderr, "c_analyze: submit: %s\n", sa_client_errmsg(c));
+            break;
+        }
+    }
+    sa_client_run(c, -1);
+    for (i = 0; i < n && jobs[i]; i++) {
+        if (sa_job_status(jobs[i]) == SA_OK)
+            ok++;
+        else if (ok == 0)
+            fprintf(stderr, "c_analyze: job: %s\n", sa_job_errmsg(jobs[i]));
+        sa_job_free(jobs[i]);
+    }
+    free(jobs);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    sa_client *c = NULL;
+    struct rusage r0, r1;
+    bench b = {0, 0, 0};
+    double t0, t1;
+    long rss_base;
+    int n, inflight, ok;
+
+    if (argc < 7) {
+        fprintf(stderr, "usage: c_analyze BASE_URL IMAGE N INFLIGHT POLL_MS "
+                        "RATE_LIMIT [upload]\n");
+        return 2;
+    }
+    n = atoi(argv[3]);
+    inflight = atoi(argv[4]);
+    if (n <= 0 || inflight <= 0)
+        return 2;
+    b.time_upload = argc > 7 && strcmp(argv[7], "upload") == 0;
+    raise_nofile(inflight + 256);
+    if (sa_global_init() != SA_OK)
+        return 1;
+    if (make_client(&c, argv[1], inflight, atol(argv[5]), atoi(argv[6])))
+        return 1;
+    rss_base = rss_now_kb();
+    getrusage(RUSAGE_SELF, &r0);
+    t0 = now_s();
+    ok = run_jobs(c, argv[2], n, &b);
+    t1 = now_s();
+    getrusage(RUSAGE_SELF, &r1);
+    printf("{\"n\": %d, \"ok\": %d, \"wall_s\": %.6f, \"user_us\": %.0f, "
+           "\"sys_us\": %.0f, \"rss_base_kb\": %ld, \"rss_peak_kb\": %ld, "
+           "\"upload_s\": %.6f}\n",
+           n, ok, t1 - t0, tv_us(r1.ru_utime) - tv_us(r0.ru_utime),
+           tv_us(r1.ru_stime) - tv_us(r0.ru_stime), rss_base, r1.ru_maxrss,
+           b.upload_end > b.upload_start ? b.upload_end - b.upload_start : 0.0);
+    sa_client_free(c);
+    sa_global_cleanup();
+    return ok == n ? 0 : 1;
+}

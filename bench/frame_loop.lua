@@ -1,0 +1,41 @@
+-- frame_loop.lua: cost of client:step() in a frame loop (bench/run part 4).
+--   lua5.4 frame_loop.lua BASE_URL IMAGE FRAMES INFLIGHT
+-- Keeps INFLIGHT analyses running (a finished one is replaced at once),
+-- calls client:step() once per frame with no sleep between frames, and
+-- times each call with os.clock() (process CPU time, microsecond resolution;
+-- sa.now() only has millisecond resolution, and step() never blocks, so CPU
+-- time is the call's time).  Prints one JSON line.
+local sa = require "skinanalysis"
+
+local base, image = arg[1], arg[2]
+local frames, inflight = tonumber(arg[3]), tonumber(arg[4])
+
+local client = assert(sa.client{ api_key = "emulator-key", base_url = base,
+                                 rate_limit = false, max_connections = inflight,
+                                 poll_interval = 0.01 })
+local running, done, failed = 0, 0, 0
+local function submit()
+  assert(client:submit(image, { on_done = function(job)
+    running = running - 1
+    if job:ok() then done = done + 1 else failed = failed + 1 end
+    job:close()
+  end }))
+  running = running + 1
+end
+for _ = 1, inflight do submit() end
+
+local times = {}
+local now = os.clock
+for f = 1, frames do
+  local t0 = now()
+  client:step()
+  times[f] = now() - t0
+  while running < inflight do submit() end
+end
+table.sort(times)
+local function us(x) return x * 1e6 end
+print(string.format('{"frames": %d, "done": %d, "failed": %d, "median_us": %.2f, '
+  .. '"p99_us": %.2f, "max_us": %.2f}', frames, done, failed,
+  us(times[frames // 2 + 1]), us(times[math.ceil(frames * 0.99)]), us(times[frames])))
+client:run(30)
+client:close()

@@ -1,16 +1,19 @@
 /* c_analyze - benchmark driver for the skinanalysis C API.
  *
- *   c_analyze BASE_URL IMAGE N INFLIGHT POLL_MS RATE_LIMIT [upload]
+ *   c_analyze BASE_URL IMAGE N INFLIGHT POLL_MS RATE_LIMIT [upload|-] [WARMUP]
  *
  * Submits N analyses of IMAGE (a file streamed from disk), keeping at most
  * INFLIGHT of them running (max_jobs), with poll_interval_ms = POLL_MS
  * (0 keeps the default) and the client's limiter on (RATE_LIMIT = 1, with
  * the client's default limits) or off (0).  With "upload" it also times
- * the UPLOAD state of the first job (throughput).
+ * the UPLOAD state of the first job (throughput).  With WARMUP (an image
+ * path) one analysis of it runs first, unmeasured, so that the pages of
+ * libcurl, OpenSSL and the core that the first request touches are not
+ * counted as memory of the measured jobs.
  *
  * Prints one line of JSON: n, ok, wall_s, user_us, sys_us (client CPU from
- * getrusage over the submit+run section only), rss_base_kb (current RSS
- * right before submitting), rss_peak_kb (ru_maxrss) and upload_s.
+ * getrusage over the submit+run section only), rss_base_kb (VmRSS right
+ * before submitting), rss_peak_kb (VmHWM at the end) and upload_s.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <skinanalysis.h>
@@ -39,17 +42,24 @@ static double tv_us(struct timeval tv)
     return (double)tv.tv_sec * 1e6 + (double)tv.tv_usec;
 }
 
-/* Current resident set size in KiB, from /proc/self/statm. */
-static long rss_now_kb(void)
+/* A "Vm...:" field of /proc/self/status in KiB (VmRSS: now; VmHWM: peak of
+ * this program; ru_maxrss is not used because Linux carries it over from the
+ * parent across exec), or -1. */
+static long status_kb(const char *field)
 {
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
+    char line[256];
+    long kb = -1;
+    size_t len = strlen(field);
+    FILE *f = fopen("/proc/self/status", "r");
     if (!f)
         return -1;
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, len) == 0) {
+            kb = atol(line + len);
+            break;
+        }
     fclose(f);
-    return resident < 0 ? -1 : resident * 4;
+    return kb;
 }
 
 /* Records when the first job enters and leaves UPLOAD. */
@@ -141,7 +151,7 @@ int main(int argc, char **argv)
     struct rusage r0, r1;
     bench b = {0, 0, 0};
     double t0, t1;
-    long rss_base;
+    long rss_base, rss_peak;
     int n, inflight, ok;
 
     if (argc < 7) {
@@ -159,17 +169,21 @@ int main(int argc, char **argv)
         return 1;
     if (make_client(&c, argv[1], inflight, atol(argv[5]), atoi(argv[6])))
         return 1;
-    rss_base = rss_now_kb();
+    if (argc > 8 && run_jobs(c, argv[8], 1, &b) != 1)
+        return 1;
+    b.upload_start = b.upload_end = 0;
+    rss_base = status_kb("VmRSS:");
     getrusage(RUSAGE_SELF, &r0);
     t0 = now_s();
     ok = run_jobs(c, argv[2], n, &b);
     t1 = now_s();
     getrusage(RUSAGE_SELF, &r1);
+    rss_peak = status_kb("VmHWM:");
     printf("{\"n\": %d, \"ok\": %d, \"wall_s\": %.6f, \"user_us\": %.0f, "
            "\"sys_us\": %.0f, \"rss_base_kb\": %ld, \"rss_peak_kb\": %ld, "
            "\"upload_s\": %.6f}\n",
            n, ok, t1 - t0, tv_us(r1.ru_utime) - tv_us(r0.ru_utime),
-           tv_us(r1.ru_stime) - tv_us(r0.ru_stime), rss_base, r1.ru_maxrss,
+           tv_us(r1.ru_stime) - tv_us(r0.ru_stime), rss_base, rss_peak,
            b.upload_end > b.upload_start ? b.upload_end - b.upload_start : 0.0);
     sa_client_free(c);
     sa_global_cleanup();

@@ -13,8 +13,44 @@
  *            of a task whose caller cancelled it or freed its handle)
  *   idle     the engine is done with it; the caller still holds it
  *   dead     nobody needs it; freed when control returns to the caller
- * and, besides, possibly in `limq` (its request waits for a limiter slot,
- * FIFO) and `evq` (it has callbacks to deliver).
+ * and, besides, possibly in `limq` (its request waits for a limiter slot;
+ * see "The limiter queue" below) and `evq` (it has callbacks to deliver).
+ *
+ * The limiter queue (only when the limiter is on; API.md section 10 and
+ * the polling obligation of DESIGN.md: a running task left unpolled
+ * expires and may still be billed, so polls must never starve).  Every
+ * API-host request waits in limq and service_limq() hands out each free
+ * slot to the best eligible request:
+ *   priority   status polls first, the most urgent first (urgency: the
+ *              time by which the task must be polled, i.e. when its last
+ *              poll -- or its task create -- was sent, plus
+ *              max_poll_interval_ms); then task creates; then file
+ *              creates; first come first served within a class.
+ *   admission  a job's first request (its file create, or the task create
+ *              of an image_url / file_id source) waits while `admit_cap`
+ *              jobs are admitted (first request sent, engine side not
+ *              ended, background polling included).  admit_cap =
+ *              max(1, floor(0.8 * rate_window_max * max_poll_interval_ms /
+ *              rate_window_ms)): that many tasks polled once per
+ *              max_poll_interval_ms use at most 80% of the long window
+ *              (6 with the defaults).  No cap without a long window or
+ *              with the limiter off (max_jobs still applies).
+ *   reserve    the last slots of the long window are kept for urgent
+ *              polls: a request that is not an urgent poll takes a slot
+ *              only when the long window keeps one free slot per admitted
+ *              job after it (counting the job a first request admits; at
+ *              most 80% of rate_window_max).  A poll is urgent from half of
+ *              max_poll_interval_ms before its deadline on.  So when
+ *              creates and eager polls (every poll_interval_ms) have used
+ *              the window up, each running task still gets its next poll.
+ *              This does not make the window last for ever: a window spent
+ *              in a burst frees its slots only rate_window_ms later, and
+ *              tasks that run longer than the reserve covers can then wait;
+ *              the admission cap keeps the steady need of polls at 80% of
+ *              the window.
+ * Count a job admitted counts against the cap from its first request on,
+ * not only once a task exists: a job between file create and task create
+ * is about to need polls too.
  *
  * Callbacks and reentrancy (STYLE.md 7).  `depth` counts the public calls
  * running on this client.  A user callback only ever runs inside one, so
@@ -109,6 +145,9 @@ struct sa_job {
     const sa_http_request *parked;  /* waits in limq */
     sa_xfer *xfer;              /* in flight */
     int xfer_api;               /* ... to the API host */
+    int admitted;               /* its first API request was sent */
+    unsigned long park_seq;     /* FIFO order in limq */
+    int64_t poll_anchor;        /* last poll or task create sent */
     int stuck;                  /* consecutive out-of-memory from the machine */
     int quiet_end;              /* runs on after the caller's outcome (or
                                    the caller let go): log how it ends */
@@ -140,7 +179,11 @@ struct sa_client {
 
     sa_link queued, active, idle, dead, limq, evq;
     int n_queued, n_active;
-    int64_t lim_ready;          /* limq head may send at; -1 when empty */
+    int64_t lim_ready;          /* look at limq again at; -1: no need */
+    int n_admitted;             /* active jobs past their first request */
+    int admit_cap;              /* most admitted jobs; 0 = no cap */
+    int64_t reserve_max;        /* at most this many reserved */
+    unsigned long park_seq;
 
     int depth;
     int free_pending;
@@ -568,6 +611,12 @@ static void engine_end(sa_client *c, sa_job *j)
     }
     if (link_linked(&j->lim_link)) link_remove(&j->lim_link);
     j->parked = NULL;
+    if (j->admitted) {
+        /* a slot under admit_cap is free: look at the queue again */
+        j->admitted = 0;
+        c->n_admitted--;
+        if (!link_empty(&c->limq)) c->lim_ready = sa_engine_now();
+    }
     if (!j->published) publish_sm(c, j);
     if (j->quiet_end) log_quiet_end(c, j);
     set_where(c, j, j->caller_released ? J_DEAD : J_IDLE);
@@ -621,17 +670,17 @@ static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
     return 0;
 }
 
-/* Send now, or wait in the limiter queue (FIFO: nobody jumps it). */
+/* Send now, or (API host, limiter on) wait in the limiter queue, which
+ * is looked at again at once: service_limq decides who sends. */
 static int send_or_park(sa_client *c, sa_job *j, const sa_http_request *req,
                         int64_t now)
 {
-    int64_t ready = now;
-    if (req->api_host && c->lim.enabled &&
-        (!link_empty(&c->limq) || !sa_limiter_acquire(&c->lim, now, &ready))) {
-        if (link_empty(&c->limq)) c->lim_ready = ready;
+    if (req->api_host && c->lim.enabled) {
         j->parked = req;
+        j->park_seq = ++c->park_seq;
         j->wake_at = j->deadline_at;
         link_append(&c->limq, &j->lim_link);
+        c->lim_ready = now;
         return 1;
     }
     return start_xfer(c, j, req, now);
@@ -687,25 +736,121 @@ static void start_queued(sa_client *c, int64_t now)
     }
 }
 
-/* Send what waits for the limiter, in order, while slots are free. */
+/* *at = the earlier of *at and t; -1 and INT64_MAX mean "none". */
+static void min_at(int64_t *at, int64_t t)
+{
+    if (t < 0 || t == INT64_MAX) return;
+    if (*at < 0 || t < *at) *at = t;
+}
+
+/* Class of a parked request: polls (0) before task creates (1) before
+ * file creates (2). */
+static int lim_class(const sa_job *j)
+{
+    switch (j->parked->step) {
+    case SA_STEP_POLL: return 0;
+    case SA_STEP_TASK_CREATE: return 1;
+    default: return 2;
+    }
+}
+
+/* The time by which j's task must be polled. */
+static int64_t poll_deadline(const sa_client *c, const sa_job *j)
+{
+    return j->poll_anchor + c->opt.max_poll_interval_ms;
+}
+
+/* 1 when a ranks before b (b may be NULL). */
+static int lim_before(const sa_client *c, const sa_job *a, const sa_job *b)
+{
+    int ca, cb;
+    if (!b) return 1;
+    ca = lim_class(a);
+    cb = lim_class(b);
+    if (ca != cb) return ca < cb;
+    if (ca == 0 && poll_deadline(c, a) != poll_deadline(c, b))
+        return poll_deadline(c, a) < poll_deadline(c, b);
+    return a->park_seq < b->park_seq;
+}
+
+/* Long-window slots kept back for polls when `extra` more jobs are
+ * admitted. */
+static int64_t lim_reserve(const sa_client *c, int extra)
+{
+    int64_t r = (int64_t)c->n_admitted + extra;
+    return r < c->reserve_max ? r : c->reserve_max;
+}
+
+/* May j take a slot now, with `room` free slots in the long window?  When
+ * not, *retry_at gets a time it may (none for the admission cap: a job
+ * that ends looks at the queue again). */
+static int lim_eligible(const sa_client *c, const sa_job *j, int64_t now,
+                        int room, int64_t *retry_at)
+{
+    int first = !j->admitted;
+
+    if (lim_class(j) == 0) {
+        int64_t urgent_at = poll_deadline(c, j)
+                          - c->opt.max_poll_interval_ms / 2;
+        if (now >= urgent_at || (int64_t)room - 1 >= lim_reserve(c, 0))
+            return 1;
+        min_at(retry_at, urgent_at);
+        return 0;
+    }
+    if (first && c->admit_cap > 0 && c->n_admitted >= c->admit_cap)
+        return 0;
+    return (int64_t)room - 1 >= lim_reserve(c, first);
+}
+
+/* Hand the slot just taken to j. */
+static void lim_send(sa_client *c, sa_job *j, int64_t now)
+{
+    const sa_http_request *req = j->parked;
+
+    link_remove(&j->lim_link);
+    j->parked = NULL;
+    if (!j->admitted) {
+        j->admitted = 1;
+        c->n_admitted++;
+    }
+    if (req->step == SA_STEP_POLL || req->step == SA_STEP_TASK_CREATE)
+        j->poll_anchor = now;
+    if (!start_xfer(c, j, req, now)) drive_job(c, j, now);
+}
+
+/* Hand out free slots to the best eligible requests (see "The limiter
+ * queue" at the top); then note when to look again. */
 static void service_limq(sa_client *c, int64_t now)
 {
     long guard;
-    c->lim_ready = -1;
-    for (guard = 0; guard < 100000L && !link_empty(&c->limq); guard++) {
-        int64_t ready = now;
-        sa_job *j;
-        const sa_http_request *req;
+
+    for (guard = 0; guard < 100000L; guard++) {
+        int64_t ready = now, retry = -1, next_free;
+        int room;
+        sa_job *best = NULL;
+        sa_link *l;
+
+        c->lim_ready = -1;
+        if (link_empty(&c->limq)) return;
+        room = sa_limiter_room(&c->lim, now, &next_free);
+        for (l = c->limq.next; l != &c->limq; l = l->next) {
+            sa_job *j = JOB_OF(l, lim_link);
+            if (lim_eligible(c, j, now, room, &retry) &&
+                lim_before(c, j, best))
+                best = j;
+        }
+        if (!best) {
+            min_at(&retry, next_free);
+            c->lim_ready = retry;
+            return;
+        }
         if (!sa_limiter_acquire(&c->lim, now, &ready)) {
             c->lim_ready = ready;
             return;
         }
-        j = JOB_OF(c->limq.next, lim_link);
-        link_remove(&j->lim_link);
-        req = j->parked;
-        j->parked = NULL;
-        if (!start_xfer(c, j, req, now)) drive_job(c, j, now);
+        lim_send(c, best, now);
     }
+    c->lim_ready = now + 1;
 }
 
 /* Everything that is due at `now`. */
@@ -728,6 +873,7 @@ static void advance(sa_client *c, int64_t now)
             ++restarts < 1000)
             next = c->active.next;
     }
+    service_limq(c, now);  /* what the jobs just parked */
 }
 
 /* A transfer ended (engine hook; outside libcurl's callbacks). */
@@ -1505,6 +1651,22 @@ static uint64_t mix_seed(uint64_t x)
 static void on_curl_timer(void *ctx, int64_t at_ms);
 static void on_curl_socket(void *ctx, int fd, int what);
 
+/* The admission cap and the poll reserve of the limiter queue (see "The
+ * limiter queue" at the top): only with the limiter on and a long window. */
+static void admission_params(sa_client *c, const sa_client_options *o)
+{
+    double wm = (double)o->rate_window_max, wms = (double)o->rate_window_ms;
+    double mpi = (double)o->max_poll_interval_ms, cap;
+
+    c->admit_cap = 0;
+    c->reserve_max = 0;
+    if (!o->rate_limit || o->rate_window_max <= 0 || o->rate_window_ms <= 0)
+        return;
+    cap = floor(0.8 * wm * mpi / wms);
+    c->admit_cap = cap < 1.0 ? 1 : cap > (double)INT_MAX ? INT_MAX : (int)cap;
+    c->reserve_max = (int64_t)o->rate_window_max * 4 / 5;
+}
+
 static int client_init_parts(sa_client *c, const sa_client_options *o,
                              char *err, size_t errlen)
 {
@@ -1531,6 +1693,7 @@ static int client_init_parts(sa_client *c, const sa_client_options *o,
                  "the client" : "the rate limit options are out of range");
         return rc;
     }
+    admission_params(c, o);
     memset(&eo, 0, sizeof eo);
     eo.mem = c->mem;
     eo.api_key = o->api_key;
@@ -1678,12 +1841,6 @@ const char *sa_client_errmsg(const sa_client *client)
 /* ================================================================== */
 /* Driving                                                             */
 /* ================================================================== */
-
-static void min_at(int64_t *at, int64_t t)
-{
-    if (t < 0 || t == INT64_MAX) return;
-    if (*at < 0 || t < *at) *at = t;
-}
 
 /* The next time anything is due: a job's wake time, a queued job with a
  * free slot, the limiter, libcurl's timer.  -1 when nothing is. */

@@ -42,6 +42,7 @@
  */
 #include "sa_internal.h"
 
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -122,8 +123,10 @@ static int plan_windows(sa_limiter *l, double rate, int burst, int window_max,
     add_window(l, n, (rate >= 1.0 ? 1000 : ceil_ms(1000.0 / rate))
                      + SA_LIMITER_GUARD_MS);
     if (burst < n) add_window(l, burst, ceil_ms((double)burst * 1000.0 / rate));
-    if (window_max > 0 && window_ms > 0)
+    if (window_max > 0 && window_ms > 0) {
+        l->long_win = l->n_win;
         add_window(l, window_max, window_ms + SA_LIMITER_GUARD_MS);
+    }
     return 1;
 }
 
@@ -144,15 +147,18 @@ int sa_limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
     l->mem = mem;
     l->last_ms = INT64_MIN;
     l->blocked_until = INT64_MIN;
+    l->long_win = -1;
     if (!enabled) return SA_OK;
     if (!plan_windows(l, rate, burst, window_max, window_ms)) {
         l->n_win = 0;
+        l->long_win = -1;
         return SA_ERR_INVALID_ARGUMENT;
     }
     for (i = 0; i < l->n_win; i++) total += (size_t)l->win[i].max;
     ring = sa__calloc(mem, total, sizeof *ring);
     if (!ring) {
         l->n_win = 0;
+        l->long_win = -1;
         return SA_ERR_NOMEM;
     }
     for (i = 0; i < l->n_win; i++) {
@@ -170,6 +176,7 @@ void sa_limiter_free(sa_limiter *l)
     if (l->n_win > 0) sa__free(l->mem, l->win[0].ring);
     memset(l->win, 0, sizeof l->win);
     l->n_win = 0;
+    l->long_win = -1;
     l->enabled = 0;
 }
 
@@ -205,4 +212,29 @@ void sa_limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms)
     now_ms = limiter_clamp(l, now_ms);
     if (sat_add(now_ms, pause_ms) > l->blocked_until)
         l->blocked_until = sat_add(now_ms, pause_ms);
+}
+
+/* The ring is in send order (time never goes back), so the sends still in
+ * the window are a suffix of it: binary search for its first element. */
+int sa_limiter_room(const sa_limiter *l, int64_t now_ms,
+                    int64_t *next_free_ms)
+{
+    const sa_limiter_window *w;
+    int lo = 0, hi;
+
+    if (next_free_ms) *next_free_ms = INT64_MAX;
+    if (!l || !l->enabled || l->long_win < 0) return INT_MAX;
+    w = &l->win[l->long_win];
+    if (l->last_ms != INT64_MIN && now_ms < l->last_ms) now_ms = l->last_ms;
+    hi = w->count;
+    while (lo < hi) {  /* first i with now - ring[i] < span */
+        int mid = lo + (hi - lo) / 2;
+        if (now_ms - w->ring[(w->head + mid) % w->max] >= w->span_ms)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < w->count && next_free_ms)
+        *next_free_ms = sat_add(w->ring[(w->head + lo) % w->max], w->span_ms);
+    return w->max - (w->count - lo);
 }

@@ -291,6 +291,7 @@ typedef struct sa_limiter {
     int enabled;
     sa_limiter_window win[SA_LIMITER_WINDOWS];
     int n_win;
+    int long_win;         /* index of the long window, -1 when none */
     int64_t last_ms;      /* latest time seen (time never goes back) */
     int64_t blocked_until;/* penalty: no send before this */
     const sa_mem *mem;
@@ -312,6 +313,12 @@ int sa_limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms);
 /* Push the limiter back after a 429 (the server saw more than we did):
  * no send before now_ms + pause_ms. */
 void sa_limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms);
+/* The long window's budget at now_ms: its free slots (INT_MAX when the
+ * limiter is off or has no long window), and in *next_free_ms the time
+ * the oldest send in it ages out (INT64_MAX when none is in it).  Read
+ * only: nothing is recorded. */
+int sa_limiter_room(const sa_limiter *l, int64_t now_ms,
+                    int64_t *next_free_ms);
 
 /* ================================================================== */
 /* job.c (sans-IO state machine of one analysis)                       */

@@ -46,17 +46,24 @@
  *   before any task exists abandons a file create or an upload in flight.
  *
  * Retries (API.md sections 8 and 16).  File create, upload and status polls
- * are retried on transport errors, timeouts, 429 and 5xx (polls also on an
- * unreadable 200) after a BACKOFF of full jitter: a uniform delay in
- * [0, min(backoff_max_ms, backoff_initial_ms * 2^(n-1))] for the n-th
- * consecutive failure, drawn with sa__rand from the client's rng.  At most
+ * are retried on transport errors, timeouts, 429 and 5xx after a BACKOFF of
+ * full jitter.  File create is also retried on a 200 whose body cannot be
+ * read (not JSON, too deep, no file id or slot: it costs no units).  A
+ * status poll is also retried when its answer was larger than
+ * max_body_bytes (SA_ERR_LIMIT from the engine) or could not be read: a
+ * task must keep being polled, so any answer short of a task status counts
+ * as a failed poll, in the foreground and in background polling alike.
+ * The delay of the n-th consecutive failure is
+ * uniform in [0, min(backoff_max_ms, backoff_initial_ms * 2^(n-1))],
+ * drawn with sa__rand from the client's rng.  At most
  * max_retries retries in a row per step; a success resets the count.  Task
  * create is billed and not idempotent: it is retried only when nothing
  * reached the server (response not_sent) or on 429; any other failure after
  * sending (timeout, reset, 5xx, an unreadable 200) ends FAILED
  * SA_ERR_AMBIGUOUS with everything known, and a second create is never sent.
- * Other failures the engine reports (LIMIT: body too big, FILE, PROTOCOL,
- * INSECURE...) are final: trying again would fail the same way.
+ * Other failures the engine reports (LIMIT: body too big, except on a
+ * poll; FILE, PROTOCOL, INSECURE...) are final: trying again would fail
+ * the same way.
  * A 404 on the versioned file path is retried once on the generic
  * /s2s/v2.0/file path (API.md section 3); an upload refused because its
  * pre-signed URL expired (403 "Request has expired") gets one fresh slot.
@@ -746,9 +753,10 @@ static int check_slot(sa_jobsm *sm, const sa_upload_spec *u, char *why,
     return SA_OK;
 }
 
-static int on_file_create_ok(sa_jobsm *sm, const sa_http_response *resp)
+static int on_file_create_ok(sa_jobsm *sm, int64_t now_ms,
+                             const sa_http_response *resp)
 {
-    char why[256] = "";
+    char why[256] = "", what[320];
     char *file_id = NULL;
     sa_upload_spec up;
     int rc;
@@ -757,11 +765,23 @@ static int on_file_create_ok(sa_jobsm *sm, const sa_http_response *resp)
     rc = sa_proto_parse_file_create(sm->mem, resp_body(resp), resp_len(resp),
                                     sm->max_json_depth, &file_id, &up, why,
                                     sizeof why);
-    if (rc == SA_OK) rc = check_slot(sm, &up, why, sizeof why);
     if (rc != SA_OK) {
+        /* an unreadable 200 (a proxy, a truncated body): file create is
+         * safe to repeat, like a transport error */
         sa__free(sm->mem, file_id);
         sa_upload_spec_free(sm->mem, &up);
         if (rc == SA_ERR_NOMEM) return fail_nomem(sm, "file create answer");
+        msgf(what, sizeof what, "unreadable HTTP %ld answer (%s)",
+             resp->http_status, why);
+        retry_or_fail(sm, now_ms, rc, what);
+        return SA_OK;
+    }
+    rc = check_slot(sm, &up, why, sizeof why);
+    if (rc != SA_OK) {
+        /* readable, but a slot we cannot use: asking again would get the
+         * same kind of slot */
+        sa__free(sm->mem, file_id);
+        sa_upload_spec_free(sm->mem, &up);
         finish(sm, SA_JOB_FAILED, rc, "file create: %s", why);
         return SA_OK;
     }
@@ -782,7 +802,7 @@ static int on_file_create(sa_jobsm *sm, int64_t now_ms,
 
     if (resp->transport != SA_OK)
         return on_transport_failure(sm, now_ms, resp);
-    if (is_2xx(resp)) return on_file_create_ok(sm, resp);
+    if (is_2xx(resp)) return on_file_create_ok(sm, now_ms, resp);
 
     code = classify(sm, resp, &e, why, sizeof why);
     sa_api_error_free(sm->mem, &e);
@@ -987,14 +1007,13 @@ static int on_poll_ok(sa_jobsm *sm, int64_t now_ms,
                                sizeof why);
     if (rc == SA_OK) rc = on_status(sm, now_ms, &info);
     else if (rc == SA_ERR_NOMEM) rc = fail_nomem(sm, "status answer");
-    else if (rc == SA_ERR_LIMIT) {
-        finish(sm, SA_JOB_FAILED, rc, "status poll: %s", why);
-        rc = SA_OK;
-    } else {
-        /* an unreadable 200 (a proxy, a truncated body): polls are safe */
+    else {
+        /* an unreadable 200 (a proxy, a truncated body, nested too deep):
+         * a failed poll; the task must keep being polled */
         msgf(what, sizeof what, "unreadable HTTP %ld answer (%s)",
              resp->http_status, why);
-        retry_or_fail(sm, now_ms, SA_ERR_PROTOCOL, what);
+        retry_or_fail(sm, now_ms, rc == SA_ERR_LIMIT ? rc : SA_ERR_PROTOCOL,
+                      what);
         rc = SA_OK;
     }
     sa_status_info_free(sm->mem, &info);
@@ -1007,6 +1026,12 @@ static int on_poll(sa_jobsm *sm, int64_t now_ms, const sa_http_response *resp)
     sa_api_error e;
     int code;
 
+    if (resp->transport == SA_ERR_LIMIT) {
+        /* the answer outgrew max_body_bytes: a failed poll, polled again */
+        describe_transport(resp, why, sizeof why);
+        retry_or_fail(sm, now_ms, SA_ERR_LIMIT, why);
+        return SA_OK;
+    }
     if (resp->transport != SA_OK)
         return on_transport_failure(sm, now_ms, resp);
     if (is_2xx(resp)) return on_poll_ok(sm, now_ms, resp);

@@ -704,8 +704,9 @@ static const fault_case fault_matrix[] = {
     {F("file_create", "close_before_response"), SA_OK, 1, "file_create"},
     {F("file_create", "close_mid_response"), SA_OK, 1, "file_create"},
     {FX("file_create", "delay", DELAY), SA_OK, 1, "file_create"},
-    {F("file_create", "malformed_json"), SA_ERR_PROTOCOL, 0, NULL},
-    {F("file_create", "truncated_json"), SA_ERR_PROTOCOL, 0, NULL},
+    /* ... and on an unreadable 200 (no units involved) */
+    {F("file_create", "malformed_json"), SA_OK, 1, "file_create"},
+    {F("file_create", "truncated_json"), SA_OK, 1, "file_create"},
     {FX("file_create", "oversized_body", BIG), SA_ERR_LIMIT, 0, NULL},
     {"[{\"endpoint\":\"file_create\",\"fault\":\"http_503\"}]",
      SA_ERR_SERVER, 0, "file_create"},
@@ -741,7 +742,12 @@ static const fault_case fault_matrix[] = {
     {FX("task_status", "delay", DELAY), SA_OK, 1, "task_status"},
     {F("task_status", "malformed_json"), SA_OK, 1, "task_status"},
     {F("task_status", "truncated_json"), SA_OK, 1, "task_status"},
-    {FX("task_status", "oversized_body", BIG), SA_ERR_LIMIT, 1, NULL},
+    /* an answer over max_body_bytes is a failed poll: polled again ... */
+    {"[{\"endpoint\":\"task_status\",\"times\":1,"
+     "\"fault\":\"oversized_body\"," BIG "}]", SA_OK, 1, "task_status"},
+    /* ... until the retry budget (max_retries 4) is spent */
+    {"[{\"endpoint\":\"task_status\",\"fault\":\"oversized_body\"," BIG "}]",
+     SA_ERR_LIMIT, 1, "task_status"},
     {F("task_status", "invalid_task_id"), SA_ERR_TASK_EXPIRED, 1, NULL},
     {F("task_status", "task_timeout_500"), SA_ERR_TASK_TIMEOUT, 1, NULL},
     {FX("task_status", "engine_error", "\"code\":\"error_pose\""),

@@ -569,8 +569,6 @@ TEST(file_create_refusals_are_final)
         { HTTP(SA_STEP_FILE_CREATE, 400, "{\"status\":400,\"error\":\"Invalid "
                "parameter value\",\"error_code\":\"InvalidParameters\"}"),
           SA_ERR_BAD_REQUEST },
-        { HTTP(SA_STEP_FILE_CREATE, 200, "{\"status\":200,\"data\":{}}"),
-          SA_ERR_PROTOCOL },
         { NET(SA_STEP_FILE_CREATE, SA_ERR_LIMIT, 0), SA_ERR_LIMIT },
     };
     size_t i;
@@ -585,6 +583,39 @@ TEST(file_create_refusals_are_final)
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
     }
+}
+
+/* An unreadable 200 to a file create (no units involved) is retried like
+ * a transport error, within the retry budget. */
+TEST(file_create_unreadable_200_is_retried)
+{
+    static const fs_reply script[] = {
+        HTTP(SA_STEP_FILE_CREATE, 200, "{\"status\":200,\"data\":{}}"),
+        HTTP(SA_STEP_FILE_CREATE, 200, "<html>proxy</html>"),
+        FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
+    fs_reply bad[4];
+    size_t i;
+    jt *t = jt_new();
+
+    REQUIRE(t && jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 3);
+    jt_end(t);
+
+    /* the budget: max_retries retries, then SA_ERR_PROTOCOL */
+    t = jt_new();
+    REQUIRE(t);
+    t->cfg.max_retries = 2;
+    for (i = 0; i < N(bad); i++)
+        bad[i] = (fs_reply)HTTP(SA_STEP_FILE_CREATE, 200, "not json");
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, bad, N(bad)), 3);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "gave up after 3"));
+    CHECK(t->run.ended);
+    jt_end(t);
 }
 
 TEST(file_create_404_falls_back_to_generic_path)
@@ -961,7 +992,6 @@ TEST(every_status_answer)
           NULL },
         { HTTP(SA_STEP_POLL, 401, "{\"status\":401,\"error\":\"Unauthorized\","
                "\"error_code\":\"InvalidAccessToken\"}"), SA_ERR_AUTH, NULL },
-        { NET(SA_STEP_POLL, SA_ERR_LIMIT, 0), SA_ERR_LIMIT, NULL },
     };
     size_t i;
 
@@ -1016,6 +1046,65 @@ TEST(task_id_is_url_encoded)
     CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
     CHECK_STR(sa_jobsm_task_id(t->sm), "ab/cd+ef==");
     CHECK_STR(ev(t, 1)->url, BASE "/s2s/v2.1/task/skin-analysis/ab%2Fcd%2Bef%3D%3D");
+    jt_end(t);
+}
+
+/* A poll whose answer outgrew max_body_bytes (SA_ERR_LIMIT from the
+ * engine), was nested too deep or could not be read is a failed poll: the
+ * task is polled again, within the retry budget, in the foreground and in
+ * the background. */
+TEST(oversized_or_unreadable_poll_is_retried)
+{
+    static const fs_reply script[] = {
+        TASK_OK, NET(SA_STEP_POLL, SA_ERR_LIMIT, 0),
+        HTTP(SA_STEP_POLL, 200, "not json"),
+        HTTP(SA_STEP_POLL, 200, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+             "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]"
+             "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"),
+        SUCCESS };
+    fs_reply over[5];
+    const char *msg;
+    size_t i;
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.max_json_depth = 16;
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 4);
+    CHECK(sa_jobsm_result(t->sm) != NULL);
+    jt_end(t);
+
+    /* the budget: SA_ERR_LIMIT once max_retries retries failed too */
+    t = jt_new();
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.max_retries = 2;
+    over[0] = (fs_reply)TASK_OK;
+    for (i = 1; i < N(over); i++)
+        over[i] = (fs_reply)NET(SA_STEP_POLL, SA_ERR_LIMIT, 0);
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, over, N(over)), 4);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_LIMIT);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 3);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "larger than the limit"));
+    CHECK(t->run.ended);
+    jt_end(t);
+
+    /* background polling (cancelled job) keeps polling past it too */
+    t = jt_new();
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script, 1);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(jt_drive(t, script + 1, N(script) - 1), N(script) - 1);
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 4);
     jt_end(t);
 }
 
@@ -1645,6 +1734,7 @@ int main(void)
     RUN(task_create_ambiguous);
     RUN(task_create_refusals_are_final);
     RUN(file_create_refusals_are_final);
+    RUN(file_create_unreadable_200_is_retried);
     RUN(file_create_404_falls_back_to_generic_path);
     RUN(upload_refusals);
     RUN(upload_slot_checks);
@@ -1655,6 +1745,7 @@ int main(void)
     RUN(poll_interval_above_max_is_capped);
     RUN(no_poll_gap_above_max_in_any_scenario);
     RUN(every_status_answer);
+    RUN(oversized_or_unreadable_poll_is_retried);
     RUN(task_id_is_url_encoded);
     RUN(max_polls_is_a_hard_bound);
     RUN(deadline_before_a_task_exists);

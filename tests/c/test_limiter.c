@@ -6,6 +6,7 @@
 #include "harness.h"
 #include "support_fakeserver.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -313,6 +314,43 @@ TEST(greedy_sender_exact_throughput)
     sa_limiter_free(&l);
 }
 
+/* The long window's budget, read without taking anything. */
+TEST(room_of_the_long_window)
+{
+    sa_limiter l;
+    int64_t ready = 0, next = 0, g = SA_LIMITER_GUARD_MS;
+    int i;
+
+    REQUIRE(sa_limiter_init(&l, NULL, 0, 5.0, 5, 40, 20000) == SA_OK);
+    CHECK_EQ_INT(sa_limiter_room(&l, 0, &next), INT_MAX);
+    CHECK_EQ_INT(next, INT64_MAX);
+    sa_limiter_free(&l);
+    REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
+    CHECK_EQ_INT(sa_limiter_room(&l, 0, &next), INT_MAX);
+    sa_limiter_free(&l);
+
+    REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 4, 20000) == SA_OK);
+    CHECK_EQ_INT(sa_limiter_room(&l, 0, &next), 4);
+    CHECK_EQ_INT(next, INT64_MAX);
+    for (i = 0; i < 3; i++)
+        CHECK_EQ_INT(sa_limiter_acquire(&l, 100 * i, &ready), 1);
+    CHECK_EQ_INT(sa_limiter_room(&l, 500, &next), 1);
+    CHECK_EQ_INT(next, 20000 + g);
+    CHECK_EQ_INT(sa_limiter_room(&l, 500, NULL), 1);  /* nothing taken */
+    CHECK_EQ_INT(sa_limiter_room(&l, 20000 + g, &next), 2);
+    CHECK_EQ_INT(next, 20100 + g);
+    CHECK_EQ_INT(sa_limiter_room(&l, 20200 + g, &next), 4);
+    CHECK_EQ_INT(next, INT64_MAX);
+    /* a full ring, then ageing out one by one */
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 300, &ready), 1);
+    CHECK_EQ_INT(sa_limiter_room(&l, 300, &next), 0);
+    CHECK_EQ_INT(sa_limiter_acquire(&l, 300, &ready), 0);
+    CHECK_EQ_INT(ready, next);
+    CHECK_EQ_INT(sa_limiter_room(&l, 20250 + g, &next), 3);
+    CHECK_EQ_INT(next, 20300 + g);
+    sa_limiter_free(&l);
+}
+
 typedef struct lim_case {
     double rate;
     int burst;
@@ -423,6 +461,7 @@ int main(void)
     RUN(penalize_after_429);
     RUN(time_going_backwards_is_no_time);
     RUN(greedy_sender_exact_throughput);
+    RUN(room_of_the_long_window);
     RUN(random_sends_never_exceed_either_limit);
     (void)harness_slurp;
     return harness_report();

@@ -1050,7 +1050,9 @@ int main(void)
         fprintf(stderr, "  tight window: 20 analyses in %ld ms, %ld x 429\n",
                 tr.ms, tr.responses_429);
         CHECK_EQ_INT(tr.done, 20);
-        CHECK(tr.responses_429 <= (under_valgrind() ? 2 : 0));
+        /* under valgrind this thread shares one CPU with every other
+         * test thread: each window edge may cost a 429 (retried) */
+        CHECK(tr.responses_429 <= (under_valgrind() ? 10 : 0));
         if (!tr.gaps_ok) HARNESS_FAIL("%s", tr.why);
     }
     if (harness_cur_failed) {

@@ -48,9 +48,10 @@
  *              tasks that run longer than the reserve covers can then wait;
  *              the admission cap keeps the steady need of polls at 80% of
  *              the window.
- * Count a job admitted counts against the cap from its first request on,
- * not only once a task exists: a job between file create and task create
- * is about to need polls too.
+ * A job counts against the cap from its first request on, not only once
+ * its task exists: a job between file create and task create is about to
+ * need polls too (counting tasks only would let every queued job upload
+ * and then create its task at once).
  *
  * Callbacks and reentrancy (STYLE.md 7).  `depth` counts the public calls
  * running on this client.  A user callback only ever runs inside one, so

@@ -879,7 +879,9 @@ TEST(step_zero_returns_at_once)
         usleep(1000);
     } while (n > 0 && now_ms() - t0 < 10000);
     CHECK_EQ_INT(n, 0);
-    CHECK(worst <= 20);
+    /* generous: a wall-clock bound on a shared CI machine; a step that
+     * blocked would wait for a socket or a timer (hundreds of ms) */
+    CHECK(worst <= 150);
     fprintf(stderr, "  step(0): %d calls, worst %lld ms\n", rounds,
             (long long)worst);
     for (i = 0; i < 8; i++) {

@@ -10,7 +10,7 @@
  *   image    JPEG/PNG header sniffing
  *   proto    request bodies and response parsing/classification (sans-IO)
  *   result   the result model (sa_result, sa_score)
- *   limiter  token bucket + sliding window (time is an input)
+ *   limiter  sliding windows: N per second, M per window (time is an input)
  *   job      one analysis as a state machine (sans-IO, time is an input)
  *   engine   libcurl multi: runs the requests jobs ask for
  *   client   the public sa_client / sa_job API on top of job + engine
@@ -260,8 +260,8 @@ int sa_proto_classify(const sa_mem *mem, int step, long http_status,
 /* ================================================================== */
 
 /* Build a result from data.results of a success status (object with
- * output[] or url, or a bare string URL).  results_json is the raw text
- * kept for sa_result_json. */
+ * output[] or url, or a bare string URL).  sa_result_json later returns
+ * data.results re-serialised. */
 int sa_result_from_results(const sa_mem *mem, const cJSON *results,
                            const char *task_id, sa_result **out,
                            char *err, size_t errlen);

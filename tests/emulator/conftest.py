@@ -19,12 +19,11 @@ sys.path.insert(0, os.path.join(REPO, "python", "skinanalysis"))
 import emulator  # noqa: E402
 
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
-SHARED = os.environ.get("SKINANALYSIS_SHARED",
-                        os.path.join(os.path.dirname(REPO), "shared")
-                        if os.path.isdir(os.path.join(os.path.dirname(REPO), "shared"))
-                        else "/work/shared")
-SPEC_PATH = os.path.join(SHARED, "spec", "skin-analysis.openapi.json")
-EXAMPLES = os.path.join(SHARED, "spec", "examples")
+# The spec and its examples, as copied into the repository from shared/spec
+# (override with SKINANALYSIS_SPEC_DIR to test against another copy).
+SPEC_DIR = os.environ.get("SKINANALYSIS_SPEC_DIR", os.path.join(FIXTURES, "spec"))
+SPEC_PATH = os.path.join(SPEC_DIR, "skin-analysis.openapi.json")
+EXAMPLES = os.path.join(SPEC_DIR, "examples")
 KEY = "emulator-key"
 AUTH = {"Authorization": "Bearer " + KEY}
 

@@ -116,7 +116,17 @@ typedef enum sa_status {
     SA_ERR_CANCELLED = -62,       /* the job was cancelled or abandoned */
     SA_ERR_CALLBACK = -63,        /* a callback returned non-zero */
 
-    SA_ERR__LAST = -64
+    /* Results, downloads and webhooks */
+    SA_ERR_ZIP = -70,             /* a result ZIP is corrupt, or has no
+                                     skinanalysisResult/score_info.json */
+    SA_ERR_URL_EXPIRED = -71,     /* a result/mask URL was refused as expired
+                                     even after fetching fresh URLs */
+    SA_ERR_DOWNLOAD = -72,        /* a result/mask download failed */
+    SA_ERR_IMAGE_DECODE = -73,    /* an image could not be decoded (composite) */
+    SA_ERR_WEBHOOK_SIGNATURE = -74, /* no valid webhook signature */
+    SA_ERR_WEBHOOK_STALE = -75,   /* webhook timestamp outside the tolerance */
+
+    SA_ERR__LAST = -76
 } sa_status;
 
 /* A static English description of a status; never NULL. */
@@ -345,6 +355,7 @@ enum sa_job_state {
     SA_JOB_POLL_WAIT,
     SA_JOB_POLLING,
     SA_JOB_BACKOFF,
+    SA_JOB_FETCHING,      /* downloading a ZIP result, or masks */
     SA_JOB_DONE,          /* terminal: result available */
     SA_JOB_FAILED,        /* terminal: sa_job_status() says why */
     SA_JOB_CANCELLED,     /* terminal */
@@ -487,6 +498,26 @@ SA_API long sa_client_timeout_ms(sa_client *client);
  * signal handler's thread. */
 SA_API int sa_client_wakeup(sa_client *client);
 
+/* Poll the task `task_id` at once (a webhook said it ended): every job of
+ * this client waiting to poll that task polls it now.  Returns the number
+ * of jobs notified (0 when none has that task), or SA_ERR_INVALID_ARGUMENT. */
+SA_API int sa_client_notify(sa_client *client, const char *task_id);
+
+/* Download every mask URL and the resized image of a DONE job's result,
+ * concurrently through the client's engine: never with the API key, never
+ * counted by the rate limiter.  Returns a new job (free with sa_job_free)
+ * in state FETCHING that ends DONE when every file is in: written to
+ * `folder` when it is not NULL (file names from the URLs' last path
+ * segment), and always kept in its result as result files
+ * (sa_result_file_*; the scores are a copy of the original result's).
+ * A download refused as expired makes the job fetch the task's status
+ * again for fresh URLs and retry once (SA_ERR_URL_EXPIRED after that).
+ * For ZIP results the masks are already in the result: the new job ends
+ * DONE at once (writing them to folder).  Returns SA_OK, SA_ERR_NOT_DONE,
+ * SA_ERR_INVALID_ARGUMENT, SA_ERR_FILE (folder), SA_ERR_NOMEM. */
+SA_API int sa_client_fetch_masks(sa_client *client, sa_job *done_job,
+                                 const char *folder, sa_job **out);
+
 /* -- Event-loop integration (asyncio, libuv, an engine's loop) -- */
 
 #define SA_POLL_NONE 0
@@ -563,6 +594,62 @@ SA_API const char *sa_result_task_id(const sa_result *r);
 SA_API int sa_result_parse(const char *json, size_t len, int kind,
                            sa_result **out);
 SA_API void sa_result_free(sa_result *r);
+
+/* ------------------------------------------------------------------ */
+/* ZIP results and composites (pure: no client needed)                 */
+/* ------------------------------------------------------------------ */
+
+/* Parse a result ZIP (format "zip": skinanalysisResult/score_info.json plus
+ * one PNG per mask) from memory into a new result: the scores as for JSON
+ * results (regions, "all", the bare-number skin_age, output_mask_name in
+ * sa_score.mask_name), and the mask files kept in the result (see
+ * sa_result_file_*).  Lenient with unknown shapes.  Entries larger than
+ * max_entry_bytes (0 = 32 MiB) are refused.  Returns SA_OK and *out (free
+ * with sa_result_free), SA_ERR_ZIP (corrupt, or no score_info.json, with a
+ * message in errbuf), SA_ERR_LIMIT or SA_ERR_NOMEM. */
+SA_API int sa_result_parse_zip(const void *zip, size_t len,
+                               size_t max_entry_bytes, sa_result **out,
+                               char *errbuf, size_t errbuf_len);
+
+/* Files held by a result (the masks of a ZIP result once parsed, or the
+ * masks downloaded by sa_job_fetch_masks into memory): count, and the i-th
+ * file's name ("hd_pore_output_all.png"), bytes and sniffed format
+ * (sa_image_format).  Borrowed until the result is freed. */
+SA_API size_t sa_result_file_count(const sa_result *r);
+SA_API const char *sa_result_file_name(const sa_result *r, size_t i);
+SA_API const void *sa_result_file_data(const sa_result *r, size_t i,
+                                       size_t *len);
+SA_API int sa_result_file_format(const sa_result *r, size_t i);
+
+/* Write one overview image: the source image (JPEG or PNG) with every mask
+ * (PNG with alpha, or JPEG overlays) blended over it, each concern tinted
+ * with its own colour, masks scaled to the source size.  Written as PNG
+ * to out_path.  masks/mask_lens: n_masks encoded images.  Returns SA_OK,
+ * SA_ERR_IMAGE_DECODE, SA_ERR_FILE (cannot write), SA_ERR_NOMEM,
+ * SA_ERR_INVALID_ARGUMENT, with a message in errbuf. */
+SA_API int sa_composite_write(const void *source, size_t source_len,
+                              const void *const *masks,
+                              const size_t *mask_lens, size_t n_masks,
+                              const char *out_path,
+                              char *errbuf, size_t errbuf_len);
+
+/* ------------------------------------------------------------------ */
+/* Webhooks (Standard Webhooks, HMAC-SHA256)                           */
+/* ------------------------------------------------------------------ */
+
+/* Verify a webhook delivery: secret "whsec_<base64>", the webhook-id,
+ * webhook-timestamp and webhook-signature header values, and the raw body
+ * bytes as received.  The signature header may carry several
+ * space-separated "v1,<base64>" signatures; any valid one passes.  The
+ * comparison is constant-time.  tolerance_s (0 = 300) bounds the age of the
+ * timestamp both ways around now_s (0 = the current time).  Returns SA_OK,
+ * SA_ERR_WEBHOOK_SIGNATURE, SA_ERR_WEBHOOK_STALE or SA_ERR_INVALID_ARGUMENT
+ * (malformed secret or headers), with a message in errbuf. */
+SA_API int sa_webhook_verify(const char *secret, const char *msg_id,
+                             const char *msg_timestamp,
+                             const char *msg_signature, const void *body,
+                             size_t body_len, long tolerance_s,
+                             int64_t now_s, char *errbuf, size_t errbuf_len);
 
 /* ------------------------------------------------------------------ */
 /* Memory returned to the caller                                       */

@@ -202,11 +202,6 @@ struct sa_client {
     char errmsg[CLIENT_ERRLEN];
 };
 
-static const char *const state_names[SA_JOB_STATE__LAST] = {
-    "VALIDATE", "QUEUED", "FILE_CREATE", "UPLOAD", "TASK_CREATE",
-    "POLL_WAIT", "POLLING", "BACKOFF", "DONE", "FAILED", "CANCELLED"
-};
-
 static void drive_job(sa_client *c, sa_job *j, int64_t now);
 static void client_teardown(sa_client *c);
 
@@ -251,8 +246,7 @@ void sa_global_cleanup(void)
 
 const char *sa_job_state_name(int state)
 {
-    if (state < 0 || state >= SA_JOB_STATE__LAST) return "?";
-    return state_names[state];
+    return sa_jobsm_state_name(state);
 }
 
 static int is_terminal(int state)

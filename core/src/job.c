@@ -166,7 +166,8 @@ struct sa_jobsm {
 
 static const char *const job_state_names[] = {
     "VALIDATE", "QUEUED", "FILE_CREATE", "UPLOAD", "TASK_CREATE",
-    "POLL_WAIT", "POLLING", "BACKOFF", "DONE", "FAILED", "CANCELLED"
+    "POLL_WAIT", "POLLING", "BACKOFF", "FETCHING", "DONE", "FAILED",
+    "CANCELLED"
 };
 _Static_assert(sizeof job_state_names / sizeof job_state_names[0]
                    == SA_JOB_STATE__LAST,

@@ -371,8 +371,10 @@ TEST(state_names)
 {
     static const char *const names[] = {
         "VALIDATE", "QUEUED", "FILE_CREATE", "UPLOAD", "TASK_CREATE",
-        "POLL_WAIT", "POLLING", "BACKOFF", "DONE", "FAILED", "CANCELLED"};
+        "POLL_WAIT", "POLLING", "BACKOFF", "FETCHING", "DONE", "FAILED",
+        "CANCELLED"};
     int i;
+    CHECK_EQ_INT(sizeof names / sizeof names[0], SA_JOB_STATE__LAST);
     for (i = 0; i < SA_JOB_STATE__LAST; i++)
         CHECK_STR(sa_job_state_name(i), names[i]);
     CHECK_STR(sa_job_state_name(-1), "?");

@@ -19,7 +19,11 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 HINT = ("run scripts/setup, or: apt-get install pkg-config libcurl4-openssl-dev "
-        "libcjson-dev")
+        "libcjson-dev libssl-dev libzip-dev libpng-dev libjpeg-dev")
+# The other libraries the core links (webhook HMAC, zip results, composites):
+# (pkg-config name, what, library name for the plain -l fall-back)
+OTHER_LIBS = [("libcrypto", "OpenSSL libcrypto", "crypto"), ("libzip", "libzip", "zip"),
+              ("libpng", "libpng", "png"), ("libjpeg", "libjpeg", "jpeg")]
 
 
 def header_version():
@@ -69,6 +73,15 @@ def cjson_default():
     return None
 
 
+def plain_lib(lib):
+    """Without pkg-config: -l<lib> when the linker finds it."""
+    for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib",
+              "/usr/local/lib"):
+        if os.path.exists(os.path.join(d, "lib%s.so" % lib)):
+            return [], ["-l" + lib]
+    return None
+
+
 def sources(folder):
     names = sorted(n for n in os.listdir(os.path.join(ROOT, folder)) if n.endswith(".c"))
     return [os.path.join(folder, n) for n in names]
@@ -99,11 +112,15 @@ class BuildExt(build_ext):
     def build_extensions(self):
         curl = find_package("libcurl", "libcurl", curl_config)
         cjson = find_package("libcjson", "cJSON", cjson_default)
-        inc, libdirs, libs, other = split_flags(curl[0] + curl[1] + cjson[0] + cjson[1])
+        flags = curl[0] + curl[1] + cjson[0] + cjson[1]
+        for pkg, what, lib in OTHER_LIBS:
+            cflags, libs_ = find_package(pkg, what, lambda lib=lib: plain_lib(lib))
+            flags += cflags + libs_
+        inc, libdirs, libs, other = split_flags(flags)
         for ext in self.extensions:
             ext.include_dirs += inc
             ext.library_dirs += libdirs
-            ext.libraries += libs + ["pthread"]
+            ext.libraries += libs + ["pthread", "m"]
             ext.extra_compile_args += [f for f in other if not f.startswith("-Wl")]
             ext.extra_link_args += [f for f in other if f.startswith("-Wl")]
             if sys.platform.startswith("linux"):

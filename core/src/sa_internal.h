@@ -270,6 +270,34 @@ int sa_result_from_score_info(const sa_mem *mem, const cJSON *root,
                               const char *task_id, sa_result **out,
                               char *err, size_t errlen);
 
+/* A deep copy of a result (scores, URLs, files), allocated through mem. */
+int sa_result_clone(const sa_mem *mem, const sa_result *src,
+                    sa_result **out);
+/* Add a file (a mask, the resized image) to a result: copies name and
+ * bytes; the format is sniffed from the bytes.  SA_OK or SA_ERR_NOMEM. */
+int sa_result_add_file(sa_result *r, const char *name, const void *data,
+                       size_t len);
+/* Every downloadable URL of a result, in a stable order: each score's
+ * mask_urls, then the resized image.  Returns the count; *urls (borrowed)
+ * may be NULL to count only. */
+size_t sa_result_urls(const sa_result *r, const char **urls, size_t max);
+/* The URL in r whose file name (last path segment, query removed) equals
+ * `file_name`, or NULL: used to refresh an expired URL from a newer
+ * status answer. */
+const char *sa_result_find_url(const sa_result *r, const char *file_name);
+/* The file name of a URL (last path segment, query removed, %-decoding
+ * not applied, "/" and ".." never returned) into buf; "" if none. */
+void sa_url_file_name(const char *url, char *buf, size_t len);
+
+/* ================================================================== */
+/* zipresult.c                                                         */
+/* ================================================================== */
+
+/* Parse a result ZIP (see sa_result_parse_zip) with the allocator mem. */
+int sa_result_from_zip(const sa_mem *mem, const void *zip, size_t len,
+                       size_t max_entry_bytes, const char *task_id,
+                       sa_result **out, char *err, size_t errlen);
+
 /* ================================================================== */
 /* limiter.c (pure; time is an input)                                  */
 /* ================================================================== */

@@ -97,6 +97,24 @@ static const status_entry status_table[] = {
     {SA_ERR_CANCELLED, "cancelled", "the job was cancelled or abandoned"},
     {SA_ERR_CALLBACK, "callback",
      "a callback returned non-zero and the job was cancelled"},
+    {SA_ERR_ZIP, "zip",
+     "the result ZIP is corrupt or has no skinanalysisResult/score_info.json; "
+     "download it again or poll the task for a fresh URL"},
+    {SA_ERR_URL_EXPIRED, "url_expired",
+     "a result or mask URL was refused as expired even after fetching fresh "
+     "URLs; the task may be past its retention, submit it again"},
+    {SA_ERR_DOWNLOAD, "download",
+     "a result or mask download failed (network or storage host error); "
+     "try again"},
+    {SA_ERR_IMAGE_DECODE, "image_decode",
+     "an image could not be decoded (corrupt or unsupported JPEG/PNG); "
+     "check the source photo and the masks"},
+    {SA_ERR_WEBHOOK_SIGNATURE, "webhook_signature",
+     "no valid webhook signature: check the webhook secret and pass the raw "
+     "body bytes exactly as received"},
+    {SA_ERR_WEBHOOK_STALE, "webhook_stale",
+     "the webhook timestamp is outside the tolerance (a replay or a wrong "
+     "clock); reject the delivery"},
 };
 
 static const status_entry *status_find(int status)
@@ -121,7 +139,9 @@ const char *sa_status_name(int status)
 
 /* Transient conditions only.  TASK_TIMEOUT is final for the job (the
  * server gave up: resubmitting is a new, billed task), AMBIGUOUS must not
- * be retried blindly, DEADLINE/LIMIT would fail the same way again. */
+ * be retried blindly, DEADLINE/LIMIT would fail the same way again.
+ * DOWNLOAD is a failed result/mask fetch: trying again may work (an
+ * expired URL is URL_EXPIRED, which is final). */
 int sa_status_is_retryable(int status)
 {
     switch (status) {
@@ -129,6 +149,7 @@ int sa_status_is_retryable(int status)
     case SA_ERR_TIMEOUT:
     case SA_ERR_RATE_LIMITED:
     case SA_ERR_SERVER:
+    case SA_ERR_DOWNLOAD:
         return 1;
     default:
         return 0;

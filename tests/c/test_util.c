@@ -211,6 +211,13 @@ TEST(status_names_messages)
         CHECK(strcmp(sa_strerror(s), "unknown status code") != 0);
     }
     CHECK_STR(sa_status_name(SA_ERR_CALLBACK), "callback");
+    CHECK_STR(sa_status_name(SA_ERR_ZIP), "zip");
+    CHECK_STR(sa_status_name(SA_ERR_URL_EXPIRED), "url_expired");
+    CHECK_STR(sa_status_name(SA_ERR_DOWNLOAD), "download");
+    CHECK_STR(sa_status_name(SA_ERR_IMAGE_DECODE), "image_decode");
+    CHECK_STR(sa_status_name(SA_ERR_WEBHOOK_SIGNATURE), "webhook_signature");
+    CHECK_STR(sa_status_name(SA_ERR_WEBHOOK_STALE), "webhook_stale");
+    CHECK(strstr(sa_strerror(SA_ERR_WEBHOOK_SIGNATURE), "secret") != NULL);
 }
 
 TEST(status_classes)
@@ -220,13 +227,18 @@ TEST(status_classes)
         retryable += sa_status_is_retryable(s);
         validation += sa_status_is_validation(s);
     }
-    CHECK_EQ_INT(retryable, 4);
+    CHECK_EQ_INT(retryable, 5);
     CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_TRANSPORT), 1);
     CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_TIMEOUT), 1);
     CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_RATE_LIMITED), 1);
     CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_SERVER), 1);
     CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_TASK_TIMEOUT), 0);
     CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_AMBIGUOUS), 0);
+    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_DOWNLOAD), 1);
+    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_URL_EXPIRED), 0);
+    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_ZIP), 0);
+    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_WEBHOOK_SIGNATURE), 0);
+    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_WEBHOOK_STALE), 0);
     CHECK_EQ_INT(validation, 10);
     CHECK_EQ_INT(sa_status_is_validation(SA_ERR_UNKNOWN_ACTION), 1);
     CHECK_EQ_INT(sa_status_is_validation(SA_ERR_INSECURE), 1);

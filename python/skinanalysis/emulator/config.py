@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 import json
 
-from . import catalog
+from . import catalog, webhooks
 
 
 @dataclasses.dataclass
@@ -31,6 +31,10 @@ class Config:
     scenario: object = None   # dict, list or path of a JSON scenario file
     log_max: int = 100000
     verbose: bool = False
+    webhook_urls: tuple = ()  # loopback http URLs (comma-separated string or sequence)
+    webhook_secret: str = webhooks.DEFAULT_SECRET
+    webhook_retries: int = 3
+    webhook_backoff: float = 0.5
 
     def __post_init__(self):
         if isinstance(self.keys, str):
@@ -57,6 +61,12 @@ class Config:
                 raise ValueError("%s must be >= 0" % name)
         if self.task_timeout_after is not None and self.task_timeout_after < 0:
             raise ValueError("task_timeout_after must be >= 0")
+        self.webhook_urls = webhooks.parse_urls(self.webhook_urls)
+        webhooks.secret_key(self.webhook_secret)
+        if not 0 <= self.webhook_retries <= webhooks.MAX_RETRIES:
+            raise ValueError("webhook_retries must be 0..%d" % webhooks.MAX_RETRIES)
+        if self.webhook_backoff < 0:
+            raise ValueError("webhook_backoff must be >= 0")
         if isinstance(self.scenario, str):
             with open(self.scenario, encoding="utf-8") as fh:
                 self.scenario = json.load(fh)
@@ -66,6 +76,7 @@ class Config:
         out = dataclasses.asdict(self)
         out["keys"] = len(self.keys)  # never echo key values
         out["quirks"] = sorted(self.quirks)
+        out["webhook_urls"] = list(self.webhook_urls)
         return out
 
 
@@ -122,6 +133,17 @@ def build_parser():
     p.add_argument("--log-max", type=int, default=d.log_max,
                    help="request log records kept in memory (default %(default)s)")
     p.add_argument("--verbose", action="store_true", help="print one line per request on stderr")
+    p.add_argument("--webhook-url", action="append", default=[], metavar="URL",
+                   help="POST a signed notification here when a task ends (loopback http only; "
+                        "repeatable or comma-separated, at most %d)" % webhooks.MAX_URLS)
+    p.add_argument("--webhook-secret", default=d.webhook_secret, metavar="whsec_...",
+                   help="signing secret, 'whsec_' + base64 (default: a fixed test secret, "
+                        "see GET /_control/config)")
+    p.add_argument("--webhook-retries", type=int, default=d.webhook_retries,
+                   help="retries of a failed delivery (default %(default)s)")
+    p.add_argument("--webhook-backoff", type=float, default=d.webhook_backoff,
+                   help="seconds before the first retry, doubled each time "
+                        "(default %(default)s)")
     return p
 
 
@@ -135,4 +157,6 @@ def config_from_args(argv=None):
                   rate_window_seconds=args.rate_window_seconds, quirks=args.quirks,
                   polling_interval_ms=args.polling_interval_ms, auth_variant=args.auth_variant,
                   url_ttl=args.url_ttl, upload_ttl=args.upload_ttl, engine_error=args.engine_error,
-                  scenario=args.scenario, log_max=args.log_max, verbose=args.verbose)
+                  scenario=args.scenario, log_max=args.log_max, verbose=args.verbose,
+                  webhook_urls=",".join(args.webhook_url), webhook_secret=args.webhook_secret,
+                  webhook_retries=args.webhook_retries, webhook_backoff=args.webhook_backoff)

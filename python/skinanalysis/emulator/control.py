@@ -92,6 +92,18 @@ def handle(app, ctx):
                 return _error(400, 'body must be {"key": <configured key>, "units": <int >= 0>}')
             state.balances[body["key"]] = body["units"]
             return _json(200, {"ok": True})
+    if path == "/_control/webhooks":
+        if method == "GET":
+            return _json(200, state.webhooks.snapshot())
+        if method in ("POST", "DELETE"):
+            body = {"urls": []} if method == "DELETE" else _body(ctx)
+            if not isinstance(body, dict) or not isinstance(body.get("urls"), (list, str)):
+                return _error(400, 'body must be {"urls": ["http://127.0.0.1:PORT/path", ...]}')
+            try:
+                state.webhooks.set_urls(body["urls"])
+            except ValueError as exc:
+                return _error(400, str(exc))
+            return _json(200, {"ok": True, "urls": list(state.webhooks.urls)})
     if path == "/_control/tasks" and method == "GET":
         state.sweep()
         return _json(200, {"tasks": [t.public() for t in state.tasks.values()]})

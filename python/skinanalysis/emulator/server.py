@@ -30,16 +30,19 @@ async def _start(app):
     app.default_base = "http://%s:%d" % (shown, port)
     app.state.own_netlocs.update({"%s:%d" % (shown, port), "127.0.0.1:%d" % port,
                                   "localhost:%d" % port, "[::1]:%d" % port})
-    sweeper = asyncio.get_running_loop().create_task(_sweeper(app))
+    loop = asyncio.get_running_loop()
+    app.state.webhooks.attach(loop)
+    sweeper = loop.create_task(_sweeper(app))
     return server, sweeper, port
 
 
-async def _stop(server, sweeper):
+async def _stop(app, server, sweeper):
     sweeper.cancel()
     try:
         await sweeper
     except asyncio.CancelledError:
         pass
+    await app.state.webhooks.close()
     await server.close()
 
 
@@ -57,7 +60,7 @@ def serve(config, out=None):
         server, sweeper, _ = await _start(app)
         print("listening on " + app.default_base, file=out, flush=True)
         await stop.wait()
-        await _stop(server, sweeper)
+        await _stop(app, server, sweeper)
 
     asyncio.run(main())
     return 0
@@ -112,7 +115,7 @@ class Emulator:
             self.base_url = self.app.default_base
             self._ready.set()
             await self._stopped.wait()
-            await _stop(server, sweeper)
+            await _stop(self.app, server, sweeper)
 
         asyncio.run(main())
 
@@ -164,6 +167,23 @@ class Emulator:
         """The first configured API key."""
         return self.config.keys[0]
 
+    @property
+    def webhook_secret(self):
+        """The webhook signing secret ("whsec_<base64>")."""
+        return self.config.webhook_secret
+
+    @property
+    def webhook_urls(self):
+        """The webhook URLs in use (set with ``set_webhook_urls``)."""
+        with self.app.state.lock:
+            return list(self.app.state.webhooks.urls)
+
+    @property
+    def webhook_log(self):
+        """A snapshot list of delivery records (see docs/emulator.md)."""
+        with self.app.state.lock:
+            return self.app.state.webhooks.snapshot()["deliveries"]
+
     # -- control -------------------------------------------------------------------------
 
     def set_scenario(self, spec):
@@ -205,6 +225,13 @@ class Emulator:
             task = self.app.state.tasks[task_id]
             task.done_at = min(task.done_at, time.monotonic())
             self.app.state.advance(task, time.monotonic())
+
+    def set_webhook_urls(self, urls):
+        """Deliver webhooks to these loopback http URLs from now on (a
+        sequence or a comma-separated string; empty stops delivery).
+        Raises ValueError for any other URL."""
+        with self.app.state.lock:
+            self.app.state.webhooks.set_urls(urls)
 
     def set_units(self, key, units):
         with self.app.state.lock:

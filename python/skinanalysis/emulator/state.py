@@ -15,7 +15,7 @@ import threading
 import time
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from . import catalog, images
+from . import catalog, images, webhooks
 from .results import ZIP_NAME, Analysis
 
 
@@ -130,6 +130,7 @@ def _new_counters():
         "rate_limited": 0, "responses_429": 0, "unauthorized": 0,
         "auth_on_storage": 0, "auth_on_results": 0,
         "faults_applied": {}, "max_unpolled_gap": {}, "result_downloads": 0,
+        "webhooks_sent": 0, "webhooks_failed": 0, "webhook_attempts": 0,
     }
 
 
@@ -139,6 +140,7 @@ class State:
         self.lock = threading.RLock()
         self.secret = secrets.token_bytes(32)
         self.own_netlocs = set()     # host:port strings this server is reached as
+        self.webhooks = webhooks.Dispatcher(self)
         self.reset()
 
     def reset(self):
@@ -156,6 +158,7 @@ class State:
             self.counters = _new_counters()
             self.log = collections.deque(maxlen=self.config.log_max)
             self.seq = 0
+            self.webhooks.reset()
 
     # -- signing -------------------------------------------------------------
 
@@ -271,12 +274,14 @@ class State:
         task.status = "success"
         self.count("tasks_succeeded")
         self.charge(task)
+        self.webhooks.task_ended(task)
 
     def fail(self, task, code, message=None):
         task.status = "error"
         task.error = code
         task.error_message = message or catalog.ENGINE_ERROR_MESSAGES.get(code, code)
         self.count("tasks_failed")
+        self.webhooks.task_ended(task)
 
     def force_error(self, task, code, message=None):
         task.forced_error = (code, message)

@@ -597,6 +597,18 @@ int sa_proto_parse_status(const sa_mem *mem, const char *body, size_t len,
     if (rc != SA_OK)
         return json_failure(rc, "status response", max_depth, err, errlen);
     rc = status_fields(mem, root, task_id, out, err, errlen);
+    if (rc == SA_OK && out->result) {
+        /* sa_result_json gives data.results as sent: its bytes in the body
+         * (cJSON's "first match", as sa_json_get), not a re-print */
+        static const char *const path[2] = {"data", "results"};
+        const char *raw;
+        size_t n;
+        rc = sa_json_raw_at(body, len, path, 2, &raw, &n)
+                 ? sa_result_set_raw_json(out->result, raw, n)
+                 : sa_result_set_json_item(
+                       out->result,
+                       sa_json_get(sa_json_get(root, "data"), "results"));
+    }
     cJSON_Delete(root);
     if (rc != SA_OK) {
         if (rc == SA_ERR_NOMEM)

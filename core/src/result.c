@@ -6,6 +6,11 @@
  * order.  It is built in two passes over the parsed JSON by the same walker:
  * the first pass only measures, the second copies.  The allocator is copied
  * into the result so that it can be freed after its client is gone.
+ * Two things live outside the arena because they arrive after it is built:
+ * the raw JSON text (sa_result_set_raw_json: the caller hands over the byte
+ * range of data.results in the response body, so nothing is re-printed)
+ * and the result files (sa_result_add_file: one allocation per file, name
+ * and bytes together, plus a growable array of them).
  *
  * Shapes accepted (shared/API.md §6):
  *   - format json: results.output[] entries {type, region?, raw_score?,
@@ -25,6 +30,15 @@
 #include <stddef.h>
 #include <string.h>
 
+/* One file held by a result: bytes, then the NUL-terminated name, in one
+ * allocation starting at data. */
+typedef struct sa_result_file {
+    unsigned char *data;
+    size_t len;
+    const char *name;
+    int format;
+} sa_result_file;
+
 struct sa_result {
     sa_mem mem; /* copy of the allocator (has_mem) */
     int has_mem;
@@ -35,8 +49,10 @@ struct sa_result {
     double skin_age;
     const char *resize_url;
     const char *zip_url;
-    const char *json;
+    char *json;          /* raw JSON text, own allocation, or NULL */
     const char *task_id;
+    sa_result_file *files; /* n_files used of cap_files */
+    size_t n_files, cap_files;
 };
 
 #define ARENA_ALIGN (_Alignof(max_align_t))
@@ -224,119 +240,363 @@ static void walk_score_info(builder *b, const cJSON *root)
     }
 }
 
-enum walk_kind { WALK_OUTPUT, WALK_ZIP, WALK_SCORE_INFO };
-
-static void walk(builder *b, int kind, const cJSON *node, const char *zip)
+/* Copy the scores of an existing result (sa_result_clone). */
+static void walk_clone(builder *b, const sa_result *src)
 {
-    if (kind == WALK_OUTPUT) walk_output(b, node);
-    if (kind == WALK_SCORE_INFO) walk_score_info(b, node);
-    if (kind == WALK_ZIP) b->zip_url = zip;
+    size_t i, j;
+    for (i = 0; i < src->count; i++) {
+        const sa_score *from = &src->scores[i];
+        sa_score *s = b->scores ? &b->scores[b->n_scores] : NULL;
+        const char **urls = b->urls ? b->urls + b->n_urls : NULL;
+        const char *c = b_str(b, from->concern);
+        const char *r = b_str(b, from->region);
+        const char *st = b_str(b, from->skin_type);
+        const char *mn = b_str(b, from->mask_name);
+        for (j = 0; j < from->n_mask_urls; j++) {
+            const char *u = b_str(b, from->mask_urls[j]);
+            if (b->urls) b->urls[b->n_urls] = u;
+            b->n_urls++;
+        }
+        if (s) {
+            *s = *from;
+            s->concern = c;
+            s->region = r;
+            s->skin_type = st;
+            s->mask_name = mn;
+            s->mask_urls = from->n_mask_urls ? urls : NULL;
+        }
+        b->n_scores++;
+    }
+    b->resize_url = src->resize_url;
+    b->zip_url = src->zip_url;
+    b->overall = src->overall;
+    b->skin_age = src->skin_age;
+}
+
+enum walk_kind { WALK_OUTPUT, WALK_ZIP, WALK_SCORE_INFO, WALK_CLONE };
+
+/* What a result is built from: a cJSON node, a bare ZIP URL or a result. */
+typedef struct source {
+    int kind;              /* walk_kind */
+    const cJSON *node;     /* OUTPUT, SCORE_INFO */
+    const char *zip;       /* ZIP */
+    const sa_result *src;  /* CLONE */
+} source;
+
+static void walk(builder *b, const source *from)
+{
+    switch (from->kind) {
+    case WALK_OUTPUT: walk_output(b, from->node); break;
+    case WALK_SCORE_INFO: walk_score_info(b, from->node); break;
+    case WALK_ZIP: b->zip_url = from->zip; break;
+    default: walk_clone(b, from->src); break;
+    }
+}
+
+static int result_format(const source *from)
+{
+    if (from->kind == WALK_CLONE) return from->src->format;
+    return from->kind == WALK_OUTPUT ? SA_FORMAT_JSON : SA_FORMAT_ZIP;
+}
+
+/* Arena offsets of the score array, URL array and string bytes. */
+typedef struct layout {
+    size_t scores, urls, bytes, total;
+} layout;
+
+static int plan(const builder *b, layout *l)
+{
+    if (b->overflow || b->n_scores > (SIZE_MAX / 2) / sizeof(sa_score) ||
+        b->n_urls > (SIZE_MAX / 2) / sizeof(char *))
+        return SA_ERR_NOMEM;
+    l->scores = align_up(sizeof(sa_result));
+    l->urls = l->scores + align_up(b->n_scores * sizeof(sa_score));
+    l->bytes = l->urls + align_up(b->n_urls * sizeof(char *));
+    if (b->n_bytes > SIZE_MAX - l->bytes) return SA_ERR_NOMEM;
+    l->total = l->bytes + b->n_bytes;
+    return SA_OK;
 }
 
 /* Measure, allocate one arena, fill it. */
-static int build(const sa_mem *mem, int kind, const cJSON *node,
-                 const char *zip, const cJSON *json_node, const char *task_id,
+static int build(const sa_mem *mem, const source *from, const char *task_id,
                  sa_result **out)
 {
     builder b;
-    char *json_text, *base;
-    size_t off_scores, off_urls, off_bytes, total, n_scores, n_urls;
+    layout l;
+    char *base;
     sa_result *r;
 
-    json_text = cJSON_PrintUnformatted(json_node);
-    if (!json_text) return SA_ERR_NOMEM;
-
     builder_reset(&b);
-    walk(&b, kind, node, zip);
+    walk(&b, from);
     b_str(&b, b.resize_url);
     b_str(&b, b.zip_url);
-    b_str(&b, json_text);
     b_str(&b, task_id);
-    n_scores = b.n_scores;
-    n_urls = b.n_urls;
-    off_scores = align_up(sizeof(sa_result));
-    if (b.overflow || n_scores > (SIZE_MAX / 2) / sizeof(sa_score) ||
-        n_urls > (SIZE_MAX / 2) / sizeof(char *)) {
-        cJSON_free(json_text);
-        return SA_ERR_NOMEM;
-    }
-    off_urls = off_scores + align_up(n_scores * sizeof(sa_score));
-    off_bytes = off_urls + align_up(n_urls * sizeof(char *));
-    if (b.n_bytes > SIZE_MAX - off_bytes) {
-        cJSON_free(json_text);
-        return SA_ERR_NOMEM;
-    }
-    total = off_bytes + b.n_bytes;
-    base = sa__malloc(mem, total);
-    if (!base) {
-        cJSON_free(json_text);
-        return SA_ERR_NOMEM;
-    }
+    if (plan(&b, &l) != SA_OK) return SA_ERR_NOMEM;
+    base = sa__malloc(mem, l.total);
+    if (!base) return SA_ERR_NOMEM;
 
     r = (sa_result *)(void *)base;
     memset(r, 0, sizeof *r);
     builder_reset(&b);
-    b.scores = (sa_score *)(void *)(base + off_scores);
-    b.urls = (const char **)(void *)(base + off_urls);
-    b.bytes = base + off_bytes;
-    walk(&b, kind, node, zip);
+    b.scores = (sa_score *)(void *)(base + l.scores);
+    b.urls = (const char **)(void *)(base + l.urls);
+    b.bytes = base + l.bytes;
+    walk(&b, from);
     r->resize_url = b_str(&b, b.resize_url);
     r->zip_url = b_str(&b, b.zip_url);
-    r->json = b_str(&b, json_text);
     r->task_id = b_str(&b, task_id);
-    cJSON_free(json_text);
 
     if (mem) {
         r->mem = *mem;
         r->has_mem = 1;
     }
-    r->format = kind == WALK_OUTPUT ? SA_FORMAT_JSON : SA_FORMAT_ZIP;
+    r->format = result_format(from);
     r->count = b.n_scores;
-    r->scores = n_scores ? b.scores : NULL;
+    r->scores = b.n_scores ? b.scores : NULL;
     r->overall = b.overall;
     r->skin_age = b.skin_age;
     *out = r;
     return SA_OK;
 }
 
+/* data.results without its raw text: the caller (sa_proto_parse_status)
+ * adds it with sa_result_set_raw_json from the body it parsed. */
 int sa_result_from_results(const sa_mem *mem, const cJSON *results,
                            const char *task_id, sa_result **out, char *err,
                            size_t errlen)
 {
-    const cJSON *output;
-    const char *url;
+    source from = {WALK_OUTPUT, NULL, NULL, NULL};
 
     *out = NULL;
     if (!results || cJSON_IsNull(results)) {
         sa__errf(err, errlen, "task succeeded but data.results is missing");
         return SA_ERR_PROTOCOL;
     }
-    if (cJSON_IsString(results) && results->valuestring[0])
-        return build(mem, WALK_ZIP, NULL, results->valuestring, results,
-                     task_id, out);
-    if (cJSON_IsArray(results))
-        return build(mem, WALK_OUTPUT, results, NULL, results, task_id, out);
-    output = sa_json_get(results, "output");
-    if (cJSON_IsArray(output))
-        return build(mem, WALK_OUTPUT, output, NULL, results, task_id, out);
-    url = sa_json_string(results, "url");
-    if (url && url[0])
-        return build(mem, WALK_ZIP, NULL, url, results, task_id, out);
-    sa__errf(err, errlen,
-             "data.results has neither an output[] list nor a url");
-    return SA_ERR_PROTOCOL;
+    if (cJSON_IsString(results) && results->valuestring[0]) {
+        from.kind = WALK_ZIP;
+        from.zip = results->valuestring;
+    } else if (cJSON_IsArray(results)) {
+        from.node = results;
+    } else if (cJSON_IsArray(sa_json_get(results, "output"))) {
+        from.node = sa_json_get(results, "output");
+    } else if (sa_json_string(results, "url") &&
+               sa_json_string(results, "url")[0]) {
+        from.kind = WALK_ZIP;
+        from.zip = sa_json_string(results, "url");
+    } else {
+        sa__errf(err, errlen,
+                 "data.results has neither an output[] list nor a url");
+        return SA_ERR_PROTOCOL;
+    }
+    return build(mem, &from, task_id, out);
 }
 
 int sa_result_from_score_info(const sa_mem *mem, const cJSON *root,
                               const char *task_id, sa_result **out, char *err,
                               size_t errlen)
 {
+    source from = {WALK_SCORE_INFO, NULL, NULL, NULL};
+
     *out = NULL;
     if (!cJSON_IsObject(root)) {
         sa__errf(err, errlen, "score_info.json is not a JSON object");
         return SA_ERR_PROTOCOL;
     }
-    return build(mem, WALK_SCORE_INFO, root, NULL, root, task_id, out);
+    from.node = root;
+    return build(mem, &from, task_id, out);
+}
+
+static const sa_mem *result_mem(const sa_result *r)
+{
+    return r->has_mem ? &r->mem : NULL;
+}
+
+/* Replace the raw JSON text by a copy of text[0..len). */
+int sa_result_set_raw_json(sa_result *r, const char *text, size_t len)
+{
+    char *copy;
+    if (!r || !text || len == SIZE_MAX) return SA_ERR_INVALID_ARGUMENT;
+    copy = sa__malloc(result_mem(r), len + 1);
+    if (!copy) return SA_ERR_NOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    sa__free(result_mem(r), r->json);
+    r->json = copy;
+    return SA_OK;
+}
+
+/* The fallback when the raw text cannot be located: cJSON's printing. */
+int sa_result_set_json_item(sa_result *r, const cJSON *item)
+{
+    char *text;
+    int rc;
+    if (!r || !item) return SA_ERR_INVALID_ARGUMENT;
+    text = cJSON_PrintUnformatted(item);
+    if (!text) return SA_ERR_NOMEM;
+    rc = sa_result_set_raw_json(r, text, strlen(text));
+    cJSON_free(text);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Files, clones and URLs                                              */
+/* ------------------------------------------------------------------ */
+
+#define RESULT_MAX_FILES 100000
+
+static int sniff_format(const unsigned char *p, size_t len)
+{
+    static const unsigned char png[8] = {0x89, 'P', 'N', 'G',
+                                         '\r', '\n', 0x1a, '\n'};
+    if (len >= 8 && memcmp(p, png, 8) == 0) return SA_IMAGE_PNG;
+    if (len >= 3 && p[0] == 0xFF && p[1] == 0xD8 && p[2] == 0xFF)
+        return SA_IMAGE_JPEG;
+    return SA_IMAGE_UNKNOWN;
+}
+
+static int grow_files(sa_result *r)
+{
+    sa_result_file *files;
+    size_t cap;
+    if (r->n_files < r->cap_files) return SA_OK;
+    if (r->n_files >= RESULT_MAX_FILES) return SA_ERR_LIMIT;
+    cap = r->cap_files ? r->cap_files * 2 : 8;
+    files = sa__realloc(result_mem(r), r->files, cap * sizeof *files);
+    if (!files) return SA_ERR_NOMEM;
+    r->files = files;
+    r->cap_files = cap;
+    return SA_OK;
+}
+
+int sa_result_add_file(sa_result *r, const char *name, const void *data,
+                       size_t len)
+{
+    sa_result_file *f;
+    unsigned char *block;
+    size_t nlen;
+    int rc;
+
+    if (!r || !name || (!data && len)) return SA_ERR_INVALID_ARGUMENT;
+    nlen = strlen(name);
+    if (len > SIZE_MAX - nlen - 1) return SA_ERR_NOMEM;
+    rc = grow_files(r);
+    if (rc != SA_OK) return rc;
+    block = sa__malloc(result_mem(r), len + nlen + 1);
+    if (!block) return SA_ERR_NOMEM;
+    if (len) memcpy(block, data, len);
+    memcpy(block + len, name, nlen + 1);
+    f = &r->files[r->n_files++];
+    f->data = block;
+    f->len = len;
+    f->name = (const char *)block + len;
+    f->format = sniff_format(block, len);
+    return SA_OK;
+}
+
+static int copy_extras(sa_result *dst, const sa_result *src)
+{
+    size_t i;
+    int rc = SA_OK;
+    if (src->json) rc = sa_result_set_raw_json(dst, src->json,
+                                               strlen(src->json));
+    for (i = 0; rc == SA_OK && i < src->n_files; i++)
+        rc = sa_result_add_file(dst, src->files[i].name, src->files[i].data,
+                                src->files[i].len);
+    return rc;
+}
+
+int sa_result_clone(const sa_mem *mem, const sa_result *src,
+                    sa_result **out)
+{
+    source from = {WALK_CLONE, NULL, NULL, NULL};
+    int rc;
+
+    if (!out) return SA_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!src) return SA_ERR_INVALID_ARGUMENT;
+    from.src = src;
+    rc = build(mem, &from, src->task_id, out);
+    if (rc != SA_OK) return rc;
+    rc = copy_extras(*out, src);
+    if (rc != SA_OK) {
+        sa_result_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+size_t sa_result_urls(const sa_result *r, const char **urls, size_t max)
+{
+    size_t i, j, n = 0;
+    if (!r) return 0;
+    for (i = 0; i < r->count; i++) {
+        for (j = 0; j < r->scores[i].n_mask_urls; j++, n++) {
+            if (urls && n < max) urls[n] = r->scores[i].mask_urls[j];
+        }
+    }
+    if (r->resize_url) {
+        if (urls && n < max) urls[n] = r->resize_url;
+        n++;
+    }
+    return n;
+}
+
+/* The last segment of the URL's path: after "scheme://authority", cut at
+ * '?' or '#'.  Sets *start / *n (n = 0 when the URL has no path). */
+static void url_last_segment(const char *url, const char **start, size_t *n)
+{
+    const char *p = strstr(url, "://"), *end, *seg;
+    if (p) {
+        p += 3 + strcspn(p + 3, "/?#"); /* the authority ends here */
+        if (*p != '/') p += strlen(p);  /* no path at all */
+    } else {
+        p = url;
+    }
+    end = p + strcspn(p, "?#");
+    seg = end;
+    while (seg > p && seg[-1] != '/') seg--;
+    *start = seg;
+    *n = (size_t)(end - seg);
+}
+
+void sa_url_file_name(const char *url, char *buf, size_t len)
+{
+    const char *seg;
+    size_t n, i;
+
+    if (!buf || len == 0) return;
+    buf[0] = '\0';
+    if (!url) return;
+    url_last_segment(url, &seg, &n);
+    if (n == 0 || n >= len) return;
+    if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' &&
+                                      seg[1] == '.'))
+        return;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)seg[i];
+        if (c < 0x20 || c == 0x7f || c == '\\') return;
+    }
+    memcpy(buf, seg, n);
+    buf[n] = '\0';
+}
+
+const char *sa_result_find_url(const sa_result *r, const char *file_name)
+{
+    size_t i, j;
+    char name[256];
+
+    if (!r || !file_name || !file_name[0]) return NULL;
+    for (i = 0; i < r->count; i++) {
+        for (j = 0; j < r->scores[i].n_mask_urls; j++) {
+            sa_url_file_name(r->scores[i].mask_urls[j], name, sizeof name);
+            if (strcmp(name, file_name) == 0) return r->scores[i].mask_urls[j];
+        }
+    }
+    if (r->resize_url) {
+        sa_url_file_name(r->resize_url, name, sizeof name);
+        if (strcmp(name, file_name) == 0) return r->resize_url;
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -361,6 +621,11 @@ int sa_result_parse(const char *json, size_t len, int kind, sa_result **out)
         rc = sa_result_from_score_info(NULL, root, NULL, out, err,
                                        sizeof err);
         cJSON_Delete(root);
+        if (rc == SA_OK) rc = sa_result_set_raw_json(*out, json, len);
+        if (rc != SA_OK) {
+            sa_result_free(*out);
+            *out = NULL;
+        }
         return rc;
     }
     if (kind != SA_PARSE_STATUS_BODY) return SA_ERR_INVALID_ARGUMENT;
@@ -382,13 +647,17 @@ int sa_result_parse(const char *json, size_t len, int kind, sa_result **out)
 void sa_result_free(sa_result *r)
 {
     sa_mem mem;
+    const sa_mem *m = NULL;
+    size_t i;
     if (!r) return;
-    if (!r->has_mem) {
-        sa__free(NULL, r);
-        return;
+    if (r->has_mem) {
+        mem = r->mem; /* r->mem goes away with the arena */
+        m = &mem;
     }
-    mem = r->mem;
-    sa__free(&mem, r);
+    for (i = 0; i < r->n_files; i++) sa__free(m, r->files[i].data);
+    sa__free(m, r->files);
+    sa__free(m, r->json);
+    sa__free(m, r);
 }
 
 int sa_result_format(const sa_result *r)
@@ -454,6 +723,31 @@ const char *sa_result_zip_url(const sa_result *r)
 const char *sa_result_json(const sa_result *r)
 {
     return r ? r->json : NULL;
+}
+
+size_t sa_result_file_count(const sa_result *r)
+{
+    return r ? r->n_files : 0;
+}
+
+const char *sa_result_file_name(const sa_result *r, size_t i)
+{
+    return (r && i < r->n_files) ? r->files[i].name : NULL;
+}
+
+const void *sa_result_file_data(const sa_result *r, size_t i, size_t *len)
+{
+    if (!r || i >= r->n_files) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = r->files[i].len;
+    return r->files[i].data;
+}
+
+int sa_result_file_format(const sa_result *r, size_t i)
+{
+    return (r && i < r->n_files) ? r->files[i].format : SA_IMAGE_UNKNOWN;
 }
 
 /* NULL when the result was parsed without a task id (sa_result_parse). */

@@ -260,8 +260,10 @@ int sa_proto_classify(const sa_mem *mem, int step, long http_status,
 /* ================================================================== */
 
 /* Build a result from data.results of a success status (object with
- * output[] or url, or a bare string URL).  sa_result_json later returns
- * data.results re-serialised. */
+ * output[] or url, or a bare string URL).  The result has no JSON text
+ * yet (sa_result_json gives NULL): the caller that holds the body adds the
+ * raw text of data.results with sa_result_set_raw_json (nothing is
+ * re-printed). */
 int sa_result_from_results(const sa_mem *mem, const cJSON *results,
                            const char *task_id, sa_result **out,
                            char *err, size_t errlen);
@@ -269,6 +271,14 @@ int sa_result_from_results(const sa_mem *mem, const cJSON *results,
 int sa_result_from_score_info(const sa_mem *mem, const cJSON *root,
                               const char *task_id, sa_result **out,
                               char *err, size_t errlen);
+
+/* Set the text sa_result_json returns to a copy of text[0..len) (the raw
+ * bytes of data.results in a status body, or a score_info.json document),
+ * replacing any earlier one.  SA_OK, SA_ERR_NOMEM, SA_ERR_INVALID_ARGUMENT. */
+int sa_result_set_raw_json(sa_result *r, const char *text, size_t len);
+/* The same with cJSON's unformatted printing of item: only a fallback for
+ * when the raw bytes of the item cannot be located. */
+int sa_result_set_json_item(sa_result *r, const cJSON *item);
 
 /* A deep copy of a result (scores, URLs, files), allocated through mem. */
 int sa_result_clone(const sa_mem *mem, const sa_result *src,

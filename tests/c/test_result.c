@@ -1,7 +1,8 @@
 /*
  * test_result.c - the result model: status bodies in both formats, the
  * score_info.json documents (HD regions, SD, bare skin_age), lookups with
- * SD/HD counterparts, tolerant parsing, and the one-allocation arena.
+ * SD/HD counterparts, tolerant parsing, the one-allocation arena, the raw
+ * data.results text, clones, result files and URL helpers.
  */
 #include "harness.h"
 #include "sa_internal.h"
@@ -119,8 +120,10 @@ TEST(zip_forms)
     CHECK_STR(sa_result_zip_url(r), "https://example.com/sample-result-url");
     CHECK_EQ_INT(sa_result_count(r), 0);
     CHECK(isnan(sa_result_overall(r)) && isnan(sa_result_skin_age(r)));
+    /* the raw bytes of data.results, as the body has them */
     CHECK_STR(sa_result_json(r),
-              "{\"url\":\"https://example.com/sample-result-url\"}");
+              "{\n      \"url\": \"https://example.com/sample-result-url\"\n"
+              "    }");
     sa_result_free(r);
 
     r = parse_text("{\"status\":200,\"data\":{\"task_status\":\"success\","
@@ -350,6 +353,192 @@ TEST(one_allocation)
     CHECK_EQ_INT(c.frees, 1);
 }
 
+TEST(raw_json_text)
+{
+    static const char body[] =
+        "{\"status\":200, \"data\" : {\"results\":\"first\",\"task_status\""
+        ":\"success\",\"results\" :  {\"output\":[ {\"type\":\"acne\","
+        "\"raw_score\":1.50}, {\"type\":\"pore\",\"ui_score\":7} ] } }}";
+    int rc;
+    size_t len = 0;
+    char *text = example("task-status-success-json-sd.json", &len);
+    sa_result *r = parse_text(body, SA_PARSE_STATUS_BODY, &rc);
+    /* cJSON takes the first of two equal keys; so does the raw text */
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_EQ_INT(sa_result_format(r), SA_FORMAT_ZIP);
+    CHECK_STR(sa_result_json(r), "\"first\"");
+    sa_result_free(r);
+
+    /* exactly the bytes between "results": and the closing brace */
+    REQUIRE(text != NULL);
+    r = parse_text(text, SA_PARSE_STATUS_BODY, &rc);
+    REQUIRE(rc == SA_OK && r != NULL);
+    {
+        /* from the '{' after "results": to the '}' after output's ']' */
+        const char *start = strstr(text, "\"results\": ") + 11;
+        const char *end = strchr(strrchr(start, ']'), '}') + 1;
+        CHECK_EQ_INT(strlen(sa_result_json(r)), end - start);
+        CHECK(strncmp(sa_result_json(r), start, (size_t)(end - start)) == 0);
+    }
+    sa_result_free(r);
+    free(text);
+
+    /* score_info.json: the document itself */
+    r = parse_text(" {\"all\": 5} ", SA_PARSE_SCORE_INFO, &rc);
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_STR(sa_result_json(r), " {\"all\": 5} ");
+    sa_result_free(r);
+}
+
+static const unsigned char png_magic[] = {0x89, 'P', 'N', 'G', '\r', '\n',
+                                          0x1a, '\n', 0, 0};
+
+TEST(files_and_clone)
+{
+    int rc, i;
+    size_t len;
+    sa_result *r = parse_example("task-status-success-json-hd.json",
+                                 SA_PARSE_STATUS_BODY, &rc);
+    sa_result *c = NULL;
+    const sa_score *s;
+    char *json_copy;
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_EQ_INT(sa_result_file_count(r), 0);
+    CHECK_EQ_INT(sa_result_add_file(r, "a.png", png_magic, sizeof png_magic),
+                 SA_OK);
+    CHECK_EQ_INT(sa_result_add_file(r, "b.jpg", "\xff\xd8\xff\xe0", 4),
+                 SA_OK);
+    CHECK_EQ_INT(sa_result_add_file(r, "c.bin", "GIF89a", 6), SA_OK);
+    CHECK_EQ_INT(sa_result_add_file(r, "empty", NULL, 0), SA_OK);
+    CHECK_EQ_INT(sa_result_add_file(r, NULL, "x", 1),
+                 SA_ERR_INVALID_ARGUMENT);
+    for (i = 0; i < 20; i++) /* grows the file array */
+        CHECK_EQ_INT(sa_result_add_file(r, "more.png", png_magic, 8), SA_OK);
+    CHECK_EQ_INT(sa_result_file_count(r), 24);
+    CHECK_EQ_INT(sa_result_file_format(r, 0), SA_IMAGE_PNG);
+    CHECK_EQ_INT(sa_result_file_format(r, 1), SA_IMAGE_JPEG);
+    CHECK_EQ_INT(sa_result_file_format(r, 2), SA_IMAGE_UNKNOWN);
+    CHECK_EQ_INT(sa_result_file_format(r, 3), SA_IMAGE_UNKNOWN);
+    CHECK_STR(sa_result_file_name(r, 1), "b.jpg");
+    CHECK(memcmp(sa_result_file_data(r, 0, &len), png_magic, 10) == 0);
+    CHECK_EQ_INT(len, 10);
+    CHECK(sa_result_file_data(r, 0, NULL) != NULL);
+
+    CHECK_EQ_INT(sa_result_clone(NULL, r, &c), SA_OK);
+    REQUIRE(c != NULL);
+    json_copy = strdup(sa_result_json(r));
+    sa_result_free(r); /* the clone owns everything it points to */
+    CHECK_EQ_INT(sa_result_count(c), 12);
+    CHECK_EQ_INT(sa_result_format(c), SA_FORMAT_JSON);
+    CHECK_NEAR(sa_result_overall(c), 28.5, 0);
+    CHECK_NEAR(sa_result_skin_age(c), 29, 0);
+    s = sa_result_get(c, "hd_wrinkle", "forehead");
+    REQUIRE(s != NULL);
+    CHECK_NEAR(s->raw_score, 20.1, 0);
+    REQUIRE(sa_result_score(c, 0)->n_mask_urls == 1);
+    CHECK_STR(sa_result_score(c, 0)->mask_urls[0],
+              "https://s3-us-west-2.amazonaws.com/yce-us/results/"
+              "hd_wrinkle_whole.jpg");
+    CHECK_STR(sa_result_get(c, "skin_type", "u_zone")->skin_type,
+              "Dry & Redness");
+    CHECK_STR(sa_result_resize_image_url(c),
+              "https://s3-us-west-2.amazonaws.com/yce-us/results/"
+              "resized_image.jpg");
+    CHECK_STR(sa_result_json(c), json_copy);
+    CHECK_EQ_INT(sa_result_file_count(c), 24);
+    CHECK_STR(sa_result_file_name(c, 1), "b.jpg");
+    CHECK_EQ_INT(sa_result_file_format(c, 0), SA_IMAGE_PNG);
+    CHECK(memcmp(sa_result_file_data(c, 0, &len), png_magic, 10) == 0);
+    sa_result_free(c);
+    CHECK_EQ_INT(sa_result_clone(NULL, NULL, &c), SA_ERR_INVALID_ARGUMENT);
+    CHECK(c == NULL);
+    free(json_copy);
+}
+
+TEST(clone_zip_result)
+{
+    int rc;
+    sa_result *r = parse_example("score-info-hd.json", SA_PARSE_SCORE_INFO,
+                                 &rc);
+    sa_result *c = NULL;
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_EQ_INT(sa_result_clone(NULL, r, &c), SA_OK);
+    sa_result_free(r);
+    REQUIRE(c != NULL);
+    CHECK_EQ_INT(sa_result_format(c), SA_FORMAT_ZIP);
+    CHECK_EQ_INT(sa_result_count(c), 23);
+    CHECK_STR(sa_result_get(c, "hd_pore", "nose")->mask_name,
+              "hd_pore_output_nose.png");
+    CHECK(sa_result_score(c, 0)->mask_urls == NULL);
+    CHECK(sa_result_task_id(c) == NULL);
+    sa_result_free(c);
+}
+
+TEST(urls)
+{
+    int rc;
+    sa_result *r = parse_text(
+        "{\"data\":{\"task_status\":\"success\",\"results\":{\"output\":["
+        "{\"type\":\"pore\",\"mask_urls\":[\"https://h/x/pore.png?X-Sig=1&a=b\","
+        "\"https://h/x/pore_nose.png#frag\"]},"
+        "{\"type\":\"acne\",\"mask_urls\":\"https://h/acne.png\"},"
+        "{\"type\":\"resize_image\",\"url\":\"https://h/r/resized.jpg?s=2\"}"
+        "]}}}",
+        SA_PARSE_STATUS_BODY, &rc);
+    const char *urls[8];
+    REQUIRE(rc == SA_OK && r != NULL);
+    CHECK_EQ_INT(sa_result_urls(r, NULL, 0), 4);
+    CHECK_EQ_INT(sa_result_urls(r, urls, 2), 4); /* counts past max */
+    CHECK_STR(urls[1], "https://h/x/pore_nose.png#frag");
+    CHECK_EQ_INT(sa_result_urls(r, urls, 8), 4);
+    CHECK_STR(urls[0], "https://h/x/pore.png?X-Sig=1&a=b");
+    CHECK_STR(urls[2], "https://h/acne.png");
+    CHECK_STR(urls[3], "https://h/r/resized.jpg?s=2");
+    CHECK_EQ_INT(sa_result_urls(NULL, urls, 8), 0);
+    CHECK_STR(sa_result_find_url(r, "pore.png"),
+              "https://h/x/pore.png?X-Sig=1&a=b");
+    CHECK_STR(sa_result_find_url(r, "pore_nose.png"),
+              "https://h/x/pore_nose.png#frag");
+    CHECK_STR(sa_result_find_url(r, "resized.jpg"),
+              "https://h/r/resized.jpg?s=2");
+    CHECK(sa_result_find_url(r, "nothing.png") == NULL);
+    CHECK(sa_result_find_url(r, "") == NULL);
+    CHECK(sa_result_find_url(r, NULL) == NULL);
+    CHECK(sa_result_find_url(NULL, "pore.png") == NULL);
+    sa_result_free(r);
+}
+
+static void check_name(const char *url, size_t buflen, const char *want)
+{
+    char buf[64];
+    memset(buf, 'Z', sizeof buf);
+    sa_url_file_name(url, buf, buflen);
+    if (strcmp(buf, want) != 0)
+        HARNESS_FAIL("sa_url_file_name(%s) = '%s', want '%s'",
+                     url ? url : "(null)", buf, want);
+}
+
+TEST(url_file_names)
+{
+    check_name("https://h/a/b/mask.png?X-Amz-Signature=abc/def", 64,
+               "mask.png");
+    check_name("https://h/mask.jpg#x/y", 64, "mask.jpg");
+    check_name("https://h/a/", 64, "");
+    check_name("https://h", 64, "");
+    check_name("https://h?q=/evil.png", 64, "");
+    check_name("https://h/a/..", 64, "");
+    check_name("https://h/a/.?x", 64, "");
+    check_name("https://h/a/..%2Fetc.png", 64, "..%2Fetc.png"); /* no decode */
+    check_name("https://h/a\\b.png", 64, "");
+    check_name("https://h/a/b\tc.png", 64, "");
+    check_name("mask.png", 64, "mask.png");
+    check_name("/x/y.png", 64, "y.png");
+    check_name("https://h/abcdefgh.png", 8, ""); /* does not fit: none */
+    check_name("https://h/abcdef.png", 11, "abcdef.png");
+    check_name(NULL, 64, "");
+    sa_url_file_name("https://h/a.png", NULL, 10); /* no crash */
+}
+
 int main(void)
 {
     RUN(json_hd);
@@ -362,5 +551,10 @@ int main(void)
     RUN(output_tolerant);
     RUN(null_result_accessors);
     RUN(one_allocation);
+    RUN(raw_json_text);
+    RUN(files_and_clone);
+    RUN(clone_zip_result);
+    RUN(urls);
+    RUN(url_file_names);
     return harness_report();
 }

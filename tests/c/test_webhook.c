@@ -136,7 +136,7 @@ TEST(only_invalid_signatures)
                  SA_ERR_WEBHOOK_SIGNATURE);
     CHECK(strstr(err, "none of the 2") != NULL);
     /* the right value without its "v1," or with a truncated MAC */
-    CHECK_EQ_INT(verify(SECRET, MSG_ID, TS, SIG + 3),
+    CHECK_EQ_INT(verify(SECRET, MSG_ID, TS, &SIG[3]),
                  SA_ERR_WEBHOOK_SIGNATURE);
     CHECK(strstr(err, "no \"v1,\" entry") != NULL);
     CHECK_EQ_INT(verify(SECRET, MSG_ID, TS,

@@ -62,6 +62,21 @@
  * callbacks are collected while the engine works and delivered after it,
  * never from inside libcurl.
  *
+ * Result downloads (sa_client_fetch_masks).  The job the caller gets is a
+ * fetch job: its machine (sa_jobsm_new_fetch) holds a copy of the result
+ * and the URLs to download, and sends nothing.  The client runs the
+ * downloads as child jobs: internal sa_jobs with a download machine each
+ * (sa_jobsm_new_download), driven like any job (a refresh poll of an
+ * expired URL goes through the limiter queue; the GETs do not), never
+ * visible to the caller: no callbacks, not counted by sa_client_active or
+ * max_jobs.  At most FETCH_CONCURRENCY children of a fetch run at once;
+ * the fetch job starts the next ones when it is driven (drive_job) and a
+ * child that ends reports its bytes (written to the folder first) or its
+ * failure to the fetch machine and wakes the fetch job.  When the fetch
+ * job ends (done, failed, cancelled, freed) its remaining children are
+ * cancelled.  The fetch job has the callback and user data of the job it
+ * was made from.
+ *
  * Two views of a job.  While it runs, the accessors read its state
  * machine.  The first terminal state is published: copied into the job
  * (pub_*) and never changed again, even while the machine goes on polling
@@ -93,6 +108,7 @@
 #define MAX_URL_LEN 8192
 #define MAX_ID_LEN 1024
 #define MAX_NAME_LEN 255
+#define FETCH_CONCURRENCY 8 /* downloads at once per sa_client_fetch_masks */
 
 /* The one process-wide variable: how many times sa_global_init succeeded
  * more than sa_global_cleanup ran (see skinanalysis.h). */
@@ -105,6 +121,7 @@ typedef struct sa_link {
 #define JOB_OF(l, field) ((sa_job *)(void *)((char *)(l) - offsetof(sa_job, field)))
 
 enum { J_QUEUED = 1, J_ACTIVE, J_IDLE, J_DEAD, J_DETACHED };
+enum { KIND_ANALYSIS = 0, KIND_FETCH, KIND_CHILD };
 enum {
     K_ERRMSG, K_API_CODE, K_ENGINE, K_TASK, K_FILE, K_REQUEST, K__LAST
 };
@@ -124,6 +141,10 @@ struct sa_job {
     uint64_t rng;               /* jitter for this job's machine */
     unsigned long seq;          /* "job #N" in log lines */
     int where;
+    int kind;                   /* KIND_*: analysis, fetch, child */
+    struct sa_job *parent;      /* child: its fetch job (NULL: detached) */
+    char *folder;               /* fetch: where files go, or NULL */
+    int n_children;             /* fetch: children running */
 
     /* the validated request (strings owned) */
     char *file_path, *image_url, *file_id, *file_name;
@@ -180,6 +201,7 @@ struct sa_client {
 
     sa_link queued, active, idle, dead, limq, evq;
     int n_queued, n_active;
+    int n_child;                /* children among the active (internal) */
     int64_t lim_ready;          /* look at limq again at; -1: no need */
     int n_admitted;             /* active jobs past their first request */
     int admit_cap;              /* most admitted jobs; 0 = no cap */
@@ -304,13 +326,32 @@ static sa_link *list_for(sa_client *c, int where)
 static void set_where(sa_client *c, sa_job *j, int where)
 {
     sa_link *to = list_for(c, where);
+    int child = j->kind == KIND_CHILD;
     if (j->where == J_QUEUED) c->n_queued--;
-    if (j->where == J_ACTIVE) c->n_active--;
+    if (j->where == J_ACTIVE) {
+        c->n_active--;
+        c->n_child -= child;
+    }
     if (link_linked(&j->link)) link_remove(&j->link);
     j->where = where;
     if (where == J_QUEUED) c->n_queued++;
-    if (where == J_ACTIVE) c->n_active++;
+    if (where == J_ACTIVE) {
+        c->n_active++;
+        c->n_child += child;
+    }
     if (to) link_append(to, &j->link);
+}
+
+/* Jobs the caller sees running (children are internal). */
+static int n_visible(const sa_client *c)
+{
+    return c->n_active - c->n_child + c->n_queued;
+}
+
+/* Active jobs that count against max_jobs. */
+static int n_running(const sa_client *c)
+{
+    return c->n_active - c->n_child;
 }
 
 /* ================================================================== */
@@ -408,6 +449,7 @@ static void job_destroy(sa_job *j)
         sa__free(mem, k);
     }
     cJSON_Delete(j->msargs);
+    sa__free(mem, j->folder);
     sa__free(mem, j->file_path);
     sa__free(mem, j->image_url);
     sa__free(mem, j->file_id);
@@ -509,6 +551,16 @@ static void publish_sm(sa_client *c, sa_job *j)
     publish(c, j, st, status, NULL);
 }
 
+/* The job needs no more slots under admit_cap (it ended, or its task did
+ * and only its result is downloaded): look at the queue again. */
+static void unadmit(sa_client *c, sa_job *j)
+{
+    if (!j->admitted) return;
+    j->admitted = 0;
+    c->n_admitted--;
+    if (!link_empty(&c->limq)) c->lim_ready = sa_engine_now();
+}
+
 /* After every call into the machine: queue a progress event when the
  * state changed, publish when it became terminal.  A machine that goes on
  * after the public outcome (a task to poll to its end) gets its end
@@ -523,6 +575,7 @@ static void note_state(sa_client *c, sa_job *j)
         if (sa_jobsm_background(j->sm)) j->quiet_end = 1;
         return;
     }
+    if (st == SA_JOB_FETCHING) unadmit(c, j);
     if (st != j->last_state) {
         j->last_state = st;
         ev_push(c, j, st);
@@ -598,6 +651,9 @@ static void log_quiet_end(sa_client *c, sa_job *j)
 /* The engine is done with the job: drop its request (the machine no
  * longer wants it), tell or log the outcome, move the job to idle (or dead
  * when the caller let go). */
+static void child_ended(sa_client *c, sa_job *j);
+static void cancel_children(sa_client *c, sa_job *parent);
+
 static void engine_end(sa_client *c, sa_job *j)
 {
     if (j->xfer) {
@@ -606,12 +662,9 @@ static void engine_end(sa_client *c, sa_job *j)
     }
     if (link_linked(&j->lim_link)) link_remove(&j->lim_link);
     j->parked = NULL;
-    if (j->admitted) {
-        /* a slot under admit_cap is free: look at the queue again */
-        j->admitted = 0;
-        c->n_admitted--;
-        if (!link_empty(&c->limq)) c->lim_ready = sa_engine_now();
-    }
+    unadmit(c, j);
+    if (j->kind == KIND_CHILD) child_ended(c, j);
+    if (j->kind == KIND_FETCH) cancel_children(c, j);
     if (!j->published) publish_sm(c, j);
     if (j->quiet_end) log_quiet_end(c, j);
     set_where(c, j, j->caller_released ? J_DEAD : J_IDLE);
@@ -683,10 +736,13 @@ static int send_or_park(sa_client *c, sa_job *j, const sa_http_request *req,
 
 /* Ask the machine what to do until it has to wait.  Bounded: every SEND
  * either goes out or fails into a BACKOFF. */
+static void fetch_pump(sa_client *c, sa_job *j, int64_t now);
+
 static void drive_job(sa_client *c, sa_job *j, int64_t now)
 {
     int guard;
 
+    if (j->kind == KIND_FETCH) fetch_pump(c, j, now);
     for (guard = 0; guard < 16; guard++) {
         sa_next nx;
         int rc = sa_jobsm_next(j->sm, now, &nx);
@@ -721,7 +777,7 @@ static int start_job(sa_client *c, sa_job *j, int64_t now);
 static void start_queued(sa_client *c, int64_t now)
 {
     while (!link_empty(&c->queued) &&
-           (c->opt.max_jobs <= 0 || c->n_active < c->opt.max_jobs)) {
+           (c->opt.max_jobs <= 0 || n_running(c) < c->opt.max_jobs)) {
         sa_job *j = JOB_OF(c->queued.next, link);
         if (start_job(c, j, now) != SA_OK) {
             publish(c, j, SA_JOB_FAILED, SA_ERR_NOMEM,
@@ -804,7 +860,9 @@ static void lim_send(sa_client *c, sa_job *j, int64_t now)
 
     link_remove(&j->lim_link);
     j->parked = NULL;
-    if (!j->admitted) {
+    if (!j->admitted && req->step != SA_STEP_POLL) {
+        /* a first request admits; a poll never does (the poll of a task
+         * whose result is downloaded asks for a fresh URL) */
         j->admitted = 1;
         c->n_admitted++;
     }
@@ -1334,7 +1392,7 @@ int sa_client_submit(sa_client *client, const sa_request *req, sa_job **out)
     enter(c);
     rc = validate(c, req, j);
     if (rc == SA_OK) {
-        if (c->opt.max_jobs > 0 && c->n_active >= c->opt.max_jobs) {
+        if (c->opt.max_jobs > 0 && n_running(c) >= c->opt.max_jobs) {
             j->last_state = SA_JOB_QUEUED;
             set_where(c, j, J_QUEUED);
         } else {
@@ -1377,7 +1435,7 @@ void sa_job_free(sa_job *job)
     job->term_pending = 0;
     if (link_linked(&job->ev_link)) link_remove(&job->ev_link);
     if (job->where == J_ACTIVE) {
-        job->quiet_end = 1;
+        job->quiet_end = job->kind == KIND_ANALYSIS;
         if (!job->published)
             user_cancel(c, job, 0, SA_ERR_CANCELLED,
                         "the caller freed the job");
@@ -1847,7 +1905,7 @@ static int64_t next_deadline(sa_client *c, int64_t now)
     for (l = c->active.next; l != &c->active; l = l->next)
         min_at(&at, JOB_OF(l, link)->wake_at);
     if (!link_empty(&c->queued) &&
-        (c->opt.max_jobs <= 0 || c->n_active < c->opt.max_jobs))
+        (c->opt.max_jobs <= 0 || n_running(c) < c->opt.max_jobs))
         min_at(&at, now);
     if (!link_empty(&c->limq)) min_at(&at, c->lim_ready);
     if (c->hooks) {
@@ -1908,7 +1966,7 @@ int sa_client_step(sa_client *client, long timeout_ms)
     if (rc != SA_OK) return rc;
     enter(client);
     rc = step_once(client, timeout_ms);
-    n = client->n_active + client->n_queued;
+    n = n_visible(client);
     if (leave(client)) return 0;
     return rc != SA_OK ? rc : n;
 }
@@ -1977,7 +2035,7 @@ int sa_client_run(sa_client *client, long timeout_ms)
 
 int sa_client_active(const sa_client *client)
 {
-    return client ? client->n_active + client->n_queued : 0;
+    return client ? n_visible(client) : 0;
 }
 
 long sa_client_timeout_ms(sa_client *client)
@@ -2082,7 +2140,7 @@ int sa_client_socket_action(sa_client *client, int fd, int what)
     rc = sa_engine_socket_action(c->engine, fd, what);
     advance(c, sa_engine_now());
     deliver(c);
-    n = c->n_active + c->n_queued;
+    n = n_visible(c);
     if (rc != SA_OK) cfail(c, rc, "libcurl failed: %s", sa_strerror(rc));
     if (leave(c)) return 0;
     return rc != SA_OK ? rc : n;
@@ -2091,4 +2149,293 @@ int sa_client_socket_action(sa_client *client, int fd, int what)
 void sa__client_stats(const sa_client *c, long *transfers, long *connects)
 {
     sa_engine_stats(c ? c->engine : NULL, transfers, connects);
+}
+
+/* ================================================================== */
+/* Webhooks: poll a task now                                           */
+/* ================================================================== */
+
+/* The poll still goes through the limiter queue: only its wait ends. */
+int sa_client_notify(sa_client *client, const char *task_id)
+{
+    sa_client *c = client;
+    int64_t now;
+    sa_link *l;
+    int n = 0;
+
+    if (!c || !task_id || c->freeing) return SA_ERR_INVALID_ARGUMENT;
+    enter(c);
+    now = sa_engine_now();
+    for (l = c->active.next; l != &c->active; l = l->next) {
+        sa_job *j = JOB_OF(l, link);
+        const char *id = j->kind == KIND_ANALYSIS ? sa_jobsm_task_id(j->sm)
+                                                  : NULL;
+        if (!id || strcmp(id, task_id) != 0) continue;
+        if (sa_jobsm_poll_now(j->sm, now)) {
+            if (j->wake_at > now) j->wake_at = now;
+            n++;
+        }
+    }
+    jlog(c, SA_LOG_DEBUG, "notify: %d job(s) of task %s poll now", n,
+         task_id);
+    leave(c);
+    return n;
+}
+
+/* ================================================================== */
+/* Result downloads (see "Result downloads" at the top)                */
+/* ================================================================== */
+
+/* The settings of a download or fetch machine, from the options. */
+static void fetch_config(const sa_client *c, sa_job *j, int api_version,
+                         int64_t deadline_at, sa_job_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->mem = j->mem;
+    cfg->base_url = c->base_url;
+    cfg->api_version = api_version;
+    cfg->request_timeout_ms = c->opt.request_timeout_ms;
+    cfg->upload_timeout_ms = c->opt.upload_timeout_ms;
+    cfg->poll_interval_ms = c->opt.poll_interval_ms;
+    cfg->max_poll_interval_ms = c->opt.max_poll_interval_ms;
+    cfg->deadline_at_ms = deadline_at;
+    cfg->max_polls = c->opt.max_polls;
+    cfg->max_retries = c->opt.max_retries;
+    cfg->backoff_initial_ms = c->opt.backoff_initial_ms;
+    cfg->backoff_max_ms = c->opt.backoff_max_ms;
+    cfg->max_json_depth = c->opt.max_json_depth;
+    cfg->rng = &j->rng;
+}
+
+/* A bare job of the client (no request). */
+static sa_job *job_new(sa_client *c, int kind)
+{
+    sa_request req;
+    sa_job *j;
+
+    sa_request_init(&req);
+    j = job_alloc(c, &req);
+    if (j) j->kind = kind;
+    return j;
+}
+
+/* Write one file to folder/name (name is a base name). */
+static int write_file(const char *folder, const char *name, const void *data,
+                      size_t len, char *msg, size_t msglen)
+{
+    char path[4096], eb[128];
+    const char *p = data;
+    int fd, n;
+
+    if (!*name || strchr(name, '/') || !strcmp(name, ".") ||
+        !strcmp(name, "..")) {
+        snprintf(msg, msglen, "refusing to write a file named '%s'", name);
+        return SA_ERR_FILE;
+    }
+    n = snprintf(path, sizeof path, "%s/%s", folder, name);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        snprintf(msg, msglen, "the path of '%s' is too long", name);
+        return SA_ERR_FILE;
+    }
+    fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) goto fail;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            close(fd);
+            goto fail;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    if (close(fd) == 0) return SA_OK;
+fail:
+    sa__errf(msg, msglen, "cannot write '%s' in the folder: %s", name,
+             strerror_r(errno, eb, sizeof eb));
+    return SA_ERR_FILE;
+}
+
+/* Start one download of fetch job j. */
+static int start_child(sa_client *c, sa_job *j, const char *url, int64_t now)
+{
+    sa_job_config cfg;
+    sa_job *k = job_new(c, KIND_CHILD);
+    int rc;
+
+    if (!k) return SA_ERR_NOMEM;
+    k->caller_released = 1;  /* internal: no callbacks, freed when done */
+    fetch_config(c, k, j->api_version, j->deadline_at, &cfg);
+    rc = sa_jobsm_new_download(&cfg, url, sa_jobsm_task_id(j->sm), now,
+                               &k->sm);
+    if (rc != SA_OK) {
+        job_destroy(k);
+        return rc;
+    }
+    k->parent = j;
+    k->deadline_at = j->deadline_at;
+    k->wake_at = now;
+    k->last_state = SA_JOB_FETCHING;
+    k->published = 1;        /* nothing to publish: the parent tells */
+    set_where(c, k, J_ACTIVE);
+    j->n_children++;
+    return SA_OK;
+}
+
+/* Start downloads while fewer than FETCH_CONCURRENCY run. */
+static void fetch_pump(sa_client *c, sa_job *j, int64_t now)
+{
+    int guard;
+
+    for (guard = 0; guard < FETCH_CONCURRENCY; guard++) {
+        const char *url;
+        int rc;
+        if (j->n_children >= FETCH_CONCURRENCY) return;
+        url = sa_jobsm_fetch_next(j->sm);
+        if (!url) return;
+        rc = start_child(c, j, url, now);
+        if (rc != SA_OK)
+            (void)sa_jobsm_fetch_done(j->sm, rc, NULL, NULL, 0, rc ==
+                                      SA_ERR_NOMEM ? "out of memory starting "
+                                      "a download" : "a result URL was "
+                                      "refused");
+    }
+}
+
+/* A child ended: its file goes to the folder and into the parent's
+ * result, or its failure to the parent; the parent looks again now. */
+static void child_ended(sa_client *c, sa_job *k)
+{
+    sa_job *j = k->parent;
+    const void *data;
+    size_t len;
+    char msg[768];
+    int st, status;
+
+    if (!j) return;
+    k->parent = NULL;
+    j->n_children--;
+    j->wake_at = sa_engine_now();
+    st = sa_jobsm_state(k->sm);
+    data = sa_jobsm_download_data(k->sm, &len);
+    if (st != SA_JOB_DONE || !data) {
+        status = sa_jobsm_status(k->sm);
+        snprintf(msg, sizeof msg, "downloading %s: %s",
+                 sa_jobsm_download_name(k->sm), sa_jobsm_errmsg(k->sm));
+        (void)sa_jobsm_fetch_done(j->sm, status < 0 ? status
+                                  : SA_ERR_DOWNLOAD, NULL, NULL, 0, msg);
+        return;
+    }
+    status = j->folder ? write_file(j->folder, sa_jobsm_download_name(k->sm),
+                                    data, len, msg, sizeof msg) : SA_OK;
+    (void)sa_jobsm_fetch_done(j->sm, status, sa_jobsm_download_name(k->sm),
+                              data, len, msg);
+    (void)c;
+}
+
+/* The fetch job ended: its children stop (no report). */
+static void cancel_children(sa_client *c, sa_job *parent)
+{
+    sa_link *l, *next;
+    int64_t now = sa_engine_now();
+
+    for (l = c->active.next; l != &c->active; l = next) {
+        sa_job *k = JOB_OF(l, link);
+        next = l->next;
+        if (k->kind != KIND_CHILD || k->parent != parent) continue;
+        k->parent = NULL;
+        (void)sa_jobsm_cancel(k->sm, now, 1);
+        engine_end(c, k);
+    }
+    parent->n_children = 0;
+}
+
+/* A ZIP result's files are in the result already: write them now; a
+ * failure ends the fetch job FAILED when it is first driven. */
+static void write_result_files(sa_job *j, const sa_result *r)
+{
+    size_t i, n = sa_result_file_count(r), len;
+    char msg[768];
+
+    for (i = 0; i < n && j->folder; i++) {
+        const void *data = sa_result_file_data(r, i, &len);
+        const char *name = sa_result_file_name(r, i);
+        if (write_file(j->folder, name ? name : "", data, len, msg,
+                       sizeof msg) != SA_OK) {
+            sa_jobsm_fetch_fail(j->sm, SA_ERR_FILE, msg);
+            return;
+        }
+    }
+}
+
+static int check_fetch_args(sa_client *c, sa_job *done, const char *folder)
+{
+    struct stat st;
+    char eb[128];
+
+    if (c->freeing || c->free_pending)
+        return cfail(c, SA_ERR_BUSY, "the client is being freed");
+    if (!done || done->client != c || done->caller_released ||
+        done->kind == KIND_CHILD)
+        return cfail(c, SA_ERR_INVALID_ARGUMENT, "the job is not a job of "
+                     "this client");
+    if (!done->published)
+        return cfail(c, SA_ERR_NOT_DONE, "the job has not ended yet");
+    if (done->pub_state != SA_JOB_DONE || !done->pub_result)
+        return cfail(c, SA_ERR_INVALID_ARGUMENT, "the job ended %s, not "
+                     "DONE: it has no result to download",
+                     sa_job_state_name(done->pub_state));
+    if (!folder) return SA_OK;
+    if (stat(folder, &st) != 0)
+        return cfail(c, SA_ERR_FILE, "folder '%s': %s", folder,
+                     strerror_r(errno, eb, sizeof eb));
+    if (!S_ISDIR(st.st_mode))
+        return cfail(c, SA_ERR_FILE, "'%s' is not a folder", folder);
+    return SA_OK;
+}
+
+int sa_client_fetch_masks(sa_client *client, sa_job *done_job,
+                          const char *folder, sa_job **out)
+{
+    sa_client *c = client;
+    sa_job_config cfg;
+    sa_job *j;
+    int64_t now;
+    int rc;
+
+    if (out) *out = NULL;
+    if (!c) return SA_ERR_INVALID_ARGUMENT;
+    if (!out)
+        return cfail(c, SA_ERR_INVALID_ARGUMENT, "out is NULL");
+    rc = check_fetch_args(c, done_job, folder);
+    if (rc != SA_OK) return rc;
+    j = job_new(c, KIND_FETCH);
+    if (!j) return cfail(c, SA_ERR_NOMEM, "out of memory");
+    enter(c);
+    now = sa_engine_now();
+    j->cb = done_job->cb;
+    j->user_data = done_job->user_data;
+    j->api_version = done_job->api_version;
+    j->deadline_at = now + c->opt.job_deadline_ms;
+    fetch_config(c, j, j->api_version, j->deadline_at, &cfg);
+    rc = sa_jobsm_new_fetch(&cfg, done_job->pub_result, now, &j->sm);
+    if (rc == SA_OK && folder) {
+        j->folder = sa__strdup(j->mem, folder);
+        if (!j->folder) rc = SA_ERR_NOMEM;
+    }
+    if (rc != SA_OK) {
+        job_destroy(j);
+        leave(c);
+        return cfail(c, rc, rc == SA_ERR_NOMEM ? "out of memory"
+                     : "the result cannot be downloaded");
+    }
+    write_result_files(j, done_job->pub_result);
+    j->wake_at = now;
+    j->last_state = SA_JOB_FETCHING;
+    set_where(c, j, J_ACTIVE);
+    *out = j;
+    jlog(c, SA_LOG_DEBUG, "job #%lu fetches the files of job #%lu%s%s",
+         j->seq, done_job->seq, folder ? " into " : "", folder ? folder : "");
+    leave(c);
+    return SA_OK;
 }

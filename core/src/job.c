@@ -10,6 +10,13 @@
  *   FILE_CREATE -> UPLOAD -> TASK_CREATE -> POLL_WAIT <-> POLLING -> DONE
  *   (image_url / file_id start in TASK_CREATE)        any step -> FAILED
  *   transient failure -> BACKOFF -> the same step again (retry budget)
+ *   ZIP results: POLLING -> FETCHING (GET the ZIP) -> DONE
+ *
+ * Three kinds of machine share this file.  An analysis (sa_jobsm_new) is
+ * the graph above.  A download (sa_jobsm_new_download) is only its
+ * FETCHING step: one result URL.  A fetch (sa_jobsm_new_fetch) is the
+ * public side of sa_client_fetch_masks: it sends nothing, the client runs
+ * downloads for it and reports each one (see "Fetching" below).
  *
  * Built like curl's multi state machine: set_state() is the only writer of
  * `state`, a name table (sa_jobsm_state_name), and one switch in
@@ -82,6 +89,21 @@
  * longer than max_poll_interval_ms.  max_polls is a hard bound: when it
  * is reached the machine ends (SA_ERR_LIMIT) and polls no more.
  *
+ * Fetching.  A task that succeeds with a ZIP result (a zip URL, no
+ * scores) is not DONE yet: the machine enters FETCHING and GETs the ZIP
+ * (api_host 0: never the key, never the limiter; the answer may be up to
+ * SA_FETCH_MAX_BODY; per-download timeout upload_timeout_ms), parses it
+ * (sa_result_from_zip) and only then ends DONE with the scores and mask
+ * files.  A download is retried like a poll (transport, 429, 5xx).  A 403
+ * means the pre-signed URL expired (S3 "Request has expired"; any 403 of a
+ * result host is taken as that): the machine polls the task once more
+ * (SA_STEP_POLL, api_host 1, still FETCHING) for a fresh URL and tries
+ * again, once; refused again, it ends FAILED SA_ERR_URL_EXPIRED.  A ZIP
+ * that does not parse ends FAILED SA_ERR_ZIP.  The task itself succeeded
+ * and is billed: every failure in this phase says so in the message and
+ * keeps the task id.  The deadline and cancel end a FETCHING machine at
+ * once (nothing is left to poll).
+ *
  * Memory: everything through the job's copy of cfg->mem; every string of
  * the configuration is copied (not `buffer`, which stays borrowed).  Out of
  * memory anywhere ends the machine FAILED with SA_ERR_NOMEM, and the call
@@ -95,10 +117,15 @@
 
 #define JOB_MSG_LEN 512
 #define JOB_MIN_POLL_MS 200  /* floor of a server's polling_interval */
+#define JOB_NAME_LEN 256     /* a download's file name */
+#define JOB_STEPS (SA_STEP_FETCH + 1)
+
+enum { KIND_ANALYSIS = 0, KIND_DOWNLOAD, KIND_FETCH };
 
 struct sa_jobsm {
     sa_mem memv;             /* copy of cfg->mem ... */
     const sa_mem *mem;       /* ... &memv, or NULL for libc */
+    int kind;                /* KIND_* */
 
     /* Configuration (strings copied). */
     char *base_url;
@@ -158,6 +185,20 @@ struct sa_jobsm {
     sa_upload_spec upload;
     sa_result *result;
 
+    /* Fetching: an analysis's ZIP, or a download's one URL. */
+    int fetch_phase;         /* the task ended; its result is downloaded */
+    char *fetch_url;         /* the URL being downloaded */
+    int refreshed_url;       /* a fresh URL was asked for once */
+    char dl_name[JOB_NAME_LEN]; /* download: file name of the URL */
+    char *dl_data;           /* download: the bytes once DONE */
+    size_t dl_len;
+
+    /* A fetch (sa_client_fetch_masks): URLs handed out and reported. */
+    char **urls;
+    size_t n_urls, n_started, n_ended;
+    int fail_status;         /* first failure reported, or SA_OK */
+    char failmsg[JOB_MSG_LEN];
+
     /* The request out: valid until on_response / free. */
     sa_http_request req;
     char *req_url;
@@ -173,8 +214,8 @@ _Static_assert(sizeof job_state_names / sizeof job_state_names[0]
                    == SA_JOB_STATE__LAST,
                "one name per sa_job_state");
 
-static const char *const step_names[SA_STEP__LAST] = {
-    "file create", "upload", "task create", "status poll"
+static const char *const step_names[JOB_STEPS] = {
+    "file create", "upload", "task create", "status poll", "result download"
 };
 
 static const char *const json_headers[] = {
@@ -195,7 +236,7 @@ const char *sa_jobsm_state_name(int state)
 
 static const char *step_name(int step)
 {
-    return step >= 0 && step < SA_STEP__LAST ? step_names[step] : "?";
+    return step >= 0 && step < JOB_STEPS ? step_names[step] : "?";
 }
 
 static void msgf(char *buf, size_t len, const char *fmt, ...)
@@ -290,13 +331,22 @@ static void set_state(sa_jobsm *sm, int state)
     case SA_JOB_TASK_CREATE: sm->step = SA_STEP_TASK_CREATE; break;
     case SA_JOB_POLL_WAIT:
     case SA_JOB_POLLING: sm->step = SA_STEP_POLL; break;
-    default: break;
+    default: break;  /* FETCHING: the caller says download or poll */
     }
 }
 
-/* The state a step is (re)tried in. */
-static int step_state(int step)
+/* Enter FETCHING for a download (SA_STEP_FETCH) or the poll that asks
+ * for a fresh URL (SA_STEP_POLL). */
+static void set_fetch_step(sa_jobsm *sm, int step)
 {
+    set_state(sm, SA_JOB_FETCHING);
+    sm->step = step;
+}
+
+/* The state a step is (re)tried in. */
+static int step_state(const sa_jobsm *sm, int step)
+{
+    if (sm->fetch_phase) return SA_JOB_FETCHING;
     switch (step) {
     case SA_STEP_FILE_CREATE: return SA_JOB_FILE_CREATE;
     case SA_STEP_UPLOAD: return SA_JOB_UPLOAD;
@@ -313,6 +363,17 @@ static void fix_outcome(sa_jobsm *sm, int state, int status, const char *msg)
     sm->pub_state = state;
     sm->pub_status = status;
     msgf(sm->errmsg, sizeof sm->errmsg, "%s", msg);
+}
+
+/* A failure after the task succeeded: say that it is billed and how to
+ * find it again. */
+static void billed_note(const sa_jobsm *sm, char *msg, size_t len)
+{
+    size_t n = strlen(msg);
+    if (n < len)
+        msgf(msg + n, len - n, "; task %s succeeded and its units are billed:"
+             " its result can be fetched again with that task id",
+             sm->task_id ? sm->task_id : "(id unknown)");
 }
 
 static void release_request(sa_jobsm *sm)
@@ -338,6 +399,8 @@ static void finish(sa_jobsm *sm, int state, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (sm->kind == KIND_ANALYSIS && sm->fetch_phase && state != SA_JOB_DONE)
+        billed_note(sm, msg, sizeof msg);
     if (!sm->pub_state) {
         fix_outcome(sm, state, status, msg);
     } else if (sm->background) {
@@ -379,6 +442,12 @@ static void check_deadline(sa_jobsm *sm, int64_t now_ms)
 {
     if (sm->pub_state || is_terminal(sm->state) || now_ms < sm->deadline_at_ms)
         return;
+    if (sm->fetch_phase || sm->kind != KIND_ANALYSIS) {
+        finish(sm, SA_JOB_FAILED, SA_ERR_DEADLINE, "deadline passed during "
+               "%s", sm->kind == KIND_FETCH ? "the downloads"
+                                            : step_name(sm->step));
+        return;
+    }
     if (!sm->task_maybe) {
         finish(sm, SA_JOB_FAILED, SA_ERR_DEADLINE, "deadline passed during "
                "%s, before any task was created: nothing was billed",
@@ -533,6 +602,19 @@ static int build_task_create(sa_jobsm *sm)
                        NULL, body, sm->request_timeout_ms);
 }
 
+/* The GET of a result URL: never the key, a larger body limit. */
+static int build_fetch(sa_jobsm *sm)
+{
+    if (!sm->fetch_url) return SA_ERR_PROTOCOL;
+    sm->req.step = SA_STEP_FETCH;
+    sm->req.method = SA_HTTP_GET;
+    sm->req.url = sm->fetch_url;
+    sm->req.api_host = 0;
+    sm->req.timeout_ms = sm->upload_timeout_ms;
+    sm->req.max_body = SA_FETCH_MAX_BODY;
+    return SA_OK;
+}
+
 static int build_poll(sa_jobsm *sm)
 {
     long timeout = sm->max_poll_interval_ms / 2;
@@ -560,6 +642,7 @@ static int send_step(sa_jobsm *sm, int64_t now_ms, sa_next *out)
         }
         rc = build_poll(sm);
         break;
+    case SA_STEP_FETCH: rc = build_fetch(sm); break;
     default:
         rc = SA_ERR_PROTOCOL;
         break;
@@ -951,6 +1034,23 @@ static int on_task_create(sa_jobsm *sm, int64_t now_ms,
     return SA_OK;
 }
 
+/* A ZIP result: a zip URL and no scores yet. */
+static int needs_zip(const sa_result *r)
+{
+    return r && sa_result_zip_url(r) && sa_result_count(r) == 0;
+}
+
+/* The task succeeded with a ZIP result: download it before DONE. */
+static int start_zip(sa_jobsm *sm)
+{
+    if (replace_str(sm->mem, &sm->fetch_url, sa_result_zip_url(sm->result)))
+        return fail_nomem(sm, "zip URL");
+    sm->fetch_phase = 1;
+    sm->failures = 0;
+    set_fetch_step(sm, SA_STEP_FETCH);
+    return SA_OK;
+}
+
 /* A status answer parsed: running, success or error. */
 static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
 {
@@ -971,6 +1071,7 @@ static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
         if (!sm->pub_state) {
             sm->result = info->result;
             info->result = NULL;
+            if (needs_zip(sm->result)) return start_zip(sm);
         }
         if (sm->pub_state)
             finish(sm, SA_JOB_DONE, SA_OK, "task %s succeeded after the job "
@@ -1050,8 +1151,241 @@ static int on_poll(sa_jobsm *sm, int64_t now_ms, const sa_http_response *resp)
 }
 
 /* ------------------------------------------------------------------ */
+/* Fetching: result ZIP, masks                                         */
+/* ------------------------------------------------------------------ */
+
+/* A downloaded ZIP: parse it into the result (analysis), or keep the
+ * bytes (download). */
+static int on_fetch_ok(sa_jobsm *sm, const sa_http_response *resp)
+{
+    char why[256] = "";
+    sa_result *r = NULL;
+    int rc;
+
+    step_succeeded(sm);
+    if (sm->kind == KIND_DOWNLOAD) {
+        sm->dl_data = sa__malloc(sm->mem, resp_len(resp) + 1);
+        if (!sm->dl_data) return fail_nomem(sm, "download");
+        memcpy(sm->dl_data, resp_body(resp), resp_len(resp));
+        sm->dl_data[resp_len(resp)] = '\0';
+        sm->dl_len = resp_len(resp);
+        finish(sm, SA_JOB_DONE, SA_OK, "%s", "");
+        return SA_OK;
+    }
+    rc = sa_result_from_zip(sm->mem, resp_body(resp), resp_len(resp), 0,
+                            sm->task_id, &r, why, sizeof why);
+    if (rc == SA_ERR_NOMEM) return fail_nomem(sm, "result ZIP");
+    if (rc != SA_OK) {
+        finish(sm, SA_JOB_FAILED, rc == SA_ERR_LIMIT ? SA_ERR_LIMIT : SA_ERR_ZIP,
+               "result ZIP (%zu bytes): %s", resp_len(resp),
+               why[0] ? why : sa_strerror(rc));
+        return SA_OK;
+    }
+    sa_result_free(sm->result);
+    sm->result = r;
+    finish(sm, SA_JOB_DONE, SA_OK, "%s", "");
+    return SA_OK;
+}
+
+static int on_fetch(sa_jobsm *sm, int64_t now_ms,
+                    const sa_http_response *resp)
+{
+    char why[JOB_MSG_LEN];
+    sa_api_error e;
+    int code;
+
+    if (resp->transport != SA_OK)
+        return on_transport_failure(sm, now_ms, resp);
+    if (is_2xx(resp)) return on_fetch_ok(sm, resp);
+    code = classify(sm, resp, &e, why, sizeof why);
+    sa_api_error_free(sm->mem, &e);
+    if (code == SA_ERR_NOMEM) return fail_nomem(sm, "download answer");
+    if (resp->http_status == 403 && !sm->refreshed_url && sm->task_id) {
+        /* an expired pre-signed URL: ask the task for fresh ones, once */
+        sm->refreshed_url = 1;
+        sm->failures = 0;
+        if (!sm->pub_state)
+            msgf(sm->errmsg, sizeof sm->errmsg, "result download: %s; "
+                 "asking task %s for a fresh URL", why, sm->task_id);
+        set_fetch_step(sm, SA_STEP_POLL);
+    } else if (resp->http_status == 403) {
+        finish(sm, SA_JOB_FAILED, SA_ERR_URL_EXPIRED, "result download: %s%s",
+               why, sm->refreshed_url ? " (again, with a fresh URL)" : "");
+    } else if (resp->http_status == 429 || resp->http_status >= 500) {
+        retry_or_fail(sm, now_ms, SA_ERR_DOWNLOAD, why);
+    } else {
+        finish(sm, SA_JOB_FAILED, SA_ERR_DOWNLOAD, "result download: %s", why);
+    }
+    return SA_OK;
+}
+
+/* The URL of the same file in a fresh status answer, or NULL. */
+static const char *fresh_url(const sa_jobsm *sm, const sa_result *fresh)
+{
+    if (!fresh) return NULL;
+    if (sm->kind == KIND_ANALYSIS) return sa_result_zip_url(fresh);
+    return sa_result_find_url(fresh, sm->dl_name);
+}
+
+/* A parsed status answer to the poll for fresh URLs. */
+static int on_refresh_status(sa_jobsm *sm, const sa_status_info *info)
+{
+    const char *url;
+
+    step_succeeded(sm);
+    if (info->task_status != SA_TASK_SUCCESS) {
+        finish(sm, SA_JOB_FAILED, SA_ERR_URL_EXPIRED, "the result URL "
+               "expired and task %s answers task_status %s, not success: no "
+               "fresh URL", sm->task_id, info->task_status == SA_TASK_RUNNING
+               ? "running" : "error");
+        return SA_OK;
+    }
+    url = fresh_url(sm, info->result);
+    if (!url) {
+        finish(sm, SA_JOB_FAILED, SA_ERR_URL_EXPIRED, "the result URL expired "
+               "and task %s's fresh answer has no URL for %s", sm->task_id,
+               sm->kind == KIND_ANALYSIS ? "the ZIP" : sm->dl_name);
+        return SA_OK;
+    }
+    if (replace_str(sm->mem, &sm->fetch_url, url))
+        return fail_nomem(sm, "fresh URL");
+    set_fetch_step(sm, SA_STEP_FETCH);
+    return SA_OK;
+}
+
+/* The answer to the poll for fresh URLs: retried like a poll; a task
+ * that cannot be asked any more leaves the URL expired. */
+static int on_refresh(sa_jobsm *sm, int64_t now_ms,
+                      const sa_http_response *resp)
+{
+    char why[JOB_MSG_LEN] = "";
+    sa_status_info info;
+    sa_api_error e;
+    int rc;
+
+    if (resp->transport != SA_OK)
+        return on_transport_failure(sm, now_ms, resp);
+    if (!is_2xx(resp)) {
+        rc = classify(sm, resp, &e, why, sizeof why);
+        sa_api_error_free(sm->mem, &e);
+        if (rc == SA_ERR_NOMEM) return fail_nomem(sm, "status answer");
+        if (rc == SA_ERR_RATE_LIMITED || rc == SA_ERR_SERVER
+            || rc == SA_ERR_PROTOCOL)
+            retry_or_fail(sm, now_ms, rc, why);
+        else
+            finish(sm, SA_JOB_FAILED, SA_ERR_URL_EXPIRED, "the result URL "
+                   "expired and the status poll for a fresh one failed: %s "
+                   "(task %s)", why, sm->task_id);
+        return SA_OK;
+    }
+    memset(&info, 0, sizeof info);
+    info.polling_interval_ms = -1;
+    rc = sa_proto_parse_status(sm->mem, resp_body(resp), resp_len(resp),
+                               sm->max_json_depth, sm->task_id, &info, why,
+                               sizeof why);
+    if (rc == SA_OK) rc = on_refresh_status(sm, &info);
+    else if (rc == SA_ERR_NOMEM) rc = fail_nomem(sm, "status answer");
+    else {
+        retry_or_fail(sm, now_ms, SA_ERR_PROTOCOL, why);
+        rc = SA_OK;
+    }
+    sa_status_info_free(sm->mem, &info);
+    return rc;
+}
+
+/* A fetch machine: END once its downloads are in (or one failed and the
+ * others ended); else wait for the client's reports. */
+static int fetch_next(sa_jobsm *sm, sa_next *out)
+{
+    int failed = sm->fail_status != SA_OK;
+
+    if (sm->n_ended >= sm->n_started && (failed || sm->n_started == sm->n_urls)) {
+        if (failed)
+            finish(sm, SA_JOB_FAILED, sm->fail_status, "%s", sm->failmsg);
+        else
+            finish(sm, SA_JOB_DONE, SA_OK, "%s", "");
+        out->kind = SA_NEXT_END;
+        return SA_OK;
+    }
+    out->kind = SA_NEXT_WAIT;
+    out->wake_at_ms = sm->deadline_at_ms;
+    return SA_OK;
+}
+
+const char *sa_jobsm_fetch_next(sa_jobsm *sm)
+{
+    if (!sm || sm->kind != KIND_FETCH || is_terminal(sm->state)
+        || sm->fail_status != SA_OK || sm->n_started >= sm->n_urls)
+        return NULL;
+    return sm->urls[sm->n_started++];
+}
+
+void sa_jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg)
+{
+    if (!sm || sm->kind != KIND_FETCH || sm->fail_status != SA_OK) return;
+    sm->fail_status = status < 0 ? status : SA_ERR_DOWNLOAD;
+    msgf(sm->failmsg, sizeof sm->failmsg, "%s", msg ? msg : "");
+}
+
+int sa_jobsm_fetch_done(sa_jobsm *sm, int status, const char *name,
+                        const void *data, size_t len, const char *msg)
+{
+    if (!sm || sm->kind != KIND_FETCH || sm->n_ended >= sm->n_started)
+        return SA_ERR_INVALID_ARGUMENT;
+    sm->n_ended++;
+    if (status != SA_OK) {
+        sa_jobsm_fetch_fail(sm, status, msg);
+        return SA_OK;
+    }
+    if (sa_result_add_file(sm->result, name ? name : "", data, len)
+        != SA_OK) {
+        sa_jobsm_fetch_fail(sm, SA_ERR_NOMEM, "out of memory keeping a "
+                            "downloaded file");
+        return SA_ERR_NOMEM;
+    }
+    return SA_OK;
+}
+
+int sa_jobsm_poll_now(sa_jobsm *sm, int64_t now_ms)
+{
+    if (!sm || sm->kind != KIND_ANALYSIS || sm->fetch_phase) return 0;
+    if (sm->state != SA_JOB_POLL_WAIT
+        && !(sm->state == SA_JOB_BACKOFF && sm->step == SA_STEP_POLL))
+        return 0;
+    if (sm->wake_at_ms > now_ms) sm->wake_at_ms = now_ms;
+    return 1;
+}
+
+const void *sa_jobsm_download_data(const sa_jobsm *sm, size_t *len)
+{
+    if (len) *len = 0;
+    if (!sm || sm->kind != KIND_DOWNLOAD || sm->pub_state != SA_JOB_DONE)
+        return NULL;
+    if (len) *len = sm->dl_len;
+    return sm->dl_data;
+}
+
+const char *sa_jobsm_download_name(const sa_jobsm *sm)
+{
+    return sm ? sm->dl_name : "";
+}
+
+/* ------------------------------------------------------------------ */
 /* Creation                                                            */
 /* ------------------------------------------------------------------ */
+
+/* The settings every kind of machine uses. */
+static int settings_valid(const sa_job_config *cfg)
+{
+    if (!cfg->base_url) return 0;
+    if (cfg->api_version != SA_API_V2_0 && cfg->api_version != SA_API_V2_1)
+        return 0;
+    return cfg->request_timeout_ms > 0 && cfg->upload_timeout_ms > 0
+        && cfg->max_poll_interval_ms >= JOB_MIN_POLL_MS
+        && cfg->max_polls > 0 && cfg->max_retries >= 0
+        && cfg->backoff_initial_ms >= 0 && cfg->backoff_max_ms >= 0
+        && cfg->max_json_depth > 0;
+}
 
 static int config_valid(const sa_job_config *cfg)
 {
@@ -1163,6 +1497,107 @@ int sa_jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out)
     return SA_OK;
 }
 
+/* A machine of another kind than an analysis: settings and base URL. */
+static int new_other(const sa_job_config *cfg, int kind, const char *task_id,
+                     int64_t now_ms, sa_jobsm **out)
+{
+    sa_jobsm *sm;
+    size_t n;
+
+    sm = sa__calloc(cfg->mem, 1, sizeof *sm);
+    if (!sm) return SA_ERR_NOMEM;
+    if (cfg->mem) {
+        sm->memv = *cfg->mem;
+        sm->mem = &sm->memv;
+    }
+    sm->kind = kind;
+    copy_settings(sm, cfg);
+    sm->fetch_phase = 1;
+    sm->last_poll_ms = now_ms;
+    sm->base_url = sa__strdup(sm->mem, cfg->base_url);
+    if (!sm->base_url || replace_str(sm->mem, &sm->task_id, task_id)) {
+        sa_jobsm_free(sm);
+        return SA_ERR_NOMEM;
+    }
+    for (n = strlen(sm->base_url); n > 0 && sm->base_url[n - 1] == '/'; n--)
+        sm->base_url[n - 1] = '\0';
+    *out = sm;
+    return SA_OK;
+}
+
+/* Also SA_ERR_INVALID_ARGUMENT for a URL that is not http(s). */
+int sa_jobsm_new_download(const sa_job_config *cfg, const char *url,
+                          const char *task_id, int64_t now_ms,
+                          sa_jobsm **out)
+{
+    sa_jobsm *sm = NULL;
+    int rc;
+
+    if (!out) return SA_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!cfg || !settings_valid(cfg) || !url || !sa__url_scheme(url))
+        return SA_ERR_INVALID_ARGUMENT;
+    rc = new_other(cfg, KIND_DOWNLOAD, task_id, now_ms, &sm);
+    if (rc != SA_OK) return rc;
+    sm->fetch_url = sa__strdup(sm->mem, url);
+    if (!sm->fetch_url) {
+        sa_jobsm_free(sm);
+        return SA_ERR_NOMEM;
+    }
+    sa_url_file_name(url, sm->dl_name, sizeof sm->dl_name);
+    set_fetch_step(sm, SA_STEP_FETCH);
+    *out = sm;
+    return SA_OK;
+}
+
+/* Copy the URLs a fetch downloads: none when src holds files already. */
+static int copy_urls(sa_jobsm *sm, const sa_result *src)
+{
+    const char **tmp;
+    size_t n, i;
+
+    if (sa_result_file_count(src) > 0 || sa_result_format(src) == SA_FORMAT_ZIP)
+        return SA_OK;
+    n = sa_result_urls(src, NULL, 0);
+    if (n == 0) return SA_OK;
+    tmp = sa__calloc(sm->mem, n, sizeof *tmp);
+    sm->urls = sa__calloc(sm->mem, n, sizeof *sm->urls);
+    if (!tmp || !sm->urls) {
+        sa__free(sm->mem, tmp);
+        return SA_ERR_NOMEM;
+    }
+    n = sa_result_urls(src, tmp, n);
+    for (i = 0; i < n; i++) {
+        sm->urls[i] = sa__strdup(sm->mem, tmp[i]);
+        if (!sm->urls[i]) break;
+        sm->n_urls = i + 1;
+    }
+    sa__free(sm->mem, tmp);
+    return sm->n_urls == n ? SA_OK : SA_ERR_NOMEM;
+}
+
+int sa_jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
+                       int64_t now_ms, sa_jobsm **out)
+{
+    sa_jobsm *sm = NULL;
+    int rc;
+
+    if (!out) return SA_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!cfg || !settings_valid(cfg) || !src) return SA_ERR_INVALID_ARGUMENT;
+    rc = new_other(cfg, KIND_FETCH, sa_result_task_id(src), now_ms, &sm);
+    if (rc != SA_OK) return rc;
+    rc = sa_result_clone(sm->mem, src, &sm->result);
+    if (rc == SA_OK) rc = copy_urls(sm, src);
+    if (rc != SA_OK) {
+        sa_jobsm_free(sm);
+        return rc;
+    }
+    set_fetch_step(sm, SA_STEP_FETCH);
+    *out = sm;
+    return SA_OK;
+}
+
 void sa_jobsm_free(sa_jobsm *sm)
 {
     sa_mem memv;
@@ -1188,6 +1623,10 @@ void sa_jobsm_free(sa_jobsm *sm)
     sa__free(mem, sm->file_id);
     sa_upload_spec_free(mem, &sm->upload);
     sa_result_free(sm->result);
+    sa__free(mem, sm->fetch_url);
+    sa__free(mem, sm->dl_data);
+    for (i = 0; i < sm->n_urls; i++) sa__free(mem, sm->urls[i]);
+    sa__free(mem, sm->urls);
     sa__free(mem, sm);
 }
 
@@ -1197,7 +1636,7 @@ void sa_jobsm_free(sa_jobsm *sm)
 
 int sa_jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out)
 {
-    int hops;
+    int hops, step;
 
     if (!sm || !out) return SA_ERR_INVALID_ARGUMENT;
     memset(out, 0, sizeof *out);
@@ -1215,6 +1654,9 @@ int sa_jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out)
         case SA_JOB_TASK_CREATE:
         case SA_JOB_POLLING:
             return send_step(sm, now_ms, out);
+        case SA_JOB_FETCHING:
+            if (sm->kind == KIND_FETCH) return fetch_next(sm, out);
+            return send_step(sm, now_ms, out);
         case SA_JOB_POLL_WAIT:
             if (now_ms < sm->wake_at_ms)
                 return wait_until(sm, sm->wake_at_ms, out);
@@ -1223,7 +1665,9 @@ int sa_jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out)
         case SA_JOB_BACKOFF:
             if (now_ms < sm->wake_at_ms)
                 return wait_until(sm, sm->wake_at_ms, out);
-            set_state(sm, step_state(sm->step));
+            step = sm->step;
+            set_state(sm, step_state(sm, step));
+            sm->step = step;
             break;
         case SA_JOB_DONE:
         case SA_JOB_FAILED:
@@ -1261,7 +1705,11 @@ int sa_jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
         case SA_STEP_FILE_CREATE: rc = on_file_create(sm, now_ms, resp); break;
         case SA_STEP_UPLOAD: rc = on_upload(sm, now_ms, resp); break;
         case SA_STEP_TASK_CREATE: rc = on_task_create(sm, now_ms, resp); break;
-        case SA_STEP_POLL: rc = on_poll(sm, now_ms, resp); break;
+        case SA_STEP_POLL:
+            rc = sm->fetch_phase ? on_refresh(sm, now_ms, resp)
+                                 : on_poll(sm, now_ms, resp);
+            break;
+        case SA_STEP_FETCH: rc = on_fetch(sm, now_ms, resp); break;
         default:
             finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "internal error: "
                    "answer for step %d", sm->step);
@@ -1276,6 +1724,13 @@ int sa_jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
 int sa_jobsm_cancel(sa_jobsm *sm, int64_t now_ms, int abandon)
 {
     if (!sm || is_terminal(sm->state)) return 0;
+    if (sm->fetch_phase || sm->kind != KIND_ANALYSIS) {
+        /* the task has ended (or is not ours): nothing to poll */
+        finish(sm, SA_JOB_CANCELLED, SA_ERR_CANCELLED, "cancelled during %s",
+               sm->kind == KIND_FETCH ? "the downloads"
+                                      : step_name(sm->step));
+        return 0;
+    }
     if (abandon) {
         if (sm->task_maybe)
             finish(sm, SA_JOB_CANCELLED, SA_ERR_CANCELLED, "abandoned: task "

@@ -385,7 +385,16 @@ typedef struct sa_http_request {
     const void *upload_buf;    /* ... or these bytes */
     uint64_t upload_size;      /* exact Content-Length */
     long timeout_ms;           /* whole request */
+    size_t max_body;           /* 0: the client's max_body_bytes; else the
+                                  answer's size limit for this request
+                                  (result downloads: SA_FETCH_MAX_BODY) */
 } sa_http_request;
+
+/* The job's own step beyond proto's four: a GET of a result URL (result
+ * ZIP, mask, resized image) from the result host, never with the key. */
+#define SA_STEP_FETCH ((int)SA_STEP__LAST)
+/* Size limit of one result download (a ZIP with every HD mask). */
+#define SA_FETCH_MAX_BODY ((size_t)64 << 20)
 
 /* What happened to a request. */
 typedef struct sa_http_response {
@@ -496,6 +505,50 @@ int sa_jobsm_background(const sa_jobsm *sm);
  * task succeeded (it may be billed), else the failure, with a message for
  * the log in *msg (borrowed, never NULL). */
 int sa_jobsm_task_outcome(const sa_jobsm *sm, const char **msg);
+
+/* Webhook help: a machine waiting to poll its task (POLL_WAIT, or BACKOFF
+ * after a failed poll) polls at now_ms instead.  Returns 1 when it was
+ * waiting to poll, else 0 (nothing changes). */
+int sa_jobsm_poll_now(sa_jobsm *sm, int64_t now_ms);
+
+/* -- Result downloads (sa_client_fetch_masks) --
+ * A download machine GETs one result URL (api_host 0, SA_STEP_FETCH),
+ * retrying transport errors, 429 and 5xx like a poll.  A 403 (an expired
+ * pre-signed URL) makes it poll task_id once (api_host 1, SA_STEP_POLL,
+ * state FETCHING) for a fresh URL of the same file name and try again;
+ * refused again: FAILED SA_ERR_URL_EXPIRED.  Other non-2xx: FAILED
+ * SA_ERR_DOWNLOAD.  DONE: the bytes are in sa_jobsm_download_data.  It
+ * uses base_url, api_version, upload_timeout_ms (per download),
+ * request_timeout_ms, max_poll_interval_ms, deadline_at_ms, max_polls,
+ * max_retries, backoff_*, max_json_depth and rng of cfg; cancel ends it
+ * at once.  Returns SA_OK, SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM. */
+int sa_jobsm_new_download(const sa_job_config *cfg, const char *url,
+                          const char *task_id, int64_t now_ms,
+                          sa_jobsm **out);
+/* A DONE download's bytes (owned by the machine), else NULL / 0. */
+const void *sa_jobsm_download_data(const sa_jobsm *sm, size_t *len);
+/* The file name of the download's URL (sa_url_file_name); never NULL. */
+const char *sa_jobsm_download_name(const sa_jobsm *sm);
+
+/* A fetch machine is the public side of sa_client_fetch_masks: it sends
+ * nothing itself.  Its result is a clone of src; the URLs to download are
+ * src's (sa_result_urls), none when src already holds files (a ZIP
+ * result).  It stays FETCHING while the client runs downloads and reports
+ * them; it ends DONE when every URL was reported done, FAILED with the
+ * first failure once every download started has ended (no new one starts
+ * after a failure), or FAILED SA_ERR_DEADLINE at its deadline. */
+int sa_jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
+                       int64_t now_ms, sa_jobsm **out);
+/* The next URL to download (borrowed until sa_jobsm_free), counted as
+ * started; NULL when none is left or a failure was reported. */
+const char *sa_jobsm_fetch_next(sa_jobsm *sm);
+/* One started download ended: status SA_OK adds name/data to the result
+ * (SA_ERR_NOMEM: recorded as the failure and returned); else the failure
+ * (status, msg) is recorded when it is the first. */
+int sa_jobsm_fetch_done(sa_jobsm *sm, int status, const char *name,
+                        const void *data, size_t len, const char *msg);
+/* Record a failure that is not a download (writing a file). */
+void sa_jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg);
 
 /* ================================================================== */
 /* engine.c (libcurl multi: runs the requests jobs ask for; the only   */

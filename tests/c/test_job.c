@@ -964,6 +964,434 @@ TEST(no_poll_gap_above_max_in_any_scenario)
                      worst_case, (long long)worst);
 }
 
+/* ------------------------------------------------------------------ */
+/* Result downloads: ZIP results, download and fetch machines          */
+/* ------------------------------------------------------------------ */
+
+#define ZIP_URL "https://res.test/_results/tok/result.zip?expires=1&sig=a"
+#define ZIP_URL2 "https://res.test/_results/tok/result.zip?expires=2&sig=b"
+#define ZIP_SUCCESS(url) HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{" \
+    "\"task_status\":\"success\",\"error\":null,\"results\":{\"url\":\"" \
+    url "\"}}}")
+static const char s3_expired[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied"
+    "</Code><Message>Request has expired</Message></Error>";
+
+/* Ask for the next request, which must be a SEND; record it. */
+static const fs_event *zt_send(jt *t)
+{
+    static fs_event none = { .step = -1 };
+    sa_next nx;
+
+    if (sa_jobsm_next(t->sm, t->run.now, &nx) != SA_OK
+        || nx.kind != SA_NEXT_SEND || t->run.n_events >= FS_MAX_EVENTS) {
+        HARNESS_FAIL("no SEND (kind %d, state %s)", nx.kind,
+                     sa_job_state_name(sa_jobsm_state(t->sm)));
+        return &none;
+    }
+    if (nx.req->step == SA_STEP_FETCH
+        && nx.req->max_body != SA_FETCH_MAX_BODY)
+        HARNESS_FAIL("a download without the large body limit");
+    t->run.ev[t->run.n_events].step = nx.req->step;
+    t->run.ev[t->run.n_events].api_host = nx.req->api_host;
+    t->run.ev[t->run.n_events].method = nx.req->method;
+    snprintf(t->run.ev[t->run.n_events].url, sizeof t->run.ev[0].url, "%s",
+             nx.req->url);
+    return &t->run.ev[t->run.n_events++];
+}
+
+/* Answer the request out with these bytes, 100 ms later. */
+static void zt_answer(jt *t, long http, const void *body, size_t len)
+{
+    sa_http_response r;
+
+    memset(&r, 0, sizeof r);
+    r.http_status = http;
+    r.body = body;
+    r.body_len = len;
+    t->run.now += 100;
+    CHECK_EQ_INT(sa_jobsm_on_response(t->sm, t->run.now, &r), SA_OK);
+}
+
+static void zt_answer_str(jt *t, long http, const char *body)
+{
+    zt_answer(t, http, body, strlen(body));
+}
+
+/* A job with a ZIP result, driven until it wants to download the ZIP. */
+static jt *zt_start(const char *success_url_body)
+{
+    fs_reply script[2] = { TASK_OK, HTTP(SA_STEP_POLL, 200, NULL) };
+    jt *t = jt_new();
+
+    if (!t) return NULL;
+    use_image_url(t);
+    t->cfg.task.format = SA_FORMAT_ZIP;
+    script[1].body = success_url_body;
+    t->run.stop_state = SA_JOB_FETCHING;
+    if (jt_start(t) != SA_OK || jt_drive(t, script, 2) != 2
+        || sa_jobsm_state(t->sm) != SA_JOB_FETCHING) {
+        HARNESS_FAIL("the job did not reach FETCHING");
+        jt_end(t);
+        return NULL;
+    }
+    return t;
+}
+
+static char *zip_fixture(const char *name, size_t *len)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/zips/%s", SA_FIXTURES, name);
+    return harness_slurp(path, len);
+}
+
+static const char zip_success_body[] = "{\"status\":200,\"data\":{"
+    "\"task_status\":\"success\",\"error\":null,\"results\":{\"url\":\""
+    ZIP_URL "\"}}}";
+static const char zip_success_body2[] = "{\"status\":200,\"data\":{"
+    "\"task_status\":\"success\",\"error\":null,\"results\":{\"url\":\""
+    ZIP_URL2 "\"}}}";
+
+TEST(zip_result_fetched)
+{
+    jt *t = zt_start(zip_success_body);
+    const fs_event *e;
+    const sa_result *r;
+    size_t len = 0;
+    char *zip = zip_fixture("result_sd_root.zip", &len);
+
+    REQUIRE(t && zip);
+    CHECK(sa_jobsm_result(t->sm) == NULL);  /* not DONE before the ZIP */
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_NOT_DONE);
+    e = zt_send(t);
+    CHECK_EQ_INT(e->step, SA_STEP_FETCH);
+    CHECK_EQ_INT(e->method, SA_HTTP_GET);
+    CHECK_EQ_INT(e->api_host, 0);          /* never the key */
+    CHECK_STR(e->url, ZIP_URL);
+    zt_answer(t, 200, zip, len);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_DONE);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    r = sa_jobsm_result(t->sm);
+    REQUIRE(r != NULL);
+    CHECK(sa_result_count(r) > 0);
+    CHECK(sa_result_file_count(r) > 0);
+    CHECK_EQ_INT(sa_result_file_format(r, 0), SA_IMAGE_PNG);
+    CHECK_STR(sa_result_task_id(r), TASK_ID);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 1);
+    free(zip);
+    jt_end(t);
+}
+
+TEST(zip_transient_failures_retried)
+{
+    jt *t = zt_start(zip_success_body);
+    size_t len = 0;
+    char *zip = zip_fixture("result_sd_root.zip", &len);
+    sa_http_response r;
+    sa_next nx;
+
+    REQUIRE(t && zip);
+    CHECK_EQ_INT(zt_send(t)->step, SA_STEP_FETCH);
+    zt_answer_str(t, 503, html_502);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_BACKOFF);
+    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
+    t->run.now = nx.wake_at_ms;
+    CHECK_EQ_INT(zt_send(t)->step, SA_STEP_FETCH);
+    memset(&r, 0, sizeof r);
+    r.transport = SA_ERR_TRANSPORT;
+    t->run.now += 10;
+    CHECK_EQ_INT(sa_jobsm_on_response(t->sm, t->run.now, &r), SA_OK);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_BACKOFF);
+    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    t->run.now = nx.kind == SA_NEXT_WAIT ? nx.wake_at_ms : t->run.now;
+    CHECK_STR(zt_send(t)->url, ZIP_URL);
+    zt_answer(t, 200, zip, len);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 1);  /* no poll for a 5xx */
+    free(zip);
+    jt_end(t);
+}
+
+TEST(zip_expired_url_refreshed)
+{
+    jt *t = zt_start(zip_success_body);
+    const fs_event *e;
+    size_t len = 0;
+    char *zip = zip_fixture("result_sd_root.zip", &len);
+
+    REQUIRE(t && zip);
+    CHECK_EQ_INT(zt_send(t)->step, SA_STEP_FETCH);
+    zt_answer_str(t, 403, s3_expired);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
+    e = zt_send(t);                         /* one poll for a fresh URL */
+    CHECK_EQ_INT(e->step, SA_STEP_POLL);
+    CHECK_EQ_INT(e->api_host, 1);
+    CHECK_STR(e->url, POLL_URL);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
+    zt_answer_str(t, 200, zip_success_body2);
+    e = zt_send(t);
+    CHECK_EQ_INT(e->step, SA_STEP_FETCH);
+    CHECK_EQ_INT(e->api_host, 0);
+    CHECK_STR(e->url, ZIP_URL2);
+    zt_answer(t, 200, zip, len);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK(sa_result_file_count(sa_jobsm_result(t->sm)) > 0);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 2);
+    free(zip);
+    jt_end(t);
+}
+
+TEST(zip_expired_twice)
+{
+    jt *t = zt_start(zip_success_body);
+
+    REQUIRE(t);
+    zt_send(t);
+    zt_answer_str(t, 403, s3_expired);
+    CHECK_EQ_INT(zt_send(t)->api_host, 1);
+    zt_answer_str(t, 200, zip_success_body2);
+    CHECK_STR(zt_send(t)->url, ZIP_URL2);
+    zt_answer_str(t, 403, s3_expired);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_URL_EXPIRED);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "Request has expired"));
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "billed"));
+    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_STR(sa_jobsm_task_id(t->sm), TASK_ID);
+    CHECK(sa_jobsm_result(t->sm) == NULL);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 2);  /* one refresh, not more */
+    jt_end(t);
+}
+
+TEST(zip_corrupt)
+{
+    static const char junk[] = "PK\x03\x04 this is not a zip at all";
+    jt *t = zt_start(zip_success_body);
+    size_t len = 0;
+    char *nosi = zip_fixture("no_score_info.zip", &len);
+
+    REQUIRE(t && nosi);
+    zt_send(t);
+    zt_answer(t, 200, junk, sizeof junk - 1);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_ZIP);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "succeeded"));
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "billed"));
+    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_STR(sa_jobsm_task_id(t->sm), TASK_ID);
+    jt_end(t);
+
+    t = zt_start(zip_success_body);  /* a ZIP without score_info.json */
+    REQUIRE(t);
+    zt_send(t);
+    zt_answer(t, 200, nosi, len);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_ZIP);
+    free(nosi);
+    jt_end(t);
+
+    t = zt_start(zip_success_body);  /* 404: a download failure */
+    REQUIRE(t);
+    zt_send(t);
+    zt_answer_str(t, 404, "<Error><Code>NoSuchKey</Code></Error>");
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DOWNLOAD);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    jt_end(t);
+}
+
+TEST(zip_cancel_and_deadline_while_fetching)
+{
+    jt *t = zt_start(zip_success_body);
+    sa_next nx;
+
+    REQUIRE(t);
+    zt_send(t);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 0);  /* no task to
+                                                                poll */
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK
+          && nx.kind == SA_NEXT_END);
+    jt_end(t);
+
+    t = zt_start(zip_success_body);
+    REQUIRE(t);
+    zt_send(t);
+    CHECK(sa_jobsm_next(t->sm, t->cfg.deadline_at_ms, &nx) == SA_OK
+          && nx.kind == SA_NEXT_END);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(sa_jobsm_background(t->sm), 0);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "billed"));
+    jt_end(t);
+}
+
+TEST(poll_now_moves_the_next_poll)
+{
+    static const fs_reply script[] = { TASK_OK };
+    jt *t = jt_new();
+    const fs_event *e;
+    sa_next nx;
+
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(sa_jobsm_poll_now(t->sm, t->run.now), 0);  /* no task */
+    t->run.stop_state = SA_JOB_POLL_WAIT;
+    jt_drive(t, script, N(script));
+    REQUIRE(sa_jobsm_state(t->sm) == SA_JOB_POLL_WAIT);
+    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
+    CHECK(nx.wake_at_ms > t->run.now + 1000);
+    t->run.now += 10;
+    CHECK_EQ_INT(sa_jobsm_poll_now(t->sm, t->run.now), 1);
+    e = zt_send(t);                         /* the poll goes out now */
+    CHECK_EQ_INT(e->step, SA_STEP_POLL);
+    CHECK_EQ_INT(e->api_host, 1);
+    CHECK_EQ_INT(sa_jobsm_poll_now(t->sm, t->run.now), 0);  /* out now */
+    t->run.pending = 1;
+    t->run.stop_state = -1;
+    {
+        static const fs_reply rest[] = { SUCCESS };
+        jt_drive(t, rest, N(rest));
+    }
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa_jobsm_poll_now(t->sm, t->run.now), 0);  /* ended */
+    jt_end(t);
+}
+
+/* A download machine for one mask URL of the SD example. */
+#define MASK_URL "https://yce-us.s3-accelerate.amazonaws.com/...pore_output.jpg"
+
+TEST(download_refreshes_an_expired_url)
+{
+    static const char fresh[] = "{\"status\":200,\"data\":{\"task_status\":"
+        "\"success\",\"results\":{\"output\":[{\"type\":\"pore\","
+        "\"ui_score\":9,\"raw_score\":9.5,\"mask_urls\":[\"https://r.test/"
+        "x/pore_output.jpg?sig=new\"]}]}}}";
+    jt *t = jt_new();
+    const fs_event *e;
+    const void *data;
+    size_t len;
+
+    REQUIRE(t);
+    REQUIRE(sa_jobsm_new_download(&t->cfg, MASK_URL, TASK_ID, t->run.now,
+                                  &t->sm) == SA_OK);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
+    CHECK_STR(sa_jobsm_download_name(t->sm), "...pore_output.jpg");
+    e = zt_send(t);
+    CHECK_EQ_INT(e->step, SA_STEP_FETCH);
+    CHECK_EQ_INT(e->api_host, 0);
+    CHECK_STR(e->url, MASK_URL);
+    zt_answer_str(t, 403, s3_expired);
+    e = zt_send(t);
+    CHECK_EQ_INT(e->step, SA_STEP_POLL);
+    CHECK_EQ_INT(e->api_host, 1);
+    CHECK_STR(e->url, POLL_URL);
+    zt_answer_str(t, 200, fresh);
+    /* the fresh answer names the file differently: no URL for it */
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_URL_EXPIRED);
+    CHECK(sa_jobsm_download_data(t->sm, &len) == NULL);
+    sa_jobsm_free(t->sm);
+
+    REQUIRE(sa_jobsm_new_download(&t->cfg, "https://r.test/x/pore_output.jpg"
+                                  "?sig=old", TASK_ID, t->run.now, &t->sm)
+            == SA_OK);
+    CHECK_STR(sa_jobsm_download_name(t->sm), "pore_output.jpg");
+    zt_send(t);
+    zt_answer_str(t, 403, s3_expired);
+    zt_send(t);
+    zt_answer_str(t, 200, fresh);
+    e = zt_send(t);
+    CHECK_STR(e->url, "https://r.test/x/pore_output.jpg?sig=new");
+    CHECK_EQ_INT(e->api_host, 0);
+    zt_answer(t, 200, "\x89PNG\r\n", 6);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    data = sa_jobsm_download_data(t->sm, &len);
+    CHECK(data && len == 6 && memcmp(data, "\x89PNG", 4) == 0);
+    sa_jobsm_free(t->sm);
+
+    /* refused again after the fresh URL; other answers */
+    REQUIRE(sa_jobsm_new_download(&t->cfg, "https://r.test/x/pore_output.jpg",
+                                  TASK_ID, t->run.now, &t->sm) == SA_OK);
+    zt_send(t);
+    zt_answer_str(t, 403, s3_expired);
+    zt_send(t);
+    zt_answer_str(t, 200, fresh);
+    zt_send(t);
+    zt_answer_str(t, 403, s3_expired);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_URL_EXPIRED);
+    sa_jobsm_free(t->sm);
+    REQUIRE(sa_jobsm_new_download(&t->cfg, "https://r.test/x/a.png",
+                                  TASK_ID, t->run.now, &t->sm) == SA_OK);
+    zt_send(t);
+    zt_answer_str(t, 410, "gone");
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DOWNLOAD);
+    sa_jobsm_free(t->sm);
+    t->sm = NULL;
+    CHECK_EQ_INT(sa_jobsm_new_download(&t->cfg, "ftp://x/a.png", TASK_ID,
+                                       t->run.now, &t->sm),
+                 SA_ERR_INVALID_ARGUMENT);
+    jt_end(t);
+}
+
+TEST(fetch_machine_counts_downloads)
+{
+    char *body = fs_example("task-status-success-json-sd.json", NULL);
+    sa_result *src = NULL;
+    const char *url;
+    size_t n = 0;
+    jt *t = jt_new();
+    sa_next nx;
+
+    REQUIRE(t && body);
+    REQUIRE(sa_result_parse(body, strlen(body), SA_PARSE_STATUS_BODY, &src)
+            == SA_OK);
+    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, t->run.now, &t->sm) == SA_OK);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
+    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);     /* it never sends itself */
+    while ((url = sa_jobsm_fetch_next(t->sm)) != NULL && n < 100) {
+        char name[256];
+        sa_url_file_name(url, name, sizeof name);
+        CHECK_EQ_INT(sa_jobsm_fetch_done(t->sm, SA_OK, name, "\x89PNG", 4,
+                                         NULL), SA_OK);
+        n++;
+    }
+    CHECK_EQ_INT(n, sa_result_urls(src, NULL, 0));
+    CHECK(n > 3);
+    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa_result_file_count(sa_jobsm_result(t->sm)), n);
+    CHECK_EQ_INT(sa_result_count(sa_jobsm_result(t->sm)),
+                 sa_result_count(src));
+    sa_jobsm_free(t->sm);
+
+    /* a failure: no new download starts; END once the running ones end */
+    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, t->run.now, &t->sm) == SA_OK);
+    CHECK(sa_jobsm_fetch_next(t->sm) != NULL);
+    CHECK(sa_jobsm_fetch_next(t->sm) != NULL);
+    sa_jobsm_fetch_done(t->sm, SA_ERR_URL_EXPIRED, NULL, NULL, 0, "expired");
+    CHECK(sa_jobsm_fetch_next(t->sm) == NULL);
+    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
+    sa_jobsm_fetch_done(t->sm, SA_OK, "a.png", "x", 1, NULL);
+    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_URL_EXPIRED);
+    CHECK_STR(sa_jobsm_errmsg(t->sm), "expired");
+    sa_jobsm_free(t->sm);
+
+    /* the deadline */
+    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, t->run.now, &t->sm) == SA_OK);
+    CHECK(sa_jobsm_fetch_next(t->sm) != NULL);
+    REQUIRE(sa_jobsm_next(t->sm, t->cfg.deadline_at_ms, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    sa_result_free(src);
+    free(body);
+    jt_end(t);
+}
+
 TEST(every_status_answer)
 {
     static const struct { fs_reply r; int status; const char *engine; } cases[] = {
@@ -1005,6 +1433,16 @@ TEST(every_status_answer)
         script[1] = cases[i].r;
         script[2] = (fs_reply)SUCCESS;
         REQUIRE(jt_start(t) == SA_OK);
+        if (i == 2 || i == 3) {
+            /* a ZIP result: the ZIP is downloaded before DONE (see
+             * zip_result_fetched) */
+            t->run.stop_state = SA_JOB_FETCHING;
+            CHECK_EQ_INT(jt_drive(t, script, 3), 2);
+            CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
+            CHECK_STR(zt_send(t)->url, "https://example.com/sample-result-url");
+            jt_end(t);
+            continue;
+        }
         CHECK_EQ_INT(jt_drive(t, script, 3), 2);
         CHECK(t->run.ended);
         CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].status);
@@ -1764,5 +2202,14 @@ int main(void)
     RUN(error_details_are_kept);
     RUN(auth_only_on_api_requests);
     (void)harness_slurp;
+    RUN(zip_result_fetched);
+    RUN(zip_transient_failures_retried);
+    RUN(zip_expired_url_refreshed);
+    RUN(zip_expired_twice);
+    RUN(zip_corrupt);
+    RUN(zip_cancel_and_deadline_while_fetching);
+    RUN(poll_now_moves_the_next_poll);
+    RUN(download_refreshes_an_expired_url);
+    RUN(fetch_machine_counts_downloads);
     return harness_report();
 }

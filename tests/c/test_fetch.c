@@ -1,0 +1,352 @@
+/*
+ * test_fetch.c - result downloads against the local emulator: ZIP results
+ * end to end, sa_client_fetch_masks into a folder (JSON and ZIP results),
+ * expired result URLs refreshed by a status poll, result-host faults
+ * retried, freeing a fetch job, and sa_client_notify moving a poll.  The
+ * emulator's log shows no Authorization header on /_results.
+ */
+#include "harness.h"
+#include "sa_internal.h"
+#include "support_emulator.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KEYS "--keys emulator-key"
+#define FAST "--task-seconds 0.1 --rate-limit off " KEYS
+#define SD_JPG SA_FIXTURES "/portrait_sd.jpg"
+
+static const char *const sd3[] = {"wrinkle", "pore", "skin_type"};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static sa_client *client_for(const emu *e, long poll_ms)
+{
+    sa_client_options o;
+    sa_client *c = NULL;
+    char err[256];
+
+    sa_client_options_init(&o);
+    o.api_key = EMU_KEY;
+    o.base_url = e->base_url;
+    o.poll_interval_ms = poll_ms;
+    o.max_poll_interval_ms = poll_ms > 1000 ? 10000 : 1000;
+    o.backoff_initial_ms = 20;
+    o.backoff_max_ms = 100;
+    o.request_timeout_ms = 5000;
+    o.upload_timeout_ms = 5000;
+    if (sa_client_new(&c, &o, err, sizeof err) != SA_OK)
+        fprintf(stderr, "sa_client_new: %s\n", err);
+    return c;
+}
+
+static sa_job *run_job(sa_client *c, int format)
+{
+    sa_request r;
+    sa_job *j = NULL;
+
+    sa_request_init(&r);
+    r.file_path = SD_JPG;
+    r.actions = sd3;
+    r.n_actions = 3;
+    r.format = format;
+    if (sa_client_submit(c, &r, &j) != SA_OK) return NULL;
+    if (sa_job_wait(j, 20000) != SA_OK)
+        fprintf(stderr, "job did not end\n");
+    return j;
+}
+
+static void check_no_key_on_results(const emu *e, int line)
+{
+    char why[256];
+    if (emu_check_invariants(e, 100, 30.0, 0, why, sizeof why) != 0)
+        HARNESS_FAIL("line %d: %s", line, why);
+    if (emu_counter(e, "auth_on_results") != 0)
+        HARNESS_FAIL("line %d: Authorization sent to /_results", line);
+}
+
+/* Every file of r is in folder with the same bytes. */
+static void check_folder(const char *folder, const sa_result *r)
+{
+    size_t i;
+    for (i = 0; i < sa_result_file_count(r); i++) {
+        char path[1024];
+        size_t len = 0, flen = 0;
+        const void *data = sa_result_file_data(r, i, &len);
+        char *disk;
+        snprintf(path, sizeof path, "%s/%s", folder, sa_result_file_name(r, i));
+        disk = harness_slurp(path, &flen);
+        if (!disk || flen != len || memcmp(disk, data, len) != 0)
+            HARNESS_FAIL("%s missing or different", path);
+        free(disk);
+        unlink(path);
+    }
+}
+
+static int count_format(const sa_result *r, int format)
+{
+    size_t i;
+    int n = 0;
+    for (i = 0; i < sa_result_file_count(r); i++)
+        n += sa_result_file_format(r, i) == format;
+    return n;
+}
+
+static int cb_terminal;
+static int count_cb(sa_job *job, int state, void *ud)
+{
+    (void)job;
+    (void)ud;
+    if (state >= SA_JOB_DONE) cb_terminal++;
+    return 0;
+}
+
+static emu g_emu;
+
+TEST(zip_result_end_to_end)
+{
+    sa_client *c = client_for(&g_emu, 50);
+    sa_job *j;
+    const sa_result *r;
+
+    REQUIRE(c);
+    emu_reset(&g_emu);
+    j = run_job(c, SA_FORMAT_ZIP);
+    REQUIRE(j);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    r = sa_job_result(j);
+    REQUIRE(r);
+    CHECK_EQ_INT(sa_result_format(r), SA_FORMAT_ZIP);
+    CHECK(sa_result_get(r, "wrinkle", NULL) != NULL);
+    CHECK(sa_result_get(r, "skin_type", "t_zone") != NULL);
+    CHECK(sa_result_file_count(r) >= 3);
+    CHECK_EQ_INT(count_format(r, SA_IMAGE_PNG), (int)sa_result_file_count(r));
+    CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "result"), 1);
+    check_no_key_on_results(&g_emu, __LINE__);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
+TEST(fetch_masks_json_into_folder)
+{
+    sa_client *c = client_for(&g_emu, 50);
+    char folder[] = "/tmp/sa_fetch_XXXXXX";
+    sa_job *j, *f = NULL;
+    sa_request r;
+    const sa_result *res;
+    size_t n_urls;
+
+    REQUIRE(c && mkdtemp(folder));
+    emu_reset(&g_emu);
+    sa_request_init(&r);
+    r.file_path = SD_JPG;
+    r.actions = sd3;
+    r.n_actions = 3;
+    r.callback = count_cb;
+    REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
+    CHECK_EQ_INT(sa_client_fetch_masks(c, j, folder, &f), SA_ERR_NOT_DONE);
+    REQUIRE(sa_job_wait(j, 20000) == SA_OK && sa_job_status(j) == SA_OK);
+    CHECK_EQ_INT(sa_client_fetch_masks(c, j, "/nonexistent/x", &f),
+                 SA_ERR_FILE);
+    cb_terminal = 0;
+    CHECK_EQ_INT(sa_client_fetch_masks(c, j, folder, &f), SA_OK);
+    REQUIRE(f);
+    CHECK_EQ_INT(sa_job_state(f), SA_JOB_FETCHING);
+    CHECK_EQ_INT(sa_client_active(c), 1);   /* children are internal */
+    REQUIRE(sa_job_wait(f, 20000) == SA_OK);
+    CHECK_EQ_INT(sa_job_status(f), SA_OK);
+    CHECK_EQ_INT(cb_terminal, 1);          /* the job's callback */
+    res = sa_job_result(f);
+    REQUIRE(res);
+    n_urls = sa_result_urls(sa_job_result(j), NULL, 0);
+    CHECK(n_urls >= 4);
+    CHECK_EQ_INT(sa_result_file_count(res), n_urls);
+    /* masks are PNG; the resized image is the uploaded JPEG */
+    CHECK_EQ_INT(count_format(res, SA_IMAGE_PNG), (int)n_urls - 1);
+    CHECK_EQ_INT(count_format(res, SA_IMAGE_JPEG), 1);
+    CHECK_EQ_INT(sa_result_count(res), sa_result_count(sa_job_result(j)));
+    CHECK_STR(sa_job_task_id(f), sa_job_task_id(j));
+    CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "result"), (long)n_urls);
+    check_folder(folder, res);
+    check_no_key_on_results(&g_emu, __LINE__);
+    CHECK_EQ_INT(sa_client_active(c), 0);
+    sa_job_free(f);
+    sa_job_free(j);
+    rmdir(folder);
+    sa_client_free(c);
+}
+
+TEST(fetch_masks_of_a_zip_result)
+{
+    sa_client *c = client_for(&g_emu, 50);
+    char folder[] = "/tmp/sa_fetch_XXXXXX";
+    sa_job *j, *f = NULL;
+
+    REQUIRE(c && mkdtemp(folder));
+    emu_reset(&g_emu);
+    j = run_job(c, SA_FORMAT_ZIP);
+    REQUIRE(j && sa_job_status(j) == SA_OK);
+    CHECK_EQ_INT(sa_client_fetch_masks(c, j, folder, &f), SA_OK);
+    REQUIRE(f);
+    CHECK_EQ_INT(sa_job_wait(f, 5000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(f), SA_OK);
+    CHECK_EQ_INT(sa_result_file_count(sa_job_result(f)),
+                 sa_result_file_count(sa_job_result(j)));
+    check_folder(folder, sa_job_result(f));
+    CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "result"), 1);  /* none */
+    sa_job_free(f);
+    sa_job_free(j);
+    rmdir(folder);
+    sa_client_free(c);
+}
+
+TEST(expired_urls_are_refreshed)
+{
+    emu e;
+    sa_client *c;
+    sa_job *j, *f = NULL;
+    long polls;
+
+    REQUIRE(emu_start(&e, FAST " --url-ttl 1") == 0);
+    c = client_for(&e, 50);
+    REQUIRE(c);
+    j = run_job(c, SA_FORMAT_JSON);
+    REQUIRE(j && sa_job_status(j) == SA_OK);
+    usleep(1500 * 1000);
+    polls = emu_counter2(&e, "requests", "task_status");
+    REQUIRE(sa_client_fetch_masks(c, j, NULL, &f) == SA_OK);
+    CHECK_EQ_INT(sa_job_wait(f, 20000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(f), SA_OK);
+    if (sa_job_status(f) != SA_OK) fprintf(stderr, "  %s\n", sa_job_errmsg(f));
+    CHECK_EQ_INT(sa_result_file_count(sa_job_result(f)),
+                 sa_result_urls(sa_job_result(j), NULL, 0));
+    CHECK(emu_counter2(&e, "responses", "403") >= 1);
+    CHECK(emu_counter2(&e, "requests", "task_status") > polls);
+    check_no_key_on_results(&e, __LINE__);
+    sa_job_free(f);
+
+    /* a slow result host (1.2 s, longer than the URLs live) still works */
+    emu_scenario(&e, "{\"faults\":[{\"endpoint\":\"result\",\"nth\":[1],"
+                     "\"fault\":\"delay\",\"delay_ms\":1200}]}");
+    sa_job_free(j);
+    j = run_job(c, SA_FORMAT_ZIP);
+    REQUIRE(j);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    sa_job_free(j);
+    sa_client_free(c);
+    emu_stop(&e);
+}
+
+TEST(result_host_faults_are_retried)
+{
+    sa_client *c = client_for(&g_emu, 50);
+    sa_job *j, *f = NULL;
+
+    REQUIRE(c);
+    emu_reset(&g_emu);
+    REQUIRE(emu_scenario(&g_emu, "{\"faults\":[{\"endpoint\":\"result\","
+                         "\"nth\":[1],\"fault\":\"http_500_html\"},"
+                         "{\"endpoint\":\"result\",\"nth\":[3],"
+                         "\"fault\":\"close_mid_response\"}]}") == 0);
+    j = run_job(c, SA_FORMAT_ZIP);
+    REQUIRE(j);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    CHECK(sa_result_file_count(sa_job_result(j)) > 0);
+    CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "result"), 2);
+    sa_job_free(j);
+    j = run_job(c, SA_FORMAT_JSON);
+    REQUIRE(j && sa_job_status(j) == SA_OK);
+    REQUIRE(sa_client_fetch_masks(c, j, NULL, &f) == SA_OK);
+    CHECK_EQ_INT(sa_job_wait(f, 20000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(f), SA_OK);
+    emu_scenario(&g_emu, NULL);
+    sa_job_free(f);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
+TEST(freeing_a_fetch_job_stops_its_downloads)
+{
+    sa_client *c = client_for(&g_emu, 50);
+    sa_job *j, *f = NULL;
+    int64_t t0;
+
+    REQUIRE(c);
+    emu_reset(&g_emu);
+    j = run_job(c, SA_FORMAT_JSON);
+    REQUIRE(j && sa_job_status(j) == SA_OK);
+    REQUIRE(emu_scenario(&g_emu, "{\"faults\":[{\"endpoint\":\"result\","
+                         "\"fault\":\"delay\",\"delay_ms\":3000}]}") == 0);
+    REQUIRE(sa_client_fetch_masks(c, j, NULL, &f) == SA_OK);
+    CHECK(sa_client_step(c, 100) >= 0);
+    sa_job_free(f);
+    t0 = now_ms();
+    CHECK_EQ_INT(sa_client_run(c, 5000), SA_OK);
+    CHECK(now_ms() - t0 < 1000);
+    CHECK_EQ_INT(sa_client_active(c), 0);
+    emu_scenario(&g_emu, NULL);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
+TEST(notify_polls_at_once)
+{
+    emu e;
+    sa_client *c;
+    sa_request r;
+    sa_job *j = NULL;
+    int64_t t0;
+    int i;
+
+    REQUIRE(emu_start(&e, "--task-seconds 2 --rate-limit off " KEYS) == 0);
+    c = client_for(&e, 5000);
+    REQUIRE(c);
+    sa_request_init(&r);
+    r.file_path = SD_JPG;
+    r.actions = sd3;
+    r.n_actions = 3;
+    REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
+    for (i = 0; i < 200 && sa_job_state(j) != SA_JOB_POLL_WAIT; i++)
+        sa_client_step(c, 20);
+    REQUIRE(sa_job_state(j) == SA_JOB_POLL_WAIT);
+    CHECK_EQ_INT(sa_client_notify(c, "no-such-task"), 0);
+    CHECK_EQ_INT(sa_client_notify(c, NULL), SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(emu_counter2(&e, "requests", "task_status"), 0);
+    CHECK_EQ_INT(sa_client_notify(c, sa_job_task_id(j)), 1);
+    for (i = 0; i < 10; i++) sa_client_step(c, 20);
+    CHECK_EQ_INT(emu_counter2(&e, "requests", "task_status"), 1);
+    /* once the task ended (the webhook's case) it ends at once too */
+    usleep(2100 * 1000);
+    t0 = now_ms();
+    CHECK_EQ_INT(sa_client_notify(c, sa_job_task_id(j)), 1);
+    CHECK_EQ_INT(sa_job_wait(j, 3000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    CHECK(now_ms() - t0 < 1000);
+    CHECK_EQ_INT(emu_counter2(&e, "requests", "task_status"), 2);
+    sa_job_free(j);
+    sa_client_free(c);
+    emu_stop(&e);
+}
+
+int main(void)
+{
+    if (sa_global_init() != SA_OK) return 1;
+    if (emu_start(&g_emu, FAST) != 0) return 1;
+    RUN(zip_result_end_to_end);
+    RUN(fetch_masks_json_into_folder);
+    RUN(fetch_masks_of_a_zip_result);
+    RUN(expired_urls_are_refreshed);
+    RUN(result_host_faults_are_retried);
+    RUN(freeing_a_fetch_job_stops_its_downloads);
+    RUN(notify_polls_at_once);
+    emu_stop(&g_emu);
+    sa_global_cleanup();
+    return harness_report();
+}

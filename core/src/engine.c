@@ -30,6 +30,15 @@
 #define REQUEST_ID_MAX 128
 /* Idle easy handles kept for reuse beyond max_connections. */
 #define POOL_EXTRA 4
+/* libcurl's buffers live in each easy handle: 64 KiB to upload and 16 KiB
+ * to receive by default, the biggest part of an in-flight job's memory.
+ * Uploads use libcurl's minimum upload buffer (still far above 100 MB/s on
+ * loopback: bench/run part 3).  Answers to API calls and to the upload PUT
+ * are a few KB, so they are read through a 4 KiB buffer (a bigger answer
+ * only costs more recv calls); downloads (a GET to another host: result
+ * files) keep libcurl's default. */
+#define UPLOAD_BUFFER_BYTES 16384L
+#define SMALL_RECV_BUFFER_BYTES 4096L
 
 struct sa_xfer {
     sa_engine *e;
@@ -352,6 +361,10 @@ static void xfer_release(sa_engine *e, sa_xfer *x)
     sa_buf_free(&x->body);
     if (x->h && e->n_pool < e->max_connections + POOL_EXTRA) {
         curl_easy_reset(x->h);
+        /* curl_easy_reset keeps the last upload's buffer; setting its size
+         * frees it, so an idle handle holds no upload buffer. */
+        (void)curl_easy_setopt(x->h, CURLOPT_UPLOAD_BUFFERSIZE,
+                               UPLOAD_BUFFER_BYTES);
         list_push(&e->pool, x);
         e->n_pool++;
         return;
@@ -516,6 +529,8 @@ static int setup_method(sa_engine *e, sa_xfer *x, const sa_http_request *req)
         if (rc != SA_OK) return rc;
         x->up_size = req->upload_size;
         SETOPT(CURLOPT_UPLOAD, 1L);
+        (void)curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE,
+                               UPLOAD_BUFFER_BYTES);
         SETOPT(CURLOPT_INFILESIZE_LARGE, (curl_off_t)req->upload_size);
         SETOPT(CURLOPT_READFUNCTION, on_read);
         SETOPT(CURLOPT_READDATA, x);
@@ -566,6 +581,8 @@ static int setup_easy(sa_engine *e, sa_xfer *x, const sa_http_request *req)
     (void)curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
                            (long)CURL_HTTP_VERSION_2TLS);
     if (req->api_host) (void)curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    if (req->api_host || req->method != SA_HTTP_GET)
+        (void)curl_easy_setopt(h, CURLOPT_BUFFERSIZE, SMALL_RECV_BUFFER_BYTES);
     /* Task create is billed and not idempotent.  On a reused connection
      * that dies before an answer, libcurl silently sends the request again
      * on a new one: a second task.  A fresh connection is never retried. */

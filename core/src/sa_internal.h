@@ -314,7 +314,7 @@ int sa_result_from_zip(const sa_mem *mem, const void *zip, size_t len,
 
 /* The limiter is a set of sliding windows, all enforced: "at most `max`
  * sends in any `span_ms`" each (see limiter.c for the exact model). */
-#define SA_LIMITER_GUARD_MS 50   /* added to every window the server keeps */
+#define SA_LIMITER_GUARD_MS 20   /* added to every window the server keeps */
 #define SA_LIMITER_WINDOWS 3     /* rate, burst, long window */
 
 typedef struct sa_limiter_window {

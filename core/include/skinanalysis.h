@@ -342,7 +342,13 @@ SA_API const char *sa_client_errmsg(const sa_client *client);
 
 typedef enum sa_format {
     SA_FORMAT_JSON = 0,   /* scores in the status response (default) */
-    SA_FORMAT_ZIP = 1     /* a URL of a ZIP with score_info.json + masks */
+    SA_FORMAT_ZIP = 1     /* a ZIP with score_info.json + masks: the job
+                             downloads it (state FETCHING, without the API
+                             key) and parses it before DONE: scores plus
+                             the masks as result files (sa_result_file_*).
+                             Fails SA_ERR_ZIP / SA_ERR_URL_EXPIRED /
+                             SA_ERR_DOWNLOAD after the task was billed;
+                             the message and task id say so */
 } sa_format;
 
 /* Job states (an enum tag only: sa_job_state() is the accessor). */

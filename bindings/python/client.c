@@ -113,8 +113,13 @@ void sapy_client_unblock(sapy_client *c)
 void sapy_client_free_job(sapy_client *c, sapy_jobcell *cell)
 {
     if (c->depth > 0 && c->owner != PyThread_get_thread_ident()) {
-        cell->next = c->deferred;
-        c->deferred = cell;
+        sapy_jobcell **tail = &c->deferred;
+
+        /* Freed in order: a fetch job before the job it was made from. */
+        while (*tail != NULL)
+            tail = &(*tail)->next;
+        cell->next = NULL;
+        *tail = cell;
         return;
     }
     sapy_core_enter(c);
@@ -558,6 +563,62 @@ static PyObject *client_timeout_ms(sapy_client *self, PyObject *unused)
     return PyLong_FromLong(t);
 }
 
+static PyObject *client_notify(sapy_client *self, PyObject *arg)
+{
+    const char *task_id = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    int r;
+
+    if (task_id == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "notify() takes a task id (str)");
+        return NULL;
+    }
+    if (sapy_client_check(self) < 0)
+        return NULL;
+    sapy_core_enter(self);
+    r = sa_client_notify(self->client, task_id);
+    sapy_core_exit(self);
+    if (sapy_unstash(&self->stash) < 0)
+        return NULL;
+    if (r < 0)
+        return client_raise(self, r, NULL);
+    return PyLong_FromLong(r);
+}
+
+static PyObject *client_fetch_masks(sapy_client *self, PyObject *args)
+{
+    PyObject *job_obj, *folder_arg = Py_None, *folder = NULL, *fetched;
+    sapy_job *job;
+    sa_job *out = NULL;
+    int r;
+
+    if (!PyArg_ParseTuple(args, "O!|O:fetch_masks", self->state->job_type,
+                          &job_obj, &folder_arg))
+        return NULL;
+    job = (sapy_job *)job_obj;
+    if (sapy_client_check(self) < 0)
+        return NULL;
+    if (job->client != self || job->cell == NULL || job->cell->job == NULL)
+        return client_raise(self, SA_ERR_INVALID_ARGUMENT,
+                            "fetch_masks() takes a job of this client");
+    if (folder_arg != Py_None && !PyUnicode_FSConverter(folder_arg, &folder))
+        return NULL;
+    sapy_core_enter(self);
+    r = sa_client_fetch_masks(self->client, job->cell->job,
+                              folder != NULL ? PyBytes_AS_STRING(folder)
+                                             : NULL, &out);
+    sapy_core_exit(self);
+    Py_XDECREF(folder);
+    fetched = r == SA_OK ? sapy_job_adopt(self, out, job_obj) : NULL;
+    if (sapy_unstash(&self->stash) < 0) {
+        Py_XDECREF(fetched);
+        return NULL;
+    }
+    if (r != SA_OK)
+        return client_raise(self, r, NULL);
+    return fetched;
+}
+
 /* The one call allowed from any thread: no ownership check.  The flag is
  * read by the interrupt hook under the GIL, which orders the two. */
 static PyObject *client_wakeup(sapy_client *self, PyObject *unused)
@@ -699,6 +760,13 @@ static PyMethodDef client_methods[] = {
      "held; (None, None) removes them."},
     {"timeout_ms", (PyCFunction)client_timeout_ms, METH_NOARGS,
      "timeout_ms() -> int: ms until the client needs attention; -1 none."},
+    {"notify", (PyCFunction)client_notify, METH_O,
+     "notify(task_id) -> int: poll that task now (a webhook said it "
+     "ended); returns the number of jobs notified."},
+    {"fetch_masks", (PyCFunction)client_fetch_masks, METH_VARARGS,
+     "fetch_masks(done_job, folder=None) -> Job: download the masks and "
+     "the resized image of a DONE job (written to folder when given, and "
+     "kept in the new job's result files); wait on the returned job."},
     {"wakeup", (PyCFunction)client_wakeup, METH_NOARGS,
      "wakeup(): make a blocking wait return WaitInterrupted; any thread."},
     {"close", (PyCFunction)client_close, METH_NOARGS,

@@ -85,6 +85,31 @@ static int put(PyObject *d, const char *key, PyObject *value)
     return r;
 }
 
+/* ((name, bytes, format), ...) of the files the result holds. */
+static PyObject *files_tuple(const sa_result *r)
+{
+    size_t n = sa_result_file_count(r), i;
+    PyObject *t = PyTuple_New((Py_ssize_t)n);
+
+    if (t == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        size_t len = 0;
+        const void *data = sa_result_file_data(r, i, &len);
+        PyObject *item = Py_BuildValue(
+            "(Ny#i)", sapy_str(sa_result_file_name(r, i)),
+            data != NULL ? (const char *)data : "", (Py_ssize_t)len,
+            sa_result_file_format(r, i));
+
+        if (item == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, item);
+    }
+    return t;
+}
+
 PyObject *sapy_result_to_dict(const sa_result *r)
 {
     size_t n = sa_result_count(r), i;
@@ -113,7 +138,8 @@ PyObject *sapy_result_to_dict(const sa_result *r)
         || put(d, "resize_image_url",
                sapy_str(sa_result_resize_image_url(r))) < 0
         || put(d, "zip_url", sapy_str(sa_result_zip_url(r))) < 0
-        || put(d, "json", sapy_str(sa_result_json(r))) < 0)
+        || put(d, "json", sapy_str(sa_result_json(r))) < 0
+        || put(d, "files", files_tuple(r)) < 0)
         goto fail;
     return d;
 fail:
@@ -248,9 +274,14 @@ int sapy_job_callback(sa_job *job, int state, void *user_data)
 {
     sapy_jobcell *cell = user_data;
     sapy_client *c = cell->client;
-    PyThreadState *saved = sapy_enter(c);
+    PyThreadState *saved;
     int rc = 0;
 
+    /* A fetch job made from this cell's job shares its callback: its end
+     * is read with job_sync_end instead, so it is not reported here. */
+    if (cell->job != NULL && job != cell->job)
+        return 0;
+    saved = sapy_enter(c);
     if (cell->obj != NULL)
         rc = job_on_state(cell->obj, job, state);  /* may free cell */
     else if (is_terminal(state))
@@ -379,6 +410,21 @@ fail:
     submit_args_free(&a);
     Py_XDECREF(self);
     return NULL;
+}
+
+PyObject *sapy_job_adopt(sapy_client *c, sa_job *job, PyObject *origin)
+{
+    sapy_job *self = job_alloc(c, Py_None);
+
+    if (self == NULL) {
+        sapy_core_enter(c);
+        sa_job_free(job);
+        sapy_core_exit(c);
+        return NULL;
+    }
+    self->cell->job = job;
+    self->origin = Py_NewRef(origin);
+    return (PyObject *)self;
 }
 
 /* ------------------------------------------------------------------ */
@@ -651,13 +697,15 @@ static int job_traverse(sapy_job *self, visitproc visit, void *arg)
     Py_VISIT(self->callback);
     Py_VISIT(self->final);
     Py_VISIT(self->task_id);
+    Py_VISIT(self->origin);
     if (self->cell != NULL && self->cell->has_view)
         Py_VISIT(self->cell->view.obj);
     return 0;
 }
 
 /* Only the callback can close a cycle back to the Job; the client, the
- * buffer and the copied details must stay until the sa_job is freed. */
+ * origin, the buffer and the copied details must stay until the sa_job is
+ * freed. */
 static int job_clear(sapy_job *self)
 {
     Py_CLEAR(self->callback);
@@ -680,6 +728,7 @@ static void job_dealloc(sapy_job *self)
             sapy_cell_free(cell);
     }
     job_clear(self);
+    Py_CLEAR(self->origin);  /* after this job's sa_job (see sapy_job) */
     Py_CLEAR(self->final);
     Py_CLEAR(self->task_id);
     Py_CLEAR(self->client);

@@ -30,7 +30,8 @@ enum {
     E_ERROR, E_USAGE, E_VALIDATION, E_API, E_AUTH, E_CREDIT, E_BAD_REQUEST,
     E_RATE, E_SERVER, E_UPLOAD, E_EXPIRED, E_TASK_TIMEOUT, E_AMBIGUOUS,
     E_ENGINE, E_PROTOCOL, E_LIMIT, E_TRANSPORT, E_REQ_TIMEOUT, E_DEADLINE,
-    E_WAIT_TIMEOUT, E_INTERRUPTED, E_CANCELLED, E__COUNT
+    E_WAIT_TIMEOUT, E_INTERRUPTED, E_CANCELLED, E_ZIP, E_DOWNLOAD,
+    E_URL_EXPIRED, E_IMAGE_DECODE, E_WEBHOOK, E__COUNT
 };
 
 static const sapy_exc_def exc_defs[E__COUNT] = {
@@ -86,6 +87,20 @@ static const sapy_exc_def exc_defs[E__COUNT] = {
         "running."},
     [E_CANCELLED] = {"skinanalysis.CancelledError", E_ERROR, MIX_NONE,
         "The job was cancelled or abandoned, or its client was closed."},
+    [E_ZIP] = {"skinanalysis.ZipError", E_PROTOCOL, MIX_NONE,
+        "A result ZIP is corrupt or has no "
+        "skinanalysisResult/score_info.json."},
+    [E_DOWNLOAD] = {"skinanalysis.DownloadError", E_ERROR, MIX_NONE,
+        "A result or mask download failed."},
+    [E_URL_EXPIRED] = {"skinanalysis.UrlExpiredError", E_DOWNLOAD, MIX_NONE,
+        "A result or mask URL was refused as expired, even after fetching "
+        "fresh URLs."},
+    [E_IMAGE_DECODE] = {"skinanalysis.ImageDecodeError", E_ERROR, MIX_VALUE,
+        "An image (the source of a composite, or a mask) could not be "
+        "decoded."},
+    [E_WEBHOOK] = {"skinanalysis.WebhookError", E_ERROR, MIX_NONE,
+        "A webhook delivery failed verification; code is "
+        "'webhook_signature', 'webhook_stale' or 'invalid_argument'."},
 };
 
 /* Which class each status maps to; statuses not listed map to Error. */
@@ -109,6 +124,9 @@ static const struct { int status; int cls; } status_classes[] = {
     {SA_ERR_WAIT_TIMEOUT, E_WAIT_TIMEOUT},
     {SA_ERR_INTERRUPTED, E_INTERRUPTED},
     {SA_ERR_CANCELLED, E_CANCELLED}, {SA_ERR_CALLBACK, E_CANCELLED},
+    {SA_ERR_ZIP, E_ZIP}, {SA_ERR_URL_EXPIRED, E_URL_EXPIRED},
+    {SA_ERR_DOWNLOAD, E_DOWNLOAD}, {SA_ERR_IMAGE_DECODE, E_IMAGE_DECODE},
+    {SA_ERR_WEBHOOK_SIGNATURE, E_WEBHOOK}, {SA_ERR_WEBHOOK_STALE, E_WEBHOOK},
 };
 
 /* Defaults of the attributes, on the Error class itself. */
@@ -235,6 +253,18 @@ PyObject *sapy_error_new(sapy_state *st, int status, const char *message,
                          int http_status, const char *code,
                          const char *task_id)
 {
+    /* Webhook errors carry their kind in code, as verify_webhook's do. */
+    if (code == NULL && (status == SA_ERR_WEBHOOK_SIGNATURE
+                         || status == SA_ERR_WEBHOOK_STALE))
+        code = sa_status_name(status);
+    return sapy_error_new_as(st, class_for(st, status), status, message,
+                             http_status, code, task_id);
+}
+
+PyObject *sapy_error_new_as(sapy_state *st, PyObject *cls, int status,
+                            const char *message, int http_status,
+                            const char *code, const char *task_id)
+{
     const char *text = (message != NULL && *message != '\0')
                            ? message : sa_strerror(status);
     PyObject *msg, *exc;
@@ -244,7 +274,7 @@ PyObject *sapy_error_new(sapy_state *st, int status, const char *message,
     msg = sapy_str(text);
     if (msg == NULL)
         return NULL;
-    exc = PyObject_CallOneArg(class_for(st, status), msg);
+    exc = PyObject_CallOneArg(cls, msg);
     if (exc == NULL)
         goto fail;
     if (PyObject_SetAttrString(exc, "message", msg) < 0
@@ -546,6 +576,149 @@ static PyObject *mod_parse_result(PyObject *module, PyObject *args)
     return d;
 }
 
+static PyObject *mod_parse_zip(PyObject *module, PyObject *args)
+{
+    Py_buffer zip;
+    Py_ssize_t max_entry = 0;
+    sa_result *res = NULL;
+    char err[256] = "";
+    PyObject *d;
+    int r;
+
+    if (!PyArg_ParseTuple(args, "y*|n:parse_zip", &zip, &max_entry))
+        return NULL;
+    if (max_entry < 0) {
+        PyBuffer_Release(&zip);
+        PyErr_SetString(PyExc_ValueError, "max_entry_bytes must be >= 0");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    r = sa_result_parse_zip(zip.buf, (size_t)zip.len, (size_t)max_entry,
+                            &res, err, sizeof err);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&zip);
+    if (r != SA_OK)
+        return sapy_raise(get_state(module), r, err, 0, NULL, NULL);
+    d = sapy_result_to_dict(res);
+    sa_result_free(res);
+    return d;
+}
+
+/* The views of a sequence of buffers (masks), released by views_free. */
+typedef struct buffer_views {
+    Py_buffer *views;
+    const void **data;
+    size_t *lens;
+    size_t n;
+} buffer_views;
+
+static void views_free(buffer_views *v)
+{
+    size_t i;
+
+    for (i = 0; i < v->n; i++)
+        PyBuffer_Release(&v->views[i]);
+    PyMem_Free(v->views);
+    PyMem_Free(v->data);
+    PyMem_Free(v->lens);
+}
+
+static int views_get(PyObject *seq, buffer_views *v)
+{
+    PyObject *fast = PySequence_Fast(seq, "masks must be a sequence of bytes");
+    Py_ssize_t n, i;
+
+    if (fast == NULL)
+        return -1;
+    n = PySequence_Fast_GET_SIZE(fast);
+    v->views = PyMem_Calloc((size_t)n + 1, sizeof *v->views);
+    v->data = PyMem_Calloc((size_t)n + 1, sizeof *v->data);
+    v->lens = PyMem_Calloc((size_t)n + 1, sizeof *v->lens);
+    if (v->views == NULL || v->data == NULL || v->lens == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (i = 0; i < n; i++) {
+        Py_buffer *b = &v->views[i];
+
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, i), b,
+                               PyBUF_SIMPLE) < 0)
+            goto fail;
+        v->n++;
+        v->data[i] = b->buf;
+        v->lens[i] = (size_t)b->len;
+    }
+    Py_DECREF(fast);
+    return 0;
+fail:
+    Py_DECREF(fast);
+    views_free(v);
+    return -1;
+}
+
+static PyObject *mod_composite_write(PyObject *module, PyObject *args)
+{
+    Py_buffer src;
+    PyObject *masks, *path_arg, *path = NULL;
+    buffer_views v = {NULL, NULL, NULL, 0};
+    char err[256] = "";
+    int r;
+
+    if (!PyArg_ParseTuple(args, "y*OO:composite_write", &src, &masks,
+                          &path_arg))
+        return NULL;
+    if (!PyUnicode_FSConverter(path_arg, &path) || views_get(masks, &v) < 0) {
+        Py_XDECREF(path);
+        PyBuffer_Release(&src);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    r = sa_composite_write(src.buf, (size_t)src.len, v.data, v.lens, v.n,
+                           PyBytes_AS_STRING(path), err, sizeof err);
+    Py_END_ALLOW_THREADS
+    views_free(&v);
+    Py_DECREF(path);
+    PyBuffer_Release(&src);
+    if (r != SA_OK)
+        return sapy_raise(get_state(module), r, err, 0, NULL, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mod_webhook_verify(PyObject *module, PyObject *args,
+                                    PyObject *kwargs)
+{
+    static char *kwlist[] = {"secret", "msg_id", "timestamp", "signature",
+                             "body", "tolerance_s", "now_s", NULL};
+    const char *secret, *id, *ts, *sig;
+    Py_buffer body;
+    long tolerance = 0;
+    long long now = 0;
+    char err[256] = "";
+    sapy_state *st = get_state(module);
+    PyObject *exc;
+    int r;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ssssy*|$lL:webhook_verify",
+                                     kwlist, &secret, &id, &ts, &sig, &body,
+                                     &tolerance, &now))
+        return NULL;
+    r = sa_webhook_verify(secret, id, ts, sig, body.buf, (size_t)body.len,
+                          tolerance, (int64_t)now, err, sizeof err);
+    PyBuffer_Release(&body);
+    if (r == SA_OK)
+        Py_RETURN_NONE;
+    if (r == SA_ERR_NOMEM)
+        return PyErr_NoMemory();
+    /* Every refusal is a WebhookError, malformed input included. */
+    exc = sapy_error_new_as(st, st->by_status[-SA_ERR_WEBHOOK_SIGNATURE], r,
+                            err, 0, sa_status_name(r), NULL);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
 static PyMethodDef module_methods[] = {
     {"version", mod_version, METH_NOARGS,
      "version() -> str: the version of the linked C core."},
@@ -573,6 +746,17 @@ static PyMethodDef module_methods[] = {
     {"parse_result", mod_parse_result, METH_VARARGS,
      "parse_result(text, kind=PARSE_STATUS_BODY) -> dict: parse a status "
      "body or a score_info.json document without a client."},
+    {"parse_zip", mod_parse_zip, METH_VARARGS,
+     "parse_zip(data, max_entry_bytes=0) -> dict: parse a result ZIP "
+     "(scores and mask files) without a client; ZipError when corrupt."},
+    {"composite_write", mod_composite_write, METH_VARARGS,
+     "composite_write(source, masks, out_path): blend the masks (a "
+     "sequence of encoded images) over the source image, written as PNG."},
+    {"webhook_verify", (PyCFunction)(void (*)(void))mod_webhook_verify,
+     METH_VARARGS | METH_KEYWORDS,
+     "webhook_verify(secret, msg_id, timestamp, signature, body, *, "
+     "tolerance_s=0, now_s=0): check a Standard Webhooks signature; "
+     "WebhookError when it does not hold."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -617,6 +801,12 @@ static const struct { const char *name; long value; } int_constants[] = {
     {"ERR_INTERRUPTED", SA_ERR_INTERRUPTED},
     {"ERR_CANCELLED", SA_ERR_CANCELLED},
     {"ERR_CALLBACK", SA_ERR_CALLBACK},
+    {"ERR_ZIP", SA_ERR_ZIP},
+    {"ERR_URL_EXPIRED", SA_ERR_URL_EXPIRED},
+    {"ERR_DOWNLOAD", SA_ERR_DOWNLOAD},
+    {"ERR_IMAGE_DECODE", SA_ERR_IMAGE_DECODE},
+    {"ERR_WEBHOOK_SIGNATURE", SA_ERR_WEBHOOK_SIGNATURE},
+    {"ERR_WEBHOOK_STALE", SA_ERR_WEBHOOK_STALE},
     {"TIER_SD", SA_TIER_SD},
     {"TIER_HD", SA_TIER_HD},
     {"MAX_ACTIONS", SA_MAX_ACTIONS},
@@ -645,6 +835,7 @@ static const struct { const char *name; long value; } int_constants[] = {
     {"JOB_POLL_WAIT", SA_JOB_POLL_WAIT},
     {"JOB_POLLING", SA_JOB_POLLING},
     {"JOB_BACKOFF", SA_JOB_BACKOFF},
+    {"JOB_FETCHING", SA_JOB_FETCHING},
     {"JOB_DONE", SA_JOB_DONE},
     {"JOB_FAILED", SA_JOB_FAILED},
     {"JOB_CANCELLED", SA_JOB_CANCELLED},

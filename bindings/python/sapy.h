@@ -84,6 +84,10 @@ typedef struct sapy_job {
     sapy_client *client;      /* strong, for the Job's whole life */
     PyObject *callback;       /* callable(job, state) or NULL */
     PyObject *task_id;        /* str, kept as soon as the core knows it */
+    PyObject *origin;         /* a fetch job: the DONE Job it was made
+                                 from, kept until this sa_job is freed (the
+                                 core gives the fetch job that job's
+                                 callback and user_data, its cell) */
     /* Filled once, when the job ends (terminal callback). */
     int ended;
     int final_state;
@@ -100,6 +104,11 @@ sapy_state *sapy_state_of_type(PyTypeObject *type);
 PyObject *sapy_error_new(sapy_state *st, int status, const char *message,
                          int http_status, const char *code,
                          const char *task_id);
+/* The same with an explicit class (the webhook check raises WebhookError
+ * for its SA_ERR_INVALID_ARGUMENT too). */
+PyObject *sapy_error_new_as(sapy_state *st, PyObject *cls, int status,
+                            const char *message, int http_status,
+                            const char *code, const char *task_id);
 /* Set the error for status (MemoryError for SA_ERR_NOMEM).  Returns NULL so
  * callers can `return sapy_raise(...)`. */
 PyObject *sapy_raise(sapy_state *st, int status, const char *message,
@@ -155,9 +164,14 @@ void sapy_cell_free(sapy_jobcell *cell);
 extern PyType_Spec sapy_job_spec;
 /* Create a Job for client c from submit()'s keyword arguments. */
 PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs);
+/* Wrap a fetch job the core made from the Job `origin`
+ * (sa_client_fetch_masks): a new Job object that owns it and keeps origin
+ * alive.  Steals `job` (freed on failure).  NULL with an exception. */
+PyObject *sapy_job_adopt(sapy_client *c, sa_job *job, PyObject *origin);
 /* The core's job callback (user_data is a sapy_jobcell). */
 int sapy_job_callback(sa_job *job, int state, void *user_data);
-/* A dict of a result's data (see job.c); new reference or NULL. */
+/* A dict of a result's data (see job.c), with its files as a tuple of
+ * (name, bytes, format); new reference or NULL. */
 PyObject *sapy_result_to_dict(const sa_result *r);
 
 #endif /* SAPY_H */

@@ -12,7 +12,8 @@ The protocol (uploads, task creation, polling, retries, rate limits, result
 parsing) lives in the C core, compiled into ``skinanalysis._core``; this
 package adds the Python side: ``Client`` (blocking), ``AsyncClient``
 (asyncio), ``analyze_many`` (batches), typed results, the exception
-hierarchy and the ``skinanalysis`` command line.  See docs/python.md.
+hierarchy, webhook verification (``verify_webhook``) and the
+``skinanalysis`` command line.  See docs/python.md.
 
 The public names are loaded on first use, so ``skinanalysis.emulator`` (pure
 standard library) imports even where the extension is not built.
@@ -63,6 +64,13 @@ _EXPORTS = {
     "WaitTimeout": "errors",
     "WaitInterrupted": "errors",
     "CancelledError": "errors",
+    "ZipError": "errors",
+    "DownloadError": "errors",
+    "UrlExpiredError": "errors",
+    "ImageDecodeError": "errors",
+    "WebhookError": "errors",
+    "WebhookDelivery": "webhooks",
+    "verify_webhook": "webhooks",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -79,8 +87,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
                          ProtocolError, RateLimitError, RequestTimeoutError,
                          ServerError, TaskExpiredError, TaskTimeoutError,
                          TransportError, UploadError, UsageError,
-                         ValidationError, WaitInterrupted, WaitTimeout)
+                         ValidationError, WaitInterrupted, WaitTimeout,
+                         ZipError, DownloadError, UrlExpiredError,
+                         ImageDecodeError, WebhookError)
     from .results import Result, Score
+    from .webhooks import WebhookDelivery, verify_webhook
 
 
 def __getattr__(name: str) -> Any:

@@ -10,18 +10,20 @@ event loop runs, including a Jupyter cell (``await client.analyze(...)``).
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 from . import actions as _actions
 from ._config import logger
 from ._native import _core
 from .batch import Progress
-from .client import _ClientBase, request_kwargs, state_name
+from .client import _ClientBase, _kept_source, request_kwargs, state_name
 from .errors import Error
-from .results import Result
+from .results import Result, _Origin
 
 _TERMINAL = frozenset({_core.JOB_DONE, _core.JOB_FAILED, _core.JOB_CANCELLED})
 _DRAIN_POLL = 0.05
+_FETCH_POLL = 0.01
 
 
 def _resolver(future: "asyncio.Future[None]") -> Callable[[Any, int], None]:
@@ -36,14 +38,15 @@ class AsyncJob:
     """One analysis started by ``AsyncClient.submit``; ``await job`` gives
     its Result (or raises its error)."""
 
-    __slots__ = ("_job", "_client", "_future", "_result", "__weakref__")
+    __slots__ = ("_job", "_client", "_future", "_result", "_source", "__weakref__")
 
     def __init__(self, core_job: Any, client: "AsyncClient",
-                 future: "asyncio.Future[None]") -> None:
+                 future: "asyncio.Future[None]", source: Any = None) -> None:
         self._job = core_job
         self._client = client
         self._future = future
         self._result: Optional[Result] = None
+        self._source = source
 
     @property
     def task_id(self) -> Optional[str]:
@@ -91,7 +94,8 @@ class AsyncJob:
     def result(self) -> Result:
         """The Result of an ended job, or its error raised."""
         if self._result is None:
-            self._result = Result._from_core(self._job.result())
+            self._result = Result._from_core(
+                self._job.result(), _Origin(self._client, self._job, self._source))
         return self._result
 
     def cancel(self) -> None:
@@ -201,13 +205,30 @@ class AsyncClient(_ClientBase):
                             miniserver_args=miniserver_args, deadline=deadline)
         future: asyncio.Future[None] = loop.create_future()
         core_job = self._core.submit(callback=_resolver(future), **kw)
-        return AsyncJob(core_job, self, future)
+        return AsyncJob(core_job, self, future, _kept_source(kw))
 
     async def analyze(self, image: Any = None, actions: _actions.Actions = None, *,
                       timeout: Optional[float] = None, **kwargs: Any) -> Result:
         """Analyse one image; arguments as ``Client.analyze``."""
         job = await self.submit(image, actions, **kwargs)
         return await job.wait(timeout)
+
+    async def fetch_masks(self, result_or_job: Any,
+                          folder: Optional[Union[str, os.PathLike]] = None, *,
+                          timeout: Optional[float] = None) -> Result:
+        """Download the masks and the resized image of a finished analysis
+        (as ``Client.fetch_masks``) on the event loop."""
+        loop = self._bind()
+        fetch, core_job, image = self._start_fetch(result_or_job, folder)
+        end = None if timeout is None else loop.time() + timeout
+        # The core reports no state changes of a fetch job: watch it.
+        while not fetch.done:
+            if end is not None and loop.time() >= end:
+                fetch.cancel()
+                raise _core.error_for(_core.ERR_WAIT_TIMEOUT, "masks not downloaded "
+                                      "after %.3g s" % timeout, task_id=fetch.task_id)
+            await asyncio.sleep(_FETCH_POLL)
+        return Result._from_core(fetch.result(), _Origin(self, core_job, image))
 
     async def analyze_many(self, images: Iterable[Any], actions: _actions.Actions = None,
                            *, concurrency: int = 16, progress: Any = True,

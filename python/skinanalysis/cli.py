@@ -94,21 +94,27 @@ def _say_error(label: str, exc: BaseException) -> None:
 # -- analyze ---------------------------------------------------------------------
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from .errors import Error
     actions = _actions_from(args)
-    with _client(args) as client:
+    failed_saves = 0
+    with _client(args) as client:  # open while masks download through it
         outcomes = client.analyze_many(args.images, actions, concurrency=args.concurrency,
                                        progress=False, format=args.format, hd=args.hd)
-    for image, outcome in zip(args.images, outcomes):
-        if args.json:
-            sys.stdout.write(json.dumps(_result_record(image, outcome)) + "\n")
-        elif isinstance(outcome, BaseException):
-            _say_error(image, outcome)
-        else:
-            print_table(image, outcome, sys.stdout)
-        if args.save_masks and not isinstance(outcome, BaseException):
-            folder = Path(args.save_masks) / Path(image).stem
-            outcome.save_masks(folder)
-    return _exit_code(outcomes)
+        for image, outcome in zip(args.images, outcomes):
+            if args.json:
+                sys.stdout.write(json.dumps(_result_record(image, outcome)) + "\n")
+            elif isinstance(outcome, BaseException):
+                _say_error(image, outcome)
+            else:
+                print_table(image, outcome, sys.stdout)
+            if args.save_masks and not isinstance(outcome, BaseException):
+                folder = Path(args.save_masks) / Path(image).stem
+                try:
+                    outcome.save_masks(folder)
+                except Error as exc:
+                    _say_error(image, exc)
+                    failed_saves += 1
+    return EXIT_FAILED if failed_saves else _exit_code(outcomes)
 
 
 # -- batch -----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 from . import _config
@@ -11,7 +12,7 @@ from ._config import logger
 from ._native import _core
 from ._source import source_kwargs
 from .errors import Error, WaitTimeout
-from .results import Result
+from .results import Result, _Origin
 
 #: How long ``close()`` lets running tasks finish before abandoning them.
 DEFAULT_CLOSE_TIMEOUT = 120.0
@@ -56,12 +57,13 @@ class Job:
     client is open.
     """
 
-    __slots__ = ("_job", "_client", "_result", "__weakref__")
+    __slots__ = ("_job", "_client", "_result", "_source", "__weakref__")
 
-    def __init__(self, core_job: Any, client: "Client") -> None:
+    def __init__(self, core_job: Any, client: "Client", source: Any = None) -> None:
         self._job = core_job
         self._client = client
         self._result: Optional[Result] = None
+        self._source = source
 
     @property
     def task_id(self) -> Optional[str]:
@@ -114,7 +116,8 @@ class Job:
         """The Result of an ended job, or its error raised.  UsageError
         while the job runs."""
         if self._result is None:
-            self._result = Result._from_core(self._job.result())
+            self._result = Result._from_core(
+                self._job.result(), _Origin(self._client, self._job, self._source))
         return self._result
 
     def exception(self) -> Optional[BaseException]:
@@ -193,6 +196,41 @@ class _ClientBase:
         """Jobs the client is driving, background polls included."""
         return 0 if self.closed else self._core.active
 
+    def notify(self, task_id: str) -> int:
+        """A webhook said task ``task_id`` ended: poll it now instead of at
+        its next scheduled poll.  Returns the number of jobs notified (0
+        when no running job of this client has that task)."""
+        if self.closed:
+            raise _core.error_for(_core.ERR_INVALID_ARGUMENT, "the client is closed")
+        return self._core.notify(task_id)
+
+    def _done_core_job(self, source: Any) -> tuple[Any, Any]:
+        """(core job, submitted image) of a Result, Job or AsyncJob of this
+        client, for fetch_masks."""
+        origin = getattr(source, "_origin", None) if isinstance(source, Result) else None
+        if isinstance(source, Result):
+            if origin is None:
+                raise _core.error_for(_core.ERR_INVALID_ARGUMENT, "this result was not "
+                                      "produced by a job: nothing to fetch masks for")
+            return origin.job, origin.source
+        core_job = getattr(source, "_job", None)
+        if core_job is None or not hasattr(core_job, "task_id"):
+            raise TypeError("fetch_masks() takes a Result or a Job, not %s"
+                            % type(source).__name__)
+        return core_job, getattr(source, "_source", None)
+
+    def _start_fetch(self, source: Any, folder: Optional[Union[str, os.PathLike]]
+                     ) -> tuple[Any, Any, Any]:
+        if self.closed:
+            raise _core.error_for(_core.ERR_INVALID_ARGUMENT, "cannot download the masks: "
+                                  "the client is closed")
+        core_job, image = self._done_core_job(source)
+        path = None
+        if folder is not None:
+            os.makedirs(folder, exist_ok=True)
+            path = os.fspath(folder)
+        return self._core.fetch_masks(core_job, path), core_job, image
+
     def __repr__(self) -> str:
         return "%s(base_url=%r, version=%r, api_key='***'%s)" % (
             type(self).__name__, self.base_url, self.version,
@@ -240,7 +278,7 @@ class Client(_ClientBase):
                             file_id=file_id, file_name=file_name, hd=hd,
                             pf_camera_kit=pf_camera_kit, mask_overlay=mask_overlay,
                             miniserver_args=miniserver_args, deadline=deadline)
-        return Job(self._core.submit(callback=callback, **kw), self)
+        return Job(self._core.submit(callback=callback, **kw), self, _kept_source(kw))
 
     def analyze(self, image: Any = None, actions: _actions.Actions = None, *,
                 format: str = "json", version: Any = None, file_id: Optional[str] = None,
@@ -267,6 +305,24 @@ class Client(_ClientBase):
         return run_batch(self, list(images), actions, concurrency=concurrency,
                          progress=progress, on_result=on_result,
                          raise_on_error=raise_on_error, request=kwargs)
+
+    def fetch_masks(self, result_or_job: Any, folder: Optional[Union[str, os.PathLike]] = None,
+                    *, timeout: Optional[float] = None) -> Result:
+        """Download the masks and the resized image of a finished analysis
+        (a Result or a Job of this client) through the core, concurrently,
+        never with the API key; expired URLs are refreshed by polling the
+        task again and retried once (UrlExpiredError after that).  The
+        files are written to ``folder`` when given (created when missing)
+        and always returned in memory: ``Result.files``, with the same
+        scores.  For zip results the masks are already there."""
+        fetch, core_job, image = self._start_fetch(result_or_job, folder)
+        try:
+            fetch.wait(-1 if timeout is None else _config.ms(timeout))
+            data = fetch.result()
+        except WaitTimeout:
+            fetch.cancel()
+            raise
+        return Result._from_core(data, _Origin(self, core_job, image))
 
     def run(self, timeout: Optional[float] = None) -> None:
         """Drive the client until every job (and background poll) ended.
@@ -310,6 +366,12 @@ class Client(_ClientBase):
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+def _kept_source(kw: dict) -> Any:
+    """The submitted image a Result keeps for composites: the path or the
+    bytes (None for URLs and file ids)."""
+    return kw.get("file_path") if kw.get("file_path") is not None else kw.get("buffer")
 
 
 def _init_state_names() -> None:

@@ -20,6 +20,7 @@ bindings/python/module.c); this module re-exports them::
     +-- EngineError             task_status "error"; .code is the engine code
     +-- ProtocolError           an answer that cannot be understood
     |   +-- LimitError          an answer over a configured limit
+    |   +-- ZipError            a result zip is corrupt or has no score_info.json
     +-- TransportError          DNS, connect, TLS, reset
     |   +-- RequestTimeoutError (also a TimeoutError) one request too slow
     +-- DeadlineError           (also a TimeoutError) the job's deadline
@@ -27,6 +28,12 @@ bindings/python/module.c); this module re-exports them::
     |                           still runs and can be waited on again
     +-- WaitInterrupted         Client.wakeup() ended a wait
     +-- CancelledError          cancelled, abandoned, or the client closed
+    +-- DownloadError           a result/mask download failed
+    |   +-- UrlExpiredError     refused as expired even after fresh URLs
+    +-- ImageDecodeError        (also a ValueError) an image cannot be decoded
+    +-- WebhookError            a webhook delivery failed verification; .code is
+                                "webhook_signature", "webhook_stale" or
+                                "invalid_argument"
 
 Every instance has the attributes ``status`` (HTTP status or None), ``code``
 (the API's error_code, or the engine code for EngineError), ``message``,
@@ -63,6 +70,11 @@ DeadlineError = _core.DeadlineError
 WaitTimeout = _core.WaitTimeout
 WaitInterrupted = _core.WaitInterrupted
 CancelledError = _core.CancelledError
+ZipError = _core.ZipError
+DownloadError = _core.DownloadError
+UrlExpiredError = _core.UrlExpiredError
+ImageDecodeError = _core.ImageDecodeError
+WebhookError = _core.WebhookError
 
 
 def error_for(status: int, message: Optional[str] = None, *,
@@ -91,5 +103,6 @@ __all__ = [
     "UploadError", "TaskExpiredError", "TaskTimeoutError", "AmbiguousTaskError",
     "EngineError", "ProtocolError", "LimitError", "TransportError",
     "RequestTimeoutError", "DeadlineError", "WaitTimeout", "WaitInterrupted",
-    "CancelledError", "error_for", "describe",
+    "CancelledError", "ZipError", "DownloadError", "UrlExpiredError",
+    "ImageDecodeError", "WebhookError", "error_for", "describe",
 ]

@@ -1,34 +1,48 @@
 """Typed results: ``Score`` and ``Result``.
 
 A ``Result`` is built once from the plain data the extension copies out of
-the core's result when a job ends; it does not refer to the C objects.
+the core's result when a job ends.  A result that came from a job also keeps
+that job (and its client): ``save_masks``, ``composite`` and the notebook
+view download the masks through the core's engine -- never with the API key,
+with fresh URLs when the old ones expired -- for as long as the client is
+open.
 """
 
 from __future__ import annotations
 
+import base64
 import html
-import ipaddress
 import json
 import os
 import re
-import urllib.error
+import tempfile
 import urllib.parse
-import urllib.request
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from types import MappingProxyType
+from typing import Any, Iterator, Mapping, Optional, Union
 
 from . import actions as _actions
 from ._native import _core
 from .errors import error_for
 
-#: Largest mask, image or zip ``save_masks`` downloads (bytes).
-MAX_DOWNLOAD = 64 * 1024 * 1024
-#: Largest total size of the files extracted from a result zip (bytes).
-MAX_EXTRACT = 256 * 1024 * 1024
-
 _FORMATS = {_core.FORMAT_JSON: "json", _core.FORMAT_ZIP: "zip"}
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_NO_FILES: Mapping[str, bytes] = MappingProxyType({})
+
+
+class _Origin:
+    """What a result came from: the client wrapper (Client or AsyncClient),
+    the core job that ended DONE, and the image as it was submitted (a path
+    or bytes; None for URLs and file ids), for composites."""
+
+    __slots__ = ("client", "job", "source")
+
+    def __init__(self, client: Any, job: Any, source: Any) -> None:
+        self.client = client
+        self.job = job
+        self.source = source
 
 
 def _ui(value: Optional[float]) -> Optional[int]:
@@ -68,8 +82,11 @@ class Result:
     ``scores`` are in the API's order; ``get(concern, region)`` finds one
     (an SD name also finds its HD counterpart and the other way round);
     iterating a Result iterates its scores.  ``overall`` is the API's "all"
-    score, ``skin_age`` the estimated age; ``zip_url`` is set for
-    ``format="zip"``; ``raw`` is ``data.results`` as the API sent it.
+    score, ``skin_age`` the estimated age; ``raw`` is ``data.results`` as
+    the API sent it.  ``format="zip"`` results carry ``zip_url`` and the
+    same scores (read from the zip's score_info.json) and hold the mask
+    PNGs in ``files`` (a read-only mapping name -> bytes); so does a result
+    returned by ``Client.fetch_masks``.
     """
 
     task_id: Optional[str]
@@ -80,11 +97,12 @@ class Result:
     zip_url: Optional[str]
     format: str
     raw: Any = field(default=None, compare=False)
+    files: Mapping[str, bytes] = field(default_factory=lambda: _NO_FILES, compare=False)
 
     # -- construction ------------------------------------------------------
 
     @classmethod
-    def _from_core(cls, data: dict) -> "Result":
+    def _from_core(cls, data: dict, origin: Optional[_Origin] = None) -> "Result":
         scores = tuple(Score(concern, region or "whole", raw, _ui(ui), skin,
                              tuple(urls), mask)
                        for (concern, region, raw, ui, skin, urls, mask)
@@ -94,12 +112,18 @@ class Result:
             raw = json.loads(text) if text else None
         except ValueError:
             raw = text
-        return cls(task_id=data.get("task_id"), scores=scores,
-                   overall=data.get("overall"), skin_age=data.get("skin_age"),
-                   resize_image_url=data.get("resize_image_url"),
-                   zip_url=data.get("zip_url"),
-                   format=_FORMATS.get(data.get("format", _core.FORMAT_JSON), "json"),
-                   raw=raw)
+        files = data.get("files") or ()
+        result = cls(task_id=data.get("task_id"), scores=scores,
+                     overall=data.get("overall"), skin_age=data.get("skin_age"),
+                     resize_image_url=data.get("resize_image_url"),
+                     zip_url=data.get("zip_url"),
+                     format=_FORMATS.get(data.get("format", _core.FORMAT_JSON), "json"),
+                     raw=raw,
+                     files=MappingProxyType({name: body for name, body, _ in files})
+                     if files else _NO_FILES)
+        object.__setattr__(result, "_origin", origin)
+        object.__setattr__(result, "_fetched", None)
+        return result
 
     @classmethod
     def from_json(cls, text: Union[str, bytes], kind: str = "status") -> "Result":
@@ -111,6 +135,30 @@ class Result:
             text = text.encode("utf-8")
         code = _core.PARSE_STATUS_BODY if kind == "status" else _core.PARSE_SCORE_INFO
         return cls._from_core(_core.parse_result(text, code))
+
+    @classmethod
+    def from_zip(cls, data: Union[bytes, bytearray, memoryview, str, os.PathLike]) -> "Result":
+        """Parse a saved result zip (bytes, or the path of the file) without
+        a client: the scores and the mask files.  ZipError when it is
+        corrupt or has no skinanalysisResult/score_info.json."""
+        if isinstance(data, (str, os.PathLike)):
+            data = Path(data).read_bytes()
+        return cls._from_core(_core.parse_zip(data))
+
+    def __getstate__(self) -> dict:
+        """Pickles carry the data, not the job and client behind it."""
+        state = dict(self.__dict__)
+        state.pop("_origin", None)
+        state.pop("_fetched", None)
+        state["files"] = dict(self.files)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "files", MappingProxyType(dict(state.get("files") or {})))
+        object.__setattr__(self, "_origin", None)
+        object.__setattr__(self, "_fetched", None)
 
     # -- access ------------------------------------------------------------
 
@@ -140,19 +188,21 @@ class Result:
         return len(self.scores)
 
     def __repr__(self) -> str:
-        return ("Result(task_id=%r, format=%r, overall=%r, skin_age=%r, scores=%d)"
-                % (self.task_id, self.format, self.overall, self.skin_age,
-                   len(self.scores)))
+        return ("Result(task_id=%r, format=%r, overall=%r, skin_age=%r, scores=%d, "
+                "files=%d)" % (self.task_id, self.format, self.overall, self.skin_age,
+                               len(self.scores), len(self.files)))
 
     # -- conversions -------------------------------------------------------
 
     def to_dict(self) -> dict:
-        """A JSON-serialisable dict of everything in the result."""
+        """A JSON-serialisable dict of everything in the result (file names
+        only, not their bytes)."""
         return {"task_id": self.task_id, "format": self.format,
                 "overall": self.overall, "skin_age": self.skin_age,
                 "resize_image_url": self.resize_image_url,
                 "zip_url": self.zip_url,
-                "scores": [s.to_dict() for s in self.scores], "raw": self.raw}
+                "scores": [s.to_dict() for s in self.scores],
+                "files": sorted(self.files), "raw": self.raw}
 
     def to_dataframe(self):
         """The scores as a pandas DataFrame (one row per score); the
@@ -170,9 +220,123 @@ class Result:
                         skin_age=self.skin_age)
         return df
 
+    # -- files -------------------------------------------------------------
+
+    def _held_files(self) -> Mapping[str, bytes]:
+        """The files in memory: the result's own, or those fetched for it."""
+        if self.files:
+            return self.files
+        fetched = getattr(self, "_fetched", None)
+        return fetched.files if fetched is not None else _NO_FILES
+
+    def _fetch(self, folder: Optional[Union[str, os.PathLike]]) -> "Result":
+        """Download the masks and the resized image through the client that
+        produced this result (blocking Client only)."""
+        origin: Optional[_Origin] = getattr(self, "_origin", None)
+        if origin is None:
+            raise error_for(_core.ERR_INVALID_ARGUMENT, "this result was not produced "
+                            "by a job (Result.from_json): there is no client to "
+                            "download its masks with")
+        if origin.client.closed:
+            raise error_for(_core.ERR_INVALID_ARGUMENT, "cannot download the masks: the "
+                            "client that produced this result is closed (download "
+                            "them before closing it)", task_id=self.task_id)
+        if not hasattr(origin.client, "wakeup"):  # AsyncClient
+            raise error_for(_core.ERR_BUSY, "this result comes from an AsyncClient: "
+                            "use 'await client.fetch_masks(result, folder)'",
+                            task_id=self.task_id)
+        fetched = origin.client.fetch_masks(self, folder)
+        object.__setattr__(self, "_fetched", fetched)
+        return fetched
+
+    def mask_files(self) -> dict[str, bytes]:
+        """The mask images (name -> bytes), without the resized input
+        image; downloaded through the client once when the result does
+        not hold them yet (json results)."""
+        files = self._held_files()
+        if not files and self.format == "json" and any(s.mask_urls for s in self.scores):
+            files = self._fetch(None).files
+        resized = _url_name(self.resize_image_url)
+        return {name: data for name, data in files.items()
+                if name != resized and _image_ext(data)}
+
+    def save_masks(self, folder: Union[str, os.PathLike]) -> list[Path]:
+        """Write the mask images (and, for json results, the resized input
+        image) into ``folder`` (created when missing) and return the paths
+        written.  Zip results and results returned by ``fetch_masks``
+        write the files they hold; json results download them through the
+        core (never with the API key; expired URLs are refreshed by polling
+        the task again and retried once), which needs the client that
+        produced the result to be open."""
+        out = Path(folder)
+        files = self._held_files()
+        if files or self.format != "json":
+            out.mkdir(parents=True, exist_ok=True)
+            return [_write(out / _safe_name(name), data) for name, data in files.items()]
+        fetched = self._fetch(out)  # creates the folder
+        return [out / name for name in fetched.files if (out / name).is_file()]
+
+    def composite(self, source_image: Any, out_path: Union[str, os.PathLike]) -> Path:
+        """Write one overview PNG to ``out_path``: ``source_image`` (a
+        path, bytes or a binary file object; None = the image that was
+        analysed, when known) with every mask blended over it, each concern
+        in its own colour.  Masks are downloaded first for json results.
+        Returns the path.  ImageDecodeError when an image cannot be
+        decoded."""
+        source = self._source_bytes(source_image)
+        if source is None:
+            raise error_for(_core.ERR_INVALID_ARGUMENT, "no source image: pass the "
+                            "analysed image (path or bytes) as source_image")
+        masks = self.mask_files()
+        _core.composite_write(source, [masks[n] for n in sorted(masks)],
+                              os.fspath(out_path))
+        return Path(out_path)
+
+    def _source_bytes(self, source_image: Any) -> Optional[bytes]:
+        if source_image is None:
+            resized = self._held_files().get(_url_name(self.resize_image_url) or "")
+            if resized is not None:
+                return resized
+            origin = getattr(self, "_origin", None)
+            source_image = origin.source if origin is not None else None
+            if source_image is None:
+                return None
+        if isinstance(source_image, (str, os.PathLike)):
+            return Path(source_image).read_bytes()
+        if isinstance(source_image, (bytes, bytearray, memoryview)):
+            return bytes(source_image)
+        if hasattr(source_image, "read"):
+            return source_image.read()
+        raise TypeError("source_image must be a path, bytes or a binary file object")
+
+    # -- notebooks ---------------------------------------------------------
+
+    def _composite_data_url(self) -> Optional[str]:
+        """The composite as a data: URL when the masks and a source image
+        are in memory (no download from a repr); else None."""
+        files = self._held_files()
+        resized = _url_name(self.resize_image_url)
+        masks = [files[n] for n in sorted(files) if n != resized and _image_ext(files[n])]
+        if not masks:
+            return None
+        try:
+            source = self._source_bytes(None)
+            if source is None:
+                return None
+            with tempfile.TemporaryDirectory(prefix="skinanalysis-") as tmp:
+                path = os.path.join(tmp, "composite.png")
+                _core.composite_write(source, masks, path)
+                data = Path(path).read_bytes()
+        except (OSError, _core.Error):
+            return None
+        return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
     def _repr_html_(self) -> str:
-        """A score table with the masks, for Jupyter (everything escaped)."""
+        """For Jupyter (everything escaped): the composite of the masks over
+        the image when both are in memory, and the score table (with the
+        mask URLs' images otherwise)."""
         esc = html.escape
+        composite = self._composite_data_url()
         head = ["<div class=\"skinanalysis-result\">",
                 "<p><b>Skin analysis</b>"]
         if self.task_id:
@@ -184,15 +348,21 @@ class Result:
         if self.zip_url and _is_http(self.zip_url):
             head.append(" &middot; <a href=\"%s\">zip</a>" % esc(self.zip_url))
         head.append("</p>")
+        if composite is not None:
+            head.append("<img class=\"skinanalysis-composite\" src=\"%s\" "
+                        "alt=\"masks over the image\" style=\"max-width:480px\">"
+                        % composite)
         rows = ["<table class=\"skinanalysis-scores\"><thead><tr>"
                 "<th>concern</th><th>region</th><th>ui score</th><th>raw score</th>"
                 "<th>skin type</th><th>mask</th></tr></thead><tbody>"]
         for s in self.scores:
-            masks = "".join(
+            masks = "" if composite is not None else "".join(
                 "<img src=\"%s\" alt=\"%s\" loading=\"lazy\" "
                 "style=\"max-height:72px;background:#888\">"
                 % (esc(u), esc("%s %s mask" % (s.concern, s.region)))
                 for u in s.mask_urls if _is_http(u))
+            if composite is not None and s.mask_name:
+                masks = "<code>%s</code>" % esc(s.mask_name)
             rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
                         "<td>%s</td></tr>"
                         % (esc(s.concern), esc(s.region), _cell(s.ui_score),
@@ -200,37 +370,6 @@ class Result:
                            _cell(s.skin_type), masks))
         rows.append("</tbody></table></div>")
         return "".join(head + rows)
-
-    # -- files -------------------------------------------------------------
-
-    def save_masks(self, folder: Union[str, os.PathLike], *, timeout: float = 60.0,
-                   extract_zip: bool = True) -> list[Path]:
-        """Download the masks, the resized image and, for zip results, the
-        zip (extracted when ``extract_zip``) into ``folder``.  Result URLs
-        are pre-signed: no Authorization header is ever sent.  They are
-        valid for about 2 hours; analyse again (or poll the task) for fresh
-        ones.  Returns the paths written."""
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
-        for s in self.scores:
-            for i, url in enumerate(s.mask_urls):
-                data = _download(url, timeout)
-                base = _safe_name(Path(s.mask_name).stem if s.mask_name
-                                  else "%s_%s" % (s.concern, s.region))
-                suffix = "_%d" % i if len(s.mask_urls) > 1 else ""
-                written.append(_write(out / (base + suffix + _ext(data)), data))
-        if self.resize_image_url:
-            data = _download(self.resize_image_url, timeout)
-            written.append(_write(out / ("resize_image" + _ext(data)), data))
-        if self.zip_url:
-            data = _download(self.zip_url, timeout)
-            name = _safe_name(self.task_id or "result")[:80] + ".zip"
-            zpath = _write(out / name, data)
-            written.append(zpath)
-            if extract_zip:
-                written.extend(_extract(zpath, out))
-        return written
 
 
 def _cell(value: Any) -> str:
@@ -241,94 +380,29 @@ def _is_http(url: str) -> bool:
     return urllib.parse.urlsplit(url).scheme in ("http", "https")
 
 
+def _url_name(url: Optional[str]) -> Optional[str]:
+    """The last path segment of a URL (how the core names downloads)."""
+    if not url:
+        return None
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]) or None
+
+
 def _safe_name(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._")
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(name)).strip("._")
     return cleaned or "file"
 
 
-def _ext(data: bytes) -> str:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+def _image_ext(data: bytes) -> str:
+    if data.startswith(_PNG_MAGIC):
         return ".png"
-    if data.startswith(b"\xff\xd8\xff"):
+    if data.startswith(_JPEG_MAGIC):
         return ".jpg"
-    if data.startswith(b"PK\x03\x04"):
-        return ".zip"
-    return ".bin"
+    return ""
 
 
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
-
-
-def _is_loopback(host: Optional[str]) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _download(url: str, timeout: float) -> bytes:
-    """GET a result URL with urllib, never with an Authorization header,
-    reading at most MAX_DOWNLOAD bytes."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise error_for(_core.ERR_PROTOCOL, "not an http(s) result URL")
-    handlers = [urllib.request.ProxyHandler({})] if _is_loopback(parts.hostname) else []
-    opener = urllib.request.build_opener(*handlers)
-    request = urllib.request.Request(url, headers={"User-Agent": "skinanalysis/"
-                                                   + _core.VERSION})
-    where = "%s://%s%s" % (parts.scheme, parts.netloc, parts.path)  # no query
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            data = response.read(MAX_DOWNLOAD + 1)
-    except urllib.error.HTTPError as exc:
-        hint = " (result URLs expire after about 2 hours)" if exc.code == 403 else ""
-        raise error_for(_core.ERR_BAD_REQUEST, "download of %s failed: HTTP %d%s"
-                        % (where, exc.code, hint), http_status=exc.code) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise error_for(_core.ERR_TRANSPORT, "download of %s failed: %s"
-                        % (where, reason)) from None
-    if len(data) > MAX_DOWNLOAD:
-        raise error_for(_core.ERR_LIMIT, "download of %s is larger than %d bytes"
-                        % (where, MAX_DOWNLOAD))
-    return data
-
-
-def _extract(zpath: Path, out: Path) -> list[Path]:
-    """Extract regular files of a result zip under ``out``, refusing names
-    that would leave it and stopping at MAX_EXTRACT bytes."""
-    written = []
-    total = 0
-    root = out.resolve()
-    try:
-        with zipfile.ZipFile(zpath) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
-                target = (root / info.filename).resolve()
-                if root not in target.parents:
-                    raise error_for(_core.ERR_PROTOCOL,
-                                    "zip member %r leaves the folder" % info.filename)
-                total += info.file_size
-                if total > MAX_EXTRACT:
-                    raise error_for(_core.ERR_LIMIT, "zip content over %d bytes"
-                                    % MAX_EXTRACT)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src:
-                    data = src.read(info.file_size + 1)
-                if len(data) != info.file_size:
-                    raise error_for(_core.ERR_PROTOCOL,
-                                    "zip member %r has a wrong size" % info.filename)
-                written.append(_write(target, data))
-    except zipfile.BadZipFile as exc:
-        raise error_for(_core.ERR_PROTOCOL, "bad result zip: %s" % exc) from None
-    return written
 
 
 __all__ = ["Score", "Result"]

@@ -42,7 +42,7 @@ def test_module_function_with_its_own_client(emu):
     results = skinanalysis.analyze_many([SD_IMAGE, SD_IMAGE], "pore", progress=False,
                                         api_key=emu.api_key, base_url=emu.base_url,
                                         format="zip")
-    assert all(r.format == "zip" and r.zip_url for r in results)
+    assert all(r.format == "zip" and r.get("pore") and r.files for r in results)
 
 
 def test_concurrency_is_bounded(make_emulator):

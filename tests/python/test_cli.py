@@ -58,8 +58,18 @@ def test_analyze_zip_and_save_masks(cli, tmp_path):
     r = cli("analyze", SD_IMAGE, "--actions", "pore", "--format", "zip",
             "--save-masks", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
-    assert "zip:" in r.stdout
-    assert list((tmp_path / "out" / "portrait_sd").glob("*.zip"))
+    assert "pore" in r.stdout
+    masks = list((tmp_path / "out" / "portrait_sd").glob("*.png"))
+    assert masks and all(p.read_bytes().startswith(b"\x89PNG") for p in masks)
+
+
+def test_analyze_json_and_save_masks(cli, tmp_path):
+    r = cli("analyze", SD_IMAGE, "--actions", "pore,redness", "--save-masks",
+            str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    masks = [p for p in (tmp_path / "out" / "portrait_sd").iterdir()
+             if p.read_bytes().startswith(b"\x89PNG")]
+    assert len(masks) == 2
 
 
 def test_analyze_exit_codes(cli, emu):

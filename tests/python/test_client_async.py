@@ -24,7 +24,8 @@ def test_analyze(emu):
 
     res, zipped = run(main())
     assert res.get("wrinkle").ui_score and res.get("pore")
-    assert zipped.format == "zip" and zipped.zip_url
+    assert zipped.format == "zip" and zipped.get("hd_pore", "nose") is not None
+    assert all(b.startswith(b"\x89PNG") for b in zipped.files.values()) and zipped.files
 
 
 def test_concurrent_analyses_use_no_threads(make_emulator):

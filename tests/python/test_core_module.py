@@ -192,3 +192,58 @@ def test_imports_in_a_sub_interpreter():
     finally:
         interpreters.destroy(iid)
     assert skinanalysis.cost(["pore"]) == 9
+
+
+ZIPS = os.path.join(FIXTURES, "zips")
+
+
+def test_new_status_codes_map_to_their_classes():
+    expect = {_core.ERR_ZIP: skinanalysis.ZipError,
+              _core.ERR_URL_EXPIRED: skinanalysis.UrlExpiredError,
+              _core.ERR_DOWNLOAD: skinanalysis.DownloadError,
+              _core.ERR_IMAGE_DECODE: skinanalysis.ImageDecodeError,
+              _core.ERR_WEBHOOK_SIGNATURE: skinanalysis.WebhookError,
+              _core.ERR_WEBHOOK_STALE: skinanalysis.WebhookError}
+    for status, cls in expect.items():
+        exc = _core.error_for(status, "x")
+        assert type(exc) is cls and exc.sa_status == status
+        assert exc.status_name == _core.status_name(status)
+    assert issubclass(skinanalysis.ZipError, skinanalysis.ProtocolError)
+    assert issubclass(skinanalysis.UrlExpiredError, skinanalysis.DownloadError)
+    assert issubclass(skinanalysis.ImageDecodeError, ValueError)
+    assert _core.error_for(_core.ERR_DOWNLOAD).retryable
+    assert _core.JOB_FETCHING == _core.JOB_BACKOFF + 1
+
+
+def test_parse_zip_scores_and_files():
+    with open(os.path.join(ZIPS, "result_hd.zip"), "rb") as fh:
+        data = fh.read()
+    d = _core.parse_zip(data)
+    assert d["format"] == _core.FORMAT_ZIP
+    concerns = {s[0] for s in d["scores"]}
+    assert "hd_redness" in concerns and d["overall"] is not None
+    names = [f[0] for f in d["files"]]
+    assert "hd_redness_output.png" in [n.rsplit("/", 1)[-1] for n in names]
+    for name, body, fmt in d["files"]:
+        assert body.startswith(b"\x89PNG") and fmt == _core.IMAGE_PNG
+    masked = [s for s in d["scores"] if s[6]]
+    assert masked, "zip scores carry output_mask_name"
+
+
+@pytest.mark.parametrize("name", ["no_score_info.zip", "bad_json.zip"])
+def test_parse_zip_refuses_a_broken_zip(name):
+    with open(os.path.join(ZIPS, name), "rb") as fh:
+        data = fh.read()
+    with pytest.raises((skinanalysis.ZipError, skinanalysis.ProtocolError)):
+        _core.parse_zip(data)
+    with pytest.raises(skinanalysis.ZipError):
+        _core.parse_zip(b"PK\x03\x04 not really a zip")
+    with pytest.raises(skinanalysis.ZipError):
+        _core.parse_zip(data[: len(data) // 2])
+
+
+def test_parse_zip_keeps_names_inside_the_folder():
+    with open(os.path.join(ZIPS, "zip_slip.zip"), "rb") as fh:
+        d = _core.parse_zip(fh.read())
+    for name, _body, _fmt in d["files"]:
+        assert ".." not in name.split("/") and not name.startswith("/")

@@ -19,17 +19,20 @@ build=$root/build-fuzz
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DSA_FUZZ=ON \
   -DBUILD_TESTING=OFF -DSA_BUILD_LUA=OFF -DSA_SANITIZE=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" --target fuzz_parse fuzz_image -j2
+cmake --build "$build" --target fuzz_parse fuzz_image fuzz_zip -j2
 
 mkdir -p "$build/artifacts"
 status=0
-for target in fuzz_parse fuzz_image; do
+for target in fuzz_parse fuzz_image fuzz_zip; do
   work=$(mktemp -d)
+  corpus=$root/tests/fuzz/corpus/$target
+  # fuzz_zip starts from the result ZIPs of the C tests
+  [ "$target" = fuzz_zip ] && corpus=$root/tests/fixtures/zips
   echo "== $target for ${secs}s"
   if ! "$build/tests/fuzz/$target" -max_total_time="$secs" -timeout=10 \
       -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$build/artifacts/$target-" \
-      "$work" "$root/tests/fuzz/corpus/$target"; then
+      "$work" "$corpus"; then
     echo "== $target FAILED (reproducers in $build/artifacts)" >&2
     status=1
   fi

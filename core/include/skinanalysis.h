@@ -519,7 +519,8 @@ SA_API int sa_client_notify(sa_client *client, const char *task_id);
  * A download refused as expired makes the job fetch the task's status
  * again for fresh URLs and retry once (SA_ERR_URL_EXPIRED after that).
  * For ZIP results the masks are already in the result: the new job ends
- * DONE at once (writing them to folder).  Returns SA_OK, SA_ERR_NOT_DONE,
+ * DONE on the next step (writing them to folder).  The new job gets the
+ * callback and user_data of done_job.  Returns SA_OK, SA_ERR_NOT_DONE,
  * SA_ERR_INVALID_ARGUMENT, SA_ERR_FILE (folder), SA_ERR_NOMEM. */
 SA_API int sa_client_fetch_masks(sa_client *client, sa_job *done_job,
                                  const char *folder, sa_job **out);
@@ -618,7 +619,7 @@ SA_API int sa_result_parse_zip(const void *zip, size_t len,
                                char *errbuf, size_t errbuf_len);
 
 /* Files held by a result (the masks of a ZIP result once parsed, or the
- * masks downloaded by sa_job_fetch_masks into memory): count, and the i-th
+ * masks downloaded by sa_client_fetch_masks): count, and the i-th
  * file's name ("hd_pore_output_all.png"), bytes and sniffed format
  * (sa_image_format).  Borrowed until the result is freed. */
 SA_API size_t sa_result_file_count(const sa_result *r);

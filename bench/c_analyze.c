@@ -1,12 +1,16 @@
 /* c_analyze - benchmark driver for the skinanalysis C API.
  *
- *   c_analyze BASE_URL IMAGE N INFLIGHT POLL_MS RATE_LIMIT [upload|-] [WARMUP]
+ *   c_analyze BASE_URL IMAGE N INFLIGHT POLL_MS RATE_LIMIT [upload|putonly|-] [WARMUP]
  *
  * Submits N analyses of IMAGE (a file streamed from disk), keeping at most
  * INFLIGHT of them running (max_jobs), with poll_interval_ms = POLL_MS
  * (0 keeps the default) and the client's limiter on (RATE_LIMIT = 1, with
  * the client's default limits) or off (0).  With "upload" it also times
- * the UPLOAD state of the first job (throughput).  With WARMUP (an image
+ * the UPLOAD state of the first job (throughput).  With "putonly" no
+ * analysis runs: N plain libcurl PUTs of IMAGE (streamed from disk, 16 KiB
+ * upload buffer like the core's, INFLIGHT at a time, connections reused)
+ * to the emulator's /_control/public/ store, the floor of what the upload
+ * step of an analysis can cost with this libcurl.  With WARMUP (an image
  * path) one analysis of it runs first, unmeasured, so that the pages of
  * libcurl, OpenSSL and the core that the first request touches are not
  * counted as memory of the measured jobs.
@@ -17,6 +21,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <skinanalysis.h>
+
+#include <curl/curl.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +79,81 @@ static int on_state(sa_job *job, int state, void *user_data)
              && b->upload_end == 0)
         b->upload_end = now_s();
     return 0;
+}
+
+static size_t discard(char *data, size_t size, size_t n, void *ud)
+{
+    (void)data;
+    (void)ud;
+    return size * n;
+}
+
+/* One PUT of image to url on handle h, streamed from an open FILE. */
+static int put_setup(CURL *h, const char *url, FILE *f, long size)
+{
+    rewind(f);
+    return curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK
+        || curl_easy_setopt(h, CURLOPT_UPLOAD, 1L) != CURLE_OK
+        || curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 16384L) != CURLE_OK
+        || curl_easy_setopt(h, CURLOPT_READDATA, f) != CURLE_OK
+        || curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size) != CURLE_OK
+        || curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard) != CURLE_OK
+        ? -1 : 0;
+}
+
+/* "putonly": n PUTs of image, inflight at a time; returns how many got 200. */
+static int put_only(const char *base_url, const char *image, int n, int inflight)
+{
+    enum { MAXP = 64 };
+    CURLM *m = curl_multi_init();
+    CURL *h[MAXP];
+    FILE *f[MAXP];
+    char url[512];
+    long size;
+    int i, started = 0, ok = 0, running = 1, guard;
+
+    if (inflight > MAXP)
+        inflight = MAXP;
+    snprintf(url, sizeof url, "%s/_control/public/bench", base_url);
+    for (i = 0; i < inflight; i++) {
+        h[i] = curl_easy_init();
+        f[i] = fopen(image, "rb");
+        if (!m || !h[i] || !f[i])
+            return -1;
+        curl_easy_setopt(h[i], CURLOPT_PRIVATE, (void *)f[i]);
+    }
+    fseek(f[0], 0, SEEK_END);
+    size = ftell(f[0]);
+    for (i = 0; i < inflight && started < n; i++, started++)
+        if (put_setup(h[i], url, f[i], size) || curl_multi_add_handle(m, h[i]))
+            return -1;
+    for (guard = 0; running && guard < 100000000; guard++) {
+        CURLMsg *msg;
+        int left;
+        curl_multi_perform(m, &running);
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            long code = 0;
+            FILE *fp = NULL;
+            CURL *e = msg->easy_handle;
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+            curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&fp);
+            ok += msg->data.result == CURLE_OK && code == 200;
+            curl_multi_remove_handle(m, e);
+            if (started < n && put_setup(e, url, fp, size) == 0
+                && curl_multi_add_handle(m, e) == CURLM_OK) {
+                started++;
+                running = 1;
+            }
+        }
+        if (running)
+            curl_multi_poll(m, NULL, 0, 1000, NULL);
+    }
+    for (i = 0; i < inflight; i++) {
+        curl_easy_cleanup(h[i]);
+        fclose(f[i]);
+    }
+    curl_multi_cleanup(m);
+    return ok;
 }
 
 static void raise_nofile(int want)
@@ -156,7 +237,7 @@ int main(int argc, char **argv)
 
     if (argc < 7) {
         fprintf(stderr, "usage: c_analyze BASE_URL IMAGE N INFLIGHT POLL_MS "
-                        "RATE_LIMIT [upload]\n");
+                        "RATE_LIMIT [upload|putonly|-] [WARMUP]\n");
         return 2;
     }
     n = atoi(argv[3]);
@@ -175,7 +256,10 @@ int main(int argc, char **argv)
     rss_base = status_kb("VmRSS:");
     getrusage(RUSAGE_SELF, &r0);
     t0 = now_s();
-    ok = run_jobs(c, argv[2], n, &b);
+    if (argc > 7 && strcmp(argv[7], "putonly") == 0)
+        ok = put_only(argv[1], argv[2], n, inflight);
+    else
+        ok = run_jobs(c, argv[2], n, &b);
     t1 = now_s();
     getrusage(RUSAGE_SELF, &r1);
     rss_peak = status_kb("VmHWM:");

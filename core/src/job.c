@@ -1181,6 +1181,10 @@ static int on_fetch_ok(sa_jobsm *sm, const sa_http_response *resp)
                why[0] ? why : sa_strerror(rc));
         return SA_OK;
     }
+    if (sm->fetch_url && sa_result_set_zip_url(r, sm->fetch_url) != SA_OK) {
+        sa_result_free(r);
+        return fail_nomem(sm, "result ZIP URL");
+    }
     sa_result_free(sm->result);
     sm->result = r;
     finish(sm, SA_JOB_DONE, SA_OK, "%s", "");

@@ -48,7 +48,8 @@ struct sa_result {
     double overall;
     double skin_age;
     const char *resize_url;
-    const char *zip_url;
+    const char *zip_url;  /* in the arena, or zip_url_own */
+    char *zip_url_own;   /* set by sa_result_set_zip_url, own allocation */
     char *json;          /* raw JSON text, own allocation, or NULL */
     const char *task_id;
     sa_result_file *files; /* n_files used of cap_files */
@@ -657,7 +658,20 @@ void sa_result_free(sa_result *r)
     for (i = 0; i < r->n_files; i++) sa__free(m, r->files[i].data);
     sa__free(m, r->files);
     sa__free(m, r->json);
+    sa__free(m, r->zip_url_own);
     sa__free(m, r);
+}
+
+int sa_result_set_zip_url(sa_result *r, const char *url)
+{
+    char *copy;
+    if (!r || !url) return SA_ERR_INVALID_ARGUMENT;
+    copy = sa__strdup(r->has_mem ? &r->mem : NULL, url);
+    if (!copy) return SA_ERR_NOMEM;
+    sa__free(r->has_mem ? &r->mem : NULL, r->zip_url_own);
+    r->zip_url_own = copy;
+    r->zip_url = copy;
+    return SA_OK;
 }
 
 int sa_result_format(const sa_result *r)

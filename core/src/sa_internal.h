@@ -276,6 +276,10 @@ int sa_result_from_score_info(const sa_mem *mem, const cJSON *root,
  * bytes of data.results in a status body, or a score_info.json document),
  * replacing any earlier one.  SA_OK, SA_ERR_NOMEM, SA_ERR_INVALID_ARGUMENT. */
 int sa_result_set_raw_json(sa_result *r, const char *text, size_t len);
+/* Record the URL a ZIP result was downloaded from (sa_result_zip_url),
+ * for results parsed from the ZIP's bytes.  SA_OK, SA_ERR_NOMEM or
+ * SA_ERR_INVALID_ARGUMENT. */
+int sa_result_set_zip_url(sa_result *r, const char *url);
 /* The same with cJSON's unformatted printing of item: only a fallback for
  * when the raw bytes of the item cannot be located. */
 int sa_result_set_json_item(sa_result *r, const cJSON *item);

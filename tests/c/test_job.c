@@ -1077,6 +1077,7 @@ TEST(zip_result_fetched)
     CHECK(sa_result_file_count(r) > 0);
     CHECK_EQ_INT(sa_result_file_format(r, 0), SA_IMAGE_PNG);
     CHECK_STR(sa_result_task_id(r), TASK_ID);
+    CHECK_STR(sa_result_zip_url(r), ZIP_URL);  /* kept after parsing */
     CHECK_EQ_INT(sa_jobsm_polls(t->sm), 1);
     free(zip);
     jt_end(t);

@@ -587,7 +587,10 @@ SA_API double sa_result_skin_age(const sa_result *r);  /* NaN when absent */
 SA_API const char *sa_result_resize_image_url(const sa_result *r);
 /* For SA_FORMAT_ZIP: the ZIP's URL (object or bare-string form); else NULL. */
 SA_API const char *sa_result_zip_url(const sa_result *r);
-/* The raw JSON text of data.results as the API sent it. */
+/* The raw JSON text behind the result, byte for byte as received:
+ * data.results of the status answer, or score_info.json for results read
+ * from a ZIP (sa_result_parse with SA_PARSE_SCORE_INFO, or ZIP results).
+ * NULL when none is known. */
 SA_API const char *sa_result_json(const sa_result *r);
 SA_API const char *sa_result_task_id(const sa_result *r);
 

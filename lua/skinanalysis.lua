@@ -27,6 +27,8 @@ local M = {
   probe_file = core.probe_file,
   probe_buffer = core.probe_buffer,
   parse_result = core.parse_result,
+  parse_zip = core.parse_zip,
+  verify_webhook = core.verify_webhook,
   strerror = core.strerror,
   is_retryable = core.is_retryable,
   is_validation = core.is_validation,
@@ -80,7 +82,10 @@ function Client:analyze(image, opts)
   if result == nil and (wcode == "wait_timeout" or wcode == "interrupted") then
     return nil, werr, wcode, job
   end
-  job:close()
+  -- A JSON result keeps its job (through the binding, not a field) so that
+  -- result:save_masks and result:composite can download its masks; the
+  -- job goes with the result.  Anything else releases the job now.
+  if result == nil or #result.files > 0 then job:close() end
   return result, werr, wcode
 end
 

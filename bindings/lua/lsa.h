@@ -188,12 +188,33 @@ void lsa_job_unlink(lsa_job *lj);
 /* Append a job to its owner's pending list (no-op when linked). */
 void lsa_job_link(lsa_job *lj);
 
+/* Start downloading the masks of the ended job at ji (a job of the client
+ * at ci) into folder (NULL = memory only): push the new job (state
+ * FETCHING; outside the running set: it has no callbacks) and return 1,
+ * or push nil, message, code and return 3. */
+int lsa_fetch_start(lua_State *L, int ci, int ji, const char *folder);
+/* Download the masks of the job at ji into memory, blocking for at most
+ * timeout_ms (-1 = no limit): push the files array of the download's
+ * result and return 1, or push nil, message, code and return 3. */
+int lsa_fetch_files(lua_State *L, int ji, long timeout_ms);
+/* client:fetch_masks(job [, folder]): the download job, or nil, msg,
+ * code. */
+int lsa_client_fetch_masks(lua_State *L);
+
 /* lsa_result.c */
 
-/* Push a result table (with the result metatable) for r. */
+/* Push a result table (with the result metatable) for r; its "files"
+ * field holds the result's files ({name=, data=, format=}). */
 void lsa_push_result(lua_State *L, const sa_result *r);
+/* Remember that the result table at ri came from the job at ji (kept
+ * off the table, in a weak-keyed registry table), for result:save_masks
+ * and result:composite. */
+void lsa_result_link(lua_State *L, int ri, int ji);
 /* core.parse_result(json [, kind]): a result table, or nil, msg, code. */
 int lsa_parse_result(lua_State *L);
+/* core.parse_zip(bytes [, max_entry_bytes]): a result table, or nil, msg,
+ * code. */
+int lsa_parse_zip(lua_State *L);
 void lsa_result_register(lua_State *L);
 
 #if defined(__GNUC__)

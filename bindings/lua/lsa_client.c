@@ -648,6 +648,20 @@ static int lsa_client_timeout(lua_State *L)
     return 1;
 }
 
+/* client:notify(task_id): poll that task at once (a webhook said it
+ * ended); the number of jobs notified, or nil, message, code. */
+static int lsa_client_notify(lua_State *L)
+{
+    lsa_client *lc = lsa_check_open_client(L, 1);
+    const char *task_id = luaL_checkstring(L, 2);
+    int rc = sa_client_notify(lc->client, task_id);
+
+    if (rc < 0)
+        return lsa_push_error(L, rc, NULL);
+    lua_pushinteger(L, rc);
+    return 1;
+}
+
 /* client:closed(): true once closed. */
 static int lsa_client_closed(lua_State *L)
 {
@@ -693,6 +707,8 @@ void lsa_client_register(lua_State *L)
         {"run", lsa_client_run},
         {"active", lsa_client_active},
         {"timeout", lsa_client_timeout},
+        {"notify", lsa_client_notify},
+        {"fetch_masks", lsa_client_fetch_masks},
         {"closed", lsa_client_closed},
         {"log_dropped", lsa_client_log_dropped},
         {"close", lsa_client_close_m},

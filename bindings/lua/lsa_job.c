@@ -56,9 +56,11 @@ int lsa_job_event(sa_job *job, int state, void *user_data)
 {
     lsa_job *lj = user_data;
 
-    (void)job;
+    /* sa_client_fetch_masks gives a download job the callback and the
+     * user_data of the job it downloads for: events of a job other than
+     * lj's own (set once submit returns) are not lj's. */
     if (lj == NULL || lj->closed || lj->owner == NULL ||
-        lj->owner->client == NULL)
+        lj->owner->client == NULL || (lj->job != NULL && job != lj->job))
         return 0;
     if (state < 0 || state >= SA_JOB_STATE__LAST)
         return 0;
@@ -442,6 +444,9 @@ void lsa_job_finish(lua_State *L, int idx)
         return;
     idx = lua_absindex(L, idx);
     lsa_push_info(L, lj->job, 1);
+    if (lua_getfield(L, -1, "result") == LUA_TTABLE)
+        lsa_result_link(L, -1, idx);
+    lua_pop(L, 1);
     lua_setiuservalue(L, idx, LSA_JOB_UV_FINAL);
     lj->final = 1;
 }
@@ -691,6 +696,78 @@ static void lsa_job_close(lua_State *L, int idx)
     lj->job = NULL;
     sa_job_free(job);
     lsa_job_release_buffer(L, idx);
+}
+
+/* ------------------------------------------------------------------ */
+/* Mask downloads                                                      */
+/* ------------------------------------------------------------------ */
+
+int lsa_fetch_start(lua_State *L, int ci, int ji, const char *folder)
+{
+    lsa_client *lc = lua_touserdata(L, ci);
+    lsa_job *src = lua_touserdata(L, ji);
+    lsa_job *lj;
+    int rc;
+
+    ci = lua_absindex(L, ci);
+    lj = lua_newuserdatauv(L, sizeof(*lj), LSA_JOB_NUV);
+    memset(lj, 0, sizeof(*lj));
+    luaL_setmetatable(L, LSA_JOB_MT);
+    lua_pushvalue(L, ci);
+    lua_setiuservalue(L, -2, LSA_JOB_UV_CLIENT);
+    lj->owner = lc;
+    rc = sa_client_fetch_masks(lc->client, src->job, folder, &lj->job);
+    if (rc != SA_OK) {
+        lj->job = NULL;
+        lj->closed = 1;
+        return lsa_push_error(L, rc, sa_client_errmsg(lc->client));
+    }
+    return 1;
+}
+
+int lsa_fetch_files(lua_State *L, int ji, long timeout_ms)
+{
+    lsa_job *src = lua_touserdata(L, ji);
+    lsa_job *fj;
+    int ci, fi, rc, n;
+
+    ji = lua_absindex(L, ji);
+    if (src->closed || src->job == NULL)
+        return lsa_push_error(L, SA_ERR_INVALID_ARGUMENT,
+                              "the job of this result was closed");
+    lua_getiuservalue(L, ji, LSA_JOB_UV_CLIENT);
+    ci = lua_gettop(L);
+    if (((lsa_client *)lua_touserdata(L, ci))->client == NULL)
+        return lsa_push_error(L, SA_ERR_INVALID_ARGUMENT,
+                              "the client of this result was closed");
+    n = lsa_fetch_start(L, ci, ji, NULL);
+    if (n != 1)
+        return n;
+    fi = lua_gettop(L);
+    fj = lua_touserdata(L, fi);
+    rc = lsa_wait(L, ci, fj, timeout_ms);
+    lsa_job_finish(L, fi);
+    if (!fj->final) {
+        lsa_job_close(L, fi);
+        return lsa_push_error(L, rc != SA_OK ? rc : SA_ERR_NOT_DONE, NULL);
+    }
+    n = lsa_push_outcome(L, fi);
+    if (n == 1)
+        lua_getfield(L, -1, "files");
+    lsa_job_close(L, fi);
+    return n;
+}
+
+int lsa_client_fetch_masks(lua_State *L)
+{
+    lsa_client *lc = lsa_check_open_client(L, 1);
+    lsa_job *src = luaL_checkudata(L, 2, LSA_JOB_MT);
+    const char *folder = luaL_optstring(L, 3, NULL);
+
+    luaL_argcheck(L, !src->closed, 2, "job is closed");
+    luaL_argcheck(L, src->owner == lc, 2, "a job of another client");
+    lua_settop(L, 3);
+    return lsa_fetch_start(L, 1, 2, folder);
 }
 
 static int lsa_job_close_m(lua_State *L)

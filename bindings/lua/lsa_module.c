@@ -1,13 +1,19 @@
 /*
  * lsa_module.c - luaopen_skinanalysis_core and the module-level functions
- * of the Lua binding (catalogue, costs, image probing, status names).
+ * of the Lua binding (catalogue, costs, image probing, status names,
+ * webhook verification).
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+
+#include <cjson/cJSON.h>
 
 #include "lsa.h"
 
@@ -279,6 +285,152 @@ static int lsa_job_states(lua_State *L)
     return 1;
 }
 
+/* ------------------------------------------------------------------ */
+/* Webhooks                                                            */
+/* ------------------------------------------------------------------ */
+
+/* A verified body larger than this is not a task notification. */
+#define LSA_WEBHOOK_BODY_MAX 65536
+
+/* The value of header `want` in the headers table at idx, whose keys are
+ * matched without regard to case; NULL when absent.  Raises for a value
+ * that is not a string. */
+static const char *lsa_header(lua_State *L, int idx, const char *want)
+{
+    const char *found = NULL;
+
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        if (lua_type(L, -2) == LUA_TSTRING &&
+            strcasecmp(lua_tostring(L, -2), want) == 0) {
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "headers['%s']: string expected, got %s", want,
+                           luaL_typename(L, -1));
+            found = lua_tostring(L, -1); /* the headers table keeps it */
+            lua_pop(L, 2);
+            break;
+        }
+        lua_pop(L, 1);
+    }
+    return found;
+}
+
+/* A cJSON tree owned by a userdata, so a Lua error while it is converted
+ * cannot leak it. */
+#define LSA_JSON_BOX "skinanalysis.json_box"
+
+static int lsa_json_box_gc(lua_State *L)
+{
+    cJSON **box = luaL_checkudata(L, 1, LSA_JSON_BOX);
+
+    cJSON_Delete(*box);
+    *box = NULL;
+    return 0;
+}
+
+/* Set field `key` of the table on the top from a JSON string or integral
+ * number; anything else leaves it nil. */
+static void lsa_json_field(lua_State *L, const char *key, const cJSON *item)
+{
+    if (cJSON_IsString(item) && item->valuestring != NULL)
+        lua_pushstring(L, item->valuestring);
+    else if (cJSON_IsNumber(item) && item->valuedouble == floor(item->valuedouble) &&
+             fabs(item->valuedouble) < 9007199254740992.0)
+        lua_pushinteger(L, (lua_Integer)item->valuedouble);
+    else
+        return;
+    lua_setfield(L, -2, key);
+}
+
+/* Push the delivery table of a verified webhook: id and timestamp from the
+ * headers, task_id, task_status and created_at from the body.  Returns 1,
+ * or 3 (nil, message, "protocol") for a body that is no task
+ * notification. */
+static int lsa_push_delivery(lua_State *L, const char *id, const char *ts,
+                             const char *body, size_t len)
+{
+    cJSON **box;
+    const cJSON *data;
+
+    if (len > LSA_WEBHOOK_BODY_MAX)
+        return lsa_push_error(L, SA_ERR_LIMIT, "the webhook body is too "
+                                               "large for a notification");
+    box = lua_newuserdatauv(L, sizeof(*box), 0);
+    *box = NULL;
+    luaL_setmetatable(L, LSA_JSON_BOX);
+    *box = cJSON_ParseWithLength(body, len);
+    data = cJSON_GetObjectItemCaseSensitive(*box, "data");
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(data, "task_id")))
+        return lsa_push_error(L, SA_ERR_PROTOCOL, "the webhook body is not "
+                                                  "a task notification");
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, id);
+    lua_setfield(L, -2, "id");
+    lua_pushinteger(L, (lua_Integer)strtoll(ts, NULL, 10));
+    lua_setfield(L, -2, "timestamp");
+    lsa_json_field(L, "task_id",
+                   cJSON_GetObjectItemCaseSensitive(data, "task_id"));
+    lsa_json_field(L, "task_status",
+                   cJSON_GetObjectItemCaseSensitive(data, "task_status"));
+    lsa_json_field(L, "created_at",
+                   cJSON_GetObjectItemCaseSensitive(*box, "created_at"));
+    return 1;
+}
+
+/* Read opts.<key> (seconds) of the options table at idx; dflt when nil. */
+static lua_Integer lsa_opt_seconds(lua_State *L, int idx, const char *key,
+                                   lua_Integer dflt)
+{
+    lua_Integer v = dflt;
+    int isint = 1;
+
+    if (lua_isnoneornil(L, idx))
+        return dflt;
+    if (lua_getfield(L, idx, key) != LUA_TNIL)
+        v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < 0)
+        luaL_error(L, "opts.%s: whole seconds >= 0 expected", key);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* core.verify_webhook(secret, headers, body [, opts]): the delivery
+ * {id=, timestamp=, task_id=, task_status=, created_at=}, or nil, message,
+ * code ("webhook_signature", "webhook_stale", "invalid_argument").
+ * opts: tolerance (seconds, default 300) and now (Unix seconds). */
+static int lsa_verify_webhook(lua_State *L)
+{
+    const char *secret = luaL_checkstring(L, 1);
+    const char *id, *ts, *sig, *body;
+    lua_Integer tolerance, now;
+    size_t len;
+    char err[256];
+    int rc;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    body = luaL_checklstring(L, 3, &len);
+    if (!lua_isnoneornil(L, 4))
+        luaL_checktype(L, 4, LUA_TTABLE);
+    tolerance = lsa_opt_seconds(L, 4, "tolerance", 0);
+    now = lsa_opt_seconds(L, 4, "now", 0);
+    luaL_argcheck(L, tolerance <= 86400 * 365, 4, "tolerance too large");
+    lua_settop(L, 4);
+    id = lsa_header(L, 2, "webhook-id");
+    ts = lsa_header(L, 2, "webhook-timestamp");
+    sig = lsa_header(L, 2, "webhook-signature");
+    if (id == NULL || ts == NULL || sig == NULL)
+        return lsa_push_error(L, SA_ERR_INVALID_ARGUMENT,
+                              id == NULL   ? "no webhook-id header"
+                              : ts == NULL ? "no webhook-timestamp header"
+                                           : "no webhook-signature header");
+    err[0] = '\0';
+    rc = sa_webhook_verify(secret, id, ts, sig, body, len, (long)tolerance,
+                           (int64_t)now, err, sizeof err);
+    if (rc != SA_OK)
+        return lsa_push_error(L, rc, err);
+    return lsa_push_delivery(L, id, ts, body, len);
+}
+
 static int lsa_global_gc(lua_State *L)
 {
     int *inited = lua_touserdata(L, 1);
@@ -341,6 +493,8 @@ int luaopen_skinanalysis_core(lua_State *L)
         {"probe_file", lsa_probe_file},
         {"probe_buffer", lsa_probe_buffer},
         {"parse_result", lsa_parse_result},
+        {"parse_zip", lsa_parse_zip},
+        {"verify_webhook", lsa_verify_webhook},
         {"strerror", lsa_strerror},
         {"is_retryable", lsa_is_retryable},
         {"is_validation", lsa_is_validation},
@@ -357,6 +511,10 @@ int luaopen_skinanalysis_core(lua_State *L)
     lsa_client_register(L);
     lsa_job_register(L);
     lsa_result_register(L);
+    luaL_newmetatable(L, LSA_JSON_BOX);
+    lua_pushcfunction(L, lsa_json_box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
 
     luaL_newlib(L, funcs);
     lua_pushstring(L, sa_version());

@@ -1,10 +1,13 @@
 /*
  * lsa_result.c - results as plain Lua tables with a small metatable
- * (result:get(concern, region)), and core.parse_result.
+ * (result:get, result:file, result:save_masks, result:composite), and
+ * core.parse_result / core.parse_zip.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lsa.h"
@@ -64,12 +67,45 @@ static void lsa_push_score(lua_State *L, const sa_score *s)
     lua_setfield(L, -2, "mask_urls");
 }
 
+static const char *lsa_image_format_name(int format)
+{
+    if (format == SA_IMAGE_PNG)
+        return "png";
+    if (format == SA_IMAGE_JPEG)
+        return "jpeg";
+    return NULL;
+}
+
+/* Push the array of the result's files: {name=, data=, format=}. */
+static void lsa_push_files(lua_State *L, const sa_result *r)
+{
+    size_t i, n = sa_result_file_count(r);
+    lua_Integer k = 0;
+
+    lua_createtable(L, (int)n, 0);
+    for (i = 0; i < n; i++) {
+        const char *name = sa_result_file_name(r, i);
+        size_t len = 0;
+        const void *data = sa_result_file_data(r, i, &len);
+
+        if (name == NULL || data == NULL)
+            continue;
+        lua_createtable(L, 0, 3);
+        lsa_field_string(L, "name", name);
+        lua_pushlstring(L, data, len);
+        lua_setfield(L, -2, "data");
+        lsa_field_string(L, "format",
+                         lsa_image_format_name(sa_result_file_format(r, i)));
+        lua_rawseti(L, -2, ++k);
+    }
+}
+
 void lsa_push_result(lua_State *L, const sa_result *r)
 {
     size_t i, n = sa_result_count(r);
     lua_Integer k = 0;
 
-    lua_createtable(L, 0, 9);
+    lua_createtable(L, 0, 10);
     luaL_setmetatable(L, LSA_RESULT_MT);
     lsa_field_string(L, "format",
                      sa_result_format(r) == SA_FORMAT_ZIP ? "zip" : "json");
@@ -88,6 +124,8 @@ void lsa_push_result(lua_State *L, const sa_result *r)
         lua_rawseti(L, -2, ++k);
     }
     lua_setfield(L, -2, "scores");
+    lsa_push_files(L, r);
+    lua_setfield(L, -2, "files");
 }
 
 /* 1 when field `key` of the table on the top is the string `want`. */
@@ -149,6 +187,358 @@ static int lsa_result_tostring(lua_State *L)
     return 1;
 }
 
+/* ------------------------------------------------------------------ */
+/* The job behind a result                                             */
+/* ------------------------------------------------------------------ */
+
+/* Registry key (its address) of the table that maps a result table to the
+ * job userdata that produced it.  The keys are weak (an ephemeron table):
+ * the job lives as long as its result is reachable, and a result that only
+ * its job's cached end refers to goes with the job.  Kept out of the
+ * result's fields, so serialising a result never meets a handle. */
+static const char lsa_result_jobs_key = 'r';
+
+static void lsa_push_result_jobs(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &lsa_result_jobs_key) == LUA_TTABLE)
+        return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &lsa_result_jobs_key);
+}
+
+void lsa_result_link(lua_State *L, int ri, int ji)
+{
+    ri = lua_absindex(L, ri);
+    ji = lua_absindex(L, ji);
+    lsa_push_result_jobs(L);
+    lua_pushvalue(L, ri);
+    lua_pushvalue(L, ji);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+/* Push the job userdata linked to the result at ri (or nil); returns its
+ * Lua type. */
+static int lsa_result_job(lua_State *L, int ri)
+{
+    ri = lua_absindex(L, ri);
+    lsa_push_result_jobs(L);
+    lua_pushvalue(L, ri);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+    return lua_type(L, -1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Files: lookup, saving, composites                                   */
+/* ------------------------------------------------------------------ */
+
+/* The last path segment of s (up to a '?' or '#' when `url`), with its
+ * length in *len. */
+static const char *lsa_base_name(const char *s, int url, size_t *len)
+{
+    const char *start = s, *p;
+
+    for (p = s; *p != '\0' && !(url && (*p == '?' || *p == '#')); p++) {
+        if (*p == '/')
+            start = p + 1;
+    }
+    *len = (size_t)(p - start);
+    return start;
+}
+
+/* Push the result's files array (field "files" of the table at ri), an
+ * empty table when it has none; returns its length. */
+static lua_Integer lsa_push_result_files(lua_State *L, int ri)
+{
+    if (lua_getfield(L, ri, "files") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    return (lua_Integer)lua_rawlen(L, -1);
+}
+
+/* result:file(name): the file table {name=, data=, format=} whose name (or
+ * whose name's last path segment) is `name`, or nil. */
+static int lsa_result_file(lua_State *L)
+{
+    size_t want_len, base_len;
+    const char *want, *name, *base;
+    lua_Integer i, n;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    want = luaL_checklstring(L, 2, &want_len);
+    lua_settop(L, 2);
+    n = lsa_push_result_files(L, 1); /* 3 */
+    for (i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, 3, i) == LUA_TTABLE &&
+            lua_getfield(L, -1, "name") == LUA_TSTRING) {
+            name = lua_tostring(L, -1);
+            base = lsa_base_name(name, 0, &base_len);
+            if (strcmp(name, want) == 0 ||
+                (base_len == want_len && memcmp(base, want, want_len) == 0)) {
+                lua_pop(L, 1);
+                return 1;
+            }
+        }
+        lua_settop(L, 3);
+    }
+    return 0;
+}
+
+/* Make sure the result at ri has its files: when it has none, download
+ * them through the job that produced it (blocking, at most timeout_ms)
+ * and store them in its "files" field.  Returns 0, or pushes nil, message,
+ * code and returns 3. */
+static int lsa_result_need_files(lua_State *L, int ri, long timeout_ms)
+{
+    int n, top = lua_gettop(L);
+
+    if (lsa_push_result_files(L, ri) > 0) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_pop(L, 1);
+    if (lsa_result_job(L, ri) != LUA_TUSERDATA) {
+        lua_pop(L, 1);
+        return lsa_push_error(L, SA_ERR_INVALID_ARGUMENT,
+                              "this result has no files and no job to "
+                              "download its masks through");
+    }
+    n = lsa_fetch_files(L, lua_gettop(L), timeout_ms);
+    if (n != 1)
+        return n;
+    lua_setfield(L, ri, "files");
+    lua_settop(L, top);
+    return 0;
+}
+
+/* Push folder/<last segment of name>; raises nothing but memory errors.
+ * Returns 0 when the name has no usable last segment. */
+static int lsa_push_file_path(lua_State *L, const char *folder,
+                              const char *name)
+{
+    size_t len, flen = strlen(folder);
+    const char *base = lsa_base_name(name, 0, &len);
+
+    if (len == 0 || (len == 1 && base[0] == '.') ||
+        (len == 2 && base[0] == '.' && base[1] == '.'))
+        return 0;
+    lua_pushlstring(L, folder, flen);
+    if (flen == 0 || folder[flen - 1] != '/')
+        lua_pushliteral(L, "/");
+    else
+        lua_pushliteral(L, "");
+    lua_pushlstring(L, base, len);
+    lua_concat(L, 3);
+    return 1;
+}
+
+/* Write len bytes to path.  SA_OK or SA_ERR_FILE. */
+static int lsa_write_file(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    int ok;
+
+    if (f == NULL)
+        return SA_ERR_FILE;
+    ok = fwrite(data, 1, len, f) == len;
+    if (fclose(f) != 0)
+        ok = 0;
+    return ok ? SA_OK : SA_ERR_FILE;
+}
+
+/* Write every file of the files array at fi into folder; push the array
+ * of written paths and return 1, or nil, message, code and return 3. */
+static int lsa_write_files(lua_State *L, int fi, const char *folder)
+{
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, fi), k = 0;
+    int out;
+
+    lua_createtable(L, (int)n, 0);
+    out = lua_gettop(L);
+    for (i = 1; i <= n; i++) {
+        size_t len;
+        const char *data;
+
+        if (lua_rawgeti(L, fi, i) != LUA_TTABLE ||
+            lua_getfield(L, -1, "name") != LUA_TSTRING ||
+            lua_getfield(L, -2, "data") != LUA_TSTRING ||
+            !lsa_push_file_path(L, folder, lua_tostring(L, -2))) {
+            lua_settop(L, out);
+            continue;
+        }
+        data = lua_tolstring(L, -2, &len);
+        if (lsa_write_file(lua_tostring(L, -1), data, len) != SA_OK)
+            return lsa_push_error(L, SA_ERR_FILE,
+                                  lua_pushfstring(L, "cannot write %s",
+                                                  lua_tostring(L, -1)));
+        lua_rawseti(L, out, ++k);
+        lua_settop(L, out);
+    }
+    return 1;
+}
+
+/* A timeout argument in seconds: nil or negative = no limit (-1). */
+static long lsa_timeout_arg(lua_State *L, int idx)
+{
+    long ms;
+
+    if (lua_isnoneornil(L, idx))
+        return -1;
+    ms = lsa_seconds_to_ms(L, luaL_checknumber(L, idx), "timeout");
+    return ms < 0 ? -1 : ms;
+}
+
+/* result:save_masks(folder [, timeout]): write the result's files into
+ * the existing folder (downloading them first through the result's job
+ * when the result has none: JSON results); the array of written paths, or
+ * nil, message, code. */
+static int lsa_result_save_masks(lua_State *L)
+{
+    const char *folder;
+    long ms;
+    int n;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    folder = luaL_checkstring(L, 2);
+    ms = lsa_timeout_arg(L, 3);
+    lua_settop(L, 2);
+    n = lsa_result_need_files(L, 1, ms);
+    if (n != 0)
+        return n;
+    lsa_push_result_files(L, 1); /* 3 */
+    return lsa_write_files(L, 3, folder);
+}
+
+/* Most bytes read from a composite's source image. */
+#define LSA_SOURCE_MAX ((size_t)64 * 1024 * 1024)
+
+/* Push the contents of the file at path; returns SA_OK, or SA_ERR_FILE
+ * (missing, unreadable, larger than LSA_SOURCE_MAX) with nothing pushed. */
+static int lsa_push_file_contents(lua_State *L, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    luaL_Buffer b;
+    size_t got, total = 0;
+    int ok;
+
+    if (f == NULL)
+        return SA_ERR_FILE;
+    luaL_buffinit(L, &b);
+    do {
+        char *p = luaL_prepbuffer(&b);
+        got = fread(p, 1, LUAL_BUFFERSIZE, f);
+        luaL_addsize(&b, got);
+        total += got;
+    } while (got == LUAL_BUFFERSIZE && total <= LSA_SOURCE_MAX);
+    ok = !ferror(f) && total <= LSA_SOURCE_MAX;
+    fclose(f);
+    luaL_pushresult(&b);
+    if (!ok) {
+        lua_pop(L, 1);
+        return SA_ERR_FILE;
+    }
+    return SA_OK;
+}
+
+/* 1 when the file table on the top is an image other than the resized
+ * input (whose name is the last segment of resize_image_url, rz). */
+static int lsa_is_mask_file(lua_State *L, const char *rz, size_t rz_len)
+{
+    size_t len;
+    const char *base;
+    int is_image = lua_getfield(L, -1, "format") == LUA_TSTRING;
+
+    lua_pop(L, 1);
+    if (!is_image || lua_getfield(L, -1, "name") != LUA_TSTRING) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    base = lsa_base_name(lua_tostring(L, -1), 0, &len);
+    lua_pop(L, 1);
+    return rz == NULL || len != rz_len || memcmp(base, rz, len) != 0;
+}
+
+/* Collect the mask images of the files array at fi into masks/lens (held
+ * by a userdata pushed on the stack; the strings stay referenced by the
+ * files table).  Returns the count. */
+static size_t lsa_collect_masks(lua_State *L, int ri, int fi,
+                                const void ***masks, size_t **lens)
+{
+    size_t n = (size_t)lua_rawlen(L, fi), k = 0, rz_len = 0;
+    const char *rz = NULL;
+    lua_Integer i;
+    void *block;
+    int top;
+
+    if (lua_getfield(L, ri, "resize_image_url") == LUA_TSTRING)
+        rz = lsa_base_name(lua_tostring(L, -1), 1, &rz_len);
+    lua_pop(L, 1); /* the string stays in the result table */
+    block = lua_newuserdatauv(L, (n > 0 ? n : 1) *
+                                     (sizeof(void *) + sizeof(size_t)), 0);
+    *masks = block;
+    *lens = (size_t *)(void *)((char *)block + (n > 0 ? n : 1) *
+                                                   sizeof(void *));
+    top = lua_gettop(L);
+    for (i = 1; i <= (lua_Integer)n; i++) {
+        if (lua_rawgeti(L, fi, i) == LUA_TTABLE &&
+            lsa_is_mask_file(L, rz, rz_len) &&
+            lua_getfield(L, -1, "data") == LUA_TSTRING) {
+            (*masks)[k] = lua_tolstring(L, -1, &(*lens)[k]);
+            k++;
+        }
+        lua_settop(L, top);
+    }
+    return k;
+}
+
+/* result:composite(source_path, out_path [, timeout]): write one PNG, the
+ * source image with every mask blended over it (downloading the masks
+ * first through the result's job when the result has no files); out_path,
+ * or nil, message, code. */
+static int lsa_result_composite(lua_State *L)
+{
+    const char *source_path, *out_path, *source;
+    const void **masks;
+    size_t *lens, n, source_len;
+    char err[256];
+    long ms;
+    int rc;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    source_path = luaL_checkstring(L, 2);
+    out_path = luaL_checkstring(L, 3);
+    ms = lsa_timeout_arg(L, 4);
+    lua_settop(L, 3);
+    rc = lsa_push_file_contents(L, source_path); /* 4 */
+    if (rc != SA_OK)
+        return lsa_push_error(L, rc, lua_pushfstring(L, "cannot read %s",
+                                                     source_path));
+    source = lua_tolstring(L, 4, &source_len);
+    rc = lsa_result_need_files(L, 1, ms);
+    if (rc != 0)
+        return rc;
+    lsa_push_result_files(L, 1); /* 5 */
+    n = lsa_collect_masks(L, 1, 5, &masks, &lens);
+    if (n == 0)
+        return lsa_push_error(L, SA_ERR_INVALID_ARGUMENT,
+                              "the result has no mask images");
+    err[0] = '\0';
+    rc = sa_composite_write(source, source_len, masks, lens, n, out_path, err,
+                            sizeof err);
+    if (rc != SA_OK)
+        return lsa_push_error(L, rc, err);
+    lua_pushvalue(L, 3);
+    return 1;
+}
+
 /* A parsed result waiting to be converted: the box owns it, so a Lua
  * error (out of memory) during the conversion cannot leak it. */
 #define LSA_RESULT_BOX "skinanalysis.result_box"
@@ -186,11 +576,40 @@ int lsa_parse_result(lua_State *L)
     return 1;
 }
 
+/* core.parse_zip(bytes [, max_entry_bytes]): a result table with files
+ * from a result ZIP, or nil, msg, code. */
+int lsa_parse_zip(lua_State *L)
+{
+    size_t len;
+    const char *zip = luaL_checklstring(L, 1, &len);
+    lua_Integer max = luaL_optinteger(L, 2, 0);
+    sa_result **box;
+    char err[256];
+    int rc;
+
+    luaL_argcheck(L, max >= 0 && max <= INT32_MAX, 2, "0..2^31-1 expected");
+    lua_settop(L, 2);
+    box = lua_newuserdatauv(L, sizeof(*box), 0);
+    *box = NULL;
+    luaL_setmetatable(L, LSA_RESULT_BOX);
+    err[0] = '\0';
+    rc = sa_result_parse_zip(zip, len, (size_t)max, box, err, sizeof err);
+    if (rc != SA_OK)
+        return lsa_push_error(L, rc, err);
+    lsa_push_result(L, *box);
+    sa_result_free(*box);
+    *box = NULL;
+    return 1;
+}
+
 void lsa_result_register(lua_State *L)
 {
     static const luaL_Reg meta[] = {{"__tostring", lsa_result_tostring},
                                     {NULL, NULL}};
     static const luaL_Reg methods[] = {{"get", lsa_result_get},
+                                      {"file", lsa_result_file},
+                                      {"save_masks", lsa_result_save_masks},
+                                      {"composite", lsa_result_composite},
                                       {NULL, NULL}};
 
     lsa_new_class(L, LSA_RESULT_MT, meta, methods);

@@ -75,12 +75,16 @@ describe("client against the emulator", function()
       local c21 <close> = emu:client()
       local r = assert(c21:analyze(SD_JPG, { actions = { "pore" }, format = "zip", version = 2.0 }))
       assert.equal("zip", r.format)
-      assert.matches("^http://127%.0%.0%.1:%d+/", r.zip_url)
+      -- the core downloaded and parsed the ZIP: scores and the PNG mask
+      assert.is_number(r:get("pore").ui_score)
+      assert.equal(1, #r.files)
+      assert.equal("png", r.files[1].format)
       local log = emu:log()
       local paths = {}
       for i = before + 1, #log do paths[#paths + 1] = log[i].path end
       local joined = table.concat(paths, "\n")
       assert.matches("/s2s/v2%.0/task/skin%-analysis", joined)
+      assert.matches("/_results/", joined)
       assert.not_matches("/s2s/v2%.1/", joined)
     end)
 

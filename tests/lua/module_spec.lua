@@ -159,10 +159,24 @@ describe("module", function()
       assert.is_false(sa.is_validation("engine"))
       assert.has_error(function() sa.strerror("no_such_code") end)
     end)
+    it("knows the result, download and webhook codes", function()
+      for _, name in ipairs({ "zip", "url_expired", "download", "image_decode",
+                              "webhook_signature", "webhook_stale" }) do
+        assert.is_string(sa.strerror(name), name)
+        assert.is_false(sa.is_validation(name), name)
+      end
+      assert.is_true(sa.is_retryable("download"))
+      assert.is_false(sa.is_retryable("webhook_signature"))
+    end)
     it("lists the job states", function()
       local states = sa.job_states()
       assert.equal("VALIDATE", states[1])
-      assert.truthy(#states >= 11)
+      assert.truthy(#states >= 12)
+      local fetching
+      for i, s in ipairs(states) do
+        if s == "FETCHING" then fetching = i end
+      end
+      assert.equal("DONE", states[fetching + 1])
     end)
   end)
 

@@ -1,7 +1,8 @@
 -- A representative run of the Lua binding for valgrind (tests/lua/run.sh):
 -- blocking and stepping paths, every handle's close/__close/__gc, queued
--- callbacks that raise, validation and server errors, results, the
--- coroutine scheduler, and a client collected with jobs still running.
+-- callbacks that raise, validation and server errors, results, zip
+-- results, mask downloads and composites, webhooks, the coroutine
+-- scheduler, and a client collected with jobs still running.
 -- Plain Lua (no busted), so valgrind sees only the interpreter, the module,
 -- libcurl and OpenSSL.  Exits non-zero on the first failed check.
 package.path = (os.getenv("SA_REPO") or ".") .. "/tests/lua/?.lua;" .. package.path
@@ -28,7 +29,7 @@ local ok, err = pcall(function()
     local r = c:analyze(SD_JPG)
     check(r and r:get("pore") and r:get("skin_type").skin_type, "analyze path")
     r = c:analyze(nil, { buffer = emulator.read(PNG), actions = { "acne" }, format = "zip" })
-    check(r and r.zip_url, "analyze buffer zip")
+    check(r and r:get("acne") and #r.files == 1, "analyze buffer zip")
     local _, _, code = c:analyze(SD_JPG, { actions = { "wrinkles" } })
     check(code == "unknown_action", "validation")
     _, _, code = c:analyze(SD_JPG, { miniserver_args = { nope = 1 } })
@@ -107,6 +108,43 @@ local ok, err = pcall(function()
       end)
     end
     check(sa.run(c, 20) and got == 2, "coroutines")
+  end
+
+  -- zip results, masks, composites, notify
+  do
+    local dir = io.popen("mktemp -d"):read("l")
+    local c <close> = emu:client()
+    local z = c:analyze(SD_JPG, { actions = { "pore", "acne" }, format = "zip" })
+    check(z and #z.files == 2 and z:file(z:get("pore").mask_name), "zip files")
+    local r = c:analyze(SD_JPG, { actions = { "pore" } })
+    local paths = r and r:save_masks(dir)
+    check(paths and #paths == 2, "save_masks json")
+    check(z:composite(SD_JPG, dir .. "/o.png") == dir .. "/o.png", "composite")
+    local job = assert(c:submit(SD_JPG, { actions = { "wrinkle" } }))
+    check(c:notify(job:task_id() or "none") >= 0, "notify")
+    assert(job:wait(10))
+    local fetch = assert(c:fetch_masks(job, dir))
+    local deadline = sa.now() + 10
+    while not fetch:done() and sa.now() < deadline do c:step(0.01) end
+    check(fetch:result() and #fetch:result().files == 2, "fetch_masks")
+    local dropped = assert(c:fetch_masks(job))
+    c:step()
+    dropped:close()
+    os.execute("rm -rf '" .. dir .. "'")
+  end
+
+  -- webhooks
+  do
+    local body = '{"created_at": 1, "data": {"task_id": "t", "task_status": "success"}}'
+    local secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    local p = io.popen("python3 '" .. emulator.repo .. "/tests/lua/helpers/receiver.py' sign " ..
+                       secret .. " m 100 '" .. body .. "'")
+    local headers = { ["Webhook-Id"] = "m", ["webhook-timestamp"] = "100", ["webhook-signature"] = p:read("l") }
+    p:close()
+    local d = sa.verify_webhook(secret, headers, body, { now = 100 })
+    check(d and d.task_id == "t", "verify_webhook")
+    local _, _, code = sa.verify_webhook(secret, headers, body .. " ", { now = 100 })
+    check(code == "webhook_signature", "forged webhook")
   end
 
   -- results without a server

@@ -1,0 +1,163 @@
+-- Webhook verification (deliveries signed by the emulator and by a
+-- reference signer), and client:notify.
+local sa = require "skinanalysis"
+local emulator = require "helpers.emulator"
+
+local SD_JPG = emulator.fixtures .. "/portrait_sd.jpg"
+local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+local HELPER = emulator.repo .. "/tests/lua/helpers/receiver.py"
+local json = require "dkjson"
+
+-- The reference signature (Python's hmac) of body.
+local function sign(secret, id, ts, body)
+  local p = assert(io.popen("env -u LD_PRELOAD python3 " .. emulator.quote(HELPER) .. " sign " ..
+                            emulator.quote(secret) .. " " .. emulator.quote(id) .. " " ..
+                            emulator.quote(ts) .. " " .. emulator.quote(body)))
+  local sig = p:read("l")
+  p:close()
+  return sig
+end
+
+-- A loopback receiver: {port=, pid=, pipe=}; receiver:next() is the next
+-- delivery {path=, headers=, body=} (blocks; nil when it gave up).
+local Receiver = {}
+Receiver.__index = Receiver
+
+local function start_receiver()
+  local cmd = "env -u LD_PRELOAD sh -c 'echo $$; exec python3 \"$0\" listen 30' " ..
+      emulator.quote(HELPER) .. " 2>/dev/null"
+  local pipe = assert(io.popen(cmd, "r"))
+  local pid = tonumber(pipe:read("l"))
+  local port = tonumber((pipe:read("l") or ""):match("^listening on (%d+)$"))
+  assert(pid and port, "the webhook receiver did not start")
+  return setmetatable({ pid = pid, port = port, pipe = pipe }, Receiver)
+end
+
+function Receiver:next()
+  local line = self.pipe:read("l")
+  return line and json.decode(line)
+end
+
+function Receiver:stop()
+  if self.pipe then
+    os.execute("kill " .. self.pid .. " 2>/dev/null")
+    self.pipe:close()
+    self.pipe = nil
+  end
+end
+
+describe("verify_webhook", function()
+  local body = '{"created_at": 1761112848, "data": {"task_id": "abc_123", "task_status": "success"}}'
+  local ts = "1761112850"
+  local headers = { ["webhook-id"] = "msg_abc_123:1761112848", ["webhook-timestamp"] = ts,
+                    ["webhook-signature"] = sign(SECRET, "msg_abc_123:1761112848", ts, body) }
+  local now = { now = 1761112850 }
+
+  it("returns the delivery of a valid signature", function()
+    local d, err, code = sa.verify_webhook(SECRET, headers, body, now)
+    assert.is_nil(code, err)
+    assert.same({ id = "msg_abc_123:1761112848", timestamp = 1761112850, task_id = "abc_123",
+                  task_status = "success", created_at = 1761112848 }, d)
+  end)
+
+  it("matches header names without regard to case, and any of several signatures", function()
+    local h = { ["Webhook-Id"] = headers["webhook-id"], ["WEBHOOK-TIMESTAMP"] = ts,
+                ["webhook-Signature"] = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= " ..
+                    headers["webhook-signature"] }
+    assert.is_table(sa.verify_webhook(SECRET, h, body, now))
+  end)
+
+  it("refuses a forged body, a wrong secret and a stale timestamp", function()
+    local ok, err, code = sa.verify_webhook(SECRET, headers, body:gsub("success", "error"), now)
+    assert.is_nil(ok)
+    assert.is_string(err)
+    assert.equal("webhook_signature", code)
+    _, _, code = sa.verify_webhook("whsec_" .. ("QUFB"):rep(8), headers, body, now)
+    assert.equal("webhook_signature", code)
+    _, _, code = sa.verify_webhook(SECRET, headers, body, { now = 1761112850 + 3600 })
+    assert.equal("webhook_stale", code)
+    _, _, code = sa.verify_webhook(SECRET, headers, body, { now = 1761112850 - 3600 })
+    assert.equal("webhook_stale", code)
+    -- a wider tolerance accepts it
+    assert.is_table(sa.verify_webhook(SECRET, headers, body,
+                                      { now = 1761112850 + 3600, tolerance = 7200 }))
+  end)
+
+  it("reports missing headers and a malformed secret as invalid_argument", function()
+    local _, err, code = sa.verify_webhook(SECRET, { ["webhook-id"] = "x", ["webhook-timestamp"] = ts },
+                                           body, now)
+    assert.equal("invalid_argument", code)
+    assert.matches("webhook%-signature", err)
+    _, _, code = sa.verify_webhook("not-a-secret", headers, body, now)
+    assert.equal("invalid_argument", code)
+  end)
+
+  it("raises for wrong argument types", function()
+    assert.has_error(function() sa.verify_webhook(SECRET, "headers", body) end)
+    assert.has_error(function() sa.verify_webhook(SECRET, { ["webhook-id"] = 1 }, body) end)
+    assert.has_error(function() sa.verify_webhook(SECRET, headers, body, { tolerance = -1 }) end)
+  end)
+
+  it("refuses a signed body that is not a task notification", function()
+    local other = '{"hello": "world"}'
+    local h = { ["webhook-id"] = "m", ["webhook-timestamp"] = ts,
+                ["webhook-signature"] = sign(SECRET, "m", ts, other) }
+    local ok, _, code = sa.verify_webhook(SECRET, h, other, now)
+    assert.is_nil(ok)
+    assert.equal("protocol", code)
+  end)
+end)
+
+describe("webhooks from the emulator", function()
+  local emu, receiver
+
+  lazy_setup(function()
+    receiver = start_receiver()
+    emu = emulator.start{ "--task-seconds", "0.3", "--rate-limit", "off",
+                          "--webhook-url", "http://127.0.0.1:" .. receiver.port .. "/hook",
+                          "--webhook-secret", SECRET }
+  end)
+
+  lazy_teardown(function()
+    if emu then emu:stop() end
+    if receiver then receiver:stop() end
+  end)
+
+  it("a signed delivery is verified and notify polls the task at once", function()
+    -- polls far apart: only the notification makes the job finish soon
+    local c <close> = emu:client{ poll_interval = 5, max_poll_interval = 10 }
+    local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
+    local deadline = sa.now() + 10
+    while job:state() ~= "POLL_WAIT" and not job:done() and sa.now() < deadline do
+      c:step(0.01)
+    end
+    assert.equal("POLL_WAIT", job:state())
+    local delivery = assert(receiver:next(), "no webhook delivery")
+    local d, err, code = sa.verify_webhook(SECRET, delivery.headers, delivery.body)
+    assert.is_nil(code, err)
+    assert.equal(job:task_id(), d.task_id)
+    assert.equal("success", d.task_status)
+    assert.is_string(d.id)
+    assert.equal("integer", math.type(d.timestamp))
+
+    local forged = delivery.body:gsub("success", "error")
+    local ok, _, fcode = sa.verify_webhook(SECRET, delivery.headers, forged)
+    assert.is_nil(ok)
+    assert.equal("webhook_signature", fcode)
+    _, _, fcode = sa.verify_webhook(SECRET, delivery.headers, delivery.body,
+                                    { now = d.timestamp + 3600 })
+    assert.equal("webhook_stale", fcode)
+
+    local t0 = sa.now()
+    assert.equal(1, c:notify(d.task_id))
+    assert(job:wait(3))
+    assert.is_true(sa.now() - t0 < 3, "the job waited for its next poll")
+    assert.equal(0, c:notify(d.task_id))
+  end)
+
+  it("notify of an unknown task notifies nobody", function()
+    local c <close> = emu:client()
+    assert.equal(0, c:notify("no-such-task"))
+    assert.has_error(function() c:notify() end)
+  end)
+end)

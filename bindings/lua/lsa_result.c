@@ -5,6 +5,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -340,18 +341,28 @@ static int lsa_push_file_path(lua_State *L, const char *folder,
     return 1;
 }
 
-/* Write len bytes to path.  SA_OK or SA_ERR_FILE. */
-static int lsa_write_file(const char *path, const char *data, size_t len)
+/* Write len bytes to path.  SA_OK, or SA_ERR_FILE with the reason in
+ * why. */
+static int lsa_write_file(const char *path, const char *data, size_t len,
+                          char *why, size_t why_len)
 {
     FILE *f = fopen(path, "wb");
-    int ok;
+    int ok, err = 0;
 
-    if (f == NULL)
-        return SA_ERR_FILE;
-    ok = fwrite(data, 1, len, f) == len;
-    if (fclose(f) != 0)
-        ok = 0;
-    return ok ? SA_OK : SA_ERR_FILE;
+    if (f == NULL) {
+        err = errno;
+    } else {
+        ok = fwrite(data, 1, len, f) == len;
+        if (!ok)
+            err = errno;
+        if (fclose(f) != 0 && ok)
+            err = errno;
+        if (ok && err == 0)
+            return SA_OK;
+    }
+    if (err == 0 || strerror_r(err, why, why_len) != 0)
+        snprintf(why, why_len, "write error");
+    return SA_ERR_FILE;
 }
 
 /* Write every file of the files array at fi into folder; push the array
@@ -359,6 +370,7 @@ static int lsa_write_file(const char *path, const char *data, size_t len)
 static int lsa_write_files(lua_State *L, int fi, const char *folder)
 {
     lua_Integer i, n = (lua_Integer)lua_rawlen(L, fi), k = 0;
+    char why[128];
     int out;
 
     lua_createtable(L, (int)n, 0);
@@ -375,10 +387,11 @@ static int lsa_write_files(lua_State *L, int fi, const char *folder)
             continue;
         }
         data = lua_tolstring(L, -2, &len);
-        if (lsa_write_file(lua_tostring(L, -1), data, len) != SA_OK)
+        if (lsa_write_file(lua_tostring(L, -1), data, len, why,
+                           sizeof why) != SA_OK)
             return lsa_push_error(L, SA_ERR_FILE,
-                                  lua_pushfstring(L, "cannot write %s",
-                                                  lua_tostring(L, -1)));
+                                  lua_pushfstring(L, "cannot write %s: %s",
+                                                  lua_tostring(L, -1), why));
         lua_rawseti(L, out, ++k);
         lua_settop(L, out);
     }

@@ -2,7 +2,8 @@
 -- allocation after another.  It touches every binding path that allocates:
 -- module loading, options, submit (file and buffer sources, miniserver
 -- JSON), queued events and log lines delivered by step(), results,
--- info/status/tostring, cancel, close and __gc.  No server: the base URL is
+-- info/status/tostring, cancel, close and __gc, result ZIPs and their
+-- files, webhook verification.  No server: the base URL is
 -- a loopback port where (normally) nothing listens, so transfers fail fast
 -- and produce retries, log lines and terminal events.
 local repo = os.getenv("SA_REPO") or "."
@@ -36,6 +37,15 @@ for _ = 1, 20 do
 end
 local r = assert(sa.parse_result(body))
 assert(r:get("pore", "nose"))
+f = assert(io.open(repo .. "/tests/fixtures/zips/result_hd.zip", "rb"))
+local z = assert(sa.parse_zip(f:read("a")))
+f:close()
+assert(z:file(z.files[1].name) and sa.parse_zip("no zip") == nil)
+local hook = '{"created_at": 1, "data": {"task_id": "t", "task_status": "success"}}'
+local d = sa.verify_webhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+  { ["Webhook-Id"] = "m", ["webhook-timestamp"] = "100",
+    ["webhook-signature"] = "v1,fn3qEGb8/sRi+5VQqKqyTPNsLHc/oDX1bs9pXz7h7AY=" }, hook, { now = 100 })
+assert(d and d.task_id == "t" and d.created_at == 1)
 tostring(r); tostring(c); tostring(j1)
 j1:status(); j1:info(); j1:result()
 j2:cancel(); j2:status()

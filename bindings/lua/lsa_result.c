@@ -320,8 +320,9 @@ static int lsa_result_need_files(lua_State *L, int ri, long timeout_ms)
     return 0;
 }
 
-/* Push folder/<last segment of name>; raises nothing but memory errors.
- * Returns 0 when the name has no usable last segment. */
+/* Push folder/<last segment of name> (folder not empty); raises nothing
+ * but memory errors.  Returns 0 when the name has no usable last
+ * segment. */
 static int lsa_push_file_path(lua_State *L, const char *folder,
                               const char *name)
 {
@@ -332,7 +333,7 @@ static int lsa_push_file_path(lua_State *L, const char *folder,
         (len == 2 && base[0] == '.' && base[1] == '.'))
         return 0;
     lua_pushlstring(L, folder, flen);
-    if (flen == 0 || folder[flen - 1] != '/')
+    if (folder[flen - 1] != '/')
         lua_pushliteral(L, "/");
     else
         lua_pushliteral(L, "");
@@ -355,9 +356,12 @@ static int lsa_write_file(const char *path, const char *data, size_t len,
         ok = fwrite(data, 1, len, f) == len;
         if (!ok)
             err = errno;
-        if (fclose(f) != 0 && ok)
-            err = errno;
-        if (ok && err == 0)
+        if (fclose(f) != 0) {
+            if (ok)
+                err = errno;
+            ok = 0;
+        }
+        if (ok)
             return SA_OK;
     }
     if (err == 0 || strerror_r(err, why, why_len) != 0)
@@ -421,6 +425,7 @@ static int lsa_result_save_masks(lua_State *L)
 
     luaL_checktype(L, 1, LUA_TTABLE);
     folder = luaL_checkstring(L, 2);
+    luaL_argcheck(L, folder[0] != '\0', 2, "folder expected, got \"\"");
     ms = lsa_timeout_arg(L, 3);
     lua_settop(L, 2);
     n = lsa_result_need_files(L, 1, ms);

@@ -39,6 +39,10 @@ dependencies = {
 external_dependencies = {
   CURL = { library = "curl" },
   CJSON = { header = "cjson/cJSON.h", library = "cjson" },
+  CRYPTO = { header = "openssl/evp.h", library = "crypto" },
+  LIBZIP = { header = "zip.h", library = "zip" },
+  PNG = { header = "png.h", library = "png" },
+  JPEG = { header = "jpeglib.h", library = "jpeg" },
 }
 
 build = {
@@ -53,6 +57,7 @@ build = {
         "bindings/lua/lsa_result.c",
         "core/src/catalog.c",
         "core/src/client.c",
+        "core/src/composite.c",
         "core/src/engine.c",
         "core/src/image.c",
         "core/src/job.c",
@@ -62,11 +67,15 @@ build = {
         "core/src/result.c",
         "core/src/status.c",
         "core/src/util.c",
+        "core/src/webhook.c",
+        "core/src/zipresult.c",
       },
       defines = { "SA_BUILDING_LIBRARY", "_GNU_SOURCE" },
-      incdirs = { "core/include", "core/src", "$(CURL_INCDIR)", "$(CJSON_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)" },
-      libraries = { "curl", "cjson", "pthread" },
+      incdirs = { "core/include", "core/src", "$(CURL_INCDIR)", "$(CJSON_INCDIR)",
+                  "$(CRYPTO_INCDIR)", "$(LIBZIP_INCDIR)", "$(PNG_INCDIR)", "$(JPEG_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(LIBZIP_LIBDIR)",
+                  "$(PNG_LIBDIR)", "$(JPEG_LIBDIR)" },
+      libraries = { "curl", "cjson", "crypto", "zip", "png", "jpeg", "pthread", "m" },
     },
   },
   copy_directories = { "docs" },

@@ -614,6 +614,8 @@ int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
     x->method = req->method;
     x->step = req->step;
     x->api_host = req->api_host;
+    /* the request's own bound (ZIP and mask downloads), else the client's */
+    x->body.limit = req->max_body ? req->max_body : e->max_body_bytes;
     x->url = sa__strdup(e->mem, req->url);
     x->started_ms = sa_engine_now();
     if (!x->url) {
@@ -707,8 +709,8 @@ static void map_result(sa_engine *e, sa_xfer *x, CURLcode code,
     resp->not_sent = certainly_not_sent(x->h, code);
     if (x->body_overflow) {
         resp->transport = SA_ERR_LIMIT;
-        sa__errf(msg, msglen, "response body larger than max_body_bytes "
-                 "(%zu bytes)", e->max_body_bytes);
+        sa__errf(msg, msglen, "response body larger than its limit "
+                 "(%zu bytes)", x->body.limit);
     } else if (x->body_nomem) {
         resp->transport = SA_ERR_NOMEM;
         sa__errf(msg, msglen, "out of memory reading the response");

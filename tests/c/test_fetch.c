@@ -134,6 +134,38 @@ TEST(zip_result_end_to_end)
     sa_client_free(c);
 }
 
+/* A ZIP download is bounded by its own limit (64 MiB), not by the API
+ * responses' max_body_bytes: a client with a tiny max_body_bytes still gets
+ * its ZIP result. */
+TEST(zip_download_has_its_own_body_limit)
+{
+    sa_client_options o;
+    sa_client *c = NULL;
+    sa_request r;
+    sa_job *j = NULL;
+    char err[256];
+
+    sa_client_options_init(&o);
+    o.api_key = EMU_KEY;
+    o.base_url = g_emu.base_url;
+    o.poll_interval_ms = 50;
+    o.max_poll_interval_ms = 1000;
+    o.max_body_bytes = 4096;   /* the ZIP is bigger than this */
+    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+    emu_reset(&g_emu);
+    sa_request_init(&r);
+    r.file_path = SD_JPG;
+    r.actions = sd3;
+    r.n_actions = 3;
+    r.format = SA_FORMAT_ZIP;
+    REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
+    CHECK_EQ_INT(sa_job_wait(j, 20000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    CHECK(sa_result_file_count(sa_job_result(j)) >= 3);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
 TEST(fetch_masks_json_into_folder)
 {
     sa_client *c = client_for(&g_emu, 50);
@@ -340,6 +372,7 @@ int main(void)
     if (sa_global_init() != SA_OK) return 1;
     if (emu_start(&g_emu, FAST) != 0) return 1;
     RUN(zip_result_end_to_end);
+    RUN(zip_download_has_its_own_body_limit);
     RUN(fetch_masks_json_into_folder);
     RUN(fetch_masks_of_a_zip_result);
     RUN(expired_urls_are_refreshed);

@@ -315,6 +315,12 @@ typedef struct sa_client_options {
     void *interrupt_user_data;
     const sa_mem *mem;         /* NULL = libc; copied */
     uint64_t jitter_seed;      /* 0 = seeded from time and address */
+
+    /* Image uploads (PUTs to the storage URL) in flight at once: 8.  More
+     * wait in a FIFO queue (their upload timeout starts when they are
+     * sent) while every other request goes on.  Each upload holds a
+     * libcurl handle and a 16 KiB buffer.  0 = no cap. */
+    int max_uploads;
 } sa_client_options;
 
 SA_API void sa_client_options_init(sa_client_options *opts);

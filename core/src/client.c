@@ -14,7 +14,18 @@
  *   idle     the engine is done with it; the caller still holds it
  *   dead     nobody needs it; freed when control returns to the caller
  * and, besides, possibly in `limq` (its request waits for a limiter slot;
- * see "The limiter queue" below) and `evq` (it has callbacks to deliver).
+ * see "The limiter queue" below) or `upq` (its image upload waits while
+ * max_uploads uploads are in flight; first come first served, started by
+ * service_upq as uploads end), and in `evq` (it has callbacks to deliver).
+ * `lim_link` serves both queues: a job has one request at a time.
+ *
+ * Bounded steps.  A non-blocking call (sa_client_step with timeout 0,
+ * sa_client_socket_action) handles at most SA_STEP_BATCH finished
+ * transfers and drives at most SA_STEP_BATCH due jobs, so that a burst
+ * of completions is spread over several frames of a caller's loop; what
+ * is left makes sa_client_timeout_ms (and the timer hook) say 0.  The
+ * blocking calls (a step with a timeout, sa_client_run, sa_job_wait)
+ * handle everything.
  *
  * The limiter queue (only when the limiter is on; API.md section 10 and
  * the polling obligation of DESIGN.md: a running task left unpolled
@@ -109,6 +120,7 @@
 #define MAX_ID_LEN 1024
 #define MAX_NAME_LEN 255
 #define FETCH_CONCURRENCY 8 /* downloads at once per sa_client_fetch_masks */
+#define SA_STEP_BATCH 16    /* per non-blocking call (see "Bounded steps") */
 
 /* The one process-wide variable: how many times sa_global_init succeeded
  * more than sa_global_cleanup ran (see skinanalysis.h). */
@@ -164,9 +176,10 @@ struct sa_job {
     sa_jobsm *sm;
     int64_t deadline_at;
     int64_t wake_at;            /* call sa_jobsm_next again at this time */
-    const sa_http_request *parked;  /* waits in limq */
+    const sa_http_request *parked;  /* waits in limq or upq */
     sa_xfer *xfer;              /* in flight */
     int xfer_api;               /* ... to the API host */
+    int xfer_upload;            /* ... an image upload (counts in n_uploads) */
     int admitted;               /* its first API request was sent */
     unsigned long park_seq;     /* FIFO order in limq */
     int64_t poll_anchor;        /* last poll or task create sent */
@@ -200,6 +213,13 @@ struct sa_client {
     unsigned long next_seq;
 
     sa_link queued, active, idle, dead, limq, evq;
+    sa_link upq;                /* uploads waiting under max_uploads */
+    int n_uploads;              /* uploads in flight */
+    int peak_uploads;           /* most of them at once (sa__client_peaks) */
+    int bounded;                /* in a non-blocking call: see "Bounded steps" */
+    int due_left;               /* due jobs it may still drive */
+    int done_now;               /* finished transfers it handled */
+    int peak_done;              /* most of them in one call */
     int n_queued, n_active;
     int n_child;                /* children among the active (internal) */
     int64_t lim_ready;          /* look at limq again at; -1: no need */
@@ -653,12 +673,13 @@ static void log_quiet_end(sa_client *c, sa_job *j)
  * when the caller let go). */
 static void child_ended(sa_client *c, sa_job *j);
 static void cancel_children(sa_client *c, sa_job *parent);
+static void xfer_gone(sa_client *c, sa_job *j);
 
 static void engine_end(sa_client *c, sa_job *j)
 {
     if (j->xfer) {
         sa_engine_abort(c->engine, j->xfer);
-        j->xfer = NULL;
+        xfer_gone(c, j);
     }
     if (link_linked(&j->lim_link)) link_remove(&j->lim_link);
     j->parked = NULL;
@@ -701,6 +722,26 @@ static void feed_not_sent(sa_client *c, sa_job *j, int64_t now, int transport,
     note_state(c, j);
 }
 
+/* An image upload (the PUT to the storage URL), counted by max_uploads. */
+static int is_upload(const sa_http_request *req)
+{
+    return !req->api_host && req->step == SA_STEP_UPLOAD;
+}
+
+/* j's transfer is no longer in flight (ended or aborted). */
+static void xfer_gone(sa_client *c, sa_job *j)
+{
+    j->xfer = NULL;
+    if (j->xfer_upload) c->n_uploads--;
+    j->xfer_upload = 0;
+}
+
+/* 1 when an upload may start now under max_uploads. */
+static int upload_room(const sa_client *c)
+{
+    return c->opt.max_uploads <= 0 || c->n_uploads < c->opt.max_uploads;
+}
+
 /* Hand a request to the engine.  Returns 1 when it is in flight, 0 when
  * it failed at once (the failure was fed to the machine). */
 static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
@@ -711,6 +752,9 @@ static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
     if (rc == SA_OK) {
         j->xfer = x;
         j->xfer_api = req->api_host;
+        j->xfer_upload = is_upload(req);
+        if (j->xfer_upload && ++c->n_uploads > c->peak_uploads)
+            c->peak_uploads = c->n_uploads;
         j->wake_at = j->deadline_at;
         return 1;
     }
@@ -719,7 +763,8 @@ static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
 }
 
 /* Send now, or (API host, limiter on) wait in the limiter queue, which
- * is looked at again at once: service_limq decides who sends. */
+ * is looked at again at once: service_limq decides who sends; or (an
+ * upload past max_uploads, or behind others waiting) wait in upq. */
 static int send_or_park(sa_client *c, sa_job *j, const sa_http_request *req,
                         int64_t now)
 {
@@ -729,6 +774,12 @@ static int send_or_park(sa_client *c, sa_job *j, const sa_http_request *req,
         j->wake_at = j->deadline_at;
         link_append(&c->limq, &j->lim_link);
         c->lim_ready = now;
+        return 1;
+    }
+    if (is_upload(req) && (!upload_room(c) || !link_empty(&c->upq))) {
+        j->parked = req;
+        j->wake_at = j->deadline_at;
+        link_append(&c->upq, &j->lim_link);
         return 1;
     }
     return start_xfer(c, j, req, now);
@@ -906,18 +957,34 @@ static void service_limq(sa_client *c, int64_t now)
     c->lim_ready = now + 1;
 }
 
-/* Everything that is due at `now`. */
+/* Start waiting uploads, oldest first, while max_uploads allows.
+ * Bounded: each one leaves upq. */
+static void service_upq(sa_client *c, int64_t now)
+{
+    while (!link_empty(&c->upq) && upload_room(c)) {
+        sa_job *j = JOB_OF(c->upq.next, lim_link);
+        const sa_http_request *req = j->parked;
+        link_remove(&j->lim_link);
+        j->parked = NULL;
+        if (!start_xfer(c, j, req, now)) drive_job(c, j, now);
+    }
+}
+
+/* Everything that is due at `now` (in a bounded call, at most due_left
+ * jobs are driven; the others stay due). */
 static void advance(sa_client *c, int64_t now)
 {
     sa_link *l, *next;
     long restarts = 0;
 
     start_queued(c, now);
+    service_upq(c, now);
     service_limq(c, now);
     for (l = c->active.next; l != &c->active; l = next) {
         sa_job *j = JOB_OF(l, link);
         next = l->next;
         if (j->wake_at > now) continue;
+        if (c->bounded && c->due_left-- <= 0) break;
         drive_job(c, j, now);
         /* Only j moves while it is driven, unless a hook called back into
          * the library against the rules: then start over (the jobs driven
@@ -926,6 +993,7 @@ static void advance(sa_client *c, int64_t now)
             ++restarts < 1000)
             next = c->active.next;
     }
+    service_upq(c, now);   /* slots the ended uploads freed */
     service_limq(c, now);  /* what the jobs just parked */
 }
 
@@ -937,7 +1005,9 @@ static void on_done(void *ctx, void *owner, const sa_http_response *resp)
     int64_t now = sa_engine_now();
     char label[160];
 
-    j->xfer = NULL;
+    xfer_gone(c, j);
+    if (c->bounded && ++c->done_now > c->peak_done)
+        c->peak_done = c->done_now;
     if (resp->transport == SA_OK && resp->http_status == 429 && j->xfer_api) {
         long pause = c->opt.backoff_initial_ms > PENALTY_MS
                    ? c->opt.backoff_initial_ms : PENALTY_MS;
@@ -1581,6 +1651,7 @@ void sa_client_options_init(sa_client_options *opts)
     opts->upload_timeout_ms = 120000;
     opts->max_connections = 16;
     opts->max_jobs = 0;
+    opts->max_uploads = 8;
     opts->poll_interval_ms = 2000;
     opts->max_poll_interval_ms = 10000;
     opts->job_deadline_ms = 600000;
@@ -1645,9 +1716,9 @@ static int check_numbers(const sa_client_options *o, char *err, size_t errlen)
         o->upload_timeout_ms <= 0)
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "connect_timeout_ms, "
                  "request_timeout_ms and upload_timeout_ms must be > 0");
-    if (o->max_connections < 1 || o->max_jobs < 0)
-        OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "max_connections must be >= 1 and "
-                 "max_jobs >= 0 (0 = no cap)");
+    if (o->max_connections < 1 || o->max_jobs < 0 || o->max_uploads < 0)
+        OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "max_connections must be >= 1, "
+                 "max_jobs and max_uploads >= 0 (0 = no cap)");
     if (o->poll_interval_ms <= 0 || o->max_poll_interval_ms < 200 ||
         o->job_deadline_ms <= 0 || o->max_polls < 1)
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "poll_interval_ms and "
@@ -1818,6 +1889,7 @@ int sa_client_new(sa_client **out, const sa_client_options *opts,
     link_init(&c->idle);
     link_init(&c->dead);
     link_init(&c->limq);
+    link_init(&c->upq);
     link_init(&c->evq);
     c->lim_ready = -1;
     c->curl_timer_at = -1;
@@ -1895,8 +1967,9 @@ const char *sa_client_errmsg(const sa_client *client)
 /* Driving                                                             */
 /* ================================================================== */
 
-/* The next time anything is due: a job's wake time, a queued job with a
- * free slot, the limiter, libcurl's timer.  -1 when nothing is. */
+/* The next time anything is due: a job's wake time, a queued job or
+ * upload with a free slot, the limiter, finished transfers not handled
+ * yet, libcurl's timer.  -1 when nothing is. */
 static int64_t next_deadline(sa_client *c, int64_t now)
 {
     int64_t at = -1;
@@ -1908,6 +1981,9 @@ static int64_t next_deadline(sa_client *c, int64_t now)
         (c->opt.max_jobs <= 0 || n_running(c) < c->opt.max_jobs))
         min_at(&at, now);
     if (!link_empty(&c->limq)) min_at(&at, c->lim_ready);
+    if ((!link_empty(&c->upq) && upload_room(c)) ||
+        sa_engine_pending(c->engine))
+        min_at(&at, now);
     if (c->hooks) {
         min_at(&at, c->curl_timer_at);
     } else {
@@ -1927,9 +2003,18 @@ static int drive_check(sa_client *c)
     return SA_OK;
 }
 
+/* Enter (1) or leave (0) a bounded call (see "Bounded steps"). */
+static void set_bounded(sa_client *c, int on)
+{
+    c->bounded = on;
+    c->due_left = SA_STEP_BATCH;
+    c->done_now = 0;
+    sa_engine_set_batch(c->engine, on ? SA_STEP_BATCH : 0);
+}
+
 /* One round: due work, wait up to timeout_ms (< 0: no limit) for the next
  * deadline or socket activity, transfers, due work, callbacks. */
-static int step_once(sa_client *c, long timeout_ms)
+static int step_round(sa_client *c, long timeout_ms)
 {
     int64_t now = sa_engine_now(), at;
     int rc = SA_OK, rc2;
@@ -1954,6 +2039,17 @@ static int step_once(sa_client *c, long timeout_ms)
     deliver(c);
     if (rc == SA_OK) rc = rc2;
     if (rc != SA_OK) cfail(c, rc, "libcurl failed: %s", sa_strerror(rc));
+    return rc;
+}
+
+/* A round; bounded with timeout 0 (see "Bounded steps"). */
+static int step_once(sa_client *c, long timeout_ms)
+{
+    int rc;
+
+    set_bounded(c, timeout_ms == 0);
+    rc = step_round(c, timeout_ms);
+    set_bounded(c, 0);
     return rc;
 }
 
@@ -2137,8 +2233,10 @@ int sa_client_socket_action(sa_client *client, int fd, int what)
     if (fd == SA_SOCKET_TIMEOUT && c->curl_timer_at >= 0 &&
         c->curl_timer_at <= now)
         c->curl_timer_at = -1;
+    set_bounded(c, 1);
     rc = sa_engine_socket_action(c->engine, fd, what);
     advance(c, sa_engine_now());
+    set_bounded(c, 0);
     deliver(c);
     n = n_visible(c);
     if (rc != SA_OK) cfail(c, rc, "libcurl failed: %s", sa_strerror(rc));
@@ -2149,6 +2247,12 @@ int sa_client_socket_action(sa_client *client, int fd, int what)
 void sa__client_stats(const sa_client *c, long *transfers, long *connects)
 {
     sa_engine_stats(c ? c->engine : NULL, transfers, connects);
+}
+
+void sa__client_peaks(const sa_client *c, int *uploads, int *done_per_step)
+{
+    if (uploads) *uploads = c ? c->peak_uploads : 0;
+    if (done_per_step) *done_per_step = c ? c->peak_done : 0;
 }
 
 /* ================================================================== */

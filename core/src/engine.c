@@ -86,6 +86,8 @@ struct sa_engine {
     int event_mode;
     long transfers;
     long connects;
+    int batch;                     /* most reports per collect; 0 = all */
+    int pending;                   /* finished transfers not reported yet */
     char errmsg[ENGINE_ERRLEN];
 };
 
@@ -762,15 +764,22 @@ static void finish(sa_engine *e, sa_xfer *x, CURLcode code)
     xfer_release(e, x);
 }
 
-/* Report every finished transfer.  One message at a time: a done hook may
- * start new transfers or abort others (whose messages libcurl drops). */
+/* Report finished transfers, at most e->batch of them (0: all); the rest
+ * stay in libcurl's message queue for the next call (e->pending).  One
+ * message at a time: a done hook may start new transfers or abort others
+ * (whose messages libcurl drops). */
 static void collect(sa_engine *e)
 {
     CURLMsg *m;
-    int left, guard;
+    int left = 0, guard, done = 0;
 
+    e->pending = 0;
     for (guard = 0; guard < 1000000; guard++) {
         sa_xfer *x = NULL;
+        if (e->batch > 0 && done >= e->batch) {
+            e->pending = left > 0;
+            return;
+        }
         m = curl_multi_info_read(e->multi, &left);
         if (!m) break;
         if (m->msg != CURLMSG_DONE) continue;
@@ -778,6 +787,7 @@ static void collect(sa_engine *e)
                 != CURLE_OK || !x)
             continue;
         finish(e, x, m->data.result);
+        done++;
     }
 }
 
@@ -863,6 +873,16 @@ int sa_engine_set_event_mode(sa_engine *e, int on)
 int sa_engine_in_flight(const sa_engine *e)
 {
     return e ? e->n_busy : 0;
+}
+
+void sa_engine_set_batch(sa_engine *e, int max)
+{
+    if (e) e->batch = max > 0 ? max : 0;
+}
+
+int sa_engine_pending(const sa_engine *e)
+{
+    return e ? e->pending : 0;
 }
 
 void sa_engine_stats(const sa_engine *e, long *transfers, long *connects)

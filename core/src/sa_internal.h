@@ -623,6 +623,12 @@ int sa_engine_wakeup(sa_engine *e);
 int sa_engine_set_event_mode(sa_engine *e, int on);
 /* Transfers in flight. */
 int sa_engine_in_flight(const sa_engine *e);
+/* Report at most max finished transfers per sa_engine_perform /
+ * sa_engine_socket_action (0, the default: all); the others wait, in
+ * libcurl's message queue, for the next of those calls. */
+void sa_engine_set_batch(sa_engine *e, int max);
+/* 1 when finished transfers wait to be reported (see sa_engine_set_batch). */
+int sa_engine_pending(const sa_engine *e);
 /* Totals since creation: transfers finished, new connections opened. */
 void sa_engine_stats(const sa_engine *e, long *transfers, long *connects);
 
@@ -632,5 +638,9 @@ void sa_engine_stats(const sa_engine *e, long *transfers, long *connects);
 
 /* For tests: the client's engine totals (see sa_engine_stats). */
 void sa__client_stats(const sa_client *c, long *transfers, long *connects);
+/* For tests: the most uploads that were in flight at once, and the most
+ * finished transfers one non-blocking call reported (see SA_STEP_BATCH in
+ * client.c). */
+void sa__client_peaks(const sa_client *c, int *uploads, int *done_per_step);
 
 #endif /* SA_INTERNAL_H */

@@ -851,6 +851,99 @@ TEST(fifty_jobs_share_connections)
     emu_stop(&e);
 }
 
+/* Submit n analyses on c, run them to the end, free them; returns how
+ * many succeeded and sets *ms to the time sa_client_run took. */
+static int run_batch(sa_client *c, int n, int64_t *ms)
+{
+    sa_request r;
+    sa_job *jobs[16];
+    int i, ok = 0;
+    int64_t t0 = now_ms();
+
+    file_request(&r, SD_JPG);
+    for (i = 0; i < n && i < 16; i++)
+        if (sa_client_submit(c, &r, &jobs[i]) != SA_OK) jobs[i] = NULL;
+    CHECK_EQ_INT(sa_client_run(c, 30000), SA_OK);
+    *ms = now_ms() - t0;
+    for (i = 0; i < n && i < 16; i++) {
+        ok += jobs[i] && sa_job_status(jobs[i]) == SA_OK;
+        sa_job_free(jobs[i]);
+    }
+    return ok;
+}
+
+/* Every upload answered 300 ms late: with max_uploads = 2 the 10 uploads
+ * go two at a time (>= 1.5 s in all), without a cap all at once. */
+TEST(max_uploads_caps_simultaneous_uploads)
+{
+    emu e;
+    sa_client_options o;
+    sa_client *c;
+    int peak = -1;
+    int64_t ms = 0;
+
+    REQUIRE(emu_start(&e, "--task-seconds 0 --rate-limit off " KEYS) == 0);
+    REQUIRE(emu_scenario(&e, "{\"faults\": [{\"endpoint\": \"upload\", "
+                         "\"fault\": \"delay\", \"delay_ms\": 300}]}") == 0);
+    base_options(&o, &e);
+    o.max_uploads = 2;
+    c = client_with(&o);
+    REQUIRE(c != NULL);
+    CHECK_EQ_INT(run_batch(c, 10, &ms), 10);
+    sa__client_peaks(c, &peak, NULL);
+    fprintf(stderr, "  max_uploads 2: 10 analyses in %lld ms\n", (long long)ms);
+    CHECK_EQ_INT(peak, 2);
+    CHECK(ms >= 5 * 300);
+    CHECK_EQ_INT(emu_counter(&e, "uploads"), 10);
+    sa_client_free(c);
+
+    o.max_uploads = 0;
+    c = client_with(&o);
+    REQUIRE(c != NULL);
+    CHECK_EQ_INT(run_batch(c, 10, &ms), 10);
+    sa__client_peaks(c, &peak, NULL);
+    CHECK(peak > 2);
+    sa_client_free(c);
+    emu_stop(&e);
+}
+
+/* Non-blocking steps handle at most 16 (SA_STEP_BATCH) finished transfers
+ * each: 40 file creates finish during one sleep and take several steps;
+ * every job still ends. */
+TEST(nonblocking_step_bounds_completions)
+{
+    emu e;
+    sa_client *c;
+    sa_request r;
+    sa_job *jobs[40];
+    int i, ok = 0, peak = -1, zero_timeout = 0;
+    long guard;
+
+    REQUIRE(emu_start(&e, "--task-seconds 0 --rate-limit off " KEYS) == 0);
+    c = client_for(&e);
+    REQUIRE(c != NULL);
+    file_request(&r, SD_JPG);
+    for (i = 0; i < 40; i++) REQUIRE(sa_client_submit(c, &r, &jobs[i]) == SA_OK);
+    for (guard = 0; guard < 20000 && sa_client_active(c) > 0; guard++) {
+        int n = sa_client_step(c, 0);
+        CHECK(n >= 0);
+        if (n > 0 && sa_client_timeout_ms(c) == 0) zero_timeout++;
+        usleep(guard < 5 ? 300000 : 2000);
+    }
+    CHECK_EQ_INT(sa_client_active(c), 0);
+    for (i = 0; i < 40; i++) {
+        ok += sa_job_status(jobs[i]) == SA_OK;
+        sa_job_free(jobs[i]);
+    }
+    CHECK_EQ_INT(ok, 40);
+    sa__client_peaks(c, NULL, &peak);
+    CHECK_EQ_INT(peak, 16);
+    CHECK(zero_timeout > 0);
+    CHECK_EQ_INT(emu_counter(&e, "tasks_created"), 40);
+    sa_client_free(c);
+    emu_stop(&e);
+}
+
 /* Runs in its own thread (it takes ~20 s at 5 requests/s) while the other
  * tests run: 30 analyses against the emulator's default rate limits with
  * the client's default limiter. */
@@ -1032,6 +1125,8 @@ int main(void)
     RUN(client_free_abandons_running_tasks);
     RUN(fault_matrix_each_fault_on_each_step);
     RUN(fifty_jobs_share_connections);
+    RUN(max_uploads_caps_simultaneous_uploads);
+    RUN(nonblocking_step_bounds_completions);
     RUN(four_clients_in_four_threads);
 
     harness_cur_name = "rate_limiter_30_analyses_no_429";

@@ -15,6 +15,9 @@
  * libcurl, OpenSSL and the core that the first request touches are not
  * counted as memory of the measured jobs.
  *
+ * The environment variable SA_MAX_UPLOADS, when set, replaces the default
+ * max_uploads (for A/B runs; bench/run never sets it).
+ *
  * Prints one line of JSON: n, ok, wall_s, user_us, sys_us (client CPU from
  * getrusage over the submit+run section only), rss_base_kb (VmRSS right
  * before submitting), rss_peak_kb (VmHWM at the end) and upload_s.
@@ -182,6 +185,8 @@ static int make_client(sa_client **c, const char *base_url, int inflight,
     }
     if (poll_ms > 0)
         o.poll_interval_ms = poll_ms;
+    if (getenv("SA_MAX_UPLOADS"))
+        o.max_uploads = atoi(getenv("SA_MAX_UPLOADS"));
     if (sa_client_new(c, &o, err, sizeof err) != SA_OK) {
         fprintf(stderr, "c_analyze: client: %s\n", err);
         return -1;

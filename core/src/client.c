@@ -957,11 +957,14 @@ static void service_limq(sa_client *c, int64_t now)
     c->lim_ready = now + 1;
 }
 
-/* Start waiting uploads, oldest first, while max_uploads allows.
- * Bounded: each one leaves upq. */
+/* Start waiting uploads, oldest first, while max_uploads allows.  An
+ * upload that fails at once may queue again (at the end): the guard. */
 static void service_upq(sa_client *c, int64_t now)
 {
-    while (!link_empty(&c->upq) && upload_room(c)) {
+    long guard;
+
+    for (guard = 0; guard < 100000L && !link_empty(&c->upq) &&
+                    upload_room(c); guard++) {
         sa_job *j = JOB_OF(c->upq.next, lim_link);
         const sa_http_request *req = j->parked;
         link_remove(&j->lim_link);

@@ -485,7 +485,10 @@ SA_API const sa_result *sa_job_result(const sa_job *job);
 SA_API int sa_job_wait(sa_job *job, long timeout_ms);
 
 /* Do whatever is ready, waiting at most timeout_ms for something to become
- * ready (0 = return at once; never blocks on DNS, connect or TLS).  Returns
+ * ready (0 = return at once; never blocks on DNS, connect or TLS).  With
+ * timeout 0 one call handles at most 16 finished transfers and 16 due
+ * jobs, so a frame's work stays bounded; what is left makes
+ * sa_client_timeout_ms return 0 (call again next frame).  Returns
  * the number of jobs still running (>= 0), or a negative sa_status:
  * SA_ERR_BUSY from a callback or while event hooks are installed (as for
  * sa_job_wait and sa_client_run). */

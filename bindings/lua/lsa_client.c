@@ -50,6 +50,7 @@ static const lsa_opt lsa_client_opts[] = {
     {"upload_timeout", LSA_OPT_SECONDS, LSA_OFF(upload_timeout_ms)},
     {"user_agent", LSA_OPT_STRING, LSA_OFF(user_agent)},
     {"max_connections", LSA_OPT_INT, LSA_OFF(max_connections)},
+    {"max_uploads", LSA_OPT_INT, LSA_OFF(max_uploads)},
     {"max_jobs", LSA_OPT_INT, LSA_OFF(max_jobs)},
     {"poll_interval", LSA_OPT_SECONDS, LSA_OFF(poll_interval_ms)},
     {"max_poll_interval", LSA_OPT_SECONDS, LSA_OFF(max_poll_interval_ms)},

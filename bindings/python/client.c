@@ -238,6 +238,7 @@ static const opt_def client_opts[] = {
     OPT(upload_timeout_ms, OPT_LONG),
     OPT(user_agent, OPT_STR),
     OPT(max_connections, OPT_INT),
+    OPT(max_uploads, OPT_INT),
     OPT(max_jobs, OPT_INT),
     OPT(poll_interval_ms, OPT_LONG),
     OPT(max_poll_interval_ms, OPT_LONG),

@@ -47,6 +47,22 @@ describe("client against the emulator", function()
       check_sd_result(r)
     end)
 
+    it("takes max_uploads (uploads at once) and refuses a negative one", function()
+      local c <close> = emu:client{ max_uploads = 1 }
+      local jobs = {}
+      for i = 1, 3 do jobs[i] = assert(c:submit(SD_JPG, { actions = { "pore" } })) end
+      for i = 1, 3 do
+        local r, err, code = jobs[i]:wait(20)
+        assert.is_nil(code, err)
+        assert.is_table(r:get("pore"))
+      end
+      local ok, c2, msg, code = pcall(sa.client, emu:client_options{ max_uploads = -1 })
+      assert.is_true(ok)          -- a bad value is a runtime failure, not a raise
+      assert.is_nil(c2)
+      assert.matches("max_uploads", msg)
+      assert.equal("invalid_argument", code)
+    end)
+
     it("analyzes a buffer", function()
       local c <close> = emu:client()
       local r = assert(c:analyze(nil, { buffer = emulator.read(PNG), actions = { "pore" } }))

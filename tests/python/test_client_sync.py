@@ -136,6 +136,16 @@ def test_many_jobs_advance_together(client, emu):
     assert len(created) == 6 and not unseen
 
 
+def test_max_uploads_option(emu):
+    # a core option passed by name: uploads capped at 1, every job still ends
+    with skinanalysis.Client("emulator-key", base_url=emu.base_url, max_uploads=1) as c:
+        jobs = [c.submit(SD_IMAGE, ["pore"]) for _ in range(3)]
+        for j in jobs:
+            assert j.wait().get("pore")
+    with pytest.raises(skinanalysis.UsageError, match="max_uploads"):
+        skinanalysis.Client("emulator-key", base_url=emu.base_url, max_uploads=-1)
+
+
 def test_run_drives_everything(client):
     jobs = [client.submit(SD_IMAGE, ["pore"]) for _ in range(3)]
     client.run(10)

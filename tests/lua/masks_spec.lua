@@ -48,6 +48,16 @@ describe("zip results and masks", function()
     if emu then emu:stop() end
   end)
 
+  it("a corrupt zip ends with the code zip, naming the billed task", function()
+    emu:scenario{ { endpoint = "result", fault = "malformed_json" } }
+    local c <close> = emu:client()
+    local r, msg, code = c:analyze(SD_JPG, { actions = { "pore" }, format = "zip" })
+    emu:clear_scenario()
+    assert.is_nil(r)
+    assert.equal("zip", code)
+    assert.matches("billed", msg)
+  end)
+
   it("a zip result carries scores and its PNG masks", function()
     local c <close> = emu:client()
     local r = assert(c:analyze(SD_JPG, { actions = { "pore", "wrinkle" }, format = "zip" }))

@@ -155,3 +155,23 @@ def test_webhook_error_class():
     exc = errors.error_for(_core.ERR_WEBHOOK_STALE)
     assert type(exc) is skinanalysis.WebhookError and not exc.retryable
     assert exc.code == "webhook_stale" and exc.sa_status == _core.ERR_WEBHOOK_STALE
+
+
+def test_webhook_then_notify_ends_the_job_before_its_next_poll(make_emulator, receiver):
+    # the whole webhook flow: the task ends, the emulator signs and sends a
+    # delivery, the receiver verifies it and notifies the client, and the
+    # job ends at once instead of at its next scheduled poll (20 s away)
+    emu = make_emulator(task_seconds=0.5, webhook_urls=[receiver.url], webhook_secret=SECRET)
+    with skinanalysis.Client(emu.api_key, base_url=emu.base_url, poll_interval=20,
+                             max_poll_interval=20) as c:
+        job = c.submit(SD_IMAGE, ["pore"])
+        while not job.task_id:
+            c.step(0.05)
+        headers, body = receiver.get(timeout=10)
+        delivery = skinanalysis.verify_webhook(SECRET, headers, body)
+        assert delivery.task_id == job.task_id and delivery.task_status == "success"
+        start = time.monotonic()
+        assert c.notify(delivery.task_id) == 1
+        res = job.wait(timeout=5)
+        assert time.monotonic() - start < 5
+        assert res.get("pore") is not None

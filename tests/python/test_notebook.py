@@ -31,10 +31,12 @@ def test_notebook_runs_and_shows_the_score_table(emu, monkeypatch):
                                      resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}})
     client.execute()
     html = "\n".join(outputs(nb, "text/html"))
-    assert html.count('<table class="skinanalysis-scores">') == 2
+    assert html.count('<table class="skinanalysis-scores">') == 3
+    # the zip result's display is the overview image, inline
+    assert 'class="skinanalysis-composite" src="data:image/png;base64,' in html
     assert "<td>wrinkle</td>" in html and "<img src=" in html
     texts = "\n".join(outputs(nb, "text/plain"))
     assert "ValidationError" in texts and "api_key='***'" in texts
     assert emu.api_key not in html + texts
-    # the notebook's analyses reached this test's emulator: 1 + 1 + 2 tasks
-    assert emu.counters["tasks_created"] == 4
+    # the notebook's analyses reached this test's emulator: 1 + 1 + 1 + 2 tasks
+    assert emu.counters["tasks_created"] == 5

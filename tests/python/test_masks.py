@@ -36,6 +36,7 @@ def test_zip_result_has_the_scores_of_a_json_result(client, emu):
     as_json = client.analyze(SD_IMAGE, actions)
     as_zip = client.analyze(SD_IMAGE, actions, format="zip")
     assert as_zip.format == "zip"
+    assert as_zip.zip_url and "/_results/" in as_zip.zip_url and as_json.zip_url is None
     assert shape(as_zip) == shape(as_json)
     assert as_zip.concerns and set(as_zip.concerns) == set(as_json.concerns)
     for s in as_json.scores:

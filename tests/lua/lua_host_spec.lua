@@ -74,6 +74,20 @@ local function run_host_budgeted(emu, flags, env, frame_stats)
   return out, code
 end
 
+-- The budget is on the script's own time per frame: the host thread's CPU
+-- time, and no blocking syscall during an overrun.  A frame that went over
+-- in wall time only (another process had the CPU: host exit code 3 with no
+-- CPU or blocking overrun) is reported in the printed line, not failed: a
+-- loaded CI machine preempts any process now and then.
+local function assert_budget(code, stats, out)
+  local preempted_only = code == 3 and stats.over_budget_cpu == 0
+      and stats.over_budget_blocked == 0
+  assert.truthy(code == 0 or preempted_only, out)
+  assert.equal(0, stats.over_budget_cpu, out)
+  assert.equal(0, stats.over_budget_blocked, out)
+  assert.truthy(stats.cpu_max <= BUDGET_MS, out)
+end
+
 local function frame_stats(out)
   local line = out:match("frame%-time:[^\n]*")
   assert.is_string(line, out)
@@ -113,12 +127,10 @@ describe("lua_host frame loop", function()
         { GAME_ANALYSES = "6", GAME_REPORT_EVERY = "60" }, frame_stats)
     local stats, line = frame_stats(out)
     print("\n  lua_host, 1 state, 6 analyses, latency + faults: " .. line)
-    assert.equal(0, code, out)
+    assert_budget(code, stats, out)
     local ok = 0
     for _ in out:gmatch("analysis %d+: ok") do ok = ok + 1 end
     assert.equal(6, ok, out)
-    assert.equal(0, stats.over_budget, out)
-    assert.truthy(stats.max <= BUDGET_MS, out)
     -- the faults really happened
     local counters = emu:counters()
     assert.truthy((counters.faults_applied or {}).delay, json.encode(counters))
@@ -129,9 +141,9 @@ describe("lua_host frame loop", function()
     local out, code = run_host_budgeted(emu, emulator.quote(host) ..
         " --hz 60 --frames 3600 --states 2 --budget-ms " .. BUDGET_MS,
         { GAME_ANALYSES = "3", GAME_REPORT_EVERY = "120" }, frame_stats)
-    local _, line = frame_stats(out)
+    local stats, line = frame_stats(out)
     print("\n  lua_host, 2 states, 3 + 5 analyses: " .. line)
-    assert.equal(0, code, out)
+    assert_budget(code, stats, out)
     -- state 2 runs two more analyses than state 1 (game.lua)
     for s, want in ipairs({ 3, 5 }) do
       local ok = 0

@@ -1985,7 +1985,7 @@ static int64_t next_deadline(sa_client *c, int64_t now)
         min_at(&at, now);
     if (!link_empty(&c->limq)) min_at(&at, c->lim_ready);
     if ((!link_empty(&c->upq) && upload_room(c)) ||
-        sa_engine_pending(c->engine))
+        sa_engine_has_leftover(c->engine))
         min_at(&at, now);
     if (c->hooks) {
         min_at(&at, c->curl_timer_at);

@@ -880,7 +880,7 @@ void sa_engine_set_batch(sa_engine *e, int max)
     if (e) e->batch = max > 0 ? max : 0;
 }
 
-int sa_engine_pending(const sa_engine *e)
+int sa_engine_has_leftover(const sa_engine *e)
 {
     return e ? e->pending : 0;
 }

@@ -86,8 +86,9 @@ static long hex4(const unsigned char *p)
     return v;
 }
 
-/* A \uXXXX escape at p (pointing at the 'u'); returns the position after
- * it (and after a low surrogate that must follow a high one), or NULL. */
+/* A \u escape (four hex digits) at p (pointing at the 'u'); returns the
+ * position after it (and after a low surrogate that must follow a high
+ * one), or NULL. */
 static const unsigned char *scan_unicode_escape(const unsigned char *p,
                                                 const unsigned char *end)
 {

@@ -628,7 +628,7 @@ int sa_engine_in_flight(const sa_engine *e);
  * libcurl's message queue, for the next of those calls. */
 void sa_engine_set_batch(sa_engine *e, int max);
 /* 1 when finished transfers wait to be reported (see sa_engine_set_batch). */
-int sa_engine_pending(const sa_engine *e);
+int sa_engine_has_leftover(const sa_engine *e);
 /* Totals since creation: transfers finished, new connections opened. */
 void sa_engine_stats(const sa_engine *e, long *transfers, long *connects);
 

@@ -1,4 +1,4 @@
-# Type stubs of the extension skinanalysis._core (bindings/python/*.c).
+# Type declarations of the extension skinanalysis._core (bindings/python/*.c).
 from typing import Any, Callable, Optional, Sequence, Union
 import os
 

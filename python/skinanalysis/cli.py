@@ -189,7 +189,7 @@ class BatchWriter:
         self.fh.close()
 
 
-def dry_run(folder: Path, todo: list[Path], actions: Optional[list[str]], hd: bool,
+def dry_run(folder: Path, remaining: list[Path], actions: Optional[list[str]], hd: bool,
             skipped: int) -> int:
     from . import actions as _actions
     from ._native import _core
@@ -198,7 +198,7 @@ def dry_run(folder: Path, todo: list[Path], actions: Optional[list[str]], hd: bo
     units = _core.cost(names)
     min_side = _core.MIN_SIDE_HD if _actions.tier_of(names[0]) == "hd" else _core.MIN_SIDE_SD
     bad = 0
-    for path in todo:
+    for path in remaining:
         label = path.relative_to(folder).as_posix()
         try:
             fmt, w, h = _core.probe_image(str(path))
@@ -213,7 +213,7 @@ def dry_run(folder: Path, todo: list[Path], actions: Optional[list[str]], hd: bo
         bad += bool(problem)
         print("%s: %dx%d %s%s" % (label, w, h, "PNG" if fmt == _core.IMAGE_PNG else "JPEG",
                                   ": " + problem if problem else ""))
-    ok = len(todo) - bad
+    ok = len(remaining) - bad
     print("%d to analyse (%d already done, %d would be refused); %d units each, "
           "%d units in all at most" % (ok, skipped, bad, units, units * ok))
     return EXIT_USAGE if bad else EXIT_OK
@@ -227,19 +227,19 @@ def cmd_batch(args: argparse.Namespace) -> int:
     out = Path(args.out)
     images = list_images(folder, args.recursive)
     done = done_images(out, args.retry_failed)
-    todo = [p for p in images if p.relative_to(folder).as_posix() not in done]
+    remaining = [p for p in images if p.relative_to(folder).as_posix() not in done]
     actions = _actions_from(args)
     if args.dry_run:
-        return dry_run(folder, todo, actions, args.hd, len(images) - len(todo))
-    if not todo:
+        return dry_run(folder, remaining, actions, args.hd, len(images) - len(remaining))
+    if not remaining:
         sys.stderr.write("nothing to do: %d image(s), all in %s\n" % (len(images), out))
         return EXIT_OK
-    labels = [p.relative_to(folder).as_posix() for p in todo]
+    labels = [p.relative_to(folder).as_posix() for p in remaining]
     writer = BatchWriter(out)
     try:
         with _client(args) as client:
             outcomes = client.analyze_many(
-                [str(p) for p in todo], actions, concurrency=args.concurrency,
+                [str(p) for p in remaining], actions, concurrency=args.concurrency,
                 progress=not args.no_progress, format=args.format, hd=args.hd,
                 on_result=lambda i, image, outcome: writer.write(labels[i], outcome))
     finally:
@@ -248,7 +248,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     for label, exc in failed[:20]:
         _say_error(label, exc)
     sys.stderr.write("%d analysed, %d failed, %d skipped (already in %s)\n"
-                     % (len(todo) - len(failed), len(failed), len(images) - len(todo), out))
+                     % (len(remaining) - len(failed), len(failed), len(images) - len(remaining), out))
     return _exit_code(outcomes)
 
 

@@ -26,18 +26,29 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The blocking and non-blocking drive modes run libcurl's socket API on an
+ * epoll set of their own where there is one (see "Driving"). */
+#if defined(__linux__) && !defined(SA_NO_EPOLL)
+#define SA_HAVE_EPOLL 1
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+/* Most socket events handled per sa_engine_perform. */
+#define EPOLL_BATCH 64
+#endif
+
 #define ENGINE_ERRLEN 512
 #define REQUEST_ID_MAX 128
 /* Idle easy handles kept for reuse beyond max_connections. */
 #define POOL_EXTRA 4
 /* libcurl's buffers live in each easy handle: 64 KiB to upload and 16 KiB
  * to receive by default, the biggest part of an in-flight job's memory.
- * Uploads use libcurl's minimum upload buffer (still far above 100 MB/s on
- * loopback: bench/run part 3).  Answers to API calls and to the upload PUT
- * are a few KB, so they are read through a 4 KiB buffer (a bigger answer
- * only costs more recv calls); downloads (a GET to another host: result
- * files) keep libcurl's default. */
-#define UPLOAD_BUFFER_BYTES 16384L
+ * Uploads keep libcurl's 64 KiB: the buffer exists only while a PUT runs
+ * (at most max_uploads of them), and 16 KiB cost a third more CPU per
+ * upload in send and read calls (bench/run part 1).  Answers to API calls
+ * and to the upload PUT are a few KB, so they are read through a 4 KiB
+ * buffer (a bigger answer only costs more recv calls); downloads (a GET to
+ * another host: result files) keep libcurl's default. */
+#define UPLOAD_BUFFER_BYTES 65536L
 #define SMALL_RECV_BUFFER_BYTES 4096L
 
 struct sa_xfer {
@@ -88,6 +99,17 @@ struct sa_engine {
     long connects;
     int batch;                     /* most reports per collect; 0 = all */
     int pending;                   /* finished transfers not reported yet */
+#ifdef SA_HAVE_EPOLL
+    /* the internal loop (no event hooks): sockets libcurl asks to watch,
+     * the eventfd of sa_engine_wakeup, the timer libcurl last asked for
+     * (absolute ms, -1: none), events sa_engine_wait saw and
+     * sa_engine_perform has not handled yet */
+    int epfd;
+    int wakefd;
+    int64_t timer_at;
+    int n_ready;
+    struct epoll_event ready[EPOLL_BATCH];
+#endif
     char errmsg[ENGINE_ERRLEN];
 };
 
@@ -276,6 +298,60 @@ static int on_timer(CURLM *m, long timeout_ms, void *ud)
     return 0;
 }
 
+#ifdef SA_HAVE_EPOLL
+/* The internal loop's socket callback: keep the epoll set in step with
+ * what libcurl wants to know about each socket. */
+static int on_socket_internal(CURL *h, curl_socket_t s, int what, void *ud,
+                              void *sp)
+{
+    sa_engine *e = ud;
+    struct epoll_event ev;
+    int op = sp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    (void)h;
+    if (what == CURL_POLL_REMOVE) {
+        /* libcurl may already have closed it: that removed it too */
+        (void)epoll_ctl(e->epfd, EPOLL_CTL_DEL, (int)s, NULL);
+        return 0;
+    }
+    memset(&ev, 0, sizeof ev);
+    if (what & CURL_POLL_IN) ev.events |= EPOLLIN;
+    if (what & CURL_POLL_OUT) ev.events |= EPOLLOUT;
+    ev.data.fd = (int)s;
+    /* sp (curl_multi_assign) marks a socket already in the set */
+    if (epoll_ctl(e->epfd, op, (int)s, &ev) != 0) {
+        int again = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(e->epfd, again, (int)s, &ev) != 0)
+            return -1;  /* libcurl fails the transfers on this socket */
+    }
+    if (!sp) (void)curl_multi_assign(e->multi, s, (void *)e);
+    return 0;
+}
+
+static int on_timer_internal(CURLM *m, long timeout_ms, void *ud)
+{
+    sa_engine *e = ud;
+    (void)m;
+    e->timer_at = timeout_ms < 0 ? -1 : sa_engine_now() + timeout_ms;
+    return 0;
+}
+
+/* The epoll set and the wakeup eventfd of the internal loop. */
+static int loop_open(sa_engine *e)
+{
+    struct epoll_event ev;
+
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (e->epfd < 0) return SA_ERR_INIT;
+    e->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (e->wakefd < 0) return SA_ERR_INIT;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.fd = e->wakefd;
+    return epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev) == 0
+               ? SA_OK : SA_ERR_INIT;
+}
+#endif
+
 /* ------------------------------------------------------------------ */
 /* Creation                                                            */
 /* ------------------------------------------------------------------ */
@@ -313,6 +389,10 @@ int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
         sa__errf(err, errlen, "out of memory creating the client");
         return SA_ERR_NOMEM;
     }
+#ifdef SA_HAVE_EPOLL
+    e->epfd = e->wakefd = -1;
+    e->timer_at = -1;
+#endif
     e->mem = o->mem;
     e->hooks = *h;
     e->connect_timeout_ms = o->connect_timeout_ms;
@@ -339,6 +419,20 @@ int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
         sa_engine_free(e);
         return SA_ERR_INIT;
     }
+#ifdef SA_HAVE_EPOLL
+    if (loop_open(e) != SA_OK) {
+        char ebuf[128];
+        sa__errf(err, errlen, "cannot create the client's epoll set: %s",
+                 strerror_r(errno, ebuf, sizeof ebuf));
+        sa_engine_free(e);
+        return SA_ERR_INIT;
+    }
+    if (sa_engine_set_event_mode(e, 0) != SA_OK) {
+        sa__errf(err, errlen, "libcurl refused the socket callbacks");
+        sa_engine_free(e);
+        return SA_ERR_INIT;
+    }
+#endif
     *out = e;
     return SA_OK;
 }
@@ -392,6 +486,10 @@ void sa_engine_free(sa_engine *e)
         xfer_destroy(e, x);
     }
     if (e->multi) curl_multi_cleanup(e->multi);
+#ifdef SA_HAVE_EPOLL
+    if (e->epfd >= 0) close(e->epfd);
+    if (e->wakefd >= 0) close(e->wakefd);
+#endif
     if (e->api_key) memset(e->api_key, 0, strlen(e->api_key));
     if (e->auth_header) memset(e->auth_header, 0, strlen(e->auth_header));
     sa__free(e->mem, e->api_key);
@@ -795,6 +893,66 @@ static void collect(sa_engine *e)
 /* Driving                                                             */
 /* ------------------------------------------------------------------ */
 
+#ifdef SA_HAVE_EPOLL
+/* Without event hooks the engine drives libcurl's socket API itself, on
+ * its own epoll set: a round costs one epoll_wait plus work for the
+ * sockets that are ready and the timers that expired.  (curl_multi_poll
+ * and curl_multi_perform would poll every socket and then every transfer,
+ * each with a poll call of its own, on every round.) */
+
+/* Wait up to timeout_ms for a socket, the wakeup eventfd or nothing; the
+ * events are kept for sa_engine_perform. */
+int sa_engine_wait(sa_engine *e, long timeout_ms)
+{
+    int n;
+    if (timeout_ms < 0) timeout_ms = 0;
+    if (timeout_ms > 0x7fffffffL) timeout_ms = 0x7fffffffL;
+    if (e->n_ready > 0) return SA_OK;  /* not handled yet */
+    n = epoll_wait(e->epfd, e->ready, EPOLL_BATCH, (int)timeout_ms);
+    if (n < 0) return errno == EINTR ? SA_OK : SA_ERR_TRANSPORT;
+    e->n_ready = n;
+    return SA_OK;
+}
+
+int sa_engine_perform(sa_engine *e)
+{
+    CURLMcode mc = CURLM_OK, m2;
+    int running = 0, i, n;
+
+    if (e->n_ready == 0) {
+        n = epoll_wait(e->epfd, e->ready, EPOLL_BATCH, 0);
+        e->n_ready = n > 0 ? n : 0;
+    }
+    n = e->n_ready;
+    e->n_ready = 0;
+    for (i = 0; i < n; i++) {
+        struct epoll_event *ev = &e->ready[i];
+        int what = 0;
+        if (ev->data.fd == e->wakefd) {
+            uint64_t v;
+            (void)!read(e->wakefd, &v, sizeof v);
+            continue;
+        }
+        if (ev->events & (EPOLLIN | EPOLLHUP)) what |= CURL_CSELECT_IN;
+        if (ev->events & EPOLLOUT) what |= CURL_CSELECT_OUT;
+        if (ev->events & EPOLLERR) what |= CURL_CSELECT_ERR;
+        /* a socket libcurl closed while handling an earlier event is
+         * CURLM_BAD_SOCKET: harmless */
+        m2 = curl_multi_socket_action(e->multi, (curl_socket_t)ev->data.fd,
+                                      what, &running);
+        if (m2 != CURLM_OK && m2 != CURLM_BAD_SOCKET) mc = m2;
+    }
+    if (e->timer_at >= 0 && e->timer_at <= sa_engine_now()) {
+        e->timer_at = -1;  /* libcurl sets the next one */
+        m2 = curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0,
+                                      &running);
+        if (m2 != CURLM_OK) mc = m2;
+    }
+    collect(e);
+    if (mc == CURLM_OUT_OF_MEMORY) return SA_ERR_NOMEM;
+    return mc == CURLM_OK ? SA_OK : SA_ERR_TRANSPORT;
+}
+#else
 int sa_engine_wait(sa_engine *e, long timeout_ms)
 {
     int n = 0;
@@ -813,6 +971,7 @@ int sa_engine_perform(sa_engine *e)
     if (mc == CURLM_OUT_OF_MEMORY) return SA_ERR_NOMEM;
     return mc == CURLM_OK ? SA_OK : SA_ERR_TRANSPORT;
 }
+#endif
 
 int sa_engine_socket_action(sa_engine *e, int fd, int what)
 {
@@ -838,14 +997,35 @@ int sa_engine_socket_action(sa_engine *e, int fd, int what)
 long sa_engine_timeout(sa_engine *e)
 {
     long t = -1;
+#ifdef SA_HAVE_EPOLL
+    if (!e->event_mode) {
+        int64_t now;
+        if (e->n_ready > 0) return 0;
+        if (e->timer_at < 0) return -1;
+        now = sa_engine_now();
+        return e->timer_at > now ? (long)(e->timer_at - now) : 0;
+    }
+#endif
     if (curl_multi_timeout(e->multi, &t) != CURLM_OK) return -1;
     return t;
 }
 
 int sa_engine_wakeup(sa_engine *e)
 {
+#ifdef SA_HAVE_EPOLL
+    uint64_t one = 1;
+    ssize_t w;
+    if (e->event_mode) return SA_OK;  /* the caller's loop has no wait here */
+    do {
+        w = write(e->wakefd, &one, sizeof one);
+    } while (w < 0 && errno == EINTR);
+    /* EAGAIN: the counter is full, so a wakeup is pending anyway */
+    return (w == (ssize_t)sizeof one || errno == EAGAIN) ? SA_OK
+                                                         : SA_ERR_TRANSPORT;
+#else
     return curl_multi_wakeup(e->multi) == CURLM_OK ? SA_OK
                                                    : SA_ERR_TRANSPORT;
+#endif
 }
 
 int sa_engine_set_event_mode(sa_engine *e, int on)
@@ -857,12 +1037,23 @@ int sa_engine_set_event_mode(sa_engine *e, int on)
         c = curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
         d = curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, (void *)e);
     } else {
+#ifdef SA_HAVE_EPOLL
+        a = curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION,
+                              on_socket_internal);
+        b = curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, (void *)e);
+        c = curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION,
+                              on_timer_internal);
+        d = curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, (void *)e);
+        e->timer_at = -1;
+        e->n_ready = 0;
+#else
         a = curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION,
                               (curl_socket_callback)NULL);
         b = curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, (void *)NULL);
         c = curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION,
                               (curl_multi_timer_callback)NULL);
         d = curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, (void *)NULL);
+#endif
     }
     if (a != CURLM_OK || b != CURLM_OK || c != CURLM_OK || d != CURLM_OK)
         return SA_ERR_TRANSPORT;

@@ -319,8 +319,18 @@ typedef struct sa_client_options {
     /* Image uploads (PUTs to the storage URL) in flight at once: 8.  More
      * wait in a FIFO queue (their upload timeout starts when they are
      * sent) while every other request goes on.  Each upload holds a
-     * libcurl handle and a 16 KiB buffer.  0 = no cap. */
+     * libcurl handle and a 64 KiB buffer.  0 = no cap. */
     int max_uploads;
+
+    /* Time budget of a non-blocking call (sa_client_step with timeout 0,
+     * sa_client_socket_action), in microseconds: 500.  Once the call has
+     * spent that long it takes no further socket event, finished transfer
+     * or due job (it always takes at least one of each kind that is
+     * ready); the rest waits for the next call, and sa_client_timeout_ms
+     * says 0.  One item can overrun it (an upload chunk, a result parse:
+     * usually well under 0.5 ms).  0 = no time budget (the count bounds of
+     * sa_client_step still apply). */
+    long step_budget_us;
 } sa_client_options;
 
 SA_API void sa_client_options_init(sa_client_options *opts);
@@ -486,9 +496,11 @@ SA_API int sa_job_wait(sa_job *job, long timeout_ms);
 
 /* Do whatever is ready, waiting at most timeout_ms for something to become
  * ready (0 = return at once; never blocks on DNS, connect or TLS).  With
- * timeout 0 one call handles at most 16 finished transfers and 16 due
- * jobs, so a frame's work stays bounded; what is left makes
- * sa_client_timeout_ms return 0 (call again next frame).  Returns
+ * timeout 0 the call is bounded, so a frame's work stays small: at most 16
+ * socket events, 16 finished transfers, 16 due jobs and 4 new transfers
+ * handed to libcurl, and no new item once step_budget_us (500 us) has
+ * passed; what is left makes sa_client_timeout_ms return 0 (call again
+ * next frame).  Returns
  * the number of jobs still running (>= 0), or a negative sa_status:
  * SA_ERR_BUSY from a callback or while event hooks are installed (as for
  * sa_job_wait and sa_client_run). */

@@ -20,10 +20,13 @@
  * `lim_link` serves both queues: a job has one request at a time.
  *
  * Bounded steps.  A non-blocking call (sa_client_step with timeout 0,
- * sa_client_socket_action) handles at most SA_STEP_BATCH finished
- * transfers and drives at most SA_STEP_BATCH due jobs, so that a burst
- * of completions is spread over several frames of a caller's loop; what
- * is left makes sa_client_timeout_ms (and the timer hook) say 0.  The
+ * sa_client_socket_action) handles at most SA_STEP_BATCH socket events
+ * and finished transfers, drives at most SA_STEP_BATCH due jobs, hands
+ * libcurl at most SA_STEP_BATCH / 4 new transfers, and takes no new item
+ * of any kind once opt.step_budget_us has passed (at least one of each
+ * that is ready), so that a burst of work is spread over several frames
+ * of a caller's loop; what is left makes sa_client_timeout_ms (and the
+ * timer hook) say 0.  The
  * blocking calls (a step with a timeout, sa_client_run, sa_job_wait)
  * handle everything.
  *
@@ -218,6 +221,7 @@ struct sa_client {
     int peak_uploads;           /* most of them at once (sa__client_peaks) */
     int bounded;                /* in a non-blocking call: see "Bounded steps" */
     int due_left;               /* due jobs it may still drive */
+    int64_t budget_end;         /* its time budget ends (sa_engine_now_us) */
     int done_now;               /* finished transfers it handled */
     int peak_done;              /* most of them in one call */
     int n_queued, n_active;
@@ -987,7 +991,11 @@ static void advance(sa_client *c, int64_t now)
         sa_job *j = JOB_OF(l, link);
         next = l->next;
         if (j->wake_at > now) continue;
-        if (c->bounded && c->due_left-- <= 0) break;
+        if (c->bounded &&
+            (c->due_left-- <= 0 ||
+             (c->due_left < SA_STEP_BATCH - 1 && c->budget_end > 0 &&
+              sa_engine_now_us() >= c->budget_end)))
+            break;
         drive_job(c, j, now);
         /* Only j moves while it is driven, unless a hook called back into
          * the library against the rules: then start over (the jobs driven
@@ -1655,6 +1663,7 @@ void sa_client_options_init(sa_client_options *opts)
     opts->max_connections = 16;
     opts->max_jobs = 0;
     opts->max_uploads = 8;
+    opts->step_budget_us = 500;
     opts->poll_interval_ms = 2000;
     opts->max_poll_interval_ms = 10000;
     opts->job_deadline_ms = 600000;
@@ -1722,6 +1731,10 @@ static int check_numbers(const sa_client_options *o, char *err, size_t errlen)
     if (o->max_connections < 1 || o->max_jobs < 0 || o->max_uploads < 0)
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "max_connections must be >= 1, "
                  "max_jobs and max_uploads >= 0 (0 = no cap)");
+    if (o->step_budget_us < 0 || o->step_budget_us > 10000000L)
+        OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "step_budget_us (the time budget "
+                 "of a non-blocking step) must be between 0 (none) and "
+                 "10000000 us (10 s)");
     if (o->poll_interval_ms <= 0 || o->max_poll_interval_ms < 200 ||
         o->job_deadline_ms <= 0 || o->max_polls < 1)
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "poll_interval_ms and "
@@ -2012,7 +2025,9 @@ static void set_bounded(sa_client *c, int on)
     c->bounded = on;
     c->due_left = SA_STEP_BATCH;
     c->done_now = 0;
-    sa_engine_set_batch(c->engine, on ? SA_STEP_BATCH : 0);
+    c->budget_end = on && c->opt.step_budget_us > 0
+                  ? sa_engine_now_us() + c->opt.step_budget_us : 0;
+    sa_engine_set_batch(c->engine, on ? SA_STEP_BATCH : 0, c->budget_end);
 }
 
 /* One round: due work, wait up to timeout_ms (< 0: no limit) for the next

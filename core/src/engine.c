@@ -55,6 +55,8 @@ struct sa_xfer {
     sa_engine *e;
     CURL *h;
     sa_xfer *prev, *next;          /* in e->busy or e->pool */
+    sa_xfer *add_next;             /* in e->to_add, while not added */
+    int added;                     /* handed to the multi handle */
     void *owner;
     struct curl_slist *headers;
     sa_buf body;
@@ -97,8 +99,13 @@ struct sa_engine {
     int event_mode;
     long transfers;
     long connects;
-    int batch;                     /* most reports per collect; 0 = all */
+    int batch;                     /* bound of a round (sa_engine_set_batch) */
+    int64_t budget_end;            /* its time budget ends (us); 0: none */
     int pending;                   /* finished transfers not reported yet */
+    /* transfers sent but not yet handed to libcurl (see add_started):
+     * a FIFO, head and tail */
+    sa_xfer *to_add, *to_add_tail;
+    int events_left;               /* a bounded round left socket events */
 #ifdef SA_HAVE_EPOLL
     /* the internal loop (no event hooks): sockets libcurl asks to watch,
      * the eventfd of sa_engine_wakeup, the timer libcurl last asked for
@@ -124,6 +131,13 @@ int64_t sa_engine_now(void)
     struct timespec ts;
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
     return (int64_t)ts.tv_sec * 1000 + (int64_t)(ts.tv_nsec / 1000000);
+}
+
+int64_t sa_engine_now_us(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+    return (int64_t)ts.tv_sec * 1000000 + (int64_t)(ts.tv_nsec / 1000);
 }
 
 static void elog(sa_engine *e, int level, const char *fmt, ...)
@@ -701,7 +715,6 @@ int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
 {
     sa_xfer *x;
     int rc;
-    CURLMcode mc;
 
     *out = NULL;
     e->errmsg[0] = '\0';
@@ -724,19 +737,17 @@ int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
     } else {
         rc = setup_easy(e, x, req);
     }
-    if (rc == SA_OK) {
-        mc = curl_multi_add_handle(e->multi, x->h);
-        if (mc != CURLM_OK) {
-            eerr(e, "libcurl: %s", curl_multi_strerror(mc));
-            rc = mc == CURLM_OUT_OF_MEMORY ? SA_ERR_NOMEM : SA_ERR_TRANSPORT;
-        }
-    }
     if (rc != SA_OK) {
         elog(e, SA_LOG_DEBUG, "%s %s not sent: %s", method_name(req->method),
              req->url, e->errmsg);
         xfer_release(e, x);
         return rc;
     }
+    /* handed to libcurl by the next perform or socket action */
+    x->add_next = NULL;
+    if (e->to_add_tail) e->to_add_tail->add_next = x;
+    else e->to_add = x;
+    e->to_add_tail = x;
     list_push(&e->busy, x);
     e->n_busy++;
     elog(e, SA_LOG_DEBUG, "%s %s", method_name(req->method), req->url);
@@ -744,10 +755,25 @@ int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
     return SA_OK;
 }
 
+/* Take x off the to_add FIFO. */
+static void unqueue(sa_engine *e, sa_xfer *x)
+{
+    sa_xfer **pp = &e->to_add, *prev = NULL;
+    while (*pp && *pp != x) {
+        prev = *pp;
+        pp = &(*pp)->add_next;
+    }
+    if (!*pp) return;
+    *pp = x->add_next;
+    if (e->to_add_tail == x) e->to_add_tail = prev;
+    x->add_next = NULL;
+}
+
 void sa_engine_abort(sa_engine *e, sa_xfer *x)
 {
     if (!e || !x) return;
-    curl_multi_remove_handle(e->multi, x->h);
+    if (x->added) curl_multi_remove_handle(e->multi, x->h);
+    else unqueue(e, x);
     list_unlink(&e->busy, x);
     e->n_busy--;
     elog(e, SA_LOG_DEBUG, "%s %s aborted", method_name(x->method), x->url);
@@ -841,7 +867,7 @@ static void finish(sa_engine *e, sa_xfer *x, CURLcode code)
     char msg[CURL_ERROR_SIZE + 128];
     long connects = 0;
 
-    curl_multi_remove_handle(e->multi, x->h);
+    if (x->added) curl_multi_remove_handle(e->multi, x->h);
     list_unlink(&e->busy, x);
     e->n_busy--;
     e->transfers++;
@@ -866,6 +892,12 @@ static void finish(sa_engine *e, sa_xfer *x, CURLcode code)
  * stay in libcurl's message queue for the next call (e->pending).  One
  * message at a time: a done hook may start new transfers or abort others
  * (whose messages libcurl drops). */
+/* 1 when a bounded round has used its time budget. */
+static int over_budget(const sa_engine *e)
+{
+    return e->budget_end > 0 && sa_engine_now_us() >= e->budget_end;
+}
+
 static void collect(sa_engine *e)
 {
     CURLMsg *m;
@@ -874,7 +906,8 @@ static void collect(sa_engine *e)
     e->pending = 0;
     for (guard = 0; guard < 1000000; guard++) {
         sa_xfer *x = NULL;
-        if (e->batch > 0 && done >= e->batch) {
+        if (e->batch > 0 &&
+            (done >= e->batch || (done > 0 && over_budget(e)))) {
             e->pending = left > 0;
             return;
         }
@@ -892,6 +925,48 @@ static void collect(sa_engine *e)
 /* ------------------------------------------------------------------ */
 /* Driving                                                             */
 /* ------------------------------------------------------------------ */
+
+/* Hand sent transfers to libcurl, in the order they were sent; at most
+ * e->batch / 4 of them in a bounded round (libcurl connects and writes
+ * every added transfer in its next timeout action, so 64 submits at once
+ * would otherwise all land in one frame).  A transfer libcurl refuses ends here,
+ * certainly not sent. */
+static void add_started(sa_engine *e)
+{
+    int n = 0, max = e->batch / 4 > 1 ? e->batch / 4 : 1;
+
+    while (e->to_add && (e->batch == 0 || n < max)) {
+        sa_xfer *x = e->to_add;
+        CURLMcode mc;
+
+        e->to_add = x->add_next;
+        if (!e->to_add) e->to_add_tail = NULL;
+        x->add_next = NULL;
+        n++;
+        mc = curl_multi_add_handle(e->multi, x->h);
+        if (mc == CURLM_OK) {
+            x->added = 1;
+            continue;
+        }
+        {
+            sa_http_response resp;
+            char msg[256];
+            memset(&resp, 0, sizeof resp);
+            resp.transport = mc == CURLM_OUT_OF_MEMORY ? SA_ERR_NOMEM
+                                                       : SA_ERR_TRANSPORT;
+            resp.not_sent = 1;
+            sa__errf(msg, sizeof msg, "libcurl did not take the request: %s",
+                     curl_multi_strerror(mc));
+            resp.transport_msg = msg;
+            list_unlink(&e->busy, x);
+            e->n_busy--;
+            elog(e, SA_LOG_DEBUG, "%s %s not sent: %s", method_name(x->method),
+                 x->url, msg);
+            e->hooks.done(e->hooks.ctx, x->owner, &resp);
+            xfer_release(e, x);
+        }
+    }
+}
 
 #ifdef SA_HAVE_EPOLL
 /* Without event hooks the engine drives libcurl's socket API itself, on
@@ -917,17 +992,26 @@ int sa_engine_wait(sa_engine *e, long timeout_ms)
 int sa_engine_perform(sa_engine *e)
 {
     CURLMcode mc = CURLM_OK, m2;
-    int running = 0, i, n;
+    int running = 0, i, n, max = EPOLL_BATCH;
 
+    add_started(e);
+    /* a bounded round handles at most e->batch socket events; the others
+     * stay ready (level-triggered) for the next round */
+    if (e->batch > 0 && e->batch < max) max = e->batch;
     if (e->n_ready == 0) {
-        n = epoll_wait(e->epfd, e->ready, EPOLL_BATCH, 0);
+        n = epoll_wait(e->epfd, e->ready, max, 0);
         e->n_ready = n > 0 ? n : 0;
     }
-    n = e->n_ready;
+    n = e->n_ready < max ? e->n_ready : max;
+    e->events_left = e->batch > 0 && n == max;
     e->n_ready = 0;
     for (i = 0; i < n; i++) {
         struct epoll_event *ev = &e->ready[i];
         int what = 0;
+        if (i > 0 && over_budget(e)) {
+            e->events_left = 1;  /* still ready: the next round sees them */
+            break;
+        }
         if (ev->data.fd == e->wakefd) {
             uint64_t v;
             (void)!read(e->wakefd, &v, sizeof v);
@@ -966,7 +1050,10 @@ int sa_engine_wait(sa_engine *e, long timeout_ms)
 int sa_engine_perform(sa_engine *e)
 {
     int running = 0;
-    CURLMcode mc = curl_multi_perform(e->multi, &running);
+    CURLMcode mc;
+
+    add_started(e);
+    mc = curl_multi_perform(e->multi, &running);
     collect(e);
     if (mc == CURLM_OUT_OF_MEMORY) return SA_ERR_NOMEM;
     return mc == CURLM_OK ? SA_OK : SA_ERR_TRANSPORT;
@@ -978,6 +1065,7 @@ int sa_engine_socket_action(sa_engine *e, int fd, int what)
     int running = 0, ev = 0;
     CURLMcode mc;
 
+    add_started(e);
     if (fd == SA_SOCKET_TIMEOUT) {
         mc = curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0,
                                       &running);
@@ -997,10 +1085,11 @@ int sa_engine_socket_action(sa_engine *e, int fd, int what)
 long sa_engine_timeout(sa_engine *e)
 {
     long t = -1;
+    if (e->to_add) return 0;  /* the next perform hands them to libcurl */
 #ifdef SA_HAVE_EPOLL
     if (!e->event_mode) {
         int64_t now;
-        if (e->n_ready > 0) return 0;
+        if (e->n_ready > 0 || e->events_left) return 0;
         if (e->timer_at < 0) return -1;
         now = sa_engine_now();
         return e->timer_at > now ? (long)(e->timer_at - now) : 0;
@@ -1066,14 +1155,16 @@ int sa_engine_in_flight(const sa_engine *e)
     return e ? e->n_busy : 0;
 }
 
-void sa_engine_set_batch(sa_engine *e, int max)
+void sa_engine_set_batch(sa_engine *e, int max, int64_t budget_end_us)
 {
-    if (e) e->batch = max > 0 ? max : 0;
+    if (!e) return;
+    e->batch = max > 0 ? max : 0;
+    e->budget_end = e->batch > 0 ? budget_end_us : 0;
 }
 
 int sa_engine_has_leftover(const sa_engine *e)
 {
-    return e ? e->pending : 0;
+    return e ? e->pending || e->to_add != NULL || e->events_left : 0;
 }
 
 void sa_engine_stats(const sa_engine *e, long *transfers, long *connects)

@@ -593,6 +593,8 @@ typedef struct sa_engine_options {
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC): the library's only clock. */
 int64_t sa_engine_now(void);
+/* The same clock in microseconds (time budgets of bounded steps). */
+int64_t sa_engine_now_us(void);
 /* Create an engine (a libcurl multi handle).  Strings in o are copied.
  * Returns SA_OK, SA_ERR_NOMEM or SA_ERR_INIT (message in err). */
 int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
@@ -623,10 +625,13 @@ int sa_engine_wakeup(sa_engine *e);
 int sa_engine_set_event_mode(sa_engine *e, int on);
 /* Transfers in flight. */
 int sa_engine_in_flight(const sa_engine *e);
-/* Report at most max finished transfers per sa_engine_perform /
- * sa_engine_socket_action (0, the default: all); the others wait, in
- * libcurl's message queue, for the next of those calls. */
-void sa_engine_set_batch(sa_engine *e, int max);
+/* Bound each sa_engine_perform / sa_engine_socket_action (max 0, the
+ * default: no bound): at most max socket events and max finished
+ * transfers reported, at most max / 4 (>= 1) new transfers handed to
+ * libcurl, and, when budget_end_us > 0, no further event or report once
+ * sa_engine_now_us() passes it (at least one of each).  What is left
+ * waits for the next call (sa_engine_has_leftover). */
+void sa_engine_set_batch(sa_engine *e, int max, int64_t budget_end_us);
 /* 1 when finished transfers wait to be reported (see sa_engine_set_batch). */
 int sa_engine_has_leftover(const sa_engine *e);
 /* Totals since creation: transfers finished, new connections opened. */

@@ -314,6 +314,13 @@ TEST(client_new_errors)
     o.max_connections = 0;
     CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
     test_options(&o, "https://127.0.0.1:1");
+    CHECK_EQ_INT((int)o.step_budget_us, 500);
+    o.step_budget_us = -1;
+    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err, "step_budget_us") != NULL);
+    o.step_budget_us = 0;
+    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_OK);
+    test_options(&o, "https://127.0.0.1:1");
     o.max_poll_interval_ms = 100;
     CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
     test_options(&o, "https://127.0.0.1:1");

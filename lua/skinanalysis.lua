@@ -89,9 +89,10 @@ function Client:analyze(image, opts)
   return result, werr, wcode
 end
 
---- job:ok(): true when the job ended with a result.
+--- job:ok(): true when the job ended with a result (DONE).  Does not build
+--- the result table (job:result() does, on first use).
 function Job:ok()
-  return self:done() and self:result() ~= nil
+  return self:done() and self:state() == "DONE"
 end
 
 -- ------------------------------------------------------------------------

@@ -54,7 +54,9 @@
 /* Uservalues of a client userdata. */
 #define LSA_CLIENT_UV_JOBS 1  /* running set: lightuserdata -> job */
 #define LSA_CLIENT_UV_LOG 2   /* log function or nil */
-#define LSA_CLIENT_NUV 2
+#define LSA_CLIENT_UV_LAZY 3  /* weak: lightuserdata -> ended job whose
+                                 result table is not built yet */
+#define LSA_CLIENT_NUV 3
 
 /* Uservalues of a job userdata. */
 #define LSA_JOB_UV_CLIENT 1   /* the client userdata */
@@ -93,6 +95,8 @@ struct lsa_job {
     int ev_head;
     int ev_count;
     int final;                /* 1 once LSA_JOB_UV_FINAL is filled */
+    int result_lazy;          /* 1 while the final table lacks the result
+                                 the C job holds (built on first use) */
 };
 
 typedef struct lsa_log_line {
@@ -173,10 +177,14 @@ void lsa_job_register(lua_State *L);
 int lsa_job_event(sa_job *job, int state, void *user_data);
 /* Pop the oldest undelivered state of a job; -1 when none. */
 int lsa_job_pop_event(lsa_job *lj);
-/* Cache the job's end (status, message, details, result table) in its
- * LSA_JOB_UV_FINAL table.  The job userdata is at idx; the job must have
- * ended.  Idempotent. */
+/* Cache the job's end (status, message, details) in its LSA_JOB_UV_FINAL
+ * table; its result table is built on first use (lsa_job_materialize).
+ * The job userdata is at idx; the job must have ended.  Idempotent. */
 void lsa_job_finish(lua_State *L, int idx);
+/* Build the result table of the ended job at idx into its final table, if
+ * that was left for later (see lsa_job_finish).  Before the client frees
+ * the C jobs, lsa_client_close builds the ones still left. */
+void lsa_job_materialize(lua_State *L, int idx);
 /* Mark a job whose client is being closed as ended ("cancelled" unless it
  * had ended before), forget its events and its source buffer.  The job
  * userdata is at idx.  Must be called before sa_client_free. */

@@ -19,6 +19,7 @@ enum lsa_opt_kind {
     LSA_OPT_STRING,    /* const char *            */
     LSA_OPT_INT,       /* int                     */
     LSA_OPT_SECONDS,   /* long ms, given in s     */
+    LSA_OPT_MICROS,    /* long us, given in s     */
     LSA_OPT_NUMBER,    /* double                  */
     LSA_OPT_BOOL,      /* int 0/1                 */
     LSA_OPT_SIZE,      /* size_t                  */
@@ -51,6 +52,7 @@ static const lsa_opt lsa_client_opts[] = {
     {"user_agent", LSA_OPT_STRING, LSA_OFF(user_agent)},
     {"max_connections", LSA_OPT_INT, LSA_OFF(max_connections)},
     {"max_uploads", LSA_OPT_INT, LSA_OFF(max_uploads)},
+    {"step_budget", LSA_OPT_MICROS, LSA_OFF(step_budget_us)},
     {"max_jobs", LSA_OPT_INT, LSA_OFF(max_jobs)},
     {"poll_interval", LSA_OPT_SECONDS, LSA_OFF(poll_interval_ms)},
     {"max_poll_interval", LSA_OPT_SECONDS, LSA_OFF(max_poll_interval_ms)},
@@ -130,6 +132,16 @@ static void lsa_set_client_opt(lua_State *L, const lsa_opt *d,
         *(long *)(void *)base = lsa_seconds_to_ms(L, lua_tonumber(L, -1),
                                                   d->name);
         break;
+    case LSA_OPT_MICROS: {
+        double v;
+        lsa_opt_expect(L, d->name, LUA_TNUMBER);
+        v = (double)lua_tonumber(L, -1);
+        /* out of range (or NaN): -1, which the core refuses (a runtime
+         * failure, like every bad option value) */
+        *(long *)(void *)base = (v >= 0 && v <= 10.0)
+                                    ? (long)(v * 1e6 + 0.5) : -1L;
+        break;
+    }
     case LSA_OPT_NUMBER:
         lsa_opt_expect(L, d->name, LUA_TNUMBER);
         *(double *)(void *)base = (double)lua_tonumber(L, -1);
@@ -501,6 +513,12 @@ int lsa_client_new(lua_State *L)
     luaL_setmetatable(L, LSA_CLIENT_MT);
     lua_newtable(L);
     lua_setiuservalue(L, 2, LSA_CLIENT_UV_JOBS);
+    lua_createtable(L, 0, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setiuservalue(L, 2, LSA_CLIENT_UV_LAZY);
 
     sa_client_options_init(&o);
     lsa_client_options(L, 1, 2, &o);
@@ -549,6 +567,16 @@ static void lsa_client_close(lua_State *L, int ci)
         while (lua_next(L, -2) != 0) {
             lsa_job_detach(L, lua_gettop(L));
             lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        /* ended jobs (those just detached too) whose result table is still
+         * to build: now, while the C jobs can be read */
+        if (lua_getiuservalue(L, ci, LSA_CLIENT_UV_LAZY) == LUA_TTABLE) {
+            lua_pushnil(L);
+            while (lua_next(L, -2) != 0) {
+                lsa_job_materialize(L, lua_gettop(L)); /* clears its entry */
+                lua_pop(L, 1);
+            }
         }
         lua_pop(L, 1);
         lc->pend_head = NULL;

@@ -443,12 +443,57 @@ void lsa_job_finish(lua_State *L, int idx)
         lj->owner->client == NULL || !sa_job_done(lj->job))
         return;
     idx = lua_absindex(L, idx);
-    lsa_push_info(L, lj->job, 1);
-    if (lua_getfield(L, -1, "result") == LUA_TTABLE)
-        lsa_result_link(L, -1, idx);
-    lua_pop(L, 1);
+    /* The result table (scores, files, the JSON text: tens of KB of Lua
+     * memory) is built on first use, not here: this runs in step() for
+     * every job that ends, and a frame loop that only reads job:ok()
+     * should not pay for it, nor its garbage collector. */
+    lsa_push_info(L, lj->job, 0);
     lua_setiuservalue(L, idx, LSA_JOB_UV_FINAL);
     lj->final = 1;
+    if (sa_job_status(lj->job) == SA_OK && sa_job_result(lj->job) != NULL) {
+        lj->result_lazy = 1;
+        lua_getiuservalue(L, idx, LSA_JOB_UV_CLIENT);
+        lua_getiuservalue(L, -1, LSA_CLIENT_UV_LAZY);
+        lua_pushvalue(L, idx);
+        lua_rawsetp(L, -2, lj);
+        lua_pop(L, 2);
+    }
+}
+
+/* Take the job at idx out of its client's LSA_CLIENT_UV_LAZY table. */
+static void lsa_job_unlazy(lua_State *L, int idx)
+{
+    lsa_job *lj = lua_touserdata(L, idx);
+
+    lj->result_lazy = 0;
+    lua_getiuservalue(L, idx, LSA_JOB_UV_CLIENT);
+    if (lua_getiuservalue(L, -1, LSA_CLIENT_UV_LAZY) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_rawsetp(L, -2, lj);
+    }
+    lua_pop(L, 2);
+}
+
+void lsa_job_materialize(lua_State *L, int idx)
+{
+    lsa_job *lj = lua_touserdata(L, idx);
+    const sa_result *r;
+
+    if (!lj->result_lazy)
+        return;
+    idx = lua_absindex(L, idx);
+    r = (lj->job != NULL && lj->owner != NULL && lj->owner->client != NULL)
+            ? sa_job_result(lj->job) : NULL;
+    if (r != NULL) {
+        /* built before the job leaves the lazy table: if Lua runs out of
+         * memory here, the next use (or the client's close) tries again */
+        lua_getiuservalue(L, idx, LSA_JOB_UV_FINAL);
+        lsa_push_result(L, r);
+        lsa_result_link(L, lua_gettop(L), idx);
+        lua_setfield(L, -2, "result");
+        lua_pop(L, 1);
+    }
+    lsa_job_unlazy(L, idx);
 }
 
 void lsa_job_release_buffer(lua_State *L, int idx)
@@ -501,6 +546,8 @@ static lsa_job *lsa_job_sync(lua_State *L, int idx)
 /* Push field `key` of the final table of the job at idx. */
 static int lsa_final_field(lua_State *L, int idx, const char *key)
 {
+    if (strcmp(key, "result") == 0)
+        lsa_job_materialize(L, idx);
     lua_getiuservalue(L, idx, LSA_JOB_UV_FINAL);
     lua_getfield(L, -1, key);
     lua_remove(L, -2);
@@ -686,6 +733,8 @@ static void lsa_job_close(lua_State *L, int idx)
         return;
     lj->closed = 1; /* lsa_job_event ignores this job from now on */
     lsa_job_forget_events(lj);
+    if (lj->result_lazy)  /* a closed job's result can no longer be read */
+        lsa_job_unlazy(L, idx);
     if (lj->owner != NULL && lj->owner->client != NULL) {
         lua_getiuservalue(L, idx, LSA_JOB_UV_CLIENT);
         lua_getiuservalue(L, -1, LSA_CLIENT_UV_JOBS);

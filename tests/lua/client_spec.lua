@@ -63,6 +63,19 @@ describe("client against the emulator", function()
       assert.equal("invalid_argument", code)
     end)
 
+    it("takes step_budget (seconds) and refuses one out of range", function()
+      local c <close> = emu:client{ step_budget = 0.0002 }
+      local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
+      while not job:done() do c:step() sa.core.sleep(0.002) end
+      assert.is_true(job:ok())
+      local c0 <close> = emu:client{ step_budget = 0 }  -- no time budget
+      assert.is_truthy(c0)
+      local c2, msg, code = sa.client(emu:client_options{ step_budget = -1 })
+      assert.is_nil(c2)
+      assert.matches("step_budget", msg)
+      assert.equal("invalid_argument", code)
+    end)
+
     it("analyzes a buffer", function()
       local c <close> = emu:client()
       local r = assert(c:analyze(nil, { buffer = emulator.read(PNG), actions = { "pore" } }))

@@ -154,6 +154,31 @@ describe("lifetime", function()
     finished:close()
   end)
 
+  it("a result first read after its client closed is complete (built on first use)", function()
+    local c = emu:client()
+    local jobs, ended = {}, 0
+    for i = 1, 3 do
+      jobs[i] = assert(c:submit(SD_JPG, { actions = { "pore", "wrinkle" },
+        on_done = function(job)
+          assert.is_true(job:ok())  -- reads the state only
+          ended = ended + 1
+        end }))
+    end
+    assert.is_truthy(c:run(20))
+    assert.equal(3, ended)
+    c:close()
+    full_gc()
+    for _, job in ipairs(jobs) do
+      local r = assert(job:result())
+      assert.is_truthy(r:get("pore"))
+      assert.is_truthy(r:get("wrinkle"))
+      assert.is_string(r.json)
+      assert.equal(job:task_id(), r.task_id)
+      assert.equal(r, job:result())  -- built once
+      job:close()
+    end
+  end)
+
   it("a job closed while it runs leaves its task to the client", function()
     local c <close> = emu:client()
     local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))

@@ -239,6 +239,7 @@ static const opt_def client_opts[] = {
     OPT(user_agent, OPT_STR),
     OPT(max_connections, OPT_INT),
     OPT(max_uploads, OPT_INT),
+    OPT(step_budget_us, OPT_LONG),
     OPT(max_jobs, OPT_INT),
     OPT(poll_interval_ms, OPT_LONG),
     OPT(max_poll_interval_ms, OPT_LONG),

@@ -146,6 +146,17 @@ def test_max_uploads_option(emu):
         skinanalysis.Client("emulator-key", base_url=emu.base_url, max_uploads=-1)
 
 
+def test_step_budget_option(emu):
+    # the time budget of a non-blocking step, in microseconds; 0 = none
+    with skinanalysis.Client("emulator-key", base_url=emu.base_url, step_budget_us=1) as c:
+        job = c.submit(SD_IMAGE, ["pore"])
+        assert job.wait().get("pore")
+    with skinanalysis.Client("emulator-key", base_url=emu.base_url, step_budget_us=0) as c:
+        assert c.submit(SD_IMAGE, ["pore"]).wait().get("pore")
+    with pytest.raises(skinanalysis.UsageError, match="step_budget_us"):
+        skinanalysis.Client("emulator-key", base_url=emu.base_url, step_budget_us=-5)
+
+
 def test_run_drives_everything(client):
     jobs = [client.submit(SD_IMAGE, ["pore"]) for _ in range(3)]
     client.run(10)

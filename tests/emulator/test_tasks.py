@@ -298,6 +298,30 @@ def test_retention(make_emu, spec, sd_jpeg):
     assert api.status(task_id)[0] == 400
 
 
+def test_store_bound_purges_the_oldest_finished_tasks(make_emu, spec, sd_jpeg):
+    # a bound of about two uploads: the third purges the first finished task and its file
+    emu = make_emu(store_max_mb=2.5 * len(sd_jpeg) / 1e6)
+    api = Api(emu, spec)
+    first, _ = api.run(sd_jpeg, SD)
+    second, _ = api.run(sd_jpeg, SD)
+    assert emu.counters["tasks_purged"] == 0
+    third, final = api.run(sd_jpeg, SD)
+    assert final["data"]["task_status"] == "success"
+    assert api.status(first)[0] == 400          # as if its retention had passed
+    assert api.status(second)[0] == 200
+    assert api.status(third)[0] == 200
+    c = emu.counters
+    assert c["tasks_purged"] == 1 and c["files_purged"] == 1
+
+
+def test_store_bound_off(make_emu, spec, sd_jpeg):
+    emu = make_emu(store_max_mb=0)
+    api = Api(emu, spec)
+    ids = [api.run(sd_jpeg, SD)[0] for _ in range(3)]
+    assert all(api.status(t)[0] == 200 for t in ids)
+    assert emu.counters["tasks_purged"] == 0
+
+
 # --- units ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("count,tier,cost", [(1, "sd", 9), (4, "sd", 9), (5, "sd", 12),

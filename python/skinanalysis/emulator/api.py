@@ -144,6 +144,7 @@ def upload(app, ctx):
                                                    time.gmtime(int(expires) / 1000))})
     record.data = req.body
     record.uploaded_at = time.time()
+    state.stored_add(record)
     state.count("uploads")
     etag = '"%s"' % hashlib.md5(req.body).hexdigest()
     return Response(200, b"", [("ETag", etag)])

@@ -18,6 +18,7 @@ class Config:
     poll_window: float = 20.0
     task_timeout_after: float = None
     retention: float = 86400.0
+    store_max_mb: float = 1024.0  # uploaded bytes kept; 0 = no bound
     rate_limit: bool = True
     rate_qps: int = 5
     rate_window_max: int = 250
@@ -56,7 +57,7 @@ class Config:
         if self.auth_variant not in catalog.AUTH_VARIANTS:
             raise ValueError("auth_variant must be one of %s" % ", ".join(catalog.AUTH_VARIANTS))
         for name in ("task_seconds", "poll_window", "url_ttl", "upload_ttl", "retention",
-                     "rate_window_seconds"):
+                     "rate_window_seconds", "store_max_mb"):
             if getattr(self, name) < 0:
                 raise ValueError("%s must be >= 0" % name)
         if self.task_timeout_after is not None and self.task_timeout_after < 0:
@@ -107,6 +108,10 @@ def build_parser():
                         "'Task execution timed out' (default: never)")
     p.add_argument("--retention", type=float, default=d.retention,
                    help="seconds a finished task stays queryable (default %(default)s)")
+    p.add_argument("--store-max-mb", type=float, default=d.store_max_mb,
+                   help="uploaded bytes kept, in MB: beyond it the oldest finished tasks "
+                        "and their files are purged as if their retention had passed; "
+                        "0 = no bound (default %(default)s)")
     p.add_argument("--rate-limit", choices=("on", "off"), default="on",
                    help="per-key and per-IP rate limits on /s2s/ calls (default on)")
     p.add_argument("--rate-qps", type=int, default=d.rate_qps,
@@ -152,6 +157,7 @@ def config_from_args(argv=None):
     return Config(host=args.host, port=args.port, keys=args.keys, units=args.units,
                   task_seconds=args.task_seconds, poll_window=args.poll_window,
                   task_timeout_after=args.task_timeout_after, retention=args.retention,
+                  store_max_mb=args.store_max_mb,
                   rate_limit=args.rate_limit, rate_qps=args.rate_qps,
                   rate_window_max=args.rate_window_max,
                   rate_window_seconds=args.rate_window_seconds, quirks=args.quirks,

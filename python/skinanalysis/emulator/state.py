@@ -131,6 +131,7 @@ def _new_counters():
         "auth_on_storage": 0, "auth_on_results": 0,
         "faults_applied": {}, "max_unpolled_gap": {}, "result_downloads": 0,
         "webhooks_sent": 0, "webhooks_failed": 0, "webhook_attempts": 0,
+        "tasks_purged": 0, "files_purged": 0,
     }
 
 
@@ -152,6 +153,9 @@ class State:
             self.active = set()      # task_ids still running
             self.tokens = {}         # result token -> task_id
             self.public_files = {}   # name -> (content_type, bytes)
+            self.stored = collections.OrderedDict()  # file_id -> uploaded bytes, oldest first
+            self.stored_bytes = 0
+            self.finished = collections.deque()      # task ids, in the order they ended
             self.forced_next = collections.deque()  # engine errors for the next tasks
             self.limiter = RateLimiter(self.config.rate_qps, self.config.rate_window_max,
                                        self.config.rate_window_seconds)
@@ -198,6 +202,47 @@ class State:
         with self.lock:
             return [dict(e) for e in self.log if e["seq"] > since]
 
+    # -- stored bytes ------------------------------------------------------------
+
+    def stored_add(self, record):
+        """An upload landed: count its bytes, then keep the store under
+        ``store_max_mb`` (a long benchmark uploads gigabytes)."""
+        self.stored_bytes -= self.stored.pop(record.file_id, 0)
+        self.stored[record.file_id] = len(record.data)
+        self.stored_bytes += len(record.data)
+        limit = self.config.store_max_mb * 1e6
+        if limit <= 0:
+            return
+        while self.stored_bytes > limit and (self.finished or len(self.stored) > 1):
+            if self.finished:
+                self.purge_task(self.finished.popleft())
+            else:
+                # no finished task left: the oldest upload (not the one just made)
+                self.purge_file(next(iter(self.stored)))
+
+    def purge_task(self, task_id):
+        """A finished task and its file go early, as if their retention had
+        passed: the task id then answers 400 Invalid task ID."""
+        task = self.tasks.pop(task_id, None)
+        if task is None:
+            return
+        self.tokens.pop(task.token, None)
+        task.blobs = {}
+        task.analysis = None
+        self.count("tasks_purged")
+        if task.source[0] == "file":
+            self.purge_file(task.source[1])
+
+    def purge_file(self, file_id):
+        n = self.stored.pop(file_id, None)
+        if n is None:
+            return
+        self.stored_bytes -= n
+        record = self.files.get(file_id)
+        if record is not None:
+            record.data = None
+        self.count("files_purged")
+
     # -- tasks -----------------------------------------------------------------
 
     def add_task(self, task):
@@ -227,6 +272,7 @@ class State:
         if when > now:
             return
         self.active.discard(task.task_id)
+        self.finished.append(task.task_id)
         task.finished_at = now
         if what == "done":
             self.finish(task)

@@ -108,12 +108,10 @@ struct sa_engine {
     int events_left;               /* a bounded round left socket events */
 #ifdef SA_HAVE_EPOLL
     /* the internal loop (no event hooks): sockets libcurl asks to watch,
-     * the eventfd of sa_engine_wakeup, the timer libcurl last asked for
-     * (absolute ms, -1: none), events sa_engine_wait saw and
+     * the eventfd of sa_engine_wakeup, events sa_engine_wait saw and
      * sa_engine_perform has not handled yet */
     int epfd;
     int wakefd;
-    int64_t timer_at;
     int n_ready;
     struct epoll_event ready[EPOLL_BATCH];
 #endif
@@ -341,14 +339,6 @@ static int on_socket_internal(CURL *h, curl_socket_t s, int what, void *ud,
     return 0;
 }
 
-static int on_timer_internal(CURLM *m, long timeout_ms, void *ud)
-{
-    sa_engine *e = ud;
-    (void)m;
-    e->timer_at = timeout_ms < 0 ? -1 : sa_engine_now() + timeout_ms;
-    return 0;
-}
-
 /* The epoll set and the wakeup eventfd of the internal loop. */
 static int loop_open(sa_engine *e)
 {
@@ -405,7 +395,6 @@ int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
     }
 #ifdef SA_HAVE_EPOLL
     e->epfd = e->wakefd = -1;
-    e->timer_at = -1;
 #endif
     e->mem = o->mem;
     e->hooks = *h;
@@ -1026,11 +1015,15 @@ int sa_engine_perform(sa_engine *e)
                                       what, &running);
         if (m2 != CURLM_OK && m2 != CURLM_BAD_SOCKET) mc = m2;
     }
-    if (e->timer_at >= 0 && e->timer_at <= sa_engine_now()) {
-        e->timer_at = -1;  /* libcurl sets the next one */
-        m2 = curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0,
-                                      &running);
-        if (m2 != CURLM_OK) mc = m2;
+    /* Timers: asked of curl_multi_timeout every round (no timer callback,
+     * no timer state here; sa_engine_timeout asks it too). */
+    {
+        long t = -1;
+        if (curl_multi_timeout(e->multi, &t) == CURLM_OK && t == 0) {
+            m2 = curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0,
+                                          &running);
+            if (m2 != CURLM_OK) mc = m2;
+        }
     }
     collect(e);
     if (mc == CURLM_OUT_OF_MEMORY) return SA_ERR_NOMEM;
@@ -1087,13 +1080,7 @@ long sa_engine_timeout(sa_engine *e)
     long t = -1;
     if (e->to_add) return 0;  /* the next perform hands them to libcurl */
 #ifdef SA_HAVE_EPOLL
-    if (!e->event_mode) {
-        int64_t now;
-        if (e->n_ready > 0 || e->events_left) return 0;
-        if (e->timer_at < 0) return -1;
-        now = sa_engine_now();
-        return e->timer_at > now ? (long)(e->timer_at - now) : 0;
-    }
+    if (!e->event_mode && (e->n_ready > 0 || e->events_left)) return 0;
 #endif
     if (curl_multi_timeout(e->multi, &t) != CURLM_OK) return -1;
     return t;
@@ -1130,10 +1117,10 @@ int sa_engine_set_event_mode(sa_engine *e, int on)
         a = curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION,
                               on_socket_internal);
         b = curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, (void *)e);
+        /* no timer callback: sa_engine_perform asks curl_multi_timeout */
         c = curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION,
-                              on_timer_internal);
-        d = curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, (void *)e);
-        e->timer_at = -1;
+                              (curl_multi_timer_callback)NULL);
+        d = curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, (void *)NULL);
         e->n_ready = 0;
 #else
         a = curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION,

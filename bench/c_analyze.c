@@ -7,7 +7,7 @@
  * (0 keeps the default) and the client's limiter on (RATE_LIMIT = 1, with
  * the client's default limits) or off (0).  With "upload" it also times
  * the UPLOAD state of the first job (throughput).  With "putonly" no
- * analysis runs: N plain libcurl PUTs of IMAGE (streamed from disk, 16 KiB
+ * analysis runs: N plain libcurl PUTs of IMAGE (streamed from disk, 64 KiB
  * upload buffer like the core's, INFLIGHT at a time, connections reused)
  * to the emulator's /_control/public/ store, the floor of what the upload
  * step of an analysis can cost with this libcurl.  With WARMUP (an image
@@ -97,7 +97,7 @@ static int put_setup(CURL *h, const char *url, FILE *f, long size)
     rewind(f);
     return curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK
         || curl_easy_setopt(h, CURLOPT_UPLOAD, 1L) != CURLE_OK
-        || curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 16384L) != CURLE_OK
+        || curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 65536L) != CURLE_OK
         || curl_easy_setopt(h, CURLOPT_READDATA, f) != CURLE_OK
         || curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size) != CURLE_OK
         || curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard) != CURLE_OK

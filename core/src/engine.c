@@ -1,6 +1,6 @@
 /*
- * engine.c - the libcurl side of a client: one multi handle, a pool of
- * reusable easy handles, and the translation of a job's sa_http_request
+ * engine.c - the libcurl side of a client: one multi handle, an easy
+ * handle per transfer, and the translation of a job's sa_http_request
  * into a transfer and of the transfer's outcome into a sa_http_response.
  *
  * The engine knows nothing about jobs: it sends what it is given and
@@ -38,8 +38,6 @@
 
 #define ENGINE_ERRLEN 512
 #define REQUEST_ID_MAX 128
-/* Idle easy handles kept for reuse beyond max_connections. */
-#define POOL_EXTRA 4
 /* libcurl's buffers live in each easy handle: 64 KiB to upload and 16 KiB
  * to receive by default, the biggest part of an in-flight job's memory.
  * Uploads keep libcurl's 64 KiB: the buffer exists only while a PUT runs
@@ -54,7 +52,7 @@
 struct sa_xfer {
     sa_engine *e;
     CURL *h;
-    sa_xfer *prev, *next;          /* in e->busy or e->pool */
+    sa_xfer *prev, *next;          /* in e->busy */
     sa_xfer *add_next;             /* in e->to_add, while not added */
     int added;                     /* handed to the multi handle */
     void *owner;
@@ -93,9 +91,7 @@ struct sa_engine {
     int max_connections;
     size_t max_body_bytes;
     sa_xfer *busy;                 /* transfers in flight */
-    sa_xfer *pool;                 /* idle easy handles */
     int n_busy;
-    int n_pool;
     int event_mode;
     long transfers;
     long connects;
@@ -447,8 +443,17 @@ static void xfer_destroy(sa_engine *e, sa_xfer *x)
     sa__free(e->mem, x);
 }
 
-/* Return a finished (or never started) transfer's resources; keep the easy
- * handle for reuse while the pool is small. */
+/* Free a finished (or never started) transfer and its easy handle.
+ *
+ * Easy handles are not reused.  They were pooled and curl_easy_reset:
+ * libcurl 7.88 then refused the next CURLOPT_BUFFERSIZE on about a fifth
+ * of the reused handles (CURLE_BAD_FUNCTION_ARGUMENT) and read with its
+ * default 16 KiB into the 4 KiB receive buffer the handle already had
+ * (valgrind: recv given a length past the buffer; an answer over 4 KiB
+ * would have been written past it).  A handle per transfer costs no
+ * measurable CPU (A/B, BENCHMARKS.md) and frees the buffers of idle
+ * handles; connections live in the multi handle, so keep-alive reuse is
+ * unaffected. */
 static void xfer_release(sa_engine *e, sa_xfer *x)
 {
     if (x->fd >= 0) close(x->fd);
@@ -457,17 +462,6 @@ static void xfer_release(sa_engine *e, sa_xfer *x)
     x->url = NULL;
     curl_slist_free_all(x->headers);
     x->headers = NULL;
-    sa_buf_free(&x->body);
-    if (x->h && e->n_pool < e->max_connections + POOL_EXTRA) {
-        curl_easy_reset(x->h);
-        /* curl_easy_reset keeps the last upload's buffer; setting its size
-         * frees it, so an idle handle holds no upload buffer. */
-        (void)curl_easy_setopt(x->h, CURLOPT_UPLOAD_BUFFERSIZE,
-                               UPLOAD_BUFFER_BYTES);
-        list_push(&e->pool, x);
-        e->n_pool++;
-        return;
-    }
     xfer_destroy(e, x);
 }
 
@@ -481,11 +475,6 @@ void sa_engine_free(sa_engine *e)
         if (x->fd >= 0) close(x->fd);
         curl_slist_free_all(x->headers);
         sa__free(e->mem, x->url);
-        xfer_destroy(e, x);
-    }
-    while (e->pool) {
-        sa_xfer *x = e->pool;
-        list_unlink(&e->pool, x);
         xfer_destroy(e, x);
     }
     if (e->multi) curl_multi_cleanup(e->multi);
@@ -509,23 +498,12 @@ void sa_engine_free(sa_engine *e)
 
 static sa_xfer *xfer_get(sa_engine *e)
 {
-    sa_xfer *x = e->pool;
-    if (x) {
-        list_unlink(&e->pool, x);
-        e->n_pool--;
-    } else {
-        x = sa__calloc(e->mem, 1, sizeof *x);
-        if (!x) return NULL;
-        x->h = curl_easy_init();
-        if (!x->h) {
-            sa__free(e->mem, x);
-            return NULL;
-        }
-    }
-    {
-        CURL *h = x->h;
-        memset(x, 0, sizeof *x);
-        x->h = h;
+    sa_xfer *x = sa__calloc(e->mem, 1, sizeof *x);
+    if (!x) return NULL;
+    x->h = curl_easy_init();
+    if (!x->h) {
+        sa__free(e->mem, x);
+        return NULL;
     }
     x->e = e;
     x->fd = -1;

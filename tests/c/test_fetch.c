@@ -47,16 +47,22 @@ static sa_client *client_for(const emu *e, long poll_ms)
     return c;
 }
 
+/* A request for the SD fixture and its three concerns, in `format`. */
+static void sd3_request(sa_request *r, int format)
+{
+    sa_request_init(r);
+    r->file_path = SD_JPG;
+    r->actions = sd3;
+    r->n_actions = 3;
+    r->format = format;
+}
+
 static sa_job *run_job(sa_client *c, int format)
 {
     sa_request r;
     sa_job *j = NULL;
 
-    sa_request_init(&r);
-    r.file_path = SD_JPG;
-    r.actions = sd3;
-    r.n_actions = 3;
-    r.format = format;
+    sd3_request(&r, format);
     if (sa_client_submit(c, &r, &j) != SA_OK) return NULL;
     if (sa_job_wait(j, 20000) != SA_OK)
         fprintf(stderr, "job did not end\n");
@@ -153,11 +159,7 @@ TEST(zip_download_has_its_own_body_limit)
     o.max_body_bytes = 4096;   /* the ZIP is bigger than this */
     REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
     emu_reset(&g_emu);
-    sa_request_init(&r);
-    r.file_path = SD_JPG;
-    r.actions = sd3;
-    r.n_actions = 3;
-    r.format = SA_FORMAT_ZIP;
+    sd3_request(&r, SA_FORMAT_ZIP);
     REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
     CHECK_EQ_INT(sa_job_wait(j, 20000), SA_OK);
     CHECK_EQ_INT(sa_job_status(j), SA_OK);
@@ -177,10 +179,7 @@ TEST(fetch_masks_json_into_folder)
 
     REQUIRE(c && mkdtemp(folder));
     emu_reset(&g_emu);
-    sa_request_init(&r);
-    r.file_path = SD_JPG;
-    r.actions = sd3;
-    r.n_actions = 3;
+    sd3_request(&r, SA_FORMAT_JSON);
     r.callback = count_cb;
     REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
     CHECK_EQ_INT(sa_client_fetch_masks(c, j, folder, &f), SA_ERR_NOT_DONE);
@@ -340,10 +339,7 @@ TEST(notify_polls_at_once)
     REQUIRE(emu_start(&e, "--task-seconds 2 --rate-limit off " KEYS) == 0);
     c = client_for(&e, 5000);
     REQUIRE(c);
-    sa_request_init(&r);
-    r.file_path = SD_JPG;
-    r.actions = sd3;
-    r.n_actions = 3;
+    sd3_request(&r, SA_FORMAT_JSON);
     REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
     for (i = 0; i < 200 && sa_job_state(j) != SA_JOB_POLL_WAIT; i++)
         sa_client_step(c, 20);

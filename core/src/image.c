@@ -201,29 +201,40 @@ int sa_image_probe_buffer(const void *data, size_t len, sa_image_info *out)
     return probe(&s, out);
 }
 
+/* Probe an open descriptor of a regular file (the caller checked it). */
+int sa_image_probe_fd(int fd, sa_image_info *out)
+{
+    source s;
+
+    if (!out || fd < 0) return SA_ERR_INVALID_ARGUMENT;
+    out->format = SA_IMAGE_UNKNOWN;
+    out->width = out->height = 0;
+    s.mem = NULL;
+    s.mem_len = 0;
+    s.fd = fd;
+    s.win_off = 0;
+    s.win_len = 0;
+    return probe(&s, out);
+}
+
 /* Only regular files: a FIFO or a device would block or never end.
  * O_NONBLOCK keeps open() itself from blocking on a FIFO. */
 int sa_image_probe_file(const char *path, sa_image_info *out)
 {
-    source s;
     struct stat st;
-    int rc;
+    int fd, rc;
 
     if (!out) return SA_ERR_INVALID_ARGUMENT;
     out->format = SA_IMAGE_UNKNOWN;
     out->width = out->height = 0;
     if (!path) return SA_ERR_INVALID_ARGUMENT;
-    s.mem = NULL;
-    s.mem_len = 0;
-    s.fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (s.fd < 0) return SA_ERR_FILE;
-    if (fstat(s.fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(s.fd);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return SA_ERR_FILE;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
         return SA_ERR_FILE;
     }
-    s.win_off = 0;
-    s.win_len = 0;
-    rc = probe(&s, out);
-    close(s.fd);
+    rc = sa_image_probe_fd(fd, out);
+    close(fd);
     return rc;
 }

@@ -120,6 +120,14 @@ int sa_json_put_string(sa_buf *b, const char *s);
 int sa_json_put_item(sa_buf *b, const cJSON *item);
 
 /* ================================================================== */
+/* image.c                                                             */
+/* ================================================================== */
+
+/* sa_image_probe_file on a descriptor the caller opened (and closes) and
+ * checked to be a regular file: reads through pread(), offset untouched. */
+int sa_image_probe_fd(int fd, sa_image_info *out);
+
+/* ================================================================== */
 /* catalog.c                                                           */
 /* ================================================================== */
 

@@ -25,6 +25,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <skinanalysis.h>
 
+#include <cjson/cJSON.h>
 #include <curl/curl.h>
 
 #include <stdio.h>
@@ -159,6 +160,281 @@ static int put_only(const char *base_url, const char *image, int n, int inflight
     return ok;
 }
 
+/* "rawflow": the same HTTP exchanges as an analysis, written the way a C
+ * programmer would with libcurl and cJSON alone: POST the file slot, PUT the
+ * image (streamed, 64 KiB buffer), POST the task on a fresh connection (as
+ * the core does: a reused one lets libcurl resend a billed POST), GET the
+ * status 10 ms later until it is not "running", parse it with cJSON.
+ * curl_multi_poll + curl_multi_perform, a handle per slot kept and reset
+ * between steps.  No validation, no limiter, no retries: the floor of the
+ * protocol's HTTP work with these libraries. */
+enum { RAW_FILE, RAW_PUT, RAW_TASK, RAW_POLL, RAW_WAIT, RAW_IDLE };
+
+typedef struct raw_slot {
+    CURL *h;
+    FILE *f;
+    int phase;
+    double not_before;
+    char *body;
+    size_t len, cap;
+    struct curl_slist *hdrs;
+    char url[1024];
+    char file_id[256];
+    char task_id[256];
+} raw_slot;
+
+static size_t raw_collect(char *data, size_t size, size_t n, void *ud)
+{
+    raw_slot *s = ud;
+    size_t add = size * n;
+    if (s->len + add + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4096;
+        char *p;
+        while (cap < s->len + add + 1)
+            cap *= 2;
+        p = realloc(s->body, cap);
+        if (!p)
+            return 0;
+        s->body = p;
+        s->cap = cap;
+    }
+    memcpy(s->body + s->len, data, add);
+    s->len += add;
+    s->body[s->len] = '\0';
+    return add;
+}
+
+static int raw_api(raw_slot *s, const char *url, const char *auth,
+                   const char *post)
+{
+    curl_easy_reset(s->h);
+    curl_slist_free_all(s->hdrs);
+    s->hdrs = curl_slist_append(NULL, auth);
+    if (post && s->hdrs)
+        s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/json");
+    s->len = 0;
+    return !s->hdrs
+        || curl_easy_setopt(s->h, CURLOPT_URL, url) != CURLE_OK
+        || curl_easy_setopt(s->h, CURLOPT_HTTPHEADER, s->hdrs) != CURLE_OK
+        || curl_easy_setopt(s->h, CURLOPT_WRITEFUNCTION, raw_collect) != CURLE_OK
+        || curl_easy_setopt(s->h, CURLOPT_WRITEDATA, s) != CURLE_OK
+        || (post && curl_easy_setopt(s->h, CURLOPT_COPYPOSTFIELDS, post) != CURLE_OK)
+        ? -1 : 0;
+}
+
+/* Sets up the request of s's phase; returns -1 on a setup error. */
+static int raw_start(raw_slot *s, const char *base, const char *auth,
+                     const char *task_body, long size)
+{
+    char url[1024], body[1024];
+    if (s->phase == RAW_FILE) {
+        snprintf(url, sizeof url, "%s/s2s/v2.1/file/skin-analysis", base);
+        snprintf(body, sizeof body, "{\"files\":[{\"content_type\":\"image/jpeg\","
+                 "\"file_name\":\"face.jpg\",\"file_size\":%ld}]}", size);
+        return raw_api(s, url, auth, body);
+    }
+    if (s->phase == RAW_PUT) {
+        curl_easy_reset(s->h);
+        rewind(s->f);
+        s->len = 0;
+        return put_setup(s->h, s->url, s->f, size)
+            || curl_easy_setopt(s->h, CURLOPT_HTTPHEADER, s->hdrs) != CURLE_OK
+            ? -1 : 0;
+    }
+    if (s->phase == RAW_TASK) {
+        int rc;
+        snprintf(url, sizeof url, "%s/s2s/v2.1/task/skin-analysis", base);
+        snprintf(body, sizeof body, "{\"src_file_id\":\"%s\",\"dst_actions\":%s,"
+                 "\"format\":\"json\"}", s->file_id, task_body);
+        rc = raw_api(s, url, auth, body);
+        return rc || curl_easy_setopt(s->h, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK
+            ? -1 : 0;
+    }
+    snprintf(url, sizeof url, "%s/s2s/v2.1/task/skin-analysis/%s", base,
+             s->task_id);
+    return raw_api(s, url, auth, NULL);
+}
+
+static const char *raw_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Reads s's answer and moves to the next phase; 1 = analysis ended well,
+ * 0 = continue, -1 = failed. */
+static int raw_next(raw_slot *s)
+{
+    cJSON *root = cJSON_ParseWithLength(s->body ? s->body : "", s->len);
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    int rc = -1;
+    if (s->phase == RAW_PUT) {
+        s->phase = RAW_TASK;
+        rc = 0;
+    } else if (s->phase == RAW_FILE && data) {
+        const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(data, "files"), 0);
+        const cJSON *r = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(f, "requests"), 0);
+        const cJSON *h;
+        const char *id = raw_str(f, "file_id"), *u = raw_str(r, "url");
+        if (id && u && strlen(id) < sizeof s->file_id && strlen(u) < sizeof s->url) {
+            strcpy(s->file_id, id);
+            strcpy(s->url, u);
+            curl_slist_free_all(s->hdrs);
+            s->hdrs = NULL;
+            rc = 0;
+            cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(r, "headers")) {
+                char line[512];
+                struct curl_slist *l;
+                if (!cJSON_IsString(h) || strcmp(h->string, "Content-Length") == 0)
+                    continue;
+                snprintf(line, sizeof line, "%s: %s", h->string, h->valuestring);
+                if (!(l = curl_slist_append(s->hdrs, line))) {
+                    rc = -1;
+                    break;
+                }
+                s->hdrs = l;
+            }
+            s->phase = RAW_PUT;
+        }
+    } else if (s->phase == RAW_TASK && data) {
+        const char *id = raw_str(data, "task_id");
+        if (id && strlen(id) < sizeof s->task_id) {
+            strcpy(s->task_id, id);
+            s->phase = RAW_WAIT;
+            s->not_before = now_s() + 0.010;
+            rc = 0;
+        }
+    } else if (s->phase == RAW_POLL && data) {
+        const char *st = raw_str(data, "task_status");
+        if (st && strcmp(st, "running") == 0) {
+            s->phase = RAW_WAIT;
+            s->not_before = now_s() + 0.010;
+            rc = 0;
+        } else if (st && strcmp(st, "success") == 0) {
+            const cJSON *o, *out = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(data, "results"), "output");
+            rc = -1;
+            cJSON_ArrayForEach(o, out)
+                if (raw_str(o, "type") && strcmp(raw_str(o, "type"), "all") == 0)
+                    rc = 1;
+            s->phase = RAW_IDLE;
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int raw_flow(const char *base, const char *image, int n, int inflight,
+                    const char *const *actions, size_t n_actions)
+{
+    enum { MAXR = 64 };
+    CURLM *m = curl_multi_init();
+    raw_slot slot[MAXR];
+    char auth[128], task_body[1024];
+    size_t len = 1;
+    long size;
+    int i, started = 0, ended = 0, ok = 0;
+    FILE *f0 = fopen(image, "rb");
+
+    if (!m || !f0 || fseek(f0, 0, SEEK_END) != 0)
+        return -1;
+    size = ftell(f0);
+    fclose(f0);
+    snprintf(auth, sizeof auth, "Authorization: Bearer emulator-key");
+    task_body[0] = '[';
+    for (i = 0; (size_t)i < n_actions; i++)
+        len += (size_t)snprintf(task_body + len, sizeof task_body - len, "%s\"%s\"",
+                                i ? "," : "", actions[i]);
+    snprintf(task_body + len, sizeof task_body - len, "]");
+    if (inflight > MAXR)
+        inflight = MAXR;
+    memset(slot, 0, sizeof slot);
+    for (i = 0; i < inflight; i++) {
+        slot[i].h = curl_easy_init();
+        slot[i].f = fopen(image, "rb");
+        slot[i].phase = RAW_IDLE;
+        if (!slot[i].h || !slot[i].f)
+            return -1;
+    }
+    while (ended < n) {
+        CURLMsg *msg;
+        int left, running;
+        double now = now_s(), wait = 1.0;
+        for (i = 0; i < inflight; i++) {
+            raw_slot *s = &slot[i];
+            if (s->phase == RAW_IDLE && started < n) {
+                s->phase = RAW_FILE;
+                started++;
+            } else if (s->phase == RAW_WAIT) {
+                if (s->not_before > now) {
+                    if (s->not_before - now < wait)
+                        wait = s->not_before - now;
+                    continue;
+                }
+                s->phase = RAW_POLL;
+            } else {
+                continue;
+            }
+            if (raw_start(s, base, auth, task_body, size)
+                || curl_easy_setopt(s->h, CURLOPT_PRIVATE, (void *)s) != CURLE_OK
+                || curl_multi_add_handle(m, s->h) != CURLM_OK)
+                return -1;
+        }
+        curl_multi_perform(m, &running);
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            raw_slot *s = NULL;
+            long code = 0;
+            int rc = -1;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+            curl_multi_remove_handle(m, msg->easy_handle);
+            if (msg->data.result == CURLE_OK && code == 200)
+                rc = raw_next(s);
+            if (s->phase == RAW_WAIT && wait > 0.010)
+                wait = 0.010;
+            if (rc != 0) {
+                ended++;
+                ok += rc == 1;
+                s->phase = RAW_IDLE;
+            } else if (s->phase != RAW_WAIT) {
+                if (raw_start(s, base, auth, task_body, size)
+                    || curl_easy_setopt(s->h, CURLOPT_PRIVATE, (void *)s) != CURLE_OK
+                    || curl_multi_add_handle(m, s->h) != CURLM_OK)
+                    return -1;
+                }
+        }
+        if (ended < n)
+            curl_multi_poll(m, NULL, 0, (int)(wait * 1000) + 1, NULL);
+    }
+    for (i = 0; i < inflight; i++) {
+        curl_easy_cleanup(slot[i].h);
+        curl_slist_free_all(slot[i].hdrs);
+        free(slot[i].body);
+        fclose(slot[i].f);
+    }
+    curl_multi_cleanup(m);
+    return ok;
+}
+
+/* The 16 SD actions (what every analysis of this program asks for). */
+static size_t sd_actions(const char **sd)
+{
+    size_t k, n_sd = 0;
+    for (k = 0; k < sa_action_count() && n_sd < SA_MAX_ACTIONS; k++)
+        if (sa_action_tier(sa_action_name(k)) == SA_TIER_SD)
+            sd[n_sd++] = sa_action_name(k);
+    return n_sd;
+}
+
+static int raw_run(const char *base, const char *image, int n, int inflight)
+{
+    const char *sd[SA_MAX_ACTIONS];
+    size_t n_sd = sd_actions(sd);
+    return raw_flow(base, image, n, inflight, sd, n_sd);
+}
+
 static void raise_nofile(int want)
 {
     struct rlimit rl;
@@ -199,13 +475,10 @@ static int run_jobs(sa_client *c, const char *image, int n, bench *b)
 {
     sa_job **jobs = calloc((size_t)n, sizeof *jobs);
     const char *sd[SA_MAX_ACTIONS];
-    size_t k, n_sd = 0;
+    size_t n_sd = sd_actions(sd);
     int i, ok = 0;
     if (!jobs)
         return -1;
-    for (k = 0; k < sa_action_count() && n_sd < SA_MAX_ACTIONS; k++)
-        if (sa_action_tier(sa_action_name(k)) == SA_TIER_SD)
-            sd[n_sd++] = sa_action_name(k);
     for (i = 0; i < n; i++) {
         sa_request r;
         sa_request_init(&r);
@@ -263,6 +536,8 @@ int main(int argc, char **argv)
     t0 = now_s();
     if (argc > 7 && strcmp(argv[7], "putonly") == 0)
         ok = put_only(argv[1], argv[2], n, inflight);
+    else if (argc > 7 && strcmp(argv[7], "rawflow") == 0)
+        ok = raw_run(argv[1], argv[2], n, inflight);
     else
         ok = run_jobs(c, argv[2], n, &b);
     t1 = now_s();

@@ -1,6 +1,6 @@
 /* c_analyze - benchmark driver for the skinanalysis C API.
  *
- *   c_analyze BASE_URL IMAGE N INFLIGHT POLL_MS RATE_LIMIT [upload|putonly|-] [WARMUP]
+ *   c_analyze BASE_URL IMAGE N INFLIGHT POLL_MS RATE_LIMIT [upload|putonly|rawflow|-] [WARMUP]
  *
  * Submits N analyses of IMAGE (a file streamed from disk), keeping at most
  * INFLIGHT of them running (max_jobs), with poll_interval_ms = POLL_MS
@@ -10,7 +10,9 @@
  * analysis runs: N plain libcurl PUTs of IMAGE (streamed from disk, 64 KiB
  * upload buffer like the core's, INFLIGHT at a time, connections reused)
  * to the emulator's /_control/public/ store, the floor of what the upload
- * step of an analysis can cost with this libcurl.  With WARMUP (an image
+ * step of an analysis can cost with this libcurl.  With "rawflow" no
+ * analysis runs through the library either: the same HTTP exchanges by
+ * hand with libcurl and cJSON (see raw_flow).  With WARMUP (an image
  * path) one analysis of it runs first, unmeasured, so that the pages of
  * libcurl, OpenSSL and the core that the first request touches are not
  * counted as memory of the measured jobs.
@@ -515,7 +517,7 @@ int main(int argc, char **argv)
 
     if (argc < 7) {
         fprintf(stderr, "usage: c_analyze BASE_URL IMAGE N INFLIGHT POLL_MS "
-                        "RATE_LIMIT [upload|putonly|-] [WARMUP]\n");
+                        "RATE_LIMIT [upload|putonly|rawflow|-] [WARMUP]\n");
         return 2;
     }
     n = atoi(argv[3]);

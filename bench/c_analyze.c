@@ -162,15 +162,27 @@ static int put_only(const char *base_url, const char *image, int n, int inflight
     return ok;
 }
 
+/* The 16 SD actions (what every analysis of this program asks for). */
+static size_t sd_actions(const char **sd)
+{
+    size_t k, n_sd = 0;
+    for (k = 0; k < sa_action_count() && n_sd < SA_MAX_ACTIONS; k++)
+        if (sa_action_tier(sa_action_name(k)) == SA_TIER_SD)
+            sd[n_sd++] = sa_action_name(k);
+    return n_sd;
+}
+
 /* "rawflow": the same HTTP exchanges as an analysis, written the way a C
  * programmer would with libcurl and cJSON alone: POST the file slot, PUT the
  * image (streamed, 64 KiB buffer), POST the task on a fresh connection (as
  * the core does: a reused one lets libcurl resend a billed POST), GET the
  * status 10 ms later until it is not "running", parse it with cJSON.
  * curl_multi_poll + curl_multi_perform, a handle per slot kept and reset
- * between steps.  No validation, no limiter, no retries: the floor of the
- * protocol's HTTP work with these libraries. */
+ * between steps.  No validation, no limiter, no retries: a baseline of what
+ * the protocol's HTTP work costs when written directly with these
+ * libraries (not a floor: this loop style costs libcurl extra polls). */
 enum { RAW_FILE, RAW_PUT, RAW_TASK, RAW_POLL, RAW_WAIT, RAW_IDLE };
+#define RAW_AUTH "Authorization: Bearer emulator-key"
 
 typedef struct raw_slot {
     CURL *h;
@@ -206,12 +218,11 @@ static size_t raw_collect(char *data, size_t size, size_t n, void *ud)
     return add;
 }
 
-static int raw_api(raw_slot *s, const char *url, const char *auth,
-                   const char *post)
+static int raw_api(raw_slot *s, const char *url, const char *post)
 {
     curl_easy_reset(s->h);
     curl_slist_free_all(s->hdrs);
-    s->hdrs = curl_slist_append(NULL, auth);
+    s->hdrs = curl_slist_append(NULL, RAW_AUTH);
     if (post && s->hdrs)
         s->hdrs = curl_slist_append(s->hdrs, "Content-Type: application/json");
     s->len = 0;
@@ -225,20 +236,18 @@ static int raw_api(raw_slot *s, const char *url, const char *auth,
 }
 
 /* Sets up the request of s's phase; returns -1 on a setup error. */
-static int raw_start(raw_slot *s, const char *base, const char *auth,
-                     const char *task_body, long size)
+static int raw_start(raw_slot *s, const char *base, const char *task_body,
+                     long size)
 {
     char url[1024], body[1024];
     if (s->phase == RAW_FILE) {
         snprintf(url, sizeof url, "%s/s2s/v2.1/file/skin-analysis", base);
         snprintf(body, sizeof body, "{\"files\":[{\"content_type\":\"image/jpeg\","
                  "\"file_name\":\"face.jpg\",\"file_size\":%ld}]}", size);
-        return raw_api(s, url, auth, body);
+        return raw_api(s, url, body);
     }
     if (s->phase == RAW_PUT) {
         curl_easy_reset(s->h);
-        rewind(s->f);
-        s->len = 0;
         return put_setup(s->h, s->url, s->f, size)
             || curl_easy_setopt(s->h, CURLOPT_HTTPHEADER, s->hdrs) != CURLE_OK
             ? -1 : 0;
@@ -248,13 +257,13 @@ static int raw_start(raw_slot *s, const char *base, const char *auth,
         snprintf(url, sizeof url, "%s/s2s/v2.1/task/skin-analysis", base);
         snprintf(body, sizeof body, "{\"src_file_id\":\"%s\",\"dst_actions\":%s,"
                  "\"format\":\"json\"}", s->file_id, task_body);
-        rc = raw_api(s, url, auth, body);
+        rc = raw_api(s, url, body);
         return rc || curl_easy_setopt(s->h, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK
             ? -1 : 0;
     }
     snprintf(url, sizeof url, "%s/s2s/v2.1/task/skin-analysis/%s", base,
              s->task_id);
-    return raw_api(s, url, auth, NULL);
+    return raw_api(s, url, NULL);
 }
 
 static const char *raw_str(const cJSON *o, const char *key)
@@ -267,13 +276,16 @@ static const char *raw_str(const cJSON *o, const char *key)
  * 0 = continue, -1 = failed. */
 static int raw_next(raw_slot *s)
 {
-    cJSON *root = cJSON_ParseWithLength(s->body ? s->body : "", s->len);
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    cJSON *root;
+    const cJSON *data;
     int rc = -1;
-    if (s->phase == RAW_PUT) {
+    if (s->phase == RAW_PUT) {  /* the storage answer has no body to read */
         s->phase = RAW_TASK;
-        rc = 0;
-    } else if (s->phase == RAW_FILE && data) {
+        return 0;
+    }
+    root = cJSON_ParseWithLength(s->body ? s->body : "", s->len);
+    data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    if (s->phase == RAW_FILE && data) {
         const cJSON *f = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(data, "files"), 0);
         const cJSON *r = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(f, "requests"), 0);
         const cJSON *h;
@@ -326,14 +338,23 @@ static int raw_next(raw_slot *s)
     return rc;
 }
 
-static int raw_flow(const char *base, const char *image, int n, int inflight,
-                    const char *const *actions, size_t n_actions)
+/* Sets up s's next request and hands it to m; -1 on a setup error. */
+static int raw_send(CURLM *m, raw_slot *s, const char *base,
+                    const char *task_body, long size)
+{
+    return raw_start(s, base, task_body, size)
+        || curl_easy_setopt(s->h, CURLOPT_PRIVATE, (void *)s) != CURLE_OK
+        || curl_multi_add_handle(m, s->h) != CURLM_OK ? -1 : 0;
+}
+
+static int raw_flow(const char *base, const char *image, int n, int inflight)
 {
     enum { MAXR = 64 };
     CURLM *m = curl_multi_init();
     raw_slot slot[MAXR];
-    char auth[128], task_body[1024];
-    size_t len = 1;
+    const char *actions[SA_MAX_ACTIONS];
+    size_t n_actions = sd_actions(actions), len = 1;
+    char task_body[1024];
     long size;
     int i, started = 0, ended = 0, ok = 0;
     FILE *f0 = fopen(image, "rb");
@@ -342,7 +363,6 @@ static int raw_flow(const char *base, const char *image, int n, int inflight,
         return -1;
     size = ftell(f0);
     fclose(f0);
-    snprintf(auth, sizeof auth, "Authorization: Bearer emulator-key");
     task_body[0] = '[';
     for (i = 0; (size_t)i < n_actions; i++)
         len += (size_t)snprintf(task_body + len, sizeof task_body - len, "%s\"%s\"",
@@ -377,9 +397,7 @@ static int raw_flow(const char *base, const char *image, int n, int inflight,
             } else {
                 continue;
             }
-            if (raw_start(s, base, auth, task_body, size)
-                || curl_easy_setopt(s->h, CURLOPT_PRIVATE, (void *)s) != CURLE_OK
-                || curl_multi_add_handle(m, s->h) != CURLM_OK)
+            if (raw_send(m, s, base, task_body, size))
                 return -1;
         }
         curl_multi_perform(m, &running);
@@ -400,12 +418,9 @@ static int raw_flow(const char *base, const char *image, int n, int inflight,
                 ended++;
                 ok += rc == 1;
                 s->phase = RAW_IDLE;
-            } else if (s->phase != RAW_WAIT) {
-                if (raw_start(s, base, auth, task_body, size)
-                    || curl_easy_setopt(s->h, CURLOPT_PRIVATE, (void *)s) != CURLE_OK
-                    || curl_multi_add_handle(m, s->h) != CURLM_OK)
-                    return -1;
-                }
+            } else if (s->phase != RAW_WAIT && raw_send(m, s, base, task_body, size)) {
+                return -1;
+            }
         }
         if (ended < n)
             curl_multi_poll(m, NULL, 0, (int)(wait * 1000) + 1, NULL);
@@ -418,23 +433,6 @@ static int raw_flow(const char *base, const char *image, int n, int inflight,
     }
     curl_multi_cleanup(m);
     return ok;
-}
-
-/* The 16 SD actions (what every analysis of this program asks for). */
-static size_t sd_actions(const char **sd)
-{
-    size_t k, n_sd = 0;
-    for (k = 0; k < sa_action_count() && n_sd < SA_MAX_ACTIONS; k++)
-        if (sa_action_tier(sa_action_name(k)) == SA_TIER_SD)
-            sd[n_sd++] = sa_action_name(k);
-    return n_sd;
-}
-
-static int raw_run(const char *base, const char *image, int n, int inflight)
-{
-    const char *sd[SA_MAX_ACTIONS];
-    size_t n_sd = sd_actions(sd);
-    return raw_flow(base, image, n, inflight, sd, n_sd);
 }
 
 static void raise_nofile(int want)
@@ -539,7 +537,7 @@ int main(int argc, char **argv)
     if (argc > 7 && strcmp(argv[7], "putonly") == 0)
         ok = put_only(argv[1], argv[2], n, inflight);
     else if (argc > 7 && strcmp(argv[7], "rawflow") == 0)
-        ok = raw_run(argv[1], argv[2], n, inflight);
+        ok = raw_flow(argv[1], argv[2], n, inflight);
     else
         ok = run_jobs(c, argv[2], n, &b);
     t1 = now_s();

@@ -1303,33 +1303,31 @@ static int check_file(sa_client *c, const char *path, sa_job *j,
 {
     struct stat st;
     char eb[128];
-    int fd, rc;
+    int fd, rc, st_errno;
 
     if (!*path) return cfail(c, SA_ERR_FILE, "file_path is empty");
     /* One open for every check: O_NONBLOCK keeps open() from blocking on
-     * a FIFO, which fstat then refuses. */
+     * a FIFO, which fstat then refuses.  The header is probed only in a
+     * regular file under the size limit; the descriptor is closed before
+     * any error is reported. */
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return cfail(c, SA_ERR_FILE, "cannot read image file '%s': %s", path,
                      strerror_r(errno, eb, sizeof eb));
-    if (fstat(fd, &st) != 0) {
-        rc = errno;
-        close(fd);
+    st_errno = fstat(fd, &st) != 0 ? errno : 0;
+    rc = SA_ERR_FILE;
+    if (!st_errno && S_ISREG(st.st_mode) && st.st_size < SA_MAX_FILE_SIZE)
+        rc = sa_image_probe_fd(fd, info);
+    close(fd);
+    if (st_errno)
         return cfail(c, SA_ERR_FILE, "cannot read image file '%s': %s", path,
-                     strerror_r(rc, eb, sizeof eb));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
+                     strerror_r(st_errno, eb, sizeof eb));
+    if (!S_ISREG(st.st_mode))
         return cfail(c, SA_ERR_FILE, "'%s' is not a regular file", path);
-    }
-    if (st.st_size >= SA_MAX_FILE_SIZE) {
-        close(fd);
+    if (st.st_size >= SA_MAX_FILE_SIZE)
         return cfail(c, SA_ERR_IMAGE_TOO_LARGE, "image file '%s' is %lld "
                      "bytes; the API takes files under 10,000,000 bytes: "
                      "resize or recompress it", path, (long long)st.st_size);
-    }
-    rc = sa_image_probe_fd(fd, info);
-    close(fd);
     if (rc == SA_ERR_FILE)
         return cfail(c, rc, "cannot read image file '%s'", path);
     if (rc != SA_OK || st.st_size == 0)

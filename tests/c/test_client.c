@@ -600,6 +600,14 @@ TEST(validation_files)
     sd_request(&r, "");
     EXPECT_INVALID(c, &r, SA_ERR_FILE, "empty");
 
+    /* a FIFO with no writer: refused at once, never read (no blocking) */
+    snprintf(path, sizeof path, "%s/pipe.jpg", dir);
+    if (mkfifo(path, 0600) == 0) {
+        sd_request(&r, path);
+        EXPECT_INVALID(c, &r, SA_ERR_FILE, "not a regular file");
+        unlink(path);
+    }
+
     /* 10,000,000 bytes (sparse): too large, whatever the content */
     snprintf(path, sizeof path, "%s/big.jpg", dir);
     fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);

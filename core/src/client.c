@@ -111,8 +111,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #define CLIENT_ERRLEN 512
 #define LOG_LINE 1024
 #define EV_MAX 8            /* progress events buffered per job */
@@ -124,10 +122,6 @@
 #define MAX_NAME_LEN 255
 #define FETCH_CONCURRENCY 8 /* downloads at once per sa_client_fetch_masks */
 #define SA_STEP_BATCH 16    /* per non-blocking call (see "Bounded steps") */
-
-/* The one process-wide variable: how many times sa_global_init succeeded
- * more than sa_global_cleanup ran (see skinanalysis.h). */
-static atomic_int sa_global_refs;
 
 typedef struct sa_link {
     struct sa_link *prev, *next;
@@ -263,31 +257,6 @@ const char *sa_version(void)
 int sa_version_num(void)
 {
     return SA_VERSION_NUM;
-}
-
-/* libcurl's global init, counted.  Needs libcurl 7.68 or later
- * (curl_multi_poll, curl_multi_wakeup). */
-int sa_global_init(void)
-{
-    const curl_version_info_data *v;
-
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return SA_ERR_INIT;
-    v = curl_version_info(CURLVERSION_NOW);
-    if (!v || v->version_num < 0x074400) {
-        curl_global_cleanup();
-        return SA_ERR_INIT;
-    }
-    atomic_fetch_add(&sa_global_refs, 1);
-    return SA_OK;
-}
-
-void sa_global_cleanup(void)
-{
-    int n = atomic_load(&sa_global_refs);
-    while (n > 0 &&
-           !atomic_compare_exchange_weak(&sa_global_refs, &n, n - 1)) {
-    }
-    if (n > 0) curl_global_cleanup();
 }
 
 const char *sa_job_state_name(int state)
@@ -751,8 +720,14 @@ static int upload_room(const sa_client *c)
 static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
                       int64_t now)
 {
+    sa_http_request r = *req;
     sa_xfer *x = NULL;
-    int rc = sa_engine_send(c->engine, req, j, &x);
+    int rc;
+
+    /* Task create is billed and not idempotent: never on a reused
+     * connection, which libcurl may silently resend on (see engine.c). */
+    r.fresh_connection = req->step == SA_STEP_TASK_CREATE;
+    rc = sa_engine_send(c->engine, &r, j, &x);
     if (rc == SA_OK) {
         j->xfer = x;
         j->xfer_api = req->api_host;
@@ -1890,7 +1865,7 @@ int sa_client_new(sa_client **out, const sa_client_options *opts,
                  "sa_client_options_init() and set api_key");
         return SA_ERR_INVALID_ARGUMENT;
     }
-    if (atomic_load(&sa_global_refs) <= 0) {
+    if (!sa_engine_global_ready()) {
         sa__errf(errbuf, errbuf_len, "call sa_global_init() once per process "
                  "before sa_client_new()");
         return SA_ERR_INIT;

@@ -3,9 +3,10 @@
  * handle per transfer, and the translation of a job's sa_http_request
  * into a transfer and of the transfer's outcome into a sa_http_response.
  *
- * The engine knows nothing about jobs: it sends what it is given and
- * reports what happened through sa_engine_hooks.  It is also the only
- * place that reads a clock (sa_engine_now).
+ * The engine knows nothing about jobs or the protocol: it sends what it is
+ * given and reports what happened through sa_engine_hooks.  It is also the
+ * only place that reads a clock (sa_engine_now), and it owns libcurl's
+ * process-wide setup (sa_global_init / sa_global_cleanup).
  *
  * Secrets: the Bearer key is added only when req->api_host is set;
  * requests to other hosts carry exactly the job's header lines (plus the
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -67,7 +69,6 @@ struct sa_xfer {
     uint64_t up_pos;
     /* request facts kept for the log line and the error mapping */
     int method;
-    int step;
     int api_host;
     char *url;                     /* a copy, for log lines */
     int64_t started_ms;
@@ -115,6 +116,44 @@ struct sa_engine {
 };
 
 static const char *const method_names[] = {"GET", "POST", "PUT"};
+
+/* ------------------------------------------------------------------ */
+/* Process-wide setup                                                  */
+/* ------------------------------------------------------------------ */
+
+/* The one process-wide variable: how many times sa_global_init succeeded
+ * more than sa_global_cleanup ran (see skinanalysis.h). */
+static atomic_int sa_global_refs;
+
+/* libcurl's global init, counted.  Needs libcurl 7.68 or later
+ * (curl_multi_poll, curl_multi_wakeup). */
+int sa_global_init(void)
+{
+    const curl_version_info_data *v;
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return SA_ERR_INIT;
+    v = curl_version_info(CURLVERSION_NOW);
+    if (!v || v->version_num < 0x074400) {
+        curl_global_cleanup();
+        return SA_ERR_INIT;
+    }
+    atomic_fetch_add(&sa_global_refs, 1);
+    return SA_OK;
+}
+
+void sa_global_cleanup(void)
+{
+    int n = atomic_load(&sa_global_refs);
+    while (n > 0 &&
+           !atomic_compare_exchange_weak(&sa_global_refs, &n, n - 1)) {
+    }
+    if (n > 0) curl_global_cleanup();
+}
+
+int sa_engine_global_ready(void)
+{
+    return atomic_load(&sa_global_refs) > 0;
+}
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
@@ -664,10 +703,11 @@ static int setup_easy(sa_engine *e, sa_xfer *x, const sa_http_request *req)
     if (req->api_host) (void)curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     if (req->api_host || req->method != SA_HTTP_GET)
         (void)curl_easy_setopt(h, CURLOPT_BUFFERSIZE, SMALL_RECV_BUFFER_BYTES);
-    /* Task create is billed and not idempotent.  On a reused connection
-     * that dies before an answer, libcurl silently sends the request again
-     * on a new one: a second task.  A fresh connection is never retried. */
-    if (req->step == SA_STEP_TASK_CREATE) SETOPT(CURLOPT_FRESH_CONNECT, 1L);
+    /* On a reused connection that dies before an answer, libcurl silently
+     * sends the request again on a new one; a request on a fresh connection
+     * is never resent.  The owner asks for one when a second copy would
+     * cost (the client: task create, billed and not idempotent). */
+    if (req->fresh_connection) SETOPT(CURLOPT_FRESH_CONNECT, 1L);
     else (void)curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
     return setup_method(e, x, req);
 refused:
@@ -692,7 +732,6 @@ int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
     }
     x->owner = owner;
     x->method = req->method;
-    x->step = req->step;
     x->api_host = req->api_host;
     /* the request's own bound (ZIP and mask downloads), else the client's */
     x->body.limit = req->max_body ? req->max_body : e->max_body_bytes;

@@ -400,6 +400,11 @@ typedef struct sa_http_request {
     size_t max_body;           /* 0: the client's max_body_bytes; else the
                                   answer's size limit for this request
                                   (result downloads: SA_FETCH_MAX_BODY) */
+    int fresh_connection;      /* 1: send on a new connection, never on a
+                                  reused one (libcurl may silently resend a
+                                  request whose reused connection died; the
+                                  client sets it for task create; the
+                                  engine never looks at `step`) */
 } sa_http_request;
 
 /* The job's own step beyond proto's four: a GET of a result URL (result
@@ -599,6 +604,9 @@ typedef struct sa_engine_options {
     size_t max_body_bytes;
 } sa_engine_options;
 
+/* 1 while sa_global_init (in engine.c: the engine owns libcurl's global
+ * init) has succeeded more often than sa_global_cleanup ran. */
+int sa_engine_global_ready(void);
 /* Monotonic milliseconds (CLOCK_MONOTONIC): the library's only clock. */
 int64_t sa_engine_now(void);
 /* The same clock in microseconds (time budgets of bounded steps). */

@@ -65,6 +65,7 @@ build = {
         "core/src/limiter.c",
         "core/src/proto.c",
         "core/src/result.c",
+        "core/src/sched.c",
         "core/src/status.c",
         "core/src/util.c",
         "core/src/webhook.c",

@@ -13,11 +13,10 @@
  *            of a task whose caller cancelled it or freed its handle)
  *   idle     the engine is done with it; the caller still holds it
  *   dead     nobody needs it; freed when control returns to the caller
- * and, besides, possibly in `limq` (its request waits for a limiter slot;
- * see "The limiter queue" below) or `upq` (its image upload waits while
- * max_uploads uploads are in flight; first come first served, started by
- * service_upq as uploads end), and in `evq` (it has callbacks to deliver).
- * `lim_link` serves both queues: a job has one request at a time.
+ * and, besides, possibly in one of the scheduler's queues (sched.c: its
+ * API request waits for a limiter slot, or its image upload waits while
+ * max_uploads uploads are in flight), and in `evq` (it has callbacks to
+ * deliver).  One `sq` serves both queues: a job has one request at a time.
  *
  * Bounded steps.  A non-blocking call (sa_client_step with timeout 0,
  * sa_client_socket_action) handles at most SA_STEP_BATCH socket events
@@ -30,42 +29,9 @@
  * blocking calls (a step with a timeout, sa_client_run, sa_job_wait)
  * handle everything.
  *
- * The limiter queue (only when the limiter is on; API.md section 10 and
- * the polling obligation of DESIGN.md: a running task left unpolled
- * expires and may still be billed, so polls must never starve).  Every
- * API-host request waits in limq and service_limq() hands out each free
- * slot to the best eligible request:
- *   priority   status polls first, the most urgent first (urgency: the
- *              time by which the task must be polled, i.e. when its last
- *              poll -- or its task create -- was sent, plus
- *              max_poll_interval_ms); then task creates; then file
- *              creates; first come first served within a class.
- *   admission  a job's first request (its file create, or the task create
- *              of an image_url / file_id source) waits while `admit_cap`
- *              jobs are admitted (first request sent, engine side not
- *              ended, background polling included).  admit_cap =
- *              max(1, floor(0.8 * rate_window_max * max_poll_interval_ms /
- *              rate_window_ms)): that many tasks polled once per
- *              max_poll_interval_ms use at most 80% of the long window
- *              (6 with the defaults).  No cap without a long window or
- *              with the limiter off (max_jobs still applies).
- *   reserve    the last slots of the long window are kept for urgent
- *              polls: a request that is not an urgent poll takes a slot
- *              only when the long window keeps one free slot per admitted
- *              job after it (counting the job a first request admits; at
- *              most 80% of rate_window_max).  A poll is urgent from half of
- *              max_poll_interval_ms before its deadline on.  So when
- *              creates and eager polls (every poll_interval_ms) have used
- *              the window up, each running task still gets its next poll.
- *              This does not make the window last for ever: a window spent
- *              in a burst frees its slots only rate_window_ms later, and
- *              tasks that run longer than the reserve covers can then wait;
- *              the admission cap keeps the steady need of polls at 80% of
- *              the window.
- * A job counts against the cap from its first request on, not only once
- * its task exists: a job between file create and task create is about to
- * need polls too (counting tasks only would let every queued job upload
- * and then create its task at once).
+ * The limiter queue, the upload queue and their policies (priority,
+ * admission, reserve) are sched.c's: a pure scheduler that the client
+ * asks which waiting request may go now.
  *
  * Callbacks and reentrancy (STYLE.md 7).  `depth` counts the public calls
  * running on this client.  A user callback only ever runs inside one, so
@@ -116,18 +82,13 @@
 #define EV_MAX 8            /* progress events buffered per job */
 #define STUCK_MAX 20        /* state machine out of memory this often: give up */
 #define WAIT_SLICE_MS 50    /* interrupt hook checked at least this often */
-#define PENALTY_MS 1000     /* limiter pause after a 429 */
 #define MAX_URL_LEN 8192
 #define MAX_ID_LEN 1024
 #define MAX_NAME_LEN 255
 #define FETCH_CONCURRENCY 8 /* downloads at once per sa_client_fetch_masks */
 #define SA_STEP_BATCH 16    /* per non-blocking call (see "Bounded steps") */
 
-typedef struct sa_link {
-    struct sa_link *prev, *next;
-} sa_link;
-
-#define JOB_OF(l, field) ((sa_job *)(void *)((char *)(l) - offsetof(sa_job, field)))
+#define JOB_OF(l, field) SA_CONTAINER_OF(l, sa_job, field)
 
 enum { J_QUEUED = 1, J_ACTIVE, J_IDLE, J_DEAD, J_DETACHED };
 enum { KIND_ANALYSIS = 0, KIND_FETCH, KIND_CHILD };
@@ -142,7 +103,7 @@ typedef struct sa_kept {
 
 struct sa_job {
     sa_link link;               /* queued / active / idle / dead */
-    sa_link lim_link;           /* limiter queue */
+    sa_sched_item sq;           /* in a scheduler queue (sched.c) */
     sa_link ev_link;            /* event queue */
     sa_client *client;          /* NULL once detached */
     sa_mem memv;                /* own copy: the job may outlive its client */
@@ -173,13 +134,10 @@ struct sa_job {
     sa_jobsm *sm;
     int64_t deadline_at;
     int64_t wake_at;            /* call sa_jobsm_next again at this time */
-    const sa_http_request *parked;  /* waits in limq or upq */
+    const sa_http_request *parked;  /* waits in a scheduler queue */
     sa_xfer *xfer;              /* in flight */
     int xfer_api;               /* ... to the API host */
-    int xfer_upload;            /* ... an image upload (counts in n_uploads) */
-    int admitted;               /* its first API request was sent */
-    unsigned long park_seq;     /* FIFO order in limq */
-    int64_t poll_anchor;        /* last poll or task create sent */
+    int xfer_upload;            /* ... an image upload (counted by sched) */
     int stuck;                  /* consecutive out-of-memory from the machine */
     int quiet_end;              /* runs on after the caller's outcome (or
                                    the caller let go): log how it ends */
@@ -205,14 +163,11 @@ struct sa_client {
     char *api_key;
     char *base_url;
     sa_engine *engine;
-    sa_limiter lim;
+    sa_sched sched;             /* limiter and upload queues (sched.c) */
     uint64_t rng;
     unsigned long next_seq;
 
-    sa_link queued, active, idle, dead, limq, evq;
-    sa_link upq;                /* uploads waiting under max_uploads */
-    int n_uploads;              /* uploads in flight */
-    int peak_uploads;           /* most of them at once (sa__client_peaks) */
+    sa_link queued, active, idle, dead, evq;
     int bounded;                /* in a non-blocking call: see "Bounded steps" */
     int due_left;               /* due jobs it may still drive */
     int64_t budget_end;         /* its time budget ends (sa_engine_now_us) */
@@ -220,11 +175,6 @@ struct sa_client {
     int peak_done;              /* most of them in one call */
     int n_queued, n_active;
     int n_child;                /* children among the active (internal) */
-    int64_t lim_ready;          /* look at limq again at; -1: no need */
-    int n_admitted;             /* active jobs past their first request */
-    int admit_cap;              /* most admitted jobs; 0 = no cap */
-    int64_t reserve_max;        /* at most this many reserved */
-    unsigned long park_seq;
 
     int depth;
     int free_pending;
@@ -274,36 +224,6 @@ static int is_terminal(int state)
 /* Lists                                                               */
 /* ================================================================== */
 
-static void link_init(sa_link *l)
-{
-    l->prev = l->next = l;
-}
-
-static int link_empty(const sa_link *head)
-{
-    return head->next == head;
-}
-
-static int link_linked(const sa_link *l)
-{
-    return l->next != l;
-}
-
-static void link_append(sa_link *head, sa_link *l)
-{
-    l->prev = head->prev;
-    l->next = head;
-    head->prev->next = l;
-    head->prev = l;
-}
-
-static void link_remove(sa_link *l)
-{
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    link_init(l);
-}
-
 static sa_link *list_for(sa_client *c, int where)
 {
     switch (where) {
@@ -325,14 +245,14 @@ static void set_where(sa_client *c, sa_job *j, int where)
         c->n_active--;
         c->n_child -= child;
     }
-    if (link_linked(&j->link)) link_remove(&j->link);
+    if (sa_link_linked(&j->link)) sa_link_remove(&j->link);
     j->where = where;
     if (where == J_QUEUED) c->n_queued++;
     if (where == J_ACTIVE) {
         c->n_active++;
         c->n_child += child;
     }
-    if (to) link_append(to, &j->link);
+    if (to) sa_link_append(to, &j->link);
 }
 
 /* Jobs the caller sees running (children are internal). */
@@ -432,9 +352,9 @@ static void job_destroy(sa_job *j)
     sa_mem memv = j->memv;
     const sa_mem *mem = j->mem ? &memv : NULL;
 
-    if (link_linked(&j->lim_link)) link_remove(&j->lim_link);
-    if (link_linked(&j->ev_link)) link_remove(&j->ev_link);
-    if (link_linked(&j->link)) link_remove(&j->link);
+    sa_sched_withdraw(&j->sq);
+    if (sa_link_linked(&j->ev_link)) sa_link_remove(&j->ev_link);
+    if (sa_link_linked(&j->link)) sa_link_remove(&j->link);
     sa_jobsm_free(j->sm);
     while (j->kept) {
         sa_kept *k = j->kept;
@@ -453,9 +373,9 @@ static void job_destroy(sa_job *j)
 /* Destroy the dead jobs (only at depth 0: no frame holds them). */
 static void sweep_dead(sa_client *c)
 {
-    while (!link_empty(&c->dead)) {
+    while (!sa_link_empty(&c->dead)) {
         sa_job *j = JOB_OF(c->dead.next, link);
-        link_remove(&j->link);
+        sa_link_remove(&j->link);
         job_destroy(j);
     }
 }
@@ -488,7 +408,7 @@ static int leave(sa_client *c)
 
 static void ev_link_job(sa_client *c, sa_job *j)
 {
-    if (!link_linked(&j->ev_link)) link_append(&c->evq, &j->ev_link);
+    if (!sa_link_linked(&j->ev_link)) sa_link_append(&c->evq, &j->ev_link);
 }
 
 /* A progress event (a non-terminal state the job entered). */
@@ -548,10 +468,7 @@ static void publish_sm(sa_client *c, sa_job *j)
  * and only its result is downloaded): look at the queue again. */
 static void unadmit(sa_client *c, sa_job *j)
 {
-    if (!j->admitted) return;
-    j->admitted = 0;
-    c->n_admitted--;
-    if (!link_empty(&c->limq)) c->lim_ready = sa_engine_now();
+    sa_sched_unadmit(&c->sched, &j->sq, sa_engine_now());
 }
 
 /* After every call into the machine: queue a progress event when the
@@ -609,9 +526,9 @@ static void deliver(sa_client *c)
 {
     long guard;
     if (c->depth != 1) return;
-    for (guard = 0; guard < 10000000L && !link_empty(&c->evq); guard++) {
+    for (guard = 0; guard < 10000000L && !sa_link_empty(&c->evq); guard++) {
         sa_job *j = JOB_OF(c->evq.next, ev_link);
-        link_remove(&j->ev_link);
+        sa_link_remove(&j->ev_link);
         deliver_job(c, j);
     }
 }
@@ -654,7 +571,7 @@ static void engine_end(sa_client *c, sa_job *j)
         sa_engine_abort(c->engine, j->xfer);
         xfer_gone(c, j);
     }
-    if (link_linked(&j->lim_link)) link_remove(&j->lim_link);
+    sa_sched_withdraw(&j->sq);
     j->parked = NULL;
     unadmit(c, j);
     if (j->kind == KIND_CHILD) child_ended(c, j);
@@ -705,14 +622,8 @@ static int is_upload(const sa_http_request *req)
 static void xfer_gone(sa_client *c, sa_job *j)
 {
     j->xfer = NULL;
-    if (j->xfer_upload) c->n_uploads--;
+    if (j->xfer_upload) sa_sched_upload_ended(&c->sched);
     j->xfer_upload = 0;
-}
-
-/* 1 when an upload may start now under max_uploads. */
-static int upload_room(const sa_client *c)
-{
-    return c->opt.max_uploads <= 0 || c->n_uploads < c->opt.max_uploads;
 }
 
 /* Hand a request to the engine.  Returns 1 when it is in flight, 0 when
@@ -732,8 +643,7 @@ static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
         j->xfer = x;
         j->xfer_api = req->api_host;
         j->xfer_upload = is_upload(req);
-        if (j->xfer_upload && ++c->n_uploads > c->peak_uploads)
-            c->peak_uploads = c->n_uploads;
+        if (j->xfer_upload) sa_sched_upload_started(&c->sched);
         j->wake_at = j->deadline_at;
         return 1;
     }
@@ -742,23 +652,22 @@ static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
 }
 
 /* Send now, or (API host, limiter on) wait in the limiter queue, which
- * is looked at again at once: service_limq decides who sends; or (an
- * upload past max_uploads, or behind others waiting) wait in upq. */
+ * is looked at again at once: service_limq sends what the scheduler picks;
+ * or (an upload past max_uploads, or behind others waiting) wait in the
+ * upload queue. */
 static int send_or_park(sa_client *c, sa_job *j, const sa_http_request *req,
                         int64_t now)
 {
-    if (req->api_host && c->lim.enabled) {
+    if (req->api_host && sa_sched_limited(&c->sched)) {
         j->parked = req;
-        j->park_seq = ++c->park_seq;
         j->wake_at = j->deadline_at;
-        link_append(&c->limq, &j->lim_link);
-        c->lim_ready = now;
+        sa_sched_park_api(&c->sched, &j->sq, req->step, now);
         return 1;
     }
-    if (is_upload(req) && (!upload_room(c) || !link_empty(&c->upq))) {
+    if (is_upload(req) && sa_sched_upload_must_wait(&c->sched)) {
         j->parked = req;
         j->wake_at = j->deadline_at;
-        link_append(&c->upq, &j->lim_link);
+        sa_sched_park_upload(&c->sched, &j->sq);
         return 1;
     }
     return start_xfer(c, j, req, now);
@@ -806,7 +715,7 @@ static int start_job(sa_client *c, sa_job *j, int64_t now);
 
 static void start_queued(sa_client *c, int64_t now)
 {
-    while (!link_empty(&c->queued) &&
+    while (!sa_link_empty(&c->queued) &&
            (c->opt.max_jobs <= 0 || n_running(c) < c->opt.max_jobs)) {
         sa_job *j = JOB_OF(c->queued.next, link);
         if (start_job(c, j, now) != SA_OK) {
@@ -817,123 +726,28 @@ static void start_queued(sa_client *c, int64_t now)
     }
 }
 
-/* *at = the earlier of *at and t; -1 and INT64_MAX mean "none". */
-static void min_at(int64_t *at, int64_t t)
-{
-    if (t < 0 || t == INT64_MAX) return;
-    if (*at < 0 || t < *at) *at = t;
-}
-
-/* Class of a parked request: polls (0) before task creates (1) before
- * file creates (2). */
-static int lim_class(const sa_job *j)
-{
-    switch (j->parked->step) {
-    case SA_STEP_POLL: return 0;
-    case SA_STEP_TASK_CREATE: return 1;
-    default: return 2;
-    }
-}
-
-/* The time by which j's task must be polled. */
-static int64_t poll_deadline(const sa_client *c, const sa_job *j)
-{
-    return j->poll_anchor + c->opt.max_poll_interval_ms;
-}
-
-/* 1 when a ranks before b (b may be NULL). */
-static int lim_before(const sa_client *c, const sa_job *a, const sa_job *b)
-{
-    int ca, cb;
-    if (!b) return 1;
-    ca = lim_class(a);
-    cb = lim_class(b);
-    if (ca != cb) return ca < cb;
-    if (ca == 0 && poll_deadline(c, a) != poll_deadline(c, b))
-        return poll_deadline(c, a) < poll_deadline(c, b);
-    return a->park_seq < b->park_seq;
-}
-
-/* Long-window slots kept back for polls when `extra` more jobs are
- * admitted. */
-static int64_t lim_reserve(const sa_client *c, int extra)
-{
-    int64_t r = (int64_t)c->n_admitted + extra;
-    return r < c->reserve_max ? r : c->reserve_max;
-}
-
-/* May j take a slot now, with `room` free slots in the long window?  When
- * not, *retry_at gets a time it may (none for the admission cap: a job
- * that ends looks at the queue again). */
-static int lim_eligible(const sa_client *c, const sa_job *j, int64_t now,
-                        int room, int64_t *retry_at)
-{
-    int first = !j->admitted;
-
-    if (lim_class(j) == 0) {
-        int64_t urgent_at = poll_deadline(c, j)
-                          - c->opt.max_poll_interval_ms / 2;
-        if (now >= urgent_at || (int64_t)room - 1 >= lim_reserve(c, 0))
-            return 1;
-        min_at(retry_at, urgent_at);
-        return 0;
-    }
-    if (first && c->admit_cap > 0 && c->n_admitted >= c->admit_cap)
-        return 0;
-    return (int64_t)room - 1 >= lim_reserve(c, first);
-}
-
-/* Hand the slot just taken to j. */
-static void lim_send(sa_client *c, sa_job *j, int64_t now)
+/* A job's request the scheduler let go: send it (a request that fails at
+ * once goes back to its machine, which may ask again). */
+static void send_parked(sa_client *c, sa_job *j, int64_t now)
 {
     const sa_http_request *req = j->parked;
 
-    link_remove(&j->lim_link);
     j->parked = NULL;
-    if (!j->admitted && req->step != SA_STEP_POLL) {
-        /* a first request admits; a poll never does (the poll of a task
-         * whose result is downloaded asks for a fresh URL) */
-        j->admitted = 1;
-        c->n_admitted++;
-    }
-    if (req->step == SA_STEP_POLL || req->step == SA_STEP_TASK_CREATE)
-        j->poll_anchor = now;
     if (!start_xfer(c, j, req, now)) drive_job(c, j, now);
 }
 
-/* Hand out free slots to the best eligible requests (see "The limiter
- * queue" at the top); then note when to look again. */
+/* Send what the limiter queue lets go now (sched.c decides); the guard:
+ * a request that fails at once may queue again. */
 static void service_limq(sa_client *c, int64_t now)
 {
     long guard;
 
     for (guard = 0; guard < 100000L; guard++) {
-        int64_t ready = now, retry = -1, next_free;
-        int room;
-        sa_job *best = NULL;
-        sa_link *l;
-
-        c->lim_ready = -1;
-        if (link_empty(&c->limq)) return;
-        room = sa_limiter_room(&c->lim, now, &next_free);
-        for (l = c->limq.next; l != &c->limq; l = l->next) {
-            sa_job *j = JOB_OF(l, lim_link);
-            if (lim_eligible(c, j, now, room, &retry) &&
-                lim_before(c, j, best))
-                best = j;
-        }
-        if (!best) {
-            min_at(&retry, next_free);
-            c->lim_ready = retry;
-            return;
-        }
-        if (!sa_limiter_acquire(&c->lim, now, &ready)) {
-            c->lim_ready = ready;
-            return;
-        }
-        lim_send(c, best, now);
+        sa_sched_item *it = sa_sched_next_api(&c->sched, now);
+        if (!it) return;
+        send_parked(c, JOB_OF(it, sq), now);
     }
-    c->lim_ready = now + 1;
+    sa_sched_recheck(&c->sched, now + 1);
 }
 
 /* Start waiting uploads, oldest first, while max_uploads allows.  An
@@ -942,13 +756,10 @@ static void service_upq(sa_client *c, int64_t now)
 {
     long guard;
 
-    for (guard = 0; guard < 100000L && !link_empty(&c->upq) &&
-                    upload_room(c); guard++) {
-        sa_job *j = JOB_OF(c->upq.next, lim_link);
-        const sa_http_request *req = j->parked;
-        link_remove(&j->lim_link);
-        j->parked = NULL;
-        if (!start_xfer(c, j, req, now)) drive_job(c, j, now);
+    for (guard = 0; guard < 100000L; guard++) {
+        sa_sched_item *it = sa_sched_next_upload(&c->sched);
+        if (!it) return;
+        send_parked(c, JOB_OF(it, sq), now);
     }
 }
 
@@ -994,11 +805,8 @@ static void on_done(void *ctx, void *owner, const sa_http_response *resp)
     xfer_gone(c, j);
     if (c->bounded && ++c->done_now > c->peak_done)
         c->peak_done = c->done_now;
-    if (resp->transport == SA_OK && resp->http_status == 429 && j->xfer_api) {
-        long pause = c->opt.backoff_initial_ms > PENALTY_MS
-                   ? c->opt.backoff_initial_ms : PENALTY_MS;
-        sa_limiter_penalize(&c->lim, now, pause);
-    }
+    if (resp->transport == SA_OK && resp->http_status == 429 && j->xfer_api)
+        sa_sched_penalize(&c->sched, now);
     (void)sa_jobsm_on_response(j->sm, now, resp);  /* NOMEM: ends FAILED */
     note_state(c, j);
     if (sa_jobsm_state(j->sm) == SA_JOB_BACKOFF)
@@ -1030,7 +838,7 @@ static void user_cancel(sa_client *c, sa_job *j, int abandon, int status,
     }
     if (j->where != J_ACTIVE) return;
     if (j->parked && j->parked->step == SA_STEP_TASK_CREATE) {
-        link_remove(&j->lim_link);
+        sa_sched_withdraw(&j->sq);
         j->parked = NULL;
         abandon = 1;
         if (!why) why = "cancelled before the task create request was sent: "
@@ -1137,21 +945,6 @@ void sa_request_init(sa_request *req)
     req->api_version = SA_API_DEFAULT;
     req->pf_camera_kit = -1;
     req->mask_overlay = -1;
-}
-
-/* 1 when s has a byte below 0x21 (space, tab, CR, LF, ...) or DEL. */
-static int has_space_or_ctl(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s <= 0x20 || *s == 0x7f) return 1;
-    return 0;
-}
-
-static int has_ctl(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
-    return 0;
 }
 
 static int check_actions(sa_client *c, const sa_request *req, sa_job *j,
@@ -1337,13 +1130,13 @@ static int check_url_or_id(sa_client *c, const sa_request *req)
             return cfail(c, SA_ERR_SOURCE, "image_url must be an http:// or "
                          "https:// URL the API servers can download");
         if (strlen(req->image_url) > MAX_URL_LEN ||
-            has_space_or_ctl(req->image_url))
+            sa__has_space_or_ctl(req->image_url))
             return cfail(c, SA_ERR_SOURCE, "image_url is too long or has "
                          "spaces or control characters: percent-encode it");
     }
     if (req->file_id &&
         (!*req->file_id || strlen(req->file_id) > MAX_ID_LEN ||
-         has_space_or_ctl(req->file_id)))
+         sa__has_space_or_ctl(req->file_id)))
         return cfail(c, SA_ERR_SOURCE, "file_id must be the non-empty id a "
                      "file upload returned");
     return SA_OK;
@@ -1357,13 +1150,13 @@ static int pick_file_name(sa_client *c, const sa_request *req, sa_job *j,
     char fallback[16];
 
     if (name) {
-        if (!*name || strlen(name) > MAX_NAME_LEN || has_ctl(name))
+        if (!*name || strlen(name) > MAX_NAME_LEN || sa__has_ctl(name))
             return cfail(c, SA_ERR_BAD_OPTION, "file_name must be 1..%d "
                          "printable characters", MAX_NAME_LEN);
     } else if (req->file_path) {
         slash = strrchr(req->file_path, '/');
         name = slash ? slash + 1 : req->file_path;
-        if (!*name || strlen(name) > MAX_NAME_LEN || has_ctl(name))
+        if (!*name || strlen(name) > MAX_NAME_LEN || sa__has_ctl(name))
             name = NULL;
     }
     if (!name) {
@@ -1424,9 +1217,9 @@ static sa_job *job_alloc(sa_client *c, const sa_request *req)
         j->memv = *c->mem;
         j->mem = &j->memv;
     }
-    link_init(&j->link);
-    link_init(&j->lim_link);
-    link_init(&j->ev_link);
+    sa_link_init(&j->link);
+    sa_sched_item_init(&j->sq);
+    sa_link_init(&j->ev_link);
     j->client = c;
     j->rng = sa__rand(&c->rng) | 1u;
     j->seq = ++c->next_seq;
@@ -1496,7 +1289,7 @@ void sa_job_free(sa_job *job)
     job->caller_released = 1;
     job->n_ev = 0;
     job->term_pending = 0;
-    if (link_linked(&job->ev_link)) link_remove(&job->ev_link);
+    if (sa_link_linked(&job->ev_link)) sa_link_remove(&job->ev_link);
     if (job->where == J_ACTIVE) {
         job->quiet_end = job->kind == KIND_ANALYSIS;
         if (!job->published)
@@ -1676,12 +1469,12 @@ static int check_key_and_url(const sa_client_options *o, char *err,
     if (!o->api_key || !*o->api_key)
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "api_key is required: the key from "
                  "the API console (for example from YOUCAM_API_KEY)");
-    if (strlen(o->api_key) > 4096 || has_space_or_ctl(o->api_key))
+    if (strlen(o->api_key) > 4096 || sa__has_space_or_ctl(o->api_key))
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "api_key contains a space, line "
                  "break or control character (or is over 4096 bytes): copy "
                  "the key without surrounding whitespace");
     if (!o->base_url || strlen(o->base_url) > 2048 ||
-        has_space_or_ctl(o->base_url))
+        sa__has_space_or_ctl(o->base_url))
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "base_url must be a URL without "
                  "spaces, like https://yce-api-01.makeupar.com");
     scheme = sa__url_scheme(o->base_url);
@@ -1745,11 +1538,11 @@ static int check_options(const sa_client_options *o, char *err, size_t errlen)
     int rc = check_key_and_url(o, err, errlen);
     if (rc == SA_OK) rc = check_numbers(o, err, errlen);
     if (rc != SA_OK) return rc;
-    if (o->user_agent && (strlen(o->user_agent) > 256 || has_ctl(o->user_agent)))
+    if (o->user_agent && (strlen(o->user_agent) > 256 || sa__has_ctl(o->user_agent)))
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "user_agent must be up to 256 "
                  "printable characters");
-    if ((o->ca_bundle && has_ctl(o->ca_bundle)) ||
-        (o->proxy && has_ctl(o->proxy)))
+    if ((o->ca_bundle && sa__has_ctl(o->ca_bundle)) ||
+        (o->proxy && sa__has_ctl(o->proxy)))
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "ca_bundle and proxy must not "
                  "contain control characters");
     if (o->mem && (!o->mem->malloc || !o->mem->realloc || !o->mem->free))
@@ -1773,22 +1566,6 @@ static uint64_t mix_seed(uint64_t x)
 static void on_curl_timer(void *ctx, int64_t at_ms);
 static void on_curl_socket(void *ctx, int fd, int what);
 
-/* The admission cap and the poll reserve of the limiter queue (see "The
- * limiter queue" at the top): only with the limiter on and a long window. */
-static void admission_params(sa_client *c, const sa_client_options *o)
-{
-    double wm = (double)o->rate_window_max, wms = (double)o->rate_window_ms;
-    double mpi = (double)o->max_poll_interval_ms, cap;
-
-    c->admit_cap = 0;
-    c->reserve_max = 0;
-    if (!o->rate_limit || o->rate_window_max <= 0 || o->rate_window_ms <= 0)
-        return;
-    cap = floor(0.8 * wm * mpi / wms);
-    c->admit_cap = cap < 1.0 ? 1 : cap > (double)INT_MAX ? INT_MAX : (int)cap;
-    c->reserve_max = (int64_t)o->rate_window_max * 4 / 5;
-}
-
 static int client_init_parts(sa_client *c, const sa_client_options *o,
                              char *err, size_t errlen)
 {
@@ -1805,17 +1582,12 @@ static int client_init_parts(sa_client *c, const sa_client_options *o,
     }
     for (n = strlen(c->base_url); n > 0 && c->base_url[n - 1] == '/'; n--)
         c->base_url[n - 1] = '\0';
-    /* the options are the limiter's parameters as they are: its model is
-     * the API's (limiter.c), with its own small jitter guard */
-    rc = sa_limiter_init(&c->lim, c->mem, o->rate_limit, o->rate_per_second,
-                         o->rate_burst, o->rate_window_max,
-                         (int64_t)o->rate_window_ms);
+    rc = sa_sched_init(&c->sched, c->mem, o);
     if (rc != SA_OK) {
         sa__errf(err, errlen, rc == SA_ERR_NOMEM ? "out of memory creating "
                  "the client" : "the rate limit options are out of range");
         return rc;
     }
-    admission_params(c, o);
     memset(&eo, 0, sizeof eo);
     eo.mem = c->mem;
     eo.api_key = o->api_key;
@@ -1841,7 +1613,7 @@ static void client_free_parts(sa_client *c)
     const sa_mem *mem = c->mem ? &memv : NULL;
 
     sa_engine_free(c->engine);
-    sa_limiter_free(&c->lim);
+    sa_sched_free(&c->sched);
     if (c->api_key) memset(c->api_key, 0, strlen(c->api_key));
     sa__free(mem, c->api_key);
     sa__free(mem, c->base_url);
@@ -1882,14 +1654,11 @@ int sa_client_new(sa_client **out, const sa_client_options *opts,
         c->mem = &c->memv;
     }
     c->opt = *opts;
-    link_init(&c->queued);
-    link_init(&c->active);
-    link_init(&c->idle);
-    link_init(&c->dead);
-    link_init(&c->limq);
-    link_init(&c->upq);
-    link_init(&c->evq);
-    c->lim_ready = -1;
+    sa_link_init(&c->queued);
+    sa_link_init(&c->active);
+    sa_link_init(&c->idle);
+    sa_link_init(&c->dead);
+    sa_link_init(&c->evq);
     c->curl_timer_at = -1;
     c->reported_at = INT64_MIN;
     rc = client_init_parts(c, opts, errbuf, errbuf_len);
@@ -1918,13 +1687,13 @@ static void client_teardown(sa_client *c)
     c->freeing = 1;
     c->free_pending = 0;
     c->depth = 1;
-    while (!link_empty(&c->queued)) {
+    while (!sa_link_empty(&c->queued)) {
         sa_job *j = JOB_OF(c->queued.next, link);
         publish(c, j, SA_JOB_CANCELLED, SA_ERR_CANCELLED, "the client was "
                 "freed before the job started: nothing was sent");
         set_where(c, j, j->caller_released ? J_DEAD : J_IDLE);
     }
-    while (!link_empty(&c->active)) {
+    while (!sa_link_empty(&c->active)) {
         sa_job *j = JOB_OF(c->active.next, link);
         if (!j->published)
             publish(c, j, SA_JOB_CANCELLED, SA_ERR_CANCELLED,
@@ -1937,9 +1706,9 @@ static void client_teardown(sa_client *c)
     }
     deliver(c);
     sweep_dead(c);
-    while (!link_empty(&c->idle)) {
+    while (!sa_link_empty(&c->idle)) {
         sa_job *j = JOB_OF(c->idle.next, link);
-        link_remove(&j->link);
+        sa_link_remove(&j->link);
         j->where = J_DETACHED;
         j->client = NULL;
     }
@@ -1974,19 +1743,17 @@ static int64_t next_deadline(sa_client *c, int64_t now)
     sa_link *l;
 
     for (l = c->active.next; l != &c->active; l = l->next)
-        min_at(&at, JOB_OF(l, link)->wake_at);
-    if (!link_empty(&c->queued) &&
+        sa__min_at(&at, JOB_OF(l, link)->wake_at);
+    if (!sa_link_empty(&c->queued) &&
         (c->opt.max_jobs <= 0 || n_running(c) < c->opt.max_jobs))
-        min_at(&at, now);
-    if (!link_empty(&c->limq)) min_at(&at, c->lim_ready);
-    if ((!link_empty(&c->upq) && upload_room(c)) ||
-        sa_engine_has_leftover(c->engine))
-        min_at(&at, now);
+        sa__min_at(&at, now);
+    sa__min_at(&at, sa_sched_ready_at(&c->sched, now));
+    if (sa_engine_has_leftover(c->engine)) sa__min_at(&at, now);
     if (c->hooks) {
-        min_at(&at, c->curl_timer_at);
+        sa__min_at(&at, c->curl_timer_at);
     } else {
         long t = sa_engine_timeout(c->engine);
-        if (t >= 0) min_at(&at, now + t);
+        if (t >= 0) sa__min_at(&at, now + t);
     }
     return at;
 }
@@ -2251,7 +2018,7 @@ void sa__client_stats(const sa_client *c, long *transfers, long *connects)
 
 void sa__client_peaks(const sa_client *c, int *uploads, int *done_per_step)
 {
-    if (uploads) *uploads = c ? c->peak_uploads : 0;
+    if (uploads) *uploads = c ? c->sched.peak_uploads : 0;
     if (done_per_step) *done_per_step = c ? c->peak_done : 0;
 }
 

@@ -11,6 +11,8 @@
  *   proto    request bodies and response parsing/classification (sans-IO)
  *   result   the result model (sa_result, sa_score)
  *   limiter  sliding windows: N per second, M per window (time is an input)
+ *   sched    which waiting request goes next: limiter queue, admission,
+ *            reserve, upload queue (time is an input)
  *   job      one analysis as a state machine (sans-IO, time is an input)
  *   engine   libcurl multi: runs the requests jobs ask for
  *   client   the public sa_client / sa_job API on top of job + engine
@@ -80,6 +82,55 @@ char *sa__urlencode(const sa_mem *mem, const char *s);
 
 /* xorshift64* PRNG; *state must be non-zero. */
 uint64_t sa__rand(uint64_t *state);
+
+/* *at = the earlier of *at and t, where -1 and INT64_MAX mean "none"
+ * (for "the next time anything is due"). */
+void sa__min_at(int64_t *at, int64_t t);
+
+/* 1 when s has a byte below 0x21 (space, tab, CR, LF, ...) or DEL. */
+int sa__has_space_or_ctl(const char *s);
+/* 1 when s has a control character (below 0x20) or DEL. */
+int sa__has_ctl(const char *s);
+
+/* Intrusive doubly linked lists: circular, with a head node.  A node not
+ * in any list links to itself, so "is it linked?" needs no flag. */
+typedef struct sa_link {
+    struct sa_link *prev, *next;
+} sa_link;
+
+/* The struct of `type` that holds the node l as its member `field`. */
+#define SA_CONTAINER_OF(l, type, field) \
+    ((type *)(void *)((char *)(l) - offsetof(type, field)))
+
+static inline void sa_link_init(sa_link *l)
+{
+    l->prev = l->next = l;
+}
+
+static inline int sa_link_empty(const sa_link *head)
+{
+    return head->next == head;
+}
+
+static inline int sa_link_linked(const sa_link *l)
+{
+    return l->next != l;
+}
+
+static inline void sa_link_append(sa_link *head, sa_link *l)
+{
+    l->prev = head->prev;
+    l->next = head;
+    head->prev->next = l;
+    head->prev = l;
+}
+
+static inline void sa_link_remove(sa_link *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    sa_link_init(l);
+}
 
 /* ================================================================== */
 /* json.c                                                              */
@@ -369,6 +420,85 @@ void sa_limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms);
  * only: nothing is recorded. */
 int sa_limiter_room(const sa_limiter *l, int64_t now_ms,
                     int64_t *next_free_ms);
+
+/* ================================================================== */
+/* sched.c (pure; time is an input): which waiting request goes next   */
+/* ================================================================== */
+
+/* A job's place in the scheduler (embedded in the job).  A job has at most
+ * one request waiting, in at most one of the two queues. */
+typedef struct sa_sched_item {
+    sa_link link;            /* in the limiter queue or the upload queue */
+    int step;                /* sa_step of the request waiting */
+    int admitted;            /* its first API request was sent */
+    unsigned long seq;       /* arrival order in the limiter queue */
+    int64_t poll_anchor;     /* when its last poll or task create was sent */
+} sa_sched_item;
+
+typedef struct sa_sched {
+    sa_limiter lim;          /* every API-host request (limiter.c) */
+    sa_link limq;            /* API requests waiting for a limiter slot */
+    sa_link upq;             /* uploads waiting under max_uploads (FIFO) */
+    long max_poll_interval_ms;
+    long penalty_ms;         /* no API request this long after a 429 */
+    int max_uploads;         /* 0: no cap */
+    int n_uploads;           /* uploads in flight */
+    int peak_uploads;        /* most of them at once */
+    int n_admitted;          /* jobs past their first request, not ended */
+    int admit_cap;           /* most admitted jobs; 0: no cap */
+    int64_t reserve_max;     /* most long-window slots kept for polls */
+    unsigned long seq;
+    int64_t lim_ready;       /* look at limq again at; -1: no need */
+} sa_sched;
+
+/* Set up from the client's options (rate_limit and rate_*,
+ * max_poll_interval_ms, max_uploads, backoff_initial_ms), which must have
+ * passed the client's checks.  Returns what sa_limiter_init returns;
+ * sa_sched_free is safe after a failure, and on a zeroed sa_sched. */
+int sa_sched_init(sa_sched *s, const sa_mem *mem, const sa_client_options *o);
+void sa_sched_free(sa_sched *s);
+void sa_sched_item_init(sa_sched_item *it);
+
+/* 1 when API-host requests wait in the limiter queue (the limiter is on);
+ * 0: they go at once. */
+int sa_sched_limited(const sa_sched *s);
+/* Queue an API-host request of `step` (sa_step); the queue is looked at
+ * again at now. */
+void sa_sched_park_api(sa_sched *s, sa_sched_item *it, int step,
+                       int64_t now);
+/* The best eligible waiting API request, when the limiter has a slot at
+ * now: taken out of the queue, the send recorded by the limiter, the job
+ * admitted (a first request that is not a poll) and its poll anchor set
+ * (a poll or a task create).  NULL when none may go now: then
+ * sa_sched_ready_at says when to look again. */
+sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now);
+/* Look at the limiter queue again at `at` (a caller that stopped early). */
+void sa_sched_recheck(sa_sched *s, int64_t at);
+
+/* 1 when an upload may not start now: max_uploads are in flight, or
+ * others already wait (first come, first served). */
+int sa_sched_upload_must_wait(const sa_sched *s);
+void sa_sched_park_upload(sa_sched *s, sa_sched_item *it);
+/* The oldest waiting upload when one may start now (taken out of the
+ * queue), else NULL. */
+sa_sched_item *sa_sched_next_upload(sa_sched *s);
+/* An upload went out / is no longer in flight. */
+void sa_sched_upload_started(sa_sched *s);
+void sa_sched_upload_ended(sa_sched *s);
+
+/* 1 while the item waits in a queue. */
+int sa_sched_waiting(const sa_sched_item *it);
+/* Take the item out of the queue it waits in (none: nothing happens). */
+void sa_sched_withdraw(sa_sched_item *it);
+/* The job needs no more slots under the admission cap (it ended, or only
+ * its result is downloaded): waiting first requests look again at now. */
+void sa_sched_unadmit(sa_sched *s, sa_sched_item *it, int64_t now);
+/* The API answered 429 (it counted more than the limiter did): no API
+ * request before now + penalty_ms (max(1 s, backoff_initial_ms)). */
+void sa_sched_penalize(sa_sched *s, int64_t now);
+/* The next time something waiting may go: the limiter queue's next look,
+ * or now for an upload with room; -1 when nothing waits. */
+int64_t sa_sched_ready_at(const sa_sched *s, int64_t now);
 
 /* ================================================================== */
 /* job.c (sans-IO state machine of one analysis)                       */

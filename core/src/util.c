@@ -411,3 +411,23 @@ uint64_t sa__rand(uint64_t *state)
     *state = x;
     return x * 0x2545F4914F6CDD1DULL;
 }
+
+void sa__min_at(int64_t *at, int64_t t)
+{
+    if (t < 0 || t == INT64_MAX) return;
+    if (*at < 0 || t < *at) *at = t;
+}
+
+int sa__has_space_or_ctl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f) return 1;
+    return 0;
+}
+
+int sa__has_ctl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
+    return 0;
+}

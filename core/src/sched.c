@@ -1,0 +1,293 @@
+/* sched.c - which waiting request of a client goes out next (pure). */
+
+/*
+ * A client's jobs ask for requests one at a time; this module decides when
+ * each may go.  It holds two queues and the limiter, and never sends,
+ * sleeps or reads a clock: the caller passes `now` and sends what it is
+ * handed (drive.c).  Tested with fake time in tests/c/test_sched.c.
+ *
+ * The limiter queue (only when the limiter is on; API.md section 10 and
+ * the polling obligation of DESIGN.md: a running task left unpolled
+ * expires and may still be billed, so polls must never starve).  Every
+ * API-host request waits in limq and sa_sched_next_api hands each free
+ * slot to the best eligible request:
+ *   priority   status polls first, the most urgent first (urgency: the
+ *              time by which the task must be polled, i.e. when its last
+ *              poll -- or its task create -- was sent, plus
+ *              max_poll_interval_ms); then task creates; then file
+ *              creates; first come first served within a class.
+ *   admission  a job's first request (its file create, or the task create
+ *              of an image_url / file_id source) waits while `admit_cap`
+ *              jobs are admitted (first request sent, engine side not
+ *              ended, background polling included).  admit_cap =
+ *              max(1, floor(0.8 * rate_window_max * max_poll_interval_ms /
+ *              rate_window_ms)): that many tasks polled once per
+ *              max_poll_interval_ms use at most 80% of the long window
+ *              (6 with the defaults).  No cap without a long window or
+ *              with the limiter off (max_jobs still applies).
+ *   reserve    the last slots of the long window are kept for urgent
+ *              polls: a request that is not an urgent poll takes a slot
+ *              only when the long window keeps one free slot per admitted
+ *              job after it (counting the job a first request admits; at
+ *              most 80% of rate_window_max).  A poll is urgent from half of
+ *              max_poll_interval_ms before its deadline on.  So when
+ *              creates and eager polls (every poll_interval_ms) have used
+ *              the window up, each running task still gets its next poll.
+ *              This does not make the window last for ever: a window spent
+ *              in a burst frees its slots only rate_window_ms later, and
+ *              tasks that run longer than the reserve covers can then wait;
+ *              the admission cap keeps the steady need of polls at 80% of
+ *              the window.
+ * A job counts against the cap from its first request on, not only once
+ * its task exists: a job between file create and task create is about to
+ * need polls too (counting tasks only would let every queued job upload
+ * and then create its task at once).  A poll never admits a job: the poll
+ * of a task whose result is downloaded asks for a fresh URL.
+ *
+ * The upload queue.  Image uploads (the PUT to the storage URL) are capped
+ * at max_uploads in flight (0: no cap); the rest wait in upq, first come
+ * first served, and a new upload waits behind those already waiting even
+ * when there is room.  Uploads are not API-host requests: the limiter
+ * never sees them.
+ */
+#include "sa_internal.h"
+
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#define PENALTY_MS 1000     /* least pause after a 429 */
+
+#define ITEM_OF(l) SA_CONTAINER_OF(l, sa_sched_item, link)
+
+int sa_sched_init(sa_sched *s, const sa_mem *mem, const sa_client_options *o)
+{
+    double wm = (double)o->rate_window_max, wms = (double)o->rate_window_ms;
+    double mpi = (double)o->max_poll_interval_ms, cap;
+
+    memset(s, 0, sizeof *s);
+    sa_link_init(&s->limq);
+    sa_link_init(&s->upq);
+    s->lim_ready = -1;
+    s->max_poll_interval_ms = o->max_poll_interval_ms;
+    s->max_uploads = o->max_uploads > 0 ? o->max_uploads : 0;
+    s->penalty_ms = o->backoff_initial_ms > PENALTY_MS
+                  ? o->backoff_initial_ms : PENALTY_MS;
+    /* the options are the limiter's parameters as they are: its model is
+     * the API's (limiter.c), with its own small jitter guard */
+    if (o->rate_limit && o->rate_window_max > 0 && o->rate_window_ms > 0) {
+        cap = floor(0.8 * wm * mpi / wms);
+        s->admit_cap = cap < 1.0 ? 1
+                     : cap > (double)INT_MAX ? INT_MAX : (int)cap;
+        s->reserve_max = (int64_t)o->rate_window_max * 4 / 5;
+    }
+    return sa_limiter_init(&s->lim, mem, o->rate_limit, o->rate_per_second,
+                           o->rate_burst, o->rate_window_max,
+                           (int64_t)o->rate_window_ms);
+}
+
+void sa_sched_free(sa_sched *s)
+{
+    if (s) sa_limiter_free(&s->lim);
+}
+
+void sa_sched_item_init(sa_sched_item *it)
+{
+    memset(it, 0, sizeof *it);
+    sa_link_init(&it->link);
+}
+
+int sa_sched_limited(const sa_sched *s)
+{
+    return s->lim.enabled;
+}
+
+/* ------------------------------------------------------------------ */
+/* The limiter queue                                                   */
+/* ------------------------------------------------------------------ */
+
+void sa_sched_park_api(sa_sched *s, sa_sched_item *it, int step, int64_t now)
+{
+    it->step = step;
+    it->seq = ++s->seq;
+    sa_link_append(&s->limq, &it->link);
+    s->lim_ready = now;
+}
+
+/* Class of a waiting request: polls (0) before task creates (1) before
+ * file creates (2). */
+static int lim_class(const sa_sched_item *it)
+{
+    switch (it->step) {
+    case SA_STEP_POLL: return 0;
+    case SA_STEP_TASK_CREATE: return 1;
+    default: return 2;
+    }
+}
+
+/* The time by which the item's task must be polled. */
+static int64_t poll_deadline(const sa_sched *s, const sa_sched_item *it)
+{
+    return it->poll_anchor + s->max_poll_interval_ms;
+}
+
+/* 1 when a ranks before b (b may be NULL). */
+static int lim_before(const sa_sched *s, const sa_sched_item *a,
+                      const sa_sched_item *b)
+{
+    int ca, cb;
+    if (!b) return 1;
+    ca = lim_class(a);
+    cb = lim_class(b);
+    if (ca != cb) return ca < cb;
+    if (ca == 0 && poll_deadline(s, a) != poll_deadline(s, b))
+        return poll_deadline(s, a) < poll_deadline(s, b);
+    return a->seq < b->seq;
+}
+
+/* Long-window slots kept back for polls when `extra` more jobs are
+ * admitted. */
+static int64_t lim_reserve(const sa_sched *s, int extra)
+{
+    int64_t r = (int64_t)s->n_admitted + extra;
+    return r < s->reserve_max ? r : s->reserve_max;
+}
+
+/* May the item take a slot now, with `room` free slots in the long
+ * window?  When not, *retry_at gets a time it may (none for the admission
+ * cap: a job that ends looks at the queue again). */
+static int lim_eligible(const sa_sched *s, const sa_sched_item *it,
+                        int64_t now, int room, int64_t *retry_at)
+{
+    int first = !it->admitted;
+
+    if (lim_class(it) == 0) {
+        int64_t urgent_at = poll_deadline(s, it)
+                          - s->max_poll_interval_ms / 2;
+        if (now >= urgent_at || (int64_t)room - 1 >= lim_reserve(s, 0))
+            return 1;
+        sa__min_at(retry_at, urgent_at);
+        return 0;
+    }
+    if (first && s->admit_cap > 0 && s->n_admitted >= s->admit_cap)
+        return 0;
+    return (int64_t)room - 1 >= lim_reserve(s, first);
+}
+
+sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now)
+{
+    int64_t ready = now, retry = -1, next_free;
+    sa_sched_item *best = NULL;
+    sa_link *l;
+    int room;
+
+    s->lim_ready = -1;
+    if (sa_link_empty(&s->limq)) return NULL;
+    room = sa_limiter_room(&s->lim, now, &next_free);
+    for (l = s->limq.next; l != &s->limq; l = l->next) {
+        sa_sched_item *it = ITEM_OF(l);
+        if (lim_eligible(s, it, now, room, &retry) && lim_before(s, it, best))
+            best = it;
+    }
+    if (!best) {
+        sa__min_at(&retry, next_free);
+        s->lim_ready = retry;
+        return NULL;
+    }
+    if (!sa_limiter_acquire(&s->lim, now, &ready)) {
+        s->lim_ready = ready;
+        return NULL;
+    }
+    sa_link_remove(&best->link);
+    if (!best->admitted && best->step != SA_STEP_POLL) {
+        /* a first request admits; a poll never does (the poll of a task
+         * whose result is downloaded asks for a fresh URL) */
+        best->admitted = 1;
+        s->n_admitted++;
+    }
+    if (best->step == SA_STEP_POLL || best->step == SA_STEP_TASK_CREATE)
+        best->poll_anchor = now;
+    return best;
+}
+
+void sa_sched_recheck(sa_sched *s, int64_t at)
+{
+    s->lim_ready = at;
+}
+
+void sa_sched_unadmit(sa_sched *s, sa_sched_item *it, int64_t now)
+{
+    if (!it->admitted) return;
+    it->admitted = 0;
+    s->n_admitted--;
+    if (!sa_link_empty(&s->limq)) s->lim_ready = now;
+}
+
+void sa_sched_penalize(sa_sched *s, int64_t now)
+{
+    sa_limiter_penalize(&s->lim, now, s->penalty_ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* The upload queue                                                    */
+/* ------------------------------------------------------------------ */
+
+/* 1 when an upload may start now under max_uploads. */
+static int upload_room(const sa_sched *s)
+{
+    return s->max_uploads <= 0 || s->n_uploads < s->max_uploads;
+}
+
+int sa_sched_upload_must_wait(const sa_sched *s)
+{
+    return !upload_room(s) || !sa_link_empty(&s->upq);
+}
+
+void sa_sched_park_upload(sa_sched *s, sa_sched_item *it)
+{
+    it->step = SA_STEP_UPLOAD;
+    sa_link_append(&s->upq, &it->link);
+}
+
+sa_sched_item *sa_sched_next_upload(sa_sched *s)
+{
+    sa_sched_item *it;
+
+    if (sa_link_empty(&s->upq) || !upload_room(s)) return NULL;
+    it = ITEM_OF(s->upq.next);
+    sa_link_remove(&it->link);
+    return it;
+}
+
+void sa_sched_upload_started(sa_sched *s)
+{
+    if (++s->n_uploads > s->peak_uploads) s->peak_uploads = s->n_uploads;
+}
+
+void sa_sched_upload_ended(sa_sched *s)
+{
+    s->n_uploads--;
+}
+
+/* ------------------------------------------------------------------ */
+/* Both queues                                                         */
+/* ------------------------------------------------------------------ */
+
+int sa_sched_waiting(const sa_sched_item *it)
+{
+    return sa_link_linked(&it->link);
+}
+
+void sa_sched_withdraw(sa_sched_item *it)
+{
+    if (sa_link_linked(&it->link)) sa_link_remove(&it->link);
+}
+
+int64_t sa_sched_ready_at(const sa_sched *s, int64_t now)
+{
+    int64_t at = -1;
+
+    if (!sa_link_empty(&s->limq)) sa__min_at(&at, s->lim_ready);
+    if (!sa_link_empty(&s->upq) && upload_room(s)) sa__min_at(&at, now);
+    return at;
+}

@@ -15,7 +15,9 @@
  *            reserve, upload queue (time is an input)
  *   job      one analysis as a state machine (sans-IO, time is an input)
  *   engine   libcurl multi: runs the requests jobs ask for
- *   client   the public sa_client / sa_job API on top of job + engine
+ *   client   the public sa_client / sa_job API on top of job, sched and
+ *            engine: client.c, options.c, request.c, drive.c, publish.c
+ *            and fetch.c, which share sa_client.h
  */
 #ifndef SA_INTERNAL_H
 #define SA_INTERNAL_H
@@ -790,8 +792,8 @@ void sa_engine_stats(const sa_engine *e, long *transfers, long *connects);
 /* For tests: the client's engine totals (see sa_engine_stats). */
 void sa__client_stats(const sa_client *c, long *transfers, long *connects);
 /* For tests: the most uploads that were in flight at once, and the most
- * finished transfers one non-blocking call reported (see SA_STEP_BATCH in
- * client.c). */
+ * finished transfers one non-blocking call reported (see "Bounded steps"
+ * in client.c). */
 void sa__client_peaks(const sa_client *c, int *uploads, int *done_per_step);
 
 #endif /* SA_INTERNAL_H */

@@ -10,8 +10,9 @@
  *   drive.c    the engine side of jobs: lists, lifetime, sending, cancel
  *   publish.c  the caller's side of jobs: outcome, callbacks, sa_job_*
  *   fetch.c    result downloads (sa_client_fetch_masks) and their files
- * Functions shared between them are named sa__<what they were called in
- * the single client.c they came from>.
+ * Functions shared between them are prefixed sa__ (the library's internal
+ * namespace: hidden in the shared library, and out of a static linker's
+ * way).
  */
 #ifndef SA_CLIENT_H
 #define SA_CLIENT_H

@@ -61,6 +61,7 @@ build = {
         "core/src/drive.c",
         "core/src/engine.c",
         "core/src/fetch.c",
+        "core/src/files.c",
         "core/src/image.c",
         "core/src/job.c",
         "core/src/json.c",

@@ -331,6 +331,22 @@ typedef struct sa_client_options {
      * usually well under 0.5 ms).  0 = no time budget (the count bounds of
      * sa_client_step still apply). */
     long step_budget_us;
+
+    /* Result files (masks, the resized image, a ZIP result's images) held
+     * in memory: at most this many bytes for all the files of one result,
+     * 256 MiB.  A mask download kept in memory (sa_client_fetch without a
+     * folder) that would pass it fails SA_ERR_LIMIT, before its bytes are
+     * read when the server says its size; so does a ZIP result whose
+     * images add up to more.  Downloads into a folder are streamed to
+     * disk and do not count.  Each file is also at most 64 MiB. */
+    size_t max_files_bytes;
+    /* Low-speed cut-off of result downloads (ZIP, masks, resized image): a
+     * download slower than low_speed_limit bytes per second (1024) for
+     * low_speed_time_ms (30000) fails SA_ERR_TIMEOUT, retried like a
+     * transport error (max_retries).  Either 0: no cut-off (the download
+     * is still bounded by upload_timeout_ms and the deadline). */
+    long low_speed_limit;
+    long low_speed_time_ms;
 } sa_client_options;
 
 SA_API void sa_client_options_init(sa_client_options *opts);
@@ -481,7 +497,9 @@ SA_API int sa_job_units(const sa_job *job);
 /* Number of status polls sent so far. */
 SA_API int sa_job_polls(const sa_job *job);
 
-/* The result of a DONE job, or NULL.  Borrowed until sa_job_free. */
+/* The result of a DONE job, or NULL.  For a fetch job (sa_client_fetch)
+ * that ended FAILED, the result with the files that did arrive.  Borrowed
+ * until sa_job_free. */
 SA_API const sa_result *sa_job_result(const sa_job *job);
 
 /* ------------------------------------------------------------------ */
@@ -530,19 +548,62 @@ SA_API int sa_client_wakeup(sa_client *client);
  * of jobs notified (0 when none has that task), or SA_ERR_INVALID_ARGUMENT. */
 SA_API int sa_client_notify(sa_client *client, const char *task_id);
 
+/* How sa_client_fetch downloads.  Always call sa_fetch_options_init()
+ * first (all fields zero/NULL). */
+typedef struct sa_fetch_options {
+    /* Write the files into this existing folder, streamed to disk (never
+     * held in memory): the result lists them with sa_result_file_path.
+     * NULL: keep them in memory in the result, at most max_files_bytes
+     * for all of them. */
+    const char *folder;
+    /* The fetch job's own callback and user data (see sa_job_cb), or
+     * NULL: nothing of done_job's is used, so done_job may be freed while
+     * the fetch runs. */
+    sa_job_cb callback;
+    void *user_data;
+} sa_fetch_options;
+
+SA_API void sa_fetch_options_init(sa_fetch_options *opts);
+
 /* Download every mask URL and the resized image of a DONE job's result,
- * concurrently through the client's engine: never with the API key, never
- * counted by the rate limiter.  Returns a new job (free with sa_job_free)
- * in state FETCHING that ends DONE when every file is in: written to
- * `folder` when it is not NULL (file names from the URLs' last path
- * segment), and always kept in its result as result files
- * (sa_result_file_*; the scores are a copy of the original result's).
- * A download refused as expired makes the job fetch the task's status
- * again for fresh URLs and retry once (SA_ERR_URL_EXPIRED after that).
- * For ZIP results the masks are already in the result: the new job ends
- * DONE on the next step (writing them to folder).  The new job gets the
- * callback and user_data of done_job.  Returns SA_OK, SA_ERR_NOT_DONE,
- * SA_ERR_INVALID_ARGUMENT, SA_ERR_FILE (folder), SA_ERR_NOMEM. */
+ * concurrently (at most 8 at a time) through the client's engine: never
+ * with the API key, never counted by the rate limiter.  Returns a new job
+ * (free with sa_job_free) in state FETCHING whose result has the scores
+ * of done_job's result and one result file per URL (sa_result_file_*).
+ *
+ * Names: each file is named after its URL's last path segment, cleaned
+ * (sa_file_name_clean) and made unique within the result ("mask.png",
+ * "mask-2.png", ...), in URL order.  Into a folder, files are written as
+ * sa_folder_write does: never over a file the library did not write, never
+ * through a link, always inside the folder; the result file's name is the
+ * name written.
+ *
+ * Memory: into a folder, a download holds only libcurl's buffers (16 KiB);
+ * in memory, the files of the result take at most max_files_bytes.
+ *
+ * Each URL is downloaded on its own: a URL that is not http(s), a failed
+ * or too large download, a file that cannot be written fail that file only
+ * (SA_ERR_DOWNLOAD, SA_ERR_URL_EXPIRED, SA_ERR_LIMIT, SA_ERR_TIMEOUT);
+ * the others go on.  The job ends DONE when every file is in, else FAILED
+ * with the status of the first failed file in URL order and a message
+ * that names it and counts the others; sa_job_result of that FAILED job
+ * still gives the files that did arrive.  A download refused as expired
+ * makes the job fetch the task's status again for fresh URLs and retry
+ * once (SA_ERR_URL_EXPIRED after that).  A download slower than the
+ * client's low-speed cut-off is retried, then SA_ERR_TIMEOUT.
+ *
+ * For ZIP results the files are already in done_job's result: the new job
+ * ends DONE on the next step (writing them to the folder, or holding a
+ * copy).  Returns SA_OK, SA_ERR_NOT_DONE, SA_ERR_INVALID_ARGUMENT,
+ * SA_ERR_FILE (the folder does not exist or cannot be opened: nothing was
+ * started), SA_ERR_NOMEM. */
+SA_API int sa_client_fetch(sa_client *client, sa_job *done_job,
+                           const sa_fetch_options *opts, sa_job **out);
+
+/* sa_client_fetch with only a folder (NULL: in memory).  The fetch job has
+ * no callback.  (It used to get done_job's callback and user data: a
+ * binding whose user data went away with done_job then read freed
+ * memory.) */
 SA_API int sa_client_fetch_masks(sa_client *client, sa_job *done_job,
                                  const char *folder, sa_job **out);
 
@@ -642,15 +703,24 @@ SA_API int sa_result_parse_zip(const void *zip, size_t len,
                                size_t max_entry_bytes, sa_result **out,
                                char *errbuf, size_t errbuf_len);
 
-/* Files held by a result (the masks of a ZIP result once parsed, or the
- * masks downloaded by sa_client_fetch_masks): count, and the i-th
- * file's name ("hd_pore_output_all.png"), bytes and sniffed format
- * (sa_image_format).  Borrowed until the result is freed. */
+/* Files of a result (the masks of a ZIP result once parsed, or the masks
+ * downloaded by sa_client_fetch): count, and the i-th file's name
+ * ("hd_pore_output_all.png", unique within the result), bytes and sniffed
+ * format (sa_image_format).  A file written into a folder by
+ * sa_client_fetch is not held in memory: its data is NULL (*len 0) and
+ * sa_result_file_path gives where it is ("FOLDER/NAME"; NULL for a file
+ * held in memory).  Borrowed until the result is freed.
+ *
+ * Memory a result takes: its scores and URLs (a few KB), plus the bytes of
+ * the files it holds in memory, which the client bounds by
+ * max_files_bytes (256 MiB) for all the files of one result, each file
+ * at most 64 MiB.  Files written into a folder take nothing. */
 SA_API size_t sa_result_file_count(const sa_result *r);
 SA_API const char *sa_result_file_name(const sa_result *r, size_t i);
 SA_API const void *sa_result_file_data(const sa_result *r, size_t i,
                                        size_t *len);
 SA_API int sa_result_file_format(const sa_result *r, size_t i);
+SA_API const char *sa_result_file_path(const sa_result *r, size_t i);
 
 /* Write one overview image: the source image (JPEG or PNG) with every mask
  * (PNG with alpha, or JPEG overlays) blended over it, each concern tinted
@@ -663,6 +733,53 @@ SA_API int sa_composite_write(const void *source, size_t source_len,
                               const size_t *mask_lens, size_t n_masks,
                               const char *out_path,
                               char *errbuf, size_t errbuf_len);
+
+/* ------------------------------------------------------------------ */
+/* Files written into a folder (pure: no client needed)                */
+/* ------------------------------------------------------------------ */
+
+/* The size of a buffer that always holds a cleaned name (NUL included),
+ * also once made unique ("name-2.png"). */
+#define SA_FILE_NAME_MAX 128
+
+/* Clean a file name that came from the network for use in a folder: for a
+ * URL its last path segment (no query), else what follows the last '/' or
+ * '\'; %XX decoded; every run of bytes other than ASCII letters, digits,
+ * '.', '_' and '-' replaced by one '_'; leading '.', '_', '-' and trailing
+ * '.', '_' removed (no hidden file, no "..", no option-like name); cut to
+ * 112 bytes, keeping a short extension; "file" when nothing is left.
+ * The same cleaning sa_client_fetch and sa_folder_write apply.  out_len
+ * must be at least SA_FILE_NAME_MAX.  Returns SA_OK or
+ * SA_ERR_INVALID_ARGUMENT. */
+SA_API int sa_file_name_clean(const char *name, char *out, size_t out_len);
+
+/* A folder opened for writing files the way sa_client_fetch does: every
+ * file created relative to the open directory (it stays inside it), under
+ * a temporary name first (O_CREAT|O_EXCL|O_NOFOLLOW), then renamed
+ * without replacing anything.  Names are cleaned and unique among the
+ * files written through this handle ("mask.png", "mask-2.png"); a name
+ * taken by a file the handle did not write is kept when that file has the
+ * same bytes (saving twice gives the same files), else the next free
+ * variant is used.  Not thread-safe; one handle per save. */
+typedef struct sa_folder sa_folder;
+
+/* Open an existing folder.  Returns SA_OK and *out (free with
+ * sa_folder_free), SA_ERR_FILE (missing, not a folder, no access) or
+ * SA_ERR_NOMEM, with a message in errbuf. */
+SA_API int sa_folder_open(const char *path, sa_folder **out, char *errbuf,
+                          size_t errbuf_len);
+/* Write len bytes as a new file named after `name` (cleaned, made
+ * unique); the name written goes to `written` (at least SA_FILE_NAME_MAX
+ * bytes; may be NULL).  Returns SA_OK, SA_ERR_FILE (with the system's
+ * reason in errbuf; nothing is left behind), SA_ERR_NOMEM or
+ * SA_ERR_INVALID_ARGUMENT. */
+SA_API int sa_folder_write(sa_folder *folder, const char *name,
+                           const void *data, size_t len, char *written,
+                           size_t written_len, char *errbuf,
+                           size_t errbuf_len);
+/* The path the folder was opened with (borrowed until sa_folder_free). */
+SA_API const char *sa_folder_path(const sa_folder *folder);
+SA_API void sa_folder_free(sa_folder *folder);
 
 /* ------------------------------------------------------------------ */
 /* Webhooks (Standard Webhooks, HMAC-SHA256)                           */

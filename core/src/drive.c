@@ -92,7 +92,7 @@ void sa__job_destroy(sa_job *j)
         sa__free(mem, k);
     }
     cJSON_Delete(j->msargs);
-    sa__free(mem, j->folder);
+    sa__fetch_free(j);
     sa__free(mem, j->file_path);
     sa__free(mem, j->image_url);
     sa__free(mem, j->file_id);
@@ -250,6 +250,8 @@ static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
     /* Task create is billed and not idempotent: never on a reused
      * connection, which libcurl may silently resend on (see engine.c). */
     r.fresh_connection = req->step == SA_STEP_TASK_CREATE;
+    sa__fetch_attach(j, &r);  /* a download's body goes to disk or its
+                                 buffer (fetch.c) */
     rc = sa_engine_send(c->engine, &r, j, &x);
     if (rc == SA_OK) {
         j->xfer = x;
@@ -530,6 +532,9 @@ int sa__start_job(sa_client *c, sa_job *j, int64_t now)
     cfg.backoff_max_ms = c->opt.backoff_max_ms;
     cfg.max_json_depth = c->opt.max_json_depth;
     cfg.rng = &j->rng;
+    cfg.max_files_bytes = c->opt.max_files_bytes;   /* ZIP results */
+    cfg.low_speed_limit = c->opt.low_speed_limit;
+    cfg.low_speed_time_ms = c->opt.low_speed_time_ms;
     rc = sa_jobsm_new(&cfg, now, &j->sm);
     if (rc != SA_OK) return rc;
     j->deadline_at = cfg.deadline_at_ms;

@@ -50,6 +50,10 @@
  * another host: result files) keep libcurl's default. */
 #define UPLOAD_BUFFER_BYTES 65536L
 #define SMALL_RECV_BUFFER_BYTES 4096L
+/* A request with a body sink (result downloads) keeps at most this much
+ * of the body of an answer that is not 2xx (an S3 error document). */
+#define SINK_ERROR_BODY_MAX ((size_t)64 * 1024)
+#define SINK_MSG_LEN 256
 
 struct sa_xfer {
     sa_engine *e;
@@ -77,6 +81,14 @@ struct sa_xfer {
     int body_nomem;
     int read_error;
     int read_errno;
+    /* the body sink of a 2xx answer (sa_http_request.sink) */
+    int (*sink)(void *ud, const void *data, size_t len, int64_t announced,
+                char *msg, size_t msglen);
+    void *sink_ud;
+    int sink_mode;                 /* 0 not known yet, 1 sink, 2 memory */
+    uint64_t received;             /* bytes handed to the sink */
+    int sink_error;                /* the sink's status, or SA_OK */
+    char sink_msg[SINK_MSG_LEN];
 };
 
 struct sa_engine {
@@ -246,11 +258,59 @@ static int header_line_ok(const char *line)
 /* libcurl callbacks (no job code runs in here)                         */
 /* ------------------------------------------------------------------ */
 
+/* The body of a request with a sink: a 2xx answer's bytes go to the sink
+ * (bounded by the request's max_body), any other answer's first
+ * SINK_ERROR_BODY_MAX bytes to memory (for its classification). */
+static size_t on_body_sink(sa_xfer *x, char *data, size_t len)
+{
+    int rc;
+
+    if (x->sink_mode == 0) {
+        long status = 0;
+        (void)curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+        x->sink_mode = status >= 200 && status < 300 ? 1 : 2;
+        if (x->sink_mode == 2) x->body.limit = 0;
+    }
+    if (x->sink_mode == 2) {
+        size_t room = SINK_ERROR_BODY_MAX - (x->body.len < SINK_ERROR_BODY_MAX
+                                             ? x->body.len
+                                             : SINK_ERROR_BODY_MAX);
+        if (room > 0 &&
+            sa_buf_append(&x->body, data, len < room ? len : room) != SA_OK) {
+            x->body_nomem = 1;
+            return 0;
+        }
+        return len;  /* the rest of an error page is dropped */
+    }
+    if (x->body.limit && (len > x->body.limit ||
+                          x->received > x->body.limit - len)) {
+        x->body_overflow = 1;
+        return 0;
+    }
+    {
+        curl_off_t cl = -1;
+        if (curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl)
+                != CURLE_OK)
+            cl = -1;
+        rc = x->sink(x->sink_ud, data, len, (int64_t)cl, x->sink_msg,
+                     sizeof x->sink_msg);
+    }
+    if (rc != SA_OK) {
+        x->sink_error = rc;
+        return 0; /* CURLE_WRITE_ERROR */
+    }
+    x->received += len;
+    return len;
+}
+
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
     sa_xfer *x = ud;
     size_t len = size * n;
-    int rc = sa_buf_append(&x->body, data, len);
+    int rc;
+
+    if (x->sink) return on_body_sink(x, data, len);
+    rc = sa_buf_append(&x->body, data, len);
     if (rc == SA_OK) return len;
     if (rc == SA_ERR_LIMIT) x->body_overflow = 1;
     else x->body_nomem = 1;
@@ -709,6 +769,12 @@ static int setup_easy(sa_engine *e, sa_xfer *x, const sa_http_request *req)
      * cost (the client: task create, billed and not idempotent). */
     if (req->fresh_connection) SETOPT(CURLOPT_FRESH_CONNECT, 1L);
     else (void)curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+    /* A host that trickles (result downloads): cut off below the limit
+     * for the time given (libcurl counts whole seconds). */
+    if (req->low_speed_limit > 0 && req->low_speed_time_ms > 0) {
+        SETOPT(CURLOPT_LOW_SPEED_LIMIT, req->low_speed_limit);
+        SETOPT(CURLOPT_LOW_SPEED_TIME, (req->low_speed_time_ms + 999) / 1000);
+    }
     return setup_method(e, x, req);
 refused:
     eerr(e, "libcurl refused a request option");
@@ -735,6 +801,8 @@ int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
     x->api_host = req->api_host;
     /* the request's own bound (ZIP and mask downloads), else the client's */
     x->body.limit = req->max_body ? req->max_body : e->max_body_bytes;
+    x->sink = req->sink;
+    x->sink_ud = req->sink_ud;
     x->url = sa__strdup(e->mem, req->url);
     x->started_ms = sa_engine_now();
     if (!x->url) {
@@ -839,7 +907,11 @@ static void map_result(sa_engine *e, sa_xfer *x, CURLcode code,
         return;
     }
     resp->not_sent = certainly_not_sent(x->h, code);
-    if (x->body_overflow) {
+    if (x->sink_error != SA_OK) {
+        resp->transport = x->sink_error;
+        sa__errf(msg, msglen, "%s", x->sink_msg[0] ? x->sink_msg
+                 : sa_strerror(x->sink_error));
+    } else if (x->body_overflow) {
         resp->transport = SA_ERR_LIMIT;
         sa__errf(msg, msglen, "response body larger than its limit "
                  "(%zu bytes)", x->body.limit);

@@ -155,6 +155,9 @@ struct sa_jobsm {
     int max_json_depth;
     uint64_t *rng;           /* the client's, or &rng_own */
     uint64_t rng_own;
+    size_t max_files_bytes;  /* a ZIP result's images */
+    long low_speed_limit;    /* result downloads */
+    long low_speed_time_ms;
 
     /* The machine. */
     int state;               /* sa_job_state: written only by set_state() */
@@ -190,13 +193,19 @@ struct sa_jobsm {
     char *fetch_url;         /* the URL being downloaded */
     int refreshed_url;       /* a fresh URL was asked for once */
     char dl_name[JOB_NAME_LEN]; /* download: file name of the URL */
+    size_t dl_index;         /* download: its place among the result's
+                                URLs, or SIZE_MAX */
     char *dl_data;           /* download: the bytes once DONE */
     size_t dl_len;
 
-    /* A fetch (sa_client_fetch_masks): URLs handed out and reported. */
+    /* A fetch (sa_client_fetch): URLs handed out and reported.  Each
+     * download counts on its own; the failure kept is the first in URL
+     * order (fail_index). */
     char **urls;
     size_t n_urls, n_started, n_ended;
-    int fail_status;         /* first failure reported, or SA_OK */
+    size_t n_failed;
+    size_t fail_index;
+    int fail_status;         /* that failure, or SA_OK */
     char failmsg[JOB_MSG_LEN];
 
     /* The request out: valid until on_response / free. */
@@ -612,6 +621,8 @@ static int build_fetch(sa_jobsm *sm)
     sm->req.api_host = 0;
     sm->req.timeout_ms = sm->upload_timeout_ms;
     sm->req.max_body = SA_FETCH_MAX_BODY;
+    sm->req.low_speed_limit = sm->low_speed_limit;
+    sm->req.low_speed_time_ms = sm->low_speed_time_ms;
     return SA_OK;
 }
 
@@ -1173,7 +1184,8 @@ static int on_fetch_ok(sa_jobsm *sm, const sa_http_response *resp)
         return SA_OK;
     }
     rc = sa_result_from_zip(sm->mem, resp_body(resp), resp_len(resp), 0,
-                            sm->task_id, &r, why, sizeof why);
+                            sm->max_files_bytes, sm->task_id, &r, why,
+                            sizeof why);
     if (rc == SA_ERR_NOMEM) return fail_nomem(sm, "result ZIP");
     if (rc != SA_OK) {
         finish(sm, SA_JOB_FAILED, rc == SA_ERR_LIMIT ? SA_ERR_LIMIT : SA_ERR_ZIP,
@@ -1223,11 +1235,22 @@ static int on_fetch(sa_jobsm *sm, int64_t now_ms,
     return SA_OK;
 }
 
-/* The URL of the same file in a fresh status answer, or NULL. */
+/* The URL of the same file in a fresh status answer, or NULL: the URL at
+ * the download's place when it names the same file (several URLs may end
+ * in the same name), else the first URL with that name. */
 static const char *fresh_url(const sa_jobsm *sm, const sa_result *fresh)
 {
+    const char *url;
+    char name[JOB_NAME_LEN];
+
     if (!fresh) return NULL;
     if (sm->kind == KIND_ANALYSIS) return sa_result_zip_url(fresh);
+    url = sm->dl_index != SIZE_MAX ? sa_result_url_at(fresh, sm->dl_index)
+                                   : NULL;
+    if (url) {
+        sa_url_file_name(url, name, sizeof name);
+        if (strcmp(name, sm->dl_name) == 0) return url;
+    }
     return sa_result_find_url(fresh, sm->dl_name);
 }
 
@@ -1297,15 +1320,19 @@ static int on_refresh(sa_jobsm *sm, int64_t now_ms,
     return rc;
 }
 
-/* A fetch machine: END once its downloads are in (or one failed and the
- * others ended); else wait for the client's reports. */
+/* A fetch machine: END once every URL was handed out and reported (DONE,
+ * or FAILED with the first failure in URL order); else wait for the
+ * client's reports. */
 static int fetch_next(sa_jobsm *sm, sa_next *out)
 {
-    int failed = sm->fail_status != SA_OK;
-
-    if (sm->n_ended >= sm->n_started && (failed || sm->n_started == sm->n_urls)) {
-        if (failed)
+    if (sm->n_ended >= sm->n_started && sm->n_started == sm->n_urls) {
+        if (sm->n_failed == 1)
             finish(sm, SA_JOB_FAILED, sm->fail_status, "%s", sm->failmsg);
+        else if (sm->n_failed > 1)
+            finish(sm, SA_JOB_FAILED, sm->fail_status, "%zu of %zu files "
+                   "failed; the first: %s", sm->n_failed,
+                   sm->n_urls > sm->n_failed ? sm->n_urls : sm->n_failed,
+                   sm->failmsg);
         else
             finish(sm, SA_JOB_DONE, SA_OK, "%s", "");
         out->kind = SA_NEXT_END;
@@ -1316,38 +1343,44 @@ static int fetch_next(sa_jobsm *sm, sa_next *out)
     return SA_OK;
 }
 
-const char *sa_jobsm_fetch_next(sa_jobsm *sm)
+const char *sa_jobsm_fetch_next(sa_jobsm *sm, size_t *index)
 {
     if (!sm || sm->kind != KIND_FETCH || is_terminal(sm->state)
-        || sm->fail_status != SA_OK || sm->n_started >= sm->n_urls)
+        || sm->n_started >= sm->n_urls)
         return NULL;
+    if (index) *index = sm->n_started;
     return sm->urls[sm->n_started++];
 }
 
-void sa_jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg)
+/* Record a failure; the one kept is the first in URL order. */
+static void fetch_failed(sa_jobsm *sm, size_t index, int status,
+                         const char *msg)
 {
-    if (!sm || sm->kind != KIND_FETCH || sm->fail_status != SA_OK) return;
+    sm->n_failed++;
+    if (sm->fail_status != SA_OK && index >= sm->fail_index) return;
+    sm->fail_index = index;
     sm->fail_status = status < 0 ? status : SA_ERR_DOWNLOAD;
     msgf(sm->failmsg, sizeof sm->failmsg, "%s", msg ? msg : "");
 }
 
-int sa_jobsm_fetch_done(sa_jobsm *sm, int status, const char *name,
-                        const void *data, size_t len, const char *msg)
+void sa_jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg)
+{
+    if (!sm || sm->kind != KIND_FETCH) return;
+    fetch_failed(sm, SIZE_MAX, status, msg);
+}
+
+void sa_jobsm_fetch_done(sa_jobsm *sm, size_t index, int status,
+                         const char *msg)
 {
     if (!sm || sm->kind != KIND_FETCH || sm->n_ended >= sm->n_started)
-        return SA_ERR_INVALID_ARGUMENT;
+        return;
     sm->n_ended++;
-    if (status != SA_OK) {
-        sa_jobsm_fetch_fail(sm, status, msg);
-        return SA_OK;
-    }
-    if (sa_result_add_file(sm->result, name ? name : "", data, len)
-        != SA_OK) {
-        sa_jobsm_fetch_fail(sm, SA_ERR_NOMEM, "out of memory keeping a "
-                            "downloaded file");
-        return SA_ERR_NOMEM;
-    }
-    return SA_OK;
+    if (status != SA_OK) fetch_failed(sm, index, status, msg);
+}
+
+sa_result *sa_jobsm_fetch_result(sa_jobsm *sm)
+{
+    return sm && sm->kind == KIND_FETCH ? sm->result : NULL;
 }
 
 int sa_jobsm_poll_now(sa_jobsm *sm, int64_t now_ms)
@@ -1372,6 +1405,11 @@ const void *sa_jobsm_download_data(const sa_jobsm *sm, size_t *len)
 const char *sa_jobsm_download_name(const sa_jobsm *sm)
 {
     return sm ? sm->dl_name : "";
+}
+
+void sa_jobsm_download_set_index(sa_jobsm *sm, size_t index)
+{
+    if (sm && sm->kind == KIND_DOWNLOAD) sm->dl_index = index;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1466,6 +1504,9 @@ static void copy_settings(sa_jobsm *sm, const sa_job_config *cfg)
     sm->backoff_initial_ms = cfg->backoff_initial_ms;
     sm->backoff_max_ms = cfg->backoff_max_ms;
     sm->max_json_depth = cfg->max_json_depth;
+    sm->max_files_bytes = cfg->max_files_bytes;
+    sm->low_speed_limit = cfg->low_speed_limit;
+    sm->low_speed_time_ms = cfg->low_speed_time_ms;
     sm->rng_own = 0x9E3779B97F4A7C15ULL;
     sm->rng = cfg->rng && *cfg->rng ? cfg->rng : &sm->rng_own;
 }
@@ -1549,6 +1590,7 @@ int sa_jobsm_new_download(const sa_job_config *cfg, const char *url,
         return SA_ERR_NOMEM;
     }
     sa_url_file_name(url, sm->dl_name, sizeof sm->dl_name);
+    sm->dl_index = SIZE_MAX;
     set_fetch_step(sm, SA_STEP_FETCH);
     *out = sm;
     return SA_OK;
@@ -1581,7 +1623,7 @@ static int copy_urls(sa_jobsm *sm, const sa_result *src)
 }
 
 int sa_jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
-                       int64_t now_ms, sa_jobsm **out)
+                       int with_files, int64_t now_ms, sa_jobsm **out)
 {
     sa_jobsm *sm = NULL;
     int rc;
@@ -1591,7 +1633,8 @@ int sa_jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
     if (!cfg || !settings_valid(cfg) || !src) return SA_ERR_INVALID_ARGUMENT;
     rc = new_other(cfg, KIND_FETCH, sa_result_task_id(src), now_ms, &sm);
     if (rc != SA_OK) return rc;
-    rc = sa_result_clone(sm->mem, src, &sm->result);
+    rc = with_files ? sa_result_clone(sm->mem, src, &sm->result)
+                    : sa_result_clone_scores(sm->mem, src, &sm->result);
     if (rc == SA_OK) rc = copy_urls(sm, src);
     if (rc != SA_OK) {
         sa_jobsm_free(sm);
@@ -1817,9 +1860,14 @@ int sa_jobsm_task_maybe_created(const sa_jobsm *sm)
     return sm ? sm->task_maybe : 0;
 }
 
+/* A fetch that ended FAILED keeps the files that did arrive readable. */
 const sa_result *sa_jobsm_result(const sa_jobsm *sm)
 {
-    return sm && sm->pub_state == SA_JOB_DONE ? sm->result : NULL;
+    if (!sm) return NULL;
+    if (sm->pub_state == SA_JOB_DONE) return sm->result;
+    if (sm->kind == KIND_FETCH && sm->pub_state == SA_JOB_FAILED)
+        return sm->result;
+    return NULL;
 }
 
 int sa_jobsm_background(const sa_jobsm *sm)

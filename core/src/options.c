@@ -33,6 +33,9 @@ void sa_client_options_init(sa_client_options *opts)
     opts->max_body_bytes = (size_t)8 << 20;
     opts->max_json_depth = 64;
     opts->log_level = SA_LOG_INFO;
+    opts->max_files_bytes = (size_t)256 << 20;
+    opts->low_speed_limit = 1024;
+    opts->low_speed_time_ms = 30000;
 }
 
 #define OPT_FAIL(code, ...)                                               \
@@ -109,6 +112,12 @@ static int check_numbers(const sa_client_options *o, char *err, size_t errlen)
         o->max_json_depth > 10000)
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "max_body_bytes must be >= 1024 and "
                  "max_json_depth 1..10000");
+    if (o->max_files_bytes < 1)
+        OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "max_files_bytes (the result files "
+                 "held in memory) must be > 0");
+    if (o->low_speed_limit < 0 || o->low_speed_time_ms < 0)
+        OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "low_speed_limit and "
+                 "low_speed_time_ms must be >= 0 (0 = no low-speed cut-off)");
     return SA_OK;
 }
 

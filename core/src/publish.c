@@ -85,7 +85,9 @@ void sa__publish(sa_client *c, sa_job *j, int state, int status,
         j->pub[K_TASK] = keep(j, K_TASK, sa_jobsm_task_id(sm));
         j->pub[K_FILE] = keep(j, K_FILE, sa_jobsm_file_id(sm));
         j->pub[K_REQUEST] = keep(j, K_REQUEST, sa_jobsm_request_id(sm));
-        if (state == SA_JOB_DONE) j->pub_result = sa_jobsm_result(sm);
+        /* a fetch that ended FAILED keeps the files that did arrive */
+        if (state == SA_JOB_DONE || state == SA_JOB_FAILED)
+            j->pub_result = sa_jobsm_result(sm);
         if (!msg) msg = sa_jobsm_errmsg(sm);
     }
     j->pub[K_ERRMSG] = keep(j, K_ERRMSG, msg ? msg : "");

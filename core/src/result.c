@@ -30,12 +30,15 @@
 #include <stddef.h>
 #include <string.h>
 
-/* One file held by a result: bytes, then the NUL-terminated name, in one
- * allocation starting at data. */
+/* One file of a result, in one allocation (block): the bytes then the
+ * NUL-terminated name, or, for a file written to disk, the name then the
+ * path (no bytes). */
 typedef struct sa_result_file {
-    unsigned char *data;
+    unsigned char *data;   /* the bytes; NULL for a file on disk */
     size_t len;
     const char *name;
+    const char *path;      /* a file on disk: where it is; else NULL */
+    void *block;
     int format;
 } sa_result_file;
 
@@ -445,8 +448,9 @@ int sa_result_set_json_item(sa_result *r, const cJSON *item)
 
 #define RESULT_MAX_FILES 100000
 
-static int sniff_format(const unsigned char *p, size_t len)
+int sa_result_sniff_format(const void *data, size_t len)
 {
+    const unsigned char *p = data;
     static const unsigned char png[8] = {0x89, 'P', 'N', 'G',
                                          '\r', '\n', 0x1a, '\n'};
     if (len >= 8 && memcmp(p, png, 8) == 0) return SA_IMAGE_PNG;
@@ -469,10 +473,21 @@ static int grow_files(sa_result *r)
     return SA_OK;
 }
 
+/* Append a file whose block holds the bytes (len) then the name. */
+static void push_file(sa_result *r, unsigned char *block, size_t len)
+{
+    sa_result_file *f = &r->files[r->n_files++];
+    f->block = block;
+    f->data = block;
+    f->len = len;
+    f->name = (const char *)block + len;
+    f->path = NULL;
+    f->format = sa_result_sniff_format(block, len);
+}
+
 int sa_result_add_file(sa_result *r, const char *name, const void *data,
                        size_t len)
 {
-    sa_result_file *f;
     unsigned char *block;
     size_t nlen;
     int rc;
@@ -486,28 +501,80 @@ int sa_result_add_file(sa_result *r, const char *name, const void *data,
     if (!block) return SA_ERR_NOMEM;
     if (len) memcpy(block, data, len);
     memcpy(block + len, name, nlen + 1);
-    f = &r->files[r->n_files++];
-    f->data = block;
-    f->len = len;
-    f->name = (const char *)block + len;
-    f->format = sniff_format(block, len);
+    push_file(r, block, len);
     return SA_OK;
 }
 
-static int copy_extras(sa_result *dst, const sa_result *src)
+int sa_result_add_file_owned(sa_result *r, const char *name, char *data,
+                             size_t len)
+{
+    unsigned char *block;
+    size_t nlen;
+    int rc;
+
+    if (!r || !name) {
+        if (r) sa__free(result_mem(r), data);
+        return SA_ERR_INVALID_ARGUMENT;
+    }
+    nlen = strlen(name);
+    rc = len > SIZE_MAX - nlen - 1 ? SA_ERR_NOMEM : grow_files(r);
+    /* the name goes after the bytes: no copy of the bytes (realloc keeps
+     * them where they are, or moves a block it can) */
+    block = rc == SA_OK ? sa__realloc(result_mem(r), data, len + nlen + 1)
+                        : NULL;
+    if (!block) {
+        sa__free(result_mem(r), data);
+        return rc == SA_OK ? SA_ERR_NOMEM : rc;
+    }
+    memcpy(block + len, name, nlen + 1);
+    push_file(r, block, len);
+    return SA_OK;
+}
+
+int sa_result_add_file_path(sa_result *r, const char *name, const char *path,
+                            int format)
+{
+    sa_result_file *f;
+    char *block;
+    size_t nlen, plen;
+    int rc;
+
+    if (!r || !name || !path) return SA_ERR_INVALID_ARGUMENT;
+    nlen = strlen(name);
+    plen = strlen(path);
+    rc = grow_files(r);
+    if (rc != SA_OK) return rc;
+    block = sa__malloc(result_mem(r), nlen + plen + 2);
+    if (!block) return SA_ERR_NOMEM;
+    memcpy(block, name, nlen + 1);
+    memcpy(block + nlen + 1, path, plen + 1);
+    f = &r->files[r->n_files++];
+    f->block = block;
+    f->data = NULL;
+    f->len = 0;
+    f->name = block;
+    f->path = block + nlen + 1;
+    f->format = format;
+    return SA_OK;
+}
+
+static int copy_extras(sa_result *dst, const sa_result *src, int with_files)
 {
     size_t i;
     int rc = SA_OK;
     if (src->json) rc = sa_result_set_raw_json(dst, src->json,
                                                strlen(src->json));
-    for (i = 0; rc == SA_OK && i < src->n_files; i++)
-        rc = sa_result_add_file(dst, src->files[i].name, src->files[i].data,
-                                src->files[i].len);
+    for (i = 0; with_files && rc == SA_OK && i < src->n_files; i++) {
+        const sa_result_file *f = &src->files[i];
+        rc = f->path ? sa_result_add_file_path(dst, f->name, f->path,
+                                               f->format)
+                     : sa_result_add_file(dst, f->name, f->data, f->len);
+    }
     return rc;
 }
 
-int sa_result_clone(const sa_mem *mem, const sa_result *src,
-                    sa_result **out)
+static int clone_result(const sa_mem *mem, const sa_result *src,
+                        int with_files, sa_result **out)
 {
     source from = {WALK_CLONE, NULL, NULL, NULL};
     int rc;
@@ -518,12 +585,36 @@ int sa_result_clone(const sa_mem *mem, const sa_result *src,
     from.src = src;
     rc = build(mem, &from, src->task_id, out);
     if (rc != SA_OK) return rc;
-    rc = copy_extras(*out, src);
+    rc = copy_extras(*out, src, with_files);
     if (rc != SA_OK) {
         sa_result_free(*out);
         *out = NULL;
     }
     return rc;
+}
+
+int sa_result_clone(const sa_mem *mem, const sa_result *src,
+                    sa_result **out)
+{
+    return clone_result(mem, src, 1, out);
+}
+
+int sa_result_clone_scores(const sa_mem *mem, const sa_result *src,
+                           sa_result **out)
+{
+    return clone_result(mem, src, 0, out);
+}
+
+const char *sa_result_url_at(const sa_result *r, size_t index)
+{
+    size_t i, n = 0;
+    if (!r) return NULL;
+    for (i = 0; i < r->count; i++) {
+        if (index < n + r->scores[i].n_mask_urls)
+            return r->scores[i].mask_urls[index - n];
+        n += r->scores[i].n_mask_urls;
+    }
+    return index == n ? r->resize_url : NULL;
 }
 
 size_t sa_result_urls(const sa_result *r, const char **urls, size_t max)
@@ -655,7 +746,7 @@ void sa_result_free(sa_result *r)
         mem = r->mem; /* r->mem goes away with the arena */
         m = &mem;
     }
-    for (i = 0; i < r->n_files; i++) sa__free(m, r->files[i].data);
+    for (i = 0; i < r->n_files; i++) sa__free(m, r->files[i].block);
     sa__free(m, r->files);
     sa__free(m, r->json);
     sa__free(m, r->zip_url_own);
@@ -762,6 +853,11 @@ const void *sa_result_file_data(const sa_result *r, size_t i, size_t *len)
 int sa_result_file_format(const sa_result *r, size_t i)
 {
     return (r && i < r->n_files) ? r->files[i].format : SA_IMAGE_UNKNOWN;
+}
+
+const char *sa_result_file_path(const sa_result *r, size_t i)
+{
+    return (r && i < r->n_files) ? r->files[i].path : NULL;
 }
 
 /* NULL when the result was parsed without a task id (sa_result_parse). */

@@ -65,7 +65,8 @@ struct sa_job {
     int where;
     int kind;                   /* KIND_*: analysis, fetch, child */
     struct sa_job *parent;      /* child: its fetch job (NULL: detached) */
-    char *folder;               /* fetch: where files go, or NULL */
+    struct sa_fetch *fetch;     /* fetch: folder, names, memory budget */
+    struct sa_dl *dl;           /* child: where its bytes go */
     int n_children;             /* fetch: children running */
 
     /* the validated request (strings owned) */
@@ -237,5 +238,10 @@ void sa__fetch_pump(sa_client *c, sa_job *j, int64_t now);
 void sa__child_ended(sa_client *c, sa_job *k);
 /* The fetch job ended: its children stop (no report). */
 void sa__cancel_children(sa_client *c, sa_job *parent);
+/* A child's GET is about to be sent: it starts its file or buffer again,
+ * and its body goes to them (req->sink).  Nothing for other requests. */
+void sa__fetch_attach(sa_job *k, sa_http_request *req);
+/* Free what fetch.c keeps in a fetch job or a child (sa__job_destroy). */
+void sa__fetch_free(sa_job *j);
 
 #endif /* SA_CLIENT_H */

@@ -173,6 +173,61 @@ int sa_json_put_string(sa_buf *b, const char *s);
 int sa_json_put_item(sa_buf *b, const cJSON *item);
 
 /* ================================================================== */
+/* files.c (names of files and writes into a folder)                   */
+/* ================================================================== */
+
+/* "stem-n.ext" for name "stem.ext" (n >= 2) into out.  SA_OK or
+ * SA_ERR_LIMIT (out too small). */
+int sa__name_variant(const char *name, unsigned n, char *out, size_t outlen);
+
+/* A set of names (hash set of copies, through mem). */
+typedef struct sa_names {
+    const sa_mem *mem;
+    char **slot;
+    size_t cap, n;
+} sa_names;
+void sa_names_init(sa_names *s, const sa_mem *mem);
+void sa_names_free(sa_names *s);
+int sa_names_has(const sa_names *s, const char *name);
+int sa_names_add(sa_names *s, const char *name);      /* SA_OK / NOMEM */
+/* `name` itself, or its first variant not in s, into out; added to s.
+ * SA_OK, SA_ERR_NOMEM, SA_ERR_LIMIT. */
+int sa_names_unique(sa_names *s, const char *name, char *out, size_t outlen);
+/* The same for sa_file_name_clean(raw). */
+int sa_names_claim(sa_names *s, const char *raw, char *out, size_t outlen);
+
+/* sa_folder_open with an allocator. */
+int sa__folder_open(const sa_mem *mem, const char *path, sa_folder **out,
+                    char *err, size_t errlen);
+void sa__folder_free(sa_folder *f);
+const char *sa__folder_path(const sa_folder *f);
+/* Claim a unique cleaned name for a file to be written (see
+ * sa_names_claim): files are committed under claimed names. */
+int sa__folder_claim(sa_folder *f, const char *raw, char *out, size_t outlen);
+
+/* One file being written into a folder, streamed: a temporary file made
+ * on the first write, then committed under its name (see files.c). */
+typedef struct sa_file_out {
+    sa_folder *dir;
+    int fd;                  /* -1 until the first write */
+    char tmp[40];            /* the temporary name, "" when none */
+    uint64_t size;           /* bytes written */
+} sa_file_out;
+void sa_file_out_init(sa_file_out *o, sa_folder *dir);
+/* SA_OK or SA_ERR_FILE (message in err). */
+int sa_file_out_write(sa_file_out *o, const void *data, size_t len,
+                      char *err, size_t errlen);
+/* Empty the file again (a download that starts over). */
+int sa_file_out_rewind(sa_file_out *o, char *err, size_t errlen);
+/* Give the file the claimed name `name` or, when a file the folder did
+ * not write has it (other bytes), its next free variant; the name used to
+ * final.  On failure nothing is left.  SA_OK, SA_ERR_FILE, SA_ERR_NOMEM. */
+int sa_file_out_commit(sa_file_out *o, const char *name, char *final,
+                       size_t finallen, char *err, size_t errlen);
+/* Remove the temporary file (nothing when committed). */
+void sa_file_out_discard(sa_file_out *o);
+
+/* ================================================================== */
 /* image.c                                                             */
 /* ================================================================== */
 
@@ -348,10 +403,25 @@ int sa_result_set_json_item(sa_result *r, const cJSON *item);
 /* A deep copy of a result (scores, URLs, files), allocated through mem. */
 int sa_result_clone(const sa_mem *mem, const sa_result *src,
                     sa_result **out);
+/* The same without the files (the scores, URLs and JSON text only). */
+int sa_result_clone_scores(const sa_mem *mem, const sa_result *src,
+                           sa_result **out);
 /* Add a file (a mask, the resized image) to a result: copies name and
  * bytes; the format is sniffed from the bytes.  SA_OK or SA_ERR_NOMEM. */
 int sa_result_add_file(sa_result *r, const char *name, const void *data,
                        size_t len);
+/* The same, taking `data` (len bytes, allocated through the result's
+ * allocator) instead of copying it: it is freed on failure too. */
+int sa_result_add_file_owned(sa_result *r, const char *name, char *data,
+                             size_t len);
+/* Add a file written to disk: its name, its path, its sniffed format; no
+ * bytes.  SA_OK or SA_ERR_NOMEM. */
+int sa_result_add_file_path(sa_result *r, const char *name, const char *path,
+                            int format);
+/* The sa_image_format of bytes. */
+int sa_result_sniff_format(const void *data, size_t len);
+/* The i-th URL of sa_result_urls, or NULL. */
+const char *sa_result_url_at(const sa_result *r, size_t i);
 /* Every downloadable URL of a result, in a stable order: each score's
  * mask_urls, then the resized image.  Returns the count; *urls (borrowed)
  * may be NULL to count only. */
@@ -368,10 +438,13 @@ void sa_url_file_name(const char *url, char *buf, size_t len);
 /* zipresult.c                                                         */
 /* ================================================================== */
 
-/* Parse a result ZIP (see sa_result_parse_zip) with the allocator mem. */
+/* Parse a result ZIP (see sa_result_parse_zip) with the allocator mem;
+ * the images kept add up to at most max_total bytes (0: 8 times the entry
+ * bound). */
 int sa_result_from_zip(const sa_mem *mem, const void *zip, size_t len,
-                       size_t max_entry_bytes, const char *task_id,
-                       sa_result **out, char *err, size_t errlen);
+                       size_t max_entry_bytes, size_t max_total,
+                       const char *task_id, sa_result **out, char *err,
+                       size_t errlen);
 
 /* ================================================================== */
 /* limiter.c (pure; time is an input)                                  */
@@ -537,6 +610,19 @@ typedef struct sa_http_request {
                                   request whose reused connection died; the
                                   client sets it for task create; the
                                   engine never looks at `step`) */
+    long low_speed_limit;      /* fail SA_ERR_TIMEOUT below this many
+                                  bytes/s ... */
+    long low_speed_time_ms;    /* ... for this long; either 0: never */
+    /* Where the body of a 2xx answer goes instead of memory (result
+     * downloads, set by the client): called with each chunk, and the size
+     * the server announced (-1 when unknown), from inside libcurl's write
+     * callback (it must not call the engine).  Returns SA_OK or a status
+     * that ends the transfer with that status as resp->transport and msg
+     * as its message.  The body of any other answer is kept in memory as
+     * usual, at most 64 KiB of it.  max_body bounds what the sink gets. */
+    int (*sink)(void *ud, const void *data, size_t len, int64_t announced,
+                char *msg, size_t msglen);
+    void *sink_ud;
 } sa_http_request;
 
 /* The job's own step beyond proto's four: a GET of a result URL (result
@@ -603,6 +689,9 @@ typedef struct sa_job_config {
     long backoff_max_ms;
     int max_json_depth;
     uint64_t *rng;               /* jitter source, owned by the client */
+    size_t max_files_bytes;      /* a ZIP result's images (0: 256 MiB) */
+    long low_speed_limit;        /* result downloads (see sa_http_request) */
+    long low_speed_time_ms;
 } sa_job_config;
 
 typedef struct sa_jobsm sa_jobsm;
@@ -660,44 +749,57 @@ int sa_jobsm_task_outcome(const sa_jobsm *sm, const char **msg);
  * waiting to poll, else 0 (nothing changes). */
 int sa_jobsm_poll_now(sa_jobsm *sm, int64_t now_ms);
 
-/* -- Result downloads (sa_client_fetch_masks) --
- * A download machine GETs one result URL (api_host 0, SA_STEP_FETCH),
- * retrying transport errors, 429 and 5xx like a poll.  A 403 (an expired
+/* -- Result downloads (sa_client_fetch) --
+ * A download machine GETs one result URL (api_host 0, SA_STEP_FETCH, with
+ * the low-speed cut-off of cfg), retrying transport errors (a low-speed
+ * cut-off included), 429 and 5xx like a poll.  A 403 (an expired
  * pre-signed URL) makes it poll task_id once (api_host 1, SA_STEP_POLL,
- * state FETCHING) for a fresh URL of the same file name and try again;
+ * state FETCHING) for a fresh URL of the same file and try again;
  * refused again: FAILED SA_ERR_URL_EXPIRED.  Other non-2xx: FAILED
- * SA_ERR_DOWNLOAD.  DONE: the bytes are in sa_jobsm_download_data.  It
- * uses base_url, api_version, upload_timeout_ms (per download),
- * request_timeout_ms, max_poll_interval_ms, deadline_at_ms, max_polls,
- * max_retries, backoff_*, max_json_depth and rng of cfg; cancel ends it
+ * SA_ERR_DOWNLOAD.  DONE: the bytes are in sa_jobsm_download_data (none
+ * when the client gave the request a sink).  It uses base_url,
+ * api_version, upload_timeout_ms (per download), request_timeout_ms,
+ * max_poll_interval_ms, deadline_at_ms, max_polls, max_retries,
+ * backoff_*, max_json_depth, low_speed_* and rng of cfg; cancel ends it
  * at once.  Returns SA_OK, SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM. */
 int sa_jobsm_new_download(const sa_job_config *cfg, const char *url,
                           const char *task_id, int64_t now_ms,
                           sa_jobsm **out);
+/* The download's URL is the index-th of its result (sa_result_urls
+ * order): a fresh URL is then the one at the same place in the fresh
+ * answer, when it has the same file name (several URLs may end in the
+ * same name).  Without it, the first URL with that file name. */
+void sa_jobsm_download_set_index(sa_jobsm *sm, size_t index);
 /* A DONE download's bytes (owned by the machine), else NULL / 0. */
 const void *sa_jobsm_download_data(const sa_jobsm *sm, size_t *len);
 /* The file name of the download's URL (sa_url_file_name); never NULL. */
 const char *sa_jobsm_download_name(const sa_jobsm *sm);
 
-/* A fetch machine is the public side of sa_client_fetch_masks: it sends
- * nothing itself.  Its result is a clone of src; the URLs to download are
- * src's (sa_result_urls), none when src already holds files (a ZIP
- * result).  It stays FETCHING while the client runs downloads and reports
- * them; it ends DONE when every URL was reported done, FAILED with the
- * first failure once every download started has ended (no new one starts
- * after a failure), or FAILED SA_ERR_DEADLINE at its deadline. */
+/* A fetch machine is the public side of sa_client_fetch: it sends nothing
+ * itself.  Its result is a clone of src (with src's files when with_files,
+ * else the scores only); the URLs to download are src's (sa_result_urls),
+ * none when src already holds files (a ZIP result).  It stays FETCHING
+ * while the client runs downloads and reports them, each on its own: a
+ * failure does not stop the others.  Once every URL was handed out and
+ * reported it ends DONE when none failed, else FAILED with the status and
+ * message of the first failure in URL order (counting the others); at
+ * its deadline it ends FAILED SA_ERR_DEADLINE.  Its result stays readable
+ * (sa_jobsm_result) when it ends FAILED: the files that did arrive. */
 int sa_jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
-                       int64_t now_ms, sa_jobsm **out);
-/* The next URL to download (borrowed until sa_jobsm_free), counted as
- * started; NULL when none is left or a failure was reported. */
-const char *sa_jobsm_fetch_next(sa_jobsm *sm);
-/* One started download ended: status SA_OK adds name/data to the result
- * (SA_ERR_NOMEM: recorded as the failure and returned); else the failure
- * (status, msg) is recorded when it is the first. */
-int sa_jobsm_fetch_done(sa_jobsm *sm, int status, const char *name,
-                        const void *data, size_t len, const char *msg);
-/* Record a failure that is not a download (writing a file). */
+                       int with_files, int64_t now_ms, sa_jobsm **out);
+/* The next URL to download (borrowed until sa_jobsm_free) and its index
+ * among the result's URLs, counted as started; NULL when none is left. */
+const char *sa_jobsm_fetch_next(sa_jobsm *sm, size_t *index);
+/* The download of URL `index` ended: SA_OK (its file was added to
+ * sa_jobsm_fetch_result by the client), or a failure (status, msg). */
+void sa_jobsm_fetch_done(sa_jobsm *sm, size_t index, int status,
+                         const char *msg);
+/* Record a failure that is not a download (writing a ZIP result's file):
+ * it counts after every URL. */
 void sa_jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg);
+/* The result a fetch builds, for the client to add files to; NULL for
+ * another kind of machine. */
+sa_result *sa_jobsm_fetch_result(sa_jobsm *sm);
 
 /* ================================================================== */
 /* engine.c (libcurl multi: runs the requests jobs ask for; the only   */

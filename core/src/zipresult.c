@@ -8,13 +8,15 @@
  * name ends in .png, .jpg or .jpeg (any case) becomes a result file under
  * its base name only: the part after the last '/' or '\', never a path,
  * never "." or "..", never a name with control bytes (zip-slip safe).  When
- * two entries share a base name the first one is kept.
+ * two entries share a base name both are kept, the second under the next
+ * free variant of the name ("mask-2.png", see files.c).
  *
  * Nothing in the archive is trusted: at most ZIP_MAX_ENTRIES entries, each
  * entry's declared size is checked against max_entry_bytes before it is
  * read, the bytes actually inflated are counted while reading (more or
  * fewer than declared is SA_ERR_ZIP), and the files kept add up to at most
- * ZIP_TOTAL_FACTOR * max_entry_bytes.
+ * max_total (the client's max_files_bytes), by default ZIP_TOTAL_FACTOR *
+ * max_entry_bytes.
  *
  * Memory: libzip allocates its archive state with malloc, outside sa_mem;
  * it is freed before these functions return.  The result and its files go
@@ -207,15 +209,6 @@ static int base_name(const char *name, char *buf, size_t len)
     return 1;
 }
 
-static int have_file(const sa_result *r, const char *name)
-{
-    size_t i, n = sa_result_file_count(r);
-    for (i = 0; i < n; i++) {
-        if (strcmp(sa_result_file_name(r, i), name) == 0) return 1;
-    }
-    return 0;
-}
-
 static int add_image(zip_ctx *z, zip_uint64_t index, const char *name,
                      sa_result *r)
 {
@@ -230,22 +223,28 @@ static int add_image(zip_ctx *z, zip_uint64_t index, const char *name,
         return SA_ERR_LIMIT;
     }
     z->total += len;
-    rc = sa_result_add_file(r, name, data, len);
-    sa__free(z->mem, data);
-    return rc;
+    return sa_result_add_file_owned(r, name, data, len);  /* takes data */
 }
 
 static int load_images(zip_ctx *z, sa_result *r)
 {
     zip_int64_t i;
-    char name[ZIP_NAME_MAX + 1];
+    char name[ZIP_NAME_MAX + 1], unique[ZIP_NAME_MAX + 16];
+    sa_names taken;
     int rc = SA_OK;
+
+    sa_names_init(&taken, z->mem);
     for (i = 0; rc == SA_OK && i < z->n_entries; i++) {
         const char *raw = zip_get_name(z->za, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
-        if (!raw || !base_name(raw, name, sizeof name) || have_file(r, name))
+        if (!raw || !base_name(raw, name, sizeof name)) continue;
+        rc = sa_names_unique(&taken, name, unique, sizeof unique);
+        if (rc == SA_ERR_LIMIT) {
+            rc = SA_OK;  /* no free variant of that name: skipped */
             continue;
-        rc = add_image(z, (zip_uint64_t)i, name, r);
+        }
+        if (rc == SA_OK) rc = add_image(z, (zip_uint64_t)i, unique, r);
     }
+    sa_names_free(&taken);
     return rc;
 }
 
@@ -280,8 +279,9 @@ static int open_archive(zip_ctx *z, const void *zip, size_t len)
 }
 
 int sa_result_from_zip(const sa_mem *mem, const void *zip, size_t len,
-                       size_t max_entry_bytes, const char *task_id,
-                       sa_result **out, char *err, size_t errlen)
+                       size_t max_entry_bytes, size_t max_total,
+                       const char *task_id, sa_result **out, char *err,
+                       size_t errlen)
 {
     zip_ctx z;
     int rc;
@@ -298,6 +298,7 @@ int sa_result_from_zip(const sa_mem *mem, const void *zip, size_t len,
     z.max_total = z.max_entry <= SIZE_MAX / ZIP_TOTAL_FACTOR
                       ? z.max_entry * ZIP_TOTAL_FACTOR
                       : SIZE_MAX;
+    if (max_total) z.max_total = max_total;
     z.err = err;
     z.errlen = errlen;
     rc = open_archive(&z, zip, len);
@@ -316,6 +317,6 @@ int sa_result_parse_zip(const void *zip, size_t len, size_t max_entry_bytes,
                         sa_result **out, char *errbuf, size_t errbuf_len)
 {
     if (errbuf && errbuf_len) errbuf[0] = '\0';
-    return sa_result_from_zip(NULL, zip, len, max_entry_bytes, NULL, out,
+    return sa_result_from_zip(NULL, zip, len, max_entry_bytes, 0, NULL, out,
                               errbuf, errbuf_len);
 }

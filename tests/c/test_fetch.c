@@ -78,19 +78,32 @@ static void check_no_key_on_results(const emu *e, int line)
         HARNESS_FAIL("line %d: Authorization sent to /_results", line);
 }
 
-/* Every file of r is in folder with the same bytes. */
-static void check_folder(const char *folder, const sa_result *r)
+/* Every file of r was written into folder (the path says so, nothing is
+ * held in memory) and, when `like` is not NULL, has the bytes of the file
+ * of the same name in `like`; the files are removed. */
+static void check_folder(const char *folder, const sa_result *r,
+                         const sa_result *like)
 {
-    size_t i;
+    size_t i, j;
     for (i = 0; i < sa_result_file_count(r); i++) {
         char path[1024];
         size_t len = 0, flen = 0;
-        const void *data = sa_result_file_data(r, i, &len);
+        const char *name = sa_result_file_name(r, i);
         char *disk;
-        snprintf(path, sizeof path, "%s/%s", folder, sa_result_file_name(r, i));
+        snprintf(path, sizeof path, "%s/%s", folder, name);
+        CHECK_STR(sa_result_file_path(r, i), path);
+        CHECK(sa_result_file_data(r, i, &len) == NULL && len == 0);
         disk = harness_slurp(path, &flen);
-        if (!disk || flen != len || memcmp(disk, data, len) != 0)
-            HARNESS_FAIL("%s missing or different", path);
+        if (!disk) HARNESS_FAIL("%s missing", path);
+        for (j = 0; disk && like && j < sa_result_file_count(like); j++) {
+            const void *data = sa_result_file_data(like, j, &len);
+            if (strcmp(sa_result_file_name(like, j), name) != 0) continue;
+            if (flen != len || memcmp(disk, data, len) != 0)
+                HARNESS_FAIL("%s differs", path);
+            break;
+        }
+        if (like && j == sa_result_file_count(like))
+            HARNESS_FAIL("%s: no such file in memory", name);
         free(disk);
         unlink(path);
     }
@@ -106,11 +119,15 @@ static int count_format(const sa_result *r, int format)
 }
 
 static int cb_terminal;
+static sa_job *cb_job;
+static void *cb_ud;
 static int count_cb(sa_job *job, int state, void *ud)
 {
-    (void)job;
-    (void)ud;
-    if (state >= SA_JOB_DONE) cb_terminal++;
+    if (state >= SA_JOB_DONE) {
+        cb_terminal++;
+        cb_job = job;
+        cb_ud = ud;
+    }
     return 0;
 }
 
@@ -172,10 +189,12 @@ TEST(fetch_masks_json_into_folder)
 {
     sa_client *c = client_for(&g_emu, 50);
     char folder[] = "/tmp/sa_fetch_XXXXXX";
-    sa_job *j, *f = NULL;
+    sa_job *j, *f = NULL, *m = NULL;
     sa_request r;
+    sa_fetch_options fo;
     const sa_result *res;
     size_t n_urls;
+    int mark;
 
     REQUIRE(c && mkdtemp(folder));
     emu_reset(&g_emu);
@@ -186,14 +205,21 @@ TEST(fetch_masks_json_into_folder)
     REQUIRE(sa_job_wait(j, 20000) == SA_OK && sa_job_status(j) == SA_OK);
     CHECK_EQ_INT(sa_client_fetch_masks(c, j, "/nonexistent/x", &f),
                  SA_ERR_FILE);
+    CHECK(strstr(sa_client_errmsg(c), "/nonexistent/x") != NULL);
+    /* the fetch job has its own callback and user data, never j's */
     cb_terminal = 0;
-    CHECK_EQ_INT(sa_client_fetch_masks(c, j, folder, &f), SA_OK);
+    sa_fetch_options_init(&fo);
+    fo.folder = folder;
+    fo.callback = count_cb;
+    fo.user_data = &mark;
+    CHECK_EQ_INT(sa_client_fetch(c, j, &fo, &f), SA_OK);
     REQUIRE(f);
     CHECK_EQ_INT(sa_job_state(f), SA_JOB_FETCHING);
     CHECK_EQ_INT(sa_client_active(c), 1);   /* children are internal */
     REQUIRE(sa_job_wait(f, 20000) == SA_OK);
     CHECK_EQ_INT(sa_job_status(f), SA_OK);
-    CHECK_EQ_INT(cb_terminal, 1);          /* the job's callback */
+    CHECK_EQ_INT(cb_terminal, 1);
+    CHECK(cb_job == f && cb_ud == &mark);
     res = sa_job_result(f);
     REQUIRE(res);
     n_urls = sa_result_urls(sa_job_result(j), NULL, 0);
@@ -205,12 +231,20 @@ TEST(fetch_masks_json_into_folder)
     CHECK_EQ_INT(sa_result_count(res), sa_result_count(sa_job_result(j)));
     CHECK_STR(sa_job_task_id(f), sa_job_task_id(j));
     CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "result"), (long)n_urls);
-    check_folder(folder, res);
+    /* the same files in memory (sa_client_fetch_masks: no callback) */
+    cb_terminal = 0;
+    REQUIRE(sa_client_fetch_masks(c, j, NULL, &m) == SA_OK);
+    REQUIRE(sa_job_wait(m, 20000) == SA_OK && sa_job_status(m) == SA_OK);
+    CHECK_EQ_INT(cb_terminal, 0);
+    CHECK_EQ_INT(sa_result_file_count(sa_job_result(m)), n_urls);
+    CHECK(sa_result_file_path(sa_job_result(m), 0) == NULL);
+    check_folder(folder, res, sa_job_result(m));
     check_no_key_on_results(&g_emu, __LINE__);
     CHECK_EQ_INT(sa_client_active(c), 0);
+    sa_job_free(m);
     sa_job_free(f);
     sa_job_free(j);
-    rmdir(folder);
+    CHECK_EQ_INT(rmdir(folder), 0);   /* nothing else was left there */
     sa_client_free(c);
 }
 
@@ -230,11 +264,11 @@ TEST(fetch_masks_of_a_zip_result)
     CHECK_EQ_INT(sa_job_status(f), SA_OK);
     CHECK_EQ_INT(sa_result_file_count(sa_job_result(f)),
                  sa_result_file_count(sa_job_result(j)));
-    check_folder(folder, sa_job_result(f));
+    check_folder(folder, sa_job_result(f), sa_job_result(j));
     CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "result"), 1);  /* none */
     sa_job_free(f);
     sa_job_free(j);
-    rmdir(folder);
+    CHECK_EQ_INT(rmdir(folder), 0);
     sa_client_free(c);
 }
 

@@ -1339,25 +1339,30 @@ TEST(fetch_machine_counts_downloads)
     char *body = fs_example("task-status-success-json-sd.json", NULL);
     sa_result *src = NULL;
     const char *url;
-    size_t n = 0;
+    size_t n = 0, idx = 99, i0 = 0, i1 = 0, n_urls;
+    char msg[64];
     jt *t = jt_new();
     sa_next nx;
 
     REQUIRE(t && body);
     REQUIRE(sa_result_parse(body, strlen(body), SA_PARSE_STATUS_BODY, &src)
             == SA_OK);
-    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, t->run.now, &t->sm) == SA_OK);
+    n_urls = sa_result_urls(src, NULL, 0);
+    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, 1, t->run.now, &t->sm) == SA_OK);
     CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
     REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);     /* it never sends itself */
-    while ((url = sa_jobsm_fetch_next(t->sm)) != NULL && n < 100) {
+    while ((url = sa_jobsm_fetch_next(t->sm, &idx)) != NULL && n < 100) {
         char name[256];
+        CHECK_EQ_INT(idx, n);                /* in URL order */
+        CHECK_STR(url, sa_result_url_at(src, idx));
         sa_url_file_name(url, name, sizeof name);
-        CHECK_EQ_INT(sa_jobsm_fetch_done(t->sm, SA_OK, name, "\x89PNG", 4,
-                                         NULL), SA_OK);
+        CHECK_EQ_INT(sa_result_add_file(sa_jobsm_fetch_result(t->sm), name,
+                                        "\x89PNG", 4), SA_OK);
+        sa_jobsm_fetch_done(t->sm, idx, SA_OK, NULL);
         n++;
     }
-    CHECK_EQ_INT(n, sa_result_urls(src, NULL, 0));
+    CHECK_EQ_INT(n, n_urls);
     CHECK(n > 3);
     REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_END);
@@ -1367,24 +1372,48 @@ TEST(fetch_machine_counts_downloads)
                  sa_result_count(src));
     sa_jobsm_free(t->sm);
 
-    /* a failure: no new download starts; END once the running ones end */
-    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, t->run.now, &t->sm) == SA_OK);
-    CHECK(sa_jobsm_fetch_next(t->sm) != NULL);
-    CHECK(sa_jobsm_fetch_next(t->sm) != NULL);
-    sa_jobsm_fetch_done(t->sm, SA_ERR_URL_EXPIRED, NULL, NULL, 0, "expired");
-    CHECK(sa_jobsm_fetch_next(t->sm) == NULL);
+    /* failures do not stop the others: every URL is handed out; the job
+     * ends FAILED with the first failure in URL order, the others
+     * counted, and its result keeps the files that arrived */
+    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, 1, t->run.now, &t->sm) == SA_OK);
+    CHECK(sa_jobsm_fetch_next(t->sm, &i0) != NULL);
+    CHECK(sa_jobsm_fetch_next(t->sm, &i1) != NULL);
+    sa_jobsm_fetch_done(t->sm, i1, SA_ERR_URL_EXPIRED, "b: expired");
     REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
-    sa_jobsm_fetch_done(t->sm, SA_OK, "a.png", "x", 1, NULL);
+    sa_jobsm_fetch_done(t->sm, i0, SA_ERR_DOWNLOAD, "a: gone");
+    n = 2;
+    while ((url = sa_jobsm_fetch_next(t->sm, &idx)) != NULL && n < 100) {
+        snprintf(msg, sizeof msg, "f%zu.png", idx);
+        sa_result_add_file(sa_jobsm_fetch_result(t->sm), msg, "x", 1);
+        sa_jobsm_fetch_done(t->sm, idx, SA_OK, NULL);
+        n++;
+    }
+    CHECK_EQ_INT(n, n_urls);
     REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_END);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_URL_EXPIRED);
-    CHECK_STR(sa_jobsm_errmsg(t->sm), "expired");
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DOWNLOAD);
+    snprintf(msg, sizeof msg, "2 of %zu files failed; the first: a: gone",
+             n_urls);
+    CHECK_STR(sa_jobsm_errmsg(t->sm), msg);
+    REQUIRE(sa_jobsm_result(t->sm) != NULL);
+    CHECK_EQ_INT(sa_result_file_count(sa_jobsm_result(t->sm)), n_urls - 2);
+    sa_jobsm_free(t->sm);
+
+    /* one failure alone: its own message */
+    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, 0, t->run.now, &t->sm) == SA_OK);
+    while ((url = sa_jobsm_fetch_next(t->sm, &idx)) != NULL)
+        sa_jobsm_fetch_done(t->sm, idx, idx == 1 ? SA_ERR_LIMIT : SA_OK,
+                            "b: too big");
+    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_LIMIT);
+    CHECK_STR(sa_jobsm_errmsg(t->sm), "b: too big");
     sa_jobsm_free(t->sm);
 
     /* the deadline */
-    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, t->run.now, &t->sm) == SA_OK);
-    CHECK(sa_jobsm_fetch_next(t->sm) != NULL);
+    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, 1, t->run.now, &t->sm) == SA_OK);
+    CHECK(sa_jobsm_fetch_next(t->sm, NULL) != NULL);
     REQUIRE(sa_jobsm_next(t->sm, t->cfg.deadline_at_ms, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_END);
     CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);

@@ -198,9 +198,10 @@ TEST(zip_slip_names)
 
     REQUIRE(rc == SA_OK && r != NULL);
     CHECK_EQ_INT(sa_result_count(r), 1);
-    /* evil.png (from "../evil.png"; "other/evil.png" is a duplicate),
-     * x.PNG, y.jpeg; not the directory, the .txt or ".." */
-    CHECK_EQ_INT(sa_result_file_count(r), 3);
+    /* evil.png (from "../evil.png"), evil-2.png ("other/evil.png": the
+     * same base name is kept under a unique one, not dropped), x.PNG,
+     * y.jpeg; not the directory, the .txt or ".." */
+    CHECK_EQ_INT(sa_result_file_count(r), 4);
     for (i = 0; i < sa_result_file_count(r); i++) {
         const char *name = sa_result_file_name(r, i);
         CHECK(strchr(name, '/') == NULL && strstr(name, "..") == NULL);
@@ -208,11 +209,41 @@ TEST(zip_slip_names)
     px = file_named(r, "evil.png", &len, &format);
     REQUIRE(px != NULL);
     CHECK_EQ_INT(format, SA_IMAGE_PNG);
+    CHECK(file_named(r, "evil-2.png", &len, &format) != NULL);
     CHECK(file_named(r, "x.PNG", &len, &format) != NULL);
     CHECK(file_named(r, "y.jpeg", &len, &format) != NULL);
     CHECK_EQ_INT(format, SA_IMAGE_JPEG);
     CHECK_STR(sa_result_get(r, "acne", NULL)->mask_name, "evil.png");
     sa_result_free(r);
+}
+
+/* The images of a result ZIP add up to at most the total given (the
+ * client's max_files_bytes). */
+TEST(total_bound)
+{
+    size_t len = 0, total = 0, i, flen;
+    char *data = zip_fixture("result_sd_root.zip", &len);
+    char err[256];
+    sa_result *r = NULL;
+
+    REQUIRE(data != NULL);
+    REQUIRE(sa_result_from_zip(NULL, data, len, 0, 0, NULL, &r, err,
+                               sizeof err) == SA_OK);
+    for (i = 0; i < sa_result_file_count(r); i++) {
+        sa_result_file_data(r, i, &flen);
+        total += flen;
+    }
+    sa_result_free(r);
+    r = NULL;
+    CHECK_EQ_INT(sa_result_from_zip(NULL, data, len, 0, total, NULL, &r, err,
+                                    sizeof err), SA_OK);
+    sa_result_free(r);
+    r = NULL;
+    CHECK_EQ_INT(sa_result_from_zip(NULL, data, len, 0, total - 1, NULL, &r,
+                                    err, sizeof err), SA_ERR_LIMIT);
+    CHECK(r == NULL);
+    CHECK(strstr(err, "add up to more than") != NULL);
+    free(data);
 }
 
 /* An allocator that fails after `left` allocations. */
@@ -261,7 +292,7 @@ TEST(failing_allocator)
         sa_result *r = NULL;
         int rc;
         f.left = n;
-        rc = sa_result_from_zip(&mem, data, len, 0, "T9", &r, err,
+        rc = sa_result_from_zip(&mem, data, len, 0, 0, "T9", &r, err,
                                 sizeof err);
         if (rc == SA_OK) {
             ok = 1;
@@ -286,6 +317,7 @@ int main(void)
     RUN(corrupt_and_truncated);
     RUN(big_entry_within_limit);
     RUN(zip_slip_names);
+    RUN(total_bound);
     RUN(failing_allocator);
     return harness_report();
 }

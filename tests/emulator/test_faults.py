@@ -310,6 +310,44 @@ def test_control_task_engine_error_and_finish(make_emu, spec, sd_jpeg):
     assert _control(emu, "POST", "engine_error/next", {"nope": 1})[0] == 400
 
 
+def test_control_task_results_override(make_emu, spec, sd_jpeg):
+    emu = make_emu(task_seconds=30)
+    api = Api(emu, spec)
+    task_id = _task(api, sd_jpeg)
+    results = {"output": [
+        {"type": "wrinkle", "ui_score": 50, "raw_score": 50.5,
+         "mask_urls": ["{base}/_public/a.png?v=1", "{result:wrinkle_output.png}"]},
+        {"type": "resize_image", "mask_urls": ["ftp://elsewhere/x.jpg"]}]}
+    assert _control(emu, "POST", "task/%s/results" % task_id, {"nope": 1})[0] == 400
+    assert _control(emu, "POST", "task/%s/results" % task_id, {"results": results})[0] == 200
+    assert _control(emu, "POST", "task/%s/finish" % task_id)[0] == 200
+    data = api.status(task_id)[1]["data"]
+    assert data["task_status"] == "success"
+    out = data["results"]["output"]
+    assert out[0]["mask_urls"][0] == emu.base_url + "/_public/a.png?v=1"
+    signed = out[0]["mask_urls"][1]
+    assert signed.startswith(emu.base_url + "/_results/") and "sig=" in signed
+    assert requests.get(signed).status_code == 200
+    assert out[1]["mask_urls"] == ["ftp://elsewhere/x.jpg"]
+    emu.set_task_results(task_id, None)
+    out = api.status(task_id)[1]["data"]["results"]["output"]
+    assert out[0]["type"] == "wrinkle" and "_public" not in out[0]["mask_urls"][0]
+
+
+def test_trickle(api, emu, sd_jpeg):
+    status, body = api.run(sd_jpeg, SD)
+    url = body["data"]["results"]["output"][0]["mask_urls"][0]
+    emu.set_scenario([{"endpoint": "result", "nth": [1], "fault": "trickle",
+                       "size_bytes": 5, "delay_ms": 100}])
+    t0 = time.monotonic()
+    resp = requests.get(url, stream=True)
+    assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == 5
+    assert resp.raw.read(5) == b"xxxxx"
+    assert time.monotonic() - t0 >= 0.35   # a pause after each byte
+    # the next download is the real one
+    assert requests.get(url).content.startswith(b"\x89PNG")
+
+
 def test_control_units(api, emu, sd_jpeg):
     assert _control(emu, "POST", "units", {"key": KEY, "units": 5})[0] == 200
     assert _control(emu, "GET", "units")[1]["balances"] == {KEY: 5}

@@ -285,11 +285,29 @@ def _results(app, ctx, task):
     def url_for(name):
         return state.result_url(ctx.base_url, task, name)
 
+    if task.results_override is not None:
+        return _fill_urls(task.results_override, ctx.base_url, url_for)
+
     if task.format == "zip":
         url = url_for(ZIP_NAME)
         return url if "zip_bare_string" in app.config.quirks else {"url": url}
     return {"output": task.analysis.json_output(url_for, "extra_fields" in app.config.quirks,
                                                 task.overlay)}
+
+
+def _fill_urls(value, base_url, url_for):
+    """A copy of an override of data.results with "{base}" in its strings
+    replaced by the server's base URL and "{result:NAME}" by the signed
+    result URL of NAME (a mask or the resized image of the task)."""
+    if isinstance(value, dict):
+        return {k: _fill_urls(v, base_url, url_for) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill_urls(v, base_url, url_for) for v in value]
+    if isinstance(value, str):
+        if value.startswith("{result:") and value.endswith("}"):
+            return url_for(value[len("{result:"):-1])
+        return value.replace("{base}", base_url)
+    return value
 
 
 # --- GET /_results/<token>/<name> ------------------------------------------------

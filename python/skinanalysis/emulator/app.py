@@ -219,6 +219,8 @@ class App:
             return response
         if fault == "oversized_body":
             return _oversized(rule.size_bytes)
+        if fault == "trickle":
+            return _trickle(rule.size_bytes, rule.delay_ms / 1000.0)
         if fault == "close_mid_response":
             real.mode = "close_mid"
             return real
@@ -226,6 +228,19 @@ class App:
             real.body = real.body[:len(real.body) // 2]
             return real
         raise AssertionError("unhandled fault " + fault)
+
+
+def _trickle(size, interval):
+    """200 announcing ``size`` bytes, then one byte every ``interval``
+    seconds (a host that stalls a download without closing it)."""
+    def chunks():
+        for _ in range(size):
+            yield b"x"
+            yield interval       # a number: the server sleeps that long
+
+    response = Response(200, content_type="binary/octet-stream")
+    response.stream = (size, chunks())
+    return response
 
 
 def _oversized(size):

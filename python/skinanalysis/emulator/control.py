@@ -9,7 +9,7 @@ import time
 from .faults import ScenarioError
 from .httpserver import Response
 
-_TASK = re.compile(r"/_control/task/([A-Za-z0-9_\-=]+)(?:/(engine_error|finish))?")
+_TASK = re.compile(r"/_control/task/([A-Za-z0-9_\-=]+)(?:/(engine_error|finish|results))?")
 
 
 def _json(status, obj):
@@ -123,6 +123,13 @@ def handle(app, ctx):
             if task.status != "running":
                 return _error(409, "task already finished: " + task.status)
             state.force_error(task, *spec)
+            return _json(200, {"ok": True})
+        if action == "results" and method == "POST":
+            body = _body(ctx)
+            if not isinstance(body, dict) or "results" not in body:
+                return _error(400, 'body must be {"results": <data.results of a success '
+                                   'answer, or null to drop the override>}')
+            task.results_override = body["results"]
             return _json(200, {"ok": True})
         if action == "finish" and method == "POST":
             if task.status != "running":

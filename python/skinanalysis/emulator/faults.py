@@ -19,7 +19,7 @@ ENDPOINTS = frozenset({"file_create", "upload", "task_create", "task_status", "r
 # request is processed first ("after") or not at all ("before").
 REPLACING = frozenset({"http_500_html", "http_502_html", "http_503", "http_429",
                        "close_before_response", "malformed_json", "oversized_body",
-                       "task_timeout_500", "invalid_task_id"})
+                       "task_timeout_500", "invalid_task_id", "trickle"})
 # Faults that damage the real response, so the request is always processed.
 DAMAGING = frozenset({"close_mid_response", "truncated_json"})
 FAULTS = REPLACING | DAMAGING | {"delay", "engine_error"}

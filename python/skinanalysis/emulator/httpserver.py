@@ -48,7 +48,8 @@ class Request:
 class Response:
     """``mode`` is 'normal', 'close_before' (drop the connection without an
     answer) or 'close_mid' (send the head and half the body, then close).
-    ``stream`` is an optional (length, iterable of bytes chunks) pair that
+    ``stream`` is an optional (length, iterable of bytes chunks; a number in
+    it is a pause of that many seconds) pair that
     replaces ``body``."""
 
     __slots__ = ("status", "headers", "body", "delay", "mode", "stream", "on_sent")
@@ -229,6 +230,9 @@ class HTTPProtocol(asyncio.Protocol):
                 for chunk in chunks:
                     if self.closed:
                         break
+                    if isinstance(chunk, (int, float)):
+                        await asyncio.sleep(chunk)    # a pause (trickle)
+                        continue
                     self.transport.write(chunk)
                     if self._can_write is not None and not self._can_write.done():
                         await self._can_write

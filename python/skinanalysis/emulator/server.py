@@ -219,6 +219,14 @@ class Emulator:
         with self.app.state.lock:
             self.app.state.forced_next.append((code, message))
 
+    def set_task_results(self, task_id, results):
+        """Answer ``results`` as ``data.results`` once task ``task_id``
+        succeeds (None: the task's own results again).  In its strings
+        "{base}" is the server's base URL and "{result:NAME}" the signed
+        URL of the task's result file NAME."""
+        with self.app.state.lock:
+            self.app.state.tasks[task_id].results_override = results
+
     def finish_task(self, task_id):
         """Let a running task's engine finish now."""
         with self.app.state.lock:

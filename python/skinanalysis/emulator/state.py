@@ -76,6 +76,7 @@ class Task:
         self.finished_at = None
         self.token = secrets.token_urlsafe(24)
         self.blobs = {}               # result file name -> bytes (cache)
+        self.results_override = None  # data.results set by the control API
 
     def public(self):
         return {"task_id": self.task_id, "status": self.status, "version": self.version,

@@ -310,6 +310,16 @@ def test_control_task_engine_error_and_finish(make_emu, spec, sd_jpeg):
     assert _control(emu, "POST", "engine_error/next", {"nope": 1})[0] == 400
 
 
+def test_control_public_nested_names(emu):
+    status, body = _control(emu, "POST", "public/a/mask.png", raw=b"A")
+    assert status == 200 and body["url"] == emu.base_url + "/_public/a/mask.png"
+    _control(emu, "POST", "public/b/mask.png", raw=b"B")
+    assert requests.get(emu.base_url + "/_public/a/mask.png").content == b"A"
+    assert requests.get(emu.base_url + "/_public/b/mask.png").content == b"B"
+    for bad in ("public/a//b.png", "public/a/"):   # (requests folds . and ..)
+        assert _control(emu, "POST", bad, raw=b"x")[0] == 400
+
+
 def test_control_task_results_override(make_emu, spec, sd_jpeg):
     emu = make_emu(task_seconds=30)
     api = Api(emu, spec)

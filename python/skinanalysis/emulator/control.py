@@ -70,8 +70,9 @@ def handle(app, ctx):
             return _json(200, {"ok": True, "faults": len(app.scenario.rules)})
     if path.startswith("/_control/public/") and method in ("POST", "PUT"):
         name = path[len("/_control/public/"):]
-        if not name or "/" in name:
-            return _error(400, "public name must be a single path segment")
+        if not name or any(part in ("", ".", "..") for part in name.split("/")):
+            return _error(400, "public name must be a relative path without empty, "
+                               "'.' or '..' segments")
         ctype = req.headers.get("content-type", "application/octet-stream")
         state.public_files[name] = (ctype, req.body)
         return _json(200, {"ok": True, "url": "%s/_public/%s" % (ctx.base_url, name),

@@ -294,8 +294,13 @@ int sa_job_polls(const sa_job *job)
     return job->sm ? sa_jobsm_polls(job->sm) : 0;
 }
 
+/* pub_result is set for DONE jobs, and for fetch jobs that ended FAILED
+ * (the files that arrived). */
 const sa_result *sa_job_result(const sa_job *job)
 {
-    if (!job || !job->published || job->pub_state != SA_JOB_DONE) return NULL;
+    if (!job || !job->published) return NULL;
+    if (job->pub_state != SA_JOB_DONE &&
+        !(job->pub_state == SA_JOB_FAILED && job->kind == KIND_FETCH))
+        return NULL;
     return job->pub_result;
 }

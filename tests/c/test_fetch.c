@@ -361,6 +361,257 @@ TEST(freeing_a_fetch_job_stops_its_downloads)
     sa_client_free(c);
 }
 
+/* Host `data` at /_public/<name>. */
+static int host(const emu *e, const char *name, const char *data, size_t len)
+{
+    char ctl[256];
+    snprintf(ctl, sizeof ctl, "/_control/public/%s", name);
+    return emu_http(e, "POST", ctl, data, len, "image/png", NULL) == 200 ? 0
+                                                                          : -1;
+}
+
+/* A DONE job whose result is `results` (data.results JSON, see the
+ * emulator's POST /_control/task/<id>/results), on an emulator whose tasks
+ * run until finished. */
+static sa_job *job_with_results(sa_client *c, const emu *e,
+                                const char *results)
+{
+    char ctl[256], *body;
+    sa_request r;
+    sa_job *j = NULL;
+    size_t n = strlen(results) + 32;
+    int i;
+
+    sd3_request(&r, SA_FORMAT_JSON);
+    if (sa_client_submit(c, &r, &j) != SA_OK) return NULL;
+    for (i = 0; i < 500 && !sa_job_task_id(j); i++) sa_client_step(c, 10);
+    body = malloc(n);
+    if (!body || !sa_job_task_id(j)) {
+        free(body);
+        sa_job_free(j);
+        return NULL;
+    }
+    snprintf(body, n, "{\"results\":%s}", results);
+    snprintf(ctl, sizeof ctl, "/_control/task/%s/results", sa_job_task_id(j));
+    i = emu_post_json(e, ctl, body) == 200;
+    snprintf(ctl, sizeof ctl, "/_control/task/%s/finish", sa_job_task_id(j));
+    i = i && emu_post_json(e, ctl, "{}") == 200;
+    free(body);
+    sa_client_notify(c, sa_job_task_id(j));
+    if (!i || sa_job_wait(j, 20000) != SA_OK || sa_job_status(j) != SA_OK) {
+        fprintf(stderr, "  job_with_results: %s\n", sa_job_errmsg(j));
+        sa_job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* The file of r named `name`: its index, or -1. */
+static long file_index(const sa_result *r, const char *name)
+{
+    size_t i;
+    for (i = 0; i < sa_result_file_count(r); i++)
+        if (strcmp(sa_result_file_name(r, i), name) == 0) return (long)i;
+    return -1;
+}
+
+/* The bytes of file `name` of r (on disk or in memory) are `want`. */
+static int file_is(const sa_result *r, const char *name, const char *want)
+{
+    long i = file_index(r, name);
+    size_t len = 0;
+    const char *data;
+    char *disk;
+    int same;
+
+    if (i < 0) return 0;
+    data = sa_result_file_data(r, (size_t)i, &len);
+    if (data) return len == strlen(want) && memcmp(data, want, len) == 0;
+    disk = harness_slurp(sa_result_file_path(r, (size_t)i), &len);
+    same = disk && len == strlen(want) && memcmp(disk, want, len) == 0;
+    free(disk);
+    return same;
+}
+
+#define MASK3000(ch) (memset(big, ch, 3000), big[3000] = '\0', big)
+
+/* Three URLs ending in mask.png, "x y.png" and "x_y.png", a URL that is
+ * not http(s) and one that answers 404: five files, none lost or
+ * mislabelled; the two failures fail alone, as download errors (not
+ * validation or usage errors), and the fetch keeps what arrived.  In
+ * memory, max_files_bytes bounds the files of the result: the mask that
+ * passes it fails SA_ERR_LIMIT, the others arrive. */
+static void names_failures_and_bound(const emu *ep)
+{
+    static const char results[] =
+        "{\"output\":["
+        "{\"type\":\"wrinkle\",\"ui_score\":50,\"raw_score\":50.5,"
+        "\"mask_urls\":[\"{base}/_public/a/mask.png?sig=1\","
+        "\"{base}/_public/b/mask.png?sig=2\"]},"
+        "{\"type\":\"pore\",\"ui_score\":60,\"raw_score\":60.5,"
+        "\"mask_urls\":[\"{base}/_public/c/mask.png\","
+        "\"ftp://elsewhere/bad.png\",\"{base}/_public/missing.png\"]},"
+        "{\"type\":\"acne\",\"ui_score\":70,\"raw_score\":70.5,"
+        "\"mask_urls\":[\"{base}/_public/x%20y.png\","
+        "\"{base}/_public/x_y.png\"]}]}";
+    emu e = *ep;
+    sa_client_options o;
+    sa_client *c = NULL;
+    sa_job *j, *f = NULL, *m = NULL;
+    const sa_result *res;
+    char folder[] = "/tmp/sa_fetch_XXXXXX", err[256], big[3001];
+    size_t i;
+    int st, limited = 0;
+
+    REQUIRE(mkdtemp(folder));
+    REQUIRE(host(&e, "a/mask.png", MASK3000('A'), 3000) == 0);
+    REQUIRE(host(&e, "b/mask.png", MASK3000('B'), 3000) == 0);
+    REQUIRE(host(&e, "c/mask.png", MASK3000('C'), 3000) == 0);
+    REQUIRE(host(&e, "x%20y.png", "space", 5) == 0);
+    REQUIRE(host(&e, "x_y.png", "underscore", 10) == 0);
+    sa_client_options_init(&o);
+    o.api_key = EMU_KEY;
+    o.base_url = e.base_url;
+    o.poll_interval_ms = 50;
+    o.max_poll_interval_ms = 1000;
+    o.backoff_initial_ms = 10;
+    o.backoff_max_ms = 20;
+    o.max_files_bytes = 7000;      /* two of the 3000-byte masks */
+    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+    j = job_with_results(c, &e, results);
+    REQUIRE(j);
+    CHECK_EQ_INT(sa_result_urls(sa_job_result(j), NULL, 0), 7);
+
+    /* into a folder: nothing in memory, so no bound */
+    REQUIRE(sa_client_fetch_masks(c, j, folder, &f) == SA_OK);
+    REQUIRE(sa_job_wait(f, 20000) == SA_OK);
+    st = sa_job_status(f);
+    CHECK_EQ_INT(st, SA_ERR_DOWNLOAD);
+    CHECK(!sa_status_is_validation(st) && st != SA_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(sa_job_errmsg(f), "2 of 7 files failed; the first: "
+                 "bad.png: its URL is not an http(s) URL") != NULL);
+    res = sa_job_result(f);
+    REQUIRE(res);
+    CHECK_EQ_INT(sa_result_file_count(res), 5);
+    CHECK(file_is(res, "mask.png", MASK3000('A')));
+    CHECK(file_is(res, "mask-2.png", MASK3000('B')));
+    CHECK(file_is(res, "mask-3.png", MASK3000('C')));
+    CHECK(file_is(res, "x_y.png", "space"));
+    CHECK(file_is(res, "x_y-2.png", "underscore"));
+    for (i = 0; i < sa_result_file_count(res); i++) {
+        CHECK(sa_result_file_path(res, i) != NULL);
+        unlink(sa_result_file_path(res, i));
+    }
+    CHECK_EQ_INT(rmdir(folder), 0);   /* no partial file was left */
+    sa_job_free(f);
+
+    /* in memory: the bound, the same names, the same failures */
+    REQUIRE(sa_client_fetch_masks(c, j, NULL, &m) == SA_OK);
+    REQUIRE(sa_job_wait(m, 20000) == SA_OK);
+    st = sa_job_status(m);
+    CHECK_EQ_INT(st, SA_ERR_LIMIT);   /* a mask comes before bad.png */
+    CHECK(strstr(sa_job_errmsg(m), "3 of 7 files failed; the first: ") !=
+          NULL);
+    CHECK(strstr(sa_job_errmsg(m), "max_files_bytes (7000 bytes)") != NULL);
+    res = sa_job_result(m);
+    REQUIRE(res);
+    CHECK_EQ_INT(sa_result_file_count(res), 4);
+    limited = (file_index(res, "mask.png") < 0) +
+              (file_index(res, "mask-2.png") < 0) +
+              (file_index(res, "mask-3.png") < 0);
+    CHECK_EQ_INT(limited, 1);
+    CHECK(file_index(res, "mask.png") < 0 ||
+          file_is(res, "mask.png", MASK3000('A')));
+    CHECK(file_index(res, "mask-3.png") < 0 ||
+          file_is(res, "mask-3.png", MASK3000('C')));
+    CHECK(file_is(res, "x_y-2.png", "underscore"));
+    sa_job_free(m);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
+TEST(names_failures_and_the_memory_bound)
+{
+    emu e;
+    REQUIRE(emu_start(&e, "--task-seconds 60 --rate-limit off " KEYS) == 0);
+    names_failures_and_bound(&e);
+    emu_stop(&e);
+}
+
+/* A result host that trickles one byte a second is cut off by the
+ * low-speed limit (seconds, not the 60 s download timeout), retried, and
+ * fails that file alone with SA_ERR_TIMEOUT. */
+TEST(a_trickling_host_is_cut_off)
+{
+    sa_client_options o;
+    sa_client *c = NULL;
+    sa_job *j, *f = NULL;
+    char err[256];
+    int64_t t0;
+    size_t n_urls;
+
+    sa_client_options_init(&o);
+    o.api_key = EMU_KEY;
+    o.base_url = g_emu.base_url;
+    o.poll_interval_ms = 50;
+    o.max_poll_interval_ms = 1000;
+    o.backoff_initial_ms = 10;
+    o.backoff_max_ms = 20;
+    o.upload_timeout_ms = 60000;
+    o.max_retries = 0;
+    o.low_speed_limit = 100;
+    o.low_speed_time_ms = 1000;
+    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+    emu_reset(&g_emu);
+    j = run_job(c, SA_FORMAT_JSON);
+    REQUIRE(j && sa_job_status(j) == SA_OK);
+    n_urls = sa_result_urls(sa_job_result(j), NULL, 0);
+    /* the first download trickles */
+    REQUIRE(emu_scenario(&g_emu, "{\"faults\":[{\"endpoint\":\"result\","
+                         "\"nth\":[1],\"fault\":\"trickle\","
+                         "\"size_bytes\":100000,\"delay_ms\":1000}]}") == 0);
+    t0 = now_ms();
+    REQUIRE(sa_client_fetch_masks(c, j, NULL, &f) == SA_OK);
+    REQUIRE(sa_job_wait(f, 30000) == SA_OK);
+    CHECK(now_ms() - t0 < 10000);
+    CHECK_EQ_INT(sa_job_status(f), SA_ERR_TIMEOUT);
+    CHECK(strstr(sa_job_errmsg(f), "too slow") != NULL ||
+          strstr(sa_job_errmsg(f), "timed out") != NULL);
+    CHECK_EQ_INT(sa_result_file_count(sa_job_result(f)), n_urls - 1);
+    emu_scenario(&g_emu, NULL);
+    sa_job_free(f);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
+/* The fetch job's own callback and user data: the finished job can be
+ * freed while the fetch runs; nothing of it is used. */
+TEST(the_fetch_outlives_its_job)
+{
+    sa_client *c = client_for(&g_emu, 50);
+    sa_job *j, *f = NULL;
+    sa_fetch_options fo;
+    int mark;
+
+    REQUIRE(c);
+    emu_reset(&g_emu);
+    j = run_job(c, SA_FORMAT_JSON);
+    REQUIRE(j && sa_job_status(j) == SA_OK);
+    sa_fetch_options_init(&fo);
+    fo.callback = count_cb;
+    fo.user_data = &mark;
+    REQUIRE(sa_client_fetch(c, j, &fo, &f) == SA_OK);
+    sa_job_free(j);
+    cb_terminal = 0;
+    CHECK_EQ_INT(sa_job_wait(f, 20000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(f), SA_OK);
+    CHECK_EQ_INT(cb_terminal, 1);
+    CHECK(cb_job == f && cb_ud == &mark);
+    CHECK(sa_result_file_count(sa_job_result(f)) >= 4);
+    sa_job_free(f);
+    sa_client_free(c);
+}
+
 TEST(notify_polls_at_once)
 {
     emu e;
@@ -408,6 +659,9 @@ int main(void)
     RUN(expired_urls_are_refreshed);
     RUN(result_host_faults_are_retried);
     RUN(freeing_a_fetch_job_stops_its_downloads);
+    RUN(names_failures_and_the_memory_bound);
+    RUN(a_trickling_host_is_cut_off);
+    RUN(the_fetch_outlives_its_job);
     RUN(notify_polls_at_once);
     emu_stop(&g_emu);
     sa_global_cleanup();

@@ -198,13 +198,17 @@ void lsa_job_link(lsa_job *lj);
 
 /* Start downloading the masks of the ended job at ji (a job of the client
  * at ci) into folder (NULL = memory only): push the new job (state
- * FETCHING; outside the running set: it has no callbacks) and return 1,
- * or push nil, message, code and return 3. */
+ * FETCHING, in the running set, with lsa_job_event and its own lsa_job as
+ * the core's callback and user data: never the job at ji's, which may be
+ * collected first) and return 1, or push nil, message, code and return
+ * 3. */
 int lsa_fetch_start(lua_State *L, int ci, int ji, const char *folder);
-/* Download the masks of the job at ji into memory, blocking for at most
- * timeout_ms (-1 = no limit): push the files array of the download's
- * result and return 1, or push nil, message, code and return 3. */
-int lsa_fetch_files(lua_State *L, int ji, long timeout_ms);
+/* Download the masks of the job at ji into folder (NULL: memory),
+ * blocking for at most timeout_ms (-1 = no limit): push the files array
+ * of the download's result and return 1, or push nil, message, code, and
+ * the files array of what did arrive, and return 4. */
+int lsa_fetch_files(lua_State *L, int ji, const char *folder,
+                    long timeout_ms);
 /* client:fetch_masks(job [, folder]): the download job, or nil, msg,
  * code. */
 int lsa_client_fetch_masks(lua_State *L);

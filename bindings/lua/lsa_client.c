@@ -18,6 +18,7 @@
 enum lsa_opt_kind {
     LSA_OPT_STRING,    /* const char *            */
     LSA_OPT_INT,       /* int                     */
+    LSA_OPT_LONG,      /* long, 0 .. 2^31-1       */
     LSA_OPT_SECONDS,   /* long ms, given in s     */
     LSA_OPT_MICROS,    /* long us, given in s     */
     LSA_OPT_NUMBER,    /* double                  */
@@ -67,6 +68,9 @@ static const lsa_opt lsa_client_opts[] = {
     {"rate_window_max", LSA_OPT_INT, LSA_OFF(rate_window_max)},
     {"rate_window", LSA_OPT_SECONDS, LSA_OFF(rate_window_ms)},
     {"max_body_bytes", LSA_OPT_SIZE, LSA_OFF(max_body_bytes)},
+    {"max_files_bytes", LSA_OPT_SIZE, LSA_OFF(max_files_bytes)},
+    {"low_speed_limit", LSA_OPT_LONG, LSA_OFF(low_speed_limit)},
+    {"low_speed_time", LSA_OPT_SECONDS, LSA_OFF(low_speed_time_ms)},
     {"max_json_depth", LSA_OPT_INT, LSA_OFF(max_json_depth)},
     {"log_level", LSA_OPT_LOG_LEVEL, LSA_OFF(log_level)},
     {"jitter_seed", LSA_OPT_SEED, LSA_OFF(jitter_seed)},
@@ -126,6 +130,10 @@ static void lsa_set_client_opt(lua_State *L, const lsa_opt *d,
     case LSA_OPT_INT:
         *(int *)(void *)base = (int)lsa_opt_integer(L, d->name, INT32_MIN,
                                                     INT32_MAX);
+        break;
+    case LSA_OPT_LONG:
+        *(long *)(void *)base = (long)lsa_opt_integer(L, d->name, 0,
+                                                      INT32_MAX);
         break;
     case LSA_OPT_SECONDS:
         lsa_opt_expect(L, d->name, LUA_TNUMBER);

@@ -56,9 +56,8 @@ int lsa_job_event(sa_job *job, int state, void *user_data)
 {
     lsa_job *lj = user_data;
 
-    /* sa_client_fetch_masks gives a download job the callback and the
-     * user_data of the job it downloads for: events of a job other than
-     * lj's own (set once submit returns) are not lj's. */
+    /* Every job, a fetch job too (sa_client_fetch), has its own lj as
+     * user data; lj->job is set once submit or fetch returns. */
     if (lj == NULL || lj->closed || lj->owner == NULL ||
         lj->owner->client == NULL || (lj->job != NULL && job != lj->job))
         return 0;
@@ -450,7 +449,8 @@ void lsa_job_finish(lua_State *L, int idx)
     lsa_push_info(L, lj->job, 0);
     lua_setiuservalue(L, idx, LSA_JOB_UV_FINAL);
     lj->final = 1;
-    if (sa_job_status(lj->job) == SA_OK && sa_job_result(lj->job) != NULL) {
+    /* DONE, or a fetch that failed with the files that did arrive */
+    if (sa_job_result(lj->job) != NULL) {
         lj->result_lazy = 1;
         lua_getiuservalue(L, idx, LSA_JOB_UV_CLIENT);
         lua_getiuservalue(L, -1, LSA_CLIENT_UV_LAZY);
@@ -554,7 +554,8 @@ static int lsa_final_field(lua_State *L, int idx, const char *key)
     return lua_type(L, -1);
 }
 
-/* Result table, or nil, message, code of an ended job at idx. */
+/* Result table, or nil, message, code of an ended job at idx; a fetch
+ * that failed adds the result table of the files that did arrive. */
 static int lsa_push_outcome(lua_State *L, int idx)
 {
     lua_Integer status;
@@ -572,6 +573,9 @@ static int lsa_push_outcome(lua_State *L, int idx)
     lua_pushnil(L);
     lsa_final_field(L, idx, "message");
     lsa_final_field(L, idx, "code");
+    if (lsa_final_field(L, idx, "result") != LUA_TNIL)
+        return 4;
+    lua_pop(L, 1);
     return 3;
 }
 
@@ -755,26 +759,44 @@ int lsa_fetch_start(lua_State *L, int ci, int ji, const char *folder)
 {
     lsa_client *lc = lua_touserdata(L, ci);
     lsa_job *src = lua_touserdata(L, ji);
+    sa_fetch_options o;
     lsa_job *lj;
-    int rc;
+    int rc, fi;
 
     ci = lua_absindex(L, ci);
     lj = lua_newuserdatauv(L, sizeof(*lj), LSA_JOB_NUV);
+    fi = lua_gettop(L);
     memset(lj, 0, sizeof(*lj));
     luaL_setmetatable(L, LSA_JOB_MT);
     lua_pushvalue(L, ci);
     lua_setiuservalue(L, -2, LSA_JOB_UV_CLIENT);
     lj->owner = lc;
-    rc = sa_client_fetch_masks(lc->client, src->job, folder, &lj->job);
+    /* Into the running set before the C job exists, as a submit: the
+     * fetch ends and is delivered even when the script drops it. */
+    lua_getiuservalue(L, ci, LSA_CLIENT_UV_JOBS);
+    lua_pushvalue(L, fi);
+    lua_rawsetp(L, -2, lj);
+    lua_pop(L, 1);
+    sa_fetch_options_init(&o);
+    o.folder = folder;
+    o.callback = lsa_job_event;
+    o.user_data = lj;   /* its own, never src's (src may be collected) */
+    rc = sa_client_fetch(lc->client, src->job, &o, &lj->job);
     if (rc != SA_OK) {
         lj->job = NULL;
         lj->closed = 1;
+        lsa_job_forget_events(lj);
+        lua_getiuservalue(L, ci, LSA_CLIENT_UV_JOBS);
+        lua_pushnil(L);
+        lua_rawsetp(L, -2, lj);
+        lua_pop(L, 1);
         return lsa_push_error(L, rc, sa_client_errmsg(lc->client));
     }
     return 1;
 }
 
-int lsa_fetch_files(lua_State *L, int ji, long timeout_ms)
+int lsa_fetch_files(lua_State *L, int ji, const char *folder,
+                    long timeout_ms)
 {
     lsa_job *src = lua_touserdata(L, ji);
     lsa_job *fj;
@@ -789,7 +811,7 @@ int lsa_fetch_files(lua_State *L, int ji, long timeout_ms)
     if (((lsa_client *)lua_touserdata(L, ci))->client == NULL)
         return lsa_push_error(L, SA_ERR_INVALID_ARGUMENT,
                               "the client of this result was closed");
-    n = lsa_fetch_start(L, ci, ji, NULL);
+    n = lsa_fetch_start(L, ci, ji, folder);
     if (n != 1)
         return n;
     fi = lua_gettop(L);
@@ -801,8 +823,10 @@ int lsa_fetch_files(lua_State *L, int ji, long timeout_ms)
         return lsa_push_error(L, rc != SA_OK ? rc : SA_ERR_NOT_DONE, NULL);
     }
     n = lsa_push_outcome(L, fi);
-    if (n == 1)
+    if (n == 1 || n == 4) {   /* the result, or the files that arrived */
         lua_getfield(L, -1, "files");
+        lua_replace(L, -2);
+    }
     lsa_job_close(L, fi);
     return n;
 }

@@ -481,6 +481,21 @@ static void lsa_export_methods(lua_State *L, const char *tname,
     lua_pop(L, 1);
 }
 
+/* core.clean_file_name(name): the name the core gives a file from the
+ * network (sa_file_name_clean). */
+static int lsa_clean_file_name(lua_State *L)
+{
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    char out[SA_FILE_NAME_MAX];
+
+    luaL_argcheck(L, strlen(name) == len, 1, "embedded NUL");
+    if (sa_file_name_clean(name, out, sizeof out) != SA_OK)
+        return luaL_error(L, "clean_file_name failed");
+    lua_pushstring(L, out);
+    return 1;
+}
+
 __attribute__((visibility("default"))) int luaopen_skinanalysis_core(lua_State *L);
 
 int luaopen_skinanalysis_core(lua_State *L)
@@ -494,6 +509,7 @@ int luaopen_skinanalysis_core(lua_State *L)
         {"probe_buffer", lsa_probe_buffer},
         {"parse_result", lsa_parse_result},
         {"parse_zip", lsa_parse_zip},
+        {"clean_file_name", lsa_clean_file_name},
         {"verify_webhook", lsa_verify_webhook},
         {"strerror", lsa_strerror},
         {"is_retryable", lsa_is_retryable},

@@ -77,7 +77,9 @@ static const char *lsa_image_format_name(int format)
     return NULL;
 }
 
-/* Push the array of the result's files: {name=, data=, format=}. */
+/* Push the array of the result's files: {name=, data=, format=} for a
+ * file held in memory, {name=, path=, format=} for one written into a
+ * folder. */
 static void lsa_push_files(lua_State *L, const sa_result *r)
 {
     size_t i, n = sa_result_file_count(r);
@@ -86,15 +88,20 @@ static void lsa_push_files(lua_State *L, const sa_result *r)
     lua_createtable(L, (int)n, 0);
     for (i = 0; i < n; i++) {
         const char *name = sa_result_file_name(r, i);
+        const char *path = sa_result_file_path(r, i);
         size_t len = 0;
         const void *data = sa_result_file_data(r, i, &len);
 
-        if (name == NULL || data == NULL)
+        if (name == NULL || (data == NULL && path == NULL))
             continue;
         lua_createtable(L, 0, 3);
         lsa_field_string(L, "name", name);
-        lua_pushlstring(L, data, len);
-        lua_setfield(L, -2, "data");
+        if (path != NULL) {
+            lsa_field_string(L, "path", path);
+        } else {
+            lua_pushlstring(L, data, len);
+            lua_setfield(L, -2, "data");
+        }
         lsa_field_string(L, "format",
                          lsa_image_format_name(sa_result_file_format(r, i)));
         lua_rawseti(L, -2, ++k);
@@ -293,15 +300,32 @@ static int lsa_result_file(lua_State *L)
     return 0;
 }
 
-/* Make sure the result at ri has its files: when it has none, download
- * them through the job that produced it (blocking, at most timeout_ms)
- * and store them in its "files" field.  Returns 0, or pushes nil, message,
- * code and returns 3. */
+/* The number of files of the files array on the top held in memory (with
+ * data). */
+static lua_Integer lsa_files_in_memory(lua_State *L)
+{
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1), k = 0;
+
+    for (i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, -1, i) == LUA_TTABLE &&
+            lua_getfield(L, -1, "data") == LUA_TSTRING)
+            k++;
+        lua_pop(L, lua_type(L, -1) == LUA_TTABLE ? 1 : 2);
+    }
+    return k;
+}
+
+/* Make sure the result at ri has its files in memory: when it has none,
+ * download them through the job that produced it (blocking, at most
+ * timeout_ms; at most the client's max_files_bytes) and store them in its
+ * "files" field.  Returns 0, or pushes nil, message, code (and the files
+ * that arrived) and returns 3 or 4. */
 static int lsa_result_need_files(lua_State *L, int ri, long timeout_ms)
 {
     int n, top = lua_gettop(L);
 
-    if (lsa_push_result_files(L, ri) > 0) {
+    lsa_push_result_files(L, ri);
+    if (lsa_files_in_memory(L) > 0) {
         lua_pop(L, 1);
         return 0;
     }
@@ -312,7 +336,7 @@ static int lsa_result_need_files(lua_State *L, int ri, long timeout_ms)
                               "this result has no files and no job to "
                               "download its masks through");
     }
-    n = lsa_fetch_files(L, lua_gettop(L), timeout_ms);
+    n = lsa_fetch_files(L, lua_gettop(L), NULL, timeout_ms);
     if (n != 1)
         return n;
     lua_setfield(L, ri, "files");
@@ -320,63 +344,56 @@ static int lsa_result_need_files(lua_State *L, int ri, long timeout_ms)
     return 0;
 }
 
-/* Push folder/<last segment of name> (folder not empty); raises nothing
- * but memory errors.  Returns 0 when the name has no usable last
- * segment. */
-static int lsa_push_file_path(lua_State *L, const char *folder,
-                              const char *name)
+/* The paths of the files array at fi (files written into a folder) as a
+ * new array on the top. */
+static void lsa_push_paths(lua_State *L, int fi)
 {
-    size_t len, flen = strlen(folder);
-    const char *base = lsa_base_name(name, 0, &len);
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, fi), k = 0;
 
-    if (len == 0 || (len == 1 && base[0] == '.') ||
-        (len == 2 && base[0] == '.' && base[1] == '.'))
-        return 0;
-    lua_pushlstring(L, folder, flen);
-    if (folder[flen - 1] != '/')
-        lua_pushliteral(L, "/");
-    else
-        lua_pushliteral(L, "");
-    lua_pushlstring(L, base, len);
-    lua_concat(L, 3);
-    return 1;
-}
-
-/* Write len bytes to path.  SA_OK, or SA_ERR_FILE with the reason in
- * why. */
-static int lsa_write_file(const char *path, const char *data, size_t len,
-                          char *why, size_t why_len)
-{
-    FILE *f = fopen(path, "wb");
-    int ok, err = 0;
-
-    if (f == NULL) {
-        err = errno;
-    } else {
-        ok = fwrite(data, 1, len, f) == len;
-        if (!ok)
-            err = errno;
-        if (fclose(f) != 0) {
-            if (ok)
-                err = errno;
-            ok = 0;
+    fi = lua_absindex(L, fi);
+    lua_createtable(L, (int)n, 0);
+    for (i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, fi, i) == LUA_TTABLE &&
+            lua_getfield(L, -1, "path") == LUA_TSTRING) {
+            lua_rawseti(L, -3, ++k);
+            lua_pop(L, 1);
+        } else {
+            lua_pop(L, lua_type(L, -1) == LUA_TTABLE ? 1 : 2);
         }
-        if (ok)
-            return SA_OK;
     }
-    if (err == 0 || strerror_r(err, why, why_len) != 0)
-        snprintf(why, why_len, "write error");
-    return SA_ERR_FILE;
 }
 
-/* Write every file of the files array at fi into folder; push the array
- * of written paths and return 1, or nil, message, code and return 3. */
+/* A sa_folder for the Lua stack: closed by __gc or __close. */
+#define LSA_FOLDER_BOX "skinanalysis.folder_box"
+
+static int lsa_folder_box_gc(lua_State *L)
+{
+    sa_folder **box = luaL_checkudata(L, 1, LSA_FOLDER_BOX);
+
+    sa_folder_free(*box);
+    *box = NULL;
+    return 0;
+}
+
+/* Write every file held in memory of the files array at fi into folder,
+ * through the core (sa_folder_write: names cleaned and unique, no file
+ * replaced or followed); push the array of written paths and return 1,
+ * or nil, message, code and return 3. */
 static int lsa_write_files(lua_State *L, int fi, const char *folder)
 {
     lua_Integer i, n = (lua_Integer)lua_rawlen(L, fi), k = 0;
-    char why[128];
-    int out;
+    char err[512], written[SA_FILE_NAME_MAX];
+    sa_folder **box;
+    size_t flen = strlen(folder);
+    int out, rc;
 
+    fi = lua_absindex(L, fi);
+    box = lua_newuserdatauv(L, sizeof(*box), 0);
+    *box = NULL;
+    luaL_setmetatable(L, LSA_FOLDER_BOX);
+    rc = sa_folder_open(folder, box, err, sizeof err);
+    if (rc != SA_OK)
+        return lsa_push_error(L, rc, err);
     lua_createtable(L, (int)n, 0);
     out = lua_gettop(L);
     for (i = 1; i <= n; i++) {
@@ -385,17 +402,19 @@ static int lsa_write_files(lua_State *L, int fi, const char *folder)
 
         if (lua_rawgeti(L, fi, i) != LUA_TTABLE ||
             lua_getfield(L, -1, "name") != LUA_TSTRING ||
-            lua_getfield(L, -2, "data") != LUA_TSTRING ||
-            !lsa_push_file_path(L, folder, lua_tostring(L, -2))) {
+            lua_getfield(L, -2, "data") != LUA_TSTRING) {
             lua_settop(L, out);
             continue;
         }
-        data = lua_tolstring(L, -2, &len);
-        if (lsa_write_file(lua_tostring(L, -1), data, len, why,
-                           sizeof why) != SA_OK)
-            return lsa_push_error(L, SA_ERR_FILE,
-                                  lua_pushfstring(L, "cannot write %s: %s",
-                                                  lua_tostring(L, -1), why));
+        data = lua_tolstring(L, -1, &len);
+        rc = sa_folder_write(*box, lua_tostring(L, -2), data, len, written,
+                             sizeof written, err, sizeof err);
+        if (rc != SA_OK)
+            return lsa_push_error(L, rc, err);
+        lua_pushlstring(L, folder, flen);
+        lua_pushstring(L, folder[flen - 1] == '/' ? "" : "/");
+        lua_pushstring(L, written);
+        lua_concat(L, 3);
         lua_rawseti(L, out, ++k);
         lua_settop(L, out);
     }
@@ -414,9 +433,11 @@ static long lsa_timeout_arg(lua_State *L, int idx)
 }
 
 /* result:save_masks(folder [, timeout]): write the result's files into
- * the existing folder (downloading them first through the result's job
- * when the result has none: JSON results); the array of written paths, or
- * nil, message, code. */
+ * the existing folder: the files it holds, written through the core; or,
+ * for a JSON result without files, downloaded through the result's job
+ * straight into the folder (never held in memory).  The array of written
+ * paths, or nil, message, code and, when some files failed, the array of
+ * those written. */
 static int lsa_result_save_masks(lua_State *L)
 {
     const char *folder;
@@ -428,11 +449,23 @@ static int lsa_result_save_masks(lua_State *L)
     luaL_argcheck(L, folder[0] != '\0', 2, "folder expected, got \"\"");
     ms = lsa_timeout_arg(L, 3);
     lua_settop(L, 2);
-    n = lsa_result_need_files(L, 1, ms);
-    if (n != 0)
-        return n;
     lsa_push_result_files(L, 1); /* 3 */
-    return lsa_write_files(L, 3, folder);
+    if (lsa_files_in_memory(L) > 0)
+        return lsa_write_files(L, 3, folder);
+    if (lsa_result_job(L, 1) != LUA_TUSERDATA)
+        return lsa_push_error(L, SA_ERR_INVALID_ARGUMENT,
+                              "this result has no files and no job to "
+                              "download its masks through");
+    n = lsa_fetch_files(L, 4, folder, ms);
+    if (n == 1) {
+        lsa_push_paths(L, -1);
+        return 1;
+    }
+    if (n == 4) {
+        lsa_push_paths(L, -1);
+        lua_replace(L, -2);
+    }
+    return n;
 }
 
 /* Most bytes read from a composite's source image. */
@@ -467,21 +500,19 @@ static int lsa_push_file_contents(lua_State *L, const char *path)
 }
 
 /* 1 when the file table on the top is an image other than the resized
- * input (whose name is the last segment of resize_image_url, rz). */
-static int lsa_is_mask_file(lua_State *L, const char *rz, size_t rz_len)
+ * input (whose name is the core's name for resize_image_url, rz). */
+static int lsa_is_mask_file(lua_State *L, const char *rz)
 {
-    size_t len;
-    const char *base;
-    int is_image = lua_getfield(L, -1, "format") == LUA_TSTRING;
+    int is_image = lua_getfield(L, -1, "format") == LUA_TSTRING, mask;
 
     lua_pop(L, 1);
     if (!is_image || lua_getfield(L, -1, "name") != LUA_TSTRING) {
         lua_pop(L, 1);
         return 0;
     }
-    base = lsa_base_name(lua_tostring(L, -1), 0, &len);
+    mask = rz == NULL || strcmp(lua_tostring(L, -1), rz) != 0;
     lua_pop(L, 1);
-    return rz == NULL || len != rz_len || memcmp(base, rz, len) != 0;
+    return mask;
 }
 
 /* Collect the mask images of the files array at fi into masks/lens (held
@@ -490,15 +521,18 @@ static int lsa_is_mask_file(lua_State *L, const char *rz, size_t rz_len)
 static size_t lsa_collect_masks(lua_State *L, int ri, int fi,
                                 const void ***masks, size_t **lens)
 {
-    size_t n = (size_t)lua_rawlen(L, fi), k = 0, rz_len = 0;
+    size_t n = (size_t)lua_rawlen(L, fi), k = 0;
+    char rz_name[SA_FILE_NAME_MAX];
     const char *rz = NULL;
     lua_Integer i;
     void *block;
     int top;
 
-    if (lua_getfield(L, ri, "resize_image_url") == LUA_TSTRING)
-        rz = lsa_base_name(lua_tostring(L, -1), 1, &rz_len);
-    lua_pop(L, 1); /* the string stays in the result table */
+    if (lua_getfield(L, ri, "resize_image_url") == LUA_TSTRING &&
+        sa_file_name_clean(lua_tostring(L, -1), rz_name, sizeof rz_name) ==
+            SA_OK)
+        rz = rz_name;
+    lua_pop(L, 1);
     block = lua_newuserdatauv(L, (n > 0 ? n : 1) *
                                      (sizeof(void *) + sizeof(size_t)), 0);
     *masks = block;
@@ -507,7 +541,7 @@ static size_t lsa_collect_masks(lua_State *L, int ri, int fi,
     top = lua_gettop(L);
     for (i = 1; i <= (lua_Integer)n; i++) {
         if (lua_rawgeti(L, fi, i) == LUA_TTABLE &&
-            lsa_is_mask_file(L, rz, rz_len) &&
+            lsa_is_mask_file(L, rz) &&
             lua_getfield(L, -1, "data") == LUA_TSTRING) {
             (*masks)[k] = lua_tolstring(L, -1, &(*lens)[k]);
             k++;
@@ -633,6 +667,10 @@ void lsa_result_register(lua_State *L)
     lsa_new_class(L, LSA_RESULT_MT, meta, methods);
     luaL_newmetatable(L, LSA_RESULT_BOX);
     lua_pushcfunction(L, lsa_result_box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, LSA_FOLDER_BOX);
+    lua_pushcfunction(L, lsa_folder_box_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
 }

@@ -254,6 +254,9 @@ static const opt_def client_opts[] = {
     OPT(rate_window_max, OPT_INT),
     OPT(rate_window_ms, OPT_LONG),
     OPT(max_body_bytes, OPT_SIZE),
+    OPT(max_files_bytes, OPT_SIZE),
+    OPT(low_speed_limit, OPT_LONG),
+    OPT(low_speed_time_ms, OPT_LONG),
     OPT(max_json_depth, OPT_INT),
     OPT(log_level, OPT_INT),
     OPT(jitter_seed, OPT_U64),
@@ -587,15 +590,17 @@ static PyObject *client_notify(sapy_client *self, PyObject *arg)
     return PyLong_FromLong(r);
 }
 
-static PyObject *client_fetch_masks(sapy_client *self, PyObject *args)
+static PyObject *client_fetch_masks(sapy_client *self, PyObject *args,
+                                    PyObject *kwargs)
 {
+    static char *kwlist[] = {"done_job", "folder", "callback", NULL};
     PyObject *job_obj, *folder_arg = Py_None, *folder = NULL, *fetched;
+    PyObject *callback = Py_None;
     sapy_job *job;
-    sa_job *out = NULL;
-    int r;
 
-    if (!PyArg_ParseTuple(args, "O!|O:fetch_masks", self->state->job_type,
-                          &job_obj, &folder_arg))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|OO:fetch_masks", kwlist,
+                                     self->state->job_type, &job_obj,
+                                     &folder_arg, &callback))
         return NULL;
     job = (sapy_job *)job_obj;
     if (sapy_client_check(self) < 0)
@@ -605,19 +610,10 @@ static PyObject *client_fetch_masks(sapy_client *self, PyObject *args)
                             "fetch_masks() takes a job of this client");
     if (folder_arg != Py_None && !PyUnicode_FSConverter(folder_arg, &folder))
         return NULL;
-    sapy_core_enter(self);
-    r = sa_client_fetch_masks(self->client, job->cell->job,
-                              folder != NULL ? PyBytes_AS_STRING(folder)
-                                             : NULL, &out);
-    sapy_core_exit(self);
+    fetched = sapy_job_fetch(self, job_obj,
+                             folder != NULL ? PyBytes_AS_STRING(folder) : NULL,
+                             callback);
     Py_XDECREF(folder);
-    fetched = r == SA_OK ? sapy_job_adopt(self, out, job_obj) : NULL;
-    if (sapy_unstash(&self->stash) < 0) {
-        Py_XDECREF(fetched);
-        return NULL;
-    }
-    if (r != SA_OK)
-        return client_raise(self, r, NULL);
     return fetched;
 }
 
@@ -765,10 +761,13 @@ static PyMethodDef client_methods[] = {
     {"notify", (PyCFunction)client_notify, METH_O,
      "notify(task_id) -> int: poll that task now (a webhook said it "
      "ended); returns the number of jobs notified."},
-    {"fetch_masks", (PyCFunction)client_fetch_masks, METH_VARARGS,
-     "fetch_masks(done_job, folder=None) -> Job: download the masks and "
-     "the resized image of a DONE job (written to folder when given, and "
-     "kept in the new job's result files); wait on the returned job."},
+    {"fetch_masks", (PyCFunction)(void (*)(void))client_fetch_masks,
+     METH_VARARGS | METH_KEYWORDS,
+     "fetch_masks(done_job, folder=None, callback=None) -> Job: download "
+     "the masks and the resized image of a DONE job: streamed into folder "
+     "when given, else kept in the new job's result files (at most "
+     "max_files_bytes); wait on the returned job.  callback(job, state) is "
+     "the new job's own."},
     {"wakeup", (PyCFunction)client_wakeup, METH_NOARGS,
      "wakeup(): make a blocking wait return WaitInterrupted; any thread."},
     {"close", (PyCFunction)client_close, METH_NOARGS,

@@ -85,7 +85,9 @@ static int put(PyObject *d, const char *key, PyObject *value)
     return r;
 }
 
-/* ((name, bytes, format), ...) of the files the result holds. */
+/* ((name, bytes, format, path), ...) of the result's files: bytes for a
+ * file held in memory (path None), the path of a file written into a
+ * folder (bytes None). */
 static PyObject *files_tuple(const sa_result *r)
 {
     size_t n = sa_result_file_count(r), i;
@@ -96,10 +98,14 @@ static PyObject *files_tuple(const sa_result *r)
     for (i = 0; i < n; i++) {
         size_t len = 0;
         const void *data = sa_result_file_data(r, i, &len);
-        PyObject *item = Py_BuildValue(
-            "(Ny#i)", sapy_str(sa_result_file_name(r, i)),
-            data != NULL ? (const char *)data : "", (Py_ssize_t)len,
-            sa_result_file_format(r, i));
+        const char *path = sa_result_file_path(r, i);
+        PyObject *bytes = path != NULL
+            ? Py_NewRef(Py_None)
+            : PyBytes_FromStringAndSize(data != NULL ? (const char *)data
+                                                     : "", (Py_ssize_t)len);
+        PyObject *item = bytes == NULL ? NULL : Py_BuildValue(
+            "(NNiN)", sapy_str(sa_result_file_name(r, i)), bytes,
+            sa_result_file_format(r, i), sapy_str(path));
 
         if (item == NULL) {
             Py_DECREF(t);
@@ -198,7 +204,8 @@ static int job_capture(sapy_job *self, sa_job *job, int state)
         if (put(d, job_fields[i].name, field_live(&job_fields[i], job)) < 0)
             goto fail;
     }
-    if (self->final_status == SA_OK && sa_job_result(job) != NULL) {
+    /* DONE: the result; a fetch that failed: the files it kept */
+    if (sa_job_result(job) != NULL) {
         if (put(d, "result", sapy_result_to_dict(sa_job_result(job))) < 0)
             goto fail;
     } else if (PyDict_SetItemString(d, "result", Py_None) < 0) {
@@ -277,8 +284,7 @@ int sapy_job_callback(sa_job *job, int state, void *user_data)
     PyThreadState *saved;
     int rc = 0;
 
-    /* A fetch job made from this cell's job shares its callback: its end
-     * is read with job_sync_end instead, so it is not reported here. */
+    /* every job has its own cell (a fetch job too: sa_client_fetch) */
     if (cell->job != NULL && job != cell->job)
         return 0;
     saved = sapy_enter(c);
@@ -412,18 +418,39 @@ fail:
     return NULL;
 }
 
-PyObject *sapy_job_adopt(sapy_client *c, sa_job *job, PyObject *origin)
+PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
+                         PyObject *callback)
 {
-    sapy_job *self = job_alloc(c, Py_None);
+    sapy_job *src = (sapy_job *)origin;
+    sapy_job *self;
+    sa_fetch_options o;
+    int r;
 
-    if (self == NULL) {
-        sapy_core_enter(c);
-        sa_job_free(job);
-        sapy_core_exit(c);
+    if (callback != Py_None && !PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
         return NULL;
     }
-    self->cell->job = job;
-    self->origin = Py_NewRef(origin);
+    self = job_alloc(c, callback);
+    if (self == NULL)
+        return NULL;
+    /* the fetch's own cell, never the origin's: the origin may go first */
+    sa_fetch_options_init(&o);
+    o.folder = folder;
+    o.callback = sapy_job_callback;
+    o.user_data = self->cell;
+    sapy_core_enter(c);
+    r = sa_client_fetch(c->client, src->cell->job, &o, &self->cell->job);
+    sapy_core_exit(c);
+    if (sapy_unstash(&c->stash) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (r != SA_OK) {
+        sapy_raise(c->state, r, c->client != NULL ? sa_client_errmsg(c->client)
+                                                  : NULL, 0, NULL, NULL);
+        Py_DECREF(self);
+        return NULL;
+    }
     return (PyObject *)self;
 }
 
@@ -477,18 +504,31 @@ static long final_long(sapy_job *self, const char *key)
     return (v != NULL && PyLong_Check(v)) ? PyLong_AsLong(v) : 0;
 }
 
-/* Raise the exception of an ended, failed job. */
+/* Raise the exception of an ended, failed job; a fetch's carries the
+ * files that did arrive as its attribute `result` (a result dict). */
 static PyObject *raise_final(sapy_job *self)
 {
     int status = self->final_status;
     const char *code = status == SA_ERR_ENGINE
                            ? final_str(self, "engine_error")
                            : final_str(self, "api_error_code");
+    PyObject *partial = PyDict_GetItemString(self->final, "result"), *exc;
 
-    return sapy_raise(self->client->state, status,
-                      final_str(self, "errmsg"),
-                      (int)final_long(self, "http_status"), code,
-                      final_str(self, "task_id"));
+    if (partial == NULL || partial == Py_None || status == SA_ERR_NOMEM)
+        return sapy_raise(self->client->state, status,
+                          final_str(self, "errmsg"),
+                          (int)final_long(self, "http_status"), code,
+                          final_str(self, "task_id"));
+    exc = sapy_error_new(self->client->state, status,
+                         final_str(self, "errmsg"),
+                         (int)final_long(self, "http_status"), code,
+                         final_str(self, "task_id"));
+    if (exc == NULL)
+        return NULL;
+    if (PyObject_SetAttrString(exc, "result", partial) == 0)
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    return NULL;
 }
 
 static PyObject *job_wait(sapy_job *self, PyObject *args)
@@ -697,15 +737,13 @@ static int job_traverse(sapy_job *self, visitproc visit, void *arg)
     Py_VISIT(self->callback);
     Py_VISIT(self->final);
     Py_VISIT(self->task_id);
-    Py_VISIT(self->origin);
     if (self->cell != NULL && self->cell->has_view)
         Py_VISIT(self->cell->view.obj);
     return 0;
 }
 
 /* Only the callback can close a cycle back to the Job; the client, the
- * origin, the buffer and the copied details must stay until the sa_job is
- * freed. */
+ * buffer and the copied details must stay until the sa_job is freed. */
 static int job_clear(sapy_job *self)
 {
     Py_CLEAR(self->callback);
@@ -728,7 +766,6 @@ static void job_dealloc(sapy_job *self)
             sapy_cell_free(cell);
     }
     job_clear(self);
-    Py_CLEAR(self->origin);  /* after this job's sa_job (see sapy_job) */
     Py_CLEAR(self->final);
     Py_CLEAR(self->task_id);
     Py_CLEAR(self->client);

@@ -684,6 +684,128 @@ static PyObject *mod_composite_write(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *mod_clean_file_name(PyObject *module, PyObject *arg)
+{
+    char out[SA_FILE_NAME_MAX];
+    const char *name;
+    Py_ssize_t len;
+
+    (void)module;
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "clean_file_name() takes a str");
+        return NULL;
+    }
+    name = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (name == NULL)
+        return NULL;
+    if ((size_t)len != strlen(name)) {
+        PyErr_SetString(PyExc_ValueError, "embedded NUL in a file name");
+        return NULL;
+    }
+    if (sa_file_name_clean(name, out, sizeof out) != SA_OK)
+        return PyErr_NoMemory();
+    return PyUnicode_FromString(out);
+}
+
+/* The UTF-8 of a sequence of str (borrowed from *keep, which the caller
+ * releases; the array is freed with PyMem_Free), or NULL. */
+static const char **file_names(PyObject *seq, PyObject **keep, size_t *n_out)
+{
+    PyObject *fast = PySequence_Fast(seq, "names must be a sequence of str");
+    const char **names;
+    Py_ssize_t n, i, len;
+
+    if (fast == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(fast);
+    names = PyMem_Calloc((size_t)n + 1, sizeof *names);
+    if (names == NULL) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
+        names[i] = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &len)
+                                         : NULL;
+        if (names[i] == NULL || (size_t)len != strlen(names[i])) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "file names must be str "
+                                "without NUL");
+            PyMem_Free(names);
+            Py_DECREF(fast);
+            return NULL;
+        }
+    }
+    *keep = fast;
+    *n_out = (size_t)n;
+    return names;
+}
+
+/* save_files(folder, names, datas): sa_folder_write for each, the GIL
+ * released; the names written, or OSError (MemoryError). */
+static PyObject *mod_save_files(PyObject *module, PyObject *args)
+{
+    PyObject *folder_arg, *names_seq, *datas, *folder = NULL, *keep = NULL;
+    PyObject *out = NULL;
+    const char **names = NULL;
+    buffer_views v = {NULL, NULL, NULL, 0};
+    char (*written)[SA_FILE_NAME_MAX] = NULL;
+    char err[512] = "";
+    sa_folder *f = NULL;
+    size_t n = 0, i;
+    int r = SA_OK;
+
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OOO:save_files", &folder_arg, &names_seq,
+                          &datas))
+        return NULL;
+    if (!PyUnicode_FSConverter(folder_arg, &folder))
+        return NULL;
+    names = file_names(names_seq, &keep, &n);
+    if (names == NULL || views_get(datas, &v) < 0)
+        goto done;
+    if (v.n != n) {
+        PyErr_SetString(PyExc_ValueError, "as many names as files");
+        goto done;
+    }
+    written = PyMem_Calloc(n + 1, sizeof *written);
+    if (written == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    r = sa_folder_open(PyBytes_AS_STRING(folder), &f, err, sizeof err);
+    for (i = 0; r == SA_OK && i < n; i++)
+        r = sa_folder_write(f, names[i], v.data[i], v.lens[i], written[i],
+                            sizeof written[i], err, sizeof err);
+    sa_folder_free(f);
+    Py_END_ALLOW_THREADS
+    if (r == SA_ERR_NOMEM) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (r != SA_OK) {
+        PyErr_SetString(PyExc_OSError, err);
+        goto done;
+    }
+    out = PyList_New((Py_ssize_t)n);
+    for (i = 0; out != NULL && i < n; i++) {
+        PyObject *s = PyUnicode_DecodeFSDefault(written[i]);
+        if (s == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, (Py_ssize_t)i, s);
+    }
+done:
+    PyMem_Free(written);
+    views_free(&v);
+    PyMem_Free(names);
+    Py_XDECREF(keep);
+    Py_DECREF(folder);
+    return out;
+}
+
 static PyObject *mod_webhook_verify(PyObject *module, PyObject *args,
                                     PyObject *kwargs)
 {
@@ -749,6 +871,15 @@ static PyMethodDef module_methods[] = {
     {"parse_zip", mod_parse_zip, METH_VARARGS,
      "parse_zip(data, max_entry_bytes=0) -> dict: parse a result ZIP "
      "(scores and mask files) without a client; ZipError when corrupt."},
+    {"clean_file_name", mod_clean_file_name, METH_O,
+     "clean_file_name(name) -> str: a name from the network (a URL's last "
+     "path segment, a zip entry) made safe for a folder, as the core names "
+     "the files it writes (sa_file_name_clean)."},
+    {"save_files", mod_save_files, METH_VARARGS,
+     "save_files(folder, names, datas) -> list[str]: write each bytes-like "
+     "into the existing folder as the core writes masks (names cleaned and "
+     "made unique, never over a file it did not write, never through a "
+     "link); the names written.  OSError when a file cannot be written."},
     {"composite_write", mod_composite_write, METH_VARARGS,
      "composite_write(source, masks, out_path): blend the masks (a "
      "sequence of encoded images) over the source image, written as PNG."},

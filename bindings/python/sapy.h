@@ -84,15 +84,12 @@ typedef struct sapy_job {
     sapy_client *client;      /* strong, for the Job's whole life */
     PyObject *callback;       /* callable(job, state) or NULL */
     PyObject *task_id;        /* str, kept as soon as the core knows it */
-    PyObject *origin;         /* a fetch job: the DONE Job it was made
-                                 from, kept until this sa_job is freed (the
-                                 core gives the fetch job that job's
-                                 callback and user_data, its cell) */
     /* Filled once, when the job ends (terminal callback). */
     int ended;
     int final_state;
     int final_status;
-    PyObject *final;          /* dict of details + "result" when DONE */
+    PyObject *final;          /* dict of details + "result" when DONE (or
+                                 the files a failed fetch kept) */
 } sapy_job;
 
 /* module.c */
@@ -164,14 +161,16 @@ void sapy_cell_free(sapy_jobcell *cell);
 extern PyType_Spec sapy_job_spec;
 /* Create a Job for client c from submit()'s keyword arguments. */
 PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs);
-/* Wrap a fetch job the core made from the Job `origin`
- * (sa_client_fetch_masks): a new Job object that owns it and keeps origin
- * alive.  Steals `job` (freed on failure).  NULL with an exception. */
-PyObject *sapy_job_adopt(sapy_client *c, sa_job *job, PyObject *origin);
+/* Start a fetch of the masks of the DONE Job `origin` (sa_client_fetch,
+ * into folder when not NULL): a new Job with its own cell as the core's
+ * user data and `callback` (callable(job, state) or None).  NULL with an
+ * exception. */
+PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
+                         PyObject *callback);
 /* The core's job callback (user_data is a sapy_jobcell). */
 int sapy_job_callback(sa_job *job, int state, void *user_data);
 /* A dict of a result's data (see job.c), with its files as a tuple of
- * (name, bytes, format); new reference or NULL. */
+ * (name, bytes or None, format, path or None); new reference or NULL. */
 PyObject *sapy_result_to_dict(const sa_result *r);
 
 #endif /* SAPY_H */

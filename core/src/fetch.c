@@ -271,7 +271,7 @@ static int start_child(sa_client *c, sa_job *j, const char *url,
     }
     k->dl->index = index;
     snprintf(k->dl->name, sizeof k->dl->name, "%s", name);
-    if (fx->dir) sa_file_out_init(&k->dl->out, fx->dir);
+    sa_file_out_init(&k->dl->out, fx->dir);   /* fd -1, even in memory */
     fetch_config(c, k, j->api_version, j->deadline_at, &cfg);
     rc = sa_jobsm_new_download(&cfg, url, sa_jobsm_task_id(j->sm), now,
                                &k->sm);

@@ -23,7 +23,6 @@ from .results import Result, _Origin
 
 _TERMINAL = frozenset({_core.JOB_DONE, _core.JOB_FAILED, _core.JOB_CANCELLED})
 _DRAIN_POLL = 0.05
-_FETCH_POLL = 0.01
 
 
 def _resolver(future: "asyncio.Future[None]") -> Callable[[Any, int], None]:
@@ -217,18 +216,24 @@ class AsyncClient(_ClientBase):
                           folder: Optional[Union[str, os.PathLike]] = None, *,
                           timeout: Optional[float] = None) -> Result:
         """Download the masks and the resized image of a finished analysis
-        (as ``Client.fetch_masks``) on the event loop."""
+        (as ``Client.fetch_masks``) on the event loop: the fetch job's own
+        callback resolves a future when it ends (no polling)."""
         loop = self._bind()
-        fetch, core_job, image = self._start_fetch(result_or_job, folder)
-        end = None if timeout is None else loop.time() + timeout
-        # The core reports no state changes of a fetch job: watch it.
-        while not fetch.done:
-            if end is not None and loop.time() >= end:
+        future: asyncio.Future[None] = loop.create_future()
+        fetch, core_job, image = self._start_fetch(result_or_job, folder,
+                                                   _resolver(future))
+        if not fetch.done:
+            try:
+                await asyncio.wait_for(asyncio.shield(future), timeout)
+            except asyncio.TimeoutError:
                 fetch.cancel()
                 raise _core.error_for(_core.ERR_WAIT_TIMEOUT, "masks not downloaded "
-                                      "after %.3g s" % timeout, task_id=fetch.task_id)
-            await asyncio.sleep(_FETCH_POLL)
-        return Result._from_core(fetch.result(), _Origin(self, core_job, image))
+                                      "after %.3g s" % timeout,
+                                      task_id=fetch.task_id) from None
+            except BaseException:
+                fetch.cancel()   # the awaiting task was cancelled: stop too
+                raise
+        return self._fetched(fetch, core_job, image)
 
     async def analyze_many(self, images: Iterable[Any], actions: _actions.Actions = None,
                            *, concurrency: int = 16, progress: Any = True,

@@ -219,7 +219,8 @@ class _ClientBase:
                             % type(source).__name__)
         return core_job, getattr(source, "_source", None)
 
-    def _start_fetch(self, source: Any, folder: Optional[Union[str, os.PathLike]]
+    def _start_fetch(self, source: Any, folder: Optional[Union[str, os.PathLike]],
+                     callback: Optional[Callable[[Any, int], Any]] = None
                      ) -> tuple[Any, Any, Any]:
         if self.closed:
             raise _core.error_for(_core.ERR_INVALID_ARGUMENT, "cannot download the masks: "
@@ -229,7 +230,19 @@ class _ClientBase:
         if folder is not None:
             os.makedirs(folder, exist_ok=True)
             path = os.fspath(folder)
-        return self._core.fetch_masks(core_job, path), core_job, image
+        return self._core.fetch_masks(core_job, path, callback), core_job, image
+
+    def _fetched(self, fetch: Any, core_job: Any, image: Any) -> Result:
+        """The Result of an ended fetch job, or its error raised with
+        ``exc.result``: a Result of the files that did arrive."""
+        try:
+            data = fetch.result()
+        except Error as exc:
+            partial = getattr(exc, "result", None)
+            if isinstance(partial, dict):
+                exc.result = Result._from_core(partial, _Origin(self, core_job, image))
+            raise
+        return Result._from_core(data, _Origin(self, core_job, image))
 
     def __repr__(self) -> str:
         return "%s(base_url=%r, version=%r, api_key='***'%s)" % (
@@ -311,18 +324,23 @@ class Client(_ClientBase):
         """Download the masks and the resized image of a finished analysis
         (a Result or a Job of this client) through the core, concurrently,
         never with the API key; expired URLs are refreshed by polling the
-        task again and retried once (UrlExpiredError after that).  The
-        files are written to ``folder`` when given (created when missing)
-        and always returned in memory: ``Result.files``, with the same
-        scores.  For zip results the masks are already there."""
+        task again and retried once (UrlExpiredError after that).  With a
+        ``folder`` (created when missing) the files are streamed to disk,
+        never held in memory: ``Result.paths`` lists them.  Without one
+        they come back in ``Result.files``, at most the client's
+        ``max_files_bytes`` (256 MiB) for all of them (LimitError past
+        it).  Names are cleaned and unique.  ``timeout`` (seconds) bounds
+        the wait: WaitTimeout, and the downloads stop.  Each file is
+        fetched on its own: when some fail, the first failure is raised
+        once all ended, with ``exc.result`` holding the files that did
+        arrive.  For zip results the masks are already there."""
         fetch, core_job, image = self._start_fetch(result_or_job, folder)
         try:
             fetch.wait(-1 if timeout is None else _config.ms(timeout))
-            data = fetch.result()
         except WaitTimeout:
             fetch.cancel()
             raise
-        return Result._from_core(data, _Origin(self, core_job, image))
+        return self._fetched(fetch, core_job, image)
 
     def run(self, timeout: Optional[float] = None) -> None:
         """Drive the client until every job (and background poll) ended.

@@ -14,7 +14,6 @@ import base64
 import html
 import json
 import os
-import re
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
@@ -24,12 +23,13 @@ from typing import Any, Iterator, Mapping, Optional, Union
 
 from . import actions as _actions
 from ._native import _core
-from .errors import error_for
+from .errors import Error, error_for
 
 _FORMATS = {_core.FORMAT_JSON: "json", _core.FORMAT_ZIP: "zip"}
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _NO_FILES: Mapping[str, bytes] = MappingProxyType({})
+_NO_PATHS: Mapping[str, Path] = MappingProxyType({})
 
 
 class _Origin:
@@ -86,7 +86,9 @@ class Result:
     the API sent it.  ``format="zip"`` results carry ``zip_url`` and the
     same scores (read from the zip's score_info.json) and hold the mask
     PNGs in ``files`` (a read-only mapping name -> bytes); so does a result
-    returned by ``Client.fetch_masks``.
+    returned by ``Client.fetch_masks`` without a folder.  A result fetched
+    into a folder holds no bytes: ``paths`` maps each file's name to the
+    file written.  File names are unique within a result.
     """
 
     task_id: Optional[str]
@@ -98,6 +100,7 @@ class Result:
     format: str
     raw: Any = field(default=None, compare=False)
     files: Mapping[str, bytes] = field(default_factory=lambda: _NO_FILES, compare=False)
+    paths: Mapping[str, Path] = field(default_factory=lambda: _NO_PATHS, compare=False)
 
     # -- construction ------------------------------------------------------
 
@@ -113,14 +116,16 @@ class Result:
         except ValueError:
             raw = text
         files = data.get("files") or ()
+        held = {f[0]: f[1] for f in files if f[1] is not None}
+        on_disk = {f[0]: Path(f[3]) for f in files if len(f) > 3 and f[3] is not None}
         result = cls(task_id=data.get("task_id"), scores=scores,
                      overall=data.get("overall"), skin_age=data.get("skin_age"),
                      resize_image_url=data.get("resize_image_url"),
                      zip_url=data.get("zip_url"),
                      format=_FORMATS.get(data.get("format", _core.FORMAT_JSON), "json"),
                      raw=raw,
-                     files=MappingProxyType({name: body for name, body, _ in files})
-                     if files else _NO_FILES)
+                     files=MappingProxyType(held) if held else _NO_FILES,
+                     paths=MappingProxyType(on_disk) if on_disk else _NO_PATHS)
         object.__setattr__(result, "_origin", origin)
         object.__setattr__(result, "_fetched", None)
         return result
@@ -151,12 +156,15 @@ class Result:
         state.pop("_origin", None)
         state.pop("_fetched", None)
         state["files"] = dict(self.files)
+        state["paths"] = {name: str(path) for name, path in self.paths.items()}
         return state
 
     def __setstate__(self, state: dict) -> None:
         for key, value in state.items():
             object.__setattr__(self, key, value)
         object.__setattr__(self, "files", MappingProxyType(dict(state.get("files") or {})))
+        object.__setattr__(self, "paths", MappingProxyType(
+            {name: Path(p) for name, p in (state.get("paths") or {}).items()}))
         object.__setattr__(self, "_origin", None)
         object.__setattr__(self, "_fetched", None)
 
@@ -202,7 +210,9 @@ class Result:
                 "resize_image_url": self.resize_image_url,
                 "zip_url": self.zip_url,
                 "scores": [s.to_dict() for s in self.scores],
-                "files": sorted(self.files), "raw": self.raw}
+                "files": sorted(self.files),
+                "paths": {name: str(path) for name, path in sorted(self.paths.items())},
+                "raw": self.raw}
 
     def to_dataframe(self):
         """The scores as a pandas DataFrame (one row per score); the
@@ -229,9 +239,11 @@ class Result:
         fetched = getattr(self, "_fetched", None)
         return fetched.files if fetched is not None else _NO_FILES
 
-    def _fetch(self, folder: Optional[Union[str, os.PathLike]]) -> "Result":
+    def _fetch(self, folder: Optional[Union[str, os.PathLike]],
+               timeout: Optional[float]) -> "Result":
         """Download the masks and the resized image through the client that
-        produced this result (blocking Client only)."""
+        produced this result (blocking Client only): into ``folder``, or
+        in memory (kept for later calls)."""
         origin: Optional[_Origin] = getattr(self, "_origin", None)
         if origin is None:
             raise error_for(_core.ERR_INVALID_ARGUMENT, "this result was not produced "
@@ -245,49 +257,68 @@ class Result:
             raise error_for(_core.ERR_BUSY, "this result comes from an AsyncClient: "
                             "use 'await client.fetch_masks(result, folder)'",
                             task_id=self.task_id)
-        fetched = origin.client.fetch_masks(self, folder)
-        object.__setattr__(self, "_fetched", fetched)
+        fetched = origin.client.fetch_masks(self, folder, timeout=timeout)
+        if folder is None:
+            object.__setattr__(self, "_fetched", fetched)
         return fetched
 
-    def mask_files(self) -> dict[str, bytes]:
+    def mask_files(self, *, timeout: Optional[float] = None) -> dict[str, bytes]:
         """The mask images (name -> bytes), without the resized input
-        image; downloaded through the client once when the result does
-        not hold them yet (json results)."""
+        image; downloaded through the client into memory once when the
+        result does not hold them yet (json results; at most the client's
+        ``max_files_bytes`` for all of them).  ``timeout`` (seconds) bounds
+        the download: WaitTimeout when it passes."""
         files = self._held_files()
         if not files and self.format == "json" and any(s.mask_urls for s in self.scores):
-            files = self._fetch(None).files
+            files = self._fetch(None, timeout).files
         resized = _url_name(self.resize_image_url)
         return {name: data for name, data in files.items()
                 if name != resized and _image_ext(data)}
 
-    def save_masks(self, folder: Union[str, os.PathLike]) -> list[Path]:
+    def save_masks(self, folder: Union[str, os.PathLike], *,
+                   timeout: Optional[float] = None) -> list[Path]:
         """Write the mask images (and, for json results, the resized input
         image) into ``folder`` (created when missing) and return the paths
         written.  Zip results and results returned by ``fetch_masks``
         write the files they hold; json results download them through the
-        core (never with the API key; expired URLs are refreshed by polling
-        the task again and retried once), which needs the client that
-        produced the result to be open."""
+        core straight to disk (never held in memory, never with the API
+        key; expired URLs are refreshed by polling the task again and
+        retried once), which needs the client that produced the result to
+        be open.  File names come from the URLs, cleaned and made unique
+        ("mask.png", "mask-2.png"); a file that exists is never replaced
+        (the name then gets a variant, unless the file has the same
+        bytes).  ``timeout`` (seconds; default: the client's deadline)
+        bounds the download: WaitTimeout when it passes.  A mask that
+        cannot be downloaded does not stop the others: the error of the
+        first (DownloadError, UrlExpiredError, LimitError, ...) is raised
+        once all ended, with ``exc.paths``, the files that were written."""
         out = Path(folder)
         files = self._held_files()
         if files or self.format != "json":
             out.mkdir(parents=True, exist_ok=True)
-            return [_write(out / _safe_name(name), data) for name, data in files.items()]
-        fetched = self._fetch(out)  # creates the folder
-        return [out / name for name in fetched.files if (out / name).is_file()]
+            names = _core.save_files(os.fspath(out), list(files), list(files.values()))
+            return [out / name for name in names]
+        try:
+            fetched = self._fetch(out, timeout)  # creates the folder
+        except Error as exc:
+            partial = getattr(exc, "result", None)
+            exc.paths = list(partial.paths.values()) if isinstance(partial, Result) else []
+            raise
+        return list(fetched.paths.values())
 
-    def composite(self, source_image: Any, out_path: Union[str, os.PathLike]) -> Path:
+    def composite(self, source_image: Any, out_path: Union[str, os.PathLike], *,
+                  timeout: Optional[float] = None) -> Path:
         """Write one overview PNG to ``out_path``: ``source_image`` (a
         path, bytes or a binary file object; None = the image that was
         analysed, when known) with every mask blended over it, each concern
-        in its own colour.  Masks are downloaded first for json results.
-        Returns the path.  ImageDecodeError when an image cannot be
-        decoded."""
+        in its own colour.  Masks are downloaded first for json results
+        (``timeout`` seconds at most).  Returns the path.  ImageDecodeError
+        when an image cannot be decoded."""
         source = self._source_bytes(source_image)
         if source is None:
             raise error_for(_core.ERR_INVALID_ARGUMENT, "no source image: pass the "
                             "analysed image (path or bytes) as source_image")
-        masks = self.mask_files()
+        masks = self.mask_files(timeout=timeout)
         _core.composite_write(source, [masks[n] for n in sorted(masks)],
                               os.fspath(out_path))
         return Path(out_path)
@@ -381,15 +412,10 @@ def _is_http(url: str) -> bool:
 
 
 def _url_name(url: Optional[str]) -> Optional[str]:
-    """The last path segment of a URL (how the core names downloads)."""
+    """The name the core gives the file of a URL (sa_file_name_clean)."""
     if not url:
         return None
-    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1]) or None
-
-
-def _safe_name(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(name)).strip("._")
-    return cleaned or "file"
+    return _core.clean_file_name(url)
 
 
 def _image_ext(data: bytes) -> str:
@@ -398,11 +424,6 @@ def _image_ext(data: bytes) -> str:
     if data.startswith(_JPEG_MAGIC):
         return ".jpg"
     return ""
-
-
-def _write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
 
 
 __all__ = ["Score", "Result"]

@@ -130,6 +130,16 @@ local ok, err = pcall(function()
     local dropped = assert(c:fetch_masks(job))
     c:step()
     dropped:close()
+    -- a fetch whose job and result are collected while it runs (it used to
+    -- read the freed job in lsa_job_event)
+    local src = assert(c:submit(SD_JPG, { actions = { "pore" } }))
+    local res = assert(src:wait(10))
+    local f = assert(c:fetch_masks(src))
+    src, res = nil, nil   -- luacheck: ignore
+    collectgarbage() collectgarbage()
+    deadline = sa.now() + 10
+    while not f:done() and sa.now() < deadline do c:step(0.05) end
+    check(f:result() and #f:result().files == 2, "fetch outliving its job")
     os.execute("rm -rf '" .. dir .. "'")
   end
 

@@ -224,7 +224,8 @@ def test_parse_zip_scores_and_files():
     assert "hd_redness" in concerns and d["overall"] is not None
     names = [f[0] for f in d["files"]]
     assert "hd_redness_output.png" in [n.rsplit("/", 1)[-1] for n in names]
-    for name, body, fmt in d["files"]:
+    for name, body, fmt, path in d["files"]:
+        assert path is None   # held in memory
         assert body.startswith(b"\x89PNG") and fmt == _core.IMAGE_PNG
     masked = [s for s in d["scores"] if s[6]]
     assert masked, "zip scores carry output_mask_name"
@@ -245,5 +246,5 @@ def test_parse_zip_refuses_a_broken_zip(name):
 def test_parse_zip_keeps_names_inside_the_folder():
     with open(os.path.join(ZIPS, "zip_slip.zip"), "rb") as fh:
         d = _core.parse_zip(fh.read())
-    for name, _body, _fmt in d["files"]:
+    for name, _body, _fmt, _path in d["files"]:
         assert ".." not in name.split("/") and not name.startswith("/")

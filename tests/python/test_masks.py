@@ -89,8 +89,11 @@ def test_fetch_masks_returns_the_files(client, emu, tmp_path):
     assert fetched.scores == res.scores and fetched.task_id == res.task_id
     masks = {n: b for n, b in fetched.files.items() if b.startswith(PNG)}
     assert len(masks) == 2
+    # into a folder: on disk only, the same names and bytes
     again = client.fetch_masks(res, tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(again.files)
+    assert not again.files and set(again.paths) == set(fetched.files)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(again.paths)
+    assert all(again.paths[n].read_bytes() == fetched.files[n] for n in again.paths)
     with pytest.raises(TypeError):
         client.fetch_masks("not a result")
 
@@ -182,8 +185,9 @@ def test_async_fetch_masks(emu, tmp_path):
             return fetched, zipped
 
     fetched, zipped = asyncio.run(main())
-    assert any(b.startswith(PNG) for b in fetched.files.values())
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(fetched.files)
+    assert not fetched.files
+    assert any(p.read_bytes().startswith(PNG) for p in fetched.paths.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(fetched.paths)
     assert zipped.files
 
 

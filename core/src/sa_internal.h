@@ -10,6 +10,7 @@
  *   image    JPEG/PNG header sniffing
  *   proto    request bodies and response parsing/classification (sans-IO)
  *   result   the result model (sa_result, sa_score)
+ *   files    names of files from the network, writes into a folder
  *   limiter  sliding windows: N per second, M per window (time is an input)
  *   sched    which waiting request goes next: limiter queue, admission,
  *            reserve, upload queue (time is an input)

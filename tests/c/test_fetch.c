@@ -8,7 +8,9 @@
 #include "harness.h"
 #include "sa_internal.h"
 #include "support_emulator.h"
+#include "support_fakeserver.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -616,6 +618,90 @@ TEST(the_fetch_outlives_its_job)
     sa_client_free(c);
 }
 
+/* Remove the files of folder; the number of ".sa-" (temporary) ones. */
+static int empty_folder(const char *folder)
+{
+    DIR *d = opendir(folder);
+    struct dirent *e;
+    char path[1024];
+    int tmp = 0;
+
+    if (!d) return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        tmp += !strncmp(e->d_name, ".sa-", 4);
+        snprintf(path, sizeof path, "%s/%s", folder, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    return tmp;
+}
+
+/* Each allocation of a fetch (into a folder and in memory) fails once in
+ * turn: the fetch fails (or ends without that file), nothing of its memory
+ * is left, no temporary file stays. */
+TEST(fetch_with_failing_allocations)
+{
+    sa_client_options o;
+    sa_client *c = NULL;
+    sa_job *j = NULL;
+    fs_mem m;
+    char folder[] = "/tmp/sa_fetch_XXXXXX", err[256];
+    long n, live;
+    int pass, done_clean = 0;
+
+    REQUIRE(mkdtemp(folder));
+    fs_mem_init(&m, 0, 0);
+    sa_client_options_init(&o);
+    o.api_key = EMU_KEY;
+    o.base_url = g_emu.base_url;
+    o.poll_interval_ms = 50;
+    o.max_poll_interval_ms = 1000;
+    o.backoff_initial_ms = 5;
+    o.backoff_max_ms = 10;
+    o.mem = &m.mem;
+    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+    emu_reset(&g_emu);
+    j = run_job(c, SA_FORMAT_JSON);
+    REQUIRE(j && sa_job_status(j) == SA_OK);
+    for (pass = 0; pass < 2; pass++) {
+        for (n = 1; n < 400; n++) {
+            sa_job *f = NULL;
+            long base;
+            int rc;
+
+            live = m.live;
+            base = m.calls;
+            m.fail_at = base + n;
+            rc = sa_client_fetch_masks(c, j, pass ? NULL : folder, &f);
+            if (rc == SA_OK) sa_job_wait(f, 20000);
+            if (rc != SA_OK) CHECK_EQ_INT(rc, SA_ERR_NOMEM);
+            else if (sa_job_status(f) != SA_OK)
+                CHECK(sa_job_status(f) < 0 &&
+                      sa_job_status(f) != SA_ERR_INVALID_ARGUMENT);
+            m.fail_at = 0;
+            if (f && m.failed == 0 && sa_job_status(f) == SA_OK) {
+                done_clean = 1;
+                sa_job_free(f);
+                CHECK_EQ_INT(empty_folder(folder), 0);
+                fprintf(stderr, "  %s: each of %ld allocations failed once\n",
+                        pass ? "in memory" : "into a folder", n - 1);
+                break;   /* the n-th allocation was never reached */
+            }
+            m.failed = 0;
+            sa_job_free(f);
+            sa_client_run(c, 5000);
+            CHECK_EQ_INT(m.live, live);
+            CHECK_EQ_INT(empty_folder(folder), 0);
+        }
+    }
+    CHECK(done_clean);
+    sa_job_free(j);
+    sa_client_free(c);
+    CHECK_EQ_INT(m.live, 0);
+    rmdir(folder);
+}
+
 TEST(notify_polls_at_once)
 {
     emu e;
@@ -666,6 +752,7 @@ int main(void)
     RUN(names_failures_and_the_memory_bound);
     RUN(a_trickling_host_is_cut_off);
     RUN(the_fetch_outlives_its_job);
+    RUN(fetch_with_failing_allocations);
     RUN(notify_polls_at_once);
     emu_stop(&g_emu);
     sa_global_cleanup();

@@ -154,6 +154,7 @@ core_ext = Extension(
     extra_compile_args=["-std=c11", "-fvisibility=hidden"] + WARNINGS,
     depends=[os.path.join("core", "include", "skinanalysis.h"),
              os.path.join("core", "src", "sa_internal.h"),
+             os.path.join("core", "src", "sa_client.h"),
              os.path.join("bindings", "python", "sapy.h")],
 )
 

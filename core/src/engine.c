@@ -461,7 +461,7 @@ int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
     if (loop_open(e) != SA_OK) {
         char ebuf[128];
         sa__errf(err, errlen, "cannot create the client's epoll set: %s",
-                 strerror_r(errno, ebuf, sizeof ebuf));
+                 sa__strerror(errno, ebuf, sizeof ebuf));
         sa_engine_free(e);
         return SA_ERR_INIT;
     }
@@ -605,7 +605,7 @@ static int open_upload(sa_engine *e, sa_xfer *x, const sa_http_request *req)
     if (x->fd < 0 || fstat(x->fd, &st) != 0) {
         int err = errno;
         eerr(e, "cannot open image file '%s' for upload: %s",
-             req->upload_file, strerror_r(err, ebuf, sizeof ebuf));
+             req->upload_file, sa__strerror(err, ebuf, sizeof ebuf));
         return SA_ERR_FILE;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -850,7 +850,7 @@ static void map_result(sa_engine *e, sa_xfer *x, CURLcode code,
         resp->transport = SA_ERR_FILE;
         if (x->read_errno)
             sa__errf(msg, msglen, "reading the image file failed: %s",
-                     strerror_r(x->read_errno, ebuf, sizeof ebuf));
+                     sa__strerror(x->read_errno, ebuf, sizeof ebuf));
         else
             sa__errf(msg, msglen, "the image file got shorter during "
                      "the upload");

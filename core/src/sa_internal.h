@@ -67,11 +67,34 @@ char *sa_buf_steal(sa_buf *b);
 void sa__errf(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Copy src into the fixed buffer dst, replacing every occurrence of
- * `secret` (if not NULL/empty) with "[REDACTED]" and cutting the query
- * string of http(s) URLs ("?..." -> "?[...]").  Used for every log line
- * and error message that may contain server text. */
+/* Hiding the API key (`secret`; NULL or "" hides nothing).  What is
+ * hidden: every occurrence of the whole secret (so "Bearer <key>" becomes
+ * "Bearer [REDACTED]"), and every run of at least SA_SECRET_MIN_PART of
+ * its first bytes: what is left of the key where a bounded copy of a
+ * server text (an error message, an x-request-id) cut it.  Each is
+ * replaced by "[REDACTED]". */
+#define SA_SECRET_MIN_PART 8
+
+/* 1 when s (may be NULL) holds something sa__scrub would hide. */
+int sa__has_secret(const char *s, const char *secret);
+/* The length of s once scrubbed, and the scrubbed copy written to dst
+ * (sa__scrub_len(s) + 1 bytes).  Only the secret changes: URLs and their
+ * query strings stay whole (ids, result URLs). */
+size_t sa__scrub_len(const char *s, const char *secret);
+void sa__scrub(char *dst, const char *s, const char *secret);
+/* A scrubbed copy of s (NULL for NULL or on NOMEM). */
+char *sa__scrub_dup(const sa_mem *mem, const char *s, const char *secret);
+
+/* Copy src into the fixed buffer dst, hiding the secret as sa__scrub
+ * does and cutting the query string of http(s) URLs ("?..." ->
+ * "?[...]").  Used for every log line and client message that may
+ * contain server text. */
 void sa__redact(char *dst, size_t dstlen, const char *src, const char *secret);
+
+/* The text of errno value err, whichever strerror_r the C library
+ * declares (XSI or GNU): buf (len bytes) or a static string, never
+ * NULL. */
+const char *sa__strerror(int err, char *buf, size_t len);
 
 /* 1 when the URL's host is loopback (localhost, 127.0.0.0/8, ::1). */
 int sa__url_is_loopback(const char *url);

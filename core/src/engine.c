@@ -270,10 +270,15 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
         return len;
     i = sizeof name - 1;
     while (i < len && (data[i] == ' ' || data[i] == '\t')) i++;
-    while (i < len && j + 1 < sizeof x->request_id) {
+    while (i < len && data[i] != '\r' && data[i] != '\n') {
         unsigned char c = (unsigned char)data[i++];
-        if (c == '\r' || c == '\n') break;
         if (c < 0x20 || c == 0x7f) continue;
+        if (j + 1 >= sizeof x->request_id) {
+            /* too long for an id (a real one is a short integer): not
+             * kept, rather than cut inside whatever it echoes */
+            x->request_id[0] = '\0';
+            return len;
+        }
         x->request_id[j++] = (char)c;
     }
     while (j > 0 && (x->request_id[j - 1] == ' ' ||

@@ -95,9 +95,11 @@ static int contains_icase(const char *s, const char *needle)
 }
 
 /* A server text made safe for messages and logs: at most max bytes (cut at
- * a UTF-8 boundary), control characters turned into spaces, surrounding
- * white space trimmed.  NULL for NULL or an empty result; *nomem set when
- * the copy failed. */
+ * the last white space before the bound when there is one, else at a UTF-8
+ * boundary: a word the server echoed, such as the API key, is kept whole
+ * or dropped, not cut), control characters turned into spaces,
+ * surrounding white space trimmed.  NULL for NULL or an empty result;
+ * *nomem set when the copy failed. */
 static char *dup_text(const sa_mem *mem, const char *s, size_t n, size_t max,
                       int *nomem)
 {
@@ -109,6 +111,8 @@ static char *dup_text(const sa_mem *mem, const char *s, size_t n, size_t max,
     }
     if (n > max) {
         n = max;
+        for (i = n; i > 0 && (unsigned char)s[i] > ' '; i--) {}
+        if (i > 0) n = i;
         while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
     }
     while (n > 0 && (unsigned char)s[n - 1] <= ' ') n--;

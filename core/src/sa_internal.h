@@ -69,11 +69,14 @@ void sa__errf(char *buf, size_t len, const char *fmt, ...)
 
 /* Hiding the API key (`secret`; NULL or "" hides nothing).  What is
  * hidden: every occurrence of the whole secret (so "Bearer <key>" becomes
- * "Bearer [REDACTED]"), and every run of at least SA_SECRET_MIN_PART of
- * its first bytes: what is left of the key where a bounded copy of a
- * server text (an error message, an x-request-id) cut it.  Each is
- * replaced by "[REDACTED]". */
+ * "Bearer [REDACTED]"), and what is left of the key where a bounded copy
+ * of a server text (an error message, a job message) cut it: every run of
+ * at least SA_SECRET_MIN_PART of its first bytes, and a run of at least
+ * SA_SECRET_MIN_TAIL of them that ends the text.  Each is replaced by
+ * "[REDACTED]".  (Server texts are also cut at a space where they have
+ * one, so a cut rarely falls inside the key: see proto.c.) */
 #define SA_SECRET_MIN_PART 8
+#define SA_SECRET_MIN_TAIL 4
 
 /* 1 when s (may be NULL) holds something sa__scrub would hide. */
 int sa__has_secret(const char *s, const char *secret);
@@ -371,6 +374,12 @@ int sa_result_set_json_item(sa_result *r, const cJSON *item);
 /* A deep copy of a result (scores, URLs, files), allocated through mem. */
 int sa_result_clone(const sa_mem *mem, const sa_result *src,
                     sa_result **out);
+/* When a string of src (a concern, region or skin type, a mask name or
+ * URL, the task id, the raw JSON, a file name) holds the secret (see
+ * sa__scrub), *out is a deep copy with every string scrubbed (file bytes
+ * unchanged); otherwise *out is NULL.  SA_OK or SA_ERR_NOMEM. */
+int sa_result_scrub(const sa_mem *mem, const sa_result *src,
+                    const char *secret, sa_result **out);
 /* Add a file (a mask, the resized image) to a result: copies name and
  * bytes; the format is sniffed from the bytes.  SA_OK or SA_ERR_NOMEM. */
 int sa_result_add_file(sa_result *r, const char *name, const void *data,

@@ -240,16 +240,16 @@ static void out_put(redact_out *o, const char *s, size_t n)
 #define REDACTED_LEN (sizeof REDACTED - 1)
 
 /* How many bytes of secret (length slen) start at s and must be hidden:
- * all of it, or a run of at least SA_SECRET_MIN_PART of its first bytes
- * (what is left of the key where a bounded copy of a server text cut it);
- * else 0. */
+ * all of it, or what a bounded copy of a server text left of it where it
+ * cut: a run of at least SA_SECRET_MIN_PART of its first bytes, or of
+ * SA_SECRET_MIN_TAIL at the very end of s; else 0. */
 static size_t secret_at(const char *s, const char *secret, size_t slen)
 {
     size_t n = 0;
     if (slen == 0) return 0;
     while (n < slen && s[n] && s[n] == secret[n]) n++;
-    if (n == slen) return n;
-    return n >= SA_SECRET_MIN_PART ? n : 0;
+    if (n == slen || n >= SA_SECRET_MIN_PART) return n;
+    return !s[n] && n >= SA_SECRET_MIN_TAIL ? n : 0;
 }
 
 static size_t secret_len(const char *secret)

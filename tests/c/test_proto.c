@@ -706,6 +706,20 @@ TEST(classify_bounds)
     CHECK_EQ_INT(strlen(e.message) % 2, 0); /* cut between characters */
     CHECK_STR(e.error_code, "C"); /* the string ends at the NUL escape */
     sa_api_error_free(NULL, &e);
+    sa_buf_reset(&b);
+    /* over the bound, the cut falls at a space: a word the server echoed
+     * (a key) is kept whole or dropped, never cut */
+    sa_buf_appendf(&b, "{\"error\":\"");
+    for (k = 0; k < 500; k++) sa_buf_appendf(&b, "x");
+    sa_buf_appendf(&b, " Bearer sk-echoed-0123456789abcdef\"}");
+    CHECK_EQ_INT(sa_proto_classify(NULL, SA_STEP_POLL, 401, b.data, b.len,
+                                   64, &e),
+                 SA_ERR_AUTH);
+    REQUIRE(e.message != NULL);
+    CHECK_EQ_INT(strlen(e.message), 507);
+    CHECK(strstr(e.message, " Bearer") != NULL);
+    CHECK(strstr(e.message, "sk-") == NULL);
+    sa_api_error_free(NULL, &e);
     sa_buf_free(&b);
 }
 

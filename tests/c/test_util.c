@@ -148,6 +148,11 @@ TEST(scrub_secret_whole_and_cut)
     CHECK_STR(out, "key [REDACTED]");
     sa__scrub(out, "id sk-live-0123 x-request-id 7", key);
     CHECK_STR(out, "id [REDACTED] x-request-id 7");
+    /* at the very end of a text (a bounded message cut it), 4 suffice */
+    sa__scrub(out, "HTTP 401: Bearer sk-l", key);
+    CHECK_STR(out, "HTTP 401: Bearer [REDACTED]");
+    sa__scrub(out, "HTTP 401: Bearer sk-", key);
+    CHECK_STR(out, "HTTP 401: Bearer sk-");
     /* shorter runs are ordinary text */
     CHECK(!sa__has_secret("sk-live is a prefix", key));
     sa__scrub(out, "sk-live is a prefix", key);

@@ -159,7 +159,8 @@ static int json_failure(int rc, const char *what, int max_depth, char *err,
     else if (rc == SA_ERR_NOMEM)
         sa__errf(err, errlen, "%s: out of memory", what);
     else
-        sa__errf(err, errlen, "%s: not valid JSON", what);
+        sa__errf(err, errlen, "%s: not valid JSON, or a string in it holds "
+                 "a NUL (\\u0000)", what);
     return rc;
 }
 
@@ -191,9 +192,34 @@ static int is_digits_id(const char *s, size_t n)
     return 1;
 }
 
-/* An id: a non-empty string, or an integer copied from the raw text at
- * `path` (never through a double; without the raw text, integers up to
- * 2^53 only).  NULL when absent or unusable; *nomem on NOMEM. */
+/* The characters of an id (file_id, task_id): what the documented ids
+ * are made of (standard and URL-safe base64: letters, digits, + / = - _)
+ * and the other unreserved characters of a URL (. ~).  Nothing that could
+ * end or split a JSON string, a header line or a path segment once
+ * encoded, and never only dots ("." or ".." would be a dot segment of the
+ * status URL). */
+int sa_proto_id_ok(const char *s, size_t n)
+{
+    size_t i, dots = 0;
+    if (!s || n == 0 || n > PROTO_MAX_ID) return 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+            (c >= '0' && c <= '9'))
+            continue;
+        if (c == '.') {
+            dots++;
+            continue;
+        }
+        if (!strchr("+/=-_~", c) || c == '\0') return 0;
+    }
+    return dots < n;
+}
+
+/* An id: a non-empty string of id characters (sa_proto_id_ok), or an
+ * integer copied from the raw text at `path` (never through a double;
+ * without the raw text, integers up to 2^53 only).  NULL when absent or
+ * unusable; *nomem on NOMEM. */
 static char *dup_id(const sa_mem *mem, const cJSON *item, const char *body,
                     size_t len, const char *const *path, size_t npath,
                     int *nomem)
@@ -210,7 +236,7 @@ static char *dup_id(const sa_mem *mem, const cJSON *item, const char *body,
             !is_digits_id(raw, n))
             return sa_json_dup_scalar(mem, item, nomem);
     }
-    if (!raw || n == 0 || n > PROTO_MAX_ID) return NULL;
+    if (!sa_proto_id_ok(raw, n)) return NULL;
     s = sa__strndup(mem, raw, n);
     if (!s) *nomem = 1;
     return s;

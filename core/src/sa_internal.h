@@ -168,9 +168,10 @@ static inline void sa_link_remove(sa_link *l)
  * every parse; this function is the only caller of cJSON's parser in the
  * library and serialises those calls with a process-wide mutex (see
  * docs/architecture.md "Reentrancy").  Before parsing it scans the text and
- * refuses nesting deeper than max_depth (SA_ERR_LIMIT).  Returns SA_OK and a
- * tree to free with cJSON_Delete, SA_ERR_PROTOCOL (not JSON), SA_ERR_LIMIT or
- * SA_ERR_NOMEM. */
+ * refuses nesting deeper than max_depth (SA_ERR_LIMIT), and a NUL in any
+ * string (a raw one or \u0000: cJSON would cut the string there).  Returns
+ * SA_OK and a tree to free with cJSON_Delete, SA_ERR_PROTOCOL (not JSON, or
+ * a NUL in a string), SA_ERR_LIMIT or SA_ERR_NOMEM. */
 int sa_json_parse(const char *text, size_t len, int max_depth, cJSON **out);
 
 /* Accessors tolerant of nulls and of numbers where strings are expected.
@@ -257,6 +258,11 @@ typedef enum sa_step {
     SA_STEP_POLL,
     SA_STEP__LAST
 } sa_step;
+
+/* 1 when s[0..n) can be an id (file_id, task_id) from a server: 1..4096
+ * of A-Z a-z 0-9 + / = - _ . ~ (base64, standard and URL-safe, and the
+ * unreserved characters of a URL), not only dots. */
+int sa_proto_id_ok(const char *s, size_t n);
 
 /* Path of each endpoint, e.g. "/s2s/v2.1/task/skin-analysis". */
 const char *sa_proto_file_path(int api_version, int upload_path);

@@ -505,6 +505,11 @@ TEST(task_create_ambiguous)
         HTTP(SA_STEP_TASK_CREATE, 200, "<html>oops</html>"),
         HTTP(SA_STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{}}"),
         HTTP(SA_STEP_TASK_CREATE, 200, ""),
+        /* an id cut by a NUL would poll another task ("TASK"): unreadable */
+        HTTP(SA_STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
+             "\"" TASK_ID "\\u0000/../../other\"}}"),
+        HTTP(SA_STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
+             "\"..\"}}"),
     };
     size_t i;
 
@@ -615,6 +620,37 @@ TEST(file_create_unreadable_200_is_retried)
     CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
     CHECK(contains(sa_jobsm_errmsg(t->sm), "gave up after 3"));
     CHECK(t->run.ended);
+    jt_end(t);
+}
+
+/* A file_id that a NUL would cut ("FILE\u0000EVIL": a billed task on file
+ * FILE) makes the answer unreadable: retried like any unreadable file
+ * create answer, never uploaded to, never leading to a task create. */
+TEST(file_create_nul_id_never_creates_a_task)
+{
+    fs_reply script[6];
+    size_t i;
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    t->cfg.max_retries = 2;
+    for (i = 0; i < 3; i++)
+        script[i] = (fs_reply)HTTP(SA_STEP_FILE_CREATE, 200,
+            "{\"status\":200,\"data\":{\"files\":[{\"file_id\":"
+            "\"FILE\\u0000EVIL\",\"requests\":[{\"method\":\"PUT\",\"url\":"
+            "\"https://s3.test/up\",\"headers\":{\"Content-Type\":"
+            "\"image/png\"}}]}]}}");
+    script[3] = (fs_reply)UPLOAD_OK;
+    script[4] = (fs_reply)TASK_OK;
+    script[5] = (fs_reply)SUCCESS;
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, script, N(script)), 3);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
+    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+    CHECK(sa_jobsm_file_id(t->sm) == NULL);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "NUL"));
     jt_end(t);
 }
 
@@ -2174,6 +2210,7 @@ int main(void)
     RUN(task_create_refusals_are_final);
     RUN(file_create_refusals_are_final);
     RUN(file_create_unreadable_200_is_retried);
+    RUN(file_create_nul_id_never_creates_a_task);
     RUN(file_create_404_falls_back_to_generic_path);
     RUN(upload_refusals);
     RUN(upload_slot_checks);

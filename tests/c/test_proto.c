@@ -176,7 +176,30 @@ TEST(file_create_hostile)
          "\"https://h/x\",\"method\":\"P T\"}]}]}}",
          SA_ERR_PROTOCOL, NULL},
         {"{\"data\":{\"files\":[{\"file_id\":\"f\"", SA_ERR_PROTOCOL,
-         "file-create response: not valid JSON"},
+         "file-create response: not valid JSON, or a string in it holds a "
+         "NUL (\\u0000)"},
+        /* a NUL would cut the id: a task would be created on file FILE */
+        {"{\"data\":{\"files\":[{\"file_id\":\"FILE\\u0000EVIL\",\"requests\""
+         ":[{\"url\":\"https://h/x\"}]}]}}",
+         SA_ERR_PROTOCOL, "file-create response: not valid JSON, or a string "
+                          "in it holds a NUL (\\u0000)"},
+        {"{\"data\":{\"files\":[{\"file_id\":\"f\",\"requests\":[{\"url\":"
+         "\"https://h/x\\u0000.evil\"}]}]}}",
+         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"files\":[{\"file_id\":\"f\",\"requests\":[{\"url\":"
+         "\"https://h/x\",\"headers\":{\"X-Amz-Acl\":\"a\\u0000b\"}}]}]}}",
+         SA_ERR_PROTOCOL, NULL},
+        /* ids of other characters than base64 and URL-unreserved ones */
+        {"{\"data\":{\"files\":[{\"file_id\":\"A B\",\"requests\":[{\"url\":"
+         "\"https://h/x\"}]}]}}",
+         SA_ERR_PROTOCOL, "file-create response: data.files[0].file_id is "
+                          "missing or not a usable id"},
+        {"{\"data\":{\"files\":[{\"file_id\":\"a\\\"b\",\"requests\":[{"
+         "\"url\":\"https://h/x\"}]}]}}",
+         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"files\":[{\"file_id\":\"..\",\"requests\":[{\"url\":"
+         "\"https://h/x\"}]}]}}",
+         SA_ERR_PROTOCOL, NULL},
         {"<html>502</html>", SA_ERR_PROTOCOL, NULL},
         {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
          "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
@@ -376,6 +399,40 @@ TEST(task_create_parse)
     CHECK_EQ_INT(parse_tc("{\"data\":{\"task_id\":null}}", &id, err,
                           sizeof err),
                  SA_ERR_PROTOCOL);
+    /* a NUL would make the client poll .../TASK (another task) */
+    CHECK_EQ_INT(parse_tc("{\"data\":{\"task_id\":\"TASK\\u0000/../../other"
+                          "\"}}", &id, err, sizeof err),
+                 SA_ERR_PROTOCOL);
+    CHECK(id == NULL);
+    CHECK_EQ_INT(parse_tc("{\"data\":{\"task_\\u0000id\":\"T\"}}", &id, err,
+                          sizeof err),
+                 SA_ERR_PROTOCOL);
+    {
+        static const char *const bad[] = {"..", ".", "a b", "a%2Fb", "a?b",
+                                          "a#b", "a\\\\b", "t\\r\\n", "\\u00e9"};
+        static const char *const good[] = {
+            "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/FfjK3xgCQ+hRt9MJXB==",
+            "a..b", "-_.~", "123"};
+        size_t k;
+        char b[128];
+        for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            snprintf(b, sizeof b, "{\"data\":{\"task_id\":\"%s\"}}", bad[k]);
+            if (parse_tc(b, &id, err, sizeof err) != SA_ERR_PROTOCOL)
+                HARNESS_FAIL("task id %s accepted", bad[k]);
+            free(id);
+            id = NULL;
+        }
+        for (k = 0; k < sizeof good / sizeof good[0]; k++) {
+            snprintf(b, sizeof b, "{\"data\":{\"task_id\":\"%s\"}}", good[k]);
+            if (parse_tc(b, &id, err, sizeof err) != SA_OK)
+                HARNESS_FAIL("task id %s refused: %s", good[k], err);
+            else
+                CHECK_STR(id, good[k]);
+            free(id);
+            id = NULL;
+        }
+        CHECK_EQ_INT(sa_proto_id_ok("abc", 4), 0);  /* a NUL inside */
+    }
     CHECK_EQ_INT(parse_tc("{\"data\":{\"task_id\":{}}}", &id, err,
                           sizeof err),
                  SA_ERR_PROTOCOL);
@@ -514,7 +571,15 @@ TEST(status_bad)
         {"{\"data\":{\"task_status\":\"success\",\"results\":\"\"}}",
          SA_ERR_PROTOCOL, NULL},
         {"{\"data\":{\"task_status\":\"running\"", SA_ERR_PROTOCOL,
-         "status response: not valid JSON"},
+         "status response: not valid JSON, or a string in it holds a NUL "
+         "(\\u0000)"},
+        /* "wrin\u0000kle" would be read as a concern "wrin" */
+        {"{\"data\":{\"task_status\":\"success\",\"results\":{\"output\":"
+         "[{\"type\":\"wrin\\u0000kle\",\"ui_score\":5}]}}}",
+         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"task_status\":\"error\",\"error\":\"error_no_face\","
+         "\"error_message\":\"a\\u0000b\"}}",
+         SA_ERR_PROTOCOL, NULL},
         {"<html><body>502 Bad Gateway</body></html>", SA_ERR_PROTOCOL, NULL},
         {"", SA_ERR_PROTOCOL, NULL},
     };
@@ -697,14 +762,23 @@ TEST(classify_bounds)
     sa_buf_init(&b, NULL, 0);
     sa_buf_appendf(&b, "{\"error\":\"");
     for (k = 0; k < 300; k++) sa_buf_appendf(&b, "\xc3\xa9"); /* 600 B */
-    sa_buf_appendf(&b, "\",\"error_code\":\"C\\u0000D\"}");
+    sa_buf_appendf(&b, "\",\"error_code\":\"C\"}");
     CHECK_EQ_INT(sa_proto_classify(NULL, SA_STEP_POLL, 400, b.data, b.len,
                                    64, &e),
                  SA_ERR_BAD_REQUEST);
     REQUIRE(e.message != NULL);
     CHECK(strlen(e.message) <= 512);
     CHECK_EQ_INT(strlen(e.message) % 2, 0); /* cut between characters */
-    CHECK_STR(e.error_code, "C"); /* the string ends at the NUL escape */
+    CHECK_STR(e.error_code, "C");
+    sa_api_error_free(NULL, &e);
+    /* a NUL escape makes the JSON unreadable: the body is read as text
+     * (its first line), never as a cut string */
+    CHECK_EQ_INT(sa_proto_classify(NULL, SA_STEP_POLL, 400,
+                                   "{\"error\":\"E\",\"error_code\":\"C\\u0000D\"}",
+                                   37, 64, &e),
+                 SA_ERR_BAD_REQUEST);
+    CHECK(e.error_code == NULL);
+    CHECK_STR(e.message, "{\"error\":\"E\",\"error_code\":\"C\\u0000D\"}");
     sa_api_error_free(NULL, &e);
     sa_buf_reset(&b);
     /* over the bound, the cut falls at a space: a word the server echoed

@@ -314,13 +314,16 @@ TEST(json_valid_and_invalid)
         "{}", "[]", "0", "-0.5e+3", "\"x\"", "true", "null",
         " {\"a\" : [1, 2.5, \"s\\n\\u00e9\\ud83d\\ude00\", null, false]} ",
         "\xEF\xBB\xBF{\"bom\":1}", "{\"a\":{\"b\":{}}}", "[[],[[]]]",
-        "\"raw\ttab\""};
+        "\"raw\ttab\"", "\"\\u0001\\u0100\\\\u0000\""};
     static const char *const bad[] = {
         "", "   ", "{", "}", "[1,]", "{\"a\":1,}", "{\"a\"}", "{a:1}",
         "[1 2]", "01", "1.", ".5", "+1", "1e", "-", "tru", "nul", "\"abc",
         "\"\\x\"", "\"\\u12\"", "\"\\udc00\"", "\"\\ud800\"",
         "\"\\ud800\\u0041\"", "{} x", "{}{}", "[1]]", "NaN", "Infinity",
         "<html>", "{\"a\":1]", "[1}",
+        /* a NUL escape: cJSON would cut the string at it */
+        "\"\\u0000\"", "\"TASK\\u0000/../x\"", "{\"k\\u0000\":1}",
+        "[\"a\\u0000\"]",
         /* 64 digits: cJSON cannot parse it, the scanner refuses first */
         "1234567890123456789012345678901234567890123456789012345678901234"};
     size_t i;

@@ -22,9 +22,15 @@
  * calls that are not reentrant are sa_global_init() and sa_global_cleanup().
  * sa_client_wakeup() is the one call that may be made from another thread.
  *
- * The API key is sent only to the API host (the base URL), never to the
- * pre-signed upload URL nor to result/mask URLs, and never appears in an
- * error message or a log line.
+ * Secrets: the API key is sent only to the API host (the base URL), never
+ * to the pre-signed upload URL nor to result/mask URLs, and no string the
+ * library hands out shows it: log lines, sa_client_errmsg and the error
+ * buffers, every sa_job_* string and every string of a job's result are
+ * scrubbed of it ("[REDACTED]"), even when a server echoes it back (an
+ * error body, an x-request-id, an engine message, a result).  Scrubbing
+ * also hides what a bounded copy left of the key where it cut one: a run
+ * of 8 or more of its first bytes anywhere, 4 or more at the end of a
+ * text.
  */
 #ifndef SKINANALYSIS_H
 #define SKINANALYSIS_H
@@ -467,8 +473,14 @@ SA_API int sa_job_status(const sa_job *job);
  * message, engine code); "" while running without error.  Borrowed until
  * the job changes state or is freed. */
 SA_API const char *sa_job_errmsg(const sa_job *job);
-/* Details of the last API answer that mattered; NULL/0 when unknown.
- * Borrowed until sa_job_free. */
+/* Details of the answers; NULL/0 when unknown.  sa_job_http_status and
+ * sa_job_request_id describe the answer to the last request the job sent:
+ * 0 and NULL when it got none (a timeout, a reset: never the status of an
+ * earlier step) or the answer had no x-request-id.  sa_job_api_error_code
+ * is the error_code of the last error answer, sa_job_engine_error the
+ * engine's code of a task that ended in error.  Like every string of a job
+ * (and its result) they never show the API key, whatever the server
+ * echoed: see "Secrets" at the top.  Borrowed until sa_job_free. */
 SA_API int sa_job_http_status(const sa_job *job);
 SA_API const char *sa_job_api_error_code(const sa_job *job); /* "InvalidParameters" */
 SA_API const char *sa_job_engine_error(const sa_job *job);   /* "error_no_face" */

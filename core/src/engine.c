@@ -9,8 +9,9 @@
  * process-wide setup (sa_global_init / sa_global_cleanup).
  *
  * Secrets: the Bearer key is added only when req->api_host is set;
- * requests to other hosts carry exactly the job's header lines (plus the
- * User-Agent).  Redirects are never followed, so the key cannot be carried
+ * requests to other hosts carry the job's header lines (plus the
+ * User-Agent), except those that are libcurl's or the engine's
+ * (header_reserved: Authorization, Host, Content-Length, ...).  Redirects are never followed, so the key cannot be carried
  * to another host by a Location header.
  */
 #include "sa_internal.h"
@@ -563,6 +564,21 @@ static int add_header(struct curl_slist **list, const char *line)
     return SA_OK;
 }
 
+/* Headers a request's owner never sets: the Bearer key is the engine's to
+ * add (API host only), and routing and framing are libcurl's (the Host of
+ * the URL, Content-Length from the body or upload size, no chunking). */
+static int header_reserved(const char *line)
+{
+    static const char *const names[] = {
+        "Authorization", "Host", "Content-Length", "Transfer-Encoding",
+        "Connection", "Expect", "Proxy-Authorization", "Upgrade", "TE"
+    };
+    size_t i;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (header_is(line, names[i])) return 1;
+    return 0;
+}
+
 /* The header list: the key only for the API host; curl's automatic
  * "Expect: 100-continue" is always off. */
 static int build_headers(sa_engine *e, sa_xfer *x, const sa_http_request *req)
@@ -576,8 +592,7 @@ static int build_headers(sa_engine *e, sa_xfer *x, const sa_http_request *req)
                  req->api_host ? "API" : "upload");
             return SA_ERR_TRANSPORT;
         }
-        /* A Bearer key is the engine's to add, and only to the API. */
-        if (header_is(req->headers[i], "Authorization")) continue;
+        if (header_reserved(req->headers[i])) continue;
         if (header_is(req->headers[i], "Content-Type")) has_ctype = 1;
         if (add_header(&x->headers, req->headers[i]) != SA_OK)
             return SA_ERR_NOMEM;

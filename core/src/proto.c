@@ -10,6 +10,7 @@
  */
 #include "sa_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -310,7 +311,54 @@ static int is_line_safe(const char *s, size_t max, int allow_space)
     return 1;
 }
 
-/* requests[0].headers -> "Name: value" lines. */
+int sa_proto_upload_header_allowed(const char *name)
+{
+    static const char *const exact[] = {
+        "Content-Type", "Content-Length", "Content-MD5", "Content-Encoding",
+        "Content-Language", "Content-Disposition", "Cache-Control", "Expires"
+    };
+    static const char *const prefixes[] = {"x-amz-", "x-goog-", "x-ms-"};
+    size_t i;
+
+    if (!name) return 0;
+    for (i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        if (eq_icase(name, exact[i])) return 1;
+    for (i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (find_icase(name, strlen(name), prefixes[i]) == name &&
+            name[strlen(prefixes[i])] != '\0')
+            return 1;
+    return 0;
+}
+
+/* The slot cannot be used: why, and nothing of it is kept. */
+static int slot_unusable(const sa_mem *mem, sa_upload_spec *up,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int slot_unusable(const sa_mem *mem, sa_upload_spec *up,
+                         const char *fmt, ...)
+{
+    char why[sizeof up->unusable];
+    va_list ap;
+    va_start(ap, fmt);
+    if (vsnprintf(why, sizeof why, fmt, ap) < 0) why[0] = '\0';
+    va_end(ap);
+    sa_upload_spec_free(mem, up);
+    memcpy(up->unusable, why, sizeof why);
+    if (!up->unusable[0]) snprintf(up->unusable, sizeof up->unusable, "?");
+    return SA_OK;
+}
+
+/* Content-Length: decimal digits only (it is compared with the image
+ * size). */
+static int is_length(const char *v)
+{
+    if (!*v || strlen(v) > 19) return 0;
+    for (; *v; v++)
+        if (*v < '0' || *v > '9') return 0;
+    return 1;
+}
+
+/* requests[0].headers -> "Name: value" lines, those that are allowed. */
 static int parse_upload_headers(const sa_mem *mem, const cJSON *headers,
                                 sa_upload_spec *up, char *err, size_t errlen)
 {
@@ -328,16 +376,16 @@ static int parse_upload_headers(const sa_mem *mem, const cJSON *headers,
         char *value;
         sa_buf line;
         if (cJSON_IsNull(h)) continue;
+        if (!h->string || !sa_proto_upload_header_allowed(h->string))
+            continue;  /* never sent: libcurl's, or no business of a PUT */
         value = sa_json_dup_scalar(mem, h, &nomem);
         if (nomem) return SA_ERR_NOMEM;
-        if (!value || !h->string ||
-            !is_token(h->string, PROTO_MAX_HEADER_NAME) ||
-            !is_line_safe(value, PROTO_MAX_HEADER_VALUE, 1)) {
+        if (!value || !is_token(h->string, PROTO_MAX_HEADER_NAME) ||
+            !is_line_safe(value, PROTO_MAX_HEADER_VALUE, 1) ||
+            (eq_icase(h->string, "Content-Length") && !is_length(value))) {
             sa__free(mem, value);
-            sa__errf(err, errlen, "file-create response: upload header "
-                     "'%.64s' has an unusable name or value",
-                     h->string ? h->string : "");
-            return SA_ERR_PROTOCOL;
+            return slot_unusable(mem, up, "the upload header '%.64s' has a "
+                                 "value that cannot be sent", h->string);
         }
         sa_buf_init(&line, mem, 0);
         if (sa_buf_appendf(&line, "%s: %s", h->string, value) != SA_OK) {
@@ -362,17 +410,18 @@ static int parse_upload_request(const sa_mem *mem, const cJSON *req,
     const cJSON *headers = sa_json_get(req, "headers");
 
     if (!method) method = "PUT";
-    if (!is_token(method, 16)) {
-        sa__errf(err, errlen, "file-create response: bad upload method");
-        return SA_ERR_PROTOCOL;
-    }
-    if (!url || !sa__url_scheme(url) ||
-        !is_line_safe(url, PROTO_MAX_URL, 0)) {
+    if (!url) {
         sa__errf(err, errlen, "file-create response: "
-                 "data.files[0].requests[0].url is missing or not an "
-                 "http(s) URL");
+                 "data.files[0].requests[0].url is missing");
         return SA_ERR_PROTOCOL;
     }
+    /* readable, but never usable: asking again would not help */
+    if (!is_token(method, 16))
+        return slot_unusable(mem, up, "the upload method is not an HTTP "
+                             "method");
+    if (!sa__url_scheme(url) || !is_line_safe(url, PROTO_MAX_URL, 0))
+        return slot_unusable(mem, up, "the upload URL is not an http(s) URL "
+                             "on one line");
     if (headers && !cJSON_IsObject(headers)) {
         sa__errf(err, errlen,
                  "file-create response: upload headers are not an object");

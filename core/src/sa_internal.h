@@ -275,14 +275,30 @@ char *sa_proto_file_create_body(const sa_mem *mem, const char *content_type,
 typedef struct sa_upload_spec {
     char *method;        /* "PUT" */
     char *url;           /* pre-signed URL */
-    char **headers;      /* "Name: value" lines, verbatim values */
+    char **headers;      /* "Name: value" lines, verbatim values: only those
+                            of sa_proto_upload_header_allowed */
     size_t n_headers;
+    char unusable[160];  /* why the slot cannot be used ("" when it can);
+                            method, url and headers are then NULL */
 } sa_upload_spec;
 void sa_upload_spec_free(const sa_mem *mem, sa_upload_spec *u);
 
+/* 1 when an upload header the file-create answer lists is one a pre-signed
+ * PUT may need, and so is sent: Content-Type, Content-MD5,
+ * Content-Encoding, Content-Language, Content-Disposition, Cache-Control,
+ * Expires, and the storage services' own x-amz-*, x-goog-*, x-ms-*
+ * (case-insensitive).  Content-Length is kept too, to be checked against
+ * the image size (libcurl sends the size itself).  Anything else (Host,
+ * Cookie, Authorization, Transfer-Encoding, Connection, ...) is dropped. */
+int sa_proto_upload_header_allowed(const char *name);
+
 /* Parse a 200 file-create body: data.files[0].file_id and requests[0].
  * Header values may be strings or numbers.  Returns SA_OK,
- * SA_ERR_PROTOCOL (with message), SA_ERR_LIMIT, SA_ERR_NOMEM. */
+ * SA_ERR_PROTOCOL (with message), SA_ERR_LIMIT, SA_ERR_NOMEM.  An answer
+ * that is readable but whose slot cannot be used (a URL that is not
+ * http(s) or not one printable line, a method that is no token, an
+ * allowed header whose value cannot be sent) gives SA_OK, the file id and
+ * upload->unusable: asking again would not get a better slot. */
 int sa_proto_parse_file_create(const sa_mem *mem, const char *body,
                                size_t len, int max_depth, char **file_id,
                                sa_upload_spec *upload, char *err,

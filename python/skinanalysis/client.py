@@ -93,7 +93,8 @@ class Job:
 
     @property
     def request_id(self) -> Optional[str]:
-        """x-request-id of the last answer that mattered (for support)."""
+        """x-request-id of the answer to the job's last request (for
+        support); None when that request got no answer or it had none."""
         return self._job.request_id
 
     def done(self) -> bool:

@@ -104,13 +104,25 @@ static void fuzz_file_create(const char *text, size_t size)
         require(err[0] != '\0');
         return;
     }
-    require(id && up.method && up.url && sa__url_scheme(up.url));
+    require(id != NULL);
     check_id(id);
+    if (up.unusable[0]) {
+        /* readable, slot never usable: nothing of it may be sent */
+        require(!up.url && !up.method && !up.headers && up.n_headers == 0);
+        free(id);
+        return;
+    }
+    require(up.method && up.url && sa__url_scheme(up.url));
     check_text(up.url, 16384, 0);
     require(up.n_headers <= 32);
     for (i = 0; i < up.n_headers; i++) {
+        const char *colon = strstr(up.headers[i], ": ");
+        char name[300];
         check_text(up.headers[i], 16384, 1);
-        require(strstr(up.headers[i], ": ") != NULL);
+        require(colon != NULL && (size_t)(colon - up.headers[i]) < sizeof name);
+        memcpy(name, up.headers[i], (size_t)(colon - up.headers[i]));
+        name[colon - up.headers[i]] = '\0';
+        require(sa_proto_upload_header_allowed(name));
     }
     free(id);
     sa_upload_spec_free(NULL, &up);

@@ -54,6 +54,12 @@ PARSE_EXTRA = {
                         b'{"output":[{"type":"wrin\\u0000kle","ui_score":50}]}}}',
     "nul-key.json": b'{"status":200,"data":{"task_\\u0000id":"T"}}',
     "dot-task-id.json": b'{"status":200,"data":{"task_id":".."}}',
+    "slot-ftp.json": b'{"status":200,"data":{"files":[{"file_id":"F","requests":'
+                     b'[{"url":"ftp://h/u"}]}]}}',
+    "slot-headers.json": b'{"status":200,"data":{"files":[{"file_id":"F","requests":'
+                         b'[{"url":"https://h/u","headers":{"Host":"evil","Cookie":"c",'
+                         b'"Transfer-Encoding":"chunked","x-amz-acl":"private",'
+                         b'"Content-Length":"12"}}]}]}}',
     "space-file-id.json": b'{"status":200,"data":{"files":[{"file_id":"A B",'
                           b'"requests":[{"url":"https://h/u"}]}]}}',
 }

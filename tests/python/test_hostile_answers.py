@@ -58,3 +58,47 @@ def test_task_id_of_other_characters_is_unreadable(emu, task_id):
     with _client(emu) as c:
         with pytest.raises(skinanalysis.AmbiguousTaskError):
             c.analyze(SD_IMAGE, ["pore"])
+
+
+@pytest.mark.parametrize("url", ["ftp://storage.example/up", "file:///etc/passwd",
+                                 "https://storage.example/up\r\nHost: evil"])
+def test_unusable_upload_url_is_refused_at_once(emu, url):
+    """Such a slot never gets better: it was retried 7 times (30 s)."""
+    emu.set_scenario([{"endpoint": "file_create", "fault": "patch",
+                       "set": {"data.files.0.requests.0.url": url}}])
+    with _client(emu, max_retries=3) as c:
+        with pytest.raises(skinanalysis.ProtocolError) as info:
+            c.analyze(SD_IMAGE, ["pore"])
+    assert "upload URL" in str(info.value)
+    assert emu.counters["requests"].get("file_create", 0) == 1
+    assert emu.counters["requests"].get("upload", 0) == 0
+
+
+def test_upload_sends_only_what_a_presigned_put_needs(emu):
+    headers = "data.files.0.requests.0.headers."
+    emu.set_scenario([{"endpoint": "file_create", "fault": "patch", "set": {
+        headers + "Cookie": "session=1", headers + "Host": "evil.example",
+        headers + "Transfer-Encoding": "chunked", headers + "Authorization": "Bearer x",
+        headers + "X-Forwarded-For": "1.2.3.4", headers + "x-amz-meta-user": "me"}}])
+    with _client(emu) as c:
+        c.analyze(SD_IMAGE, ["pore"])
+    (upload,) = [r for r in emu.log if r["endpoint"] == "upload"]
+    sent = {name.lower() for name in upload["headers"]}
+    assert "x-amz-meta-user" in sent and "content-type" in sent and "content-length" in sent
+    assert not sent & {"cookie", "transfer-encoding", "authorization", "x-forwarded-for"}
+    assert emu.counters["auth_on_storage"] == 0
+
+
+@pytest.mark.parametrize("fault", ["close_mid_response", "close_before_response"])
+def test_ambiguous_create_has_no_status_of_an_earlier_step(emu, fault):
+    """AmbiguousTaskError.status was the upload's 200 (and job.request_id
+    the file create's) when no whole create answer arrived."""
+    emu.set_scenario([{"endpoint": "task_create", "fault": fault, "apply": "after"}])
+    with _client(emu) as c:
+        job = c.submit(SD_IMAGE, ["pore"])
+        with pytest.raises(skinanalysis.AmbiguousTaskError) as info:
+            job.wait(10)
+        rid = job.request_id
+    assert info.value.status is None
+    if fault == "close_before_response":   # not a byte of an answer
+        assert rid is None

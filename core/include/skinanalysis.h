@@ -631,7 +631,11 @@ SA_API const char *sa_result_task_id(const sa_result *r);
  * result, without a client (for cached responses and tests).  `kind` is
  * 0 for a full task status body ({"status":200,"data":{...}}) and 1 for
  * score_info.json.  Returns SA_OK and *out (free with sa_result_free), or
- * SA_ERR_PROTOCOL / SA_ERR_LIMIT / SA_ERR_NOMEM / SA_ERR_ENGINE. */
+ * SA_ERR_PROTOCOL / SA_ERR_LIMIT / SA_ERR_NOMEM / SA_ERR_ENGINE.  A
+ * success carries a result: a ZIP URL, or an output list with at least
+ * one entry (an object with a "type"); entries the reader cannot use are
+ * skipped, and data.results that yields neither ([], [1,2,3], 12345, {})
+ * is SA_ERR_PROTOCOL, for a job's status polls as here. */
 #define SA_PARSE_STATUS_BODY 0
 #define SA_PARSE_SCORE_INFO 1
 SA_API int sa_result_parse(const char *json, size_t len, int kind,

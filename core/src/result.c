@@ -17,7 +17,9 @@
  *     ui_score?, score?, skin_type?, mask_urls?}; "all" gives the overall
  *     score, "skin_age" the skin age, "resize_image" the resized image URL;
  *     every other type (known or not) is kept as a score, a missing region
- *     is "whole".  A bare array is taken as the output list.
+ *     is "whole".  A bare array is taken as the output list.  Elements that
+ *     are not objects with a string type are skipped, but a list with none
+ *     is no result (SA_ERR_PROTOCOL, as results of any other type).
  *   - format zip: results {"url": ...} or a bare string: the ZIP URL.
  *   - score_info.json: one key per concern, {raw_score, ui_score,
  *     output_mask_name} or a map region -> that object; "all": {score} (or a
@@ -364,8 +366,24 @@ static int build(const sa_mem *mem, const source *from, const char *task_id,
     return SA_OK;
 }
 
+/* Entries of an output list the walker reads: objects with a string
+ * "type" (the rest is skipped). */
+static size_t output_entries(const cJSON *output)
+{
+    const cJSON *e;
+    size_t n = 0;
+    cJSON_ArrayForEach(e, output) {
+        if (sa_json_string(e, "type")) n++;
+    }
+    return n;
+}
+
 /* data.results without its raw text: the caller (sa_proto_parse_status)
- * adds it with sa_result_set_raw_json from the body it parsed. */
+ * adds it with sa_result_set_raw_json from the body it parsed.  One rule
+ * for every shape: a success must carry a result, a ZIP URL or at least
+ * one output entry; what the reader cannot use inside a list is skipped,
+ * and data.results that yields neither (12345, [], [1,2,3], {}) is a
+ * protocol error. */
 int sa_result_from_results(const sa_mem *mem, const cJSON *results,
                            const char *task_id, sa_result **out, char *err,
                            size_t errlen)
@@ -391,6 +409,11 @@ int sa_result_from_results(const sa_mem *mem, const cJSON *results,
     } else {
         sa__errf(err, errlen,
                  "data.results has neither an output[] list nor a url");
+        return SA_ERR_PROTOCOL;
+    }
+    if (from.kind == WALK_OUTPUT && output_entries(from.node) == 0) {
+        sa__errf(err, errlen, "data.results has no output entry (an object "
+                 "with a type): no result");
         return SA_ERR_PROTOCOL;
     }
     return build(mem, &from, task_id, NULL, out);

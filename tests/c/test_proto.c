@@ -636,6 +636,19 @@ TEST(status_bad)
          "data.results has neither an output[] list nor a url"},
         {"{\"data\":{\"task_status\":\"success\",\"results\":42}}",
          SA_ERR_PROTOCOL, NULL},
+        /* one rule with 42: a list with no entry is no result either */
+        {"{\"data\":{\"task_status\":\"success\",\"results\":[1,2,3]}}",
+         SA_ERR_PROTOCOL, "data.results has no output entry (an object with "
+                          "a type): no result"},
+        {"{\"data\":{\"task_status\":\"success\",\"results\":[]}}",
+         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"task_status\":\"success\",\"results\":[null,\"x\"]}}",
+         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"task_status\":\"success\",\"results\":{\"output\":"
+         "[{\"no_type\":1},{\"type\":7}]}}}",
+         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"task_status\":\"success\",\"results\":true}}",
+         SA_ERR_PROTOCOL, NULL},
         {"{\"data\":{\"task_status\":\"success\",\"results\":\"\"}}",
          SA_ERR_PROTOCOL, NULL},
         {"{\"data\":{\"task_status\":\"running\"", SA_ERR_PROTOCOL,

@@ -1,6 +1,8 @@
 """Answers a hostile or broken server may send, through the whole client:
 strings a NUL would cut, ids that are no ids (issue 12)."""
 
+import json
+
 import pytest
 
 import skinanalysis
@@ -102,3 +104,17 @@ def test_ambiguous_create_has_no_status_of_an_earlier_step(emu, fault):
     assert info.value.status is None
     if fault == "close_before_response":   # not a byte of an answer
         assert rid is None
+
+
+@pytest.mark.parametrize("results", [[1, 2, 3], [], 12345, {}, [None, "x"]])
+def test_success_without_a_result_is_one_protocol_error(emu, results):
+    """[1,2,3] was a success with 0 scores while 12345 was a protocol error."""
+    emu.set_scenario([{"endpoint": "task_status", "fault": "patch",
+                       "set": {"data.results": results}}])
+    with _client(emu) as c:
+        with pytest.raises(skinanalysis.ProtocolError) as info:
+            c.analyze(SD_IMAGE, ["pore"])
+    assert "data.results" in str(info.value)
+    with pytest.raises(skinanalysis.ProtocolError):
+        skinanalysis.Result.from_json(json.dumps(
+            {"status": 200, "data": {"task_status": "success", "results": results}}))

@@ -698,6 +698,30 @@ SA_API int sa_webhook_verify(const char *secret, const char *msg_id,
                              size_t body_len, long tolerance_s,
                              int64_t now_s, char *errbuf, size_t errbuf_len);
 
+/* The largest body sa_webhook_parse reads (a notification is a few
+ * hundred bytes). */
+#define SA_WEBHOOK_BODY_MAX 65536
+
+/* Read the task notification out of a webhook body that sa_webhook_verify
+ * accepted (the same raw bytes): {"data": {"task_id": "...",
+ * "task_status": "success"}, "created_at": 1761112848}.  The contract of
+ * every binding: a verified delivery is a task notification, or it is
+ * refused.  The body must be UTF-8 JSON of at most SA_WEBHOOK_BODY_MAX
+ * bytes, nested at most 32 deep, with no NUL in a string, and an object
+ * whose data.task_id is a string of id characters (1..4096 of A-Z a-z 0-9
+ * + / = - _ . ~, not only dots: what client notify() may be given).  On
+ * SA_OK *task_id (never NULL) and *task_status (NULL when absent or not a
+ * string) are new strings to free with sa_free(), and *created_at is the
+ * top-level created_at when it is a whole number, else INT64_MIN.  Returns
+ * SA_OK, SA_ERR_PROTOCOL (not a task notification: message in errbuf),
+ * SA_ERR_LIMIT (over SA_WEBHOOK_BODY_MAX), SA_ERR_INVALID_ARGUMENT (NULL
+ * pointers) or SA_ERR_NOMEM; the three out values are NULL / NULL /
+ * INT64_MIN unless SA_OK. */
+SA_API int sa_webhook_parse(const void *body, size_t body_len,
+                            char **task_id, char **task_status,
+                            int64_t *created_at, char *errbuf,
+                            size_t errbuf_len);
+
 /* ------------------------------------------------------------------ */
 /* Memory returned to the caller                                       */
 /* ------------------------------------------------------------------ */

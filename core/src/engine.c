@@ -11,8 +11,9 @@
  * Secrets: the Bearer key is added only when req->api_host is set;
  * requests to other hosts carry the job's header lines (plus the
  * User-Agent), except those that are libcurl's or the engine's
- * (header_reserved: Authorization, Host, Content-Length, ...).  Redirects are never followed, so the key cannot be carried
- * to another host by a Location header.
+ * (header_reserved: Authorization, Host, Content-Length, ...).
+ * Redirects are never followed, so the key cannot be carried to another
+ * host by a Location header.
  */
 #include "sa_internal.h"
 

@@ -127,8 +127,8 @@ void sa__publish(sa_client *c, sa_job *j, int state, int status,
         if (state == SA_JOB_DONE) {
             j->pub_result = visible_result(j, sa_jobsm_result(sm));
             if (!j->pub_result && sa_jobsm_result(sm)) {
-                j->pub_state = state = SA_JOB_FAILED;
-                j->pub_status = status = SA_ERR_NOMEM;
+                j->pub_state = SA_JOB_FAILED;
+                j->pub_status = SA_ERR_NOMEM;
                 msg = "out of memory copying the result";
             }
         }

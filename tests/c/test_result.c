@@ -6,6 +6,7 @@
  */
 #include "harness.h"
 #include "sa_internal.h"
+#include "support_fakeserver.h"
 
 static char *example(const char *name, size_t *len)
 {
@@ -535,6 +536,27 @@ TEST(scrub_hides_the_key_everywhere)
     CHECK(copy == NULL);
     CHECK_EQ_INT(sa_result_scrub(NULL, r, key, NULL),
                  SA_ERR_INVALID_ARGUMENT);
+    /* every allocation of the copy may fail: NOMEM, nothing leaked */
+    {
+        long n;
+        int ok = 0;
+        for (n = 1; n < 64 && !ok; n++) {
+            fs_mem m;
+            fs_mem_init(&m, n, 0);
+            rc = sa_result_scrub(&m.mem, r, key, &copy);
+            if (rc == SA_OK) {
+                ok = copy != NULL;
+                sa_result_free(copy);
+            } else {
+                CHECK_EQ_INT(rc, SA_ERR_NOMEM);
+                CHECK(copy == NULL);
+            }
+            copy = NULL;
+            if (m.live != 0)
+                HARNESS_FAIL("fail at %ld: %ld leaked", n, m.live);
+        }
+        CHECK(ok);
+    }
     sa_result_free(plain);
     sa_result_free(r);
 }

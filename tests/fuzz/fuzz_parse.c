@@ -119,7 +119,8 @@ static void fuzz_file_create(const char *text, size_t size)
         const char *colon = strstr(up.headers[i], ": ");
         char name[300];
         check_text(up.headers[i], 16384, 1);
-        require(colon != NULL && (size_t)(colon - up.headers[i]) < sizeof name);
+        require(colon != NULL &&
+                (size_t)(colon - up.headers[i]) < sizeof name);
         memcpy(name, up.headers[i], (size_t)(colon - up.headers[i]));
         name[colon - up.headers[i]] = '\0';
         require(sa_proto_upload_header_allowed(name));

@@ -623,7 +623,9 @@ SA_API const char *sa_result_zip_url(const sa_result *r);
 /* The raw JSON text behind the result, byte for byte as received:
  * data.results of the status answer, or score_info.json for results read
  * from a ZIP (sa_result_parse with SA_PARSE_SCORE_INFO, or ZIP results).
- * NULL when none is known. */
+ * NULL when none is known.  In the result of a job, this text (like every
+ * string of the result) has the API key scrubbed from it if the server
+ * echoed it: see "Secrets" at the top. */
 SA_API const char *sa_result_json(const sa_result *r);
 SA_API const char *sa_result_task_id(const sa_result *r);
 

@@ -777,11 +777,13 @@ static PyGetSetDef job_getset[] = {
     {"client", (getter)job_get_client, NULL, "the Client", NULL},
     {"task_id", FIELD(0, "the task id, once created")},
     {"file_id", FIELD(1, "the uploaded file's id")},
-    {"request_id", FIELD(2, "x-request-id of the last answer")},
+    {"request_id", FIELD(2, "x-request-id of the last request's answer (None: "
+                            "no answer, or none in it)")},
     {"errmsg", FIELD(3, "what happened (\"\" when no error)")},
     {"api_error_code", FIELD(4, "the API error_code of a failure")},
     {"engine_error", FIELD(5, "the engine error code of a failure")},
-    {"http_status", FIELD(6, "HTTP status of the last answer that mattered")},
+    {"http_status", FIELD(6, "HTTP status of the last request's answer (0: "
+                             "none arrived)")},
     {"units", FIELD(7, "units the request costs on success")},
     {"polls", FIELD(8, "status polls sent so far")},
     {NULL, NULL, NULL, NULL, NULL},

@@ -857,6 +857,54 @@ static PyObject *mod_composite_write(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Raise a WebhookError for a refusal r of the webhook functions. */
+static PyObject *raise_webhook(sapy_state *st, int r, const char *err)
+{
+    PyObject *exc;
+
+    if (r == SA_ERR_NOMEM)
+        return PyErr_NoMemory();
+    exc = sapy_error_new_as(st, st->by_status[-SA_ERR_WEBHOOK_SIGNATURE], r,
+                            err, 0, sa_status_name(r), NULL);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+static PyObject *mod_webhook_parse(PyObject *module, PyObject *arg)
+{
+    char *task_id = NULL, *task_status = NULL, err[256] = "";
+    int64_t created_at = INT64_MIN;
+    Py_buffer body;
+    PyObject *out, *items[3];
+    int r, i;
+
+    if (PyObject_GetBuffer(arg, &body, PyBUF_SIMPLE) < 0)
+        return NULL;
+    r = sa_webhook_parse(body.buf, (size_t)body.len, &task_id, &task_status,
+                         &created_at, err, sizeof err);
+    PyBuffer_Release(&body);
+    if (r != SA_OK)
+        return raise_webhook(get_state(module), r, err);
+    items[0] = sapy_str(task_id);
+    items[1] = sapy_str(task_status);
+    items[2] = created_at == INT64_MIN
+                   ? Py_NewRef(Py_None)
+                   : PyLong_FromLongLong((long long)created_at);
+    sa_free(task_id);
+    sa_free(task_status);
+    out = (items[0] && items[1] && items[2]) ? PyTuple_New(3) : NULL;
+    for (i = 0; i < 3; i++) {
+        if (out != NULL)
+            PyTuple_SET_ITEM(out, i, items[i]);
+        else
+            Py_XDECREF(items[i]);
+    }
+    return out;
+}
+
 static PyObject *mod_webhook_verify(PyObject *module, PyObject *args,
                                     PyObject *kwargs)
 {
@@ -883,16 +931,8 @@ static PyObject *mod_webhook_verify(PyObject *module, PyObject *args,
     Py_DECREF(body);
     if (r == SA_OK)
         Py_RETURN_NONE;
-    if (r == SA_ERR_NOMEM)
-        return PyErr_NoMemory();
     /* Every refusal is a WebhookError, malformed input included. */
-    exc = sapy_error_new_as(st, st->by_status[-SA_ERR_WEBHOOK_SIGNATURE], r,
-                            err, 0, sa_status_name(r), NULL);
-    if (exc != NULL) {
-        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-        Py_DECREF(exc);
-    }
-    return NULL;
+    return raise_webhook(st, r, err);
 }
 
 static PyMethodDef module_methods[] = {
@@ -928,6 +968,11 @@ static PyMethodDef module_methods[] = {
     {"composite_write", mod_composite_write, METH_VARARGS,
      "composite_write(source, masks, out_path): blend the masks (a "
      "sequence of encoded images) over the source image, written as PNG."},
+    {"webhook_parse", mod_webhook_parse, METH_O,
+     "webhook_parse(body) -> (task_id, task_status, created_at): the task "
+     "notification of a verified webhook body (task_status and created_at "
+     "may be None); WebhookError (code 'protocol' or 'limit') when it is "
+     "none."},
     {"webhook_verify", (PyCFunction)(void (*)(void))mod_webhook_verify,
      METH_VARARGS | METH_KEYWORDS,
      "webhook_verify(secret, msg_id, timestamp, signature, body, *, "

@@ -877,15 +877,21 @@ static PyObject *mod_webhook_parse(PyObject *module, PyObject *arg)
 {
     char *task_id = NULL, *task_status = NULL, err[256] = "";
     int64_t created_at = INT64_MIN;
-    Py_buffer body;
-    PyObject *out, *items[3];
+    PyObject *body, *out, *items[3];
+    char *data;
+    Py_ssize_t len;
     int r, i;
 
-    if (PyObject_GetBuffer(arg, &body, PyBUF_SIMPLE) < 0)
+    body = sapy_bytes_like(arg);
+    if (body == NULL)
         return NULL;
-    r = sa_webhook_parse(body.buf, (size_t)body.len, &task_id, &task_status,
+    if (PyBytes_AsStringAndSize(body, &data, &len) < 0) {
+        Py_DECREF(body);
+        return NULL;
+    }
+    r = sa_webhook_parse(data, (size_t)len, &task_id, &task_status,
                          &created_at, err, sizeof err);
-    PyBuffer_Release(&body);
+    Py_DECREF(body);
     if (r != SA_OK)
         return raise_webhook(get_state(module), r, err);
     items[0] = sapy_str(task_id);
@@ -896,11 +902,19 @@ static PyObject *mod_webhook_parse(PyObject *module, PyObject *arg)
     sa_free(task_id);
     sa_free(task_status);
     out = (items[0] && items[1] && items[2]) ? PyTuple_New(3) : NULL;
-    for (i = 0; i < 3; i++) {
-        if (out != NULL)
-            PyTuple_SET_ITEM(out, i, items[i]);
-        else
+    if (out == NULL) {
+        for (i = 0; i < 3; i++)
             Py_XDECREF(items[i]);
+        return NULL;
+    }
+    for (i = 0; i < 3; i++) {
+        /* PyTuple_SetItem steals items[i], also when it fails. */
+        if (PyTuple_SetItem(out, i, items[i]) < 0) {
+            for (i = i + 1; i < 3; i++)
+                Py_DECREF(items[i]);
+            Py_DECREF(out);
+            return NULL;
+        }
     }
     return out;
 }

@@ -329,7 +329,7 @@ int sa__folder_open(const sa_mem *mem, const char *path, sa_folder **out,
             sa__errf(err, errlen, "'%s' is not a folder", path);
         else
             sa__errf(err, errlen, "folder '%s': %s", path,
-                     strerror_r(e, eb, sizeof eb));
+                     sa__strerror(e, eb, sizeof eb));
         return SA_ERR_FILE;
     }
     f->rng = ((uint64_t)(uintptr_t)f << 16) ^ (uint64_t)time(NULL) ^
@@ -379,7 +379,7 @@ static int file_fail(sa_file_out *o, const char *what, int e, char *err,
 {
     char eb[128];
     sa__errf(err, errlen, "%s in '%s': %s", what, o->dir->path,
-             strerror_r(e, eb, sizeof eb));
+             sa__strerror(e, eb, sizeof eb));
     return SA_ERR_FILE;
 }
 

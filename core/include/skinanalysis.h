@@ -732,7 +732,11 @@ SA_API int sa_result_parse_zip(const void *zip, size_t len,
  * Memory a result takes: its scores and URLs (a few KB), plus the bytes of
  * the files it holds in memory, which the client bounds by
  * max_files_bytes (256 MiB) for all the files of one result, each file
- * at most 64 MiB.  Files written into a folder take nothing. */
+ * at most 64 MiB.  Files written into a folder take nothing.  A job's
+ * result scrubbed of the key keeps these bounds: the scrubbed copy takes
+ * the files over, their bytes are never held twice; names and paths are
+ * scrubbed too (a path only shows the key when the folder's own path
+ * does: it is then shown scrubbed). */
 SA_API size_t sa_result_file_count(const sa_result *r);
 SA_API const char *sa_result_file_name(const sa_result *r, size_t i);
 SA_API const void *sa_result_file_data(const sa_result *r, size_t i,

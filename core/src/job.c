@@ -1874,6 +1874,11 @@ const sa_result *sa_jobsm_result(const sa_jobsm *sm)
     return NULL;
 }
 
+sa_result *sa_jobsm_result_own(sa_jobsm *sm)
+{
+    return sa_jobsm_result(sm) ? sm->result : NULL;
+}
+
 int sa_jobsm_background(const sa_jobsm *sm)
 {
     return sm && sm->background && !is_terminal(sm->state);

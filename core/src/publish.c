@@ -72,12 +72,15 @@ static const char *keep(sa_job *j, int field, const char *s)
 
 /* The result the caller sees: the machine's own, or, when a string of it
  * holds the API key (a concern name, a URL, the raw JSON, a file's name
- * or path...), a scrubbed copy owned by the job.  NULL on NOMEM. */
-static const sa_result *visible_result(sa_job *j, const sa_result *r)
+ * or path...), a scrubbed copy owned by the job.  The copy takes the
+ * machine's files over (sa_result_scrub_take): a file's bytes are never
+ * held twice, so the result stays within max_files_bytes, and a file
+ * written into a folder stays a name and a path.  NULL on NOMEM. */
+static const sa_result *visible_result(sa_job *j, sa_result *r)
 {
     sa_result *copy = NULL;
 
-    if (sa_result_scrub(j->mem, r, job_secret(j), &copy) != SA_OK)
+    if (sa_result_scrub_take(j->mem, r, job_secret(j), &copy) != SA_OK)
         return NULL;
     if (!copy) return r;
     sa_result_free(j->pub_result_own);
@@ -126,7 +129,7 @@ void sa__publish(sa_client *c, sa_job *j, int state, int status,
         if (!msg) msg = sa_jobsm_errmsg(sm);
         /* a fetch that ended FAILED keeps the files that did arrive */
         if (state == SA_JOB_DONE || state == SA_JOB_FAILED) {
-            const sa_result *own = sa_jobsm_result(sm);
+            sa_result *own = sa_jobsm_result_own(j->sm);
             j->pub_result = visible_result(j, own);
             if (!j->pub_result && own && state == SA_JOB_DONE) {
                 j->pub_state = SA_JOB_FAILED;

@@ -34,13 +34,16 @@
 
 /* One file of a result, in one allocation (block): the bytes then the
  * NUL-terminated name, or, for a file written to disk, the name then the
- * path (no bytes). */
+ * path (no bytes).  A file taken over by a scrubbed copy
+ * (sa_result_scrub_take) whose name or path showed the key keeps its
+ * block and has its scrubbed name (then path) in `names`. */
 typedef struct sa_result_file {
     unsigned char *data;   /* the bytes; NULL for a file on disk */
     size_t len;
     const char *name;
     const char *path;      /* a file on disk: where it is; else NULL */
     void *block;
+    char *names;           /* own name (and path), or NULL */
     int format;
 } sa_result_file;
 
@@ -509,6 +512,7 @@ static void push_file(sa_result *r, unsigned char *block, size_t len)
     f->len = len;
     f->name = (const char *)block + len;
     f->path = NULL;
+    f->names = NULL;
     f->format = sa_result_sniff_format(block, len);
 }
 
@@ -710,6 +714,64 @@ int sa_result_scrub(const sa_mem *mem, const sa_result *src,
     return clone_with(mem, src, secret, 1, out);
 }
 
+int sa_result_scrub_take(const sa_mem *mem, sa_result *src,
+                         const char *secret, sa_result **out)
+{
+    sa_result *copy = NULL;
+    char **names = NULL;
+    size_t i, n;
+    int rc;
+
+    if (!out) return SA_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!src || !secret || !*secret || !result_has_secret(src, secret))
+        return SA_OK;
+    rc = clone_with(mem, src, secret, 0, &copy);
+    if (rc != SA_OK) return rc;
+    n = src->n_files;
+    /* the new names first: on NOMEM src keeps its files */
+    if (n > 0) {
+        names = sa__calloc(mem, n, sizeof *names);
+        if (!names) rc = SA_ERR_NOMEM;
+    }
+    for (i = 0; rc == SA_OK && i < n; i++) {
+        const sa_result_file *f = &src->files[i];
+        char *name, *path = NULL;
+        if (!sa__has_secret(f->name, secret) &&
+            !sa__has_secret(f->path, secret))
+            continue;
+        name = sa__scrub_dup(mem, f->name, secret);
+        if (name && f->path) path = sa__scrub_dup(mem, f->path, secret);
+        if (name && (path || !f->path))
+            names[i] = name_path_block(mem, name, path);
+        if (!names[i]) rc = SA_ERR_NOMEM;
+        sa__free(mem, name);
+        sa__free(mem, path);
+    }
+    if (rc != SA_OK) {
+        for (i = 0; names && i < n; i++) sa__free(mem, names[i]);
+        sa__free(mem, names);
+        sa_result_free(copy);
+        return rc;
+    }
+    /* the files change hands: their bytes are never copied */
+    copy->files = src->files;
+    copy->n_files = src->n_files;
+    copy->cap_files = src->cap_files;
+    src->files = NULL;
+    src->n_files = src->cap_files = 0;
+    for (i = 0; i < n; i++) {
+        sa_result_file *f = &copy->files[i];
+        if (!names[i]) continue;
+        f->names = names[i];
+        f->name = names[i];
+        if (f->path) f->path = names[i] + strlen(names[i]) + 1;
+    }
+    sa__free(mem, names);
+    *out = copy;
+    return SA_OK;
+}
+
 int sa_result_clone(const sa_mem *mem, const sa_result *src,
                     sa_result **out)
 {
@@ -863,7 +925,10 @@ void sa_result_free(sa_result *r)
         mem = r->mem; /* r->mem goes away with the arena */
         m = &mem;
     }
-    for (i = 0; i < r->n_files; i++) sa__free(m, r->files[i].block);
+    for (i = 0; i < r->n_files; i++) {
+        sa__free(m, r->files[i].block);
+        sa__free(m, r->files[i].names);
+    }
     sa__free(m, r->files);
     sa__free(m, r->json);
     sa__free(m, r->zip_url_own);

@@ -462,6 +462,12 @@ int sa_result_clone_scores(const sa_mem *mem, const sa_result *src,
  * *out is NULL.  SA_OK or SA_ERR_NOMEM. */
 int sa_result_scrub(const sa_mem *mem, const sa_result *src,
                     const char *secret, sa_result **out);
+/* The same, except that the copy takes src's files over instead of
+ * copying them: their bytes are never copied (what a result's files take
+ * in memory stays within max_files_bytes), and src is left with no file.
+ * mem must be the allocator of src.  On failure src is unchanged. */
+int sa_result_scrub_take(const sa_mem *mem, sa_result *src,
+                         const char *secret, sa_result **out);
 /* Add a file (a mask, the resized image) to a result: copies name and
  * bytes; the format is sniffed from the bytes.  SA_OK or SA_ERR_NOMEM. */
 int sa_result_add_file(sa_result *r, const char *name, const void *data,
@@ -785,6 +791,9 @@ int sa_jobsm_polls(const sa_jobsm *sm);
 int sa_jobsm_task_maybe_created(const sa_jobsm *sm);
 /* The result once DONE (owned by the machine), else NULL. */
 const sa_result *sa_jobsm_result(const sa_jobsm *sm);
+/* The same result, for the job's publishing only (sa_result_scrub_take
+ * may take its files over). */
+sa_result *sa_jobsm_result_own(sa_jobsm *sm);
 
 /* "FILE_CREATE", ... for a sa_job_state; "?" when out of range (the table
  * behind the public sa_job_state_name). */

@@ -561,6 +561,111 @@ TEST(scrub_hides_the_key_everywhere)
     sa_result_free(r);
 }
 
+/* Files of a fetch into a folder are a name and a path: the scrubbed
+ * copy keeps them so (no empty file in memory instead), with the key
+ * hidden in names and paths; sa_result_scrub_take hands the files over
+ * without copying their bytes, and leaves src as it was when it fails. */
+TEST(scrub_keeps_files_on_disk_and_take_moves_the_bytes)
+{
+    static const char key[] = "sk-ECHOED-0123456789";
+    static const char png[] = "\x89PNG\r\n\x1a\nbytes";
+    sa_result *r = NULL, *copy = NULL;
+    const void *held;
+    size_t len = 0;
+    int rc;
+
+    r = parse_text("{\"status\":200,\"data\":{\"task_status\":\"success\","
+                   "\"results\":[{\"type\":\"pore\",\"ui_score\":5}]}}",
+                   SA_PARSE_STATUS_BODY, &rc);
+    REQUIRE(rc == SA_OK && r != NULL);
+    REQUIRE(sa_result_add_file(r, "held.png", png, sizeof png - 1) == SA_OK);
+    REQUIRE(sa_result_add_file_path(r, "a.png", "/tmp/x/a.png",
+                                    SA_IMAGE_PNG) == SA_OK);
+    REQUIRE(sa_result_add_file_path(r, "sk-ECHOED-0123456789.png",
+                                    "/tmp/sk-ECHOED-0123456789/b.png",
+                                    SA_IMAGE_JPEG) == SA_OK);
+    held = sa_result_file_data(r, 0, &len);
+
+    CHECK_EQ_INT(sa_result_scrub(NULL, r, key, &copy), SA_OK);
+    REQUIRE(copy != NULL && sa_result_file_count(copy) == 3);
+    CHECK(sa_result_file_data(copy, 0, &len) != held);  /* a copy */
+    CHECK(len == sizeof png - 1);
+    CHECK(sa_result_file_path(copy, 0) == NULL);
+    CHECK_STR(sa_result_file_name(copy, 1), "a.png");
+    CHECK_STR(sa_result_file_path(copy, 1), "/tmp/x/a.png");
+    CHECK(sa_result_file_data(copy, 1, &len) == NULL && len == 0);
+    CHECK_STR(sa_result_file_name(copy, 2), "[REDACTED].png");
+    CHECK_STR(sa_result_file_path(copy, 2), "/tmp/[REDACTED]/b.png");
+    CHECK_EQ_INT(sa_result_file_format(copy, 2), SA_IMAGE_JPEG);
+    sa_result_free(copy);
+    copy = NULL;
+
+    CHECK_EQ_INT(sa_result_scrub_take(NULL, r, key, &copy), SA_OK);
+    REQUIRE(copy != NULL && sa_result_file_count(copy) == 3);
+    CHECK_EQ_INT(sa_result_file_count(r), 0);         /* handed over */
+    CHECK(sa_result_file_data(copy, 0, &len) == held);  /* not copied */
+    CHECK(len == sizeof png - 1);
+    CHECK_STR(sa_result_file_name(copy, 0), "held.png");
+    CHECK_EQ_INT(sa_result_file_format(copy, 0), SA_IMAGE_PNG);
+    CHECK_STR(sa_result_file_path(copy, 1), "/tmp/x/a.png");
+    CHECK_STR(sa_result_file_name(copy, 2), "[REDACTED].png");
+    CHECK_STR(sa_result_file_path(copy, 2), "/tmp/[REDACTED]/b.png");
+    CHECK_STR(sa_result_score(copy, 0)->concern, "pore");
+    sa_result_free(copy);
+    copy = NULL;
+    /* nothing to hide: no copy, src keeps its files */
+    REQUIRE(sa_result_add_file(r, "plain.png", png, 8) == SA_OK);
+    CHECK_EQ_INT(sa_result_scrub_take(NULL, r, key, &copy), SA_OK);
+    CHECK(copy == NULL && sa_result_file_count(r) == 1);
+    CHECK_EQ_INT(sa_result_scrub_take(NULL, r, key, NULL),
+                 SA_ERR_INVALID_ARGUMENT);
+    sa_result_free(r);
+
+    /* every allocation may fail: NOMEM, src unchanged, nothing leaked */
+    {
+        long n;
+        int ok = 0;
+        for (n = 1; n < 64 && !ok; n++) {
+            fs_mem m;
+            sa_result *src = NULL, *base;
+            fs_mem_init(&m, 0, 0);
+            base = parse_text("{\"status\":200,\"data\":{\"task_status\":"
+                              "\"success\",\"results\":[{\"type\":"
+                              "\"pore sk-ECHOED-0123456789\"}]}}",
+                              SA_PARSE_STATUS_BODY, &rc);
+            REQUIRE(base != NULL);
+            REQUIRE(sa_result_clone(&m.mem, base, &src) == SA_OK);
+            sa_result_free(base);
+            REQUIRE(sa_result_add_file(src, "sk-ECHOED-0123456789.png", png,
+                                       8) == SA_OK);
+            REQUIRE(sa_result_add_file_path(src, "a.png", "/tmp/x/a.png",
+                                            SA_IMAGE_PNG) == SA_OK);
+            held = sa_result_file_data(src, 0, &len);
+            m.fail_at = m.calls + n;
+            rc = sa_result_scrub_take(&m.mem, src, key, &copy);
+            if (rc == SA_OK) {
+                ok = copy != NULL && sa_result_file_count(src) == 0 &&
+                     sa_result_file_data(copy, 0, &len) == held;
+                CHECK(ok);
+                sa_result_free(copy);
+            } else {
+                CHECK_EQ_INT(rc, SA_ERR_NOMEM);
+                CHECK(copy == NULL);
+                CHECK_EQ_INT(sa_result_file_count(src), 2);
+                CHECK_STR(sa_result_file_name(src, 0),
+                          "sk-ECHOED-0123456789.png");
+                CHECK(sa_result_file_data(src, 0, &len) == held);
+                CHECK_STR(sa_result_file_path(src, 1), "/tmp/x/a.png");
+            }
+            copy = NULL;
+            sa_result_free(src);
+            if (m.live != 0)
+                HARNESS_FAIL("fail at %ld: %ld leaked", n, m.live);
+        }
+        CHECK(ok);
+    }
+}
+
 TEST(urls)
 {
     int rc;
@@ -642,6 +747,7 @@ int main(void)
     RUN(files_and_clone);
     RUN(clone_zip_result);
     RUN(scrub_hides_the_key_everywhere);
+    RUN(scrub_keeps_files_on_disk_and_take_moves_the_bytes);
     RUN(urls);
     RUN(url_file_names);
     return harness_report();

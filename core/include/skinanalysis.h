@@ -588,7 +588,11 @@ SA_API void sa_fetch_options_init(sa_fetch_options *opts);
  * "mask-2.png", ...), in URL order.  Into a folder, files are written as
  * sa_folder_write does: never over a file the library did not write, never
  * through a link, always inside the folder; the result file's name is the
- * name written.
+ * name written.  No name shows the API key (see "Secrets" at the top): a
+ * URL that echoes it (even %-encoded, which the cleaning decodes) gives a
+ * name with the key scrubbed ("REDACTED_.png"), and that is the name of
+ * the file on disk.  A URL holding the key in clear is scrubbed in the
+ * DONE job's result already, so it is never requested (it fails alone).
  *
  * Memory: into a folder, a download holds only libcurl's buffers (16 KiB);
  * in memory, the files of the result take at most max_files_bytes.

@@ -506,6 +506,9 @@ int sa_client_fetch(sa_client *client, sa_job *done_job,
         return sa__cfail(c, SA_ERR_NOMEM, "out of memory");
     }
     sa_names_init(&j->fetch->names, j->mem);
+    /* no file name shows the key, even from a URL that echoes it: the
+     * name written is the one the (scrubbed) result shows */
+    j->fetch->names.secret = c->api_key;
     j->fetch->mem_max = c->opt.max_files_bytes;
     if (folder) {
         rc = sa__folder_open(j->mem, folder, &j->fetch->dir, err, sizeof err);
@@ -513,6 +516,7 @@ int sa_client_fetch(sa_client *client, sa_job *done_job,
             sa__job_destroy(j);
             return sa__cfail(c, rc, "%s", err);
         }
+        sa__folder_set_secret(j->fetch->dir, c->api_key);
     }
     sa__enter(c);
     now = sa_engine_now();

@@ -263,18 +263,38 @@ int sa_names_unique(sa_names *s, const char *name, char *out, size_t outlen)
     int w = snprintf(out, outlen, "%s", name);
 
     if (w < 0 || (size_t)w >= outlen) return SA_ERR_LIMIT;
-    for (n = 2; sa_names_has(s, out); n++) {
+    for (n = 2; sa_names_has(s, out) || sa__has_secret(out, s->secret);
+         n++) {
         if (n >= VARIANT_MAX || sa__name_variant(name, n, out, outlen) != SA_OK)
             return SA_ERR_LIMIT;
     }
     return sa_names_add(s, out);
 }
 
+/* sa_file_name_clean(raw) that never shows `secret`: a cleaned name that
+ * still holds it (a mask URL that echoes the key, maybe %-encoded: the
+ * cleaning decodes it) is scrubbed and cleaned again, so the name written
+ * is the name a scrubbed result shows ("mask_REDACTED_.png"). */
+static void clean_hidden(const char *raw, const char *secret, char *out,
+                         size_t outlen)
+{
+    char work[4 * SA_FILE_NAME_MAX];
+    int i;
+
+    (void)sa_file_name_clean(raw, out, outlen);
+    for (i = 0; i < 4 && sa__has_secret(out, secret); i++) {
+        if (sa__scrub_len(out, secret) >= sizeof work) break;
+        sa__scrub(work, out, secret);
+        (void)sa_file_name_clean(work, out, outlen);
+    }
+    if (sa__has_secret(out, secret)) snprintf(out, outlen, "file");
+}
+
 int sa_names_claim(sa_names *s, const char *raw, char *out, size_t outlen)
 {
     char clean[SA_FILE_NAME_MAX];
 
-    (void)sa_file_name_clean(raw, clean, sizeof clean);
+    clean_hidden(raw, s->secret, clean, sizeof clean);
     return sa_names_unique(s, clean, out, outlen);
 }
 
@@ -361,6 +381,11 @@ const char *sa__folder_path(const sa_folder *f)
 int sa__folder_claim(sa_folder *f, const char *raw, char *out, size_t outlen)
 {
     return sa_names_claim(&f->used, raw, out, outlen);
+}
+
+void sa__folder_set_secret(sa_folder *f, const char *secret)
+{
+    if (f) f->used.secret = secret;
 }
 
 /* ------------------------------------------------------------------ */
@@ -509,7 +534,8 @@ int sa_file_out_commit(sa_file_out *o, const char *name, char *final,
             snprintf(cand, sizeof cand, "%s", name);
         } else if (sa__name_variant(name, n, cand, sizeof cand) != SA_OK) {
             break;
-        } else if (sa_names_has(&o->dir->used, cand)) {
+        } else if (sa_names_has(&o->dir->used, cand) ||
+                   sa__has_secret(cand, o->dir->used.secret)) {
             continue;  /* another file of this folder has it */
         }
         e = place(o, cand);

@@ -213,6 +213,7 @@ typedef struct sa_names {
     const sa_mem *mem;
     char **slot;
     size_t cap, n;
+    const char *secret;  /* borrowed, or NULL: no name given shows it */
 } sa_names;
 void sa_names_init(sa_names *s, const sa_mem *mem);
 void sa_names_free(sa_names *s);
@@ -221,7 +222,9 @@ int sa_names_add(sa_names *s, const char *name);      /* SA_OK / NOMEM */
 /* `name` itself, or its first variant not in s, into out; added to s.
  * SA_OK, SA_ERR_NOMEM, SA_ERR_LIMIT. */
 int sa_names_unique(sa_names *s, const char *name, char *out, size_t outlen);
-/* The same for sa_file_name_clean(raw). */
+/* The same for sa_file_name_clean(raw).  With s->secret set (the API
+ * key), no name given holds it (see sa__has_secret): a cleaned name that
+ * does is scrubbed and cleaned again, and variants that do are skipped. */
 int sa_names_claim(sa_names *s, const char *raw, char *out, size_t outlen);
 
 /* sa_folder_open with an allocator. */
@@ -232,6 +235,9 @@ const char *sa__folder_path(const sa_folder *f);
 /* Claim a unique cleaned name for a file to be written (see
  * sa_names_claim): files are committed under claimed names. */
 int sa__folder_claim(sa_folder *f, const char *raw, char *out, size_t outlen);
+/* Names claimed or committed in f never show secret (borrowed: it must
+ * outlive every claim and commit; NULL: no check). */
+void sa__folder_set_secret(sa_folder *f, const char *secret);
 
 /* One file being written into a folder, streamed: a temporary file made
  * on the first write, then committed under its name (see files.c). */

@@ -541,6 +541,85 @@ TEST(names_failures_and_the_memory_bound)
     emu_stop(&e);
 }
 
+/* Mask URLs that echo the API key (whole, or %-encoded so that only the
+ * cleaned name shows it): the DONE result is published scrubbed, so the
+ * URL with the key in clear is never requested (it fails alone); the
+ * %-encoded one arrives under a name that does not show the key, and that
+ * name is the file's on disk, so the path in the (scrubbed) result is
+ * real.  In memory the same names. */
+static int empty_folder(const char *folder);
+#define KEY_PCT "%65%6d%75%6c%61%74%6f%72%2d%6b%65%79"   /* emulator-key */
+static void key_in_mask_urls(const emu *ep)
+{
+    static const char results[] =
+        "{\"output\":["
+        "{\"type\":\"wrinkle\",\"ui_score\":50,\"raw_score\":50.5,"
+        "\"mask_urls\":[\"{base}/_public/k/" EMU_KEY ".png\","
+        "\"{base}/_public/e/" KEY_PCT ".png\","
+        "\"{base}/_public/p/pore.png\"]}]}";
+    emu e = *ep;
+    sa_client *c = client_for(&e, 50);
+    sa_job *j, *f = NULL;
+    const sa_result *res;
+    char folder[] = "/tmp/sa_fetch_XXXXXX", path[256];
+    size_t i;
+    int pass;
+    DIR *d;
+    struct dirent *de;
+
+    REQUIRE(c);
+    REQUIRE(mkdtemp(folder));
+    REQUIRE(host(&e, "e/" KEY_PCT ".png", "encoded", 7) == 0);
+    REQUIRE(host(&e, "p/pore.png", "pore", 4) == 0);
+    j = job_with_results(c, &e, results);
+    REQUIRE(j);
+    REQUIRE(sa_job_result(j));
+    CHECK(!sa__has_secret(sa_result_url_at(sa_job_result(j), 0), EMU_KEY));
+    for (pass = 0; pass < 2; pass++) {
+        REQUIRE(sa_client_fetch_masks(c, j, pass ? NULL : folder, &f) ==
+                SA_OK);
+        REQUIRE(sa_job_wait(f, 20000) == SA_OK);
+        CHECK_EQ_INT(sa_job_status(f), SA_ERR_DOWNLOAD);
+        /* the scrubbed URL is claimed first: "REDACTED_.png", a 404 */
+        CHECK(strstr(sa_job_errmsg(f), "REDACTED_.png: result download: "
+                     "HTTP 404") != NULL);
+        CHECK(!sa__has_secret(sa_job_errmsg(f), EMU_KEY));
+        res = sa_job_result(f);
+        REQUIRE(res);
+        CHECK_EQ_INT(sa_result_file_count(res), 2);
+        CHECK(file_is(res, "REDACTED_-2.png", "encoded"));
+        CHECK(file_is(res, "pore.png", "pore"));
+        for (i = 0; i < sa_result_file_count(res); i++) {
+            CHECK(!sa__has_secret(sa_result_file_name(res, i), EMU_KEY));
+            if (pass) {
+                CHECK(sa_result_file_path(res, i) == NULL);
+                continue;
+            }
+            snprintf(path, sizeof path, "%s/%s", folder,
+                     sa_result_file_name(res, i));
+            CHECK_STR(sa_result_file_path(res, i), path);
+        }
+        sa_job_free(f);
+        f = NULL;
+    }
+    d = opendir(folder);
+    REQUIRE(d);
+    i = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        i++;
+        if (sa__has_secret(de->d_name, EMU_KEY))
+            HARNESS_FAIL("%s/%s shows the key", folder, de->d_name);
+    }
+    closedir(d);
+    CHECK_EQ_INT(i, 2);
+    CHECK_EQ_INT(empty_folder(folder), 0);
+    rmdir(folder);
+    check_no_key_on_results(&e, __LINE__);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
 /* A result host that trickles one byte a second is cut off by the
  * low-speed limit (seconds, not the 60 s download timeout), retried, and
  * fails that file alone with SA_ERR_TIMEOUT. */
@@ -702,6 +781,14 @@ TEST(fetch_with_failing_allocations)
     rmdir(folder);
 }
 
+TEST(mask_urls_that_echo_the_key)
+{
+    emu e;
+    REQUIRE(emu_start(&e, "--task-seconds 60 --rate-limit off " KEYS) == 0);
+    key_in_mask_urls(&e);
+    emu_stop(&e);
+}
+
 TEST(notify_polls_at_once)
 {
     emu e;
@@ -753,6 +840,7 @@ int main(void)
     RUN(a_trickling_host_is_cut_off);
     RUN(the_fetch_outlives_its_job);
     RUN(fetch_with_failing_allocations);
+    RUN(mask_urls_that_echo_the_key);
     RUN(notify_polls_at_once);
     emu_stop(&g_emu);
     sa_global_cleanup();

@@ -225,6 +225,65 @@ TEST(folder_writes_unique_files)
     rm_tree(g_dir);
 }
 
+/* With the API key set, no name given shows it (whole, %-encoded, or a
+ * run of its first bytes), in a name set or a folder: the file on disk has
+ * the name a scrubbed result shows. */
+TEST(names_never_show_the_secret)
+{
+    static const char key[] = "sk-ECHOED-0123456789";
+    static const struct {
+        const char *url, *name;
+    } cases[] = {
+        {"https://r/m/sk-ECHOED-0123456789.png?x=1", "REDACTED_.png"},
+        {"https://r/e/%73%6b%2d%45CHOED-0123456789.png", "REDACTED_-2.png"},
+        {"https://r/mask_sk-ECHOED.png", "mask__REDACTED_.png"},
+        {"https://r/x/wrinkle_sk-E", "wrinkle__REDACTED"},
+        {"https://r/x/pore.png", "pore.png"},
+    };
+    char out[SA_FILE_NAME_MAX], written[SA_FILE_NAME_MAX], err[256];
+    sa_names set;
+    sa_folder *f = NULL;
+    size_t i;
+    int tmp;
+    DIR *d;
+    struct dirent *e;
+
+    sa_names_init(&set, NULL);
+    set.secret = key;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_EQ_INT(sa_names_claim(&set, cases[i].url, out, sizeof out),
+                     SA_OK);
+        CHECK_STR(out, cases[i].name);
+        CHECK(!sa__has_secret(out, key));
+    }
+    sa_names_free(&set);
+    /* without the key: the names as cleaned */
+    sa_names_init(&set, NULL);
+    CHECK_EQ_INT(sa_names_claim(&set, cases[0].url, out, sizeof out), SA_OK);
+    CHECK_STR(out, "sk-ECHOED-0123456789.png");
+    sa_names_free(&set);
+
+    snprintf(g_dir, sizeof g_dir, "/tmp/sa_files_XXXXXX");
+    REQUIRE(mkdtemp(g_dir));
+    REQUIRE(sa_folder_open(g_dir, &f, err, sizeof err) == SA_OK);
+    sa__folder_set_secret(f, key);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_EQ_INT(write_str(f, cases[i].url, "M", written), 0);
+        CHECK_STR(written, cases[i].name);
+        CHECK_STR(content(written), "M");
+    }
+    CHECK_EQ_INT(count_entries(g_dir, &tmp), 5);
+    CHECK_EQ_INT(tmp, 0);
+    d = opendir(g_dir);
+    REQUIRE(d);
+    while ((e = readdir(d)) != NULL)
+        if (sa__has_secret(e->d_name, key))
+            HARNESS_FAIL("%s/%s shows the key", g_dir, e->d_name);
+    closedir(d);
+    sa_folder_free(f);
+    rm_tree(g_dir);
+}
+
 TEST(folder_never_replaces_or_follows)
 {
     char written[SA_FILE_NAME_MAX], err[256], outside[64], path[256];
@@ -438,6 +497,7 @@ int main(void)
     RUN(long_names_keep_their_extension);
     RUN(names_are_unique_in_claim_order);
     RUN(folder_writes_unique_files);
+    RUN(names_never_show_the_secret);
     RUN(folder_never_replaces_or_follows);
     RUN(folder_stays_the_same_directory);
     RUN(folder_errors);

@@ -278,11 +278,24 @@ typedef struct sa_client_options {
     long max_poll_interval_ms; /* never wait longer between polls: 10000 */
     long job_deadline_ms;      /* whole job, default 600000 (10 min);
                                   counted from when the job leaves the
-                                  max_jobs queue */
-    int max_polls;             /* per job, default 2000 */
+                                  max_jobs queue.  When it passes, the job
+                                  fails (SA_ERR_DEADLINE) but a task that
+                                  exists is still polled to its end in the
+                                  background while the client lives */
+    /* Status polls per job: 0 (default) = no bound.  Set, it is a hard
+     * bound: the job ends SA_ERR_LIMIT and its task is polled no more (an
+     * unpolled task may expire AND STILL BE BILLED). */
+    int max_polls;
 
     /* Retries of file create, upload and status polls (transport errors,
-     * 429, 5xx); task create only when nothing reached the server. */
+     * 429, 5xx); task create only when nothing reached the server.  The
+     * status polls of a task that exists have no budget: a task is polled
+     * until a final answer (success, engine error, expired, timed out, a
+     * 401 or other 4xx refusal), whatever else the polls meet (failed
+     * polls past max_retries in a row are retried no sooner than
+     * poll_interval_ms, never later than max_poll_interval_ms).  A
+     * task_status the API does not document is "not finished yet" (logged
+     * once per job). */
     int max_retries;           /* per step, default 6 */
     long backoff_initial_ms;   /* 500 */
     long backoff_max_ms;       /* 16000 */

@@ -211,7 +211,7 @@ TEST(options_defaults)
     CHECK_EQ_INT(o.poll_interval_ms, 2000);
     CHECK_EQ_INT(o.max_poll_interval_ms, 10000);
     CHECK_EQ_INT(o.job_deadline_ms, 600000);
-    CHECK_EQ_INT(o.max_polls, 2000);
+    CHECK_EQ_INT(o.max_polls, 0);
     CHECK_EQ_INT(o.max_retries, 6);
     CHECK_EQ_INT(o.backoff_initial_ms, 500);
     CHECK_EQ_INT(o.backoff_max_ms, 16000);
@@ -323,6 +323,12 @@ TEST(client_new_errors)
     test_options(&o, "https://127.0.0.1:1");
     o.max_poll_interval_ms = 100;
     CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
+    test_options(&o, "https://127.0.0.1:1");
+    o.max_polls = -1;
+    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err, "max_polls >= 0") != NULL);
+    o.max_polls = 0;                        /* no bound */
+    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_OK);
     test_options(&o, "https://127.0.0.1:1");
     o.backoff_max_ms = 1;
     o.backoff_initial_ms = 2;

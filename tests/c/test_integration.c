@@ -794,9 +794,12 @@ static const fault_case fault_matrix[] = {
     /* an answer over max_body_bytes is a failed poll: polled again ... */
     {"[{\"endpoint\":\"task_status\",\"times\":1,"
      "\"fault\":\"oversized_body\"," BIG "}]", SA_OK, 1, "task_status"},
-    /* ... until the retry budget (max_retries 4) is spent */
-    {"[{\"endpoint\":\"task_status\",\"fault\":\"oversized_body\"," BIG "}]",
-     SA_ERR_LIMIT, 1, "task_status"},
+    /* ... past the retry budget (max_retries 4): a task that exists is
+     * polled until a final answer, whatever the polls meet */
+    {"[{\"endpoint\":\"task_status\",\"times\":7,"
+     "\"fault\":\"oversized_body\"," BIG "}]", SA_OK, 1, "task_status"},
+    {"[{\"endpoint\":\"task_status\",\"times\":7,\"fault\":\"http_503\"}]",
+     SA_OK, 1, "task_status"},
     {F("task_status", "invalid_task_id"), SA_ERR_TASK_EXPIRED, 1, NULL},
     {F("task_status", "task_timeout_500"), SA_ERR_TASK_TIMEOUT, 1, NULL},
     {FX("task_status", "engine_error", "\"code\":\"error_pose\""),

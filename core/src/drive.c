@@ -97,6 +97,7 @@ void sa__job_destroy(sa_job *j)
     sa__free(mem, j->image_url);
     sa__free(mem, j->file_id);
     sa__free(mem, j->file_name);
+    sa__free(mem, j->task_id);
     sa__free(mem, j);
 }
 
@@ -515,6 +516,7 @@ int sa__start_job(sa_client *c, sa_job *j, int64_t now)
     cfg.file_name = j->file_name;
     cfg.image_url = j->image_url;
     cfg.file_id = j->file_id;
+    cfg.task_id = j->task_id;
     cfg.task.actions = j->actions;
     cfg.task.n_actions = j->n_actions;
     cfg.task.format = j->format;
@@ -537,6 +539,8 @@ int sa__start_job(sa_client *c, sa_job *j, int64_t now)
     if (rc != SA_OK) return rc;
     j->deadline_at = cfg.deadline_at_ms;
     j->wake_at = now;
+    /* a resumed task needs polls from its first one on (sched.c) */
+    j->sq.poll_admits = j->task_id != NULL;
     st = sa_jobsm_state(j->sm);
     if (was_queued) sa__ev_push(c, j, st);
     j->last_state = st;

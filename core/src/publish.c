@@ -87,6 +87,8 @@ void sa__publish(sa_client *c, sa_job *j, int state, int status,
         j->pub[K_REQUEST] = keep(j, K_REQUEST, sa_jobsm_request_id(sm));
         if (state == SA_JOB_DONE) j->pub_result = sa_jobsm_result(sm);
         if (!msg) msg = sa_jobsm_errmsg(sm);
+    } else if (j->task_id) {
+        j->pub[K_TASK] = keep(j, K_TASK, j->task_id);  /* a queued resume */
     }
     j->pub[K_ERRMSG] = keep(j, K_ERRMSG, msg ? msg : "");
     if (!j->pub[K_ERRMSG]) j->pub[K_ERRMSG] = "";
@@ -262,6 +264,8 @@ const char *sa_job_engine_error(const sa_job *job)
 
 const char *sa_job_task_id(const sa_job *job)
 {
+    if (job && !job->published && !job->sm)
+        return job->task_id;  /* a resumed job still queued, or NULL */
     return live_str(job, K_TASK, sa_jobsm_task_id);
 }
 

@@ -68,8 +68,8 @@ struct sa_job {
     char *folder;               /* fetch: where files go, or NULL */
     int n_children;             /* fetch: children running */
 
-    /* the validated request (strings owned) */
-    char *file_path, *image_url, *file_id, *file_name;
+    /* the validated request (strings owned); task_id: a resumed task */
+    char *file_path, *image_url, *file_id, *file_name, *task_id;
     const char *content_type;
     const void *buffer;
     uint64_t file_size;

@@ -164,6 +164,9 @@ void sapy_cell_free(sapy_jobcell *cell);
 extern PyType_Spec sapy_job_spec;
 /* Create a Job for client c from submit()'s keyword arguments. */
 PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs);
+/* Client.resume(task_id, *, api_version, deadline_ms, callback) -> Job:
+ * sa_client_resume. */
+PyObject *sapy_job_resume(sapy_client *c, PyObject *args, PyObject *kwargs);
 /* Wrap a fetch job the core made from the Job `origin`
  * (sa_client_fetch_masks): a new Job object that owns it and keeps origin
  * alive.  Steals `job` (freed on failure).  NULL with an exception. */

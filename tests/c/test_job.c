@@ -1764,7 +1764,8 @@ TEST(unknown_task_status_is_not_finished)
     {
         static const fs_reply odd[] = {
             TASK_OK,
-            HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+            HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{"
+                 "\"task_status\":"
                  "\"in\\nline\\u0007 0123456789012345678901234567890123456789"
                  "0123456789012345678901234567890123456789\"}}"),
             RUNNING, SUCCESS };
@@ -1841,7 +1842,8 @@ TEST(resume_ends_like_a_submitted_job)
     static const fs_reply expired[] = {
         EXAMPLE(SA_STEP_POLL, 400, "error-400-invalid-task-id.json") };
     static const fs_reply engine[] = {
-        RUNNING, EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json") };
+        RUNNING,
+        EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json") };
     static const fs_reply zip[] = { ZIP_SUCCESS(ZIP_URL) };
     static const fs_reply success = SUCCESS;
     jt *t = jt_new();
@@ -2059,7 +2061,8 @@ TEST(deadline_while_task_create_is_out)
     static const fs_reply created[] = {
         { .step = SA_STEP_TASK_CREATE, .http = 200,
           .example = "task-create-response.json", .latency_ms = 9000 },
-        RUNNING, EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json") };
+        RUNNING,
+        EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json") };
     static const fs_reply refused[] = {
         { .step = SA_STEP_TASK_CREATE, .http = 429,
           .example = "error-429.json", .latency_ms = 9000 }, TASK_OK };

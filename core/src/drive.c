@@ -409,8 +409,7 @@ void sa__on_done(void *ctx, void *owner, const sa_http_response *resp)
     sa_client *c = ctx;
     sa_job *j = owner;
     int64_t now = sa_engine_now();
-    const char *notice;
-    char label[160];
+    char label[160], notice[640];
 
     xfer_gone(c, j);
     if (c->bounded && ++c->done_now > c->peak_done)
@@ -419,8 +418,8 @@ void sa__on_done(void *ctx, void *owner, const sa_http_response *resp)
         sa_sched_penalize(&c->sched, now);
     (void)sa_jobsm_on_response(j->sm, now, resp);  /* NOMEM: ends FAILED */
     note_state(c, j);
-    notice = sa_jobsm_take_notice(j->sm);
-    if (notice) sa__jlog(c, SA_LOG_WARNING, "%s", notice);
+    if (sa_jobsm_take_notice(j->sm, notice, sizeof notice))
+        sa__jlog(c, SA_LOG_WARNING, "%s", notice);
     if (sa_jobsm_state(j->sm) == SA_JOB_BACKOFF)
         sa__jlog(c, SA_LOG_INFO, "%s: %s", job_label(j, label, sizeof label),
                  sa_jobsm_errmsg(j->sm));

@@ -197,9 +197,9 @@ struct sa_jobsm {
     int task_maybe;          /* a task exists or may exist */
     int refreshed_slot;      /* file create redone after an expired URL */
     int resumed;             /* started from a task id (sa_client_resume) */
-    int unknown_seen;        /* an unknown task_status was noted */
-    int notice_pending;      /* `notice` waits for sa_jobsm_take_notice */
-    char notice[JOB_MSG_LEN];
+    int unknown_seen;        /* an unknown task_status was noted ... */
+    int notice_pending;      /* ... and waits for sa_jobsm_take_notice */
+    char unknown_status[64]; /* that status (sa_status_info) */
 
     /* The public outcome: written only by fix_outcome(). */
     int pub_state;           /* 0 while open, then DONE/FAILED/CANCELLED */
@@ -281,18 +281,6 @@ static void msgf(char *buf, size_t len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, len, fmt, ap);
     va_end(ap);
-}
-
-/* A line for the client's log, taken once by sa_jobsm_take_notice. */
-static void notice(sa_jobsm *sm, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void notice(sa_jobsm *sm, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sm->notice, sizeof sm->notice, fmt, ap);
-    va_end(ap);
-    sm->notice_pending = 1;
 }
 
 static int is_terminal(int state)
@@ -501,9 +489,13 @@ static void check_deadline(sa_jobsm *sm, int64_t now_ms)
         return;
     }
     if (sm->errmsg[0]) {
-        /* say what the last attempt met (a storm of failed polls...) */
-        char what[JOB_MSG_LEN];
-        msgf(what, sizeof what, "deadline passed (%s)", sm->errmsg);
+        /* say what the last attempt met (a storm of failed polls...),
+         * without the retry it was waiting for */
+        char what[JOB_MSG_LEN], *cut = NULL, *p = sm->errmsg;
+        while ((p = strstr(p, "; retry ")) != NULL) cut = p++;
+        msgf(what, sizeof what, "deadline passed (last: %.*s)",
+             cut ? (int)(cut - sm->errmsg) : (int)strlen(sm->errmsg),
+             sm->errmsg);
         go_background(sm, SA_JOB_FAILED, SA_ERR_DEADLINE, what);
         return;
     }
@@ -1131,10 +1123,11 @@ static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
     step_succeeded(sm);
     if (info->task_status == SA_TASK_UNKNOWN) {
         /* not a documented status: not finished yet (logged once) */
-        if (!sm->unknown_seen)
-            notice(sm, "task %s answers task_status '%s', which the API "
-                   "does not document: taken as not finished yet; it is "
-                   "polled until it ends", sm->task_id, info->unknown_status);
+        if (!sm->unknown_seen) {
+            msgf(sm->unknown_status, sizeof sm->unknown_status, "%s",
+                 info->unknown_status);
+            sm->notice_pending = 1;
+        }
         sm->unknown_seen = 1;
         info->task_status = SA_TASK_RUNNING;
     }
@@ -1922,11 +1915,14 @@ int sa_jobsm_background(const sa_jobsm *sm)
     return sm && sm->background && !is_terminal(sm->state);
 }
 
-const char *sa_jobsm_take_notice(sa_jobsm *sm)
+int sa_jobsm_take_notice(sa_jobsm *sm, char *buf, size_t len)
 {
-    if (!sm || !sm->notice_pending) return NULL;
+    if (!sm || !sm->notice_pending || !buf || len == 0) return 0;
     sm->notice_pending = 0;
-    return sm->notice;
+    msgf(buf, len, "task %s answers task_status '%s', which the API does "
+         "not document: taken as not finished yet; it is polled until it "
+         "ends", sm->task_id ? sm->task_id : "?", sm->unknown_status);
+    return 1;
 }
 
 int sa_jobsm_resumed(const sa_jobsm *sm)

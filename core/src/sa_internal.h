@@ -668,8 +668,8 @@ int sa_jobsm_background(const sa_jobsm *sm);
 int sa_jobsm_task_outcome(const sa_jobsm *sm, const char **msg);
 
 /* A line for the client's log that the machine has to say once (an
- * unknown task_status), or NULL; borrowed until the next call on sm. */
-const char *sa_jobsm_take_notice(sa_jobsm *sm);
+ * unknown task_status): written to buf (cut to len), returns 1; else 0. */
+int sa_jobsm_take_notice(sa_jobsm *sm, char *buf, size_t len);
 /* 1 when the machine resumed an existing task (cfg task_id). */
 int sa_jobsm_resumed(const sa_jobsm *sm);
 

@@ -5,6 +5,11 @@ libcurl and cJSON are found with pkg-config (curl-config and the Debian
 include path as fall-backs); the metadata is in pyproject.toml.  Only
 PyInit__core is exported (a linker version script on Linux), so the core's
 symbols never clash with another copy of the library in the process.
+
+The binding uses only the limited API of Python 3.10 (Py_LIMITED_API), so
+the extension is built for the stable ABI (_core.abi3.so) and the wheel is
+tagged cp310-abi3: one wheel for every CPython >= 3.10.  A free-threaded
+CPython has no limited API: there it builds against the full API.
 """
 
 import os
@@ -13,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -101,6 +107,11 @@ def split_flags(flags):
     return inc, libdirs, libs, other
 
 
+# Py_LIMITED_API: the oldest CPython the abi3 build serves (3.10), as a hex
+# version and as a wheel tag.
+LIMITED_API = not sysconfig.get_config_var("Py_GIL_DISABLED")
+LIMITED_API_HEX, LIMITED_API_TAG = "0x030A0000", "cp310"
+
 WARNINGS = ["-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wstrict-prototypes",
             "-Wmissing-prototypes", "-Wformat=2", "-Wno-unused-parameter"]
 
@@ -137,10 +148,13 @@ core_ext = Extension(
     sources=sources(os.path.join("core", "src")) + sources(os.path.join("bindings", "python")),
     include_dirs=[os.path.join("core", "include"), os.path.join("core", "src"),
                   os.path.join("bindings", "python")],
-    define_macros=[("SA_BUILDING_LIBRARY", None), ("_GNU_SOURCE", None)],
+    define_macros=[("SA_BUILDING_LIBRARY", None), ("_GNU_SOURCE", None)]
+                  + ([("Py_LIMITED_API", LIMITED_API_HEX)] if LIMITED_API else []),
+    py_limited_api=LIMITED_API,
     extra_compile_args=["-std=c11", "-fvisibility=hidden"] + WARNINGS,
     depends=[os.path.join("core", "include", "skinanalysis.h"),
              os.path.join("core", "src", "sa_internal.h"),
+             os.path.join("core", "src", "sa_client.h"),
              os.path.join("bindings", "python", "sapy.h")],
 )
 
@@ -148,4 +162,5 @@ setup(
     version=header_version(),
     ext_modules=[core_ext],
     cmdclass={"build_ext": BuildExt},
+    options={"bdist_wheel": {"py_limited_api": LIMITED_API_TAG}} if LIMITED_API else {},
 )

@@ -13,8 +13,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
-
 #include "lsa.h"
 
 /* Registry key (its address) of the sa_global_init sentinel of a state. */
@@ -289,15 +287,15 @@ static int lsa_job_states(lua_State *L)
 /* Webhooks                                                            */
 /* ------------------------------------------------------------------ */
 
-/* A verified body larger than this is not a task notification. */
-#define LSA_WEBHOOK_BODY_MAX 65536
-
 /* The value of header `want` in the headers table at idx, whose keys are
  * matched without regard to case; NULL when absent.  Raises for a value
- * that is not a string. */
-static const char *lsa_header(lua_State *L, int idx, const char *want)
+ * that is not a string.  *nul is set when the value holds a NUL (the C
+ * string would end there: refused, as Python's verify_webhook does). */
+static const char *lsa_header(lua_State *L, int idx, const char *want,
+                              int *nul)
 {
     const char *found = NULL;
+    size_t len;
 
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
@@ -306,7 +304,8 @@ static const char *lsa_header(lua_State *L, int idx, const char *want)
             if (lua_type(L, -1) != LUA_TSTRING)
                 luaL_error(L, "headers['%s']: string expected, got %s", want,
                            luaL_typename(L, -1));
-            found = lua_tostring(L, -1); /* the headers table keeps it */
+            found = lua_tolstring(L, -1, &len); /* the table keeps it */
+            if (strlen(found) != len) *nul = 1;
             lua_pop(L, 2);
             break;
         }
@@ -315,65 +314,61 @@ static const char *lsa_header(lua_State *L, int idx, const char *want)
     return found;
 }
 
-/* A cJSON tree owned by a userdata, so a Lua error while it is converted
- * cannot leak it. */
-#define LSA_JSON_BOX "skinanalysis.json_box"
+/* The strings sa_webhook_parse returns, owned by a userdata, so a Lua
+ * error while they are pushed cannot leak them. */
+#define LSA_WEBHOOK_BOX "skinanalysis.webhook_box"
 
-static int lsa_json_box_gc(lua_State *L)
+typedef struct lsa_webhook_box {
+    char *task_id;
+    char *task_status;
+} lsa_webhook_box;
+
+static int lsa_webhook_box_gc(lua_State *L)
 {
-    cJSON **box = luaL_checkudata(L, 1, LSA_JSON_BOX);
+    lsa_webhook_box *box = luaL_checkudata(L, 1, LSA_WEBHOOK_BOX);
 
-    cJSON_Delete(*box);
-    *box = NULL;
+    sa_free(box->task_id);
+    sa_free(box->task_status);
+    box->task_id = box->task_status = NULL;
     return 0;
 }
 
-/* Set field `key` of the table on the top from a JSON string or integral
- * number; anything else leaves it nil. */
-static void lsa_json_field(lua_State *L, const char *key, const cJSON *item)
-{
-    if (cJSON_IsString(item) && item->valuestring != NULL)
-        lua_pushstring(L, item->valuestring);
-    else if (cJSON_IsNumber(item) && item->valuedouble == floor(item->valuedouble) &&
-             fabs(item->valuedouble) < 9007199254740992.0)
-        lua_pushinteger(L, (lua_Integer)item->valuedouble);
-    else
-        return;
-    lua_setfield(L, -2, key);
-}
-
 /* Push the delivery table of a verified webhook: id and timestamp from the
- * headers, task_id, task_status and created_at from the body.  Returns 1,
- * or 3 (nil, message, "protocol") for a body that is no task
- * notification. */
+ * headers, task_id, task_status and created_at as the core reads the body
+ * (sa_webhook_parse: the contract Python's verify_webhook shares).
+ * Returns 1, or 3 (nil, message, "protocol" or "limit") for a body that is
+ * no task notification. */
 static int lsa_push_delivery(lua_State *L, const char *id, const char *ts,
                              const char *body, size_t len)
 {
-    cJSON **box;
-    const cJSON *data;
+    lsa_webhook_box *box;
+    int64_t created_at = INT64_MIN;
+    char err[256];
+    int rc;
 
-    if (len > LSA_WEBHOOK_BODY_MAX)
-        return lsa_push_error(L, SA_ERR_LIMIT, "the webhook body is too "
-                                               "large for a notification");
     box = lua_newuserdatauv(L, sizeof(*box), 0);
-    *box = NULL;
-    luaL_setmetatable(L, LSA_JSON_BOX);
-    *box = cJSON_ParseWithLength(body, len);
-    data = cJSON_GetObjectItemCaseSensitive(*box, "data");
-    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(data, "task_id")))
-        return lsa_push_error(L, SA_ERR_PROTOCOL, "the webhook body is not "
-                                                  "a task notification");
+    box->task_id = box->task_status = NULL;
+    luaL_setmetatable(L, LSA_WEBHOOK_BOX);
+    err[0] = '\0';
+    rc = sa_webhook_parse(body, len, &box->task_id, &box->task_status,
+                          &created_at, err, sizeof err);
+    if (rc != SA_OK)
+        return lsa_push_error(L, rc, err);
     lua_createtable(L, 0, 5);
     lua_pushstring(L, id);
     lua_setfield(L, -2, "id");
     lua_pushinteger(L, (lua_Integer)strtoll(ts, NULL, 10));
     lua_setfield(L, -2, "timestamp");
-    lsa_json_field(L, "task_id",
-                   cJSON_GetObjectItemCaseSensitive(data, "task_id"));
-    lsa_json_field(L, "task_status",
-                   cJSON_GetObjectItemCaseSensitive(data, "task_status"));
-    lsa_json_field(L, "created_at",
-                   cJSON_GetObjectItemCaseSensitive(*box, "created_at"));
+    lua_pushstring(L, box->task_id);
+    lua_setfield(L, -2, "task_id");
+    if (box->task_status != NULL) {
+        lua_pushstring(L, box->task_status);
+        lua_setfield(L, -2, "task_status");
+    }
+    if (created_at != INT64_MIN) {
+        lua_pushinteger(L, (lua_Integer)created_at);
+        lua_setfield(L, -2, "created_at");
+    }
     return 1;
 }
 
@@ -400,12 +395,12 @@ static lua_Integer lsa_opt_seconds(lua_State *L, int idx, const char *key,
  * opts: tolerance (seconds, default 300) and now (Unix seconds). */
 static int lsa_verify_webhook(lua_State *L)
 {
-    const char *secret = luaL_checkstring(L, 1);
+    size_t secret_len, len;
+    const char *secret = luaL_checklstring(L, 1, &secret_len);
     const char *id, *ts, *sig, *body;
     lua_Integer tolerance, now;
-    size_t len;
     char err[256];
-    int rc;
+    int rc, nul = 0;
 
     luaL_checktype(L, 2, LUA_TTABLE);
     body = luaL_checklstring(L, 3, &len);
@@ -415,9 +410,12 @@ static int lsa_verify_webhook(lua_State *L)
     now = lsa_opt_seconds(L, 4, "now", 0);
     luaL_argcheck(L, tolerance <= 86400 * 365, 4, "tolerance too large");
     lua_settop(L, 4);
-    id = lsa_header(L, 2, "webhook-id");
-    ts = lsa_header(L, 2, "webhook-timestamp");
-    sig = lsa_header(L, 2, "webhook-signature");
+    id = lsa_header(L, 2, "webhook-id", &nul);
+    ts = lsa_header(L, 2, "webhook-timestamp", &nul);
+    sig = lsa_header(L, 2, "webhook-signature", &nul);
+    if (nul || strlen(secret) != secret_len)
+        return lsa_push_error(L, SA_ERR_INVALID_ARGUMENT, "the secret or a "
+                              "webhook header holds a NUL");
     if (id == NULL || ts == NULL || sig == NULL)
         return lsa_push_error(L, SA_ERR_INVALID_ARGUMENT,
                               id == NULL   ? "no webhook-id header"
@@ -511,8 +509,8 @@ int luaopen_skinanalysis_core(lua_State *L)
     lsa_client_register(L);
     lsa_job_register(L);
     lsa_result_register(L);
-    luaL_newmetatable(L, LSA_JSON_BOX);
-    lua_pushcfunction(L, lsa_json_box_gc);
+    luaL_newmetatable(L, LSA_WEBHOOK_BOX);
+    lua_pushcfunction(L, lsa_webhook_box_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
 

@@ -348,7 +348,7 @@ static int set_option(sa_client_options *opts, const opt_def *d,
 static int apply_option(sapy_client *self, sa_client_options *opts,
                         PyObject *name, PyObject *value, PyObject **key)
 {
-    const char *n = PyUnicode_AsUTF8(name);
+    const char *n = PyUnicode_AsUTF8AndSize(name, NULL);
     size_t i;
 
     if (n == NULL)
@@ -362,7 +362,8 @@ static int apply_option(sapy_client *self, sa_client_options *opts,
             PyErr_SetString(PyExc_TypeError, "log must be callable or None");
             return -1;
         }
-        Py_XSETREF(self->log_cb, value == Py_None ? NULL : Py_NewRef(value));
+        SAPY_XSETREF(self->log_cb,
+                     value == Py_None ? NULL : Py_NewRef(value));
         return 0;
     }
     for (i = 0; i < sizeof client_opts / sizeof client_opts[0]; i++) {
@@ -382,18 +383,20 @@ static PyObject *client_new(PyTypeObject *type, PyObject *args,
     PyObject *key = Py_None, *name, *value;
     sapy_client *self;
     char errbuf[512] = "";
-    Py_ssize_t pos = 0;
+    Py_ssize_t pos = 0, n_args = PyTuple_Size(args);
     int r;
 
-    if (PyTuple_GET_SIZE(args) > 1) {
+    if (n_args < 0)
+        return NULL;
+    if (n_args > 1) {
         PyErr_SetString(PyExc_TypeError,
                         "Client() takes the API key as its only positional "
                         "argument; options are keyword arguments");
         return NULL;
     }
-    if (PyTuple_GET_SIZE(args) == 1)
-        key = PyTuple_GET_ITEM(args, 0);
-    self = (sapy_client *)type->tp_alloc(type, 0);
+    if (n_args == 1 && (key = PyTuple_GetItem(args, 0)) == NULL)
+        return NULL;
+    self = (sapy_client *)sapy_type_alloc(type);
     if (self == NULL)
         return NULL;
     self->state = sapy_state_of_type(type);
@@ -546,8 +549,8 @@ static PyObject *client_set_event_hooks(sapy_client *self, PyObject *args)
                                   on ? client_timer : NULL, self);
     sapy_core_exit(self);
     if (r != SA_OK) {
-        Py_XSETREF(self->socket_cb, old_sock);
-        Py_XSETREF(self->timer_cb, old_timer);
+        SAPY_XSETREF(self->socket_cb, old_sock);
+        SAPY_XSETREF(self->timer_cb, old_timer);
     } else {
         Py_XDECREF(old_sock);
         Py_XDECREF(old_timer);
@@ -575,7 +578,8 @@ static PyObject *client_timeout_ms(sapy_client *self, PyObject *unused)
 
 static PyObject *client_notify(sapy_client *self, PyObject *arg)
 {
-    const char *task_id = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    const char *task_id = PyUnicode_Check(arg)
+                              ? PyUnicode_AsUTF8AndSize(arg, NULL) : NULL;
     int r;
 
     if (task_id == NULL) {
@@ -598,6 +602,7 @@ static PyObject *client_notify(sapy_client *self, PyObject *arg)
 static PyObject *client_fetch_masks(sapy_client *self, PyObject *args)
 {
     PyObject *job_obj, *folder_arg = Py_None, *folder = NULL, *fetched;
+    const char *folder_path = NULL;
     sapy_job *job;
     sa_job *out = NULL;
     int r;
@@ -611,12 +616,15 @@ static PyObject *client_fetch_masks(sapy_client *self, PyObject *args)
     if (job->client != self || job->cell == NULL || job->cell->job == NULL)
         return client_raise(self, SA_ERR_INVALID_ARGUMENT,
                             "fetch_masks() takes a job of this client");
-    if (folder_arg != Py_None && !PyUnicode_FSConverter(folder_arg, &folder))
+    if (folder_arg != Py_None
+        && (!PyUnicode_FSConverter(folder_arg, &folder)
+            || (folder_path = PyBytes_AsString(folder)) == NULL)) {
+        Py_XDECREF(folder);
         return NULL;
+    }
     sapy_core_enter(self);
-    r = sa_client_fetch_masks(self->client, job->cell->job,
-                              folder != NULL ? PyBytes_AS_STRING(folder)
-                                             : NULL, &out);
+    r = sa_client_fetch_masks(self->client, job->cell->job, folder_path,
+                              &out);
     sapy_core_exit(self);
     Py_XDECREF(folder);
     fetched = r == SA_OK ? sapy_job_adopt(self, out, job_obj) : NULL;
@@ -741,7 +749,7 @@ static void client_dealloc(sapy_client *self)
     if (sapy_unstash(&self->stash) < 0)
         PyErr_WriteUnraisable(NULL);
     client_clear(self);
-    tp->tp_free(self);
+    sapy_type_free(tp, self);
     Py_DECREF(tp);
     sapy_error_restore(exc);
 }

@@ -4,10 +4,10 @@
  *
  * A Job holds a strong reference to its Client for its whole life (so its
  * sa_job can always be freed safely, see sapy.h) and, through its cell,
- * the caller's buffer until the job ends.  When the job ends (the terminal
- * callback), everything the caller may ask -- status, messages, ids and the
- * result -- is copied once into a dict, so a Job stays readable after its
- * client is closed.
+ * the image bytes of a buffer source until the job ends.  When the job
+ * ends (the terminal callback), everything the caller may ask -- status,
+ * messages, ids and the result -- is copied once into a dict, so a Job
+ * stays readable after its client is closed.
  */
 #include "sapy.h"
 
@@ -36,11 +36,10 @@ static PyObject *string_tuple(const char *const *items, size_t n)
     for (i = 0; i < n; i++) {
         PyObject *s = sapy_str(items[i]);
 
-        if (s == NULL) {
-            Py_DECREF(t);
+        if (s == NULL || PyTuple_SetItem(t, (Py_ssize_t)i, s) < 0) {
+            Py_DECREF(t);  /* PyTuple_SetItem stole s */
             return NULL;
         }
-        PyTuple_SET_ITEM(t, (Py_ssize_t)i, s);
     }
     return t;
 }
@@ -69,8 +68,15 @@ static PyObject *score_to_tuple(const sa_score *s)
             return NULL;
         }
     }
-    for (i = 0; i < 7; i++)
-        PyTuple_SET_ITEM(t, i, items[i]);
+    for (i = 0; i < 7; i++) {
+        /* PyTuple_SetItem steals items[i], also when it fails. */
+        if (PyTuple_SetItem(t, i, items[i]) < 0) {
+            while (++i < 7)
+                Py_DECREF(items[i]);
+            Py_DECREF(t);
+            return NULL;
+        }
+    }
     return t;
 }
 
@@ -101,11 +107,10 @@ static PyObject *files_tuple(const sa_result *r)
             data != NULL ? (const char *)data : "", (Py_ssize_t)len,
             sa_result_file_format(r, i));
 
-        if (item == NULL) {
-            Py_DECREF(t);
+        if (item == NULL || PyTuple_SetItem(t, (Py_ssize_t)i, item) < 0) {
+            Py_DECREF(t);  /* PyTuple_SetItem stole item */
             return NULL;
         }
-        PyTuple_SET_ITEM(t, (Py_ssize_t)i, item);
     }
     return t;
 }
@@ -124,11 +129,10 @@ PyObject *sapy_result_to_dict(const sa_result *r)
         const sa_score *s = sa_result_score(r, i);
         PyObject *t = s != NULL ? score_to_tuple(s) : Py_NewRef(Py_None);
 
-        if (t == NULL) {
-            Py_DECREF(scores);
+        if (t == NULL || PyTuple_SetItem(scores, (Py_ssize_t)i, t) < 0) {
+            Py_DECREF(scores);  /* PyTuple_SetItem stole t */
             goto fail;
         }
-        PyTuple_SET_ITEM(scores, (Py_ssize_t)i, t);
     }
     if (put(d, "scores", scores) < 0
         || put(d, "task_id", sapy_str(sa_result_task_id(r))) < 0
@@ -204,7 +208,7 @@ static int job_capture(sapy_job *self, sa_job *job, int state)
     } else if (PyDict_SetItemString(d, "result", Py_None) < 0) {
         goto fail;
     }
-    Py_XSETREF(self->final, d);
+    SAPY_XSETREF(self->final, d);
     return 0;
 fail:
     Py_DECREF(d);
@@ -292,10 +296,8 @@ int sapy_job_callback(sa_job *job, int state, void *user_data)
 
 void sapy_cell_release_view(sapy_jobcell *cell)
 {
-    if (cell != NULL && cell->has_view) {
-        cell->has_view = 0;
-        PyBuffer_Release(&cell->view);
-    }
+    if (cell != NULL)
+        Py_CLEAR(cell->data);
 }
 
 void sapy_cell_free(sapy_jobcell *cell)
@@ -326,8 +328,7 @@ static void submit_args_free(submit_args *a)
 
 static sapy_job *job_alloc(sapy_client *c, PyObject *callback)
 {
-    PyTypeObject *tp = c->state->job_type;
-    sapy_job *self = (sapy_job *)tp->tp_alloc(tp, 0);
+    sapy_job *self = (sapy_job *)sapy_type_alloc(c->state->job_type);
 
     if (self == NULL)
         return NULL;
@@ -370,9 +371,9 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     if (path != Py_None) {
-        if (!PyUnicode_FSConverter(path, &a.path))
+        if (!PyUnicode_FSConverter(path, &a.path)
+            || (req.file_path = PyBytes_AsString(a.path)) == NULL)
             goto fail;
-        req.file_path = PyBytes_AS_STRING(a.path);
     }
     if (actions != Py_None) {
         a.actions = sapy_names(actions, &a.actions_keep, &a.n_actions);
@@ -385,11 +386,18 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
     if (self == NULL)
         goto fail;
     if (buffer != Py_None) {
-        if (PyObject_GetBuffer(buffer, &self->cell->view, PyBUF_SIMPLE) < 0)
+        char *data;
+        Py_ssize_t len;
+
+        /* The core borrows the bytes until the job ends: the cell keeps
+         * the bytes object (a copy when the caller's object is not bytes:
+         * the limited API has no Py_buffer to hold instead). */
+        self->cell->data = sapy_bytes_like(buffer);
+        if (self->cell->data == NULL
+            || PyBytes_AsStringAndSize(self->cell->data, &data, &len) < 0)
             goto fail;
-        self->cell->has_view = 1;
-        req.buffer = self->cell->view.buf;
-        req.buffer_len = (size_t)self->cell->view.len;
+        req.buffer = data;
+        req.buffer_len = (size_t)len;
     }
     req.callback = sapy_job_callback;
     req.user_data = self->cell;
@@ -498,8 +506,8 @@ static int job_detached(sapy_job *self)
 
 static PyObject *raise_detached(sapy_job *self)
 {
-    const char *id = self->task_id != NULL ? PyUnicode_AsUTF8(self->task_id)
-                                           : NULL;
+    const char *id = self->task_id != NULL
+                         ? PyUnicode_AsUTF8AndSize(self->task_id, NULL) : NULL;
 
     if (self->task_id != NULL && id == NULL)
         return NULL;
@@ -513,7 +521,8 @@ static const char *final_str(sapy_job *self, const char *key)
     PyObject *v = self->final != NULL
                       ? PyDict_GetItemString(self->final, key) : NULL;
 
-    return (v != NULL && PyUnicode_Check(v)) ? PyUnicode_AsUTF8(v) : NULL;
+    return (v != NULL && PyUnicode_Check(v)) ? PyUnicode_AsUTF8AndSize(v, NULL)
+                                              : NULL;
 }
 
 static long final_long(sapy_job *self, const char *key)
@@ -745,8 +754,8 @@ static int job_traverse(sapy_job *self, visitproc visit, void *arg)
     Py_VISIT(self->final);
     Py_VISIT(self->task_id);
     Py_VISIT(self->origin);
-    if (self->cell != NULL && self->cell->has_view)
-        Py_VISIT(self->cell->view.obj);
+    if (self->cell != NULL)
+        Py_VISIT(self->cell->data);
     return 0;
 }
 
@@ -779,7 +788,7 @@ static void job_dealloc(sapy_job *self)
     Py_CLEAR(self->final);
     Py_CLEAR(self->task_id);
     Py_CLEAR(self->client);
-    tp->tp_free(self);
+    sapy_type_free(tp, self);
     Py_DECREF(tp);
     sapy_error_restore(exc);
 }
@@ -815,11 +824,13 @@ static PyGetSetDef job_getset[] = {
     {"client", (getter)job_get_client, NULL, "the Client", NULL},
     {"task_id", FIELD(0, "the task id, once created")},
     {"file_id", FIELD(1, "the uploaded file's id")},
-    {"request_id", FIELD(2, "x-request-id of the last answer")},
+    {"request_id", FIELD(2, "x-request-id of the last request's answer (None: "
+                            "no answer, or none in it)")},
     {"errmsg", FIELD(3, "what happened (\"\" when no error)")},
     {"api_error_code", FIELD(4, "the API error_code of a failure")},
     {"engine_error", FIELD(5, "the engine error code of a failure")},
-    {"http_status", FIELD(6, "HTTP status of the last answer that mattered")},
+    {"http_status", FIELD(6, "HTTP status of the last request's answer (0: "
+                             "none arrived)")},
     {"units", FIELD(7, "units the request costs on success")},
     {"polls", FIELD(8, "status polls sent so far")},
     {NULL, NULL, NULL, NULL, NULL},

@@ -199,7 +199,7 @@ static int create_exceptions(PyObject *module, sapy_state *st)
     st->error = Py_NewRef(made[E_ERROR]);
     for (k = 0; k < sizeof status_classes / sizeof status_classes[0]; k++) {
         int idx = -status_classes[k].status;
-        Py_XSETREF(st->by_status[idx],
+        SAPY_XSETREF(st->by_status[idx],
                    Py_NewRef(made[status_classes[k].cls]));
     }
     ok = 0;
@@ -270,11 +270,11 @@ PyObject *sapy_error_new_as(sapy_state *st, PyObject *cls, int status,
     PyObject *msg, *exc;
 
     if (status == SA_ERR_NOMEM)
-        return PyObject_CallOneArg(PyExc_MemoryError, Py_None);
+        return PyObject_CallFunctionObjArgs(PyExc_MemoryError, Py_None, NULL);
     msg = sapy_str(text);
     if (msg == NULL)
         return NULL;
-    exc = PyObject_CallOneArg(cls, msg);
+    exc = PyObject_CallFunctionObjArgs(cls, msg, NULL);
     if (exc == NULL)
         goto fail;
     if (PyObject_SetAttrString(exc, "message", msg) < 0
@@ -313,9 +313,19 @@ PyObject *sapy_raise(sapy_state *st, int status, const char *message,
 /* Stashed exceptions                                                  */
 /* ------------------------------------------------------------------ */
 
+/* PyErr_GetRaisedException / PyErr_SetRaisedException are in the limited
+ * API from 3.12 only: an abi3 build for 3.10 uses PyErr_Fetch and
+ * PyErr_Restore (limited, and still supported). */
+#if PY_VERSION_HEX >= 0x030C0000 \
+    && (!defined(Py_LIMITED_API) || Py_LIMITED_API + 0 >= 0x030C0000)
+#define SAPY_RAISED_EXCEPTION 1
+#else
+#define SAPY_RAISED_EXCEPTION 0
+#endif
+
 PyObject *sapy_error_save(void)
 {
-#if PY_VERSION_HEX >= 0x030C0000
+#if SAPY_RAISED_EXCEPTION
     return PyErr_GetRaisedException();
 #else
     PyObject *type, *value, *tb;
@@ -336,7 +346,7 @@ void sapy_error_restore(PyObject *exc)
 {
     if (exc == NULL)
         return;
-#if PY_VERSION_HEX >= 0x030C0000
+#if SAPY_RAISED_EXCEPTION
     PyErr_SetRaisedException(exc);
 #else
     PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc,
@@ -372,6 +382,142 @@ int sapy_unstash(PyObject **slot)
 /* ------------------------------------------------------------------ */
 /* Module functions                                                    */
 /* ------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------ */
+/* Limited-API helpers                                                 */
+/* ------------------------------------------------------------------ */
+
+/* PyType_GetSlot returns a slot as a void *; tp_alloc and tp_free are
+ * function pointers: the conversion POSIX guarantees and ISO C
+ * (-Wpedantic) leaves to the implementation, as for PyType_Slot. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+PyObject *sapy_type_alloc(PyTypeObject *type)
+{
+    allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
+
+    if (alloc == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_SystemError, "type without tp_alloc");
+        return NULL;
+    }
+    return alloc(type, 0);
+}
+
+void sapy_type_free(PyTypeObject *type, void *self)
+{
+    freefunc free_slot = (freefunc)PyType_GetSlot(type, Py_tp_free);
+
+    if (free_slot == NULL) {
+        /* Never for our heap GC types (tp_free is PyObject_GC_Del). */
+        PyErr_Clear();
+        free_slot = PyObject_GC_Del;
+    }
+    free_slot(self);
+}
+#pragma GCC diagnostic pop
+
+/* The bytes of obj when it exports a buffer: 1 with *out a new bytes
+ * reference (obj itself when it is bytes, else a copy); 0 with no
+ * exception when obj exports no buffer; -1 on error.  A memoryview stands
+ * for PyObject_GetBuffer, which is not in the limited API of 3.10. */
+static int bytes_like_opt(PyObject *obj, PyObject **out)
+{
+    PyObject *view, *flag;
+    int contiguous;
+
+    *out = NULL;
+    if (PyBytes_Check(obj)) {
+        *out = Py_NewRef(obj);
+        return 1;
+    }
+    view = PyMemoryView_FromObject(obj);
+    if (view == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError))
+            return -1;
+        PyErr_Clear();  /* no buffer protocol */
+        return 0;
+    }
+    /* PyBUF_SIMPLE, as before: a C-contiguous buffer only. */
+    flag = PyObject_GetAttrString(view, "c_contiguous");
+    contiguous = flag != NULL ? PyObject_IsTrue(flag) : -1;
+    Py_XDECREF(flag);
+    if (contiguous == 0)
+        PyErr_SetString(PyExc_BufferError,
+                        "memoryview: underlying buffer is not C-contiguous");
+    else if (contiguous > 0)
+        *out = PyBytes_FromObject(view);
+    Py_DECREF(view);  /* releases the exporter's buffer */
+    return *out != NULL ? 1 : -1;
+}
+
+PyObject *sapy_bytes_like(PyObject *obj)
+{
+    PyObject *out, *name;
+    int r = bytes_like_opt(obj, &out);
+
+    if (r != 0)
+        return out;
+    /* PyObject_GetBuffer's message. */
+    name = PyObject_GetAttrString((PyObject *)Py_TYPE(obj), "__name__");
+    if (name != NULL) {
+        PyErr_Format(PyExc_TypeError,
+                     "a bytes-like object is required, not '%U'", name);
+        Py_DECREF(name);
+    }
+    return NULL;
+}
+
+int sapy_conv_bytes(PyObject *obj, void *out)
+{
+    PyObject *b = sapy_bytes_like(obj);
+
+    if (b == NULL)
+        return 0;
+    *(PyObject **)out = b;
+    return 1;
+}
+
+int sapy_conv_text(PyObject *obj, void *out)
+{
+    PyObject *b = PyUnicode_Check(obj) ? PyUnicode_AsUTF8String(obj)
+                                       : sapy_bytes_like(obj);
+
+    if (b == NULL)
+        return 0;
+    *(PyObject **)out = b;
+    return 1;
+}
+
+PyObject *sapy_tuple(PyObject *obj, const char *message)
+{
+    PyObject *it, *t;
+
+    if (PyTuple_CheckExact(obj))
+        return Py_NewRef(obj);
+    it = PyObject_GetIter(obj);
+    if (it == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError))
+            PyErr_SetString(PyExc_TypeError, message);
+        return NULL;
+    }
+    t = PySequence_Tuple(it);
+    Py_DECREF(it);
+    return t;
+}
+
+/* The pointer and length of a bytes object. */
+static int bytes_data(PyObject *b, const char **data, size_t *len)
+{
+    char *p;
+    Py_ssize_t n;
+
+    if (PyBytes_AsStringAndSize(b, &p, &n) < 0)
+        return -1;
+    *data = p;
+    *len = (size_t)n;
+    return 0;
+}
 
 static sapy_state *get_state(PyObject *module)
 {
@@ -446,18 +592,17 @@ static PyObject *mod_actions(PyObject *module, PyObject *unused)
     for (i = 0; i < n; i++) {
         PyObject *s = sapy_str(sa_action_name(i));
 
-        if (s == NULL) {
-            Py_DECREF(t);
+        if (s == NULL || PyTuple_SetItem(t, (Py_ssize_t)i, s) < 0) {
+            Py_DECREF(t);  /* PyTuple_SetItem stole s */
             return NULL;
         }
-        PyTuple_SET_ITEM(t, (Py_ssize_t)i, s);
     }
     return t;
 }
 
 static PyObject *mod_action_tier(PyObject *module, PyObject *arg)
 {
-    const char *name = PyUnicode_AsUTF8(arg);
+    const char *name = PyUnicode_AsUTF8AndSize(arg, NULL);
     int tier;
 
     if (name == NULL)
@@ -470,13 +615,13 @@ static PyObject *mod_action_tier(PyObject *module, PyObject *arg)
 
 const char **sapy_names(PyObject *seq, PyObject **keep, size_t *n_out)
 {
-    PyObject *fast = PySequence_Fast(seq, "actions must be a sequence of str");
+    PyObject *fast = sapy_tuple(seq, "actions must be a sequence of str");
     const char **names;
     Py_ssize_t n, i;
 
     if (fast == NULL)
         return NULL;
-    n = PySequence_Fast_GET_SIZE(fast);
+    n = PyTuple_Size(fast);
     names = PyMem_Calloc((size_t)n + 1, sizeof *names);
     if (names == NULL) {
         Py_DECREF(fast);
@@ -484,9 +629,11 @@ const char **sapy_names(PyObject *seq, PyObject **keep, size_t *n_out)
         return NULL;
     }
     for (i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
+        PyObject *item = PyTuple_GetItem(fast, i);
         Py_ssize_t len;
 
+        if (item == NULL)
+            goto fail;
         if (!PyUnicode_Check(item)) {
             PyErr_SetString(PyExc_TypeError, "actions must be str");
             goto fail;
@@ -529,25 +676,31 @@ static PyObject *mod_cost(PyObject *module, PyObject *arg)
 static PyObject *mod_probe_image(PyObject *module, PyObject *arg)
 {
     sa_image_info info = {0, 0, 0};
+    PyObject *data = NULL;
+    const char *p;
+    size_t len;
     char msg[64];
-    int r;
+    int r = bytes_like_opt(arg, &data);
 
-    if (PyObject_CheckBuffer(arg) && !PyBytes_Check(arg)) {
-        Py_buffer view;
-
-        if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+    if (r < 0)
+        return NULL;
+    if (r > 0) {  /* bytes-like: the image itself */
+        if (bytes_data(data, &p, &len) < 0) {
+            Py_DECREF(data);
             return NULL;
-        r = sa_image_probe_buffer(view.buf, (size_t)view.len, &info);
-        PyBuffer_Release(&view);
-    } else if (PyBytes_Check(arg)) {
-        r = sa_image_probe_buffer(PyBytes_AS_STRING(arg),
-                                  (size_t)PyBytes_GET_SIZE(arg), &info);
-    } else {
+        }
+        r = sa_image_probe_buffer(p, len, &info);
+        Py_DECREF(data);
+    } else {      /* else a path */
         PyObject *path = NULL;
 
         if (!PyUnicode_FSConverter(arg, &path))
             return NULL;
-        r = sa_image_probe_file(PyBytes_AS_STRING(path), &info);
+        if ((p = PyBytes_AsString(path)) == NULL) {
+            Py_DECREF(path);
+            return NULL;
+        }
+        r = sa_image_probe_file(p, &info);
         Py_DECREF(path);
     }
     if (r != SA_OK) {
@@ -560,15 +713,20 @@ static PyObject *mod_probe_image(PyObject *module, PyObject *arg)
 
 static PyObject *mod_parse_result(PyObject *module, PyObject *args)
 {
-    Py_buffer text;
+    PyObject *text = NULL, *d;
     int kind = SA_PARSE_STATUS_BODY, r;
     sa_result *res = NULL;
-    PyObject *d;
+    const char *p;
+    size_t len;
 
-    if (!PyArg_ParseTuple(args, "s*|i:parse_result", &text, &kind))
+    if (!PyArg_ParseTuple(args, "O&|i:parse_result", sapy_conv_text, &text,
+                          &kind)
+        || bytes_data(text, &p, &len) < 0) {
+        Py_XDECREF(text);
         return NULL;
-    r = sa_result_parse(text.buf, (size_t)text.len, kind, &res);
-    PyBuffer_Release(&text);
+    }
+    r = sa_result_parse(p, len, kind, &res);
+    Py_DECREF(text);
     if (r != SA_OK)
         return sapy_raise(get_state(module), r, NULL, 0, NULL, NULL);
     d = sapy_result_to_dict(res);
@@ -578,25 +736,29 @@ static PyObject *mod_parse_result(PyObject *module, PyObject *args)
 
 static PyObject *mod_parse_zip(PyObject *module, PyObject *args)
 {
-    Py_buffer zip;
+    PyObject *zip = NULL, *d;
     Py_ssize_t max_entry = 0;
     sa_result *res = NULL;
     char err[256] = "";
-    PyObject *d;
+    const char *p;
+    size_t len;
     int r;
 
-    if (!PyArg_ParseTuple(args, "y*|n:parse_zip", &zip, &max_entry))
+    if (!PyArg_ParseTuple(args, "O&|n:parse_zip", sapy_conv_bytes, &zip,
+                          &max_entry)
+        || bytes_data(zip, &p, &len) < 0) {
+        Py_XDECREF(zip);
         return NULL;
+    }
     if (max_entry < 0) {
-        PyBuffer_Release(&zip);
+        Py_DECREF(zip);
         PyErr_SetString(PyExc_ValueError, "max_entry_bytes must be >= 0");
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    r = sa_result_parse_zip(zip.buf, (size_t)zip.len, (size_t)max_entry,
-                            &res, err, sizeof err);
+    r = sa_result_parse_zip(p, len, (size_t)max_entry, &res, err, sizeof err);
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&zip);
+    Py_DECREF(zip);
     if (r != SA_OK)
         return sapy_raise(get_state(module), r, err, 0, NULL, NULL);
     d = sapy_result_to_dict(res);
@@ -604,9 +766,11 @@ static PyObject *mod_parse_zip(PyObject *module, PyObject *args)
     return d;
 }
 
-/* The views of a sequence of buffers (masks), released by views_free. */
+/* The bytes of a sequence of bytes-like objects (masks), released by
+ * views_free: items holds them (a tuple of bytes), data and lens point
+ * into them. */
 typedef struct buffer_views {
-    Py_buffer *views;
+    PyObject *items;
     const void **data;
     size_t *lens;
     size_t n;
@@ -614,39 +778,42 @@ typedef struct buffer_views {
 
 static void views_free(buffer_views *v)
 {
-    size_t i;
-
-    for (i = 0; i < v->n; i++)
-        PyBuffer_Release(&v->views[i]);
-    PyMem_Free(v->views);
+    Py_CLEAR(v->items);
     PyMem_Free(v->data);
     PyMem_Free(v->lens);
+    v->data = NULL;
+    v->lens = NULL;
+    v->n = 0;
 }
 
 static int views_get(PyObject *seq, buffer_views *v)
 {
-    PyObject *fast = PySequence_Fast(seq, "masks must be a sequence of bytes");
+    PyObject *fast = sapy_tuple(seq, "masks must be a sequence of bytes");
     Py_ssize_t n, i;
 
     if (fast == NULL)
         return -1;
-    n = PySequence_Fast_GET_SIZE(fast);
-    v->views = PyMem_Calloc((size_t)n + 1, sizeof *v->views);
+    n = PyTuple_Size(fast);
+    v->items = PyTuple_New(n);
     v->data = PyMem_Calloc((size_t)n + 1, sizeof *v->data);
     v->lens = PyMem_Calloc((size_t)n + 1, sizeof *v->lens);
-    if (v->views == NULL || v->data == NULL || v->lens == NULL) {
+    if (v->items == NULL)
+        goto fail;
+    if (v->data == NULL || v->lens == NULL) {
         PyErr_NoMemory();
         goto fail;
     }
     for (i = 0; i < n; i++) {
-        Py_buffer *b = &v->views[i];
+        PyObject *item = PyTuple_GetItem(fast, i);
+        PyObject *b = item != NULL ? sapy_bytes_like(item) : NULL;
+        const char *p;
 
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, i), b,
-                               PyBUF_SIMPLE) < 0)
+        /* PyTuple_SetItem steals b (also when it fails). */
+        if (b == NULL || PyTuple_SetItem(v->items, i, b) < 0
+            || bytes_data(b, &p, &v->lens[i]) < 0)
             goto fail;
+        v->data[i] = p;
         v->n++;
-        v->data[i] = b->buf;
-        v->lens[i] = (size_t)b->len;
     }
     Py_DECREF(fast);
     return 0;
@@ -658,58 +825,45 @@ fail:
 
 static PyObject *mod_composite_write(PyObject *module, PyObject *args)
 {
-    Py_buffer src;
-    PyObject *masks, *path_arg, *path = NULL;
+    PyObject *src = NULL, *masks, *path_arg, *path = NULL;
     buffer_views v = {NULL, NULL, NULL, 0};
+    const char *src_data = NULL, *out_path = NULL;
+    size_t src_len = 0;
     char err[256] = "";
     int r;
 
-    if (!PyArg_ParseTuple(args, "y*OO:composite_write", &src, &masks,
-                          &path_arg))
+    if (!PyArg_ParseTuple(args, "O&OO:composite_write", sapy_conv_bytes,
+                          &src, &masks, &path_arg)
+        || bytes_data(src, &src_data, &src_len) < 0) {
+        Py_XDECREF(src);
         return NULL;
-    if (!PyUnicode_FSConverter(path_arg, &path) || views_get(masks, &v) < 0) {
+    }
+    if (!PyUnicode_FSConverter(path_arg, &path)
+        || (out_path = PyBytes_AsString(path)) == NULL
+        || views_get(masks, &v) < 0) {
         Py_XDECREF(path);
-        PyBuffer_Release(&src);
+        Py_DECREF(src);
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    r = sa_composite_write(src.buf, (size_t)src.len, v.data, v.lens, v.n,
-                           PyBytes_AS_STRING(path), err, sizeof err);
+    r = sa_composite_write(src_data, src_len, v.data, v.lens, v.n, out_path,
+                           err, sizeof err);
     Py_END_ALLOW_THREADS
     views_free(&v);
     Py_DECREF(path);
-    PyBuffer_Release(&src);
+    Py_DECREF(src);
     if (r != SA_OK)
         return sapy_raise(get_state(module), r, err, 0, NULL, NULL);
     Py_RETURN_NONE;
 }
 
-static PyObject *mod_webhook_verify(PyObject *module, PyObject *args,
-                                    PyObject *kwargs)
+/* Raise a WebhookError for a refusal r of the webhook functions. */
+static PyObject *raise_webhook(sapy_state *st, int r, const char *err)
 {
-    static char *kwlist[] = {"secret", "msg_id", "timestamp", "signature",
-                             "body", "tolerance_s", "now_s", NULL};
-    const char *secret, *id, *ts, *sig;
-    Py_buffer body;
-    long tolerance = 0;
-    long long now = 0;
-    char err[256] = "";
-    sapy_state *st = get_state(module);
     PyObject *exc;
-    int r;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ssssy*|$lL:webhook_verify",
-                                     kwlist, &secret, &id, &ts, &sig, &body,
-                                     &tolerance, &now))
-        return NULL;
-    r = sa_webhook_verify(secret, id, ts, sig, body.buf, (size_t)body.len,
-                          tolerance, (int64_t)now, err, sizeof err);
-    PyBuffer_Release(&body);
-    if (r == SA_OK)
-        Py_RETURN_NONE;
     if (r == SA_ERR_NOMEM)
         return PyErr_NoMemory();
-    /* Every refusal is a WebhookError, malformed input included. */
     exc = sapy_error_new_as(st, st->by_status[-SA_ERR_WEBHOOK_SIGNATURE], r,
                             err, 0, sa_status_name(r), NULL);
     if (exc != NULL) {
@@ -717,6 +871,82 @@ static PyObject *mod_webhook_verify(PyObject *module, PyObject *args,
         Py_DECREF(exc);
     }
     return NULL;
+}
+
+static PyObject *mod_webhook_parse(PyObject *module, PyObject *arg)
+{
+    char *task_id = NULL, *task_status = NULL, err[256] = "";
+    int64_t created_at = INT64_MIN;
+    PyObject *body, *out, *items[3];
+    char *data;
+    Py_ssize_t len;
+    int r, i;
+
+    body = sapy_bytes_like(arg);
+    if (body == NULL)
+        return NULL;
+    if (PyBytes_AsStringAndSize(body, &data, &len) < 0) {
+        Py_DECREF(body);
+        return NULL;
+    }
+    r = sa_webhook_parse(data, (size_t)len, &task_id, &task_status,
+                         &created_at, err, sizeof err);
+    Py_DECREF(body);
+    if (r != SA_OK)
+        return raise_webhook(get_state(module), r, err);
+    items[0] = sapy_str(task_id);
+    items[1] = sapy_str(task_status);
+    items[2] = created_at == INT64_MIN
+                   ? Py_NewRef(Py_None)
+                   : PyLong_FromLongLong((long long)created_at);
+    sa_free(task_id);
+    sa_free(task_status);
+    out = (items[0] && items[1] && items[2]) ? PyTuple_New(3) : NULL;
+    if (out == NULL) {
+        for (i = 0; i < 3; i++)
+            Py_XDECREF(items[i]);
+        return NULL;
+    }
+    for (i = 0; i < 3; i++) {
+        /* PyTuple_SetItem steals items[i], also when it fails. */
+        if (PyTuple_SetItem(out, i, items[i]) < 0) {
+            for (i = i + 1; i < 3; i++)
+                Py_DECREF(items[i]);
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static PyObject *mod_webhook_verify(PyObject *module, PyObject *args,
+                                    PyObject *kwargs)
+{
+    static char *kwlist[] = {"secret", "msg_id", "timestamp", "signature",
+                             "body", "tolerance_s", "now_s", NULL};
+    const char *secret, *id, *ts, *sig, *p;
+    PyObject *body = NULL, *exc;
+    size_t len;
+    long tolerance = 0;
+    long long now = 0;
+    char err[256] = "";
+    sapy_state *st = get_state(module);
+    int r;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ssssO&|$lL:webhook_verify",
+                                     kwlist, &secret, &id, &ts, &sig,
+                                     sapy_conv_bytes, &body, &tolerance, &now)
+        || bytes_data(body, &p, &len) < 0) {
+        Py_XDECREF(body);
+        return NULL;
+    }
+    r = sa_webhook_verify(secret, id, ts, sig, p, len, tolerance,
+                          (int64_t)now, err, sizeof err);
+    Py_DECREF(body);
+    if (r == SA_OK)
+        Py_RETURN_NONE;
+    /* Every refusal is a WebhookError, malformed input included. */
+    return raise_webhook(st, r, err);
 }
 
 static PyMethodDef module_methods[] = {
@@ -752,6 +982,11 @@ static PyMethodDef module_methods[] = {
     {"composite_write", mod_composite_write, METH_VARARGS,
      "composite_write(source, masks, out_path): blend the masks (a "
      "sequence of encoded images) over the source image, written as PNG."},
+    {"webhook_parse", mod_webhook_parse, METH_O,
+     "webhook_parse(body) -> (task_id, task_status, created_at): the task "
+     "notification of a verified webhook body (task_status and created_at "
+     "may be None); WebhookError (code 'protocol' or 'limit') when it is "
+     "none."},
     {"webhook_verify", (PyCFunction)(void (*)(void))mod_webhook_verify,
      METH_VARARGS | METH_KEYWORDS,
      "webhook_verify(secret, msg_id, timestamp, signature, body, *, "

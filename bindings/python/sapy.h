@@ -30,11 +30,24 @@
 #ifndef SAPY_H
 #define SAPY_H
 
+/* The extension uses only the limited API of Python 3.10: setup.py
+ * defines Py_LIMITED_API=0x030A0000, so one abi3 build serves every
+ * CPython >= 3.10 (it also compiles without it, against the full API). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <pythread.h>
 
 #include "skinanalysis.h"
+
+/* Py_XSETREF, which the limited API does not have: set dst to src (a new
+ * reference) and release the old value after the store. */
+#define SAPY_XSETREF(dst, src)                                             \
+    do {                                                                   \
+        PyObject **sapy_xsetref_slot_ = (PyObject **)&(dst);               \
+        PyObject *sapy_xsetref_old_ = *sapy_xsetref_slot_;                 \
+        *sapy_xsetref_slot_ = (PyObject *)(src);                           \
+        Py_XDECREF(sapy_xsetref_old_);                                     \
+    } while (0)
 
 /* Exception classes are indexed by -status (0 .. -SA_ERR__LAST - 1). */
 #define SAPY_N_STATUS (-SA_ERR__LAST)
@@ -58,9 +71,10 @@ typedef struct sapy_jobcell {
     struct sapy_client *client; /* borrowed: alive whenever the core runs */
     sa_job *job;                /* the handle, for a deferred free */
     struct sapy_jobcell *next;  /* the client's deferred-free list */
-    Py_buffer view;             /* the image bytes when the source is a
-                                   buffer (holds a ref to the exporter) */
-    int has_view;
+    PyObject *data;             /* bytes: the image when the source is a
+                                   buffer (the caller's bytes object, or a
+                                   copy of another bytes-like object), or
+                                   NULL */
 } sapy_jobcell;
 
 typedef struct sapy_client {
@@ -119,6 +133,24 @@ PyObject *sapy_raise(sapy_state *st, int status, const char *message,
 PyObject *sapy_str(const char *s);
 /* An int argument, with OverflowError outside the C int range. */
 int sapy_as_int(PyObject *obj, int *out);
+/* tp_alloc / tp_free of a type, read with PyType_GetSlot. */
+PyObject *sapy_type_alloc(PyTypeObject *type);
+void sapy_type_free(PyTypeObject *type, void *self);
+/* The contents of a bytes-like object (one that exports a C-contiguous
+ * buffer) as bytes: a new reference to obj itself when it is bytes, else a
+ * copy.  TypeError / BufferError as PyObject_GetBuffer(PyBUF_SIMPLE)
+ * raises them; NULL on error. */
+PyObject *sapy_bytes_like(PyObject *obj);
+/* PyArg "O&" converters storing a new bytes reference in *(PyObject **)out
+ * (the caller releases it, also when a later argument fails: initialise
+ * it to NULL): sapy_conv_bytes as "y*" (a bytes-like object), sapy_conv_text
+ * as "s*" (str, encoded as UTF-8, or a bytes-like object). */
+int sapy_conv_bytes(PyObject *obj, void *out);
+int sapy_conv_text(PyObject *obj, void *out);
+/* A tuple of the items of an iterable (obj itself when it is a tuple);
+ * TypeError with `message` when obj is not iterable, as PySequence_Fast. */
+PyObject *sapy_tuple(PyObject *obj, const char *message);
+
 /* The UTF-8 names of a sequence of str as a C array (borrowed from the
  * items; *keep holds them): free the array with PyMem_Free, then release
  * *keep.  NULL with an exception set on error. */

@@ -22,9 +22,15 @@
  * calls that are not reentrant are sa_global_init() and sa_global_cleanup().
  * sa_client_wakeup() is the one call that may be made from another thread.
  *
- * The API key is sent only to the API host (the base URL), never to the
- * pre-signed upload URL nor to result/mask URLs, and never appears in an
- * error message or a log line.
+ * Secrets: the API key is sent only to the API host (the base URL), never
+ * to the pre-signed upload URL nor to result/mask URLs, and no string the
+ * library hands out shows it: log lines, sa_client_errmsg and the error
+ * buffers, every sa_job_* string and every string of a job's result are
+ * scrubbed of it ("[REDACTED]"), even when a server echoes it back (an
+ * error body, an x-request-id, an engine message, a result).  Scrubbing
+ * also hides what a bounded copy left of the key where it cut one: a run
+ * of 8 or more of its first bytes anywhere, 4 or more at the end of a
+ * text.
  */
 #ifndef SKINANALYSIS_H
 #define SKINANALYSIS_H
@@ -519,8 +525,14 @@ SA_API int sa_job_status(const sa_job *job);
  * message, engine code); "" while running without error.  Borrowed until
  * the job changes state or is freed. */
 SA_API const char *sa_job_errmsg(const sa_job *job);
-/* Details of the last API answer that mattered; NULL/0 when unknown.
- * Borrowed until sa_job_free. */
+/* Details of the answers; NULL/0 when unknown.  sa_job_http_status and
+ * sa_job_request_id describe the answer to the last request the job sent:
+ * 0 and NULL when it got none (a timeout, a reset: never the status of an
+ * earlier step) or the answer had no x-request-id.  sa_job_api_error_code
+ * is the error_code of the last error answer, sa_job_engine_error the
+ * engine's code of a task that ended in error.  Like every string of a job
+ * (and its result) they never show the API key, whatever the server
+ * echoed: see "Secrets" at the top.  Borrowed until sa_job_free. */
 SA_API int sa_job_http_status(const sa_job *job);
 SA_API const char *sa_job_api_error_code(const sa_job *job); /* "InvalidParameters" */
 SA_API const char *sa_job_engine_error(const sa_job *job);   /* "error_no_face" */
@@ -664,7 +676,9 @@ SA_API const char *sa_result_zip_url(const sa_result *r);
 /* The raw JSON text behind the result, byte for byte as received:
  * data.results of the status answer, or score_info.json for results read
  * from a ZIP (sa_result_parse with SA_PARSE_SCORE_INFO, or ZIP results).
- * NULL when none is known. */
+ * NULL when none is known.  In the result of a job, this text (like every
+ * string of the result) has the API key scrubbed from it if the server
+ * echoed it: see "Secrets" at the top. */
 SA_API const char *sa_result_json(const sa_result *r);
 SA_API const char *sa_result_task_id(const sa_result *r);
 
@@ -674,7 +688,11 @@ SA_API const char *sa_result_task_id(const sa_result *r);
  * score_info.json.  Returns SA_OK and *out (free with sa_result_free), or
  * SA_ERR_PROTOCOL / SA_ERR_LIMIT / SA_ERR_NOMEM / SA_ERR_ENGINE, or
  * SA_ERR_NOT_DONE for a task still running (or with a task_status the API
- * does not document: not finished yet). */
+ * does not document: not finished yet).  A success carries a result: a
+ * ZIP URL, or an output list with at least one entry (an object with a
+ * "type"); entries the reader cannot use are skipped, and data.results
+ * that yields neither ([], [1,2,3], 12345, {}) is SA_ERR_PROTOCOL, for a
+ * job's status polls as here. */
 #define SA_PARSE_STATUS_BODY 0
 #define SA_PARSE_SCORE_INFO 1
 SA_API int sa_result_parse(const char *json, size_t len, int kind,
@@ -736,6 +754,30 @@ SA_API int sa_webhook_verify(const char *secret, const char *msg_id,
                              const char *msg_signature, const void *body,
                              size_t body_len, long tolerance_s,
                              int64_t now_s, char *errbuf, size_t errbuf_len);
+
+/* The largest body sa_webhook_parse reads (a notification is a few
+ * hundred bytes). */
+#define SA_WEBHOOK_BODY_MAX 65536
+
+/* Read the task notification out of a webhook body that sa_webhook_verify
+ * accepted (the same raw bytes): {"data": {"task_id": "...",
+ * "task_status": "success"}, "created_at": 1761112848}.  The contract of
+ * every binding: a verified delivery is a task notification, or it is
+ * refused.  The body must be UTF-8 JSON of at most SA_WEBHOOK_BODY_MAX
+ * bytes, nested at most 32 deep, with no NUL in a string, and an object
+ * whose data.task_id is a string of id characters (1..4096 of A-Z a-z 0-9
+ * + / = - _ . ~, not only dots: what client notify() may be given).  On
+ * SA_OK *task_id (never NULL) and *task_status (NULL when absent or not a
+ * string) are new strings to free with sa_free(), and *created_at is the
+ * top-level created_at when it is a whole number, else INT64_MIN.  Returns
+ * SA_OK, SA_ERR_PROTOCOL (not a task notification: message in errbuf),
+ * SA_ERR_LIMIT (over SA_WEBHOOK_BODY_MAX), SA_ERR_INVALID_ARGUMENT (NULL
+ * pointers) or SA_ERR_NOMEM; the three out values are NULL / NULL /
+ * INT64_MIN unless SA_OK. */
+SA_API int sa_webhook_parse(const void *body, size_t body_len,
+                            char **task_id, char **task_status,
+                            int64_t *created_at, char *errbuf,
+                            size_t errbuf_len);
 
 /* ------------------------------------------------------------------ */
 /* Memory returned to the caller                                       */

@@ -196,13 +196,12 @@ static void client_free_parts(sa_client *c)
     sa__free(mem, c);
 }
 
-int sa_client_new(sa_client **out, const sa_client_options *opts,
-                  char *errbuf, size_t errbuf_len)
+static int client_new(sa_client **out, const sa_client_options *opts,
+                      char *errbuf, size_t errbuf_len)
 {
     sa_client *c;
     int rc;
 
-    if (errbuf && errbuf_len) errbuf[0] = '\0';
     if (!out) {
         sa__errf(errbuf, errbuf_len, "out is NULL");
         return SA_ERR_INVALID_ARGUMENT;
@@ -253,6 +252,24 @@ int sa_client_new(sa_client **out, const sa_client_options *opts,
                         (uint64_t)(uintptr_t)c);
     *out = c;
     return SA_OK;
+}
+
+/* The message in errbuf goes through the same redaction as every other
+ * message of the client (libcurl's text of a failed setup included). */
+int sa_client_new(sa_client **out, const sa_client_options *opts,
+                  char *errbuf, size_t errbuf_len)
+{
+    char raw[CLIENT_ERRLEN];
+    int rc;
+
+    if (errbuf && errbuf_len) errbuf[0] = '\0';
+    rc = client_new(out, opts, errbuf, errbuf_len);
+    if (rc != SA_OK && errbuf && errbuf_len && opts &&
+        sa__has_secret(errbuf, opts->api_key)) {
+        snprintf(raw, sizeof raw, "%s", errbuf);
+        sa__redact(errbuf, errbuf_len, raw, opts->api_key);
+    }
+    return rc;
 }
 
 /* Freeing: every job still running is abandoned (a warning per task that

@@ -86,6 +86,7 @@ void sa__job_destroy(sa_job *j)
     if (sa_link_linked(&j->ev_link)) sa_link_remove(&j->ev_link);
     if (sa_link_linked(&j->link)) sa_link_remove(&j->link);
     sa_jobsm_free(j->sm);
+    sa_result_free(j->pub_result_own);
     while (j->kept) {
         sa_kept *k = j->kept;
         j->kept = k->next;

@@ -9,9 +9,11 @@
  * process-wide setup (sa_global_init / sa_global_cleanup).
  *
  * Secrets: the Bearer key is added only when req->api_host is set;
- * requests to other hosts carry exactly the job's header lines (plus the
- * User-Agent).  Redirects are never followed, so the key cannot be carried
- * to another host by a Location header.
+ * requests to other hosts carry the job's header lines (plus the
+ * User-Agent), except those that are libcurl's or the engine's
+ * (header_reserved: Authorization, Host, Content-Length, ...).
+ * Redirects are never followed, so the key cannot be carried to another
+ * host by a Location header.
  */
 #include "sa_internal.h"
 
@@ -270,10 +272,15 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
         return len;
     i = sizeof name - 1;
     while (i < len && (data[i] == ' ' || data[i] == '\t')) i++;
-    while (i < len && j + 1 < sizeof x->request_id) {
+    while (i < len && data[i] != '\r' && data[i] != '\n') {
         unsigned char c = (unsigned char)data[i++];
-        if (c == '\r' || c == '\n') break;
         if (c < 0x20 || c == 0x7f) continue;
+        if (j + 1 >= sizeof x->request_id) {
+            /* too long for an id (a real one is a short integer): not
+             * kept, rather than cut inside whatever it echoes */
+            x->request_id[0] = '\0';
+            return len;
+        }
         x->request_id[j++] = (char)c;
     }
     while (j > 0 && (x->request_id[j - 1] == ' ' ||
@@ -461,7 +468,7 @@ int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
     if (loop_open(e) != SA_OK) {
         char ebuf[128];
         sa__errf(err, errlen, "cannot create the client's epoll set: %s",
-                 strerror_r(errno, ebuf, sizeof ebuf));
+                 sa__strerror(errno, ebuf, sizeof ebuf));
         sa_engine_free(e);
         return SA_ERR_INIT;
     }
@@ -558,6 +565,21 @@ static int add_header(struct curl_slist **list, const char *line)
     return SA_OK;
 }
 
+/* Headers a request's owner never sets: the Bearer key is the engine's to
+ * add (API host only), and routing and framing are libcurl's (the Host of
+ * the URL, Content-Length from the body or upload size, no chunking). */
+static int header_reserved(const char *line)
+{
+    static const char *const names[] = {
+        "Authorization", "Host", "Content-Length", "Transfer-Encoding",
+        "Connection", "Expect", "Proxy-Authorization", "Upgrade", "TE"
+    };
+    size_t i;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (header_is(line, names[i])) return 1;
+    return 0;
+}
+
 /* The header list: the key only for the API host; curl's automatic
  * "Expect: 100-continue" is always off. */
 static int build_headers(sa_engine *e, sa_xfer *x, const sa_http_request *req)
@@ -571,8 +593,7 @@ static int build_headers(sa_engine *e, sa_xfer *x, const sa_http_request *req)
                  req->api_host ? "API" : "upload");
             return SA_ERR_TRANSPORT;
         }
-        /* A Bearer key is the engine's to add, and only to the API. */
-        if (header_is(req->headers[i], "Authorization")) continue;
+        if (header_reserved(req->headers[i])) continue;
         if (header_is(req->headers[i], "Content-Type")) has_ctype = 1;
         if (add_header(&x->headers, req->headers[i]) != SA_OK)
             return SA_ERR_NOMEM;
@@ -605,7 +626,7 @@ static int open_upload(sa_engine *e, sa_xfer *x, const sa_http_request *req)
     if (x->fd < 0 || fstat(x->fd, &st) != 0) {
         int err = errno;
         eerr(e, "cannot open image file '%s' for upload: %s",
-             req->upload_file, strerror_r(err, ebuf, sizeof ebuf));
+             req->upload_file, sa__strerror(err, ebuf, sizeof ebuf));
         return SA_ERR_FILE;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -850,7 +871,7 @@ static void map_result(sa_engine *e, sa_xfer *x, CURLcode code,
         resp->transport = SA_ERR_FILE;
         if (x->read_errno)
             sa__errf(msg, msglen, "reading the image file failed: %s",
-                     strerror_r(x->read_errno, ebuf, sizeof ebuf));
+                     sa__strerror(x->read_errno, ebuf, sizeof ebuf));
         else
             sa__errf(msg, msglen, "the image file got shorter during "
                      "the upload");

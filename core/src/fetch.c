@@ -92,7 +92,7 @@ static int write_file(const char *folder, const char *name, const void *data,
     if (close(fd) == 0) return SA_OK;
 fail:
     sa__errf(msg, msglen, "cannot write '%s' in the folder: %s", name,
-             strerror_r(errno, eb, sizeof eb));
+             sa__strerror(errno, eb, sizeof eb));
     return SA_ERR_FILE;
 }
 
@@ -228,7 +228,7 @@ static int check_fetch_args(sa_client *c, sa_job *done, const char *folder)
     if (!folder) return SA_OK;
     if (stat(folder, &st) != 0)
         return sa__cfail(c, SA_ERR_FILE, "folder '%s': %s", folder,
-                         strerror_r(errno, eb, sizeof eb));
+                         sa__strerror(errno, eb, sizeof eb));
     if (!S_ISDIR(st.st_mode))
         return sa__cfail(c, SA_ERR_FILE, "'%s' is not a folder", folder);
     return SA_OK;

@@ -627,8 +627,8 @@ static int build_file_create(sa_jobsm *sm)
                        NULL, body, sm->request_timeout_ms);
 }
 
-/* The PUT to the pre-signed URL: exactly the headers the slot gave, never
- * the API key (api_host = 0). */
+/* The PUT to the pre-signed URL: the headers of the slot that proto kept
+ * (sa_proto_upload_header_allowed), never the API key (api_host = 0). */
 static int build_upload(sa_jobsm *sm)
 {
     sm->req.step = SA_STEP_UPLOAD;
@@ -746,15 +746,15 @@ static int wait_until(sa_jobsm *sm, int64_t at_ms, sa_next *out)
 /* Answers                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Remember the HTTP status and x-request-id of an answer (frozen once the
- * public outcome is fixed). */
+/* Remember the HTTP status and x-request-id of the last request's answer:
+ * 0 and NULL when no answer arrived (a timeout must not report the status
+ * of the step before) or it had no x-request-id.  Frozen once the public
+ * outcome is fixed. */
 static int note_answer(sa_jobsm *sm, const sa_http_response *resp)
 {
     if (sm->pub_state) return SA_OK;
-    if (resp->transport == SA_OK) sm->http_status = resp->http_status;
-    if (resp->request_id)
-        return replace_str(sm->mem, &sm->request_id, resp->request_id);
-    return SA_OK;
+    sm->http_status = resp->transport == SA_OK ? resp->http_status : 0;
+    return replace_str(sm->mem, &sm->request_id, resp->request_id);
 }
 
 static const char *resp_body(const sa_http_response *resp)
@@ -882,6 +882,10 @@ static int check_slot(sa_jobsm *sm, const sa_upload_spec *u, char *why,
 {
     int64_t cl;
 
+    if (u->unusable[0]) {
+        msgf(why, len, "%s", u->unusable);
+        return SA_ERR_PROTOCOL;
+    }
     if (u->method && (!starts_with_ci(u->method, "PUT")
                       || u->method[3] != '\0')) {
         msgf(why, len, "upload method '%s' is not supported (PUT expected)",

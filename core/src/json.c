@@ -19,7 +19,11 @@
  * Before cJSON sees the text, scan_json() validates it completely with an
  * iterative, string-aware scanner: RFC 8259 grammar (plus an optional UTF-8
  * BOM, which cJSON also skips), nesting depth bounded by max_depth, no
- * trailing garbage.  Everything the scanner accepts is accepted by cJSON,
+ * trailing garbage, and no NUL in any string, raw or escaped as \u0000
+ * (valid JSON, but cJSON would cut the string at it, and an id, a URL or a
+ * concern name cut short is a different one: such an answer is unreadable,
+ * SA_ERR_PROTOCOL, and each step's usual rules for an unreadable answer
+ * apply).  Everything the scanner accepts is accepted by cJSON,
  * whose recursion is therefore bounded by max_depth, and a NULL from cJSON
  * after a successful scan can only mean that it ran out of memory.
  */
@@ -88,14 +92,16 @@ static long hex4(const unsigned char *p)
 
 /* A \u escape (four hex digits) at p (pointing at the 'u'); returns the
  * position after it (and after a low surrogate that must follow a high
- * one), or NULL. */
+ * one), or NULL.  \u0000 is refused: cJSON's strings are C strings, so a
+ * NUL would silently end the string there ("TASK\u0000/../x" read as
+ * "TASK"). */
 static const unsigned char *scan_unicode_escape(const unsigned char *p,
                                                 const unsigned char *end)
 {
     long code;
     if (end - p < 5) return NULL;
     code = hex4(p + 1);
-    if (code < 0 || (code >= 0xDC00 && code <= 0xDFFF)) return NULL;
+    if (code <= 0 || (code >= 0xDC00 && code <= 0xDFFF)) return NULL;
     p += 5;
     if (code >= 0xD800 && code <= 0xDBFF) {
         if (end - p < 6 || p[0] != '\\' || p[1] != 'u') return NULL;

@@ -10,6 +10,7 @@
  */
 #include "sa_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -95,9 +96,11 @@ static int contains_icase(const char *s, const char *needle)
 }
 
 /* A server text made safe for messages and logs: at most max bytes (cut at
- * a UTF-8 boundary), control characters turned into spaces, surrounding
- * white space trimmed.  NULL for NULL or an empty result; *nomem set when
- * the copy failed. */
+ * the last white space before the bound when there is one, else at a UTF-8
+ * boundary: a word the server echoed, such as the API key, is kept whole
+ * or dropped, not cut), control characters turned into spaces,
+ * surrounding white space trimmed.  NULL for NULL or an empty result;
+ * *nomem set when the copy failed. */
 static char *dup_text(const sa_mem *mem, const char *s, size_t n, size_t max,
                       int *nomem)
 {
@@ -109,6 +112,8 @@ static char *dup_text(const sa_mem *mem, const char *s, size_t n, size_t max,
     }
     if (n > max) {
         n = max;
+        for (i = n; i > 0 && (unsigned char)s[i] > ' '; i--) {}
+        if (i > 0) n = i;
         while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
     }
     while (n > 0 && (unsigned char)s[n - 1] <= ' ') n--;
@@ -155,7 +160,8 @@ static int json_failure(int rc, const char *what, int max_depth, char *err,
     else if (rc == SA_ERR_NOMEM)
         sa__errf(err, errlen, "%s: out of memory", what);
     else
-        sa__errf(err, errlen, "%s: not valid JSON", what);
+        sa__errf(err, errlen, "%s: not valid JSON, or a string in it holds "
+                 "a NUL (\\u0000)", what);
     return rc;
 }
 
@@ -187,9 +193,34 @@ static int is_digits_id(const char *s, size_t n)
     return 1;
 }
 
-/* An id: a non-empty string, or an integer copied from the raw text at
- * `path` (never through a double; without the raw text, integers up to
- * 2^53 only).  NULL when absent or unusable; *nomem on NOMEM. */
+/* The characters of an id (file_id, task_id): what the documented ids
+ * are made of (standard and URL-safe base64: letters, digits, + / = - _)
+ * and the other unreserved characters of a URL (. ~).  Nothing that could
+ * end or split a JSON string, a header line or a path segment once
+ * encoded, and never only dots ("." or ".." would be a dot segment of the
+ * status URL). */
+int sa_proto_id_ok(const char *s, size_t n)
+{
+    size_t i, dots = 0;
+    if (!s || n == 0 || n > PROTO_MAX_ID) return 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+            (c >= '0' && c <= '9'))
+            continue;
+        if (c == '.') {
+            dots++;
+            continue;
+        }
+        if (!strchr("+/=-_~", c) || c == '\0') return 0;
+    }
+    return dots < n;
+}
+
+/* An id: a non-empty string of id characters (sa_proto_id_ok), or an
+ * integer copied from the raw text at `path` (never through a double;
+ * without the raw text, integers up to 2^53 only).  NULL when absent or
+ * unusable; *nomem on NOMEM. */
 static char *dup_id(const sa_mem *mem, const cJSON *item, const char *body,
                     size_t len, const char *const *path, size_t npath,
                     int *nomem)
@@ -206,7 +237,7 @@ static char *dup_id(const sa_mem *mem, const cJSON *item, const char *body,
             !is_digits_id(raw, n))
             return sa_json_dup_scalar(mem, item, nomem);
     }
-    if (!raw || n == 0 || n > PROTO_MAX_ID) return NULL;
+    if (!sa_proto_id_ok(raw, n)) return NULL;
     s = sa__strndup(mem, raw, n);
     if (!s) *nomem = 1;
     return s;
@@ -280,7 +311,54 @@ static int is_line_safe(const char *s, size_t max, int allow_space)
     return 1;
 }
 
-/* requests[0].headers -> "Name: value" lines. */
+int sa_proto_upload_header_allowed(const char *name)
+{
+    static const char *const exact[] = {
+        "Content-Type", "Content-Length", "Content-MD5", "Content-Encoding",
+        "Content-Language", "Content-Disposition", "Cache-Control", "Expires"
+    };
+    static const char *const prefixes[] = {"x-amz-", "x-goog-", "x-ms-"};
+    size_t i;
+
+    if (!name) return 0;
+    for (i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        if (eq_icase(name, exact[i])) return 1;
+    for (i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (find_icase(name, strlen(name), prefixes[i]) == name &&
+            name[strlen(prefixes[i])] != '\0')
+            return 1;
+    return 0;
+}
+
+/* The slot cannot be used: why, and nothing of it is kept. */
+static int slot_unusable(const sa_mem *mem, sa_upload_spec *up,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int slot_unusable(const sa_mem *mem, sa_upload_spec *up,
+                         const char *fmt, ...)
+{
+    char why[sizeof up->unusable];
+    va_list ap;
+    va_start(ap, fmt);
+    if (vsnprintf(why, sizeof why, fmt, ap) < 0) why[0] = '\0';
+    va_end(ap);
+    sa_upload_spec_free(mem, up);
+    memcpy(up->unusable, why, sizeof why);
+    if (!up->unusable[0]) snprintf(up->unusable, sizeof up->unusable, "?");
+    return SA_OK;
+}
+
+/* Content-Length: decimal digits only (it is compared with the image
+ * size). */
+static int is_length(const char *v)
+{
+    if (!*v || strlen(v) > 19) return 0;
+    for (; *v; v++)
+        if (*v < '0' || *v > '9') return 0;
+    return 1;
+}
+
+/* requests[0].headers -> "Name: value" lines, those that are allowed. */
 static int parse_upload_headers(const sa_mem *mem, const cJSON *headers,
                                 sa_upload_spec *up, char *err, size_t errlen)
 {
@@ -298,16 +376,16 @@ static int parse_upload_headers(const sa_mem *mem, const cJSON *headers,
         char *value;
         sa_buf line;
         if (cJSON_IsNull(h)) continue;
+        if (!h->string || !sa_proto_upload_header_allowed(h->string))
+            continue;  /* never sent: libcurl's, or no business of a PUT */
         value = sa_json_dup_scalar(mem, h, &nomem);
         if (nomem) return SA_ERR_NOMEM;
-        if (!value || !h->string ||
-            !is_token(h->string, PROTO_MAX_HEADER_NAME) ||
-            !is_line_safe(value, PROTO_MAX_HEADER_VALUE, 1)) {
+        if (!value || !is_token(h->string, PROTO_MAX_HEADER_NAME) ||
+            !is_line_safe(value, PROTO_MAX_HEADER_VALUE, 1) ||
+            (eq_icase(h->string, "Content-Length") && !is_length(value))) {
             sa__free(mem, value);
-            sa__errf(err, errlen, "file-create response: upload header "
-                     "'%.64s' has an unusable name or value",
-                     h->string ? h->string : "");
-            return SA_ERR_PROTOCOL;
+            return slot_unusable(mem, up, "the upload header '%.64s' has a "
+                                 "value that cannot be sent", h->string);
         }
         sa_buf_init(&line, mem, 0);
         if (sa_buf_appendf(&line, "%s: %s", h->string, value) != SA_OK) {
@@ -332,17 +410,18 @@ static int parse_upload_request(const sa_mem *mem, const cJSON *req,
     const cJSON *headers = sa_json_get(req, "headers");
 
     if (!method) method = "PUT";
-    if (!is_token(method, 16)) {
-        sa__errf(err, errlen, "file-create response: bad upload method");
-        return SA_ERR_PROTOCOL;
-    }
-    if (!url || !sa__url_scheme(url) ||
-        !is_line_safe(url, PROTO_MAX_URL, 0)) {
+    if (!url) {
         sa__errf(err, errlen, "file-create response: "
-                 "data.files[0].requests[0].url is missing or not an "
-                 "http(s) URL");
+                 "data.files[0].requests[0].url is missing");
         return SA_ERR_PROTOCOL;
     }
+    /* readable, but never usable: asking again would not help */
+    if (!is_token(method, 16))
+        return slot_unusable(mem, up, "the upload method is not an HTTP "
+                             "method");
+    if (!sa__url_scheme(url) || !is_line_safe(url, PROTO_MAX_URL, 0))
+        return slot_unusable(mem, up, "the upload URL is not an http(s) URL "
+                             "on one line");
     if (headers && !cJSON_IsObject(headers)) {
         sa__errf(err, errlen,
                  "file-create response: upload headers are not an object");

@@ -27,24 +27,62 @@ const char *sa_job_state_name(int state)
 /* Strings handed to the caller                                       */
 /* ================================================================== */
 
-/* A copy of s that lives until the job is freed; the same pointer again
- * while the value does not change.  NULL for NULL or out of memory. */
+/* The API key of the job's client: no string handed to the caller may
+ * hold it.  A job outlives its client only once published (its strings
+ * are kept by then). */
+static const char *job_secret(const sa_job *j)
+{
+    return j->client ? j->client->api_key : NULL;
+}
+
+/* A copy of s that lives until the job is freed, scrubbed of the API key
+ * (sa__scrub): every string the caller reads from a job (message, codes,
+ * ids, x-request-id) comes through here, so none of them can show the key
+ * whatever the server echoed.  The same pointer again while the value
+ * does not change.  NULL for NULL or out of memory. */
 static const char *keep(sa_job *j, int field, const char *s)
 {
+    const char *secret = job_secret(j);
     sa_kept *k;
     size_t n;
 
     if (!s) return NULL;
-    if (j->last[field] && strcmp(j->last[field], s) == 0)
-        return j->last[field];
-    n = strlen(s);
-    k = sa__malloc(j->mem, sizeof *k + n + 1);
-    if (!k) return NULL;
-    memcpy(k->s, s, n + 1);
+    if (!sa__has_secret(s, secret)) {
+        if (j->last[field] && strcmp(j->last[field], s) == 0)
+            return j->last[field];
+        n = strlen(s);
+        k = sa__malloc(j->mem, sizeof *k + n + 1);
+        if (!k) return NULL;
+        memcpy(k->s, s, n + 1);
+    } else {
+        n = sa__scrub_len(s, secret);
+        k = sa__malloc(j->mem, sizeof *k + n + 1);
+        if (!k) return NULL;
+        sa__scrub(k->s, s, secret);
+        if (j->last[field] && strcmp(j->last[field], k->s) == 0) {
+            sa__free(j->mem, k);
+            return j->last[field];
+        }
+    }
     k->next = j->kept;
     j->kept = k;
     j->last[field] = k->s;
     return k->s;
+}
+
+/* The result the caller sees: the machine's own, or, when a string of it
+ * holds the API key (a concern name, a URL, the raw JSON...), a scrubbed
+ * copy owned by the job.  NULL on NOMEM. */
+static const sa_result *visible_result(sa_job *j, const sa_result *r)
+{
+    sa_result *copy = NULL;
+
+    if (sa_result_scrub(j->mem, r, job_secret(j), &copy) != SA_OK)
+        return NULL;
+    if (!copy) return r;
+    sa_result_free(j->pub_result_own);
+    j->pub_result_own = copy;
+    return copy;
 }
 
 /* ================================================================== */
@@ -85,8 +123,15 @@ void sa__publish(sa_client *c, sa_job *j, int state, int status,
         j->pub[K_TASK] = keep(j, K_TASK, sa_jobsm_task_id(sm));
         j->pub[K_FILE] = keep(j, K_FILE, sa_jobsm_file_id(sm));
         j->pub[K_REQUEST] = keep(j, K_REQUEST, sa_jobsm_request_id(sm));
-        if (state == SA_JOB_DONE) j->pub_result = sa_jobsm_result(sm);
         if (!msg) msg = sa_jobsm_errmsg(sm);
+        if (state == SA_JOB_DONE) {
+            j->pub_result = visible_result(j, sa_jobsm_result(sm));
+            if (!j->pub_result && sa_jobsm_result(sm)) {
+                j->pub_state = SA_JOB_FAILED;
+                j->pub_status = SA_ERR_NOMEM;
+                msg = "out of memory copying the result";
+            }
+        }
     } else if (j->task_id) {
         j->pub[K_TASK] = keep(j, K_TASK, j->task_id);  /* a queued resume */
     }
@@ -264,8 +309,9 @@ const char *sa_job_engine_error(const sa_job *job)
 
 const char *sa_job_task_id(const sa_job *job)
 {
-    if (job && !job->published && !job->sm)
-        return job->task_id;  /* a resumed job still queued, or NULL */
+    sa_job *j = (sa_job *)(uintptr_t)job;  /* the cache is not the state */
+    if (job && !job->published && !job->sm && job->task_id)
+        return keep(j, K_TASK, job->task_id);  /* a resumed job still queued */
     return live_str(job, K_TASK, sa_jobsm_task_id);
 }
 

@@ -175,7 +175,7 @@ static int check_file(sa_client *c, const char *path, sa_job *j,
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return sa__cfail(c, SA_ERR_FILE, "cannot read image file '%s': %s",
-                         path, strerror_r(errno, eb, sizeof eb));
+                         path, sa__strerror(errno, eb, sizeof eb));
     st_errno = fstat(fd, &st) != 0 ? errno : 0;
     rc = SA_ERR_FILE;
     if (!st_errno && S_ISREG(st.st_mode) && st.st_size < SA_MAX_FILE_SIZE)
@@ -183,7 +183,7 @@ static int check_file(sa_client *c, const char *path, sa_job *j,
     close(fd);
     if (st_errno)
         return sa__cfail(c, SA_ERR_FILE, "cannot read image file '%s': %s",
-                         path, strerror_r(st_errno, eb, sizeof eb));
+                         path, sa__strerror(st_errno, eb, sizeof eb));
     if (!S_ISREG(st.st_mode))
         return sa__cfail(c, SA_ERR_FILE, "'%s' is not a regular file", path);
     if (st.st_size >= SA_MAX_FILE_SIZE)

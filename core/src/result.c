@@ -17,7 +17,9 @@
  *     ui_score?, score?, skin_type?, mask_urls?}; "all" gives the overall
  *     score, "skin_age" the skin age, "resize_image" the resized image URL;
  *     every other type (known or not) is kept as a score, a missing region
- *     is "whole".  A bare array is taken as the output list.
+ *     is "whole".  A bare array is taken as the output list.  Elements that
+ *     are not objects with a string type are skipped, but a list with none
+ *     is no result (SA_ERR_PROTOCOL, as results of any other type).
  *   - format zip: results {"url": ...} or a bare string: the ZIP URL.
  *   - score_info.json: one key per concern, {raw_score, ui_score,
  *     output_mask_name} or a map region -> that object; "all": {score} (or a
@@ -66,6 +68,7 @@ static size_t align_up(size_t n)
 /* The walker's state: counters that advance the same way in both passes,
  * and the arena areas (NULL while measuring). */
 typedef struct builder {
+    const char *secret;  /* hidden in every string copied (sa__scrub) */
     size_t n_scores, n_urls, n_bytes;
     int overflow;        /* sizes too large to represent */
     sa_score *scores;    /* pass 2 areas */
@@ -76,9 +79,10 @@ typedef struct builder {
     int have_overall, have_skin_age;
 } builder;
 
-static void builder_reset(builder *b)
+static void builder_reset(builder *b, const char *secret)
 {
     memset(b, 0, sizeof *b);
+    b->secret = secret;
     b->overall = NAN;
     b->skin_age = NAN;
 }
@@ -89,13 +93,14 @@ static const char *b_str(builder *b, const char *s)
     size_t n;
     char *dst;
     if (!s) return NULL;
-    n = strlen(s) + 1;
+    n = (b->secret ? sa__scrub_len(s, b->secret) : strlen(s)) + 1;
     if (n > SIZE_MAX - b->n_bytes) {
         b->overflow = 1;
         return NULL;
     }
     dst = b->bytes ? b->bytes + b->n_bytes : NULL;
-    if (dst) memcpy(dst, s, n);
+    if (dst && b->secret) sa__scrub(dst, s, b->secret);
+    else if (dst) memcpy(dst, s, n);
     b->n_bytes += n;
     return dst;
 }
@@ -318,16 +323,17 @@ static int plan(const builder *b, layout *l)
     return SA_OK;
 }
 
-/* Measure, allocate one arena, fill it. */
+/* Measure, allocate one arena, fill it (every string scrubbed of
+ * secret when it is not NULL). */
 static int build(const sa_mem *mem, const source *from, const char *task_id,
-                 sa_result **out)
+                 const char *secret, sa_result **out)
 {
     builder b;
     layout l;
     char *base;
     sa_result *r;
 
-    builder_reset(&b);
+    builder_reset(&b, secret);
     walk(&b, from);
     b_str(&b, b.resize_url);
     b_str(&b, b.zip_url);
@@ -338,7 +344,7 @@ static int build(const sa_mem *mem, const source *from, const char *task_id,
 
     r = (sa_result *)(void *)base;
     memset(r, 0, sizeof *r);
-    builder_reset(&b);
+    builder_reset(&b, secret);
     b.scores = (sa_score *)(void *)(base + l.scores);
     b.urls = (const char **)(void *)(base + l.urls);
     b.bytes = base + l.bytes;
@@ -360,8 +366,24 @@ static int build(const sa_mem *mem, const source *from, const char *task_id,
     return SA_OK;
 }
 
+/* Entries of an output list the walker reads: objects with a string
+ * "type" (the rest is skipped). */
+static size_t output_entries(const cJSON *output)
+{
+    const cJSON *e;
+    size_t n = 0;
+    cJSON_ArrayForEach(e, output) {
+        if (sa_json_string(e, "type")) n++;
+    }
+    return n;
+}
+
 /* data.results without its raw text: the caller (sa_proto_parse_status)
- * adds it with sa_result_set_raw_json from the body it parsed. */
+ * adds it with sa_result_set_raw_json from the body it parsed.  One rule
+ * for every shape: a success must carry a result, a ZIP URL or at least
+ * one output entry; what the reader cannot use inside a list is skipped,
+ * and data.results that yields neither (12345, [], [1,2,3], {}) is a
+ * protocol error. */
 int sa_result_from_results(const sa_mem *mem, const cJSON *results,
                            const char *task_id, sa_result **out, char *err,
                            size_t errlen)
@@ -389,7 +411,12 @@ int sa_result_from_results(const sa_mem *mem, const cJSON *results,
                  "data.results has neither an output[] list nor a url");
         return SA_ERR_PROTOCOL;
     }
-    return build(mem, &from, task_id, out);
+    if (from.kind == WALK_OUTPUT && output_entries(from.node) == 0) {
+        sa__errf(err, errlen, "data.results has no output entry (an object "
+                 "with a type): no result");
+        return SA_ERR_PROTOCOL;
+    }
+    return build(mem, &from, task_id, NULL, out);
 }
 
 int sa_result_from_score_info(const sa_mem *mem, const cJSON *root,
@@ -404,7 +431,7 @@ int sa_result_from_score_info(const sa_mem *mem, const cJSON *root,
         return SA_ERR_PROTOCOL;
     }
     from.node = root;
-    return build(mem, &from, task_id, out);
+    return build(mem, &from, task_id, NULL, out);
 }
 
 static const sa_mem *result_mem(const sa_result *r)
@@ -494,36 +521,90 @@ int sa_result_add_file(sa_result *r, const char *name, const void *data,
     return SA_OK;
 }
 
-static int copy_extras(sa_result *dst, const sa_result *src)
+/* The raw JSON and the files (names scrubbed of secret when not NULL;
+ * the bytes of a file are copied as they are). */
+static int copy_extras(sa_result *dst, const sa_result *src,
+                       const char *secret)
 {
+    const sa_mem *mem = result_mem(dst);
+    char *tmp;
     size_t i;
     int rc = SA_OK;
-    if (src->json) rc = sa_result_set_raw_json(dst, src->json,
-                                               strlen(src->json));
-    for (i = 0; rc == SA_OK && i < src->n_files; i++)
-        rc = sa_result_add_file(dst, src->files[i].name, src->files[i].data,
-                                src->files[i].len);
+
+    if (src->json) {
+        tmp = secret ? sa__scrub_dup(mem, src->json, secret) : NULL;
+        if (secret && !tmp) return SA_ERR_NOMEM;
+        rc = sa_result_set_raw_json(dst, tmp ? tmp : src->json,
+                                    strlen(tmp ? tmp : src->json));
+        sa__free(mem, tmp);
+    }
+    for (i = 0; rc == SA_OK && i < src->n_files; i++) {
+        tmp = secret ? sa__scrub_dup(mem, src->files[i].name, secret) : NULL;
+        if (secret && !tmp) return SA_ERR_NOMEM;
+        rc = sa_result_add_file(dst, tmp ? tmp : src->files[i].name,
+                                src->files[i].data, src->files[i].len);
+        sa__free(mem, tmp);
+    }
+    return rc;
+}
+
+static int clone_with(const sa_mem *mem, const sa_result *src,
+                      const char *secret, sa_result **out)
+{
+    source from = {WALK_CLONE, NULL, NULL, NULL};
+    int rc;
+
+    from.src = src;
+    rc = build(mem, &from, src->task_id, secret, out);
+    if (rc != SA_OK) return rc;
+    rc = copy_extras(*out, src, secret);
+    if (rc != SA_OK) {
+        sa_result_free(*out);
+        *out = NULL;
+    }
     return rc;
 }
 
 int sa_result_clone(const sa_mem *mem, const sa_result *src,
                     sa_result **out)
 {
-    source from = {WALK_CLONE, NULL, NULL, NULL};
-    int rc;
-
     if (!out) return SA_ERR_INVALID_ARGUMENT;
     *out = NULL;
     if (!src) return SA_ERR_INVALID_ARGUMENT;
-    from.src = src;
-    rc = build(mem, &from, src->task_id, out);
-    if (rc != SA_OK) return rc;
-    rc = copy_extras(*out, src);
-    if (rc != SA_OK) {
-        sa_result_free(*out);
-        *out = NULL;
+    return clone_with(mem, src, NULL, out);
+}
+
+/* 1 when a string of r (scores, URLs, task id, raw JSON, file names)
+ * holds something sa__scrub hides. */
+static int result_has_secret(const sa_result *r, const char *secret)
+{
+    size_t i, j;
+    for (i = 0; i < r->count; i++) {
+        const sa_score *s = &r->scores[i];
+        if (sa__has_secret(s->concern, secret)
+            || sa__has_secret(s->region, secret)
+            || sa__has_secret(s->skin_type, secret)
+            || sa__has_secret(s->mask_name, secret))
+            return 1;
+        for (j = 0; j < s->n_mask_urls; j++)
+            if (sa__has_secret(s->mask_urls[j], secret)) return 1;
     }
-    return rc;
+    for (i = 0; i < r->n_files; i++)
+        if (sa__has_secret(r->files[i].name, secret)) return 1;
+    return sa__has_secret(r->resize_url, secret)
+        || sa__has_secret(r->zip_url, secret)
+        || sa__has_secret(r->task_id, secret)
+        || sa__has_secret(r->json, secret);
+}
+
+int sa_result_scrub(const sa_mem *mem, const sa_result *src,
+                    const char *secret, sa_result **out)
+{
+    if (!out) return SA_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!src || !secret || !*secret || !result_has_secret(src, secret))
+        return SA_OK;
+    return clone_with(mem, src, secret, out);
 }
 
 size_t sa_result_urls(const sa_result *r, const char **urls, size_t max)

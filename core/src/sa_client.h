@@ -104,6 +104,7 @@ struct sa_job {
     int pub_state, pub_status, pub_http, pub_polls;
     const char *pub[K__LAST];
     const sa_result *pub_result;
+    sa_result *pub_result_own;  /* a copy scrubbed of the key, or NULL */
     const char *last[K__LAST];  /* latest kept copy per field */
     sa_kept *kept;
 };

@@ -67,11 +67,37 @@ char *sa_buf_steal(sa_buf *b);
 void sa__errf(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Copy src into the fixed buffer dst, replacing every occurrence of
- * `secret` (if not NULL/empty) with "[REDACTED]" and cutting the query
- * string of http(s) URLs ("?..." -> "?[...]").  Used for every log line
- * and error message that may contain server text. */
+/* Hiding the API key (`secret`; NULL or "" hides nothing).  What is
+ * hidden: every occurrence of the whole secret (so "Bearer <key>" becomes
+ * "Bearer [REDACTED]"), and what is left of the key where a bounded copy
+ * of a server text (an error message, a job message) cut it: every run of
+ * at least SA_SECRET_MIN_PART of its first bytes, and a run of at least
+ * SA_SECRET_MIN_TAIL of them that ends the text.  Each is replaced by
+ * "[REDACTED]".  (Server texts are also cut at a space where they have
+ * one, so a cut rarely falls inside the key: see proto.c.) */
+#define SA_SECRET_MIN_PART 8
+#define SA_SECRET_MIN_TAIL 4
+
+/* 1 when s (may be NULL) holds something sa__scrub would hide. */
+int sa__has_secret(const char *s, const char *secret);
+/* The length of s once scrubbed, and the scrubbed copy written to dst
+ * (sa__scrub_len(s) + 1 bytes).  Only the secret changes: URLs and their
+ * query strings stay whole (ids, result URLs). */
+size_t sa__scrub_len(const char *s, const char *secret);
+void sa__scrub(char *dst, const char *s, const char *secret);
+/* A scrubbed copy of s (NULL for NULL or on NOMEM). */
+char *sa__scrub_dup(const sa_mem *mem, const char *s, const char *secret);
+
+/* Copy src into the fixed buffer dst, hiding the secret as sa__scrub
+ * does and cutting the query string of http(s) URLs ("?..." ->
+ * "?[...]").  Used for every log line and client message that may
+ * contain server text. */
 void sa__redact(char *dst, size_t dstlen, const char *src, const char *secret);
+
+/* The text of errno value err, whichever strerror_r the C library
+ * declares (XSI or GNU): buf (len bytes) or a static string, never
+ * NULL. */
+const char *sa__strerror(int err, char *buf, size_t len);
 
 /* 1 when the URL's host is loopback (localhost, 127.0.0.0/8, ::1). */
 int sa__url_is_loopback(const char *url);
@@ -142,9 +168,10 @@ static inline void sa_link_remove(sa_link *l)
  * every parse; this function is the only caller of cJSON's parser in the
  * library and serialises those calls with a process-wide mutex (see
  * docs/architecture.md "Reentrancy").  Before parsing it scans the text and
- * refuses nesting deeper than max_depth (SA_ERR_LIMIT).  Returns SA_OK and a
- * tree to free with cJSON_Delete, SA_ERR_PROTOCOL (not JSON), SA_ERR_LIMIT or
- * SA_ERR_NOMEM. */
+ * refuses nesting deeper than max_depth (SA_ERR_LIMIT), and a NUL in any
+ * string (a raw one or \u0000: cJSON would cut the string there).  Returns
+ * SA_OK and a tree to free with cJSON_Delete, SA_ERR_PROTOCOL (not JSON, or
+ * a NUL in a string), SA_ERR_LIMIT or SA_ERR_NOMEM. */
 int sa_json_parse(const char *text, size_t len, int max_depth, cJSON **out);
 
 /* Accessors tolerant of nulls and of numbers where strings are expected.
@@ -232,6 +259,11 @@ typedef enum sa_step {
     SA_STEP__LAST
 } sa_step;
 
+/* 1 when s[0..n) can be an id (file_id, task_id) from a server: 1..4096
+ * of A-Z a-z 0-9 + / = - _ . ~ (base64, standard and URL-safe, and the
+ * unreserved characters of a URL), not only dots. */
+int sa_proto_id_ok(const char *s, size_t n);
+
 /* Path of each endpoint, e.g. "/s2s/v2.1/task/skin-analysis". */
 const char *sa_proto_file_path(int api_version, int upload_path);
 const char *sa_proto_task_path(int api_version);
@@ -243,14 +275,30 @@ char *sa_proto_file_create_body(const sa_mem *mem, const char *content_type,
 typedef struct sa_upload_spec {
     char *method;        /* "PUT" */
     char *url;           /* pre-signed URL */
-    char **headers;      /* "Name: value" lines, verbatim values */
+    char **headers;      /* "Name: value" lines, verbatim values: only those
+                            of sa_proto_upload_header_allowed */
     size_t n_headers;
+    char unusable[160];  /* why the slot cannot be used ("" when it can);
+                            method, url and headers are then NULL */
 } sa_upload_spec;
 void sa_upload_spec_free(const sa_mem *mem, sa_upload_spec *u);
 
+/* 1 when an upload header the file-create answer lists is one a pre-signed
+ * PUT may need, and so is sent: Content-Type, Content-MD5,
+ * Content-Encoding, Content-Language, Content-Disposition, Cache-Control,
+ * Expires, and the storage services' own x-amz-*, x-goog-*, x-ms-*
+ * (case-insensitive).  Content-Length is kept too, to be checked against
+ * the image size (libcurl sends the size itself).  Anything else (Host,
+ * Cookie, Authorization, Transfer-Encoding, Connection, ...) is dropped. */
+int sa_proto_upload_header_allowed(const char *name);
+
 /* Parse a 200 file-create body: data.files[0].file_id and requests[0].
  * Header values may be strings or numbers.  Returns SA_OK,
- * SA_ERR_PROTOCOL (with message), SA_ERR_LIMIT, SA_ERR_NOMEM. */
+ * SA_ERR_PROTOCOL (with message), SA_ERR_LIMIT, SA_ERR_NOMEM.  An answer
+ * that is readable but whose slot cannot be used (a URL that is not
+ * http(s) or not one printable line, a method that is no token, an
+ * allowed header whose value cannot be sent) gives SA_OK, the file id and
+ * upload->unusable: asking again would not get a better slot. */
 int sa_proto_parse_file_create(const sa_mem *mem, const char *body,
                                size_t len, int max_depth, char **file_id,
                                sa_upload_spec *upload, char *err,
@@ -354,6 +402,12 @@ int sa_result_set_json_item(sa_result *r, const cJSON *item);
 /* A deep copy of a result (scores, URLs, files), allocated through mem. */
 int sa_result_clone(const sa_mem *mem, const sa_result *src,
                     sa_result **out);
+/* When a string of src (a concern, region or skin type, a mask name or
+ * URL, the task id, the raw JSON, a file name) holds the secret (see
+ * sa__scrub), *out is a deep copy with every string scrubbed (file bytes
+ * unchanged); otherwise *out is NULL.  SA_OK or SA_ERR_NOMEM. */
+int sa_result_scrub(const sa_mem *mem, const sa_result *src,
+                    const char *secret, sa_result **out);
 /* Add a file (a mask, the resized image) to a result: copies name and
  * bytes; the format is sniffed from the bytes.  SA_OK or SA_ERR_NOMEM. */
 int sa_result_add_file(sa_result *r, const char *name, const void *data,

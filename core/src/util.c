@@ -236,10 +236,88 @@ static void out_put(redact_out *o, const char *s, size_t n)
     o->left -= n;
 }
 
+#define REDACTED "[REDACTED]"
+#define REDACTED_LEN (sizeof REDACTED - 1)
+
+/* How many bytes of secret (length slen) start at s and must be hidden:
+ * all of it, or what a bounded copy of a server text left of it where it
+ * cut: a run of at least SA_SECRET_MIN_PART of its first bytes, or of
+ * SA_SECRET_MIN_TAIL at the very end of s; else 0. */
+static size_t secret_at(const char *s, const char *secret, size_t slen)
+{
+    size_t n = 0;
+    if (slen == 0) return 0;
+    while (n < slen && s[n] && s[n] == secret[n]) n++;
+    if (n == slen || n >= SA_SECRET_MIN_PART) return n;
+    return !s[n] && n >= SA_SECRET_MIN_TAIL ? n : 0;
+}
+
+static size_t secret_len(const char *secret)
+{
+    return (secret && *secret) ? strlen(secret) : 0;
+}
+
+int sa__has_secret(const char *s, const char *secret)
+{
+    size_t slen = secret_len(secret);
+    if (!s || slen == 0) return 0;
+    for (; *s; s++)
+        if (*s == secret[0] && secret_at(s, secret, slen)) return 1;
+    return 0;
+}
+
+size_t sa__scrub_len(const char *s, const char *secret)
+{
+    size_t slen = secret_len(secret), n = 0, k;
+    if (!s) return 0;
+    while (*s) {
+        k = slen && *s == secret[0] ? secret_at(s, secret, slen) : 0;
+        if (k) {
+            s += k;
+            n += REDACTED_LEN;
+        } else {
+            s++;
+            n++;
+        }
+    }
+    return n;
+}
+
+void sa__scrub(char *dst, const char *s, const char *secret)
+{
+    size_t slen = secret_len(secret), k;
+    if (!dst) return;
+    if (s) {
+        while (*s) {
+            k = slen && *s == secret[0] ? secret_at(s, secret, slen) : 0;
+            if (k) {
+                memcpy(dst, REDACTED, REDACTED_LEN);
+                dst += REDACTED_LEN;
+                s += k;
+            } else {
+                *dst++ = *s++;
+            }
+        }
+    }
+    *dst = '\0';
+}
+
+char *sa__scrub_dup(const sa_mem *mem, const char *s, const char *secret)
+{
+    size_t n;
+    char *out;
+    if (!s) return NULL;
+    n = sa__scrub_len(s, secret);
+    if (n == SIZE_MAX) return NULL;
+    out = sa__malloc(mem, n + 1);
+    if (out) sa__scrub(out, s, secret);
+    return out;
+}
+
 void sa__redact(char *dst, size_t dstlen, const char *src, const char *secret)
 {
     redact_out o;
-    size_t slen = (secret && *secret) ? strlen(secret) : 0;
+    size_t slen = secret_len(secret), k;
     int in_url = 0;
 
     if (!dst || dstlen == 0) return;
@@ -247,9 +325,10 @@ void sa__redact(char *dst, size_t dstlen, const char *src, const char *secret)
     o.left = dstlen - 1;
     if (!src) src = "";
     while (*src && o.left > 0) {
-        if (slen && strncmp(src, secret, slen) == 0) {
-            out_put(&o, "[REDACTED]", 10);
-            src += slen;
+        k = slen && *src == secret[0] ? secret_at(src, secret, slen) : 0;
+        if (k) {
+            out_put(&o, REDACTED, REDACTED_LEN);
+            src += k;
             continue;
         }
         if (!in_url && (prefix_icase(src, "http://") ||
@@ -267,6 +346,36 @@ void sa__redact(char *dst, size_t dstlen, const char *src, const char *secret)
         src++;
     }
     *o.p = '\0';
+}
+
+/* strerror_r hides two incompatible functions behind one name: the XSI
+ * one returns an int and fills buf; GNU's (with _GNU_SOURCE on glibc)
+ * returns the message, which may be a static string, and may leave buf
+ * untouched.  _Generic picks the reader for the one declared here. */
+static const char *strerror_xsi(int rc, char *buf, size_t len, int err)
+{
+    if (rc != 0 || !buf[0]) sa__errf(buf, len, "error %d", err);
+    return buf;
+}
+
+static const char *strerror_gnu(const char *msg, char *buf, size_t len,
+                                int err)
+{
+    if (!msg || !*msg) {
+        sa__errf(buf, len, "error %d", err);
+        return buf;
+    }
+    return msg;
+}
+
+const char *sa__strerror(int err, char *buf, size_t len)
+{
+    if (!buf || len == 0) return "";
+    buf[0] = '\0';
+    return _Generic(strerror_r(err, buf, len),
+                    char *: strerror_gnu,
+                    default: strerror_xsi)(strerror_r(err, buf, len), buf,
+                                           len, err);
 }
 
 /* ------------------------------------------------------------------ */

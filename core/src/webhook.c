@@ -14,6 +14,10 @@
  *
  * The function is pure apart from one clock read: now_s == 0 reads
  * time(NULL).  No state is kept between calls.
+ *
+ * sa_webhook_parse then reads the notification out of the verified body,
+ * the one reading every binding uses (Python's verify_webhook and Lua's
+ * verify_webhook agree because neither reads the body itself).
  */
 #include "sa_internal.h"
 
@@ -22,6 +26,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -253,6 +258,128 @@ int sa_webhook_verify(const char *secret, const char *msg_id,
                  (long long)(age < 0 ? -age : age),
                  age < 0 ? "ahead of" : "behind", tolerance_s);
         return SA_ERR_WEBHOOK_STALE;
+    }
+    return SA_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The notification in a verified body                                */
+/* ------------------------------------------------------------------ */
+
+#define WH_JSON_DEPTH 32
+
+/* 1 when s[0..n) is well-formed UTF-8 (no overlong forms, no surrogates,
+ * nothing above U+10FFFF). */
+static int utf8_ok(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t k, len;
+        unsigned long cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            cp = c & 0x1Fu;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            cp = c & 0x0Fu;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            cp = c & 0x07u;
+        } else {
+            return 0;
+        }
+        if (n - i < len) return 0;
+        for (k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3Fu);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* A copy of a string for the caller (sa_free), or NULL with *nomem. */
+static char *caller_copy(const char *s, int *nomem)
+{
+    char *copy = sa__strdup(NULL, s);
+    if (!copy) *nomem = 1;
+    return copy;
+}
+
+static int parse_fail(char *errbuf, size_t errbuf_len, const char *why)
+{
+    sa__errf(errbuf, errbuf_len, "the webhook body is not a task "
+             "notification: %s", why);
+    return SA_ERR_PROTOCOL;
+}
+
+int sa_webhook_parse(const void *body, size_t body_len, char **task_id,
+                     char **task_status, int64_t *created_at, char *errbuf,
+                     size_t errbuf_len)
+{
+    const cJSON *data, *id, *status, *created;
+    cJSON *root = NULL;
+    double v;
+    int rc, nomem = 0;
+
+    if (errbuf && errbuf_len) errbuf[0] = '\0';
+    if (!task_id || !task_status || !created_at || (!body && body_len)) {
+        sa__errf(errbuf, errbuf_len, "body, task_id, task_status and "
+                 "created_at are required");
+        return SA_ERR_INVALID_ARGUMENT;
+    }
+    *task_id = *task_status = NULL;
+    *created_at = INT64_MIN;
+    if (body_len > SA_WEBHOOK_BODY_MAX) {
+        sa__errf(errbuf, errbuf_len, "the webhook body (%zu bytes) is larger "
+                 "than a task notification (at most %d)", body_len,
+                 SA_WEBHOOK_BODY_MAX);
+        return SA_ERR_LIMIT;
+    }
+    if (!utf8_ok(body, body_len))
+        return parse_fail(errbuf, errbuf_len, "it is not UTF-8");
+    rc = sa_json_parse(body, body_len, WH_JSON_DEPTH, &root);
+    if (rc == SA_ERR_NOMEM) {
+        sa__errf(errbuf, errbuf_len, "out of memory");
+        return rc;
+    }
+    if (rc != SA_OK)
+        return parse_fail(errbuf, errbuf_len, rc == SA_ERR_LIMIT
+                          ? "it is nested too deep" : "it is not JSON (or a "
+                            "string in it holds a NUL)");
+    data = sa_json_get(root, "data");
+    id = sa_json_get(data, "task_id");
+    if (!cJSON_IsObject(root) || !cJSON_IsObject(data) ||
+        !cJSON_IsString(id) ||
+        !sa_proto_id_ok(id->valuestring, strlen(id->valuestring))) {
+        cJSON_Delete(root);
+        return parse_fail(errbuf, errbuf_len, "no data.task_id string of id "
+                          "characters");
+    }
+    status = sa_json_get(data, "task_status");
+    created = sa_json_get(root, "created_at");
+    *task_id = caller_copy(id->valuestring, &nomem);
+    if (cJSON_IsString(status))
+        *task_status = caller_copy(status->valuestring, &nomem);
+    if (cJSON_IsNumber(created) && sa_json_as_number(created, &v) &&
+        v == floor(v) && fabs(v) < 9007199254740992.0)
+        *created_at = (int64_t)v;
+    cJSON_Delete(root);
+    if (nomem) {
+        sa_free(*task_id);
+        sa_free(*task_status);
+        *task_id = *task_status = NULL;
+        *created_at = INT64_MIN;
+        sa__errf(errbuf, errbuf_len, "out of memory");
+        return SA_ERR_NOMEM;
     }
     return SA_OK;
 }

@@ -4,6 +4,8 @@ core's log hook to the ``logging`` module (logger "skinanalysis")."""
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import os
 from typing import Any, Optional, Union
 
@@ -84,9 +86,30 @@ def format_code(fmt: str) -> int:
                           "format must be 'json' or 'zip', not %r" % (fmt,))
 
 
-def ms(seconds: Optional[float]) -> Optional[int]:
-    """Seconds (float) to whole milliseconds; None stays None."""
-    return None if seconds is None else max(0, int(round(seconds * 1000)))
+def ms(seconds: Optional[float], *, positive: bool = False,
+       what: str = "timeout") -> Optional[int]:
+    """Seconds (a number) to whole milliseconds; None stays None.
+
+    A value the core cannot take as it was meant raises ValueError rather
+    than turning into something else: negative, NaN or infinite seconds,
+    or a positive value below the core's 1 ms resolution (which would
+    become 0: "no wait", or "the default" for a job deadline); with
+    ``positive`` (durations of options and deadlines) 0 too.  A value
+    that is no number raises TypeError."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real):
+        raise TypeError("%s must be a number of seconds, not %s"
+                        % (what, type(seconds).__name__))
+    value = float(seconds)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("%s must be a finite number of seconds >= 0, not %r"
+                         % (what, seconds))
+    if value == 0 and positive:
+        raise ValueError("%s must be more than 0 seconds" % what)
+    if 0 < value < 0.001:
+        raise ValueError("%s of %r s is below the 1 ms resolution" % (what, seconds))
+    return int(round(value * 1000))
 
 
 def core_options(*, base_url: Optional[str], version: Any, upload_path_: Any,
@@ -103,12 +126,13 @@ def core_options(*, base_url: Optional[str], version: Any, upload_path_: Any,
         "base_url": base_url,
         "api_version": api_version(version) or None,
         "upload_path": upload_path(upload_path_),
-        "request_timeout_ms": ms(timeout),
-        "connect_timeout_ms": ms(connect_timeout),
-        "upload_timeout_ms": ms(upload_timeout),
-        "poll_interval_ms": ms(poll_interval),
-        "max_poll_interval_ms": ms(max_poll_interval),
-        "job_deadline_ms": ms(deadline),
+        "request_timeout_ms": ms(timeout, positive=True, what="timeout"),
+        "connect_timeout_ms": ms(connect_timeout, positive=True, what="connect_timeout"),
+        "upload_timeout_ms": ms(upload_timeout, positive=True, what="upload_timeout"),
+        "poll_interval_ms": ms(poll_interval, positive=True, what="poll_interval"),
+        "max_poll_interval_ms": ms(max_poll_interval, positive=True,
+                                   what="max_poll_interval"),
+        "job_deadline_ms": ms(deadline, positive=True, what="deadline"),
         "max_polls": max_polls,
         "max_retries": max_retries,
         "rate_limit": rate_limit,

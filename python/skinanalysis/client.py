@@ -40,7 +40,7 @@ def request_kwargs(image: Any, actions: _actions.Actions, *, format: str = "json
               api_version=_config.api_version(version),
               pf_camera_kit=_tri(pf_camera_kit), mask_overlay=_tri(mask_overlay),
               miniserver_args=miniserver_args,
-              deadline_ms=_config.ms(deadline) or 0)
+              deadline_ms=_config.ms(deadline, positive=True, what="deadline") or 0)
     return kw
 
 
@@ -93,7 +93,8 @@ class Job:
 
     @property
     def request_id(self) -> Optional[str]:
-        """x-request-id of the last answer that mattered (for support)."""
+        """x-request-id of the answer to the job's last request (for
+        support); None when that request got no answer or it had none."""
         return self._job.request_id
 
     def done(self) -> bool:
@@ -164,6 +165,7 @@ class _ClientBase:
         key = _config.resolve_key(api_key)
         self._base_url = _config.resolve_base_url(base_url)
         self._version = _config.version_text(_config.api_version(version))
+        _config.ms(close_timeout, what="close_timeout")  # refused now, not at close
         self._close_timeout = close_timeout
         opts = _config.core_options(
             base_url=self._base_url, version=version, upload_path_=upload_path,

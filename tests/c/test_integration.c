@@ -1266,6 +1266,159 @@ TEST(four_clients_in_four_threads)
     INVARIANTS(&g_emu, 16, 1);
 }
 
+/* ------------------------------------------------------------------ */
+/* A server that echoes the key                                        */
+/* ------------------------------------------------------------------ */
+
+/* A piece from the middle of SECRET: not even part of the key shows. */
+#define SECRET_PIECE "Zq81xLmT"
+
+static int has_key(const char *s)
+{
+    return s && (strstr(s, SECRET) || strstr(s, SECRET_PIECE));
+}
+
+/* Every string a job (and its result) hands out is free of the key. */
+static void check_job_clean(const sa_job *j, int line)
+{
+    const sa_result *r = sa_job_result(j);
+    const char *fields[6];
+    size_t i, k;
+
+    fields[0] = sa_job_errmsg(j);
+    fields[1] = sa_job_api_error_code(j);
+    fields[2] = sa_job_engine_error(j);
+    fields[3] = sa_job_request_id(j);
+    fields[4] = sa_job_task_id(j);
+    fields[5] = sa_job_file_id(j);
+    for (i = 0; i < 6; i++)
+        if (has_key(fields[i]))
+            HARNESS_FAIL("line %d: field %zu shows the key: %s", line, i,
+                         fields[i]);
+    if (!r) return;
+    if (has_key(sa_result_json(r)) || has_key(sa_result_resize_image_url(r))
+        || has_key(sa_result_task_id(r)) || has_key(sa_result_zip_url(r)))
+        HARNESS_FAIL("line %d: the result shows the key", line);
+    for (i = 0; i < sa_result_count(r); i++) {
+        const sa_score *s = sa_result_score(r, i);
+        if (has_key(s->concern) || has_key(s->region) || has_key(s->skin_type)
+            || has_key(s->mask_name))
+            HARNESS_FAIL("line %d: score %zu shows the key", line, i);
+        for (k = 0; k < s->n_mask_urls; k++)
+            if (has_key(s->mask_urls[k]))
+                HARNESS_FAIL("line %d: a mask URL shows the key", line);
+    }
+}
+
+/* The outcome of one analysis against the scenario `json`, with a job
+ * deadline of deadline_ms (0: the suite's). */
+static void echo_case_ms(const emu *e, const char *json, int want_status,
+                         int want_marker, long deadline_ms, int line)
+{
+    sa_client_options o;
+    sa_client *c;
+    sa_request r;
+    sa_job *j;
+
+    if (emu_scenario(e, json) != 0) {
+        HARNESS_FAIL("line %d: scenario refused: %s", line, json);
+        return;
+    }
+    base_options(&o, e);
+    o.max_retries = 1;
+    if (deadline_ms > 0) o.job_deadline_ms = deadline_ms;
+    c = client_with(&o);
+    if (!c) {
+        HARNESS_FAIL("line %d: no client", line);
+        return;
+    }
+    file_request(&r, SD_JPG);
+    j = run_job(c, &r);
+    if (j) {
+        if (sa_job_status(j) != want_status)
+            HARNESS_FAIL("line %d: status %s, expected %s (%s)", line,
+                         sa_status_name(sa_job_status(j)),
+                         sa_status_name(want_status), sa_job_errmsg(j));
+        check_job_clean(j, line);
+        if (want_marker && !strstr(sa_job_errmsg(j), "[REDACTED]"))
+            HARNESS_FAIL("line %d: the echo is not in the message: %s", line,
+                         sa_job_errmsg(j));
+    } else {
+        HARNESS_FAIL("line %d: no job", line);
+    }
+    if (has_key(sa_client_errmsg(c)))
+        HARNESS_FAIL("line %d: the client message shows the key", line);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
+#define echo_case(e, json, status, marker, line) \
+    echo_case_ms((e), (json), (status), (marker), 0, (line))
+#define ECHO_CASE(e, json, status) \
+    echo_case((e), (json), (status), (status) != SA_OK, __LINE__)
+
+/* A 401 body, a 500 poll body, an engine error code and message, an S3
+ * 403 XML body, an x-request-id and the result's strings, each echoing
+ * the key (whole, as "Bearer <key>", and cut where the client bounds a
+ * server text: 512 bytes of a message, 127 of an x-request-id): no string
+ * the client hands out shows it, nor does a log line.  A task that exists
+ * is polled through 500s until its deadline, whose message says what the
+ * last poll met (scrubbed). */
+TEST(key_echoed_by_the_server_never_surfaces)
+{
+    char pad[601], rid[116], json[4096];
+    emu e;
+
+    memset(pad, 'x', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    memset(rid, 'r', sizeof rid - 1);
+    rid[sizeof rid - 1] = '\0';
+    REQUIRE(emu_start(&e, FAST) == 0);
+
+    snprintf(json, sizeof json, "[{\"endpoint\":\"file_create\",\"fault\":"
+             "\"respond\",\"status\":401,\"body\":{\"status\":401,\"error\":"
+             "\"Invalid API key Bearer %s\",\"error_code\":\"%s\"},"
+             "\"headers\":{\"x-request-id\":\"%s%s\"}}]", SECRET, SECRET, rid,
+             SECRET);
+    ECHO_CASE(&e, json, SA_ERR_AUTH);
+    /* the job message (511 bytes) cuts the key 5 bytes in */
+    snprintf(json, sizeof json, "[{\"endpoint\":\"file_create\",\"fault\":"
+             "\"respond\",\"status\":401,\"body\":{\"status\":401,\"error\":"
+             "\"%.*s %s\"}}]", 482, pad, SECRET);
+    ECHO_CASE(&e, json, SA_ERR_AUTH);
+    /* over the 512-byte bound of a server text: cut before the key */
+    snprintf(json, sizeof json, "[{\"endpoint\":\"file_create\",\"fault\":"
+             "\"respond\",\"status\":401,\"body\":{\"status\":401,\"error\":"
+             "\"%.*s %s\"}}]", 500, pad, SECRET);
+    echo_case(&e, json, SA_ERR_AUTH, 0, __LINE__);
+    snprintf(json, sizeof json, "[{\"endpoint\":\"task_status\",\"fault\":"
+             "\"respond\",\"status\":500,\"body\":{\"status\":500,\"error\":"
+             "\"upstream said Bearer %s\",\"error_code\":\"E-%s\"},"
+             "\"headers\":{\"x-request-id\":\"%s\"}}]", SECRET, SECRET,
+             SECRET);
+    echo_case_ms(&e, json, SA_ERR_DEADLINE, 1, 3000, __LINE__);
+    snprintf(json, sizeof json, "[{\"endpoint\":\"task_create\",\"fault\":"
+             "\"engine_error\",\"code\":\"%s\",\"message\":\"Bearer %s "
+             "%s\"}]", SECRET, SECRET, pad);
+    ECHO_CASE(&e, json, SA_ERR_ENGINE);
+    snprintf(json, sizeof json, "[{\"endpoint\":\"upload\",\"fault\":"
+             "\"respond\",\"status\":403,\"content_type\":\"application/xml\","
+             "\"body\":\"<?xml version=\\\"1.0\\\"?><Error><Code>%s</Code>"
+             "<Message>Bearer %s</Message></Error>\"}]", SECRET, SECRET);
+    ECHO_CASE(&e, json, SA_ERR_UPLOAD);
+    snprintf(json, sizeof json, "[{\"endpoint\":\"task_status\",\"fault\":"
+             "\"patch\",\"set\":{\"data.task_status\":\"success\","
+             "\"data.results\":{\"output\":[{\"type\":\"wrinkle %s\","
+             "\"region\":\"Bearer %s\",\"ui_score\":50,\"mask_urls\":"
+             "[\"https://r.example/%s.png\"]},{\"type\":\"resize_image\","
+             "\"mask_urls\":[\"https://r.example/x.jpg?k=%s\"]}]}},"
+             "\"headers\":{\"x-request-id\":\"%s\"}}]", SECRET, SECRET, SECRET,
+             SECRET, SECRET);
+    ECHO_CASE(&e, json, SA_OK);
+    emu_scenario(&e, NULL);
+    emu_stop(&e);
+}
+
 TEST(key_never_in_logs_or_messages)
 {
     /* every client of this suite logged at DEBUG into g_log, through
@@ -1354,6 +1507,7 @@ int main(void)
     }
     emu_stop(&tr.e);
 
+    RUN(key_echoed_by_the_server_never_surfaces);
     RUN(key_never_in_logs_or_messages);
     emu_stop(&g_emu);
     sa_global_cleanup();

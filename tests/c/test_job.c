@@ -512,6 +512,11 @@ TEST(task_create_ambiguous)
         HTTP(SA_STEP_TASK_CREATE, 200, "<html>oops</html>"),
         HTTP(SA_STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{}}"),
         HTTP(SA_STEP_TASK_CREATE, 200, ""),
+        /* an id cut by a NUL would poll another task ("TASK"): unreadable */
+        HTTP(SA_STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
+             "\"" TASK_ID "\\u0000/../../other\"}}"),
+        HTTP(SA_STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
+             "\"..\"}}"),
     };
     size_t i;
 
@@ -533,6 +538,23 @@ TEST(task_create_ambiguous)
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
     }
+}
+
+/* The details describe the last request: a task create that got no answer
+ * has no HTTP status, not the upload's 200 (nor the file create's
+ * x-request-id). */
+TEST(ambiguous_create_reports_no_earlier_status)
+{
+    static const fs_reply script[] = {
+        FILE_OK, UPLOAD_OK, TIMEOUT(SA_STEP_TASK_CREATE) };
+    jt *t = jt_new();
+
+    REQUIRE(t && jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
+    CHECK_EQ_INT(sa_jobsm_http_status(t->sm), 0);
+    CHECK(sa_jobsm_request_id(t->sm) == NULL);
+    jt_end(t);
 }
 
 TEST(task_create_refusals_are_final)
@@ -622,6 +644,37 @@ TEST(file_create_unreadable_200_is_retried)
     CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
     CHECK(contains(sa_jobsm_errmsg(t->sm), "gave up after 3"));
     CHECK(t->run.ended);
+    jt_end(t);
+}
+
+/* A file_id that a NUL would cut ("FILE\u0000EVIL": a billed task on file
+ * FILE) makes the answer unreadable: retried like any unreadable file
+ * create answer, never uploaded to, never leading to a task create. */
+TEST(file_create_nul_id_never_creates_a_task)
+{
+    fs_reply script[6];
+    size_t i;
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    t->cfg.max_retries = 2;
+    for (i = 0; i < 3; i++)
+        script[i] = (fs_reply)HTTP(SA_STEP_FILE_CREATE, 200,
+            "{\"status\":200,\"data\":{\"files\":[{\"file_id\":"
+            "\"FILE\\u0000EVIL\",\"requests\":[{\"method\":\"PUT\",\"url\":"
+            "\"https://s3.test/up\",\"headers\":{\"Content-Type\":"
+            "\"image/png\"}}]}]}}");
+    script[3] = (fs_reply)UPLOAD_OK;
+    script[4] = (fs_reply)TASK_OK;
+    script[5] = (fs_reply)SUCCESS;
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, script, N(script)), 3);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
+    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+    CHECK(sa_jobsm_file_id(t->sm) == NULL);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "NUL"));
     jt_end(t);
 }
 
@@ -748,6 +801,39 @@ TEST(upload_slot_checks)
     jt_drive(t, wrong_method, N(wrong_method));
     CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
     jt_end(t);
+}
+
+/* A slot that can never be used (not an http(s) URL, a line break in
+ * it) fails the job at once: another file create would not get better. */
+TEST(unusable_upload_slot_is_refused_at_once)
+{
+    static const char *const slots[] = {
+        "\"url\":\"ftp://s3.test/up\"",
+        "\"url\":\"https://s3.test/up\\r\\nHost: evil\"",
+        "\"url\":\"https://s3.test/up\",\"headers\":{\"x-amz-acl\":\"a\\nb\"}",
+    };
+    size_t i;
+
+    for (i = 0; i < N(slots); i++) {
+        char body[512];
+        fs_reply script[8];
+        size_t k;
+        jt *t = jt_new();
+        REQUIRE(t);
+        snprintf(body, sizeof body, "{\"status\":200,\"data\":{\"files\":[{"
+                 "\"file_id\":\"F1\",\"requests\":[{%s}]}]}}", slots[i]);
+        for (k = 0; k < N(script); k++)
+            script[k] = (fs_reply)HTTP(SA_STEP_FILE_CREATE, 200, body);
+        REQUIRE(jt_start(t) == SA_OK);
+        CHECK_EQ_INT(jt_drive(t, script, N(script)), 1);
+        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 1);
+        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
+        CHECK(contains(sa_jobsm_errmsg(t->sm), "file create: the upload"));
+        CHECK(t->run.ended);
+        if (harness_cur_failed) fprintf(stderr, "  (slot %zu)\n", i);
+        jt_end(t);
+    }
 }
 
 /* The budget is max_retries retries in a row; then the step's code.  The
@@ -2562,12 +2648,15 @@ int main(void)
     RUN(rate_limited_on_every_step);
     RUN(task_create_not_sent_is_retried);
     RUN(task_create_ambiguous);
+    RUN(ambiguous_create_reports_no_earlier_status);
     RUN(task_create_refusals_are_final);
     RUN(file_create_refusals_are_final);
     RUN(file_create_unreadable_200_is_retried);
+    RUN(file_create_nul_id_never_creates_a_task);
     RUN(file_create_404_falls_back_to_generic_path);
     RUN(upload_refusals);
     RUN(upload_slot_checks);
+    RUN(unusable_upload_slot_is_refused_at_once);
     RUN(retry_budget_exhausted);
     RUN(poll_retry_budget_is_consecutive);
     RUN(backoff_delays_grow_within_caps);

@@ -129,6 +129,91 @@ TEST(file_create_tolerant)
     sa_upload_spec_free(NULL, &up);
 }
 
+/* A readable answer whose slot can never be used: SA_OK with the reason
+ * in `unusable` and nothing of the slot kept (the job fails at once: a
+ * second file create would get the same kind of slot). */
+TEST(file_create_unusable_slots)
+{
+    static const struct {
+        const char *request;
+        const char *why;
+    } rows[] = {
+        {"{\"url\":\"ftp://h/x\"}",
+         "the upload URL is not an http(s) URL on one line"},
+        {"{\"url\":\"file:///etc/passwd\"}", NULL},
+        {"{\"url\":\"https://h/x\\r\\nHost: evil\"}", NULL},
+        {"{\"url\":\"https://h/x y\"}", NULL},
+        {"{\"url\":\"https://h/x\",\"method\":\"P T\"}",
+         "the upload method is not an HTTP method"},
+        {"{\"url\":\"https://h/x\",\"headers\":{\"x-amz-acl\":"
+         "\"a\\r\\nAuthorization: y\"}}",
+         "the upload header 'x-amz-acl' has a value that cannot be sent"},
+        {"{\"url\":\"https://h/x\",\"headers\":{\"Content-Type\":true}}",
+         NULL},
+        {"{\"url\":\"https://h/x\",\"headers\":{\"x-amz-bad name\":\"v\"}}",
+         NULL},
+        {"{\"url\":\"https://h/x\",\"headers\":{\"Content-Length\":"
+         "\"10, 20\"}}", NULL},
+    };
+    size_t i;
+    for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char body[512], *id = NULL, err[256] = "";
+        sa_upload_spec up;
+        int rc;
+        snprintf(body, sizeof body, "{\"data\":{\"files\":[{\"file_id\":"
+                 "\"F1\",\"requests\":[%s]}]}}", rows[i].request);
+        rc = parse_fc(body, &id, &up, err, sizeof err);
+        if (rc != SA_OK) HARNESS_FAIL("row %zu: rc %d (%s)", i, rc, err);
+        CHECK_STR(id, "F1");
+        CHECK(up.url == NULL && up.headers == NULL && up.method == NULL);
+        if (up.unusable[0] == '\0') HARNESS_FAIL("row %zu: usable", i);
+        if (rows[i].why && strcmp(up.unusable, rows[i].why) != 0)
+            HARNESS_FAIL("row %zu: \"%s\"", i, up.unusable);
+        free(id);
+        sa_upload_spec_free(NULL, &up);
+    }
+}
+
+/* What a pre-signed PUT needs is sent; the rest of what the answer lists
+ * (Host, Cookie, Authorization, framing headers...) never is. */
+TEST(file_create_header_allow_list)
+{
+    char *id = NULL, err[256];
+    sa_upload_spec up;
+    const char *body =
+        "{\"data\":{\"files\":[{\"file_id\":\"F1\",\"requests\":[{\"url\":"
+        "\"https://s3.test/up?sig=1\",\"headers\":{"
+        "\"Host\":\"evil.test\",\"Cookie\":\"session=1\","
+        "\"Authorization\":\"Bearer x\",\"Transfer-Encoding\":\"chunked\","
+        "\"Connection\":\"close\",\"Expect\":\"100-continue\","
+        "\"X-Forwarded-For\":\"1.2.3.4\",\"Bad Name\":\"v\",\"X\":true,"
+        "\"content-type\":\"image/png\",\"Content-Length\":547541,"
+        "\"Content-MD5\":\"abc==\",\"Cache-Control\":\"no-cache\","
+        "\"Content-Disposition\":\"inline\",\"Content-Encoding\":\"identity\","
+        "\"Content-Language\":\"en\",\"Expires\":\"0\","
+        "\"X-Amz-Meta-User\":\"me\",\"x-goog-acl\":\"private\","
+        "\"x-ms-blob-type\":\"BlockBlob\",\"x-amz-\":\"empty suffix\"}}]}]}}";
+    static const char *const sent[] = {
+        "content-type: image/png", "Content-Length: 547541",
+        "Content-MD5: abc==", "Cache-Control: no-cache",
+        "Content-Disposition: inline", "Content-Encoding: identity",
+        "Content-Language: en", "Expires: 0", "X-Amz-Meta-User: me",
+        "x-goog-acl: private", "x-ms-blob-type: BlockBlob"};
+    size_t i;
+
+    REQUIRE(parse_fc(body, &id, &up, err, sizeof err) == SA_OK);
+    CHECK_STR(up.unusable, "");
+    CHECK_EQ_INT(up.n_headers, sizeof sent / sizeof sent[0]);
+    for (i = 0; i < up.n_headers && i < sizeof sent / sizeof sent[0]; i++)
+        CHECK_STR(up.headers[i], sent[i]);
+    CHECK(sa_proto_upload_header_allowed("X-AMZ-DATE"));
+    CHECK(!sa_proto_upload_header_allowed("x-amz"));
+    CHECK(!sa_proto_upload_header_allowed("Content-Typo"));
+    CHECK(!sa_proto_upload_header_allowed(NULL));
+    free(id);
+    sa_upload_spec_free(NULL, &up);
+}
+
 TEST(file_create_hostile)
 {
     static const struct {
@@ -151,32 +236,38 @@ TEST(file_create_hostile)
         {"{\"data\":{\"files\":[{\"file_id\":1.5}]}}", SA_ERR_PROTOCOL, NULL},
         {"{\"data\":{\"files\":[{\"file_id\":\"f\"}]}}", SA_ERR_PROTOCOL,
          "file-create response: data.files[0].requests[0] missing"},
-        {"{\"data\":{\"files\":[{\"file_id\":\"f\",\"requests\":[{\"url\":"
-         "\"ftp://h/x\"}]}]}}",
-         SA_ERR_PROTOCOL, NULL},
-        {"{\"data\":{\"files\":[{\"file_id\":\"f\",\"requests\":[{\"url\":"
-         "\"https://h/x\\r\\nHost: evil\"}]}]}}",
-         SA_ERR_PROTOCOL, NULL},
-        {"{\"data\":{\"files\":[{\"file_id\":\"f\",\"requests\":[{\"url\":"
-         "\"https://h/x\",\"headers\":{\"X\":\"a\\r\\nAuthorization: y\"}}]}"
-         "]}}",
-         SA_ERR_PROTOCOL,
-         "file-create response: upload header 'X' has an unusable name or "
-         "value"},
-        {"{\"data\":{\"files\":[{\"file_id\":\"f\",\"requests\":[{\"url\":"
-         "\"https://h/x\",\"headers\":{\"Bad Name\":\"v\"}}]}]}}",
-         SA_ERR_PROTOCOL, NULL},
-        {"{\"data\":{\"files\":[{\"file_id\":\"f\",\"requests\":[{\"url\":"
-         "\"https://h/x\",\"headers\":{\"X\":true}}]}]}}",
-         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"files\":[{\"file_id\":\"f\",\"requests\":[{"
+         "\"method\":\"PUT\"}]}]}}",
+         SA_ERR_PROTOCOL, "file-create response: "
+                          "data.files[0].requests[0].url is missing"},
         {"{\"data\":{\"files\":[{\"file_id\":\"f\",\"requests\":[{\"url\":"
          "\"https://h/x\",\"headers\":[\"X: 1\"]}]}]}}",
          SA_ERR_PROTOCOL, NULL},
-        {"{\"data\":{\"files\":[{\"file_id\":\"f\",\"requests\":[{\"url\":"
-         "\"https://h/x\",\"method\":\"P T\"}]}]}}",
-         SA_ERR_PROTOCOL, NULL},
         {"{\"data\":{\"files\":[{\"file_id\":\"f\"", SA_ERR_PROTOCOL,
-         "file-create response: not valid JSON"},
+         "file-create response: not valid JSON, or a string in it holds a "
+         "NUL (\\u0000)"},
+        /* a NUL would cut the id: a task would be created on file FILE */
+        {"{\"data\":{\"files\":[{\"file_id\":\"FILE\\u0000EVIL\",\"requests\""
+         ":[{\"url\":\"https://h/x\"}]}]}}",
+         SA_ERR_PROTOCOL, "file-create response: not valid JSON, or a string "
+                          "in it holds a NUL (\\u0000)"},
+        {"{\"data\":{\"files\":[{\"file_id\":\"f\",\"requests\":[{\"url\":"
+         "\"https://h/x\\u0000.evil\"}]}]}}",
+         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"files\":[{\"file_id\":\"f\",\"requests\":[{\"url\":"
+         "\"https://h/x\",\"headers\":{\"X-Amz-Acl\":\"a\\u0000b\"}}]}]}}",
+         SA_ERR_PROTOCOL, NULL},
+        /* ids of other characters than base64 and URL-unreserved ones */
+        {"{\"data\":{\"files\":[{\"file_id\":\"A B\",\"requests\":[{\"url\":"
+         "\"https://h/x\"}]}]}}",
+         SA_ERR_PROTOCOL, "file-create response: data.files[0].file_id is "
+                          "missing or not a usable id"},
+        {"{\"data\":{\"files\":[{\"file_id\":\"a\\\"b\",\"requests\":[{"
+         "\"url\":\"https://h/x\"}]}]}}",
+         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"files\":[{\"file_id\":\"..\",\"requests\":[{\"url\":"
+         "\"https://h/x\"}]}]}}",
+         SA_ERR_PROTOCOL, NULL},
         {"<html>502</html>", SA_ERR_PROTOCOL, NULL},
         {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
          "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
@@ -376,6 +467,40 @@ TEST(task_create_parse)
     CHECK_EQ_INT(parse_tc("{\"data\":{\"task_id\":null}}", &id, err,
                           sizeof err),
                  SA_ERR_PROTOCOL);
+    /* a NUL would make the client poll .../TASK (another task) */
+    CHECK_EQ_INT(parse_tc("{\"data\":{\"task_id\":\"TASK\\u0000/../../other"
+                          "\"}}", &id, err, sizeof err),
+                 SA_ERR_PROTOCOL);
+    CHECK(id == NULL);
+    CHECK_EQ_INT(parse_tc("{\"data\":{\"task_\\u0000id\":\"T\"}}", &id, err,
+                          sizeof err),
+                 SA_ERR_PROTOCOL);
+    {
+        static const char *const bad[] = {"..", ".", "a b", "a%2Fb", "a?b",
+                                          "a#b", "a\\\\b", "t\\r\\n", "\\u00e9"};
+        static const char *const good[] = {
+            "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/FfjK3xgCQ+hRt9MJXB==",
+            "a..b", "-_.~", "123"};
+        size_t k;
+        char b[128];
+        for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            snprintf(b, sizeof b, "{\"data\":{\"task_id\":\"%s\"}}", bad[k]);
+            if (parse_tc(b, &id, err, sizeof err) != SA_ERR_PROTOCOL)
+                HARNESS_FAIL("task id %s accepted", bad[k]);
+            free(id);
+            id = NULL;
+        }
+        for (k = 0; k < sizeof good / sizeof good[0]; k++) {
+            snprintf(b, sizeof b, "{\"data\":{\"task_id\":\"%s\"}}", good[k]);
+            if (parse_tc(b, &id, err, sizeof err) != SA_OK)
+                HARNESS_FAIL("task id %s refused: %s", good[k], err);
+            else
+                CHECK_STR(id, good[k]);
+            free(id);
+            id = NULL;
+        }
+        CHECK_EQ_INT(sa_proto_id_ok("abc", 4), 0);  /* a NUL inside */
+    }
     CHECK_EQ_INT(parse_tc("{\"data\":{\"task_id\":{}}}", &id, err,
                           sizeof err),
                  SA_ERR_PROTOCOL);
@@ -536,10 +661,31 @@ TEST(status_bad)
          "data.results has neither an output[] list nor a url"},
         {"{\"data\":{\"task_status\":\"success\",\"results\":42}}",
          SA_ERR_PROTOCOL, NULL},
+        /* one rule with 42: a list with no entry is no result either */
+        {"{\"data\":{\"task_status\":\"success\",\"results\":[1,2,3]}}",
+         SA_ERR_PROTOCOL, "data.results has no output entry (an object with "
+                          "a type): no result"},
+        {"{\"data\":{\"task_status\":\"success\",\"results\":[]}}",
+         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"task_status\":\"success\",\"results\":[null,\"x\"]}}",
+         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"task_status\":\"success\",\"results\":{\"output\":"
+         "[{\"no_type\":1},{\"type\":7}]}}}",
+         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"task_status\":\"success\",\"results\":true}}",
+         SA_ERR_PROTOCOL, NULL},
         {"{\"data\":{\"task_status\":\"success\",\"results\":\"\"}}",
          SA_ERR_PROTOCOL, NULL},
         {"{\"data\":{\"task_status\":\"running\"", SA_ERR_PROTOCOL,
-         "status response: not valid JSON"},
+         "status response: not valid JSON, or a string in it holds a NUL "
+         "(\\u0000)"},
+        /* "wrin\u0000kle" would be read as a concern "wrin" */
+        {"{\"data\":{\"task_status\":\"success\",\"results\":{\"output\":"
+         "[{\"type\":\"wrin\\u0000kle\",\"ui_score\":5}]}}}",
+         SA_ERR_PROTOCOL, NULL},
+        {"{\"data\":{\"task_status\":\"error\",\"error\":\"error_no_face\","
+         "\"error_message\":\"a\\u0000b\"}}",
+         SA_ERR_PROTOCOL, NULL},
         {"<html><body>502 Bad Gateway</body></html>", SA_ERR_PROTOCOL, NULL},
         {"", SA_ERR_PROTOCOL, NULL},
     };
@@ -722,14 +868,37 @@ TEST(classify_bounds)
     sa_buf_init(&b, NULL, 0);
     sa_buf_appendf(&b, "{\"error\":\"");
     for (k = 0; k < 300; k++) sa_buf_appendf(&b, "\xc3\xa9"); /* 600 B */
-    sa_buf_appendf(&b, "\",\"error_code\":\"C\\u0000D\"}");
+    sa_buf_appendf(&b, "\",\"error_code\":\"C\"}");
     CHECK_EQ_INT(sa_proto_classify(NULL, SA_STEP_POLL, 400, b.data, b.len,
                                    64, &e),
                  SA_ERR_BAD_REQUEST);
     REQUIRE(e.message != NULL);
     CHECK(strlen(e.message) <= 512);
     CHECK_EQ_INT(strlen(e.message) % 2, 0); /* cut between characters */
-    CHECK_STR(e.error_code, "C"); /* the string ends at the NUL escape */
+    CHECK_STR(e.error_code, "C");
+    sa_api_error_free(NULL, &e);
+    /* a NUL escape makes the JSON unreadable: the body is read as text
+     * (its first line), never as a cut string */
+    CHECK_EQ_INT(sa_proto_classify(NULL, SA_STEP_POLL, 400,
+                                   "{\"error\":\"E\",\"error_code\":\"C\\u0000D\"}",
+                                   37, 64, &e),
+                 SA_ERR_BAD_REQUEST);
+    CHECK(e.error_code == NULL);
+    CHECK_STR(e.message, "{\"error\":\"E\",\"error_code\":\"C\\u0000D\"}");
+    sa_api_error_free(NULL, &e);
+    sa_buf_reset(&b);
+    /* over the bound, the cut falls at a space: a word the server echoed
+     * (a key) is kept whole or dropped, never cut */
+    sa_buf_appendf(&b, "{\"error\":\"");
+    for (k = 0; k < 500; k++) sa_buf_appendf(&b, "x");
+    sa_buf_appendf(&b, " Bearer sk-echoed-0123456789abcdef\"}");
+    CHECK_EQ_INT(sa_proto_classify(NULL, SA_STEP_POLL, 401, b.data, b.len,
+                                   64, &e),
+                 SA_ERR_AUTH);
+    REQUIRE(e.message != NULL);
+    CHECK_EQ_INT(strlen(e.message), 507);
+    CHECK(strstr(e.message, " Bearer") != NULL);
+    CHECK(strstr(e.message, "sk-") == NULL);
     sa_api_error_free(NULL, &e);
     sa_buf_free(&b);
 }
@@ -741,6 +910,8 @@ int main(void)
     RUN(file_create_example);
     RUN(file_create_tolerant);
     RUN(file_create_hostile);
+    RUN(file_create_unusable_slots);
+    RUN(file_create_header_allow_list);
     RUN(task_body_examples);
     RUN(task_body_options);
     RUN(task_create_parse);

@@ -6,6 +6,7 @@
  */
 #include "harness.h"
 #include "sa_internal.h"
+#include "support_fakeserver.h"
 
 static char *example(const char *name, size_t *len)
 {
@@ -476,6 +477,92 @@ TEST(clone_zip_result)
     sa_result_free(c);
 }
 
+/* A result whose strings echo the API key: the caller's copy hides it in
+ * every string, the numbers and file bytes stay. */
+TEST(scrub_hides_the_key_everywhere)
+{
+    static const char key[] = "sk-ECHOED-0123456789";
+    static const char body[] =
+        "{\"status\":200,\"data\":{\"task_status\":\"success\","
+        "\"results\":{\"output\":["
+        "{\"type\":\"wrinkle sk-ECHOED-0123456789\",\"region\":"
+        "\"Bearer sk-ECHOED-0123456789\",\"ui_score\":71,"
+        "\"skin_type\":\"sk-ECHOED-0123\",\"mask_urls\":"
+        "[\"https://r/m.png?k=sk-ECHOED-0123456789\"]},"
+        "{\"type\":\"pore\",\"ui_score\":50},"
+        "{\"type\":\"resize_image\",\"mask_urls\":"
+        "[\"https://r/sk-ECHOED-0123456789.jpg\"]}]}}}";
+    sa_result *r = NULL, *copy = NULL, *plain = NULL;
+    const sa_score *s;
+    const char *json;
+    int rc;
+
+    r = parse_text(body, SA_PARSE_STATUS_BODY, &rc);
+    REQUIRE(rc == SA_OK && r != NULL);
+    REQUIRE(sa_result_add_file(r, "sk-ECHOED-0123456789.png",
+                               "\x89PNG\r\n\x1a\n", 8) == SA_OK);
+    CHECK_EQ_INT(sa_result_scrub(NULL, r, key, &copy), SA_OK);
+    REQUIRE(copy != NULL);
+    CHECK_EQ_INT(sa_result_count(copy), 2);
+    s = sa_result_score(copy, 0);
+    REQUIRE(s != NULL);
+    CHECK_STR(s->concern, "wrinkle [REDACTED]");
+    CHECK_STR(s->region, "Bearer [REDACTED]");
+    CHECK_STR(s->skin_type, "[REDACTED]");
+    CHECK_NEAR(s->ui_score, 71, 0);
+    REQUIRE(s->n_mask_urls == 1);
+    CHECK_STR(s->mask_urls[0], "https://r/m.png?k=[REDACTED]");
+    CHECK_STR(sa_result_score(copy, 1)->concern, "pore");
+    CHECK_STR(sa_result_resize_image_url(copy), "https://r/[REDACTED].jpg");
+    json = sa_result_json(copy);
+    REQUIRE(json != NULL);
+    CHECK(strstr(json, "sk-ECHOED-0123") == NULL);
+    CHECK(strstr(json, "[REDACTED]") != NULL);
+    REQUIRE(sa_result_file_count(copy) == 1);
+    CHECK_STR(sa_result_file_name(copy, 0), "[REDACTED].png");
+    CHECK_EQ_INT(sa_result_file_format(copy, 0), SA_IMAGE_PNG);
+    /* the original is untouched */
+    CHECK_STR(sa_result_score(r, 0)->concern, "wrinkle sk-ECHOED-0123456789");
+    sa_result_free(copy);
+    copy = NULL;
+    /* nothing to hide: no copy */
+    plain = parse_text("{\"status\":200,\"data\":{\"task_status\":"
+                       "\"success\",\"results\":[{\"type\":\"pore\"}]}}",
+                       SA_PARSE_STATUS_BODY, &rc);
+    REQUIRE(rc == SA_OK && plain != NULL);
+    CHECK_EQ_INT(sa_result_scrub(NULL, plain, key, &copy), SA_OK);
+    CHECK(copy == NULL);
+    CHECK_EQ_INT(sa_result_scrub(NULL, r, NULL, &copy), SA_OK);
+    CHECK(copy == NULL);
+    CHECK_EQ_INT(sa_result_scrub(NULL, NULL, key, &copy), SA_OK);
+    CHECK(copy == NULL);
+    CHECK_EQ_INT(sa_result_scrub(NULL, r, key, NULL),
+                 SA_ERR_INVALID_ARGUMENT);
+    /* every allocation of the copy may fail: NOMEM, nothing leaked */
+    {
+        long n;
+        int ok = 0;
+        for (n = 1; n < 64 && !ok; n++) {
+            fs_mem m;
+            fs_mem_init(&m, n, 0);
+            rc = sa_result_scrub(&m.mem, r, key, &copy);
+            if (rc == SA_OK) {
+                ok = copy != NULL;
+                sa_result_free(copy);
+            } else {
+                CHECK_EQ_INT(rc, SA_ERR_NOMEM);
+                CHECK(copy == NULL);
+            }
+            copy = NULL;
+            if (m.live != 0)
+                HARNESS_FAIL("fail at %ld: %ld leaked", n, m.live);
+        }
+        CHECK(ok);
+    }
+    sa_result_free(plain);
+    sa_result_free(r);
+}
+
 TEST(urls)
 {
     int rc;
@@ -556,6 +643,7 @@ int main(void)
     RUN(raw_json_text);
     RUN(files_and_clone);
     RUN(clone_zip_result);
+    RUN(scrub_hides_the_key_everywhere);
     RUN(urls);
     RUN(url_file_names);
     return harness_report();

@@ -128,6 +128,56 @@ TEST(redact_secret_and_query)
     CHECK(strstr(out, "SECRET") == NULL);
 }
 
+TEST(scrub_secret_whole_and_cut)
+{
+    static const char key[] = "sk-live-0123456789abcdef";
+    char out[256], *dup;
+
+    /* the whole key, "Bearer <key>", several times */
+    CHECK(sa__has_secret("Invalid API key Bearer sk-live-0123456789abcdef",
+                         key));
+    dup = sa__scrub_dup(NULL, "Invalid API key Bearer "
+                        "sk-live-0123456789abcdef (sk-live-0123456789abcdef)",
+                        key);
+    REQUIRE(dup != NULL);
+    CHECK_STR(dup, "Invalid API key Bearer [REDACTED] ([REDACTED])");
+    free(dup);
+    /* what a bounded copy left of it: 8 or more of its first bytes */
+    CHECK_EQ_INT(sa__scrub_len("key sk-live-01", key), 14);
+    sa__scrub(out, "key sk-live-01", key);
+    CHECK_STR(out, "key [REDACTED]");
+    sa__scrub(out, "id sk-live-0123 x-request-id 7", key);
+    CHECK_STR(out, "id [REDACTED] x-request-id 7");
+    /* at the very end of a text (a bounded message cut it), 4 suffice */
+    sa__scrub(out, "HTTP 401: Bearer sk-l", key);
+    CHECK_STR(out, "HTTP 401: Bearer [REDACTED]");
+    sa__scrub(out, "HTTP 401: Bearer sk-", key);
+    CHECK_STR(out, "HTTP 401: Bearer sk-");
+    /* shorter runs are ordinary text */
+    CHECK(!sa__has_secret("sk-live is a prefix", key));
+    sa__scrub(out, "sk-live is a prefix", key);
+    CHECK_STR(out, "sk-live is a prefix");
+    sa__scrub(out, "sk-live- is 8 bytes of it", key);
+    CHECK_STR(out, "[REDACTED] is 8 bytes of it");
+    /* URLs stay whole: only the key goes */
+    sa__scrub(out, "https://h/x?sig=sk-live-0123456789abcdef&a=1", key);
+    CHECK_STR(out, "https://h/x?sig=[REDACTED]&a=1");
+    /* a short key: only whole occurrences */
+    sa__scrub(out, "K and KK", "K");
+    CHECK_STR(out, "[REDACTED] and [REDACTED][REDACTED]");
+    /* nothing to hide */
+    sa__scrub(out, "plain", NULL);
+    CHECK_STR(out, "plain");
+    sa__scrub(out, "plain", "");
+    CHECK_STR(out, "plain");
+    CHECK(!sa__has_secret(NULL, key));
+    CHECK(sa__scrub_dup(NULL, NULL, key) == NULL);
+    CHECK_EQ_INT(sa__scrub_len(NULL, key), 0);
+    /* the log/message redaction hides cut keys too */
+    sa__redact(out, sizeof out, "HTTP 401: Bearer sk-live-0123456 x", key);
+    CHECK_STR(out, "HTTP 401: Bearer [REDACTED] x");
+}
+
 TEST(url_loopback)
 {
     CHECK_EQ_INT(sa__url_is_loopback("http://localhost"), 1);
@@ -264,13 +314,16 @@ TEST(json_valid_and_invalid)
         "{}", "[]", "0", "-0.5e+3", "\"x\"", "true", "null",
         " {\"a\" : [1, 2.5, \"s\\n\\u00e9\\ud83d\\ude00\", null, false]} ",
         "\xEF\xBB\xBF{\"bom\":1}", "{\"a\":{\"b\":{}}}", "[[],[[]]]",
-        "\"raw\ttab\""};
+        "\"raw\ttab\"", "\"\\u0001\\u0100\\\\u0000\""};
     static const char *const bad[] = {
         "", "   ", "{", "}", "[1,]", "{\"a\":1,}", "{\"a\"}", "{a:1}",
         "[1 2]", "01", "1.", ".5", "+1", "1e", "-", "tru", "nul", "\"abc",
         "\"\\x\"", "\"\\u12\"", "\"\\udc00\"", "\"\\ud800\"",
         "\"\\ud800\\u0041\"", "{} x", "{}{}", "[1]]", "NaN", "Infinity",
         "<html>", "{\"a\":1]", "[1}",
+        /* a NUL escape: cJSON would cut the string at it */
+        "\"\\u0000\"", "\"TASK\\u0000/../x\"", "{\"k\\u0000\":1}",
+        "[\"a\\u0000\"]",
         /* 64 digits: cJSON cannot parse it, the scanner refuses first */
         "1234567890123456789012345678901234567890123456789012345678901234"};
     size_t i;
@@ -538,6 +591,7 @@ int main(void)
     RUN(buf_append_limit_steal);
     RUN(errf_truncates);
     RUN(redact_secret_and_query);
+    RUN(scrub_secret_whole_and_cut);
     RUN(url_loopback);
     RUN(url_scheme_and_encode);
     RUN(rand_sequence);

@@ -524,6 +524,75 @@ static void check_delivery(receiver *rv, const sa_job *j)
                  SA_ERR_WEBHOOK_SIGNATURE);
 }
 
+/* The one reading of a verified body (every binding's): a task
+ * notification, or a refusal. */
+TEST(parse_notification)
+{
+    static const struct {
+        const char *body;
+        int rc;
+    } refused[] = {
+        {"", SA_ERR_PROTOCOL},
+        {"[1,2]", SA_ERR_PROTOCOL},
+        {"{}", SA_ERR_PROTOCOL},
+        {"{\"data\":[1]}", SA_ERR_PROTOCOL},
+        {"{\"data\":{}}", SA_ERR_PROTOCOL},
+        {"{\"data\":{\"task_id\":5}}", SA_ERR_PROTOCOL},
+        {"{\"data\":{\"task_id\":\"\"}}", SA_ERR_PROTOCOL},
+        {"{\"data\":{\"task_id\":\"a\\u0000b\"}}", SA_ERR_PROTOCOL},
+        {"{\"data\":{\"task_id\":\"a b\"}}", SA_ERR_PROTOCOL},
+        {"{\"data\":{\"task_id\":\"..\"}}", SA_ERR_PROTOCOL},
+        {"{\"data\":{\"task_id\":\"\xff\"}}", SA_ERR_PROTOCOL},
+        {"{\"data\":{\"task_id\":\"t\",\"x\":\"\xed\xa0\x80\"}}",
+         SA_ERR_PROTOCOL},
+        {"{\"data\":{\"task_id\":\"t\"}} trailing", SA_ERR_PROTOCOL},
+    };
+    const char *full = "{\"created_at\":1761112848,\"data\":{\"task_id\":"
+                       "\"T-1_a/b+c=\",\"task_status\":\"success\"}}";
+    const char *bare = "{\"data\":{\"task_id\":\"T\",\"task_status\":1},"
+                       "\"created_at\":1.5}";
+    char *id = NULL, *st = NULL, ebuf[256], deep[200];
+    int64_t at = 0;
+    size_t i;
+
+    CHECK_EQ_INT(sa_webhook_parse(full, strlen(full), &id, &st, &at, ebuf,
+                                  sizeof ebuf),
+                 SA_OK);
+    CHECK_STR(id, "T-1_a/b+c=");
+    CHECK_STR(st, "success");
+    CHECK_EQ_INT(at, 1761112848);
+    sa_free(id);
+    sa_free(st);
+    /* task_status and created_at are optional */
+    CHECK_EQ_INT(sa_webhook_parse(bare, strlen(bare), &id, &st, &at, ebuf,
+                                  sizeof ebuf),
+                 SA_OK);
+    CHECK_STR(id, "T");
+    CHECK(st == NULL);
+    CHECK(at == INT64_MIN);
+    sa_free(id);
+    for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        id = st = (char *)1;
+        if (sa_webhook_parse(refused[i].body, strlen(refused[i].body), &id,
+                             &st, &at, ebuf, sizeof ebuf) != refused[i].rc)
+            HARNESS_FAIL("row %zu accepted", i);
+        CHECK(id == NULL && st == NULL && at == INT64_MIN);
+        CHECK(strstr(ebuf, "not a task notification") != NULL);
+    }
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    CHECK_EQ_INT(sa_webhook_parse(deep, 200, &id, &st, &at, ebuf, sizeof ebuf),
+                 SA_ERR_PROTOCOL);
+    CHECK(strstr(ebuf, "too deep") != NULL);
+    CHECK_EQ_INT(sa_webhook_parse(deep, SA_WEBHOOK_BODY_MAX + 1, &id, &st,
+                                  &at, ebuf, sizeof ebuf),
+                 SA_ERR_LIMIT);
+    CHECK_EQ_INT(sa_webhook_parse(NULL, 1, &id, &st, &at, ebuf, sizeof ebuf),
+                 SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa_webhook_parse("{}", 2, NULL, &st, &at, ebuf, sizeof ebuf),
+                 SA_ERR_INVALID_ARGUMENT);
+}
+
 TEST(emulator_delivers_verifiable_webhook)
 {
     receiver *rv = malloc(sizeof *rv);
@@ -580,6 +649,7 @@ int main(void)
     RUN(oversized_headers);
     RUN(empty_and_huge_body);
     RUN(small_errbuf);
+    RUN(parse_notification);
     RUN(emulator_delivers_verifiable_webhook);
     sa_global_cleanup();
     return harness_report();

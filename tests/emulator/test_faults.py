@@ -232,7 +232,71 @@ def test_scenario_file_cli_option(make_emu, tmp_path, spec, sd_jpeg):
     assert codes == [200, 502]
 
 
+def test_respond_scripts_the_whole_answer(api, emu, sd_jpeg):
+    task_id = _task(api, sd_jpeg)
+    emu.set_scenario([
+        {"endpoint": "task_status", "nth": [1], "fault": "respond", "status": 500,
+         "body": {"status": 500, "error": "Bearer " + KEY}, "headers": {"x-request-id": KEY}},
+        {"endpoint": "task_status", "nth": [2], "fault": "respond", "status": 403,
+         "body": "<Error><Code>AccessDenied</Code></Error>", "content_type": "application/xml"},
+        {"endpoint": "task_status", "nth": [3], "fault": "respond"},
+    ])
+    first = requests.get(_status_url(emu, task_id), headers=HEADERS)
+    assert first.status_code == 500 and first.json() == {"status": 500, "error": "Bearer " + KEY}
+    assert first.headers["x-request-id"] == KEY      # replaces the emulator's own
+    assert first.headers["content-type"] == "application/json"
+    second = requests.get(_status_url(emu, task_id), headers=HEADERS)
+    assert (second.status_code, second.headers["content-type"]) == (403, "application/xml")
+    assert second.content == b"<Error><Code>AccessDenied</Code></Error>"
+    third = requests.get(_status_url(emu, task_id), headers=HEADERS)
+    assert (third.status_code, third.content) == (200, b"")
+    assert third.headers["x-request-id"].isdigit()
+
+
+def test_respond_after_processes_the_request(api, emu, sd_jpeg):
+    file_id = api.upload(sd_jpeg)
+    emu.set_scenario([{"endpoint": "task_create", "fault": "respond", "apply": "after",
+                       "status": 502, "body": ""}])
+    resp = requests.post(emu.base_url + "/s2s/v2.1/task/skin-analysis", headers=HEADERS,
+                         json={"src_file_id": file_id, "dst_actions": SD, "format": "json"})
+    assert (resp.status_code, resp.content) == (502, b"")
+    assert [r["task_created"] for r in emu.log if r["endpoint"] == "task_create"] == [True]
+
+
+def test_patch_sets_paths_of_the_real_answer(api, emu, sd_jpeg):
+    emu.set_scenario([{"endpoint": "file_create", "fault": "patch",
+                       "set": {"data.files.0.file_id": "FILE\u0000EVIL",
+                               "data.files.0.requests.0.headers.Cookie": "a=b",
+                               "data.extra": [1, 2]},
+                       "headers": {"x-request-id": "patched"}}])
+    resp = requests.post(emu.base_url + "/s2s/v2.1/file/skin-analysis", headers=HEADERS,
+                         json={"files": [{"content_type": "image/jpeg", "file_name": "a.jpg",
+                                          "file_size": 100}]})
+    assert resp.status_code == 200 and resp.headers["x-request-id"] == "patched"
+    assert b"FILE\\u0000EVIL" in resp.content          # a JSON escape, not a raw NUL
+    data = resp.json()["data"]
+    assert data["files"][0]["file_id"] == "FILE\u0000EVIL"
+    assert data["files"][0]["requests"][0]["headers"]["Cookie"] == "a=b"
+    assert data["files"][0]["requests"][0]["headers"]["Content-Type"] == "image/jpeg"
+    assert data["extra"] == [1, 2]
+
+
+def test_patch_that_does_not_fit_is_a_500(api, emu, sd_jpeg):
+    emu.set_scenario([{"endpoint": "file_create", "fault": "patch",
+                       "set": {"data.files.7.file_id": "x"}}])
+    resp = requests.post(emu.base_url + "/s2s/v2.1/file/skin-analysis", headers=HEADERS,
+                         json={"files": [{"content_type": "image/jpeg", "file_name": "a.jpg",
+                                          "file_size": 100}]})
+    assert resp.status_code == 500 and b"does not fit" in resp.content
+
+
 @pytest.mark.parametrize("bad", [
+    {"faults": [{"endpoint": "task_status", "fault": "respond", "status": 1000}]},
+    {"faults": [{"endpoint": "task_status", "fault": "respond", "headers": {"a b": "x"}}]},
+    {"faults": [{"endpoint": "task_status", "fault": "respond", "headers": {"X": "a\r\nB: c"}}]},
+    {"faults": [{"endpoint": "task_status", "fault": "patch"}]},
+    {"faults": [{"endpoint": "task_status", "fault": "patch", "set": {}}]},
+    {"faults": [{"endpoint": "task_status", "fault": "respond", "set": {"a": 1}}]},
     {"faults": [{"endpoint": "nowhere", "fault": "delay"}]},
     {"faults": [{"endpoint": "task_status", "fault": "explode"}]},
     {"faults": [{"endpoint": "task_status", "fault": "delay", "nth": [0]}]},

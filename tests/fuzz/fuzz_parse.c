@@ -33,8 +33,50 @@ static void check_text(const char *s, size_t max, int tab_ok)
     require(n > 0 && n <= max);
 }
 
+/* 1 when a string of the JSON text (valid: the scanner accepted it)
+ * holds a NUL, raw or as \u0000: found by a walk of its own, not the
+ * scanner's. */
+static int has_nul_in_string(const char *text, size_t size)
+{
+    size_t i;
+    int in_string = 0;
+    for (i = 0; i < size; i++) {
+        char c = text[i];
+        if (!in_string) {
+            in_string = c == '"';
+            continue;
+        }
+        if (c == '\0') return 1;
+        if (c == '"') {
+            in_string = 0;
+        } else if (c == '\\' && i + 1 < size) {
+            if (text[i + 1] == 'u' && i + 5 < size &&
+                memcmp(text + i + 2, "0000", 4) == 0)
+                return 1;
+            i++;
+        }
+    }
+    return 0;
+}
+
+/* An id the client would put in a request: base64 and URL-unreserved
+ * characters only, not only dots (checked here independently of proto). */
+static void check_id(const char *id)
+{
+    size_t n = strlen(id), dots = 0, i;
+    require(n > 0 && n <= 4096);
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c == '.') dots++;
+        require((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                (c >= '0' && c <= '9') || (c && strchr("+/=-_.~", c)));
+    }
+    require(dots < n);
+}
+
 /* The scanner accepts exactly a subset of what cJSON accepts, so a NULL
- * from cJSON after an accepted scan (reported as NOMEM) is a bug. */
+ * from cJSON after an accepted scan (reported as NOMEM) is a bug.  No text
+ * with a NUL in a string is accepted (cJSON would cut the string). */
 static void fuzz_json(const char *text, size_t size)
 {
     static const char *const path[] = {"data", "files", "[0]", "file_id"};
@@ -44,6 +86,7 @@ static void fuzz_json(const char *text, size_t size)
     int rc = sa_json_parse(text, size, FUZZ_DEPTH, &root);
     require(rc != SA_ERR_NOMEM);
     require((rc == SA_OK) == (root != NULL));
+    if (rc == SA_OK) require(!has_nul_in_string(text, size));
     if (rc == SA_OK && sa_json_raw_at(text, size, path, 4, &raw, &n))
         require(raw >= text && raw + n <= text + size && n > 0);
     cJSON_Delete(root);
@@ -61,12 +104,26 @@ static void fuzz_file_create(const char *text, size_t size)
         require(err[0] != '\0');
         return;
     }
-    require(id && id[0] && up.method && up.url && sa__url_scheme(up.url));
+    require(id != NULL);
+    check_id(id);
+    if (up.unusable[0]) {
+        /* readable, slot never usable: nothing of it may be sent */
+        require(!up.url && !up.method && !up.headers && up.n_headers == 0);
+        free(id);
+        return;
+    }
+    require(up.method && up.url && sa__url_scheme(up.url));
     check_text(up.url, 16384, 0);
     require(up.n_headers <= 32);
     for (i = 0; i < up.n_headers; i++) {
+        const char *colon = strstr(up.headers[i], ": ");
+        char name[300];
         check_text(up.headers[i], 16384, 1);
-        require(strstr(up.headers[i], ": ") != NULL);
+        require(colon != NULL &&
+                (size_t)(colon - up.headers[i]) < sizeof name);
+        memcpy(name, up.headers[i], (size_t)(colon - up.headers[i]));
+        name[colon - up.headers[i]] = '\0';
+        require(sa_proto_upload_header_allowed(name));
     }
     free(id);
     sa_upload_spec_free(NULL, &up);
@@ -78,7 +135,7 @@ static void fuzz_task_create(const char *text, size_t size)
     int rc = sa_proto_parse_task_create(NULL, text, size, FUZZ_DEPTH, &id,
                                         err, sizeof err);
     require((rc == SA_OK) == (id != NULL));
-    if (id) require(id[0] != '\0' && strlen(id) <= 4096);
+    if (id) check_id(id);
     free(id);
 }
 

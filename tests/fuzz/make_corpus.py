@@ -47,6 +47,23 @@ PARSE_EXTRA = {
                            b'"weird":[1,2]}',
     "deep.json": b"[" * 80 + b"]" * 80,
     "escapes.json": b'{"error":"a\\u00e9\\ud83d\\ude00\\n","error_code":"\\u0000x"}',
+    # NUL escapes and ids that are no ids: every one an unreadable answer
+    "nul-task-id.json": b'{"status":200,"data":{"task_id":"TASK\\u0000/../../other"}}',
+    "nul-file-id.json": b'{"status":200,"data":{"files":[{"file_id":"FILE\\u0000EVIL",'
+                        b'"requests":[{"method":"PUT","url":"https://h/u?sig=1",'
+                        b'"headers":{"Content-Type":"image/jpeg"}}]}]}}',
+    "nul-concern.json": b'{"status":200,"data":{"task_status":"success","results":'
+                        b'{"output":[{"type":"wrin\\u0000kle","ui_score":50}]}}}',
+    "nul-key.json": b'{"status":200,"data":{"task_\\u0000id":"T"}}',
+    "dot-task-id.json": b'{"status":200,"data":{"task_id":".."}}',
+    "slot-ftp.json": b'{"status":200,"data":{"files":[{"file_id":"F","requests":'
+                     b'[{"url":"ftp://h/u"}]}]}}',
+    "slot-headers.json": b'{"status":200,"data":{"files":[{"file_id":"F","requests":'
+                         b'[{"url":"https://h/u","headers":{"Host":"evil","Cookie":"c",'
+                         b'"Transfer-Encoding":"chunked","x-amz-acl":"private",'
+                         b'"Content-Length":"12"}}]}]}}',
+    "space-file-id.json": b'{"status":200,"data":{"files":[{"file_id":"A B",'
+                          b'"requests":[{"url":"https://h/u"}]}]}}',
 }
 
 

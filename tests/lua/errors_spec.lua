@@ -166,3 +166,95 @@ describe("runtime failures", function()
     assert.truthy(secs < 5, out)
   end)
 end)
+
+-- A server that echoes the key: no message, code or field shows it.
+describe("a server echoing the API key", function()
+  local KEY = "sk-LUA-echo-5e4d3c2b1a09"
+  local PIECE = "echo-5e4d3c"   -- not even part of it may show
+  local emu
+
+  lazy_setup(function()
+    emu = emulator.start{ "--task-seconds", "0", "--rate-limit", "off", "--keys", KEY }
+  end)
+
+  lazy_teardown(function()
+    if emu then emu:stop() end
+  end)
+
+  after_each(function()
+    emu:clear_scenario()
+  end)
+
+  -- every string reachable from v (tables walked), concatenated
+  local function text_of(v, seen, out)
+    seen, out = seen or {}, out or {}
+    if type(v) == "table" then
+      if seen[v] then return out end
+      seen[v] = true
+      for k, x in pairs(v) do
+        text_of(k, seen, out)
+        text_of(x, seen, out)
+      end
+    elseif v ~= nil then
+      out[#out + 1] = tostring(v)
+    end
+    return out
+  end
+
+  local function assert_clean(...)
+    local text = table.concat(text_of({ ... }), "\n")
+    assert.is_nil(text:find(KEY, 1, true), text)
+    assert.is_nil(text:find(PIECE, 1, true), text)
+  end
+
+  local pad = string.rep("x", 482)  -- the job message then cuts the key
+  local cases = {
+    { "auth", { { endpoint = "file_create", fault = "respond", status = 401,
+                  body = { status = 401, error = "Invalid API key Bearer " .. KEY,
+                           error_code = KEY },
+                  headers = { ["x-request-id"] = "Bearer " .. KEY } } } },
+    { "auth", { { endpoint = "file_create", fault = "respond", status = 401,
+                  body = { status = 401, error = pad .. " " .. KEY } } } },
+    { "server", { { endpoint = "task_status", fault = "respond", status = 500,
+                    body = { status = 500, error = "upstream: Bearer " .. KEY,
+                             error_code = "E" .. KEY },
+                    headers = { ["x-request-id"] = KEY } } } },
+    { "engine", { { endpoint = "task_create", fault = "engine_error", code = KEY,
+                    message = "Bearer " .. KEY } } },
+    { "upload", { { endpoint = "upload", fault = "respond", status = 403,
+                    content_type = "application/xml",
+                    body = "<Error><Code>" .. KEY .. "</Code><Message>Bearer " .. KEY ..
+                           "</Message></Error>" } } },
+  }
+
+  for i, case in ipairs(cases) do
+    it(case[1] .. " #" .. i, function()
+      emu:scenario(case[2])
+      local lines = {}
+      local c <close> = emu:client{ api_key = KEY, max_retries = 1, log_level = "debug",
+                                    log = function(_, m) lines[#lines + 1] = m end }
+      local job = assert(c:submit(SD_JPG))
+      local r, msg, code = job:wait(10)
+      expect_failure(case[1], r, msg, code)
+      assert.matches("[REDACTED]", msg, 1, true)
+      local state, scode, smsg = job:status()
+      c:step()  -- deliver the log lines
+      assert.is_true(#lines > 0)
+      assert_clean(msg, code, state, scode, smsg, job:info(), tostring(job), lines)
+      assert_clean(job:result())
+    end)
+  end
+
+  it("in a result", function()
+    emu:scenario{ { endpoint = "task_status", fault = "patch", set = {
+      ["data.task_status"] = "success",
+      ["data.results"] = { output = {
+        { type = "pore " .. KEY, region = "Bearer " .. KEY, ui_score = 50,
+          mask_urls = { "https://r.example/" .. KEY .. ".png" } },
+        { type = "resize_image", mask_urls = { "https://r.example/x.jpg?k=" .. KEY } } } } } } }
+    local c <close> = emu:client{ api_key = KEY }
+    local result = assert(c:analyze(SD_JPG))
+    assert_clean(result, result.json)
+    assert.matches("[REDACTED]", result.scores[1].concern, 1, true)
+  end)
+end)

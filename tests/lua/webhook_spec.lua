@@ -106,6 +106,35 @@ describe("verify_webhook", function()
     assert.is_nil(ok)
     assert.equal("protocol", code)
   end)
+
+  -- The contract Python's verify_webhook shares (the core reads the body):
+  -- a task_id a NUL would cut, or that is no id, is no notification.
+  for _, other in ipairs{
+      '{"data": {"task_id": "abc\\u0000/../../other"}}',
+      '{"data": {"task_id": "a b"}}',
+      '{"data": {"task_id": 12}}',
+      '{"data": {}}',
+      '[' .. ('['):rep(40) .. (']'):rep(40) .. ']',
+  } do
+    it("refuses " .. other:sub(1, 40), function()
+      local h = { ["webhook-id"] = "m", ["webhook-timestamp"] = ts,
+                  ["webhook-signature"] = sign(SECRET, "m", ts, other) }
+      local ok, err, code = sa.verify_webhook(SECRET, h, other, now)
+      assert.is_nil(ok, "accepted")
+      assert.equal("protocol", code, err)
+    end)
+  end
+
+  it("refuses a secret or a header holding a NUL", function()
+    local h = { ["webhook-id"] = headers["webhook-id"] .. "\0x",
+                ["webhook-timestamp"] = ts, ["webhook-signature"] = headers["webhook-signature"] }
+    local ok, _, code = sa.verify_webhook(SECRET, h, body, now)
+    assert.is_nil(ok)
+    assert.equal("invalid_argument", code)
+    ok, _, code = sa.verify_webhook(SECRET .. "\0", headers, body, now)
+    assert.is_nil(ok)
+    assert.equal("invalid_argument", code)
+  end)
 end)
 
 describe("webhooks from the emulator", function()

@@ -245,6 +245,33 @@ def test_client_options_are_checked(emu):
         skinanalysis.Client("k", base_url="ftp://x")
 
 
+@pytest.mark.parametrize("kw", [{"deadline": -1}, {"deadline": 0.0004}, {"deadline": 0},
+                                {"timeout": float("nan")}, {"poll_interval": float("inf")},
+                                {"upload_timeout": 0.0001}, {"close_timeout": -1}])
+def test_durations_the_core_cannot_take_are_value_errors(kw):
+    """A negative or sub-millisecond deadline became 0: the core's default
+    (10 minutes) instead of an error."""
+    with pytest.raises(ValueError):
+        skinanalysis.Client("k", **kw)
+
+
+def test_waits_and_deadlines_are_checked(emu):
+    with skinanalysis.Client(emu.api_key, base_url=emu.base_url, **FAST) as c:
+        for deadline in (-5, 0.0002, 0, float("nan")):
+            with pytest.raises(ValueError):
+                c.submit(SD_IMAGE, ["pore"], deadline=deadline)
+        with pytest.raises(TypeError):
+            c.submit(SD_IMAGE, ["pore"], deadline="soon")
+        job = c.submit(SD_IMAGE, ["pore"])
+        for timeout in (-1, 0.0005, float("inf")):
+            with pytest.raises(ValueError):
+                job.wait(timeout)
+            with pytest.raises(ValueError):
+                c.step(timeout)
+        assert job.wait(10) is not None       # 0 and None keep their meaning
+        assert c.step(0) >= 0
+
+
 def test_gil_is_released_while_waiting(make_emulator):
     emu = make_emulator(task_seconds=1.0)
     counter = [0]

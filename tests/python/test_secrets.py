@@ -86,3 +86,67 @@ def test_key_never_sent_to_storage_or_result_hosts(emu, tmp_path):
         c.analyze(SD_IMAGE, ["pore"], format="zip").save_masks(tmp_path)
     assert emu.counters["auth_on_storage"] == 0
     assert emu.counters["auth_on_results"] == 0
+
+
+# --- a server that echoes the key -------------------------------------------------------
+
+_PAD = "x" * 482   # a job message (511 bytes) then cuts the key a few bytes in
+
+
+def _echo_scenarios(key):
+    return [
+        ("auth", skinanalysis.AuthError, [
+            {"endpoint": "file_create", "fault": "respond", "status": 401,
+             "body": {"status": 401, "error": "Invalid API key Bearer " + key,
+                      "error_code": key},
+             "headers": {"x-request-id": "Bearer " + key}}]),
+        ("auth_cut", skinanalysis.AuthError, [
+            {"endpoint": "file_create", "fault": "respond", "status": 401,
+             "body": {"status": 401, "error": _PAD + " " + key}}]),
+        ("server", skinanalysis.ServerError, [
+            {"endpoint": "task_status", "fault": "respond", "status": 500,
+             "body": {"status": 500, "error": "upstream: Bearer " + key,
+                      "error_code": "E" + key},
+             "headers": {"x-request-id": key}}]),
+        ("engine", skinanalysis.EngineError, [
+            {"endpoint": "task_create", "fault": "engine_error", "code": key,
+             "message": "Bearer " + key}]),
+        ("upload", skinanalysis.UploadError, [
+            {"endpoint": "upload", "fault": "respond", "status": 403,
+             "content_type": "application/xml",
+             "body": "<Error><Code>%s</Code><Message>Bearer %s</Message></Error>" % (key, key)}]),
+    ]
+
+
+@pytest.mark.parametrize("name", [c[0] for c in _echo_scenarios(SECRET_KEY)])
+def test_key_echoed_by_the_server_is_in_no_exception(emu, caplog, name):
+    _, cls, scenario = next(c for c in _echo_scenarios(SECRET_KEY) if c[0] == name)
+    emu.set_scenario(scenario)
+    with caplog.at_level(logging.DEBUG, logger="skinanalysis"):
+        with skinanalysis.Client(SECRET_KEY, base_url=emu.base_url, max_retries=1,
+                                 **FAST) as c:
+            job = c.submit(SD_IMAGE, ["pore"])
+            with pytest.raises(cls) as info:
+                job.wait(10)
+            for text in (job.request_id, job.file_id, job.task_id, repr(job)):
+                assert_clean(repr(text), SECRET_KEY)
+    for text in texts_of(info.value):
+        assert_clean(text, SECRET_KEY)
+    if name != "upload":   # S3's answer carries no x-request-id of its own
+        assert "[REDACTED]" in str(info.value)
+    assert_clean(caplog.text, SECRET_KEY)
+
+
+def test_key_echoed_in_a_result_is_scrubbed(emu):
+    key = SECRET_KEY
+    emu.set_scenario([{"endpoint": "task_status", "fault": "patch", "set": {
+        "data.task_status": "success",
+        "data.results": {"output": [
+            {"type": "pore " + key, "region": "Bearer " + key, "ui_score": 50,
+             "mask_urls": ["https://r.example/%s.png" % key]},
+            {"type": "resize_image", "mask_urls": ["https://r.example/x.jpg?k=" + key]}]}}}])
+    with skinanalysis.Client(key, base_url=emu.base_url, **FAST) as c:
+        result = c.analyze(SD_IMAGE, ["pore"])
+    text = repr(result) + json.dumps(result.to_dict()) + result._repr_html_()
+    assert_clean(text, key)
+    assert "[REDACTED]" in json.dumps(result.to_dict())

@@ -142,12 +142,75 @@ def test_malformed_input_is_a_webhook_error():
     assert info.value.code == "invalid_argument"
     with pytest.raises(TypeError):
         skinanalysis.verify_webhook(SECRET, good, 42)
-    # a signed body that is not JSON
+    # a signed body that is not JSON: not a task notification
     text = b"not json"
     bad = dict(good, **{"webhook-signature": sign(SECRET, "m", stamp, text)})
     with pytest.raises(skinanalysis.WebhookError) as info:
         skinanalysis.verify_webhook(SECRET, bad, text)
+    assert info.value.code == "protocol"
+
+
+def _signed(body, stamp=None):
+    stamp = stamp or str(int(time.time()))
+    return {"webhook-id": "m", "webhook-timestamp": stamp,
+            "webhook-signature": sign(SECRET, "m", stamp, body)}
+
+
+# The contract shared with Lua (the core reads the body): a verified
+# delivery is a task notification whose task_id is a string, or a
+# WebhookError "protocol" ("limit" over 64 KiB).  The body may come from
+# anyone who knows the secret, or a buggy sender.
+@pytest.mark.parametrize("body,code", [
+    (b'{"data": {}}', "protocol"),                       # was accepted, task_id None
+    (b'{"created_at": 1}', "protocol"),
+    (b'[1, 2]', "protocol"),
+    (b'{"data": [1]}', "protocol"),
+    (b'{"data": {"task_id": 5}}', "protocol"),
+    (b'{"data": {"task_id": "a\\u0000b"}}', "protocol"),  # was "a\x00b"
+    (b'{"data": {"task_id": "a b"}}', "protocol"),
+    (b'{"data": {"task_id": "\\ud800"}}', "protocol"),    # a lone surrogate
+    (b'{"data": {"task_id": "\xff"}}', "protocol"),        # not UTF-8
+    (b"[" * 100000 + b"]" * 100000, "limit"),              # was RecursionError
+    (b"[" * 1000 + b"]" * 1000, "protocol"),
+    (b'{"data": {"task_id": "t"}, "pad": "' + b"x" * 70000 + b'"}', "limit"),
+])
+def test_signed_body_that_is_no_task_notification(body, code):
+    with pytest.raises(skinanalysis.WebhookError) as info:
+        skinanalysis.verify_webhook(SECRET, _signed(body), body)
+    assert info.value.code == code
+
+
+def test_notification_fields_as_the_core_reads_them():
+    body = b'\xef\xbb\xbf{"data": {"task_id": "T-1_a/b+c=", "task_status": 7}, "created_at": 2.0}'
+    d = skinanalysis.verify_webhook(SECRET, _signed(body), body)
+    assert (d.task_id, d.task_status, d.created_at) == ("T-1_a/b+c=", None, 2)
+    assert d.raw["data"]["task_status"] == 7
+
+
+@pytest.mark.parametrize("secret,headers,body", [
+    ("whsec_a\0b", None, b"{}"),                 # was ValueError
+    ("whsec_\ud800", None, b"{}"),               # was UnicodeEncodeError
+    (SECRET, {"webhook-id": "\ud800"}, b"{}"),   # was UnicodeEncodeError
+    (SECRET, {"webhook-id": "m\0x"}, b"{}"),     # was ValueError
+    (SECRET, None, "\ud800"),                    # was UnicodeEncodeError
+    (SECRET, "no mapping", b"{}"),               # was AttributeError
+    (SECRET, [("webhook-id", "m")], b"{}"),      # was AttributeError
+    (SECRET, 42, b"{}"),                          # was AttributeError
+])
+def test_hostile_input_is_a_webhook_error(secret, headers, body):
+    if headers is None or isinstance(headers, dict):
+        headers = dict(_signed(b"{}"), **(headers or {}))
+    with pytest.raises(skinanalysis.WebhookError) as info:
+        skinanalysis.verify_webhook(secret, headers, body)
     assert info.value.code == "invalid_argument"
+
+
+@pytest.mark.parametrize("kw", [{"tolerance": float("nan")}, {"tolerance": float("inf")},
+                                {"tolerance": 0}, {"tolerance": 1e30}, {"now": float("nan")},
+                                {"now": -5}, {"now": 1e300}])
+def test_bad_tolerance_or_now_is_a_value_error(kw):
+    with pytest.raises(ValueError):
+        skinanalysis.verify_webhook(SECRET, _signed(b"{}"), b"{}", **kw)
 
 
 def test_webhook_error_class():

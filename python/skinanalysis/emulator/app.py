@@ -1,6 +1,7 @@
 """Routing, the /s2s/ guard (rate limits, then auth), fault injection and
 the request log. ``App.handle`` is the HTTP server's handler."""
 
+import json
 import random
 import re
 import sys
@@ -129,7 +130,8 @@ class App:
             else:
                 response = self._fault_response(rule, None)
 
-        if endpoint.startswith(("file_", "task_", "s2s_")):
+        if endpoint.startswith(("file_", "task_", "s2s_")) and not any(
+                name.lower() == "x-request-id" for name, _ in response.headers):
             response.headers.append(("x-request-id", str(10 ** 18 + random.getrandbits(59))))
         if response.mode == "close_before":
             status = None
@@ -225,7 +227,55 @@ class App:
         if fault == "truncated_json":
             real.body = real.body[:len(real.body) // 2]
             return real
+        if fault == "respond":
+            return _respond(rule)
+        if fault == "patch":
+            return _patch(rule, real)
         raise AssertionError("unhandled fault " + fault)
+
+
+def _respond(rule):
+    """The scripted answer of a ``respond`` fault: a string body is sent as
+    its UTF-8 bytes, any other JSON value serialised (application/json)."""
+    body, ctype = rule.body, rule.content_type
+    if body is None:
+        data = b""
+    elif isinstance(body, str):
+        data = body.encode("utf-8", "surrogatepass")
+    else:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        ctype = ctype or api.JSON
+    response = Response(rule.status, data, content_type=ctype)
+    response.headers.extend(rule.headers.items())
+    return response
+
+
+def _patch(rule, real):
+    """The real JSON answer with each dotted path of ``set`` given its value
+    (list indexes as numbers) and ``headers`` added; a path that does not fit
+    the answer gives a 500 naming it, so a test cannot miss it."""
+    try:
+        obj = json.loads(real.body.decode("utf-8"))
+        for path, value in rule.set.items():
+            _set_path(obj, path.split("."), value)
+    except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
+        return Response(500, ("emulator: patch %r does not fit the answer: %s"
+                              % (sorted(rule.set), exc)).encode(), content_type="text/plain")
+    real.body = json.dumps(obj, separators=(",", ":")).encode()
+    real.headers.extend(rule.headers.items())
+    return real
+
+
+def _set_path(obj, parts, value):
+    for part in parts[:-1]:
+        obj = obj[int(part)] if isinstance(obj, list) else obj[part]
+    last = parts[-1]
+    if isinstance(obj, list):
+        obj[int(last)] = value
+    elif isinstance(obj, dict):
+        obj[last] = value
+    else:
+        raise TypeError("%s is inside a %s" % (last, type(obj).__name__))
 
 
 def _oversized(size):

@@ -7,7 +7,10 @@ Scenario JSON::
         {"endpoint": "task_status", "nth": [2, 3], "fault": "http_502_html"},
         {"endpoint": "task_create", "times": 1, "fault": "close_mid_response"},
         {"endpoint": "any", "every": 5, "fault": "delay", "delay_ms": 300},
-        {"endpoint": "task_create", "nth": [1], "fault": "engine_error", "code": "error_no_face"}
+        {"endpoint": "task_create", "nth": [1], "fault": "engine_error", "code": "error_no_face"},
+        {"endpoint": "task_status", "fault": "respond", "status": 500,
+         "body": {"status": 500, "error": "boom"}, "headers": {"x-request-id": "r-1"}},
+        {"endpoint": "file_create", "fault": "patch", "set": {"data.files.0.file_id": "F"}}
     ]}
 
 A bare list is accepted as the ``faults`` value. See docs/emulator.md.
@@ -21,8 +24,10 @@ REPLACING = frozenset({"http_500_html", "http_502_html", "http_503", "http_429",
                        "close_before_response", "malformed_json", "oversized_body",
                        "task_timeout_500", "invalid_task_id"})
 # Faults that damage the real response, so the request is always processed.
-DAMAGING = frozenset({"close_mid_response", "truncated_json"})
-FAULTS = REPLACING | DAMAGING | {"delay", "engine_error"}
+DAMAGING = frozenset({"close_mid_response", "truncated_json", "patch"})
+# A scripted answer (status, body, headers): a hostile or odd server.
+SCRIPTED = frozenset({"respond"})
+FAULTS = REPLACING | DAMAGING | SCRIPTED | {"delay", "engine_error"}
 
 DEFAULT_OVERSIZED_BYTES = 64 * 1024 * 1024
 
@@ -33,13 +38,15 @@ class ScenarioError(ValueError):
 
 class Rule:
     __slots__ = ("index", "endpoint", "fault", "nth", "every", "times", "after",
-                 "apply", "delay_ms", "code", "message", "size_bytes", "hits")
+                 "apply", "delay_ms", "code", "message", "size_bytes", "status", "body",
+                 "headers", "content_type", "set", "hits")
 
     def __init__(self, index, spec):
         if not isinstance(spec, dict):
             raise ScenarioError("fault %d: must be an object" % index)
         known = {"endpoint", "fault", "nth", "every", "times", "after", "apply", "delay_ms",
-                 "code", "message", "size_bytes", "comment"}
+                 "code", "message", "size_bytes", "status", "body", "headers", "content_type",
+                 "set", "comment"}
         unknown = set(spec) - known
         if unknown:
             raise ScenarioError("fault %d: unknown keys %s" % (index, sorted(unknown)))
@@ -79,7 +86,32 @@ class Rule:
         if self.fault == "engine_error" and self.endpoint not in ("task_create", "task_status"):
             raise ScenarioError("fault %d: engine_error applies to task_create or task_status"
                                 % index)
+        self._scripted(index, spec)
         self.hits = 0
+
+    def _scripted(self, index, spec):
+        """The fields of ``respond`` (status, body, headers, content_type) and
+        ``patch`` (set, headers)."""
+        self.status = spec.get("status", 200)
+        if not (_posint(self.status) and 100 <= self.status <= 599):
+            raise ScenarioError("fault %d: status must be an HTTP status (100..599)" % index)
+        self.body = spec.get("body")
+        self.content_type = spec.get("content_type")
+        if self.content_type is not None and not _header_value_ok(self.content_type):
+            raise ScenarioError("fault %d: content_type must be a one-line string" % index)
+        self.headers = spec.get("headers") or {}
+        if not (isinstance(self.headers, dict)
+                and all(_token(k) and _header_value_ok(v) for k, v in self.headers.items())):
+            raise ScenarioError("fault %d: headers must map header names to one-line strings"
+                                % index)
+        self.set = spec.get("set")
+        if self.fault == "patch":
+            if not (isinstance(self.set, dict) and self.set
+                    and all(isinstance(k, str) and k for k in self.set)):
+                raise ScenarioError("fault %d: patch needs 'set', an object of dotted paths "
+                                    "to values" % index)
+        elif self.set is not None:
+            raise ScenarioError("fault %d: 'set' belongs to a patch fault" % index)
 
     def matches(self, n):
         """Does request number ``n`` (1-based, per endpoint) get this fault?"""
@@ -95,6 +127,18 @@ class Rule:
 
     def describe(self):
         return {"index": self.index, "endpoint": self.endpoint, "fault": self.fault}
+
+
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789"
+                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _token(name):
+    return isinstance(name, str) and bool(name) and all(c in _TOKEN_CHARS for c in name)
+
+
+def _header_value_ok(value):
+    return isinstance(value, str) and "\r" not in value and "\n" not in value
 
 
 def _posint(v):

@@ -1,0 +1,1 @@
+"""The hostile-server suite (see README.md)."""

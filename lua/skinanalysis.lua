@@ -89,6 +89,33 @@ function Client:analyze(image, opts)
   return result, werr, wcode
 end
 
+--- client:resume_wait(task_id, opts): resume an existing task from its id
+-- (client:resume, which returns the job) and wait for its result, as
+-- client:analyze does for a new image: nothing is created or billed anew.
+-- opts: version, deadline, on_progress, on_done (as client:resume) plus
+-- `timeout` (seconds to wait).  Returns the result table, or nil, message,
+-- code (an id the API does not know: "task_expired"; a refused id:
+-- "source"), with the job as a fourth value when the wait timed out or
+-- was interrupted (it keeps running).
+function Client:resume_wait(task_id, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'resume_wait' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local sub, timeout = {}, nil
+  for k, v in pairs(opts or {}) do
+    if k == "timeout" then timeout = v else sub[k] = v end
+  end
+  local job, err, code = self:resume(task_id, sub)
+  if not job then return nil, err, code end
+  local result, werr, wcode = job:wait(timeout)
+  if result == nil and (wcode == "wait_timeout" or wcode == "interrupted") then
+    return nil, werr, wcode, job
+  end
+  -- as in analyze: a JSON result keeps its job for save_masks/composite
+  if result == nil or #result.files > 0 then job:close() end
+  return result, werr, wcode
+end
+
 --- job:ok(): true when the job ended with a result (DONE).  Does not build
 --- the result table (job:result() does, on first use).
 function Job:ok()

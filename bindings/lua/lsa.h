@@ -171,6 +171,9 @@ int lsa_wait(lua_State *L, int ci, lsa_job *lj, long timeout_ms);
 
 /* client:submit(image, opts): a job, or nil, message, code. */
 int lsa_job_submit(lua_State *L);
+/* client:resume(task_id [, opts]) -> job | nil, msg, code
+ * (sa_client_resume; opts: version, deadline, on_progress, on_done). */
+int lsa_job_resume(lua_State *L);
 void lsa_job_register(lua_State *L);
 /* The sa_job_cb installed on every job; records the event, never calls
  * Lua. */

@@ -740,6 +740,7 @@ void lsa_client_register(lua_State *L)
                                     {NULL, NULL}};
     static const luaL_Reg methods[] = {
         {"submit", lsa_job_submit},
+        {"resume", lsa_job_resume},
         {"step", lsa_client_step},
         {"run", lsa_client_run},
         {"active", lsa_client_active},

@@ -381,6 +381,88 @@ int lsa_job_submit(lua_State *L)
 }
 
 /* ------------------------------------------------------------------ */
+/* Resume                                                              */
+/* ------------------------------------------------------------------ */
+
+/* The options of client:resume: version, deadline and the callbacks (a
+ * subset of submit's, read the same way). */
+static void lsa_resume_options(lua_State *L, int opts, int keep, int ji,
+                               sa_resume_options *ro)
+{
+    sa_request req;
+
+    sa_request_init(&req);
+    lua_pushnil(L);
+    while (lua_next(L, opts) != 0) {
+        const char *name;
+        int which;
+
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "option names must be strings, got %s",
+                       luaL_typename(L, -2));
+        name = lua_tostring(L, -2);
+        for (which = 0; lsa_req_names[which] != NULL; which++) {
+            if (strcmp(lsa_req_names[which], name) == 0)
+                break;
+        }
+        if (which != LSA_REQ_VERSION && which != LSA_REQ_DEADLINE &&
+            which != LSA_REQ_ON_PROGRESS && which != LSA_REQ_ON_DONE)
+            luaL_error(L, "unknown resume option '%s' (version, deadline, "
+                       "on_progress, on_done)", name);
+        lsa_req_option(L, which, keep, ji, &req);
+        lua_pop(L, 1);
+    }
+    ro->api_version = req.api_version;
+    ro->deadline_ms = req.deadline_ms;
+}
+
+int lsa_job_resume(lua_State *L)
+{
+    lsa_client *lc = lsa_check_open_client(L, 1);
+    size_t len;
+    const char *task_id = luaL_checklstring(L, 2, &len);
+    sa_resume_options ro;
+    lsa_job *lj;
+    int rc;
+
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    if (len != strlen(task_id)) /* the core would see a shorter id */
+        return lsa_push_error(L, SA_ERR_SOURCE,
+                              "task_id holds a NUL character");
+    lua_newtable(L); /* 4: keep */
+    lj = lua_newuserdatauv(L, sizeof(*lj), LSA_JOB_NUV); /* 5 */
+    memset(lj, 0, sizeof(*lj));
+    luaL_setmetatable(L, LSA_JOB_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, 5, LSA_JOB_UV_CLIENT);
+    lj->owner = lc;
+
+    sa_resume_options_init(&ro);
+    if (lua_istable(L, 3))
+        lsa_resume_options(L, 3, 4, 5, &ro);
+    ro.callback = lsa_job_event;
+    ro.user_data = lj;
+
+    /* as in submit: into the running set before the C job exists */
+    lua_getiuservalue(L, 1, LSA_CLIENT_UV_JOBS); /* 6 */
+    lua_pushvalue(L, 5);
+    lua_rawsetp(L, 6, lj);
+    rc = sa_client_resume(lc->client, task_id, &ro, &lj->job);
+    if (rc != SA_OK) {
+        lj->job = NULL;
+        lj->closed = 1;
+        lsa_job_forget_events(lj);
+        lua_pushnil(L);
+        lua_rawsetp(L, 6, lj);
+        return lsa_push_error(L, rc, sa_client_errmsg(lc->client));
+    }
+    lua_pushvalue(L, 5);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
 /* The end of a job                                                    */
 /* ------------------------------------------------------------------ */
 

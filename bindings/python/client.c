@@ -448,6 +448,14 @@ static PyObject *client_submit(sapy_client *self, PyObject *args,
     return sapy_job_submit(self, args, kwargs);
 }
 
+static PyObject *client_resume(sapy_client *self, PyObject *args,
+                               PyObject *kwargs)
+{
+    if (sapy_client_check(self) < 0)
+        return NULL;
+    return sapy_job_resume(self, args, kwargs);
+}
+
 static PyObject *client_step(sapy_client *self, PyObject *args)
 {
     long timeout_ms = 0;
@@ -751,6 +759,13 @@ static PyMethodDef client_methods[] = {
      "Validate and start one analysis; never blocks on the network.  "
      "callback(job, state) runs on every state change and once at the "
      "end."},
+    {"resume", (PyCFunction)(void (*)(void))client_resume,
+     METH_VARARGS | METH_KEYWORDS,
+     "resume(task_id, *, api_version=API_DEFAULT, deadline_ms=0, "
+     "callback=None) -> Job\n\n"
+     "A job that polls the existing task task_id to its end (nothing is "
+     "created or billed anew); the id is checked before anything is sent "
+     "(ValidationError).  callback(job, state) as for submit()."},
     {"step", (PyCFunction)client_step, METH_VARARGS,
      "step(timeout_ms=0) -> int: do what is ready, waiting at most "
      "timeout_ms (GIL released); returns the number of running jobs."},

@@ -426,6 +426,53 @@ fail:
     return NULL;
 }
 
+PyObject *sapy_job_resume(sapy_client *c, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"task_id", "api_version", "deadline_ms",
+                             "callback", NULL};
+    PyObject *callback = Py_None;
+    const char *task_id;
+    Py_ssize_t len;
+    sa_resume_options opts;
+    sapy_job *self;
+    int r;
+
+    sa_resume_options_init(&opts);
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$ilO:resume", kwlist,
+                                     &task_id, &len, &opts.api_version,
+                                     &opts.deadline_ms, &callback))
+        return NULL;
+    if (callback != Py_None && !PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+        return NULL;
+    }
+    if ((size_t)len != strlen(task_id)) {
+        /* a NUL inside: the core would see a shorter id */
+        sapy_raise(c->state, SA_ERR_SOURCE, "task_id holds a NUL character",
+                   0, NULL, NULL);
+        return NULL;
+    }
+    self = job_alloc(c, callback);
+    if (self == NULL)
+        return NULL;
+    opts.callback = sapy_job_callback;
+    opts.user_data = self->cell;
+    sapy_core_enter(c);
+    r = sa_client_resume(c->client, task_id, &opts, &self->cell->job);
+    sapy_core_exit(c);
+    if (sapy_unstash(&c->stash) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (r != SA_OK) {
+        sapy_raise(c->state, r, c->client != NULL ? sa_client_errmsg(c->client)
+                                                  : NULL, 0, NULL, NULL);
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
 PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
                          PyObject *callback)
 {

@@ -193,6 +193,9 @@ void sapy_cell_free(sapy_jobcell *cell);
 extern PyType_Spec sapy_job_spec;
 /* Create a Job for client c from submit()'s keyword arguments. */
 PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs);
+/* Client.resume(task_id, *, api_version, deadline_ms, callback) -> Job:
+ * sa_client_resume. */
+PyObject *sapy_job_resume(sapy_client *c, PyObject *args, PyObject *kwargs);
 /* Start a fetch of the masks of the DONE Job `origin` (sa_client_fetch,
  * into folder when not NULL): a new Job with its own cell as the core's
  * user data and `callback` (callable(job, state) or None).  NULL with an

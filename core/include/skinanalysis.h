@@ -284,11 +284,24 @@ typedef struct sa_client_options {
     long max_poll_interval_ms; /* never wait longer between polls: 10000 */
     long job_deadline_ms;      /* whole job, default 600000 (10 min);
                                   counted from when the job leaves the
-                                  max_jobs queue */
-    int max_polls;             /* per job, default 2000 */
+                                  max_jobs queue.  When it passes, the job
+                                  fails (SA_ERR_DEADLINE) but a task that
+                                  exists is still polled to its end in the
+                                  background while the client lives */
+    /* Status polls per job: 0 (default) = no bound.  Set, it is a hard
+     * bound: the job ends SA_ERR_LIMIT and its task is polled no more (an
+     * unpolled task may expire AND STILL BE BILLED). */
+    int max_polls;
 
     /* Retries of file create, upload and status polls (transport errors,
-     * 429, 5xx); task create only when nothing reached the server. */
+     * 429, 5xx); task create only when nothing reached the server.  The
+     * status polls of a task that exists have no budget: a task is polled
+     * until a final answer (success, engine error, expired, timed out, a
+     * 401 or other 4xx refusal), whatever else the polls meet (failed
+     * polls past max_retries in a row are retried no sooner than
+     * poll_interval_ms, never later than max_poll_interval_ms).  A
+     * task_status the API does not document is "not finished yet" (logged
+     * once per job). */
     int max_retries;           /* per step, default 6 */
     long backoff_initial_ms;   /* 500 */
     long backoff_max_ms;       /* 16000 */
@@ -459,6 +472,45 @@ SA_API void sa_request_init(sa_request *req);
 SA_API int sa_client_submit(sa_client *client, const sa_request *req,
                             sa_job **out);
 
+/* Options of sa_client_resume.  Always call sa_resume_options_init()
+ * first (it sets every field below to its default). */
+typedef struct sa_resume_options {
+    int api_version;             /* whose status path is polled:
+                                    SA_API_DEFAULT (the client's),
+                                    SA_API_V2_0 or SA_API_V2_1 */
+    long deadline_ms;            /* 0 = the client's job_deadline_ms */
+    sa_job_cb callback;          /* optional, as in sa_request */
+    void *user_data;             /* passed to callback */
+} sa_resume_options;
+
+SA_API void sa_resume_options_init(sa_resume_options *opts);
+
+/* Resume an existing task from its id (sa_job_task_id of an earlier job,
+ * from another process or before a crash): start a job that polls that
+ * task to its end and yields its result, exactly as a submitted job does
+ * from its first poll on.  Nothing is created: no file slot, no upload,
+ * no task create (nothing new is billed).  The first poll goes out at
+ * once (through the limiter); a ZIP result is downloaded before DONE; an
+ * expired or unknown id ends FAILED SA_ERR_TASK_EXPIRED, a task the engine
+ * failed SA_ERR_ENGINE.  The job counts toward max_jobs like a submitted
+ * one (cancelled or freed while still QUEUED, it is withdrawn: its task is
+ * left as it was); once it runs, cancel and free keep polling the task in
+ * the background, abandon stops.  sa_job_units is 0 and sa_job_file_id
+ * NULL (the request is not known); sa_job_task_id is task_id at once.
+ * opts may be NULL (the defaults); it and task_id are copied.
+ *
+ * task_id is checked before anything is sent: it must be 1..1024 bytes
+ * of characters a URL path segment may hold unencoded (letters, digits
+ * and -._~!$&'()*+,;=:@; API task ids are URL-safe base64), and not "."
+ * or "..".
+ *
+ * Returns SA_OK and *out (owned by the caller, free with sa_job_free), or
+ * SA_ERR_SOURCE (a task_id refused as above), SA_ERR_BAD_OPTION (opts),
+ * SA_ERR_INVALID_ARGUMENT (NULL client or out), SA_ERR_BUSY (the client
+ * is being freed), SA_ERR_NOMEM, with the reason in sa_client_errmsg(). */
+SA_API int sa_client_resume(sa_client *client, const char *task_id,
+                            const sa_resume_options *opts, sa_job **out);
+
 /* Release the caller's handle.  A job whose task is running keeps being
  * polled by its client until the task ends (nothing is left unpolled);
  * a job that has not created a task yet is cancelled.  Once freed, the
@@ -504,7 +556,8 @@ SA_API const char *sa_job_task_id(const sa_job *job);
 SA_API const char *sa_job_file_id(const sa_job *job);
 SA_API const char *sa_job_request_id(const sa_job *job);     /* x-request-id */
 SA_API void *sa_job_user_data(const sa_job *job);
-/* Units this job's request costs on success (from the unit table). */
+/* Units this job's request costs on success (from the unit table); 0 for
+ * a resumed job (sa_client_resume: its actions are not known). */
 SA_API int sa_job_units(const sa_job *job);
 /* Number of status polls sent so far. */
 SA_API int sa_job_polls(const sa_job *job);
@@ -698,11 +751,13 @@ SA_API const char *sa_result_task_id(const sa_result *r);
  * result, without a client (for cached responses and tests).  `kind` is
  * 0 for a full task status body ({"status":200,"data":{...}}) and 1 for
  * score_info.json.  Returns SA_OK and *out (free with sa_result_free), or
- * SA_ERR_PROTOCOL / SA_ERR_LIMIT / SA_ERR_NOMEM / SA_ERR_ENGINE.  A
- * success carries a result: a ZIP URL, or an output list with at least
- * one entry (an object with a "type"); entries the reader cannot use are
- * skipped, and data.results that yields neither ([], [1,2,3], 12345, {})
- * is SA_ERR_PROTOCOL, for a job's status polls as here. */
+ * SA_ERR_PROTOCOL / SA_ERR_LIMIT / SA_ERR_NOMEM / SA_ERR_ENGINE, or
+ * SA_ERR_NOT_DONE for a task still running (or with a task_status the API
+ * does not document: not finished yet).  A success carries a result: a
+ * ZIP URL, or an output list with at least one entry (an object with a
+ * "type"); entries the reader cannot use are skipped, and data.results
+ * that yields neither ([], [1,2,3], 12345, {}) is SA_ERR_PROTOCOL, for a
+ * job's status polls as here. */
 #define SA_PARSE_STATUS_BODY 0
 #define SA_PARSE_SCORE_INFO 1
 SA_API int sa_result_parse(const char *json, size_t len, int kind,

@@ -98,6 +98,7 @@ void sa__job_destroy(sa_job *j)
     sa__free(mem, j->image_url);
     sa__free(mem, j->file_id);
     sa__free(mem, j->file_name);
+    sa__free(mem, j->task_id);
     sa__free(mem, j);
 }
 
@@ -411,7 +412,7 @@ void sa__on_done(void *ctx, void *owner, const sa_http_response *resp)
     sa_client *c = ctx;
     sa_job *j = owner;
     int64_t now = sa_engine_now();
-    char label[160];
+    char label[160], notice[640];
 
     xfer_gone(c, j);
     if (c->bounded && ++c->done_now > c->peak_done)
@@ -420,6 +421,8 @@ void sa__on_done(void *ctx, void *owner, const sa_http_response *resp)
         sa_sched_penalize(&c->sched, now);
     (void)sa_jobsm_on_response(j->sm, now, resp);  /* NOMEM: ends FAILED */
     note_state(c, j);
+    if (sa_jobsm_take_notice(j->sm, notice, sizeof notice))
+        sa__jlog(c, SA_LOG_WARNING, "%s", notice);
     if (sa_jobsm_state(j->sm) == SA_JOB_BACKOFF)
         sa__jlog(c, SA_LOG_INFO, "%s: %s", job_label(j, label, sizeof label),
                  sa_jobsm_errmsg(j->sm));
@@ -515,6 +518,7 @@ int sa__start_job(sa_client *c, sa_job *j, int64_t now)
     cfg.file_name = j->file_name;
     cfg.image_url = j->image_url;
     cfg.file_id = j->file_id;
+    cfg.task_id = j->task_id;
     cfg.task.actions = j->actions;
     cfg.task.n_actions = j->n_actions;
     cfg.task.format = j->format;
@@ -540,6 +544,8 @@ int sa__start_job(sa_client *c, sa_job *j, int64_t now)
     if (rc != SA_OK) return rc;
     j->deadline_at = cfg.deadline_at_ms;
     j->wake_at = now;
+    /* a resumed task needs polls from its first one on (sched.c) */
+    j->sq.poll_admits = j->task_id != NULL;
     st = sa_jobsm_state(j->sm);
     if (was_queued) sa__ev_push(c, j, st);
     j->last_state = st;

@@ -9,7 +9,9 @@
  *
  *   FILE_CREATE -> UPLOAD -> TASK_CREATE -> POLL_WAIT <-> POLLING -> DONE
  *   (image_url / file_id start in TASK_CREATE)        any step -> FAILED
- *   transient failure -> BACKOFF -> the same step again (retry budget)
+ *   (a resumed task id starts in POLLING: nothing is created)
+ *   transient failure -> BACKOFF -> the same step again (retry budget;
+ *   none for the status polls of a task that exists)
  *   ZIP results: POLLING -> FETCHING (GET the ZIP) -> DONE
  *
  * Three kinds of machine share this file.  An analysis (sa_jobsm_new) is
@@ -39,9 +41,12 @@
  *       only the task id is still recorded when a create answers);
  *       sa_jobsm_result() stays NULL;
  *     - sa_jobsm_background() is 1 and sa_jobsm_next() keeps answering
- *       SEND (polls) and WAIT, never touching the deadline again, until the
- *       task ends, fails (expired, timed out, retry budget, max_polls) or
- *       turns out never to have been created; then it answers END;
+ *       SEND (polls) and WAIT, never touching the deadline again, until a
+ *       final answer (success, engine error, expired, timed out, 401 or
+ *       another refusal), max_polls when the user set one, or the task
+ *       create turns out to have been refused; then it answers END.
+ *       Failed polls never end it: the engine polls on while the client
+ *       lives;
  *     - sa_jobsm_task_outcome() says what the background polling found
  *       (SA_ERR_NOT_DONE while it runs, SA_OK when the task succeeded and
  *       may be billed, else the failure) with a message for the log.
@@ -63,7 +68,9 @@
  * The delay of the n-th consecutive failure is
  * uniform in [0, min(backoff_max_ms, backoff_initial_ms * 2^(n-1))],
  * drawn with sa__rand from the client's rng.  At most
- * max_retries retries in a row per step; a success resets the count.  Task
+ * max_retries retries in a row per step; a success resets the count --
+ * except for the status polls of a task that exists, which have no budget
+ * at all (see "Polling").  Task
  * create is billed and not idempotent: it is retried only when nothing
  * reached the server (response not_sent) or on 429; any other failure after
  * sending (timeout, reset, 5xx, an unreadable 200) ends FAILED
@@ -76,18 +83,40 @@
  * pre-signed URL expired (403 "Request has expired") gets one fresh slot.
  *
  * Polling.  The first poll goes out min(poll_interval_ms,
- * max_poll_interval_ms) after the task create answer.  After "running" the
- * next poll is due polling_interval (when the answer carries one, clamped to
- * [200 ms, max_poll_interval_ms]) or poll_interval_ms later, and never later
- * than max_poll_interval_ms after the previous poll was sent.  A failed poll
- * is retried after its backoff, but the backoff is cut so that the retry
- * also goes out at most max_poll_interval_ms after the previous poll; and a
+ * max_poll_interval_ms) after the task create answer (at once for a
+ * resumed task: it has gone unpolled for as long as nobody knew of it).
+ * After "running" the next poll is due polling_interval (when the answer
+ * carries one, clamped to [200 ms, max_poll_interval_ms]) or
+ * poll_interval_ms later, and never later than max_poll_interval_ms after
+ * the previous poll was sent.  A task_status the API does not document
+ * ("queued") is "not finished yet": polled on exactly like "running", and
+ * said once per job (sa_jobsm_take_notice, for the client's log).
+ *
+ * What a hostile or broken server cannot do (issue 12): once the task
+ * exists, no answer short of a final one ends the polling.  A failed poll
+ * (transport error, timeout or trickled answer, 429, 5xx other than "Task
+ * execution timed out", an unreadable or oversized 200) never uses up a
+ * budget: the task is polled until it ends, until the caller's deadline
+ * (then on in the background, see above), or until the client frees the
+ * machine.  Giving up after a few failed polls would leave a task that
+ * still runs, and is billed when it succeeds, behind -- and a caller who
+ * tries again creates and pays for a second one.  Final answers stay
+ * final: success, task_status "error", 400 "Invalid task ID" / 404
+ * (expired), 500 "Task execution timed out"; and so do 401 and other 4xx
+ * refusals, which say the request itself is wrong (their error keeps the
+ * task id: the task can be resumed once that is fixed).  A failed poll is
+ * retried after its backoff; the first max_retries retries in a row are
+ * quick (the backoff alone), later ones no sooner than poll_interval_ms,
+ * so that a storm is polled at the pace of a running task however small
+ * the configured backoff.  Every retry delay is cut so that the retry also
+ * goes out at most max_poll_interval_ms after the previous poll; and a
  * poll request's own timeout is at most max_poll_interval_ms / 2, so a hung
  * poll cannot stretch the gap either.  Hence, as long as the engine sends
  * what it is given when it is given (a poll must not queue behind other
  * requests in the rate limiter), a running task is never left unpolled for
- * longer than max_poll_interval_ms.  max_polls is a hard bound: when it
- * is reached the machine ends (SA_ERR_LIMIT) and polls no more.
+ * longer than max_poll_interval_ms.  max_polls is 0 (no bound) unless the
+ * user sets it; then it is a hard bound: when it is reached the machine
+ * ends (SA_ERR_LIMIT) and polls no more (the task may still be billed).
  *
  * Fetching.  A task that succeeds with a ZIP result (a zip URL, no
  * scores) is not DONE yet: the machine enters FETCHING and GETs the ZIP
@@ -111,6 +140,7 @@
  */
 #include "sa_internal.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -169,6 +199,10 @@ struct sa_jobsm {
     int polls;
     int task_maybe;          /* a task exists or may exist */
     int refreshed_slot;      /* file create redone after an expired URL */
+    int resumed;             /* started from a task id (sa_client_resume) */
+    int unknown_seen;        /* an unknown task_status was noted ... */
+    int notice_pending;      /* ... and waits for sa_jobsm_take_notice */
+    char unknown_status[64]; /* that status (sa_status_info) */
 
     /* The public outcome: written only by fix_outcome(). */
     int pub_state;           /* 0 while open, then DONE/FAILED/CANCELLED */
@@ -463,6 +497,17 @@ static void check_deadline(sa_jobsm *sm, int64_t now_ms)
                step_name(sm->step));
         return;
     }
+    if (sm->errmsg[0]) {
+        /* say what the last attempt met (a storm of failed polls...),
+         * without the retry it was waiting for */
+        char what[JOB_MSG_LEN], *cut = NULL, *p = sm->errmsg;
+        while ((p = strstr(p, "; retry ")) != NULL) cut = p++;
+        msgf(what, sizeof what, "deadline passed (last: %.*s)",
+             cut ? (int)(cut - sm->errmsg) : (int)strlen(sm->errmsg),
+             sm->errmsg);
+        go_background(sm, SA_JOB_FAILED, SA_ERR_DEADLINE, what);
+        return;
+    }
     go_background(sm, SA_JOB_FAILED, SA_ERR_DEADLINE, "deadline passed");
 }
 
@@ -490,15 +535,24 @@ static int64_t backoff_delay(sa_jobsm *sm, int n)
     return (int64_t)(job_rand(sm) % ((uint64_t)cap + 1));
 }
 
+/* 1 for the status polls of the task itself (not the poll of a finished
+ * task for a fresh result URL): they have no retry budget. */
+static int endless_step(const sa_jobsm *sm)
+{
+    return sm->step == SA_STEP_POLL && !sm->fetch_phase;
+}
+
 /* Another failure of the current step: BACKOFF and try again, or, once
- * max_retries retries in a row failed, end with `status`. */
+ * max_retries retries in a row failed, end with `status`.  A failed status
+ * poll is always tried again (see "Polling" above). */
 static void retry_or_fail(sa_jobsm *sm, int64_t now_ms, int status,
                           const char *why)
 {
-    int64_t delay;
+    int64_t delay, room;
+    int endless = endless_step(sm);
 
-    sm->failures++;
-    if (sm->failures > sm->max_retries) {
+    if (sm->failures < INT_MAX) sm->failures++;
+    if (sm->failures > sm->max_retries && !endless) {
         finish(sm, SA_JOB_FAILED, status, "%s: %s (gave up after %d "
                "attempts)", step_name(sm->step), why, sm->failures);
         return;
@@ -506,12 +560,21 @@ static void retry_or_fail(sa_jobsm *sm, int64_t now_ms, int status,
     delay = backoff_delay(sm, sm->failures);
     if (sm->step == SA_STEP_POLL) {
         /* never leave the task unpolled for longer than the safe window */
-        int64_t room = sm->last_poll_ms + sm->max_poll_interval_ms - now_ms;
+        room = sm->last_poll_ms + sm->max_poll_interval_ms - now_ms;
         if (room < 0) room = 0;
+        /* a storm past the quick retries is polled at the pace of a
+         * running task, however small the backoff is configured */
+        if (endless && sm->failures > sm->max_retries
+            && delay < sm->poll_interval_ms)
+            delay = sm->poll_interval_ms;
         if (delay > room) delay = room;
     }
     sm->wake_at_ms = now_ms + delay;
-    if (!sm->pub_state)
+    if (!sm->pub_state && endless)
+        msgf(sm->errmsg, sizeof sm->errmsg, "%s: %s; retry %d in %lld ms "
+             "(task %s is polled until it ends)", step_name(sm->step), why,
+             sm->failures, (long long)delay, sm->task_id);
+    else if (!sm->pub_state)
         msgf(sm->errmsg, sizeof sm->errmsg, "%s: %s; retry %d of %d in "
              "%lld ms", step_name(sm->step), why, sm->failures,
              sm->max_retries, (long long)delay);
@@ -644,7 +707,8 @@ static int send_step(sa_jobsm *sm, int64_t now_ms, sa_next *out)
     case SA_STEP_UPLOAD: rc = build_upload(sm); break;
     case SA_STEP_TASK_CREATE: rc = build_task_create(sm); break;
     case SA_STEP_POLL:
-        if (sm->polls >= sm->max_polls) {
+        if (sm->max_polls > 0 && sm->polls >= sm->max_polls
+            && !sm->fetch_phase) {
             finish(sm, SA_JOB_FAILED, SA_ERR_LIMIT, "gave up after %d status "
                    "polls (max_polls); task %s may still be running and may "
                    "be billed", sm->polls, sm->task_id);
@@ -671,7 +735,7 @@ static int send_step(sa_jobsm *sm, int64_t now_ms, sa_next *out)
     }
     if (sm->step == SA_STEP_TASK_CREATE) sm->task_maybe = 1;
     if (sm->step == SA_STEP_POLL) {
-        sm->polls++;
+        if (sm->polls < INT_MAX) sm->polls++;
         sm->last_poll_ms = now_ms;
     }
     sm->in_flight = 1;
@@ -1072,6 +1136,16 @@ static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
     long interval = sm->poll_interval_ms;
 
     step_succeeded(sm);
+    if (info->task_status == SA_TASK_UNKNOWN) {
+        /* not a documented status: not finished yet (logged once) */
+        if (!sm->unknown_seen) {
+            msgf(sm->unknown_status, sizeof sm->unknown_status, "%s",
+                 info->unknown_status);
+            sm->notice_pending = 1;
+        }
+        sm->unknown_seen = 1;
+        info->task_status = SA_TASK_RUNNING;
+    }
     switch (info->task_status) {
     case SA_TASK_RUNNING:
         if (info->polling_interval_ms >= 0) {
@@ -1268,7 +1342,8 @@ static int on_refresh_status(sa_jobsm *sm, const sa_status_info *info)
         finish(sm, SA_JOB_FAILED, SA_ERR_URL_EXPIRED, "the result URL "
                "expired and task %s answers task_status %s, not success: no "
                "fresh URL", sm->task_id, info->task_status == SA_TASK_RUNNING
-               ? "running" : "error");
+               ? "running" : info->task_status == SA_TASK_ERROR ? "error"
+               : info->unknown_status);
         return SA_OK;
     }
     url = fresh_url(sm, info->result);
@@ -1428,7 +1503,7 @@ static int settings_valid(const sa_job_config *cfg)
         return 0;
     return cfg->request_timeout_ms > 0 && cfg->upload_timeout_ms > 0
         && cfg->max_poll_interval_ms >= JOB_MIN_POLL_MS
-        && cfg->max_polls > 0 && cfg->max_retries >= 0
+        && cfg->max_polls >= 0 && cfg->max_retries >= 0
         && cfg->backoff_initial_ms >= 0 && cfg->backoff_max_ms >= 0
         && cfg->max_json_depth > 0;
 }
@@ -1439,6 +1514,9 @@ static int config_valid(const sa_job_config *cfg)
                 + !!cfg->file_id;
     size_t i;
 
+    if (cfg->task_id)  /* resume: the task exists; nothing to create */
+        return sources == 0 && cfg->task_id[0] != '\0'
+            && settings_valid(cfg) && cfg->poll_interval_ms > 0;
     if (!cfg->base_url || sources != 1 || (cfg->file_path && cfg->buffer))
         return 0;
     if ((cfg->file_path || cfg->buffer)
@@ -1454,7 +1532,7 @@ static int config_valid(const sa_job_config *cfg)
     return cfg->request_timeout_ms > 0 && cfg->upload_timeout_ms > 0
         && cfg->poll_interval_ms > 0
         && cfg->max_poll_interval_ms >= JOB_MIN_POLL_MS
-        && cfg->max_polls > 0 && cfg->max_retries >= 0
+        && cfg->max_polls >= 0 && cfg->max_retries >= 0
         && cfg->backoff_initial_ms >= 0 && cfg->backoff_max_ms >= 0
         && cfg->max_json_depth > 0;
 }
@@ -1471,8 +1549,10 @@ static int copy_strings(sa_jobsm *sm, const sa_job_config *cfg)
         || replace_str(sm->mem, &sm->content_type, cfg->content_type)
         || replace_str(sm->mem, &sm->file_name, cfg->file_name)
         || replace_str(sm->mem, &sm->image_url, cfg->image_url)
-        || replace_str(sm->mem, &sm->file_id, cfg->file_id))
+        || replace_str(sm->mem, &sm->file_id, cfg->file_id)
+        || replace_str(sm->mem, &sm->task_id, cfg->task_id))
         return SA_ERR_NOMEM;
+    if (cfg->task.n_actions == 0) return SA_OK;  /* resume */
     sm->actions = sa__calloc(sm->mem, cfg->task.n_actions, sizeof(char *));
     if (!sm->actions) return SA_ERR_NOMEM;
     for (i = 0; i < cfg->task.n_actions; i++) {
@@ -1517,8 +1597,8 @@ static void copy_settings(sa_jobsm *sm, const sa_job_config *cfg)
 
 /* Also: SA_ERR_INVALID_ARGUMENT for a NULL/incoherent cfg (no or several
  * sources, no actions, non-positive timeouts or intervals,
- * max_poll_interval_ms below 200, max_polls < 1).  A deadline_at_ms <= 0
- * means no deadline. */
+ * max_poll_interval_ms below 200, max_polls < 0; with task_id: a source or
+ * an empty id).  A deadline_at_ms <= 0 means no deadline. */
 int sa_jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out)
 {
     sa_jobsm *sm;
@@ -1540,8 +1620,16 @@ int sa_jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out)
         return rc;
     }
     sm->last_poll_ms = now_ms;
-    set_state(sm, sm->image_url || sm->file_id ? SA_JOB_TASK_CREATE
-                                               : SA_JOB_FILE_CREATE);
+    if (sm->task_id) {
+        /* resume: the task exists (and has gone unpolled for a while, as
+         * far as we know): poll it at once */
+        sm->resumed = 1;
+        sm->task_maybe = 1;
+        set_state(sm, SA_JOB_POLLING);
+    } else {
+        set_state(sm, sm->image_url || sm->file_id ? SA_JOB_TASK_CREATE
+                                                   : SA_JOB_FILE_CREATE);
+    }
     *out = sm;
     return SA_OK;
 }
@@ -1882,6 +1970,21 @@ sa_result *sa_jobsm_result_own(sa_jobsm *sm)
 int sa_jobsm_background(const sa_jobsm *sm)
 {
     return sm && sm->background && !is_terminal(sm->state);
+}
+
+int sa_jobsm_take_notice(sa_jobsm *sm, char *buf, size_t len)
+{
+    if (!sm || !sm->notice_pending || !buf || len == 0) return 0;
+    sm->notice_pending = 0;
+    msgf(buf, len, "task %s answers task_status '%s', which the API does "
+         "not document: taken as not finished yet; it is polled until it "
+         "ends", sm->task_id ? sm->task_id : "?", sm->unknown_status);
+    return 1;
+}
+
+int sa_jobsm_resumed(const sa_jobsm *sm)
+{
+    return sm ? sm->resumed : 0;
 }
 
 int sa_jobsm_task_outcome(const sa_jobsm *sm, const char **msg)

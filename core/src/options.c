@@ -21,7 +21,7 @@ void sa_client_options_init(sa_client_options *opts)
     opts->poll_interval_ms = 2000;
     opts->max_poll_interval_ms = 10000;
     opts->job_deadline_ms = 600000;
-    opts->max_polls = 2000;
+    opts->max_polls = 0;            /* no bound: see job.c "Polling" */
     opts->max_retries = 6;
     opts->backoff_initial_ms = 500;
     opts->backoff_max_ms = 16000;
@@ -93,10 +93,10 @@ static int check_numbers(const sa_client_options *o, char *err, size_t errlen)
                  "of a non-blocking step) must be between 0 (none) and "
                  "10000000 us (10 s)");
     if (o->poll_interval_ms <= 0 || o->max_poll_interval_ms < 200 ||
-        o->job_deadline_ms <= 0 || o->max_polls < 1)
+        o->job_deadline_ms <= 0 || o->max_polls < 0)
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "poll_interval_ms and "
                  "job_deadline_ms must be > 0, max_poll_interval_ms >= 200 "
-                 "and max_polls >= 1");
+                 "and max_polls >= 0 (0 = no bound)");
     if (o->max_retries < 0 || o->max_retries > 1000 ||
         o->backoff_initial_ms < 0 || o->backoff_max_ms < o->backoff_initial_ms)
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "max_retries must be 0..1000, "

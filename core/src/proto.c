@@ -632,9 +632,9 @@ static int status_fields(const sa_mem *mem, const cJSON *root,
 {
     const cJSON *data;
     const char *ts;
+    char *c;
     double v;
     int nomem = 0;
-    char shown[64];
 
     data = get_data(root, "status response", err, errlen);
     if (!data) return SA_ERR_PROTOCOL;
@@ -645,10 +645,13 @@ static int status_fields(const sa_mem *mem, const cJSON *root,
         return SA_ERR_PROTOCOL;
     }
     if (out->task_status < 0) {
-        sa__redact(shown, sizeof shown, ts, NULL);
-        sa__errf(err, errlen, "status response: unknown task_status '%s'",
-                 shown);
-        return SA_ERR_PROTOCOL;
+        /* not documented ("queued", "pending"...): the task has not ended
+         * as far as we can tell, so it is polled on like a running one */
+        out->task_status = SA_TASK_UNKNOWN;
+        sa__redact(out->unknown_status, sizeof out->unknown_status, ts,
+                   NULL);
+        for (c = out->unknown_status; *c; c++)  /* it goes into a log line */
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     }
     if (sa_json_number(data, "polling_interval", &v) && v >= 1.0)
         out->polling_interval_ms =

@@ -137,6 +137,8 @@ void sa__publish(sa_client *c, sa_job *j, int state, int status,
                 msg = "out of memory copying the result";
             }
         }
+    } else if (j->task_id) {
+        j->pub[K_TASK] = keep(j, K_TASK, j->task_id);  /* a queued resume */
     }
     j->pub[K_ERRMSG] = keep(j, K_ERRMSG, msg ? msg : "");
     if (!j->pub[K_ERRMSG]) j->pub[K_ERRMSG] = "";
@@ -312,6 +314,9 @@ const char *sa_job_engine_error(const sa_job *job)
 
 const char *sa_job_task_id(const sa_job *job)
 {
+    sa_job *j = (sa_job *)(uintptr_t)job;  /* the cache is not the state */
+    if (job && !job->published && !job->sm && job->task_id)
+        return keep(j, K_TASK, job->task_id);  /* a resumed job still queued */
     return live_str(job, K_TASK, sa_jobsm_task_id);
 }
 

@@ -10,7 +10,9 @@
  * content, large enough for the tier (read from the image headers).  This
  * is the only file I/O of validation: one open per file for every check.
  * A valid request becomes a job (drive.c), or waits in the queued list
- * when max_jobs jobs run.
+ * when max_jobs jobs run.  sa_client_resume makes a job for a task that
+ * exists (its id checked here too): it creates nothing and starts at
+ * polling.
  */
 #include "sa_client.h"
 
@@ -304,6 +306,23 @@ static int validate(sa_client *c, const sa_request *req, sa_job *j)
     return SA_OK;
 }
 
+/* A validated job starts now, or waits in the queue under max_jobs. */
+static int start_or_queue(sa_client *c, sa_job *j)
+{
+    int rc;
+
+    if (c->opt.max_jobs > 0 && sa__n_running(c) >= c->opt.max_jobs) {
+        j->last_state = SA_JOB_QUEUED;
+        sa__set_where(c, j, J_QUEUED);
+        return SA_OK;
+    }
+    rc = sa__start_job(c, j, sa_engine_now());
+    if (rc == SA_ERR_NOMEM) sa__cfail(c, rc, "out of memory");
+    else if (rc != SA_OK)
+        sa__cfail(c, rc, "the request could not be turned into a job");
+    return rc;
+}
+
 int sa_client_submit(sa_client *client, const sa_request *req, sa_job **out)
 {
     sa_client *c = client;
@@ -322,17 +341,7 @@ int sa_client_submit(sa_client *client, const sa_request *req, sa_job **out)
     if (!j) return sa__cfail(c, SA_ERR_NOMEM, "out of memory");
     sa__enter(c);
     rc = validate(c, req, j);
-    if (rc == SA_OK) {
-        if (c->opt.max_jobs > 0 && sa__n_running(c) >= c->opt.max_jobs) {
-            j->last_state = SA_JOB_QUEUED;
-            sa__set_where(c, j, J_QUEUED);
-        } else {
-            rc = sa__start_job(c, j, sa_engine_now());
-            if (rc == SA_ERR_NOMEM) sa__cfail(c, rc, "out of memory");
-            else if (rc != SA_OK)
-                sa__cfail(c, rc, "the request could not be turned into a job");
-        }
-    }
+    if (rc == SA_OK) rc = start_or_queue(c, j);
     if (rc != SA_OK) {
         sa__job_destroy(j);
     } else {
@@ -340,6 +349,118 @@ int sa_client_submit(sa_client *client, const sa_request *req, sa_job **out)
         sa__jlog(c, SA_LOG_DEBUG, "job #%lu submitted (%zu actions, %d "
                  "units%s)", j->seq, j->n_actions, j->units,
                  j->where == J_QUEUED ? ", queued" : "");
+    }
+    sa__leave(c);
+    return rc;
+}
+
+/* ================================================================== */
+/* Resume: a job for a task that exists                               */
+/* ================================================================== */
+
+void sa_resume_options_init(sa_resume_options *opts)
+{
+    if (!opts) return;
+    memset(opts, 0, sizeof *opts);
+    opts->api_version = SA_API_DEFAULT;
+}
+
+/* A character a URL path segment may hold unencoded (RFC 3986 pchar
+ * without '%': a task id is never sent percent-encoded by its caller). */
+static int path_segment_char(unsigned char ch)
+{
+    if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z')
+        || (ch >= '0' && ch <= '9'))
+        return 1;
+    return ch != '\0' && strchr("-._~!$&'()*+,;=:@", ch) != NULL;
+}
+
+/* The id of an existing task: it becomes the last segment of the status
+ * path, so nothing that could change the path, the query or a header. */
+static int check_task_id(sa_client *c, const char *task_id)
+{
+    size_t n, i;
+
+    if (!task_id || !*task_id)
+        return sa__cfail(c, SA_ERR_SOURCE, "task_id must be the non-empty "
+                         "id a task create returned");
+    n = strlen(task_id);
+    if (n > MAX_ID_LEN)
+        return sa__cfail(c, SA_ERR_SOURCE, "task_id is %zu bytes long; a "
+                         "task id is at most %d", n, MAX_ID_LEN);
+    for (i = 0; i < n; i++)
+        if (!path_segment_char((unsigned char)task_id[i]))
+            return sa__cfail(c, SA_ERR_SOURCE, "task_id holds a character "
+                             "a URL path segment may not (byte %zu, 0x%02x):"
+                             " only letters, digits and -._~!$&'()*+,;=:@",
+                             i, (unsigned)(unsigned char)task_id[i]);
+    if (strcmp(task_id, ".") == 0 || strcmp(task_id, "..") == 0)
+        return sa__cfail(c, SA_ERR_SOURCE, "task_id cannot be \"%s\"",
+                         task_id);
+    return SA_OK;
+}
+
+static int check_resume_options(sa_client *c, const sa_resume_options *o,
+                                sa_job *j)
+{
+    if (o->api_version != SA_API_DEFAULT && o->api_version != SA_API_V2_0
+        && o->api_version != SA_API_V2_1)
+        return sa__cfail(c, SA_ERR_BAD_OPTION, "api_version must be "
+                         "SA_API_V2_0 (20), SA_API_V2_1 (21) or "
+                         "SA_API_DEFAULT (0), not %d", o->api_version);
+    if (o->deadline_ms < 0)
+        return sa__cfail(c, SA_ERR_BAD_OPTION, "deadline_ms must be 0 (the "
+                         "client's job_deadline_ms) or positive, not %ld",
+                         o->deadline_ms);
+    j->api_version = o->api_version ? o->api_version : c->opt.api_version;
+    j->deadline_ms = o->deadline_ms;
+    j->format = SA_FORMAT_JSON;  /* unused: the answer says which */
+    j->pf_camera_kit = -1;
+    j->mask_overlay = -1;
+    return SA_OK;
+}
+
+int sa_client_resume(sa_client *client, const char *task_id,
+                     const sa_resume_options *opts, sa_job **out)
+{
+    sa_client *c = client;
+    sa_resume_options defaults;
+    sa_request req;
+    sa_job *j;
+    int rc;
+
+    if (out) *out = NULL;
+    if (!c) return SA_ERR_INVALID_ARGUMENT;
+    if (!out)
+        return sa__cfail(c, SA_ERR_INVALID_ARGUMENT, "sa_client_resume needs "
+                         "an out pointer");
+    if (c->freeing || c->free_pending)
+        return sa__cfail(c, SA_ERR_BUSY, "the client is being freed");
+    c->errmsg[0] = '\0';
+    if (!opts) {
+        sa_resume_options_init(&defaults);
+        opts = &defaults;
+    }
+    rc = check_task_id(c, task_id);
+    if (rc != SA_OK) return rc;
+    sa_request_init(&req);
+    req.callback = opts->callback;
+    req.user_data = opts->user_data;
+    j = sa__job_alloc(c, &req);
+    if (!j) return sa__cfail(c, SA_ERR_NOMEM, "out of memory");
+    sa__enter(c);
+    rc = check_resume_options(c, opts, j);
+    if (rc == SA_OK) {
+        j->task_id = sa__strdup(j->mem, task_id);
+        rc = j->task_id ? SA_OK : sa__cfail(c, SA_ERR_NOMEM, "out of memory");
+    }
+    if (rc == SA_OK) rc = start_or_queue(c, j);
+    if (rc != SA_OK) {
+        sa__job_destroy(j);
+    } else {
+        *out = j;
+        sa__jlog(c, SA_LOG_INFO, "job #%lu resumes task %s%s", j->seq,
+                 task_id, j->where == J_QUEUED ? " (queued)" : "");
     }
     sa__leave(c);
     return rc;

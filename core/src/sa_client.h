@@ -69,8 +69,8 @@ struct sa_job {
     struct sa_dl *dl;           /* child: where its bytes go */
     int n_children;             /* fetch: children running */
 
-    /* the validated request (strings owned) */
-    char *file_path, *image_url, *file_id, *file_name;
+    /* the validated request (strings owned); task_id: a resumed task */
+    char *file_path, *image_url, *file_id, *file_name, *task_id;
     const char *content_type;
     const void *buffer;
     uint64_t file_size;

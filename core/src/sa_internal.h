@@ -390,7 +390,9 @@ int sa_proto_parse_task_create(const sa_mem *mem, const char *body,
 typedef enum sa_task_status {
     SA_TASK_RUNNING = 0,
     SA_TASK_SUCCESS = 1,
-    SA_TASK_ERROR = 2
+    SA_TASK_ERROR = 2,
+    SA_TASK_UNKNOWN = 3       /* a task_status string the API does not
+                                 document ("queued"): not finished yet */
 } sa_task_status;
 
 typedef struct sa_status_info {
@@ -399,11 +401,15 @@ typedef struct sa_status_info {
     char *engine_error;       /* data.error on task error (open string) */
     char *engine_message;     /* data.error_message */
     sa_result *result;        /* on success; owned by the caller */
+    char unknown_status[64];  /* SA_TASK_UNKNOWN: the string, redacted and
+                                 cut to fit (for a log line); else "" */
 } sa_status_info;
 void sa_status_info_free(const sa_mem *mem, sa_status_info *s);
 
-/* Parse a 200 status body.  Returns SA_OK (any task_status),
- * SA_ERR_PROTOCOL, SA_ERR_LIMIT, SA_ERR_NOMEM. */
+/* Parse a 200 status body.  Returns SA_OK (any task_status string: one the
+ * API does not document is SA_TASK_UNKNOWN), SA_ERR_PROTOCOL (not JSON, no
+ * data object, no task_status string, a success without usable results),
+ * SA_ERR_LIMIT, SA_ERR_NOMEM. */
 int sa_proto_parse_status(const sa_mem *mem, const char *body, size_t len,
                           int max_depth, const char *task_id,
                           sa_status_info *out, char *err, size_t errlen);
@@ -574,6 +580,7 @@ typedef struct sa_sched_item {
     sa_link link;            /* in the limiter queue or the upload queue */
     int step;                /* sa_step of the request waiting */
     int admitted;            /* its first API request was sent */
+    int poll_admits;         /* a resumed job: its first poll admits it */
     unsigned long seq;       /* arrival order in the limiter queue */
     int64_t poll_anchor;     /* when its last poll or task create was sent */
 } sa_sched_item;
@@ -611,8 +618,9 @@ void sa_sched_park_api(sa_sched *s, sa_sched_item *it, int step,
                        int64_t now);
 /* The best eligible waiting API request, when the limiter has a slot at
  * now: taken out of the queue, the send recorded by the limiter, the job
- * admitted (a first request that is not a poll) and its poll anchor set
- * (a poll or a task create).  NULL when none may go now: then
+ * admitted (a first request that is not a poll, or the first poll of an
+ * item with poll_admits: a resumed task) and its poll anchor set (a poll
+ * or a task create).  NULL when none may go now: then
  * sa_sched_ready_at says when to look again. */
 sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now);
 /* Look at the limiter queue again at `at` (a caller that stopped early). */
@@ -743,6 +751,9 @@ typedef struct sa_job_config {
     const char *file_name;
     const char *image_url;       /* src_file_url */
     const char *file_id;         /* src_file_id */
+    const char *task_id;         /* resume: poll this existing task (no
+                                    source, no actions: nothing is
+                                    created) */
 
     sa_task_params task;         /* actions etc. (src fields filled by job) */
 
@@ -751,7 +762,7 @@ typedef struct sa_job_config {
     long poll_interval_ms;
     long max_poll_interval_ms;
     int64_t deadline_at_ms;      /* absolute */
-    int max_polls;
+    int max_polls;               /* 0: no bound */
     int max_retries;
     long backoff_initial_ms;
     long backoff_max_ms;
@@ -765,8 +776,9 @@ typedef struct sa_job_config {
 typedef struct sa_jobsm sa_jobsm;
 
 /* Create a state machine in FILE_CREATE (or TASK_CREATE when the source is
- * image_url / file_id).  Copies everything in cfg (not buffer).
- * Returns SA_OK or SA_ERR_NOMEM. */
+ * image_url / file_id; or POLLING, its first poll due at once, when cfg
+ * resumes an existing task: task_id).  Copies everything in cfg (not
+ * buffer).  Returns SA_OK or SA_ERR_NOMEM. */
 int sa_jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out);
 void sa_jobsm_free(sa_jobsm *sm);
 
@@ -814,6 +826,12 @@ int sa_jobsm_background(const sa_jobsm *sm);
  * task succeeded (it may be billed), else the failure, with a message for
  * the log in *msg (borrowed, never NULL). */
 int sa_jobsm_task_outcome(const sa_jobsm *sm, const char **msg);
+
+/* A line for the client's log that the machine has to say once (an
+ * unknown task_status): written to buf (cut to len), returns 1; else 0. */
+int sa_jobsm_take_notice(sa_jobsm *sm, char *buf, size_t len);
+/* 1 when the machine resumed an existing task (cfg task_id). */
+int sa_jobsm_resumed(const sa_jobsm *sm);
 
 /* Webhook help: a machine waiting to poll its task (POLL_WAIT, or BACKOFF
  * after a failed poll) polls at now_ms instead.  Returns 1 when it was

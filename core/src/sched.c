@@ -41,8 +41,11 @@
  * A job counts against the cap from its first request on, not only once
  * its task exists: a job between file create and task create is about to
  * need polls too (counting tasks only would let every queued job upload
- * and then create its task at once).  A poll never admits a job: the poll
- * of a task whose result is downloaded asks for a fresh URL.
+ * and then create its task at once).  A poll never admits a job (the poll
+ * of a task whose result is downloaded asks for a fresh URL), except the
+ * first poll of a resumed task (poll_admits, set by the client): such a
+ * job needs polls like any other from then on.  Being a poll, it never
+ * waits for the cap itself.
  *
  * The upload queue.  Image uploads (the PUT to the storage URL) are capped
  * at max_uploads in flight (0: no cap); the rest wait in upq, first come
@@ -199,10 +202,13 @@ sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now)
         return NULL;
     }
     sa_link_remove(&best->link);
-    if (!best->admitted && best->step != SA_STEP_POLL) {
-        /* a first request admits; a poll never does (the poll of a task
-         * whose result is downloaded asks for a fresh URL) */
+    if (!best->admitted
+        && (best->step != SA_STEP_POLL || best->poll_admits)) {
+        /* a first request admits; a poll does only for a resumed task
+         * (the poll of a task whose result is downloaded asks for a fresh
+         * URL) */
         best->admitted = 1;
+        best->poll_admits = 0;
         s->n_admitted++;
     }
     if (best->step == SA_STEP_POLL || best->step == SA_STEP_TASK_CREATE)

@@ -33,6 +33,7 @@ _EXPORTS = {
     "AsyncClient": "aio",
     "AsyncJob": "aio",
     "analyze_many": "batch",
+    "ResumeTask": "batch",
     "Result": "results",
     "Score": "results",
     "SD_ACTIONS": "actions",
@@ -79,7 +80,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .actions import (ALL_ACTIONS, DEFAULT_ACTIONS, HD_ACTIONS, SD_ACTIONS,
                           core_version, cost, tier_of)
     from .aio import AsyncClient, AsyncJob
-    from .batch import analyze_many
+    from .batch import ResumeTask, analyze_many
     from .client import Client, Job
     from .errors import (AmbiguousTaskError, ApiError, AuthError,
                          BadRequestError, CancelledError, CreditError,

@@ -13,10 +13,11 @@ import asyncio
 import os
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
+from . import _config
 from . import actions as _actions
 from ._config import logger
 from ._native import _core
-from .batch import Progress
+from .batch import Progress, ResumeTask, resume_kwargs
 from .client import _ClientBase, _kept_source, request_kwargs, state_name
 from .errors import Error
 from .results import Result, _Origin
@@ -212,6 +213,27 @@ class AsyncClient(_ClientBase):
         job = await self.submit(image, actions, **kwargs)
         return await job.wait(timeout)
 
+    async def resume_job(self, task_id: str, *, version: Any = None,
+                         deadline: Optional[float] = None) -> AsyncJob:
+        """A job for a task that already exists (as ``Client.resume_job``):
+        polled to its end on the event loop; nothing is created anew."""
+        loop = self._bind()
+        if not isinstance(task_id, str):
+            raise TypeError("task_id must be a str, not %s" % type(task_id).__name__)
+        future: asyncio.Future[None] = loop.create_future()
+        core_job = self._core.resume(task_id, api_version=_config.api_version(version),
+                                     deadline_ms=_config.ms(deadline) or 0,
+                                     callback=_resolver(future))
+        return AsyncJob(core_job, self, future)
+
+    async def resume(self, task_id: str, *, version: Any = None,
+                     deadline: Optional[float] = None,
+                     timeout: Optional[float] = None) -> Result:
+        """Resume a task from its id and return its Result (as
+        ``Client.resume``)."""
+        job = await self.resume_job(task_id, version=version, deadline=deadline)
+        return await job.wait(timeout)
+
     async def fetch_masks(self, result_or_job: Any,
                           folder: Optional[Union[str, os.PathLike]] = None, *,
                           timeout: Optional[float] = None) -> Result:
@@ -257,7 +279,11 @@ class AsyncClient(_ClientBase):
                 if failure and raise_on_error:
                     return
                 try:
-                    outcome: Any = await self.analyze(items[i], actions, **kwargs)
+                    if isinstance(items[i], ResumeTask):
+                        outcome: Any = await self.resume(items[i].task_id,
+                                                         **resume_kwargs(kwargs))
+                    else:
+                        outcome = await self.analyze(items[i], actions, **kwargs)
                 except Error as exc:
                     outcome = exc
                     if raise_on_error and not failure:

@@ -5,7 +5,13 @@ a time, the core's limiter keeps every request under the API's rate limits
 (5 requests/s, 250 per 300 s), and every task that was created is polled to
 its end -- also on Ctrl-C, where the first interrupt stops new submissions
 and waits for the running ones, and a second one abandons them (their task
-ids are logged) before KeyboardInterrupt is raised again.
+ids are logged, and each is reported as a CancelledError carrying its
+task id, so that it can be resumed later) before KeyboardInterrupt is
+raised again.
+
+An item may also be ``ResumeTask(task_id)``: the task that exists already
+is resumed (``Client.resume_job``) instead of analysing an image, so a
+batch run again after a crash or a give-up creates no second task.
 """
 
 from __future__ import annotations
@@ -20,6 +26,32 @@ from .errors import Error
 #: How long one step of the batch loop may wait (ms): also the longest
 #: Ctrl-C has to wait to be noticed.
 STEP_MS = 100
+
+
+class ResumeTask:
+    """A batch item that resumes an existing task by its id instead of
+    analysing an image (nothing is created or billed anew)."""
+
+    __slots__ = ("task_id",)
+
+    def __init__(self, task_id: str) -> None:
+        if not isinstance(task_id, str):
+            raise TypeError("task_id must be a str")
+        self.task_id = task_id
+
+    def __repr__(self) -> str:
+        return "ResumeTask(%r)" % self.task_id
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ResumeTask) and other.task_id == self.task_id
+
+    def __hash__(self) -> int:
+        return hash(("ResumeTask", self.task_id))
+
+
+def resume_kwargs(request: dict) -> dict:
+    """The keyword arguments of ``resume_job`` among those of ``submit``."""
+    return {k: request[k] for k in ("version", "deadline") if k in request}
 
 
 class Progress:
@@ -106,9 +138,13 @@ class _Batch:
                and len(self.pending) < self.concurrency):
             index = self.next
             self.next += 1
+            item = self.items[index]
             try:
-                job = self.client.submit(self.items[index], self.actions,
-                                         **self.request)
+                if isinstance(item, ResumeTask):
+                    job = self.client.resume_job(item.task_id,
+                                                 **resume_kwargs(self.request))
+                else:
+                    job = self.client.submit(item, self.actions, **self.request)
             except Error as exc:  # validation: nothing was sent
                 self.finish(index, exc)
                 continue
@@ -159,6 +195,9 @@ class _Batch:
             logger.warning("abandoned %d running analyses; these tasks may still "
                            "be billed: %s", len(self.pending),
                            ", ".join(ids) if ids else "(none created yet)")
+            # each ends as a CancelledError with its task id: reported like
+            # any outcome (the CLI records it, to be resumed later)
+            self.collect()
             self.pending.clear()
 
 
@@ -181,7 +220,8 @@ def analyze_many(images: Iterable[Any], actions: _actions.Actions = None, *,
     Returns one entry per image, in input order: its Result, or the
     exception it failed with (one failure does not stop the batch unless
     ``raise_on_error``, which stops new submissions, lets the running ones
-    end and raises the first failure).  ``on_result(index, image, outcome)``
+    end and raises the first failure).  An item that is a
+    ``ResumeTask(task_id)`` resumes that existing task instead.  ``on_result(index, image, outcome)``
     is called as each one ends.  ``progress``: True (tqdm or a counter),
     False, or ``progress(done, total)``.  ``kwargs`` are those of
     ``Client.submit`` (``format``, ``hd``, ``version``, ...).  Without
@@ -199,4 +239,4 @@ def analyze_many(images: Iterable[Any], actions: _actions.Actions = None, *,
                                 raise_on_error=raise_on_error, **kwargs)
 
 
-__all__ = ["analyze_many", "Progress", "STEP_MS"]
+__all__ = ["analyze_many", "Progress", "ResumeTask", "STEP_MS"]

@@ -2,6 +2,7 @@
 
     skinanalysis analyze IMAGE... [--actions a,b] [--hd] [--format json|zip] [--json]
     skinanalysis batch DIR [--out results.jsonl|.csv] [--concurrency N] [--dry-run]
+                           [--retry-failed]
     skinanalysis cost ACTION...
     skinanalysis emulator [emulator flags]
 
@@ -131,17 +132,28 @@ def _trim_partial_line(path: Path) -> None:
         path.write_bytes(data[:data.rfind(b"\n") + 1])
 
 
-def done_images(path: Path, retry_failed: bool) -> set[str]:
-    """Images already in an output file (JSON Lines or CSV)."""
+#: Failures that are the task's own final outcome: the task ended (or is
+#: gone), so trying again means a new task.  Any other failure of a record
+#: with a task id (polling gave up, the run was interrupted or the client
+#: went away, the deadline passed, a download failed after the task
+#: succeeded, an ambiguous create whose id is known) left a task that
+#: exists: --retry-failed resumes it by its id instead of paying again.
+FINAL_TASK_ERRORS = frozenset({"EngineError", "TaskExpiredError", "TaskTimeoutError"})
+
+
+def read_records(path: Path) -> dict[str, tuple[bool, str, str]]:
+    """The last record of each image in an output file (JSON Lines or CSV):
+    image -> (ok, task_id or "", error type or "")."""
     if not path.exists():
-        return set()
+        return {}
     _trim_partial_line(path)
-    seen: dict[str, bool] = {}
+    seen: dict[str, tuple[bool, str, str]] = {}
     with path.open(newline="", encoding="utf-8") as fh:
         if path.suffix.lower() == ".csv":
             for row in csv.DictReader(fh):
                 if row.get("image"):
-                    seen[row["image"]] = row.get("ok") == "true"
+                    seen[row["image"]] = (row.get("ok") == "true", row.get("task_id") or "",
+                                          row.get("error_type") or "")
         else:
             for line in fh:
                 try:
@@ -149,8 +161,25 @@ def done_images(path: Path, retry_failed: bool) -> set[str]:
                 except ValueError:
                     continue
                 if isinstance(rec, dict) and isinstance(rec.get("image"), str):
-                    seen[rec["image"]] = bool(rec.get("ok"))
-    return {img for img, ok in seen.items() if ok or not retry_failed}
+                    err = rec.get("error") if isinstance(rec.get("error"), dict) else {}
+                    task = rec.get("task_id") or err.get("task_id") or ""
+                    seen[rec["image"]] = (bool(rec.get("ok")),
+                                          task if isinstance(task, str) else "",
+                                          str(err.get("type") or ""))
+    return seen
+
+
+def done_images(path: Path, retry_failed: bool) -> set[str]:
+    """Images already in an output file (JSON Lines or CSV)."""
+    return {img for img, (ok, _, _) in read_records(path).items()
+            if ok or not retry_failed}
+
+
+def tasks_to_resume(path: Path) -> dict[str, str]:
+    """Failed images whose task exists and did not end: image -> task id
+    (resumed by --retry-failed instead of creating a new task)."""
+    return {img: task for img, (ok, task, kind) in read_records(path).items()
+            if not ok and task and kind not in FINAL_TASK_ERRORS}
 
 
 class BatchWriter:
@@ -227,6 +256,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     out = Path(args.out)
     images = list_images(folder, args.recursive)
     done = done_images(out, args.retry_failed)
+    resume = tasks_to_resume(out) if args.retry_failed else {}
     remaining = [p for p in images if p.relative_to(folder).as_posix() not in done]
     actions = _actions_from(args)
     if args.dry_run:
@@ -234,12 +264,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if not remaining:
         sys.stderr.write("nothing to do: %d image(s), all in %s\n" % (len(images), out))
         return EXIT_OK
+    from .batch import ResumeTask
     labels = [p.relative_to(folder).as_posix() for p in remaining]
+    # a failed record whose task exists is resumed by its id: no new task
+    items = [ResumeTask(resume[label]) if label in resume else str(p)
+             for label, p in zip(labels, remaining)]
+    resumed = sum(isinstance(item, ResumeTask) for item in items)
     writer = BatchWriter(out)
     try:
         with _client(args) as client:
             outcomes = client.analyze_many(
-                [str(p) for p in remaining], actions, concurrency=args.concurrency,
+                items, actions, concurrency=args.concurrency,
                 progress=not args.no_progress, format=args.format, hd=args.hd,
                 on_result=lambda i, image, outcome: writer.write(labels[i], outcome))
     finally:
@@ -247,8 +282,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     failed = [(label, o) for label, o in zip(labels, outcomes) if isinstance(o, BaseException)]
     for label, exc in failed[:20]:
         _say_error(label, exc)
-    sys.stderr.write("%d analysed, %d failed, %d skipped (already in %s)\n"
-                     % (len(remaining) - len(failed), len(failed), len(images) - len(remaining), out))
+    sys.stderr.write("%d analysed, %d failed, %d skipped (already in %s)%s\n"
+                     % (len(remaining) - len(failed), len(failed), len(images) - len(remaining),
+                        out, "; %d task(s) resumed by id" % resumed if resumed else ""))
     return _exit_code(outcomes)
 
 
@@ -327,7 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check the images and show the cost; send nothing")
     b.add_argument("--recursive", action="store_true", help="include sub-folders")
     b.add_argument("--retry-failed", action="store_true",
-                   help="analyse again the images whose last record is a failure")
+                   help="analyse again the images whose last record is a failure; a "
+                        "record whose task exists and did not end (polling gave up, "
+                        "the run was interrupted, a download failed) is resumed by "
+                        "its task id instead of creating a new task")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_batch)
 

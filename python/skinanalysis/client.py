@@ -311,6 +311,32 @@ class Client(_ClientBase):
                           miniserver_args=miniserver_args, deadline=deadline)
         return job.wait(timeout)
 
+    def resume_job(self, task_id: str, *, version: Any = None,
+                   deadline: Optional[float] = None,
+                   callback: Optional[Callable[[Any, int], Any]] = None) -> Job:
+        """A Job for a task that already exists (its id from an earlier Job,
+        an error's ``task_id``, a batch record, another process): it polls
+        the task to its end and gives its Result like a submitted job.
+        Nothing is created or billed anew: no upload, no task create.
+        ``task_id`` is checked before anything is sent (ValidationError);
+        an id the API does not know ends with TaskExpiredError.  ``version``
+        picks the status path ("2.0"/"2.1", default the client's)."""
+        if not isinstance(task_id, str):
+            raise TypeError("task_id must be a str, not %s" % type(task_id).__name__)
+        return Job(self._core.resume(task_id, api_version=_config.api_version(version),
+                                     deadline_ms=_config.ms(deadline) or 0,
+                                     callback=callback), self)
+
+    def resume(self, task_id: str, *, version: Any = None,
+               deadline: Optional[float] = None,
+               timeout: Optional[float] = None) -> Result:
+        """Resume a task from its id and return its Result (blocking), as
+        ``analyze`` does for a new image: so nothing billed is lost to a
+        crash, a restart or a job that gave up waiting.  See
+        ``resume_job``; ``timeout`` bounds the wait (WaitTimeout, the job
+        keeps running: ``exc.job.wait()`` resumes it)."""
+        return self.resume_job(task_id, version=version, deadline=deadline).wait(timeout)
+
     def analyze_many(self, images: Iterable[Any], actions: _actions.Actions = None, *,
                      concurrency: int = 16, progress: Any = True,
                      on_result: Optional[Callable[[int, Any, Any], Any]] = None,

@@ -211,7 +211,7 @@ TEST(options_defaults)
     CHECK_EQ_INT(o.poll_interval_ms, 2000);
     CHECK_EQ_INT(o.max_poll_interval_ms, 10000);
     CHECK_EQ_INT(o.job_deadline_ms, 600000);
-    CHECK_EQ_INT(o.max_polls, 2000);
+    CHECK_EQ_INT(o.max_polls, 0);
     CHECK_EQ_INT(o.max_retries, 6);
     CHECK_EQ_INT(o.backoff_initial_ms, 500);
     CHECK_EQ_INT(o.backoff_max_ms, 16000);
@@ -323,6 +323,12 @@ TEST(client_new_errors)
     test_options(&o, "https://127.0.0.1:1");
     o.max_poll_interval_ms = 100;
     CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
+    test_options(&o, "https://127.0.0.1:1");
+    o.max_polls = -1;
+    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err, "max_polls >= 0") != NULL);
+    o.max_polls = 0;                        /* no bound */
+    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_OK);
     test_options(&o, "https://127.0.0.1:1");
     o.backoff_max_ms = 1;
     o.backoff_initial_ms = 2;
@@ -1028,6 +1034,93 @@ TEST(cancel_and_queue)
     sa_client_free(c);
 }
 
+/* sa_client_resume: the task id and the options are checked before
+ * anything is sent; a valid one is a job in POLLING with its task id, or
+ * QUEUED under max_jobs (keeping its id), with no units. */
+TEST(resume_validation_and_queue)
+{
+    static const char *const bad_ids[] = {
+        "", "a/b", "a b", "a?b", "a#b", "a%2Fb", "a\nb", "a\rb", "a\x7f",
+        ".", "..", "caf\xc3\xa9", "a\"b", "<a>", "a\\b" };
+    sa_client_options o;
+    sa_resume_options ro;
+    sa_client *c = NULL;
+    sa_job *j = (sa_job *)1, *q = NULL;
+    char base[64], err[128], longid[1100];
+    size_t i;
+    cbrec rq;
+
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", closed_port());
+    test_options(&o, base);
+    o.max_jobs = 1;
+    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+
+    CHECK_EQ_INT(sa_client_resume(NULL, "abc", NULL, &j),
+                 SA_ERR_INVALID_ARGUMENT);
+    CHECK(j == NULL);
+    CHECK_EQ_INT(sa_client_resume(c, "abc", NULL, NULL),
+                 SA_ERR_INVALID_ARGUMENT);
+    j = (sa_job *)1;
+    CHECK_EQ_INT(sa_client_resume(c, NULL, NULL, &j), SA_ERR_SOURCE);
+    CHECK(j == NULL);
+    for (i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
+        int rc = sa_client_resume(c, bad_ids[i], NULL, &j);
+        if (rc != SA_ERR_SOURCE || j != NULL)
+            HARNESS_FAIL("id %zu: %d (%s)", i, rc, sa_client_errmsg(c));
+        CHECK(strstr(sa_client_errmsg(c), "task_id") != NULL);
+    }
+    memset(longid, 'A', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    CHECK_EQ_INT(sa_client_resume(c, longid, NULL, &j), SA_ERR_SOURCE);
+    CHECK(strstr(sa_client_errmsg(c), "at most 1024") != NULL);
+
+    memset(&ro, 0x5A, sizeof ro);
+    sa_resume_options_init(&ro);
+    CHECK_EQ_INT(ro.api_version, SA_API_DEFAULT);
+    CHECK_EQ_INT(ro.deadline_ms, 0);
+    CHECK(ro.callback == NULL && ro.user_data == NULL);
+    sa_resume_options_init(NULL);
+    ro.api_version = 22;
+    CHECK_EQ_INT(sa_client_resume(c, "abc", &ro, &j), SA_ERR_BAD_OPTION);
+    ro.api_version = SA_API_V2_0;
+    ro.deadline_ms = -1;
+    CHECK_EQ_INT(sa_client_resume(c, "abc", &ro, &j), SA_ERR_BAD_OPTION);
+    CHECK(j == NULL);
+    CHECK_EQ_INT(sa_client_active(c), 0);  /* nothing started */
+
+    /* valid: every character a path segment may hold */
+    REQUIRE(sa_client_resume(c, "Sa-_.~!$&'()*+,;=:@09zZ", NULL, &j)
+            == SA_OK);
+    CHECK_EQ_INT(sa_job_state(j), SA_JOB_POLLING);
+    CHECK_STR(sa_job_task_id(j), "Sa-_.~!$&'()*+,;=:@09zZ");
+    CHECK_EQ_INT(sa_job_units(j), 0);
+    CHECK(sa_job_file_id(j) == NULL);
+    CHECK_EQ_INT(sa_job_status(j), SA_ERR_NOT_DONE);
+
+    /* past max_jobs: queued, its id known, cancelled at once */
+    memset(&rq, 0, sizeof rq);
+    rq.abort_at = -1;
+    sa_resume_options_init(&ro);
+    ro.callback = record_cb;
+    ro.user_data = &rq;
+    REQUIRE(sa_client_resume(c, "queued-task", &ro, &q) == SA_OK);
+    CHECK_EQ_INT(sa_job_state(q), SA_JOB_QUEUED);
+    CHECK_STR(sa_job_task_id(q), "queued-task");
+    CHECK(sa_job_user_data(q) == &rq);
+    CHECK_EQ_INT(sa_job_cancel(q), SA_OK);
+    CHECK_EQ_INT(sa_job_status(q), SA_ERR_CANCELLED);
+    CHECK_STR(sa_job_task_id(q), "queued-task");
+    CHECK_EQ_INT(rq.terminal, 1);
+    sa_job_free(q);
+    /* the running one: a task exists, so abandon is what stops it */
+    CHECK_EQ_INT(sa_job_abandon(j), SA_OK);
+    CHECK_EQ_INT(sa_job_status(j), SA_ERR_CANCELLED);
+    CHECK(strstr(sa_job_errmsg(j), "no longer polled") != NULL);
+    sa_job_free(j);
+    CHECK_EQ_INT(sa_client_active(c), 0);
+    sa_client_free(c);
+}
+
 TEST(client_free_detaches_jobs)
 {
     sa_client *c = new_client(NULL);
@@ -1207,6 +1300,7 @@ int main(void)
     RUN(callback_abort_cancels_with_callback_status);
     RUN(free_inside_callbacks_is_deferred);
     RUN(cancel_and_queue);
+    RUN(resume_validation_and_queue);
     RUN(client_free_detaches_jobs);
     RUN(wait_timeout_interrupt_and_wakeup);
     RUN(allocator_hooks_and_failmalloc);

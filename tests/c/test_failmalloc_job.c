@@ -18,6 +18,8 @@
 static const char *const hd_actions[] = { "hd_wrinkle", "hd_pore",
                                           "hd_acne" };
 
+#define RESUME 2  /* config(): resume an existing task (no source) */
+
 static void config(sa_job_config *c, fs_mem *m, uint64_t *rng, int upload)
 {
     memset(c, 0, sizeof *c);
@@ -25,7 +27,9 @@ static void config(sa_job_config *c, fs_mem *m, uint64_t *rng, int upload)
     c->base_url = "https://api.test";
     c->api_version = SA_API_V2_1;
     c->upload_path = SA_UPLOAD_SKIN_ANALYSIS;
-    if (upload) {
+    if (upload == RESUME) {
+        c->task_id = "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9_13W5TOD8_u_GPi6NqQ3dh";
+    } else if (upload) {
         c->file_path = "/photos/me.png";
         c->file_size = 547541;
         c->content_type = "image/png";
@@ -33,8 +37,10 @@ static void config(sa_job_config *c, fs_mem *m, uint64_t *rng, int upload)
     } else {
         c->image_url = "https://img.example/face.jpg";
     }
-    c->task.actions = hd_actions;
-    c->task.n_actions = N(hd_actions);
+    if (upload != RESUME) {
+        c->task.actions = hd_actions;
+        c->task.n_actions = N(hd_actions);
+    }
     c->task.format = SA_FORMAT_JSON;
     c->task.pf_camera_kit = 1;
     c->task.mask_overlay = -1;
@@ -96,6 +102,19 @@ static const fs_reply failures[] = {
     { .step = SA_STEP_TASK_CREATE, .http = 401, .latency_ms = 20,
       .example = "error-401-observed.json", .request_id = "r401" } };
 
+#define STORM { .step = SA_STEP_POLL, .http = 503, .latency_ms = 20, \
+                .body = "<html>503</html>" }
+#define QUEUED { .step = SA_STEP_POLL, .http = 200, .latency_ms = 20, \
+                 .body = "{\"status\":200,\"data\":{\"task_status\":" \
+                         "\"queued\"}}" }
+
+/* Past the retry budget (max_retries 4): polled on; an unknown status. */
+static const fs_reply storm[] = {
+    TASK_OK, STORM, STORM, STORM, STORM, STORM, STORM, STORM, QUEUED, QUEUED,
+    STORM, RUNNING, SUCCESS };
+
+static const fs_reply resumed[] = { RUNNING, QUEUED, STORM, SUCCESS };
+
 static const fs_reply engine_error[] = {
     TASK_OK, RUNNING,
     { .step = SA_STEP_POLL, .http = 200, .latency_ms = 20,
@@ -117,6 +136,8 @@ static const scenario scenarios[] = {
     { "engine error", 0, engine_error, N(engine_error), -1, SA_ERR_ENGINE },
     { "cancel then poll", 1, happy, N(happy), SA_JOB_POLL_WAIT,
       SA_ERR_CANCELLED },
+    { "poll storm", 0, storm, N(storm), -1, SA_OK },
+    { "resume", RESUME, resumed, N(resumed), -1, SA_OK },
 };
 
 /* One run with the fail_at-th allocation failing.  Returns 1 when no
@@ -202,6 +223,8 @@ TEST(failmalloc_retries) { run_scenario(&scenarios[1]); }
 TEST(failmalloc_auth_error) { run_scenario(&scenarios[2]); }
 TEST(failmalloc_engine_error) { run_scenario(&scenarios[3]); }
 TEST(failmalloc_background_polling) { run_scenario(&scenarios[4]); }
+TEST(failmalloc_poll_storm) { run_scenario(&scenarios[5]); }
+TEST(failmalloc_resume) { run_scenario(&scenarios[6]); }
 
 int main(void)
 {
@@ -210,6 +233,8 @@ int main(void)
     RUN(failmalloc_auth_error);
     RUN(failmalloc_engine_error);
     RUN(failmalloc_background_polling);
+    RUN(failmalloc_poll_storm);
+    RUN(failmalloc_resume);
     (void)harness_slurp;
     return harness_report();
 }

@@ -725,6 +725,112 @@ TEST(client_free_abandons_running_tasks)
     emu_stop(&e);
 }
 
+/* sa_client_resume against the emulator: a task abandoned by one client
+ * (a crash, a restart) is resumed from its id by another and yields the
+ * same result, with no second task, file or upload; an unknown id is
+ * task_expired; a ZIP result is downloaded as for a submitted job. */
+TEST(resume_a_task_by_id)
+{
+    sa_client *c1, *c2;
+    sa_request r;
+    sa_resume_options ro;
+    sa_job *j, *k;
+    char task[256];
+    long files, uploads;
+    int i;
+
+    c1 = client_for(&g_emu);
+    c2 = client_for(&g_emu);
+    REQUIRE(c1 != NULL && c2 != NULL);
+    emu_reset(&g_emu);
+    file_request(&r, SD_JPG);
+    REQUIRE(sa_client_submit(c1, &r, &j) == SA_OK);
+    for (i = 0; i < 400 && !sa_job_task_id(j); i++) sa_client_step(c1, 10);
+    REQUIRE(sa_job_task_id(j) != NULL);
+    snprintf(task, sizeof task, "%s", sa_job_task_id(j));
+    sa_job_abandon(j);                 /* the first client "dies" */
+    sa_job_free(j);
+    sa_client_free(c1);
+    files = emu_counter(&g_emu, "files_created");
+    uploads = emu_counter2(&g_emu, "requests", "upload");
+
+    sa_resume_options_init(&ro);
+    ro.api_version = SA_API_V2_0;      /* task ids work on both versions */
+    REQUIRE(sa_client_resume(c2, task, &ro, &k) == SA_OK);
+    CHECK_STR(sa_job_task_id(k), task);
+    CHECK_EQ_INT(sa_job_wait(k, 20000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(k), SA_OK);
+    check_json_result(k, "wrinkle", NULL);
+    CHECK_STR(sa_result_task_id(sa_job_result(k)), task);
+    CHECK(sa_job_polls(k) >= 1);
+    CHECK_EQ_INT(emu_counter(&g_emu, "tasks_created"), 1);
+    CHECK_EQ_INT(emu_counter(&g_emu, "files_created"), files);
+    CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "upload"), uploads);
+    CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "task_create"), 1);
+    INVARIANTS(&g_emu, 1, 1);
+    sa_job_free(k);
+
+    /* resumed again once it ended: the same result (still retained) */
+    REQUIRE(sa_client_resume(c2, task, NULL, &k) == SA_OK);
+    CHECK_EQ_INT(sa_job_wait(k, 20000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(k), SA_OK);
+    CHECK_EQ_INT(emu_counter(&g_emu, "tasks_created"), 1);
+    sa_job_free(k);
+
+    /* an id the server does not know */
+    REQUIRE(sa_client_resume(c2, "no-such-task", NULL, &k) == SA_OK);
+    CHECK_EQ_INT(sa_job_wait(k, 20000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(k), SA_ERR_TASK_EXPIRED);
+    CHECK(strstr(sa_job_errmsg(k), "no-such-task") != NULL);
+    sa_job_free(k);
+
+    /* a ZIP result: downloaded and parsed before DONE */
+    emu_reset(&g_emu);
+    file_request(&r, SD_JPG);
+    r.format = SA_FORMAT_ZIP;
+    j = run_job(c2, &r);
+    REQUIRE(j != NULL && sa_job_status(j) == SA_OK);
+    snprintf(task, sizeof task, "%s", sa_job_task_id(j));
+    sa_job_free(j);
+    REQUIRE(sa_client_resume(c2, task, NULL, &k) == SA_OK);
+    CHECK_EQ_INT(sa_job_wait(k, 20000), SA_OK);
+    CHECK_EQ_INT(sa_job_status(k), SA_OK);
+    CHECK_EQ_INT(sa_result_format(sa_job_result(k)), SA_FORMAT_ZIP);
+    CHECK(sa_result_count(sa_job_result(k)) > 0);
+    CHECK(sa_result_file_count(sa_job_result(k)) > 0);
+    CHECK_EQ_INT(emu_counter(&g_emu, "tasks_created"), 1);
+    sa_job_free(k);
+    sa_client_free(c2);
+}
+
+/* A storm of failed polls far past the retry budget, then the task ends:
+ * DONE, one task (issue 12). */
+TEST(poll_storm_past_the_budget_is_done)
+{
+    sa_client *c = client_for(&g_emu);
+    sa_request r;
+    sa_job *j;
+
+    REQUIRE(c != NULL);
+    emu_reset(&g_emu);
+    /* "after": the server sees each poll (the task stays polled), its
+     * answer is lost to a 503 */
+    REQUIRE(emu_scenario(&g_emu, "[{\"endpoint\":\"task_status\","
+                         "\"times\":25,\"fault\":\"http_503\","
+                         "\"apply\":\"after\"}]") == 0);
+    file_request(&r, SD_JPG);
+    j = run_job(c, &r);
+    REQUIRE(j != NULL);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    CHECK(sa_job_polls(j) >= 26);
+    CHECK_EQ_INT(emu_counter(&g_emu, "tasks_created"), 1);
+    CHECK(emu_counter2(&g_emu, "faults_applied", "http_503") >= 25);
+    INVARIANTS(&g_emu, 1, 1);
+    sa_job_free(j);
+    emu_scenario(&g_emu, NULL);
+    sa_client_free(c);
+}
+
 /* ------------------------------------------------------------------ */
 /* Fault matrix                                                        */
 /* ------------------------------------------------------------------ */
@@ -794,9 +900,12 @@ static const fault_case fault_matrix[] = {
     /* an answer over max_body_bytes is a failed poll: polled again ... */
     {"[{\"endpoint\":\"task_status\",\"times\":1,"
      "\"fault\":\"oversized_body\"," BIG "}]", SA_OK, 1, "task_status"},
-    /* ... until the retry budget (max_retries 4) is spent */
-    {"[{\"endpoint\":\"task_status\",\"fault\":\"oversized_body\"," BIG "}]",
-     SA_ERR_LIMIT, 1, "task_status"},
+    /* ... past the retry budget (max_retries 4): a task that exists is
+     * polled until a final answer, whatever the polls meet */
+    {"[{\"endpoint\":\"task_status\",\"times\":7,"
+     "\"fault\":\"oversized_body\"," BIG "}]", SA_OK, 1, "task_status"},
+    {"[{\"endpoint\":\"task_status\",\"times\":7,\"fault\":\"http_503\"}]",
+     SA_OK, 1, "task_status"},
     {F("task_status", "invalid_task_id"), SA_ERR_TASK_EXPIRED, 1, NULL},
     {F("task_status", "task_timeout_500"), SA_ERR_TASK_TIMEOUT, 1, NULL},
     {FX("task_status", "engine_error", "\"code\":\"error_pose\""),
@@ -1201,9 +1310,10 @@ static void check_job_clean(const sa_job *j, int line)
     }
 }
 
-/* The outcome of one analysis against the scenario `json`. */
-static void echo_case(const emu *e, const char *json, int want_status,
-                      int want_marker, int line)
+/* The outcome of one analysis against the scenario `json`, with a job
+ * deadline of deadline_ms (0: the suite's). */
+static void echo_case_ms(const emu *e, const char *json, int want_status,
+                         int want_marker, long deadline_ms, int line)
 {
     sa_client_options o;
     sa_client *c;
@@ -1216,6 +1326,7 @@ static void echo_case(const emu *e, const char *json, int want_status,
     }
     base_options(&o, e);
     o.max_retries = 1;
+    if (deadline_ms > 0) o.job_deadline_ms = deadline_ms;
     c = client_with(&o);
     if (!c) {
         HARNESS_FAIL("line %d: no client", line);
@@ -1241,6 +1352,8 @@ static void echo_case(const emu *e, const char *json, int want_status,
     sa_client_free(c);
 }
 
+#define echo_case(e, json, status, marker, line) \
+    echo_case_ms((e), (json), (status), (marker), 0, (line))
 #define ECHO_CASE(e, json, status) \
     echo_case((e), (json), (status), (status) != SA_OK, __LINE__)
 
@@ -1248,7 +1361,9 @@ static void echo_case(const emu *e, const char *json, int want_status,
  * 403 XML body, an x-request-id and the result's strings, each echoing
  * the key (whole, as "Bearer <key>", and cut where the client bounds a
  * server text: 512 bytes of a message, 127 of an x-request-id): no string
- * the client hands out shows it, nor does a log line. */
+ * the client hands out shows it, nor does a log line.  A task that exists
+ * is polled through 500s until its deadline, whose message says what the
+ * last poll met (scrubbed). */
 TEST(key_echoed_by_the_server_never_surfaces)
 {
     char pad[601], rid[116], json[4096];
@@ -1281,7 +1396,7 @@ TEST(key_echoed_by_the_server_never_surfaces)
              "\"upstream said Bearer %s\",\"error_code\":\"E-%s\"},"
              "\"headers\":{\"x-request-id\":\"%s\"}}]", SECRET, SECRET,
              SECRET);
-    ECHO_CASE(&e, json, SA_ERR_SERVER);
+    echo_case_ms(&e, json, SA_ERR_DEADLINE, 1, 3000, __LINE__);
     snprintf(json, sizeof json, "[{\"endpoint\":\"task_create\",\"fault\":"
              "\"engine_error\",\"code\":\"%s\",\"message\":\"Bearer %s "
              "%s\"}]", SECRET, SECRET, pad);
@@ -1343,6 +1458,8 @@ int main(void)
     RUN(expired_task_is_task_expired);
     RUN(deadline_cancel_abandon_free_with_running_tasks);
     RUN(client_free_abandons_running_tasks);
+    RUN(resume_a_task_by_id);
+    RUN(poll_storm_past_the_budget_is_done);
     RUN(fault_matrix_each_fault_on_each_step);
     RUN(fifty_jobs_share_connections);
     RUN(max_uploads_caps_simultaneous_uploads);

@@ -355,9 +355,16 @@ TEST(new_rejects_bad_configs)
     t->cfg.max_poll_interval_ms = 100;
     CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
     t->cfg.max_poll_interval_ms = 10000;
-    t->cfg.max_polls = 0;
+    t->cfg.max_polls = -1;                      /* 0 is "no bound" */
     CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
     t->cfg.max_polls = 10;
+    t->cfg.task_id = TASK_ID;                   /* resume, with a source */
+    CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
+    t->cfg.file_path = NULL;
+    t->cfg.task_id = "";                        /* resume, empty id */
+    CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
+    t->cfg.task_id = NULL;
+    t->cfg.file_path = "/photos/me.png";
     t->cfg.api_version = 3;
     CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
     t->cfg.api_version = SA_API_V2_1;
@@ -829,7 +836,8 @@ TEST(unusable_upload_slot_is_refused_at_once)
     }
 }
 
-/* The budget is max_retries retries in a row; then the step's code. */
+/* The budget is max_retries retries in a row; then the step's code.  The
+ * status polls of a task that exists have no budget: they go on. */
 TEST(retry_budget_exhausted)
 {
     static const struct { fs_reply r; int before; int status; int step; } cases[] = {
@@ -867,11 +875,18 @@ TEST(retry_budget_exhausted)
         script[n++] = (fs_reply)SUCCESS;
         REQUIRE(jt_start(t) == SA_OK);
         jt_drive(t, script, n);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].status);
-        CHECK_EQ_INT(fs_count(&t->run, cases[i].step), cases[i].step ==
-                     SA_STEP_POLL ? 5 : 4);
-        CHECK(contains(sa_jobsm_errmsg(t->sm), "gave up after 4 attempts"));
+        if (cases[i].step == SA_STEP_POLL) {
+            /* past the budget: polled on, and the success is DONE */
+            CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_DONE);
+            CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+            CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 6);
+        } else {
+            CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+            CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].status);
+            CHECK_EQ_INT(fs_count(&t->run, cases[i].step), 4);
+            CHECK(contains(sa_jobsm_errmsg(t->sm),
+                           "gave up after 4 attempts"));
+        }
         CHECK(t->run.max_poll_gap <= 10000);
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
@@ -1605,7 +1620,7 @@ TEST(task_id_is_url_encoded)
 
 /* A poll whose answer outgrew max_body_bytes (SA_ERR_LIMIT from the
  * engine), was nested too deep or could not be read is a failed poll: the
- * task is polled again, within the retry budget, in the foreground and in
+ * task is polled again, with no retry budget, in the foreground and in
  * the background. */
 TEST(oversized_or_unreadable_poll_is_retried)
 {
@@ -1631,7 +1646,7 @@ TEST(oversized_or_unreadable_poll_is_retried)
     CHECK(sa_jobsm_result(t->sm) != NULL);
     jt_end(t);
 
-    /* the budget: SA_ERR_LIMIT once max_retries retries failed too */
+    /* no budget: still polled after max_retries retries failed */
     t = jt_new();
     REQUIRE(t);
     use_image_url(t);
@@ -1640,11 +1655,14 @@ TEST(oversized_or_unreadable_poll_is_retried)
     for (i = 1; i < N(over); i++)
         over[i] = (fs_reply)NET(SA_STEP_POLL, SA_ERR_LIMIT, 0);
     REQUIRE(jt_start(t) == SA_OK);
-    CHECK_EQ_INT(jt_drive(t, over, N(over)), 4);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_LIMIT);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 3);
+    CHECK_EQ_INT(jt_drive(t, over, N(over)), N(over));
+    CHECK(!t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_NOT_DONE);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 5);
     CHECK(contains(sa_jobsm_errmsg(t->sm), "larger than the limit"));
-    CHECK(t->run.ended);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "polled until it ends"));
+    CHECK_EQ_INT(jt_drive(t, script + 4, 1), 1);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
     jt_end(t);
 
     /* background polling (cancelled job) keeps polling past it too */
@@ -1680,6 +1698,376 @@ TEST(max_polls_is_a_hard_bound)
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 3);
     CHECK(contains(sa_jobsm_errmsg(t->sm), "max_polls"));
     CHECK(t->run.ended);
+    jt_end(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* A hostile or broken server (issue 12): once the task exists, failed   */
+/* polls never exhaust a budget; only a final answer ends the polling.  */
+/* ------------------------------------------------------------------ */
+
+/* Answer every request with r until the fake clock reaches `until` (or
+ * the machine ends); a request is left out for the next answer. */
+static void storm_until(jt *t, fs_reply r, int64_t until)
+{
+    while (t->run.now < until && !t->run.ended && !t->run.errors)
+        jt_drive(t, &r, 1);
+}
+
+/* The poll answers a hostile or broken server gives for minutes. */
+static const struct { fs_reply r; const char *name; } storms[] = {
+    { HTTP(SA_STEP_POLL, 503, "<html>503 Service Unavailable</html>"), "503" },
+    { EXAMPLE(SA_STEP_POLL, 429, "error-429.json"), "429" },
+    { HTTP(SA_STEP_POLL, 502, html_502), "502 html" },
+    { NET(SA_STEP_POLL, SA_ERR_TRANSPORT, 0), "reset" },
+    { TIMEOUT(SA_STEP_POLL), "trickled (timed out)" },
+    { HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_st"),
+      "truncated 200" },
+    { NET(SA_STEP_POLL, SA_ERR_LIMIT, 0), "oversized 200" },
+    { HTTP(SA_STEP_POLL, 200, "{\"status\":200}"), "200 without data" },
+};
+
+/* A 5-minute storm of each kind, then success: DONE, one task, never a
+ * gap over max_poll_interval_ms, and the storm is polled at a sane pace
+ * (no faster than the backoff allows, no slower than the window). */
+TEST(poll_storm_then_success_is_done)
+{
+    size_t i;
+
+    for (i = 0; i < N(storms); i++) {
+        static const fs_reply task_ok = TASK_OK, success = SUCCESS;
+        jt *t = jt_new();
+        int polls;
+
+        REQUIRE(t);
+        use_image_url(t);
+        REQUIRE(jt_start(t) == SA_OK);
+        jt_drive(t, &task_ok, 1);
+        storm_until(t, storms[i].r, T0 + 5 * 60 * 1000);
+        jt_drive(t, &success, 1);
+        CHECK(t->run.ended);
+        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_DONE);
+        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+        CHECK(sa_jobsm_result(t->sm) != NULL);
+        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 1);
+        polls = sa_jobsm_polls(t->sm);
+        CHECK(polls > t->cfg.max_retries + 1);  /* past the old budget */
+        CHECK(polls >= 5 * 60 / 10);            /* at least every 10 s */
+        CHECK(polls <= 5 * 60 * 5);             /* not hammering */
+        CHECK(t->run.max_poll_gap <= t->cfg.max_poll_interval_ms);
+        if (harness_cur_failed)
+            fprintf(stderr, "  (storm %s: %d polls)\n", storms[i].name, polls);
+        jt_end(t);
+    }
+}
+
+/* A storm in the background (the caller cancelled): polled to the end. */
+TEST(poll_storm_in_the_background)
+{
+    static const fs_reply task_ok = TASK_OK, success = SUCCESS;
+    const char *msg = NULL;
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, &task_ok, 1);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    storm_until(t, storms[0].r, T0 + 3 * 60 * 1000);
+    jt_drive(t, &success, 1);
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK(t->run.max_poll_gap <= t->cfg.max_poll_interval_ms);
+    jt_end(t);
+}
+
+/* The deadline passes in a storm: the public job fails at the deadline
+ * (saying what the polls answered), the task is still polled to its end. */
+TEST(poll_storm_past_the_deadline)
+{
+    static const fs_reply task_ok = TASK_OK, success = SUCCESS;
+    const char *msg = NULL;
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.deadline_at_ms = T0 + 60 * 1000;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, &task_ok, 1);
+    storm_until(t, storms[0].r, T0 + 3 * 60 * 1000);
+    CHECK(!t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "deadline passed (last: status "
+                   "poll: HTTP 503"));
+    CHECK(!contains(sa_jobsm_errmsg(t->sm), "; retry"));
+    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_EQ_INT(sa_jobsm_background(t->sm), 1);
+    jt_drive(t, &success, 1);
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK(t->run.max_poll_gap <= t->cfg.max_poll_interval_ms);
+    jt_end(t);
+}
+
+/* Final answers stay final, even in the middle of a storm. */
+TEST(final_answers_end_a_storm)
+{
+    static const struct { fs_reply r; int status; } finals[] = {
+        { EXAMPLE(SA_STEP_POLL, 400, "error-400-invalid-task-id.json"),
+          SA_ERR_TASK_EXPIRED },
+        { HTTP(SA_STEP_POLL, 404, "{\"status\":404,\"error\":\"Not Found\"}"),
+          SA_ERR_TASK_EXPIRED },
+        { EXAMPLE(SA_STEP_POLL, 500, "error-500-task-timeout.json"),
+          SA_ERR_TASK_TIMEOUT },
+        { EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json"),
+          SA_ERR_ENGINE },
+    };
+    size_t i;
+
+    for (i = 0; i < N(finals); i++) {
+        static const fs_reply task_ok = TASK_OK;
+        jt *t = jt_new();
+        REQUIRE(t);
+        use_image_url(t);
+        REQUIRE(jt_start(t) == SA_OK);
+        jt_drive(t, &task_ok, 1);
+        storm_until(t, storms[1].r, T0 + 2 * 60 * 1000);
+        jt_drive(t, &finals[i].r, 1);
+        CHECK(t->run.ended);
+        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+        CHECK_EQ_INT(sa_jobsm_status(t->sm), finals[i].status);
+        CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        jt_end(t);
+    }
+}
+
+#define QUEUED HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{" \
+                    "\"task_status\":\"queued\",\"error\":null}}")
+
+/* An unknown task_status is "not finished yet": polled like running. */
+TEST(unknown_task_status_is_not_finished)
+{
+    static const fs_reply task_ok = TASK_OK, queued = QUEUED,
+                          success = SUCCESS;
+    jt *t = jt_new();
+    char note[600];
+    int i;
+
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, &task_ok, 1);
+    for (i = 0; i < 20 && !t->run.ended; i++) jt_drive(t, &queued, 1);
+    jt_drive(t, &success, 1);
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 21);
+    /* at the polling pace of a running task, not a backoff */
+    CHECK_EQ_INT(gap_after(t, 1), 2000);
+    CHECK_EQ_INT(gap_after(t, 10), 2000);
+    /* said once (for the log), with the string it got */
+    CHECK_EQ_INT(sa_jobsm_take_notice(t->sm, note, sizeof note), 1);
+    CHECK(contains(note, "'queued'") && contains(note, TASK_ID));
+    CHECK_EQ_INT(sa_jobsm_take_notice(t->sm, note, sizeof note), 0);
+    jt_end(t);
+
+    /* a long string with control characters is cut and cleaned */
+    t = jt_new();
+    REQUIRE(t);
+    use_image_url(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    {
+        static const fs_reply odd[] = {
+            TASK_OK,
+            HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{"
+                 "\"task_status\":"
+                 "\"in\\nline\\u0007 0123456789012345678901234567890123456789"
+                 "0123456789012345678901234567890123456789\"}}"),
+            RUNNING, SUCCESS };
+        jt_drive(t, odd, 2);
+        CHECK_EQ_INT(sa_jobsm_take_notice(t->sm, note, sizeof note), 1);
+        CHECK(contains(note, "'in?line? 0123"));
+        CHECK(!strchr(note, '\n') && !strchr(note, '\a'));
+        CHECK_EQ_INT(sa_jobsm_take_notice(t->sm, note, sizeof note), 0);
+        jt_drive(t, odd + 2, 2);
+        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    }
+    jt_end(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* Resume: a machine for an existing task (sa_client_resume)           */
+/* ------------------------------------------------------------------ */
+
+/* A config that resumes TASK_ID: no source, no actions. */
+static void use_task_id(jt *t)
+{
+    use_image_url(t);
+    t->cfg.image_url = NULL;
+    t->cfg.task.actions = NULL;
+    t->cfg.task.n_actions = 0;
+    t->cfg.task_id = TASK_ID;
+}
+
+TEST(resume_polls_the_task_at_once)
+{
+    static const fs_reply script[] = { RUNNING, RUNNING, SUCCESS };
+    static const int states[] = { SA_JOB_POLLING, SA_JOB_POLL_WAIT,
+                                  SA_JOB_POLLING, SA_JOB_POLL_WAIT,
+                                  SA_JOB_POLLING, SA_JOB_DONE };
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_task_id(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_POLLING);
+    CHECK_STR(sa_jobsm_task_id(t->sm), TASK_ID);
+    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 1);
+    CHECK_EQ_INT(sa_jobsm_resumed(t->sm), 1);
+    CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
+    CHECK(fs_trace_is(&t->run, states, N(states)));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_STR(sa_result_task_id(sa_jobsm_result(t->sm)), TASK_ID);
+    /* nothing created: polls only, the first one at once */
+    CHECK_EQ_INT(t->run.n_events, 3);
+    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 3);
+    CHECK_EQ_INT(ev(t, 0)->sent_at, T0);
+    CHECK_STR(ev(t, 0)->url, POLL_URL);
+    CHECK_EQ_INT(ev(t, 0)->method, SA_HTTP_GET);
+    CHECK_EQ_INT(gap_after(t, 0), 2000);
+    jt_end(t);
+
+    /* v2.0 polls the v2.0 path */
+    t = jt_new();
+    REQUIRE(t);
+    use_task_id(t);
+    t->cfg.api_version = SA_API_V2_0;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script + 2, 1);
+    CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.0/task/skin-analysis/" TASK_ID);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    jt_end(t);
+}
+
+/* A resumed task ends like a submitted one: ZIP results are downloaded,
+ * final answers are final, storms are polled through. */
+TEST(resume_ends_like_a_submitted_job)
+{
+    static const fs_reply expired[] = {
+        EXAMPLE(SA_STEP_POLL, 400, "error-400-invalid-task-id.json") };
+    static const fs_reply engine[] = {
+        RUNNING,
+        EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json") };
+    static const fs_reply zip[] = { ZIP_SUCCESS(ZIP_URL) };
+    static const fs_reply success = SUCCESS;
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_task_id(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, expired, N(expired));
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_TASK_EXPIRED);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t);
+    use_task_id(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, engine, N(engine));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_ENGINE);
+    CHECK_STR(sa_jobsm_engine_error(t->sm), "error_no_face");
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t);
+    use_task_id(t);
+    t->run.stop_state = SA_JOB_FETCHING;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, zip, N(zip));
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
+    CHECK_STR(zt_send(t)->url, ZIP_URL);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t);
+    use_task_id(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    storm_until(t, storms[0].r, T0 + 2 * 60 * 1000);
+    jt_drive(t, &success, 1);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK(t->run.max_poll_gap <= t->cfg.max_poll_interval_ms);
+    jt_end(t);
+}
+
+/* The deadline and cancel of a resumed job: the task exists, so it is
+ * polled on in the background; abandon stops it. */
+TEST(resume_deadline_cancel_abandon)
+{
+    static const fs_reply script[] = { RUNNING, RUNNING, RUNNING, SUCCESS };
+    const char *msg = NULL;
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_task_id(t);
+    t->cfg.deadline_at_ms = T0 + 3000;
+    t->run.stop_state = SA_JOB_FAILED;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script, N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_EQ_INT(sa_jobsm_background(t->sm), 1);
+    t->run.stop_state = -1;
+    jt_drive(t, script + 2, 2);
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t);
+    use_task_id(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script, 1);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+    jt_drive(t, script + 1, 3);
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    jt_end(t);
+
+    t = jt_new();
+    REQUIRE(t);
+    use_task_id(t);
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script, 1);
+    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 1), 0);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "no longer polled"));
+    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    jt_end(t);
+}
+
+/* max_polls 0 (the client's default) is no bound. */
+TEST(max_polls_zero_is_no_bound)
+{
+    fs_reply script[80];
+    size_t i;
+    jt *t = jt_new();
+
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.max_polls = 0;
+    script[0] = (fs_reply)TASK_OK;
+    for (i = 1; i + 1 < N(script); i++) script[i] = (fs_reply)RUNNING;
+    script[N(script) - 1] = (fs_reply)SUCCESS;
+    REQUIRE(jt_start(t) == SA_OK);
+    CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), (int)N(script) - 1);
     jt_end(t);
 }
 
@@ -1791,7 +2179,8 @@ TEST(deadline_while_task_create_is_out)
     static const fs_reply created[] = {
         { .step = SA_STEP_TASK_CREATE, .http = 200,
           .example = "task-create-response.json", .latency_ms = 9000 },
-        RUNNING, EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json") };
+        RUNNING,
+        EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json") };
     static const fs_reply refused[] = {
         { .step = SA_STEP_TASK_CREATE, .http = 429,
           .example = "error-429.json", .latency_ms = 9000 }, TASK_OK };
@@ -2019,7 +2408,8 @@ TEST(abandon_stops_polling)
     jt_end(t);
 }
 
-/* Background polling is bounded too: consecutive failures and max_polls. */
+/* Background polling: failed polls never end it (only a final answer
+ * does); max_polls, when set, bounds it. */
 TEST(background_polling_is_bounded)
 {
     fs_reply script[12];
@@ -2031,14 +2421,15 @@ TEST(background_polling_is_bounded)
     use_image_url(t);
     t->cfg.max_retries = 2;
     script[0] = (fs_reply)TASK_OK;
-    for (i = 1; i < N(script); i++)
+    for (i = 1; i < N(script) - 1; i++)
         script[i] = (fs_reply)HTTP(SA_STEP_POLL, 500, "{\"status\":500}");
+    script[N(script) - 1] = (fs_reply)SUCCESS;
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, 1);
     CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
-    CHECK_EQ_INT(jt_drive(t, script + 1, N(script) - 1), 3);
+    CHECK_EQ_INT(jt_drive(t, script + 1, N(script) - 1), N(script) - 1);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_SERVER);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
     CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
     jt_end(t);
 
@@ -2305,6 +2696,15 @@ int main(void)
     RUN(oversized_or_unreadable_poll_is_retried);
     RUN(task_id_is_url_encoded);
     RUN(max_polls_is_a_hard_bound);
+    RUN(poll_storm_then_success_is_done);
+    RUN(poll_storm_in_the_background);
+    RUN(poll_storm_past_the_deadline);
+    RUN(final_answers_end_a_storm);
+    RUN(unknown_task_status_is_not_finished);
+    RUN(resume_polls_the_task_at_once);
+    RUN(resume_ends_like_a_submitted_job);
+    RUN(resume_deadline_cancel_abandon);
+    RUN(max_polls_zero_is_no_bound);
     RUN(deadline_before_a_task_exists);
     RUN(deadline_after_the_task_exists);
     RUN(deadline_while_task_create_is_out);

@@ -230,6 +230,22 @@ TEST(admission_cap_holds_first_requests)
     sa_sched_unadmit(&t.s, &t.it[7], t.now);
     CHECK_EQ_INT(t.s.n_admitted, 6);
     CHECK_EQ_INT(next(&t), -1);
+    t.now += 1000 + G;
+    /* the first poll of a resumed task goes past the cap too, but admits
+     * its job (it needs polls from then on); its next polls do not */
+    t.it[11].poll_admits = 1;
+    park(&t, 11, SA_STEP_POLL);
+    CHECK_EQ_INT(next(&t), 11);
+    CHECK_EQ_INT(t.it[11].admitted, 1);
+    CHECK_EQ_INT(t.it[11].poll_admits, 0);
+    CHECK_EQ_INT(t.s.n_admitted, 7);
+    park(&t, 11, SA_STEP_POLL);
+    CHECK_EQ_INT(next(&t), 11);
+    CHECK_EQ_INT(t.s.n_admitted, 7);
+    CHECK_EQ_INT(next(&t), -1);             /* job 7: the cap holds */
+    sa_sched_unadmit(&t.s, &t.it[11], t.now);
+    CHECK_EQ_INT(t.s.n_admitted, 6);
+    CHECK_EQ_INT(next(&t), -1);
     sa_sched_withdraw(&t.it[7]);
     st_end(&t);
 }

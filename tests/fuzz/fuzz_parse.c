@@ -169,7 +169,10 @@ static void fuzz_status(const char *text, size_t size)
         return;
     }
     require(si.task_status >= SA_TASK_RUNNING &&
-            si.task_status <= SA_TASK_ERROR);
+            si.task_status <= SA_TASK_UNKNOWN);
+    require(si.task_status == SA_TASK_UNKNOWN || !si.unknown_status[0]);
+    if (si.unknown_status[0])  /* cleaned for a log line */
+        check_text(si.unknown_status, sizeof si.unknown_status - 1, 0);
     require((si.task_status == SA_TASK_SUCCESS) == (si.result != NULL));
     require(si.polling_interval_ms == -1 || si.polling_interval_ms >= 1);
     check_text(si.engine_error, 512, 0);

@@ -36,6 +36,8 @@ PARSE_EXTRA = {
                             b'"error":null,"results":"https://example.com/r"}}',
     "running-interval.json": b'{"status":200,"data":{"task_status":"running",'
                              b'"polling_interval":"1500","error":null}}',
+    "unknown-status.json": b'{"status":200,"data":{"task_status":"queued\\t",'
+                           b'"polling_interval":700,"error":null}}',
     "tolerant-output.json": b'{"data":{"task_status":"success","results":{'
                             b'"output":[null,{"type":"pore","raw_score":"9.5",'
                             b'"mask_urls":"https://m/p.jpg","url":null},'

@@ -55,8 +55,13 @@ describe("runtime failures", function()
     { "protocol", { max_retries = 1 }, nil, function(e)
         e:scenario{ { endpoint = "file_create", fault = "malformed_json" } }
       end },
+    -- (an oversized status answer is a failed poll, polled again without a
+    -- budget: the limit is final on the file slot, and max_polls when set)
     { "limit", { max_body_bytes = 65536, max_retries = 0 }, nil, function(e)
-        e:scenario{ { endpoint = "task_status", fault = "oversized_body", size_bytes = 1000000 } }
+        e:scenario{ { endpoint = "file_create", fault = "oversized_body", size_bytes = 1000000 } }
+      end },
+    { "limit", { max_polls = 2 }, nil, function(e)
+        e:scenario{ { endpoint = "task_status", fault = "http_503" } }
       end },
     { "timeout", { request_timeout = 0.3, max_retries = 0 }, nil, function(e)
         e:scenario{ { endpoint = "file_create", fault = "delay", delay_ms = 3000 } }

@@ -259,9 +259,14 @@ typedef enum sa_step {
     SA_STEP__LAST
 } sa_step;
 
-/* 1 when s[0..n) can be an id (file_id, task_id) from a server: 1..4096
- * of A-Z a-z 0-9 + / = - _ . ~ (base64, standard and URL-safe, and the
- * unreserved characters of a URL), not only dots. */
+/* Longest id (file_id, task_id) sa_proto_id_ok accepts. */
+#define SA_MAX_ID_LEN 4096
+/* 1 when s[0..n) can be an id (file_id, task_id): 1..SA_MAX_ID_LEN of
+ * A-Z a-z 0-9 + / = - _ . ~ (base64, standard and URL-safe, and the
+ * unreserved characters of a URL), not only dots.  The one id rule of the
+ * core: ids in the server's answers and webhook payloads, and the task id
+ * given to sa_client_resume.  An id goes into a URL only through
+ * sa__urlencode (+ / = are percent-encoded). */
 int sa_proto_id_ok(const char *s, size_t n);
 
 /* Path of each endpoint, e.g. "/s2s/v2.1/task/skin-analysis". */

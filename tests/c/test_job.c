@@ -1922,6 +1922,19 @@ TEST(resume_polls_the_task_at_once)
     CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.0/task/skin-analysis/" TASK_ID);
     CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
     jt_end(t);
+
+    /* a resumed id is percent-encoded into the path like one the API
+     * returned: '/' '+' '=' cannot add a segment */
+    t = jt_new();
+    REQUIRE(t);
+    use_task_id(t);
+    t->cfg.task_id = "ab/cd+ef==";
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script + 2, 1);
+    CHECK_STR(ev(t, 0)->url,
+              BASE "/s2s/v2.1/task/skin-analysis/ab%2Fcd%2Bef%3D%3D");
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    jt_end(t);
 }
 
 /* A resumed task ends like a submitted one: ZIP results are downloaded,

@@ -301,7 +301,11 @@ typedef struct sa_client_options {
      * polls past max_retries in a row are retried no sooner than
      * poll_interval_ms, never later than max_poll_interval_ms).  A
      * task_status the API does not document is "not finished yet" (logged
-     * once per job). */
+     * once per job).  One kind of answer keeps this budget: a whole status
+     * answer the client refuses (a success without a usable result, a NUL
+     * in a string) ends the job SA_ERR_PROTOCOL once max_retries retries
+     * in a row met one (after a NUL the task is still polled in the
+     * background). */
     int max_retries;           /* per step, default 6 */
     long backoff_initial_ms;   /* 500 */
     long backoff_max_ms;       /* 16000 */

@@ -173,6 +173,9 @@ static inline void sa_link_remove(sa_link *l)
  * SA_OK and a tree to free with cJSON_Delete, SA_ERR_PROTOCOL (not JSON, or
  * a NUL in a string), SA_ERR_LIMIT or SA_ERR_NOMEM. */
 int sa_json_parse(const char *text, size_t len, int max_depth, cJSON **out);
+/* 1 when sa_json_parse refuses text only for a NUL in a string: a whole
+ * JSON text (grammar, depth) that holds one, not a cut or garbled one. */
+int sa_json_nul_only(const char *text, size_t len, int max_depth);
 
 /* Accessors tolerant of nulls and of numbers where strings are expected.
  * Return NULL/0 when absent or of another type. */

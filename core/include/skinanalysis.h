@@ -301,7 +301,11 @@ typedef struct sa_client_options {
      * polls past max_retries in a row are retried no sooner than
      * poll_interval_ms, never later than max_poll_interval_ms).  A
      * task_status the API does not document is "not finished yet" (logged
-     * once per job). */
+     * once per job).  One kind of answer keeps this budget: a whole status
+     * answer the client refuses (a success without a usable result, a NUL
+     * in a string) ends the job SA_ERR_PROTOCOL once max_retries retries
+     * in a row met one (after a NUL the task is still polled in the
+     * background). */
     int max_retries;           /* per step, default 6 */
     long backoff_initial_ms;   /* 500 */
     long backoff_max_ms;       /* 16000 */
@@ -499,10 +503,10 @@ SA_API void sa_resume_options_init(sa_resume_options *opts);
  * NULL (the request is not known); sa_job_task_id is task_id at once.
  * opts may be NULL (the defaults); it and task_id are copied.
  *
- * task_id is checked before anything is sent: it must be 1..1024 bytes
- * of characters a URL path segment may hold unencoded (letters, digits
- * and -._~!$&'()*+,;=:@; API task ids are URL-safe base64), and not "."
- * or "..".
+ * task_id is checked before anything is sent, by the rule every id in
+ * the API's answers meets: 1..4096 characters of A-Z a-z 0-9 + / = - _ .
+ * ~ (task ids are base64, e.g. "SaGa.../u/FfjK3x...=="), not only dots.
+ * It is percent-encoded into the status path, so '/' '+' '=' are safe.
  *
  * Returns SA_OK and *out (owned by the caller, free with sa_job_free), or
  * SA_ERR_SOURCE (a task_id refused as above), SA_ERR_BAD_OPTION (opts),

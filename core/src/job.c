@@ -95,7 +95,8 @@
  * What a hostile or broken server cannot do (issue 12): once the task
  * exists, no answer short of a final one ends the polling.  A failed poll
  * (transport error, timeout or trickled answer, 429, 5xx other than "Task
- * execution timed out", an unreadable or oversized 200) never uses up a
+ * execution timed out", an oversized 200, or one that is cut, garbled, not
+ * JSON, nested too deep or without data.task_status) never uses up a
  * budget: the task is polled until it ends, until the caller's deadline
  * (then on in the background, see above), or until the client frees the
  * machine.  Giving up after a few failed polls would leave a task that
@@ -104,14 +105,21 @@
  * final: success, task_status "error", 400 "Invalid task ID" / 404
  * (expired), 500 "Task execution timed out"; and so do 401 and other 4xx
  * refusals, which say the request itself is wrong (their error keeps the
- * task id: the task can be resumed once that is fixed).  A failed poll is
- * retried after its backoff; the first max_retries retries in a row are
- * quick (the backoff alone), later ones no sooner than poll_interval_ms,
- * so that a storm is polled at the pace of a running task however small
- * the configured backoff.  Every retry delay is cut so that the retry also
- * goes out at most max_poll_interval_ms after the previous poll; and a
- * poll request's own timeout is at most max_poll_interval_ms / 2, so a hung
- * poll cannot stretch the gap either.  Hence, as long as the engine sends
+ * task id: the task can be resumed once that is fixed).  Refused answers
+ * keep a budget (on_refused_answer): a whole answer that says the task
+ * succeeded but whose result cannot be used (the results rule), or a JSON
+ * answer holding a NUL in a string, is the API saying something it will
+ * say again, so it is retried only while at most max_retries retries in a
+ * row met one; then the job fails SA_ERR_PROTOCOL (after a success the
+ * task has ended; after a NUL it is polled on in the background, as after
+ * the deadline).  A failed poll is retried after its backoff; the first
+ * max_retries retries in a row are quick (the backoff alone), later ones
+ * no sooner than poll_interval_ms, so that a storm is polled at the pace
+ * of a running task however small the configured backoff.  Every retry
+ * delay is cut so that the retry also goes out at most
+ * max_poll_interval_ms after the previous poll; and a poll request's own
+ * timeout is at most max_poll_interval_ms / 2, so a hung poll cannot
+ * stretch the gap either.  Hence, as long as the engine sends
  * what it is given when it is given (a poll must not queue behind other
  * requests in the rate limiter), a running task is never left unpolled for
  * longer than max_poll_interval_ms.  max_polls is 0 (no bound) unless the
@@ -195,6 +203,8 @@ struct sa_jobsm {
     int in_flight;           /* a request is out */
     int64_t wake_at_ms;      /* POLL_WAIT / BACKOFF: when to move on */
     int failures;            /* consecutive failures of `step` */
+    int refused;             /* refused status answers since the last
+                                readable one (on_refused_answer) */
     int64_t last_poll_ms;    /* last poll handed out (or task created) */
     int polls;
     int task_maybe;          /* a task exists or may exist */
@@ -515,6 +525,7 @@ static void check_deadline(sa_jobsm *sm, int64_t now_ms)
 static void step_succeeded(sa_jobsm *sm)
 {
     sm->failures = 0;
+    sm->refused = 0;
     if (!sm->pub_state) sm->errmsg[0] = '\0';
 }
 
@@ -1184,6 +1195,37 @@ static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
     }
 }
 
+/* A whole status answer the client refuses (see "Polling" above): it
+ * says the task succeeded but its result cannot be used (no ZIP URL and
+ * no usable output entry), or a string in it holds a NUL.  Not a cut or
+ * garbled answer, but the API saying something it will most likely say
+ * again: retried like any failed poll while at most max_retries retries in
+ * a row met one, then the job fails SA_ERR_PROTOCOL.  A success ended the
+ * task (nothing is left to poll); after a NUL the task is polled on in the
+ * background, as after a deadline. */
+static void on_refused_answer(sa_jobsm *sm, int64_t now_ms, int succeeded,
+                              const char *what)
+{
+    char msg[JOB_MSG_LEN];
+
+    if (sm->refused < INT_MAX) sm->refused++;
+    if (sm->refused <= sm->max_retries) {
+        retry_or_fail(sm, now_ms, SA_ERR_PROTOCOL, what);
+        return;
+    }
+    if (succeeded) {
+        finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "status poll: %s, %d times "
+               "in a row: task %s succeeded (it is billed) but its result "
+               "cannot be used", what, sm->refused, sm->task_id);
+        return;
+    }
+    retry_or_fail(sm, now_ms, SA_ERR_PROTOCOL, what);
+    if (sm->pub_state) return;  /* already in the background */
+    msgf(msg, sizeof msg, "status poll: %s, %d times in a row", what,
+         sm->refused);
+    go_background(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, msg);
+}
+
 static int on_poll_ok(sa_jobsm *sm, int64_t now_ms,
                       const sa_http_response *resp)
 {
@@ -1199,12 +1241,18 @@ static int on_poll_ok(sa_jobsm *sm, int64_t now_ms,
     if (rc == SA_OK) rc = on_status(sm, now_ms, &info);
     else if (rc == SA_ERR_NOMEM) rc = fail_nomem(sm, "status answer");
     else {
-        /* an unreadable 200 (a proxy, a truncated body, nested too deep):
-         * a failed poll; the task must keep being polled */
         msgf(what, sizeof what, "unreadable HTTP %ld answer (%s)",
              resp->http_status, why);
-        retry_or_fail(sm, now_ms, rc == SA_ERR_LIMIT ? rc : SA_ERR_PROTOCOL,
-                      what);
+        if (rc == SA_ERR_PROTOCOL
+            && (info.task_status == SA_TASK_SUCCESS
+                || sa_json_nul_only(resp_body(resp), resp_len(resp),
+                                    sm->max_json_depth)))
+            on_refused_answer(sm, now_ms,
+                              info.task_status == SA_TASK_SUCCESS, what);
+        else  /* a proxy, a cut body, no data or task_status, nested too
+               * deep: a failed poll; the task must keep being polled */
+            retry_or_fail(sm, now_ms,
+                          rc == SA_ERR_LIMIT ? rc : SA_ERR_PROTOCOL, what);
         rc = SA_OK;
     }
     sa_status_info_free(sm->mem, &info);

@@ -94,14 +94,20 @@ static long hex4(const unsigned char *p)
  * position after it (and after a low surrogate that must follow a high
  * one), or NULL.  \u0000 is refused: cJSON's strings are C strings, so a
  * NUL would silently end the string there ("TASK\u0000/../x" read as
- * "TASK"). */
+ * "TASK").  With `nul` (sa_json_nul_only), a NUL is recorded in *nul and
+ * scanning goes on. */
 static const unsigned char *scan_unicode_escape(const unsigned char *p,
-                                                const unsigned char *end)
+                                                const unsigned char *end,
+                                                int *nul)
 {
     long code;
     if (end - p < 5) return NULL;
     code = hex4(p + 1);
-    if (code <= 0 || (code >= 0xDC00 && code <= 0xDFFF)) return NULL;
+    if (code < 0 || (code >= 0xDC00 && code <= 0xDFFF)) return NULL;
+    if (code == 0) {
+        if (!nul) return NULL;
+        *nul = 1;
+    }
     p += 5;
     if (code >= 0xD800 && code <= 0xDBFF) {
         if (end - p < 6 || p[0] != '\\' || p[1] != 'u') return NULL;
@@ -114,15 +120,19 @@ static const unsigned char *scan_unicode_escape(const unsigned char *p,
 
 /* A string starting at its opening quote; returns the position after the
  * closing quote or NULL.  Raw control bytes are tolerated (cJSON copies
- * them), a raw NUL is not (cJSON would silently cut the string there). */
+ * them), a raw NUL is not (cJSON would silently cut the string there);
+ * with `nul`, it is recorded in *nul instead. */
 static const unsigned char *scan_string(const unsigned char *p,
-                                        const unsigned char *end)
+                                        const unsigned char *end, int *nul)
 {
     p++;
     while (p < end) {
         unsigned char c = *p;
         if (c == '"') return p + 1;
-        if (c == '\0') return NULL;
+        if (c == '\0') {
+            if (!nul) return NULL;
+            *nul = 1;
+        }
         if (c != '\\') {
             p++;
             continue;
@@ -134,7 +144,7 @@ static const unsigned char *scan_string(const unsigned char *p,
             p += 2;
             break;
         case 'u':
-            p = scan_unicode_escape(p + 1, end);
+            p = scan_unicode_escape(p + 1, end, nul);
             if (!p) return NULL;
             break;
         default:
@@ -201,7 +211,7 @@ enum scan_state {
  * the container stack (bit set = object). */
 static int scan_value(const unsigned char **pp, const unsigned char *end,
                       unsigned char *stack, int *depth, int max_depth,
-                      int *state)
+                      int *state, int *nul)
 {
     const unsigned char *p = *pp;
     unsigned char c = *p;
@@ -217,7 +227,7 @@ static int scan_value(const unsigned char **pp, const unsigned char *end,
         return SA_OK;
     }
     if (c == '"')
-        p = scan_string(p, end);
+        p = scan_string(p, end, nul);
     else if (c == '-' || is_digit(c))
         p = scan_number(p, end);
     else
@@ -228,9 +238,10 @@ static int scan_value(const unsigned char **pp, const unsigned char *end,
     return SA_OK;
 }
 
-/* Validate a whole JSON text; SA_OK, SA_ERR_PROTOCOL or SA_ERR_LIMIT. */
+/* Validate a whole JSON text; SA_OK, SA_ERR_PROTOCOL or SA_ERR_LIMIT.
+ * With `nul`, a NUL in a string is not an error but sets *nul. */
 static int scan_json(const unsigned char *p, const unsigned char *end,
-                     int max_depth)
+                     int max_depth, int *nul)
 {
     unsigned char stack[(JSON_MAX_DEPTH + 7) / 8];
     int depth = 0, state = SCAN_VALUE, rc, top_is_object;
@@ -254,7 +265,7 @@ static int scan_json(const unsigned char *p, const unsigned char *end,
             /* fall through */
         case SCAN_KEY:
             if (*p != '"') return SA_ERR_PROTOCOL;
-            p = scan_string(p, end);
+            p = scan_string(p, end, nul);
             if (!p) return SA_ERR_PROTOCOL;
             p = skip_ws(p, end);
             if (p >= end || *p != ':') return SA_ERR_PROTOCOL;
@@ -270,7 +281,7 @@ static int scan_json(const unsigned char *p, const unsigned char *end,
             }
             /* fall through */
         case SCAN_VALUE:
-            rc = scan_value(&p, end, stack, &depth, max_depth, &state);
+            rc = scan_value(&p, end, stack, &depth, max_depth, &state, nul);
             if (rc != SA_OK) return rc;
             break;
         default: /* SCAN_AFTER */
@@ -305,7 +316,7 @@ int sa_json_parse(const char *text, size_t len, int max_depth, cJSON **out)
     if (!text) return SA_ERR_PROTOCOL;
     if (max_depth <= 0) max_depth = JSON_DEFAULT_DEPTH;
     if (max_depth > JSON_MAX_DEPTH) max_depth = JSON_MAX_DEPTH;
-    rc = scan_json(p, p + len, max_depth);
+    rc = scan_json(p, p + len, max_depth, NULL);
     if (rc != SA_OK) return rc;
 
     /* A default mutex cannot fail to lock; if it ever did, refuse to parse
@@ -316,6 +327,17 @@ int sa_json_parse(const char *text, size_t len, int max_depth, cJSON **out)
     if (!root) return SA_ERR_NOMEM; /* the text is valid: see the top */
     *out = root;
     return SA_OK;
+}
+
+int sa_json_nul_only(const char *text, size_t len, int max_depth)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    int nul = 0;
+
+    if (!text) return 0;
+    if (max_depth <= 0) max_depth = JSON_DEFAULT_DEPTH;
+    if (max_depth > JSON_MAX_DEPTH) max_depth = JSON_MAX_DEPTH;
+    return scan_json(p, p + len, max_depth, &nul) == SA_OK && nul;
 }
 
 /* ------------------------------------------------------------------ */
@@ -483,7 +505,7 @@ static const unsigned char *skip_value(const unsigned char *p,
 {
     size_t depth = 0;
     if (p >= end) return NULL;
-    if (*p == '"') return scan_string(p, end);
+    if (*p == '"') return scan_string(p, end, NULL);
     if (*p != '{' && *p != '[') {
         while (p < end && !is_ws(*p) && *p != ',' && *p != ']' && *p != '}')
             p++;
@@ -491,7 +513,7 @@ static const unsigned char *skip_value(const unsigned char *p,
     }
     while (p < end) {
         if (*p == '"') {
-            p = scan_string(p, end);
+            p = scan_string(p, end, NULL);
             if (!p) return NULL;
             continue;
         }
@@ -519,7 +541,7 @@ static const unsigned char *raw_member(const unsigned char *p,
         p = skip_ws(p, end);
         if (p >= end || *p != '"') return NULL;
         kstart = p + 1;
-        kend = scan_string(p, end);
+        kend = scan_string(p, end, NULL);
         if (!kend) return NULL;
         p = skip_ws(kend, end);
         if (p >= end || *p != ':') return NULL;

@@ -14,8 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Longest id (file_id, task_id) accepted from a server. */
-#define PROTO_MAX_ID 4096
 /* Longest error code / message / engine text kept. */
 #define PROTO_MAX_TEXT 512
 /* Upload instructions: at most this many headers and bytes per line. */
@@ -198,11 +196,13 @@ static int is_digits_id(const char *s, size_t n)
  * and the other unreserved characters of a URL (. ~).  Nothing that could
  * end or split a JSON string, a header line or a path segment once
  * encoded, and never only dots ("." or ".." would be a dot segment of the
- * status URL). */
+ * status URL).  The one id rule: ids in answers (file create, task
+ * create, webhook payloads) and the task id a caller resumes
+ * (sa_client_resume, request.c). */
 int sa_proto_id_ok(const char *s, size_t n)
 {
     size_t i, dots = 0;
-    if (!s || n == 0 || n > PROTO_MAX_ID) return 0;
+    if (!s || n == 0 || n > SA_MAX_ID_LEN) return 0;
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||

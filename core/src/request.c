@@ -365,18 +365,12 @@ void sa_resume_options_init(sa_resume_options *opts)
     opts->api_version = SA_API_DEFAULT;
 }
 
-/* A character a URL path segment may hold unencoded (RFC 3986 pchar
- * without '%': a task id is never sent percent-encoded by its caller). */
-static int path_segment_char(unsigned char ch)
-{
-    if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z')
-        || (ch >= '0' && ch <= '9'))
-        return 1;
-    return ch != '\0' && strchr("-._~!$&'()*+,;=:@", ch) != NULL;
-}
-
-/* The id of an existing task: it becomes the last segment of the status
- * path, so nothing that could change the path, the query or a header. */
+/* The id of an existing task, checked by the rule every id from the API
+ * meets (sa_proto_id_ok: the same characters a task create answer may
+ * hold, so any id this library ever returned resumes).  It becomes the
+ * last segment of the status path percent-encoded (sa__urlencode): '/'
+ * '+' '=' cannot change the path, and nothing can reach the query or a
+ * header. */
 static int check_task_id(sa_client *c, const char *task_id)
 {
     size_t n, i;
@@ -385,19 +379,18 @@ static int check_task_id(sa_client *c, const char *task_id)
         return sa__cfail(c, SA_ERR_SOURCE, "task_id must be the non-empty "
                          "id a task create returned");
     n = strlen(task_id);
-    if (n > MAX_ID_LEN)
+    if (sa_proto_id_ok(task_id, n)) return SA_OK;
+    if (n > SA_MAX_ID_LEN)
         return sa__cfail(c, SA_ERR_SOURCE, "task_id is %zu bytes long; a "
-                         "task id is at most %d", n, MAX_ID_LEN);
-    for (i = 0; i < n; i++)
-        if (!path_segment_char((unsigned char)task_id[i]))
+                         "task id is at most %d", n, SA_MAX_ID_LEN);
+    for (i = 0; i < n; i++)  /* the first byte the rule refuses alone */
+        if (task_id[i] != '.' && !sa_proto_id_ok(task_id + i, 1))
             return sa__cfail(c, SA_ERR_SOURCE, "task_id holds a character "
-                             "a URL path segment may not (byte %zu, 0x%02x):"
-                             " only letters, digits and -._~!$&'()*+,;=:@",
-                             i, (unsigned)(unsigned char)task_id[i]);
-    if (strcmp(task_id, ".") == 0 || strcmp(task_id, "..") == 0)
-        return sa__cfail(c, SA_ERR_SOURCE, "task_id cannot be \"%s\"",
-                         task_id);
-    return SA_OK;
+                             "a task id never does (byte %zu, 0x%02x): only "
+                             "letters, digits and + / = - _ . ~", i,
+                             (unsigned)(unsigned char)task_id[i]);
+    return sa__cfail(c, SA_ERR_SOURCE, "task_id cannot be only dots "
+                     "(\"%s\")", task_id);
 }
 
 static int check_resume_options(sa_client *c, const sa_resume_options *o,

@@ -174,6 +174,9 @@ static inline void sa_link_remove(sa_link *l)
  * SA_OK and a tree to free with cJSON_Delete, SA_ERR_PROTOCOL (not JSON, or
  * a NUL in a string), SA_ERR_LIMIT or SA_ERR_NOMEM. */
 int sa_json_parse(const char *text, size_t len, int max_depth, cJSON **out);
+/* 1 when sa_json_parse refuses text only for a NUL in a string: a whole
+ * JSON text (grammar, depth) that holds one, not a cut or garbled one. */
+int sa_json_nul_only(const char *text, size_t len, int max_depth);
 
 /* Accessors tolerant of nulls and of numbers where strings are expected.
  * Return NULL/0 when absent or of another type. */
@@ -321,9 +324,14 @@ typedef enum sa_step {
     SA_STEP__LAST
 } sa_step;
 
-/* 1 when s[0..n) can be an id (file_id, task_id) from a server: 1..4096
- * of A-Z a-z 0-9 + / = - _ . ~ (base64, standard and URL-safe, and the
- * unreserved characters of a URL), not only dots. */
+/* Longest id (file_id, task_id) sa_proto_id_ok accepts. */
+#define SA_MAX_ID_LEN 4096
+/* 1 when s[0..n) can be an id (file_id, task_id): 1..SA_MAX_ID_LEN of
+ * A-Z a-z 0-9 + / = - _ . ~ (base64, standard and URL-safe, and the
+ * unreserved characters of a URL), not only dots.  The one id rule of the
+ * core: ids in the server's answers and webhook payloads, and the task id
+ * given to sa_client_resume.  An id goes into a URL only through
+ * sa__urlencode (+ / = are percent-encoded). */
 int sa_proto_id_ok(const char *s, size_t n);
 
 /* Path of each endpoint, e.g. "/s2s/v2.1/task/skin-analysis". */

@@ -1034,19 +1034,23 @@ TEST(cancel_and_queue)
     sa_client_free(c);
 }
 
-/* sa_client_resume: the task id and the options are checked before
- * anything is sent; a valid one is a job in POLLING with its task id, or
- * QUEUED under max_jobs (keeping its id), with no units. */
+/* sa_client_resume: the task id (by the one id rule, sa_proto_id_ok) and
+ * the options are checked before anything is sent; a valid one is a job
+ * in POLLING with its task id, or QUEUED under max_jobs (keeping its id),
+ * with no units. */
 TEST(resume_validation_and_queue)
 {
     static const char *const bad_ids[] = {
-        "", "a/b", "a b", "a?b", "a#b", "a%2Fb", "a\nb", "a\rb", "a\x7f",
-        ".", "..", "caf\xc3\xa9", "a\"b", "<a>", "a\\b" };
+        "", "a b", "a?b", "a#b", "a%2Fb", "a\nb", "a\rb", "a\x7f",
+        ".", "..", "...", "caf\xc3\xa9", "a\"b", "<a>", "a\\b",
+        /* path-segment characters no API id holds */
+        "a!b", "a$b", "a&b", "a'b", "a(b)", "a*b", "a,b", "a;b", "a:b",
+        "a@b" };
     sa_client_options o;
     sa_resume_options ro;
     sa_client *c = NULL;
     sa_job *j = (sa_job *)1, *q = NULL;
-    char base[64], err[128], longid[1100];
+    char base[64], err[128], longid[4098];
     size_t i;
     cbrec rq;
 
@@ -1072,7 +1076,12 @@ TEST(resume_validation_and_queue)
     memset(longid, 'A', sizeof longid - 1);
     longid[sizeof longid - 1] = '\0';
     CHECK_EQ_INT(sa_client_resume(c, longid, NULL, &j), SA_ERR_SOURCE);
-    CHECK(strstr(sa_client_errmsg(c), "at most 1024") != NULL);
+    CHECK(strstr(sa_client_errmsg(c), "at most 4096") != NULL);
+    longid[4096] = '\0';  /* the longest id an answer may hold */
+    REQUIRE(sa_client_resume(c, longid, NULL, &j) == SA_OK);
+    CHECK_EQ_INT(sa_job_abandon(j), SA_OK);
+    sa_job_free(j);
+    j = NULL;
 
     memset(&ro, 0x5A, sizeof ro);
     sa_resume_options_init(&ro);
@@ -1088,11 +1097,10 @@ TEST(resume_validation_and_queue)
     CHECK(j == NULL);
     CHECK_EQ_INT(sa_client_active(c), 0);  /* nothing started */
 
-    /* valid: every character a path segment may hold */
-    REQUIRE(sa_client_resume(c, "Sa-_.~!$&'()*+,;=:@09zZ", NULL, &j)
-            == SA_OK);
+    /* valid: every character an id may hold ('/' of base64 too) */
+    REQUIRE(sa_client_resume(c, "Sa/+=-_.~09zZ", NULL, &j) == SA_OK);
     CHECK_EQ_INT(sa_job_state(j), SA_JOB_POLLING);
-    CHECK_STR(sa_job_task_id(j), "Sa-_.~!$&'()*+,;=:@09zZ");
+    CHECK_STR(sa_job_task_id(j), "Sa/+=-_.~09zZ");
     CHECK_EQ_INT(sa_job_units(j), 0);
     CHECK(sa_job_file_id(j) == NULL);
     CHECK_EQ_INT(sa_job_status(j), SA_ERR_NOT_DONE);

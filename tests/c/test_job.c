@@ -1845,6 +1845,83 @@ TEST(final_answers_end_a_storm)
     }
 }
 
+#define EMPTY_SUCCESS HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{" \
+                           "\"task_status\":\"success\",\"results\":[]}}")
+#define NUL_RUNNING HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{" \
+                         "\"task_status\":\"running\",\"x\":\"a\\u0000\"}}")
+
+/* A whole answer the client refuses (a success without a usable result,
+ * a NUL in a string) is retried while at most max_retries retries in a row
+ * met one, then the job fails SA_ERR_PROTOCOL: a success ended the task;
+ * after a NUL the task is polled on in the background.  A readable answer
+ * in between starts the count again.  (Cut or garbled answers are polled
+ * through: poll_storm_then_success_is_done.) */
+TEST(refused_status_answers_end_in_protocol)
+{
+    static const fs_reply task_ok = TASK_OK, empty = EMPTY_SUCCESS,
+                          nul = NUL_RUNNING, running = RUNNING,
+                          success = SUCCESS;
+    static const fs_reply mixed[] = { NUL_RUNNING, NUL_RUNNING, RUNNING,
+                                      NUL_RUNNING, NUL_RUNNING, SUCCESS };
+    const char *msg = NULL;
+    int i;
+    jt *t = jt_new();
+
+    /* a success without a result: max_retries + 1 polls, then it ends */
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.max_retries = 2;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, &task_ok, 1);
+    for (i = 0; i < 3 && !t->run.ended; i++) jt_drive(t, &empty, 1);
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 3);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "data.results"));
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "succeeded (it is billed)"));
+    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    jt_end(t);
+
+    /* a NUL: the job fails, the task is polled on to its end */
+    t = jt_new();
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.max_retries = 2;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, &task_ok, 1);
+    for (i = 0; i < 3; i++) jt_drive(t, &nul, 1);
+    CHECK(!t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "NUL"));
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "3 times in a row"));
+    CHECK(contains(sa_jobsm_errmsg(t->sm), "still polled until it ends"));
+    CHECK_EQ_INT(sa_jobsm_background(t->sm), 1);
+    for (i = 0; i < 10; i++) jt_drive(t, &nul, 1);
+    jt_drive(t, &running, 1);
+    CHECK(!t->run.ended);
+    jt_drive(t, &success, 1);
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 15);
+    jt_end(t);
+
+    /* never more than max_retries in a row: polled through */
+    t = jt_new();
+    REQUIRE(t);
+    use_image_url(t);
+    t->cfg.max_retries = 2;
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, &task_ok, 1);
+    CHECK_EQ_INT(jt_drive(t, mixed, N(mixed)), N(mixed));
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_DONE);
+    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 6);
+    jt_end(t);
+}
+
 #define QUEUED HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{" \
                     "\"task_status\":\"queued\",\"error\":null}}")
 
@@ -1949,6 +2026,19 @@ TEST(resume_polls_the_task_at_once)
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script + 2, 1);
     CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.0/task/skin-analysis/" TASK_ID);
+    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    jt_end(t);
+
+    /* a resumed id is percent-encoded into the path like one the API
+     * returned: '/' '+' '=' cannot add a segment */
+    t = jt_new();
+    REQUIRE(t);
+    use_task_id(t);
+    t->cfg.task_id = "ab/cd+ef==";
+    REQUIRE(jt_start(t) == SA_OK);
+    jt_drive(t, script + 2, 1);
+    CHECK_STR(ev(t, 0)->url,
+              BASE "/s2s/v2.1/task/skin-analysis/ab%2Fcd%2Bef%3D%3D");
     CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
     jt_end(t);
 }
@@ -2700,6 +2790,7 @@ int main(void)
     RUN(poll_storm_in_the_background);
     RUN(poll_storm_past_the_deadline);
     RUN(final_answers_end_a_storm);
+    RUN(refused_status_answers_end_in_protocol);
     RUN(unknown_task_status_is_not_finished);
     RUN(resume_polls_the_task_at_once);
     RUN(resume_ends_like_a_submitted_job);

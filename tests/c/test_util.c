@@ -341,6 +341,21 @@ TEST(json_valid_and_invalid)
         CHECK_EQ_INT(sa_json_parse("{}", 2, 8, NULL),
                      SA_ERR_INVALID_ARGUMENT);
     }
+    /* sa_json_nul_only: refused only for a NUL (a whole text that holds
+     * one), not for a cut or garbled one */
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (sa_json_nul_only(bad[i], strlen(bad[i]), 64)
+            != (strstr(bad[i], "\\u0000") != NULL))
+            HARNESS_FAIL("nul_only '%s'", bad[i]);
+    for (i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (sa_json_nul_only(good[i], strlen(good[i]), 64))
+            HARNESS_FAIL("nul_only good '%s'", good[i]);
+    CHECK_EQ_INT(sa_json_nul_only("\"a\0b\"", 5, 8), 1);
+    CHECK_EQ_INT(sa_json_nul_only("{\"a\\u0000\":[1,2]}", 17, 8), 1);
+    CHECK_EQ_INT(sa_json_nul_only("{\"a\\u0000\":[1,2]", 16, 8), 0);
+    CHECK_EQ_INT(sa_json_nul_only("{}\0", 3, 8), 0);
+    CHECK_EQ_INT(sa_json_nul_only("[[\"\\u0000\"]]", 12, 1), 0);  /* depth */
+    CHECK_EQ_INT(sa_json_nul_only(NULL, 0, 8), 0);
 }
 
 TEST(json_length_delimited)

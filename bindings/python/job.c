@@ -426,6 +426,23 @@ fail:
     return NULL;
 }
 
+/* After a core call that started a job into self->cell->job (r its
+ * status): self, or NULL with an exception (self released). */
+static PyObject *job_started(sapy_client *c, sapy_job *self, int r)
+{
+    if (sapy_unstash(&c->stash) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (r != SA_OK) {
+        sapy_raise(c->state, r, c->client != NULL ? sa_client_errmsg(c->client)
+                                                  : NULL, 0, NULL, NULL);
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
 PyObject *sapy_job_resume(sapy_client *c, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"task_id", "api_version", "deadline_ms",
@@ -460,17 +477,7 @@ PyObject *sapy_job_resume(sapy_client *c, PyObject *args, PyObject *kwargs)
     sapy_core_enter(c);
     r = sa_client_resume(c->client, task_id, &opts, &self->cell->job);
     sapy_core_exit(c);
-    if (sapy_unstash(&c->stash) < 0) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    if (r != SA_OK) {
-        sapy_raise(c->state, r, c->client != NULL ? sa_client_errmsg(c->client)
-                                                  : NULL, 0, NULL, NULL);
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
+    return job_started(c, self, r);
 }
 
 PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
@@ -496,17 +503,7 @@ PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
     sapy_core_enter(c);
     r = sa_client_fetch(c->client, src->cell->job, &o, &self->cell->job);
     sapy_core_exit(c);
-    if (sapy_unstash(&c->stash) < 0) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    if (r != SA_OK) {
-        sapy_raise(c->state, r, c->client != NULL ? sa_client_errmsg(c->client)
-                                                  : NULL, 0, NULL, NULL);
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
+    return job_started(c, self, r);
 }
 
 /* ------------------------------------------------------------------ */

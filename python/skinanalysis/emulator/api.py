@@ -228,7 +228,7 @@ def task_create(app, ctx, version):
         return json_response(400, catalog.err_credit(parsed["cost"], balance))
     task = Task(new_task_id(), ctx.api_key, version, parsed["actions"], parsed["tier"],
                 parsed["format"], parsed["overlay"], parsed["source"], parsed["cost"],
-                app.config.task_seconds, time.monotonic())
+                state.task_seconds(), time.monotonic())
     state.add_task(task)
     if ctx.forced_error:
         state.force_error(task, *ctx.forced_error)
@@ -260,6 +260,10 @@ def task_status(app, ctx, version, task_id):
         task.last_seen = now
         task.terminal_seen = task.status != "running"
     task.polls += 1
+    if len(task.poll_times) < 1000:
+        task.poll_times.append(now)
+    if task.seen_done_at is None and task.status != "running":
+        task.seen_done_at = now
     if task.status == "expired" or (task.finished_at is not None
                                     and now - task.finished_at > cfg.retention):
         return json_response(400, catalog.ERR_INVALID_TASK_ID)

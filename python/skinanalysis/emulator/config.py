@@ -14,7 +14,8 @@ class Config:
     port: int = 0
     keys: tuple = ("emulator-key",)
     units: int = 100000
-    task_seconds: float = 3.0
+    task_seconds: object = 3.0  # seconds, or "MIN:MAX" / (MIN, MAX): uniform per task
+    seed: int = None            # seeds the task-duration draws (repeatable runs)
     poll_window: float = 20.0
     task_timeout_after: float = None
     retention: float = 86400.0
@@ -56,7 +57,10 @@ class Config:
             self.rate_limit = self.rate_limit == "on"
         if self.auth_variant not in catalog.AUTH_VARIANTS:
             raise ValueError("auth_variant must be one of %s" % ", ".join(catalog.AUTH_VARIANTS))
-        for name in ("task_seconds", "poll_window", "url_ttl", "upload_ttl", "retention",
+        self.task_seconds = parse_task_seconds(self.task_seconds)
+        if self.seed is not None and not isinstance(self.seed, int):
+            self.seed = int(self.seed)
+        for name in ("poll_window", "url_ttl", "upload_ttl", "retention",
                      "rate_window_seconds", "store_max_mb"):
             if getattr(self, name) < 0:
                 raise ValueError("%s must be >= 0" % name)
@@ -72,6 +76,11 @@ class Config:
             with open(self.scenario, encoding="utf-8") as fh:
                 self.scenario = json.load(fh)
 
+    def task_seconds_range(self):
+        """(MIN, MAX) of the task durations (MIN == MAX: a fixed duration)."""
+        t = self.task_seconds
+        return (t, t) if isinstance(t, (int, float)) else t
+
     def public(self):
         """JSON-friendly view (GET /_control/config)."""
         out = dataclasses.asdict(self)
@@ -79,6 +88,30 @@ class Config:
         out["quirks"] = sorted(self.quirks)
         out["webhook_urls"] = list(self.webhook_urls)
         return out
+
+
+def parse_task_seconds(value):
+    """A plain number (every task runs that long) or MIN:MAX (a string, or a
+    pair): each task's duration drawn uniformly from [MIN, MAX].  Returns a
+    float or a (min, max) tuple of floats; ValueError when malformed."""
+    if isinstance(value, str):
+        if ":" in value:
+            lo, _, hi = value.partition(":")
+            value = (float(lo), float(hi))
+        else:
+            value = float(value)
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError("task_seconds must be a number or MIN:MAX")
+        lo, hi = float(value[0]), float(value[1])
+        if not 0 <= lo <= hi:
+            raise ValueError("task_seconds MIN:MAX needs 0 <= MIN <= MAX")
+        return (lo, hi)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("task_seconds must be a number or MIN:MAX")
+    if value < 0:
+        raise ValueError("task_seconds must be >= 0")
+    return float(value)
 
 
 def _float_or_none(text):
@@ -98,8 +131,12 @@ def build_parser():
                    help="comma-separated accepted API keys (default %(default)s)")
     p.add_argument("--units", type=int, default=d.units,
                    help="starting unit balance per key (default %(default)s)")
-    p.add_argument("--task-seconds", type=float, default=d.task_seconds,
-                   help="how long a task runs; 0 = done at once (default %(default)s)")
+    p.add_argument("--task-seconds", default=str(d.task_seconds), metavar="S|MIN:MAX",
+                   help="how long a task runs; 0 = done at once; MIN:MAX draws each "
+                        "task's duration uniformly from that range (default %(default)s)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the task-duration draws, for repeatable runs "
+                        "(default: random)")
     p.add_argument("--poll-window", type=float, default=d.poll_window,
                    help="a running task not polled within this many seconds expires; "
                         "0 disables expiry (default %(default)s)")
@@ -155,7 +192,7 @@ def build_parser():
 def config_from_args(argv=None):
     args = build_parser().parse_args(argv)
     return Config(host=args.host, port=args.port, keys=args.keys, units=args.units,
-                  task_seconds=args.task_seconds, poll_window=args.poll_window,
+                  task_seconds=args.task_seconds, seed=args.seed, poll_window=args.poll_window,
                   task_timeout_after=args.task_timeout_after, retention=args.retention,
                   store_max_mb=args.store_max_mb,
                   rate_limit=args.rate_limit, rate_qps=args.rate_qps,

@@ -16,10 +16,17 @@ SWEEP_SECONDS = 0.2
 
 
 async def _sweeper(app):
+    # wakes at the next task end too (webhook deliveries go out on time),
+    # and at least every SWEEP_SECONDS (expiries, timeouts)
+    delay = SWEEP_SECONDS
     while True:
-        await asyncio.sleep(SWEEP_SECONDS)
+        await asyncio.sleep(delay)
         with app.state.lock:
             app.state.sweep()
+            nxt = app.state.next_done_at()
+        delay = SWEEP_SECONDS
+        if nxt is not None:
+            delay = min(delay, max(0.002, nxt - time.monotonic() + 0.001))
 
 
 async def _start(app):

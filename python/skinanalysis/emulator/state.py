@@ -7,6 +7,7 @@ thread; the in-process Python API reads from another thread).
 
 import base64
 import collections
+import random
 import hashlib
 import hmac
 import secrets
@@ -64,6 +65,9 @@ class Task:
         self.cost = cost
         self.created = now
         self.done_at = now + run_seconds
+        self.ended_at = None          # when it ended on the server (any end)
+        self.seen_done_at = None      # when a poll first answered its final status
+        self.poll_times = []          # when each status call arrived (first 1000)
         self.last_seen = now
         self.max_gap = 0.0
         self.polls = 0
@@ -84,7 +88,10 @@ class Task:
                 "cost": self.cost, "polls": self.polls, "max_unpolled_gap": self.max_gap,
                 "error": self.error, "error_message": self.error_message,
                 "forced_error": self.forced_error[0] if self.forced_error else None,
-                "source": self.source[0]}
+                "source": self.source[0],
+                # times: the server's time.monotonic() seconds
+                "created_at": self.created, "done_at": self.ended_at,
+                "seen_done_at": self.seen_done_at, "poll_times": list(self.poll_times)}
 
 
 class RateLimiter:
@@ -163,6 +170,7 @@ class State:
             self.counters = _new_counters()
             self.log = collections.deque(maxlen=self.config.log_max)
             self.seq = 0
+            self.rng = random.Random(self.config.seed)  # task durations
             self.webhooks.reset()
 
     # -- signing -------------------------------------------------------------
@@ -254,6 +262,17 @@ class State:
             task.forced_error = self.forced_next.popleft()
         self.count("tasks_created")
 
+    def task_seconds(self):
+        """The run time of a new task: the configured number, or a uniform
+        draw from its MIN:MAX range (seeded by ``seed``)."""
+        lo, hi = self.config.task_seconds_range()
+        return lo if hi <= lo else self.rng.uniform(lo, hi)
+
+    def next_done_at(self):
+        """The earliest done_at of a running task, or None."""
+        times = [self.tasks[t].done_at for t in self.active]
+        return min(times) if times else None
+
     def sweep(self, now=None):
         """Advance every running task to ``now`` (charges, expiries, timeouts)."""
         now = time.monotonic() if now is None else now
@@ -275,6 +294,7 @@ class State:
         self.active.discard(task.task_id)
         self.finished.append(task.task_id)
         task.finished_at = now
+        task.ended_at = when
         if what == "done":
             self.finish(task)
         elif what == "expired":

@@ -67,6 +67,7 @@ build = {
         "core/src/json.c",
         "core/src/limiter.c",
         "core/src/options.c",
+        "core/src/pollplan.c",
         "core/src/proto.c",
         "core/src/publish.c",
         "core/src/request.c",

@@ -233,6 +233,12 @@ typedef enum sa_upload_path {
     SA_UPLOAD_GENERIC = 1        /* POST /s2s/v2.0/file */
 } sa_upload_path;
 
+/* How a client places the polls of a running task (poll_strategy). */
+typedef enum sa_poll_strategy {
+    SA_POLL_LEARNED = 0, /* "learned": from the task durations it saw */
+    SA_POLL_FIXED = 1    /* "fixed": every poll_interval_ms */
+} sa_poll_strategy;
+
 typedef enum sa_log_level {
     SA_LOG_DEBUG = 10,
     SA_LOG_INFO = 20,
@@ -370,6 +376,23 @@ typedef struct sa_client_options {
      * is still bounded by upload_timeout_ms and the deadline). */
     long low_speed_limit;
     long low_speed_time_ms;
+
+    /* Poll placement: SA_POLL_LEARNED (default) or SA_POLL_FIXED (the
+     * first poll poll_interval_ms after the task create, then every
+     * polling_interval the API gives, else poll_interval_ms).  Learned:
+     * the client keeps the durations of the tasks it saw end (per tier
+     * and action count), corrected by the poll round trip, and places
+     * each task's polls where they pay: more of them near the likely end
+     * while the rate budget has room, fewer (about one) when it binds;
+     * fixed until it has seen 4 tasks end.  Both never leave a running
+     * task unpolled longer than max_poll_interval_ms and never poll
+     * sooner than a polling_interval the API gives. */
+    int poll_strategy;
+    /* 1: webhook deliveries arrive and the handler calls
+     * sa_client_notify(task_id): a running task is then polled at once
+     * after its delivery, and otherwise only about every
+     * max_poll_interval_ms (insurance against a lost delivery).  0. */
+    int webhooks;
 } sa_client_options;
 
 SA_API void sa_client_options_init(sa_client_options *opts);

@@ -158,6 +158,8 @@ static int client_init_parts(sa_client *c, const sa_client_options *o,
     }
     for (n = strlen(c->base_url); n > 0 && c->base_url[n - 1] == '/'; n--)
         c->base_url[n - 1] = '\0';
+    sa_pollplan_init(&c->plan, o->poll_strategy, o->webhooks,
+                     o->poll_interval_ms, o->max_poll_interval_ms);
     rc = sa_sched_init(&c->sched, c->mem, o);
     if (rc != SA_OK) {
         sa__errf(err, errlen, rc == SA_ERR_NOMEM ? "out of memory creating "

@@ -256,6 +256,7 @@ static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
                                  buffer (fetch.c) */
     rc = sa_engine_send(c->engine, &r, j, &x);
     if (rc == SA_OK) {
+        sa_jobsm_note_sent(j->sm, now);  /* the planner times from here */
         j->xfer = x;
         j->xfer_api = req->api_host;
         j->xfer_upload = is_upload(req);
@@ -419,6 +420,7 @@ void sa__on_done(void *ctx, void *owner, const sa_http_response *resp)
         c->peak_done = c->done_now;
     if (resp->transport == SA_OK && resp->http_status == 429 && j->xfer_api)
         sa_sched_penalize(&c->sched, now);
+    c->plan.load = sa_sched_load(&c->sched, now);  /* prices its polls */
     (void)sa_jobsm_on_response(j->sm, now, resp);  /* NOMEM: ends FAILED */
     note_state(c, j);
     if (sa_jobsm_take_notice(j->sm, notice, sizeof notice))
@@ -540,6 +542,7 @@ int sa__start_job(sa_client *c, sa_job *j, int64_t now)
     cfg.max_files_bytes = c->opt.max_files_bytes;   /* ZIP results */
     cfg.low_speed_limit = c->opt.low_speed_limit;
     cfg.low_speed_time_ms = c->opt.low_speed_time_ms;
+    cfg.plan = &c->plan;
     rc = sa_jobsm_new(&cfg, now, &j->sm);
     if (rc != SA_OK) return rc;
     j->deadline_at = cfg.deadline_at_ms;

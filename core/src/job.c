@@ -196,6 +196,8 @@ struct sa_jobsm {
     size_t max_files_bytes;  /* a ZIP result's images */
     long low_speed_limit;    /* result downloads */
     long low_speed_time_ms;
+    sa_pollplan *plan;       /* the client's poll planner, or NULL */
+    int pp_bucket;           /* its bucket for this task */
 
     /* The machine. */
     int state;               /* sa_job_state: written only by set_state() */
@@ -207,6 +209,9 @@ struct sa_jobsm {
                                 readable one (on_refused_answer) */
     int64_t last_poll_ms;    /* last poll handed out (or task created) */
     int polls;
+    int64_t created_ms;      /* task create answer; -1: none (resumed) */
+    int64_t running_ms;      /* poll that last answered running: sent at */
+    int64_t poll_sent_ms;    /* the poll out: sent at (sa_jobsm_note_sent) */
     int task_maybe;          /* a task exists or may exist */
     int refreshed_slot;      /* file create redone after an expired URL */
     int resumed;             /* started from a task id (sa_client_resume) */
@@ -747,7 +752,7 @@ static int send_step(sa_jobsm *sm, int64_t now_ms, sa_next *out)
     if (sm->step == SA_STEP_TASK_CREATE) sm->task_maybe = 1;
     if (sm->step == SA_STEP_POLL) {
         if (sm->polls < INT_MAX) sm->polls++;
-        sm->last_poll_ms = now_ms;
+        sm->last_poll_ms = sm->poll_sent_ms = now_ms;
     }
     sm->in_flight = 1;
     out->kind = SA_NEXT_SEND;
@@ -1061,6 +1066,28 @@ static void schedule_poll(sa_jobsm *sm, int64_t now_ms, long interval_ms)
     set_state(sm, SA_JOB_POLL_WAIT);
 }
 
+/* The wait before the next poll: `fixed` (today's rule) unless the
+ * client's planner places it (poll_strategy "learned", webhooks: see
+ * pollplan.c); api_min_ms: the API's polling_interval, or 0. */
+static long plan_delay(sa_jobsm *sm, int64_t now_ms, long fixed,
+                       long api_min_ms)
+{
+    sa_pp_task t;
+    int64_t at;
+
+    if (!sm->plan || (sm->plan->strategy == SA_POLL_FIXED
+                      && !sm->plan->webhooks))
+        return fixed;
+    t.bucket = sm->pp_bucket;
+    t.created_ms = sm->created_ms;
+    t.running_ms = sm->running_ms;
+    t.last_poll_ms = sm->last_poll_ms;
+    t.min_gap_ms = api_min_ms;
+    t.fixed_ms = fixed;
+    at = sa_pollplan_next(sm->plan, &t, now_ms) - now_ms;
+    return at < 0 ? 0 : at > LONG_MAX ? LONG_MAX : (long)at;
+}
+
 static long first_poll_delay(const sa_jobsm *sm)
 {
     return sm->poll_interval_ms < sm->max_poll_interval_ms
@@ -1088,7 +1115,9 @@ static int on_task_create_ok(sa_jobsm *sm, int64_t now_ms,
     take_str(sm->mem, &sm->task_id, &task_id);
     step_succeeded(sm);
     sm->last_poll_ms = now_ms;  /* the polling window starts now */
-    schedule_poll(sm, now_ms, first_poll_delay(sm));
+    sm->created_ms = sm->running_ms = now_ms;
+    schedule_poll(sm, now_ms, plan_delay(sm, now_ms, first_poll_delay(sm),
+                                         0));
     return SA_OK;
 }
 
@@ -1144,7 +1173,7 @@ static int start_zip(sa_jobsm *sm)
 /* A status answer parsed: running, success or error. */
 static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
 {
-    long interval = sm->poll_interval_ms;
+    long interval = sm->poll_interval_ms, api_min = 0;
 
     step_succeeded(sm);
     if (info->task_status == SA_TASK_UNKNOWN) {
@@ -1157,15 +1186,22 @@ static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
         sm->unknown_seen = 1;
         info->task_status = SA_TASK_RUNNING;
     }
+    if (info->task_status != SA_TASK_RUNNING && sm->plan && !sm->fetch_phase
+        && sm->created_ms >= 0)  /* a duration seen: teach the planner */
+        sa_pollplan_observe(sm->plan, sm->pp_bucket, sm->created_ms,
+                            sm->running_ms, sm->poll_sent_ms);
     switch (info->task_status) {
     case SA_TASK_RUNNING:
         if (info->polling_interval_ms >= 0) {
             interval = info->polling_interval_ms;
             if (interval < JOB_MIN_POLL_MS) interval = JOB_MIN_POLL_MS;
+            api_min = interval;
         }
         if (interval > sm->max_poll_interval_ms)
             interval = sm->max_poll_interval_ms;
-        schedule_poll(sm, now_ms, interval);
+        if (api_min > interval) api_min = interval;
+        if (!sm->fetch_phase) sm->running_ms = sm->poll_sent_ms;
+        schedule_poll(sm, now_ms, plan_delay(sm, now_ms, interval, api_min));
         return SA_OK;
     case SA_TASK_SUCCESS:
         if (!sm->pub_state) {
@@ -1235,6 +1271,7 @@ static int on_poll_ok(sa_jobsm *sm, int64_t now_ms,
 
     memset(&info, 0, sizeof info);
     info.polling_interval_ms = -1;
+    if (sm->plan) sa_pollplan_rtt(sm->plan, now_ms - sm->poll_sent_ms);
     rc = sa_proto_parse_status(sm->mem, resp_body(resp), resp_len(resp),
                                sm->max_json_depth, sm->task_id, &info, why,
                                sizeof why);
@@ -1510,6 +1547,12 @@ sa_result *sa_jobsm_fetch_result(sa_jobsm *sm)
     return sm && sm->kind == KIND_FETCH ? sm->result : NULL;
 }
 
+void sa_jobsm_note_sent(sa_jobsm *sm, int64_t now_ms)
+{
+    if (sm && sm->in_flight && sm->step == SA_STEP_POLL)
+        sm->poll_sent_ms = now_ms;
+}
+
 int sa_jobsm_poll_now(sa_jobsm *sm, int64_t now_ms)
 {
     if (!sm || sm->kind != KIND_ANALYSIS || sm->fetch_phase) return 0;
@@ -1641,6 +1684,13 @@ static void copy_settings(sa_jobsm *sm, const sa_job_config *cfg)
     sm->low_speed_time_ms = cfg->low_speed_time_ms;
     sm->rng_own = 0x9E3779B97F4A7C15ULL;
     sm->rng = cfg->rng && *cfg->rng ? cfg->rng : &sm->rng_own;
+    sm->plan = cfg->plan;
+    sm->pp_bucket = sa_pollplan_bucket(
+        cfg->task.n_actions > 0 && cfg->task.actions && cfg->task.actions[0]
+        && sa_catalog_tier(sa_catalog_find(cfg->task.actions[0]))
+               == SA_TIER_HD,
+        cfg->task.n_actions);
+    sm->created_ms = -1;
 }
 
 /* Also: SA_ERR_INVALID_ARGUMENT for a NULL/incoherent cfg (no or several

@@ -36,6 +36,8 @@ void sa_client_options_init(sa_client_options *opts)
     opts->max_files_bytes = (size_t)256 << 20;
     opts->low_speed_limit = 1024;
     opts->low_speed_time_ms = 30000;
+    opts->poll_strategy = SA_POLL_LEARNED;
+    opts->webhooks = 0;
 }
 
 #define OPT_FAIL(code, ...)                                               \
@@ -115,6 +117,12 @@ static int check_numbers(const sa_client_options *o, char *err, size_t errlen)
     if (o->max_files_bytes < 1)
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "max_files_bytes (the result files "
                  "held in memory) must be > 0");
+    if (o->poll_strategy != SA_POLL_LEARNED
+        && o->poll_strategy != SA_POLL_FIXED)
+        OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "poll_strategy must be "
+                 "SA_POLL_LEARNED or SA_POLL_FIXED");
+    if (o->webhooks != 0 && o->webhooks != 1)
+        OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "webhooks must be 0 or 1");
     if (o->low_speed_limit < 0 || o->low_speed_time_ms < 0)
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "low_speed_limit and "
                  "low_speed_time_ms must be >= 0 (0 = no low-speed cut-off)");

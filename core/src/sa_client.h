@@ -118,6 +118,7 @@ struct sa_client {
     char *base_url;
     sa_engine *engine;
     sa_sched sched;             /* limiter and upload queues (sched.c) */
+    sa_pollplan plan;           /* poll placement, learned (pollplan.c) */
     uint64_t rng;
     unsigned long next_seq;
 

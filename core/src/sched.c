@@ -297,3 +297,34 @@ int64_t sa_sched_ready_at(const sa_sched *s, int64_t now)
     if (!sa_link_empty(&s->upq) && upload_room(s)) sa__min_at(&at, now);
     return at;
 }
+
+/* ------------------------------------------------------------------ */
+/* The load signal (pollplan.c prices its polls by it)                 */
+/* ------------------------------------------------------------------ */
+
+/* 0 while the long window has room, rising from half used (0) to 80% used
+ * (1, where the reserve starts to hold requests back); 1 as well when a
+ * file or task create waits in the limiter queue while the window is at
+ * least half used (new work waits for the budget).  0 with the limiter
+ * off or without a long window.  Read only. */
+double sa_sched_load(const sa_sched *s, int64_t now)
+{
+    const sa_limiter_window *w;
+    const sa_link *l;
+    double frac, load;
+    int room;
+
+    if (!s || !s->lim.enabled || s->lim.long_win < 0) return 0.0;
+    w = &s->lim.win[s->lim.long_win];
+    if (w->max <= 0) return 0.0;
+    room = sa_limiter_room(&s->lim, now, NULL);
+    frac = (double)(w->max - room) / (double)w->max;
+    load = (frac - 0.5) / 0.3;
+    if (frac >= 0.5)
+        for (l = s->limq.next; l != &s->limq; l = l->next)
+            if (lim_class(ITEM_OF(l)) != 0) {
+                load = 1.0;
+                break;
+            }
+    return load < 0 ? 0.0 : load > 1 ? 1.0 : load;
+}

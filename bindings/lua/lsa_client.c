@@ -27,6 +27,7 @@ enum lsa_opt_kind {
     LSA_OPT_SEED,      /* uint64_t                */
     LSA_OPT_VERSION,   /* int SA_API_*            */
     LSA_OPT_UPLOAD,    /* int sa_upload_path      */
+    LSA_OPT_POLL,      /* int sa_poll_strategy    */
     LSA_OPT_LOG_LEVEL, /* int sa_log_level        */
     LSA_OPT_LOG        /* function, kept in a uservalue */
 };
@@ -74,6 +75,8 @@ static const lsa_opt lsa_client_opts[] = {
     {"max_json_depth", LSA_OPT_INT, LSA_OFF(max_json_depth)},
     {"log_level", LSA_OPT_LOG_LEVEL, LSA_OFF(log_level)},
     {"jitter_seed", LSA_OPT_SEED, LSA_OFF(jitter_seed)},
+    {"poll_strategy", LSA_OPT_POLL, LSA_OFF(poll_strategy)},
+    {"webhooks", LSA_OPT_BOOL, LSA_OFF(webhooks)},
     {"log", LSA_OPT_LOG, 0},
     {NULL, 0, 0}};
 
@@ -175,6 +178,14 @@ static void lsa_set_client_opt(lua_State *L, const lsa_opt *d,
         *(int *)(void *)base = luaL_checkoption(L, -1, NULL, paths) == 0
                                    ? SA_UPLOAD_SKIN_ANALYSIS
                                    : SA_UPLOAD_GENERIC;
+        break;
+    }
+    case LSA_OPT_POLL: {
+        static const char *const kinds[] = {"learned", "fixed", NULL};
+        lsa_opt_expect(L, d->name, LUA_TSTRING);
+        *(int *)(void *)base = luaL_checkoption(L, -1, NULL, kinds) == 0
+                                   ? SA_POLL_LEARNED
+                                   : SA_POLL_FIXED;
         break;
     }
     case LSA_OPT_LOG_LEVEL:

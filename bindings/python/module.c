@@ -1190,6 +1190,8 @@ static const struct { const char *name; long value; } int_constants[] = {
     {"API_V2_1", SA_API_V2_1},
     {"UPLOAD_SKIN_ANALYSIS", SA_UPLOAD_SKIN_ANALYSIS},
     {"UPLOAD_GENERIC", SA_UPLOAD_GENERIC},
+    {"POLL_LEARNED", SA_POLL_LEARNED},
+    {"POLL_FIXED", SA_POLL_FIXED},
     {"LOG_DEBUG", SA_LOG_DEBUG},
     {"LOG_INFO", SA_LOG_INFO},
     {"LOG_WARNING", SA_LOG_WARNING},

@@ -77,6 +77,18 @@ def upload_path(path: Union[str, int, None]) -> Optional[int]:
                           "upload_path must be 'skin-analysis' or 'generic'")
 
 
+def poll_strategy(name: Optional[str]) -> Optional[int]:
+    """"learned" (the default) or "fixed", as the core's code."""
+    if name is None:
+        return None
+    if name == "learned":
+        return _core.POLL_LEARNED
+    if name == "fixed":
+        return _core.POLL_FIXED
+    raise _core.error_for(_core.ERR_BAD_OPTION,
+                          "poll_strategy must be 'learned' or 'fixed', not %r" % (name,))
+
+
 def format_code(fmt: str) -> int:
     if fmt == "json":
         return _core.FORMAT_JSON
@@ -120,7 +132,9 @@ def core_options(*, base_url: Optional[str], version: Any, upload_path_: Any,
                  rate_limit: Optional[bool], max_connections: Optional[int],
                  max_jobs: Optional[int], allow_insecure_http: Optional[bool],
                  ca_bundle: Optional[str], proxy: Optional[str],
-                 user_agent: Optional[str], extra: dict) -> dict:
+                 user_agent: Optional[str], extra: dict,
+                 poll_strategy_: Optional[str] = None,
+                 webhooks: Optional[bool] = None) -> dict:
     """Keyword arguments for ``_core.Client`` (None keeps the core default)."""
     opts = {
         "base_url": base_url,
@@ -142,6 +156,8 @@ def core_options(*, base_url: Optional[str], version: Any, upload_path_: Any,
         "ca_bundle": ca_bundle,
         "proxy": proxy,
         "user_agent": user_agent,
+        "poll_strategy": poll_strategy(poll_strategy_),
+        "webhooks": webhooks,
         "log": core_log,
         "log_level": core_log_level(),
     }

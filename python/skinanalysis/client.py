@@ -160,7 +160,9 @@ class _ClientBase:
                  max_connections: Optional[int] = None, max_jobs: Optional[int] = None,
                  allow_insecure_http: bool = False, ca_bundle: Optional[str] = None,
                  proxy: Optional[str] = None, user_agent: Optional[str] = None,
-                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT, **core_options: Any) -> None:
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+                 poll_strategy: str = "learned", webhooks: bool = False,
+                 **core_options: Any) -> None:
         self._core: Any = None
         key = _config.resolve_key(api_key)
         self._base_url = _config.resolve_base_url(base_url)
@@ -175,7 +177,8 @@ class _ClientBase:
             max_polls=max_polls, max_retries=max_retries, rate_limit=rate_limit,
             max_connections=max_connections, max_jobs=max_jobs,
             allow_insecure_http=allow_insecure_http, ca_bundle=ca_bundle, proxy=proxy,
-            user_agent=user_agent, extra=core_options)
+            user_agent=user_agent, extra=core_options,
+            poll_strategy_=poll_strategy, webhooks=webhooks)
         if key is None:
             raise _core.error_for(_core.ERR_AUTH, "no API key: pass api_key= or set "
                                   + _config.ENV_KEY)

@@ -190,6 +190,9 @@ describe("module", function()
         { rate_limit = 1 },
         { version = "3.0" },
         { upload_path = "ftp" },
+        { poll_strategy = "smart" },
+        { poll_strategy = 1 },
+        { webhooks = "yes" },
         { log = "stderr" },
         { log_level = "loud" },
         { request_timeout = 0 / 0 },
@@ -202,6 +205,16 @@ describe("module", function()
         assert.has_error(function() sa.client(o) end)
       end
       assert.has_error(function() sa.client("key") end)
+    end)
+
+    it("take poll_strategy (learned, fixed) and webhooks", function()
+      for _, o in ipairs({ { poll_strategy = "learned" }, { poll_strategy = "fixed" },
+                           { webhooks = true }, { webhooks = false, poll_strategy = "fixed" } }) do
+        o.api_key = "k"
+        o.base_url = "http://127.0.0.1:9"
+        local c = assert(sa.client(o))
+        c:close()
+      end
     end)
 
     it("returns codes for bad configurations", function()

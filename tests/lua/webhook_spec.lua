@@ -184,6 +184,29 @@ describe("webhooks from the emulator", function()
     assert.equal(0, c:notify(d.task_id))
   end)
 
+  it("webhooks = true: no poll until the delivery's notify", function()
+    -- poll_interval alone would poll every 0.2 s; with webhooks the task
+    -- waits for the notification (or the 10 s insurance poll)
+    local c <close> = emu:client{ poll_interval = 0.2, max_poll_interval = 10,
+                                  webhooks = true, poll_strategy = "fixed" }
+    local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
+    local deadline = sa.now() + 10
+    while job:state() ~= "POLL_WAIT" and not job:done() and sa.now() < deadline do
+      c:step(0.01)
+    end
+    assert.equal("POLL_WAIT", job:state())
+    local delivery = assert(receiver:next(), "no webhook delivery")
+    local d = assert(sa.verify_webhook(SECRET, delivery.headers, delivery.body))
+    assert.equal(job:task_id(), d.task_id)
+    local quiet = sa.now() + 0.6
+    while sa.now() < quiet do c:step(0.05) end
+    assert.equal("POLL_WAIT", job:state())
+    assert.equal(0, job:info().polls)
+    assert.equal(1, c:notify(d.task_id))
+    assert(job:wait(3))
+    assert.equal(1, job:info().polls)
+  end)
+
   it("notify of an unknown task notifies nobody", function()
     local c <close> = emu:client()
     assert.equal(0, c:notify("no-such-task"))

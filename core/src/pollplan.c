@@ -20,7 +20,8 @@
  * intervals of the others say tasks end.
  * A bucket with fewer than SA_PP_MIN_SAMPLES observations uses all
  * buckets'; with fewer in all, the planner is cold and the task is polled
- * as the fixed strategy would (today's defaults).
+ * as the fixed strategy would (today's defaults), the interval stretched
+ * toward the safe gap as the load rises (0 while the budget has room).
  *
  * Where the polls go.  A poll costs `c` (the price, in ms of detection
  * delay).  Given that the task was last seen running at server elapsed
@@ -297,8 +298,12 @@ int64_t sa_pollplan_next(const sa_pollplan *p, const sa_pp_task *t,
     if (p->webhooks) return latest;          /* insurance only */
     m = p->strategy == SA_POLL_LEARNED ? sa_pollplan_model(p, t->bucket)
                                        : NULL;
-    if (!m || t->created_ms < 0)             /* fixed, cold or resumed */
-        return clamp64(now_ms + t->fixed_ms, earliest, latest);
+    if (!m || t->created_ms < 0) {           /* fixed, cold or resumed */
+        double g = (double)t->fixed_ms;
+        if (p->strategy == SA_POLL_LEARNED && t->fixed_ms < gap)
+            g += p->load * (double)(gap - t->fixed_ms);  /* budget binds */
+        return clamp64(now_ms + (int64_t)g, earliest, latest);
+    }
 
     rtt = sa_pollplan_rtt_ms(p);
     e0 = t->running_ms > t->created_ms

@@ -88,7 +88,13 @@
  * After "running" the next poll is due polling_interval (when the answer
  * carries one, clamped to [200 ms, max_poll_interval_ms]) or
  * poll_interval_ms later, and never later than max_poll_interval_ms after
- * the previous poll was sent.  A task_status the API does not document
+ * the previous poll was sent.  That is the fixed strategy; with the
+ * client's planner (cfg->plan: poll_strategy "learned" or webhooks, see
+ * pollplan.c) each of these waits is what the planner answers instead
+ * (plan_delay), still capped the same way and never sooner than the
+ * API's polling_interval; the machine tells the planner each poll's round
+ * trip and, at the first final answer, when the task was last seen
+ * running and when it was seen ended.  A task_status the API does not document
  * ("queued") is "not finished yet": polled on exactly like "running", and
  * said once per job (sa_jobsm_take_notice, for the client's log).
  *

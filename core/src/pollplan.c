@@ -25,14 +25,18 @@
  *
  * Where the polls go.  A poll costs `c` (the price, in ms of detection
  * delay).  Given that the task was last seen running at server elapsed
- * e0, the next poll at elapsed t detects the mass F(t) - F(e0) and costs
- * c * S(e0) (S = 1 - F: the tasks still running pay for it) plus the
- * delay of the tasks that end in (e0, t], integral of (t - u) dF(u).  The
+ * e0, the next poll at elapsed t costs c * S(e0) (S = 1 - F: the tasks
+ * still running pay for it), plus the delay of the tasks that end in
+ * (e0, t], integral of (t - u) dF(u), plus the least expected cost of the
+ * polls after it (plan_costs: dynamic programming over the grid's edges,
+ * the polls at least the least gap and at most the safe gap apart).  The
  * planner picks the send time, every 20 ms between the earliest and the
- * latest allowed, with the least cost per detected mass: in a region of
- * hazard h this places polls about sqrt(2 c / h) apart (denser where the
- * tasks end, sparse where none does, and the first poll just after the
- * shortest durations seen).  The price follows the load the scheduler
+ * latest allowed, with the least total: in a region of hazard h this
+ * places polls about sqrt(2 c / h) apart (denser where the tasks end,
+ * sparse where none does, the first poll just after the shortest
+ * durations seen).  A prior (PRIOR_N tasks' worth of mass spread evenly
+ * over the durations' range) keeps a few observations from leaving holes
+ * the polls would never look into.  The price follows the load the scheduler
  * reports (sa_sched_load: the long window's use and whether new work
  * waits for it): PRICE_ROOM_MS while the budget has room, rising
  * geometrically to PRICE_BOUND_MS when it binds, where one poll near the
@@ -59,10 +63,11 @@
 #ifndef SMOOTH
 #define SMOOTH 9                /* smoothing passes per EM round */
 #endif
+#define PRIOR_N 4.0             /* weight of the even prior, in tasks */
 #define EXPLORE 0.2             /* first polls drawn this much earlier */
 #define TAIL_S 0.02             /* past this survival: the fixed interval */
 #ifndef PRICE_ROOM_MS
-#define PRICE_ROOM_MS 80.0     /* a poll's price while the budget has room */
+#define PRICE_ROOM_MS 110.0    /* a poll's price while the budget has room */
 #endif
 #define PRICE_BOUND_MS 30000.0  /* ... and when it binds */
 
@@ -151,13 +156,25 @@ static void smooth(const double *q, double *p)
 static void fit(sa_pp_bucket *b)
 {
     double p[SA_PP_BINS], q[SA_PP_BINS], w, top = 1;
-    int i, j, k, r, lo_bin, hi_bin;
+    double prior = PRIOR_N / (b->n + PRIOR_N), low = HUGE_VAL;
+    int i, j, k, r, lo_bin, hi_bin, lo_all, hi_all;
 
+    for (i = 0; i < b->n; i++) {
+        const sa_pp_obs *o = &b->obs[i];
+        if (o->hi_ms + 1.0 > top) top = o->hi_ms + 1.0;
+        /* the shortest a duration may be: a nonzero lower bound seen, or
+         * an upper bound below every such one */
+        if (o->lo_ms > 0 && o->lo_ms < low) low = o->lo_ms;
+    }
     for (i = 0; i < b->n; i++)
-        if (b->obs[i].hi_ms + 1.0 > top) top = b->obs[i].hi_ms + 1.0;
+        if (b->obs[i].hi_ms < low) low = b->obs[i].hi_ms;
     w = ceil(top / SA_PP_BINS);
     if (w < 1) w = 1;
     b->bin_ms = (int32_t)w;
+    lo_all = low < top ? (int)(low / w) : 0;
+    hi_all = (int)((top - 1) / w);
+    if (hi_all >= SA_PP_BINS) hi_all = SA_PP_BINS - 1;
+    if (lo_all > hi_all) lo_all = hi_all;
     /* start: each observation uniform over its interval, only those seen
      * running once when there are such (an interval from 0 says nothing
      * of where in it durations begin: its mass goes where these put it) */
@@ -193,6 +210,15 @@ static void fit(sa_pp_bucket *b)
             smooth(q, p);
             if (k + 1 < SMOOTH) memcpy(q, p, sizeof q);
         }
+        /* and a prior: a share PRIOR_N / (n + PRIOR_N) of the mass spread
+         * evenly over [shortest, longest] interval bounds seen, so that a
+         * few observations leave no hole the polls would never look into
+         * (tasks ending there would only ever be seen late, and the fit
+         * would put their mass at the hole's edges) */
+        for (j = lo_all; j <= hi_all; j++)
+            p[j] = (1 - prior) * p[j] + prior / (hi_all - lo_all + 1);
+        for (j = 0; j < lo_all; j++) p[j] *= 1 - prior;
+        for (j = hi_all + 1; j < SA_PP_BINS; j++) p[j] *= 1 - prior;
     }
     for (j = 0; j < SA_PP_BINS; j++) b->pmf[j] = (float)p[j];
 }
@@ -270,6 +296,55 @@ static void model_at(const sa_pp_bucket *b, double t, double *F, double *G)
     *G = g;
 }
 
+/* The expected cost (polls at price c, delays) still to come for the
+ * tasks running at each bin edge x_j = j * bin_ms, when the polls after
+ * are placed at the best bin edges at least min_gap and at most max_gap
+ * apart (dynamic programming from the last edge, where every task seen has
+ * ended): W[j] = min over k of c S(x_j) + delay of the tasks ending in
+ * (x_j, x_k] + W[k].  Unnormalised (by the running mass), in ms. */
+static void plan_costs(const sa_pp_bucket *m, double c, long min_gap,
+                       long max_gap, double *W)
+{
+    double F[SA_PP_BINS + 1], G[SA_PP_BINS + 1], w = m->bin_ms;
+    int j, k, kmin, kmax;
+
+    F[0] = G[0] = 0;
+    for (j = 0; j < SA_PP_BINS; j++) {
+        F[j + 1] = F[j] + m->pmf[j];
+        G[j + 1] = G[j] + w * (F[j] + F[j + 1]) / 2;
+    }
+    kmin = (int)ceil(min_gap / w);
+    kmax = (int)(max_gap / w);
+    if (kmin < 1) kmin = 1;
+    if (kmax < kmin) kmax = kmin;
+    W[SA_PP_BINS] = 0;
+    for (j = SA_PP_BINS - 1; j >= 0; j--) {
+        double best = HUGE_VAL, S = 1 - F[j];
+        if (S < 1e-9) {
+            W[j] = 0;
+            continue;
+        }
+        for (k = j + kmin; k <= j + kmax; k++) {
+            int kk = k > SA_PP_BINS ? SA_PP_BINS : k;
+            double delay = G[kk] - G[j] - (kk - j) * w * F[j];
+            double v = c * S + delay + W[kk];
+            if (v < best) best = v;
+            if (kk == SA_PP_BINS) break;
+        }
+        W[j] = best;
+    }
+}
+
+/* W at elapsed e (linear between bin edges; 0 past the last). */
+static double cost_after(const sa_pp_bucket *m, const double *W, double e)
+{
+    double x = e / m->bin_ms;
+    int j = (int)x;
+    if (j >= SA_PP_BINS) return 0;
+    if (j < 0) return W[0];
+    return W[j] + (x - j) * (W[j + 1] - W[j]);
+}
+
 /* A well-mixed 64-bit hash of a time (splitmix64's finaliser). */
 static uint64_t mix(int64_t v)
 {
@@ -292,7 +367,7 @@ int64_t sa_pollplan_next(const sa_pollplan *p, const sa_pp_task *t,
     long gap = sa_pollplan_max_gap(p), rtt;
     int64_t earliest = now_ms + min_gap, latest = t->last_poll_ms + gap;
     int64_t s, step, best;
-    double F0, G0, e0, c, best_r = HUGE_VAL;
+    double F0, G0, e0, c, best_r = HUGE_VAL, W[SA_PP_BINS + 1];
 
     if (latest < earliest) latest = earliest;
     if (p->webhooks) return latest;          /* insurance only */
@@ -316,21 +391,21 @@ int64_t sa_pollplan_next(const sa_pollplan *p, const sa_pp_task *t,
         return clamp64(now_ms + (int64_t)g, earliest, latest);
     }
     c = sa_pollplan_price_ms(p);
+    plan_costs(m, c, min_gap, gap, W);
     step = (latest - earliest) / MAX_STEPS;
     if (step < STEP_MS) step = STEP_MS;
-    best = -1;
+    best = latest;
     for (s = earliest; s <= latest; s += step) {
-        double e = (double)(s - t->created_ms + rtt), F, G, dF, r;
+        double e = (double)(s - t->created_ms + rtt), F, G, r;
         model_at(m, e, &F, &G);
-        dF = F - F0;
-        if (dF <= 1e-9) continue;
-        r = (c * (1 - F0) + (G - G0 - (e - e0) * F0)) / dF;
-        if (r < best_r * (1 - 1e-9)) {
+        /* this poll, the delay of the tasks that end before it, and the
+         * best placement of the polls after it */
+        r = c * (1 - F0) + (G - G0 - (e - e0) * F0) + cost_after(m, W, e);
+        if (r < best_r * (1 - 1e-12)) {
             best_r = r;
             best = s;
         }
     }
-    if (best < 0) return latest;  /* no task ends before the safe gap */
     if (t->running_ms <= t->created_ms) {
         /* the first poll, drawn up to EXPLORE earlier (less as the load
          * rises): tasks polled first at different times tell where in

@@ -101,3 +101,27 @@ def test_lua_frame_loop(emu, image):
     assert r["frames"] == 300 and r["failed"] == 0, r
     assert r["done"] >= 1
     assert 0 <= r["median_us"] <= r["p99_us"] <= r["max_us"]
+
+
+@pytest.mark.parametrize("webhooks", [False, True])
+def test_poll_bench_and_figures(webhooks):
+    """Part 6's driver and what bench/run reads from the emulator after it."""
+    pytest.importorskip("skinanalysis")
+    extra = ("--webhook-secret", bench.POLL_SECRET) if webhooks else ()
+    e = bench.Emulator("--task-seconds", "0.2:0.4", "--seed", "1", *extra)
+    try:
+        cmd = [sys.executable, os.path.join(BENCH, "poll_bench.py"), e.url,
+               bench.FIXTURE_SD, "3", "2", "learned"]
+        if webhooks:
+            cmd += ["--webhooks", bench.POLL_SECRET]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        r = __import__("json").loads(out.stdout.strip().splitlines()[-1])
+        assert r["ok"] == 3 and r["failed"] == 0, r
+        if webhooks:
+            assert r["deliveries"] == 3
+        f = bench.poll_figures(e)
+    finally:
+        e.stop()
+    assert f["ok"] == 3 and f["rpa"] >= 3.0 and f["n429"] == 0 and f["expired"] == 0
+    assert f["polls"] >= 1 and 0 <= f["median"] <= f["p95"] and f["gap"] > 0

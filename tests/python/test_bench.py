@@ -114,7 +114,10 @@ def test_poll_bench_and_figures(webhooks):
                bench.FIXTURE_SD, "3", "2", "learned"]
         if webhooks:
             cmd += ["--webhooks", bench.POLL_SECRET]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        # the skinanalysis this process imports (the source tree's, when built there)
+        from .sa_helpers import python_path_env
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                             env=python_path_env())
         assert out.returncode == 0, out.stderr
         r = __import__("json").loads(out.stdout.strip().splitlines()[-1])
         assert r["ok"] == 3 and r["failed"] == 0, r

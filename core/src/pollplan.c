@@ -156,7 +156,7 @@ static void smooth(const double *q, double *p)
 static void fit(sa_pp_bucket *b)
 {
     double p[SA_PP_BINS], q[SA_PP_BINS], w, top = 1;
-    double prior = PRIOR_N / (b->n + PRIOR_N), low = HUGE_VAL;
+    double prior = PRIOR_N / (b->n + PRIOR_N), low = HUGE_VAL, sum;
     int i, j, k, r, lo_bin, hi_bin, lo_all, hi_all;
 
     for (i = 0; i < b->n; i++) {
@@ -219,6 +219,9 @@ static void fit(sa_pp_bucket *b)
             p[j] = (1 - prior) * p[j] + prior / (hi_all - lo_all + 1);
         for (j = 0; j < lo_all; j++) p[j] *= 1 - prior;
         for (j = hi_all + 1; j < SA_PP_BINS; j++) p[j] *= 1 - prior;
+        /* one unit of mass (an interval that met none is skipped above) */
+        for (j = 0, sum = 0; j < SA_PP_BINS; j++) sum += p[j];
+        for (j = 0; j < SA_PP_BINS && sum > 0; j++) p[j] /= sum;
     }
     for (j = 0; j < SA_PP_BINS; j++) b->pmf[j] = (float)p[j];
 }

@@ -46,8 +46,9 @@
  *
  * Hard rules, whatever the model says: the next poll goes no sooner than
  * the API's polling_interval (or 200 ms) after the last answer and no
- * later than the safe gap (max_poll_interval_ms less 10%, at most 1 s:
- * room for the limiter queue and jitter) after the last poll; job.c also
+ * later than the safe gap (max_poll_interval_ms less 10%, at most 1 s, up
+ * to twice that as the load rises: room for the limiter queue and jitter)
+ * after the last poll; job.c also
  * caps it at max_poll_interval_ms.  With webhooks on, a running task is
  * polled only at the safe gap (sa_client_notify polls it at once when its
  * delivery arrives).
@@ -263,9 +264,12 @@ const sa_pp_bucket *sa_pollplan_model(const sa_pollplan *p, int bucket)
 
 long sa_pollplan_max_gap(const sa_pollplan *p)
 {
+    /* 10% (at most 1 s) while the budget has room, up to twice that as it
+     * binds: a poll may then wait for a slot in the limiter queue */
+    double load = p->load > 0 ? (p->load < 1 ? p->load : 1) : 0;
     long m = p->max_poll_interval_ms, margin = m / 10;
     if (margin > 1000) margin = 1000;
-    return m - margin;
+    return m - (long)((double)margin * (1 + load));
 }
 
 double sa_pollplan_price_ms(const sa_pollplan *p)

@@ -24,6 +24,8 @@ local M = {
   cost = core.cost,
   actions = core.actions,
   action_tier = core.action_tier,
+  counterpart = core.counterpart,
+  default_actions = core.default_actions,
   probe_file = core.probe_file,
   probe_buffer = core.probe_buffer,
   parse_result = core.parse_result,
@@ -119,7 +121,7 @@ end
 --- job:ok(): true when the job ended with a result (DONE).  Does not build
 --- the result table (job:result() does, on first use).
 function Job:ok()
-  return self:done() and self:state() == "DONE"
+  return self:done() and self:state() == "done"
 end
 
 -- ------------------------------------------------------------------------

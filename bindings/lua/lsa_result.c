@@ -12,10 +12,6 @@
 #include <string.h>
 
 #include "lsa.h"
-/* The catalogue's SD/HD counterpart table, so that result:get finds
- * "hd_wrinkle" when asked for "wrinkle" exactly as sa_result_get does,
- * without a second copy of the catalogue in the binding. */
-#include "sa_internal.h"
 
 static void lsa_field_string(lua_State *L, const char *key, const char *v)
 {
@@ -153,19 +149,14 @@ static int lsa_field_is(lua_State *L, const char *key, const char *want)
  * defaults to "whole"; an SD name finds its HD counterpart and back. */
 static int lsa_result_get(lua_State *L)
 {
-    const char *concern, *region, *alias = NULL;
+    const char *concern, *region, *alias;
     lua_Integer i, n;
-    int idx;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     concern = luaL_checkstring(L, 2);
     region = luaL_optstring(L, 3, "whole");
-    idx = sa_catalog_find(concern);
-    if (idx >= 0) {
-        int other = sa_catalog_counterpart(idx);
-        if (other >= 0)
-            alias = sa_action_name((size_t)other);
-    }
+    /* the rule sa_result_get uses: "wrinkle" also finds "hd_wrinkle" */
+    alias = sa_action_counterpart(concern);
     lua_settop(L, 3);
     if (lua_getfield(L, 1, "scores") != LUA_TTABLE)
         return 0;
@@ -499,19 +490,20 @@ static int lsa_push_file_contents(lua_State *L, const char *path)
     return SA_OK;
 }
 
-/* 1 when the file table on the top is an image other than the resized
- * input (whose name is the core's name for resize_image_url, rz). */
+/* 1 when the file table on the top is a mask image (sa_file_is_mask: an
+ * image other than the resized input, whose URL is rz). */
 static int lsa_is_mask_file(lua_State *L, const char *rz)
 {
-    int is_image = lua_getfield(L, -1, "format") == LUA_TSTRING, mask;
+    const char *name = NULL, *data = NULL;
+    size_t len = 0;
+    int mask;
 
-    lua_pop(L, 1);
-    if (!is_image || lua_getfield(L, -1, "name") != LUA_TSTRING) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    mask = rz == NULL || strcmp(lua_tostring(L, -1), rz) != 0;
-    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "name") == LUA_TSTRING)
+        name = lua_tostring(L, -1);
+    if (lua_getfield(L, -2, "data") == LUA_TSTRING)
+        data = lua_tolstring(L, -1, &len);
+    mask = sa_file_is_mask(name, data, len, rz);
+    lua_pop(L, 2);
     return mask;
 }
 
@@ -522,16 +514,14 @@ static size_t lsa_collect_masks(lua_State *L, int ri, int fi,
                                 const void ***masks, size_t **lens)
 {
     size_t n = (size_t)lua_rawlen(L, fi), k = 0;
-    char rz_name[SA_FILE_NAME_MAX];
     const char *rz = NULL;
     lua_Integer i;
     void *block;
     int top;
 
-    if (lua_getfield(L, ri, "resize_image_url") == LUA_TSTRING &&
-        sa_file_name_clean(lua_tostring(L, -1), rz_name, sizeof rz_name) ==
-            SA_OK)
-        rz = rz_name;
+    /* stays referenced by the result table at ri */
+    if (lua_getfield(L, ri, "resize_image_url") == LUA_TSTRING)
+        rz = lua_tostring(L, -1);
     lua_pop(L, 1);
     block = lua_newuserdatauv(L, (n > 0 ? n : 1) *
                                      (sizeof(void *) + sizeof(size_t)), 0);

@@ -175,6 +175,17 @@ SA_API const char *sa_action_name(size_t i);
 /* The tier of an action name: SA_TIER_SD, SA_TIER_HD, or
  * SA_ERR_UNKNOWN_ACTION. */
 SA_API int sa_action_tier(const char *name);
+/* The same concern in the other tier ("wrinkle" <-> "hd_wrinkle",
+ * "dark_circle_v2" <-> "hd_dark_circle"): the rule sa_result_get and
+ * every binding's result lookup use.  NULL for an unknown name or a
+ * concern with no counterpart.  Borrowed (static). */
+SA_API const char *sa_action_counterpart(const char *name);
+/* The default request of a tier: what a binding asks for when no actions
+ * are given (SA_TIER_SD: the 16 SD concerns, 16 units; SA_TIER_HD: the
+ * 16 HD concerns), in the published order.  Writes at most out_len
+ * borrowed (static) names to out (SA_MAX_ACTIONS is always enough) and
+ * returns how many the set has (0 for an unknown tier). */
+SA_API size_t sa_default_actions(int tier, const char **out, size_t out_len);
 
 /* Units a request with these actions costs when it succeeds (API.md §11).
  * Validates the list exactly as sa_client_submit does (unknown, mixed,
@@ -423,7 +434,10 @@ enum sa_job_state {
     SA_JOB_STATE__LAST
 };
 
-/* "VALIDATE", "FILE_CREATE", ...; "?" when out of range. */
+/* The name every binding shows for a state: "validate", "queued",
+ * "file_create", "upload", "task_create", "poll_wait", "polling",
+ * "backoff", "fetching", "done", "failed", "cancelled"; "?" when out of
+ * range.  (Before 0.2 these were upper case: "POLL_WAIT".) */
 SA_API const char *sa_job_state_name(int state);
 
 /* Called when the job enters a state (progress), and exactly once when it
@@ -466,6 +480,42 @@ typedef struct sa_request {
 } sa_request;
 
 SA_API void sa_request_init(sa_request *req);
+
+/* One member of miniserver_args in a binding-neutral form, so that no
+ * binding writes JSON: the binding says what type its value has and
+ * sa_miniserver_args_json encodes the object for
+ * sa_request.miniserver_args_json. */
+typedef enum sa_arg_type {
+    SA_ARG_BOOL = 0,      /* boolean */
+    SA_ARG_NUMBER = 1,    /* number (finite) */
+    SA_ARG_STRING = 2,    /* string/string_len (UTF-8, no NUL) */
+    SA_ARG_OTHER = 3      /* a value JSON scalars cannot say (a table, a
+                             list, nil): refused, naming type_name */
+} sa_arg_type;
+
+typedef struct sa_arg {
+    const char *key;        /* NULL: the binding's key was not a string */
+    size_t key_len;         /* the key's length in bytes */
+    int type;               /* sa_arg_type */
+    int boolean;            /* SA_ARG_BOOL */
+    double number;          /* SA_ARG_NUMBER */
+    const char *string;     /* SA_ARG_STRING ... */
+    size_t string_len;      /* ... and its length in bytes */
+    const char *type_name;  /* SA_ARG_OTHER: the binding's name for the
+                               value's type, for the message; may be NULL */
+} sa_arg;
+
+/* Encode n members as the JSON object text of sa_request's
+ * miniserver_args_json ({"enable_mask_overlay":true,...}), in the given
+ * order; numbers that are whole are written as integers.  Only the JSON
+ * is checked here (the documented keys and ranges are checked by
+ * sa_client_submit).  On SA_OK *json is a new string to free with
+ * sa_free().  Returns SA_OK, SA_ERR_BAD_OPTION (a NULL key, a key or
+ * string holding a NUL, a number that is not finite, SA_ARG_OTHER or an
+ * unknown type: message in errbuf), SA_ERR_INVALID_ARGUMENT (json NULL,
+ * or args NULL with n > 0) or SA_ERR_NOMEM; *json is NULL unless SA_OK. */
+SA_API int sa_miniserver_args_json(const sa_arg *args, size_t n, char **json,
+                                   char *errbuf, size_t errbuf_len);
 
 /* Validate the request and start a job.  Validation reads the image
  * headers only; nothing is sent before it passes.  Never blocks on the
@@ -806,6 +856,13 @@ SA_API const void *sa_result_file_data(const sa_result *r, size_t i,
                                        size_t *len);
 SA_API int sa_result_file_format(const sa_result *r, size_t i);
 SA_API const char *sa_result_file_path(const sa_result *r, size_t i);
+/* 1 when a result file is a mask image: its bytes are PNG or JPEG
+ * (sniffed) and its name is not the resized input image's (the name
+ * sa_file_name_clean gives resize_image_url; NULL when there is none);
+ * else 0.  The one rule behind every binding's "mask files" (composites,
+ * notebook views): data NULL (a file written to a folder) is no mask. */
+SA_API int sa_file_is_mask(const char *name, const void *data, size_t len,
+                           const char *resize_image_url);
 
 /* Write one overview image: the source image (JPEG or PNG) with every mask
  * (PNG with alpha, or JPEG overlays) blended over it, each concern tinted

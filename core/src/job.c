@@ -259,9 +259,9 @@ struct sa_jobsm {
 };
 
 static const char *const job_state_names[] = {
-    "VALIDATE", "QUEUED", "FILE_CREATE", "UPLOAD", "TASK_CREATE",
-    "POLL_WAIT", "POLLING", "BACKOFF", "FETCHING", "DONE", "FAILED",
-    "CANCELLED"
+    "validate", "queued", "file_create", "upload", "task_create",
+    "poll_wait", "polling", "backoff", "fetching", "done", "failed",
+    "cancelled"
 };
 _Static_assert(sizeof job_state_names / sizeof job_state_names[0]
                    == SA_JOB_STATE__LAST,
@@ -279,7 +279,7 @@ static const char *const json_headers[] = {
 /* Small helpers                                                       */
 /* ------------------------------------------------------------------ */
 
-/* "FILE_CREATE", ... for a sa_job_state; "?" when out of range.  The public
+/* "file_create", ... for a sa_job_state; "?" when out of range.  The public
  * sa_job_state_name() can use this table. */
 const char *sa_jobsm_state_name(int state)
 {

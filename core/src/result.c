@@ -1042,6 +1042,21 @@ const char *sa_result_file_path(const sa_result *r, size_t i)
     return (r && i < r->n_files) ? r->files[i].path : NULL;
 }
 
+int sa_file_is_mask(const char *name, const void *data, size_t len,
+                    const char *resize_image_url)
+{
+    char rz[SA_FILE_NAME_MAX];
+
+    if (!name || !data || sa_result_sniff_format(data, len) ==
+                              SA_IMAGE_UNKNOWN)
+        return 0;
+    if (resize_image_url &&
+        sa_file_name_clean(resize_image_url, rz, sizeof rz) == SA_OK &&
+        strcmp(name, rz) == 0)
+        return 0;
+    return 1;
+}
+
 /* NULL when the result was parsed without a task id (sa_result_parse). */
 const char *sa_result_task_id(const sa_result *r)
 {

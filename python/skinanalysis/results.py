@@ -26,8 +26,6 @@ from ._native import _core
 from .errors import Error, error_for
 
 _FORMATS = {_core.FORMAT_JSON: "json", _core.FORMAT_ZIP: "zip"}
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_JPEG_MAGIC = b"\xff\xd8\xff"
 _NO_FILES: Mapping[str, bytes] = MappingProxyType({})
 _NO_PATHS: Mapping[str, Path] = MappingProxyType({})
 
@@ -271,9 +269,8 @@ class Result:
         files = self._held_files()
         if not files and self.format == "json" and any(s.mask_urls for s in self.scores):
             files = self._fetch(None, timeout).files
-        resized = _url_name(self.resize_image_url)
         return {name: data for name, data in files.items()
-                if name != resized and _image_ext(data)}
+                if _core.is_mask_file(name, data, self.resize_image_url)}
 
     def save_masks(self, folder: Union[str, os.PathLike], *,
                    timeout: Optional[float] = None) -> list[Path]:
@@ -346,8 +343,8 @@ class Result:
         """The composite as a data: URL when the masks and a source image
         are in memory (no download from a repr); else None."""
         files = self._held_files()
-        resized = _url_name(self.resize_image_url)
-        masks = [files[n] for n in sorted(files) if n != resized and _image_ext(files[n])]
+        masks = [files[n] for n in sorted(files)
+                 if _core.is_mask_file(n, files[n], self.resize_image_url)]
         if not masks:
             return None
         try:
@@ -416,14 +413,6 @@ def _url_name(url: Optional[str]) -> Optional[str]:
     if not url:
         return None
     return _core.clean_file_name(url)
-
-
-def _image_ext(data: bytes) -> str:
-    if data.startswith(_PNG_MAGIC):
-        return ".png"
-    if data.startswith(_JPEG_MAGIC):
-        return ".jpg"
-    return ""
 
 
 __all__ = ["Score", "Result"]

@@ -32,6 +32,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static pthread_mutex_t json_parse_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -647,14 +648,22 @@ int sa_json_put_item(sa_buf *b, const cJSON *item)
 #define MSARGS_MAX ((size_t)1 << 20)
 
 /* A finite double as JSON: whole numbers (below 2^53) as integers, others
- * with 17 significant digits; a locale's decimal comma made a point. */
+ * with the fewest of 15..17 significant digits that read back the same
+ * (0.4, not 0.40000000000000002); a locale's decimal comma made a point
+ * (after the read-back, which uses the same locale). */
 static int put_number(sa_buf *b, double v)
 {
     char num[40], *p;
-    if (v == floor(v) && fabs(v) < 9007199254740992.0)
+    int prec;
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
         snprintf(num, sizeof num, "%.0f", v);
-    else
-        snprintf(num, sizeof num, "%.17g", v);
+    } else {
+        for (prec = 15; prec < 17; prec++) {
+            snprintf(num, sizeof num, "%.*g", prec, v);
+            if (strtod(num, NULL) == v) break;
+        }
+        if (prec == 17) snprintf(num, sizeof num, "%.17g", v);
+    }
     for (p = num; *p; p++)
         if (*p == ',') *p = '.';
     return sa_buf_append(b, num, strlen(num));

@@ -383,9 +383,9 @@ TEST(insecure_urls)
 TEST(state_names)
 {
     static const char *const names[] = {
-        "VALIDATE", "QUEUED", "FILE_CREATE", "UPLOAD", "TASK_CREATE",
-        "POLL_WAIT", "POLLING", "BACKOFF", "FETCHING", "DONE", "FAILED",
-        "CANCELLED"};
+        "validate", "queued", "file_create", "upload", "task_create",
+        "poll_wait", "polling", "backoff", "fetching", "done", "failed",
+        "cancelled"};
     int i;
     CHECK_EQ_INT(sizeof names / sizeof names[0], SA_JOB_STATE__LAST);
     for (i = 0; i < SA_JOB_STATE__LAST; i++)

@@ -34,7 +34,7 @@ describe("callbacks", function()
       actions = { "pore" },
       on_progress = function(_, state)
         calls = calls + 1
-        if state == "UPLOAD" then error("progress boom") end
+        if state == "upload" then error("progress boom") end
       end,
       on_done = function() done = done + 1 end,
     }))
@@ -43,7 +43,7 @@ describe("callbacks", function()
     assert.equal(1, #errors)
     assert.matches("progress boom", errors[1])
     assert.equal(1, done)
-    assert.equal("DONE", job:status())
+    assert.equal("done", job:status())
     assert.is_truthy(job:result())
     assert.truthy(calls >= 4)
   end)
@@ -125,7 +125,7 @@ describe("callbacks", function()
     local job = assert(c:submit(SD_JPG, {
       actions = { "pore" },
       on_progress = function(_, state)
-        if state == "TASK_CREATE" then c:close() end
+        if state == "task_create" then c:close() end
       end,
     }))
     local r, _, code = job:wait(10)

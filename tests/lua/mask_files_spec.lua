@@ -90,7 +90,7 @@ describe("mask files", function()
     while not f:done() and sa.now() < deadline do c:step(0.05) end
     local r = assert(f:result())
     assert.equal(3, #r.files)
-    assert.equal("DONE", f:state())
+    assert.equal("done", f:state())
   end)
 
   it("a dropped fetch ends and is collected", function()

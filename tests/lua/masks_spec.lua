@@ -198,7 +198,7 @@ describe("zip results and masks", function()
     -- One frame loop of downloads: the slowest step and the fetch job.
     local function frame_loop()
       local fetch = assert(c:fetch_masks(job, dir))
-      assert.equal("FETCHING", fetch:state())
+      assert.equal("fetching", fetch:state())
       local worst, frames, deadline = 0, 0, sa.now() + 20
       while not fetch:done() and sa.now() < deadline do
         local t0 = sa.now()
@@ -240,7 +240,7 @@ describe("zip results and masks", function()
     }))
     assert(job:wait(10))
     local n = #states
-    assert.equal("DONE", states[n])
+    assert.equal("done", states[n])
     local fetch = assert(c:fetch_masks(job))
     local deadline = sa.now() + 10
     while not fetch:done() and sa.now() < deadline do c:step(0.01) end
@@ -248,7 +248,7 @@ describe("zip results and masks", function()
     c:step()
     assert.equal(n, #states)
     assert.equal(1, dones)
-    assert.equal("DONE", job:state())
+    assert.equal("done", job:state())
   end)
 
   it("fetch_masks of a job still running is not_done; a job of another client raises", function()

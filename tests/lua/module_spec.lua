@@ -170,13 +170,13 @@ describe("module", function()
     end)
     it("lists the job states", function()
       local states = sa.job_states()
-      assert.equal("VALIDATE", states[1])
+      assert.equal("validate", states[1])
       assert.truthy(#states >= 12)
       local fetching
       for i, s in ipairs(states) do
-        if s == "FETCHING" then fetching = i end
+        if s == "fetching" then fetching = i end
       end
-      assert.equal("DONE", states[fetching + 1])
+      assert.equal("done", states[fetching + 1])
     end)
   end)
 

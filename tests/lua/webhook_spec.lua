@@ -157,10 +157,10 @@ describe("webhooks from the emulator", function()
     local c <close> = emu:client{ poll_interval = 5, max_poll_interval = 10 }
     local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
     local deadline = sa.now() + 10
-    while job:state() ~= "POLL_WAIT" and not job:done() and sa.now() < deadline do
+    while job:state() ~= "poll_wait" and not job:done() and sa.now() < deadline do
       c:step(0.01)
     end
-    assert.equal("POLL_WAIT", job:state())
+    assert.equal("poll_wait", job:state())
     local delivery = assert(receiver:next(), "no webhook delivery")
     local d, err, code = sa.verify_webhook(SECRET, delivery.headers, delivery.body)
     assert.is_nil(code, err)

@@ -121,8 +121,13 @@ static void lsa_push_miniserver_args(lua_State *L, int idx, int keep)
     args = lua_newuserdatauv(L, (cap > 0 ? cap : 1) * sizeof(*args), 0);
     memset(args, 0, (cap > 0 ? cap : 1) * sizeof(*args));
     lua_pushnil(L);
-    while (n < cap && lua_next(L, idx) != 0) {
-        sa_arg *a = &args[n++];
+    while (lua_next(L, idx) != 0) {
+        sa_arg *a;
+        if (n == cap) { /* cannot grow during a traversal: a guard only */
+            lua_pop(L, 1);
+            continue;
+        }
+        a = &args[n++];
         if (lua_type(L, -2) == LUA_TSTRING)
             a->key = lua_tolstring(L, -2, &a->key_len);
         switch (lua_type(L, -1)) {

@@ -2,9 +2,9 @@
 -- first error is re-raised by the method that delivered it (step, run,
 -- wait), the job still ends, later events stay queued.
 local sa = require "skinanalysis"
-local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 
-local SD_JPG = emulator.fixtures .. "/portrait_sd.jpg"
+local SD_JPG = spec.SD_JPG
 
 -- Step until cond() is true; errors raised by step are collected.
 local function step_until(c, cond, errors)
@@ -17,15 +17,7 @@ local function step_until(c, cond, errors)
 end
 
 describe("callbacks", function()
-  local emu
-
-  lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0.2", "--rate-limit", "off" }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = spec.emulator()
 
   it("a raising on_progress is re-raised by step(); the job still ends", function()
     local c <close> = emu:client()

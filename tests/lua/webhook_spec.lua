@@ -2,8 +2,9 @@
 -- reference signer), and client:notify.
 local sa = require "skinanalysis"
 local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 
-local SD_JPG = emulator.fixtures .. "/portrait_sd.jpg"
+local SD_JPG = spec.SD_JPG
 local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 local HELPER = emulator.repo .. "/tests/lua/helpers/receiver.py"
 local json = require "dkjson"
@@ -138,17 +139,19 @@ describe("verify_webhook", function()
 end)
 
 describe("webhooks from the emulator", function()
-  local emu, receiver
+  local receiver
 
   lazy_setup(function()
     receiver = start_receiver()
-    emu = emulator.start{ "--task-seconds", "0.3", "--rate-limit", "off",
-                          "--webhook-url", "http://127.0.0.1:" .. receiver.port .. "/hook",
-                          "--webhook-secret", SECRET }
+  end)
+
+  local emu = spec.emulator(function()
+    return { "--task-seconds", "0.3", "--rate-limit", "off",
+             "--webhook-url", "http://127.0.0.1:" .. receiver.port .. "/hook",
+             "--webhook-secret", SECRET }
   end)
 
   lazy_teardown(function()
-    if emu then emu:stop() end
     if receiver then receiver:stop() end
   end)
 

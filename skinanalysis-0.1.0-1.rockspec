@@ -78,7 +78,10 @@ build = {
         "core/src/zipresult.c",
       },
       defines = { "SA_BUILDING_LIBRARY", "_GNU_SOURCE" },
-      incdirs = { "core/include", "core/src", "$(CURL_INCDIR)", "$(CJSON_INCDIR)",
+      -- core/src is not on the path: the core's files find their internal
+      -- headers beside them, the binding sees only core/include (cJSON is
+      -- here for the core's json.c; the binding never includes it)
+      incdirs = { "core/include", "$(CURL_INCDIR)", "$(CJSON_INCDIR)",
                   "$(CRYPTO_INCDIR)", "$(LIBZIP_INCDIR)", "$(PNG_INCDIR)", "$(JPEG_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(CJSON_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(LIBZIP_LIBDIR)",
                   "$(PNG_LIBDIR)", "$(JPEG_LIBDIR)" },

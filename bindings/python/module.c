@@ -989,7 +989,7 @@ static PyObject *mod_miniserver_args_json(PyObject *module, PyObject *arg)
     Py_ssize_t n, i;
     int rc;
 
-    if (!PyMapping_Check(arg) || PyUnicode_Check(arg)) {
+    if (!PyObject_HasAttrString(arg, "items") || PyUnicode_Check(arg)) {
         PyErr_SetString(PyExc_TypeError,
                         "miniserver_args must be a mapping or a str");
         return NULL;

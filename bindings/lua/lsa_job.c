@@ -100,6 +100,14 @@ static void lsa_job_forget_events(lsa_job *lj)
  * the core's message (submit then returns nil, message, "bad_option"). */
 static const char lsa_msargs_error_key = 0;
 
+/* Push the C string given as a light userdata (run under lua_pcall, so a
+ * memory error cannot leave the caller's malloc'd string behind). */
+static int lsa_push_cstring(lua_State *L)
+{
+    lua_pushstring(L, (const char *)lua_touserdata(L, 1));
+    return 1;
+}
+
 /* Push the JSON text of a flat table of miniserver_args, encoded by the
  * core (sa_miniserver_args_json) from the members' Lua types; or, when
  * the core refuses one, nil with the message parked in keep.  The strings
@@ -149,6 +157,7 @@ static void lsa_push_miniserver_args(lua_State *L, int idx, int keep)
         }
         lua_pop(L, 1);
     }
+    luaL_checkstack(L, 3, "miniserver_args");
     rc = sa_miniserver_args_json(args, n, &json, err, sizeof err);
     lua_pop(L, 1); /* args */
     if (rc != SA_OK) {
@@ -157,8 +166,14 @@ static void lsa_push_miniserver_args(lua_State *L, int idx, int keep)
         lua_pushnil(L);
         return;
     }
-    lua_pushstring(L, json);
+    /* the only Lua allocation while json is held: protected, so json is
+     * freed whatever happens, then a memory error goes on as raised */
+    lua_pushcfunction(L, lsa_push_cstring);
+    lua_pushlightuserdata(L, json);
+    rc = lua_pcall(L, 1, 1, 0);
     sa_free(json);
+    if (rc != LUA_OK)
+        lua_error(L);
 }
 
 enum lsa_req_opt {

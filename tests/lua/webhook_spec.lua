@@ -25,11 +25,8 @@ local Receiver = {}
 Receiver.__index = Receiver
 
 local function start_receiver()
-  local cmd = "env -u LD_PRELOAD sh -c 'echo $$; exec python3 \"$0\" listen 30' " ..
-      emulator.quote(HELPER) .. " 2>/dev/null"
-  local pipe = assert(io.popen(cmd, "r"))
-  local pid = tonumber(pipe:read("l"))
-  local port = tonumber((pipe:read("l") or ""):match("^listening on (%d+)$"))
+  local pipe, pid, line = emulator.spawn{ "python3", HELPER, "listen", "30" }
+  local port = tonumber((line or ""):match("^listening on (%d+)$"))
   assert(pid and port, "the webhook receiver did not start")
   return setmetatable({ pid = pid, port = port, pipe = pipe }, Receiver)
 end
@@ -40,11 +37,7 @@ function Receiver:next()
 end
 
 function Receiver:stop()
-  if self.pipe then
-    os.execute("kill " .. self.pid .. " 2>/dev/null")
-    self.pipe:close()
-    self.pipe = nil
-  end
+  emulator.stop_process(self)
 end
 
 describe("verify_webhook", function()

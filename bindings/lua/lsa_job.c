@@ -96,9 +96,11 @@ static void lsa_job_forget_events(lsa_job *lj)
 /* Request options                                                     */
 /* ------------------------------------------------------------------ */
 
-/* The key in `keep` under which a refused miniserver_args table leaves
- * the core's message (submit then returns nil, message, "bad_option"). */
+/* The keys in `keep` under which a refused miniserver_args table leaves
+ * the core's message and status (submit then returns nil, message, code:
+ * "bad_option", or "nomem"). */
 static const char lsa_msargs_error_key = 0;
+static const char lsa_msargs_status_key = 0;
 
 /* Push the C string given as a light userdata (run under lua_pcall, so a
  * memory error cannot leave the caller's malloc'd string behind). */
@@ -161,8 +163,10 @@ static void lsa_push_miniserver_args(lua_State *L, int idx, int keep)
     rc = sa_miniserver_args_json(args, n, &json, err, sizeof err);
     lua_pop(L, 1); /* args */
     if (rc != SA_OK) {
-        lua_pushstring(L, rc == SA_ERR_NOMEM ? "out of memory" : err);
+        lua_pushstring(L, err);
         lua_rawsetp(L, keep, &lsa_msargs_error_key);
+        lua_pushinteger(L, rc);
+        lua_rawsetp(L, keep, &lsa_msargs_status_key);
         lua_pushnil(L);
         return;
     }
@@ -340,10 +344,12 @@ int lsa_job_submit(lua_State *L)
 
     if (lua_istable(L, 3))
         lsa_req_options(L, 3, 4, 5, &req);
-    if (lua_rawgetp(L, 4, &lsa_msargs_error_key) == LUA_TSTRING) {
+    if (lua_rawgetp(L, 4, &lsa_msargs_status_key) == LUA_TNUMBER) {
+        int status = (int)lua_tointeger(L, -1);
         lj->closed = 1;
         lsa_job_forget_events(lj);
-        return lsa_push_error(L, SA_ERR_BAD_OPTION, lua_tostring(L, -1));
+        lua_rawgetp(L, 4, &lsa_msargs_error_key);
+        return lsa_push_error(L, status, lua_tostring(L, -1));
     }
     lua_pop(L, 1);
     if (req.actions == NULL) {

@@ -437,7 +437,7 @@ enum sa_job_state {
 /* The name every binding shows for a state: "validate", "queued",
  * "file_create", "upload", "task_create", "poll_wait", "polling",
  * "backoff", "fetching", "done", "failed", "cancelled"; "?" when out of
- * range.  (Before 0.2 these were upper case: "POLL_WAIT".) */
+ * range.  (0.1.0 gave them in upper case: "POLL_WAIT".) */
 SA_API const char *sa_job_state_name(int state);
 
 /* Called when the job enters a state (progress), and exactly once when it

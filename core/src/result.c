@@ -978,13 +978,13 @@ const sa_score *sa_result_get(const sa_result *r, const char *concern,
                               const char *region)
 {
     const sa_score *s;
-    int k;
+    const char *other;
     if (!r || !concern) return NULL;
     if (!region) region = "whole";
     s = find_score(r, concern, region);
     if (s) return s;
-    k = sa_catalog_counterpart(sa_catalog_find(concern));
-    return k >= 0 ? find_score(r, sa_action_name((size_t)k), region) : NULL;
+    other = sa_action_counterpart(concern); /* the bindings' rule too */
+    return other ? find_score(r, other, region) : NULL;
 }
 
 double sa_result_overall(const sa_result *r)

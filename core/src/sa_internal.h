@@ -33,6 +33,25 @@
 #define SA_HIDDEN __attribute__((visibility("hidden")))
 
 /* ================================================================== */
+/* structs.c: the public structs that begin with size_t struct_size    */
+/* ================================================================== */
+
+/* Fill the caller's struct (user_size bytes) from a full-size struct of
+ * defaults, zero past it, and record user_size.  Does nothing for a NULL
+ * or impossible size. */
+void sa__struct_init(void *user, size_t user_size, const void *defaults,
+                     size_t full_size);
+/* Copy the caller's struct into `full` (which holds the defaults): only
+ * its struct_size bytes; SA_ERR_INVALID_ARGUMENT with a message in err
+ * when struct_size was never set, or when it sets bytes this library does
+ * not know.  full's struct_size becomes full_size. */
+int sa__struct_in(void *full, size_t full_size, const void *user,
+                  char *err, size_t errlen);
+/* Copy a full-size output struct into the caller's, only its struct_size
+ * bytes (zero past full_size), keeping its struct_size. */
+int sa__struct_out(void *user, const void *full, size_t full_size);
+
+/* ================================================================== */
 /* util.c                                                              */
 /* ================================================================== */
 

@@ -4,6 +4,7 @@
  *
  * Modules (see docs/architecture.md):
  *   util     allocation through sa_mem, growable buffers, small strings
+ *   structs  the public structs that grow (struct_size, defaults beyond)
  *   json     the one place that calls cJSON's parser (reentrancy, depth)
  *   status   sa_strerror, sa_status_name, classification
  *   catalog  dst_actions, tiers, unit table, miniserver_args, engine codes
@@ -14,7 +15,9 @@
  *   limiter  sliding windows: N per second, M per window (time is an input)
  *   sched    which waiting request goes next: limiter queue, admission,
  *            reserve, upload queue (time is an input)
- *   job      one analysis as a state machine (sans-IO, time is an input)
+ *   job      one analysis as a state machine (sans-IO, time is an input):
+ *            job.c, job_answers.c, job_fetch.c (downloads and fetches),
+ *            which share job_internal.h
  *   engine   libcurl multi: runs the requests jobs ask for
  *   client   the public sa_client / sa_job API on top of job, sched and
  *            engine: client.c, options.c, request.c, drive.c, publish.c

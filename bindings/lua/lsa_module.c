@@ -220,8 +220,10 @@ static int lsa_probe_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     sa_image_info info;
-    int rc = sa_image_probe_file(path, &info);
+    int rc;
 
+    sa_image_info_init(&info);
+    rc = sa_image_probe_file(path, &info);
     if (rc != SA_OK)
         return lsa_push_error(L, rc, NULL);
     lsa_push_image_info(L, &info);
@@ -233,8 +235,10 @@ static int lsa_probe_buffer(lua_State *L)
     size_t len;
     const char *data = luaL_checklstring(L, 1, &len);
     sa_image_info info;
-    int rc = sa_image_probe_buffer(data, len, &info);
+    int rc;
 
+    sa_image_info_init(&info);
+    rc = sa_image_probe_buffer(data, len, &info);
     if (rc != SA_OK)
         return lsa_push_error(L, rc, NULL);
     lsa_push_image_info(L, &info);

@@ -676,12 +676,15 @@ static PyObject *mod_cost(PyObject *module, PyObject *arg)
 
 static PyObject *mod_probe_image(PyObject *module, PyObject *arg)
 {
-    sa_image_info info = {0, 0, 0};
+    sa_image_info info;
     PyObject *data = NULL;
     const char *p;
     size_t len;
     char msg[64];
-    int r = bytes_like_opt(arg, &data);
+    int r;
+
+    sa_image_info_init(&info);
+    r = bytes_like_opt(arg, &data);
 
     if (r < 0)
         return NULL;

@@ -12,10 +12,47 @@
  *   - event loops:  sa_client_set_event_hooks() + sa_client_socket_action()
  *
  * Conventions used by every function below:
- *   - Functions returning int return SA_OK (0) or a negative sa_status.
  *   - "borrowed" pointers stay owned by the library; the text says until when.
  *   - Every *_free function accepts NULL and does nothing.
- *   - Strings are UTF-8 and NUL-terminated.
+ *   - Strings are UTF-8 and NUL-terminated.  A string the library hands over
+ *     to the caller (documented "free with sa_free") is freed with sa_free().
+ *
+ * Errors, one convention:
+ *   - The status is the return value: every call that can fail returns
+ *     int, SA_OK (0) or a negative sa_status (a few return a count >= 0
+ *     instead of SA_OK, and say so).  No errno, no globals.  The status
+ *     alone is enough to decide what to do (sa_strerror, sa_status_name,
+ *     sa_status_is_retryable, sa_status_is_validation).
+ *   - The message (for people and logs) lives with the handle the call was
+ *     made on: sa_client_errmsg(client) after a call on a client,
+ *     sa_job_errmsg(job) once a job has failed.
+ *   - Calls that have no handle to keep it (sa_client_new, and the pure
+ *     functions: sa_cost, ZIP, composite, folder and webhook functions) take
+ *     an optional `char *errbuf, size_t errbuf_len` pair as their LAST two
+ *     parameters (NULL: no message); the message is cut to fit and always
+ *     NUL-terminated.  Pure functions whose statuses say everything (image
+ *     probes, sa_result_parse, the catalogue) have no message.
+ *   New functions follow these three rules.
+ *
+ * Structs that grow: every struct the caller allocates and the library
+ * reads or fills (sa_client_options, sa_request, sa_resume_options,
+ * sa_fetch_options, sa_image_info) begins with `size_t struct_size`, and
+ * its init macro (sa_client_options_init(&o), ...) passes `sizeof` of the
+ * struct the program was compiled with to the library's *_init_sized
+ * function, which sets defaults and records that size.  Always call the
+ * init macro first; a struct whose struct_size is not set
+ * (0) is refused with SA_ERR_INVALID_ARGUMENT.  The library reads and writes
+ * only struct_size bytes: a program built against an older header (a
+ * smaller struct) gets the defaults for the fields it does not know, and a
+ * program built against a newer header works with an older library as long
+ * as the fields that library does not know keep their defaults (zero);
+ * otherwise the call fails SA_ERR_INVALID_ARGUMENT.  New fields are only
+ * ever appended at the end, with a default of zero or one set by the
+ * init function.  Structs the library owns and the caller only reads
+ * (sa_score) may grow at the end too.  sa_mem is fixed (three functions).
+ *
+ * Exports: libskinanalysis.so exports exactly the functions declared here
+ * with SA_API, under the symbol version SKINANALYSIS_0; nothing else.
  *
  * Threads: a client (and its jobs) may move between threads but must be used
  * by one thread at a time.  Many clients in many threads are fine.  The only
@@ -205,16 +242,24 @@ typedef enum sa_image_format {
     SA_IMAGE_PNG = 2
 } sa_image_format;
 
+/* Extendable (see "Structs that grow" at the top): sa_image_info_init()
+ * before a probe. */
 typedef struct sa_image_info {
+    size_t struct_size; /* set by sa_image_info_init */
     int format;        /* sa_image_format */
     uint32_t width;
     uint32_t height;
 } sa_image_info;
 
+SA_API void sa_image_info_init_sized(sa_image_info *info, size_t struct_size);
+#define sa_image_info_init(info) \
+    sa_image_info_init_sized((info), sizeof *(info))
+
 /* Read format and pixel size from the headers of an image in memory (JPEG:
  * the first SOFn marker; PNG: IHDR).  Returns SA_OK, SA_ERR_IMAGE_FORMAT
  * (not JPEG/PNG, or no size found in the bytes given) or
- * SA_ERR_INVALID_ARGUMENT. */
+ * SA_ERR_INVALID_ARGUMENT (NULL, or `out` not set up by
+ * sa_image_info_init). */
 SA_API int sa_image_probe_buffer(const void *data, size_t len,
                                  sa_image_info *out);
 /* The same for a file; reads only the headers (never the whole file).
@@ -274,6 +319,7 @@ typedef struct sa_mem {
  * fields you need.  sa_client_new() copies everything (strings included):
  * the struct and its strings may be freed right after. */
 typedef struct sa_client_options {
+    size_t struct_size;      /* set by sa_client_options_init */
     const char *api_key;     /* required */
     const char *base_url;    /* default "https://yce-api-01.makeupar.com" */
     int api_version;         /* SA_API_V2_0 or SA_API_V2_1 (default) */
@@ -383,7 +429,10 @@ typedef struct sa_client_options {
     long low_speed_time_ms;
 } sa_client_options;
 
-SA_API void sa_client_options_init(sa_client_options *opts);
+SA_API void sa_client_options_init_sized(sa_client_options *opts,
+                                        size_t struct_size);
+#define sa_client_options_init(opts) \
+    sa_client_options_init_sized((opts), sizeof *(opts))
 
 /* Create a client.  Returns SA_OK and sets *out, or SA_ERR_INVALID_ARGUMENT
  * (no key, bad option), SA_ERR_INSECURE, SA_ERR_NOMEM, SA_ERR_INIT.  When
@@ -452,6 +501,7 @@ typedef int (*sa_job_cb)(sa_job *job, int state, void *user_data);
  * sa_client_submit() copies everything except `buffer`, which is borrowed
  * until the job ends (terminal state) or is freed. */
 typedef struct sa_request {
+    size_t struct_size;          /* set by sa_request_init */
     const char *file_path;       /* streamed from disk at upload time */
     const void *buffer;          /* caller's bytes ... */
     size_t buffer_len;           /* ... and their length */
@@ -479,7 +529,8 @@ typedef struct sa_request {
     void *user_data;             /* passed to callback; see sa_job_user_data */
 } sa_request;
 
-SA_API void sa_request_init(sa_request *req);
+SA_API void sa_request_init_sized(sa_request *req, size_t struct_size);
+#define sa_request_init(req) sa_request_init_sized((req), sizeof *(req))
 
 /* One member of miniserver_args in a binding-neutral form, so that no
  * binding writes JSON: the binding says what type its value has and
@@ -529,6 +580,7 @@ SA_API int sa_client_submit(sa_client *client, const sa_request *req,
 /* Options of sa_client_resume.  Always call sa_resume_options_init()
  * first (it sets every field below to its default). */
 typedef struct sa_resume_options {
+    size_t struct_size;          /* set by sa_resume_options_init */
     int api_version;             /* whose status path is polled:
                                     SA_API_DEFAULT (the client's),
                                     SA_API_V2_0 or SA_API_V2_1 */
@@ -537,7 +589,10 @@ typedef struct sa_resume_options {
     void *user_data;             /* passed to callback */
 } sa_resume_options;
 
-SA_API void sa_resume_options_init(sa_resume_options *opts);
+SA_API void sa_resume_options_init_sized(sa_resume_options *opts,
+                                        size_t struct_size);
+#define sa_resume_options_init(opts) \
+    sa_resume_options_init_sized((opts), sizeof *(opts))
 
 /* Resume an existing task from its id (sa_job_task_id of an earlier job,
  * from another process or before a crash): start a job that polls that
@@ -670,6 +725,7 @@ SA_API int sa_client_notify(sa_client *client, const char *task_id);
 /* How sa_client_fetch downloads.  Always call sa_fetch_options_init()
  * first (all fields zero/NULL). */
 typedef struct sa_fetch_options {
+    size_t struct_size;          /* set by sa_fetch_options_init */
     /* Write the files into this existing folder, streamed to disk (never
      * held in memory): the result lists them with sa_result_file_path.
      * NULL: keep them in memory in the result, at most max_files_bytes
@@ -682,7 +738,10 @@ typedef struct sa_fetch_options {
     void *user_data;
 } sa_fetch_options;
 
-SA_API void sa_fetch_options_init(sa_fetch_options *opts);
+SA_API void sa_fetch_options_init_sized(sa_fetch_options *opts,
+                                       size_t struct_size);
+#define sa_fetch_options_init(opts) \
+    sa_fetch_options_init_sized((opts), sizeof *(opts))
 
 /* Download every mask URL and the resized image of a DONE job's result,
  * concurrently (at most 8 at a time) through the client's engine: never

@@ -127,6 +127,7 @@ static void check_source(const char *name)
     unsigned x, y;
     int k;
 
+    sa_image_info_init(&info);
     for (k = 0; k < 3; k++) masks[k] = make_mask(k, &lens[k]);
     REQUIRE(src && masks[0] && masks[1] && masks[2]);
     REQUIRE(sa_image_probe_buffer(src, src_len, &info) == SA_OK);

@@ -17,8 +17,10 @@
  * 0..255, so JPEG noise (d <= 12) leaves the pixel alone.
  *
  * Each mask is scaled to the source size (nearest neighbour) and blended
- * as palette[i % 8] * coverage over the pixel; the source's own alpha is
- * kept.  The output is an RGB PNG, or RGBA when the source has alpha.
+ * as tint * coverage over the pixel, the tint being its concern's colour
+ * (sa_concern_color, palette.c: the colours legends show) or, without a
+ * concern, sa_palette_color(i); the source's own alpha is kept.  The
+ * output is an RGB PNG, or RGBA when the source has alpha.
  *
  * Memory: pixel buffers through libc (the call has no client and no
  * sa_mem); libjpeg and libpng allocate their own state with malloc and
@@ -44,12 +46,6 @@ typedef struct image {
     uint32_t w, h;
     int has_alpha;
 } image;
-
-/* Distinct tints, one per mask in turn. */
-static const unsigned char palette[8][3] = {
-    {255, 59, 48},  {0, 122, 255}, {255, 204, 0}, {52, 199, 89},
-    {175, 82, 222}, {255, 149, 0}, {90, 200, 250}, {255, 45, 85},
-};
 
 static int too_many_pixels(uint32_t w, uint32_t h, char *err, size_t errlen,
                            const char *what)
@@ -318,6 +314,19 @@ int sa_composite_write(const void *source, size_t source_len,
                        size_t n_masks, const char *out_path, char *errbuf,
                        size_t errbuf_len)
 {
+    return sa_composite_write_concerns(source, source_len, masks, mask_lens,
+                                       NULL, n_masks, out_path, errbuf,
+                                       errbuf_len);
+}
+
+int sa_composite_write_concerns(const void *source, size_t source_len,
+                                const void *const *masks,
+                                const size_t *mask_lens,
+                                const char *const *concerns, size_t n_masks,
+                                const char *out_path, char *errbuf,
+                                size_t errbuf_len)
+{
+    unsigned char tint[3];
     image src, mask;
     char what[48];
     size_t i;
@@ -334,7 +343,11 @@ int sa_composite_write(const void *source, size_t source_len,
         snprintf(what, sizeof what, "mask %zu", i);
         rc = decode(masks[i], mask_lens[i], &mask, what, errbuf, errbuf_len);
         if (rc != SA_OK) break;
-        blend_mask(&src, &mask, palette[i % 8]);
+        if (concerns && concerns[i])
+            sa_concern_color(concerns[i], tint);
+        else
+            sa_palette_color(i, tint);
+        blend_mask(&src, &mask, tint);
         sa__free(NULL, mask.px);
     }
     if (rc == SA_OK) rc = write_png(&src, out_path, errbuf, errbuf_len);

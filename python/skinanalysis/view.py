@@ -247,7 +247,7 @@ def histogram_svg(values: Sequence[float], colour: str, width: int = 160,
         counts[min(bins - 1, max(0, int(v * bins / 100.0)))] += 1
     top = max(counts) or 1
     bw = width / bins
-    parts = ["<svg class=\"sa-hist\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+    parts = ["<svg class=\"sa-hist\" width=\"%d\" "
              "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">" % (width, height + 12,
                                                                     width, height + 12),
              "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"rgba(128,128,128,.15)\"/>"
@@ -274,8 +274,8 @@ def histogram_svg(values: Sequence[float], colour: str, width: int = 160,
 _SORTER = """<script>
 document.querySelectorAll('table.sa-report th[data-sort]').forEach(function(th){
  th.style.cursor='pointer';th.title='sort';th.addEventListener('click',function(){
-  var t=th.closest('table'),b=t.tBodies[0],i=th.cellIndex,d=th.dataset.dir==='desc'?1:-1;
-  th.dataset.dir=d<0?'desc':'asc';
+  var t=th.closest('table'),b=t.tBodies[0],i=th.cellIndex,d=th.dataset.dir==='asc'?-1:1;
+  th.dataset.dir=d>0?'asc':'desc';
   Array.from(b.rows).sort(function(x,y){var a=x.cells[i].dataset.v,c=y.cells[i].dataset.v;
    if(a===undefined||a==='')return 1;if(c===undefined||c==='')return -1;
    var p=parseFloat(a),q=parseFloat(c);
@@ -290,7 +290,8 @@ def report_html(entries: Iterable[dict], units: int, failures: Sequence[tuple[st
     "thumbnail" (a data: URL or None)} for the images that succeeded,
     ``failures`` (image, error) for the others.  Summary, a histogram per
     concern, and a row per image (sortable by any column: a few lines of
-    inline JavaScript; without it the rows stay in file order)."""
+    inline JavaScript: a first click sorts lowest first, the worst scores
+    on top; without JavaScript the rows stay in file order)."""
     entries = list(entries)
     concerns: list[str] = []
     for e in entries:

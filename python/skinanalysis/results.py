@@ -11,7 +11,6 @@ open.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import os
 import tempfile
@@ -368,9 +367,12 @@ class Result:
         """For Jupyter (everything escaped; see skinanalysis.view): the
         composite of the masks over the image when both are in memory,
         each concern's colour beside its row, ui scores as bars with the
-        raw score beside, skin type per region in words."""
+        raw score beside, skin type per region in words.  Without masks in
+        memory (a json result before ``mask_files()``), each row shows its
+        masks from their pre-signed URLs instead (no download from a
+        repr); ``to_html()`` never points at the network."""
         from .view import result_html
-        return result_html(self, self._composite_data_url())
+        return result_html(self, self._composite_data_url(), mask_urls=True)
 
     def to_html(self, title: str = "Skin analysis") -> str:
         """The notebook view as a whole self-contained HTML page (images
@@ -427,10 +429,6 @@ class Result:
         object.__setattr__(result, "_origin", None)
         object.__setattr__(result, "_fetched", None)
         return result
-
-
-def _cell(value: Any) -> str:
-    return "" if value is None else html.escape(str(value))
 
 
 def _is_http(url: str) -> bool:

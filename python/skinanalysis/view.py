@@ -124,11 +124,15 @@ def page(title: str, body: str) -> str:
 # -- one result -------------------------------------------------------------------
 
 def result_html(result: Any, composite: Optional[str] = None,
-                title: str = "Skin analysis") -> str:
+                title: str = "Skin analysis", mask_urls: bool = False) -> str:
     """The view of one Result: the composite (a data: URL, or none), the
     overall score and skin age, a row per concern and region with its
     colour, its ui score as a bar and its raw score, and the skin type
-    per region in words."""
+    per region in words.  ``mask_urls``: without a composite, show each
+    row's masks from their (pre-signed, network) URLs, as the notebook
+    view of a json result whose masks are not downloaded does."""
+    from .results import _is_http
+    urls = mask_urls and composite is None
     head = ["<b>%s</b>" % esc(title)]
     if result.overall is not None:
         head.append("overall <b class=\"sa-overall\">%s</b>" % ui_text(result.overall))
@@ -145,22 +149,31 @@ def result_html(result: Any, composite: Optional[str] = None,
                    "the table\">" % composite)
     skin = [s for s in result.scores if s.skin_type is not None]
     scored = [s for s in result.scores if s.skin_type is None]
+    def mask_imgs(s: Any) -> str:
+        return "".join(
+            "<img src=\"%s\" alt=\"%s\" loading=\"lazy\" style=\"max-height:48px\">"
+            % (esc(u), esc("%s %s mask" % (s.concern, s.region)))
+            for u in s.mask_urls if _is_http(u)) if urls else ""
+
     if skin:
         out.append("<p class=\"sa-skin-type\">Skin type: %s</p>" % ", ".join(
-            "%s <b>%s</b>" % (esc(region_words(s.region)), esc(s.skin_type))
+            "%s <b>%s</b>%s" % (esc(region_words(s.region)), esc(s.skin_type), mask_imgs(s))
             for s in skin))
     out.append("<table class=\"sa-scores skinanalysis-scores\"><thead><tr><th></th>"
                "<th>concern</th><th>region</th><th>score (0-100)</th>"
-               "<th class=\"sa-num\">ui</th><th class=\"sa-num\">raw</th>"
-               "</tr></thead><tbody>")
+               "<th class=\"sa-num\">ui</th><th class=\"sa-num\">raw</th>%s"
+               "</tr></thead><tbody>" % ("<th>mask</th>" if urls else ""))
     for s in scored:
         colour = hex_colour(s.concern)
+        masks = "<td>%s</td>" % mask_imgs(s) if urls else ""
         out.append("<tr data-concern=\"%s\" data-region=\"%s\"><td>%s</td>"
                    "<td title=\"%s\">%s</td><td>%s</td><td>%s</td>"
-                   "<td class=\"sa-num\"><b>%s</b></td><td class=\"sa-num sa-muted\">%s</td></tr>"
+                   "<td class=\"sa-num\"><b>%s</b></td><td class=\"sa-num sa-muted\">%s</td>"
+                   "%s</tr>"
                    % (esc(s.concern), esc(s.region), swatch(s.concern), esc(s.concern),
                       esc(concern_words(s.concern)), esc(region_words(s.region)),
-                      bar(s.ui_score, colour), ui_text(s.ui_score), raw_text(s.raw_score)))
+                      bar(s.ui_score, colour), ui_text(s.ui_score), raw_text(s.raw_score),
+                      masks))
     out.append("</tbody></table></div>")
     return "".join(out)
 

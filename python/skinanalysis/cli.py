@@ -198,74 +198,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _thumbnail(result: Any, label: str, images: Optional[Path],
-               masks: Optional[Path]) -> Optional[str]:
-    """The composite of an image of a report as a data: URL, when its source
-    (under --images) is found; masks from --masks/<image stem>/ or the
-    record's paths."""
-    import base64
-    import tempfile
-    from ._native import _core
-    if images is None or not (images / label).is_file():
-        return None
-    files: dict[str, bytes] = {}
-    folder = masks / Path(label).stem if masks is not None else None
-    if folder is not None and folder.is_dir():
-        files = {f.name: f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file()}
-    else:
-        files = {n: p.read_bytes() for n, p in result.paths.items() if p.is_file()}
-    resized = result.resize_image_url and _core.clean_file_name(result.resize_image_url)
-    names = [n for n in sorted(files) if n != resized
-             and (files[n][:8] == b"\x89PNG\r\n\x1a\n" or files[n][:3] == b"\xff\xd8\xff")]
-    with tempfile.TemporaryDirectory(prefix="skinanalysis-") as tmp:
-        out = Path(tmp) / "thumb.png"
-        _core.composite_write((images / label).read_bytes(), [files[n] for n in names],
-                              str(out), [result.mask_concern(n) or "" for n in names])
-        return "data:image/png;base64," + base64.b64encode(out.read_bytes()).decode("ascii")
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import actions as _actions
-    from .errors import Error
-    from .results import Result
-    from .view import page, report_html
+    from .report import Report
     src = Path(args.results)
     if not src.is_file():
         sys.stderr.write("skinanalysis report: %s: no such file\n" % src)
         return EXIT_USAGE
-    last: dict[str, dict] = {}
-    for line in src.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("image"), str):
-            last[rec["image"]] = rec  # a later record of an image replaces it
-    images = Path(args.images) if args.images else None
-    masks = Path(args.masks) if args.masks else None
-    entries, failures, units = [], [], 0
-    for label, rec in last.items():
-        if not (rec.get("ok") and isinstance(rec.get("result"), dict)):
-            err = rec.get("error") if isinstance(rec.get("error"), dict) else {}
-            failures.append((label, "%s: %s" % (err.get("type", "error"),
-                                                err.get("message", ""))))
-            continue
-        result = Result.from_dict(rec)
-        try:
-            units += _actions.cost(list(result.concerns))
-        except (Error, ValueError):
-            pass
-        try:
-            thumb = _thumbnail(result, label, images, masks)
-        except (OSError, Error) as exc:
-            _say_error(label, exc)
-            thumb = None
-        entries.append({"image": label, "result": result, "thumbnail": thumb})
-    Path(args.output).write_text(page("Skin analysis report",
-                                      report_html(entries, units, failures)),
-                                 encoding="utf-8")
+    report = Report.from_jsonl(src, images=args.images, masks=args.masks)
+    report.save(args.output)
     sys.stderr.write("%s: %d image(s), %d failed, %d units\n"
-                     % (args.output, len(entries) + len(failures), len(failures), units))
+                     % (args.output, len(report.entries) + len(report.failures),
+                        len(report.failures), report.units))
     return EXIT_OK
 
 

@@ -320,7 +320,7 @@ def test_batch_report_in_a_browser(emu, tmp_path):
     assert proc.returncode == 0, proc.stderr
     html = report.read_text(encoding="utf-8")
     assert "http://" not in html and "https://" not in html
-    units = 3 * skinanalysis.actions.cost(list(skinanalysis.actions.SD_ACTIONS))
+    units = 3 * skinanalysis.cost(list(skinanalysis.SD_ACTIONS))
     assert re.search(r"<b>4</b> images .*<b>3</b> analysed .*<b>1</b> failed "
                      r".*<b>%d</b> units spent" % units, html), html[-3000:]
     assert html.count('<img class="sa-thumb" src="data:image/png;base64,') == 3

@@ -95,6 +95,11 @@ static int scores_get(PyObject *side, sa_scores *s, PyObject **keep,
 
     *keep = NULL;
     *list = NULL;
+    if (!PyTuple_Check(side)) {
+        PyErr_SetString(PyExc_TypeError, "compare() takes two (scores, overall, "
+                        "skin_age) tuples");
+        return -1;
+    }
     if (!PyArg_ParseTuple(side, "OOO", &seq, &ov, &age))
         return -1;
     if (as_number(ov, &s->overall) < 0 || as_number(age, &s->skin_age) < 0)
@@ -112,6 +117,11 @@ static int scores_get(PyObject *side, sa_scores *s, PyObject **keep,
     for (i = 0; i < n; i++) {
         PyObject *c, *r, *raw, *ui, *st, *item = PyTuple_GetItem(fast, i);
         sa_score *sc = &(*list)[i];
+        if (item != NULL && !PyTuple_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "each score must be a tuple "
+                            "(concern, region, raw, ui, skin_type)");
+            item = NULL;
+        }
         if (item == NULL
             || !PyArg_ParseTuple(item, "OOOOO", &c, &r, &raw, &ui, &st)
             || as_text(c, &sc->concern, 0) < 0

@@ -808,8 +808,9 @@ SA_API int sa_result_file_format(const sa_result *r, size_t i);
 SA_API const char *sa_result_file_path(const sa_result *r, size_t i);
 
 /* Write one overview image: the source image (JPEG or PNG) with every mask
- * (PNG with alpha, or JPEG overlays) blended over it, each concern tinted
- * with its own colour, masks scaled to the source size.  Written as PNG
+ * (PNG with alpha, or JPEG overlays) blended over it, mask i tinted with
+ * sa_palette_color(i) (sa_composite_write_concerns tints each with its
+ * concern's colour instead), masks scaled to the source size.  Written as PNG
  * to out_path.  masks/mask_lens: n_masks encoded images.  Returns SA_OK,
  * SA_ERR_IMAGE_DECODE, SA_ERR_FILE (cannot write), SA_ERR_NOMEM,
  * SA_ERR_INVALID_ARGUMENT, with a message in errbuf. */

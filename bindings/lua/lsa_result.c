@@ -648,7 +648,8 @@ static int lsa_result_composite(lua_State *L)
                               "the result has no mask images");
     err[0] = '\0';
     rc = sa_composite_write_concerns(source, source_len, masks, lens,
-                                     concerns, n, out_path, err, sizeof err);
+                                     concerns, n, 0, out_path, err,
+                                     sizeof err);
     if (rc != SA_OK)
         return lsa_push_error(L, rc, err);
     lua_pushvalue(L, 3);

@@ -827,6 +827,7 @@ static PyObject *mod_composite_write(PyObject *module, PyObject *args)
 {
     PyObject *src = NULL, *masks, *path_arg, *path = NULL;
     PyObject *concerns_arg = Py_None, *keep = NULL;
+    Py_ssize_t max_side = 0;
     const char **concerns = NULL;
     size_t n_concerns = 0;
     buffer_views v = {NULL, NULL, NULL, 0};
@@ -835,8 +836,8 @@ static PyObject *mod_composite_write(PyObject *module, PyObject *args)
     char err[256] = "";
     int r;
 
-    if (!PyArg_ParseTuple(args, "O&OO|O:composite_write", sapy_conv_bytes,
-                          &src, &masks, &path_arg, &concerns_arg)
+    if (!PyArg_ParseTuple(args, "O&OO|On:composite_write", sapy_conv_bytes,
+                          &src, &masks, &path_arg, &concerns_arg, &max_side)
         || bytes_data(src, &src_data, &src_len) < 0) {
         Py_XDECREF(src);
         return NULL;
@@ -846,6 +847,14 @@ static PyObject *mod_composite_write(PyObject *module, PyObject *args)
         || views_get(masks, &v) < 0) {
         Py_XDECREF(path);
         Py_DECREF(src);
+        return NULL;
+    }
+    if (max_side < 0) {
+        PyErr_SetString(PyExc_ValueError, "composite_write: max_side must be "
+                        ">= 0");
+        Py_DECREF(path);
+        Py_DECREF(src);
+        views_free(&v);
         return NULL;
     }
     if (concerns_arg != Py_None) {
@@ -866,7 +875,8 @@ static PyObject *mod_composite_write(PyObject *module, PyObject *args)
     }
     Py_BEGIN_ALLOW_THREADS
     r = sa_composite_write_concerns(src_data, src_len, v.data, v.lens,
-                                    concerns, v.n, out_path, err, sizeof err);
+                                    concerns, v.n, (size_t)max_side, out_path,
+                                    err, sizeof err);
     Py_END_ALLOW_THREADS
     PyMem_Free(concerns);
     Py_XDECREF(keep);
@@ -1135,10 +1145,11 @@ static PyMethodDef module_methods[] = {
      "made unique, never over a file it did not write, never through a "
      "link); the names written.  OSError when a file cannot be written."},
     {"composite_write", mod_composite_write, METH_VARARGS,
-     "composite_write(source, masks, out_path, concerns=None): blend the "
-     "masks (a sequence of encoded images) over the source image, written "
-     "as PNG; each mask tinted with its concern's colour (concern_color) "
-     "when concerns (one str per mask) are given."},
+     "composite_write(source, masks, out_path, concerns=None, max_side=0): "
+     "blend the masks (a sequence of encoded images) over the source image, "
+     "written as PNG; each mask tinted with its concern's colour "
+     "(concern_color) when concerns (one str per mask) are given; scaled "
+     "down to max_side pixels at most when > 0."},
     {"webhook_parse", mod_webhook_parse, METH_O,
      "webhook_parse(body) -> (task_id, task_status, created_at): the task "
      "notification of a verified webhook body (task_status and created_at "

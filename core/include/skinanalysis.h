@@ -825,13 +825,17 @@ SA_API int sa_composite_write(const void *source, size_t source_len,
  * "wrinkle", ...), so the composite matches a legend drawn with
  * sa_concern_color exactly.  A NULL concerns (or a NULL entry) tints by
  * the mask's position, as sa_composite_write does (sa_palette_color(i)).
- * Same returns as sa_composite_write. */
+ * max_side > 0 scales the written image down (area average, after the
+ * blend) so that neither side exceeds it: thumbnails and notebook views
+ * of large photos; 0 keeps the source size.  Same returns as
+ * sa_composite_write. */
 SA_API int sa_composite_write_concerns(const void *source, size_t source_len,
                                        const void *const *masks,
                                        const size_t *mask_lens,
                                        const char *const *concerns,
-                                       size_t n_masks, const char *out_path,
-                                       char *errbuf, size_t errbuf_len);
+                                       size_t n_masks, size_t max_side,
+                                       const char *out_path, char *errbuf,
+                                       size_t errbuf_len);
 
 /* ------------------------------------------------------------------ */
 /* Concern colours and before/after comparison (pure)                  */

@@ -22,6 +22,8 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 from ._native import _core
 
+#: Longest side of a thumbnail, in pixels (twice its CSS size, for HiDPI).
+THUMB_SIDE = 192
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -69,7 +71,7 @@ class Report:
                 continue
             units += _units(outcome)
             entries.append({"image": label, "result": outcome,
-                            "thumbnail": outcome._composite_data_url()})
+                            "thumbnail": outcome._composite_data_url(THUMB_SIDE)})
         return cls(entries, failures, units, **kw)
 
     @classmethod
@@ -138,7 +140,8 @@ def _thumbnail(result: Any, label: str, images: Optional[Union[str, os.PathLike]
             out = os.path.join(tmp, "thumb.png")
             _core.composite_write((Path(images) / label).read_bytes(),
                                   [files[n] for n in names], out,
-                                  [result.mask_concern(n) or "" for n in names])
+                                  [result.mask_concern(n) or "" for n in names],
+                                  THUMB_SIDE)
             data = Path(out).read_bytes()
     except (OSError, Error):
         return None

@@ -320,7 +320,7 @@ class Result:
         masks = self.mask_files(timeout=timeout)
         names = sorted(masks)
         _core.composite_write(source, [masks[n] for n in names], os.fspath(out_path),
-                              [self.mask_concern(n) for n in names])
+                              [self.mask_concern(n) or "" for n in names])
         return Path(out_path)
 
     def _source_bytes(self, source_image: Any) -> Optional[bytes]:
@@ -342,9 +342,10 @@ class Result:
 
     # -- notebooks ---------------------------------------------------------
 
-    def _composite_data_url(self) -> Optional[str]:
+    def _composite_data_url(self, max_side: int = 1024) -> Optional[str]:
         """The composite as a data: URL when the masks and a source image
-        are in memory (no download from a repr); else None."""
+        are in memory (no download from a repr); else None.  Scaled down
+        to ``max_side`` pixels (a view needs no 4K PNG inline)."""
         files = self._held_files()
         resized = _url_name(self.resize_image_url)
         names = [n for n in sorted(files) if n != resized and _image_ext(files[n])]
@@ -357,7 +358,8 @@ class Result:
             with tempfile.TemporaryDirectory(prefix="skinanalysis-") as tmp:
                 path = os.path.join(tmp, "composite.png")
                 _core.composite_write(source, [files[n] for n in names], path,
-                                      [self.mask_concern(n) for n in names])
+                                      [self.mask_concern(n) or "" for n in names],
+                                      max_side)
                 data = Path(path).read_bytes()
         except (OSError, _core.Error):
             return None

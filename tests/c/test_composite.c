@@ -366,7 +366,7 @@ TEST(concern_colours)
     out_path(path, sizeof path, "concerns");
     CHECK_EQ_INT(sa_composite_write_concerns(src, src_len,
                                              (const void *const *)masks, lens,
-                                             concerns, 2, path, err,
+                                             concerns, 2, 0, path, err,
                                              sizeof err),
                  SA_OK);
     REQUIRE(read_png(path, &out));
@@ -390,7 +390,7 @@ TEST(concern_colours)
     /* no names: palette order */
     CHECK_EQ_INT(sa_composite_write_concerns(src, src_len,
                                              (const void *const *)masks, lens,
-                                             NULL, 1, path, err, sizeof err),
+                                             NULL, 1, 0, path, err, sizeof err),
                  SA_OK);
     REQUIRE(read_png(path, &out));
     sa_palette_color(0, got);
@@ -407,6 +407,40 @@ TEST(concern_colours)
     }
     CHECK(hits[0] > 100);
     CHECK_EQ_INT(wrong, 0);
+    free(out.px);
+    /* max_side: scaled down, aspect kept; a solid area keeps its colour */
+    CHECK_EQ_INT(sa_composite_write_concerns(src, src_len,
+                                             (const void *const *)masks, lens,
+                                             concerns, 2, 100, path, err,
+                                             sizeof err),
+                 SA_OK);
+    REQUIRE(read_png(path, &out));
+    {
+        sa_image_info info;
+        REQUIRE(sa_image_probe_buffer(src, src_len, &info) == SA_OK);
+        CHECK(out.w <= 100 && out.h <= 100);
+        CHECK(out.w == 100 || out.h == 100);
+        CHECK_NEAR((double)out.w / out.h, (double)info.width / info.height,
+                   0.02);
+        /* the centre of mask 0's box (fractions 0.25, 0.20) is wrinkle */
+        {
+            const unsigned char *p =
+                out.px + ((size_t)(out.h * 0.20) * out.w +
+                          (size_t)(out.w * 0.25)) * 4;
+            CHECK(memcmp(p, want[0], 3) == 0);
+        }
+    }
+    free(out.px);
+    /* a max_side above the size changes nothing */
+    CHECK_EQ_INT(sa_composite_write_concerns(src, src_len, NULL, NULL, NULL, 0,
+                                             100000, path, err, sizeof err),
+                 SA_OK);
+    REQUIRE(read_png(path, &out));
+    {
+        sa_image_info info;
+        REQUIRE(sa_image_probe_buffer(src, src_len, &info) == SA_OK);
+        CHECK_EQ_INT(out.w, info.width);
+    }
     free(out.px);
     remove(path);
     free(masks[0]);

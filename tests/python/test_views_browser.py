@@ -324,6 +324,9 @@ def test_batch_report_in_a_browser(emu, tmp_path):
     assert re.search(r"<b>4</b> images .*<b>3</b> analysed .*<b>1</b> failed "
                      r".*<b>%d</b> units spent" % units, html), html[-3000:]
     assert html.count('<img class="sa-thumb" src="data:image/png;base64,') == 3
+    thumb = re.search(r'sa-thumb" src="data:image/png;base64,([^"]+)"', html).group(1)
+    w, h = struct.unpack(">II", base64.b64decode(thumb)[16:24])
+    assert max(w, h) == 192  # scaled down by the core, not a full photo per row
     assert html.count('<svg class="sa-hist"') == 15  # one per scored SD concern
     _, shot = screenshot(str(report), "report-light.png", size=(1400, 1200))
     not_blank(shot)

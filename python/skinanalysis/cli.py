@@ -168,6 +168,8 @@ def load_result(spec: str) -> Any:
     if isinstance(doc, dict):
         if "data" in doc and "status" in doc:
             return Result.from_json(text)
+        if doc.get("ok") is False or ("scores" not in doc and "result" not in doc):
+            raise ValueError("%s: not a successful result" % path)
         return Result.from_dict(doc)
     found = None
     for line in text.splitlines():

@@ -113,6 +113,27 @@ def test_cli_analyze_html_out_and_compare(cli, tmp_path):
     line = next(x for x in proc.stdout.splitlines() if x.startswith("wrinkle"))
     assert line.split()[4] == ("%+d" % d if d else "+0")
     assert "sa-after" in (tmp_path / "cmp.html").read_text()
-    # a zip saved result and a missing one
+    # a missing file, a failed record
     proc = cli("compare", str(out), str(tmp_path / "nope.jsonl"))
     assert proc.returncode == 2 and "nope.jsonl" in proc.stderr
+    failed = tmp_path / "failed.json"
+    failed.write_text(json.dumps({"image": "x.jpg", "ok": False, "error": {"type": "E"}}))
+    proc = cli("compare", str(out), str(failed))
+    assert proc.returncode == 2 and "not a successful result" in proc.stderr
+    # a saved result zip compares with a record (the last successful one)
+    zpath = tmp_path / "r.zip"
+    zpath.write_bytes(_zip_of(cli, tmp_path))
+    proc = cli("compare", str(zpath), str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("overall:")
+
+
+def _zip_of(_cli, tmp_path):
+    """A minimal saved result zip: the API's layout, score_info.json only."""
+    import zipfile
+    buf = tmp_path / "built.zip"
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("skinanalysisResult/score_info.json", json.dumps(
+            {"wrinkle": {"raw_score": 40.0, "ui_score": 60}, "all": {"score": 61},
+             "skin_age": 30}))
+    return buf.read_bytes()

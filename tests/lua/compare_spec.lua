@@ -72,4 +72,32 @@ describe("before/after", function()
     assert.are_not.same({ r, g, b }, { sa.concern_color("pore") })
     assert.is_true(r >= 0 and r <= 255 and g >= 0 and b <= 255)
   end)
+
+  it("composite tints each mask by its concern's name, not its position", function()
+    local dir = assert(io.popen("mktemp -d")):read("l")
+    finally(function() os.execute("rm -rf " .. emulator.quote(dir)) end)
+    local c <close> = emu:client()
+    local r = assert(c:analyze(SD_JPG, { actions = { "pore" }, format = "zip" }))
+    local mask
+    for _, f in ipairs(r.files) do
+      if f.format == "png" then mask = f end
+    end
+    assert.is_not_nil(mask)
+    local function composite(name, extra)
+      local files = { { name = name, data = mask.data, format = "png" } }
+      if extra then table.insert(files, 1, extra) end
+      local fake = setmetatable({ scores = {}, files = files }, getmetatable(r))
+      local out = dir .. "/" .. name .. (extra and "-2" or "") .. ".png"
+      assert(fake:composite(SD_JPG, out))
+      return emulator.read(out)
+    end
+    local as_pore, as_wrinkle = composite("pore_output.png"), composite("wrinkle_output.png")
+    assert.are_not.equal(as_pore, as_wrinkle)
+    -- another mask before it does not change its colour where it alone covers
+    assert.equal(as_pore, composite("pore_output.png", { name = "notes.txt", data = "x" }))
+    -- the real result names its mask: the same as the by-name tint
+    local out = dir .. "/real.png"
+    assert(r:composite(SD_JPG, out))
+    assert.equal(as_pore, emulator.read(out))
+  end)
 end)

@@ -30,6 +30,10 @@ local M = {
   probe_buffer = core.probe_buffer,
   parse_result = core.parse_result,
   parse_zip = core.parse_zip,
+  -- sa.concern_color(concern) -> r, g, b: the colour result:composite
+  -- tints the concern's masks with (one palette in the core, as Python's
+  -- legends); result:compare(other) gives the before/after changes.
+  concern_color = core.concern_color,
   verify_webhook = core.verify_webhook,
   strerror = core.strerror,
   is_retryable = core.is_retryable,

@@ -545,6 +545,7 @@ int luaopen_skinanalysis_core(lua_State *L)
         {"probe_buffer", lsa_probe_buffer},
         {"parse_result", lsa_parse_result},
         {"parse_zip", lsa_parse_zip},
+        {"concern_color", lsa_concern_color},
         {"clean_file_name", lsa_clean_file_name},
         {"verify_webhook", lsa_verify_webhook},
         {"strerror", lsa_strerror},

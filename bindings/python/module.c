@@ -830,14 +830,18 @@ fail:
 static PyObject *mod_composite_write(PyObject *module, PyObject *args)
 {
     PyObject *src = NULL, *masks, *path_arg, *path = NULL;
+    PyObject *concerns_arg = Py_None, *keep = NULL;
+    Py_ssize_t max_side = 0;
+    const char **concerns = NULL;
+    size_t n_concerns = 0;
     buffer_views v = {NULL, NULL, NULL, 0};
     const char *src_data = NULL, *out_path = NULL;
     size_t src_len = 0;
     char err[256] = "";
     int r;
 
-    if (!PyArg_ParseTuple(args, "O&OO:composite_write", sapy_conv_bytes,
-                          &src, &masks, &path_arg)
+    if (!PyArg_ParseTuple(args, "O&OO|On:composite_write", sapy_conv_bytes,
+                          &src, &masks, &path_arg, &concerns_arg, &max_side)
         || bytes_data(src, &src_data, &src_len) < 0) {
         Py_XDECREF(src);
         return NULL;
@@ -849,10 +853,37 @@ static PyObject *mod_composite_write(PyObject *module, PyObject *args)
         Py_DECREF(src);
         return NULL;
     }
+    if (max_side < 0) {
+        PyErr_SetString(PyExc_ValueError, "composite_write: max_side must be "
+                        ">= 0");
+        Py_DECREF(path);
+        Py_DECREF(src);
+        views_free(&v);
+        return NULL;
+    }
+    if (concerns_arg != Py_None) {
+        concerns = sapy_names(concerns_arg, &keep, &n_concerns);
+        if (concerns != NULL && n_concerns != v.n) {
+            PyErr_SetString(PyExc_ValueError, "composite_write: one concern "
+                            "per mask");
+            PyMem_Free(concerns);
+            concerns = NULL;
+        }
+        if (concerns == NULL) {
+            Py_XDECREF(keep);
+            views_free(&v);
+            Py_DECREF(path);
+            Py_DECREF(src);
+            return NULL;
+        }
+    }
     Py_BEGIN_ALLOW_THREADS
-    r = sa_composite_write(src_data, src_len, v.data, v.lens, v.n, out_path,
-                           err, sizeof err);
+    r = sa_composite_write_concerns(src_data, src_len, v.data, v.lens,
+                                    concerns, v.n, (size_t)max_side, out_path,
+                                    err, sizeof err);
     Py_END_ALLOW_THREADS
+    PyMem_Free(concerns);
+    Py_XDECREF(keep);
     views_free(&v);
     Py_DECREF(path);
     Py_DECREF(src);
@@ -1286,8 +1317,11 @@ static PyMethodDef module_methods[] = {
      "made unique, never over a file it did not write, never through a "
      "link); the names written.  OSError when a file cannot be written."},
     {"composite_write", mod_composite_write, METH_VARARGS,
-     "composite_write(source, masks, out_path): blend the masks (a "
-     "sequence of encoded images) over the source image, written as PNG."},
+     "composite_write(source, masks, out_path, concerns=None, max_side=0): "
+     "blend the masks (a sequence of encoded images) over the source image, "
+     "written as PNG; each mask tinted with its concern's colour "
+     "(concern_color) when concerns (one str per mask) are given; scaled "
+     "down to max_side pixels at most when > 0."},
     {"action_counterpart", mod_action_counterpart, METH_O,
      "action_counterpart(name) -> str | None: the same concern in the "
      "other tier (sa_action_counterpart)."},
@@ -1458,7 +1492,8 @@ static int module_exec(PyObject *module)
             return -1;
     }
     if (PyModule_AddStringConstant(module, "VERSION", SA_VERSION) < 0
-        || PyModule_AddObjectRef(module, "exceptions", st->classes) < 0)
+        || PyModule_AddObjectRef(module, "exceptions", st->classes) < 0
+        || PyModule_AddFunctions(module, sapy_view_methods) < 0)
         return -1;
     return 0;
 }

@@ -924,8 +924,9 @@ SA_API int sa_file_is_mask(const char *name, const void *data, size_t len,
                            const char *resize_image_url);
 
 /* Write one overview image: the source image (JPEG or PNG) with every mask
- * (PNG with alpha, or JPEG overlays) blended over it, each concern tinted
- * with its own colour, masks scaled to the source size.  Written as PNG
+ * (PNG with alpha, or JPEG overlays) blended over it, mask i tinted with
+ * sa_palette_color(i) (sa_composite_write_concerns tints each with its
+ * concern's colour instead), masks scaled to the source size.  Written as PNG
  * to out_path.  masks/mask_lens: n_masks encoded images.  Returns SA_OK,
  * SA_ERR_IMAGE_DECODE, SA_ERR_FILE (cannot write), SA_ERR_NOMEM,
  * SA_ERR_INVALID_ARGUMENT, with a message in errbuf. */
@@ -934,6 +935,88 @@ SA_API int sa_composite_write(const void *source, size_t source_len,
                               const size_t *mask_lens, size_t n_masks,
                               const char *out_path,
                               char *errbuf, size_t errbuf_len);
+
+/* The same overview, each mask tinted with the colour of its concern
+ * (sa_concern_color): concerns[i] names the concern of masks[i] ("hd_pore",
+ * "wrinkle", ...), so the composite matches a legend drawn with
+ * sa_concern_color exactly.  A NULL concerns (or a NULL entry) tints by
+ * the mask's position, as sa_composite_write does (sa_palette_color(i)).
+ * max_side > 0 scales the written image down (area average, after the
+ * blend) so that neither side exceeds it: thumbnails and notebook views
+ * of large photos; 0 keeps the source size.  Same returns as
+ * sa_composite_write. */
+SA_API int sa_composite_write_concerns(const void *source, size_t source_len,
+                                       const void *const *masks,
+                                       const size_t *mask_lens,
+                                       const char *const *concerns,
+                                       size_t n_masks, size_t max_side,
+                                       const char *out_path, char *errbuf,
+                                       size_t errbuf_len);
+
+/* ------------------------------------------------------------------ */
+/* Concern colours and before/after comparison (pure)                  */
+/* ------------------------------------------------------------------ */
+
+/* The one palette composites and legends use (sa_concern_color picks from
+ * it): SA_PALETTE_SIZE distinct colours that read on light and dark
+ * backgrounds.  sa_palette_color writes colour i % SA_PALETTE_SIZE. */
+#define SA_PALETTE_SIZE 20
+SA_API void sa_palette_color(size_t i, unsigned char rgb[3]);
+
+/* The colour of a concern in composites and legends.  The 16 concerns of
+ * the catalogue have a colour each, shared by the SD and HD name
+ * ("wrinkle" and "hd_wrinkle", "dark_circle_v2" and "hd_dark_circle");
+ * any other name gets a palette colour picked by a hash of its bytes (the
+ * same on every run and platform).  Returns 1 for a catalogue concern, 0
+ * for a hashed one, SA_ERR_INVALID_ARGUMENT for NULL arguments. */
+SA_API int sa_concern_color(const char *concern, unsigned char rgb[3]);
+
+/* One concern (and region) before and after: the scores on each side and
+ * the change (after - before).  A side where the entry is missing, or
+ * has no such score, is NaN and so is the change.  Skin-type entries carry
+ * their words instead (NULL on a side without).  `concern` is the name in
+ * `after` (in `before` for an entry only there); SD and HD names of one
+ * concern are matched with each other. */
+typedef struct sa_change {
+    const char *concern;
+    const char *region;             /* "whole" when the API gave none */
+    double ui_before, ui_after, ui_change;
+    double raw_before, raw_after, raw_change;
+    const char *skin_type_before;
+    const char *skin_type_after;
+    int in_before, in_after;        /* 1 when the entry is on that side */
+} sa_change;
+
+typedef struct sa_comparison sa_comparison;
+
+/* What sa_scores_compare compares: a list of scores (as sa_result_score
+ * gives them) with the overall score and skin age (NaN when absent). */
+typedef struct sa_scores {
+    const sa_score *scores;
+    size_t count;
+    double overall;
+    double skin_age;
+} sa_scores;
+
+/* Compare two results (an earlier and a later analysis of one face).
+ * Entries come in `after`'s order, then those only in `before`.  The
+ * comparison owns copies of every string (the results may be freed).
+ * Returns SA_OK and *out (free with sa_comparison_free),
+ * SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM.  sa_scores_compare does the
+ * same from score lists (for bindings that keep no sa_result). */
+SA_API int sa_result_compare(const sa_result *before, const sa_result *after,
+                             sa_comparison **out);
+SA_API int sa_scores_compare(const sa_scores *before, const sa_scores *after,
+                             sa_comparison **out);
+SA_API size_t sa_comparison_count(const sa_comparison *c);
+SA_API const sa_change *sa_comparison_change(const sa_comparison *c,
+                                             size_t i);
+/* The overall score ("all") and the skin age as changes (their ui_* is
+ * the value, raw_* NaN; concern "all" / "skin_age"); never NULL for a
+ * comparison. */
+SA_API const sa_change *sa_comparison_overall(const sa_comparison *c);
+SA_API const sa_change *sa_comparison_skin_age(const sa_comparison *c);
+SA_API void sa_comparison_free(sa_comparison *c);
 
 /* ------------------------------------------------------------------ */
 /* Files written into a folder (pure: no client needed)                */

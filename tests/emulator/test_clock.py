@@ -3,13 +3,16 @@ when told to (``test_clock=True`` / ``--test-clock`` / ``POST
 /_control/clock``), and the loopback-only rule of the control endpoint."""
 
 import email.utils
+import os
+import signal
+import subprocess
 import time
 
 import pytest
 import requests
 
 import emulator
-from conftest import Api
+from conftest import REPO, Api
 from emulator import clock as clock_mod
 from emulator import control, httpserver
 from emulator.app import App
@@ -172,6 +175,22 @@ def test_cli_flags():
     assert cfg.public()["test_clock"] is True
     assert emulator.Emulator(test_clock=True).clock.test
     assert not emulator.Emulator().clock.test
+
+
+def test_cli_test_clock():
+    script = os.path.join(REPO, "scripts", "emulator")
+    out = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--test-clock" in out and "--control-any-host" in out
+    proc = subprocess.Popen([script, "--test-clock"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        base = proc.stdout.readline().split()[-1]
+        assert requests.get(base + "/_control/clock").json()["mode"] == "test"
+        shown = requests.post(base + "/_control/clock", json={"advance_ms": 250}).json()
+        assert shown["advanced_ms"] == 250
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
 
 
 # --- the control endpoint answers loopback peers only -----------------------------------

@@ -5,6 +5,7 @@ import time
 import pytest
 import requests
 
+import emulator
 from conftest import Api, example
 
 FILE_BODY = {"files": [{"content_type": "image/jpeg", "file_name": "a.jpg", "file_size": 10}]}
@@ -75,6 +76,20 @@ def test_rate_limit_window(make_emu, spec):
     assert api.file_create()[0] == 429
     emu.advance_clock(0.02)
     assert api.file_create()[0] == 200
+
+
+def test_rate_qps_seconds(make_emu, spec):
+    emu = make_emu(rate_limit=True, rate_qps=3, rate_window_max=100, rate_qps_seconds=0.5,
+                   test_clock=True)
+    api = Api(emu, spec)
+    assert [api.file_create()[0] for _ in range(4)] == [200] * 3 + [429]
+    emu.advance_clock(0.49)
+    assert api.file_create()[0] == 429
+    emu.advance_clock(0.02)
+    assert api.file_create()[0] == 200
+    with pytest.raises(ValueError):
+        emulator.Config(rate_qps_seconds=0)
+    assert emulator.config.config_from_args(["--rate-qps-seconds", "0.8"]).rate_qps_seconds == 0.8
 
 
 def test_rate_limit_per_ip_covers_all_keys(make_emu, spec):

@@ -88,11 +88,13 @@ class Task:
 
 
 class RateLimiter:
-    """Sliding windows: at most ``qps`` requests in any second and
-    ``window_max`` in any ``window_seconds``, per bucket (key or IP)."""
+    """Sliding windows: at most ``qps`` requests in any ``qps_seconds`` (the
+    API: one second) and ``window_max`` in any ``window_seconds``, per bucket
+    (key or IP)."""
 
-    def __init__(self, qps, window_max, window_seconds):
+    def __init__(self, qps, window_max, window_seconds, qps_seconds=1.0):
         self.qps = qps
+        self.qps_seconds = qps_seconds
         self.window_max = window_max
         self.window_seconds = window_seconds
         self.history = {}
@@ -110,7 +112,7 @@ class RateLimiter:
                 return False
             recent = 0
             for t in reversed(q):
-                if t <= now - 1.0:
+                if t <= now - self.qps_seconds:
                     break
                 recent += 1
                 if recent >= self.qps:
@@ -160,7 +162,8 @@ class State:
             self.finished = collections.deque()      # task ids, in the order they ended
             self.forced_next = collections.deque()  # engine errors for the next tasks
             self.limiter = RateLimiter(self.config.rate_qps, self.config.rate_window_max,
-                                       self.config.rate_window_seconds)
+                                       self.config.rate_window_seconds,
+                                       self.config.rate_qps_seconds)
             self.counters = _new_counters()
             self.log = collections.deque(maxlen=self.config.log_max)
             self.seq = 0

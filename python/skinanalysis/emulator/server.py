@@ -74,7 +74,9 @@ class Emulator:
             emu.counters["tasks_succeeded"]
 
     Keyword arguments are the CLI options (see ``Config``). The host
-    defaults to 127.0.0.1 and the port to 0 (a free port).
+    defaults to 127.0.0.1 and the port to 0 (a free port). With
+    ``test_clock=True`` the emulator's time moves only by ``advance_clock``
+    (see clock.py and docs/emulator.md).
     """
 
     def __init__(self, **options):

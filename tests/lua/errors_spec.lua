@@ -144,10 +144,29 @@ describe("runtime failures", function()
     local f = assert(io.open(path, "w"))
     f:write(script)
     f:close()
-    local cmd = "sh -c 'lua5.4 " .. emulator.quote(path) .. " & pid=$!; sleep 1; kill -INT $pid; wait $pid' 2>&1"
-    local p = assert(io.popen(cmd, "r"))
-    local out = p:read("a")
+    -- SIGINT once the emulator has seen a status poll: the script is inside
+    -- job:wait (its client drives only there), however slow the machine
+    local outpath = os.tmpname()
+    local p = assert(io.popen("lua5.4 " .. emulator.quote(path) .. " > " ..
+                              emulator.quote(outpath) .. " 2>&1 & echo $!", "r"))
+    local pid = assert(tonumber(p:read("l")))
     p:close()
+    local function polled()
+      local n = (e:counters().requests or {}).task_status
+      return n and n >= 1
+    end
+    local deadline = sa.now() + 30
+    while not polled() and sa.now() < deadline do sa.core.sleep(0.05) end
+    os.execute("kill -INT " .. pid)
+    local function finished()    -- two lines written, or the process gone
+      local text = emulator.read(outpath)
+      return select(2, text:gsub("\n", "")) >= 2
+          or not os.execute("kill -0 " .. pid .. " 2>/dev/null")
+    end
+    deadline = sa.now() + 30
+    while not finished() and sa.now() < deadline do sa.core.sleep(0.05) end
+    local out = emulator.read(outpath)
+    os.remove(outpath)
     os.remove(path)
     e:stop()
     assert.matches("waiting", out)

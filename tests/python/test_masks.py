@@ -113,11 +113,11 @@ def test_masks_need_the_client_open(emu, tmp_path):
 
 
 def test_expired_urls_are_refreshed(make_emulator, tmp_path):
-    emu = make_emulator(task_seconds=0, url_ttl=1)
+    emu = make_emulator(task_seconds=0, url_ttl=1, test_clock=True)
     with skinanalysis.Client(emu.api_key, base_url=emu.base_url, **FAST) as c:
         res = c.analyze(SD_IMAGE, ["wrinkle"])
         polls = sum(r["endpoint"] == "task_status" for r in emu.log)
-        time.sleep(1.3)
+        emu.advance_clock(1.3)
         written = res.save_masks(tmp_path)
     assert any(p.read_bytes().startswith(PNG) for p in written)
     refused = [r for r in result_requests(emu) if r["status"] == 403]

@@ -6,10 +6,10 @@ import json
 import signal
 import sys
 import threading
-import time
 
 from .app import App
 from .config import Config
+from .control import advance_clock
 from .httpserver import HTTPServer
 
 SWEEP_SECONDS = 0.2
@@ -23,7 +23,7 @@ async def _sweeper(app):
 
 
 async def _start(app):
-    server = HTTPServer(app.handle, app.on_error)
+    server = HTTPServer(app.handle, app.on_error, time=app.state.clock.time)
     port = await server.start(app.config.host, app.config.port)
     host = app.config.host
     shown = "[%s]" % host if ":" in host else host
@@ -74,7 +74,9 @@ class Emulator:
             emu.counters["tasks_succeeded"]
 
     Keyword arguments are the CLI options (see ``Config``). The host
-    defaults to 127.0.0.1 and the port to 0 (a free port).
+    defaults to 127.0.0.1 and the port to 0 (a free port). With
+    ``test_clock=True`` the emulator's time moves only by ``advance_clock``
+    (see clock.py and docs/emulator.md).
     """
 
     def __init__(self, **options):
@@ -231,8 +233,21 @@ class Emulator:
         """Let a running task's engine finish now."""
         with self.app.state.lock:
             task = self.app.state.tasks[task_id]
-            task.done_at = min(task.done_at, time.monotonic())
-            self.app.state.advance(task, time.monotonic())
+            now = self.app.state.clock.monotonic()
+            task.done_at = min(task.done_at, now)
+            self.app.state.advance(task, now)
+
+    @property
+    def clock(self):
+        """The emulator's clock (``clock.Clock``): ``clock.test``,
+        ``clock.set_test(on)``, ``clock.monotonic()``, ``clock.time()``."""
+        return self.app.state.clock
+
+    def advance_clock(self, seconds):
+        """Move the emulator's clock forward by ``seconds`` and settle the
+        running tasks at the new time (see ``Emulator(test_clock=True)``)."""
+        with self.app.state.lock:
+            advance_clock(self.app.state, seconds)
 
     def set_webhook_urls(self, urls):
         """Deliver webhooks to these loopback http URLs from now on (a
@@ -253,7 +268,7 @@ class Emulator:
         """A dict describing a task (status, polls, max gap, ...)."""
         with self.app.state.lock:
             task = self.app.state.tasks[task_id]
-            self.app.state.advance(task, time.monotonic())
+            self.app.state.advance(task, self.app.state.clock.monotonic())
             return task.public()
 
 

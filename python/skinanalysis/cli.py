@@ -3,8 +3,14 @@
     skinanalysis analyze IMAGE... [--actions a,b] [--hd] [--format json|zip] [--json]
     skinanalysis batch DIR [--out results.jsonl|.csv] [--concurrency N] [--dry-run]
                            [--retry-failed]
+    skinanalysis compare BEFORE AFTER [--html FILE]
+    skinanalysis report results.jsonl -o report.html [--images DIR] [--masks DIR]
     skinanalysis cost ACTION...
     skinanalysis emulator [emulator flags]
+
+analyze also takes --html FILE (the notebook view as one self-contained page)
+and --out FILE (the records of --json, as JSON Lines: what compare and report
+read); batch takes --save-masks DIR.
 
 The key comes from --api-key or $YOUCAM_API_KEY, the host from --base-url or
 $SKINANALYSIS_BASE_URL.  Exit codes: 0 everything succeeded, 1 an analysis
@@ -98,10 +104,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .errors import Error
     actions = _actions_from(args)
     failed_saves = 0
+    views = []
     with _client(args) as client:  # open while masks download through it
         outcomes = client.analyze_many(args.images, actions, concurrency=args.concurrency,
                                        progress=False, format=args.format, hd=args.hd)
+        if args.out:
+            with open(args.out, "a", encoding="utf-8") as fh:
+                for image, outcome in zip(args.images, outcomes):
+                    fh.write(json.dumps(_result_record(image, outcome)) + "\n")
         for image, outcome in zip(args.images, outcomes):
+            if args.html and not isinstance(outcome, BaseException):
+                try:
+                    views.append(_result_view(image, outcome))
+                except Error as exc:
+                    _say_error(image, exc)
+                    failed_saves += 1
             if args.json:
                 sys.stdout.write(json.dumps(_result_record(image, outcome)) + "\n")
             elif isinstance(outcome, BaseException):
@@ -115,7 +132,86 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 except Error as exc:
                     _say_error(image, exc)
                     failed_saves += 1
+    if args.html:
+        from .view import page
+        Path(args.html).write_text(page("Skin analysis", "".join(views)), encoding="utf-8")
     return EXIT_FAILED if failed_saves else _exit_code(outcomes)
+
+
+def _result_view(label: str, result: Any) -> str:
+    """The notebook view of one result, its masks downloaded (through the
+    core) and blended over the image."""
+    from .view import result_html
+    if result.format == "json" and any(s.mask_urls for s in result.scores):
+        result.mask_files()  # kept in the result for the composite
+    return result_html(result, result._composite_data_url(), label)
+
+
+# -- compare and report -------------------------------------------------------------
+
+def load_result(spec: str) -> Any:
+    """A saved result: a result zip, a .json file (a record of --out/--json,
+    a Result.to_dict(), or a task-status body), or a JSON Lines file of
+    records (its last successful record, or the record of one image with
+    FILE#IMAGE)."""
+    from .results import Result
+    path, _, image = spec.partition("#")
+    p = Path(path)
+    data = p.read_bytes()
+    if data[:4] == b"PK\x03\x04":
+        return Result.from_zip(data)
+    text = data.decode("utf-8")
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        if "data" in doc and "status" in doc:
+            return Result.from_json(text)
+        if doc.get("ok") is False or ("scores" not in doc and "result" not in doc):
+            raise ValueError("%s: not a successful result" % path)
+        return Result.from_dict(doc)
+    found = None
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if (isinstance(rec, dict) and rec.get("ok") and isinstance(rec.get("result"), dict)
+                and (not image or rec.get("image") == image)):
+            found = rec
+    if found is None:
+        raise ValueError("%s: no successful result%s" % (path, " for " + image if image else ""))
+    return Result.from_dict(found)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        before, after = load_result(args.before), load_result(args.after)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write("skinanalysis compare: %s\n" % exc)
+        return EXIT_USAGE
+    cmp = before.compare(after)
+    sys.stdout.write(str(cmp))
+    if args.html:
+        from .view import page
+        Path(args.html).write_text(page("Before / after", cmp._repr_html_()),
+                                   encoding="utf-8")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import Report
+    src = Path(args.results)
+    if not src.is_file():
+        sys.stderr.write("skinanalysis report: %s: no such file\n" % src)
+        return EXIT_USAGE
+    report = Report.from_jsonl(src, images=args.images, masks=args.masks)
+    report.save(args.output)
+    sys.stderr.write("%s: %d image(s), %d failed, %d units\n"
+                     % (args.output, len(report.entries) + len(report.failures),
+                        len(report.failures), report.units))
+    return EXIT_OK
 
 
 # -- batch -----------------------------------------------------------------------
@@ -248,6 +344,17 @@ def dry_run(folder: Path, remaining: list[Path], actions: Optional[list[str]], h
     return EXIT_USAGE if bad else EXIT_OK
 
 
+def _batch_record(writer: "BatchWriter", label: str, outcome: Any,
+                  save_masks: Optional[str]) -> None:
+    from .errors import Error
+    if save_masks and not isinstance(outcome, BaseException):
+        try:
+            outcome.save_masks(Path(save_masks) / Path(label).stem)
+        except Error as exc:
+            _say_error(label, exc)
+    writer.write(label, outcome)
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     if not folder.is_dir():
@@ -276,7 +383,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             outcomes = client.analyze_many(
                 items, actions, concurrency=args.concurrency,
                 progress=not args.no_progress, format=args.format, hd=args.hd,
-                on_result=lambda i, image, outcome: writer.write(labels[i], outcome))
+                on_result=lambda i, image, outcome: _batch_record(
+                    writer, labels[i], outcome, args.save_masks))
     finally:
         writer.close()
     failed = [(label, o) for label, o in zip(labels, outcomes) if isinstance(o, BaseException)]
@@ -349,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="one JSON object per image")
     a.add_argument("--save-masks", metavar="DIR",
                    help="download masks (and zips) into DIR/<image name>/")
+    a.add_argument("--html", metavar="FILE",
+                   help="write the results as one self-contained HTML page (the "
+                        "notebook view: composite, colours, score bars)")
+    a.add_argument("--out", metavar="FILE",
+                   help="append one JSON record per image to FILE (JSON Lines, as "
+                        "batch writes: for compare and report)")
     a.set_defaults(func=cmd_analyze)
 
     b = sub.add_parser("batch", help="analyse every image of a folder into a file",
@@ -368,7 +482,32 @@ def build_parser() -> argparse.ArgumentParser:
                         "the run was interrupted, a download failed) is resumed by "
                         "its task id instead of creating a new task")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.add_argument("--save-masks", metavar="DIR",
+                   help="download each image's masks into DIR/<image name>/ (for "
+                        "the thumbnails of 'report --masks DIR')")
     b.set_defaults(func=cmd_batch)
+
+    m = sub.add_parser("compare", help="what changed between two saved results",
+                       description="BEFORE and AFTER are saved results: a result zip, "
+                                   "a .json record, or a .jsonl file of records (its "
+                                   "last successful one, or FILE#IMAGE for one image).")
+    m.add_argument("before", metavar="BEFORE")
+    m.add_argument("after", metavar="AFTER")
+    m.add_argument("--html", metavar="FILE",
+                   help="also write the paired-bar view as a self-contained page")
+    m.set_defaults(func=cmd_compare)
+
+    r = sub.add_parser("report", help="one self-contained HTML page for a batch",
+                       description="Summary, the distribution of each concern's score "
+                                   "(inline SVG) and a row per image, sortable.")
+    r.add_argument("results", metavar="RESULTS.jsonl")
+    r.add_argument("-o", "--output", default="report.html",
+                   help="the HTML file to write (default %(default)s)")
+    r.add_argument("--images", metavar="DIR",
+                   help="the batch's image folder (thumbnails of the composites)")
+    r.add_argument("--masks", metavar="DIR",
+                   help="the folder of 'batch --save-masks' (masks of the thumbnails)")
+    r.set_defaults(func=cmd_report)
 
     c = sub.add_parser("cost", help="units a request with these actions costs")
     c.add_argument("actions", nargs="+", metavar="ACTION",

@@ -287,7 +287,9 @@ TEST(expired_urls_are_refreshed)
     REQUIRE(c);
     j = run_job(c, SA_FORMAT_JSON);
     REQUIRE(j && sa_job_status(j) == SA_OK);
-    usleep(1500 * 1000);
+    /* the URLs expire: stop the emulator's clock 1.5 s later (no sleep) */
+    REQUIRE(emu_post_json(&e, "/_control/clock",
+                          "{\"mode\": \"test\", \"advance_ms\": 1500}") == 200);
     polls = emu_counter2(&e, "requests", "task_status");
     REQUIRE(sa_client_fetch_masks(c, j, NULL, &f) == SA_OK);
     CHECK_EQ_INT(sa_job_wait(f, 20000), SA_OK);
@@ -299,6 +301,8 @@ TEST(expired_urls_are_refreshed)
     CHECK(emu_counter2(&e, "requests", "task_status") > polls);
     check_no_key_on_results(&e, __LINE__);
     sa_job_free(f);
+    /* the clock runs again (from where it stood) for the next job */
+    REQUIRE(emu_post_json(&e, "/_control/clock", "{\"mode\": \"real\"}") == 200);
 
     /* a slow result host (1.2 s, longer than the URLs live) still works */
     emu_scenario(&e, "{\"faults\":[{\"endpoint\":\"result\",\"nth\":[1],"
@@ -812,8 +816,9 @@ TEST(notify_polls_at_once)
     CHECK_EQ_INT(sa_client_notify(c, sa_job_task_id(j)), 1);
     for (i = 0; i < 10; i++) sa_client_step(c, 20);
     CHECK_EQ_INT(emu_counter2(&e, "requests", "task_status"), 1);
-    /* once the task ended (the webhook's case) it ends at once too */
-    usleep(2100 * 1000);
+    /* once the task ended (the webhook's case) it ends at once too: the
+     * emulator's clock jumps past the task's 2 s */
+    REQUIRE(emu_post_json(&e, "/_control/clock", "{\"advance_ms\": 2100}") == 200);
     t0 = now_ms();
     CHECK_EQ_INT(sa_client_notify(c, sa_job_task_id(j)), 1);
     CHECK_EQ_INT(sa_job_wait(j, 3000), SA_OK);

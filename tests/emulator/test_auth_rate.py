@@ -5,6 +5,7 @@ import time
 import pytest
 import requests
 
+import emulator
 from conftest import Api, example
 
 FILE_BODY = {"files": [{"content_type": "image/jpeg", "file_name": "a.jpg", "file_size": 10}]}
@@ -48,7 +49,7 @@ def test_x_request_id_is_large_integer(api):
 
 
 def test_rate_limit_qps(make_emu, spec):
-    emu = make_emu(rate_limit=True, rate_qps=3, rate_window_max=100)
+    emu = make_emu(rate_limit=True, rate_qps=3, rate_window_max=100, test_clock=True)
     api = Api(emu, spec)
     statuses = [api.file_create()[0] for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
@@ -58,18 +59,37 @@ def test_rate_limit_qps(make_emu, spec):
     assert resp.json() == example("error-429.json")
     assert "Retry-After" not in resp.headers
     assert not any(h.lower().startswith(("ratelimit", "x-ratelimit")) for h in resp.headers)
-    time.sleep(1.05)
+    emu.advance_clock(0.99)
+    assert api.file_create()[0] == 429   # the second is not over yet
+    emu.advance_clock(0.02)
     assert api.file_create()[0] == 200
     c = emu.counters
-    assert c["rate_limited"] == 3 and c["responses_429"] == 3
+    assert c["rate_limited"] == 4 and c["responses_429"] == 4
 
 
 def test_rate_limit_window(make_emu, spec):
-    emu = make_emu(rate_limit=True, rate_qps=100, rate_window_max=4, rate_window_seconds=0.5)
+    emu = make_emu(rate_limit=True, rate_qps=100, rate_window_max=4, rate_window_seconds=0.5,
+                   test_clock=True)
     api = Api(emu, spec)
     assert [api.file_create()[0] for _ in range(5)] == [200] * 4 + [429]
-    time.sleep(0.55)
+    emu.advance_clock(0.49)
+    assert api.file_create()[0] == 429
+    emu.advance_clock(0.02)
     assert api.file_create()[0] == 200
+
+
+def test_rate_qps_seconds(make_emu, spec):
+    emu = make_emu(rate_limit=True, rate_qps=3, rate_window_max=100, rate_qps_seconds=0.5,
+                   test_clock=True)
+    api = Api(emu, spec)
+    assert [api.file_create()[0] for _ in range(4)] == [200] * 3 + [429]
+    emu.advance_clock(0.49)
+    assert api.file_create()[0] == 429
+    emu.advance_clock(0.02)
+    assert api.file_create()[0] == 200
+    with pytest.raises(ValueError):
+        emulator.Config(rate_qps_seconds=0)
+    assert emulator.config.config_from_args(["--rate-qps-seconds", "0.8"]).rate_qps_seconds == 0.8
 
 
 def test_rate_limit_per_ip_covers_all_keys(make_emu, spec):

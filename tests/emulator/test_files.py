@@ -1,7 +1,6 @@
 """File slot creation (all three upload paths) and the pre-signed PUT."""
 
 import base64
-import time
 
 import pytest
 import requests
@@ -139,9 +138,10 @@ def test_put_wrong_type(api, sd_jpeg):
 
 def test_put_expired(make_emu, spec, sd_jpeg):
     from conftest import Api
-    api = Api(make_emu(upload_ttl=0.2), spec)
+    emu = make_emu(upload_ttl=0.2, test_clock=True)
+    api = Api(emu, spec)
     url, headers = _slot(api, sd_jpeg)
-    time.sleep(0.3)
+    emu.advance_clock(0.21)
     resp = requests.put(url, data=sd_jpeg, headers=headers)
     assert resp.status_code == 403
     assert "<Code>AccessDenied</Code>" in resp.text and "Request has expired" in resp.text

@@ -3,7 +3,6 @@ result URLs (expiry, content type), determinism and the result quirks."""
 
 import io
 import json
-import time
 import zipfile
 
 import pytest
@@ -189,10 +188,13 @@ def test_results_deterministic(make_emu, spec, sd_jpeg):
 
 
 def test_result_url_expiry(make_emu, spec, sd_jpeg):
-    api = Api(make_emu(url_ttl=0.2), spec)
+    emu = make_emu(url_ttl=0.2, test_clock=True)
+    api = Api(emu, spec)
     task_id, final = api.run(sd_jpeg, ["wrinkle"], "zip")
     url = final["data"]["results"]["url"]
-    time.sleep(0.3)
+    emu.advance_clock(0.19)
+    assert requests.get(url).status_code == 200
+    emu.advance_clock(0.02)
     resp = requests.get(url)
     assert resp.status_code == 403
     assert "<Code>AccessDenied</Code>" in resp.text and "Request has expired" in resp.text

@@ -47,26 +47,74 @@ def test_draws_uniform_in_range_and_repeatable():
     assert min(a) < 4.5 and max(a) > 6.5  # spread over the range, not a constant
 
 
+def _task(emu, task_id):
+    tasks = requests.get(emu.base_url + "/_control/tasks", timeout=5).json()["tasks"]
+    (t,) = [t for t in tasks if t["task_id"] == task_id]
+    return t
+
+
 def test_control_tasks_times(make_emu, spec, sd_jpeg):
-    emu = make_emu(task_seconds="0.3:0.6", seed=3)
+    # the test clock: times are the emulator clock's, moved only by advancing
+    emu = make_emu(task_seconds="0.3:0.6", seed=3, test_clock=True)
     api = Api(emu, spec)
     file_id = api.upload(sd_jpeg)
     _, body = api.create_task({"src_file_id": file_id, "dst_actions": SD})
     task_id = body["data"]["task_id"]
-    api.status(task_id)                   # running
-    deadline = time.monotonic() + 5
-    while api.status(task_id)[1]["data"]["task_status"] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    created = _task(emu, task_id)["created_at"]
+    assert created == emu.clock.monotonic()
+    emu.clock.advance(0.25)               # before the shortest end: running
+    assert api.status(task_id)[1]["data"]["task_status"] == "running"
+    emu.clock.advance(0.1)                # moved without settling (no sweep)
+    assert api.status(task_id)[1]["data"]["task_status"] in ("running", "success")
+    emu.clock.advance(0.3)                # past the longest end
+    assert api.status(task_id)[1]["data"]["task_status"] == "success"
+    emu.clock.advance(0.05)
     api.status(task_id)                   # a poll after the final one
-    tasks = requests.get(emu.base_url + "/_control/tasks", timeout=5).json()["tasks"]
-    (t,) = [t for t in tasks if t["task_id"] == task_id]
+    t = _task(emu, task_id)
+    assert t["created_at"] == created
     assert 0.3 - 1e-6 <= t["done_at"] - t["created_at"] <= 0.6 + 1e-6
     # first final answer, not the later poll
     assert t["done_at"] <= t["seen_done_at"] < t["poll_times"][-1]
     assert t["seen_done_at"] == t["poll_times"][-2]
-    assert t["polls"] == len(t["poll_times"]) >= 3
-    assert t["poll_times"][0] < t["done_at"]  # the first poll saw it running
+    assert t["polls"] == len(t["poll_times"]) == 4
+    assert t["poll_times"][0] == created + 0.25  # the first poll saw it running
+    assert t["poll_times"][0] < t["done_at"]
+
+
+def test_advance_settles_unpolled_task(make_emu, spec, sd_jpeg):
+    # test clock: advancing past a task's end ends it without any poll
+    # (the sweeper does not wait on the real clock)
+    emu = make_emu(task_seconds="2:3", seed=5, test_clock=True)
+    api = Api(emu, spec)
+    file_id = api.upload(sd_jpeg)
+    _, body = api.create_task({"src_file_id": file_id, "dst_actions": SD})
+    task_id = body["data"]["task_id"]
+    emu.advance_clock(1.9)
+    t = _task(emu, task_id)
+    assert t["done_at"] is None and t["status"] == "running"
+    emu.advance_clock(1.2)
+    t = _task(emu, task_id)
+    assert t["status"] == "success" and t["polls"] == 0
+    assert 2.0 - 1e-6 <= t["done_at"] - t["created_at"] <= 3.0 + 1e-6
+    assert t["seen_done_at"] is None
+
+
+def test_sweeper_wakes_at_task_end(make_emu, spec, sd_jpeg):
+    # real clock: the sweeper sleeps until the next task end (not the plain
+    # 0.2 s period), so an unpolled task ends, and its webhook leaves, on time
+    from emulator.server import SWEEP_SECONDS, _sweep
+    emu = make_emu(task_seconds=0.1)
+    state = emu.app.state
+    assert _sweep(state) == SWEEP_SECONDS          # nothing running
+    api = Api(emu, spec)
+    file_id = api.upload(sd_jpeg)
+    _, body = api.create_task({"src_file_id": file_id, "dst_actions": SD})
+    assert _sweep(state) <= 0.101                  # wakes at its end
+    emu.clock.set_test(True)                       # stopped: advance settles
+    assert _sweep(state) == SWEEP_SECONDS
+    emu.advance_clock(0.2)
+    assert _task(emu, body["data"]["task_id"])["status"] == "success"
+    assert _sweep(state) == SWEEP_SECONDS
 
 
 def test_control_tasks_running_task(make_emu, spec, sd_jpeg):

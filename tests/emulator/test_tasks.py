@@ -1,6 +1,5 @@
 """Task creation (validation, units) and the status life cycle."""
 
-import time
 
 import pytest
 
@@ -24,13 +23,16 @@ def test_create_and_poll_both_versions(api, sd_jpeg, version):
 
 
 def test_running_then_success(make_emu, spec, sd_jpeg):
-    api = Api(make_emu(task_seconds=0.3), spec)
+    emu = make_emu(task_seconds=0.3, test_clock=True)
+    api = Api(emu, spec)
     file_id = api.upload(sd_jpeg)
     _, body = api.create_task({"src_file_id": file_id, "dst_actions": SD})
     task_id = body["data"]["task_id"]
     status, running = api.status(task_id)
     assert status == 200 and running == example("task-status-running.json")
-    time.sleep(0.35)
+    emu.advance_clock(0.29)    # clock margins cost nothing: no exact float boundaries
+    assert api.status(task_id)[1] == running
+    emu.advance_clock(0.02)
     status, done = api.status(task_id)
     assert done["data"]["task_status"] == "success"
     assert done["data"]["error"] is None
@@ -241,50 +243,52 @@ def test_task_of_other_key_invalid(make_emu, spec, sd_jpeg):
 
 
 def test_unpolled_task_expires_and_is_charged(make_emu, spec, sd_jpeg):
-    emu = make_emu(task_seconds=2, poll_window=0.3)
+    emu = make_emu(task_seconds=2, poll_window=0.3, test_clock=True)
     api = Api(emu, spec)
     file_id = api.upload(sd_jpeg)
     task_id = api.create_task({"src_file_id": file_id, "dst_actions": SD})[1]["data"]["task_id"]
     assert api.status(task_id)[1]["data"]["task_status"] == "running"
-    time.sleep(0.5)
+    emu.advance_clock(0.5)
     status, body = api.status(task_id)
     assert status == 400 and body == example("error-400-invalid-task-id.json")
     c = emu.counters
     assert c["tasks_expired"] == 1 and c["tasks_succeeded"] == 0
     assert c["units_charged"] == {KEY: 9} and c["units_charged_on_expiry"] == {KEY: 9}
     assert c["balances"][KEY] == 100000 - 9
-    assert c["max_unpolled_gap"][task_id] >= 0.45
+    assert c["max_unpolled_gap"][task_id] == 0.5
 
 
 def test_polled_task_does_not_expire(make_emu, spec, sd_jpeg):
-    emu = make_emu(task_seconds=0.6, poll_window=0.3)
+    emu = make_emu(task_seconds=0.6, poll_window=0.3, test_clock=True)
     api = Api(emu, spec)
     file_id = api.upload(sd_jpeg)
     task_id = api.create_task({"src_file_id": file_id, "dst_actions": SD})[1]["data"]["task_id"]
-    deadline = time.monotonic() + 3
-    while api.status(task_id)[1]["data"]["task_status"] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    for _ in range(5):              # polled every 0.125 s until 0.625 s
+        assert api.status(task_id)[1]["data"]["task_status"] == "running"
+        emu.advance_clock(0.125)
+    assert api.status(task_id)[1]["data"]["task_status"] == "success"
     c = emu.counters
     assert c["tasks_expired"] == 0 and c["tasks_succeeded"] == 1
-    assert c["max_unpolled_gap"][task_id] < 0.3
+    assert c["max_unpolled_gap"][task_id] == 0.125
 
 
 def test_expiry_without_any_poll_is_swept(make_emu, spec, sd_jpeg):
-    emu = make_emu(task_seconds=5, poll_window=0.2)
+    emu = make_emu(task_seconds=5, poll_window=0.2, test_clock=True)
     api = Api(emu, spec)
     api.create_task({"src_file_id": api.upload(sd_jpeg), "dst_actions": SD})
-    time.sleep(0.5)
+    emu.advance_clock(0.19)
+    assert emu.counters["tasks_expired"] == 0
+    emu.advance_clock(0.02)
     assert emu.counters["tasks_expired"] == 1
 
 
 def test_task_timeout_500(make_emu, spec, sd_jpeg):
-    emu = make_emu(task_seconds=5, task_timeout_after=0.2)
+    emu = make_emu(task_seconds=5, task_timeout_after=0.2, test_clock=True)
     api = Api(emu, spec)
     task_id = api.create_task({"src_file_id": api.upload(sd_jpeg),
                                "dst_actions": SD})[1]["data"]["task_id"]
     assert api.status(task_id)[1]["data"]["task_status"] == "running"
-    time.sleep(0.3)
+    emu.advance_clock(0.21)
     status, body = api.status(task_id)
     assert status == 500 and body == example("error-500-task-timeout.json")
     c = emu.counters
@@ -292,9 +296,12 @@ def test_task_timeout_500(make_emu, spec, sd_jpeg):
 
 
 def test_retention(make_emu, spec, sd_jpeg):
-    api = Api(make_emu(retention=0.2), spec)
+    emu = make_emu(retention=0.2, test_clock=True)
+    api = Api(emu, spec)
     task_id, _ = api.run(sd_jpeg, SD)
-    time.sleep(0.3)
+    emu.advance_clock(0.19)
+    assert api.status(task_id)[0] == 200
+    emu.advance_clock(0.02)
     assert api.status(task_id)[0] == 400
 
 

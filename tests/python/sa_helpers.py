@@ -2,6 +2,7 @@
 of its own: tests/emulator has a conftest.py too)."""
 
 import os
+import threading
 import time
 
 import skinanalysis
@@ -42,6 +43,31 @@ def wait_until(predicate, timeout=5.0, interval=0.02):
             return True
         time.sleep(interval)
     return predicate()
+
+
+def polled(emu, count=1):
+    """A predicate: the emulator has answered ``count`` status polls (so a
+    client that drives only inside its blocking calls is inside one)."""
+    return lambda: sum(r["endpoint"] == "task_status" for r in emu.log) >= count
+
+
+def then(*steps, timeout=30.0):
+    """Run ``(predicate, action)`` steps in order on a daemon thread: each
+    action once its predicate holds (bounded by ``timeout``). Returns the
+    thread; ``thread.fired`` lists the monotonic time of each action, and
+    ``thread.missed`` names a predicate that never held."""
+    def run():
+        for predicate, action in steps:
+            if not wait_until(predicate, timeout):
+                t.missed = getattr(predicate, "__name__", repr(predicate))
+                return
+            t.fired.append(time.monotonic())
+            action()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.fired, t.missed = [], None
+    t.start()
+    return t
 
 
 def tasks_polled_to_end(emu):

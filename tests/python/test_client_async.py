@@ -7,11 +7,19 @@ import time
 import pytest
 
 import skinanalysis
-from .sa_helpers import FAST, HD_IMAGE, SD_IMAGE, tasks_polled_to_end
+from .sa_helpers import FAST, HD_IMAGE, SD_IMAGE, polled, tasks_polled_to_end
 
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def until(predicate, timeout=30.0):
+    """Await ``predicate()`` becoming true (polled; bounded)."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "condition not met in %g s" % timeout
+        await asyncio.sleep(0.01)
 
 
 def test_analyze(emu):
@@ -29,25 +37,30 @@ def test_analyze(emu):
 
 
 def test_concurrent_analyses_use_no_threads(make_emulator):
-    emu = make_emulator(task_seconds=0.5)
+    emu = make_emulator(task_seconds=0.5, test_clock=True)
+
+    async def all_running_then_end():
+        # concurrent: all 8 tasks run at once (the clock stands until moved)
+        await until(lambda: emu.counters["tasks_running"] == 8)
+        emu.advance_clock(0.5)
 
     async def main():
         async with skinanalysis.AsyncClient(emu.api_key, base_url=emu.base_url,
                                             rate_limit=False, **FAST) as c:
             threads = threading.active_count()
-            started = time.monotonic()
-            results = await asyncio.gather(*(c.analyze(SD_IMAGE, ["pore"])
-                                             for _ in range(8)))
-            return results, time.monotonic() - started, threads, threading.active_count()
+            *results, _ = await asyncio.gather(*(c.analyze(SD_IMAGE, ["pore"])
+                                                 for _ in range(8)), all_running_then_end())
+            return results, threads, threading.active_count()
 
-    results, elapsed, before, after = run(main())
+    results, before, after = run(main())
     assert len({r.task_id for r in results}) == 8
-    assert elapsed < 3.0          # concurrent: not 8 x 0.5 s
     assert after == before        # no thread per call, no executor
 
 
 def test_the_loop_stays_responsive(make_emulator):
-    emu = make_emulator(task_seconds=0.6)
+    # the task ends only when the ticker, 20 ticks into the analysis, moves
+    # the emulator's clock: a blocked loop would never get there
+    emu = make_emulator(task_seconds=0.6, test_clock=True)
 
     async def main():
         ticks = 0
@@ -57,19 +70,22 @@ def test_the_loop_stays_responsive(make_emulator):
             while True:
                 await asyncio.sleep(0.01)
                 ticks += 1
+                if ticks == 20:
+                    emu.advance_clock(0.6)
 
         async with skinanalysis.AsyncClient(emu.api_key, base_url=emu.base_url,
                                             **FAST) as c:
             t = asyncio.ensure_future(ticker())
-            await c.analyze(SD_IMAGE, ["pore"])
+            res = await asyncio.wait_for(c.analyze(SD_IMAGE, ["pore"]), 60)
             t.cancel()
-        return ticks
+        return ticks, res
 
-    assert run(main()) > 20
+    ticks, res = run(main())
+    assert ticks >= 20 and res.get("pore") is not None
 
 
 def test_job_wait_timeout_then_again(make_emulator):
-    emu = make_emulator(task_seconds=0.8)
+    emu = make_emulator(task_seconds=0.8, test_clock=True)
 
     async def main():
         async with skinanalysis.AsyncClient(emu.api_key, base_url=emu.base_url,
@@ -79,6 +95,7 @@ def test_job_wait_timeout_then_again(make_emulator):
                 await job.wait(0.2)
             assert info.value.job is job and not job.done()
             assert info.value.task_id == job.task_id
+            emu.advance_clock(0.8)
             res = await job
             assert job.done() and job.status == "done"
             return res
@@ -87,17 +104,18 @@ def test_job_wait_timeout_then_again(make_emulator):
 
 
 def test_cancelling_the_awaiter_keeps_the_job(make_emulator):
-    emu = make_emulator(task_seconds=0.5)
+    emu = make_emulator(task_seconds=0.5, test_clock=True)
 
     async def main():
         async with skinanalysis.AsyncClient(emu.api_key, base_url=emu.base_url,
                                             **FAST) as c:
             job = await c.submit(SD_IMAGE, ["pore"])
             waiter = asyncio.ensure_future(job.wait())
-            await asyncio.sleep(0.1)
+            await until(polled(emu))   # the waiter waits (the task cannot end)
             waiter.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await waiter
+            emu.advance_clock(0.5)
             return await job
 
     assert run(main()).get("pore")
@@ -171,14 +189,14 @@ def test_close_drains_and_loop_can_change(make_emulator):
 
 
 def test_bound_loop_with_running_jobs_refuses_another_loop(make_emulator):
-    emu = make_emulator(task_seconds=5)
+    emu = make_emulator(task_seconds=5, test_clock=True)
     c = skinanalysis.AsyncClient(emu.api_key, base_url=emu.base_url, **FAST)
     holder = []
 
     def loop_thread():
         async def start():
             holder.append(await c.submit(SD_IMAGE, ["pore"]))
-            await asyncio.sleep(0.3)
+            await until(polled(emu))   # the job runs on this loop, then the loop ends
         asyncio.run(start())
 
     t = threading.Thread(target=loop_thread)

@@ -5,14 +5,13 @@ import logging
 import os
 import pathlib
 import threading
-import time
 
 import pytest
 
 import skinanalysis
 from skinanalysis import _core
 from .sa_helpers import (FAST, HD_IMAGE, PNG_IMAGE, SD_IMAGE, api_requests,
-                        tasks_polled_to_end, wait_until)
+                        polled, tasks_polled_to_end, then, wait_until)
 
 
 def read(path):
@@ -273,7 +272,10 @@ def test_waits_and_deadlines_are_checked(emu):
 
 
 def test_gil_is_released_while_waiting(make_emulator):
-    emu = make_emulator(task_seconds=1.0)
+    """While the main thread waits (the task cannot end: the emulator's clock
+    stands), a counter thread counts; the clock moves once it has counted
+    10,000 in that wait. Were the GIL held, the job would never end."""
+    emu = make_emulator(task_seconds=1.0, test_clock=True)
     counter = [0]
     stop = threading.Event()
 
@@ -281,40 +283,41 @@ def test_gil_is_released_while_waiting(make_emulator):
         while not stop.is_set():
             counter[0] += 1
 
+    marks = []
     with skinanalysis.Client(emu.api_key, base_url=emu.base_url, **FAST) as c:
         job = c.submit(SD_IMAGE, ["pore"])
         t = threading.Thread(target=count)
         t.start()
+        mover = then((polled(emu), lambda: marks.append(counter[0])),
+                     (lambda: counter[0] - marks[0] > 10000,
+                      lambda: emu.advance_clock(1.0)))
         try:
-            before = counter[0]
-            started = time.monotonic()
-            job.wait(10)
-            elapsed = time.monotonic() - started
-            during = counter[0] - before
+            res = job.wait(60)
         finally:
             stop.set()
             t.join()
-    assert elapsed > 0.5
-    assert during > 100000  # the counter thread ran freely during the wait
+            mover.join()
+    assert mover.missed is None and len(mover.fired) == 2
+    assert res.get("pore") is not None
 
 
 def test_other_threads_are_kept_out_while_waiting(make_emulator):
-    emu = make_emulator(task_seconds=1.0)
+    emu = make_emulator(task_seconds=1.0, test_clock=True)
     errors = []
     with skinanalysis.Client(emu.api_key, base_url=emu.base_url, **FAST) as c:
         job = c.submit(SD_IMAGE, ["pore"])
 
         def intruder():
-            time.sleep(0.2)
             for call in (lambda: c.submit(SD_IMAGE), lambda: job.task_id, c.close):
                 try:
                     call()
                 except skinanalysis.UsageError as exc:
                     errors.append(exc)
+            emu.advance_clock(1.0)
 
-        t = threading.Thread(target=intruder)
-        t.start()
-        job.wait(10)
+        # the intruder comes once the main thread is inside wait (it polls)
+        t = then((polled(emu), intruder))
+        job.wait(60)
         t.join()
     assert len(errors) == 3 and all("another thread" in str(e) for e in errors)
 
@@ -324,11 +327,10 @@ def test_wakeup_from_another_thread(make_emulator):
     c = skinanalysis.Client(emu.api_key, base_url=emu.base_url, **FAST)
     try:
         job = c.submit(SD_IMAGE, ["pore"])
-        threading.Timer(0.3, c.wakeup).start()
-        started = time.monotonic()
+        waker = then((polled(emu), c.wakeup))
         with pytest.raises(skinanalysis.WaitInterrupted):
-            job.wait(10)
-        assert time.monotonic() - started < 2
+            job.wait(30)      # a task of 30 s: only the wakeup ends this wait
+        waker.join()
         assert not job.done()
         emu.finish_task(job.task_id)
         assert job.wait(5).get("pore") is not None
@@ -410,7 +412,7 @@ def test_result_model(client, tmp_path):
     assert list(df["concern"]) == [s.concern for s in res]
     assert df.attrs["task_id"] == res.task_id
     html = res._repr_html_()
-    assert "<table class=\"skinanalysis-scores\">" in html
+    assert "<table class=\"sa-scores skinanalysis-scores\">" in html
     assert html.count("<img ") == 4 and "&amp;sig=" in html
 
 
@@ -450,12 +452,18 @@ def test_zip_bare_string_quirk(make_emulator, tmp_path):
 
 
 def test_polling_interval_from_the_server_is_honoured(make_emulator):
-    # first poll after the client's 1 s; then every 200 ms as the server says
-    emu = make_emulator(task_seconds=1.3, quirks="polling_interval", polling_interval_ms=200)
+    # first poll after the client's 1 s; then every 200 ms as the server says:
+    # three gaps take 0.6 s, not the 3 s of the client's own interval (the
+    # task cannot end meanwhile: the emulator's clock stands until moved)
+    emu = make_emulator(task_seconds=1.3, quirks="polling_interval", polling_interval_ms=200,
+                        test_clock=True)
     with skinanalysis.Client(emu.api_key, base_url=emu.base_url,
                              poll_interval=1.0) as c:
-        started = time.monotonic()
         job = c.submit(SD_IMAGE, ["pore"])
-        job.wait(10)
-    assert time.monotonic() - started < 1.9
-    assert job.polls >= 2
+        t = then((polled(emu, 1), lambda: None), (polled(emu, 4), lambda: None),
+                 (lambda: True, lambda: emu.advance_clock(1.3)))
+        job.wait(30)
+        t.join()
+    assert t.missed is None
+    assert t.fired[1] - t.fired[0] < 2.5
+    assert job.polls >= 5

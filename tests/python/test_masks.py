@@ -113,11 +113,11 @@ def test_masks_need_the_client_open(emu, tmp_path):
 
 
 def test_expired_urls_are_refreshed(make_emulator, tmp_path):
-    emu = make_emulator(task_seconds=0, url_ttl=1)
+    emu = make_emulator(task_seconds=0, url_ttl=1, test_clock=True)
     with skinanalysis.Client(emu.api_key, base_url=emu.base_url, **FAST) as c:
         res = c.analyze(SD_IMAGE, ["wrinkle"])
         polls = sum(r["endpoint"] == "task_status" for r in emu.log)
-        time.sleep(1.3)
+        emu.advance_clock(1.3)
         written = res.save_masks(tmp_path)
     assert any(p.read_bytes().startswith(PNG) for p in written)
     refused = [r for r in result_requests(emu) if r["status"] == 403]
@@ -165,7 +165,7 @@ def test_composite_has_the_source_size(client, emu, tmp_path):
 def test_repr_html_shows_the_composite_when_masks_are_in_memory(client, emu):
     zipped = client.analyze(SD_IMAGE, ["pore"], format="zip")
     page = zipped._repr_html_()
-    assert '<img class="skinanalysis-composite" src="data:image/png;base64,' in page
+    assert '<img class="sa-composite skinanalysis-composite" src="data:image/png;base64,' in page
     res = client.analyze(SD_IMAGE, ["pore"])
     downloads = len(result_requests(emu))
     page = res._repr_html_()

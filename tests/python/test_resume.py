@@ -11,7 +11,7 @@ import time
 import pytest
 
 import skinanalysis
-from .sa_helpers import FAST, HD_IMAGE, SD_IMAGE, api_requests, tasks_polled_to_end
+from .sa_helpers import FAST, HD_IMAGE, SD_IMAGE, api_requests, tasks_polled_to_end, then
 
 
 def started_task(client, image=SD_IMAGE, **kwargs):
@@ -150,11 +150,12 @@ def test_resume_argument_types(client):
 
 
 def test_resume_wait_timeout_keeps_the_job(make_emulator):
-    emu = make_emulator(task_seconds=1.0)
+    emu = make_emulator(task_seconds=1.0, test_clock=True)
     with skinanalysis.Client(emu.api_key, base_url=emu.base_url, **FAST) as c:
         task_id = started_task(c).task_id
         with pytest.raises(skinanalysis.WaitTimeout) as info:
             c.resume(task_id, timeout=0.05)
+        emu.advance_clock(1.0)
         assert info.value.job.wait(30).task_id == task_id
 
 
@@ -207,26 +208,25 @@ def test_async_analyze_many_resumes_resume_task_items(emu):
     assert emu.counters["tasks_created"] == 1
 
 
-def test_batch_second_ctrl_c_reports_abandoned_tasks(make_emulator):
+def test_batch_second_ctrl_c_reports_abandoned_tasks(make_emulator, caplog):
     """The tasks abandoned by a second Ctrl-C are reported (on_result) as
     CancelledError with their task id, so a later run can resume them."""
-    emu = make_emulator(task_seconds=60)
+    emu = make_emulator(task_seconds=60, test_clock=True)
     seen = []
     c = skinanalysis.Client(emu.api_key, base_url=emu.base_url, **FAST)
     try:
         main = threading.main_thread().ident
 
-        def fire_twice():
-            time.sleep(0.5)
-            signal.pthread_kill(main, signal.SIGINT)
-            time.sleep(0.4)
+        def fire():
             signal.pthread_kill(main, signal.SIGINT)
 
-        t = threading.Thread(target=fire_twice, daemon=True)
-        t.start()
-        with pytest.raises(KeyboardInterrupt):
-            c.analyze_many([SD_IMAGE] * 6, ["pore"], concurrency=3, progress=False,
-                           on_result=lambda i, image, outcome: seen.append(outcome))
+        # Ctrl-C once three tasks run, again once the batch says it waits
+        t = then((lambda: len(emu.state.tasks) >= 3, fire),
+                 (lambda: "waiting for" in caplog.text, fire))
+        with caplog.at_level(logging.WARNING, logger="skinanalysis"):
+            with pytest.raises(KeyboardInterrupt):
+                c.analyze_many([SD_IMAGE] * 6, ["pore"], concurrency=3, progress=False,
+                               on_result=lambda i, image, outcome: seen.append(outcome))
         t.join()
     finally:
         c.close(timeout=0.1)

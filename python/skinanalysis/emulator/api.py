@@ -70,12 +70,12 @@ def file_create(app, ctx):
         file_id = new_file_id()
         key = secrets.token_urlsafe(24)
         record = FileRecord(file_id, key, item["content_type"], item["file_name"],
-                            item["file_size"], ctx.api_key)
+                            item["file_size"], ctx.api_key, state.clock.time())
         state.files[file_id] = record
         state.storage[key] = file_id
         state.count("files_created")
         path = "/_storage/" + key
-        expires = int((time.time() + app.config.upload_ttl) * 1000)
+        expires = int((state.clock.time() + app.config.upload_ttl) * 1000)
         sig = state.sign("PUT", path, expires, record.size, record.content_type)
         out.append({
             "content_type": record.content_type,
@@ -137,13 +137,13 @@ def upload(app, ctx):
             hint = ("Content-Length %s / Content-Type %r differ from the signed %d / %r"
                     % (length, ctype, record.size, record.content_type))
         return xml_error(403, "SignatureDoesNotMatch", _SIG_MISMATCH, {"EmulatorHint": hint})
-    if int(expires) < time.time() * 1000:
+    if int(expires) < state.clock.time() * 1000:
         state.count("uploads_rejected")
         return xml_error(403, "AccessDenied", "Request has expired",
                          {"Expires": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                    time.gmtime(int(expires) / 1000))})
     record.data = req.body
-    record.uploaded_at = time.time()
+    record.uploaded_at = state.clock.time()
     state.stored_add(record)
     state.count("uploads")
     etag = '"%s"' % hashlib.md5(req.body).hexdigest()
@@ -228,7 +228,7 @@ def task_create(app, ctx, version):
         return json_response(400, catalog.err_credit(parsed["cost"], balance))
     task = Task(new_task_id(), ctx.api_key, version, parsed["actions"], parsed["tier"],
                 parsed["format"], parsed["overlay"], parsed["source"], parsed["cost"],
-                state.task_seconds(), time.monotonic())
+                state.task_seconds(), state.clock.monotonic())
     state.add_task(task)
     if ctx.forced_error:
         state.force_error(task, *ctx.forced_error)
@@ -246,7 +246,7 @@ def task_status(app, ctx, version, task_id):
     ctx.task_id = task_id
     if task is None or task.owner != ctx.api_key:
         return json_response(400, catalog.ERR_INVALID_TASK_ID)
-    now = time.monotonic()
+    now = state.clock.monotonic()
     if ctx.forced_error and task.status == "running":
         state.force_error(task, *ctx.forced_error)
     state.advance(task, now)
@@ -337,7 +337,7 @@ def result(app, ctx):
     ctx.task_id = task_id
     if not state.check_sig(req.query.get("sig"), "GET", req.path, int(expires)):
         return xml_error(403, "SignatureDoesNotMatch", _SIG_MISMATCH)
-    if int(expires) < time.time() * 1000:
+    if int(expires) < state.clock.time() * 1000:
         return xml_error(403, "AccessDenied", "Request has expired")
     blob = state.result_blob(state.tasks[task_id], name)
     if blob is None:

@@ -5,7 +5,6 @@ import json
 import random
 import re
 import sys
-import time
 import traceback
 
 from . import api, catalog, control
@@ -142,7 +141,7 @@ class App:
                 state.counters["responses_429"] += 1
         if endpoint != "control":
             state.record({
-                "time": time.time(), "method": request.method, "path": request.path,
+                "time": state.clock.time(), "method": request.method, "path": request.path,
                 "endpoint": endpoint, "version": ctx.version, "client_ip": request.client_ip,
                 "headers": list(request.header_names),
                 "authorization": "authorization" in request.headers,
@@ -192,7 +191,7 @@ class App:
             buckets = ["ip:" + request.client_ip]
             if valid:
                 buckets.append("key:" + key)
-            if not state.limiter.allow(buckets, time.monotonic()):
+            if not state.limiter.allow(buckets, state.clock.monotonic()):
                 state.counters["rate_limited"] += 1
                 return api.json_response(429, catalog.ERR_TOO_MANY)
         if not valid:

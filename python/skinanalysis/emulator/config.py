@@ -37,6 +37,9 @@ class Config:
     webhook_secret: str = webhooks.DEFAULT_SECRET
     webhook_retries: int = 3
     webhook_backoff: float = 0.5
+    test_clock: bool = False      # time moves only by POST /_control/clock (clock.py)
+    control_any_host: bool = False  # /_control/ answers non-loopback peers too
+    rate_qps_seconds: float = 1.0   # the window rate_qps counts (the API: 1 s)
 
     def __post_init__(self):
         if isinstance(self.keys, str):
@@ -64,6 +67,8 @@ class Config:
                      "rate_window_seconds", "store_max_mb"):
             if getattr(self, name) < 0:
                 raise ValueError("%s must be >= 0" % name)
+        if not self.rate_qps_seconds > 0:
+            raise ValueError("rate_qps_seconds must be > 0")
         if self.task_timeout_after is not None and self.task_timeout_after < 0:
             raise ValueError("task_timeout_after must be >= 0")
         self.webhook_urls = webhooks.parse_urls(self.webhook_urls)
@@ -186,6 +191,16 @@ def build_parser():
     p.add_argument("--webhook-backoff", type=float, default=d.webhook_backoff,
                    help="seconds before the first retry, doubled each time "
                         "(default %(default)s)")
+    p.add_argument("--test-clock", action="store_true",
+                   help="start the emulator's clock stopped: time (task progress, expiry, "
+                        "rate windows, URL expiry, timestamps) moves only by "
+                        "POST /_control/clock {\"advance_ms\": N}")
+    p.add_argument("--rate-qps-seconds", type=float, default=d.rate_qps_seconds,
+                   help="the window --rate-qps counts, in seconds; shorter than the API's 1 s "
+                        "it tolerates late arrivals on a loaded machine (default %(default)s)")
+    p.add_argument("--control-any-host", action="store_true",
+                   help="let /_control/ answer peers other than loopback (by default it "
+                        "answers 403 to them; only for an emulator bound to a trusted network)")
     return p
 
 
@@ -202,4 +217,6 @@ def config_from_args(argv=None):
                   url_ttl=args.url_ttl, upload_ttl=args.upload_ttl, engine_error=args.engine_error,
                   scenario=args.scenario, log_max=args.log_max, verbose=args.verbose,
                   webhook_urls=",".join(args.webhook_url), webhook_secret=args.webhook_secret,
-                  webhook_retries=args.webhook_retries, webhook_backoff=args.webhook_backoff)
+                  webhook_retries=args.webhook_retries, webhook_backoff=args.webhook_backoff,
+                  test_clock=args.test_clock, control_any_host=args.control_any_host,
+                  rate_qps_seconds=args.rate_qps_seconds)

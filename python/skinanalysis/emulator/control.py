@@ -1,10 +1,12 @@
 """The control endpoint ``/_control/...``: scenario, log, counters, reset,
-hosted images, per-task engine errors and unit balances. Never rate limited
-and never authenticated (the emulator is a local test tool)."""
+hosted images, per-task engine errors, unit balances and the clock. Never
+rate limited and never authenticated (the emulator is a local test tool), so
+it answers only loopback peers unless ``control_any_host`` is set."""
 
+import ipaddress
 import json
+import math
 import re
-import time
 
 from .faults import ScenarioError
 from .httpserver import Response
@@ -37,11 +39,61 @@ def _engine_error_spec(body):
     return body["code"], message
 
 
+def peer_allowed(client_ip, any_host=False):
+    """Whether a peer at ``client_ip`` (the socket's address text) may use
+    /_control/: loopback (127.0.0.0/8, ::1, ::ffff:127.x.y.z) always, any
+    other address only with ``any_host``; an unknown or unparsable peer
+    never without it."""
+    if any_host:
+        return True
+    if not isinstance(client_ip, str):
+        return False
+    try:
+        addr = ipaddress.ip_address(client_ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback
+
+
+def advance_clock(state, seconds):
+    """Move the clock forward and settle every running task at the new time
+    (ends, expiries, timeouts; webhooks of tasks that end). Under state.lock."""
+    state.clock.advance(seconds)
+    state.sweep()
+
+
+def _clock(app, ctx):
+    state = app.state
+    if ctx.request.method == "GET":
+        return _json(200, state.clock.snapshot())
+    body = _body(ctx)
+    usage = 'body must be {"advance_ms": <number >= 0>} and/or {"mode": "test" | "real"}'
+    if not isinstance(body, dict) or not body or set(body) - {"advance_ms", "mode"}:
+        return _error(400, usage)
+    mode = body.get("mode")
+    advance = body.get("advance_ms", 0)
+    if mode not in (None, "test", "real") or isinstance(advance, bool) \
+            or not isinstance(advance, (int, float)) or not 0 <= advance < math.inf:
+        return _error(400, usage)
+    if mode is not None:
+        state.clock.set_test(mode == "test")
+    advance_clock(state, advance / 1000.0)
+    return _json(200, state.clock.snapshot())
+
+
 def handle(app, ctx):
     state = app.state
     req = ctx.request
     path = req.path
     method = req.method
+
+    if not peer_allowed(req.client_ip, app.config.control_any_host):
+        return _error(403, "the control endpoint answers only loopback peers "
+                           "(start the emulator with --control-any-host to allow others)")
+    if path == "/_control/clock" and method in ("GET", "POST"):
+        return _clock(app, ctx)
 
     if path == "/_control/health":
         return _json(200, {"ok": True})
@@ -115,7 +167,7 @@ def handle(app, ctx):
             return _error(404, "no such task")
         action = match.group(2)
         if action is None and method == "GET":
-            state.advance(task, time.monotonic())
+            state.advance(task, state.clock.monotonic())
             return _json(200, task.public())
         if action == "engine_error" and method == "POST":
             spec = _engine_error_spec(_body(ctx))
@@ -135,8 +187,9 @@ def handle(app, ctx):
         if action == "finish" and method == "POST":
             if task.status != "running":
                 return _error(409, "task already finished: " + task.status)
-            task.done_at = min(task.done_at, time.monotonic())
-            state.advance(task, time.monotonic())
+            now = state.clock.monotonic()
+            task.done_at = min(task.done_at, now)
+            state.advance(task, now)
             return _json(200, task.public())
     return _error(404, "unknown control endpoint %s %s (see docs/emulator.md)" % (method, path))
 

@@ -24,7 +24,7 @@ REASONS = {
 
 class Request:
     __slots__ = ("method", "target", "path", "query", "version", "headers", "header_names",
-                 "body", "client_ip", "keep_alive", "received")
+                 "body", "client_ip", "keep_alive")
 
     def __init__(self, method, target, version, headers, header_names, body, client_ip):
         self.method = method
@@ -42,7 +42,6 @@ class Request:
             self.keep_alive = "keep-alive" in conn
         else:
             self.keep_alive = "close" not in conn
-        self.received = time.monotonic()
 
 
 class Response:
@@ -66,15 +65,12 @@ class Response:
         self.on_sent = None  # callback(Response) once written (or dropped)
 
 
-_date_cache = [0, b""]
-
-
-def _http_date():
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[0] = now
-        _date_cache[1] = email.utils.formatdate(now, usegmt=True).encode()
-    return _date_cache[1]
+def _http_date(server):
+    """The Date header from the server's clock (cached per second)."""
+    now = int(server.time())
+    if server.date_cache[0] != now:
+        server.date_cache = (now, email.utils.formatdate(now, usegmt=True).encode())
+    return server.date_cache[1]
 
 
 class HTTPProtocol(asyncio.Protocol):
@@ -186,14 +182,13 @@ class HTTPProtocol(asyncio.Protocol):
 
     # -- responses ---------------------------------------------------------
 
-    @staticmethod
-    def _head(status, headers, length, keep_alive):
+    def _head(self, status, headers, length, keep_alive):
         out = ["HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Unknown"))]
         for name, value in headers:
             out.append("%s: %s\r\n" % (name, value))
         out.append("Content-Length: %d\r\n" % length)
         out.append("Connection: %s\r\n" % ("keep-alive" if keep_alive else "close"))
-        return ("".join(out)).encode("latin-1") + b"Date: " + _http_date() + b"\r\n\r\n"
+        return ("".join(out)).encode("latin-1") + b"Date: " + _http_date(self.server) + b"\r\n\r\n"
 
     def _send(self, request, response):
         keep = request.keep_alive and response.mode == "normal"
@@ -251,8 +246,10 @@ class HTTPProtocol(asyncio.Protocol):
 class HTTPServer:
     """Owns the listening socket and the open connections."""
 
-    def __init__(self, handler, on_error, max_body=16 * 1024 * 1024):
+    def __init__(self, handler, on_error, max_body=16 * 1024 * 1024, time=time.time):
         self.handler = handler
+        self.time = time               # Unix seconds for the Date header
+        self.date_cache = (None, b"")
         self.on_error = on_error
         self.max_body = max_body
         self.connections = set()

@@ -6,31 +6,39 @@ import json
 import signal
 import sys
 import threading
-import time
 
 from .app import App
 from .config import Config
+from .control import advance_clock
 from .httpserver import HTTPServer
 
 SWEEP_SECONDS = 0.2
 
 
+def _sweep(state):
+    """Settle the running tasks at the clock's time; return the seconds until
+    the next sweep: the next task end (webhook deliveries go out on time), at
+    most SWEEP_SECONDS (expiries, timeouts). A stopped test clock moves only
+    by advance_clock, which settles the tasks itself: then the plain period."""
+    with state.lock:
+        state.sweep()
+        nxt = state.next_done_at()
+        now = state.clock.monotonic()
+        test = state.clock.test
+    if nxt is None or test:
+        return SWEEP_SECONDS
+    return min(SWEEP_SECONDS, max(0.002, nxt - now + 0.001))
+
+
 async def _sweeper(app):
-    # wakes at the next task end too (webhook deliveries go out on time),
-    # and at least every SWEEP_SECONDS (expiries, timeouts)
     delay = SWEEP_SECONDS
     while True:
         await asyncio.sleep(delay)
-        with app.state.lock:
-            app.state.sweep()
-            nxt = app.state.next_done_at()
-        delay = SWEEP_SECONDS
-        if nxt is not None:
-            delay = min(delay, max(0.002, nxt - time.monotonic() + 0.001))
+        delay = _sweep(app.state)
 
 
 async def _start(app):
-    server = HTTPServer(app.handle, app.on_error)
+    server = HTTPServer(app.handle, app.on_error, time=app.state.clock.time)
     port = await server.start(app.config.host, app.config.port)
     host = app.config.host
     shown = "[%s]" % host if ":" in host else host
@@ -81,7 +89,9 @@ class Emulator:
             emu.counters["tasks_succeeded"]
 
     Keyword arguments are the CLI options (see ``Config``). The host
-    defaults to 127.0.0.1 and the port to 0 (a free port).
+    defaults to 127.0.0.1 and the port to 0 (a free port). With
+    ``test_clock=True`` the emulator's time moves only by ``advance_clock``
+    (see clock.py and docs/emulator.md).
     """
 
     def __init__(self, **options):
@@ -238,8 +248,21 @@ class Emulator:
         """Let a running task's engine finish now."""
         with self.app.state.lock:
             task = self.app.state.tasks[task_id]
-            task.done_at = min(task.done_at, time.monotonic())
-            self.app.state.advance(task, time.monotonic())
+            now = self.app.state.clock.monotonic()
+            task.done_at = min(task.done_at, now)
+            self.app.state.advance(task, now)
+
+    @property
+    def clock(self):
+        """The emulator's clock (``clock.Clock``): ``clock.test``,
+        ``clock.set_test(on)``, ``clock.monotonic()``, ``clock.time()``."""
+        return self.app.state.clock
+
+    def advance_clock(self, seconds):
+        """Move the emulator's clock forward by ``seconds`` and settle the
+        running tasks at the new time (see ``Emulator(test_clock=True)``)."""
+        with self.app.state.lock:
+            advance_clock(self.app.state, seconds)
 
     def set_webhook_urls(self, urls):
         """Deliver webhooks to these loopback http URLs from now on (a
@@ -260,7 +283,7 @@ class Emulator:
         """A dict describing a task (status, polls, max gap, ...)."""
         with self.app.state.lock:
             task = self.app.state.tasks[task_id]
-            self.app.state.advance(task, time.monotonic())
+            self.app.state.advance(task, self.app.state.clock.monotonic())
             return task.public()
 
 

@@ -13,10 +13,10 @@ import hmac
 import secrets
 import sys
 import threading
-import time
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import catalog, images, webhooks
+from .clock import Clock
 from .results import ZIP_NAME, Analysis
 
 
@@ -36,20 +36,20 @@ class FileRecord:
     __slots__ = ("file_id", "storage_key", "content_type", "file_name", "size", "owner",
                  "created", "data", "uploaded_at")
 
-    def __init__(self, file_id, storage_key, content_type, file_name, size, owner):
+    def __init__(self, file_id, storage_key, content_type, file_name, size, owner, now):
         self.file_id = file_id
         self.storage_key = storage_key
         self.content_type = content_type
         self.file_name = file_name
         self.size = size
         self.owner = owner
-        self.created = time.time()
+        self.created = now
         self.data = None
         self.uploaded_at = None
 
 
 class Task:
-    """One analysis task. Time is ``time.monotonic()``. ``status`` is one of
+    """One analysis task. Time is the emulator clock's ``monotonic()``. ``status`` is one of
     running, success, error, expired (not polled in time), timed_out."""
 
     def __init__(self, task_id, owner, version, actions, tier, fmt, overlay, source, cost,
@@ -89,17 +89,19 @@ class Task:
                 "error": self.error, "error_message": self.error_message,
                 "forced_error": self.forced_error[0] if self.forced_error else None,
                 "source": self.source[0],
-                # times: the server's time.monotonic() seconds
+                # times: the emulator clock's monotonic() seconds
                 "created_at": self.created, "done_at": self.ended_at,
                 "seen_done_at": self.seen_done_at, "poll_times": list(self.poll_times)}
 
 
 class RateLimiter:
-    """Sliding windows: at most ``qps`` requests in any second and
-    ``window_max`` in any ``window_seconds``, per bucket (key or IP)."""
+    """Sliding windows: at most ``qps`` requests in any ``qps_seconds`` (the
+    API: one second) and ``window_max`` in any ``window_seconds``, per bucket
+    (key or IP)."""
 
-    def __init__(self, qps, window_max, window_seconds):
+    def __init__(self, qps, window_max, window_seconds, qps_seconds=1.0):
         self.qps = qps
+        self.qps_seconds = qps_seconds
         self.window_max = window_max
         self.window_seconds = window_seconds
         self.history = {}
@@ -117,7 +119,7 @@ class RateLimiter:
                 return False
             recent = 0
             for t in reversed(q):
-                if t <= now - 1.0:
+                if t <= now - self.qps_seconds:
                     break
                 recent += 1
                 if recent >= self.qps:
@@ -147,6 +149,7 @@ class State:
     def __init__(self, config):
         self.config = config
         self.lock = threading.RLock()
+        self.clock = Clock(test=config.test_clock)   # outlives reset()
         self.secret = secrets.token_bytes(32)
         self.own_netlocs = set()     # host:port strings this server is reached as
         self.webhooks = webhooks.Dispatcher(self)
@@ -166,7 +169,8 @@ class State:
             self.finished = collections.deque()      # task ids, in the order they ended
             self.forced_next = collections.deque()  # engine errors for the next tasks
             self.limiter = RateLimiter(self.config.rate_qps, self.config.rate_window_max,
-                                       self.config.rate_window_seconds)
+                                       self.config.rate_window_seconds,
+                                       self.config.rate_qps_seconds)
             self.counters = _new_counters()
             self.log = collections.deque(maxlen=self.config.log_max)
             self.seq = 0
@@ -275,7 +279,7 @@ class State:
 
     def sweep(self, now=None):
         """Advance every running task to ``now`` (charges, expiries, timeouts)."""
-        now = time.monotonic() if now is None else now
+        now = self.clock.monotonic() if now is None else now
         for task_id in list(self.active):
             self.advance(self.tasks[task_id], now)
 
@@ -386,13 +390,13 @@ class State:
 
     def result_url(self, base, task, name):
         path = "/_results/%s/%s" % (task.token, name)
-        expires = int((time.time() + self.config.url_ttl) * 1000)
+        expires = int((self.clock.time() + self.config.url_ttl) * 1000)
         return "%s%s?expires=%d&sig=%s" % (base, path, expires, self.sign("GET", path, expires))
 
     def result_url_valid(self, path, query):
         exp = query.get("expires", "")
         return exp.isdigit() and self.check_sig(query.get("sig"), "GET", path, int(exp)) \
-            and int(exp) >= time.time() * 1000
+            and int(exp) >= self.clock.time() * 1000
 
     def result_names(self, task):
         analysis = task.analysis

@@ -24,7 +24,6 @@ import hmac
 import ipaddress
 import json
 import sys
-import time
 from urllib.parse import urlsplit
 
 DEFAULT_SECRET = "whsec_" + base64.b64encode(b"emulator-webhook-secret-32bytes!").decode()
@@ -152,7 +151,7 @@ class Dispatcher:
     def task_ended(self, task):
         if not self.urls or task.status not in ("success", "error"):
             return
-        created = int(time.time())
+        created = int(self.state.clock.time())
         body = json.dumps({"created_at": created,
                            "data": {"task_id": task.task_id, "task_status": task.status}},
                           separators=(",", ":")).encode()
@@ -187,7 +186,7 @@ class Dispatcher:
         for attempt in range(1 + cfg.webhook_retries):
             if attempt:
                 await asyncio.sleep(min(BACKOFF_CAP, cfg.webhook_backoff * 2 ** (attempt - 1)))
-            now = int(time.time())
+            now = int(self.state.clock.time())
             headers = (("Content-Type", "application/json"), ("webhook-id", msg_id),
                        ("webhook-timestamp", str(now)),
                        ("webhook-signature", sign(self.key, msg_id, now, body)))

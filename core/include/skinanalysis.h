@@ -370,6 +370,18 @@ typedef struct sa_client_options {
      * is still bounded by upload_timeout_ms and the deadline). */
     long low_speed_limit;
     long low_speed_time_ms;
+
+    /* Who shares the rate budget above (the API counts its limits per
+     * key, not per client):
+     *   "host" (default, NULL): every client on this machine with the same
+     *          api_key, base_url and rate options, in every process, takes
+     *          its slots from one budget in shared memory (a 0600 file
+     *          under /dev/shm or $XDG_RUNTIME_DIR named by a hash, never
+     *          holding the key).  Without shared memory the client falls
+     *          back to "process" and logs one line saying so.
+     *   "process": this client's own limiter only.
+     * Anything else: SA_ERR_INVALID_ARGUMENT from sa_client_new. */
+    const char *rate_limit_scope;
 } sa_client_options;
 
 SA_API void sa_client_options_init(sa_client_options *opts);

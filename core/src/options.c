@@ -1,5 +1,6 @@
 /* options.c - sa_client_options: defaults, and sa_client_new's checks. */
 #include "sa_client.h"
+#include "budget.h"
 
 #include <math.h>
 #include <string.h>
@@ -134,6 +135,11 @@ int sa__options_check(const sa_client_options *o, char *err, size_t errlen)
         (o->proxy && sa__has_ctl(o->proxy)))
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "ca_bundle and proxy must not "
                  "contain control characters");
+    if (o->rate_limit_scope
+        && (strlen(o->rate_limit_scope) > 512
+            || sa_budget_parse_scope(o->rate_limit_scope, err, errlen) < 0))
+        OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "rate_limit_scope must be "
+                 "\"process\" or \"host\" (default)");
     if (o->mem && (!o->mem->malloc || !o->mem->realloc || !o->mem->free))
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "mem needs all three of malloc, "
                  "realloc and free");

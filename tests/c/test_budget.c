@@ -1,0 +1,338 @@
+/* test_budget.c - the shared rate budget (core/src/budget.c with fake
+ * time, budget_host.c across real processes). */
+#include "harness.h"
+#include "budget.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T0 ((int64_t)5000000)
+#define G SA_LIMITER_GUARD_MS
+
+static sa_budget_state st;
+
+static void plan_default(void)
+{
+    sa_client_options o;
+    int nr, nl;
+    int64_t rs, ls;
+    sa_client_options_init(&o);
+    CHECK(sa_budget_plan(&o, &nr, &rs, &nl, &ls));
+    CHECK_EQ_INT(nr, 5);
+    CHECK(rs == 1000 + G);
+    CHECK_EQ_INT(nl, 250);
+    CHECK(ls == 300000 + G);
+    sa_budget_state_init(&st, nr, rs, nl, ls);
+}
+
+/* The windows are the limiter's, guard included: 5 in any 1020 ms. */
+TEST(rate_window_with_guard)
+{
+    int64_t ready = 0;
+    int i;
+    plan_default();
+    for (i = 0; i < 5; i++) CHECK(sa_budget_state_acquire(&st, T0 + i, &ready));
+    CHECK(!sa_budget_state_acquire(&st, T0 + 10, &ready));
+    CHECK(ready == T0 + 1000 + G);
+    CHECK(!sa_budget_state_check(&st, T0 + 1000 + G - 1, &ready));
+    CHECK(sa_budget_state_check(&st, T0 + 1000 + G, &ready));
+    /* check records nothing */
+    CHECK(sa_budget_state_acquire(&st, T0 + 1000 + G, &ready));
+    CHECK(!sa_budget_state_acquire(&st, T0 + 1000 + G, &ready));
+    CHECK(ready == T0 + 1 + 1000 + G);
+}
+
+/* Two "processes" on one state: together at most 5 per 1020 ms and 250
+ * per 300020 ms, at random times over 20 minutes. */
+TEST(two_clients_share_both_windows)
+{
+    int64_t now = T0, ready, sends[4000];
+    int n = 0, i, j;
+    unsigned seed = 7;
+    plan_default();
+    while (now < T0 + 1200000 && n < 4000) {
+        now += (int64_t)(rand_r(&seed) % 300);
+        if (sa_budget_state_acquire(&st, now, &ready)) sends[n++] = now;
+    }
+    CHECK(n > 900);
+    for (i = 0; i < n; i++) {
+        int in1 = 0, in300 = 0;
+        for (j = i; j < n && sends[j] < sends[i] + 1000 + G; j++) in1++;
+        for (j = i; j < n && sends[j] < sends[i] + 300000 + G; j++) in300++;
+        CHECK(in1 <= 5);
+        CHECK(in300 <= 250);
+        if (in1 > 5 || in300 > 250) break;
+    }
+    /* the long window binds: about 250 per 300 s over 20 minutes */
+    CHECK(n <= 4 * 250 + 250);
+}
+
+TEST(room_and_penalty)
+{
+    int64_t ready = 0, next = 0;
+    int i;
+    plan_default();
+    CHECK(sa_budget_state_room(&st, T0, &next) == 250);
+    CHECK(next == INT64_MAX);
+    for (i = 0; i < 3; i++) CHECK(sa_budget_state_acquire(&st, T0 + i, &ready));
+    CHECK(sa_budget_state_room(&st, T0 + 10, &next) == 247);
+    CHECK(next == T0 + 300000 + G);
+    CHECK(sa_budget_state_room(&st, T0 + 300000 + G, &next) == 248);
+    sa_budget_state_penalize(&st, T0 + 100, 1000);
+    CHECK(!sa_budget_state_acquire(&st, T0 + 500, &ready));
+    CHECK(ready == T0 + 1100);
+    CHECK(sa_budget_state_acquire(&st, T0 + 1100, &ready));
+}
+
+/* Time that goes back (a caller's clock) is "no time passed". */
+TEST(time_never_goes_back)
+{
+    int64_t ready = 0;
+    int i;
+    plan_default();
+    for (i = 0; i < 5; i++) CHECK(sa_budget_state_acquire(&st, T0, &ready));
+    CHECK(!sa_budget_state_acquire(&st, T0 - 5000, &ready));
+    CHECK(ready == T0 + 1000 + G);
+}
+
+/* A ring left out of range by a process that died mid-update is reset,
+ * never read out of bounds. */
+TEST(corrupt_ring_is_sanitised)
+{
+    int64_t ready = 0;
+    plan_default();
+    st.rate.count = 99;
+    st.lng.head = -3;
+    CHECK(sa_budget_state_acquire(&st, T0, &ready));
+    CHECK(st.rate.count == 1);
+}
+
+static int dead_pid = 0;
+static int fake_alive(void *ud, int32_t pid)
+{
+    (void)ud;
+    return pid != dead_pid;
+}
+
+/* Leases: every client's admitted jobs count; a dead process's and an
+ * expired lease's count for nothing; release says who is left. */
+TEST(leases_count_and_expire)
+{
+    plan_default();
+    dead_pid = 0;
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0, 100, 1, 2, fake_alive, NULL), 2);
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0, 200, 1, 3, fake_alive, NULL), 5);
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0, 100, 2, 1, fake_alive, NULL), 6);
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0 + 10, 100, 1, 0, fake_alive, NULL), 4);
+    /* process 200 dies: its 3 are reclaimed once its lease is a second old */
+    dead_pid = 200;
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0 + 500, 100, 1, 0, fake_alive, NULL), 4);
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0 + 1000, 100, 1, 0, fake_alive, NULL), 1);
+    /* a live lease not renewed for SA_BUDGET_LEASE_MS counts 0 */
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0 + SA_BUDGET_LEASE_MS + 1, 100, 1,
+                                       2, fake_alive, NULL), 2);
+    CHECK_EQ_INT(sa_budget_state_release(&st, 100, 1, fake_alive, NULL), 1);
+    CHECK_EQ_INT(sa_budget_state_release(&st, 100, 2, fake_alive, NULL), 0);
+}
+
+TEST(lease_table_full)
+{
+    int i;
+    plan_default();
+    for (i = 0; i < SA_BUDGET_LEASES; i++)
+        CHECK(sa_budget_state_lease(&st, T0, 1000 + i, 1, 1, NULL, NULL) == i + 1);
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0, 5, 1, 1, NULL, NULL), -1);
+}
+
+TEST(scope_names)
+{
+    char err[256];
+    CHECK_EQ_INT(sa_budget_parse_scope(NULL, err, sizeof err), SA_SCOPE_HOST);
+    CHECK_EQ_INT(sa_budget_parse_scope("host", err, sizeof err), SA_SCOPE_HOST);
+    CHECK_EQ_INT(sa_budget_parse_scope("process", err, sizeof err),
+                 SA_SCOPE_PROCESS);
+    CHECK_EQ_INT(sa_budget_parse_scope("Host", err, sizeof err), -1);
+    CHECK_EQ_INT(sa_budget_parse_scope("", err, sizeof err), -1);
+}
+
+/* sa_client_new: a bad scope is a typed error before anything else. */
+TEST(client_rejects_bad_scope)
+{
+    sa_client_options o;
+    sa_client *c = NULL;
+    char err[512];
+    CHECK_EQ_INT(sa_global_init(), SA_OK);
+    sa_client_options_init(&o);
+    o.api_key = "k-scope-test";
+    o.base_url = "http://127.0.0.1:9";
+    o.rate_limit_scope = "planet";
+    CHECK_EQ_INT(sa_client_new(&c, &o, err, sizeof err),
+                 SA_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err, "rate_limit_scope") != NULL);
+    CHECK(c == NULL);
+    o.rate_limit_scope = "process";
+    CHECK_EQ_INT(sa_client_new(&c, &o, err, sizeof err), SA_OK);
+    sa_client_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Host scope across real processes                                    */
+/* ------------------------------------------------------------------ */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void host_opts(sa_client_options *o, const char *key)
+{
+    sa_client_options_init(o);
+    o->api_key = key;
+    o->base_url = "http://127.0.0.1:1";
+    o->rate_limit_scope = "host";
+}
+
+#define PROCS 4
+#define PER_PROC 6
+
+/* 4 processes take 6 slots each from one host budget: together never more
+ * than 5 in any 1020 ms (times written to a shared array); the file is
+ * 0600, does not hold the key, and is gone after the last close. */
+TEST(host_scope_across_processes)
+{
+    char key[64], note[512], path[512];
+    sa_client_options o;
+    sa_budget *b = NULL;
+    int64_t *times;
+    int p, i, j, n = PROCS * PER_PROC;
+    struct stat sb;
+
+    snprintf(key, sizeof key, "secret-key-%ld", (long)getpid());
+    host_opts(&o, key);
+    CHECK_EQ_INT(sa_budget_open(&b, NULL, &o, key, o.base_url, note,
+                                sizeof note), SA_OK);
+    if (!sa_budget_shared(b)) {
+        printf("  (no shared memory here: %s)\n", note);
+        sa_budget_close(b);
+        return;
+    }
+    snprintf(path, sizeof path, "%s", sa_budget_host_path(b->host));
+    CHECK(strstr(path, key) == NULL);
+    CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    times = mmap(NULL, sizeof(int64_t) * (size_t)n, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(times != MAP_FAILED);
+    for (p = 0; p < PROCS; p++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            sa_budget *cb = NULL;
+            char cnote[512];
+            int got = 0;
+            if (sa_budget_open(&cb, NULL, &o, key, o.base_url, cnote,
+                               sizeof cnote) != SA_OK || !sa_budget_shared(cb))
+                _exit(3);
+            while (got < PER_PROC) {
+                int64_t now = mono_ms(), ready = now;
+                if (sa_budget_acquire(cb, now, &ready)) {
+                    times[p * PER_PROC + got++] = now;
+                } else {
+                    struct timespec d = {0, 1000000};
+                    nanosleep(&d, NULL);   /* a worker's idle loop */
+                }
+            }
+            sa_budget_close(cb);
+            _exit(0);
+        }
+        CHECK(pid > 0);
+    }
+    for (p = 0; p < PROCS; p++) {
+        int status = 0;
+        CHECK(wait(&status) > 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    /* sort and check every 1020 ms span */
+    for (i = 1; i < n; i++)
+        for (j = i; j > 0 && times[j - 1] > times[j]; j--) {
+            int64_t t = times[j];
+            times[j] = times[j - 1];
+            times[j - 1] = t;
+        }
+    for (i = 0; i < n; i++) {
+        int in1 = 0;
+        for (j = i; j < n && times[j] < times[i] + 1000 + G; j++) in1++;
+        CHECK(in1 <= 5);
+    }
+    /* 24 sends at 5 per 1020 ms: at least 4 full seconds */
+    CHECK(times[n - 1] - times[0] >= 4 * (1000 + G));
+    CHECK(times[n - 1] - times[0] < 4 * (1000 + G) + 1000);
+    munmap(times, sizeof(int64_t) * (size_t)n);
+    sa_budget_close(b);
+    CHECK(stat(path, &sb) != 0);   /* the last one out removed it */
+}
+
+/* A process that dies without closing leaks nothing: its admitted jobs
+ * stop counting once its lease is a second old, and the next close still
+ * removes the file. */
+TEST(host_scope_dead_process_leaks_nothing)
+{
+    char key[64], note[512], path[512];
+    sa_client_options o;
+    sa_budget *b = NULL;
+    int64_t now;
+    int status = 0;
+    pid_t pid;
+    struct stat sb;
+
+    snprintf(key, sizeof key, "dead-key-%ld", (long)getpid());
+    host_opts(&o, key);
+    CHECK_EQ_INT(sa_budget_open(&b, NULL, &o, key, o.base_url, note,
+                                sizeof note), SA_OK);
+    if (!sa_budget_shared(b)) {
+        sa_budget_close(b);
+        return;
+    }
+    snprintf(path, sizeof path, "%s", sa_budget_host_path(b->host));
+    now = mono_ms();
+    pid = fork();
+    if (pid == 0) {
+        sa_budget *cb = NULL;
+        char cnote[512];
+        if (sa_budget_open(&cb, NULL, &o, key, o.base_url, cnote,
+                           sizeof cnote) != SA_OK)
+            _exit(3);
+        (void)sa_budget_admitted(cb, now, 4);
+        _exit(0);   /* dies holding 4 admitted jobs, never closes */
+    }
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ_INT(sa_budget_admitted(b, now, 1), 5);
+    CHECK_EQ_INT(sa_budget_admitted(b, now + 1500, 1), 1);
+    sa_budget_close(b);
+    CHECK(stat(path, &sb) != 0);
+}
+
+int main(void)
+{
+    RUN(rate_window_with_guard);
+    RUN(two_clients_share_both_windows);
+    RUN(room_and_penalty);
+    RUN(time_never_goes_back);
+    RUN(corrupt_ring_is_sanitised);
+    RUN(leases_count_and_expire);
+    RUN(lease_table_full);
+    RUN(scope_names);
+    RUN(client_rejects_bad_scope);
+    RUN(host_scope_across_processes);
+    RUN(host_scope_dead_process_leaks_nothing);
+    (void)harness_slurp;
+    return harness_report();
+}

@@ -34,6 +34,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static int64_t sat_add(int64_t a, int64_t b)
@@ -249,9 +250,15 @@ int sa_budget_state_release(sa_budget_state *st, int32_t pid, uint32_t token,
 
 int sa_budget_parse_scope(const char *scope, char *err, size_t errlen)
 {
+    char host[256], port[8];
+    int db;
     if (!scope || strcmp(scope, "host") == 0) return SA_SCOPE_HOST;
     if (strcmp(scope, "process") == 0) return SA_SCOPE_PROCESS;
-    sa__errf(err, errlen, "rate_limit_scope must be \"process\" or \"host\"");
+    if (sa_budget_redis_parse(scope, host, sizeof host, port, sizeof port,
+                              &db))
+        return SA_SCOPE_REDIS;
+    sa__errf(err, errlen, "rate_limit_scope must be \"process\", \"host\" "
+             "or \"redis://HOST:PORT[/DB]\"");
     return -1;
 }
 
@@ -277,6 +284,15 @@ int sa_budget_open(sa_budget **out, const sa_mem *mem,
         }
         if (rc == SA_OK) b->scope = SA_SCOPE_HOST;
     }
+    if (scope == SA_SCOPE_REDIS && o->rate_limit) {
+        int rc = sa_budget_redis_open(&b->redis, mem, o, api_key, base_url,
+                                      sa_engine_now(), note, notelen);
+        if (rc != SA_OK) {
+            sa__free(mem, b);
+            return rc;
+        }
+        b->scope = SA_SCOPE_REDIS;
+    }
     *out = b;
     return SA_OK;
 }
@@ -285,6 +301,7 @@ void sa_budget_close(sa_budget *b)
 {
     if (!b) return;
     sa_budget_host_close(b->host);
+    sa_budget_redis_close(b->redis);
     sa__free(b->mem, b);
 }
 
@@ -293,33 +310,57 @@ int sa_budget_shared(const sa_budget *b)
     return b && b->scope != SA_SCOPE_PROCESS;
 }
 
+const char *sa_budget_pump(sa_budget *b, int64_t now)
+{
+    const char *n;
+    if (!b || b->scope != SA_SCOPE_REDIS) return NULL;
+    sa_budget_redis_pump(b->redis, now);
+    n = sa_budget_redis_note(b->redis);
+    if (!n) return NULL;
+    snprintf(b->note, sizeof b->note, "%s", n);
+    sa_budget_redis_clear_note(b->redis);
+    return b->note;
+}
+
 int sa_budget_acquire(sa_budget *b, int64_t now, int64_t *ready_at)
 {
     if (!sa_budget_shared(b)) return 1;
+    if (b->scope == SA_SCOPE_REDIS)
+        return sa_budget_redis_acquire(b->redis, now, ready_at, 1);
     return sa_budget_host_acquire(b->host, now, ready_at, 1);
 }
 
 int sa_budget_check(sa_budget *b, int64_t now, int64_t *ready_at)
 {
     if (!sa_budget_shared(b)) return 1;
+    if (b->scope == SA_SCOPE_REDIS)
+        return sa_budget_redis_acquire(b->redis, now, ready_at, 0);
     return sa_budget_host_acquire(b->host, now, ready_at, 0);
 }
 
 void sa_budget_penalize(sa_budget *b, int64_t now, int64_t pause_ms)
 {
-    if (sa_budget_shared(b)) sa_budget_host_penalize(b->host, now, pause_ms);
+    if (!sa_budget_shared(b)) return;
+    if (b->scope == SA_SCOPE_REDIS)
+        sa_budget_redis_penalize(b->redis, now, pause_ms);
+    else
+        sa_budget_host_penalize(b->host, now, pause_ms);
 }
 
 int sa_budget_room(sa_budget *b, int64_t now, int64_t *next_free)
 {
     if (next_free) *next_free = INT64_MAX;
-    if (!sa_budget_shared(b)) return INT_MAX;
+    /* redis: the script keeps the long window; no room is read back */
+    if (!sa_budget_shared(b) || b->scope == SA_SCOPE_REDIS) return INT_MAX;
     return sa_budget_host_room(b->host, now, next_free);
 }
 
 int sa_budget_admitted(sa_budget *b, int64_t now, int mine)
 {
     if (!sa_budget_shared(b)) return mine;
-    b->admitted_all = sa_budget_host_admitted(b->host, now, mine);
+    if (b->scope == SA_SCOPE_REDIS)
+        b->admitted_all = sa_budget_redis_admitted(b->redis, now, mine);
+    else
+        b->admitted_all = sa_budget_host_admitted(b->host, now, mine);
     return b->admitted_all;
 }

@@ -10,7 +10,8 @@
 /* The scopes of option rate_limit_scope. */
 enum {
     SA_SCOPE_PROCESS = 0,   /* "process": the client's own limiter only */
-    SA_SCOPE_HOST = 1       /* "host": shared memory on this machine */
+    SA_SCOPE_HOST = 1,      /* "host": shared memory on this machine */
+    SA_SCOPE_REDIS = 2      /* "redis://HOST:PORT[/DB]": a fleet */
 };
 
 /* Largest windows a shared budget holds (larger options: process scope). */
@@ -105,21 +106,27 @@ int sa_budget_state_release(sa_budget_state *st, int32_t pid,
 /* ------------------------------------------------------------------ */
 
 typedef struct sa_budget_host sa_budget_host;
+typedef struct sa_budget_redis sa_budget_redis;
 
 typedef struct sa_budget {
     int scope;                /* SA_SCOPE_* in use (after any fallback) */
     const sa_mem *mem;
     sa_budget_host *host;     /* SA_SCOPE_HOST */
+    sa_budget_redis *redis;   /* SA_SCOPE_REDIS */
     int admitted_all;         /* last total across the scope */
+    char note[256];           /* a line for the client's log */
 } sa_budget;
 
-/* Parse option rate_limit_scope (NULL: the default, "host").  Returns
- * SA_SCOPE_* or -1 with a message. */
+/* Parse option rate_limit_scope (NULL: the default, "host"; a redis://
+ * URL is checked for its form).  Returns SA_SCOPE_* or -1 with a
+ * message. */
 int sa_budget_parse_scope(const char *scope, char *err, size_t errlen);
 
 /* Open the client's budget.  Never fails for lack of a shared store: it
- * falls back to SA_SCOPE_PROCESS and writes why into note (one log line
- * for the caller); returns SA_ERR_NOMEM only. */
+ * falls back to SA_SCOPE_PROCESS (host) or the client's share (redis)
+ * and writes why into note (one log line for the caller); returns
+ * SA_ERR_NOMEM, or SA_ERR_INVALID_ARGUMENT with the message in note for a
+ * redis:// URL whose host does not resolve. */
 int sa_budget_open(sa_budget **out, const sa_mem *mem,
                    const sa_client_options *o, const char *api_key,
                    const char *base_url, char *note, size_t notelen);
@@ -133,6 +140,9 @@ int sa_budget_room(sa_budget *b, int64_t now, int64_t *next_free);
 /* Admitted jobs across the scope, this client's `mine` included. */
 int sa_budget_admitted(sa_budget *b, int64_t now, int mine);
 int sa_budget_shared(const sa_budget *b);
+/* Non-blocking I/O of the redis scope (nothing for the others), called
+ * with every advance; returns a line to log once, or NULL. */
+const char *sa_budget_pump(sa_budget *b, int64_t now);
 
 /* budget_host.c: the shared-memory file. */
 int sa_budget_host_open(sa_budget_host **out, const sa_mem *mem,
@@ -146,5 +156,22 @@ int sa_budget_host_room(sa_budget_host *h, int64_t now, int64_t *next_free);
 int sa_budget_host_admitted(sa_budget_host *h, int64_t now, int mine);
 /* The file's path (tests). */
 const char *sa_budget_host_path(const sa_budget_host *h);
+
+/* budget_redis.c: the fleet's budget in Redis. */
+int sa_budget_redis_parse(const char *url, char *host, size_t hostlen,
+                          char *port, size_t portlen, int *db);
+int sa_budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
+                         const sa_client_options *o, const char *api_key,
+                         const char *base_url, int64_t now, char *err,
+                         size_t errlen);
+void sa_budget_redis_close(sa_budget_redis *r);
+void sa_budget_redis_pump(sa_budget_redis *r, int64_t now);
+const char *sa_budget_redis_note(const sa_budget_redis *r);
+void sa_budget_redis_clear_note(sa_budget_redis *r);
+int sa_budget_redis_up(const sa_budget_redis *r);
+int sa_budget_redis_acquire(sa_budget_redis *r, int64_t now,
+                            int64_t *ready_at, int record);
+void sa_budget_redis_penalize(sa_budget_redis *r, int64_t now, int64_t pause);
+int sa_budget_redis_admitted(sa_budget_redis *r, int64_t now, int mine);
 
 #endif

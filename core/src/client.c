@@ -172,7 +172,10 @@ static int client_init_parts(sa_client *c, const sa_client_options *o,
         rc = sa_budget_open(&b, c->mem, o, c->api_key, c->base_url, note,
                             sizeof note);
         if (rc != SA_OK) {
-            sa__errf(err, errlen, "out of memory creating the client");
+            if (rc == SA_ERR_NOMEM)
+                sa__errf(err, errlen, "out of memory creating the client");
+            else
+                sa__errf(err, errlen, "%s", note);
             return rc;
         }
         c->sched.budget = b;

@@ -37,6 +37,7 @@ void sa_client_options_init(sa_client_options *opts)
     opts->max_files_bytes = (size_t)256 << 20;
     opts->low_speed_limit = 1024;
     opts->low_speed_time_ms = 30000;
+    opts->rate_limit_fleet_size = 4;
 }
 
 #define OPT_FAIL(code, ...)                                               \
@@ -139,7 +140,11 @@ int sa__options_check(const sa_client_options *o, char *err, size_t errlen)
         && (strlen(o->rate_limit_scope) > 512
             || sa_budget_parse_scope(o->rate_limit_scope, err, errlen) < 0))
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "rate_limit_scope must be "
-                 "\"process\" or \"host\" (default)");
+                 "\"process\", \"host\" (default) or "
+                 "\"redis://HOST:PORT[/DB]\"");
+    if (o->rate_limit_fleet_size < 1 || o->rate_limit_fleet_size > 10000)
+        OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "rate_limit_fleet_size (clients "
+                 "sharing the key when Redis is away) must be 1..10000");
     if (o->mem && (!o->mem->malloc || !o->mem->realloc || !o->mem->free))
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "mem needs all three of malloc, "
                  "realloc and free");

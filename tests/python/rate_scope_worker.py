@@ -43,11 +43,13 @@ if __name__ == "__main__":
     sys.exit(main(sys.argv))
 
 
-def run_fleet(emu, scope, procs, per_proc, options, image, env=None, timeout=600):
+def run_fleet(emu, scope, procs, per_proc, options, image, env=None, timeout=600,
+              during=None):
     """Run `procs` workers of `per_proc` analyses each against `emu` (an
     started Emulator) with `scope`; returns their figures: 429s, total
     time, the floor (API requests / rate, or the long window's where it
-    binds), results."""
+    binds), results.  `during(emu)`, when given, runs in a thread while
+    the workers run (the Redis restart test)."""
     import os
     import subprocess
     import tempfile
@@ -61,8 +63,15 @@ def run_fleet(emu, scope, procs, per_proc, options, image, env=None, timeout=600
                                 emu.api_key, scope, str(per_proc), repr(start_at), out,
                                 json.dumps(opts)], env=env)
               for out in outs]
+        side = None
+        if during is not None:
+            import threading
+            side = threading.Thread(target=during, args=(emu,), daemon=True)
+            side.start()
         for p in ps:
             p.wait(timeout=timeout)
+        if side is not None:
+            side.join(timeout=60)
         reports = []
         for p, out in zip(ps, outs):
             if p.returncode != 0 or not os.path.exists(out):

@@ -17,17 +17,28 @@ import pytest
 import skinanalysis
 from skinanalysis.emulator import Emulator
 
-from .sa_helpers import SD_IMAGE, python_path_env
+from .sa_helpers import SD_IMAGE, python_path_env, wait_until
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rate_scope_worker  # noqa: E402
+import redis_helper  # noqa: E402
+
+needs_redis = pytest.mark.skipif(not redis_helper.available(),
+                                 reason="redis-server not installed (scripts/setup installs it)")
+
+
+@pytest.fixture
+def redis():
+    with redis_helper.RedisServer() as r:
+        yield r
 
 
 def test_scope_values_are_checked_at_creation():
-    for bad in ("bogus", "Host", "", "redis"):
+    for bad in ("bogus", "Host", "", "redis", "redis://", "redis://h", "redis://h:0",
+                "redis://h:99999", "redis://h:6379/x", "redis://a b:1", "http://h:1"):
         with pytest.raises(skinanalysis.UsageError, match="rate_limit_scope"):
             skinanalysis.Client("k", base_url="http://127.0.0.1:9", rate_limit_scope=bad)
-    for good in ("host", "process", None):
+    for good in ("host", "process", None, "redis://127.0.0.1:9", "redis://localhost:9/2"):
         skinanalysis.Client("k", base_url="http://127.0.0.1:9",
                             rate_limit_scope=good).close()
 
@@ -65,16 +76,53 @@ def test_host_budget_file_never_holds_the_key(tmp_path):
 FLEET_WINDOW = 2000   # long window of the emulator and the clients alike
 
 
-@pytest.mark.parametrize("scope", ["host"])
-def test_fleet_shares_one_budget(scope):
-    opts = dict(poll_interval=0.2, rate_window_max=FLEET_WINDOW,
-                rate_window_ms=300000)
-    with Emulator(task_seconds=0.3, rate_limit=True, rate_window_max=FLEET_WINDOW) as emu:
-        fig = rate_scope_worker.run_fleet(emu, scope, 8, 4, opts, SD_IMAGE,
-                                          env=python_path_env())
+FLEET_OPTS = dict(poll_interval=0.2, rate_window_max=FLEET_WINDOW, rate_window_ms=300000)
+
+
+def check_fleet(fig, n):
     print({k: v for k, v in fig.items() if k != "task_ids"})
+    assert fig["ok"] == n, fig["failed"]
+    assert fig["tasks_created"] == n and not fig["tasks_unpolled"]
+    assert len(set(fig["task_ids"])) == n
+
+
+@pytest.mark.parametrize("scope", ["host", pytest.param("redis", marks=needs_redis)])
+def test_fleet_shares_one_budget(scope, request):
+    url = request.getfixturevalue("redis").url if scope == "redis" else scope
+    with Emulator(task_seconds=0.3, rate_limit=True, rate_window_max=FLEET_WINDOW) as emu:
+        fig = rate_scope_worker.run_fleet(emu, url, 8, 4, FLEET_OPTS, SD_IMAGE,
+                                          env=python_path_env())
+    check_fleet(fig, 32)
     assert fig["responses_429"] == 0
-    assert fig["ok"] == 32, fig["failed"]
-    assert fig["tasks_created"] == 32 and not fig["tasks_unpolled"]
-    assert len(set(fig["task_ids"])) == 32
     assert fig["ratio"] <= 1.10, fig
+
+
+@needs_redis
+def test_redis_killed_and_restarted_mid_run(redis):
+    """Redis goes away after the first 30 API requests and comes back 40
+    requests later (on the same port, empty): every analysis still ends
+    once, no task is created twice or left unpolled; the clients said how
+    many they are (rate_limit_fleet_size=8), so their shares add up to the
+    key's rate meanwhile."""
+    events = []
+
+    def api_count(emu):
+        return sum(1 for r in emu.log if r["path"].startswith("/s2s/"))
+
+    def kill_and_restart(emu):
+        assert wait_until(lambda: api_count(emu) >= 30, timeout=60, interval=0.05)
+        redis.stop()
+        events.append(("killed", api_count(emu)))
+        assert wait_until(lambda: api_count(emu) >= 70, timeout=60, interval=0.05)
+        redis.start()
+        events.append(("restarted", api_count(emu)))
+
+    opts = dict(FLEET_OPTS, rate_limit_fleet_size=8)
+    with Emulator(task_seconds=0.3, rate_limit=True, rate_window_max=FLEET_WINDOW) as emu:
+        fig = rate_scope_worker.run_fleet(emu, redis.url, 8, 4, opts, SD_IMAGE,
+                                          env=python_path_env(), during=kill_and_restart)
+    print(events)
+    assert [e[0] for e in events] == ["killed", "restarted"]
+    check_fleet(fig, 32)
+    # the fleet used Redis again after the restart
+    assert b"skinanalysis:budget:" in redis.command("KEYS", "*")

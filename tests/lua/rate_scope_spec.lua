@@ -18,16 +18,21 @@ describe("rate_limit_scope", function()
     if emu then emu:stop() end
   end)
 
-  it("takes host and process, and refuses anything else with a message", function()
-    for _, scope in ipairs{ "host", "process" } do
+  it("takes host, process and redis://, and refuses anything else with a message", function()
+    for _, scope in ipairs{ "host", "process", "redis://127.0.0.1:9", "redis://localhost:9/1" } do
       local c, err = sa.client(emu:client_options{ rate_limit_scope = scope })
       assert.is_not_nil(c, err)
       c:close()
     end
-    local c, msg, code = sa.client(emu:client_options{ rate_limit_scope = "galaxy" })
+    for _, bad in ipairs{ "galaxy", "redis://", "redis://h:0", "redis://h:1/x" } do
+      local c, msg, code = sa.client(emu:client_options{ rate_limit_scope = bad })
+      assert.is_nil(c)
+      assert.equal("invalid_argument", code)
+      assert.matches("rate_limit_scope", msg)
+    end
+    local c, msg = sa.client(emu:client_options{ rate_limit_fleet_size = 0 })
     assert.is_nil(c)
-    assert.equal("invalid_argument", code)
-    assert.matches("rate_limit_scope", msg)
+    assert.matches("rate_limit_fleet_size", msg)
     local ok, err = pcall(sa.client, emu:client_options{ rate_limit_scope = 5 })
     assert.is_false(ok)
     assert.matches("rate_limit_scope", err)

@@ -142,6 +142,7 @@ struct sa_budget_redis {
     int grant;                 /* a slot granted and not used */
     int64_t grant_at;
     int64_t wait_until;        /* Redis said: no slot before this */
+    int64_t share_until;       /* back from away: own share until then */
     int admitted_total, admitted_mine;
     int64_t admitted_at;
     int64_t pause_pending;     /* a 429 pause to tell Redis; 0 none */
@@ -408,9 +409,13 @@ static void r_io(sa_budget_redis *r, int64_t now)
             argv[1] = dbs;
             if (r_cmd(r, 2, argv)) r->awaiting++;
         }
-        if (r->ever_up && r->down_logged)
+        if (r->ever_up && r->down_logged) {
             snprintf(r->note, sizeof r->note, "redis rate budget reachable "
                      "again: shared with the fleet");
+            /* a Redis that restarted empty does not know the sends of the
+             * last window span: keep to the share for one more span */
+            r->share_until = now + r->rs;
+        }
         r->down_logged = 0;
         r->ever_up = 1;
         r->backoff = REDIS_BACKOFF_MIN;
@@ -632,8 +637,8 @@ int sa_budget_redis_acquire(sa_budget_redis *r, int64_t now,
 {
     int64_t ready = now;
 
-    if (r->state == R_DOWN) {
-        /* own share while Redis is away */
+    if (r->state == R_DOWN || now < r->share_until) {
+        /* own share while Redis is away, and one second after */
         if (record) return sa_limiter_acquire(&r->share, now, ready_at);
         return sa_limiter_check(&r->share, now, ready_at);
     }

@@ -14,6 +14,10 @@ enum {
     SA_SCOPE_REDIS = 2      /* "redis://HOST:PORT[/DB]": a fleet */
 };
 
+/* Added to the windows that mirror the server's in a shared budget (the
+ * limiter's is SA_LIMITER_GUARD_MS): see budget.c. */
+#define SA_BUDGET_GUARD_MS 50
+
 /* Largest windows a shared budget holds (larger options: process scope). */
 #define SA_BUDGET_RATE_MAX 64
 #define SA_BUDGET_LONG_MAX 4096
@@ -67,7 +71,7 @@ typedef struct sa_budget_state {
 typedef int (*sa_budget_alive_fn)(void *ud, int32_t pid);
 
 /* The windows of the client options (the limiter's model: rate and long
- * window, each with SA_LIMITER_GUARD_MS).  0 when they do not fit a shared
+ * window, each with SA_BUDGET_GUARD_MS).  0 when they do not fit a shared
  * state (then the client keeps to process scope). */
 int sa_budget_plan(const sa_client_options *o, int *n_rate,
                    int64_t *rate_span, int *n_long, int64_t *long_span);

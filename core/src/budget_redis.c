@@ -17,8 +17,9 @@
  * REDIS_POLL_MS", which the scheduler turns into its timer: a step, a
  * blocking wait or an event loop's timer hook comes back that soon.  A
  * grant is a slot to use at once: used by the advance that reads it (it
- * is dropped if not used within REDIS_GRANT_MS), which is why the script's
- * windows are REDIS_GRANT_MS longer than the limiter's.
+ * is dropped if not used within REDIS_GRANT_MS of its arrival), so the
+ * delay from the script's clock to the send stays within the shared
+ * windows' guard (SA_BUDGET_GUARD_MS, budget.c) like a host slot's.
  *
  * Redis away (connect refused, an error, no answer in REDIS_TIMEOUT_MS):
  * the client falls back to its own share of the budget (rate, and the
@@ -46,7 +47,7 @@
 #include <openssl/evp.h>
 
 #define REDIS_POLL_MS 2        /* look at the socket again while waiting */
-#define REDIS_GRANT_MS 30      /* a grant not used this soon is dropped */
+#define REDIS_GRANT_MS 10      /* a grant not used this soon is dropped */
 #define REDIS_TIMEOUT_MS 1000  /* connect or answer: Redis is away */
 #define REDIS_BACKOFF_MIN 500
 #define REDIS_BACKOFF_MAX 8000
@@ -549,9 +550,6 @@ int sa_budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
                  "budget");
         return SA_ERR_INVALID_ARGUMENT;
     }
-    /* a grant is used within REDIS_GRANT_MS of the script's clock */
-    r->rs += REDIS_GRANT_MS;
-    if (r->nl > 0) r->ls += REDIS_GRANT_MS;
     blen = strlen(api_key) + strlen(base_url) + 128;
     buf = sa__calloc(mem, 1, blen);
     if (!buf) {

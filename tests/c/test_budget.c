@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #define T0 ((int64_t)5000000)
-#define G SA_LIMITER_GUARD_MS
+#define G SA_BUDGET_GUARD_MS
 
 static sa_budget_state st;
 

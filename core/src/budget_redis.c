@@ -22,8 +22,8 @@
  * windows' guard (SA_BUDGET_GUARD_MS, budget.c) like a host slot's.
  *
  * Redis away (connect refused, an error, no answer in REDIS_TIMEOUT_MS):
- * the client falls back to its own share of the budget (rate, and the
- * long window, divided by rate_limit_fleet_size), logs it once, and
+ * the client falls back to its own share of the budget (4/5 of the rate,
+ * and the long window, divided by rate_limit_fleet_size), logs it once, and
  * tries to connect again with backoff (0.5 s doubling to 8 s); when Redis
  * answers again it is used again (logged once).  Jobs never see any of
  * it: their requests only wait in the scheduler a little longer.
@@ -575,7 +575,9 @@ int sa_budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
              (unsigned long long)(uintptr_t)r ^ (unsigned long long)now);
     fleet = o->rate_limit_fleet_size > 0 ? o->rate_limit_fleet_size : 4;
     r->fleet = fleet;
-    rc = sa_limiter_init(&r->share, mem, 1, o->rate_per_second / fleet,
+    /* 4/5 of an even share: the fleet's clients send independently, so
+     * their shares meet in bursts */
+    rc = sa_limiter_init(&r->share, mem, 1, 0.8 * o->rate_per_second / fleet,
                          o->rate_burst, o->rate_window_max / fleet > 0
                          ? o->rate_window_max / fleet : (o->rate_window_max > 0),
                          (int64_t)o->rate_window_ms);

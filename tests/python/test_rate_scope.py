@@ -90,9 +90,9 @@ def check_fleet(fig, n):
 def test_fleet_shares_one_budget(scope, request):
     url = request.getfixturevalue("redis").url if scope == "redis" else scope
     with Emulator(task_seconds=0.3, rate_limit=True, rate_window_max=FLEET_WINDOW) as emu:
-        fig = rate_scope_worker.run_fleet(emu, url, 8, 4, FLEET_OPTS, SD_IMAGE,
+        fig = rate_scope_worker.run_fleet(emu, url, 8, 6, FLEET_OPTS, SD_IMAGE,
                                           env=python_path_env())
-    check_fleet(fig, 32)
+    check_fleet(fig, 48)
     assert fig["responses_429"] == 0
     assert fig["ratio"] <= 1.10, fig
 
@@ -102,8 +102,9 @@ def test_redis_killed_and_restarted_mid_run(redis):
     """Redis goes away after the first 30 API requests and comes back 40
     requests later (on the same port, empty): every analysis still ends
     once, no task is created twice or left unpolled; the clients said how
-    many they are (rate_limit_fleet_size=8), so their shares add up to the
-    key's rate meanwhile."""
+    many they are (rate_limit_fleet_size=8), so their shares add up to 4/5
+    of the key's rate meanwhile (independent clients still meet a few 429s
+    then, which their jobs retry)."""
     events = []
 
     def api_count(emu):

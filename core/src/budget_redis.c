@@ -17,9 +17,11 @@
  * REDIS_POLL_MS", which the scheduler turns into its timer: a step, a
  * blocking wait or an event loop's timer hook comes back that soon.  A
  * grant is a slot to use at once: used by the advance that reads it (it
- * is dropped if not used within REDIS_GRANT_MS of its arrival), so the
- * delay from the script's clock to the send stays within the shared
- * windows' guard (SA_BUDGET_GUARD_MS, budget.c) like a host slot's.
+ * is dropped unless it is used within REDIS_GRANT_MS of sending its
+ * request: the script ran in between, so the delay from the script's
+ * clock to the send stays within the shared windows' guard
+ * (SA_BUDGET_GUARD_MS, budget.c), like a host slot's.  A client too slow
+ * to read its answer in time wastes that slot, never overruns.
  *
  * Redis away (connect refused, an error, no answer in REDIS_TIMEOUT_MS):
  * the client falls back to its own share of the budget (4/5 of the rate,
@@ -47,7 +49,8 @@
 #include <openssl/evp.h>
 
 #define REDIS_POLL_MS 2        /* look at the socket again while waiting */
-#define REDIS_GRANT_MS 10      /* a grant not used this soon is dropped */
+#define REDIS_GRANT_MS 30      /* a grant used later than this after its
+                                  request was sent is dropped */
 #define REDIS_TIMEOUT_MS 1000  /* connect or answer: Redis is away */
 #define REDIS_BACKOFF_MIN 500
 #define REDIS_BACKOFF_MAX 8000
@@ -141,7 +144,9 @@ struct sa_budget_redis {
     int64_t rs, ls;
 
     int grant;                 /* a slot granted and not used */
-    int64_t grant_at;
+    int64_t grant_at;          /* when its request was sent: the script ran
+                                  after that */
+    int64_t req_at;            /* the slot request awaited was sent */
     int64_t wait_until;        /* Redis said: no slot before this */
     int64_t share_until;       /* back from away: own share until then */
     int admitted_total, admitted_mine;
@@ -374,7 +379,7 @@ static void r_answer(sa_budget_redis *r, int64_t now, const long long v[3])
     if (op == 1) {
         if (v[0] == 1) {
             r->grant = 1;
-            r->grant_at = now;
+            r->grant_at = r->req_at;
         } else {
             r->wait_until = now + (v[1] > 0 ? (int64_t)v[1] : 1);
         }
@@ -655,6 +660,7 @@ int sa_budget_redis_acquire(sa_budget_redis *r, int64_t now,
     if (r->state == R_READY && r->inflight_op < 0) {
         if (r_script(r, 1, 0, 0)) {
             r->state_since = now;
+            r->req_at = now;
             r_io(r, now);
         }
     }

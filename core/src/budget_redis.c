@@ -28,7 +28,10 @@
  * and the long window, divided by rate_limit_fleet_size), logs it once, and
  * tries to connect again with backoff (0.5 s doubling to 8 s); when Redis
  * answers again it is used again (logged once).  Jobs never see any of
- * it: their requests only wait in the scheduler a little longer.
+ * it: their requests only wait in the scheduler a little longer.  Each
+ * switch (away, back) holds every send for one span of the per-second
+ * window, so that the sends the other side granted have aged out of the
+ * server's window first.
  */
 #include "budget.h"
 
@@ -148,7 +151,8 @@ struct sa_budget_redis {
                                   after that */
     int64_t req_at;            /* the slot request awaited was sent */
     int64_t wait_until;        /* Redis said: no slot before this */
-    int64_t share_until;       /* back from away: own share until then */
+    int64_t hold_until;        /* a switch between Redis and the share:
+                                  no send before this */
     int admitted_total, admitted_mine;
     int64_t admitted_at;
     int64_t pause_pending;     /* a 429 pause to tell Redis; 0 none */
@@ -225,6 +229,9 @@ static void r_down(sa_budget_redis *r, int64_t now, const char *why)
     r->wait_until = 0;
     if (!r->down_logged) {
         r->down_logged = 1;
+        /* Redis granted sends in the last span that the share does not
+         * know: let the server's per-second window empty first */
+        r->hold_until = now + r->rs;
         snprintf(r->note, sizeof r->note, "redis rate budget unreachable (%s):"
                  " this client keeps to its share of the rate (1/%d, "
                  "rate_limit_fleet_size) until it answers again", why,
@@ -418,9 +425,9 @@ static void r_io(sa_budget_redis *r, int64_t now)
         if (r->ever_up && r->down_logged) {
             snprintf(r->note, sizeof r->note, "redis rate budget reachable "
                      "again: shared with the fleet");
-            /* a Redis that restarted empty does not know the sends of the
-             * last window span: keep to the share for one more span */
-            r->share_until = now + r->rs;
+            /* a Redis that restarted empty does not know the share's
+             * sends of the last span: let that window empty first */
+            r->hold_until = now + r->rs;
         }
         r->down_logged = 0;
         r->ever_up = 1;
@@ -642,8 +649,12 @@ int sa_budget_redis_acquire(sa_budget_redis *r, int64_t now,
 {
     int64_t ready = now;
 
-    if (r->state == R_DOWN || now < r->share_until) {
-        /* own share while Redis is away, and one second after */
+    if (now < r->hold_until) {
+        *ready_at = r->hold_until;
+        return 0;
+    }
+    if (r->state == R_DOWN) {
+        /* own share while Redis is away */
         if (record) return sa_limiter_acquire(&r->share, now, ready_at);
         return sa_limiter_check(&r->share, now, ready_at);
     }
@@ -669,8 +680,10 @@ int sa_budget_redis_acquire(sa_budget_redis *r, int64_t now,
         r->grant = 0;
         return 1;
     }
-    if (r->state == R_DOWN)    /* it went away just now */
-        return sa_limiter_acquire(&r->share, now, ready_at);
+    if (r->state == R_DOWN) {  /* it went away just now */
+        *ready_at = r->hold_until;
+        return 0;
+    }
     if (r->wait_until > now) ready = r->wait_until;
     *ready_at = ready;
     return 0;

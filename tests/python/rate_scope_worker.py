@@ -90,6 +90,8 @@ def run_fleet(emu, scope, procs, per_proc, options, image, env=None, timeout=600
         # the long window binds: the n-th request cannot go before
         # floor((n-1)/wmax) windows have passed
         floor = max(floor, ((n - 1) // wmax) * wsec)
+    # the rate-bound span: first to last API request the emulator logged
+    span = (api[-1]["time"] - api[0]["time"]) if n > 1 else 0.0
     results = [r for rep in reports for r in rep["results"]]
     with emu.state.lock:
         tasks = dict(emu.state.tasks)
@@ -98,6 +100,7 @@ def run_fleet(emu, scope, procs, per_proc, options, image, env=None, timeout=600
             "responses_429": counters.get("responses_429", 0),
             "api_requests": n, "total_s": total, "floor_s": floor,
             "ratio": total / floor if floor else float("inf"),
+            "span_s": span, "span_ratio": span / floor if floor else float("inf"),
             "ok": sum(1 for r in results if r["ok"]),
             "failed": [r for r in results if not r["ok"]],
             "tasks_created": len(tasks), "tasks_unpolled": unseen,

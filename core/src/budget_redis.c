@@ -26,7 +26,7 @@
  * Redis away (connect refused, an error, no answer in REDIS_TIMEOUT_MS):
  * the client falls back to its own share of the budget (4/5 of the rate,
  * and the long window, divided by rate_limit_fleet_size), logs it once, and
- * tries to connect again with backoff (0.5 s doubling to 8 s); when Redis
+ * tries to connect again with backoff (0.5 s doubling to 2 s); when Redis
  * answers again it is used again (logged once).  Jobs never see any of
  * it: their requests only wait in the scheduler a little longer.  Each
  * switch (away, back) holds every send for one span of the per-second
@@ -56,7 +56,7 @@
                                   request was sent is dropped */
 #define REDIS_TIMEOUT_MS 1000  /* connect or answer: Redis is away */
 #define REDIS_BACKOFF_MIN 500
-#define REDIS_BACKOFF_MAX 8000
+#define REDIS_BACKOFF_MAX 2000
 #define REDIS_LEASE_REFRESH_MS 200
 #define REDIS_BUF 4096
 
@@ -139,6 +139,8 @@ struct sa_budget_redis {
     int resent;                /* EVAL sent after a NOSCRIPT */
     int64_t inflight_pause;    /* its pause (op 2) */
     int fleet;                 /* rate_limit_fleet_size */
+    int64_t share_gap;         /* ms between the share's sends */
+    uint32_t phase_seed;       /* spreads the fleet's shares apart */
 
     char sha[41];
     char keys[6][96];
@@ -230,8 +232,13 @@ static void r_down(sa_budget_redis *r, int64_t now, const char *why)
     if (!r->down_logged) {
         r->down_logged = 1;
         /* Redis granted sends in the last span that the share does not
-         * know: let the server's per-second window empty first */
-        r->hold_until = now + r->rs;
+         * know: let the server's per-second window empty first.  Then
+         * each client starts its share at its own phase: clients that all
+         * started at once would send together at every gap. */
+        r->phase_seed = r->phase_seed * 1103515245u + 12345u;
+        r->hold_until = now + r->rs
+                      + (int64_t)((r->phase_seed >> 8) % (uint32_t)
+                                  (r->share_gap > 0 ? r->share_gap : 1));
         snprintf(r->note, sizeof r->note, "redis rate budget unreachable (%s):"
                  " this client keeps to its share of the rate (1/%d, "
                  "rate_limit_fleet_size) until it answers again", why,
@@ -587,6 +594,10 @@ int sa_budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
              (unsigned long long)(uintptr_t)r ^ (unsigned long long)now);
     fleet = o->rate_limit_fleet_size > 0 ? o->rate_limit_fleet_size : 4;
     r->fleet = fleet;
+    r->share_gap = (int64_t)(1000.0 * fleet / (0.8 * o->rate_per_second));
+    if (r->share_gap > 3600000) r->share_gap = 3600000;
+    r->phase_seed = (uint32_t)getpid() * 2654435761u
+                  ^ (uint32_t)(uintptr_t)r ^ (uint32_t)now;
     /* 4/5 of an even share: the fleet's clients send independently, so
      * their shares meet in bursts */
     rc = sa_limiter_init(&r->share, mem, 1, 0.8 * o->rate_per_second / fleet,

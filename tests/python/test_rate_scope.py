@@ -94,14 +94,9 @@ def test_fleet_shares_one_budget(scope, request):
                                           env=python_path_env())
     check_fleet(fig, 48)
     assert fig["responses_429"] == 0
-    # The budget's own efficiency: first to last API request within 10 %
-    # of the floor.  The whole run (worker start to end, bench/run's
-    # figure, 1.06 for host and 1.08 for redis on an idle machine) also
-    # holds the start-up and the last tasks' ends, and on a loaded machine
-    # the Redis round trips: bounded looser here so the suite does not
-    # depend on the machine's load.
-    assert fig["span_ratio"] <= 1.10, fig
-    assert fig["ratio"] <= 1.25, fig
+    # the issue's bound: the whole run (worker start to end) within 10 %
+    # of the floor (measured 1.06 to 1.09 on a shared 2-core machine)
+    assert fig["ratio"] <= 1.10, fig
 
 
 @needs_redis
@@ -110,8 +105,7 @@ def test_redis_killed_and_restarted_mid_run(redis):
     requests later (on the same port, empty): every analysis still ends
     once, no task is created twice or left unpolled; the clients said how
     many they are (rate_limit_fleet_size=8), so their shares add up to 4/5
-    of the key's rate meanwhile (independent clients still meet a few 429s
-    then, which their jobs retry)."""
+    of the key's rate meanwhile."""
     events = []
 
     def api_count(emu):
@@ -132,5 +126,9 @@ def test_redis_killed_and_restarted_mid_run(redis):
     print(events)
     assert [e[0] for e in events] == ["killed", "restarted"]
     check_fleet(fig, 32)
+    # each switch holds sends for a second and the shares start at
+    # spread phases: 0 x 429 measured; independent shares may still meet
+    # now and then (the jobs retry them), never in bulk
+    assert fig["responses_429"] <= fig["api_requests"] // 20, fig
     # the fleet used Redis again after the restart
     assert b"skinanalysis:budget:" in redis.command("KEYS", "*")

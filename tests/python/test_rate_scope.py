@@ -132,3 +132,25 @@ def test_redis_killed_and_restarted_mid_run(redis):
     assert fig["responses_429"] <= fig["api_requests"] // 20, fig
     # the fleet used Redis again after the restart
     assert b"skinanalysis:budget:" in redis.command("KEYS", "*")
+
+
+@needs_redis
+def test_redis_scope_under_event_hooks(redis):
+    """AsyncClient drives the core through its event hooks: the Redis
+    answers are read with every step, the 2 ms timer brings the loop back
+    while one is awaited; 8 analyses go at 5/s with no 429."""
+    import asyncio
+
+    async def run(emu):
+        async with skinanalysis.AsyncClient(emu.api_key, base_url=emu.base_url,
+                                            rate_limit_scope=redis.url,
+                                            poll_interval=0.2) as c:
+            return await asyncio.gather(*[c.analyze(SD_IMAGE) for _ in range(8)])
+
+    with Emulator(task_seconds=0.3, rate_limit=True) as emu:
+        results = asyncio.run(run(emu))
+        n = sum(1 for r in emu.log if r["path"].startswith("/s2s/"))
+        assert emu.counters.get("responses_429", 0) == 0
+    assert len({r.task_id for r in results}) == 8
+    assert n > 16
+    assert b"skinanalysis:budget:" in redis.command("KEYS", "*")

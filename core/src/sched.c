@@ -228,6 +228,9 @@ sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now)
         best->admitted = 1;
         best->poll_admits = 0;
         s->n_admitted++;
+        if (sa_budget_shared(s->budget))   /* the others see it at once */
+            s->n_admitted_all = sa_budget_admitted(s->budget, now,
+                                                   s->n_admitted);
     }
     if (best->step == SA_STEP_POLL || best->step == SA_STEP_TASK_CREATE)
         best->poll_anchor = now;
@@ -244,6 +247,8 @@ void sa_sched_unadmit(sa_sched *s, sa_sched_item *it, int64_t now)
     if (!it->admitted) return;
     it->admitted = 0;
     s->n_admitted--;
+    if (sa_budget_shared(s->budget))
+        s->n_admitted_all = sa_budget_admitted(s->budget, now, s->n_admitted);
     if (!sa_link_empty(&s->limq)) s->lim_ready = now;
 }
 

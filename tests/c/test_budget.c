@@ -335,6 +335,65 @@ TEST(host_scope_dead_process_leaks_nothing)
     CHECK(stat(path, &sb) != 0);
 }
 
+/* Two clients' schedulers (sched.c) on one host budget, with fake time
+ * from now on: the per-second window and the admission cap are theirs
+ * together; a client held by the cap looks again every
+ * SA_BUDGET_RECHECK_MS (a job ending elsewhere does not wake it). */
+TEST(two_schedulers_share_window_and_cap)
+{
+    char key[64], note[512];
+    sa_client_options o;
+    sa_sched sa, sb;
+    sa_budget *ba = NULL, *bb = NULL;
+    sa_sched_item ia[8], ib[8];
+    int64_t now;
+    int i, n;
+
+    snprintf(key, sizeof key, "sched-key-%ld", (long)getpid());
+    host_opts(&o, key);
+    CHECK_EQ_INT(sa_budget_open(&ba, NULL, &o, key, o.base_url, note,
+                                sizeof note), SA_OK);
+    CHECK_EQ_INT(sa_budget_open(&bb, NULL, &o, key, o.base_url, note,
+                                sizeof note), SA_OK);
+    if (!sa_budget_shared(ba) || !sa_budget_shared(bb)) {
+        sa_budget_close(ba);
+        sa_budget_close(bb);
+        return;
+    }
+    CHECK_EQ_INT(sa_sched_init(&sa, NULL, &o), SA_OK);
+    CHECK_EQ_INT(sa_sched_init(&sb, NULL, &o), SA_OK);
+    sa.budget = ba;
+    sb.budget = bb;
+    CHECK_EQ_INT(sa.admit_cap, 6);
+    now = mono_ms();
+    for (i = 0; i < 8; i++) {
+        sa_sched_item_init(&ia[i]);
+        sa_sched_item_init(&ib[i]);
+    }
+    for (i = 0; i < 4; i++) sa_sched_park_api(&sa, &ia[i], SA_STEP_FILE_CREATE, now);
+    for (i = 0; i < 4; i++) sa_sched_park_api(&sb, &ib[i], SA_STEP_FILE_CREATE, now);
+    for (n = 0; sa_sched_next_api(&sa, now); n++) {}
+    CHECK_EQ_INT(n, 4);
+    CHECK(sa_sched_next_api(&sb, now) == &ib[0]);
+    CHECK(sa_sched_next_api(&sb, now) == NULL);    /* 5 per second, together */
+    CHECK(sa_sched_ready_at(&sb, now) == now + 1000 + G);
+    now += 1000 + G;
+    /* 5 admitted of a cap of 6: one more, then the cap holds B */
+    CHECK(sa_sched_next_api(&sb, now) == &ib[1]);
+    CHECK(sa_sched_next_api(&sb, now) == NULL);
+    CHECK_EQ_INT(sb.n_admitted_all, 6);
+    CHECK(sa_sched_ready_at(&sb, now) == now + SA_BUDGET_RECHECK_MS);
+    /* a job of A ends; B sees it when it looks again */
+    sa_sched_unadmit(&sa, &ia[0], now);
+    now += SA_BUDGET_RECHECK_MS;
+    CHECK(sa_sched_next_api(&sb, now) == &ib[2]);
+    CHECK(sa_sched_next_api(&sb, now) == NULL);
+    sa_sched_free(&sa);
+    sa_sched_free(&sb);
+    sa_budget_close(ba);
+    sa_budget_close(bb);
+}
+
 /* ------------------------------------------------------------------ */
 /* Redis scope against a real redis-server                             */
 /* ------------------------------------------------------------------ */
@@ -511,6 +570,7 @@ int main(void)
     RUN(client_rejects_bad_scope);
     RUN(host_scope_across_processes);
     RUN(host_scope_dead_process_leaks_nothing);
+    RUN(two_schedulers_share_window_and_cap);
     RUN(redis_scope_shares_and_survives_a_restart);
     (void)harness_slurp;
     return harness_report();

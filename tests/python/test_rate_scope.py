@@ -127,9 +127,10 @@ def test_redis_killed_and_restarted_mid_run(redis):
     assert [e[0] for e in events] == ["killed", "restarted"]
     check_fleet(fig, 32)
     # each switch holds sends for a second and the shares start at
-    # spread phases: 0 x 429 measured; independent shares may still meet
-    # now and then (the jobs retry them), never in bulk
-    assert fig["responses_429"] <= fig["api_requests"] // 20, fig
+    # spread phases: 0 to 5 x 429 measured in about 100 requests (the
+    # independent shares meet now and then; the jobs retry them), never
+    # in bulk
+    assert fig["responses_429"] <= fig["api_requests"] // 10, fig
     # the fleet used Redis again after the restart
     assert b"skinanalysis:budget:" in redis.command("KEYS", "*")
 

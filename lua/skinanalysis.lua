@@ -46,7 +46,8 @@ local Client, Job = core.Client, core.Job
 
 --- Create a client.  Options are those of sa_client_options (see
 -- docs/lua.md); times are in seconds.  api_key defaults to the environment
--- variable YOUCAM_API_KEY, base_url to SKINANALYSIS_BASE_URL.
+-- variable YOUCAM_API_KEY, base_url to SKINANALYSIS_BASE_URL,
+-- rate_limit_scope to SKINANALYSIS_RATE_LIMIT_SCOPE ("host" by default).
 -- Returns the client, or nil, message, code.
 function M.client(opts)
   if opts ~= nil and type(opts) ~= "table" then
@@ -64,6 +65,10 @@ function M.client(opts)
   if o.base_url == nil then
     local url = os.getenv("SKINANALYSIS_BASE_URL")
     if url ~= nil and url ~= "" then o.base_url = url end
+  end
+  if o.rate_limit_scope == nil then
+    local scope = os.getenv("SKINANALYSIS_RATE_LIMIT_SCOPE")
+    if scope ~= nil and scope ~= "" then o.rate_limit_scope = scope end
   end
   return core.client(o)
 end

@@ -74,6 +74,8 @@ static const lsa_opt lsa_client_opts[] = {
     {"max_json_depth", LSA_OPT_INT, LSA_OFF(max_json_depth)},
     {"log_level", LSA_OPT_LOG_LEVEL, LSA_OFF(log_level)},
     {"jitter_seed", LSA_OPT_SEED, LSA_OFF(jitter_seed)},
+    {"rate_limit_scope", LSA_OPT_STRING, LSA_OFF(rate_limit_scope)},
+    {"rate_limit_fleet_size", LSA_OPT_INT, LSA_OFF(rate_limit_fleet_size)},
     {"log", LSA_OPT_LOG, 0},
     {NULL, 0, 0}};
 

@@ -260,6 +260,8 @@ static const opt_def client_opts[] = {
     OPT(max_json_depth, OPT_INT),
     OPT(log_level, OPT_INT),
     OPT(jitter_seed, OPT_U64),
+    OPT(rate_limit_scope, OPT_STR),
+    OPT(rate_limit_fleet_size, OPT_INT),
 };
 
 static const char *utf8_no_nul(PyObject *value, const char *name)

@@ -427,6 +427,32 @@ typedef struct sa_client_options {
      * is still bounded by upload_timeout_ms and the deadline). */
     long low_speed_limit;
     long low_speed_time_ms;
+
+    /* Who shares the rate budget above (the API counts its limits per
+     * key, not per client):
+     *   "host" (default, NULL): every client on this machine with the same
+     *          api_key, base_url and rate options, in every process, takes
+     *          its slots from one budget in shared memory (a 0600 file
+     *          under /dev/shm or $XDG_RUNTIME_DIR named by a hash, never
+     *          holding the key).  Without shared memory the client falls
+     *          back to "process" and logs one line saying so.
+     *   "process": this client's own limiter only.
+     *   "redis://HOST:PORT[/DB]": every client of a fleet of machines with
+     *          the same key, base URL and rate options, through one atomic
+     *          script in that Redis (keys named by a hash, never the key).
+     *          Never blocks a step: the client speaks RESP on its own
+     *          non-blocking socket, looked at with every step (and every 2
+     *          ms while an answer is awaited, through the timer).  When
+     *          Redis is away the client keeps to its share of the rate
+     *          (rate / rate_limit_fleet_size), logs it once, and uses
+     *          Redis again when it answers.  A HOST that does not resolve
+     *          at sa_client_new: SA_ERR_INVALID_ARGUMENT.
+     * Anything else: SA_ERR_INVALID_ARGUMENT from sa_client_new. */
+    const char *rate_limit_scope;
+    /* Redis scope: clients expected to share the key when Redis is away;
+     * each keeps to 1/rate_limit_fleet_size of the rate and long window
+     * meanwhile.  Default 4; 1..10000. */
+    int rate_limit_fleet_size;
 } sa_client_options;
 
 SA_API void sa_client_options_init_sized(sa_client_options *opts,

@@ -13,6 +13,7 @@
  * polled to its end unless abandoned.
  */
 #include "sa_client.h"
+#include "budget.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -381,7 +382,9 @@ void sa__advance(sa_client *c, int64_t now)
 {
     sa_link *l, *next;
     long restarts = 0;
+    const char *note = sa_budget_pump(c->sched.budget, now);  /* redis */
 
+    if (note) sa__jlog(c, SA_LOG_WARNING, "%s", note);
     start_queued(c, now);
     service_upq(c, now);
     service_limq(c, now);

@@ -590,6 +590,8 @@ void sa_limiter_free(sa_limiter *l);
 /* Take one send slot at now_ms: returns 1 and records the send, or 0 and
  * writes the earliest time a slot will be free to *ready_at_ms. */
 int sa_limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms);
+/* The same answer without recording a send. */
+int sa_limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms);
 /* Push the limiter back after a 429 (the server saw more than we did):
  * no send before now_ms + pause_ms. */
 void sa_limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms);
@@ -629,6 +631,8 @@ typedef struct sa_sched {
     int64_t reserve_max;     /* most long-window slots kept for polls */
     unsigned long seq;
     int64_t lim_ready;       /* look at limq again at; -1: no need */
+    struct sa_budget *budget;/* shared budget (budget.c); NULL: none */
+    int n_admitted_all;      /* admitted jobs across the budget's scope */
 } sa_sched;
 
 /* Set up from the client's options (rate_limit and rate_*,

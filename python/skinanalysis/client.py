@@ -267,7 +267,10 @@ class Client(_ClientBase):
     closing lets running tasks finish (at most ``close_timeout`` seconds) so
     that nothing billed is left unpolled.  Extra keyword arguments go to
     the core by their sa_client_options names (``rate_per_second``,
-    ``backoff_initial_ms``, ``jitter_seed``, ...).
+    ``backoff_initial_ms``, ``jitter_seed``, ...).  ``rate_limit_scope``
+    ("host", the default, or "process"; else $SKINANALYSIS_RATE_LIMIT_SCOPE)
+    says who shares the key's rate budget: every process on this machine
+    with the same key and base URL, or this client only.
 
     A client and its jobs are used by one thread at a time; blocking calls
     release the GIL, and Ctrl-C interrupts them at once (the jobs go on).

@@ -69,6 +69,7 @@ build = {
         "core/src/options.c",
         "core/src/proto.c",
         "core/src/publish.c",
+        "core/src/account.c",
         "core/src/request.c",
         "core/src/result.c",
         "core/src/sched.c",

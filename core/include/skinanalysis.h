@@ -909,6 +909,100 @@ SA_API int sa_webhook_parse(const void *body, size_t body_len,
                             size_t errbuf_len);
 
 /* ------------------------------------------------------------------ */
+/* Account: balance, price list, delete (API.md section 17.1)          */
+/* ------------------------------------------------------------------ */
+
+/* Options of the account calls.  Always call sa_account_options_init()
+ * first (all fields zero/NULL). */
+typedef struct sa_account_options {
+    long deadline_ms;            /* 0 = the client's job_deadline_ms */
+    sa_job_cb callback;          /* optional, as in sa_request */
+    void *user_data;             /* passed to callback */
+} sa_account_options;
+
+SA_API void sa_account_options_init(sa_account_options *opts);
+
+/* One credit grant (an entry of GET /s2s/v1.0/client/credit). */
+typedef struct sa_credit_grant {
+    const char *type;      /* "ApiSubscription", "ApiPayAsYouGo", ... ("" when
+                              absent or not a string) */
+    double amount;         /* units left in the grant (0 when absent) */
+    const char *raw;       /* the whole entry as JSON text (cJSON-printed):
+                              its other, undocumented fields (expiry...) */
+} sa_credit_grant;
+
+/* The sum of the grants of one type, in order of first appearance. */
+typedef struct sa_credit_type {
+    const char *type;
+    double amount;
+} sa_credit_type;
+
+typedef struct sa_credit {
+    double available;      /* units the API can spend: the sum of the
+                              amounts whose type starts with "Api" (as the
+                              vendor's own client counts) */
+    size_t n_grants;
+    const sa_credit_grant *grants;
+    size_t n_types;
+    const sa_credit_type *by_type;
+} sa_credit;
+
+/* One price list entry (GET /s2s/v2.0/credit/feature-cost). */
+typedef struct sa_sku {
+    const char *description, *unit, *proc_unit, *run_task_url;  /* "" when
+                              absent or not a string */
+    const char *feature;   /* the part of run_task_url after "/task/"
+                              ("skin-analysis"), "" when none */
+    double amount;         /* units per proc_unit */
+    const char *raw;       /* the whole entry as JSON text */
+} sa_sku;
+
+typedef struct sa_price_list {
+    size_t n_skus;
+    const sa_sku *skus;
+    int pages;             /* pages read */
+} sa_price_list;
+
+/* Most pages sa_client_price_list follows (SA_ERR_LIMIT beyond). */
+#define SA_PRICE_LIST_MAX_PAGES 100
+
+/* Start a job that reads the key's balance (GET /s2s/v1.0/client/credit).
+ * Like every API-host request it goes through the client's rate limiter;
+ * transport errors, 429 and 5xx are retried within max_retries.  DONE:
+ * sa_job_credit gives the grants.  An answer without a "results" array,
+ * or with an entry that is not an object, ends FAILED SA_ERR_PROTOCOL; a
+ * bad key SA_ERR_AUTH.  Returns SA_OK and *out (free with sa_job_free),
+ * SA_ERR_BAD_OPTION (opts), SA_ERR_INVALID_ARGUMENT, SA_ERR_BUSY or
+ * SA_ERR_NOMEM, with the reason in sa_client_errmsg(). */
+SA_API int sa_client_credit(sa_client *client, const sa_account_options *opts,
+                            sa_job **out);
+
+/* Start a job that reads the whole price list: GET
+ * /s2s/v2.0/credit/feature-cost?page_size=20, then each next_token until
+ * it is null or empty, at most SA_PRICE_LIST_MAX_PAGES pages
+ * (SA_ERR_LIMIT).  A next_token seen before (a loop) or one a task id
+ * would refuse ends FAILED SA_ERR_PROTOCOL.  DONE: sa_job_price_list. */
+SA_API int sa_client_price_list(sa_client *client,
+                                const sa_account_options *opts, sa_job **out);
+
+/* Start a job that deletes a finished task with its input and outputs
+ * (POST /s2s/v2.0/task/delete): its status and mask URLs then fail.  The
+ * task id is checked first as sa_client_resume checks it (SA_ERR_SOURCE).
+ * A task still running ends FAILED SA_ERR_BAD_REQUEST with api error code
+ * "OperationInvalid"; an unknown, expired or deleted one
+ * SA_ERR_TASK_EXPIRED ("InvalidTaskId").  A delete retried after a first
+ * attempt that may have reached the server, and then answered
+ * "InvalidTaskId", is taken as done.  DONE: the task is gone. */
+SA_API int sa_client_delete(sa_client *client, const char *task_id,
+                            const sa_account_options *opts, sa_job **out);
+
+/* The balance read by a DONE sa_client_credit job, else NULL.  The price
+ * list of a DONE sa_client_price_list job, else NULL.  Every string is
+ * scrubbed of the API key.  Borrowed until sa_job_free. */
+SA_API const sa_credit *sa_job_credit(const sa_job *job);
+SA_API const sa_price_list *sa_job_price_list(const sa_job *job);
+
+/* ------------------------------------------------------------------ */
 /* Memory returned to the caller                                       */
 /* ------------------------------------------------------------------ */
 

@@ -156,9 +156,9 @@
 #define JOB_MSG_LEN 512
 #define JOB_MIN_POLL_MS 200  /* floor of a server's polling_interval */
 #define JOB_NAME_LEN 256     /* a download's file name */
-#define JOB_STEPS (SA_STEP_FETCH + 1)
+#define JOB_STEPS (SA_STEP_ACCOUNT + 1)
 
-enum { KIND_ANALYSIS = 0, KIND_DOWNLOAD, KIND_FETCH };
+enum { KIND_ANALYSIS = 0, KIND_DOWNLOAD, KIND_FETCH, KIND_ACCOUNT };
 
 struct sa_jobsm {
     sa_mem memv;             /* copy of cfg->mem ... */
@@ -252,6 +252,11 @@ struct sa_jobsm {
     int fail_status;         /* that failure, or SA_OK */
     char failmsg[JOB_MSG_LEN];
 
+    /* An account machine (account.c): what it read, and whether a delete
+     * may have reached the server already. */
+    sa_account *account;
+    int delete_maybe;
+
     /* The request out: valid until on_response / free. */
     sa_http_request req;
     char *req_url;
@@ -268,7 +273,8 @@ _Static_assert(sizeof job_state_names / sizeof job_state_names[0]
                "one name per sa_job_state");
 
 static const char *const step_names[JOB_STEPS] = {
-    "file create", "upload", "task create", "status poll", "result download"
+    "file create", "upload", "task create", "status poll", "result download",
+    "account request"
 };
 
 static const char *const json_headers[] = {
@@ -708,6 +714,28 @@ static int build_poll(sa_jobsm *sm)
                        sm->task_id, NULL, timeout);
 }
 
+/* An account request: the balance, the next price list page, or the
+ * delete of task_id. */
+static int build_account(sa_jobsm *sm)
+{
+    char *path;
+    int rc;
+
+    if (!sm->account) return SA_ERR_PROTOCOL;
+    if (sa__account_op(sm->account) == SA_ACCOUNT_DELETE) {
+        char *body = sa__account_delete_body(sm->mem, sm->task_id);
+        if (!body) return SA_ERR_NOMEM;
+        return api_request(sm, SA_HTTP_POST, "/s2s/v2.0/task/delete", NULL,
+                           body, sm->request_timeout_ms);
+    }
+    path = sa__account_path(sm->account);
+    if (!path) return SA_ERR_NOMEM;
+    rc = api_request(sm, SA_HTTP_GET, path, NULL, NULL,
+                     sm->request_timeout_ms);
+    sa__free(sm->mem, path);
+    return rc;
+}
+
 /* Hand out the request of the current step. */
 static int send_step(sa_jobsm *sm, int64_t now_ms, sa_next *out)
 {
@@ -729,6 +757,7 @@ static int send_step(sa_jobsm *sm, int64_t now_ms, sa_next *out)
         rc = build_poll(sm);
         break;
     case SA_STEP_FETCH: rc = build_fetch(sm); break;
+    case SA_STEP_ACCOUNT: rc = build_account(sm); break;
     default:
         rc = SA_ERR_PROTOCOL;
         break;
@@ -1361,6 +1390,84 @@ static int on_fetch(sa_jobsm *sm, int64_t now_ms,
     return SA_OK;
 }
 
+/* ------------------------------------------------------------------ */
+/* Account requests (account.c reads the answers)                      */
+/* ------------------------------------------------------------------ */
+
+static int is_delete(const sa_jobsm *sm)
+{
+    return sa__account_op(sm->account) == SA_ACCOUNT_DELETE;
+}
+
+static int on_account(sa_jobsm *sm, int64_t now_ms,
+                      const sa_http_response *resp)
+{
+    char why[JOB_MSG_LEN], what[JOB_MSG_LEN + 64];
+    sa_api_error e;
+    int code, more = 0;
+
+    if (resp->transport != SA_OK) {
+        /* a delete that was sent may have been carried out */
+        if (is_delete(sm) && !resp->not_sent) sm->delete_maybe = 1;
+        return on_transport_failure(sm, now_ms, resp);
+    }
+    if (is_2xx(resp)) {
+        code = sa__account_feed(sm->account, resp_body(resp), resp_len(resp),
+                                sm->max_json_depth, &more, why, sizeof why);
+        if (code == SA_ERR_NOMEM) return fail_nomem(sm, "account answer");
+        if (code == SA_ERR_LIMIT) {
+            finish(sm, SA_JOB_FAILED, code, "%s: %s", step_name(sm->step),
+                   why);
+            return SA_OK;
+        }
+        if (code != SA_OK) {
+            /* an unreadable 200 (a proxy, a cut body): reading is safe to
+             * repeat; a page loop is not worth repeating */
+            msgf(what, sizeof what, "unreadable HTTP %ld answer (%s)",
+                 resp->http_status, why);
+            if (strstr(why, "loop")) finish(sm, SA_JOB_FAILED, code, "%s: %s",
+                                            step_name(sm->step), what);
+            else retry_or_fail(sm, now_ms, code, what);
+            return SA_OK;
+        }
+        step_succeeded(sm);
+        if (more) {
+            set_fetch_step(sm, SA_STEP_ACCOUNT);
+            return SA_OK;
+        }
+        finish(sm, SA_JOB_DONE, SA_OK, "%s", "");
+        return SA_OK;
+    }
+    code = classify(sm, resp, &e, why, sizeof why);
+    if (code == SA_ERR_NOMEM) {
+        sa_api_error_free(sm->mem, &e);
+        return fail_nomem(sm, "account answer");
+    }
+    /* classify() took the error_code over (sm->api_error_code) */
+    if (is_delete(sm) && resp->http_status == 400 && sm->api_error_code
+        && strcmp(sm->api_error_code, "InvalidTaskId") == 0) {
+        sa_api_error_free(sm->mem, &e);
+        if (sm->delete_maybe) {
+            /* an earlier attempt reached the server and deleted it */
+            finish(sm, SA_JOB_DONE, SA_OK, "%s", "");
+            return SA_OK;
+        }
+        finish(sm, SA_JOB_FAILED, SA_ERR_TASK_EXPIRED, "task delete: %s",
+               why);
+        return SA_OK;
+    }
+    sa_api_error_free(sm->mem, &e);
+    if (code == SA_ERR_RATE_LIMITED || code == SA_ERR_SERVER
+        || code == SA_ERR_TIMEOUT) {
+        if (is_delete(sm) && code != SA_ERR_RATE_LIMITED)
+            sm->delete_maybe = 1;
+        retry_or_fail(sm, now_ms, code, why);
+    } else {
+        finish(sm, SA_JOB_FAILED, code, "%s: %s", step_name(sm->step), why);
+    }
+    return SA_OK;
+}
+
 /* The URL of the same file in a fresh status answer, or NULL: the URL at
  * the download's place when it names the same file (several URLs may end
  * in the same name), else the first URL with that name. */
@@ -1736,6 +1843,38 @@ int sa_jobsm_new_download(const sa_job_config *cfg, const char *url,
     return SA_OK;
 }
 
+int sa_jobsm_new_account(const sa_job_config *cfg, int op,
+                         const char *task_id, const char *secret,
+                         int64_t now_ms, sa_jobsm **out)
+{
+    sa_jobsm *sm = NULL;
+    int rc;
+
+    if (!out) return SA_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!cfg || !settings_valid(cfg)
+        || (op != SA_ACCOUNT_CREDIT && op != SA_ACCOUNT_PRICES
+            && op != SA_ACCOUNT_DELETE)
+        || (op == SA_ACCOUNT_DELETE) != (task_id != NULL))
+        return SA_ERR_INVALID_ARGUMENT;
+    rc = new_other(cfg, KIND_ACCOUNT, task_id, now_ms, &sm);
+    if (rc != SA_OK) return rc;
+    rc = sa__account_new(sm->mem, op, secret, &sm->account);
+    if (rc != SA_OK) {
+        sa_jobsm_free(sm);
+        return rc;
+    }
+    set_fetch_step(sm, SA_STEP_ACCOUNT);
+    *out = sm;
+    return SA_OK;
+}
+
+const sa_account *sa_jobsm_account(const sa_jobsm *sm)
+{
+    return sm && sm->kind == KIND_ACCOUNT && sm->pub_state == SA_JOB_DONE
+        ? sm->account : NULL;
+}
+
 /* Copy the URLs a fetch downloads: none when src holds files already. */
 static int copy_urls(sa_jobsm *sm, const sa_result *src)
 {
@@ -1814,6 +1953,7 @@ void sa_jobsm_free(sa_jobsm *sm)
     sa__free(mem, sm->dl_data);
     for (i = 0; i < sm->n_urls; i++) sa__free(mem, sm->urls[i]);
     sa__free(mem, sm->urls);
+    sa__account_free(sm->account);
     sa__free(mem, sm);
 }
 
@@ -1897,6 +2037,7 @@ int sa_jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
                                  : on_poll(sm, now_ms, resp);
             break;
         case SA_STEP_FETCH: rc = on_fetch(sm, now_ms, resp); break;
+        case SA_STEP_ACCOUNT: rc = on_account(sm, now_ms, resp); break;
         default:
             finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "internal error: "
                    "answer for step %d", sm->step);

@@ -42,7 +42,7 @@
  * deliver).  One `sq` serves both queues: a job has one request at a time.
  * A detached job outlived its client (sa_client_free) and is in no list. */
 enum { J_QUEUED = 1, J_ACTIVE, J_IDLE, J_DEAD, J_DETACHED };
-enum { KIND_ANALYSIS = 0, KIND_FETCH, KIND_CHILD };
+enum { KIND_ANALYSIS = 0, KIND_FETCH, KIND_CHILD, KIND_ACCOUNT };
 /* Strings the caller reads (kept until sa_job_free: see publish.c). */
 enum {
     K_ERRMSG, K_API_CODE, K_ENGINE, K_TASK, K_FILE, K_REQUEST, K__LAST

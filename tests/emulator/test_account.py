@@ -94,10 +94,12 @@ def test_feature_cost_pages(emu):
     assert skus == catalog.SKUS and pages == (len(catalog.SKUS) + 3) // 4
     for sku in skus:
         assert set(sku) == {"description", "amount", "unit", "proc_unit", "run_task_url"}
-    sd = [s["amount"] for s in skus if " SD," in s["description"]]
-    hd = [s["amount"] for s in skus if " HD," in s["description"]]
+    v20 = [s for s in skus if s["run_task_url"] == "/s2s/v2.0/task/skin-analysis"]
+    sd = [s["amount"] for s in v20 if " SD," in s["description"]]
+    hd = [s["amount"] for s in v20 if " HD," in s["description"]]
     assert sd == [9, 12, 14, 16] and hd == [12, 16, 20, 22]
-    assert _get(emu, "/s2s/v2.0/credit/feature-cost")[1]["result"]["next_token"] is None
+    first = _get(emu, "/s2s/v2.0/credit/feature-cost")[1]["result"]  # page_size 20
+    assert len(first["skus"]) == 20 and first["next_token"]
 
 
 def test_feature_cost_bad_page_size_and_token(emu):

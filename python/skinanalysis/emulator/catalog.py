@@ -161,18 +161,22 @@ FEATURE_COST_PAGE_MAX = 20
 
 
 def _skus():
-    """The price list: the unit table (section 11) for skin analysis, SD
-    and HD, v2.0 and v2.1 alike, plus a few other features so that paging
-    has something to page through."""
+    """The price list (22 SKUs: two pages of 20): the unit table (section
+    11) for skin analysis, SD and HD, v2.0 and v2.1 alike, plus a few other
+    features."""
     out = []
-    low = 1
-    for limit, sd, hd in UNIT_TABLE:
-        for tier, amount in (("SD", sd), ("HD", hd)):
-            out.append({"description": "AI Skin Analysis %s, %d-%d concerns" % (tier, low, limit),
-                        "amount": amount, "unit": "unit", "proc_unit": "image",
-                        "run_task_url": "/s2s/v2.0/task/skin-analysis"})
-        low = limit + 1
-    for feature, amount in (("face-attr-analysis", 2), ("hair-color", 3), ("makeup-vto", 3)):
+    for version in ("v2.0", "v2.1"):
+        low = 1
+        for limit, sd, hd in UNIT_TABLE:
+            for tier, amount in (("SD", sd), ("HD", hd)):
+                out.append({"description": "AI Skin Analysis %s %s, %d-%d concerns"
+                                           % (version, tier, low, limit),
+                            "amount": amount, "unit": "unit", "proc_unit": "image",
+                            "run_task_url": "/s2s/%s/task/skin-analysis" % version})
+            low = limit + 1
+    for feature, amount in (("face-attr-analysis", 2), ("hair-color", 3), ("makeup-vto", 3),
+                            ("skin-tone-analysis", 2), ("photo-enhance", 1),
+                            ("face-reshape", 3)):
         out.append({"description": "AI %s" % feature.replace("-", " ").title(),
                     "amount": amount, "unit": "unit", "proc_unit": "image",
                     "run_task_url": "/s2s/v2.0/task/" + feature})

@@ -456,6 +456,32 @@ static PyObject *client_resume(sapy_client *self, PyObject *args,
     return sapy_job_resume(self, args, kwargs);
 }
 
+static PyObject *client_account(sapy_client *self, int op, PyObject *args,
+                                PyObject *kwargs)
+{
+    if (sapy_client_check(self) < 0)
+        return NULL;
+    return sapy_job_account(self, op, args, kwargs);
+}
+
+static PyObject *client_credit(sapy_client *self, PyObject *args,
+                               PyObject *kwargs)
+{
+    return client_account(self, 1, args, kwargs);
+}
+
+static PyObject *client_price_list(sapy_client *self, PyObject *args,
+                                   PyObject *kwargs)
+{
+    return client_account(self, 2, args, kwargs);
+}
+
+static PyObject *client_delete(sapy_client *self, PyObject *args,
+                               PyObject *kwargs)
+{
+    return client_account(self, 3, args, kwargs);
+}
+
 static PyObject *client_step(sapy_client *self, PyObject *args)
 {
     long timeout_ms = 0;
@@ -766,6 +792,18 @@ static PyMethodDef client_methods[] = {
      "A job that polls the existing task task_id to its end (nothing is "
      "created or billed anew); the id is checked before anything is sent "
      "(ValidationError).  callback(job, state) as for submit()."},
+    {"credit", (PyCFunction)(void (*)(void))client_credit,
+     METH_VARARGS | METH_KEYWORDS,
+     "credit(*, deadline_ms=0, callback=None) -> Job: read the balance; "
+     "its result is {available, grants: [{type, amount, raw}], by_type}"},
+    {"price_list", (PyCFunction)(void (*)(void))client_price_list,
+     METH_VARARGS | METH_KEYWORDS,
+     "price_list(*, deadline_ms=0, callback=None) -> Job: read every page "
+     "of the price list; its result is {skus: [...], pages}"},
+    {"delete", (PyCFunction)(void (*)(void))client_delete,
+     METH_VARARGS | METH_KEYWORDS,
+     "delete(task_id, *, deadline_ms=0, callback=None) -> Job: delete a "
+     "finished task with its input and outputs (status 0 when done)"},
     {"step", (PyCFunction)client_step, METH_VARARGS,
      "step(timeout_ms=0) -> int: do what is ready, waiting at most "
      "timeout_ms (GIL released); returns the number of running jobs."},

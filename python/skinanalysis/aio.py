@@ -17,6 +17,7 @@ from . import _config
 from . import actions as _actions
 from ._config import logger
 from ._native import _core
+from .account import mark_deleted
 from .batch import Progress, ResumeTask, resume_kwargs
 from .client import _ClientBase, _kept_source, request_kwargs, state_name
 from .errors import Error
@@ -38,15 +39,18 @@ class AsyncJob:
     """One analysis started by ``AsyncClient.submit``; ``await job`` gives
     its Result (or raises its error)."""
 
-    __slots__ = ("_job", "_client", "_future", "_result", "_source", "__weakref__")
+    __slots__ = ("_job", "_client", "_future", "_result", "_source", "_delete_after",
+                 "__weakref__")
 
     def __init__(self, core_job: Any, client: "AsyncClient",
-                 future: "asyncio.Future[None]", source: Any = None) -> None:
+                 future: "asyncio.Future[None]", source: Any = None,
+                 delete_after: bool = False) -> None:
         self._job = core_job
         self._client = client
         self._future = future
         self._result: Optional[Result] = None
         self._source = source
+        self._delete_after = delete_after
 
     @property
     def task_id(self) -> Optional[str]:
@@ -86,7 +90,10 @@ class AsyncJob:
                         task_id=self.task_id)
                     exc.job = self
                     raise exc from None
-        return self.result()
+        result = self.result()
+        if self._delete_after and not getattr(result, "_delete_tried", False):
+            await self._client._delete_result(result)
+        return result
 
     def __await__(self):
         return self.wait().__await__()
@@ -196,8 +203,11 @@ class AsyncClient(_ClientBase):
                      hd: bool = False, pf_camera_kit: Optional[bool] = None,
                      mask_overlay: Optional[bool] = None,
                      miniserver_args: Union[Mapping[str, Any], str, None] = None,
-                     deadline: Optional[float] = None) -> AsyncJob:
-        """Validate and start one analysis (as ``Client.submit``)."""
+                     deadline: Optional[float] = None,
+                     delete_after: bool = False) -> AsyncJob:
+        """Validate and start one analysis (as ``Client.submit``; with
+        ``delete_after`` awaiting the job deletes its task once the result
+        is in hand)."""
         loop = self._bind()
         kw = request_kwargs(image, actions, format=format, version=version,
                             file_id=file_id, file_name=file_name, hd=hd,
@@ -205,7 +215,7 @@ class AsyncClient(_ClientBase):
                             miniserver_args=miniserver_args, deadline=deadline)
         future: asyncio.Future[None] = loop.create_future()
         core_job = self._core.submit(callback=_resolver(future), **kw)
-        return AsyncJob(core_job, self, future, _kept_source(kw))
+        return AsyncJob(core_job, self, future, _kept_source(kw), bool(delete_after))
 
     async def analyze(self, image: Any = None, actions: _actions.Actions = None, *,
                       timeout: Optional[float] = None, **kwargs: Any) -> Result:
@@ -256,6 +266,46 @@ class AsyncClient(_ClientBase):
                 fetch.cancel()   # the awaiting task was cancelled: stop too
                 raise
         return self._fetched(fetch, core_job, image)
+
+    # -- account -----------------------------------------------------------
+
+    async def _account(self, op: str, *args: Any, timeout: Optional[float] = None) -> Any:
+        loop = self._bind()
+        future: asyncio.Future[None] = loop.create_future()
+        job = self._account_job(op, *args, callback=_resolver(future), timeout=timeout)
+        if not job.done:
+            try:
+                await asyncio.wait_for(asyncio.shield(future), timeout)
+            except asyncio.TimeoutError:
+                job.cancel()
+                raise _core.error_for(_core.ERR_WAIT_TIMEOUT, "no answer after %.3g s"
+                                      % timeout) from None
+            except BaseException:
+                job.cancel()
+                raise
+        return self._account_outcome(job, op)
+
+    async def credit(self, *, timeout: Optional[float] = None) -> Any:
+        """The key's balance (as ``Client.credit``)."""
+        return await self._account("credit", timeout=timeout)
+
+    async def price_list(self, *, timeout: Optional[float] = None) -> list:
+        """Every SKU of the price list (as ``Client.price_list``)."""
+        return await self._account("price_list", timeout=timeout)
+
+    async def delete(self, task_id: str, *, timeout: Optional[float] = None) -> None:
+        """Delete a finished task (as ``Client.delete``)."""
+        if not isinstance(task_id, str):
+            raise TypeError("task_id must be a str, not %s" % type(task_id).__name__)
+        await self._account("delete", task_id, timeout=timeout)
+
+    async def _delete_result(self, result: Result) -> Result:
+        try:
+            await self.delete(result.task_id)
+        except Error as exc:
+            logger.warning("delete_after: task %s was not deleted: %s", result.task_id, exc)
+            return mark_deleted(result, exc)
+        return mark_deleted(result, None)
 
     async def analyze_many(self, images: Iterable[Any], actions: _actions.Actions = None,
                            *, concurrency: int = 16, progress: Any = True,

@@ -463,6 +463,16 @@ typedef struct sa_request {
 
     sa_job_cb callback;          /* optional */
     void *user_data;             /* passed to callback; see sa_job_user_data */
+
+    int delete_after;            /* 1: once the result is in hand (a ZIP
+                                    result with its masks), delete the task
+                                    with its image and outputs from the
+                                    vendor (sa_client_delete) before the job
+                                    ends DONE (it shows FETCHING meanwhile);
+                                    sa_job_delete_status says how it went.
+                                    A JSON result's mask URLs then answer
+                                    404: ask sa_client_fetch (with its own
+                                    delete_after) instead for masks */
 } sa_request;
 
 SA_API void sa_request_init(sa_request *req);
@@ -630,6 +640,9 @@ typedef struct sa_fetch_options {
      * the fetch runs. */
     sa_job_cb callback;
     void *user_data;
+    /* 1: once every file is in (the job would end DONE), delete the task
+     * from the vendor, as sa_request.delete_after does. */
+    int delete_after;
 } sa_fetch_options;
 
 SA_API void sa_fetch_options_init(sa_fetch_options *opts);
@@ -995,6 +1008,15 @@ SA_API int sa_client_price_list(sa_client *client,
  * "InvalidTaskId", is taken as done.  DONE: the task is gone. */
 SA_API int sa_client_delete(sa_client *client, const char *task_id,
                             const sa_account_options *opts, sa_job **out);
+
+/* delete_after (sa_request, sa_fetch_options): SA_OK when the task was
+ * deleted; the failure of the delete (SA_ERR_BAD_REQUEST, SA_ERR_AUTH,
+ * SA_ERR_TASK_EXPIRED, SA_ERR_CANCELLED...: the job itself still ended
+ * DONE with its result) with a message in sa_job_delete_errmsg; or
+ * SA_ERR_NOT_DONE when no delete was asked for or tried (the job did not
+ * end DONE).  The message is "" unless the delete failed. */
+SA_API int sa_job_delete_status(const sa_job *job);
+SA_API const char *sa_job_delete_errmsg(const sa_job *job);
 
 /* The balance read by a DONE sa_client_credit job, else NULL.  The price
  * list of a DONE sa_client_price_list job, else NULL.  Every string is

@@ -526,3 +526,113 @@ const sa_price_list *sa_job_price_list(const sa_job *job)
 {
     return sa__account_prices(done_account(job));
 }
+
+/* ------------------------------------------------------------------ */
+/* delete_after (sa_request, sa_fetch_options)                         */
+/* ------------------------------------------------------------------ */
+
+/* The delete machine ended or was given up: keep its outcome, give the
+ * job its own machine back (the delete machine stays in del_other until
+ * the job is freed: a transfer being dropped may still point into it). */
+static void delete_after_end(sa_client *c, sa_job *j, int status,
+                             const char *msg)
+{
+    sa_jobsm *del = j->sm;
+
+    j->sm = j->del_other;
+    j->del_other = del;
+    j->del_state = 2;
+    j->del_status = status;
+    if (status == SA_OK) {
+        j->del_msg[0] = '\0';
+    } else {
+        sa__redact(j->del_msg, sizeof j->del_msg, msg ? msg : "",
+                   c ? c->api_key : NULL);
+        sa__jlog(c, SA_LOG_WARNING, "task %s was not deleted (delete_after): "
+                 "%s: %s", sa_jobsm_task_id(j->sm) ? sa_jobsm_task_id(j->sm)
+                 : "?", sa_status_name(status), j->del_msg);
+    }
+    j->last_state = sa_jobsm_state(j->sm);
+}
+
+int sa__delete_after_step(sa_client *c, sa_job *j)
+{
+    sa_job_config cfg;
+    const char *task_id;
+    sa_jobsm *del = NULL;
+    int64_t now;
+    int rc;
+
+    if (!j->delete_after || !j->sm) return 0;
+    if (j->del_state == 1) {
+        int st = sa_jobsm_state(j->sm);
+        if (!sa__is_terminal(st)) return 1;
+        delete_after_end(c, j, st == SA_JOB_DONE ? SA_OK
+                         : sa_jobsm_status(j->sm), sa_jobsm_errmsg(j->sm));
+        return 0;
+    }
+    if (j->del_state != 0 || sa_jobsm_state(j->sm) != SA_JOB_DONE
+        || sa_jobsm_background(j->sm)
+        || (j->kind != KIND_ANALYSIS && j->kind != KIND_FETCH))
+        return 0;
+    task_id = sa_jobsm_task_id(j->sm);
+    j->del_state = 2;
+    if (!task_id || !sa_proto_id_ok(task_id, strlen(task_id))) {
+        j->del_status = SA_ERR_PROTOCOL;
+        snprintf(j->del_msg, sizeof j->del_msg, "no task id to delete");
+        return 0;
+    }
+    now = sa_engine_now();
+    memset(&cfg, 0, sizeof cfg);
+    cfg.mem = j->mem;
+    cfg.base_url = c->base_url;
+    cfg.api_version = SA_API_V2_0;
+    cfg.request_timeout_ms = c->opt.request_timeout_ms;
+    cfg.upload_timeout_ms = c->opt.upload_timeout_ms;
+    cfg.poll_interval_ms = c->opt.poll_interval_ms;
+    cfg.max_poll_interval_ms = c->opt.max_poll_interval_ms;
+    cfg.deadline_at_ms = now + c->opt.job_deadline_ms;
+    cfg.max_polls = c->opt.max_polls;
+    cfg.max_retries = c->opt.max_retries;
+    cfg.backoff_initial_ms = c->opt.backoff_initial_ms;
+    cfg.backoff_max_ms = c->opt.backoff_max_ms;
+    cfg.max_json_depth = c->opt.max_json_depth;
+    cfg.rng = &j->rng;
+    rc = sa_jobsm_new_account(&cfg, SA_ACCOUNT_DELETE, task_id, c->api_key,
+                              now, &del);
+    if (rc != SA_OK) {
+        j->del_status = rc;
+        snprintf(j->del_msg, sizeof j->del_msg, "%s", rc == SA_ERR_NOMEM
+                 ? "out of memory starting the delete"
+                 : "the delete could not be started");
+        return 0;
+    }
+    j->del_state = 1;
+    j->del_other = j->sm;
+    j->sm = del;
+    j->wake_at = now;
+    sa__jlog(c, SA_LOG_DEBUG, "job #%lu deletes task %s (delete_after)",
+             j->seq, task_id);
+    return 1;
+}
+
+int sa__delete_after_abort(sa_client *c, sa_job *j, int status,
+                           const char *why)
+{
+    if (j->del_state != 1) return 0;
+    delete_after_end(c, j, status, why);
+    return 1;
+}
+
+int sa_job_delete_status(const sa_job *job)
+{
+    if (!job || !job->published || job->del_state != 2)
+        return SA_ERR_NOT_DONE;
+    return job->del_status;
+}
+
+const char *sa_job_delete_errmsg(const sa_job *job)
+{
+    if (!job || !job->published || job->del_state != 2) return "";
+    return job->del_msg;
+}

@@ -487,6 +487,178 @@ TEST(emulator_bad_key)
     sa_client_free(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* delete_after                                                        */
+/* ------------------------------------------------------------------ */
+
+static const char *const acts2[] = {"wrinkle", "pore"};
+
+static sa_job *submit(sa_client *c, int format, int delete_after)
+{
+    sa_request req;
+    sa_job *j = NULL;
+
+    sa_request_init(&req);
+    req.file_path = SA_FIXTURES "/portrait_sd.jpg";
+    req.actions = acts2;
+    req.n_actions = 2;
+    req.format = format;
+    req.delete_after = delete_after;
+    if (sa_client_submit(c, &req, &j) != SA_OK) return NULL;
+    return j;
+}
+
+TEST(delete_after_json_and_zip)
+{
+    sa_client *c = client_new();
+    sa_job *j, *r = NULL;
+    char task[256];
+
+    REQUIRE(c);
+    emu_reset(&g_emu);
+    j = submit(c, SA_FORMAT_JSON, 1);
+    REQUIRE(j);
+    CHECK_EQ_INT(sa_job_delete_status(j), SA_ERR_NOT_DONE);
+    CHECK_EQ_INT(wait_done(j), SA_OK);
+    REQUIRE(sa_job_result(j));
+    CHECK_EQ_INT(sa_job_delete_status(j), SA_OK);
+    CHECK_STR(sa_job_delete_errmsg(j), "");
+    CHECK_EQ_INT((int)emu_counter(&g_emu, "tasks_deleted"), 1);
+    snprintf(task, sizeof task, "%s", sa_job_task_id(j));
+    sa_job_free(j);
+    REQUIRE(sa_client_resume(c, task, NULL, &r) == SA_OK);
+    CHECK_EQ_INT(wait_done(r), SA_ERR_TASK_EXPIRED);
+    sa_job_free(r);
+
+    j = submit(c, SA_FORMAT_ZIP, 1);
+    REQUIRE(j);
+    CHECK_EQ_INT(wait_done(j), SA_OK);
+    CHECK(sa_result_file_count(sa_job_result(j)) > 0);  /* masks in hand */
+    CHECK_EQ_INT(sa_job_delete_status(j), SA_OK);
+    CHECK_EQ_INT((int)emu_counter(&g_emu, "tasks_deleted"), 2);
+    sa_job_free(j);
+
+    /* not asked: nothing deleted */
+    j = submit(c, SA_FORMAT_JSON, 0);
+    REQUIRE(j);
+    CHECK_EQ_INT(wait_done(j), SA_OK);
+    CHECK_EQ_INT(sa_job_delete_status(j), SA_ERR_NOT_DONE);
+    sa_job_free(j);
+    CHECK_EQ_INT((int)emu_counter(&g_emu, "tasks_deleted"), 2);
+    sa_client_free(c);
+}
+
+TEST(delete_after_failure_is_reported_on_a_done_job)
+{
+    sa_client *c = client_new();
+    sa_job *j;
+
+    REQUIRE(c);
+    emu_reset(&g_emu);
+    REQUIRE(emu_scenario(&g_emu, "[{\"endpoint\":\"task_delete\",\"fault\":"
+                         "\"respond\",\"status\":400,\"body\":{\"status\":400,"
+                         "\"error\":\"no\",\"error_code\":\"OperationNotSupport\"}}]")
+            == 0);
+    j = submit(c, SA_FORMAT_JSON, 1);
+    REQUIRE(j);
+    CHECK_EQ_INT(wait_done(j), SA_OK);     /* the analysis stands */
+    CHECK(sa_job_result(j) != NULL);
+    CHECK_EQ_INT(sa_job_delete_status(j), SA_ERR_BAD_REQUEST);
+    CHECK(strstr(sa_job_delete_errmsg(j), "OperationNotSupport") != NULL);
+    CHECK(sa_job_api_error_code(j) == NULL);  /* the job's own details */
+    sa_job_free(j);
+    emu_scenario(&g_emu, NULL);
+    sa_client_free(c);
+}
+
+TEST(delete_after_not_tried_for_a_failed_analysis)
+{
+    sa_client *c = client_new();
+    sa_job *j;
+
+    REQUIRE(c);
+    emu_reset(&g_emu);
+    REQUIRE(emu_post_json(&g_emu, "/_control/engine_error/next",
+                          "{\"code\":\"error_no_face\"}") == 200);
+    j = submit(c, SA_FORMAT_JSON, 1);
+    REQUIRE(j);
+    CHECK_EQ_INT(wait_done(j), SA_ERR_ENGINE);
+    CHECK_EQ_INT(sa_job_delete_status(j), SA_ERR_NOT_DONE);
+    CHECK_EQ_INT((int)emu_counter2(&g_emu, "requests", "task_delete"), 0);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
+TEST(delete_after_fetch_masks_then_delete)
+{
+    sa_client *c = client_new();
+    sa_fetch_options fo;
+    sa_job *j, *f = NULL;
+
+    REQUIRE(c);
+    emu_reset(&g_emu);
+    j = submit(c, SA_FORMAT_JSON, 0);
+    REQUIRE(j);
+    CHECK_EQ_INT(wait_done(j), SA_OK);
+    sa_fetch_options_init(&fo);
+    fo.delete_after = 1;
+    REQUIRE(sa_client_fetch(c, j, &fo, &f) == SA_OK);
+    CHECK_EQ_INT(wait_done(f), SA_OK);
+    CHECK(sa_result_file_count(sa_job_result(f)) > 0);
+    CHECK_EQ_INT(sa_job_delete_status(f), SA_OK);
+    CHECK_EQ_INT((int)emu_counter(&g_emu, "tasks_deleted"), 1);
+    sa_job_free(f);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
+/* Step until the emulator has seen a delete request (it answers late). */
+static int until_delete_sent(sa_client *c)
+{
+    int i;
+    for (i = 0; i < 400; i++) {
+        if (emu_counter2(&g_emu, "requests", "task_delete") > 0) return 1;
+        sa_client_step(c, 20);
+    }
+    return 0;
+}
+
+TEST(delete_after_cancel_and_free_while_deleting)
+{
+    sa_client *c = client_new();
+    sa_job *j;
+
+    REQUIRE(c);
+    emu_reset(&g_emu);
+    REQUIRE(emu_scenario(&g_emu, "[{\"endpoint\":\"task_delete\",\"fault\":"
+                         "\"delay\",\"delay_ms\":400}]") == 0);
+    /* cancel: the result stands, the delete is reported cancelled */
+    j = submit(c, SA_FORMAT_JSON, 1);
+    REQUIRE(j);
+    REQUIRE(until_delete_sent(c));
+    CHECK_EQ_INT(sa_job_state(j), SA_JOB_FETCHING);
+    CHECK_EQ_INT(sa_job_cancel(j), SA_OK);
+    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    CHECK_EQ_INT(sa_job_state(j), SA_JOB_DONE);
+    CHECK(sa_job_result(j) != NULL);
+    CHECK_EQ_INT(sa_job_delete_status(j), SA_ERR_CANCELLED);
+    sa_job_free(j);
+    CHECK_EQ_INT(sa_client_run(c, 5000), SA_OK);
+
+    /* free: the delete goes on to its end */
+    emu_reset(&g_emu);
+    REQUIRE(emu_scenario(&g_emu, "[{\"endpoint\":\"task_delete\",\"fault\":"
+                         "\"delay\",\"delay_ms\":300}]") == 0);
+    j = submit(c, SA_FORMAT_JSON, 1);
+    REQUIRE(j);
+    REQUIRE(until_delete_sent(c));
+    sa_job_free(j);
+    CHECK_EQ_INT(sa_client_run(c, 5000), SA_OK);
+    CHECK_EQ_INT((int)emu_counter(&g_emu, "tasks_deleted"), 1);
+    emu_scenario(&g_emu, NULL);
+    sa_client_free(c);
+}
+
 int main(void)
 {
     (void)harness_slurp;
@@ -506,6 +678,11 @@ int main(void)
     RUN(emulator_credit_and_price_list);
     RUN(emulator_delete);
     RUN(emulator_bad_key);
+    RUN(delete_after_json_and_zip);
+    RUN(delete_after_failure_is_reported_on_a_done_job);
+    RUN(delete_after_not_tried_for_a_failed_analysis);
+    RUN(delete_after_fetch_masks_then_delete);
+    RUN(delete_after_cancel_and_free_while_deleting);
     emu_stop(&g_emu);
     sa_global_cleanup();
     return harness_report();

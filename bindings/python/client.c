@@ -631,15 +631,17 @@ static PyObject *client_notify(sapy_client *self, PyObject *arg)
 static PyObject *client_fetch_masks(sapy_client *self, PyObject *args,
                                     PyObject *kwargs)
 {
-    static char *kwlist[] = {"done_job", "folder", "callback", NULL};
+    static char *kwlist[] = {"done_job", "folder", "callback", "delete_after",
+                             NULL};
     PyObject *job_obj, *folder_arg = Py_None, *folder = NULL, *fetched;
     PyObject *callback = Py_None;
+    int delete_after = 0;
     const char *folder_path = NULL;
     sapy_job *job;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|OO:fetch_masks", kwlist,
-                                     self->state->job_type, &job_obj,
-                                     &folder_arg, &callback))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|OO$p:fetch_masks",
+                                     kwlist, self->state->job_type, &job_obj,
+                                     &folder_arg, &callback, &delete_after))
         return NULL;
     job = (sapy_job *)job_obj;
     if (sapy_client_check(self) < 0)
@@ -653,7 +655,8 @@ static PyObject *client_fetch_masks(sapy_client *self, PyObject *args,
         Py_XDECREF(folder);
         return NULL;
     }
-    fetched = sapy_job_fetch(self, job_obj, folder_path, callback);
+    fetched = sapy_job_fetch(self, job_obj, folder_path, callback,
+                             delete_after);
     Py_XDECREF(folder);
     return fetched;
 }
@@ -823,7 +826,8 @@ static PyMethodDef client_methods[] = {
      "ended); returns the number of jobs notified."},
     {"fetch_masks", (PyCFunction)(void (*)(void))client_fetch_masks,
      METH_VARARGS | METH_KEYWORDS,
-     "fetch_masks(done_job, folder=None, callback=None) -> Job: download "
+     "fetch_masks(done_job, folder=None, callback=None, *, delete_after=False)"
+     " -> Job: download "
      "the masks and the resized image of a DONE job: streamed into folder "
      "when given, else kept in the new job's result files (at most "
      "max_files_bytes); wait on the returned job.  callback(job, state) is "

@@ -321,7 +321,19 @@ static int job_capture(sapy_job *self, sa_job *job, int state)
         if (put(d, "result", prices_to_dict(sa_job_price_list(job))) < 0)
             goto fail;
     } else if (sa_job_result(job) != NULL) {
-        if (put(d, "result", sapy_result_to_dict(sa_job_result(job))) < 0)
+        PyObject *res = sapy_result_to_dict(sa_job_result(job));
+        /* delete_after: how the delete went, on the result */
+        if (res != NULL && sa_job_delete_status(job) != SA_ERR_NOT_DONE
+            && (put(res, "delete_status",
+                    PyLong_FromLong(sa_job_delete_status(job))) < 0
+                || put(res, "delete_errmsg",
+                       sapy_str(sa_job_delete_errmsg(job))) < 0
+                || put(res, "delete_code",
+                       sapy_str(sa_job_delete_api_error_code(job))) < 0)) {
+            Py_DECREF(res);
+            goto fail;
+        }
+        if (put(d, "result", res) < 0)
             goto fail;
     } else if (PyDict_SetItemString(d, "result", Py_None) < 0) {
         goto fail;
@@ -467,7 +479,7 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {
         "file_path", "buffer", "image_url", "file_id", "file_name",
         "actions", "format", "api_version", "pf_camera_kit", "mask_overlay",
-        "miniserver_args", "deadline_ms", "callback", NULL};
+        "miniserver_args", "deadline_ms", "callback", "delete_after", NULL};
     PyObject *path = Py_None, *buffer = Py_None, *actions = Py_None;
     PyObject *callback = Py_None;
     submit_args a = {NULL, NULL, NULL, 0};
@@ -477,11 +489,11 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
 
     sa_request_init(&req);
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "|$OOzzzOiiiizlO:submit", kwlist, &path, &buffer,
+            args, kwargs, "|$OOzzzOiiiizlOp:submit", kwlist, &path, &buffer,
             &req.image_url, &req.file_id, &req.file_name, &actions,
             &req.format, &req.api_version, &req.pf_camera_kit,
             &req.mask_overlay, &req.miniserver_args_json, &req.deadline_ms,
-            &callback))
+            &callback, &req.delete_after))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
@@ -642,7 +654,7 @@ PyObject *sapy_job_account(sapy_client *c, int op, PyObject *args,
 }
 
 PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
-                         PyObject *callback)
+                         PyObject *callback, int delete_after)
 {
     sapy_job *src = (sapy_job *)origin;
     sapy_job *self;
@@ -659,6 +671,7 @@ PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
     /* the fetch's own cell, never the origin's: the origin may go first */
     sa_fetch_options_init(&o);
     o.folder = folder;
+    o.delete_after = delete_after;
     o.callback = sapy_job_callback;
     o.user_data = self->cell;
     sapy_core_enter(c);

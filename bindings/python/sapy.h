@@ -205,7 +205,7 @@ PyObject *sapy_job_account(sapy_client *c, int op, PyObject *args,
  * user data and `callback` (callable(job, state) or None).  NULL with an
  * exception. */
 PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
-                         PyObject *callback);
+                         PyObject *callback, int delete_after);
 /* The core's job callback (user_data is a sapy_jobcell). */
 int sapy_job_callback(sa_job *job, int state, void *user_data);
 /* A dict of a result's data (see job.c), with its files as a tuple of

@@ -1017,6 +1017,8 @@ SA_API int sa_client_delete(sa_client *client, const char *task_id,
  * end DONE).  The message is "" unless the delete failed. */
 SA_API int sa_job_delete_status(const sa_job *job);
 SA_API const char *sa_job_delete_errmsg(const sa_job *job);
+/* The API error_code of a failed delete ("OperationNotSupport"), or NULL. */
+SA_API const char *sa_job_delete_api_error_code(const sa_job *job);
 
 /* The balance read by a DONE sa_client_credit job, else NULL.  The price
  * list of a DONE sa_client_price_list job, else NULL.  Every string is

@@ -543,6 +543,10 @@ static void delete_after_end(sa_client *c, sa_job *j, int status,
     j->del_other = del;
     j->del_state = 2;
     j->del_status = status;
+    j->del_code[0] = '\0';
+    if (del && sa_jobsm_api_error_code(del))
+        sa__redact(j->del_code, sizeof j->del_code,
+                   sa_jobsm_api_error_code(del), c ? c->api_key : NULL);
     if (status == SA_OK) {
         j->del_msg[0] = '\0';
     } else {
@@ -635,4 +639,11 @@ const char *sa_job_delete_errmsg(const sa_job *job)
 {
     if (!job || !job->published || job->del_state != 2) return "";
     return job->del_msg;
+}
+
+const char *sa_job_delete_api_error_code(const sa_job *job)
+{
+    if (!job || !job->published || job->del_state != 2 || !job->del_code[0])
+        return NULL;
+    return job->del_code;
 }

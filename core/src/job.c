@@ -1399,6 +1399,15 @@ static int is_delete(const sa_jobsm *sm)
     return sa__account_op(sm->account) == SA_ACCOUNT_DELETE;
 }
 
+static const char *account_label(const sa_jobsm *sm)
+{
+    switch (sa__account_op(sm->account)) {
+    case SA_ACCOUNT_CREDIT: return "balance request";
+    case SA_ACCOUNT_PRICES: return "price list request";
+    default: return "task delete";
+    }
+}
+
 static int on_account(sa_jobsm *sm, int64_t now_ms,
                       const sa_http_response *resp)
 {
@@ -1416,7 +1425,7 @@ static int on_account(sa_jobsm *sm, int64_t now_ms,
                                 sm->max_json_depth, &more, why, sizeof why);
         if (code == SA_ERR_NOMEM) return fail_nomem(sm, "account answer");
         if (code == SA_ERR_LIMIT) {
-            finish(sm, SA_JOB_FAILED, code, "%s: %s", step_name(sm->step),
+            finish(sm, SA_JOB_FAILED, code, "%s: %s", account_label(sm),
                    why);
             return SA_OK;
         }
@@ -1426,7 +1435,7 @@ static int on_account(sa_jobsm *sm, int64_t now_ms,
             msgf(what, sizeof what, "unreadable HTTP %ld answer (%s)",
                  resp->http_status, why);
             if (strstr(why, "loop")) finish(sm, SA_JOB_FAILED, code, "%s: %s",
-                                            step_name(sm->step), what);
+                                            account_label(sm), what);
             else retry_or_fail(sm, now_ms, code, what);
             return SA_OK;
         }
@@ -1463,7 +1472,7 @@ static int on_account(sa_jobsm *sm, int64_t now_ms,
             sm->delete_maybe = 1;
         retry_or_fail(sm, now_ms, code, why);
     } else {
-        finish(sm, SA_JOB_FAILED, code, "%s: %s", step_name(sm->step), why);
+        finish(sm, SA_JOB_FAILED, code, "%s: %s", account_label(sm), why);
     }
     return SA_OK;
 }

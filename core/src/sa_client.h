@@ -116,6 +116,7 @@ struct sa_job {
     int del_status;             /* its outcome once ended */
     sa_jobsm *del_other;
     char del_msg[256];          /* scrubbed */
+    char del_code[64];          /* its API error_code, scrubbed */
 };
 
 struct sa_client {

@@ -90,10 +90,7 @@ class AsyncJob:
                         task_id=self.task_id)
                     exc.job = self
                     raise exc from None
-        result = self.result()
-        if self._delete_after and not getattr(result, "_delete_tried", False):
-            await self._client._delete_result(result)
-        return result
+        return self.result()
 
     def __await__(self):
         return self.wait().__await__()
@@ -214,7 +211,8 @@ class AsyncClient(_ClientBase):
                             pf_camera_kit=pf_camera_kit, mask_overlay=mask_overlay,
                             miniserver_args=miniserver_args, deadline=deadline)
         future: asyncio.Future[None] = loop.create_future()
-        core_job = self._core.submit(callback=_resolver(future), **kw)
+        core_job = self._core.submit(callback=_resolver(future),
+                                     delete_after=bool(delete_after), **kw)
         return AsyncJob(core_job, self, future, _kept_source(kw), bool(delete_after))
 
     async def analyze(self, image: Any = None, actions: _actions.Actions = None, *,
@@ -246,14 +244,15 @@ class AsyncClient(_ClientBase):
 
     async def fetch_masks(self, result_or_job: Any,
                           folder: Optional[Union[str, os.PathLike]] = None, *,
-                          timeout: Optional[float] = None) -> Result:
+                          timeout: Optional[float] = None,
+                          delete_after: bool = False) -> Result:
         """Download the masks and the resized image of a finished analysis
         (as ``Client.fetch_masks``) on the event loop: the fetch job's own
         callback resolves a future when it ends (no polling)."""
         loop = self._bind()
         future: asyncio.Future[None] = loop.create_future()
         fetch, core_job, image = self._start_fetch(result_or_job, folder,
-                                                   _resolver(future))
+                                                   _resolver(future), delete_after)
         if not fetch.done:
             try:
                 await asyncio.wait_for(asyncio.shield(future), timeout)

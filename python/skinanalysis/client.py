@@ -120,11 +120,8 @@ class Job:
         """The Result of an ended job, or its error raised.  UsageError
         while the job runs."""
         if self._result is None:
-            result = Result._from_core(
+            self._result = Result._from_core(
                 self._job.result(), _Origin(self._client, self._job, self._source))
-            if self._delete_after:
-                result = self._client._delete_result(result)
-            self._result = result
         return self._result
 
     def exception(self) -> Optional[BaseException]:
@@ -228,8 +225,8 @@ class _ClientBase:
         return core_job, getattr(source, "_source", None)
 
     def _start_fetch(self, source: Any, folder: Optional[Union[str, os.PathLike]],
-                     callback: Optional[Callable[[Any, int], Any]] = None
-                     ) -> tuple[Any, Any, Any]:
+                     callback: Optional[Callable[[Any, int], Any]] = None,
+                     delete_after: bool = False) -> tuple[Any, Any, Any]:
         if self.closed:
             raise _core.error_for(_core.ERR_INVALID_ARGUMENT, "cannot download the masks: "
                                   "the client is closed")
@@ -238,7 +235,8 @@ class _ClientBase:
         if folder is not None:
             os.makedirs(folder, exist_ok=True)
             path = os.fspath(folder)
-        return self._core.fetch_masks(core_job, path, callback), core_job, image
+        return (self._core.fetch_masks(core_job, path, callback,
+                                       delete_after=bool(delete_after)), core_job, image)
 
     def _fetched(self, fetch: Any, core_job: Any, image: Any) -> Result:
         """The Result of an ended fetch job, or its error raised with
@@ -313,16 +311,19 @@ class Client(_ClientBase):
         (or pass ``file_id=`` of an uploaded file).  ``actions`` defaults to
         every SD concern (every HD concern with ``hd=True``).  Validation
         errors (ValidationError) are raised here, before anything is sent.
-        With ``delete_after=True`` the task is deleted from the vendor once
-        its result is in hand (for a zip result, with its masks): see
-        ``Result.deleted`` / ``Result.delete_error``.
+        With ``delete_after=True`` the core deletes the task (its image
+        and outputs) from the vendor once its result is in hand, before the
+        job ends: a zip result holds its masks; a json result's mask URLs
+        are gone then (ask ``fetch_masks(..., delete_after=True)`` instead
+        for them).  ``Result.deleted`` / ``Result.delete_error`` say how the
+        delete went; a failed delete never fails the analysis.
         """
         kw = request_kwargs(image, actions, format=format, version=version,
                             file_id=file_id, file_name=file_name, hd=hd,
                             pf_camera_kit=pf_camera_kit, mask_overlay=mask_overlay,
                             miniserver_args=miniserver_args, deadline=deadline)
-        return Job(self._core.submit(callback=callback, **kw), self, _kept_source(kw),
-                   bool(delete_after))
+        return Job(self._core.submit(callback=callback, delete_after=bool(delete_after),
+                                     **kw), self, _kept_source(kw), bool(delete_after))
 
     def analyze(self, image: Any = None, actions: _actions.Actions = None, *,
                 format: str = "json", version: Any = None, file_id: Optional[str] = None,
@@ -378,7 +379,7 @@ class Client(_ClientBase):
                          raise_on_error=raise_on_error, request=kwargs)
 
     def fetch_masks(self, result_or_job: Any, folder: Optional[Union[str, os.PathLike]] = None,
-                    *, timeout: Optional[float] = None) -> Result:
+                    *, timeout: Optional[float] = None, delete_after: bool = False) -> Result:
         """Download the masks and the resized image of a finished analysis
         (a Result or a Job of this client) through the core, concurrently,
         never with the API key; expired URLs are refreshed by polling the
@@ -391,8 +392,11 @@ class Client(_ClientBase):
         the wait: WaitTimeout, and the downloads stop.  Each file is
         fetched on its own: when some fail, the first failure is raised
         once all ended, with ``exc.result`` holding the files that did
-        arrive.  For zip results the masks are already there."""
-        fetch, core_job, image = self._start_fetch(result_or_job, folder)
+        arrive.  For zip results the masks are already there.
+        ``delete_after=True`` deletes the task from the vendor once every
+        file is in (``Result.deleted`` / ``delete_error`` of the result)."""
+        fetch, core_job, image = self._start_fetch(result_or_job, folder,
+                                                   delete_after=delete_after)
         try:
             fetch.wait(-1 if timeout is None else _config.ms(timeout))
         except WaitTimeout:

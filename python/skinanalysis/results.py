@@ -128,6 +128,13 @@ class Result:
                      paths=MappingProxyType(on_disk) if on_disk else _NO_PATHS)
         object.__setattr__(result, "_origin", origin)
         object.__setattr__(result, "_fetched", None)
+        if "delete_status" in data:   # delete_after: how the delete went
+            status = data["delete_status"]
+            object.__setattr__(result, "_delete_tried", True)
+            object.__setattr__(result, "_delete_error", None if status == 0 else
+                               _core.error_for(status, data.get("delete_errmsg") or None,
+                                               code=data.get("delete_code"),
+                                               task_id=result.task_id))
         return result
 
     @classmethod

@@ -564,7 +564,8 @@ TEST(delete_after_failure_is_reported_on_a_done_job)
     CHECK_EQ_INT(wait_done(j), SA_OK);     /* the analysis stands */
     CHECK(sa_job_result(j) != NULL);
     CHECK_EQ_INT(sa_job_delete_status(j), SA_ERR_BAD_REQUEST);
-    CHECK(strstr(sa_job_delete_errmsg(j), "OperationNotSupport") != NULL);
+    CHECK(strstr(sa_job_delete_errmsg(j), "task delete: HTTP 400") != NULL);
+    CHECK_STR(sa_job_delete_api_error_code(j), "OperationNotSupport");
     CHECK(sa_job_api_error_code(j) == NULL);  /* the job's own details */
     sa_job_free(j);
     emu_scenario(&g_emu, NULL);

@@ -105,6 +105,22 @@ def test_delete_after_failure_is_reported_not_raised(emu, client):
     assert result.to_dict()["delete_error"]
 
 
+def test_fetch_masks_delete_after(emu, client):
+    result = client.analyze(SD_IMAGE, SD4)
+    fetched = client.fetch_masks(result, delete_after=True)
+    assert fetched.files and fetched.deleted
+    assert emu.counters["tasks_deleted"] == 1
+
+
+def test_delete_after_is_sent_by_the_core(emu, client):
+    job = client.submit(SD_IMAGE, SD4, delete_after=True)
+    client.run(10)
+    # the job ended after its delete: done before anyone read the result
+    assert job.done() and emu.counters["tasks_deleted"] == 1
+    assert [e["endpoint"] for e in emu.log][-1] == "task_delete"
+    assert job.result().deleted
+
+
 def test_analyze_many_delete_after(emu, client):
     out = client.analyze_many([SD_IMAGE] * 3, SD4, progress=False, delete_after=True)
     assert all(r.deleted for r in out)

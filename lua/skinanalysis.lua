@@ -72,12 +72,12 @@ function Client:analyze(image, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'analyze' (table expected, got " .. type(opts) .. ")", 2)
   end
-  local sub, timeout, delete_after = {}, nil, false
+  local sub, timeout = {}, nil
   for k, v in pairs(opts or {}) do
-    if k == "timeout" then timeout = v
-    elseif k == "delete_after" then delete_after = v and true or false
-    else sub[k] = v end
+    if k == "timeout" then timeout = v else sub[k] = v end
   end
+  -- delete_after (a submit option) is carried out by the core: the task is
+  -- deleted before the job ends; result.deleted / result.delete_error
   local job, err, code = self:submit(image, sub)
   if not job then return nil, err, code end
   local result, werr, wcode = job:wait(timeout)
@@ -88,15 +88,16 @@ function Client:analyze(image, opts)
   -- result:save_masks and result:composite can download its masks; the
   -- job goes with the result.  Anything else releases the job now.
   if result == nil or #result.files > 0 then job:close() end
-  if result ~= nil and delete_after then self:delete_result(result) end
   return result, werr, wcode
 end
 
---- client:delete_result(result): delete_after's step: delete the result's
--- task from the vendor now, and say how on the result: result.deleted
--- (true/false) and, when the delete failed, result.delete_error (message)
--- and result.delete_error_code.  Never raises: a failed delete does not
--- turn the analysis into a failure.  Returns the result.
+--- client:delete_result(result): delete the result's task from the vendor
+-- now (after result:save_masks, say), and say how on the result:
+-- result.deleted (true/false) and, when the delete failed,
+-- result.delete_error (message) and result.delete_error_code.  Never
+-- raises: a failed delete does not turn the analysis into a failure.
+-- client:resume_wait(id, {delete_after = true}) uses it.  Returns the
+-- result.
 function Client:delete_result(result)
   local ok, err, code = self:delete(result.task_id)
   result.deleted = ok == true

@@ -191,13 +191,14 @@ enum lsa_req_opt {
     LSA_REQ_URL,
     LSA_REQ_FILE_ID,
     LSA_REQ_ON_PROGRESS,
-    LSA_REQ_ON_DONE
+    LSA_REQ_ON_DONE,
+    LSA_REQ_DELETE_AFTER
 };
 
 static const char *const lsa_req_names[] = {
     "actions", "format", "version", "pf_camera_kit", "mask_overlay",
     "miniserver_args", "deadline", "file_name", "buffer", "url", "file_id",
-    "on_progress", "on_done", NULL};
+    "on_progress", "on_done", "delete_after", NULL};
 
 static const char *lsa_req_string(lua_State *L, const char *name, size_t *len)
 {
@@ -285,6 +286,9 @@ static void lsa_req_option(lua_State *L, int which, int keep, int ji,
         lua_setiuservalue(L, ji, which == LSA_REQ_ON_DONE
                                      ? LSA_JOB_UV_DONE
                                      : LSA_JOB_UV_PROGRESS);
+        break;
+    case LSA_REQ_DELETE_AFTER:
+        req->delete_after = lsa_req_bool(L, name);
         break;
     default:
         luaL_error(L, "option '%s': internal error", name);
@@ -618,6 +622,30 @@ static void lsa_push_credit(lua_State *L, const sa_credit *cr)
     lua_setfield(L, -2, "grants");
 }
 
+/* delete_after: how the delete went, on the result table at the top:
+ * deleted (boolean), and when it failed delete_error (message),
+ * delete_error_code (status name), delete_api_error_code. */
+static void lsa_result_delete_fields(lua_State *L, const sa_job *job)
+{
+    int st = sa_job_delete_status(job);
+
+    if (st == SA_ERR_NOT_DONE)
+        return;
+    lua_pushboolean(L, st == SA_OK);
+    lua_setfield(L, -2, "deleted");
+    if (st == SA_OK)
+        return;
+    lua_pushstring(L, sa_job_delete_errmsg(job)[0] ? sa_job_delete_errmsg(job)
+                                                   : sa_strerror(st));
+    lua_setfield(L, -2, "delete_error");
+    lua_pushstring(L, sa_status_name(st));
+    lua_setfield(L, -2, "delete_error_code");
+    if (sa_job_delete_api_error_code(job) != NULL) {
+        lua_pushstring(L, sa_job_delete_api_error_code(job));
+        lua_setfield(L, -2, "delete_api_error_code");
+    }
+}
+
 /* an array of {description, amount, unit, proc_unit, run_task_url,
  * feature, raw} */
 static void lsa_push_prices(lua_State *L, const sa_price_list *pl)
@@ -677,6 +705,7 @@ static void lsa_push_info(lua_State *L, const sa_job *job, int with_result)
         const sa_result *r = sa_job_result(job);
         if (r != NULL) {
             lsa_push_result(L, r);
+            lsa_result_delete_fields(L, job);
             lua_setfield(L, -2, "result");
         }
     }
@@ -747,6 +776,7 @@ void lsa_job_materialize(lua_State *L, int idx)
          * memory here, the next use (or the client's close) tries again */
         lua_getiuservalue(L, idx, LSA_JOB_UV_FINAL);
         lsa_push_result(L, r);
+        lsa_result_delete_fields(L, lj->job);
         lsa_result_link(L, lua_gettop(L), idx);
         lua_setfield(L, -2, "result");
         lua_pop(L, 1);

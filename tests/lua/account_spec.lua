@@ -10,6 +10,18 @@ local SD4 = { "wrinkle", "pore", "texture", "acne" }
 describe("account", function()
   local emu
 
+  -- A task created and left unpolled (its id, to resume).
+  local function abandoned_id(c)
+    local job = assert(c:submit(SD_JPG, { actions = SD4 }))
+    for _ = 1, 1000 do
+      if job:task_id() then break end
+      c:step(0.01)
+    end
+    local id = assert(job:task_id())
+    job:abandon()
+    return id
+  end
+
   lazy_setup(function()
     emu = emulator.start{ "--task-seconds", "0", "--rate-limit", "off",
                           "--units", "100", "--grants", "ApiPayAsYouGo:20,Console:7" }
@@ -111,6 +123,20 @@ describe("account", function()
     assert.equal(2, emu:counters().tasks_deleted)
   end)
 
+  it("submit{delete_after} deletes before the job ends; resume_wait too", function()
+    local c <close> = emu:client()
+    local job = assert(c:submit(SD_JPG, { actions = SD4, delete_after = true }))
+    assert(c:run(10))
+    assert.is_true(job:done())
+    assert.equal(1, emu:counters().tasks_deleted)   -- before anyone read it
+    assert.is_true(job:result().deleted)
+    local id = abandoned_id(c)
+    local r = assert(c:resume_wait(id, { delete_after = true }))
+    assert.is_true(r.deleted)
+    assert.equal(2, emu:counters().tasks_deleted)
+    assert.has_error(function() c:submit(SD_JPG, { delete_after = 1 }) end)
+  end)
+
   it("a failed delete is reported on the result, not as a failure", function()
     emu:scenario{ { endpoint = "task_delete", fault = "respond", status = 400,
                     body = { status = 400, error = "no", error_code = "OperationNotSupport" } } }
@@ -120,6 +146,7 @@ describe("account", function()
     assert.is_table(r:get("wrinkle"))
     assert.is_false(r.deleted)
     assert.equal("bad_request", r.delete_error_code)
+    assert.equal("OperationNotSupport", r.delete_api_error_code)
     assert.truthy(r.delete_error:find("OperationNotSupport", 1, true))
   end)
 

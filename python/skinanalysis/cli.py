@@ -309,10 +309,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     unpaid = 0
     credit, err = _balance(args)
     if credit is None:
-        sys.stderr.write("skinanalysis batch: cannot read the balance (%s: %s)\n"
-                         % (type(err).__name__, err))
-        return EXIT_FAILED
-    if credit.available < units * new:
+        from .errors import AuthError
+        sys.stderr.write("skinanalysis batch: cannot read the balance (%s: %s)%s\n"
+                         % (type(err).__name__, err, "" if isinstance(err, AuthError)
+                            else "; going on without checking it"))
+        if isinstance(err, AuthError):
+            return EXIT_FAILED
+    elif credit.available < units * new:
         payable = int(credit.available // units) if units else new
         if not args.partial:
             sys.stderr.write("skinanalysis batch: the balance (%s units) pays for %d of %d "

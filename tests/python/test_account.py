@@ -201,3 +201,20 @@ def test_cli_analyze_delete_after(emu):
     rec = json.loads(out.stdout)
     assert rec["ok"] and rec["result"]["deleted"] is True
     assert emu.counters["tasks_deleted"] == 1
+
+
+def test_cli_batch_balance_unreadable(emu, tmp_path):
+    (tmp_path / "in").mkdir()
+    folder = _folder(tmp_path / "in", 1)
+    res = tmp_path / "r.jsonl"
+    emu.set_scenario([{"endpoint": "credit", "fault": "http_503"}])
+    out = _cli(emu, "batch", str(folder), "--actions", ",".join(SD4), "--out", str(res),
+               "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "going on without checking it" in out.stderr
+    assert emu.counters["tasks_created"] == 1
+    env_out = subprocess.run(
+        [sys.executable, "-m", "skinanalysis", "--base-url", emu.base_url, "--api-key",
+         "sk-bad-key", "batch", str(folder), "--out", str(tmp_path / "s.jsonl")],
+        capture_output=True, text=True, env=python_path_env(), timeout=120)
+    assert env_out.returncode == 1 and "AuthError" in env_out.stderr

@@ -354,6 +354,49 @@ TEST(account_out_of_memory_everywhere)
     }
 }
 
+/* Every truncation and many byte changes of valid answers: the reading
+ * ends SA_OK or refused, never crashes, frees everything. */
+TEST(account_answers_cut_and_mangled)
+{
+    static const char *const bodies[] = {
+        "{\"status\":200,\"results\":[{\"type\":\"ApiSubscription\",\"amount\":"
+        "20,\"expired_date\":\"2027-01-01\"},{\"type\":\"Web\",\"amount\":\"5\"}]}",
+        "{\"result\":{\"skus\":[{\"description\":\"d\",\"amount\":9,\"unit\":"
+        "\"u\",\"proc_unit\":\"p\",\"run_task_url\":\"/s2s/v2.0/task/x\"}],"
+        "\"next_token\":\"abc\"}}"
+    };
+    static const char subst[] = "\"{}[],:0\\a\x01\xff";
+    int op;
+
+    for (op = 0; op < 2; op++) {
+        const char *b = bodies[op];
+        size_t n = strlen(b), cut, i, k;
+        char buf[512];
+
+        for (cut = 0; cut <= n; cut++) {
+            for (k = 0; k < sizeof subst; k++) {
+                fs_mem m;
+                sa_account *a = NULL;
+                char why[256];
+                int more, rc;
+
+                if (cut == n && k > 0) break;
+                memcpy(buf, b, n);
+                i = cut;
+                if (cut < n) buf[i] = subst[k]; /* a changed byte at cut */
+                fs_mem_init(&m, 0, 0);
+                REQUIRE(sa__account_new(&m.mem, op == 0 ? SA_ACCOUNT_CREDIT
+                                        : SA_ACCOUNT_PRICES, KEY, &a) == SA_OK);
+                rc = sa__account_feed(a, buf, k == 0 ? cut : n, 64, &more, why,
+                                      sizeof why);
+                CHECK(rc == SA_OK || rc == SA_ERR_PROTOCOL || rc == SA_ERR_LIMIT);
+                sa__account_free(a);
+                if (m.live != 0) HARNESS_FAIL("leak at cut %zu", cut);
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Against the emulator                                                */
 /* ------------------------------------------------------------------ */
@@ -671,6 +714,7 @@ int main(void)
     RUN(price_list_page_bound);
     RUN(delete_errors);
     RUN(account_out_of_memory_everywhere);
+    RUN(account_answers_cut_and_mangled);
 
     if (sa_global_init() != SA_OK) return 1;
     if (emu_start(&g_emu, "--task-seconds 0.1 --rate-limit off --keys " KEY

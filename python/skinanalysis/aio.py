@@ -39,18 +39,15 @@ class AsyncJob:
     """One analysis started by ``AsyncClient.submit``; ``await job`` gives
     its Result (or raises its error)."""
 
-    __slots__ = ("_job", "_client", "_future", "_result", "_source", "_delete_after",
-                 "__weakref__")
+    __slots__ = ("_job", "_client", "_future", "_result", "_source", "__weakref__")
 
     def __init__(self, core_job: Any, client: "AsyncClient",
-                 future: "asyncio.Future[None]", source: Any = None,
-                 delete_after: bool = False) -> None:
+                 future: "asyncio.Future[None]", source: Any = None) -> None:
         self._job = core_job
         self._client = client
         self._future = future
         self._result: Optional[Result] = None
         self._source = source
-        self._delete_after = delete_after
 
     @property
     def task_id(self) -> Optional[str]:
@@ -213,7 +210,7 @@ class AsyncClient(_ClientBase):
         future: asyncio.Future[None] = loop.create_future()
         core_job = self._core.submit(callback=_resolver(future),
                                      delete_after=bool(delete_after), **kw)
-        return AsyncJob(core_job, self, future, _kept_source(kw), bool(delete_after))
+        return AsyncJob(core_job, self, future, _kept_source(kw))
 
     async def analyze(self, image: Any = None, actions: _actions.Actions = None, *,
                       timeout: Optional[float] = None, **kwargs: Any) -> Result:

@@ -58,15 +58,13 @@ class Job:
     client is open.
     """
 
-    __slots__ = ("_job", "_client", "_result", "_source", "_delete_after", "__weakref__")
+    __slots__ = ("_job", "_client", "_result", "_source", "__weakref__")
 
-    def __init__(self, core_job: Any, client: "Client", source: Any = None,
-                 delete_after: bool = False) -> None:
+    def __init__(self, core_job: Any, client: "Client", source: Any = None) -> None:
         self._job = core_job
         self._client = client
         self._result: Optional[Result] = None
         self._source = source
-        self._delete_after = delete_after
 
     @property
     def task_id(self) -> Optional[str]:
@@ -323,7 +321,7 @@ class Client(_ClientBase):
                             pf_camera_kit=pf_camera_kit, mask_overlay=mask_overlay,
                             miniserver_args=miniserver_args, deadline=deadline)
         return Job(self._core.submit(callback=callback, delete_after=bool(delete_after),
-                                     **kw), self, _kept_source(kw), bool(delete_after))
+                                     **kw), self, _kept_source(kw))
 
     def analyze(self, image: Any = None, actions: _actions.Actions = None, *,
                 format: str = "json", version: Any = None, file_id: Optional[str] = None,

@@ -681,6 +681,9 @@ TEST(delete_after_cancel_and_free_while_deleting)
     REQUIRE(j);
     REQUIRE(until_delete_sent(c));
     CHECK_EQ_INT(sa_job_state(j), SA_JOB_FETCHING);
+    CHECK(sa_job_polls(j) >= 1);            /* the analysis's own details */
+    CHECK(sa_job_task_id(j) != NULL);
+    CHECK_STR(sa_job_errmsg(j), "");
     CHECK_EQ_INT(sa_job_cancel(j), SA_OK);
     CHECK_EQ_INT(sa_job_status(j), SA_OK);
     CHECK_EQ_INT(sa_job_state(j), SA_JOB_DONE);

@@ -146,8 +146,9 @@ class BuildExt(build_ext):
 core_ext = Extension(
     "skinanalysis._core",
     sources=sources(os.path.join("core", "src")) + sources(os.path.join("bindings", "python")),
-    include_dirs=[os.path.join("core", "include"), os.path.join("core", "src"),
-                  os.path.join("bindings", "python")],
+    # not core/src: the core's files find their internal headers beside
+    # them, and the binding sees only skinanalysis.h
+    include_dirs=[os.path.join("core", "include"), os.path.join("bindings", "python")],
     define_macros=[("SA_BUILDING_LIBRARY", None), ("_GNU_SOURCE", None)]
                   + ([("Py_LIMITED_API", LIMITED_API_HEX)] if LIMITED_API else []),
     py_limited_api=LIMITED_API,

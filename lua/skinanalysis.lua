@@ -24,10 +24,16 @@ local M = {
   cost = core.cost,
   actions = core.actions,
   action_tier = core.action_tier,
+  counterpart = core.counterpart,
+  default_actions = core.default_actions,
   probe_file = core.probe_file,
   probe_buffer = core.probe_buffer,
   parse_result = core.parse_result,
   parse_zip = core.parse_zip,
+  -- sa.concern_color(concern) -> r, g, b: the colour result:composite
+  -- tints the concern's masks with (one palette in the core, as Python's
+  -- legends); result:compare(other) gives the before/after changes.
+  concern_color = core.concern_color,
   verify_webhook = core.verify_webhook,
   strerror = core.strerror,
   is_retryable = core.is_retryable,
@@ -191,7 +197,7 @@ end
 --- job:ok(): true when the job ended with a result (DONE).  Does not build
 --- the result table (job:result() does, on first use).
 function Job:ok()
-  return self:done() and self:state() == "DONE"
+  return self:done() and self:state() == "done"
 end
 
 -- ------------------------------------------------------------------------

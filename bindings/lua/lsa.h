@@ -237,6 +237,9 @@ int lsa_parse_result(lua_State *L);
 /* core.parse_zip(bytes [, max_entry_bytes]): a result table, or nil, msg,
  * code. */
 int lsa_parse_zip(lua_State *L);
+/* core.concern_color(concern): r, g, b (0..255), the colour composites
+ * tint the concern's masks with (sa_concern_color). */
+int lsa_concern_color(lua_State *L);
 void lsa_result_register(lua_State *L);
 
 #if defined(__GNUC__)

@@ -96,86 +96,88 @@ static void lsa_job_forget_events(lsa_job *lj)
 /* Request options                                                     */
 /* ------------------------------------------------------------------ */
 
-/* Push s as a JSON string literal. */
-static void lsa_push_json_string(lua_State *L, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    luaL_Buffer b;
-    size_t i;
+/* The keys in `keep` under which a refused miniserver_args table leaves
+ * the core's message and status (submit then returns nil, message, code:
+ * "bad_option", or "nomem"). */
+static const char lsa_msargs_error_key = 0;
+static const char lsa_msargs_status_key = 0;
 
-    luaL_buffinit(L, &b);
-    luaL_addchar(&b, '"');
-    for (i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch == '"' || ch == '\\') {
-            luaL_addchar(&b, '\\');
-            luaL_addchar(&b, (char)ch);
-        } else if (ch < 0x20) {
-            luaL_addstring(&b, "\\u00");
-            luaL_addchar(&b, hex[ch >> 4]);
-            luaL_addchar(&b, hex[ch & 15]);
-        } else {
-            luaL_addchar(&b, (char)ch);
-        }
-    }
-    luaL_addchar(&b, '"');
-    luaL_pushresult(&b);
+/* Push the C string given as a light userdata (run under lua_pcall, so a
+ * memory error cannot leave the caller's malloc'd string behind). */
+static int lsa_push_cstring(lua_State *L)
+{
+    lua_pushstring(L, (const char *)lua_touserdata(L, 1));
+    return 1;
 }
 
-/* Push the JSON text of a flat table (string keys; boolean, number or
- * string values), for miniserver_args.  The core checks the names and
- * value ranges; this only refuses what JSON cannot say. */
-static void lsa_push_json_object(lua_State *L, int idx)
+/* Push the JSON text of a flat table of miniserver_args, encoded by the
+ * core (sa_miniserver_args_json) from the members' Lua types; or, when
+ * the core refuses one, nil with the message parked in keep.  The strings
+ * are borrowed from the table, which outlives the call. */
+static void lsa_push_miniserver_args(lua_State *L, int idx, int keep)
 {
-    int acc, first = 1;
+    char err[256];
+    size_t n = 0, cap = 0;
+    sa_arg *args;
+    char *json = NULL;
+    int rc;
 
     idx = lua_absindex(L, idx);
-    lua_pushliteral(L, "{");
-    acc = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
-        size_t klen;
-        const char *key;
-
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "miniserver_args: keys must be strings");
-        key = lua_tolstring(L, -2, &klen);
-        lua_pushvalue(L, acc);
-        lua_pushstring(L, first ? "" : ",");
-        lsa_push_json_string(L, key, klen);
-        lua_pushliteral(L, ":");
-        switch (lua_type(L, -5)) {
+        cap++;
+        lua_pop(L, 1);
+    }
+    args = lua_newuserdatauv(L, (cap > 0 ? cap : 1) * sizeof(*args), 0);
+    memset(args, 0, (cap > 0 ? cap : 1) * sizeof(*args));
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        sa_arg *a;
+        if (n == cap) { /* cannot grow during a traversal: a guard only */
+            lua_pop(L, 1);
+            continue;
+        }
+        a = &args[n++];
+        if (lua_type(L, -2) == LUA_TSTRING)
+            a->key = lua_tolstring(L, -2, &a->key_len);
+        switch (lua_type(L, -1)) {
         case LUA_TBOOLEAN:
-            lua_pushstring(L, lua_toboolean(L, -5) ? "true" : "false");
+            a->type = SA_ARG_BOOL;
+            a->boolean = lua_toboolean(L, -1);
             break;
         case LUA_TNUMBER:
-            if (lua_isinteger(L, -5)) {
-                lua_pushfstring(L, "%I", lua_tointeger(L, -5));
-            } else {
-                lua_Number v = lua_tonumber(L, -5);
-                if (!isfinite(v))
-                    luaL_error(L, "miniserver_args.%s: not a finite number",
-                               key);
-                lua_pushfstring(L, "%f", v);
-            }
+            a->type = SA_ARG_NUMBER;
+            a->number = (double)lua_tonumber(L, -1);
             break;
-        case LUA_TSTRING: {
-            size_t vlen;
-            const char *v = lua_tolstring(L, -5, &vlen);
-            lsa_push_json_string(L, v, vlen);
+        case LUA_TSTRING:
+            a->type = SA_ARG_STRING;
+            a->string = lua_tolstring(L, -1, &a->string_len);
             break;
-        }
         default:
-            luaL_error(L, "miniserver_args.%s: boolean, number or string "
-                       "expected, got %s", key, luaL_typename(L, -5));
+            a->type = SA_ARG_OTHER;
+            a->type_name = luaL_typename(L, -1);
         }
-        lua_concat(L, 5);
-        lua_replace(L, acc);
         lua_pop(L, 1);
-        first = 0;
     }
-    lua_pushliteral(L, "}");
-    lua_concat(L, 2);
+    luaL_checkstack(L, 3, "miniserver_args");
+    rc = sa_miniserver_args_json(args, n, &json, err, sizeof err);
+    lua_pop(L, 1); /* args */
+    if (rc != SA_OK) {
+        lua_pushstring(L, err);
+        lua_rawsetp(L, keep, &lsa_msargs_error_key);
+        lua_pushinteger(L, rc);
+        lua_rawsetp(L, keep, &lsa_msargs_status_key);
+        lua_pushnil(L);
+        return;
+    }
+    /* the only Lua allocation while json is held: protected, so json is
+     * freed whatever happens, then a memory error goes on as raised */
+    lua_pushcfunction(L, lsa_push_cstring);
+    lua_pushlightuserdata(L, json);
+    rc = lua_pcall(L, 1, 1, 0);
+    sa_free(json);
+    if (rc != LUA_OK)
+        lua_error(L);
 }
 
 enum lsa_req_opt {
@@ -251,7 +253,7 @@ static void lsa_req_option(lua_State *L, int which, int keep, int ji,
         break;
     case LSA_REQ_MINISERVER:
         if (lua_type(L, -1) == LUA_TTABLE)
-            lsa_push_json_object(L, -1);
+            lsa_push_miniserver_args(L, -1, keep);
         else
             lua_pushstring(L, lsa_req_string(L, name, &len));
         req->miniserver_args_json = lua_tostring(L, -1);
@@ -318,19 +320,6 @@ static void lsa_req_options(lua_State *L, int opts, int keep, int ji,
     }
 }
 
-/* The 16 SD actions (the default request), borrowed from the catalogue. */
-static size_t lsa_default_actions(const char **out)
-{
-    size_t i, n = 0, count = sa_action_count();
-
-    for (i = 0; i < count && n < SA_MAX_ACTIONS; i++) {
-        const char *name = sa_action_name(i);
-        if (name != NULL && sa_action_tier(name) == SA_TIER_SD)
-            out[n++] = name;
-    }
-    return n;
-}
-
 /* ------------------------------------------------------------------ */
 /* Submit                                                              */
 /* ------------------------------------------------------------------ */
@@ -359,8 +348,17 @@ int lsa_job_submit(lua_State *L)
 
     if (lua_istable(L, 3))
         lsa_req_options(L, 3, 4, 5, &req);
+    if (lua_rawgetp(L, 4, &lsa_msargs_status_key) == LUA_TNUMBER) {
+        int status = (int)lua_tointeger(L, -1);
+        lj->closed = 1;
+        lsa_job_forget_events(lj);
+        lua_rawgetp(L, 4, &lsa_msargs_error_key);
+        return lsa_push_error(L, status, lua_tostring(L, -1));
+    }
+    lua_pop(L, 1);
     if (req.actions == NULL) {
-        req.n_actions = lsa_default_actions(defaults);
+        req.n_actions = sa_default_actions(SA_TIER_SD, defaults,
+                                           SA_MAX_ACTIONS);
         req.actions = defaults;
     }
     req.callback = lsa_job_event;
@@ -875,7 +873,7 @@ static int lsa_job_done_m(lua_State *L)
     return 1;
 }
 
-/* job:state(): the state name ("POLLING", "DONE", ...). */
+/* job:state(): the state name ("polling", "done", ...: sa_job_state_name). */
 static int lsa_job_state_m(lua_State *L)
 {
     lsa_job *lj = lsa_job_sync(L, 1);

@@ -171,6 +171,38 @@ static int lsa_action_tier(lua_State *L)
     return 1;
 }
 
+/* core.counterpart(name): the same concern in the other tier
+ * ("wrinkle" -> "hd_wrinkle"), or nil (sa_action_counterpart). */
+static int lsa_counterpart(lua_State *L)
+{
+    const char *other = sa_action_counterpart(luaL_checkstring(L, 1));
+
+    if (other == NULL)
+        return 0;
+    lua_pushstring(L, other);
+    return 1;
+}
+
+/* core.default_actions([tier]): the array of actions a request without
+ * `actions` asks for; tier "sd" (default) or "hd" (sa_default_actions). */
+static int lsa_default_actions(lua_State *L)
+{
+    static const char *const tiers[] = {"sd", "hd", NULL};
+    const char *names[SA_MAX_ACTIONS];
+    int tier = luaL_checkoption(L, 1, "sd", tiers) == 0 ? SA_TIER_SD
+                                                        : SA_TIER_HD;
+    size_t i, n = sa_default_actions(tier, names, SA_MAX_ACTIONS);
+
+    if (n > SA_MAX_ACTIONS)
+        n = SA_MAX_ACTIONS;
+    lua_createtable(L, (int)n, 0);
+    for (i = 0; i < n; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
 static void lsa_push_image_info(lua_State *L, const sa_image_info *info)
 {
     lua_createtable(L, 0, 3);
@@ -188,8 +220,10 @@ static int lsa_probe_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     sa_image_info info;
-    int rc = sa_image_probe_file(path, &info);
+    int rc;
 
+    sa_image_info_init(&info);
+    rc = sa_image_probe_file(path, &info);
     if (rc != SA_OK)
         return lsa_push_error(L, rc, NULL);
     lsa_push_image_info(L, &info);
@@ -201,8 +235,10 @@ static int lsa_probe_buffer(lua_State *L)
     size_t len;
     const char *data = luaL_checklstring(L, 1, &len);
     sa_image_info info;
-    int rc = sa_image_probe_buffer(data, len, &info);
+    int rc;
 
+    sa_image_info_init(&info);
+    rc = sa_image_probe_buffer(data, len, &info);
     if (rc != SA_OK)
         return lsa_push_error(L, rc, NULL);
     lsa_push_image_info(L, &info);
@@ -503,10 +539,13 @@ int luaopen_skinanalysis_core(lua_State *L)
         {"cost", lsa_cost},
         {"actions", lsa_actions},
         {"action_tier", lsa_action_tier},
+        {"counterpart", lsa_counterpart},
+        {"default_actions", lsa_default_actions},
         {"probe_file", lsa_probe_file},
         {"probe_buffer", lsa_probe_buffer},
         {"parse_result", lsa_parse_result},
         {"parse_zip", lsa_parse_zip},
+        {"concern_color", lsa_concern_color},
         {"clean_file_name", lsa_clean_file_name},
         {"verify_webhook", lsa_verify_webhook},
         {"strerror", lsa_strerror},

@@ -1,6 +1,7 @@
 /*
  * lsa_result.c - results as plain Lua tables with a small metatable
- * (result:get, result:file, result:save_masks, result:composite), and
+ * (result:get, result:file, result:save_masks, result:composite,
+ * result:compare), and
  * core.parse_result / core.parse_zip.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -12,10 +13,6 @@
 #include <string.h>
 
 #include "lsa.h"
-/* The catalogue's SD/HD counterpart table, so that result:get finds
- * "hd_wrinkle" when asked for "wrinkle" exactly as sa_result_get does,
- * without a second copy of the catalogue in the binding. */
-#include "sa_internal.h"
 
 static void lsa_field_string(lua_State *L, const char *key, const char *v)
 {
@@ -153,19 +150,14 @@ static int lsa_field_is(lua_State *L, const char *key, const char *want)
  * defaults to "whole"; an SD name finds its HD counterpart and back. */
 static int lsa_result_get(lua_State *L)
 {
-    const char *concern, *region, *alias = NULL;
+    const char *concern, *region, *alias;
     lua_Integer i, n;
-    int idx;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     concern = luaL_checkstring(L, 2);
     region = luaL_optstring(L, 3, "whole");
-    idx = sa_catalog_find(concern);
-    if (idx >= 0) {
-        int other = sa_catalog_counterpart(idx);
-        if (other >= 0)
-            alias = sa_action_name((size_t)other);
-    }
+    /* the rule sa_result_get uses: "wrinkle" also finds "hd_wrinkle" */
+    alias = sa_action_counterpart(concern);
     lua_settop(L, 3);
     if (lua_getfield(L, 1, "scores") != LUA_TTABLE)
         return 0;
@@ -499,44 +491,102 @@ static int lsa_push_file_contents(lua_State *L, const char *path)
     return SA_OK;
 }
 
-/* 1 when the file table on the top is an image other than the resized
- * input (whose name is the core's name for resize_image_url, rz). */
+/* 1 when the file table on the top is a mask image (sa_file_is_mask: an
+ * image other than the resized input, whose URL is rz). */
 static int lsa_is_mask_file(lua_State *L, const char *rz)
 {
-    int is_image = lua_getfield(L, -1, "format") == LUA_TSTRING, mask;
+    const char *name = NULL, *data = NULL;
+    size_t len = 0;
+    int mask;
 
-    lua_pop(L, 1);
-    if (!is_image || lua_getfield(L, -1, "name") != LUA_TSTRING) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    mask = rz == NULL || strcmp(lua_tostring(L, -1), rz) != 0;
-    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "name") == LUA_TSTRING)
+        name = lua_tostring(L, -1);
+    if (lua_getfield(L, -2, "data") == LUA_TSTRING)
+        data = lua_tolstring(L, -1, &len);
+    mask = sa_file_is_mask(name, data, len, rz);
+    lua_pop(L, 2);
     return mask;
 }
 
-/* Collect the mask images of the files array at fi into masks/lens (held
- * by a userdata pushed on the stack; the strings stay referenced by the
- * files table).  Returns the count. */
+/* The concern of the mask file `name` of the result at ri, for its tint
+ * (sa_concern_color): the score naming it (mask_name, or the core's file
+ * name of one of its mask_urls), else the longest action name the file
+ * name starts with; NULL when none fits.  The string is the score
+ * table's (referenced by the result) or the catalogue's. */
+static const char *lsa_mask_concern(lua_State *L, int ri, const char *name)
+{
+    const char *found = NULL, *best = NULL;
+    char clean[SA_FILE_NAME_MAX];
+    lua_Integer i, j, n;
+    size_t k, best_len = 0;
+    int top = lua_gettop(L);
+
+    if (name == NULL)
+        return NULL;
+    if (lua_getfield(L, ri, "scores") == LUA_TTABLE) {
+        n = (lua_Integer)lua_rawlen(L, -1);
+        for (i = 1; i <= n && found == NULL; i++) {
+            /* top + 2: the score, top + 3: its concern */
+            if (lua_rawgeti(L, top + 1, i) == LUA_TTABLE &&
+                lua_getfield(L, top + 2, "concern") == LUA_TSTRING) {
+                const char *concern = lua_tostring(L, top + 3);
+                lua_pushvalue(L, top + 2);
+                if (lsa_field_is(L, "mask_name", name))
+                    found = concern;
+                lua_pop(L, 1);
+                if (found == NULL &&
+                    lua_getfield(L, top + 2, "mask_urls") == LUA_TTABLE) {
+                    lua_Integer m = (lua_Integer)lua_rawlen(L, -1);
+                    for (j = 1; j <= m && found == NULL; j++) {
+                        if (lua_rawgeti(L, -1, j) == LUA_TSTRING &&
+                            sa_file_name_clean(lua_tostring(L, -1), clean,
+                                               sizeof clean) == SA_OK &&
+                            strcmp(clean, name) == 0)
+                            found = concern;
+                        lua_pop(L, 1);
+                    }
+                }
+            }
+            lua_settop(L, top + 1);
+        }
+    }
+    lua_settop(L, top);
+    if (found != NULL)
+        return found;
+    for (k = 0; k < sa_action_count(); k++) {
+        const char *a = sa_action_name(k);
+        size_t len = strlen(a);
+        if (len > best_len && strncmp(name, a, len) == 0) {
+            best = a;
+            best_len = len;
+        }
+    }
+    return best;
+}
+
+/* Collect the mask images of the files array at fi into masks/lens and
+ * their concerns (held by a userdata pushed on the stack; the strings
+ * stay referenced by the files and scores tables).  Returns the count. */
 static size_t lsa_collect_masks(lua_State *L, int ri, int fi,
-                                const void ***masks, size_t **lens)
+                                const void ***masks, size_t **lens,
+                                const char ***concerns)
 {
     size_t n = (size_t)lua_rawlen(L, fi), k = 0;
-    char rz_name[SA_FILE_NAME_MAX];
     const char *rz = NULL;
     lua_Integer i;
     void *block;
     int top;
 
-    if (lua_getfield(L, ri, "resize_image_url") == LUA_TSTRING &&
-        sa_file_name_clean(lua_tostring(L, -1), rz_name, sizeof rz_name) ==
-            SA_OK)
-        rz = rz_name;
+    /* stays referenced by the result table at ri */
+    if (lua_getfield(L, ri, "resize_image_url") == LUA_TSTRING)
+        rz = lua_tostring(L, -1);
     lua_pop(L, 1);
     block = lua_newuserdatauv(L, (n > 0 ? n : 1) *
-                                     (sizeof(void *) + sizeof(size_t)), 0);
+                                     (2 * sizeof(void *) + sizeof(size_t)), 0);
     *masks = block;
-    *lens = (size_t *)(void *)((char *)block + (n > 0 ? n : 1) *
+    *concerns = (const char **)(void *)((char *)block + (n > 0 ? n : 1) *
+                                                            sizeof(void *));
+    *lens = (size_t *)(void *)((char *)block + (n > 0 ? n : 1) * 2 *
                                                    sizeof(void *));
     top = lua_gettop(L);
     for (i = 1; i <= (lua_Integer)n; i++) {
@@ -544,6 +594,8 @@ static size_t lsa_collect_masks(lua_State *L, int ri, int fi,
             lsa_is_mask_file(L, rz) &&
             lua_getfield(L, -1, "data") == LUA_TSTRING) {
             (*masks)[k] = lua_tolstring(L, -1, &(*lens)[k]);
+            lua_getfield(L, -2, "name");
+            (*concerns)[k] = lsa_mask_concern(L, ri, lua_tostring(L, -1));
             k++;
         }
         lua_settop(L, top);
@@ -552,13 +604,15 @@ static size_t lsa_collect_masks(lua_State *L, int ri, int fi,
 }
 
 /* result:composite(source_path, out_path [, timeout]): write one PNG, the
- * source image with every mask blended over it (downloading the masks
+ * source image with every mask blended over it, each in its concern's
+ * colour (sa_concern_color, as Python's legends) (downloading the masks
  * first through the result's job when the result has no files); out_path,
  * or nil, message, code. */
 static int lsa_result_composite(lua_State *L)
 {
     const char *source_path, *out_path, *source;
     const void **masks;
+    const char **concerns;
     size_t *lens, n, source_len;
     char err[256];
     long ms;
@@ -578,17 +632,161 @@ static int lsa_result_composite(lua_State *L)
     if (rc != 0)
         return rc;
     lsa_push_result_files(L, 1); /* 5 */
-    n = lsa_collect_masks(L, 1, 5, &masks, &lens);
+    n = lsa_collect_masks(L, 1, 5, &masks, &lens, &concerns);
     if (n == 0)
         return lsa_push_error(L, SA_ERR_INVALID_ARGUMENT,
                               "the result has no mask images");
     err[0] = '\0';
-    rc = sa_composite_write(source, source_len, masks, lens, n, out_path, err,
-                            sizeof err);
+    rc = sa_composite_write_concerns(source, source_len, masks, lens,
+                                     concerns, n, 0, out_path, err,
+                                     sizeof err);
     if (rc != SA_OK)
         return lsa_push_error(L, rc, err);
     lua_pushvalue(L, 3);
     return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* result:compare(other)                                               */
+/* ------------------------------------------------------------------ */
+
+/* A comparison waiting to be converted: the box owns it, so a Lua error
+ * (out of memory) while building the tables cannot leak it. */
+#define LSA_COMPARISON_BOX "skinanalysis.comparison_box"
+
+static int lsa_comparison_box_gc(lua_State *L)
+{
+    sa_comparison **box = luaL_checkudata(L, 1, LSA_COMPARISON_BOX);
+
+    sa_comparison_free(*box);
+    *box = NULL;
+    return 0;
+}
+
+static double lsa_number_field(lua_State *L, int t, const char *key)
+{
+    double v = NAN;
+    if (lua_getfield(L, t, key) == LUA_TNUMBER)
+        v = (double)lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* The scores of the result table at ri as an sa_scores view; the array
+ * is a userdata pushed on the stack, the strings stay referenced by the
+ * result's own score tables.  Entries without a concern are skipped. */
+static void lsa_scores_view(lua_State *L, int ri, sa_scores *out)
+{
+    size_t n, k = 0;
+    lua_Integer i;
+    sa_score *list;
+    int st, top;
+
+    out->overall = lsa_number_field(L, ri, "overall");
+    out->skin_age = lsa_number_field(L, ri, "skin_age");
+    if (lua_getfield(L, ri, "scores") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    }
+    st = lua_gettop(L);
+    n = (size_t)lua_rawlen(L, st);
+    list = lua_newuserdatauv(L, (n > 0 ? n : 1) * sizeof *list, 0);
+    memset(list, 0, (n > 0 ? n : 1) * sizeof *list);
+    top = lua_gettop(L);
+    for (i = 1; i <= (lua_Integer)n; i++) {
+        sa_score *sc = &list[k];
+        if (lua_rawgeti(L, st, i) != LUA_TTABLE ||
+            lua_getfield(L, -1, "concern") != LUA_TSTRING) {
+            lua_settop(L, top);
+            continue;
+        }
+        sc->concern = lua_tostring(L, -1);
+        lua_pop(L, 1);
+        sc->region = lua_getfield(L, -1, "region") == LUA_TSTRING
+                         ? lua_tostring(L, -1) : "whole";
+        lua_pop(L, 1);
+        sc->skin_type = lua_getfield(L, -1, "skin_type") == LUA_TSTRING
+                            ? lua_tostring(L, -1) : NULL;
+        lua_pop(L, 1);
+        sc->raw_score = lsa_number_field(L, -1, "raw_score");
+        sc->ui_score = lsa_number_field(L, -1, "ui_score");
+        k++;
+        lua_settop(L, top);
+    }
+    out->scores = list;
+    out->count = k;
+}
+
+static void lsa_push_change(lua_State *L, const sa_change *ch)
+{
+    lua_createtable(L, 0, 12);
+    lsa_field_string(L, "concern", ch->concern);
+    lsa_field_string(L, "region", ch->region);
+    lsa_field_number(L, "before", ch->ui_before);
+    lsa_field_number(L, "after", ch->ui_after);
+    lsa_field_number(L, "ui_change", ch->ui_change);
+    lsa_field_number(L, "raw_before", ch->raw_before);
+    lsa_field_number(L, "raw_after", ch->raw_after);
+    lsa_field_number(L, "raw_change", ch->raw_change);
+    lsa_field_string(L, "skin_type_before", ch->skin_type_before);
+    lsa_field_string(L, "skin_type_after", ch->skin_type_after);
+    lua_pushboolean(L, ch->in_before);
+    lua_setfield(L, -2, "in_before");
+    lua_pushboolean(L, ch->in_after);
+    lua_setfield(L, -2, "in_after");
+}
+
+/* result:compare(other): what changed from this result (before) to other
+ * (after), by the core (sa_scores_compare): {changes = {{concern, region,
+ * before, after, ui_change, raw_before, raw_after, raw_change,
+ * skin_type_before, skin_type_after, in_before, in_after}, ...},
+ * overall = {...}, skin_age = {...}}; absent numbers are nil.  Or nil,
+ * message, code. */
+static int lsa_result_compare(lua_State *L)
+{
+    sa_scores before, after;
+    sa_comparison **box;
+    size_t i, n;
+    int rc;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    lsa_scores_view(L, 1, &before); /* 3, 4: scores, array */
+    lsa_scores_view(L, 2, &after);  /* 5, 6 */
+    box = lua_newuserdatauv(L, sizeof(*box), 0);
+    *box = NULL;
+    luaL_setmetatable(L, LSA_COMPARISON_BOX);
+    rc = sa_scores_compare(&before, &after, box);
+    if (rc != SA_OK)
+        return lsa_push_error(L, rc, NULL);
+    n = sa_comparison_count(*box);
+    lua_createtable(L, 0, 3);
+    lua_createtable(L, (int)n, 0);
+    for (i = 0; i < n; i++) {
+        lsa_push_change(L, sa_comparison_change(*box, i));
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "changes");
+    lsa_push_change(L, sa_comparison_overall(*box));
+    lua_setfield(L, -2, "overall");
+    lsa_push_change(L, sa_comparison_skin_age(*box));
+    lua_setfield(L, -2, "skin_age");
+    return 1;
+}
+
+int lsa_concern_color(lua_State *L)
+{
+    unsigned char rgb[3];
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+
+    luaL_argcheck(L, strlen(name) == len, 1, "embedded NUL");
+    sa_concern_color(name, rgb);
+    lua_pushinteger(L, rgb[0]);
+    lua_pushinteger(L, rgb[1]);
+    lua_pushinteger(L, rgb[2]);
+    return 3;
 }
 
 /* A parsed result waiting to be converted: the box owns it, so a Lua
@@ -662,11 +860,16 @@ void lsa_result_register(lua_State *L)
                                       {"file", lsa_result_file},
                                       {"save_masks", lsa_result_save_masks},
                                       {"composite", lsa_result_composite},
+                                      {"compare", lsa_result_compare},
                                       {NULL, NULL}};
 
     lsa_new_class(L, LSA_RESULT_MT, meta, methods);
     luaL_newmetatable(L, LSA_RESULT_BOX);
     lua_pushcfunction(L, lsa_result_box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, LSA_COMPARISON_BOX);
+    lua_pushcfunction(L, lsa_comparison_box_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     luaL_newmetatable(L, LSA_FOLDER_BOX);

@@ -10,6 +10,7 @@
 #include "sapy.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -675,12 +676,15 @@ static PyObject *mod_cost(PyObject *module, PyObject *arg)
 
 static PyObject *mod_probe_image(PyObject *module, PyObject *arg)
 {
-    sa_image_info info = {0, 0, 0};
+    sa_image_info info;
     PyObject *data = NULL;
     const char *p;
     size_t len;
     char msg[64];
-    int r = bytes_like_opt(arg, &data);
+    int r;
+
+    sa_image_info_init(&info);
+    r = bytes_like_opt(arg, &data);
 
     if (r < 0)
         return NULL;
@@ -826,14 +830,18 @@ fail:
 static PyObject *mod_composite_write(PyObject *module, PyObject *args)
 {
     PyObject *src = NULL, *masks, *path_arg, *path = NULL;
+    PyObject *concerns_arg = Py_None, *keep = NULL;
+    Py_ssize_t max_side = 0;
+    const char **concerns = NULL;
+    size_t n_concerns = 0;
     buffer_views v = {NULL, NULL, NULL, 0};
     const char *src_data = NULL, *out_path = NULL;
     size_t src_len = 0;
     char err[256] = "";
     int r;
 
-    if (!PyArg_ParseTuple(args, "O&OO:composite_write", sapy_conv_bytes,
-                          &src, &masks, &path_arg)
+    if (!PyArg_ParseTuple(args, "O&OO|On:composite_write", sapy_conv_bytes,
+                          &src, &masks, &path_arg, &concerns_arg, &max_side)
         || bytes_data(src, &src_data, &src_len) < 0) {
         Py_XDECREF(src);
         return NULL;
@@ -845,10 +853,37 @@ static PyObject *mod_composite_write(PyObject *module, PyObject *args)
         Py_DECREF(src);
         return NULL;
     }
+    if (max_side < 0) {
+        PyErr_SetString(PyExc_ValueError, "composite_write: max_side must be "
+                        ">= 0");
+        Py_DECREF(path);
+        Py_DECREF(src);
+        views_free(&v);
+        return NULL;
+    }
+    if (concerns_arg != Py_None) {
+        concerns = sapy_names(concerns_arg, &keep, &n_concerns);
+        if (concerns != NULL && n_concerns != v.n) {
+            PyErr_SetString(PyExc_ValueError, "composite_write: one concern "
+                            "per mask");
+            PyMem_Free(concerns);
+            concerns = NULL;
+        }
+        if (concerns == NULL) {
+            Py_XDECREF(keep);
+            views_free(&v);
+            Py_DECREF(path);
+            Py_DECREF(src);
+            return NULL;
+        }
+    }
     Py_BEGIN_ALLOW_THREADS
-    r = sa_composite_write(src_data, src_len, v.data, v.lens, v.n, out_path,
-                           err, sizeof err);
+    r = sa_composite_write_concerns(src_data, src_len, v.data, v.lens,
+                                    concerns, v.n, (size_t)max_side, out_path,
+                                    err, sizeof err);
     Py_END_ALLOW_THREADS
+    PyMem_Free(concerns);
+    Py_XDECREF(keep);
     views_free(&v);
     Py_DECREF(path);
     Py_DECREF(src);
@@ -878,6 +913,174 @@ static PyObject *mod_clean_file_name(PyObject *module, PyObject *arg)
     if (sa_file_name_clean(name, out, sizeof out) != SA_OK)
         return PyErr_NoMemory();
     return PyUnicode_FromString(out);
+}
+
+static PyObject *mod_action_counterpart(PyObject *module, PyObject *arg)
+{
+    const char *name = PyUnicode_AsUTF8AndSize(arg, NULL);
+
+    (void)module;
+    if (name == NULL)
+        return NULL;
+    return sapy_str(sa_action_counterpart(name));
+}
+
+static PyObject *mod_default_actions(PyObject *module, PyObject *arg)
+{
+    const char *names[SA_MAX_ACTIONS];
+    long tier = PyLong_AsLong(arg);
+    size_t n, i;
+    PyObject *t;
+
+    (void)module;
+    if (tier == -1 && PyErr_Occurred())
+        return NULL;
+    n = sa_default_actions((int)tier, names, SA_MAX_ACTIONS);
+    if (n > SA_MAX_ACTIONS)
+        n = SA_MAX_ACTIONS;
+    if ((t = PyTuple_New((Py_ssize_t)n)) == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        PyObject *v = sapy_str(names[i]);
+
+        if (v == NULL || PyTuple_SetItem(t, (Py_ssize_t)i, v) < 0) {
+            Py_DECREF(t);
+            return NULL;
+        }
+    }
+    return t;
+}
+
+static PyObject *mod_job_state_name(PyObject *module, PyObject *arg)
+{
+    long state = PyLong_AsLong(arg);
+
+    (void)module;
+    if (state == -1 && PyErr_Occurred())
+        return NULL;
+    if (state < INT_MIN || state > INT_MAX)
+        state = -1;
+    return PyUnicode_FromString(sa_job_state_name((int)state));
+}
+
+/* One sa_arg from a (key, value) pair; borrowed strings stay alive in the
+ * pair, a type name in `keep`.  -1 with an exception set. */
+static int msarg_from(PyObject *pair, PyObject *keep, sa_arg *a)
+{
+    PyObject *k = PyTuple_GetItem(pair, 0), *v = PyTuple_GetItem(pair, 1);
+    Py_ssize_t len;
+
+    if (k == NULL || v == NULL)
+        return -1;
+    if (PyUnicode_Check(k)) {
+        if ((a->key = PyUnicode_AsUTF8AndSize(k, &len)) == NULL)
+            return -1;
+        a->key_len = (size_t)len;
+    }
+    if (PyBool_Check(v)) {
+        a->type = SA_ARG_BOOL;
+        a->boolean = v == Py_True;
+    } else if (PyLong_Check(v) || PyFloat_Check(v)) {
+        a->type = SA_ARG_NUMBER;
+        a->number = PyFloat_AsDouble(v);
+        if (a->number == -1.0 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+                return -1;
+            PyErr_Clear();  /* too large: the core says not finite */
+            a->number = HUGE_VAL;
+        }
+    } else if (PyUnicode_Check(v)) {
+        a->type = SA_ARG_STRING;
+        if ((a->string = PyUnicode_AsUTF8AndSize(v, &len)) == NULL)
+            return -1;
+        a->string_len = (size_t)len;
+    } else {
+        PyObject *name = PyObject_GetAttrString((PyObject *)Py_TYPE(v),
+                                                "__name__");
+        a->type = SA_ARG_OTHER;
+        if (name == NULL)
+            return -1;
+        if (PyList_Append(keep, name) < 0) {
+            Py_DECREF(name);
+            return -1;
+        }
+        Py_DECREF(name);
+        a->type_name = PyUnicode_AsUTF8AndSize(name, NULL);
+        if (a->type_name == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+/* miniserver_args_json(mapping) -> str: the core's encoding
+ * (sa_miniserver_args_json), the one path from a mapping to the JSON text
+ * a request carries; ValidationError (bad_option) for what it refuses. */
+static PyObject *mod_miniserver_args_json(PyObject *module, PyObject *arg)
+{
+    PyObject *items = NULL, *keep = NULL, *out = NULL;
+    sa_arg *args = NULL;
+    char err[256] = "", *json = NULL;
+    Py_ssize_t n, i;
+    int rc;
+
+    if (!PyObject_HasAttrString(arg, "items") || PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "miniserver_args must be a mapping or a str");
+        return NULL;
+    }
+    if ((items = PyMapping_Items(arg)) == NULL)
+        return NULL;
+    if ((keep = PyList_New(0)) == NULL)
+        goto done;
+    n = PyList_Size(items);
+    if (n < 0)
+        goto done;
+    args = PyMem_Calloc((size_t)n + 1, sizeof *args);
+    if (args == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *pair = PyList_GetItem(items, i);
+
+        if (pair == NULL || msarg_from(pair, keep, &args[i]) < 0)
+            goto done;
+    }
+    rc = sa_miniserver_args_json(args, (size_t)n, &json, err, sizeof err);
+    if (rc != SA_OK) {
+        sapy_raise(get_state(module), rc, err, 0, NULL, NULL);
+        goto done;
+    }
+    out = PyUnicode_FromString(json);
+    sa_free(json);
+done:
+    PyMem_Free(args);
+    Py_XDECREF(keep);
+    Py_DECREF(items);
+    return out;
+}
+
+/* is_mask_file(name, data, resize_image_url) -> bool: sa_file_is_mask,
+ * the rule of which result files are masks. */
+static PyObject *mod_is_mask_file(PyObject *module, PyObject *args)
+{
+    const char *name, *url = NULL;
+    PyObject *data = NULL;
+    const char *p;
+    size_t len;
+    int r;
+
+    (void)module;
+    if (!PyArg_ParseTuple(args, "sO&z:is_mask_file", &name, sapy_conv_bytes,
+                          &data, &url))
+        return NULL;
+    if (bytes_data(data, &p, &len) < 0) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    r = sa_file_is_mask(name, p, len, url);
+    Py_DECREF(data);
+    return PyBool_FromLong(r);
 }
 
 /* The UTF-8 of a sequence of str (borrowed from *keep, which the caller
@@ -1114,8 +1317,27 @@ static PyMethodDef module_methods[] = {
      "made unique, never over a file it did not write, never through a "
      "link); the names written.  OSError when a file cannot be written."},
     {"composite_write", mod_composite_write, METH_VARARGS,
-     "composite_write(source, masks, out_path): blend the masks (a "
-     "sequence of encoded images) over the source image, written as PNG."},
+     "composite_write(source, masks, out_path, concerns=None, max_side=0): "
+     "blend the masks (a sequence of encoded images) over the source image, "
+     "written as PNG; each mask tinted with its concern's colour "
+     "(concern_color) when concerns (one str per mask) are given; scaled "
+     "down to max_side pixels at most when > 0."},
+    {"action_counterpart", mod_action_counterpart, METH_O,
+     "action_counterpart(name) -> str | None: the same concern in the "
+     "other tier (sa_action_counterpart)."},
+    {"default_actions", mod_default_actions, METH_O,
+     "default_actions(tier) -> tuple[str, ...]: what a request without "
+     "actions asks for (sa_default_actions)."},
+    {"job_state_name", mod_job_state_name, METH_O,
+     "job_state_name(state) -> str: \"poll_wait\", \"done\", ... "
+     "(sa_job_state_name)."},
+    {"miniserver_args_json", mod_miniserver_args_json, METH_O,
+     "miniserver_args_json(mapping) -> str: the JSON object text of "
+     "miniserver_args, encoded by the core; ValidationError (bad_option) "
+     "for a key that is no str or a value that is no bool, number or str."},
+    {"is_mask_file", mod_is_mask_file, METH_VARARGS,
+     "is_mask_file(name, data, resize_image_url) -> bool: a result file is "
+     "a mask image (sa_file_is_mask)."},
     {"webhook_parse", mod_webhook_parse, METH_O,
      "webhook_parse(body) -> (task_id, task_status, created_at): the task "
      "notification of a verified webhook body (task_status and created_at "
@@ -1270,7 +1492,8 @@ static int module_exec(PyObject *module)
             return -1;
     }
     if (PyModule_AddStringConstant(module, "VERSION", SA_VERSION) < 0
-        || PyModule_AddObjectRef(module, "exceptions", st->classes) < 0)
+        || PyModule_AddObjectRef(module, "exceptions", st->classes) < 0
+        || PyModule_AddFunctions(module, sapy_view_methods) < 0)
         return -1;
     return 0;
 }

@@ -212,4 +212,7 @@ int sapy_job_callback(sa_job *job, int state, void *user_data);
  * (name, bytes or None, format, path or None); new reference or NULL. */
 PyObject *sapy_result_to_dict(const sa_result *r);
 
+/* view.c: concern_color, palette_color, compare (added by module_exec). */
+extern PyMethodDef sapy_view_methods[];
+
 #endif /* SAPY_H */

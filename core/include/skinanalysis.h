@@ -12,10 +12,48 @@
  *   - event loops:  sa_client_set_event_hooks() + sa_client_socket_action()
  *
  * Conventions used by every function below:
- *   - Functions returning int return SA_OK (0) or a negative sa_status.
  *   - "borrowed" pointers stay owned by the library; the text says until when.
  *   - Every *_free function accepts NULL and does nothing.
- *   - Strings are UTF-8 and NUL-terminated.
+ *   - Strings are UTF-8 and NUL-terminated.  A string the library hands over
+ *     to the caller (documented "free with sa_free") is freed with sa_free().
+ *
+ * Errors, one convention:
+ *   - The status is the return value: every call that can fail returns
+ *     int, SA_OK (0) or a negative sa_status (a few return a count >= 0
+ *     instead of SA_OK, and say so).  No errno, no globals.  The status
+ *     alone is enough to decide what to do (sa_strerror, sa_status_name,
+ *     sa_status_is_retryable, sa_status_is_validation).
+ *   - The message (for people and logs) lives with the handle the call was
+ *     made on: sa_client_errmsg(client) after a call on a client,
+ *     sa_job_errmsg(job) once a job has failed.
+ *   - Calls that have no handle to keep it (sa_client_new, and the pure
+ *     functions: sa_cost, ZIP, composite, folder and webhook functions) take
+ *     an optional `char *errbuf, size_t errbuf_len` pair as their LAST two
+ *     parameters (NULL: no message); the message is cut to fit and always
+ *     NUL-terminated.  Pure functions whose statuses say everything (image
+ *     probes, sa_result_parse, the catalogue) have no message.
+ *   New functions follow these three rules.
+ *
+ * Structs that grow: every struct the caller allocates and the library
+ * reads or fills (sa_client_options, sa_request, sa_resume_options,
+ * sa_fetch_options, sa_account_options, sa_image_info) begins with
+ * `size_t struct_size`, and
+ * its init macro (sa_client_options_init(&o), ...) passes `sizeof` of the
+ * struct the program was compiled with to the library's *_init_sized
+ * function, which sets defaults and records that size.  Always call the
+ * init macro first; a struct whose struct_size is not set
+ * (0) is refused with SA_ERR_INVALID_ARGUMENT.  The library reads and writes
+ * only struct_size bytes: a program built against an older header (a
+ * smaller struct) gets the defaults for the fields it does not know, and a
+ * program built against a newer header works with an older library as long
+ * as the fields that library does not know keep their defaults (zero);
+ * otherwise the call fails SA_ERR_INVALID_ARGUMENT.  New fields are only
+ * ever appended at the end, with a default of zero or one set by the
+ * init function.  Structs the library owns and the caller only reads
+ * (sa_score) may grow at the end too.  sa_mem is fixed (three functions).
+ *
+ * Exports: libskinanalysis.so exports exactly the functions declared here
+ * with SA_API, under the symbol version SKINANALYSIS_0; nothing else.
  *
  * Threads: a client (and its jobs) may move between threads but must be used
  * by one thread at a time.  Many clients in many threads are fine.  The only
@@ -175,6 +213,17 @@ SA_API const char *sa_action_name(size_t i);
 /* The tier of an action name: SA_TIER_SD, SA_TIER_HD, or
  * SA_ERR_UNKNOWN_ACTION. */
 SA_API int sa_action_tier(const char *name);
+/* The same concern in the other tier ("wrinkle" <-> "hd_wrinkle",
+ * "dark_circle_v2" <-> "hd_dark_circle"): the rule sa_result_get and
+ * every binding's result lookup use.  NULL for an unknown name or a
+ * concern with no counterpart.  Borrowed (static). */
+SA_API const char *sa_action_counterpart(const char *name);
+/* The default request of a tier: what a binding asks for when no actions
+ * are given (SA_TIER_SD: the 16 SD concerns, 16 units; SA_TIER_HD: the
+ * 16 HD concerns), in the published order.  Writes at most out_len
+ * borrowed (static) names to out (SA_MAX_ACTIONS is always enough) and
+ * returns how many the set has (0 for an unknown tier). */
+SA_API size_t sa_default_actions(int tier, const char **out, size_t out_len);
 
 /* Units a request with these actions costs when it succeeds (API.md §11).
  * Validates the list exactly as sa_client_submit does (unknown, mixed,
@@ -194,16 +243,24 @@ typedef enum sa_image_format {
     SA_IMAGE_PNG = 2
 } sa_image_format;
 
+/* Extendable (see "Structs that grow" at the top): sa_image_info_init()
+ * before a probe. */
 typedef struct sa_image_info {
+    size_t struct_size; /* set by sa_image_info_init */
     int format;        /* sa_image_format */
     uint32_t width;
     uint32_t height;
 } sa_image_info;
 
+SA_API void sa_image_info_init_sized(sa_image_info *info, size_t struct_size);
+#define sa_image_info_init(info) \
+    sa_image_info_init_sized((info), sizeof *(info))
+
 /* Read format and pixel size from the headers of an image in memory (JPEG:
  * the first SOFn marker; PNG: IHDR).  Returns SA_OK, SA_ERR_IMAGE_FORMAT
  * (not JPEG/PNG, or no size found in the bytes given) or
- * SA_ERR_INVALID_ARGUMENT. */
+ * SA_ERR_INVALID_ARGUMENT (NULL, or `out` not set up by
+ * sa_image_info_init). */
 SA_API int sa_image_probe_buffer(const void *data, size_t len,
                                  sa_image_info *out);
 /* The same for a file; reads only the headers (never the whole file).
@@ -263,6 +320,7 @@ typedef struct sa_mem {
  * fields you need.  sa_client_new() copies everything (strings included):
  * the struct and its strings may be freed right after. */
 typedef struct sa_client_options {
+    size_t struct_size;      /* set by sa_client_options_init */
     const char *api_key;     /* required */
     const char *base_url;    /* default "https://yce-api-01.makeupar.com" */
     int api_version;         /* SA_API_V2_0 or SA_API_V2_1 (default) */
@@ -372,7 +430,10 @@ typedef struct sa_client_options {
     long low_speed_time_ms;
 } sa_client_options;
 
-SA_API void sa_client_options_init(sa_client_options *opts);
+SA_API void sa_client_options_init_sized(sa_client_options *opts,
+                                        size_t struct_size);
+#define sa_client_options_init(opts) \
+    sa_client_options_init_sized((opts), sizeof *(opts))
 
 /* Create a client.  Returns SA_OK and sets *out, or SA_ERR_INVALID_ARGUMENT
  * (no key, bad option), SA_ERR_INSECURE, SA_ERR_NOMEM, SA_ERR_INIT.  When
@@ -423,7 +484,10 @@ enum sa_job_state {
     SA_JOB_STATE__LAST
 };
 
-/* "VALIDATE", "FILE_CREATE", ...; "?" when out of range. */
+/* The name every binding shows for a state: "validate", "queued",
+ * "file_create", "upload", "task_create", "poll_wait", "polling",
+ * "backoff", "fetching", "done", "failed", "cancelled"; "?" when out of
+ * range.  (0.1.0 gave them in upper case: "POLL_WAIT".) */
 SA_API const char *sa_job_state_name(int state);
 
 /* Called when the job enters a state (progress), and exactly once when it
@@ -438,6 +502,7 @@ typedef int (*sa_job_cb)(sa_job *job, int state, void *user_data);
  * sa_client_submit() copies everything except `buffer`, which is borrowed
  * until the job ends (terminal state) or is freed. */
 typedef struct sa_request {
+    size_t struct_size;          /* set by sa_request_init */
     const char *file_path;       /* streamed from disk at upload time */
     const void *buffer;          /* caller's bytes ... */
     size_t buffer_len;           /* ... and their length */
@@ -475,7 +540,44 @@ typedef struct sa_request {
                                     delete_after) instead for masks */
 } sa_request;
 
-SA_API void sa_request_init(sa_request *req);
+SA_API void sa_request_init_sized(sa_request *req, size_t struct_size);
+#define sa_request_init(req) sa_request_init_sized((req), sizeof *(req))
+
+/* One member of miniserver_args in a binding-neutral form, so that no
+ * binding writes JSON: the binding says what type its value has and
+ * sa_miniserver_args_json encodes the object for
+ * sa_request.miniserver_args_json. */
+typedef enum sa_arg_type {
+    SA_ARG_BOOL = 0,      /* boolean */
+    SA_ARG_NUMBER = 1,    /* number (finite) */
+    SA_ARG_STRING = 2,    /* string/string_len (UTF-8, no NUL) */
+    SA_ARG_OTHER = 3      /* a value JSON scalars cannot say (a table, a
+                             list, nil): refused, naming type_name */
+} sa_arg_type;
+
+typedef struct sa_arg {
+    const char *key;        /* NULL: the binding's key was not a string */
+    size_t key_len;         /* the key's length in bytes */
+    int type;               /* sa_arg_type */
+    int boolean;            /* SA_ARG_BOOL */
+    double number;          /* SA_ARG_NUMBER */
+    const char *string;     /* SA_ARG_STRING ... */
+    size_t string_len;      /* ... and its length in bytes */
+    const char *type_name;  /* SA_ARG_OTHER: the binding's name for the
+                               value's type, for the message; may be NULL */
+} sa_arg;
+
+/* Encode n members as the JSON object text of sa_request's
+ * miniserver_args_json ({"enable_mask_overlay":true,...}), in the given
+ * order; numbers that are whole are written as integers.  Only the JSON
+ * is checked here (the documented keys and ranges are checked by
+ * sa_client_submit).  On SA_OK *json is a new string to free with
+ * sa_free().  Returns SA_OK, SA_ERR_BAD_OPTION (a NULL key, a key or
+ * string holding a NUL, a number that is not finite, SA_ARG_OTHER or an
+ * unknown type: message in errbuf), SA_ERR_INVALID_ARGUMENT (json NULL,
+ * or args NULL with n > 0) or SA_ERR_NOMEM; *json is NULL unless SA_OK. */
+SA_API int sa_miniserver_args_json(const sa_arg *args, size_t n, char **json,
+                                   char *errbuf, size_t errbuf_len);
 
 /* Validate the request and start a job.  Validation reads the image
  * headers only; nothing is sent before it passes.  Never blocks on the
@@ -489,6 +591,7 @@ SA_API int sa_client_submit(sa_client *client, const sa_request *req,
 /* Options of sa_client_resume.  Always call sa_resume_options_init()
  * first (it sets every field below to its default). */
 typedef struct sa_resume_options {
+    size_t struct_size;          /* set by sa_resume_options_init */
     int api_version;             /* whose status path is polled:
                                     SA_API_DEFAULT (the client's),
                                     SA_API_V2_0 or SA_API_V2_1 */
@@ -497,7 +600,10 @@ typedef struct sa_resume_options {
     void *user_data;             /* passed to callback */
 } sa_resume_options;
 
-SA_API void sa_resume_options_init(sa_resume_options *opts);
+SA_API void sa_resume_options_init_sized(sa_resume_options *opts,
+                                        size_t struct_size);
+#define sa_resume_options_init(opts) \
+    sa_resume_options_init_sized((opts), sizeof *(opts))
 
 /* Resume an existing task from its id (sa_job_task_id of an earlier job,
  * from another process or before a crash): start a job that polls that
@@ -630,6 +736,7 @@ SA_API int sa_client_notify(sa_client *client, const char *task_id);
 /* How sa_client_fetch downloads.  Always call sa_fetch_options_init()
  * first (all fields zero/NULL). */
 typedef struct sa_fetch_options {
+    size_t struct_size;          /* set by sa_fetch_options_init */
     /* Write the files into this existing folder, streamed to disk (never
      * held in memory): the result lists them with sa_result_file_path.
      * NULL: keep them in memory in the result, at most max_files_bytes
@@ -645,7 +752,10 @@ typedef struct sa_fetch_options {
     int delete_after;
 } sa_fetch_options;
 
-SA_API void sa_fetch_options_init(sa_fetch_options *opts);
+SA_API void sa_fetch_options_init_sized(sa_fetch_options *opts,
+                                       size_t struct_size);
+#define sa_fetch_options_init(opts) \
+    sa_fetch_options_init_sized((opts), sizeof *(opts))
 
 /* Download every mask URL and the resized image of a DONE job's result,
  * concurrently (at most 8 at a time) through the client's engine: never
@@ -819,10 +929,18 @@ SA_API const void *sa_result_file_data(const sa_result *r, size_t i,
                                        size_t *len);
 SA_API int sa_result_file_format(const sa_result *r, size_t i);
 SA_API const char *sa_result_file_path(const sa_result *r, size_t i);
+/* 1 when a result file is a mask image: its bytes are PNG or JPEG
+ * (sniffed) and its name is not the resized input image's (the name
+ * sa_file_name_clean gives resize_image_url; NULL when there is none);
+ * else 0.  The one rule behind every binding's "mask files" (composites,
+ * notebook views): data NULL (a file written to a folder) is no mask. */
+SA_API int sa_file_is_mask(const char *name, const void *data, size_t len,
+                           const char *resize_image_url);
 
 /* Write one overview image: the source image (JPEG or PNG) with every mask
- * (PNG with alpha, or JPEG overlays) blended over it, each concern tinted
- * with its own colour, masks scaled to the source size.  Written as PNG
+ * (PNG with alpha, or JPEG overlays) blended over it, mask i tinted with
+ * sa_palette_color(i) (sa_composite_write_concerns tints each with its
+ * concern's colour instead), masks scaled to the source size.  Written as PNG
  * to out_path.  masks/mask_lens: n_masks encoded images.  Returns SA_OK,
  * SA_ERR_IMAGE_DECODE, SA_ERR_FILE (cannot write), SA_ERR_NOMEM,
  * SA_ERR_INVALID_ARGUMENT, with a message in errbuf. */
@@ -831,6 +949,88 @@ SA_API int sa_composite_write(const void *source, size_t source_len,
                               const size_t *mask_lens, size_t n_masks,
                               const char *out_path,
                               char *errbuf, size_t errbuf_len);
+
+/* The same overview, each mask tinted with the colour of its concern
+ * (sa_concern_color): concerns[i] names the concern of masks[i] ("hd_pore",
+ * "wrinkle", ...), so the composite matches a legend drawn with
+ * sa_concern_color exactly.  A NULL concerns (or a NULL entry) tints by
+ * the mask's position, as sa_composite_write does (sa_palette_color(i)).
+ * max_side > 0 scales the written image down (area average, after the
+ * blend) so that neither side exceeds it: thumbnails and notebook views
+ * of large photos; 0 keeps the source size.  Same returns as
+ * sa_composite_write. */
+SA_API int sa_composite_write_concerns(const void *source, size_t source_len,
+                                       const void *const *masks,
+                                       const size_t *mask_lens,
+                                       const char *const *concerns,
+                                       size_t n_masks, size_t max_side,
+                                       const char *out_path, char *errbuf,
+                                       size_t errbuf_len);
+
+/* ------------------------------------------------------------------ */
+/* Concern colours and before/after comparison (pure)                  */
+/* ------------------------------------------------------------------ */
+
+/* The one palette composites and legends use (sa_concern_color picks from
+ * it): SA_PALETTE_SIZE distinct colours that read on light and dark
+ * backgrounds.  sa_palette_color writes colour i % SA_PALETTE_SIZE. */
+#define SA_PALETTE_SIZE 20
+SA_API void sa_palette_color(size_t i, unsigned char rgb[3]);
+
+/* The colour of a concern in composites and legends.  The 16 concerns of
+ * the catalogue have a colour each, shared by the SD and HD name
+ * ("wrinkle" and "hd_wrinkle", "dark_circle_v2" and "hd_dark_circle");
+ * any other name gets a palette colour picked by a hash of its bytes (the
+ * same on every run and platform).  Returns 1 for a catalogue concern, 0
+ * for a hashed one, SA_ERR_INVALID_ARGUMENT for NULL arguments. */
+SA_API int sa_concern_color(const char *concern, unsigned char rgb[3]);
+
+/* One concern (and region) before and after: the scores on each side and
+ * the change (after - before).  A side where the entry is missing, or
+ * has no such score, is NaN and so is the change.  Skin-type entries carry
+ * their words instead (NULL on a side without).  `concern` is the name in
+ * `after` (in `before` for an entry only there); SD and HD names of one
+ * concern are matched with each other. */
+typedef struct sa_change {
+    const char *concern;
+    const char *region;             /* "whole" when the API gave none */
+    double ui_before, ui_after, ui_change;
+    double raw_before, raw_after, raw_change;
+    const char *skin_type_before;
+    const char *skin_type_after;
+    int in_before, in_after;        /* 1 when the entry is on that side */
+} sa_change;
+
+typedef struct sa_comparison sa_comparison;
+
+/* What sa_scores_compare compares: a list of scores (as sa_result_score
+ * gives them) with the overall score and skin age (NaN when absent). */
+typedef struct sa_scores {
+    const sa_score *scores;
+    size_t count;
+    double overall;
+    double skin_age;
+} sa_scores;
+
+/* Compare two results (an earlier and a later analysis of one face).
+ * Entries come in `after`'s order, then those only in `before`.  The
+ * comparison owns copies of every string (the results may be freed).
+ * Returns SA_OK and *out (free with sa_comparison_free),
+ * SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM.  sa_scores_compare does the
+ * same from score lists (for bindings that keep no sa_result). */
+SA_API int sa_result_compare(const sa_result *before, const sa_result *after,
+                             sa_comparison **out);
+SA_API int sa_scores_compare(const sa_scores *before, const sa_scores *after,
+                             sa_comparison **out);
+SA_API size_t sa_comparison_count(const sa_comparison *c);
+SA_API const sa_change *sa_comparison_change(const sa_comparison *c,
+                                             size_t i);
+/* The overall score ("all") and the skin age as changes (their ui_* is
+ * the value, raw_* NaN; concern "all" / "skin_age"); never NULL for a
+ * comparison. */
+SA_API const sa_change *sa_comparison_overall(const sa_comparison *c);
+SA_API const sa_change *sa_comparison_skin_age(const sa_comparison *c);
+SA_API void sa_comparison_free(sa_comparison *c);
 
 /* ------------------------------------------------------------------ */
 /* Files written into a folder (pure: no client needed)                */
@@ -926,14 +1126,18 @@ SA_API int sa_webhook_parse(const void *body, size_t body_len,
 /* ------------------------------------------------------------------ */
 
 /* Options of the account calls.  Always call sa_account_options_init()
- * first (all fields zero/NULL). */
+ * first (all fields zero/NULL).  NULL options: the defaults. */
 typedef struct sa_account_options {
+    size_t struct_size;          /* set by sa_account_options_init */
     long deadline_ms;            /* 0 = the client's job_deadline_ms */
     sa_job_cb callback;          /* optional, as in sa_request */
     void *user_data;             /* passed to callback */
 } sa_account_options;
 
-SA_API void sa_account_options_init(sa_account_options *opts);
+SA_API void sa_account_options_init_sized(sa_account_options *opts,
+                                          size_t struct_size);
+#define sa_account_options_init(opts) \
+    sa_account_options_init_sized((opts), sizeof *(opts))
 
 /* One credit grant (an entry of GET /s2s/v1.0/client/credit). */
 typedef struct sa_credit_grant {

@@ -397,9 +397,14 @@ const sa_price_list *sa__account_prices(const sa_account *a)
 /* The client half                                                     */
 /* ------------------------------------------------------------------ */
 
-void sa_account_options_init(sa_account_options *opts)
+void sa_account_options_init_sized(sa_account_options *opts,
+                                   size_t struct_size)
 {
-    if (opts) memset(opts, 0, sizeof *opts);
+    sa_account_options d;
+
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    sa__struct_init(opts, struct_size, &d, sizeof d);
 }
 
 static const char *const op_names[] = {
@@ -407,9 +412,11 @@ static const char *const op_names[] = {
 };
 
 static int account_job(sa_client *c, int op, const char *task_id,
-                       const sa_account_options *opts, sa_job **out)
+                       const sa_account_options *user, sa_job **out)
 {
-    sa_account_options defaults;
+    sa_account_options full;  /* the caller's fields, defaults beyond */
+    const sa_account_options *opts = &full;
+    char err[256];
     sa_job_config cfg;
     sa_request req;
     sa_job *j;
@@ -424,9 +431,11 @@ static int account_job(sa_client *c, int op, const char *task_id,
     if (c->freeing || c->free_pending)
         return sa__cfail(c, SA_ERR_BUSY, "the client is being freed");
     c->errmsg[0] = '\0';
-    if (!opts) {
-        sa_account_options_init(&defaults);
-        opts = &defaults;
+    sa_account_options_init(&full);
+    if (user) {
+        rc = sa__struct_in(&full, sizeof full, user, err, sizeof err);
+        if (rc != SA_OK)
+            return sa__cfail(c, rc, "account options: %s", err);
     }
     if (opts->deadline_ms < 0)
         return sa__cfail(c, SA_ERR_BAD_OPTION, "deadline_ms must be >= 0 "

@@ -182,6 +182,26 @@ int sa_action_tier(const char *name)
     return i < 0 ? SA_ERR_UNKNOWN_ACTION : actions[i].tier;
 }
 
+const char *sa_action_counterpart(const char *name)
+{
+    int k = sa_catalog_counterpart(sa_catalog_find(name));
+    return k >= 0 ? actions[k].name : NULL;
+}
+
+size_t sa_default_actions(int tier, const char **out, size_t out_len)
+{
+    size_t n = 0;
+    int i;
+
+    if (tier != SA_TIER_SD && tier != SA_TIER_HD) return 0;
+    for (i = 0; i < N_ACTIONS; i++) {
+        if (actions[i].tier != tier) continue;
+        if (out && n < out_len) out[n] = actions[i].name;
+        n++;
+    }
+    return n;
+}
+
 /* ------------------------------------------------------------------ */
 /* Suggestions                                                         */
 /* ------------------------------------------------------------------ */

@@ -196,9 +196,11 @@ static void client_free_parts(sa_client *c)
     sa__free(mem, c);
 }
 
-static int client_new(sa_client **out, const sa_client_options *opts,
+static int client_new(sa_client **out, const sa_client_options *user,
                       char *errbuf, size_t errbuf_len)
 {
+    sa_client_options full;   /* the caller's fields, defaults beyond */
+    const sa_client_options *opts = &full;
     sa_client *c;
     int rc;
 
@@ -207,11 +209,13 @@ static int client_new(sa_client **out, const sa_client_options *opts,
         return SA_ERR_INVALID_ARGUMENT;
     }
     *out = NULL;
-    if (!opts) {
+    if (!user) {
         sa__errf(errbuf, errbuf_len, "options are required: call "
                  "sa_client_options_init() and set api_key");
         return SA_ERR_INVALID_ARGUMENT;
     }
+    rc = sa__options_in(&full, user, errbuf, errbuf_len);
+    if (rc != SA_OK) return rc;
     if (!sa_engine_global_ready()) {
         sa__errf(errbuf, errbuf_len, "call sa_global_init() once per process "
                  "before sa_client_new()");

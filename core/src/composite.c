@@ -17,8 +17,10 @@
  * 0..255, so JPEG noise (d <= 12) leaves the pixel alone.
  *
  * Each mask is scaled to the source size (nearest neighbour) and blended
- * as palette[i % 8] * coverage over the pixel; the source's own alpha is
- * kept.  The output is an RGB PNG, or RGBA when the source has alpha.
+ * as tint * coverage over the pixel, the tint being its concern's colour
+ * (sa_concern_color, palette.c: the colours legends show) or, without a
+ * concern, sa_palette_color(i); the source's own alpha is kept.  The
+ * output is an RGB PNG, or RGBA when the source has alpha.
  *
  * Memory: pixel buffers through libc (the call has no client and no
  * sa_mem); libjpeg and libpng allocate their own state with malloc and
@@ -44,12 +46,6 @@ typedef struct image {
     uint32_t w, h;
     int has_alpha;
 } image;
-
-/* Distinct tints, one per mask in turn. */
-static const unsigned char palette[8][3] = {
-    {255, 59, 48},  {0, 122, 255}, {255, 204, 0}, {52, 199, 89},
-    {175, 82, 222}, {255, 149, 0}, {90, 200, 250}, {255, 45, 85},
-};
 
 static int too_many_pixels(uint32_t w, uint32_t h, char *err, size_t errlen,
                            const char *what)
@@ -318,6 +314,68 @@ int sa_composite_write(const void *source, size_t source_len,
                        size_t n_masks, const char *out_path, char *errbuf,
                        size_t errbuf_len)
 {
+    return sa_composite_write_concerns(source, source_len, masks, mask_lens,
+                                       NULL, n_masks, 0, out_path, errbuf,
+                                       errbuf_len);
+}
+
+/* Scale img down so that neither side exceeds max_side: each output pixel
+ * the average of the source pixels its box covers (every channel, alpha
+ * included).  In place: the new pixels go to a new buffer. */
+static int shrink(image *img, size_t max_side)
+{
+    uint32_t w = img->w, h = img->h, nw, nh, x, y;
+    unsigned char *out;
+
+    if (max_side == 0 || (w <= max_side && h <= max_side)) return SA_OK;
+    if (w >= h) {
+        nw = (uint32_t)max_side;
+        nh = (uint32_t)(((uint64_t)h * max_side + w / 2) / w);
+    } else {
+        nh = (uint32_t)max_side;
+        nw = (uint32_t)(((uint64_t)w * max_side + h / 2) / h);
+    }
+    if (nw == 0) nw = 1;
+    if (nh == 0) nh = 1;
+    out = sa__malloc(NULL, (size_t)nw * nh * 4);
+    if (!out) return SA_ERR_NOMEM;
+    for (y = 0; y < nh; y++) {
+        uint32_t y0 = (uint32_t)((uint64_t)y * h / nh);
+        uint32_t y1 = (uint32_t)((uint64_t)(y + 1) * h / nh);
+        if (y1 <= y0) y1 = y0 + 1;
+        for (x = 0; x < nw; x++) {
+            uint32_t x0 = (uint32_t)((uint64_t)x * w / nw);
+            uint32_t x1 = (uint32_t)((uint64_t)(x + 1) * w / nw);
+            uint64_t sum[4] = {0, 0, 0, 0}, n;
+            uint32_t sx, sy;
+            int k;
+            if (x1 <= x0) x1 = x0 + 1;
+            for (sy = y0; sy < y1; sy++) {
+                const unsigned char *p = img->px + ((size_t)sy * w + x0) * 4;
+                for (sx = x0; sx < x1; sx++, p += 4)
+                    for (k = 0; k < 4; k++) sum[k] += p[k];
+            }
+            n = (uint64_t)(x1 - x0) * (y1 - y0);
+            for (k = 0; k < 4; k++)
+                out[((size_t)y * nw + x) * 4 + k] =
+                    (unsigned char)((sum[k] + n / 2) / n);
+        }
+    }
+    sa__free(NULL, img->px);
+    img->px = out;
+    img->w = nw;
+    img->h = nh;
+    return SA_OK;
+}
+
+int sa_composite_write_concerns(const void *source, size_t source_len,
+                                const void *const *masks,
+                                const size_t *mask_lens,
+                                const char *const *concerns, size_t n_masks,
+                                size_t max_side, const char *out_path,
+                                char *errbuf, size_t errbuf_len)
+{
+    unsigned char tint[3];
     image src, mask;
     char what[48];
     size_t i;
@@ -334,9 +392,14 @@ int sa_composite_write(const void *source, size_t source_len,
         snprintf(what, sizeof what, "mask %zu", i);
         rc = decode(masks[i], mask_lens[i], &mask, what, errbuf, errbuf_len);
         if (rc != SA_OK) break;
-        blend_mask(&src, &mask, palette[i % 8]);
+        if (concerns && concerns[i])
+            sa_concern_color(concerns[i], tint);
+        else
+            sa_palette_color(i, tint);
+        blend_mask(&src, &mask, tint);
         sa__free(NULL, mask.px);
     }
+    if (rc == SA_OK) rc = shrink(&src, max_side);
     if (rc == SA_OK) rc = write_png(&src, out_path, errbuf, errbuf_len);
     if (rc == SA_ERR_NOMEM) sa__errf(errbuf, errbuf_len, "out of memory");
     sa__free(NULL, src.px);

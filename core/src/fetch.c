@@ -73,9 +73,13 @@ struct sa_dl {                /* of a child: one download */
     size_t head_len;
 };
 
-void sa_fetch_options_init(sa_fetch_options *opts)
+void sa_fetch_options_init_sized(sa_fetch_options *opts, size_t struct_size)
 {
-    if (opts) memset(opts, 0, sizeof *opts);
+    sa_fetch_options d;
+
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    sa__struct_init(opts, struct_size, &d, sizeof d);
 }
 
 /* The settings of a download or fetch machine, from the options. */
@@ -483,10 +487,12 @@ static int check_fetch_args(sa_client *c, sa_job *done)
 }
 
 int sa_client_fetch(sa_client *client, sa_job *done_job,
-                    const sa_fetch_options *opts, sa_job **out)
+                    const sa_fetch_options *user, sa_job **out)
 {
     sa_client *c = client;
-    const char *folder = opts ? opts->folder : NULL;
+    sa_fetch_options full;   /* the caller's fields, defaults beyond */
+    const sa_fetch_options *opts = &full;
+    const char *folder;
     sa_job_config cfg;
     sa_job *j;
     int64_t now;
@@ -497,6 +503,12 @@ int sa_client_fetch(sa_client *client, sa_job *done_job,
     if (!c) return SA_ERR_INVALID_ARGUMENT;
     if (!out)
         return sa__cfail(c, SA_ERR_INVALID_ARGUMENT, "out is NULL");
+    sa_fetch_options_init(&full);
+    if (user) {
+        rc = sa__struct_in(&full, sizeof full, user, err, sizeof err);
+        if (rc != SA_OK) return sa__cfail(c, rc, "fetch options: %s", err);
+    }
+    folder = opts->folder;
     rc = check_fetch_args(c, done_job);
     if (rc != SA_OK) return rc;
     j = job_new(c, KIND_FETCH);
@@ -520,11 +532,9 @@ int sa_client_fetch(sa_client *client, sa_job *done_job,
     }
     sa__enter(c);
     now = sa_engine_now();
-    if (opts) {
-        j->cb = opts->callback;
-        j->delete_after = opts->delete_after != 0;
-        j->user_data = opts->user_data;
-    }
+    j->cb = opts->callback;
+    j->delete_after = opts->delete_after != 0;
+    j->user_data = opts->user_data;
     j->api_version = done_job->api_version;
     j->deadline_at = now + c->opt.job_deadline_ms;
     fetch_config(c, j, j->api_version, j->deadline_at, &cfg);

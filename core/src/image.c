@@ -185,7 +185,7 @@ static int probe(source *s, sa_image_info *out)
     return rc;
 }
 
-int sa_image_probe_buffer(const void *data, size_t len, sa_image_info *out)
+static int probe_buffer(const void *data, size_t len, sa_image_info *out)
 {
     source s;
     if (!out) return SA_ERR_INVALID_ARGUMENT;
@@ -219,7 +219,7 @@ int sa_image_probe_fd(int fd, sa_image_info *out)
 
 /* Only regular files: a FIFO or a device would block or never end.
  * O_NONBLOCK keeps open() itself from blocking on a FIFO. */
-int sa_image_probe_file(const char *path, sa_image_info *out)
+static int probe_file(const char *path, sa_image_info *out)
 {
     struct stat st;
     int fd, rc;
@@ -236,5 +236,50 @@ int sa_image_probe_file(const char *path, sa_image_info *out)
     }
     rc = sa_image_probe_fd(fd, out);
     close(fd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The public probes: the caller's sa_image_info is extendable          */
+/* ------------------------------------------------------------------ */
+
+void sa_image_info_init_sized(sa_image_info *info, size_t struct_size)
+{
+    sa_image_info d;
+
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.format = SA_IMAGE_UNKNOWN;
+    sa__struct_init(info, struct_size, &d, sizeof d);
+}
+
+/* The probe fills the library's full struct; the caller gets its
+ * struct_size bytes of it (an out struct never initialised: refused
+ * before anything is read). */
+int sa_image_probe_buffer(const void *data, size_t len, sa_image_info *out)
+{
+    sa_image_info full;
+    int rc;
+
+    if (!out) return SA_ERR_INVALID_ARGUMENT;
+    sa_image_info_init(&full);
+    if (sa__struct_out(out, &full, sizeof full) != SA_OK)
+        return SA_ERR_INVALID_ARGUMENT;
+    rc = probe_buffer(data, len, &full);
+    sa__struct_out(out, &full, sizeof full);
+    return rc;
+}
+
+int sa_image_probe_file(const char *path, sa_image_info *out)
+{
+    sa_image_info full;
+    int rc;
+
+    if (!out) return SA_ERR_INVALID_ARGUMENT;
+    sa_image_info_init(&full);
+    if (sa__struct_out(out, &full, sizeof full) != SA_OK)
+        return SA_ERR_INVALID_ARGUMENT;
+    rc = probe_file(path, &full);
+    sa__struct_out(out, &full, sizeof full);
     return rc;
 }

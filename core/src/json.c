@@ -32,6 +32,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static pthread_mutex_t json_parse_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -637,4 +638,130 @@ int sa_json_put_item(sa_buf *b, const cJSON *item)
     rc = sa_buf_append(b, text, strlen(text));
     cJSON_free(text);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* miniserver_args from typed members (sa_miniserver_args_json)       */
+/* ------------------------------------------------------------------ */
+
+/* Bound on the encoded object: the documented keys fit in a few KB. */
+#define MSARGS_MAX ((size_t)1 << 20)
+
+/* A finite double as JSON: whole numbers (below 2^53) as integers, others
+ * with the fewest of 15..17 significant digits that read back the same
+ * (0.4, not 0.40000000000000002); a locale's decimal comma made a point
+ * (after the read-back, which uses the same locale). */
+static int put_number(sa_buf *b, double v)
+{
+    char num[40], *p;
+    int prec;
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        snprintf(num, sizeof num, "%.0f", v);
+    } else {
+        for (prec = 15; prec < 17; prec++) {
+            snprintf(num, sizeof num, "%.*g", prec, v);
+            if (strtod(num, NULL) == v) break;
+        }
+        if (prec == 17) snprintf(num, sizeof num, "%.17g", v);
+    }
+    for (p = num; *p; p++)
+        if (*p == ',') *p = '.';
+    return sa_buf_append(b, num, strlen(num));
+}
+
+/* A key in a message: at most 64 bytes of it. */
+#define KEY_ARGS(a) (int)((a)->key_len < 64 ? (a)->key_len : 64), (a)->key
+
+/* s[0..len) (no NUL within) as a JSON string: a bounded copy first, as
+ * sa_json_put_string wants a terminated string. */
+static int put_counted(sa_buf *b, const char *s, size_t len)
+{
+    char *copy = sa__strndup(NULL, s, len);
+    int rc;
+
+    if (!copy) return SA_ERR_NOMEM;
+    rc = sa_json_put_string(b, copy);
+    sa__free(NULL, copy);
+    return rc;
+}
+
+static int put_member(sa_buf *b, const sa_arg *a, char *err, size_t errlen)
+{
+    int rc;
+
+    if (!a->key) {
+        sa__errf(err, errlen, "miniserver_args: keys must be strings");
+        return SA_ERR_BAD_OPTION;
+    }
+    if (memchr(a->key, '\0', a->key_len)) {
+        sa__errf(err, errlen, "miniserver_args: a key holds a NUL");
+        return SA_ERR_BAD_OPTION;
+    }
+    switch (a->type) {
+    case SA_ARG_BOOL:
+    case SA_ARG_NUMBER:
+    case SA_ARG_STRING:
+        break;
+    default:
+        sa__errf(err, errlen, "miniserver_args.%.*s: boolean, number or "
+                 "string expected, got %.32s", KEY_ARGS(a),
+                 a->type_name ? a->type_name : "another type");
+        return SA_ERR_BAD_OPTION;
+    }
+    if (a->type == SA_ARG_NUMBER && !isfinite(a->number)) {
+        sa__errf(err, errlen, "miniserver_args.%.*s: not a finite number",
+                 KEY_ARGS(a));
+        return SA_ERR_BAD_OPTION;
+    }
+    if (a->type == SA_ARG_STRING &&
+        ((!a->string && a->string_len > 0) ||
+         (a->string && memchr(a->string, '\0', a->string_len)))) {
+        sa__errf(err, errlen, "miniserver_args.%.*s: the string holds a "
+                 "NUL", KEY_ARGS(a));
+        return SA_ERR_BAD_OPTION;
+    }
+    rc = put_counted(b, a->key, a->key_len);
+    if (rc == SA_OK) rc = sa_buf_append(b, ":", 1);
+    if (rc != SA_OK) return rc;
+    if (a->type == SA_ARG_BOOL)
+        return a->boolean ? sa_buf_append(b, "true", 4)
+                          : sa_buf_append(b, "false", 5);
+    if (a->type == SA_ARG_NUMBER) return put_number(b, a->number);
+    return put_counted(b, a->string ? a->string : "",
+                       a->string ? a->string_len : 0);
+}
+
+int sa_miniserver_args_json(const sa_arg *args, size_t n, char **json,
+                            char *errbuf, size_t errbuf_len)
+{
+    sa_buf b;
+    size_t i;
+    int rc;
+
+    if (errbuf && errbuf_len) errbuf[0] = '\0';
+    if (json) *json = NULL;
+    if (!json || (!args && n > 0)) {
+        sa__errf(errbuf, errbuf_len, "sa_miniserver_args_json: NULL "
+                 "argument");
+        return SA_ERR_INVALID_ARGUMENT;
+    }
+    sa_buf_init(&b, NULL, MSARGS_MAX);
+    rc = sa_buf_append(&b, "{", 1);
+    for (i = 0; i < n && rc == SA_OK; i++) {
+        if (i > 0) rc = sa_buf_append(&b, ",", 1);
+        if (rc == SA_OK) rc = put_member(&b, &args[i], errbuf, errbuf_len);
+    }
+    if (rc == SA_OK) rc = sa_buf_append(&b, "}", 1);
+    if (rc == SA_ERR_LIMIT) {
+        sa__errf(errbuf, errbuf_len, "miniserver_args: more than %zu bytes "
+                 "of JSON", MSARGS_MAX);
+        rc = SA_ERR_BAD_OPTION;
+    }
+    if (rc == SA_ERR_NOMEM) sa__errf(errbuf, errbuf_len, "out of memory");
+    if (rc != SA_OK) {
+        sa_buf_free(&b);
+        return rc;
+    }
+    *json = sa_buf_steal(&b);
+    return *json ? SA_OK : SA_ERR_NOMEM;
 }

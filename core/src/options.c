@@ -4,10 +4,11 @@
 #include <math.h>
 #include <string.h>
 
-void sa_client_options_init(sa_client_options *opts)
+/* The defaults, in the library's full-size struct. */
+static void options_defaults(sa_client_options *opts)
 {
-    if (!opts) return;
     memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
     opts->base_url = "https://yce-api-01.makeupar.com";
     opts->api_version = SA_API_V2_1;
     opts->upload_path = SA_UPLOAD_SKIN_ANALYSIS;
@@ -36,6 +37,21 @@ void sa_client_options_init(sa_client_options *opts)
     opts->max_files_bytes = (size_t)256 << 20;
     opts->low_speed_limit = 1024;
     opts->low_speed_time_ms = 30000;
+}
+
+void sa_client_options_init_sized(sa_client_options *opts, size_t struct_size)
+{
+    sa_client_options d;
+
+    options_defaults(&d);
+    sa__struct_init(opts, struct_size, &d, sizeof d);
+}
+
+int sa__options_in(sa_client_options *full, const sa_client_options *user,
+                   char *err, size_t errlen)
+{
+    options_defaults(full);
+    return sa__struct_in(full, sizeof *full, user, err, errlen);
 }
 
 #define OPT_FAIL(code, ...)                                               \

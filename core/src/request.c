@@ -27,14 +27,22 @@
 #define MAX_ID_LEN 1024
 #define MAX_NAME_LEN 255
 
-void sa_request_init(sa_request *req)
+static void request_defaults(sa_request *req)
 {
-    if (!req) return;
     memset(req, 0, sizeof *req);
+    req->struct_size = sizeof *req;
     req->format = SA_FORMAT_JSON;
     req->api_version = SA_API_DEFAULT;
     req->pf_camera_kit = -1;
     req->mask_overlay = -1;
+}
+
+void sa_request_init_sized(sa_request *req, size_t struct_size)
+{
+    sa_request d;
+
+    request_defaults(&d);
+    sa__struct_init(req, struct_size, &d, sizeof d);
 }
 
 static int check_actions(sa_client *c, const sa_request *req, sa_job *j,
@@ -273,7 +281,7 @@ static int check_image(sa_client *c, const sa_request *req, sa_job *j,
     sa_image_info info;
     int rc;
 
-    memset(&info, 0, sizeof info);
+    sa_image_info_init(&info);
     if (req->file_path) rc = check_file(c, req->file_path, j, &info);
     else rc = check_buffer(c, req, j, &info);
     if (rc == SA_OK)
@@ -324,20 +332,27 @@ static int start_or_queue(sa_client *c, sa_job *j)
     return rc;
 }
 
-int sa_client_submit(sa_client *client, const sa_request *req, sa_job **out)
+int sa_client_submit(sa_client *client, const sa_request *user,
+                     sa_job **out)
 {
     sa_client *c = client;
+    sa_request full;   /* the caller's fields, defaults beyond */
+    const sa_request *req = &full;
+    char err[256];
     sa_job *j;
     int rc;
 
     if (out) *out = NULL;
     if (!c) return SA_ERR_INVALID_ARGUMENT;
-    if (!req || !out)
+    if (!user || !out)
         return sa__cfail(c, SA_ERR_INVALID_ARGUMENT, "sa_client_submit needs "
                          "a request (sa_request_init) and an out pointer");
     if (c->freeing || c->free_pending)
         return sa__cfail(c, SA_ERR_BUSY, "the client is being freed");
     c->errmsg[0] = '\0';
+    request_defaults(&full);
+    rc = sa__struct_in(&full, sizeof full, user, err, sizeof err);
+    if (rc != SA_OK) return sa__cfail(c, rc, "request: %s", err);
     j = sa__job_alloc(c, req);
     if (!j) return sa__cfail(c, SA_ERR_NOMEM, "out of memory");
     sa__enter(c);
@@ -359,11 +374,19 @@ int sa_client_submit(sa_client *client, const sa_request *req, sa_job **out)
 /* Resume: a job for a task that exists                               */
 /* ================================================================== */
 
-void sa_resume_options_init(sa_resume_options *opts)
+static void resume_defaults(sa_resume_options *opts)
 {
-    if (!opts) return;
     memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
     opts->api_version = SA_API_DEFAULT;
+}
+
+void sa_resume_options_init_sized(sa_resume_options *opts, size_t struct_size)
+{
+    sa_resume_options d;
+
+    resume_defaults(&d);
+    sa__struct_init(opts, struct_size, &d, sizeof d);
 }
 
 /* The id of an existing task, checked by the rule every id from the API
@@ -415,10 +438,12 @@ static int check_resume_options(sa_client *c, const sa_resume_options *o,
 }
 
 int sa_client_resume(sa_client *client, const char *task_id,
-                     const sa_resume_options *opts, sa_job **out)
+                     const sa_resume_options *user, sa_job **out)
 {
     sa_client *c = client;
-    sa_resume_options defaults;
+    sa_resume_options full;   /* the caller's fields, defaults beyond */
+    const sa_resume_options *opts = &full;
+    char err[256];
     sa_request req;
     sa_job *j;
     int rc;
@@ -431,9 +456,10 @@ int sa_client_resume(sa_client *client, const char *task_id,
     if (c->freeing || c->free_pending)
         return sa__cfail(c, SA_ERR_BUSY, "the client is being freed");
     c->errmsg[0] = '\0';
-    if (!opts) {
-        sa_resume_options_init(&defaults);
-        opts = &defaults;
+    resume_defaults(&full);
+    if (user) {
+        rc = sa__struct_in(&full, sizeof full, user, err, sizeof err);
+        if (rc != SA_OK) return sa__cfail(c, rc, "resume options: %s", err);
     }
     rc = check_task_id(c, task_id);
     if (rc != SA_OK) return rc;

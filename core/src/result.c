@@ -978,13 +978,13 @@ const sa_score *sa_result_get(const sa_result *r, const char *concern,
                               const char *region)
 {
     const sa_score *s;
-    int k;
+    const char *other;
     if (!r || !concern) return NULL;
     if (!region) region = "whole";
     s = find_score(r, concern, region);
     if (s) return s;
-    k = sa_catalog_counterpart(sa_catalog_find(concern));
-    return k >= 0 ? find_score(r, sa_action_name((size_t)k), region) : NULL;
+    other = sa_action_counterpart(concern); /* the bindings' rule too */
+    return other ? find_score(r, other, region) : NULL;
 }
 
 double sa_result_overall(const sa_result *r)
@@ -1040,6 +1040,21 @@ int sa_result_file_format(const sa_result *r, size_t i)
 const char *sa_result_file_path(const sa_result *r, size_t i)
 {
     return (r && i < r->n_files) ? r->files[i].path : NULL;
+}
+
+int sa_file_is_mask(const char *name, const void *data, size_t len,
+                    const char *resize_image_url)
+{
+    char rz[SA_FILE_NAME_MAX];
+
+    if (!name || !data || sa_result_sniff_format(data, len) ==
+                              SA_IMAGE_UNKNOWN)
+        return 0;
+    if (resize_image_url &&
+        sa_file_name_clean(resize_image_url, rz, sizeof rz) == SA_OK &&
+        strcmp(name, rz) == 0)
+        return 0;
+    return 1;
 }
 
 /* NULL when the result was parsed without a task id (sa_result_parse). */

@@ -194,6 +194,10 @@ int sa__leave(sa_client *c);
 
 /* The checks of sa_client_new: SA_OK, or an error with a message in err. */
 int sa__options_check(const sa_client_options *o, char *err, size_t errlen);
+/* The caller's options (its struct_size bytes) over the defaults, into the
+ * library's full-size struct; SA_ERR_INVALID_ARGUMENT as sa__struct_in. */
+int sa__options_in(sa_client_options *full, const sa_client_options *user,
+                   char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* drive.c                                                             */

@@ -4,6 +4,7 @@
  *
  * Modules (see docs/architecture.md):
  *   util     allocation through sa_mem, growable buffers, small strings
+ *   structs  the public structs that grow (struct_size, defaults beyond)
  *   json     the one place that calls cJSON's parser (reentrancy, depth)
  *   status   sa_strerror, sa_status_name, classification
  *   catalog  dst_actions, tiers, unit table, miniserver_args, engine codes
@@ -14,7 +15,9 @@
  *   limiter  sliding windows: N per second, M per window (time is an input)
  *   sched    which waiting request goes next: limiter queue, admission,
  *            reserve, upload queue (time is an input)
- *   job      one analysis as a state machine (sans-IO, time is an input)
+ *   job      one analysis as a state machine (sans-IO, time is an input):
+ *            job.c, job_answers.c, job_fetch.c (downloads and fetches),
+ *            which share job_internal.h
  *   engine   libcurl multi: runs the requests jobs ask for
  *   client   the public sa_client / sa_job API on top of job, sched and
  *            engine: client.c, options.c, request.c, drive.c, publish.c
@@ -31,6 +34,25 @@
 #include <cjson/cJSON.h>
 
 #define SA_HIDDEN __attribute__((visibility("hidden")))
+
+/* ================================================================== */
+/* structs.c: the public structs that begin with size_t struct_size    */
+/* ================================================================== */
+
+/* Fill the caller's struct (user_size bytes) from a full-size struct of
+ * defaults, zero past it, and record user_size.  Does nothing for a NULL
+ * or impossible size. */
+void sa__struct_init(void *user, size_t user_size, const void *defaults,
+                     size_t full_size);
+/* Copy the caller's struct into `full` (which holds the defaults): only
+ * its struct_size bytes; SA_ERR_INVALID_ARGUMENT with a message in err
+ * when struct_size was never set, or when it sets bytes this library does
+ * not know.  full's struct_size becomes full_size. */
+int sa__struct_in(void *full, size_t full_size, const void *user,
+                  char *err, size_t errlen);
+/* Copy a full-size output struct into the caller's, only its struct_size
+ * bytes (zero past full_size), keeping its struct_size. */
+int sa__struct_out(void *user, const void *full, size_t full_size);
 
 /* ================================================================== */
 /* util.c                                                              */

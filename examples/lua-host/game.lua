@@ -38,7 +38,7 @@ local function read(path)
 end
 
 for i = 1, count do
-  state[i] = "SUBMIT"
+  state[i] = "submit"
   sched:spawn(function()
     local image = images[(i - 1) % #images + 1]
     local opts = {
@@ -61,7 +61,7 @@ for i = 1, count do
     else
       outcome[i] = "FAILED " .. tostring(code) .. ": " .. tostring(err)
     end
-    state[i] = result and "DONE" or "FAILED"
+    state[i] = result and "done" or "failed"
   end)
 end
 

@@ -39,6 +39,9 @@ _EXPORTS = {
     "Credit": "account",
     "CreditGrant": "account",
     "Sku": "account",
+    "Comparison": "compare",
+    "Change": "compare",
+    "Report": "report",
     "SD_ACTIONS": "actions",
     "HD_ACTIONS": "actions",
     "ALL_ACTIONS": "actions",
@@ -95,6 +98,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
                          ValidationError, WaitInterrupted, WaitTimeout,
                          ZipError, DownloadError, UrlExpiredError,
                          ImageDecodeError, WebhookError)
+    from .compare import Change, Comparison
+    from .report import Report
     from .results import Result, Score
     from .webhooks import WebhookDelivery, verify_webhook
 

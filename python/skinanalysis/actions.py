@@ -15,13 +15,11 @@ HD_ACTIONS: tuple[str, ...] = tuple(
 SD_ACTIONS: tuple[str, ...] = tuple(
     a for a in ALL_ACTIONS if _core.action_tier(a) == _core.TIER_SD)
 #: What ``Client.analyze`` asks for when no actions are given: every SD
-#: concern (16 units per successful analysis).
-DEFAULT_ACTIONS: tuple[str, ...] = SD_ACTIONS
-
-# The published order lists the two tiers concern by concern, so HD_ACTIONS[i]
-# and SD_ACTIONS[i] are the same concern ("hd_dark_circle" / "dark_circle_v2").
-_COUNTERPART = dict(zip(HD_ACTIONS, SD_ACTIONS))
-_COUNTERPART.update(zip(SD_ACTIONS, HD_ACTIONS))
+#: concern (16 units per successful analysis); the core's default set
+#: (sa_default_actions), the one Lua's ``client:analyze`` uses too.
+DEFAULT_ACTIONS: tuple[str, ...] = _core.default_actions(_core.TIER_SD)
+#: The default set with ``hd=True``: every HD concern.
+_DEFAULT_HD_ACTIONS: tuple[str, ...] = _core.default_actions(_core.TIER_HD)
 
 Actions = Union[str, Iterable[str], None]
 
@@ -31,7 +29,7 @@ def normalize(actions: Actions, hd: bool = False) -> list[str]:
     ``hd=True``), a comma-separated string or an iterable of names.  The
     names are checked by the core when the request is submitted."""
     if actions is None:
-        return list(HD_ACTIONS if hd else DEFAULT_ACTIONS)
+        return list(_DEFAULT_HD_ACTIONS if hd else DEFAULT_ACTIONS)
     if isinstance(actions, str):
         return [a.strip() for a in actions.split(",") if a.strip()]
     return list(actions)
@@ -49,8 +47,9 @@ def tier_of(action: str) -> str:
 
 
 def counterpart(action: str) -> Optional[str]:
-    """The same concern in the other tier, or None."""
-    return _COUNTERPART.get(action)
+    """The same concern in the other tier, or None (the core's rule,
+    sa_action_counterpart, which ``Result.get`` and Lua use too)."""
+    return _core.action_counterpart(action) if isinstance(action, str) else None
 
 
 def core_version() -> str:

@@ -4,8 +4,14 @@
     skinanalysis batch DIR [--out results.jsonl|.csv] [--concurrency N] [--dry-run]
                            [--retry-failed] [--partial] [--delete-after]
     skinanalysis credit [--json] [--prices]
+    skinanalysis compare BEFORE AFTER [--html FILE]
+    skinanalysis report results.jsonl -o report.html [--images DIR] [--masks DIR]
     skinanalysis cost ACTION...
     skinanalysis emulator [emulator flags]
+
+analyze also takes --html FILE (the notebook view as one self-contained page)
+and --out FILE (the records of --json, as JSON Lines: what compare and report
+read); batch takes --save-masks DIR.
 
 The key comes from --api-key or $YOUCAM_API_KEY, the host from --base-url or
 $SKINANALYSIS_BASE_URL.  Exit codes: 0 everything succeeded, 1 an analysis
@@ -99,31 +105,123 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .errors import Error
     actions = _actions_from(args)
     failed_saves = 0
-    # with --save-masks the task is deleted only once its masks are saved
-    delete_now = args.delete_after and not args.save_masks
+    views = []
+    # with --save-masks or --html (a json result's masks are downloaded for
+    # them) the task is deleted only once its masks are in hand
+    later = bool(args.save_masks or args.html)
     with _client(args) as client:  # open while masks download through it
         outcomes = client.analyze_many(args.images, actions, concurrency=args.concurrency,
                                        progress=False, format=args.format, hd=args.hd,
-                                       delete_after=delete_now)
+                                       delete_after=args.delete_after and not later)
         for image, outcome in zip(args.images, outcomes):
-            if args.save_masks and not isinstance(outcome, BaseException):
+            ok = not isinstance(outcome, BaseException)
+            if args.html and ok:
+                try:
+                    views.append(_result_view(image, outcome))
+                except Error as exc:
+                    _say_error(image, exc)
+                    failed_saves += 1
+            if args.save_masks and ok:
                 folder = Path(args.save_masks) / Path(image).stem
                 try:
                     outcome.save_masks(folder)
                 except Error as exc:
                     _say_error(image, exc)
                     failed_saves += 1
-                if args.delete_after:
-                    client._delete_result(outcome)
+            if args.delete_after and later and ok:
+                client._delete_result(outcome)
             if getattr(outcome, "delete_error", None) is not None:
                 _say_error(image + " (delete)", outcome.delete_error)
             if args.json:
                 sys.stdout.write(json.dumps(_result_record(image, outcome)) + "\n")
-            elif isinstance(outcome, BaseException):
+            elif not ok:
                 _say_error(image, outcome)
             else:
                 print_table(image, outcome, sys.stdout)
+        if args.out:  # once deleted: the records say so
+            with open(args.out, "a", encoding="utf-8") as fh:
+                for image, outcome in zip(args.images, outcomes):
+                    fh.write(json.dumps(_result_record(image, outcome)) + "\n")
+    if args.html:
+        from .view import page
+        Path(args.html).write_text(page("Skin analysis", "".join(views)), encoding="utf-8")
     return EXIT_FAILED if failed_saves else _exit_code(outcomes)
+
+
+def _result_view(label: str, result: Any) -> str:
+    """The notebook view of one result, its masks downloaded (through the
+    core) and blended over the image."""
+    from .view import result_html
+    if result.format == "json" and any(s.mask_urls for s in result.scores):
+        result.mask_files()  # kept in the result for the composite
+    return result_html(result, result._composite_data_url(), label)
+
+
+# -- compare and report -------------------------------------------------------------
+
+def load_result(spec: str) -> Any:
+    """A saved result: a result zip, a .json file (a record of --out/--json,
+    a Result.to_dict(), or a task-status body), or a JSON Lines file of
+    records (its last successful record, or the record of one image with
+    FILE#IMAGE)."""
+    from .results import Result
+    path, _, image = spec.partition("#")
+    p = Path(path)
+    data = p.read_bytes()
+    if data[:4] == b"PK\x03\x04":
+        return Result.from_zip(data)
+    text = data.decode("utf-8")
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        if "data" in doc and "status" in doc:
+            return Result.from_json(text)
+        if doc.get("ok") is False or ("scores" not in doc and "result" not in doc):
+            raise ValueError("%s: not a successful result" % path)
+        return Result.from_dict(doc)
+    found = None
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if (isinstance(rec, dict) and rec.get("ok") and isinstance(rec.get("result"), dict)
+                and (not image or rec.get("image") == image)):
+            found = rec
+    if found is None:
+        raise ValueError("%s: no successful result%s" % (path, " for " + image if image else ""))
+    return Result.from_dict(found)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        before, after = load_result(args.before), load_result(args.after)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write("skinanalysis compare: %s\n" % exc)
+        return EXIT_USAGE
+    cmp = before.compare(after)
+    sys.stdout.write(str(cmp))
+    if args.html:
+        from .view import page
+        Path(args.html).write_text(page("Before / after", cmp._repr_html_()),
+                                   encoding="utf-8")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import Report
+    src = Path(args.results)
+    if not src.is_file():
+        sys.stderr.write("skinanalysis report: %s: no such file\n" % src)
+        return EXIT_USAGE
+    report = Report.from_jsonl(src, images=args.images, masks=args.masks)
+    report.save(args.output)
+    sys.stderr.write("%s: %d image(s), %d failed, %d units\n"
+                     % (args.output, len(report.entries) + len(report.failures),
+                        len(report.failures), report.units))
+    return EXIT_OK
 
 
 # -- batch -----------------------------------------------------------------------
@@ -278,6 +376,19 @@ def dry_run(folder: Path, remaining: list[Path], actions: Optional[list[str]], h
     return EXIT_USAGE if bad else EXIT_OK
 
 
+def _batch_record(client: Any, writer: "BatchWriter", label: str, outcome: Any,
+                  save_masks: Optional[str], delete_after: bool) -> None:
+    from .errors import Error
+    if save_masks and not isinstance(outcome, BaseException):
+        try:
+            outcome.save_masks(Path(save_masks) / Path(label).stem)
+        except Error as exc:
+            _say_error(label, exc)
+        if delete_after:  # once its masks are saved
+            client._delete_result(outcome)
+    writer.write(label, outcome)
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     folder = Path(args.dir)
     if not folder.is_dir():
@@ -341,8 +452,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
             outcomes = client.analyze_many(
                 items, actions, concurrency=args.concurrency,
                 progress=not args.no_progress, format=args.format, hd=args.hd,
-                delete_after=args.delete_after,
-                on_result=lambda i, image, outcome: writer.write(labels[i], outcome))
+                delete_after=args.delete_after and not args.save_masks,
+                on_result=lambda i, image, outcome: _batch_record(
+                    client, writer, labels[i], outcome, args.save_masks,
+                    args.delete_after))
     finally:
         writer.close()
     failed = [(label, o) for label, o in zip(labels, outcomes) if isinstance(o, BaseException)]
@@ -446,9 +559,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="one JSON object per image")
     a.add_argument("--save-masks", metavar="DIR",
                    help="download masks (and zips) into DIR/<image name>/")
+    a.add_argument("--html", metavar="FILE",
+                   help="write the results as one self-contained HTML page (the "
+                        "notebook view: composite, colours, score bars)")
+    a.add_argument("--out", metavar="FILE",
+                   help="append one JSON record per image to FILE (JSON Lines, as "
+                        "batch writes: for compare and report)")
     a.add_argument("--delete-after", action="store_true",
                    help="delete each task (its image and outputs) from the vendor once "
-                        "its result (and masks, with --save-masks) is in hand")
+                        "its result (and masks, with --save-masks or --html) is in hand")
     a.set_defaults(func=cmd_analyze)
 
     b = sub.add_parser("batch", help="analyse every image of a folder into a file",
@@ -466,7 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when the balance cannot pay for every image, analyse as many "
                         "as it pays for (in folder order) instead of refusing to start")
     b.add_argument("--delete-after", action="store_true",
-                   help="delete each task from the vendor once its result is in hand")
+                   help="delete each task from the vendor once its result (and masks, "
+                        "with --save-masks) is in hand")
     b.add_argument("--recursive", action="store_true", help="include sub-folders")
     b.add_argument("--retry-failed", action="store_true",
                    help="analyse again the images whose last record is a failure; a "
@@ -474,6 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the run was interrupted, a download failed) is resumed by "
                         "its task id instead of creating a new task")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.add_argument("--save-masks", metavar="DIR",
+                   help="download each image's masks into DIR/<image name>/ (for "
+                        "the thumbnails of 'report --masks DIR')")
     b.set_defaults(func=cmd_batch)
 
     cr = sub.add_parser("credit", help="the key's balance (units the API can spend, "
@@ -481,6 +604,28 @@ def build_parser() -> argparse.ArgumentParser:
     cr.add_argument("--json", action="store_true", help="as one JSON object")
     cr.add_argument("--prices", action="store_true", help="also the price list")
     cr.set_defaults(func=cmd_credit)
+
+    m = sub.add_parser("compare", help="what changed between two saved results",
+                       description="BEFORE and AFTER are saved results: a result zip, "
+                                   "a .json record, or a .jsonl file of records (its "
+                                   "last successful one, or FILE#IMAGE for one image).")
+    m.add_argument("before", metavar="BEFORE")
+    m.add_argument("after", metavar="AFTER")
+    m.add_argument("--html", metavar="FILE",
+                   help="also write the paired-bar view as a self-contained page")
+    m.set_defaults(func=cmd_compare)
+
+    r = sub.add_parser("report", help="one self-contained HTML page for a batch",
+                       description="Summary, the distribution of each concern's score "
+                                   "(inline SVG) and a row per image, sortable.")
+    r.add_argument("results", metavar="RESULTS.jsonl")
+    r.add_argument("-o", "--output", default="report.html",
+                   help="the HTML file to write (default %(default)s)")
+    r.add_argument("--images", metavar="DIR",
+                   help="the batch's image folder (thumbnails of the composites)")
+    r.add_argument("--masks", metavar="DIR",
+                   help="the folder of 'batch --save-masks' (masks of the thumbnails)")
+    r.set_defaults(func=cmd_report)
 
     c = sub.add_parser("cost", help="units a request with these actions costs")
     c.add_argument("actions", nargs="+", metavar="ACTION",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
@@ -35,7 +34,8 @@ def request_kwargs(image: Any, actions: _actions.Actions, *, format: str = "json
     """Keyword arguments of ``_core.Client.submit`` for one analysis."""
     kw = source_kwargs(image, file_id, file_name)
     if isinstance(miniserver_args, Mapping):
-        miniserver_args = json.dumps(dict(miniserver_args))
+        # encoded by the core, as Lua's tables are (sa_miniserver_args_json)
+        miniserver_args = _core.miniserver_args_json(miniserver_args)
     kw.update(actions=_actions.normalize(actions, hd),
               format=_config.format_code(format),
               api_version=_config.api_version(version),
@@ -495,9 +495,9 @@ def _kept_source(kw: dict) -> Any:
 
 
 def _init_state_names() -> None:
-    for name in dir(_core):
-        if name.startswith("JOB_"):
-            _STATE_NAMES[getattr(_core, name)] = name[4:].lower()
+    # the core's names (sa_job_state_name), the same strings Lua shows
+    for state in range(_core.JOB_VALIDATE, _core.JOB_CANCELLED + 1):
+        _STATE_NAMES[state] = _core.job_state_name(state)
 
 
 _init_state_names()

@@ -11,7 +11,6 @@ open.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import os
 import tempfile
@@ -26,8 +25,6 @@ from ._native import _core
 from .errors import Error, error_for
 
 _FORMATS = {_core.FORMAT_JSON: "json", _core.FORMAT_ZIP: "zip"}
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_JPEG_MAGIC = b"\xff\xd8\xff"
 _NO_FILES: Mapping[str, bytes] = MappingProxyType({})
 _NO_PATHS: Mapping[str, Path] = MappingProxyType({})
 
@@ -295,9 +292,8 @@ class Result:
         files = self._held_files()
         if not files and self.format == "json" and any(s.mask_urls for s in self.scores):
             files = self._fetch(None, timeout).files
-        resized = _url_name(self.resize_image_url)
         return {name: data for name, data in files.items()
-                if name != resized and _image_ext(data)}
+                if _core.is_mask_file(name, data, self.resize_image_url)}
 
     def save_masks(self, folder: Union[str, os.PathLike], *,
                    timeout: Optional[float] = None) -> list[Path]:
@@ -343,8 +339,9 @@ class Result:
             raise error_for(_core.ERR_INVALID_ARGUMENT, "no source image: pass the "
                             "analysed image (path or bytes) as source_image")
         masks = self.mask_files(timeout=timeout)
-        _core.composite_write(source, [masks[n] for n in sorted(masks)],
-                              os.fspath(out_path))
+        names = sorted(masks)
+        _core.composite_write(source, [masks[n] for n in names], os.fspath(out_path),
+                              [self.mask_concern(n) or "" for n in names])
         return Path(out_path)
 
     def _source_bytes(self, source_image: Any) -> Optional[bytes]:
@@ -366,13 +363,14 @@ class Result:
 
     # -- notebooks ---------------------------------------------------------
 
-    def _composite_data_url(self) -> Optional[str]:
+    def _composite_data_url(self, max_side: int = 1024) -> Optional[str]:
         """The composite as a data: URL when the masks and a source image
-        are in memory (no download from a repr); else None."""
+        are in memory (no download from a repr); else None.  Scaled down
+        to ``max_side`` pixels (a view needs no 4K PNG inline)."""
         files = self._held_files()
-        resized = _url_name(self.resize_image_url)
-        masks = [files[n] for n in sorted(files) if n != resized and _image_ext(files[n])]
-        if not masks:
+        names = [n for n in sorted(files)
+                 if _core.is_mask_file(n, files[n], self.resize_image_url)]
+        if not names:
             return None
         try:
             source = self._source_bytes(None)
@@ -380,55 +378,80 @@ class Result:
                 return None
             with tempfile.TemporaryDirectory(prefix="skinanalysis-") as tmp:
                 path = os.path.join(tmp, "composite.png")
-                _core.composite_write(source, masks, path)
+                _core.composite_write(source, [files[n] for n in names], path,
+                                      [self.mask_concern(n) or "" for n in names],
+                                      max_side)
                 data = Path(path).read_bytes()
         except (OSError, _core.Error):
             return None
         return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
     def _repr_html_(self) -> str:
-        """For Jupyter (everything escaped): the composite of the masks over
-        the image when both are in memory, and the score table (with the
-        mask URLs' images otherwise)."""
-        esc = html.escape
-        composite = self._composite_data_url()
-        head = ["<div class=\"skinanalysis-result\">",
-                "<p><b>Skin analysis</b>"]
-        if self.task_id:
-            head.append(" &middot; task <code>%s</code>" % esc(self.task_id))
-        if self.overall is not None:
-            head.append(" &middot; overall <b>%s</b>" % esc("%g" % self.overall))
-        if self.skin_age is not None:
-            head.append(" &middot; skin age <b>%s</b>" % esc("%g" % self.skin_age))
-        if self.zip_url and _is_http(self.zip_url):
-            head.append(" &middot; <a href=\"%s\">zip</a>" % esc(self.zip_url))
-        head.append("</p>")
-        if composite is not None:
-            head.append("<img class=\"skinanalysis-composite\" src=\"%s\" "
-                        "alt=\"masks over the image\" style=\"max-width:480px\">"
-                        % composite)
-        rows = ["<table class=\"skinanalysis-scores\"><thead><tr>"
-                "<th>concern</th><th>region</th><th>ui score</th><th>raw score</th>"
-                "<th>skin type</th><th>mask</th></tr></thead><tbody>"]
+        """For Jupyter (everything escaped; see skinanalysis.view): the
+        composite of the masks over the image when both are in memory,
+        each concern's colour beside its row, ui scores as bars with the
+        raw score beside, skin type per region in words.  Without masks in
+        memory (a json result before ``mask_files()``), each row shows its
+        masks from their pre-signed URLs instead (no download from a
+        repr); ``to_html()`` never points at the network."""
+        from .view import result_html
+        return result_html(self, self._composite_data_url(), mask_urls=True)
+
+    def to_html(self, title: str = "Skin analysis") -> str:
+        """The notebook view as a whole self-contained HTML page (images
+        inline, no network, no JavaScript): ``analyze --html``."""
+        from .view import page, result_html
+        return page(title, result_html(self, self._composite_data_url(), title))
+
+    # -- views and comparisons -----------------------------------------------
+
+    def mask_concern(self, name: str) -> Optional[str]:
+        """The concern a mask file (by its name in ``files``) belongs to:
+        the score that names it (zip ``mask_name``, or the file name of a
+        mask URL), else the longest action name the file name starts
+        with; None when none fits.  Composites tint each mask with its
+        concern's colour (the core's palette), as the views' legends."""
         for s in self.scores:
-            masks = "" if composite is not None else "".join(
-                "<img src=\"%s\" alt=\"%s\" loading=\"lazy\" "
-                "style=\"max-height:72px;background:#888\">"
-                % (esc(u), esc("%s %s mask" % (s.concern, s.region)))
-                for u in s.mask_urls if _is_http(u))
-            if composite is not None and s.mask_name:
-                masks = "<code>%s</code>" % esc(s.mask_name)
-            rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-                        "<td>%s</td></tr>"
-                        % (esc(s.concern), esc(s.region), _cell(s.ui_score),
-                           _cell(None if s.raw_score is None else round(s.raw_score, 2)),
-                           _cell(s.skin_type), masks))
-        rows.append("</tbody></table></div>")
-        return "".join(head + rows)
+            if s.mask_name == name or any(_url_name(u) == name for u in s.mask_urls):
+                return s.concern
+        for action in sorted(_core.actions(), key=len, reverse=True):
+            if name.startswith(action):
+                return action
+        return None
 
+    def compare(self, other: "Result") -> "Any":
+        """What changed from this result (before) to ``other`` (after): a
+        ``skinanalysis.compare.Comparison`` (per concern and region the
+        ui and raw scores on each side and their change, the overall
+        score and skin age), computed by the core (sa_scores_compare).
+        In a notebook it shows as paired bars with the change marked."""
+        from .compare import Comparison
+        if not isinstance(other, Result):
+            raise TypeError("compare() takes a Result")
+        return Comparison(self, other)
 
-def _cell(value: Any) -> str:
-    return "" if value is None else html.escape(str(value))
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Result":
+        """A Result from ``to_dict()``'s output, or from a record of
+        ``skinanalysis batch`` / ``analyze --json`` ({"image", "ok",
+        "result": ...}): scores, overall, skin age and file names (not
+        their bytes)."""
+        if "result" in data and isinstance(data.get("result"), Mapping):
+            data = data["result"]
+        scores = tuple(Score(d["concern"], d.get("region") or "whole", d.get("raw_score"),
+                             _ui(d.get("ui_score")), d.get("skin_type"),
+                             tuple(d.get("mask_urls") or ()), d.get("mask_name"))
+                       for d in data.get("scores") or ())
+        paths = {name: Path(p) for name, p in (data.get("paths") or {}).items()}
+        result = cls(task_id=data.get("task_id"), scores=scores,
+                     overall=data.get("overall"), skin_age=data.get("skin_age"),
+                     resize_image_url=data.get("resize_image_url"),
+                     zip_url=data.get("zip_url"), format=data.get("format") or "json",
+                     raw=data.get("raw"), files=_NO_FILES,
+                     paths=MappingProxyType(paths) if paths else _NO_PATHS)
+        object.__setattr__(result, "_origin", None)
+        object.__setattr__(result, "_fetched", None)
+        return result
 
 
 def _is_http(url: str) -> bool:
@@ -440,14 +463,6 @@ def _url_name(url: Optional[str]) -> Optional[str]:
     if not url:
         return None
     return _core.clean_file_name(url)
-
-
-def _image_ext(data: bytes) -> str:
-    if data.startswith(_PNG_MAGIC):
-        return ".png"
-    if data.startswith(_JPEG_MAGIC):
-        return ".jpg"
-    return ""
 
 
 __all__ = ["Score", "Result"]

@@ -54,6 +54,161 @@ TEST(counterparts)
     CHECK_EQ_INT(sa_catalog_counterpart(32), -1);
 }
 
+static int ms_rc(const char *json, char *err, size_t errlen);
+
+/* The public rules the bindings use (no second copy in Python or Lua). */
+TEST(public_counterpart_and_defaults)
+{
+    const char *names[SA_MAX_ACTIONS + 4];
+    size_t i, n;
+
+    for (i = 0; i < 32; i++) {
+        const char *other = sa_action_counterpart(published[i]);
+        REQUIRE(other != NULL);
+        CHECK_STR(other, published[i < 16 ? i + 16 : i - 16]);
+        CHECK_STR(sa_action_counterpart(other), published[i]);
+    }
+    CHECK_STR(sa_action_counterpart("dark_circle_v2"), "hd_dark_circle");
+    CHECK(sa_action_counterpart("dark_circle") == NULL);
+    CHECK(sa_action_counterpart("") == NULL);
+    CHECK(sa_action_counterpart(NULL) == NULL);
+
+    n = sa_default_actions(SA_TIER_SD, names, SA_MAX_ACTIONS + 4);
+    CHECK_EQ_INT(n, 16);
+    for (i = 0; i < n; i++) CHECK_STR(names[i], published[16 + i]);
+    CHECK_EQ_INT(sa_cost(names, n, NULL, 0), 16);
+    n = sa_default_actions(SA_TIER_HD, names, SA_MAX_ACTIONS);
+    CHECK_EQ_INT(n, 16);
+    for (i = 0; i < n; i++) CHECK_STR(names[i], published[i]);
+    /* a short array gets what fits; the count is still the set's */
+    names[2] = "untouched";
+    CHECK_EQ_INT(sa_default_actions(SA_TIER_SD, names, 2), 16);
+    CHECK_STR(names[0], "wrinkle");
+    CHECK_STR(names[1], "pore");
+    CHECK_STR(names[2], "untouched");
+    CHECK_EQ_INT(sa_default_actions(SA_TIER_SD, NULL, 0), 16);
+    CHECK_EQ_INT(sa_default_actions(7, names, SA_MAX_ACTIONS), 0);
+    CHECK_EQ_INT(sa_default_actions(-1, names, SA_MAX_ACTIONS), 0);
+}
+
+static sa_arg arg_bool(const char *key, int v)
+{
+    sa_arg a;
+    memset(&a, 0, sizeof a);
+    a.key = key;
+    a.key_len = key ? strlen(key) : 0;
+    a.type = SA_ARG_BOOL;
+    a.boolean = v;
+    return a;
+}
+
+static sa_arg arg_number(const char *key, double v)
+{
+    sa_arg a = arg_bool(key, 0);
+    a.type = SA_ARG_NUMBER;
+    a.number = v;
+    return a;
+}
+
+static sa_arg arg_string(const char *key, const char *s, size_t len)
+{
+    sa_arg a = arg_bool(key, 0);
+    a.type = SA_ARG_STRING;
+    a.string = s;
+    a.string_len = len;
+    return a;
+}
+
+TEST(miniserver_args_json)
+{
+    sa_arg args[6];
+    char err[256], *json = (char *)1;
+    cJSON *o = NULL;
+
+    CHECK_EQ_INT(sa_miniserver_args_json(NULL, 0, &json, err, sizeof err),
+                 SA_OK);
+    REQUIRE(json != NULL);
+    CHECK_STR(json, "{}");
+    sa_free(json);
+
+    args[0] = arg_bool("enable_mask_overlay", 1);
+    args[1] = arg_number("opacity_dark_background_hd_acne", 0.4);
+    args[2] = arg_string("color_dark_background_hd_acne", "3D3D3D", 6);
+    args[3] = arg_number("whole", 3.0);
+    args[4] = arg_string("esc", "a\"b\\c\n\x01", 7);
+    args[5] = arg_bool("off", 0);
+    CHECK_EQ_INT(sa_miniserver_args_json(args, 6, &json, err, sizeof err),
+                 SA_OK);
+    REQUIRE(json != NULL);
+    CHECK_STR(json, "{\"enable_mask_overlay\":true,"
+                    "\"opacity_dark_background_hd_acne\":0.4,"
+                    "\"color_dark_background_hd_acne\":\"3D3D3D\","
+                    "\"whole\":3,\"esc\":\"a\\\"b\\\\c\\n\\u0001\","
+                    "\"off\":false}");
+    /* what it writes, the core's parser reads back, and the first three
+     * members pass the catalogue's check (as sa_client_submit runs it) */
+    REQUIRE(sa_json_parse(json, strlen(json), 8, &o) == SA_OK);
+    CHECK(cJSON_IsTrue(sa_json_get(o, "enable_mask_overlay")));
+    CHECK_STR(sa_json_string(o, "esc"), "a\"b\\c\n\x01");
+    cJSON_Delete(o);
+    sa_free(json);
+    CHECK_EQ_INT(sa_miniserver_args_json(args, 3, &json, err, sizeof err),
+                 SA_OK);
+    CHECK_EQ_INT(ms_rc(json, err, sizeof err), SA_OK);
+    sa_free(json);
+    args[0] = arg_number("third", 1.0 / 3.0);
+    args[1] = arg_number("neg", -2.5e-300);
+    CHECK_EQ_INT(sa_miniserver_args_json(args, 2, &json, err, sizeof err),
+                 SA_OK);
+    REQUIRE(sa_json_parse(json, strlen(json), 8, &o) == SA_OK);
+    CHECK(sa_json_get(o, "third")->valuedouble == 1.0 / 3.0);
+    CHECK(sa_json_get(o, "neg")->valuedouble == -2.5e-300);
+    cJSON_Delete(o);
+    sa_free(json);
+
+    /* the one contract for what a binding cannot encode */
+    json = (char *)1;
+    args[1] = arg_number("opacity", NAN);
+    CHECK_EQ_INT(sa_miniserver_args_json(args, 2, &json, err, sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK(json == NULL);
+    CHECK_STR(err, "miniserver_args.opacity: not a finite number");
+    args[1] = arg_number("big", INFINITY);
+    CHECK_EQ_INT(sa_miniserver_args_json(args, 2, &json, err, sizeof err),
+                 SA_ERR_BAD_OPTION);
+    args[1] = arg_bool(NULL, 1);
+    CHECK_EQ_INT(sa_miniserver_args_json(args, 2, &json, err, sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_STR(err, "miniserver_args: keys must be strings");
+    args[1] = arg_bool("nul\0key", 1);
+    args[1].key_len = 7;
+    CHECK_EQ_INT(sa_miniserver_args_json(args, 2, &json, err, sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_STR(err, "miniserver_args: a key holds a NUL");
+    args[1] = arg_string("s", "a\0b", 3);
+    CHECK_EQ_INT(sa_miniserver_args_json(args, 2, &json, err, sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_STR(err, "miniserver_args.s: the string holds a NUL");
+    args[1] = arg_bool("nested", 0);
+    args[1].type = SA_ARG_OTHER;
+    args[1].type_name = "table";
+    CHECK_EQ_INT(sa_miniserver_args_json(args, 2, &json, err, sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_STR(err, "miniserver_args.nested: boolean, number or string "
+                   "expected, got table");
+    args[1].type = 99;
+    args[1].type_name = NULL;
+    CHECK_EQ_INT(sa_miniserver_args_json(args, 2, &json, err, sizeof err),
+                 SA_ERR_BAD_OPTION);
+    CHECK_STR(err, "miniserver_args.nested: boolean, number or string "
+                   "expected, got another type");
+    CHECK(json == NULL);
+    CHECK_EQ_INT(sa_miniserver_args_json(args, 1, NULL, err, sizeof err),
+                 SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa_miniserver_args_json(NULL, 1, &json, NULL, 0),
+                 SA_ERR_INVALID_ARGUMENT);
+}
+
 static size_t count_regions(const char *name)
 {
     const char *const *r = sa_catalog_regions(sa_catalog_find(name));
@@ -303,6 +458,8 @@ int main(void)
     (void)harness_slurp;
     RUN(all_names_in_order);
     RUN(counterparts);
+    RUN(public_counterpart_and_defaults);
+    RUN(miniserver_args_json);
     RUN(regions);
     RUN(units_every_boundary);
     RUN(validation_messages);

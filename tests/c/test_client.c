@@ -225,7 +225,7 @@ TEST(options_defaults)
     CHECK(o.log == NULL && o.interrupt == NULL && o.mem == NULL);
     CHECK_EQ_INT(o.log_level, SA_LOG_INFO);
     CHECK(o.jitter_seed == 0);
-    sa_client_options_init(NULL);  /* no crash */
+    sa_client_options_init_sized(NULL, sizeof(sa_client_options)); /* no crash */
 }
 
 TEST(request_defaults)
@@ -242,7 +242,7 @@ TEST(request_defaults)
     CHECK_EQ_INT(r.mask_overlay, -1);
     CHECK_EQ_INT(r.deadline_ms, 0);
     CHECK(r.callback == NULL && r.user_data == NULL);
-    sa_request_init(NULL);
+    sa_request_init_sized(NULL, sizeof(sa_request));
 }
 
 static int new_with(sa_client_options *o, char *err, size_t len)
@@ -383,9 +383,9 @@ TEST(insecure_urls)
 TEST(state_names)
 {
     static const char *const names[] = {
-        "VALIDATE", "QUEUED", "FILE_CREATE", "UPLOAD", "TASK_CREATE",
-        "POLL_WAIT", "POLLING", "BACKOFF", "FETCHING", "DONE", "FAILED",
-        "CANCELLED"};
+        "validate", "queued", "file_create", "upload", "task_create",
+        "poll_wait", "polling", "backoff", "fetching", "done", "failed",
+        "cancelled"};
     int i;
     CHECK_EQ_INT(sizeof names / sizeof names[0], SA_JOB_STATE__LAST);
     for (i = 0; i < SA_JOB_STATE__LAST; i++)
@@ -1088,7 +1088,7 @@ TEST(resume_validation_and_queue)
     CHECK_EQ_INT(ro.api_version, SA_API_DEFAULT);
     CHECK_EQ_INT(ro.deadline_ms, 0);
     CHECK(ro.callback == NULL && ro.user_data == NULL);
-    sa_resume_options_init(NULL);
+    sa_resume_options_init_sized(NULL, sizeof(sa_resume_options));
     ro.api_version = 22;
     CHECK_EQ_INT(sa_client_resume(c, "abc", &ro, &j), SA_ERR_BAD_OPTION);
     ro.api_version = SA_API_V2_0;

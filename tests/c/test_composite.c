@@ -68,7 +68,7 @@ static unsigned mask_alpha(int k, unsigned mx, unsigned my)
                : 0;
 }
 
-static void *make_mask(int k, size_t *len)
+static void *make_mask_alpha(int k, unsigned alpha, size_t *len)
 {
     png_image pi;
     png_alloc_size_t n = 0;
@@ -83,7 +83,7 @@ static void *make_mask(int k, size_t *len)
             p[0] = 10;
             p[1] = 200;
             p[2] = 30;
-            p[3] = (unsigned char)mask_alpha(k, x, y);
+            p[3] = (unsigned char)(mask_alpha(k, x, y) ? alpha : 0);
         }
     }
     memset(&pi, 0, sizeof pi);
@@ -101,6 +101,11 @@ static void *make_mask(int k, size_t *len)
     free(px);
     *len = n;
     return out;
+}
+
+static void *make_mask(int k, size_t *len)
+{
+    return make_mask_alpha(k, 200, len);
 }
 
 /* 1 when some mask covers source pixel (x, y) of a w x h source. */
@@ -127,6 +132,7 @@ static void check_source(const char *name)
     unsigned x, y;
     int k;
 
+    sa_image_info_init(&info);
     for (k = 0; k < 3; k++) masks[k] = make_mask(k, &lens[k]);
     REQUIRE(src && masks[0] && masks[1] && masks[2]);
     REQUIRE(sa_image_probe_buffer(src, src_len, &info) == SA_OK);
@@ -335,6 +341,145 @@ TEST(arguments_and_files)
     free(src);
 }
 
+/* Opaque masks with concern names: every covered pixel is exactly the
+ * concern's colour (the legend's), SD and HD names alike; without names
+ * the colours are the palette's in mask order. */
+TEST(concern_colours)
+{
+    size_t src_len = 0, lens[2] = {0, 0};
+    char *src = fixture("portrait_sd.jpg", &src_len);
+    void *masks[2];
+    const char *concerns[2] = {"wrinkle", "hd_pore"};
+    char path[256], err[256];
+    pixels out = {NULL, 0, 0};
+    unsigned char want[2][3], got[3];
+    unsigned long hits[2] = {0, 0}, wrong = 0;
+    unsigned x, y, k;
+
+    masks[0] = make_mask_alpha(0, 255, &lens[0]);
+    masks[1] = make_mask_alpha(1, 255, &lens[1]);
+    REQUIRE(src && masks[0] && masks[1]);
+    CHECK_EQ_INT(sa_concern_color("wrinkle", want[0]), 1);
+    CHECK_EQ_INT(sa_concern_color("pore", want[1]), 1);
+    CHECK_EQ_INT(sa_concern_color("hd_pore", got), 1);
+    CHECK(memcmp(got, want[1], 3) == 0);
+    CHECK(memcmp(want[0], want[1], 3) != 0);
+    out_path(path, sizeof path, "concerns");
+    CHECK_EQ_INT(sa_composite_write_concerns(src, src_len,
+                                             (const void *const *)masks, lens,
+                                             concerns, 2, 0, path, err,
+                                             sizeof err),
+                 SA_OK);
+    REQUIRE(read_png(path, &out));
+    for (y = 0; y < out.h; y++) {
+        for (x = 0; x < out.w; x++) {
+            const unsigned char *p = out.px + ((size_t)y * out.w + x) * 4;
+            for (k = 0; k < 2; k++) {
+                unsigned mx = (unsigned)((unsigned long long)x *
+                                         mask_spec[k].w / out.w);
+                unsigned my = (unsigned)((unsigned long long)y *
+                                         mask_spec[k].h / out.h);
+                if (!mask_alpha((int)k, mx, my)) continue;
+                hits[k]++;
+                wrong += memcmp(p, want[k], 3) != 0;
+            }
+        }
+    }
+    CHECK(hits[0] > 100 && hits[1] > 100);
+    CHECK_EQ_INT(wrong, 0);
+    free(out.px);
+    /* no names: palette order */
+    CHECK_EQ_INT(sa_composite_write_concerns(src, src_len,
+                                             (const void *const *)masks, lens,
+                                             NULL, 1, 0, path, err, sizeof err),
+                 SA_OK);
+    REQUIRE(read_png(path, &out));
+    sa_palette_color(0, got);
+    for (y = 0, wrong = 0, hits[0] = 0; y < out.h; y++) {
+        for (x = 0; x < out.w; x++) {
+            unsigned mx = (unsigned)((unsigned long long)x * mask_spec[0].w /
+                                     out.w);
+            unsigned my = (unsigned)((unsigned long long)y * mask_spec[0].h /
+                                     out.h);
+            if (!mask_alpha(0, mx, my)) continue;
+            hits[0]++;
+            wrong += memcmp(out.px + ((size_t)y * out.w + x) * 4, got, 3) != 0;
+        }
+    }
+    CHECK(hits[0] > 100);
+    CHECK_EQ_INT(wrong, 0);
+    free(out.px);
+    /* max_side: scaled down, aspect kept; a solid area keeps its colour */
+    CHECK_EQ_INT(sa_composite_write_concerns(src, src_len,
+                                             (const void *const *)masks, lens,
+                                             concerns, 2, 100, path, err,
+                                             sizeof err),
+                 SA_OK);
+    REQUIRE(read_png(path, &out));
+    {
+        sa_image_info info;
+        sa_image_info_init(&info);
+        REQUIRE(sa_image_probe_buffer(src, src_len, &info) == SA_OK);
+        CHECK(out.w <= 100 && out.h <= 100);
+        CHECK(out.w == 100 || out.h == 100);
+        CHECK_NEAR((double)out.w / out.h, (double)info.width / info.height,
+                   0.02);
+        /* the centre of mask 0's box (fractions 0.25, 0.20) is wrinkle */
+        {
+            const unsigned char *p =
+                out.px + ((size_t)(out.h * 0.20) * out.w +
+                          (size_t)(out.w * 0.25)) * 4;
+            CHECK(memcmp(p, want[0], 3) == 0);
+        }
+    }
+    free(out.px);
+    /* a max_side above the size changes nothing */
+    CHECK_EQ_INT(sa_composite_write_concerns(src, src_len, NULL, NULL, NULL, 0,
+                                             100000, path, err, sizeof err),
+                 SA_OK);
+    REQUIRE(read_png(path, &out));
+    {
+        sa_image_info info;
+        sa_image_info_init(&info);
+        REQUIRE(sa_image_probe_buffer(src, src_len, &info) == SA_OK);
+        CHECK_EQ_INT(out.w, info.width);
+    }
+    free(out.px);
+    remove(path);
+    free(masks[0]);
+    free(masks[1]);
+    free(src);
+}
+
+/* The palette: every catalogue concern its own colour, SD = HD, unknown
+ * names hashed (stable), NULL refused. */
+TEST(palette)
+{
+    unsigned char c[16][3], a[3], b[3];
+    size_t i, j, n = 0;
+    for (i = 0; i < sa_action_count(); i++) {
+        const char *name = sa_action_name(i);
+        if (strncmp(name, "hd_", 3) != 0) continue;
+        REQUIRE(n < 16);
+        CHECK_EQ_INT(sa_concern_color(name, c[n]), 1);
+        n++;
+    }
+    CHECK_EQ_INT(n, 16);
+    for (i = 0; i < n; i++)
+        for (j = i + 1; j < n; j++) CHECK(memcmp(c[i], c[j], 3) != 0);
+    CHECK_EQ_INT(sa_concern_color("dark_circle_v2", a), 1);
+    CHECK_EQ_INT(sa_concern_color("hd_dark_circle", b), 1);
+    CHECK(memcmp(a, b, 3) == 0);
+    CHECK_EQ_INT(sa_concern_color("sparkle", a), 0);
+    CHECK_EQ_INT(sa_concern_color("sparkle", b), 0);
+    CHECK(memcmp(a, b, 3) == 0);
+    CHECK_EQ_INT(sa_concern_color(NULL, a), SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa_concern_color("pore", NULL), SA_ERR_INVALID_ARGUMENT);
+    sa_palette_color(SA_PALETTE_SIZE + 1, a);
+    sa_palette_color(1, b);
+    CHECK(memcmp(a, b, 3) == 0);
+}
+
 int main(void)
 {
     RUN(jpeg_source);
@@ -342,5 +487,7 @@ int main(void)
     RUN(jpeg_overlay_same_as_source);
     RUN(corrupt_images);
     RUN(arguments_and_files);
+    RUN(concern_colours);
+    RUN(palette);
     return harness_report();
 }

@@ -72,6 +72,7 @@ TEST(jpeg_baseline_and_progressive)
     unsigned char buf[128];
     sa_image_info info;
     size_t n = make_jpeg(buf, 0xC0, 800, 600);
+    sa_image_info_init(&info);
     CHECK_EQ_INT(sa_image_probe_buffer(buf, n, &info), SA_OK);
     CHECK_EQ_INT(info.format, SA_IMAGE_JPEG);
     CHECK_EQ_INT(info.width, 600);
@@ -90,6 +91,7 @@ TEST(jpeg_bad)
     unsigned char buf[128];
     sa_image_info info;
     size_t n = make_jpeg(buf, 0xC0, 800, 600), cut;
+    sa_image_info_init(&info);
     /* every truncation before the frame size is complete */
     for (cut = 0; cut < n - 11; cut++) {
         int rc = sa_image_probe_buffer(buf, cut, &info);
@@ -137,6 +139,7 @@ TEST(png_header)
     unsigned char buf[64];
     sa_image_info info;
     size_t n = make_png(buf, 600, 800), cut;
+    sa_image_info_init(&info);
     CHECK_EQ_INT(sa_image_probe_buffer(buf, n, &info), SA_OK);
     CHECK_EQ_INT(info.format, SA_IMAGE_PNG);
     CHECK_EQ_INT(info.width, 600);
@@ -163,6 +166,7 @@ TEST(png_header)
 TEST(buffer_arguments)
 {
     sa_image_info info;
+    sa_image_info_init(&info);
     CHECK_EQ_INT(sa_image_probe_buffer(NULL, 0, &info), SA_ERR_IMAGE_FORMAT);
     CHECK_EQ_INT(sa_image_probe_buffer(NULL, 5, &info),
                  SA_ERR_INVALID_ARGUMENT);
@@ -193,6 +197,8 @@ TEST(fixtures)
         sa_image_info a, b;
         size_t len = 0;
         char *data;
+        sa_image_info_init(&a);
+        sa_image_info_init(&b);
         snprintf(path, sizeof path, "%s/%s", SA_FIXTURES, rows[i].name);
         data = harness_slurp(path, &len);
         if (!data) {
@@ -255,6 +261,7 @@ TEST(file_incremental_big_exif)
     unsigned char *img = big_exif_jpeg(&len);
     sa_image_info info;
     int fd;
+    sa_image_info_init(&info);
     REQUIRE(img != NULL);
     fd = mkstemp(path);
     REQUIRE(fd >= 0);
@@ -284,6 +291,7 @@ TEST(file_errors)
     char dir[] = "/tmp/sa_test_dir_XXXXXX";
     char fifo[600];
     sa_image_info info;
+    sa_image_info_init(&info);
     CHECK_EQ_INT(sa_image_probe_file("/nonexistent/x.jpg", &info),
                  SA_ERR_FILE);
     REQUIRE(mkdtemp(dir) != NULL);

@@ -381,7 +381,7 @@ TEST(new_rejects_bad_configs)
     CHECK_EQ_INT(sa_jobsm_on_response(NULL, T0, NULL),
                  SA_ERR_INVALID_ARGUMENT);
     sa_jobsm_free(NULL);
-    CHECK_STR(sa_jobsm_state_name(SA_JOB_POLL_WAIT), "POLL_WAIT");
+    CHECK_STR(sa_jobsm_state_name(SA_JOB_POLL_WAIT), "poll_wait");
     CHECK_STR(sa_jobsm_state_name(SA_JOB_STATE__LAST), "?");
     CHECK_STR(sa_jobsm_state_name(-1), "?");
     jt_end(t);

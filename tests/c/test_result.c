@@ -733,6 +733,34 @@ TEST(url_file_names)
     sa_url_file_name("https://h/a.png", NULL, 10); /* no crash */
 }
 
+/* Which result files are masks: the one rule composites and the
+ * bindings' mask lists use. */
+TEST(file_is_mask)
+{
+    static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n',
+                                        0x1a, '\n', 0, 0};
+    static const unsigned char jpeg[] = {0xFF, 0xD8, 0xFF, 0xE0};
+    static const char *const rz =
+        "https://cdn.example/x/resized%20image.jpg?X-Amz-Signature=abc";
+    char rz_name[SA_FILE_NAME_MAX];
+
+    REQUIRE(sa_file_name_clean(rz, rz_name, sizeof rz_name) == SA_OK);
+    CHECK_STR(rz_name, "resized_image.jpg");
+    CHECK_EQ_INT(sa_file_is_mask("hd_pore_output.png", png, sizeof png, rz),
+                 1);
+    CHECK_EQ_INT(sa_file_is_mask("mask.jpg", jpeg, sizeof jpeg, NULL), 1);
+    /* the resized input image is no mask, under the name the core gives it */
+    CHECK_EQ_INT(sa_file_is_mask(rz_name, jpeg, sizeof jpeg, rz), 0);
+    CHECK_EQ_INT(sa_file_is_mask(rz_name, jpeg, sizeof jpeg, NULL), 1);
+    /* not an image: score_info.json, a short or empty file, no bytes */
+    CHECK_EQ_INT(sa_file_is_mask("score_info.json", "{}", 2, NULL), 0);
+    CHECK_EQ_INT(sa_file_is_mask("cut.png", png, 7, NULL), 0);
+    CHECK_EQ_INT(sa_file_is_mask("cut.jpg", jpeg, 2, NULL), 0);
+    CHECK_EQ_INT(sa_file_is_mask("empty.png", png, 0, NULL), 0);
+    CHECK_EQ_INT(sa_file_is_mask("on_disk.png", NULL, 0, NULL), 0);
+    CHECK_EQ_INT(sa_file_is_mask(NULL, png, sizeof png, NULL), 0);
+}
+
 int main(void)
 {
     RUN(json_hd);
@@ -752,5 +780,6 @@ int main(void)
     RUN(scrub_keeps_files_on_disk_and_take_moves_the_bytes);
     RUN(urls);
     RUN(url_file_names);
+    RUN(file_is_mask);
     return harness_report();
 }

@@ -66,6 +66,7 @@ TEST(hd_emulator_layout)
     size_t len;
     int format;
 
+    sa_image_info_init(&info);
     REQUIRE(rc == SA_OK && r != NULL);
     CHECK_STR(err, "");
     CHECK_EQ_INT(sa_result_format(r), SA_FORMAT_ZIP);

@@ -43,6 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     sa_image_info a, b;
     int ra, rb;
+    sa_image_info_init(&a);
+    sa_image_info_init(&b);
     if (size > (1u << 20)) return 0;
     ra = sa_image_probe_buffer(size ? data : NULL, size, &a);
     require(ra == SA_OK || ra == SA_ERR_IMAGE_FORMAT);

@@ -2,13 +2,14 @@
 -- client:delete and their non-blocking *_job forms, delete_after on
 -- client:analyze, against the emulator.
 local sa = require "skinanalysis"
-local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 
-local SD_JPG = emulator.fixtures .. "/portrait_sd.jpg"
+local SD_JPG = spec.SD_JPG
 local SD4 = { "wrinkle", "pore", "texture", "acne" }
 
 describe("account", function()
-  local emu
+  local emu = spec.emulator{ "--task-seconds", "0", "--rate-limit", "off", "--units", "100",
+                             "--grants", "ApiPayAsYouGo:20,Console:7" }
 
   -- A task created and left unpolled (its id, to resume).
   local function abandoned_id(c)
@@ -21,15 +22,6 @@ describe("account", function()
     job:abandon()
     return id
   end
-
-  lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0", "--rate-limit", "off",
-                          "--units", "100", "--grants", "ApiPayAsYouGo:20,Console:7" }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-  end)
 
   before_each(function()
     emu:clear_scenario()
@@ -93,22 +85,23 @@ describe("account", function()
     assert.has_error(function() c:credit_job({ version = "2.0" }) end)
   end)
 
-  it("refuses to delete a running task (OperationInvalid)", function()
-    local slow = emulator.start{ "--task-seconds", "30", "--rate-limit", "off" }
-    local c = slow:client()
-    local job = assert(c:submit(SD_JPG, { actions = SD4 }))
-    for _ = 1, 1000 do
-      if job:task_id() then break end
-      c:step(0.01)
-    end
-    local d = assert(c:delete_job(job:task_id()))
-    local ok, err, code = d:wait(10)
-    assert.is_nil(ok)
-    assert.equal("bad_request", code, err)
-    assert.equal("OperationInvalid", d:info().api_error_code)
-    job:abandon()
-    c:close()
-    slow:stop()
+  describe("with a slow task", function()
+    local slow = spec.emulator{ "--task-seconds", "30", "--rate-limit", "off" }
+
+    it("refuses to delete a running task (OperationInvalid)", function()
+      local c <close> = slow:client()
+      local job = assert(c:submit(SD_JPG, { actions = SD4 }))
+      for _ = 1, 1000 do
+        if job:task_id() then break end
+        c:step(0.01)
+      end
+      local d = assert(c:delete_job(job:task_id()))
+      local ok, err, code = d:wait(10)
+      assert.is_nil(ok)
+      assert.equal("bad_request", code, err)
+      assert.equal("OperationInvalid", d:info().api_error_code)
+      job:abandon()
+    end)
   end)
 
   it("delete_after deletes once the result is in hand", function()

@@ -2,9 +2,9 @@
 -- first error is re-raised by the method that delivered it (step, run,
 -- wait), the job still ends, later events stay queued.
 local sa = require "skinanalysis"
-local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 
-local SD_JPG = emulator.fixtures .. "/portrait_sd.jpg"
+local SD_JPG = spec.SD_JPG
 
 -- Step until cond() is true; errors raised by step are collected.
 local function step_until(c, cond, errors)
@@ -17,15 +17,7 @@ local function step_until(c, cond, errors)
 end
 
 describe("callbacks", function()
-  local emu
-
-  lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0.2", "--rate-limit", "off" }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = spec.emulator()
 
   it("a raising on_progress is re-raised by step(); the job still ends", function()
     local c <close> = emu:client()
@@ -34,7 +26,7 @@ describe("callbacks", function()
       actions = { "pore" },
       on_progress = function(_, state)
         calls = calls + 1
-        if state == "UPLOAD" then error("progress boom") end
+        if state == "upload" then error("progress boom") end
       end,
       on_done = function() done = done + 1 end,
     }))
@@ -43,7 +35,7 @@ describe("callbacks", function()
     assert.equal(1, #errors)
     assert.matches("progress boom", errors[1])
     assert.equal(1, done)
-    assert.equal("DONE", job:status())
+    assert.equal("done", job:status())
     assert.is_truthy(job:result())
     assert.truthy(calls >= 4)
   end)
@@ -125,7 +117,7 @@ describe("callbacks", function()
     local job = assert(c:submit(SD_JPG, {
       actions = { "pore" },
       on_progress = function(_, state)
-        if state == "TASK_CREATE" then c:close() end
+        if state == "task_create" then c:close() end
       end,
     }))
     local r, _, code = job:wait(10)

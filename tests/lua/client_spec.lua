@@ -2,22 +2,15 @@
 -- source, both versions and formats, validation before anything is sent.
 local sa = require "skinanalysis"
 local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 
 local fixtures = emulator.fixtures
-local SD_JPG = fixtures .. "/portrait_sd.jpg"
-local HD_JPG = fixtures .. "/portrait_hd.jpg"
-local PNG = fixtures .. "/portrait.png"
+local SD_JPG = spec.SD_JPG
+local HD_JPG = spec.HD_JPG
+local PNG = spec.PNG
 
 describe("client against the emulator", function()
-  local emu
-
-  lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0.2", "--rate-limit", "off" }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = spec.emulator()
 
   local function check_sd_result(r)
     assert.is_table(r)
@@ -133,7 +126,7 @@ describe("client against the emulator", function()
       assert.is_false(job:done())
       assert.is_truthy(job:wait(10))
       assert.is_true(job:done())
-      assert.equal("DONE", job:status())
+      assert.equal("done", job:status())
     end)
   end)
 
@@ -167,11 +160,11 @@ describe("client against the emulator", function()
       for i = 1, 3 do
         assert.equal(1, done[i])
         local states = table.concat(progress[i], " ")
-        assert.matches("UPLOAD", states)
-        assert.matches("TASK_CREATE", states)
-        assert.matches("DONE$", states)
+        assert.matches("upload", states)
+        assert.matches("task_create", states)
+        assert.matches("done$", states)
         assert.is_truthy(jobs[i]:result())
-        assert.equal("DONE", jobs[i]:status())
+        assert.equal("done", jobs[i]:status())
         local info = jobs[i]:info()
         assert.equal(9, info.units)
         assert.truthy(info.polls >= 1)
@@ -212,7 +205,7 @@ describe("client against the emulator", function()
       assert.equal("not_done", code)
       assert.matches("^skinanalysis.job %(", tostring(job))
       assert.is_truthy(job:wait(10))
-      assert.matches("DONE", tostring(job))
+      assert.matches("done", tostring(job))
     end)
   end)
 
@@ -225,7 +218,7 @@ describe("client against the emulator", function()
       assert.is_true(job:cancel())
       assert.is_true(job:done())
       local state, code, msg = job:status()
-      assert.equal("CANCELLED", state)
+      assert.equal("cancelled", state)
       assert.equal("cancelled", code)
       assert.is_string(msg)
       local r, _, rcode = job:wait(1)
@@ -244,7 +237,7 @@ describe("client against the emulator", function()
         if job:task_id() then break end
       end
       assert.is_true(job:abandon())
-      assert.equal("CANCELLED", job:status())
+      assert.equal("cancelled", job:status())
       assert.is_true(c:run(5))
     end)
   end)
@@ -265,6 +258,10 @@ describe("client against the emulator", function()
       { "image_too_large", nil, { buffer = big } },
       { "bad_option", SD_JPG, { miniserver_args = { bogus_key = true } } },
       { "bad_option", SD_JPG, { miniserver_args = "[1, 2]" } },
+      -- what JSON scalars cannot say: the core's refusal, as in Python
+      { "bad_option", SD_JPG, { miniserver_args = { enable_mask_overlay = {} } } },
+      { "bad_option", SD_JPG, { miniserver_args = { opacity_dark_background_hd_pore = 0 / 0 } } },
+      { "bad_option", SD_JPG, { miniserver_args = { [1] = true } } },
       { "bad_option", SD_JPG, { version = "2.0", pf_camera_kit = true } },
     }
     for _, case in ipairs(cases) do
@@ -283,6 +280,16 @@ describe("client against the emulator", function()
         assert.equal(before, emu:request_count())
       end)
     end
+
+    it("miniserver_args refusals carry the core's message", function()
+      local c <close> = emu:client()
+      local _, msg = c:submit(SD_JPG, { miniserver_args = { enable_mask_overlay = {} } })
+      assert.equal("miniserver_args.enable_mask_overlay: boolean, number or string expected, got table", msg)
+      _, msg = c:submit(SD_JPG, { miniserver_args = { [1] = true } })
+      assert.equal("miniserver_args: keys must be strings", msg)
+      _, msg = c:submit(SD_JPG, { miniserver_args = { enable_mask_overlay = "x\0y" } })
+      assert.equal("miniserver_args.enable_mask_overlay: the string holds a NUL", msg)
+    end)
 
     it("accepts documented miniserver_args", function()
       local c <close> = emu:client()
@@ -306,9 +313,6 @@ describe("client against the emulator", function()
         { on_done = "print" },
         { deadline = "soon" },
         { pf_camera_kit = "yes" },
-        { miniserver_args = { enable_mask_overlay = {} } },
-        { miniserver_args = { opacity_dark_background_hd_pore = 0 / 0 } },
-        { miniserver_args = { [1] = true } },
         { version = 3 },
       }
       for _, opts in ipairs(bad) do

@@ -1,20 +1,12 @@
 -- Straight-line code in coroutines: sa.await yields until a job ends while
 -- the loop steps the client; the built-in scheduler; foreign schedulers.
 local sa = require "skinanalysis"
-local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 
-local SD_JPG = emulator.fixtures .. "/portrait_sd.jpg"
+local SD_JPG = spec.SD_JPG
 
 describe("coroutines", function()
-  local emu
-
-  lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0.2", "--rate-limit", "off" }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = spec.emulator()
 
   it("sa.spawn + sa.await + sa.run", function()
     local c <close> = emu:client()

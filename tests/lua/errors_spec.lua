@@ -2,8 +2,9 @@
 -- code name, from analyze(), job:wait() and job:result() alike.
 local sa = require "skinanalysis"
 local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 
-local SD_JPG = emulator.fixtures .. "/portrait_sd.jpg"
+local SD_JPG = spec.SD_JPG
 
 local function expect_failure(code, r, msg, got)
   assert.is_nil(r)
@@ -13,15 +14,7 @@ local function expect_failure(code, r, msg, got)
 end
 
 describe("runtime failures", function()
-  local emu
-
-  lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0.2", "--rate-limit", "off" }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = spec.emulator()
 
   after_each(function()
     emu:clear_scenario()
@@ -91,7 +84,7 @@ describe("runtime failures", function()
     local job = assert(c:submit(SD_JPG))
     expect_failure("engine", job:wait(10))
     local state, code, msg = job:status()
-    assert.equal("FAILED", state)
+    assert.equal("failed", state)
     assert.equal("engine", code)
     assert.is_string(msg)
     local info = job:info()
@@ -171,15 +164,7 @@ end)
 describe("a server echoing the API key", function()
   local KEY = "sk-LUA-echo-5e4d3c2b1a09"
   local PIECE = "echo-5e4d3c"   -- not even part of it may show
-  local emu
-
-  lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0", "--rate-limit", "off", "--keys", KEY }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = spec.emulator{ "--task-seconds", "0", "--rate-limit", "off", "--keys", KEY }
 
   after_each(function()
     emu:clear_scenario()

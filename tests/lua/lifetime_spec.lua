@@ -3,24 +3,15 @@
 -- handles raising.
 local sa = require "skinanalysis"
 local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 
-local SD_JPG = emulator.fixtures .. "/portrait_sd.jpg"
-local PNG = emulator.fixtures .. "/portrait.png"
+local SD_JPG = spec.SD_JPG
+local PNG = spec.PNG
 
-local function full_gc()
-  for _ = 1, 3 do collectgarbage("collect") end
-end
+local full_gc = spec.full_gc
 
 describe("lifetime", function()
-  local emu
-
-  lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0.2", "--rate-limit", "off" }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = spec.emulator()
 
   it("<close> closes a client at the end of its scope, and close is idempotent", function()
     local outer
@@ -139,14 +130,14 @@ describe("lifetime", function()
     c:close()
     assert.is_true(running:done())
     local state, code, msg = running:status()
-    assert.equal("CANCELLED", state)
+    assert.equal("cancelled", state)
     assert.equal("cancelled", code)
     assert.is_string(msg)
     local r, _, rcode = running:wait()
     assert.is_nil(r)
     assert.equal("cancelled", rcode)
     -- the ended job still answers from its cached end
-    assert.equal("DONE", finished:status())
+    assert.equal("done", finished:status())
     assert.is_truthy(finished:result():get("pore"))
     assert.is_string(finished:info().task_id)
     running:close()

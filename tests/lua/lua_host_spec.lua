@@ -7,6 +7,7 @@
 -- coroutine scheduler.  With a sanitized build (run.sh preloads ASan) the
 -- budget is 12 ms: ASan and UBSan make the code 2-3 times slower.
 local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 local json = require "dkjson"
 
 local sanitized = (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) ~= nil
@@ -102,18 +103,20 @@ describe("lua_host frame loop", function()
     return
   end
 
-  local emu, scenario_path
+  local scenario_path
 
   lazy_setup(function()
     scenario_path = os.tmpname()
     local f = assert(io.open(scenario_path, "w"))
     f:write(json.encode(SCENARIO))
     f:close()
-    emu = emulator.start{ "--task-seconds", "1.5", "--scenario", scenario_path }
+  end)
+
+  local emu = spec.emulator(function()
+    return { "--task-seconds", "1.5", "--scenario", scenario_path }
   end)
 
   lazy_teardown(function()
-    if emu then emu:stop() end
     if scenario_path then os.remove(scenario_path) end
   end)
 

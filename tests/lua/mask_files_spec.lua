@@ -6,25 +6,14 @@
 -- host.
 local sa = require "skinanalysis"
 local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 
-local SD_JPG = emulator.fixtures .. "/portrait_sd.jpg"
-local PNG_SIG = "\137PNG\r\n\26\n"
+local SD_JPG = spec.SD_JPG
+local PNG_SIG = spec.PNG_SIG
 
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d"))
-  local dir = p:read("l")
-  p:close()
-  assert(dir and dir ~= "", "mktemp -d failed")
-  return dir
-end
+local tmpdir, rmdir = spec.tmpdir, spec.rmdir
 
-local function rmdir(dir)
-  os.execute("rm -rf " .. emulator.quote(dir))
-end
-
-local function full_gc()
-  for _ = 1, 3 do collectgarbage("collect") end
-end
+local full_gc = spec.full_gc
 
 local function names_of(paths)
   local names = {}
@@ -46,21 +35,15 @@ local RESULTS = { output = {
 } }
 
 describe("mask files", function()
-  local emu, slow
+  local emu = spec.emulator()
+  local slow = spec.emulator{ "--task-seconds", "60", "--rate-limit", "off" }
 
   lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0.2", "--rate-limit", "off" }
-    slow = emulator.start{ "--task-seconds", "60", "--rate-limit", "off" }
     for name, body in pairs{ ["a/mask.png"] = ("A"):rep(3000), ["b/mask.png"] = ("B"):rep(3000),
                              ["c/mask.png"] = ("C"):rep(3000), ["x%20y.png"] = "space",
                              ["x_y.png"] = "underscore" } do
       assert.equal(200, (slow:control("POST", "/_control/public/" .. name, body)))
     end
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-    if slow then slow:stop() end
   end)
 
   -- A DONE job of c whose data.results is `results`.
@@ -90,7 +73,7 @@ describe("mask files", function()
     while not f:done() and sa.now() < deadline do c:step(0.05) end
     local r = assert(f:result())
     assert.equal(3, #r.files)
-    assert.equal("DONE", f:state())
+    assert.equal("done", f:state())
   end)
 
   it("a dropped fetch ends and is collected", function()

@@ -2,22 +2,13 @@
 -- composites, and parse_zip, against the emulator.
 local sa = require "skinanalysis"
 local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 
 local fixtures = emulator.fixtures
-local SD_JPG = fixtures .. "/portrait_sd.jpg"
-local PNG_SIG = "\137PNG\r\n\26\n"
+local SD_JPG = spec.SD_JPG
+local PNG_SIG = spec.PNG_SIG
 
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d"))
-  local dir = p:read("l")
-  p:close()
-  assert(dir and dir ~= "", "mktemp -d failed")
-  return dir
-end
-
-local function rmdir(dir)
-  os.execute("rm -rf " .. emulator.quote(dir))
-end
+local tmpdir, rmdir = spec.tmpdir, spec.rmdir
 
 -- Width and height from a PNG's IHDR.
 local function png_size(data)
@@ -38,15 +29,7 @@ local function budget()
 end
 
 describe("zip results and masks", function()
-  local emu
-
-  lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0.2", "--rate-limit", "off" }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = spec.emulator()
 
   it("a corrupt zip ends with the code zip, naming the billed task", function()
     emu:scenario{ { endpoint = "result", fault = "malformed_json" } }
@@ -198,7 +181,7 @@ describe("zip results and masks", function()
     -- One frame loop of downloads: the slowest step and the fetch job.
     local function frame_loop()
       local fetch = assert(c:fetch_masks(job, dir))
-      assert.equal("FETCHING", fetch:state())
+      assert.equal("fetching", fetch:state())
       local worst, frames, deadline = 0, 0, sa.now() + 20
       while not fetch:done() and sa.now() < deadline do
         local t0 = sa.now()
@@ -240,7 +223,7 @@ describe("zip results and masks", function()
     }))
     assert(job:wait(10))
     local n = #states
-    assert.equal("DONE", states[n])
+    assert.equal("done", states[n])
     local fetch = assert(c:fetch_masks(job))
     local deadline = sa.now() + 10
     while not fetch:done() and sa.now() < deadline do c:step(0.01) end
@@ -248,7 +231,7 @@ describe("zip results and masks", function()
     c:step()
     assert.equal(n, #states)
     assert.equal(1, dones)
-    assert.equal("DONE", job:state())
+    assert.equal("done", job:state())
   end)
 
   it("fetch_masks of a job still running is not_done; a job of another client raises", function()
@@ -264,15 +247,7 @@ describe("zip results and masks", function()
 end)
 
 describe("expired mask URLs", function()
-  local emu
-
-  lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0.1", "--rate-limit", "off", "--url-ttl", "1" }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = spec.emulator{ "--task-seconds", "0.1", "--rate-limit", "off", "--url-ttl", "1" }
 
   it("are refreshed by polling the task again", function()
     local dir = tmpdir()

@@ -22,6 +22,25 @@ describe("module", function()
     assert.has_error(function() sa.actions("xd") end)
   end)
 
+  it("pairs each concern with its other tier (the core's rule)", function()
+    local sd, hd = sa.actions("sd"), sa.actions("hd")
+    for i = 1, 16 do
+      assert.equal(hd[i], sa.counterpart(sd[i]))
+      assert.equal(sd[i], sa.counterpart(hd[i]))
+    end
+    assert.equal("hd_dark_circle", sa.counterpart("dark_circle_v2"))
+    assert.is_nil(sa.counterpart("wrinkles"))
+    assert.has_error(function() sa.counterpart() end)
+  end)
+
+  it("gives the default actions of each tier (what analyze asks for)", function()
+    assert.same(sa.actions("sd"), sa.default_actions())
+    assert.same(sa.actions("sd"), sa.default_actions("sd"))
+    assert.same(sa.actions("hd"), sa.default_actions("hd"))
+    assert.equal(16, sa.cost(sa.default_actions()))
+    assert.has_error(function() sa.default_actions("xd") end)
+  end)
+
   it("names an unknown action", function()
     local tier, msg, code = sa.action_tier("wrinkles")
     assert.is_nil(tier)
@@ -170,13 +189,15 @@ describe("module", function()
     end)
     it("lists the job states", function()
       local states = sa.job_states()
-      assert.equal("VALIDATE", states[1])
-      assert.truthy(#states >= 12)
+      -- the core's names (sa_job_state_name), the strings Python shows too
+      assert.same({ "validate", "queued", "file_create", "upload", "task_create",
+                    "poll_wait", "polling", "backoff", "fetching", "done", "failed",
+                    "cancelled" }, states)
       local fetching
       for i, s in ipairs(states) do
-        if s == "FETCHING" then fetching = i end
+        if s == "fetching" then fetching = i end
       end
-      assert.equal("DONE", states[fetching + 1])
+      assert.equal("done", states[fetching + 1])
     end)
   end)
 

@@ -3,21 +3,13 @@
 -- with no second task; a storm of failed polls past the old retry budget
 -- still ends with the result.
 local sa = require "skinanalysis"
-local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 
-local SD_JPG = emulator.fixtures .. "/portrait_sd.jpg"
-local HD_JPG = emulator.fixtures .. "/portrait_hd.jpg"
+local SD_JPG = spec.SD_JPG
+local HD_JPG = spec.HD_JPG
 
 describe("resume", function()
-  local emu
-
-  lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0.3", "--rate-limit", "off" }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = spec.emulator{ "--task-seconds", "0.3", "--rate-limit", "off" }
 
   before_each(function()
     emu:clear_scenario()

@@ -43,7 +43,7 @@ local ok, err = pcall(function()
     for i = 1, 4 do
       assert(c:submit(SD_JPG, {
         actions = { "pore", "wrinkle" },
-        on_progress = function(_, state) if i == 2 and state == "UPLOAD" then error("boom") end end,
+        on_progress = function(_, state) if i == 2 and state == "upload" then error("boom") end end,
         on_done = function() done = done + 1 end,
       }))
     end

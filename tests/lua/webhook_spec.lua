@@ -2,8 +2,9 @@
 -- reference signer), and client:notify.
 local sa = require "skinanalysis"
 local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
 
-local SD_JPG = emulator.fixtures .. "/portrait_sd.jpg"
+local SD_JPG = spec.SD_JPG
 local SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 local HELPER = emulator.repo .. "/tests/lua/helpers/receiver.py"
 local json = require "dkjson"
@@ -24,11 +25,8 @@ local Receiver = {}
 Receiver.__index = Receiver
 
 local function start_receiver()
-  local cmd = "env -u LD_PRELOAD sh -c 'echo $$; exec python3 \"$0\" listen 30' " ..
-      emulator.quote(HELPER) .. " 2>/dev/null"
-  local pipe = assert(io.popen(cmd, "r"))
-  local pid = tonumber(pipe:read("l"))
-  local port = tonumber((pipe:read("l") or ""):match("^listening on (%d+)$"))
+  local pipe, pid, line = emulator.spawn{ "python3", HELPER, "listen", "30" }
+  local port = tonumber((line or ""):match("^listening on (%d+)$"))
   assert(pid and port, "the webhook receiver did not start")
   return setmetatable({ pid = pid, port = port, pipe = pipe }, Receiver)
 end
@@ -39,11 +37,7 @@ function Receiver:next()
 end
 
 function Receiver:stop()
-  if self.pipe then
-    os.execute("kill " .. self.pid .. " 2>/dev/null")
-    self.pipe:close()
-    self.pipe = nil
-  end
+  emulator.stop_process(self)
 end
 
 describe("verify_webhook", function()
@@ -138,17 +132,19 @@ describe("verify_webhook", function()
 end)
 
 describe("webhooks from the emulator", function()
-  local emu, receiver
+  local receiver
 
   lazy_setup(function()
     receiver = start_receiver()
-    emu = emulator.start{ "--task-seconds", "0.3", "--rate-limit", "off",
-                          "--webhook-url", "http://127.0.0.1:" .. receiver.port .. "/hook",
-                          "--webhook-secret", SECRET }
+  end)
+
+  local emu = spec.emulator(function()
+    return { "--task-seconds", "0.3", "--rate-limit", "off",
+             "--webhook-url", "http://127.0.0.1:" .. receiver.port .. "/hook",
+             "--webhook-secret", SECRET }
   end)
 
   lazy_teardown(function()
-    if emu then emu:stop() end
     if receiver then receiver:stop() end
   end)
 
@@ -157,10 +153,10 @@ describe("webhooks from the emulator", function()
     local c <close> = emu:client{ poll_interval = 5, max_poll_interval = 10 }
     local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
     local deadline = sa.now() + 10
-    while job:state() ~= "POLL_WAIT" and not job:done() and sa.now() < deadline do
+    while job:state() ~= "poll_wait" and not job:done() and sa.now() < deadline do
       c:step(0.01)
     end
-    assert.equal("POLL_WAIT", job:state())
+    assert.equal("poll_wait", job:state())
     local delivery = assert(receiver:next(), "no webhook delivery")
     local d, err, code = sa.verify_webhook(SECRET, delivery.headers, delivery.body)
     assert.is_nil(code, err)

@@ -410,7 +410,7 @@ def test_result_model(client, tmp_path):
     assert list(df["concern"]) == [s.concern for s in res]
     assert df.attrs["task_id"] == res.task_id
     html = res._repr_html_()
-    assert "<table class=\"skinanalysis-scores\">" in html
+    assert "<table class=\"sa-scores skinanalysis-scores\">" in html
     assert html.count("<img ") == 4 and "&amp;sig=" in html
 
 

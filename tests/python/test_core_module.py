@@ -50,6 +50,68 @@ def test_catalogue():
         skinanalysis.tier_of("wrinkles")
 
 
+def test_rules_come_from_the_core():
+    """Counterparts, the default set and state names: the core's functions,
+    the same ones Lua uses (no second copy in the sugar)."""
+    from skinanalysis import actions
+    for sd, hd in zip(skinanalysis.SD_ACTIONS, skinanalysis.HD_ACTIONS):
+        assert actions.counterpart(sd) == _core.action_counterpart(sd) == hd
+        assert actions.counterpart(hd) == sd
+    assert actions.counterpart("wrinkles") is None
+    assert actions.counterpart(None) is None
+    assert skinanalysis.DEFAULT_ACTIONS == _core.default_actions(_core.TIER_SD)
+    assert _core.default_actions(_core.TIER_HD) == skinanalysis.HD_ACTIONS
+    assert _core.default_actions(7) == ()
+    assert actions.normalize(None, hd=True) == list(skinanalysis.HD_ACTIONS)
+    from skinanalysis.client import state_name
+    names = [_core.job_state_name(s) for s in range(_core.JOB_CANCELLED + 1)]
+    assert names == ["validate", "queued", "file_create", "upload", "task_create",
+                     "poll_wait", "polling", "backoff", "fetching", "done", "failed",
+                     "cancelled"]
+    assert [state_name(s) for s in range(_core.JOB_CANCELLED + 1)] == names
+    assert _core.job_state_name(-1) == _core.job_state_name(99) == "?"
+
+
+def test_miniserver_args_json_is_the_cores():
+    enc = _core.miniserver_args_json
+    assert enc({}) == "{}"
+    text = enc({"enable_mask_overlay": True, "opacity_dark_background_hd_pore": 0.4,
+                "color_dark_background_hd_pore": "3D3D3D", "n": 3, "off": False,
+                "esc": 'a"b\\\n'})
+    assert text == ('{"enable_mask_overlay":true,"opacity_dark_background_hd_pore":0.4,'
+                    '"color_dark_background_hd_pore":"3D3D3D","n":3,"off":false,'
+                    '"esc":"a\\"b\\\\\\n"}')
+    assert json.loads(text)["esc"] == 'a"b\\\n'
+    assert json.loads(enc({"third": 1 / 3}))["third"] == 1 / 3
+    cases = [({"k": [1]}, "miniserver_args.k: boolean, number or string expected, got list"),
+             ({"k": None}, "got NoneType"),
+             ({1: True}, "miniserver_args: keys must be strings"),
+             ({"k": float("inf")}, "miniserver_args.k: not a finite number"),
+             ({"k": 10 ** 400}, "miniserver_args.k: not a finite number"),
+             ({"k": "a\0b"}, "miniserver_args.k: the string holds a NUL"),
+             ({"a\0b": 1}, "miniserver_args: a key holds a NUL")]
+    for value, message in cases:
+        with pytest.raises(skinanalysis.ValidationError) as info:
+            enc(value)
+        assert info.value.status_name == "bad_option"
+        assert message in str(info.value)
+    with pytest.raises(TypeError):
+        enc("{}")
+    with pytest.raises(TypeError):
+        enc([("a", 1)])
+
+
+def test_is_mask_file_is_the_cores():
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 8
+    jpeg = b"\xff\xd8\xff\xe0"
+    rz = "https://cdn.example/x/resized%20image.jpg?sig=1"
+    assert _core.is_mask_file("hd_pore.png", png, rz)
+    assert _core.is_mask_file("m.jpg", jpeg, None)
+    assert not _core.is_mask_file(_core.clean_file_name(rz), jpeg, rz)
+    assert not _core.is_mask_file("score_info.json", b"{}", None)
+    assert not _core.is_mask_file("cut.png", png[:7], None)
+
+
 @pytest.mark.parametrize("n,sd,hd", [(1, 9, 12), (4, 9, 12), (5, 12, 16), (8, 12, 16),
                                       (9, 14, 20), (12, 14, 20), (13, 16, 22), (16, 16, 22)])
 def test_unit_table(n, sd, hd):

@@ -39,6 +39,16 @@ VALIDATION_CASES = [
     ("unknown miniserver_args key", dict(image=HD_IMAGE, hd=True,
                                          miniserver_args={"nonsense": True}),
      "bad_option"),
+    # what JSON scalars cannot say: the core's encoder refuses it, as in Lua
+    ("miniserver_args value not a scalar",
+     dict(image=HD_IMAGE, hd=True, miniserver_args={"enable_mask_overlay": [True]}),
+     "bad_option"),
+    ("miniserver_args key not a str",
+     dict(image=HD_IMAGE, hd=True, miniserver_args={1: True}), "bad_option"),
+    ("miniserver_args not finite",
+     dict(image=HD_IMAGE, hd=True,
+          miniserver_args={"opacity_dark_background_hd_pore": float("nan")}),
+     "bad_option"),
     ("pf_camera_kit on v2.0", dict(image=SD_IMAGE, version="2.0", pf_camera_kit=True),
      "bad_option"),
 ]

@@ -132,3 +132,36 @@ def test_a_dropped_client_with_a_job_cycle_is_collected(emulator_process):
     gc.collect()
     assert ref() is None
     assert os.getpid()  # still alive: the collection freed the core handles safely
+
+
+def test_compare_and_composites_do_not_leak(tmp_path):
+    """_core.compare and composite_write with concern names: no references
+    kept to their arguments, no memory growth (tracemalloc sees the
+    binding's PyMem use; the core's own buffers are checked by the ASan
+    pass of the C tests)."""
+    from skinanalysis import _core
+    scores = [("wrinkle", "whole", 40.5, 60.0, None), ("skin_type", "t_zone", None, None, "Oily"),
+              ("pore", "nose", 20.0, 50.0, None)]
+    before = (scores, 65.0, 30.0)
+    after = ([("hd_wrinkle", "whole", 41.0, 62.0, None)], None, 31.0)
+    with open(SD_IMAGE, "rb") as fh:
+        source = fh.read()
+    concerns = ["wrinkle"]
+    out = str(tmp_path / "c.png")
+    refs = (sys.getrefcount(before), sys.getrefcount(after), sys.getrefcount(source),
+            sys.getrefcount(concerns))
+
+    def one():
+        changes, overall, age = _core.compare(before, after)
+        assert len(changes) == 3 and overall[2] == 65.0
+        _core.composite_write(source, [source], out, concerns, 64)
+        try:
+            _core.compare(before, "bad")
+        except TypeError:
+            pass
+
+    objects, memory = measure(one, N)
+    assert (sys.getrefcount(before), sys.getrefcount(after), sys.getrefcount(source),
+            sys.getrefcount(concerns)) == refs
+    assert objects < 50, objects
+    assert memory < 64 * 1024, memory

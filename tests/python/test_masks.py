@@ -165,7 +165,7 @@ def test_composite_has_the_source_size(client, emu, tmp_path):
 def test_repr_html_shows_the_composite_when_masks_are_in_memory(client, emu):
     zipped = client.analyze(SD_IMAGE, ["pore"], format="zip")
     page = zipped._repr_html_()
-    assert '<img class="skinanalysis-composite" src="data:image/png;base64,' in page
+    assert '<img class="sa-composite skinanalysis-composite" src="data:image/png;base64,' in page
     res = client.analyze(SD_IMAGE, ["pore"])
     downloads = len(result_requests(emu))
     page = res._repr_html_()

@@ -43,3 +43,31 @@ def test_manifest_carries_the_extension_sources():
     for pattern in ("core/src/*.c", "core/src/*.h", "bindings/python/*.c",
                     "bindings/python/*.h", "core/include/skinanalysis.h"):
         assert any(pattern in line for line in lines if line.startswith("include")), pattern
+
+
+def test_bindings_use_only_the_public_header():
+    """The bindings translate types and errors; every rule is the core's.
+    So no file under bindings/ includes sa_internal.h or touches cJSON
+    (issue 13: the core's parser is the only one), and neither build puts
+    core/src on the bindings' include path."""
+    offenders = []
+    for dirpath, _, files in os.walk(os.path.join(ROOT, "bindings")):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+            if re.search(r"sa_internal\.h|sa_client\.h|cJSON", text):
+                offenders.append(os.path.relpath(path, ROOT))
+    assert offenders == [], offenders
+    specs = glob.glob(os.path.join(ROOT, "skinanalysis-*.rockspec"))
+    with open(specs[0], encoding="utf-8") as fh:
+        incdirs = re.search(r"incdirs\s*=\s*\{([^}]*)\}", fh.read()).group(1)
+    assert '"core/src"' not in incdirs
+    with open(os.path.join(ROOT, "setup.py"), encoding="utf-8") as fh:
+        setup = fh.read()
+    assert 'os.path.join("core", "src")]' not in setup
+    assert 'os.path.join("core", "src"),' not in setup
+    with open(os.path.join(ROOT, "CMakeLists.txt"), encoding="utf-8") as fh:
+        cmake = fh.read()
+    lua = re.search(r"target_include_directories\(sa_lua[^)]*\)", cmake)
+    assert lua and "core/src" not in lua.group(0)

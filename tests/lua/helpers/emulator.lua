@@ -41,32 +41,45 @@ Emu.__index = Emu
 
 --- Start an emulator with extra flags (array of strings).  Raises when it
 -- does not come up.
-function M.start(flags)
+--- Run a helper process: argv (strings, quoted here) under sh, which
+-- prints its pid first.  env -u LD_PRELOAD: when the suite runs a
+-- sanitized module with LD_PRELOAD=libasan.so, the helpers (python) must
+-- not inherit it.  Returns the pipe of its output, its pid and its first
+-- line after the pid.
+function M.spawn(argv)
   local args = {}
-  for i, f in ipairs(flags or {}) do args[i] = M.quote(f) end
-  -- env -u LD_PRELOAD: when the suite runs a sanitized module with
-  -- LD_PRELOAD=libasan.so, the emulator (python) must not inherit it.
+  for i, a in ipairs(argv) do args[i] = M.quote(a) end
   local cmd = "env -u LD_PRELOAD sh -c 'echo $$; exec \"$0\" \"$@\"' " ..
-      M.quote(M.repo .. "/scripts/emulator") .. " --port 0 " ..
       table.concat(args, " ") .. " 2>/dev/null"
   local pipe = assert(io.popen(cmd, "r"))
-  local pid = pipe:read("l")
-  local line = pipe:read("l")
+  local pid = tonumber(pipe:read("l"))
+  return pipe, pid, pipe:read("l")
+end
+
+--- Stop a process M.spawn started, kept as p.pid and p.pipe (idempotent).
+function M.stop_process(p)
+  if p.pipe then
+    os.execute("kill " .. p.pid .. " 2>/dev/null")
+    p.pipe:close()
+    p.pipe = nil
+  end
+end
+
+function M.start(flags)
+  local argv = { M.repo .. "/scripts/emulator", "--port", "0" }
+  for _, f in ipairs(flags or {}) do argv[#argv + 1] = f end
+  local pipe, pid, line = M.spawn(argv)
   local url = line and line:match("^listening on (http://[%d%.]+:%d+)")
   if not (pid and url) then
     pipe:close()
     error("emulator did not start (flags: " .. table.concat(flags or {}, " ") .. ")")
   end
-  return setmetatable({ pid = tonumber(pid), pipe = pipe, url = url,
+  return setmetatable({ pid = pid, pipe = pipe, url = url,
                         port = tonumber(url:match(":(%d+)$")), key = M.key }, Emu)
 end
 
 function Emu:stop()
-  if self.pipe then
-    os.execute("kill " .. self.pid .. " 2>/dev/null")
-    self.pipe:close()
-    self.pipe = nil
-  end
+  M.stop_process(self)
 end
 
 --- A control or plain request to the emulator through helpers/emuctl.py.

@@ -1,0 +1,183 @@
+/* job_internal.h - a job machine's state, shared by job.c, job_*.c. */
+/*
+ * Not installed; included only by the four job*.c files.  Everything
+ * else of the library sees a machine through sa_internal.h (sa_jobsm_*).
+ * The functions below are the machine's own steps that one file uses from
+ * another (file named after each); sa__ keeps them out of the public
+ * namespace.
+ */
+#ifndef SA_JOB_INTERNAL_H
+#define SA_JOB_INTERNAL_H
+
+#include "sa_internal.h"
+
+#define JOB_MSG_LEN 512
+#define JOB_MIN_POLL_MS 200  /* floor of a server's polling_interval */
+#define JOB_NAME_LEN 256     /* a download's file name */
+#define JOB_STEPS (SA_STEP_ACCOUNT + 1)
+
+enum { KIND_ANALYSIS = 0, KIND_DOWNLOAD, KIND_FETCH, KIND_ACCOUNT };
+
+struct sa_jobsm {
+    sa_mem memv;             /* copy of cfg->mem ... */
+    const sa_mem *mem;       /* ... &memv, or NULL for libc */
+    int kind;                /* KIND_* */
+
+    /* Configuration (strings copied). */
+    char *base_url;
+    int api_version;
+    int upload_path;
+    char *file_path;
+    const void *buffer;      /* borrowed */
+    uint64_t file_size;
+    char *content_type;
+    char *file_name;
+    char *image_url;
+    char **actions;
+    size_t n_actions;
+    int format;
+    int pf_camera_kit;
+    int mask_overlay;
+    cJSON *miniserver_args;
+    long request_timeout_ms;
+    long upload_timeout_ms;
+    long poll_interval_ms;
+    long max_poll_interval_ms;
+    int64_t deadline_at_ms;  /* INT64_MAX: none */
+    int max_polls;
+    int max_retries;
+    long backoff_initial_ms;
+    long backoff_max_ms;
+    int max_json_depth;
+    uint64_t *rng;           /* the client's, or &rng_own */
+    uint64_t rng_own;
+    size_t max_files_bytes;  /* a ZIP result's images */
+    long low_speed_limit;    /* result downloads */
+    long low_speed_time_ms;
+
+    /* The machine. */
+    int state;               /* sa_job_state: written only by set_state() */
+    int step;                /* sa_step being worked on (BACKOFF returns) */
+    int in_flight;           /* a request is out */
+    int64_t wake_at_ms;      /* POLL_WAIT / BACKOFF: when to move on */
+    int failures;            /* consecutive failures of `step` */
+    int refused;             /* refused status answers since the last
+                                readable one (on_refused_answer) */
+    int64_t last_poll_ms;    /* last poll handed out (or task created) */
+    int polls;
+    int task_maybe;          /* a task exists or may exist */
+    int refreshed_slot;      /* file create redone after an expired URL */
+    int resumed;             /* started from a task id (sa_client_resume) */
+    int unknown_seen;        /* an unknown task_status was noted ... */
+    int notice_pending;      /* ... and waits for sa_jobsm_take_notice */
+    char unknown_status[64]; /* that status (sa_status_info) */
+
+    /* The public outcome: written only by fix_outcome(). */
+    int pub_state;           /* 0 while open, then DONE/FAILED/CANCELLED */
+    int pub_status;
+    char errmsg[JOB_MSG_LEN];
+    int background;          /* outcome fixed while a task still runs */
+    int bg_status;           /* what the background polling found */
+    char bgmsg[JOB_MSG_LEN];
+
+    /* Details of the answers (sticky once the outcome is fixed). */
+    long http_status;
+    char *api_error_code;
+    char *engine_error;
+    char *request_id;
+    char *task_id;
+    char *file_id;
+    sa_upload_spec upload;
+    sa_result *result;
+
+    /* Fetching: an analysis's ZIP, or a download's one URL. */
+    int fetch_phase;         /* the task ended; its result is downloaded */
+    char *fetch_url;         /* the URL being downloaded */
+    int refreshed_url;       /* a fresh URL was asked for once */
+    char dl_name[JOB_NAME_LEN]; /* download: file name of the URL */
+    size_t dl_index;         /* download: its place among the result's
+                                URLs, or SIZE_MAX */
+    char *dl_data;           /* download: the bytes once DONE */
+    size_t dl_len;
+
+    /* A fetch (sa_client_fetch): URLs handed out and reported.  Each
+     * download counts on its own; the failure kept is the first in URL
+     * order (fail_index). */
+    char **urls;
+    size_t n_urls, n_started, n_ended;
+    size_t n_failed;
+    size_t fail_index;
+    int fail_status;         /* that failure, or SA_OK */
+    char failmsg[JOB_MSG_LEN];
+
+    /* An account machine (job_account.c; account.c reads the answers):
+     * what it read, and whether a delete may have reached the server
+     * already. */
+    sa_account *account;
+    int delete_maybe;
+
+    /* The request out: valid until on_response / free. */
+    sa_http_request req;
+    char *req_url;
+    char *req_body;
+};
+
+/* job.c: helpers, state and outcome, retries, poll timing, creation */
+int sa__jsm_is_terminal(int state);
+const char *sa__jsm_step_name(int step);
+void sa__jsm_msgf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int sa__jsm_starts_with_ci(const char *s, const char *prefix);
+int sa__jsm_contains_ci(const char *s, const char *needle);
+int sa__jsm_replace_str(const sa_mem *mem, char **slot, const char *s);
+void sa__jsm_take_str(const sa_mem *mem, char **slot, char **s);
+void sa__jsm_set_state(sa_jobsm *sm, int state);
+void sa__jsm_set_fetch_step(sa_jobsm *sm, int step);
+void sa__jsm_finish(sa_jobsm *sm, int state, int status, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+void sa__jsm_go_background(sa_jobsm *sm, int state, int status,
+                           const char *what);
+int sa__jsm_fail_nomem(sa_jobsm *sm, const char *what);
+void sa__jsm_step_succeeded(sa_jobsm *sm);
+void sa__jsm_retry_or_fail(sa_jobsm *sm, int64_t now_ms, int status,
+                           const char *why);
+void sa__jsm_schedule_poll(sa_jobsm *sm, int64_t now_ms, long interval_ms);
+long sa__jsm_first_poll_delay(const sa_jobsm *sm);
+int sa__jsm_settings_valid(const sa_job_config *cfg);
+void sa__jsm_copy_settings(sa_jobsm *sm, const sa_job_config *cfg);
+int sa__jsm_api_request(sa_jobsm *sm, int method, const char *path,
+                        const char *id, char *body, long timeout_ms);
+
+/* job_answers.c: the answers to the analysis's requests */
+int sa__jsm_note_answer(sa_jobsm *sm, const sa_http_response *resp);
+const char *sa__jsm_resp_body(const sa_http_response *resp);
+size_t sa__jsm_resp_len(const sa_http_response *resp);
+int sa__jsm_is_2xx(const sa_http_response *resp);
+int sa__jsm_classify(sa_jobsm *sm, const sa_http_response *resp,
+                     sa_api_error *e, char *why, size_t whylen);
+int sa__jsm_on_transport_failure(sa_jobsm *sm, int64_t now_ms,
+                                 const sa_http_response *resp);
+int sa__jsm_on_file_create(sa_jobsm *sm, int64_t now_ms,
+                           const sa_http_response *resp);
+int sa__jsm_on_upload(sa_jobsm *sm, int64_t now_ms,
+                      const sa_http_response *resp);
+int sa__jsm_on_task_create(sa_jobsm *sm, int64_t now_ms,
+                           const sa_http_response *resp);
+int sa__jsm_on_poll(sa_jobsm *sm, int64_t now_ms,
+                    const sa_http_response *resp);
+
+/* job_fetch.c: downloads (a ZIP result, a fetch's URLs) */
+int sa__jsm_on_fetch(sa_jobsm *sm, int64_t now_ms,
+                     const sa_http_response *resp);
+int sa__jsm_on_refresh(sa_jobsm *sm, int64_t now_ms,
+                       const sa_http_response *resp);
+int sa__jsm_fetch_next(sa_jobsm *sm, sa_next *out);
+int sa__jsm_new_other(const sa_job_config *cfg, int kind, const char *task_id,
+                      int64_t now_ms, sa_jobsm **out);
+
+/* job_account.c: an account machine's request and answers */
+int sa__jsm_build_account(sa_jobsm *sm);
+int sa__jsm_on_account(sa_jobsm *sm, int64_t now_ms,
+                       const sa_http_response *resp);
+
+#endif /* SA_JOB_INTERNAL_H */

@@ -10,6 +10,7 @@
 #include "support_emulator.h"
 #include "support_fakeserver.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -469,6 +470,54 @@ TEST(emulator_credit_and_price_list)
     sa_client_free(c);
 }
 
+TEST(account_options_struct_size)
+{
+    unsigned char raw[sizeof(sa_account_options) + 16];
+    sa_account_options *o = (sa_account_options *)(void *)raw;
+    sa_account_options opts;
+    sa_client *c = client_new();
+    sa_job *j = NULL;
+    size_t cut = offsetof(sa_account_options, callback), i;
+
+    REQUIRE(c);
+    /* the init writes only the caller's size */
+    memset(raw, 0xA5, sizeof raw);
+    sa_account_options_init_sized(o, cut);
+    CHECK_EQ_INT((int)o->struct_size, (int)cut);
+    CHECK_EQ_INT((int)o->deadline_ms, 0);
+    for (i = cut; i < sizeof raw; i++)
+        if (raw[i] != 0xA5) HARNESS_FAIL("byte %zu written", i);
+    /* an older program's smaller struct: the rest takes the defaults */
+    REQUIRE(sa_client_credit(c, o, &j) == SA_OK);
+    CHECK_EQ_INT(wait_done(j), SA_OK);
+    CHECK(sa_job_credit(j) != NULL);
+    sa_job_free(j);
+    j = NULL;
+
+    /* never initialised: refused before anything is sent */
+    memset(&opts, 0, sizeof opts);
+    CHECK_EQ_INT(sa_client_credit(c, &opts, &j), SA_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(sa_client_errmsg(c), "init"));
+    CHECK(j == NULL);
+    /* a newer program's field this library does not know, set */
+    memset(raw, 0, sizeof raw);
+    sa_account_options_init_sized(o, sizeof raw);
+    raw[sizeof raw - 1] = 1;
+    CHECK_EQ_INT(sa_client_price_list(c, o, &j), SA_ERR_INVALID_ARGUMENT);
+    CHECK(j == NULL);
+    /* left zero, it is accepted; a bad value is a bad option */
+    raw[sizeof raw - 1] = 0;
+    o->deadline_ms = -1;
+    CHECK_EQ_INT(sa_client_price_list(c, o, &j), SA_ERR_BAD_OPTION);
+    CHECK(j == NULL);
+    sa_account_options_init(&opts);
+    CHECK_EQ_INT((int)opts.struct_size, (int)sizeof opts);
+    opts.deadline_ms = -1;
+    CHECK_EQ_INT(sa_client_delete(c, "t1", &opts, &j), SA_ERR_BAD_OPTION);
+    CHECK(j == NULL);
+    sa_client_free(c);
+}
+
 TEST(emulator_delete)
 {
     static const char *const acts[] = {"wrinkle", "pore"};
@@ -724,6 +773,7 @@ int main(void)
                   " --units 100 --grants ApiPayAsYouGo:20,Console:7") != 0)
         return 1;
     RUN(emulator_credit_and_price_list);
+    RUN(account_options_struct_size);
     RUN(emulator_delete);
     RUN(emulator_bad_key);
     RUN(delete_after_json_and_zip);

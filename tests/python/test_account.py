@@ -203,6 +203,34 @@ def test_cli_analyze_delete_after(emu):
     assert emu.counters["tasks_deleted"] == 1
 
 
+def test_cli_analyze_delete_after_html_and_out(emu, tmp_path):
+    """--html and --save-masks download a json result's masks: the task is
+    deleted only after them, and the --out record says it was."""
+    page, rec = tmp_path / "v.html", tmp_path / "r.jsonl"
+    out = _cli(emu, "analyze", SD_IMAGE, "--actions", ",".join(SD4), "--delete-after",
+               "--html", str(page), "--out", str(rec), "--save-masks", str(tmp_path / "m"))
+    assert out.returncode == 0, out.stderr
+    assert "data:image/png;base64," in page.read_text()
+    assert len(list((tmp_path / "m" / "portrait_sd").glob("*.png"))) >= 3
+    assert json.loads(rec.read_text())["result"]["deleted"] is True
+    assert emu.counters["tasks_deleted"] == 1
+
+
+def test_cli_batch_save_masks_then_delete(emu, tmp_path):
+    (tmp_path / "in").mkdir()
+    folder = _folder(tmp_path / "in", 2)
+    res = tmp_path / "r.jsonl"
+    out = _cli(emu, "batch", str(folder), "--actions", ",".join(SD4), "--out", str(res),
+               "--no-progress", "--save-masks", str(tmp_path / "m"), "--delete-after")
+    assert out.returncode == 0, out.stderr
+    assert "(delete)" not in out.stderr and "Error" not in out.stderr
+    for i in range(2):
+        assert len(list((tmp_path / "m" / ("face%d" % i)).glob("*.png"))) >= 3
+    lines = [json.loads(x) for x in res.read_text().splitlines()]
+    assert [x["result"]["deleted"] for x in lines] == [True, True]
+    assert emu.counters["tasks_deleted"] == 2
+
+
 def test_cli_batch_balance_unreadable(emu, tmp_path):
     (tmp_path / "in").mkdir()
     folder = _folder(tmp_path / "in", 1)

@@ -6,9 +6,10 @@
  * ids and tokens checked with sa_proto_id_ok, every string handed out
  * scrubbed of the API key), and says which request comes next (the price
  * list is paged).  The machine that sends those requests and retries them
- * is an account machine of job.c (sa_jobsm_new_account).  The client half
- * (sa_client_credit, sa_client_price_list, sa_client_delete) makes a job
- * of it, driven like any other job of the client: through its limiter.
+ * is an account machine (job_account.c, sa_jobsm_new_account).  The
+ * client half (sa_client_credit, sa_client_price_list, sa_client_delete)
+ * makes a job of it, driven like any other job of the client: through its
+ * limiter.
  */
 #include "sa_client.h"
 

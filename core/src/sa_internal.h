@@ -1044,8 +1044,9 @@ char *sa__account_delete_body(const sa_mem *mem, const char *task_id);
 const sa_credit *sa__account_credit(const sa_account *a);
 const sa_price_list *sa__account_prices(const sa_account *a);
 
-/* An account machine (job.c): state FETCHING, step SA_STEP_ACCOUNT; GETs
- * the balance or every price list page, or POSTs the delete of task_id.
+/* An account machine (job_account.c): state FETCHING, step
+ * SA_STEP_ACCOUNT; GETs the balance or every price list page, or POSTs
+ * the delete of task_id.
  * Transport errors, 429, 5xx and unreadable 2xx are retried within
  * max_retries (backoff_*); other answers end it (classified as proto.c
  * does; a delete's InvalidTaskId is SA_ERR_TASK_EXPIRED, or DONE after an

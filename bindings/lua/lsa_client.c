@@ -743,6 +743,9 @@ void lsa_client_register(lua_State *L)
     static const luaL_Reg methods[] = {
         {"submit", lsa_job_submit},
         {"resume", lsa_job_resume},
+        {"credit_job", lsa_job_credit},
+        {"price_list_job", lsa_job_price_list},
+        {"delete_job", lsa_job_delete},
         {"step", lsa_client_step},
         {"run", lsa_client_run},
         {"active", lsa_client_active},

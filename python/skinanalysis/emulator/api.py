@@ -354,7 +354,7 @@ def task_delete(app, ctx):
     task = state.tasks.get(task_id)
     if task is None or task.owner != ctx.api_key:
         return json_response(400, catalog.ERR_DELETE_INVALID_TASK_ID)
-    state.advance(task, time.monotonic())
+    state.advance(task, state.clock.monotonic())
     if task.status == "running":
         return json_response(400, catalog.ERR_OPERATION_INVALID)
     if task.status == "expired":

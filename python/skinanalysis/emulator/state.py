@@ -12,6 +12,7 @@ import hmac
 import secrets
 import sys
 import threading
+import time as _time
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import catalog, images, webhooks
@@ -181,14 +182,14 @@ class State:
     def make_grants(self, specs):
         """Grant entries from (type, amount[, days to expiry]) tuples."""
         out = []
-        now = time.time()
+        now = self.clock.time()
         for n, spec in enumerate(specs):
             gtype, amount = spec[0], spec[1]
             days = spec[2] if len(spec) > 2 and spec[2] is not None else \
                 catalog.GRANT_TYPES_DEFAULT_DAYS.get(gtype, catalog.OTHER_GRANT_DAYS)
             out.append({"type": gtype, "amount": amount,
-                        "expired_date": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                      time.gmtime(now + days * 86400)),
+                        "expired_date": _time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                      _time.gmtime(now + days * 86400)),
                         "grant_id": "g%d" % (n + 1), "_expires": now + days * 86400,
                         "_order": n})
         return out

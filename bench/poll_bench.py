@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/poll_bench.py - the client side of bench/run part 6 (polling).
+"""bench/poll_bench.py - the client side of bench/run part 7 (polling).
 
     poll_bench.py URL IMAGE N INFLIGHT STRATEGY [--window MAX:MS] [--webhooks SECRET]
 

@@ -46,7 +46,8 @@ local Client, Job = core.Client, core.Job
 
 --- Create a client.  Options are those of sa_client_options (see
 -- docs/lua.md); times are in seconds.  api_key defaults to the environment
--- variable YOUCAM_API_KEY, base_url to SKINANALYSIS_BASE_URL.
+-- variable YOUCAM_API_KEY, base_url to SKINANALYSIS_BASE_URL,
+-- rate_limit_scope to SKINANALYSIS_RATE_LIMIT_SCOPE ("host" by default).
 -- Returns the client, or nil, message, code.
 function M.client(opts)
   if opts ~= nil and type(opts) ~= "table" then
@@ -65,6 +66,10 @@ function M.client(opts)
     local url = os.getenv("SKINANALYSIS_BASE_URL")
     if url ~= nil and url ~= "" then o.base_url = url end
   end
+  if o.rate_limit_scope == nil then
+    local scope = os.getenv("SKINANALYSIS_RATE_LIMIT_SCOPE")
+    if scope ~= nil and scope ~= "" then o.rate_limit_scope = scope end
+  end
   return core.client(o)
 end
 
@@ -82,6 +87,8 @@ function Client:analyze(image, opts)
   for k, v in pairs(opts or {}) do
     if k == "timeout" then timeout = v else sub[k] = v end
   end
+  -- delete_after (a submit option) is carried out by the core: the task is
+  -- deleted before the job ends; result.deleted / result.delete_error
   local job, err, code = self:submit(image, sub)
   if not job then return nil, err, code end
   local result, werr, wcode = job:wait(timeout)
@@ -93,6 +100,73 @@ function Client:analyze(image, opts)
   -- job goes with the result.  Anything else releases the job now.
   if result == nil or #result.files > 0 then job:close() end
   return result, werr, wcode
+end
+
+--- client:delete_result(result): delete the result's task from the vendor
+-- now (after result:save_masks, say), and say how on the result:
+-- result.deleted (true/false) and, when the delete failed,
+-- result.delete_error (message) and result.delete_error_code.  Never
+-- raises: a failed delete does not turn the analysis into a failure.
+-- client:resume_wait(id, {delete_after = true}) uses it.  Returns the
+-- result.
+function Client:delete_result(result)
+  local ok, err, code = self:delete(result.task_id)
+  result.deleted = ok == true
+  if not ok then
+    result.delete_error, result.delete_error_code = err, code
+  end
+  return result
+end
+
+-- Wait for an account job; its result, or nil, message, code.
+local function account_wait(job, err, code, timeout)
+  if not job then return nil, err, code end
+  local result, werr, wcode = job:wait(timeout)
+  job:close()
+  return result, werr, wcode
+end
+
+local function account_opts(opts, what)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument to '" .. what .. "' (table expected, got " .. type(opts) .. ")", 3)
+  end
+  local sub, timeout = {}, nil
+  for k, v in pairs(opts or {}) do
+    if k == "timeout" then timeout = v else sub[k] = v end
+  end
+  return sub, timeout
+end
+
+--- client:credit([opts]): the key's balance, blocking: a table with
+-- `available` (units the API can spend: the grants whose type starts with
+-- "Api"), `by_type` (type -> units) and `grants` (array of {type, amount,
+-- raw}: raw is the entry's JSON text), or nil, message, code.  opts:
+-- deadline, timeout (seconds).  client:credit_job(opts) is the
+-- non-blocking form (a job; sa.await works on it).
+function Client:credit(opts)
+  local sub, timeout = account_opts(opts, "credit")
+  local job, err, code = self:credit_job(sub)
+  return account_wait(job, err, code, timeout)
+end
+
+--- client:price_list([opts]): every SKU (all pages), an array of
+-- {description, amount, unit, proc_unit, run_task_url, feature, raw}, or
+-- nil, message, code.  Non-blocking: client:price_list_job(opts).
+function Client:price_list(opts)
+  local sub, timeout = account_opts(opts, "price_list")
+  local job, err, code = self:price_list_job(sub)
+  return account_wait(job, err, code, timeout)
+end
+
+--- client:delete(task_id[, opts]): delete a finished task with its input
+-- and outputs; true, or nil, message, code ("bad_request" with
+-- api_error_code OperationInvalid while it runs, "task_expired" for an
+-- unknown or deleted id, "source" for a string that is no task id).
+-- Non-blocking: client:delete_job(task_id, opts).
+function Client:delete(task_id, opts)
+  local sub, timeout = account_opts(opts, "delete")
+  local job, err, code = self:delete_job(task_id, sub)
+  return account_wait(job, err, code, timeout)
 end
 
 --- client:resume_wait(task_id, opts): resume an existing task from its id
@@ -107,9 +181,11 @@ function Client:resume_wait(task_id, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'resume_wait' (table expected, got " .. type(opts) .. ")", 2)
   end
-  local sub, timeout = {}, nil
+  local sub, timeout, delete_after = {}, nil, false
   for k, v in pairs(opts or {}) do
-    if k == "timeout" then timeout = v else sub[k] = v end
+    if k == "timeout" then timeout = v
+    elseif k == "delete_after" then delete_after = v and true or false
+    else sub[k] = v end
   end
   local job, err, code = self:resume(task_id, sub)
   if not job then return nil, err, code end
@@ -119,6 +195,7 @@ function Client:resume_wait(task_id, opts)
   end
   -- as in analyze: a JSON result keeps its job for save_masks/composite
   if result == nil or #result.files > 0 then job:close() end
+  if result ~= nil and delete_after then self:delete_result(result) end
   return result, werr, wcode
 end
 

@@ -174,6 +174,13 @@ int lsa_job_submit(lua_State *L);
 /* client:resume(task_id [, opts]) -> job | nil, msg, code
  * (sa_client_resume; opts: version, deadline, on_progress, on_done). */
 int lsa_job_resume(lua_State *L);
+/* client:credit_job([opts]), client:price_list_job([opts]),
+ * client:delete_job(task_id [, opts]) -> job | nil, msg, code (the
+ * account calls; opts: deadline, on_progress, on_done).  The job's result
+ * is the balance table, the price list array, or true for a delete. */
+int lsa_job_credit(lua_State *L);
+int lsa_job_price_list(lua_State *L);
+int lsa_job_delete(lua_State *L);
 void lsa_job_register(lua_State *L);
 /* The sa_job_cb installed on every job; records the event, never calls
  * Lua. */

@@ -75,6 +75,8 @@ static const lsa_opt lsa_client_opts[] = {
     {"max_json_depth", LSA_OPT_INT, LSA_OFF(max_json_depth)},
     {"log_level", LSA_OPT_LOG_LEVEL, LSA_OFF(log_level)},
     {"jitter_seed", LSA_OPT_SEED, LSA_OFF(jitter_seed)},
+    {"rate_limit_scope", LSA_OPT_STRING, LSA_OFF(rate_limit_scope)},
+    {"rate_limit_fleet_size", LSA_OPT_INT, LSA_OFF(rate_limit_fleet_size)},
     {"poll_strategy", LSA_OPT_POLL, LSA_OFF(poll_strategy)},
     {"webhooks", LSA_OPT_BOOL, LSA_OFF(webhooks)},
     {"log", LSA_OPT_LOG, 0},
@@ -752,6 +754,9 @@ void lsa_client_register(lua_State *L)
     static const luaL_Reg methods[] = {
         {"submit", lsa_job_submit},
         {"resume", lsa_job_resume},
+        {"credit_job", lsa_job_credit},
+        {"price_list_job", lsa_job_price_list},
+        {"delete_job", lsa_job_delete},
         {"step", lsa_client_step},
         {"run", lsa_client_run},
         {"active", lsa_client_active},

@@ -193,13 +193,14 @@ enum lsa_req_opt {
     LSA_REQ_URL,
     LSA_REQ_FILE_ID,
     LSA_REQ_ON_PROGRESS,
-    LSA_REQ_ON_DONE
+    LSA_REQ_ON_DONE,
+    LSA_REQ_DELETE_AFTER
 };
 
 static const char *const lsa_req_names[] = {
     "actions", "format", "version", "pf_camera_kit", "mask_overlay",
     "miniserver_args", "deadline", "file_name", "buffer", "url", "file_id",
-    "on_progress", "on_done", NULL};
+    "on_progress", "on_done", "delete_after", NULL};
 
 static const char *lsa_req_string(lua_State *L, const char *name, size_t *len)
 {
@@ -287,6 +288,9 @@ static void lsa_req_option(lua_State *L, int which, int keep, int ji,
         lua_setiuservalue(L, ji, which == LSA_REQ_ON_DONE
                                      ? LSA_JOB_UV_DONE
                                      : LSA_JOB_UV_PROGRESS);
+        break;
+    case LSA_REQ_DELETE_AFTER:
+        req->delete_after = lsa_req_bool(L, name);
         break;
     default:
         luaL_error(L, "option '%s': internal error", name);
@@ -461,6 +465,107 @@ int lsa_job_resume(lua_State *L)
 }
 
 /* ------------------------------------------------------------------ */
+/* Account calls                                                       */
+/* ------------------------------------------------------------------ */
+
+/* client:credit_job / price_list_job / delete_job: as resume, with the
+ * account options (deadline and the callbacks). */
+static int lsa_job_account(lua_State *L, int op)
+{
+    lsa_client *lc = lsa_check_open_client(L, 1);
+    const char *task_id = NULL;
+    int oi = op == 3 ? 3 : 2;
+    size_t len = 0;
+    sa_account_options ao;
+    sa_request req;
+    lsa_job *lj;
+    int rc;
+
+    if (op == 3)
+        task_id = luaL_checklstring(L, 2, &len);
+    if (!lua_isnoneornil(L, oi))
+        luaL_checktype(L, oi, LUA_TTABLE);
+    lua_settop(L, oi);
+    if (op != 3) {  /* the same stack as resume: options at 3 */
+        lua_pushnil(L);
+        lua_insert(L, 2);
+    }
+    if (task_id != NULL && len != strlen(task_id))
+        return lsa_push_error(L, SA_ERR_SOURCE,
+                              "task_id holds a NUL character");
+    lua_newtable(L); /* 4: keep */
+    lj = lua_newuserdatauv(L, sizeof(*lj), LSA_JOB_NUV); /* 5 */
+    memset(lj, 0, sizeof(*lj));
+    luaL_setmetatable(L, LSA_JOB_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, 5, LSA_JOB_UV_CLIENT);
+    lj->owner = lc;
+
+    sa_account_options_init(&ao);
+    sa_request_init(&req);
+    if (lua_istable(L, 3)) {
+        lua_pushnil(L);
+        while (lua_next(L, 3) != 0) {
+            const char *name;
+            int which;
+
+            if (lua_type(L, -2) != LUA_TSTRING)
+                luaL_error(L, "option names must be strings, got %s",
+                           luaL_typename(L, -2));
+            name = lua_tostring(L, -2);
+            for (which = 0; lsa_req_names[which] != NULL; which++) {
+                if (strcmp(lsa_req_names[which], name) == 0)
+                    break;
+            }
+            if (which != LSA_REQ_DEADLINE && which != LSA_REQ_ON_PROGRESS &&
+                which != LSA_REQ_ON_DONE)
+                luaL_error(L, "unknown account option '%s' (deadline, "
+                           "on_progress, on_done)", name);
+            lsa_req_option(L, which, 4, 5, &req);
+            lua_pop(L, 1);
+        }
+    }
+    ao.deadline_ms = req.deadline_ms;
+    ao.callback = lsa_job_event;
+    ao.user_data = lj;
+
+    lua_getiuservalue(L, 1, LSA_CLIENT_UV_JOBS); /* 6 */
+    lua_pushvalue(L, 5);
+    lua_rawsetp(L, 6, lj);
+    if (op == 1)
+        rc = sa_client_credit(lc->client, &ao, &lj->job);
+    else if (op == 2)
+        rc = sa_client_price_list(lc->client, &ao, &lj->job);
+    else
+        rc = sa_client_delete(lc->client, task_id, &ao, &lj->job);
+    if (rc != SA_OK) {
+        lj->job = NULL;
+        lj->closed = 1;
+        lsa_job_forget_events(lj);
+        lua_pushnil(L);
+        lua_rawsetp(L, 6, lj);
+        return lsa_push_error(L, rc, sa_client_errmsg(lc->client));
+    }
+    lua_pushvalue(L, 5);
+    return 1;
+}
+
+int lsa_job_credit(lua_State *L)
+{
+    return lsa_job_account(L, 1);
+}
+
+int lsa_job_price_list(lua_State *L)
+{
+    return lsa_job_account(L, 2);
+}
+
+int lsa_job_delete(lua_State *L)
+{
+    return lsa_job_account(L, 3);
+}
+
+/* ------------------------------------------------------------------ */
 /* The end of a job                                                    */
 /* ------------------------------------------------------------------ */
 
@@ -476,6 +581,95 @@ static void lsa_set_integer(lua_State *L, const char *key, lua_Integer v)
 {
     lua_pushinteger(L, v);
     lua_setfield(L, -2, key);
+}
+
+/* An amount: an integer when whole, else a float. */
+static void lsa_push_amount(lua_State *L, double v)
+{
+    if (v == (double)(long long)v && v > -9.0e15 && v < 9.0e15)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, v);
+}
+
+/* {available=, by_type={type=amount}, grants={{type=, amount=, raw=}}} */
+static void lsa_push_credit(lua_State *L, const sa_credit *cr)
+{
+    size_t i;
+
+    lua_createtable(L, 0, 3);
+    lsa_push_amount(L, cr->available);
+    lua_setfield(L, -2, "available");
+    lua_createtable(L, 0, (int)cr->n_types);
+    for (i = 0; i < cr->n_types; i++) {
+        lsa_push_amount(L, cr->by_type[i].amount);
+        lua_setfield(L, -2, cr->by_type[i].type);
+    }
+    lua_setfield(L, -2, "by_type");
+    lua_createtable(L, (int)cr->n_grants, 0);
+    for (i = 0; i < cr->n_grants; i++) {
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, cr->grants[i].type);
+        lua_setfield(L, -2, "type");
+        lsa_push_amount(L, cr->grants[i].amount);
+        lua_setfield(L, -2, "amount");
+        lua_pushstring(L, cr->grants[i].raw);
+        lua_setfield(L, -2, "raw");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "grants");
+}
+
+/* delete_after: how the delete went, on the result table at the top:
+ * deleted (boolean), and when it failed delete_error (message),
+ * delete_error_code (status name), delete_api_error_code. */
+static void lsa_result_delete_fields(lua_State *L, const sa_job *job)
+{
+    int st = sa_job_delete_status(job);
+
+    if (st == SA_ERR_NOT_DONE)
+        return;
+    lua_pushboolean(L, st == SA_OK);
+    lua_setfield(L, -2, "deleted");
+    if (st == SA_OK)
+        return;
+    lua_pushstring(L, sa_job_delete_errmsg(job)[0] ? sa_job_delete_errmsg(job)
+                                                   : sa_strerror(st));
+    lua_setfield(L, -2, "delete_error");
+    lua_pushstring(L, sa_status_name(st));
+    lua_setfield(L, -2, "delete_error_code");
+    if (sa_job_delete_api_error_code(job) != NULL) {
+        lua_pushstring(L, sa_job_delete_api_error_code(job));
+        lua_setfield(L, -2, "delete_api_error_code");
+    }
+}
+
+/* an array of {description, amount, unit, proc_unit, run_task_url,
+ * feature, raw} */
+static void lsa_push_prices(lua_State *L, const sa_price_list *pl)
+{
+    size_t i;
+
+    lua_createtable(L, (int)pl->n_skus, 1);
+    for (i = 0; i < pl->n_skus; i++) {
+        const sa_sku *k = &pl->skus[i];
+        lua_createtable(L, 0, 7);
+        lua_pushstring(L, k->description);
+        lua_setfield(L, -2, "description");
+        lsa_push_amount(L, k->amount);
+        lua_setfield(L, -2, "amount");
+        lua_pushstring(L, k->unit);
+        lua_setfield(L, -2, "unit");
+        lua_pushstring(L, k->proc_unit);
+        lua_setfield(L, -2, "proc_unit");
+        lua_pushstring(L, k->run_task_url);
+        lua_setfield(L, -2, "run_task_url");
+        lua_pushstring(L, k->feature);
+        lua_setfield(L, -2, "feature");
+        lua_pushstring(L, k->raw);
+        lua_setfield(L, -2, "raw");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
 }
 
 /* Push a table describing the job now: state, status, code, message,
@@ -509,8 +703,19 @@ static void lsa_push_info(lua_State *L, const sa_job *job, int with_result)
         const sa_result *r = sa_job_result(job);
         if (r != NULL) {
             lsa_push_result(L, r);
+            lsa_result_delete_fields(L, job);
             lua_setfield(L, -2, "result");
         }
+    }
+    /* an account job: its (small) result at once; a delete: true */
+    if (status == SA_OK && sa_job_result(job) == NULL) {
+        if (sa_job_credit(job) != NULL)
+            lsa_push_credit(L, sa_job_credit(job));
+        else if (sa_job_price_list(job) != NULL)
+            lsa_push_prices(L, sa_job_price_list(job));
+        else
+            lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "result");
     }
 }
 
@@ -569,6 +774,7 @@ void lsa_job_materialize(lua_State *L, int idx)
          * memory here, the next use (or the client's close) tries again */
         lua_getiuservalue(L, idx, LSA_JOB_UV_FINAL);
         lsa_push_result(L, r);
+        lsa_result_delete_fields(L, lj->job);
         lsa_result_link(L, lua_gettop(L), idx);
         lua_setfield(L, -2, "result");
         lua_pop(L, 1);

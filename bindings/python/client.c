@@ -260,6 +260,8 @@ static const opt_def client_opts[] = {
     OPT(max_json_depth, OPT_INT),
     OPT(log_level, OPT_INT),
     OPT(jitter_seed, OPT_U64),
+    OPT(rate_limit_scope, OPT_STR),
+    OPT(rate_limit_fleet_size, OPT_INT),
     OPT(poll_strategy, OPT_INT),
     OPT(webhooks, OPT_BOOL),
 };
@@ -458,6 +460,32 @@ static PyObject *client_resume(sapy_client *self, PyObject *args,
     return sapy_job_resume(self, args, kwargs);
 }
 
+static PyObject *client_account(sapy_client *self, int op, PyObject *args,
+                                PyObject *kwargs)
+{
+    if (sapy_client_check(self) < 0)
+        return NULL;
+    return sapy_job_account(self, op, args, kwargs);
+}
+
+static PyObject *client_credit(sapy_client *self, PyObject *args,
+                               PyObject *kwargs)
+{
+    return client_account(self, 1, args, kwargs);
+}
+
+static PyObject *client_price_list(sapy_client *self, PyObject *args,
+                                   PyObject *kwargs)
+{
+    return client_account(self, 2, args, kwargs);
+}
+
+static PyObject *client_delete(sapy_client *self, PyObject *args,
+                               PyObject *kwargs)
+{
+    return client_account(self, 3, args, kwargs);
+}
+
 static PyObject *client_step(sapy_client *self, PyObject *args)
 {
     long timeout_ms = 0;
@@ -607,15 +635,17 @@ static PyObject *client_notify(sapy_client *self, PyObject *arg)
 static PyObject *client_fetch_masks(sapy_client *self, PyObject *args,
                                     PyObject *kwargs)
 {
-    static char *kwlist[] = {"done_job", "folder", "callback", NULL};
+    static char *kwlist[] = {"done_job", "folder", "callback", "delete_after",
+                             NULL};
     PyObject *job_obj, *folder_arg = Py_None, *folder = NULL, *fetched;
     PyObject *callback = Py_None;
+    int delete_after = 0;
     const char *folder_path = NULL;
     sapy_job *job;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|OO:fetch_masks", kwlist,
-                                     self->state->job_type, &job_obj,
-                                     &folder_arg, &callback))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!|OO$p:fetch_masks",
+                                     kwlist, self->state->job_type, &job_obj,
+                                     &folder_arg, &callback, &delete_after))
         return NULL;
     job = (sapy_job *)job_obj;
     if (sapy_client_check(self) < 0)
@@ -629,7 +659,8 @@ static PyObject *client_fetch_masks(sapy_client *self, PyObject *args,
         Py_XDECREF(folder);
         return NULL;
     }
-    fetched = sapy_job_fetch(self, job_obj, folder_path, callback);
+    fetched = sapy_job_fetch(self, job_obj, folder_path, callback,
+                             delete_after);
     Py_XDECREF(folder);
     return fetched;
 }
@@ -768,6 +799,18 @@ static PyMethodDef client_methods[] = {
      "A job that polls the existing task task_id to its end (nothing is "
      "created or billed anew); the id is checked before anything is sent "
      "(ValidationError).  callback(job, state) as for submit()."},
+    {"credit", (PyCFunction)(void (*)(void))client_credit,
+     METH_VARARGS | METH_KEYWORDS,
+     "credit(*, deadline_ms=0, callback=None) -> Job: read the balance; "
+     "its result is {available, grants: [{type, amount, raw}], by_type}"},
+    {"price_list", (PyCFunction)(void (*)(void))client_price_list,
+     METH_VARARGS | METH_KEYWORDS,
+     "price_list(*, deadline_ms=0, callback=None) -> Job: read every page "
+     "of the price list; its result is {skus: [...], pages}"},
+    {"delete", (PyCFunction)(void (*)(void))client_delete,
+     METH_VARARGS | METH_KEYWORDS,
+     "delete(task_id, *, deadline_ms=0, callback=None) -> Job: delete a "
+     "finished task with its input and outputs (status 0 when done)"},
     {"step", (PyCFunction)client_step, METH_VARARGS,
      "step(timeout_ms=0) -> int: do what is ready, waiting at most "
      "timeout_ms (GIL released); returns the number of running jobs."},
@@ -787,7 +830,8 @@ static PyMethodDef client_methods[] = {
      "ended); returns the number of jobs notified."},
     {"fetch_masks", (PyCFunction)(void (*)(void))client_fetch_masks,
      METH_VARARGS | METH_KEYWORDS,
-     "fetch_masks(done_job, folder=None, callback=None) -> Job: download "
+     "fetch_masks(done_job, folder=None, callback=None, *, delete_after=False)"
+     " -> Job: download "
      "the masks and the resized image of a DONE job: streamed into folder "
      "when given, else kept in the new job's result files (at most "
      "max_files_bytes); wait on the returned job.  callback(job, state) is "

@@ -193,6 +193,110 @@ static int is_terminal(int state)
            || state == SA_JOB_CANCELLED;
 }
 
+/* An amount: an int when whole, else a float. */
+static PyObject *amount_obj(double v)
+{
+    if (v == (double)(long long)v && v > -9.0e15 && v < 9.0e15)
+        return PyLong_FromLongLong((long long)v);
+    return PyFloat_FromDouble(v);
+}
+
+/* {"available", "grants": [{"type", "amount", "raw"}], "by_type": {}} */
+static PyObject *credit_to_dict(const sa_credit *cr)
+{
+    PyObject *d = PyDict_New(), *grants = NULL, *types = NULL;
+    size_t i;
+
+    if (d == NULL)
+        return NULL;
+    grants = PyList_New(0);
+    types = PyDict_New();
+    if (grants == NULL || types == NULL)
+        goto fail;
+    for (i = 0; i < cr->n_grants; i++) {
+        PyObject *g = PyDict_New();
+        int r;
+        if (g == NULL)
+            goto fail;
+        r = put(g, "type", sapy_str(cr->grants[i].type)) < 0
+            || put(g, "amount", amount_obj(cr->grants[i].amount)) < 0
+            || put(g, "raw", sapy_str(cr->grants[i].raw)) < 0
+            || PyList_Append(grants, g) < 0;
+        Py_DECREF(g);
+        if (r)
+            goto fail;
+    }
+    for (i = 0; i < cr->n_types; i++) {
+        PyObject *v = amount_obj(cr->by_type[i].amount);
+        int r = v == NULL || PyDict_SetItemString(types, cr->by_type[i].type,
+                                                  v) < 0;
+        Py_XDECREF(v);
+        if (r)
+            goto fail;
+    }
+    if (put(d, "available", amount_obj(cr->available)) < 0)
+        goto fail;
+    if (put(d, "grants", grants) < 0) {
+        grants = NULL;
+        goto fail;
+    }
+    grants = NULL;
+    if (put(d, "by_type", types) < 0) {
+        types = NULL;
+        goto fail;
+    }
+    return d;
+fail:
+    Py_XDECREF(grants);
+    Py_XDECREF(types);
+    Py_DECREF(d);
+    return NULL;
+}
+
+/* {"skus": [{"description", "amount", "unit", "proc_unit",
+ * "run_task_url", "feature", "raw"}], "pages": n} */
+static PyObject *prices_to_dict(const sa_price_list *pl)
+{
+    PyObject *d = PyDict_New(), *skus = NULL;
+    size_t i;
+
+    if (d == NULL)
+        return NULL;
+    skus = PyList_New(0);
+    if (skus == NULL)
+        goto fail;
+    for (i = 0; i < pl->n_skus; i++) {
+        const sa_sku *k = &pl->skus[i];
+        PyObject *g = PyDict_New();
+        int r;
+        if (g == NULL)
+            goto fail;
+        r = put(g, "description", sapy_str(k->description)) < 0
+            || put(g, "amount", amount_obj(k->amount)) < 0
+            || put(g, "unit", sapy_str(k->unit)) < 0
+            || put(g, "proc_unit", sapy_str(k->proc_unit)) < 0
+            || put(g, "run_task_url", sapy_str(k->run_task_url)) < 0
+            || put(g, "feature", sapy_str(k->feature)) < 0
+            || put(g, "raw", sapy_str(k->raw)) < 0
+            || PyList_Append(skus, g) < 0;
+        Py_DECREF(g);
+        if (r)
+            goto fail;
+    }
+    if (put(d, "skus", skus) < 0) {
+        skus = NULL;
+        goto fail;
+    }
+    skus = NULL;
+    if (put(d, "pages", PyLong_FromLong(pl->pages)) < 0)
+        goto fail;
+    return d;
+fail:
+    Py_XDECREF(skus);
+    Py_DECREF(d);
+    return NULL;
+}
+
 /* Copy everything out of the ended job, once. */
 static int job_capture(sapy_job *self, sa_job *job, int state)
 {
@@ -208,9 +312,28 @@ static int job_capture(sapy_job *self, sa_job *job, int state)
         if (put(d, job_fields[i].name, field_live(&job_fields[i], job)) < 0)
             goto fail;
     }
-    /* DONE: the result; a fetch that failed: the files it kept */
-    if (sa_job_result(job) != NULL) {
-        if (put(d, "result", sapy_result_to_dict(sa_job_result(job))) < 0)
+    /* DONE: the result; a fetch that failed: the files it kept; an
+     * account job: its balance or price list */
+    if (sa_job_credit(job) != NULL) {
+        if (put(d, "result", credit_to_dict(sa_job_credit(job))) < 0)
+            goto fail;
+    } else if (sa_job_price_list(job) != NULL) {
+        if (put(d, "result", prices_to_dict(sa_job_price_list(job))) < 0)
+            goto fail;
+    } else if (sa_job_result(job) != NULL) {
+        PyObject *res = sapy_result_to_dict(sa_job_result(job));
+        /* delete_after: how the delete went, on the result */
+        if (res != NULL && sa_job_delete_status(job) != SA_ERR_NOT_DONE
+            && (put(res, "delete_status",
+                    PyLong_FromLong(sa_job_delete_status(job))) < 0
+                || put(res, "delete_errmsg",
+                       sapy_str(sa_job_delete_errmsg(job))) < 0
+                || put(res, "delete_code",
+                       sapy_str(sa_job_delete_api_error_code(job))) < 0)) {
+            Py_DECREF(res);
+            goto fail;
+        }
+        if (put(d, "result", res) < 0)
             goto fail;
     } else if (PyDict_SetItemString(d, "result", Py_None) < 0) {
         goto fail;
@@ -356,7 +479,7 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {
         "file_path", "buffer", "image_url", "file_id", "file_name",
         "actions", "format", "api_version", "pf_camera_kit", "mask_overlay",
-        "miniserver_args", "deadline_ms", "callback", NULL};
+        "miniserver_args", "deadline_ms", "callback", "delete_after", NULL};
     PyObject *path = Py_None, *buffer = Py_None, *actions = Py_None;
     PyObject *callback = Py_None;
     submit_args a = {NULL, NULL, NULL, 0};
@@ -366,11 +489,11 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
 
     sa_request_init(&req);
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "|$OOzzzOiiiizlO:submit", kwlist, &path, &buffer,
+            args, kwargs, "|$OOzzzOiiiizlOp:submit", kwlist, &path, &buffer,
             &req.image_url, &req.file_id, &req.file_name, &actions,
             &req.format, &req.api_version, &req.pf_camera_kit,
             &req.mask_overlay, &req.miniserver_args_json, &req.deadline_ms,
-            &callback))
+            &callback, &req.delete_after))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
@@ -480,8 +603,58 @@ PyObject *sapy_job_resume(sapy_client *c, PyObject *args, PyObject *kwargs)
     return job_started(c, self, r);
 }
 
+PyObject *sapy_job_account(sapy_client *c, int op, PyObject *args,
+                           PyObject *kwargs)
+{
+    static char *kwlist_id[] = {"task_id", "deadline_ms", "callback", NULL};
+    static char *kwlist[] = {"deadline_ms", "callback", NULL};
+    PyObject *callback = Py_None;
+    const char *task_id = NULL;
+    Py_ssize_t len = 0;
+    sa_account_options opts;
+    sapy_job *self;
+    int r;
+
+    sa_account_options_init(&opts);
+    if (op == 3) {
+        if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|$lO:delete",
+                                         kwlist_id, &task_id, &len,
+                                         &opts.deadline_ms, &callback))
+            return NULL;
+        if ((size_t)len != strlen(task_id)) {
+            sapy_raise(c->state, SA_ERR_SOURCE, "task_id holds a NUL "
+                       "character", 0, NULL, NULL);
+            return NULL;
+        }
+    } else if (!PyArg_ParseTupleAndKeywords(args, kwargs,
+                                            op == 1 ? "|$lO:credit"
+                                                    : "|$lO:price_list",
+                                            kwlist, &opts.deadline_ms,
+                                            &callback)) {
+        return NULL;
+    }
+    if (callback != Py_None && !PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+        return NULL;
+    }
+    self = job_alloc(c, callback);
+    if (self == NULL)
+        return NULL;
+    opts.callback = sapy_job_callback;
+    opts.user_data = self->cell;
+    sapy_core_enter(c);
+    if (op == 1)
+        r = sa_client_credit(c->client, &opts, &self->cell->job);
+    else if (op == 2)
+        r = sa_client_price_list(c->client, &opts, &self->cell->job);
+    else
+        r = sa_client_delete(c->client, task_id, &opts, &self->cell->job);
+    sapy_core_exit(c);
+    return job_started(c, self, r);
+}
+
 PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
-                         PyObject *callback)
+                         PyObject *callback, int delete_after)
 {
     sapy_job *src = (sapy_job *)origin;
     sapy_job *self;
@@ -498,6 +671,7 @@ PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
     /* the fetch's own cell, never the origin's: the origin may go first */
     sa_fetch_options_init(&o);
     o.folder = folder;
+    o.delete_after = delete_after;
     o.callback = sapy_job_callback;
     o.user_data = self->cell;
     sapy_core_enter(c);

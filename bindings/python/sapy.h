@@ -196,12 +196,16 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs);
 /* Client.resume(task_id, *, api_version, deadline_ms, callback) -> Job:
  * sa_client_resume. */
 PyObject *sapy_job_resume(sapy_client *c, PyObject *args, PyObject *kwargs);
+/* Client.credit() / price_list() / delete(task_id): an account job
+ * (op: 1 credit, 2 price list, 3 delete, as sa_client_credit...). */
+PyObject *sapy_job_account(sapy_client *c, int op, PyObject *args,
+                           PyObject *kwargs);
 /* Start a fetch of the masks of the DONE Job `origin` (sa_client_fetch,
  * into folder when not NULL): a new Job with its own cell as the core's
  * user data and `callback` (callable(job, state) or None).  NULL with an
  * exception. */
 PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
-                         PyObject *callback);
+                         PyObject *callback, int delete_after);
 /* The core's job callback (user_data is a sapy_jobcell). */
 int sapy_job_callback(sa_job *job, int state, void *user_data);
 /* A dict of a result's data (see job.c), with its files as a tuple of

@@ -36,7 +36,8 @@
  *
  * Structs that grow: every struct the caller allocates and the library
  * reads or fills (sa_client_options, sa_request, sa_resume_options,
- * sa_fetch_options, sa_image_info) begins with `size_t struct_size`, and
+ * sa_fetch_options, sa_account_options, sa_image_info) begins with
+ * `size_t struct_size`, and
  * its init macro (sa_client_options_init(&o), ...) passes `sizeof` of the
  * struct the program was compiled with to the library's *_init_sized
  * function, which sets defaults and records that size.  Always call the
@@ -434,6 +435,31 @@ typedef struct sa_client_options {
     long low_speed_limit;
     long low_speed_time_ms;
 
+    /* Who shares the rate budget above (the API counts its limits per
+     * key, not per client):
+     *   "host" (default, NULL): every client on this machine with the same
+     *          api_key, base_url and rate options, in every process, takes
+     *          its slots from one budget in shared memory (a 0600 file
+     *          under /dev/shm or $XDG_RUNTIME_DIR named by a hash, never
+     *          holding the key).  Without shared memory the client falls
+     *          back to "process" and logs one line saying so.
+     *   "process": this client's own limiter only.
+     *   "redis://HOST:PORT[/DB]": every client of a fleet of machines with
+     *          the same key, base URL and rate options, through one atomic
+     *          script in that Redis (keys named by a hash, never the key).
+     *          Never blocks a step: the client speaks RESP on its own
+     *          non-blocking socket, looked at with every step (and every 2
+     *          ms while an answer is awaited, through the timer).  When
+     *          Redis is away the client keeps to its share of the rate
+     *          (rate / rate_limit_fleet_size), logs it once, and uses
+     *          Redis again when it answers.  A HOST that does not resolve
+     *          at sa_client_new: SA_ERR_INVALID_ARGUMENT.
+     * Anything else: SA_ERR_INVALID_ARGUMENT from sa_client_new. */
+    const char *rate_limit_scope;
+    /* Redis scope: clients expected to share the key when Redis is away;
+     * each keeps to 1/rate_limit_fleet_size of the rate and long window
+     * meanwhile.  Default 4; 1..10000. */
+    int rate_limit_fleet_size;
     /* Poll placement: SA_POLL_LEARNED (default) or SA_POLL_FIXED (the
      * first poll poll_interval_ms after the task create, then every
      * polling_interval the API gives, else poll_interval_ms).  Learned:
@@ -550,6 +576,16 @@ typedef struct sa_request {
 
     sa_job_cb callback;          /* optional */
     void *user_data;             /* passed to callback; see sa_job_user_data */
+
+    int delete_after;            /* 1: once the result is in hand (a ZIP
+                                    result with its masks), delete the task
+                                    with its image and outputs from the
+                                    vendor (sa_client_delete) before the job
+                                    ends DONE (it shows FETCHING meanwhile);
+                                    sa_job_delete_status says how it went.
+                                    A JSON result's mask URLs then answer
+                                    404: ask sa_client_fetch (with its own
+                                    delete_after) instead for masks */
 } sa_request;
 
 SA_API void sa_request_init_sized(sa_request *req, size_t struct_size);
@@ -759,6 +795,9 @@ typedef struct sa_fetch_options {
      * the fetch runs. */
     sa_job_cb callback;
     void *user_data;
+    /* 1: once every file is in (the job would end DONE), delete the task
+     * from the vendor, as sa_request.delete_after does. */
+    int delete_after;
 } sa_fetch_options;
 
 SA_API void sa_fetch_options_init_sized(sa_fetch_options *opts,
@@ -1129,6 +1168,115 @@ SA_API int sa_webhook_parse(const void *body, size_t body_len,
                             char **task_id, char **task_status,
                             int64_t *created_at, char *errbuf,
                             size_t errbuf_len);
+
+/* ------------------------------------------------------------------ */
+/* Account: balance, price list, delete (API.md section 17.1)          */
+/* ------------------------------------------------------------------ */
+
+/* Options of the account calls.  Always call sa_account_options_init()
+ * first (all fields zero/NULL).  NULL options: the defaults. */
+typedef struct sa_account_options {
+    size_t struct_size;          /* set by sa_account_options_init */
+    long deadline_ms;            /* 0 = the client's job_deadline_ms */
+    sa_job_cb callback;          /* optional, as in sa_request */
+    void *user_data;             /* passed to callback */
+} sa_account_options;
+
+SA_API void sa_account_options_init_sized(sa_account_options *opts,
+                                          size_t struct_size);
+#define sa_account_options_init(opts) \
+    sa_account_options_init_sized((opts), sizeof *(opts))
+
+/* One credit grant (an entry of GET /s2s/v1.0/client/credit). */
+typedef struct sa_credit_grant {
+    const char *type;      /* "ApiSubscription", "ApiPayAsYouGo", ... ("" when
+                              absent or not a string) */
+    double amount;         /* units left in the grant (0 when absent) */
+    const char *raw;       /* the whole entry as JSON text (cJSON-printed):
+                              its other, undocumented fields (expiry...) */
+} sa_credit_grant;
+
+/* The sum of the grants of one type, in order of first appearance. */
+typedef struct sa_credit_type {
+    const char *type;
+    double amount;
+} sa_credit_type;
+
+typedef struct sa_credit {
+    double available;      /* units the API can spend: the sum of the
+                              amounts whose type starts with "Api" (as the
+                              vendor's own client counts) */
+    size_t n_grants;
+    const sa_credit_grant *grants;
+    size_t n_types;
+    const sa_credit_type *by_type;
+} sa_credit;
+
+/* One price list entry (GET /s2s/v2.0/credit/feature-cost). */
+typedef struct sa_sku {
+    const char *description, *unit, *proc_unit, *run_task_url;  /* "" when
+                              absent or not a string */
+    const char *feature;   /* the part of run_task_url after "/task/"
+                              ("skin-analysis"), "" when none */
+    double amount;         /* units per proc_unit */
+    const char *raw;       /* the whole entry as JSON text */
+} sa_sku;
+
+typedef struct sa_price_list {
+    size_t n_skus;
+    const sa_sku *skus;
+    int pages;             /* pages read */
+} sa_price_list;
+
+/* Most pages sa_client_price_list follows (SA_ERR_LIMIT beyond). */
+#define SA_PRICE_LIST_MAX_PAGES 100
+
+/* Start a job that reads the key's balance (GET /s2s/v1.0/client/credit).
+ * Like every API-host request it goes through the client's rate limiter;
+ * transport errors, 429 and 5xx are retried within max_retries.  DONE:
+ * sa_job_credit gives the grants.  An answer without a "results" array,
+ * or with an entry that is not an object, ends FAILED SA_ERR_PROTOCOL; a
+ * bad key SA_ERR_AUTH.  Returns SA_OK and *out (free with sa_job_free),
+ * SA_ERR_BAD_OPTION (opts), SA_ERR_INVALID_ARGUMENT, SA_ERR_BUSY or
+ * SA_ERR_NOMEM, with the reason in sa_client_errmsg(). */
+SA_API int sa_client_credit(sa_client *client, const sa_account_options *opts,
+                            sa_job **out);
+
+/* Start a job that reads the whole price list: GET
+ * /s2s/v2.0/credit/feature-cost?page_size=20, then each next_token until
+ * it is null or empty, at most SA_PRICE_LIST_MAX_PAGES pages
+ * (SA_ERR_LIMIT).  A next_token seen before (a loop) or one a task id
+ * would refuse ends FAILED SA_ERR_PROTOCOL.  DONE: sa_job_price_list. */
+SA_API int sa_client_price_list(sa_client *client,
+                                const sa_account_options *opts, sa_job **out);
+
+/* Start a job that deletes a finished task with its input and outputs
+ * (POST /s2s/v2.0/task/delete): its status and mask URLs then fail.  The
+ * task id is checked first as sa_client_resume checks it (SA_ERR_SOURCE).
+ * A task still running ends FAILED SA_ERR_BAD_REQUEST with api error code
+ * "OperationInvalid"; an unknown, expired or deleted one
+ * SA_ERR_TASK_EXPIRED ("InvalidTaskId").  A delete retried after a first
+ * attempt that may have reached the server, and then answered
+ * "InvalidTaskId", is taken as done.  DONE: the task is gone. */
+SA_API int sa_client_delete(sa_client *client, const char *task_id,
+                            const sa_account_options *opts, sa_job **out);
+
+/* delete_after (sa_request, sa_fetch_options): SA_OK when the task was
+ * deleted; the failure of the delete (SA_ERR_BAD_REQUEST, SA_ERR_AUTH,
+ * SA_ERR_TASK_EXPIRED, SA_ERR_CANCELLED...: the job itself still ended
+ * DONE with its result) with a message in sa_job_delete_errmsg; or
+ * SA_ERR_NOT_DONE when no delete was asked for or tried (the job did not
+ * end DONE).  The message is "" unless the delete failed. */
+SA_API int sa_job_delete_status(const sa_job *job);
+SA_API const char *sa_job_delete_errmsg(const sa_job *job);
+/* The API error_code of a failed delete ("OperationNotSupport"), or NULL. */
+SA_API const char *sa_job_delete_api_error_code(const sa_job *job);
+
+/* The balance read by a DONE sa_client_credit job, else NULL.  The price
+ * list of a DONE sa_client_price_list job, else NULL.  Every string is
+ * scrubbed of the API key.  Borrowed until sa_job_free. */
+SA_API const sa_credit *sa_job_credit(const sa_job *job);
+SA_API const sa_price_list *sa_job_price_list(const sa_job *job);
 
 /* ------------------------------------------------------------------ */
 /* Memory returned to the caller                                       */

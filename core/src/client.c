@@ -38,6 +38,7 @@
  * libcurl.
  */
 #include "sa_client.h"
+#include "budget.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -166,6 +167,22 @@ static int client_init_parts(sa_client *c, const sa_client_options *o,
                  "the client" : "the rate limit options are out of range");
         return rc;
     }
+    {
+        /* rate_limit_scope: the budget the scheduler shares (budget.c) */
+        sa_budget *b = NULL;
+        char note[CLIENT_ERRLEN];
+        rc = sa_budget_open(&b, c->mem, o, c->api_key, c->base_url, note,
+                            sizeof note);
+        if (rc != SA_OK) {
+            if (rc == SA_ERR_NOMEM)
+                sa__errf(err, errlen, "out of memory creating the client");
+            else
+                sa__errf(err, errlen, "%s", note);
+            return rc;
+        }
+        c->sched.budget = b;
+        if (*note) sa__jlog(c, SA_LOG_INFO, "%s", note);
+    }
     memset(&eo, 0, sizeof eo);
     eo.mem = c->mem;
     eo.api_key = o->api_key;
@@ -191,6 +208,8 @@ static void client_free_parts(sa_client *c)
     const sa_mem *mem = c->mem ? &memv : NULL;
 
     sa_engine_free(c->engine);
+    sa_budget_close(c->sched.budget);
+    c->sched.budget = NULL;
     sa_sched_free(&c->sched);
     if (c->api_key) memset(c->api_key, 0, strlen(c->api_key));
     sa__free(mem, c->api_key);
@@ -252,6 +271,7 @@ static int client_new(sa_client **out, const sa_client_options *user,
     c->opt.api_key = c->api_key;
     c->opt.base_url = c->base_url;
     c->opt.user_agent = c->opt.ca_bundle = c->opt.proxy = NULL;
+    c->opt.rate_limit_scope = NULL;
     if (!c->opt.api_version) c->opt.api_version = SA_API_V2_1;
     c->rng = mix_seed(opts->jitter_seed ? opts->jitter_seed
                       : (uint64_t)sa_engine_now() * 1000003u ^

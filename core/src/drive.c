@@ -13,6 +13,7 @@
  * polled to its end unless abandoned.
  */
 #include "sa_client.h"
+#include "budget.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -86,6 +87,7 @@ void sa__job_destroy(sa_job *j)
     if (sa_link_linked(&j->ev_link)) sa_link_remove(&j->ev_link);
     if (sa_link_linked(&j->link)) sa_link_remove(&j->link);
     sa_jobsm_free(j->sm);
+    sa_jobsm_free(j->del_other);
     sa_result_free(j->pub_result_own);
     while (j->kept) {
         sa_kept *k = j->kept;
@@ -142,6 +144,7 @@ static void note_state(sa_client *c, sa_job *j)
     if (!j->sm || j->published) return;
     st = sa_jobsm_state(j->sm);
     if (sa__is_terminal(st)) {
+        if (sa__delete_after_step(c, j)) return;  /* deleting first */
         sa__publish_sm(c, j);
         if (sa_jobsm_background(j->sm)) j->quiet_end = 1;
         return;
@@ -186,6 +189,8 @@ void sa__engine_end(sa_client *c, sa_job *j)
     sa_sched_withdraw(&j->sq);
     j->parked = NULL;
     unadmit(c, j);
+    (void)sa__delete_after_abort(c, j, SA_ERR_CANCELLED, "the delete was "
+                                 "stopped: the job's engine side ended");
     if (j->kind == KIND_CHILD) sa__child_ended(c, j);
     if (j->kind == KIND_FETCH) sa__cancel_children(c, j);
     if (!j->published) sa__publish_sm(c, j);
@@ -200,6 +205,10 @@ static void job_stuck(sa_client *c, sa_job *j, int64_t now)
     char label[160];
     if (++j->stuck < STUCK_MAX) {
         j->wake_at = now + 10 * j->stuck;
+        return;
+    }
+    if (sa__delete_after_abort(c, j, SA_ERR_NOMEM, "out of memory")) {
+        sa__engine_end(c, j);  /* the result is published DONE */
         return;
     }
     if (sa_jobsm_task_maybe_created(j->sm))
@@ -300,7 +309,9 @@ static void drive_job(sa_client *c, sa_job *j, int64_t now)
     for (guard = 0; guard < 16; guard++) {
         sa_next nx;
         int rc = sa_jobsm_next(j->sm, now, &nx);
+        const sa_jobsm *was = j->sm;
         note_state(c, j);
+        if (j->sm != was) continue;  /* delete_after: on with the delete */
         /* out of memory ends the machine (END); anything else is stuck */
         if (rc != SA_OK && nx.kind != SA_NEXT_END) {
             job_stuck(c, j, now);
@@ -382,7 +393,9 @@ void sa__advance(sa_client *c, int64_t now)
 {
     sa_link *l, *next;
     long restarts = 0;
+    const char *note = sa_budget_pump(c->sched.budget, now);  /* redis */
 
+    if (note) sa__jlog(c, SA_LOG_WARNING, "%s", note);
     start_queued(c, now);
     service_upq(c, now);
     service_limq(c, now);
@@ -453,6 +466,16 @@ void sa__user_cancel(sa_client *c, sa_job *j, int abandon, int status,
         return;
     }
     if (j->where != J_ACTIVE) return;
+    if (j->del_state == 1 && j->caller_released) {
+        j->quiet_end = 0;
+        return;  /* a freed handle: the delete goes on, then the job ends */
+    }
+    if (sa__delete_after_abort(c, j, status, why ? why : "cancelled")) {
+        /* the analysis succeeded: its result stands, only the delete
+         * stops */
+        sa__engine_end(c, j);
+        return;
+    }
     if (j->parked && j->parked->step == SA_STEP_TASK_CREATE) {
         sa_sched_withdraw(&j->sq);
         j->parked = NULL;

@@ -533,6 +533,7 @@ int sa_client_fetch(sa_client *client, sa_job *done_job,
     sa__enter(c);
     now = sa_engine_now();
     j->cb = opts->callback;
+    j->delete_after = opts->delete_after != 0;
     j->user_data = opts->user_data;
     j->api_version = done_job->api_version;
     j->deadline_at = now + c->opt.job_deadline_ms;

@@ -13,15 +13,18 @@
  *   none for the status polls of a task that exists)
  *   ZIP results: POLLING -> FETCHING (GET the ZIP) -> DONE
  *
- * Three kinds of machine share one state (struct sa_jobsm, in
- * job_internal.h) and three files: job.c (this one: the machine, its
+ * Four kinds of machine share one state (struct sa_jobsm, in
+ * job_internal.h) and four files: job.c (this one: the machine, its
  * requests, retries, poll timing and driving), job_answers.c (what each
- * answer of an analysis means; "What a hostile server cannot do") and
- * job_fetch.c (downloads; "Fetching").  An analysis (sa_jobsm_new) is the
- * graph above.  A download (sa_jobsm_new_download) is only its FETCHING
- * step: one result URL.  A fetch (sa_jobsm_new_fetch) is the public side
- * of sa_client_fetch: it sends nothing, the client runs downloads for it
- * and reports each one.
+ * answer of an analysis means; "What a hostile server cannot do"),
+ * job_fetch.c (downloads; "Fetching") and job_account.c (account
+ * requests).  An analysis (sa_jobsm_new) is the graph above.  A download
+ * (sa_jobsm_new_download) is only its FETCHING step: one result URL.  A
+ * fetch (sa_jobsm_new_fetch) is the public side of sa_client_fetch: it
+ * sends nothing, the client runs downloads for it and reports each one.
+ * An account machine (sa_jobsm_new_account) is one FETCHING step,
+ * SA_STEP_ACCOUNT, to the API host: the balance, the price list pages or
+ * a task delete.
  *
  * Built like curl's multi state machine: sa__jsm_set_state() is the only
  * writer of `state`, a name table (sa_jobsm_state_name), and one switch in
@@ -107,7 +110,8 @@ _Static_assert(sizeof job_state_names / sizeof job_state_names[0]
                "one name per sa_job_state");
 
 static const char *const step_names[JOB_STEPS] = {
-    "file create", "upload", "task create", "status poll", "result download"
+    "file create", "upload", "task create", "status poll", "result download",
+    "account request"
 };
 
 static const char *const json_headers[] = {
@@ -479,6 +483,12 @@ static int api_request(sa_jobsm *sm, int method, const char *path,
     return SA_OK;
 }
 
+int sa__jsm_api_request(sa_jobsm *sm, int method, const char *path,
+                        const char *id, char *body, long timeout_ms)
+{
+    return api_request(sm, method, path, id, body, timeout_ms);
+}
+
 static int build_file_create(sa_jobsm *sm)
 {
     char *body = sa_proto_file_create_body(sm->mem, sm->content_type,
@@ -572,6 +582,7 @@ static int send_step(sa_jobsm *sm, int64_t now_ms, sa_next *out)
         rc = build_poll(sm);
         break;
     case SA_STEP_FETCH: rc = build_fetch(sm); break;
+    case SA_STEP_ACCOUNT: rc = sa__jsm_build_account(sm); break;
     default:
         rc = SA_ERR_PROTOCOL;
         break;
@@ -845,6 +856,7 @@ void sa_jobsm_free(sa_jobsm *sm)
     sa__free(mem, sm->dl_data);
     for (i = 0; i < sm->n_urls; i++) sa__free(mem, sm->urls[i]);
     sa__free(mem, sm->urls);
+    sa__account_free(sm->account);
     sa__free(mem, sm);
 }
 
@@ -931,6 +943,8 @@ int sa_jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
                                  : sa__jsm_on_poll(sm, now_ms, resp);
             break;
         case SA_STEP_FETCH: rc = sa__jsm_on_fetch(sm, now_ms, resp); break;
+        case SA_STEP_ACCOUNT: rc = sa__jsm_on_account(sm, now_ms, resp);
+            break;
         default:
             sa__jsm_finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "internal "
                            "error: answer for step %d", sm->step);

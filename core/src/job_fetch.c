@@ -324,6 +324,12 @@ static int new_other(const sa_job_config *cfg, int kind, const char *task_id,
     return SA_OK;
 }
 
+int sa__jsm_new_other(const sa_job_config *cfg, int kind, const char *task_id,
+                      int64_t now_ms, sa_jobsm **out)
+{
+    return new_other(cfg, kind, task_id, now_ms, out);
+}
+
 /* Also SA_ERR_INVALID_ARGUMENT for a URL that is not http(s). */
 int sa_jobsm_new_download(const sa_job_config *cfg, const char *url,
                           const char *task_id, int64_t now_ms,

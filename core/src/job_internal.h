@@ -1,6 +1,6 @@
 /* job_internal.h - a job machine's state, shared by job.c, job_*.c. */
 /*
- * Not installed; included only by the three job*.c files.  Everything
+ * Not installed; included only by the four job*.c files.  Everything
  * else of the library sees a machine through sa_internal.h (sa_jobsm_*).
  * The functions below are the machine's own steps that one file uses from
  * another (file named after each); sa__ keeps them out of the public
@@ -14,9 +14,9 @@
 #define JOB_MSG_LEN 512
 #define JOB_MIN_POLL_MS 200  /* floor of a server's polling_interval */
 #define JOB_NAME_LEN 256     /* a download's file name */
-#define JOB_STEPS (SA_STEP_FETCH + 1)
+#define JOB_STEPS (SA_STEP_ACCOUNT + 1)
 
-enum { KIND_ANALYSIS = 0, KIND_DOWNLOAD, KIND_FETCH };
+enum { KIND_ANALYSIS = 0, KIND_DOWNLOAD, KIND_FETCH, KIND_ACCOUNT };
 
 struct sa_jobsm {
     sa_mem memv;             /* copy of cfg->mem ... */
@@ -115,6 +115,12 @@ struct sa_jobsm {
     int fail_status;         /* that failure, or SA_OK */
     char failmsg[JOB_MSG_LEN];
 
+    /* An account machine (job_account.c; account.c reads the answers):
+     * what it read, and whether a delete may have reached the server
+     * already. */
+    sa_account *account;
+    int delete_maybe;
+
     /* The request out: valid until on_response / free. */
     sa_http_request req;
     char *req_url;
@@ -146,6 +152,8 @@ long sa__jsm_plan_delay(sa_jobsm *sm, int64_t now_ms, long fixed,
                         long api_min_ms);
 int sa__jsm_settings_valid(const sa_job_config *cfg);
 void sa__jsm_copy_settings(sa_jobsm *sm, const sa_job_config *cfg);
+int sa__jsm_api_request(sa_jobsm *sm, int method, const char *path,
+                        const char *id, char *body, long timeout_ms);
 
 /* job_answers.c: the answers to the analysis's requests */
 int sa__jsm_note_answer(sa_jobsm *sm, const sa_http_response *resp);
@@ -171,5 +179,12 @@ int sa__jsm_on_fetch(sa_jobsm *sm, int64_t now_ms,
 int sa__jsm_on_refresh(sa_jobsm *sm, int64_t now_ms,
                        const sa_http_response *resp);
 int sa__jsm_fetch_next(sa_jobsm *sm, sa_next *out);
+int sa__jsm_new_other(const sa_job_config *cfg, int kind, const char *task_id,
+                      int64_t now_ms, sa_jobsm **out);
+
+/* job_account.c: an account machine's request and answers */
+int sa__jsm_build_account(sa_jobsm *sm);
+int sa__jsm_on_account(sa_jobsm *sm, int64_t now_ms,
+                       const sa_http_response *resp);
 
 #endif /* SA_JOB_INTERNAL_H */

@@ -181,6 +181,25 @@ void sa_limiter_free(sa_limiter *l)
     l->enabled = 0;
 }
 
+int sa_limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
+{
+    int64_t ready;
+    int i;
+
+    if (!l || !l->enabled) return 1;
+    now_ms = limiter_clamp(l, now_ms);
+    ready = l->blocked_until > now_ms ? l->blocked_until : now_ms;
+    for (i = 0; i < l->n_win; i++) {
+        int64_t at = now_ms;
+        if (!window_ok(&l->win[i], now_ms, &at) && at > ready) ready = at;
+    }
+    if (ready > now_ms) {
+        if (ready_at_ms) *ready_at_ms = ready;
+        return 0;
+    }
+    return 1;
+}
+
 int sa_limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
 {
     int64_t ready;

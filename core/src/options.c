@@ -1,5 +1,6 @@
 /* options.c - sa_client_options: defaults, and sa_client_new's checks. */
 #include "sa_client.h"
+#include "budget.h"
 
 #include <math.h>
 #include <string.h>
@@ -37,6 +38,7 @@ static void options_defaults(sa_client_options *opts)
     opts->max_files_bytes = (size_t)256 << 20;
     opts->low_speed_limit = 1024;
     opts->low_speed_time_ms = 30000;
+    opts->rate_limit_fleet_size = 4;
     opts->poll_strategy = SA_POLL_LEARNED;
     opts->webhooks = 0;
 }
@@ -158,6 +160,15 @@ int sa__options_check(const sa_client_options *o, char *err, size_t errlen)
         (o->proxy && sa__has_ctl(o->proxy)))
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "ca_bundle and proxy must not "
                  "contain control characters");
+    if (o->rate_limit_scope
+        && (strlen(o->rate_limit_scope) > 512
+            || sa_budget_parse_scope(o->rate_limit_scope, err, errlen) < 0))
+        OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "rate_limit_scope must be "
+                 "\"process\", \"host\" (default) or "
+                 "\"redis://HOST:PORT[/DB]\"");
+    if (o->rate_limit_fleet_size < 1 || o->rate_limit_fleet_size > 10000)
+        OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "rate_limit_fleet_size (clients "
+                 "sharing the key when Redis is away) must be 1..10000");
     if (o->mem && (!o->mem->malloc || !o->mem->realloc || !o->mem->free))
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "mem needs all three of malloc, "
                  "realloc and free");

@@ -278,6 +278,13 @@ int sa_job_status(const sa_job *job)
     return job->published ? job->pub_status : SA_ERR_NOT_DONE;
 }
 
+/* The machine whose details a running job shows: its own, also while
+ * delete_after's delete runs (account.c). */
+static const sa_jobsm *view_sm(const sa_job *job)
+{
+    return job->del_state == 1 ? job->del_other : job->sm;
+}
+
 /* A live string of the machine, kept for the caller (see keep()). */
 static const char *live_str(const sa_job *job, int field,
                             const char *(*get)(const sa_jobsm *))
@@ -285,8 +292,8 @@ static const char *live_str(const sa_job *job, int field,
     sa_job *j = (sa_job *)(uintptr_t)job;  /* the cache is not the state */
     if (!job) return NULL;
     if (job->published) return job->pub[field];
-    if (!job->sm) return NULL;
-    return keep(j, field, get(job->sm));
+    if (!view_sm(job)) return NULL;
+    return keep(j, field, get(view_sm(job)));
 }
 
 const char *sa_job_errmsg(const sa_job *job)
@@ -299,7 +306,7 @@ int sa_job_http_status(const sa_job *job)
 {
     if (!job) return 0;
     if (job->published) return job->pub_http;
-    return job->sm ? sa_jobsm_http_status(job->sm) : 0;
+    return view_sm(job) ? sa_jobsm_http_status(view_sm(job)) : 0;
 }
 
 const char *sa_job_api_error_code(const sa_job *job)
@@ -344,7 +351,7 @@ int sa_job_polls(const sa_job *job)
 {
     if (!job) return 0;
     if (job->published) return job->pub_polls;
-    return job->sm ? sa_jobsm_polls(job->sm) : 0;
+    return view_sm(job) ? sa_jobsm_polls(view_sm(job)) : 0;
 }
 
 /* pub_result is set for DONE jobs, and for fetch jobs that ended FAILED

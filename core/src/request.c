@@ -117,6 +117,7 @@ static int check_request_options(sa_client *c, const sa_request *req,
     j->pf_camera_kit = req->pf_camera_kit;
     j->mask_overlay = req->mask_overlay;
     j->deadline_ms = req->deadline_ms;
+    j->delete_after = req->delete_after != 0;
     return SA_OK;
 }
 

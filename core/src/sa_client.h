@@ -42,7 +42,7 @@
  * deliver).  One `sq` serves both queues: a job has one request at a time.
  * A detached job outlived its client (sa_client_free) and is in no list. */
 enum { J_QUEUED = 1, J_ACTIVE, J_IDLE, J_DEAD, J_DETACHED };
-enum { KIND_ANALYSIS = 0, KIND_FETCH, KIND_CHILD };
+enum { KIND_ANALYSIS = 0, KIND_FETCH, KIND_CHILD, KIND_ACCOUNT };
 /* Strings the caller reads (kept until sa_job_free: see publish.c). */
 enum {
     K_ERRMSG, K_API_CODE, K_ENGINE, K_TASK, K_FILE, K_REQUEST, K__LAST
@@ -108,6 +108,15 @@ struct sa_job {
     sa_result *pub_result_own;  /* a copy scrubbed of the key, or NULL */
     const char *last[K__LAST];  /* latest kept copy per field */
     sa_kept *kept;
+
+    /* delete_after (account.c): while the delete runs, `sm` is the delete
+     * machine and `del_other` the ended analysis (or fetch) machine */
+    int delete_after;
+    int del_state;              /* 0 not started, 1 running, 2 ended */
+    int del_status;             /* its outcome once ended */
+    sa_jobsm *del_other;
+    char del_msg[256];          /* scrubbed */
+    char del_code[64];          /* its API error_code, scrubbed */
 };
 
 struct sa_client {
@@ -233,6 +242,21 @@ void sa__publish(sa_client *c, sa_job *j, int state, int status,
 void sa__publish_sm(sa_client *c, sa_job *j);
 /* Deliver every queued event (only from the outermost public call). */
 void sa__deliver(sa_client *c);
+
+/* ------------------------------------------------------------------ */
+/* account.c (delete_after)                                            */
+/* ------------------------------------------------------------------ */
+
+/* j's machine just became terminal: with delete_after and a DONE result,
+ * start the delete (j->sm becomes the delete machine; returns 1: do not
+ * publish yet); when the delete machine itself ended, record its outcome
+ * and give j its machine back (returns 0: publish now).  0 otherwise. */
+int sa__delete_after_step(sa_client *c, sa_job *j);
+/* A delete in progress is given up (cancel, client going away, out of
+ * memory): recorded with status and j's machine given back.  1 when there
+ * was one. */
+int sa__delete_after_abort(sa_client *c, sa_job *j, int status,
+                           const char *why);
 
 /* ------------------------------------------------------------------ */
 /* fetch.c                                                             */

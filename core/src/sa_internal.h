@@ -590,6 +590,8 @@ void sa_limiter_free(sa_limiter *l);
 /* Take one send slot at now_ms: returns 1 and records the send, or 0 and
  * writes the earliest time a slot will be free to *ready_at_ms. */
 int sa_limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms);
+/* The same answer without recording a send. */
+int sa_limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms);
 /* Push the limiter back after a 429 (the server saw more than we did):
  * no send before now_ms + pause_ms. */
 void sa_limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms);
@@ -629,6 +631,8 @@ typedef struct sa_sched {
     int64_t reserve_max;     /* most long-window slots kept for polls */
     unsigned long seq;
     int64_t lim_ready;       /* look at limq again at; -1: no need */
+    struct sa_budget *budget;/* shared budget (budget.c); NULL: none */
+    int n_admitted_all;      /* admitted jobs across the budget's scope */
 } sa_sched;
 
 /* Set up from the client's options (rate_limit and rate_*,
@@ -734,6 +738,9 @@ typedef struct sa_http_request {
 /* The job's own step beyond proto's four: a GET of a result URL (result
  * ZIP, mask, resized image) from the result host, never with the key. */
 #define SA_STEP_FETCH ((int)SA_STEP__LAST)
+/* An account request (balance, price list page, task delete: account.c),
+ * to the API host, with the key, through the limiter. */
+#define SA_STEP_ACCOUNT ((int)SA_STEP__LAST + 1)
 /* Size limit of one result download (a ZIP with every HD mask). */
 #define SA_FETCH_MAX_BODY ((size_t)64 << 20)
 
@@ -1023,6 +1030,44 @@ void sa__client_stats(const sa_client *c, long *transfers, long *connects);
 void sa__client_peaks(const sa_client *c, int *uploads, int *done_per_step);
 
 /* ================================================================== */
+/* account.c (the answers of the account endpoints, API.md 17.1)      */
+/* ================================================================== */
+
+enum { SA_ACCOUNT_CREDIT = 1, SA_ACCOUNT_PRICES, SA_ACCOUNT_DELETE };
+typedef struct sa_account sa_account;
+
+/* An empty account reading for op (SA_ACCOUNT_*); its strings will be
+ * scrubbed of secret (copied; may be NULL).  SA_OK or SA_ERR_NOMEM. */
+int sa__account_new(const sa_mem *mem, int op, const char *secret,
+                    sa_account **out);
+void sa__account_free(sa_account *a);
+int sa__account_op(const sa_account *a);
+/* Read one 2xx answer: SA_OK (*more: another price list page is to be
+ * read), SA_ERR_PROTOCOL / SA_ERR_LIMIT with the reason in why, or
+ * SA_ERR_NOMEM.  A delete's 2xx is SA_OK whatever its body. */
+int sa__account_feed(sa_account *a, const char *body, size_t len,
+                     int max_depth, int *more, char *why, size_t whylen);
+/* Path and query of the next GET (credit, or the next price list page). */
+char *sa__account_path(const sa_account *a);
+char *sa__account_delete_body(const sa_mem *mem, const char *task_id);
+const sa_credit *sa__account_credit(const sa_account *a);
+const sa_price_list *sa__account_prices(const sa_account *a);
+
+/* An account machine (job_account.c): state FETCHING, step
+ * SA_STEP_ACCOUNT; GETs the balance or every price list page, or POSTs
+ * the delete of task_id.
+ * Transport errors, 429, 5xx and unreadable 2xx are retried within
+ * max_retries (backoff_*); other answers end it (classified as proto.c
+ * does; a delete's InvalidTaskId is SA_ERR_TASK_EXPIRED, or DONE after an
+ * attempt that may have deleted it).  Uses the settings of cfg that a
+ * download uses.  SA_OK, SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM. */
+int sa_jobsm_new_account(const sa_job_config *cfg, int op,
+                         const char *task_id, const char *secret,
+                         int64_t now_ms, sa_jobsm **out);
+/* The reading of a DONE account machine, else NULL. */
+const sa_account *sa_jobsm_account(const sa_jobsm *sm);
+
+/* ================================================================== */
 /* pollplan.c (pure; time is an input): when a running task is polled  */
 /* ================================================================== */
 
@@ -1098,7 +1143,8 @@ long sa_pollplan_max_gap(const sa_pollplan *p);
 double sa_pollplan_price_ms(const sa_pollplan *p);
 
 /* sched.c: how much the rate budget binds, 0 (room) .. 1 (bound): the
- * long window's use and whether new work waits for it (pure, read only). */
+ * long window's use (the shared one under rate_limit_scope "host") and
+ * whether new work waits for it (read only). */
 double sa_sched_load(const sa_sched *s, int64_t now);
 
 #endif /* SA_INTERNAL_H */

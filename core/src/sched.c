@@ -53,7 +53,7 @@
  * when there is room.  Uploads are not API-host requests: the limiter
  * never sees them.
  */
-#include "sa_internal.h"
+#include "budget.h"
 
 #include <limits.h>
 #include <math.h>
@@ -152,7 +152,7 @@ static int lim_before(const sa_sched *s, const sa_sched_item *a,
  * admitted. */
 static int64_t lim_reserve(const sa_sched *s, int extra)
 {
-    int64_t r = (int64_t)s->n_admitted + extra;
+    int64_t r = (int64_t)s->n_admitted_all + extra;
     return r < s->reserve_max ? r : s->reserve_max;
 }
 
@@ -172,8 +172,12 @@ static int lim_eligible(const sa_sched *s, const sa_sched_item *it,
         sa__min_at(retry_at, urgent_at);
         return 0;
     }
-    if (first && s->admit_cap > 0 && s->n_admitted >= s->admit_cap)
+    if (first && s->admit_cap > 0 && s->n_admitted_all >= s->admit_cap) {
+        /* jobs that end in another process do not wake this one */
+        if (sa_budget_shared(s->budget))
+            sa__min_at(retry_at, now + SA_BUDGET_RECHECK_MS);
         return 0;
+    }
     return (int64_t)room - 1 >= lim_reserve(s, first);
 }
 
@@ -187,6 +191,16 @@ sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now)
     s->lim_ready = -1;
     if (sa_link_empty(&s->limq)) return NULL;
     room = sa_limiter_room(&s->lim, now, &next_free);
+    s->n_admitted_all = s->n_admitted;
+    if (sa_budget_shared(s->budget)) {
+        int64_t shared_free;
+        int shared_room = sa_budget_room(s->budget, now, &shared_free);
+        if (shared_room < room) {
+            room = shared_room;
+            next_free = shared_free;
+        }
+        s->n_admitted_all = sa_budget_admitted(s->budget, now, s->n_admitted);
+    }
     for (l = s->limq.next; l != &s->limq; l = l->next) {
         sa_sched_item *it = ITEM_OF(l);
         if (lim_eligible(s, it, now, room, &retry) && lim_before(s, it, best))
@@ -197,10 +211,14 @@ sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now)
         s->lim_ready = retry;
         return NULL;
     }
-    if (!sa_limiter_acquire(&s->lim, now, &ready)) {
+    /* the client's own limiter (its burst spacing) and the shared budget
+     * (every client of the scope): the slot is taken from both or none */
+    if (!sa_limiter_check(&s->lim, now, &ready)
+        || !sa_budget_acquire(s->budget, now, &ready)) {
         s->lim_ready = ready;
         return NULL;
     }
+    (void)sa_limiter_acquire(&s->lim, now, &ready);
     sa_link_remove(&best->link);
     if (!best->admitted
         && (best->step != SA_STEP_POLL || best->poll_admits)) {
@@ -210,6 +228,9 @@ sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now)
         best->admitted = 1;
         best->poll_admits = 0;
         s->n_admitted++;
+        if (sa_budget_shared(s->budget))   /* the others see it at once */
+            s->n_admitted_all = sa_budget_admitted(s->budget, now,
+                                                   s->n_admitted);
     }
     if (best->step == SA_STEP_POLL || best->step == SA_STEP_TASK_CREATE)
         best->poll_anchor = now;
@@ -226,12 +247,15 @@ void sa_sched_unadmit(sa_sched *s, sa_sched_item *it, int64_t now)
     if (!it->admitted) return;
     it->admitted = 0;
     s->n_admitted--;
+    if (sa_budget_shared(s->budget))
+        s->n_admitted_all = sa_budget_admitted(s->budget, now, s->n_admitted);
     if (!sa_link_empty(&s->limq)) s->lim_ready = now;
 }
 
 void sa_sched_penalize(sa_sched *s, int64_t now)
 {
     sa_limiter_penalize(&s->lim, now, s->penalty_ms);
+    sa_budget_penalize(s->budget, now, s->penalty_ms);
 }
 
 /* ------------------------------------------------------------------ */
@@ -305,8 +329,10 @@ int64_t sa_sched_ready_at(const sa_sched *s, int64_t now)
 /* 0 while the long window has room, rising from half used (0) to 80% used
  * (1, where the reserve starts to hold requests back); 1 as well when a
  * file or task create waits in the limiter queue while the window is at
- * least half used (new work waits for the budget).  0 with the limiter
- * off or without a long window.  Read only. */
+ * least half used (new work waits for the budget).  The window is the
+ * shared one under rate_limit_scope "host" (every client of the key);
+ * under "redis://" the client's own sends (no room is read back).  0 with
+ * the limiter off or without a long window.  Changes nothing. */
 double sa_sched_load(const sa_sched *s, int64_t now)
 {
     const sa_limiter_window *w;
@@ -318,6 +344,11 @@ double sa_sched_load(const sa_sched *s, int64_t now)
     w = &s->lim.win[s->lim.long_win];
     if (w->max <= 0) return 0.0;
     room = sa_limiter_room(&s->lim, now, NULL);
+    if (sa_budget_shared(s->budget)) {  /* host scope: the key's window */
+        int shared = sa_budget_room(s->budget, now, NULL);
+        if (shared < room) room = shared;
+    }
+    if (room > w->max) room = w->max;
     frac = (double)(w->max - room) / (double)w->max;
     load = (frac - 0.5) / 0.3;
     if (frac >= 0.5)

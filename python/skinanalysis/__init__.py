@@ -36,6 +36,9 @@ _EXPORTS = {
     "ResumeTask": "batch",
     "Result": "results",
     "Score": "results",
+    "Credit": "account",
+    "CreditGrant": "account",
+    "Sku": "account",
     "Comparison": "compare",
     "Change": "compare",
     "Report": "report",
@@ -82,6 +85,7 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .actions import (ALL_ACTIONS, DEFAULT_ACTIONS, HD_ACTIONS, SD_ACTIONS,
                           core_version, cost, tier_of)
+    from .account import Credit, CreditGrant, Sku
     from .aio import AsyncClient, AsyncJob
     from .batch import ResumeTask, analyze_many
     from .client import Client, Job

@@ -15,6 +15,8 @@ logger = logging.getLogger("skinanalysis")
 
 ENV_KEY = "YOUCAM_API_KEY"
 ENV_BASE_URL = "SKINANALYSIS_BASE_URL"
+#: Who shares the rate budget: "host" (default) or "process".
+ENV_RATE_LIMIT_SCOPE = "SKINANALYSIS_RATE_LIMIT_SCOPE"
 #: The documented API host (the core's default base URL).
 DEFAULT_BASE_URL = "https://yce-api-01.makeupar.com"
 
@@ -165,6 +167,8 @@ def core_options(*, base_url: Optional[str], version: Any, upload_path_: Any,
         if name in opts or name in ("api_key",):
             raise TypeError("option %r is set through its own argument" % name)
     opts.update(extra)
+    if opts.get("rate_limit_scope") is None:
+        opts["rate_limit_scope"] = os.environ.get(ENV_RATE_LIMIT_SCOPE) or None
     return opts
 
 

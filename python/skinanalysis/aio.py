@@ -17,6 +17,7 @@ from . import _config
 from . import actions as _actions
 from ._config import logger
 from ._native import _core
+from .account import mark_deleted
 from .batch import Progress, ResumeTask, resume_kwargs
 from .client import _ClientBase, _kept_source, request_kwargs, state_name
 from .errors import Error
@@ -196,15 +197,19 @@ class AsyncClient(_ClientBase):
                      hd: bool = False, pf_camera_kit: Optional[bool] = None,
                      mask_overlay: Optional[bool] = None,
                      miniserver_args: Union[Mapping[str, Any], str, None] = None,
-                     deadline: Optional[float] = None) -> AsyncJob:
-        """Validate and start one analysis (as ``Client.submit``)."""
+                     deadline: Optional[float] = None,
+                     delete_after: bool = False) -> AsyncJob:
+        """Validate and start one analysis (as ``Client.submit``; with
+        ``delete_after`` awaiting the job deletes its task once the result
+        is in hand)."""
         loop = self._bind()
         kw = request_kwargs(image, actions, format=format, version=version,
                             file_id=file_id, file_name=file_name, hd=hd,
                             pf_camera_kit=pf_camera_kit, mask_overlay=mask_overlay,
                             miniserver_args=miniserver_args, deadline=deadline)
         future: asyncio.Future[None] = loop.create_future()
-        core_job = self._core.submit(callback=_resolver(future), **kw)
+        core_job = self._core.submit(callback=_resolver(future),
+                                     delete_after=bool(delete_after), **kw)
         return AsyncJob(core_job, self, future, _kept_source(kw))
 
     async def analyze(self, image: Any = None, actions: _actions.Actions = None, *,
@@ -236,14 +241,15 @@ class AsyncClient(_ClientBase):
 
     async def fetch_masks(self, result_or_job: Any,
                           folder: Optional[Union[str, os.PathLike]] = None, *,
-                          timeout: Optional[float] = None) -> Result:
+                          timeout: Optional[float] = None,
+                          delete_after: bool = False) -> Result:
         """Download the masks and the resized image of a finished analysis
         (as ``Client.fetch_masks``) on the event loop: the fetch job's own
         callback resolves a future when it ends (no polling)."""
         loop = self._bind()
         future: asyncio.Future[None] = loop.create_future()
         fetch, core_job, image = self._start_fetch(result_or_job, folder,
-                                                   _resolver(future))
+                                                   _resolver(future), delete_after)
         if not fetch.done:
             try:
                 await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -256,6 +262,46 @@ class AsyncClient(_ClientBase):
                 fetch.cancel()   # the awaiting task was cancelled: stop too
                 raise
         return self._fetched(fetch, core_job, image)
+
+    # -- account -----------------------------------------------------------
+
+    async def _account(self, op: str, *args: Any, timeout: Optional[float] = None) -> Any:
+        loop = self._bind()
+        future: asyncio.Future[None] = loop.create_future()
+        job = self._account_job(op, *args, callback=_resolver(future), timeout=timeout)
+        if not job.done:
+            try:
+                await asyncio.wait_for(asyncio.shield(future), timeout)
+            except asyncio.TimeoutError:
+                job.cancel()
+                raise _core.error_for(_core.ERR_WAIT_TIMEOUT, "no answer after %.3g s"
+                                      % timeout) from None
+            except BaseException:
+                job.cancel()
+                raise
+        return self._account_outcome(job, op)
+
+    async def credit(self, *, timeout: Optional[float] = None) -> Any:
+        """The key's balance (as ``Client.credit``)."""
+        return await self._account("credit", timeout=timeout)
+
+    async def price_list(self, *, timeout: Optional[float] = None) -> list:
+        """Every SKU of the price list (as ``Client.price_list``)."""
+        return await self._account("price_list", timeout=timeout)
+
+    async def delete(self, task_id: str, *, timeout: Optional[float] = None) -> None:
+        """Delete a finished task (as ``Client.delete``)."""
+        if not isinstance(task_id, str):
+            raise TypeError("task_id must be a str, not %s" % type(task_id).__name__)
+        await self._account("delete", task_id, timeout=timeout)
+
+    async def _delete_result(self, result: Result) -> Result:
+        try:
+            await self.delete(result.task_id)
+        except Error as exc:
+            logger.warning("delete_after: task %s was not deleted: %s", result.task_id, exc)
+            return mark_deleted(result, exc)
+        return mark_deleted(result, None)
 
     async def analyze_many(self, images: Iterable[Any], actions: _actions.Actions = None,
                            *, concurrency: int = 16, progress: Any = True,

@@ -2,7 +2,8 @@
 
     skinanalysis analyze IMAGE... [--actions a,b] [--hd] [--format json|zip] [--json]
     skinanalysis batch DIR [--out results.jsonl|.csv] [--concurrency N] [--dry-run]
-                           [--retry-failed]
+                           [--retry-failed] [--partial] [--delete-after]
+    skinanalysis credit [--json] [--prices]
     skinanalysis compare BEFORE AFTER [--html FILE]
     skinanalysis report results.jsonl -o report.html [--images DIR] [--masks DIR]
     skinanalysis cost ACTION...
@@ -105,33 +106,42 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     actions = _actions_from(args)
     failed_saves = 0
     views = []
+    # with --save-masks or --html (a json result's masks are downloaded for
+    # them) the task is deleted only once its masks are in hand
+    later = bool(args.save_masks or args.html)
     with _client(args) as client:  # open while masks download through it
         outcomes = client.analyze_many(args.images, actions, concurrency=args.concurrency,
-                                       progress=False, format=args.format, hd=args.hd)
-        if args.out:
-            with open(args.out, "a", encoding="utf-8") as fh:
-                for image, outcome in zip(args.images, outcomes):
-                    fh.write(json.dumps(_result_record(image, outcome)) + "\n")
+                                       progress=False, format=args.format, hd=args.hd,
+                                       delete_after=args.delete_after and not later)
         for image, outcome in zip(args.images, outcomes):
-            if args.html and not isinstance(outcome, BaseException):
+            ok = not isinstance(outcome, BaseException)
+            if args.html and ok:
                 try:
                     views.append(_result_view(image, outcome))
                 except Error as exc:
                     _say_error(image, exc)
                     failed_saves += 1
-            if args.json:
-                sys.stdout.write(json.dumps(_result_record(image, outcome)) + "\n")
-            elif isinstance(outcome, BaseException):
-                _say_error(image, outcome)
-            else:
-                print_table(image, outcome, sys.stdout)
-            if args.save_masks and not isinstance(outcome, BaseException):
+            if args.save_masks and ok:
                 folder = Path(args.save_masks) / Path(image).stem
                 try:
                     outcome.save_masks(folder)
                 except Error as exc:
                     _say_error(image, exc)
                     failed_saves += 1
+            if args.delete_after and later and ok:
+                client._delete_result(outcome)
+            if getattr(outcome, "delete_error", None) is not None:
+                _say_error(image + " (delete)", outcome.delete_error)
+            if args.json:
+                sys.stdout.write(json.dumps(_result_record(image, outcome)) + "\n")
+            elif not ok:
+                _say_error(image, outcome)
+            else:
+                print_table(image, outcome, sys.stdout)
+        if args.out:  # once deleted: the records say so
+            with open(args.out, "a", encoding="utf-8") as fh:
+                for image, outcome in zip(args.images, outcomes):
+                    fh.write(json.dumps(_result_record(image, outcome)) + "\n")
     if args.html:
         from .view import page
         Path(args.html).write_text(page("Skin analysis", "".join(views)), encoding="utf-8")
@@ -314,8 +324,18 @@ class BatchWriter:
         self.fh.close()
 
 
+def _balance(args: argparse.Namespace) -> tuple[Optional[Any], Optional[BaseException]]:
+    """(Credit, None), or (None, the error) when the balance cannot be read."""
+    from .errors import Error
+    try:
+        with _client(args) as client:
+            return client.credit(), None
+    except Error as exc:
+        return None, exc
+
+
 def dry_run(folder: Path, remaining: list[Path], actions: Optional[list[str]], hd: bool,
-            skipped: int) -> int:
+            skipped: int, args: Optional[argparse.Namespace] = None) -> int:
     from . import actions as _actions
     from ._native import _core
     from .errors import Error
@@ -341,17 +361,31 @@ def dry_run(folder: Path, remaining: list[Path], actions: Optional[list[str]], h
     ok = len(remaining) - bad
     print("%d to analyse (%d already done, %d would be refused); %d units each, "
           "%d units in all at most" % (ok, skipped, bad, units, units * ok))
+    if args is not None:
+        credit, err = _balance(args)
+        if credit is None:
+            print("balance: unknown (%s: %s)" % (type(err).__name__, err))
+        else:
+            need = units * ok
+            print("balance: %s units available%s" % (
+                _fmt(credit.available, 0),
+                "; enough" if credit.available >= need else
+                "; short by %s: only %d of %d image(s) can be paid for (batch --partial "
+                "goes that far)" % (_fmt(need - credit.available, 0),
+                                    int(credit.available // units) if units else ok, ok)))
     return EXIT_USAGE if bad else EXIT_OK
 
 
-def _batch_record(writer: "BatchWriter", label: str, outcome: Any,
-                  save_masks: Optional[str]) -> None:
+def _batch_record(client: Any, writer: "BatchWriter", label: str, outcome: Any,
+                  save_masks: Optional[str], delete_after: bool) -> None:
     from .errors import Error
     if save_masks and not isinstance(outcome, BaseException):
         try:
             outcome.save_masks(Path(save_masks) / Path(label).stem)
         except Error as exc:
             _say_error(label, exc)
+        if delete_after:  # once its masks are saved
+            client._delete_result(outcome)
     writer.write(label, outcome)
 
 
@@ -367,7 +401,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     remaining = [p for p in images if p.relative_to(folder).as_posix() not in done]
     actions = _actions_from(args)
     if args.dry_run:
-        return dry_run(folder, remaining, actions, args.hd, len(images) - len(remaining))
+        return dry_run(folder, remaining, actions, args.hd, len(images) - len(remaining),
+                       args)
     if not remaining:
         sys.stderr.write("nothing to do: %d image(s), all in %s\n" % (len(images), out))
         return EXIT_OK
@@ -377,22 +412,62 @@ def cmd_batch(args: argparse.Namespace) -> int:
     items = [ResumeTask(resume[label]) if label in resume else str(p)
              for label, p in zip(labels, remaining)]
     resumed = sum(isinstance(item, ResumeTask) for item in items)
+    # the balance must pay for every new task (resumed ones are not new)
+    from . import actions as _actions
+    from ._native import _core
+    units = _core.cost(_actions.normalize(actions, args.hd))
+    new = len(items) - resumed
+    unpaid = 0
+    credit, err = _balance(args)
+    if credit is None:
+        from .errors import AuthError
+        sys.stderr.write("skinanalysis batch: cannot read the balance (%s: %s)%s\n"
+                         % (type(err).__name__, err, "" if isinstance(err, AuthError)
+                            else "; going on without checking it"))
+        if isinstance(err, AuthError):
+            return EXIT_FAILED
+    elif credit.available < units * new:
+        payable = int(credit.available // units) if units else new
+        if not args.partial:
+            sys.stderr.write("skinanalysis batch: the balance (%s units) pays for %d of %d "
+                             "new image(s) (%d units each, %d needed): nothing started; "
+                             "use --partial to analyse as many as it pays for\n"
+                             % (_fmt(credit.available, 0), payable, new, units, units * new))
+            return EXIT_USAGE
+        keep, seen = [], 0
+        for label, item in zip(labels, items):
+            if isinstance(item, ResumeTask) or seen < payable:
+                seen += not isinstance(item, ResumeTask)
+                keep.append((label, item))
+        unpaid = len(items) - len(keep)
+        labels = [label for label, _ in keep]
+        items = [item for _, item in keep]
+        if not items:
+            sys.stderr.write("skinanalysis batch: the balance (%s units) pays for no image "
+                             "(%d units each)\n" % (_fmt(credit.available, 0), units))
+            return EXIT_FAILED
     writer = BatchWriter(out)
     try:
         with _client(args) as client:
             outcomes = client.analyze_many(
                 items, actions, concurrency=args.concurrency,
                 progress=not args.no_progress, format=args.format, hd=args.hd,
+                delete_after=args.delete_after and not args.save_masks,
                 on_result=lambda i, image, outcome: _batch_record(
-                    writer, labels[i], outcome, args.save_masks))
+                    client, writer, labels[i], outcome, args.save_masks,
+                    args.delete_after))
     finally:
         writer.close()
     failed = [(label, o) for label, o in zip(labels, outcomes) if isinstance(o, BaseException)]
+    for label, o in zip(labels, outcomes):
+        if getattr(o, "delete_error", None) is not None:
+            _say_error(label + " (delete)", o.delete_error)
     for label, exc in failed[:20]:
         _say_error(label, exc)
-    sys.stderr.write("%d analysed, %d failed, %d skipped (already in %s)%s\n"
-                     % (len(remaining) - len(failed), len(failed), len(images) - len(remaining),
-                        out, "; %d task(s) resumed by id" % resumed if resumed else ""))
+    sys.stderr.write("%d analysed, %d failed, %d skipped (already in %s)%s%s\n"
+                     % (len(items) - len(failed), len(failed), len(images) - len(remaining),
+                        out, "; %d task(s) resumed by id" % resumed if resumed else "",
+                        "; %d left for lack of units (--partial)" % unpaid if unpaid else ""))
     return _exit_code(outcomes)
 
 
@@ -410,6 +485,33 @@ def cmd_cost(args: argparse.Namespace) -> int:
     tier = _actions.tier_of(names[0]).upper()
     print("%d units (%s, %d action%s)" % (units, tier, len(set(names)),
                                           "" if len(set(names)) == 1 else "s"))
+    return EXIT_OK
+
+
+def cmd_credit(args: argparse.Namespace) -> int:
+    from .errors import Error
+    try:
+        with _client(args) as client:
+            credit = client.credit()
+            skus = client.price_list() if args.prices else None
+    except Error as exc:
+        _say_error("credit", exc)
+        return EXIT_FAILED
+    if args.json:
+        data = credit.to_dict()
+        if skus is not None:
+            data["price_list"] = [{"description": s.description, "amount": s.amount,
+                                   "unit": s.unit, "proc_unit": s.proc_unit,
+                                   "run_task_url": s.run_task_url, "feature": s.feature}
+                                  for s in skus]
+        print(json.dumps(data))
+        return EXIT_OK
+    print("%s units available to the API" % _fmt(credit.available, 0))
+    for gtype, amount in credit.by_type.items():
+        print("  %-24s %s" % (gtype, _fmt(amount, 0)))
+    for s in skus or ():
+        print("  %-50s %s %s per %s" % (s.description or s.feature, _fmt(s.amount, 0),
+                                        s.unit, s.proc_unit))
     return EXIT_OK
 
 
@@ -463,6 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", metavar="FILE",
                    help="append one JSON record per image to FILE (JSON Lines, as "
                         "batch writes: for compare and report)")
+    a.add_argument("--delete-after", action="store_true",
+                   help="delete each task (its image and outputs) from the vendor once "
+                        "its result (and masks, with --save-masks or --html) is in hand")
     a.set_defaults(func=cmd_analyze)
 
     b = sub.add_parser("batch", help="analyse every image of a folder into a file",
@@ -474,7 +579,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="results.jsonl",
                    help="output: .jsonl (JSON Lines) or .csv (default %(default)s)")
     b.add_argument("--dry-run", action="store_true",
-                   help="check the images and show the cost; send nothing")
+                   help="check the images and show the cost against the balance "
+                        "(reads the balance; creates nothing)")
+    b.add_argument("--partial", action="store_true",
+                   help="when the balance cannot pay for every image, analyse as many "
+                        "as it pays for (in folder order) instead of refusing to start")
+    b.add_argument("--delete-after", action="store_true",
+                   help="delete each task from the vendor once its result (and masks, "
+                        "with --save-masks) is in hand")
     b.add_argument("--recursive", action="store_true", help="include sub-folders")
     b.add_argument("--retry-failed", action="store_true",
                    help="analyse again the images whose last record is a failure; a "
@@ -486,6 +598,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="download each image's masks into DIR/<image name>/ (for "
                         "the thumbnails of 'report --masks DIR')")
     b.set_defaults(func=cmd_batch)
+
+    cr = sub.add_parser("credit", help="the key's balance (units the API can spend, "
+                                       "per grant type)")
+    cr.add_argument("--json", action="store_true", help="as one JSON object")
+    cr.add_argument("--prices", action="store_true", help="also the price list")
+    cr.set_defaults(func=cmd_credit)
 
     m = sub.add_parser("compare", help="what changed between two saved results",
                        description="BEFORE and AFTER are saved results: a result zip, "

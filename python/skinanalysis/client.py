@@ -10,6 +10,7 @@ from . import actions as _actions
 from ._config import logger
 from ._native import _core
 from ._source import source_kwargs
+from .account import Credit, Sku, mark_deleted, price_list_from_core
 from .errors import Error, WaitTimeout
 from .results import Result, _Origin
 
@@ -225,8 +226,8 @@ class _ClientBase:
         return core_job, getattr(source, "_source", None)
 
     def _start_fetch(self, source: Any, folder: Optional[Union[str, os.PathLike]],
-                     callback: Optional[Callable[[Any, int], Any]] = None
-                     ) -> tuple[Any, Any, Any]:
+                     callback: Optional[Callable[[Any, int], Any]] = None,
+                     delete_after: bool = False) -> tuple[Any, Any, Any]:
         if self.closed:
             raise _core.error_for(_core.ERR_INVALID_ARGUMENT, "cannot download the masks: "
                                   "the client is closed")
@@ -235,7 +236,8 @@ class _ClientBase:
         if folder is not None:
             os.makedirs(folder, exist_ok=True)
             path = os.fspath(folder)
-        return self._core.fetch_masks(core_job, path, callback), core_job, image
+        return (self._core.fetch_masks(core_job, path, callback,
+                                       delete_after=bool(delete_after)), core_job, image)
 
     def _fetched(self, fetch: Any, core_job: Any, image: Any) -> Result:
         """The Result of an ended fetch job, or its error raised with
@@ -254,6 +256,24 @@ class _ClientBase:
             type(self).__name__, self.base_url, self.version,
             ", closed" if self.closed else "")
 
+    def _account_job(self, op: str, *args: Any, callback: Any = None,
+                     timeout: Optional[float] = None) -> Any:
+        if self.closed:
+            raise _core.error_for(_core.ERR_INVALID_ARGUMENT, "the client is closed")
+        return getattr(self._core, op)(*args, deadline_ms=_config.ms(timeout) or 0,
+                                       callback=callback)
+
+    @staticmethod
+    def _account_outcome(job: Any, op: str) -> Any:
+        """The balance, the price list, or None for a delete; the job's
+        error raised when it failed."""
+        if op == "delete":
+            if job.status != 0:
+                job.result()  # raises the job's error
+            return None
+        data = job.result()
+        return Credit._from_core(data) if op == "credit" else price_list_from_core(data)
+
     @staticmethod
     def cost(actions: _actions.Actions = None) -> int:
         """Units a successful analysis with these actions costs."""
@@ -270,7 +290,10 @@ class Client(_ClientBase):
     closing lets running tasks finish (at most ``close_timeout`` seconds) so
     that nothing billed is left unpolled.  Extra keyword arguments go to
     the core by their sa_client_options names (``rate_per_second``,
-    ``backoff_initial_ms``, ``jitter_seed``, ...).
+    ``backoff_initial_ms``, ``jitter_seed``, ...).  ``rate_limit_scope``
+    ("host", the default, or "process"; else $SKINANALYSIS_RATE_LIMIT_SCOPE)
+    says who shares the key's rate budget: every process on this machine
+    with the same key and base URL, or this client only.
 
     A client and its jobs are used by one thread at a time; blocking calls
     release the GIL, and Ctrl-C interrupts them at once (the jobs go on).
@@ -284,19 +307,27 @@ class Client(_ClientBase):
                pf_camera_kit: Optional[bool] = None, mask_overlay: Optional[bool] = None,
                miniserver_args: Union[Mapping[str, Any], str, None] = None,
                deadline: Optional[float] = None,
-               callback: Optional[Callable[[Any, int], Any]] = None) -> Job:
+               callback: Optional[Callable[[Any, int], Any]] = None,
+               delete_after: bool = False) -> Job:
         """Validate the request and start the analysis; returns at once.
 
         ``image`` is a path, an http(s) URL, bytes or a binary file object
         (or pass ``file_id=`` of an uploaded file).  ``actions`` defaults to
         every SD concern (every HD concern with ``hd=True``).  Validation
         errors (ValidationError) are raised here, before anything is sent.
+        With ``delete_after=True`` the core deletes the task (its image
+        and outputs) from the vendor once its result is in hand, before the
+        job ends: a zip result holds its masks; a json result's mask URLs
+        are gone then (ask ``fetch_masks(..., delete_after=True)`` instead
+        for them).  ``Result.deleted`` / ``Result.delete_error`` say how the
+        delete went; a failed delete never fails the analysis.
         """
         kw = request_kwargs(image, actions, format=format, version=version,
                             file_id=file_id, file_name=file_name, hd=hd,
                             pf_camera_kit=pf_camera_kit, mask_overlay=mask_overlay,
                             miniserver_args=miniserver_args, deadline=deadline)
-        return Job(self._core.submit(callback=callback, **kw), self, _kept_source(kw))
+        return Job(self._core.submit(callback=callback, delete_after=bool(delete_after),
+                                     **kw), self, _kept_source(kw))
 
     def analyze(self, image: Any = None, actions: _actions.Actions = None, *,
                 format: str = "json", version: Any = None, file_id: Optional[str] = None,
@@ -304,14 +335,15 @@ class Client(_ClientBase):
                 pf_camera_kit: Optional[bool] = None, mask_overlay: Optional[bool] = None,
                 miniserver_args: Union[Mapping[str, Any], str, None] = None,
                 deadline: Optional[float] = None,
-                timeout: Optional[float] = None) -> Result:
+                timeout: Optional[float] = None, delete_after: bool = False) -> Result:
         """Analyse one image and return its Result (blocking).  Arguments
         as ``submit``; ``timeout`` bounds the wait (WaitTimeout, the job
         keeps running: ``exc.job.wait()`` resumes it)."""
         job = self.submit(image, actions, format=format, version=version,
                           file_id=file_id, file_name=file_name, hd=hd,
                           pf_camera_kit=pf_camera_kit, mask_overlay=mask_overlay,
-                          miniserver_args=miniserver_args, deadline=deadline)
+                          miniserver_args=miniserver_args, deadline=deadline,
+                          delete_after=delete_after)
         return job.wait(timeout)
 
     def resume_job(self, task_id: str, *, version: Any = None,
@@ -351,7 +383,7 @@ class Client(_ClientBase):
                          raise_on_error=raise_on_error, request=kwargs)
 
     def fetch_masks(self, result_or_job: Any, folder: Optional[Union[str, os.PathLike]] = None,
-                    *, timeout: Optional[float] = None) -> Result:
+                    *, timeout: Optional[float] = None, delete_after: bool = False) -> Result:
         """Download the masks and the resized image of a finished analysis
         (a Result or a Job of this client) through the core, concurrently,
         never with the API key; expired URLs are refreshed by polling the
@@ -364,14 +396,59 @@ class Client(_ClientBase):
         the wait: WaitTimeout, and the downloads stop.  Each file is
         fetched on its own: when some fail, the first failure is raised
         once all ended, with ``exc.result`` holding the files that did
-        arrive.  For zip results the masks are already there."""
-        fetch, core_job, image = self._start_fetch(result_or_job, folder)
+        arrive.  For zip results the masks are already there.
+        ``delete_after=True`` deletes the task from the vendor once every
+        file is in (``Result.deleted`` / ``delete_error`` of the result)."""
+        fetch, core_job, image = self._start_fetch(result_or_job, folder,
+                                                   delete_after=delete_after)
         try:
             fetch.wait(-1 if timeout is None else _config.ms(timeout))
         except WaitTimeout:
             fetch.cancel()
             raise
         return self._fetched(fetch, core_job, image)
+
+    # -- account -----------------------------------------------------------
+
+    def _account(self, op: str, *args: Any, timeout: Optional[float] = None) -> Any:
+        job = self._account_job(op, *args, timeout=timeout)
+        try:
+            job.wait(-1 if timeout is None else _config.ms(timeout))
+        except WaitTimeout:
+            job.cancel()
+            raise
+        return self._account_outcome(job, op)
+
+    def credit(self, *, timeout: Optional[float] = None) -> Credit:
+        """The key's balance (GET /s2s/v1.0/client/credit): ``.available``
+        units the API can spend (the "Api*" grants), ``.by_type``, and the
+        grants with their raw entries.  Through the rate limiter like every
+        API request; AuthError for a bad key."""
+        return self._account("credit", timeout=timeout)
+
+    def price_list(self, *, timeout: Optional[float] = None) -> list[Sku]:
+        """Every SKU of the price list (all pages followed)."""
+        return self._account("price_list", timeout=timeout)
+
+    def delete(self, task_id: str, *, timeout: Optional[float] = None) -> None:
+        """Delete a finished task with its input image and outputs: its
+        status and mask URLs are gone afterwards.  BadRequestError
+        (``.code`` "OperationInvalid") while the task runs,
+        TaskExpiredError for an unknown, expired or deleted id,
+        ValidationError for a string that is no task id."""
+        if not isinstance(task_id, str):
+            raise TypeError("task_id must be a str, not %s" % type(task_id).__name__)
+        self._account("delete", task_id, timeout=timeout)
+
+    def _delete_result(self, result: Result) -> Result:
+        """delete_after: delete the result's task now; a failure is kept on
+        the result (``delete_error``), never raised."""
+        try:
+            self.delete(result.task_id)
+        except Error as exc:
+            logger.warning("delete_after: task %s was not deleted: %s", result.task_id, exc)
+            return mark_deleted(result, exc)
+        return mark_deleted(result, None)
 
     def run(self, timeout: Optional[float] = None) -> None:
         """Drive the client until every job (and background poll) ended.

@@ -125,6 +125,13 @@ class Result:
                      paths=MappingProxyType(on_disk) if on_disk else _NO_PATHS)
         object.__setattr__(result, "_origin", origin)
         object.__setattr__(result, "_fetched", None)
+        if "delete_status" in data:   # delete_after: how the delete went
+            status = data["delete_status"]
+            object.__setattr__(result, "_delete_tried", True)
+            object.__setattr__(result, "_delete_error", None if status == 0 else
+                               _core.error_for(status, data.get("delete_errmsg") or None,
+                                               code=data.get("delete_code"),
+                                               task_id=result.task_id))
         return result
 
     @classmethod
@@ -197,12 +204,29 @@ class Result:
                 "files=%d)" % (self.task_id, self.format, self.overall, self.skin_age,
                                len(self.scores), len(self.files)))
 
+    # -- delete_after --------------------------------------------------------
+
+    @property
+    def deleted(self) -> bool:
+        """True when ``delete_after`` deleted the task from the vendor."""
+        return bool(getattr(self, "_delete_tried", False)) and self.delete_error is None
+
+    @property
+    def delete_error(self) -> Optional[BaseException]:
+        """The error of a ``delete_after`` delete that failed (the task and
+        its image are still on the vendor's side); None otherwise."""
+        return getattr(self, "_delete_error", None)
+
     # -- conversions -------------------------------------------------------
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict of everything in the result (file names
         only, not their bytes)."""
-        return {"task_id": self.task_id, "format": self.format,
+        extra = {}
+        if getattr(self, "_delete_tried", False):
+            extra = {"deleted": self.deleted,
+                     "delete_error": str(self.delete_error) if self.delete_error else None}
+        return {**extra, "task_id": self.task_id, "format": self.format,
                 "overall": self.overall, "skin_age": self.skin_age,
                 "resize_image_url": self.resize_image_url,
                 "zip_url": self.zip_url,

@@ -3,7 +3,7 @@
 -- module loading, options, submit (file and buffer sources, miniserver
 -- JSON), queued events and log lines delivered by step(), results,
 -- info/status/tostring, cancel, close and __gc, result ZIPs and their
--- files, webhook verification.  No server: the base URL is
+-- files, webhook verification, the account calls.  No server: the base URL is
 -- a loopback port where (normally) nothing listens, so transfers fail fast
 -- and produce retries, log lines and terminal events.
 local repo = os.getenv("SA_REPO") or "."
@@ -32,6 +32,12 @@ local j1 = assert(c:submit(fixture, {
 local j2 = assert(c:submit(nil, { buffer = png, actions = "acne",
                                   miniserver_args = { enable_mask_overlay = true } }))
 assert(c:submit(fixture, { actions = { "wrinkles" } }) == nil)
+-- the account calls (issue 14): their jobs fail to connect, with retries
+local a1 = assert(c:credit_job{ on_done = function(job) job:info() end })
+local a2 = assert(c:price_list_job())
+local a3 = assert(c:delete_job("task+id/1=="))
+assert(c:delete_job("not an id") == nil)
+local j4 = assert(c:submit(fixture, { actions = "pore", delete_after = true }))
 for _ = 1, 20 do
   if c:step(0.005) == 0 then break end
 end
@@ -49,6 +55,7 @@ assert(d and d.task_id == "t" and d.created_at == 1)
 tostring(r); tostring(c); tostring(j1)
 j1:status(); j1:info(); j1:result()
 j2:cancel(); j2:status()
+a1:result(); a2:info(); a3:cancel(); a3:status(); j4:info()
 sa.cost(sa.actions("sd"))
 local j3 = c:submit(fixture)
 c:close()

@@ -31,7 +31,7 @@ fi
 export SA_REPO="$root" SA_BUILD_DIR="$build"
 export LUA_CPATH_5_4="$build/lua/?.so;;"
 export LUA_PATH_5_4="$root/lua/?.lua;$here/?.lua;;"
-unset YOUCAM_API_KEY SKINANALYSIS_BASE_URL
+unset YOUCAM_API_KEY SKINANALYSIS_BASE_URL SKINANALYSIS_RATE_LIMIT_SCOPE
 
 # A build with -DSA_SANITIZE=ON: the interpreter is not sanitized, so preload
 # the runtimes (the emulator helper drops LD_PRELOAD for python); valgrind

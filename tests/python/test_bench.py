@@ -105,7 +105,7 @@ def test_lua_frame_loop(emu, image):
 
 @pytest.mark.parametrize("webhooks", [False, True])
 def test_poll_bench_and_figures(webhooks):
-    """Part 6's driver and what bench/run reads from the emulator after it."""
+    """Part 7's driver and what bench/run reads from the emulator after it."""
     pytest.importorskip("skinanalysis")
     extra = ("--webhook-secret", bench.POLL_SECRET) if webhooks else ()
     e = bench.Emulator("--task-seconds", "0.2:0.4", "--seed", "1", *extra)

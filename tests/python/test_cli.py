@@ -150,7 +150,9 @@ def test_batch_dry_run_sends_nothing(cli, photo_dir, emu):
     assert r.returncode == 2
     assert "broken.jpg" in r.stdout and "2 to analyse" in r.stdout
     assert "16 units each, 32 units in all" in r.stdout
-    assert emu.log == []
+    # only the balance is read (issue 14: the cost against the balance)
+    assert [e["endpoint"] for e in emu.log] == ["credit"]
+    assert "balance: 100000 units available; enough" in r.stdout
     r = cli("batch", str(photo_dir / "a.jpg"))
     assert r.returncode == 2
 

@@ -223,7 +223,7 @@ def task_create(app, ctx, version):
     status, parsed = validate_task_request(app, ctx, version, _parse_json(ctx.request.body))
     if status is not None:
         return json_response(status, parsed)
-    balance = state.balances.get(ctx.api_key, 0)
+    balance = state.balance(ctx.api_key)
     if balance < parsed["cost"]:
         return json_response(400, catalog.err_credit(parsed["cost"], balance))
     task = Task(new_task_id(), ctx.api_key, version, parsed["actions"], parsed["tier"],
@@ -314,6 +314,59 @@ def _fill_urls(value, base_url, url_for):
     return value
 
 
+# --- Account endpoints (API.md section 17.1) -----------------------------------
+
+def credit(app, ctx):
+    """GET /s2s/v1.0/client/credit: one entry per grant of the caller's key."""
+    return app.ok({"status": 200, "results": app.state.public_grants(ctx.api_key)})
+
+
+def _page_token(app, offset):
+    return "%d.%s" % (offset, app.state.sign("feature-cost", offset)[:16])
+
+
+def feature_cost(app, ctx):
+    """GET /s2s/v2.0/credit/feature-cost?page_size=1..20[&starting_token=T]."""
+    query = ctx.request.query
+    size_text = query.get("page_size", str(catalog.FEATURE_COST_PAGE_MAX))
+    if not (size_text.isdigit() and 1 <= int(size_text) <= catalog.FEATURE_COST_PAGE_MAX):
+        return json_response(400, catalog.ERR_INVALID_PARAMETERS)
+    size = int(size_text)
+    offset = 0
+    token = query.get("starting_token")
+    if token:
+        head, _, _ = token.partition(".")
+        if not head.isdigit() or token != _page_token(app, int(head)) \
+                or int(head) >= len(catalog.SKUS):
+            return json_response(400, catalog.ERR_INVALID_PARAMETERS)
+        offset = int(head)
+    skus = [dict(s) for s in catalog.SKUS[offset:offset + size]]
+    nxt = offset + size
+    return app.ok({"status": 200, "result": {
+        "skus": skus, "next_token": _page_token(app, nxt) if nxt < len(catalog.SKUS) else None}})
+
+
+def task_delete(app, ctx):
+    """POST /s2s/v2.0/task/delete {"task_id": ...}: a finished task goes with
+    its input and outputs; its status and result URLs then fail."""
+    state = app.state
+    body = _parse_json(ctx.request.body)
+    task_id = body.get("task_id") if isinstance(body, dict) else None
+    if not (isinstance(task_id, str) and task_id) or set(body) != {"task_id"}:
+        return json_response(400, catalog.ERR_INVALID_PARAMETERS)
+    ctx.task_id = task_id
+    task = state.tasks.get(task_id)
+    if task is None or task.owner != ctx.api_key:
+        return json_response(400, catalog.ERR_DELETE_INVALID_TASK_ID)
+    state.advance(task, state.clock.monotonic())
+    if task.status == "running":
+        return json_response(400, catalog.ERR_OPERATION_INVALID)
+    if task.status == "expired":
+        return json_response(400, catalog.ERR_DELETE_INVALID_TASK_ID)
+    state.delete_task(task_id)
+    return app.ok({"status": 200, "data": {}})
+
+
 # --- GET /_results/<token>/<name> ------------------------------------------------
 
 def result(app, ctx):
@@ -332,6 +385,9 @@ def result(app, ctx):
     token, _, name = req.path[len("/_results/"):].partition("/")
     task_id = state.tokens.get(token)
     expires = req.query.get("expires", "")
+    if task_id is None and token in state.deleted_tokens:
+        # API.md 17.1: mask URLs answer 404 once their task is deleted
+        return xml_error(404, "NoSuchKey", "The specified key does not exist.", {"Key": name})
     if task_id is None or not expires.isdigit():
         return xml_error(403, "AccessDenied", "Access Denied")
     ctx.task_id = task_id

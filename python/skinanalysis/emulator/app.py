@@ -12,13 +12,18 @@ from .faults import Scenario
 from .httpserver import Response
 from .state import State
 
-FAULT_ENDPOINTS = frozenset({"file_create", "upload", "task_create", "task_status", "result"})
+FAULT_ENDPOINTS = frozenset({"file_create", "upload", "task_create", "task_status", "result",
+                             "credit", "feature_cost", "task_delete"})
 
 _ROUTES = (
     ("POST", re.compile(r"/s2s/(v2\.[01])/file/skin-analysis"), "file_create"),
     ("POST", re.compile(r"/s2s/v2\.0/file"), "file_create"),
     ("POST", re.compile(r"/s2s/(v2\.[01])/task/skin-analysis"), "task_create"),
     ("GET", re.compile(r"/s2s/(v2\.[01])/task/skin-analysis/([^/]+)"), "task_status"),
+    # account endpoints (API.md section 17.1)
+    ("GET", re.compile(r"/s2s/v1\.0/client/credit"), "credit"),
+    ("GET", re.compile(r"/s2s/v2\.0/credit/feature-cost"), "feature_cost"),
+    ("POST", re.compile(r"/s2s/v2\.0/task/delete"), "task_delete"),
 )
 
 _HTML = ("<html>\r\n<head><title>{0}</title></head>\r\n<body>\r\n<center><h1>{0}</h1></center>"
@@ -129,7 +134,7 @@ class App:
             else:
                 response = self._fault_response(rule, None)
 
-        if endpoint.startswith(("file_", "task_", "s2s_")) and not any(
+        if endpoint.startswith(("file_", "task_", "s2s_", "credit", "feature_")) and not any(
                 name.lower() == "x-request-id" for name, _ in response.headers):
             response.headers.append(("x-request-id", str(10 ** 18 + random.getrandbits(59))))
         if response.mode == "close_before":
@@ -171,6 +176,12 @@ class App:
         if endpoint == "file_create":
             ctx.version = args[0] if args else "v2.0"
             return api.file_create(self, ctx)
+        if endpoint == "credit":
+            return api.credit(self, ctx)
+        if endpoint == "feature_cost":
+            return api.feature_cost(self, ctx)
+        if endpoint == "task_delete":
+            return api.task_delete(self, ctx)
         ctx.version = args[0]
         if endpoint == "task_create":
             return api.task_create(self, ctx, args[0])

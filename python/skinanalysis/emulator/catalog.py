@@ -145,3 +145,42 @@ def mask_name(action, region=None):
     if action in ("hd_wrinkle", "hd_pore"):
         return "%s_output_%s.png" % (action, "all" if region in (None, "whole") else region)
     return action + "_output.png"
+
+
+# --- Account endpoints (API.md section 17.1) ---------------------------------
+
+ERR_OPERATION_INVALID = {"status": 400, "error": "Task is not finished yet",
+                         "error_code": "OperationInvalid"}
+ERR_DELETE_INVALID_TASK_ID = {"status": 400, "error": "Invalid task ID",
+                              "error_code": "InvalidTaskId"}
+
+# Grant types: those starting with "Api" are units the API can spend.
+GRANT_TYPES_DEFAULT_DAYS = {"ApiSubscription": 30, "ApiPayAsYouGo": 365}
+OTHER_GRANT_DAYS = 90
+FEATURE_COST_PAGE_MAX = 20
+
+
+def _skus():
+    """The price list (22 SKUs: two pages of 20): the unit table (section
+    11) for skin analysis, SD and HD, v2.0 and v2.1 alike, plus a few other
+    features."""
+    out = []
+    for version in ("v2.0", "v2.1"):
+        low = 1
+        for limit, sd, hd in UNIT_TABLE:
+            for tier, amount in (("SD", sd), ("HD", hd)):
+                out.append({"description": "AI Skin Analysis %s %s, %d-%d concerns"
+                                           % (version, tier, low, limit),
+                            "amount": amount, "unit": "unit", "proc_unit": "image",
+                            "run_task_url": "/s2s/%s/task/skin-analysis" % version})
+            low = limit + 1
+    for feature, amount in (("face-attr-analysis", 2), ("hair-color", 3), ("makeup-vto", 3),
+                            ("skin-tone-analysis", 2), ("photo-enhance", 1),
+                            ("face-reshape", 3)):
+        out.append({"description": "AI %s" % feature.replace("-", " ").title(),
+                    "amount": amount, "unit": "unit", "proc_unit": "image",
+                    "run_task_url": "/s2s/v2.0/task/" + feature})
+    return out
+
+
+SKUS = _skus()

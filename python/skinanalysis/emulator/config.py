@@ -14,6 +14,7 @@ class Config:
     port: int = 0
     keys: tuple = ("emulator-key",)
     units: int = 100000
+    grants: str = ""          # more grants per key: "TYPE:AMOUNT[:DAYS],..."
     task_seconds: object = 3.0  # seconds, or "MIN:MAX" / (MIN, MAX): uniform per task
     seed: int = None            # seeds the task-duration draws (repeatable runs)
     poll_window: float = 20.0
@@ -47,6 +48,9 @@ class Config:
         self.keys = tuple(self.keys)
         if not self.keys:
             raise ValueError("at least one API key is required")
+        self.grant_specs = parse_grants(self.grants)
+        if self.units < 0:
+            raise ValueError("units must be >= 0")
         if isinstance(self.quirks, str):
             self.quirks = [q for q in self.quirks.split(",") if q]
         self.quirks = frozenset(self.quirks)
@@ -90,6 +94,7 @@ class Config:
         """JSON-friendly view (GET /_control/config)."""
         out = dataclasses.asdict(self)
         out["keys"] = len(self.keys)  # never echo key values
+        out.pop("grant_specs", None)
         out["quirks"] = sorted(self.quirks)
         out["webhook_urls"] = list(self.webhook_urls)
         return out
@@ -119,6 +124,27 @@ def parse_task_seconds(value):
     return float(value)
 
 
+def parse_grants(text):
+    """[(type, amount, days or None)] from "TYPE:AMOUNT[:DAYS],..."."""
+    out = []
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        parts = item.split(":")
+        if len(parts) not in (2, 3) or not parts[0]:
+            raise ValueError("grants: %r is not TYPE:AMOUNT[:DAYS]" % item)
+        try:
+            amount = int(parts[1])
+            days = float(parts[2]) if len(parts) == 3 else None
+        except ValueError:
+            raise ValueError("grants: %r is not TYPE:AMOUNT[:DAYS]" % item) from None
+        if amount < 0:
+            raise ValueError("grants: amount must be >= 0 in %r" % item)
+        out.append((parts[0], amount, days))
+    return out
+
+
 def _float_or_none(text):
     return None if text in ("", "none", "off") else float(text)
 
@@ -135,7 +161,12 @@ def build_parser():
     p.add_argument("--keys", default=",".join(d.keys),
                    help="comma-separated accepted API keys (default %(default)s)")
     p.add_argument("--units", type=int, default=d.units,
-                   help="starting unit balance per key (default %(default)s)")
+                   help="starting unit balance per key: one ApiSubscription grant "
+                        "(default %(default)s)")
+    p.add_argument("--grants", default="", metavar="TYPE:AMOUNT[:DAYS],...",
+                   help="more credit grants per key, e.g. ApiPayAsYouGo:50,Web:30 (types "
+                        "starting with Api are spent by the API, closest expiry first; "
+                        "DAYS to expiry)")
     p.add_argument("--task-seconds", default=str(d.task_seconds), metavar="S|MIN:MAX",
                    help="how long a task runs; 0 = done at once; MIN:MAX draws each "
                         "task's duration uniformly from that range (default %(default)s)")
@@ -207,6 +238,7 @@ def build_parser():
 def config_from_args(argv=None):
     args = build_parser().parse_args(argv)
     return Config(host=args.host, port=args.port, keys=args.keys, units=args.units,
+                  grants=args.grants,
                   task_seconds=args.task_seconds, seed=args.seed, poll_window=args.poll_window,
                   task_timeout_after=args.task_timeout_after, retention=args.retention,
                   store_max_mb=args.store_max_mb,

@@ -143,7 +143,25 @@ def handle(app, ctx):
             if not (isinstance(body, dict) and body.get("key") in app.keyset
                     and isinstance(body.get("units"), int) and body["units"] >= 0):
                 return _error(400, 'body must be {"key": <configured key>, "units": <int >= 0>}')
-            state.balances[body["key"]] = body["units"]
+            state.set_units(body["key"], body["units"])
+            return _json(200, {"ok": True})
+    if path == "/_control/credit":
+        if method == "GET":
+            return _json(200, {"grants": {k: state.public_grants(k) for k in state.grants}})
+        if method == "POST":
+            body = _body(ctx)
+            grants = body.get("grants") if isinstance(body, dict) else None
+            if not (isinstance(body, dict) and body.get("key") in app.keyset
+                    and isinstance(grants, list)
+                    and all(isinstance(g, dict) and isinstance(g.get("type"), str)
+                            and isinstance(g.get("amount"), int) and g["amount"] >= 0
+                            and isinstance(g.get("days", 30), (int, float))
+                            for g in grants)):
+                return _error(400, 'body must be {"key": <configured key>, "grants": '
+                                   '[{"type": "ApiSubscription", "amount": <int >= 0>, '
+                                   '"days": <to expiry, optional>}, ...]}')
+            state.grants[body["key"]] = state.make_grants(
+                [(g["type"], g["amount"], g.get("days")) for g in grants])
             return _json(200, {"ok": True})
     if path == "/_control/webhooks":
         if method == "GET":

@@ -16,7 +16,8 @@ Scenario JSON::
 A bare list is accepted as the ``faults`` value. See docs/emulator.md.
 """
 
-ENDPOINTS = frozenset({"file_create", "upload", "task_create", "task_status", "result", "any"})
+ENDPOINTS = frozenset({"file_create", "upload", "task_create", "task_status", "result",
+                       "credit", "feature_cost", "task_delete", "any"})
 
 # Faults that replace the whole response. ``apply`` decides whether the real
 # request is processed first ("after") or not at all ("before").

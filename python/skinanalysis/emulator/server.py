@@ -272,12 +272,23 @@ class Emulator:
             self.app.state.webhooks.set_urls(urls)
 
     def set_units(self, key, units):
+        """The key's Api balance becomes one ApiSubscription grant of units
+        (its non-Api grants stay)."""
         with self.app.state.lock:
-            self.app.state.balances[key] = units
+            self.app.state.set_units(key, units)
+
+    def set_grants(self, key, grants):
+        """Replace the key's grants: (type, amount[, days]) tuples."""
+        with self.app.state.lock:
+            self.app.state.grants[key] = self.app.state.make_grants(grants)
+
+    def grants(self, key=None):
+        with self.app.state.lock:
+            return self.app.state.public_grants(key or self.api_key)
 
     def units(self, key=None):
         with self.app.state.lock:
-            return self.app.state.balances.get(key or self.api_key, 0)
+            return self.app.state.balance(key or self.api_key)
 
     def task(self, task_id):
         """A dict describing a task (status, polls, max gap, ...)."""

@@ -13,6 +13,7 @@ import hmac
 import secrets
 import sys
 import threading
+import time as _time
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import catalog, images, webhooks
@@ -141,7 +142,7 @@ def _new_counters():
         "auth_on_storage": 0, "auth_on_results": 0,
         "faults_applied": {}, "max_unpolled_gap": {}, "result_downloads": 0,
         "webhooks_sent": 0, "webhooks_failed": 0, "webhook_attempts": 0,
-        "tasks_purged": 0, "files_purged": 0,
+        "tasks_purged": 0, "files_purged": 0, "tasks_deleted": 0,
     }
 
 
@@ -157,7 +158,8 @@ class State:
 
     def reset(self):
         with self.lock:
-            self.balances = {k: self.config.units for k in self.config.keys}
+            self.grants = {k: self.starting_grants() for k in self.config.keys}
+            self.deleted_tokens = set()  # result tokens of deleted tasks (404)
             self.files = {}          # file_id -> FileRecord
             self.storage = {}        # storage key -> file_id
             self.tasks = {}          # task_id -> Task
@@ -176,6 +178,87 @@ class State:
             self.seq = 0
             self.rng = random.Random(self.config.seed)  # task durations
             self.webhooks.reset()
+
+    # -- credit grants (API.md sections 11 and 17.1) -----------------------------
+
+    def starting_grants(self):
+        """One "ApiSubscription" grant of ``units`` per key, plus the grants
+        of ``config.grants`` ("TYPE:AMOUNT,..."), each with an expiry."""
+        specs = [("ApiSubscription", self.config.units)] + list(self.config.grant_specs)
+        return self.make_grants(specs)
+
+    def make_grants(self, specs):
+        """Grant entries from (type, amount[, days to expiry]) tuples."""
+        out = []
+        now = self.clock.time()
+        for n, spec in enumerate(specs):
+            gtype, amount = spec[0], spec[1]
+            days = spec[2] if len(spec) > 2 and spec[2] is not None else \
+                catalog.GRANT_TYPES_DEFAULT_DAYS.get(gtype, catalog.OTHER_GRANT_DAYS)
+            out.append({"type": gtype, "amount": amount,
+                        "expired_date": _time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                      _time.gmtime(now + days * 86400)),
+                        "grant_id": "g%d" % (n + 1), "_expires": now + days * 86400,
+                        "_order": n})
+        return out
+
+    @staticmethod
+    def is_api_grant(grant):
+        return isinstance(grant.get("type"), str) and grant["type"].startswith("Api")
+
+    @property
+    def balances(self):
+        """Units the API can spend, per key (the "Api*" grants), a copy."""
+        return {k: sum(g["amount"] for g in grants if self.is_api_grant(g))
+                for k, grants in self.grants.items()}
+
+    def balance(self, key):
+        return sum(g["amount"] for g in self.grants.get(key, ()) if self.is_api_grant(g))
+
+    def set_units(self, key, units):
+        """The key's Api balance becomes one ApiSubscription grant of
+        ``units``; its other (non-Api) grants stay."""
+        others = [(g["type"], g["amount"]) for g in self.grants.get(key, ())
+                  if not self.is_api_grant(g)]
+        self.grants[key] = self.make_grants([("ApiSubscription", units)] + others)
+
+    def draw(self, key, cost):
+        """Spend ``cost`` units: Api grants closest to expiry first, and
+        among equal dates the oldest (D-REF Step 6); never below 0."""
+        left = cost
+        for g in sorted((g for g in self.grants.get(key, ()) if self.is_api_grant(g)),
+                        key=lambda g: (g["_expires"], g["_order"])):
+            take = min(left, g["amount"])
+            g["amount"] -= take
+            left -= take
+            if left <= 0:
+                break
+
+    def public_grants(self, key):
+        return [{k: v for k, v in g.items() if not k.startswith("_")}
+                for g in self.grants.get(key, ())]
+
+    def delete_task(self, task_id):
+        """POST /task/delete: the task, its input file and its results go."""
+        task = self.tasks.pop(task_id, None)
+        if task is None:
+            return
+        self.active.discard(task_id)
+        self.tokens.pop(task.token, None)
+        if len(self.deleted_tokens) < 100000:
+            self.deleted_tokens.add(task.token)
+        task.blobs = {}
+        task.analysis = None
+        try:
+            self.finished.remove(task_id)
+        except ValueError:
+            pass
+        if task.source[0] == "file":
+            self.purge_file(task.source[1])
+            record = self.files.pop(task.source[1], None)
+            if record is not None:
+                self.storage.pop(record.storage_key, None)
+        self.count("tasks_deleted")
 
     # -- signing -------------------------------------------------------------
 
@@ -310,7 +393,7 @@ class State:
             self.count("tasks_timed_out")
 
     def charge(self, task, on_expiry=False):
-        self.balances[task.owner] = max(0, self.balances.get(task.owner, 0) - task.cost)
+        self.draw(task.owner, task.cost)
         self.count("units_charged", task.owner, task.cost)
         if on_expiry:
             self.count("units_charged_on_expiry", task.owner, task.cost)

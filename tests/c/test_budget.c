@@ -1,0 +1,577 @@
+/* test_budget.c - the shared rate budget (core/src/budget.c with fake
+ * time, budget_host.c across real processes). */
+#include "harness.h"
+#include "budget.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T0 ((int64_t)5000000)
+#define G SA_BUDGET_GUARD_MS
+
+static sa_budget_state st;
+
+static void plan_default(void)
+{
+    sa_client_options o;
+    int nr, nl;
+    int64_t rs, ls;
+    sa_client_options_init(&o);
+    CHECK(sa_budget_plan(&o, &nr, &rs, &nl, &ls));
+    CHECK_EQ_INT(nr, 5);
+    CHECK(rs == 1000 + G);
+    CHECK_EQ_INT(nl, 250);
+    CHECK(ls == 300000 + G);
+    sa_budget_state_init(&st, nr, rs, nl, ls);
+}
+
+/* The windows are the limiter's, guard included: 5 in any 1020 ms. */
+TEST(rate_window_with_guard)
+{
+    int64_t ready = 0;
+    int i;
+    plan_default();
+    for (i = 0; i < 5; i++) CHECK(sa_budget_state_acquire(&st, T0 + i, &ready));
+    CHECK(!sa_budget_state_acquire(&st, T0 + 10, &ready));
+    CHECK(ready == T0 + 1000 + G);
+    CHECK(!sa_budget_state_check(&st, T0 + 1000 + G - 1, &ready));
+    CHECK(sa_budget_state_check(&st, T0 + 1000 + G, &ready));
+    /* check records nothing */
+    CHECK(sa_budget_state_acquire(&st, T0 + 1000 + G, &ready));
+    CHECK(!sa_budget_state_acquire(&st, T0 + 1000 + G, &ready));
+    CHECK(ready == T0 + 1 + 1000 + G);
+}
+
+/* Two "processes" on one state: together at most 5 per 1020 ms and 250
+ * per 300020 ms, at random times over 20 minutes. */
+TEST(two_clients_share_both_windows)
+{
+    int64_t now = T0, ready, sends[4000];
+    int n = 0, i, j;
+    unsigned seed = 7;
+    plan_default();
+    while (now < T0 + 1200000 && n < 4000) {
+        now += (int64_t)(rand_r(&seed) % 300);
+        if (sa_budget_state_acquire(&st, now, &ready)) sends[n++] = now;
+    }
+    CHECK(n > 900);
+    for (i = 0; i < n; i++) {
+        int in1 = 0, in300 = 0;
+        for (j = i; j < n && sends[j] < sends[i] + 1000 + G; j++) in1++;
+        for (j = i; j < n && sends[j] < sends[i] + 300000 + G; j++) in300++;
+        CHECK(in1 <= 5);
+        CHECK(in300 <= 250);
+        if (in1 > 5 || in300 > 250) break;
+    }
+    /* the long window binds: about 250 per 300 s over 20 minutes */
+    CHECK(n <= 4 * 250 + 250);
+}
+
+TEST(room_and_penalty)
+{
+    int64_t ready = 0, next = 0;
+    int i;
+    plan_default();
+    CHECK(sa_budget_state_room(&st, T0, &next) == 250);
+    CHECK(next == INT64_MAX);
+    for (i = 0; i < 3; i++) CHECK(sa_budget_state_acquire(&st, T0 + i, &ready));
+    CHECK(sa_budget_state_room(&st, T0 + 10, &next) == 247);
+    CHECK(next == T0 + 300000 + G);
+    CHECK(sa_budget_state_room(&st, T0 + 300000 + G, &next) == 248);
+    sa_budget_state_penalize(&st, T0 + 100, 1000);
+    CHECK(!sa_budget_state_acquire(&st, T0 + 500, &ready));
+    CHECK(ready == T0 + 1100);
+    CHECK(sa_budget_state_acquire(&st, T0 + 1100, &ready));
+}
+
+/* Time that goes back (a caller's clock) is "no time passed". */
+TEST(time_never_goes_back)
+{
+    int64_t ready = 0;
+    int i;
+    plan_default();
+    for (i = 0; i < 5; i++) CHECK(sa_budget_state_acquire(&st, T0, &ready));
+    CHECK(!sa_budget_state_acquire(&st, T0 - 5000, &ready));
+    CHECK(ready == T0 + 1000 + G);
+}
+
+/* A ring left out of range by a process that died mid-update is reset,
+ * never read out of bounds. */
+TEST(corrupt_ring_is_sanitised)
+{
+    int64_t ready = 0;
+    plan_default();
+    st.rate.count = 99;
+    st.lng.head = -3;
+    CHECK(sa_budget_state_acquire(&st, T0, &ready));
+    CHECK(st.rate.count == 1);
+}
+
+static int dead_pid = 0;
+static int fake_alive(void *ud, int32_t pid)
+{
+    (void)ud;
+    return pid != dead_pid;
+}
+
+/* Leases: every client's admitted jobs count; a dead process's and an
+ * expired lease's count for nothing; release says who is left. */
+TEST(leases_count_and_expire)
+{
+    plan_default();
+    dead_pid = 0;
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0, 100, 1, 2, fake_alive, NULL), 2);
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0, 200, 1, 3, fake_alive, NULL), 5);
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0, 100, 2, 1, fake_alive, NULL), 6);
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0 + 10, 100, 1, 0, fake_alive, NULL), 4);
+    /* process 200 dies: its 3 are reclaimed once its lease is a second old */
+    dead_pid = 200;
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0 + 500, 100, 1, 0, fake_alive, NULL), 4);
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0 + 1000, 100, 1, 0, fake_alive, NULL), 1);
+    /* a live lease not renewed for SA_BUDGET_LEASE_MS counts 0 */
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0 + SA_BUDGET_LEASE_MS + 1, 100, 1,
+                                       2, fake_alive, NULL), 2);
+    CHECK_EQ_INT(sa_budget_state_release(&st, 100, 1, fake_alive, NULL), 1);
+    CHECK_EQ_INT(sa_budget_state_release(&st, 100, 2, fake_alive, NULL), 0);
+}
+
+TEST(lease_table_full)
+{
+    int i;
+    plan_default();
+    for (i = 0; i < SA_BUDGET_LEASES; i++)
+        CHECK(sa_budget_state_lease(&st, T0, 1000 + i, 1, 1, NULL, NULL) == i + 1);
+    CHECK_EQ_INT(sa_budget_state_lease(&st, T0, 5, 1, 1, NULL, NULL), -1);
+}
+
+TEST(scope_names)
+{
+    char err[256];
+    CHECK_EQ_INT(sa_budget_parse_scope(NULL, err, sizeof err), SA_SCOPE_HOST);
+    CHECK_EQ_INT(sa_budget_parse_scope("host", err, sizeof err), SA_SCOPE_HOST);
+    CHECK_EQ_INT(sa_budget_parse_scope("process", err, sizeof err),
+                 SA_SCOPE_PROCESS);
+    CHECK_EQ_INT(sa_budget_parse_scope("Host", err, sizeof err), -1);
+    CHECK_EQ_INT(sa_budget_parse_scope("", err, sizeof err), -1);
+    CHECK_EQ_INT(sa_budget_parse_scope("redis://127.0.0.1:6379", err,
+                                       sizeof err), SA_SCOPE_REDIS);
+    CHECK_EQ_INT(sa_budget_parse_scope("redis://cache.internal:6380/3", err,
+                                       sizeof err), SA_SCOPE_REDIS);
+    CHECK_EQ_INT(sa_budget_parse_scope("redis://h:0", err, sizeof err), -1);
+    CHECK_EQ_INT(sa_budget_parse_scope("redis://h:70000", err, sizeof err), -1);
+    CHECK_EQ_INT(sa_budget_parse_scope("redis://h:1/", err, sizeof err), -1);
+    CHECK_EQ_INT(sa_budget_parse_scope("redis://:1", err, sizeof err), -1);
+    CHECK_EQ_INT(sa_budget_parse_scope("redis://h", err, sizeof err), -1);
+    CHECK_EQ_INT(sa_budget_parse_scope("redis://u:p@h:1", err, sizeof err), -1);
+    CHECK(strstr(err, "redis://HOST:PORT") != NULL);
+}
+
+/* sa_client_new: a bad scope is a typed error before anything else. */
+TEST(client_rejects_bad_scope)
+{
+    sa_client_options o;
+    sa_client *c = NULL;
+    char err[512];
+    CHECK_EQ_INT(sa_global_init(), SA_OK);
+    sa_client_options_init(&o);
+    o.api_key = "k-scope-test";
+    o.base_url = "http://127.0.0.1:9";
+    o.rate_limit_scope = "planet";
+    CHECK_EQ_INT(sa_client_new(&c, &o, err, sizeof err),
+                 SA_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err, "rate_limit_scope") != NULL);
+    CHECK(c == NULL);
+    o.rate_limit_scope = "process";
+    CHECK_EQ_INT(sa_client_new(&c, &o, err, sizeof err), SA_OK);
+    sa_client_free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Host scope across real processes                                    */
+/* ------------------------------------------------------------------ */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void host_opts(sa_client_options *o, const char *key)
+{
+    sa_client_options_init(o);
+    o->api_key = key;
+    o->base_url = "http://127.0.0.1:1";
+    o->rate_limit_scope = "host";
+}
+
+#define PROCS 4
+#define PER_PROC 6
+
+/* 4 processes take 6 slots each from one host budget: together never more
+ * than 5 in any 1020 ms (times written to a shared array); the file is
+ * 0600, does not hold the key, and is gone after the last close. */
+TEST(host_scope_across_processes)
+{
+    char key[64], note[512], path[512];
+    sa_client_options o;
+    sa_budget *b = NULL;
+    int64_t *times;
+    int p, i, j, n = PROCS * PER_PROC;
+    struct stat sb;
+
+    snprintf(key, sizeof key, "secret-key-%ld", (long)getpid());
+    host_opts(&o, key);
+    CHECK_EQ_INT(sa_budget_open(&b, NULL, &o, key, o.base_url, note,
+                                sizeof note), SA_OK);
+    if (!sa_budget_shared(b)) {
+        printf("  (no shared memory here: %s)\n", note);
+        sa_budget_close(b);
+        return;
+    }
+    snprintf(path, sizeof path, "%s", sa_budget_host_path(b->host));
+    CHECK(strstr(path, key) == NULL);
+    CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    times = mmap(NULL, sizeof(int64_t) * (size_t)n, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(times != MAP_FAILED);
+    for (p = 0; p < PROCS; p++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            sa_budget *cb = NULL;
+            char cnote[512];
+            int got = 0;
+            if (sa_budget_open(&cb, NULL, &o, key, o.base_url, cnote,
+                               sizeof cnote) != SA_OK || !sa_budget_shared(cb))
+                _exit(3);
+            while (got < PER_PROC) {
+                int64_t now = mono_ms(), ready = now;
+                if (sa_budget_acquire(cb, now, &ready)) {
+                    times[p * PER_PROC + got++] = now;
+                } else {
+                    struct timespec d = {0, 1000000};
+                    nanosleep(&d, NULL);   /* a worker's idle loop */
+                }
+            }
+            sa_budget_close(cb);
+            _exit(0);
+        }
+        CHECK(pid > 0);
+    }
+    for (p = 0; p < PROCS; p++) {
+        int status = 0;
+        CHECK(wait(&status) > 0);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    /* sort and check every 1020 ms span */
+    for (i = 1; i < n; i++)
+        for (j = i; j > 0 && times[j - 1] > times[j]; j--) {
+            int64_t t = times[j];
+            times[j] = times[j - 1];
+            times[j - 1] = t;
+        }
+    for (i = 0; i < n; i++) {
+        int in1 = 0;
+        for (j = i; j < n && times[j] < times[i] + 1000 + G; j++) in1++;
+        CHECK(in1 <= 5);
+    }
+    /* 24 sends at 5 per 1020 ms: at least 4 full seconds */
+    CHECK(times[n - 1] - times[0] >= 4 * (1000 + G));
+    CHECK(times[n - 1] - times[0] < 4 * (1000 + G) + 1000);
+    munmap(times, sizeof(int64_t) * (size_t)n);
+    sa_budget_close(b);
+    CHECK(stat(path, &sb) != 0);   /* the last one out removed it */
+}
+
+/* A process that dies without closing leaks nothing: its admitted jobs
+ * stop counting once its lease is a second old, and the next close still
+ * removes the file. */
+TEST(host_scope_dead_process_leaks_nothing)
+{
+    char key[64], note[512], path[512];
+    sa_client_options o;
+    sa_budget *b = NULL;
+    int64_t now;
+    int status = 0;
+    pid_t pid;
+    struct stat sb;
+
+    snprintf(key, sizeof key, "dead-key-%ld", (long)getpid());
+    host_opts(&o, key);
+    CHECK_EQ_INT(sa_budget_open(&b, NULL, &o, key, o.base_url, note,
+                                sizeof note), SA_OK);
+    if (!sa_budget_shared(b)) {
+        sa_budget_close(b);
+        return;
+    }
+    snprintf(path, sizeof path, "%s", sa_budget_host_path(b->host));
+    now = mono_ms();
+    pid = fork();
+    if (pid == 0) {
+        sa_budget *cb = NULL;
+        char cnote[512];
+        if (sa_budget_open(&cb, NULL, &o, key, o.base_url, cnote,
+                           sizeof cnote) != SA_OK)
+            _exit(3);
+        (void)sa_budget_admitted(cb, now, 4);
+        _exit(0);   /* dies holding 4 admitted jobs, never closes */
+    }
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ_INT(sa_budget_admitted(b, now, 1), 5);
+    CHECK_EQ_INT(sa_budget_admitted(b, now + 1500, 1), 1);
+    sa_budget_close(b);
+    CHECK(stat(path, &sb) != 0);
+}
+
+/* Two clients' schedulers (sched.c) on one host budget, with fake time
+ * from now on: the per-second window and the admission cap are theirs
+ * together; a client held by the cap looks again every
+ * SA_BUDGET_RECHECK_MS (a job ending elsewhere does not wake it). */
+TEST(two_schedulers_share_window_and_cap)
+{
+    char key[64], note[512];
+    sa_client_options o;
+    sa_sched sa, sb;
+    sa_budget *ba = NULL, *bb = NULL;
+    sa_sched_item ia[8], ib[8];
+    int64_t now;
+    int i, n;
+
+    snprintf(key, sizeof key, "sched-key-%ld", (long)getpid());
+    host_opts(&o, key);
+    CHECK_EQ_INT(sa_budget_open(&ba, NULL, &o, key, o.base_url, note,
+                                sizeof note), SA_OK);
+    CHECK_EQ_INT(sa_budget_open(&bb, NULL, &o, key, o.base_url, note,
+                                sizeof note), SA_OK);
+    if (!sa_budget_shared(ba) || !sa_budget_shared(bb)) {
+        sa_budget_close(ba);
+        sa_budget_close(bb);
+        return;
+    }
+    CHECK_EQ_INT(sa_sched_init(&sa, NULL, &o), SA_OK);
+    CHECK_EQ_INT(sa_sched_init(&sb, NULL, &o), SA_OK);
+    sa.budget = ba;
+    sb.budget = bb;
+    CHECK_EQ_INT(sa.admit_cap, 6);
+    now = mono_ms();
+    for (i = 0; i < 8; i++) {
+        sa_sched_item_init(&ia[i]);
+        sa_sched_item_init(&ib[i]);
+    }
+    for (i = 0; i < 4; i++) sa_sched_park_api(&sa, &ia[i], SA_STEP_FILE_CREATE, now);
+    for (i = 0; i < 4; i++) sa_sched_park_api(&sb, &ib[i], SA_STEP_FILE_CREATE, now);
+    for (n = 0; sa_sched_next_api(&sa, now); n++) {}
+    CHECK_EQ_INT(n, 4);
+    CHECK(sa_sched_next_api(&sb, now) == &ib[0]);
+    CHECK(sa_sched_next_api(&sb, now) == NULL);    /* 5 per second, together */
+    CHECK(sa_sched_ready_at(&sb, now) == now + 1000 + G);
+    now += 1000 + G;
+    /* 5 admitted of a cap of 6: one more, then the cap holds B */
+    CHECK(sa_sched_next_api(&sb, now) == &ib[1]);
+    CHECK(sa_sched_next_api(&sb, now) == NULL);
+    CHECK_EQ_INT(sb.n_admitted_all, 6);
+    CHECK(sa_sched_ready_at(&sb, now) == now + SA_BUDGET_RECHECK_MS);
+    /* a job of A ends; B sees it when it looks again */
+    sa_sched_unadmit(&sa, &ia[0], now);
+    now += SA_BUDGET_RECHECK_MS;
+    CHECK(sa_sched_next_api(&sb, now) == &ib[2]);
+    CHECK(sa_sched_next_api(&sb, now) == NULL);
+    sa_sched_free(&sa);
+    sa_sched_free(&sb);
+    sa_budget_close(ba);
+    sa_budget_close(bb);
+}
+
+/* ------------------------------------------------------------------ */
+/* Redis scope against a real redis-server                             */
+/* ------------------------------------------------------------------ */
+
+static int free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0
+        && getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+/* redis-server on 127.0.0.1:port, no persistence; 0 when it is not
+ * installed. */
+static pid_t redis_start(int port)
+{
+    char ports[16];
+    pid_t pid;
+    int i;
+    if (access("/usr/bin/redis-server", X_OK) != 0) return 0;
+    snprintf(ports, sizeof ports, "%d", port);
+    pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        execl("/usr/bin/redis-server", "redis-server", "--port", ports,
+              "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+              "--dir", "/tmp", "--loglevel", "warning", (char *)NULL);
+        _exit(127);
+    }
+    for (i = 0; i < 500; i++) {   /* until it accepts (at most 5 s) */
+        struct sockaddr_in a;
+        int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+        struct timespec d = {0, 10000000};
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0) close(fd);
+        if (ok) return pid;
+        nanosleep(&d, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static void redis_stop(pid_t pid)
+{
+    if (pid <= 0) return;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* Take `n` slots the way the scheduler does: pump, ask, wait for the
+ * time it names (a worker's loop); the send times go to times[]. */
+static void take_slots(sa_budget *b, int n, int64_t *times, const char **note)
+{
+    int got = 0;
+    int64_t end = mono_ms() + 20000;
+    while (got < n && mono_ms() < end) {
+        int64_t now = mono_ms(), ready = now + 1;
+        const char *nt = sa_budget_pump(b, now);
+        if (nt && note) *note = nt;
+        if (sa_budget_acquire(b, now, &ready)) {
+            times[got++] = now;
+            continue;
+        }
+        if (ready > now) {
+            struct timespec d = {0, 0};
+            int64_t w = ready - now > 5 ? 5 : ready - now;
+            d.tv_nsec = (long)w * 1000000L;
+            nanosleep(&d, NULL);
+        }
+    }
+    CHECK_EQ_INT(got, n);
+}
+
+/* Two clients through one Redis: together never more than 5 in any
+ * second; a kill makes each fall back to its share (logged once), a
+ * restart brings Redis back (logged), with the script loaded again after
+ * NOSCRIPT. */
+TEST(redis_scope_shares_and_survives_a_restart)
+{
+    char url[64], note[512], key[64];
+    const char *line = NULL;
+    sa_client_options o;
+    sa_budget *a = NULL, *b = NULL;
+    int64_t t[24], sorted[24];
+    int port = free_port(), i, j;
+    pid_t srv = redis_start(port);
+
+    if (srv == 0) {
+        printf("  (redis-server not installed: skipped)\n");
+        return;
+    }
+    CHECK(srv > 0);
+    if (srv <= 0) return;
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    snprintf(key, sizeof key, "redis-key-%ld", (long)getpid());
+    sa_client_options_init(&o);
+    o.api_key = key;
+    o.base_url = "http://127.0.0.1:1";
+    o.rate_limit_scope = url;
+    o.rate_limit_fleet_size = 2;
+    CHECK_EQ_INT(sa_budget_open(&a, NULL, &o, key, o.base_url, note,
+                                sizeof note), SA_OK);
+    CHECK_EQ_INT(sa_budget_open(&b, NULL, &o, key, o.base_url, note,
+                                sizeof note), SA_OK);
+    CHECK(a->scope == SA_SCOPE_REDIS && b->scope == SA_SCOPE_REDIS);
+    /* a and b interleaved: 12 slots in all */
+    for (i = 0; i < 6; i++) {
+        take_slots(a, 1, &t[2 * i], NULL);
+        take_slots(b, 1, &t[2 * i + 1], NULL);
+    }
+    for (i = 0; i < 12; i++) sorted[i] = t[i];
+    for (i = 0; i < 12; i++) {
+        int in1 = 0;
+        for (j = 0; j < 12; j++)
+            if (sorted[j] >= sorted[i] && sorted[j] < sorted[i] + 1000)
+                in1++;
+        CHECK(in1 <= 5);
+    }
+    CHECK(t[11] - t[0] >= 2000);   /* 12 at 5 per second */
+    /* Redis goes away: a falls back to half the rate, and says so once */
+    redis_stop(srv);
+    take_slots(a, 3, t, &line);
+    CHECK(line != NULL && strstr(line, "unreachable") != NULL);
+    CHECK(line && strstr(line, "1/2") != NULL);
+    CHECK(t[2] - t[0] >= 2 * 500);  /* 0.8 * 5 / 2 = 2 per second */
+    /* back on the same port: used again */
+    srv = redis_start(port);
+    CHECK(srv > 0);
+    line = NULL;
+    {
+        int64_t end = mono_ms() + 15000;
+        while (mono_ms() < end) {
+            const char *nt = sa_budget_pump(a, mono_ms());
+            struct timespec d = {0, 5000000};
+            if (nt) line = nt;
+            if (line && strstr(line, "again")) break;
+            nanosleep(&d, NULL);
+        }
+    }
+    CHECK(line != NULL && strstr(line, "again") != NULL);
+    take_slots(a, 6, t, NULL);
+    CHECK(sa_budget_redis_up(a->redis));
+    sa_budget_close(a);
+    sa_budget_close(b);
+    redis_stop(srv);
+}
+
+int main(void)
+{
+    RUN(rate_window_with_guard);
+    RUN(two_clients_share_both_windows);
+    RUN(room_and_penalty);
+    RUN(time_never_goes_back);
+    RUN(corrupt_ring_is_sanitised);
+    RUN(leases_count_and_expire);
+    RUN(lease_table_full);
+    RUN(scope_names);
+    RUN(client_rejects_bad_scope);
+    RUN(host_scope_across_processes);
+    RUN(host_scope_dead_process_leaks_nothing);
+    RUN(two_schedulers_share_window_and_cap);
+    RUN(redis_scope_shares_and_survives_a_restart);
+    (void)harness_slurp;
+    return harness_report();
+}

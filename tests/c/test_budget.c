@@ -394,6 +394,59 @@ TEST(two_schedulers_share_window_and_cap)
     sa_budget_close(bb);
 }
 
+/* The load the poll planner reads (sa_sched_load, issue 15) is the key's:
+ * requests another client sent through the host budget raise it for a
+ * client that sent nothing. */
+TEST(sched_load_reads_the_host_budget)
+{
+    char key[64], note[512];
+    sa_client_options o;
+    sa_sched sa, sb;
+    sa_budget *ba = NULL, *bb = NULL;
+    sa_sched_item it;
+    int64_t now;
+    int i;
+
+    snprintf(key, sizeof key, "load-key-%ld", (long)getpid());
+    host_opts(&o, key);
+    o.rate_window_max = 20;
+    o.rate_window_ms = 60000;
+    CHECK_EQ_INT(sa_budget_open(&ba, NULL, &o, key, o.base_url, note,
+                                sizeof note), SA_OK);
+    CHECK_EQ_INT(sa_budget_open(&bb, NULL, &o, key, o.base_url, note,
+                                sizeof note), SA_OK);
+    if (!sa_budget_shared(ba) || !sa_budget_shared(bb)) {
+        sa_budget_close(ba);
+        sa_budget_close(bb);
+        return;
+    }
+    CHECK_EQ_INT(sa_sched_init(&sa, NULL, &o), SA_OK);
+    CHECK_EQ_INT(sa_sched_init(&sb, NULL, &o), SA_OK);
+    sa.budget = ba;
+    sb.budget = bb;
+    now = mono_ms();
+    CHECK(sa_sched_load(&sb, now) == 0.0);
+    sa_sched_item_init(&it);
+    /* A sends 14 of the 20 (4 a second): 70% used */
+    for (i = 0; i < 14; i++) {
+        sa_sched_park_api(&sa, &it, i ? SA_STEP_TASK_CREATE
+                                      : SA_STEP_FILE_CREATE, now);
+        CHECK(sa_sched_next_api(&sa, now) == &it);
+        now += 250;
+    }
+    CHECK(sa_sched_load(&sa, now) > 0.5);
+    CHECK(sa_sched_load(&sb, now) > 0.5);   /* B sent nothing */
+    CHECK(sa_sched_load(&sb, now) == sa_sched_load(&sa, now));
+    sb.budget = NULL;                       /* its own sends alone: room */
+    CHECK(sa_sched_load(&sb, now) == 0.0);
+    sb.budget = bb;
+    sa_sched_unadmit(&sa, &it, now);
+    sa_sched_free(&sa);
+    sa_sched_free(&sb);
+    sa_budget_close(ba);
+    sa_budget_close(bb);
+}
+
 /* ------------------------------------------------------------------ */
 /* Redis scope against a real redis-server                             */
 /* ------------------------------------------------------------------ */
@@ -571,6 +624,7 @@ int main(void)
     RUN(host_scope_across_processes);
     RUN(host_scope_dead_process_leaks_nothing);
     RUN(two_schedulers_share_window_and_cap);
+    RUN(sched_load_reads_the_host_budget);
     RUN(redis_scope_shares_and_survives_a_restart);
     (void)harness_slurp;
     return harness_report();

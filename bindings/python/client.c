@@ -303,30 +303,24 @@ static int set_option(sa_client_options *opts, const opt_def *d,
         memcpy(field, &v, sizeof v);
         return 0;
     }
-    case OPT_LONG: {
-        long v = PyLong_AsLong(value);
-
-        if (v == -1 && PyErr_Occurred())
-            return -1;
-        memcpy(field, &v, sizeof v);
-        return 0;
-    }
-    case OPT_DOUBLE: {
-        double v = PyFloat_AsDouble(value);
-
-        if (v == -1.0 && PyErr_Occurred())
-            return -1;
-        memcpy(field, &v, sizeof v);
-        return 0;
-    }
-    case OPT_SIZE: {
-        size_t v = PyLong_AsSize_t(value);
-
-        if (v == (size_t)-1 && PyErr_Occurred())
-            return -1;
-        memcpy(field, &v, sizeof v);
-        return 0;
-    }
+    /* The number converters share one error convention: the sentinel
+     * value plus a set exception. */
+#define STORE_CONVERTED(type, convert, sentinel)                         \
+    do {                                                                 \
+        type v_ = (type)convert(value);                                  \
+                                                                         \
+        if (v_ == (type)(sentinel) && PyErr_Occurred())                  \
+            return -1;                                                   \
+        memcpy(field, &v_, sizeof v_);                                   \
+        return 0;                                                        \
+    } while (0)
+    case OPT_LONG:
+        STORE_CONVERTED(long, PyLong_AsLong, -1);
+    case OPT_DOUBLE:
+        STORE_CONVERTED(double, PyFloat_AsDouble, -1.0);
+    case OPT_SIZE:
+        STORE_CONVERTED(size_t, PyLong_AsSize_t, -1);
+#undef STORE_CONVERTED
     case OPT_BOOL: {
         int v = PyObject_IsTrue(value);
 

@@ -474,6 +474,33 @@ static sapy_job *job_alloc(sapy_client *c, PyObject *callback)
     return self;
 }
 
+/* 1, or 0 with a TypeError: a job's callback is callable or None. */
+static int callback_ok(PyObject *callback)
+{
+    if (callback != Py_None && !PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+        return 0;
+    }
+    return 1;
+}
+
+/* After a core call that started a job into self->cell->job (r its
+ * status): self, or NULL with an exception (self released). */
+static PyObject *job_started(sapy_client *c, sapy_job *self, int r)
+{
+    if (sapy_unstash(&c->stash) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (r != SA_OK) {
+        sapy_raise(c->state, r, c->client != NULL ? sa_client_errmsg(c->client)
+                                                  : NULL, 0, NULL, NULL);
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
 PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {
@@ -495,10 +522,8 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
             &req.mask_overlay, &req.miniserver_args_json, &req.deadline_ms,
             &callback, &req.delete_after))
         return NULL;
-    if (callback != Py_None && !PyCallable_Check(callback)) {
-        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+    if (!callback_ok(callback))
         return NULL;
-    }
     if (path != Py_None) {
         if (!PyUnicode_FSConverter(path, &a.path)
             || (req.file_path = PyBytes_AsString(a.path)) == NULL)
@@ -534,36 +559,11 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
     r = sa_client_submit(c->client, &req, &self->cell->job);
     sapy_core_exit(c);
     submit_args_free(&a);
-    a = (submit_args){NULL, NULL, NULL, 0};
-    if (sapy_unstash(&c->stash) < 0)
-        goto fail;
-    if (r != SA_OK) {
-        sapy_raise(c->state, r, c->client != NULL ? sa_client_errmsg(c->client)
-                                                  : NULL, 0, NULL, NULL);
-        goto fail;
-    }
-    return (PyObject *)self;
+    return job_started(c, self, r);
 fail:
     submit_args_free(&a);
     Py_XDECREF(self);
     return NULL;
-}
-
-/* After a core call that started a job into self->cell->job (r its
- * status): self, or NULL with an exception (self released). */
-static PyObject *job_started(sapy_client *c, sapy_job *self, int r)
-{
-    if (sapy_unstash(&c->stash) < 0) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    if (r != SA_OK) {
-        sapy_raise(c->state, r, c->client != NULL ? sa_client_errmsg(c->client)
-                                                  : NULL, 0, NULL, NULL);
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
 }
 
 PyObject *sapy_job_resume(sapy_client *c, PyObject *args, PyObject *kwargs)
@@ -582,10 +582,8 @@ PyObject *sapy_job_resume(sapy_client *c, PyObject *args, PyObject *kwargs)
                                      &task_id, &len, &opts.api_version,
                                      &opts.deadline_ms, &callback))
         return NULL;
-    if (callback != Py_None && !PyCallable_Check(callback)) {
-        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+    if (!callback_ok(callback))
         return NULL;
-    }
     if ((size_t)len != strlen(task_id)) {
         /* a NUL inside: the core would see a shorter id */
         sapy_raise(c->state, SA_ERR_SOURCE, "task_id holds a NUL character",
@@ -633,10 +631,8 @@ PyObject *sapy_job_account(sapy_client *c, int op, PyObject *args,
                                             &callback)) {
         return NULL;
     }
-    if (callback != Py_None && !PyCallable_Check(callback)) {
-        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+    if (!callback_ok(callback))
         return NULL;
-    }
     self = job_alloc(c, callback);
     if (self == NULL)
         return NULL;
@@ -661,10 +657,8 @@ PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
     sa_fetch_options o;
     int r;
 
-    if (callback != Py_None && !PyCallable_Check(callback)) {
-        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+    if (!callback_ok(callback))
         return NULL;
-    }
     self = job_alloc(c, callback);
     if (self == NULL)
         return NULL;

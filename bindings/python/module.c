@@ -1253,7 +1253,7 @@ static PyObject *mod_webhook_verify(PyObject *module, PyObject *args,
     static char *kwlist[] = {"secret", "msg_id", "timestamp", "signature",
                              "body", "tolerance_s", "now_s", NULL};
     const char *secret, *id, *ts, *sig, *p;
-    PyObject *body = NULL, *exc;
+    PyObject *body = NULL;
     size_t len;
     long tolerance = 0;
     long long now = 0;
@@ -1498,35 +1498,34 @@ static int module_exec(PyObject *module)
     return 0;
 }
 
+/* The strong references a sapy_state owns, listed once: traverse visits
+ * them and clear drops them, so a new field cannot be added to one only. */
+#define SAPY_STATE_REFS(st, OP)                                          \
+    do {                                                                 \
+        int i_;                                                          \
+        OP((st)->error);                                                 \
+        OP((st)->classes);                                               \
+        OP((st)->client_type);                                           \
+        OP((st)->job_type);                                              \
+        for (i_ = 0; i_ < SAPY_N_STATUS; i_++)                           \
+            OP((st)->by_status[i_]);                                     \
+    } while (0)
+
 static int module_traverse(PyObject *module, visitproc visit, void *arg)
 {
     sapy_state *st = get_state(module);
-    int i;
 
-    if (st == NULL)
-        return 0;
-    Py_VISIT(st->error);
-    Py_VISIT(st->classes);
-    Py_VISIT(st->client_type);
-    Py_VISIT(st->job_type);
-    for (i = 0; i < SAPY_N_STATUS; i++)
-        Py_VISIT(st->by_status[i]);
+    if (st != NULL)
+        SAPY_STATE_REFS(st, Py_VISIT);
     return 0;
 }
 
 static int module_clear(PyObject *module)
 {
     sapy_state *st = get_state(module);
-    int i;
 
-    if (st == NULL)
-        return 0;
-    Py_CLEAR(st->error);
-    Py_CLEAR(st->classes);
-    Py_CLEAR(st->client_type);
-    Py_CLEAR(st->job_type);
-    for (i = 0; i < SAPY_N_STATUS; i++)
-        Py_CLEAR(st->by_status[i]);
+    if (st != NULL)
+        SAPY_STATE_REFS(st, Py_CLEAR);
     return 0;
 }
 

@@ -297,22 +297,28 @@ static void lsa_req_option(lua_State *L, int which, int keep, int ji,
     }
 }
 
+/* Inside a lua_next walk: the index in lsa_req_names of the key at -2 (the
+ * index of the final NULL when it names no option), its name in *name. */
+static int lsa_req_which(lua_State *L, const char **name)
+{
+    int which;
+
+    *name = lsa_option_name(L);
+    for (which = 0; lsa_req_names[which] != NULL; which++) {
+        if (strcmp(lsa_req_names[which], *name) == 0)
+            break;
+    }
+    return which;
+}
+
 static void lsa_req_options(lua_State *L, int opts, int keep, int ji,
                             sa_request *req)
 {
     lua_pushnil(L);
     while (lua_next(L, opts) != 0) {
         const char *name;
-        int which;
+        int which = lsa_req_which(L, &name);
 
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "option names must be strings, got %s",
-                       luaL_typename(L, -2));
-        name = lua_tostring(L, -2);
-        for (which = 0; lsa_req_names[which] != NULL; which++) {
-            if (strcmp(lsa_req_names[which], name) == 0)
-                break;
-        }
         if (lsa_req_names[which] == NULL)
             luaL_error(L, "unknown analysis option '%s'", name);
         lsa_req_option(L, which, keep, ji, req);
@@ -397,16 +403,8 @@ static void lsa_resume_options(lua_State *L, int opts, int keep, int ji,
     lua_pushnil(L);
     while (lua_next(L, opts) != 0) {
         const char *name;
-        int which;
+        int which = lsa_req_which(L, &name);
 
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "option names must be strings, got %s",
-                       luaL_typename(L, -2));
-        name = lua_tostring(L, -2);
-        for (which = 0; lsa_req_names[which] != NULL; which++) {
-            if (strcmp(lsa_req_names[which], name) == 0)
-                break;
-        }
         if (which != LSA_REQ_VERSION && which != LSA_REQ_DEADLINE &&
             which != LSA_REQ_ON_PROGRESS && which != LSA_REQ_ON_DONE)
             luaL_error(L, "unknown resume option '%s' (version, deadline, "
@@ -507,16 +505,8 @@ static int lsa_job_account(lua_State *L, int op)
         lua_pushnil(L);
         while (lua_next(L, 3) != 0) {
             const char *name;
-            int which;
+            int which = lsa_req_which(L, &name);
 
-            if (lua_type(L, -2) != LUA_TSTRING)
-                luaL_error(L, "option names must be strings, got %s",
-                           luaL_typename(L, -2));
-            name = lua_tostring(L, -2);
-            for (which = 0; lsa_req_names[which] != NULL; which++) {
-                if (strcmp(lsa_req_names[which], name) == 0)
-                    break;
-            }
             if (which != LSA_REQ_DEADLINE && which != LSA_REQ_ON_PROGRESS &&
                 which != LSA_REQ_ON_DONE)
                 luaL_error(L, "unknown account option '%s' (deadline, "

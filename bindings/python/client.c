@@ -436,6 +436,17 @@ static PyObject *client_raise(sapy_client *self, int status, const char *msg)
     return sapy_raise(self->state, status, msg, 0, NULL, NULL);
 }
 
+/* After a core call that returns a count or a negative status: the count
+ * as an int, or NULL with the stashed or the status's exception. */
+static PyObject *client_count(sapy_client *self, int r)
+{
+    if (sapy_unstash(&self->stash) < 0)
+        return NULL;
+    if (r < 0)
+        return client_raise(self, r, NULL);
+    return PyLong_FromLong(r);
+}
+
 static PyObject *client_submit(sapy_client *self, PyObject *args,
                                PyObject *kwargs)
 {
@@ -498,11 +509,7 @@ static PyObject *client_step(sapy_client *self, PyObject *args)
         r = sa_client_step(self->client, 0);
         sapy_core_exit(self);
     }
-    if (sapy_unstash(&self->stash) < 0)
-        return NULL;
-    if (r < 0)
-        return client_raise(self, r, NULL);
-    return PyLong_FromLong(r);
+    return client_count(self, r);
 }
 
 static PyObject *client_run(sapy_client *self, PyObject *args)
@@ -542,11 +549,7 @@ static PyObject *client_socket_action(sapy_client *self, PyObject *args)
     sapy_core_enter(self);
     r = sa_client_socket_action(self->client, fd, what);
     sapy_core_exit(self);
-    if (sapy_unstash(&self->stash) < 0)
-        return NULL;
-    if (r < 0)
-        return client_raise(self, r, NULL);
-    return PyLong_FromLong(r);
+    return client_count(self, r);
 }
 
 static PyObject *client_set_event_hooks(sapy_client *self, PyObject *args)
@@ -617,11 +620,7 @@ static PyObject *client_notify(sapy_client *self, PyObject *arg)
     sapy_core_enter(self);
     r = sa_client_notify(self->client, task_id);
     sapy_core_exit(self);
-    if (sapy_unstash(&self->stash) < 0)
-        return NULL;
-    if (r < 0)
-        return client_raise(self, r, NULL);
-    return PyLong_FromLong(r);
+    return client_count(self, r);
 }
 
 static PyObject *client_fetch_masks(sapy_client *self, PyObject *args,
@@ -730,22 +729,25 @@ static PyObject *client_repr(sapy_client *self)
 /* GC and lifetime                                                     */
 /* ------------------------------------------------------------------ */
 
+/* The references a Client owns, listed once for traverse and clear. */
+#define CLIENT_REFS(self, OP)                                             \
+    do {                                                                  \
+        OP((self)->log_cb);                                               \
+        OP((self)->socket_cb);                                            \
+        OP((self)->timer_cb);                                             \
+        OP((self)->stash);                                                \
+    } while (0)
+
 static int client_traverse(sapy_client *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->log_cb);
-    Py_VISIT(self->socket_cb);
-    Py_VISIT(self->timer_cb);
-    Py_VISIT(self->stash);
+    CLIENT_REFS(self, Py_VISIT);
     return 0;
 }
 
 static int client_clear(sapy_client *self)
 {
-    Py_CLEAR(self->log_cb);
-    Py_CLEAR(self->socket_cb);
-    Py_CLEAR(self->timer_cb);
-    Py_CLEAR(self->stash);
+    CLIENT_REFS(self, Py_CLEAR);
     return 0;
 }
 

@@ -474,11 +474,39 @@ static sapy_job *job_alloc(sapy_client *c, PyObject *callback)
     return self;
 }
 
+/* A new Job for callback, wired into a core options struct (its callback
+ * and user_data fields), and the core entered for the call that starts
+ * it: that call's status goes to job_started. */
+static sapy_job *job_alloc_for(sapy_client *c, PyObject *callback,
+                               sa_job_cb *cb_field, void **user_data_field)
+{
+    sapy_job *self = job_alloc(c, callback);
+
+    if (self == NULL)
+        return NULL;
+    *cb_field = sapy_job_callback;
+    *user_data_field = self->cell;
+    sapy_core_enter(c);
+    return self;
+}
+
 /* 1, or 0 with a TypeError: a job's callback is callable or None. */
 static int callback_ok(PyObject *callback)
 {
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+        return 0;
+    }
+    return 1;
+}
+
+/* 1, or 0 with a SourceError: a task id of len bytes holds no NUL (the
+ * core would see a shorter id). */
+static int task_id_ok(sapy_client *c, const char *task_id, Py_ssize_t len)
+{
+    if ((size_t)len != strlen(task_id)) {
+        sapy_raise(c->state, SA_ERR_SOURCE, "task_id holds a NUL character",
+                   0, NULL, NULL);
         return 0;
     }
     return 1;
@@ -584,18 +612,11 @@ PyObject *sapy_job_resume(sapy_client *c, PyObject *args, PyObject *kwargs)
         return NULL;
     if (!callback_ok(callback))
         return NULL;
-    if ((size_t)len != strlen(task_id)) {
-        /* a NUL inside: the core would see a shorter id */
-        sapy_raise(c->state, SA_ERR_SOURCE, "task_id holds a NUL character",
-                   0, NULL, NULL);
+    if (!task_id_ok(c, task_id, len))
         return NULL;
-    }
-    self = job_alloc(c, callback);
+    self = job_alloc_for(c, callback, &opts.callback, &opts.user_data);
     if (self == NULL)
         return NULL;
-    opts.callback = sapy_job_callback;
-    opts.user_data = self->cell;
-    sapy_core_enter(c);
     r = sa_client_resume(c->client, task_id, &opts, &self->cell->job);
     sapy_core_exit(c);
     return job_started(c, self, r);
@@ -619,11 +640,8 @@ PyObject *sapy_job_account(sapy_client *c, int op, PyObject *args,
                                          kwlist_id, &task_id, &len,
                                          &opts.deadline_ms, &callback))
             return NULL;
-        if ((size_t)len != strlen(task_id)) {
-            sapy_raise(c->state, SA_ERR_SOURCE, "task_id holds a NUL "
-                       "character", 0, NULL, NULL);
+        if (!task_id_ok(c, task_id, len))
             return NULL;
-        }
     } else if (!PyArg_ParseTupleAndKeywords(args, kwargs,
                                             op == 1 ? "|$lO:credit"
                                                     : "|$lO:price_list",
@@ -633,12 +651,9 @@ PyObject *sapy_job_account(sapy_client *c, int op, PyObject *args,
     }
     if (!callback_ok(callback))
         return NULL;
-    self = job_alloc(c, callback);
+    self = job_alloc_for(c, callback, &opts.callback, &opts.user_data);
     if (self == NULL)
         return NULL;
-    opts.callback = sapy_job_callback;
-    opts.user_data = self->cell;
-    sapy_core_enter(c);
     if (op == 1)
         r = sa_client_credit(c->client, &opts, &self->cell->job);
     else if (op == 2)
@@ -659,16 +674,13 @@ PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
 
     if (!callback_ok(callback))
         return NULL;
-    self = job_alloc(c, callback);
-    if (self == NULL)
-        return NULL;
     /* the fetch's own cell, never the origin's: the origin may go first */
     sa_fetch_options_init(&o);
     o.folder = folder;
     o.delete_after = delete_after;
-    o.callback = sapy_job_callback;
-    o.user_data = self->cell;
-    sapy_core_enter(c);
+    self = job_alloc_for(c, callback, &o.callback, &o.user_data);
+    if (self == NULL)
+        return NULL;
     r = sa_client_fetch(c->client, src->cell->job, &o, &self->cell->job);
     sapy_core_exit(c);
     return job_started(c, self, r);

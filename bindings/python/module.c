@@ -224,9 +224,9 @@ PyObject *sapy_str(const char *s)
     return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
 }
 
-static int set_attr_str(PyObject *obj, const char *name, const char *value)
+/* Set obj.name to v, a new reference (NULL: the error of its making). */
+static int set_attr_new(PyObject *obj, const char *name, PyObject *v)
 {
-    PyObject *v = sapy_str(value);
     int r;
 
     if (v == NULL)
@@ -236,18 +236,17 @@ static int set_attr_str(PyObject *obj, const char *name, const char *value)
     return r;
 }
 
+static int set_attr_str(PyObject *obj, const char *name, const char *value)
+{
+    return set_attr_new(obj, name, sapy_str(value));
+}
+
 static int set_attr_long(PyObject *obj, const char *name, long value,
                          int none_when_zero)
 {
-    PyObject *v = (none_when_zero && value == 0) ? Py_NewRef(Py_None)
-                                                 : PyLong_FromLong(value);
-    int r;
-
-    if (v == NULL)
-        return -1;
-    r = PyObject_SetAttrString(obj, name, v);
-    Py_DECREF(v);
-    return r;
+    return set_attr_new(obj, name,
+                        (none_when_zero && value == 0)
+                            ? Py_NewRef(Py_None) : PyLong_FromLong(value));
 }
 
 PyObject *sapy_error_new(sapy_state *st, int status, const char *message,

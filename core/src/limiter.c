@@ -181,41 +181,39 @@ void sa_limiter_free(sa_limiter *l)
     l->enabled = 0;
 }
 
-int sa_limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
+/* The check of sa_limiter_check and sa_limiter_acquire on an enabled
+ * limiter: 1 when a request may go at *now_ms (clamped to the limiter's
+ * clock on return), else 0 with the time it may in *ready_at_ms. */
+static int limiter_ready(sa_limiter *l, int64_t *now_ms, int64_t *ready_at_ms)
 {
-    int64_t ready;
+    int64_t now = limiter_clamp(l, *now_ms);
+    int64_t ready = l->blocked_until > now ? l->blocked_until : now;
     int i;
 
-    if (!l || !l->enabled) return 1;
-    now_ms = limiter_clamp(l, now_ms);
-    ready = l->blocked_until > now_ms ? l->blocked_until : now_ms;
+    *now_ms = now;
     for (i = 0; i < l->n_win; i++) {
-        int64_t at = now_ms;
-        if (!window_ok(&l->win[i], now_ms, &at) && at > ready) ready = at;
+        int64_t at = now;
+        if (!window_ok(&l->win[i], now, &at) && at > ready) ready = at;
     }
-    if (ready > now_ms) {
+    if (ready > now) {
         if (ready_at_ms) *ready_at_ms = ready;
         return 0;
     }
     return 1;
 }
 
+int sa_limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
+{
+    if (!l || !l->enabled) return 1;
+    return limiter_ready(l, &now_ms, ready_at_ms);
+}
+
 int sa_limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
 {
-    int64_t ready;
     int i;
 
     if (!l || !l->enabled) return 1;
-    now_ms = limiter_clamp(l, now_ms);
-    ready = l->blocked_until > now_ms ? l->blocked_until : now_ms;
-    for (i = 0; i < l->n_win; i++) {
-        int64_t at = now_ms;
-        if (!window_ok(&l->win[i], now_ms, &at) && at > ready) ready = at;
-    }
-    if (ready > now_ms) {
-        if (ready_at_ms) *ready_at_ms = ready;
-        return 0;
-    }
+    if (!limiter_ready(l, &now_ms, ready_at_ms)) return 0;
     for (i = 0; i < l->n_win; i++) window_record(&l->win[i], now_ms);
     return 1;
 }

@@ -355,6 +355,16 @@ typedef enum sa_step {
  * given to sa_client_resume.  An id goes into a URL only through
  * sa__urlencode (+ / = are percent-encoded). */
 int sa_proto_id_ok(const char *s, size_t n);
+/* The task id a caller gives (sa_client_resume, sa_client_delete): SA_OK,
+ * or SA_ERR_SOURCE with why (the first rule it breaks) in why[0..why_len)
+ * (util.c). */
+int sa__task_id_check(const char *task_id, char *why, size_t why_len);
+/* The start of a client call that makes a job into *out (request.c):
+ * *out = NULL; SA_ERR_INVALID_ARGUMENT for no client or !args_ok (then
+ * bad_args is the client's message), SA_ERR_BUSY while the client is
+ * freed; else SA_OK with the client's message cleared. */
+int sa__job_call_begin(sa_client *c, sa_job **out, int args_ok,
+                       const char *bad_args);
 
 /* Path of each endpoint, e.g. "/s2s/v2.1/task/skin-analysis". */
 const char *sa_proto_file_path(int api_version, int upload_path);

@@ -238,21 +238,28 @@ int sa_limiter_room(const sa_limiter *l, int64_t now_ms,
                     int64_t *next_free_ms)
 {
     const sa_limiter_window *w;
-    int lo = 0, hi;
 
     if (next_free_ms) *next_free_ms = INT64_MAX;
     if (!l || !l->enabled || l->long_win < 0) return INT_MAX;
     w = &l->win[l->long_win];
     if (l->last_ms != INT64_MIN && now_ms < l->last_ms) now_ms = l->last_ms;
-    hi = w->count;
+    return sa__ring_room(w->ring, w->head, w->max, w->count, w->span_ms,
+                         now_ms, next_free_ms);
+}
+
+int sa__ring_room(const int64_t *ring, int head, int max, int count,
+                  int64_t span_ms, int64_t now, int64_t *next_free)
+{
+    int lo = 0, hi = count;
+
     while (lo < hi) {  /* first i with now - ring[i] < span */
         int mid = lo + (hi - lo) / 2;
-        if (now_ms - w->ring[(w->head + mid) % w->max] >= w->span_ms)
+        if (now - ring[(head + mid) % max] >= span_ms)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < w->count && next_free_ms)
-        *next_free_ms = sat_add(w->ring[(w->head + lo) % w->max], w->span_ms);
-    return w->max - (w->count - lo);
+    if (lo < count && next_free)
+        *next_free = sat_add(ring[(head + lo) % max], span_ms);
+    return max - (count - lo);
 }

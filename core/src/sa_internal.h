@@ -593,6 +593,14 @@ typedef struct sa_limiter {
  * smoothing, no guard); window_max sends in any window_ms plus the guard
  * (either 0: no long window).  Returns SA_OK, SA_ERR_INVALID_ARGUMENT or
  * SA_ERR_NOMEM; sa_limiter_free is safe after a failure. */
+/* The free room of a sliding window kept as a ring of send times (count
+ * of them from head, capacity max, in send order: time never goes back):
+ * max minus the sends less than span_ms before now, found by binary search
+ * (they are a suffix of the ring); *next_free (if not NULL) gets the time
+ * the oldest of them leaves the window.  Shared by the limiter and the
+ * shared budget (budget.c). */
+int sa__ring_room(const int64_t *ring, int head, int max, int count,
+                  int64_t span_ms, int64_t now, int64_t *next_free);
 int sa_limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
                     double rate, int burst, int window_max,
                     int64_t window_ms);

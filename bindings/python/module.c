@@ -236,6 +236,23 @@ static int set_attr_new(PyObject *obj, const char *name, PyObject *v)
     return r;
 }
 
+const char *sapy_text_arg(PyObject *arg, const char *fn, const char *what)
+{
+    Py_ssize_t len;
+    const char *s;
+
+    if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes a str", fn);
+        return NULL;
+    }
+    s = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (s != NULL && (size_t)len != strlen(s)) {
+        PyErr_Format(PyExc_ValueError, "embedded NUL in %s", what);
+        return NULL;
+    }
+    return s;
+}
+
 static int set_attr_str(PyObject *obj, const char *name, const char *value)
 {
     return set_attr_new(obj, name, sapy_str(value));
@@ -895,20 +912,11 @@ static PyObject *mod_clean_file_name(PyObject *module, PyObject *arg)
 {
     char out[SA_FILE_NAME_MAX];
     const char *name;
-    Py_ssize_t len;
 
     (void)module;
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "clean_file_name() takes a str");
-        return NULL;
-    }
-    name = PyUnicode_AsUTF8AndSize(arg, &len);
+    name = sapy_text_arg(arg, "clean_file_name", "a file name");
     if (name == NULL)
         return NULL;
-    if ((size_t)len != strlen(name)) {
-        PyErr_SetString(PyExc_ValueError, "embedded NUL in a file name");
-        return NULL;
-    }
     if (sa_file_name_clean(name, out, sizeof out) != SA_OK)
         return PyErr_NoMemory();
     return PyUnicode_FromString(out);

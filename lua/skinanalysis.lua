@@ -79,6 +79,20 @@ end
 -- message, code.  When the wait times out ("wait_timeout") or is
 -- interrupted ("interrupted"), the job keeps running and is returned as a
 -- fourth value: wait on it again, or cancel it.
+-- The end of analyze and resume_wait: wait for the job; a wait that timed
+-- out or was interrupted returns the job as a fourth value.  A JSON result
+-- keeps its job (through the binding, not a field) so that
+-- result:save_masks and result:composite can download its masks; the job
+-- goes with the result.  Anything else releases the job now.
+local function wait_job(job, timeout)
+  local result, werr, wcode = job:wait(timeout)
+  if result == nil and (wcode == "wait_timeout" or wcode == "interrupted") then
+    return nil, werr, wcode, job
+  end
+  if result == nil or #result.files > 0 then job:close() end
+  return result, werr, wcode
+end
+
 function Client:analyze(image, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'analyze' (table expected, got " .. type(opts) .. ")", 2)
@@ -91,15 +105,7 @@ function Client:analyze(image, opts)
   -- deleted before the job ends; result.deleted / result.delete_error
   local job, err, code = self:submit(image, sub)
   if not job then return nil, err, code end
-  local result, werr, wcode = job:wait(timeout)
-  if result == nil and (wcode == "wait_timeout" or wcode == "interrupted") then
-    return nil, werr, wcode, job
-  end
-  -- A JSON result keeps its job (through the binding, not a field) so that
-  -- result:save_masks and result:composite can download its masks; the
-  -- job goes with the result.  Anything else releases the job now.
-  if result == nil or #result.files > 0 then job:close() end
-  return result, werr, wcode
+  return wait_job(job, timeout)
 end
 
 --- client:delete_result(result): delete the result's task from the vendor
@@ -189,14 +195,9 @@ function Client:resume_wait(task_id, opts)
   end
   local job, err, code = self:resume(task_id, sub)
   if not job then return nil, err, code end
-  local result, werr, wcode = job:wait(timeout)
-  if result == nil and (wcode == "wait_timeout" or wcode == "interrupted") then
-    return nil, werr, wcode, job
-  end
-  -- as in analyze: a JSON result keeps its job for save_masks/composite
-  if result == nil or #result.files > 0 then job:close() end
+  local result, werr, wcode, pending = wait_job(job, timeout)
   if result ~= nil and delete_after then self:delete_result(result) end
-  return result, werr, wcode
+  return result, werr, wcode, pending
 end
 
 --- job:ok(): true when the job ended with a result (DONE).  Does not build

@@ -133,6 +133,11 @@ long long lsa_now_ms(void);
  * NaN, infinities and values out of range.  Negative values stay negative
  * (the core decides what they mean). */
 long lsa_seconds_to_ms(lua_State *L, lua_Number s, const char *what);
+/* A timeout argument in seconds at idx: nil or negative = no limit (-1). */
+long lsa_timeout_arg(lua_State *L, int idx);
+/* Inside a lua_next walk of an options table: the key at -2 as a string;
+ * raises when it is not one. */
+const char *lsa_option_name(lua_State *L);
 /* An API version given as 20/21, 2.0/2.1 or "2.0"/"2.1"/"v2.1"; raises on
  * anything else. */
 int lsa_check_api_version(lua_State *L, int idx, const char *what);

@@ -215,10 +215,7 @@ static void lsa_client_options(lua_State *L, int idx, int ud,
         const lsa_opt *d;
         const char *name;
 
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "option names must be strings, got %s",
-                       luaL_typename(L, -2));
-        name = lua_tostring(L, -2);
+        name = lsa_option_name(L);
         for (d = lsa_client_opts; d->name != NULL; d++) {
             if (strcmp(d->name, name) == 0)
                 break;
@@ -647,17 +644,6 @@ static int lsa_client_step(lua_State *L)
     return 1;
 }
 
-/* A timeout argument in seconds: nil or negative = no limit (-1). */
-static long lsa_opt_timeout(lua_State *L, int idx)
-{
-    long ms;
-
-    if (lua_isnoneornil(L, idx))
-        return -1;
-    ms = lsa_seconds_to_ms(L, luaL_checknumber(L, idx), "timeout");
-    return ms < 0 ? -1 : ms;
-}
-
 /* client:run([timeout]): true once every job (background polls included)
  * has ended, or nil, message, code ("wait_timeout", "interrupted"). */
 static int lsa_client_run(lua_State *L)
@@ -666,7 +652,7 @@ static int lsa_client_run(lua_State *L)
     int rc;
 
     lsa_check_open_client(L, 1);
-    ms = lsa_opt_timeout(L, 2);
+    ms = lsa_timeout_arg(L, 2);
     lua_settop(L, 1);
     rc = lsa_wait(L, 1, NULL, ms);
     if (rc != SA_OK)

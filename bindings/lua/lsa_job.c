@@ -297,22 +297,90 @@ static void lsa_req_option(lua_State *L, int which, int keep, int ji,
     }
 }
 
+/* Inside a lua_next walk: the index in lsa_req_names of the key at -2 (the
+ * index of the final NULL when it names no option), its name in *name. */
+static int lsa_req_which(lua_State *L, const char **name)
+{
+    int which;
+
+    *name = lsa_option_name(L);
+    for (which = 0; lsa_req_names[which] != NULL; which++) {
+        if (strcmp(lsa_req_names[which], *name) == 0)
+            break;
+    }
+    return which;
+}
+
+/* The options table at opts when only the options in the mask `allowed`
+ * (LSA_REQ_BIT) are taken: another raises "unknown <what> option" naming
+ * the list. */
+#define LSA_REQ_BIT(x) (1u << LSA_REQ_##x)
+static void lsa_req_some_options(lua_State *L, int opts, int keep, int ji,
+                                 sa_request *req, unsigned allowed,
+                                 const char *what, const char *list)
+{
+    lua_pushnil(L);
+    while (lua_next(L, opts) != 0) {
+        const char *name;
+        int which = lsa_req_which(L, &name);
+
+        if (lsa_req_names[which] == NULL || !(allowed & (1u << which)))
+            luaL_error(L, "unknown %s option '%s' (%s)", what, name, list);
+        lsa_req_option(L, which, keep, ji, req);
+        lua_pop(L, 1);
+    }
+}
+
+/* The start of submit, resume and the account calls (client at 1, its
+ * options at 3): pushes the keep table (4) and a new job (5) of client lc. */
+static lsa_job *lsa_job_push_new(lua_State *L, lsa_client *lc)
+{
+    lsa_job *lj;
+
+    lua_newtable(L); /* 4: keep */
+    lj = lua_newuserdatauv(L, sizeof(*lj), LSA_JOB_NUV); /* 5 */
+    memset(lj, 0, sizeof(*lj));
+    luaL_setmetatable(L, LSA_JOB_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, 5, LSA_JOB_UV_CLIENT);
+    lj->owner = lc;
+    return lj;
+}
+
+/* Into the client's running set (pushed at 6) before the C job exists
+ * (the only allocation left), so nothing can fail between the start and
+ * the bookkeeping. */
+static void lsa_job_enter_running(lua_State *L, lsa_job *lj)
+{
+    lua_getiuservalue(L, 1, LSA_CLIENT_UV_JOBS); /* 6 */
+    lua_pushvalue(L, 5);
+    lua_rawsetp(L, 6, lj);
+}
+
+/* After the core call that started lj (rc its status): the job, or nil,
+ * message, code with the job out of the running set again. */
+static int lsa_job_started(lua_State *L, lsa_client *lc, lsa_job *lj, int rc)
+{
+    if (rc != SA_OK) {
+        lj->job = NULL;
+        lj->closed = 1;
+        lsa_job_forget_events(lj);
+        lua_pushnil(L);
+        lua_rawsetp(L, 6, lj);
+        return lsa_push_error(L, rc, sa_client_errmsg(lc->client));
+    }
+    lua_pushvalue(L, 5);
+    return 1;
+}
+
 static void lsa_req_options(lua_State *L, int opts, int keep, int ji,
                             sa_request *req)
 {
     lua_pushnil(L);
     while (lua_next(L, opts) != 0) {
         const char *name;
-        int which;
+        int which = lsa_req_which(L, &name);
 
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "option names must be strings, got %s",
-                       luaL_typename(L, -2));
-        name = lua_tostring(L, -2);
-        for (which = 0; lsa_req_names[which] != NULL; which++) {
-            if (strcmp(lsa_req_names[which], name) == 0)
-                break;
-        }
         if (lsa_req_names[which] == NULL)
             luaL_error(L, "unknown analysis option '%s'", name);
         lsa_req_option(L, which, keep, ji, req);
@@ -338,13 +406,7 @@ int lsa_job_submit(lua_State *L)
     if (!lua_isnoneornil(L, 3))
         luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
-    lua_newtable(L); /* 4: keep */
-    lj = lua_newuserdatauv(L, sizeof(*lj), LSA_JOB_NUV); /* 5 */
-    memset(lj, 0, sizeof(*lj));
-    luaL_setmetatable(L, LSA_JOB_MT);
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, 5, LSA_JOB_UV_CLIENT);
-    lj->owner = lc;
+    lj = lsa_job_push_new(L, lc);
 
     if (lua_istable(L, 3))
         lsa_req_options(L, 3, 4, 5, &req);
@@ -364,22 +426,9 @@ int lsa_job_submit(lua_State *L)
     req.callback = lsa_job_event;
     req.user_data = lj;
 
-    /* Into the running set before the C job exists (the only allocation
-     * left), so nothing can fail between submit and bookkeeping. */
-    lua_getiuservalue(L, 1, LSA_CLIENT_UV_JOBS); /* 6 */
-    lua_pushvalue(L, 5);
-    lua_rawsetp(L, 6, lj);
+    lsa_job_enter_running(L, lj);
     rc = sa_client_submit(lc->client, &req, &lj->job);
-    if (rc != SA_OK) {
-        lj->job = NULL;
-        lj->closed = 1;
-        lsa_job_forget_events(lj);
-        lua_pushnil(L);
-        lua_rawsetp(L, 6, lj);
-        return lsa_push_error(L, rc, sa_client_errmsg(lc->client));
-    }
-    lua_pushvalue(L, 5);
-    return 1;
+    return lsa_job_started(L, lc, lj, rc);
 }
 
 /* ------------------------------------------------------------------ */
@@ -394,26 +443,10 @@ static void lsa_resume_options(lua_State *L, int opts, int keep, int ji,
     sa_request req;
 
     sa_request_init(&req);
-    lua_pushnil(L);
-    while (lua_next(L, opts) != 0) {
-        const char *name;
-        int which;
-
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "option names must be strings, got %s",
-                       luaL_typename(L, -2));
-        name = lua_tostring(L, -2);
-        for (which = 0; lsa_req_names[which] != NULL; which++) {
-            if (strcmp(lsa_req_names[which], name) == 0)
-                break;
-        }
-        if (which != LSA_REQ_VERSION && which != LSA_REQ_DEADLINE &&
-            which != LSA_REQ_ON_PROGRESS && which != LSA_REQ_ON_DONE)
-            luaL_error(L, "unknown resume option '%s' (version, deadline, "
-                       "on_progress, on_done)", name);
-        lsa_req_option(L, which, keep, ji, &req);
-        lua_pop(L, 1);
-    }
+    lsa_req_some_options(L, opts, keep, ji, &req,
+                         LSA_REQ_BIT(VERSION) | LSA_REQ_BIT(DEADLINE)
+                             | LSA_REQ_BIT(ON_PROGRESS) | LSA_REQ_BIT(ON_DONE),
+                         "resume", "version, deadline, on_progress, on_done");
     ro->api_version = req.api_version;
     ro->deadline_ms = req.deadline_ms;
 }
@@ -433,13 +466,7 @@ int lsa_job_resume(lua_State *L)
     if (len != strlen(task_id)) /* the core would see a shorter id */
         return lsa_push_error(L, SA_ERR_SOURCE,
                               "task_id holds a NUL character");
-    lua_newtable(L); /* 4: keep */
-    lj = lua_newuserdatauv(L, sizeof(*lj), LSA_JOB_NUV); /* 5 */
-    memset(lj, 0, sizeof(*lj));
-    luaL_setmetatable(L, LSA_JOB_MT);
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, 5, LSA_JOB_UV_CLIENT);
-    lj->owner = lc;
+    lj = lsa_job_push_new(L, lc);
 
     sa_resume_options_init(&ro);
     if (lua_istable(L, 3))
@@ -447,21 +474,9 @@ int lsa_job_resume(lua_State *L)
     ro.callback = lsa_job_event;
     ro.user_data = lj;
 
-    /* as in submit: into the running set before the C job exists */
-    lua_getiuservalue(L, 1, LSA_CLIENT_UV_JOBS); /* 6 */
-    lua_pushvalue(L, 5);
-    lua_rawsetp(L, 6, lj);
+    lsa_job_enter_running(L, lj);
     rc = sa_client_resume(lc->client, task_id, &ro, &lj->job);
-    if (rc != SA_OK) {
-        lj->job = NULL;
-        lj->closed = 1;
-        lsa_job_forget_events(lj);
-        lua_pushnil(L);
-        lua_rawsetp(L, 6, lj);
-        return lsa_push_error(L, rc, sa_client_errmsg(lc->client));
-    }
-    lua_pushvalue(L, 5);
-    return 1;
+    return lsa_job_started(L, lc, lj, rc);
 }
 
 /* ------------------------------------------------------------------ */
@@ -493,61 +508,27 @@ static int lsa_job_account(lua_State *L, int op)
     if (task_id != NULL && len != strlen(task_id))
         return lsa_push_error(L, SA_ERR_SOURCE,
                               "task_id holds a NUL character");
-    lua_newtable(L); /* 4: keep */
-    lj = lua_newuserdatauv(L, sizeof(*lj), LSA_JOB_NUV); /* 5 */
-    memset(lj, 0, sizeof(*lj));
-    luaL_setmetatable(L, LSA_JOB_MT);
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, 5, LSA_JOB_UV_CLIENT);
-    lj->owner = lc;
+    lj = lsa_job_push_new(L, lc);
 
     sa_account_options_init(&ao);
     sa_request_init(&req);
-    if (lua_istable(L, 3)) {
-        lua_pushnil(L);
-        while (lua_next(L, 3) != 0) {
-            const char *name;
-            int which;
-
-            if (lua_type(L, -2) != LUA_TSTRING)
-                luaL_error(L, "option names must be strings, got %s",
-                           luaL_typename(L, -2));
-            name = lua_tostring(L, -2);
-            for (which = 0; lsa_req_names[which] != NULL; which++) {
-                if (strcmp(lsa_req_names[which], name) == 0)
-                    break;
-            }
-            if (which != LSA_REQ_DEADLINE && which != LSA_REQ_ON_PROGRESS &&
-                which != LSA_REQ_ON_DONE)
-                luaL_error(L, "unknown account option '%s' (deadline, "
-                           "on_progress, on_done)", name);
-            lsa_req_option(L, which, 4, 5, &req);
-            lua_pop(L, 1);
-        }
-    }
+    if (lua_istable(L, 3))
+        lsa_req_some_options(L, 3, 4, 5, &req,
+                             LSA_REQ_BIT(DEADLINE) | LSA_REQ_BIT(ON_PROGRESS)
+                                 | LSA_REQ_BIT(ON_DONE),
+                             "account", "deadline, on_progress, on_done");
     ao.deadline_ms = req.deadline_ms;
     ao.callback = lsa_job_event;
     ao.user_data = lj;
 
-    lua_getiuservalue(L, 1, LSA_CLIENT_UV_JOBS); /* 6 */
-    lua_pushvalue(L, 5);
-    lua_rawsetp(L, 6, lj);
+    lsa_job_enter_running(L, lj);
     if (op == 1)
         rc = sa_client_credit(lc->client, &ao, &lj->job);
     else if (op == 2)
         rc = sa_client_price_list(lc->client, &ao, &lj->job);
     else
         rc = sa_client_delete(lc->client, task_id, &ao, &lj->job);
-    if (rc != SA_OK) {
-        lj->job = NULL;
-        lj->closed = 1;
-        lsa_job_forget_events(lj);
-        lua_pushnil(L);
-        lua_rawsetp(L, 6, lj);
-        return lsa_push_error(L, rc, sa_client_errmsg(lc->client));
-    }
-    lua_pushvalue(L, 5);
-    return 1;
+    return lsa_job_started(L, lc, lj, rc);
 }
 
 int lsa_job_credit(lua_State *L)

@@ -36,6 +36,24 @@ long long lsa_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+long lsa_timeout_arg(lua_State *L, int idx)
+{
+    long ms;
+
+    if (lua_isnoneornil(L, idx))
+        return -1;
+    ms = lsa_seconds_to_ms(L, luaL_checknumber(L, idx), "timeout");
+    return ms < 0 ? -1 : ms;
+}
+
+const char *lsa_option_name(lua_State *L)
+{
+    if (lua_type(L, -2) != LUA_TSTRING)
+        luaL_error(L, "option names must be strings, got %s",
+                   luaL_typename(L, -2));
+    return lua_tostring(L, -2);
+}
+
 long lsa_seconds_to_ms(lua_State *L, lua_Number s, const char *what)
 {
     /* 10^9 ms is about 11.5 days: more than any deadline needs, and it

@@ -355,17 +355,22 @@ static void lsa_push_paths(lua_State *L, int fi)
     }
 }
 
-/* A sa_folder for the Lua stack: closed by __gc or __close. */
+/* A box is a userdata holding one pointer to a core object it owns: its
+ * __gc (defined here) frees the object once, so a Lua error while the
+ * object is converted cannot leak it. */
+#define LSA_BOX_GC(fname, type, free_fn, mt)                              \
+    static int fname(lua_State *L)                                        \
+    {                                                                     \
+        type **box = luaL_checkudata(L, 1, mt);                           \
+                                                                          \
+        free_fn(*box);                                                    \
+        *box = NULL;                                                      \
+        return 0;                                                         \
+    }
+
+/* A sa_folder for the Lua stack: closed by __gc. */
 #define LSA_FOLDER_BOX "skinanalysis.folder_box"
-
-static int lsa_folder_box_gc(lua_State *L)
-{
-    sa_folder **box = luaL_checkudata(L, 1, LSA_FOLDER_BOX);
-
-    sa_folder_free(*box);
-    *box = NULL;
-    return 0;
-}
+LSA_BOX_GC(lsa_folder_box_gc, sa_folder, sa_folder_free, LSA_FOLDER_BOX)
 
 /* Write every file held in memory of the files array at fi into folder,
  * through the core (sa_folder_write: names cleaned and unique, no file
@@ -411,17 +416,6 @@ static int lsa_write_files(lua_State *L, int fi, const char *folder)
         lua_settop(L, out);
     }
     return 1;
-}
-
-/* A timeout argument in seconds: nil or negative = no limit (-1). */
-static long lsa_timeout_arg(lua_State *L, int idx)
-{
-    long ms;
-
-    if (lua_isnoneornil(L, idx))
-        return -1;
-    ms = lsa_seconds_to_ms(L, luaL_checknumber(L, idx), "timeout");
-    return ms < 0 ? -1 : ms;
 }
 
 /* result:save_masks(folder [, timeout]): write the result's files into
@@ -653,15 +647,8 @@ static int lsa_result_composite(lua_State *L)
 /* A comparison waiting to be converted: the box owns it, so a Lua error
  * (out of memory) while building the tables cannot leak it. */
 #define LSA_COMPARISON_BOX "skinanalysis.comparison_box"
-
-static int lsa_comparison_box_gc(lua_State *L)
-{
-    sa_comparison **box = luaL_checkudata(L, 1, LSA_COMPARISON_BOX);
-
-    sa_comparison_free(*box);
-    *box = NULL;
-    return 0;
-}
+LSA_BOX_GC(lsa_comparison_box_gc, sa_comparison, sa_comparison_free,
+           LSA_COMPARISON_BOX)
 
 static double lsa_number_field(lua_State *L, int t, const char *key)
 {
@@ -792,15 +779,7 @@ int lsa_concern_color(lua_State *L)
 /* A parsed result waiting to be converted: the box owns it, so a Lua
  * error (out of memory) during the conversion cannot leak it. */
 #define LSA_RESULT_BOX "skinanalysis.result_box"
-
-static int lsa_result_box_gc(lua_State *L)
-{
-    sa_result **box = luaL_checkudata(L, 1, LSA_RESULT_BOX);
-
-    sa_result_free(*box);
-    *box = NULL;
-    return 0;
-}
+LSA_BOX_GC(lsa_result_box_gc, sa_result, sa_result_free, LSA_RESULT_BOX)
 
 int lsa_parse_result(lua_State *L)
 {
@@ -852,6 +831,15 @@ int lsa_parse_zip(lua_State *L)
     return 1;
 }
 
+/* The metatable of a box: only its __gc. */
+static void lsa_box_class(lua_State *L, const char *mt, lua_CFunction gc)
+{
+    luaL_newmetatable(L, mt);
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+}
+
 void lsa_result_register(lua_State *L)
 {
     static const luaL_Reg meta[] = {{"__tostring", lsa_result_tostring},
@@ -864,16 +852,7 @@ void lsa_result_register(lua_State *L)
                                       {NULL, NULL}};
 
     lsa_new_class(L, LSA_RESULT_MT, meta, methods);
-    luaL_newmetatable(L, LSA_RESULT_BOX);
-    lua_pushcfunction(L, lsa_result_box_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, LSA_COMPARISON_BOX);
-    lua_pushcfunction(L, lsa_comparison_box_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, LSA_FOLDER_BOX);
-    lua_pushcfunction(L, lsa_folder_box_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    lsa_box_class(L, LSA_RESULT_BOX, lsa_result_box_gc);
+    lsa_box_class(L, LSA_COMPARISON_BOX, lsa_comparison_box_gc);
+    lsa_box_class(L, LSA_FOLDER_BOX, lsa_folder_box_gc);
 }

@@ -305,30 +305,24 @@ static int set_option(sa_client_options *opts, const opt_def *d,
         memcpy(field, &v, sizeof v);
         return 0;
     }
-    case OPT_LONG: {
-        long v = PyLong_AsLong(value);
-
-        if (v == -1 && PyErr_Occurred())
-            return -1;
-        memcpy(field, &v, sizeof v);
-        return 0;
-    }
-    case OPT_DOUBLE: {
-        double v = PyFloat_AsDouble(value);
-
-        if (v == -1.0 && PyErr_Occurred())
-            return -1;
-        memcpy(field, &v, sizeof v);
-        return 0;
-    }
-    case OPT_SIZE: {
-        size_t v = PyLong_AsSize_t(value);
-
-        if (v == (size_t)-1 && PyErr_Occurred())
-            return -1;
-        memcpy(field, &v, sizeof v);
-        return 0;
-    }
+    /* The number converters share one error convention: the sentinel
+     * value plus a set exception. */
+#define STORE_CONVERTED(type, convert, sentinel)                         \
+    do {                                                                 \
+        type v_ = (type)convert(value);                                  \
+                                                                         \
+        if (v_ == (type)(sentinel) && PyErr_Occurred())                  \
+            return -1;                                                   \
+        memcpy(field, &v_, sizeof v_);                                   \
+        return 0;                                                        \
+    } while (0)
+    case OPT_LONG:
+        STORE_CONVERTED(long, PyLong_AsLong, -1);
+    case OPT_DOUBLE:
+        STORE_CONVERTED(double, PyFloat_AsDouble, -1.0);
+    case OPT_SIZE:
+        STORE_CONVERTED(size_t, PyLong_AsSize_t, -1);
+#undef STORE_CONVERTED
     case OPT_BOOL: {
         int v = PyObject_IsTrue(value);
 
@@ -444,6 +438,17 @@ static PyObject *client_raise(sapy_client *self, int status, const char *msg)
     return sapy_raise(self->state, status, msg, 0, NULL, NULL);
 }
 
+/* After a core call that returns a count or a negative status: the count
+ * as an int, or NULL with the stashed or the status's exception. */
+static PyObject *client_count(sapy_client *self, int r)
+{
+    if (sapy_unstash(&self->stash) < 0)
+        return NULL;
+    if (r < 0)
+        return client_raise(self, r, NULL);
+    return PyLong_FromLong(r);
+}
+
 static PyObject *client_submit(sapy_client *self, PyObject *args,
                                PyObject *kwargs)
 {
@@ -506,11 +511,7 @@ static PyObject *client_step(sapy_client *self, PyObject *args)
         r = sa_client_step(self->client, 0);
         sapy_core_exit(self);
     }
-    if (sapy_unstash(&self->stash) < 0)
-        return NULL;
-    if (r < 0)
-        return client_raise(self, r, NULL);
-    return PyLong_FromLong(r);
+    return client_count(self, r);
 }
 
 static PyObject *client_run(sapy_client *self, PyObject *args)
@@ -550,11 +551,7 @@ static PyObject *client_socket_action(sapy_client *self, PyObject *args)
     sapy_core_enter(self);
     r = sa_client_socket_action(self->client, fd, what);
     sapy_core_exit(self);
-    if (sapy_unstash(&self->stash) < 0)
-        return NULL;
-    if (r < 0)
-        return client_raise(self, r, NULL);
-    return PyLong_FromLong(r);
+    return client_count(self, r);
 }
 
 static PyObject *client_set_event_hooks(sapy_client *self, PyObject *args)
@@ -625,11 +622,7 @@ static PyObject *client_notify(sapy_client *self, PyObject *arg)
     sapy_core_enter(self);
     r = sa_client_notify(self->client, task_id);
     sapy_core_exit(self);
-    if (sapy_unstash(&self->stash) < 0)
-        return NULL;
-    if (r < 0)
-        return client_raise(self, r, NULL);
-    return PyLong_FromLong(r);
+    return client_count(self, r);
 }
 
 static PyObject *client_fetch_masks(sapy_client *self, PyObject *args,
@@ -738,22 +731,25 @@ static PyObject *client_repr(sapy_client *self)
 /* GC and lifetime                                                     */
 /* ------------------------------------------------------------------ */
 
+/* The references a Client owns, listed once for traverse and clear. */
+#define CLIENT_REFS(self, OP)                                             \
+    do {                                                                  \
+        OP((self)->log_cb);                                               \
+        OP((self)->socket_cb);                                            \
+        OP((self)->timer_cb);                                             \
+        OP((self)->stash);                                                \
+    } while (0)
+
 static int client_traverse(sapy_client *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->log_cb);
-    Py_VISIT(self->socket_cb);
-    Py_VISIT(self->timer_cb);
-    Py_VISIT(self->stash);
+    CLIENT_REFS(self, Py_VISIT);
     return 0;
 }
 
 static int client_clear(sapy_client *self)
 {
-    Py_CLEAR(self->log_cb);
-    Py_CLEAR(self->socket_cb);
-    Py_CLEAR(self->timer_cb);
-    Py_CLEAR(self->stash);
+    CLIENT_REFS(self, Py_CLEAR);
     return 0;
 }
 

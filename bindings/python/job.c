@@ -474,6 +474,61 @@ static sapy_job *job_alloc(sapy_client *c, PyObject *callback)
     return self;
 }
 
+/* A new Job for callback, wired into a core options struct (its callback
+ * and user_data fields), and the core entered for the call that starts
+ * it: that call's status goes to job_started. */
+static sapy_job *job_alloc_for(sapy_client *c, PyObject *callback,
+                               sa_job_cb *cb_field, void **user_data_field)
+{
+    sapy_job *self = job_alloc(c, callback);
+
+    if (self == NULL)
+        return NULL;
+    *cb_field = sapy_job_callback;
+    *user_data_field = self->cell;
+    sapy_core_enter(c);
+    return self;
+}
+
+/* 1, or 0 with a TypeError: a job's callback is callable or None. */
+static int callback_ok(PyObject *callback)
+{
+    if (callback != Py_None && !PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+        return 0;
+    }
+    return 1;
+}
+
+/* 1, or 0 with a SourceError: a task id of len bytes holds no NUL (the
+ * core would see a shorter id). */
+static int task_id_ok(sapy_client *c, const char *task_id, Py_ssize_t len)
+{
+    if ((size_t)len != strlen(task_id)) {
+        sapy_raise(c->state, SA_ERR_SOURCE, "task_id holds a NUL character",
+                   0, NULL, NULL);
+        return 0;
+    }
+    return 1;
+}
+
+/* After a core call that started a job into self->cell->job (r its
+ * status): self, or NULL with an exception (self released). */
+static PyObject *job_started(sapy_client *c, sapy_job *self, int r)
+{
+    if (sapy_unstash(&c->stash) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (r != SA_OK) {
+        sapy_raise(c->state, r, c->client != NULL ? sa_client_errmsg(c->client)
+                                                  : NULL, 0, NULL, NULL);
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
 PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {
@@ -495,10 +550,8 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
             &req.mask_overlay, &req.miniserver_args_json, &req.deadline_ms,
             &callback, &req.delete_after))
         return NULL;
-    if (callback != Py_None && !PyCallable_Check(callback)) {
-        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+    if (!callback_ok(callback))
         return NULL;
-    }
     if (path != Py_None) {
         if (!PyUnicode_FSConverter(path, &a.path)
             || (req.file_path = PyBytes_AsString(a.path)) == NULL)
@@ -534,36 +587,11 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
     r = sa_client_submit(c->client, &req, &self->cell->job);
     sapy_core_exit(c);
     submit_args_free(&a);
-    a = (submit_args){NULL, NULL, NULL, 0};
-    if (sapy_unstash(&c->stash) < 0)
-        goto fail;
-    if (r != SA_OK) {
-        sapy_raise(c->state, r, c->client != NULL ? sa_client_errmsg(c->client)
-                                                  : NULL, 0, NULL, NULL);
-        goto fail;
-    }
-    return (PyObject *)self;
+    return job_started(c, self, r);
 fail:
     submit_args_free(&a);
     Py_XDECREF(self);
     return NULL;
-}
-
-/* After a core call that started a job into self->cell->job (r its
- * status): self, or NULL with an exception (self released). */
-static PyObject *job_started(sapy_client *c, sapy_job *self, int r)
-{
-    if (sapy_unstash(&c->stash) < 0) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    if (r != SA_OK) {
-        sapy_raise(c->state, r, c->client != NULL ? sa_client_errmsg(c->client)
-                                                  : NULL, 0, NULL, NULL);
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
 }
 
 PyObject *sapy_job_resume(sapy_client *c, PyObject *args, PyObject *kwargs)
@@ -582,22 +610,13 @@ PyObject *sapy_job_resume(sapy_client *c, PyObject *args, PyObject *kwargs)
                                      &task_id, &len, &opts.api_version,
                                      &opts.deadline_ms, &callback))
         return NULL;
-    if (callback != Py_None && !PyCallable_Check(callback)) {
-        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+    if (!callback_ok(callback))
         return NULL;
-    }
-    if ((size_t)len != strlen(task_id)) {
-        /* a NUL inside: the core would see a shorter id */
-        sapy_raise(c->state, SA_ERR_SOURCE, "task_id holds a NUL character",
-                   0, NULL, NULL);
+    if (!task_id_ok(c, task_id, len))
         return NULL;
-    }
-    self = job_alloc(c, callback);
+    self = job_alloc_for(c, callback, &opts.callback, &opts.user_data);
     if (self == NULL)
         return NULL;
-    opts.callback = sapy_job_callback;
-    opts.user_data = self->cell;
-    sapy_core_enter(c);
     r = sa_client_resume(c->client, task_id, &opts, &self->cell->job);
     sapy_core_exit(c);
     return job_started(c, self, r);
@@ -621,11 +640,8 @@ PyObject *sapy_job_account(sapy_client *c, int op, PyObject *args,
                                          kwlist_id, &task_id, &len,
                                          &opts.deadline_ms, &callback))
             return NULL;
-        if ((size_t)len != strlen(task_id)) {
-            sapy_raise(c->state, SA_ERR_SOURCE, "task_id holds a NUL "
-                       "character", 0, NULL, NULL);
+        if (!task_id_ok(c, task_id, len))
             return NULL;
-        }
     } else if (!PyArg_ParseTupleAndKeywords(args, kwargs,
                                             op == 1 ? "|$lO:credit"
                                                     : "|$lO:price_list",
@@ -633,16 +649,11 @@ PyObject *sapy_job_account(sapy_client *c, int op, PyObject *args,
                                             &callback)) {
         return NULL;
     }
-    if (callback != Py_None && !PyCallable_Check(callback)) {
-        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+    if (!callback_ok(callback))
         return NULL;
-    }
-    self = job_alloc(c, callback);
+    self = job_alloc_for(c, callback, &opts.callback, &opts.user_data);
     if (self == NULL)
         return NULL;
-    opts.callback = sapy_job_callback;
-    opts.user_data = self->cell;
-    sapy_core_enter(c);
     if (op == 1)
         r = sa_client_credit(c->client, &opts, &self->cell->job);
     else if (op == 2)
@@ -661,20 +672,15 @@ PyObject *sapy_job_fetch(sapy_client *c, PyObject *origin, const char *folder,
     sa_fetch_options o;
     int r;
 
-    if (callback != Py_None && !PyCallable_Check(callback)) {
-        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
-        return NULL;
-    }
-    self = job_alloc(c, callback);
-    if (self == NULL)
+    if (!callback_ok(callback))
         return NULL;
     /* the fetch's own cell, never the origin's: the origin may go first */
     sa_fetch_options_init(&o);
     o.folder = folder;
     o.delete_after = delete_after;
-    o.callback = sapy_job_callback;
-    o.user_data = self->cell;
-    sapy_core_enter(c);
+    self = job_alloc_for(c, callback, &o.callback, &o.user_data);
+    if (self == NULL)
+        return NULL;
     r = sa_client_fetch(c->client, src->cell->job, &o, &self->cell->job);
     sapy_core_exit(c);
     return job_started(c, self, r);

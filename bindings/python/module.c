@@ -224,9 +224,9 @@ PyObject *sapy_str(const char *s)
     return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
 }
 
-static int set_attr_str(PyObject *obj, const char *name, const char *value)
+/* Set obj.name to v, a new reference (NULL: the error of its making). */
+static int set_attr_new(PyObject *obj, const char *name, PyObject *v)
 {
-    PyObject *v = sapy_str(value);
     int r;
 
     if (v == NULL)
@@ -236,18 +236,34 @@ static int set_attr_str(PyObject *obj, const char *name, const char *value)
     return r;
 }
 
+const char *sapy_text_arg(PyObject *arg, const char *fn, const char *what)
+{
+    Py_ssize_t len;
+    const char *s;
+
+    if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes a str", fn);
+        return NULL;
+    }
+    s = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (s != NULL && (size_t)len != strlen(s)) {
+        PyErr_Format(PyExc_ValueError, "embedded NUL in %s", what);
+        return NULL;
+    }
+    return s;
+}
+
+static int set_attr_str(PyObject *obj, const char *name, const char *value)
+{
+    return set_attr_new(obj, name, sapy_str(value));
+}
+
 static int set_attr_long(PyObject *obj, const char *name, long value,
                          int none_when_zero)
 {
-    PyObject *v = (none_when_zero && value == 0) ? Py_NewRef(Py_None)
-                                                 : PyLong_FromLong(value);
-    int r;
-
-    if (v == NULL)
-        return -1;
-    r = PyObject_SetAttrString(obj, name, v);
-    Py_DECREF(v);
-    return r;
+    return set_attr_new(obj, name,
+                        (none_when_zero && value == 0)
+                            ? Py_NewRef(Py_None) : PyLong_FromLong(value));
 }
 
 PyObject *sapy_error_new(sapy_state *st, int status, const char *message,
@@ -896,20 +912,11 @@ static PyObject *mod_clean_file_name(PyObject *module, PyObject *arg)
 {
     char out[SA_FILE_NAME_MAX];
     const char *name;
-    Py_ssize_t len;
 
     (void)module;
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "clean_file_name() takes a str");
-        return NULL;
-    }
-    name = PyUnicode_AsUTF8AndSize(arg, &len);
+    name = sapy_text_arg(arg, "clean_file_name", "a file name");
     if (name == NULL)
         return NULL;
-    if ((size_t)len != strlen(name)) {
-        PyErr_SetString(PyExc_ValueError, "embedded NUL in a file name");
-        return NULL;
-    }
     if (sa_file_name_clean(name, out, sizeof out) != SA_OK)
         return PyErr_NoMemory();
     return PyUnicode_FromString(out);
@@ -1253,7 +1260,7 @@ static PyObject *mod_webhook_verify(PyObject *module, PyObject *args,
     static char *kwlist[] = {"secret", "msg_id", "timestamp", "signature",
                              "body", "tolerance_s", "now_s", NULL};
     const char *secret, *id, *ts, *sig, *p;
-    PyObject *body = NULL, *exc;
+    PyObject *body = NULL;
     size_t len;
     long tolerance = 0;
     long long now = 0;
@@ -1500,35 +1507,34 @@ static int module_exec(PyObject *module)
     return 0;
 }
 
+/* The strong references a sapy_state owns, listed once: traverse visits
+ * them and clear drops them, so a new field cannot be added to one only. */
+#define SAPY_STATE_REFS(st, OP)                                          \
+    do {                                                                 \
+        int i_;                                                          \
+        OP((st)->error);                                                 \
+        OP((st)->classes);                                               \
+        OP((st)->client_type);                                           \
+        OP((st)->job_type);                                              \
+        for (i_ = 0; i_ < SAPY_N_STATUS; i_++)                           \
+            OP((st)->by_status[i_]);                                     \
+    } while (0)
+
 static int module_traverse(PyObject *module, visitproc visit, void *arg)
 {
     sapy_state *st = get_state(module);
-    int i;
 
-    if (st == NULL)
-        return 0;
-    Py_VISIT(st->error);
-    Py_VISIT(st->classes);
-    Py_VISIT(st->client_type);
-    Py_VISIT(st->job_type);
-    for (i = 0; i < SAPY_N_STATUS; i++)
-        Py_VISIT(st->by_status[i]);
+    if (st != NULL)
+        SAPY_STATE_REFS(st, Py_VISIT);
     return 0;
 }
 
 static int module_clear(PyObject *module)
 {
     sapy_state *st = get_state(module);
-    int i;
 
-    if (st == NULL)
-        return 0;
-    Py_CLEAR(st->error);
-    Py_CLEAR(st->classes);
-    Py_CLEAR(st->client_type);
-    Py_CLEAR(st->job_type);
-    for (i = 0; i < SAPY_N_STATUS; i++)
-        Py_CLEAR(st->by_status[i]);
+    if (st != NULL)
+        SAPY_STATE_REFS(st, Py_CLEAR);
     return 0;
 }
 

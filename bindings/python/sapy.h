@@ -128,6 +128,9 @@ PyObject *sapy_raise(sapy_state *st, int status, const char *message,
 /* A Python str of a C string (UTF-8, invalid bytes replaced); None for
  * NULL. */
 PyObject *sapy_str(const char *s);
+/* The UTF-8 of a str argument of fn() holding no NUL (what names it in
+ * the ValueError), borrowed from arg; NULL with TypeError/ValueError. */
+const char *sapy_text_arg(PyObject *arg, const char *fn, const char *what);
 /* An int argument, with OverflowError outside the C int range. */
 int sapy_as_int(PyObject *obj, int *out);
 /* tp_alloc / tp_free of a type, read with PyType_GetSlot. */

@@ -17,20 +17,11 @@ static PyObject *rgb_tuple(const unsigned char rgb[3])
 static PyObject *view_concern_color(PyObject *module, PyObject *arg)
 {
     unsigned char rgb[3];
-    Py_ssize_t len;
     const char *name;
 
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "concern_color() takes a str");
-        return NULL;
-    }
-    name = PyUnicode_AsUTF8AndSize(arg, &len);
+    name = sapy_text_arg(arg, "concern_color", "a concern");
     if (name == NULL)
         return NULL;
-    if ((size_t)len != strlen(name)) {
-        PyErr_SetString(PyExc_ValueError, "embedded NUL in a concern");
-        return NULL;
-    }
     sa_concern_color(name, rgb);
     return rgb_tuple(rgb);
 }

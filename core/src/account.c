@@ -412,6 +412,28 @@ static const char *const op_names[] = {
     "", "reads the balance", "reads the price list", "deletes task"
 };
 
+/* The settings of an account machine (an account call, or the delete of
+ * delete_after), from the client's options. */
+static void account_config(const sa_client *c, sa_job *j,
+                           int64_t deadline_at, sa_job_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->mem = j->mem;
+    cfg->base_url = c->base_url;
+    cfg->api_version = SA_API_V2_0;
+    cfg->request_timeout_ms = c->opt.request_timeout_ms;
+    cfg->upload_timeout_ms = c->opt.upload_timeout_ms;
+    cfg->poll_interval_ms = c->opt.poll_interval_ms;
+    cfg->max_poll_interval_ms = c->opt.max_poll_interval_ms;
+    cfg->deadline_at_ms = deadline_at;
+    cfg->max_polls = c->opt.max_polls;
+    cfg->max_retries = c->opt.max_retries;
+    cfg->backoff_initial_ms = c->opt.backoff_initial_ms;
+    cfg->backoff_max_ms = c->opt.backoff_max_ms;
+    cfg->max_json_depth = c->opt.max_json_depth;
+    cfg->rng = &j->rng;
+}
+
 static int account_job(sa_client *c, int op, const char *task_id,
                        const sa_account_options *user, sa_job **out)
 {
@@ -425,13 +447,8 @@ static int account_job(sa_client *c, int op, const char *task_id,
     long dl;
     int rc;
 
-    if (out) *out = NULL;
-    if (!c) return SA_ERR_INVALID_ARGUMENT;
-    if (!out)
-        return sa__cfail(c, SA_ERR_INVALID_ARGUMENT, "out is NULL");
-    if (c->freeing || c->free_pending)
-        return sa__cfail(c, SA_ERR_BUSY, "the client is being freed");
-    c->errmsg[0] = '\0';
+    rc = sa__job_call_begin(c, out, out != NULL, "out is NULL");
+    if (rc != SA_OK) return rc;
     sa_account_options_init(&full);
     if (user) {
         rc = sa__struct_in(&full, sizeof full, user, err, sizeof err);
@@ -442,22 +459,8 @@ static int account_job(sa_client *c, int op, const char *task_id,
         return sa__cfail(c, SA_ERR_BAD_OPTION, "deadline_ms must be >= 0 "
                          "(0: the client's job_deadline_ms)");
     if (op == SA_ACCOUNT_DELETE) {
-        size_t n, i;
-        if (!task_id || !*task_id)
-            return sa__cfail(c, SA_ERR_SOURCE, "task_id must be the "
-                             "non-empty id a task create returned");
-        n = strlen(task_id);
-        if (!sa_proto_id_ok(task_id, n)) {
-            for (i = 0; i < n && n <= SA_MAX_ID_LEN; i++)
-                if (task_id[i] != '.' && !sa_proto_id_ok(task_id + i, 1))
-                    return sa__cfail(c, SA_ERR_SOURCE, "task_id holds a "
-                                     "character a task id never does (byte "
-                                     "%zu, 0x%02x)", i,
-                                     (unsigned)(unsigned char)task_id[i]);
-            return sa__cfail(c, SA_ERR_SOURCE, "task_id is not a task id "
-                             "(1..%d of A-Z a-z 0-9 + / = - _ . ~, not only "
-                             "dots)", SA_MAX_ID_LEN);
-        }
+        rc = sa__task_id_check(task_id, err, sizeof err);
+        if (rc != SA_OK) return sa__cfail(c, rc, "%s", err);
     }
     sa_request_init(&req);
     req.callback = opts->callback;
@@ -468,21 +471,7 @@ static int account_job(sa_client *c, int op, const char *task_id,
     sa__enter(c);
     now = sa_engine_now();
     dl = opts->deadline_ms > 0 ? opts->deadline_ms : c->opt.job_deadline_ms;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.mem = j->mem;
-    cfg.base_url = c->base_url;
-    cfg.api_version = SA_API_V2_0;
-    cfg.request_timeout_ms = c->opt.request_timeout_ms;
-    cfg.upload_timeout_ms = c->opt.upload_timeout_ms;
-    cfg.poll_interval_ms = c->opt.poll_interval_ms;
-    cfg.max_poll_interval_ms = c->opt.max_poll_interval_ms;
-    cfg.deadline_at_ms = now + dl;
-    cfg.max_polls = c->opt.max_polls;
-    cfg.max_retries = c->opt.max_retries;
-    cfg.backoff_initial_ms = c->opt.backoff_initial_ms;
-    cfg.backoff_max_ms = c->opt.backoff_max_ms;
-    cfg.max_json_depth = c->opt.max_json_depth;
-    cfg.rng = &j->rng;
+    account_config(c, j, now + dl, &cfg);
     j->deadline_at = cfg.deadline_at_ms;
     rc = sa_jobsm_new_account(&cfg, op, task_id, c->api_key, now, &j->sm);
     if (rc != SA_OK) {
@@ -597,21 +586,7 @@ int sa__delete_after_step(sa_client *c, sa_job *j)
         return 0;
     }
     now = sa_engine_now();
-    memset(&cfg, 0, sizeof cfg);
-    cfg.mem = j->mem;
-    cfg.base_url = c->base_url;
-    cfg.api_version = SA_API_V2_0;
-    cfg.request_timeout_ms = c->opt.request_timeout_ms;
-    cfg.upload_timeout_ms = c->opt.upload_timeout_ms;
-    cfg.poll_interval_ms = c->opt.poll_interval_ms;
-    cfg.max_poll_interval_ms = c->opt.max_poll_interval_ms;
-    cfg.deadline_at_ms = now + c->opt.job_deadline_ms;
-    cfg.max_polls = c->opt.max_polls;
-    cfg.max_retries = c->opt.max_retries;
-    cfg.backoff_initial_ms = c->opt.backoff_initial_ms;
-    cfg.backoff_max_ms = c->opt.backoff_max_ms;
-    cfg.max_json_depth = c->opt.max_json_depth;
-    cfg.rng = &j->rng;
+    account_config(c, j, now + c->opt.job_deadline_ms, &cfg);
     rc = sa_jobsm_new_account(&cfg, SA_ACCOUNT_DELETE, task_id, c->api_key,
                               now, &del);
     if (rc != SA_OK) {

@@ -174,25 +174,14 @@ int sa_budget_state_room(const sa_budget_state *st, int64_t now,
                          int64_t *next_free)
 {
     const sa_budget_win *w = &st->lng;
-    int lo = 0, hi;
 
     if (next_free) *next_free = INT64_MAX;
     if (w->max <= 0 || w->count < 0 || w->count > w->max || w->head < 0
         || w->head >= w->max)
         return INT_MAX;
     if (st->last_ms != INT64_MIN && now < st->last_ms) now = st->last_ms;
-    hi = w->count;
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (now - st->long_ring[(w->head + mid) % w->max] >= w->span_ms)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < w->count && next_free)
-        *next_free = sat_add(st->long_ring[(w->head + lo) % w->max],
-                             w->span_ms);
-    return w->max - (w->count - lo);
+    return sa__ring_room(st->long_ring, w->head, w->max, w->count,
+                         w->span_ms, now, next_free);
 }
 
 int sa_budget_state_lease(sa_budget_state *st, int64_t now, int32_t pid,

@@ -256,7 +256,10 @@ void sa_image_info_init_sized(sa_image_info *info, size_t struct_size)
 /* The probe fills the library's full struct; the caller gets its
  * struct_size bytes of it (an out struct never initialised: refused
  * before anything is read). */
-int sa_image_probe_buffer(const void *data, size_t len, sa_image_info *out)
+/* The probe of a buffer or (is_file) of the file at path, into the
+ * caller's out. */
+static int probe_out(const void *data, size_t len, int is_file,
+                     const char *path, sa_image_info *out)
 {
     sa_image_info full;
     int rc;
@@ -265,21 +268,17 @@ int sa_image_probe_buffer(const void *data, size_t len, sa_image_info *out)
     sa_image_info_init(&full);
     if (sa__struct_out(out, &full, sizeof full) != SA_OK)
         return SA_ERR_INVALID_ARGUMENT;
-    rc = probe_buffer(data, len, &full);
+    rc = is_file ? probe_file(path, &full) : probe_buffer(data, len, &full);
     sa__struct_out(out, &full, sizeof full);
     return rc;
 }
 
+int sa_image_probe_buffer(const void *data, size_t len, sa_image_info *out)
+{
+    return probe_out(data, len, 0, NULL, out);
+}
+
 int sa_image_probe_file(const char *path, sa_image_info *out)
 {
-    sa_image_info full;
-    int rc;
-
-    if (!out) return SA_ERR_INVALID_ARGUMENT;
-    sa_image_info_init(&full);
-    if (sa__struct_out(out, &full, sizeof full) != SA_OK)
-        return SA_ERR_INVALID_ARGUMENT;
-    rc = probe_file(path, &full);
-    sa__struct_out(out, &full, sizeof full);
-    return rc;
+    return probe_out(NULL, 0, 1, path, out);
 }

@@ -181,41 +181,39 @@ void sa_limiter_free(sa_limiter *l)
     l->enabled = 0;
 }
 
-int sa_limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
+/* The check of sa_limiter_check and sa_limiter_acquire on an enabled
+ * limiter: 1 when a request may go at *now_ms (clamped to the limiter's
+ * clock on return), else 0 with the time it may in *ready_at_ms. */
+static int limiter_ready(sa_limiter *l, int64_t *now_ms, int64_t *ready_at_ms)
 {
-    int64_t ready;
+    int64_t now = limiter_clamp(l, *now_ms);
+    int64_t ready = l->blocked_until > now ? l->blocked_until : now;
     int i;
 
-    if (!l || !l->enabled) return 1;
-    now_ms = limiter_clamp(l, now_ms);
-    ready = l->blocked_until > now_ms ? l->blocked_until : now_ms;
+    *now_ms = now;
     for (i = 0; i < l->n_win; i++) {
-        int64_t at = now_ms;
-        if (!window_ok(&l->win[i], now_ms, &at) && at > ready) ready = at;
+        int64_t at = now;
+        if (!window_ok(&l->win[i], now, &at) && at > ready) ready = at;
     }
-    if (ready > now_ms) {
+    if (ready > now) {
         if (ready_at_ms) *ready_at_ms = ready;
         return 0;
     }
     return 1;
 }
 
+int sa_limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
+{
+    if (!l || !l->enabled) return 1;
+    return limiter_ready(l, &now_ms, ready_at_ms);
+}
+
 int sa_limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
 {
-    int64_t ready;
     int i;
 
     if (!l || !l->enabled) return 1;
-    now_ms = limiter_clamp(l, now_ms);
-    ready = l->blocked_until > now_ms ? l->blocked_until : now_ms;
-    for (i = 0; i < l->n_win; i++) {
-        int64_t at = now_ms;
-        if (!window_ok(&l->win[i], now_ms, &at) && at > ready) ready = at;
-    }
-    if (ready > now_ms) {
-        if (ready_at_ms) *ready_at_ms = ready;
-        return 0;
-    }
+    if (!limiter_ready(l, &now_ms, ready_at_ms)) return 0;
     for (i = 0; i < l->n_win; i++) window_record(&l->win[i], now_ms);
     return 1;
 }
@@ -240,21 +238,28 @@ int sa_limiter_room(const sa_limiter *l, int64_t now_ms,
                     int64_t *next_free_ms)
 {
     const sa_limiter_window *w;
-    int lo = 0, hi;
 
     if (next_free_ms) *next_free_ms = INT64_MAX;
     if (!l || !l->enabled || l->long_win < 0) return INT_MAX;
     w = &l->win[l->long_win];
     if (l->last_ms != INT64_MIN && now_ms < l->last_ms) now_ms = l->last_ms;
-    hi = w->count;
+    return sa__ring_room(w->ring, w->head, w->max, w->count, w->span_ms,
+                         now_ms, next_free_ms);
+}
+
+int sa__ring_room(const int64_t *ring, int head, int max, int count,
+                  int64_t span_ms, int64_t now, int64_t *next_free)
+{
+    int lo = 0, hi = count;
+
     while (lo < hi) {  /* first i with now - ring[i] < span */
         int mid = lo + (hi - lo) / 2;
-        if (now_ms - w->ring[(w->head + mid) % w->max] >= w->span_ms)
+        if (now - ring[(head + mid) % max] >= span_ms)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < w->count && next_free_ms)
-        *next_free_ms = sat_add(w->ring[(w->head + lo) % w->max], w->span_ms);
-    return w->max - (w->count - lo);
+    if (lo < count && next_free)
+        *next_free = sat_add(ring[(head + lo) % max], span_ms);
+    return max - (count - lo);
 }

@@ -332,6 +332,18 @@ static int start_or_queue(sa_client *c, sa_job *j)
     return rc;
 }
 
+int sa__job_call_begin(sa_client *c, sa_job **out, int args_ok,
+                       const char *bad_args)
+{
+    if (out) *out = NULL;
+    if (!c) return SA_ERR_INVALID_ARGUMENT;
+    if (!args_ok) return sa__cfail(c, SA_ERR_INVALID_ARGUMENT, "%s", bad_args);
+    if (c->freeing || c->free_pending)
+        return sa__cfail(c, SA_ERR_BUSY, "the client is being freed");
+    c->errmsg[0] = '\0';
+    return SA_OK;
+}
+
 int sa_client_submit(sa_client *client, const sa_request *user,
                      sa_job **out)
 {
@@ -342,14 +354,9 @@ int sa_client_submit(sa_client *client, const sa_request *user,
     sa_job *j;
     int rc;
 
-    if (out) *out = NULL;
-    if (!c) return SA_ERR_INVALID_ARGUMENT;
-    if (!user || !out)
-        return sa__cfail(c, SA_ERR_INVALID_ARGUMENT, "sa_client_submit needs "
-                         "a request (sa_request_init) and an out pointer");
-    if (c->freeing || c->free_pending)
-        return sa__cfail(c, SA_ERR_BUSY, "the client is being freed");
-    c->errmsg[0] = '\0';
+    rc = sa__job_call_begin(c, out, user && out, "sa_client_submit needs "
+                            "a request (sa_request_init) and an out pointer");
+    if (rc != SA_OK) return rc;
     request_defaults(&full);
     rc = sa__struct_in(&full, sizeof full, user, err, sizeof err);
     if (rc != SA_OK) return sa__cfail(c, rc, "request: %s", err);
@@ -397,24 +404,10 @@ void sa_resume_options_init_sized(sa_resume_options *opts, size_t struct_size)
  * header. */
 static int check_task_id(sa_client *c, const char *task_id)
 {
-    size_t n, i;
+    char why[CLIENT_ERRLEN];
+    int rc = sa__task_id_check(task_id, why, sizeof why);
 
-    if (!task_id || !*task_id)
-        return sa__cfail(c, SA_ERR_SOURCE, "task_id must be the non-empty "
-                         "id a task create returned");
-    n = strlen(task_id);
-    if (sa_proto_id_ok(task_id, n)) return SA_OK;
-    if (n > SA_MAX_ID_LEN)
-        return sa__cfail(c, SA_ERR_SOURCE, "task_id is %zu bytes long; a "
-                         "task id is at most %d", n, SA_MAX_ID_LEN);
-    for (i = 0; i < n; i++)  /* the first byte the rule refuses alone */
-        if (task_id[i] != '.' && !sa_proto_id_ok(task_id + i, 1))
-            return sa__cfail(c, SA_ERR_SOURCE, "task_id holds a character "
-                             "a task id never does (byte %zu, 0x%02x): only "
-                             "letters, digits and + / = - _ . ~", i,
-                             (unsigned)(unsigned char)task_id[i]);
-    return sa__cfail(c, SA_ERR_SOURCE, "task_id cannot be only dots "
-                     "(\"%s\")", task_id);
+    return rc == SA_OK ? SA_OK : sa__cfail(c, rc, "%s", why);
 }
 
 static int check_resume_options(sa_client *c, const sa_resume_options *o,
@@ -448,14 +441,9 @@ int sa_client_resume(sa_client *client, const char *task_id,
     sa_job *j;
     int rc;
 
-    if (out) *out = NULL;
-    if (!c) return SA_ERR_INVALID_ARGUMENT;
-    if (!out)
-        return sa__cfail(c, SA_ERR_INVALID_ARGUMENT, "sa_client_resume needs "
-                         "an out pointer");
-    if (c->freeing || c->free_pending)
-        return sa__cfail(c, SA_ERR_BUSY, "the client is being freed");
-    c->errmsg[0] = '\0';
+    rc = sa__job_call_begin(c, out, out != NULL, "sa_client_resume needs "
+                            "an out pointer");
+    if (rc != SA_OK) return rc;
     resume_defaults(&full);
     if (user) {
         rc = sa__struct_in(&full, sizeof full, user, err, sizeof err);

@@ -355,6 +355,16 @@ typedef enum sa_step {
  * given to sa_client_resume.  An id goes into a URL only through
  * sa__urlencode (+ / = are percent-encoded). */
 int sa_proto_id_ok(const char *s, size_t n);
+/* The task id a caller gives (sa_client_resume, sa_client_delete): SA_OK,
+ * or SA_ERR_SOURCE with why (the first rule it breaks) in why[0..why_len)
+ * (util.c). */
+int sa__task_id_check(const char *task_id, char *why, size_t why_len);
+/* The start of a client call that makes a job into *out (request.c):
+ * *out = NULL; SA_ERR_INVALID_ARGUMENT for no client or !args_ok (then
+ * bad_args is the client's message), SA_ERR_BUSY while the client is
+ * freed; else SA_OK with the client's message cleared. */
+int sa__job_call_begin(sa_client *c, sa_job **out, int args_ok,
+                       const char *bad_args);
 
 /* Path of each endpoint, e.g. "/s2s/v2.1/task/skin-analysis". */
 const char *sa_proto_file_path(int api_version, int upload_path);
@@ -583,6 +593,14 @@ typedef struct sa_limiter {
  * smoothing, no guard); window_max sends in any window_ms plus the guard
  * (either 0: no long window).  Returns SA_OK, SA_ERR_INVALID_ARGUMENT or
  * SA_ERR_NOMEM; sa_limiter_free is safe after a failure. */
+/* The free room of a sliding window kept as a ring of send times (count
+ * of them from head, capacity max, in send order: time never goes back):
+ * max minus the sends less than span_ms before now, found by binary search
+ * (they are a suffix of the ring); *next_free (if not NULL) gets the time
+ * the oldest of them leaves the window.  Shared by the limiter and the
+ * shared budget (budget.c). */
+int sa__ring_room(const int64_t *ring, int head, int max, int count,
+                  int64_t span_ms, int64_t now, int64_t *next_free);
 int sa_limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
                     double rate, int burst, int window_max,
                     int64_t window_ms);

@@ -540,3 +540,32 @@ int sa__has_ctl(const char *s)
         if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
     return 0;
 }
+
+int sa__task_id_check(const char *task_id, char *why, size_t why_len)
+{
+    size_t n, i;
+
+    if (!task_id || !*task_id) {
+        snprintf(why, why_len, "task_id must be the non-empty id a task "
+                 "create returned");
+        return SA_ERR_SOURCE;
+    }
+    n = strlen(task_id);
+    if (sa_proto_id_ok(task_id, n)) return SA_OK;
+    if (n > SA_MAX_ID_LEN) {
+        snprintf(why, why_len, "task_id is %zu bytes long; a task id is at "
+                 "most %d", n, SA_MAX_ID_LEN);
+        return SA_ERR_SOURCE;
+    }
+    for (i = 0; i < n; i++) {  /* the first byte the rule refuses alone */
+        if (task_id[i] != '.' && !sa_proto_id_ok(task_id + i, 1)) {
+            snprintf(why, why_len, "task_id holds a character a task id "
+                     "never does (byte %zu, 0x%02x): only letters, digits "
+                     "and + / = - _ . ~", i,
+                     (unsigned)(unsigned char)task_id[i]);
+            return SA_ERR_SOURCE;
+        }
+    }
+    snprintf(why, why_len, "task_id cannot be only dots (\"%s\")", task_id);
+    return SA_ERR_SOURCE;
+}

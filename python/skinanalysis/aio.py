@@ -19,9 +19,9 @@ from ._config import logger
 from ._native import _core
 from .account import mark_deleted
 from .batch import Progress, ResumeTask, resume_kwargs
-from .client import _ClientBase, _kept_source, request_kwargs, state_name
+from .client import _ClientBase, _JobBase, _kept_source, request_kwargs
 from .errors import Error
-from .results import Result, _Origin
+from .results import Result
 
 _TERMINAL = frozenset({_core.JOB_DONE, _core.JOB_FAILED, _core.JOB_CANCELLED})
 _DRAIN_POLL = 0.05
@@ -35,39 +35,36 @@ def _resolver(future: "asyncio.Future[None]") -> Callable[[Any, int], None]:
     return on_state
 
 
-class AsyncJob:
+async def _end_or_cancel(job: Any, future: "asyncio.Future[None]",
+                         timeout: Optional[float], what: str,
+                         task_id: Optional[str] = None) -> None:
+    """Wait until the core job resolves future (see _resolver).  A helper
+    job (a fetch, an account call) is cancelled when time is up (then
+    WaitTimeout "<what> after <timeout> s") or when the awaiting task is
+    cancelled."""
+    if job.done:
+        return
+    try:
+        await asyncio.wait_for(asyncio.shield(future), timeout)
+    except asyncio.TimeoutError:
+        job.cancel()
+        raise _core.error_for(_core.ERR_WAIT_TIMEOUT, "%s after %.3g s" % (what, timeout),
+                              task_id=task_id) from None
+    except BaseException:
+        job.cancel()   # the awaiting task was cancelled: stop too
+        raise
+
+
+class AsyncJob(_JobBase):
     """One analysis started by ``AsyncClient.submit``; ``await job`` gives
     its Result (or raises its error)."""
 
-    __slots__ = ("_job", "_client", "_future", "_result", "_source", "__weakref__")
+    __slots__ = ("_future",)
 
     def __init__(self, core_job: Any, client: "AsyncClient",
                  future: "asyncio.Future[None]", source: Any = None) -> None:
-        self._job = core_job
-        self._client = client
+        super().__init__(core_job, client, source)
         self._future = future
-        self._result: Optional[Result] = None
-        self._source = source
-
-    @property
-    def task_id(self) -> Optional[str]:
-        return self._job.task_id
-
-    @property
-    def status(self) -> str:
-        """"polling", "done", "failed", ... (see Job.status)."""
-        return state_name(self._job.state)
-
-    @property
-    def units(self) -> int:
-        return self._job.units
-
-    @property
-    def polls(self) -> int:
-        return self._job.polls
-
-    def done(self) -> bool:
-        return self._job.done
 
     async def wait(self, timeout: Optional[float] = None) -> Result:
         """The Result once the job ends.  With ``timeout`` (seconds) raise
@@ -91,24 +88,6 @@ class AsyncJob:
 
     def __await__(self):
         return self.wait().__await__()
-
-    def result(self) -> Result:
-        """The Result of an ended job, or its error raised."""
-        if self._result is None:
-            self._result = Result._from_core(
-                self._job.result(), _Origin(self._client, self._job, self._source))
-        return self._result
-
-    def cancel(self) -> None:
-        """Stop waiting; a created task keeps being polled to its end."""
-        self._job.cancel()
-
-    def abandon(self) -> None:
-        """Cancel and stop polling the task (it may still be billed)."""
-        self._job.abandon()
-
-    def __repr__(self) -> str:
-        return "AsyncJob(task_id=%r, status=%r)" % (self.task_id, self.status)
 
 
 class AsyncClient(_ClientBase):
@@ -250,17 +229,8 @@ class AsyncClient(_ClientBase):
         future: asyncio.Future[None] = loop.create_future()
         fetch, core_job, image = self._start_fetch(result_or_job, folder,
                                                    _resolver(future), delete_after)
-        if not fetch.done:
-            try:
-                await asyncio.wait_for(asyncio.shield(future), timeout)
-            except asyncio.TimeoutError:
-                fetch.cancel()
-                raise _core.error_for(_core.ERR_WAIT_TIMEOUT, "masks not downloaded "
-                                      "after %.3g s" % timeout,
-                                      task_id=fetch.task_id) from None
-            except BaseException:
-                fetch.cancel()   # the awaiting task was cancelled: stop too
-                raise
+        await _end_or_cancel(fetch, future, timeout, "masks not downloaded",
+                             task_id=fetch.task_id)
         return self._fetched(fetch, core_job, image)
 
     # -- account -----------------------------------------------------------
@@ -269,16 +239,7 @@ class AsyncClient(_ClientBase):
         loop = self._bind()
         future: asyncio.Future[None] = loop.create_future()
         job = self._account_job(op, *args, callback=_resolver(future), timeout=timeout)
-        if not job.done:
-            try:
-                await asyncio.wait_for(asyncio.shield(future), timeout)
-            except asyncio.TimeoutError:
-                job.cancel()
-                raise _core.error_for(_core.ERR_WAIT_TIMEOUT, "no answer after %.3g s"
-                                      % timeout) from None
-            except BaseException:
-                job.cancel()
-                raise
+        await _end_or_cancel(job, future, timeout, "no answer")
         return self._account_outcome(job, op)
 
     async def credit(self, *, timeout: Optional[float] = None) -> Any:

@@ -49,18 +49,13 @@ def state_name(state: int) -> str:
     return _STATE_NAMES.get(state, "unknown")
 
 
-class Job:
-    """One analysis started by ``Client.submit``.
-
-    The job advances whenever its client runs (``wait()`` on any job of the
-    client, ``Client.run()``, ``analyze``).  A job whose task exists keeps
-    being polled to its end even when nobody waits for it, as long as the
-    client is open.
-    """
+class _JobBase:
+    """What Job and AsyncJob share: the core job's figures, its Result, and
+    cancel/abandon.  Only the waiting differs."""
 
     __slots__ = ("_job", "_client", "_result", "_source", "__weakref__")
 
-    def __init__(self, core_job: Any, client: "Client", source: Any = None) -> None:
+    def __init__(self, core_job: Any, client: Any, source: Any = None) -> None:
         self._job = core_job
         self._client = client
         self._result: Optional[Result] = None
@@ -88,6 +83,44 @@ class Job:
         """Status polls sent so far."""
         return self._job.polls
 
+    def done(self) -> bool:
+        """True once the job ended (done, failed or cancelled)."""
+        return self._job.done
+
+    def result(self) -> Result:
+        """The Result of an ended job, or its error raised.  UsageError
+        while the job runs."""
+        if self._result is None:
+            self._result = Result._from_core(
+                self._job.result(), _Origin(self._client, self._job, self._source))
+        return self._result
+
+    def cancel(self) -> None:
+        """Stop waiting for the job.  A task already created keeps being
+        polled in the background to its end (it may still be billed)."""
+        self._job.cancel()
+
+    def abandon(self) -> None:
+        """Cancel and stop polling the task: it may expire and still be
+        billed.  Only when the client is going away anyway."""
+        self._job.abandon()
+
+    def __repr__(self) -> str:
+        return "%s(task_id=%r, status=%r)" % (type(self).__name__, self.task_id,
+                                              self.status)
+
+
+class Job(_JobBase):
+    """One analysis started by ``Client.submit``.
+
+    The job advances whenever its client runs (``wait()`` on any job of the
+    client, ``Client.run()``, ``analyze``).  A job whose task exists keeps
+    being polled to its end even when nobody waits for it, as long as the
+    client is open.
+    """
+
+    __slots__ = ()
+
     @property
     def file_id(self) -> Optional[str]:
         return self._job.file_id
@@ -97,10 +130,6 @@ class Job:
         """x-request-id of the answer to the job's last request (for
         support); None when that request got no answer or it had none."""
         return self._job.request_id
-
-    def done(self) -> bool:
-        """True once the job ended (done, failed or cancelled)."""
-        return self._job.done
 
     def wait(self, timeout: Optional[float] = None) -> Result:
         """Wait until the job ends and return its Result, or raise its
@@ -114,14 +143,6 @@ class Job:
             raise
         return self.result()
 
-    def result(self) -> Result:
-        """The Result of an ended job, or its error raised.  UsageError
-        while the job runs."""
-        if self._result is None:
-            self._result = Result._from_core(
-                self._job.result(), _Origin(self._client, self._job, self._source))
-        return self._result
-
     def exception(self) -> Optional[BaseException]:
         """The error of an ended, failed job (not raised); None when it
         succeeded.  UsageError while it runs."""
@@ -132,19 +153,6 @@ class Job:
                 raise
             return exc
         return None
-
-    def cancel(self) -> None:
-        """Stop waiting for the job.  A task already created keeps being
-        polled in the background to its end (it may still be billed)."""
-        self._job.cancel()
-
-    def abandon(self) -> None:
-        """Cancel and stop polling the task: it may expire and still be
-        billed.  Only when the client is going away anyway."""
-        self._job.abandon()
-
-    def __repr__(self) -> str:
-        return "Job(task_id=%r, status=%r)" % (self.task_id, self.status)
 
 
 class _ClientBase:

@@ -11,18 +11,6 @@ describe("account", function()
   local emu = spec.emulator{ "--task-seconds", "0", "--rate-limit", "off", "--units", "100",
                              "--grants", "ApiPayAsYouGo:20,Console:7" }
 
-  -- A task created and left unpolled (its id, to resume).
-  local function abandoned_id(c)
-    local job = assert(c:submit(SD_JPG, { actions = SD4 }))
-    for _ = 1, 1000 do
-      if job:task_id() then break end
-      c:step(0.01)
-    end
-    local id = assert(job:task_id())
-    job:abandon()
-    return id
-  end
-
   before_each(function()
     emu:clear_scenario()
     emu:reset()
@@ -123,7 +111,7 @@ describe("account", function()
     assert.is_true(job:done())
     assert.equal(1, emu:counters().tasks_deleted)   -- before anyone read it
     assert.is_true(job:result().deleted)
-    local id = abandoned_id(c)
+    local id = spec.abandoned_task_id(c, SD_JPG, SD4)
     local r = assert(c:resume_wait(id, { delete_after = true }))
     assert.is_true(r.deleted)
     assert.equal(2, emu:counters().tasks_deleted)

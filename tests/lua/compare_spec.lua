@@ -1,22 +1,14 @@
 -- result:compare (the core's sa_scores_compare, as Python's Result.compare)
 -- and composites tinted per concern, against the emulator.
 local sa = require "skinanalysis"
-local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
+local emulator = spec.emulator_module
 
-local fixtures = emulator.fixtures
-local SD_JPG = fixtures .. "/portrait_sd.jpg"
-local PNG = fixtures .. "/portrait.png"
+local SD_JPG = spec.SD_JPG
+local PNG = spec.PNG
 
 describe("before/after", function()
-  local emu
-
-  lazy_setup(function()
-    emu = emulator.start{ "--task-seconds", "0", "--rate-limit", "off" }
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-  end)
+  local emu = spec.emulator{ "--task-seconds", "0", "--rate-limit", "off" }
 
   it("compares two results per concern and region", function()
     local c <close> = emu:client()
@@ -74,8 +66,8 @@ describe("before/after", function()
   end)
 
   it("composite tints each mask by its concern's name, not its position", function()
-    local dir = assert(io.popen("mktemp -d")):read("l")
-    finally(function() os.execute("rm -rf " .. emulator.quote(dir)) end)
+    local dir = spec.tmpdir()
+    finally(function() spec.rmdir(dir) end)
     local c <close> = emu:client()
     local r = assert(c:analyze(SD_JPG, { actions = { "pore" }, format = "zip" }))
     local mask

@@ -1,9 +1,10 @@
 -- skinanalysis without a server: catalogue, costs, image probing, result
 -- parsing and result:get, argument checking.
 local sa = require "skinanalysis"
-local emulator = require "helpers.emulator"
+local spec = require "helpers.spec"
+local emulator = spec.emulator_module
 
-local examples = emulator.fixtures .. "/spec/examples/"
+local examples = spec.fixtures .. "/spec/examples/"
 
 describe("module", function()
   it("loads and reports its version", function()
@@ -90,15 +91,15 @@ describe("module", function()
 
   describe("probe", function()
     it("reads JPEG and PNG sizes", function()
-      local info = assert(sa.probe_file(emulator.fixtures .. "/portrait_sd.jpg"))
+      local info = assert(sa.probe_file(spec.SD_JPG))
       assert.same({ format = "jpeg", width = 600, height = 800 }, info)
-      info = assert(sa.probe_buffer(emulator.read(emulator.fixtures .. "/portrait.png")))
+      info = assert(sa.probe_buffer(emulator.read(spec.PNG)))
       assert.same({ format = "png", width = 600, height = 800 }, info)
     end)
     it("returns codes for bad input", function()
-      local _, _, code = sa.probe_file(emulator.fixtures .. "/not_an_image.jpg")
+      local _, _, code = sa.probe_file(spec.fixtures .. "/not_an_image.jpg")
       assert.equal("image_format", code)
-      _, _, code = sa.probe_file(emulator.fixtures .. "/no-such-file.jpg")
+      _, _, code = sa.probe_file(spec.fixtures .. "/no-such-file.jpg")
       assert.equal("file", code)
       _, _, code = sa.probe_buffer("hello")
       assert.equal("image_format", code)

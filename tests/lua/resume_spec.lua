@@ -19,14 +19,7 @@ describe("resume", function()
   -- A task created for SD_JPG and left unpolled (a process that died).
   local function abandoned_task()
     local c <close> = emu:client()
-    local job = assert(c:submit(SD_JPG, { actions = { "pore", "wrinkle" } }))
-    for _ = 1, 1000 do
-      if job:task_id() then break end
-      c:step(0.01)
-    end
-    local id = assert(job:task_id())
-    job:abandon()
-    return id
+    return spec.abandoned_task_id(c, SD_JPG, { "pore", "wrinkle" })
   end
 
   local function count(log, endpoint)

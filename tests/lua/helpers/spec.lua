@@ -75,6 +75,19 @@ function M.rmdir(dir)
   os.execute("rm -rf " .. emulator.quote(dir))
 end
 
+-- A task created on client c for image with actions and left unpolled
+-- (a process that died): its id, for resume or delete.
+function M.abandoned_task_id(c, image, actions)
+  local job = assert(c:submit(image, { actions = actions }))
+  for _ = 1, 1000 do
+    if job:task_id() then break end
+    c:step(0.01)
+  end
+  local id = assert(job:task_id())
+  job:abandon()
+  return id
+end
+
 -- Full collections, three times: finalizers that free more run later.
 function M.full_gc()
   for _ = 1, 3 do collectgarbage("collect") end

@@ -65,6 +65,8 @@ build = {
         "core/src/composite.c",
         "core/src/drive.c",
         "core/src/engine.c",
+        "core/src/engine_loop.c",
+        "core/src/engine_send.c",
         "core/src/fetch.c",
         "core/src/files.c",
         "core/src/image.c",

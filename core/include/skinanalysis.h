@@ -379,8 +379,11 @@ typedef struct sa_client_options {
      * (1 spaces requests evenly).  At or above it: no extra limit. */
     int rate_burst;
     /* And at most rate_window_max requests (250) in any rate_window_ms
-     * (300000), sliding; either 0: no such window.  The limiter measures
-     * both server windows 50 ms longer than the server, for jitter. */
+     * (300000), sliding; either 0: no such window.  Both server windows
+     * are measured longer than the server does, for the varying delay from
+     * send to arrival: 20 ms by the client's own limiter (5 per 1020 ms),
+     * 50 ms by a shared budget (rate_limit_scope "host", the default, and
+     * "redis://"), whose processes' delays vary independently. */
     int rate_window_max;
     long rate_window_ms;
 

@@ -122,10 +122,9 @@ static void collect(sa_engine *e)
 /* ------------------------------------------------------------------ */
 
 /* Hand sent transfers to libcurl, in the order they were sent; at most
- * e->batch / 4 of them in a bounded round (libcurl connects and writes
- * every added transfer in its next timeout action, so 64 submits at once
- * would otherwise all land in one frame).  A transfer libcurl refuses ends here,
- * certainly not sent. */
+ * e->batch / 4 of them in a bounded round (why: docs/architecture.md,
+ * "Bounded steps").  A transfer libcurl refuses ends here, certainly not
+ * sent. */
 static void add_started(sa_engine *e)
 {
     int n = 0, max = e->batch / 4 > 1 ? e->batch / 4 : 1;

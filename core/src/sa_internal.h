@@ -1021,7 +1021,7 @@ void sa_engine_stats(const sa_engine *e, long *transfers, long *connects);
 void sa__client_stats(const sa_client *c, long *transfers, long *connects);
 /* For tests: the most uploads that were in flight at once, and the most
  * finished transfers one non-blocking call reported (see "Bounded steps"
- * in client.c). */
+ * in docs/architecture.md). */
 void sa__client_peaks(const sa_client *c, int *uploads, int *done_per_step);
 
 /* ================================================================== */

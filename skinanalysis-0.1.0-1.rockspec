@@ -82,6 +82,7 @@ build = {
         "core/src/publish.c",
         "core/src/request.c",
         "core/src/result.c",
+        "core/src/result_files.c",
         "core/src/sched.c",
         "core/src/status.c",
         "core/src/structs.c",

@@ -1,5 +1,6 @@
-/*
- * limiter.c - the client-side rate limiter: the API's own model (API.md
+/* limiter.c - the client-side rate limiter: the API's sliding windows (pure).
+ *
+ * The client-side rate limiter: the API's own model (API.md
  * section 10), sliding windows counted on arrival: at most 5 requests in
  * any 1 s AND at most 250 in any 300 s, per key and per IP.
  *

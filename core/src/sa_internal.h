@@ -1,5 +1,4 @@
-/*
- * sa_internal.h - interfaces between the modules of libskinanalysis.
+/* sa_internal.h - interfaces between the modules of libskinanalysis.
  * Not installed.  Every symbol here is hidden (not SA_API).
  *
  * Modules (see docs/architecture.md):
@@ -10,7 +9,8 @@
  *   catalog  dst_actions, tiers, unit table, miniserver_args, engine codes
  *   image    JPEG/PNG header sniffing
  *   proto    request bodies and response parsing/classification (sans-IO)
- *   result   the result model (sa_result, sa_score)
+ *   result   the result model (sa_result, sa_score): result.c, and
+ *            result_files.c (files, URLs, copies); result_internal.h
  *   files    names of files from the network, writes into a folder
  *   limiter  sliding windows: N per second, M per window (time is an input)
  *   sched    which waiting request goes next: limiter queue, admission,
@@ -18,7 +18,8 @@
  *   job      one analysis as a state machine (sans-IO, time is an input):
  *            job.c, job_answers.c, job_fetch.c (downloads and fetches),
  *            which share job_internal.h
- *   engine   libcurl multi: runs the requests jobs ask for
+ *   engine   libcurl multi: runs the requests jobs ask for: engine.c,
+ *            engine_send.c, engine_loop.c; engine_internal.h
  *   client   the public sa_client / sa_job API on top of job, sched and
  *            engine: client.c, options.c, request.c, drive.c, publish.c
  *            and fetch.c, which share sa_client.h
@@ -463,7 +464,7 @@ int sa_proto_classify(const sa_mem *mem, int step, long http_status,
                       sa_api_error *out);
 
 /* ================================================================== */
-/* result.c                                                            */
+/* result.c, result_files.c                                            */
 /* ================================================================== */
 
 /* Build a result from data.results of a success status (object with
@@ -928,7 +929,7 @@ void sa_jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg);
 sa_result *sa_jobsm_fetch_result(sa_jobsm *sm);
 
 /* ================================================================== */
-/* engine.c (libcurl multi: runs the requests jobs ask for; the only   */
+/* engine*.c (libcurl multi: runs the requests jobs ask for; the only  */
 /* I/O and the only clock read of the library)                         */
 /* ================================================================== */
 

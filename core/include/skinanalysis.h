@@ -385,8 +385,11 @@ typedef struct sa_client_options {
      * (1 spaces requests evenly).  At or above it: no extra limit. */
     int rate_burst;
     /* And at most rate_window_max requests (250) in any rate_window_ms
-     * (300000), sliding; either 0: no such window.  The limiter measures
-     * both server windows 50 ms longer than the server, for jitter. */
+     * (300000), sliding; either 0: no such window.  Both server windows
+     * are measured longer than the server does, for the varying delay from
+     * send to arrival: 20 ms by the client's own limiter (5 per 1020 ms),
+     * 50 ms by a shared budget (rate_limit_scope "host", the default, and
+     * "redis://"), whose processes' delays vary independently. */
     int rate_window_max;
     long rate_window_ms;
 
@@ -410,13 +413,9 @@ typedef struct sa_client_options {
     int max_uploads;
 
     /* Time budget of a non-blocking call (sa_client_step with timeout 0,
-     * sa_client_socket_action), in microseconds: 500.  Once the call has
-     * spent that long it takes no further socket event, finished transfer
-     * or due job (it always takes at least one of each kind that is
-     * ready); the rest waits for the next call, and sa_client_timeout_ms
-     * says 0.  One item can overrun it (an upload chunk, a result parse:
-     * usually well under 0.5 ms).  0 = no time budget (the count bounds of
-     * sa_client_step still apply). */
+     * sa_client_socket_action), in microseconds: 500.  0 = no time budget
+     * (the count bounds still apply).  What it bounds and why:
+     * docs/architecture.md, "Bounded steps". */
     long step_budget_us;
 
     /* Result files (masks, the resized image, a ZIP result's images) held
@@ -747,12 +746,11 @@ SA_API int sa_job_wait(sa_job *job, long timeout_ms);
 
 /* Do whatever is ready, waiting at most timeout_ms for something to become
  * ready (0 = return at once; never blocks on DNS, connect or TLS).  With
- * timeout 0 the call is bounded, so a frame's work stays small: at most 16
- * socket events, 16 finished transfers, 16 due jobs and 4 new transfers
- * handed to libcurl, and no new item once step_budget_us (500 us) has
- * passed; what is left makes sa_client_timeout_ms return 0 (call again
- * next frame).  Returns
- * the number of jobs still running (>= 0), or a negative sa_status:
+ * timeout 0 the call is bounded (a few items of each kind, within
+ * step_budget_us: docs/architecture.md, "Bounded steps"), so a frame's
+ * work stays small; what is left makes sa_client_timeout_ms return 0 (call
+ * again next frame).  Returns the number of jobs still running (>= 0), or
+ * a negative sa_status:
  * SA_ERR_BUSY from a callback or while event hooks are installed (as for
  * sa_job_wait and sa_client_run). */
 SA_API int sa_client_step(sa_client *client, long timeout_ms);

@@ -15,10 +15,10 @@
  * than the limiter's (SA_BUDGET_GUARD_MS, 50 ms, against 20): the time
  * from taking a slot to the request's arrival varies by process, and
  * processes are scheduled independently (one process's sends share their
- * delays; 8 processes on 2 busy cores met 13 x 429 in 494 requests with
- * 20 ms, none with 50).  The 429 pause is shared too.  The client's own
- * limiter still runs beside it (its burst window is client-side
- * smoothing; its windows only ever allow more than the shared ones).
+ * delays; measured: BENCHMARKS.md, "The rate-limit guards").  The 429
+ * pause is shared too.  The client's own limiter still runs beside it
+ * (its burst window is client-side smoothing; its windows only ever allow
+ * more than the shared ones).
  *
  * Leases.  A slot is a send time: it is never "held", it ages out of its
  * window whatever becomes of the process that took it.  What a process

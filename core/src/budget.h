@@ -1,5 +1,6 @@
-/* budget.h - one rate budget per key, shared beyond the client
- * (rate_limit_scope).  See budget.c for the model. */
+/* budget.h - the rate budget shared beyond one client (rate_limit_scope).
+ *
+ * One budget per key; see budget.c for the model. */
 #ifndef SA_BUDGET_H
 #define SA_BUDGET_H
 

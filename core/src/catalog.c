@@ -1,5 +1,6 @@
-/*
- * catalog.c - the data tables of the API (shared/API.md §4, §5, §8.3, §11):
+/* catalog.c - the API's data tables: actions, units, miniserver_args, errors.
+ *
+ * The data tables of the API (shared/API.md §4, §5, §8.3, §11):
  * dst_actions with their tiers, counterparts and result regions, the unit
  * table, the documented miniserver_args keys and the engine error codes.
  * Everything here is read-only data plus validation with messages that

@@ -1,5 +1,6 @@
-/*
- * compare.c - before/after: two results of one face compared per concern
+/* compare.c - before/after: two results of one face compared.
+ *
+ * Before/after: two results of one face compared per concern
  * and region (sa_result_compare, sa_scores_compare), with the overall
  * score and the skin age.  The one reading of "what changed" that Python
  * (Result.compare) and Lua (result:compare) share.

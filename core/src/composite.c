@@ -1,5 +1,6 @@
-/*
- * composite.c - one overview image: the source with every mask tinted and
+/* composite.c - one overview image: the source with every mask blended over.
+ *
+ * One overview image: the source with every mask tinted and
  * blended over it (sa_composite_write).
  *
  * Decoding: JPEG with libjpeg, whose default error handler calls exit():

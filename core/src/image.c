@@ -1,5 +1,6 @@
-/*
- * image.c - JPEG/PNG header sniffing: format, width and height, from the
+/* image.c - JPEG/PNG header sniffing: format, width and height, no decoder.
+ *
+ * JPEG/PNG header sniffing: format, width and height, from the
  * magic bytes and the first SOFn marker (JPEG) or IHDR chunk (PNG).  No
  * image library.  A file is read through a small window with pread(),
  * seeking over JPEG segments by their lengths, never as a whole.

@@ -1,5 +1,6 @@
-/*
- * json.c - the one place that runs cJSON's parser, plus tolerant accessors,
+/* json.c - the one caller of cJSON's parser, accessors and a JSON writer.
+ *
+ * The one place that runs cJSON's parser, plus tolerant accessors,
  * a raw-text locator (for ids that must not go through a double) and a
  * small JSON writer for request bodies.
  *

@@ -1,5 +1,6 @@
-/*
- * limiter.c - the client-side rate limiter: the API's own model (API.md
+/* limiter.c - the client-side rate limiter: the API's sliding windows (pure).
+ *
+ * The client-side rate limiter: the API's own model (API.md
  * section 10), sliding windows counted on arrival: at most 5 requests in
  * any 1 s AND at most 250 in any 300 s, per key and per IP.
  *
@@ -28,10 +29,11 @@
  * by at most G arrive at least s2 - s1 - G apart, so the windows that
  * mirror the server's (rate and long) are SA_LIMITER_GUARD_MS (20 ms)
  * longer here than on the server: 5 per 1020 ms and 250 per 300020 ms with
- * the defaults.  That costs 2% of a saturated second and nothing of the
- * long window (50 ms cost 5% and bought nothing: the integration and
- * Python rate-limit tests see no 429 with 20 ms either).  A 429 that still happens is retried by the job and pauses
- * the limiter (sa_limiter_penalize).
+ * the defaults (why 20: BENCHMARKS.md, "The rate-limit guards").  A shared
+ * budget (rate_limit_scope, budget.c) keeps its own copy of these windows
+ * with a wider guard, SA_BUDGET_GUARD_MS (50 ms).  A 429 that still
+ * happens is retried by the job and pauses the limiter
+ * (sa_limiter_penalize).
  *
  * A refusal reports the exact earliest time every window (and the penalty)
  * allows a send again: each condition only gets better while nobody sends,

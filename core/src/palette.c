@@ -1,5 +1,6 @@
-/*
- * palette.c - the colours concerns are drawn in: one palette that
+/* palette.c - the colours concerns are drawn in: one palette for all.
+ *
+ * The colours concerns are drawn in: one palette that
  * composites (composite.c) and every legend (the bindings' views) use, so
  * a legend matches the blend exactly.
  *

@@ -1,5 +1,6 @@
-/*
- * proto.c - the protocol without I/O: endpoint paths, request bodies,
+/* proto.c - the protocol without I/O: paths, bodies, answers classified.
+ *
+ * The protocol without I/O: endpoint paths, request bodies,
  * parsing of the 200 answers and classification of every other answer
  * (shared/API.md §3, §8).
  *

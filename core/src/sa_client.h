@@ -26,7 +26,7 @@
 #define CLIENT_ERRLEN 512
 #define EV_MAX 8            /* progress events buffered per job */
 #define SA_STEP_BATCH 16    /* per non-blocking call (see "Bounded steps"
-                               in client.c) */
+                               in docs/architecture.md) */
 
 #define JOB_OF(l, field) SA_CONTAINER_OF(l, sa_job, field)
 

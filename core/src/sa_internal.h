@@ -1,5 +1,4 @@
-/*
- * sa_internal.h - interfaces between the modules of libskinanalysis.
+/* sa_internal.h - interfaces between the modules of libskinanalysis.
  * Not installed.  Every symbol here is hidden (not SA_API).
  *
  * Modules (see docs/architecture.md):
@@ -10,7 +9,8 @@
  *   catalog  dst_actions, tiers, unit table, miniserver_args, engine codes
  *   image    JPEG/PNG header sniffing
  *   proto    request bodies and response parsing/classification (sans-IO)
- *   result   the result model (sa_result, sa_score)
+ *   result   the result model (sa_result, sa_score): result.c, and
+ *            result_files.c (files, URLs, copies); result_internal.h
  *   files    names of files from the network, writes into a folder
  *   limiter  sliding windows: N per second, M per window (time is an input)
  *   sched    which waiting request goes next: limiter queue, admission,
@@ -18,7 +18,8 @@
  *   job      one analysis as a state machine (sans-IO, time is an input):
  *            job.c, job_answers.c, job_fetch.c (downloads and fetches),
  *            which share job_internal.h
- *   engine   libcurl multi: runs the requests jobs ask for
+ *   engine   libcurl multi: runs the requests jobs ask for: engine.c,
+ *            engine_send.c, engine_loop.c; engine_internal.h
  *   client   the public sa_client / sa_job API on top of job, sched and
  *            engine: client.c, options.c, request.c, drive.c, publish.c
  *            and fetch.c, which share sa_client.h
@@ -473,7 +474,7 @@ int sa_proto_classify(const sa_mem *mem, int step, long http_status,
                       sa_api_error *out);
 
 /* ================================================================== */
-/* result.c                                                            */
+/* result.c, result_files.c                                            */
 /* ================================================================== */
 
 /* Build a result from data.results of a success status (object with
@@ -951,90 +952,11 @@ void sa_jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg);
 sa_result *sa_jobsm_fetch_result(sa_jobsm *sm);
 
 /* ================================================================== */
-/* engine.c (libcurl multi: runs the requests jobs ask for; the only   */
+/* engine*.c (libcurl multi: runs the requests jobs ask for; the only  */
 /* I/O and the only clock read of the library)                         */
 /* ================================================================== */
 
-typedef struct sa_engine sa_engine;
-typedef struct sa_xfer sa_xfer;   /* one request in flight */
-
-/* What the engine tells its owner (the client).  Every function pointer
- * is required.  `done` is called from sa_engine_perform /
- * sa_engine_socket_action, never from inside a libcurl callback; `timer`
- * and `socket` are called from inside libcurl (event mode only) and must
- * not call back into the engine. */
-typedef struct sa_engine_hooks {
-    void *ctx;
-    /* A transfer ended (resp and its strings are valid during the call). */
-    void (*done)(void *ctx, void *owner, const sa_http_response *resp);
-    /* Event mode: libcurl's own timer, absolute ms, or -1 for none. */
-    void (*timer)(void *ctx, int64_t at_ms);
-    /* Event mode: watch fd for SA_POLL_IN/OUT, or SA_POLL_REMOVE. */
-    void (*socket)(void *ctx, int fd, int what);
-    /* One log line, not yet redacted (the owner redacts). */
-    void (*log)(void *ctx, int level, const char *line);
-    int log_level;            /* lines below this level are not formatted */
-} sa_engine_hooks;
-
-typedef struct sa_engine_options {
-    const sa_mem *mem;
-    const char *api_key;      /* Bearer key for api_host requests only */
-    const char *user_agent;
-    const char *ca_bundle;    /* NULL: libcurl's default */
-    const char *proxy;        /* NULL: libcurl's environment variables */
-    long connect_timeout_ms;
-    int max_connections;
-    size_t max_body_bytes;
-} sa_engine_options;
-
-/* 1 while sa_global_init (in engine.c: the engine owns libcurl's global
- * init) has succeeded more often than sa_global_cleanup ran. */
-int sa_engine_global_ready(void);
-/* Monotonic milliseconds (CLOCK_MONOTONIC): the library's only clock. */
-int64_t sa_engine_now(void);
-/* The same clock in microseconds (time budgets of bounded steps). */
-int64_t sa_engine_now_us(void);
-/* Create an engine (a libcurl multi handle).  Strings in o are copied.
- * Returns SA_OK, SA_ERR_NOMEM or SA_ERR_INIT (message in err). */
-int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
-                  sa_engine **out, char *err, size_t errlen);
-/* Abort every transfer (no done calls) and free everything.  NULL is ok. */
-void sa_engine_free(sa_engine *e);
-/* Start req (its pointers must stay valid until the done call or
- * sa_engine_abort).  Returns SA_OK and *out, or SA_ERR_FILE (upload file
- * unreadable or changed), SA_ERR_NOMEM, SA_ERR_TRANSPORT (libcurl refused
- * the request); nothing was sent then, and sa_engine_errmsg says why. */
-int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
-                   sa_xfer **out);
-/* Stop a transfer at once; its done hook is not called. */
-void sa_engine_abort(sa_engine *e, sa_xfer *x);
-/* The message of the last failed sa_engine_send. */
-const char *sa_engine_errmsg(const sa_engine *e);
-/* Wait up to timeout_ms for socket activity or sa_engine_wakeup. */
-int sa_engine_wait(sa_engine *e, long timeout_ms);
-/* Do what is ready (curl_multi_perform) and report finished transfers. */
-int sa_engine_perform(sa_engine *e);
-/* Event mode: fd is ready for what (SA_POLL_*), or fd == SA_SOCKET_TIMEOUT. */
-int sa_engine_socket_action(sa_engine *e, int fd, int what);
-/* libcurl's next timeout in ms (-1 none) when not in event mode. */
-long sa_engine_timeout(sa_engine *e);
-/* Thread-safe: make a sa_engine_wait return now. */
-int sa_engine_wakeup(sa_engine *e);
-/* Switch libcurl's socket/timer callbacks on (1) or off (0). */
-int sa_engine_set_event_mode(sa_engine *e, int on);
-/* Transfers in flight. */
-int sa_engine_in_flight(const sa_engine *e);
-/* Bound each sa_engine_perform / sa_engine_socket_action (max 0, the
- * default: no bound): at most max socket events and max finished
- * transfers reported, at most max / 4 (>= 1) new transfers handed to
- * libcurl, and, when budget_end_us > 0, no further event or report once
- * sa_engine_now_us() passes it (at least one of each).  What is left
- * waits for the next call (sa_engine_has_leftover). */
-void sa_engine_set_batch(sa_engine *e, int max, int64_t budget_end_us);
-/* 1 when finished transfers wait to be reported (see sa_engine_set_batch). */
-int sa_engine_has_leftover(const sa_engine *e);
-/* Totals since creation: transfers finished, new connections opened. */
-void sa_engine_stats(const sa_engine *e, long *transfers, long *connects);
+#include "engine.h"
 
 /* ================================================================== */
 /* client.c (the public sa_client / sa_job API on top of job + engine) */
@@ -1044,7 +966,7 @@ void sa_engine_stats(const sa_engine *e, long *transfers, long *connects);
 void sa__client_stats(const sa_client *c, long *transfers, long *connects);
 /* For tests: the most uploads that were in flight at once, and the most
  * finished transfers one non-blocking call reported (see "Bounded steps"
- * in client.c). */
+ * in docs/architecture.md). */
 void sa__client_peaks(const sa_client *c, int *uploads, int *done_per_step);
 
 /* ================================================================== */

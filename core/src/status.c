@@ -1,6 +1,4 @@
-/*
- * status.c - names, messages and classification of sa_status codes.
- */
+/* status.c - names, messages and classification of sa_status codes. */
 #include "sa_internal.h"
 
 #include <stddef.h>

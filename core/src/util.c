@@ -1,5 +1,6 @@
-/*
- * util.c - allocation through sa_mem, growable buffers, small string and
+/* util.c - allocation through sa_mem, growable buffers, string/URL helpers.
+ *
+ * Allocation through sa_mem, growable buffers, small string and
  * URL helpers shared by every module.  No state of its own.
  */
 #include "sa_internal.h"

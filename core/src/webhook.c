@@ -1,5 +1,6 @@
-/*
- * webhook.c - sa_webhook_verify: the Standard Webhooks signature check
+/* webhook.c - sa_webhook_verify: the Standard Webhooks signature check.
+ *
+ * Sa_webhook_verify: the Standard Webhooks signature check
  * (HMAC-SHA256) for Perfect Corp's task notifications (API.md section 12).
  *
  * Signed content: "<webhook-id>.<webhook-timestamp>.<raw body>", keyed with

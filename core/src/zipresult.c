@@ -1,5 +1,4 @@
-/*
- * zipresult.c - result ZIPs (format "zip") parsed from memory with libzip.
+/* zipresult.c - result ZIPs (format "zip") parsed from memory with libzip.
  *
  * The archive holds skinanalysisResult/score_info.json and one image per
  * mask.  score_info.json is accepted under that folder, at the root, or

@@ -54,7 +54,7 @@ int sa__struct_in(void *full, size_t full_size, const void *user,
                          "library (%s) does not know (byte %zu of %zu): "
                          "the program was built against a newer "
                          "skinanalysis.h; update the library",
-                         sa_version(), full_size + i, n);
+                         SA_VERSION, full_size + i, n);
                 return SA_ERR_INVALID_ARGUMENT;
             }
         n = full_size;

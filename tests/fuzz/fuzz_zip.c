@@ -15,14 +15,6 @@ static void require(int cond)
     if (!cond) abort();
 }
 
-/* files.c (the name sets zipresult.c uses) seeds its folders' temporary
- * names with the engine's clock; this target links the pure modules only
- * (no engine, no libcurl) and opens no folder. */
-int64_t sa_engine_now_us(void)
-{
-    return 0;
-}
-
 static void check_result(const sa_result *r)
 {
     size_t i, len;

@@ -3,10 +3,10 @@
 /*
  * Two halves.  The pure half reads the answers of the account endpoints
  * into a sa_account (proto.c style: a validated parse through json.c,
- * ids and tokens checked with sa_proto_id_ok, every string handed out
+ * ids and tokens checked with sa__proto_id_ok, every string handed out
  * scrubbed of the API key), and says which request comes next (the price
  * list is paged).  The machine that sends those requests and retries them
- * is an account machine (job_account.c, sa_jobsm_new_account).  The
+ * is an account machine (job_account.c, sa__jobsm_new_account).  The
  * client half (sa_client_credit, sa_client_price_list, sa_client_delete)
  * makes a job of it, driven like any other job of the client: through its
  * limiter.
@@ -115,12 +115,12 @@ static char *raw_text(sa_account *a, const cJSON *item)
     sa_buf b;
     char *s, *out;
 
-    sa_buf_init(&b, a->mem, 0);
-    if (sa_json_put_item(&b, item) != SA_OK) {
-        sa_buf_free(&b);
+    sa__buf_init(&b, a->mem, 0);
+    if (sa__json_put_item(&b, item) != SA_OK) {
+        sa__buf_free(&b);
         return NULL;
     }
-    s = sa_buf_steal(&b);
+    s = sa__buf_steal(&b);
     if (!s) return NULL;
     out = sa__scrub_dup(a->mem, s, a->secret);
     sa__free(a->mem, s);
@@ -167,7 +167,7 @@ static int add_to_type(sa_account *a, const char *type, double amount)
 static int feed_credit(sa_account *a, const cJSON *root, char *why,
                        size_t whylen)
 {
-    const cJSON *results = sa_json_get(root, "results"), *e;
+    const cJSON *results = sa__json_get(root, "results"), *e;
     size_t n = 0;
 
     if (!cJSON_IsArray(results)) {
@@ -188,8 +188,8 @@ static int feed_credit(sa_account *a, const cJSON *root, char *why,
                      ACCOUNT_MAX_ENTRIES);
             return SA_ERR_LIMIT;
         }
-        type = sa_json_string(e, "type");
-        (void)sa_json_number(e, "amount", &amount);
+        type = sa__json_string(e, "type");
+        (void)sa__json_number(e, "amount", &amount);
         if (grow(a, (void **)&a->grants, &a->cap_grants, a->credit.n_grants,
                  sizeof *a->grants) != SA_OK)
             return SA_ERR_NOMEM;
@@ -231,7 +231,7 @@ static char *feature_of(sa_account *a, const char *url)
 static int feed_prices(sa_account *a, const cJSON *root, int *more,
                        char *why, size_t whylen)
 {
-    const cJSON *result = sa_json_get(root, "result"), *skus, *e, *tok;
+    const cJSON *result = sa__json_get(root, "result"), *skus, *e, *tok;
     const char *token = NULL;
     int t;
 
@@ -240,12 +240,12 @@ static int feed_prices(sa_account *a, const cJSON *root, int *more,
                  "object");
         return SA_ERR_PROTOCOL;
     }
-    skus = sa_json_get(result, "skus");
+    skus = sa__json_get(result, "skus");
     if (!cJSON_IsArray(skus)) {
         snprintf(why, whylen, "the price list page has no \"skus\" array");
         return SA_ERR_PROTOCOL;
     }
-    tok = sa_json_get(result, "next_token");
+    tok = sa__json_get(result, "next_token");
     if (tok && !cJSON_IsNull(tok)) {
         if (!cJSON_IsString(tok)) {
             snprintf(why, whylen, "next_token is not a string");
@@ -253,7 +253,7 @@ static int feed_prices(sa_account *a, const cJSON *root, int *more,
         }
         token = tok->valuestring;
         if (token[0] == '\0') token = NULL;
-        else if (!sa_proto_id_ok(token, strlen(token))) {
+        else if (!sa__proto_id_ok(token, strlen(token))) {
             snprintf(why, whylen, "next_token holds characters a token "
                      "never does");
             return SA_ERR_PROTOCOL;
@@ -280,13 +280,13 @@ static int feed_prices(sa_account *a, const cJSON *root, int *more,
         memset(k, 0, sizeof *k);
         a->prices.n_skus++;
         a->prices.skus = a->skus;
-        (void)sa_json_number(e, "amount", &amount);
+        (void)sa__json_number(e, "amount", &amount);
         k->amount = amount;
-        k->description = kept_str(a, sa_json_string(e, "description"));
-        k->unit = kept_str(a, sa_json_string(e, "unit"));
-        k->proc_unit = kept_str(a, sa_json_string(e, "proc_unit"));
-        k->run_task_url = kept_str(a, sa_json_string(e, "run_task_url"));
-        k->feature = feature_of(a, sa_json_string(e, "run_task_url"));
+        k->description = kept_str(a, sa__json_string(e, "description"));
+        k->unit = kept_str(a, sa__json_string(e, "unit"));
+        k->proc_unit = kept_str(a, sa__json_string(e, "proc_unit"));
+        k->run_task_url = kept_str(a, sa__json_string(e, "run_task_url"));
+        k->feature = feature_of(a, sa__json_string(e, "run_task_url"));
         k->raw = raw_text(a, e);
         if (!k->description || !k->unit || !k->proc_unit || !k->run_task_url
             || !k->feature || !k->raw)
@@ -323,7 +323,7 @@ int sa__account_feed(sa_account *a, const char *body, size_t len,
     *more = 0;
     why[0] = '\0';
     if (a->op == SA_ACCOUNT_DELETE) return SA_OK;  /* 2xx: deleted */
-    rc = sa_json_parse(body, len, max_depth, &root);
+    rc = sa__json_parse(body, len, max_depth, &root);
     if (rc != SA_OK) {
         if (rc != SA_ERR_NOMEM)
             snprintf(why, whylen, "%s", rc == SA_ERR_LIMIT
@@ -351,22 +351,22 @@ char *sa__account_path(const sa_account *a)
 
     if (a->op == SA_ACCOUNT_CREDIT)
         return sa__strdup(a->mem, "/s2s/v1.0/client/credit");
-    sa_buf_init(&b, a->mem, 0);
-    if (sa_buf_appendf(&b, "/s2s/v2.0/credit/feature-cost?page_size=%d",
+    sa__buf_init(&b, a->mem, 0);
+    if (sa__buf_appendf(&b, "/s2s/v2.0/credit/feature-cost?page_size=%d",
                        PRICE_PAGE_SIZE) != SA_OK) {
-        sa_buf_free(&b);
+        sa__buf_free(&b);
         return NULL;
     }
     if (a->n_tokens > 0) {
         enc = sa__urlencode(a->mem, a->tokens[a->n_tokens - 1]);
-        if (!enc || sa_buf_appendf(&b, "&starting_token=%s", enc) != SA_OK) {
+        if (!enc || sa__buf_appendf(&b, "&starting_token=%s", enc) != SA_OK) {
             sa__free(a->mem, enc);
-            sa_buf_free(&b);
+            sa__buf_free(&b);
             return NULL;
         }
         sa__free(a->mem, enc);
     }
-    return sa_buf_steal(&b);
+    return sa__buf_steal(&b);
 }
 
 /* {"task_id": "..."}: a new string, NULL on NOMEM. */
@@ -374,14 +374,14 @@ char *sa__account_delete_body(const sa_mem *mem, const char *task_id)
 {
     sa_buf b;
 
-    sa_buf_init(&b, mem, 0);
-    if (sa_buf_append(&b, "{\"task_id\":", 11) != SA_OK
-        || sa_json_put_string(&b, task_id) != SA_OK
-        || sa_buf_append(&b, "}", 1) != SA_OK) {
-        sa_buf_free(&b);
+    sa__buf_init(&b, mem, 0);
+    if (sa__buf_append(&b, "{\"task_id\":", 11) != SA_OK
+        || sa__json_put_string(&b, task_id) != SA_OK
+        || sa__buf_append(&b, "}", 1) != SA_OK) {
+        sa__buf_free(&b);
         return NULL;
     }
-    return sa_buf_steal(&b);
+    return sa__buf_steal(&b);
 }
 
 const sa_credit *sa__account_credit(const sa_account *a)
@@ -469,11 +469,11 @@ static int account_job(sa_client *c, int op, const char *task_id,
     if (!j) return sa__cfail(c, SA_ERR_NOMEM, "out of memory");
     j->kind = KIND_ACCOUNT;
     sa__enter(c);
-    now = sa_engine_now();
+    now = sa__engine_now();
     dl = opts->deadline_ms > 0 ? opts->deadline_ms : c->opt.job_deadline_ms;
     account_config(c, j, now + dl, &cfg);
     j->deadline_at = cfg.deadline_at_ms;
-    rc = sa_jobsm_new_account(&cfg, op, task_id, c->api_key, now, &j->sm);
+    rc = sa__jobsm_new_account(&cfg, op, task_id, c->api_key, now, &j->sm);
     if (rc != SA_OK) {
         sa__job_destroy(j);
         sa__leave(c);
@@ -481,7 +481,7 @@ static int account_job(sa_client *c, int op, const char *task_id,
                          : "the account request could not be made a job");
     }
     j->wake_at = now;
-    j->last_state = sa_jobsm_state(j->sm);
+    j->last_state = sa__jobsm_state(j->sm);
     sa__set_where(c, j, J_ACTIVE);
     *out = j;
     sa__jlog(c, SA_LOG_DEBUG, "job #%lu %s%s%s", j->seq, op_names[op],
@@ -513,7 +513,7 @@ static const sa_account *done_account(const sa_job *job)
     if (!job || job->kind != KIND_ACCOUNT || !job->published
         || job->pub_state != SA_JOB_DONE)
         return NULL;
-    return sa_jobsm_account(job->sm);
+    return sa__jobsm_account(job->sm);
 }
 
 const sa_credit *sa_job_credit(const sa_job *job)
@@ -543,19 +543,19 @@ static void delete_after_end(sa_client *c, sa_job *j, int status,
     j->del_state = 2;
     j->del_status = status;
     j->del_code[0] = '\0';
-    if (del && sa_jobsm_api_error_code(del))
+    if (del && sa__jobsm_api_error_code(del))
         sa__redact(j->del_code, sizeof j->del_code,
-                   sa_jobsm_api_error_code(del), c ? c->api_key : NULL);
+                   sa__jobsm_api_error_code(del), c ? c->api_key : NULL);
     if (status == SA_OK) {
         j->del_msg[0] = '\0';
     } else {
         sa__redact(j->del_msg, sizeof j->del_msg, msg ? msg : "",
                    c ? c->api_key : NULL);
         sa__jlog(c, SA_LOG_WARNING, "task %s was not deleted (delete_after): "
-                 "%s: %s", sa_jobsm_task_id(j->sm) ? sa_jobsm_task_id(j->sm)
+                 "%s: %s", sa__jobsm_task_id(j->sm) ? sa__jobsm_task_id(j->sm)
                  : "?", sa_status_name(status), j->del_msg);
     }
-    j->last_state = sa_jobsm_state(j->sm);
+    j->last_state = sa__jobsm_state(j->sm);
 }
 
 int sa__delete_after_step(sa_client *c, sa_job *j)
@@ -568,26 +568,26 @@ int sa__delete_after_step(sa_client *c, sa_job *j)
 
     if (!j->delete_after || !j->sm) return 0;
     if (j->del_state == 1) {
-        int st = sa_jobsm_state(j->sm);
+        int st = sa__jobsm_state(j->sm);
         if (!sa__is_terminal(st)) return 1;
         delete_after_end(c, j, st == SA_JOB_DONE ? SA_OK
-                         : sa_jobsm_status(j->sm), sa_jobsm_errmsg(j->sm));
+                         : sa__jobsm_status(j->sm), sa__jobsm_errmsg(j->sm));
         return 0;
     }
-    if (j->del_state != 0 || sa_jobsm_state(j->sm) != SA_JOB_DONE
-        || sa_jobsm_background(j->sm)
+    if (j->del_state != 0 || sa__jobsm_state(j->sm) != SA_JOB_DONE
+        || sa__jobsm_background(j->sm)
         || (j->kind != KIND_ANALYSIS && j->kind != KIND_FETCH))
         return 0;
-    task_id = sa_jobsm_task_id(j->sm);
+    task_id = sa__jobsm_task_id(j->sm);
     j->del_state = 2;
-    if (!task_id || !sa_proto_id_ok(task_id, strlen(task_id))) {
+    if (!task_id || !sa__proto_id_ok(task_id, strlen(task_id))) {
         j->del_status = SA_ERR_PROTOCOL;
         snprintf(j->del_msg, sizeof j->del_msg, "no task id to delete");
         return 0;
     }
-    now = sa_engine_now();
+    now = sa__engine_now();
     account_config(c, j, now + c->opt.job_deadline_ms, &cfg);
-    rc = sa_jobsm_new_account(&cfg, SA_ACCOUNT_DELETE, task_id, c->api_key,
+    rc = sa__jobsm_new_account(&cfg, SA_ACCOUNT_DELETE, task_id, c->api_key,
                               now, &del);
     if (rc != SA_OK) {
         j->del_status = rc;

@@ -46,7 +46,7 @@ static int64_t sat_add(int64_t a, int64_t b)
     return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
-int sa_budget_plan(const sa_client_options *o, int *n_rate,
+int sa__budget_plan(const sa_client_options *o, int *n_rate,
                    int64_t *rate_span, int *n_long, int64_t *long_span)
 {
     double whole;
@@ -70,7 +70,7 @@ int sa_budget_plan(const sa_client_options *o, int *n_rate,
     return 1;
 }
 
-void sa_budget_state_init(sa_budget_state *st, int n_rate, int64_t rate_span,
+void sa__budget_state_init(sa_budget_state *st, int n_rate, int64_t rate_span,
                           int n_long, int64_t long_span)
 {
     memset(st, 0, sizeof *st);
@@ -84,7 +84,7 @@ void sa_budget_state_init(sa_budget_state *st, int n_rate, int64_t rate_span,
     st->lng.span_ms = long_span;
 }
 
-int sa_budget_state_matches(const sa_budget_state *st, int n_rate,
+int sa__budget_state_matches(const sa_budget_state *st, int n_rate,
                             int64_t rate_span, int n_long, int64_t long_span)
 {
     return st->magic == SA_BUDGET_MAGIC && st->version == SA_BUDGET_VERSION
@@ -132,7 +132,7 @@ static void win_record(sa_budget_win *w, int64_t *ring, int64_t now)
     }
 }
 
-int sa_budget_state_check(sa_budget_state *st, int64_t now, int64_t *ready_at)
+int sa__budget_state_check(sa_budget_state *st, int64_t now, int64_t *ready_at)
 {
     int64_t ready, at;
 
@@ -151,17 +151,17 @@ int sa_budget_state_check(sa_budget_state *st, int64_t now, int64_t *ready_at)
     return 1;
 }
 
-int sa_budget_state_acquire(sa_budget_state *st, int64_t now,
+int sa__budget_state_acquire(sa_budget_state *st, int64_t now,
                             int64_t *ready_at)
 {
-    if (!sa_budget_state_check(st, now, ready_at)) return 0;
+    if (!sa__budget_state_check(st, now, ready_at)) return 0;
     now = st->last_ms;
     win_record(&st->rate, st->rate_ring, now);
     win_record(&st->lng, st->long_ring, now);
     return 1;
 }
 
-void sa_budget_state_penalize(sa_budget_state *st, int64_t now,
+void sa__budget_state_penalize(sa_budget_state *st, int64_t now,
                               int64_t pause_ms)
 {
     if (pause_ms < 0) pause_ms = 0;
@@ -170,7 +170,7 @@ void sa_budget_state_penalize(sa_budget_state *st, int64_t now,
         st->blocked_until = sat_add(now, pause_ms);
 }
 
-int sa_budget_state_room(const sa_budget_state *st, int64_t now,
+int sa__budget_state_room(const sa_budget_state *st, int64_t now,
                          int64_t *next_free)
 {
     const sa_budget_win *w = &st->lng;
@@ -184,7 +184,7 @@ int sa_budget_state_room(const sa_budget_state *st, int64_t now,
                          w->span_ms, now, next_free);
 }
 
-int sa_budget_state_lease(sa_budget_state *st, int64_t now, int32_t pid,
+int sa__budget_state_lease(sa_budget_state *st, int64_t now, int32_t pid,
                           uint32_t token, int admitted,
                           sa_budget_alive_fn alive, void *ud)
 {
@@ -223,7 +223,7 @@ int sa_budget_state_lease(sa_budget_state *st, int64_t now, int32_t pid,
     return total > INT_MAX ? INT_MAX : (int)total;
 }
 
-int sa_budget_state_release(sa_budget_state *st, int32_t pid, uint32_t token,
+int sa__budget_state_release(sa_budget_state *st, int32_t pid, uint32_t token,
                             sa_budget_alive_fn alive, void *ud)
 {
     int i, left = 0;
@@ -241,13 +241,13 @@ int sa_budget_state_release(sa_budget_state *st, int32_t pid, uint32_t token,
 /* The budget a scheduler asks                                          */
 /* ------------------------------------------------------------------ */
 
-int sa_budget_parse_scope(const char *scope, char *err, size_t errlen)
+int sa__budget_parse_scope(const char *scope, char *err, size_t errlen)
 {
     char host[256], port[8];
     int db;
     if (!scope || strcmp(scope, "host") == 0) return SA_SCOPE_HOST;
     if (strcmp(scope, "process") == 0) return SA_SCOPE_PROCESS;
-    if (sa_budget_redis_parse(scope, host, sizeof host, port, sizeof port,
+    if (sa__budget_redis_parse(scope, host, sizeof host, port, sizeof port,
                               &db))
         return SA_SCOPE_REDIS;
     sa__errf(err, errlen, "rate_limit_scope must be \"process\", \"host\" "
@@ -255,12 +255,12 @@ int sa_budget_parse_scope(const char *scope, char *err, size_t errlen)
     return -1;
 }
 
-int sa_budget_open(sa_budget **out, const sa_mem *mem,
+int sa__budget_open(sa_budget **out, const sa_mem *mem,
                    const sa_client_options *o, const char *api_key,
                    const char *base_url, char *note, size_t notelen)
 {
     sa_budget *b;
-    int scope = sa_budget_parse_scope(o->rate_limit_scope, NULL, 0);
+    int scope = sa__budget_parse_scope(o->rate_limit_scope, NULL, 0);
 
     if (note && notelen) note[0] = '\0';
     *out = NULL;
@@ -269,7 +269,7 @@ int sa_budget_open(sa_budget **out, const sa_mem *mem,
     b->mem = mem;
     b->scope = SA_SCOPE_PROCESS;
     if (scope == SA_SCOPE_HOST && o->rate_limit) {
-        int rc = sa_budget_host_open(&b->host, mem, o, api_key, base_url,
+        int rc = sa__budget_host_open(&b->host, mem, o, api_key, base_url,
                                      note, notelen);
         if (rc == SA_ERR_NOMEM) {
             sa__free(mem, b);
@@ -278,8 +278,8 @@ int sa_budget_open(sa_budget **out, const sa_mem *mem,
         if (rc == SA_OK) b->scope = SA_SCOPE_HOST;
     }
     if (scope == SA_SCOPE_REDIS && o->rate_limit) {
-        int rc = sa_budget_redis_open(&b->redis, mem, o, api_key, base_url,
-                                      sa_engine_now(), note, notelen);
+        int rc = sa__budget_redis_open(&b->redis, mem, o, api_key, base_url,
+                                      sa__engine_now(), note, notelen);
         if (rc != SA_OK) {
             sa__free(mem, b);
             return rc;
@@ -290,70 +290,70 @@ int sa_budget_open(sa_budget **out, const sa_mem *mem,
     return SA_OK;
 }
 
-void sa_budget_close(sa_budget *b)
+void sa__budget_close(sa_budget *b)
 {
     if (!b) return;
-    sa_budget_host_close(b->host);
-    sa_budget_redis_close(b->redis);
+    sa__budget_host_close(b->host);
+    sa__budget_redis_close(b->redis);
     sa__free(b->mem, b);
 }
 
-int sa_budget_shared(const sa_budget *b)
+int sa__budget_shared(const sa_budget *b)
 {
     return b && b->scope != SA_SCOPE_PROCESS;
 }
 
-const char *sa_budget_pump(sa_budget *b, int64_t now)
+const char *sa__budget_pump(sa_budget *b, int64_t now)
 {
     const char *n;
     if (!b || b->scope != SA_SCOPE_REDIS) return NULL;
-    sa_budget_redis_pump(b->redis, now);
-    n = sa_budget_redis_note(b->redis);
+    sa__budget_redis_pump(b->redis, now);
+    n = sa__budget_redis_note(b->redis);
     if (!n) return NULL;
     snprintf(b->note, sizeof b->note, "%s", n);
-    sa_budget_redis_clear_note(b->redis);
+    sa__budget_redis_clear_note(b->redis);
     return b->note;
 }
 
-int sa_budget_acquire(sa_budget *b, int64_t now, int64_t *ready_at)
+int sa__budget_acquire(sa_budget *b, int64_t now, int64_t *ready_at)
 {
-    if (!sa_budget_shared(b)) return 1;
+    if (!sa__budget_shared(b)) return 1;
     if (b->scope == SA_SCOPE_REDIS)
-        return sa_budget_redis_acquire(b->redis, now, ready_at, 1);
-    return sa_budget_host_acquire(b->host, now, ready_at, 1);
+        return sa__budget_redis_acquire(b->redis, now, ready_at, 1);
+    return sa__budget_host_acquire(b->host, now, ready_at, 1);
 }
 
-int sa_budget_check(sa_budget *b, int64_t now, int64_t *ready_at)
+int sa__budget_check(sa_budget *b, int64_t now, int64_t *ready_at)
 {
-    if (!sa_budget_shared(b)) return 1;
+    if (!sa__budget_shared(b)) return 1;
     if (b->scope == SA_SCOPE_REDIS)
-        return sa_budget_redis_acquire(b->redis, now, ready_at, 0);
-    return sa_budget_host_acquire(b->host, now, ready_at, 0);
+        return sa__budget_redis_acquire(b->redis, now, ready_at, 0);
+    return sa__budget_host_acquire(b->host, now, ready_at, 0);
 }
 
-void sa_budget_penalize(sa_budget *b, int64_t now, int64_t pause_ms)
+void sa__budget_penalize(sa_budget *b, int64_t now, int64_t pause_ms)
 {
-    if (!sa_budget_shared(b)) return;
+    if (!sa__budget_shared(b)) return;
     if (b->scope == SA_SCOPE_REDIS)
-        sa_budget_redis_penalize(b->redis, now, pause_ms);
+        sa__budget_redis_penalize(b->redis, now, pause_ms);
     else
-        sa_budget_host_penalize(b->host, now, pause_ms);
+        sa__budget_host_penalize(b->host, now, pause_ms);
 }
 
-int sa_budget_room(sa_budget *b, int64_t now, int64_t *next_free)
+int sa__budget_room(sa_budget *b, int64_t now, int64_t *next_free)
 {
     if (next_free) *next_free = INT64_MAX;
     /* redis: the script keeps the long window; no room is read back */
-    if (!sa_budget_shared(b) || b->scope == SA_SCOPE_REDIS) return INT_MAX;
-    return sa_budget_host_room(b->host, now, next_free);
+    if (!sa__budget_shared(b) || b->scope == SA_SCOPE_REDIS) return INT_MAX;
+    return sa__budget_host_room(b->host, now, next_free);
 }
 
-int sa_budget_admitted(sa_budget *b, int64_t now, int mine)
+int sa__budget_admitted(sa_budget *b, int64_t now, int mine)
 {
-    if (!sa_budget_shared(b)) return mine;
+    if (!sa__budget_shared(b)) return mine;
     if (b->scope == SA_SCOPE_REDIS)
-        b->admitted_all = sa_budget_redis_admitted(b->redis, now, mine);
+        b->admitted_all = sa__budget_redis_admitted(b->redis, now, mine);
     else
-        b->admitted_all = sa_budget_host_admitted(b->host, now, mine);
+        b->admitted_all = sa__budget_host_admitted(b->host, now, mine);
     return b->admitted_all;
 }

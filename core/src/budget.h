@@ -74,35 +74,35 @@ typedef int (*sa_budget_alive_fn)(void *ud, int32_t pid);
 /* The windows of the client options (the limiter's model: rate and long
  * window, each with SA_BUDGET_GUARD_MS).  0 when they do not fit a shared
  * state (then the client keeps to process scope). */
-int sa_budget_plan(const sa_client_options *o, int *n_rate,
+int sa__budget_plan(const sa_client_options *o, int *n_rate,
                    int64_t *rate_span, int *n_long, int64_t *long_span);
-void sa_budget_state_init(sa_budget_state *st, int n_rate, int64_t rate_span,
+void sa__budget_state_init(sa_budget_state *st, int n_rate, int64_t rate_span,
                           int n_long, int64_t long_span);
-/* 1 when the state is one sa_budget_state_init made with these windows. */
-int sa_budget_state_matches(const sa_budget_state *st, int n_rate,
+/* 1 when the state is one sa__budget_state_init made with these windows. */
+int sa__budget_state_matches(const sa_budget_state *st, int n_rate,
                             int64_t rate_span, int n_long, int64_t long_span);
 /* Take a slot at now: 1 and the send recorded, or 0 and *ready_at. */
-int sa_budget_state_acquire(sa_budget_state *st, int64_t now,
+int sa__budget_state_acquire(sa_budget_state *st, int64_t now,
                             int64_t *ready_at);
 /* Without recording: 1 when a slot is free at now, else 0 and *ready_at. */
-int sa_budget_state_check(sa_budget_state *st, int64_t now,
+int sa__budget_state_check(sa_budget_state *st, int64_t now,
                           int64_t *ready_at);
-void sa_budget_state_penalize(sa_budget_state *st, int64_t now,
+void sa__budget_state_penalize(sa_budget_state *st, int64_t now,
                               int64_t pause_ms);
 /* Free slots of the long window (INT_MAX without one), *next_free. */
-int sa_budget_state_room(const sa_budget_state *st, int64_t now,
+int sa__budget_state_room(const sa_budget_state *st, int64_t now,
                          int64_t *next_free);
 /* Renew (pid, token)'s lease with `admitted` jobs, reclaim the leases of
  * dead processes (asked of `alive` once a lease is a second old), count
  * for nothing those not renewed for SA_BUDGET_LEASE_MS, and return the
  * admitted jobs of every live lease (this one's included); -1 when the
  * table is full (the caller counts its own only). */
-int sa_budget_state_lease(sa_budget_state *st, int64_t now, int32_t pid,
+int sa__budget_state_lease(sa_budget_state *st, int64_t now, int32_t pid,
                           uint32_t token, int admitted,
                           sa_budget_alive_fn alive, void *ud);
 /* Drop (pid, token)'s lease (and those of dead processes); returns the
  * leases of live processes left. */
-int sa_budget_state_release(sa_budget_state *st, int32_t pid,
+int sa__budget_state_release(sa_budget_state *st, int32_t pid,
                             uint32_t token, sa_budget_alive_fn alive,
                             void *ud);
 
@@ -125,58 +125,58 @@ typedef struct sa_budget {
 /* Parse option rate_limit_scope (NULL: the default, "host"; a redis://
  * URL is checked for its form).  Returns SA_SCOPE_* or -1 with a
  * message. */
-int sa_budget_parse_scope(const char *scope, char *err, size_t errlen);
+int sa__budget_parse_scope(const char *scope, char *err, size_t errlen);
 
 /* Open the client's budget.  Never fails for lack of a shared store: it
  * falls back to SA_SCOPE_PROCESS (host) or the client's share (redis)
  * and writes why into note (one log line for the caller); returns
  * SA_ERR_NOMEM, or SA_ERR_INVALID_ARGUMENT with the message in note for a
  * redis:// URL whose host does not resolve. */
-int sa_budget_open(sa_budget **out, const sa_mem *mem,
+int sa__budget_open(sa_budget **out, const sa_mem *mem,
                    const sa_client_options *o, const char *api_key,
                    const char *base_url, char *note, size_t notelen);
-void sa_budget_close(sa_budget *b);
+void sa__budget_close(sa_budget *b);
 
 /* What sched.c asks (b NULL or process scope: answers that never limit). */
-int sa_budget_acquire(sa_budget *b, int64_t now, int64_t *ready_at);
-int sa_budget_check(sa_budget *b, int64_t now, int64_t *ready_at);
-void sa_budget_penalize(sa_budget *b, int64_t now, int64_t pause_ms);
-int sa_budget_room(sa_budget *b, int64_t now, int64_t *next_free);
+int sa__budget_acquire(sa_budget *b, int64_t now, int64_t *ready_at);
+int sa__budget_check(sa_budget *b, int64_t now, int64_t *ready_at);
+void sa__budget_penalize(sa_budget *b, int64_t now, int64_t pause_ms);
+int sa__budget_room(sa_budget *b, int64_t now, int64_t *next_free);
 /* Admitted jobs across the scope, this client's `mine` included. */
-int sa_budget_admitted(sa_budget *b, int64_t now, int mine);
-int sa_budget_shared(const sa_budget *b);
+int sa__budget_admitted(sa_budget *b, int64_t now, int mine);
+int sa__budget_shared(const sa_budget *b);
 /* Non-blocking I/O of the redis scope (nothing for the others), called
  * with every advance; returns a line to log once, or NULL. */
-const char *sa_budget_pump(sa_budget *b, int64_t now);
+const char *sa__budget_pump(sa_budget *b, int64_t now);
 
 /* budget_host.c: the shared-memory file. */
-int sa_budget_host_open(sa_budget_host **out, const sa_mem *mem,
+int sa__budget_host_open(sa_budget_host **out, const sa_mem *mem,
                         const sa_client_options *o, const char *api_key,
                         const char *base_url, char *note, size_t notelen);
-void sa_budget_host_close(sa_budget_host *h);
-int sa_budget_host_acquire(sa_budget_host *h, int64_t now, int64_t *ready_at,
+void sa__budget_host_close(sa_budget_host *h);
+int sa__budget_host_acquire(sa_budget_host *h, int64_t now, int64_t *ready_at,
                            int record);
-void sa_budget_host_penalize(sa_budget_host *h, int64_t now, int64_t pause);
-int sa_budget_host_room(sa_budget_host *h, int64_t now, int64_t *next_free);
-int sa_budget_host_admitted(sa_budget_host *h, int64_t now, int mine);
+void sa__budget_host_penalize(sa_budget_host *h, int64_t now, int64_t pause);
+int sa__budget_host_room(sa_budget_host *h, int64_t now, int64_t *next_free);
+int sa__budget_host_admitted(sa_budget_host *h, int64_t now, int mine);
 /* The file's path (tests). */
-const char *sa_budget_host_path(const sa_budget_host *h);
+const char *sa__budget_host_path(const sa_budget_host *h);
 
 /* budget_redis.c: the fleet's budget in Redis. */
-int sa_budget_redis_parse(const char *url, char *host, size_t hostlen,
+int sa__budget_redis_parse(const char *url, char *host, size_t hostlen,
                           char *port, size_t portlen, int *db);
-int sa_budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
+int sa__budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
                          const sa_client_options *o, const char *api_key,
                          const char *base_url, int64_t now, char *err,
                          size_t errlen);
-void sa_budget_redis_close(sa_budget_redis *r);
-void sa_budget_redis_pump(sa_budget_redis *r, int64_t now);
-const char *sa_budget_redis_note(const sa_budget_redis *r);
-void sa_budget_redis_clear_note(sa_budget_redis *r);
-int sa_budget_redis_up(const sa_budget_redis *r);
-int sa_budget_redis_acquire(sa_budget_redis *r, int64_t now,
+void sa__budget_redis_close(sa_budget_redis *r);
+void sa__budget_redis_pump(sa_budget_redis *r, int64_t now);
+const char *sa__budget_redis_note(const sa_budget_redis *r);
+void sa__budget_redis_clear_note(sa_budget_redis *r);
+int sa__budget_redis_up(const sa_budget_redis *r);
+int sa__budget_redis_acquire(sa_budget_redis *r, int64_t now,
                             int64_t *ready_at, int record);
-void sa_budget_redis_penalize(sa_budget_redis *r, int64_t now, int64_t pause);
-int sa_budget_redis_admitted(sa_budget_redis *r, int64_t now, int mine);
+void sa__budget_redis_penalize(sa_budget_redis *r, int64_t now, int64_t pause);
+int sa__budget_redis_admitted(sa_budget_redis *r, int64_t now, int mine);
 
 #endif

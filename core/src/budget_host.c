@@ -17,7 +17,7 @@
  * to close (no other live lease) unlinks the file under the lock; a client
  * that opens a file and then finds it unlinked (st_nlink 0) opens again.
  * No shared store (no writable directory, a file of another shape):
- * process scope, and one line saying why (sa_budget_open's note).
+ * process scope, and one line saying why (sa__budget_open's note).
  */
 #include "budget.h"
 
@@ -134,7 +134,7 @@ static int create_file(const char *path, int nr, int64_t rs, int nl,
             if (pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED) == 0
                 && pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST) == 0
                 && pthread_mutex_init(&f->mu, &at) == 0) {
-                sa_budget_state_init(&f->st, nr, rs, nl, ls);
+                sa__budget_state_init(&f->st, nr, rs, nl, ls);
                 ok = 1;
             }
             pthread_mutexattr_destroy(&at);
@@ -153,7 +153,7 @@ static int create_file(const char *path, int nr, int64_t rs, int nl,
     return ok;
 }
 
-int sa_budget_host_open(sa_budget_host **out, const sa_mem *mem,
+int sa__budget_host_open(sa_budget_host **out, const sa_mem *mem,
                         const sa_client_options *o, const char *api_key,
                         const char *base_url, char *note, size_t notelen)
 {
@@ -167,7 +167,7 @@ int sa_budget_host_open(sa_budget_host **out, const sa_mem *mem,
     char why[256] = "";
 
     *out = NULL;
-    if (!sa_budget_plan(o, &nr, &rs, &nl, &ls)) {
+    if (!sa__budget_plan(o, &nr, &rs, &nl, &ls)) {
         sa__errf(note, notelen, "the rate options are too large for a shared "
                  "budget%s", fallback);
         return SA_ERR_INVALID_ARGUMENT;
@@ -223,7 +223,7 @@ int sa_budget_host_open(sa_budget_host **out, const sa_mem *mem,
             sa__errf(why, sizeof why, "cannot map the shared rate budget");
             break;
         }
-        if (!sa_budget_state_matches(&h->map->st, nr, rs, nl, ls)) {
+        if (!sa__budget_state_matches(&h->map->st, nr, rs, nl, ls)) {
             munmap(h->map, sizeof(host_file));
             h->map = NULL;
             sa__errf(why, sizeof why, "the shared rate budget file has "
@@ -238,7 +238,7 @@ int sa_budget_host_open(sa_budget_host **out, const sa_mem *mem,
             h->map = NULL;
             continue;
         }
-        if (sa_budget_state_lease(&h->map->st, sa_engine_now(), h->pid,
+        if (sa__budget_state_lease(&h->map->st, sa__engine_now(), h->pid,
                                   h->token, 0, alive, NULL) < 0) {
             unlock(h);
             munmap(h->map, sizeof(host_file));
@@ -257,12 +257,12 @@ int sa_budget_host_open(sa_budget_host **out, const sa_mem *mem,
     return SA_ERR_FILE;
 }
 
-void sa_budget_host_close(sa_budget_host *h)
+void sa__budget_host_close(sa_budget_host *h)
 {
     if (!h) return;
     if (h->map) {
         lock(h);
-        if (sa_budget_state_release(&h->map->st, h->pid, h->token, alive,
+        if (sa__budget_state_release(&h->map->st, h->pid, h->token, alive,
                                     NULL) == 0)
             (void)unlink(h->path);
         unlock(h);
@@ -271,44 +271,44 @@ void sa_budget_host_close(sa_budget_host *h)
     sa__free(h->mem, h);
 }
 
-int sa_budget_host_acquire(sa_budget_host *h, int64_t now, int64_t *ready_at,
+int sa__budget_host_acquire(sa_budget_host *h, int64_t now, int64_t *ready_at,
                            int record)
 {
     int ok;
     lock(h);
-    ok = record ? sa_budget_state_acquire(&h->map->st, now, ready_at)
-                : sa_budget_state_check(&h->map->st, now, ready_at);
+    ok = record ? sa__budget_state_acquire(&h->map->st, now, ready_at)
+                : sa__budget_state_check(&h->map->st, now, ready_at);
     unlock(h);
     return ok;
 }
 
-void sa_budget_host_penalize(sa_budget_host *h, int64_t now, int64_t pause)
+void sa__budget_host_penalize(sa_budget_host *h, int64_t now, int64_t pause)
 {
     lock(h);
-    sa_budget_state_penalize(&h->map->st, now, pause);
+    sa__budget_state_penalize(&h->map->st, now, pause);
     unlock(h);
 }
 
-int sa_budget_host_room(sa_budget_host *h, int64_t now, int64_t *next_free)
+int sa__budget_host_room(sa_budget_host *h, int64_t now, int64_t *next_free)
 {
     int r;
     lock(h);
-    r = sa_budget_state_room(&h->map->st, now, next_free);
+    r = sa__budget_state_room(&h->map->st, now, next_free);
     unlock(h);
     return r;
 }
 
-int sa_budget_host_admitted(sa_budget_host *h, int64_t now, int mine)
+int sa__budget_host_admitted(sa_budget_host *h, int64_t now, int mine)
 {
     int n;
     lock(h);
-    n = sa_budget_state_lease(&h->map->st, now, h->pid, h->token, mine, alive,
+    n = sa__budget_state_lease(&h->map->st, now, h->pid, h->token, mine, alive,
                               NULL);
     unlock(h);
     return n < 0 ? mine : n;
 }
 
-const char *sa_budget_host_path(const sa_budget_host *h)
+const char *sa__budget_host_path(const sa_budget_host *h)
 {
     return h ? h->path : NULL;
 }

@@ -11,9 +11,9 @@
  *
  * Never blocking.  The client talks RESP itself over one non-blocking TCP
  * socket (no new library): a request is written, and its answer read,
- * only by sa_budget_redis_pump, which the client calls with every advance
+ * only by sa__budget_redis_pump, which the client calls with every advance
  * (drive.c), a zero-timeout look at the socket.  While an answer is
- * awaited, sa_budget_redis_acquire answers "not yet, look again in
+ * awaited, sa__budget_redis_acquire answers "not yet, look again in
  * REDIS_POLL_MS", which the scheduler turns into its timer: a step, a
  * blocking wait or an event loop's timer hook comes back that soon.  A
  * grant is a slot to use at once: used by the advance that reads it (it
@@ -166,7 +166,7 @@ struct sa_budget_redis {
 /* Address                                                              */
 /* ------------------------------------------------------------------ */
 
-int sa_budget_redis_parse(const char *url, char *host, size_t hostlen,
+int sa__budget_redis_parse(const char *url, char *host, size_t hostlen,
                           char *port, size_t portlen, int *db)
 {
     const char *p, *colon, *slash;
@@ -519,7 +519,7 @@ static int sha_hex(const EVP_MD *md, const void *data, size_t len, char *hex,
     return 1;
 }
 
-int sa_budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
+int sa__budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
                          const sa_client_options *o, const char *api_key,
                          const char *base_url, int64_t now, char *err,
                          size_t errlen)
@@ -533,7 +533,7 @@ int sa_budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
     int db, i, fleet, rc;
 
     *out = NULL;
-    if (!sa_budget_redis_parse(o->rate_limit_scope, host, sizeof host, port,
+    if (!sa__budget_redis_parse(o->rate_limit_scope, host, sizeof host, port,
                                sizeof port, &db)) {
         sa__errf(err, errlen, "rate_limit_scope must be \"process\", \"host\" "
                  "or \"redis://HOST:PORT[/DB]\"");
@@ -563,7 +563,7 @@ int sa_budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
     r->fd = -1;
     r->inflight_op = -1;
     r->backoff = REDIS_BACKOFF_MIN;
-    if (!sa_budget_plan(o, &r->nr, &r->rs, &r->nl, &r->ls)) {
+    if (!sa__budget_plan(o, &r->nr, &r->rs, &r->nl, &r->ls)) {
         sa__free(mem, r);
         sa__errf(err, errlen, "the rate options are too large for a shared "
                  "budget");
@@ -600,7 +600,7 @@ int sa_budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
                   ^ (uint32_t)(uintptr_t)r ^ (uint32_t)now;
     /* 4/5 of an even share: the fleet's clients send independently, so
      * their shares meet in bursts */
-    rc = sa_limiter_init(&r->share, mem, 1, 0.8 * o->rate_per_second / fleet,
+    rc = sa__limiter_init(&r->share, mem, 1, 0.8 * o->rate_per_second / fleet,
                          o->rate_burst, o->rate_window_max / fleet > 0
                          ? o->rate_window_max / fleet : (o->rate_window_max > 0),
                          (int64_t)o->rate_window_ms);
@@ -615,15 +615,15 @@ int sa_budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
     return SA_OK;
 }
 
-void sa_budget_redis_close(sa_budget_redis *r)
+void sa__budget_redis_close(sa_budget_redis *r)
 {
     if (!r) return;
     r_close(r);
-    sa_limiter_free(&r->share);
+    sa__limiter_free(&r->share);
     sa__free(r->mem, r);
 }
 
-void sa_budget_redis_pump(sa_budget_redis *r, int64_t now)
+void sa__budget_redis_pump(sa_budget_redis *r, int64_t now)
 {
     if (!r) return;
     if (r->state == R_DOWN) {
@@ -640,22 +640,22 @@ void sa_budget_redis_pump(sa_budget_redis *r, int64_t now)
     }
 }
 
-const char *sa_budget_redis_note(const sa_budget_redis *r)
+const char *sa__budget_redis_note(const sa_budget_redis *r)
 {
     return r && r->note[0] ? r->note : NULL;
 }
 
-void sa_budget_redis_clear_note(sa_budget_redis *r)
+void sa__budget_redis_clear_note(sa_budget_redis *r)
 {
     if (r) r->note[0] = '\0';
 }
 
-int sa_budget_redis_up(const sa_budget_redis *r)
+int sa__budget_redis_up(const sa_budget_redis *r)
 {
     return r && r->state != R_DOWN;
 }
 
-int sa_budget_redis_acquire(sa_budget_redis *r, int64_t now,
+int sa__budget_redis_acquire(sa_budget_redis *r, int64_t now,
                             int64_t *ready_at, int record)
 {
     int64_t ready = now;
@@ -666,8 +666,8 @@ int sa_budget_redis_acquire(sa_budget_redis *r, int64_t now,
     }
     if (r->state == R_DOWN) {
         /* own share while Redis is away */
-        if (record) return sa_limiter_acquire(&r->share, now, ready_at);
-        return sa_limiter_check(&r->share, now, ready_at);
+        if (record) return sa__limiter_acquire(&r->share, now, ready_at);
+        return sa__limiter_check(&r->share, now, ready_at);
     }
     if (r->grant && now - r->grant_at > REDIS_GRANT_MS) r->grant = 0;
     if (r->grant) {
@@ -700,16 +700,16 @@ int sa_budget_redis_acquire(sa_budget_redis *r, int64_t now,
     return 0;
 }
 
-void sa_budget_redis_penalize(sa_budget_redis *r, int64_t now, int64_t pause)
+void sa__budget_redis_penalize(sa_budget_redis *r, int64_t now, int64_t pause)
 {
-    sa_limiter_penalize(&r->share, now, pause);
+    sa__limiter_penalize(&r->share, now, pause);
     if (r->state != R_DOWN) {
         r->pause_pending = pause > 0 ? pause : 1;
         if (r->wait_until < now + pause) r->wait_until = now + pause;
     }
 }
 
-int sa_budget_redis_admitted(sa_budget_redis *r, int64_t now, int mine)
+int sa__budget_redis_admitted(sa_budget_redis *r, int64_t now, int mine)
 {
     int others = r->admitted_total - r->admitted_mine;
     r->admitted_mine = mine;

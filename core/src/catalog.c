@@ -132,7 +132,7 @@ static const engine_error engine_errors[] = {
 /* Actions                                                             */
 /* ------------------------------------------------------------------ */
 
-int sa_catalog_find(const char *name)
+int sa__catalog_find(const char *name)
 {
     int i;
     if (!name) return -1;
@@ -141,25 +141,25 @@ int sa_catalog_find(const char *name)
     return -1;
 }
 
-int sa_catalog_tier(int i)
+int sa__catalog_tier(int i)
 {
     if (i < 0 || i >= N_ACTIONS) return SA_ERR_UNKNOWN_ACTION;
     return actions[i].tier;
 }
 
-int sa_catalog_counterpart(int i)
+int sa__catalog_counterpart(int i)
 {
     if (i < 0 || i >= N_ACTIONS) return -1;
     return actions[i].counterpart;
 }
 
-const char *const *sa_catalog_regions(int i)
+const char *const *sa__catalog_regions(int i)
 {
     if (i < 0 || i >= N_ACTIONS) return NULL;
     return actions[i].regions;
 }
 
-int sa_catalog_units(int tier, size_t n)
+int sa__catalog_units(int tier, size_t n)
 {
     if ((tier != SA_TIER_SD && tier != SA_TIER_HD) || n < 1 ||
         n > SA_MAX_ACTIONS)
@@ -179,13 +179,13 @@ const char *sa_action_name(size_t i)
 
 int sa_action_tier(const char *name)
 {
-    int i = sa_catalog_find(name);
+    int i = sa__catalog_find(name);
     return i < 0 ? SA_ERR_UNKNOWN_ACTION : actions[i].tier;
 }
 
 const char *sa_action_counterpart(const char *name)
 {
-    int k = sa_catalog_counterpart(sa_catalog_find(name));
+    int k = sa__catalog_counterpart(sa__catalog_find(name));
     return k >= 0 ? actions[k].name : NULL;
 }
 
@@ -291,7 +291,7 @@ static int report_unknown(const char *name, int tier_hint, char *err,
  * count, mixed tiers.  A NULL list with n > 0 or a
  * NULL name is a programmer error: SA_ERR_INVALID_ARGUMENT.  tier, unique
  * and n_unique may be NULL. */
-int sa_catalog_check_actions(const char *const *list, size_t n, int *tier,
+int sa__catalog_check_actions(const char *const *list, size_t n, int *tier,
                              const char **unique, size_t *n_unique,
                              char *err, size_t errlen)
 {
@@ -309,11 +309,11 @@ int sa_catalog_check_actions(const char *const *list, size_t n, int *tier,
             sa__errf(err, errlen, "action #%zu is NULL", i + 1);
             return SA_ERR_INVALID_ARGUMENT;
         }
-        k = sa_catalog_find(list[i]);
+        k = sa__catalog_find(list[i]);
         if (k >= 0 && known_tier < 0) known_tier = actions[k].tier;
     }
     for (i = 0; i < n; i++) {
-        int k = sa_catalog_find(list[i]);
+        int k = sa__catalog_find(list[i]);
         if (k < 0) return report_unknown(list[i], known_tier, err, errlen);
         if (actions[k].tier == SA_TIER_SD && first_sd < 0) first_sd = k;
         if (actions[k].tier == SA_TIER_HD && first_hd < 0) first_hd = k;
@@ -348,11 +348,11 @@ int sa_cost(const char *const *list, size_t n, char *errbuf,
 {
     int tier = SA_TIER_SD, rc;
     size_t count = 0;
-    rc = sa_catalog_check_actions(list, n, &tier, NULL, &count, errbuf,
+    rc = sa__catalog_check_actions(list, n, &tier, NULL, &count, errbuf,
                                   errbuf_len);
     if (rc != SA_OK) return rc;
     if (errbuf && errbuf_len) errbuf[0] = '\0';
-    return sa_catalog_units(tier, count);
+    return sa__catalog_units(tier, count);
 }
 
 /* ------------------------------------------------------------------ */
@@ -466,7 +466,7 @@ static int ms_check_member(const cJSON *item, char *err, size_t errlen)
 }
 
 /* NULL means "no extra arguments" and is valid. */
-int sa_catalog_check_miniserver_args(const cJSON *obj, char *err,
+int sa__catalog_check_miniserver_args(const cJSON *obj, char *err,
                                      size_t errlen)
 {
     const cJSON *item;
@@ -495,12 +495,12 @@ static const engine_error *engine_find(const char *code)
     return NULL;
 }
 
-int sa_catalog_engine_error_known(const char *code)
+int sa__catalog_engine_error_known(const char *code)
 {
     return engine_find(code) != NULL;
 }
 
-const char *sa_catalog_engine_error_hint(const char *code)
+const char *sa__catalog_engine_error_hint(const char *code)
 {
     const engine_error *e = engine_find(code);
     return e ? e->hint : NULL;

@@ -2,7 +2,7 @@
 
 /*
  * A client owns its jobs and drives them: for each job it asks
- * sa_jobsm_next(now) what to do, sends requests through the engine (API
+ * sa__jobsm_next(now) what to do, sends requests through the engine (API
  * host requests only when the scheduler gives a slot), feeds the answers
  * back, and tells the caller what happened.  This file is the public glue
  * of that: sa_client_new / sa_client_free, the three ways to drive a
@@ -159,9 +159,9 @@ static int client_init_parts(sa_client *c, const sa_client_options *o,
     }
     for (n = strlen(c->base_url); n > 0 && c->base_url[n - 1] == '/'; n--)
         c->base_url[n - 1] = '\0';
-    sa_pollplan_init(&c->plan, o->poll_strategy, o->webhooks,
+    sa__pollplan_init(&c->plan, o->poll_strategy, o->webhooks,
                      o->poll_interval_ms, o->max_poll_interval_ms);
-    rc = sa_sched_init(&c->sched, c->mem, o);
+    rc = sa__sched_init(&c->sched, c->mem, o);
     if (rc != SA_OK) {
         sa__errf(err, errlen, rc == SA_ERR_NOMEM ? "out of memory creating "
                  "the client" : "the rate limit options are out of range");
@@ -171,7 +171,7 @@ static int client_init_parts(sa_client *c, const sa_client_options *o,
         /* rate_limit_scope: the budget the scheduler shares (budget.c) */
         sa_budget *b = NULL;
         char note[CLIENT_ERRLEN];
-        rc = sa_budget_open(&b, c->mem, o, c->api_key, c->base_url, note,
+        rc = sa__budget_open(&b, c->mem, o, c->api_key, c->base_url, note,
                             sizeof note);
         if (rc != SA_OK) {
             if (rc == SA_ERR_NOMEM)
@@ -199,7 +199,7 @@ static int client_init_parts(sa_client *c, const sa_client_options *o,
     eh.socket = on_curl_socket;
     eh.log = engine_log;
     eh.log_level = o->log ? o->log_level : INT_MAX;
-    return sa_engine_new(&eo, &eh, &c->engine, err, errlen);
+    return sa__engine_new(&eo, &eh, &c->engine, err, errlen);
 }
 
 static void client_free_parts(sa_client *c)
@@ -207,10 +207,10 @@ static void client_free_parts(sa_client *c)
     sa_mem memv = c->memv;
     const sa_mem *mem = c->mem ? &memv : NULL;
 
-    sa_engine_free(c->engine);
-    sa_budget_close(c->sched.budget);
+    sa__engine_free(c->engine);
+    sa__budget_close(c->sched.budget);
     c->sched.budget = NULL;
-    sa_sched_free(&c->sched);
+    sa__sched_free(&c->sched);
     if (c->api_key) memset(c->api_key, 0, strlen(c->api_key));
     sa__free(mem, c->api_key);
     sa__free(mem, c->base_url);
@@ -237,7 +237,7 @@ static int client_new(sa_client **out, const sa_client_options *user,
     }
     rc = sa__options_in(&full, user, errbuf, errbuf_len);
     if (rc != SA_OK) return rc;
-    if (!sa_engine_global_ready()) {
+    if (!sa__engine_global_ready()) {
         sa__errf(errbuf, errbuf_len, "call sa_global_init() once per process "
                  "before sa_client_new()");
         return SA_ERR_INIT;
@@ -274,7 +274,7 @@ static int client_new(sa_client **out, const sa_client_options *user,
     c->opt.rate_limit_scope = NULL;
     if (!c->opt.api_version) c->opt.api_version = SA_API_V2_1;
     c->rng = mix_seed(opts->jitter_seed ? opts->jitter_seed
-                      : (uint64_t)sa_engine_now() * 1000003u ^
+                      : (uint64_t)sa__engine_now() * 1000003u ^
                         (uint64_t)(uintptr_t)c);
     *out = c;
     return SA_OK;
@@ -316,7 +316,7 @@ static void client_teardown(sa_client *c)
         sa_job *j = JOB_OF(c->active.next, link);
         if (!j->published)
             sa__publish(c, j, SA_JOB_CANCELLED, SA_ERR_CANCELLED,
-                        sa_jobsm_task_maybe_created(j->sm)
+                        sa__jobsm_task_maybe_created(j->sm)
                         ? "the client was freed while the task ran: it is no "
                           "longer polled and may still be billed"
                         : "the client was freed before a task was created: "
@@ -366,12 +366,12 @@ static int64_t next_deadline(sa_client *c, int64_t now)
     if (!sa_link_empty(&c->queued) &&
         (c->opt.max_jobs <= 0 || sa__n_running(c) < c->opt.max_jobs))
         sa__min_at(&at, now);
-    sa__min_at(&at, sa_sched_ready_at(&c->sched, now));
-    if (sa_engine_has_leftover(c->engine)) sa__min_at(&at, now);
+    sa__min_at(&at, sa__sched_ready_at(&c->sched, now));
+    if (sa__engine_has_leftover(c->engine)) sa__min_at(&at, now);
     if (c->hooks) {
         sa__min_at(&at, c->curl_timer_at);
     } else {
-        long t = sa_engine_timeout(c->engine);
+        long t = sa__engine_timeout(c->engine);
         if (t >= 0) sa__min_at(&at, now + t);
     }
     return at;
@@ -395,15 +395,15 @@ static void set_bounded(sa_client *c, int on)
     c->due_left = SA_STEP_BATCH;
     c->done_now = 0;
     c->budget_end = on && c->opt.step_budget_us > 0
-                  ? sa_engine_now_us() + c->opt.step_budget_us : 0;
-    sa_engine_set_batch(c->engine, on ? SA_STEP_BATCH : 0, c->budget_end);
+                  ? sa__engine_now_us() + c->opt.step_budget_us : 0;
+    sa__engine_set_batch(c->engine, on ? SA_STEP_BATCH : 0, c->budget_end);
 }
 
 /* One round: due work, wait up to timeout_ms (< 0: no limit) for the next
  * deadline or socket activity, transfers, due work, callbacks. */
 static int step_round(sa_client *c, long timeout_ms)
 {
-    int64_t now = sa_engine_now(), at;
+    int64_t now = sa__engine_now(), at;
     int rc = SA_OK, rc2;
 
     sa__advance(c, now);
@@ -411,17 +411,17 @@ static int step_round(sa_client *c, long timeout_ms)
     if (c->free_pending) return SA_OK;
     if (timeout_ms != 0 && c->n_active + c->n_queued > 0) {
         long wait = timeout_ms;
-        now = sa_engine_now();
+        now = sa__engine_now();
         at = next_deadline(c, now);
         if (at >= 0) {
             int64_t d = at > now ? at - now : 0;
             if (wait < 0 || d < wait) wait = (long)d;
         }
         if (wait < 0) wait = LONG_MAX;
-        if (wait > 0) rc = sa_engine_wait(c->engine, wait);
+        if (wait > 0) rc = sa__engine_wait(c->engine, wait);
     }
-    rc2 = sa_engine_perform(c->engine);
-    now = sa_engine_now();
+    rc2 = sa__engine_perform(c->engine);
+    now = sa__engine_now();
     sa__advance(c, now);
     sa__deliver(c);
     if (rc == SA_OK) rc = rc2;
@@ -458,7 +458,7 @@ int sa_client_step(sa_client *client, long timeout_ms)
  * the interrupt hook (or sa_client_wakeup without one) says stop. */
 static int wait_loop(sa_client *c, const sa_job *job, long timeout_ms)
 {
-    int64_t start = sa_engine_now(), checked = start;
+    int64_t start = sa__engine_now(), checked = start;
 
     atomic_store(&c->woken, 0);
     for (;;) {
@@ -468,7 +468,7 @@ static int wait_loop(sa_client *c, const sa_job *job, long timeout_ms)
         if (job ? job->published : c->n_active + c->n_queued == 0)
             return SA_OK;
         if (c->free_pending) return SA_OK;
-        now = sa_engine_now();
+        now = sa__engine_now();
         woken = atomic_exchange(&c->woken, 0);
         if (woken || now - checked >= WAIT_SLICE_MS) {
             checked = now;
@@ -526,7 +526,7 @@ long sa_client_timeout_ms(sa_client *client)
     int64_t now, at;
 
     if (!client || client->freeing) return -1;
-    now = sa_engine_now();
+    now = sa__engine_now();
     at = next_deadline(client, now);
     if (at < 0) return -1;
     if (at <= now) return 0;
@@ -537,7 +537,7 @@ int sa_client_wakeup(sa_client *client)
 {
     if (!client) return SA_ERR_INVALID_ARGUMENT;
     atomic_store(&client->woken, 1);
-    return sa_engine_wakeup(client->engine);
+    return sa__engine_wakeup(client->engine);
 }
 
 /* ================================================================== */
@@ -551,7 +551,7 @@ static void report_timer(sa_client *c)
     int64_t now, at;
 
     if (!c->hooks || c->freeing) return;
-    now = sa_engine_now();
+    now = sa__engine_now();
     at = next_deadline(c, now);
     if (at == c->reported_at && (at < 0 || at > now)) return;
     c->reported_at = at;
@@ -586,10 +586,10 @@ int sa_client_set_event_hooks(sa_client *client, sa_socket_fn sock,
     if (!sock != !timer)
         return sa__cfail(c, SA_ERR_INVALID_ARGUMENT, "give both a socket and "
                          "a timer hook, or neither");
-    if (sa_engine_in_flight(c->engine) > 0)
+    if (sa__engine_in_flight(c->engine) > 0)
         return sa__cfail(c, SA_ERR_BUSY, "requests are in flight: install or "
                          "remove event hooks while the client has none");
-    rc = sa_engine_set_event_mode(c->engine, sock != NULL);
+    rc = sa__engine_set_event_mode(c->engine, sock != NULL);
     if (rc != SA_OK)
         return sa__cfail(c, rc, "libcurl refused the event hooks");
     c->hooks = sock != NULL;
@@ -616,14 +616,14 @@ int sa_client_socket_action(sa_client *client, int fd, int what)
         return sa__cfail(c, SA_ERR_INVALID_ARGUMENT, "no event hooks "
                          "installed (sa_client_set_event_hooks)");
     sa__enter(c);
-    now = sa_engine_now();
+    now = sa__engine_now();
     /* a timer libcurl already saw expire is re-reported by libcurl */
     if (fd == SA_SOCKET_TIMEOUT && c->curl_timer_at >= 0 &&
         c->curl_timer_at <= now)
         c->curl_timer_at = -1;
     set_bounded(c, 1);
-    rc = sa_engine_socket_action(c->engine, fd, what);
-    sa__advance(c, sa_engine_now());
+    rc = sa__engine_socket_action(c->engine, fd, what);
+    sa__advance(c, sa__engine_now());
     set_bounded(c, 0);
     sa__deliver(c);
     n = sa__n_visible(c);
@@ -634,7 +634,7 @@ int sa_client_socket_action(sa_client *client, int fd, int what)
 
 void sa__client_stats(const sa_client *c, long *transfers, long *connects)
 {
-    sa_engine_stats(c ? c->engine : NULL, transfers, connects);
+    sa__engine_stats(c ? c->engine : NULL, transfers, connects);
 }
 
 void sa__client_peaks(const sa_client *c, int *uploads, int *done_per_step)
@@ -657,13 +657,13 @@ int sa_client_notify(sa_client *client, const char *task_id)
 
     if (!c || !task_id || c->freeing) return SA_ERR_INVALID_ARGUMENT;
     sa__enter(c);
-    now = sa_engine_now();
+    now = sa__engine_now();
     for (l = c->active.next; l != &c->active; l = l->next) {
         sa_job *j = JOB_OF(l, link);
-        const char *id = j->kind == KIND_ANALYSIS ? sa_jobsm_task_id(j->sm)
+        const char *id = j->kind == KIND_ANALYSIS ? sa__jobsm_task_id(j->sm)
                                                   : NULL;
         if (!id || strcmp(id, task_id) != 0) continue;
-        if (sa_jobsm_poll_now(j->sm, now)) {
+        if (sa__jobsm_poll_now(j->sm, now)) {
             if (j->wake_at > now) j->wake_at = now;
             n++;
         }

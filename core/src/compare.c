@@ -51,7 +51,7 @@ static int same_concern(const char *a, const char *b)
 {
     int k;
     if (strcmp(a, b) == 0) return 1;
-    k = sa_catalog_counterpart(sa_catalog_find(a));
+    k = sa__catalog_counterpart(sa__catalog_find(a));
     return k >= 0 && strcmp(sa_action_name((size_t)k), b) == 0;
 }
 

@@ -67,7 +67,7 @@ sa_job *sa__job_alloc(sa_client *c, const sa_request *req)
         j->mem = &j->memv;
     }
     sa_link_init(&j->link);
-    sa_sched_item_init(&j->sq);
+    sa__sched_item_init(&j->sq);
     sa_link_init(&j->ev_link);
     j->client = c;
     j->rng = sa__rand(&c->rng) | 1u;
@@ -83,11 +83,11 @@ void sa__job_destroy(sa_job *j)
     sa_mem memv = j->memv;
     const sa_mem *mem = j->mem ? &memv : NULL;
 
-    sa_sched_withdraw(&j->sq);
+    sa__sched_withdraw(&j->sq);
     if (sa_link_linked(&j->ev_link)) sa_link_remove(&j->ev_link);
     if (sa_link_linked(&j->link)) sa_link_remove(&j->link);
-    sa_jobsm_free(j->sm);
-    sa_jobsm_free(j->del_other);
+    sa__jobsm_free(j->sm);
+    sa__jobsm_free(j->del_other);
     sa_result_free(j->pub_result_own);
     while (j->kept) {
         sa_kept *k = j->kept;
@@ -121,7 +121,7 @@ void sa__sweep_dead(sa_client *c)
 /* "task <id>" when the machine knows it, else "job #N". */
 static const char *job_label(const sa_job *j, char *buf, size_t len)
 {
-    const char *task = j->sm ? sa_jobsm_task_id(j->sm) : NULL;
+    const char *task = j->sm ? sa__jobsm_task_id(j->sm) : NULL;
     if (task) snprintf(buf, len, "task %s", task);
     else snprintf(buf, len, "job #%lu", j->seq);
     return buf;
@@ -131,7 +131,7 @@ static const char *job_label(const sa_job *j, char *buf, size_t len)
  * and only its result is downloaded): look at the queue again. */
 static void unadmit(sa_client *c, sa_job *j)
 {
-    sa_sched_unadmit(&c->sched, &j->sq, sa_engine_now());
+    sa__sched_unadmit(&c->sched, &j->sq, sa__engine_now());
 }
 
 /* After every call into the machine: queue a progress event when the
@@ -142,11 +142,11 @@ static void note_state(sa_client *c, sa_job *j)
 {
     int st;
     if (!j->sm || j->published) return;
-    st = sa_jobsm_state(j->sm);
+    st = sa__jobsm_state(j->sm);
     if (sa__is_terminal(st)) {
         if (sa__delete_after_step(c, j)) return;  /* deleting first */
         sa__publish_sm(c, j);
-        if (sa_jobsm_background(j->sm)) j->quiet_end = 1;
+        if (sa__jobsm_background(j->sm)) j->quiet_end = 1;
         return;
     }
     if (st == SA_JOB_FETCHING) unadmit(c, j);
@@ -162,10 +162,10 @@ static void log_quiet_end(sa_client *c, sa_job *j)
 {
     const char *msg = "";
     char label[160];
-    int rc = sa_jobsm_task_outcome(j->sm, &msg);
+    int rc = sa__jobsm_task_outcome(j->sm, &msg);
 
     job_label(j, label, sizeof label);
-    if (!sa_jobsm_task_id(j->sm) && !sa_jobsm_task_maybe_created(j->sm))
+    if (!sa__jobsm_task_id(j->sm) && !sa__jobsm_task_maybe_created(j->sm))
         sa__jlog(c, SA_LOG_DEBUG, "%s ended after its caller left: %s", label,
                  msg);
     else if (rc == SA_OK)
@@ -183,10 +183,10 @@ static void log_quiet_end(sa_client *c, sa_job *j)
 void sa__engine_end(sa_client *c, sa_job *j)
 {
     if (j->xfer) {
-        sa_engine_abort(c->engine, j->xfer);
+        sa__engine_abort(c->engine, j->xfer);
         xfer_gone(c, j);
     }
-    sa_sched_withdraw(&j->sq);
+    sa__sched_withdraw(&j->sq);
     j->parked = NULL;
     unadmit(c, j);
     (void)sa__delete_after_abort(c, j, SA_ERR_CANCELLED, "the delete was "
@@ -211,13 +211,13 @@ static void job_stuck(sa_client *c, sa_job *j, int64_t now)
         sa__engine_end(c, j);  /* the result is published DONE */
         return;
     }
-    if (sa_jobsm_task_maybe_created(j->sm))
+    if (sa__jobsm_task_maybe_created(j->sm))
         sa__jlog(c, SA_LOG_WARNING, "%s abandoned: out of memory; it is no "
                  "longer polled and may still be billed",
                  job_label(j, label, sizeof label));
     sa__publish(c, j, SA_JOB_FAILED, SA_ERR_NOMEM,
                 "out of memory driving the job");
-    sa_jobsm_cancel(j->sm, now, 1);
+    sa__jobsm_cancel(j->sm, now, 1);
     sa__engine_end(c, j);
 }
 
@@ -231,7 +231,7 @@ static void feed_not_sent(sa_client *c, sa_job *j, int64_t now, int transport,
     r.not_sent = 1;
     r.transport_msg = msg;
     /* out of memory in there ends the machine FAILED; next() says END */
-    (void)sa_jobsm_on_response(j->sm, now, &r);
+    (void)sa__jobsm_on_response(j->sm, now, &r);
     note_state(c, j);
 }
 
@@ -245,7 +245,7 @@ static int is_upload(const sa_http_request *req)
 static void xfer_gone(sa_client *c, sa_job *j)
 {
     j->xfer = NULL;
-    if (j->xfer_upload) sa_sched_upload_ended(&c->sched);
+    if (j->xfer_upload) sa__sched_upload_ended(&c->sched);
     j->xfer_upload = 0;
 }
 
@@ -263,17 +263,17 @@ static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
     r.fresh_connection = req->step == SA_STEP_TASK_CREATE;
     sa__fetch_attach(j, &r);  /* a download's body goes to disk or its
                                  buffer (fetch.c) */
-    rc = sa_engine_send(c->engine, &r, j, &x);
+    rc = sa__engine_send(c->engine, &r, j, &x);
     if (rc == SA_OK) {
-        sa_jobsm_note_sent(j->sm, now);  /* the planner times from here */
+        sa__jobsm_note_sent(j->sm, now);  /* the planner times from here */
         j->xfer = x;
         j->xfer_api = req->api_host;
         j->xfer_upload = is_upload(req);
-        if (j->xfer_upload) sa_sched_upload_started(&c->sched);
+        if (j->xfer_upload) sa__sched_upload_started(&c->sched);
         j->wake_at = j->deadline_at;
         return 1;
     }
-    feed_not_sent(c, j, now, rc, sa_engine_errmsg(c->engine));
+    feed_not_sent(c, j, now, rc, sa__engine_errmsg(c->engine));
     return 0;
 }
 
@@ -284,16 +284,16 @@ static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
 static int send_or_park(sa_client *c, sa_job *j, const sa_http_request *req,
                         int64_t now)
 {
-    if (req->api_host && sa_sched_limited(&c->sched)) {
+    if (req->api_host && sa__sched_limited(&c->sched)) {
         j->parked = req;
         j->wake_at = j->deadline_at;
-        sa_sched_park_api(&c->sched, &j->sq, req->step, now);
+        sa__sched_park_api(&c->sched, &j->sq, req->step, now);
         return 1;
     }
-    if (is_upload(req) && sa_sched_upload_must_wait(&c->sched)) {
+    if (is_upload(req) && sa__sched_upload_must_wait(&c->sched)) {
         j->parked = req;
         j->wake_at = j->deadline_at;
-        sa_sched_park_upload(&c->sched, &j->sq);
+        sa__sched_park_upload(&c->sched, &j->sq);
         return 1;
     }
     return start_xfer(c, j, req, now);
@@ -308,7 +308,7 @@ static void drive_job(sa_client *c, sa_job *j, int64_t now)
     if (j->kind == KIND_FETCH) sa__fetch_pump(c, j, now);
     for (guard = 0; guard < 16; guard++) {
         sa_next nx;
-        int rc = sa_jobsm_next(j->sm, now, &nx);
+        int rc = sa__jobsm_next(j->sm, now, &nx);
         const sa_jobsm *was = j->sm;
         note_state(c, j);
         if (j->sm != was) continue;  /* delete_after: on with the delete */
@@ -367,11 +367,11 @@ static void service_limq(sa_client *c, int64_t now)
     long guard;
 
     for (guard = 0; guard < 100000L; guard++) {
-        sa_sched_item *it = sa_sched_next_api(&c->sched, now);
+        sa_sched_item *it = sa__sched_next_api(&c->sched, now);
         if (!it) return;
         send_parked(c, JOB_OF(it, sq), now);
     }
-    sa_sched_recheck(&c->sched, now + 1);
+    sa__sched_recheck(&c->sched, now + 1);
 }
 
 /* Start waiting uploads, oldest first, while max_uploads allows.  An
@@ -381,7 +381,7 @@ static void service_upq(sa_client *c, int64_t now)
     long guard;
 
     for (guard = 0; guard < 100000L; guard++) {
-        sa_sched_item *it = sa_sched_next_upload(&c->sched);
+        sa_sched_item *it = sa__sched_next_upload(&c->sched);
         if (!it) return;
         send_parked(c, JOB_OF(it, sq), now);
     }
@@ -393,7 +393,7 @@ void sa__advance(sa_client *c, int64_t now)
 {
     sa_link *l, *next;
     long restarts = 0;
-    const char *note = sa_budget_pump(c->sched.budget, now);  /* redis */
+    const char *note = sa__budget_pump(c->sched.budget, now);  /* redis */
 
     if (note) sa__jlog(c, SA_LOG_WARNING, "%s", note);
     start_queued(c, now);
@@ -406,7 +406,7 @@ void sa__advance(sa_client *c, int64_t now)
         if (c->bounded &&
             (c->due_left-- <= 0 ||
              (c->due_left < SA_STEP_BATCH - 1 && c->budget_end > 0 &&
-              sa_engine_now_us() >= c->budget_end)))
+              sa__engine_now_us() >= c->budget_end)))
             break;
         drive_job(c, j, now);
         /* Only j moves while it is driven, unless a hook called back into
@@ -425,22 +425,22 @@ void sa__on_done(void *ctx, void *owner, const sa_http_response *resp)
 {
     sa_client *c = ctx;
     sa_job *j = owner;
-    int64_t now = sa_engine_now();
+    int64_t now = sa__engine_now();
     char label[160], notice[640];
 
     xfer_gone(c, j);
     if (c->bounded && ++c->done_now > c->peak_done)
         c->peak_done = c->done_now;
     if (resp->transport == SA_OK && resp->http_status == 429 && j->xfer_api)
-        sa_sched_penalize(&c->sched, now);
-    c->plan.load = sa_sched_load(&c->sched, now);  /* prices its polls */
-    (void)sa_jobsm_on_response(j->sm, now, resp);  /* NOMEM: ends FAILED */
+        sa__sched_penalize(&c->sched, now);
+    c->plan.load = sa__sched_load(&c->sched, now);  /* prices its polls */
+    (void)sa__jobsm_on_response(j->sm, now, resp);  /* NOMEM: ends FAILED */
     note_state(c, j);
-    if (sa_jobsm_take_notice(j->sm, notice, sizeof notice))
+    if (sa__jobsm_take_notice(j->sm, notice, sizeof notice))
         sa__jlog(c, SA_LOG_WARNING, "%s", notice);
-    if (sa_jobsm_state(j->sm) == SA_JOB_BACKOFF)
+    if (sa__jobsm_state(j->sm) == SA_JOB_BACKOFF)
         sa__jlog(c, SA_LOG_INFO, "%s: %s", job_label(j, label, sizeof label),
-                 sa_jobsm_errmsg(j->sm));
+                 sa__jobsm_errmsg(j->sm));
     drive_job(c, j, now);
 }
 
@@ -455,7 +455,7 @@ void sa__on_done(void *ctx, void *owner, const sa_http_response *resp)
 void sa__user_cancel(sa_client *c, sa_job *j, int abandon, int status,
                      const char *why)
 {
-    int64_t now = sa_engine_now();
+    int64_t now = sa__engine_now();
     char label[160], msg[768];
     int keep_polling;
 
@@ -477,19 +477,19 @@ void sa__user_cancel(sa_client *c, sa_job *j, int abandon, int status,
         return;
     }
     if (j->parked && j->parked->step == SA_STEP_TASK_CREATE) {
-        sa_sched_withdraw(&j->sq);
+        sa__sched_withdraw(&j->sq);
         j->parked = NULL;
         abandon = 1;
         if (!why) why = "cancelled before the task create request was sent: "
                         "nothing was billed";
-    } else if (abandon && sa_jobsm_task_maybe_created(j->sm)) {
+    } else if (abandon && sa__jobsm_task_maybe_created(j->sm)) {
         sa__jlog(c, SA_LOG_WARNING, "%s abandoned: it is no longer polled and "
                  "may still be billed", job_label(j, label, sizeof label));
     }
-    keep_polling = sa_jobsm_cancel(j->sm, now, abandon);
+    keep_polling = sa__jobsm_cancel(j->sm, now, abandon);
     if (why) {
         snprintf(msg, sizeof msg, "%s%s%s", why, keep_polling ? "; " : "",
-                 keep_polling ? sa_jobsm_errmsg(j->sm) : "");
+                 keep_polling ? sa__jobsm_errmsg(j->sm) : "");
         sa__publish(c, j, SA_JOB_CANCELLED, status, msg);
     } else {
         sa__publish(c, j, SA_JOB_CANCELLED, status, NULL);
@@ -509,14 +509,14 @@ void sa__user_cancel(sa_client *c, sa_job *j, int abandon, int status,
 void sa__abandon_engine_side(sa_client *c, sa_job *j, const char *who)
 {
     char label[160];
-    int64_t now = sa_engine_now();
+    int64_t now = sa__engine_now();
 
     if (j->where != J_ACTIVE) return;
-    if (sa_jobsm_task_maybe_created(j->sm))
+    if (sa__jobsm_task_maybe_created(j->sm))
         sa__jlog(c, SA_LOG_WARNING, "%s abandoned (%s): it is no longer "
                  "polled and may still be billed",
                  job_label(j, label, sizeof label), who);
-    (void)sa_jobsm_cancel(j->sm, now, 1);
+    (void)sa__jobsm_cancel(j->sm, now, 1);
     j->quiet_end = 0;
     sa__engine_end(c, j);
 }
@@ -566,13 +566,13 @@ int sa__start_job(sa_client *c, sa_job *j, int64_t now)
     cfg.low_speed_limit = c->opt.low_speed_limit;
     cfg.low_speed_time_ms = c->opt.low_speed_time_ms;
     cfg.plan = &c->plan;
-    rc = sa_jobsm_new(&cfg, now, &j->sm);
+    rc = sa__jobsm_new(&cfg, now, &j->sm);
     if (rc != SA_OK) return rc;
     j->deadline_at = cfg.deadline_at_ms;
     j->wake_at = now;
     /* a resumed task needs polls from its first one on (sched.c) */
     j->sq.poll_admits = j->task_id != NULL;
-    st = sa_jobsm_state(j->sm);
+    st = sa__jobsm_state(j->sm);
     if (was_queued) sa__ev_push(c, j, st);
     j->last_state = st;
     sa__set_where(c, j, J_ACTIVE);

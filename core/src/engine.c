@@ -6,7 +6,7 @@
  *
  * The engine knows nothing about jobs or the protocol: it sends what it is
  * given and reports what happened through sa_engine_hooks.  It is also the
- * only place that reads a clock (sa_engine_now), and it owns libcurl's
+ * only place that reads a clock (sa__engine_now), and it owns libcurl's
  * process-wide setup (sa_global_init / sa_global_cleanup).
  *
  * Its files: engine.c (this one: global setup, the clock, creation and
@@ -61,7 +61,7 @@ void sa_global_cleanup(void)
     if (n > 0) curl_global_cleanup();
 }
 
-int sa_engine_global_ready(void)
+int sa__engine_global_ready(void)
 {
     return atomic_load(&sa_global_refs) > 0;
 }
@@ -70,14 +70,14 @@ int sa_engine_global_ready(void)
 /* Small helpers                                                       */
 /* ------------------------------------------------------------------ */
 
-int64_t sa_engine_now(void)
+int64_t sa__engine_now(void)
 {
     struct timespec ts;
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
     return (int64_t)ts.tv_sec * 1000 + (int64_t)(ts.tv_nsec / 1000000);
 }
 
-int64_t sa_engine_now_us(void)
+int64_t sa__engine_now_us(void)
 {
     struct timespec ts;
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
@@ -135,12 +135,12 @@ static int engine_copy_strings(sa_engine *e, const sa_engine_options *o)
     sa_buf auth;
     const char *ua = o->user_agent ? o->user_agent : "skinanalysis/" SA_VERSION;
 
-    sa_buf_init(&auth, e->mem, 0);
-    if (sa_buf_appendf(&auth, "Authorization: Bearer %s", o->api_key) != SA_OK) {
-        sa_buf_free(&auth);
+    sa__buf_init(&auth, e->mem, 0);
+    if (sa__buf_appendf(&auth, "Authorization: Bearer %s", o->api_key) != SA_OK) {
+        sa__buf_free(&auth);
         return SA_ERR_NOMEM;
     }
-    e->auth_header = sa_buf_steal(&auth);
+    e->auth_header = sa__buf_steal(&auth);
     e->api_key = sa__strdup(e->mem, o->api_key);
     e->user_agent = sa__strdup(e->mem, ua);
     e->ca_bundle = sa__strdup(e->mem, o->ca_bundle);
@@ -151,7 +151,7 @@ static int engine_copy_strings(sa_engine *e, const sa_engine_options *o)
     return SA_OK;
 }
 
-int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
+int sa__engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
                   sa_engine **out, char *err, size_t errlen)
 {
     sa_engine *e;
@@ -174,14 +174,14 @@ int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
     rc = engine_copy_strings(e, o);
     if (rc != SA_OK) {
         sa__errf(err, errlen, "out of memory creating the client");
-        sa_engine_free(e);
+        sa__engine_free(e);
         return rc;
     }
     e->multi = curl_multi_init();
     if (!e->multi) {
         sa__errf(err, errlen, "curl_multi_init failed (out of memory, or "
                               "sa_global_init was not called)");
-        sa_engine_free(e);
+        sa__engine_free(e);
         return SA_ERR_INIT;
     }
     if (curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
@@ -189,7 +189,7 @@ int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
         curl_multi_setopt(e->multi, CURLMOPT_PIPELINING,
                           (long)CURLPIPE_MULTIPLEX) != CURLM_OK) {
         sa__errf(err, errlen, "libcurl refused the connection options");
-        sa_engine_free(e);
+        sa__engine_free(e);
         return SA_ERR_INIT;
     }
 #ifdef SA_HAVE_EPOLL
@@ -197,12 +197,12 @@ int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
         char ebuf[128];
         sa__errf(err, errlen, "cannot create the client's epoll set: %s",
                  sa__strerror(errno, ebuf, sizeof ebuf));
-        sa_engine_free(e);
+        sa__engine_free(e);
         return SA_ERR_INIT;
     }
-    if (sa_engine_set_event_mode(e, 0) != SA_OK) {
+    if (sa__engine_set_event_mode(e, 0) != SA_OK) {
         sa__errf(err, errlen, "libcurl refused the socket callbacks");
-        sa_engine_free(e);
+        sa__engine_free(e);
         return SA_ERR_INIT;
     }
 #endif
@@ -213,7 +213,7 @@ int sa_engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
 static void xfer_destroy(sa_engine *e, sa_xfer *x)
 {
     if (x->h) curl_easy_cleanup(x->h);
-    sa_buf_free(&x->body);
+    sa__buf_free(&x->body);
     sa__free(e->mem, x);
 }
 
@@ -239,7 +239,7 @@ void sa__eng_release(sa_engine *e, sa_xfer *x)
     xfer_destroy(e, x);
 }
 
-void sa_engine_free(sa_engine *e)
+void sa__engine_free(sa_engine *e)
 {
     if (!e) return;
     while (e->busy) {
@@ -266,7 +266,7 @@ void sa_engine_free(sa_engine *e)
     sa__free(e->mem, e);
 }
 
-const char *sa_engine_errmsg(const sa_engine *e)
+const char *sa__engine_errmsg(const sa_engine *e)
 {
     return e ? e->errmsg : "";
 }
@@ -367,24 +367,24 @@ void sa__eng_finish(sa_engine *e, sa_xfer *x, CURLcode code)
     if (resp.transport == SA_OK)
         sa__eng_log(e, SA_LOG_DEBUG, "%s %s -> %ld in %lld ms%s%s",
                     sa__eng_method(x->method), x->url, resp.http_status,
-                    (long long)(sa_engine_now() - x->started_ms),
+                    (long long)(sa__engine_now() - x->started_ms),
                     resp.request_id ? ", x-request-id " : "",
                     resp.request_id ? resp.request_id : "");
     else
         sa__eng_log(e, SA_LOG_DEBUG, "%s %s -> %s after %lld ms: %s",
                     sa__eng_method(x->method), x->url,
                     sa_status_name(resp.transport),
-                    (long long)(sa_engine_now() - x->started_ms), msg);
+                    (long long)(sa__engine_now() - x->started_ms), msg);
     e->hooks.done(e->hooks.ctx, x->owner, &resp);
     sa__eng_release(e, x);
 }
 
-int sa_engine_in_flight(const sa_engine *e)
+int sa__engine_in_flight(const sa_engine *e)
 {
     return e ? e->n_busy : 0;
 }
 
-void sa_engine_stats(const sa_engine *e, long *transfers, long *connects)
+void sa__engine_stats(const sa_engine *e, long *transfers, long *connects)
 {
     if (transfers) *transfers = e ? e->transfers : 0;
     if (connects) *connects = e ? e->connects : 0;

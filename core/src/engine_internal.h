@@ -15,7 +15,7 @@
 #define SA_HAVE_EPOLL 1
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-/* Most socket events handled per sa_engine_perform. */
+/* Most socket events handled per sa__engine_perform. */
 #define EPOLL_BATCH 64
 #endif
 
@@ -76,7 +76,7 @@ struct sa_engine {
     int event_mode;
     long transfers;
     long connects;
-    int batch;                     /* bound of a round (sa_engine_set_batch) */
+    int batch;                     /* bound of a round (sa__engine_set_batch) */
     int64_t budget_end;            /* its time budget ends (us); 0: none */
     int pending;                   /* finished transfers not reported yet */
     /* transfers sent but not yet handed to libcurl (see add_started):
@@ -85,8 +85,8 @@ struct sa_engine {
     int events_left;               /* a bounded round left socket events */
 #ifdef SA_HAVE_EPOLL
     /* the internal loop (no event hooks): sockets libcurl asks to watch,
-     * the eventfd of sa_engine_wakeup, events sa_engine_wait saw and
-     * sa_engine_perform has not handled yet */
+     * the eventfd of sa__engine_wakeup, events sa__engine_wait saw and
+     * sa__engine_perform has not handled yet */
     int epfd;
     int wakefd;
     int n_ready;

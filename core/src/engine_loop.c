@@ -29,7 +29,7 @@ static int on_timer(CURLM *m, long timeout_ms, void *ud)
     sa_engine *e = ud;
     (void)m;
     e->hooks.timer(e->hooks.ctx,
-                   timeout_ms < 0 ? -1 : sa_engine_now() + timeout_ms);
+                   timeout_ms < 0 ? -1 : sa__engine_now() + timeout_ms);
     return 0;
 }
 
@@ -86,7 +86,7 @@ int sa__eng_loop_open(sa_engine *e)
 /* 1 when a bounded round has used its time budget. */
 int sa__eng_over_budget(const sa_engine *e)
 {
-    return e->budget_end > 0 && sa_engine_now_us() >= e->budget_end;
+    return e->budget_end > 0 && sa__engine_now_us() >= e->budget_end;
 }
 
 /* Report finished transfers, at most e->batch of them (0: all); the rest
@@ -170,8 +170,8 @@ static void add_started(sa_engine *e)
  * each with a poll call of its own, on every round.) */
 
 /* Wait up to timeout_ms for a socket, the wakeup eventfd or nothing; the
- * events are kept for sa_engine_perform. */
-int sa_engine_wait(sa_engine *e, long timeout_ms)
+ * events are kept for sa__engine_perform. */
+int sa__engine_wait(sa_engine *e, long timeout_ms)
 {
     int n;
     if (timeout_ms < 0) timeout_ms = 0;
@@ -183,7 +183,7 @@ int sa_engine_wait(sa_engine *e, long timeout_ms)
     return SA_OK;
 }
 
-int sa_engine_perform(sa_engine *e)
+int sa__engine_perform(sa_engine *e)
 {
     CURLMcode mc = CURLM_OK, m2;
     int running = 0, i, n, max = EPOLL_BATCH;
@@ -221,7 +221,7 @@ int sa_engine_perform(sa_engine *e)
         if (m2 != CURLM_OK && m2 != CURLM_BAD_SOCKET) mc = m2;
     }
     /* Timers: asked of curl_multi_timeout every round (no timer callback,
-     * no timer state here; sa_engine_timeout asks it too). */
+     * no timer state here; sa__engine_timeout asks it too). */
     {
         long t = -1;
         if (curl_multi_timeout(e->multi, &t) == CURLM_OK && t == 0) {
@@ -235,7 +235,7 @@ int sa_engine_perform(sa_engine *e)
     return mc == CURLM_OK ? SA_OK : SA_ERR_TRANSPORT;
 }
 #else
-int sa_engine_wait(sa_engine *e, long timeout_ms)
+int sa__engine_wait(sa_engine *e, long timeout_ms)
 {
     int n = 0;
     if (timeout_ms < 0) timeout_ms = 0;
@@ -245,7 +245,7 @@ int sa_engine_wait(sa_engine *e, long timeout_ms)
     return SA_OK;
 }
 
-int sa_engine_perform(sa_engine *e)
+int sa__engine_perform(sa_engine *e)
 {
     int running = 0;
     CURLMcode mc;
@@ -258,7 +258,7 @@ int sa_engine_perform(sa_engine *e)
 }
 #endif
 
-int sa_engine_socket_action(sa_engine *e, int fd, int what)
+int sa__engine_socket_action(sa_engine *e, int fd, int what)
 {
     int running = 0, ev = 0;
     CURLMcode mc;
@@ -280,7 +280,7 @@ int sa_engine_socket_action(sa_engine *e, int fd, int what)
                                                       : SA_ERR_TRANSPORT;
 }
 
-long sa_engine_timeout(sa_engine *e)
+long sa__engine_timeout(sa_engine *e)
 {
     long t = -1;
     if (e->to_add) return 0;  /* the next perform hands them to libcurl */
@@ -291,7 +291,7 @@ long sa_engine_timeout(sa_engine *e)
     return t;
 }
 
-int sa_engine_wakeup(sa_engine *e)
+int sa__engine_wakeup(sa_engine *e)
 {
 #ifdef SA_HAVE_EPOLL
     uint64_t one = 1;
@@ -309,7 +309,7 @@ int sa_engine_wakeup(sa_engine *e)
 #endif
 }
 
-int sa_engine_set_event_mode(sa_engine *e, int on)
+int sa__engine_set_event_mode(sa_engine *e, int on)
 {
     CURLMcode a, b, c, d;
     if (on) {
@@ -322,7 +322,7 @@ int sa_engine_set_event_mode(sa_engine *e, int on)
         a = curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION,
                               on_socket_internal);
         b = curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, (void *)e);
-        /* no timer callback: sa_engine_perform asks curl_multi_timeout */
+        /* no timer callback: sa__engine_perform asks curl_multi_timeout */
         c = curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION,
                               (curl_multi_timer_callback)NULL);
         d = curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, (void *)NULL);
@@ -342,14 +342,14 @@ int sa_engine_set_event_mode(sa_engine *e, int on)
     return SA_OK;
 }
 
-void sa_engine_set_batch(sa_engine *e, int max, int64_t budget_end_us)
+void sa__engine_set_batch(sa_engine *e, int max, int64_t budget_end_us)
 {
     if (!e) return;
     e->batch = max > 0 ? max : 0;
     e->budget_end = e->batch > 0 ? budget_end_us : 0;
 }
 
-int sa_engine_has_leftover(const sa_engine *e)
+int sa__engine_has_leftover(const sa_engine *e)
 {
     return e ? e->pending || e->to_add != NULL || e->events_left : 0;
 }

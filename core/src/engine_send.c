@@ -72,7 +72,7 @@ static size_t on_body_sink(sa_xfer *x, char *data, size_t len)
                                              ? x->body.len
                                              : SINK_ERROR_BODY_MAX);
         if (room > 0 &&
-            sa_buf_append(&x->body, data, len < room ? len : room) != SA_OK) {
+            sa__buf_append(&x->body, data, len < room ? len : room) != SA_OK) {
             x->body_nomem = 1;
             return 0;
         }
@@ -106,7 +106,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     int rc;
 
     if (x->sink) return on_body_sink(x, data, len);
-    rc = sa_buf_append(&x->body, data, len);
+    rc = sa__buf_append(&x->body, data, len);
     if (rc == SA_OK) return len;
     if (rc == SA_ERR_LIMIT) x->body_overflow = 1;
     else x->body_nomem = 1;
@@ -197,7 +197,7 @@ static sa_xfer *xfer_get(sa_engine *e)
     }
     x->e = e;
     x->fd = -1;
-    sa_buf_init(&x->body, e->mem, e->max_body_bytes);
+    sa__buf_init(&x->body, e->mem, e->max_body_bytes);
     return x;
 }
 
@@ -388,7 +388,7 @@ refused:
 
 #undef SETOPT
 
-int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
+int sa__engine_send(sa_engine *e, const sa_http_request *req, void *owner,
                    sa_xfer **out)
 {
     sa_xfer *x;
@@ -409,7 +409,7 @@ int sa_engine_send(sa_engine *e, const sa_http_request *req, void *owner,
     x->sink = req->sink;
     x->sink_ud = req->sink_ud;
     x->url = sa__strdup(e->mem, req->url);
-    x->started_ms = sa_engine_now();
+    x->started_ms = sa__engine_now();
     if (!x->url) {
         sa__eng_err(e, "out of memory starting a request");
         rc = SA_ERR_NOMEM;
@@ -449,7 +449,7 @@ static void unqueue(sa_engine *e, sa_xfer *x)
     x->add_next = NULL;
 }
 
-void sa_engine_abort(sa_engine *e, sa_xfer *x)
+void sa__engine_abort(sa_engine *e, sa_xfer *x)
 {
     if (!e || !x) return;
     if (x->added) curl_multi_remove_handle(e->multi, x->h);

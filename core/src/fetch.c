@@ -1,10 +1,10 @@
 /* fetch.c - result downloads (sa_client_fetch) and the files written. */
 
 /*
- * The job the caller gets is a fetch job: its machine (sa_jobsm_new_fetch)
+ * The job the caller gets is a fetch job: its machine (sa__jobsm_new_fetch)
  * holds a copy of the result's scores and the URLs to download, and sends
  * nothing.  The client runs the downloads as child jobs: internal sa_jobs
- * with a download machine each (sa_jobsm_new_download), driven like any
+ * with a download machine each (sa__jobsm_new_download), driven like any
  * job (a refresh poll of an expired URL goes through the limiter queue; the
  * GETs do not), never visible to the caller: no callbacks, not counted by
  * sa_client_active or max_jobs.  At most FETCH_CONCURRENCY children of a
@@ -16,7 +16,7 @@
  *
  * Names.  Each URL gets its file name when its download starts, in URL
  * order: the last path segment, cleaned and made unique within the result
- * (sa_names_claim in files.c: "mask.png", "mask-2.png", ...).  Into a
+ * (sa__names_claim in files.c: "mask.png", "mask-2.png", ...).  Into a
  * folder the names are claimed in the folder's own set, so the files
  * written are unique too.
  *
@@ -39,7 +39,7 @@
  *
  * Failures are per URL: a URL that is not http(s), a download that fails,
  * a file that cannot be written fail that URL only, and the fetch goes on
- * with the others (sa_jobsm_fetch_done).  Writing errors are reported as
+ * with the others (sa__jobsm_fetch_done).  Writing errors are reported as
  * SA_ERR_DOWNLOAD: SA_ERR_FILE and SA_ERR_INVALID_ARGUMENT mean that the
  * caller's input was wrong and nothing was sent, which is not the case.
  *
@@ -145,7 +145,7 @@ static void dl_drop(struct sa_fetch *fx, sa_job *k)
         d->buf = NULL;
     }
     d->len = d->cap = 0;
-    if (d->out.dir) sa_file_out_discard(&d->out);
+    if (d->out.dir) sa__file_out_discard(&d->out);
 }
 
 /* Make room for `need` bytes in the child's buffer, reserving its growth
@@ -209,7 +209,7 @@ static int dl_sink(void *ud, const void *data, size_t len, int64_t announced,
         d->head_len += n;
     }
     if (fx->dir) {
-        rc = sa_file_out_write(&d->out, data, len, msg, msglen);
+        rc = sa__file_out_write(&d->out, data, len, msg, msglen);
         return rc == SA_OK ? SA_OK : SA_ERR_DOWNLOAD;
     }
     if (len > SIZE_MAX - d->len) return SA_ERR_LIMIT;
@@ -232,10 +232,10 @@ void sa__fetch_attach(sa_job *k, sa_http_request *req)
     /* a new attempt starts from nothing */
     d->len = 0;
     d->head_len = 0;
-    if (d->out.dir && sa_file_out_rewind(&d->out, msg, sizeof msg) != SA_OK) {
+    if (d->out.dir && sa__file_out_rewind(&d->out, msg, sizeof msg) != SA_OK) {
         sa_folder *dir = d->out.dir;
-        sa_file_out_discard(&d->out);
-        sa_file_out_init(&d->out, dir);
+        sa__file_out_discard(&d->out);
+        sa__file_out_init(&d->out, dir);
     }
     req->sink = dl_sink;
     req->sink_ud = k;
@@ -275,15 +275,15 @@ static int start_child(sa_client *c, sa_job *j, const char *url,
     }
     k->dl->index = index;
     snprintf(k->dl->name, sizeof k->dl->name, "%s", name);
-    sa_file_out_init(&k->dl->out, fx->dir);   /* fd -1, even in memory */
+    sa__file_out_init(&k->dl->out, fx->dir);   /* fd -1, even in memory */
     fetch_config(c, k, j->api_version, j->deadline_at, &cfg);
-    rc = sa_jobsm_new_download(&cfg, url, sa_jobsm_task_id(j->sm), now,
+    rc = sa__jobsm_new_download(&cfg, url, sa__jobsm_task_id(j->sm), now,
                                &k->sm);
     if (rc != SA_OK) {
         sa__job_destroy(k);
         return rc;
     }
-    sa_jobsm_download_set_index(k->sm, index);
+    sa__jobsm_download_set_index(k->sm, index);
     k->parent = j;
     k->deadline_at = j->deadline_at;
     k->wake_at = now;
@@ -304,12 +304,12 @@ void sa__fetch_pump(sa_client *c, sa_job *j, int64_t now)
     while (fx && j->n_children < FETCH_CONCURRENCY) {
         char name[SA_FILE_NAME_MAX], msg[512];
         size_t index = 0;
-        const char *url = sa_jobsm_fetch_next(j->sm, &index);
+        const char *url = sa__jobsm_fetch_next(j->sm, &index);
         int rc;
 
         if (!url) return;
         rc = fx->dir ? sa__folder_claim(fx->dir, url, name, sizeof name)
-                     : sa_names_claim(&fx->names, url, name, sizeof name);
+                     : sa__names_claim(&fx->names, url, name, sizeof name);
         if (rc == SA_OK) rc = start_child(c, j, url, index, name, now);
         if (rc == SA_OK) continue;
         if (rc == SA_ERR_NOMEM)
@@ -320,7 +320,7 @@ void sa__fetch_pump(sa_client *c, sa_job *j, int64_t now)
         else
             snprintf(msg, sizeof msg, "%s: its URL is not an http(s) URL: "
                      "not downloaded", name);
-        sa_jobsm_fetch_done(j->sm, index, rc == SA_ERR_NOMEM ? rc
+        sa__jobsm_fetch_done(j->sm, index, rc == SA_ERR_NOMEM ? rc
                             : SA_ERR_DOWNLOAD, msg);
     }
 }
@@ -331,12 +331,12 @@ static int keep_file(sa_job *j, sa_job *k, char *msg, size_t msglen)
 {
     struct sa_fetch *fx = j->fetch;
     struct sa_dl *d = k->dl;
-    sa_result *r = sa_jobsm_fetch_result(j->sm);
+    sa_result *r = sa__jobsm_fetch_result(j->sm);
     char final[SA_FILE_NAME_MAX], path[PATH_LEN], why[512];
     int rc;
 
     if (fx->dir) {
-        rc = sa_file_out_commit(&d->out, d->name, final, sizeof final, why,
+        rc = sa__file_out_commit(&d->out, d->name, final, sizeof final, why,
                                 sizeof why);
         if (rc != SA_OK) {
             snprintf(msg, msglen, "%s: %s", d->name, why);
@@ -346,7 +346,7 @@ static int keep_file(sa_job *j, sa_job *k, char *msg, size_t msglen)
             snprintf(msg, msglen, "%s: the path is too long", final);
             return SA_ERR_DOWNLOAD;
         }
-        rc = sa_result_add_file_path(r, final, path, sa_result_sniff_format(
+        rc = sa__result_add_file_path(r, final, path, sa__result_sniff_format(
                                          d->head, d->head_len));
     } else {
         size_t len = d->len;
@@ -359,7 +359,7 @@ static int keep_file(sa_job *j, sa_job *k, char *msg, size_t msglen)
             buf = sa__malloc(k->mem, 1);  /* an empty file */
             if (!buf) rc = SA_ERR_NOMEM;
         }
-        rc = buf ? sa_result_add_file_owned(r, d->name, buf, len)
+        rc = buf ? sa__result_add_file_owned(r, d->name, buf, len)
                  : SA_ERR_NOMEM;
         if (rc != SA_OK) fx->mem_used -= len;
     }
@@ -381,19 +381,19 @@ void sa__child_ended(sa_client *c, sa_job *k)
     if (!j || !k->dl) return;
     k->parent = NULL;
     j->n_children--;
-    j->wake_at = sa_engine_now();
+    j->wake_at = sa__engine_now();
     index = k->dl->index;
-    if (sa_jobsm_state(k->sm) != SA_JOB_DONE) {
+    if (sa__jobsm_state(k->sm) != SA_JOB_DONE) {
         snprintf(msg, sizeof msg, "%s: %s", k->dl->name,
-                 sa_jobsm_errmsg(k->sm));
+                 sa__jobsm_errmsg(k->sm));
         dl_drop(j->fetch, k);
-        sa_jobsm_fetch_done(j->sm, index,
-                            child_status(sa_jobsm_status(k->sm)), msg);
+        sa__jobsm_fetch_done(j->sm, index,
+                            child_status(sa__jobsm_status(k->sm)), msg);
         return;
     }
     rc = keep_file(j, k, msg, sizeof msg);
     dl_drop(j->fetch, k);
-    sa_jobsm_fetch_done(j->sm, index, rc, msg);
+    sa__jobsm_fetch_done(j->sm, index, rc, msg);
 }
 
 /* The fetch job ended: its children stop (no report), their partial
@@ -401,7 +401,7 @@ void sa__child_ended(sa_client *c, sa_job *k)
 void sa__cancel_children(sa_client *c, sa_job *parent)
 {
     sa_link *l, *next;
-    int64_t now = sa_engine_now();
+    int64_t now = sa__engine_now();
 
     for (l = c->active.next; l != &c->active; l = next) {
         sa_job *k = JOB_OF(l, link);
@@ -409,7 +409,7 @@ void sa__cancel_children(sa_client *c, sa_job *parent)
         if (k->kind != KIND_CHILD || k->parent != parent) continue;
         dl_drop(parent->fetch, k);
         k->parent = NULL;
-        (void)sa_jobsm_cancel(k->sm, now, 1);
+        (void)sa__jobsm_cancel(k->sm, now, 1);
         sa__engine_end(c, k);
     }
     parent->n_children = 0;
@@ -419,7 +419,7 @@ void sa__fetch_free(sa_job *j)
 {
     if (j->fetch) {
         sa__folder_free(j->fetch->dir);
-        sa_names_free(&j->fetch->names);
+        sa__names_free(&j->fetch->names);
         sa__free(j->mem, j->fetch);
         j->fetch = NULL;
     }
@@ -442,7 +442,7 @@ void sa__fetch_free(sa_job *j)
 static void write_result_files(sa_job *j, const sa_result *src)
 {
     struct sa_fetch *fx = j->fetch;
-    sa_result *r = sa_jobsm_fetch_result(j->sm);
+    sa_result *r = sa__jobsm_fetch_result(j->sm);
     size_t i, n = sa_result_file_count(src), len;
     char written[SA_FILE_NAME_MAX], path[PATH_LEN], why[512], msg[768];
 
@@ -459,12 +459,12 @@ static void write_result_files(sa_job *j, const sa_result *src)
             rc = SA_ERR_FILE;
         }
         if (rc == SA_OK)
-            rc = sa_result_add_file_path(r, written, path,
+            rc = sa__result_add_file_path(r, written, path,
                                          sa_result_file_format(src, i));
         if (rc != SA_OK) {
             snprintf(msg, sizeof msg, "%s: %s", name ? name : "?",
                      rc == SA_ERR_NOMEM ? "out of memory" : why);
-            sa_jobsm_fetch_fail(j->sm, child_status(rc), msg);
+            sa__jobsm_fetch_fail(j->sm, child_status(rc), msg);
         }
     }
 }
@@ -517,7 +517,7 @@ int sa_client_fetch(sa_client *client, sa_job *done_job,
         if (j) sa__job_destroy(j);
         return sa__cfail(c, SA_ERR_NOMEM, "out of memory");
     }
-    sa_names_init(&j->fetch->names, j->mem);
+    sa__names_init(&j->fetch->names, j->mem);
     /* no file name shows the key, even from a URL that echoes it: the
      * name written is the one the (scrubbed) result shows */
     j->fetch->names.secret = c->api_key;
@@ -531,7 +531,7 @@ int sa_client_fetch(sa_client *client, sa_job *done_job,
         sa__folder_set_secret(j->fetch->dir, c->api_key);
     }
     sa__enter(c);
-    now = sa_engine_now();
+    now = sa__engine_now();
     j->cb = opts->callback;
     j->delete_after = opts->delete_after != 0;
     j->user_data = opts->user_data;
@@ -540,7 +540,7 @@ int sa_client_fetch(sa_client *client, sa_job *done_job,
     fetch_config(c, j, j->api_version, j->deadline_at, &cfg);
     /* into a folder, a ZIP result's files are written from done_job's
      * result, never copied */
-    rc = sa_jobsm_new_fetch(&cfg, done_job->pub_result, folder == NULL, now,
+    rc = sa__jobsm_new_fetch(&cfg, done_job->pub_result, folder == NULL, now,
                             &j->sm);
     if (rc != SA_OK) {
         sa__job_destroy(j);

@@ -24,7 +24,7 @@
  * So the library never writes over, truncates or follows a file it did
  * not write, and the name it reports is the name of the file it wrote.
  * A download retried after a partial answer starts its temporary file
- * again (sa_file_out_rewind): that file is the library's own.
+ * again (sa__file_out_rewind): that file is the library's own.
  */
 #include "sa_internal.h"
 
@@ -197,13 +197,13 @@ static uint64_t name_hash(const char *s)
     return h;
 }
 
-void sa_names_init(sa_names *s, const sa_mem *mem)
+void sa__names_init(sa_names *s, const sa_mem *mem)
 {
     memset(s, 0, sizeof *s);
     s->mem = mem;
 }
 
-void sa_names_free(sa_names *s)
+void sa__names_free(sa_names *s)
 {
     size_t i;
     for (i = 0; i < s->cap; i++) sa__free(s->mem, s->slot[i]);
@@ -220,7 +220,7 @@ static size_t names_find(const sa_names *s, const char *name)
     return i;
 }
 
-int sa_names_has(const sa_names *s, const char *name)
+int sa__names_has(const sa_names *s, const char *name)
 {
     return s->cap > 0 && s->slot[names_find(s, name)] != NULL;
 }
@@ -242,12 +242,12 @@ static int names_grow(sa_names *s)
     return SA_OK;
 }
 
-int sa_names_add(sa_names *s, const char *name)
+int sa__names_add(sa_names *s, const char *name)
 {
     size_t i;
     char *copy;
 
-    if (sa_names_has(s, name)) return SA_OK;
+    if (sa__names_has(s, name)) return SA_OK;
     if (names_grow(s) != SA_OK) return SA_ERR_NOMEM;
     copy = sa__strdup(s->mem, name);
     if (!copy) return SA_ERR_NOMEM;
@@ -257,18 +257,18 @@ int sa_names_add(sa_names *s, const char *name)
     return SA_OK;
 }
 
-int sa_names_unique(sa_names *s, const char *name, char *out, size_t outlen)
+int sa__names_unique(sa_names *s, const char *name, char *out, size_t outlen)
 {
     unsigned n;
     int w = snprintf(out, outlen, "%s", name);
 
     if (w < 0 || (size_t)w >= outlen) return SA_ERR_LIMIT;
-    for (n = 2; sa_names_has(s, out) || sa__has_secret(out, s->secret);
+    for (n = 2; sa__names_has(s, out) || sa__has_secret(out, s->secret);
          n++) {
         if (n >= VARIANT_MAX || sa__name_variant(name, n, out, outlen) != SA_OK)
             return SA_ERR_LIMIT;
     }
-    return sa_names_add(s, out);
+    return sa__names_add(s, out);
 }
 
 /* sa_file_name_clean(raw) that never shows `secret`: a cleaned name that
@@ -290,12 +290,12 @@ static void clean_hidden(const char *raw, const char *secret, char *out,
     if (sa__has_secret(out, secret)) snprintf(out, outlen, "file");
 }
 
-int sa_names_claim(sa_names *s, const char *raw, char *out, size_t outlen)
+int sa__names_claim(sa_names *s, const char *raw, char *out, size_t outlen)
 {
     char clean[SA_FILE_NAME_MAX];
 
     clean_hidden(raw, s->secret, clean, sizeof clean);
-    return sa_names_unique(s, clean, out, outlen);
+    return sa__names_unique(s, clean, out, outlen);
 }
 
 /* ------------------------------------------------------------------ */
@@ -333,7 +333,7 @@ int sa__folder_open(const sa_mem *mem, const char *path, sa_folder **out,
         f->memv = *mem;
         f->mem = &f->memv;
     }
-    sa_names_init(&f->used, f->mem);
+    sa__names_init(&f->used, f->mem);
     f->path = sa__strdup(f->mem, path);
     f->fd = -1;
     if (!f->path) {
@@ -353,7 +353,7 @@ int sa__folder_open(const sa_mem *mem, const char *path, sa_folder **out,
         return SA_ERR_FILE;
     }
     f->rng = ((uint64_t)(uintptr_t)f << 16) ^ (uint64_t)time(NULL) ^
-             ((uint64_t)getpid() << 40) ^ (uint64_t)sa_engine_now_us();
+             ((uint64_t)getpid() << 40) ^ (uint64_t)sa__engine_now_us();
     if (f->rng == 0) f->rng = 1;
     *out = f;
     return SA_OK;
@@ -368,7 +368,7 @@ void sa__folder_free(sa_folder *f)
     memv = f->memv;
     mem = f->mem ? &memv : NULL;
     if (f->fd >= 0) close(f->fd);
-    sa_names_free(&f->used);
+    sa__names_free(&f->used);
     sa__free(mem, f->path);
     sa__free(mem, f);
 }
@@ -380,7 +380,7 @@ const char *sa__folder_path(const sa_folder *f)
 
 int sa__folder_claim(sa_folder *f, const char *raw, char *out, size_t outlen)
 {
-    return sa_names_claim(&f->used, raw, out, outlen);
+    return sa__names_claim(&f->used, raw, out, outlen);
 }
 
 void sa__folder_set_secret(sa_folder *f, const char *secret)
@@ -392,7 +392,7 @@ void sa__folder_set_secret(sa_folder *f, const char *secret)
 /* Writing one file                                                    */
 /* ------------------------------------------------------------------ */
 
-void sa_file_out_init(sa_file_out *o, sa_folder *dir)
+void sa__file_out_init(sa_file_out *o, sa_folder *dir)
 {
     memset(o, 0, sizeof *o);
     o->dir = dir;
@@ -425,7 +425,7 @@ static int tmp_open(sa_file_out *o, char *err, size_t errlen)
     return file_fail(o, "cannot create a file", errno, err, errlen);
 }
 
-int sa_file_out_write(sa_file_out *o, const void *data, size_t len,
+int sa__file_out_write(sa_file_out *o, const void *data, size_t len,
                       char *err, size_t errlen)
 {
     const char *p = data;
@@ -444,7 +444,7 @@ int sa_file_out_write(sa_file_out *o, const void *data, size_t len,
     return SA_OK;
 }
 
-int sa_file_out_rewind(sa_file_out *o, char *err, size_t errlen)
+int sa__file_out_rewind(sa_file_out *o, char *err, size_t errlen)
 {
     if (o->fd < 0 || o->size == 0) return SA_OK;
     if (ftruncate(o->fd, 0) != 0 || lseek(o->fd, 0, SEEK_SET) != 0)
@@ -453,7 +453,7 @@ int sa_file_out_rewind(sa_file_out *o, char *err, size_t errlen)
     return SA_OK;
 }
 
-void sa_file_out_discard(sa_file_out *o)
+void sa__file_out_discard(sa_file_out *o)
 {
     if (o->fd >= 0) close(o->fd);
     o->fd = -1;
@@ -515,7 +515,7 @@ static int place(sa_file_out *o, const char *name)
     return 0;
 }
 
-int sa_file_out_commit(sa_file_out *o, const char *name, char *final,
+int sa__file_out_commit(sa_file_out *o, const char *name, char *final,
                        size_t finallen, char *err, size_t errlen)
 {
     char cand[SA_FILE_NAME_MAX + 16];
@@ -526,7 +526,7 @@ int sa_file_out_commit(sa_file_out *o, const char *name, char *final,
     e = close(o->fd) == 0 ? 0 : errno;
     o->fd = -1;
     if (e) {
-        sa_file_out_discard(o);
+        sa__file_out_discard(o);
         return file_fail(o, "cannot write", e, err, errlen);
     }
     for (n = 1; n < VARIANT_MAX; n++) {
@@ -534,7 +534,7 @@ int sa_file_out_commit(sa_file_out *o, const char *name, char *final,
             snprintf(cand, sizeof cand, "%s", name);
         } else if (sa__name_variant(name, n, cand, sizeof cand) != SA_OK) {
             break;
-        } else if (sa_names_has(&o->dir->used, cand) ||
+        } else if (sa__names_has(&o->dir->used, cand) ||
                    sa__has_secret(cand, o->dir->used.secret)) {
             continue;  /* another file of this folder has it */
         }
@@ -545,18 +545,18 @@ int sa_file_out_commit(sa_file_out *o, const char *name, char *final,
         }
         if (e == EEXIST) continue;
         if (e) {
-            sa_file_out_discard(o);
+            sa__file_out_discard(o);
             return file_fail(o, "cannot name a file", e, err, errlen);
         }
         o->tmp[0] = '\0';
-        if (sa_names_add(&o->dir->used, cand) != SA_OK) {
+        if (sa__names_add(&o->dir->used, cand) != SA_OK) {
             sa__errf(err, errlen, "out of memory");
             return SA_ERR_NOMEM;
         }
         if (final) snprintf(final, finallen, "%s", cand);
         return SA_OK;
     }
-    sa_file_out_discard(o);
+    sa__file_out_discard(o);
     sa__errf(err, errlen, "no free name for '%s' in '%s'", name,
              o->dir->path);
     return SA_ERR_FILE;
@@ -595,12 +595,12 @@ int sa_folder_write(sa_folder *folder, const char *name, const void *data,
                       name ? name : "");
         return rc == SA_ERR_NOMEM ? rc : SA_ERR_FILE;
     }
-    sa_file_out_init(&o, folder);
-    rc = sa_file_out_write(&o, data ? data : "", len, errbuf, errbuf_len);
+    sa__file_out_init(&o, folder);
+    rc = sa__file_out_write(&o, data ? data : "", len, errbuf, errbuf_len);
     if (rc == SA_OK)
-        rc = sa_file_out_commit(&o, claimed, written, written_len, errbuf,
+        rc = sa__file_out_commit(&o, claimed, written, written_len, errbuf,
                                 errbuf_len);
-    if (rc != SA_OK) sa_file_out_discard(&o);
+    if (rc != SA_OK) sa__file_out_discard(&o);
     return rc;
 }
 

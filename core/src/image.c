@@ -203,7 +203,7 @@ static int probe_buffer(const void *data, size_t len, sa_image_info *out)
 }
 
 /* Probe an open descriptor of a regular file (the caller checked it). */
-int sa_image_probe_fd(int fd, sa_image_info *out)
+int sa__image_probe_fd(int fd, sa_image_info *out)
 {
     source s;
 
@@ -235,7 +235,7 @@ static int probe_file(const char *path, sa_image_info *out)
         close(fd);
         return SA_ERR_FILE;
     }
-    rc = sa_image_probe_fd(fd, out);
+    rc = sa__image_probe_fd(fd, out);
     close(fd);
     return rc;
 }

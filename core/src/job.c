@@ -1,9 +1,9 @@
 /* job.c - the analysis job: a sans-IO state machine (time is an input). */
 /*
  * The machine never calls curl, never sleeps and never reads a clock.  The
- * engine asks sa_jobsm_next(now) what to do -- SEND a request, WAIT until a
+ * engine asks sa__jobsm_next(now) what to do -- SEND a request, WAIT until a
  * time, or END -- and feeds the outcome of each request back with
- * sa_jobsm_on_response(now).  Tests drive it with scripted answers and fake
+ * sa__jobsm_on_response(now).  Tests drive it with scripted answers and fake
  * time (tests/c/test_job.c).
  *
  *   FILE_CREATE -> UPLOAD -> TASK_CREATE -> POLL_WAIT <-> POLLING -> DONE
@@ -18,21 +18,21 @@
  * requests, retries, poll timing and driving), job_answers.c (what each
  * answer of an analysis means; "What a hostile server cannot do"),
  * job_fetch.c (downloads; "Fetching") and job_account.c (account
- * requests).  An analysis (sa_jobsm_new) is the graph above.  A download
- * (sa_jobsm_new_download) is only its FETCHING step: one result URL.  A
- * fetch (sa_jobsm_new_fetch) is the public side of sa_client_fetch: it
+ * requests).  An analysis (sa__jobsm_new) is the graph above.  A download
+ * (sa__jobsm_new_download) is only its FETCHING step: one result URL.  A
+ * fetch (sa__jobsm_new_fetch) is the public side of sa_client_fetch: it
  * sends nothing, the client runs downloads for it and reports each one.
- * An account machine (sa_jobsm_new_account) is one FETCHING step,
+ * An account machine (sa__jobsm_new_account) is one FETCHING step,
  * SA_STEP_ACCOUNT, to the API host: the balance, the price list pages or
  * a task delete.
  *
  * Built like curl's multi state machine: sa__jsm_set_state() is the only
- * writer of `state`, a name table (sa_jobsm_state_name), and one switch in
- * sa_jobsm_next() whose default branch fails safe (FAILED, SA_ERR_PROTOCOL
+ * writer of `state`, a name table (sa__jobsm_state_name), and one switch in
+ * sa__jobsm_next() whose default branch fails safe (FAILED, SA_ERR_PROTOCOL
  * "internal error"), never aborts.
  *
  * Two outcomes: the public job and the machine.
- *   The public outcome (what sa_jobsm_state / sa_jobsm_status report) is
+ *   The public outcome (what sa__jobsm_state / sa__jobsm_status report) is
  *   fixed exactly once, by fix_outcome().  Usually the machine ends at the
  *   same moment.  But a task that exists, or may exist (its create request
  *   is out), must be polled to its end even when nobody waits for it any
@@ -41,23 +41,23 @@
  *   task exists or may exist, the public outcome is fixed at once (FAILED
  *   SA_ERR_DEADLINE, or CANCELLED SA_ERR_CANCELLED) and the machine goes on
  *   in the background:
- *     - sa_jobsm_state() reports the public terminal state and
- *       sa_jobsm_status() its code from then on; the detail getters (HTTP
+ *     - sa__jobsm_state() reports the public terminal state and
+ *       sa__jobsm_status() its code from then on; the detail getters (HTTP
  *       status, error codes, request id) keep the values they had (sticky;
  *       only the task id is still recorded when a create answers);
- *       sa_jobsm_result() stays NULL;
- *     - sa_jobsm_background() is 1 and sa_jobsm_next() keeps answering
+ *       sa__jobsm_result() stays NULL;
+ *     - sa__jobsm_background() is 1 and sa__jobsm_next() keeps answering
  *       SEND (polls) and WAIT, never touching the deadline again, until a
  *       final answer (success, engine error, expired, timed out, 401 or
  *       another refusal), max_polls when the user set one, or the task
  *       create turns out to have been refused; then it answers END.
  *       Failed polls never end it: the engine polls on while the client
  *       lives;
- *     - sa_jobsm_task_outcome() says what the background polling found
+ *     - sa__jobsm_task_outcome() says what the background polling found
  *       (SA_ERR_NOT_DONE while it runs, SA_OK when the task succeeded and
  *       may be billed, else the failure) with a message for the log.
- *   The engine therefore drives every machine until sa_jobsm_next() answers
- *   END, and fires the job's terminal callback when sa_jobsm_state() first
+ *   The engine therefore drives every machine until sa__jobsm_next() answers
+ *   END, and fires the job's terminal callback when sa__jobsm_state() first
  *   becomes terminal.  When next() answers END (or cancel returns 0) while
  *   the engine still has a transfer out for the machine, the engine drops
  *   that transfer and never reports it: this is how a deadline or cancel
@@ -124,7 +124,7 @@ static const char *const json_headers[] = {
 
 /* "file_create", ... for a sa_job_state; "?" when out of range.  The public
  * sa_job_state_name() can use this table. */
-const char *sa_jobsm_state_name(int state)
+const char *sa__jobsm_state_name(int state)
 {
     if (state < 0 || state >= SA_JOB_STATE__LAST) return "?";
     return job_state_names[state];
@@ -491,16 +491,16 @@ int sa__jsm_api_request(sa_jobsm *sm, int method, const char *path,
 
 static int build_file_create(sa_jobsm *sm)
 {
-    char *body = sa_proto_file_create_body(sm->mem, sm->content_type,
+    char *body = sa__proto_file_create_body(sm->mem, sm->content_type,
                                            sm->file_name, sm->file_size);
     if (!body) return SA_ERR_NOMEM;
     return api_request(sm, SA_HTTP_POST,
-                       sa_proto_file_path(sm->api_version, sm->upload_path),
+                       sa__proto_file_path(sm->api_version, sm->upload_path),
                        NULL, body, sm->request_timeout_ms);
 }
 
 /* The PUT to the pre-signed URL: the headers of the slot that proto kept
- * (sa_proto_upload_header_allowed), never the API key (api_host = 0). */
+ * (sa__proto_upload_header_allowed), never the API key (api_host = 0). */
 static int build_upload(sa_jobsm *sm)
 {
     sm->req.step = SA_STEP_UPLOAD;
@@ -531,9 +531,9 @@ static int build_task_create(sa_jobsm *sm)
     p.pf_camera_kit = sm->pf_camera_kit;
     p.mask_overlay = sm->mask_overlay;
     p.miniserver_args = sm->miniserver_args;
-    body = sa_proto_task_body(sm->mem, &p);
+    body = sa__proto_task_body(sm->mem, &p);
     if (!body) return SA_ERR_NOMEM;
-    return api_request(sm, SA_HTTP_POST, sa_proto_task_path(sm->api_version),
+    return api_request(sm, SA_HTTP_POST, sa__proto_task_path(sm->api_version),
                        NULL, body, sm->request_timeout_ms);
 }
 
@@ -556,7 +556,7 @@ static int build_poll(sa_jobsm *sm)
 {
     long timeout = sm->max_poll_interval_ms / 2;
     if (sm->request_timeout_ms < timeout) timeout = sm->request_timeout_ms;
-    return api_request(sm, SA_HTTP_GET, sa_proto_task_path(sm->api_version),
+    return api_request(sm, SA_HTTP_GET, sa__proto_task_path(sm->api_version),
                        sm->task_id, NULL, timeout);
 }
 
@@ -637,7 +637,7 @@ static int wait_until(sa_jobsm *sm, int64_t at_ms, sa_next *out)
  * round trip and, at the first final answer, when the task was last seen
  * running and when it was seen ended.  A task_status the API does not
  * document ("queued") is "not finished yet": polled on exactly like "running", and
- * said once per job (sa_jobsm_take_notice, for the client's log).
+ * said once per job (sa__jobsm_take_notice, for the client's log).
  */
 void sa__jsm_schedule_poll(sa_jobsm *sm, int64_t now_ms, long interval_ms)
 {
@@ -667,7 +667,7 @@ long sa__jsm_plan_delay(sa_jobsm *sm, int64_t now_ms, long fixed,
     t.last_poll_ms = sm->last_poll_ms;
     t.min_gap_ms = api_min_ms;
     t.fixed_ms = fixed;
-    at = sa_pollplan_next(sm->plan, &t, now_ms) - now_ms;
+    at = sa__pollplan_next(sm->plan, &t, now_ms) - now_ms;
     return at < 0 ? 0 : at > LONG_MAX ? LONG_MAX : (long)at;
 }
 
@@ -780,9 +780,9 @@ void sa__jsm_copy_settings(sa_jobsm *sm, const sa_job_config *cfg)
     sm->rng_own = 0x9E3779B97F4A7C15ULL;
     sm->rng = cfg->rng && *cfg->rng ? cfg->rng : &sm->rng_own;
     sm->plan = cfg->plan;
-    sm->pp_bucket = sa_pollplan_bucket(
+    sm->pp_bucket = sa__pollplan_bucket(
         cfg->task.n_actions > 0 && cfg->task.actions && cfg->task.actions[0]
-        && sa_catalog_tier(sa_catalog_find(cfg->task.actions[0]))
+        && sa__catalog_tier(sa__catalog_find(cfg->task.actions[0]))
                == SA_TIER_HD,
         cfg->task.n_actions);
     sm->created_ms = -1;
@@ -792,7 +792,7 @@ void sa__jsm_copy_settings(sa_jobsm *sm, const sa_job_config *cfg)
  * sources, no actions, non-positive timeouts or intervals,
  * max_poll_interval_ms below 200, max_polls < 0; with task_id: a source or
  * an empty id).  A deadline_at_ms <= 0 means no deadline. */
-int sa_jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out)
+int sa__jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out)
 {
     sa_jobsm *sm;
     int rc;
@@ -809,7 +809,7 @@ int sa_jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out)
     sa__jsm_copy_settings(sm, cfg);
     rc = copy_strings(sm, cfg);
     if (rc != SA_OK) {
-        sa_jobsm_free(sm);
+        sa__jobsm_free(sm);
         return rc;
     }
     sm->last_poll_ms = now_ms;
@@ -827,7 +827,7 @@ int sa_jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out)
     return SA_OK;
 }
 
-void sa_jobsm_free(sa_jobsm *sm)
+void sa__jobsm_free(sa_jobsm *sm)
 {
     sa_mem memv;
     const sa_mem *mem;
@@ -850,7 +850,7 @@ void sa_jobsm_free(sa_jobsm *sm)
     sa__free(mem, sm->request_id);
     sa__free(mem, sm->task_id);
     sa__free(mem, sm->file_id);
-    sa_upload_spec_free(mem, &sm->upload);
+    sa__upload_spec_free(mem, &sm->upload);
     sa_result_free(sm->result);
     sa__free(mem, sm->fetch_url);
     sa__free(mem, sm->dl_data);
@@ -864,7 +864,7 @@ void sa_jobsm_free(sa_jobsm *sm)
 /* Driving                                                             */
 /* ------------------------------------------------------------------ */
 
-int sa_jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out)
+int sa__jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out)
 {
     int hops, step;
 
@@ -913,7 +913,7 @@ int sa_jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out)
     }
     sa__jsm_finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "internal error: job "
                    "does not settle in state %s",
-                   sa_jobsm_state_name(sm->state));
+                   sa__jobsm_state_name(sm->state));
     out->kind = SA_NEXT_END;
     return SA_OK;
 }
@@ -921,7 +921,7 @@ int sa_jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out)
 /* Returns SA_OK (whatever the answer meant: see the state), SA_ERR_NOMEM
  * (the job is then FAILED with SA_ERR_NOMEM), or SA_ERR_INVALID_ARGUMENT
  * when no request is out (nothing changes). */
-int sa_jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
+int sa__jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
                          const sa_http_response *resp)
 {
     int rc;
@@ -956,7 +956,7 @@ int sa_jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
     return rc;
 }
 
-int sa_jobsm_cancel(sa_jobsm *sm, int64_t now_ms, int abandon)
+int sa__jobsm_cancel(sa_jobsm *sm, int64_t now_ms, int abandon)
 {
     if (!sm || sa__jsm_is_terminal(sm->state)) return 0;
     if (sm->fetch_phase || sm->kind != KIND_ANALYSIS) {
@@ -992,65 +992,65 @@ int sa_jobsm_cancel(sa_jobsm *sm, int64_t now_ms, int abandon)
 /* Getters (NULL-safe)                                                 */
 /* ------------------------------------------------------------------ */
 
-int sa_jobsm_state(const sa_jobsm *sm)
+int sa__jobsm_state(const sa_jobsm *sm)
 {
     if (!sm) return SA_ERR_INVALID_ARGUMENT;
     return sm->pub_state ? sm->pub_state : sm->state;
 }
 
-int sa_jobsm_status(const sa_jobsm *sm)
+int sa__jobsm_status(const sa_jobsm *sm)
 {
     if (!sm) return SA_ERR_INVALID_ARGUMENT;
     return sm->pub_state ? sm->pub_status : SA_ERR_NOT_DONE;
 }
 
-const char *sa_jobsm_errmsg(const sa_jobsm *sm)
+const char *sa__jobsm_errmsg(const sa_jobsm *sm)
 {
     return sm ? sm->errmsg : "";
 }
 
-int sa_jobsm_http_status(const sa_jobsm *sm)
+int sa__jobsm_http_status(const sa_jobsm *sm)
 {
     return sm ? (int)sm->http_status : 0;
 }
 
-const char *sa_jobsm_api_error_code(const sa_jobsm *sm)
+const char *sa__jobsm_api_error_code(const sa_jobsm *sm)
 {
     return sm ? sm->api_error_code : NULL;
 }
 
-const char *sa_jobsm_engine_error(const sa_jobsm *sm)
+const char *sa__jobsm_engine_error(const sa_jobsm *sm)
 {
     return sm ? sm->engine_error : NULL;
 }
 
-const char *sa_jobsm_task_id(const sa_jobsm *sm)
+const char *sa__jobsm_task_id(const sa_jobsm *sm)
 {
     return sm ? sm->task_id : NULL;
 }
 
-const char *sa_jobsm_file_id(const sa_jobsm *sm)
+const char *sa__jobsm_file_id(const sa_jobsm *sm)
 {
     return sm ? sm->file_id : NULL;
 }
 
-const char *sa_jobsm_request_id(const sa_jobsm *sm)
+const char *sa__jobsm_request_id(const sa_jobsm *sm)
 {
     return sm ? sm->request_id : NULL;
 }
 
-int sa_jobsm_polls(const sa_jobsm *sm)
+int sa__jobsm_polls(const sa_jobsm *sm)
 {
     return sm ? sm->polls : 0;
 }
 
-int sa_jobsm_task_maybe_created(const sa_jobsm *sm)
+int sa__jobsm_task_maybe_created(const sa_jobsm *sm)
 {
     return sm ? sm->task_maybe : 0;
 }
 
 /* A fetch that ended FAILED keeps the files that did arrive readable. */
-const sa_result *sa_jobsm_result(const sa_jobsm *sm)
+const sa_result *sa__jobsm_result(const sa_jobsm *sm)
 {
     if (!sm) return NULL;
     if (sm->pub_state == SA_JOB_DONE) return sm->result;
@@ -1059,17 +1059,17 @@ const sa_result *sa_jobsm_result(const sa_jobsm *sm)
     return NULL;
 }
 
-sa_result *sa_jobsm_result_own(sa_jobsm *sm)
+sa_result *sa__jobsm_result_own(sa_jobsm *sm)
 {
-    return sa_jobsm_result(sm) ? sm->result : NULL;
+    return sa__jobsm_result(sm) ? sm->result : NULL;
 }
 
-int sa_jobsm_background(const sa_jobsm *sm)
+int sa__jobsm_background(const sa_jobsm *sm)
 {
     return sm && sm->background && !sa__jsm_is_terminal(sm->state);
 }
 
-int sa_jobsm_take_notice(sa_jobsm *sm, char *buf, size_t len)
+int sa__jobsm_take_notice(sa_jobsm *sm, char *buf, size_t len)
 {
     if (!sm || !sm->notice_pending || !buf || len == 0) return 0;
     sm->notice_pending = 0;
@@ -1080,18 +1080,18 @@ int sa_jobsm_take_notice(sa_jobsm *sm, char *buf, size_t len)
     return 1;
 }
 
-int sa_jobsm_resumed(const sa_jobsm *sm)
+int sa__jobsm_resumed(const sa_jobsm *sm)
 {
     return sm ? sm->resumed : 0;
 }
 
-int sa_jobsm_task_outcome(const sa_jobsm *sm, const char **msg)
+int sa__jobsm_task_outcome(const sa_jobsm *sm, const char **msg)
 {
     if (msg) *msg = "";
     if (!sm) return SA_ERR_INVALID_ARGUMENT;
     if (!sm->background) {
         if (msg) *msg = sm->errmsg;
-        return sa_jobsm_status(sm);
+        return sa__jobsm_status(sm);
     }
     if (msg) *msg = sm->bgmsg;
     return sm->bg_status;

@@ -84,13 +84,13 @@ int sa__jsm_on_account(sa_jobsm *sm, int64_t now_ms,
     }
     code = sa__jsm_classify(sm, resp, &e, why, sizeof why);
     if (code == SA_ERR_NOMEM) {
-        sa_api_error_free(sm->mem, &e);
+        sa__api_error_free(sm->mem, &e);
         return sa__jsm_fail_nomem(sm, "account answer");
     }
     /* classify() took the error_code over (sm->api_error_code) */
     if (is_delete(sm) && resp->http_status == 400 && sm->api_error_code
         && strcmp(sm->api_error_code, "InvalidTaskId") == 0) {
-        sa_api_error_free(sm->mem, &e);
+        sa__api_error_free(sm->mem, &e);
         if (sm->delete_maybe) {
             /* an earlier attempt reached the server and deleted it */
             sa__jsm_finish(sm, SA_JOB_DONE, SA_OK, "%s", "");
@@ -100,7 +100,7 @@ int sa__jsm_on_account(sa_jobsm *sm, int64_t now_ms,
                        "task delete: %s", why);
         return SA_OK;
     }
-    sa_api_error_free(sm->mem, &e);
+    sa__api_error_free(sm->mem, &e);
     if (code == SA_ERR_RATE_LIMITED || code == SA_ERR_SERVER
         || code == SA_ERR_TIMEOUT) {
         if (is_delete(sm) && code != SA_ERR_RATE_LIMITED)
@@ -113,7 +113,7 @@ int sa__jsm_on_account(sa_jobsm *sm, int64_t now_ms,
     return SA_OK;
 }
 
-int sa_jobsm_new_account(const sa_job_config *cfg, int op,
+int sa__jobsm_new_account(const sa_job_config *cfg, int op,
                          const char *task_id, const char *secret,
                          int64_t now_ms, sa_jobsm **out)
 {
@@ -131,7 +131,7 @@ int sa_jobsm_new_account(const sa_job_config *cfg, int op,
     if (rc != SA_OK) return rc;
     rc = sa__account_new(sm->mem, op, secret, &sm->account);
     if (rc != SA_OK) {
-        sa_jobsm_free(sm);
+        sa__jobsm_free(sm);
         return rc;
     }
     sa__jsm_set_fetch_step(sm, SA_STEP_ACCOUNT);
@@ -139,7 +139,7 @@ int sa_jobsm_new_account(const sa_job_config *cfg, int op,
     return SA_OK;
 }
 
-const sa_account *sa_jobsm_account(const sa_jobsm *sm)
+const sa_account *sa__jobsm_account(const sa_jobsm *sm)
 {
     return sm && sm->kind == KIND_ACCOUNT && sm->pub_state == SA_JOB_DONE
         ? sm->account : NULL;

@@ -147,7 +147,7 @@ int sa__jsm_on_transport_failure(sa_jobsm *sm, int64_t now_ms,
     return SA_OK;
 }
 
-/* Classify a non-2xx answer: fills *e (free with sa_api_error_free) and
+/* Classify a non-2xx answer: fills *e (free with sa__api_error_free) and
  * keeps its error_code; returns the status or SA_ERR_NOMEM. */
 int sa__jsm_classify(sa_jobsm *sm, const sa_http_response *resp,
                      sa_api_error *e, char *why, size_t whylen)
@@ -155,7 +155,7 @@ int sa__jsm_classify(sa_jobsm *sm, const sa_http_response *resp,
     int code;
 
     memset(e, 0, sizeof *e);
-    code = sa_proto_classify(sm->mem, sm->step, resp->http_status,
+    code = sa__proto_classify(sm->mem, sm->step, resp->http_status,
                              sa__jsm_resp_body(resp), sa__jsm_resp_len(resp),
                              sm->max_json_depth, e);
     if (code == SA_ERR_NOMEM) return code;
@@ -223,7 +223,7 @@ static int on_file_create_ok(sa_jobsm *sm, int64_t now_ms,
     int rc;
 
     memset(&up, 0, sizeof up);
-    rc = sa_proto_parse_file_create(sm->mem, sa__jsm_resp_body(resp),
+    rc = sa__proto_parse_file_create(sm->mem, sa__jsm_resp_body(resp),
                                     sa__jsm_resp_len(resp),
                                     sm->max_json_depth, &file_id, &up, why,
                                     sizeof why);
@@ -231,7 +231,7 @@ static int on_file_create_ok(sa_jobsm *sm, int64_t now_ms,
         /* an unreadable 200 (a proxy, a truncated body): file create is
          * safe to repeat, like a transport error */
         sa__free(sm->mem, file_id);
-        sa_upload_spec_free(sm->mem, &up);
+        sa__upload_spec_free(sm->mem, &up);
         if (rc == SA_ERR_NOMEM) return sa__jsm_fail_nomem(sm, "file create "
                                                           "answer");
         sa__jsm_msgf(what, sizeof what, "unreadable HTTP %ld answer (%s)",
@@ -244,12 +244,12 @@ static int on_file_create_ok(sa_jobsm *sm, int64_t now_ms,
         /* readable, but a slot we cannot use: asking again would get the
          * same kind of slot */
         sa__free(sm->mem, file_id);
-        sa_upload_spec_free(sm->mem, &up);
+        sa__upload_spec_free(sm->mem, &up);
         sa__jsm_finish(sm, SA_JOB_FAILED, rc, "file create: %s", why);
         return SA_OK;
     }
     sa__jsm_take_str(sm->mem, &sm->file_id, &file_id);
-    sa_upload_spec_free(sm->mem, &sm->upload);
+    sa__upload_spec_free(sm->mem, &sm->upload);
     sm->upload = up;
     sa__jsm_step_succeeded(sm);
     sa__jsm_set_state(sm, SA_JOB_UPLOAD);
@@ -268,7 +268,7 @@ int sa__jsm_on_file_create(sa_jobsm *sm, int64_t now_ms,
     if (sa__jsm_is_2xx(resp)) return on_file_create_ok(sm, now_ms, resp);
 
     code = sa__jsm_classify(sm, resp, &e, why, sizeof why);
-    sa_api_error_free(sm->mem, &e);
+    sa__api_error_free(sm->mem, &e);
     if (code == SA_ERR_NOMEM) return sa__jsm_fail_nomem(sm, "file create "
                                                         "answer");
     if (resp->http_status == 404 &&
@@ -303,7 +303,7 @@ int sa__jsm_on_upload(sa_jobsm *sm, int64_t now_ms,
     code = sa__jsm_classify(sm, resp, &e, why, sizeof why);
     expired = resp->http_status == 403 && sa__jsm_contains_ci(e.message,
                                                               "expired");
-    sa_api_error_free(sm->mem, &e);
+    sa__api_error_free(sm->mem, &e);
     if (code == SA_ERR_NOMEM) return sa__jsm_fail_nomem(sm, "upload answer");
     if (expired && !sm->refreshed_slot) {
         /* the pre-signed URL expired: ask for a fresh slot, once */
@@ -352,7 +352,7 @@ static int on_task_create_ok(sa_jobsm *sm, int64_t now_ms,
     char *task_id = NULL;
     int rc;
 
-    rc = sa_proto_parse_task_create(sm->mem, sa__jsm_resp_body(resp),
+    rc = sa__proto_parse_task_create(sm->mem, sa__jsm_resp_body(resp),
                                     sa__jsm_resp_len(resp),
                                     sm->max_json_depth, &task_id, why,
                                     sizeof why);
@@ -399,7 +399,7 @@ int sa__jsm_on_task_create(sa_jobsm *sm, int64_t now_ms,
     if (sa__jsm_is_2xx(resp)) return on_task_create_ok(sm, now_ms, resp);
 
     code = sa__jsm_classify(sm, resp, &e, why, sizeof why);
-    sa_api_error_free(sm->mem, &e);
+    sa__api_error_free(sm->mem, &e);
     if (code == SA_ERR_NOMEM) return sa__jsm_fail_nomem(sm, "task create "
                                                         "answer");
     if (resp->http_status >= 500 || code == SA_ERR_SERVER)
@@ -445,7 +445,7 @@ static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
     }
     if (info->task_status != SA_TASK_RUNNING && sm->plan && !sm->fetch_phase
         && sm->created_ms >= 0)  /* a duration seen: teach the planner */
-        sa_pollplan_observe(sm->plan, sm->pp_bucket, sm->created_ms,
+        sa__pollplan_observe(sm->plan, sm->pp_bucket, sm->created_ms,
                             sm->running_ms, sm->poll_sent_ms);
     switch (info->task_status) {
     case SA_TASK_RUNNING:
@@ -532,8 +532,8 @@ static int on_poll_ok(sa_jobsm *sm, int64_t now_ms,
 
     memset(&info, 0, sizeof info);
     info.polling_interval_ms = -1;
-    if (sm->plan) sa_pollplan_rtt(sm->plan, now_ms - sm->poll_sent_ms);
-    rc = sa_proto_parse_status(sm->mem, sa__jsm_resp_body(resp),
+    if (sm->plan) sa__pollplan_rtt(sm->plan, now_ms - sm->poll_sent_ms);
+    rc = sa__proto_parse_status(sm->mem, sa__jsm_resp_body(resp),
                                sa__jsm_resp_len(resp),
                                sm->max_json_depth, sm->task_id, &info, why,
                                sizeof why);
@@ -544,7 +544,7 @@ static int on_poll_ok(sa_jobsm *sm, int64_t now_ms,
                      resp->http_status, why);
         if (rc == SA_ERR_PROTOCOL
             && (info.task_status == SA_TASK_SUCCESS
-                || sa_json_nul_only(sa__jsm_resp_body(resp),
+                || sa__json_nul_only(sa__jsm_resp_body(resp),
                                     sa__jsm_resp_len(resp),
                                     sm->max_json_depth)))
             on_refused_answer(sm, now_ms,
@@ -556,7 +556,7 @@ static int on_poll_ok(sa_jobsm *sm, int64_t now_ms,
                                   what);
         rc = SA_OK;
     }
-    sa_status_info_free(sm->mem, &info);
+    sa__status_info_free(sm->mem, &info);
     return rc;
 }
 
@@ -577,7 +577,7 @@ int sa__jsm_on_poll(sa_jobsm *sm, int64_t now_ms, const sa_http_response *resp)
     if (sa__jsm_is_2xx(resp)) return on_poll_ok(sm, now_ms, resp);
 
     code = sa__jsm_classify(sm, resp, &e, why, sizeof why);
-    sa_api_error_free(sm->mem, &e);
+    sa__api_error_free(sm->mem, &e);
     if (code == SA_ERR_NOMEM) return sa__jsm_fail_nomem(sm, "status answer");
     if (code == SA_ERR_RATE_LIMITED || code == SA_ERR_SERVER
         || code == SA_ERR_PROTOCOL)

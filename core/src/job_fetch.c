@@ -1,8 +1,8 @@
 /* job_fetch.c - the download and fetch jobs; an analysis's ZIP download. */
 /*
  * Two more kinds of machine share the state of job.c: a download
- * (sa_jobsm_new_download: only the FETCHING step, one result URL) and a
- * fetch (sa_jobsm_new_fetch: the public side of sa_client_fetch, which
+ * (sa__jobsm_new_download: only the FETCHING step, one result URL) and a
+ * fetch (sa__jobsm_new_fetch: the public side of sa_client_fetch, which
  * sends nothing itself; the client runs downloads for it and reports
  * each one).
  *
@@ -10,7 +10,7 @@
  * scores) is not DONE yet: the machine enters FETCHING and GETs the ZIP
  * (api_host 0: never the key, never the limiter; the answer may be up to
  * SA_FETCH_MAX_BODY; per-download timeout upload_timeout_ms), parses it
- * (sa_result_from_zip) and only then ends DONE with the scores and mask
+ * (sa__result_from_zip) and only then ends DONE with the scores and mask
  * files.  A download is retried like a poll (transport, 429, 5xx).  A 403
  * means the pre-signed URL expired (S3 "Request has expired"; any 403 of a
  * result host is taken as that): the machine polls the task once more
@@ -50,7 +50,7 @@ static int on_fetch_ok(sa_jobsm *sm, const sa_http_response *resp)
         sa__jsm_finish(sm, SA_JOB_DONE, SA_OK, "%s", "");
         return SA_OK;
     }
-    rc = sa_result_from_zip(sm->mem, sa__jsm_resp_body(resp),
+    rc = sa__result_from_zip(sm->mem, sa__jsm_resp_body(resp),
                             sa__jsm_resp_len(resp), 0,
                             sm->max_files_bytes, sm->task_id, &r, why,
                             sizeof why);
@@ -62,7 +62,7 @@ static int on_fetch_ok(sa_jobsm *sm, const sa_http_response *resp)
                        why[0] ? why : sa_strerror(rc));
         return SA_OK;
     }
-    if (sm->fetch_url && sa_result_set_zip_url(r, sm->fetch_url) != SA_OK) {
+    if (sm->fetch_url && sa__result_set_zip_url(r, sm->fetch_url) != SA_OK) {
         sa_result_free(r);
         return sa__jsm_fail_nomem(sm, "result ZIP URL");
     }
@@ -83,7 +83,7 @@ int sa__jsm_on_fetch(sa_jobsm *sm, int64_t now_ms,
         return sa__jsm_on_transport_failure(sm, now_ms, resp);
     if (sa__jsm_is_2xx(resp)) return on_fetch_ok(sm, resp);
     code = sa__jsm_classify(sm, resp, &e, why, sizeof why);
-    sa_api_error_free(sm->mem, &e);
+    sa__api_error_free(sm->mem, &e);
     if (code == SA_ERR_NOMEM) return sa__jsm_fail_nomem(sm, "download answer");
     if (resp->http_status == 403 && !sm->refreshed_url && sm->task_id) {
         /* an expired pre-signed URL: ask the task for fresh ones, once */
@@ -117,13 +117,13 @@ static const char *fresh_url(const sa_jobsm *sm, const sa_result *fresh)
 
     if (!fresh) return NULL;
     if (sm->kind == KIND_ANALYSIS) return sa_result_zip_url(fresh);
-    url = sm->dl_index != SIZE_MAX ? sa_result_url_at(fresh, sm->dl_index)
+    url = sm->dl_index != SIZE_MAX ? sa__result_url_at(fresh, sm->dl_index)
                                    : NULL;
     if (url) {
-        sa_url_file_name(url, name, sizeof name);
+        sa__url_file_name(url, name, sizeof name);
         if (strcmp(name, sm->dl_name) == 0) return url;
     }
-    return sa_result_find_url(fresh, sm->dl_name);
+    return sa__result_find_url(fresh, sm->dl_name);
 }
 
 /* A parsed status answer to the poll for fresh URLs. */
@@ -169,7 +169,7 @@ int sa__jsm_on_refresh(sa_jobsm *sm, int64_t now_ms,
         return sa__jsm_on_transport_failure(sm, now_ms, resp);
     if (!sa__jsm_is_2xx(resp)) {
         rc = sa__jsm_classify(sm, resp, &e, why, sizeof why);
-        sa_api_error_free(sm->mem, &e);
+        sa__api_error_free(sm->mem, &e);
         if (rc == SA_ERR_NOMEM) return sa__jsm_fail_nomem(sm, "status answer");
         if (rc == SA_ERR_RATE_LIMITED || rc == SA_ERR_SERVER
             || rc == SA_ERR_PROTOCOL)
@@ -182,7 +182,7 @@ int sa__jsm_on_refresh(sa_jobsm *sm, int64_t now_ms,
     }
     memset(&info, 0, sizeof info);
     info.polling_interval_ms = -1;
-    rc = sa_proto_parse_status(sm->mem, sa__jsm_resp_body(resp),
+    rc = sa__proto_parse_status(sm->mem, sa__jsm_resp_body(resp),
                                sa__jsm_resp_len(resp),
                                sm->max_json_depth, sm->task_id, &info, why,
                                sizeof why);
@@ -192,7 +192,7 @@ int sa__jsm_on_refresh(sa_jobsm *sm, int64_t now_ms,
         sa__jsm_retry_or_fail(sm, now_ms, SA_ERR_PROTOCOL, why);
         rc = SA_OK;
     }
-    sa_status_info_free(sm->mem, &info);
+    sa__status_info_free(sm->mem, &info);
     return rc;
 }
 
@@ -221,7 +221,7 @@ int sa__jsm_fetch_next(sa_jobsm *sm, sa_next *out)
     return SA_OK;
 }
 
-const char *sa_jobsm_fetch_next(sa_jobsm *sm, size_t *index)
+const char *sa__jobsm_fetch_next(sa_jobsm *sm, size_t *index)
 {
     if (!sm || sm->kind != KIND_FETCH || sa__jsm_is_terminal(sm->state)
         || sm->n_started >= sm->n_urls)
@@ -241,13 +241,13 @@ static void fetch_failed(sa_jobsm *sm, size_t index, int status,
     sa__jsm_msgf(sm->failmsg, sizeof sm->failmsg, "%s", msg ? msg : "");
 }
 
-void sa_jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg)
+void sa__jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg)
 {
     if (!sm || sm->kind != KIND_FETCH) return;
     fetch_failed(sm, SIZE_MAX, status, msg);
 }
 
-void sa_jobsm_fetch_done(sa_jobsm *sm, size_t index, int status,
+void sa__jobsm_fetch_done(sa_jobsm *sm, size_t index, int status,
                          const char *msg)
 {
     if (!sm || sm->kind != KIND_FETCH || sm->n_ended >= sm->n_started)
@@ -256,18 +256,18 @@ void sa_jobsm_fetch_done(sa_jobsm *sm, size_t index, int status,
     if (status != SA_OK) fetch_failed(sm, index, status, msg);
 }
 
-sa_result *sa_jobsm_fetch_result(sa_jobsm *sm)
+sa_result *sa__jobsm_fetch_result(sa_jobsm *sm)
 {
     return sm && sm->kind == KIND_FETCH ? sm->result : NULL;
 }
 
-void sa_jobsm_note_sent(sa_jobsm *sm, int64_t now_ms)
+void sa__jobsm_note_sent(sa_jobsm *sm, int64_t now_ms)
 {
     if (sm && sm->in_flight && sm->step == SA_STEP_POLL)
         sm->poll_sent_ms = now_ms;
 }
 
-int sa_jobsm_poll_now(sa_jobsm *sm, int64_t now_ms)
+int sa__jobsm_poll_now(sa_jobsm *sm, int64_t now_ms)
 {
     if (!sm || sm->kind != KIND_ANALYSIS || sm->fetch_phase) return 0;
     if (sm->state != SA_JOB_POLL_WAIT
@@ -277,7 +277,7 @@ int sa_jobsm_poll_now(sa_jobsm *sm, int64_t now_ms)
     return 1;
 }
 
-const void *sa_jobsm_download_data(const sa_jobsm *sm, size_t *len)
+const void *sa__jobsm_download_data(const sa_jobsm *sm, size_t *len)
 {
     if (len) *len = 0;
     if (!sm || sm->kind != KIND_DOWNLOAD || sm->pub_state != SA_JOB_DONE)
@@ -286,12 +286,12 @@ const void *sa_jobsm_download_data(const sa_jobsm *sm, size_t *len)
     return sm->dl_data;
 }
 
-const char *sa_jobsm_download_name(const sa_jobsm *sm)
+const char *sa__jobsm_download_name(const sa_jobsm *sm)
 {
     return sm ? sm->dl_name : "";
 }
 
-void sa_jobsm_download_set_index(sa_jobsm *sm, size_t index)
+void sa__jobsm_download_set_index(sa_jobsm *sm, size_t index)
 {
     if (sm && sm->kind == KIND_DOWNLOAD) sm->dl_index = index;
 }
@@ -315,7 +315,7 @@ static int new_other(const sa_job_config *cfg, int kind, const char *task_id,
     sm->last_poll_ms = now_ms;
     sm->base_url = sa__strdup(sm->mem, cfg->base_url);
     if (!sm->base_url || sa__jsm_replace_str(sm->mem, &sm->task_id, task_id)) {
-        sa_jobsm_free(sm);
+        sa__jobsm_free(sm);
         return SA_ERR_NOMEM;
     }
     for (n = strlen(sm->base_url); n > 0 && sm->base_url[n - 1] == '/'; n--)
@@ -331,7 +331,7 @@ int sa__jsm_new_other(const sa_job_config *cfg, int kind, const char *task_id,
 }
 
 /* Also SA_ERR_INVALID_ARGUMENT for a URL that is not http(s). */
-int sa_jobsm_new_download(const sa_job_config *cfg, const char *url,
+int sa__jobsm_new_download(const sa_job_config *cfg, const char *url,
                           const char *task_id, int64_t now_ms,
                           sa_jobsm **out)
 {
@@ -346,10 +346,10 @@ int sa_jobsm_new_download(const sa_job_config *cfg, const char *url,
     if (rc != SA_OK) return rc;
     sm->fetch_url = sa__strdup(sm->mem, url);
     if (!sm->fetch_url) {
-        sa_jobsm_free(sm);
+        sa__jobsm_free(sm);
         return SA_ERR_NOMEM;
     }
-    sa_url_file_name(url, sm->dl_name, sizeof sm->dl_name);
+    sa__url_file_name(url, sm->dl_name, sizeof sm->dl_name);
     sm->dl_index = SIZE_MAX;
     sa__jsm_set_fetch_step(sm, SA_STEP_FETCH);
     *out = sm;
@@ -365,7 +365,7 @@ static int copy_urls(sa_jobsm *sm, const sa_result *src)
     if (sa_result_file_count(src) > 0 ||
         sa_result_format(src) == SA_FORMAT_ZIP)
         return SA_OK;
-    n = sa_result_urls(src, NULL, 0);
+    n = sa__result_urls(src, NULL, 0);
     if (n == 0) return SA_OK;
     tmp = sa__calloc(sm->mem, n, sizeof *tmp);
     sm->urls = sa__calloc(sm->mem, n, sizeof *sm->urls);
@@ -373,7 +373,7 @@ static int copy_urls(sa_jobsm *sm, const sa_result *src)
         sa__free(sm->mem, tmp);
         return SA_ERR_NOMEM;
     }
-    n = sa_result_urls(src, tmp, n);
+    n = sa__result_urls(src, tmp, n);
     for (i = 0; i < n; i++) {
         sm->urls[i] = sa__strdup(sm->mem, tmp[i]);
         if (!sm->urls[i]) break;
@@ -383,7 +383,7 @@ static int copy_urls(sa_jobsm *sm, const sa_result *src)
     return sm->n_urls == n ? SA_OK : SA_ERR_NOMEM;
 }
 
-int sa_jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
+int sa__jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
                        int with_files, int64_t now_ms, sa_jobsm **out)
 {
     sa_jobsm *sm = NULL;
@@ -395,11 +395,11 @@ int sa_jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
         return SA_ERR_INVALID_ARGUMENT;
     rc = new_other(cfg, KIND_FETCH, sa_result_task_id(src), now_ms, &sm);
     if (rc != SA_OK) return rc;
-    rc = with_files ? sa_result_clone(sm->mem, src, &sm->result)
-                    : sa_result_clone_scores(sm->mem, src, &sm->result);
+    rc = with_files ? sa__result_clone(sm->mem, src, &sm->result)
+                    : sa__result_clone_scores(sm->mem, src, &sm->result);
     if (rc == SA_OK) rc = copy_urls(sm, src);
     if (rc != SA_OK) {
-        sa_jobsm_free(sm);
+        sa__jobsm_free(sm);
         return rc;
     }
     sa__jsm_set_fetch_step(sm, SA_STEP_FETCH);

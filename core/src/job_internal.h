@@ -69,12 +69,12 @@ struct sa_jobsm {
     int polls;
     int64_t created_ms;      /* task create answer; -1: none (resumed) */
     int64_t running_ms;      /* poll that last answered running: sent at */
-    int64_t poll_sent_ms;    /* the poll out: sent at (sa_jobsm_note_sent) */
+    int64_t poll_sent_ms;    /* the poll out: sent at (sa__jobsm_note_sent) */
     int task_maybe;          /* a task exists or may exist */
     int refreshed_slot;      /* file create redone after an expired URL */
     int resumed;             /* started from a task id (sa_client_resume) */
     int unknown_seen;        /* an unknown task_status was noted ... */
-    int notice_pending;      /* ... and waits for sa_jobsm_take_notice */
+    int notice_pending;      /* ... and waits for sa__jobsm_take_notice */
     char unknown_status[64]; /* that status (sa_status_info) */
 
     /* The public outcome: written only by fix_outcome(). */

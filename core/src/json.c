@@ -7,7 +7,7 @@
  * Reentrancy decision.  cJSON (1.7.x) assigns its process-wide
  * `global_error` on every cJSON_ParseWithLengthOpts call.  Two threads
  * parsing at once race on that write even when nobody reads it.  So every
- * parse of the library goes through sa_json_parse, which holds
+ * parse of the library goes through sa__json_parse, which holds
  * `json_parse_lock` around the cJSON call.  That mutex is the only mutable
  * process-wide state owned by this library outside sa_global_init; it is
  * statically initialised (no init call needed, nothing to clean up) and is
@@ -96,7 +96,7 @@ static long hex4(const unsigned char *p)
  * position after it (and after a low surrogate that must follow a high
  * one), or NULL.  \u0000 is refused: cJSON's strings are C strings, so a
  * NUL would silently end the string there ("TASK\u0000/../x" read as
- * "TASK").  With `nul` (sa_json_nul_only), a NUL is recorded in *nul and
+ * "TASK").  With `nul` (sa__json_nul_only), a NUL is recorded in *nul and
  * scanning goes on. */
 static const unsigned char *scan_unicode_escape(const unsigned char *p,
                                                 const unsigned char *end,
@@ -307,7 +307,7 @@ static int scan_json(const unsigned char *p, const unsigned char *end,
 
 /* Parse len bytes of JSON (no NUL terminator needed).  max_depth <= 0
  * means 64; values above cJSON's own limit (1000) are lowered to it. */
-int sa_json_parse(const char *text, size_t len, int max_depth, cJSON **out)
+int sa__json_parse(const char *text, size_t len, int max_depth, cJSON **out)
 {
     const unsigned char *p = (const unsigned char *)text;
     cJSON *root;
@@ -331,7 +331,7 @@ int sa_json_parse(const char *text, size_t len, int max_depth, cJSON **out)
     return SA_OK;
 }
 
-int sa_json_nul_only(const char *text, size_t len, int max_depth)
+int sa__json_nul_only(const char *text, size_t len, int max_depth)
 {
     const unsigned char *p = (const unsigned char *)text;
     int nul = 0;
@@ -348,7 +348,7 @@ int sa_json_nul_only(const char *text, size_t len, int max_depth)
 
 /* The member `key` of an object; NULL when obj is not an object, the key
  * is absent or its value is JSON null. */
-const cJSON *sa_json_get(const cJSON *obj, const char *key)
+const cJSON *sa__json_get(const cJSON *obj, const char *key)
 {
     const cJSON *item;
     if (!obj || !key || !cJSON_IsObject(obj)) return NULL;
@@ -358,10 +358,10 @@ const cJSON *sa_json_get(const cJSON *obj, const char *key)
 }
 
 /* The string value of `key`, or NULL (absent, null or not a string: use
- * sa_json_dup_scalar to accept numbers too). */
-const char *sa_json_string(const cJSON *obj, const char *key)
+ * sa__json_dup_scalar to accept numbers too). */
+const char *sa__json_string(const cJSON *obj, const char *key)
 {
-    const cJSON *item = sa_json_get(obj, key);
+    const cJSON *item = sa__json_get(obj, key);
     if (!item || !cJSON_IsString(item)) return NULL;
     return item->valuestring;
 }
@@ -448,7 +448,7 @@ static int parse_number_text(const char *s, double *out)
 }
 
 /* A finite number, or a string holding one. */
-int sa_json_as_number(const cJSON *item, double *out)
+int sa__json_as_number(const cJSON *item, double *out)
 {
     double v;
     if (!item) return 0;
@@ -465,15 +465,15 @@ int sa_json_as_number(const cJSON *item, double *out)
     return 0;
 }
 
-int sa_json_number(const cJSON *obj, const char *key, double *out)
+int sa__json_number(const cJSON *obj, const char *key, double *out)
 {
-    return sa_json_as_number(sa_json_get(obj, key), out);
+    return sa__json_as_number(sa__json_get(obj, key), out);
 }
 
 /* Strings are copied as they are; numbers only when they are integers of
  * at most 2^53 in magnitude (beyond that a double no longer holds the exact
- * value: ids use sa_json_raw_at instead); anything else gives NULL. */
-char *sa_json_dup_scalar(const sa_mem *mem, const cJSON *item, int *nomem)
+ * value: ids use sa__json_raw_at instead); anything else gives NULL. */
+char *sa__json_dup_scalar(const sa_mem *mem, const cJSON *item, int *nomem)
 {
     char tmp[32], *s;
     const char *src = NULL;
@@ -559,7 +559,7 @@ static const unsigned char *raw_member(const unsigned char *p,
     }
 }
 
-int sa_json_raw_at(const char *text, size_t len, const char *const *path,
+int sa__json_raw_at(const char *text, size_t len, const char *const *path,
                    size_t npath, const char **start, size_t *n)
 {
     const unsigned char *p = (const unsigned char *)text, *end, *vend;
@@ -589,14 +589,14 @@ int sa_json_raw_at(const char *text, size_t len, const char *const *path,
 /* Writing                                                             */
 /* ------------------------------------------------------------------ */
 
-int sa_json_put_string(sa_buf *b, const char *s)
+int sa__json_put_string(sa_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     const char *run;
     int rc;
 
-    if (!s) return sa_buf_append(b, "null", 4);
-    rc = sa_buf_append(b, "\"", 1);
+    if (!s) return sa__buf_append(b, "null", 4);
+    rc = sa__buf_append(b, "\"", 1);
     while (rc == SA_OK && *s) {
         char esc[7];
         unsigned char c;
@@ -604,7 +604,7 @@ int sa_json_put_string(sa_buf *b, const char *s)
         run = s;
         while (*s && *s != '"' && *s != '\\' && (unsigned char)*s >= 0x20)
             s++;
-        if (s > run) rc = sa_buf_append(b, run, (size_t)(s - run));
+        if (s > run) rc = sa__buf_append(b, run, (size_t)(s - run));
         if (rc != SA_OK || !*s) break;
         c = (unsigned char)*s++;
         esc[0] = '\\';
@@ -623,20 +623,20 @@ int sa_json_put_string(sa_buf *b, const char *s)
             elen = 6;
             break;
         }
-        rc = sa_buf_append(b, esc, elen);
+        rc = sa__buf_append(b, esc, elen);
     }
-    if (rc == SA_OK) rc = sa_buf_append(b, "\"", 1);
+    if (rc == SA_OK) rc = sa__buf_append(b, "\"", 1);
     return rc;
 }
 
-int sa_json_put_item(sa_buf *b, const cJSON *item)
+int sa__json_put_item(sa_buf *b, const cJSON *item)
 {
     char *text;
     int rc;
-    if (!item) return sa_buf_append(b, "null", 4);
+    if (!item) return sa__buf_append(b, "null", 4);
     text = cJSON_PrintUnformatted(item);
     if (!text) return SA_ERR_NOMEM;
-    rc = sa_buf_append(b, text, strlen(text));
+    rc = sa__buf_append(b, text, strlen(text));
     cJSON_free(text);
     return rc;
 }
@@ -667,21 +667,21 @@ static int put_number(sa_buf *b, double v)
     }
     for (p = num; *p; p++)
         if (*p == ',') *p = '.';
-    return sa_buf_append(b, num, strlen(num));
+    return sa__buf_append(b, num, strlen(num));
 }
 
 /* A key in a message: at most 64 bytes of it. */
 #define KEY_ARGS(a) (int)((a)->key_len < 64 ? (a)->key_len : 64), (a)->key
 
 /* s[0..len) (no NUL within) as a JSON string: a bounded copy first, as
- * sa_json_put_string wants a terminated string. */
+ * sa__json_put_string wants a terminated string. */
 static int put_counted(sa_buf *b, const char *s, size_t len)
 {
     char *copy = sa__strndup(NULL, s, len);
     int rc;
 
     if (!copy) return SA_ERR_NOMEM;
-    rc = sa_json_put_string(b, copy);
+    rc = sa__json_put_string(b, copy);
     sa__free(NULL, copy);
     return rc;
 }
@@ -722,11 +722,11 @@ static int put_member(sa_buf *b, const sa_arg *a, char *err, size_t errlen)
         return SA_ERR_BAD_OPTION;
     }
     rc = put_counted(b, a->key, a->key_len);
-    if (rc == SA_OK) rc = sa_buf_append(b, ":", 1);
+    if (rc == SA_OK) rc = sa__buf_append(b, ":", 1);
     if (rc != SA_OK) return rc;
     if (a->type == SA_ARG_BOOL)
-        return a->boolean ? sa_buf_append(b, "true", 4)
-                          : sa_buf_append(b, "false", 5);
+        return a->boolean ? sa__buf_append(b, "true", 4)
+                          : sa__buf_append(b, "false", 5);
     if (a->type == SA_ARG_NUMBER) return put_number(b, a->number);
     return put_counted(b, a->string ? a->string : "",
                        a->string ? a->string_len : 0);
@@ -746,13 +746,13 @@ int sa_miniserver_args_json(const sa_arg *args, size_t n, char **json,
                  "argument");
         return SA_ERR_INVALID_ARGUMENT;
     }
-    sa_buf_init(&b, NULL, MSARGS_MAX);
-    rc = sa_buf_append(&b, "{", 1);
+    sa__buf_init(&b, NULL, MSARGS_MAX);
+    rc = sa__buf_append(&b, "{", 1);
     for (i = 0; i < n && rc == SA_OK; i++) {
-        if (i > 0) rc = sa_buf_append(&b, ",", 1);
+        if (i > 0) rc = sa__buf_append(&b, ",", 1);
         if (rc == SA_OK) rc = put_member(&b, &args[i], errbuf, errbuf_len);
     }
-    if (rc == SA_OK) rc = sa_buf_append(&b, "}", 1);
+    if (rc == SA_OK) rc = sa__buf_append(&b, "}", 1);
     if (rc == SA_ERR_LIMIT) {
         sa__errf(errbuf, errbuf_len, "miniserver_args: more than %zu bytes "
                  "of JSON", MSARGS_MAX);
@@ -760,9 +760,9 @@ int sa_miniserver_args_json(const sa_arg *args, size_t n, char **json,
     }
     if (rc == SA_ERR_NOMEM) sa__errf(errbuf, errbuf_len, "out of memory");
     if (rc != SA_OK) {
-        sa_buf_free(&b);
+        sa__buf_free(&b);
         return rc;
     }
-    *json = sa_buf_steal(&b);
+    *json = sa__buf_steal(&b);
     return *json ? SA_OK : SA_ERR_NOMEM;
 }

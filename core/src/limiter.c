@@ -33,7 +33,7 @@
  * budget (rate_limit_scope, budget.c) keeps its own copy of these windows
  * with a wider guard, SA_BUDGET_GUARD_MS (50 ms).  A 429 that still
  * happens is retried by the job and pauses the limiter
- * (sa_limiter_penalize).
+ * (sa__limiter_penalize).
  *
  * A refusal reports the exact earliest time every window (and the penalty)
  * allows a send again: each condition only gets better while nobody sends,
@@ -136,8 +136,8 @@ static int plan_windows(sa_limiter *l, double rate, int burst, int window_max,
 /* Set up a limiter.  With enabled == 0 nothing is checked and every acquire
  * succeeds.  One allocation holds the rings of every window.  Returns SA_OK,
  * SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM; after a failure nothing is held
- * (sa_limiter_free is safe to call). */
-int sa_limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
+ * (sa__limiter_free is safe to call). */
+int sa__limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
                     double rate, int burst, int window_max,
                     int64_t window_ms)
 {
@@ -173,7 +173,7 @@ int sa_limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
 }
 
 /* Release the rings; the limiter is left disabled.  NULL is fine. */
-void sa_limiter_free(sa_limiter *l)
+void sa__limiter_free(sa_limiter *l)
 {
     if (!l) return;
     if (l->n_win > 0) sa__free(l->mem, l->win[0].ring);
@@ -183,7 +183,7 @@ void sa_limiter_free(sa_limiter *l)
     l->enabled = 0;
 }
 
-/* The check of sa_limiter_check and sa_limiter_acquire on an enabled
+/* The check of sa__limiter_check and sa__limiter_acquire on an enabled
  * limiter: 1 when a request may go at *now_ms (clamped to the limiter's
  * clock on return), else 0 with the time it may in *ready_at_ms. */
 static int limiter_ready(sa_limiter *l, int64_t *now_ms, int64_t *ready_at_ms)
@@ -204,13 +204,13 @@ static int limiter_ready(sa_limiter *l, int64_t *now_ms, int64_t *ready_at_ms)
     return 1;
 }
 
-int sa_limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
+int sa__limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
 {
     if (!l || !l->enabled) return 1;
     return limiter_ready(l, &now_ms, ready_at_ms);
 }
 
-int sa_limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
+int sa__limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
 {
     int i;
 
@@ -224,7 +224,7 @@ int sa_limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
  * now_ms + pause_ms (a pause of a second or more also empties the server's
  * 1 s window).  Never brings a later ready time forward; pause_ms below 0
  * counts as 0. */
-void sa_limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms)
+void sa__limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms)
 {
     if (!l || !l->enabled) return;
     if (pause_ms < 0) pause_ms = 0;
@@ -236,7 +236,7 @@ void sa_limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms)
 
 /* The ring is in send order (time never goes back), so the sends still in
  * the window are a suffix of it: binary search for its first element. */
-int sa_limiter_room(const sa_limiter *l, int64_t now_ms,
+int sa__limiter_room(const sa_limiter *l, int64_t now_ms,
                     int64_t *next_free_ms)
 {
     const sa_limiter_window *w;

@@ -162,7 +162,7 @@ int sa__options_check(const sa_client_options *o, char *err, size_t errlen)
                  "contain control characters");
     if (o->rate_limit_scope
         && (strlen(o->rate_limit_scope) > 512
-            || sa_budget_parse_scope(o->rate_limit_scope, err, errlen) < 0))
+            || sa__budget_parse_scope(o->rate_limit_scope, err, errlen) < 0))
         OPT_FAIL(SA_ERR_INVALID_ARGUMENT, "rate_limit_scope must be "
                  "\"process\", \"host\" (default) or "
                  "\"redis://HOST:PORT[/DB]\"");

@@ -51,9 +51,9 @@ int sa_concern_color(const char *concern, unsigned char rgb[3])
     const unsigned char *p;
 
     if (!concern || !rgb) return SA_ERR_INVALID_ARGUMENT;
-    k = sa_catalog_find(concern);
+    k = sa__catalog_find(concern);
     if (k >= 0) {
-        if (sa_catalog_tier(k) == SA_TIER_SD) k = sa_catalog_counterpart(k);
+        if (sa__catalog_tier(k) == SA_TIER_SD) k = sa__catalog_counterpart(k);
         if (k >= 0 && k < 16) {
             memcpy(rgb, palette[k], 3);
             return 1;

@@ -37,7 +37,7 @@
  * durations seen).  A prior (PRIOR_N tasks' worth of mass spread evenly
  * over the durations' range) keeps a few observations from leaving holes
  * the polls would never look into.  The price follows the load the scheduler
- * reports (sa_sched_load: the long window's use and whether new work
+ * reports (sa__sched_load: the long window's use and whether new work
  * waits for it): PRICE_ROOM_MS while the budget has room, rising
  * geometrically to PRICE_BOUND_MS when it binds, where one poll near the
  * end of the longest durations seen is cheapest.  A task running past
@@ -72,7 +72,7 @@
 #endif
 #define PRICE_BOUND_MS 30000.0  /* ... and when it binds */
 
-void sa_pollplan_init(sa_pollplan *p, int strategy, int webhooks,
+void sa__pollplan_init(sa_pollplan *p, int strategy, int webhooks,
                       long poll_interval_ms, long max_poll_interval_ms)
 {
     memset(p, 0, sizeof *p);
@@ -82,14 +82,14 @@ void sa_pollplan_init(sa_pollplan *p, int strategy, int webhooks,
     p->max_poll_interval_ms = max_poll_interval_ms;
 }
 
-int sa_pollplan_bucket(int hd, size_t n_actions)
+int sa__pollplan_bucket(int hd, size_t n_actions)
 {
     int cls = n_actions <= 1 ? 0 : n_actions <= 4 ? 1 : n_actions <= 8 ? 2
             : 3;
     return (hd ? SA_PP_BUCKETS / 2 : 0) + cls;
 }
 
-void sa_pollplan_rtt(sa_pollplan *p, int64_t rtt_ms)
+void sa__pollplan_rtt(sa_pollplan *p, int64_t rtt_ms)
 {
     if (!p || rtt_ms < 0) return;
     if (rtt_ms > 60000) rtt_ms = 60000;
@@ -98,7 +98,7 @@ void sa_pollplan_rtt(sa_pollplan *p, int64_t rtt_ms)
     if (p->n_rtt < SA_PP_RTTS) p->n_rtt++;
 }
 
-long sa_pollplan_rtt_ms(const sa_pollplan *p)
+long sa__pollplan_rtt_ms(const sa_pollplan *p)
 {
     int32_t v[SA_PP_RTTS];
     int i, j, n;
@@ -236,7 +236,7 @@ static void push(sa_pp_bucket *b, int32_t lo, int32_t hi)
     fit(b);
 }
 
-void sa_pollplan_observe(sa_pollplan *p, int bucket, int64_t created_ms,
+void sa__pollplan_observe(sa_pollplan *p, int bucket, int64_t created_ms,
                          int64_t running_ms, int64_t final_ms)
 {
     long rtt;
@@ -245,7 +245,7 @@ void sa_pollplan_observe(sa_pollplan *p, int bucket, int64_t created_ms,
     if (!p || created_ms < 0 || bucket < 0 || bucket >= SA_PP_BUCKETS
         || final_ms < created_ms)
         return;
-    rtt = sa_pollplan_rtt_ms(p);
+    rtt = sa__pollplan_rtt_ms(p);
     lo = running_ms > created_ms ? clamp32(running_ms - created_ms + rtt) : 0;
     hi = clamp32(final_ms - created_ms + rtt);
     if (hi < lo) hi = lo;
@@ -253,7 +253,7 @@ void sa_pollplan_observe(sa_pollplan *p, int bucket, int64_t created_ms,
     push(&p->all, lo, hi);
 }
 
-const sa_pp_bucket *sa_pollplan_model(const sa_pollplan *p, int bucket)
+const sa_pp_bucket *sa__pollplan_model(const sa_pollplan *p, int bucket)
 {
     if (!p) return NULL;
     if (bucket >= 0 && bucket < SA_PP_BUCKETS
@@ -262,7 +262,7 @@ const sa_pp_bucket *sa_pollplan_model(const sa_pollplan *p, int bucket)
     return p->all.n >= SA_PP_MIN_SAMPLES ? &p->all : NULL;
 }
 
-long sa_pollplan_max_gap(const sa_pollplan *p)
+long sa__pollplan_max_gap(const sa_pollplan *p)
 {
     /* 10% (at most 1 s) while the budget has room, up to twice that as it
      * binds: a poll may then wait for a slot in the limiter queue */
@@ -272,7 +272,7 @@ long sa_pollplan_max_gap(const sa_pollplan *p)
     return m - (long)((double)margin * (1 + load));
 }
 
-double sa_pollplan_price_ms(const sa_pollplan *p)
+double sa__pollplan_price_ms(const sa_pollplan *p)
 {
     double s = p->load;
     if (!(s > 0)) s = 0;   /* NaN too */
@@ -366,19 +366,19 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-int64_t sa_pollplan_next(const sa_pollplan *p, const sa_pp_task *t,
+int64_t sa__pollplan_next(const sa_pollplan *p, const sa_pp_task *t,
                          int64_t now_ms)
 {
     const sa_pp_bucket *m;
     long min_gap = t->min_gap_ms > MIN_GAP_MS ? t->min_gap_ms : MIN_GAP_MS;
-    long gap = sa_pollplan_max_gap(p), rtt;
+    long gap = sa__pollplan_max_gap(p), rtt;
     int64_t earliest = now_ms + min_gap, latest = t->last_poll_ms + gap;
     int64_t s, step, best;
     double F0, G0, e0, c, best_r = HUGE_VAL, W[SA_PP_BINS + 1];
 
     if (latest < earliest) latest = earliest;
     if (p->webhooks) return latest;          /* insurance only */
-    m = p->strategy == SA_POLL_LEARNED ? sa_pollplan_model(p, t->bucket)
+    m = p->strategy == SA_POLL_LEARNED ? sa__pollplan_model(p, t->bucket)
                                        : NULL;
     if (!m || t->created_ms < 0) {           /* fixed, cold or resumed */
         double g = (double)t->fixed_ms;
@@ -387,7 +387,7 @@ int64_t sa_pollplan_next(const sa_pollplan *p, const sa_pp_task *t,
         return clamp64(now_ms + (int64_t)g, earliest, latest);
     }
 
-    rtt = sa_pollplan_rtt_ms(p);
+    rtt = sa__pollplan_rtt_ms(p);
     e0 = t->running_ms > t->created_ms
        ? (double)(t->running_ms - t->created_ms + rtt) : 0.0;
     model_at(m, e0, &F0, &G0);
@@ -397,7 +397,7 @@ int64_t sa_pollplan_next(const sa_pollplan *p, const sa_pp_task *t,
                  + p->load * (double)(gap - t->fixed_ms);
         return clamp64(now_ms + (int64_t)g, earliest, latest);
     }
-    c = sa_pollplan_price_ms(p);
+    c = sa__pollplan_price_ms(p);
     plan_costs(m, c, min_gap, gap, W);
     step = (latest - earliest) / MAX_STEPS;
     if (step < STEP_MS) step = STEP_MS;

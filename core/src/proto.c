@@ -30,7 +30,7 @@
 /* ------------------------------------------------------------------ */
 
 /* SA_API_V2_0 selects v2.0; any other value the default, v2.1. */
-const char *sa_proto_file_path(int api_version, int upload_path)
+const char *sa__proto_file_path(int api_version, int upload_path)
 {
     if (upload_path == SA_UPLOAD_GENERIC) return "/s2s/v2.0/file";
     return api_version == SA_API_V2_0 ? "/s2s/v2.0/file/skin-analysis"
@@ -38,7 +38,7 @@ const char *sa_proto_file_path(int api_version, int upload_path)
 }
 
 /* The status path is this path + "/" + sa__urlencode(task_id). */
-const char *sa_proto_task_path(int api_version)
+const char *sa__proto_task_path(int api_version)
 {
     return api_version == SA_API_V2_0 ? "/s2s/v2.0/task/skin-analysis"
                                       : "/s2s/v2.1/task/skin-analysis";
@@ -51,12 +51,12 @@ const char *sa_proto_task_path(int api_version)
 /* Append s when everything before succeeded. */
 static int put(sa_buf *b, int rc, const char *s)
 {
-    return rc == SA_OK ? sa_buf_append(b, s, strlen(s)) : rc;
+    return rc == SA_OK ? sa__buf_append(b, s, strlen(s)) : rc;
 }
 
 static int put_str(sa_buf *b, int rc, const char *s)
 {
-    return rc == SA_OK ? sa_json_put_string(b, s) : rc;
+    return rc == SA_OK ? sa__json_put_string(b, s) : rc;
 }
 
 static int ascii_lower(int c)
@@ -141,7 +141,7 @@ static char *dup_scalar_text(const sa_mem *mem, const cJSON *item,
 {
     char *raw, *t;
     int nm = 0;
-    raw = sa_json_dup_scalar(mem, item, &nm);
+    raw = sa__json_dup_scalar(mem, item, &nm);
     if (nm) *nomem = 1;
     if (!raw) return NULL;
     t = dup_cstr_text(mem, raw, nomem);
@@ -149,7 +149,7 @@ static char *dup_scalar_text(const sa_mem *mem, const cJSON *item,
     return t;
 }
 
-/* Map a failure of sa_json_parse to a message. */
+/* Map a failure of sa__json_parse to a message. */
 static int json_failure(int rc, const char *what, int max_depth, char *err,
                         size_t errlen)
 {
@@ -168,11 +168,11 @@ static int json_failure(int rc, const char *what, int max_depth, char *err,
 static const cJSON *get_data(const cJSON *root, const char *what, char *err,
                              size_t errlen)
 {
-    const cJSON *data = sa_json_get(root, "data");
+    const cJSON *data = sa__json_get(root, "data");
     const char *e;
     char msg[160];
     if (cJSON_IsObject(data)) return data;
-    e = sa_json_string(root, "error");
+    e = sa__json_string(root, "error");
     if (e) {
         sa__redact(msg, sizeof msg, e, NULL);
         sa__errf(err, errlen, "%s: no data object (error: %s)", what, msg);
@@ -200,7 +200,7 @@ static int is_digits_id(const char *s, size_t n)
  * status URL).  The one id rule: ids in answers (file create, task
  * create, webhook payloads) and the task id a caller resumes
  * (sa_client_resume, request.c). */
-int sa_proto_id_ok(const char *s, size_t n)
+int sa__proto_id_ok(const char *s, size_t n)
 {
     size_t i, dots = 0;
     if (!s || n == 0 || n > SA_MAX_ID_LEN) return 0;
@@ -218,7 +218,7 @@ int sa_proto_id_ok(const char *s, size_t n)
     return dots < n;
 }
 
-/* An id: a non-empty string of id characters (sa_proto_id_ok), or an
+/* An id: a non-empty string of id characters (sa__proto_id_ok), or an
  * integer copied from the raw text at `path` (never through a double;
  * without the raw text, integers up to 2^53 only).  NULL when absent or
  * unusable; *nomem on NOMEM. */
@@ -234,11 +234,11 @@ static char *dup_id(const sa_mem *mem, const cJSON *item, const char *body,
         raw = item->valuestring;
         n = strlen(raw);
     } else if (cJSON_IsNumber(item)) {
-        if (!sa_json_raw_at(body, len, path, npath, &raw, &n) ||
+        if (!sa__json_raw_at(body, len, path, npath, &raw, &n) ||
             !is_digits_id(raw, n))
-            return sa_json_dup_scalar(mem, item, nomem);
+            return sa__json_dup_scalar(mem, item, nomem);
     }
-    if (!sa_proto_id_ok(raw, n)) return NULL;
+    if (!sa__proto_id_ok(raw, n)) return NULL;
     s = sa__strndup(mem, raw, n);
     if (!s) *nomem = 1;
     return s;
@@ -248,7 +248,7 @@ static char *dup_id(const sa_mem *mem, const cJSON *item, const char *body,
 /* File create                                                         */
 /* ------------------------------------------------------------------ */
 
-char *sa_proto_file_create_body(const sa_mem *mem, const char *content_type,
+char *sa__proto_file_create_body(const sa_mem *mem, const char *content_type,
                                 const char *file_name, uint64_t file_size)
 {
     sa_buf b;
@@ -257,7 +257,7 @@ char *sa_proto_file_create_body(const sa_mem *mem, const char *content_type,
 
     if (!content_type || !file_name) return NULL;
     snprintf(num, sizeof num, "%llu", (unsigned long long)file_size);
-    sa_buf_init(&b, mem, 0);
+    sa__buf_init(&b, mem, 0);
     rc = put(&b, SA_OK, "{\"files\":[{\"content_type\":");
     rc = put_str(&b, rc, content_type);
     rc = put(&b, rc, ",\"file_name\":");
@@ -266,13 +266,13 @@ char *sa_proto_file_create_body(const sa_mem *mem, const char *content_type,
     rc = put(&b, rc, num);
     rc = put(&b, rc, "}]}");
     if (rc != SA_OK) {
-        sa_buf_free(&b);
+        sa__buf_free(&b);
         return NULL;
     }
-    return sa_buf_steal(&b);
+    return sa__buf_steal(&b);
 }
 
-void sa_upload_spec_free(const sa_mem *mem, sa_upload_spec *u)
+void sa__upload_spec_free(const sa_mem *mem, sa_upload_spec *u)
 {
     size_t i;
     if (!u) return;
@@ -312,7 +312,7 @@ static int is_line_safe(const char *s, size_t max, int allow_space)
     return 1;
 }
 
-int sa_proto_upload_header_allowed(const char *name)
+int sa__proto_upload_header_allowed(const char *name)
 {
     static const char *const exact[] = {
         "Content-Type", "Content-Length", "Content-MD5", "Content-Encoding",
@@ -343,7 +343,7 @@ static int slot_unusable(const sa_mem *mem, sa_upload_spec *up,
     va_start(ap, fmt);
     if (vsnprintf(why, sizeof why, fmt, ap) < 0) why[0] = '\0';
     va_end(ap);
-    sa_upload_spec_free(mem, up);
+    sa__upload_spec_free(mem, up);
     memcpy(up->unusable, why, sizeof why);
     if (!up->unusable[0]) snprintf(up->unusable, sizeof up->unusable, "?");
     return SA_OK;
@@ -377,9 +377,9 @@ static int parse_upload_headers(const sa_mem *mem, const cJSON *headers,
         char *value;
         sa_buf line;
         if (cJSON_IsNull(h)) continue;
-        if (!h->string || !sa_proto_upload_header_allowed(h->string))
+        if (!h->string || !sa__proto_upload_header_allowed(h->string))
             continue;  /* never sent: libcurl's, or no business of a PUT */
-        value = sa_json_dup_scalar(mem, h, &nomem);
+        value = sa__json_dup_scalar(mem, h, &nomem);
         if (nomem) return SA_ERR_NOMEM;
         if (!value || !is_token(h->string, PROTO_MAX_HEADER_NAME) ||
             !is_line_safe(value, PROTO_MAX_HEADER_VALUE, 1) ||
@@ -388,14 +388,14 @@ static int parse_upload_headers(const sa_mem *mem, const cJSON *headers,
             return slot_unusable(mem, up, "the upload header '%.64s' has a "
                                  "value that cannot be sent", h->string);
         }
-        sa_buf_init(&line, mem, 0);
-        if (sa_buf_appendf(&line, "%s: %s", h->string, value) != SA_OK) {
+        sa__buf_init(&line, mem, 0);
+        if (sa__buf_appendf(&line, "%s: %s", h->string, value) != SA_OK) {
             sa__free(mem, value);
-            sa_buf_free(&line);
+            sa__buf_free(&line);
             return SA_ERR_NOMEM;
         }
         sa__free(mem, value);
-        up->headers[up->n_headers] = sa_buf_steal(&line);
+        up->headers[up->n_headers] = sa__buf_steal(&line);
         if (!up->headers[up->n_headers]) return SA_ERR_NOMEM;
         up->n_headers++;
     }
@@ -406,9 +406,9 @@ static int parse_upload_headers(const sa_mem *mem, const cJSON *headers,
 static int parse_upload_request(const sa_mem *mem, const cJSON *req,
                                 sa_upload_spec *up, char *err, size_t errlen)
 {
-    const char *method = sa_json_string(req, "method");
-    const char *url = sa_json_string(req, "url");
-    const cJSON *headers = sa_json_get(req, "headers");
+    const char *method = sa__json_string(req, "method");
+    const char *url = sa__json_string(req, "url");
+    const cJSON *headers = sa__json_get(req, "headers");
 
     if (!method) method = "PUT";
     if (!url) {
@@ -446,13 +446,13 @@ static int file_create_fields(const sa_mem *mem, const cJSON *root,
 
     data = get_data(root, "file-create response", err, errlen);
     if (!data) return SA_ERR_PROTOCOL;
-    files = sa_json_get(data, "files");
+    files = sa__json_get(data, "files");
     f0 = cJSON_IsArray(files) ? cJSON_GetArrayItem(files, 0) : NULL;
     if (!cJSON_IsObject(f0)) {
         sa__errf(err, errlen, "file-create response: data.files[0] missing");
         return SA_ERR_PROTOCOL;
     }
-    *file_id = dup_id(mem, sa_json_get(f0, "file_id"), body, len, id_path,
+    *file_id = dup_id(mem, sa__json_get(f0, "file_id"), body, len, id_path,
                       4, &nomem);
     if (nomem) return SA_ERR_NOMEM;
     if (!*file_id) {
@@ -460,7 +460,7 @@ static int file_create_fields(const sa_mem *mem, const cJSON *root,
                  "is missing or not a usable id");
         return SA_ERR_PROTOCOL;
     }
-    reqs = sa_json_get(f0, "requests");
+    reqs = sa__json_get(f0, "requests");
     if (!cJSON_IsArray(reqs) || !cJSON_IsObject(cJSON_GetArrayItem(reqs, 0))) {
         sa__errf(err, errlen, "file-create response: "
                  "data.files[0].requests[0] missing");
@@ -470,7 +470,7 @@ static int file_create_fields(const sa_mem *mem, const cJSON *root,
                                 err, errlen);
 }
 
-int sa_proto_parse_file_create(const sa_mem *mem, const char *body,
+int sa__proto_parse_file_create(const sa_mem *mem, const char *body,
                                size_t len, int max_depth, char **file_id,
                                sa_upload_spec *upload, char *err,
                                size_t errlen)
@@ -480,7 +480,7 @@ int sa_proto_parse_file_create(const sa_mem *mem, const char *body,
 
     *file_id = NULL;
     memset(upload, 0, sizeof *upload);
-    rc = sa_json_parse(body, len, max_depth, &root);
+    rc = sa__json_parse(body, len, max_depth, &root);
     if (rc != SA_OK)
         return json_failure(rc, "file-create response", max_depth, err,
                             errlen);
@@ -492,7 +492,7 @@ int sa_proto_parse_file_create(const sa_mem *mem, const char *body,
             sa__errf(err, errlen, "file-create response: out of memory");
         sa__free(mem, *file_id);
         *file_id = NULL;
-        sa_upload_spec_free(mem, upload);
+        sa__upload_spec_free(mem, upload);
     }
     return rc;
 }
@@ -523,7 +523,7 @@ static int put_miniserver_args(sa_buf *b, int rc, const sa_task_params *p)
             rc = put(b, rc, first ? "" : ",");
             rc = put_str(b, rc, item->string);
             rc = put(b, rc, ":");
-            if (rc == SA_OK) rc = sa_json_put_item(b, item);
+            if (rc == SA_OK) rc = sa__json_put_item(b, item);
             first = 0;
         }
     }
@@ -537,7 +537,7 @@ static int has_members(const cJSON *obj)
 
 /* NULL on NOMEM, or when p breaks its contract (no source or both, no
  * actions): the client's validation rules those out before. */
-char *sa_proto_task_body(const sa_mem *mem, const sa_task_params *p)
+char *sa__proto_task_body(const sa_mem *mem, const sa_task_params *p)
 {
     sa_buf b;
     size_t i;
@@ -546,7 +546,7 @@ char *sa_proto_task_body(const sa_mem *mem, const sa_task_params *p)
     if (!p || !p->src_file_id == !p->src_file_url || !p->actions ||
         p->n_actions == 0)
         return NULL;
-    sa_buf_init(&b, mem, 0);
+    sa__buf_init(&b, mem, 0);
     rc = put(&b, SA_OK, p->src_file_id ? "{\"src_file_id\":"
                                        : "{\"src_file_url\":");
     rc = put_str(&b, rc, p->src_file_id ? p->src_file_id : p->src_file_url);
@@ -565,13 +565,13 @@ char *sa_proto_task_body(const sa_mem *mem, const sa_task_params *p)
                                           : ",\"pf_camera_kit\":false");
     rc = put(&b, rc, "}");
     if (rc != SA_OK) {
-        sa_buf_free(&b);
+        sa__buf_free(&b);
         return NULL;
     }
-    return sa_buf_steal(&b);
+    return sa__buf_steal(&b);
 }
 
-int sa_proto_parse_task_create(const sa_mem *mem, const char *body,
+int sa__proto_parse_task_create(const sa_mem *mem, const char *body,
                                size_t len, int max_depth, char **task_id,
                                char *err, size_t errlen)
 {
@@ -581,14 +581,14 @@ int sa_proto_parse_task_create(const sa_mem *mem, const char *body,
     int rc, nomem = 0;
 
     *task_id = NULL;
-    rc = sa_json_parse(body, len, max_depth, &root);
+    rc = sa__json_parse(body, len, max_depth, &root);
     if (rc != SA_OK)
         return json_failure(rc, "task-create response", max_depth, err,
                             errlen);
     data = get_data(root, "task-create response", err, errlen);
     rc = SA_ERR_PROTOCOL;
     if (data) {
-        *task_id = dup_id(mem, sa_json_get(data, "task_id"), body, len,
+        *task_id = dup_id(mem, sa__json_get(data, "task_id"), body, len,
                           id_path, 2, &nomem);
         if (nomem)
             rc = SA_ERR_NOMEM;
@@ -608,7 +608,7 @@ int sa_proto_parse_task_create(const sa_mem *mem, const char *body,
 /* Status                                                              */
 /* ------------------------------------------------------------------ */
 
-void sa_status_info_free(const sa_mem *mem, sa_status_info *s)
+void sa__status_info_free(const sa_mem *mem, sa_status_info *s)
 {
     if (!s) return;
     sa__free(mem, s->engine_error);
@@ -639,7 +639,7 @@ static int status_fields(const sa_mem *mem, const cJSON *root,
 
     data = get_data(root, "status response", err, errlen);
     if (!data) return SA_ERR_PROTOCOL;
-    ts = sa_json_string(data, "task_status");
+    ts = sa__json_string(data, "task_status");
     out->task_status = parse_task_status(ts);
     if (!ts) {
         sa__errf(err, errlen, "status response: no data.task_status");
@@ -654,20 +654,20 @@ static int status_fields(const sa_mem *mem, const cJSON *root,
         for (c = out->unknown_status; *c; c++)  /* it goes into a log line */
             if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     }
-    if (sa_json_number(data, "polling_interval", &v) && v >= 1.0)
+    if (sa__json_number(data, "polling_interval", &v) && v >= 1.0)
         out->polling_interval_ms =
             (long)(v > PROTO_MAX_POLL_MS ? PROTO_MAX_POLL_MS : v);
-    out->engine_error = dup_scalar_text(mem, sa_json_get(data, "error"),
+    out->engine_error = dup_scalar_text(mem, sa__json_get(data, "error"),
                                         &nomem);
     out->engine_message =
-        dup_cstr_text(mem, sa_json_string(data, "error_message"), &nomem);
+        dup_cstr_text(mem, sa__json_string(data, "error_message"), &nomem);
     if (nomem) return SA_ERR_NOMEM;
     if (out->task_status != SA_TASK_SUCCESS) return SA_OK;
-    return sa_result_from_results(mem, sa_json_get(data, "results"), task_id,
+    return sa__result_from_results(mem, sa__json_get(data, "results"), task_id,
                                   &out->result, err, errlen);
 }
 
-int sa_proto_parse_status(const sa_mem *mem, const char *body, size_t len,
+int sa__proto_parse_status(const sa_mem *mem, const char *body, size_t len,
                           int max_depth, const char *task_id,
                           sa_status_info *out, char *err, size_t errlen)
 {
@@ -676,27 +676,27 @@ int sa_proto_parse_status(const sa_mem *mem, const char *body, size_t len,
 
     memset(out, 0, sizeof *out);
     out->polling_interval_ms = -1;
-    rc = sa_json_parse(body, len, max_depth, &root);
+    rc = sa__json_parse(body, len, max_depth, &root);
     if (rc != SA_OK)
         return json_failure(rc, "status response", max_depth, err, errlen);
     rc = status_fields(mem, root, task_id, out, err, errlen);
     if (rc == SA_OK && out->result) {
         /* sa_result_json gives data.results as sent: its bytes in the body
-         * (cJSON's "first match", as sa_json_get), not a re-print */
+         * (cJSON's "first match", as sa__json_get), not a re-print */
         static const char *const path[2] = {"data", "results"};
         const char *raw;
         size_t n;
-        rc = sa_json_raw_at(body, len, path, 2, &raw, &n)
-                 ? sa_result_set_raw_json(out->result, raw, n)
-                 : sa_result_set_json_item(
+        rc = sa__json_raw_at(body, len, path, 2, &raw, &n)
+                 ? sa__result_set_raw_json(out->result, raw, n)
+                 : sa__result_set_json_item(
                        out->result,
-                       sa_json_get(sa_json_get(root, "data"), "results"));
+                       sa__json_get(sa__json_get(root, "data"), "results"));
     }
     cJSON_Delete(root);
     if (rc != SA_OK) {
         if (rc == SA_ERR_NOMEM)
             sa__errf(err, errlen, "status response: out of memory");
-        sa_status_info_free(mem, out);
+        sa__status_info_free(mem, out);
         out->polling_interval_ms = -1;
     }
     return rc;
@@ -706,7 +706,7 @@ int sa_proto_parse_status(const sa_mem *mem, const char *body, size_t len,
 /* Classification of non-2xx answers                                   */
 /* ------------------------------------------------------------------ */
 
-void sa_api_error_free(const sa_mem *mem, sa_api_error *e)
+void sa__api_error_free(const sa_mem *mem, sa_api_error *e)
 {
     if (!e) return;
     sa__free(mem, e->error_code);
@@ -725,19 +725,19 @@ static int extract_json(const sa_mem *mem, const char *body, size_t len,
     cJSON *root;
     int nomem = 0, rc;
 
-    rc = sa_json_parse(body, len, max_depth, &root);
+    rc = sa__json_parse(body, len, max_depth, &root);
     if (rc != SA_OK) return rc;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return SA_ERR_PROTOCOL;
     }
-    e = sa_json_get(root, "error");
-    code = sa_json_get(root, "error_code");
+    e = sa__json_get(root, "error");
+    code = sa__json_get(root, "error_code");
     msg = cJSON_IsString(e) ? e->valuestring
-                            : sa_json_string(root, "message");
+                            : sa__json_string(root, "message");
     if (cJSON_IsObject(e)) { /* {"error": {"code": .., "message": ..}} */
-        if (!code) code = sa_json_get(e, "code");
-        msg = sa_json_string(e, "message");
+        if (!code) code = sa__json_get(e, "code");
+        msg = sa__json_string(e, "message");
     }
     out->error_code = dup_scalar_text(mem, code, &nomem);
     out->message = dup_cstr_text(mem, msg, &nomem);
@@ -816,7 +816,7 @@ static int classify_status(int step, long http, const sa_api_error *e)
  * (an auth error_code is AUTH whatever the status), 408 is TIMEOUT, and a
  * status outside 4xx/5xx is PROTOCOL.  On NOMEM while copying the texts,
  * out->status is SA_ERR_NOMEM. */
-int sa_proto_classify(const sa_mem *mem, int step, long http_status,
+int sa__proto_classify(const sa_mem *mem, int step, long http_status,
                       const char *body, size_t len, int max_depth,
                       sa_api_error *out)
 {
@@ -830,11 +830,11 @@ int sa_proto_classify(const sa_mem *mem, int step, long http_status,
     if (len > 0 && p < body + len && (*p == '{' || *p == '['))
         rc = extract_json(mem, body, len, max_depth, out);
     if (rc != SA_OK && rc != SA_ERR_NOMEM) {
-        sa_api_error_free(mem, out);
+        sa__api_error_free(mem, out);
         rc = extract_text(mem, body, len, out);
     }
     if (rc == SA_ERR_NOMEM) {
-        sa_api_error_free(mem, out);
+        sa__api_error_free(mem, out);
         out->status = SA_ERR_NOMEM;
         return out->status;
     }

@@ -20,7 +20,7 @@
 
 const char *sa_job_state_name(int state)
 {
-    return sa_jobsm_state_name(state);
+    return sa__jobsm_state_name(state);
 }
 
 /* ================================================================== */
@@ -73,14 +73,14 @@ static const char *keep(sa_job *j, int field, const char *s)
 /* The result the caller sees: the machine's own, or, when a string of it
  * holds the API key (a concern name, a URL, the raw JSON, a file's name
  * or path...), a scrubbed copy owned by the job.  The copy takes the
- * machine's files over (sa_result_scrub_take): a file's bytes are never
+ * machine's files over (sa__result_scrub_take): a file's bytes are never
  * held twice, so the result stays within max_files_bytes, and a file
  * written into a folder stays a name and a path.  NULL on NOMEM. */
 static const sa_result *visible_result(sa_job *j, sa_result *r)
 {
     sa_result *copy = NULL;
 
-    if (sa_result_scrub_take(j->mem, r, job_secret(j), &copy) != SA_OK)
+    if (sa__result_scrub_take(j->mem, r, job_secret(j), &copy) != SA_OK)
         return NULL;
     if (!copy) return r;
     sa_result_free(j->pub_result_own);
@@ -119,17 +119,17 @@ void sa__publish(sa_client *c, sa_job *j, int state, int status,
     j->pub_state = state;
     j->pub_status = status;
     if (sm) {
-        j->pub_http = sa_jobsm_http_status(sm);
-        j->pub_polls = sa_jobsm_polls(sm);
-        j->pub[K_API_CODE] = keep(j, K_API_CODE, sa_jobsm_api_error_code(sm));
-        j->pub[K_ENGINE] = keep(j, K_ENGINE, sa_jobsm_engine_error(sm));
-        j->pub[K_TASK] = keep(j, K_TASK, sa_jobsm_task_id(sm));
-        j->pub[K_FILE] = keep(j, K_FILE, sa_jobsm_file_id(sm));
-        j->pub[K_REQUEST] = keep(j, K_REQUEST, sa_jobsm_request_id(sm));
-        if (!msg) msg = sa_jobsm_errmsg(sm);
+        j->pub_http = sa__jobsm_http_status(sm);
+        j->pub_polls = sa__jobsm_polls(sm);
+        j->pub[K_API_CODE] = keep(j, K_API_CODE, sa__jobsm_api_error_code(sm));
+        j->pub[K_ENGINE] = keep(j, K_ENGINE, sa__jobsm_engine_error(sm));
+        j->pub[K_TASK] = keep(j, K_TASK, sa__jobsm_task_id(sm));
+        j->pub[K_FILE] = keep(j, K_FILE, sa__jobsm_file_id(sm));
+        j->pub[K_REQUEST] = keep(j, K_REQUEST, sa__jobsm_request_id(sm));
+        if (!msg) msg = sa__jobsm_errmsg(sm);
         /* a fetch that ended FAILED keeps the files that did arrive */
         if (state == SA_JOB_DONE || state == SA_JOB_FAILED) {
-            sa_result *own = sa_jobsm_result_own(j->sm);
+            sa_result *own = sa__jobsm_result_own(j->sm);
             j->pub_result = visible_result(j, own);
             if (!j->pub_result && own && state == SA_JOB_DONE) {
                 j->pub_state = SA_JOB_FAILED;
@@ -151,7 +151,7 @@ void sa__publish(sa_client *c, sa_job *j, int state, int status,
 /* Publish the machine's own outcome. */
 void sa__publish_sm(sa_client *c, sa_job *j)
 {
-    int st = sa_jobsm_state(j->sm), status = sa_jobsm_status(j->sm);
+    int st = sa__jobsm_state(j->sm), status = sa__jobsm_status(j->sm);
     if (!sa__is_terminal(st)) {
         st = SA_JOB_FAILED;
         status = SA_ERR_PROTOCOL;
@@ -263,7 +263,7 @@ int sa_job_state(const sa_job *job)
     if (job->published) return job->pub_state;
     if (job->where == J_QUEUED) return SA_JOB_QUEUED;
     if (!job->sm) return SA_JOB_VALIDATE;
-    st = sa_jobsm_state(job->sm);
+    st = sa__jobsm_state(job->sm);
     return sa__is_terminal(st) ? job->last_state : st;
 }
 
@@ -298,7 +298,7 @@ static const char *live_str(const sa_job *job, int field,
 
 const char *sa_job_errmsg(const sa_job *job)
 {
-    const char *s = live_str(job, K_ERRMSG, sa_jobsm_errmsg);
+    const char *s = live_str(job, K_ERRMSG, sa__jobsm_errmsg);
     return s ? s : "";
 }
 
@@ -306,17 +306,17 @@ int sa_job_http_status(const sa_job *job)
 {
     if (!job) return 0;
     if (job->published) return job->pub_http;
-    return view_sm(job) ? sa_jobsm_http_status(view_sm(job)) : 0;
+    return view_sm(job) ? sa__jobsm_http_status(view_sm(job)) : 0;
 }
 
 const char *sa_job_api_error_code(const sa_job *job)
 {
-    return live_str(job, K_API_CODE, sa_jobsm_api_error_code);
+    return live_str(job, K_API_CODE, sa__jobsm_api_error_code);
 }
 
 const char *sa_job_engine_error(const sa_job *job)
 {
-    return live_str(job, K_ENGINE, sa_jobsm_engine_error);
+    return live_str(job, K_ENGINE, sa__jobsm_engine_error);
 }
 
 const char *sa_job_task_id(const sa_job *job)
@@ -324,17 +324,17 @@ const char *sa_job_task_id(const sa_job *job)
     sa_job *j = (sa_job *)(uintptr_t)job;  /* the cache is not the state */
     if (job && !job->published && !job->sm && job->task_id)
         return keep(j, K_TASK, job->task_id);  /* a resumed job still queued */
-    return live_str(job, K_TASK, sa_jobsm_task_id);
+    return live_str(job, K_TASK, sa__jobsm_task_id);
 }
 
 const char *sa_job_file_id(const sa_job *job)
 {
-    return live_str(job, K_FILE, sa_jobsm_file_id);
+    return live_str(job, K_FILE, sa__jobsm_file_id);
 }
 
 const char *sa_job_request_id(const sa_job *job)
 {
-    return live_str(job, K_REQUEST, sa_jobsm_request_id);
+    return live_str(job, K_REQUEST, sa__jobsm_request_id);
 }
 
 void *sa_job_user_data(const sa_job *job)
@@ -351,7 +351,7 @@ int sa_job_polls(const sa_job *job)
 {
     if (!job) return 0;
     if (job->published) return job->pub_polls;
-    return view_sm(job) ? sa_jobsm_polls(view_sm(job)) : 0;
+    return view_sm(job) ? sa__jobsm_polls(view_sm(job)) : 0;
 }
 
 /* pub_result is set for DONE jobs, and for fetch jobs that ended FAILED

@@ -59,11 +59,11 @@ static int check_actions(sa_client *c, const sa_request *req, sa_job *j,
         if (!req->actions[i])
             return sa__cfail(c, SA_ERR_UNKNOWN_ACTION, "actions[%zu] is NULL",
                              i);
-    rc = sa_catalog_check_actions(req->actions, req->n_actions, tier,
+    rc = sa__catalog_check_actions(req->actions, req->n_actions, tier,
                                   j->actions, &j->n_actions, err, sizeof err);
     if (rc != SA_OK)
         return sa__cfail(c, rc, "%s", err[0] ? err : sa_strerror(rc));
-    j->units = sa_catalog_units(*tier, j->n_actions);
+    j->units = sa__catalog_units(*tier, j->n_actions);
     return SA_OK;
 }
 
@@ -128,7 +128,7 @@ static int check_miniserver(sa_client *c, const sa_request *req, sa_job *j)
     int rc;
 
     if (!text) return SA_OK;
-    rc = sa_json_parse(text, strlen(text), c->opt.max_json_depth, &j->msargs);
+    rc = sa__json_parse(text, strlen(text), c->opt.max_json_depth, &j->msargs);
     if (rc == SA_ERR_NOMEM) return sa__cfail(c, rc, "out of memory");
     if (rc != SA_OK)
         return sa__cfail(c, SA_ERR_BAD_OPTION, "miniserver_args_json is not "
@@ -142,7 +142,7 @@ static int check_miniserver(sa_client *c, const sa_request *req, sa_job *j)
         return sa__cfail(c, SA_ERR_BAD_OPTION, "enable_mask_overlay is set "
                          "both by mask_overlay and in miniserver_args_json: "
                          "set it once");
-    rc = sa_catalog_check_miniserver_args(j->msargs, err, sizeof err);
+    rc = sa__catalog_check_miniserver_args(j->msargs, err, sizeof err);
     if (rc != SA_OK)
         return sa__cfail(c, SA_ERR_BAD_OPTION, "miniserver_args_json: %s",
                          err[0] ? err : "not accepted");
@@ -188,7 +188,7 @@ static int check_file(sa_client *c, const char *path, sa_job *j,
     st_errno = fstat(fd, &st) != 0 ? errno : 0;
     rc = SA_ERR_FILE;
     if (!st_errno && S_ISREG(st.st_mode) && st.st_size < SA_MAX_FILE_SIZE)
-        rc = sa_image_probe_fd(fd, info);
+        rc = sa__image_probe_fd(fd, info);
     close(fd);
     if (st_errno)
         return sa__cfail(c, SA_ERR_FILE, "cannot read image file '%s': %s",
@@ -325,7 +325,7 @@ static int start_or_queue(sa_client *c, sa_job *j)
         sa__set_where(c, j, J_QUEUED);
         return SA_OK;
     }
-    rc = sa__start_job(c, j, sa_engine_now());
+    rc = sa__start_job(c, j, sa__engine_now());
     if (rc == SA_ERR_NOMEM) sa__cfail(c, rc, "out of memory");
     else if (rc != SA_OK)
         sa__cfail(c, rc, "the request could not be turned into a job");
@@ -397,7 +397,7 @@ void sa_resume_options_init_sized(sa_resume_options *opts, size_t struct_size)
 }
 
 /* The id of an existing task, checked by the rule every id from the API
- * meets (sa_proto_id_ok: the same characters a task create answer may
+ * meets (sa__proto_id_ok: the same characters a task create answer may
  * hold, so any id this library ever returned resumes).  It becomes the
  * last segment of the status path percent-encoded (sa__urlencode): '/'
  * '+' '=' cannot change the path, and nothing can reach the query or a

@@ -6,9 +6,9 @@
  * the first pass only measures, the second copies.  The allocator is copied
  * into the result so that it can be freed after its client is gone.
  * Two things live outside the arena because they arrive after it is built:
- * the raw JSON text (sa_result_set_raw_json: the caller hands over the byte
+ * the raw JSON text (sa__result_set_raw_json: the caller hands over the byte
  * range of data.results in the response body, so nothing is re-printed)
- * and the result files (sa_result_add_file: one allocation per file, name
+ * and the result files (sa__result_add_file: one allocation per file, name
  * and bytes together, plus a growable array of them).  The files, the
  * URL lookups and the copies (clone, scrub) are in result_files.c; the
  * layout both files share, in result_internal.h.
@@ -83,7 +83,7 @@ static const char *b_str(builder *b, const char *s)
 static double item_number(const cJSON *obj, const char *key)
 {
     double v;
-    return sa_json_number(obj, key, &v) ? v : NAN;
+    return sa__json_number(obj, key, &v) ? v : NAN;
 }
 
 /* Mask URLs: an array of strings (others skipped) or a single string. */
@@ -120,9 +120,9 @@ static void add_score(builder *b, const char *concern, const char *region,
     const char **urls;
     const char *c = b_str(b, concern);
     const char *r = region ? b_str(b, region) : "whole";
-    const char *st = b_str(b, sa_json_string(e, "skin_type"));
-    const char *mn = b_str(b, sa_json_string(e, "output_mask_name"));
-    size_t nu = add_urls(b, sa_json_get(e, "mask_urls"), &urls);
+    const char *st = b_str(b, sa__json_string(e, "skin_type"));
+    const char *mn = b_str(b, sa__json_string(e, "output_mask_name"));
+    size_t nu = add_urls(b, sa__json_get(e, "mask_urls"), &urls);
 
     if (s) {
         s->concern = c;
@@ -140,14 +140,14 @@ static void add_score(builder *b, const char *concern, const char *region,
 /* The first string of mask_urls (or a "url" string) of an entry. */
 static const char *entry_first_url(const cJSON *e)
 {
-    const cJSON *urls = sa_json_get(e, "mask_urls"), *u;
+    const cJSON *urls = sa__json_get(e, "mask_urls"), *u;
     if (cJSON_IsString(urls)) return urls->valuestring;
     if (cJSON_IsArray(urls)) {
         cJSON_ArrayForEach(u, urls) {
             if (cJSON_IsString(u)) return u->valuestring;
         }
     }
-    return sa_json_string(e, "url");
+    return sa__json_string(e, "url");
 }
 
 static void set_overall(builder *b, double v)
@@ -169,16 +169,16 @@ static void walk_output(builder *b, const cJSON *output)
     const cJSON *e;
     double v;
     cJSON_ArrayForEach(e, output) {
-        const char *type = sa_json_string(e, "type");
+        const char *type = sa__json_string(e, "type");
         if (!type) continue;
         if (strcmp(type, "all") == 0) {
-            if (sa_json_number(e, "score", &v)) set_overall(b, v);
+            if (sa__json_number(e, "score", &v)) set_overall(b, v);
         } else if (strcmp(type, "skin_age") == 0) {
-            if (sa_json_number(e, "score", &v)) set_skin_age(b, v);
+            if (sa__json_number(e, "score", &v)) set_skin_age(b, v);
         } else if (strcmp(type, "resize_image") == 0) {
             if (!b->resize_url) b->resize_url = entry_first_url(e);
         } else {
-            add_score(b, type, sa_json_string(e, "region"), e);
+            add_score(b, type, sa__json_string(e, "region"), e);
         }
     }
 }
@@ -187,16 +187,16 @@ static void walk_output(builder *b, const cJSON *output)
 static int is_score_object(const cJSON *o)
 {
     return cJSON_IsObject(o) &&
-           (sa_json_get(o, "raw_score") || sa_json_get(o, "ui_score") ||
-            sa_json_get(o, "output_mask_name") ||
-            sa_json_get(o, "skin_type"));
+           (sa__json_get(o, "raw_score") || sa__json_get(o, "ui_score") ||
+            sa__json_get(o, "output_mask_name") ||
+            sa__json_get(o, "skin_type"));
 }
 
 /* A bare number or an object with "score". */
 static int score_value(const cJSON *item, double *v)
 {
-    if (cJSON_IsObject(item)) return sa_json_number(item, "score", v);
-    return sa_json_as_number(item, v);
+    if (cJSON_IsObject(item)) return sa__json_number(item, "score", v);
+    return sa__json_as_number(item, v);
 }
 
 static void walk_score_info(builder *b, const cJSON *root)
@@ -221,7 +221,7 @@ static void walk_score_info(builder *b, const cJSON *root)
     }
 }
 
-/* Copy the scores of an existing result (sa_result_clone). */
+/* Copy the scores of an existing result (sa__result_clone). */
 static void walk_clone(builder *b, const sa_result *src)
 {
     size_t i, j;
@@ -348,18 +348,18 @@ static size_t output_entries(const cJSON *output)
     const cJSON *e;
     size_t n = 0;
     cJSON_ArrayForEach(e, output) {
-        if (sa_json_string(e, "type")) n++;
+        if (sa__json_string(e, "type")) n++;
     }
     return n;
 }
 
-/* data.results without its raw text: the caller (sa_proto_parse_status)
- * adds it with sa_result_set_raw_json from the body it parsed.  One rule
+/* data.results without its raw text: the caller (sa__proto_parse_status)
+ * adds it with sa__result_set_raw_json from the body it parsed.  One rule
  * for every shape: a success must carry a result, a ZIP URL or at least
  * one output entry; what the reader cannot use inside a list is skipped,
  * and data.results that yields neither (12345, [], [1,2,3], {}) is a
  * protocol error. */
-int sa_result_from_results(const sa_mem *mem, const cJSON *results,
+int sa__result_from_results(const sa_mem *mem, const cJSON *results,
                            const char *task_id, sa_result **out, char *err,
                            size_t errlen)
 {
@@ -375,12 +375,12 @@ int sa_result_from_results(const sa_mem *mem, const cJSON *results,
         from.zip = results->valuestring;
     } else if (cJSON_IsArray(results)) {
         from.node = results;
-    } else if (cJSON_IsArray(sa_json_get(results, "output"))) {
-        from.node = sa_json_get(results, "output");
-    } else if (sa_json_string(results, "url") &&
-               sa_json_string(results, "url")[0]) {
+    } else if (cJSON_IsArray(sa__json_get(results, "output"))) {
+        from.node = sa__json_get(results, "output");
+    } else if (sa__json_string(results, "url") &&
+               sa__json_string(results, "url")[0]) {
         from.kind = WALK_ZIP;
-        from.zip = sa_json_string(results, "url");
+        from.zip = sa__json_string(results, "url");
     } else {
         sa__errf(err, errlen,
                  "data.results has neither an output[] list nor a url");
@@ -394,7 +394,7 @@ int sa_result_from_results(const sa_mem *mem, const cJSON *results,
     return build(mem, &from, task_id, NULL, out);
 }
 
-int sa_result_from_score_info(const sa_mem *mem, const cJSON *root,
+int sa__result_from_score_info(const sa_mem *mem, const cJSON *root,
                               const char *task_id, sa_result **out, char *err,
                               size_t errlen)
 {
@@ -418,7 +418,7 @@ int sa__result_build_clone(const sa_mem *mem, const sa_result *src,
 }
 
 /* Replace the raw JSON text by a copy of text[0..len). */
-int sa_result_set_raw_json(sa_result *r, const char *text, size_t len)
+int sa__result_set_raw_json(sa_result *r, const char *text, size_t len)
 {
     char *copy;
     if (!r || !text || len == SIZE_MAX) return SA_ERR_INVALID_ARGUMENT;
@@ -432,14 +432,14 @@ int sa_result_set_raw_json(sa_result *r, const char *text, size_t len)
 }
 
 /* The fallback when the raw text cannot be located: cJSON's printing. */
-int sa_result_set_json_item(sa_result *r, const cJSON *item)
+int sa__result_set_json_item(sa_result *r, const cJSON *item)
 {
     char *text;
     int rc;
     if (!r || !item) return SA_ERR_INVALID_ARGUMENT;
     text = cJSON_PrintUnformatted(item);
     if (!text) return SA_ERR_NOMEM;
-    rc = sa_result_set_raw_json(r, text, strlen(text));
+    rc = sa__result_set_raw_json(r, text, strlen(text));
     cJSON_free(text);
     return rc;
 }
@@ -461,12 +461,12 @@ int sa_result_parse(const char *json, size_t len, int kind, sa_result **out)
     *out = NULL;
     if (!json) return SA_ERR_INVALID_ARGUMENT;
     if (kind == SA_PARSE_SCORE_INFO) {
-        rc = sa_json_parse(json, len, PARSE_MAX_DEPTH, &root);
+        rc = sa__json_parse(json, len, PARSE_MAX_DEPTH, &root);
         if (rc != SA_OK) return rc;
-        rc = sa_result_from_score_info(NULL, root, NULL, out, err,
+        rc = sa__result_from_score_info(NULL, root, NULL, out, err,
                                        sizeof err);
         cJSON_Delete(root);
-        if (rc == SA_OK) rc = sa_result_set_raw_json(*out, json, len);
+        if (rc == SA_OK) rc = sa__result_set_raw_json(*out, json, len);
         if (rc != SA_OK) {
             sa_result_free(*out);
             *out = NULL;
@@ -474,7 +474,7 @@ int sa_result_parse(const char *json, size_t len, int kind, sa_result **out)
         return rc;
     }
     if (kind != SA_PARSE_STATUS_BODY) return SA_ERR_INVALID_ARGUMENT;
-    rc = sa_proto_parse_status(NULL, json, len, PARSE_MAX_DEPTH, NULL, &si,
+    rc = sa__proto_parse_status(NULL, json, len, PARSE_MAX_DEPTH, NULL, &si,
                                err, sizeof err);
     if (rc != SA_OK) return rc;
     if (si.task_status == SA_TASK_SUCCESS) {
@@ -485,7 +485,7 @@ int sa_result_parse(const char *json, size_t len, int kind, sa_result **out)
         rc = si.task_status == SA_TASK_ERROR ? SA_ERR_ENGINE
                                              : SA_ERR_NOT_DONE;
     }
-    sa_status_info_free(NULL, &si);
+    sa__status_info_free(NULL, &si);
     return rc;
 }
 
@@ -509,7 +509,7 @@ void sa_result_free(sa_result *r)
     sa__free(m, r);
 }
 
-int sa_result_set_zip_url(sa_result *r, const char *url)
+int sa__result_set_zip_url(sa_result *r, const char *url)
 {
     char *copy;
     if (!r || !url) return SA_ERR_INVALID_ARGUMENT;

@@ -2,9 +2,9 @@
  *
  * The files arrive after the arena is built (result.c): one allocation per
  * file, name and bytes together (or name and path for a file written to
- * disk), in a growable array.  A copy (sa_result_clone, sa_result_scrub)
+ * disk), in a growable array.  A copy (sa__result_clone, sa__result_scrub)
  * is a new arena from result.c plus copies of the raw JSON and the files;
- * sa_result_scrub_take hands the files over without copying their bytes.
+ * sa__result_scrub_take hands the files over without copying their bytes.
  */
 #include "result_internal.h"
 
@@ -12,7 +12,7 @@
 
 #define RESULT_MAX_FILES 100000
 
-int sa_result_sniff_format(const void *data, size_t len)
+int sa__result_sniff_format(const void *data, size_t len)
 {
     const unsigned char *p = data;
     static const unsigned char png[8] = {0x89, 'P', 'N', 'G',
@@ -47,10 +47,10 @@ static void push_file(sa_result *r, unsigned char *block, size_t len)
     f->name = (const char *)block + len;
     f->path = NULL;
     f->names = NULL;
-    f->format = sa_result_sniff_format(block, len);
+    f->format = sa__result_sniff_format(block, len);
 }
 
-int sa_result_add_file(sa_result *r, const char *name, const void *data,
+int sa__result_add_file(sa_result *r, const char *name, const void *data,
                        size_t len)
 {
     unsigned char *block;
@@ -70,7 +70,7 @@ int sa_result_add_file(sa_result *r, const char *name, const void *data,
     return SA_OK;
 }
 
-int sa_result_add_file_owned(sa_result *r, const char *name, char *data,
+int sa__result_add_file_owned(sa_result *r, const char *name, char *data,
                              size_t len)
 {
     unsigned char *block;
@@ -112,7 +112,7 @@ static char *name_path_block(const sa_mem *mem, const char *name,
     return block;
 }
 
-int sa_result_add_file_path(sa_result *r, const char *name, const char *path,
+int sa__result_add_file_path(sa_result *r, const char *name, const char *path,
                             int format)
 {
     sa_result_file *f;
@@ -145,7 +145,7 @@ static int copy_json(sa_result *dst, const sa_result *src, const char *secret)
     if (!src->json) return SA_OK;
     tmp = secret ? sa__scrub_dup(mem, src->json, secret) : NULL;
     if (secret && !tmp) return SA_ERR_NOMEM;
-    rc = sa_result_set_raw_json(dst, tmp ? tmp : src->json,
+    rc = sa__result_set_raw_json(dst, tmp ? tmp : src->json,
                                 strlen(tmp ? tmp : src->json));
     sa__free(mem, tmp);
     return rc;
@@ -173,10 +173,10 @@ static int copy_files(sa_result *dst, const sa_result *src,
             sa__free(mem, path);
             return SA_ERR_NOMEM;
         }
-        rc = f->path ? sa_result_add_file_path(dst, name ? name : f->name,
+        rc = f->path ? sa__result_add_file_path(dst, name ? name : f->name,
                                                path ? path : f->path,
                                                f->format)
-                     : sa_result_add_file(dst, name ? name : f->name,
+                     : sa__result_add_file(dst, name ? name : f->name,
                                           f->data, f->len);
         sa__free(mem, name);
         sa__free(mem, path);
@@ -234,7 +234,7 @@ static int result_has_secret(const sa_result *r, const char *secret)
         || sa__has_secret(r->json, secret);
 }
 
-int sa_result_scrub(const sa_mem *mem, const sa_result *src,
+int sa__result_scrub(const sa_mem *mem, const sa_result *src,
                     const char *secret, sa_result **out)
 {
     if (!out) return SA_ERR_INVALID_ARGUMENT;
@@ -244,7 +244,7 @@ int sa_result_scrub(const sa_mem *mem, const sa_result *src,
     return clone_with(mem, src, secret, 1, out);
 }
 
-int sa_result_scrub_take(const sa_mem *mem, sa_result *src,
+int sa__result_scrub_take(const sa_mem *mem, sa_result *src,
                          const char *secret, sa_result **out)
 {
     sa_result *copy = NULL;
@@ -302,19 +302,19 @@ int sa_result_scrub_take(const sa_mem *mem, sa_result *src,
     return SA_OK;
 }
 
-int sa_result_clone(const sa_mem *mem, const sa_result *src,
+int sa__result_clone(const sa_mem *mem, const sa_result *src,
                     sa_result **out)
 {
     return clone_result(mem, src, 1, out);
 }
 
-int sa_result_clone_scores(const sa_mem *mem, const sa_result *src,
+int sa__result_clone_scores(const sa_mem *mem, const sa_result *src,
                            sa_result **out)
 {
     return clone_result(mem, src, 0, out);
 }
 
-const char *sa_result_url_at(const sa_result *r, size_t index)
+const char *sa__result_url_at(const sa_result *r, size_t index)
 {
     size_t i, n = 0;
     if (!r) return NULL;
@@ -326,7 +326,7 @@ const char *sa_result_url_at(const sa_result *r, size_t index)
     return index == n ? r->resize_url : NULL;
 }
 
-size_t sa_result_urls(const sa_result *r, const char **urls, size_t max)
+size_t sa__result_urls(const sa_result *r, const char **urls, size_t max)
 {
     size_t i, j, n = 0;
     if (!r) return 0;
@@ -360,7 +360,7 @@ static void url_last_segment(const char *url, const char **start, size_t *n)
     *n = (size_t)(end - seg);
 }
 
-void sa_url_file_name(const char *url, char *buf, size_t len)
+void sa__url_file_name(const char *url, char *buf, size_t len)
 {
     const char *seg;
     size_t n, i;
@@ -381,7 +381,7 @@ void sa_url_file_name(const char *url, char *buf, size_t len)
     buf[n] = '\0';
 }
 
-const char *sa_result_find_url(const sa_result *r, const char *file_name)
+const char *sa__result_find_url(const sa_result *r, const char *file_name)
 {
     size_t i, j;
     char name[256];
@@ -389,12 +389,12 @@ const char *sa_result_find_url(const sa_result *r, const char *file_name)
     if (!r || !file_name || !file_name[0]) return NULL;
     for (i = 0; i < r->count; i++) {
         for (j = 0; j < r->scores[i].n_mask_urls; j++) {
-            sa_url_file_name(r->scores[i].mask_urls[j], name, sizeof name);
+            sa__url_file_name(r->scores[i].mask_urls[j], name, sizeof name);
             if (strcmp(name, file_name) == 0) return r->scores[i].mask_urls[j];
         }
     }
     if (r->resize_url) {
-        sa_url_file_name(r->resize_url, name, sizeof name);
+        sa__url_file_name(r->resize_url, name, sizeof name);
         if (strcmp(name, file_name) == 0) return r->resize_url;
     }
     return NULL;
@@ -435,7 +435,7 @@ int sa_file_is_mask(const char *name, const void *data, size_t len,
 {
     char rz[SA_FILE_NAME_MAX];
 
-    if (!name || !data || sa_result_sniff_format(data, len) ==
+    if (!name || !data || sa__result_sniff_format(data, len) ==
                               SA_IMAGE_UNKNOWN)
         return 0;
     if (resize_image_url &&

@@ -9,7 +9,7 @@
 /* One file of a result, in one allocation (block): the bytes then the
  * NUL-terminated name, or, for a file written to disk, the name then the
  * path (no bytes).  A file taken over by a scrubbed copy
- * (sa_result_scrub_take) whose name or path showed the key keeps its
+ * (sa__result_scrub_take) whose name or path showed the key keeps its
  * block and has its scrubbed name (then path) in `names`. */
 typedef struct sa_result_file {
     unsigned char *data;   /* the bytes; NULL for a file on disk */
@@ -31,7 +31,7 @@ struct sa_result {
     double skin_age;
     const char *resize_url;
     const char *zip_url;  /* in the arena, or zip_url_own */
-    char *zip_url_own;   /* set by sa_result_set_zip_url, own allocation */
+    char *zip_url_own;   /* set by sa__result_set_zip_url, own allocation */
     char *json;          /* raw JSON text, own allocation, or NULL */
     const char *task_id;
     sa_result_file *files; /* n_files used of cap_files */

@@ -86,7 +86,7 @@ struct sa_job {
     /* engine side */
     sa_jobsm *sm;
     int64_t deadline_at;
-    int64_t wake_at;            /* call sa_jobsm_next again at this time */
+    int64_t wake_at;            /* call sa__jobsm_next again at this time */
     const sa_http_request *parked;  /* waits in a scheduler queue */
     sa_xfer *xfer;              /* in flight */
     int xfer_api;               /* ... to the API host */
@@ -134,7 +134,7 @@ struct sa_client {
     sa_link queued, active, idle, dead, evq;
     int bounded;                /* in a non-blocking call: see "Bounded steps" */
     int due_left;               /* due jobs it may still drive */
-    int64_t budget_end;         /* its time budget ends (sa_engine_now_us) */
+    int64_t budget_end;         /* its time budget ends (sa__engine_now_us) */
     int done_now;               /* finished transfers it handled */
     int peak_done;              /* most of them in one call */
     int n_queued, n_active;

@@ -78,14 +78,14 @@ typedef struct sa_buf {
     const sa_mem *mem;
 } sa_buf;
 
-void sa_buf_init(sa_buf *b, const sa_mem *mem, size_t limit);
-int sa_buf_append(sa_buf *b, const void *data, size_t len); /* OK/NOMEM/LIMIT */
-int sa_buf_appendf(sa_buf *b, const char *fmt, ...)
+void sa__buf_init(sa_buf *b, const sa_mem *mem, size_t limit);
+int sa__buf_append(sa_buf *b, const void *data, size_t len); /* OK/NOMEM/LIMIT */
+int sa__buf_appendf(sa_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void sa_buf_reset(sa_buf *b);  /* len = 0, keeps memory */
-void sa_buf_free(sa_buf *b);
+void sa__buf_reset(sa_buf *b);  /* len = 0, keeps memory */
+void sa__buf_free(sa_buf *b);
 /* Give the data away (caller frees with sa__free(mem, p)); buffer is reset. */
-char *sa_buf_steal(sa_buf *b);
+char *sa__buf_steal(sa_buf *b);
 
 /* snprintf into a fixed buffer, never overflowing, NULL/0 tolerated. */
 void sa__errf(char *buf, size_t len, const char *fmt, ...)
@@ -196,35 +196,35 @@ static inline void sa_link_remove(sa_link *l)
  * string (a raw one or \u0000: cJSON would cut the string there).  Returns
  * SA_OK and a tree to free with cJSON_Delete, SA_ERR_PROTOCOL (not JSON, or
  * a NUL in a string), SA_ERR_LIMIT or SA_ERR_NOMEM. */
-int sa_json_parse(const char *text, size_t len, int max_depth, cJSON **out);
-/* 1 when sa_json_parse refuses text only for a NUL in a string: a whole
+int sa__json_parse(const char *text, size_t len, int max_depth, cJSON **out);
+/* 1 when sa__json_parse refuses text only for a NUL in a string: a whole
  * JSON text (grammar, depth) that holds one, not a cut or garbled one. */
-int sa_json_nul_only(const char *text, size_t len, int max_depth);
+int sa__json_nul_only(const char *text, size_t len, int max_depth);
 
 /* Accessors tolerant of nulls and of numbers where strings are expected.
  * Return NULL/0 when absent or of another type. */
-const cJSON *sa_json_get(const cJSON *obj, const char *key);
-const char *sa_json_string(const cJSON *obj, const char *key);
+const cJSON *sa__json_get(const cJSON *obj, const char *key);
+const char *sa__json_string(const cJSON *obj, const char *key);
 /* Writes the value (number or numeric string) to *out; 1 if found. */
-int sa_json_number(const cJSON *obj, const char *key, double *out);
+int sa__json_number(const cJSON *obj, const char *key, double *out);
 /* A string, or a number rendered as an integer string, as a new string
  * (for upload headers and ids).  NULL when absent; *nomem set on NOMEM. */
-char *sa_json_dup_scalar(const sa_mem *mem, const cJSON *item, int *nomem);
-/* sa_json_number for an item itself (array elements, bare values). */
-int sa_json_as_number(const cJSON *item, double *out);
+char *sa__json_dup_scalar(const sa_mem *mem, const cJSON *item, int *nomem);
+/* sa__json_number for an item itself (array elements, bare values). */
+int sa__json_as_number(const cJSON *item, double *out);
 
-/* The raw text of the value at `path` in a JSON text that sa_json_parse
+/* The raw text of the value at `path` in a JSON text that sa__json_parse
  * accepted: path elements are object keys (compared with the raw key
  * bytes, first match as in cJSON) or "[0]" for the first element of an
  * array.  Used for numeric ids that must not go through a double.  Returns
  * 1 and sets *start / *n, or 0 when not found. */
-int sa_json_raw_at(const char *text, size_t len, const char *const *path,
+int sa__json_raw_at(const char *text, size_t len, const char *const *path,
                    size_t npath, const char **start, size_t *n);
 
 /* Append s as a JSON string literal (escaped; NULL -> null). */
-int sa_json_put_string(sa_buf *b, const char *s);
+int sa__json_put_string(sa_buf *b, const char *s);
 /* Append any cJSON item (printed by cJSON, unformatted). */
-int sa_json_put_item(sa_buf *b, const cJSON *item);
+int sa__json_put_item(sa_buf *b, const cJSON *item);
 
 /* ================================================================== */
 /* files.c (names of files and writes into a folder)                   */
@@ -241,17 +241,17 @@ typedef struct sa_names {
     size_t cap, n;
     const char *secret;  /* borrowed, or NULL: no name given shows it */
 } sa_names;
-void sa_names_init(sa_names *s, const sa_mem *mem);
-void sa_names_free(sa_names *s);
-int sa_names_has(const sa_names *s, const char *name);
-int sa_names_add(sa_names *s, const char *name);      /* SA_OK / NOMEM */
+void sa__names_init(sa_names *s, const sa_mem *mem);
+void sa__names_free(sa_names *s);
+int sa__names_has(const sa_names *s, const char *name);
+int sa__names_add(sa_names *s, const char *name);      /* SA_OK / NOMEM */
 /* `name` itself, or its first variant not in s, into out; added to s.
  * SA_OK, SA_ERR_NOMEM, SA_ERR_LIMIT. */
-int sa_names_unique(sa_names *s, const char *name, char *out, size_t outlen);
+int sa__names_unique(sa_names *s, const char *name, char *out, size_t outlen);
 /* The same for sa_file_name_clean(raw).  With s->secret set (the API
  * key), no name given holds it (see sa__has_secret): a cleaned name that
  * does is scrubbed and cleaned again, and variants that do are skipped. */
-int sa_names_claim(sa_names *s, const char *raw, char *out, size_t outlen);
+int sa__names_claim(sa_names *s, const char *raw, char *out, size_t outlen);
 
 /* sa_folder_open with an allocator. */
 int sa__folder_open(const sa_mem *mem, const char *path, sa_folder **out,
@@ -259,7 +259,7 @@ int sa__folder_open(const sa_mem *mem, const char *path, sa_folder **out,
 void sa__folder_free(sa_folder *f);
 const char *sa__folder_path(const sa_folder *f);
 /* Claim a unique cleaned name for a file to be written (see
- * sa_names_claim): files are committed under claimed names. */
+ * sa__names_claim): files are committed under claimed names. */
 int sa__folder_claim(sa_folder *f, const char *raw, char *out, size_t outlen);
 /* Names claimed or committed in f never show secret (borrowed: it must
  * outlive every claim and commit; NULL: no check). */
@@ -273,19 +273,19 @@ typedef struct sa_file_out {
     char tmp[40];            /* the temporary name, "" when none */
     uint64_t size;           /* bytes written */
 } sa_file_out;
-void sa_file_out_init(sa_file_out *o, sa_folder *dir);
+void sa__file_out_init(sa_file_out *o, sa_folder *dir);
 /* SA_OK or SA_ERR_FILE (message in err). */
-int sa_file_out_write(sa_file_out *o, const void *data, size_t len,
+int sa__file_out_write(sa_file_out *o, const void *data, size_t len,
                       char *err, size_t errlen);
 /* Empty the file again (a download that starts over). */
-int sa_file_out_rewind(sa_file_out *o, char *err, size_t errlen);
+int sa__file_out_rewind(sa_file_out *o, char *err, size_t errlen);
 /* Give the file the claimed name `name` or, when a file the folder did
  * not write has it (other bytes), its next free variant; the name used to
  * final.  On failure nothing is left.  SA_OK, SA_ERR_FILE, SA_ERR_NOMEM. */
-int sa_file_out_commit(sa_file_out *o, const char *name, char *final,
+int sa__file_out_commit(sa_file_out *o, const char *name, char *final,
                        size_t finallen, char *err, size_t errlen);
 /* Remove the temporary file (nothing when committed). */
-void sa_file_out_discard(sa_file_out *o);
+void sa__file_out_discard(sa_file_out *o);
 
 /* ================================================================== */
 /* image.c                                                             */
@@ -293,21 +293,21 @@ void sa_file_out_discard(sa_file_out *o);
 
 /* sa_image_probe_file on a descriptor the caller opened (and closes) and
  * checked to be a regular file: reads through pread(), offset untouched. */
-int sa_image_probe_fd(int fd, sa_image_info *out);
+int sa__image_probe_fd(int fd, sa_image_info *out);
 
 /* ================================================================== */
 /* catalog.c                                                           */
 /* ================================================================== */
 
 /* Index of an action name (0..31) in the published order, or -1. */
-int sa_catalog_find(const char *name);
+int sa__catalog_find(const char *name);
 /* The tier of index i (SA_TIER_SD / SA_TIER_HD). */
-int sa_catalog_tier(int i);
+int sa__catalog_tier(int i);
 /* The same concern in the other tier ("wrinkle" <-> "hd_wrinkle",
  * "dark_circle_v2" <-> "hd_dark_circle"), or -1. */
-int sa_catalog_counterpart(int i);
+int sa__catalog_counterpart(int i);
 /* Units for n (1..16) unique actions of a tier, or -1. */
-int sa_catalog_units(int tier, size_t n);
+int sa__catalog_units(int tier, size_t n);
 
 /* Validate a dst_actions list: every name known, one tier, 1..16 unique
  * names after removing duplicates.  On success writes the tier and the
@@ -315,7 +315,7 @@ int sa_catalog_units(int tier, size_t n);
  * unique[] (SA_MAX_ACTIONS entries) and their count.  Returns SA_OK or
  * SA_ERR_UNKNOWN_ACTION / SA_ERR_MIXED_TIERS / SA_ERR_ACTION_COUNT with a
  * message in err ("unknown action 'wrinkles' (did you mean 'wrinkle'?)"). */
-int sa_catalog_check_actions(const char *const *actions, size_t n,
+int sa__catalog_check_actions(const char *const *actions, size_t n,
                              int *tier, const char **unique, size_t *n_unique,
                              char *err, size_t errlen);
 
@@ -323,17 +323,17 @@ int sa_catalog_check_actions(const char *const *actions, size_t n,
  * (enable_mask_overlay; enable_/color_/opacity_dark_background_<hd concern>)
  * and their types (bool / 6-hex-digit string / number 0..1).  Returns
  * SA_OK or SA_ERR_BAD_OPTION with a message. */
-int sa_catalog_check_miniserver_args(const cJSON *obj, char *err,
+int sa__catalog_check_miniserver_args(const cJSON *obj, char *err,
                                      size_t errlen);
 
 /* 1 when `code` is a documented engine error code (API.md §8.3). */
-int sa_catalog_engine_error_known(const char *code);
+int sa__catalog_engine_error_known(const char *code);
 /* What a known engine error code means and what to do ("no face was
  * found; use a photo with one front-facing face"), or NULL. */
-const char *sa_catalog_engine_error_hint(const char *code);
+const char *sa__catalog_engine_error_hint(const char *code);
 /* The result regions of action i, NULL-terminated ("whole" for concerns
  * without documented sub-regions), or NULL when i is out of range. */
-const char *const *sa_catalog_regions(int i);
+const char *const *sa__catalog_regions(int i);
 
 /* ================================================================== */
 /* proto.c (sans-IO: builds bodies, parses and classifies answers)     */
@@ -347,7 +347,7 @@ typedef enum sa_step {
     SA_STEP__LAST
 } sa_step;
 
-/* Longest id (file_id, task_id) sa_proto_id_ok accepts. */
+/* Longest id (file_id, task_id) sa__proto_id_ok accepts. */
 #define SA_MAX_ID_LEN 4096
 /* 1 when s[0..n) can be an id (file_id, task_id): 1..SA_MAX_ID_LEN of
  * A-Z a-z 0-9 + / = - _ . ~ (base64, standard and URL-safe, and the
@@ -355,7 +355,7 @@ typedef enum sa_step {
  * core: ids in the server's answers and webhook payloads, and the task id
  * given to sa_client_resume.  An id goes into a URL only through
  * sa__urlencode (+ / = are percent-encoded). */
-int sa_proto_id_ok(const char *s, size_t n);
+int sa__proto_id_ok(const char *s, size_t n);
 /* The task id a caller gives (sa_client_resume, sa_client_delete): SA_OK,
  * or SA_ERR_SOURCE with why (the first rule it breaks) in why[0..why_len)
  * (util.c). */
@@ -368,23 +368,23 @@ int sa__job_call_begin(sa_client *c, sa_job **out, int args_ok,
                        const char *bad_args);
 
 /* Path of each endpoint, e.g. "/s2s/v2.1/task/skin-analysis". */
-const char *sa_proto_file_path(int api_version, int upload_path);
-const char *sa_proto_task_path(int api_version);
+const char *sa__proto_file_path(int api_version, int upload_path);
+const char *sa__proto_task_path(int api_version);
 
 /* {"files":[{"content_type":..,"file_name":..,"file_size":..}]} */
-char *sa_proto_file_create_body(const sa_mem *mem, const char *content_type,
+char *sa__proto_file_create_body(const sa_mem *mem, const char *content_type,
                                 const char *file_name, uint64_t file_size);
 
 typedef struct sa_upload_spec {
     char *method;        /* "PUT" */
     char *url;           /* pre-signed URL */
     char **headers;      /* "Name: value" lines, verbatim values: only those
-                            of sa_proto_upload_header_allowed */
+                            of sa__proto_upload_header_allowed */
     size_t n_headers;
     char unusable[160];  /* why the slot cannot be used ("" when it can);
                             method, url and headers are then NULL */
 } sa_upload_spec;
-void sa_upload_spec_free(const sa_mem *mem, sa_upload_spec *u);
+void sa__upload_spec_free(const sa_mem *mem, sa_upload_spec *u);
 
 /* 1 when an upload header the file-create answer lists is one a pre-signed
  * PUT may need, and so is sent: Content-Type, Content-MD5,
@@ -393,7 +393,7 @@ void sa_upload_spec_free(const sa_mem *mem, sa_upload_spec *u);
  * (case-insensitive).  Content-Length is kept too, to be checked against
  * the image size (libcurl sends the size itself).  Anything else (Host,
  * Cookie, Authorization, Transfer-Encoding, Connection, ...) is dropped. */
-int sa_proto_upload_header_allowed(const char *name);
+int sa__proto_upload_header_allowed(const char *name);
 
 /* Parse a 200 file-create body: data.files[0].file_id and requests[0].
  * Header values may be strings or numbers.  Returns SA_OK,
@@ -402,7 +402,7 @@ int sa_proto_upload_header_allowed(const char *name);
  * http(s) or not one printable line, a method that is no token, an
  * allowed header whose value cannot be sent) gives SA_OK, the file id and
  * upload->unusable: asking again would not get a better slot. */
-int sa_proto_parse_file_create(const sa_mem *mem, const char *body,
+int sa__proto_parse_file_create(const sa_mem *mem, const char *body,
                                size_t len, int max_depth, char **file_id,
                                sa_upload_spec *upload, char *err,
                                size_t errlen);
@@ -420,11 +420,11 @@ typedef struct sa_task_params {
 } sa_task_params;
 
 /* The task-create JSON body, or NULL on NOMEM. */
-char *sa_proto_task_body(const sa_mem *mem, const sa_task_params *p);
+char *sa__proto_task_body(const sa_mem *mem, const sa_task_params *p);
 
 /* Parse a 200 task-create body: data.task_id (string; a number is kept as
  * its integer text). */
-int sa_proto_parse_task_create(const sa_mem *mem, const char *body,
+int sa__proto_parse_task_create(const sa_mem *mem, const char *body,
                                size_t len, int max_depth, char **task_id,
                                char *err, size_t errlen);
 
@@ -445,13 +445,13 @@ typedef struct sa_status_info {
     char unknown_status[64];  /* SA_TASK_UNKNOWN: the string, redacted and
                                  cut to fit (for a log line); else "" */
 } sa_status_info;
-void sa_status_info_free(const sa_mem *mem, sa_status_info *s);
+void sa__status_info_free(const sa_mem *mem, sa_status_info *s);
 
 /* Parse a 200 status body.  Returns SA_OK (any task_status string: one the
  * API does not document is SA_TASK_UNKNOWN), SA_ERR_PROTOCOL (not JSON, no
  * data object, no task_status string, a success without usable results),
  * SA_ERR_LIMIT, SA_ERR_NOMEM. */
-int sa_proto_parse_status(const sa_mem *mem, const char *body, size_t len,
+int sa__proto_parse_status(const sa_mem *mem, const char *body, size_t len,
                           int max_depth, const char *task_id,
                           sa_status_info *out, char *err, size_t errlen);
 
@@ -461,15 +461,15 @@ typedef struct sa_api_error {
     char *error_code;    /* body error_code, or NULL */
     char *message;       /* body error / S3 <Message>, or NULL */
 } sa_api_error;
-void sa_api_error_free(const sa_mem *mem, sa_api_error *e);
+void sa__api_error_free(const sa_mem *mem, sa_api_error *e);
 
 /* Classify a non-2xx answer of `step` (sa_step): 401 -> AUTH; 429 ->
  * RATE_LIMITED; 400 CreditInsufficiency -> CREDITS; POLL 400 "Invalid task
  * ID" / InvalidTaskId / 404 -> TASK_EXPIRED; POLL 500 "Task execution timed
  * out" -> TASK_TIMEOUT; other 5xx -> SERVER; UPLOAD 4xx -> UPLOAD; other
  * 4xx -> BAD_REQUEST.  Works for non-JSON bodies (HTML gateways, S3 XML).
- * Fills *out (free with sa_api_error_free) and returns out->status. */
-int sa_proto_classify(const sa_mem *mem, int step, long http_status,
+ * Fills *out (free with sa__api_error_free) and returns out->status. */
+int sa__proto_classify(const sa_mem *mem, int step, long http_status,
                       const char *body, size_t len, int max_depth,
                       sa_api_error *out);
 
@@ -480,74 +480,74 @@ int sa_proto_classify(const sa_mem *mem, int step, long http_status,
 /* Build a result from data.results of a success status (object with
  * output[] or url, or a bare string URL).  The result has no JSON text
  * yet (sa_result_json gives NULL): the caller that holds the body adds the
- * raw text of data.results with sa_result_set_raw_json (nothing is
+ * raw text of data.results with sa__result_set_raw_json (nothing is
  * re-printed). */
-int sa_result_from_results(const sa_mem *mem, const cJSON *results,
+int sa__result_from_results(const sa_mem *mem, const cJSON *results,
                            const char *task_id, sa_result **out,
                            char *err, size_t errlen);
 /* Build a result from a parsed score_info.json object. */
-int sa_result_from_score_info(const sa_mem *mem, const cJSON *root,
+int sa__result_from_score_info(const sa_mem *mem, const cJSON *root,
                               const char *task_id, sa_result **out,
                               char *err, size_t errlen);
 
 /* Set the text sa_result_json returns to a copy of text[0..len) (the raw
  * bytes of data.results in a status body, or a score_info.json document),
  * replacing any earlier one.  SA_OK, SA_ERR_NOMEM, SA_ERR_INVALID_ARGUMENT. */
-int sa_result_set_raw_json(sa_result *r, const char *text, size_t len);
+int sa__result_set_raw_json(sa_result *r, const char *text, size_t len);
 /* Record the URL a ZIP result was downloaded from (sa_result_zip_url),
  * for results parsed from the ZIP's bytes.  SA_OK, SA_ERR_NOMEM or
  * SA_ERR_INVALID_ARGUMENT. */
-int sa_result_set_zip_url(sa_result *r, const char *url);
+int sa__result_set_zip_url(sa_result *r, const char *url);
 /* The same with cJSON's unformatted printing of item: only a fallback for
  * when the raw bytes of the item cannot be located. */
-int sa_result_set_json_item(sa_result *r, const cJSON *item);
+int sa__result_set_json_item(sa_result *r, const cJSON *item);
 
 /* A deep copy of a result (scores, URLs, files), allocated through mem. */
-int sa_result_clone(const sa_mem *mem, const sa_result *src,
+int sa__result_clone(const sa_mem *mem, const sa_result *src,
                     sa_result **out);
 /* The same without the files (the scores, URLs and JSON text only). */
-int sa_result_clone_scores(const sa_mem *mem, const sa_result *src,
+int sa__result_clone_scores(const sa_mem *mem, const sa_result *src,
                            sa_result **out);
 /* When a string of src (a concern, region or skin type, a mask name or
  * URL, the task id, the raw JSON, a file name or path) holds the secret
  * (see sa__scrub), *out is a deep copy with every string scrubbed (file
  * bytes unchanged, a file on disk still a name and a path); otherwise
  * *out is NULL.  SA_OK or SA_ERR_NOMEM. */
-int sa_result_scrub(const sa_mem *mem, const sa_result *src,
+int sa__result_scrub(const sa_mem *mem, const sa_result *src,
                     const char *secret, sa_result **out);
 /* The same, except that the copy takes src's files over instead of
  * copying them: their bytes are never copied (what a result's files take
  * in memory stays within max_files_bytes), and src is left with no file.
  * mem must be the allocator of src.  On failure src is unchanged. */
-int sa_result_scrub_take(const sa_mem *mem, sa_result *src,
+int sa__result_scrub_take(const sa_mem *mem, sa_result *src,
                          const char *secret, sa_result **out);
 /* Add a file (a mask, the resized image) to a result: copies name and
  * bytes; the format is sniffed from the bytes.  SA_OK or SA_ERR_NOMEM. */
-int sa_result_add_file(sa_result *r, const char *name, const void *data,
+int sa__result_add_file(sa_result *r, const char *name, const void *data,
                        size_t len);
 /* The same, taking `data` (len bytes, allocated through the result's
  * allocator) instead of copying it: it is freed on failure too. */
-int sa_result_add_file_owned(sa_result *r, const char *name, char *data,
+int sa__result_add_file_owned(sa_result *r, const char *name, char *data,
                              size_t len);
 /* Add a file written to disk: its name, its path, its sniffed format; no
  * bytes.  SA_OK or SA_ERR_NOMEM. */
-int sa_result_add_file_path(sa_result *r, const char *name, const char *path,
+int sa__result_add_file_path(sa_result *r, const char *name, const char *path,
                             int format);
 /* The sa_image_format of bytes. */
-int sa_result_sniff_format(const void *data, size_t len);
-/* The i-th URL of sa_result_urls, or NULL. */
-const char *sa_result_url_at(const sa_result *r, size_t i);
+int sa__result_sniff_format(const void *data, size_t len);
+/* The i-th URL of sa__result_urls, or NULL. */
+const char *sa__result_url_at(const sa_result *r, size_t i);
 /* Every downloadable URL of a result, in a stable order: each score's
  * mask_urls, then the resized image.  Returns the count; *urls (borrowed)
  * may be NULL to count only. */
-size_t sa_result_urls(const sa_result *r, const char **urls, size_t max);
+size_t sa__result_urls(const sa_result *r, const char **urls, size_t max);
 /* The URL in r whose file name (last path segment, query removed) equals
  * `file_name`, or NULL: used to refresh an expired URL from a newer
  * status answer. */
-const char *sa_result_find_url(const sa_result *r, const char *file_name);
+const char *sa__result_find_url(const sa_result *r, const char *file_name);
 /* The file name of a URL (last path segment, query removed, %-decoding
  * not applied, "/" and ".." never returned) into buf; "" if none. */
-void sa_url_file_name(const char *url, char *buf, size_t len);
+void sa__url_file_name(const char *url, char *buf, size_t len);
 
 /* ================================================================== */
 /* zipresult.c                                                         */
@@ -556,7 +556,7 @@ void sa_url_file_name(const char *url, char *buf, size_t len);
 /* Parse a result ZIP (see sa_result_parse_zip) with the allocator mem;
  * the images kept add up to at most max_total bytes (0: 8 times the entry
  * bound). */
-int sa_result_from_zip(const sa_mem *mem, const void *zip, size_t len,
+int sa__result_from_zip(const sa_mem *mem, const void *zip, size_t len,
                        size_t max_entry_bytes, size_t max_total,
                        const char *task_id, sa_result **out, char *err,
                        size_t errlen);
@@ -593,7 +593,7 @@ typedef struct sa_limiter {
  * most burst sends in any ceil(burst * 1000 / rate) ms (client-side
  * smoothing, no guard); window_max sends in any window_ms plus the guard
  * (either 0: no long window).  Returns SA_OK, SA_ERR_INVALID_ARGUMENT or
- * SA_ERR_NOMEM; sa_limiter_free is safe after a failure. */
+ * SA_ERR_NOMEM; sa__limiter_free is safe after a failure. */
 /* The free room of a sliding window kept as a ring of send times (count
  * of them from head, capacity max, in send order: time never goes back):
  * max minus the sends less than span_ms before now, found by binary search
@@ -602,23 +602,23 @@ typedef struct sa_limiter {
  * shared budget (budget.c). */
 int sa__ring_room(const int64_t *ring, int head, int max, int count,
                   int64_t span_ms, int64_t now, int64_t *next_free);
-int sa_limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
+int sa__limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
                     double rate, int burst, int window_max,
                     int64_t window_ms);
-void sa_limiter_free(sa_limiter *l);
+void sa__limiter_free(sa_limiter *l);
 /* Take one send slot at now_ms: returns 1 and records the send, or 0 and
  * writes the earliest time a slot will be free to *ready_at_ms. */
-int sa_limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms);
+int sa__limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms);
 /* The same answer without recording a send. */
-int sa_limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms);
+int sa__limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms);
 /* Push the limiter back after a 429 (the server saw more than we did):
  * no send before now_ms + pause_ms. */
-void sa_limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms);
+void sa__limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms);
 /* The long window's budget at now_ms: its free slots (INT_MAX when the
  * limiter is off or has no long window), and in *next_free_ms the time
  * the oldest send in it ages out (INT64_MAX when none is in it).  Read
  * only: nothing is recorded. */
-int sa_limiter_room(const sa_limiter *l, int64_t now_ms,
+int sa__limiter_room(const sa_limiter *l, int64_t now_ms,
                     int64_t *next_free_ms);
 
 /* ================================================================== */
@@ -656,53 +656,53 @@ typedef struct sa_sched {
 
 /* Set up from the client's options (rate_limit and rate_*,
  * max_poll_interval_ms, max_uploads, backoff_initial_ms), which must have
- * passed the client's checks.  Returns what sa_limiter_init returns;
- * sa_sched_free is safe after a failure, and on a zeroed sa_sched. */
-int sa_sched_init(sa_sched *s, const sa_mem *mem, const sa_client_options *o);
-void sa_sched_free(sa_sched *s);
-void sa_sched_item_init(sa_sched_item *it);
+ * passed the client's checks.  Returns what sa__limiter_init returns;
+ * sa__sched_free is safe after a failure, and on a zeroed sa_sched. */
+int sa__sched_init(sa_sched *s, const sa_mem *mem, const sa_client_options *o);
+void sa__sched_free(sa_sched *s);
+void sa__sched_item_init(sa_sched_item *it);
 
 /* 1 when API-host requests wait in the limiter queue (the limiter is on);
  * 0: they go at once. */
-int sa_sched_limited(const sa_sched *s);
+int sa__sched_limited(const sa_sched *s);
 /* Queue an API-host request of `step` (sa_step); the queue is looked at
  * again at now. */
-void sa_sched_park_api(sa_sched *s, sa_sched_item *it, int step,
+void sa__sched_park_api(sa_sched *s, sa_sched_item *it, int step,
                        int64_t now);
 /* The best eligible waiting API request, when the limiter has a slot at
  * now: taken out of the queue, the send recorded by the limiter, the job
  * admitted (a first request that is not a poll, or the first poll of an
  * item with poll_admits: a resumed task) and its poll anchor set (a poll
  * or a task create).  NULL when none may go now: then
- * sa_sched_ready_at says when to look again. */
-sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now);
+ * sa__sched_ready_at says when to look again. */
+sa_sched_item *sa__sched_next_api(sa_sched *s, int64_t now);
 /* Look at the limiter queue again at `at` (a caller that stopped early). */
-void sa_sched_recheck(sa_sched *s, int64_t at);
+void sa__sched_recheck(sa_sched *s, int64_t at);
 
 /* 1 when an upload may not start now: max_uploads are in flight, or
  * others already wait (first come, first served). */
-int sa_sched_upload_must_wait(const sa_sched *s);
-void sa_sched_park_upload(sa_sched *s, sa_sched_item *it);
+int sa__sched_upload_must_wait(const sa_sched *s);
+void sa__sched_park_upload(sa_sched *s, sa_sched_item *it);
 /* The oldest waiting upload when one may start now (taken out of the
  * queue), else NULL. */
-sa_sched_item *sa_sched_next_upload(sa_sched *s);
+sa_sched_item *sa__sched_next_upload(sa_sched *s);
 /* An upload went out / is no longer in flight. */
-void sa_sched_upload_started(sa_sched *s);
-void sa_sched_upload_ended(sa_sched *s);
+void sa__sched_upload_started(sa_sched *s);
+void sa__sched_upload_ended(sa_sched *s);
 
 /* 1 while the item waits in a queue. */
-int sa_sched_waiting(const sa_sched_item *it);
+int sa__sched_waiting(const sa_sched_item *it);
 /* Take the item out of the queue it waits in (none: nothing happens). */
-void sa_sched_withdraw(sa_sched_item *it);
+void sa__sched_withdraw(sa_sched_item *it);
 /* The job needs no more slots under the admission cap (it ended, or only
  * its result is downloaded): waiting first requests look again at now. */
-void sa_sched_unadmit(sa_sched *s, sa_sched_item *it, int64_t now);
+void sa__sched_unadmit(sa_sched *s, sa_sched_item *it, int64_t now);
 /* The API answered 429 (it counted more than the limiter did): no API
  * request before now + penalty_ms (max(1 s, backoff_initial_ms)). */
-void sa_sched_penalize(sa_sched *s, int64_t now);
+void sa__sched_penalize(sa_sched *s, int64_t now);
 /* The next time something waiting may go: the limiter queue's next look,
  * or now for an upload with room; -1 when nothing waits. */
-int64_t sa_sched_ready_at(const sa_sched *s, int64_t now);
+int64_t sa__sched_ready_at(const sa_sched *s, int64_t now);
 
 /* ================================================================== */
 /* job.c (sans-IO state machine of one analysis)                       */
@@ -715,7 +715,7 @@ typedef enum sa_http_method {
 } sa_http_method;
 
 /* A request the job wants sent.  All pointers are owned by the job and
- * stay valid until the next sa_jobsm_on_response / sa_jobsm_free. */
+ * stay valid until the next sa__jobsm_on_response / sa__jobsm_free. */
 typedef struct sa_http_request {
     int step;                  /* sa_step */
     int method;                /* sa_http_method */
@@ -780,9 +780,9 @@ typedef struct sa_http_response {
 } sa_http_response;
 
 typedef enum sa_next_kind {
-    SA_NEXT_SEND = 0,        /* send *req, then call sa_jobsm_on_response */
+    SA_NEXT_SEND = 0,        /* send *req, then call sa__jobsm_on_response */
     SA_NEXT_WAIT,            /* nothing to do before wake_at_ms */
-    SA_NEXT_END              /* terminal: see sa_jobsm_state/status */
+    SA_NEXT_END              /* terminal: see sa__jobsm_state/status */
 } sa_next_kind;
 
 typedef struct sa_next {
@@ -837,67 +837,67 @@ typedef struct sa_jobsm sa_jobsm;
  * image_url / file_id; or POLLING, its first poll due at once, when cfg
  * resumes an existing task: task_id).  Copies everything in cfg (not
  * buffer).  Returns SA_OK or SA_ERR_NOMEM. */
-int sa_jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out);
-void sa_jobsm_free(sa_jobsm *sm);
+int sa__jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out);
+void sa__jobsm_free(sa_jobsm *sm);
 
 /* What to do next at now_ms.  While a request is out (after SEND and before
  * on_response) it answers WAIT with wake_at_ms = INT64_MAX... unless the
  * deadline passes.  Returns SA_OK or SA_ERR_NOMEM. */
-int sa_jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out);
+int sa__jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out);
 /* Feed the outcome of the request last asked for. */
-int sa_jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
+int sa__jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
                          const sa_http_response *resp);
 /* Cancel: when no task exists and none may exist, the machine ends
  * CANCELLED (returns 0).  When a task exists or may exist and abandon is 0,
  * it keeps polling that task to its end (returns 1: keep driving it).  With
  * abandon != 0 it ends CANCELLED at once (returns 0). */
-int sa_jobsm_cancel(sa_jobsm *sm, int64_t now_ms, int abandon);
+int sa__jobsm_cancel(sa_jobsm *sm, int64_t now_ms, int abandon);
 
-int sa_jobsm_state(const sa_jobsm *sm);        /* sa_job_state */
-int sa_jobsm_status(const sa_jobsm *sm);       /* as sa_job_status */
-const char *sa_jobsm_errmsg(const sa_jobsm *sm);
-int sa_jobsm_http_status(const sa_jobsm *sm);
-const char *sa_jobsm_api_error_code(const sa_jobsm *sm);
-const char *sa_jobsm_engine_error(const sa_jobsm *sm);
-const char *sa_jobsm_task_id(const sa_jobsm *sm);
-const char *sa_jobsm_file_id(const sa_jobsm *sm);
-const char *sa_jobsm_request_id(const sa_jobsm *sm);
-int sa_jobsm_polls(const sa_jobsm *sm);
+int sa__jobsm_state(const sa_jobsm *sm);        /* sa_job_state */
+int sa__jobsm_status(const sa_jobsm *sm);       /* as sa_job_status */
+const char *sa__jobsm_errmsg(const sa_jobsm *sm);
+int sa__jobsm_http_status(const sa_jobsm *sm);
+const char *sa__jobsm_api_error_code(const sa_jobsm *sm);
+const char *sa__jobsm_engine_error(const sa_jobsm *sm);
+const char *sa__jobsm_task_id(const sa_jobsm *sm);
+const char *sa__jobsm_file_id(const sa_jobsm *sm);
+const char *sa__jobsm_request_id(const sa_jobsm *sm);
+int sa__jobsm_polls(const sa_jobsm *sm);
 /* 1 when a task exists or may exist (task create sent, not refused). */
-int sa_jobsm_task_maybe_created(const sa_jobsm *sm);
+int sa__jobsm_task_maybe_created(const sa_jobsm *sm);
 /* The result once DONE (owned by the machine), else NULL. */
-const sa_result *sa_jobsm_result(const sa_jobsm *sm);
-/* The same result, for the job's publishing only (sa_result_scrub_take
+const sa_result *sa__jobsm_result(const sa_jobsm *sm);
+/* The same result, for the job's publishing only (sa__result_scrub_take
  * may take its files over). */
-sa_result *sa_jobsm_result_own(sa_jobsm *sm);
+sa_result *sa__jobsm_result_own(sa_jobsm *sm);
 
 /* "FILE_CREATE", ... for a sa_job_state; "?" when out of range (the table
  * behind the public sa_job_state_name). */
-const char *sa_jobsm_state_name(int state);
-/* 1 while the public outcome is already fixed (sa_jobsm_state terminal:
+const char *sa__jobsm_state_name(int state);
+/* 1 while the public outcome is already fixed (sa__jobsm_state terminal:
  * deadline or cancel) but the machine still polls a task that exists or may
- * exist: keep calling sa_jobsm_next until it answers END. */
-int sa_jobsm_background(const sa_jobsm *sm);
-/* What the machine's own work came to.  Equals sa_jobsm_status (and *msg
- * sa_jobsm_errmsg) unless the outcome was fixed early; then it is what the
+ * exist: keep calling sa__jobsm_next until it answers END. */
+int sa__jobsm_background(const sa_jobsm *sm);
+/* What the machine's own work came to.  Equals sa__jobsm_status (and *msg
+ * sa__jobsm_errmsg) unless the outcome was fixed early; then it is what the
  * background polling found: SA_ERR_NOT_DONE while it runs, SA_OK when the
  * task succeeded (it may be billed), else the failure, with a message for
  * the log in *msg (borrowed, never NULL). */
-int sa_jobsm_task_outcome(const sa_jobsm *sm, const char **msg);
+int sa__jobsm_task_outcome(const sa_jobsm *sm, const char **msg);
 
 /* A line for the client's log that the machine has to say once (an
  * unknown task_status): written to buf (cut to len), returns 1; else 0. */
-int sa_jobsm_take_notice(sa_jobsm *sm, char *buf, size_t len);
+int sa__jobsm_take_notice(sa_jobsm *sm, char *buf, size_t len);
 /* 1 when the machine resumed an existing task (cfg task_id). */
-int sa_jobsm_resumed(const sa_jobsm *sm);
+int sa__jobsm_resumed(const sa_jobsm *sm);
 
 /* Webhook help: a machine waiting to poll its task (POLL_WAIT, or BACKOFF
  * after a failed poll) polls at now_ms instead.  Returns 1 when it was
  * waiting to poll, else 0 (nothing changes). */
-int sa_jobsm_poll_now(sa_jobsm *sm, int64_t now_ms);
+int sa__jobsm_poll_now(sa_jobsm *sm, int64_t now_ms);
 /* The poll the machine handed out was sent at now_ms (it may have waited
  * in the limiter queue): the planner times its durations from then. */
-void sa_jobsm_note_sent(sa_jobsm *sm, int64_t now_ms);
+void sa__jobsm_note_sent(sa_jobsm *sm, int64_t now_ms);
 
 /* -- Result downloads (sa_client_fetch) --
  * A download machine GETs one result URL (api_host 0, SA_STEP_FETCH, with
@@ -906,50 +906,50 @@ void sa_jobsm_note_sent(sa_jobsm *sm, int64_t now_ms);
  * pre-signed URL) makes it poll task_id once (api_host 1, SA_STEP_POLL,
  * state FETCHING) for a fresh URL of the same file and try again;
  * refused again: FAILED SA_ERR_URL_EXPIRED.  Other non-2xx: FAILED
- * SA_ERR_DOWNLOAD.  DONE: the bytes are in sa_jobsm_download_data (none
+ * SA_ERR_DOWNLOAD.  DONE: the bytes are in sa__jobsm_download_data (none
  * when the client gave the request a sink).  It uses base_url,
  * api_version, upload_timeout_ms (per download), request_timeout_ms,
  * max_poll_interval_ms, deadline_at_ms, max_polls, max_retries,
  * backoff_*, max_json_depth, low_speed_* and rng of cfg; cancel ends it
  * at once.  Returns SA_OK, SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM. */
-int sa_jobsm_new_download(const sa_job_config *cfg, const char *url,
+int sa__jobsm_new_download(const sa_job_config *cfg, const char *url,
                           const char *task_id, int64_t now_ms,
                           sa_jobsm **out);
-/* The download's URL is the index-th of its result (sa_result_urls
+/* The download's URL is the index-th of its result (sa__result_urls
  * order): a fresh URL is then the one at the same place in the fresh
  * answer, when it has the same file name (several URLs may end in the
  * same name).  Without it, the first URL with that file name. */
-void sa_jobsm_download_set_index(sa_jobsm *sm, size_t index);
+void sa__jobsm_download_set_index(sa_jobsm *sm, size_t index);
 /* A DONE download's bytes (owned by the machine), else NULL / 0. */
-const void *sa_jobsm_download_data(const sa_jobsm *sm, size_t *len);
-/* The file name of the download's URL (sa_url_file_name); never NULL. */
-const char *sa_jobsm_download_name(const sa_jobsm *sm);
+const void *sa__jobsm_download_data(const sa_jobsm *sm, size_t *len);
+/* The file name of the download's URL (sa__url_file_name); never NULL. */
+const char *sa__jobsm_download_name(const sa_jobsm *sm);
 
 /* A fetch machine is the public side of sa_client_fetch: it sends nothing
  * itself.  Its result is a clone of src (with src's files when with_files,
- * else the scores only); the URLs to download are src's (sa_result_urls),
+ * else the scores only); the URLs to download are src's (sa__result_urls),
  * none when src already holds files (a ZIP result).  It stays FETCHING
  * while the client runs downloads and reports them, each on its own: a
  * failure does not stop the others.  Once every URL was handed out and
  * reported it ends DONE when none failed, else FAILED with the status and
  * message of the first failure in URL order (counting the others); at
  * its deadline it ends FAILED SA_ERR_DEADLINE.  Its result stays readable
- * (sa_jobsm_result) when it ends FAILED: the files that did arrive. */
-int sa_jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
+ * (sa__jobsm_result) when it ends FAILED: the files that did arrive. */
+int sa__jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
                        int with_files, int64_t now_ms, sa_jobsm **out);
-/* The next URL to download (borrowed until sa_jobsm_free) and its index
+/* The next URL to download (borrowed until sa__jobsm_free) and its index
  * among the result's URLs, counted as started; NULL when none is left. */
-const char *sa_jobsm_fetch_next(sa_jobsm *sm, size_t *index);
+const char *sa__jobsm_fetch_next(sa_jobsm *sm, size_t *index);
 /* The download of URL `index` ended: SA_OK (its file was added to
- * sa_jobsm_fetch_result by the client), or a failure (status, msg). */
-void sa_jobsm_fetch_done(sa_jobsm *sm, size_t index, int status,
+ * sa__jobsm_fetch_result by the client), or a failure (status, msg). */
+void sa__jobsm_fetch_done(sa_jobsm *sm, size_t index, int status,
                          const char *msg);
 /* Record a failure that is not a download (writing a ZIP result's file):
  * it counts after every URL. */
-void sa_jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg);
+void sa__jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg);
 /* The result a fetch builds, for the client to add files to; NULL for
  * another kind of machine. */
-sa_result *sa_jobsm_fetch_result(sa_jobsm *sm);
+sa_result *sa__jobsm_fetch_result(sa_jobsm *sm);
 
 /* ================================================================== */
 /* engine*.c (libcurl multi: runs the requests jobs ask for; the only  */
@@ -962,7 +962,7 @@ sa_result *sa_jobsm_fetch_result(sa_jobsm *sm);
 /* client.c (the public sa_client / sa_job API on top of job + engine) */
 /* ================================================================== */
 
-/* For tests: the client's engine totals (see sa_engine_stats). */
+/* For tests: the client's engine totals (see sa__engine_stats). */
 void sa__client_stats(const sa_client *c, long *transfers, long *connects);
 /* For tests: the most uploads that were in flight at once, and the most
  * finished transfers one non-blocking call reported (see "Bounded steps"
@@ -1001,11 +1001,11 @@ const sa_price_list *sa__account_prices(const sa_account *a);
  * does; a delete's InvalidTaskId is SA_ERR_TASK_EXPIRED, or DONE after an
  * attempt that may have deleted it).  Uses the settings of cfg that a
  * download uses.  SA_OK, SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM. */
-int sa_jobsm_new_account(const sa_job_config *cfg, int op,
+int sa__jobsm_new_account(const sa_job_config *cfg, int op,
                          const char *task_id, const char *secret,
                          int64_t now_ms, sa_jobsm **out);
 /* The reading of a DONE account machine, else NULL. */
-const sa_account *sa_jobsm_account(const sa_jobsm *sm);
+const sa_account *sa__jobsm_account(const sa_jobsm *sm);
 
 /* ================================================================== */
 /* pollplan.c (pure; time is an input): when a running task is polled  */
@@ -1038,7 +1038,7 @@ typedef struct sa_pollplan {  /* one per client */
     long poll_interval_ms;
     long max_poll_interval_ms;
     double load;             /* 0 (room) .. 1 (the budget binds): from
-                                sa_sched_load, set by the client */
+                                sa__sched_load, set by the client */
     sa_pp_bucket bucket[SA_PP_BUCKETS];
     sa_pp_bucket all;        /* every bucket together */
     int32_t rtt[SA_PP_RTTS]; /* poll round trips (ms), a ring */
@@ -1047,7 +1047,7 @@ typedef struct sa_pollplan {  /* one per client */
 
 /* What the planner needs of one running task (times: the client's ms). */
 typedef struct sa_pp_task {
-    int bucket;              /* sa_pollplan_bucket */
+    int bucket;              /* sa__pollplan_bucket */
     int64_t created_ms;      /* task create answer; -1: unknown (resumed) */
     int64_t running_ms;      /* send time of the last poll that answered
                                 running; created_ms when none */
@@ -1056,35 +1056,35 @@ typedef struct sa_pp_task {
     long fixed_ms;           /* what the fixed strategy waits now */
 } sa_pp_task;
 
-void sa_pollplan_init(sa_pollplan *p, int strategy, int webhooks,
+void sa__pollplan_init(sa_pollplan *p, int strategy, int webhooks,
                       long poll_interval_ms, long max_poll_interval_ms);
 /* The bucket of a task: its tier (0 SD, 1 HD) and action count. */
-int sa_pollplan_bucket(int hd, size_t n_actions);
+int sa__pollplan_bucket(int hd, size_t n_actions);
 /* A poll's round trip (handed to the engine .. answer), in ms. */
-void sa_pollplan_rtt(sa_pollplan *p, int64_t rtt_ms);
+void sa__pollplan_rtt(sa_pollplan *p, int64_t rtt_ms);
 /* The median of the kept round trips (0 when none). */
-long sa_pollplan_rtt_ms(const sa_pollplan *p);
+long sa__pollplan_rtt_ms(const sa_pollplan *p);
 /* A task of `bucket` answered its create at created_ms, was last seen
  * running by a poll sent at running_ms (created_ms when none) and seen
  * final by a poll sent at final_ms: record its duration interval. */
-void sa_pollplan_observe(sa_pollplan *p, int bucket, int64_t created_ms,
+void sa__pollplan_observe(sa_pollplan *p, int bucket, int64_t created_ms,
                          int64_t running_ms, int64_t final_ms);
 /* Observations the planner would use for `bucket` (its own when it has
  * SA_PP_MIN_SAMPLES, else all buckets'), or NULL while cold. */
-const sa_pp_bucket *sa_pollplan_model(const sa_pollplan *p, int bucket);
+const sa_pp_bucket *sa__pollplan_model(const sa_pollplan *p, int bucket);
 /* When to send the next poll of a running task (absolute ms, >= now_ms +
  * min_gap_ms, <= last_poll_ms + the safe gap): see pollplan.c. */
-int64_t sa_pollplan_next(const sa_pollplan *p, const sa_pp_task *t,
+int64_t sa__pollplan_next(const sa_pollplan *p, const sa_pp_task *t,
                          int64_t now_ms);
 /* The safe longest gap between two polls of a task the planner places:
  * max_poll_interval_ms less a margin for the limiter queue and jitter. */
-long sa_pollplan_max_gap(const sa_pollplan *p);
+long sa__pollplan_max_gap(const sa_pollplan *p);
 /* The price of a poll, in ms of detection delay, at the plan's load. */
-double sa_pollplan_price_ms(const sa_pollplan *p);
+double sa__pollplan_price_ms(const sa_pollplan *p);
 
 /* sched.c: how much the rate budget binds, 0 (room) .. 1 (bound): the
  * long window's use (the shared one under rate_limit_scope "host") and
  * whether new work waits for it (read only). */
-double sa_sched_load(const sa_sched *s, int64_t now);
+double sa__sched_load(const sa_sched *s, int64_t now);
 
 #endif /* SA_INTERNAL_H */

@@ -9,7 +9,7 @@
  * The limiter queue (only when the limiter is on; API.md section 10 and
  * the polling obligation of DESIGN.md: a running task left unpolled
  * expires and may still be billed, so polls must never starve).  Every
- * API-host request waits in limq and sa_sched_next_api hands each free
+ * API-host request waits in limq and sa__sched_next_api hands each free
  * slot to the best eligible request:
  *   priority   status polls first, the most urgent first (urgency: the
  *              time by which the task must be polled, i.e. when its last
@@ -63,7 +63,7 @@
 
 #define ITEM_OF(l) SA_CONTAINER_OF(l, sa_sched_item, link)
 
-int sa_sched_init(sa_sched *s, const sa_mem *mem, const sa_client_options *o)
+int sa__sched_init(sa_sched *s, const sa_mem *mem, const sa_client_options *o)
 {
     double wm = (double)o->rate_window_max, wms = (double)o->rate_window_ms;
     double mpi = (double)o->max_poll_interval_ms, cap;
@@ -84,23 +84,23 @@ int sa_sched_init(sa_sched *s, const sa_mem *mem, const sa_client_options *o)
                      : cap > (double)INT_MAX ? INT_MAX : (int)cap;
         s->reserve_max = (int64_t)o->rate_window_max * 4 / 5;
     }
-    return sa_limiter_init(&s->lim, mem, o->rate_limit, o->rate_per_second,
+    return sa__limiter_init(&s->lim, mem, o->rate_limit, o->rate_per_second,
                            o->rate_burst, o->rate_window_max,
                            (int64_t)o->rate_window_ms);
 }
 
-void sa_sched_free(sa_sched *s)
+void sa__sched_free(sa_sched *s)
 {
-    if (s) sa_limiter_free(&s->lim);
+    if (s) sa__limiter_free(&s->lim);
 }
 
-void sa_sched_item_init(sa_sched_item *it)
+void sa__sched_item_init(sa_sched_item *it)
 {
     memset(it, 0, sizeof *it);
     sa_link_init(&it->link);
 }
 
-int sa_sched_limited(const sa_sched *s)
+int sa__sched_limited(const sa_sched *s)
 {
     return s->lim.enabled;
 }
@@ -109,7 +109,7 @@ int sa_sched_limited(const sa_sched *s)
 /* The limiter queue                                                   */
 /* ------------------------------------------------------------------ */
 
-void sa_sched_park_api(sa_sched *s, sa_sched_item *it, int step, int64_t now)
+void sa__sched_park_api(sa_sched *s, sa_sched_item *it, int step, int64_t now)
 {
     it->step = step;
     it->seq = ++s->seq;
@@ -174,14 +174,14 @@ static int lim_eligible(const sa_sched *s, const sa_sched_item *it,
     }
     if (first && s->admit_cap > 0 && s->n_admitted_all >= s->admit_cap) {
         /* jobs that end in another process do not wake this one */
-        if (sa_budget_shared(s->budget))
+        if (sa__budget_shared(s->budget))
             sa__min_at(retry_at, now + SA_BUDGET_RECHECK_MS);
         return 0;
     }
     return (int64_t)room - 1 >= lim_reserve(s, first);
 }
 
-sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now)
+sa_sched_item *sa__sched_next_api(sa_sched *s, int64_t now)
 {
     int64_t ready = now, retry = -1, next_free;
     sa_sched_item *best = NULL;
@@ -190,16 +190,16 @@ sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now)
 
     s->lim_ready = -1;
     if (sa_link_empty(&s->limq)) return NULL;
-    room = sa_limiter_room(&s->lim, now, &next_free);
+    room = sa__limiter_room(&s->lim, now, &next_free);
     s->n_admitted_all = s->n_admitted;
-    if (sa_budget_shared(s->budget)) {
+    if (sa__budget_shared(s->budget)) {
         int64_t shared_free;
-        int shared_room = sa_budget_room(s->budget, now, &shared_free);
+        int shared_room = sa__budget_room(s->budget, now, &shared_free);
         if (shared_room < room) {
             room = shared_room;
             next_free = shared_free;
         }
-        s->n_admitted_all = sa_budget_admitted(s->budget, now, s->n_admitted);
+        s->n_admitted_all = sa__budget_admitted(s->budget, now, s->n_admitted);
     }
     for (l = s->limq.next; l != &s->limq; l = l->next) {
         sa_sched_item *it = ITEM_OF(l);
@@ -213,12 +213,12 @@ sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now)
     }
     /* the client's own limiter (its burst spacing) and the shared budget
      * (every client of the scope): the slot is taken from both or none */
-    if (!sa_limiter_check(&s->lim, now, &ready)
-        || !sa_budget_acquire(s->budget, now, &ready)) {
+    if (!sa__limiter_check(&s->lim, now, &ready)
+        || !sa__budget_acquire(s->budget, now, &ready)) {
         s->lim_ready = ready;
         return NULL;
     }
-    (void)sa_limiter_acquire(&s->lim, now, &ready);
+    (void)sa__limiter_acquire(&s->lim, now, &ready);
     sa_link_remove(&best->link);
     if (!best->admitted
         && (best->step != SA_STEP_POLL || best->poll_admits)) {
@@ -228,8 +228,8 @@ sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now)
         best->admitted = 1;
         best->poll_admits = 0;
         s->n_admitted++;
-        if (sa_budget_shared(s->budget))   /* the others see it at once */
-            s->n_admitted_all = sa_budget_admitted(s->budget, now,
+        if (sa__budget_shared(s->budget))   /* the others see it at once */
+            s->n_admitted_all = sa__budget_admitted(s->budget, now,
                                                    s->n_admitted);
     }
     if (best->step == SA_STEP_POLL || best->step == SA_STEP_TASK_CREATE)
@@ -237,25 +237,25 @@ sa_sched_item *sa_sched_next_api(sa_sched *s, int64_t now)
     return best;
 }
 
-void sa_sched_recheck(sa_sched *s, int64_t at)
+void sa__sched_recheck(sa_sched *s, int64_t at)
 {
     s->lim_ready = at;
 }
 
-void sa_sched_unadmit(sa_sched *s, sa_sched_item *it, int64_t now)
+void sa__sched_unadmit(sa_sched *s, sa_sched_item *it, int64_t now)
 {
     if (!it->admitted) return;
     it->admitted = 0;
     s->n_admitted--;
-    if (sa_budget_shared(s->budget))
-        s->n_admitted_all = sa_budget_admitted(s->budget, now, s->n_admitted);
+    if (sa__budget_shared(s->budget))
+        s->n_admitted_all = sa__budget_admitted(s->budget, now, s->n_admitted);
     if (!sa_link_empty(&s->limq)) s->lim_ready = now;
 }
 
-void sa_sched_penalize(sa_sched *s, int64_t now)
+void sa__sched_penalize(sa_sched *s, int64_t now)
 {
-    sa_limiter_penalize(&s->lim, now, s->penalty_ms);
-    sa_budget_penalize(s->budget, now, s->penalty_ms);
+    sa__limiter_penalize(&s->lim, now, s->penalty_ms);
+    sa__budget_penalize(s->budget, now, s->penalty_ms);
 }
 
 /* ------------------------------------------------------------------ */
@@ -268,18 +268,18 @@ static int upload_room(const sa_sched *s)
     return s->max_uploads <= 0 || s->n_uploads < s->max_uploads;
 }
 
-int sa_sched_upload_must_wait(const sa_sched *s)
+int sa__sched_upload_must_wait(const sa_sched *s)
 {
     return !upload_room(s) || !sa_link_empty(&s->upq);
 }
 
-void sa_sched_park_upload(sa_sched *s, sa_sched_item *it)
+void sa__sched_park_upload(sa_sched *s, sa_sched_item *it)
 {
     it->step = SA_STEP_UPLOAD;
     sa_link_append(&s->upq, &it->link);
 }
 
-sa_sched_item *sa_sched_next_upload(sa_sched *s)
+sa_sched_item *sa__sched_next_upload(sa_sched *s)
 {
     sa_sched_item *it;
 
@@ -289,12 +289,12 @@ sa_sched_item *sa_sched_next_upload(sa_sched *s)
     return it;
 }
 
-void sa_sched_upload_started(sa_sched *s)
+void sa__sched_upload_started(sa_sched *s)
 {
     if (++s->n_uploads > s->peak_uploads) s->peak_uploads = s->n_uploads;
 }
 
-void sa_sched_upload_ended(sa_sched *s)
+void sa__sched_upload_ended(sa_sched *s)
 {
     s->n_uploads--;
 }
@@ -303,17 +303,17 @@ void sa_sched_upload_ended(sa_sched *s)
 /* Both queues                                                         */
 /* ------------------------------------------------------------------ */
 
-int sa_sched_waiting(const sa_sched_item *it)
+int sa__sched_waiting(const sa_sched_item *it)
 {
     return sa_link_linked(&it->link);
 }
 
-void sa_sched_withdraw(sa_sched_item *it)
+void sa__sched_withdraw(sa_sched_item *it)
 {
     if (sa_link_linked(&it->link)) sa_link_remove(&it->link);
 }
 
-int64_t sa_sched_ready_at(const sa_sched *s, int64_t now)
+int64_t sa__sched_ready_at(const sa_sched *s, int64_t now)
 {
     int64_t at = -1;
 
@@ -333,7 +333,7 @@ int64_t sa_sched_ready_at(const sa_sched *s, int64_t now)
  * shared one under rate_limit_scope "host" (every client of the key);
  * under "redis://" the client's own sends (no room is read back).  0 with
  * the limiter off or without a long window.  Changes nothing. */
-double sa_sched_load(const sa_sched *s, int64_t now)
+double sa__sched_load(const sa_sched *s, int64_t now)
 {
     const sa_limiter_window *w;
     const sa_link *l;
@@ -343,9 +343,9 @@ double sa_sched_load(const sa_sched *s, int64_t now)
     if (!s || !s->lim.enabled || s->lim.long_win < 0) return 0.0;
     w = &s->lim.win[s->lim.long_win];
     if (w->max <= 0) return 0.0;
-    room = sa_limiter_room(&s->lim, now, NULL);
-    if (sa_budget_shared(s->budget)) {  /* host scope: the key's window */
-        int shared = sa_budget_room(s->budget, now, NULL);
+    room = sa__limiter_room(&s->lim, now, NULL);
+    if (sa__budget_shared(s->budget)) {  /* host scope: the key's window */
+        int shared = sa__budget_room(s->budget, now, NULL);
         if (shared < room) room = shared;
     }
     if (room > w->max) room = w->max;

@@ -91,7 +91,7 @@ void sa_free(void *ptr)
 /* Growable buffer                                                     */
 /* ------------------------------------------------------------------ */
 
-void sa_buf_init(sa_buf *b, const sa_mem *mem, size_t limit)
+void sa__buf_init(sa_buf *b, const sa_mem *mem, size_t limit)
 {
     b->data = NULL;
     b->len = 0;
@@ -125,7 +125,7 @@ static int buf_reserve(sa_buf *b, size_t extra)
 
 /* Append len bytes.  SA_ERR_LIMIT when the result would exceed the limit
  * (the buffer is then unchanged), SA_ERR_NOMEM on allocation failure. */
-int sa_buf_append(sa_buf *b, const void *data, size_t len)
+int sa__buf_append(sa_buf *b, const void *data, size_t len)
 {
     int rc;
     if (b->limit && (len > b->limit || b->len > b->limit - len))
@@ -138,8 +138,8 @@ int sa_buf_append(sa_buf *b, const void *data, size_t len)
     return SA_OK;
 }
 
-/* printf-style append with the same limit rules as sa_buf_append. */
-int sa_buf_appendf(sa_buf *b, const char *fmt, ...)
+/* printf-style append with the same limit rules as sa__buf_append. */
+int sa__buf_appendf(sa_buf *b, const char *fmt, ...)
 {
     va_list ap;
     int n, rc;
@@ -165,13 +165,13 @@ int sa_buf_appendf(sa_buf *b, const char *fmt, ...)
     return SA_OK;
 }
 
-void sa_buf_reset(sa_buf *b)
+void sa__buf_reset(sa_buf *b)
 {
     b->len = 0;
     if (b->data) b->data[0] = '\0';
 }
 
-void sa_buf_free(sa_buf *b)
+void sa__buf_free(sa_buf *b)
 {
     sa__free(b->mem, b->data);
     b->data = NULL;
@@ -181,7 +181,7 @@ void sa_buf_free(sa_buf *b)
 
 /* The data (an empty string when nothing was appended), or NULL on NOMEM.
  * Either way the buffer is left empty and owns nothing. */
-char *sa_buf_steal(sa_buf *b)
+char *sa__buf_steal(sa_buf *b)
 {
     char *p = b->data;
     if (!p) p = sa__strndup(b->mem, "", 0);
@@ -552,14 +552,14 @@ int sa__task_id_check(const char *task_id, char *why, size_t why_len)
         return SA_ERR_SOURCE;
     }
     n = strlen(task_id);
-    if (sa_proto_id_ok(task_id, n)) return SA_OK;
+    if (sa__proto_id_ok(task_id, n)) return SA_OK;
     if (n > SA_MAX_ID_LEN) {
         snprintf(why, why_len, "task_id is %zu bytes long; a task id is at "
                  "most %d", n, SA_MAX_ID_LEN);
         return SA_ERR_SOURCE;
     }
     for (i = 0; i < n; i++) {  /* the first byte the rule refuses alone */
-        if (task_id[i] != '.' && !sa_proto_id_ok(task_id + i, 1)) {
+        if (task_id[i] != '.' && !sa__proto_id_ok(task_id + i, 1)) {
             snprintf(why, why_len, "task_id holds a character a task id "
                      "never does (byte %zu, 0x%02x): only letters, digits "
                      "and + / = - _ . ~", i,

@@ -347,7 +347,7 @@ int sa_webhook_parse(const void *body, size_t body_len, char **task_id,
     }
     if (!utf8_ok(body, body_len))
         return parse_fail(errbuf, errbuf_len, "it is not UTF-8");
-    rc = sa_json_parse(body, body_len, WH_JSON_DEPTH, &root);
+    rc = sa__json_parse(body, body_len, WH_JSON_DEPTH, &root);
     if (rc == SA_ERR_NOMEM) {
         sa__errf(errbuf, errbuf_len, "out of memory");
         return rc;
@@ -356,21 +356,21 @@ int sa_webhook_parse(const void *body, size_t body_len, char **task_id,
         return parse_fail(errbuf, errbuf_len, rc == SA_ERR_LIMIT
                           ? "it is nested too deep" : "it is not JSON (or a "
                             "string in it holds a NUL)");
-    data = sa_json_get(root, "data");
-    id = sa_json_get(data, "task_id");
+    data = sa__json_get(root, "data");
+    id = sa__json_get(data, "task_id");
     if (!cJSON_IsObject(root) || !cJSON_IsObject(data) ||
         !cJSON_IsString(id) ||
-        !sa_proto_id_ok(id->valuestring, strlen(id->valuestring))) {
+        !sa__proto_id_ok(id->valuestring, strlen(id->valuestring))) {
         cJSON_Delete(root);
         return parse_fail(errbuf, errbuf_len, "no data.task_id string of id "
                           "characters");
     }
-    status = sa_json_get(data, "task_status");
-    created = sa_json_get(root, "created_at");
+    status = sa__json_get(data, "task_status");
+    created = sa__json_get(root, "created_at");
     *task_id = caller_copy(id->valuestring, &nomem);
     if (cJSON_IsString(status))
         *task_status = caller_copy(status->valuestring, &nomem);
-    if (cJSON_IsNumber(created) && sa_json_as_number(created, &v) &&
+    if (cJSON_IsNumber(created) && sa__json_as_number(created, &v) &&
         v == floor(v) && fabs(v) < 9007199254740992.0)
         *created_at = (int64_t)v;
     cJSON_Delete(root);

@@ -156,9 +156,9 @@ static int load_scores(zip_ctx *z, const char *task_id, sa_result **out)
     }
     rc = read_entry(z, index, &text, &len);
     if (rc != SA_OK) return rc;
-    rc = sa_json_parse(text, len, ZIP_JSON_DEPTH, &root);
+    rc = sa__json_parse(text, len, ZIP_JSON_DEPTH, &root);
     if (rc == SA_OK) {
-        rc = sa_result_from_score_info(z->mem, root, task_id, out, z->err,
+        rc = sa__result_from_score_info(z->mem, root, task_id, out, z->err,
                                        z->errlen);
         cJSON_Delete(root);
         if (rc == SA_ERR_PROTOCOL) rc = SA_ERR_ZIP;
@@ -168,7 +168,7 @@ static int load_scores(zip_ctx *z, const char *task_id, sa_result **out)
     } else if (rc == SA_ERR_LIMIT) {
         sa__errf(z->err, z->errlen, "score_info.json nests too deeply");
     }
-    if (rc == SA_OK) rc = sa_result_set_raw_json(*out, text, len);
+    if (rc == SA_OK) rc = sa__result_set_raw_json(*out, text, len);
     sa__free(z->mem, text);
     return rc;
 }
@@ -222,7 +222,7 @@ static int add_image(zip_ctx *z, zip_uint64_t index, const char *name,
         return SA_ERR_LIMIT;
     }
     z->total += len;
-    return sa_result_add_file_owned(r, name, data, len);  /* takes data */
+    return sa__result_add_file_owned(r, name, data, len);  /* takes data */
 }
 
 static int load_images(zip_ctx *z, sa_result *r)
@@ -232,18 +232,18 @@ static int load_images(zip_ctx *z, sa_result *r)
     sa_names taken;
     int rc = SA_OK;
 
-    sa_names_init(&taken, z->mem);
+    sa__names_init(&taken, z->mem);
     for (i = 0; rc == SA_OK && i < z->n_entries; i++) {
         const char *raw = zip_get_name(z->za, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
         if (!raw || !base_name(raw, name, sizeof name)) continue;
-        rc = sa_names_unique(&taken, name, unique, sizeof unique);
+        rc = sa__names_unique(&taken, name, unique, sizeof unique);
         if (rc == SA_ERR_LIMIT) {
             rc = SA_OK;  /* no free variant of that name: skipped */
             continue;
         }
         if (rc == SA_OK) rc = add_image(z, (zip_uint64_t)i, unique, r);
     }
-    sa_names_free(&taken);
+    sa__names_free(&taken);
     return rc;
 }
 
@@ -277,7 +277,7 @@ static int open_archive(zip_ctx *z, const void *zip, size_t len)
     return SA_OK;
 }
 
-int sa_result_from_zip(const sa_mem *mem, const void *zip, size_t len,
+int sa__result_from_zip(const sa_mem *mem, const void *zip, size_t len,
                        size_t max_entry_bytes, size_t max_total,
                        const char *task_id, sa_result **out, char *err,
                        size_t errlen)
@@ -316,6 +316,6 @@ int sa_result_parse_zip(const void *zip, size_t len, size_t max_entry_bytes,
                         sa_result **out, char *errbuf, size_t errbuf_len)
 {
     if (errbuf && errbuf_len) errbuf[0] = '\0';
-    return sa_result_from_zip(NULL, zip, len, max_entry_bytes, 0, NULL, out,
+    return sa__result_from_zip(NULL, zip, len, max_entry_bytes, 0, NULL, out,
                               errbuf, errbuf_len);
 }

@@ -1,7 +1,7 @@
 /*
  * support_emulator.c - the emulator as a subprocess of a C test (see
  * support_emulator.h).  Uses libcurl's easy interface directly for the
- * control endpoint, and the library's sa_json_parse for its answers.
+ * control endpoint, and the library's sa__json_parse for its answers.
  */
 #include "support_emulator.h"
 
@@ -194,7 +194,7 @@ cJSON *emu_get_json(const emu *e, const char *path)
     char *body = NULL;
     cJSON *root = NULL;
     if (emu_http(e, "GET", path, NULL, 0, NULL, &body) == 200 && body)
-        (void)sa_json_parse(body, strlen(body), 64, &root);
+        (void)sa__json_parse(body, strlen(body), 64, &root);
     free(body);
     return root;
 }
@@ -248,8 +248,8 @@ int emu_host_public(const emu *e, const char *name, const char *path,
     status = emu_http(e, "POST", ctl, data, (size_t)n, "image/jpeg", &body);
     free(data);
     if (status == 200 && body &&
-        sa_json_parse(body, strlen(body), 16, &root) == SA_OK &&
-        (u = sa_json_string(root, "url")) && strlen(u) < urllen) {
+        sa__json_parse(body, strlen(body), 16, &root) == SA_OK &&
+        (u = sa__json_string(root, "url")) && strlen(u) < urllen) {
         strcpy(url, u);
         rc = 0;
     }
@@ -284,7 +284,7 @@ static int check_log(const emu *e, char *why, size_t whylen)
         return -1;
     }
     cJSON_ArrayForEach(rec, log) {
-        const char *ep = sa_json_string(rec, "endpoint");
+        const char *ep = sa__json_string(rec, "endpoint");
         const cJSON *auth = cJSON_GetObjectItemCaseSensitive(rec,
                                                              "authorization");
         if (ep && strncmp(ep, "file_", 5) != 0 && strncmp(ep, "task_", 5) != 0

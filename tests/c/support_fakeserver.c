@@ -156,7 +156,7 @@ static fs_event *fs_record(fs_run *run, const sa_http_request *req)
 static int fs_ask(fs_run *run, sa_jobsm *sm)
 {
     sa_next nx, again;
-    int rc = sa_jobsm_next(sm, run->now, &nx);
+    int rc = sa__jobsm_next(sm, run->now, &nx);
 
     if (rc != SA_OK) run->last_rc = rc;
     fs_note_state(run, sm);
@@ -165,7 +165,7 @@ static int fs_ask(fs_run *run, sa_jobsm *sm)
         return 0;
     }
     if (nx.kind == SA_NEXT_WAIT) {
-        if (run->stop_state >= 0 && sa_jobsm_state(sm) == run->stop_state) {
+        if (run->stop_state >= 0 && sa__jobsm_state(sm) == run->stop_state) {
             run->stopped = 1;  /* stop before time moves on */
             return 0;
         }
@@ -190,7 +190,7 @@ static int fs_ask(fs_run *run, sa_jobsm *sm)
     fs_record(run, nx.req);
     run->pending = 1;
     /* never a second SEND while one is out */
-    if (sa_jobsm_next(sm, run->now, &again) != SA_OK
+    if (sa__jobsm_next(sm, run->now, &again) != SA_OK
         || again.kind != SA_NEXT_WAIT)
         fs_error(run, "next() while a request is out: kind %d", again.kind);
     return 1;
@@ -206,7 +206,7 @@ static void fs_answer(fs_run *run, sa_jobsm *sm, const fs_reply *r)
                              ? (e ? e->timeout_ms : 0) : r->latency_ms);
     sa_http_response resp;
     char *file = NULL;
-    int had_task = sa_jobsm_task_id(sm) != NULL;
+    int had_task = sa__jobsm_task_id(sm) != NULL;
     int guard, rc;
 
     if (e && r->step != FS_ANY_STEP && r->step != e->step)
@@ -214,7 +214,7 @@ static void fs_answer(fs_run *run, sa_jobsm *sm, const fs_reply *r)
                  run->n_events, e->step, r->step);
     for (guard = 0; guard < 16; guard++) {  /* the machine's own wake-ups */
         sa_next nx;
-        sa_jobsm_next(sm, run->now, &nx);
+        sa__jobsm_next(sm, run->now, &nx);
         fs_note_state(run, sm);
         if (nx.kind == SA_NEXT_END) {
             run->pending = 0;
@@ -245,11 +245,11 @@ static void fs_answer(fs_run *run, sa_jobsm *sm, const fs_reply *r)
     }
     resp.request_id = r->request_id;
     run->pending = 0;
-    rc = sa_jobsm_on_response(sm, run->now, &resp);
+    rc = sa__jobsm_on_response(sm, run->now, &resp);
     if (rc != SA_OK) run->last_rc = rc;
     fs_note_state(run, sm);
     if (e) e->answered_at = run->now;
-    if (!had_task && sa_jobsm_task_id(sm)) run->poll_ref = run->now;
+    if (!had_task && sa__jobsm_task_id(sm)) run->poll_ref = run->now;
     free(file);
 }
 
@@ -262,7 +262,7 @@ size_t fs_drive(fs_run *run, sa_jobsm *sm, const fs_reply *script, size_t n)
     fs_note_state(run, sm);
     for (guard = 0; guard < 100000; guard++) {
         if (!run->pending) {
-            if (run->stop_state >= 0 && sa_jobsm_state(sm) == run->stop_state) {
+            if (run->stop_state >= 0 && sa__jobsm_state(sm) == run->stop_state) {
                 run->stopped = 1;
                 return used;
             }
@@ -270,7 +270,7 @@ size_t fs_drive(fs_run *run, sa_jobsm *sm, const fs_reply *script, size_t n)
             continue;
         }
         if (used >= n || (run->stop_state >= 0
-                          && sa_jobsm_state(sm) == run->stop_state)) {
+                          && sa__jobsm_state(sm) == run->stop_state)) {
             run->stopped = 1;  /* with the request out */
             return used;
         }
@@ -282,7 +282,7 @@ size_t fs_drive(fs_run *run, sa_jobsm *sm, const fs_reply *script, size_t n)
 
 void fs_note_state(fs_run *run, const sa_jobsm *sm)
 {
-    int st = sa_jobsm_state(sm);
+    int st = sa__jobsm_state(sm);
     if (run->n_trace > 0 && run->trace[run->n_trace - 1] == st) return;
     if (run->n_trace < FS_MAX_TRACE) run->trace[run->n_trace++] = st;
 }

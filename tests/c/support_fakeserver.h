@@ -68,7 +68,7 @@ typedef struct fs_run {
     int64_t now;             /* the fake clock */
     int stop_state;          /* stop when the job is in this state, or -1 */
     int pending;             /* a request is out (its answer is next) */
-    int ended;               /* sa_jobsm_next answered END */
+    int ended;               /* sa__jobsm_next answered END */
     int abandoned;           /* END came while a request was out */
     int stopped;             /* stopped: stop_state reached / script out */
     int last_rc;             /* last non-SA_OK return of the machine */
@@ -80,7 +80,7 @@ typedef struct fs_run {
     int64_t max_poll_gap;    /* longest time a known task went unpolled */
     int64_t last_wait;       /* last wake_at_ms answered */
     size_t n_trace;          /* the states the job went through, in order */
-    int trace[FS_MAX_TRACE]; /* (sa_jobsm_state after every call) */
+    int trace[FS_MAX_TRACE]; /* (sa__jobsm_state after every call) */
 } fs_run;
 
 void fs_run_init(fs_run *run, int64_t now);
@@ -93,7 +93,7 @@ void fs_run_init(fs_run *run, int64_t now);
 size_t fs_drive(fs_run *run, sa_jobsm *sm, const fs_reply *script,
                 size_t n);
 
-/* Record sa_jobsm_state(sm) in the trace when it changed. */
+/* Record sa__jobsm_state(sm) in the trace when it changed. */
 void fs_note_state(fs_run *run, const sa_jobsm *sm);
 /* 1 when the trace is exactly states[0..n). */
 int fs_trace_is(const fs_run *run, const int *states, size_t n);

@@ -46,7 +46,7 @@ static at *at_new(int op, const char *task_id)
     t->cfg.max_json_depth = 64;
     t->cfg.rng = &t->rng;
     fs_run_init(&t->run, T0);
-    if (sa_jobsm_new_account(&t->cfg, op, task_id, KEY, T0, &t->sm) != SA_OK) {
+    if (sa__jobsm_new_account(&t->cfg, op, task_id, KEY, T0, &t->sm) != SA_OK) {
         free(t);
         return NULL;
     }
@@ -55,7 +55,7 @@ static at *at_new(int op, const char *task_id)
 
 static void at_end(at *t)
 {
-    sa_jobsm_free(t->sm);
+    sa__jobsm_free(t->sm);
     if (t->m.live != 0) HARNESS_FAIL("%ld allocations leaked", t->m.live);
     if (t->run.errors) HARNESS_FAIL("driver: %s", t->run.error);
     free(t);
@@ -79,11 +79,11 @@ TEST(credit_parsed_with_raw_entries_and_key_scrubbed)
 
     REQUIRE(t);
     fs_drive(&t->run, t->sm, script, 1);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_DONE);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_DONE);
     CHECK(strcmp(t->run.ev[0].url, BASE "/s2s/v1.0/client/credit") == 0);
     CHECK_EQ_INT(t->run.ev[0].method, SA_HTTP_GET);
     CHECK_EQ_INT(t->run.ev[0].api_host, 1);
-    cr = sa__account_credit(sa_jobsm_account(t->sm));
+    cr = sa__account_credit(sa__jobsm_account(t->sm));
     REQUIRE(cr);
     CHECK_NEAR(cr->available, 75, 1e-9);  /* 20 + 50 + 5: Api* only */
     CHECK_EQ_INT((int)cr->n_grants, 5);
@@ -95,7 +95,7 @@ TEST(credit_parsed_with_raw_entries_and_key_scrubbed)
     CHECK_STR(cr->by_type[0].type, "ApiSubscription");
     CHECK_NEAR(cr->by_type[0].amount, 25, 1e-9);
     CHECK_STR(cr->by_type[2].type, "WebSubscription");
-    CHECK(sa__account_prices(sa_jobsm_account(t->sm)) == NULL);
+    CHECK(sa__account_prices(sa__jobsm_account(t->sm)) == NULL);
     at_end(t);
 }
 
@@ -117,10 +117,10 @@ TEST(credit_refused_answers)
             script[k] = r;
         }
         fs_drive(&t->run, t->sm, script, 4);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+        CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
         CHECK_EQ_INT((int)t->run.n_events, 4);  /* retried within the budget */
-        CHECK(sa_jobsm_account(t->sm) == NULL);
+        CHECK(sa__jobsm_account(t->sm) == NULL);
         at_end(t);
     }
 }
@@ -141,15 +141,15 @@ TEST(credit_errors_classified)
 
     REQUIRE(t);
     fs_drive(&t->run, t->sm, auth, 1);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AUTH);
-    CHECK_STR(sa_jobsm_api_error_code(t->sm), "InvalidAccessToken");
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_AUTH);
+    CHECK_STR(sa__jobsm_api_error_code(t->sm), "InvalidAccessToken");
     at_end(t);
 
     t = at_new(SA_ACCOUNT_CREDIT, NULL);
     REQUIRE(t);
     fs_drive(&t->run, t->sm, retried, 4);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT((int)sa__account_credit(sa_jobsm_account(t->sm))->n_grants, 0);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT((int)sa__account_credit(sa__jobsm_account(t->sm))->n_grants, 0);
     at_end(t);
 }
 
@@ -170,14 +170,14 @@ TEST(price_list_follows_every_page)
 
     REQUIRE(t);
     fs_drive(&t->run, t->sm, script, 3);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_DONE);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_DONE);
     CHECK_EQ_INT((int)t->run.n_events, 3);
     CHECK_STR(t->run.ev[0].url, BASE "/s2s/v2.0/credit/feature-cost?page_size=20");
     CHECK_STR(t->run.ev[1].url, BASE "/s2s/v2.0/credit/feature-cost?page_size=20"
               "&starting_token=tok%2F1%2B%3D");
     CHECK_STR(t->run.ev[2].url, BASE "/s2s/v2.0/credit/feature-cost?page_size=20"
               "&starting_token=tok2");
-    pl = sa__account_prices(sa_jobsm_account(t->sm));
+    pl = sa__account_prices(sa__jobsm_account(t->sm));
     REQUIRE(pl);
     CHECK_EQ_INT(pl->pages, 3);
     CHECK_EQ_INT((int)pl->n_skus, 2);
@@ -213,22 +213,22 @@ TEST(price_list_loop_and_bad_tokens)
 
     REQUIRE(t);
     fs_drive(&t->run, t->sm, loop, 4);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     CHECK_EQ_INT((int)t->run.n_events, 3);   /* stopped at the loop */
-    CHECK(strstr(sa_jobsm_errmsg(t->sm), "loop"));
+    CHECK(strstr(sa__jobsm_errmsg(t->sm), "loop"));
     at_end(t);
 
     t = at_new(SA_ACCOUNT_PRICES, NULL);
     REQUIRE(t);
     fs_drive(&t->run, t->sm, badtok, 4);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     at_end(t);
 
     t = at_new(SA_ACCOUNT_PRICES, NULL);
     REQUIRE(t);
     fs_drive(&t->run, t->sm, badsize, 1);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
-    CHECK_STR(sa_jobsm_api_error_code(t->sm), "InvalidParameters");
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
+    CHECK_STR(sa__jobsm_api_error_code(t->sm), "InvalidParameters");
     at_end(t);
 }
 
@@ -248,7 +248,7 @@ TEST(price_list_page_bound)
         script[i] = r;
     }
     fs_drive(&t->run, t->sm, script, SA_PRICE_LIST_MAX_PAGES + 2);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_LIMIT);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_LIMIT);
     CHECK_EQ_INT((int)t->run.n_events, SA_PRICE_LIST_MAX_PAGES);
     at_end(t);
 }
@@ -273,32 +273,32 @@ TEST(delete_errors)
 
     REQUIRE(t);
     fs_drive(&t->run, t->sm, ok, 1);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_STR(t->run.ev[0].url, BASE "/s2s/v2.0/task/delete");
     CHECK_EQ_INT(t->run.ev[0].method, SA_HTTP_POST);
     CHECK_STR(t->run.ev[0].body, "{\"task_id\":\"T/ask+1=\"}");
-    CHECK_STR(sa_jobsm_task_id(t->sm), "T/ask+1=");
+    CHECK_STR(sa__jobsm_task_id(t->sm), "T/ask+1=");
     at_end(t);
 
     t = at_new(SA_ACCOUNT_DELETE, "T1");
     REQUIRE(t);
     fs_drive(&t->run, t->sm, running, 1);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
-    CHECK_STR(sa_jobsm_api_error_code(t->sm), "OperationInvalid");
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
+    CHECK_STR(sa__jobsm_api_error_code(t->sm), "OperationInvalid");
     at_end(t);
 
     t = at_new(SA_ACCOUNT_DELETE, "T1");
     REQUIRE(t);
     fs_drive(&t->run, t->sm, unknown, 1);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_TASK_EXPIRED);
-    CHECK_STR(sa_jobsm_api_error_code(t->sm), "InvalidTaskId");
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_TASK_EXPIRED);
+    CHECK_STR(sa__jobsm_api_error_code(t->sm), "InvalidTaskId");
     at_end(t);
 
     /* a 502 may have come after the delete was done: "gone" is success */
     t = at_new(SA_ACCOUNT_DELETE, "T1");
     REQUIRE(t);
     fs_drive(&t->run, t->sm, retried_gone, 2);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     at_end(t);
 
     /* wrong arguments */
@@ -306,9 +306,9 @@ TEST(delete_errors)
         sa_jobsm *sm = NULL;
         at *u = at_new(SA_ACCOUNT_CREDIT, NULL);
         REQUIRE(u);
-        CHECK_EQ_INT(sa_jobsm_new_account(&u->cfg, SA_ACCOUNT_DELETE, NULL,
+        CHECK_EQ_INT(sa__jobsm_new_account(&u->cfg, SA_ACCOUNT_DELETE, NULL,
                                           NULL, T0, &sm), SA_ERR_INVALID_ARGUMENT);
-        CHECK_EQ_INT(sa_jobsm_new_account(&u->cfg, 9, NULL, NULL, T0, &sm),
+        CHECK_EQ_INT(sa__jobsm_new_account(&u->cfg, 9, NULL, NULL, T0, &sm),
                      SA_ERR_INVALID_ARGUMENT);
         CHECK(sm == NULL);
         at_end(u);
@@ -340,7 +340,7 @@ TEST(account_out_of_memory_everywhere)
         t->cfg.max_json_depth = 64;
         t->cfg.rng = &t->rng;
         fs_run_init(&t->run, T0);
-        if (sa_jobsm_new_account(&t->cfg, SA_ACCOUNT_PRICES, NULL, KEY, T0,
+        if (sa__jobsm_new_account(&t->cfg, SA_ACCOUNT_PRICES, NULL, KEY, T0,
                                  &t->sm) != SA_OK) {
             CHECK(t->sm == NULL);
             CHECK_EQ_INT((int)t->m.live, 0);
@@ -348,8 +348,8 @@ TEST(account_out_of_memory_everywhere)
             continue;
         }
         fs_drive(&t->run, t->sm, script, 2);
-        CHECK(sa_jobsm_state(t->sm) == SA_JOB_DONE
-              || sa_jobsm_status(t->sm) == SA_ERR_NOMEM);
+        CHECK(sa__jobsm_state(t->sm) == SA_JOB_DONE
+              || sa__jobsm_status(t->sm) == SA_ERR_NOMEM);
         t->run.errors = 0;  /* an abandoned request after NOMEM is fine */
         at_end(t);
     }

@@ -28,12 +28,12 @@ static void plan_default(void)
     int nr, nl;
     int64_t rs, ls;
     sa_client_options_init(&o);
-    CHECK(sa_budget_plan(&o, &nr, &rs, &nl, &ls));
+    CHECK(sa__budget_plan(&o, &nr, &rs, &nl, &ls));
     CHECK_EQ_INT(nr, 5);
     CHECK(rs == 1000 + G);
     CHECK_EQ_INT(nl, 250);
     CHECK(ls == 300000 + G);
-    sa_budget_state_init(&st, nr, rs, nl, ls);
+    sa__budget_state_init(&st, nr, rs, nl, ls);
 }
 
 /* The windows are the limiter's, guard included: 5 in any 1020 ms. */
@@ -42,14 +42,14 @@ TEST(rate_window_with_guard)
     int64_t ready = 0;
     int i;
     plan_default();
-    for (i = 0; i < 5; i++) CHECK(sa_budget_state_acquire(&st, T0 + i, &ready));
-    CHECK(!sa_budget_state_acquire(&st, T0 + 10, &ready));
+    for (i = 0; i < 5; i++) CHECK(sa__budget_state_acquire(&st, T0 + i, &ready));
+    CHECK(!sa__budget_state_acquire(&st, T0 + 10, &ready));
     CHECK(ready == T0 + 1000 + G);
-    CHECK(!sa_budget_state_check(&st, T0 + 1000 + G - 1, &ready));
-    CHECK(sa_budget_state_check(&st, T0 + 1000 + G, &ready));
+    CHECK(!sa__budget_state_check(&st, T0 + 1000 + G - 1, &ready));
+    CHECK(sa__budget_state_check(&st, T0 + 1000 + G, &ready));
     /* check records nothing */
-    CHECK(sa_budget_state_acquire(&st, T0 + 1000 + G, &ready));
-    CHECK(!sa_budget_state_acquire(&st, T0 + 1000 + G, &ready));
+    CHECK(sa__budget_state_acquire(&st, T0 + 1000 + G, &ready));
+    CHECK(!sa__budget_state_acquire(&st, T0 + 1000 + G, &ready));
     CHECK(ready == T0 + 1 + 1000 + G);
 }
 
@@ -63,7 +63,7 @@ TEST(two_clients_share_both_windows)
     plan_default();
     while (now < T0 + 1200000 && n < 4000) {
         now += (int64_t)(rand_r(&seed) % 300);
-        if (sa_budget_state_acquire(&st, now, &ready)) sends[n++] = now;
+        if (sa__budget_state_acquire(&st, now, &ready)) sends[n++] = now;
     }
     CHECK(n > 900);
     for (i = 0; i < n; i++) {
@@ -83,16 +83,16 @@ TEST(room_and_penalty)
     int64_t ready = 0, next = 0;
     int i;
     plan_default();
-    CHECK(sa_budget_state_room(&st, T0, &next) == 250);
+    CHECK(sa__budget_state_room(&st, T0, &next) == 250);
     CHECK(next == INT64_MAX);
-    for (i = 0; i < 3; i++) CHECK(sa_budget_state_acquire(&st, T0 + i, &ready));
-    CHECK(sa_budget_state_room(&st, T0 + 10, &next) == 247);
+    for (i = 0; i < 3; i++) CHECK(sa__budget_state_acquire(&st, T0 + i, &ready));
+    CHECK(sa__budget_state_room(&st, T0 + 10, &next) == 247);
     CHECK(next == T0 + 300000 + G);
-    CHECK(sa_budget_state_room(&st, T0 + 300000 + G, &next) == 248);
-    sa_budget_state_penalize(&st, T0 + 100, 1000);
-    CHECK(!sa_budget_state_acquire(&st, T0 + 500, &ready));
+    CHECK(sa__budget_state_room(&st, T0 + 300000 + G, &next) == 248);
+    sa__budget_state_penalize(&st, T0 + 100, 1000);
+    CHECK(!sa__budget_state_acquire(&st, T0 + 500, &ready));
     CHECK(ready == T0 + 1100);
-    CHECK(sa_budget_state_acquire(&st, T0 + 1100, &ready));
+    CHECK(sa__budget_state_acquire(&st, T0 + 1100, &ready));
 }
 
 /* Time that goes back (a caller's clock) is "no time passed". */
@@ -101,8 +101,8 @@ TEST(time_never_goes_back)
     int64_t ready = 0;
     int i;
     plan_default();
-    for (i = 0; i < 5; i++) CHECK(sa_budget_state_acquire(&st, T0, &ready));
-    CHECK(!sa_budget_state_acquire(&st, T0 - 5000, &ready));
+    for (i = 0; i < 5; i++) CHECK(sa__budget_state_acquire(&st, T0, &ready));
+    CHECK(!sa__budget_state_acquire(&st, T0 - 5000, &ready));
     CHECK(ready == T0 + 1000 + G);
 }
 
@@ -114,7 +114,7 @@ TEST(corrupt_ring_is_sanitised)
     plan_default();
     st.rate.count = 99;
     st.lng.head = -3;
-    CHECK(sa_budget_state_acquire(&st, T0, &ready));
+    CHECK(sa__budget_state_acquire(&st, T0, &ready));
     CHECK(st.rate.count == 1);
 }
 
@@ -131,19 +131,19 @@ TEST(leases_count_and_expire)
 {
     plan_default();
     dead_pid = 0;
-    CHECK_EQ_INT(sa_budget_state_lease(&st, T0, 100, 1, 2, fake_alive, NULL), 2);
-    CHECK_EQ_INT(sa_budget_state_lease(&st, T0, 200, 1, 3, fake_alive, NULL), 5);
-    CHECK_EQ_INT(sa_budget_state_lease(&st, T0, 100, 2, 1, fake_alive, NULL), 6);
-    CHECK_EQ_INT(sa_budget_state_lease(&st, T0 + 10, 100, 1, 0, fake_alive, NULL), 4);
+    CHECK_EQ_INT(sa__budget_state_lease(&st, T0, 100, 1, 2, fake_alive, NULL), 2);
+    CHECK_EQ_INT(sa__budget_state_lease(&st, T0, 200, 1, 3, fake_alive, NULL), 5);
+    CHECK_EQ_INT(sa__budget_state_lease(&st, T0, 100, 2, 1, fake_alive, NULL), 6);
+    CHECK_EQ_INT(sa__budget_state_lease(&st, T0 + 10, 100, 1, 0, fake_alive, NULL), 4);
     /* process 200 dies: its 3 are reclaimed once its lease is a second old */
     dead_pid = 200;
-    CHECK_EQ_INT(sa_budget_state_lease(&st, T0 + 500, 100, 1, 0, fake_alive, NULL), 4);
-    CHECK_EQ_INT(sa_budget_state_lease(&st, T0 + 1000, 100, 1, 0, fake_alive, NULL), 1);
+    CHECK_EQ_INT(sa__budget_state_lease(&st, T0 + 500, 100, 1, 0, fake_alive, NULL), 4);
+    CHECK_EQ_INT(sa__budget_state_lease(&st, T0 + 1000, 100, 1, 0, fake_alive, NULL), 1);
     /* a live lease not renewed for SA_BUDGET_LEASE_MS counts 0 */
-    CHECK_EQ_INT(sa_budget_state_lease(&st, T0 + SA_BUDGET_LEASE_MS + 1, 100, 1,
+    CHECK_EQ_INT(sa__budget_state_lease(&st, T0 + SA_BUDGET_LEASE_MS + 1, 100, 1,
                                        2, fake_alive, NULL), 2);
-    CHECK_EQ_INT(sa_budget_state_release(&st, 100, 1, fake_alive, NULL), 1);
-    CHECK_EQ_INT(sa_budget_state_release(&st, 100, 2, fake_alive, NULL), 0);
+    CHECK_EQ_INT(sa__budget_state_release(&st, 100, 1, fake_alive, NULL), 1);
+    CHECK_EQ_INT(sa__budget_state_release(&st, 100, 2, fake_alive, NULL), 0);
 }
 
 TEST(lease_table_full)
@@ -151,29 +151,29 @@ TEST(lease_table_full)
     int i;
     plan_default();
     for (i = 0; i < SA_BUDGET_LEASES; i++)
-        CHECK(sa_budget_state_lease(&st, T0, 1000 + i, 1, 1, NULL, NULL) == i + 1);
-    CHECK_EQ_INT(sa_budget_state_lease(&st, T0, 5, 1, 1, NULL, NULL), -1);
+        CHECK(sa__budget_state_lease(&st, T0, 1000 + i, 1, 1, NULL, NULL) == i + 1);
+    CHECK_EQ_INT(sa__budget_state_lease(&st, T0, 5, 1, 1, NULL, NULL), -1);
 }
 
 TEST(scope_names)
 {
     char err[256];
-    CHECK_EQ_INT(sa_budget_parse_scope(NULL, err, sizeof err), SA_SCOPE_HOST);
-    CHECK_EQ_INT(sa_budget_parse_scope("host", err, sizeof err), SA_SCOPE_HOST);
-    CHECK_EQ_INT(sa_budget_parse_scope("process", err, sizeof err),
+    CHECK_EQ_INT(sa__budget_parse_scope(NULL, err, sizeof err), SA_SCOPE_HOST);
+    CHECK_EQ_INT(sa__budget_parse_scope("host", err, sizeof err), SA_SCOPE_HOST);
+    CHECK_EQ_INT(sa__budget_parse_scope("process", err, sizeof err),
                  SA_SCOPE_PROCESS);
-    CHECK_EQ_INT(sa_budget_parse_scope("Host", err, sizeof err), -1);
-    CHECK_EQ_INT(sa_budget_parse_scope("", err, sizeof err), -1);
-    CHECK_EQ_INT(sa_budget_parse_scope("redis://127.0.0.1:6379", err,
+    CHECK_EQ_INT(sa__budget_parse_scope("Host", err, sizeof err), -1);
+    CHECK_EQ_INT(sa__budget_parse_scope("", err, sizeof err), -1);
+    CHECK_EQ_INT(sa__budget_parse_scope("redis://127.0.0.1:6379", err,
                                        sizeof err), SA_SCOPE_REDIS);
-    CHECK_EQ_INT(sa_budget_parse_scope("redis://cache.internal:6380/3", err,
+    CHECK_EQ_INT(sa__budget_parse_scope("redis://cache.internal:6380/3", err,
                                        sizeof err), SA_SCOPE_REDIS);
-    CHECK_EQ_INT(sa_budget_parse_scope("redis://h:0", err, sizeof err), -1);
-    CHECK_EQ_INT(sa_budget_parse_scope("redis://h:70000", err, sizeof err), -1);
-    CHECK_EQ_INT(sa_budget_parse_scope("redis://h:1/", err, sizeof err), -1);
-    CHECK_EQ_INT(sa_budget_parse_scope("redis://:1", err, sizeof err), -1);
-    CHECK_EQ_INT(sa_budget_parse_scope("redis://h", err, sizeof err), -1);
-    CHECK_EQ_INT(sa_budget_parse_scope("redis://u:p@h:1", err, sizeof err), -1);
+    CHECK_EQ_INT(sa__budget_parse_scope("redis://h:0", err, sizeof err), -1);
+    CHECK_EQ_INT(sa__budget_parse_scope("redis://h:70000", err, sizeof err), -1);
+    CHECK_EQ_INT(sa__budget_parse_scope("redis://h:1/", err, sizeof err), -1);
+    CHECK_EQ_INT(sa__budget_parse_scope("redis://:1", err, sizeof err), -1);
+    CHECK_EQ_INT(sa__budget_parse_scope("redis://h", err, sizeof err), -1);
+    CHECK_EQ_INT(sa__budget_parse_scope("redis://u:p@h:1", err, sizeof err), -1);
     CHECK(strstr(err, "redis://HOST:PORT") != NULL);
 }
 
@@ -233,14 +233,14 @@ TEST(host_scope_across_processes)
 
     snprintf(key, sizeof key, "secret-key-%ld", (long)getpid());
     host_opts(&o, key);
-    CHECK_EQ_INT(sa_budget_open(&b, NULL, &o, key, o.base_url, note,
+    CHECK_EQ_INT(sa__budget_open(&b, NULL, &o, key, o.base_url, note,
                                 sizeof note), SA_OK);
-    if (!sa_budget_shared(b)) {
+    if (!sa__budget_shared(b)) {
         printf("  (no shared memory here: %s)\n", note);
-        sa_budget_close(b);
+        sa__budget_close(b);
         return;
     }
-    snprintf(path, sizeof path, "%s", sa_budget_host_path(b->host));
+    snprintf(path, sizeof path, "%s", sa__budget_host_path(b->host));
     CHECK(strstr(path, key) == NULL);
     CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
     times = mmap(NULL, sizeof(int64_t) * (size_t)n, PROT_READ | PROT_WRITE,
@@ -252,19 +252,19 @@ TEST(host_scope_across_processes)
             sa_budget *cb = NULL;
             char cnote[512];
             int got = 0;
-            if (sa_budget_open(&cb, NULL, &o, key, o.base_url, cnote,
-                               sizeof cnote) != SA_OK || !sa_budget_shared(cb))
+            if (sa__budget_open(&cb, NULL, &o, key, o.base_url, cnote,
+                               sizeof cnote) != SA_OK || !sa__budget_shared(cb))
                 _exit(3);
             while (got < PER_PROC) {
                 int64_t now = mono_ms(), ready = now;
-                if (sa_budget_acquire(cb, now, &ready)) {
+                if (sa__budget_acquire(cb, now, &ready)) {
                     times[p * PER_PROC + got++] = now;
                 } else {
                     struct timespec d = {0, 1000000};
                     nanosleep(&d, NULL);   /* a worker's idle loop */
                 }
             }
-            sa_budget_close(cb);
+            sa__budget_close(cb);
             _exit(0);
         }
         CHECK(pid > 0);
@@ -290,7 +290,7 @@ TEST(host_scope_across_processes)
     CHECK(times[n - 1] - times[0] >= 4 * (1000 + G));
     CHECK(times[n - 1] - times[0] < 4 * (1000 + G) + 1000);
     munmap(times, sizeof(int64_t) * (size_t)n);
-    sa_budget_close(b);
+    sa__budget_close(b);
     CHECK(stat(path, &sb) != 0);   /* the last one out removed it */
 }
 
@@ -309,29 +309,29 @@ TEST(host_scope_dead_process_leaks_nothing)
 
     snprintf(key, sizeof key, "dead-key-%ld", (long)getpid());
     host_opts(&o, key);
-    CHECK_EQ_INT(sa_budget_open(&b, NULL, &o, key, o.base_url, note,
+    CHECK_EQ_INT(sa__budget_open(&b, NULL, &o, key, o.base_url, note,
                                 sizeof note), SA_OK);
-    if (!sa_budget_shared(b)) {
-        sa_budget_close(b);
+    if (!sa__budget_shared(b)) {
+        sa__budget_close(b);
         return;
     }
-    snprintf(path, sizeof path, "%s", sa_budget_host_path(b->host));
+    snprintf(path, sizeof path, "%s", sa__budget_host_path(b->host));
     now = mono_ms();
     pid = fork();
     if (pid == 0) {
         sa_budget *cb = NULL;
         char cnote[512];
-        if (sa_budget_open(&cb, NULL, &o, key, o.base_url, cnote,
+        if (sa__budget_open(&cb, NULL, &o, key, o.base_url, cnote,
                            sizeof cnote) != SA_OK)
             _exit(3);
-        (void)sa_budget_admitted(cb, now, 4);
+        (void)sa__budget_admitted(cb, now, 4);
         _exit(0);   /* dies holding 4 admitted jobs, never closes */
     }
     CHECK(waitpid(pid, &status, 0) == pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    CHECK_EQ_INT(sa_budget_admitted(b, now, 1), 5);
-    CHECK_EQ_INT(sa_budget_admitted(b, now + 1500, 1), 1);
-    sa_budget_close(b);
+    CHECK_EQ_INT(sa__budget_admitted(b, now, 1), 5);
+    CHECK_EQ_INT(sa__budget_admitted(b, now + 1500, 1), 1);
+    sa__budget_close(b);
     CHECK(stat(path, &sb) != 0);
 }
 
@@ -351,50 +351,50 @@ TEST(two_schedulers_share_window_and_cap)
 
     snprintf(key, sizeof key, "sched-key-%ld", (long)getpid());
     host_opts(&o, key);
-    CHECK_EQ_INT(sa_budget_open(&ba, NULL, &o, key, o.base_url, note,
+    CHECK_EQ_INT(sa__budget_open(&ba, NULL, &o, key, o.base_url, note,
                                 sizeof note), SA_OK);
-    CHECK_EQ_INT(sa_budget_open(&bb, NULL, &o, key, o.base_url, note,
+    CHECK_EQ_INT(sa__budget_open(&bb, NULL, &o, key, o.base_url, note,
                                 sizeof note), SA_OK);
-    if (!sa_budget_shared(ba) || !sa_budget_shared(bb)) {
-        sa_budget_close(ba);
-        sa_budget_close(bb);
+    if (!sa__budget_shared(ba) || !sa__budget_shared(bb)) {
+        sa__budget_close(ba);
+        sa__budget_close(bb);
         return;
     }
-    CHECK_EQ_INT(sa_sched_init(&sa, NULL, &o), SA_OK);
-    CHECK_EQ_INT(sa_sched_init(&sb, NULL, &o), SA_OK);
+    CHECK_EQ_INT(sa__sched_init(&sa, NULL, &o), SA_OK);
+    CHECK_EQ_INT(sa__sched_init(&sb, NULL, &o), SA_OK);
     sa.budget = ba;
     sb.budget = bb;
     CHECK_EQ_INT(sa.admit_cap, 6);
     now = mono_ms();
     for (i = 0; i < 8; i++) {
-        sa_sched_item_init(&ia[i]);
-        sa_sched_item_init(&ib[i]);
+        sa__sched_item_init(&ia[i]);
+        sa__sched_item_init(&ib[i]);
     }
-    for (i = 0; i < 4; i++) sa_sched_park_api(&sa, &ia[i], SA_STEP_FILE_CREATE, now);
-    for (i = 0; i < 4; i++) sa_sched_park_api(&sb, &ib[i], SA_STEP_FILE_CREATE, now);
-    for (n = 0; sa_sched_next_api(&sa, now); n++) {}
+    for (i = 0; i < 4; i++) sa__sched_park_api(&sa, &ia[i], SA_STEP_FILE_CREATE, now);
+    for (i = 0; i < 4; i++) sa__sched_park_api(&sb, &ib[i], SA_STEP_FILE_CREATE, now);
+    for (n = 0; sa__sched_next_api(&sa, now); n++) {}
     CHECK_EQ_INT(n, 4);
-    CHECK(sa_sched_next_api(&sb, now) == &ib[0]);
-    CHECK(sa_sched_next_api(&sb, now) == NULL);    /* 5 per second, together */
-    CHECK(sa_sched_ready_at(&sb, now) == now + 1000 + G);
+    CHECK(sa__sched_next_api(&sb, now) == &ib[0]);
+    CHECK(sa__sched_next_api(&sb, now) == NULL);    /* 5 per second, together */
+    CHECK(sa__sched_ready_at(&sb, now) == now + 1000 + G);
     now += 1000 + G;
     /* 5 admitted of a cap of 6: one more, then the cap holds B */
-    CHECK(sa_sched_next_api(&sb, now) == &ib[1]);
-    CHECK(sa_sched_next_api(&sb, now) == NULL);
+    CHECK(sa__sched_next_api(&sb, now) == &ib[1]);
+    CHECK(sa__sched_next_api(&sb, now) == NULL);
     CHECK_EQ_INT(sb.n_admitted_all, 6);
-    CHECK(sa_sched_ready_at(&sb, now) == now + SA_BUDGET_RECHECK_MS);
+    CHECK(sa__sched_ready_at(&sb, now) == now + SA_BUDGET_RECHECK_MS);
     /* a job of A ends; B sees it when it looks again */
-    sa_sched_unadmit(&sa, &ia[0], now);
+    sa__sched_unadmit(&sa, &ia[0], now);
     now += SA_BUDGET_RECHECK_MS;
-    CHECK(sa_sched_next_api(&sb, now) == &ib[2]);
-    CHECK(sa_sched_next_api(&sb, now) == NULL);
-    sa_sched_free(&sa);
-    sa_sched_free(&sb);
-    sa_budget_close(ba);
-    sa_budget_close(bb);
+    CHECK(sa__sched_next_api(&sb, now) == &ib[2]);
+    CHECK(sa__sched_next_api(&sb, now) == NULL);
+    sa__sched_free(&sa);
+    sa__sched_free(&sb);
+    sa__budget_close(ba);
+    sa__budget_close(bb);
 }
 
-/* The load the poll planner reads (sa_sched_load, issue 15) is the key's:
+/* The load the poll planner reads (sa__sched_load, issue 15) is the key's:
  * requests another client sent through the host budget raise it for a
  * client that sent nothing. */
 TEST(sched_load_reads_the_host_budget)
@@ -411,40 +411,40 @@ TEST(sched_load_reads_the_host_budget)
     host_opts(&o, key);
     o.rate_window_max = 20;
     o.rate_window_ms = 60000;
-    CHECK_EQ_INT(sa_budget_open(&ba, NULL, &o, key, o.base_url, note,
+    CHECK_EQ_INT(sa__budget_open(&ba, NULL, &o, key, o.base_url, note,
                                 sizeof note), SA_OK);
-    CHECK_EQ_INT(sa_budget_open(&bb, NULL, &o, key, o.base_url, note,
+    CHECK_EQ_INT(sa__budget_open(&bb, NULL, &o, key, o.base_url, note,
                                 sizeof note), SA_OK);
-    if (!sa_budget_shared(ba) || !sa_budget_shared(bb)) {
-        sa_budget_close(ba);
-        sa_budget_close(bb);
+    if (!sa__budget_shared(ba) || !sa__budget_shared(bb)) {
+        sa__budget_close(ba);
+        sa__budget_close(bb);
         return;
     }
-    CHECK_EQ_INT(sa_sched_init(&sa, NULL, &o), SA_OK);
-    CHECK_EQ_INT(sa_sched_init(&sb, NULL, &o), SA_OK);
+    CHECK_EQ_INT(sa__sched_init(&sa, NULL, &o), SA_OK);
+    CHECK_EQ_INT(sa__sched_init(&sb, NULL, &o), SA_OK);
     sa.budget = ba;
     sb.budget = bb;
     now = mono_ms();
-    CHECK(sa_sched_load(&sb, now) == 0.0);
-    sa_sched_item_init(&it);
+    CHECK(sa__sched_load(&sb, now) == 0.0);
+    sa__sched_item_init(&it);
     /* A sends 14 of the 20 (4 a second): 70% used */
     for (i = 0; i < 14; i++) {
-        sa_sched_park_api(&sa, &it, i ? SA_STEP_TASK_CREATE
+        sa__sched_park_api(&sa, &it, i ? SA_STEP_TASK_CREATE
                                       : SA_STEP_FILE_CREATE, now);
-        CHECK(sa_sched_next_api(&sa, now) == &it);
+        CHECK(sa__sched_next_api(&sa, now) == &it);
         now += 250;
     }
-    CHECK(sa_sched_load(&sa, now) > 0.5);
-    CHECK(sa_sched_load(&sb, now) > 0.5);   /* B sent nothing */
-    CHECK(sa_sched_load(&sb, now) == sa_sched_load(&sa, now));
+    CHECK(sa__sched_load(&sa, now) > 0.5);
+    CHECK(sa__sched_load(&sb, now) > 0.5);   /* B sent nothing */
+    CHECK(sa__sched_load(&sb, now) == sa__sched_load(&sa, now));
     sb.budget = NULL;                       /* its own sends alone: room */
-    CHECK(sa_sched_load(&sb, now) == 0.0);
+    CHECK(sa__sched_load(&sb, now) == 0.0);
     sb.budget = bb;
-    sa_sched_unadmit(&sa, &it, now);
-    sa_sched_free(&sa);
-    sa_sched_free(&sb);
-    sa_budget_close(ba);
-    sa_budget_close(bb);
+    sa__sched_unadmit(&sa, &it, now);
+    sa__sched_free(&sa);
+    sa__sched_free(&sb);
+    sa__budget_close(ba);
+    sa__budget_close(bb);
 }
 
 /* ------------------------------------------------------------------ */
@@ -520,9 +520,9 @@ static void take_slots(sa_budget *b, int n, int64_t *times, const char **note)
     int64_t end = mono_ms() + 20000;
     while (got < n && mono_ms() < end) {
         int64_t now = mono_ms(), ready = now + 1;
-        const char *nt = sa_budget_pump(b, now);
+        const char *nt = sa__budget_pump(b, now);
         if (nt && note) *note = nt;
-        if (sa_budget_acquire(b, now, &ready)) {
+        if (sa__budget_acquire(b, now, &ready)) {
             times[got++] = now;
             continue;
         }
@@ -563,9 +563,9 @@ TEST(redis_scope_shares_and_survives_a_restart)
     o.base_url = "http://127.0.0.1:1";
     o.rate_limit_scope = url;
     o.rate_limit_fleet_size = 2;
-    CHECK_EQ_INT(sa_budget_open(&a, NULL, &o, key, o.base_url, note,
+    CHECK_EQ_INT(sa__budget_open(&a, NULL, &o, key, o.base_url, note,
                                 sizeof note), SA_OK);
-    CHECK_EQ_INT(sa_budget_open(&b, NULL, &o, key, o.base_url, note,
+    CHECK_EQ_INT(sa__budget_open(&b, NULL, &o, key, o.base_url, note,
                                 sizeof note), SA_OK);
     CHECK(a->scope == SA_SCOPE_REDIS && b->scope == SA_SCOPE_REDIS);
     /* a and b interleaved: 12 slots in all */
@@ -595,7 +595,7 @@ TEST(redis_scope_shares_and_survives_a_restart)
     {
         int64_t end = mono_ms() + 15000;
         while (mono_ms() < end) {
-            const char *nt = sa_budget_pump(a, mono_ms());
+            const char *nt = sa__budget_pump(a, mono_ms());
             struct timespec d = {0, 5000000};
             if (nt) line = nt;
             if (line && strstr(line, "again")) break;
@@ -604,9 +604,9 @@ TEST(redis_scope_shares_and_survives_a_restart)
     }
     CHECK(line != NULL && strstr(line, "again") != NULL);
     take_slots(a, 6, t, NULL);
-    CHECK(sa_budget_redis_up(a->redis));
-    sa_budget_close(a);
-    sa_budget_close(b);
+    CHECK(sa__budget_redis_up(a->redis));
+    sa__budget_close(a);
+    sa__budget_close(b);
     redis_stop(srv);
 }
 

@@ -22,36 +22,36 @@ TEST(all_names_in_order)
     CHECK_EQ_INT(sa_action_count(), 32);
     for (i = 0; i < 32; i++) {
         CHECK_STR(sa_action_name(i), published[i]);
-        CHECK_EQ_INT(sa_catalog_find(published[i]), (int)i);
+        CHECK_EQ_INT(sa__catalog_find(published[i]), (int)i);
         CHECK_EQ_INT(sa_action_tier(published[i]),
                      i < 16 ? SA_TIER_HD : SA_TIER_SD);
-        CHECK_EQ_INT(sa_catalog_tier((int)i), i < 16 ? SA_TIER_HD : SA_TIER_SD);
+        CHECK_EQ_INT(sa__catalog_tier((int)i), i < 16 ? SA_TIER_HD : SA_TIER_SD);
     }
     CHECK(sa_action_name(32) == NULL);
     CHECK(sa_action_name((size_t)-1) == NULL);
     CHECK_EQ_INT(sa_action_tier("dark_circle"), SA_ERR_UNKNOWN_ACTION);
     CHECK_EQ_INT(sa_action_tier("HD_WRINKLE"), SA_ERR_UNKNOWN_ACTION);
     CHECK_EQ_INT(sa_action_tier(NULL), SA_ERR_UNKNOWN_ACTION);
-    CHECK_EQ_INT(sa_catalog_find(""), -1);
+    CHECK_EQ_INT(sa__catalog_find(""), -1);
 }
 
 TEST(counterparts)
 {
     int i;
     for (i = 0; i < 32; i++) {
-        int c = sa_catalog_counterpart(i);
+        int c = sa__catalog_counterpart(i);
         REQUIRE(c >= 0 && c < 32);
-        CHECK(sa_catalog_tier(c) != sa_catalog_tier(i));
-        CHECK_EQ_INT(sa_catalog_counterpart(c), i);
+        CHECK(sa__catalog_tier(c) != sa__catalog_tier(i));
+        CHECK_EQ_INT(sa__catalog_counterpart(c), i);
     }
-    CHECK_STR(sa_action_name((size_t)sa_catalog_counterpart(
-                  sa_catalog_find("dark_circle_v2"))),
+    CHECK_STR(sa_action_name((size_t)sa__catalog_counterpart(
+                  sa__catalog_find("dark_circle_v2"))),
               "hd_dark_circle");
-    CHECK_STR(sa_action_name((size_t)sa_catalog_counterpart(
-                  sa_catalog_find("hd_wrinkle"))),
+    CHECK_STR(sa_action_name((size_t)sa__catalog_counterpart(
+                  sa__catalog_find("hd_wrinkle"))),
               "wrinkle");
-    CHECK_EQ_INT(sa_catalog_counterpart(-1), -1);
-    CHECK_EQ_INT(sa_catalog_counterpart(32), -1);
+    CHECK_EQ_INT(sa__catalog_counterpart(-1), -1);
+    CHECK_EQ_INT(sa__catalog_counterpart(32), -1);
 }
 
 static int ms_rc(const char *json, char *err, size_t errlen);
@@ -147,9 +147,9 @@ TEST(miniserver_args_json)
                     "\"off\":false}");
     /* what it writes, the core's parser reads back, and the first three
      * members pass the catalogue's check (as sa_client_submit runs it) */
-    REQUIRE(sa_json_parse(json, strlen(json), 8, &o) == SA_OK);
-    CHECK(cJSON_IsTrue(sa_json_get(o, "enable_mask_overlay")));
-    CHECK_STR(sa_json_string(o, "esc"), "a\"b\\c\n\x01");
+    REQUIRE(sa__json_parse(json, strlen(json), 8, &o) == SA_OK);
+    CHECK(cJSON_IsTrue(sa__json_get(o, "enable_mask_overlay")));
+    CHECK_STR(sa__json_string(o, "esc"), "a\"b\\c\n\x01");
     cJSON_Delete(o);
     sa_free(json);
     CHECK_EQ_INT(sa_miniserver_args_json(args, 3, &json, err, sizeof err),
@@ -160,9 +160,9 @@ TEST(miniserver_args_json)
     args[1] = arg_number("neg", -2.5e-300);
     CHECK_EQ_INT(sa_miniserver_args_json(args, 2, &json, err, sizeof err),
                  SA_OK);
-    REQUIRE(sa_json_parse(json, strlen(json), 8, &o) == SA_OK);
-    CHECK(sa_json_get(o, "third")->valuedouble == 1.0 / 3.0);
-    CHECK(sa_json_get(o, "neg")->valuedouble == -2.5e-300);
+    REQUIRE(sa__json_parse(json, strlen(json), 8, &o) == SA_OK);
+    CHECK(sa__json_get(o, "third")->valuedouble == 1.0 / 3.0);
+    CHECK(sa__json_get(o, "neg")->valuedouble == -2.5e-300);
     cJSON_Delete(o);
     sa_free(json);
 
@@ -211,7 +211,7 @@ TEST(miniserver_args_json)
 
 static size_t count_regions(const char *name)
 {
-    const char *const *r = sa_catalog_regions(sa_catalog_find(name));
+    const char *const *r = sa__catalog_regions(sa__catalog_find(name));
     size_t n = 0;
     while (r && r[n]) n++;
     return n;
@@ -219,7 +219,7 @@ static size_t count_regions(const char *name)
 
 TEST(regions)
 {
-    const char *const *r = sa_catalog_regions(sa_catalog_find("hd_pore"));
+    const char *const *r = sa__catalog_regions(sa__catalog_find("hd_pore"));
     CHECK_EQ_INT(count_regions("hd_wrinkle"), 7);
     CHECK_EQ_INT(count_regions("hd_pore"), 4);
     CHECK_EQ_INT(count_regions("hd_texture"), 1);
@@ -229,7 +229,7 @@ TEST(regions)
     REQUIRE(r != NULL);
     CHECK_STR(r[0], "forehead");
     CHECK_STR(r[3], "whole");
-    CHECK(sa_catalog_regions(-1) == NULL);
+    CHECK(sa__catalog_regions(-1) == NULL);
 }
 
 TEST(units_every_boundary)
@@ -241,8 +241,8 @@ TEST(units_every_boundary)
     for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const char *sd[16], *hd[16];
         size_t k;
-        CHECK_EQ_INT(sa_catalog_units(SA_TIER_SD, rows[i].n), rows[i].sd);
-        CHECK_EQ_INT(sa_catalog_units(SA_TIER_HD, rows[i].n), rows[i].hd);
+        CHECK_EQ_INT(sa__catalog_units(SA_TIER_SD, rows[i].n), rows[i].sd);
+        CHECK_EQ_INT(sa__catalog_units(SA_TIER_HD, rows[i].n), rows[i].hd);
         for (k = 0; k < rows[i].n; k++) {
             hd[k] = published[k];
             sd[k] = published[16 + k];
@@ -250,9 +250,9 @@ TEST(units_every_boundary)
         CHECK_EQ_INT(sa_cost(sd, rows[i].n, NULL, 0), rows[i].sd);
         CHECK_EQ_INT(sa_cost(hd, rows[i].n, NULL, 0), rows[i].hd);
     }
-    CHECK_EQ_INT(sa_catalog_units(SA_TIER_SD, 0), -1);
-    CHECK_EQ_INT(sa_catalog_units(SA_TIER_HD, 17), -1);
-    CHECK_EQ_INT(sa_catalog_units(7, 1), -1);
+    CHECK_EQ_INT(sa__catalog_units(SA_TIER_SD, 0), -1);
+    CHECK_EQ_INT(sa__catalog_units(SA_TIER_HD, 17), -1);
+    CHECK_EQ_INT(sa__catalog_units(7, 1), -1);
 }
 
 TEST(validation_messages)
@@ -301,7 +301,7 @@ TEST(validation_messages)
         const char *many[40];
         size_t k;
         for (k = 0; k < 40; k++) many[k] = published[16 + (k % 16)];
-        CHECK_EQ_INT(sa_catalog_check_actions(many, 40, &tier, unique, &n,
+        CHECK_EQ_INT(sa__catalog_check_actions(many, 40, &tier, unique, &n,
                                               err, sizeof err),
                      SA_OK);
         CHECK_EQ_INT(n, 16);
@@ -325,7 +325,7 @@ TEST(count_and_duplicates)
     const char *all32[32];
     size_t k;
 
-    CHECK_EQ_INT(sa_catalog_check_actions(dups, 5, &tier, unique, &n, err,
+    CHECK_EQ_INT(sa__catalog_check_actions(dups, 5, &tier, unique, &n, err,
                                           sizeof err),
                  SA_OK);
     CHECK_EQ_INT(n, 3);
@@ -335,7 +335,7 @@ TEST(count_and_duplicates)
     CHECK_EQ_INT(sa_cost(dups, 5, NULL, 0), 9); /* 3 unique: 9 units */
 
     for (k = 0; k < 32; k++) all32[k] = published[k];
-    CHECK_EQ_INT(sa_catalog_check_actions(all32, 32, &tier, unique, &n, err,
+    CHECK_EQ_INT(sa__catalog_check_actions(all32, 32, &tier, unique, &n, err,
                                           sizeof err),
                  SA_ERR_ACTION_COUNT);
     CHECK_STR(err, "32 unique actions given; at most 16");
@@ -345,7 +345,7 @@ TEST(count_and_duplicates)
     CHECK_STR(err, "cannot mix SD action 'wrinkle' with HD action "
                    "'hd_pore'");
     /* NULL outputs are allowed */
-    CHECK_EQ_INT(sa_catalog_check_actions(dups, 5, NULL, NULL, NULL, NULL, 0),
+    CHECK_EQ_INT(sa__catalog_check_actions(dups, 5, NULL, NULL, NULL, NULL, 0),
                  SA_OK);
 }
 
@@ -353,8 +353,8 @@ static int ms_rc(const char *json, char *err, size_t errlen)
 {
     cJSON *o = NULL;
     int rc;
-    if (sa_json_parse(json, strlen(json), 8, &o) != SA_OK) return 999;
-    rc = sa_catalog_check_miniserver_args(o, err, errlen);
+    if (sa__json_parse(json, strlen(json), 8, &o) != SA_OK) return 999;
+    rc = sa__catalog_check_miniserver_args(o, err, errlen);
     cJSON_Delete(o);
     return rc;
 }
@@ -378,7 +378,7 @@ TEST(miniserver_args)
                  concerns[i], concerns[i], concerns[i]);
         CHECK_EQ_INT(ms_rc(json, err, sizeof err), SA_OK);
     }
-    CHECK_EQ_INT(sa_catalog_check_miniserver_args(NULL, err, sizeof err),
+    CHECK_EQ_INT(sa__catalog_check_miniserver_args(NULL, err, sizeof err),
                  SA_OK);
     CHECK_EQ_INT(ms_rc("[]", err, sizeof err), SA_ERR_BAD_OPTION);
     CHECK_STR(err, "miniserver_args must be a JSON object");
@@ -443,13 +443,13 @@ TEST(engine_errors)
         "error_unsupport_ratio"};
     size_t i;
     for (i = 0; i < sizeof known / sizeof known[0]; i++) {
-        CHECK_EQ_INT(sa_catalog_engine_error_known(known[i]), 1);
-        CHECK(sa_catalog_engine_error_hint(known[i]) != NULL);
+        CHECK_EQ_INT(sa__catalog_engine_error_known(known[i]), 1);
+        CHECK(sa__catalog_engine_error_hint(known[i]) != NULL);
     }
-    CHECK_EQ_INT(sa_catalog_engine_error_known("error_something_new"), 0);
-    CHECK_EQ_INT(sa_catalog_engine_error_known(NULL), 0);
-    CHECK(sa_catalog_engine_error_hint("nope") == NULL);
-    CHECK(strstr(sa_catalog_engine_error_hint("error_no_face"), "face") !=
+    CHECK_EQ_INT(sa__catalog_engine_error_known("error_something_new"), 0);
+    CHECK_EQ_INT(sa__catalog_engine_error_known(NULL), 0);
+    CHECK(sa__catalog_engine_error_hint("nope") == NULL);
+    CHECK(strstr(sa__catalog_engine_error_hint("error_no_face"), "face") !=
           NULL);
 }
 

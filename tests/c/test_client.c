@@ -1034,7 +1034,7 @@ TEST(cancel_and_queue)
     sa_client_free(c);
 }
 
-/* sa_client_resume: the task id (by the one id rule, sa_proto_id_ok) and
+/* sa_client_resume: the task id (by the one id rule, sa__proto_id_ok) and
  * the options are checked before anything is sent; a valid one is a job
  * in POLLING with its task id, or QUEUED under max_jobs (keeping its id),
  * with no units. */

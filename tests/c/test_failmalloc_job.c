@@ -159,7 +159,7 @@ static int run_once(const scenario *sc, long fail_at, int fail_after)
     fs_mem_init(&m, fail_at, fail_after);
     config(&cfg, &m, &rng, sc->upload);
     fs_run_init(run, T0);
-    rc = sa_jobsm_new(&cfg, T0, &sm);
+    rc = sa__jobsm_new(&cfg, T0, &sm);
     if (rc != SA_OK) {
         if (rc != SA_ERR_NOMEM || sm != NULL)
             HARNESS_FAIL("%s N=%ld: new returned %d", sc->name, fail_at, rc);
@@ -168,7 +168,7 @@ static int run_once(const scenario *sc, long fail_at, int fail_after)
     run->stop_state = sc->cancel_at;
     used = fs_drive(run, sm, sc->script, sc->n);
     if (sc->cancel_at >= 0 && !run->ended) {
-        sa_jobsm_cancel(sm, run->now, 0);
+        sa__jobsm_cancel(sm, run->now, 0);
         run->stop_state = -1;
         fs_drive(run, sm, sc->script + used, sc->n - used);
     }
@@ -176,25 +176,25 @@ static int run_once(const scenario *sc, long fail_at, int fail_after)
         HARNESS_FAIL("%s N=%ld: did not end", sc->name, fail_at);
     if (run->errors)
         HARNESS_FAIL("%s N=%ld: driver: %s", sc->name, fail_at, run->error);
-    st = sa_jobsm_status(sm);
+    st = sa__jobsm_status(sm);
     if (m.failed == 0) {
         if (st != sc->status)
             HARNESS_FAIL("%s: status %d, expected %d", sc->name, st,
                          sc->status);
     } else if (st == SA_ERR_CANCELLED && sc->cancel_at >= 0) {
         /* the failure hit the background polling */
-        if (sa_jobsm_task_outcome(sm, NULL) != SA_ERR_NOMEM
-            && sa_jobsm_task_outcome(sm, NULL) != SA_OK)
+        if (sa__jobsm_task_outcome(sm, NULL) != SA_ERR_NOMEM
+            && sa__jobsm_task_outcome(sm, NULL) != SA_OK)
             HARNESS_FAIL("%s N=%ld: background outcome %d", sc->name,
-                         fail_at, sa_jobsm_task_outcome(sm, NULL));
+                         fail_at, sa__jobsm_task_outcome(sm, NULL));
     } else if (st != SA_ERR_NOMEM) {
         HARNESS_FAIL("%s N=%ld%s: status %d (%s), expected NOMEM", sc->name,
-                     fail_at, fail_after ? "+" : "", st, sa_jobsm_errmsg(sm));
+                     fail_at, fail_after ? "+" : "", st, sa__jobsm_errmsg(sm));
     } else if (run->last_rc != SA_ERR_NOMEM) {
         HARNESS_FAIL("%s N=%ld: no call returned SA_ERR_NOMEM", sc->name,
                      fail_at);
     }
-    sa_jobsm_free(sm);
+    sa__jobsm_free(sm);
 out:
     if (m.live != 0)
         HARNESS_FAIL("%s N=%ld%s: %ld allocations leaked", sc->name, fail_at,

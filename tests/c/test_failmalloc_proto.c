@@ -99,11 +99,11 @@ static int op_file_create(const sa_mem *mem, void *arg)
     text_arg *t = arg;
     char *id = NULL, err[128];
     sa_upload_spec up;
-    int rc = sa_proto_parse_file_create(mem, t->text, t->len, 64, &id, &up,
+    int rc = sa__proto_parse_file_create(mem, t->text, t->len, 64, &id, &up,
                                         err, sizeof err);
     if (rc == SA_OK) {
         sa__free(mem, id);
-        sa_upload_spec_free(mem, &up);
+        sa__upload_spec_free(mem, &up);
     } else if (id || up.url || up.headers) {
         return -1000; /* outputs must be cleared on failure */
     }
@@ -114,7 +114,7 @@ static int op_task_create(const sa_mem *mem, void *arg)
 {
     text_arg *t = arg;
     char *id = NULL, err[128];
-    int rc = sa_proto_parse_task_create(mem, t->text, t->len, 64, &id, err,
+    int rc = sa__proto_parse_task_create(mem, t->text, t->len, 64, &id, err,
                                         sizeof err);
     sa__free(mem, id);
     return rc;
@@ -123,7 +123,7 @@ static int op_task_create(const sa_mem *mem, void *arg)
 static int op_task_body(const sa_mem *mem, void *arg)
 {
     sa_task_params *p = arg;
-    char *body = sa_proto_task_body(mem, p);
+    char *body = sa__proto_task_body(mem, p);
     if (!body) return SA_ERR_NOMEM;
     sa__free(mem, body);
     return SA_OK;
@@ -131,7 +131,7 @@ static int op_task_body(const sa_mem *mem, void *arg)
 
 static int op_file_body(const sa_mem *mem, void *arg)
 {
-    char *body = sa_proto_file_create_body(mem, "image/jpeg", arg, 12345);
+    char *body = sa__proto_file_create_body(mem, "image/jpeg", arg, 12345);
     if (!body) return SA_ERR_NOMEM;
     sa__free(mem, body);
     return SA_OK;
@@ -142,9 +142,9 @@ static int op_status(const sa_mem *mem, void *arg)
     text_arg *t = arg;
     sa_status_info si;
     char err[128];
-    int rc = sa_proto_parse_status(mem, t->text, t->len, 64, "task-1", &si,
+    int rc = sa__proto_parse_status(mem, t->text, t->len, 64, "task-1", &si,
                                    err, sizeof err);
-    if (rc == SA_OK) sa_status_info_free(mem, &si);
+    if (rc == SA_OK) sa__status_info_free(mem, &si);
     return rc;
 }
 
@@ -154,9 +154,9 @@ static int op_score_info(const sa_mem *mem, void *arg)
     cJSON *root = NULL;
     sa_result *r = NULL;
     char err[128];
-    int rc = sa_json_parse(t->text, t->len, 64, &root);
+    int rc = sa__json_parse(t->text, t->len, 64, &root);
     if (rc != SA_OK) return -2000;
-    rc = sa_result_from_score_info(mem, root, "task-1", &r, err, sizeof err);
+    rc = sa__result_from_score_info(mem, root, "task-1", &r, err, sizeof err);
     cJSON_Delete(root);
     sa_result_free(r);
     return rc;
@@ -166,9 +166,9 @@ static int op_classify(const sa_mem *mem, void *arg)
 {
     text_arg *t = arg;
     sa_api_error e;
-    int rc = sa_proto_classify(mem, SA_STEP_UPLOAD, 403, t->text, t->len, 64,
+    int rc = sa__proto_classify(mem, SA_STEP_UPLOAD, 403, t->text, t->len, 64,
                                &e);
-    sa_api_error_free(mem, &e);
+    sa__api_error_free(mem, &e);
     return rc == SA_ERR_NOMEM ? rc : SA_OK;
 }
 
@@ -216,7 +216,7 @@ TEST(fm_task_body)
     sa_task_params p;
     cJSON *extra = NULL;
     long n;
-    REQUIRE(sa_json_parse(ms, strlen(ms), 8, &extra) == SA_OK);
+    REQUIRE(sa__json_parse(ms, strlen(ms), 8, &extra) == SA_OK);
     memset(&p, 0, sizeof p);
     p.src_file_id = "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/FfjK3xgCQ+hRt9"
                     "MJXBFaud-a-long-id-to-make-the-buffer-grow-more-than-"

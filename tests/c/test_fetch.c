@@ -225,7 +225,7 @@ TEST(fetch_masks_json_into_folder)
     CHECK(cb_job == f && cb_ud == &mark);
     res = sa_job_result(f);
     REQUIRE(res);
-    n_urls = sa_result_urls(sa_job_result(j), NULL, 0);
+    n_urls = sa__result_urls(sa_job_result(j), NULL, 0);
     CHECK(n_urls >= 4);
     CHECK_EQ_INT(sa_result_file_count(res), n_urls);
     /* masks are PNG; the resized image is the uploaded JPEG */
@@ -296,7 +296,7 @@ TEST(expired_urls_are_refreshed)
     CHECK_EQ_INT(sa_job_status(f), SA_OK);
     if (sa_job_status(f) != SA_OK) fprintf(stderr, "  %s\n", sa_job_errmsg(f));
     CHECK_EQ_INT(sa_result_file_count(sa_job_result(f)),
-                 sa_result_urls(sa_job_result(j), NULL, 0));
+                 sa__result_urls(sa_job_result(j), NULL, 0));
     CHECK(emu_counter2(&e, "responses", "403") >= 1);
     CHECK(emu_counter2(&e, "requests", "task_status") > polls);
     check_no_key_on_results(&e, __LINE__);
@@ -487,7 +487,7 @@ static void names_failures_and_bound(const emu *ep)
     REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
     j = job_with_results(c, &e, results);
     REQUIRE(j);
-    CHECK_EQ_INT(sa_result_urls(sa_job_result(j), NULL, 0), 7);
+    CHECK_EQ_INT(sa__result_urls(sa_job_result(j), NULL, 0), 7);
 
     /* into a folder: nothing in memory, so no bound */
     REQUIRE(sa_client_fetch_masks(c, j, folder, &f) == SA_OK);
@@ -578,7 +578,7 @@ static void key_in_mask_urls(const emu *ep)
     j = job_with_results(c, &e, results);
     REQUIRE(j);
     REQUIRE(sa_job_result(j));
-    CHECK(!sa__has_secret(sa_result_url_at(sa_job_result(j), 0), EMU_KEY));
+    CHECK(!sa__has_secret(sa__result_url_at(sa_job_result(j), 0), EMU_KEY));
     for (pass = 0; pass < 2; pass++) {
         REQUIRE(sa_client_fetch_masks(c, j, pass ? NULL : folder, &f) ==
                 SA_OK);
@@ -651,7 +651,7 @@ TEST(a_trickling_host_is_cut_off)
     emu_reset(&g_emu);
     j = run_job(c, SA_FORMAT_JSON);
     REQUIRE(j && sa_job_status(j) == SA_OK);
-    n_urls = sa_result_urls(sa_job_result(j), NULL, 0);
+    n_urls = sa__result_urls(sa_job_result(j), NULL, 0);
     /* the first download trickles */
     REQUIRE(emu_scenario(&g_emu, "{\"faults\":[{\"endpoint\":\"result\","
                          "\"nth\":[1],\"fault\":\"trickle\","

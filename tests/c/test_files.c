@@ -84,13 +84,13 @@ TEST(long_names_keep_their_extension)
     REQUIRE(sa_file_name_clean(in, out, sizeof out) == SA_OK);
     CHECK_EQ_INT(strlen(out), 112);
     /* a long name made unique still fits the buffer */
-    sa_names_init(&set, NULL);
+    sa__names_init(&set, NULL);
     for (i = 0; i < 12; i++) {
-        CHECK_EQ_INT(sa_names_claim(&set, in, unique, sizeof unique), SA_OK);
+        CHECK_EQ_INT(sa__names_claim(&set, in, unique, sizeof unique), SA_OK);
         CHECK(strlen(unique) < SA_FILE_NAME_MAX);
     }
     CHECK(strstr(unique, "-12") != NULL);
-    sa_names_free(&set);
+    sa__names_free(&set);
 }
 
 TEST(names_are_unique_in_claim_order)
@@ -107,23 +107,23 @@ TEST(names_are_unique_in_claim_order)
     sa_names set;
     size_t i;
 
-    sa_names_init(&set, NULL);
+    sa__names_init(&set, NULL);
     for (i = 0; i < sizeof urls / sizeof urls[0]; i++) {
-        CHECK_EQ_INT(sa_names_claim(&set, urls[i], out, sizeof out), SA_OK);
+        CHECK_EQ_INT(sa__names_claim(&set, urls[i], out, sizeof out), SA_OK);
         CHECK_STR(out, want[i]);
     }
     CHECK_EQ_INT(set.n, 8);
-    CHECK(sa_names_has(&set, "mask-3.png"));
-    CHECK(!sa_names_has(&set, "mask-4.png"));
-    sa_names_free(&set);
+    CHECK(sa__names_has(&set, "mask-3.png"));
+    CHECK(!sa__names_has(&set, "mask-4.png"));
+    sa__names_free(&set);
 
     /* many of one name: the set grows, every name stays unique */
-    sa_names_init(&set, NULL);
+    sa__names_init(&set, NULL);
     for (i = 0; i < 300; i++)
-        CHECK_EQ_INT(sa_names_claim(&set, "m.png", out, sizeof out), SA_OK);
+        CHECK_EQ_INT(sa__names_claim(&set, "m.png", out, sizeof out), SA_OK);
     CHECK_STR(out, "m-300.png");
     CHECK_EQ_INT(set.n, 300);
-    sa_names_free(&set);
+    sa__names_free(&set);
 }
 
 /* ------------------------------------------------------------------ */
@@ -248,20 +248,20 @@ TEST(names_never_show_the_secret)
     DIR *d;
     struct dirent *e;
 
-    sa_names_init(&set, NULL);
+    sa__names_init(&set, NULL);
     set.secret = key;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CHECK_EQ_INT(sa_names_claim(&set, cases[i].url, out, sizeof out),
+        CHECK_EQ_INT(sa__names_claim(&set, cases[i].url, out, sizeof out),
                      SA_OK);
         CHECK_STR(out, cases[i].name);
         CHECK(!sa__has_secret(out, key));
     }
-    sa_names_free(&set);
+    sa__names_free(&set);
     /* without the key: the names as cleaned */
-    sa_names_init(&set, NULL);
-    CHECK_EQ_INT(sa_names_claim(&set, cases[0].url, out, sizeof out), SA_OK);
+    sa__names_init(&set, NULL);
+    CHECK_EQ_INT(sa__names_claim(&set, cases[0].url, out, sizeof out), SA_OK);
     CHECK_STR(out, "sk-ECHOED-0123456789.png");
-    sa_names_free(&set);
+    sa__names_free(&set);
 
     snprintf(g_dir, sizeof g_dir, "/tmp/sa_files_XXXXXX");
     REQUIRE(mkdtemp(g_dir));
@@ -437,12 +437,12 @@ TEST(folder_failing_allocator)
             rc = sa__folder_claim(f, "https://r/a/m.png", claimed,
                                   sizeof claimed);
         if (rc == SA_OK) {
-            sa_file_out_init(&o, f);
-            rc = sa_file_out_write(&o, "abc", 3, err, sizeof err);
+            sa__file_out_init(&o, f);
+            rc = sa__file_out_write(&o, "abc", 3, err, sizeof err);
             if (rc == SA_OK)
-                rc = sa_file_out_commit(&o, claimed, written, sizeof written,
+                rc = sa__file_out_commit(&o, claimed, written, sizeof written,
                                         err, sizeof err);
-            if (rc != SA_OK) sa_file_out_discard(&o);
+            if (rc != SA_OK) sa__file_out_discard(&o);
         }
         if (rc == SA_OK) {
             ok = 1;
@@ -470,21 +470,21 @@ TEST(file_out_rewind)
     snprintf(g_dir, sizeof g_dir, "/tmp/sa_files_XXXXXX");
     REQUIRE(mkdtemp(g_dir));
     REQUIRE(sa_folder_open(g_dir, &f, err, sizeof err) == SA_OK);
-    sa_file_out_init(&o, f);
-    CHECK_EQ_INT(sa_file_out_write(&o, "partial ", 8, err, sizeof err), 0);
+    sa__file_out_init(&o, f);
+    CHECK_EQ_INT(sa__file_out_write(&o, "partial ", 8, err, sizeof err), 0);
     CHECK_EQ_INT(count_entries(g_dir, &tmp), 1);
     CHECK_EQ_INT(tmp, 1);
-    CHECK_EQ_INT(sa_file_out_rewind(&o, err, sizeof err), 0);
-    CHECK_EQ_INT(sa_file_out_write(&o, "whole", 5, err, sizeof err), 0);
-    CHECK_EQ_INT(sa_file_out_commit(&o, "w.png", written, sizeof written, err,
+    CHECK_EQ_INT(sa__file_out_rewind(&o, err, sizeof err), 0);
+    CHECK_EQ_INT(sa__file_out_write(&o, "whole", 5, err, sizeof err), 0);
+    CHECK_EQ_INT(sa__file_out_commit(&o, "w.png", written, sizeof written, err,
                                     sizeof err), 0);
     CHECK_STR(content("w.png"), "whole");
-    sa_file_out_discard(&o);   /* after a commit: nothing */
+    sa__file_out_discard(&o);   /* after a commit: nothing */
     CHECK_STR(content("w.png"), "whole");
     /* discarded before the commit: nothing left */
-    sa_file_out_init(&o, f);
-    CHECK_EQ_INT(sa_file_out_write(&o, "x", 1, err, sizeof err), 0);
-    sa_file_out_discard(&o);
+    sa__file_out_init(&o, f);
+    CHECK_EQ_INT(sa__file_out_write(&o, "x", 1, err, sizeof err), 0);
+    sa__file_out_discard(&o);
     CHECK_EQ_INT(count_entries(g_dir, &tmp), 1);
     CHECK_EQ_INT(tmp, 0);
     sa_folder_free(f);

@@ -101,7 +101,7 @@ static void use_image_url(jt *t)
 
 static int jt_start(jt *t)
 {
-    return sa_jobsm_new(&t->cfg, t->run.now, &t->sm);
+    return sa__jobsm_new(&t->cfg, t->run.now, &t->sm);
 }
 
 static size_t jt_drive(jt *t, const fs_reply *script, size_t n)
@@ -116,7 +116,7 @@ static void jt_end(jt *t)
     if (t->run.max_poll_gap > t->cfg.max_poll_interval_ms)
         HARNESS_FAIL("a task went unpolled for %lld ms",
                      (long long)t->run.max_poll_gap);
-    sa_jobsm_free(t->sm);
+    sa__jobsm_free(t->sm);
     if (t->m.live != 0) HARNESS_FAIL("%ld allocations leaked", t->m.live);
     if (t->run.errors)
         HARNESS_FAIL("driver: %d error(s), first: %s", t->run.errors,
@@ -172,21 +172,21 @@ TEST(happy_path_upload)
     const sa_result *r;
 
     REQUIRE(t && jt_start(t) == SA_OK);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FILE_CREATE);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_NOT_DONE);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FILE_CREATE);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_NOT_DONE);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
     CHECK(t->run.ended && !t->run.abandoned);
     CHECK(fs_trace_is(&t->run, states, N(states)));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_STR(sa_jobsm_errmsg(t->sm), "");
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 3);
-    CHECK_STR(sa_jobsm_task_id(t->sm), TASK_ID);
-    CHECK_STR(sa_jobsm_file_id(t->sm), FILE_ID);
-    CHECK_STR(sa_jobsm_request_id(t->sm), "rid-poll");
-    CHECK_EQ_INT(sa_jobsm_http_status(t->sm), 200);
-    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 1);
-    CHECK_EQ_INT(sa_jobsm_background(t->sm), 0);
-    r = sa_jobsm_result(t->sm);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_STR(sa__jobsm_errmsg(t->sm), "");
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 3);
+    CHECK_STR(sa__jobsm_task_id(t->sm), TASK_ID);
+    CHECK_STR(sa__jobsm_file_id(t->sm), FILE_ID);
+    CHECK_STR(sa__jobsm_request_id(t->sm), "rid-poll");
+    CHECK_EQ_INT(sa__jobsm_http_status(t->sm), 200);
+    CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 1);
+    CHECK_EQ_INT(sa__jobsm_background(t->sm), 0);
+    r = sa__jobsm_result(t->sm);
     CHECK(r != NULL);
     CHECK(sa_result_count(r) > 0);
     CHECK_STR(sa_result_task_id(r), TASK_ID);
@@ -254,10 +254,10 @@ TEST(happy_path_image_url)
     use_image_url(t);
     t->cfg.api_version = SA_API_V2_0;
     REQUIRE(jt_start(t) == SA_OK);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_TASK_CREATE);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_TASK_CREATE);
     jt_drive(t, script, N(script));
     CHECK(fs_trace_is(&t->run, states, N(states)));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 0);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
     CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.0/task/skin-analysis");
@@ -265,7 +265,7 @@ TEST(happy_path_image_url)
     CHECK(contains(ev(t, 0)->body, "img.example/face.jpg"));
     CHECK(!contains(ev(t, 0)->body, "src_file_id"));
     CHECK_STR(ev(t, 1)->url, BASE "/s2s/v2.0/task/skin-analysis/" TASK_ID);
-    CHECK(sa_jobsm_file_id(t->sm) == NULL);
+    CHECK(sa__jobsm_file_id(t->sm) == NULL);
     jt_end(t);
 }
 
@@ -281,10 +281,10 @@ TEST(happy_path_file_id_and_buffer)
     t->cfg.image_url = NULL;
     t->cfg.file_id = "known/file+id=";
     REQUIRE(jt_start(t) == SA_OK);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_TASK_CREATE);
-    CHECK_STR(sa_jobsm_file_id(t->sm), "known/file+id=");
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_TASK_CREATE);
+    CHECK_STR(sa__jobsm_file_id(t->sm), "known/file+id=");
     jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK(contains(ev(t, 0)->body, "known/file+id="));
     jt_end(t);
 
@@ -295,7 +295,7 @@ TEST(happy_path_file_id_and_buffer)
     t->cfg.buffer = bytes;
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script2, N(script2));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK(ev(t, 1)->upload_buf == bytes);
     CHECK(ev(t, 1)->upload_file == NULL);
     CHECK_EQ_INT(ev(t, 1)->upload_size, IMG_SIZE);
@@ -310,7 +310,7 @@ TEST(config_is_copied)
     cJSON *args = NULL;
     jt *t = jt_new();
 
-    REQUIRE(sa_json_parse(args_txt, strlen(args_txt), 8, &args) == SA_OK);
+    REQUIRE(sa__json_parse(args_txt, strlen(args_txt), 8, &args) == SA_OK);
     REQUIRE(t && args);
     strcpy(base, BASE "/");   /* a trailing slash is tolerated */
     strcpy(path, "/photos/me.png");
@@ -328,7 +328,7 @@ TEST(config_is_copied)
     cJSON_Delete(args);
     t->cfg.task.miniserver_args = NULL;
     jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.1/file/skin-analysis");
     CHECK_STR(ev(t, 1)->upload_file, "/photos/me.png");
     CHECK(contains(ev(t, 2)->body, "texture"));
@@ -343,9 +343,9 @@ TEST(new_rejects_bad_configs)
     sa_jobsm *sm = (sa_jobsm *)(void *)&dummy;
 
     REQUIRE(t);
-    CHECK_EQ_INT(sa_jobsm_new(NULL, T0, &sm), SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa__jobsm_new(NULL, T0, &sm), SA_ERR_INVALID_ARGUMENT);
     CHECK(sm == NULL);
-    CHECK_EQ_INT(sa_jobsm_new(&t->cfg, T0, NULL), SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa__jobsm_new(&t->cfg, T0, NULL), SA_ERR_INVALID_ARGUMENT);
     t->cfg.image_url = "https://x/y.jpg";       /* two sources */
     CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
     t->cfg.image_url = NULL;
@@ -372,18 +372,18 @@ TEST(new_rejects_bad_configs)
     CHECK_EQ_INT(jt_start(t), SA_ERR_INVALID_ARGUMENT);
     CHECK(t->sm == NULL);
     /* NULL-safe getters and free */
-    CHECK_EQ_INT(sa_jobsm_state(NULL), SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_jobsm_status(NULL), SA_ERR_INVALID_ARGUMENT);
-    CHECK_STR(sa_jobsm_errmsg(NULL), "");
-    CHECK(sa_jobsm_task_id(NULL) == NULL && sa_jobsm_result(NULL) == NULL);
-    CHECK_EQ_INT(sa_jobsm_cancel(NULL, T0, 0), 0);
-    CHECK_EQ_INT(sa_jobsm_next(NULL, T0, NULL), SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_jobsm_on_response(NULL, T0, NULL),
+    CHECK_EQ_INT(sa__jobsm_state(NULL), SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa__jobsm_status(NULL), SA_ERR_INVALID_ARGUMENT);
+    CHECK_STR(sa__jobsm_errmsg(NULL), "");
+    CHECK(sa__jobsm_task_id(NULL) == NULL && sa__jobsm_result(NULL) == NULL);
+    CHECK_EQ_INT(sa__jobsm_cancel(NULL, T0, 0), 0);
+    CHECK_EQ_INT(sa__jobsm_next(NULL, T0, NULL), SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa__jobsm_on_response(NULL, T0, NULL),
                  SA_ERR_INVALID_ARGUMENT);
-    sa_jobsm_free(NULL);
-    CHECK_STR(sa_jobsm_state_name(SA_JOB_POLL_WAIT), "poll_wait");
-    CHECK_STR(sa_jobsm_state_name(SA_JOB_STATE__LAST), "?");
-    CHECK_STR(sa_jobsm_state_name(-1), "?");
+    sa__jobsm_free(NULL);
+    CHECK_STR(sa__jobsm_state_name(SA_JOB_POLL_WAIT), "poll_wait");
+    CHECK_STR(sa__jobsm_state_name(SA_JOB_STATE__LAST), "?");
+    CHECK_STR(sa__jobsm_state_name(-1), "?");
     jt_end(t);
 }
 
@@ -404,14 +404,14 @@ TEST(file_create_503_then_ok)
     REQUIRE(t && jt_start(t) == SA_OK);
     t->run.stop_state = SA_JOB_BACKOFF;
     jt_drive(t, script, 1);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_BACKOFF);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "503"));
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "retry 1 of 6"));
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_BACKOFF);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "503"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "retry 1 of 6"));
     t->run.stop_state = -1;
     jt_drive(t, script + 1, N(script) - 1);
     CHECK(fs_trace_is(&t->run, states, N(states)));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_STR(sa_jobsm_errmsg(t->sm), "");
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_STR(sa__jobsm_errmsg(t->sm), "");
     CHECK(gap_after(t, 0) >= 0 && gap_after(t, 0) <= 500);
     jt_end(t);
 }
@@ -429,7 +429,7 @@ TEST(upload_reset_then_ok)
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
     CHECK(fs_trace_has(&t->run, states, N(states)));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 3);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 1);
     CHECK(gap_after(t, 1) <= 500);
@@ -450,8 +450,8 @@ TEST(poll_502_html_then_ok)
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 3);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 3);
     CHECK(gap_after(t, 2) <= 500);
     CHECK(t->run.max_poll_gap <= 10000);
     jt_end(t);
@@ -469,7 +469,7 @@ TEST(rate_limited_on_every_step)
 
     REQUIRE(t && jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 2);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 2);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 2);
@@ -489,10 +489,10 @@ TEST(task_create_not_sent_is_retried)
     REQUIRE(jt_start(t) == SA_OK);
     t->run.stop_state = SA_JOB_BACKOFF;
     jt_drive(t, script, 1);
-    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+    CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
     t->run.stop_state = -1;
     jt_drive(t, script + 1, N(script) - 1);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 3);
     jt_end(t);
 }
@@ -529,11 +529,11 @@ TEST(task_create_ambiguous)
         script[1] = (fs_reply)TASK_OK;
         REQUIRE(jt_start(t) == SA_OK);
         CHECK_EQ_INT(jt_drive(t, script, 2), 1);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
+        CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
         CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 1);
-        CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 1);
-        CHECK(contains(sa_jobsm_errmsg(t->sm), "may have been created"));
+        CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 1);
+        CHECK(contains(sa__jobsm_errmsg(t->sm), "may have been created"));
         CHECK(t->run.ended);
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
@@ -551,9 +551,9 @@ TEST(ambiguous_create_reports_no_earlier_status)
 
     REQUIRE(t && jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
-    CHECK_EQ_INT(sa_jobsm_http_status(t->sm), 0);
-    CHECK(sa_jobsm_request_id(t->sm) == NULL);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
+    CHECK_EQ_INT(sa__jobsm_http_status(t->sm), 0);
+    CHECK(sa__jobsm_request_id(t->sm) == NULL);
     jt_end(t);
 }
 
@@ -579,13 +579,13 @@ TEST(task_create_refusals_are_final)
         use_image_url(t);
         REQUIRE(jt_start(t) == SA_OK);
         jt_drive(t, &cases[i].r, 1);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].status);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-        CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
-        CHECK_EQ_INT(sa_jobsm_http_status(t->sm), cases[i].r.http);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].status);
+        CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+        CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
+        CHECK_EQ_INT(sa__jobsm_http_status(t->sm), cases[i].r.http);
         if (cases[i].code)
-            CHECK_STR(sa_jobsm_api_error_code(t->sm), cases[i].code);
-        CHECK(contains(sa_jobsm_errmsg(t->sm), "task create"));
+            CHECK_STR(sa__jobsm_api_error_code(t->sm), cases[i].code);
+        CHECK(contains(sa__jobsm_errmsg(t->sm), "task create"));
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
     }
@@ -606,7 +606,7 @@ TEST(file_create_refusals_are_final)
         jt *t = jt_new();
         REQUIRE(t && jt_start(t) == SA_OK);
         jt_drive(t, &cases[i].r, 1);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].status);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].status);
         CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 1);
         CHECK(t->run.ended);
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
@@ -628,7 +628,7 @@ TEST(file_create_unreadable_200_is_retried)
 
     REQUIRE(t && jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 3);
     jt_end(t);
 
@@ -640,9 +640,9 @@ TEST(file_create_unreadable_200_is_retried)
         bad[i] = (fs_reply)HTTP(SA_STEP_FILE_CREATE, 200, "not json");
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, bad, N(bad)), 3);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
-    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "gave up after 3"));
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "gave up after 3"));
     CHECK(t->run.ended);
     jt_end(t);
 }
@@ -669,12 +669,12 @@ TEST(file_create_nul_id_never_creates_a_task)
     script[5] = (fs_reply)SUCCESS;
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), 3);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
-    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
-    CHECK(sa_jobsm_file_id(t->sm) == NULL);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "NUL"));
+    CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
+    CHECK(sa__jobsm_file_id(t->sm) == NULL);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "NUL"));
     jt_end(t);
 }
 
@@ -689,7 +689,7 @@ TEST(file_create_404_falls_back_to_generic_path)
 
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.1/file/skin-analysis");
     CHECK_STR(ev(t, 1)->url, BASE "/s2s/v2.0/file");
     CHECK_EQ_INT(gap_after(t, 0), 0);
@@ -698,7 +698,7 @@ TEST(file_create_404_falls_back_to_generic_path)
     t = jt_new();
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, twice, N(twice));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 2);
     jt_end(t);
 }
@@ -725,30 +725,30 @@ TEST(upload_refusals)
 
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, refused, N(refused));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_UPLOAD);
-    CHECK_EQ_INT(sa_jobsm_http_status(t->sm), 403);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "signature"));
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_UPLOAD);
+    CHECK_EQ_INT(sa__jobsm_http_status(t->sm), 403);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "signature"));
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
     jt_end(t);
 
     t = jt_new();
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, refresh, N(refresh));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 2);
     jt_end(t);
 
     t = jt_new();
     REQUIRE(t && jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, refresh_once, N(refresh_once)), 4);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_UPLOAD);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_UPLOAD);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 2);
     jt_end(t);
 
     t = jt_new();
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, unreadable, N(unreadable));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_FILE);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_FILE);
     jt_end(t);
 }
 
@@ -785,21 +785,21 @@ TEST(upload_slot_checks)
     CHECK_STR(e->headers[2], "x-amz-acl: private");
     CHECK_STR(e->url, "https://s3.test/up?sig=1");
     CHECK_EQ_INT(e->api_host, 0);
-    CHECK_STR(sa_jobsm_file_id(t->sm), "F1");
+    CHECK_STR(sa__jobsm_file_id(t->sm), "F1");
     jt_end(t);
 
     t = jt_new();
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, wrong_size, N(wrong_size));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "50000"));
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "50000"));
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
     jt_end(t);
 
     t = jt_new();
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, wrong_method, N(wrong_method));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     jt_end(t);
 }
 
@@ -826,10 +826,10 @@ TEST(unusable_upload_slot_is_refused_at_once)
             script[k] = (fs_reply)HTTP(SA_STEP_FILE_CREATE, 200, body);
         REQUIRE(jt_start(t) == SA_OK);
         CHECK_EQ_INT(jt_drive(t, script, N(script)), 1);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
         CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 1);
         CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
-        CHECK(contains(sa_jobsm_errmsg(t->sm), "file create: the upload"));
+        CHECK(contains(sa__jobsm_errmsg(t->sm), "file create: the upload"));
         CHECK(t->run.ended);
         if (harness_cur_failed) fprintf(stderr, "  (slot %zu)\n", i);
         jt_end(t);
@@ -877,14 +877,14 @@ TEST(retry_budget_exhausted)
         jt_drive(t, script, n);
         if (cases[i].step == SA_STEP_POLL) {
             /* past the budget: polled on, and the success is DONE */
-            CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_DONE);
-            CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+            CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_DONE);
+            CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
             CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 6);
         } else {
-            CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-            CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].status);
+            CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+            CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].status);
             CHECK_EQ_INT(fs_count(&t->run, cases[i].step), 4);
-            CHECK(contains(sa_jobsm_errmsg(t->sm),
+            CHECK(contains(sa__jobsm_errmsg(t->sm),
                            "gave up after 4 attempts"));
         }
         CHECK(t->run.max_poll_gap <= 10000);
@@ -908,8 +908,8 @@ TEST(poll_retry_budget_is_consecutive)
     t->cfg.max_retries = 2;
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 9);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 9);
     jt_end(t);
 }
 
@@ -936,7 +936,7 @@ TEST(backoff_delays_grow_within_caps)
         REQUIRE(jt_start(t) == SA_OK);
         t->run.stop_state = SA_JOB_UPLOAD;
         jt_drive(t, script, TRIES + 1);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_UPLOAD);
+        CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_UPLOAD);
         for (k = 0; k < TRIES; k++) {
             int64_t d = gap_after(t, (size_t)k);
             CHECK(d >= 0 && d <= caps[k]);
@@ -975,7 +975,7 @@ TEST(polling_interval_honoured_and_clamped)
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(gap_after(t, 1), 1000);         /* as given */
     CHECK_EQ_INT(gap_after(t, 2), 200);          /* clamped up to 200 */
     /* clamped down: due 10 s after the previous poll was SENT */
@@ -997,7 +997,7 @@ TEST(poll_interval_above_max_is_capped)
     t->cfg.max_poll_interval_ms = 4000;
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(gap_after(t, 0), 4000);
     CHECK_EQ_INT(ev(t, 2)->sent_at - ev(t, 1)->sent_at, 4000);
     CHECK(ev(t, 1)->timeout_ms <= 2000);
@@ -1084,10 +1084,10 @@ static const fs_event *zt_send(jt *t)
     static fs_event none = { .step = -1 };
     sa_next nx;
 
-    if (sa_jobsm_next(t->sm, t->run.now, &nx) != SA_OK
+    if (sa__jobsm_next(t->sm, t->run.now, &nx) != SA_OK
         || nx.kind != SA_NEXT_SEND || t->run.n_events >= FS_MAX_EVENTS) {
         HARNESS_FAIL("no SEND (kind %d, state %s)", nx.kind,
-                     sa_job_state_name(sa_jobsm_state(t->sm)));
+                     sa_job_state_name(sa__jobsm_state(t->sm)));
         return &none;
     }
     if (nx.req->step == SA_STEP_FETCH
@@ -1111,7 +1111,7 @@ static void zt_answer(jt *t, long http, const void *body, size_t len)
     r.body = body;
     r.body_len = len;
     t->run.now += 100;
-    CHECK_EQ_INT(sa_jobsm_on_response(t->sm, t->run.now, &r), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_on_response(t->sm, t->run.now, &r), SA_OK);
 }
 
 static void zt_answer_str(jt *t, long http, const char *body)
@@ -1131,7 +1131,7 @@ static jt *zt_start(const char *success_url_body)
     script[1].body = success_url_body;
     t->run.stop_state = SA_JOB_FETCHING;
     if (jt_start(t) != SA_OK || jt_drive(t, script, 2) != 2
-        || sa_jobsm_state(t->sm) != SA_JOB_FETCHING) {
+        || sa__jobsm_state(t->sm) != SA_JOB_FETCHING) {
         HARNESS_FAIL("the job did not reach FETCHING");
         jt_end(t);
         return NULL;
@@ -1162,24 +1162,24 @@ TEST(zip_result_fetched)
     char *zip = zip_fixture("result_sd_root.zip", &len);
 
     REQUIRE(t && zip);
-    CHECK(sa_jobsm_result(t->sm) == NULL);  /* not DONE before the ZIP */
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_NOT_DONE);
+    CHECK(sa__jobsm_result(t->sm) == NULL);  /* not DONE before the ZIP */
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_NOT_DONE);
     e = zt_send(t);
     CHECK_EQ_INT(e->step, SA_STEP_FETCH);
     CHECK_EQ_INT(e->method, SA_HTTP_GET);
     CHECK_EQ_INT(e->api_host, 0);          /* never the key */
     CHECK_STR(e->url, ZIP_URL);
     zt_answer(t, 200, zip, len);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_DONE);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    r = sa_jobsm_result(t->sm);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_DONE);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    r = sa__jobsm_result(t->sm);
     REQUIRE(r != NULL);
     CHECK(sa_result_count(r) > 0);
     CHECK(sa_result_file_count(r) > 0);
     CHECK_EQ_INT(sa_result_file_format(r, 0), SA_IMAGE_PNG);
     CHECK_STR(sa_result_task_id(r), TASK_ID);
     CHECK_STR(sa_result_zip_url(r), ZIP_URL);  /* kept after parsing */
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 1);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 1);
     free(zip);
     jt_end(t);
 }
@@ -1195,22 +1195,22 @@ TEST(zip_transient_failures_retried)
     REQUIRE(t && zip);
     CHECK_EQ_INT(zt_send(t)->step, SA_STEP_FETCH);
     zt_answer_str(t, 503, html_502);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_BACKOFF);
-    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_BACKOFF);
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
     t->run.now = nx.wake_at_ms;
     CHECK_EQ_INT(zt_send(t)->step, SA_STEP_FETCH);
     memset(&r, 0, sizeof r);
     r.transport = SA_ERR_TRANSPORT;
     t->run.now += 10;
-    CHECK_EQ_INT(sa_jobsm_on_response(t->sm, t->run.now, &r), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_BACKOFF);
-    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(sa__jobsm_on_response(t->sm, t->run.now, &r), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_BACKOFF);
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     t->run.now = nx.kind == SA_NEXT_WAIT ? nx.wake_at_ms : t->run.now;
     CHECK_STR(zt_send(t)->url, ZIP_URL);
     zt_answer(t, 200, zip, len);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 1);  /* no poll for a 5xx */
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 1);  /* no poll for a 5xx */
     free(zip);
     jt_end(t);
 }
@@ -1225,21 +1225,21 @@ TEST(zip_expired_url_refreshed)
     REQUIRE(t && zip);
     CHECK_EQ_INT(zt_send(t)->step, SA_STEP_FETCH);
     zt_answer_str(t, 403, s3_expired);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FETCHING);
     e = zt_send(t);                         /* one poll for a fresh URL */
     CHECK_EQ_INT(e->step, SA_STEP_POLL);
     CHECK_EQ_INT(e->api_host, 1);
     CHECK_STR(e->url, POLL_URL);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FETCHING);
     zt_answer_str(t, 200, zip_success_body2);
     e = zt_send(t);
     CHECK_EQ_INT(e->step, SA_STEP_FETCH);
     CHECK_EQ_INT(e->api_host, 0);
     CHECK_STR(e->url, ZIP_URL2);
     zt_answer(t, 200, zip, len);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK(sa_result_file_count(sa_jobsm_result(t->sm)) > 0);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 2);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK(sa_result_file_count(sa__jobsm_result(t->sm)) > 0);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 2);
     free(zip);
     jt_end(t);
 }
@@ -1255,14 +1255,14 @@ TEST(zip_expired_twice)
     zt_answer_str(t, 200, zip_success_body2);
     CHECK_STR(zt_send(t)->url, ZIP_URL2);
     zt_answer_str(t, 403, s3_expired);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_URL_EXPIRED);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "Request has expired"));
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "billed"));
-    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
-    CHECK_STR(sa_jobsm_task_id(t->sm), TASK_ID);
-    CHECK(sa_jobsm_result(t->sm) == NULL);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 2);  /* one refresh, not more */
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_URL_EXPIRED);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "Request has expired"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "billed"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_STR(sa__jobsm_task_id(t->sm), TASK_ID);
+    CHECK(sa__jobsm_result(t->sm) == NULL);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 2);  /* one refresh, not more */
     jt_end(t);
 }
 
@@ -1276,19 +1276,19 @@ TEST(zip_corrupt)
     REQUIRE(t && nosi);
     zt_send(t);
     zt_answer(t, 200, junk, sizeof junk - 1);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_ZIP);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "succeeded"));
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "billed"));
-    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
-    CHECK_STR(sa_jobsm_task_id(t->sm), TASK_ID);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_ZIP);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "succeeded"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "billed"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_STR(sa__jobsm_task_id(t->sm), TASK_ID);
     jt_end(t);
 
     t = zt_start(zip_success_body);  /* a ZIP without score_info.json */
     REQUIRE(t);
     zt_send(t);
     zt_answer(t, 200, nosi, len);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_ZIP);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_ZIP);
     free(nosi);
     jt_end(t);
 
@@ -1296,8 +1296,8 @@ TEST(zip_corrupt)
     REQUIRE(t);
     zt_send(t);
     zt_answer_str(t, 404, "<Error><Code>NoSuchKey</Code></Error>");
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DOWNLOAD);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DOWNLOAD);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
     jt_end(t);
 }
 
@@ -1308,21 +1308,21 @@ TEST(zip_cancel_and_deadline_while_fetching)
 
     REQUIRE(t);
     zt_send(t);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 0);  /* no task to
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 0);  /* no task to
                                                                 poll */
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
-    CHECK(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK
           && nx.kind == SA_NEXT_END);
     jt_end(t);
 
     t = zt_start(zip_success_body);
     REQUIRE(t);
     zt_send(t);
-    CHECK(sa_jobsm_next(t->sm, t->cfg.deadline_at_ms, &nx) == SA_OK
+    CHECK(sa__jobsm_next(t->sm, t->cfg.deadline_at_ms, &nx) == SA_OK
           && nx.kind == SA_NEXT_END);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
-    CHECK_EQ_INT(sa_jobsm_background(t->sm), 0);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "billed"));
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(sa__jobsm_background(t->sm), 0);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "billed"));
     jt_end(t);
 }
 
@@ -1336,27 +1336,27 @@ TEST(poll_now_moves_the_next_poll)
     REQUIRE(t);
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
-    CHECK_EQ_INT(sa_jobsm_poll_now(t->sm, t->run.now), 0);  /* no task */
+    CHECK_EQ_INT(sa__jobsm_poll_now(t->sm, t->run.now), 0);  /* no task */
     t->run.stop_state = SA_JOB_POLL_WAIT;
     jt_drive(t, script, N(script));
-    REQUIRE(sa_jobsm_state(t->sm) == SA_JOB_POLL_WAIT);
-    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    REQUIRE(sa__jobsm_state(t->sm) == SA_JOB_POLL_WAIT);
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
     CHECK(nx.wake_at_ms > t->run.now + 1000);
     t->run.now += 10;
-    CHECK_EQ_INT(sa_jobsm_poll_now(t->sm, t->run.now), 1);
+    CHECK_EQ_INT(sa__jobsm_poll_now(t->sm, t->run.now), 1);
     e = zt_send(t);                         /* the poll goes out now */
     CHECK_EQ_INT(e->step, SA_STEP_POLL);
     CHECK_EQ_INT(e->api_host, 1);
-    CHECK_EQ_INT(sa_jobsm_poll_now(t->sm, t->run.now), 0);  /* out now */
+    CHECK_EQ_INT(sa__jobsm_poll_now(t->sm, t->run.now), 0);  /* out now */
     t->run.pending = 1;
     t->run.stop_state = -1;
     {
         static const fs_reply rest[] = { SUCCESS };
         jt_drive(t, rest, N(rest));
     }
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_poll_now(t->sm, t->run.now), 0);  /* ended */
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_poll_now(t->sm, t->run.now), 0);  /* ended */
     jt_end(t);
 }
 
@@ -1375,10 +1375,10 @@ TEST(download_refreshes_an_expired_url)
     size_t len;
 
     REQUIRE(t);
-    REQUIRE(sa_jobsm_new_download(&t->cfg, MASK_URL, TASK_ID, t->run.now,
+    REQUIRE(sa__jobsm_new_download(&t->cfg, MASK_URL, TASK_ID, t->run.now,
                                   &t->sm) == SA_OK);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
-    CHECK_STR(sa_jobsm_download_name(t->sm), "...pore_output.jpg");
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FETCHING);
+    CHECK_STR(sa__jobsm_download_name(t->sm), "...pore_output.jpg");
     e = zt_send(t);
     CHECK_EQ_INT(e->step, SA_STEP_FETCH);
     CHECK_EQ_INT(e->api_host, 0);
@@ -1390,14 +1390,14 @@ TEST(download_refreshes_an_expired_url)
     CHECK_STR(e->url, POLL_URL);
     zt_answer_str(t, 200, fresh);
     /* the fresh answer names the file differently: no URL for it */
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_URL_EXPIRED);
-    CHECK(sa_jobsm_download_data(t->sm, &len) == NULL);
-    sa_jobsm_free(t->sm);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_URL_EXPIRED);
+    CHECK(sa__jobsm_download_data(t->sm, &len) == NULL);
+    sa__jobsm_free(t->sm);
 
-    REQUIRE(sa_jobsm_new_download(&t->cfg, "https://r.test/x/pore_output.jpg"
+    REQUIRE(sa__jobsm_new_download(&t->cfg, "https://r.test/x/pore_output.jpg"
                                   "?sig=old", TASK_ID, t->run.now, &t->sm)
             == SA_OK);
-    CHECK_STR(sa_jobsm_download_name(t->sm), "pore_output.jpg");
+    CHECK_STR(sa__jobsm_download_name(t->sm), "pore_output.jpg");
     zt_send(t);
     zt_answer_str(t, 403, s3_expired);
     zt_send(t);
@@ -1406,13 +1406,13 @@ TEST(download_refreshes_an_expired_url)
     CHECK_STR(e->url, "https://r.test/x/pore_output.jpg?sig=new");
     CHECK_EQ_INT(e->api_host, 0);
     zt_answer(t, 200, "\x89PNG\r\n", 6);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    data = sa_jobsm_download_data(t->sm, &len);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    data = sa__jobsm_download_data(t->sm, &len);
     CHECK(data && len == 6 && memcmp(data, "\x89PNG", 4) == 0);
-    sa_jobsm_free(t->sm);
+    sa__jobsm_free(t->sm);
 
     /* refused again after the fresh URL; other answers */
-    REQUIRE(sa_jobsm_new_download(&t->cfg, "https://r.test/x/pore_output.jpg",
+    REQUIRE(sa__jobsm_new_download(&t->cfg, "https://r.test/x/pore_output.jpg",
                                   TASK_ID, t->run.now, &t->sm) == SA_OK);
     zt_send(t);
     zt_answer_str(t, 403, s3_expired);
@@ -1420,16 +1420,16 @@ TEST(download_refreshes_an_expired_url)
     zt_answer_str(t, 200, fresh);
     zt_send(t);
     zt_answer_str(t, 403, s3_expired);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_URL_EXPIRED);
-    sa_jobsm_free(t->sm);
-    REQUIRE(sa_jobsm_new_download(&t->cfg, "https://r.test/x/a.png",
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_URL_EXPIRED);
+    sa__jobsm_free(t->sm);
+    REQUIRE(sa__jobsm_new_download(&t->cfg, "https://r.test/x/a.png",
                                   TASK_ID, t->run.now, &t->sm) == SA_OK);
     zt_send(t);
     zt_answer_str(t, 410, "gone");
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DOWNLOAD);
-    sa_jobsm_free(t->sm);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DOWNLOAD);
+    sa__jobsm_free(t->sm);
     t->sm = NULL;
-    CHECK_EQ_INT(sa_jobsm_new_download(&t->cfg, "ftp://x/a.png", TASK_ID,
+    CHECK_EQ_INT(sa__jobsm_new_download(&t->cfg, "ftp://x/a.png", TASK_ID,
                                        t->run.now, &t->sm),
                  SA_ERR_INVALID_ARGUMENT);
     jt_end(t);
@@ -1448,76 +1448,76 @@ TEST(fetch_machine_counts_downloads)
     REQUIRE(t && body);
     REQUIRE(sa_result_parse(body, strlen(body), SA_PARSE_STATUS_BODY, &src)
             == SA_OK);
-    n_urls = sa_result_urls(src, NULL, 0);
-    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, 1, t->run.now, &t->sm) == SA_OK);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
-    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    n_urls = sa__result_urls(src, NULL, 0);
+    REQUIRE(sa__jobsm_new_fetch(&t->cfg, src, 1, t->run.now, &t->sm) == SA_OK);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FETCHING);
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);     /* it never sends itself */
-    while ((url = sa_jobsm_fetch_next(t->sm, &idx)) != NULL && n < 100) {
+    while ((url = sa__jobsm_fetch_next(t->sm, &idx)) != NULL && n < 100) {
         char name[256];
         CHECK_EQ_INT(idx, n);                /* in URL order */
-        CHECK_STR(url, sa_result_url_at(src, idx));
-        sa_url_file_name(url, name, sizeof name);
-        CHECK_EQ_INT(sa_result_add_file(sa_jobsm_fetch_result(t->sm), name,
+        CHECK_STR(url, sa__result_url_at(src, idx));
+        sa__url_file_name(url, name, sizeof name);
+        CHECK_EQ_INT(sa__result_add_file(sa__jobsm_fetch_result(t->sm), name,
                                         "\x89PNG", 4), SA_OK);
-        sa_jobsm_fetch_done(t->sm, idx, SA_OK, NULL);
+        sa__jobsm_fetch_done(t->sm, idx, SA_OK, NULL);
         n++;
     }
     CHECK_EQ_INT(n, n_urls);
     CHECK(n > 3);
-    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_END);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(sa_result_file_count(sa_jobsm_result(t->sm)), n);
-    CHECK_EQ_INT(sa_result_count(sa_jobsm_result(t->sm)),
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa_result_file_count(sa__jobsm_result(t->sm)), n);
+    CHECK_EQ_INT(sa_result_count(sa__jobsm_result(t->sm)),
                  sa_result_count(src));
-    sa_jobsm_free(t->sm);
+    sa__jobsm_free(t->sm);
 
     /* failures do not stop the others: every URL is handed out; the job
      * ends FAILED with the first failure in URL order, the others
      * counted, and its result keeps the files that arrived */
-    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, 1, t->run.now, &t->sm) == SA_OK);
-    CHECK(sa_jobsm_fetch_next(t->sm, &i0) != NULL);
-    CHECK(sa_jobsm_fetch_next(t->sm, &i1) != NULL);
-    sa_jobsm_fetch_done(t->sm, i1, SA_ERR_URL_EXPIRED, "b: expired");
-    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    REQUIRE(sa__jobsm_new_fetch(&t->cfg, src, 1, t->run.now, &t->sm) == SA_OK);
+    CHECK(sa__jobsm_fetch_next(t->sm, &i0) != NULL);
+    CHECK(sa__jobsm_fetch_next(t->sm, &i1) != NULL);
+    sa__jobsm_fetch_done(t->sm, i1, SA_ERR_URL_EXPIRED, "b: expired");
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
-    sa_jobsm_fetch_done(t->sm, i0, SA_ERR_DOWNLOAD, "a: gone");
+    sa__jobsm_fetch_done(t->sm, i0, SA_ERR_DOWNLOAD, "a: gone");
     n = 2;
-    while ((url = sa_jobsm_fetch_next(t->sm, &idx)) != NULL && n < 100) {
+    while ((url = sa__jobsm_fetch_next(t->sm, &idx)) != NULL && n < 100) {
         snprintf(msg, sizeof msg, "f%zu.png", idx);
-        sa_result_add_file(sa_jobsm_fetch_result(t->sm), msg, "x", 1);
-        sa_jobsm_fetch_done(t->sm, idx, SA_OK, NULL);
+        sa__result_add_file(sa__jobsm_fetch_result(t->sm), msg, "x", 1);
+        sa__jobsm_fetch_done(t->sm, idx, SA_OK, NULL);
         n++;
     }
     CHECK_EQ_INT(n, n_urls);
-    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_END);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DOWNLOAD);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DOWNLOAD);
     snprintf(msg, sizeof msg, "2 of %zu files failed; the first: a: gone",
              n_urls);
-    CHECK_STR(sa_jobsm_errmsg(t->sm), msg);
-    REQUIRE(sa_jobsm_result(t->sm) != NULL);
-    CHECK_EQ_INT(sa_result_file_count(sa_jobsm_result(t->sm)), n_urls - 2);
-    sa_jobsm_free(t->sm);
+    CHECK_STR(sa__jobsm_errmsg(t->sm), msg);
+    REQUIRE(sa__jobsm_result(t->sm) != NULL);
+    CHECK_EQ_INT(sa_result_file_count(sa__jobsm_result(t->sm)), n_urls - 2);
+    sa__jobsm_free(t->sm);
 
     /* one failure alone: its own message */
-    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, 0, t->run.now, &t->sm) == SA_OK);
-    while ((url = sa_jobsm_fetch_next(t->sm, &idx)) != NULL)
-        sa_jobsm_fetch_done(t->sm, idx, idx == 1 ? SA_ERR_LIMIT : SA_OK,
+    REQUIRE(sa__jobsm_new_fetch(&t->cfg, src, 0, t->run.now, &t->sm) == SA_OK);
+    while ((url = sa__jobsm_fetch_next(t->sm, &idx)) != NULL)
+        sa__jobsm_fetch_done(t->sm, idx, idx == 1 ? SA_ERR_LIMIT : SA_OK,
                             "b: too big");
-    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_LIMIT);
-    CHECK_STR(sa_jobsm_errmsg(t->sm), "b: too big");
-    sa_jobsm_free(t->sm);
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_LIMIT);
+    CHECK_STR(sa__jobsm_errmsg(t->sm), "b: too big");
+    sa__jobsm_free(t->sm);
 
     /* the deadline */
-    REQUIRE(sa_jobsm_new_fetch(&t->cfg, src, 1, t->run.now, &t->sm) == SA_OK);
-    CHECK(sa_jobsm_fetch_next(t->sm, NULL) != NULL);
-    REQUIRE(sa_jobsm_next(t->sm, t->cfg.deadline_at_ms, &nx) == SA_OK);
+    REQUIRE(sa__jobsm_new_fetch(&t->cfg, src, 1, t->run.now, &t->sm) == SA_OK);
+    CHECK(sa__jobsm_fetch_next(t->sm, NULL) != NULL);
+    REQUIRE(sa__jobsm_next(t->sm, t->cfg.deadline_at_ms, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_END);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
     sa_result_free(src);
     free(body);
     jt_end(t);
@@ -1569,33 +1569,33 @@ TEST(every_status_answer)
              * zip_result_fetched) */
             t->run.stop_state = SA_JOB_FETCHING;
             CHECK_EQ_INT(jt_drive(t, script, 3), 2);
-            CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
+            CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FETCHING);
             CHECK_STR(zt_send(t)->url, "https://example.com/sample-result-url");
             jt_end(t);
             continue;
         }
         CHECK_EQ_INT(jt_drive(t, script, 3), 2);
         CHECK(t->run.ended);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].status);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), cases[i].status == SA_OK
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].status);
+        CHECK_EQ_INT(sa__jobsm_state(t->sm), cases[i].status == SA_OK
                      ? SA_JOB_DONE : SA_JOB_FAILED);
-        CHECK_EQ_INT(sa_jobsm_polls(t->sm), 1);
+        CHECK_EQ_INT(sa__jobsm_polls(t->sm), 1);
         if (cases[i].status == SA_OK) {
-            CHECK(sa_jobsm_result(t->sm) != NULL);
+            CHECK(sa__jobsm_result(t->sm) != NULL);
             if (i == 2 || i == 3)
-                CHECK_STR(sa_result_zip_url(sa_jobsm_result(t->sm)),
+                CHECK_STR(sa_result_zip_url(sa__jobsm_result(t->sm)),
                           "https://example.com/sample-result-url");
         } else {
-            CHECK(sa_jobsm_result(t->sm) == NULL);
-            CHECK(sa_jobsm_errmsg(t->sm)[0] != '\0');
+            CHECK(sa__jobsm_result(t->sm) == NULL);
+            CHECK(sa__jobsm_errmsg(t->sm)[0] != '\0');
         }
         if (cases[i].engine) {
-            CHECK_STR(sa_jobsm_engine_error(t->sm), cases[i].engine);
-            CHECK(contains(sa_jobsm_errmsg(t->sm), cases[i].engine));
+            CHECK_STR(sa__jobsm_engine_error(t->sm), cases[i].engine);
+            CHECK(contains(sa__jobsm_errmsg(t->sm), cases[i].engine));
         }
-        if (i == 4) CHECK(contains(sa_jobsm_errmsg(t->sm), "No face detected"));
-        if (i == 6) CHECK(contains(sa_jobsm_errmsg(t->sm), "Invalid task ID"));
-        if (i == 10) CHECK_STR(sa_jobsm_api_error_code(t->sm), "InvalidApiKey");
+        if (i == 4) CHECK(contains(sa__jobsm_errmsg(t->sm), "No face detected"));
+        if (i == 6) CHECK(contains(sa__jobsm_errmsg(t->sm), "Invalid task ID"));
+        if (i == 10) CHECK_STR(sa__jobsm_api_error_code(t->sm), "InvalidApiKey");
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
     }
@@ -1612,8 +1612,8 @@ TEST(task_id_is_url_encoded)
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_STR(sa_jobsm_task_id(t->sm), "ab/cd+ef==");
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_STR(sa__jobsm_task_id(t->sm), "ab/cd+ef==");
     CHECK_STR(ev(t, 1)->url, BASE "/s2s/v2.1/task/skin-analysis/ab%2Fcd%2Bef%3D%3D");
     jt_end(t);
 }
@@ -1641,9 +1641,9 @@ TEST(oversized_or_unreadable_poll_is_retried)
     t->cfg.max_json_depth = 16;
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 4);
-    CHECK(sa_jobsm_result(t->sm) != NULL);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 4);
+    CHECK(sa__jobsm_result(t->sm) != NULL);
     jt_end(t);
 
     /* no budget: still polled after max_retries retries failed */
@@ -1657,12 +1657,12 @@ TEST(oversized_or_unreadable_poll_is_retried)
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, over, N(over)), N(over));
     CHECK(!t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_NOT_DONE);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 5);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "larger than the limit"));
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "polled until it ends"));
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_NOT_DONE);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 5);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "larger than the limit"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "polled until it ends"));
     CHECK_EQ_INT(jt_drive(t, script + 4, 1), 1);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     jt_end(t);
 
     /* background polling (cancelled job) keeps polling past it too */
@@ -1671,12 +1671,12 @@ TEST(oversized_or_unreadable_poll_is_retried)
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, 1);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     CHECK_EQ_INT(jt_drive(t, script + 1, N(script) - 1), N(script) - 1);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 4);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 4);
     jt_end(t);
 }
 
@@ -1693,10 +1693,10 @@ TEST(max_polls_is_a_hard_bound)
     for (i = 1; i < N(script); i++) script[i] = (fs_reply)RUNNING;
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), 4);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_LIMIT);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 3);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_LIMIT);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 3);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 3);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "max_polls"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "max_polls"));
     CHECK(t->run.ended);
     jt_end(t);
 }
@@ -1746,11 +1746,11 @@ TEST(poll_storm_then_success_is_done)
         storm_until(t, storms[i].r, T0 + 5 * 60 * 1000);
         jt_drive(t, &success, 1);
         CHECK(t->run.ended);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_DONE);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-        CHECK(sa_jobsm_result(t->sm) != NULL);
+        CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_DONE);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+        CHECK(sa__jobsm_result(t->sm) != NULL);
         CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 1);
-        polls = sa_jobsm_polls(t->sm);
+        polls = sa__jobsm_polls(t->sm);
         CHECK(polls > t->cfg.max_retries + 1);  /* past the old budget */
         CHECK(polls >= 5 * 60 / 10);            /* at least every 10 s */
         CHECK(polls <= 5 * 60 * 5);             /* not hammering */
@@ -1772,12 +1772,12 @@ TEST(poll_storm_in_the_background)
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, &task_ok, 1);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     storm_until(t, storms[0].r, T0 + 3 * 60 * 1000);
     jt_drive(t, &success, 1);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
     CHECK(t->run.max_poll_gap <= t->cfg.max_poll_interval_ms);
     jt_end(t);
 }
@@ -1797,17 +1797,17 @@ TEST(poll_storm_past_the_deadline)
     jt_drive(t, &task_ok, 1);
     storm_until(t, storms[0].r, T0 + 3 * 60 * 1000);
     CHECK(!t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "deadline passed (last: status "
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "deadline passed (last: status "
                    "poll: HTTP 503"));
-    CHECK(!contains(sa_jobsm_errmsg(t->sm), "; retry"));
-    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
-    CHECK_EQ_INT(sa_jobsm_background(t->sm), 1);
+    CHECK(!contains(sa__jobsm_errmsg(t->sm), "; retry"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_EQ_INT(sa__jobsm_background(t->sm), 1);
     jt_drive(t, &success, 1);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
     CHECK(t->run.max_poll_gap <= t->cfg.max_poll_interval_ms);
     jt_end(t);
 }
@@ -1837,9 +1837,9 @@ TEST(final_answers_end_a_storm)
         storm_until(t, storms[1].r, T0 + 2 * 60 * 1000);
         jt_drive(t, &finals[i].r, 1);
         CHECK(t->run.ended);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), finals[i].status);
-        CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+        CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), finals[i].status);
+        CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
     }
@@ -1875,12 +1875,12 @@ TEST(refused_status_answers_end_in_protocol)
     jt_drive(t, &task_ok, 1);
     for (i = 0; i < 3 && !t->run.ended; i++) jt_drive(t, &empty, 1);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 3);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "data.results"));
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "succeeded (it is billed)"));
-    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 3);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "data.results"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "succeeded (it is billed)"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
     jt_end(t);
 
     /* a NUL: the job fails, the task is polled on to its end */
@@ -1892,20 +1892,20 @@ TEST(refused_status_answers_end_in_protocol)
     jt_drive(t, &task_ok, 1);
     for (i = 0; i < 3; i++) jt_drive(t, &nul, 1);
     CHECK(!t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "NUL"));
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "3 times in a row"));
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "still polled until it ends"));
-    CHECK_EQ_INT(sa_jobsm_background(t->sm), 1);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "NUL"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "3 times in a row"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "still polled until it ends"));
+    CHECK_EQ_INT(sa__jobsm_background(t->sm), 1);
     for (i = 0; i < 10; i++) jt_drive(t, &nul, 1);
     jt_drive(t, &running, 1);
     CHECK(!t->run.ended);
     jt_drive(t, &success, 1);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 15);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 15);
     jt_end(t);
 
     /* never more than max_retries in a row: polled through */
@@ -1917,8 +1917,8 @@ TEST(refused_status_answers_end_in_protocol)
     jt_drive(t, &task_ok, 1);
     CHECK_EQ_INT(jt_drive(t, mixed, N(mixed)), N(mixed));
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_DONE);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 6);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_DONE);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 6);
     jt_end(t);
 }
 
@@ -1941,15 +1941,15 @@ TEST(unknown_task_status_is_not_finished)
     for (i = 0; i < 20 && !t->run.ended; i++) jt_drive(t, &queued, 1);
     jt_drive(t, &success, 1);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 21);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 21);
     /* at the polling pace of a running task, not a backoff */
     CHECK_EQ_INT(gap_after(t, 1), 2000);
     CHECK_EQ_INT(gap_after(t, 10), 2000);
     /* said once (for the log), with the string it got */
-    CHECK_EQ_INT(sa_jobsm_take_notice(t->sm, note, sizeof note), 1);
+    CHECK_EQ_INT(sa__jobsm_take_notice(t->sm, note, sizeof note), 1);
     CHECK(contains(note, "'queued'") && contains(note, TASK_ID));
-    CHECK_EQ_INT(sa_jobsm_take_notice(t->sm, note, sizeof note), 0);
+    CHECK_EQ_INT(sa__jobsm_take_notice(t->sm, note, sizeof note), 0);
     jt_end(t);
 
     /* a long string with control characters is cut and cleaned */
@@ -1966,12 +1966,12 @@ TEST(unknown_task_status_is_not_finished)
                  "0123456789012345678901234567890123456789\"}}"),
             RUNNING, SUCCESS };
         jt_drive(t, odd, 2);
-        CHECK_EQ_INT(sa_jobsm_take_notice(t->sm, note, sizeof note), 1);
+        CHECK_EQ_INT(sa__jobsm_take_notice(t->sm, note, sizeof note), 1);
         CHECK(contains(note, "'in?line? 0123"));
         CHECK(!strchr(note, '\n') && !strchr(note, '\a'));
-        CHECK_EQ_INT(sa_jobsm_take_notice(t->sm, note, sizeof note), 0);
+        CHECK_EQ_INT(sa__jobsm_take_notice(t->sm, note, sizeof note), 0);
         jt_drive(t, odd + 2, 2);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     }
     jt_end(t);
 }
@@ -2001,14 +2001,14 @@ TEST(resume_polls_the_task_at_once)
     REQUIRE(t);
     use_task_id(t);
     REQUIRE(jt_start(t) == SA_OK);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_POLLING);
-    CHECK_STR(sa_jobsm_task_id(t->sm), TASK_ID);
-    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 1);
-    CHECK_EQ_INT(sa_jobsm_resumed(t->sm), 1);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_POLLING);
+    CHECK_STR(sa__jobsm_task_id(t->sm), TASK_ID);
+    CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 1);
+    CHECK_EQ_INT(sa__jobsm_resumed(t->sm), 1);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
     CHECK(fs_trace_is(&t->run, states, N(states)));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_STR(sa_result_task_id(sa_jobsm_result(t->sm)), TASK_ID);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_STR(sa_result_task_id(sa__jobsm_result(t->sm)), TASK_ID);
     /* nothing created: polls only, the first one at once */
     CHECK_EQ_INT(t->run.n_events, 3);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 3);
@@ -2026,7 +2026,7 @@ TEST(resume_polls_the_task_at_once)
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script + 2, 1);
     CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.0/task/skin-analysis/" TASK_ID);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     jt_end(t);
 
     /* a resumed id is percent-encoded into the path like one the API
@@ -2039,7 +2039,7 @@ TEST(resume_polls_the_task_at_once)
     jt_drive(t, script + 2, 1);
     CHECK_STR(ev(t, 0)->url,
               BASE "/s2s/v2.1/task/skin-analysis/ab%2Fcd%2Bef%3D%3D");
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     jt_end(t);
 }
 
@@ -2061,8 +2061,8 @@ TEST(resume_ends_like_a_submitted_job)
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, expired, N(expired));
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_TASK_EXPIRED);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_TASK_EXPIRED);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
     jt_end(t);
 
     t = jt_new();
@@ -2070,8 +2070,8 @@ TEST(resume_ends_like_a_submitted_job)
     use_task_id(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, engine, N(engine));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_ENGINE);
-    CHECK_STR(sa_jobsm_engine_error(t->sm), "error_no_face");
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_ENGINE);
+    CHECK_STR(sa__jobsm_engine_error(t->sm), "error_no_face");
     jt_end(t);
 
     t = jt_new();
@@ -2080,7 +2080,7 @@ TEST(resume_ends_like_a_submitted_job)
     t->run.stop_state = SA_JOB_FETCHING;
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, zip, N(zip));
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FETCHING);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FETCHING);
     CHECK_STR(zt_send(t)->url, ZIP_URL);
     jt_end(t);
 
@@ -2090,7 +2090,7 @@ TEST(resume_ends_like_a_submitted_job)
     REQUIRE(jt_start(t) == SA_OK);
     storm_until(t, storms[0].r, T0 + 2 * 60 * 1000);
     jt_drive(t, &success, 1);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK(t->run.max_poll_gap <= t->cfg.max_poll_interval_ms);
     jt_end(t);
 }
@@ -2109,13 +2109,13 @@ TEST(resume_deadline_cancel_abandon)
     t->run.stop_state = SA_JOB_FAILED;
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
-    CHECK_EQ_INT(sa_jobsm_background(t->sm), 1);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_EQ_INT(sa__jobsm_background(t->sm), 1);
     t->run.stop_state = -1;
     jt_drive(t, script + 2, 2);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
     jt_end(t);
 
     t = jt_new();
@@ -2123,11 +2123,11 @@ TEST(resume_deadline_cancel_abandon)
     use_task_id(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, 1);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
     jt_drive(t, script + 1, 3);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
     jt_end(t);
 
     t = jt_new();
@@ -2135,9 +2135,9 @@ TEST(resume_deadline_cancel_abandon)
     use_task_id(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, 1);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 1), 0);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "no longer polled"));
-    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 1), 0);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "no longer polled"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
     jt_end(t);
 }
 
@@ -2156,8 +2156,8 @@ TEST(max_polls_zero_is_no_bound)
     script[N(script) - 1] = (fs_reply)SUCCESS;
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), (int)N(script) - 1);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), (int)N(script) - 1);
     jt_end(t);
 }
 
@@ -2181,18 +2181,18 @@ TEST(deadline_before_a_task_exists)
     REQUIRE(t);
     t->cfg.deadline_at_ms = T0 + 5000;
     REQUIRE(jt_start(t) == SA_OK);
-    REQUIRE(sa_jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
-    REQUIRE(sa_jobsm_next(t->sm, T0 + 1, &nx) == SA_OK);
+    REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
+    REQUIRE(sa__jobsm_next(t->sm, T0 + 1, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
     CHECK_EQ_INT(nx.wake_at_ms, T0 + 5000);
-    REQUIRE(sa_jobsm_next(t->sm, T0 + 4999, &nx) == SA_OK);
+    REQUIRE(sa__jobsm_next(t->sm, T0 + 4999, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
-    REQUIRE(sa_jobsm_next(t->sm, T0 + 5000, &nx) == SA_OK);
+    REQUIRE(sa__jobsm_next(t->sm, T0 + 5000, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_END);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "nothing was billed"));
-    CHECK_EQ_INT(sa_jobsm_background(t->sm), 0);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "nothing was billed"));
+    CHECK_EQ_INT(sa__jobsm_background(t->sm), 0);
     jt_end(t);
 
     t = jt_new();
@@ -2202,7 +2202,7 @@ TEST(deadline_before_a_task_exists)
     jt_drive(t, slow_file, N(slow_file));
     CHECK(t->run.abandoned);
     CHECK_EQ_INT(t->run.now, T0 + 5000);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
     jt_end(t);
 
     t = jt_new();
@@ -2211,7 +2211,7 @@ TEST(deadline_before_a_task_exists)
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, slow_upload, N(slow_upload));
     CHECK(t->run.abandoned);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
     jt_end(t);
 
@@ -2224,7 +2224,7 @@ TEST(deadline_before_a_task_exists)
     t->rng = 7;
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, in_backoff, N(in_backoff));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
     CHECK_EQ_INT(t->run.now, T0 + 200);
     jt_end(t);
 }
@@ -2244,21 +2244,21 @@ TEST(deadline_after_the_task_exists)
     jt_drive(t, script, N(script));
     /* the public job failed at the deadline ... */
     CHECK_EQ_INT(t->run.now, T0 + 3000);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), TASK_ID));
-    CHECK_EQ_INT(sa_jobsm_background(t->sm), 1);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_NOT_DONE);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_EQ_INT(sa__jobsm_background(t->sm), 1);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_ERR_NOT_DONE);
     /* ... the machine keeps polling until the task ends */
     t->run.stop_state = -1;
     jt_drive(t, script + 2, N(script) - 2);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 4);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
-    CHECK(sa_jobsm_result(t->sm) == NULL);
-    CHECK_EQ_INT(sa_jobsm_background(t->sm), 0);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 4);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK(sa__jobsm_result(t->sm) == NULL);
+    CHECK_EQ_INT(sa__jobsm_background(t->sm), 0);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
     CHECK(contains(msg, "may be billed"));
     CHECK(t->run.max_poll_gap <= 10000);
     jt_end(t);
@@ -2283,19 +2283,19 @@ TEST(deadline_while_task_create_is_out)
     REQUIRE(jt_start(t) == SA_OK);
     t->run.stop_state = SA_JOB_FAILED;
     jt_drive(t, created, 1);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "may exist"));
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "may exist"));
     CHECK_EQ_INT(t->run.ended, 0);
     t->run.stop_state = -1;
     jt_drive(t, created + 1, N(created) - 1);
     CHECK(t->run.ended && !t->run.abandoned);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 2);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 2);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
     /* details are sticky: no answer had arrived when the job ended */
-    CHECK(sa_jobsm_engine_error(t->sm) == NULL);
-    CHECK_EQ_INT(sa_jobsm_http_status(t->sm), 0);
-    CHECK(sa_jobsm_request_id(t->sm) == NULL);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_ENGINE);
+    CHECK(sa__jobsm_engine_error(t->sm) == NULL);
+    CHECK_EQ_INT(sa__jobsm_http_status(t->sm), 0);
+    CHECK(sa__jobsm_request_id(t->sm) == NULL);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_ERR_ENGINE);
     CHECK(contains(msg, "error_no_face"));
     jt_end(t);
 
@@ -2307,9 +2307,9 @@ TEST(deadline_while_task_create_is_out)
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, refused, N(refused)), 1);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_DEADLINE);
-    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_RATE_LIMITED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
+    CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_ERR_RATE_LIMITED);
     CHECK(contains(msg, "no task was created"));
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 1);
     jt_end(t);
@@ -2334,19 +2334,19 @@ TEST(cancel_before_a_task_may_exist)
         REQUIRE(t && jt_start(t) == SA_OK);
         t->run.stop_state = stops[i];
         jt_drive(t, script, N(script));
-        REQUIRE(sa_jobsm_state(t->sm) == stops[i]);
+        REQUIRE(sa__jobsm_state(t->sm) == stops[i]);
         if (stops[i] == SA_JOB_FILE_CREATE || stops[i] == SA_JOB_UPLOAD) {
             /* with the request out */
-            REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+            REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
             CHECK_EQ_INT(nx.kind, SA_NEXT_SEND);
         }
-        CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 0);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
-        CHECK(contains(sa_jobsm_errmsg(t->sm), "nothing was billed"));
-        REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+        CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 0);
+        CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_CANCELLED);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
+        CHECK(contains(sa__jobsm_errmsg(t->sm), "nothing was billed"));
+        REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
         CHECK_EQ_INT(nx.kind, SA_NEXT_END);
-        CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+        CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
         CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
@@ -2369,18 +2369,18 @@ TEST(cancel_while_task_create_is_out)
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, created, 0);
     REQUIRE(t->run.pending);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
-    CHECK_EQ_INT(sa_jobsm_background(t->sm), 1);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);  /* idempotent */
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_CANCELLED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa__jobsm_background(t->sm), 1);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);  /* idempotent */
     jt_drive(t, created, N(created));
     CHECK(t->run.ended && !t->run.abandoned);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 2);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
-    CHECK_STR(sa_jobsm_task_id(t->sm), TASK_ID);
-    CHECK(sa_jobsm_result(t->sm) == NULL);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 2);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_CANCELLED);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK_STR(sa__jobsm_task_id(t->sm), TASK_ID);
+    CHECK(sa__jobsm_result(t->sm) == NULL);
     jt_end(t);
 
     t = jt_new();
@@ -2388,12 +2388,12 @@ TEST(cancel_while_task_create_is_out)
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, refused, 0);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     jt_drive(t, refused, N(refused));
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_AUTH);
-    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_ERR_AUTH);
+    CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
     jt_end(t);
 
     t = jt_new();
@@ -2401,12 +2401,12 @@ TEST(cancel_while_task_create_is_out)
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, unsure, 0);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     jt_drive(t, unsure, N(unsure));
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_AMBIGUOUS);
-    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 1);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_ERR_AMBIGUOUS);
+    CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 1);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 1);
     jt_end(t);
 }
@@ -2430,15 +2430,15 @@ TEST(cancel_after_the_task_exists)
         REQUIRE(jt_start(t) == SA_OK);
         t->run.stop_state = stops[i];
         used = jt_drive(t, script, N(script));
-        REQUIRE(sa_jobsm_state(t->sm) == stops[i]);
-        CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
-        CHECK(contains(sa_jobsm_errmsg(t->sm), "still polled"));
+        REQUIRE(sa__jobsm_state(t->sm) == stops[i]);
+        CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
+        CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_CANCELLED);
+        CHECK(contains(sa__jobsm_errmsg(t->sm), "still polled"));
         t->run.stop_state = -1;
         jt_drive(t, script + used, N(script) - used);
         CHECK(t->run.ended && !t->run.abandoned);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
-        CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
+        CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_CANCELLED);
+        CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
         CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 4);
         CHECK(t->run.max_poll_gap <= 10000);
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
@@ -2459,11 +2459,11 @@ TEST(abandon_stops_polling)
     REQUIRE(jt_start(t) == SA_OK);
     t->run.stop_state = SA_JOB_POLL_WAIT;
     jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 1), 0);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
-    CHECK(contains(sa_jobsm_errmsg(t->sm), "may still be billed"));
-    REQUIRE(sa_jobsm_next(t->sm, t->run.now + 100000, &nx) == SA_OK);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 1), 0);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_CANCELLED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "may still be billed"));
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now + 100000, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_END);
     jt_end(t);
 
@@ -2474,13 +2474,13 @@ TEST(abandon_stops_polling)
     REQUIRE(jt_start(t) == SA_OK);
     t->run.stop_state = SA_JOB_POLL_WAIT;
     jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 1), 0);
-    CHECK_EQ_INT(sa_jobsm_background(t->sm), 0);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 1), 0);
+    CHECK_EQ_INT(sa__jobsm_background(t->sm), 0);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_ERR_CANCELLED);
     CHECK(contains(msg, "no longer polled"));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
-    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_END);
     jt_end(t);
 
@@ -2490,10 +2490,10 @@ TEST(abandon_stops_polling)
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, 0);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 1), 0);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_CANCELLED);
-    CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 1);
-    REQUIRE(sa_jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 1), 0);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_CANCELLED);
+    CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 1);
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_END);
     jt_end(t);
 }
@@ -2516,11 +2516,11 @@ TEST(background_polling_is_bounded)
     script[N(script) - 1] = (fs_reply)SUCCESS;
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, 1);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     CHECK_EQ_INT(jt_drive(t, script + 1, N(script) - 1), N(script) - 1);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_CANCELLED);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
     jt_end(t);
 
     t = jt_new();
@@ -2531,11 +2531,11 @@ TEST(background_polling_is_bounded)
     for (i = 1; i < N(script); i++) script[i] = (fs_reply)RUNNING;
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, 1);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 1);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     jt_drive(t, script + 1, N(script) - 1);
     CHECK(t->run.ended);
-    CHECK_EQ_INT(sa_jobsm_polls(t->sm), 2);
-    CHECK_EQ_INT(sa_jobsm_task_outcome(t->sm, &msg), SA_ERR_LIMIT);
+    CHECK_EQ_INT(sa__jobsm_polls(t->sm), 2);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_ERR_LIMIT);
     jt_end(t);
 }
 
@@ -2559,21 +2559,21 @@ TEST(sticky_outcomes)
     resp.body_len = 2;
     REQUIRE(t && jt_start(t) == SA_OK);
     /* on_response with nothing out: refused, nothing changes */
-    CHECK_EQ_INT(sa_jobsm_on_response(t->sm, T0, &resp),
+    CHECK_EQ_INT(sa__jobsm_on_response(t->sm, T0, &resp),
                  SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FILE_CREATE);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_NOT_DONE);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FILE_CREATE);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_NOT_DONE);
     jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AUTH);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_AUTH);
     for (k = 0; k < 3; k++) {
-        CHECK_EQ_INT(sa_jobsm_next(t->sm, T0 + 1000000 * k, &nx), SA_OK);
+        CHECK_EQ_INT(sa__jobsm_next(t->sm, T0 + 1000000 * k, &nx), SA_OK);
         CHECK_EQ_INT(nx.kind, SA_NEXT_END);
-        CHECK_EQ_INT(sa_jobsm_on_response(t->sm, T0, &resp),
+        CHECK_EQ_INT(sa__jobsm_on_response(t->sm, T0, &resp),
                      SA_ERR_INVALID_ARGUMENT);
-        CHECK_EQ_INT(sa_jobsm_cancel(t->sm, T0, k & 1), 0);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AUTH);
-        CHECK(contains(sa_jobsm_errmsg(t->sm), "401"));
+        CHECK_EQ_INT(sa__jobsm_cancel(t->sm, T0, k & 1), 0);
+        CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_AUTH);
+        CHECK(contains(sa__jobsm_errmsg(t->sm), "401"));
     }
     jt_end(t);
 
@@ -2582,11 +2582,11 @@ TEST(sticky_outcomes)
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, done, N(done));
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 0), 0);
-    CHECK_EQ_INT(sa_jobsm_cancel(t->sm, t->run.now, 1), 0);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_DONE);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
-    CHECK(sa_jobsm_result(t->sm) != NULL);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 0);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 1), 0);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_DONE);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
+    CHECK(sa__jobsm_result(t->sm) != NULL);
     jt_end(t);
 }
 
@@ -2608,14 +2608,14 @@ TEST(transport_out_of_memory)
         REQUIRE(jt_start(t) == SA_OK);
         jt_drive(t, &cases[i], 1);
         CHECK(t->run.ended);
-        CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_FAILED);
+        CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
         if (i < 2) {
             CHECK_EQ_INT(t->run.last_rc, SA_ERR_NOMEM);
-            CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_NOMEM);
-            CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+            CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_NOMEM);
+            CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
         } else {   /* it may have reached the server first */
-            CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
-            CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 1);
+            CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
+            CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 1);
         }
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
@@ -2633,21 +2633,21 @@ TEST(answers_without_a_body)
     REQUIRE(t);
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
-    REQUIRE(sa_jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
+    REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
     memset(&resp, 0, sizeof resp);
     resp.http_status = 200;
     resp.body = NULL;
     resp.body_len = 4096;
-    CHECK_EQ_INT(sa_jobsm_on_response(t->sm, T0 + 10, &resp), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
+    CHECK_EQ_INT(sa__jobsm_on_response(t->sm, T0 + 10, &resp), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
     jt_end(t);
 
     t = jt_new();
     REQUIRE(t && jt_start(t) == SA_OK);
-    REQUIRE(sa_jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
+    REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
     resp.http_status = 502;
-    CHECK_EQ_INT(sa_jobsm_on_response(t->sm, T0 + 10, &resp), SA_OK);
-    CHECK_EQ_INT(sa_jobsm_state(t->sm), SA_JOB_BACKOFF);
+    CHECK_EQ_INT(sa__jobsm_on_response(t->sm, T0 + 10, &resp), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_BACKOFF);
     jt_end(t);
 }
 
@@ -2671,16 +2671,16 @@ TEST(engine_refusals_are_final)
         REQUIRE(jt_start(t) == SA_OK);
         jt_drive(t, &cases[i].r, 1);
         CHECK(t->run.ended);
-        CHECK_EQ_INT(sa_jobsm_status(t->sm), cases[i].r.transport);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].r.transport);
         CHECK_EQ_INT(t->run.n_events, 1);
-        CHECK_EQ_INT(sa_jobsm_task_maybe_created(t->sm), 0);
+        CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
     }
     t = jt_new();
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, upload, N(upload));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 1);
     jt_end(t);
 }
@@ -2693,9 +2693,9 @@ TEST(wait_while_a_request_is_out)
     REQUIRE(t);
     t->cfg.deadline_at_ms = 0;   /* none */
     REQUIRE(jt_start(t) == SA_OK);
-    REQUIRE(sa_jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
+    REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
     CHECK_EQ_INT(nx.req->step, SA_STEP_FILE_CREATE);
-    REQUIRE(sa_jobsm_next(t->sm, T0 + 999999, &nx) == SA_OK);
+    REQUIRE(sa__jobsm_next(t->sm, T0 + 999999, &nx) == SA_OK);
     CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
     CHECK(nx.wake_at_ms == INT64_MAX);
     CHECK(nx.req == NULL);
@@ -2717,15 +2717,15 @@ TEST(error_details_are_kept)
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
-    m = sa_jobsm_errmsg(t->sm);
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
+    m = sa__jobsm_errmsg(t->sm);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
     CHECK(contains(m, "400"));
     CHECK(contains(m, "InvalidParameters"));
     CHECK(contains(m, "Not available dst_action abc123"));
     CHECK(contains(m, "987654321012345678901"));
     CHECK(!contains(m, "Authorization") && !contains(m, "Bearer"));
-    CHECK_STR(sa_jobsm_request_id(t->sm), "987654321012345678901");
-    CHECK_STR(sa_jobsm_api_error_code(t->sm), "InvalidParameters");
+    CHECK_STR(sa__jobsm_request_id(t->sm), "987654321012345678901");
+    CHECK_STR(sa__jobsm_api_error_code(t->sm), "InvalidParameters");
     jt_end(t);
 }
 
@@ -2742,7 +2742,7 @@ TEST(auth_only_on_api_requests)
 
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa_jobsm_status(t->sm), SA_OK);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(t->run.n_events, N(script));
     for (i = 0; i < t->run.n_events; i++) {
         const fs_event *e = ev(t, i);

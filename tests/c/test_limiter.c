@@ -30,15 +30,15 @@ TEST(disabled_always_allows)
     int64_t ready = -7;
     int i, ok = 1;
 
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 0, 5.0, 5, 250, 300000), SA_OK);
-    for (i = 0; i < 10000; i++) ok &= sa_limiter_acquire(&l, 0, &ready);
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 0, 5.0, 5, 250, 300000), SA_OK);
+    for (i = 0; i < 10000; i++) ok &= sa__limiter_acquire(&l, 0, &ready);
     CHECK(ok);
     CHECK_EQ_INT(ready, -7);
-    sa_limiter_penalize(&l, 0, 100000);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(NULL, 0, &ready), 1);
-    sa_limiter_free(&l);
-    sa_limiter_free(NULL);
+    sa__limiter_penalize(&l, 0, 100000);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(NULL, 0, &ready), 1);
+    sa__limiter_free(&l);
+    sa__limiter_free(NULL);
 }
 
 TEST(init_validates)
@@ -46,57 +46,57 @@ TEST(init_validates)
     sa_limiter l;
     fs_mem m;
 
-    CHECK_EQ_INT(sa_limiter_init(NULL, NULL, 1, 5, 5, 250, 300000),
+    CHECK_EQ_INT(sa__limiter_init(NULL, NULL, 1, 5, 5, 250, 300000),
                  SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 0.0, 5, 250, 300000),
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 0.0, 5, 250, 300000),
                  SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, -1.0, 5, 250, 300000),
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, -1.0, 5, 250, 300000),
                  SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, NAN, 5, 250, 300000),
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, NAN, 5, 250, 300000),
                  SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, INFINITY, 5, 250, 300000),
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, INFINITY, 5, 250, 300000),
                  SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 1e-12, 5, 250, 300000),
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 1e-12, 5, 250, 300000),
                  SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 1e9, 5, 250, 300000),
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 1e9, 5, 250, 300000),
                  SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 5.0, 0, 250, 300000),
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 0, 250, 300000),
                  SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 5.0, 5, -1, 300000),
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 5, -1, 300000),
                  SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 5.0, 5, 250, -1),
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 5, 250, -1),
                  SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 5.0, 5, 1 << 30, 300000),
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 5, 1 << 30, 300000),
                  SA_ERR_INVALID_ARGUMENT);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
     /* no long window when either bound is 0; no burst window at burst >=
      * the rate's whole part */
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 5.0, 5, 0, 300000), SA_OK);
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 5, 0, 300000), SA_OK);
     CHECK_EQ_INT(l.n_win, 1);
     CHECK_EQ_INT(l.win[0].max, 5);
     CHECK_EQ_INT(l.win[0].span_ms, 1000 + SA_LIMITER_GUARD_MS);
-    sa_limiter_free(&l);
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 5.0, 9, 250, 300000), SA_OK);
+    sa__limiter_free(&l);
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 9, 250, 300000), SA_OK);
     CHECK_EQ_INT(l.n_win, 2);
     CHECK_EQ_INT(l.win[1].max, 250);
     CHECK_EQ_INT(l.win[1].span_ms, 300000 + SA_LIMITER_GUARD_MS);
-    sa_limiter_free(&l);
-    CHECK_EQ_INT(sa_limiter_init(&l, NULL, 1, 20.0, 2, 250, 300000), SA_OK);
+    sa__limiter_free(&l);
+    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 20.0, 2, 250, 300000), SA_OK);
     CHECK_EQ_INT(l.n_win, 3);
     CHECK_EQ_INT(l.win[1].max, 2);
     CHECK_EQ_INT(l.win[1].span_ms, 100);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
     /* the rings are one allocation through sa_mem; out of memory is
      * reported and leaves nothing behind */
     fs_mem_init(&m, 1, 0);
-    CHECK_EQ_INT(sa_limiter_init(&l, &m.mem, 1, 5.0, 5, 250, 300000),
+    CHECK_EQ_INT(sa__limiter_init(&l, &m.mem, 1, 5.0, 5, 250, 300000),
                  SA_ERR_NOMEM);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
     CHECK_EQ_INT(m.live, 0);
     fs_mem_init(&m, 0, 0);
-    CHECK_EQ_INT(sa_limiter_init(&l, &m.mem, 1, 20.0, 2, 250, 300000), SA_OK);
+    CHECK_EQ_INT(sa__limiter_init(&l, &m.mem, 1, 20.0, 2, 250, 300000), SA_OK);
     CHECK_EQ_INT(m.live, 1);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
     CHECK_EQ_INT(m.live, 0);
 }
 
@@ -108,22 +108,22 @@ TEST(rate_window_exactly)
     int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
     int i;
 
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
     for (i = 0; i < 5; i++)
-        CHECK_EQ_INT(sa_limiter_acquire(&l, 1000 + 100 * i, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 1400, &ready), 0);
+        CHECK_EQ_INT(sa__limiter_acquire(&l, 1000 + 100 * i, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 1400, &ready), 0);
     CHECK_EQ_INT(ready, 2000 + g);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 2000 + g - 1, &ready), 0);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 2000 + g - 1, &ready), 0);
     CHECK_EQ_INT(ready, 2000 + g);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 2000 + g, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 2000 + g, &ready), 1);
     /* the next slot frees when the second send leaves the window */
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 2000 + g, &ready), 0);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 2000 + g, &ready), 0);
     CHECK_EQ_INT(ready, 2100 + g);
     /* a long pause: five at once again, never six */
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa_limiter_acquire(&l, 900000, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 900000, &ready), 0);
+    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa__limiter_acquire(&l, 900000, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 900000, &ready), 0);
     CHECK_EQ_INT(ready, 901000 + g);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
 }
 
 /* A fractional rate counts its whole part per second; below 1 it is one
@@ -133,26 +133,26 @@ TEST(fractional_rates)
     sa_limiter l;
     int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
 
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 2.5, 5, 0, 0) == SA_OK);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 0);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 2.5, 5, 0, 0) == SA_OK);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 0);
     CHECK_EQ_INT(ready, 1000 + g);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
 
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 0.5, 5, 0, 0) == SA_OK);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 1, &ready), 0);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 0.5, 5, 0, 0) == SA_OK);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 1, &ready), 0);
     CHECK_EQ_INT(ready, 2000 + g);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 2000 + g, &ready), 1);
-    sa_limiter_free(&l);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 2000 + g, &ready), 1);
+    sa__limiter_free(&l);
 
     /* 0.3/s: one per ceil(3333.3) ms */
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 0.3, 1, 0, 0) == SA_OK);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 0);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 0.3, 1, 0, 0) == SA_OK);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 0);
     CHECK_EQ_INT(ready, 3334 + g);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
 }
 
 /* A burst below the rate spaces the sends: 20/s with burst 2 is at most 2
@@ -163,23 +163,23 @@ TEST(burst_spaces_sends)
     int64_t ready = 0, now = 0;
     int sent = 0, guard;
 
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 20.0, 2, 0, 0) == SA_OK);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 0);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 20.0, 2, 0, 0) == SA_OK);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 0);
     CHECK_EQ_INT(ready, 100);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
 
     /* a greedy sender gets 2 per 100 ms, so 20 in [0, 1000) ... and then
      * the second-long window holds the 21st until 1000 + guard */
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 20.0, 2, 0, 0) == SA_OK);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 20.0, 2, 0, 0) == SA_OK);
     for (guard = 0; now < 1000 && guard < 1000; guard++) {
-        if (sa_limiter_acquire(&l, now, &ready)) sent++;
+        if (sa__limiter_acquire(&l, now, &ready)) sent++;
         else now = ready;
     }
     CHECK_EQ_INT(sent, 20);
     CHECK_EQ_INT(now, 1000 + SA_LIMITER_GUARD_MS);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
 }
 
 TEST(window_exactly)
@@ -187,18 +187,18 @@ TEST(window_exactly)
     sa_limiter l;
     int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
 
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 1000.0, 1000, 3, 1000) == SA_OK);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 10, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 20, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 30, &ready), 0);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 1000.0, 1000, 3, 1000) == SA_OK);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 10, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 20, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 30, &ready), 0);
     CHECK_EQ_INT(ready, 1000 + g);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 999 + g, &ready), 0);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 999 + g, &ready), 0);
     CHECK_EQ_INT(ready, 1000 + g);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 1000 + g, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 1000 + g, &ready), 0);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 1000 + g, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 1000 + g, &ready), 0);
     CHECK_EQ_INT(ready, 1010 + g);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
 }
 
 /* Refused by both: the ready time is the later of the two. */
@@ -208,19 +208,19 @@ TEST(both_limits_hold)
     int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
     int i;
 
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 5, 10000) == SA_OK);
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 0);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 5, 10000) == SA_OK);
+    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 0);
     CHECK_EQ_INT(ready, 10000 + g);     /* the long window, not the second */
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 9999 + g, &ready), 0);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 10000 + g, &ready), 1);
-    sa_limiter_free(&l);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 9999 + g, &ready), 0);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 10000 + g, &ready), 1);
+    sa__limiter_free(&l);
 
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 1.0, 1, 100, 1000) == SA_OK);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 0, &ready), 0);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 1.0, 1, 100, 1000) == SA_OK);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 0);
     CHECK_EQ_INT(ready, 1000 + g);      /* the second */
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
 }
 
 TEST(penalize_after_429)
@@ -229,31 +229,31 @@ TEST(penalize_after_429)
     int64_t ready = 0;
     int i;
 
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 250, 300000) == SA_OK);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 1000, &ready), 1);
-    sa_limiter_penalize(&l, 1000, 3000);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 1000, &ready), 0);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 250, 300000) == SA_OK);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 1000, &ready), 1);
+    sa__limiter_penalize(&l, 1000, 3000);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 1000, &ready), 0);
     CHECK_EQ_INT(ready, 4000);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 3999, &ready), 0);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 3999, &ready), 0);
     CHECK_EQ_INT(ready, 4000);
     /* the pause is over: the windows alone decide again */
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa_limiter_acquire(&l, 4000, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 4000, &ready), 0);
+    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa__limiter_acquire(&l, 4000, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 4000, &ready), 0);
     CHECK_EQ_INT(ready, 5000 + SA_LIMITER_GUARD_MS);
     /* a shorter penalty never brings a later ready time forward */
-    sa_limiter_penalize(&l, 4000, 10000);
-    sa_limiter_penalize(&l, 4000, 100);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 4000, &ready), 0);
+    sa__limiter_penalize(&l, 4000, 10000);
+    sa__limiter_penalize(&l, 4000, 100);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 4000, &ready), 0);
     CHECK_EQ_INT(ready, 14000);
     /* a pause of 0 (or less) changes nothing */
-    sa_limiter_penalize(&l, 300000, -5);
-    sa_limiter_penalize(&l, 300000, 0);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 300000, &ready), 1);
+    sa__limiter_penalize(&l, 300000, -5);
+    sa__limiter_penalize(&l, 300000, 0);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 300000, &ready), 1);
     /* a huge pause saturates instead of overflowing */
-    sa_limiter_penalize(&l, 300000, INT64_MAX);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 300001, &ready), 0);
+    sa__limiter_penalize(&l, 300000, INT64_MAX);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 300001, &ready), 0);
     CHECK(ready > 300001);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
 }
 
 TEST(time_going_backwards_is_no_time)
@@ -262,14 +262,14 @@ TEST(time_going_backwards_is_no_time)
     int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
     int i;
 
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa_limiter_acquire(&l, 5000, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 100, &ready), 0);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
+    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa__limiter_acquire(&l, 5000, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 100, &ready), 0);
     CHECK_EQ_INT(ready, 6000 + g);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, -100000, &ready), 0);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, -100000, &ready), 0);
     CHECK_EQ_INT(ready, 6000 + g);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 6000 + g, &ready), 1);
-    sa_limiter_free(&l);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 6000 + g, &ready), 1);
+    sa__limiter_free(&l);
 }
 
 /* A greedy sender gets exactly the configured throughput, without drift. */
@@ -280,9 +280,9 @@ TEST(greedy_sender_exact_throughput)
     int sent = 0, guard;
 
     /* 3/s: three per 1000 ms + guard, for ever */
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 3.0, 3, 0, 0) == SA_OK);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 3.0, 3, 0, 0) == SA_OK);
     for (guard = 0; sent < 3000 && guard < 100000; guard++) {
-        if (sa_limiter_acquire(&l, now, &ready)) {
+        if (sa__limiter_acquire(&l, now, &ready)) {
             sent++;
             last = now;
         } else {
@@ -292,16 +292,16 @@ TEST(greedy_sender_exact_throughput)
     }
     CHECK_EQ_INT(sent, 3000);
     CHECK_EQ_INT(last, (int64_t)999 * (1000 + g));
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
 
     /* the API's limits: 250 per 300 s dominate 5/s: exactly 500 sends
      * before 600 s + 2 guards, the 251st exactly 300 s + guard after the
      * first */
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 250, 300000) == SA_OK);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 250, 300000) == SA_OK);
     now = 0;
     sent = 0;
     for (guard = 0; now < 600000 + 2 * g && guard < 100000; guard++) {
-        if (sa_limiter_acquire(&l, now, &ready)) {
+        if (sa__limiter_acquire(&l, now, &ready)) {
             sent++;
             if (sent == 250) CHECK_EQ_INT(now, 49 * (1000 + g));
             if (sent == 251) CHECK_EQ_INT(now, 300000 + g);
@@ -311,7 +311,7 @@ TEST(greedy_sender_exact_throughput)
     }
     CHECK_EQ_INT(sent, 500);
     CHECK_EQ_INT(now, 600000 + 2 * g);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
 }
 
 /* The long window's budget, read without taking anything. */
@@ -321,34 +321,34 @@ TEST(room_of_the_long_window)
     int64_t ready = 0, next = 0, g = SA_LIMITER_GUARD_MS;
     int i;
 
-    REQUIRE(sa_limiter_init(&l, NULL, 0, 5.0, 5, 40, 20000) == SA_OK);
-    CHECK_EQ_INT(sa_limiter_room(&l, 0, &next), INT_MAX);
+    REQUIRE(sa__limiter_init(&l, NULL, 0, 5.0, 5, 40, 20000) == SA_OK);
+    CHECK_EQ_INT(sa__limiter_room(&l, 0, &next), INT_MAX);
     CHECK_EQ_INT(next, INT64_MAX);
-    sa_limiter_free(&l);
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
-    CHECK_EQ_INT(sa_limiter_room(&l, 0, &next), INT_MAX);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
+    CHECK_EQ_INT(sa__limiter_room(&l, 0, &next), INT_MAX);
+    sa__limiter_free(&l);
 
-    REQUIRE(sa_limiter_init(&l, NULL, 1, 5.0, 5, 4, 20000) == SA_OK);
-    CHECK_EQ_INT(sa_limiter_room(&l, 0, &next), 4);
+    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 4, 20000) == SA_OK);
+    CHECK_EQ_INT(sa__limiter_room(&l, 0, &next), 4);
     CHECK_EQ_INT(next, INT64_MAX);
     for (i = 0; i < 3; i++)
-        CHECK_EQ_INT(sa_limiter_acquire(&l, 100 * i, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_room(&l, 500, &next), 1);
+        CHECK_EQ_INT(sa__limiter_acquire(&l, 100 * i, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_room(&l, 500, &next), 1);
     CHECK_EQ_INT(next, 20000 + g);
-    CHECK_EQ_INT(sa_limiter_room(&l, 500, NULL), 1);  /* nothing taken */
-    CHECK_EQ_INT(sa_limiter_room(&l, 20000 + g, &next), 2);
+    CHECK_EQ_INT(sa__limiter_room(&l, 500, NULL), 1);  /* nothing taken */
+    CHECK_EQ_INT(sa__limiter_room(&l, 20000 + g, &next), 2);
     CHECK_EQ_INT(next, 20100 + g);
-    CHECK_EQ_INT(sa_limiter_room(&l, 20200 + g, &next), 4);
+    CHECK_EQ_INT(sa__limiter_room(&l, 20200 + g, &next), 4);
     CHECK_EQ_INT(next, INT64_MAX);
     /* a full ring, then ageing out one by one */
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 300, &ready), 1);
-    CHECK_EQ_INT(sa_limiter_room(&l, 300, &next), 0);
-    CHECK_EQ_INT(sa_limiter_acquire(&l, 300, &ready), 0);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 300, &ready), 1);
+    CHECK_EQ_INT(sa__limiter_room(&l, 300, &next), 0);
+    CHECK_EQ_INT(sa__limiter_acquire(&l, 300, &ready), 0);
     CHECK_EQ_INT(ready, next);
-    CHECK_EQ_INT(sa_limiter_room(&l, 20250 + g, &next), 3);
+    CHECK_EQ_INT(sa__limiter_room(&l, 20250 + g, &next), 3);
     CHECK_EQ_INT(next, 20300 + g);
-    sa_limiter_free(&l);
+    sa__limiter_free(&l);
 }
 
 typedef struct lim_case {
@@ -421,19 +421,19 @@ TEST(random_sends_never_exceed_either_limit)
         size_t n = 0;
         int tries;
 
-        REQUIRE(sa_limiter_init(&l, NULL, 1, k->rate, k->burst, k->window_max,
+        REQUIRE(sa__limiter_init(&l, NULL, 1, k->rate, k->burst, k->window_max,
                                 k->window_ms) == SA_OK);
         for (tries = 0; n < SENDS && tries < 50 * SENDS; tries++) {
             uint64_t v = sa__rand(&rng);
-            if (sa_limiter_acquire(&l, now, &ready)) {
+            if (sa__limiter_acquire(&l, now, &ready)) {
                 times[n++] = now;
             } else {
                 CHECK(ready > now);
                 if (v & 1) {
                     /* exactness: refused just before, granted at ready */
-                    CHECK_EQ_INT(sa_limiter_acquire(&l, ready - 1, &ready), 0);
+                    CHECK_EQ_INT(sa__limiter_acquire(&l, ready - 1, &ready), 0);
                     now = ready;
-                    CHECK_EQ_INT(sa_limiter_acquire(&l, now, &ready), 1);
+                    CHECK_EQ_INT(sa__limiter_acquire(&l, now, &ready), 1);
                     times[n++] = now;
                 }
             }
@@ -444,7 +444,7 @@ TEST(random_sends_never_exceed_either_limit)
         }
         CHECK_EQ_INT(n, SENDS);
         check_invariants(c, k, times, n);
-        sa_limiter_free(&l);
+        sa__limiter_free(&l);
     }
     free(times);
 }

@@ -20,14 +20,14 @@ static sa_pollplan P;
 
 static void plan_init(int strategy, int webhooks)
 {
-    sa_pollplan_init(&P, strategy, webhooks, 2000, 10000);
+    sa__pollplan_init(&P, strategy, webhooks, 2000, 10000);
 }
 
 static sa_pp_task task_at(int64_t created, int64_t running, int64_t last)
 {
     sa_pp_task t;
     memset(&t, 0, sizeof t);
-    t.bucket = sa_pollplan_bucket(0, 4);
+    t.bucket = sa__pollplan_bucket(0, 4);
     t.created_ms = created;
     t.running_ms = running;
     t.last_poll_ms = last;
@@ -41,59 +41,59 @@ static void teach(int bucket, int n, int64_t lo, int64_t hi)
 {
     int i;
     for (i = 0; i < n; i++)
-        sa_pollplan_observe(&P, bucket, T0, T0 + lo, T0 + hi);
+        sa__pollplan_observe(&P, bucket, T0, T0 + lo, T0 + hi);
 }
 
 TEST(buckets_by_tier_and_action_count)
 {
-    CHECK_EQ_INT(sa_pollplan_bucket(0, 1), 0);
-    CHECK_EQ_INT(sa_pollplan_bucket(0, 2), 1);
-    CHECK_EQ_INT(sa_pollplan_bucket(0, 4), 1);
-    CHECK_EQ_INT(sa_pollplan_bucket(0, 5), 2);
-    CHECK_EQ_INT(sa_pollplan_bucket(0, 16), 3);
-    CHECK_EQ_INT(sa_pollplan_bucket(1, 1), 4);
-    CHECK_EQ_INT(sa_pollplan_bucket(1, 16), 7);
+    CHECK_EQ_INT(sa__pollplan_bucket(0, 1), 0);
+    CHECK_EQ_INT(sa__pollplan_bucket(0, 2), 1);
+    CHECK_EQ_INT(sa__pollplan_bucket(0, 4), 1);
+    CHECK_EQ_INT(sa__pollplan_bucket(0, 5), 2);
+    CHECK_EQ_INT(sa__pollplan_bucket(0, 16), 3);
+    CHECK_EQ_INT(sa__pollplan_bucket(1, 1), 4);
+    CHECK_EQ_INT(sa__pollplan_bucket(1, 16), 7);
 }
 
 TEST(round_trip_is_the_median_of_the_last_ones)
 {
     int i;
     plan_init(SA_POLL_LEARNED, 0);
-    CHECK_EQ_INT(sa_pollplan_rtt_ms(&P), 0);
-    sa_pollplan_rtt(&P, 30);
-    sa_pollplan_rtt(&P, 10);
-    sa_pollplan_rtt(&P, 2000);  /* one slow answer does not move it much */
-    CHECK_EQ_INT(sa_pollplan_rtt_ms(&P), 30);
-    for (i = 0; i < SA_PP_RTTS; i++) sa_pollplan_rtt(&P, 12);
-    CHECK_EQ_INT(sa_pollplan_rtt_ms(&P), 12);  /* only the last 16 count */
-    sa_pollplan_rtt(&P, -5);                    /* ignored */
-    CHECK_EQ_INT(sa_pollplan_rtt_ms(&P), 12);
+    CHECK_EQ_INT(sa__pollplan_rtt_ms(&P), 0);
+    sa__pollplan_rtt(&P, 30);
+    sa__pollplan_rtt(&P, 10);
+    sa__pollplan_rtt(&P, 2000);  /* one slow answer does not move it much */
+    CHECK_EQ_INT(sa__pollplan_rtt_ms(&P), 30);
+    for (i = 0; i < SA_PP_RTTS; i++) sa__pollplan_rtt(&P, 12);
+    CHECK_EQ_INT(sa__pollplan_rtt_ms(&P), 12);  /* only the last 16 count */
+    sa__pollplan_rtt(&P, -5);                    /* ignored */
+    CHECK_EQ_INT(sa__pollplan_rtt_ms(&P), 12);
 }
 
 TEST(observations_are_censored_intervals_shifted_by_the_round_trip)
 {
     const sa_pp_bucket *m;
     plan_init(SA_POLL_LEARNED, 0);
-    sa_pollplan_rtt(&P, 40);
+    sa__pollplan_rtt(&P, 40);
     /* seen running by the poll sent at +4000, final at +6000 */
-    sa_pollplan_observe(&P, 1, T0, T0 + 4000, T0 + 6000);
+    sa__pollplan_observe(&P, 1, T0, T0 + 4000, T0 + 6000);
     CHECK_EQ_INT(P.bucket[1].n, 1);
     CHECK_EQ_INT(P.bucket[1].obs[0].lo_ms, 4040);
     CHECK_EQ_INT(P.bucket[1].obs[0].hi_ms, 6040);
     /* final at the first poll: it ended any time after its creation */
-    sa_pollplan_observe(&P, 1, T0, T0, T0 + 9000);
+    sa__pollplan_observe(&P, 1, T0, T0, T0 + 9000);
     CHECK_EQ_INT(P.bucket[1].obs[1].lo_ms, 0);
     CHECK_EQ_INT(P.bucket[1].obs[1].hi_ms, 9040);
     CHECK_EQ_INT(P.all.n, 2);
     /* a resumed task (creation unknown) teaches nothing */
-    sa_pollplan_observe(&P, 1, -1, T0, T0 + 100);
+    sa__pollplan_observe(&P, 1, -1, T0, T0 + 100);
     CHECK_EQ_INT(P.all.n, 2);
     /* cold until SA_PP_MIN_SAMPLES; a bucket borrows from all first */
-    CHECK(sa_pollplan_model(&P, 1) == NULL);
+    CHECK(sa__pollplan_model(&P, 1) == NULL);
     teach(2, SA_PP_MIN_SAMPLES, 3000, 3500);
-    m = sa_pollplan_model(&P, 1);
+    m = sa__pollplan_model(&P, 1);
     CHECK(m == &P.all);
-    CHECK(sa_pollplan_model(&P, 2) == &P.bucket[2]);
+    CHECK(sa__pollplan_model(&P, 2) == &P.bucket[2]);
     /* the ring keeps the newest SA_PP_SAMPLES */
     teach(2, SA_PP_SAMPLES + 5, 100, 200);
     CHECK_EQ_INT(P.bucket[2].n, SA_PP_SAMPLES);
@@ -104,14 +104,14 @@ TEST(cold_and_fixed_poll_at_the_fixed_interval)
     sa_pp_task t;
     plan_init(SA_POLL_LEARNED, 0);
     t = task_at(T0, T0, T0);
-    CHECK_EQ_INT(sa_pollplan_next(&P, &t, T0), T0 + 2000);  /* cold */
+    CHECK_EQ_INT(sa__pollplan_next(&P, &t, T0), T0 + 2000);  /* cold */
     plan_init(SA_POLL_FIXED, 0);
     teach(1, 20, 3000, 3100);
-    CHECK_EQ_INT(sa_pollplan_next(&P, &t, T0), T0 + 2000);  /* fixed */
+    CHECK_EQ_INT(sa__pollplan_next(&P, &t, T0), T0 + 2000);  /* fixed */
     t.created_ms = -1;                                       /* resumed */
     plan_init(SA_POLL_LEARNED, 0);
     teach(1, 20, 3000, 3100);
-    CHECK_EQ_INT(sa_pollplan_next(&P, &t, T0), T0 + 2000);
+    CHECK_EQ_INT(sa__pollplan_next(&P, &t, T0), T0 + 2000);
 }
 
 TEST(webhooks_poll_only_at_the_safe_gap)
@@ -120,10 +120,10 @@ TEST(webhooks_poll_only_at_the_safe_gap)
     plan_init(SA_POLL_LEARNED, 1);
     teach(1, 20, 3000, 3100);
     t = task_at(T0, T0, T0);
-    CHECK_EQ_INT(sa_pollplan_max_gap(&P), 9000);
-    CHECK_EQ_INT(sa_pollplan_next(&P, &t, T0), T0 + 9000);
+    CHECK_EQ_INT(sa__pollplan_max_gap(&P), 9000);
+    CHECK_EQ_INT(sa__pollplan_next(&P, &t, T0), T0 + 9000);
     t.last_poll_ms = T0 + 9000;
-    CHECK_EQ_INT(sa_pollplan_next(&P, &t, T0 + 9010), T0 + 18000);
+    CHECK_EQ_INT(sa__pollplan_next(&P, &t, T0 + 9010), T0 + 18000);
 }
 
 TEST(learned_first_poll_lands_after_the_shortest_durations)
@@ -133,12 +133,12 @@ TEST(learned_first_poll_lands_after_the_shortest_durations)
     plan_init(SA_POLL_LEARNED, 0);
     teach(1, 30, 3000, 3050);  /* every task ended at about 3 s */
     t = task_at(T0, T0, T0);
-    at = sa_pollplan_next(&P, &t, T0);
+    at = sa__pollplan_next(&P, &t, T0);
     fprintf(stderr, "  room: first poll at +%lld\n", (long long)(at - T0));
     CHECK(at >= T0 + 2400 && at <= T0 + 3300);  /* EXPLORE: up to 20% sooner */
     /* the budget binds: just past them (one poll catches them all) */
     P.load = 1.0;
-    at = sa_pollplan_next(&P, &t, T0);
+    at = sa__pollplan_next(&P, &t, T0);
     fprintf(stderr, "  bound: first poll at +%lld\n", (long long)(at - T0));
     CHECK(at >= T0 + 3050 && at <= T0 + 3500);
 }
@@ -152,14 +152,14 @@ TEST(binding_budget_polls_near_the_end_room_polls_sooner)
     teach(1, 10, 5000, 5500);
     teach(1, 10, 7500, 8000);
     t = task_at(T0, T0, T0);
-    room = sa_pollplan_next(&P, &t, T0);
+    room = sa__pollplan_next(&P, &t, T0);
     P.load = 1.0;
-    bound = sa_pollplan_next(&P, &t, T0);
+    bound = sa__pollplan_next(&P, &t, T0);
     fprintf(stderr, "  room +%lld, bound +%lld\n", (long long)(room - T0),
             (long long)(bound - T0));
     CHECK(room >= T0 + 2400 && room <= T0 + 3600);
     CHECK(bound >= T0 + 7900 && bound <= T0 + 8500);
-    CHECK(sa_pollplan_price_ms(&P) > 300 * 80.0 - 1);
+    CHECK(sa__pollplan_price_ms(&P) > 300 * 80.0 - 1);
 }
 
 TEST(tail_past_every_duration_seen_polls_at_the_fixed_interval)
@@ -168,10 +168,10 @@ TEST(tail_past_every_duration_seen_polls_at_the_fixed_interval)
     plan_init(SA_POLL_LEARNED, 0);
     teach(1, 20, 3000, 3100);
     t = task_at(T0, T0 + 5000, T0 + 5000);  /* still running at 5 s */
-    CHECK_EQ_INT(sa_pollplan_next(&P, &t, T0 + 5010), T0 + 7010);
+    CHECK_EQ_INT(sa__pollplan_next(&P, &t, T0 + 5010), T0 + 7010);
     P.load = 1.0;  /* stretched to the safe gap (8 s when the budget binds) */
-    CHECK_EQ_INT(sa_pollplan_max_gap(&P), 8000);
-    CHECK_EQ_INT(sa_pollplan_next(&P, &t, T0 + 5010), T0 + 13000);
+    CHECK_EQ_INT(sa__pollplan_max_gap(&P), 8000);
+    CHECK_EQ_INT(sa__pollplan_next(&P, &t, T0 + 5010), T0 + 13000);
 }
 
 TEST(hard_rules_hold_in_every_state)
@@ -192,12 +192,12 @@ TEST(hard_rules_hold_in_every_state)
         t = task_at(T0, last, last);
         t.min_gap_ms = (x >> 50) % 3 == 0 ? 0 : (long)(200 + (x >> 40) % 5000);
         P.load = (double)((x >> 45) % 11) / 10.0;
-        at = sa_pollplan_next(&P, &t, now);
+        at = sa__pollplan_next(&P, &t, now);
         /* never sooner than the API's interval (or 200 ms) after now */
         CHECK(at >= now + (t.min_gap_ms > 200 ? t.min_gap_ms : 200));
         /* never later than the safe gap, unless the API's interval
          * forces it (job.c then caps at max_poll_interval_ms) */
-        CHECK(at <= last + sa_pollplan_max_gap(&P)
+        CHECK(at <= last + sa__pollplan_max_gap(&P)
               || at == now + (t.min_gap_ms > 200 ? t.min_gap_ms : 200));
     }
 }
@@ -242,15 +242,15 @@ static sim_out simulate(int n, double load, uint64_t *seed)
         for (;;) {
             sa_pp_task t = task_at(created, running, last);
             double elapsed;
-            at = sa_pollplan_next(&P, &t, now);
+            at = sa__pollplan_next(&P, &t, now);
             if (at > last + 10000) at = last + 10000;
             if (at - last > o.max_gap_ms) o.max_gap_ms = (double)(at - last);
             polls++;
             elapsed = (double)(at - created) + RTT;  /* at the server */
-            sa_pollplan_rtt(&P, RTT);
+            sa__pollplan_rtt(&P, RTT);
             if (elapsed >= d) {
                 delay[i] = elapsed - d;
-                sa_pollplan_observe(&P, t.bucket, created, running, at);
+                sa__pollplan_observe(&P, t.bucket, created, running, at);
                 T = at + 1000;
                 break;
             }

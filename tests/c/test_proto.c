@@ -21,8 +21,8 @@ static char *example(const char *name, size_t *len)
 static int same_json(const char *a, const char *b)
 {
     cJSON *x = NULL, *y = NULL;
-    int same = sa_json_parse(a, strlen(a), 16, &x) == SA_OK &&
-               sa_json_parse(b, strlen(b), 16, &y) == SA_OK &&
+    int same = sa__json_parse(a, strlen(a), 16, &x) == SA_OK &&
+               sa__json_parse(b, strlen(b), 16, &y) == SA_OK &&
                cJSON_Compare(x, y, 1);
     cJSON_Delete(x);
     cJSON_Delete(y);
@@ -31,17 +31,17 @@ static int same_json(const char *a, const char *b)
 
 TEST(paths)
 {
-    CHECK_STR(sa_proto_file_path(SA_API_V2_0, SA_UPLOAD_SKIN_ANALYSIS),
+    CHECK_STR(sa__proto_file_path(SA_API_V2_0, SA_UPLOAD_SKIN_ANALYSIS),
               "/s2s/v2.0/file/skin-analysis");
-    CHECK_STR(sa_proto_file_path(SA_API_V2_1, SA_UPLOAD_SKIN_ANALYSIS),
+    CHECK_STR(sa__proto_file_path(SA_API_V2_1, SA_UPLOAD_SKIN_ANALYSIS),
               "/s2s/v2.1/file/skin-analysis");
-    CHECK_STR(sa_proto_file_path(SA_API_V2_1, SA_UPLOAD_GENERIC),
+    CHECK_STR(sa__proto_file_path(SA_API_V2_1, SA_UPLOAD_GENERIC),
               "/s2s/v2.0/file");
-    CHECK_STR(sa_proto_file_path(SA_API_V2_0, SA_UPLOAD_GENERIC),
+    CHECK_STR(sa__proto_file_path(SA_API_V2_0, SA_UPLOAD_GENERIC),
               "/s2s/v2.0/file");
-    CHECK_STR(sa_proto_task_path(SA_API_V2_0), "/s2s/v2.0/task/skin-analysis");
-    CHECK_STR(sa_proto_task_path(SA_API_V2_1), "/s2s/v2.1/task/skin-analysis");
-    CHECK_STR(sa_proto_task_path(SA_API_DEFAULT),
+    CHECK_STR(sa__proto_task_path(SA_API_V2_0), "/s2s/v2.0/task/skin-analysis");
+    CHECK_STR(sa__proto_task_path(SA_API_V2_1), "/s2s/v2.1/task/skin-analysis");
+    CHECK_STR(sa__proto_task_path(SA_API_DEFAULT),
               "/s2s/v2.1/task/skin-analysis");
 }
 
@@ -53,25 +53,25 @@ TEST(file_create_body)
 {
     size_t len;
     char *want = example("request-file-create.json", &len);
-    char *body = sa_proto_file_create_body(
+    char *body = sa__proto_file_create_body(
         NULL, "image/png", "skin_analysis_01_3dbd1b6683.png", 547541);
     REQUIRE(want && body);
     CHECK(same_json(body, want));
     free(body);
     free(want);
-    body = sa_proto_file_create_body(NULL, "image/jpeg", "a \"b\"\\c.jpg",
+    body = sa__proto_file_create_body(NULL, "image/jpeg", "a \"b\"\\c.jpg",
                                      UINT64_C(9999999999));
     CHECK_STR(body, "{\"files\":[{\"content_type\":\"image/jpeg\","
                     "\"file_name\":\"a \\\"b\\\"\\\\c.jpg\","
                     "\"file_size\":9999999999}]}");
     free(body);
-    CHECK(sa_proto_file_create_body(NULL, NULL, "x", 1) == NULL);
+    CHECK(sa__proto_file_create_body(NULL, NULL, "x", 1) == NULL);
 }
 
 static int parse_fc(const char *body, char **id, sa_upload_spec *up,
                     char *err, size_t errlen)
 {
-    return sa_proto_parse_file_create(NULL, body, strlen(body), 64, id, up,
+    return sa__proto_parse_file_create(NULL, body, strlen(body), 64, id, up,
                                       err, errlen);
 }
 
@@ -82,7 +82,7 @@ TEST(file_create_example)
     char err[256] = "";
     sa_upload_spec up;
     REQUIRE(body);
-    CHECK_EQ_INT(sa_proto_parse_file_create(NULL, body, len, 64, &id, &up,
+    CHECK_EQ_INT(sa__proto_parse_file_create(NULL, body, len, 64, &id, &up,
                                             err, sizeof err),
                  SA_OK);
     CHECK_STR(id, "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/"
@@ -94,7 +94,7 @@ TEST(file_create_example)
     CHECK_STR(up.headers[0], "Content-Length: 547541");
     CHECK_STR(up.headers[1], "Content-Type: image/png");
     free(id);
-    sa_upload_spec_free(NULL, &up);
+    sa__upload_spec_free(NULL, &up);
     CHECK(up.headers == NULL && up.n_headers == 0);
     free(body);
 }
@@ -117,7 +117,7 @@ TEST(file_create_tolerant)
     CHECK_STR(up.headers[0], "Content-Length: 50000");
     CHECK_STR(up.headers[1], "Content-Type: image/jpeg");
     free(id);
-    sa_upload_spec_free(NULL, &up);
+    sa__upload_spec_free(NULL, &up);
     /* no headers at all */
     CHECK_EQ_INT(parse_fc("{\"data\":{\"files\":[{\"file_id\":\"f\","
                           "\"requests\":[{\"method\":\"PUT\",\"url\":"
@@ -126,7 +126,7 @@ TEST(file_create_tolerant)
                  SA_OK);
     CHECK_EQ_INT(up.n_headers, 0);
     free(id);
-    sa_upload_spec_free(NULL, &up);
+    sa__upload_spec_free(NULL, &up);
 }
 
 /* A readable answer whose slot can never be used: SA_OK with the reason
@@ -170,7 +170,7 @@ TEST(file_create_unusable_slots)
         if (rows[i].why && strcmp(up.unusable, rows[i].why) != 0)
             HARNESS_FAIL("row %zu: \"%s\"", i, up.unusable);
         free(id);
-        sa_upload_spec_free(NULL, &up);
+        sa__upload_spec_free(NULL, &up);
     }
 }
 
@@ -206,12 +206,12 @@ TEST(file_create_header_allow_list)
     CHECK_EQ_INT(up.n_headers, sizeof sent / sizeof sent[0]);
     for (i = 0; i < up.n_headers && i < sizeof sent / sizeof sent[0]; i++)
         CHECK_STR(up.headers[i], sent[i]);
-    CHECK(sa_proto_upload_header_allowed("X-AMZ-DATE"));
-    CHECK(!sa_proto_upload_header_allowed("x-amz"));
-    CHECK(!sa_proto_upload_header_allowed("Content-Typo"));
-    CHECK(!sa_proto_upload_header_allowed(NULL));
+    CHECK(sa__proto_upload_header_allowed("X-AMZ-DATE"));
+    CHECK(!sa__proto_upload_header_allowed("x-amz"));
+    CHECK(!sa__proto_upload_header_allowed("Content-Typo"));
+    CHECK(!sa__proto_upload_header_allowed(NULL));
     free(id);
-    sa_upload_spec_free(NULL, &up);
+    sa__upload_spec_free(NULL, &up);
 }
 
 TEST(file_create_hostile)
@@ -292,16 +292,16 @@ TEST(file_create_hostile)
         char *id, err[256];
         sa_upload_spec up;
         int k;
-        sa_buf_init(&b, NULL, 0);
-        sa_buf_appendf(&b, "{\"data\":{\"files\":[{\"file_id\":\"f\","
+        sa__buf_init(&b, NULL, 0);
+        sa__buf_appendf(&b, "{\"data\":{\"files\":[{\"file_id\":\"f\","
                            "\"requests\":[{\"url\":\"https://h/\","
                            "\"headers\":{");
-        for (k = 0; k < 33; k++) sa_buf_appendf(&b, "%s\"H%d\":\"v\"",
+        for (k = 0; k < 33; k++) sa__buf_appendf(&b, "%s\"H%d\":\"v\"",
                                                 k ? "," : "", k);
-        sa_buf_appendf(&b, "}}]}]}}");
+        sa__buf_appendf(&b, "}}]}]}}");
         CHECK_EQ_INT(parse_fc(b.data, &id, &up, err, sizeof err),
                      SA_ERR_PROTOCOL);
-        sa_buf_free(&b);
+        sa__buf_free(&b);
     }
 }
 
@@ -332,13 +332,13 @@ TEST(task_body_examples)
     p.pf_camera_kit = 0;
     p.mask_overlay = 0;
     want = example("request-task-v21-sd-json.json", &len);
-    body = sa_proto_task_body(NULL, &p);
+    body = sa__proto_task_body(NULL, &p);
     REQUIRE(want && body);
     CHECK(same_json(body, want));
     free(want);
     free(body);
 
-    REQUIRE(sa_json_parse(extra_text, strlen(extra_text), 8, &extra) ==
+    REQUIRE(sa__json_parse(extra_text, strlen(extra_text), 8, &extra) ==
             SA_OK);
     memset(&p, 0, sizeof p);
     p.src_file_url = "https://example.com/selfie.jpg";
@@ -350,7 +350,7 @@ TEST(task_body_examples)
     p.mask_overlay = 1;
     p.miniserver_args = extra;
     want = example("request-task-v20-hd-zip.json", &len);
-    body = sa_proto_task_body(NULL, &p);
+    body = sa__proto_task_body(NULL, &p);
     REQUIRE(want && body);
     CHECK(same_json(body, want));
     CHECK(strstr(body, "pf_camera_kit") == NULL);
@@ -375,21 +375,21 @@ TEST(task_body_options)
     p.api_version = SA_API_V2_1;
     p.pf_camera_kit = -1;
     p.mask_overlay = -1;
-    body = sa_proto_task_body(NULL, &p);
+    body = sa__proto_task_body(NULL, &p);
     CHECK_STR(body, "{\"src_file_url\":\"https://h/\\\"q\\\".jpg\","
                     "\"dst_actions\":[\"pore\"],\"format\":\"json\"}");
     free(body);
 
     p.pf_camera_kit = 1;
-    body = sa_proto_task_body(NULL, &p);
+    body = sa__proto_task_body(NULL, &p);
     CHECK(body && strstr(body, ",\"pf_camera_kit\":true}") != NULL);
     free(body);
 
     /* extra args alone; then mask_overlay wins over the same extra key */
-    REQUIRE(sa_json_parse(ms, strlen(ms), 8, &extra) == SA_OK);
+    REQUIRE(sa__json_parse(ms, strlen(ms), 8, &extra) == SA_OK);
     p.pf_camera_kit = -1;
     p.miniserver_args = extra;
-    body = sa_proto_task_body(NULL, &p);
+    body = sa__proto_task_body(NULL, &p);
     CHECK_STR(body, "{\"src_file_url\":\"https://h/\\\"q\\\".jpg\","
                     "\"dst_actions\":[\"pore\"],\"miniserver_args\":{"
                     "\"enable_mask_overlay\":true,"
@@ -397,7 +397,7 @@ TEST(task_body_options)
                     "\"format\":\"json\"}");
     free(body);
     p.mask_overlay = 0;
-    body = sa_proto_task_body(NULL, &p);
+    body = sa__proto_task_body(NULL, &p);
     CHECK_STR(body, "{\"src_file_url\":\"https://h/\\\"q\\\".jpg\","
                     "\"dst_actions\":[\"pore\"],\"miniserver_args\":{"
                     "\"enable_mask_overlay\":false,"
@@ -410,7 +410,7 @@ TEST(task_body_options)
     extra = cJSON_CreateObject();
     p.mask_overlay = -1;
     p.miniserver_args = extra;
-    body = sa_proto_task_body(NULL, &p);
+    body = sa__proto_task_body(NULL, &p);
     CHECK(body && strstr(body, "miniserver_args") == NULL);
     free(body);
     cJSON_Delete(extra);
@@ -418,19 +418,19 @@ TEST(task_body_options)
     /* contract violations */
     p.miniserver_args = NULL;
     p.src_file_id = "id";
-    CHECK(sa_proto_task_body(NULL, &p) == NULL); /* two sources */
+    CHECK(sa__proto_task_body(NULL, &p) == NULL); /* two sources */
     p.src_file_url = NULL;
     p.src_file_id = NULL;
-    CHECK(sa_proto_task_body(NULL, &p) == NULL); /* none */
+    CHECK(sa__proto_task_body(NULL, &p) == NULL); /* none */
     p.src_file_id = "id";
     p.n_actions = 0;
-    CHECK(sa_proto_task_body(NULL, &p) == NULL);
-    CHECK(sa_proto_task_body(NULL, NULL) == NULL);
+    CHECK(sa__proto_task_body(NULL, &p) == NULL);
+    CHECK(sa__proto_task_body(NULL, NULL) == NULL);
 }
 
 static int parse_tc(const char *body, char **id, char *err, size_t n)
 {
-    return sa_proto_parse_task_create(NULL, body, strlen(body), 64, id, err,
+    return sa__proto_parse_task_create(NULL, body, strlen(body), 64, id, err,
                                       n);
 }
 
@@ -440,7 +440,7 @@ TEST(task_create_parse)
     char *body = example("task-create-response.json", &len), *id = NULL;
     char err[256];
     REQUIRE(body);
-    CHECK_EQ_INT(sa_proto_parse_task_create(NULL, body, len, 64, &id, err,
+    CHECK_EQ_INT(sa__proto_parse_task_create(NULL, body, len, 64, &id, err,
                                             sizeof err),
                  SA_OK);
     CHECK_STR(id,
@@ -499,7 +499,7 @@ TEST(task_create_parse)
             free(id);
             id = NULL;
         }
-        CHECK_EQ_INT(sa_proto_id_ok("abc", 4), 0);  /* a NUL inside */
+        CHECK_EQ_INT(sa__proto_id_ok("abc", 4), 0);  /* a NUL inside */
     }
     CHECK_EQ_INT(parse_tc("{\"data\":{\"task_id\":{}}}", &id, err,
                           sizeof err),
@@ -521,7 +521,7 @@ TEST(task_create_parse)
 static int parse_st(const char *body, sa_status_info *si, char *err,
                     size_t n)
 {
-    return sa_proto_parse_status(NULL, body, strlen(body), 64, "tid", si,
+    return sa__proto_parse_status(NULL, body, strlen(body), 64, "tid", si,
                                  err, n);
 }
 
@@ -549,7 +549,7 @@ TEST(status_examples)
             HARNESS_FAIL("missing %s", rows[i].file);
             continue;
         }
-        CHECK_EQ_INT(sa_proto_parse_status(NULL, body, len, 64, "tid", &si,
+        CHECK_EQ_INT(sa__proto_parse_status(NULL, body, len, 64, "tid", &si,
                                            err, sizeof err),
                      SA_OK);
         CHECK_EQ_INT(si.task_status, rows[i].task_status);
@@ -562,7 +562,7 @@ TEST(status_examples)
             CHECK(si.engine_error == NULL);
         }
         if (si.result) CHECK_STR(sa_result_task_id(si.result), "tid");
-        sa_status_info_free(NULL, &si);
+        sa__status_info_free(NULL, &si);
         CHECK(si.result == NULL && si.engine_error == NULL);
         free(body);
     }
@@ -577,26 +577,26 @@ TEST(status_details)
                           &si, err, sizeof err),
                  SA_OK);
     CHECK_EQ_INT(si.polling_interval_ms, 1500);
-    sa_status_info_free(NULL, &si);
+    sa__status_info_free(NULL, &si);
     CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"RUNNING\","
                           "\"polling_interval\":\"2000\"}}",
                           &si, err, sizeof err),
                  SA_OK);
     CHECK_EQ_INT(si.task_status, SA_TASK_RUNNING);
     CHECK_EQ_INT(si.polling_interval_ms, 2000);
-    sa_status_info_free(NULL, &si);
+    sa__status_info_free(NULL, &si);
     CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"running\","
                           "\"polling_interval\":0}}",
                           &si, err, sizeof err),
                  SA_OK);
     CHECK_EQ_INT(si.polling_interval_ms, -1); /* nonsense ignored */
-    sa_status_info_free(NULL, &si);
+    sa__status_info_free(NULL, &si);
     CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"running\","
                           "\"polling_interval\":1e12}}",
                           &si, err, sizeof err),
                  SA_OK);
     CHECK_EQ_INT(si.polling_interval_ms, 86400000); /* clamped */
-    sa_status_info_free(NULL, &si);
+    sa__status_info_free(NULL, &si);
 
     /* a task_status the API does not document: "not finished yet", with
      * the string kept (redacted, cut, control characters replaced) */
@@ -608,7 +608,7 @@ TEST(status_details)
     CHECK_STR(si.unknown_status, "queued");
     CHECK_EQ_INT(si.polling_interval_ms, 1500);
     CHECK(si.result == NULL);
-    sa_status_info_free(NULL, &si);
+    sa__status_info_free(NULL, &si);
     CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"a\\tb "
                           "https://h/p?sig=secret 0123456789012345678901234567"
                           "890123456789012345678901234567890123456789\"}}",
@@ -618,12 +618,12 @@ TEST(status_details)
     CHECK(strncmp(si.unknown_status, "a?b https://h/p?[...] 0123", 26) == 0);
     CHECK(strstr(si.unknown_status, "secret") == NULL);
     CHECK(strlen(si.unknown_status) == sizeof si.unknown_status - 1);
-    sa_status_info_free(NULL, &si);
+    sa__status_info_free(NULL, &si);
     CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"\"}}", &si, err,
                           sizeof err),
                  SA_OK);
     CHECK_EQ_INT(si.task_status, SA_TASK_UNKNOWN);
-    sa_status_info_free(NULL, &si);
+    sa__status_info_free(NULL, &si);
 
     /* engine error with an unknown code, a numeric code and no message */
     CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"error\",\"error\":"
@@ -632,14 +632,14 @@ TEST(status_details)
                  SA_OK);
     CHECK_STR(si.engine_error, "error_brand_new");
     CHECK_STR(si.engine_message, "a b"); /* control characters removed */
-    sa_status_info_free(NULL, &si);
+    sa__status_info_free(NULL, &si);
     CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"error\","
                           "\"error\":500}}",
                           &si, err, sizeof err),
                  SA_OK);
     CHECK_STR(si.engine_error, "500");
     CHECK(si.engine_message == NULL);
-    sa_status_info_free(NULL, &si);
+    sa__status_info_free(NULL, &si);
 }
 
 TEST(status_bad)
@@ -705,14 +705,14 @@ TEST(status_bad)
         char err[256];
         const char *deep = "{\"data\":{\"task_status\":\"running\",\"x\":"
                            "[[[[[[[[[[]]]]]]]]]]}}";
-        CHECK_EQ_INT(sa_proto_parse_status(NULL, deep, strlen(deep), 8, NULL,
+        CHECK_EQ_INT(sa__proto_parse_status(NULL, deep, strlen(deep), 8, NULL,
                                            &si, err, sizeof err),
                      SA_ERR_LIMIT);
         CHECK_STR(err, "status response: JSON nested deeper than 8 levels");
-        CHECK_EQ_INT(sa_proto_parse_status(NULL, deep, strlen(deep), 12,
+        CHECK_EQ_INT(sa__proto_parse_status(NULL, deep, strlen(deep), 12,
                                            NULL, &si, err, sizeof err),
                      SA_OK);
-        sa_status_info_free(NULL, &si);
+        sa__status_info_free(NULL, &si);
     }
 }
 
@@ -742,7 +742,7 @@ static void check_classify(const classify_row *r, size_t i)
     } else if (body) {
         len = strlen(body);
     }
-    rc = sa_proto_classify(NULL, r->step, r->http, body, len, 64, &e);
+    rc = sa__proto_classify(NULL, r->step, r->http, body, len, 64, &e);
     if (rc != r->status || e.status != rc)
         HARNESS_FAIL("row %zu: status %d (%s)", i, rc, sa_status_name(rc));
     if (e.http_status != r->http) HARNESS_FAIL("row %zu: http", i);
@@ -754,7 +754,7 @@ static void check_classify(const classify_row *r, size_t i)
         (r->message && strcmp(r->message, e.message) != 0))
         HARNESS_FAIL("row %zu: message %s", i,
                      e.message ? e.message : "(null)");
-    sa_api_error_free(NULL, &e);
+    sa__api_error_free(NULL, &e);
     CHECK(e.error_code == NULL && e.message == NULL);
     free(file);
 }
@@ -865,42 +865,42 @@ TEST(classify_bounds)
     sa_api_error e;
     sa_buf b;
     int k;
-    sa_buf_init(&b, NULL, 0);
-    sa_buf_appendf(&b, "{\"error\":\"");
-    for (k = 0; k < 300; k++) sa_buf_appendf(&b, "\xc3\xa9"); /* 600 B */
-    sa_buf_appendf(&b, "\",\"error_code\":\"C\"}");
-    CHECK_EQ_INT(sa_proto_classify(NULL, SA_STEP_POLL, 400, b.data, b.len,
+    sa__buf_init(&b, NULL, 0);
+    sa__buf_appendf(&b, "{\"error\":\"");
+    for (k = 0; k < 300; k++) sa__buf_appendf(&b, "\xc3\xa9"); /* 600 B */
+    sa__buf_appendf(&b, "\",\"error_code\":\"C\"}");
+    CHECK_EQ_INT(sa__proto_classify(NULL, SA_STEP_POLL, 400, b.data, b.len,
                                    64, &e),
                  SA_ERR_BAD_REQUEST);
     REQUIRE(e.message != NULL);
     CHECK(strlen(e.message) <= 512);
     CHECK_EQ_INT(strlen(e.message) % 2, 0); /* cut between characters */
     CHECK_STR(e.error_code, "C");
-    sa_api_error_free(NULL, &e);
+    sa__api_error_free(NULL, &e);
     /* a NUL escape makes the JSON unreadable: the body is read as text
      * (its first line), never as a cut string */
-    CHECK_EQ_INT(sa_proto_classify(NULL, SA_STEP_POLL, 400,
+    CHECK_EQ_INT(sa__proto_classify(NULL, SA_STEP_POLL, 400,
                                    "{\"error\":\"E\",\"error_code\":\"C\\u0000D\"}",
                                    37, 64, &e),
                  SA_ERR_BAD_REQUEST);
     CHECK(e.error_code == NULL);
     CHECK_STR(e.message, "{\"error\":\"E\",\"error_code\":\"C\\u0000D\"}");
-    sa_api_error_free(NULL, &e);
-    sa_buf_reset(&b);
+    sa__api_error_free(NULL, &e);
+    sa__buf_reset(&b);
     /* over the bound, the cut falls at a space: a word the server echoed
      * (a key) is kept whole or dropped, never cut */
-    sa_buf_appendf(&b, "{\"error\":\"");
-    for (k = 0; k < 500; k++) sa_buf_appendf(&b, "x");
-    sa_buf_appendf(&b, " Bearer sk-echoed-0123456789abcdef\"}");
-    CHECK_EQ_INT(sa_proto_classify(NULL, SA_STEP_POLL, 401, b.data, b.len,
+    sa__buf_appendf(&b, "{\"error\":\"");
+    for (k = 0; k < 500; k++) sa__buf_appendf(&b, "x");
+    sa__buf_appendf(&b, " Bearer sk-echoed-0123456789abcdef\"}");
+    CHECK_EQ_INT(sa__proto_classify(NULL, SA_STEP_POLL, 401, b.data, b.len,
                                    64, &e),
                  SA_ERR_AUTH);
     REQUIRE(e.message != NULL);
     CHECK_EQ_INT(strlen(e.message), 507);
     CHECK(strstr(e.message, " Bearer") != NULL);
     CHECK(strstr(e.message, "sk-") == NULL);
-    sa_api_error_free(NULL, &e);
-    sa_buf_free(&b);
+    sa__api_error_free(NULL, &e);
+    sa__buf_free(&b);
 }
 
 int main(void)

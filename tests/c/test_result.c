@@ -82,10 +82,10 @@ TEST(json_hd)
 
     /* the results JSON round-trips */
     REQUIRE(sa_result_json(r) != NULL);
-    CHECK_EQ_INT(sa_json_parse(sa_result_json(r), strlen(sa_result_json(r)),
+    CHECK_EQ_INT(sa__json_parse(sa_result_json(r), strlen(sa_result_json(r)),
                                64, &back),
                  SA_OK);
-    CHECK(cJSON_GetArraySize(sa_json_get(back, "output")) == 15);
+    CHECK(cJSON_GetArraySize(sa__json_get(back, "output")) == 15);
     cJSON_Delete(back);
     sa_result_free(r);
 }
@@ -335,9 +335,9 @@ static sa_result *build_with_local_mem(counting *c)
     sa_result *r = NULL;
     char err[128];
     if (!text) return NULL;
-    if (sa_json_parse(text, len, 64, &root) == SA_OK)
-        sa_result_from_results(
-            &mem, sa_json_get(sa_json_get(root, "data"), "results"), "T1", &r,
+    if (sa__json_parse(text, len, 64, &root) == SA_OK)
+        sa__result_from_results(
+            &mem, sa__json_get(sa__json_get(root, "data"), "results"), "T1", &r,
             err, sizeof err);
     cJSON_Delete(root);
     free(text);
@@ -407,16 +407,16 @@ TEST(files_and_clone)
     char *json_copy;
     REQUIRE(rc == SA_OK && r != NULL);
     CHECK_EQ_INT(sa_result_file_count(r), 0);
-    CHECK_EQ_INT(sa_result_add_file(r, "a.png", png_magic, sizeof png_magic),
+    CHECK_EQ_INT(sa__result_add_file(r, "a.png", png_magic, sizeof png_magic),
                  SA_OK);
-    CHECK_EQ_INT(sa_result_add_file(r, "b.jpg", "\xff\xd8\xff\xe0", 4),
+    CHECK_EQ_INT(sa__result_add_file(r, "b.jpg", "\xff\xd8\xff\xe0", 4),
                  SA_OK);
-    CHECK_EQ_INT(sa_result_add_file(r, "c.bin", "GIF89a", 6), SA_OK);
-    CHECK_EQ_INT(sa_result_add_file(r, "empty", NULL, 0), SA_OK);
-    CHECK_EQ_INT(sa_result_add_file(r, NULL, "x", 1),
+    CHECK_EQ_INT(sa__result_add_file(r, "c.bin", "GIF89a", 6), SA_OK);
+    CHECK_EQ_INT(sa__result_add_file(r, "empty", NULL, 0), SA_OK);
+    CHECK_EQ_INT(sa__result_add_file(r, NULL, "x", 1),
                  SA_ERR_INVALID_ARGUMENT);
     for (i = 0; i < 20; i++) /* grows the file array */
-        CHECK_EQ_INT(sa_result_add_file(r, "more.png", png_magic, 8), SA_OK);
+        CHECK_EQ_INT(sa__result_add_file(r, "more.png", png_magic, 8), SA_OK);
     CHECK_EQ_INT(sa_result_file_count(r), 24);
     CHECK_EQ_INT(sa_result_file_format(r, 0), SA_IMAGE_PNG);
     CHECK_EQ_INT(sa_result_file_format(r, 1), SA_IMAGE_JPEG);
@@ -427,7 +427,7 @@ TEST(files_and_clone)
     CHECK_EQ_INT(len, 10);
     CHECK(sa_result_file_data(r, 0, NULL) != NULL);
 
-    CHECK_EQ_INT(sa_result_clone(NULL, r, &c), SA_OK);
+    CHECK_EQ_INT(sa__result_clone(NULL, r, &c), SA_OK);
     REQUIRE(c != NULL);
     json_copy = strdup(sa_result_json(r));
     sa_result_free(r); /* the clone owns everything it points to */
@@ -453,7 +453,7 @@ TEST(files_and_clone)
     CHECK_EQ_INT(sa_result_file_format(c, 0), SA_IMAGE_PNG);
     CHECK(memcmp(sa_result_file_data(c, 0, &len), png_magic, 10) == 0);
     sa_result_free(c);
-    CHECK_EQ_INT(sa_result_clone(NULL, NULL, &c), SA_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(sa__result_clone(NULL, NULL, &c), SA_ERR_INVALID_ARGUMENT);
     CHECK(c == NULL);
     free(json_copy);
 }
@@ -465,7 +465,7 @@ TEST(clone_zip_result)
                                  &rc);
     sa_result *c = NULL;
     REQUIRE(rc == SA_OK && r != NULL);
-    CHECK_EQ_INT(sa_result_clone(NULL, r, &c), SA_OK);
+    CHECK_EQ_INT(sa__result_clone(NULL, r, &c), SA_OK);
     sa_result_free(r);
     REQUIRE(c != NULL);
     CHECK_EQ_INT(sa_result_format(c), SA_FORMAT_ZIP);
@@ -499,9 +499,9 @@ TEST(scrub_hides_the_key_everywhere)
 
     r = parse_text(body, SA_PARSE_STATUS_BODY, &rc);
     REQUIRE(rc == SA_OK && r != NULL);
-    REQUIRE(sa_result_add_file(r, "sk-ECHOED-0123456789.png",
+    REQUIRE(sa__result_add_file(r, "sk-ECHOED-0123456789.png",
                                "\x89PNG\r\n\x1a\n", 8) == SA_OK);
-    CHECK_EQ_INT(sa_result_scrub(NULL, r, key, &copy), SA_OK);
+    CHECK_EQ_INT(sa__result_scrub(NULL, r, key, &copy), SA_OK);
     REQUIRE(copy != NULL);
     CHECK_EQ_INT(sa_result_count(copy), 2);
     s = sa_result_score(copy, 0);
@@ -530,13 +530,13 @@ TEST(scrub_hides_the_key_everywhere)
                        "\"success\",\"results\":[{\"type\":\"pore\"}]}}",
                        SA_PARSE_STATUS_BODY, &rc);
     REQUIRE(rc == SA_OK && plain != NULL);
-    CHECK_EQ_INT(sa_result_scrub(NULL, plain, key, &copy), SA_OK);
+    CHECK_EQ_INT(sa__result_scrub(NULL, plain, key, &copy), SA_OK);
     CHECK(copy == NULL);
-    CHECK_EQ_INT(sa_result_scrub(NULL, r, NULL, &copy), SA_OK);
+    CHECK_EQ_INT(sa__result_scrub(NULL, r, NULL, &copy), SA_OK);
     CHECK(copy == NULL);
-    CHECK_EQ_INT(sa_result_scrub(NULL, NULL, key, &copy), SA_OK);
+    CHECK_EQ_INT(sa__result_scrub(NULL, NULL, key, &copy), SA_OK);
     CHECK(copy == NULL);
-    CHECK_EQ_INT(sa_result_scrub(NULL, r, key, NULL),
+    CHECK_EQ_INT(sa__result_scrub(NULL, r, key, NULL),
                  SA_ERR_INVALID_ARGUMENT);
     /* every allocation of the copy may fail: NOMEM, nothing leaked */
     {
@@ -545,7 +545,7 @@ TEST(scrub_hides_the_key_everywhere)
         for (n = 1; n < 64 && !ok; n++) {
             fs_mem m;
             fs_mem_init(&m, n, 0);
-            rc = sa_result_scrub(&m.mem, r, key, &copy);
+            rc = sa__result_scrub(&m.mem, r, key, &copy);
             if (rc == SA_OK) {
                 ok = copy != NULL;
                 sa_result_free(copy);
@@ -565,7 +565,7 @@ TEST(scrub_hides_the_key_everywhere)
 
 /* Files of a fetch into a folder are a name and a path: the scrubbed
  * copy keeps them so (no empty file in memory instead), with the key
- * hidden in names and paths; sa_result_scrub_take hands the files over
+ * hidden in names and paths; sa__result_scrub_take hands the files over
  * without copying their bytes, and leaves src as it was when it fails. */
 TEST(scrub_keeps_files_on_disk_and_take_moves_the_bytes)
 {
@@ -580,15 +580,15 @@ TEST(scrub_keeps_files_on_disk_and_take_moves_the_bytes)
                    "\"results\":[{\"type\":\"pore\",\"ui_score\":5}]}}",
                    SA_PARSE_STATUS_BODY, &rc);
     REQUIRE(rc == SA_OK && r != NULL);
-    REQUIRE(sa_result_add_file(r, "held.png", png, sizeof png - 1) == SA_OK);
-    REQUIRE(sa_result_add_file_path(r, "a.png", "/tmp/x/a.png",
+    REQUIRE(sa__result_add_file(r, "held.png", png, sizeof png - 1) == SA_OK);
+    REQUIRE(sa__result_add_file_path(r, "a.png", "/tmp/x/a.png",
                                     SA_IMAGE_PNG) == SA_OK);
-    REQUIRE(sa_result_add_file_path(r, "sk-ECHOED-0123456789.png",
+    REQUIRE(sa__result_add_file_path(r, "sk-ECHOED-0123456789.png",
                                     "/tmp/sk-ECHOED-0123456789/b.png",
                                     SA_IMAGE_JPEG) == SA_OK);
     held = sa_result_file_data(r, 0, &len);
 
-    CHECK_EQ_INT(sa_result_scrub(NULL, r, key, &copy), SA_OK);
+    CHECK_EQ_INT(sa__result_scrub(NULL, r, key, &copy), SA_OK);
     REQUIRE(copy != NULL && sa_result_file_count(copy) == 3);
     CHECK(sa_result_file_data(copy, 0, &len) != held);  /* a copy */
     CHECK(len == sizeof png - 1);
@@ -602,7 +602,7 @@ TEST(scrub_keeps_files_on_disk_and_take_moves_the_bytes)
     sa_result_free(copy);
     copy = NULL;
 
-    CHECK_EQ_INT(sa_result_scrub_take(NULL, r, key, &copy), SA_OK);
+    CHECK_EQ_INT(sa__result_scrub_take(NULL, r, key, &copy), SA_OK);
     REQUIRE(copy != NULL && sa_result_file_count(copy) == 3);
     CHECK_EQ_INT(sa_result_file_count(r), 0);         /* handed over */
     CHECK(sa_result_file_data(copy, 0, &len) == held);  /* not copied */
@@ -616,10 +616,10 @@ TEST(scrub_keeps_files_on_disk_and_take_moves_the_bytes)
     sa_result_free(copy);
     copy = NULL;
     /* nothing to hide: no copy, src keeps its files */
-    REQUIRE(sa_result_add_file(r, "plain.png", png, 8) == SA_OK);
-    CHECK_EQ_INT(sa_result_scrub_take(NULL, r, key, &copy), SA_OK);
+    REQUIRE(sa__result_add_file(r, "plain.png", png, 8) == SA_OK);
+    CHECK_EQ_INT(sa__result_scrub_take(NULL, r, key, &copy), SA_OK);
     CHECK(copy == NULL && sa_result_file_count(r) == 1);
-    CHECK_EQ_INT(sa_result_scrub_take(NULL, r, key, NULL),
+    CHECK_EQ_INT(sa__result_scrub_take(NULL, r, key, NULL),
                  SA_ERR_INVALID_ARGUMENT);
     sa_result_free(r);
 
@@ -636,15 +636,15 @@ TEST(scrub_keeps_files_on_disk_and_take_moves_the_bytes)
                               "\"pore sk-ECHOED-0123456789\"}]}}",
                               SA_PARSE_STATUS_BODY, &rc);
             REQUIRE(base != NULL);
-            REQUIRE(sa_result_clone(&m.mem, base, &src) == SA_OK);
+            REQUIRE(sa__result_clone(&m.mem, base, &src) == SA_OK);
             sa_result_free(base);
-            REQUIRE(sa_result_add_file(src, "sk-ECHOED-0123456789.png", png,
+            REQUIRE(sa__result_add_file(src, "sk-ECHOED-0123456789.png", png,
                                        8) == SA_OK);
-            REQUIRE(sa_result_add_file_path(src, "a.png", "/tmp/x/a.png",
+            REQUIRE(sa__result_add_file_path(src, "a.png", "/tmp/x/a.png",
                                             SA_IMAGE_PNG) == SA_OK);
             held = sa_result_file_data(src, 0, &len);
             m.fail_at = m.calls + n;
-            rc = sa_result_scrub_take(&m.mem, src, key, &copy);
+            rc = sa__result_scrub_take(&m.mem, src, key, &copy);
             if (rc == SA_OK) {
                 ok = copy != NULL && sa_result_file_count(src) == 0 &&
                      sa_result_file_data(copy, 0, &len) == held;
@@ -681,24 +681,24 @@ TEST(urls)
         SA_PARSE_STATUS_BODY, &rc);
     const char *urls[8];
     REQUIRE(rc == SA_OK && r != NULL);
-    CHECK_EQ_INT(sa_result_urls(r, NULL, 0), 4);
-    CHECK_EQ_INT(sa_result_urls(r, urls, 2), 4); /* counts past max */
+    CHECK_EQ_INT(sa__result_urls(r, NULL, 0), 4);
+    CHECK_EQ_INT(sa__result_urls(r, urls, 2), 4); /* counts past max */
     CHECK_STR(urls[1], "https://h/x/pore_nose.png#frag");
-    CHECK_EQ_INT(sa_result_urls(r, urls, 8), 4);
+    CHECK_EQ_INT(sa__result_urls(r, urls, 8), 4);
     CHECK_STR(urls[0], "https://h/x/pore.png?X-Sig=1&a=b");
     CHECK_STR(urls[2], "https://h/acne.png");
     CHECK_STR(urls[3], "https://h/r/resized.jpg?s=2");
-    CHECK_EQ_INT(sa_result_urls(NULL, urls, 8), 0);
-    CHECK_STR(sa_result_find_url(r, "pore.png"),
+    CHECK_EQ_INT(sa__result_urls(NULL, urls, 8), 0);
+    CHECK_STR(sa__result_find_url(r, "pore.png"),
               "https://h/x/pore.png?X-Sig=1&a=b");
-    CHECK_STR(sa_result_find_url(r, "pore_nose.png"),
+    CHECK_STR(sa__result_find_url(r, "pore_nose.png"),
               "https://h/x/pore_nose.png#frag");
-    CHECK_STR(sa_result_find_url(r, "resized.jpg"),
+    CHECK_STR(sa__result_find_url(r, "resized.jpg"),
               "https://h/r/resized.jpg?s=2");
-    CHECK(sa_result_find_url(r, "nothing.png") == NULL);
-    CHECK(sa_result_find_url(r, "") == NULL);
-    CHECK(sa_result_find_url(r, NULL) == NULL);
-    CHECK(sa_result_find_url(NULL, "pore.png") == NULL);
+    CHECK(sa__result_find_url(r, "nothing.png") == NULL);
+    CHECK(sa__result_find_url(r, "") == NULL);
+    CHECK(sa__result_find_url(r, NULL) == NULL);
+    CHECK(sa__result_find_url(NULL, "pore.png") == NULL);
     sa_result_free(r);
 }
 
@@ -706,9 +706,9 @@ static void check_name(const char *url, size_t buflen, const char *want)
 {
     char buf[64];
     memset(buf, 'Z', sizeof buf);
-    sa_url_file_name(url, buf, buflen);
+    sa__url_file_name(url, buf, buflen);
     if (strcmp(buf, want) != 0)
-        HARNESS_FAIL("sa_url_file_name(%s) = '%s', want '%s'",
+        HARNESS_FAIL("sa__url_file_name(%s) = '%s', want '%s'",
                      url ? url : "(null)", buf, want);
 }
 
@@ -730,7 +730,7 @@ TEST(url_file_names)
     check_name("https://h/abcdefgh.png", 8, ""); /* does not fit: none */
     check_name("https://h/abcdef.png", 11, "abcdef.png");
     check_name(NULL, 64, "");
-    sa_url_file_name("https://h/a.png", NULL, 10); /* no crash */
+    sa__url_file_name("https://h/a.png", NULL, 10); /* no crash */
 }
 
 /* Which result files are masks: the one rule composites and the

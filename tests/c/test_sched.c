@@ -30,30 +30,30 @@ static void st_init(st *t)
     memset(t, 0, sizeof *t);
     fs_mem_init(&t->m, 0, 0);
     sa_client_options_init(&t->o);
-    for (i = 0; i < N_ITEMS; i++) sa_sched_item_init(&t->it[i]);
+    for (i = 0; i < N_ITEMS; i++) sa__sched_item_init(&t->it[i]);
     t->now = T0;
 }
 
 static int st_start(st *t)
 {
-    return sa_sched_init(&t->s, &t->m.mem, &t->o);
+    return sa__sched_init(&t->s, &t->m.mem, &t->o);
 }
 
 static void st_end(st *t)
 {
-    sa_sched_free(&t->s);
+    sa__sched_free(&t->s);
     if (t->m.live != 0) HARNESS_FAIL("%ld allocations leaked", t->m.live);
 }
 
 static void park(st *t, int i, int step)
 {
-    sa_sched_park_api(&t->s, &t->it[i], step, t->now);
+    sa__sched_park_api(&t->s, &t->it[i], step, t->now);
 }
 
 /* The job whose request the scheduler lets go now, or -1. */
 static int next(st *t)
 {
-    sa_sched_item *it = sa_sched_next_api(&t->s, t->now);
+    sa_sched_item *it = sa__sched_next_api(&t->s, t->now);
     return it ? (int)(it - t->it) : -1;
 }
 
@@ -78,12 +78,12 @@ TEST(parameters_follow_the_options)
 
     st_init(&t);
     CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(sa_sched_limited(&t.s), 1);
+    CHECK_EQ_INT(sa__sched_limited(&t.s), 1);
     CHECK_EQ_INT(t.s.admit_cap, 6);         /* 0.8 * 250 * 10 s / 300 s */
     CHECK_EQ_INT(t.s.reserve_max, 200);
     CHECK_EQ_INT(t.s.penalty_ms, 1000);
     CHECK_EQ_INT(t.s.max_uploads, 8);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), -1);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), -1);
     st_end(&t);
 
     st_init(&t);
@@ -104,7 +104,7 @@ TEST(parameters_follow_the_options)
     st_init(&t);                            /* no long window: no cap */
     t.o.rate_window_max = 0;
     CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(sa_sched_limited(&t.s), 1);
+    CHECK_EQ_INT(sa__sched_limited(&t.s), 1);
     CHECK_EQ_INT(t.s.admit_cap, 0);
     CHECK_EQ_INT(t.s.reserve_max, 0);
     st_end(&t);
@@ -112,7 +112,7 @@ TEST(parameters_follow_the_options)
     st_init(&t);                            /* limiter off */
     t.o.rate_limit = 0;
     CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(sa_sched_limited(&t.s), 0);
+    CHECK_EQ_INT(sa__sched_limited(&t.s), 0);
     CHECK_EQ_INT(t.s.admit_cap, 0);
     CHECK_EQ_INT(t.s.reserve_max, 0);
     st_end(&t);
@@ -122,8 +122,8 @@ TEST(parameters_follow_the_options)
     CHECK_EQ_INT(st_start(&t), SA_ERR_INVALID_ARGUMENT);
     st_end(&t);
     memset(&z, 0, sizeof z);                /* free is safe when zeroed */
-    sa_sched_free(&z);
-    sa_sched_free(NULL);
+    sa__sched_free(&z);
+    sa__sched_free(NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -147,13 +147,13 @@ TEST(polls_first_most_urgent_first)
     park(&t, 1, SA_STEP_TASK_CREATE);
     park(&t, 3, SA_STEP_POLL);
     park(&t, 2, SA_STEP_POLL);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), t.now);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), t.now);
     CHECK_EQ_INT(next(&t), 2);
     CHECK_EQ_INT(next(&t), 3);
     CHECK_EQ_INT(next(&t), 1);
     CHECK_EQ_INT(next(&t), 0);
     CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), -1);  /* nothing waits */
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), -1);  /* nothing waits */
     CHECK_EQ_INT(t.s.n_admitted, 4);
     /* a poll or task create sent moves the anchor; a file create not */
     CHECK_EQ_INT(t.it[2].poll_anchor, T0 + 5000);
@@ -200,15 +200,15 @@ TEST(admission_cap_holds_first_requests)
     for (i = 0; i < 8; i++) park(&t, i, SA_STEP_FILE_CREATE);
     for (i = 0; i < 5; i++) CHECK_EQ_INT(next(&t), i);
     CHECK_EQ_INT(next(&t), -1);             /* 5 per second */
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), T0 + 1000 + G);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000 + G);
     t.now = T0 + 1000 + G;
     CHECK_EQ_INT(next(&t), 5);
     CHECK_EQ_INT(t.s.n_admitted, 6);
     /* the cap, not the limiter: job 6 waits with 244 slots free, until
      * the oldest send leaves the window or a job ends */
     CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), T0 + 300000 + G);
-    CHECK_EQ_INT(sa_sched_waiting(&t.it[6]), 1);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 300000 + G);
+    CHECK_EQ_INT(sa__sched_waiting(&t.it[6]), 1);
     /* a poll of a job never admitted goes past the cap and admits not */
     park(&t, 10, SA_STEP_POLL);
     CHECK_EQ_INT(next(&t), 10);
@@ -219,15 +219,15 @@ TEST(admission_cap_holds_first_requests)
     CHECK_EQ_INT(next(&t), 0);
     CHECK_EQ_INT(next(&t), -1);
     /* job 1 ends: job 6 goes at once, job 7 still waits */
-    sa_sched_unadmit(&t.s, &t.it[1], t.now);
+    sa__sched_unadmit(&t.s, &t.it[1], t.now);
     CHECK_EQ_INT(t.s.n_admitted, 5);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), t.now);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), t.now);
     CHECK_EQ_INT(next(&t), 6);
     CHECK_EQ_INT(next(&t), -1);
     CHECK_EQ_INT(t.s.n_admitted, 6);
     /* unadmitting twice, or a job never admitted, changes nothing */
-    sa_sched_unadmit(&t.s, &t.it[1], t.now);
-    sa_sched_unadmit(&t.s, &t.it[7], t.now);
+    sa__sched_unadmit(&t.s, &t.it[1], t.now);
+    sa__sched_unadmit(&t.s, &t.it[7], t.now);
     CHECK_EQ_INT(t.s.n_admitted, 6);
     CHECK_EQ_INT(next(&t), -1);
     t.now += 1000 + G;
@@ -243,10 +243,10 @@ TEST(admission_cap_holds_first_requests)
     CHECK_EQ_INT(next(&t), 11);
     CHECK_EQ_INT(t.s.n_admitted, 7);
     CHECK_EQ_INT(next(&t), -1);             /* job 7: the cap holds */
-    sa_sched_unadmit(&t.s, &t.it[11], t.now);
+    sa__sched_unadmit(&t.s, &t.it[11], t.now);
     CHECK_EQ_INT(t.s.n_admitted, 6);
     CHECK_EQ_INT(next(&t), -1);
-    sa_sched_withdraw(&t.it[7]);
+    sa__sched_withdraw(&t.it[7]);
     st_end(&t);
 }
 
@@ -285,7 +285,7 @@ TEST(reserve_keeps_a_slot_per_admitted_job)
      * T0 + 1100 + 60000 - 30000 */
     park(&t, 1, SA_STEP_POLL);
     CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), T0 + 31100);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 31100);
     t.now = T0 + 31099;
     CHECK_EQ_INT(next(&t), -1);
     t.now = T0 + 31100;
@@ -298,10 +298,10 @@ TEST(reserve_keeps_a_slot_per_admitted_job)
      * four: not when the three file creates leave it (room 4), but when
      * the task creates do too (room 7) */
     CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), T0 + 60000 + G);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 60000 + G);
     t.now = T0 + 60000 + G;
     CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), T0 + 61100 + G);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 61100 + G);
     t.now = T0 + 61100 + G;
     CHECK_EQ_INT(next(&t), 3);
     CHECK_EQ_INT(t.s.n_admitted, 4);
@@ -324,7 +324,7 @@ TEST(rate_edge_sixth_request_waits_a_second)
     for (i = 0; i < 6; i++) park(&t, i, SA_STEP_POLL);
     for (i = 0; i < 5; i++) CHECK_EQ_INT(next(&t), i);
     CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), T0 + 1000 + G);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000 + G);
     t.now = T0 + 1000 + G - 1;
     CHECK_EQ_INT(next(&t), -1);
     t.now = T0 + 1000 + G;
@@ -349,7 +349,7 @@ TEST(full_window_holds_even_urgent_polls)
     t.now = T0 + 2000 + 2 * G;
     park(&t, 10, SA_STEP_POLL);
     CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), T0 + 60000 + G);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 60000 + G);
     t.now = T0 + 60000 + G - 1;
     CHECK_EQ_INT(next(&t), -1);
     t.now = T0 + 60000 + G;
@@ -364,10 +364,10 @@ TEST(a_429_pauses_every_api_request)
 
     st_init(&t);
     REQUIRE(st_start(&t) == SA_OK);
-    sa_sched_penalize(&t.s, t.now);
+    sa__sched_penalize(&t.s, t.now);
     park(&t, 0, SA_STEP_POLL);
     CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), T0 + 1000);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000);
     t.now = T0 + 999;
     CHECK_EQ_INT(next(&t), -1);
     t.now = T0 + 1000;
@@ -377,10 +377,10 @@ TEST(a_429_pauses_every_api_request)
     st_init(&t);
     t.o.backoff_initial_ms = 3000;
     REQUIRE(st_start(&t) == SA_OK);
-    sa_sched_penalize(&t.s, t.now);
+    sa__sched_penalize(&t.s, t.now);
     park(&t, 0, SA_STEP_FILE_CREATE);
     CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), T0 + 3000);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 3000);
     st_end(&t);
 }
 
@@ -394,7 +394,7 @@ TEST(limiter_off_holds_nothing)
     st_init(&t);
     t.o.rate_limit = 0;
     REQUIRE(st_start(&t) == SA_OK);
-    CHECK_EQ_INT(sa_sched_limited(&t.s), 0);
+    CHECK_EQ_INT(sa__sched_limited(&t.s), 0);
     for (i = 0; i < 50; i++) park(&t, i, SA_STEP_FILE_CREATE);
     for (i = 0; i < 50; i++) CHECK_EQ_INT(next(&t), i);
     CHECK_EQ_INT(t.s.n_admitted, 50);
@@ -410,10 +410,10 @@ TEST(withdrawn_request_never_goes)
     REQUIRE(st_start(&t) == SA_OK);
     park(&t, 0, SA_STEP_TASK_CREATE);
     park(&t, 1, SA_STEP_FILE_CREATE);
-    CHECK_EQ_INT(sa_sched_waiting(&t.it[0]), 1);
-    sa_sched_withdraw(&t.it[0]);
-    CHECK_EQ_INT(sa_sched_waiting(&t.it[0]), 0);
-    sa_sched_withdraw(&t.it[0]);            /* not waiting: nothing */
+    CHECK_EQ_INT(sa__sched_waiting(&t.it[0]), 1);
+    sa__sched_withdraw(&t.it[0]);
+    CHECK_EQ_INT(sa__sched_waiting(&t.it[0]), 0);
+    sa__sched_withdraw(&t.it[0]);            /* not waiting: nothing */
     CHECK_EQ_INT(next(&t), 1);
     CHECK_EQ_INT(next(&t), -1);
     CHECK_EQ_INT(t.s.n_admitted, 1);
@@ -435,34 +435,34 @@ TEST(upload_queue_caps_and_keeps_order)
     st_init(&t);
     t.o.max_uploads = 2;
     REQUIRE(st_start(&t) == SA_OK);
-    CHECK_EQ_INT(sa_sched_upload_must_wait(&t.s), 0);
-    sa_sched_upload_started(&t.s);
-    sa_sched_upload_started(&t.s);
-    CHECK_EQ_INT(sa_sched_upload_must_wait(&t.s), 1);
-    sa_sched_park_upload(&t.s, &t.it[0]);
-    sa_sched_park_upload(&t.s, &t.it[1]);
-    sa_sched_park_upload(&t.s, &t.it[2]);
-    CHECK(sa_sched_next_upload(&t.s) == NULL);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), -1);   /* no room */
-    sa_sched_upload_ended(&t.s);
-    CHECK_EQ_INT(sa_sched_upload_must_wait(&t.s), 1);   /* behind others */
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), t.now);
-    it = sa_sched_next_upload(&t.s);
+    CHECK_EQ_INT(sa__sched_upload_must_wait(&t.s), 0);
+    sa__sched_upload_started(&t.s);
+    sa__sched_upload_started(&t.s);
+    CHECK_EQ_INT(sa__sched_upload_must_wait(&t.s), 1);
+    sa__sched_park_upload(&t.s, &t.it[0]);
+    sa__sched_park_upload(&t.s, &t.it[1]);
+    sa__sched_park_upload(&t.s, &t.it[2]);
+    CHECK(sa__sched_next_upload(&t.s) == NULL);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), -1);   /* no room */
+    sa__sched_upload_ended(&t.s);
+    CHECK_EQ_INT(sa__sched_upload_must_wait(&t.s), 1);   /* behind others */
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), t.now);
+    it = sa__sched_next_upload(&t.s);
     CHECK(it == &t.it[0]);
-    sa_sched_upload_started(&t.s);
-    CHECK(sa_sched_next_upload(&t.s) == NULL);
-    sa_sched_upload_ended(&t.s);
-    sa_sched_upload_ended(&t.s);
-    CHECK(sa_sched_next_upload(&t.s) == &t.it[1]);
-    sa_sched_upload_started(&t.s);
+    sa__sched_upload_started(&t.s);
+    CHECK(sa__sched_next_upload(&t.s) == NULL);
+    sa__sched_upload_ended(&t.s);
+    sa__sched_upload_ended(&t.s);
+    CHECK(sa__sched_next_upload(&t.s) == &t.it[1]);
+    sa__sched_upload_started(&t.s);
     /* a waiting upload can be withdrawn (its job was cancelled) */
-    sa_sched_withdraw(&t.it[2]);
-    CHECK(sa_sched_next_upload(&t.s) == NULL);
-    CHECK_EQ_INT(sa_sched_upload_must_wait(&t.s), 0);   /* room, none wait */
+    sa__sched_withdraw(&t.it[2]);
+    CHECK(sa__sched_next_upload(&t.s) == NULL);
+    CHECK_EQ_INT(sa__sched_upload_must_wait(&t.s), 0);   /* room, none wait */
     CHECK_EQ_INT(t.s.peak_uploads, 2);
     /* uploads never touch the limiter or the admission count */
     CHECK_EQ_INT(t.s.n_admitted, 0);
-    sa_sched_upload_ended(&t.s);
+    sa__sched_upload_ended(&t.s);
     CHECK_EQ_INT(t.s.n_uploads, 0);
     st_end(&t);
 }
@@ -477,8 +477,8 @@ TEST(upload_queue_without_cap)
     t.o.max_uploads = 0;
     REQUIRE(st_start(&t) == SA_OK);
     for (i = 0; i < 100; i++) {
-        CHECK_EQ_INT(sa_sched_upload_must_wait(&t.s), 0);
-        sa_sched_upload_started(&t.s);
+        CHECK_EQ_INT(sa__sched_upload_must_wait(&t.s), 0);
+        sa__sched_upload_started(&t.s);
     }
     CHECK_EQ_INT(t.s.peak_uploads, 100);
     st_end(&t);
@@ -496,16 +496,16 @@ TEST(ready_at_is_the_earliest_of_both_queues)
     for (i = 0; i < 6; i++) park(&t, i, SA_STEP_POLL);
     for (i = 0; i < 5; i++) CHECK_EQ_INT(next(&t), i);
     CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), T0 + 1000 + G);
-    sa_sched_upload_started(&t.s);
-    sa_sched_park_upload(&t.s, &t.it[10]);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), T0 + 1000 + G);
-    sa_sched_upload_ended(&t.s);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), t.now);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000 + G);
+    sa__sched_upload_started(&t.s);
+    sa__sched_park_upload(&t.s, &t.it[10]);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000 + G);
+    sa__sched_upload_ended(&t.s);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), t.now);
     /* a caller that stopped early asks to look again */
-    sa_sched_withdraw(&t.it[10]);
-    sa_sched_recheck(&t.s, t.now + 1);
-    CHECK_EQ_INT(sa_sched_ready_at(&t.s, t.now), t.now + 1);
+    sa__sched_withdraw(&t.it[10]);
+    sa__sched_recheck(&t.s, t.now + 1);
+    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), t.now + 1);
     st_end(&t);
 }
 

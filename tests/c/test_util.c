@@ -63,31 +63,31 @@ TEST(buf_append_limit_steal)
     sa_buf b;
     char *s;
     int i;
-    sa_buf_init(&b, NULL, 10);
-    CHECK_EQ_INT(sa_buf_append(&b, "12345", 5), SA_OK);
-    CHECK_EQ_INT(sa_buf_appendf(&b, "%d%s", 67, "8"), SA_OK);
+    sa__buf_init(&b, NULL, 10);
+    CHECK_EQ_INT(sa__buf_append(&b, "12345", 5), SA_OK);
+    CHECK_EQ_INT(sa__buf_appendf(&b, "%d%s", 67, "8"), SA_OK);
     CHECK_STR(b.data, "12345678");
-    CHECK_EQ_INT(sa_buf_append(&b, "abc", 3), SA_ERR_LIMIT);
+    CHECK_EQ_INT(sa__buf_append(&b, "abc", 3), SA_ERR_LIMIT);
     CHECK_STR(b.data, "12345678"); /* unchanged */
-    CHECK_EQ_INT(sa_buf_appendf(&b, "%s", "abc"), SA_ERR_LIMIT);
-    CHECK_EQ_INT(sa_buf_append(&b, "90", 2), SA_OK);
+    CHECK_EQ_INT(sa__buf_appendf(&b, "%s", "abc"), SA_ERR_LIMIT);
+    CHECK_EQ_INT(sa__buf_append(&b, "90", 2), SA_OK);
     CHECK_EQ_INT(b.len, 10);
-    sa_buf_reset(&b);
+    sa__buf_reset(&b);
     CHECK_EQ_INT(b.len, 0);
     CHECK_STR(b.data, "");
-    sa_buf_free(&b);
+    sa__buf_free(&b);
 
-    sa_buf_init(&b, NULL, 0);
-    for (i = 0; i < 1000; i++) CHECK_EQ_INT(sa_buf_append(&b, "xy", 2), SA_OK);
+    sa__buf_init(&b, NULL, 0);
+    for (i = 0; i < 1000; i++) CHECK_EQ_INT(sa__buf_append(&b, "xy", 2), SA_OK);
     CHECK_EQ_INT(b.len, 2000);
     CHECK_EQ_INT(strlen(b.data), 2000);
-    s = sa_buf_steal(&b);
+    s = sa__buf_steal(&b);
     CHECK(b.data == NULL && b.len == 0);
     CHECK_EQ_INT(strlen(s), 2000);
     free(s);
 
-    sa_buf_init(&b, NULL, 0);
-    s = sa_buf_steal(&b); /* nothing appended: an empty string */
+    sa__buf_init(&b, NULL, 0);
+    s = sa__buf_steal(&b); /* nothing appended: an empty string */
     CHECK_STR(s, "");
     free(s);
 }
@@ -303,7 +303,7 @@ TEST(status_classes)
 static int parse_rc(const char *text, int depth)
 {
     cJSON *root = NULL;
-    int rc = sa_json_parse(text, strlen(text), depth, &root);
+    int rc = sa__json_parse(text, strlen(text), depth, &root);
     cJSON_Delete(root);
     return rc;
 }
@@ -335,27 +335,27 @@ TEST(json_valid_and_invalid)
     /* embedded NUL, in and out of strings */
     {
         cJSON *root = NULL;
-        CHECK_EQ_INT(sa_json_parse("\"a\0b\"", 5, 8, &root), SA_ERR_PROTOCOL);
-        CHECK_EQ_INT(sa_json_parse("{}\0", 3, 8, &root), SA_ERR_PROTOCOL);
-        CHECK_EQ_INT(sa_json_parse(NULL, 0, 8, &root), SA_ERR_PROTOCOL);
-        CHECK_EQ_INT(sa_json_parse("{}", 2, 8, NULL),
+        CHECK_EQ_INT(sa__json_parse("\"a\0b\"", 5, 8, &root), SA_ERR_PROTOCOL);
+        CHECK_EQ_INT(sa__json_parse("{}\0", 3, 8, &root), SA_ERR_PROTOCOL);
+        CHECK_EQ_INT(sa__json_parse(NULL, 0, 8, &root), SA_ERR_PROTOCOL);
+        CHECK_EQ_INT(sa__json_parse("{}", 2, 8, NULL),
                      SA_ERR_INVALID_ARGUMENT);
     }
-    /* sa_json_nul_only: refused only for a NUL (a whole text that holds
+    /* sa__json_nul_only: refused only for a NUL (a whole text that holds
      * one), not for a cut or garbled one */
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (sa_json_nul_only(bad[i], strlen(bad[i]), 64)
+        if (sa__json_nul_only(bad[i], strlen(bad[i]), 64)
             != (strstr(bad[i], "\\u0000") != NULL))
             HARNESS_FAIL("nul_only '%s'", bad[i]);
     for (i = 0; i < sizeof good / sizeof good[0]; i++)
-        if (sa_json_nul_only(good[i], strlen(good[i]), 64))
+        if (sa__json_nul_only(good[i], strlen(good[i]), 64))
             HARNESS_FAIL("nul_only good '%s'", good[i]);
-    CHECK_EQ_INT(sa_json_nul_only("\"a\0b\"", 5, 8), 1);
-    CHECK_EQ_INT(sa_json_nul_only("{\"a\\u0000\":[1,2]}", 17, 8), 1);
-    CHECK_EQ_INT(sa_json_nul_only("{\"a\\u0000\":[1,2]", 16, 8), 0);
-    CHECK_EQ_INT(sa_json_nul_only("{}\0", 3, 8), 0);
-    CHECK_EQ_INT(sa_json_nul_only("[[\"\\u0000\"]]", 12, 1), 0);  /* depth */
-    CHECK_EQ_INT(sa_json_nul_only(NULL, 0, 8), 0);
+    CHECK_EQ_INT(sa__json_nul_only("\"a\0b\"", 5, 8), 1);
+    CHECK_EQ_INT(sa__json_nul_only("{\"a\\u0000\":[1,2]}", 17, 8), 1);
+    CHECK_EQ_INT(sa__json_nul_only("{\"a\\u0000\":[1,2]", 16, 8), 0);
+    CHECK_EQ_INT(sa__json_nul_only("{}\0", 3, 8), 0);
+    CHECK_EQ_INT(sa__json_nul_only("[[\"\\u0000\"]]", 12, 1), 0);  /* depth */
+    CHECK_EQ_INT(sa__json_nul_only(NULL, 0, 8), 0);
 }
 
 TEST(json_length_delimited)
@@ -363,12 +363,12 @@ TEST(json_length_delimited)
     /* only len bytes count: the rest of the buffer is never looked at */
     const char text[] = "{\"a\":1}GARBAGE";
     cJSON *root = NULL;
-    CHECK_EQ_INT(sa_json_parse(text, 7, 8, &root), SA_OK);
+    CHECK_EQ_INT(sa__json_parse(text, 7, 8, &root), SA_OK);
     REQUIRE(root != NULL);
     CHECK_EQ_INT(cJSON_GetObjectItem(root, "a")->valueint, 1);
     cJSON_Delete(root);
-    CHECK_EQ_INT(sa_json_parse(text, 6, 8, &root), SA_ERR_PROTOCOL);
-    CHECK_EQ_INT(sa_json_parse(text, 8, 8, &root), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(sa__json_parse(text, 6, 8, &root), SA_ERR_PROTOCOL);
+    CHECK_EQ_INT(sa__json_parse(text, 8, 8, &root), SA_ERR_PROTOCOL);
 }
 
 static char *nested(int depth, char open, char close)
@@ -419,39 +419,39 @@ TEST(json_accessors)
     double v = 0;
     char *d;
     int nomem = 7;
-    REQUIRE(sa_json_parse(t, strlen(t), 8, &root) == SA_OK);
-    CHECK_STR(sa_json_string(root, "s"), "str");
-    CHECK(sa_json_string(root, "n") == NULL);
-    CHECK(sa_json_string(root, "missing") == NULL);
-    CHECK(sa_json_get(root, "z") == NULL); /* null is absent */
-    CHECK(sa_json_get(NULL, "z") == NULL);
-    z = sa_json_get(root, "s");
-    CHECK(sa_json_get(z, "x") == NULL); /* not an object */
-    CHECK_EQ_INT(sa_json_number(root, "n", &v), 1);
+    REQUIRE(sa__json_parse(t, strlen(t), 8, &root) == SA_OK);
+    CHECK_STR(sa__json_string(root, "s"), "str");
+    CHECK(sa__json_string(root, "n") == NULL);
+    CHECK(sa__json_string(root, "missing") == NULL);
+    CHECK(sa__json_get(root, "z") == NULL); /* null is absent */
+    CHECK(sa__json_get(NULL, "z") == NULL);
+    z = sa__json_get(root, "s");
+    CHECK(sa__json_get(z, "x") == NULL); /* not an object */
+    CHECK_EQ_INT(sa__json_number(root, "n", &v), 1);
     CHECK_NEAR(v, 12.5, 0);
-    CHECK_EQ_INT(sa_json_number(root, "ns", &v), 1);
+    CHECK_EQ_INT(sa__json_number(root, "ns", &v), 1);
     CHECK_NEAR(v, 57.33, 0);
-    CHECK_EQ_INT(sa_json_number(root, "e", &v), 1);
+    CHECK_EQ_INT(sa__json_number(root, "e", &v), 1);
     CHECK_NEAR(v, 1000, 0);
-    CHECK_EQ_INT(sa_json_number(root, "bad", &v), 0);
-    CHECK_EQ_INT(sa_json_number(root, "hex", &v), 0);
-    CHECK_EQ_INT(sa_json_number(root, "b", &v), 0);
-    CHECK_EQ_INT(sa_json_number(root, "z", &v), 0);
-    d = sa_json_dup_scalar(NULL, sa_json_get(root, "i"), &nomem);
+    CHECK_EQ_INT(sa__json_number(root, "bad", &v), 0);
+    CHECK_EQ_INT(sa__json_number(root, "hex", &v), 0);
+    CHECK_EQ_INT(sa__json_number(root, "b", &v), 0);
+    CHECK_EQ_INT(sa__json_number(root, "z", &v), 0);
+    d = sa__json_dup_scalar(NULL, sa__json_get(root, "i"), &nomem);
     CHECK_STR(d, "547541");
     CHECK_EQ_INT(nomem, 0);
     free(d);
-    d = sa_json_dup_scalar(NULL, sa_json_get(root, "neg"), NULL);
+    d = sa__json_dup_scalar(NULL, sa__json_get(root, "neg"), NULL);
     CHECK_STR(d, "-3");
     free(d);
-    d = sa_json_dup_scalar(NULL, sa_json_get(root, "s"), NULL);
+    d = sa__json_dup_scalar(NULL, sa__json_get(root, "s"), NULL);
     CHECK_STR(d, "str");
     free(d);
-    CHECK(sa_json_dup_scalar(NULL, sa_json_get(root, "frac"), NULL) == NULL);
-    CHECK(sa_json_dup_scalar(NULL, sa_json_get(root, "big"), NULL) == NULL);
-    CHECK(sa_json_dup_scalar(NULL, sa_json_get(root, "huge"), NULL) == NULL);
-    CHECK(sa_json_dup_scalar(NULL, sa_json_get(root, "b"), NULL) == NULL);
-    CHECK(sa_json_dup_scalar(NULL, NULL, NULL) == NULL);
+    CHECK(sa__json_dup_scalar(NULL, sa__json_get(root, "frac"), NULL) == NULL);
+    CHECK(sa__json_dup_scalar(NULL, sa__json_get(root, "big"), NULL) == NULL);
+    CHECK(sa__json_dup_scalar(NULL, sa__json_get(root, "huge"), NULL) == NULL);
+    CHECK(sa__json_dup_scalar(NULL, sa__json_get(root, "b"), NULL) == NULL);
+    CHECK(sa__json_dup_scalar(NULL, NULL, NULL) == NULL);
     cJSON_Delete(root);
 }
 
@@ -468,9 +468,9 @@ TEST(json_number_strings_exact)
         double a = 0, b = 0;
         snprintf(text, sizeof text, "{\"n\":%s,\"s\":\"%s\"}", nums[i],
                  nums[i]);
-        REQUIRE(sa_json_parse(text, strlen(text), 4, &root) == SA_OK);
-        CHECK_EQ_INT(sa_json_number(root, "n", &a), 1);
-        CHECK_EQ_INT(sa_json_number(root, "s", &b), 1);
+        REQUIRE(sa__json_parse(text, strlen(text), 4, &root) == SA_OK);
+        CHECK_EQ_INT(sa__json_number(root, "n", &a), 1);
+        CHECK_EQ_INT(sa__json_number(root, "s", &b), 1);
         if (a != b) HARNESS_FAIL("%s: %.17g != %.17g", nums[i], a, b);
         cJSON_Delete(root);
     }
@@ -489,51 +489,51 @@ TEST(json_raw_at)
     const char *s;
     size_t n;
     cJSON *root = NULL;
-    REQUIRE(sa_json_parse(t, strlen(t), 8, &root) == SA_OK);
+    REQUIRE(sa__json_parse(t, strlen(t), 8, &root) == SA_OK);
     cJSON_Delete(root);
-    CHECK_EQ_INT(sa_json_raw_at(t, strlen(t), p1, 4, &s, &n), 1);
+    CHECK_EQ_INT(sa__json_raw_at(t, strlen(t), p1, 4, &s, &n), 1);
     CHECK_EQ_INT(n, 21);
     CHECK(strncmp(s, "123456789012345678901", n) == 0);
-    CHECK_EQ_INT(sa_json_raw_at(t, strlen(t), p2, 2, &s, &n), 1);
+    CHECK_EQ_INT(sa__json_raw_at(t, strlen(t), p2, 2, &s, &n), 1);
     CHECK(n == 3 && strncmp(s, "-42", 3) == 0);
-    CHECK_EQ_INT(sa_json_raw_at(t, strlen(t), p3, 2, &s, &n), 1);
+    CHECK_EQ_INT(sa__json_raw_at(t, strlen(t), p3, 2, &s, &n), 1);
     CHECK(n == 9 && strncmp(s, "{\"a\":\"}\"}", 9) == 0);
-    CHECK_EQ_INT(sa_json_raw_at(t, strlen(t), p4, 2, &s, &n), 0);
-    CHECK_EQ_INT(sa_json_raw_at(t, strlen(t), p5, 2, &s, &n), 0);
-    CHECK_EQ_INT(sa_json_raw_at(t, 10, p2, 2, &s, &n), 0); /* cut short */
+    CHECK_EQ_INT(sa__json_raw_at(t, strlen(t), p4, 2, &s, &n), 0);
+    CHECK_EQ_INT(sa__json_raw_at(t, strlen(t), p5, 2, &s, &n), 0);
+    CHECK_EQ_INT(sa__json_raw_at(t, 10, p2, 2, &s, &n), 0); /* cut short */
 }
 
 TEST(json_writer)
 {
     sa_buf b;
     cJSON *o = cJSON_CreateObject();
-    sa_buf_init(&b, NULL, 0);
-    CHECK_EQ_INT(sa_json_put_string(&b, "a\"b\\c/\n\t\x01\xc3\xa9"), SA_OK);
+    sa__buf_init(&b, NULL, 0);
+    CHECK_EQ_INT(sa__json_put_string(&b, "a\"b\\c/\n\t\x01\xc3\xa9"), SA_OK);
     CHECK_STR(b.data, "\"a\\\"b\\\\c/\\n\\t\\u0001\xc3\xa9\"");
-    sa_buf_reset(&b);
-    CHECK_EQ_INT(sa_json_put_string(&b, NULL), SA_OK);
+    sa__buf_reset(&b);
+    CHECK_EQ_INT(sa__json_put_string(&b, NULL), SA_OK);
     CHECK_STR(b.data, "null");
-    sa_buf_reset(&b);
+    sa__buf_reset(&b);
     cJSON_AddNumberToObject(o, "x", 0.4);
     cJSON_AddStringToObject(o, "c", "3D3D3D");
-    CHECK_EQ_INT(sa_json_put_item(&b, o), SA_OK);
+    CHECK_EQ_INT(sa__json_put_item(&b, o), SA_OK);
     CHECK_STR(b.data, "{\"x\":0.4,\"c\":\"3D3D3D\"}");
-    sa_buf_free(&b);
+    sa__buf_free(&b);
     cJSON_Delete(o);
     /* the output of the writer parses back */
-    sa_buf_init(&b, NULL, 0);
+    sa__buf_init(&b, NULL, 0);
     {
         cJSON *root = NULL;
         char all[256];
         int i;
         for (i = 1; i < 256; i++) all[i - 1] = (char)i;
         all[255] = '\0';
-        CHECK_EQ_INT(sa_json_put_string(&b, all), SA_OK);
-        CHECK_EQ_INT(sa_json_parse(b.data, b.len, 4, &root), SA_OK);
+        CHECK_EQ_INT(sa__json_put_string(&b, all), SA_OK);
+        CHECK_EQ_INT(sa__json_parse(b.data, b.len, 4, &root), SA_OK);
         CHECK(cJSON_IsString(root) && strcmp(root->valuestring, all) == 0);
         cJSON_Delete(root);
     }
-    sa_buf_free(&b);
+    sa__buf_free(&b);
 }
 
 /* Every example body of the spec is valid JSON for the scanner and cJSON
@@ -556,13 +556,13 @@ TEST(json_examples_and_prefixes)
             HARNESS_FAIL("cannot read %s", path);
             continue;
         }
-        CHECK_EQ_INT(sa_json_parse(text, len, 64, &root), SA_OK);
+        CHECK_EQ_INT(sa__json_parse(text, len, 64, &root), SA_OK);
         cJSON_Delete(root);
         end = len;
         while (end > 0 && (text[end - 1] == '\n' || text[end - 1] == ' '))
             end--;
         for (cut = 0; cut < end; cut++) {
-            int rc = sa_json_parse(text, cut, 64, &root);
+            int rc = sa__json_parse(text, cut, 64, &root);
             cJSON_Delete(root);
             root = NULL;
             if (rc != SA_ERR_PROTOCOL) {
@@ -583,7 +583,7 @@ static void *parse_worker(void *arg)
     for (i = 0; i < 2000; i++) {
         cJSON *root = NULL;
         const char *t = (i % 2) ? "{\"a\":[1,2,3]}" : "{\"a\":[1,2,3";
-        int rc = sa_json_parse(t, strlen(t), 8, &root);
+        int rc = sa__json_parse(t, strlen(t), 8, &root);
         if (rc != ((i % 2) ? SA_OK : SA_ERR_PROTOCOL)) (*bad)++;
         cJSON_Delete(root);
     }

@@ -228,7 +228,7 @@ TEST(total_bound)
     sa_result *r = NULL;
 
     REQUIRE(data != NULL);
-    REQUIRE(sa_result_from_zip(NULL, data, len, 0, 0, NULL, &r, err,
+    REQUIRE(sa__result_from_zip(NULL, data, len, 0, 0, NULL, &r, err,
                                sizeof err) == SA_OK);
     for (i = 0; i < sa_result_file_count(r); i++) {
         sa_result_file_data(r, i, &flen);
@@ -236,11 +236,11 @@ TEST(total_bound)
     }
     sa_result_free(r);
     r = NULL;
-    CHECK_EQ_INT(sa_result_from_zip(NULL, data, len, 0, total, NULL, &r, err,
+    CHECK_EQ_INT(sa__result_from_zip(NULL, data, len, 0, total, NULL, &r, err,
                                     sizeof err), SA_OK);
     sa_result_free(r);
     r = NULL;
-    CHECK_EQ_INT(sa_result_from_zip(NULL, data, len, 0, total - 1, NULL, &r,
+    CHECK_EQ_INT(sa__result_from_zip(NULL, data, len, 0, total - 1, NULL, &r,
                                     err, sizeof err), SA_ERR_LIMIT);
     CHECK(r == NULL);
     CHECK(strstr(err, "add up to more than") != NULL);
@@ -293,7 +293,7 @@ TEST(failing_allocator)
         sa_result *r = NULL;
         int rc;
         f.left = n;
-        rc = sa_result_from_zip(&mem, data, len, 0, 0, "T9", &r, err,
+        rc = sa__result_from_zip(&mem, data, len, 0, 0, "T9", &r, err,
                                 sizeof err);
         if (rc == SA_OK) {
             ok = 1;

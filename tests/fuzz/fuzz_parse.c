@@ -1,7 +1,7 @@
 /*
  * fuzz_parse.c - libFuzzer target over everything that reads a response
- * body: sa_json_parse (checked against cJSON itself), the file-create,
- * task-create and status parsers, sa_proto_classify for several steps and
+ * body: sa__json_parse (checked against cJSON itself), the file-create,
+ * task-create and status parsers, sa__proto_classify for several steps and
  * HTTP statuses, and sa_result_parse of both kinds.  Besides the sanitizers
  * it checks the invariants the rest of the library relies on and abort()s
  * when one breaks.
@@ -77,20 +77,20 @@ static void check_id(const char *id)
 /* The scanner accepts exactly a subset of what cJSON accepts, so a NULL
  * from cJSON after an accepted scan (reported as NOMEM) is a bug.  No text
  * with a NUL in a string is accepted (cJSON would cut the string); one
- * refused only for that (sa_json_nul_only) does hold one. */
+ * refused only for that (sa__json_nul_only) does hold one. */
 static void fuzz_json(const char *text, size_t size)
 {
     static const char *const path[] = {"data", "files", "[0]", "file_id"};
     cJSON *root = NULL;
     const char *raw;
     size_t n;
-    int rc = sa_json_parse(text, size, FUZZ_DEPTH, &root);
+    int rc = sa__json_parse(text, size, FUZZ_DEPTH, &root);
     require(rc != SA_ERR_NOMEM);
     require((rc == SA_OK) == (root != NULL));
     if (rc == SA_OK) require(!has_nul_in_string(text, size));
-    if (sa_json_nul_only(text, size, FUZZ_DEPTH))
+    if (sa__json_nul_only(text, size, FUZZ_DEPTH))
         require(rc == SA_ERR_PROTOCOL && has_nul_in_string(text, size));
-    if (rc == SA_OK && sa_json_raw_at(text, size, path, 4, &raw, &n))
+    if (rc == SA_OK && sa__json_raw_at(text, size, path, 4, &raw, &n))
         require(raw >= text && raw + n <= text + size && n > 0);
     cJSON_Delete(root);
 }
@@ -100,7 +100,7 @@ static void fuzz_file_create(const char *text, size_t size)
     char *id = NULL, err[256];
     sa_upload_spec up;
     size_t i;
-    int rc = sa_proto_parse_file_create(NULL, text, size, FUZZ_DEPTH, &id,
+    int rc = sa__proto_parse_file_create(NULL, text, size, FUZZ_DEPTH, &id,
                                         &up, err, sizeof err);
     if (rc != SA_OK) {
         require(!id && !up.url && !up.method && !up.headers);
@@ -126,16 +126,16 @@ static void fuzz_file_create(const char *text, size_t size)
                 (size_t)(colon - up.headers[i]) < sizeof name);
         memcpy(name, up.headers[i], (size_t)(colon - up.headers[i]));
         name[colon - up.headers[i]] = '\0';
-        require(sa_proto_upload_header_allowed(name));
+        require(sa__proto_upload_header_allowed(name));
     }
     free(id);
-    sa_upload_spec_free(NULL, &up);
+    sa__upload_spec_free(NULL, &up);
 }
 
 static void fuzz_task_create(const char *text, size_t size)
 {
     char *id = NULL, err[256];
-    int rc = sa_proto_parse_task_create(NULL, text, size, FUZZ_DEPTH, &id,
+    int rc = sa__proto_parse_task_create(NULL, text, size, FUZZ_DEPTH, &id,
                                         err, sizeof err);
     require((rc == SA_OK) == (id != NULL));
     if (id) check_id(id);
@@ -165,7 +165,7 @@ static void fuzz_status(const char *text, size_t size)
 {
     sa_status_info si;
     char err[256];
-    int rc = sa_proto_parse_status(NULL, text, size, FUZZ_DEPTH, "t", &si,
+    int rc = sa__proto_parse_status(NULL, text, size, FUZZ_DEPTH, "t", &si,
                                    err, sizeof err);
     if (rc != SA_OK) {
         require(!si.result && !si.engine_error && !si.engine_message);
@@ -181,7 +181,7 @@ static void fuzz_status(const char *text, size_t size)
     check_text(si.engine_error, 512, 0);
     check_text(si.engine_message, 512, 0);
     if (si.result) walk_result(si.result);
-    sa_status_info_free(NULL, &si);
+    sa__status_info_free(NULL, &si);
 }
 
 static void fuzz_classify(const char *text, size_t size)
@@ -195,12 +195,12 @@ static void fuzz_classify(const char *text, size_t size)
     size_t i;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sa_api_error e;
-        int rc = sa_proto_classify(NULL, cases[i].step, cases[i].http, text,
+        int rc = sa__proto_classify(NULL, cases[i].step, cases[i].http, text,
                                    size, FUZZ_DEPTH, &e);
         require(rc == e.status && rc < 0 && rc != SA_ERR_NOMEM);
         check_text(e.error_code, 512, 0);
         check_text(e.message, 512, 0);
-        sa_api_error_free(NULL, &e);
+        sa__api_error_free(NULL, &e);
     }
 }
 

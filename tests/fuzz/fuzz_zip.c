@@ -28,7 +28,7 @@ static void check_result(const sa_result *r)
         require(sa_result_file_data(r, i, &len) != NULL);
     }
     require(sa_result_json(r) != NULL);
-    if (sa_result_clone(NULL, r, &c) != SA_OK) return;
+    if (sa__result_clone(NULL, r, &c) != SA_OK) return;
     require(sa_result_count(c) == sa_result_count(r));
     require(sa_result_file_count(c) == sa_result_file_count(r));
     require(strcmp(sa_result_json(c), sa_result_json(r)) == 0);
@@ -39,7 +39,7 @@ static void check_result(const sa_result *r)
         size_t n = sa_result_file_count(c);
         const void *first = n ? sa_result_file_data(c, 0, &len) : NULL;
         sa_result *t = NULL;
-        if (sa_result_scrub_take(NULL, c, secret, &t) == SA_OK && t) {
+        if (sa__result_scrub_take(NULL, c, secret, &t) == SA_OK && t) {
             require(sa_result_file_count(c) == 0);
             require(sa_result_file_count(t) == n);
             require(!n || sa_result_file_data(t, 0, &len) == first);

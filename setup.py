@@ -40,7 +40,7 @@ def header_version():
             match = re.search(r'#define\s+SA_VERSION\s+"([^"]+)"', fh.read())
     except OSError:
         match = None
-    return match.group(1) if match else "0.1.0"
+    return match.group(1) if match else "0.2.0"
 
 
 def run(cmd):

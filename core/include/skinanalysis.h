@@ -91,14 +91,14 @@ extern "C" {
 /* ------------------------------------------------------------------ */
 
 #define SA_VERSION_MAJOR 0
-#define SA_VERSION_MINOR 1
+#define SA_VERSION_MINOR 2
 #define SA_VERSION_PATCH 0
-#define SA_VERSION "0.1.0"
+#define SA_VERSION "0.2.0"
 /* 0xMMmmpp */
 #define SA_VERSION_NUM \
     ((SA_VERSION_MAJOR << 16) | (SA_VERSION_MINOR << 8) | SA_VERSION_PATCH)
 
-/* The version of the linked library: "0.1.0".  Bindings compare it with
+/* The version of the linked library: "0.2.0".  Bindings compare it with
  * SA_VERSION_NUM at load time. */
 SA_API const char *sa_version(void);
 SA_API int sa_version_num(void);

@@ -168,7 +168,7 @@ TEST(version)
 {
     CHECK_STR(sa_version(), SA_VERSION);
     CHECK_EQ_INT(sa_version_num(), SA_VERSION_NUM);
-    CHECK_EQ_INT(SA_VERSION_NUM, 0x000100);
+    CHECK_EQ_INT(SA_VERSION_NUM, 0x000200);
 }
 
 TEST(global_init_required_and_nesting)

@@ -1,6 +1,6 @@
 -- LuaRocks package of the Lua 5.4 module `skinanalysis`.
 --
---   luarocks make skinanalysis-0.1.0-1.rockspec          (from a checkout)
+--   luarocks make skinanalysis-0.2.0-1.rockspec          (from a checkout)
 --
 -- The builtin backend compiles the C core (core/src) straight into
 -- skinanalysis/core.so together with the binding (bindings/lua), as the
@@ -8,13 +8,13 @@
 -- are external dependencies (Debian: libcurl4-openssl-dev libcjson-dev).
 rockspec_format = "3.0"
 package = "skinanalysis"
-version = "0.1.0-1"
+version = "0.2.0-1"
 
 -- The project has no public repository yet: build from a checkout with
 -- `luarocks make`.  Set source.url to the release archive when there is one.
 source = {
   url = "git+file:///work/main",
-  tag = "v0.1.0",
+  tag = "v0.2.0",
 }
 
 description = {

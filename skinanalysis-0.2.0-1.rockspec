@@ -74,6 +74,7 @@ build = {
         "core/src/job_account.c",
         "core/src/job_answers.c",
         "core/src/job_fetch.c",
+        "core/src/job_read.c",
         "core/src/json.c",
         "core/src/limiter.c",
         "core/src/options.c",

@@ -1217,8 +1217,14 @@ static void *tight_thread(void *ud)
     }
     sa_client_free(c);
     tr->responses_429 = emu_counter(&tr->e, "responses_429");
-    tr->gaps_ok = emu_check_invariants(&tr->e, 20, 4.0, 1, tr->why,
-                                       sizeof tr->why) == 0;
+    /* max_poll_interval is 4 s.  The learned planner (the default) places
+     * a poll up to 20 % short of it when the window binds, as here; under
+     * valgrind a poll can lag its place by more than that margin (the
+     * whole client runs 20-50 times slower and the emulator measures
+     * arrivals), so there the bound gets one second more. */
+    tr->gaps_ok = emu_check_invariants(&tr->e, 20,
+                                       under_valgrind() ? 5.0 : 4.0, 1,
+                                       tr->why, sizeof tr->why) == 0;
     tr->ms = (long)(now_ms() - t0);
     return NULL;
 }

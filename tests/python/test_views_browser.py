@@ -93,7 +93,12 @@ def _chromium(args, timeout=90):
     with tempfile.TemporaryDirectory(prefix="sa-chromium-") as profile:
         cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
                "--no-first-run", "--hide-scrollbars", "--user-data-dir=" + profile] + args
-        return subprocess.run(cmd, capture_output=True, timeout=timeout)
+        # the browser is not the code under test: under tests/python/run_asan.sh
+        # the sanitizer runtime is preloaded for the extension, and chromium
+        # with it preloaded does not start (it hung until the timeout)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
+        return subprocess.run(cmd, capture_output=True, timeout=timeout, env=env)
 
 
 def screenshot(html_path, name, size=(1000, 1100), dark=False):

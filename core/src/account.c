@@ -417,21 +417,11 @@ static const char *const op_names[] = {
 static void account_config(const sa_client *c, sa_job *j,
                            int64_t deadline_at, sa_job_config *cfg)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->mem = j->mem;
-    cfg->base_url = c->base_url;
-    cfg->api_version = SA_API_V2_0;
-    cfg->request_timeout_ms = c->opt.request_timeout_ms;
-    cfg->upload_timeout_ms = c->opt.upload_timeout_ms;
-    cfg->poll_interval_ms = c->opt.poll_interval_ms;
-    cfg->max_poll_interval_ms = c->opt.max_poll_interval_ms;
-    cfg->deadline_at_ms = deadline_at;
-    cfg->max_polls = c->opt.max_polls;
-    cfg->max_retries = c->opt.max_retries;
-    cfg->backoff_initial_ms = c->opt.backoff_initial_ms;
-    cfg->backoff_max_ms = c->opt.backoff_max_ms;
-    cfg->max_json_depth = c->opt.max_json_depth;
-    cfg->rng = &j->rng;
+    sa__fetch_config(c, j, SA_API_V2_0, deadline_at, cfg);
+    /* no result download: no file budget, no low-speed cut-off */
+    cfg->max_files_bytes = 0;
+    cfg->low_speed_limit = 0;
+    cfg->low_speed_time_ms = 0;
 }
 
 static int account_job(sa_client *c, int op, const char *task_id,

@@ -82,8 +82,9 @@ void sa_fetch_options_init_sized(sa_fetch_options *opts, size_t struct_size)
     sa__struct_init(opts, struct_size, &d, sizeof d);
 }
 
-/* The settings of a download or fetch machine, from the options. */
-static void fetch_config(const sa_client *c, sa_job *j, int api_version,
+/* The settings of a download or fetch machine, from the options (also the
+ * base of an account machine's: account.c). */
+void sa__fetch_config(const sa_client *c, sa_job *j, int api_version,
                          int64_t deadline_at, sa_job_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -276,7 +277,7 @@ static int start_child(sa_client *c, sa_job *j, const char *url,
     k->dl->index = index;
     snprintf(k->dl->name, sizeof k->dl->name, "%s", name);
     sa__file_out_init(&k->dl->out, fx->dir);   /* fd -1, even in memory */
-    fetch_config(c, k, j->api_version, j->deadline_at, &cfg);
+    sa__fetch_config(c, k, j->api_version, j->deadline_at, &cfg);
     rc = sa__jobsm_new_download(&cfg, url, sa__jobsm_task_id(j->sm), now,
                                &k->sm);
     if (rc != SA_OK) {
@@ -537,7 +538,7 @@ int sa_client_fetch(sa_client *client, sa_job *done_job,
     j->user_data = opts->user_data;
     j->api_version = done_job->api_version;
     j->deadline_at = now + c->opt.job_deadline_ms;
-    fetch_config(c, j, j->api_version, j->deadline_at, &cfg);
+    sa__fetch_config(c, j, j->api_version, j->deadline_at, &cfg);
     /* into a folder, a ZIP result's files are written from done_job's
      * result, never copied */
     rc = sa__jobsm_new_fetch(&cfg, done_job->pub_result, folder == NULL, now,

@@ -274,4 +274,8 @@ void sa__fetch_attach(sa_job *k, sa_http_request *req);
 /* Free what fetch.c keeps in a fetch job or a child (sa__job_destroy). */
 void sa__fetch_free(sa_job *j);
 
+/* fetch.c: the job settings of a download, fetch or account machine. */
+void sa__fetch_config(const sa_client *c, sa_job *j, int api_version,
+                      int64_t deadline_at, sa_job_config *cfg);
+
 #endif /* SA_CLIENT_H */

@@ -2,7 +2,7 @@
 
 /*
  * Two halves.  The pure half reads the answers of the account endpoints
- * into a sa_account (proto.c style: a validated parse through json.c,
+ * into a sa__account (proto.c style: a validated parse through json.c,
  * ids and tokens checked with sa__proto_id_ok, every string handed out
  * scrubbed of the API key), and says which request comes next (the price
  * list is paged).  The machine that sends those requests and retries them
@@ -19,7 +19,7 @@
 #define PRICE_PAGE_SIZE 20
 #define ACCOUNT_MAX_ENTRIES 100000
 
-struct sa_account {
+struct sa__account {
     sa_mem memv;
     const sa_mem *mem;
     int op;                     /* SA_ACCOUNT_* */
@@ -42,9 +42,9 @@ struct sa_account {
 /* ------------------------------------------------------------------ */
 
 int sa__account_new(const sa_mem *mem, int op, const char *secret,
-                    sa_account **out)
+                    sa__account **out)
 {
-    sa_account *a;
+    sa__account *a;
 
     *out = NULL;
     a = sa__calloc(mem, 1, sizeof *a);
@@ -62,7 +62,7 @@ int sa__account_new(const sa_mem *mem, int op, const char *secret,
     return SA_OK;
 }
 
-void sa__account_free(sa_account *a)
+void sa__account_free(sa__account *a)
 {
     sa_mem memv;
     const sa_mem *mem;
@@ -98,21 +98,21 @@ void sa__account_free(sa_account *a)
     sa__free(mem, a);
 }
 
-int sa__account_op(const sa_account *a)
+int sa__account_op(const sa__account *a)
 {
     return a ? a->op : 0;
 }
 
 /* A scrubbed copy of s ("" for NULL); NULL on NOMEM. */
-static char *kept_str(sa_account *a, const char *s)
+static char *kept_str(sa__account *a, const char *s)
 {
     return sa__scrub_dup(a->mem, s ? s : "", a->secret);
 }
 
 /* The entry as JSON text, scrubbed; NULL on NOMEM. */
-static char *raw_text(sa_account *a, const cJSON *item)
+static char *raw_text(sa__account *a, const cJSON *item)
 {
-    sa_buf b;
+    sa__buf b;
     char *s, *out;
 
     sa__buf_init(&b, a->mem, 0);
@@ -127,7 +127,7 @@ static char *raw_text(sa_account *a, const cJSON *item)
     return out;
 }
 
-static int grow(sa_account *a, void **arr, size_t *cap, size_t n, size_t sz)
+static int grow(sa__account *a, void **arr, size_t *cap, size_t n, size_t sz)
 {
     void *p;
     size_t ncap;
@@ -141,7 +141,7 @@ static int grow(sa_account *a, void **arr, size_t *cap, size_t n, size_t sz)
     return SA_OK;
 }
 
-static int add_to_type(sa_account *a, const char *type, double amount)
+static int add_to_type(sa__account *a, const char *type, double amount)
 {
     size_t i;
     char *t;
@@ -164,7 +164,7 @@ static int add_to_type(sa_account *a, const char *type, double amount)
 }
 
 /* {"results": [{"type": "...", "amount": N, ...}, ...]} */
-static int feed_credit(sa_account *a, const cJSON *root, char *why,
+static int feed_credit(sa__account *a, const cJSON *root, char *why,
                        size_t whylen)
 {
     const cJSON *results = sa__json_get(root, "results"), *e;
@@ -209,7 +209,7 @@ static int feed_credit(sa_account *a, const cJSON *root, char *why,
 
 /* The feature of a SKU: what follows "/task/" in its run_task_url, up to
  * a '/', '?' or '#'. */
-static char *feature_of(sa_account *a, const char *url)
+static char *feature_of(sa__account *a, const char *url)
 {
     const char *p = url ? strstr(url, "/task/") : NULL;
     size_t n;
@@ -228,7 +228,7 @@ static char *feature_of(sa_account *a, const char *url)
 
 /* {"result": {"skus": [...], "next_token": T|null}}; *more is 1 when
  * another page is to be read (its token is the last in a->tokens). */
-static int feed_prices(sa_account *a, const cJSON *root, int *more,
+static int feed_prices(sa__account *a, const cJSON *root, int *more,
                        char *why, size_t whylen)
 {
     const cJSON *result = sa__json_get(root, "result"), *skus, *e, *tok;
@@ -314,7 +314,7 @@ static int feed_prices(sa_account *a, const cJSON *root, int *more,
     return SA_OK;
 }
 
-int sa__account_feed(sa_account *a, const char *body, size_t len,
+int sa__account_feed(sa__account *a, const char *body, size_t len,
                      int max_depth, int *more, char *why, size_t whylen)
 {
     cJSON *root = NULL;
@@ -322,7 +322,7 @@ int sa__account_feed(sa_account *a, const char *body, size_t len,
 
     *more = 0;
     why[0] = '\0';
-    if (a->op == SA_ACCOUNT_DELETE) return SA_OK;  /* 2xx: deleted */
+    if (a->op == SA__ACCOUNT_DELETE) return SA_OK;  /* 2xx: deleted */
     rc = sa__json_parse(body, len, max_depth, &root);
     if (rc != SA_OK) {
         if (rc != SA_ERR_NOMEM)
@@ -334,7 +334,7 @@ int sa__account_feed(sa_account *a, const char *body, size_t len,
     if (!cJSON_IsObject(root)) {
         snprintf(why, whylen, "the answer is not a JSON object");
         rc = SA_ERR_PROTOCOL;
-    } else if (a->op == SA_ACCOUNT_CREDIT) {
+    } else if (a->op == SA__ACCOUNT_CREDIT) {
         rc = feed_credit(a, root, why, whylen);
     } else {
         rc = feed_prices(a, root, more, why, whylen);
@@ -344,12 +344,12 @@ int sa__account_feed(sa_account *a, const char *body, size_t len,
 }
 
 /* The path (and query) of the next GET: a new string, NULL on NOMEM. */
-char *sa__account_path(const sa_account *a)
+char *sa__account_path(const sa__account *a)
 {
-    sa_buf b;
+    sa__buf b;
     char *enc;
 
-    if (a->op == SA_ACCOUNT_CREDIT)
+    if (a->op == SA__ACCOUNT_CREDIT)
         return sa__strdup(a->mem, "/s2s/v1.0/client/credit");
     sa__buf_init(&b, a->mem, 0);
     if (sa__buf_appendf(&b, "/s2s/v2.0/credit/feature-cost?page_size=%d",
@@ -372,7 +372,7 @@ char *sa__account_path(const sa_account *a)
 /* {"task_id": "..."}: a new string, NULL on NOMEM. */
 char *sa__account_delete_body(const sa_mem *mem, const char *task_id)
 {
-    sa_buf b;
+    sa__buf b;
 
     sa__buf_init(&b, mem, 0);
     if (sa__buf_append(&b, "{\"task_id\":", 11) != SA_OK
@@ -384,14 +384,14 @@ char *sa__account_delete_body(const sa_mem *mem, const char *task_id)
     return sa__buf_steal(&b);
 }
 
-const sa_credit *sa__account_credit(const sa_account *a)
+const sa_credit *sa__account_credit(const sa__account *a)
 {
-    return a && a->op == SA_ACCOUNT_CREDIT ? &a->credit : NULL;
+    return a && a->op == SA__ACCOUNT_CREDIT ? &a->credit : NULL;
 }
 
-const sa_price_list *sa__account_prices(const sa_account *a)
+const sa_price_list *sa__account_prices(const sa__account *a)
 {
-    return a && a->op == SA_ACCOUNT_PRICES ? &a->prices : NULL;
+    return a && a->op == SA__ACCOUNT_PRICES ? &a->prices : NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -415,7 +415,7 @@ static const char *const op_names[] = {
 /* The settings of an account machine (an account call, or the delete of
  * delete_after), from the client's options. */
 static void account_config(const sa_client *c, sa_job *j,
-                           int64_t deadline_at, sa_job_config *cfg)
+                           int64_t deadline_at, sa__job_config *cfg)
 {
     sa__fetch_config(c, j, SA_API_V2_0, deadline_at, cfg);
     /* no result download: no file budget, no low-speed cut-off */
@@ -430,7 +430,7 @@ static int account_job(sa_client *c, int op, const char *task_id,
     sa_account_options full;  /* the caller's fields, defaults beyond */
     const sa_account_options *opts = &full;
     char err[256];
-    sa_job_config cfg;
+    sa__job_config cfg;
     sa_request req;
     sa_job *j;
     int64_t now;
@@ -448,7 +448,7 @@ static int account_job(sa_client *c, int op, const char *task_id,
     if (opts->deadline_ms < 0)
         return sa__cfail(c, SA_ERR_BAD_OPTION, "deadline_ms must be >= 0 "
                          "(0: the client's job_deadline_ms)");
-    if (op == SA_ACCOUNT_DELETE) {
+    if (op == SA__ACCOUNT_DELETE) {
         rc = sa__task_id_check(task_id, err, sizeof err);
         if (rc != SA_OK) return sa__cfail(c, rc, "%s", err);
     }
@@ -483,22 +483,22 @@ static int account_job(sa_client *c, int op, const char *task_id,
 int sa_client_credit(sa_client *client, const sa_account_options *opts,
                      sa_job **out)
 {
-    return account_job(client, SA_ACCOUNT_CREDIT, NULL, opts, out);
+    return account_job(client, SA__ACCOUNT_CREDIT, NULL, opts, out);
 }
 
 int sa_client_price_list(sa_client *client, const sa_account_options *opts,
                          sa_job **out)
 {
-    return account_job(client, SA_ACCOUNT_PRICES, NULL, opts, out);
+    return account_job(client, SA__ACCOUNT_PRICES, NULL, opts, out);
 }
 
 int sa_client_delete(sa_client *client, const char *task_id,
                      const sa_account_options *opts, sa_job **out)
 {
-    return account_job(client, SA_ACCOUNT_DELETE, task_id, opts, out);
+    return account_job(client, SA__ACCOUNT_DELETE, task_id, opts, out);
 }
 
-static const sa_account *done_account(const sa_job *job)
+static const sa__account *done_account(const sa_job *job)
 {
     if (!job || job->kind != KIND_ACCOUNT || !job->published
         || job->pub_state != SA_JOB_DONE)
@@ -526,7 +526,7 @@ const sa_price_list *sa_job_price_list(const sa_job *job)
 static void delete_after_end(sa_client *c, sa_job *j, int status,
                              const char *msg)
 {
-    sa_jobsm *del = j->sm;
+    sa__jobsm *del = j->sm;
 
     j->sm = j->del_other;
     j->del_other = del;
@@ -550,9 +550,9 @@ static void delete_after_end(sa_client *c, sa_job *j, int status,
 
 int sa__delete_after_step(sa_client *c, sa_job *j)
 {
-    sa_job_config cfg;
+    sa__job_config cfg;
     const char *task_id;
-    sa_jobsm *del = NULL;
+    sa__jobsm *del = NULL;
     int64_t now;
     int rc;
 
@@ -577,7 +577,7 @@ int sa__delete_after_step(sa_client *c, sa_job *j)
     }
     now = sa__engine_now();
     account_config(c, j, now + c->opt.job_deadline_ms, &cfg);
-    rc = sa__jobsm_new_account(&cfg, SA_ACCOUNT_DELETE, task_id, c->api_key,
+    rc = sa__jobsm_new_account(&cfg, SA__ACCOUNT_DELETE, task_id, c->api_key,
                               now, &del);
     if (rc != SA_OK) {
         j->del_status = rc;

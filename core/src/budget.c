@@ -8,11 +8,11 @@
  * base URL and rate options takes its slots from one budget in shared
  * memory (budget_host.c); "process" keeps the client's own limiter only.
  *
- * The shared state (sa_budget_state, plain data in the mapping) holds the
+ * The shared state (sa__budget_state, plain data in the mapping) holds the
  * two windows that mirror the server's, counted exactly like limiter.c: a
  * ring of the last `max` send times per window, a send allowed when the
  * max-th most recent one is at least span_ms old.  The guard is wider
- * than the limiter's (SA_BUDGET_GUARD_MS, 50 ms, against 20): the time
+ * than the limiter's (SA__BUDGET_GUARD_MS, 50 ms, against 20): the time
  * from taking a slot to the request's arrival varies by process, and
  * processes are scheduled independently (one process's sends share their
  * delays; measured: BENCHMARKS.md, "The rate-limit guards").  The 429
@@ -26,12 +26,12 @@
  * which must count every job polling on the key, or 8 processes admit 8
  * times the jobs the long window can poll): each client keeps a lease in
  * the state, renewed with its count whenever its scheduler looks for a
- * slot.  A lease not renewed for SA_BUDGET_LEASE_MS counts for nothing; a
+ * slot.  A lease not renewed for SA__BUDGET_LEASE_MS counts for nothing; a
  * lease whose process is gone (kill(pid, 0) says ESRCH) is reclaimed, so
  * a process that dies leaks nothing.  The leases of live processes also
  * keep the file: the last client to close removes it.
  *
- * Pure: the functions on sa_budget_state take the time and a liveness
+ * Pure: the functions on sa__budget_state take the time and a liveness
  * callback; tests/c/test_budget.c drives them with fake time.
  */
 #include "budget.h"
@@ -55,27 +55,27 @@ int sa__budget_plan(const sa_client_options *o, int *n_rate,
         || !isfinite(o->rate_per_second) || 1000.0 / o->rate_per_second > 1e12)
         return 0;
     whole = floor(o->rate_per_second);
-    if (whole > SA_BUDGET_RATE_MAX) return 0;
+    if (whole > SA__BUDGET_RATE_MAX) return 0;
     *n_rate = whole < 1.0 ? 1 : (int)whole;
     *rate_span = (o->rate_per_second >= 1.0 ? 1000
                   : (int64_t)ceil(1000.0 / o->rate_per_second))
-               + SA_BUDGET_GUARD_MS;
+               + SA__BUDGET_GUARD_MS;
     *n_long = 0;
     *long_span = 0;
     if (o->rate_window_max > 0 && o->rate_window_ms > 0) {
-        if (o->rate_window_max > SA_BUDGET_LONG_MAX) return 0;
+        if (o->rate_window_max > SA__BUDGET_LONG_MAX) return 0;
         *n_long = o->rate_window_max;
-        *long_span = (int64_t)o->rate_window_ms + SA_BUDGET_GUARD_MS;
+        *long_span = (int64_t)o->rate_window_ms + SA__BUDGET_GUARD_MS;
     }
     return 1;
 }
 
-void sa__budget_state_init(sa_budget_state *st, int n_rate, int64_t rate_span,
+void sa__budget_state_init(sa__budget_state *st, int n_rate, int64_t rate_span,
                           int n_long, int64_t long_span)
 {
     memset(st, 0, sizeof *st);
-    st->magic = SA_BUDGET_MAGIC;
-    st->version = SA_BUDGET_VERSION;
+    st->magic = SA__BUDGET_MAGIC;
+    st->version = SA__BUDGET_VERSION;
     st->last_ms = INT64_MIN;
     st->blocked_until = INT64_MIN;
     st->rate.max = n_rate;
@@ -84,32 +84,32 @@ void sa__budget_state_init(sa_budget_state *st, int n_rate, int64_t rate_span,
     st->lng.span_ms = long_span;
 }
 
-int sa__budget_state_matches(const sa_budget_state *st, int n_rate,
+int sa__budget_state_matches(const sa__budget_state *st, int n_rate,
                             int64_t rate_span, int n_long, int64_t long_span)
 {
-    return st->magic == SA_BUDGET_MAGIC && st->version == SA_BUDGET_VERSION
+    return st->magic == SA__BUDGET_MAGIC && st->version == SA__BUDGET_VERSION
         && st->rate.max == n_rate && st->rate.span_ms == rate_span
         && st->lng.max == n_long && st->lng.span_ms == long_span
-        && n_rate >= 1 && n_rate <= SA_BUDGET_RATE_MAX
-        && n_long >= 0 && n_long <= SA_BUDGET_LONG_MAX;
+        && n_rate >= 1 && n_rate <= SA__BUDGET_RATE_MAX
+        && n_long >= 0 && n_long <= SA__BUDGET_LONG_MAX;
 }
 
 /* A ring corrupted by a process that died mid-update (a robust lock was
  * recovered): put it back in range. */
-static void win_sane(sa_budget_win *w)
+static void win_sane(sa__budget_win *w)
 {
     if (w->count < 0 || w->count > w->max) w->count = 0;
     if (w->head < 0 || (w->max > 0 && w->head >= w->max)) w->head = 0;
 }
 
-static int64_t clamp_now(sa_budget_state *st, int64_t now)
+static int64_t clamp_now(sa__budget_state *st, int64_t now)
 {
     if (st->last_ms != INT64_MIN && now < st->last_ms) return st->last_ms;
     st->last_ms = now;
     return now;
 }
 
-static int win_ok(const sa_budget_win *w, const int64_t *ring, int64_t now,
+static int win_ok(const sa__budget_win *w, const int64_t *ring, int64_t now,
                   int64_t *ready)
 {
     int64_t oldest;
@@ -120,7 +120,7 @@ static int win_ok(const sa_budget_win *w, const int64_t *ring, int64_t now,
     return 0;
 }
 
-static void win_record(sa_budget_win *w, int64_t *ring, int64_t now)
+static void win_record(sa__budget_win *w, int64_t *ring, int64_t now)
 {
     if (w->max <= 0) return;
     if (w->count < w->max) {
@@ -132,7 +132,7 @@ static void win_record(sa_budget_win *w, int64_t *ring, int64_t now)
     }
 }
 
-int sa__budget_state_check(sa_budget_state *st, int64_t now, int64_t *ready_at)
+int sa__budget_state_check(sa__budget_state *st, int64_t now, int64_t *ready_at)
 {
     int64_t ready, at;
 
@@ -151,7 +151,7 @@ int sa__budget_state_check(sa_budget_state *st, int64_t now, int64_t *ready_at)
     return 1;
 }
 
-int sa__budget_state_acquire(sa_budget_state *st, int64_t now,
+int sa__budget_state_acquire(sa__budget_state *st, int64_t now,
                             int64_t *ready_at)
 {
     if (!sa__budget_state_check(st, now, ready_at)) return 0;
@@ -161,7 +161,7 @@ int sa__budget_state_acquire(sa_budget_state *st, int64_t now,
     return 1;
 }
 
-void sa__budget_state_penalize(sa_budget_state *st, int64_t now,
+void sa__budget_state_penalize(sa__budget_state *st, int64_t now,
                               int64_t pause_ms)
 {
     if (pause_ms < 0) pause_ms = 0;
@@ -170,10 +170,10 @@ void sa__budget_state_penalize(sa_budget_state *st, int64_t now,
         st->blocked_until = sat_add(now, pause_ms);
 }
 
-int sa__budget_state_room(const sa_budget_state *st, int64_t now,
+int sa__budget_state_room(const sa__budget_state *st, int64_t now,
                          int64_t *next_free)
 {
-    const sa_budget_win *w = &st->lng;
+    const sa__budget_win *w = &st->lng;
 
     if (next_free) *next_free = INT64_MAX;
     if (w->max <= 0 || w->count < 0 || w->count > w->max || w->head < 0
@@ -184,22 +184,22 @@ int sa__budget_state_room(const sa_budget_state *st, int64_t now,
                          w->span_ms, now, next_free);
 }
 
-int sa__budget_state_lease(sa_budget_state *st, int64_t now, int32_t pid,
+int sa__budget_state_lease(sa__budget_state *st, int64_t now, int32_t pid,
                           uint32_t token, int admitted,
-                          sa_budget_alive_fn alive, void *ud)
+                          sa__budget_alive_fn alive, void *ud)
 {
     int i, mine = -1, free_slot = -1;
     long total = 0;
 
-    for (i = 0; i < SA_BUDGET_LEASES; i++) {
-        sa_budget_lease *l = &st->lease[i];
+    for (i = 0; i < SA__BUDGET_LEASES; i++) {
+        sa__budget_lease *l = &st->lease[i];
         int stale;
         if (l->pid == pid && l->token == token) {
             mine = i;
             continue;
         }
-        stale = l->pid != 0 && (now - l->seen_ms >= SA_BUDGET_LEASE_MS
-                                || l->seen_ms - now > SA_BUDGET_LEASE_MS);
+        stale = l->pid != 0 && (now - l->seen_ms >= SA__BUDGET_LEASE_MS
+                                || l->seen_ms - now > SA__BUDGET_LEASE_MS);
         /* liveness is asked only of leases not renewed for a second */
         if (l->pid != 0 && now - l->seen_ms >= 1000 && alive
             && !alive(ud, l->pid))
@@ -223,12 +223,12 @@ int sa__budget_state_lease(sa_budget_state *st, int64_t now, int32_t pid,
     return total > INT_MAX ? INT_MAX : (int)total;
 }
 
-int sa__budget_state_release(sa_budget_state *st, int32_t pid, uint32_t token,
-                            sa_budget_alive_fn alive, void *ud)
+int sa__budget_state_release(sa__budget_state *st, int32_t pid, uint32_t token,
+                            sa__budget_alive_fn alive, void *ud)
 {
     int i, left = 0;
-    for (i = 0; i < SA_BUDGET_LEASES; i++) {
-        sa_budget_lease *l = &st->lease[i];
+    for (i = 0; i < SA__BUDGET_LEASES; i++) {
+        sa__budget_lease *l = &st->lease[i];
         if (l->pid == pid && l->token == token) memset(l, 0, sizeof *l);
         else if (l->pid != 0 && (l->pid == pid || !alive || alive(ud, l->pid)))
             left++;
@@ -245,21 +245,21 @@ int sa__budget_parse_scope(const char *scope, char *err, size_t errlen)
 {
     char host[256], port[8];
     int db;
-    if (!scope || strcmp(scope, "host") == 0) return SA_SCOPE_HOST;
-    if (strcmp(scope, "process") == 0) return SA_SCOPE_PROCESS;
+    if (!scope || strcmp(scope, "host") == 0) return SA__SCOPE_HOST;
+    if (strcmp(scope, "process") == 0) return SA__SCOPE_PROCESS;
     if (sa__budget_redis_parse(scope, host, sizeof host, port, sizeof port,
                               &db))
-        return SA_SCOPE_REDIS;
+        return SA__SCOPE_REDIS;
     sa__errf(err, errlen, "rate_limit_scope must be \"process\", \"host\" "
              "or \"redis://HOST:PORT[/DB]\"");
     return -1;
 }
 
-int sa__budget_open(sa_budget **out, const sa_mem *mem,
+int sa__budget_open(sa__budget **out, const sa_mem *mem,
                    const sa_client_options *o, const char *api_key,
                    const char *base_url, char *note, size_t notelen)
 {
-    sa_budget *b;
+    sa__budget *b;
     int scope = sa__budget_parse_scope(o->rate_limit_scope, NULL, 0);
 
     if (note && notelen) note[0] = '\0';
@@ -267,30 +267,30 @@ int sa__budget_open(sa_budget **out, const sa_mem *mem,
     b = sa__calloc(mem, 1, sizeof *b);
     if (!b) return SA_ERR_NOMEM;
     b->mem = mem;
-    b->scope = SA_SCOPE_PROCESS;
-    if (scope == SA_SCOPE_HOST && o->rate_limit) {
+    b->scope = SA__SCOPE_PROCESS;
+    if (scope == SA__SCOPE_HOST && o->rate_limit) {
         int rc = sa__budget_host_open(&b->host, mem, o, api_key, base_url,
                                      note, notelen);
         if (rc == SA_ERR_NOMEM) {
             sa__free(mem, b);
             return rc;
         }
-        if (rc == SA_OK) b->scope = SA_SCOPE_HOST;
+        if (rc == SA_OK) b->scope = SA__SCOPE_HOST;
     }
-    if (scope == SA_SCOPE_REDIS && o->rate_limit) {
+    if (scope == SA__SCOPE_REDIS && o->rate_limit) {
         int rc = sa__budget_redis_open(&b->redis, mem, o, api_key, base_url,
                                       sa__engine_now(), note, notelen);
         if (rc != SA_OK) {
             sa__free(mem, b);
             return rc;
         }
-        b->scope = SA_SCOPE_REDIS;
+        b->scope = SA__SCOPE_REDIS;
     }
     *out = b;
     return SA_OK;
 }
 
-void sa__budget_close(sa_budget *b)
+void sa__budget_close(sa__budget *b)
 {
     if (!b) return;
     sa__budget_host_close(b->host);
@@ -298,15 +298,15 @@ void sa__budget_close(sa_budget *b)
     sa__free(b->mem, b);
 }
 
-int sa__budget_shared(const sa_budget *b)
+int sa__budget_shared(const sa__budget *b)
 {
-    return b && b->scope != SA_SCOPE_PROCESS;
+    return b && b->scope != SA__SCOPE_PROCESS;
 }
 
-const char *sa__budget_pump(sa_budget *b, int64_t now)
+const char *sa__budget_pump(sa__budget *b, int64_t now)
 {
     const char *n;
-    if (!b || b->scope != SA_SCOPE_REDIS) return NULL;
+    if (!b || b->scope != SA__SCOPE_REDIS) return NULL;
     sa__budget_redis_pump(b->redis, now);
     n = sa__budget_redis_note(b->redis);
     if (!n) return NULL;
@@ -315,43 +315,43 @@ const char *sa__budget_pump(sa_budget *b, int64_t now)
     return b->note;
 }
 
-int sa__budget_acquire(sa_budget *b, int64_t now, int64_t *ready_at)
+int sa__budget_acquire(sa__budget *b, int64_t now, int64_t *ready_at)
 {
     if (!sa__budget_shared(b)) return 1;
-    if (b->scope == SA_SCOPE_REDIS)
+    if (b->scope == SA__SCOPE_REDIS)
         return sa__budget_redis_acquire(b->redis, now, ready_at, 1);
     return sa__budget_host_acquire(b->host, now, ready_at, 1);
 }
 
-int sa__budget_check(sa_budget *b, int64_t now, int64_t *ready_at)
+int sa__budget_check(sa__budget *b, int64_t now, int64_t *ready_at)
 {
     if (!sa__budget_shared(b)) return 1;
-    if (b->scope == SA_SCOPE_REDIS)
+    if (b->scope == SA__SCOPE_REDIS)
         return sa__budget_redis_acquire(b->redis, now, ready_at, 0);
     return sa__budget_host_acquire(b->host, now, ready_at, 0);
 }
 
-void sa__budget_penalize(sa_budget *b, int64_t now, int64_t pause_ms)
+void sa__budget_penalize(sa__budget *b, int64_t now, int64_t pause_ms)
 {
     if (!sa__budget_shared(b)) return;
-    if (b->scope == SA_SCOPE_REDIS)
+    if (b->scope == SA__SCOPE_REDIS)
         sa__budget_redis_penalize(b->redis, now, pause_ms);
     else
         sa__budget_host_penalize(b->host, now, pause_ms);
 }
 
-int sa__budget_room(sa_budget *b, int64_t now, int64_t *next_free)
+int sa__budget_room(sa__budget *b, int64_t now, int64_t *next_free)
 {
     if (next_free) *next_free = INT64_MAX;
     /* redis: the script keeps the long window; no room is read back */
-    if (!sa__budget_shared(b) || b->scope == SA_SCOPE_REDIS) return INT_MAX;
+    if (!sa__budget_shared(b) || b->scope == SA__SCOPE_REDIS) return INT_MAX;
     return sa__budget_host_room(b->host, now, next_free);
 }
 
-int sa__budget_admitted(sa_budget *b, int64_t now, int mine)
+int sa__budget_admitted(sa__budget *b, int64_t now, int mine)
 {
     if (!sa__budget_shared(b)) return mine;
-    if (b->scope == SA_SCOPE_REDIS)
+    if (b->scope == SA__SCOPE_REDIS)
         b->admitted_all = sa__budget_redis_admitted(b->redis, now, mine);
     else
         b->admitted_all = sa__budget_host_admitted(b->host, now, mine);

@@ -10,117 +10,117 @@
 
 /* The scopes of option rate_limit_scope. */
 enum {
-    SA_SCOPE_PROCESS = 0,   /* "process": the client's own limiter only */
-    SA_SCOPE_HOST = 1,      /* "host": shared memory on this machine */
-    SA_SCOPE_REDIS = 2      /* "redis://HOST:PORT[/DB]": a fleet */
+    SA__SCOPE_PROCESS = 0,   /* "process": the client's own limiter only */
+    SA__SCOPE_HOST = 1,      /* "host": shared memory on this machine */
+    SA__SCOPE_REDIS = 2      /* "redis://HOST:PORT[/DB]": a fleet */
 };
 
 /* Added to the windows that mirror the server's in a shared budget (the
- * limiter's is SA_LIMITER_GUARD_MS): see budget.c. */
-#define SA_BUDGET_GUARD_MS 50
+ * limiter's is SA__LIMITER_GUARD_MS): see budget.c. */
+#define SA__BUDGET_GUARD_MS 50
 
 /* Largest windows a shared budget holds (larger options: process scope). */
-#define SA_BUDGET_RATE_MAX 64
-#define SA_BUDGET_LONG_MAX 4096
-#define SA_BUDGET_LEASES 128
+#define SA__BUDGET_RATE_MAX 64
+#define SA__BUDGET_LONG_MAX 4096
+#define SA__BUDGET_LEASES 128
 /* A lease (one client's count of admitted jobs) that was not renewed for
  * this long counts for nothing: a client with admitted jobs polls at least
  * every max_poll_interval_ms, and renews it with every request. */
-#define SA_BUDGET_LEASE_MS 60000
+#define SA__BUDGET_LEASE_MS 60000
 /* How often a client blocked by the shared admission cap looks again (a
  * job that ends in another process does not wake it). */
-#define SA_BUDGET_RECHECK_MS 200
+#define SA__BUDGET_RECHECK_MS 200
 
 /* ------------------------------------------------------------------ */
 /* budget.c (pure; time is an input): the shared state                  */
 /* ------------------------------------------------------------------ */
 
-typedef struct sa_budget_win {
+typedef struct sa__budget_win {
     int32_t max;          /* at most max sends ... */
     int32_t head;
     int32_t count;
     int32_t pad;
     int64_t span_ms;      /* ... in any span_ms (guard included) */
-} sa_budget_win;
+} sa__budget_win;
 
-typedef struct sa_budget_lease {
+typedef struct sa__budget_lease {
     int32_t pid;          /* 0: free */
     uint32_t token;       /* which client of that process */
     int32_t admitted;     /* its admitted jobs (sched.c) */
     int32_t pad;
     int64_t seen_ms;      /* last renewed */
-} sa_budget_lease;
+} sa__budget_lease;
 
 /* Plain data, no pointers: it lives in a shared mapping. */
-typedef struct sa_budget_state {
+typedef struct sa__budget_state {
     uint32_t magic;
     uint32_t version;
     int64_t last_ms;          /* latest time seen (never goes back) */
     int64_t blocked_until;    /* 429 pause, shared */
-    sa_budget_win rate;
-    sa_budget_win lng;        /* max 0: no long window */
-    int64_t rate_ring[SA_BUDGET_RATE_MAX];
-    int64_t long_ring[SA_BUDGET_LONG_MAX];
-    sa_budget_lease lease[SA_BUDGET_LEASES];
-} sa_budget_state;
+    sa__budget_win rate;
+    sa__budget_win lng;        /* max 0: no long window */
+    int64_t rate_ring[SA__BUDGET_RATE_MAX];
+    int64_t long_ring[SA__BUDGET_LONG_MAX];
+    sa__budget_lease lease[SA__BUDGET_LEASES];
+} sa__budget_state;
 
-#define SA_BUDGET_MAGIC 0x53414255u  /* "SABU" */
-#define SA_BUDGET_VERSION 1u
+#define SA__BUDGET_MAGIC 0x53414255u  /* "SABU" */
+#define SA__BUDGET_VERSION 1u
 
 /* Is a process alive?  (kill(pid, 0) in the host budget; a fake in the
  * tests.) */
-typedef int (*sa_budget_alive_fn)(void *ud, int32_t pid);
+typedef int (*sa__budget_alive_fn)(void *ud, int32_t pid);
 
 /* The windows of the client options (the limiter's model: rate and long
- * window, each with SA_BUDGET_GUARD_MS).  0 when they do not fit a shared
+ * window, each with SA__BUDGET_GUARD_MS).  0 when they do not fit a shared
  * state (then the client keeps to process scope). */
 int sa__budget_plan(const sa_client_options *o, int *n_rate,
                    int64_t *rate_span, int *n_long, int64_t *long_span);
-void sa__budget_state_init(sa_budget_state *st, int n_rate, int64_t rate_span,
+void sa__budget_state_init(sa__budget_state *st, int n_rate, int64_t rate_span,
                           int n_long, int64_t long_span);
 /* 1 when the state is one sa__budget_state_init made with these windows. */
-int sa__budget_state_matches(const sa_budget_state *st, int n_rate,
+int sa__budget_state_matches(const sa__budget_state *st, int n_rate,
                             int64_t rate_span, int n_long, int64_t long_span);
 /* Take a slot at now: 1 and the send recorded, or 0 and *ready_at. */
-int sa__budget_state_acquire(sa_budget_state *st, int64_t now,
+int sa__budget_state_acquire(sa__budget_state *st, int64_t now,
                             int64_t *ready_at);
 /* Without recording: 1 when a slot is free at now, else 0 and *ready_at. */
-int sa__budget_state_check(sa_budget_state *st, int64_t now,
+int sa__budget_state_check(sa__budget_state *st, int64_t now,
                           int64_t *ready_at);
-void sa__budget_state_penalize(sa_budget_state *st, int64_t now,
+void sa__budget_state_penalize(sa__budget_state *st, int64_t now,
                               int64_t pause_ms);
 /* Free slots of the long window (INT_MAX without one), *next_free. */
-int sa__budget_state_room(const sa_budget_state *st, int64_t now,
+int sa__budget_state_room(const sa__budget_state *st, int64_t now,
                          int64_t *next_free);
 /* Renew (pid, token)'s lease with `admitted` jobs, reclaim the leases of
  * dead processes (asked of `alive` once a lease is a second old), count
- * for nothing those not renewed for SA_BUDGET_LEASE_MS, and return the
+ * for nothing those not renewed for SA__BUDGET_LEASE_MS, and return the
  * admitted jobs of every live lease (this one's included); -1 when the
  * table is full (the caller counts its own only). */
-int sa__budget_state_lease(sa_budget_state *st, int64_t now, int32_t pid,
+int sa__budget_state_lease(sa__budget_state *st, int64_t now, int32_t pid,
                           uint32_t token, int admitted,
-                          sa_budget_alive_fn alive, void *ud);
+                          sa__budget_alive_fn alive, void *ud);
 /* Drop (pid, token)'s lease (and those of dead processes); returns the
  * leases of live processes left. */
-int sa__budget_state_release(sa_budget_state *st, int32_t pid,
-                            uint32_t token, sa_budget_alive_fn alive,
+int sa__budget_state_release(sa__budget_state *st, int32_t pid,
+                            uint32_t token, sa__budget_alive_fn alive,
                             void *ud);
 
 /* ------------------------------------------------------------------ */
 /* The budget a scheduler asks (budget.c; backends in budget_*.c)      */
 /* ------------------------------------------------------------------ */
 
-typedef struct sa_budget_host sa_budget_host;
-typedef struct sa_budget_redis sa_budget_redis;
+typedef struct sa__budget_host sa__budget_host;
+typedef struct sa__budget_redis sa__budget_redis;
 
-typedef struct sa_budget {
+typedef struct sa__budget {
     int scope;                /* SA_SCOPE_* in use (after any fallback) */
     const sa_mem *mem;
-    sa_budget_host *host;     /* SA_SCOPE_HOST */
-    sa_budget_redis *redis;   /* SA_SCOPE_REDIS */
+    sa__budget_host *host;     /* SA__SCOPE_HOST */
+    sa__budget_redis *redis;   /* SA__SCOPE_REDIS */
     int admitted_all;         /* last total across the scope */
     char note[256];           /* a line for the client's log */
-} sa_budget;
+} sa__budget;
 
 /* Parse option rate_limit_scope (NULL: the default, "host"; a redis://
  * URL is checked for its form).  Returns SA_SCOPE_* or -1 with a
@@ -128,55 +128,55 @@ typedef struct sa_budget {
 int sa__budget_parse_scope(const char *scope, char *err, size_t errlen);
 
 /* Open the client's budget.  Never fails for lack of a shared store: it
- * falls back to SA_SCOPE_PROCESS (host) or the client's share (redis)
+ * falls back to SA__SCOPE_PROCESS (host) or the client's share (redis)
  * and writes why into note (one log line for the caller); returns
  * SA_ERR_NOMEM, or SA_ERR_INVALID_ARGUMENT with the message in note for a
  * redis:// URL whose host does not resolve. */
-int sa__budget_open(sa_budget **out, const sa_mem *mem,
+int sa__budget_open(sa__budget **out, const sa_mem *mem,
                    const sa_client_options *o, const char *api_key,
                    const char *base_url, char *note, size_t notelen);
-void sa__budget_close(sa_budget *b);
+void sa__budget_close(sa__budget *b);
 
 /* What sched.c asks (b NULL or process scope: answers that never limit). */
-int sa__budget_acquire(sa_budget *b, int64_t now, int64_t *ready_at);
-int sa__budget_check(sa_budget *b, int64_t now, int64_t *ready_at);
-void sa__budget_penalize(sa_budget *b, int64_t now, int64_t pause_ms);
-int sa__budget_room(sa_budget *b, int64_t now, int64_t *next_free);
+int sa__budget_acquire(sa__budget *b, int64_t now, int64_t *ready_at);
+int sa__budget_check(sa__budget *b, int64_t now, int64_t *ready_at);
+void sa__budget_penalize(sa__budget *b, int64_t now, int64_t pause_ms);
+int sa__budget_room(sa__budget *b, int64_t now, int64_t *next_free);
 /* Admitted jobs across the scope, this client's `mine` included. */
-int sa__budget_admitted(sa_budget *b, int64_t now, int mine);
-int sa__budget_shared(const sa_budget *b);
+int sa__budget_admitted(sa__budget *b, int64_t now, int mine);
+int sa__budget_shared(const sa__budget *b);
 /* Non-blocking I/O of the redis scope (nothing for the others), called
  * with every advance; returns a line to log once, or NULL. */
-const char *sa__budget_pump(sa_budget *b, int64_t now);
+const char *sa__budget_pump(sa__budget *b, int64_t now);
 
 /* budget_host.c: the shared-memory file. */
-int sa__budget_host_open(sa_budget_host **out, const sa_mem *mem,
+int sa__budget_host_open(sa__budget_host **out, const sa_mem *mem,
                         const sa_client_options *o, const char *api_key,
                         const char *base_url, char *note, size_t notelen);
-void sa__budget_host_close(sa_budget_host *h);
-int sa__budget_host_acquire(sa_budget_host *h, int64_t now, int64_t *ready_at,
+void sa__budget_host_close(sa__budget_host *h);
+int sa__budget_host_acquire(sa__budget_host *h, int64_t now, int64_t *ready_at,
                            int record);
-void sa__budget_host_penalize(sa_budget_host *h, int64_t now, int64_t pause);
-int sa__budget_host_room(sa_budget_host *h, int64_t now, int64_t *next_free);
-int sa__budget_host_admitted(sa_budget_host *h, int64_t now, int mine);
+void sa__budget_host_penalize(sa__budget_host *h, int64_t now, int64_t pause);
+int sa__budget_host_room(sa__budget_host *h, int64_t now, int64_t *next_free);
+int sa__budget_host_admitted(sa__budget_host *h, int64_t now, int mine);
 /* The file's path (tests). */
-const char *sa__budget_host_path(const sa_budget_host *h);
+const char *sa__budget_host_path(const sa__budget_host *h);
 
 /* budget_redis.c: the fleet's budget in Redis. */
 int sa__budget_redis_parse(const char *url, char *host, size_t hostlen,
                           char *port, size_t portlen, int *db);
-int sa__budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
+int sa__budget_redis_open(sa__budget_redis **out, const sa_mem *mem,
                          const sa_client_options *o, const char *api_key,
                          const char *base_url, int64_t now, char *err,
                          size_t errlen);
-void sa__budget_redis_close(sa_budget_redis *r);
-void sa__budget_redis_pump(sa_budget_redis *r, int64_t now);
-const char *sa__budget_redis_note(const sa_budget_redis *r);
-void sa__budget_redis_clear_note(sa_budget_redis *r);
-int sa__budget_redis_up(const sa_budget_redis *r);
-int sa__budget_redis_acquire(sa_budget_redis *r, int64_t now,
+void sa__budget_redis_close(sa__budget_redis *r);
+void sa__budget_redis_pump(sa__budget_redis *r, int64_t now);
+const char *sa__budget_redis_note(const sa__budget_redis *r);
+void sa__budget_redis_clear_note(sa__budget_redis *r);
+int sa__budget_redis_up(const sa__budget_redis *r);
+int sa__budget_redis_acquire(sa__budget_redis *r, int64_t now,
                             int64_t *ready_at, int record);
-void sa__budget_redis_penalize(sa_budget_redis *r, int64_t now, int64_t pause);
-int sa__budget_redis_admitted(sa_budget_redis *r, int64_t now, int mine);
+void sa__budget_redis_penalize(sa__budget_redis *r, int64_t now, int64_t pause);
+int sa__budget_redis_admitted(sa__budget_redis *r, int64_t now, int mine);
 
 #endif

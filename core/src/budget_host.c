@@ -5,7 +5,7 @@
  * (else $XDG_RUNTIME_DIR), mapped by every client that uses them:
  *   name   skinanalysis-budget-<uid>-<32 hex digits of SHA-256 of the key,
  *          base URL and windows>: never the key itself; mode 0600.
- *   layout a process-shared robust pthread mutex, then sa_budget_state
+ *   layout a process-shared robust pthread mutex, then sa__budget_state
  *          (budget.c): both windows, the 429 pause, the leases.
  * The mutex is held only while the state is read or updated (no I/O
  * inside it; the only system call is kill(pid, 0) for a lease not renewed
@@ -37,10 +37,10 @@
 
 typedef struct host_file {
     pthread_mutex_t mu;
-    sa_budget_state st;
+    sa__budget_state st;
 } host_file;
 
-struct sa_budget_host {
+struct sa__budget_host {
     const sa_mem *mem;
     host_file *map;
     int32_t pid;
@@ -55,13 +55,13 @@ static int alive(void *ud, int32_t pid)
     return !(kill((pid_t)pid, 0) != 0 && errno == ESRCH);
 }
 
-static void lock(sa_budget_host *h)
+static void lock(sa__budget_host *h)
 {
     int rc = pthread_mutex_lock(&h->map->mu);
     if (rc == EOWNERDEAD) (void)pthread_mutex_consistent(&h->map->mu);
 }
 
-static void unlock(sa_budget_host *h)
+static void unlock(sa__budget_host *h)
 {
     (void)pthread_mutex_unlock(&h->map->mu);
 }
@@ -153,13 +153,13 @@ static int create_file(const char *path, int nr, int64_t rs, int nl,
     return ok;
 }
 
-int sa__budget_host_open(sa_budget_host **out, const sa_mem *mem,
+int sa__budget_host_open(sa__budget_host **out, const sa_mem *mem,
                         const sa_client_options *o, const char *api_key,
                         const char *base_url, char *note, size_t notelen)
 {
     static const char *const fallback = "; this client keeps its own limit "
                                         "(rate_limit_scope \"process\")";
-    sa_budget_host *h;
+    sa__budget_host *h;
     const char *dir;
     char hex[33];
     int nr, nl, attempt;
@@ -244,7 +244,7 @@ int sa__budget_host_open(sa_budget_host **out, const sa_mem *mem,
             munmap(h->map, sizeof(host_file));
             h->map = NULL;
             sa__errf(why, sizeof why, "the shared rate budget has no free "
-                     "lease (%d clients)", SA_BUDGET_LEASES);
+                     "lease (%d clients)", SA__BUDGET_LEASES);
             break;
         }
         unlock(h);
@@ -257,7 +257,7 @@ int sa__budget_host_open(sa_budget_host **out, const sa_mem *mem,
     return SA_ERR_FILE;
 }
 
-void sa__budget_host_close(sa_budget_host *h)
+void sa__budget_host_close(sa__budget_host *h)
 {
     if (!h) return;
     if (h->map) {
@@ -271,7 +271,7 @@ void sa__budget_host_close(sa_budget_host *h)
     sa__free(h->mem, h);
 }
 
-int sa__budget_host_acquire(sa_budget_host *h, int64_t now, int64_t *ready_at,
+int sa__budget_host_acquire(sa__budget_host *h, int64_t now, int64_t *ready_at,
                            int record)
 {
     int ok;
@@ -282,14 +282,14 @@ int sa__budget_host_acquire(sa_budget_host *h, int64_t now, int64_t *ready_at,
     return ok;
 }
 
-void sa__budget_host_penalize(sa_budget_host *h, int64_t now, int64_t pause)
+void sa__budget_host_penalize(sa__budget_host *h, int64_t now, int64_t pause)
 {
     lock(h);
     sa__budget_state_penalize(&h->map->st, now, pause);
     unlock(h);
 }
 
-int sa__budget_host_room(sa_budget_host *h, int64_t now, int64_t *next_free)
+int sa__budget_host_room(sa__budget_host *h, int64_t now, int64_t *next_free)
 {
     int r;
     lock(h);
@@ -298,7 +298,7 @@ int sa__budget_host_room(sa_budget_host *h, int64_t now, int64_t *next_free)
     return r;
 }
 
-int sa__budget_host_admitted(sa_budget_host *h, int64_t now, int mine)
+int sa__budget_host_admitted(sa__budget_host *h, int64_t now, int mine)
 {
     int n;
     lock(h);
@@ -308,7 +308,7 @@ int sa__budget_host_admitted(sa_budget_host *h, int64_t now, int mine)
     return n < 0 ? mine : n;
 }
 
-const char *sa__budget_host_path(const sa_budget_host *h)
+const char *sa__budget_host_path(const sa__budget_host *h)
 {
     return h ? h->path : NULL;
 }

@@ -20,7 +20,7 @@
  * is dropped unless it is used within REDIS_GRANT_MS of sending its
  * request: the script ran in between, so the delay from the script's
  * clock to the send stays within the shared windows' guard
- * (SA_BUDGET_GUARD_MS, budget.c), like a host slot's.  A client too slow
+ * (SA__BUDGET_GUARD_MS, budget.c), like a host slot's.  A client too slow
  * to read its answer in time wastes that slot, never overruns.
  *
  * Redis away (connect refused, an error, no answer in REDIS_TIMEOUT_MS):
@@ -116,7 +116,7 @@ static const char SCRIPT[] =
 
 enum { R_DOWN, R_CONNECTING, R_READY };
 
-struct sa_budget_redis {
+struct sa__budget_redis {
     const sa_mem *mem;
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -159,7 +159,7 @@ struct sa_budget_redis {
     int64_t admitted_at;
     int64_t pause_pending;     /* a 429 pause to tell Redis; 0 none */
 
-    sa_limiter share;          /* the fallback: this client's share */
+    sa__limiter share;          /* the fallback: this client's share */
 };
 
 /* ------------------------------------------------------------------ */
@@ -210,7 +210,7 @@ int sa__budget_redis_parse(const char *url, char *host, size_t hostlen,
 /* Connection                                                          */
 /* ------------------------------------------------------------------ */
 
-static void r_close(sa_budget_redis *r)
+static void r_close(sa__budget_redis *r)
 {
     if (r->fd >= 0) close(r->fd);
     r->fd = -1;
@@ -221,7 +221,7 @@ static void r_close(sa_budget_redis *r)
 }
 
 /* Redis is away: own share from now on, connect again later. */
-static void r_down(sa_budget_redis *r, int64_t now, const char *why)
+static void r_down(sa__budget_redis *r, int64_t now, const char *why)
 {
     r_close(r);
     r->state = R_DOWN;
@@ -246,7 +246,7 @@ static void r_down(sa_budget_redis *r, int64_t now, const char *why)
     }
 }
 
-static int r_connect(sa_budget_redis *r, int64_t now)
+static int r_connect(sa__budget_redis *r, int64_t now)
 {
     int fd, one = 1, fl;
 
@@ -279,7 +279,7 @@ static int r_connect(sa_budget_redis *r, int64_t now)
 /* ------------------------------------------------------------------ */
 
 /* Append one command (bulk strings) to the output. */
-static int r_cmd(sa_budget_redis *r, int argc, const char *const *argv)
+static int r_cmd(sa__budget_redis *r, int argc, const char *const *argv)
 {
     size_t cap = sizeof r->out, n = r->out_len;
     int i, w;
@@ -301,7 +301,7 @@ static int r_cmd(sa_budget_redis *r, int argc, const char *const *argv)
     return 1;
 }
 
-static int r_script(sa_budget_redis *r, int op, int64_t pause, int eval)
+static int r_script(sa__budget_redis *r, int op, int64_t pause, int eval)
 {
     char a[8][32];
     const char *argv[3 + 6 + 8];
@@ -384,7 +384,7 @@ static long r_reply(const char *s, size_t len, long long v[3], int *nv,
     }
 }
 
-static void r_answer(sa_budget_redis *r, int64_t now, const long long v[3])
+static void r_answer(sa__budget_redis *r, int64_t now, const long long v[3])
 {
     int op = r->inflight_op;
     r->inflight_op = -1;
@@ -401,7 +401,7 @@ static void r_answer(sa_budget_redis *r, int64_t now, const long long v[3])
 }
 
 /* Read and write what the socket takes now; never waits. */
-static void r_io(sa_budget_redis *r, int64_t now)
+static void r_io(sa__budget_redis *r, int64_t now)
 {
     if (r->state == R_CONNECTING) {
         int e = 0;
@@ -519,14 +519,14 @@ static int sha_hex(const EVP_MD *md, const void *data, size_t len, char *hex,
     return 1;
 }
 
-int sa__budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
+int sa__budget_redis_open(sa__budget_redis **out, const sa_mem *mem,
                          const sa_client_options *o, const char *api_key,
                          const char *base_url, int64_t now, char *err,
                          size_t errlen)
 {
     static const char *const parts[6] = {"rate", "long", "pause", "admitted",
                                          "alive", "seq"};
-    sa_budget_redis *r;
+    sa__budget_redis *r;
     char host[256], port[8], hex[33], *buf;
     struct addrinfo hints, *res = NULL;
     size_t blen;
@@ -615,7 +615,7 @@ int sa__budget_redis_open(sa_budget_redis **out, const sa_mem *mem,
     return SA_OK;
 }
 
-void sa__budget_redis_close(sa_budget_redis *r)
+void sa__budget_redis_close(sa__budget_redis *r)
 {
     if (!r) return;
     r_close(r);
@@ -623,7 +623,7 @@ void sa__budget_redis_close(sa_budget_redis *r)
     sa__free(r->mem, r);
 }
 
-void sa__budget_redis_pump(sa_budget_redis *r, int64_t now)
+void sa__budget_redis_pump(sa__budget_redis *r, int64_t now)
 {
     if (!r) return;
     if (r->state == R_DOWN) {
@@ -640,22 +640,22 @@ void sa__budget_redis_pump(sa_budget_redis *r, int64_t now)
     }
 }
 
-const char *sa__budget_redis_note(const sa_budget_redis *r)
+const char *sa__budget_redis_note(const sa__budget_redis *r)
 {
     return r && r->note[0] ? r->note : NULL;
 }
 
-void sa__budget_redis_clear_note(sa_budget_redis *r)
+void sa__budget_redis_clear_note(sa__budget_redis *r)
 {
     if (r) r->note[0] = '\0';
 }
 
-int sa__budget_redis_up(const sa_budget_redis *r)
+int sa__budget_redis_up(const sa__budget_redis *r)
 {
     return r && r->state != R_DOWN;
 }
 
-int sa__budget_redis_acquire(sa_budget_redis *r, int64_t now,
+int sa__budget_redis_acquire(sa__budget_redis *r, int64_t now,
                             int64_t *ready_at, int record)
 {
     int64_t ready = now;
@@ -700,7 +700,7 @@ int sa__budget_redis_acquire(sa_budget_redis *r, int64_t now,
     return 0;
 }
 
-void sa__budget_redis_penalize(sa_budget_redis *r, int64_t now, int64_t pause)
+void sa__budget_redis_penalize(sa__budget_redis *r, int64_t now, int64_t pause)
 {
     sa__limiter_penalize(&r->share, now, pause);
     if (r->state != R_DOWN) {
@@ -709,7 +709,7 @@ void sa__budget_redis_penalize(sa_budget_redis *r, int64_t now, int64_t pause)
     }
 }
 
-int sa__budget_redis_admitted(sa_budget_redis *r, int64_t now, int mine)
+int sa__budget_redis_admitted(sa__budget_redis *r, int64_t now, int mine)
 {
     int others = r->admitted_total - r->admitted_mine;
     r->admitted_mine = mine;

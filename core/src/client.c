@@ -18,9 +18,9 @@
  *   fetch.c    result downloads (sa_client_fetch_masks) and their files
  *
  * Bounded steps.  A non-blocking call (sa_client_step with timeout 0,
- * sa_client_socket_action) handles at most SA_STEP_BATCH socket events
- * and finished transfers, drives at most SA_STEP_BATCH due jobs, hands
- * libcurl at most SA_STEP_BATCH / 4 new transfers, and takes no new item
+ * sa_client_socket_action) handles at most SA__STEP_BATCH socket events
+ * and finished transfers, drives at most SA__STEP_BATCH due jobs, hands
+ * libcurl at most SA__STEP_BATCH / 4 new transfers, and takes no new item
  * of any kind once opt.step_budget_us has passed (at least one of each
  * that is ready), so that a burst of work is spread over several frames
  * of a caller's loop; what is left makes sa_client_timeout_ms (and the
@@ -146,8 +146,8 @@ static void on_curl_socket(void *ctx, int fd, int what);
 static int client_init_parts(sa_client *c, const sa_client_options *o,
                              char *err, size_t errlen)
 {
-    sa_engine_options eo;
-    sa_engine_hooks eh;
+    sa__engine_options eo;
+    sa__engine_hooks eh;
     size_t n;
     int rc;
 
@@ -169,7 +169,7 @@ static int client_init_parts(sa_client *c, const sa_client_options *o,
     }
     {
         /* rate_limit_scope: the budget the scheduler shares (budget.c) */
-        sa_budget *b = NULL;
+        sa__budget *b = NULL;
         char note[CLIENT_ERRLEN];
         rc = sa__budget_open(&b, c->mem, o, c->api_key, c->base_url, note,
                             sizeof note);
@@ -359,7 +359,7 @@ const char *sa_client_errmsg(const sa_client *client)
 static int64_t next_deadline(sa_client *c, int64_t now)
 {
     int64_t at = -1;
-    sa_link *l;
+    sa__link *l;
 
     for (l = c->active.next; l != &c->active; l = l->next)
         sa__min_at(&at, JOB_OF(l, link)->wake_at);
@@ -392,11 +392,11 @@ static int drive_check(sa_client *c)
 static void set_bounded(sa_client *c, int on)
 {
     c->bounded = on;
-    c->due_left = SA_STEP_BATCH;
+    c->due_left = SA__STEP_BATCH;
     c->done_now = 0;
     c->budget_end = on && c->opt.step_budget_us > 0
                   ? sa__engine_now_us() + c->opt.step_budget_us : 0;
-    sa__engine_set_batch(c->engine, on ? SA_STEP_BATCH : 0, c->budget_end);
+    sa__engine_set_batch(c->engine, on ? SA__STEP_BATCH : 0, c->budget_end);
 }
 
 /* One round: due work, wait up to timeout_ms (< 0: no limit) for the next
@@ -652,7 +652,7 @@ int sa_client_notify(sa_client *client, const char *task_id)
 {
     sa_client *c = client;
     int64_t now;
-    sa_link *l;
+    sa__link *l;
     int n = 0;
 
     if (!c || !task_id || c->freeing) return SA_ERR_INVALID_ARGUMENT;

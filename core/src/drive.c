@@ -27,7 +27,7 @@ static void xfer_gone(sa_client *c, sa_job *j);
 /* Lists and lifetime                                                 */
 /* ================================================================== */
 
-static sa_link *list_for(sa_client *c, int where)
+static sa__link *list_for(sa_client *c, int where)
 {
     switch (where) {
     case J_QUEUED: return &c->queued;
@@ -41,7 +41,7 @@ static sa_link *list_for(sa_client *c, int where)
 /* Move a job to another list of its client, keeping the counts. */
 void sa__set_where(sa_client *c, sa_job *j, int where)
 {
-    sa_link *to = list_for(c, where);
+    sa__link *to = list_for(c, where);
     int child = j->kind == KIND_CHILD;
     if (j->where == J_QUEUED) c->n_queued--;
     if (j->where == J_ACTIVE) {
@@ -90,7 +90,7 @@ void sa__job_destroy(sa_job *j)
     sa__jobsm_free(j->del_other);
     sa_result_free(j->pub_result_own);
     while (j->kept) {
-        sa_kept *k = j->kept;
+        sa__kept *k = j->kept;
         j->kept = k->next;
         sa__free(mem, k);
     }
@@ -225,7 +225,7 @@ static void job_stuck(sa_client *c, sa_job *j, int64_t now)
 static void feed_not_sent(sa_client *c, sa_job *j, int64_t now, int transport,
                           const char *msg)
 {
-    sa_http_response r;
+    sa__http_response r;
     memset(&r, 0, sizeof r);
     r.transport = transport;
     r.not_sent = 1;
@@ -236,9 +236,9 @@ static void feed_not_sent(sa_client *c, sa_job *j, int64_t now, int transport,
 }
 
 /* An image upload (the PUT to the storage URL), counted by max_uploads. */
-static int is_upload(const sa_http_request *req)
+static int is_upload(const sa__http_request *req)
 {
-    return !req->api_host && req->step == SA_STEP_UPLOAD;
+    return !req->api_host && req->step == SA__STEP_UPLOAD;
 }
 
 /* j's transfer is no longer in flight (ended or aborted). */
@@ -251,16 +251,16 @@ static void xfer_gone(sa_client *c, sa_job *j)
 
 /* Hand a request to the engine.  Returns 1 when it is in flight, 0 when
  * it failed at once (the failure was fed to the machine). */
-static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
+static int start_xfer(sa_client *c, sa_job *j, const sa__http_request *req,
                       int64_t now)
 {
-    sa_http_request r = *req;
-    sa_xfer *x = NULL;
+    sa__http_request r = *req;
+    sa__xfer *x = NULL;
     int rc;
 
     /* Task create is billed and not idempotent: never on a reused
      * connection, which libcurl may silently resend on (see engine.c). */
-    r.fresh_connection = req->step == SA_STEP_TASK_CREATE;
+    r.fresh_connection = req->step == SA__STEP_TASK_CREATE;
     sa__fetch_attach(j, &r);  /* a download's body goes to disk or its
                                  buffer (fetch.c) */
     rc = sa__engine_send(c->engine, &r, j, &x);
@@ -281,7 +281,7 @@ static int start_xfer(sa_client *c, sa_job *j, const sa_http_request *req,
  * is looked at again at once: service_limq sends what the scheduler picks;
  * or (an upload past max_uploads, or behind others waiting) wait in the
  * upload queue. */
-static int send_or_park(sa_client *c, sa_job *j, const sa_http_request *req,
+static int send_or_park(sa_client *c, sa_job *j, const sa__http_request *req,
                         int64_t now)
 {
     if (req->api_host && sa__sched_limited(&c->sched)) {
@@ -307,22 +307,22 @@ static void drive_job(sa_client *c, sa_job *j, int64_t now)
 
     if (j->kind == KIND_FETCH) sa__fetch_pump(c, j, now);
     for (guard = 0; guard < 16; guard++) {
-        sa_next nx;
+        sa__next nx;
         int rc = sa__jobsm_next(j->sm, now, &nx);
-        const sa_jobsm *was = j->sm;
+        const sa__jobsm *was = j->sm;
         note_state(c, j);
         if (j->sm != was) continue;  /* delete_after: on with the delete */
         /* out of memory ends the machine (END); anything else is stuck */
-        if (rc != SA_OK && nx.kind != SA_NEXT_END) {
+        if (rc != SA_OK && nx.kind != SA__NEXT_END) {
             job_stuck(c, j, now);
             return;
         }
         j->stuck = 0;
-        if (nx.kind == SA_NEXT_END) {
+        if (nx.kind == SA__NEXT_END) {
             sa__engine_end(c, j);
             return;
         }
-        if (nx.kind == SA_NEXT_WAIT) {
+        if (nx.kind == SA__NEXT_WAIT) {
             j->wake_at = nx.wake_at_ms;
             return;
         }
@@ -354,7 +354,7 @@ static void start_queued(sa_client *c, int64_t now)
  * once goes back to its machine, which may ask again). */
 static void send_parked(sa_client *c, sa_job *j, int64_t now)
 {
-    const sa_http_request *req = j->parked;
+    const sa__http_request *req = j->parked;
 
     j->parked = NULL;
     if (!start_xfer(c, j, req, now)) drive_job(c, j, now);
@@ -367,7 +367,7 @@ static void service_limq(sa_client *c, int64_t now)
     long guard;
 
     for (guard = 0; guard < 100000L; guard++) {
-        sa_sched_item *it = sa__sched_next_api(&c->sched, now);
+        sa__sched_item *it = sa__sched_next_api(&c->sched, now);
         if (!it) return;
         send_parked(c, JOB_OF(it, sq), now);
     }
@@ -381,7 +381,7 @@ static void service_upq(sa_client *c, int64_t now)
     long guard;
 
     for (guard = 0; guard < 100000L; guard++) {
-        sa_sched_item *it = sa__sched_next_upload(&c->sched);
+        sa__sched_item *it = sa__sched_next_upload(&c->sched);
         if (!it) return;
         send_parked(c, JOB_OF(it, sq), now);
     }
@@ -391,7 +391,7 @@ static void service_upq(sa_client *c, int64_t now)
  * jobs are driven; the others stay due). */
 void sa__advance(sa_client *c, int64_t now)
 {
-    sa_link *l, *next;
+    sa__link *l, *next;
     long restarts = 0;
     const char *note = sa__budget_pump(c->sched.budget, now);  /* redis */
 
@@ -405,7 +405,7 @@ void sa__advance(sa_client *c, int64_t now)
         if (j->wake_at > now) continue;
         if (c->bounded &&
             (c->due_left-- <= 0 ||
-             (c->due_left < SA_STEP_BATCH - 1 && c->budget_end > 0 &&
+             (c->due_left < SA__STEP_BATCH - 1 && c->budget_end > 0 &&
               sa__engine_now_us() >= c->budget_end)))
             break;
         drive_job(c, j, now);
@@ -421,7 +421,7 @@ void sa__advance(sa_client *c, int64_t now)
 }
 
 /* A transfer ended (engine hook; outside libcurl's callbacks). */
-void sa__on_done(void *ctx, void *owner, const sa_http_response *resp)
+void sa__on_done(void *ctx, void *owner, const sa__http_response *resp)
 {
     sa_client *c = ctx;
     sa_job *j = owner;
@@ -476,7 +476,7 @@ void sa__user_cancel(sa_client *c, sa_job *j, int abandon, int status,
         sa__engine_end(c, j);
         return;
     }
-    if (j->parked && j->parked->step == SA_STEP_TASK_CREATE) {
+    if (j->parked && j->parked->step == SA__STEP_TASK_CREATE) {
         sa__sched_withdraw(&j->sq);
         j->parked = NULL;
         abandon = 1;
@@ -527,7 +527,7 @@ void sa__abandon_engine_side(sa_client *c, sa_job *j, const char *who)
 
 int sa__start_job(sa_client *c, sa_job *j, int64_t now)
 {
-    sa_job_config cfg;
+    sa__job_config cfg;
     long dl = j->deadline_ms > 0 ? j->deadline_ms : c->opt.job_deadline_ms;
     int rc, was_queued = j->where == J_QUEUED, st;
 

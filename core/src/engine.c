@@ -1,17 +1,17 @@
 /* engine.c - the libcurl transport: global setup, clock, lifetime, outcomes.
  *
  * The libcurl side of a client: one multi handle, an easy handle per
- * transfer, and the translation of a job's sa_http_request into a transfer
- * and of the transfer's outcome into a sa_http_response.
+ * transfer, and the translation of a job's sa__http_request into a transfer
+ * and of the transfer's outcome into a sa__http_response.
  *
  * The engine knows nothing about jobs or the protocol: it sends what it is
- * given and reports what happened through sa_engine_hooks.  It is also the
+ * given and reports what happened through sa__engine_hooks.  It is also the
  * only place that reads a clock (sa__engine_now), and it owns libcurl's
  * process-wide setup (sa_global_init / sa_global_cleanup).
  *
  * Its files: engine.c (this one: global setup, the clock, creation and
- * teardown, a finished transfer mapped into a sa_http_response),
- * engine_send.c (a sa_http_request made into an easy handle; libcurl's
+ * teardown, a finished transfer mapped into a sa__http_response),
+ * engine_send.c (a sa__http_request made into an easy handle; libcurl's
  * per-transfer callbacks), engine_loop.c (driving the multi handle: the
  * internal epoll loop, the caller's event hooks, bounded rounds).
  * engine_internal.h holds their shared state.
@@ -84,7 +84,7 @@ int64_t sa__engine_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + (int64_t)(ts.tv_nsec / 1000);
 }
 
-void sa__eng_log(sa_engine *e, int level, const char *fmt, ...)
+void sa__eng_log(sa__engine *e, int level, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
@@ -95,7 +95,7 @@ void sa__eng_log(sa_engine *e, int level, const char *fmt, ...)
     e->hooks.log(e->hooks.ctx, level, line);
 }
 
-void sa__eng_err(sa_engine *e, const char *fmt, ...)
+void sa__eng_err(sa__engine *e, const char *fmt, ...)
 {
     char raw[ENGINE_ERRLEN];
     va_list ap;
@@ -107,10 +107,10 @@ void sa__eng_err(sa_engine *e, const char *fmt, ...)
 
 const char *sa__eng_method(int m)
 {
-    return (m >= 0 && m <= SA_HTTP_PUT) ? method_names[m] : "?";
+    return (m >= 0 && m <= SA__HTTP_PUT) ? method_names[m] : "?";
 }
 
-void sa__eng_push(sa_xfer **head, sa_xfer *x)
+void sa__eng_push(sa__xfer **head, sa__xfer *x)
 {
     x->prev = NULL;
     x->next = *head;
@@ -118,7 +118,7 @@ void sa__eng_push(sa_xfer **head, sa_xfer *x)
     *head = x;
 }
 
-void sa__eng_unlink(sa_xfer **head, sa_xfer *x)
+void sa__eng_unlink(sa__xfer **head, sa__xfer *x)
 {
     if (x->prev) x->prev->next = x->next;
     else *head = x->next;
@@ -130,9 +130,9 @@ void sa__eng_unlink(sa_xfer **head, sa_xfer *x)
 /* Creation                                                            */
 /* ------------------------------------------------------------------ */
 
-static int engine_copy_strings(sa_engine *e, const sa_engine_options *o)
+static int engine_copy_strings(sa__engine *e, const sa__engine_options *o)
 {
-    sa_buf auth;
+    sa__buf auth;
     const char *ua = o->user_agent ? o->user_agent : "skinanalysis/" SA_VERSION;
 
     sa__buf_init(&auth, e->mem, 0);
@@ -151,10 +151,10 @@ static int engine_copy_strings(sa_engine *e, const sa_engine_options *o)
     return SA_OK;
 }
 
-int sa__engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
-                  sa_engine **out, char *err, size_t errlen)
+int sa__engine_new(const sa__engine_options *o, const sa__engine_hooks *h,
+                  sa__engine **out, char *err, size_t errlen)
 {
-    sa_engine *e;
+    sa__engine *e;
     int rc;
 
     *out = NULL;
@@ -210,7 +210,7 @@ int sa__engine_new(const sa_engine_options *o, const sa_engine_hooks *h,
     return SA_OK;
 }
 
-static void xfer_destroy(sa_engine *e, sa_xfer *x)
+static void xfer_destroy(sa__engine *e, sa__xfer *x)
 {
     if (x->h) curl_easy_cleanup(x->h);
     sa__buf_free(&x->body);
@@ -228,7 +228,7 @@ static void xfer_destroy(sa_engine *e, sa_xfer *x)
  * measurable CPU (A/B, BENCHMARKS.md) and frees the buffers of idle
  * handles; connections live in the multi handle, so keep-alive reuse is
  * unaffected. */
-void sa__eng_release(sa_engine *e, sa_xfer *x)
+void sa__eng_release(sa__engine *e, sa__xfer *x)
 {
     if (x->fd >= 0) close(x->fd);
     x->fd = -1;
@@ -239,11 +239,11 @@ void sa__eng_release(sa_engine *e, sa_xfer *x)
     xfer_destroy(e, x);
 }
 
-void sa__engine_free(sa_engine *e)
+void sa__engine_free(sa__engine *e)
 {
     if (!e) return;
     while (e->busy) {
-        sa_xfer *x = e->busy;
+        sa__xfer *x = e->busy;
         sa__eng_unlink(&e->busy, x);
         if (e->multi) curl_multi_remove_handle(e->multi, x->h);
         if (x->fd >= 0) close(x->fd);
@@ -266,7 +266,7 @@ void sa__engine_free(sa_engine *e)
     sa__free(e->mem, e);
 }
 
-const char *sa__engine_errmsg(const sa_engine *e)
+const char *sa__engine_errmsg(const sa__engine *e)
 {
     return e ? e->errmsg : "";
 }
@@ -300,8 +300,8 @@ static int certainly_not_sent(CURL *h, CURLcode code)
 }
 
 /* Fill resp from a finished transfer; msg receives the transport text. */
-static void map_result(sa_engine *e, sa_xfer *x, CURLcode code,
-                       sa_http_response *resp, char *msg, size_t msglen)
+static void map_result(sa__engine *e, sa__xfer *x, CURLcode code,
+                       sa__http_response *resp, char *msg, size_t msglen)
 {
     const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(code);
     char ebuf[128], ebuf2[CURL_ERROR_SIZE + 128];
@@ -351,9 +351,9 @@ static void map_result(sa_engine *e, sa_xfer *x, CURLcode code,
     resp->transport_msg = msg;
 }
 
-void sa__eng_finish(sa_engine *e, sa_xfer *x, CURLcode code)
+void sa__eng_finish(sa__engine *e, sa__xfer *x, CURLcode code)
 {
-    sa_http_response resp;
+    sa__http_response resp;
     char msg[CURL_ERROR_SIZE + 128];
     long connects = 0;
 
@@ -379,12 +379,12 @@ void sa__eng_finish(sa_engine *e, sa_xfer *x, CURLcode code)
     sa__eng_release(e, x);
 }
 
-int sa__engine_in_flight(const sa_engine *e)
+int sa__engine_in_flight(const sa__engine *e)
 {
     return e ? e->n_busy : 0;
 }
 
-void sa__engine_stats(const sa_engine *e, long *transfers, long *connects)
+void sa__engine_stats(const sa__engine *e, long *transfers, long *connects)
 {
     if (transfers) *transfers = e ? e->transfers : 0;
     if (connects) *connects = e ? e->connects : 0;

@@ -23,15 +23,15 @@
 #define REQUEST_ID_MAX 128
 #define SINK_MSG_LEN 256
 
-struct sa_xfer {
-    sa_engine *e;
+struct sa__xfer {
+    sa__engine *e;
     CURL *h;
-    sa_xfer *prev, *next;          /* in e->busy */
-    sa_xfer *add_next;             /* in e->to_add, while not added */
+    sa__xfer *prev, *next;          /* in e->busy */
+    sa__xfer *add_next;             /* in e->to_add, while not added */
     int added;                     /* handed to the multi handle */
     void *owner;
     struct curl_slist *headers;
-    sa_buf body;
+    sa__buf body;
     char errbuf[CURL_ERROR_SIZE];
     char request_id[REQUEST_ID_MAX];
     /* upload source: a file descriptor or a caller's buffer */
@@ -49,7 +49,7 @@ struct sa_xfer {
     int body_nomem;
     int read_error;
     int read_errno;
-    /* the body sink of a 2xx answer (sa_http_request.sink) */
+    /* the body sink of a 2xx answer (sa__http_request.sink) */
     int (*sink)(void *ud, const void *data, size_t len, int64_t announced,
                 char *msg, size_t msglen);
     void *sink_ud;
@@ -59,10 +59,10 @@ struct sa_xfer {
     char sink_msg[SINK_MSG_LEN];
 };
 
-struct sa_engine {
+struct sa__engine {
     const sa_mem *mem;
     CURLM *multi;
-    sa_engine_hooks hooks;
+    sa__engine_hooks hooks;
     char *api_key;
     char *auth_header;             /* "Authorization: Bearer KEY" */
     char *user_agent;
@@ -71,7 +71,7 @@ struct sa_engine {
     long connect_timeout_ms;
     int max_connections;
     size_t max_body_bytes;
-    sa_xfer *busy;                 /* transfers in flight */
+    sa__xfer *busy;                 /* transfers in flight */
     int n_busy;
     int event_mode;
     long transfers;
@@ -81,7 +81,7 @@ struct sa_engine {
     int pending;                   /* finished transfers not reported yet */
     /* transfers sent but not yet handed to libcurl (see add_started):
      * a FIFO, head and tail */
-    sa_xfer *to_add, *to_add_tail;
+    sa__xfer *to_add, *to_add_tail;
     int events_left;               /* a bounded round left socket events */
 #ifdef SA_HAVE_EPOLL
     /* the internal loop (no event hooks): sockets libcurl asks to watch,
@@ -96,23 +96,23 @@ struct sa_engine {
 };
 
 /* engine.c: shared helpers, teardown of a transfer, completion */
-void sa__eng_log(sa_engine *e, int level, const char *fmt, ...)
+void sa__eng_log(sa__engine *e, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The message of a failed send (it reaches the job's message): redacted,
  * so neither the key nor a signed query string can show. */
-void sa__eng_err(sa_engine *e, const char *fmt, ...)
+void sa__eng_err(sa__engine *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 const char *sa__eng_method(int m);
-void sa__eng_push(sa_xfer **head, sa_xfer *x);
-void sa__eng_unlink(sa_xfer **head, sa_xfer *x);
-void sa__eng_release(sa_engine *e, sa_xfer *x);
+void sa__eng_push(sa__xfer **head, sa__xfer *x);
+void sa__eng_unlink(sa__xfer **head, sa__xfer *x);
+void sa__eng_release(sa__engine *e, sa__xfer *x);
 /* Report one finished transfer to its owner (the done hook), free it. */
-void sa__eng_finish(sa_engine *e, sa_xfer *x, CURLcode code);
+void sa__eng_finish(sa__engine *e, sa__xfer *x, CURLcode code);
 
 /* engine_loop.c: the internal loop's epoll set, the round's time budget */
 #ifdef SA_HAVE_EPOLL
-int sa__eng_loop_open(sa_engine *e);
+int sa__eng_loop_open(sa__engine *e);
 #endif
-int sa__eng_over_budget(const sa_engine *e);
+int sa__eng_over_budget(const sa__engine *e);
 
 #endif

@@ -11,7 +11,7 @@
 
 static int on_socket(CURL *h, curl_socket_t s, int what, void *ud, void *sp)
 {
-    sa_engine *e = ud;
+    sa__engine *e = ud;
     int out = SA_POLL_NONE;
     (void)h;
     (void)sp;
@@ -26,7 +26,7 @@ static int on_socket(CURL *h, curl_socket_t s, int what, void *ud, void *sp)
 
 static int on_timer(CURLM *m, long timeout_ms, void *ud)
 {
-    sa_engine *e = ud;
+    sa__engine *e = ud;
     (void)m;
     e->hooks.timer(e->hooks.ctx,
                    timeout_ms < 0 ? -1 : sa__engine_now() + timeout_ms);
@@ -39,7 +39,7 @@ static int on_timer(CURLM *m, long timeout_ms, void *ud)
 static int on_socket_internal(CURL *h, curl_socket_t s, int what, void *ud,
                               void *sp)
 {
-    sa_engine *e = ud;
+    sa__engine *e = ud;
     struct epoll_event ev;
     int op = sp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     (void)h;
@@ -63,7 +63,7 @@ static int on_socket_internal(CURL *h, curl_socket_t s, int what, void *ud,
 }
 
 /* The epoll set and the wakeup eventfd of the internal loop. */
-int sa__eng_loop_open(sa_engine *e)
+int sa__eng_loop_open(sa__engine *e)
 {
     struct epoll_event ev;
 
@@ -84,7 +84,7 @@ int sa__eng_loop_open(sa_engine *e)
 /* ------------------------------------------------------------------ */
 
 /* 1 when a bounded round has used its time budget. */
-int sa__eng_over_budget(const sa_engine *e)
+int sa__eng_over_budget(const sa__engine *e)
 {
     return e->budget_end > 0 && sa__engine_now_us() >= e->budget_end;
 }
@@ -93,14 +93,14 @@ int sa__eng_over_budget(const sa_engine *e)
  * stay in libcurl's message queue for the next call (e->pending).  One
  * message at a time: a done hook may start new transfers or abort others
  * (whose messages libcurl drops). */
-static void collect(sa_engine *e)
+static void collect(sa__engine *e)
 {
     CURLMsg *m;
     int left = 0, guard, done = 0;
 
     e->pending = 0;
     for (guard = 0; guard < 1000000; guard++) {
-        sa_xfer *x = NULL;
+        sa__xfer *x = NULL;
         if (e->batch > 0 &&
             (done >= e->batch || (done > 0 && sa__eng_over_budget(e)))) {
             e->pending = left > 0;
@@ -125,12 +125,12 @@ static void collect(sa_engine *e)
  * e->batch / 4 of them in a bounded round (why: docs/architecture.md,
  * "Bounded steps").  A transfer libcurl refuses ends here, certainly not
  * sent. */
-static void add_started(sa_engine *e)
+static void add_started(sa__engine *e)
 {
     int n = 0, max = e->batch / 4 > 1 ? e->batch / 4 : 1;
 
     while (e->to_add && (e->batch == 0 || n < max)) {
-        sa_xfer *x = e->to_add;
+        sa__xfer *x = e->to_add;
         CURLMcode mc;
 
         e->to_add = x->add_next;
@@ -143,7 +143,7 @@ static void add_started(sa_engine *e)
             continue;
         }
         {
-            sa_http_response resp;
+            sa__http_response resp;
             char msg[256];
             memset(&resp, 0, sizeof resp);
             resp.transport = mc == CURLM_OUT_OF_MEMORY ? SA_ERR_NOMEM
@@ -171,7 +171,7 @@ static void add_started(sa_engine *e)
 
 /* Wait up to timeout_ms for a socket, the wakeup eventfd or nothing; the
  * events are kept for sa__engine_perform. */
-int sa__engine_wait(sa_engine *e, long timeout_ms)
+int sa__engine_wait(sa__engine *e, long timeout_ms)
 {
     int n;
     if (timeout_ms < 0) timeout_ms = 0;
@@ -183,7 +183,7 @@ int sa__engine_wait(sa_engine *e, long timeout_ms)
     return SA_OK;
 }
 
-int sa__engine_perform(sa_engine *e)
+int sa__engine_perform(sa__engine *e)
 {
     CURLMcode mc = CURLM_OK, m2;
     int running = 0, i, n, max = EPOLL_BATCH;
@@ -235,7 +235,7 @@ int sa__engine_perform(sa_engine *e)
     return mc == CURLM_OK ? SA_OK : SA_ERR_TRANSPORT;
 }
 #else
-int sa__engine_wait(sa_engine *e, long timeout_ms)
+int sa__engine_wait(sa__engine *e, long timeout_ms)
 {
     int n = 0;
     if (timeout_ms < 0) timeout_ms = 0;
@@ -245,7 +245,7 @@ int sa__engine_wait(sa_engine *e, long timeout_ms)
     return SA_OK;
 }
 
-int sa__engine_perform(sa_engine *e)
+int sa__engine_perform(sa__engine *e)
 {
     int running = 0;
     CURLMcode mc;
@@ -258,7 +258,7 @@ int sa__engine_perform(sa_engine *e)
 }
 #endif
 
-int sa__engine_socket_action(sa_engine *e, int fd, int what)
+int sa__engine_socket_action(sa__engine *e, int fd, int what)
 {
     int running = 0, ev = 0;
     CURLMcode mc;
@@ -280,7 +280,7 @@ int sa__engine_socket_action(sa_engine *e, int fd, int what)
                                                       : SA_ERR_TRANSPORT;
 }
 
-long sa__engine_timeout(sa_engine *e)
+long sa__engine_timeout(sa__engine *e)
 {
     long t = -1;
     if (e->to_add) return 0;  /* the next perform hands them to libcurl */
@@ -291,7 +291,7 @@ long sa__engine_timeout(sa_engine *e)
     return t;
 }
 
-int sa__engine_wakeup(sa_engine *e)
+int sa__engine_wakeup(sa__engine *e)
 {
 #ifdef SA_HAVE_EPOLL
     uint64_t one = 1;
@@ -309,7 +309,7 @@ int sa__engine_wakeup(sa_engine *e)
 #endif
 }
 
-int sa__engine_set_event_mode(sa_engine *e, int on)
+int sa__engine_set_event_mode(sa__engine *e, int on)
 {
     CURLMcode a, b, c, d;
     if (on) {
@@ -342,14 +342,14 @@ int sa__engine_set_event_mode(sa_engine *e, int on)
     return SA_OK;
 }
 
-void sa__engine_set_batch(sa_engine *e, int max, int64_t budget_end_us)
+void sa__engine_set_batch(sa__engine *e, int max, int64_t budget_end_us)
 {
     if (!e) return;
     e->batch = max > 0 ? max : 0;
     e->budget_end = e->batch > 0 ? budget_end_us : 0;
 }
 
-int sa__engine_has_leftover(const sa_engine *e)
+int sa__engine_has_leftover(const sa__engine *e)
 {
     return e ? e->pending || e->to_add != NULL || e->events_left : 0;
 }

@@ -1,4 +1,4 @@
-/* engine_send.c - a sa_http_request made into a libcurl transfer (easy handle).
+/* engine_send.c - a sa__http_request made into a libcurl transfer (easy handle).
  *
  * Secrets: the Bearer key is added only when req->api_host is set;
  * requests to other hosts carry the job's header lines (plus the
@@ -57,7 +57,7 @@ static int header_line_ok(const char *line)
 /* The body of a request with a sink: a 2xx answer's bytes go to the sink
  * (bounded by the request's max_body), any other answer's first
  * SINK_ERROR_BODY_MAX bytes to memory (for its classification). */
-static size_t on_body_sink(sa_xfer *x, char *data, size_t len)
+static size_t on_body_sink(sa__xfer *x, char *data, size_t len)
 {
     int rc;
 
@@ -101,7 +101,7 @@ static size_t on_body_sink(sa_xfer *x, char *data, size_t len)
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
-    sa_xfer *x = ud;
+    sa__xfer *x = ud;
     size_t len = size * n;
     int rc;
 
@@ -116,7 +116,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
 static size_t on_header(char *data, size_t size, size_t n, void *ud)
 {
     static const char name[] = "x-request-id:";
-    sa_xfer *x = ud;
+    sa__xfer *x = ud;
     size_t len = size * n, i, j = 0;
 
     /* A new status line starts a new response (after 100 Continue). */
@@ -146,7 +146,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
 
 static size_t on_read(char *buf, size_t size, size_t n, void *ud)
 {
-    sa_xfer *x = ud;
+    sa__xfer *x = ud;
     size_t want = size * n;
     uint64_t left = x->up_size - x->up_pos;
     ssize_t got;
@@ -173,7 +173,7 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud)
 
 static int on_seek(void *ud, curl_off_t offset, int origin)
 {
-    sa_xfer *x = ud;
+    sa__xfer *x = ud;
     if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > x->up_size)
         return CURL_SEEKFUNC_CANTSEEK;
     if (!x->up_buf && lseek(x->fd, (off_t)offset, SEEK_SET) < 0)
@@ -186,9 +186,9 @@ static int on_seek(void *ud, curl_off_t offset, int origin)
 /* Sending                                                             */
 /* ------------------------------------------------------------------ */
 
-static sa_xfer *xfer_get(sa_engine *e)
+static sa__xfer *xfer_get(sa__engine *e)
 {
-    sa_xfer *x = sa__calloc(e->mem, 1, sizeof *x);
+    sa__xfer *x = sa__calloc(e->mem, 1, sizeof *x);
     if (!x) return NULL;
     x->h = curl_easy_init();
     if (!x->h) {
@@ -226,7 +226,7 @@ static int header_reserved(const char *line)
 
 /* The header list: the key only for the API host; curl's automatic
  * "Expect: 100-continue" is always off. */
-static int build_headers(sa_engine *e, sa_xfer *x, const sa_http_request *req)
+static int build_headers(sa__engine *e, sa__xfer *x, const sa__http_request *req)
 {
     size_t i;
     int has_ctype = 0;
@@ -248,7 +248,7 @@ static int build_headers(sa_engine *e, sa_xfer *x, const sa_http_request *req)
     if (add_header(&x->headers, e->auth_header) != SA_OK ||
         add_header(&x->headers, "Accept: application/json") != SA_OK)
         return SA_ERR_NOMEM;
-    if (req->method == SA_HTTP_POST && !has_ctype &&
+    if (req->method == SA__HTTP_POST && !has_ctype &&
         add_header(&x->headers, "Content-Type: application/json") != SA_OK)
         return SA_ERR_NOMEM;
     return SA_OK;
@@ -256,7 +256,7 @@ static int build_headers(sa_engine *e, sa_xfer *x, const sa_http_request *req)
 
 /* Open the upload file now (never earlier, never read whole) and check
  * that it still has the size validation saw. */
-static int open_upload(sa_engine *e, sa_xfer *x, const sa_http_request *req)
+static int open_upload(sa__engine *e, sa__xfer *x, const sa__http_request *req)
 {
     struct stat st;
     char ebuf[128];
@@ -292,23 +292,23 @@ static int open_upload(sa_engine *e, sa_xfer *x, const sa_http_request *req)
         if (curl_easy_setopt(h, opt, val) != CURLE_OK) goto refused;      \
     } while (0)
 
-static int setup_method(sa_engine *e, sa_xfer *x, const sa_http_request *req)
+static int setup_method(sa__engine *e, sa__xfer *x, const sa__http_request *req)
 {
     CURL *h = x->h;
     int rc;
 
     (void)e;
     switch (req->method) {
-    case SA_HTTP_GET:
+    case SA__HTTP_GET:
         SETOPT(CURLOPT_HTTPGET, 1L);
         return SA_OK;
-    case SA_HTTP_POST:
+    case SA__HTTP_POST:
         SETOPT(CURLOPT_POST, 1L);
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         /* copied: the transfer never points into the job's memory */
         SETOPT(CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
         return SA_OK;
-    case SA_HTTP_PUT:
+    case SA__HTTP_PUT:
         if (!req->upload_buf && !req->upload_file) break;
         rc = open_upload(e, x, req);
         if (rc != SA_OK) return rc;
@@ -332,7 +332,7 @@ refused:
     return SA_ERR_TRANSPORT;
 }
 
-static int setup_easy(sa_engine *e, sa_xfer *x, const sa_http_request *req)
+static int setup_easy(sa__engine *e, sa__xfer *x, const sa__http_request *req)
 {
     CURL *h = x->h;
     int rc = build_headers(e, x, req);
@@ -366,7 +366,7 @@ static int setup_easy(sa_engine *e, sa_xfer *x, const sa_http_request *req)
     (void)curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
                            (long)CURL_HTTP_VERSION_2TLS);
     if (req->api_host) (void)curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-    if (req->api_host || req->method != SA_HTTP_GET)
+    if (req->api_host || req->method != SA__HTTP_GET)
         (void)curl_easy_setopt(h, CURLOPT_BUFFERSIZE, SMALL_RECV_BUFFER_BYTES);
     /* On a reused connection that dies before an answer, libcurl silently
      * sends the request again on a new one; a request on a fresh connection
@@ -388,10 +388,10 @@ refused:
 
 #undef SETOPT
 
-int sa__engine_send(sa_engine *e, const sa_http_request *req, void *owner,
-                   sa_xfer **out)
+int sa__engine_send(sa__engine *e, const sa__http_request *req, void *owner,
+                   sa__xfer **out)
 {
-    sa_xfer *x;
+    sa__xfer *x;
     int rc;
 
     *out = NULL;
@@ -436,9 +436,9 @@ int sa__engine_send(sa_engine *e, const sa_http_request *req, void *owner,
 }
 
 /* Take x off the to_add FIFO. */
-static void unqueue(sa_engine *e, sa_xfer *x)
+static void unqueue(sa__engine *e, sa__xfer *x)
 {
-    sa_xfer **pp = &e->to_add, *prev = NULL;
+    sa__xfer **pp = &e->to_add, *prev = NULL;
     while (*pp && *pp != x) {
         prev = *pp;
         pp = &(*pp)->add_next;
@@ -449,7 +449,7 @@ static void unqueue(sa_engine *e, sa_xfer *x)
     x->add_next = NULL;
 }
 
-void sa__engine_abort(sa_engine *e, sa_xfer *x)
+void sa__engine_abort(sa__engine *e, sa__xfer *x)
 {
     if (!e || !x) return;
     if (x->added) curl_multi_remove_handle(e->multi, x->h);

@@ -24,7 +24,7 @@
  * called by drive.c as the request leaves), so the engine never holds a
  * download's body:
  *   - into a folder, each chunk goes to the child's temporary file
- *     (sa_file_out); a child that ends DONE has its file committed under
+ *     (sa__file_out); a child that ends DONE has its file committed under
  *     its name (never over a file the library did not write, see files.c)
  *     and the result gets the name and the path: no byte of it stays in
  *     memory;
@@ -56,17 +56,17 @@
 #define DL_FIRST_CAP 65536    /* a buffer's first size when none is known */
 #define PATH_LEN 4352         /* a folder path (PATH_MAX) plus a name */
 
-struct sa_fetch {             /* of a fetch job */
+struct sa__fetch {             /* of a fetch job */
     sa_folder *dir;           /* NULL: the files stay in memory */
-    sa_names names;           /* in memory: the names given so far */
+    sa__names names;           /* in memory: the names given so far */
     size_t mem_max;           /* max_files_bytes */
     size_t mem_used;          /* reserved by buffers and held by files */
 };
 
-struct sa_dl {                /* of a child: one download */
+struct sa__dl {                /* of a child: one download */
     size_t index;             /* its URL's place */
     char name[SA_FILE_NAME_MAX];
-    sa_file_out out;          /* into a folder */
+    sa__file_out out;          /* into a folder */
     char *buf;                /* in memory */
     size_t len, cap;
     unsigned char head[8];    /* the first bytes (format of a file) */
@@ -85,7 +85,7 @@ void sa_fetch_options_init_sized(sa_fetch_options *opts, size_t struct_size)
 /* The settings of a download or fetch machine, from the options (also the
  * base of an account machine's: account.c). */
 void sa__fetch_config(const sa_client *c, sa_job *j, int api_version,
-                         int64_t deadline_at, sa_job_config *cfg)
+                         int64_t deadline_at, sa__job_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->mem = j->mem;
@@ -135,9 +135,9 @@ static int join_path(const sa_folder *dir, const char *name, char *buf,
 /* ------------------------------------------------------------------ */
 
 /* Give back what the child's buffer reserved and drop its file. */
-static void dl_drop(struct sa_fetch *fx, sa_job *k)
+static void dl_drop(struct sa__fetch *fx, sa_job *k)
 {
-    struct sa_dl *d = k->dl;
+    struct sa__dl *d = k->dl;
 
     if (!d) return;
     if (d->buf) {
@@ -152,10 +152,10 @@ static void dl_drop(struct sa_fetch *fx, sa_job *k)
 /* Make room for `need` bytes in the child's buffer, reserving its growth
  * from the fetch's budget.  `target` is the size the server announced (or
  * 0): the buffer is made that big at once. */
-static int dl_reserve(struct sa_fetch *fx, sa_job *k, size_t need,
+static int dl_reserve(struct sa__fetch *fx, sa_job *k, size_t need,
                       size_t target, char *msg, size_t msglen)
 {
-    struct sa_dl *d = k->dl;
+    struct sa__dl *d = k->dl;
     size_t want, left = fx->mem_max - fx->mem_used;
     char *p;
 
@@ -166,8 +166,8 @@ static int dl_reserve(struct sa_fetch *fx, sa_job *k, size_t need,
         want = d->cap ? d->cap : DL_FIRST_CAP;
         while (want < need && want <= SIZE_MAX / 2) want *= 2;
         if (want < need) want = need;
-        if (want > SA_FETCH_MAX_BODY && need <= SA_FETCH_MAX_BODY)
-            want = SA_FETCH_MAX_BODY;
+        if (want > SA__FETCH_MAX_BODY && need <= SA__FETCH_MAX_BODY)
+            want = SA__FETCH_MAX_BODY;
         if (want - d->cap > left) want = need;  /* just what it needs */
     }
     if (want - d->cap > left) {
@@ -189,13 +189,13 @@ static int dl_reserve(struct sa_fetch *fx, sa_job *k, size_t need,
     return SA_OK;
 }
 
-/* The body sink of a child's GET (see sa_http_request.sink). */
+/* The body sink of a child's GET (see sa__http_request.sink). */
 static int dl_sink(void *ud, const void *data, size_t len, int64_t announced,
                    char *msg, size_t msglen)
 {
     sa_job *k = ud;
-    struct sa_dl *d = k->dl;
-    struct sa_fetch *fx = k->parent ? k->parent->fetch : NULL;
+    struct sa__dl *d = k->dl;
+    struct sa__fetch *fx = k->parent ? k->parent->fetch : NULL;
     size_t target = 0;
     int rc;
 
@@ -215,7 +215,7 @@ static int dl_sink(void *ud, const void *data, size_t len, int64_t announced,
     }
     if (len > SIZE_MAX - d->len) return SA_ERR_LIMIT;
     if (announced > 0 && (uint64_t)announced >= d->len + len &&
-        (uint64_t)announced <= SA_FETCH_MAX_BODY)
+        (uint64_t)announced <= SA__FETCH_MAX_BODY)
         target = (size_t)announced;
     rc = dl_reserve(fx, k, d->len + len, target, msg, msglen);
     if (rc != SA_OK) return rc;
@@ -224,12 +224,12 @@ static int dl_sink(void *ud, const void *data, size_t len, int64_t announced,
     return SA_OK;
 }
 
-void sa__fetch_attach(sa_job *k, sa_http_request *req)
+void sa__fetch_attach(sa_job *k, sa__http_request *req)
 {
-    struct sa_dl *d = k->dl;
+    struct sa__dl *d = k->dl;
     char msg[256];
 
-    if (k->kind != KIND_CHILD || !d || req->step != SA_STEP_FETCH) return;
+    if (k->kind != KIND_CHILD || !d || req->step != SA__STEP_FETCH) return;
     /* a new attempt starts from nothing */
     d->len = 0;
     d->head_len = 0;
@@ -262,8 +262,8 @@ static int child_status(int status)
 static int start_child(sa_client *c, sa_job *j, const char *url,
                        size_t index, const char *name, int64_t now)
 {
-    struct sa_fetch *fx = j->fetch;
-    sa_job_config cfg;
+    struct sa__fetch *fx = j->fetch;
+    sa__job_config cfg;
     sa_job *k = job_new(c, KIND_CHILD);
     int rc;
 
@@ -300,7 +300,7 @@ static int start_child(sa_client *c, sa_job *j, const char *url,
  * loop ends. */
 void sa__fetch_pump(sa_client *c, sa_job *j, int64_t now)
 {
-    struct sa_fetch *fx = j->fetch;
+    struct sa__fetch *fx = j->fetch;
 
     while (fx && j->n_children < FETCH_CONCURRENCY) {
         char name[SA_FILE_NAME_MAX], msg[512];
@@ -330,8 +330,8 @@ void sa__fetch_pump(sa_client *c, sa_job *j, int64_t now)
  * or its buffer handed over.  SA_OK, or a failure with a message. */
 static int keep_file(sa_job *j, sa_job *k, char *msg, size_t msglen)
 {
-    struct sa_fetch *fx = j->fetch;
-    struct sa_dl *d = k->dl;
+    struct sa__fetch *fx = j->fetch;
+    struct sa__dl *d = k->dl;
     sa_result *r = sa__jobsm_fetch_result(j->sm);
     char final[SA_FILE_NAME_MAX], path[PATH_LEN], why[512];
     int rc;
@@ -401,7 +401,7 @@ void sa__child_ended(sa_client *c, sa_job *k)
  * files go. */
 void sa__cancel_children(sa_client *c, sa_job *parent)
 {
-    sa_link *l, *next;
+    sa__link *l, *next;
     int64_t now = sa__engine_now();
 
     for (l = c->active.next; l != &c->active; l = next) {
@@ -442,7 +442,7 @@ void sa__fetch_free(sa_job *j)
  * folder now, each on its own; a failure counts for that file. */
 static void write_result_files(sa_job *j, const sa_result *src)
 {
-    struct sa_fetch *fx = j->fetch;
+    struct sa__fetch *fx = j->fetch;
     sa_result *r = sa__jobsm_fetch_result(j->sm);
     size_t i, n = sa_result_file_count(src), len;
     char written[SA_FILE_NAME_MAX], path[PATH_LEN], why[512], msg[768];
@@ -494,7 +494,7 @@ int sa_client_fetch(sa_client *client, sa_job *done_job,
     sa_fetch_options full;   /* the caller's fields, defaults beyond */
     const sa_fetch_options *opts = &full;
     const char *folder;
-    sa_job_config cfg;
+    sa__job_config cfg;
     sa_job *j;
     int64_t now;
     char err[512];

@@ -5,7 +5,7 @@
  * last path segment of a mask URL, a ZIP entry's name) safe to create in a
  * folder.  It is the one place that does: the fetch jobs (fetch.c), the
  * folder writer below and the bindings (through the public function) all
- * call it.  A name set (sa_names) makes the names of one result unique,
+ * call it.  A name set (sa__names) makes the names of one result unique,
  * in the order they are claimed: "mask.png", "mask-2.png", "mask-3.png".
  *
  * Writes.  A sa_folder is an open directory: every file is made relative to
@@ -197,13 +197,13 @@ static uint64_t name_hash(const char *s)
     return h;
 }
 
-void sa__names_init(sa_names *s, const sa_mem *mem)
+void sa__names_init(sa__names *s, const sa_mem *mem)
 {
     memset(s, 0, sizeof *s);
     s->mem = mem;
 }
 
-void sa__names_free(sa_names *s)
+void sa__names_free(sa__names *s)
 {
     size_t i;
     for (i = 0; i < s->cap; i++) sa__free(s->mem, s->slot[i]);
@@ -212,7 +212,7 @@ void sa__names_free(sa_names *s)
     s->cap = s->n = 0;
 }
 
-static size_t names_find(const sa_names *s, const char *name)
+static size_t names_find(const sa__names *s, const char *name)
 {
     size_t i = (size_t)name_hash(name) & (s->cap - 1);
     while (s->slot[i] && strcmp(s->slot[i], name) != 0)
@@ -220,15 +220,15 @@ static size_t names_find(const sa_names *s, const char *name)
     return i;
 }
 
-int sa__names_has(const sa_names *s, const char *name)
+int sa__names_has(const sa__names *s, const char *name)
 {
     return s->cap > 0 && s->slot[names_find(s, name)] != NULL;
 }
 
-static int names_grow(sa_names *s)
+static int names_grow(sa__names *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 16, i;
-    sa_names bigger = *s;
+    sa__names bigger = *s;
 
     if (s->n + 1 <= s->cap / 2) return SA_OK;
     bigger.cap = cap;
@@ -242,7 +242,7 @@ static int names_grow(sa_names *s)
     return SA_OK;
 }
 
-int sa__names_add(sa_names *s, const char *name)
+int sa__names_add(sa__names *s, const char *name)
 {
     size_t i;
     char *copy;
@@ -257,7 +257,7 @@ int sa__names_add(sa_names *s, const char *name)
     return SA_OK;
 }
 
-int sa__names_unique(sa_names *s, const char *name, char *out, size_t outlen)
+int sa__names_unique(sa__names *s, const char *name, char *out, size_t outlen)
 {
     unsigned n;
     int w = snprintf(out, outlen, "%s", name);
@@ -290,7 +290,7 @@ static void clean_hidden(const char *raw, const char *secret, char *out,
     if (sa__has_secret(out, secret)) snprintf(out, outlen, "file");
 }
 
-int sa__names_claim(sa_names *s, const char *raw, char *out, size_t outlen)
+int sa__names_claim(sa__names *s, const char *raw, char *out, size_t outlen)
 {
     char clean[SA_FILE_NAME_MAX];
 
@@ -307,7 +307,7 @@ struct sa_folder {
     const sa_mem *mem;
     int fd;                  /* the directory */
     char *path;
-    sa_names used;           /* names claimed or written through it */
+    sa__names used;           /* names claimed or written through it */
     uint64_t rng;            /* temporary names */
 };
 
@@ -392,14 +392,14 @@ void sa__folder_set_secret(sa_folder *f, const char *secret)
 /* Writing one file                                                    */
 /* ------------------------------------------------------------------ */
 
-void sa__file_out_init(sa_file_out *o, sa_folder *dir)
+void sa__file_out_init(sa__file_out *o, sa_folder *dir)
 {
     memset(o, 0, sizeof *o);
     o->dir = dir;
     o->fd = -1;
 }
 
-static int file_fail(sa_file_out *o, const char *what, int e, char *err,
+static int file_fail(sa__file_out *o, const char *what, int e, char *err,
                      size_t errlen)
 {
     char eb[128];
@@ -409,7 +409,7 @@ static int file_fail(sa_file_out *o, const char *what, int e, char *err,
 }
 
 /* Create the temporary file: a fresh name, never an existing file. */
-static int tmp_open(sa_file_out *o, char *err, size_t errlen)
+static int tmp_open(sa__file_out *o, char *err, size_t errlen)
 {
     int i;
 
@@ -425,7 +425,7 @@ static int tmp_open(sa_file_out *o, char *err, size_t errlen)
     return file_fail(o, "cannot create a file", errno, err, errlen);
 }
 
-int sa__file_out_write(sa_file_out *o, const void *data, size_t len,
+int sa__file_out_write(sa__file_out *o, const void *data, size_t len,
                       char *err, size_t errlen)
 {
     const char *p = data;
@@ -444,7 +444,7 @@ int sa__file_out_write(sa_file_out *o, const void *data, size_t len,
     return SA_OK;
 }
 
-int sa__file_out_rewind(sa_file_out *o, char *err, size_t errlen)
+int sa__file_out_rewind(sa__file_out *o, char *err, size_t errlen)
 {
     if (o->fd < 0 || o->size == 0) return SA_OK;
     if (ftruncate(o->fd, 0) != 0 || lseek(o->fd, 0, SEEK_SET) != 0)
@@ -453,7 +453,7 @@ int sa__file_out_rewind(sa_file_out *o, char *err, size_t errlen)
     return SA_OK;
 }
 
-void sa__file_out_discard(sa_file_out *o)
+void sa__file_out_discard(sa__file_out *o)
 {
     if (o->fd >= 0) close(o->fd);
     o->fd = -1;
@@ -464,7 +464,7 @@ void sa__file_out_discard(sa_file_out *o)
 
 /* 1 when the entry `name` of the folder is a regular file (not followed
  * through a link) with exactly the bytes of our temporary file. */
-static int same_file(sa_file_out *o, const char *name)
+static int same_file(sa__file_out *o, const char *name)
 {
     char a[CMP_CHUNK], b[CMP_CHUNK];
     struct stat sa_, sb;
@@ -499,7 +499,7 @@ static int same_file(sa_file_out *o, const char *name)
 
 /* Give the temporary file the name `name`, replacing nothing: 0, or the
  * errno (EEXIST: the name is taken). */
-static int place(sa_file_out *o, const char *name)
+static int place(sa__file_out *o, const char *name)
 {
     int dfd = o->dir->fd;
 
@@ -515,7 +515,7 @@ static int place(sa_file_out *o, const char *name)
     return 0;
 }
 
-int sa__file_out_commit(sa_file_out *o, const char *name, char *final,
+int sa__file_out_commit(sa__file_out *o, const char *name, char *final,
                        size_t finallen, char *err, size_t errlen)
 {
     char cand[SA_FILE_NAME_MAX + 16];
@@ -578,7 +578,7 @@ int sa_folder_write(sa_folder *folder, const char *name, const void *data,
                     char *errbuf, size_t errbuf_len)
 {
     char claimed[SA_FILE_NAME_MAX];
-    sa_file_out o;
+    sa__file_out o;
     int rc;
 
     if (errbuf && errbuf_len) errbuf[0] = '\0';

@@ -13,7 +13,7 @@
  *   none for the status polls of a task that exists)
  *   ZIP results: POLLING -> FETCHING (GET the ZIP) -> DONE
  *
- * Four kinds of machine share one state (struct sa_jobsm, in
+ * Four kinds of machine share one state (struct sa__jobsm, in
  * job_internal.h) and four files: job.c (this one: the machine, its
  * requests, retries, poll timing and driving), job_answers.c (what each
  * answer of an analysis means; "What a hostile server cannot do"),
@@ -23,7 +23,7 @@
  * fetch (sa__jobsm_new_fetch) is the public side of sa_client_fetch: it
  * sends nothing, the client runs downloads for it and reports each one.
  * An account machine (sa__jobsm_new_account) is one FETCHING step,
- * SA_STEP_ACCOUNT, to the API host: the balance, the price list pages or
+ * SA__STEP_ACCOUNT, to the API host: the balance, the price list pages or
  * a task delete.
  *
  * Built like curl's multi state machine: sa__jsm_set_state() is the only
@@ -205,7 +205,7 @@ void sa__jsm_take_str(const sa_mem *mem, char **slot, char **s)
     *s = NULL;
 }
 
-static uint64_t job_rand(sa_jobsm *sm)
+static uint64_t job_rand(sa__jobsm *sm)
 {
     return sa__rand(sm->rng);
 }
@@ -216,43 +216,43 @@ static uint64_t job_rand(sa_jobsm *sm)
 
 /* The only writer of sm->state.  Entering a working state also says which
  * step is being worked on (BACKOFF keeps the step it returns to). */
-void sa__jsm_set_state(sa_jobsm *sm, int state)
+void sa__jsm_set_state(sa__jobsm *sm, int state)
 {
     if (state < 0 || state >= SA_JOB_STATE__LAST) state = SA_JOB_FAILED;
     sm->state = state;
     switch (state) {
-    case SA_JOB_FILE_CREATE: sm->step = SA_STEP_FILE_CREATE; break;
-    case SA_JOB_UPLOAD: sm->step = SA_STEP_UPLOAD; break;
-    case SA_JOB_TASK_CREATE: sm->step = SA_STEP_TASK_CREATE; break;
+    case SA_JOB_FILE_CREATE: sm->step = SA__STEP_FILE_CREATE; break;
+    case SA_JOB_UPLOAD: sm->step = SA__STEP_UPLOAD; break;
+    case SA_JOB_TASK_CREATE: sm->step = SA__STEP_TASK_CREATE; break;
     case SA_JOB_POLL_WAIT:
-    case SA_JOB_POLLING: sm->step = SA_STEP_POLL; break;
+    case SA_JOB_POLLING: sm->step = SA__STEP_POLL; break;
     default: break;  /* FETCHING: the caller says download or poll */
     }
 }
 
-/* Enter FETCHING for a download (SA_STEP_FETCH) or the poll that asks
- * for a fresh URL (SA_STEP_POLL). */
-void sa__jsm_set_fetch_step(sa_jobsm *sm, int step)
+/* Enter FETCHING for a download (SA__STEP_FETCH) or the poll that asks
+ * for a fresh URL (SA__STEP_POLL). */
+void sa__jsm_set_fetch_step(sa__jobsm *sm, int step)
 {
     sa__jsm_set_state(sm, SA_JOB_FETCHING);
     sm->step = step;
 }
 
 /* The state a step is (re)tried in. */
-static int step_state(const sa_jobsm *sm, int step)
+static int step_state(const sa__jobsm *sm, int step)
 {
     if (sm->fetch_phase) return SA_JOB_FETCHING;
     switch (step) {
-    case SA_STEP_FILE_CREATE: return SA_JOB_FILE_CREATE;
-    case SA_STEP_UPLOAD: return SA_JOB_UPLOAD;
-    case SA_STEP_TASK_CREATE: return SA_JOB_TASK_CREATE;
-    case SA_STEP_POLL: return SA_JOB_POLLING;
+    case SA__STEP_FILE_CREATE: return SA_JOB_FILE_CREATE;
+    case SA__STEP_UPLOAD: return SA_JOB_UPLOAD;
+    case SA__STEP_TASK_CREATE: return SA_JOB_TASK_CREATE;
+    case SA__STEP_POLL: return SA_JOB_POLLING;
     default: return SA_JOB_STATE__LAST;  /* fails safe in next() */
     }
 }
 
 /* The only writer of the public outcome; fixed once. */
-static void fix_outcome(sa_jobsm *sm, int state, int status, const char *msg)
+static void fix_outcome(sa__jobsm *sm, int state, int status, const char *msg)
 {
     if (sm->pub_state) return;
     sm->pub_state = state;
@@ -262,7 +262,7 @@ static void fix_outcome(sa_jobsm *sm, int state, int status, const char *msg)
 
 /* A failure after the task succeeded: say that it is billed and how to
  * find it again. */
-static void billed_note(const sa_jobsm *sm, char *msg, size_t len)
+static void billed_note(const sa__jobsm *sm, char *msg, size_t len)
 {
     size_t n = strlen(msg);
     if (n < len)
@@ -271,7 +271,7 @@ static void billed_note(const sa_jobsm *sm, char *msg, size_t len)
                      "id", sm->task_id ? sm->task_id : "(id unknown)");
 }
 
-static void release_request(sa_jobsm *sm)
+static void release_request(sa__jobsm *sm)
 {
     sa__free(sm->mem, sm->req_url);
     sa__free(sm->mem, sm->req_body);
@@ -284,7 +284,7 @@ static void release_request(sa_jobsm *sm)
 /* End the machine.  Fixes the public outcome if it is still open;
  * otherwise records what the background polling found.  Any request out is
  * abandoned (the engine drops it when next() answers END). */
-void sa__jsm_finish(sa_jobsm *sm, int state, int status, const char *fmt,
+void sa__jsm_finish(sa__jobsm *sm, int state, int status, const char *fmt,
                     ...)
 {
     char msg[JOB_MSG_LEN];
@@ -307,7 +307,7 @@ void sa__jsm_finish(sa_jobsm *sm, int state, int status, const char *fmt,
 
 /* Fix the public outcome now and keep the machine going in the background
  * (a task exists or may exist and must be polled to its end). */
-void sa__jsm_go_background(sa_jobsm *sm, int state, int status,
+void sa__jsm_go_background(sa__jobsm *sm, int state, int status,
                            const char *what)
 {
     char msg[JOB_MSG_LEN];
@@ -324,7 +324,7 @@ void sa__jsm_go_background(sa_jobsm *sm, int state, int status,
     sm->bg_status = SA_ERR_NOT_DONE;
 }
 
-int sa__jsm_fail_nomem(sa_jobsm *sm, const char *what)
+int sa__jsm_fail_nomem(sa__jobsm *sm, const char *what)
 {
     sa__jsm_finish(sm, SA_JOB_FAILED, SA_ERR_NOMEM, "out of memory (%s)",
                    what);
@@ -333,7 +333,7 @@ int sa__jsm_fail_nomem(sa_jobsm *sm, const char *what)
 
 /* The deadline ends the public job; a task that exists or may exist is
  * still polled in the background. */
-static void check_deadline(sa_jobsm *sm, int64_t now_ms)
+static void check_deadline(sa__jobsm *sm, int64_t now_ms)
 {
     if (sm->pub_state || sa__jsm_is_terminal(sm->state) ||
         now_ms < sm->deadline_at_ms)
@@ -366,7 +366,7 @@ static void check_deadline(sa_jobsm *sm, int64_t now_ms)
 }
 
 /* A step answered as hoped: its retry count starts again. */
-void sa__jsm_step_succeeded(sa_jobsm *sm)
+void sa__jsm_step_succeeded(sa__jobsm *sm)
 {
     sm->failures = 0;
     sm->refused = 0;
@@ -379,7 +379,7 @@ void sa__jsm_step_succeeded(sa_jobsm *sm)
 
 /* Full jitter: uniform in [0, min(max, initial * 2^(n-1))] for the n-th
  * consecutive failure. */
-static int64_t backoff_delay(sa_jobsm *sm, int n)
+static int64_t backoff_delay(sa__jobsm *sm, int n)
 {
     int64_t cap = sm->backoff_initial_ms, max = sm->backoff_max_ms;
     int i;
@@ -392,15 +392,15 @@ static int64_t backoff_delay(sa_jobsm *sm, int n)
 
 /* 1 for the status polls of the task itself (not the poll of a finished
  * task for a fresh result URL): they have no retry budget. */
-static int endless_step(const sa_jobsm *sm)
+static int endless_step(const sa__jobsm *sm)
 {
-    return sm->step == SA_STEP_POLL && !sm->fetch_phase;
+    return sm->step == SA__STEP_POLL && !sm->fetch_phase;
 }
 
 /* Another failure of the current step: BACKOFF and try again, or, once
  * max_retries retries in a row failed, end with `status`.  A failed status
  * poll is always tried again (see "Polling" above). */
-void sa__jsm_retry_or_fail(sa_jobsm *sm, int64_t now_ms, int status,
+void sa__jsm_retry_or_fail(sa__jobsm *sm, int64_t now_ms, int status,
                            const char *why)
 {
     int64_t delay, room;
@@ -414,7 +414,7 @@ void sa__jsm_retry_or_fail(sa_jobsm *sm, int64_t now_ms, int status,
         return;
     }
     delay = backoff_delay(sm, sm->failures);
-    if (sm->step == SA_STEP_POLL) {
+    if (sm->step == SA__STEP_POLL) {
         /* never leave the task unpolled for longer than the safe window */
         room = sm->last_poll_ms + sm->max_poll_interval_ms - now_ms;
         if (room < 0) room = 0;
@@ -443,7 +443,7 @@ void sa__jsm_retry_or_fail(sa_jobsm *sm, int64_t now_ms, int status,
 /* ------------------------------------------------------------------ */
 
 /* A request to the API host: base_url + path [+ "/" + encoded id]. */
-static int api_request(sa_jobsm *sm, int method, const char *path,
+static int api_request(sa__jobsm *sm, int method, const char *path,
                        const char *id, char *body, long timeout_ms)
 {
     char *enc = NULL;
@@ -483,28 +483,28 @@ static int api_request(sa_jobsm *sm, int method, const char *path,
     return SA_OK;
 }
 
-int sa__jsm_api_request(sa_jobsm *sm, int method, const char *path,
+int sa__jsm_api_request(sa__jobsm *sm, int method, const char *path,
                         const char *id, char *body, long timeout_ms)
 {
     return api_request(sm, method, path, id, body, timeout_ms);
 }
 
-static int build_file_create(sa_jobsm *sm)
+static int build_file_create(sa__jobsm *sm)
 {
     char *body = sa__proto_file_create_body(sm->mem, sm->content_type,
                                            sm->file_name, sm->file_size);
     if (!body) return SA_ERR_NOMEM;
-    return api_request(sm, SA_HTTP_POST,
+    return api_request(sm, SA__HTTP_POST,
                        sa__proto_file_path(sm->api_version, sm->upload_path),
                        NULL, body, sm->request_timeout_ms);
 }
 
 /* The PUT to the pre-signed URL: the headers of the slot that proto kept
  * (sa__proto_upload_header_allowed), never the API key (api_host = 0). */
-static int build_upload(sa_jobsm *sm)
+static int build_upload(sa__jobsm *sm)
 {
-    sm->req.step = SA_STEP_UPLOAD;
-    sm->req.method = SA_HTTP_PUT;
+    sm->req.step = SA__STEP_UPLOAD;
+    sm->req.method = SA__HTTP_PUT;
     sm->req.url = sm->upload.url;
     sm->req.api_host = 0;
     sm->req.headers = (const char *const *)sm->upload.headers;
@@ -516,9 +516,9 @@ static int build_upload(sa_jobsm *sm)
     return SA_OK;
 }
 
-static int build_task_create(sa_jobsm *sm)
+static int build_task_create(sa__jobsm *sm)
 {
-    sa_task_params p;
+    sa__task_params p;
     char *body;
 
     memset(&p, 0, sizeof p);
@@ -533,85 +533,85 @@ static int build_task_create(sa_jobsm *sm)
     p.miniserver_args = sm->miniserver_args;
     body = sa__proto_task_body(sm->mem, &p);
     if (!body) return SA_ERR_NOMEM;
-    return api_request(sm, SA_HTTP_POST, sa__proto_task_path(sm->api_version),
+    return api_request(sm, SA__HTTP_POST, sa__proto_task_path(sm->api_version),
                        NULL, body, sm->request_timeout_ms);
 }
 
 /* The GET of a result URL: never the key, a larger body limit. */
-static int build_fetch(sa_jobsm *sm)
+static int build_fetch(sa__jobsm *sm)
 {
     if (!sm->fetch_url) return SA_ERR_PROTOCOL;
-    sm->req.step = SA_STEP_FETCH;
-    sm->req.method = SA_HTTP_GET;
+    sm->req.step = SA__STEP_FETCH;
+    sm->req.method = SA__HTTP_GET;
     sm->req.url = sm->fetch_url;
     sm->req.api_host = 0;
     sm->req.timeout_ms = sm->upload_timeout_ms;
-    sm->req.max_body = SA_FETCH_MAX_BODY;
+    sm->req.max_body = SA__FETCH_MAX_BODY;
     sm->req.low_speed_limit = sm->low_speed_limit;
     sm->req.low_speed_time_ms = sm->low_speed_time_ms;
     return SA_OK;
 }
 
-static int build_poll(sa_jobsm *sm)
+static int build_poll(sa__jobsm *sm)
 {
     long timeout = sm->max_poll_interval_ms / 2;
     if (sm->request_timeout_ms < timeout) timeout = sm->request_timeout_ms;
-    return api_request(sm, SA_HTTP_GET, sa__proto_task_path(sm->api_version),
+    return api_request(sm, SA__HTTP_GET, sa__proto_task_path(sm->api_version),
                        sm->task_id, NULL, timeout);
 }
 
 /* Hand out the request of the current step. */
-static int send_step(sa_jobsm *sm, int64_t now_ms, sa_next *out)
+static int send_step(sa__jobsm *sm, int64_t now_ms, sa__next *out)
 {
     int rc;
 
     switch (sm->step) {
-    case SA_STEP_FILE_CREATE: rc = build_file_create(sm); break;
-    case SA_STEP_UPLOAD: rc = build_upload(sm); break;
-    case SA_STEP_TASK_CREATE: rc = build_task_create(sm); break;
-    case SA_STEP_POLL:
+    case SA__STEP_FILE_CREATE: rc = build_file_create(sm); break;
+    case SA__STEP_UPLOAD: rc = build_upload(sm); break;
+    case SA__STEP_TASK_CREATE: rc = build_task_create(sm); break;
+    case SA__STEP_POLL:
         if (sm->max_polls > 0 && sm->polls >= sm->max_polls
             && !sm->fetch_phase) {
             sa__jsm_finish(sm, SA_JOB_FAILED, SA_ERR_LIMIT, "gave up after %d "
                            "status polls (max_polls); task %s may still be "
                            "running and may be billed", sm->polls,
                            sm->task_id);
-            out->kind = SA_NEXT_END;
+            out->kind = SA__NEXT_END;
             return SA_OK;
         }
         rc = build_poll(sm);
         break;
-    case SA_STEP_FETCH: rc = build_fetch(sm); break;
-    case SA_STEP_ACCOUNT: rc = sa__jsm_build_account(sm); break;
+    case SA__STEP_FETCH: rc = build_fetch(sm); break;
+    case SA__STEP_ACCOUNT: rc = sa__jsm_build_account(sm); break;
     default:
         rc = SA_ERR_PROTOCOL;
         break;
     }
     if (rc == SA_ERR_NOMEM) {
         release_request(sm);
-        out->kind = SA_NEXT_END;
+        out->kind = SA__NEXT_END;
         return sa__jsm_fail_nomem(sm, sa__jsm_step_name(sm->step));
     }
     if (rc != SA_OK) {
         sa__jsm_finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "internal error: "
                        "no request for step %d", sm->step);
-        out->kind = SA_NEXT_END;
+        out->kind = SA__NEXT_END;
         return SA_OK;
     }
-    if (sm->step == SA_STEP_TASK_CREATE) sm->task_maybe = 1;
-    if (sm->step == SA_STEP_POLL) {
+    if (sm->step == SA__STEP_TASK_CREATE) sm->task_maybe = 1;
+    if (sm->step == SA__STEP_POLL) {
         if (sm->polls < INT_MAX) sm->polls++;
         sm->last_poll_ms = sm->poll_sent_ms = now_ms;
     }
     sm->in_flight = 1;
-    out->kind = SA_NEXT_SEND;
+    out->kind = SA__NEXT_SEND;
     out->req = &sm->req;
     return SA_OK;
 }
 
-static int wait_until(sa_jobsm *sm, int64_t at_ms, sa_next *out)
+static int wait_until(sa__jobsm *sm, int64_t at_ms, sa__next *out)
 {
-    out->kind = SA_NEXT_WAIT;
+    out->kind = SA__NEXT_WAIT;
     out->wake_at_ms = at_ms;
     if (!sm->pub_state && sm->deadline_at_ms < at_ms)
         out->wake_at_ms = sm->deadline_at_ms;
@@ -639,7 +639,7 @@ static int wait_until(sa_jobsm *sm, int64_t at_ms, sa_next *out)
  * document ("queued") is "not finished yet": polled on exactly like "running", and
  * said once per job (sa__jobsm_take_notice, for the client's log).
  */
-void sa__jsm_schedule_poll(sa_jobsm *sm, int64_t now_ms, long interval_ms)
+void sa__jsm_schedule_poll(sa__jobsm *sm, int64_t now_ms, long interval_ms)
 {
     int64_t at = now_ms + interval_ms;
     int64_t latest = sm->last_poll_ms + sm->max_poll_interval_ms;
@@ -652,10 +652,10 @@ void sa__jsm_schedule_poll(sa_jobsm *sm, int64_t now_ms, long interval_ms)
 /* The wait before the next poll: `fixed` (today's rule) unless the
  * client's planner places it (poll_strategy "learned", webhooks: see
  * pollplan.c); api_min_ms: the API's polling_interval, or 0. */
-long sa__jsm_plan_delay(sa_jobsm *sm, int64_t now_ms, long fixed,
+long sa__jsm_plan_delay(sa__jobsm *sm, int64_t now_ms, long fixed,
                         long api_min_ms)
 {
-    sa_pp_task t;
+    sa__pp_task t;
     int64_t at;
 
     if (!sm->plan || (sm->plan->strategy == SA_POLL_FIXED
@@ -671,7 +671,7 @@ long sa__jsm_plan_delay(sa_jobsm *sm, int64_t now_ms, long fixed,
     return at < 0 ? 0 : at > LONG_MAX ? LONG_MAX : (long)at;
 }
 
-long sa__jsm_first_poll_delay(const sa_jobsm *sm)
+long sa__jsm_first_poll_delay(const sa__jobsm *sm)
 {
     return sm->poll_interval_ms < sm->max_poll_interval_ms
          ? sm->poll_interval_ms : sm->max_poll_interval_ms;
@@ -682,7 +682,7 @@ long sa__jsm_first_poll_delay(const sa_jobsm *sm)
 /* ------------------------------------------------------------------ */
 
 /* The settings every kind of machine uses. */
-int sa__jsm_settings_valid(const sa_job_config *cfg)
+int sa__jsm_settings_valid(const sa__job_config *cfg)
 {
     if (!cfg->base_url) return 0;
     if (cfg->api_version != SA_API_V2_0 && cfg->api_version != SA_API_V2_1)
@@ -694,7 +694,7 @@ int sa__jsm_settings_valid(const sa_job_config *cfg)
         && cfg->max_json_depth > 0;
 }
 
-static int config_valid(const sa_job_config *cfg)
+static int config_valid(const sa__job_config *cfg)
 {
     int sources = (cfg->file_path || cfg->buffer) + !!cfg->image_url
                 + !!cfg->file_id;
@@ -723,7 +723,7 @@ static int config_valid(const sa_job_config *cfg)
         && cfg->max_json_depth > 0;
 }
 
-static int copy_strings(sa_jobsm *sm, const sa_job_config *cfg)
+static int copy_strings(sa__jobsm *sm, const sa__job_config *cfg)
 {
     size_t i, n;
 
@@ -754,7 +754,7 @@ static int copy_strings(sa_jobsm *sm, const sa_job_config *cfg)
     return SA_OK;
 }
 
-void sa__jsm_copy_settings(sa_jobsm *sm, const sa_job_config *cfg)
+void sa__jsm_copy_settings(sa__jobsm *sm, const sa__job_config *cfg)
 {
     sm->api_version = cfg->api_version;
     sm->upload_path = cfg->upload_path;
@@ -792,9 +792,9 @@ void sa__jsm_copy_settings(sa_jobsm *sm, const sa_job_config *cfg)
  * sources, no actions, non-positive timeouts or intervals,
  * max_poll_interval_ms below 200, max_polls < 0; with task_id: a source or
  * an empty id).  A deadline_at_ms <= 0 means no deadline. */
-int sa__jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out)
+int sa__jobsm_new(const sa__job_config *cfg, int64_t now_ms, sa__jobsm **out)
 {
-    sa_jobsm *sm;
+    sa__jobsm *sm;
     int rc;
 
     if (!out) return SA_ERR_INVALID_ARGUMENT;
@@ -827,7 +827,7 @@ int sa__jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out)
     return SA_OK;
 }
 
-void sa__jobsm_free(sa_jobsm *sm)
+void sa__jobsm_free(sa__jobsm *sm)
 {
     sa_mem memv;
     const sa_mem *mem;
@@ -864,7 +864,7 @@ void sa__jobsm_free(sa_jobsm *sm)
 /* Driving                                                             */
 /* ------------------------------------------------------------------ */
 
-int sa__jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out)
+int sa__jobsm_next(sa__jobsm *sm, int64_t now_ms, sa__next *out)
 {
     int hops, step;
 
@@ -872,7 +872,7 @@ int sa__jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out)
     memset(out, 0, sizeof *out);
     check_deadline(sm, now_ms);
     if (sm->in_flight) {  /* one request at a time: never a second SEND */
-        out->kind = SA_NEXT_WAIT;
+        out->kind = SA__NEXT_WAIT;
         out->wake_at_ms = sm->pub_state ? INT64_MAX : sm->deadline_at_ms;
         return SA_OK;
     }
@@ -902,27 +902,27 @@ int sa__jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out)
         case SA_JOB_DONE:
         case SA_JOB_FAILED:
         case SA_JOB_CANCELLED:
-            out->kind = SA_NEXT_END;
+            out->kind = SA__NEXT_END;
             return SA_OK;
         default:
             sa__jsm_finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "internal "
                            "error: job in state %d", sm->state);
-            out->kind = SA_NEXT_END;
+            out->kind = SA__NEXT_END;
             return SA_OK;
         }
     }
     sa__jsm_finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "internal error: job "
                    "does not settle in state %s",
                    sa__jobsm_state_name(sm->state));
-    out->kind = SA_NEXT_END;
+    out->kind = SA__NEXT_END;
     return SA_OK;
 }
 
 /* Returns SA_OK (whatever the answer meant: see the state), SA_ERR_NOMEM
  * (the job is then FAILED with SA_ERR_NOMEM), or SA_ERR_INVALID_ARGUMENT
  * when no request is out (nothing changes). */
-int sa__jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
-                         const sa_http_response *resp)
+int sa__jobsm_on_response(sa__jobsm *sm, int64_t now_ms,
+                         const sa__http_response *resp)
 {
     int rc;
 
@@ -933,17 +933,17 @@ int sa__jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
         rc = sa__jsm_fail_nomem(sm, "x-request-id");
     } else {
         switch (sm->step) {
-        case SA_STEP_FILE_CREATE: rc = sa__jsm_on_file_create(sm, now_ms,
+        case SA__STEP_FILE_CREATE: rc = sa__jsm_on_file_create(sm, now_ms,
                                                               resp); break;
-        case SA_STEP_UPLOAD: rc = sa__jsm_on_upload(sm, now_ms, resp); break;
-        case SA_STEP_TASK_CREATE: rc = sa__jsm_on_task_create(sm, now_ms,
+        case SA__STEP_UPLOAD: rc = sa__jsm_on_upload(sm, now_ms, resp); break;
+        case SA__STEP_TASK_CREATE: rc = sa__jsm_on_task_create(sm, now_ms,
                                                               resp); break;
-        case SA_STEP_POLL:
+        case SA__STEP_POLL:
             rc = sm->fetch_phase ? sa__jsm_on_refresh(sm, now_ms, resp)
                                  : sa__jsm_on_poll(sm, now_ms, resp);
             break;
-        case SA_STEP_FETCH: rc = sa__jsm_on_fetch(sm, now_ms, resp); break;
-        case SA_STEP_ACCOUNT: rc = sa__jsm_on_account(sm, now_ms, resp);
+        case SA__STEP_FETCH: rc = sa__jsm_on_fetch(sm, now_ms, resp); break;
+        case SA__STEP_ACCOUNT: rc = sa__jsm_on_account(sm, now_ms, resp);
             break;
         default:
             sa__jsm_finish(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, "internal "
@@ -956,7 +956,7 @@ int sa__jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
     return rc;
 }
 
-int sa__jobsm_cancel(sa_jobsm *sm, int64_t now_ms, int abandon)
+int sa__jobsm_cancel(sa__jobsm *sm, int64_t now_ms, int abandon)
 {
     if (!sm || sa__jsm_is_terminal(sm->state)) return 0;
     if (sm->fetch_phase || sm->kind != KIND_ANALYSIS) {

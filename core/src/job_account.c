@@ -5,45 +5,45 @@
 
 /* An account request: the balance, the next price list page, or the
  * delete of task_id. */
-int sa__jsm_build_account(sa_jobsm *sm)
+int sa__jsm_build_account(sa__jobsm *sm)
 {
     char *path;
     int rc;
 
     if (!sm->account) return SA_ERR_PROTOCOL;
-    if (sa__account_op(sm->account) == SA_ACCOUNT_DELETE) {
+    if (sa__account_op(sm->account) == SA__ACCOUNT_DELETE) {
         char *body = sa__account_delete_body(sm->mem, sm->task_id);
         if (!body) return SA_ERR_NOMEM;
-        return sa__jsm_api_request(sm, SA_HTTP_POST, "/s2s/v2.0/task/delete",
+        return sa__jsm_api_request(sm, SA__HTTP_POST, "/s2s/v2.0/task/delete",
                                    NULL, body, sm->request_timeout_ms);
     }
     path = sa__account_path(sm->account);
     if (!path) return SA_ERR_NOMEM;
-    rc = sa__jsm_api_request(sm, SA_HTTP_GET, path, NULL, NULL,
+    rc = sa__jsm_api_request(sm, SA__HTTP_GET, path, NULL, NULL,
                              sm->request_timeout_ms);
     sa__free(sm->mem, path);
     return rc;
 }
 
-static int is_delete(const sa_jobsm *sm)
+static int is_delete(const sa__jobsm *sm)
 {
-    return sa__account_op(sm->account) == SA_ACCOUNT_DELETE;
+    return sa__account_op(sm->account) == SA__ACCOUNT_DELETE;
 }
 
-static const char *account_label(const sa_jobsm *sm)
+static const char *account_label(const sa__jobsm *sm)
 {
     switch (sa__account_op(sm->account)) {
-    case SA_ACCOUNT_CREDIT: return "balance request";
-    case SA_ACCOUNT_PRICES: return "price list request";
+    case SA__ACCOUNT_CREDIT: return "balance request";
+    case SA__ACCOUNT_PRICES: return "price list request";
     default: return "task delete";
     }
 }
 
-int sa__jsm_on_account(sa_jobsm *sm, int64_t now_ms,
-                       const sa_http_response *resp)
+int sa__jsm_on_account(sa__jobsm *sm, int64_t now_ms,
+                       const sa__http_response *resp)
 {
     char why[JOB_MSG_LEN], what[JOB_MSG_LEN + 64];
-    sa_api_error e;
+    sa__api_error e;
     int code, more = 0;
 
     if (resp->transport != SA_OK) {
@@ -76,7 +76,7 @@ int sa__jsm_on_account(sa_jobsm *sm, int64_t now_ms,
         }
         sa__jsm_step_succeeded(sm);
         if (more) {
-            sa__jsm_set_fetch_step(sm, SA_STEP_ACCOUNT);
+            sa__jsm_set_fetch_step(sm, SA__STEP_ACCOUNT);
             return SA_OK;
         }
         sa__jsm_finish(sm, SA_JOB_DONE, SA_OK, "%s", "");
@@ -113,19 +113,19 @@ int sa__jsm_on_account(sa_jobsm *sm, int64_t now_ms,
     return SA_OK;
 }
 
-int sa__jobsm_new_account(const sa_job_config *cfg, int op,
+int sa__jobsm_new_account(const sa__job_config *cfg, int op,
                          const char *task_id, const char *secret,
-                         int64_t now_ms, sa_jobsm **out)
+                         int64_t now_ms, sa__jobsm **out)
 {
-    sa_jobsm *sm = NULL;
+    sa__jobsm *sm = NULL;
     int rc;
 
     if (!out) return SA_ERR_INVALID_ARGUMENT;
     *out = NULL;
     if (!cfg || !sa__jsm_settings_valid(cfg)
-        || (op != SA_ACCOUNT_CREDIT && op != SA_ACCOUNT_PRICES
-            && op != SA_ACCOUNT_DELETE)
-        || (op == SA_ACCOUNT_DELETE) != (task_id != NULL))
+        || (op != SA__ACCOUNT_CREDIT && op != SA__ACCOUNT_PRICES
+            && op != SA__ACCOUNT_DELETE)
+        || (op == SA__ACCOUNT_DELETE) != (task_id != NULL))
         return SA_ERR_INVALID_ARGUMENT;
     rc = sa__jsm_new_other(cfg, KIND_ACCOUNT, task_id, now_ms, &sm);
     if (rc != SA_OK) return rc;
@@ -134,12 +134,12 @@ int sa__jobsm_new_account(const sa_job_config *cfg, int op,
         sa__jobsm_free(sm);
         return rc;
     }
-    sa__jsm_set_fetch_step(sm, SA_STEP_ACCOUNT);
+    sa__jsm_set_fetch_step(sm, SA__STEP_ACCOUNT);
     *out = sm;
     return SA_OK;
 }
 
-const sa_account *sa__jobsm_account(const sa_jobsm *sm)
+const sa__account *sa__jobsm_account(const sa__jobsm *sm)
 {
     return sm && sm->kind == KIND_ACCOUNT && sm->pub_state == SA_JOB_DONE
         ? sm->account : NULL;

@@ -53,30 +53,30 @@
  * 0 and NULL when no answer arrived (a timeout must not report the status
  * of the step before) or it had no x-request-id.  Frozen once the public
  * outcome is fixed. */
-int sa__jsm_note_answer(sa_jobsm *sm, const sa_http_response *resp)
+int sa__jsm_note_answer(sa__jobsm *sm, const sa__http_response *resp)
 {
     if (sm->pub_state) return SA_OK;
     sm->http_status = resp->transport == SA_OK ? resp->http_status : 0;
     return sa__jsm_replace_str(sm->mem, &sm->request_id, resp->request_id);
 }
 
-const char *sa__jsm_resp_body(const sa_http_response *resp)
+const char *sa__jsm_resp_body(const sa__http_response *resp)
 {
     return resp->body ? resp->body : "";
 }
 
-size_t sa__jsm_resp_len(const sa_http_response *resp)
+size_t sa__jsm_resp_len(const sa__http_response *resp)
 {
     return resp->body ? resp->body_len : 0;
 }
 
-int sa__jsm_is_2xx(const sa_http_response *resp)
+int sa__jsm_is_2xx(const sa__http_response *resp)
 {
     return resp->http_status >= 200 && resp->http_status <= 299;
 }
 
 /* "HTTP 401 InvalidApiKey: This API key is not recognized." + request id */
-static void describe_http(const sa_jobsm *sm, long http, const sa_api_error *e,
+static void describe_http(const sa__jobsm *sm, long http, const sa__api_error *e,
                           char *buf, size_t len)
 {
     sa__jsm_msgf(buf, len, "HTTP %ld%s%s%s%s%s%s", http,
@@ -90,7 +90,7 @@ static void describe_http(const sa_jobsm *sm, long http, const sa_api_error *e,
 
 /* The status of a failed transfer: what the engine reported, or
  * SA_ERR_TRANSPORT for a value that is not a sa_status. */
-static int transport_code(const sa_http_response *resp)
+static int transport_code(const sa__http_response *resp)
 {
     if (resp->transport < 0 && resp->transport > SA_ERR__LAST)
         return resp->transport;
@@ -105,7 +105,7 @@ static int transport_transient(int code)
     return code == SA_ERR_TRANSPORT || code == SA_ERR_TIMEOUT;
 }
 
-static void describe_transport(const sa_http_response *resp, char *buf,
+static void describe_transport(const sa__http_response *resp, char *buf,
                                size_t len)
 {
     int code = transport_code(resp);
@@ -131,8 +131,8 @@ static void describe_transport(const sa_http_response *resp, char *buf,
 }
 
 /* A failed transfer of file create, upload or poll (all safe to retry). */
-int sa__jsm_on_transport_failure(sa_jobsm *sm, int64_t now_ms,
-                                 const sa_http_response *resp)
+int sa__jsm_on_transport_failure(sa__jobsm *sm, int64_t now_ms,
+                                 const sa__http_response *resp)
 {
     char why[JOB_MSG_LEN];
     int code = transport_code(resp);
@@ -149,8 +149,8 @@ int sa__jsm_on_transport_failure(sa_jobsm *sm, int64_t now_ms,
 
 /* Classify a non-2xx answer: fills *e (free with sa__api_error_free) and
  * keeps its error_code; returns the status or SA_ERR_NOMEM. */
-int sa__jsm_classify(sa_jobsm *sm, const sa_http_response *resp,
-                     sa_api_error *e, char *why, size_t whylen)
+int sa__jsm_classify(sa__jobsm *sm, const sa__http_response *resp,
+                     sa__api_error *e, char *why, size_t whylen)
 {
     int code;
 
@@ -166,7 +166,7 @@ int sa__jsm_classify(sa_jobsm *sm, const sa_http_response *resp,
 }
 
 /* The Content-Length a slot asks for, or -1 when absent or not a number. */
-static int64_t slot_content_length(const sa_upload_spec *u)
+static int64_t slot_content_length(const sa__upload_spec *u)
 {
     size_t i;
     for (i = 0; i < u->n_headers; i++) {
@@ -185,7 +185,7 @@ static int64_t slot_content_length(const sa_upload_spec *u)
 }
 
 /* A parsed slot we can use: a PUT, and the size we declared. */
-static int check_slot(sa_jobsm *sm, const sa_upload_spec *u, char *why,
+static int check_slot(sa__jobsm *sm, const sa__upload_spec *u, char *why,
                       size_t len)
 {
     int64_t cl;
@@ -214,12 +214,12 @@ static int check_slot(sa_jobsm *sm, const sa_upload_spec *u, char *why,
     return SA_OK;
 }
 
-static int on_file_create_ok(sa_jobsm *sm, int64_t now_ms,
-                             const sa_http_response *resp)
+static int on_file_create_ok(sa__jobsm *sm, int64_t now_ms,
+                             const sa__http_response *resp)
 {
     char why[256] = "", what[320];
     char *file_id = NULL;
-    sa_upload_spec up;
+    sa__upload_spec up;
     int rc;
 
     memset(&up, 0, sizeof up);
@@ -256,11 +256,11 @@ static int on_file_create_ok(sa_jobsm *sm, int64_t now_ms,
     return SA_OK;
 }
 
-int sa__jsm_on_file_create(sa_jobsm *sm, int64_t now_ms,
-                           const sa_http_response *resp)
+int sa__jsm_on_file_create(sa__jobsm *sm, int64_t now_ms,
+                           const sa__http_response *resp)
 {
     char why[JOB_MSG_LEN];
-    sa_api_error e;
+    sa__api_error e;
     int code;
 
     if (resp->transport != SA_OK)
@@ -286,11 +286,11 @@ int sa__jsm_on_file_create(sa_jobsm *sm, int64_t now_ms,
     return SA_OK;
 }
 
-int sa__jsm_on_upload(sa_jobsm *sm, int64_t now_ms,
-                      const sa_http_response *resp)
+int sa__jsm_on_upload(sa__jobsm *sm, int64_t now_ms,
+                      const sa__http_response *resp)
 {
     char why[JOB_MSG_LEN];
-    sa_api_error e;
+    sa__api_error e;
     int code, expired;
 
     if (resp->transport != SA_OK)
@@ -322,7 +322,7 @@ int sa__jsm_on_upload(sa_jobsm *sm, int64_t now_ms,
 }
 
 /* Task create failed after its request may have reached the server. */
-static void ambiguous(sa_jobsm *sm, const char *why)
+static void ambiguous(sa__jobsm *sm, const char *why)
 {
     sa__jsm_finish(sm, SA_JOB_FAILED, SA_ERR_AMBIGUOUS, "task create: %s "
                    "after the request was sent: a task may have been created "
@@ -332,7 +332,7 @@ static void ambiguous(sa_jobsm *sm, const char *why)
 
 /* Task create was certainly refused: no task.  Retry when allowed, unless
  * the job already ended (then nothing is left to do in the background). */
-static void task_refused(sa_jobsm *sm, int64_t now_ms, int code,
+static void task_refused(sa__jobsm *sm, int64_t now_ms, int code,
                          const char *why, int retry)
 {
     sm->task_maybe = 0;
@@ -345,8 +345,8 @@ static void task_refused(sa_jobsm *sm, int64_t now_ms, int code,
         sa__jsm_finish(sm, SA_JOB_FAILED, code, "task create: %s", why);
 }
 
-static int on_task_create_ok(sa_jobsm *sm, int64_t now_ms,
-                             const sa_http_response *resp)
+static int on_task_create_ok(sa__jobsm *sm, int64_t now_ms,
+                             const sa__http_response *resp)
 {
     char why[256] = "", what[320];
     char *task_id = NULL;
@@ -376,11 +376,11 @@ static int on_task_create_ok(sa_jobsm *sm, int64_t now_ms,
     return SA_OK;
 }
 
-int sa__jsm_on_task_create(sa_jobsm *sm, int64_t now_ms,
-                           const sa_http_response *resp)
+int sa__jsm_on_task_create(sa__jobsm *sm, int64_t now_ms,
+                           const sa__http_response *resp)
 {
     char why[JOB_MSG_LEN];
-    sa_api_error e;
+    sa__api_error e;
     int code;
 
     if (resp->transport != SA_OK) {
@@ -416,24 +416,24 @@ static int needs_zip(const sa_result *r)
 }
 
 /* The task succeeded with a ZIP result: download it before DONE. */
-static int start_zip(sa_jobsm *sm)
+static int start_zip(sa__jobsm *sm)
 {
     if (sa__jsm_replace_str(sm->mem, &sm->fetch_url,
                             sa_result_zip_url(sm->result)))
         return sa__jsm_fail_nomem(sm, "zip URL");
     sm->fetch_phase = 1;
     sm->failures = 0;
-    sa__jsm_set_fetch_step(sm, SA_STEP_FETCH);
+    sa__jsm_set_fetch_step(sm, SA__STEP_FETCH);
     return SA_OK;
 }
 
 /* A status answer parsed: running, success or error. */
-static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
+static int on_status(sa__jobsm *sm, int64_t now_ms, sa__status_info *info)
 {
     long interval = sm->poll_interval_ms, api_min = 0;
 
     sa__jsm_step_succeeded(sm);
-    if (info->task_status == SA_TASK_UNKNOWN) {
+    if (info->task_status == SA__TASK_UNKNOWN) {
         /* not a documented status: not finished yet (logged once) */
         if (!sm->unknown_seen) {
             sa__jsm_msgf(sm->unknown_status, sizeof sm->unknown_status, "%s",
@@ -441,14 +441,14 @@ static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
             sm->notice_pending = 1;
         }
         sm->unknown_seen = 1;
-        info->task_status = SA_TASK_RUNNING;
+        info->task_status = SA__TASK_RUNNING;
     }
-    if (info->task_status != SA_TASK_RUNNING && sm->plan && !sm->fetch_phase
+    if (info->task_status != SA__TASK_RUNNING && sm->plan && !sm->fetch_phase
         && sm->created_ms >= 0)  /* a duration seen: teach the planner */
         sa__pollplan_observe(sm->plan, sm->pp_bucket, sm->created_ms,
                             sm->running_ms, sm->poll_sent_ms);
     switch (info->task_status) {
-    case SA_TASK_RUNNING:
+    case SA__TASK_RUNNING:
         if (info->polling_interval_ms >= 0) {
             interval = info->polling_interval_ms;
             if (interval < JOB_MIN_POLL_MS) interval = JOB_MIN_POLL_MS;
@@ -462,7 +462,7 @@ static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
                               sa__jsm_plan_delay(sm, now_ms, interval,
                                                  api_min));
         return SA_OK;
-    case SA_TASK_SUCCESS:
+    case SA__TASK_SUCCESS:
         if (!sm->pub_state) {
             sm->result = info->result;
             info->result = NULL;
@@ -474,7 +474,7 @@ static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
         else
             sa__jsm_finish(sm, SA_JOB_DONE, SA_OK, "%s", "");
         return SA_OK;
-    case SA_TASK_ERROR:
+    case SA__TASK_ERROR:
         if (!sm->pub_state)
             sa__jsm_take_str(sm->mem, &sm->engine_error, &info->engine_error);
         sa__jsm_finish(sm, SA_JOB_FAILED, SA_ERR_ENGINE, "task %s ended with "
@@ -499,7 +499,7 @@ static int on_status(sa_jobsm *sm, int64_t now_ms, sa_status_info *info)
  * a row met one, then the job fails SA_ERR_PROTOCOL.  A success ended the
  * task (nothing is left to poll); after a NUL the task is polled on in the
  * background, as after a deadline. */
-static void on_refused_answer(sa_jobsm *sm, int64_t now_ms, int succeeded,
+static void on_refused_answer(sa__jobsm *sm, int64_t now_ms, int succeeded,
                               const char *what)
 {
     char msg[JOB_MSG_LEN];
@@ -523,11 +523,11 @@ static void on_refused_answer(sa_jobsm *sm, int64_t now_ms, int succeeded,
     sa__jsm_go_background(sm, SA_JOB_FAILED, SA_ERR_PROTOCOL, msg);
 }
 
-static int on_poll_ok(sa_jobsm *sm, int64_t now_ms,
-                      const sa_http_response *resp)
+static int on_poll_ok(sa__jobsm *sm, int64_t now_ms,
+                      const sa__http_response *resp)
 {
     char why[256] = "", what[320];
-    sa_status_info info;
+    sa__status_info info;
     int rc;
 
     memset(&info, 0, sizeof info);
@@ -543,12 +543,12 @@ static int on_poll_ok(sa_jobsm *sm, int64_t now_ms,
         sa__jsm_msgf(what, sizeof what, "unreadable HTTP %ld answer (%s)",
                      resp->http_status, why);
         if (rc == SA_ERR_PROTOCOL
-            && (info.task_status == SA_TASK_SUCCESS
+            && (info.task_status == SA__TASK_SUCCESS
                 || sa__json_nul_only(sa__jsm_resp_body(resp),
                                     sa__jsm_resp_len(resp),
                                     sm->max_json_depth)))
             on_refused_answer(sm, now_ms,
-                              info.task_status == SA_TASK_SUCCESS, what);
+                              info.task_status == SA__TASK_SUCCESS, what);
         else  /* a proxy, a cut body, no data or task_status, nested too
                * deep: a failed poll; the task must keep being polled */
             sa__jsm_retry_or_fail(sm, now_ms,
@@ -560,10 +560,10 @@ static int on_poll_ok(sa_jobsm *sm, int64_t now_ms,
     return rc;
 }
 
-int sa__jsm_on_poll(sa_jobsm *sm, int64_t now_ms, const sa_http_response *resp)
+int sa__jsm_on_poll(sa__jobsm *sm, int64_t now_ms, const sa__http_response *resp)
 {
     char why[JOB_MSG_LEN];
-    sa_api_error e;
+    sa__api_error e;
     int code;
 
     if (resp->transport == SA_ERR_LIMIT) {

@@ -9,12 +9,12 @@
  * Fetching.  A task that succeeds with a ZIP result (a zip URL, no
  * scores) is not DONE yet: the machine enters FETCHING and GETs the ZIP
  * (api_host 0: never the key, never the limiter; the answer may be up to
- * SA_FETCH_MAX_BODY; per-download timeout upload_timeout_ms), parses it
+ * SA__FETCH_MAX_BODY; per-download timeout upload_timeout_ms), parses it
  * (sa__result_from_zip) and only then ends DONE with the scores and mask
  * files.  A download is retried like a poll (transport, 429, 5xx).  A 403
  * means the pre-signed URL expired (S3 "Request has expired"; any 403 of a
  * result host is taken as that): the machine polls the task once more
- * (SA_STEP_POLL, api_host 1, still FETCHING) for a fresh URL and tries
+ * (SA__STEP_POLL, api_host 1, still FETCHING) for a fresh URL and tries
  * again, once; refused again, it ends FAILED SA_ERR_URL_EXPIRED.  A ZIP
  * that does not parse ends FAILED SA_ERR_ZIP.  The task itself succeeded
  * and is billed: every failure in this phase says so in the message and
@@ -34,7 +34,7 @@
 
 /* A downloaded ZIP: parse it into the result (analysis), or keep the
  * bytes (download). */
-static int on_fetch_ok(sa_jobsm *sm, const sa_http_response *resp)
+static int on_fetch_ok(sa__jobsm *sm, const sa__http_response *resp)
 {
     char why[256] = "";
     sa_result *r = NULL;
@@ -72,11 +72,11 @@ static int on_fetch_ok(sa_jobsm *sm, const sa_http_response *resp)
     return SA_OK;
 }
 
-int sa__jsm_on_fetch(sa_jobsm *sm, int64_t now_ms,
-                     const sa_http_response *resp)
+int sa__jsm_on_fetch(sa__jobsm *sm, int64_t now_ms,
+                     const sa__http_response *resp)
 {
     char why[JOB_MSG_LEN];
-    sa_api_error e;
+    sa__api_error e;
     int code;
 
     if (resp->transport != SA_OK)
@@ -92,7 +92,7 @@ int sa__jsm_on_fetch(sa_jobsm *sm, int64_t now_ms,
         if (!sm->pub_state)
             sa__jsm_msgf(sm->errmsg, sizeof sm->errmsg, "result download: %s; "
                          "asking task %s for a fresh URL", why, sm->task_id);
-        sa__jsm_set_fetch_step(sm, SA_STEP_POLL);
+        sa__jsm_set_fetch_step(sm, SA__STEP_POLL);
     } else if (resp->http_status == 403) {
         sa__jsm_finish(sm, SA_JOB_FAILED, SA_ERR_URL_EXPIRED, "result "
                        "download: %s%s", why,
@@ -110,7 +110,7 @@ int sa__jsm_on_fetch(sa_jobsm *sm, int64_t now_ms,
 /* The URL of the same file in a fresh status answer, or NULL: the URL at
  * the download's place when it names the same file (several URLs may end
  * in the same name), else the first URL with that name. */
-static const char *fresh_url(const sa_jobsm *sm, const sa_result *fresh)
+static const char *fresh_url(const sa__jobsm *sm, const sa_result *fresh)
 {
     const char *url;
     char name[JOB_NAME_LEN];
@@ -127,17 +127,17 @@ static const char *fresh_url(const sa_jobsm *sm, const sa_result *fresh)
 }
 
 /* A parsed status answer to the poll for fresh URLs. */
-static int on_refresh_status(sa_jobsm *sm, const sa_status_info *info)
+static int on_refresh_status(sa__jobsm *sm, const sa__status_info *info)
 {
     const char *url;
 
     sa__jsm_step_succeeded(sm);
-    if (info->task_status != SA_TASK_SUCCESS) {
+    if (info->task_status != SA__TASK_SUCCESS) {
         sa__jsm_finish(sm, SA_JOB_FAILED, SA_ERR_URL_EXPIRED, "the result URL "
                        "expired and task %s answers task_status %s, not "
                        "success: no fresh URL", sm->task_id,
-                       info->task_status == SA_TASK_RUNNING ? "running"
-                       : info->task_status == SA_TASK_ERROR ? "error"
+                       info->task_status == SA__TASK_RUNNING ? "running"
+                       : info->task_status == SA__TASK_ERROR ? "error"
                        : info->unknown_status);
         return SA_OK;
     }
@@ -151,18 +151,18 @@ static int on_refresh_status(sa_jobsm *sm, const sa_status_info *info)
     }
     if (sa__jsm_replace_str(sm->mem, &sm->fetch_url, url))
         return sa__jsm_fail_nomem(sm, "fresh URL");
-    sa__jsm_set_fetch_step(sm, SA_STEP_FETCH);
+    sa__jsm_set_fetch_step(sm, SA__STEP_FETCH);
     return SA_OK;
 }
 
 /* The answer to the poll for fresh URLs: retried like a poll; a task
  * that cannot be asked any more leaves the URL expired. */
-int sa__jsm_on_refresh(sa_jobsm *sm, int64_t now_ms,
-                       const sa_http_response *resp)
+int sa__jsm_on_refresh(sa__jobsm *sm, int64_t now_ms,
+                       const sa__http_response *resp)
 {
     char why[JOB_MSG_LEN] = "";
-    sa_status_info info;
-    sa_api_error e;
+    sa__status_info info;
+    sa__api_error e;
     int rc;
 
     if (resp->transport != SA_OK)
@@ -199,7 +199,7 @@ int sa__jsm_on_refresh(sa_jobsm *sm, int64_t now_ms,
 /* A fetch machine: END once every URL was handed out and reported (DONE,
  * or FAILED with the first failure in URL order); else wait for the
  * client's reports. */
-int sa__jsm_fetch_next(sa_jobsm *sm, sa_next *out)
+int sa__jsm_fetch_next(sa__jobsm *sm, sa__next *out)
 {
     if (sm->n_ended >= sm->n_started && sm->n_started == sm->n_urls) {
         if (sm->n_failed == 1)
@@ -213,15 +213,15 @@ int sa__jsm_fetch_next(sa_jobsm *sm, sa_next *out)
                            sm->failmsg);
         else
             sa__jsm_finish(sm, SA_JOB_DONE, SA_OK, "%s", "");
-        out->kind = SA_NEXT_END;
+        out->kind = SA__NEXT_END;
         return SA_OK;
     }
-    out->kind = SA_NEXT_WAIT;
+    out->kind = SA__NEXT_WAIT;
     out->wake_at_ms = sm->deadline_at_ms;
     return SA_OK;
 }
 
-const char *sa__jobsm_fetch_next(sa_jobsm *sm, size_t *index)
+const char *sa__jobsm_fetch_next(sa__jobsm *sm, size_t *index)
 {
     if (!sm || sm->kind != KIND_FETCH || sa__jsm_is_terminal(sm->state)
         || sm->n_started >= sm->n_urls)
@@ -231,7 +231,7 @@ const char *sa__jobsm_fetch_next(sa_jobsm *sm, size_t *index)
 }
 
 /* Record a failure; the one kept is the first in URL order. */
-static void fetch_failed(sa_jobsm *sm, size_t index, int status,
+static void fetch_failed(sa__jobsm *sm, size_t index, int status,
                          const char *msg)
 {
     sm->n_failed++;
@@ -241,13 +241,13 @@ static void fetch_failed(sa_jobsm *sm, size_t index, int status,
     sa__jsm_msgf(sm->failmsg, sizeof sm->failmsg, "%s", msg ? msg : "");
 }
 
-void sa__jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg)
+void sa__jobsm_fetch_fail(sa__jobsm *sm, int status, const char *msg)
 {
     if (!sm || sm->kind != KIND_FETCH) return;
     fetch_failed(sm, SIZE_MAX, status, msg);
 }
 
-void sa__jobsm_fetch_done(sa_jobsm *sm, size_t index, int status,
+void sa__jobsm_fetch_done(sa__jobsm *sm, size_t index, int status,
                          const char *msg)
 {
     if (!sm || sm->kind != KIND_FETCH || sm->n_ended >= sm->n_started)
@@ -256,28 +256,28 @@ void sa__jobsm_fetch_done(sa_jobsm *sm, size_t index, int status,
     if (status != SA_OK) fetch_failed(sm, index, status, msg);
 }
 
-sa_result *sa__jobsm_fetch_result(sa_jobsm *sm)
+sa_result *sa__jobsm_fetch_result(sa__jobsm *sm)
 {
     return sm && sm->kind == KIND_FETCH ? sm->result : NULL;
 }
 
-void sa__jobsm_note_sent(sa_jobsm *sm, int64_t now_ms)
+void sa__jobsm_note_sent(sa__jobsm *sm, int64_t now_ms)
 {
-    if (sm && sm->in_flight && sm->step == SA_STEP_POLL)
+    if (sm && sm->in_flight && sm->step == SA__STEP_POLL)
         sm->poll_sent_ms = now_ms;
 }
 
-int sa__jobsm_poll_now(sa_jobsm *sm, int64_t now_ms)
+int sa__jobsm_poll_now(sa__jobsm *sm, int64_t now_ms)
 {
     if (!sm || sm->kind != KIND_ANALYSIS || sm->fetch_phase) return 0;
     if (sm->state != SA_JOB_POLL_WAIT
-        && !(sm->state == SA_JOB_BACKOFF && sm->step == SA_STEP_POLL))
+        && !(sm->state == SA_JOB_BACKOFF && sm->step == SA__STEP_POLL))
         return 0;
     if (sm->wake_at_ms > now_ms) sm->wake_at_ms = now_ms;
     return 1;
 }
 
-const void *sa__jobsm_download_data(const sa_jobsm *sm, size_t *len)
+const void *sa__jobsm_download_data(const sa__jobsm *sm, size_t *len)
 {
     if (len) *len = 0;
     if (!sm || sm->kind != KIND_DOWNLOAD || sm->pub_state != SA_JOB_DONE)
@@ -286,21 +286,21 @@ const void *sa__jobsm_download_data(const sa_jobsm *sm, size_t *len)
     return sm->dl_data;
 }
 
-const char *sa__jobsm_download_name(const sa_jobsm *sm)
+const char *sa__jobsm_download_name(const sa__jobsm *sm)
 {
     return sm ? sm->dl_name : "";
 }
 
-void sa__jobsm_download_set_index(sa_jobsm *sm, size_t index)
+void sa__jobsm_download_set_index(sa__jobsm *sm, size_t index)
 {
     if (sm && sm->kind == KIND_DOWNLOAD) sm->dl_index = index;
 }
 
 /* A machine of another kind than an analysis: settings and base URL. */
-static int new_other(const sa_job_config *cfg, int kind, const char *task_id,
-                     int64_t now_ms, sa_jobsm **out)
+static int new_other(const sa__job_config *cfg, int kind, const char *task_id,
+                     int64_t now_ms, sa__jobsm **out)
 {
-    sa_jobsm *sm;
+    sa__jobsm *sm;
     size_t n;
 
     sm = sa__calloc(cfg->mem, 1, sizeof *sm);
@@ -324,18 +324,18 @@ static int new_other(const sa_job_config *cfg, int kind, const char *task_id,
     return SA_OK;
 }
 
-int sa__jsm_new_other(const sa_job_config *cfg, int kind, const char *task_id,
-                      int64_t now_ms, sa_jobsm **out)
+int sa__jsm_new_other(const sa__job_config *cfg, int kind, const char *task_id,
+                      int64_t now_ms, sa__jobsm **out)
 {
     return new_other(cfg, kind, task_id, now_ms, out);
 }
 
 /* Also SA_ERR_INVALID_ARGUMENT for a URL that is not http(s). */
-int sa__jobsm_new_download(const sa_job_config *cfg, const char *url,
+int sa__jobsm_new_download(const sa__job_config *cfg, const char *url,
                           const char *task_id, int64_t now_ms,
-                          sa_jobsm **out)
+                          sa__jobsm **out)
 {
-    sa_jobsm *sm = NULL;
+    sa__jobsm *sm = NULL;
     int rc;
 
     if (!out) return SA_ERR_INVALID_ARGUMENT;
@@ -351,13 +351,13 @@ int sa__jobsm_new_download(const sa_job_config *cfg, const char *url,
     }
     sa__url_file_name(url, sm->dl_name, sizeof sm->dl_name);
     sm->dl_index = SIZE_MAX;
-    sa__jsm_set_fetch_step(sm, SA_STEP_FETCH);
+    sa__jsm_set_fetch_step(sm, SA__STEP_FETCH);
     *out = sm;
     return SA_OK;
 }
 
 /* Copy the URLs a fetch downloads: none when src holds files already. */
-static int copy_urls(sa_jobsm *sm, const sa_result *src)
+static int copy_urls(sa__jobsm *sm, const sa_result *src)
 {
     const char **tmp;
     size_t n, i;
@@ -383,10 +383,10 @@ static int copy_urls(sa_jobsm *sm, const sa_result *src)
     return sm->n_urls == n ? SA_OK : SA_ERR_NOMEM;
 }
 
-int sa__jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
-                       int with_files, int64_t now_ms, sa_jobsm **out)
+int sa__jobsm_new_fetch(const sa__job_config *cfg, const sa_result *src,
+                       int with_files, int64_t now_ms, sa__jobsm **out)
 {
-    sa_jobsm *sm = NULL;
+    sa__jobsm *sm = NULL;
     int rc;
 
     if (!out) return SA_ERR_INVALID_ARGUMENT;
@@ -402,7 +402,7 @@ int sa__jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
         sa__jobsm_free(sm);
         return rc;
     }
-    sa__jsm_set_fetch_step(sm, SA_STEP_FETCH);
+    sa__jsm_set_fetch_step(sm, SA__STEP_FETCH);
     *out = sm;
     return SA_OK;
 }

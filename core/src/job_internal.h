@@ -14,11 +14,11 @@
 #define JOB_MSG_LEN 512
 #define JOB_MIN_POLL_MS 200  /* floor of a server's polling_interval */
 #define JOB_NAME_LEN 256     /* a download's file name */
-#define JOB_STEPS (SA_STEP_ACCOUNT + 1)
+#define JOB_STEPS (SA__STEP_ACCOUNT + 1)
 
 enum { KIND_ANALYSIS = 0, KIND_DOWNLOAD, KIND_FETCH, KIND_ACCOUNT };
 
-struct sa_jobsm {
+struct sa__jobsm {
     sa_mem memv;             /* copy of cfg->mem ... */
     const sa_mem *mem;       /* ... &memv, or NULL for libc */
     int kind;                /* KIND_* */
@@ -54,12 +54,12 @@ struct sa_jobsm {
     size_t max_files_bytes;  /* a ZIP result's images */
     long low_speed_limit;    /* result downloads */
     long low_speed_time_ms;
-    sa_pollplan *plan;       /* the client's poll planner, or NULL */
+    sa__pollplan *plan;       /* the client's poll planner, or NULL */
     int pp_bucket;           /* its bucket for this task */
 
     /* The machine. */
     int state;               /* sa_job_state: written only by set_state() */
-    int step;                /* sa_step being worked on (BACKOFF returns) */
+    int step;                /* sa__step being worked on (BACKOFF returns) */
     int in_flight;           /* a request is out */
     int64_t wake_at_ms;      /* POLL_WAIT / BACKOFF: when to move on */
     int failures;            /* consecutive failures of `step` */
@@ -75,7 +75,7 @@ struct sa_jobsm {
     int resumed;             /* started from a task id (sa_client_resume) */
     int unknown_seen;        /* an unknown task_status was noted ... */
     int notice_pending;      /* ... and waits for sa__jobsm_take_notice */
-    char unknown_status[64]; /* that status (sa_status_info) */
+    char unknown_status[64]; /* that status (sa__status_info) */
 
     /* The public outcome: written only by fix_outcome(). */
     int pub_state;           /* 0 while open, then DONE/FAILED/CANCELLED */
@@ -92,7 +92,7 @@ struct sa_jobsm {
     char *request_id;
     char *task_id;
     char *file_id;
-    sa_upload_spec upload;
+    sa__upload_spec upload;
     sa_result *result;
 
     /* Fetching: an analysis's ZIP, or a download's one URL. */
@@ -118,11 +118,11 @@ struct sa_jobsm {
     /* An account machine (job_account.c; account.c reads the answers):
      * what it read, and whether a delete may have reached the server
      * already. */
-    sa_account *account;
+    sa__account *account;
     int delete_maybe;
 
     /* The request out: valid until on_response / free. */
-    sa_http_request req;
+    sa__http_request req;
     char *req_url;
     char *req_body;
 };
@@ -136,55 +136,55 @@ int sa__jsm_starts_with_ci(const char *s, const char *prefix);
 int sa__jsm_contains_ci(const char *s, const char *needle);
 int sa__jsm_replace_str(const sa_mem *mem, char **slot, const char *s);
 void sa__jsm_take_str(const sa_mem *mem, char **slot, char **s);
-void sa__jsm_set_state(sa_jobsm *sm, int state);
-void sa__jsm_set_fetch_step(sa_jobsm *sm, int step);
-void sa__jsm_finish(sa_jobsm *sm, int state, int status, const char *fmt,
+void sa__jsm_set_state(sa__jobsm *sm, int state);
+void sa__jsm_set_fetch_step(sa__jobsm *sm, int step);
+void sa__jsm_finish(sa__jobsm *sm, int state, int status, const char *fmt,
                     ...) __attribute__((format(printf, 4, 5)));
-void sa__jsm_go_background(sa_jobsm *sm, int state, int status,
+void sa__jsm_go_background(sa__jobsm *sm, int state, int status,
                            const char *what);
-int sa__jsm_fail_nomem(sa_jobsm *sm, const char *what);
-void sa__jsm_step_succeeded(sa_jobsm *sm);
-void sa__jsm_retry_or_fail(sa_jobsm *sm, int64_t now_ms, int status,
+int sa__jsm_fail_nomem(sa__jobsm *sm, const char *what);
+void sa__jsm_step_succeeded(sa__jobsm *sm);
+void sa__jsm_retry_or_fail(sa__jobsm *sm, int64_t now_ms, int status,
                            const char *why);
-void sa__jsm_schedule_poll(sa_jobsm *sm, int64_t now_ms, long interval_ms);
-long sa__jsm_first_poll_delay(const sa_jobsm *sm);
-long sa__jsm_plan_delay(sa_jobsm *sm, int64_t now_ms, long fixed,
+void sa__jsm_schedule_poll(sa__jobsm *sm, int64_t now_ms, long interval_ms);
+long sa__jsm_first_poll_delay(const sa__jobsm *sm);
+long sa__jsm_plan_delay(sa__jobsm *sm, int64_t now_ms, long fixed,
                         long api_min_ms);
-int sa__jsm_settings_valid(const sa_job_config *cfg);
-void sa__jsm_copy_settings(sa_jobsm *sm, const sa_job_config *cfg);
-int sa__jsm_api_request(sa_jobsm *sm, int method, const char *path,
+int sa__jsm_settings_valid(const sa__job_config *cfg);
+void sa__jsm_copy_settings(sa__jobsm *sm, const sa__job_config *cfg);
+int sa__jsm_api_request(sa__jobsm *sm, int method, const char *path,
                         const char *id, char *body, long timeout_ms);
 
 /* job_answers.c: the answers to the analysis's requests */
-int sa__jsm_note_answer(sa_jobsm *sm, const sa_http_response *resp);
-const char *sa__jsm_resp_body(const sa_http_response *resp);
-size_t sa__jsm_resp_len(const sa_http_response *resp);
-int sa__jsm_is_2xx(const sa_http_response *resp);
-int sa__jsm_classify(sa_jobsm *sm, const sa_http_response *resp,
-                     sa_api_error *e, char *why, size_t whylen);
-int sa__jsm_on_transport_failure(sa_jobsm *sm, int64_t now_ms,
-                                 const sa_http_response *resp);
-int sa__jsm_on_file_create(sa_jobsm *sm, int64_t now_ms,
-                           const sa_http_response *resp);
-int sa__jsm_on_upload(sa_jobsm *sm, int64_t now_ms,
-                      const sa_http_response *resp);
-int sa__jsm_on_task_create(sa_jobsm *sm, int64_t now_ms,
-                           const sa_http_response *resp);
-int sa__jsm_on_poll(sa_jobsm *sm, int64_t now_ms,
-                    const sa_http_response *resp);
+int sa__jsm_note_answer(sa__jobsm *sm, const sa__http_response *resp);
+const char *sa__jsm_resp_body(const sa__http_response *resp);
+size_t sa__jsm_resp_len(const sa__http_response *resp);
+int sa__jsm_is_2xx(const sa__http_response *resp);
+int sa__jsm_classify(sa__jobsm *sm, const sa__http_response *resp,
+                     sa__api_error *e, char *why, size_t whylen);
+int sa__jsm_on_transport_failure(sa__jobsm *sm, int64_t now_ms,
+                                 const sa__http_response *resp);
+int sa__jsm_on_file_create(sa__jobsm *sm, int64_t now_ms,
+                           const sa__http_response *resp);
+int sa__jsm_on_upload(sa__jobsm *sm, int64_t now_ms,
+                      const sa__http_response *resp);
+int sa__jsm_on_task_create(sa__jobsm *sm, int64_t now_ms,
+                           const sa__http_response *resp);
+int sa__jsm_on_poll(sa__jobsm *sm, int64_t now_ms,
+                    const sa__http_response *resp);
 
 /* job_fetch.c: downloads (a ZIP result, a fetch's URLs) */
-int sa__jsm_on_fetch(sa_jobsm *sm, int64_t now_ms,
-                     const sa_http_response *resp);
-int sa__jsm_on_refresh(sa_jobsm *sm, int64_t now_ms,
-                       const sa_http_response *resp);
-int sa__jsm_fetch_next(sa_jobsm *sm, sa_next *out);
-int sa__jsm_new_other(const sa_job_config *cfg, int kind, const char *task_id,
-                      int64_t now_ms, sa_jobsm **out);
+int sa__jsm_on_fetch(sa__jobsm *sm, int64_t now_ms,
+                     const sa__http_response *resp);
+int sa__jsm_on_refresh(sa__jobsm *sm, int64_t now_ms,
+                       const sa__http_response *resp);
+int sa__jsm_fetch_next(sa__jobsm *sm, sa__next *out);
+int sa__jsm_new_other(const sa__job_config *cfg, int kind, const char *task_id,
+                      int64_t now_ms, sa__jobsm **out);
 
 /* job_account.c: an account machine's request and answers */
-int sa__jsm_build_account(sa_jobsm *sm);
-int sa__jsm_on_account(sa_jobsm *sm, int64_t now_ms,
-                       const sa_http_response *resp);
+int sa__jsm_build_account(sa__jobsm *sm);
+int sa__jsm_on_account(sa__jobsm *sm, int64_t now_ms,
+                       const sa__http_response *resp);
 
 #endif /* SA_JOB_INTERNAL_H */

@@ -5,65 +5,65 @@
  */
 #include "job_internal.h"
 
-int sa__jobsm_state(const sa_jobsm *sm)
+int sa__jobsm_state(const sa__jobsm *sm)
 {
     if (!sm) return SA_ERR_INVALID_ARGUMENT;
     return sm->pub_state ? sm->pub_state : sm->state;
 }
 
-int sa__jobsm_status(const sa_jobsm *sm)
+int sa__jobsm_status(const sa__jobsm *sm)
 {
     if (!sm) return SA_ERR_INVALID_ARGUMENT;
     return sm->pub_state ? sm->pub_status : SA_ERR_NOT_DONE;
 }
 
-const char *sa__jobsm_errmsg(const sa_jobsm *sm)
+const char *sa__jobsm_errmsg(const sa__jobsm *sm)
 {
     return sm ? sm->errmsg : "";
 }
 
-int sa__jobsm_http_status(const sa_jobsm *sm)
+int sa__jobsm_http_status(const sa__jobsm *sm)
 {
     return sm ? (int)sm->http_status : 0;
 }
 
-const char *sa__jobsm_api_error_code(const sa_jobsm *sm)
+const char *sa__jobsm_api_error_code(const sa__jobsm *sm)
 {
     return sm ? sm->api_error_code : NULL;
 }
 
-const char *sa__jobsm_engine_error(const sa_jobsm *sm)
+const char *sa__jobsm_engine_error(const sa__jobsm *sm)
 {
     return sm ? sm->engine_error : NULL;
 }
 
-const char *sa__jobsm_task_id(const sa_jobsm *sm)
+const char *sa__jobsm_task_id(const sa__jobsm *sm)
 {
     return sm ? sm->task_id : NULL;
 }
 
-const char *sa__jobsm_file_id(const sa_jobsm *sm)
+const char *sa__jobsm_file_id(const sa__jobsm *sm)
 {
     return sm ? sm->file_id : NULL;
 }
 
-const char *sa__jobsm_request_id(const sa_jobsm *sm)
+const char *sa__jobsm_request_id(const sa__jobsm *sm)
 {
     return sm ? sm->request_id : NULL;
 }
 
-int sa__jobsm_polls(const sa_jobsm *sm)
+int sa__jobsm_polls(const sa__jobsm *sm)
 {
     return sm ? sm->polls : 0;
 }
 
-int sa__jobsm_task_maybe_created(const sa_jobsm *sm)
+int sa__jobsm_task_maybe_created(const sa__jobsm *sm)
 {
     return sm ? sm->task_maybe : 0;
 }
 
 /* A fetch that ended FAILED keeps the files that did arrive readable. */
-const sa_result *sa__jobsm_result(const sa_jobsm *sm)
+const sa_result *sa__jobsm_result(const sa__jobsm *sm)
 {
     if (!sm) return NULL;
     if (sm->pub_state == SA_JOB_DONE) return sm->result;
@@ -72,17 +72,17 @@ const sa_result *sa__jobsm_result(const sa_jobsm *sm)
     return NULL;
 }
 
-sa_result *sa__jobsm_result_own(sa_jobsm *sm)
+sa_result *sa__jobsm_result_own(sa__jobsm *sm)
 {
     return sa__jobsm_result(sm) ? sm->result : NULL;
 }
 
-int sa__jobsm_background(const sa_jobsm *sm)
+int sa__jobsm_background(const sa__jobsm *sm)
 {
     return sm && sm->background && !sa__jsm_is_terminal(sm->state);
 }
 
-int sa__jobsm_take_notice(sa_jobsm *sm, char *buf, size_t len)
+int sa__jobsm_take_notice(sa__jobsm *sm, char *buf, size_t len)
 {
     if (!sm || !sm->notice_pending || !buf || len == 0) return 0;
     sm->notice_pending = 0;
@@ -93,12 +93,12 @@ int sa__jobsm_take_notice(sa_jobsm *sm, char *buf, size_t len)
     return 1;
 }
 
-int sa__jobsm_resumed(const sa_jobsm *sm)
+int sa__jobsm_resumed(const sa__jobsm *sm)
 {
     return sm ? sm->resumed : 0;
 }
 
-int sa__jobsm_task_outcome(const sa_jobsm *sm, const char **msg)
+int sa__jobsm_task_outcome(const sa__jobsm *sm, const char **msg)
 {
     if (msg) *msg = "";
     if (!sm) return SA_ERR_INVALID_ARGUMENT;

@@ -589,7 +589,7 @@ int sa__json_raw_at(const char *text, size_t len, const char *const *path,
 /* Writing                                                             */
 /* ------------------------------------------------------------------ */
 
-int sa__json_put_string(sa_buf *b, const char *s)
+int sa__json_put_string(sa__buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     const char *run;
@@ -629,7 +629,7 @@ int sa__json_put_string(sa_buf *b, const char *s)
     return rc;
 }
 
-int sa__json_put_item(sa_buf *b, const cJSON *item)
+int sa__json_put_item(sa__buf *b, const cJSON *item)
 {
     char *text;
     int rc;
@@ -652,7 +652,7 @@ int sa__json_put_item(sa_buf *b, const cJSON *item)
  * with the fewest of 15..17 significant digits that read back the same
  * (0.4, not 0.40000000000000002); a locale's decimal comma made a point
  * (after the read-back, which uses the same locale). */
-static int put_number(sa_buf *b, double v)
+static int put_number(sa__buf *b, double v)
 {
     char num[40], *p;
     int prec;
@@ -675,7 +675,7 @@ static int put_number(sa_buf *b, double v)
 
 /* s[0..len) (no NUL within) as a JSON string: a bounded copy first, as
  * sa__json_put_string wants a terminated string. */
-static int put_counted(sa_buf *b, const char *s, size_t len)
+static int put_counted(sa__buf *b, const char *s, size_t len)
 {
     char *copy = sa__strndup(NULL, s, len);
     int rc;
@@ -686,7 +686,7 @@ static int put_counted(sa_buf *b, const char *s, size_t len)
     return rc;
 }
 
-static int put_member(sa_buf *b, const sa_arg *a, char *err, size_t errlen)
+static int put_member(sa__buf *b, const sa_arg *a, char *err, size_t errlen)
 {
     int rc;
 
@@ -735,7 +735,7 @@ static int put_member(sa_buf *b, const sa_arg *a, char *err, size_t errlen)
 int sa_miniserver_args_json(const sa_arg *args, size_t n, char **json,
                             char *errbuf, size_t errbuf_len)
 {
-    sa_buf b;
+    sa__buf b;
     size_t i;
     int rc;
 

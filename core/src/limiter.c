@@ -27,11 +27,11 @@
  * but the server counts it on arrival, and that delay varies a little
  * (connection reuse, a busy loop).  Two sends s1 < s2 whose delays differ
  * by at most G arrive at least s2 - s1 - G apart, so the windows that
- * mirror the server's (rate and long) are SA_LIMITER_GUARD_MS (20 ms)
+ * mirror the server's (rate and long) are SA__LIMITER_GUARD_MS (20 ms)
  * longer here than on the server: 5 per 1020 ms and 250 per 300020 ms with
  * the defaults (why 20: BENCHMARKS.md, "The rate-limit guards").  A shared
  * budget (rate_limit_scope, budget.c) keeps its own copy of these windows
- * with a wider guard, SA_BUDGET_GUARD_MS (50 ms).  A 429 that still
+ * with a wider guard, SA__BUDGET_GUARD_MS (50 ms).  A 429 that still
  * happens is retried by the job and pauses the limiter
  * (sa__limiter_penalize).
  *
@@ -55,7 +55,7 @@
 #define LIMITER_MAX_RING (1 << 20)
 
 /* Time as the limiter sees it: never earlier than the last time it saw. */
-static int64_t limiter_clamp(sa_limiter *l, int64_t now_ms)
+static int64_t limiter_clamp(sa__limiter *l, int64_t now_ms)
 {
     if (l->last_ms != INT64_MIN && now_ms < l->last_ms) return l->last_ms;
     l->last_ms = now_ms;
@@ -69,7 +69,7 @@ static int64_t sat_add(int64_t a, int64_t b)
 }
 
 /* 1 when w has room at now_ms, else 0 with the time it will. */
-static int window_ok(const sa_limiter_window *w, int64_t now_ms,
+static int window_ok(const sa__limiter_window *w, int64_t now_ms,
                      int64_t *ready_at_ms)
 {
     int64_t oldest;
@@ -81,7 +81,7 @@ static int window_ok(const sa_limiter_window *w, int64_t now_ms,
     return 0;
 }
 
-static void window_record(sa_limiter_window *w, int64_t now_ms)
+static void window_record(sa__limiter_window *w, int64_t now_ms)
 {
     if (w->count < w->max) {
         w->ring[(w->head + w->count) % w->max] = now_ms;
@@ -99,7 +99,7 @@ static int64_t ceil_ms(double x)
     return (double)v < x ? v + 1 : v;
 }
 
-static void add_window(sa_limiter *l, int max, int64_t span_ms)
+static void add_window(sa__limiter *l, int max, int64_t span_ms)
 {
     l->win[l->n_win].max = max;
     l->win[l->n_win].span_ms = span_ms;
@@ -108,7 +108,7 @@ static void add_window(sa_limiter *l, int max, int64_t span_ms)
 
 /* Lay out the windows of the model (see the top of the file); 0 when the
  * parameters are out of range. */
-static int plan_windows(sa_limiter *l, double rate, int burst, int window_max,
+static int plan_windows(sa__limiter *l, double rate, int burst, int window_max,
                         int64_t window_ms)
 {
     double whole = floor(rate);
@@ -124,11 +124,11 @@ static int plan_windows(sa_limiter *l, double rate, int burst, int window_max,
         + (burst < n ? burst : 0) > LIMITER_MAX_RING)
         return 0;
     add_window(l, n, (rate >= 1.0 ? 1000 : ceil_ms(1000.0 / rate))
-                     + SA_LIMITER_GUARD_MS);
+                     + SA__LIMITER_GUARD_MS);
     if (burst < n) add_window(l, burst, ceil_ms((double)burst * 1000.0 / rate));
     if (window_max > 0 && window_ms > 0) {
         l->long_win = l->n_win;
-        add_window(l, window_max, window_ms + SA_LIMITER_GUARD_MS);
+        add_window(l, window_max, window_ms + SA__LIMITER_GUARD_MS);
     }
     return 1;
 }
@@ -137,7 +137,7 @@ static int plan_windows(sa_limiter *l, double rate, int burst, int window_max,
  * succeeds.  One allocation holds the rings of every window.  Returns SA_OK,
  * SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM; after a failure nothing is held
  * (sa__limiter_free is safe to call). */
-int sa__limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
+int sa__limiter_init(sa__limiter *l, const sa_mem *mem, int enabled,
                     double rate, int burst, int window_max,
                     int64_t window_ms)
 {
@@ -173,7 +173,7 @@ int sa__limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
 }
 
 /* Release the rings; the limiter is left disabled.  NULL is fine. */
-void sa__limiter_free(sa_limiter *l)
+void sa__limiter_free(sa__limiter *l)
 {
     if (!l) return;
     if (l->n_win > 0) sa__free(l->mem, l->win[0].ring);
@@ -186,7 +186,7 @@ void sa__limiter_free(sa_limiter *l)
 /* The check of sa__limiter_check and sa__limiter_acquire on an enabled
  * limiter: 1 when a request may go at *now_ms (clamped to the limiter's
  * clock on return), else 0 with the time it may in *ready_at_ms. */
-static int limiter_ready(sa_limiter *l, int64_t *now_ms, int64_t *ready_at_ms)
+static int limiter_ready(sa__limiter *l, int64_t *now_ms, int64_t *ready_at_ms)
 {
     int64_t now = limiter_clamp(l, *now_ms);
     int64_t ready = l->blocked_until > now ? l->blocked_until : now;
@@ -204,13 +204,13 @@ static int limiter_ready(sa_limiter *l, int64_t *now_ms, int64_t *ready_at_ms)
     return 1;
 }
 
-int sa__limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
+int sa__limiter_check(sa__limiter *l, int64_t now_ms, int64_t *ready_at_ms)
 {
     if (!l || !l->enabled) return 1;
     return limiter_ready(l, &now_ms, ready_at_ms);
 }
 
-int sa__limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
+int sa__limiter_acquire(sa__limiter *l, int64_t now_ms, int64_t *ready_at_ms)
 {
     int i;
 
@@ -224,7 +224,7 @@ int sa__limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms)
  * now_ms + pause_ms (a pause of a second or more also empties the server's
  * 1 s window).  Never brings a later ready time forward; pause_ms below 0
  * counts as 0. */
-void sa__limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms)
+void sa__limiter_penalize(sa__limiter *l, int64_t now_ms, int64_t pause_ms)
 {
     if (!l || !l->enabled) return;
     if (pause_ms < 0) pause_ms = 0;
@@ -236,10 +236,10 @@ void sa__limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms)
 
 /* The ring is in send order (time never goes back), so the sends still in
  * the window are a suffix of it: binary search for its first element. */
-int sa__limiter_room(const sa_limiter *l, int64_t now_ms,
+int sa__limiter_room(const sa__limiter *l, int64_t now_ms,
                     int64_t *next_free_ms)
 {
-    const sa_limiter_window *w;
+    const sa__limiter_window *w;
 
     if (next_free_ms) *next_free_ms = INT64_MAX;
     if (!l || !l->enabled || l->long_win < 0) return INT_MAX;

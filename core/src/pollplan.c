@@ -7,18 +7,18 @@
  * task ended.  Tested with fake time in tests/c/test_pollplan.c.
  *
  * What it learns.  Per bucket (tier SD/HD x action count 1, 2-4, 5-8,
- * 9+) the last SA_PP_SAMPLES task durations it saw, each an interval: a
+ * 9+) the last SA__PP_SAMPLES task durations it saw, each an interval: a
  * task seen running by a poll sent at r and final by one sent at f (times
  * since its task create answer) ended on the server between r + rtt and
  * f + rtt (the server created it about rtt/2 before the answer arrived,
  * and a poll reaches it about rtt/2 after it is sent; rtt is the median of
- * the last SA_PP_RTTS poll round trips).  Durations are censored, so the
+ * the last SA__PP_RTTS poll round trips).  Durations are censored, so the
  * distribution F is fitted to the intervals (see fit(): Turnbull's
  * self-consistent estimate, a few EM rounds on a 128-bin grid, redone
  * when an observation arrives): a task seen final at its first poll only
  * says "between 0 and then", and its mass goes where the narrow
  * intervals of the others say tasks end.
- * A bucket with fewer than SA_PP_MIN_SAMPLES observations uses all
+ * A bucket with fewer than SA__PP_MIN_SAMPLES observations uses all
  * buckets'; with fewer in all, the planner is cold and the task is polled
  * as the fixed strategy would (today's defaults), the interval stretched
  * toward the safe gap as the load rises (0 while the budget has room).
@@ -72,7 +72,7 @@
 #endif
 #define PRICE_BOUND_MS 30000.0  /* ... and when it binds */
 
-void sa__pollplan_init(sa_pollplan *p, int strategy, int webhooks,
+void sa__pollplan_init(sa__pollplan *p, int strategy, int webhooks,
                       long poll_interval_ms, long max_poll_interval_ms)
 {
     memset(p, 0, sizeof *p);
@@ -86,21 +86,21 @@ int sa__pollplan_bucket(int hd, size_t n_actions)
 {
     int cls = n_actions <= 1 ? 0 : n_actions <= 4 ? 1 : n_actions <= 8 ? 2
             : 3;
-    return (hd ? SA_PP_BUCKETS / 2 : 0) + cls;
+    return (hd ? SA__PP_BUCKETS / 2 : 0) + cls;
 }
 
-void sa__pollplan_rtt(sa_pollplan *p, int64_t rtt_ms)
+void sa__pollplan_rtt(sa__pollplan *p, int64_t rtt_ms)
 {
     if (!p || rtt_ms < 0) return;
     if (rtt_ms > 60000) rtt_ms = 60000;
     p->rtt[p->rtt_head] = (int32_t)rtt_ms;
-    p->rtt_head = (p->rtt_head + 1) % SA_PP_RTTS;
-    if (p->n_rtt < SA_PP_RTTS) p->n_rtt++;
+    p->rtt_head = (p->rtt_head + 1) % SA__PP_RTTS;
+    if (p->n_rtt < SA__PP_RTTS) p->n_rtt++;
 }
 
-long sa__pollplan_rtt_ms(const sa_pollplan *p)
+long sa__pollplan_rtt_ms(const sa__pollplan *p)
 {
-    int32_t v[SA_PP_RTTS];
+    int32_t v[SA__PP_RTTS];
     int i, j, n;
 
     if (!p || p->n_rtt == 0) return 0;
@@ -121,7 +121,7 @@ static int32_t clamp32(int64_t v)
 
 /* Overlap of [lo, hi] with bin j of width w, as a fraction of the bin
  * (a point interval: 1 in the bin that holds it). */
-static double overlap(const sa_pp_obs *o, int j, double w)
+static double overlap(const sa__pp_obs *o, int j, double w)
 {
     double a = j * w, b = a + w, lo = o->lo_ms, hi = o->hi_ms;
     if (hi <= lo) return lo >= a && lo < b ? 1.0 : 0.0;
@@ -138,30 +138,30 @@ static void smooth(const double *q, double *p)
                                  1 / 16.0 };
     int j, d;
 
-    memset(p, 0, SA_PP_BINS * sizeof *p);
-    for (j = 0; j < SA_PP_BINS; j++)
+    memset(p, 0, SA__PP_BINS * sizeof *p);
+    for (j = 0; j < SA__PP_BINS; j++)
         for (d = -2; d <= 2; d++) {
             int t = j + d;
             if (t < 0) t = 0;
-            if (t >= SA_PP_BINS) t = SA_PP_BINS - 1;
+            if (t >= SA__PP_BINS) t = SA__PP_BINS - 1;
             p[t] += q[j] * k[d + 2];
         }
 }
 
 /* Fit the durations' distribution to the censored observations:
- * Turnbull's self-consistency (EM) on a grid of SA_PP_BINS bins up to the
+ * Turnbull's self-consistency (EM) on a grid of SA__PP_BINS bins up to the
  * longest interval end.  Each observation's unit of mass is shared among
  * the bins it overlaps in proportion to their current mass, which moves
  * the mass of a wide interval (a task seen final at its first poll: it
  * ended "between 0 and 3.7 s") to where the narrow ones say tasks end. */
-static void fit(sa_pp_bucket *b)
+static void fit(sa__pp_bucket *b)
 {
-    double p[SA_PP_BINS], q[SA_PP_BINS], w, top = 1;
+    double p[SA__PP_BINS], q[SA__PP_BINS], w, top = 1;
     double prior = PRIOR_N / (b->n + PRIOR_N), low = HUGE_VAL, sum;
     int i, j, k, r, lo_bin, hi_bin, lo_all, hi_all;
 
     for (i = 0; i < b->n; i++) {
-        const sa_pp_obs *o = &b->obs[i];
+        const sa__pp_obs *o = &b->obs[i];
         if (o->hi_ms + 1.0 > top) top = o->hi_ms + 1.0;
         /* the shortest a duration may be: a nonzero lower bound seen, or
          * an upper bound below every such one */
@@ -169,12 +169,12 @@ static void fit(sa_pp_bucket *b)
     }
     for (i = 0; i < b->n; i++)
         if (b->obs[i].hi_ms < low) low = b->obs[i].hi_ms;
-    w = ceil(top / SA_PP_BINS);
+    w = ceil(top / SA__PP_BINS);
     if (w < 1) w = 1;
     b->bin_ms = (int32_t)w;
     lo_all = low < top ? (int)(low / w) : 0;
     hi_all = (int)((top - 1) / w);
-    if (hi_all >= SA_PP_BINS) hi_all = SA_PP_BINS - 1;
+    if (hi_all >= SA__PP_BINS) hi_all = SA__PP_BINS - 1;
     if (lo_all > hi_all) lo_all = hi_all;
     /* start: each observation uniform over its interval, only those seen
      * running once when there are such (an interval from 0 says nothing
@@ -182,24 +182,24 @@ static void fit(sa_pp_bucket *b)
     for (i = 0, r = 0; i < b->n; i++) r += b->obs[i].lo_ms > 0;
     memset(p, 0, sizeof p);
     for (i = 0; i < b->n; i++) {
-        const sa_pp_obs *o = &b->obs[i];
+        const sa__pp_obs *o = &b->obs[i];
         double tot = 0;
         if (r > 0 && o->lo_ms == 0) continue;
         lo_bin = (int)(o->lo_ms / w);
         hi_bin = (int)(o->hi_ms / w);
-        if (hi_bin >= SA_PP_BINS) hi_bin = SA_PP_BINS - 1;
+        if (hi_bin >= SA__PP_BINS) hi_bin = SA__PP_BINS - 1;
         for (j = lo_bin; j <= hi_bin; j++) tot += overlap(o, j, w);
         for (j = lo_bin; j <= hi_bin && tot > 0; j++)
             p[j] += overlap(o, j, w) / tot / (r > 0 ? r : b->n);
     }
-    for (r = 0; r < SA_PP_EM_ROUNDS; r++) {
+    for (r = 0; r < SA__PP_EM_ROUNDS; r++) {
         memset(q, 0, sizeof q);
         for (i = 0; i < b->n; i++) {
-            const sa_pp_obs *o = &b->obs[i];
+            const sa__pp_obs *o = &b->obs[i];
             double tot = 0;
             lo_bin = (int)(o->lo_ms / w);
             hi_bin = (int)(o->hi_ms / w);
-            if (hi_bin >= SA_PP_BINS) hi_bin = SA_PP_BINS - 1;
+            if (hi_bin >= SA__PP_BINS) hi_bin = SA__PP_BINS - 1;
             for (j = lo_bin; j <= hi_bin; j++) tot += overlap(o, j, w) * p[j];
             if (!(tot > 0)) continue;
             for (j = lo_bin; j <= hi_bin; j++)
@@ -219,30 +219,30 @@ static void fit(sa_pp_bucket *b)
         for (j = lo_all; j <= hi_all; j++)
             p[j] = (1 - prior) * p[j] + prior / (hi_all - lo_all + 1);
         for (j = 0; j < lo_all; j++) p[j] *= 1 - prior;
-        for (j = hi_all + 1; j < SA_PP_BINS; j++) p[j] *= 1 - prior;
+        for (j = hi_all + 1; j < SA__PP_BINS; j++) p[j] *= 1 - prior;
         /* one unit of mass (an interval that met none is skipped above) */
-        for (j = 0, sum = 0; j < SA_PP_BINS; j++) sum += p[j];
-        for (j = 0; j < SA_PP_BINS && sum > 0; j++) p[j] /= sum;
+        for (j = 0, sum = 0; j < SA__PP_BINS; j++) sum += p[j];
+        for (j = 0; j < SA__PP_BINS && sum > 0; j++) p[j] /= sum;
     }
-    for (j = 0; j < SA_PP_BINS; j++) b->pmf[j] = (float)p[j];
+    for (j = 0; j < SA__PP_BINS; j++) b->pmf[j] = (float)p[j];
 }
 
-static void push(sa_pp_bucket *b, int32_t lo, int32_t hi)
+static void push(sa__pp_bucket *b, int32_t lo, int32_t hi)
 {
     b->obs[b->head].lo_ms = lo;
     b->obs[b->head].hi_ms = hi;
-    b->head = (b->head + 1) % SA_PP_SAMPLES;
-    if (b->n < SA_PP_SAMPLES) b->n++;
+    b->head = (b->head + 1) % SA__PP_SAMPLES;
+    if (b->n < SA__PP_SAMPLES) b->n++;
     fit(b);
 }
 
-void sa__pollplan_observe(sa_pollplan *p, int bucket, int64_t created_ms,
+void sa__pollplan_observe(sa__pollplan *p, int bucket, int64_t created_ms,
                          int64_t running_ms, int64_t final_ms)
 {
     long rtt;
     int32_t lo, hi;
 
-    if (!p || created_ms < 0 || bucket < 0 || bucket >= SA_PP_BUCKETS
+    if (!p || created_ms < 0 || bucket < 0 || bucket >= SA__PP_BUCKETS
         || final_ms < created_ms)
         return;
     rtt = sa__pollplan_rtt_ms(p);
@@ -253,16 +253,16 @@ void sa__pollplan_observe(sa_pollplan *p, int bucket, int64_t created_ms,
     push(&p->all, lo, hi);
 }
 
-const sa_pp_bucket *sa__pollplan_model(const sa_pollplan *p, int bucket)
+const sa__pp_bucket *sa__pollplan_model(const sa__pollplan *p, int bucket)
 {
     if (!p) return NULL;
-    if (bucket >= 0 && bucket < SA_PP_BUCKETS
-        && p->bucket[bucket].n >= SA_PP_MIN_SAMPLES)
+    if (bucket >= 0 && bucket < SA__PP_BUCKETS
+        && p->bucket[bucket].n >= SA__PP_MIN_SAMPLES)
         return &p->bucket[bucket];
-    return p->all.n >= SA_PP_MIN_SAMPLES ? &p->all : NULL;
+    return p->all.n >= SA__PP_MIN_SAMPLES ? &p->all : NULL;
 }
 
-long sa__pollplan_max_gap(const sa_pollplan *p)
+long sa__pollplan_max_gap(const sa__pollplan *p)
 {
     /* 10% (at most 1 s) while the budget has room, up to twice that as it
      * binds: a poll may then wait for a slot in the limiter queue */
@@ -272,7 +272,7 @@ long sa__pollplan_max_gap(const sa_pollplan *p)
     return m - (long)((double)margin * (1 + load));
 }
 
-double sa__pollplan_price_ms(const sa_pollplan *p)
+double sa__pollplan_price_ms(const sa__pollplan *p)
 {
     double s = p->load;
     if (!(s > 0)) s = 0;   /* NaN too */
@@ -282,12 +282,12 @@ double sa__pollplan_price_ms(const sa_pollplan *p)
 
 /* F(t) and G(t) = integral of F over [0, t] of a fitted model (t in ms;
  * the mass of a bin spread evenly over it). */
-static void model_at(const sa_pp_bucket *b, double t, double *F, double *G)
+static void model_at(const sa__pp_bucket *b, double t, double *F, double *G)
 {
     double f = 0, g = 0, w = b->bin_ms;
     int j;
 
-    for (j = 0; j < SA_PP_BINS; j++) {
+    for (j = 0; j < SA__PP_BINS; j++) {
         double lo = j * w, hi = lo + w, m = b->pmf[j];
         if (t <= lo) break;
         if (m == 0) continue;
@@ -309,14 +309,14 @@ static void model_at(const sa_pp_bucket *b, double t, double *F, double *G)
  * apart (dynamic programming from the last edge, where every task seen has
  * ended): W[j] = min over k of c S(x_j) + delay of the tasks ending in
  * (x_j, x_k] + W[k].  Unnormalised (by the running mass), in ms. */
-static void plan_costs(const sa_pp_bucket *m, double c, long min_gap,
+static void plan_costs(const sa__pp_bucket *m, double c, long min_gap,
                        long max_gap, double *W)
 {
-    double F[SA_PP_BINS + 1], G[SA_PP_BINS + 1], w = m->bin_ms;
+    double F[SA__PP_BINS + 1], G[SA__PP_BINS + 1], w = m->bin_ms;
     int j, k, kmin, kmax;
 
     F[0] = G[0] = 0;
-    for (j = 0; j < SA_PP_BINS; j++) {
+    for (j = 0; j < SA__PP_BINS; j++) {
         F[j + 1] = F[j] + m->pmf[j];
         G[j + 1] = G[j] + w * (F[j] + F[j + 1]) / 2;
     }
@@ -324,30 +324,30 @@ static void plan_costs(const sa_pp_bucket *m, double c, long min_gap,
     kmax = (int)(max_gap / w);
     if (kmin < 1) kmin = 1;
     if (kmax < kmin) kmax = kmin;
-    W[SA_PP_BINS] = 0;
-    for (j = SA_PP_BINS - 1; j >= 0; j--) {
+    W[SA__PP_BINS] = 0;
+    for (j = SA__PP_BINS - 1; j >= 0; j--) {
         double best = HUGE_VAL, S = 1 - F[j];
         if (S < 1e-9) {
             W[j] = 0;
             continue;
         }
         for (k = j + kmin; k <= j + kmax; k++) {
-            int kk = k > SA_PP_BINS ? SA_PP_BINS : k;
+            int kk = k > SA__PP_BINS ? SA__PP_BINS : k;
             double delay = G[kk] - G[j] - (kk - j) * w * F[j];
             double v = c * S + delay + W[kk];
             if (v < best) best = v;
-            if (kk == SA_PP_BINS) break;
+            if (kk == SA__PP_BINS) break;
         }
         W[j] = best;
     }
 }
 
 /* W at elapsed e (linear between bin edges; 0 past the last). */
-static double cost_after(const sa_pp_bucket *m, const double *W, double e)
+static double cost_after(const sa__pp_bucket *m, const double *W, double e)
 {
     double x = e / m->bin_ms;
     int j = (int)x;
-    if (j >= SA_PP_BINS) return 0;
+    if (j >= SA__PP_BINS) return 0;
     if (j < 0) return W[0];
     return W[j] + (x - j) * (W[j + 1] - W[j]);
 }
@@ -366,15 +366,15 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-int64_t sa__pollplan_next(const sa_pollplan *p, const sa_pp_task *t,
+int64_t sa__pollplan_next(const sa__pollplan *p, const sa__pp_task *t,
                          int64_t now_ms)
 {
-    const sa_pp_bucket *m;
+    const sa__pp_bucket *m;
     long min_gap = t->min_gap_ms > MIN_GAP_MS ? t->min_gap_ms : MIN_GAP_MS;
     long gap = sa__pollplan_max_gap(p), rtt;
     int64_t earliest = now_ms + min_gap, latest = t->last_poll_ms + gap;
     int64_t s, step, best;
-    double F0, G0, e0, c, best_r = HUGE_VAL, W[SA_PP_BINS + 1];
+    double F0, G0, e0, c, best_r = HUGE_VAL, W[SA__PP_BINS + 1];
 
     if (latest < earliest) latest = earliest;
     if (p->webhooks) return latest;          /* insurance only */

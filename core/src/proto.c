@@ -49,12 +49,12 @@ const char *sa__proto_task_path(int api_version)
 /* ------------------------------------------------------------------ */
 
 /* Append s when everything before succeeded. */
-static int put(sa_buf *b, int rc, const char *s)
+static int put(sa__buf *b, int rc, const char *s)
 {
     return rc == SA_OK ? sa__buf_append(b, s, strlen(s)) : rc;
 }
 
-static int put_str(sa_buf *b, int rc, const char *s)
+static int put_str(sa__buf *b, int rc, const char *s)
 {
     return rc == SA_OK ? sa__json_put_string(b, s) : rc;
 }
@@ -203,7 +203,7 @@ static int is_digits_id(const char *s, size_t n)
 int sa__proto_id_ok(const char *s, size_t n)
 {
     size_t i, dots = 0;
-    if (!s || n == 0 || n > SA_MAX_ID_LEN) return 0;
+    if (!s || n == 0 || n > SA__MAX_ID_LEN) return 0;
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
@@ -251,7 +251,7 @@ static char *dup_id(const sa_mem *mem, const cJSON *item, const char *body,
 char *sa__proto_file_create_body(const sa_mem *mem, const char *content_type,
                                 const char *file_name, uint64_t file_size)
 {
-    sa_buf b;
+    sa__buf b;
     char num[32];
     int rc;
 
@@ -272,7 +272,7 @@ char *sa__proto_file_create_body(const sa_mem *mem, const char *content_type,
     return sa__buf_steal(&b);
 }
 
-void sa__upload_spec_free(const sa_mem *mem, sa_upload_spec *u)
+void sa__upload_spec_free(const sa_mem *mem, sa__upload_spec *u)
 {
     size_t i;
     if (!u) return;
@@ -332,10 +332,10 @@ int sa__proto_upload_header_allowed(const char *name)
 }
 
 /* The slot cannot be used: why, and nothing of it is kept. */
-static int slot_unusable(const sa_mem *mem, sa_upload_spec *up,
+static int slot_unusable(const sa_mem *mem, sa__upload_spec *up,
                          const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static int slot_unusable(const sa_mem *mem, sa_upload_spec *up,
+static int slot_unusable(const sa_mem *mem, sa__upload_spec *up,
                          const char *fmt, ...)
 {
     char why[sizeof up->unusable];
@@ -361,7 +361,7 @@ static int is_length(const char *v)
 
 /* requests[0].headers -> "Name: value" lines, those that are allowed. */
 static int parse_upload_headers(const sa_mem *mem, const cJSON *headers,
-                                sa_upload_spec *up, char *err, size_t errlen)
+                                sa__upload_spec *up, char *err, size_t errlen)
 {
     const cJSON *h;
     int n = cJSON_GetArraySize(headers);
@@ -375,7 +375,7 @@ static int parse_upload_headers(const sa_mem *mem, const cJSON *headers,
     cJSON_ArrayForEach(h, headers) {
         int nomem = 0;
         char *value;
-        sa_buf line;
+        sa__buf line;
         if (cJSON_IsNull(h)) continue;
         if (!h->string || !sa__proto_upload_header_allowed(h->string))
             continue;  /* never sent: libcurl's, or no business of a PUT */
@@ -404,7 +404,7 @@ static int parse_upload_headers(const sa_mem *mem, const cJSON *headers,
 
 /* requests[0] -> method, url, headers. */
 static int parse_upload_request(const sa_mem *mem, const cJSON *req,
-                                sa_upload_spec *up, char *err, size_t errlen)
+                                sa__upload_spec *up, char *err, size_t errlen)
 {
     const char *method = sa__json_string(req, "method");
     const char *url = sa__json_string(req, "url");
@@ -436,7 +436,7 @@ static int parse_upload_request(const sa_mem *mem, const cJSON *req,
 
 static int file_create_fields(const sa_mem *mem, const cJSON *root,
                               const char *body, size_t len, char **file_id,
-                              sa_upload_spec *upload, char *err,
+                              sa__upload_spec *upload, char *err,
                               size_t errlen)
 {
     static const char *const id_path[] = {"data", "files", "[0]",
@@ -472,7 +472,7 @@ static int file_create_fields(const sa_mem *mem, const cJSON *root,
 
 int sa__proto_parse_file_create(const sa_mem *mem, const char *body,
                                size_t len, int max_depth, char **file_id,
-                               sa_upload_spec *upload, char *err,
+                               sa__upload_spec *upload, char *err,
                                size_t errlen)
 {
     cJSON *root;
@@ -503,7 +503,7 @@ int sa__proto_parse_file_create(const sa_mem *mem, const char *body,
 
 /* The miniserver_args object: enable_mask_overlay from mask_overlay (which
  * wins over the same key in the extra arguments), then the extra keys. */
-static int put_miniserver_args(sa_buf *b, int rc, const sa_task_params *p)
+static int put_miniserver_args(sa__buf *b, int rc, const sa__task_params *p)
 {
     const cJSON *item;
     int first = 1;
@@ -537,9 +537,9 @@ static int has_members(const cJSON *obj)
 
 /* NULL on NOMEM, or when p breaks its contract (no source or both, no
  * actions): the client's validation rules those out before. */
-char *sa__proto_task_body(const sa_mem *mem, const sa_task_params *p)
+char *sa__proto_task_body(const sa_mem *mem, const sa__task_params *p)
 {
-    sa_buf b;
+    sa__buf b;
     size_t i;
     int rc;
 
@@ -608,7 +608,7 @@ int sa__proto_parse_task_create(const sa_mem *mem, const char *body,
 /* Status                                                              */
 /* ------------------------------------------------------------------ */
 
-void sa__status_info_free(const sa_mem *mem, sa_status_info *s)
+void sa__status_info_free(const sa_mem *mem, sa__status_info *s)
 {
     if (!s) return;
     sa__free(mem, s->engine_error);
@@ -621,14 +621,14 @@ void sa__status_info_free(const sa_mem *mem, sa_status_info *s)
 
 static int parse_task_status(const char *s)
 {
-    if (eq_icase(s, "running")) return SA_TASK_RUNNING;
-    if (eq_icase(s, "success")) return SA_TASK_SUCCESS;
-    if (eq_icase(s, "error")) return SA_TASK_ERROR;
+    if (eq_icase(s, "running")) return SA__TASK_RUNNING;
+    if (eq_icase(s, "success")) return SA__TASK_SUCCESS;
+    if (eq_icase(s, "error")) return SA__TASK_ERROR;
     return -1;
 }
 
 static int status_fields(const sa_mem *mem, const cJSON *root,
-                         const char *task_id, sa_status_info *out, char *err,
+                         const char *task_id, sa__status_info *out, char *err,
                          size_t errlen)
 {
     const cJSON *data;
@@ -648,7 +648,7 @@ static int status_fields(const sa_mem *mem, const cJSON *root,
     if (out->task_status < 0) {
         /* not documented ("queued", "pending"...): the task has not ended
          * as far as we can tell, so it is polled on like a running one */
-        out->task_status = SA_TASK_UNKNOWN;
+        out->task_status = SA__TASK_UNKNOWN;
         sa__redact(out->unknown_status, sizeof out->unknown_status, ts,
                    NULL);
         for (c = out->unknown_status; *c; c++)  /* it goes into a log line */
@@ -662,14 +662,14 @@ static int status_fields(const sa_mem *mem, const cJSON *root,
     out->engine_message =
         dup_cstr_text(mem, sa__json_string(data, "error_message"), &nomem);
     if (nomem) return SA_ERR_NOMEM;
-    if (out->task_status != SA_TASK_SUCCESS) return SA_OK;
+    if (out->task_status != SA__TASK_SUCCESS) return SA_OK;
     return sa__result_from_results(mem, sa__json_get(data, "results"), task_id,
                                   &out->result, err, errlen);
 }
 
 int sa__proto_parse_status(const sa_mem *mem, const char *body, size_t len,
                           int max_depth, const char *task_id,
-                          sa_status_info *out, char *err, size_t errlen)
+                          sa__status_info *out, char *err, size_t errlen)
 {
     cJSON *root;
     int rc;
@@ -706,7 +706,7 @@ int sa__proto_parse_status(const sa_mem *mem, const char *body, size_t len,
 /* Classification of non-2xx answers                                   */
 /* ------------------------------------------------------------------ */
 
-void sa__api_error_free(const sa_mem *mem, sa_api_error *e)
+void sa__api_error_free(const sa_mem *mem, sa__api_error *e)
 {
     if (!e) return;
     sa__free(mem, e->error_code);
@@ -718,7 +718,7 @@ void sa__api_error_free(const sa_mem *mem, sa_api_error *e)
 /* error_code and error (or message, or error.{code,message}) of a JSON
  * envelope.  SA_OK, SA_ERR_NOMEM, or another code when not JSON. */
 static int extract_json(const sa_mem *mem, const char *body, size_t len,
-                        int max_depth, sa_api_error *out)
+                        int max_depth, sa__api_error *out)
 {
     const cJSON *e, *code;
     const char *msg;
@@ -759,7 +759,7 @@ static char *xml_element(const sa_mem *mem, const char *body, size_t len,
 
 /* S3 XML (<Code>, <Message>), an HTML <title>, or the first line. */
 static int extract_text(const sa_mem *mem, const char *body, size_t len,
-                        sa_api_error *out)
+                        sa__api_error *out)
 {
     int nomem = 0;
     size_t n = 0;
@@ -789,23 +789,23 @@ static int is_auth_code(const char *code)
            eq_icase(code, "InvalidAccessToken");
 }
 
-static int classify_status(int step, long http, const sa_api_error *e)
+static int classify_status(int step, long http, const sa__api_error *e)
 {
     if (http == 429) return SA_ERR_RATE_LIMITED;
     if (http == 408) return SA_ERR_TIMEOUT;
     if (http >= 500 && http <= 599) {
-        if (step == SA_STEP_POLL &&
+        if (step == SA__STEP_POLL &&
             (contains_icase(e->message, "task execution timed out") ||
              eq_icase(e->error_code, "TaskTimeout")))
             return SA_ERR_TASK_TIMEOUT;
         return SA_ERR_SERVER;
     }
     if (http < 400 || http > 499) return SA_ERR_PROTOCOL;
-    if (step == SA_STEP_UPLOAD) return SA_ERR_UPLOAD;
+    if (step == SA__STEP_UPLOAD) return SA_ERR_UPLOAD;
     if (http == 401 || http == 403 || is_auth_code(e->error_code))
         return SA_ERR_AUTH;
     if (eq_icase(e->error_code, "CreditInsufficiency")) return SA_ERR_CREDITS;
-    if (step == SA_STEP_POLL &&
+    if (step == SA__STEP_POLL &&
         (http == 404 || eq_icase(e->error_code, "InvalidTaskId") ||
          contains_icase(e->message, "invalid task id")))
         return SA_ERR_TASK_EXPIRED;
@@ -818,7 +818,7 @@ static int classify_status(int step, long http, const sa_api_error *e)
  * out->status is SA_ERR_NOMEM. */
 int sa__proto_classify(const sa_mem *mem, int step, long http_status,
                       const char *body, size_t len, int max_depth,
-                      sa_api_error *out)
+                      sa__api_error *out)
 {
     const char *p = body;
     int rc = SA_ERR_PROTOCOL;

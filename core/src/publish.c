@@ -43,7 +43,7 @@ static const char *job_secret(const sa_job *j)
 static const char *keep(sa_job *j, int field, const char *s)
 {
     const char *secret = job_secret(j);
-    sa_kept *k;
+    sa__kept *k;
     size_t n;
 
     if (!s) return NULL;
@@ -112,7 +112,7 @@ void sa__ev_push(sa_client *c, sa_job *j, int state)
 void sa__publish(sa_client *c, sa_job *j, int state, int status,
                  const char *msg)
 {
-    const sa_jobsm *sm = j->sm;
+    const sa__jobsm *sm = j->sm;
 
     if (j->published) return;
     j->published = 1;
@@ -280,14 +280,14 @@ int sa_job_status(const sa_job *job)
 
 /* The machine whose details a running job shows: its own, also while
  * delete_after's delete runs (account.c). */
-static const sa_jobsm *view_sm(const sa_job *job)
+static const sa__jobsm *view_sm(const sa_job *job)
 {
     return job->del_state == 1 ? job->del_other : job->sm;
 }
 
 /* A live string of the machine, kept for the caller (see keep()). */
 static const char *live_str(const sa_job *job, int field,
-                            const char *(*get)(const sa_jobsm *))
+                            const char *(*get)(const sa__jobsm *))
 {
     sa_job *j = (sa_job *)(uintptr_t)job;  /* the cache is not the state */
     if (!job) return NULL;

@@ -452,7 +452,7 @@ int sa__result_set_json_item(sa_result *r, const cJSON *item)
 
 int sa_result_parse(const char *json, size_t len, int kind, sa_result **out)
 {
-    sa_status_info si;
+    sa__status_info si;
     cJSON *root;
     char err[256];
     int rc;
@@ -477,12 +477,12 @@ int sa_result_parse(const char *json, size_t len, int kind, sa_result **out)
     rc = sa__proto_parse_status(NULL, json, len, PARSE_MAX_DEPTH, NULL, &si,
                                err, sizeof err);
     if (rc != SA_OK) return rc;
-    if (si.task_status == SA_TASK_SUCCESS) {
+    if (si.task_status == SA__TASK_SUCCESS) {
         *out = si.result;
         si.result = NULL;
         rc = SA_OK;
     } else {
-        rc = si.task_status == SA_TASK_ERROR ? SA_ERR_ENGINE
+        rc = si.task_status == SA__TASK_ERROR ? SA_ERR_ENGINE
                                              : SA_ERR_NOT_DONE;
     }
     sa__status_info_free(NULL, &si);

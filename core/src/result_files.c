@@ -25,7 +25,7 @@ int sa__result_sniff_format(const void *data, size_t len)
 
 static int grow_files(sa_result *r)
 {
-    sa_result_file *files;
+    sa__result_file *files;
     size_t cap;
     if (r->n_files < r->cap_files) return SA_OK;
     if (r->n_files >= RESULT_MAX_FILES) return SA_ERR_LIMIT;
@@ -40,7 +40,7 @@ static int grow_files(sa_result *r)
 /* Append a file whose block holds the bytes (len) then the name. */
 static void push_file(sa_result *r, unsigned char *block, size_t len)
 {
-    sa_result_file *f = &r->files[r->n_files++];
+    sa__result_file *f = &r->files[r->n_files++];
     f->block = block;
     f->data = block;
     f->len = len;
@@ -115,7 +115,7 @@ static char *name_path_block(const sa_mem *mem, const char *name,
 int sa__result_add_file_path(sa_result *r, const char *name, const char *path,
                             int format)
 {
-    sa_result_file *f;
+    sa__result_file *f;
     char *block;
     int rc;
 
@@ -164,7 +164,7 @@ static int copy_files(sa_result *dst, const sa_result *src,
     int rc = SA_OK;
 
     for (i = 0; rc == SA_OK && i < src->n_files; i++) {
-        const sa_result_file *f = &src->files[i];
+        const sa__result_file *f = &src->files[i];
         name = secret ? sa__scrub_dup(mem, f->name, secret) : NULL;
         path = secret && f->path ? sa__scrub_dup(mem, f->path, secret)
                                  : NULL;
@@ -265,7 +265,7 @@ int sa__result_scrub_take(const sa_mem *mem, sa_result *src,
         if (!names) rc = SA_ERR_NOMEM;
     }
     for (i = 0; rc == SA_OK && i < n; i++) {
-        const sa_result_file *f = &src->files[i];
+        const sa__result_file *f = &src->files[i];
         char *name, *path = NULL;
         if (!sa__has_secret(f->name, secret) &&
             !sa__has_secret(f->path, secret))
@@ -291,7 +291,7 @@ int sa__result_scrub_take(const sa_mem *mem, sa_result *src,
     src->files = NULL;
     src->n_files = src->cap_files = 0;
     for (i = 0; i < n; i++) {
-        sa_result_file *f = &copy->files[i];
+        sa__result_file *f = &copy->files[i];
         if (!names[i]) continue;
         f->names = names[i];
         f->name = names[i];

@@ -11,7 +11,7 @@
  * path (no bytes).  A file taken over by a scrubbed copy
  * (sa__result_scrub_take) whose name or path showed the key keeps its
  * block and has its scrubbed name (then path) in `names`. */
-typedef struct sa_result_file {
+typedef struct sa__result_file {
     unsigned char *data;   /* the bytes; NULL for a file on disk */
     size_t len;
     const char *name;
@@ -19,7 +19,7 @@ typedef struct sa_result_file {
     void *block;
     char *names;           /* own name (and path), or NULL */
     int format;
-} sa_result_file;
+} sa__result_file;
 
 struct sa_result {
     sa_mem mem; /* copy of the allocator (has_mem) */
@@ -34,7 +34,7 @@ struct sa_result {
     char *zip_url_own;   /* set by sa__result_set_zip_url, own allocation */
     char *json;          /* raw JSON text, own allocation, or NULL */
     const char *task_id;
-    sa_result_file *files; /* n_files used of cap_files */
+    sa__result_file *files; /* n_files used of cap_files */
     size_t n_files, cap_files;
 };
 

@@ -25,10 +25,10 @@
 
 #define CLIENT_ERRLEN 512
 #define EV_MAX 8            /* progress events buffered per job */
-#define SA_STEP_BATCH 16    /* per non-blocking call (see "Bounded steps"
+#define SA__STEP_BATCH 16    /* per non-blocking call (see "Bounded steps"
                                in docs/architecture.md) */
 
-#define JOB_OF(l, field) SA_CONTAINER_OF(l, sa_job, field)
+#define JOB_OF(l, field) SA__CONTAINER_OF(l, sa_job, field)
 
 /* Job lists.  A job is in exactly one of the client's lists (`where`):
  *   queued   submitted past max_jobs; no state machine yet
@@ -48,15 +48,15 @@ enum {
     K_ERRMSG, K_API_CODE, K_ENGINE, K_TASK, K_FILE, K_REQUEST, K__LAST
 };
 
-typedef struct sa_kept {
-    struct sa_kept *next;
+typedef struct sa__kept {
+    struct sa__kept *next;
     char s[];
-} sa_kept;
+} sa__kept;
 
 struct sa_job {
-    sa_link link;               /* queued / active / idle / dead */
-    sa_sched_item sq;           /* in a scheduler queue (sched.c) */
-    sa_link ev_link;            /* event queue */
+    sa__link link;               /* queued / active / idle / dead */
+    sa__sched_item sq;           /* in a scheduler queue (sched.c) */
+    sa__link ev_link;            /* event queue */
     sa_client *client;          /* NULL once detached */
     sa_mem memv;                /* own copy: the job may outlive its client */
     const sa_mem *mem;
@@ -65,8 +65,8 @@ struct sa_job {
     int where;
     int kind;                   /* KIND_*: analysis, fetch, child */
     struct sa_job *parent;      /* child: its fetch job (NULL: detached) */
-    struct sa_fetch *fetch;     /* fetch: folder, names, memory budget */
-    struct sa_dl *dl;           /* child: where its bytes go */
+    struct sa__fetch *fetch;     /* fetch: folder, names, memory budget */
+    struct sa__dl *dl;           /* child: where its bytes go */
     int n_children;             /* fetch: children running */
 
     /* the validated request (strings owned); task_id: a resumed task */
@@ -84,11 +84,11 @@ struct sa_job {
     void *user_data;
 
     /* engine side */
-    sa_jobsm *sm;
+    sa__jobsm *sm;
     int64_t deadline_at;
     int64_t wake_at;            /* call sa__jobsm_next again at this time */
-    const sa_http_request *parked;  /* waits in a scheduler queue */
-    sa_xfer *xfer;              /* in flight */
+    const sa__http_request *parked;  /* waits in a scheduler queue */
+    sa__xfer *xfer;              /* in flight */
     int xfer_api;               /* ... to the API host */
     int xfer_upload;            /* ... an image upload (counted by sched) */
     int stuck;                  /* consecutive out-of-memory from the machine */
@@ -107,14 +107,14 @@ struct sa_job {
     const sa_result *pub_result;
     sa_result *pub_result_own;  /* a copy scrubbed of the key, or NULL */
     const char *last[K__LAST];  /* latest kept copy per field */
-    sa_kept *kept;
+    sa__kept *kept;
 
     /* delete_after (account.c): while the delete runs, `sm` is the delete
      * machine and `del_other` the ended analysis (or fetch) machine */
     int delete_after;
     int del_state;              /* 0 not started, 1 running, 2 ended */
     int del_status;             /* its outcome once ended */
-    sa_jobsm *del_other;
+    sa__jobsm *del_other;
     char del_msg[256];          /* scrubbed */
     char del_code[64];          /* its API error_code, scrubbed */
 };
@@ -125,13 +125,13 @@ struct sa_client {
     sa_client_options opt;      /* strings below are the owned copies */
     char *api_key;
     char *base_url;
-    sa_engine *engine;
-    sa_sched sched;             /* limiter and upload queues (sched.c) */
-    sa_pollplan plan;           /* poll placement, learned (pollplan.c) */
+    sa__engine *engine;
+    sa__sched sched;             /* limiter and upload queues (sched.c) */
+    sa__pollplan plan;           /* poll placement, learned (pollplan.c) */
     uint64_t rng;
     unsigned long next_seq;
 
-    sa_link queued, active, idle, dead, evq;
+    sa__link queued, active, idle, dead, evq;
     int bounded;                /* in a non-blocking call: see "Bounded steps" */
     int due_left;               /* due jobs it may still drive */
     int64_t budget_end;         /* its time budget ends (sa__engine_now_us) */
@@ -220,7 +220,7 @@ int sa__start_job(sa_client *c, sa_job *j, int64_t now);
 /* Everything that is due at `now` (bounded in a non-blocking call). */
 void sa__advance(sa_client *c, int64_t now);
 /* The engine's `done` hook: a transfer ended. */
-void sa__on_done(void *ctx, void *owner, const sa_http_response *resp);
+void sa__on_done(void *ctx, void *owner, const sa__http_response *resp);
 /* The engine is done with the job: it goes idle (or dead). */
 void sa__engine_end(sa_client *c, sa_job *j);
 /* The caller gives up on a running job (cancel, callback abort, free). */
@@ -270,12 +270,12 @@ void sa__child_ended(sa_client *c, sa_job *k);
 void sa__cancel_children(sa_client *c, sa_job *parent);
 /* A child's GET is about to be sent: it starts its file or buffer again,
  * and its body goes to them (req->sink).  Nothing for other requests. */
-void sa__fetch_attach(sa_job *k, sa_http_request *req);
+void sa__fetch_attach(sa_job *k, sa__http_request *req);
 /* Free what fetch.c keeps in a fetch job or a child (sa__job_destroy). */
 void sa__fetch_free(sa_job *j);
 
 /* fetch.c: the job settings of a download, fetch or account machine. */
 void sa__fetch_config(const sa_client *c, sa_job *j, int api_version,
-                      int64_t deadline_at, sa_job_config *cfg);
+                      int64_t deadline_at, sa__job_config *cfg);
 
 #endif /* SA_CLIENT_H */

@@ -34,7 +34,7 @@
 
 #include <cjson/cJSON.h>
 
-#define SA_HIDDEN __attribute__((visibility("hidden")))
+#define SA__HIDDEN __attribute__((visibility("hidden")))
 
 /* ================================================================== */
 /* structs.c: the public structs that begin with size_t struct_size    */
@@ -70,22 +70,22 @@ char *sa__strndup(const sa_mem *mem, const char *s, size_t n);
 
 /* Growable byte buffer, always NUL-terminated when data != NULL.
  * `limit` (0 = none) bounds len: appending past it returns SA_ERR_LIMIT. */
-typedef struct sa_buf {
+typedef struct sa__buf {
     char *data;
     size_t len;
     size_t cap;
     size_t limit;
     const sa_mem *mem;
-} sa_buf;
+} sa__buf;
 
-void sa__buf_init(sa_buf *b, const sa_mem *mem, size_t limit);
-int sa__buf_append(sa_buf *b, const void *data, size_t len); /* OK/NOMEM/LIMIT */
-int sa__buf_appendf(sa_buf *b, const char *fmt, ...)
+void sa__buf_init(sa__buf *b, const sa_mem *mem, size_t limit);
+int sa__buf_append(sa__buf *b, const void *data, size_t len); /* OK/NOMEM/LIMIT */
+int sa__buf_appendf(sa__buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void sa__buf_reset(sa_buf *b);  /* len = 0, keeps memory */
-void sa__buf_free(sa_buf *b);
+void sa__buf_reset(sa__buf *b);  /* len = 0, keeps memory */
+void sa__buf_free(sa__buf *b);
 /* Give the data away (caller frees with sa__free(mem, p)); buffer is reset. */
-char *sa__buf_steal(sa_buf *b);
+char *sa__buf_steal(sa__buf *b);
 
 /* snprintf into a fixed buffer, never overflowing, NULL/0 tolerated. */
 void sa__errf(char *buf, size_t len, const char *fmt, ...)
@@ -95,12 +95,12 @@ void sa__errf(char *buf, size_t len, const char *fmt, ...)
  * hidden: every occurrence of the whole secret (so "Bearer <key>" becomes
  * "Bearer [REDACTED]"), and what is left of the key where a bounded copy
  * of a server text (an error message, a job message) cut it: every run of
- * at least SA_SECRET_MIN_PART of its first bytes, and a run of at least
- * SA_SECRET_MIN_TAIL of them that ends the text.  Each is replaced by
+ * at least SA__SECRET_MIN_PART of its first bytes, and a run of at least
+ * SA__SECRET_MIN_TAIL of them that ends the text.  Each is replaced by
  * "[REDACTED]".  (Server texts are also cut at a space where they have
  * one, so a cut rarely falls inside the key: see proto.c.) */
-#define SA_SECRET_MIN_PART 8
-#define SA_SECRET_MIN_TAIL 4
+#define SA__SECRET_MIN_PART 8
+#define SA__SECRET_MIN_TAIL 4
 
 /* 1 when s (may be NULL) holds something sa__scrub would hide. */
 int sa__has_secret(const char *s, const char *secret);
@@ -146,30 +146,30 @@ int sa__has_ctl(const char *s);
 
 /* Intrusive doubly linked lists: circular, with a head node.  A node not
  * in any list links to itself, so "is it linked?" needs no flag. */
-typedef struct sa_link {
-    struct sa_link *prev, *next;
-} sa_link;
+typedef struct sa__link {
+    struct sa__link *prev, *next;
+} sa__link;
 
 /* The struct of `type` that holds the node l as its member `field`. */
-#define SA_CONTAINER_OF(l, type, field) \
+#define SA__CONTAINER_OF(l, type, field) \
     ((type *)(void *)((char *)(l) - offsetof(type, field)))
 
-static inline void sa_link_init(sa_link *l)
+static inline void sa_link_init(sa__link *l)
 {
     l->prev = l->next = l;
 }
 
-static inline int sa_link_empty(const sa_link *head)
+static inline int sa_link_empty(const sa__link *head)
 {
     return head->next == head;
 }
 
-static inline int sa_link_linked(const sa_link *l)
+static inline int sa_link_linked(const sa__link *l)
 {
     return l->next != l;
 }
 
-static inline void sa_link_append(sa_link *head, sa_link *l)
+static inline void sa_link_append(sa__link *head, sa__link *l)
 {
     l->prev = head->prev;
     l->next = head;
@@ -177,7 +177,7 @@ static inline void sa_link_append(sa_link *head, sa_link *l)
     head->prev = l;
 }
 
-static inline void sa_link_remove(sa_link *l)
+static inline void sa_link_remove(sa__link *l)
 {
     l->prev->next = l->next;
     l->next->prev = l->prev;
@@ -222,9 +222,9 @@ int sa__json_raw_at(const char *text, size_t len, const char *const *path,
                    size_t npath, const char **start, size_t *n);
 
 /* Append s as a JSON string literal (escaped; NULL -> null). */
-int sa__json_put_string(sa_buf *b, const char *s);
+int sa__json_put_string(sa__buf *b, const char *s);
 /* Append any cJSON item (printed by cJSON, unformatted). */
-int sa__json_put_item(sa_buf *b, const cJSON *item);
+int sa__json_put_item(sa__buf *b, const cJSON *item);
 
 /* ================================================================== */
 /* files.c (names of files and writes into a folder)                   */
@@ -235,23 +235,23 @@ int sa__json_put_item(sa_buf *b, const cJSON *item);
 int sa__name_variant(const char *name, unsigned n, char *out, size_t outlen);
 
 /* A set of names (hash set of copies, through mem). */
-typedef struct sa_names {
+typedef struct sa__names {
     const sa_mem *mem;
     char **slot;
     size_t cap, n;
     const char *secret;  /* borrowed, or NULL: no name given shows it */
-} sa_names;
-void sa__names_init(sa_names *s, const sa_mem *mem);
-void sa__names_free(sa_names *s);
-int sa__names_has(const sa_names *s, const char *name);
-int sa__names_add(sa_names *s, const char *name);      /* SA_OK / NOMEM */
+} sa__names;
+void sa__names_init(sa__names *s, const sa_mem *mem);
+void sa__names_free(sa__names *s);
+int sa__names_has(const sa__names *s, const char *name);
+int sa__names_add(sa__names *s, const char *name);      /* SA_OK / NOMEM */
 /* `name` itself, or its first variant not in s, into out; added to s.
  * SA_OK, SA_ERR_NOMEM, SA_ERR_LIMIT. */
-int sa__names_unique(sa_names *s, const char *name, char *out, size_t outlen);
+int sa__names_unique(sa__names *s, const char *name, char *out, size_t outlen);
 /* The same for sa_file_name_clean(raw).  With s->secret set (the API
  * key), no name given holds it (see sa__has_secret): a cleaned name that
  * does is scrubbed and cleaned again, and variants that do are skipped. */
-int sa__names_claim(sa_names *s, const char *raw, char *out, size_t outlen);
+int sa__names_claim(sa__names *s, const char *raw, char *out, size_t outlen);
 
 /* sa_folder_open with an allocator. */
 int sa__folder_open(const sa_mem *mem, const char *path, sa_folder **out,
@@ -267,25 +267,25 @@ void sa__folder_set_secret(sa_folder *f, const char *secret);
 
 /* One file being written into a folder, streamed: a temporary file made
  * on the first write, then committed under its name (see files.c). */
-typedef struct sa_file_out {
+typedef struct sa__file_out {
     sa_folder *dir;
     int fd;                  /* -1 until the first write */
     char tmp[40];            /* the temporary name, "" when none */
     uint64_t size;           /* bytes written */
-} sa_file_out;
-void sa__file_out_init(sa_file_out *o, sa_folder *dir);
+} sa__file_out;
+void sa__file_out_init(sa__file_out *o, sa_folder *dir);
 /* SA_OK or SA_ERR_FILE (message in err). */
-int sa__file_out_write(sa_file_out *o, const void *data, size_t len,
+int sa__file_out_write(sa__file_out *o, const void *data, size_t len,
                       char *err, size_t errlen);
 /* Empty the file again (a download that starts over). */
-int sa__file_out_rewind(sa_file_out *o, char *err, size_t errlen);
+int sa__file_out_rewind(sa__file_out *o, char *err, size_t errlen);
 /* Give the file the claimed name `name` or, when a file the folder did
  * not write has it (other bytes), its next free variant; the name used to
  * final.  On failure nothing is left.  SA_OK, SA_ERR_FILE, SA_ERR_NOMEM. */
-int sa__file_out_commit(sa_file_out *o, const char *name, char *final,
+int sa__file_out_commit(sa__file_out *o, const char *name, char *final,
                        size_t finallen, char *err, size_t errlen);
 /* Remove the temporary file (nothing when committed). */
-void sa__file_out_discard(sa_file_out *o);
+void sa__file_out_discard(sa__file_out *o);
 
 /* ================================================================== */
 /* image.c                                                             */
@@ -339,17 +339,17 @@ const char *const *sa__catalog_regions(int i);
 /* proto.c (sans-IO: builds bodies, parses and classifies answers)     */
 /* ================================================================== */
 
-typedef enum sa_step {
-    SA_STEP_FILE_CREATE = 0,
-    SA_STEP_UPLOAD,
-    SA_STEP_TASK_CREATE,
-    SA_STEP_POLL,
-    SA_STEP__LAST
-} sa_step;
+typedef enum sa__step {
+    SA__STEP_FILE_CREATE = 0,
+    SA__STEP_UPLOAD,
+    SA__STEP_TASK_CREATE,
+    SA__STEP_POLL,
+    SA__STEP__LAST
+} sa__step;
 
 /* Longest id (file_id, task_id) sa__proto_id_ok accepts. */
-#define SA_MAX_ID_LEN 4096
-/* 1 when s[0..n) can be an id (file_id, task_id): 1..SA_MAX_ID_LEN of
+#define SA__MAX_ID_LEN 4096
+/* 1 when s[0..n) can be an id (file_id, task_id): 1..SA__MAX_ID_LEN of
  * A-Z a-z 0-9 + / = - _ . ~ (base64, standard and URL-safe, and the
  * unreserved characters of a URL), not only dots.  The one id rule of the
  * core: ids in the server's answers and webhook payloads, and the task id
@@ -375,7 +375,7 @@ const char *sa__proto_task_path(int api_version);
 char *sa__proto_file_create_body(const sa_mem *mem, const char *content_type,
                                 const char *file_name, uint64_t file_size);
 
-typedef struct sa_upload_spec {
+typedef struct sa__upload_spec {
     char *method;        /* "PUT" */
     char *url;           /* pre-signed URL */
     char **headers;      /* "Name: value" lines, verbatim values: only those
@@ -383,8 +383,8 @@ typedef struct sa_upload_spec {
     size_t n_headers;
     char unusable[160];  /* why the slot cannot be used ("" when it can);
                             method, url and headers are then NULL */
-} sa_upload_spec;
-void sa__upload_spec_free(const sa_mem *mem, sa_upload_spec *u);
+} sa__upload_spec;
+void sa__upload_spec_free(const sa_mem *mem, sa__upload_spec *u);
 
 /* 1 when an upload header the file-create answer lists is one a pre-signed
  * PUT may need, and so is sent: Content-Type, Content-MD5,
@@ -404,10 +404,10 @@ int sa__proto_upload_header_allowed(const char *name);
  * upload->unusable: asking again would not get a better slot. */
 int sa__proto_parse_file_create(const sa_mem *mem, const char *body,
                                size_t len, int max_depth, char **file_id,
-                               sa_upload_spec *upload, char *err,
+                               sa__upload_spec *upload, char *err,
                                size_t errlen);
 
-typedef struct sa_task_params {
+typedef struct sa__task_params {
     const char *src_file_id;     /* exactly one of these two */
     const char *src_file_url;
     const char *const *actions;  /* unique, validated */
@@ -417,10 +417,10 @@ typedef struct sa_task_params {
     int pf_camera_kit;           /* -1 = omit */
     int mask_overlay;            /* -1 = omit */
     const cJSON *miniserver_args;/* validated extra keys, or NULL */
-} sa_task_params;
+} sa__task_params;
 
 /* The task-create JSON body, or NULL on NOMEM. */
-char *sa__proto_task_body(const sa_mem *mem, const sa_task_params *p);
+char *sa__proto_task_body(const sa_mem *mem, const sa__task_params *p);
 
 /* Parse a 200 task-create body: data.task_id (string; a number is kept as
  * its integer text). */
@@ -428,42 +428,42 @@ int sa__proto_parse_task_create(const sa_mem *mem, const char *body,
                                size_t len, int max_depth, char **task_id,
                                char *err, size_t errlen);
 
-typedef enum sa_task_status {
-    SA_TASK_RUNNING = 0,
-    SA_TASK_SUCCESS = 1,
-    SA_TASK_ERROR = 2,
-    SA_TASK_UNKNOWN = 3       /* a task_status string the API does not
+typedef enum sa__task_status {
+    SA__TASK_RUNNING = 0,
+    SA__TASK_SUCCESS = 1,
+    SA__TASK_ERROR = 2,
+    SA__TASK_UNKNOWN = 3       /* a task_status string the API does not
                                  document ("queued"): not finished yet */
-} sa_task_status;
+} sa__task_status;
 
-typedef struct sa_status_info {
-    int task_status;          /* sa_task_status */
+typedef struct sa__status_info {
+    int task_status;          /* sa__task_status */
     long polling_interval_ms; /* data.polling_interval, -1 when absent */
     char *engine_error;       /* data.error on task error (open string) */
     char *engine_message;     /* data.error_message */
     sa_result *result;        /* on success; owned by the caller */
-    char unknown_status[64];  /* SA_TASK_UNKNOWN: the string, redacted and
+    char unknown_status[64];  /* SA__TASK_UNKNOWN: the string, redacted and
                                  cut to fit (for a log line); else "" */
-} sa_status_info;
-void sa__status_info_free(const sa_mem *mem, sa_status_info *s);
+} sa__status_info;
+void sa__status_info_free(const sa_mem *mem, sa__status_info *s);
 
 /* Parse a 200 status body.  Returns SA_OK (any task_status string: one the
- * API does not document is SA_TASK_UNKNOWN), SA_ERR_PROTOCOL (not JSON, no
+ * API does not document is SA__TASK_UNKNOWN), SA_ERR_PROTOCOL (not JSON, no
  * data object, no task_status string, a success without usable results),
  * SA_ERR_LIMIT, SA_ERR_NOMEM. */
 int sa__proto_parse_status(const sa_mem *mem, const char *body, size_t len,
                           int max_depth, const char *task_id,
-                          sa_status_info *out, char *err, size_t errlen);
+                          sa__status_info *out, char *err, size_t errlen);
 
-typedef struct sa_api_error {
+typedef struct sa__api_error {
     int status;          /* the sa_status this answer means */
     long http_status;
     char *error_code;    /* body error_code, or NULL */
     char *message;       /* body error / S3 <Message>, or NULL */
-} sa_api_error;
-void sa__api_error_free(const sa_mem *mem, sa_api_error *e);
+} sa__api_error;
+void sa__api_error_free(const sa_mem *mem, sa__api_error *e);
 
-/* Classify a non-2xx answer of `step` (sa_step): 401 -> AUTH; 429 ->
+/* Classify a non-2xx answer of `step` (sa__step): 401 -> AUTH; 429 ->
  * RATE_LIMITED; 400 CreditInsufficiency -> CREDITS; POLL 400 "Invalid task
  * ID" / InvalidTaskId / 404 -> TASK_EXPIRED; POLL 500 "Task execution timed
  * out" -> TASK_TIMEOUT; other 5xx -> SERVER; UPLOAD 4xx -> UPLOAD; other
@@ -471,7 +471,7 @@ void sa__api_error_free(const sa_mem *mem, sa_api_error *e);
  * Fills *out (free with sa__api_error_free) and returns out->status. */
 int sa__proto_classify(const sa_mem *mem, int step, long http_status,
                       const char *body, size_t len, int max_depth,
-                      sa_api_error *out);
+                      sa__api_error *out);
 
 /* ================================================================== */
 /* result.c, result_files.c                                            */
@@ -567,29 +567,29 @@ int sa__result_from_zip(const sa_mem *mem, const void *zip, size_t len,
 
 /* The limiter is a set of sliding windows, all enforced: "at most `max`
  * sends in any `span_ms`" each (see limiter.c for the exact model). */
-#define SA_LIMITER_GUARD_MS 20   /* added to every window the server keeps */
-#define SA_LIMITER_WINDOWS 3     /* rate, burst, long window */
+#define SA__LIMITER_GUARD_MS 20   /* added to every window the server keeps */
+#define SA__LIMITER_WINDOWS 3     /* rate, burst, long window */
 
-typedef struct sa_limiter_window {
+typedef struct sa__limiter_window {
     int max;              /* at most max sends ... */
     int64_t span_ms;      /* ... in any half-open span_ms */
     int64_t *ring;        /* the last max send times, oldest at head */
     int head;
     int count;
-} sa_limiter_window;
+} sa__limiter_window;
 
-typedef struct sa_limiter {
+typedef struct sa__limiter {
     int enabled;
-    sa_limiter_window win[SA_LIMITER_WINDOWS];
+    sa__limiter_window win[SA__LIMITER_WINDOWS];
     int n_win;
     int long_win;         /* index of the long window, -1 when none */
     int64_t last_ms;      /* latest time seen (time never goes back) */
     int64_t blocked_until;/* penalty: no send before this */
     const sa_mem *mem;
-} sa_limiter;
+} sa__limiter;
 
 /* rate: at most max(1, floor(rate)) sends in any max(1000, ceil(1000 /
- * rate)) ms, plus SA_LIMITER_GUARD_MS; burst: when below that count, at
+ * rate)) ms, plus SA__LIMITER_GUARD_MS; burst: when below that count, at
  * most burst sends in any ceil(burst * 1000 / rate) ms (client-side
  * smoothing, no guard); window_max sends in any window_ms plus the guard
  * (either 0: no long window).  Returns SA_OK, SA_ERR_INVALID_ARGUMENT or
@@ -602,23 +602,23 @@ typedef struct sa_limiter {
  * shared budget (budget.c). */
 int sa__ring_room(const int64_t *ring, int head, int max, int count,
                   int64_t span_ms, int64_t now, int64_t *next_free);
-int sa__limiter_init(sa_limiter *l, const sa_mem *mem, int enabled,
+int sa__limiter_init(sa__limiter *l, const sa_mem *mem, int enabled,
                     double rate, int burst, int window_max,
                     int64_t window_ms);
-void sa__limiter_free(sa_limiter *l);
+void sa__limiter_free(sa__limiter *l);
 /* Take one send slot at now_ms: returns 1 and records the send, or 0 and
  * writes the earliest time a slot will be free to *ready_at_ms. */
-int sa__limiter_acquire(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms);
+int sa__limiter_acquire(sa__limiter *l, int64_t now_ms, int64_t *ready_at_ms);
 /* The same answer without recording a send. */
-int sa__limiter_check(sa_limiter *l, int64_t now_ms, int64_t *ready_at_ms);
+int sa__limiter_check(sa__limiter *l, int64_t now_ms, int64_t *ready_at_ms);
 /* Push the limiter back after a 429 (the server saw more than we did):
  * no send before now_ms + pause_ms. */
-void sa__limiter_penalize(sa_limiter *l, int64_t now_ms, int64_t pause_ms);
+void sa__limiter_penalize(sa__limiter *l, int64_t now_ms, int64_t pause_ms);
 /* The long window's budget at now_ms: its free slots (INT_MAX when the
  * limiter is off or has no long window), and in *next_free_ms the time
  * the oldest send in it ages out (INT64_MAX when none is in it).  Read
  * only: nothing is recorded. */
-int sa__limiter_room(const sa_limiter *l, int64_t now_ms,
+int sa__limiter_room(const sa__limiter *l, int64_t now_ms,
                     int64_t *next_free_ms);
 
 /* ================================================================== */
@@ -627,19 +627,19 @@ int sa__limiter_room(const sa_limiter *l, int64_t now_ms,
 
 /* A job's place in the scheduler (embedded in the job).  A job has at most
  * one request waiting, in at most one of the two queues. */
-typedef struct sa_sched_item {
-    sa_link link;            /* in the limiter queue or the upload queue */
-    int step;                /* sa_step of the request waiting */
+typedef struct sa__sched_item {
+    sa__link link;            /* in the limiter queue or the upload queue */
+    int step;                /* sa__step of the request waiting */
     int admitted;            /* its first API request was sent */
     int poll_admits;         /* a resumed job: its first poll admits it */
     unsigned long seq;       /* arrival order in the limiter queue */
     int64_t poll_anchor;     /* when its last poll or task create was sent */
-} sa_sched_item;
+} sa__sched_item;
 
-typedef struct sa_sched {
-    sa_limiter lim;          /* every API-host request (limiter.c) */
-    sa_link limq;            /* API requests waiting for a limiter slot */
-    sa_link upq;             /* uploads waiting under max_uploads (FIFO) */
+typedef struct sa__sched {
+    sa__limiter lim;          /* every API-host request (limiter.c) */
+    sa__link limq;            /* API requests waiting for a limiter slot */
+    sa__link upq;             /* uploads waiting under max_uploads (FIFO) */
     long max_poll_interval_ms;
     long penalty_ms;         /* no API request this long after a 429 */
     int max_uploads;         /* 0: no cap */
@@ -650,24 +650,24 @@ typedef struct sa_sched {
     int64_t reserve_max;     /* most long-window slots kept for polls */
     unsigned long seq;
     int64_t lim_ready;       /* look at limq again at; -1: no need */
-    struct sa_budget *budget;/* shared budget (budget.c); NULL: none */
+    struct sa__budget *budget;/* shared budget (budget.c); NULL: none */
     int n_admitted_all;      /* admitted jobs across the budget's scope */
-} sa_sched;
+} sa__sched;
 
 /* Set up from the client's options (rate_limit and rate_*,
  * max_poll_interval_ms, max_uploads, backoff_initial_ms), which must have
  * passed the client's checks.  Returns what sa__limiter_init returns;
- * sa__sched_free is safe after a failure, and on a zeroed sa_sched. */
-int sa__sched_init(sa_sched *s, const sa_mem *mem, const sa_client_options *o);
-void sa__sched_free(sa_sched *s);
-void sa__sched_item_init(sa_sched_item *it);
+ * sa__sched_free is safe after a failure, and on a zeroed sa__sched. */
+int sa__sched_init(sa__sched *s, const sa_mem *mem, const sa_client_options *o);
+void sa__sched_free(sa__sched *s);
+void sa__sched_item_init(sa__sched_item *it);
 
 /* 1 when API-host requests wait in the limiter queue (the limiter is on);
  * 0: they go at once. */
-int sa__sched_limited(const sa_sched *s);
-/* Queue an API-host request of `step` (sa_step); the queue is looked at
+int sa__sched_limited(const sa__sched *s);
+/* Queue an API-host request of `step` (sa__step); the queue is looked at
  * again at now. */
-void sa__sched_park_api(sa_sched *s, sa_sched_item *it, int step,
+void sa__sched_park_api(sa__sched *s, sa__sched_item *it, int step,
                        int64_t now);
 /* The best eligible waiting API request, when the limiter has a slot at
  * now: taken out of the queue, the send recorded by the limiter, the job
@@ -675,50 +675,50 @@ void sa__sched_park_api(sa_sched *s, sa_sched_item *it, int step,
  * item with poll_admits: a resumed task) and its poll anchor set (a poll
  * or a task create).  NULL when none may go now: then
  * sa__sched_ready_at says when to look again. */
-sa_sched_item *sa__sched_next_api(sa_sched *s, int64_t now);
+sa__sched_item *sa__sched_next_api(sa__sched *s, int64_t now);
 /* Look at the limiter queue again at `at` (a caller that stopped early). */
-void sa__sched_recheck(sa_sched *s, int64_t at);
+void sa__sched_recheck(sa__sched *s, int64_t at);
 
 /* 1 when an upload may not start now: max_uploads are in flight, or
  * others already wait (first come, first served). */
-int sa__sched_upload_must_wait(const sa_sched *s);
-void sa__sched_park_upload(sa_sched *s, sa_sched_item *it);
+int sa__sched_upload_must_wait(const sa__sched *s);
+void sa__sched_park_upload(sa__sched *s, sa__sched_item *it);
 /* The oldest waiting upload when one may start now (taken out of the
  * queue), else NULL. */
-sa_sched_item *sa__sched_next_upload(sa_sched *s);
+sa__sched_item *sa__sched_next_upload(sa__sched *s);
 /* An upload went out / is no longer in flight. */
-void sa__sched_upload_started(sa_sched *s);
-void sa__sched_upload_ended(sa_sched *s);
+void sa__sched_upload_started(sa__sched *s);
+void sa__sched_upload_ended(sa__sched *s);
 
 /* 1 while the item waits in a queue. */
-int sa__sched_waiting(const sa_sched_item *it);
+int sa__sched_waiting(const sa__sched_item *it);
 /* Take the item out of the queue it waits in (none: nothing happens). */
-void sa__sched_withdraw(sa_sched_item *it);
+void sa__sched_withdraw(sa__sched_item *it);
 /* The job needs no more slots under the admission cap (it ended, or only
  * its result is downloaded): waiting first requests look again at now. */
-void sa__sched_unadmit(sa_sched *s, sa_sched_item *it, int64_t now);
+void sa__sched_unadmit(sa__sched *s, sa__sched_item *it, int64_t now);
 /* The API answered 429 (it counted more than the limiter did): no API
  * request before now + penalty_ms (max(1 s, backoff_initial_ms)). */
-void sa__sched_penalize(sa_sched *s, int64_t now);
+void sa__sched_penalize(sa__sched *s, int64_t now);
 /* The next time something waiting may go: the limiter queue's next look,
  * or now for an upload with room; -1 when nothing waits. */
-int64_t sa__sched_ready_at(const sa_sched *s, int64_t now);
+int64_t sa__sched_ready_at(const sa__sched *s, int64_t now);
 
 /* ================================================================== */
 /* job.c (sans-IO state machine of one analysis)                       */
 /* ================================================================== */
 
-typedef enum sa_http_method {
-    SA_HTTP_GET = 0,
-    SA_HTTP_POST,
-    SA_HTTP_PUT
-} sa_http_method;
+typedef enum sa__http_method {
+    SA__HTTP_GET = 0,
+    SA__HTTP_POST,
+    SA__HTTP_PUT
+} sa__http_method;
 
 /* A request the job wants sent.  All pointers are owned by the job and
  * stay valid until the next sa__jobsm_on_response / sa__jobsm_free. */
-typedef struct sa_http_request {
-    int step;                  /* sa_step */
-    int method;                /* sa_http_method */
+typedef struct sa__http_request {
+    int step;                  /* sa__step */
+    int method;                /* sa__http_method */
     const char *url;           /* absolute */
     int api_host;              /* 1: API host: add Authorization: Bearer,
                                   counts against the limiter.  0: upload /
@@ -733,7 +733,7 @@ typedef struct sa_http_request {
     long timeout_ms;           /* whole request */
     size_t max_body;           /* 0: the client's max_body_bytes; else the
                                   answer's size limit for this request
-                                  (result downloads: SA_FETCH_MAX_BODY) */
+                                  (result downloads: SA__FETCH_MAX_BODY) */
     int fresh_connection;      /* 1: send on a new connection, never on a
                                   reused one (libcurl may silently resend a
                                   request whose reused connection died; the
@@ -752,19 +752,19 @@ typedef struct sa_http_request {
     int (*sink)(void *ud, const void *data, size_t len, int64_t announced,
                 char *msg, size_t msglen);
     void *sink_ud;
-} sa_http_request;
+} sa__http_request;
 
 /* The job's own step beyond proto's four: a GET of a result URL (result
  * ZIP, mask, resized image) from the result host, never with the key. */
-#define SA_STEP_FETCH ((int)SA_STEP__LAST)
+#define SA__STEP_FETCH ((int)SA__STEP__LAST)
 /* An account request (balance, price list page, task delete: account.c),
  * to the API host, with the key, through the limiter. */
-#define SA_STEP_ACCOUNT ((int)SA_STEP__LAST + 1)
+#define SA__STEP_ACCOUNT ((int)SA__STEP__LAST + 1)
 /* Size limit of one result download (a ZIP with every HD mask). */
-#define SA_FETCH_MAX_BODY ((size_t)64 << 20)
+#define SA__FETCH_MAX_BODY ((size_t)64 << 20)
 
 /* What happened to a request. */
-typedef struct sa_http_response {
+typedef struct sa__http_response {
     int transport;           /* SA_OK when an HTTP answer arrived, else
                                 SA_ERR_TRANSPORT / SA_ERR_TIMEOUT /
                                 SA_ERR_LIMIT (body too big) / SA_ERR_FILE
@@ -777,23 +777,23 @@ typedef struct sa_http_response {
     const char *body;        /* may be NULL when body_len == 0 */
     size_t body_len;
     const char *request_id;  /* x-request-id header, or NULL */
-} sa_http_response;
+} sa__http_response;
 
-typedef enum sa_next_kind {
-    SA_NEXT_SEND = 0,        /* send *req, then call sa__jobsm_on_response */
-    SA_NEXT_WAIT,            /* nothing to do before wake_at_ms */
-    SA_NEXT_END              /* terminal: see sa__jobsm_state/status */
-} sa_next_kind;
+typedef enum sa__next_kind {
+    SA__NEXT_SEND = 0,        /* send *req, then call sa__jobsm_on_response */
+    SA__NEXT_WAIT,            /* nothing to do before wake_at_ms */
+    SA__NEXT_END              /* terminal: see sa__jobsm_state/status */
+} sa__next_kind;
 
-typedef struct sa_next {
-    int kind;                    /* sa_next_kind */
-    const sa_http_request *req;  /* SEND */
+typedef struct sa__next {
+    int kind;                    /* sa__next_kind */
+    const sa__http_request *req;  /* SEND */
     int64_t wake_at_ms;          /* WAIT */
-} sa_next;
+} sa__next;
 
 /* Everything the state machine needs, resolved and validated by the
  * client (which did the file I/O of validation). */
-typedef struct sa_job_config {
+typedef struct sa__job_config {
     const sa_mem *mem;
     const char *base_url;        /* no trailing slash */
     int api_version;             /* SA_API_V2_0 / V2_1 */
@@ -811,7 +811,7 @@ typedef struct sa_job_config {
                                     source, no actions: nothing is
                                     created) */
 
-    sa_task_params task;         /* actions etc. (src fields filled by job) */
+    sa__task_params task;         /* actions etc. (src fields filled by job) */
 
     long request_timeout_ms;
     long upload_timeout_ms;
@@ -825,51 +825,51 @@ typedef struct sa_job_config {
     int max_json_depth;
     uint64_t *rng;               /* jitter source, owned by the client */
     size_t max_files_bytes;      /* a ZIP result's images (0: 256 MiB) */
-    long low_speed_limit;        /* result downloads (see sa_http_request) */
+    long low_speed_limit;        /* result downloads (see sa__http_request) */
     long low_speed_time_ms;
-    struct sa_pollplan *plan;    /* the client's poll planner (pollplan.c),
+    struct sa__pollplan *plan;    /* the client's poll planner (pollplan.c),
                                     updated by the machine; NULL: fixed */
-} sa_job_config;
+} sa__job_config;
 
-typedef struct sa_jobsm sa_jobsm;
+typedef struct sa__jobsm sa__jobsm;
 
 /* Create a state machine in FILE_CREATE (or TASK_CREATE when the source is
  * image_url / file_id; or POLLING, its first poll due at once, when cfg
  * resumes an existing task: task_id).  Copies everything in cfg (not
  * buffer).  Returns SA_OK or SA_ERR_NOMEM. */
-int sa__jobsm_new(const sa_job_config *cfg, int64_t now_ms, sa_jobsm **out);
-void sa__jobsm_free(sa_jobsm *sm);
+int sa__jobsm_new(const sa__job_config *cfg, int64_t now_ms, sa__jobsm **out);
+void sa__jobsm_free(sa__jobsm *sm);
 
 /* What to do next at now_ms.  While a request is out (after SEND and before
  * on_response) it answers WAIT with wake_at_ms = INT64_MAX... unless the
  * deadline passes.  Returns SA_OK or SA_ERR_NOMEM. */
-int sa__jobsm_next(sa_jobsm *sm, int64_t now_ms, sa_next *out);
+int sa__jobsm_next(sa__jobsm *sm, int64_t now_ms, sa__next *out);
 /* Feed the outcome of the request last asked for. */
-int sa__jobsm_on_response(sa_jobsm *sm, int64_t now_ms,
-                         const sa_http_response *resp);
+int sa__jobsm_on_response(sa__jobsm *sm, int64_t now_ms,
+                         const sa__http_response *resp);
 /* Cancel: when no task exists and none may exist, the machine ends
  * CANCELLED (returns 0).  When a task exists or may exist and abandon is 0,
  * it keeps polling that task to its end (returns 1: keep driving it).  With
  * abandon != 0 it ends CANCELLED at once (returns 0). */
-int sa__jobsm_cancel(sa_jobsm *sm, int64_t now_ms, int abandon);
+int sa__jobsm_cancel(sa__jobsm *sm, int64_t now_ms, int abandon);
 
-int sa__jobsm_state(const sa_jobsm *sm);        /* sa_job_state */
-int sa__jobsm_status(const sa_jobsm *sm);       /* as sa_job_status */
-const char *sa__jobsm_errmsg(const sa_jobsm *sm);
-int sa__jobsm_http_status(const sa_jobsm *sm);
-const char *sa__jobsm_api_error_code(const sa_jobsm *sm);
-const char *sa__jobsm_engine_error(const sa_jobsm *sm);
-const char *sa__jobsm_task_id(const sa_jobsm *sm);
-const char *sa__jobsm_file_id(const sa_jobsm *sm);
-const char *sa__jobsm_request_id(const sa_jobsm *sm);
-int sa__jobsm_polls(const sa_jobsm *sm);
+int sa__jobsm_state(const sa__jobsm *sm);        /* sa_job_state */
+int sa__jobsm_status(const sa__jobsm *sm);       /* as sa_job_status */
+const char *sa__jobsm_errmsg(const sa__jobsm *sm);
+int sa__jobsm_http_status(const sa__jobsm *sm);
+const char *sa__jobsm_api_error_code(const sa__jobsm *sm);
+const char *sa__jobsm_engine_error(const sa__jobsm *sm);
+const char *sa__jobsm_task_id(const sa__jobsm *sm);
+const char *sa__jobsm_file_id(const sa__jobsm *sm);
+const char *sa__jobsm_request_id(const sa__jobsm *sm);
+int sa__jobsm_polls(const sa__jobsm *sm);
 /* 1 when a task exists or may exist (task create sent, not refused). */
-int sa__jobsm_task_maybe_created(const sa_jobsm *sm);
+int sa__jobsm_task_maybe_created(const sa__jobsm *sm);
 /* The result once DONE (owned by the machine), else NULL. */
-const sa_result *sa__jobsm_result(const sa_jobsm *sm);
+const sa_result *sa__jobsm_result(const sa__jobsm *sm);
 /* The same result, for the job's publishing only (sa__result_scrub_take
  * may take its files over). */
-sa_result *sa__jobsm_result_own(sa_jobsm *sm);
+sa_result *sa__jobsm_result_own(sa__jobsm *sm);
 
 /* "FILE_CREATE", ... for a sa_job_state; "?" when out of range (the table
  * behind the public sa_job_state_name). */
@@ -877,33 +877,33 @@ const char *sa__jobsm_state_name(int state);
 /* 1 while the public outcome is already fixed (sa__jobsm_state terminal:
  * deadline or cancel) but the machine still polls a task that exists or may
  * exist: keep calling sa__jobsm_next until it answers END. */
-int sa__jobsm_background(const sa_jobsm *sm);
+int sa__jobsm_background(const sa__jobsm *sm);
 /* What the machine's own work came to.  Equals sa__jobsm_status (and *msg
  * sa__jobsm_errmsg) unless the outcome was fixed early; then it is what the
  * background polling found: SA_ERR_NOT_DONE while it runs, SA_OK when the
  * task succeeded (it may be billed), else the failure, with a message for
  * the log in *msg (borrowed, never NULL). */
-int sa__jobsm_task_outcome(const sa_jobsm *sm, const char **msg);
+int sa__jobsm_task_outcome(const sa__jobsm *sm, const char **msg);
 
 /* A line for the client's log that the machine has to say once (an
  * unknown task_status): written to buf (cut to len), returns 1; else 0. */
-int sa__jobsm_take_notice(sa_jobsm *sm, char *buf, size_t len);
+int sa__jobsm_take_notice(sa__jobsm *sm, char *buf, size_t len);
 /* 1 when the machine resumed an existing task (cfg task_id). */
-int sa__jobsm_resumed(const sa_jobsm *sm);
+int sa__jobsm_resumed(const sa__jobsm *sm);
 
 /* Webhook help: a machine waiting to poll its task (POLL_WAIT, or BACKOFF
  * after a failed poll) polls at now_ms instead.  Returns 1 when it was
  * waiting to poll, else 0 (nothing changes). */
-int sa__jobsm_poll_now(sa_jobsm *sm, int64_t now_ms);
+int sa__jobsm_poll_now(sa__jobsm *sm, int64_t now_ms);
 /* The poll the machine handed out was sent at now_ms (it may have waited
  * in the limiter queue): the planner times its durations from then. */
-void sa__jobsm_note_sent(sa_jobsm *sm, int64_t now_ms);
+void sa__jobsm_note_sent(sa__jobsm *sm, int64_t now_ms);
 
 /* -- Result downloads (sa_client_fetch) --
- * A download machine GETs one result URL (api_host 0, SA_STEP_FETCH, with
+ * A download machine GETs one result URL (api_host 0, SA__STEP_FETCH, with
  * the low-speed cut-off of cfg), retrying transport errors (a low-speed
  * cut-off included), 429 and 5xx like a poll.  A 403 (an expired
- * pre-signed URL) makes it poll task_id once (api_host 1, SA_STEP_POLL,
+ * pre-signed URL) makes it poll task_id once (api_host 1, SA__STEP_POLL,
  * state FETCHING) for a fresh URL of the same file and try again;
  * refused again: FAILED SA_ERR_URL_EXPIRED.  Other non-2xx: FAILED
  * SA_ERR_DOWNLOAD.  DONE: the bytes are in sa__jobsm_download_data (none
@@ -912,18 +912,18 @@ void sa__jobsm_note_sent(sa_jobsm *sm, int64_t now_ms);
  * max_poll_interval_ms, deadline_at_ms, max_polls, max_retries,
  * backoff_*, max_json_depth, low_speed_* and rng of cfg; cancel ends it
  * at once.  Returns SA_OK, SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM. */
-int sa__jobsm_new_download(const sa_job_config *cfg, const char *url,
+int sa__jobsm_new_download(const sa__job_config *cfg, const char *url,
                           const char *task_id, int64_t now_ms,
-                          sa_jobsm **out);
+                          sa__jobsm **out);
 /* The download's URL is the index-th of its result (sa__result_urls
  * order): a fresh URL is then the one at the same place in the fresh
  * answer, when it has the same file name (several URLs may end in the
  * same name).  Without it, the first URL with that file name. */
-void sa__jobsm_download_set_index(sa_jobsm *sm, size_t index);
+void sa__jobsm_download_set_index(sa__jobsm *sm, size_t index);
 /* A DONE download's bytes (owned by the machine), else NULL / 0. */
-const void *sa__jobsm_download_data(const sa_jobsm *sm, size_t *len);
+const void *sa__jobsm_download_data(const sa__jobsm *sm, size_t *len);
 /* The file name of the download's URL (sa__url_file_name); never NULL. */
-const char *sa__jobsm_download_name(const sa_jobsm *sm);
+const char *sa__jobsm_download_name(const sa__jobsm *sm);
 
 /* A fetch machine is the public side of sa_client_fetch: it sends nothing
  * itself.  Its result is a clone of src (with src's files when with_files,
@@ -935,21 +935,21 @@ const char *sa__jobsm_download_name(const sa_jobsm *sm);
  * message of the first failure in URL order (counting the others); at
  * its deadline it ends FAILED SA_ERR_DEADLINE.  Its result stays readable
  * (sa__jobsm_result) when it ends FAILED: the files that did arrive. */
-int sa__jobsm_new_fetch(const sa_job_config *cfg, const sa_result *src,
-                       int with_files, int64_t now_ms, sa_jobsm **out);
+int sa__jobsm_new_fetch(const sa__job_config *cfg, const sa_result *src,
+                       int with_files, int64_t now_ms, sa__jobsm **out);
 /* The next URL to download (borrowed until sa__jobsm_free) and its index
  * among the result's URLs, counted as started; NULL when none is left. */
-const char *sa__jobsm_fetch_next(sa_jobsm *sm, size_t *index);
+const char *sa__jobsm_fetch_next(sa__jobsm *sm, size_t *index);
 /* The download of URL `index` ended: SA_OK (its file was added to
  * sa__jobsm_fetch_result by the client), or a failure (status, msg). */
-void sa__jobsm_fetch_done(sa_jobsm *sm, size_t index, int status,
+void sa__jobsm_fetch_done(sa__jobsm *sm, size_t index, int status,
                          const char *msg);
 /* Record a failure that is not a download (writing a ZIP result's file):
  * it counts after every URL. */
-void sa__jobsm_fetch_fail(sa_jobsm *sm, int status, const char *msg);
+void sa__jobsm_fetch_fail(sa__jobsm *sm, int status, const char *msg);
 /* The result a fetch builds, for the client to add files to; NULL for
  * another kind of machine. */
-sa_result *sa__jobsm_fetch_result(sa_jobsm *sm);
+sa_result *sa__jobsm_fetch_result(sa__jobsm *sm);
 
 /* ================================================================== */
 /* engine*.c (libcurl multi: runs the requests jobs ask for; the only  */
@@ -973,39 +973,39 @@ void sa__client_peaks(const sa_client *c, int *uploads, int *done_per_step);
 /* account.c (the answers of the account endpoints, API.md 17.1)      */
 /* ================================================================== */
 
-enum { SA_ACCOUNT_CREDIT = 1, SA_ACCOUNT_PRICES, SA_ACCOUNT_DELETE };
-typedef struct sa_account sa_account;
+enum { SA__ACCOUNT_CREDIT = 1, SA__ACCOUNT_PRICES, SA__ACCOUNT_DELETE };
+typedef struct sa__account sa__account;
 
 /* An empty account reading for op (SA_ACCOUNT_*); its strings will be
  * scrubbed of secret (copied; may be NULL).  SA_OK or SA_ERR_NOMEM. */
 int sa__account_new(const sa_mem *mem, int op, const char *secret,
-                    sa_account **out);
-void sa__account_free(sa_account *a);
-int sa__account_op(const sa_account *a);
+                    sa__account **out);
+void sa__account_free(sa__account *a);
+int sa__account_op(const sa__account *a);
 /* Read one 2xx answer: SA_OK (*more: another price list page is to be
  * read), SA_ERR_PROTOCOL / SA_ERR_LIMIT with the reason in why, or
  * SA_ERR_NOMEM.  A delete's 2xx is SA_OK whatever its body. */
-int sa__account_feed(sa_account *a, const char *body, size_t len,
+int sa__account_feed(sa__account *a, const char *body, size_t len,
                      int max_depth, int *more, char *why, size_t whylen);
 /* Path and query of the next GET (credit, or the next price list page). */
-char *sa__account_path(const sa_account *a);
+char *sa__account_path(const sa__account *a);
 char *sa__account_delete_body(const sa_mem *mem, const char *task_id);
-const sa_credit *sa__account_credit(const sa_account *a);
-const sa_price_list *sa__account_prices(const sa_account *a);
+const sa_credit *sa__account_credit(const sa__account *a);
+const sa_price_list *sa__account_prices(const sa__account *a);
 
 /* An account machine (job_account.c): state FETCHING, step
- * SA_STEP_ACCOUNT; GETs the balance or every price list page, or POSTs
+ * SA__STEP_ACCOUNT; GETs the balance or every price list page, or POSTs
  * the delete of task_id.
  * Transport errors, 429, 5xx and unreadable 2xx are retried within
  * max_retries (backoff_*); other answers end it (classified as proto.c
  * does; a delete's InvalidTaskId is SA_ERR_TASK_EXPIRED, or DONE after an
  * attempt that may have deleted it).  Uses the settings of cfg that a
  * download uses.  SA_OK, SA_ERR_INVALID_ARGUMENT or SA_ERR_NOMEM. */
-int sa__jobsm_new_account(const sa_job_config *cfg, int op,
+int sa__jobsm_new_account(const sa__job_config *cfg, int op,
                          const char *task_id, const char *secret,
-                         int64_t now_ms, sa_jobsm **out);
+                         int64_t now_ms, sa__jobsm **out);
 /* The reading of a DONE account machine, else NULL. */
-const sa_account *sa__jobsm_account(const sa_jobsm *sm);
+const sa__account *sa__jobsm_account(const sa__jobsm *sm);
 
 /* pollplan.c: when a running task is polled (its interface) */
 #include "pollplan.h"
@@ -1013,6 +1013,6 @@ const sa_account *sa__jobsm_account(const sa_jobsm *sm);
 /* sched.c: how much the rate budget binds, 0 (room) .. 1 (bound): the
  * long window's use (the shared one under rate_limit_scope "host") and
  * whether new work waits for it (read only). */
-double sa__sched_load(const sa_sched *s, int64_t now);
+double sa__sched_load(const sa__sched *s, int64_t now);
 
 #endif /* SA_INTERNAL_H */

@@ -61,9 +61,9 @@
 
 #define PENALTY_MS 1000     /* least pause after a 429 */
 
-#define ITEM_OF(l) SA_CONTAINER_OF(l, sa_sched_item, link)
+#define ITEM_OF(l) SA__CONTAINER_OF(l, sa__sched_item, link)
 
-int sa__sched_init(sa_sched *s, const sa_mem *mem, const sa_client_options *o)
+int sa__sched_init(sa__sched *s, const sa_mem *mem, const sa_client_options *o)
 {
     double wm = (double)o->rate_window_max, wms = (double)o->rate_window_ms;
     double mpi = (double)o->max_poll_interval_ms, cap;
@@ -89,18 +89,18 @@ int sa__sched_init(sa_sched *s, const sa_mem *mem, const sa_client_options *o)
                            (int64_t)o->rate_window_ms);
 }
 
-void sa__sched_free(sa_sched *s)
+void sa__sched_free(sa__sched *s)
 {
     if (s) sa__limiter_free(&s->lim);
 }
 
-void sa__sched_item_init(sa_sched_item *it)
+void sa__sched_item_init(sa__sched_item *it)
 {
     memset(it, 0, sizeof *it);
     sa_link_init(&it->link);
 }
 
-int sa__sched_limited(const sa_sched *s)
+int sa__sched_limited(const sa__sched *s)
 {
     return s->lim.enabled;
 }
@@ -109,7 +109,7 @@ int sa__sched_limited(const sa_sched *s)
 /* The limiter queue                                                   */
 /* ------------------------------------------------------------------ */
 
-void sa__sched_park_api(sa_sched *s, sa_sched_item *it, int step, int64_t now)
+void sa__sched_park_api(sa__sched *s, sa__sched_item *it, int step, int64_t now)
 {
     it->step = step;
     it->seq = ++s->seq;
@@ -119,24 +119,24 @@ void sa__sched_park_api(sa_sched *s, sa_sched_item *it, int step, int64_t now)
 
 /* Class of a waiting request: polls (0) before task creates (1) before
  * file creates (2). */
-static int lim_class(const sa_sched_item *it)
+static int lim_class(const sa__sched_item *it)
 {
     switch (it->step) {
-    case SA_STEP_POLL: return 0;
-    case SA_STEP_TASK_CREATE: return 1;
+    case SA__STEP_POLL: return 0;
+    case SA__STEP_TASK_CREATE: return 1;
     default: return 2;
     }
 }
 
 /* The time by which the item's task must be polled. */
-static int64_t poll_deadline(const sa_sched *s, const sa_sched_item *it)
+static int64_t poll_deadline(const sa__sched *s, const sa__sched_item *it)
 {
     return it->poll_anchor + s->max_poll_interval_ms;
 }
 
 /* 1 when a ranks before b (b may be NULL). */
-static int lim_before(const sa_sched *s, const sa_sched_item *a,
-                      const sa_sched_item *b)
+static int lim_before(const sa__sched *s, const sa__sched_item *a,
+                      const sa__sched_item *b)
 {
     int ca, cb;
     if (!b) return 1;
@@ -150,7 +150,7 @@ static int lim_before(const sa_sched *s, const sa_sched_item *a,
 
 /* Long-window slots kept back for polls when `extra` more jobs are
  * admitted. */
-static int64_t lim_reserve(const sa_sched *s, int extra)
+static int64_t lim_reserve(const sa__sched *s, int extra)
 {
     int64_t r = (int64_t)s->n_admitted_all + extra;
     return r < s->reserve_max ? r : s->reserve_max;
@@ -159,7 +159,7 @@ static int64_t lim_reserve(const sa_sched *s, int extra)
 /* May the item take a slot now, with `room` free slots in the long
  * window?  When not, *retry_at gets a time it may (none for the admission
  * cap: a job that ends looks at the queue again). */
-static int lim_eligible(const sa_sched *s, const sa_sched_item *it,
+static int lim_eligible(const sa__sched *s, const sa__sched_item *it,
                         int64_t now, int room, int64_t *retry_at)
 {
     int first = !it->admitted;
@@ -175,17 +175,17 @@ static int lim_eligible(const sa_sched *s, const sa_sched_item *it,
     if (first && s->admit_cap > 0 && s->n_admitted_all >= s->admit_cap) {
         /* jobs that end in another process do not wake this one */
         if (sa__budget_shared(s->budget))
-            sa__min_at(retry_at, now + SA_BUDGET_RECHECK_MS);
+            sa__min_at(retry_at, now + SA__BUDGET_RECHECK_MS);
         return 0;
     }
     return (int64_t)room - 1 >= lim_reserve(s, first);
 }
 
-sa_sched_item *sa__sched_next_api(sa_sched *s, int64_t now)
+sa__sched_item *sa__sched_next_api(sa__sched *s, int64_t now)
 {
     int64_t ready = now, retry = -1, next_free;
-    sa_sched_item *best = NULL;
-    sa_link *l;
+    sa__sched_item *best = NULL;
+    sa__link *l;
     int room;
 
     s->lim_ready = -1;
@@ -202,7 +202,7 @@ sa_sched_item *sa__sched_next_api(sa_sched *s, int64_t now)
         s->n_admitted_all = sa__budget_admitted(s->budget, now, s->n_admitted);
     }
     for (l = s->limq.next; l != &s->limq; l = l->next) {
-        sa_sched_item *it = ITEM_OF(l);
+        sa__sched_item *it = ITEM_OF(l);
         if (lim_eligible(s, it, now, room, &retry) && lim_before(s, it, best))
             best = it;
     }
@@ -221,7 +221,7 @@ sa_sched_item *sa__sched_next_api(sa_sched *s, int64_t now)
     (void)sa__limiter_acquire(&s->lim, now, &ready);
     sa_link_remove(&best->link);
     if (!best->admitted
-        && (best->step != SA_STEP_POLL || best->poll_admits)) {
+        && (best->step != SA__STEP_POLL || best->poll_admits)) {
         /* a first request admits; a poll does only for a resumed task
          * (the poll of a task whose result is downloaded asks for a fresh
          * URL) */
@@ -232,17 +232,17 @@ sa_sched_item *sa__sched_next_api(sa_sched *s, int64_t now)
             s->n_admitted_all = sa__budget_admitted(s->budget, now,
                                                    s->n_admitted);
     }
-    if (best->step == SA_STEP_POLL || best->step == SA_STEP_TASK_CREATE)
+    if (best->step == SA__STEP_POLL || best->step == SA__STEP_TASK_CREATE)
         best->poll_anchor = now;
     return best;
 }
 
-void sa__sched_recheck(sa_sched *s, int64_t at)
+void sa__sched_recheck(sa__sched *s, int64_t at)
 {
     s->lim_ready = at;
 }
 
-void sa__sched_unadmit(sa_sched *s, sa_sched_item *it, int64_t now)
+void sa__sched_unadmit(sa__sched *s, sa__sched_item *it, int64_t now)
 {
     if (!it->admitted) return;
     it->admitted = 0;
@@ -252,7 +252,7 @@ void sa__sched_unadmit(sa_sched *s, sa_sched_item *it, int64_t now)
     if (!sa_link_empty(&s->limq)) s->lim_ready = now;
 }
 
-void sa__sched_penalize(sa_sched *s, int64_t now)
+void sa__sched_penalize(sa__sched *s, int64_t now)
 {
     sa__limiter_penalize(&s->lim, now, s->penalty_ms);
     sa__budget_penalize(s->budget, now, s->penalty_ms);
@@ -263,25 +263,25 @@ void sa__sched_penalize(sa_sched *s, int64_t now)
 /* ------------------------------------------------------------------ */
 
 /* 1 when an upload may start now under max_uploads. */
-static int upload_room(const sa_sched *s)
+static int upload_room(const sa__sched *s)
 {
     return s->max_uploads <= 0 || s->n_uploads < s->max_uploads;
 }
 
-int sa__sched_upload_must_wait(const sa_sched *s)
+int sa__sched_upload_must_wait(const sa__sched *s)
 {
     return !upload_room(s) || !sa_link_empty(&s->upq);
 }
 
-void sa__sched_park_upload(sa_sched *s, sa_sched_item *it)
+void sa__sched_park_upload(sa__sched *s, sa__sched_item *it)
 {
-    it->step = SA_STEP_UPLOAD;
+    it->step = SA__STEP_UPLOAD;
     sa_link_append(&s->upq, &it->link);
 }
 
-sa_sched_item *sa__sched_next_upload(sa_sched *s)
+sa__sched_item *sa__sched_next_upload(sa__sched *s)
 {
-    sa_sched_item *it;
+    sa__sched_item *it;
 
     if (sa_link_empty(&s->upq) || !upload_room(s)) return NULL;
     it = ITEM_OF(s->upq.next);
@@ -289,12 +289,12 @@ sa_sched_item *sa__sched_next_upload(sa_sched *s)
     return it;
 }
 
-void sa__sched_upload_started(sa_sched *s)
+void sa__sched_upload_started(sa__sched *s)
 {
     if (++s->n_uploads > s->peak_uploads) s->peak_uploads = s->n_uploads;
 }
 
-void sa__sched_upload_ended(sa_sched *s)
+void sa__sched_upload_ended(sa__sched *s)
 {
     s->n_uploads--;
 }
@@ -303,17 +303,17 @@ void sa__sched_upload_ended(sa_sched *s)
 /* Both queues                                                         */
 /* ------------------------------------------------------------------ */
 
-int sa__sched_waiting(const sa_sched_item *it)
+int sa__sched_waiting(const sa__sched_item *it)
 {
     return sa_link_linked(&it->link);
 }
 
-void sa__sched_withdraw(sa_sched_item *it)
+void sa__sched_withdraw(sa__sched_item *it)
 {
     if (sa_link_linked(&it->link)) sa_link_remove(&it->link);
 }
 
-int64_t sa__sched_ready_at(const sa_sched *s, int64_t now)
+int64_t sa__sched_ready_at(const sa__sched *s, int64_t now)
 {
     int64_t at = -1;
 
@@ -333,10 +333,10 @@ int64_t sa__sched_ready_at(const sa_sched *s, int64_t now)
  * shared one under rate_limit_scope "host" (every client of the key);
  * under "redis://" the client's own sends (no room is read back).  0 with
  * the limiter off or without a long window.  Changes nothing. */
-double sa__sched_load(const sa_sched *s, int64_t now)
+double sa__sched_load(const sa__sched *s, int64_t now)
 {
-    const sa_limiter_window *w;
-    const sa_link *l;
+    const sa__limiter_window *w;
+    const sa__link *l;
     double frac, load;
     int room;
 

@@ -13,7 +13,7 @@
  * in an older library zeroes them), as Linux's copy_struct_from_user does.
  * The bound on struct_size keeps a never-initialised struct (garbage size)
  * from making the library read far past it. */
-#define SA_STRUCT_SIZE_MAX 65536
+#define SA__STRUCT_SIZE_MAX 65536
 
 static size_t size_of(const void *user)
 {
@@ -25,7 +25,7 @@ static size_t size_of(const void *user)
 void sa__struct_init(void *user, size_t user_size, const void *defaults,
                      size_t full_size)
 {
-    if (!user || user_size < sizeof(size_t) || user_size > SA_STRUCT_SIZE_MAX)
+    if (!user || user_size < sizeof(size_t) || user_size > SA__STRUCT_SIZE_MAX)
         return;
     memcpy(user, defaults, user_size < full_size ? user_size : full_size);
     if (user_size > full_size)
@@ -40,7 +40,7 @@ int sa__struct_in(void *full, size_t full_size, const void *user,
     const unsigned char *tail;
 
     n = size_of(user);
-    if (n <= sizeof(size_t) || n > SA_STRUCT_SIZE_MAX) {
+    if (n <= sizeof(size_t) || n > SA__STRUCT_SIZE_MAX) {
         sa__errf(err, errlen, "struct_size is %zu: set up the struct with "
                  "its init macro (sa_client_options_init, sa_request_init, "
                  "...) before setting fields", n);
@@ -68,7 +68,7 @@ int sa__struct_out(void *user, const void *full, size_t full_size)
 {
     size_t n = size_of(user);
 
-    if (n <= sizeof(size_t) || n > SA_STRUCT_SIZE_MAX)
+    if (n <= sizeof(size_t) || n > SA__STRUCT_SIZE_MAX)
         return SA_ERR_INVALID_ARGUMENT;
     if (n > full_size) {
         memset((char *)user + full_size, 0, n - full_size);

@@ -91,7 +91,7 @@ void sa_free(void *ptr)
 /* Growable buffer                                                     */
 /* ------------------------------------------------------------------ */
 
-void sa__buf_init(sa_buf *b, const sa_mem *mem, size_t limit)
+void sa__buf_init(sa__buf *b, const sa_mem *mem, size_t limit)
 {
     b->data = NULL;
     b->len = 0;
@@ -101,7 +101,7 @@ void sa__buf_init(sa_buf *b, const sa_mem *mem, size_t limit)
 }
 
 /* Make room for `extra` more bytes plus the terminating NUL. */
-static int buf_reserve(sa_buf *b, size_t extra)
+static int buf_reserve(sa__buf *b, size_t extra)
 {
     size_t need, cap;
     char *p;
@@ -125,7 +125,7 @@ static int buf_reserve(sa_buf *b, size_t extra)
 
 /* Append len bytes.  SA_ERR_LIMIT when the result would exceed the limit
  * (the buffer is then unchanged), SA_ERR_NOMEM on allocation failure. */
-int sa__buf_append(sa_buf *b, const void *data, size_t len)
+int sa__buf_append(sa__buf *b, const void *data, size_t len)
 {
     int rc;
     if (b->limit && (len > b->limit || b->len > b->limit - len))
@@ -139,7 +139,7 @@ int sa__buf_append(sa_buf *b, const void *data, size_t len)
 }
 
 /* printf-style append with the same limit rules as sa__buf_append. */
-int sa__buf_appendf(sa_buf *b, const char *fmt, ...)
+int sa__buf_appendf(sa__buf *b, const char *fmt, ...)
 {
     va_list ap;
     int n, rc;
@@ -165,13 +165,13 @@ int sa__buf_appendf(sa_buf *b, const char *fmt, ...)
     return SA_OK;
 }
 
-void sa__buf_reset(sa_buf *b)
+void sa__buf_reset(sa__buf *b)
 {
     b->len = 0;
     if (b->data) b->data[0] = '\0';
 }
 
-void sa__buf_free(sa_buf *b)
+void sa__buf_free(sa__buf *b)
 {
     sa__free(b->mem, b->data);
     b->data = NULL;
@@ -181,7 +181,7 @@ void sa__buf_free(sa_buf *b)
 
 /* The data (an empty string when nothing was appended), or NULL on NOMEM.
  * Either way the buffer is left empty and owns nothing. */
-char *sa__buf_steal(sa_buf *b)
+char *sa__buf_steal(sa__buf *b)
 {
     char *p = b->data;
     if (!p) p = sa__strndup(b->mem, "", 0);
@@ -242,15 +242,15 @@ static void out_put(redact_out *o, const char *s, size_t n)
 
 /* How many bytes of secret (length slen) start at s and must be hidden:
  * all of it, or what a bounded copy of a server text left of it where it
- * cut: a run of at least SA_SECRET_MIN_PART of its first bytes, or of
- * SA_SECRET_MIN_TAIL at the very end of s; else 0. */
+ * cut: a run of at least SA__SECRET_MIN_PART of its first bytes, or of
+ * SA__SECRET_MIN_TAIL at the very end of s; else 0. */
 static size_t secret_at(const char *s, const char *secret, size_t slen)
 {
     size_t n = 0;
     if (slen == 0) return 0;
     while (n < slen && s[n] && s[n] == secret[n]) n++;
-    if (n == slen || n >= SA_SECRET_MIN_PART) return n;
-    return !s[n] && n >= SA_SECRET_MIN_TAIL ? n : 0;
+    if (n == slen || n >= SA__SECRET_MIN_PART) return n;
+    return !s[n] && n >= SA__SECRET_MIN_TAIL ? n : 0;
 }
 
 static size_t secret_len(const char *secret)
@@ -553,9 +553,9 @@ int sa__task_id_check(const char *task_id, char *why, size_t why_len)
     }
     n = strlen(task_id);
     if (sa__proto_id_ok(task_id, n)) return SA_OK;
-    if (n > SA_MAX_ID_LEN) {
+    if (n > SA__MAX_ID_LEN) {
         snprintf(why, why_len, "task_id is %zu bytes long; a task id is at "
-                 "most %d", n, SA_MAX_ID_LEN);
+                 "most %d", n, SA__MAX_ID_LEN);
         return SA_ERR_SOURCE;
     }
     for (i = 0; i < n; i++) {  /* the first byte the rule refuses alone */

@@ -229,7 +229,7 @@ static int load_images(zip_ctx *z, sa_result *r)
 {
     zip_int64_t i;
     char name[ZIP_NAME_MAX + 1], unique[ZIP_NAME_MAX + 16];
-    sa_names taken;
+    sa__names taken;
     int rc = SA_OK;
 
     sa__names_init(&taken, z->mem);

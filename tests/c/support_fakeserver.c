@@ -120,7 +120,7 @@ static void fs_copy(char *dst, size_t len, const char *src)
     snprintf(dst, len, "%s", src ? src : "");
 }
 
-static fs_event *fs_record(fs_run *run, const sa_http_request *req)
+static fs_event *fs_record(fs_run *run, const sa__http_request *req)
 {
     fs_event *e;
     size_t i;
@@ -153,18 +153,18 @@ static fs_event *fs_record(fs_run *run, const sa_http_request *req)
 
 /* Ask for the next thing to do and act on WAIT/END; returns 1 when a
  * request went out (run->pending), 0 to stop. */
-static int fs_ask(fs_run *run, sa_jobsm *sm)
+static int fs_ask(fs_run *run, sa__jobsm *sm)
 {
-    sa_next nx, again;
+    sa__next nx, again;
     int rc = sa__jobsm_next(sm, run->now, &nx);
 
     if (rc != SA_OK) run->last_rc = rc;
     fs_note_state(run, sm);
-    if (nx.kind == SA_NEXT_END) {
+    if (nx.kind == SA__NEXT_END) {
         run->ended = 1;
         return 0;
     }
-    if (nx.kind == SA_NEXT_WAIT) {
+    if (nx.kind == SA__NEXT_WAIT) {
         if (run->stop_state >= 0 && sa__jobsm_state(sm) == run->stop_state) {
             run->stopped = 1;  /* stop before time moves on */
             return 0;
@@ -178,11 +178,11 @@ static int fs_ask(fs_run *run, sa_jobsm *sm)
         run->now = nx.wake_at_ms;
         return 1;
     }
-    if (nx.kind != SA_NEXT_SEND || !nx.req) {
+    if (nx.kind != SA__NEXT_SEND || !nx.req) {
         fs_error(run, "unknown next kind %d", nx.kind);
         return 0;
     }
-    if (nx.req->step == SA_STEP_POLL) {
+    if (nx.req->step == SA__STEP_POLL) {
         if (run->poll_ref >= 0 && run->now - run->poll_ref > run->max_poll_gap)
             run->max_poll_gap = run->now - run->poll_ref;
         run->poll_ref = run->now;
@@ -191,20 +191,20 @@ static int fs_ask(fs_run *run, sa_jobsm *sm)
     run->pending = 1;
     /* never a second SEND while one is out */
     if (sa__jobsm_next(sm, run->now, &again) != SA_OK
-        || again.kind != SA_NEXT_WAIT)
+        || again.kind != SA__NEXT_WAIT)
         fs_error(run, "next() while a request is out: kind %d", again.kind);
     return 1;
 }
 
 /* Deliver one scripted answer to the request out, letting the machine see
  * the time pass first (it may end: the request is then dropped). */
-static void fs_answer(fs_run *run, sa_jobsm *sm, const fs_reply *r)
+static void fs_answer(fs_run *run, sa__jobsm *sm, const fs_reply *r)
 {
     fs_event *e = run->n_events <= FS_MAX_EVENTS && run->n_events
                 ? &run->ev[run->n_events - 1] : NULL;
     int64_t at = run->now + (r->latency_ms == FS_TIMEOUT
                              ? (e ? e->timeout_ms : 0) : r->latency_ms);
-    sa_http_response resp;
+    sa__http_response resp;
     char *file = NULL;
     int had_task = sa__jobsm_task_id(sm) != NULL;
     int guard, rc;
@@ -213,16 +213,16 @@ static void fs_answer(fs_run *run, sa_jobsm *sm, const fs_reply *r)
         fs_error(run, "request %zu: step %d, script expected %d",
                  run->n_events, e->step, r->step);
     for (guard = 0; guard < 16; guard++) {  /* the machine's own wake-ups */
-        sa_next nx;
+        sa__next nx;
         sa__jobsm_next(sm, run->now, &nx);
         fs_note_state(run, sm);
-        if (nx.kind == SA_NEXT_END) {
+        if (nx.kind == SA__NEXT_END) {
             run->pending = 0;
             run->abandoned = 1;
             run->ended = 1;
             return;
         }
-        if (nx.kind != SA_NEXT_WAIT) {
+        if (nx.kind != SA__NEXT_WAIT) {
             fs_error(run, "SEND while a request is out");
             return;
         }
@@ -253,7 +253,7 @@ static void fs_answer(fs_run *run, sa_jobsm *sm, const fs_reply *r)
     free(file);
 }
 
-size_t fs_drive(fs_run *run, sa_jobsm *sm, const fs_reply *script, size_t n)
+size_t fs_drive(fs_run *run, sa__jobsm *sm, const fs_reply *script, size_t n)
 {
     size_t used = 0;
     int guard;
@@ -280,7 +280,7 @@ size_t fs_drive(fs_run *run, sa_jobsm *sm, const fs_reply *script, size_t n)
     return used;
 }
 
-void fs_note_state(fs_run *run, const sa_jobsm *sm)
+void fs_note_state(fs_run *run, const sa__jobsm *sm)
 {
     int st = sa__jobsm_state(sm);
     if (run->n_trace > 0 && run->trace[run->n_trace - 1] == st) return;

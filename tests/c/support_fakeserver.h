@@ -34,7 +34,7 @@ void fs_mem_init(fs_mem *m, long fail_at, int fail_after);
 #define FS_TIMEOUT (-1)   /* latency_ms: the request's own timeout_ms */
 
 typedef struct fs_reply {
-    int step;                /* the sa_step expected, or FS_ANY_STEP */
+    int step;                /* the sa__step expected, or FS_ANY_STEP */
     long http;               /* HTTP status when transport == SA_OK */
     const char *body;        /* literal body ... */
     const char *example;     /* ... or a file of SA_EXAMPLES */
@@ -90,11 +90,11 @@ void fs_run_init(fs_run *run, int64_t now);
  * the way (counted in run->errors): never a second SEND while a request is
  * out, WAIT times that move forward, the step of each request as scripted.
  * Returns the number of replies used. */
-size_t fs_drive(fs_run *run, sa_jobsm *sm, const fs_reply *script,
+size_t fs_drive(fs_run *run, sa__jobsm *sm, const fs_reply *script,
                 size_t n);
 
 /* Record sa__jobsm_state(sm) in the trace when it changed. */
-void fs_note_state(fs_run *run, const sa_jobsm *sm);
+void fs_note_state(fs_run *run, const sa__jobsm *sm);
 /* 1 when the trace is exactly states[0..n). */
 int fs_trace_is(const fs_run *run, const int *states, size_t n);
 /* 1 when states[0..n) occur in the trace in this order (not necessarily

@@ -21,8 +21,8 @@
 typedef struct at {
     fs_mem m;
     uint64_t rng;
-    sa_job_config cfg;
-    sa_jobsm *sm;
+    sa__job_config cfg;
+    sa__jobsm *sm;
     fs_run run;
 } at;
 
@@ -61,7 +61,7 @@ static void at_end(at *t)
     free(t);
 }
 
-#define A(http, body) { SA_STEP_ACCOUNT, http, body, NULL, 10, SA_OK, 0, NULL }
+#define A(http, body) { SA__STEP_ACCOUNT, http, body, NULL, 10, SA_OK, 0, NULL }
 
 TEST(credit_parsed_with_raw_entries_and_key_scrubbed)
 {
@@ -74,14 +74,14 @@ TEST(credit_parsed_with_raw_entries_and_key_scrubbed)
                "{\"type\":\"ApiSubscription\",\"amount\":5},"
                "{\"amount\":1}]}")
     };
-    at *t = at_new(SA_ACCOUNT_CREDIT, NULL);
+    at *t = at_new(SA__ACCOUNT_CREDIT, NULL);
     const sa_credit *cr;
 
     REQUIRE(t);
     fs_drive(&t->run, t->sm, script, 1);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_DONE);
     CHECK(strcmp(t->run.ev[0].url, BASE "/s2s/v1.0/client/credit") == 0);
-    CHECK_EQ_INT(t->run.ev[0].method, SA_HTTP_GET);
+    CHECK_EQ_INT(t->run.ev[0].method, SA__HTTP_GET);
     CHECK_EQ_INT(t->run.ev[0].api_host, 1);
     cr = sa__account_credit(sa__jobsm_account(t->sm));
     REQUIRE(cr);
@@ -109,7 +109,7 @@ TEST(credit_refused_answers)
 
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fs_reply script[4];
-        at *t = at_new(SA_ACCOUNT_CREDIT, NULL);
+        at *t = at_new(SA__ACCOUNT_CREDIT, NULL);
         size_t k;
         REQUIRE(t);
         for (k = 0; k < 4; k++) {
@@ -134,10 +134,10 @@ TEST(credit_errors_classified)
     static const fs_reply retried[] = {
         A(429, "{\"status\":429,\"error\":\"Too many requests\"}"),
         A(503, "<html><title>503 Service Unavailable</title></html>"),
-        { SA_STEP_ACCOUNT, 0, NULL, NULL, 10, SA_ERR_TRANSPORT, 0, NULL },
+        { SA__STEP_ACCOUNT, 0, NULL, NULL, 10, SA_ERR_TRANSPORT, 0, NULL },
         A(200, "{\"results\":[]}")
     };
-    at *t = at_new(SA_ACCOUNT_CREDIT, NULL);
+    at *t = at_new(SA__ACCOUNT_CREDIT, NULL);
 
     REQUIRE(t);
     fs_drive(&t->run, t->sm, auth, 1);
@@ -145,7 +145,7 @@ TEST(credit_errors_classified)
     CHECK_STR(sa__jobsm_api_error_code(t->sm), "InvalidAccessToken");
     at_end(t);
 
-    t = at_new(SA_ACCOUNT_CREDIT, NULL);
+    t = at_new(SA__ACCOUNT_CREDIT, NULL);
     REQUIRE(t);
     fs_drive(&t->run, t->sm, retried, 4);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
@@ -165,7 +165,7 @@ TEST(price_list_follows_every_page)
                "\"next_token\":\"tok2\"}}"),
         A(200, "{\"result\":{\"skus\":[],\"next_token\":\"\"}}")
     };
-    at *t = at_new(SA_ACCOUNT_PRICES, NULL);
+    at *t = at_new(SA__ACCOUNT_PRICES, NULL);
     const sa_price_list *pl;
 
     REQUIRE(t);
@@ -209,7 +209,7 @@ TEST(price_list_loop_and_bad_tokens)
         A(400, "{\"status\":400,\"error\":\"Invalid parameter value\","
                "\"error_code\":\"InvalidParameters\"}")
     };
-    at *t = at_new(SA_ACCOUNT_PRICES, NULL);
+    at *t = at_new(SA__ACCOUNT_PRICES, NULL);
 
     REQUIRE(t);
     fs_drive(&t->run, t->sm, loop, 4);
@@ -218,13 +218,13 @@ TEST(price_list_loop_and_bad_tokens)
     CHECK(strstr(sa__jobsm_errmsg(t->sm), "loop"));
     at_end(t);
 
-    t = at_new(SA_ACCOUNT_PRICES, NULL);
+    t = at_new(SA__ACCOUNT_PRICES, NULL);
     REQUIRE(t);
     fs_drive(&t->run, t->sm, badtok, 4);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     at_end(t);
 
-    t = at_new(SA_ACCOUNT_PRICES, NULL);
+    t = at_new(SA__ACCOUNT_PRICES, NULL);
     REQUIRE(t);
     fs_drive(&t->run, t->sm, badsize, 1);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
@@ -236,7 +236,7 @@ TEST(price_list_page_bound)
 {
     static fs_reply script[SA_PRICE_LIST_MAX_PAGES + 2];
     static char bodies[SA_PRICE_LIST_MAX_PAGES + 2][96];
-    at *t = at_new(SA_ACCOUNT_PRICES, NULL);
+    at *t = at_new(SA__ACCOUNT_PRICES, NULL);
     int i;
 
     REQUIRE(t);
@@ -269,25 +269,25 @@ TEST(delete_errors)
                "\"error_code\":\"InvalidTaskId\"}")
     };
     static const fs_reply ok[] = { A(200, "{\"status\":200,\"data\":{}}") };
-    at *t = at_new(SA_ACCOUNT_DELETE, "T/ask+1=");
+    at *t = at_new(SA__ACCOUNT_DELETE, "T/ask+1=");
 
     REQUIRE(t);
     fs_drive(&t->run, t->sm, ok, 1);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_STR(t->run.ev[0].url, BASE "/s2s/v2.0/task/delete");
-    CHECK_EQ_INT(t->run.ev[0].method, SA_HTTP_POST);
+    CHECK_EQ_INT(t->run.ev[0].method, SA__HTTP_POST);
     CHECK_STR(t->run.ev[0].body, "{\"task_id\":\"T/ask+1=\"}");
     CHECK_STR(sa__jobsm_task_id(t->sm), "T/ask+1=");
     at_end(t);
 
-    t = at_new(SA_ACCOUNT_DELETE, "T1");
+    t = at_new(SA__ACCOUNT_DELETE, "T1");
     REQUIRE(t);
     fs_drive(&t->run, t->sm, running, 1);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
     CHECK_STR(sa__jobsm_api_error_code(t->sm), "OperationInvalid");
     at_end(t);
 
-    t = at_new(SA_ACCOUNT_DELETE, "T1");
+    t = at_new(SA__ACCOUNT_DELETE, "T1");
     REQUIRE(t);
     fs_drive(&t->run, t->sm, unknown, 1);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_TASK_EXPIRED);
@@ -295,7 +295,7 @@ TEST(delete_errors)
     at_end(t);
 
     /* a 502 may have come after the delete was done: "gone" is success */
-    t = at_new(SA_ACCOUNT_DELETE, "T1");
+    t = at_new(SA__ACCOUNT_DELETE, "T1");
     REQUIRE(t);
     fs_drive(&t->run, t->sm, retried_gone, 2);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
@@ -303,10 +303,10 @@ TEST(delete_errors)
 
     /* wrong arguments */
     {
-        sa_jobsm *sm = NULL;
-        at *u = at_new(SA_ACCOUNT_CREDIT, NULL);
+        sa__jobsm *sm = NULL;
+        at *u = at_new(SA__ACCOUNT_CREDIT, NULL);
         REQUIRE(u);
-        CHECK_EQ_INT(sa__jobsm_new_account(&u->cfg, SA_ACCOUNT_DELETE, NULL,
+        CHECK_EQ_INT(sa__jobsm_new_account(&u->cfg, SA__ACCOUNT_DELETE, NULL,
                                           NULL, T0, &sm), SA_ERR_INVALID_ARGUMENT);
         CHECK_EQ_INT(sa__jobsm_new_account(&u->cfg, 9, NULL, NULL, T0, &sm),
                      SA_ERR_INVALID_ARGUMENT);
@@ -340,7 +340,7 @@ TEST(account_out_of_memory_everywhere)
         t->cfg.max_json_depth = 64;
         t->cfg.rng = &t->rng;
         fs_run_init(&t->run, T0);
-        if (sa__jobsm_new_account(&t->cfg, SA_ACCOUNT_PRICES, NULL, KEY, T0,
+        if (sa__jobsm_new_account(&t->cfg, SA__ACCOUNT_PRICES, NULL, KEY, T0,
                                  &t->sm) != SA_OK) {
             CHECK(t->sm == NULL);
             CHECK_EQ_INT((int)t->m.live, 0);
@@ -377,7 +377,7 @@ TEST(account_answers_cut_and_mangled)
         for (cut = 0; cut <= n; cut++) {
             for (k = 0; k < sizeof subst; k++) {
                 fs_mem m;
-                sa_account *a = NULL;
+                sa__account *a = NULL;
                 char why[256];
                 int more, rc;
 
@@ -386,8 +386,8 @@ TEST(account_answers_cut_and_mangled)
                 i = cut;
                 if (cut < n) buf[i] = subst[k]; /* a changed byte at cut */
                 fs_mem_init(&m, 0, 0);
-                REQUIRE(sa__account_new(&m.mem, op == 0 ? SA_ACCOUNT_CREDIT
-                                        : SA_ACCOUNT_PRICES, KEY, &a) == SA_OK);
+                REQUIRE(sa__account_new(&m.mem, op == 0 ? SA__ACCOUNT_CREDIT
+                                        : SA__ACCOUNT_PRICES, KEY, &a) == SA_OK);
                 rc = sa__account_feed(a, buf, k == 0 ? cut : n, 64, &more, why,
                                       sizeof why);
                 CHECK(rc == SA_OK || rc == SA_ERR_PROTOCOL || rc == SA_ERR_LIMIT);

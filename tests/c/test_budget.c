@@ -18,9 +18,9 @@
 #include <unistd.h>
 
 #define T0 ((int64_t)5000000)
-#define G SA_BUDGET_GUARD_MS
+#define G SA__BUDGET_GUARD_MS
 
-static sa_budget_state st;
+static sa__budget_state st;
 
 static void plan_default(void)
 {
@@ -139,8 +139,8 @@ TEST(leases_count_and_expire)
     dead_pid = 200;
     CHECK_EQ_INT(sa__budget_state_lease(&st, T0 + 500, 100, 1, 0, fake_alive, NULL), 4);
     CHECK_EQ_INT(sa__budget_state_lease(&st, T0 + 1000, 100, 1, 0, fake_alive, NULL), 1);
-    /* a live lease not renewed for SA_BUDGET_LEASE_MS counts 0 */
-    CHECK_EQ_INT(sa__budget_state_lease(&st, T0 + SA_BUDGET_LEASE_MS + 1, 100, 1,
+    /* a live lease not renewed for SA__BUDGET_LEASE_MS counts 0 */
+    CHECK_EQ_INT(sa__budget_state_lease(&st, T0 + SA__BUDGET_LEASE_MS + 1, 100, 1,
                                        2, fake_alive, NULL), 2);
     CHECK_EQ_INT(sa__budget_state_release(&st, 100, 1, fake_alive, NULL), 1);
     CHECK_EQ_INT(sa__budget_state_release(&st, 100, 2, fake_alive, NULL), 0);
@@ -150,7 +150,7 @@ TEST(lease_table_full)
 {
     int i;
     plan_default();
-    for (i = 0; i < SA_BUDGET_LEASES; i++)
+    for (i = 0; i < SA__BUDGET_LEASES; i++)
         CHECK(sa__budget_state_lease(&st, T0, 1000 + i, 1, 1, NULL, NULL) == i + 1);
     CHECK_EQ_INT(sa__budget_state_lease(&st, T0, 5, 1, 1, NULL, NULL), -1);
 }
@@ -158,16 +158,16 @@ TEST(lease_table_full)
 TEST(scope_names)
 {
     char err[256];
-    CHECK_EQ_INT(sa__budget_parse_scope(NULL, err, sizeof err), SA_SCOPE_HOST);
-    CHECK_EQ_INT(sa__budget_parse_scope("host", err, sizeof err), SA_SCOPE_HOST);
+    CHECK_EQ_INT(sa__budget_parse_scope(NULL, err, sizeof err), SA__SCOPE_HOST);
+    CHECK_EQ_INT(sa__budget_parse_scope("host", err, sizeof err), SA__SCOPE_HOST);
     CHECK_EQ_INT(sa__budget_parse_scope("process", err, sizeof err),
-                 SA_SCOPE_PROCESS);
+                 SA__SCOPE_PROCESS);
     CHECK_EQ_INT(sa__budget_parse_scope("Host", err, sizeof err), -1);
     CHECK_EQ_INT(sa__budget_parse_scope("", err, sizeof err), -1);
     CHECK_EQ_INT(sa__budget_parse_scope("redis://127.0.0.1:6379", err,
-                                       sizeof err), SA_SCOPE_REDIS);
+                                       sizeof err), SA__SCOPE_REDIS);
     CHECK_EQ_INT(sa__budget_parse_scope("redis://cache.internal:6380/3", err,
-                                       sizeof err), SA_SCOPE_REDIS);
+                                       sizeof err), SA__SCOPE_REDIS);
     CHECK_EQ_INT(sa__budget_parse_scope("redis://h:0", err, sizeof err), -1);
     CHECK_EQ_INT(sa__budget_parse_scope("redis://h:70000", err, sizeof err), -1);
     CHECK_EQ_INT(sa__budget_parse_scope("redis://h:1/", err, sizeof err), -1);
@@ -226,7 +226,7 @@ TEST(host_scope_across_processes)
 {
     char key[64], note[512], path[512];
     sa_client_options o;
-    sa_budget *b = NULL;
+    sa__budget *b = NULL;
     int64_t *times;
     int p, i, j, n = PROCS * PER_PROC;
     struct stat sb;
@@ -249,7 +249,7 @@ TEST(host_scope_across_processes)
     for (p = 0; p < PROCS; p++) {
         pid_t pid = fork();
         if (pid == 0) {
-            sa_budget *cb = NULL;
+            sa__budget *cb = NULL;
             char cnote[512];
             int got = 0;
             if (sa__budget_open(&cb, NULL, &o, key, o.base_url, cnote,
@@ -301,7 +301,7 @@ TEST(host_scope_dead_process_leaks_nothing)
 {
     char key[64], note[512], path[512];
     sa_client_options o;
-    sa_budget *b = NULL;
+    sa__budget *b = NULL;
     int64_t now;
     int status = 0;
     pid_t pid;
@@ -319,7 +319,7 @@ TEST(host_scope_dead_process_leaks_nothing)
     now = mono_ms();
     pid = fork();
     if (pid == 0) {
-        sa_budget *cb = NULL;
+        sa__budget *cb = NULL;
         char cnote[512];
         if (sa__budget_open(&cb, NULL, &o, key, o.base_url, cnote,
                            sizeof cnote) != SA_OK)
@@ -338,14 +338,14 @@ TEST(host_scope_dead_process_leaks_nothing)
 /* Two clients' schedulers (sched.c) on one host budget, with fake time
  * from now on: the per-second window and the admission cap are theirs
  * together; a client held by the cap looks again every
- * SA_BUDGET_RECHECK_MS (a job ending elsewhere does not wake it). */
+ * SA__BUDGET_RECHECK_MS (a job ending elsewhere does not wake it). */
 TEST(two_schedulers_share_window_and_cap)
 {
     char key[64], note[512];
     sa_client_options o;
-    sa_sched sa, sb;
-    sa_budget *ba = NULL, *bb = NULL;
-    sa_sched_item ia[8], ib[8];
+    sa__sched sa, sb;
+    sa__budget *ba = NULL, *bb = NULL;
+    sa__sched_item ia[8], ib[8];
     int64_t now;
     int i, n;
 
@@ -370,8 +370,8 @@ TEST(two_schedulers_share_window_and_cap)
         sa__sched_item_init(&ia[i]);
         sa__sched_item_init(&ib[i]);
     }
-    for (i = 0; i < 4; i++) sa__sched_park_api(&sa, &ia[i], SA_STEP_FILE_CREATE, now);
-    for (i = 0; i < 4; i++) sa__sched_park_api(&sb, &ib[i], SA_STEP_FILE_CREATE, now);
+    for (i = 0; i < 4; i++) sa__sched_park_api(&sa, &ia[i], SA__STEP_FILE_CREATE, now);
+    for (i = 0; i < 4; i++) sa__sched_park_api(&sb, &ib[i], SA__STEP_FILE_CREATE, now);
     for (n = 0; sa__sched_next_api(&sa, now); n++) {}
     CHECK_EQ_INT(n, 4);
     CHECK(sa__sched_next_api(&sb, now) == &ib[0]);
@@ -382,10 +382,10 @@ TEST(two_schedulers_share_window_and_cap)
     CHECK(sa__sched_next_api(&sb, now) == &ib[1]);
     CHECK(sa__sched_next_api(&sb, now) == NULL);
     CHECK_EQ_INT(sb.n_admitted_all, 6);
-    CHECK(sa__sched_ready_at(&sb, now) == now + SA_BUDGET_RECHECK_MS);
+    CHECK(sa__sched_ready_at(&sb, now) == now + SA__BUDGET_RECHECK_MS);
     /* a job of A ends; B sees it when it looks again */
     sa__sched_unadmit(&sa, &ia[0], now);
-    now += SA_BUDGET_RECHECK_MS;
+    now += SA__BUDGET_RECHECK_MS;
     CHECK(sa__sched_next_api(&sb, now) == &ib[2]);
     CHECK(sa__sched_next_api(&sb, now) == NULL);
     sa__sched_free(&sa);
@@ -401,9 +401,9 @@ TEST(sched_load_reads_the_host_budget)
 {
     char key[64], note[512];
     sa_client_options o;
-    sa_sched sa, sb;
-    sa_budget *ba = NULL, *bb = NULL;
-    sa_sched_item it;
+    sa__sched sa, sb;
+    sa__budget *ba = NULL, *bb = NULL;
+    sa__sched_item it;
     int64_t now;
     int i;
 
@@ -429,8 +429,8 @@ TEST(sched_load_reads_the_host_budget)
     sa__sched_item_init(&it);
     /* A sends 14 of the 20 (4 a second): 70% used */
     for (i = 0; i < 14; i++) {
-        sa__sched_park_api(&sa, &it, i ? SA_STEP_TASK_CREATE
-                                      : SA_STEP_FILE_CREATE, now);
+        sa__sched_park_api(&sa, &it, i ? SA__STEP_TASK_CREATE
+                                      : SA__STEP_FILE_CREATE, now);
         CHECK(sa__sched_next_api(&sa, now) == &it);
         now += 250;
     }
@@ -514,7 +514,7 @@ static void redis_stop(pid_t pid)
 
 /* Take `n` slots the way the scheduler does: pump, ask, wait for the
  * time it names (a worker's loop); the send times go to times[]. */
-static void take_slots(sa_budget *b, int n, int64_t *times, const char **note)
+static void take_slots(sa__budget *b, int n, int64_t *times, const char **note)
 {
     int got = 0;
     int64_t end = mono_ms() + 20000;
@@ -545,7 +545,7 @@ TEST(redis_scope_shares_and_survives_a_restart)
     char url[64], note[512], key[64];
     const char *line = NULL;
     sa_client_options o;
-    sa_budget *a = NULL, *b = NULL;
+    sa__budget *a = NULL, *b = NULL;
     int64_t t[24], sorted[24];
     int port = free_port(), i, j;
     pid_t srv = redis_start(port);
@@ -567,7 +567,7 @@ TEST(redis_scope_shares_and_survives_a_restart)
                                 sizeof note), SA_OK);
     CHECK_EQ_INT(sa__budget_open(&b, NULL, &o, key, o.base_url, note,
                                 sizeof note), SA_OK);
-    CHECK(a->scope == SA_SCOPE_REDIS && b->scope == SA_SCOPE_REDIS);
+    CHECK(a->scope == SA__SCOPE_REDIS && b->scope == SA__SCOPE_REDIS);
     /* a and b interleaved: 12 slots in all */
     for (i = 0; i < 6; i++) {
         take_slots(a, 1, &t[2 * i], NULL);

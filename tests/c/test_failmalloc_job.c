@@ -20,7 +20,7 @@ static const char *const hd_actions[] = { "hd_wrinkle", "hd_pore",
 
 #define RESUME 2  /* config(): resume an existing task (no source) */
 
-static void config(sa_job_config *c, fs_mem *m, uint64_t *rng, int upload)
+static void config(sa__job_config *c, fs_mem *m, uint64_t *rng, int upload)
 {
     memset(c, 0, sizeof *c);
     c->mem = &m->mem;
@@ -57,18 +57,18 @@ static void config(sa_job_config *c, fs_mem *m, uint64_t *rng, int upload)
     c->rng = rng;
 }
 
-#define FILE_OK { .step = SA_STEP_FILE_CREATE, .http = 200, \
+#define FILE_OK { .step = SA__STEP_FILE_CREATE, .http = 200, \
                   .example = "file-create-response.json", .latency_ms = 80, \
                   .request_id = "r1" }
-#define UPLOAD_OK { .step = SA_STEP_UPLOAD, .http = 200, .body = "", \
+#define UPLOAD_OK { .step = SA__STEP_UPLOAD, .http = 200, .body = "", \
                     .latency_ms = 400 }
-#define TASK_OK { .step = SA_STEP_TASK_CREATE, .http = 200, \
+#define TASK_OK { .step = SA__STEP_TASK_CREATE, .http = 200, \
                   .example = "task-create-response.json", .latency_ms = 90, \
                   .request_id = "r2" }
-#define RUNNING { .step = SA_STEP_POLL, .http = 200, \
+#define RUNNING { .step = SA__STEP_POLL, .http = 200, \
                   .example = "task-status-running.json", .latency_ms = 60, \
                   .request_id = "r3" }
-#define SUCCESS { .step = SA_STEP_POLL, .http = 200, \
+#define SUCCESS { .step = SA__STEP_POLL, .http = 200, \
                   .example = "task-status-success-json-hd.json", \
                   .latency_ms = 70, .request_id = "r4" }
 
@@ -76,35 +76,35 @@ static const fs_reply happy[] = { FILE_OK, UPLOAD_OK, TASK_OK, RUNNING,
                                   SUCCESS };
 
 static const fs_reply retries[] = {
-    { .step = SA_STEP_FILE_CREATE, .http = 503, .latency_ms = 20,
+    { .step = SA__STEP_FILE_CREATE, .http = 503, .latency_ms = 20,
       .body = "{\"status\":503,\"error\":\"Service Unavailable\"}" },
     FILE_OK,
-    { .step = SA_STEP_UPLOAD, .transport = SA_ERR_TRANSPORT, .latency_ms = 5 },
-    { .step = SA_STEP_UPLOAD, .http = 503, .latency_ms = 20,
+    { .step = SA__STEP_UPLOAD, .transport = SA_ERR_TRANSPORT, .latency_ms = 5 },
+    { .step = SA__STEP_UPLOAD, .http = 503, .latency_ms = 20,
       .body = "<Error><Code>SlowDown</Code><Message>Reduce your request "
               "rate.</Message></Error>" },
     UPLOAD_OK,
-    { .step = SA_STEP_TASK_CREATE, .http = 429, .latency_ms = 20,
+    { .step = SA__STEP_TASK_CREATE, .http = 429, .latency_ms = 20,
       .example = "error-429.json", .request_id = "r429" },
-    { .step = SA_STEP_TASK_CREATE, .transport = SA_ERR_TRANSPORT,
+    { .step = SA__STEP_TASK_CREATE, .transport = SA_ERR_TRANSPORT,
       .not_sent = 1, .latency_ms = 5 },
     TASK_OK,
-    { .step = SA_STEP_POLL, .http = 502, .latency_ms = 20,
+    { .step = SA__STEP_POLL, .http = 502, .latency_ms = 20,
       .body = "<html><body>502 Bad Gateway</body></html>" },
-    { .step = SA_STEP_POLL, .http = 200, .latency_ms = 20,
+    { .step = SA__STEP_POLL, .http = 200, .latency_ms = 20,
       .body = "{\"status\":200,\"data\":{\"task_status\":\"running\","
               "\"polling_interval\":700}}" },
-    { .step = SA_STEP_POLL, .http = 200, .latency_ms = 20, .body = "junk" },
+    { .step = SA__STEP_POLL, .http = 200, .latency_ms = 20, .body = "junk" },
     RUNNING,
     SUCCESS };
 
 static const fs_reply failures[] = {
-    { .step = SA_STEP_TASK_CREATE, .http = 401, .latency_ms = 20,
+    { .step = SA__STEP_TASK_CREATE, .http = 401, .latency_ms = 20,
       .example = "error-401-observed.json", .request_id = "r401" } };
 
-#define STORM { .step = SA_STEP_POLL, .http = 503, .latency_ms = 20, \
+#define STORM { .step = SA__STEP_POLL, .http = 503, .latency_ms = 20, \
                 .body = "<html>503</html>" }
-#define QUEUED { .step = SA_STEP_POLL, .http = 200, .latency_ms = 20, \
+#define QUEUED { .step = SA__STEP_POLL, .http = 200, .latency_ms = 20, \
                  .body = "{\"status\":200,\"data\":{\"task_status\":" \
                          "\"queued\"}}" }
 
@@ -117,7 +117,7 @@ static const fs_reply resumed[] = { RUNNING, QUEUED, STORM, SUCCESS };
 
 static const fs_reply engine_error[] = {
     TASK_OK, RUNNING,
-    { .step = SA_STEP_POLL, .http = 200, .latency_ms = 20,
+    { .step = SA__STEP_POLL, .http = 200, .latency_ms = 20,
       .example = "task-status-error-no-face.json" } };
 
 typedef struct scenario {
@@ -146,8 +146,8 @@ static int run_once(const scenario *sc, long fail_at, int fail_after)
 {
     fs_mem m;
     uint64_t rng = 88172645463325252ULL;
-    sa_job_config cfg;
-    sa_jobsm *sm = NULL;
+    sa__job_config cfg;
+    sa__jobsm *sm = NULL;
     fs_run *run = malloc(sizeof *run);
     size_t used;
     int rc, st, done;

@@ -98,7 +98,7 @@ static int op_file_create(const sa_mem *mem, void *arg)
 {
     text_arg *t = arg;
     char *id = NULL, err[128];
-    sa_upload_spec up;
+    sa__upload_spec up;
     int rc = sa__proto_parse_file_create(mem, t->text, t->len, 64, &id, &up,
                                         err, sizeof err);
     if (rc == SA_OK) {
@@ -122,7 +122,7 @@ static int op_task_create(const sa_mem *mem, void *arg)
 
 static int op_task_body(const sa_mem *mem, void *arg)
 {
-    sa_task_params *p = arg;
+    sa__task_params *p = arg;
     char *body = sa__proto_task_body(mem, p);
     if (!body) return SA_ERR_NOMEM;
     sa__free(mem, body);
@@ -140,7 +140,7 @@ static int op_file_body(const sa_mem *mem, void *arg)
 static int op_status(const sa_mem *mem, void *arg)
 {
     text_arg *t = arg;
-    sa_status_info si;
+    sa__status_info si;
     char err[128];
     int rc = sa__proto_parse_status(mem, t->text, t->len, 64, "task-1", &si,
                                    err, sizeof err);
@@ -165,8 +165,8 @@ static int op_score_info(const sa_mem *mem, void *arg)
 static int op_classify(const sa_mem *mem, void *arg)
 {
     text_arg *t = arg;
-    sa_api_error e;
-    int rc = sa__proto_classify(mem, SA_STEP_UPLOAD, 403, t->text, t->len, 64,
+    sa__api_error e;
+    int rc = sa__proto_classify(mem, SA__STEP_UPLOAD, 403, t->text, t->len, 64,
                                &e);
     sa__api_error_free(mem, &e);
     return rc == SA_ERR_NOMEM ? rc : SA_OK;
@@ -213,7 +213,7 @@ TEST(fm_task_body)
     static const char *const acts[] = {"hd_wrinkle", "hd_pore", "hd_acne"};
     const char *ms = "{\"color_dark_background_hd_pore\":\"3D3D3D\","
                      "\"opacity_dark_background_hd_pore\":0.4}";
-    sa_task_params p;
+    sa__task_params p;
     cJSON *extra = NULL;
     long n;
     REQUIRE(sa__json_parse(ms, strlen(ms), 8, &extra) == SA_OK);

@@ -71,7 +71,7 @@ TEST(clean_names)
 TEST(long_names_keep_their_extension)
 {
     char in[4096], out[SA_FILE_NAME_MAX], unique[SA_FILE_NAME_MAX];
-    sa_names set;
+    sa__names set;
     int i;
 
     memset(in, 'a', 3000);
@@ -104,7 +104,7 @@ TEST(names_are_unique_in_claim_order)
         "mask.png", "mask-2.png", "mask-3.png", "x_y.png", "x_y-2.png",
         "README", "README-2", "mask-2-2.png"};
     char out[SA_FILE_NAME_MAX];
-    sa_names set;
+    sa__names set;
     size_t i;
 
     sa__names_init(&set, NULL);
@@ -241,7 +241,7 @@ TEST(names_never_show_the_secret)
         {"https://r/x/pore.png", "pore.png"},
     };
     char out[SA_FILE_NAME_MAX], written[SA_FILE_NAME_MAX], err[256];
-    sa_names set;
+    sa__names set;
     sa_folder *f = NULL;
     size_t i;
     int tmp;
@@ -428,7 +428,7 @@ TEST(folder_failing_allocator)
     for (n = 1; n < 100 && !ok; n++) {
         fs_mem m;
         sa_folder *f = NULL;
-        sa_file_out o;
+        sa__file_out o;
         int rc;
 
         fs_mem_init(&m, n, 0);
@@ -464,7 +464,7 @@ TEST(file_out_rewind)
 {
     char err[256], written[SA_FILE_NAME_MAX];
     sa_folder *f = NULL;
-    sa_file_out o;
+    sa__file_out o;
     int tmp;
 
     snprintf(g_dir, sizeof g_dir, "/tmp/sa_files_XXXXXX");

@@ -1059,7 +1059,7 @@ TEST(max_uploads_caps_simultaneous_uploads)
     emu_stop(&e);
 }
 
-/* Non-blocking steps handle at most 16 (SA_STEP_BATCH) finished transfers
+/* Non-blocking steps handle at most 16 (SA__STEP_BATCH) finished transfers
  * each (budget_us 0: the count bound alone), or, with a time budget that
  * is always used up, one.  Every file create is answered 2 s late, so the
  * 40 answers are all waiting when the non-blocking steps start (blocking

@@ -15,17 +15,17 @@
 static const char *const sd_actions[] = { "wrinkle", "pore" };
 
 /* Scripted answers (the spec's example bodies where one exists). */
-#define FILE_OK { .step = SA_STEP_FILE_CREATE, .http = 200, \
+#define FILE_OK { .step = SA__STEP_FILE_CREATE, .http = 200, \
                   .example = "file-create-response.json", .latency_ms = 80, \
                   .request_id = "rid-file" }
-#define UPLOAD_OK { .step = SA_STEP_UPLOAD, .http = 200, .body = "", \
+#define UPLOAD_OK { .step = SA__STEP_UPLOAD, .http = 200, .body = "", \
                     .latency_ms = 400 }
-#define TASK_OK { .step = SA_STEP_TASK_CREATE, .http = 200, \
+#define TASK_OK { .step = SA__STEP_TASK_CREATE, .http = 200, \
                   .example = "task-create-response.json", .latency_ms = 120, \
                   .request_id = "rid-task" }
-#define RUNNING { .step = SA_STEP_POLL, .http = 200, \
+#define RUNNING { .step = SA__STEP_POLL, .http = 200, \
                   .example = "task-status-running.json", .latency_ms = 60 }
-#define SUCCESS { .step = SA_STEP_POLL, .http = 200, \
+#define SUCCESS { .step = SA__STEP_POLL, .http = 200, \
                   .example = "task-status-success-json-sd.json", \
                   .latency_ms = 70, .request_id = "rid-poll" }
 #define HTTP(stp, code, txt) { .step = (stp), .http = (code), .body = (txt), \
@@ -51,8 +51,8 @@ static const char html_502[] =
 typedef struct jt {
     fs_mem m;
     uint64_t rng;
-    sa_job_config cfg;
-    sa_jobsm *sm;
+    sa__job_config cfg;
+    sa__jobsm *sm;
     fs_run run;
 } jt;
 
@@ -193,8 +193,8 @@ TEST(happy_path_upload)
 
     /* file create: POST, API host, JSON body with the declared size */
     e = ev(t, 0);
-    CHECK_EQ_INT(e->step, SA_STEP_FILE_CREATE);
-    CHECK_EQ_INT(e->method, SA_HTTP_POST);
+    CHECK_EQ_INT(e->step, SA__STEP_FILE_CREATE);
+    CHECK_EQ_INT(e->method, SA__HTTP_POST);
     CHECK_EQ_INT(e->api_host, 1);
     CHECK_STR(e->url, BASE "/s2s/v2.1/file/skin-analysis");
     CHECK_EQ_INT(e->n_headers, 1);
@@ -205,8 +205,8 @@ TEST(happy_path_upload)
     CHECK_EQ_INT(e->timeout_ms, 30000);
     /* upload: PUT to the pre-signed URL, the slot's headers only, no auth */
     e = ev(t, 1);
-    CHECK_EQ_INT(e->step, SA_STEP_UPLOAD);
-    CHECK_EQ_INT(e->method, SA_HTTP_PUT);
+    CHECK_EQ_INT(e->step, SA__STEP_UPLOAD);
+    CHECK_EQ_INT(e->method, SA__HTTP_PUT);
     CHECK_EQ_INT(e->api_host, 0);
     CHECK_STR(e->url, "https://yce-us.s3-accelerate.amazonaws.com/demo/ttl30/"
                       "...signature...");
@@ -220,8 +220,8 @@ TEST(happy_path_upload)
     CHECK(e->body[0] == '\0');
     /* task create: POST with the file id */
     e = ev(t, 2);
-    CHECK_EQ_INT(e->step, SA_STEP_TASK_CREATE);
-    CHECK_EQ_INT(e->method, SA_HTTP_POST);
+    CHECK_EQ_INT(e->step, SA__STEP_TASK_CREATE);
+    CHECK_EQ_INT(e->method, SA__HTTP_POST);
     CHECK_EQ_INT(e->api_host, 1);
     CHECK_STR(e->url, BASE "/s2s/v2.1/task/skin-analysis");
     CHECK(contains(e->body, "src_file_id"));
@@ -230,8 +230,8 @@ TEST(happy_path_upload)
     CHECK_STR(e->headers[0], "Content-Type: application/json");
     /* polls: GET task path + "/" + id, API host, short timeout, no body */
     e = ev(t, 3);
-    CHECK_EQ_INT(e->step, SA_STEP_POLL);
-    CHECK_EQ_INT(e->method, SA_HTTP_GET);
+    CHECK_EQ_INT(e->step, SA__STEP_POLL);
+    CHECK_EQ_INT(e->method, SA__HTTP_GET);
     CHECK_EQ_INT(e->api_host, 1);
     CHECK_STR(e->url, POLL_URL);
     CHECK(e->body[0] == '\0');
@@ -258,8 +258,8 @@ TEST(happy_path_image_url)
     jt_drive(t, script, N(script));
     CHECK(fs_trace_is(&t->run, states, N(states)));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 0);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 0);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 0);
     CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.0/task/skin-analysis");
     CHECK(contains(ev(t, 0)->body, "src_file_url"));
     CHECK(contains(ev(t, 0)->body, "img.example/face.jpg"));
@@ -340,7 +340,7 @@ TEST(new_rejects_bad_configs)
 {
     jt *t = jt_new();
     int dummy = 0;
-    sa_jobsm *sm = (sa_jobsm *)(void *)&dummy;
+    sa__jobsm *sm = (sa__jobsm *)(void *)&dummy;
 
     REQUIRE(t);
     CHECK_EQ_INT(sa__jobsm_new(NULL, T0, &sm), SA_ERR_INVALID_ARGUMENT);
@@ -394,7 +394,7 @@ TEST(new_rejects_bad_configs)
 TEST(file_create_503_then_ok)
 {
     static const fs_reply script[] = {
-        HTTP(SA_STEP_FILE_CREATE, 503, "{\"status\":503,\"error\":\"busy\"}"),
+        HTTP(SA__STEP_FILE_CREATE, 503, "{\"status\":503,\"error\":\"busy\"}"),
         FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
     static const int states[] = {
         SA_JOB_FILE_CREATE, SA_JOB_BACKOFF, SA_JOB_FILE_CREATE, SA_JOB_UPLOAD,
@@ -419,8 +419,8 @@ TEST(file_create_503_then_ok)
 TEST(upload_reset_then_ok)
 {
     static const fs_reply script[] = {
-        FILE_OK, NET(SA_STEP_UPLOAD, SA_ERR_TRANSPORT, 0),
-        TIMEOUT(SA_STEP_UPLOAD), UPLOAD_OK, TASK_OK, SUCCESS };
+        FILE_OK, NET(SA__STEP_UPLOAD, SA_ERR_TRANSPORT, 0),
+        TIMEOUT(SA__STEP_UPLOAD), UPLOAD_OK, TASK_OK, SUCCESS };
     static const int states[] = {
         SA_JOB_FILE_CREATE, SA_JOB_UPLOAD, SA_JOB_BACKOFF, SA_JOB_UPLOAD,
         SA_JOB_BACKOFF, SA_JOB_UPLOAD, SA_JOB_TASK_CREATE };
@@ -430,20 +430,20 @@ TEST(upload_reset_then_ok)
     jt_drive(t, script, N(script));
     CHECK(fs_trace_has(&t->run, states, N(states)));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 3);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 1);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 3);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 1);
     CHECK(gap_after(t, 1) <= 500);
     CHECK(gap_after(t, 2) <= 1000);
     /* the same slot is used again, verbatim */
-    CHECK_STR(ev_of(t, SA_STEP_UPLOAD, 2)->headers[0], "Content-Length: 547541");
-    CHECK_EQ_INT(ev_of(t, SA_STEP_UPLOAD, 2)->api_host, 0);
+    CHECK_STR(ev_of(t, SA__STEP_UPLOAD, 2)->headers[0], "Content-Length: 547541");
+    CHECK_EQ_INT(ev_of(t, SA__STEP_UPLOAD, 2)->api_host, 0);
     jt_end(t);
 }
 
 TEST(poll_502_html_then_ok)
 {
     static const fs_reply script[] = {
-        TASK_OK, RUNNING, HTTP(SA_STEP_POLL, 502, html_502), SUCCESS };
+        TASK_OK, RUNNING, HTTP(SA__STEP_POLL, 502, html_502), SUCCESS };
     jt *t = jt_new();
 
     REQUIRE(t);
@@ -460,28 +460,28 @@ TEST(poll_502_html_then_ok)
 TEST(rate_limited_on_every_step)
 {
     static const fs_reply script[] = {
-        EXAMPLE(SA_STEP_FILE_CREATE, 429, "error-429.json"), FILE_OK,
-        HTTP(SA_STEP_UPLOAD, 429, ""), UPLOAD_OK,
-        EXAMPLE(SA_STEP_TASK_CREATE, 429, "error-429.json"), TASK_OK,
-        EXAMPLE(SA_STEP_POLL, 429, "error-429.json"), RUNNING,
-        EXAMPLE(SA_STEP_POLL, 429, "error-429.json"), SUCCESS };
+        EXAMPLE(SA__STEP_FILE_CREATE, 429, "error-429.json"), FILE_OK,
+        HTTP(SA__STEP_UPLOAD, 429, ""), UPLOAD_OK,
+        EXAMPLE(SA__STEP_TASK_CREATE, 429, "error-429.json"), TASK_OK,
+        EXAMPLE(SA__STEP_POLL, 429, "error-429.json"), RUNNING,
+        EXAMPLE(SA__STEP_POLL, 429, "error-429.json"), SUCCESS };
     jt *t = jt_new();
 
     REQUIRE(t && jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 2);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 2);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 2);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 4);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 2);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 2);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_POLL), 4);
     jt_end(t);
 }
 
 TEST(task_create_not_sent_is_retried)
 {
     static const fs_reply script[] = {
-        NET(SA_STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1),
-        NET(SA_STEP_TASK_CREATE, SA_ERR_TIMEOUT, 1), TASK_OK, SUCCESS };
+        NET(SA__STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1),
+        NET(SA__STEP_TASK_CREATE, SA_ERR_TIMEOUT, 1), TASK_OK, SUCCESS };
     jt *t = jt_new();
 
     REQUIRE(t);
@@ -493,7 +493,7 @@ TEST(task_create_not_sent_is_retried)
     t->run.stop_state = -1;
     jt_drive(t, script + 1, N(script) - 1);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 3);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 3);
     jt_end(t);
 }
 
@@ -502,20 +502,20 @@ TEST(task_create_not_sent_is_retried)
 TEST(task_create_ambiguous)
 {
     static const fs_reply cases[] = {
-        TIMEOUT(SA_STEP_TASK_CREATE),
-        NET(SA_STEP_TASK_CREATE, SA_ERR_TRANSPORT, 0),
-        NET(SA_STEP_TASK_CREATE, SA_ERR_LIMIT, 0),
-        HTTP(SA_STEP_TASK_CREATE, 500,
+        TIMEOUT(SA__STEP_TASK_CREATE),
+        NET(SA__STEP_TASK_CREATE, SA_ERR_TRANSPORT, 0),
+        NET(SA__STEP_TASK_CREATE, SA_ERR_LIMIT, 0),
+        HTTP(SA__STEP_TASK_CREATE, 500,
              "{\"status\":500,\"error\":\"unknown_internal_error\"}"),
-        HTTP(SA_STEP_TASK_CREATE, 502, html_502),
-        HTTP(SA_STEP_TASK_CREATE, 503, ""),
-        HTTP(SA_STEP_TASK_CREATE, 200, "<html>oops</html>"),
-        HTTP(SA_STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{}}"),
-        HTTP(SA_STEP_TASK_CREATE, 200, ""),
+        HTTP(SA__STEP_TASK_CREATE, 502, html_502),
+        HTTP(SA__STEP_TASK_CREATE, 503, ""),
+        HTTP(SA__STEP_TASK_CREATE, 200, "<html>oops</html>"),
+        HTTP(SA__STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{}}"),
+        HTTP(SA__STEP_TASK_CREATE, 200, ""),
         /* an id cut by a NUL would poll another task ("TASK"): unreadable */
-        HTTP(SA_STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
+        HTTP(SA__STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
              "\"" TASK_ID "\\u0000/../../other\"}}"),
-        HTTP(SA_STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
+        HTTP(SA__STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
              "\"..\"}}"),
     };
     size_t i;
@@ -531,7 +531,7 @@ TEST(task_create_ambiguous)
         CHECK_EQ_INT(jt_drive(t, script, 2), 1);
         CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
         CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
-        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 1);
+        CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 1);
         CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 1);
         CHECK(contains(sa__jobsm_errmsg(t->sm), "may have been created"));
         CHECK(t->run.ended);
@@ -546,7 +546,7 @@ TEST(task_create_ambiguous)
 TEST(ambiguous_create_reports_no_earlier_status)
 {
     static const fs_reply script[] = {
-        FILE_OK, UPLOAD_OK, TIMEOUT(SA_STEP_TASK_CREATE) };
+        FILE_OK, UPLOAD_OK, TIMEOUT(SA__STEP_TASK_CREATE) };
     jt *t = jt_new();
 
     REQUIRE(t && jt_start(t) == SA_OK);
@@ -560,15 +560,15 @@ TEST(ambiguous_create_reports_no_earlier_status)
 TEST(task_create_refusals_are_final)
 {
     static const struct { fs_reply r; int status; const char *code; } cases[] = {
-        { EXAMPLE(SA_STEP_TASK_CREATE, 401, "error-401.json"), SA_ERR_AUTH, NULL },
-        { EXAMPLE(SA_STEP_TASK_CREATE, 401, "error-401-observed.json"),
+        { EXAMPLE(SA__STEP_TASK_CREATE, 401, "error-401.json"), SA_ERR_AUTH, NULL },
+        { EXAMPLE(SA__STEP_TASK_CREATE, 401, "error-401-observed.json"),
           SA_ERR_AUTH, "InvalidApiKey" },
-        { HTTP(SA_STEP_TASK_CREATE, 400, "{\"status\":400,\"error\":\"no units\","
+        { HTTP(SA__STEP_TASK_CREATE, 400, "{\"status\":400,\"error\":\"no units\","
                "\"error_code\":\"CreditInsufficiency\"}"),
           SA_ERR_CREDITS, "CreditInsufficiency" },
-        { EXAMPLE(SA_STEP_TASK_CREATE, 400, "error-400-mix-hd-sd.json"),
+        { EXAMPLE(SA__STEP_TASK_CREATE, 400, "error-400-mix-hd-sd.json"),
           SA_ERR_BAD_REQUEST, "InvalidParameters" },
-        { HTTP(SA_STEP_TASK_CREATE, 404, "{\"status\":404,\"error\":\"not found\"}"),
+        { HTTP(SA__STEP_TASK_CREATE, 404, "{\"status\":404,\"error\":\"not found\"}"),
           SA_ERR_BAD_REQUEST, NULL },
     };
     size_t i;
@@ -594,11 +594,11 @@ TEST(task_create_refusals_are_final)
 TEST(file_create_refusals_are_final)
 {
     static const struct { fs_reply r; int status; } cases[] = {
-        { EXAMPLE(SA_STEP_FILE_CREATE, 401, "error-401.json"), SA_ERR_AUTH },
-        { HTTP(SA_STEP_FILE_CREATE, 400, "{\"status\":400,\"error\":\"Invalid "
+        { EXAMPLE(SA__STEP_FILE_CREATE, 401, "error-401.json"), SA_ERR_AUTH },
+        { HTTP(SA__STEP_FILE_CREATE, 400, "{\"status\":400,\"error\":\"Invalid "
                "parameter value\",\"error_code\":\"InvalidParameters\"}"),
           SA_ERR_BAD_REQUEST },
-        { NET(SA_STEP_FILE_CREATE, SA_ERR_LIMIT, 0), SA_ERR_LIMIT },
+        { NET(SA__STEP_FILE_CREATE, SA_ERR_LIMIT, 0), SA_ERR_LIMIT },
     };
     size_t i;
 
@@ -607,7 +607,7 @@ TEST(file_create_refusals_are_final)
         REQUIRE(t && jt_start(t) == SA_OK);
         jt_drive(t, &cases[i].r, 1);
         CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].status);
-        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 1);
+        CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 1);
         CHECK(t->run.ended);
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
@@ -619,8 +619,8 @@ TEST(file_create_refusals_are_final)
 TEST(file_create_unreadable_200_is_retried)
 {
     static const fs_reply script[] = {
-        HTTP(SA_STEP_FILE_CREATE, 200, "{\"status\":200,\"data\":{}}"),
-        HTTP(SA_STEP_FILE_CREATE, 200, "<html>proxy</html>"),
+        HTTP(SA__STEP_FILE_CREATE, 200, "{\"status\":200,\"data\":{}}"),
+        HTTP(SA__STEP_FILE_CREATE, 200, "<html>proxy</html>"),
         FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
     fs_reply bad[4];
     size_t i;
@@ -629,7 +629,7 @@ TEST(file_create_unreadable_200_is_retried)
     REQUIRE(t && jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 3);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 3);
     jt_end(t);
 
     /* the budget: max_retries retries, then SA_ERR_PROTOCOL */
@@ -637,7 +637,7 @@ TEST(file_create_unreadable_200_is_retried)
     REQUIRE(t);
     t->cfg.max_retries = 2;
     for (i = 0; i < N(bad); i++)
-        bad[i] = (fs_reply)HTTP(SA_STEP_FILE_CREATE, 200, "not json");
+        bad[i] = (fs_reply)HTTP(SA__STEP_FILE_CREATE, 200, "not json");
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, bad, N(bad)), 3);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
@@ -659,7 +659,7 @@ TEST(file_create_nul_id_never_creates_a_task)
     REQUIRE(t);
     t->cfg.max_retries = 2;
     for (i = 0; i < 3; i++)
-        script[i] = (fs_reply)HTTP(SA_STEP_FILE_CREATE, 200,
+        script[i] = (fs_reply)HTTP(SA__STEP_FILE_CREATE, 200,
             "{\"status\":200,\"data\":{\"files\":[{\"file_id\":"
             "\"FILE\\u0000EVIL\",\"requests\":[{\"method\":\"PUT\",\"url\":"
             "\"https://s3.test/up\",\"headers\":{\"Content-Type\":"
@@ -670,8 +670,8 @@ TEST(file_create_nul_id_never_creates_a_task)
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), 3);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 0);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 0);
     CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
     CHECK(sa__jobsm_file_id(t->sm) == NULL);
     CHECK(contains(sa__jobsm_errmsg(t->sm), "NUL"));
@@ -681,10 +681,10 @@ TEST(file_create_nul_id_never_creates_a_task)
 TEST(file_create_404_falls_back_to_generic_path)
 {
     static const fs_reply script[] = {
-        HTTP(SA_STEP_FILE_CREATE, 404, "{\"status\":404,\"error\":\"Not Found\"}"),
+        HTTP(SA__STEP_FILE_CREATE, 404, "{\"status\":404,\"error\":\"Not Found\"}"),
         FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
     static const fs_reply twice[] = {
-        HTTP(SA_STEP_FILE_CREATE, 404, ""), HTTP(SA_STEP_FILE_CREATE, 404, "") };
+        HTTP(SA__STEP_FILE_CREATE, 404, ""), HTTP(SA__STEP_FILE_CREATE, 404, "") };
     jt *t = jt_new();
 
     REQUIRE(t && jt_start(t) == SA_OK);
@@ -699,7 +699,7 @@ TEST(file_create_404_falls_back_to_generic_path)
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, twice, N(twice));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 2);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
     jt_end(t);
 }
 
@@ -712,15 +712,15 @@ TEST(upload_refusals)
         "<Error><Code>SignatureDoesNotMatch</Code><Message>The request "
         "signature we calculated does not match</Message></Error>";
     static const fs_reply refused[] = {
-        FILE_OK, HTTP(SA_STEP_UPLOAD, 403, mismatch), TASK_OK };
+        FILE_OK, HTTP(SA__STEP_UPLOAD, 403, mismatch), TASK_OK };
     static const fs_reply refresh[] = {
-        FILE_OK, HTTP(SA_STEP_UPLOAD, 403, expired), FILE_OK, UPLOAD_OK,
+        FILE_OK, HTTP(SA__STEP_UPLOAD, 403, expired), FILE_OK, UPLOAD_OK,
         TASK_OK, SUCCESS };
     static const fs_reply refresh_once[] = {
-        FILE_OK, HTTP(SA_STEP_UPLOAD, 403, expired), FILE_OK,
-        HTTP(SA_STEP_UPLOAD, 403, expired), FILE_OK };
+        FILE_OK, HTTP(SA__STEP_UPLOAD, 403, expired), FILE_OK,
+        HTTP(SA__STEP_UPLOAD, 403, expired), FILE_OK };
     static const fs_reply unreadable[] = {
-        FILE_OK, NET(SA_STEP_UPLOAD, SA_ERR_FILE, 1) };
+        FILE_OK, NET(SA__STEP_UPLOAD, SA_ERR_FILE, 1) };
     jt *t = jt_new();
 
     REQUIRE(t && jt_start(t) == SA_OK);
@@ -728,21 +728,21 @@ TEST(upload_refusals)
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_UPLOAD);
     CHECK_EQ_INT(sa__jobsm_http_status(t->sm), 403);
     CHECK(contains(sa__jobsm_errmsg(t->sm), "signature"));
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 0);
     jt_end(t);
 
     t = jt_new();
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, refresh, N(refresh));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 2);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
     jt_end(t);
 
     t = jt_new();
     REQUIRE(t && jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, refresh_once, N(refresh_once)), 4);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_UPLOAD);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 2);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
     jt_end(t);
 
     t = jt_new();
@@ -755,19 +755,19 @@ TEST(upload_refusals)
 TEST(upload_slot_checks)
 {
     static const fs_reply numeric[] = {
-        HTTP(SA_STEP_FILE_CREATE, 200,
+        HTTP(SA__STEP_FILE_CREATE, 200,
              "{\"status\":200,\"data\":{\"files\":[{\"file_id\":\"F1\","
              "\"requests\":[{\"method\":\"PUT\",\"url\":\"https://s3.test/up?"
              "sig=1\",\"headers\":{\"Content-Type\":\"image/png\","
              "\"Content-Length\":547541,\"x-amz-acl\":\"private\"}}]}]}}"),
         UPLOAD_OK };
     static const fs_reply wrong_size[] = {
-        HTTP(SA_STEP_FILE_CREATE, 200,
+        HTTP(SA__STEP_FILE_CREATE, 200,
              "{\"status\":200,\"data\":{\"files\":[{\"file_id\":\"F1\","
              "\"requests\":[{\"method\":\"PUT\",\"url\":\"https://s3.test/up\","
              "\"headers\":{\"Content-Length\":\"50000\"}}]}]}}") };
     static const fs_reply wrong_method[] = {
-        HTTP(SA_STEP_FILE_CREATE, 200,
+        HTTP(SA__STEP_FILE_CREATE, 200,
              "{\"status\":200,\"data\":{\"files\":[{\"file_id\":\"F1\","
              "\"requests\":[{\"method\":\"POST\",\"url\":\"https://s3.test/up\","
              "\"headers\":{}}]}]}}") };
@@ -777,8 +777,8 @@ TEST(upload_slot_checks)
     REQUIRE(t && jt_start(t) == SA_OK);
     t->run.stop_state = SA_JOB_TASK_CREATE;
     jt_drive(t, numeric, N(numeric));
-    e = ev_of(t, SA_STEP_UPLOAD, 0);
-    CHECK_EQ_INT(e->step, SA_STEP_UPLOAD);
+    e = ev_of(t, SA__STEP_UPLOAD, 0);
+    CHECK_EQ_INT(e->step, SA__STEP_UPLOAD);
     CHECK_EQ_INT(e->n_headers, 3);
     CHECK_STR(e->headers[0], "Content-Type: image/png");
     CHECK_STR(e->headers[1], "Content-Length: 547541");
@@ -793,7 +793,7 @@ TEST(upload_slot_checks)
     jt_drive(t, wrong_size, N(wrong_size));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     CHECK(contains(sa__jobsm_errmsg(t->sm), "50000"));
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 0);
     jt_end(t);
 
     t = jt_new();
@@ -823,12 +823,12 @@ TEST(unusable_upload_slot_is_refused_at_once)
         snprintf(body, sizeof body, "{\"status\":200,\"data\":{\"files\":[{"
                  "\"file_id\":\"F1\",\"requests\":[{%s}]}]}}", slots[i]);
         for (k = 0; k < N(script); k++)
-            script[k] = (fs_reply)HTTP(SA_STEP_FILE_CREATE, 200, body);
+            script[k] = (fs_reply)HTTP(SA__STEP_FILE_CREATE, 200, body);
         REQUIRE(jt_start(t) == SA_OK);
         CHECK_EQ_INT(jt_drive(t, script, N(script)), 1);
         CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
-        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_FILE_CREATE), 1);
-        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 0);
+        CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 1);
+        CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 0);
         CHECK(contains(sa__jobsm_errmsg(t->sm), "file create: the upload"));
         CHECK(t->run.ended);
         if (harness_cur_failed) fprintf(stderr, "  (slot %zu)\n", i);
@@ -841,21 +841,21 @@ TEST(unusable_upload_slot_is_refused_at_once)
 TEST(retry_budget_exhausted)
 {
     static const struct { fs_reply r; int before; int status; int step; } cases[] = {
-        { HTTP(SA_STEP_FILE_CREATE, 503, ""), 0, SA_ERR_SERVER,
-          SA_STEP_FILE_CREATE },
-        { NET(SA_STEP_UPLOAD, SA_ERR_TRANSPORT, 0), 1, SA_ERR_TRANSPORT,
-          SA_STEP_UPLOAD },
-        { TIMEOUT(SA_STEP_UPLOAD), 1, SA_ERR_TIMEOUT, SA_STEP_UPLOAD },
-        { EXAMPLE(SA_STEP_TASK_CREATE, 429, "error-429.json"), 3,
-          SA_ERR_RATE_LIMITED, SA_STEP_TASK_CREATE },
-        { NET(SA_STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1), 3, SA_ERR_TRANSPORT,
-          SA_STEP_TASK_CREATE },
-        { EXAMPLE(SA_STEP_POLL, 429, "error-429.json"), 4, SA_ERR_RATE_LIMITED,
-          SA_STEP_POLL },
-        { HTTP(SA_STEP_POLL, 502, html_502), 4, SA_ERR_SERVER, SA_STEP_POLL },
-        { HTTP(SA_STEP_POLL, 200, "not json"), 4, SA_ERR_PROTOCOL,
-          SA_STEP_POLL },
-        { TIMEOUT(SA_STEP_POLL), 4, SA_ERR_TIMEOUT, SA_STEP_POLL },
+        { HTTP(SA__STEP_FILE_CREATE, 503, ""), 0, SA_ERR_SERVER,
+          SA__STEP_FILE_CREATE },
+        { NET(SA__STEP_UPLOAD, SA_ERR_TRANSPORT, 0), 1, SA_ERR_TRANSPORT,
+          SA__STEP_UPLOAD },
+        { TIMEOUT(SA__STEP_UPLOAD), 1, SA_ERR_TIMEOUT, SA__STEP_UPLOAD },
+        { EXAMPLE(SA__STEP_TASK_CREATE, 429, "error-429.json"), 3,
+          SA_ERR_RATE_LIMITED, SA__STEP_TASK_CREATE },
+        { NET(SA__STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1), 3, SA_ERR_TRANSPORT,
+          SA__STEP_TASK_CREATE },
+        { EXAMPLE(SA__STEP_POLL, 429, "error-429.json"), 4, SA_ERR_RATE_LIMITED,
+          SA__STEP_POLL },
+        { HTTP(SA__STEP_POLL, 502, html_502), 4, SA_ERR_SERVER, SA__STEP_POLL },
+        { HTTP(SA__STEP_POLL, 200, "not json"), 4, SA_ERR_PROTOCOL,
+          SA__STEP_POLL },
+        { TIMEOUT(SA__STEP_POLL), 4, SA_ERR_TIMEOUT, SA__STEP_POLL },
     };
     static const fs_reply prefix[] = { FILE_OK, UPLOAD_OK, TASK_OK, RUNNING };
     size_t i, k;
@@ -875,11 +875,11 @@ TEST(retry_budget_exhausted)
         script[n++] = (fs_reply)SUCCESS;
         REQUIRE(jt_start(t) == SA_OK);
         jt_drive(t, script, n);
-        if (cases[i].step == SA_STEP_POLL) {
+        if (cases[i].step == SA__STEP_POLL) {
             /* past the budget: polled on, and the success is DONE */
             CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_DONE);
             CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
-            CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 6);
+            CHECK_EQ_INT(fs_count(&t->run, SA__STEP_POLL), 6);
         } else {
             CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
             CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].status);
@@ -897,9 +897,9 @@ TEST(retry_budget_exhausted)
 TEST(poll_retry_budget_is_consecutive)
 {
     static const fs_reply script[] = {
-        TASK_OK, HTTP(SA_STEP_POLL, 503, ""), HTTP(SA_STEP_POLL, 503, ""),
-        RUNNING, HTTP(SA_STEP_POLL, 503, ""), HTTP(SA_STEP_POLL, 503, ""),
-        RUNNING, HTTP(SA_STEP_POLL, 503, ""), HTTP(SA_STEP_POLL, 503, ""),
+        TASK_OK, HTTP(SA__STEP_POLL, 503, ""), HTTP(SA__STEP_POLL, 503, ""),
+        RUNNING, HTTP(SA__STEP_POLL, 503, ""), HTTP(SA__STEP_POLL, 503, ""),
+        RUNNING, HTTP(SA__STEP_POLL, 503, ""), HTTP(SA__STEP_POLL, 503, ""),
         SUCCESS };
     jt *t = jt_new();
 
@@ -931,7 +931,7 @@ TEST(backoff_delays_grow_within_caps)
         t->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(s + 1);
         t->cfg.max_retries = TRIES;
         for (k = 0; k < TRIES; k++)
-            script[k] = (fs_reply)HTTP(SA_STEP_FILE_CREATE, 503, "");
+            script[k] = (fs_reply)HTTP(SA__STEP_FILE_CREATE, 503, "");
         script[TRIES] = (fs_reply)FILE_OK;
         REQUIRE(jt_start(t) == SA_OK);
         t->run.stop_state = SA_JOB_UPLOAD;
@@ -959,13 +959,13 @@ TEST(polling_interval_honoured_and_clamped)
 {
     static const fs_reply script[] = {
         TASK_OK,
-        HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+        HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
              "\"running\",\"polling_interval\":1000}}"),
-        HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+        HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
              "\"running\",\"polling_interval\":5}}"),
-        HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+        HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
              "\"running\",\"polling_interval\":60000}}"),
-        HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+        HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
              "\"running\",\"polling_interval\":null}}"),
         RUNNING,
         SUCCESS };
@@ -1036,7 +1036,7 @@ TEST(no_poll_gap_above_max_in_any_scenario)
             fs_reply x;
             uint64_t v = sa__rand(&r);
             memset(&x, 0, sizeof x);
-            x.step = SA_STEP_POLL;
+            x.step = SA__STEP_POLL;
             x.latency_ms = (long)(v % 5001);
             switch ((v >> 20) % 8) {
             case 0: case 1: case 2:
@@ -1071,7 +1071,7 @@ TEST(no_poll_gap_above_max_in_any_scenario)
 
 #define ZIP_URL "https://res.test/_results/tok/result.zip?expires=1&sig=a"
 #define ZIP_URL2 "https://res.test/_results/tok/result.zip?expires=2&sig=b"
-#define ZIP_SUCCESS(url) HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{" \
+#define ZIP_SUCCESS(url) HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{" \
     "\"task_status\":\"success\",\"error\":null,\"results\":{\"url\":\"" \
     url "\"}}}")
 static const char s3_expired[] =
@@ -1082,16 +1082,16 @@ static const char s3_expired[] =
 static const fs_event *zt_send(jt *t)
 {
     static fs_event none = { .step = -1 };
-    sa_next nx;
+    sa__next nx;
 
     if (sa__jobsm_next(t->sm, t->run.now, &nx) != SA_OK
-        || nx.kind != SA_NEXT_SEND || t->run.n_events >= FS_MAX_EVENTS) {
+        || nx.kind != SA__NEXT_SEND || t->run.n_events >= FS_MAX_EVENTS) {
         HARNESS_FAIL("no SEND (kind %d, state %s)", nx.kind,
                      sa_job_state_name(sa__jobsm_state(t->sm)));
         return &none;
     }
-    if (nx.req->step == SA_STEP_FETCH
-        && nx.req->max_body != SA_FETCH_MAX_BODY)
+    if (nx.req->step == SA__STEP_FETCH
+        && nx.req->max_body != SA__FETCH_MAX_BODY)
         HARNESS_FAIL("a download without the large body limit");
     t->run.ev[t->run.n_events].step = nx.req->step;
     t->run.ev[t->run.n_events].api_host = nx.req->api_host;
@@ -1104,7 +1104,7 @@ static const fs_event *zt_send(jt *t)
 /* Answer the request out with these bytes, 100 ms later. */
 static void zt_answer(jt *t, long http, const void *body, size_t len)
 {
-    sa_http_response r;
+    sa__http_response r;
 
     memset(&r, 0, sizeof r);
     r.http_status = http;
@@ -1122,7 +1122,7 @@ static void zt_answer_str(jt *t, long http, const char *body)
 /* A job with a ZIP result, driven until it wants to download the ZIP. */
 static jt *zt_start(const char *success_url_body)
 {
-    fs_reply script[2] = { TASK_OK, HTTP(SA_STEP_POLL, 200, NULL) };
+    fs_reply script[2] = { TASK_OK, HTTP(SA__STEP_POLL, 200, NULL) };
     jt *t = jt_new();
 
     if (!t) return NULL;
@@ -1165,8 +1165,8 @@ TEST(zip_result_fetched)
     CHECK(sa__jobsm_result(t->sm) == NULL);  /* not DONE before the ZIP */
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_NOT_DONE);
     e = zt_send(t);
-    CHECK_EQ_INT(e->step, SA_STEP_FETCH);
-    CHECK_EQ_INT(e->method, SA_HTTP_GET);
+    CHECK_EQ_INT(e->step, SA__STEP_FETCH);
+    CHECK_EQ_INT(e->method, SA__HTTP_GET);
     CHECK_EQ_INT(e->api_host, 0);          /* never the key */
     CHECK_STR(e->url, ZIP_URL);
     zt_answer(t, 200, zip, len);
@@ -1189,24 +1189,24 @@ TEST(zip_transient_failures_retried)
     jt *t = zt_start(zip_success_body);
     size_t len = 0;
     char *zip = zip_fixture("result_sd_root.zip", &len);
-    sa_http_response r;
-    sa_next nx;
+    sa__http_response r;
+    sa__next nx;
 
     REQUIRE(t && zip);
-    CHECK_EQ_INT(zt_send(t)->step, SA_STEP_FETCH);
+    CHECK_EQ_INT(zt_send(t)->step, SA__STEP_FETCH);
     zt_answer_str(t, 503, html_502);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_BACKOFF);
     REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_WAIT);
     t->run.now = nx.wake_at_ms;
-    CHECK_EQ_INT(zt_send(t)->step, SA_STEP_FETCH);
+    CHECK_EQ_INT(zt_send(t)->step, SA__STEP_FETCH);
     memset(&r, 0, sizeof r);
     r.transport = SA_ERR_TRANSPORT;
     t->run.now += 10;
     CHECK_EQ_INT(sa__jobsm_on_response(t->sm, t->run.now, &r), SA_OK);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_BACKOFF);
     REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
-    t->run.now = nx.kind == SA_NEXT_WAIT ? nx.wake_at_ms : t->run.now;
+    t->run.now = nx.kind == SA__NEXT_WAIT ? nx.wake_at_ms : t->run.now;
     CHECK_STR(zt_send(t)->url, ZIP_URL);
     zt_answer(t, 200, zip, len);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
@@ -1223,17 +1223,17 @@ TEST(zip_expired_url_refreshed)
     char *zip = zip_fixture("result_sd_root.zip", &len);
 
     REQUIRE(t && zip);
-    CHECK_EQ_INT(zt_send(t)->step, SA_STEP_FETCH);
+    CHECK_EQ_INT(zt_send(t)->step, SA__STEP_FETCH);
     zt_answer_str(t, 403, s3_expired);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FETCHING);
     e = zt_send(t);                         /* one poll for a fresh URL */
-    CHECK_EQ_INT(e->step, SA_STEP_POLL);
+    CHECK_EQ_INT(e->step, SA__STEP_POLL);
     CHECK_EQ_INT(e->api_host, 1);
     CHECK_STR(e->url, POLL_URL);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FETCHING);
     zt_answer_str(t, 200, zip_success_body2);
     e = zt_send(t);
-    CHECK_EQ_INT(e->step, SA_STEP_FETCH);
+    CHECK_EQ_INT(e->step, SA__STEP_FETCH);
     CHECK_EQ_INT(e->api_host, 0);
     CHECK_STR(e->url, ZIP_URL2);
     zt_answer(t, 200, zip, len);
@@ -1304,7 +1304,7 @@ TEST(zip_corrupt)
 TEST(zip_cancel_and_deadline_while_fetching)
 {
     jt *t = zt_start(zip_success_body);
-    sa_next nx;
+    sa__next nx;
 
     REQUIRE(t);
     zt_send(t);
@@ -1312,14 +1312,14 @@ TEST(zip_cancel_and_deadline_while_fetching)
                                                                 poll */
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
     CHECK(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK
-          && nx.kind == SA_NEXT_END);
+          && nx.kind == SA__NEXT_END);
     jt_end(t);
 
     t = zt_start(zip_success_body);
     REQUIRE(t);
     zt_send(t);
     CHECK(sa__jobsm_next(t->sm, t->cfg.deadline_at_ms, &nx) == SA_OK
-          && nx.kind == SA_NEXT_END);
+          && nx.kind == SA__NEXT_END);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
     CHECK_EQ_INT(sa__jobsm_background(t->sm), 0);
     CHECK(contains(sa__jobsm_errmsg(t->sm), "billed"));
@@ -1331,7 +1331,7 @@ TEST(poll_now_moves_the_next_poll)
     static const fs_reply script[] = { TASK_OK };
     jt *t = jt_new();
     const fs_event *e;
-    sa_next nx;
+    sa__next nx;
 
     REQUIRE(t);
     use_image_url(t);
@@ -1341,12 +1341,12 @@ TEST(poll_now_moves_the_next_poll)
     jt_drive(t, script, N(script));
     REQUIRE(sa__jobsm_state(t->sm) == SA_JOB_POLL_WAIT);
     REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_WAIT);
     CHECK(nx.wake_at_ms > t->run.now + 1000);
     t->run.now += 10;
     CHECK_EQ_INT(sa__jobsm_poll_now(t->sm, t->run.now), 1);
     e = zt_send(t);                         /* the poll goes out now */
-    CHECK_EQ_INT(e->step, SA_STEP_POLL);
+    CHECK_EQ_INT(e->step, SA__STEP_POLL);
     CHECK_EQ_INT(e->api_host, 1);
     CHECK_EQ_INT(sa__jobsm_poll_now(t->sm, t->run.now), 0);  /* out now */
     t->run.pending = 1;
@@ -1380,12 +1380,12 @@ TEST(download_refreshes_an_expired_url)
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FETCHING);
     CHECK_STR(sa__jobsm_download_name(t->sm), "...pore_output.jpg");
     e = zt_send(t);
-    CHECK_EQ_INT(e->step, SA_STEP_FETCH);
+    CHECK_EQ_INT(e->step, SA__STEP_FETCH);
     CHECK_EQ_INT(e->api_host, 0);
     CHECK_STR(e->url, MASK_URL);
     zt_answer_str(t, 403, s3_expired);
     e = zt_send(t);
-    CHECK_EQ_INT(e->step, SA_STEP_POLL);
+    CHECK_EQ_INT(e->step, SA__STEP_POLL);
     CHECK_EQ_INT(e->api_host, 1);
     CHECK_STR(e->url, POLL_URL);
     zt_answer_str(t, 200, fresh);
@@ -1443,7 +1443,7 @@ TEST(fetch_machine_counts_downloads)
     size_t n = 0, idx = 99, i0 = 0, i1 = 0, n_urls;
     char msg[64];
     jt *t = jt_new();
-    sa_next nx;
+    sa__next nx;
 
     REQUIRE(t && body);
     REQUIRE(sa_result_parse(body, strlen(body), SA_PARSE_STATUS_BODY, &src)
@@ -1452,7 +1452,7 @@ TEST(fetch_machine_counts_downloads)
     REQUIRE(sa__jobsm_new_fetch(&t->cfg, src, 1, t->run.now, &t->sm) == SA_OK);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FETCHING);
     REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);     /* it never sends itself */
+    CHECK_EQ_INT(nx.kind, SA__NEXT_WAIT);     /* it never sends itself */
     while ((url = sa__jobsm_fetch_next(t->sm, &idx)) != NULL && n < 100) {
         char name[256];
         CHECK_EQ_INT(idx, n);                /* in URL order */
@@ -1466,7 +1466,7 @@ TEST(fetch_machine_counts_downloads)
     CHECK_EQ_INT(n, n_urls);
     CHECK(n > 3);
     REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_END);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(sa_result_file_count(sa__jobsm_result(t->sm)), n);
     CHECK_EQ_INT(sa_result_count(sa__jobsm_result(t->sm)),
@@ -1481,7 +1481,7 @@ TEST(fetch_machine_counts_downloads)
     CHECK(sa__jobsm_fetch_next(t->sm, &i1) != NULL);
     sa__jobsm_fetch_done(t->sm, i1, SA_ERR_URL_EXPIRED, "b: expired");
     REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_WAIT);
     sa__jobsm_fetch_done(t->sm, i0, SA_ERR_DOWNLOAD, "a: gone");
     n = 2;
     while ((url = sa__jobsm_fetch_next(t->sm, &idx)) != NULL && n < 100) {
@@ -1492,7 +1492,7 @@ TEST(fetch_machine_counts_downloads)
     }
     CHECK_EQ_INT(n, n_urls);
     REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_END);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DOWNLOAD);
     snprintf(msg, sizeof msg, "2 of %zu files failed; the first: a: gone",
@@ -1516,7 +1516,7 @@ TEST(fetch_machine_counts_downloads)
     REQUIRE(sa__jobsm_new_fetch(&t->cfg, src, 1, t->run.now, &t->sm) == SA_OK);
     CHECK(sa__jobsm_fetch_next(t->sm, NULL) != NULL);
     REQUIRE(sa__jobsm_next(t->sm, t->cfg.deadline_at_ms, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_END);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
     sa_result_free(src);
     free(body);
@@ -1526,30 +1526,30 @@ TEST(fetch_machine_counts_downloads)
 TEST(every_status_answer)
 {
     static const struct { fs_reply r; int status; const char *engine; } cases[] = {
-        { EXAMPLE(SA_STEP_POLL, 200, "task-status-success-json-sd.json"),
+        { EXAMPLE(SA__STEP_POLL, 200, "task-status-success-json-sd.json"),
           SA_OK, NULL },
-        { EXAMPLE(SA_STEP_POLL, 200, "task-status-success-json-hd.json"),
+        { EXAMPLE(SA__STEP_POLL, 200, "task-status-success-json-hd.json"),
           SA_OK, NULL },
-        { EXAMPLE(SA_STEP_POLL, 200, "task-status-success-zip.json"),
+        { EXAMPLE(SA__STEP_POLL, 200, "task-status-success-zip.json"),
           SA_OK, NULL },
-        { HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+        { HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
                "\"success\",\"error\":null,\"results\":"
                "\"https://example.com/sample-result-url\"}}"), SA_OK, NULL },
-        { EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json"),
+        { EXAMPLE(SA__STEP_POLL, 200, "task-status-error-no-face.json"),
           SA_ERR_ENGINE, "error_no_face" },
-        { HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
+        { HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_status\":"
                "\"error\",\"error\":\"error_lighting_dark\",\"error_message\":"
                "\"too dark\"}}"), SA_ERR_ENGINE, "error_lighting_dark" },
-        { EXAMPLE(SA_STEP_POLL, 400, "error-400-invalid-task-id.json"),
+        { EXAMPLE(SA__STEP_POLL, 400, "error-400-invalid-task-id.json"),
           SA_ERR_TASK_EXPIRED, NULL },
-        { HTTP(SA_STEP_POLL, 404, "{\"status\":404,\"error\":\"Not Found\"}"),
+        { HTTP(SA__STEP_POLL, 404, "{\"status\":404,\"error\":\"Not Found\"}"),
           SA_ERR_TASK_EXPIRED, NULL },
-        { EXAMPLE(SA_STEP_POLL, 500, "error-500-task-timeout.json"),
+        { EXAMPLE(SA__STEP_POLL, 500, "error-500-task-timeout.json"),
           SA_ERR_TASK_TIMEOUT, NULL },
-        { EXAMPLE(SA_STEP_POLL, 401, "error-401.json"), SA_ERR_AUTH, NULL },
-        { EXAMPLE(SA_STEP_POLL, 401, "error-401-observed.json"), SA_ERR_AUTH,
+        { EXAMPLE(SA__STEP_POLL, 401, "error-401.json"), SA_ERR_AUTH, NULL },
+        { EXAMPLE(SA__STEP_POLL, 401, "error-401-observed.json"), SA_ERR_AUTH,
           NULL },
-        { HTTP(SA_STEP_POLL, 401, "{\"status\":401,\"error\":\"Unauthorized\","
+        { HTTP(SA__STEP_POLL, 401, "{\"status\":401,\"error\":\"Unauthorized\","
                "\"error_code\":\"InvalidAccessToken\"}"), SA_ERR_AUTH, NULL },
     };
     size_t i;
@@ -1604,7 +1604,7 @@ TEST(every_status_answer)
 TEST(task_id_is_url_encoded)
 {
     static const fs_reply script[] = {
-        HTTP(SA_STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
+        HTTP(SA__STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
              "\"ab/cd+ef==\"}}"), SUCCESS };
     jt *t = jt_new();
 
@@ -1625,9 +1625,9 @@ TEST(task_id_is_url_encoded)
 TEST(oversized_or_unreadable_poll_is_retried)
 {
     static const fs_reply script[] = {
-        TASK_OK, NET(SA_STEP_POLL, SA_ERR_LIMIT, 0),
-        HTTP(SA_STEP_POLL, 200, "not json"),
-        HTTP(SA_STEP_POLL, 200, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+        TASK_OK, NET(SA__STEP_POLL, SA_ERR_LIMIT, 0),
+        HTTP(SA__STEP_POLL, 200, "not json"),
+        HTTP(SA__STEP_POLL, 200, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
              "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]"
              "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"),
         SUCCESS };
@@ -1653,7 +1653,7 @@ TEST(oversized_or_unreadable_poll_is_retried)
     t->cfg.max_retries = 2;
     over[0] = (fs_reply)TASK_OK;
     for (i = 1; i < N(over); i++)
-        over[i] = (fs_reply)NET(SA_STEP_POLL, SA_ERR_LIMIT, 0);
+        over[i] = (fs_reply)NET(SA__STEP_POLL, SA_ERR_LIMIT, 0);
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, over, N(over)), N(over));
     CHECK(!t->run.ended);
@@ -1695,7 +1695,7 @@ TEST(max_polls_is_a_hard_bound)
     CHECK_EQ_INT(jt_drive(t, script, N(script)), 4);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_LIMIT);
     CHECK_EQ_INT(sa__jobsm_polls(t->sm), 3);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 3);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_POLL), 3);
     CHECK(contains(sa__jobsm_errmsg(t->sm), "max_polls"));
     CHECK(t->run.ended);
     jt_end(t);
@@ -1716,15 +1716,15 @@ static void storm_until(jt *t, fs_reply r, int64_t until)
 
 /* The poll answers a hostile or broken server gives for minutes. */
 static const struct { fs_reply r; const char *name; } storms[] = {
-    { HTTP(SA_STEP_POLL, 503, "<html>503 Service Unavailable</html>"), "503" },
-    { EXAMPLE(SA_STEP_POLL, 429, "error-429.json"), "429" },
-    { HTTP(SA_STEP_POLL, 502, html_502), "502 html" },
-    { NET(SA_STEP_POLL, SA_ERR_TRANSPORT, 0), "reset" },
-    { TIMEOUT(SA_STEP_POLL), "trickled (timed out)" },
-    { HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_st"),
+    { HTTP(SA__STEP_POLL, 503, "<html>503 Service Unavailable</html>"), "503" },
+    { EXAMPLE(SA__STEP_POLL, 429, "error-429.json"), "429" },
+    { HTTP(SA__STEP_POLL, 502, html_502), "502 html" },
+    { NET(SA__STEP_POLL, SA_ERR_TRANSPORT, 0), "reset" },
+    { TIMEOUT(SA__STEP_POLL), "trickled (timed out)" },
+    { HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{\"task_st"),
       "truncated 200" },
-    { NET(SA_STEP_POLL, SA_ERR_LIMIT, 0), "oversized 200" },
-    { HTTP(SA_STEP_POLL, 200, "{\"status\":200}"), "200 without data" },
+    { NET(SA__STEP_POLL, SA_ERR_LIMIT, 0), "oversized 200" },
+    { HTTP(SA__STEP_POLL, 200, "{\"status\":200}"), "200 without data" },
 };
 
 /* A 5-minute storm of each kind, then success: DONE, one task, never a
@@ -1749,7 +1749,7 @@ TEST(poll_storm_then_success_is_done)
         CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_DONE);
         CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
         CHECK(sa__jobsm_result(t->sm) != NULL);
-        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 1);
+        CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 1);
         polls = sa__jobsm_polls(t->sm);
         CHECK(polls > t->cfg.max_retries + 1);  /* past the old budget */
         CHECK(polls >= 5 * 60 / 10);            /* at least every 10 s */
@@ -1816,13 +1816,13 @@ TEST(poll_storm_past_the_deadline)
 TEST(final_answers_end_a_storm)
 {
     static const struct { fs_reply r; int status; } finals[] = {
-        { EXAMPLE(SA_STEP_POLL, 400, "error-400-invalid-task-id.json"),
+        { EXAMPLE(SA__STEP_POLL, 400, "error-400-invalid-task-id.json"),
           SA_ERR_TASK_EXPIRED },
-        { HTTP(SA_STEP_POLL, 404, "{\"status\":404,\"error\":\"Not Found\"}"),
+        { HTTP(SA__STEP_POLL, 404, "{\"status\":404,\"error\":\"Not Found\"}"),
           SA_ERR_TASK_EXPIRED },
-        { EXAMPLE(SA_STEP_POLL, 500, "error-500-task-timeout.json"),
+        { EXAMPLE(SA__STEP_POLL, 500, "error-500-task-timeout.json"),
           SA_ERR_TASK_TIMEOUT },
-        { EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json"),
+        { EXAMPLE(SA__STEP_POLL, 200, "task-status-error-no-face.json"),
           SA_ERR_ENGINE },
     };
     size_t i;
@@ -1845,9 +1845,9 @@ TEST(final_answers_end_a_storm)
     }
 }
 
-#define EMPTY_SUCCESS HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{" \
+#define EMPTY_SUCCESS HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{" \
                            "\"task_status\":\"success\",\"results\":[]}}")
-#define NUL_RUNNING HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{" \
+#define NUL_RUNNING HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{" \
                          "\"task_status\":\"running\",\"x\":\"a\\u0000\"}}")
 
 /* A whole answer the client refuses (a success without a usable result,
@@ -1922,7 +1922,7 @@ TEST(refused_status_answers_end_in_protocol)
     jt_end(t);
 }
 
-#define QUEUED HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{" \
+#define QUEUED HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{" \
                     "\"task_status\":\"queued\",\"error\":null}}")
 
 /* An unknown task_status is "not finished yet": polled like running. */
@@ -1960,7 +1960,7 @@ TEST(unknown_task_status_is_not_finished)
     {
         static const fs_reply odd[] = {
             TASK_OK,
-            HTTP(SA_STEP_POLL, 200, "{\"status\":200,\"data\":{"
+            HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{"
                  "\"task_status\":"
                  "\"in\\nline\\u0007 0123456789012345678901234567890123456789"
                  "0123456789012345678901234567890123456789\"}}"),
@@ -2011,10 +2011,10 @@ TEST(resume_polls_the_task_at_once)
     CHECK_STR(sa_result_task_id(sa__jobsm_result(t->sm)), TASK_ID);
     /* nothing created: polls only, the first one at once */
     CHECK_EQ_INT(t->run.n_events, 3);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 3);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_POLL), 3);
     CHECK_EQ_INT(ev(t, 0)->sent_at, T0);
     CHECK_STR(ev(t, 0)->url, POLL_URL);
-    CHECK_EQ_INT(ev(t, 0)->method, SA_HTTP_GET);
+    CHECK_EQ_INT(ev(t, 0)->method, SA__HTTP_GET);
     CHECK_EQ_INT(gap_after(t, 0), 2000);
     jt_end(t);
 
@@ -2048,10 +2048,10 @@ TEST(resume_polls_the_task_at_once)
 TEST(resume_ends_like_a_submitted_job)
 {
     static const fs_reply expired[] = {
-        EXAMPLE(SA_STEP_POLL, 400, "error-400-invalid-task-id.json") };
+        EXAMPLE(SA__STEP_POLL, 400, "error-400-invalid-task-id.json") };
     static const fs_reply engine[] = {
         RUNNING,
-        EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json") };
+        EXAMPLE(SA__STEP_POLL, 200, "task-status-error-no-face.json") };
     static const fs_reply zip[] = { ZIP_SUCCESS(ZIP_URL) };
     static const fs_reply success = SUCCESS;
     jt *t = jt_new();
@@ -2168,27 +2168,27 @@ TEST(max_polls_zero_is_no_bound)
 TEST(deadline_before_a_task_exists)
 {
     static const fs_reply slow_file[] = {
-        { .step = SA_STEP_FILE_CREATE, .http = 200,
+        { .step = SA__STEP_FILE_CREATE, .http = 200,
           .example = "file-create-response.json", .latency_ms = 20000 } };
     static const fs_reply slow_upload[] = {
-        FILE_OK, { .step = SA_STEP_UPLOAD, .http = 200, .latency_ms = 60000 } };
+        FILE_OK, { .step = SA__STEP_UPLOAD, .http = 200, .latency_ms = 60000 } };
     static const fs_reply in_backoff[] = {
-        FILE_OK, HTTP(SA_STEP_UPLOAD, 503, ""), UPLOAD_OK };
+        FILE_OK, HTTP(SA__STEP_UPLOAD, 503, ""), UPLOAD_OK };
     jt *t = jt_new();
-    sa_next nx;
+    sa__next nx;
 
     /* while the file create is out: ends at the deadline, request dropped */
     REQUIRE(t);
     t->cfg.deadline_at_ms = T0 + 5000;
     REQUIRE(jt_start(t) == SA_OK);
-    REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
+    REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA__NEXT_SEND);
     REQUIRE(sa__jobsm_next(t->sm, T0 + 1, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_WAIT);
     CHECK_EQ_INT(nx.wake_at_ms, T0 + 5000);
     REQUIRE(sa__jobsm_next(t->sm, T0 + 4999, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_WAIT);
     REQUIRE(sa__jobsm_next(t->sm, T0 + 5000, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_END);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
     CHECK(contains(sa__jobsm_errmsg(t->sm), "nothing was billed"));
@@ -2212,7 +2212,7 @@ TEST(deadline_before_a_task_exists)
     jt_drive(t, slow_upload, N(slow_upload));
     CHECK(t->run.abandoned);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 0);
     jt_end(t);
 
     /* in BACKOFF: the wait is cut at the deadline */
@@ -2267,12 +2267,12 @@ TEST(deadline_after_the_task_exists)
 TEST(deadline_while_task_create_is_out)
 {
     static const fs_reply created[] = {
-        { .step = SA_STEP_TASK_CREATE, .http = 200,
+        { .step = SA__STEP_TASK_CREATE, .http = 200,
           .example = "task-create-response.json", .latency_ms = 9000 },
         RUNNING,
-        EXAMPLE(SA_STEP_POLL, 200, "task-status-error-no-face.json") };
+        EXAMPLE(SA__STEP_POLL, 200, "task-status-error-no-face.json") };
     static const fs_reply refused[] = {
-        { .step = SA_STEP_TASK_CREATE, .http = 429,
+        { .step = SA__STEP_TASK_CREATE, .http = 429,
           .example = "error-429.json", .latency_ms = 9000 }, TASK_OK };
     jt *t = jt_new();
     const char *msg;
@@ -2311,7 +2311,7 @@ TEST(deadline_while_task_create_is_out)
     CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
     CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_ERR_RATE_LIMITED);
     CHECK(contains(msg, "no task was created"));
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 1);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 1);
     jt_end(t);
 }
 
@@ -2323,14 +2323,14 @@ TEST(deadline_while_task_create_is_out)
 TEST(cancel_before_a_task_may_exist)
 {
     static const fs_reply script[] = {
-        FILE_OK, HTTP(SA_STEP_UPLOAD, 503, ""), UPLOAD_OK, TASK_OK };
+        FILE_OK, HTTP(SA__STEP_UPLOAD, 503, ""), UPLOAD_OK, TASK_OK };
     static const int stops[] = { SA_JOB_FILE_CREATE, SA_JOB_UPLOAD,
                                  SA_JOB_BACKOFF, SA_JOB_TASK_CREATE };
     size_t i;
 
     for (i = 0; i < N(stops); i++) {
         jt *t = jt_new();
-        sa_next nx;
+        sa__next nx;
         REQUIRE(t && jt_start(t) == SA_OK);
         t->run.stop_state = stops[i];
         jt_drive(t, script, N(script));
@@ -2338,16 +2338,16 @@ TEST(cancel_before_a_task_may_exist)
         if (stops[i] == SA_JOB_FILE_CREATE || stops[i] == SA_JOB_UPLOAD) {
             /* with the request out */
             REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
-            CHECK_EQ_INT(nx.kind, SA_NEXT_SEND);
+            CHECK_EQ_INT(nx.kind, SA__NEXT_SEND);
         }
         CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 0);
         CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_CANCELLED);
         CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
         CHECK(contains(sa__jobsm_errmsg(t->sm), "nothing was billed"));
         REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
-        CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+        CHECK_EQ_INT(nx.kind, SA__NEXT_END);
         CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
-        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 0);
+        CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 0);
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
     }
@@ -2359,8 +2359,8 @@ TEST(cancel_while_task_create_is_out)
 {
     static const fs_reply created[] = { TASK_OK, RUNNING, SUCCESS };
     static const fs_reply refused[] = {
-        EXAMPLE(SA_STEP_TASK_CREATE, 401, "error-401.json") };
-    static const fs_reply unsure[] = { TIMEOUT(SA_STEP_TASK_CREATE) };
+        EXAMPLE(SA__STEP_TASK_CREATE, 401, "error-401.json") };
+    static const fs_reply unsure[] = { TIMEOUT(SA__STEP_TASK_CREATE) };
     jt *t = jt_new();
     const char *msg;
 
@@ -2407,7 +2407,7 @@ TEST(cancel_while_task_create_is_out)
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
     CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_ERR_AMBIGUOUS);
     CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 1);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_TASK_CREATE), 1);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 1);
     jt_end(t);
 }
 
@@ -2416,7 +2416,7 @@ TEST(cancel_while_task_create_is_out)
 TEST(cancel_after_the_task_exists)
 {
     static const fs_reply script[] = {
-        TASK_OK, RUNNING, HTTP(SA_STEP_POLL, 503, ""), RUNNING, SUCCESS };
+        TASK_OK, RUNNING, HTTP(SA__STEP_POLL, 503, ""), RUNNING, SUCCESS };
     static const int stops[] = { SA_JOB_POLL_WAIT, SA_JOB_POLLING,
                                  SA_JOB_BACKOFF };
     size_t i;
@@ -2439,7 +2439,7 @@ TEST(cancel_after_the_task_exists)
         CHECK(t->run.ended && !t->run.abandoned);
         CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_CANCELLED);
         CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
-        CHECK_EQ_INT(fs_count(&t->run, SA_STEP_POLL), 4);
+        CHECK_EQ_INT(fs_count(&t->run, SA__STEP_POLL), 4);
         CHECK(t->run.max_poll_gap <= 10000);
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
@@ -2450,7 +2450,7 @@ TEST(abandon_stops_polling)
 {
     static const fs_reply script[] = { TASK_OK, RUNNING, RUNNING, SUCCESS };
     jt *t = jt_new();
-    sa_next nx;
+    sa__next nx;
     const char *msg;
 
     /* a running job: ends at once, no more polls */
@@ -2464,7 +2464,7 @@ TEST(abandon_stops_polling)
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
     CHECK(contains(sa__jobsm_errmsg(t->sm), "may still be billed"));
     REQUIRE(sa__jobsm_next(t->sm, t->run.now + 100000, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_END);
     jt_end(t);
 
     /* a job polling in the background after a cancel */
@@ -2481,7 +2481,7 @@ TEST(abandon_stops_polling)
     CHECK(contains(msg, "no longer polled"));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
     REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_END);
     jt_end(t);
 
     /* abandon with the create request out: ends at once */
@@ -2494,7 +2494,7 @@ TEST(abandon_stops_polling)
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_CANCELLED);
     CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 1);
     REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_END);
     jt_end(t);
 }
 
@@ -2512,7 +2512,7 @@ TEST(background_polling_is_bounded)
     t->cfg.max_retries = 2;
     script[0] = (fs_reply)TASK_OK;
     for (i = 1; i < N(script) - 1; i++)
-        script[i] = (fs_reply)HTTP(SA_STEP_POLL, 500, "{\"status\":500}");
+        script[i] = (fs_reply)HTTP(SA__STEP_POLL, 500, "{\"status\":500}");
     script[N(script) - 1] = (fs_reply)SUCCESS;
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, 1);
@@ -2546,10 +2546,10 @@ TEST(background_polling_is_bounded)
 TEST(sticky_outcomes)
 {
     static const fs_reply script[] = {
-        EXAMPLE(SA_STEP_FILE_CREATE, 401, "error-401.json") };
+        EXAMPLE(SA__STEP_FILE_CREATE, 401, "error-401.json") };
     static const fs_reply done[] = { TASK_OK, SUCCESS };
-    sa_http_response resp;
-    sa_next nx;
+    sa__http_response resp;
+    sa__next nx;
     int k;
     jt *t = jt_new();
 
@@ -2567,7 +2567,7 @@ TEST(sticky_outcomes)
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_AUTH);
     for (k = 0; k < 3; k++) {
         CHECK_EQ_INT(sa__jobsm_next(t->sm, T0 + 1000000 * k, &nx), SA_OK);
-        CHECK_EQ_INT(nx.kind, SA_NEXT_END);
+        CHECK_EQ_INT(nx.kind, SA__NEXT_END);
         CHECK_EQ_INT(sa__jobsm_on_response(t->sm, T0, &resp),
                      SA_ERR_INVALID_ARGUMENT);
         CHECK_EQ_INT(sa__jobsm_cancel(t->sm, T0, k & 1), 0);
@@ -2595,9 +2595,9 @@ TEST(sticky_outcomes)
 TEST(transport_out_of_memory)
 {
     static const fs_reply cases[] = {
-        NET(SA_STEP_FILE_CREATE, SA_ERR_NOMEM, 1),
-        NET(SA_STEP_TASK_CREATE, SA_ERR_NOMEM, 1),
-        NET(SA_STEP_TASK_CREATE, SA_ERR_NOMEM, 0),
+        NET(SA__STEP_FILE_CREATE, SA_ERR_NOMEM, 1),
+        NET(SA__STEP_TASK_CREATE, SA_ERR_NOMEM, 1),
+        NET(SA__STEP_TASK_CREATE, SA_ERR_NOMEM, 0),
     };
     size_t i;
 
@@ -2627,13 +2627,13 @@ TEST(transport_out_of_memory)
 TEST(answers_without_a_body)
 {
     jt *t = jt_new();
-    sa_http_response resp;
-    sa_next nx;
+    sa__http_response resp;
+    sa__next nx;
 
     REQUIRE(t);
     use_image_url(t);
     REQUIRE(jt_start(t) == SA_OK);
-    REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
+    REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA__NEXT_SEND);
     memset(&resp, 0, sizeof resp);
     resp.http_status = 200;
     resp.body = NULL;
@@ -2644,7 +2644,7 @@ TEST(answers_without_a_body)
 
     t = jt_new();
     REQUIRE(t && jt_start(t) == SA_OK);
-    REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
+    REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA__NEXT_SEND);
     resp.http_status = 502;
     CHECK_EQ_INT(sa__jobsm_on_response(t->sm, T0 + 10, &resp), SA_OK);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_BACKOFF);
@@ -2655,12 +2655,12 @@ TEST(answers_without_a_body)
 TEST(engine_refusals_are_final)
 {
     static const struct { fs_reply r; int image_url; } cases[] = {
-        { NET(SA_STEP_FILE_CREATE, SA_ERR_INSECURE, 1), 0 },
-        { NET(SA_STEP_TASK_CREATE, SA_ERR_PROTOCOL, 1), 1 },
-        { NET(SA_STEP_TASK_CREATE, SA_ERR_INSECURE, 1), 1 },
+        { NET(SA__STEP_FILE_CREATE, SA_ERR_INSECURE, 1), 0 },
+        { NET(SA__STEP_TASK_CREATE, SA_ERR_PROTOCOL, 1), 1 },
+        { NET(SA__STEP_TASK_CREATE, SA_ERR_INSECURE, 1), 1 },
     };
     static const fs_reply upload[] = { FILE_OK,
-                                       NET(SA_STEP_UPLOAD, SA_ERR_PROTOCOL, 1) };
+                                       NET(SA__STEP_UPLOAD, SA_ERR_PROTOCOL, 1) };
     size_t i;
     jt *t;
 
@@ -2681,22 +2681,22 @@ TEST(engine_refusals_are_final)
     REQUIRE(t && jt_start(t) == SA_OK);
     jt_drive(t, upload, N(upload));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
-    CHECK_EQ_INT(fs_count(&t->run, SA_STEP_UPLOAD), 1);
+    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 1);
     jt_end(t);
 }
 
 TEST(wait_while_a_request_is_out)
 {
     jt *t = jt_new();
-    sa_next nx;
+    sa__next nx;
 
     REQUIRE(t);
     t->cfg.deadline_at_ms = 0;   /* none */
     REQUIRE(jt_start(t) == SA_OK);
-    REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA_NEXT_SEND);
-    CHECK_EQ_INT(nx.req->step, SA_STEP_FILE_CREATE);
+    REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA__NEXT_SEND);
+    CHECK_EQ_INT(nx.req->step, SA__STEP_FILE_CREATE);
     REQUIRE(sa__jobsm_next(t->sm, T0 + 999999, &nx) == SA_OK);
-    CHECK_EQ_INT(nx.kind, SA_NEXT_WAIT);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_WAIT);
     CHECK(nx.wake_at_ms == INT64_MAX);
     CHECK(nx.req == NULL);
     jt_end(t);
@@ -2707,7 +2707,7 @@ TEST(wait_while_a_request_is_out)
 TEST(error_details_are_kept)
 {
     static const fs_reply script[] = {
-        { .step = SA_STEP_TASK_CREATE, .http = 400, .latency_ms = 10,
+        { .step = SA__STEP_TASK_CREATE, .http = 400, .latency_ms = 10,
           .example = "error-400-unknown-action.json",
           .request_id = "987654321012345678901" } };
     jt *t = jt_new();
@@ -2733,10 +2733,10 @@ TEST(error_details_are_kept)
 TEST(auth_only_on_api_requests)
 {
     static const fs_reply script[] = {
-        HTTP(SA_STEP_FILE_CREATE, 503, ""), FILE_OK,
-        NET(SA_STEP_UPLOAD, SA_ERR_TRANSPORT, 0), UPLOAD_OK,
-        NET(SA_STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1), TASK_OK, RUNNING,
-        HTTP(SA_STEP_POLL, 502, html_502), SUCCESS };
+        HTTP(SA__STEP_FILE_CREATE, 503, ""), FILE_OK,
+        NET(SA__STEP_UPLOAD, SA_ERR_TRANSPORT, 0), UPLOAD_OK,
+        NET(SA__STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1), TASK_OK, RUNNING,
+        HTTP(SA__STEP_POLL, 502, html_502), SUCCESS };
     size_t i, k;
     jt *t = jt_new();
 
@@ -2746,8 +2746,8 @@ TEST(auth_only_on_api_requests)
     CHECK_EQ_INT(t->run.n_events, N(script));
     for (i = 0; i < t->run.n_events; i++) {
         const fs_event *e = ev(t, i);
-        CHECK_EQ_INT(e->api_host, e->step == SA_STEP_UPLOAD ? 0 : 1);
-        if (e->step != SA_STEP_UPLOAD) CHECK(strncmp(e->url, BASE "/", 17) == 0);
+        CHECK_EQ_INT(e->api_host, e->step == SA__STEP_UPLOAD ? 0 : 1);
+        if (e->step != SA__STEP_UPLOAD) CHECK(strncmp(e->url, BASE "/", 17) == 0);
         for (k = 0; k < e->n_headers && k < 8; k++)
             CHECK(strncmp(e->headers[k], "Authorization", 13) != 0);
     }

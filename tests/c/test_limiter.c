@@ -26,7 +26,7 @@ static size_t max_in_window(const int64_t *times, size_t n, int64_t len)
 
 TEST(disabled_always_allows)
 {
-    sa_limiter l;
+    sa__limiter l;
     int64_t ready = -7;
     int i, ok = 1;
 
@@ -43,7 +43,7 @@ TEST(disabled_always_allows)
 
 TEST(init_validates)
 {
-    sa_limiter l;
+    sa__limiter l;
     fs_mem m;
 
     CHECK_EQ_INT(sa__limiter_init(NULL, NULL, 1, 5, 5, 250, 300000),
@@ -74,12 +74,12 @@ TEST(init_validates)
     CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 5, 0, 300000), SA_OK);
     CHECK_EQ_INT(l.n_win, 1);
     CHECK_EQ_INT(l.win[0].max, 5);
-    CHECK_EQ_INT(l.win[0].span_ms, 1000 + SA_LIMITER_GUARD_MS);
+    CHECK_EQ_INT(l.win[0].span_ms, 1000 + SA__LIMITER_GUARD_MS);
     sa__limiter_free(&l);
     CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 9, 250, 300000), SA_OK);
     CHECK_EQ_INT(l.n_win, 2);
     CHECK_EQ_INT(l.win[1].max, 250);
-    CHECK_EQ_INT(l.win[1].span_ms, 300000 + SA_LIMITER_GUARD_MS);
+    CHECK_EQ_INT(l.win[1].span_ms, 300000 + SA__LIMITER_GUARD_MS);
     sa__limiter_free(&l);
     CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 20.0, 2, 250, 300000), SA_OK);
     CHECK_EQ_INT(l.n_win, 3);
@@ -104,8 +104,8 @@ TEST(init_validates)
  * first; a sliding window, not a refill. */
 TEST(rate_window_exactly)
 {
-    sa_limiter l;
-    int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
+    sa__limiter l;
+    int64_t ready = 0, g = SA__LIMITER_GUARD_MS;
     int i;
 
     REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
@@ -130,8 +130,8 @@ TEST(rate_window_exactly)
  * request per 1000 / rate ms. */
 TEST(fractional_rates)
 {
-    sa_limiter l;
-    int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
+    sa__limiter l;
+    int64_t ready = 0, g = SA__LIMITER_GUARD_MS;
 
     REQUIRE(sa__limiter_init(&l, NULL, 1, 2.5, 5, 0, 0) == SA_OK);
     CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
@@ -159,7 +159,7 @@ TEST(fractional_rates)
  * in any 100 ms (and still 20 in any second). */
 TEST(burst_spaces_sends)
 {
-    sa_limiter l;
+    sa__limiter l;
     int64_t ready = 0, now = 0;
     int sent = 0, guard;
 
@@ -178,14 +178,14 @@ TEST(burst_spaces_sends)
         else now = ready;
     }
     CHECK_EQ_INT(sent, 20);
-    CHECK_EQ_INT(now, 1000 + SA_LIMITER_GUARD_MS);
+    CHECK_EQ_INT(now, 1000 + SA__LIMITER_GUARD_MS);
     sa__limiter_free(&l);
 }
 
 TEST(window_exactly)
 {
-    sa_limiter l;
-    int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
+    sa__limiter l;
+    int64_t ready = 0, g = SA__LIMITER_GUARD_MS;
 
     REQUIRE(sa__limiter_init(&l, NULL, 1, 1000.0, 1000, 3, 1000) == SA_OK);
     CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
@@ -204,8 +204,8 @@ TEST(window_exactly)
 /* Refused by both: the ready time is the later of the two. */
 TEST(both_limits_hold)
 {
-    sa_limiter l;
-    int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
+    sa__limiter l;
+    int64_t ready = 0, g = SA__LIMITER_GUARD_MS;
     int i;
 
     REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 5, 10000) == SA_OK);
@@ -225,7 +225,7 @@ TEST(both_limits_hold)
 
 TEST(penalize_after_429)
 {
-    sa_limiter l;
+    sa__limiter l;
     int64_t ready = 0;
     int i;
 
@@ -239,7 +239,7 @@ TEST(penalize_after_429)
     /* the pause is over: the windows alone decide again */
     for (i = 0; i < 5; i++) CHECK_EQ_INT(sa__limiter_acquire(&l, 4000, &ready), 1);
     CHECK_EQ_INT(sa__limiter_acquire(&l, 4000, &ready), 0);
-    CHECK_EQ_INT(ready, 5000 + SA_LIMITER_GUARD_MS);
+    CHECK_EQ_INT(ready, 5000 + SA__LIMITER_GUARD_MS);
     /* a shorter penalty never brings a later ready time forward */
     sa__limiter_penalize(&l, 4000, 10000);
     sa__limiter_penalize(&l, 4000, 100);
@@ -258,8 +258,8 @@ TEST(penalize_after_429)
 
 TEST(time_going_backwards_is_no_time)
 {
-    sa_limiter l;
-    int64_t ready = 0, g = SA_LIMITER_GUARD_MS;
+    sa__limiter l;
+    int64_t ready = 0, g = SA__LIMITER_GUARD_MS;
     int i;
 
     REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
@@ -275,8 +275,8 @@ TEST(time_going_backwards_is_no_time)
 /* A greedy sender gets exactly the configured throughput, without drift. */
 TEST(greedy_sender_exact_throughput)
 {
-    sa_limiter l;
-    int64_t now = 0, ready = 0, last = 0, g = SA_LIMITER_GUARD_MS;
+    sa__limiter l;
+    int64_t now = 0, ready = 0, last = 0, g = SA__LIMITER_GUARD_MS;
     int sent = 0, guard;
 
     /* 3/s: three per 1000 ms + guard, for ever */
@@ -317,8 +317,8 @@ TEST(greedy_sender_exact_throughput)
 /* The long window's budget, read without taking anything. */
 TEST(room_of_the_long_window)
 {
-    sa_limiter l;
-    int64_t ready = 0, next = 0, g = SA_LIMITER_GUARD_MS;
+    sa__limiter l;
+    int64_t ready = 0, next = 0, g = SA__LIMITER_GUARD_MS;
     int i;
 
     REQUIRE(sa__limiter_init(&l, NULL, 0, 5.0, 5, 40, 20000) == SA_OK);
@@ -376,7 +376,7 @@ static void check_invariants(size_t c, const lim_case *k,
         HARNESS_FAIL("case %zu: %zu sends in %lld ms (max %zu)", c, seen,
                      (long long)span, whole);
     /* the guard: not even in 1000 ms + guard */
-    seen = max_in_window(times, n, span + SA_LIMITER_GUARD_MS);
+    seen = max_in_window(times, n, span + SA__LIMITER_GUARD_MS);
     if (seen > whole)
         HARNESS_FAIL("case %zu: %zu sends in %lld ms + guard", c, seen,
                      (long long)span);
@@ -388,7 +388,7 @@ static void check_invariants(size_t c, const lim_case *k,
                          (long long)bspan, k->burst);
     }
     if (k->window_max > 0) {
-        seen = max_in_window(times, n, k->window_ms + SA_LIMITER_GUARD_MS);
+        seen = max_in_window(times, n, k->window_ms + SA__LIMITER_GUARD_MS);
         if (seen > (size_t)k->window_max)
             HARNESS_FAIL("case %zu: %zu sends in the window (max %d)", c,
                          seen, k->window_max);
@@ -415,7 +415,7 @@ TEST(random_sends_never_exceed_either_limit)
     REQUIRE(times);
     for (c = 0; c < N(cases); c++) {
         const lim_case *k = &cases[c];
-        sa_limiter l;
+        sa__limiter l;
         uint64_t rng = 0xC0FFEEULL + c;
         int64_t now = 12345, ready = 0, step = (int64_t)(2000.0 / k->rate) + 1;
         size_t n = 0;

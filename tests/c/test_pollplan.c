@@ -16,16 +16,16 @@
 
 #define T0 ((int64_t)5000000)
 
-static sa_pollplan P;
+static sa__pollplan P;
 
 static void plan_init(int strategy, int webhooks)
 {
     sa__pollplan_init(&P, strategy, webhooks, 2000, 10000);
 }
 
-static sa_pp_task task_at(int64_t created, int64_t running, int64_t last)
+static sa__pp_task task_at(int64_t created, int64_t running, int64_t last)
 {
-    sa_pp_task t;
+    sa__pp_task t;
     memset(&t, 0, sizeof t);
     t.bucket = sa__pollplan_bucket(0, 4);
     t.created_ms = created;
@@ -64,7 +64,7 @@ TEST(round_trip_is_the_median_of_the_last_ones)
     sa__pollplan_rtt(&P, 10);
     sa__pollplan_rtt(&P, 2000);  /* one slow answer does not move it much */
     CHECK_EQ_INT(sa__pollplan_rtt_ms(&P), 30);
-    for (i = 0; i < SA_PP_RTTS; i++) sa__pollplan_rtt(&P, 12);
+    for (i = 0; i < SA__PP_RTTS; i++) sa__pollplan_rtt(&P, 12);
     CHECK_EQ_INT(sa__pollplan_rtt_ms(&P), 12);  /* only the last 16 count */
     sa__pollplan_rtt(&P, -5);                    /* ignored */
     CHECK_EQ_INT(sa__pollplan_rtt_ms(&P), 12);
@@ -72,7 +72,7 @@ TEST(round_trip_is_the_median_of_the_last_ones)
 
 TEST(observations_are_censored_intervals_shifted_by_the_round_trip)
 {
-    const sa_pp_bucket *m;
+    const sa__pp_bucket *m;
     plan_init(SA_POLL_LEARNED, 0);
     sa__pollplan_rtt(&P, 40);
     /* seen running by the poll sent at +4000, final at +6000 */
@@ -88,20 +88,20 @@ TEST(observations_are_censored_intervals_shifted_by_the_round_trip)
     /* a resumed task (creation unknown) teaches nothing */
     sa__pollplan_observe(&P, 1, -1, T0, T0 + 100);
     CHECK_EQ_INT(P.all.n, 2);
-    /* cold until SA_PP_MIN_SAMPLES; a bucket borrows from all first */
+    /* cold until SA__PP_MIN_SAMPLES; a bucket borrows from all first */
     CHECK(sa__pollplan_model(&P, 1) == NULL);
-    teach(2, SA_PP_MIN_SAMPLES, 3000, 3500);
+    teach(2, SA__PP_MIN_SAMPLES, 3000, 3500);
     m = sa__pollplan_model(&P, 1);
     CHECK(m == &P.all);
     CHECK(sa__pollplan_model(&P, 2) == &P.bucket[2]);
-    /* the ring keeps the newest SA_PP_SAMPLES */
-    teach(2, SA_PP_SAMPLES + 5, 100, 200);
-    CHECK_EQ_INT(P.bucket[2].n, SA_PP_SAMPLES);
+    /* the ring keeps the newest SA__PP_SAMPLES */
+    teach(2, SA__PP_SAMPLES + 5, 100, 200);
+    CHECK_EQ_INT(P.bucket[2].n, SA__PP_SAMPLES);
 }
 
 TEST(cold_and_fixed_poll_at_the_fixed_interval)
 {
-    sa_pp_task t;
+    sa__pp_task t;
     plan_init(SA_POLL_LEARNED, 0);
     t = task_at(T0, T0, T0);
     CHECK_EQ_INT(sa__pollplan_next(&P, &t, T0), T0 + 2000);  /* cold */
@@ -116,7 +116,7 @@ TEST(cold_and_fixed_poll_at_the_fixed_interval)
 
 TEST(webhooks_poll_only_at_the_safe_gap)
 {
-    sa_pp_task t;
+    sa__pp_task t;
     plan_init(SA_POLL_LEARNED, 1);
     teach(1, 20, 3000, 3100);
     t = task_at(T0, T0, T0);
@@ -128,7 +128,7 @@ TEST(webhooks_poll_only_at_the_safe_gap)
 
 TEST(learned_first_poll_lands_after_the_shortest_durations)
 {
-    sa_pp_task t;
+    sa__pp_task t;
     int64_t at;
     plan_init(SA_POLL_LEARNED, 0);
     teach(1, 30, 3000, 3050);  /* every task ended at about 3 s */
@@ -145,7 +145,7 @@ TEST(learned_first_poll_lands_after_the_shortest_durations)
 
 TEST(binding_budget_polls_near_the_end_room_polls_sooner)
 {
-    sa_pp_task t;
+    sa__pp_task t;
     int64_t room, bound;
     plan_init(SA_POLL_LEARNED, 0);
     teach(1, 10, 3000, 3500);
@@ -164,7 +164,7 @@ TEST(binding_budget_polls_near_the_end_room_polls_sooner)
 
 TEST(tail_past_every_duration_seen_polls_at_the_fixed_interval)
 {
-    sa_pp_task t;
+    sa__pp_task t;
     plan_init(SA_POLL_LEARNED, 0);
     teach(1, 20, 3000, 3100);
     t = task_at(T0, T0 + 5000, T0 + 5000);  /* still running at 5 s */
@@ -184,7 +184,7 @@ TEST(hard_rules_hold_in_every_state)
         teach(1, 1, (int64_t)(x >> 33) % 20000, 20000 + (int64_t)(x >> 40) % 500);
     }
     for (i = 0; i < 2000; i++) {
-        sa_pp_task t;
+        sa__pp_task t;
         int64_t now, at, last;
         x = x * 6364136223846793005ULL + 1442695040888963407ULL;
         last = T0 + (int64_t)((x >> 20) % 30000);
@@ -240,7 +240,7 @@ static sim_out simulate(int n, double load, uint64_t *seed)
         created = T;                 /* server created at T - RTT/2 */
         last = running = now = created;
         for (;;) {
-            sa_pp_task t = task_at(created, running, last);
+            sa__pp_task t = task_at(created, running, last);
             double elapsed;
             at = sa__pollplan_next(&P, &t, now);
             if (at > last + 10000) at = last + 10000;

@@ -68,7 +68,7 @@ TEST(file_create_body)
     CHECK(sa__proto_file_create_body(NULL, NULL, "x", 1) == NULL);
 }
 
-static int parse_fc(const char *body, char **id, sa_upload_spec *up,
+static int parse_fc(const char *body, char **id, sa__upload_spec *up,
                     char *err, size_t errlen)
 {
     return sa__proto_parse_file_create(NULL, body, strlen(body), 64, id, up,
@@ -80,7 +80,7 @@ TEST(file_create_example)
     size_t len;
     char *body = example("file-create-response.json", &len), *id = NULL;
     char err[256] = "";
-    sa_upload_spec up;
+    sa__upload_spec up;
     REQUIRE(body);
     CHECK_EQ_INT(sa__proto_parse_file_create(NULL, body, len, 64, &id, &up,
                                             err, sizeof err),
@@ -102,7 +102,7 @@ TEST(file_create_example)
 TEST(file_create_tolerant)
 {
     char *id = NULL, err[256];
-    sa_upload_spec up;
+    sa__upload_spec up;
     /* numbers for header values and the id; no method; extra fields;
      * a null header is skipped */
     const char *b1 =
@@ -158,7 +158,7 @@ TEST(file_create_unusable_slots)
     size_t i;
     for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char body[512], *id = NULL, err[256] = "";
-        sa_upload_spec up;
+        sa__upload_spec up;
         int rc;
         snprintf(body, sizeof body, "{\"data\":{\"files\":[{\"file_id\":"
                  "\"F1\",\"requests\":[%s]}]}}", rows[i].request);
@@ -179,7 +179,7 @@ TEST(file_create_unusable_slots)
 TEST(file_create_header_allow_list)
 {
     char *id = NULL, err[256];
-    sa_upload_spec up;
+    sa__upload_spec up;
     const char *body =
         "{\"data\":{\"files\":[{\"file_id\":\"F1\",\"requests\":[{\"url\":"
         "\"https://s3.test/up?sig=1\",\"headers\":{"
@@ -277,7 +277,7 @@ TEST(file_create_hostile)
     size_t i;
     for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char *id = (char *)1, err[256] = "";
-        sa_upload_spec up;
+        sa__upload_spec up;
         int rc = parse_fc(rows[i].body, &id, &up, err, sizeof err);
         if (rc != rows[i].rc) HARNESS_FAIL("row %zu: rc %d", i, rc);
         CHECK(id == NULL);
@@ -288,9 +288,9 @@ TEST(file_create_hostile)
     }
     /* 33 headers: too many */
     {
-        sa_buf b;
+        sa__buf b;
         char *id, err[256];
-        sa_upload_spec up;
+        sa__upload_spec up;
         int k;
         sa__buf_init(&b, NULL, 0);
         sa__buf_appendf(&b, "{\"data\":{\"files\":[{\"file_id\":\"f\","
@@ -317,7 +317,7 @@ TEST(task_body_examples)
     const char *extra_text = "{\"enable_dark_background_hd_pore\":true,"
                              "\"color_dark_background_hd_pore\":\"3D3D3D\","
                              "\"opacity_dark_background_hd_pore\":0.4}";
-    sa_task_params p;
+    sa__task_params p;
     cJSON *extra = NULL;
     size_t len;
     char *want, *body;
@@ -364,7 +364,7 @@ TEST(task_body_options)
     static const char *const one[] = {"pore"};
     const char *ms = "{\"enable_mask_overlay\":true,"
                      "\"opacity_dark_background_hd_acne\":0.25}";
-    sa_task_params p;
+    sa__task_params p;
     cJSON *extra = NULL;
     char *body;
 
@@ -518,7 +518,7 @@ TEST(task_create_parse)
 /* status                                                            */
 /* ---------------------------------------------------------------- */
 
-static int parse_st(const char *body, sa_status_info *si, char *err,
+static int parse_st(const char *body, sa__status_info *si, char *err,
                     size_t n)
 {
     return sa__proto_parse_status(NULL, body, strlen(body), 64, "tid", si,
@@ -533,18 +533,18 @@ TEST(status_examples)
         int has_result;
         const char *engine_error;
     } rows[] = {
-        {"task-status-running.json", SA_TASK_RUNNING, 0, NULL},
-        {"task-status-success-json-hd.json", SA_TASK_SUCCESS, 1, NULL},
-        {"task-status-success-json-sd.json", SA_TASK_SUCCESS, 1, NULL},
-        {"task-status-success-zip.json", SA_TASK_SUCCESS, 1, NULL},
-        {"task-status-error-no-face.json", SA_TASK_ERROR, 0,
+        {"task-status-running.json", SA__TASK_RUNNING, 0, NULL},
+        {"task-status-success-json-hd.json", SA__TASK_SUCCESS, 1, NULL},
+        {"task-status-success-json-sd.json", SA__TASK_SUCCESS, 1, NULL},
+        {"task-status-success-zip.json", SA__TASK_SUCCESS, 1, NULL},
+        {"task-status-error-no-face.json", SA__TASK_ERROR, 0,
          "error_no_face"},
     };
     size_t i;
     for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         size_t len;
         char *body = example(rows[i].file, &len), err[256] = "";
-        sa_status_info si;
+        sa__status_info si;
         if (!body) {
             HARNESS_FAIL("missing %s", rows[i].file);
             continue;
@@ -570,7 +570,7 @@ TEST(status_examples)
 
 TEST(status_details)
 {
-    sa_status_info si;
+    sa__status_info si;
     char err[256];
     CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"running\","
                           "\"polling_interval\":1500}}",
@@ -582,7 +582,7 @@ TEST(status_details)
                           "\"polling_interval\":\"2000\"}}",
                           &si, err, sizeof err),
                  SA_OK);
-    CHECK_EQ_INT(si.task_status, SA_TASK_RUNNING);
+    CHECK_EQ_INT(si.task_status, SA__TASK_RUNNING);
     CHECK_EQ_INT(si.polling_interval_ms, 2000);
     sa__status_info_free(NULL, &si);
     CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"running\","
@@ -604,7 +604,7 @@ TEST(status_details)
                           "\"polling_interval\":1500,\"results\":null}}",
                           &si, err, sizeof err),
                  SA_OK);
-    CHECK_EQ_INT(si.task_status, SA_TASK_UNKNOWN);
+    CHECK_EQ_INT(si.task_status, SA__TASK_UNKNOWN);
     CHECK_STR(si.unknown_status, "queued");
     CHECK_EQ_INT(si.polling_interval_ms, 1500);
     CHECK(si.result == NULL);
@@ -614,7 +614,7 @@ TEST(status_details)
                           "890123456789012345678901234567890123456789\"}}",
                           &si, err, sizeof err),
                  SA_OK);
-    CHECK_EQ_INT(si.task_status, SA_TASK_UNKNOWN);
+    CHECK_EQ_INT(si.task_status, SA__TASK_UNKNOWN);
     CHECK(strncmp(si.unknown_status, "a?b https://h/p?[...] 0123", 26) == 0);
     CHECK(strstr(si.unknown_status, "secret") == NULL);
     CHECK(strlen(si.unknown_status) == sizeof si.unknown_status - 1);
@@ -622,7 +622,7 @@ TEST(status_details)
     CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"\"}}", &si, err,
                           sizeof err),
                  SA_OK);
-    CHECK_EQ_INT(si.task_status, SA_TASK_UNKNOWN);
+    CHECK_EQ_INT(si.task_status, SA__TASK_UNKNOWN);
     sa__status_info_free(NULL, &si);
 
     /* engine error with an unknown code, a numeric code and no message */
@@ -691,7 +691,7 @@ TEST(status_bad)
     };
     size_t i;
     for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        sa_status_info si;
+        sa__status_info si;
         char err[256] = "";
         int rc = parse_st(rows[i].body, &si, err, sizeof err);
         if (rc != rows[i].rc) HARNESS_FAIL("row %zu: rc %d", i, rc);
@@ -701,7 +701,7 @@ TEST(status_bad)
     }
     /* the depth limit of the caller applies */
     {
-        sa_status_info si;
+        sa__status_info si;
         char err[256];
         const char *deep = "{\"data\":{\"task_status\":\"running\",\"x\":"
                            "[[[[[[[[[[]]]]]]]]]]}}";
@@ -731,7 +731,7 @@ typedef struct classify_row {
 
 static void check_classify(const classify_row *r, size_t i)
 {
-    sa_api_error e;
+    sa__api_error e;
     size_t len = 0;
     char *file = NULL;
     const char *body = r->body;
@@ -762,25 +762,25 @@ static void check_classify(const classify_row *r, size_t i)
 TEST(classify_examples)
 {
     static const classify_row rows[] = {
-        {SA_STEP_POLL, 400, "@error-400-invalid-task-id.json",
+        {SA__STEP_POLL, 400, "@error-400-invalid-task-id.json",
          SA_ERR_TASK_EXPIRED, NULL, "Invalid task ID"},
-        {SA_STEP_TASK_CREATE, 400, "@error-400-invalid-task-id.json",
+        {SA__STEP_TASK_CREATE, 400, "@error-400-invalid-task-id.json",
          SA_ERR_BAD_REQUEST, NULL, "Invalid task ID"},
-        {SA_STEP_TASK_CREATE, 400, "@error-400-mix-hd-sd.json",
+        {SA__STEP_TASK_CREATE, 400, "@error-400-mix-hd-sd.json",
          SA_ERR_BAD_REQUEST, "InvalidParameters",
          "cannot mix HD and SD dst_actions"},
-        {SA_STEP_TASK_CREATE, 400, "@error-400-unknown-action.json",
+        {SA__STEP_TASK_CREATE, 400, "@error-400-unknown-action.json",
          SA_ERR_BAD_REQUEST, "InvalidParameters",
          "Not available dst_action abc123"},
-        {SA_STEP_FILE_CREATE, 401, "@error-401.json", SA_ERR_AUTH, NULL,
+        {SA__STEP_FILE_CREATE, 401, "@error-401.json", SA_ERR_AUTH, NULL,
          "Invalid API key"},
-        {SA_STEP_POLL, 401, "@error-401-observed.json", SA_ERR_AUTH,
+        {SA__STEP_POLL, 401, "@error-401-observed.json", SA_ERR_AUTH,
          "InvalidApiKey", "This API key is not recognized."},
-        {SA_STEP_TASK_CREATE, 429, "@error-429.json", SA_ERR_RATE_LIMITED,
+        {SA__STEP_TASK_CREATE, 429, "@error-429.json", SA_ERR_RATE_LIMITED,
          NULL, "Too many requests"},
-        {SA_STEP_POLL, 500, "@error-500-task-timeout.json",
+        {SA__STEP_POLL, 500, "@error-500-task-timeout.json",
          SA_ERR_TASK_TIMEOUT, NULL, "Task execution timed out"},
-        {SA_STEP_FILE_CREATE, 500, "@error-500-task-timeout.json",
+        {SA__STEP_FILE_CREATE, 500, "@error-500-task-timeout.json",
          SA_ERR_SERVER, NULL, "Task execution timed out"},
     };
     size_t i;
@@ -794,41 +794,41 @@ TEST(classify_examples)
 TEST(classify_other_bodies)
 {
     static const classify_row rows[] = {
-        {SA_STEP_TASK_CREATE, 400,
+        {SA__STEP_TASK_CREATE, 400,
          "{\"status\":400,\"error\":\"Not enough units\",\"error_code\":"
          "\"CreditInsufficiency\"}",
          SA_ERR_CREDITS, "CreditInsufficiency", "Not enough units"},
-        {SA_STEP_POLL, 400, "{\"status\":400,\"error_code\":\"InvalidTaskId\"}",
+        {SA__STEP_POLL, 400, "{\"status\":400,\"error_code\":\"InvalidTaskId\"}",
          SA_ERR_TASK_EXPIRED, "InvalidTaskId", NULL},
-        {SA_STEP_POLL, 404, "", SA_ERR_TASK_EXPIRED, NULL, NULL},
-        {SA_STEP_TASK_CREATE, 404, NULL, SA_ERR_BAD_REQUEST, NULL, NULL},
-        {SA_STEP_TASK_CREATE, 400,
+        {SA__STEP_POLL, 404, "", SA_ERR_TASK_EXPIRED, NULL, NULL},
+        {SA__STEP_TASK_CREATE, 404, NULL, SA_ERR_BAD_REQUEST, NULL, NULL},
+        {SA__STEP_TASK_CREATE, 400,
          "{\"status\":400,\"error\":\"Unauthorized\",\"error_code\":"
          "\"InvalidAccessToken\"}",
          SA_ERR_AUTH, "InvalidAccessToken", "Unauthorized"},
-        {SA_STEP_FILE_CREATE, 403, "{\"message\":\"Forbidden\"}",
+        {SA__STEP_FILE_CREATE, 403, "{\"message\":\"Forbidden\"}",
          SA_ERR_AUTH, NULL, "Forbidden"},
-        {SA_STEP_FILE_CREATE, 400,
+        {SA__STEP_FILE_CREATE, 400,
          "{\"error\":{\"code\":\"X1\",\"message\":\"nested\"}}",
          SA_ERR_BAD_REQUEST, "X1", "nested"},
-        {SA_STEP_FILE_CREATE, 400, "{\"error\":\"e\",\"error_code\":42}",
+        {SA__STEP_FILE_CREATE, 400, "{\"error\":\"e\",\"error_code\":42}",
          SA_ERR_BAD_REQUEST, "42", "e"},
         /* gateways */
-        {SA_STEP_POLL, 502,
+        {SA__STEP_POLL, 502,
          "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>"
          "<center><h1>502 Bad Gateway</h1></center></body></html>",
          SA_ERR_SERVER, NULL, "502 Bad Gateway"},
-        {SA_STEP_TASK_CREATE, 504,
+        {SA__STEP_TASK_CREATE, 504,
          "<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't "
          "respond in time.</body></html>",
          SA_ERR_SERVER, NULL, "504 Gateway Time-out"},
-        {SA_STEP_POLL, 503, "Service Unavailable\nretry later", SA_ERR_SERVER,
+        {SA__STEP_POLL, 503, "Service Unavailable\nretry later", SA_ERR_SERVER,
          NULL, "Service Unavailable"},
         /* broken JSON: its first line is the message */
-        {SA_STEP_POLL, 500, "{\"status\":500,\"error\":\"boom\"", SA_ERR_SERVER,
+        {SA__STEP_POLL, 500, "{\"status\":500,\"error\":\"boom\"", SA_ERR_SERVER,
          NULL, "{\"status\":500,\"error\":\"boom\""},
         /* S3 */
-        {SA_STEP_UPLOAD, 403,
+        {SA__STEP_UPLOAD, 403,
          "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>"
          "SignatureDoesNotMatch</Code><Message>The request signature we "
          "calculated does not match the signature you provided."
@@ -836,24 +836,24 @@ TEST(classify_other_bodies)
          SA_ERR_UPLOAD, "SignatureDoesNotMatch",
          "The request signature we calculated does not match the signature "
          "you provided."},
-        {SA_STEP_UPLOAD, 400,
+        {SA__STEP_UPLOAD, 400,
          "<Error><Code>EntityTooLarge</Code><Message>Your proposed upload "
          "exceeds the maximum allowed size</Message></Error>",
          SA_ERR_UPLOAD, "EntityTooLarge",
          "Your proposed upload exceeds the maximum allowed size"},
-        {SA_STEP_UPLOAD, 401, "", SA_ERR_UPLOAD, NULL, NULL},
-        {SA_STEP_UPLOAD, 503,
+        {SA__STEP_UPLOAD, 401, "", SA_ERR_UPLOAD, NULL, NULL},
+        {SA__STEP_UPLOAD, 503,
          "<Error><Code>SlowDown</Code><Message>Please reduce your request "
          "rate.</Message></Error>",
          SA_ERR_SERVER, "SlowDown", "Please reduce your request rate."},
-        {SA_STEP_UPLOAD, 429, "", SA_ERR_RATE_LIMITED, NULL, NULL},
+        {SA__STEP_UPLOAD, 429, "", SA_ERR_RATE_LIMITED, NULL, NULL},
         /* odd statuses */
-        {SA_STEP_POLL, 408, "", SA_ERR_TIMEOUT, NULL, NULL},
-        {SA_STEP_POLL, 200, "{}", SA_ERR_PROTOCOL, NULL, NULL},
-        {SA_STEP_POLL, 302, "", SA_ERR_PROTOCOL, NULL, NULL},
-        {SA_STEP_POLL, 0, NULL, SA_ERR_PROTOCOL, NULL, NULL},
+        {SA__STEP_POLL, 408, "", SA_ERR_TIMEOUT, NULL, NULL},
+        {SA__STEP_POLL, 200, "{}", SA_ERR_PROTOCOL, NULL, NULL},
+        {SA__STEP_POLL, 302, "", SA_ERR_PROTOCOL, NULL, NULL},
+        {SA__STEP_POLL, 0, NULL, SA_ERR_PROTOCOL, NULL, NULL},
         /* JSON deeper than the limit is treated as text */
-        {SA_STEP_POLL, 500, DEEP70, SA_ERR_SERVER, NULL, DEEP70},
+        {SA__STEP_POLL, 500, DEEP70, SA_ERR_SERVER, NULL, DEEP70},
     };
     size_t i;
     for (i = 0; i < sizeof rows / sizeof rows[0]; i++)
@@ -862,14 +862,14 @@ TEST(classify_other_bodies)
 
 TEST(classify_bounds)
 {
-    sa_api_error e;
-    sa_buf b;
+    sa__api_error e;
+    sa__buf b;
     int k;
     sa__buf_init(&b, NULL, 0);
     sa__buf_appendf(&b, "{\"error\":\"");
     for (k = 0; k < 300; k++) sa__buf_appendf(&b, "\xc3\xa9"); /* 600 B */
     sa__buf_appendf(&b, "\",\"error_code\":\"C\"}");
-    CHECK_EQ_INT(sa__proto_classify(NULL, SA_STEP_POLL, 400, b.data, b.len,
+    CHECK_EQ_INT(sa__proto_classify(NULL, SA__STEP_POLL, 400, b.data, b.len,
                                    64, &e),
                  SA_ERR_BAD_REQUEST);
     REQUIRE(e.message != NULL);
@@ -879,7 +879,7 @@ TEST(classify_bounds)
     sa__api_error_free(NULL, &e);
     /* a NUL escape makes the JSON unreadable: the body is read as text
      * (its first line), never as a cut string */
-    CHECK_EQ_INT(sa__proto_classify(NULL, SA_STEP_POLL, 400,
+    CHECK_EQ_INT(sa__proto_classify(NULL, SA__STEP_POLL, 400,
                                    "{\"error\":\"E\",\"error_code\":\"C\\u0000D\"}",
                                    37, 64, &e),
                  SA_ERR_BAD_REQUEST);
@@ -892,7 +892,7 @@ TEST(classify_bounds)
     sa__buf_appendf(&b, "{\"error\":\"");
     for (k = 0; k < 500; k++) sa__buf_appendf(&b, "x");
     sa__buf_appendf(&b, " Bearer sk-echoed-0123456789abcdef\"}");
-    CHECK_EQ_INT(sa__proto_classify(NULL, SA_STEP_POLL, 401, b.data, b.len,
+    CHECK_EQ_INT(sa__proto_classify(NULL, SA__STEP_POLL, 401, b.data, b.len,
                                    64, &e),
                  SA_ERR_AUTH);
     REQUIRE(e.message != NULL);

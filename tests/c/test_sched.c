@@ -12,15 +12,15 @@
 #include <stdint.h>
 
 #define T0 ((int64_t)1000000)
-#define G SA_LIMITER_GUARD_MS
+#define G SA__LIMITER_GUARD_MS
 #define N_ITEMS 64
 
 /* One test's world: options, scheduler, jobs, fake clock. */
 typedef struct st {
     fs_mem m;
     sa_client_options o;
-    sa_sched s;
-    sa_sched_item it[N_ITEMS];
+    sa__sched s;
+    sa__sched_item it[N_ITEMS];
     int64_t now;
 } st;
 
@@ -53,7 +53,7 @@ static void park(st *t, int i, int step)
 /* The job whose request the scheduler lets go now, or -1. */
 static int next(st *t)
 {
-    sa_sched_item *it = sa__sched_next_api(&t->s, t->now);
+    sa__sched_item *it = sa__sched_next_api(&t->s, t->now);
     return it ? (int)(it - t->it) : -1;
 }
 
@@ -74,7 +74,7 @@ static void send_now(st *t, int i, int step)
 TEST(parameters_follow_the_options)
 {
     st t;
-    sa_sched z;
+    sa__sched z;
 
     st_init(&t);
     CHECK_EQ_INT(st_start(&t), SA_OK);
@@ -139,14 +139,14 @@ TEST(polls_first_most_urgent_first)
 
     st_init(&t);
     REQUIRE(st_start(&t) == SA_OK);
-    send_now(&t, 2, SA_STEP_TASK_CREATE);   /* anchors job 2 at T0 */
+    send_now(&t, 2, SA__STEP_TASK_CREATE);   /* anchors job 2 at T0 */
     t.now = T0 + 1100;
-    send_now(&t, 3, SA_STEP_TASK_CREATE);   /* job 3 at T0 + 1100 */
+    send_now(&t, 3, SA__STEP_TASK_CREATE);   /* job 3 at T0 + 1100 */
     t.now = T0 + 5000;
-    park(&t, 0, SA_STEP_FILE_CREATE);
-    park(&t, 1, SA_STEP_TASK_CREATE);
-    park(&t, 3, SA_STEP_POLL);
-    park(&t, 2, SA_STEP_POLL);
+    park(&t, 0, SA__STEP_FILE_CREATE);
+    park(&t, 1, SA__STEP_TASK_CREATE);
+    park(&t, 3, SA__STEP_POLL);
+    park(&t, 2, SA__STEP_POLL);
     CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), t.now);
     CHECK_EQ_INT(next(&t), 2);
     CHECK_EQ_INT(next(&t), 3);
@@ -169,14 +169,14 @@ TEST(first_come_first_served_within_a_class)
 
     st_init(&t);
     REQUIRE(st_start(&t) == SA_OK);
-    for (i = 0; i < 4; i++) park(&t, i, SA_STEP_FILE_CREATE);
+    for (i = 0; i < 4; i++) park(&t, i, SA__STEP_FILE_CREATE);
     for (i = 0; i < 4; i++) CHECK_EQ_INT(next(&t), i);
     t.now += 1100;
-    send_now(&t, 4, SA_STEP_TASK_CREATE);
-    send_now(&t, 5, SA_STEP_TASK_CREATE);   /* same anchor as job 4 */
+    send_now(&t, 4, SA__STEP_TASK_CREATE);
+    send_now(&t, 5, SA__STEP_TASK_CREATE);   /* same anchor as job 4 */
     t.now += 1100;
-    park(&t, 5, SA_STEP_POLL);
-    park(&t, 4, SA_STEP_POLL);
+    park(&t, 5, SA__STEP_POLL);
+    park(&t, 4, SA__STEP_POLL);
     CHECK_EQ_INT(next(&t), 5);
     CHECK_EQ_INT(next(&t), 4);
     st_end(&t);
@@ -197,7 +197,7 @@ TEST(admission_cap_holds_first_requests)
 
     st_init(&t);
     REQUIRE(st_start(&t) == SA_OK);
-    for (i = 0; i < 8; i++) park(&t, i, SA_STEP_FILE_CREATE);
+    for (i = 0; i < 8; i++) park(&t, i, SA__STEP_FILE_CREATE);
     for (i = 0; i < 5; i++) CHECK_EQ_INT(next(&t), i);
     CHECK_EQ_INT(next(&t), -1);             /* 5 per second */
     CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000 + G);
@@ -210,12 +210,12 @@ TEST(admission_cap_holds_first_requests)
     CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 300000 + G);
     CHECK_EQ_INT(sa__sched_waiting(&t.it[6]), 1);
     /* a poll of a job never admitted goes past the cap and admits not */
-    park(&t, 10, SA_STEP_POLL);
+    park(&t, 10, SA__STEP_POLL);
     CHECK_EQ_INT(next(&t), 10);
     CHECK_EQ_INT(t.it[10].admitted, 0);
     CHECK_EQ_INT(t.s.n_admitted, 6);
     /* an admitted job's task create goes at the cap */
-    park(&t, 0, SA_STEP_TASK_CREATE);
+    park(&t, 0, SA__STEP_TASK_CREATE);
     CHECK_EQ_INT(next(&t), 0);
     CHECK_EQ_INT(next(&t), -1);
     /* job 1 ends: job 6 goes at once, job 7 still waits */
@@ -234,12 +234,12 @@ TEST(admission_cap_holds_first_requests)
     /* the first poll of a resumed task goes past the cap too, but admits
      * its job (it needs polls from then on); its next polls do not */
     t.it[11].poll_admits = 1;
-    park(&t, 11, SA_STEP_POLL);
+    park(&t, 11, SA__STEP_POLL);
     CHECK_EQ_INT(next(&t), 11);
     CHECK_EQ_INT(t.it[11].admitted, 1);
     CHECK_EQ_INT(t.it[11].poll_admits, 0);
     CHECK_EQ_INT(t.s.n_admitted, 7);
-    park(&t, 11, SA_STEP_POLL);
+    park(&t, 11, SA__STEP_POLL);
     CHECK_EQ_INT(next(&t), 11);
     CHECK_EQ_INT(t.s.n_admitted, 7);
     CHECK_EQ_INT(next(&t), -1);             /* job 7: the cap holds */
@@ -270,20 +270,20 @@ TEST(reserve_keeps_a_slot_per_admitted_job)
     t.o.max_poll_interval_ms = 60000;
     REQUIRE(st_start(&t) == SA_OK);
     REQUIRE(t.s.admit_cap == 8 && t.s.reserve_max == 8);
-    for (i = 0; i < 3; i++) send_now(&t, i, SA_STEP_FILE_CREATE);
+    for (i = 0; i < 3; i++) send_now(&t, i, SA__STEP_FILE_CREATE);
     t.now = T0 + 1100;                      /* room 7, 3 kept */
-    for (i = 0; i < 3; i++) send_now(&t, i, SA_STEP_TASK_CREATE);
+    for (i = 0; i < 3; i++) send_now(&t, i, SA__STEP_TASK_CREATE);
     t.now = T0 + 2200;                      /* room 4 */
     /* a new job would leave 3 free for 4 admitted jobs: it waits, though
      * the cap (8) is far */
-    park(&t, 3, SA_STEP_FILE_CREATE);
+    park(&t, 3, SA__STEP_FILE_CREATE);
     CHECK_EQ_INT(next(&t), -1);
     /* an eager poll may leave exactly one slot per job (room 4 -> 3) */
-    park(&t, 0, SA_STEP_POLL);
+    park(&t, 0, SA__STEP_POLL);
     CHECK_EQ_INT(next(&t), 0);
     /* the next eager poll may not; it waits until it is urgent:
      * T0 + 1100 + 60000 - 30000 */
-    park(&t, 1, SA_STEP_POLL);
+    park(&t, 1, SA__STEP_POLL);
     CHECK_EQ_INT(next(&t), -1);
     CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 31100);
     t.now = T0 + 31099;
@@ -292,7 +292,7 @@ TEST(reserve_keeps_a_slot_per_admitted_job)
     CHECK_EQ_INT(next(&t), 1);              /* urgent: takes a reserved slot */
     /* a refresh poll of a job that never created a task is urgent at once
      * and takes a reserved slot too */
-    park(&t, 20, SA_STEP_POLL);
+    park(&t, 20, SA__STEP_POLL);
     CHECK_EQ_INT(next(&t), 20);
     /* the new job waits until the window keeps a slot for each of the
      * four: not when the three file creates leave it (room 4), but when
@@ -321,7 +321,7 @@ TEST(rate_edge_sixth_request_waits_a_second)
 
     st_init(&t);
     REQUIRE(st_start(&t) == SA_OK);
-    for (i = 0; i < 6; i++) park(&t, i, SA_STEP_POLL);
+    for (i = 0; i < 6; i++) park(&t, i, SA__STEP_POLL);
     for (i = 0; i < 5; i++) CHECK_EQ_INT(next(&t), i);
     CHECK_EQ_INT(next(&t), -1);
     CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000 + G);
@@ -343,11 +343,11 @@ TEST(full_window_holds_even_urgent_polls)
     t.o.rate_window_max = 10;
     t.o.rate_window_ms = 60000;
     REQUIRE(st_start(&t) == SA_OK);
-    for (i = 0; i < 5; i++) send_now(&t, i, SA_STEP_POLL);
+    for (i = 0; i < 5; i++) send_now(&t, i, SA__STEP_POLL);
     t.now = T0 + 1000 + G;
-    for (i = 5; i < 10; i++) send_now(&t, i, SA_STEP_POLL);
+    for (i = 5; i < 10; i++) send_now(&t, i, SA__STEP_POLL);
     t.now = T0 + 2000 + 2 * G;
-    park(&t, 10, SA_STEP_POLL);
+    park(&t, 10, SA__STEP_POLL);
     CHECK_EQ_INT(next(&t), -1);
     CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 60000 + G);
     t.now = T0 + 60000 + G - 1;
@@ -365,7 +365,7 @@ TEST(a_429_pauses_every_api_request)
     st_init(&t);
     REQUIRE(st_start(&t) == SA_OK);
     sa__sched_penalize(&t.s, t.now);
-    park(&t, 0, SA_STEP_POLL);
+    park(&t, 0, SA__STEP_POLL);
     CHECK_EQ_INT(next(&t), -1);
     CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000);
     t.now = T0 + 999;
@@ -378,7 +378,7 @@ TEST(a_429_pauses_every_api_request)
     t.o.backoff_initial_ms = 3000;
     REQUIRE(st_start(&t) == SA_OK);
     sa__sched_penalize(&t.s, t.now);
-    park(&t, 0, SA_STEP_FILE_CREATE);
+    park(&t, 0, SA__STEP_FILE_CREATE);
     CHECK_EQ_INT(next(&t), -1);
     CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 3000);
     st_end(&t);
@@ -395,7 +395,7 @@ TEST(limiter_off_holds_nothing)
     t.o.rate_limit = 0;
     REQUIRE(st_start(&t) == SA_OK);
     CHECK_EQ_INT(sa__sched_limited(&t.s), 0);
-    for (i = 0; i < 50; i++) park(&t, i, SA_STEP_FILE_CREATE);
+    for (i = 0; i < 50; i++) park(&t, i, SA__STEP_FILE_CREATE);
     for (i = 0; i < 50; i++) CHECK_EQ_INT(next(&t), i);
     CHECK_EQ_INT(t.s.n_admitted, 50);
     st_end(&t);
@@ -408,8 +408,8 @@ TEST(withdrawn_request_never_goes)
 
     st_init(&t);
     REQUIRE(st_start(&t) == SA_OK);
-    park(&t, 0, SA_STEP_TASK_CREATE);
-    park(&t, 1, SA_STEP_FILE_CREATE);
+    park(&t, 0, SA__STEP_TASK_CREATE);
+    park(&t, 1, SA__STEP_FILE_CREATE);
     CHECK_EQ_INT(sa__sched_waiting(&t.it[0]), 1);
     sa__sched_withdraw(&t.it[0]);
     CHECK_EQ_INT(sa__sched_waiting(&t.it[0]), 0);
@@ -430,7 +430,7 @@ TEST(withdrawn_request_never_goes)
 TEST(upload_queue_caps_and_keeps_order)
 {
     st t;
-    sa_sched_item *it;
+    sa__sched_item *it;
 
     st_init(&t);
     t.o.max_uploads = 2;
@@ -493,7 +493,7 @@ TEST(ready_at_is_the_earliest_of_both_queues)
     st_init(&t);
     t.o.max_uploads = 1;
     REQUIRE(st_start(&t) == SA_OK);
-    for (i = 0; i < 6; i++) park(&t, i, SA_STEP_POLL);
+    for (i = 0; i < 6; i++) park(&t, i, SA__STEP_POLL);
     for (i = 0; i < 5; i++) CHECK_EQ_INT(next(&t), i);
     CHECK_EQ_INT(next(&t), -1);
     CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000 + G);

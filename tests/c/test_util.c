@@ -60,7 +60,7 @@ TEST(alloc_through_mem)
 
 TEST(buf_append_limit_steal)
 {
-    sa_buf b;
+    sa__buf b;
     char *s;
     int i;
     sa__buf_init(&b, NULL, 10);
@@ -505,7 +505,7 @@ TEST(json_raw_at)
 
 TEST(json_writer)
 {
-    sa_buf b;
+    sa__buf b;
     cJSON *o = cJSON_CreateObject();
     sa__buf_init(&b, NULL, 0);
     CHECK_EQ_INT(sa__json_put_string(&b, "a\"b\\c/\n\t\x01\xc3\xa9"), SA_OK);

@@ -98,7 +98,7 @@ static void fuzz_json(const char *text, size_t size)
 static void fuzz_file_create(const char *text, size_t size)
 {
     char *id = NULL, err[256];
-    sa_upload_spec up;
+    sa__upload_spec up;
     size_t i;
     int rc = sa__proto_parse_file_create(NULL, text, size, FUZZ_DEPTH, &id,
                                         &up, err, sizeof err);
@@ -163,7 +163,7 @@ static void walk_result(const sa_result *r)
 
 static void fuzz_status(const char *text, size_t size)
 {
-    sa_status_info si;
+    sa__status_info si;
     char err[256];
     int rc = sa__proto_parse_status(NULL, text, size, FUZZ_DEPTH, "t", &si,
                                    err, sizeof err);
@@ -171,12 +171,12 @@ static void fuzz_status(const char *text, size_t size)
         require(!si.result && !si.engine_error && !si.engine_message);
         return;
     }
-    require(si.task_status >= SA_TASK_RUNNING &&
-            si.task_status <= SA_TASK_UNKNOWN);
-    require(si.task_status == SA_TASK_UNKNOWN || !si.unknown_status[0]);
+    require(si.task_status >= SA__TASK_RUNNING &&
+            si.task_status <= SA__TASK_UNKNOWN);
+    require(si.task_status == SA__TASK_UNKNOWN || !si.unknown_status[0]);
     if (si.unknown_status[0])  /* cleaned for a log line */
         check_text(si.unknown_status, sizeof si.unknown_status - 1, 0);
-    require((si.task_status == SA_TASK_SUCCESS) == (si.result != NULL));
+    require((si.task_status == SA__TASK_SUCCESS) == (si.result != NULL));
     require(si.polling_interval_ms == -1 || si.polling_interval_ms >= 1);
     check_text(si.engine_error, 512, 0);
     check_text(si.engine_message, 512, 0);
@@ -189,12 +189,12 @@ static void fuzz_classify(const char *text, size_t size)
     static const struct {
         int step;
         long http;
-    } cases[] = {{SA_STEP_FILE_CREATE, 400}, {SA_STEP_UPLOAD, 403},
-                 {SA_STEP_TASK_CREATE, 401}, {SA_STEP_POLL, 400},
-                 {SA_STEP_POLL, 500},        {SA_STEP_TASK_CREATE, 502}};
+    } cases[] = {{SA__STEP_FILE_CREATE, 400}, {SA__STEP_UPLOAD, 403},
+                 {SA__STEP_TASK_CREATE, 401}, {SA__STEP_POLL, 400},
+                 {SA__STEP_POLL, 500},        {SA__STEP_TASK_CREATE, 502}};
     size_t i;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        sa_api_error e;
+        sa__api_error e;
         int rc = sa__proto_classify(NULL, cases[i].step, cases[i].http, text,
                                    size, FUZZ_DEPTH, &e);
         require(rc == e.status && rc < 0 && rc != SA_ERR_NOMEM);

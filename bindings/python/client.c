@@ -268,19 +268,11 @@ static const opt_def client_opts[] = {
 
 static const char *utf8_no_nul(PyObject *value, const char *name)
 {
-    Py_ssize_t len;
-    const char *s;
-
     if (!PyUnicode_Check(value)) {
         PyErr_Format(PyExc_TypeError, "%s must be str or None", name);
         return NULL;
     }
-    s = PyUnicode_AsUTF8AndSize(value, &len);
-    if (s != NULL && (size_t)len != strlen(s)) {
-        PyErr_Format(PyExc_ValueError, "embedded NUL in %s", name);
-        return NULL;
-    }
-    return s;
+    return sapy_utf8(value, name);
 }
 
 static int set_option(sa_client_options *opts, const opt_def *d,

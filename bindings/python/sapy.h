@@ -128,6 +128,13 @@ PyObject *sapy_raise(sapy_state *st, int status, const char *message,
 /* A Python str of a C string (UTF-8, invalid bytes replaced); None for
  * NULL. */
 PyObject *sapy_str(const char *s);
+/* set(obj, name, v) -- PyDict_SetItemString or PyObject_SetAttrString --
+ * then drop v, a new reference; NULL v (the error of its making): -1. */
+int sapy_set_new(int (*set)(PyObject *, const char *, PyObject *),
+                 PyObject *obj, const char *name, PyObject *v);
+/* The UTF-8 of str (a str) holding no NUL, borrowed from it; NULL with
+ * ValueError "embedded NUL in <what>" (or the encoding's error). */
+const char *sapy_utf8(PyObject *str, const char *what);
 /* The UTF-8 of a str argument of fn() holding no NUL (what names it in
  * the ValueError), borrowed from arg; NULL with TypeError/ValueError. */
 const char *sapy_text_arg(PyObject *arg, const char *fn, const char *what);

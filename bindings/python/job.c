@@ -1047,29 +1047,5 @@ static PyObject *job_new_refused(PyTypeObject *type, PyObject *args,
     return NULL;
 }
 
-/* PyType_Slot and PyModuleDef_Slot carry function pointers in a void *:
- * a conversion the C API requires and POSIX guarantees, which ISO C
- * (-Wpedantic) leaves to the implementation. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
-static PyType_Slot job_slots[] = {
-    {Py_tp_doc, "One analysis; created by Client.submit()."},
-    {Py_tp_new, job_new_refused},
-    {Py_tp_dealloc, job_dealloc},
-    {Py_tp_traverse, job_traverse},
-    {Py_tp_clear, job_clear},
-    {Py_tp_repr, job_repr},
-    {Py_tp_methods, job_methods},
-    {Py_tp_getset, job_getset},
-    {0, NULL},
-};
-#pragma GCC diagnostic pop
-
-PyType_Spec sapy_job_spec = {
-    .name = "skinanalysis._core.Job",
-    .basicsize = sizeof(sapy_job),
-    .itemsize = 0,
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC
-             | Py_TPFLAGS_IMMUTABLETYPE,
-    .slots = job_slots,
-};
+SAPY_GC_TYPE(job, "Job", "One analysis; created by Client.submit().",
+             job_new_refused);

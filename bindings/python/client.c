@@ -268,19 +268,11 @@ static const opt_def client_opts[] = {
 
 static const char *utf8_no_nul(PyObject *value, const char *name)
 {
-    Py_ssize_t len;
-    const char *s;
-
     if (!PyUnicode_Check(value)) {
         PyErr_Format(PyExc_TypeError, "%s must be str or None", name);
         return NULL;
     }
-    s = PyUnicode_AsUTF8AndSize(value, &len);
-    if (s != NULL && (size_t)len != strlen(s)) {
-        PyErr_Format(PyExc_ValueError, "embedded NUL in %s", name);
-        return NULL;
-    }
-    return s;
+    return sapy_utf8(value, name);
 }
 
 static int set_option(sa_client_options *opts, const opt_def *d,
@@ -849,32 +841,9 @@ static PyGetSetDef client_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-/* PyType_Slot and PyModuleDef_Slot carry function pointers in a void *:
- * a conversion the C API requires and POSIX guarantees, which ISO C
- * (-Wpedantic) leaves to the implementation. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
-static PyType_Slot client_slots[] = {
-    {Py_tp_doc, "Client(api_key, *, base_url=None, log=None, **options)\n\n"
-                "One sa_client.  Options are the fields of "
-                "sa_client_options by name (None keeps the default); log "
-                "is called as log(level, message) with redacted text."},
-    {Py_tp_new, client_new},
-    {Py_tp_dealloc, client_dealloc},
-    {Py_tp_traverse, client_traverse},
-    {Py_tp_clear, client_clear},
-    {Py_tp_repr, client_repr},
-    {Py_tp_methods, client_methods},
-    {Py_tp_getset, client_getset},
-    {0, NULL},
-};
-#pragma GCC diagnostic pop
-
-PyType_Spec sapy_client_spec = {
-    .name = "skinanalysis._core.Client",
-    .basicsize = sizeof(sapy_client),
-    .itemsize = 0,
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC
-             | Py_TPFLAGS_IMMUTABLETYPE,
-    .slots = client_slots,
-};
+SAPY_GC_TYPE(client, "Client",
+             "Client(api_key, *, base_url=None, log=None, **options)\n\n"
+             "One sa_client.  Options are the fields of sa_client_options by "
+             "name (None keeps the default); log is called as log(level, "
+             "message) with redacted text.",
+             client_new);

@@ -80,15 +80,10 @@ static PyObject *score_to_tuple(const sa_score *s)
     return t;
 }
 
+/* d[key] = value, a new reference (NULL: the error of its making). */
 static int put(PyObject *d, const char *key, PyObject *value)
 {
-    int r;
-
-    if (value == NULL)
-        return -1;
-    r = PyDict_SetItemString(d, key, value);
-    Py_DECREF(value);
-    return r;
+    return sapy_set_new(PyDict_SetItemString, d, key, value);
 }
 
 /* ((name, bytes, format, path), ...) of the result's files: bytes for a
@@ -444,8 +439,7 @@ void sapy_cell_free(sapy_jobcell *cell)
 typedef struct submit_args {
     PyObject *path;       /* FSConverter bytes, or NULL */
     PyObject *actions_keep;
-    const char **actions;
-    size_t n_actions;
+    const char **actions; /* PyMem, borrowed from actions_keep */
 } submit_args;
 
 static void submit_args_free(submit_args *a)
@@ -537,7 +531,7 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
         "miniserver_args", "deadline_ms", "callback", "delete_after", NULL};
     PyObject *path = Py_None, *buffer = Py_None, *actions = Py_None;
     PyObject *callback = Py_None;
-    submit_args a = {NULL, NULL, NULL, 0};
+    submit_args a = {NULL, NULL, NULL};
     sa_request req;
     sapy_job *self = NULL;
     int r;
@@ -558,11 +552,10 @@ PyObject *sapy_job_submit(sapy_client *c, PyObject *args, PyObject *kwargs)
             goto fail;
     }
     if (actions != Py_None) {
-        a.actions = sapy_names(actions, &a.actions_keep, &a.n_actions);
+        a.actions = sapy_names(actions, &a.actions_keep, &req.n_actions);
         if (a.actions == NULL)
             goto fail;
         req.actions = a.actions;
-        req.n_actions = a.n_actions;
     }
     self = job_alloc(c, callback);
     if (self == NULL)
@@ -873,22 +866,18 @@ static int job_state_now(sapy_job *self, int *state)
     return 0;
 }
 
-static PyObject *job_get_state(sapy_job *self, void *closure)
+/* The closure of "state_name": job_get_state gives the state's name. */
+static const char state_as_name[] = "name";
+
+static PyObject *job_get_state(sapy_job *self, void *as_name)
 {
     int state;
 
     if (job_state_now(self, &state) < 0)
         return NULL;
+    if (as_name != NULL)
+        return PyUnicode_FromString(sa_job_state_name(state));
     return PyLong_FromLong(state);
-}
-
-static PyObject *job_get_state_name(sapy_job *self, void *closure)
-{
-    int state;
-
-    if (job_state_now(self, &state) < 0)
-        return NULL;
-    return PyUnicode_FromString(sa_job_state_name(state));
 }
 
 static PyObject *job_get_done(sapy_job *self, void *closure)
@@ -942,7 +931,7 @@ static PyObject *job_get_client(sapy_job *self, void *closure)
 
 static PyObject *job_repr(sapy_job *self)
 {
-    PyObject *name = job_get_state_name(self, NULL);
+    PyObject *name = job_get_state(self, (void *)state_as_name);
     PyObject *id = name != NULL ? job_get_field(self, (void *)&job_fields[0])
                                 : NULL;
     PyObject *r = NULL;
@@ -1030,8 +1019,8 @@ static PyMethodDef job_methods[] = {
 /* The names repeat job_fields[] in its order. */
 static PyGetSetDef job_getset[] = {
     {"state", (getter)job_get_state, NULL, "sa_job_state (JOB_*)", NULL},
-    {"state_name", (getter)job_get_state_name, NULL,
-     "\"POLLING\", \"DONE\", ...", NULL},
+    {"state_name", (getter)job_get_state, NULL,
+     "\"POLLING\", \"DONE\", ...", (void *)state_as_name},
     {"done", (getter)job_get_done, NULL, "True once the job ended", NULL},
     {"status", (getter)job_get_status, NULL,
      "OK when DONE, the failure code, or ERR_NOT_DONE", NULL},
@@ -1058,29 +1047,5 @@ static PyObject *job_new_refused(PyTypeObject *type, PyObject *args,
     return NULL;
 }
 
-/* PyType_Slot and PyModuleDef_Slot carry function pointers in a void *:
- * a conversion the C API requires and POSIX guarantees, which ISO C
- * (-Wpedantic) leaves to the implementation. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
-static PyType_Slot job_slots[] = {
-    {Py_tp_doc, "One analysis; created by Client.submit()."},
-    {Py_tp_new, job_new_refused},
-    {Py_tp_dealloc, job_dealloc},
-    {Py_tp_traverse, job_traverse},
-    {Py_tp_clear, job_clear},
-    {Py_tp_repr, job_repr},
-    {Py_tp_methods, job_methods},
-    {Py_tp_getset, job_getset},
-    {0, NULL},
-};
-#pragma GCC diagnostic pop
-
-PyType_Spec sapy_job_spec = {
-    .name = "skinanalysis._core.Job",
-    .basicsize = sizeof(sapy_job),
-    .itemsize = 0,
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC
-             | Py_TPFLAGS_IMMUTABLETYPE,
-    .slots = job_slots,
-};
+SAPY_GC_TYPE(job, "Job", "One analysis; created by Client.submit().",
+             job_new_refused);

@@ -224,33 +224,43 @@ PyObject *sapy_str(const char *s)
     return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
 }
 
-/* Set obj.name to v, a new reference (NULL: the error of its making). */
-static int set_attr_new(PyObject *obj, const char *name, PyObject *v)
+int sapy_set_new(int (*set)(PyObject *, const char *, PyObject *),
+                 PyObject *obj, const char *name, PyObject *v)
 {
     int r;
 
     if (v == NULL)
         return -1;
-    r = PyObject_SetAttrString(obj, name, v);
+    r = set(obj, name, v);
     Py_DECREF(v);
     return r;
 }
 
-const char *sapy_text_arg(PyObject *arg, const char *fn, const char *what)
+/* Set obj.name to v, a new reference (NULL: the error of its making). */
+static int set_attr_new(PyObject *obj, const char *name, PyObject *v)
+{
+    return sapy_set_new(PyObject_SetAttrString, obj, name, v);
+}
+
+const char *sapy_utf8(PyObject *str, const char *what)
 {
     Py_ssize_t len;
-    const char *s;
+    const char *s = PyUnicode_AsUTF8AndSize(str, &len);
 
-    if (!PyUnicode_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "%s() takes a str", fn);
-        return NULL;
-    }
-    s = PyUnicode_AsUTF8AndSize(arg, &len);
     if (s != NULL && (size_t)len != strlen(s)) {
         PyErr_Format(PyExc_ValueError, "embedded NUL in %s", what);
         return NULL;
     }
     return s;
+}
+
+const char *sapy_text_arg(PyObject *arg, const char *fn, const char *what)
+{
+    if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes a str", fn);
+        return NULL;
+    }
+    return sapy_utf8(arg, what);
 }
 
 static int set_attr_str(PyObject *obj, const char *name, const char *value)
@@ -565,22 +575,24 @@ int sapy_as_int(PyObject *obj, int *out)
     return 0;
 }
 
-static PyObject *mod_strerror(PyObject *module, PyObject *arg)
+/* The text a core function gives a status: strerror() and status_name(). */
+static PyObject *status_text(PyObject *arg, const char *(*text)(int))
 {
     int status;
 
     if (sapy_as_int(arg, &status) < 0)
         return NULL;
-    return PyUnicode_FromString(sa_strerror(status));
+    return PyUnicode_FromString(text(status));
+}
+
+static PyObject *mod_strerror(PyObject *module, PyObject *arg)
+{
+    return status_text(arg, sa_strerror);
 }
 
 static PyObject *mod_status_name(PyObject *module, PyObject *arg)
 {
-    int status;
-
-    if (sapy_as_int(arg, &status) < 0)
-        return NULL;
-    return PyUnicode_FromString(sa_status_name(status));
+    return status_text(arg, sa_status_name);
 }
 
 static PyObject *mod_error_for(PyObject *module, PyObject *args,
@@ -647,7 +659,6 @@ const char **sapy_names(PyObject *seq, PyObject **keep, size_t *n_out)
     }
     for (i = 0; i < n; i++) {
         PyObject *item = PyTuple_GetItem(fast, i);
-        Py_ssize_t len;
 
         if (item == NULL)
             goto fail;
@@ -655,13 +666,8 @@ const char **sapy_names(PyObject *seq, PyObject **keep, size_t *n_out)
             PyErr_SetString(PyExc_TypeError, "actions must be str");
             goto fail;
         }
-        names[i] = PyUnicode_AsUTF8AndSize(item, &len);
-        if (names[i] == NULL)
+        if ((names[i] = sapy_utf8(item, "an action")) == NULL)
             goto fail;
-        if ((size_t)len != strlen(names[i])) {
-            PyErr_SetString(PyExc_ValueError, "embedded NUL in an action");
-            goto fail;
-        }
     }
     *keep = fast;
     *n_out = (size_t)n;

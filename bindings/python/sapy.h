@@ -128,6 +128,13 @@ PyObject *sapy_raise(sapy_state *st, int status, const char *message,
 /* A Python str of a C string (UTF-8, invalid bytes replaced); None for
  * NULL. */
 PyObject *sapy_str(const char *s);
+/* set(obj, name, v) -- PyDict_SetItemString or PyObject_SetAttrString --
+ * then drop v, a new reference; NULL v (the error of its making): -1. */
+int sapy_set_new(int (*set)(PyObject *, const char *, PyObject *),
+                 PyObject *obj, const char *name, PyObject *v);
+/* The UTF-8 of str (a str) holding no NUL, borrowed from it; NULL with
+ * ValueError "embedded NUL in <what>" (or the encoding's error). */
+const char *sapy_utf8(PyObject *str, const char *what);
 /* The UTF-8 of a str argument of fn() holding no NUL (what names it in
  * the ValueError), borrowed from arg; NULL with TypeError/ValueError. */
 const char *sapy_text_arg(PyObject *arg, const char *fn, const char *what);
@@ -168,6 +175,29 @@ void sapy_stash(PyObject **slot);
 int sapy_unstash(PyObject **slot);
 
 /* client.c */
+/* The slots and the spec (sapy_<pfx>_spec) of a GC type of the module,
+ * "skinanalysis._core.<tname>", an object sapy_<pfx>: its functions are
+ * <pfx>_dealloc, _traverse, _clear, _repr, its tables <pfx>_methods and
+ * <pfx>_getset.  PyType_Slot carries function pointers in a void *: a
+ * conversion the C API requires and POSIX guarantees, which ISO C
+ * (-Wpedantic) leaves to the implementation. */
+#define SAPY_GC_TYPE(pfx, tname, doc, new_fn)                              \
+    _Pragma("GCC diagnostic push")                                         \
+    _Pragma("GCC diagnostic ignored \"-Wpedantic\"")                       \
+    static PyType_Slot pfx##_slots[] = {                                   \
+        {Py_tp_doc, doc}, {Py_tp_new, new_fn},                             \
+        {Py_tp_dealloc, pfx##_dealloc}, {Py_tp_traverse, pfx##_traverse},  \
+        {Py_tp_clear, pfx##_clear}, {Py_tp_repr, pfx##_repr},              \
+        {Py_tp_methods, pfx##_methods}, {Py_tp_getset, pfx##_getset},      \
+        {0, NULL}};                                                        \
+    _Pragma("GCC diagnostic pop")                                          \
+    PyType_Spec sapy_##pfx##_spec = {                                      \
+        .name = "skinanalysis._core." tname,                               \
+        .basicsize = sizeof(sapy_##pfx), .itemsize = 0,                    \
+        .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC                   \
+                 | Py_TPFLAGS_IMMUTABLETYPE,                               \
+        .slots = pfx##_slots}
+
 extern PyType_Spec sapy_client_spec;
 /* Re-acquire the GIL in a core callback; pass the result to sapy_leave. */
 PyThreadState *sapy_enter(sapy_client *c);

@@ -55,7 +55,6 @@ static int as_number(PyObject *v, double *out)
 /* A UTF-8 str without NUL (or NULL for None when allowed). */
 static int as_text(PyObject *v, const char **out, int none_ok)
 {
-    Py_ssize_t len;
     if (none_ok && v == Py_None) {
         *out = NULL;
         return 0;
@@ -65,14 +64,8 @@ static int as_text(PyObject *v, const char **out, int none_ok)
                         "must be str");
         return -1;
     }
-    *out = PyUnicode_AsUTF8AndSize(v, &len);
-    if (*out == NULL)
-        return -1;
-    if ((size_t)len != strlen(*out)) {
-        PyErr_SetString(PyExc_ValueError, "embedded NUL in a score");
-        return -1;
-    }
-    return 0;
+    *out = sapy_utf8(v, "a score");
+    return *out != NULL ? 0 : -1;
 }
 
 /* (scores, overall, skin_age), scores a sequence of (concern, region,

@@ -79,25 +79,26 @@ def upload_path(path: Union[str, int, None]) -> Optional[int]:
                           "upload_path must be 'skin-analysis' or 'generic'")
 
 
+def _choice(what: str, value: Any, codes: tuple[tuple[str, int], ...]) -> int:
+    """The core's code of value, one of the names of codes ((name, code),
+    ...); else ERR_BAD_OPTION: what must be one of them."""
+    for name, code in codes:
+        if value == name:
+            return code
+    raise _core.error_for(_core.ERR_BAD_OPTION, "%s must be %s, not %r" % (
+        what, " or ".join(repr(name) for name, _ in codes), value))
+
+
 def poll_strategy(name: Optional[str]) -> Optional[int]:
     """"learned" (the default) or "fixed", as the core's code."""
     if name is None:
         return None
-    if name == "learned":
-        return _core.POLL_LEARNED
-    if name == "fixed":
-        return _core.POLL_FIXED
-    raise _core.error_for(_core.ERR_BAD_OPTION,
-                          "poll_strategy must be 'learned' or 'fixed', not %r" % (name,))
+    return _choice("poll_strategy", name,
+                   (("learned", _core.POLL_LEARNED), ("fixed", _core.POLL_FIXED)))
 
 
 def format_code(fmt: str) -> int:
-    if fmt == "json":
-        return _core.FORMAT_JSON
-    if fmt == "zip":
-        return _core.FORMAT_ZIP
-    raise _core.error_for(_core.ERR_BAD_OPTION,
-                          "format must be 'json' or 'zip', not %r" % (fmt,))
+    return _choice("format", fmt, (("json", _core.FORMAT_JSON), ("zip", _core.FORMAT_ZIP)))
 
 
 def ms(seconds: Optional[float], *, positive: bool = False,

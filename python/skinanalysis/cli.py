@@ -27,7 +27,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Optional, TextIO
+from typing import Any, Callable, Iterable, Optional, TextIO
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -544,7 +544,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    def common(sp: argparse.ArgumentParser) -> None:
+    def command(name: str, func: Callable[[argparse.Namespace], int], help: str,
+                description: Optional[str] = None) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=description)
+        sp.set_defaults(func=func)
+        return sp
+
+    def common(sp: argparse.ArgumentParser, masks_help: str, masks_by: str) -> None:
+        """The options analyze and batch share; masks_by: what saves masks."""
         sp.add_argument("--actions", help="comma-separated dst_actions (default: all 16 "
                                           "SD concerns, or all HD ones with --hd)")
         sp.add_argument("--hd", action="store_true", help="use the 16 HD concerns")
@@ -552,30 +559,30 @@ def build_parser() -> argparse.ArgumentParser:
                         help="result format (default %(default)s)")
         sp.add_argument("--concurrency", type=int, default=16,
                         help="analyses at a time (default %(default)s)")
+        sp.add_argument("--save-masks", metavar="DIR", help=masks_help)
+        sp.add_argument("--delete-after", action="store_true",
+                        help="delete each task (its image and outputs) from the vendor once "
+                             f"its result (and masks, with {masks_by}) is in hand")
 
-    a = sub.add_parser("analyze", help="analyse images and print their scores")
+    a = command("analyze", cmd_analyze, "analyse images and print their scores")
     a.add_argument("images", nargs="+", metavar="IMAGE", help="path or http(s) URL")
-    common(a)
+    common(a, "download masks (and zips) into DIR/<image name>/",
+           "--save-masks or --html")
     a.add_argument("--json", action="store_true", help="one JSON object per image")
-    a.add_argument("--save-masks", metavar="DIR",
-                   help="download masks (and zips) into DIR/<image name>/")
     a.add_argument("--html", metavar="FILE",
                    help="write the results as one self-contained HTML page (the "
                         "notebook view: composite, colours, score bars)")
     a.add_argument("--out", metavar="FILE",
                    help="append one JSON record per image to FILE (JSON Lines, as "
                         "batch writes: for compare and report)")
-    a.add_argument("--delete-after", action="store_true",
-                   help="delete each task (its image and outputs) from the vendor once "
-                        "its result (and masks, with --save-masks or --html) is in hand")
-    a.set_defaults(func=cmd_analyze)
 
-    b = sub.add_parser("batch", help="analyse every image of a folder into a file",
-                       description="Analyse every .jpg/.jpeg/.png of DIR. Records are "
-                                   "appended as analyses end; a second run skips the "
-                                   "images already in the output file.")
+    b = command("batch", cmd_batch, "analyse every image of a folder into a file",
+                description="Analyse every .jpg/.jpeg/.png of DIR. Records are "
+                            "appended as analyses end; a second run skips the "
+                            "images already in the output file.")
     b.add_argument("dir", metavar="DIR")
-    common(b)
+    common(b, "download each image's masks into DIR/<image name>/ (for the "
+              "thumbnails of 'report --masks DIR')", "--save-masks")
     b.add_argument("--out", default="results.jsonl",
                    help="output: .jsonl (JSON Lines) or .csv (default %(default)s)")
     b.add_argument("--dry-run", action="store_true",
@@ -584,9 +591,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--partial", action="store_true",
                    help="when the balance cannot pay for every image, analyse as many "
                         "as it pays for (in folder order) instead of refusing to start")
-    b.add_argument("--delete-after", action="store_true",
-                   help="delete each task from the vendor once its result (and masks, "
-                        "with --save-masks) is in hand")
     b.add_argument("--recursive", action="store_true", help="include sub-folders")
     b.add_argument("--retry-failed", action="store_true",
                    help="analyse again the images whose last record is a failure; a "
@@ -594,30 +598,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "the run was interrupted, a download failed) is resumed by "
                         "its task id instead of creating a new task")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
-    b.add_argument("--save-masks", metavar="DIR",
-                   help="download each image's masks into DIR/<image name>/ (for "
-                        "the thumbnails of 'report --masks DIR')")
-    b.set_defaults(func=cmd_batch)
 
-    cr = sub.add_parser("credit", help="the key's balance (units the API can spend, "
+    cr = command("credit", cmd_credit, "the key's balance (units the API can spend, "
                                        "per grant type)")
     cr.add_argument("--json", action="store_true", help="as one JSON object")
     cr.add_argument("--prices", action="store_true", help="also the price list")
-    cr.set_defaults(func=cmd_credit)
 
-    m = sub.add_parser("compare", help="what changed between two saved results",
-                       description="BEFORE and AFTER are saved results: a result zip, "
-                                   "a .json record, or a .jsonl file of records (its "
-                                   "last successful one, or FILE#IMAGE for one image).")
+    m = command("compare", cmd_compare, "what changed between two saved results",
+                description="BEFORE and AFTER are saved results: a result zip, "
+                            "a .json record, or a .jsonl file of records (its "
+                            "last successful one, or FILE#IMAGE for one image).")
     m.add_argument("before", metavar="BEFORE")
     m.add_argument("after", metavar="AFTER")
     m.add_argument("--html", metavar="FILE",
                    help="also write the paired-bar view as a self-contained page")
-    m.set_defaults(func=cmd_compare)
 
-    r = sub.add_parser("report", help="one self-contained HTML page for a batch",
-                       description="Summary, the distribution of each concern's score "
-                                   "(inline SVG) and a row per image, sortable.")
+    r = command("report", cmd_report, "one self-contained HTML page for a batch",
+                description="Summary, the distribution of each concern's score "
+                            "(inline SVG) and a row per image, sortable.")
     r.add_argument("results", metavar="RESULTS.jsonl")
     r.add_argument("-o", "--output", default="report.html",
                    help="the HTML file to write (default %(default)s)")
@@ -625,12 +623,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the batch's image folder (thumbnails of the composites)")
     r.add_argument("--masks", metavar="DIR",
                    help="the folder of 'batch --save-masks' (masks of the thumbnails)")
-    r.set_defaults(func=cmd_report)
 
-    c = sub.add_parser("cost", help="units a request with these actions costs")
+    c = command("cost", cmd_cost, "units a request with these actions costs")
     c.add_argument("actions", nargs="+", metavar="ACTION",
                    help="action names, comma lists, or 'sd'/'hd' for all of a tier")
-    c.set_defaults(func=cmd_cost)
 
     # listed for --help; main() hands its arguments to the emulator verbatim
     sub.add_parser("emulator", add_help=False,

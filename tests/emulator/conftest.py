@@ -15,8 +15,10 @@ import requests
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "python", "skinanalysis"))
+sys.path.append(os.path.join(REPO, "tests"))
 
 import emulator  # noqa: E402
+from emu_factory import emulator_factory  # noqa: E402
 
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
 # The spec and its examples, as copied into the repository from shared/spec
@@ -165,18 +167,7 @@ class Api:
 def make_emu():
     """Factory: ``make_emu(**options)`` starts an Emulator (stopped at teardown).
     Defaults for tests: instant tasks, rate limits off."""
-    started = []
-
-    def factory(**options):
-        options.setdefault("task_seconds", 0)
-        options.setdefault("rate_limit", False)
-        emu = emulator.Emulator(**options).start()
-        started.append(emu)
-        return emu
-
-    yield factory
-    for emu in started:
-        emu.stop()
+    yield from emulator_factory(emulator.Emulator, task_seconds=0, rate_limit=False)
 
 
 @pytest.fixture

@@ -67,26 +67,22 @@ def test_rate_limit_qps(make_emu, spec):
     assert c["rate_limited"] == 4 and c["responses_429"] == 4
 
 
-def test_rate_limit_window(make_emu, spec):
-    emu = make_emu(rate_limit=True, rate_qps=100, rate_window_max=4, rate_window_seconds=0.5,
-                   test_clock=True)
+@pytest.mark.parametrize("limits, allowed", [
+    (dict(rate_qps=100, rate_window_max=4, rate_window_seconds=0.5), 4),  # the window
+    (dict(rate_qps=3, rate_window_max=100, rate_qps_seconds=0.5), 3),     # the qps window
+], ids=["rate_window", "rate_qps_seconds"])
+def test_rate_window_half_second(make_emu, spec, limits, allowed):
+    """A window of 0.5 s: `allowed` pass, the next is refused until it ends."""
+    emu = make_emu(rate_limit=True, test_clock=True, **limits)
     api = Api(emu, spec)
-    assert [api.file_create()[0] for _ in range(5)] == [200] * 4 + [429]
+    assert [api.file_create()[0] for _ in range(allowed + 1)] == [200] * allowed + [429]
     emu.advance_clock(0.49)
     assert api.file_create()[0] == 429
     emu.advance_clock(0.02)
     assert api.file_create()[0] == 200
 
 
-def test_rate_qps_seconds(make_emu, spec):
-    emu = make_emu(rate_limit=True, rate_qps=3, rate_window_max=100, rate_qps_seconds=0.5,
-                   test_clock=True)
-    api = Api(emu, spec)
-    assert [api.file_create()[0] for _ in range(4)] == [200] * 3 + [429]
-    emu.advance_clock(0.49)
-    assert api.file_create()[0] == 429
-    emu.advance_clock(0.02)
-    assert api.file_create()[0] == 200
+def test_rate_qps_seconds_option():
     with pytest.raises(ValueError):
         emulator.Config(rate_qps_seconds=0)
     assert emulator.config.config_from_args(["--rate-qps-seconds", "0.8"]).rate_qps_seconds == 0.8

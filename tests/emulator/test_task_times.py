@@ -53,13 +53,18 @@ def _task(emu, task_id):
     return t
 
 
-def test_control_tasks_times(make_emu, spec, sd_jpeg):
-    # the test clock: times are the emulator clock's, moved only by advancing
-    emu = make_emu(task_seconds="0.3:0.6", seed=3, test_clock=True)
+def _started_task(make_emu, spec, sd_jpeg, task_seconds, seed):
+    """An emulator on the test clock and one SD task created on it: (emu, api, task_id)."""
+    emu = make_emu(task_seconds=task_seconds, seed=seed, test_clock=True)
     api = Api(emu, spec)
     file_id = api.upload(sd_jpeg)
     _, body = api.create_task({"src_file_id": file_id, "dst_actions": SD})
-    task_id = body["data"]["task_id"]
+    return emu, api, body["data"]["task_id"]
+
+
+def test_control_tasks_times(make_emu, spec, sd_jpeg):
+    # the test clock: times are the emulator clock's, moved only by advancing
+    emu, api, task_id = _started_task(make_emu, spec, sd_jpeg, "0.3:0.6", seed=3)
     created = _task(emu, task_id)["created_at"]
     assert created == emu.clock.monotonic()
     emu.clock.advance(0.25)               # before the shortest end: running
@@ -84,11 +89,7 @@ def test_control_tasks_times(make_emu, spec, sd_jpeg):
 def test_advance_settles_unpolled_task(make_emu, spec, sd_jpeg):
     # test clock: advancing past a task's end ends it without any poll
     # (the sweeper does not wait on the real clock)
-    emu = make_emu(task_seconds="2:3", seed=5, test_clock=True)
-    api = Api(emu, spec)
-    file_id = api.upload(sd_jpeg)
-    _, body = api.create_task({"src_file_id": file_id, "dst_actions": SD})
-    task_id = body["data"]["task_id"]
+    emu, _, task_id = _started_task(make_emu, spec, sd_jpeg, "2:3", seed=5)
     emu.advance_clock(1.9)
     t = _task(emu, task_id)
     assert t["done_at"] is None and t["status"] == "running"

@@ -16,13 +16,8 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-if [ $# -lt 1 ]; then
-  echo "usage: $0 BUILD_DIR [busted options...]" >&2
-  exit 2
-fi
-build=$1; shift
-case $build in /*) ;; *) build="$root/$build" ;; esac
+rest="busted options..."
+. "$here/../build_dir_arg.sh"  # root, build; shifts BUILD_DIR off
 if [ ! -f "$build/lua/skinanalysis/core.so" ]; then
   echo "tests/lua/run.sh: $build/lua/skinanalysis/core.so not found: build first" >&2
   exit 1

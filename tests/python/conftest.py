@@ -17,9 +17,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PYDIR = os.path.join(REPO, "python")
 if glob.glob(os.path.join(PYDIR, "skinanalysis", "_core*.so")):
     sys.path.insert(0, PYDIR)
+sys.path.append(os.path.join(REPO, "tests"))
 
 import skinanalysis  # noqa: E402
 from skinanalysis.emulator import Emulator  # noqa: E402
+from emu_factory import emulator_factory  # noqa: E402
 
 from .sa_helpers import FAST, SECRET_KEY  # noqa: E402
 
@@ -43,18 +45,7 @@ def emu(shared_emulator):
 @pytest.fixture
 def make_emulator():
     """Start an emulator with particular options; stopped at teardown."""
-    started = []
-
-    def make(**options):
-        options.setdefault("rate_limit", False)
-        emu = Emulator(**options)
-        emu.start()
-        started.append(emu)
-        return emu
-
-    yield make
-    for emu in started:
-        emu.stop()
+    yield from emulator_factory(Emulator, rate_limit=False)
 
 
 @pytest.fixture

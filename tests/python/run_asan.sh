@@ -17,13 +17,8 @@
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-if [ $# -lt 1 ]; then
-  echo "usage: $0 BUILD_DIR [pytest options...]" >&2
-  exit 2
-fi
-build=$1; shift
-case $build in /*) ;; *) build="$root/$build" ;; esac
+rest="pytest options..."
+. "$here/../build_dir_arg.sh"  # root, build; shifts BUILD_DIR off
 venv=${SA_VENV:-$root/.venv}
 case $venv in /*) ;; *) venv="$root/$venv" ;; esac
 py="$venv/bin/python"

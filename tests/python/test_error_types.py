@@ -188,20 +188,16 @@ def test_task_create_retried_when_nothing_was_sent(emu):
     assert sum(r["endpoint"] == "task_create" for r in emu.log) == 2
 
 
-def test_rate_limit_error_after_the_retry_budget(emu):
-    emu.set_scenario([{"endpoint": "file_create", "fault": "http_429"}])
+@pytest.mark.parametrize("fault, error, status", [
+    ("http_429", skinanalysis.RateLimitError, 429),
+    ("http_502_html", skinanalysis.ServerError, 502),
+], ids=["rate_limit", "server"])
+def test_error_after_the_retry_budget(emu, fault, error, status):
+    emu.set_scenario([{"endpoint": "file_create", "fault": fault}])
     with make_client(emu, max_retries=1) as c:
-        with pytest.raises(skinanalysis.RateLimitError) as info:
+        with pytest.raises(error) as info:
             c.analyze(SD_IMAGE, ["pore"])
-    assert info.value.status == 429 and info.value.retryable
-
-
-def test_server_error_after_the_retry_budget(emu):
-    emu.set_scenario([{"endpoint": "file_create", "fault": "http_502_html"}])
-    with make_client(emu, max_retries=1) as c:
-        with pytest.raises(skinanalysis.ServerError) as info:
-            c.analyze(SD_IMAGE, ["pore"])
-    assert info.value.status == 502 and info.value.retryable
+    assert info.value.status == status and info.value.retryable
 
 
 def test_transient_faults_are_retried(emu, client):

@@ -42,28 +42,28 @@ def test_success_path_at_debug(emu, caplog):
     assert "***" in repr(c)
 
 
-def test_auth_failure(emu, caplog):
+def _analyze_fails(caplog, key, base_url, error, **options):
+    """An analysis with key against base_url fails with error; neither the
+    error's texts nor the log show the key."""
     with caplog.at_level(logging.DEBUG, logger="skinanalysis"):
-        with skinanalysis.Client(WRONG_KEY, base_url=emu.base_url, **FAST) as c:
-            with pytest.raises(skinanalysis.AuthError) as info:
+        with skinanalysis.Client(key, base_url=base_url, **options, **FAST) as c:
+            with pytest.raises(error) as info:
                 c.analyze(SD_IMAGE, ["pore"])
     for text in texts_of(info.value):
-        assert_clean(text, WRONG_KEY)
-    assert_clean(caplog.text, WRONG_KEY)
+        assert_clean(text, key)
+    assert_clean(caplog.text, key)
+
+
+def test_auth_failure(emu, caplog):
+    _analyze_fails(caplog, WRONG_KEY, emu.base_url, skinanalysis.AuthError)
 
 
 def test_transport_failure(caplog):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with caplog.at_level(logging.DEBUG, logger="skinanalysis"):
-        with skinanalysis.Client(SECRET_KEY, base_url="http://127.0.0.1:%d" % port,
-                                 max_retries=0, **FAST) as c:
-            with pytest.raises(skinanalysis.TransportError) as info:
-                c.analyze(SD_IMAGE, ["pore"])
-    for text in texts_of(info.value):
-        assert_clean(text, SECRET_KEY)
-    assert_clean(caplog.text, SECRET_KEY)
+    _analyze_fails(caplog, SECRET_KEY, "http://127.0.0.1:%d" % port,
+                   skinanalysis.TransportError, max_retries=0)
 
 
 def test_construction_errors(emu):

@@ -98,23 +98,36 @@ _SIG_MISMATCH = ("The request signature we calculated does not match the signatu
                  "provided. Check your key and signing method.")
 
 
+def _storage_refusal(app, req, method, auth_counter, rejected_counter=None):
+    """What the storage hosts check first, S3's XML error or None: an
+    Authorization header is counted (auth_counter); a method other than method
+    is refused (a GET of a key that only takes uploads: 403 AccessDenied);
+    then an Authorization header beside the signed query (counted in
+    rejected_counter when given)."""
+    has_auth = "authorization" in req.headers
+    if has_auth:
+        app.state.count(auth_counter)
+    if req.method != method:
+        if req.method == "GET":
+            return xml_error(403, "AccessDenied", "Access Denied")
+        return xml_error(405, "MethodNotAllowed",
+                         "The specified method is not allowed against this resource.")
+    if not has_auth:
+        return None
+    if rejected_counter is not None:
+        app.state.count(rejected_counter)
+    return xml_error(400, "InvalidArgument",
+                     "Only one auth mechanism allowed; only the X-Amz-Algorithm query "
+                     "parameter, Signature query string parameter or the Authorization "
+                     "header should be specified", {"ArgumentName": "Authorization"})
+
+
 def upload(app, ctx):
     state = app.state
     req = ctx.request
-    if "authorization" in req.headers:
-        state.count("auth_on_storage")
-    if req.method != "PUT":
-        return xml_error(403 if req.method == "GET" else 405,
-                         "AccessDenied" if req.method == "GET" else "MethodNotAllowed",
-                         "Access Denied" if req.method == "GET"
-                         else "The specified method is not allowed against this resource.")
-    if "authorization" in req.headers:
-        state.count("uploads_rejected")
-        return xml_error(400, "InvalidArgument",
-                         "Only one auth mechanism allowed; only the X-Amz-Algorithm query "
-                         "parameter, Signature query string parameter or the Authorization "
-                         "header should be specified",
-                         {"ArgumentName": "Authorization"})
+    refused = _storage_refusal(app, req, "PUT", "auth_on_storage", "uploads_rejected")
+    if refused is not None:
+        return refused
     key = req.path[len("/_storage/"):]
     file_id = state.storage.get(key)
     expires = req.query.get("expires", "")
@@ -372,16 +385,9 @@ def task_delete(app, ctx):
 def result(app, ctx):
     state = app.state
     req = ctx.request
-    if "authorization" in req.headers:
-        state.count("auth_on_results")
-    if req.method != "GET":
-        return xml_error(405, "MethodNotAllowed",
-                         "The specified method is not allowed against this resource.")
-    if "authorization" in req.headers:
-        return xml_error(400, "InvalidArgument",
-                         "Only one auth mechanism allowed; only the X-Amz-Algorithm query "
-                         "parameter, Signature query string parameter or the Authorization "
-                         "header should be specified", {"ArgumentName": "Authorization"})
+    refused = _storage_refusal(app, req, "GET", "auth_on_results")
+    if refused is not None:
+        return refused
     token, _, name = req.path[len("/_results/"):].partition("/")
     task_id = state.tokens.get(token)
     expires = req.query.get("expires", "")

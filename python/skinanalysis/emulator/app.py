@@ -155,15 +155,16 @@ class App:
             })
         return response
 
+    # The handlers(app, ctx) of the endpoints outside /s2s/, then of the /s2s/
+    # ones that take no version from the path (behind the key and rate guard).
+    _UNGUARDED = {"upload": api.upload, "result": api.result, "public": api.public,
+                  "control": control.handle}
+    _GUARDED = {"credit": api.credit, "feature_cost": api.feature_cost,
+                "task_delete": api.task_delete}
+
     def _dispatch(self, ctx, endpoint, args):
-        if endpoint == "upload":
-            return api.upload(self, ctx)
-        if endpoint == "result":
-            return api.result(self, ctx)
-        if endpoint == "public":
-            return api.public(self, ctx)
-        if endpoint == "control":
-            return control.handle(self, ctx)
+        if endpoint in self._UNGUARDED:
+            return self._UNGUARDED[endpoint](self, ctx)
         if endpoint == "other":
             return api.json_response(404, catalog.ERR_NOT_FOUND)
         if endpoint == "s2s_other":
@@ -176,12 +177,8 @@ class App:
         if endpoint == "file_create":
             ctx.version = args[0] if args else "v2.0"
             return api.file_create(self, ctx)
-        if endpoint == "credit":
-            return api.credit(self, ctx)
-        if endpoint == "feature_cost":
-            return api.feature_cost(self, ctx)
-        if endpoint == "task_delete":
-            return api.task_delete(self, ctx)
+        if endpoint in self._GUARDED:
+            return self._GUARDED[endpoint](self, ctx)
         ctx.version = args[0]
         if endpoint == "task_create":
             return api.task_create(self, ctx, args[0])

@@ -634,21 +634,21 @@ static void lsa_push_prices(lua_State *L, const sa_price_list *pl)
     lua_createtable(L, (int)pl->n_skus, 1);
     for (i = 0; i < pl->n_skus; i++) {
         const sa_sku *k = &pl->skus[i];
+        /* every string field, "" included */
+        const struct {
+            const char *key, *value;
+        } f[] = {{"description", k->description}, {"unit", k->unit},
+                 {"proc_unit", k->proc_unit}, {"raw", k->raw},
+                 {"run_task_url", k->run_task_url}, {"feature", k->feature}};
+        size_t j;
+
         lua_createtable(L, 0, 7);
-        lua_pushstring(L, k->description);
-        lua_setfield(L, -2, "description");
+        for (j = 0; j < sizeof f / sizeof f[0]; j++) {
+            lua_pushstring(L, f[j].value);
+            lua_setfield(L, -2, f[j].key);
+        }
         lsa_push_amount(L, k->amount);
         lua_setfield(L, -2, "amount");
-        lua_pushstring(L, k->unit);
-        lua_setfield(L, -2, "unit");
-        lua_pushstring(L, k->proc_unit);
-        lua_setfield(L, -2, "proc_unit");
-        lua_pushstring(L, k->run_task_url);
-        lua_setfield(L, -2, "run_task_url");
-        lua_pushstring(L, k->feature);
-        lua_setfield(L, -2, "feature");
-        lua_pushstring(L, k->raw);
-        lua_setfield(L, -2, "raw");
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
 }

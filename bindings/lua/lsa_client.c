@@ -732,20 +732,16 @@ static int lsa_client_tostring(lua_State *L)
     lsa_client *lc = luaL_checkudata(L, 1, LSA_CLIENT_MT);
 
     if (lc->client == NULL)
-        lua_pushfstring(L, "%s (closed): %p", LSA_CLIENT_MT, (void *)lc);
-    else
-        lua_pushfstring(L, "%s (v2.%d, %d active): %p", LSA_CLIENT_MT,
-                        lc->api_version == SA_API_V2_0 ? 0 : 1,
-                        sa_client_active(lc->client), (void *)lc);
-    return 1;
+        return lsa_tostring(L, LSA_CLIENT_MT, lc, "closed");
+    lua_pushfstring(L, "v2.%d, %d active",
+                    lc->api_version == SA_API_V2_0 ? 0 : 1,
+                    sa_client_active(lc->client));
+    return lsa_tostring(L, LSA_CLIENT_MT, lc, lua_tostring(L, -1));
 }
 
 void lsa_client_register(lua_State *L)
 {
-    static const luaL_Reg meta[] = {{"__gc", lsa_client_close_m},
-                                    {"__close", lsa_client_close_m},
-                                    {"__tostring", lsa_client_tostring},
-                                    {NULL, NULL}};
+    /* close: added by lsa_new_class */
     static const luaL_Reg methods[] = {
         {"submit", lsa_job_submit},
         {"resume", lsa_job_resume},
@@ -760,8 +756,8 @@ void lsa_client_register(lua_State *L)
         {"fetch_masks", lsa_client_fetch_masks},
         {"closed", lsa_client_closed},
         {"log_dropped", lsa_client_log_dropped},
-        {"close", lsa_client_close_m},
         {NULL, NULL}};
 
-    lsa_new_class(L, LSA_CLIENT_MT, meta, methods);
+    lsa_new_class(L, LSA_CLIENT_MT, lsa_client_close_m, lsa_client_tostring,
+                  methods);
 }

@@ -154,7 +154,7 @@ describe("webhooks from the emulator", function()
     local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
     spec.step_until(c, function() return job:state() == "poll_wait" or job:done() end)
     assert.equal("poll_wait", job:state())
-    return job, assert(receiver:next(), "no webhook delivery")
+    return job, (assert(receiver:next(), "no webhook delivery"))
   end
 
   it("a signed delivery is verified and notify polls the task at once", function()

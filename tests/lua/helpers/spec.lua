@@ -27,6 +27,7 @@ local M = {
   repo = emulator.repo,
   fixtures = emulator.fixtures,
   quote = emulator.quote,
+  read = emulator.read,
   SD_JPG = emulator.fixtures .. "/portrait_sd.jpg",
   HD_JPG = emulator.fixtures .. "/portrait_hd.jpg",
   PNG = emulator.fixtures .. "/portrait.png",
@@ -95,8 +96,9 @@ end
 
 -- Step client c until job has a task id (it created its task); the id.
 function M.task_id(c, job)
-  return assert(M.step_until(c, function() return job:task_id() end),
-                "the job created no task")
+  local id = M.step_until(c, function() return job:task_id() end)
+  assert(id, "the job created no task")
+  return id
 end
 
 -- A task created on client c for image with actions and left unpolled

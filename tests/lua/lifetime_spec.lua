@@ -1,7 +1,6 @@
 -- Handles: __close, idempotent close, __gc with live jobs, a job keeping
 -- its client alive, a buffer kept alive until its job ends, closed
 -- handles raising.
-local sa = require "skinanalysis"
 local spec = require "helpers.spec"
 
 local SD_JPG = spec.SD_JPG

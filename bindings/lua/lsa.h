@@ -141,11 +141,15 @@ const char *lsa_option_name(lua_State *L);
 /* An API version given as 20/21, 2.0/2.1 or "2.0"/"2.1"/"v2.1"; raises on
  * anything else. */
 int lsa_check_api_version(lua_State *L, int idx, const char *what);
-/* Build the method table of a type from `methods` (already registered
- * under `tname` with luaL_newmetatable): sets __index, __name and the
- * metamethods in `meta`. */
-void lsa_new_class(lua_State *L, const char *tname, const luaL_Reg *meta,
-                   const luaL_Reg *methods);
+/* Build the metatable registered under `tname` (luaL_newmetatable):
+ * __index (the `methods`), __name, __tostring, and when `close` is not
+ * NULL the method close, __close and __gc (all three `close`). */
+void lsa_new_class(lua_State *L, const char *tname, lua_CFunction close,
+                   lua_CFunction tostring, const luaL_Reg *methods);
+
+/* __tostring of every type: push "tname (detail): self" and return 1. */
+int lsa_tostring(lua_State *L, const char *tname, const void *self,
+                 const char *detail);
 
 /* The action names in the table or string at idx as a C array (held by a
  * userdata pushed on the stack, so nothing leaks if a later check raises);

@@ -87,6 +87,13 @@ static const char *const lsa_log_level_names[] = {"debug", "info", "warning",
 static const int lsa_log_level_values[] = {SA_LOG_DEBUG, SA_LOG_INFO,
                                            SA_LOG_WARNING, SA_LOG_ERROR};
 
+static const char *const lsa_upload_names[] = {"skin-analysis", "generic",
+                                               NULL};
+static const int lsa_upload_values[] = {SA_UPLOAD_SKIN_ANALYSIS,
+                                        SA_UPLOAD_GENERIC};
+static const char *const lsa_poll_names[] = {"learned", "fixed", NULL};
+static const int lsa_poll_values[] = {SA_POLL_LEARNED, SA_POLL_FIXED};
+
 static const char *lsa_log_level_name(int level)
 {
     if (level >= SA_LOG_ERROR)
@@ -118,6 +125,25 @@ static void lsa_opt_expect(lua_State *L, const char *name, int type)
     if (lua_type(L, -1) != type)
         luaL_error(L, "option '%s': %s expected, got %s", name,
                    lua_typename(L, type), luaL_typename(L, -1));
+}
+
+/* The value of an option that names one of a few strings (upload_path,
+ * poll_strategy, log_level): the C value of the name; raises for
+ * anything else. */
+static int lsa_opt_choice(lua_State *L, const lsa_opt *d)
+{
+    const char *const *names = lsa_log_level_names;
+    const int *values = lsa_log_level_values;
+
+    if (d->kind == LSA_OPT_UPLOAD) {
+        names = lsa_upload_names;
+        values = lsa_upload_values;
+    } else if (d->kind == LSA_OPT_POLL) {
+        names = lsa_poll_names;
+        values = lsa_poll_values;
+    }
+    lsa_opt_expect(L, d->name, LUA_TSTRING);
+    return values[luaL_checkoption(L, -1, NULL, names)];
 }
 
 /* Store the value on the top of the stack into *o.  Strings are borrowed
@@ -174,27 +200,10 @@ static void lsa_set_client_opt(lua_State *L, const lsa_opt *d,
     case LSA_OPT_VERSION:
         *(int *)(void *)base = lsa_check_api_version(L, -1, d->name);
         break;
-    case LSA_OPT_UPLOAD: {
-        static const char *const paths[] = {"skin-analysis", "generic", NULL};
-        lsa_opt_expect(L, d->name, LUA_TSTRING);
-        *(int *)(void *)base = luaL_checkoption(L, -1, NULL, paths) == 0
-                                   ? SA_UPLOAD_SKIN_ANALYSIS
-                                   : SA_UPLOAD_GENERIC;
-        break;
-    }
-    case LSA_OPT_POLL: {
-        static const char *const kinds[] = {"learned", "fixed", NULL};
-        lsa_opt_expect(L, d->name, LUA_TSTRING);
-        *(int *)(void *)base = luaL_checkoption(L, -1, NULL, kinds) == 0
-                                   ? SA_POLL_LEARNED
-                                   : SA_POLL_FIXED;
-        break;
-    }
+    case LSA_OPT_UPLOAD:
+    case LSA_OPT_POLL:
     case LSA_OPT_LOG_LEVEL:
-        lsa_opt_expect(L, d->name, LUA_TSTRING);
-        *(int *)(void *)base =
-            lsa_log_level_values[luaL_checkoption(L, -1, NULL,
-                                                  lsa_log_level_names)];
+        *(int *)(void *)base = lsa_opt_choice(L, d);
         break;
     case LSA_OPT_LOG:
         lsa_opt_expect(L, d->name, LUA_TFUNCTION);
@@ -723,20 +732,16 @@ static int lsa_client_tostring(lua_State *L)
     lsa_client *lc = luaL_checkudata(L, 1, LSA_CLIENT_MT);
 
     if (lc->client == NULL)
-        lua_pushfstring(L, "%s (closed): %p", LSA_CLIENT_MT, (void *)lc);
-    else
-        lua_pushfstring(L, "%s (v2.%d, %d active): %p", LSA_CLIENT_MT,
-                        lc->api_version == SA_API_V2_0 ? 0 : 1,
-                        sa_client_active(lc->client), (void *)lc);
-    return 1;
+        return lsa_tostring(L, LSA_CLIENT_MT, lc, "closed");
+    lua_pushfstring(L, "v2.%d, %d active",
+                    lc->api_version == SA_API_V2_0 ? 0 : 1,
+                    sa_client_active(lc->client));
+    return lsa_tostring(L, LSA_CLIENT_MT, lc, lua_tostring(L, -1));
 }
 
 void lsa_client_register(lua_State *L)
 {
-    static const luaL_Reg meta[] = {{"__gc", lsa_client_close_m},
-                                    {"__close", lsa_client_close_m},
-                                    {"__tostring", lsa_client_tostring},
-                                    {NULL, NULL}};
+    /* close: added by lsa_new_class */
     static const luaL_Reg methods[] = {
         {"submit", lsa_job_submit},
         {"resume", lsa_job_resume},
@@ -751,8 +756,8 @@ void lsa_client_register(lua_State *L)
         {"fetch_masks", lsa_client_fetch_masks},
         {"closed", lsa_client_closed},
         {"log_dropped", lsa_client_log_dropped},
-        {"close", lsa_client_close_m},
         {NULL, NULL}};
 
-    lsa_new_class(L, LSA_CLIENT_MT, meta, methods);
+    lsa_new_class(L, LSA_CLIENT_MT, lsa_client_close_m, lsa_client_tostring,
+                  methods);
 }

@@ -634,21 +634,21 @@ static void lsa_push_prices(lua_State *L, const sa_price_list *pl)
     lua_createtable(L, (int)pl->n_skus, 1);
     for (i = 0; i < pl->n_skus; i++) {
         const sa_sku *k = &pl->skus[i];
+        /* every string field, "" included */
+        const struct {
+            const char *key, *value;
+        } f[] = {{"description", k->description}, {"unit", k->unit},
+                 {"proc_unit", k->proc_unit}, {"raw", k->raw},
+                 {"run_task_url", k->run_task_url}, {"feature", k->feature}};
+        size_t j;
+
         lua_createtable(L, 0, 7);
-        lua_pushstring(L, k->description);
-        lua_setfield(L, -2, "description");
+        for (j = 0; j < sizeof f / sizeof f[0]; j++) {
+            lua_pushstring(L, f[j].value);
+            lua_setfield(L, -2, f[j].key);
+        }
         lsa_push_amount(L, k->amount);
         lua_setfield(L, -2, "amount");
-        lua_pushstring(L, k->unit);
-        lua_setfield(L, -2, "unit");
-        lua_pushstring(L, k->proc_unit);
-        lua_setfield(L, -2, "proc_unit");
-        lua_pushstring(L, k->run_task_url);
-        lua_setfield(L, -2, "run_task_url");
-        lua_pushstring(L, k->feature);
-        lua_setfield(L, -2, "feature");
-        lua_pushstring(L, k->raw);
-        lua_setfield(L, -2, "raw");
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
 }
@@ -1123,10 +1123,8 @@ static int lsa_job_tostring(lua_State *L)
     const char *state;
     const char *task = NULL;
 
-    if (lj->closed) {
-        lua_pushfstring(L, "%s (closed): %p", LSA_JOB_MT, (void *)lj);
-        return 1;
-    }
+    if (lj->closed)
+        return lsa_tostring(L, LSA_JOB_MT, lj, "closed");
     if (lj->final) {
         lsa_final_field(L, 1, "state");
         state = lua_tostring(L, -1);
@@ -1137,19 +1135,13 @@ static int lsa_job_tostring(lua_State *L)
         task = sa_job_task_id(lj->job);
     }
     if (task != NULL && task[0] != '\0')
-        lua_pushfstring(L, "%s (%s, task %s): %p", LSA_JOB_MT, state, task,
-                        (void *)lj);
-    else
-        lua_pushfstring(L, "%s (%s): %p", LSA_JOB_MT, state, (void *)lj);
-    return 1;
+        state = lua_pushfstring(L, "%s, task %s", state, task);
+    return lsa_tostring(L, LSA_JOB_MT, lj, state);
 }
 
 void lsa_job_register(lua_State *L)
 {
-    static const luaL_Reg meta[] = {{"__gc", lsa_job_close_m},
-                                    {"__close", lsa_job_close_m},
-                                    {"__tostring", lsa_job_tostring},
-                                    {NULL, NULL}};
+    /* close: added by lsa_new_class */
     static const luaL_Reg methods[] = {
         {"done", lsa_job_done_m},
         {"state", lsa_job_state_m},
@@ -1160,8 +1152,7 @@ void lsa_job_register(lua_State *L)
         {"abandon", lsa_job_abandon_m},
         {"info", lsa_job_info_m},
         {"task_id", lsa_job_task_id_m},
-        {"close", lsa_job_close_m},
         {NULL, NULL}};
 
-    lsa_new_class(L, LSA_JOB_MT, meta, methods);
+    lsa_new_class(L, LSA_JOB_MT, lsa_job_close_m, lsa_job_tostring, methods);
 }

@@ -83,8 +83,8 @@ int lsa_check_api_version(lua_State *L, int idx, const char *what)
     return luaL_error(L, "%s: expected API version \"2.0\" or \"2.1\"", what);
 }
 
-void lsa_new_class(lua_State *L, const char *tname, const luaL_Reg *meta,
-                   const luaL_Reg *methods)
+void lsa_new_class(lua_State *L, const char *tname, lua_CFunction close,
+                   lua_CFunction tostring, const luaL_Reg *methods)
 {
     luaL_newmetatable(L, tname);
     if (lua_getfield(L, -1, "__lsa_complete") == LUA_TBOOLEAN) {
@@ -96,15 +96,32 @@ void lsa_new_class(lua_State *L, const char *tname, const luaL_Reg *meta,
     }
     lua_pop(L, 1);
     /* New, or left half-built by a memory error during an earlier open. */
-    luaL_setfuncs(L, meta, 0);
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);
+    if (close != NULL) {
+        /* obj:close(), __close and __gc are one function */
+        lua_pushcfunction(L, close);
+        lua_setfield(L, -2, "close");
+        lua_getfield(L, -1, "close");
+        lua_setfield(L, -3, "__close");
+        lua_getfield(L, -1, "close");
+        lua_setfield(L, -3, "__gc");
+    }
     lua_setfield(L, -2, "__index");
     lua_pushstring(L, tname);
     lua_setfield(L, -2, "__name");
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "__lsa_complete");
     lua_pop(L, 1);
+}
+
+int lsa_tostring(lua_State *L, const char *tname, const void *self,
+                 const char *detail)
+{
+    lua_pushfstring(L, "%s (%s): %p", tname, detail, self);
+    return 1;
 }
 
 const char **lsa_check_actions(lua_State *L, int idx, size_t *n)

@@ -181,10 +181,10 @@ static int lsa_result_tostring(lua_State *L)
     if (lua_getfield(L, 1, "scores") == LUA_TTABLE)
         n = (lua_Integer)lua_rawlen(L, -1);
     lua_getfield(L, 1, "task_id");
-    lua_pushfstring(L, "%s (task %s, %I scores): %p", LSA_RESULT_MT,
-                    lua_isstring(L, -1) ? lua_tostring(L, -1) : "?", n,
-                    lua_topointer(L, 1));
-    return 1;
+    lua_pushfstring(L, "task %s, %I scores",
+                    lua_isstring(L, -1) ? lua_tostring(L, -1) : "?", n);
+    return lsa_tostring(L, LSA_RESULT_MT, lua_topointer(L, 1),
+                        lua_tostring(L, -1));
 }
 
 /* ------------------------------------------------------------------ */
@@ -842,8 +842,6 @@ static void lsa_box_class(lua_State *L, const char *mt, lua_CFunction gc)
 
 void lsa_result_register(lua_State *L)
 {
-    static const luaL_Reg meta[] = {{"__tostring", lsa_result_tostring},
-                                    {NULL, NULL}};
     static const luaL_Reg methods[] = {{"get", lsa_result_get},
                                       {"file", lsa_result_file},
                                       {"save_masks", lsa_result_save_masks},
@@ -851,7 +849,7 @@ void lsa_result_register(lua_State *L)
                                       {"compare", lsa_result_compare},
                                       {NULL, NULL}};
 
-    lsa_new_class(L, LSA_RESULT_MT, meta, methods);
+    lsa_new_class(L, LSA_RESULT_MT, NULL, lsa_result_tostring, methods);
     lsa_box_class(L, LSA_RESULT_BOX, lsa_result_box_gc);
     lsa_box_class(L, LSA_COMPARISON_BOX, lsa_comparison_box_gc);
     lsa_box_class(L, LSA_FOLDER_BOX, lsa_folder_box_gc);

@@ -120,9 +120,7 @@ describe("callbacks", function()
         if state == "task_create" then c:close() end
       end,
     }))
-    local r, _, code = job:wait(10)
-    assert.is_nil(r)
-    assert.equal("cancelled", code)
+    spec.failure("cancelled", job:wait(10))
     assert.is_true(c:closed())
   end)
 

@@ -1,13 +1,9 @@
 -- The blocking and the stepping paths against the emulator, every image
 -- source, both versions and formats, validation before anything is sent.
 local sa = require "skinanalysis"
-local emulator = require "helpers.emulator"
 local spec = require "helpers.spec"
 
-local fixtures = emulator.fixtures
 local SD_JPG = spec.SD_JPG
-local HD_JPG = spec.HD_JPG
-local PNG = spec.PNG
 
 describe("client against the emulator", function()
   local emu = spec.emulator()
@@ -63,15 +59,13 @@ describe("client against the emulator", function()
       assert.is_true(job:ok())
       local c0 <close> = emu:client{ step_budget = 0 }  -- no time budget
       assert.is_truthy(c0)
-      local c2, msg, code = sa.client(emu:client_options{ step_budget = -1 })
-      assert.is_nil(c2)
-      assert.matches("step_budget", msg)
-      assert.equal("invalid_argument", code)
+      assert.matches("step_budget", spec.failure("invalid_argument",
+                                                 sa.client(emu:client_options{ step_budget = -1 })))
     end)
 
     it("analyzes a buffer", function()
       local c <close> = emu:client()
-      local r = assert(c:analyze(nil, { buffer = emulator.read(PNG), actions = { "pore" } }))
+      local r = assert(c:analyze(nil, { buffer = spec.read(spec.PNG), actions = { "pore" } }))
       assert.is_number(r:get("pore").ui_score)
       assert.is_nil(r:get("wrinkle"))
     end)
@@ -112,7 +106,7 @@ describe("client against the emulator", function()
 
     it("analyzes an HD image with HD actions", function()
       local c <close> = emu:client()
-      local r = assert(c:analyze(HD_JPG, { actions = { "hd_wrinkle", "hd_pore" } }))
+      local r = assert(c:analyze(spec.HD_JPG, { actions = { "hd_wrinkle", "hd_pore" } }))
       assert.is_number(r:get("hd_wrinkle", "forehead").ui_score)
       assert.is_number(r:get("pore", "nose").ui_score)
     end)
@@ -232,10 +226,7 @@ describe("client against the emulator", function()
     it("abandon ends the job at once", function()
       local c <close> = emu:client()
       local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
-      for _ = 1, 200 do
-        c:step(0.01)
-        if job:task_id() then break end
-      end
+      spec.task_id(c, job)
       assert.is_true(job:abandon())
       assert.equal("cancelled", job:status())
       assert.is_true(c:run(5))
@@ -244,16 +235,16 @@ describe("client against the emulator", function()
 
   describe("validation before anything is sent", function()
     -- a real PNG header, padded to 10,000,000 bytes and more
-    local big = emulator.read(PNG) .. string.rep("\0", 10000000)
+    local big = spec.read(spec.PNG) .. string.rep("\0", 10000000)
     local cases = {
       { "unknown_action", SD_JPG, { actions = { "wrinkles" } } },
       { "mixed_tiers", SD_JPG, { actions = { "wrinkle", "hd_pore" } } },
       { "action_count", SD_JPG, { actions = {} } },
       { "source", SD_JPG, { buffer = "xx" } },
       { "source", nil, {} },
-      { "file", fixtures .. "/no-such-file.jpg", {} },
-      { "image_format", fixtures .. "/not_an_image.jpg", {} },
-      { "image_too_small", fixtures .. "/small.jpg", {} },
+      { "file", spec.fixtures .. "/no-such-file.jpg", {} },
+      { "image_format", spec.fixtures .. "/not_an_image.jpg", {} },
+      { "image_too_small", spec.fixtures .. "/small.jpg", {} },
       { "image_too_small", SD_JPG, { actions = { "hd_pore" } } },
       { "image_too_large", nil, { buffer = big } },
       { "bad_option", SD_JPG, { miniserver_args = { bogus_key = true } } },
@@ -293,7 +284,7 @@ describe("client against the emulator", function()
 
     it("accepts documented miniserver_args", function()
       local c <close> = emu:client()
-      local r = assert(c:analyze(HD_JPG, { actions = { "hd_pore" }, mask_overlay = true,
+      local r = assert(c:analyze(spec.HD_JPG, { actions = { "hd_pore" }, mask_overlay = true,
         miniserver_args = { enable_dark_background_hd_pore = true,
                             color_dark_background_hd_pore = "3D3D3D",
                             opacity_dark_background_hd_pore = 0.4 } }))

@@ -2,10 +2,8 @@
 -- and composites tinted per concern, against the emulator.
 local sa = require "skinanalysis"
 local spec = require "helpers.spec"
-local emulator = spec.emulator_module
 
 local SD_JPG = spec.SD_JPG
-local PNG = spec.PNG
 
 describe("before/after", function()
   local emu = spec.emulator{ "--task-seconds", "0", "--rate-limit", "off" }
@@ -13,7 +11,7 @@ describe("before/after", function()
   it("compares two results per concern and region", function()
     local c <close> = emu:client()
     local before = assert(c:analyze(SD_JPG, { actions = { "wrinkle", "pore", "skin_type" } }))
-    local after = assert(c:analyze(PNG, { actions = { "wrinkle", "pore", "acne", "skin_type" } }))
+    local after = assert(c:analyze(spec.PNG, { actions = { "wrinkle", "pore", "acne", "skin_type" } }))
     local cmp = assert(before:compare(after))
     local by = {}
     for _, ch in ipairs(cmp.changes) do by[ch.concern .. "/" .. ch.region] = ch end
@@ -66,8 +64,7 @@ describe("before/after", function()
   end)
 
   it("composite tints each mask by its concern's name, not its position", function()
-    local dir = spec.tmpdir()
-    finally(function() spec.rmdir(dir) end)
+    local dir, _ <close> = spec.tmpdir()
     local c <close> = emu:client()
     local r = assert(c:analyze(SD_JPG, { actions = { "pore" }, format = "zip" }))
     local mask
@@ -81,7 +78,7 @@ describe("before/after", function()
       local fake = setmetatable({ scores = {}, files = files }, getmetatable(r))
       local out = dir .. "/" .. name .. (extra and "-2" or "") .. ".png"
       assert(fake:composite(SD_JPG, out))
-      return emulator.read(out)
+      return spec.read(out)
     end
     local as_pore, as_wrinkle = composite("pore_output.png"), composite("wrinkle_output.png")
     assert.are_not.equal(as_pore, as_wrinkle)
@@ -90,6 +87,6 @@ describe("before/after", function()
     -- the real result names its mask: the same as the by-name tint
     local out = dir .. "/real.png"
     assert(r:composite(SD_JPG, out))
-    assert.equal(as_pore, emulator.read(out))
+    assert.equal(as_pore, spec.read(out))
   end)
 end)

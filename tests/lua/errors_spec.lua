@@ -6,13 +6,6 @@ local spec = require "helpers.spec"
 
 local SD_JPG = spec.SD_JPG
 
-local function expect_failure(code, r, msg, got)
-  assert.is_nil(r)
-  assert.is_string(msg)
-  assert.not_equal("", msg)
-  assert.equal(code, got, msg)
-end
-
 describe("runtime failures", function()
   local emu = spec.emulator()
 
@@ -21,59 +14,47 @@ describe("runtime failures", function()
     emu:control("POST", "/_control/units", { key = emu.key, units = 100000 })
   end)
 
-  -- code, client options, analysis options, setup(emu)
+  -- code, then client options, analysis options, and the fault of a
+  -- scenario or a setup(emu)
   local cases = {
-    { "auth", { api_key = "wrong-key" } },
-    { "credits", nil, nil, function(e)
+    { "auth", client = { api_key = "wrong-key" } },
+    { "credits", setup = function(e)
         e:control("POST", "/_control/units", { key = e.key, units = 3 })
       end },
-    { "engine", nil, nil, function(e)
+    { "engine", setup = function(e)
         e:control("POST", "/_control/engine_error/next", { code = "error_no_face" })
       end },
-    { "task_expired", nil, nil, function(e)
-        e:scenario{ { endpoint = "task_status", fault = "invalid_task_id" } }
-      end },
-    { "task_timeout", nil, nil, function(e)
-        e:scenario{ { endpoint = "task_status", fault = "task_timeout_500" } }
-      end },
-    { "server", { max_retries = 1 }, nil, function(e)
-        e:scenario{ { endpoint = "file_create", fault = "http_503" } }
-      end },
-    { "rate_limited", { max_retries = 1 }, nil, function(e)
-        e:scenario{ { endpoint = "file_create", fault = "http_429" } }
-      end },
-    { "ambiguous", nil, nil, function(e)
-        e:scenario{ { endpoint = "task_create", fault = "close_mid_response" } }
-      end },
-    { "protocol", { max_retries = 1 }, nil, function(e)
-        e:scenario{ { endpoint = "file_create", fault = "malformed_json" } }
-      end },
+    { "task_expired", fault = { endpoint = "task_status", fault = "invalid_task_id" } },
+    { "task_timeout", fault = { endpoint = "task_status", fault = "task_timeout_500" } },
+    { "server", client = { max_retries = 1 },
+      fault = { endpoint = "file_create", fault = "http_503" } },
+    { "rate_limited", client = { max_retries = 1 },
+      fault = { endpoint = "file_create", fault = "http_429" } },
+    { "ambiguous", fault = { endpoint = "task_create", fault = "close_mid_response" } },
+    { "protocol", client = { max_retries = 1 },
+      fault = { endpoint = "file_create", fault = "malformed_json" } },
     -- (an oversized status answer is a failed poll, polled again without a
     -- budget: the limit is final on the file slot, and max_polls when set)
-    { "limit", { max_body_bytes = 65536, max_retries = 0 }, nil, function(e)
-        e:scenario{ { endpoint = "file_create", fault = "oversized_body", size_bytes = 1000000 } }
-      end },
-    { "limit", { max_polls = 2 }, nil, function(e)
-        e:scenario{ { endpoint = "task_status", fault = "http_503" } }
-      end },
-    { "timeout", { request_timeout = 0.3, max_retries = 0 }, nil, function(e)
-        e:scenario{ { endpoint = "file_create", fault = "delay", delay_ms = 3000 } }
-      end },
-    { "deadline", nil, { deadline = 0.5 }, function(e)
-        e:scenario{ { endpoint = "task_status", fault = "delay", delay_ms = 800 } }
-      end },
-    { "bad_request", nil, { file_id = "bm8tc3VjaC1maWxl", actions = { "pore" } } },
+    { "limit", client = { max_body_bytes = 65536, max_retries = 0 },
+      fault = { endpoint = "file_create", fault = "oversized_body", size_bytes = 1000000 } },
+    { "limit", client = { max_polls = 2 }, fault = { endpoint = "task_status", fault = "http_503" } },
+    { "timeout", client = { request_timeout = 0.3, max_retries = 0 },
+      fault = { endpoint = "file_create", fault = "delay", delay_ms = 3000 } },
+    { "deadline", analyze = { deadline = 0.5 },
+      fault = { endpoint = "task_status", fault = "delay", delay_ms = 800 } },
+    { "bad_request", analyze = { file_id = "bm8tc3VjaC1maWxl", actions = { "pore" } } },
   }
 
   for _, case in ipairs(cases) do
-    local code, copts, aopts, setup = case[1], case[2], case[3], case[4]
+    local code, aopts = case[1], case.analyze
     it(code, function()
-      if setup then setup(emu) end
-      local c <close> = emu:client(copts)
+      if case.fault then emu:scenario{ case.fault } end
+      if case.setup then case.setup(emu) end
+      local c <close> = emu:client(case.client)
       local image = SD_JPG
       if aopts and (aopts.file_id or aopts.url) then image = nil end
       local r, msg, got = c:analyze(image, aopts)
-      expect_failure(code, r, msg, got)
+      spec.failure(code, r, msg, got)
       assert.not_matches(emu.key, msg, 1, true)
     end)
   end
@@ -82,7 +63,7 @@ describe("runtime failures", function()
     emu:control("POST", "/_control/engine_error/next", { code = "error_src_face_too_small" })
     local c <close> = emu:client()
     local job = assert(c:submit(SD_JPG))
-    expect_failure("engine", job:wait(10))
+    spec.failure("engine", job:wait(10))
     local state, code, msg = job:status()
     assert.equal("failed", state)
     assert.equal("engine", code)
@@ -90,14 +71,14 @@ describe("runtime failures", function()
     local info = job:info()
     assert.equal("error_src_face_too_small", info.engine_error)
     assert.equal("engine", info.code)
-    expect_failure("engine", job:result())
+    spec.failure("engine", job:result())
   end)
 
   it("auth failures never show the key", function()
     local c <close> = emu:client{ api_key = "sekrit-wrong-key" }
     local job = assert(c:submit(SD_JPG))
     local r, msg, code = job:wait(10)
-    expect_failure("auth", r, msg, code)
+    spec.failure("auth", r, msg, code)
     assert.not_matches("sekrit", msg)
     assert.equal(401, job:info().http_status)
     assert.not_matches("sekrit", tostring(job))
@@ -108,14 +89,14 @@ describe("runtime failures", function()
     local port = emulator.closed_port()
     local c <close> = emu:client{ base_url = "http://127.0.0.1:" .. port, max_retries = 0,
                                   connect_timeout = 1 }
-    expect_failure("transport", c:analyze(SD_JPG))
+    spec.failure("transport", c:analyze(SD_JPG))
   end)
 
   it("upload: the storage refuses an expired URL", function()
     local e = emulator.start{ "--task-seconds", "0.2", "--rate-limit", "off", "--upload-ttl", "0" }
     local ok, err = pcall(function()
       local c <close> = e:client{ max_retries = 0 }
-      expect_failure("upload", c:analyze(SD_JPG))
+      spec.failure("upload", c:analyze(SD_JPG))
     end)
     e:stop()
     assert(ok, err)
@@ -124,7 +105,7 @@ describe("runtime failures", function()
   it("wait_timeout leaves the job running", function()
     local c <close> = emu:client()
     local job = assert(c:submit(SD_JPG))
-    expect_failure("wait_timeout", job:wait(0.01))
+    spec.failure("wait_timeout", job:wait(0.01))
     assert.is_false(job:done())
     assert.is_truthy(job:wait(10))
   end)
@@ -241,7 +222,7 @@ describe("a server echoing the API key", function()
                                     log = function(_, m) lines[#lines + 1] = m end }
       local job = assert(c:submit(SD_JPG, case[3]))
       local r, msg, code = job:wait(10)
-      expect_failure(case[1], r, msg, code)
+      spec.failure(case[1], r, msg, code)
       assert.matches("[REDACTED]", msg, 1, true)
       local state, scode, smsg = job:status()
       c:step()  -- deliver the log lines

@@ -1,14 +1,9 @@
 -- Handles: __close, idempotent close, __gc with live jobs, a job keeping
 -- its client alive, a buffer kept alive until its job ends, closed
 -- handles raising.
-local sa = require "skinanalysis"
-local emulator = require "helpers.emulator"
 local spec = require "helpers.spec"
 
 local SD_JPG = spec.SD_JPG
-local PNG = spec.PNG
-
-local full_gc = spec.full_gc
 
 describe("lifetime", function()
   local emu = spec.emulator()
@@ -31,13 +26,11 @@ describe("lifetime", function()
 
   it("<close> also runs when the scope ends with an error", function()
     local outer
-    local ok, err = pcall(function()
+    assert.error_matches(function()
       local c <close> = emu:client()
       outer = c
       error("boom")
-    end)
-    assert.is_false(ok)
-    assert.matches("boom", err)
+    end, "boom")
     assert.is_true(outer:closed())
   end)
 
@@ -67,7 +60,7 @@ describe("lifetime", function()
                                   done = done + 1
                                 end }))
     end
-    full_gc()
+    spec.full_gc()
     assert.is_true(c:run(10))
     assert.equal(1, done)
   end)
@@ -78,7 +71,7 @@ describe("lifetime", function()
       local c = emu:client()
       job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
     end
-    full_gc()
+    spec.full_gc()
     assert.is_truthy(job:wait(10))
     assert.is_truthy(job:result():get("pore"))
   end)
@@ -86,16 +79,16 @@ describe("lifetime", function()
   it("a buffer stays referenced until its job ends", function()
     local c <close> = emu:client()
     local before = emu:request_count()
-    local png = emulator.read(PNG)
+    local png = spec.read(spec.PNG)
     local job
     do
       local copy = png:sub(1, -1) .. "" -- a new string, referenced only by the job
       job = assert(c:submit(nil, { buffer = copy, actions = { "pore" } }))
     end
-    full_gc()
+    spec.full_gc()
     -- allocate and drop a lot, so a freed buffer would be overwritten
     for i = 1, 200 do local _ = string.rep(string.char(i % 256), #png) end
-    full_gc()
+    spec.full_gc()
     assert.is_truthy(job:wait(10))
     local uploads = 0
     local log = emu:log()
@@ -115,7 +108,7 @@ describe("lifetime", function()
       for _ = 1, 3 do assert(c:submit(SD_JPG, { actions = { "pore" } })) end
       c:step()
     end
-    full_gc()
+    spec.full_gc()
     -- and a new client works afterwards
     local c <close> = emu:client()
     assert.is_truthy(c:analyze(SD_JPG, { actions = { "pore" } }))
@@ -158,7 +151,7 @@ describe("lifetime", function()
     assert.is_truthy(c:run(20))
     assert.equal(3, ended)
     c:close()
-    full_gc()
+    spec.full_gc()
     for _, job in ipairs(jobs) do
       local r = assert(job:result())
       assert.is_truthy(r:get("pore"))
@@ -173,12 +166,7 @@ describe("lifetime", function()
   it("a job closed while it runs leaves its task to the client", function()
     local c <close> = emu:client()
     local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
-    local task_id
-    for _ = 1, 500 do
-      c:step(0.01)
-      task_id = job:task_id()
-      if task_id then break end
-    end
+    local task_id = spec.task_id(c, job)
     assert.is_string(task_id)
     job:close()
     assert.is_true(c:run(10))
@@ -205,7 +193,7 @@ describe("lifetime", function()
       for _ = 1, 3 do c:submit(SD_JPG, { actions = { "pore" } }) end
       if math.random() < 0.5 then c:close() end
     end
-    full_gc()
+    spec.full_gc()
     local c <close> = emu:client()
     assert.is_truthy(c:analyze(SD_JPG, { actions = { "pore" } }))
   end)

@@ -5,15 +5,9 @@
 -- in-memory bound, the timeout and the low-speed cut-off on a trickling
 -- host.
 local sa = require "skinanalysis"
-local emulator = require "helpers.emulator"
 local spec = require "helpers.spec"
 
 local SD_JPG = spec.SD_JPG
-local PNG_SIG = spec.PNG_SIG
-
-local tmpdir, rmdir = spec.tmpdir, spec.rmdir
-
-local full_gc = spec.full_gc
 
 local function names_of(paths)
   local names = {}
@@ -49,9 +43,7 @@ describe("mask files", function()
   -- A DONE job of c whose data.results is `results`.
   local function done_job(c, results)
     local job = assert(c:submit(SD_JPG, { actions = { "wrinkle" } }))
-    local deadline = sa.now() + 10
-    while not job:task_id() and sa.now() < deadline do c:step(0.02) end
-    local id = assert(job:task_id())
+    local id = spec.task_id(c, job)
     assert.equal(200, (slow:control("POST", "/_control/task/" .. id .. "/results",
                                     { results = results })))
     assert.equal(200, (slow:control("POST", "/_control/task/" .. id .. "/finish", {})))
@@ -68,9 +60,8 @@ describe("mask files", function()
     local f = assert(c:fetch_masks(job))
     job = nil      -- luacheck: ignore
     result = nil   -- luacheck: ignore
-    full_gc()
-    local deadline = sa.now() + 10
-    while not f:done() and sa.now() < deadline do c:step(0.05) end
+    spec.full_gc()
+    spec.step_until(c, function() return f:done() end, 10, 0.05)
     local r = assert(f:result())
     assert.equal(3, #r.files)
     assert.equal("done", f:state())
@@ -82,7 +73,7 @@ describe("mask files", function()
     assert(job:wait(10))
     c:fetch_masks(job)
     job = nil   -- luacheck: ignore
-    full_gc()
+    spec.full_gc()
     assert(c:run(10))
     assert.equal(0, c:active())
   end)
@@ -94,8 +85,7 @@ describe("mask files", function()
   end)
 
   it("one bad URL fails alone; names are unique", function()
-    local dir = tmpdir()
-    finally(function() rmdir(dir) end)
+    local dir, _ <close> = spec.tmpdir()
     local c <close> = slow:client()
     local job = done_job(c, RESULTS)
     local r = assert(job:result())
@@ -106,11 +96,11 @@ describe("mask files", function()
     assert.matches("2 of 7 files failed; the first: bad.png", err, 1, true)
     assert.same({ "mask-2.png", "mask-3.png", "mask.png", "x_y-2.png", "x_y.png" },
                 names_of(paths))
-    assert.equal(("A"):rep(3000), emulator.read(dir .. "/mask.png"))
-    assert.equal(("B"):rep(3000), emulator.read(dir .. "/mask-2.png"))
-    assert.equal(("C"):rep(3000), emulator.read(dir .. "/mask-3.png"))
-    assert.equal("space", emulator.read(dir .. "/x_y.png"))
-    assert.equal("underscore", emulator.read(dir .. "/x_y-2.png"))
+    assert.equal(("A"):rep(3000), spec.read(dir .. "/mask.png"))
+    assert.equal(("B"):rep(3000), spec.read(dir .. "/mask-2.png"))
+    assert.equal(("C"):rep(3000), spec.read(dir .. "/mask-3.png"))
+    assert.equal("space", spec.read(dir .. "/x_y.png"))
+    assert.equal("underscore", spec.read(dir .. "/x_y-2.png"))
     -- client:fetch_masks in memory: the files that arrived come fourth
     local fetch = assert(c:fetch_masks(job))
     local none, _, fcode, partial = fetch:wait(20)
@@ -120,8 +110,7 @@ describe("mask files", function()
   end)
 
   it("the files a result holds are written by the core", function()
-    local dir = tmpdir()
-    finally(function() rmdir(dir) end)
+    local dir, _ <close> = spec.tmpdir()
     local c <close> = emu:client()
     local z = assert(c:analyze(SD_JPG, { actions = { "pore" }, format = "zip" }))
     z.files = { { name = "x y.png", data = "space" }, { name = "x_y.png", data = "underscore" },
@@ -129,17 +118,16 @@ describe("mask files", function()
     local f = assert(io.open(dir .. "/up.png", "wb"))
     f:write("the user's file")
     f:close()
-    os.execute("ln -s /etc/hostname " .. emulator.quote(dir .. "/x_y.png"))
+    os.execute("ln -s /etc/hostname " .. spec.quote(dir .. "/x_y.png"))
     local paths = assert(z:save_masks(dir))
     assert.same({ "up-2.png", "x_y-2.png", "x_y-3.png" }, names_of(paths))
-    assert.equal("the user's file", emulator.read(dir .. "/up.png"))
-    assert.equal("space", emulator.read(dir .. "/x_y-2.png"))
-    assert.equal("underscore", emulator.read(dir .. "/x_y-3.png"))
+    assert.equal("the user's file", spec.read(dir .. "/up.png"))
+    assert.equal("space", spec.read(dir .. "/x_y-2.png"))
+    assert.equal("underscore", spec.read(dir .. "/x_y-3.png"))
   end)
 
   it("max_files_bytes bounds the files held in memory", function()
-    local dir = tmpdir()
-    finally(function() rmdir(dir) end)
+    local dir, _ <close> = spec.tmpdir()
     local c <close> = slow:client{ max_files_bytes = 7000 }
     local job = done_job(c, { output = { { type = "wrinkle", ui_score = 5, raw_score = 5.5,
       mask_urls = { "{base}/_public/a/mask.png", "{base}/_public/b/mask.png",
@@ -156,8 +144,7 @@ describe("mask files", function()
   end)
 
   it("save_masks takes a timeout; a trickling host is cut off", function()
-    local dir = tmpdir()
-    finally(function() rmdir(dir) end)
+    local dir, _ <close> = spec.tmpdir()
     local c <close> = emu:client()
     local r = assert(c:analyze(SD_JPG, { actions = { "pore" } }))
     emu:scenario{ { endpoint = "result", nth = { 1 }, fault = "trickle",
@@ -180,10 +167,10 @@ describe("mask files", function()
     assert.equal("timeout", code2)
     assert.is_true(sa.now() - t0 < 10)
     assert.equal(2, #paths)
-    for _, p in ipairs(paths) do assert.is_true(#emulator.read(p) > 0) end
+    for _, p in ipairs(paths) do assert.is_true(#spec.read(p) > 0) end
     local any_png = false
     for _, p in ipairs(paths) do
-      if emulator.read(p):sub(1, 8) == PNG_SIG then any_png = true end
+      if spec.read(p):sub(1, 8) == spec.PNG_SIG then any_png = true end
     end
     assert.is_true(any_png)
   end)

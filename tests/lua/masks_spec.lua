@@ -1,18 +1,13 @@
 -- ZIP results, mask downloads (blocking and stepped), expired URLs,
 -- composites, and parse_zip, against the emulator.
 local sa = require "skinanalysis"
-local emulator = require "helpers.emulator"
 local spec = require "helpers.spec"
 
-local fixtures = emulator.fixtures
 local SD_JPG = spec.SD_JPG
-local PNG_SIG = spec.PNG_SIG
-
-local tmpdir, rmdir = spec.tmpdir, spec.rmdir
 
 -- Width and height from a PNG's IHDR.
 local function png_size(data)
-  assert.equal(PNG_SIG, data:sub(1, 8))
+  assert.equal(spec.PNG_SIG, data:sub(1, 8))
   assert.equal("IHDR", data:sub(13, 16))
   return string.unpack(">I4I4", data, 17)
 end
@@ -36,9 +31,7 @@ describe("zip results and masks", function()
     local c <close> = emu:client()
     local r, msg, code = c:analyze(SD_JPG, { actions = { "pore" }, format = "zip" })
     emu:clear_scenario()
-    assert.is_nil(r)
-    assert.equal("zip", code)
-    assert.matches("billed", msg)
+    assert.matches("billed", spec.failure("zip", r, msg, code))
   end)
 
   it("a zip result carries scores and its PNG masks", function()
@@ -53,17 +46,16 @@ describe("zip results and masks", function()
     for _, f in ipairs(r.files) do
       assert.is_string(f.name)
       assert.equal("png", f.format, f.name)
-      assert.equal(PNG_SIG, f.data:sub(1, 8), f.name)
+      assert.equal(spec.PNG_SIG, f.data:sub(1, 8), f.name)
     end
     local mask = r:file(r:get("pore").mask_name)
     assert.is_table(mask)
-    assert.equal(PNG_SIG, mask.data:sub(1, 8))
+    assert.equal(spec.PNG_SIG, mask.data:sub(1, 8))
     assert.is_nil(r:file("no-such-file.png"))
   end)
 
   it("save_masks writes a zip result's files", function()
-    local dir = tmpdir()
-    finally(function() rmdir(dir) end)
+    local dir, _ <close> = spec.tmpdir()
     local c <close> = emu:client()
     local r = assert(c:analyze(SD_JPG, { actions = { "pore", "acne" }, format = "zip" }))
     local paths, err, code = r:save_masks(dir)
@@ -71,13 +63,12 @@ describe("zip results and masks", function()
     assert.equal(#r.files, #paths)
     for _, p in ipairs(paths) do
       assert.equal(dir, p:match("^(.*)/[^/]+$"))
-      assert.equal(PNG_SIG, emulator.read(p):sub(1, 8), p)
+      assert.equal(spec.PNG_SIG, spec.read(p):sub(1, 8), p)
     end
   end)
 
   it("save_masks downloads a json result's masks through its job", function()
-    local dir = tmpdir()
-    finally(function() rmdir(dir) end)
+    local dir, _ <close> = spec.tmpdir()
     local c <close> = emu:client()
     local r = assert(c:analyze(SD_JPG, { actions = { "pore", "acne" } }))
     assert.equal(0, #r.files)
@@ -92,7 +83,7 @@ describe("zip results and masks", function()
     assert.equal(3, #paths)
     local pngs = 0
     for _, p in ipairs(paths) do
-      if emulator.read(p):sub(1, 8) == PNG_SIG then pngs = pngs + 1 end
+      if spec.read(p):sub(1, 8) == spec.PNG_SIG then pngs = pngs + 1 end
     end
     assert.equal(2, pngs)
     -- the downloads never carried the key
@@ -113,12 +104,9 @@ describe("zip results and masks", function()
   end)
 
   it("save_masks of a result without files or job is an invalid_argument", function()
-    local r = assert(sa.parse_result(emulator.read(fixtures ..
+    local r = assert(sa.parse_result(spec.read(spec.fixtures ..
                                                    "/spec/examples/task-status-success-json-hd.json")))
-    local ok, err, code = r:save_masks("/tmp")
-    assert.is_nil(ok)
-    assert.is_string(err)
-    assert.equal("invalid_argument", code)
+    spec.failure("invalid_argument", r:save_masks("/tmp"))
   end)
 
   it("a closed job cannot download any more", function()
@@ -126,25 +114,19 @@ describe("zip results and masks", function()
     local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
     local r = assert(job:wait(10))
     job:close()
-    local ok, err, code = r:save_masks("/tmp")
-    assert.is_nil(ok)
-    assert.matches("closed", err)
-    assert.equal("invalid_argument", code)
+    assert.matches("closed", spec.failure("invalid_argument", r:save_masks("/tmp")))
   end)
 
   it("save_masks into a folder that does not exist fails with 'file'", function()
     local c <close> = emu:client()
     local r = assert(c:analyze(SD_JPG, { actions = { "pore" }, format = "zip" }))
-    local ok, err, code = r:save_masks("/nonexistent-dir/masks")
-    assert.is_nil(ok)
-    assert.equal("file", code)
-    assert.matches("/nonexistent%-dir/masks", err)
+    assert.matches("/nonexistent%-dir/masks",
+                   spec.failure("file", r:save_masks("/nonexistent-dir/masks")))
     assert.has_error(function() r:save_masks("") end)
   end)
 
   it("composite writes a PNG of the source's size", function()
-    local dir = tmpdir()
-    finally(function() rmdir(dir) end)
+    local dir, _ <close> = spec.tmpdir()
     local src = assert(sa.probe_file(SD_JPG))
     local c <close> = emu:client()
     for _, format in ipairs({ "zip", "json" }) do
@@ -153,28 +135,22 @@ describe("zip results and masks", function()
       local path, err, code = r:composite(SD_JPG, out)
       assert.is_nil(code, err)
       assert.equal(out, path)
-      local w, h = png_size(emulator.read(out))
+      local w, h = png_size(spec.read(out))
       assert.equal(src.width, w, format)
       assert.equal(src.height, h, format)
     end
   end)
 
   it("composite reports an unreadable source and an undecodable one", function()
-    local dir = tmpdir()
-    finally(function() rmdir(dir) end)
+    local dir, _ <close> = spec.tmpdir()
     local c <close> = emu:client()
     local r = assert(c:analyze(SD_JPG, { actions = { "pore" }, format = "zip" }))
-    local ok, _, code = r:composite(dir .. "/missing.jpg", dir .. "/o.png")
-    assert.is_nil(ok)
-    assert.equal("file", code)
-    ok, _, code = r:composite(fixtures .. "/not_an_image.jpg", dir .. "/o.png")
-    assert.is_nil(ok)
-    assert.equal("image_decode", code)
+    spec.failure("file", r:composite(dir .. "/missing.jpg", dir .. "/o.png"))
+    spec.failure("image_decode", r:composite(spec.fixtures .. "/not_an_image.jpg", dir .. "/o.png"))
   end)
 
   it("client:fetch_masks in a frame loop never stalls a frame", function()
-    local dir = tmpdir()
-    finally(function() rmdir(dir) end)
+    local dir, _ <close> = spec.tmpdir()
     local c <close> = emu:client()
     local job = assert(c:submit(SD_JPG, { actions = { "pore", "wrinkle", "acne", "oiliness" } }))
     assert(job:wait(10))
@@ -208,7 +184,7 @@ describe("zip results and masks", function()
     for _, f in ipairs(r.files) do
       assert.is_nil(f.data)   -- streamed to disk, not held
       assert.equal(dir .. "/" .. f.name, f.path)
-      assert.is_true(#emulator.read(f.path) > 0)
+      assert.is_true(#spec.read(f.path) > 0)
     end
     assert.is_number(r:get("pore").ui_score)
   end)
@@ -225,8 +201,7 @@ describe("zip results and masks", function()
     local n = #states
     assert.equal("done", states[n])
     local fetch = assert(c:fetch_masks(job))
-    local deadline = sa.now() + 10
-    while not fetch:done() and sa.now() < deadline do c:step(0.01) end
+    spec.step_until(c, function() return fetch:done() end)
     assert(fetch:wait(1))
     c:step()
     assert.equal(n, #states)
@@ -250,9 +225,8 @@ describe("expired mask URLs", function()
   local emu = spec.emulator{ "--task-seconds", "0.1", "--rate-limit", "off", "--url-ttl", "1" }
 
   it("are refreshed by polling the task again", function()
-    local dir = tmpdir()
+    local dir, _ <close> = spec.tmpdir()
     finally(function()
-      rmdir(dir)
       emu:control("POST", "/_control/clock", { mode = "real" })  -- for the other tests
     end)
     local c <close> = emu:client()
@@ -281,22 +255,17 @@ end)
 
 describe("parse_zip", function()
   it("parses a result ZIP from memory", function()
-    local r = assert(sa.parse_zip(emulator.read(fixtures .. "/zips/result_hd.zip")))
+    local r = assert(sa.parse_zip(spec.read(spec.fixtures .. "/zips/result_hd.zip")))
     assert.equal("zip", r.format)
     assert.is_true(#r.scores > 0)
     assert.is_true(#r.files > 0)
     for _, f in ipairs(r.files) do
-      assert.equal(PNG_SIG, f.data:sub(1, 8))
+      assert.equal(spec.PNG_SIG, f.data:sub(1, 8))
     end
   end)
 
   it("refuses a ZIP without score_info.json and bytes that are no ZIP", function()
-    local ok, err, code = sa.parse_zip(emulator.read(fixtures .. "/zips/no_score_info.zip"))
-    assert.is_nil(ok)
-    assert.is_string(err)
-    assert.equal("zip", code)
-    ok, _, code = sa.parse_zip("not a zip")
-    assert.is_nil(ok)
-    assert.equal("zip", code)
+    spec.failure("zip", sa.parse_zip(spec.read(spec.fixtures .. "/zips/no_score_info.zip")))
+    spec.failure("zip", sa.parse_zip("not a zip"))
   end)
 end)

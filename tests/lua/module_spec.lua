@@ -2,7 +2,6 @@
 -- parsing and result:get, argument checking.
 local sa = require "skinanalysis"
 local spec = require "helpers.spec"
-local emulator = spec.emulator_module
 
 local examples = spec.fixtures .. "/spec/examples/"
 
@@ -93,7 +92,7 @@ describe("module", function()
     it("reads JPEG and PNG sizes", function()
       local info = assert(sa.probe_file(spec.SD_JPG))
       assert.same({ format = "jpeg", width = 600, height = 800 }, info)
-      info = assert(sa.probe_buffer(emulator.read(spec.PNG)))
+      info = assert(sa.probe_buffer(spec.read(spec.PNG)))
       assert.same({ format = "png", width = 600, height = 800 }, info)
     end)
     it("returns codes for bad input", function()
@@ -108,7 +107,7 @@ describe("module", function()
 
   describe("parse_result", function()
     it("turns an HD json status body into plain tables", function()
-      local r = assert(sa.parse_result(emulator.read(examples .. "task-status-success-json-hd.json")))
+      local r = assert(sa.parse_result(spec.read(examples .. "task-status-success-json-hd.json")))
       assert.equal("json", r.format)
       assert.equal(29, r.skin_age)
       assert.equal("integer", math.type(r.skin_age))
@@ -124,7 +123,7 @@ describe("module", function()
     end)
 
     it("finds scores with result:get, SD and HD names alike", function()
-      local r = assert(sa.parse_result(emulator.read(examples .. "task-status-success-json-hd.json")))
+      local r = assert(sa.parse_result(spec.read(examples .. "task-status-success-json-hd.json")))
       assert.equal(46, r:get("hd_pore", "nose").ui_score)
       assert.equal(46, r:get("pore", "nose").ui_score)
       assert.equal(25, r:get("wrinkle").ui_score)
@@ -135,7 +134,7 @@ describe("module", function()
     end)
 
     it("reads an SD body with skin types and no regions", function()
-      local r = assert(sa.parse_result(emulator.read(examples .. "task-status-success-json-sd.json")))
+      local r = assert(sa.parse_result(spec.read(examples .. "task-status-success-json-sd.json")))
       local texture = r:get("texture")
       assert.equal("whole", texture.region)
       assert.equal(68, texture.ui_score)
@@ -145,27 +144,23 @@ describe("module", function()
     end)
 
     it("reads a zip result and a score_info.json", function()
-      local r = assert(sa.parse_result(emulator.read(examples .. "task-status-success-zip.json")))
+      local r = assert(sa.parse_result(spec.read(examples .. "task-status-success-zip.json")))
       assert.equal("zip", r.format)
       assert.equal("https://example.com/sample-result-url", r.zip_url)
-      r = assert(sa.parse_result(emulator.read(examples .. "score-info-sd.json"), "score_info"))
+      r = assert(sa.parse_result(spec.read(examples .. "score-info-sd.json"), "score_info"))
       assert.equal(60, r:get("wrinkle").ui_score)
       assert.equal("wrinkle_output.png", r:get("wrinkle").mask_name)
     end)
 
     it("returns codes for engine errors and garbage", function()
-      local r, msg, code = sa.parse_result(emulator.read(examples .. "task-status-error-no-face.json"))
-      assert.is_nil(r)
-      assert.is_string(msg)
-      assert.equal("engine", code)
-      r, msg, code = sa.parse_result("{not json")
-      assert.is_nil(r)
-      assert.equal("protocol", code)
+      spec.failure("engine",
+                   sa.parse_result(spec.read(examples .. "task-status-error-no-face.json")))
+      spec.failure("protocol", sa.parse_result("{not json"))
       assert.has_error(function() sa.parse_result("{}", "yaml") end)
     end)
 
     it("prints a result without its URLs", function()
-      local r = assert(sa.parse_result(emulator.read(examples .. "task-status-success-json-sd.json")))
+      local r = assert(sa.parse_result(spec.read(examples .. "task-status-success-json-sd.json")))
       assert.matches("^skinanalysis.result", tostring(r))
     end)
   end)

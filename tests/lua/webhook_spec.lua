@@ -148,16 +148,19 @@ describe("webhooks from the emulator", function()
     if receiver then receiver:stop() end
   end)
 
+  -- A job of c (an SD pore analysis) in poll_wait, and the webhook
+  -- delivery the emulator sent when its task ended.
+  local function waiting_job(c)
+    local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
+    spec.step_until(c, function() return job:state() == "poll_wait" or job:done() end)
+    assert.equal("poll_wait", job:state())
+    return job, (assert(receiver:next(), "no webhook delivery"))
+  end
+
   it("a signed delivery is verified and notify polls the task at once", function()
     -- polls far apart: only the notification makes the job finish soon
     local c <close> = emu:client{ poll_interval = 5, max_poll_interval = 10 }
-    local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
-    local deadline = sa.now() + 10
-    while job:state() ~= "poll_wait" and not job:done() and sa.now() < deadline do
-      c:step(0.01)
-    end
-    assert.equal("poll_wait", job:state())
-    local delivery = assert(receiver:next(), "no webhook delivery")
+    local job, delivery = waiting_job(c)
     local d, err, code = sa.verify_webhook(SECRET, delivery.headers, delivery.body)
     assert.is_nil(code, err)
     assert.equal(job:task_id(), d.task_id)
@@ -185,13 +188,7 @@ describe("webhooks from the emulator", function()
     -- waits for the notification (or the 10 s insurance poll)
     local c <close> = emu:client{ poll_interval = 0.2, max_poll_interval = 10,
                                   webhooks = true, poll_strategy = "fixed" }
-    local job = assert(c:submit(SD_JPG, { actions = { "pore" } }))
-    local deadline = sa.now() + 10
-    while job:state() ~= "poll_wait" and not job:done() and sa.now() < deadline do
-      c:step(0.01)
-    end
-    assert.equal("poll_wait", job:state())
-    local delivery = assert(receiver:next(), "no webhook delivery")
+    local job, delivery = waiting_job(c)
     local d = assert(sa.verify_webhook(SECRET, delivery.headers, delivery.body))
     assert.equal(job:task_id(), d.task_id)
     local quiet = sa.now() + 0.6

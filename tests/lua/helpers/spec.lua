@@ -1,5 +1,6 @@
 -- The set-up every spec shares: one emulator per describe block, the
--- fixture images, temporary folders and a full collection.
+-- fixture images, temporary folders, stepping a client until a condition
+-- holds, the check of a runtime failure and a full collection.
 --
 --   local spec = require "helpers.spec"
 --   describe("things", function()
@@ -17,6 +18,8 @@
 -- for the emulator (fields and methods: emu.url, emu:client(), ...) once
 -- the block runs.
 local busted = require "busted"
+local assert = require "luassert"
+local sa = require "skinanalysis"
 local emulator = require "helpers.emulator"
 
 local M = {
@@ -24,6 +27,7 @@ local M = {
   repo = emulator.repo,
   fixtures = emulator.fixtures,
   quote = emulator.quote,
+  read = emulator.read,
   SD_JPG = emulator.fixtures .. "/portrait_sd.jpg",
   HD_JPG = emulator.fixtures .. "/portrait_hd.jpg",
   PNG = emulator.fixtures .. "/portrait.png",
@@ -62,30 +66,58 @@ function M.emulator(flags)
   return handle
 end
 
--- A new empty folder (mktemp -d), and its removal.
+function M.rmdir(dir)
+  os.execute("rm -rf " .. emulator.quote(dir))
+end
+
+-- A new empty folder (mktemp -d), and a to-be-closed value that removes
+-- it: `local dir, _ <close> = spec.tmpdir()` keeps the folder until the
+-- end of the test (an error included).
 function M.tmpdir()
   local p = assert(io.popen("mktemp -d"))
   local dir = p:read("l")
   p:close()
   assert(dir and dir ~= "", "mktemp -d failed")
-  return dir
+  return dir, setmetatable({}, { __close = function() M.rmdir(dir) end })
 end
 
-function M.rmdir(dir)
-  os.execute("rm -rf " .. emulator.quote(dir))
+-- Step client c (c:step(slice), slice 0.01 s by default) until cond()
+-- returns true or `seconds` (default 10) have passed; returns cond()'s
+-- last value.
+function M.step_until(c, cond, seconds, slice)
+  local deadline = sa.now() + (seconds or 10)
+  local v = cond()
+  while not v and sa.now() < deadline do
+    c:step(slice or 0.01)
+    v = cond()
+  end
+  return v
+end
+
+-- Step client c until job has a task id (it created its task); the id.
+function M.task_id(c, job)
+  local id = M.step_until(c, function() return job:task_id() end)
+  assert(id, "the job created no task")
+  return id
 end
 
 -- A task created on client c for image with actions and left unpolled
 -- (a process that died): its id, for resume or delete.
 function M.abandoned_task_id(c, image, actions)
   local job = assert(c:submit(image, { actions = actions }))
-  for _ = 1, 1000 do
-    if job:task_id() then break end
-    c:step(0.01)
-  end
-  local id = assert(job:task_id())
+  local id = M.task_id(c, job)
   job:abandon()
   return id
+end
+
+-- A runtime failure r, msg, got (nil, message, code) with code `code`: r
+-- is nil and msg a message; returns msg.
+function M.failure(code, r, msg, got)
+  assert.is_nil(r)
+  assert.is_string(msg)
+  assert.not_equal("", msg)
+  assert.equal(code, got, msg)
+  return msg
 end
 
 -- Full collections, three times: finalizers that free more run later.

@@ -172,17 +172,13 @@ TEST(fm_task_body)
     cJSON *extra = NULL;
     long n;
     REQUIRE(sa__json_parse(ms, strlen(ms), 8, &extra) == SA_OK);
-    memset(&p, 0, sizeof p);
-    p.src_file_id = "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/FfjK3xgCQ+hRt9"
-                    "MJXBFaud-a-long-id-to-make-the-buffer-grow-more-than-"
-                    "once-0123456789012345678901234567890123456789";
-    p.actions = acts;
-    p.n_actions = 3;
-    p.format = SA_FORMAT_JSON;
-    p.api_version = SA_API_V2_1;
-    p.pf_camera_kit = 1;
-    p.mask_overlay = 1;
-    p.miniserver_args = extra;
+    p = (sa__task_params){
+        .src_file_id = "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/FfjK3xgCQ+"
+                       "hRt9MJXBFaud-a-long-id-to-make-the-buffer-grow-more-"
+                       "than-once-0123456789012345678901234567890123456789",
+        .actions = acts, .n_actions = 3, .format = SA_FORMAT_JSON,
+        .api_version = SA_API_V2_1, .pf_camera_kit = 1, .mask_overlay = 1,
+        .miniserver_args = extra};
     n = failmalloc_loop("task body", op_task_body, &p);
     CHECK(n >= 2); /* the buffer grows at least once */
     n = failmalloc_loop("file body", op_file_body, "portrait.jpg");

@@ -322,15 +322,11 @@ TEST(task_body_examples)
     size_t len;
     char *want, *body;
 
-    memset(&p, 0, sizeof p);
-    p.src_file_id =
-        "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/FfjK3xgCQ+hRt9MJXBFaud";
-    p.actions = sd;
-    p.n_actions = 4;
-    p.format = SA_FORMAT_JSON;
-    p.api_version = SA_API_V2_1;
-    p.pf_camera_kit = 0;
-    p.mask_overlay = 0;
+    p = (sa__task_params){
+        .src_file_id =
+            "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/FfjK3xgCQ+hRt9MJXBFaud",
+        .actions = sd, .n_actions = 4, .format = SA_FORMAT_JSON,
+        .api_version = SA_API_V2_1, .pf_camera_kit = 0, .mask_overlay = 0};
     want = example("request-task-v21-sd-json.json", &len);
     body = sa__proto_task_body(NULL, &p);
     REQUIRE(want && body);
@@ -340,15 +336,11 @@ TEST(task_body_examples)
 
     REQUIRE(sa__json_parse(extra_text, strlen(extra_text), 8, &extra) ==
             SA_OK);
-    memset(&p, 0, sizeof p);
-    p.src_file_url = "https://example.com/selfie.jpg";
-    p.actions = hd;
-    p.n_actions = 4;
-    p.format = SA_FORMAT_ZIP;
-    p.api_version = SA_API_V2_0;
-    p.pf_camera_kit = 1; /* never sent on v2.0 */
-    p.mask_overlay = 1;
-    p.miniserver_args = extra;
+    p = (sa__task_params){
+        .src_file_url = "https://example.com/selfie.jpg", .actions = hd,
+        .n_actions = 4, .format = SA_FORMAT_ZIP, .api_version = SA_API_V2_0,
+        .pf_camera_kit = 1, /* never sent on v2.0 */
+        .mask_overlay = 1, .miniserver_args = extra};
     want = example("request-task-v20-hd-zip.json", &len);
     body = sa__proto_task_body(NULL, &p);
     REQUIRE(want && body);
@@ -368,13 +360,10 @@ TEST(task_body_options)
     cJSON *extra = NULL;
     char *body;
 
-    memset(&p, 0, sizeof p);
-    p.src_file_url = "https://h/\"q\".jpg";
-    p.actions = one;
-    p.n_actions = 1;
-    p.api_version = SA_API_V2_1;
-    p.pf_camera_kit = -1;
-    p.mask_overlay = -1;
+    p = (sa__task_params){.src_file_url = "https://h/\"q\".jpg",
+                          .actions = one, .n_actions = 1,
+                          .api_version = SA_API_V2_1, .pf_camera_kit = -1,
+                          .mask_overlay = -1};
     body = sa__proto_task_body(NULL, &p);
     CHECK_STR(body, "{\"src_file_url\":\"https://h/\\\"q\\\".jpg\","
                     "\"dst_actions\":[\"pore\"],\"format\":\"json\"}");

@@ -105,6 +105,18 @@ static void goes_at(st *t, int64_t when, int i)
 /* Parameters                                                          */
 /* ------------------------------------------------------------------ */
 
+/* st_start succeeds (1, else 0) with the limiter on or off (limited), this
+ * admission cap and this reserve. */
+static int started_with(st *t, int limited, int admit_cap, int reserve_max)
+{
+    int rc = st_start(t);
+    CHECK_EQ_INT(rc, SA_OK);
+    CHECK_EQ_INT(sa__sched_limited(&t->s), limited);
+    CHECK_EQ_INT(t->s.admit_cap, admit_cap);
+    CHECK_EQ_INT(t->s.reserve_max, reserve_max);
+    return rc == SA_OK;
+}
+
 /* admit_cap = max(1, floor(0.8 * window_max * max_poll_interval /
  * window_ms)), reserve at most 80% of the window, both only with the
  * limiter on and a long window; the 429 pause is max(1 s, backoff). */
@@ -114,10 +126,7 @@ TEST(parameters_follow_the_options)
     sa__sched z;
 
     st_init(&t);
-    CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(sa__sched_limited(&t.s), 1);
-    CHECK_EQ_INT(t.s.admit_cap, 6);         /* 0.8 * 250 * 10 s / 300 s */
-    CHECK_EQ_INT(t.s.reserve_max, 200);
+    started_with(&t, 1, 6, 200);            /* 0.8 * 250 * 10 s / 300 s */
     CHECK_EQ_INT(t.s.penalty_ms, 1000);
     CHECK_EQ_INT(t.s.max_uploads, 8);
     CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), -1);
@@ -126,32 +135,23 @@ TEST(parameters_follow_the_options)
     st_init(&t);
     t.o.max_poll_interval_ms = 60000;
     t.o.backoff_initial_ms = 3000;
-    CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(t.s.admit_cap, 40);
+    started_with(&t, 1, 40, 200);
     CHECK_EQ_INT(t.s.penalty_ms, 3000);
     st_end(&t);
 
     st_init(&t);                            /* a tiny window: at least 1 */
     t.o.rate_window_max = 5;
-    CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(t.s.admit_cap, 1);
-    CHECK_EQ_INT(t.s.reserve_max, 4);
+    started_with(&t, 1, 1, 4);
     st_end(&t);
 
     st_init(&t);                            /* no long window: no cap */
     t.o.rate_window_max = 0;
-    CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(sa__sched_limited(&t.s), 1);
-    CHECK_EQ_INT(t.s.admit_cap, 0);
-    CHECK_EQ_INT(t.s.reserve_max, 0);
+    started_with(&t, 1, 0, 0);
     st_end(&t);
 
     st_init(&t);                            /* limiter off */
     t.o.rate_limit = 0;
-    CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(sa__sched_limited(&t.s), 0);
-    CHECK_EQ_INT(t.s.admit_cap, 0);
-    CHECK_EQ_INT(t.s.reserve_max, 0);
+    started_with(&t, 0, 0, 0);
     st_end(&t);
 
     st_init(&t);                            /* the limiter refuses */
@@ -393,8 +393,7 @@ TEST(limiter_off_holds_nothing)
 
     st_init(&t);
     t.o.rate_limit = 0;
-    REQUIRE(st_start(&t) == SA_OK);
-    CHECK_EQ_INT(sa__sched_limited(&t.s), 0);
+    REQUIRE(started_with(&t, 0, 0, 0));
     for (i = 0; i < 50; i++) park(&t, i, SA__STEP_FILE_CREATE);
     for (i = 0; i < 50; i++) CHECK_EQ_INT(next(&t), i);
     CHECK_EQ_INT(t.s.n_admitted, 50);

@@ -255,6 +255,15 @@ TEST(units_every_boundary)
     CHECK_EQ_INT(sa__catalog_units(7, 1), -1);
 }
 
+/* sa_cost of the n actions a returns rc with the message msg (NULL: not
+ * checked). */
+static void cost_is(const char *const *a, size_t n, int rc, const char *msg)
+{
+    char err[256] = "";
+    CHECK_EQ_INT(sa_cost(a, n, err, sizeof err), rc);
+    if (msg) CHECK_STR(err, msg);
+}
+
 TEST(validation_messages)
 {
     char err[256];
@@ -270,31 +279,26 @@ TEST(validation_messages)
     const char *a7[] = {"Wrinkle"};
     const char *a8[] = {"pore", NULL};
 
-    CHECK_EQ_INT(sa_cost(a1, 1, err, sizeof err), SA_ERR_UNKNOWN_ACTION);
-    CHECK_STR(err, "unknown action 'wrinkles' (did you mean 'wrinkle'?)");
-    CHECK_EQ_INT(sa_cost(a2, 3, err, sizeof err), SA_ERR_MIXED_TIERS);
-    CHECK_STR(err, "cannot mix SD action 'pore' with HD action 'hd_wrinkle'");
-    CHECK_EQ_INT(sa_cost(a3, 2, err, sizeof err), SA_ERR_MIXED_TIERS);
-    CHECK_STR(err, "cannot mix SD action 'pore' with HD action 'hd_wrinkle'");
+    cost_is(a1, 1, SA_ERR_UNKNOWN_ACTION,
+            "unknown action 'wrinkles' (did you mean 'wrinkle'?)");
+    cost_is(a2, 3, SA_ERR_MIXED_TIERS,
+            "cannot mix SD action 'pore' with HD action 'hd_wrinkle'");
+    cost_is(a3, 2, SA_ERR_MIXED_TIERS,
+            "cannot mix SD action 'pore' with HD action 'hd_wrinkle'");
     /* ties between tiers: the SD spelling for a name without hd_, the
      * tier of the other actions when there are some */
-    CHECK_EQ_INT(sa_cost(a4, 1, err, sizeof err), SA_ERR_UNKNOWN_ACTION);
-    CHECK_STR(err,
-              "unknown action 'dark_circle' (did you mean 'dark_circle_v2'?)");
-    CHECK_EQ_INT(sa_cost(a5, 2, err, sizeof err), SA_ERR_UNKNOWN_ACTION);
-    CHECK_STR(err,
-              "unknown action 'dark_circle' (did you mean 'hd_dark_circle'?)");
+    cost_is(a4, 1, SA_ERR_UNKNOWN_ACTION,
+            "unknown action 'dark_circle' (did you mean 'dark_circle_v2'?)");
+    cost_is(a5, 2, SA_ERR_UNKNOWN_ACTION,
+            "unknown action 'dark_circle' (did you mean 'hd_dark_circle'?)");
     CHECK_EQ_INT(sa_cost(a6, 1, err, sizeof err), SA_ERR_UNKNOWN_ACTION);
     CHECK(strncmp(err, "unknown action 'abc123' (not one of", 35) == 0);
-    CHECK_EQ_INT(sa_cost(a7, 1, err, sizeof err), SA_ERR_UNKNOWN_ACTION);
-    CHECK_STR(err, "unknown action 'Wrinkle' (did you mean 'wrinkle'?)");
-    CHECK_EQ_INT(sa_cost(NULL, 0, err, sizeof err), SA_ERR_ACTION_COUNT);
-    CHECK_STR(err, "no actions given");
-    CHECK_EQ_INT(sa_cost(a1, 0, err, sizeof err), SA_ERR_ACTION_COUNT);
-    CHECK_STR(err, "no actions given");
-    CHECK_EQ_INT(sa_cost(NULL, 2, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa_cost(a8, 2, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
-    CHECK_STR(err, "action #2 is NULL");
+    cost_is(a7, 1, SA_ERR_UNKNOWN_ACTION,
+            "unknown action 'Wrinkle' (did you mean 'wrinkle'?)");
+    cost_is(NULL, 0, SA_ERR_ACTION_COUNT, "no actions given");
+    cost_is(a1, 0, SA_ERR_ACTION_COUNT, "no actions given");
+    cost_is(NULL, 2, SA_ERR_INVALID_ARGUMENT, NULL);
+    cost_is(a8, 2, SA_ERR_INVALID_ARGUMENT, "action #2 is NULL");
 
     /* 16 SD names given 2.5 times: 16 unique, first-seen order */
     {
@@ -359,6 +363,15 @@ static int ms_rc(const char *json, char *err, size_t errlen)
     return rc;
 }
 
+/* The miniserver_args text json checks as rc, with the message msg (NULL:
+ * not checked). */
+static void ms_is(const char *json, int rc, const char *msg)
+{
+    char err[256] = "";
+    CHECK_EQ_INT(ms_rc(json, err, sizeof err), rc);
+    if (msg) CHECK_STR(err, msg);
+}
+
 TEST(miniserver_args)
 {
     static const char *const concerns[] = {
@@ -380,49 +393,31 @@ TEST(miniserver_args)
     }
     CHECK_EQ_INT(sa__catalog_check_miniserver_args(NULL, err, sizeof err),
                  SA_OK);
-    CHECK_EQ_INT(ms_rc("[]", err, sizeof err), SA_ERR_BAD_OPTION);
-    CHECK_STR(err, "miniserver_args must be a JSON object");
-    CHECK_EQ_INT(ms_rc("{\"enable_mask_overlay\":1}", err, sizeof err),
-                 SA_ERR_BAD_OPTION);
-    CHECK_STR(err, "miniserver_args.enable_mask_overlay must be true or "
-                   "false");
-    CHECK_EQ_INT(ms_rc("{\"color_dark_background_hd_pore\":\"#3D3D3D\"}",
-                       err, sizeof err),
-                 SA_ERR_BAD_OPTION);
-    CHECK_STR(err, "miniserver_args.color_dark_background_hd_pore must be 6 "
-                   "hex digits without '#', e.g. \"3D3D3D\"");
-    CHECK_EQ_INT(ms_rc("{\"color_dark_background_hd_pore\":\"3D3D3G\"}",
-                       err, sizeof err),
-                 SA_ERR_BAD_OPTION);
-    CHECK_EQ_INT(ms_rc("{\"color_dark_background_hd_pore\":\"3D3D3D0\"}",
-                       err, sizeof err),
-                 SA_ERR_BAD_OPTION);
-    CHECK_EQ_INT(ms_rc("{\"opacity_dark_background_hd_acne\":1.5}", err,
-                       sizeof err),
-                 SA_ERR_BAD_OPTION);
-    CHECK_STR(err, "miniserver_args.opacity_dark_background_hd_acne must be "
-                   "a number from 0 to 1");
-    CHECK_EQ_INT(ms_rc("{\"opacity_dark_background_hd_acne\":\"0.4\"}", err,
-                       sizeof err),
-                 SA_ERR_BAD_OPTION);
-    CHECK_EQ_INT(ms_rc("{\"opacity_dark_background_hd_acne\":0}", err,
-                       sizeof err),
-                 SA_OK);
-    CHECK_EQ_INT(ms_rc("{\"opacity_dark_background_hd_acne\":1}", err,
-                       sizeof err),
-                 SA_OK);
-    CHECK_EQ_INT(ms_rc("{\"enable_mask_overlays\":true}", err, sizeof err),
-                 SA_ERR_BAD_OPTION);
-    CHECK_STR(err, "unknown miniserver_args key 'enable_mask_overlays' (did "
-                   "you mean 'enable_mask_overlay'?)");
-    CHECK_EQ_INT(ms_rc("{\"enable_dark_background_pore\":true}", err,
-                       sizeof err),
-                 SA_ERR_BAD_OPTION);
-    CHECK_STR(err, "unknown miniserver_args key 'enable_dark_background_pore' "
-                   "(did you mean 'enable_dark_background_hd_pore'?)");
-    CHECK_EQ_INT(ms_rc("{\"enable_dark_background_hd_eye_bag\":true}", err,
-                       sizeof err),
-                 SA_ERR_BAD_OPTION);
+    ms_is("[]", SA_ERR_BAD_OPTION, "miniserver_args must be a JSON object");
+    ms_is("{\"enable_mask_overlay\":1}", SA_ERR_BAD_OPTION,
+          "miniserver_args.enable_mask_overlay must be true or false");
+    ms_is("{\"color_dark_background_hd_pore\":\"#3D3D3D\"}", SA_ERR_BAD_OPTION,
+          "miniserver_args.color_dark_background_hd_pore must be 6 hex digits "
+          "without '#', e.g. \"3D3D3D\"");
+    ms_is("{\"color_dark_background_hd_pore\":\"3D3D3G\"}", SA_ERR_BAD_OPTION,
+          NULL);
+    ms_is("{\"color_dark_background_hd_pore\":\"3D3D3D0\"}", SA_ERR_BAD_OPTION,
+          NULL);
+    ms_is("{\"opacity_dark_background_hd_acne\":1.5}", SA_ERR_BAD_OPTION,
+          "miniserver_args.opacity_dark_background_hd_acne must be a number "
+          "from 0 to 1");
+    ms_is("{\"opacity_dark_background_hd_acne\":\"0.4\"}", SA_ERR_BAD_OPTION,
+          NULL);
+    ms_is("{\"opacity_dark_background_hd_acne\":0}", SA_OK, NULL);
+    ms_is("{\"opacity_dark_background_hd_acne\":1}", SA_OK, NULL);
+    ms_is("{\"enable_mask_overlays\":true}", SA_ERR_BAD_OPTION,
+          "unknown miniserver_args key 'enable_mask_overlays' (did you mean "
+          "'enable_mask_overlay'?)");
+    ms_is("{\"enable_dark_background_pore\":true}", SA_ERR_BAD_OPTION,
+          "unknown miniserver_args key 'enable_dark_background_pore' (did you "
+          "mean 'enable_dark_background_hd_pore'?)");
+    ms_is("{\"enable_dark_background_hd_eye_bag\":true}", SA_ERR_BAD_OPTION,
+          NULL);
     CHECK_EQ_INT(ms_rc("{\"foo\":1}", err, sizeof err), SA_ERR_BAD_OPTION);
     CHECK(strncmp(err, "unknown miniserver_args key 'foo' (documented:", 46) ==
           0);

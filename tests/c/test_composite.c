@@ -341,114 +341,107 @@ TEST(arguments_and_files)
     free(src);
 }
 
+/* The source, the two masks and the output file of concern_colours. */
+typedef struct concerns_input {
+    char *src;
+    size_t src_len;
+    void *masks[2];
+    size_t lens[2];
+    char path[256];
+} concerns_input;
+
+/* sa_composite_write_concerns of the first n masks (none: n 0) with the
+ * names concerns (or none), at most max_side, succeeds; the PNG is read
+ * into *out: 1, else 0. */
+static int composite_read(const concerns_input *in,
+                          const char *const *concerns, size_t n,
+                          size_t max_side, pixels *out)
+{
+    char err[256];
+    int rc = sa_composite_write_concerns(
+        in->src, in->src_len, n ? (const void *const *)in->masks : NULL,
+        n ? in->lens : NULL, concerns, n, max_side, in->path, err, sizeof err);
+    CHECK_EQ_INT(rc, SA_OK);
+    return rc == SA_OK && read_png(in->path, out);
+}
+
+/* The pixels of out under mask k's box: add how many to *hits, and how
+ * many of them are not of the colour want to *wrong. */
+static void count_covered(const pixels *out, int k, const unsigned char *want,
+                          unsigned long *hits, unsigned long *wrong)
+{
+    unsigned x, y;
+    for (y = 0; y < out->h; y++) {
+        for (x = 0; x < out->w; x++) {
+            unsigned mx = (unsigned)((unsigned long long)x * mask_spec[k].w /
+                                     out->w);
+            unsigned my = (unsigned)((unsigned long long)y * mask_spec[k].h /
+                                     out->h);
+            if (!mask_alpha(k, mx, my)) continue;
+            (*hits)++;
+            *wrong += memcmp(out->px + ((size_t)y * out->w + x) * 4, want,
+                             3) != 0;
+        }
+    }
+}
+
 /* Opaque masks with concern names: every covered pixel is exactly the
  * concern's colour (the legend's), SD and HD names alike; without names
  * the colours are the palette's in mask order. */
 TEST(concern_colours)
 {
-    size_t src_len = 0, lens[2] = {0, 0};
-    char *src = fixture("portrait_sd.jpg", &src_len);
-    void *masks[2];
+    concerns_input in;
     const char *concerns[2] = {"wrinkle", "hd_pore"};
-    char path[256], err[256];
     pixels out = {NULL, 0, 0};
     unsigned char want[2][3], got[3];
     unsigned long hits[2] = {0, 0}, wrong = 0;
-    unsigned x, y, k;
+    sa_image_info info;
 
-    masks[0] = make_mask_alpha(0, 255, &lens[0]);
-    masks[1] = make_mask_alpha(1, 255, &lens[1]);
-    REQUIRE(src && masks[0] && masks[1]);
+    memset(&in, 0, sizeof in);
+    in.src = fixture("portrait_sd.jpg", &in.src_len);
+    in.masks[0] = make_mask_alpha(0, 255, &in.lens[0]);
+    in.masks[1] = make_mask_alpha(1, 255, &in.lens[1]);
+    out_path(in.path, sizeof in.path, "concerns");
+    REQUIRE(in.src && in.masks[0] && in.masks[1]);
+    sa_image_info_init(&info);
+    REQUIRE(sa_image_probe_buffer(in.src, in.src_len, &info) == SA_OK);
     CHECK_EQ_INT(sa_concern_color("wrinkle", want[0]), 1);
     CHECK_EQ_INT(sa_concern_color("pore", want[1]), 1);
     CHECK_EQ_INT(sa_concern_color("hd_pore", got), 1);
     CHECK(memcmp(got, want[1], 3) == 0);
     CHECK(memcmp(want[0], want[1], 3) != 0);
-    out_path(path, sizeof path, "concerns");
-    CHECK_EQ_INT(sa_composite_write_concerns(src, src_len,
-                                             (const void *const *)masks, lens,
-                                             concerns, 2, 0, path, err,
-                                             sizeof err),
-                 SA_OK);
-    REQUIRE(read_png(path, &out));
-    for (y = 0; y < out.h; y++) {
-        for (x = 0; x < out.w; x++) {
-            const unsigned char *p = out.px + ((size_t)y * out.w + x) * 4;
-            for (k = 0; k < 2; k++) {
-                unsigned mx = (unsigned)((unsigned long long)x *
-                                         mask_spec[k].w / out.w);
-                unsigned my = (unsigned)((unsigned long long)y *
-                                         mask_spec[k].h / out.h);
-                if (!mask_alpha((int)k, mx, my)) continue;
-                hits[k]++;
-                wrong += memcmp(p, want[k], 3) != 0;
-            }
-        }
-    }
+    REQUIRE(composite_read(&in, concerns, 2, 0, &out));
+    count_covered(&out, 0, want[0], &hits[0], &wrong);
+    count_covered(&out, 1, want[1], &hits[1], &wrong);
     CHECK(hits[0] > 100 && hits[1] > 100);
     CHECK_EQ_INT(wrong, 0);
     free(out.px);
     /* no names: palette order */
-    CHECK_EQ_INT(sa_composite_write_concerns(src, src_len,
-                                             (const void *const *)masks, lens,
-                                             NULL, 1, 0, path, err, sizeof err),
-                 SA_OK);
-    REQUIRE(read_png(path, &out));
+    REQUIRE(composite_read(&in, NULL, 1, 0, &out));
     sa_palette_color(0, got);
-    for (y = 0, wrong = 0, hits[0] = 0; y < out.h; y++) {
-        for (x = 0; x < out.w; x++) {
-            unsigned mx = (unsigned)((unsigned long long)x * mask_spec[0].w /
-                                     out.w);
-            unsigned my = (unsigned)((unsigned long long)y * mask_spec[0].h /
-                                     out.h);
-            if (!mask_alpha(0, mx, my)) continue;
-            hits[0]++;
-            wrong += memcmp(out.px + ((size_t)y * out.w + x) * 4, got, 3) != 0;
-        }
-    }
+    hits[0] = 0;
+    count_covered(&out, 0, got, &hits[0], &wrong);
     CHECK(hits[0] > 100);
     CHECK_EQ_INT(wrong, 0);
     free(out.px);
     /* max_side: scaled down, aspect kept; a solid area keeps its colour */
-    CHECK_EQ_INT(sa_composite_write_concerns(src, src_len,
-                                             (const void *const *)masks, lens,
-                                             concerns, 2, 100, path, err,
-                                             sizeof err),
-                 SA_OK);
-    REQUIRE(read_png(path, &out));
-    {
-        sa_image_info info;
-        sa_image_info_init(&info);
-        REQUIRE(sa_image_probe_buffer(src, src_len, &info) == SA_OK);
-        CHECK(out.w <= 100 && out.h <= 100);
-        CHECK(out.w == 100 || out.h == 100);
-        CHECK_NEAR((double)out.w / out.h, (double)info.width / info.height,
-                   0.02);
-        /* the centre of mask 0's box (fractions 0.25, 0.20) is wrinkle */
-        {
-            const unsigned char *p =
-                out.px + ((size_t)(out.h * 0.20) * out.w +
-                          (size_t)(out.w * 0.25)) * 4;
-            CHECK(memcmp(p, want[0], 3) == 0);
-        }
-    }
+    REQUIRE(composite_read(&in, concerns, 2, 100, &out));
+    CHECK(out.w <= 100 && out.h <= 100);
+    CHECK(out.w == 100 || out.h == 100);
+    CHECK_NEAR((double)out.w / out.h, (double)info.width / info.height, 0.02);
+    /* the centre of mask 0's box (fractions 0.25, 0.20) is wrinkle */
+    CHECK(memcmp(out.px + ((size_t)(out.h * 0.20) * out.w +
+                           (size_t)(out.w * 0.25)) * 4,
+                 want[0], 3) == 0);
     free(out.px);
     /* a max_side above the size changes nothing */
-    CHECK_EQ_INT(sa_composite_write_concerns(src, src_len, NULL, NULL, NULL, 0,
-                                             100000, path, err, sizeof err),
-                 SA_OK);
-    REQUIRE(read_png(path, &out));
-    {
-        sa_image_info info;
-        sa_image_info_init(&info);
-        REQUIRE(sa_image_probe_buffer(src, src_len, &info) == SA_OK);
-        CHECK_EQ_INT(out.w, info.width);
-    }
+    REQUIRE(composite_read(&in, NULL, 0, 100000, &out));
+    CHECK_EQ_INT(out.w, info.width);
     free(out.px);
-    remove(path);
-    free(masks[0]);
-    free(masks[1]);
-    free(src);
+    remove(in.path);
+    free(in.masks[0]);
+    free(in.masks[1]);
+    free(in.src);
 }
 
 /* The palette: every catalogue concern its own colour, SD = HD, unknown

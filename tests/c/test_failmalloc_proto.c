@@ -8,44 +8,7 @@
  */
 #include "harness.h"
 #include "sa_internal.h"
-
-typedef struct failmem {
-    long calls;   /* allocator calls so far */
-    long fail_at; /* the call that fails (0 = none) */
-    long live;    /* blocks allocated and not freed */
-} failmem;
-
-static int should_fail(failmem *f)
-{
-    return ++f->calls == f->fail_at;
-}
-
-static void *f_malloc(size_t n, void *ud)
-{
-    failmem *f = ud;
-    void *p;
-    if (should_fail(f)) return NULL;
-    p = malloc(n);
-    if (p) f->live++;
-    return p;
-}
-
-static void *f_realloc(void *ptr, size_t n, void *ud)
-{
-    failmem *f = ud;
-    void *p;
-    if (should_fail(f)) return NULL;
-    p = realloc(ptr, n);
-    if (p && !ptr) f->live++;
-    return p;
-}
-
-static void f_free(void *ptr, void *ud)
-{
-    failmem *f = ud;
-    if (ptr) f->live--;
-    free(ptr);
-}
+#include "support_fakeserver.h"
 
 /* One operation under test: returns SA_OK or a negative status and
  * releases whatever it produced on success. */
@@ -59,11 +22,10 @@ static long failmalloc_loop(const char *name, op_fn op, void *arg)
 {
     long n;
     for (n = 1; n <= MAX_N; n++) {
-        failmem f = {0, 0, 0};
-        sa_mem mem = {&f, f_malloc, f_realloc, f_free};
+        fs_mem f;
         int rc;
-        f.fail_at = n;
-        rc = op(&mem, arg);
+        fs_mem_init(&f, n, 0);  /* only the N-th call fails */
+        rc = op(&f.mem, arg);
         if (f.live != 0)
             HARNESS_FAIL("%s: N=%ld leaks %ld blocks (rc %d)", name, n,
                          f.live, rc);
@@ -80,13 +42,6 @@ static long failmalloc_loop(const char *name, op_fn op, void *arg)
     }
     HARNESS_FAIL("%s: never succeeded", name);
     return -1;
-}
-
-static char *example(const char *name, size_t *len)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", SA_EXAMPLES, name);
-    return harness_slurp(path, len);
 }
 
 typedef struct text_arg {
@@ -175,7 +130,7 @@ static int op_classify(const sa_mem *mem, void *arg)
 static void run_file(const char *name, op_fn op, long min_allocs)
 {
     text_arg t;
-    char *text = example(name, &t.len);
+    char *text = fs_example(name, &t.len);
     long n;
     if (!text) {
         HARNESS_FAIL("cannot read %s", name);
@@ -217,17 +172,13 @@ TEST(fm_task_body)
     cJSON *extra = NULL;
     long n;
     REQUIRE(sa__json_parse(ms, strlen(ms), 8, &extra) == SA_OK);
-    memset(&p, 0, sizeof p);
-    p.src_file_id = "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/FfjK3xgCQ+hRt9"
-                    "MJXBFaud-a-long-id-to-make-the-buffer-grow-more-than-"
-                    "once-0123456789012345678901234567890123456789";
-    p.actions = acts;
-    p.n_actions = 3;
-    p.format = SA_FORMAT_JSON;
-    p.api_version = SA_API_V2_1;
-    p.pf_camera_kit = 1;
-    p.mask_overlay = 1;
-    p.miniserver_args = extra;
+    p = (sa__task_params){
+        .src_file_id = "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/FfjK3xgCQ+"
+                       "hRt9MJXBFaud-a-long-id-to-make-the-buffer-grow-more-"
+                       "than-once-0123456789012345678901234567890123456789",
+        .actions = acts, .n_actions = 3, .format = SA_FORMAT_JSON,
+        .api_version = SA_API_V2_1, .pf_camera_kit = 1, .mask_overlay = 1,
+        .miniserver_args = extra};
     n = failmalloc_loop("task body", op_task_body, &p);
     CHECK(n >= 2); /* the buffer grows at least once */
     n = failmalloc_loop("file body", op_file_body, "portrait.jpg");
@@ -259,5 +210,6 @@ int main(void)
     RUN(fm_score_info);
     RUN(fm_task_body);
     RUN(fm_classify);
+    (void)harness_slurp;
     return harness_report();
 }

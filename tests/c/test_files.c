@@ -189,36 +189,50 @@ static int write_str(sa_folder *f, const char *name, const char *data,
     return rc;
 }
 
+/* Writing data under name succeeds, as the file want, which holds data. */
+static void saved_as(sa_folder *f, const char *name, const char *data,
+                     const char *want)
+{
+    char written[SA_FILE_NAME_MAX];
+    CHECK_EQ_INT(write_str(f, name, data, written), 0);
+    CHECK_STR(written, want);
+    CHECK_STR(content(written), data);
+}
+
+/* A new empty folder in /tmp as g_dir: 1, or 0 when it cannot be made. */
+static int new_dir(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/sa_files_XXXXXX");
+    return mkdtemp(g_dir) != NULL;
+}
+
+/* new_dir, opened as *f: SA_OK, or what failed. */
+static int new_folder(sa_folder **f)
+{
+    char err[256];
+    if (!new_dir()) return SA_ERR_FILE;
+    return sa_folder_open(g_dir, f, err, sizeof err);
+}
+
 TEST(folder_writes_unique_files)
 {
-    char written[SA_FILE_NAME_MAX], err[256];
     sa_folder *f = NULL;
     int tmp;
 
-    snprintf(g_dir, sizeof g_dir, "/tmp/sa_files_XXXXXX");
-    REQUIRE(mkdtemp(g_dir));
-    REQUIRE(sa_folder_open(g_dir, &f, err, sizeof err) == SA_OK);
+    REQUIRE(new_folder(&f) == SA_OK);
     CHECK_STR(sa_folder_path(f), g_dir);
     /* /a/mask.png, /b/mask.png, /c/mask.png: three files, not one */
-    CHECK_EQ_INT(write_str(f, "https://r/a/mask.png?s=1", "A", written), 0);
-    CHECK_STR(written, "mask.png");
-    CHECK_EQ_INT(write_str(f, "https://r/b/mask.png?s=2", "B", written), 0);
-    CHECK_STR(written, "mask-2.png");
-    CHECK_EQ_INT(write_str(f, "https://r/c/mask.png?s=3", "C", written), 0);
-    CHECK_STR(written, "mask-3.png");
+    saved_as(f, "https://r/a/mask.png?s=1", "A", "mask.png");
+    saved_as(f, "https://r/b/mask.png?s=2", "B", "mask-2.png");
+    saved_as(f, "https://r/c/mask.png?s=3", "C", "mask-3.png");
     CHECK_STR(content("mask.png"), "A");
     CHECK_STR(content("mask-2.png"), "B");
-    CHECK_STR(content("mask-3.png"), "C");
     /* "x y.png" and "x_y.png" do not collide */
-    CHECK_EQ_INT(write_str(f, "x y.png", "space", written), 0);
-    CHECK_STR(written, "x_y.png");
-    CHECK_EQ_INT(write_str(f, "x_y.png", "underscore", written), 0);
-    CHECK_STR(written, "x_y-2.png");
+    saved_as(f, "x y.png", "space", "x_y.png");
+    saved_as(f, "x_y.png", "underscore", "x_y-2.png");
     CHECK_STR(content("x_y.png"), "space");
-    CHECK_STR(content("x_y-2.png"), "underscore");
     /* an empty file */
-    CHECK_EQ_INT(write_str(f, "empty.png", "", written), 0);
-    CHECK_STR(content("empty.png"), "");
+    saved_as(f, "empty.png", "", "empty.png");
     CHECK_EQ_INT(count_entries(g_dir, &tmp), 6);
     CHECK_EQ_INT(tmp, 0);
     sa_folder_free(f);
@@ -240,7 +254,7 @@ TEST(names_never_show_the_secret)
         {"https://r/x/wrinkle_sk-E", "wrinkle__REDACTED"},
         {"https://r/x/pore.png", "pore.png"},
     };
-    char out[SA_FILE_NAME_MAX], written[SA_FILE_NAME_MAX], err[256];
+    char out[SA_FILE_NAME_MAX];
     sa__names set;
     sa_folder *f = NULL;
     size_t i;
@@ -263,15 +277,10 @@ TEST(names_never_show_the_secret)
     CHECK_STR(out, "sk-ECHOED-0123456789.png");
     sa__names_free(&set);
 
-    snprintf(g_dir, sizeof g_dir, "/tmp/sa_files_XXXXXX");
-    REQUIRE(mkdtemp(g_dir));
-    REQUIRE(sa_folder_open(g_dir, &f, err, sizeof err) == SA_OK);
+    REQUIRE(new_folder(&f) == SA_OK);
     sa__folder_set_secret(f, key);
-    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CHECK_EQ_INT(write_str(f, cases[i].url, "M", written), 0);
-        CHECK_STR(written, cases[i].name);
-        CHECK_STR(content(written), "M");
-    }
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        saved_as(f, cases[i].url, "M", cases[i].name);
     CHECK_EQ_INT(count_entries(g_dir, &tmp), 5);
     CHECK_EQ_INT(tmp, 0);
     d = opendir(g_dir);
@@ -291,9 +300,8 @@ TEST(folder_never_replaces_or_follows)
     struct stat st;
     int tmp;
 
-    snprintf(g_dir, sizeof g_dir, "/tmp/sa_files_XXXXXX");
     snprintf(outside, sizeof outside, "/tmp/sa_outside_XXXXXX");
-    REQUIRE(mkdtemp(g_dir) && mkdtemp(outside));
+    REQUIRE(new_dir() && mkdtemp(outside));
     put("user.png", "the user's own file");
     put("same.png", "S");
     snprintf(path, sizeof path, "%s/target.png", outside);
@@ -313,29 +321,21 @@ TEST(folder_never_replaces_or_follows)
 
     REQUIRE(sa_folder_open(g_dir, &f, err, sizeof err) == SA_OK);
     /* a file the library did not write stays as it is */
-    CHECK_EQ_INT(write_str(f, "user.png", "mask bytes", written), 0);
-    CHECK_STR(written, "user-2.png");
+    saved_as(f, "user.png", "mask bytes", "user-2.png");
     CHECK_STR(content("user.png"), "the user's own file");
-    CHECK_STR(content("user-2.png"), "mask bytes");
     /* the same bytes: the existing file is the saved file */
-    CHECK_EQ_INT(write_str(f, "same.png", "S", written), 0);
-    CHECK_STR(written, "same.png");
+    saved_as(f, "same.png", "S", "same.png");
     /* never through a link, dangling or not, never onto a folder */
-    CHECK_EQ_INT(write_str(f, "link.png", "outside", written), 0);
-    CHECK_STR(written, "link-2.png");
+    saved_as(f, "link.png", "outside", "link-2.png");
     snprintf(path, sizeof path, "%s/target.png", outside);
     REQUIRE(lstat(path, &st) == 0);
     CHECK_EQ_INT(st.st_size, 7);
-    CHECK_EQ_INT(write_str(f, "dangling.png", "x", written), 0);
-    CHECK_STR(written, "dangling-2.png");
+    saved_as(f, "dangling.png", "x", "dangling-2.png");
     snprintf(path, sizeof path, "%s/nothing.png", outside);
     CHECK(lstat(path, &st) != 0 && errno == ENOENT);
-    CHECK_EQ_INT(write_str(f, "dir.png", "x", written), 0);
-    CHECK_STR(written, "dir-2.png");
+    saved_as(f, "dir.png", "x", "dir-2.png");
     /* a name that climbs out stays inside */
-    CHECK_EQ_INT(write_str(f, "../../escape.png", "in", written), 0);
-    CHECK_STR(written, "escape.png");
-    CHECK_STR(content("escape.png"), "in");
+    saved_as(f, "../../escape.png", "in", "escape.png");
     snprintf(path, sizeof path, "%s/../escape.png", g_dir);
     CHECK(lstat(path, &st) != 0);
     CHECK_EQ_INT(count_entries(outside, &tmp), 1);
@@ -345,10 +345,8 @@ TEST(folder_never_replaces_or_follows)
 
     /* a second save of the same files gives the same names */
     REQUIRE(sa_folder_open(g_dir, &f, err, sizeof err) == SA_OK);
-    CHECK_EQ_INT(write_str(f, "user.png", "mask bytes", written), 0);
-    CHECK_STR(written, "user-2.png");
-    CHECK_EQ_INT(write_str(f, "escape.png", "in", written), 0);
-    CHECK_STR(written, "escape.png");
+    saved_as(f, "user.png", "mask bytes", "user-2.png");
+    saved_as(f, "escape.png", "in", "escape.png");
     CHECK_EQ_INT(count_entries(g_dir, &tmp), 10);
     sa_folder_free(f);
     rm_tree(g_dir);
@@ -357,13 +355,11 @@ TEST(folder_never_replaces_or_follows)
 
 TEST(folder_stays_the_same_directory)
 {
-    char written[SA_FILE_NAME_MAX], err[256], moved[96], path[160];
+    char written[SA_FILE_NAME_MAX], moved[96], path[160];
     sa_folder *f = NULL;
     struct stat st;
 
-    snprintf(g_dir, sizeof g_dir, "/tmp/sa_files_XXXXXX");
-    REQUIRE(mkdtemp(g_dir));
-    REQUIRE(sa_folder_open(g_dir, &f, err, sizeof err) == SA_OK);
+    REQUIRE(new_folder(&f) == SA_OK);
     snprintf(moved, sizeof moved, "%s.moved", g_dir);
     REQUIRE(rename(g_dir, moved) == 0);
     REQUIRE(symlink("/tmp", g_dir) == 0);  /* its old path points away */
@@ -396,9 +392,7 @@ TEST(folder_errors)
     sa_folder_free(NULL);
 
     /* a folder that cannot be written: an error, nothing left behind */
-    snprintf(g_dir, sizeof g_dir, "/tmp/sa_files_XXXXXX");
-    REQUIRE(mkdtemp(g_dir));
-    REQUIRE(sa_folder_open(g_dir, &f, err, sizeof err) == SA_OK);
+    REQUIRE(new_folder(&f) == SA_OK);
     CHECK_EQ_INT(sa_folder_write(f, "a.png", "x", 1, written, 4, err,
                                  sizeof err), SA_ERR_INVALID_ARGUMENT);
     if (geteuid() != 0) {
@@ -423,8 +417,7 @@ TEST(folder_failing_allocator)
     long n;
     int ok = 0, tmp;
 
-    snprintf(g_dir, sizeof g_dir, "/tmp/sa_files_XXXXXX");
-    REQUIRE(mkdtemp(g_dir));
+    REQUIRE(new_dir());
     for (n = 1; n < 100 && !ok; n++) {
         fs_mem m;
         sa_folder *f = NULL;
@@ -467,9 +460,7 @@ TEST(file_out_rewind)
     sa__file_out o;
     int tmp;
 
-    snprintf(g_dir, sizeof g_dir, "/tmp/sa_files_XXXXXX");
-    REQUIRE(mkdtemp(g_dir));
-    REQUIRE(sa_folder_open(g_dir, &f, err, sizeof err) == SA_OK);
+    REQUIRE(new_folder(&f) == SA_OK);
     sa__file_out_init(&o, f);
     CHECK_EQ_INT(sa__file_out_write(&o, "partial ", 8, err, sizeof err), 0);
     CHECK_EQ_INT(count_entries(g_dir, &tmp), 1);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
+#define G ((int64_t)SA__LIMITER_GUARD_MS)
 
 /* Most sends in any half-open [t, t + len) of the sorted times[0..n). */
 static size_t max_in_window(const int64_t *times, size_t n, int64_t len)
@@ -22,6 +23,46 @@ static size_t max_in_window(const int64_t *times, size_t n, int64_t len)
         if (j - i > best) best = j - i;
     }
     return best;
+}
+
+typedef struct lim_case {
+    double rate;
+    int burst;
+    int window_max;
+    int64_t window_ms;
+} lim_case;
+
+/* An enabled limiter without a custom allocator: 1 when it starts. */
+static int lim_on(sa__limiter *l, double rate, int burst, int window_max,
+                  int64_t window_ms)
+{
+    return sa__limiter_init(l, NULL, 1, rate, burst, window_max,
+                            window_ms) == SA_OK;
+}
+
+/* n acquires at `now` are granted. */
+static void granted(sa__limiter *l, int64_t now, int n)
+{
+    int64_t ready = 0;
+    int i;
+    for (i = 0; i < n; i++)
+        CHECK_EQ_INT(sa__limiter_acquire(l, now, &ready), 1);
+}
+
+/* An acquire at `now` is refused and told to come back at `when`. */
+static void refused(sa__limiter *l, int64_t now, int64_t when)
+{
+    int64_t ready = 0;
+    CHECK_EQ_INT(sa__limiter_acquire(l, now, &ready), 0);
+    CHECK_EQ_INT(ready, when);
+}
+
+/* Refused at `now` and a millisecond before `when`, granted at `when`. */
+static void held_until(sa__limiter *l, int64_t now, int64_t when)
+{
+    refused(l, now, when);
+    refused(l, when - 1, when);
+    granted(l, when, 1);
 }
 
 TEST(disabled_always_allows)
@@ -46,46 +87,41 @@ TEST(init_validates)
     sa__limiter l;
     fs_mem m;
 
+    static const lim_case bad[] = {
+        {0.0, 5, 250, 300000}, {-1.0, 5, 250, 300000},
+        {NAN, 5, 250, 300000}, {INFINITY, 5, 250, 300000},
+        {1e-12, 5, 250, 300000}, {1e9, 5, 250, 300000},
+        {5.0, 0, 250, 300000}, {5.0, 5, -1, 300000}, {5.0, 5, 250, -1},
+        {5.0, 5, 1 << 30, 300000}};
+    /* no long window when either bound is 0; no burst window at burst >=
+     * the rate's whole part: the windows, and the one (w) checked */
+    static const struct {
+        lim_case k;
+        int n_win, w, max;
+        int64_t span_ms;
+    } good[] = {
+        {{5.0, 5, 0, 300000}, 1, 0, 5, 1000 + G},
+        {{5.0, 9, 250, 300000}, 2, 1, 250, 300000 + G},
+        {{20.0, 2, 250, 300000}, 3, 1, 2, 100}};
+    size_t i;
+
     CHECK_EQ_INT(sa__limiter_init(NULL, NULL, 1, 5, 5, 250, 300000),
                  SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 0.0, 5, 250, 300000),
-                 SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, -1.0, 5, 250, 300000),
-                 SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, NAN, 5, 250, 300000),
-                 SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, INFINITY, 5, 250, 300000),
-                 SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 1e-12, 5, 250, 300000),
-                 SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 1e9, 5, 250, 300000),
-                 SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 0, 250, 300000),
-                 SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 5, -1, 300000),
-                 SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 5, 250, -1),
-                 SA_ERR_INVALID_ARGUMENT);
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 5, 1 << 30, 300000),
-                 SA_ERR_INVALID_ARGUMENT);
+    for (i = 0; i < N(bad); i++)
+        if (sa__limiter_init(&l, NULL, 1, bad[i].rate, bad[i].burst,
+                             bad[i].window_max, bad[i].window_ms)
+            != SA_ERR_INVALID_ARGUMENT)
+            HARNESS_FAIL("bad case %zu accepted", i);
     sa__limiter_free(&l);
-    /* no long window when either bound is 0; no burst window at burst >=
-     * the rate's whole part */
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 5, 0, 300000), SA_OK);
-    CHECK_EQ_INT(l.n_win, 1);
-    CHECK_EQ_INT(l.win[0].max, 5);
-    CHECK_EQ_INT(l.win[0].span_ms, 1000 + SA__LIMITER_GUARD_MS);
-    sa__limiter_free(&l);
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 5.0, 9, 250, 300000), SA_OK);
-    CHECK_EQ_INT(l.n_win, 2);
-    CHECK_EQ_INT(l.win[1].max, 250);
-    CHECK_EQ_INT(l.win[1].span_ms, 300000 + SA__LIMITER_GUARD_MS);
-    sa__limiter_free(&l);
-    CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, 20.0, 2, 250, 300000), SA_OK);
-    CHECK_EQ_INT(l.n_win, 3);
-    CHECK_EQ_INT(l.win[1].max, 2);
-    CHECK_EQ_INT(l.win[1].span_ms, 100);
-    sa__limiter_free(&l);
+    for (i = 0; i < N(good); i++) {
+        const lim_case *k = &good[i].k;
+        CHECK_EQ_INT(sa__limiter_init(&l, NULL, 1, k->rate, k->burst,
+                                      k->window_max, k->window_ms), SA_OK);
+        CHECK_EQ_INT(l.n_win, good[i].n_win);
+        CHECK_EQ_INT(l.win[good[i].w].max, good[i].max);
+        CHECK_EQ_INT(l.win[good[i].w].span_ms, good[i].span_ms);
+        sa__limiter_free(&l);
+    }
     /* the rings are one allocation through sa_mem; out of memory is
      * reported and leaves nothing behind */
     fs_mem_init(&m, 1, 0);
@@ -105,24 +141,16 @@ TEST(init_validates)
 TEST(rate_window_exactly)
 {
     sa__limiter l;
-    int64_t ready = 0, g = SA__LIMITER_GUARD_MS;
     int i;
 
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
-    for (i = 0; i < 5; i++)
-        CHECK_EQ_INT(sa__limiter_acquire(&l, 1000 + 100 * i, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 1400, &ready), 0);
-    CHECK_EQ_INT(ready, 2000 + g);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 2000 + g - 1, &ready), 0);
-    CHECK_EQ_INT(ready, 2000 + g);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 2000 + g, &ready), 1);
+    REQUIRE(lim_on(&l, 5.0, 5, 0, 0));
+    for (i = 0; i < 5; i++) granted(&l, 1000 + 100 * i, 1);
+    held_until(&l, 1400, 2000 + G);
     /* the next slot frees when the second send leaves the window */
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 2000 + g, &ready), 0);
-    CHECK_EQ_INT(ready, 2100 + g);
+    refused(&l, 2000 + G, 2100 + G);
     /* a long pause: five at once again, never six */
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa__limiter_acquire(&l, 900000, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 900000, &ready), 0);
-    CHECK_EQ_INT(ready, 901000 + g);
+    granted(&l, 900000, 5);
+    refused(&l, 900000, 901000 + G);
     sa__limiter_free(&l);
 }
 
@@ -131,27 +159,21 @@ TEST(rate_window_exactly)
 TEST(fractional_rates)
 {
     sa__limiter l;
-    int64_t ready = 0, g = SA__LIMITER_GUARD_MS;
 
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 2.5, 5, 0, 0) == SA_OK);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 0);
-    CHECK_EQ_INT(ready, 1000 + g);
+    REQUIRE(lim_on(&l, 2.5, 5, 0, 0));
+    granted(&l, 0, 2);
+    refused(&l, 0, 1000 + G);
     sa__limiter_free(&l);
 
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 0.5, 5, 0, 0) == SA_OK);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 1, &ready), 0);
-    CHECK_EQ_INT(ready, 2000 + g);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 2000 + g, &ready), 1);
+    REQUIRE(lim_on(&l, 0.5, 5, 0, 0));
+    granted(&l, 0, 1);
+    held_until(&l, 1, 2000 + G);
     sa__limiter_free(&l);
 
     /* 0.3/s: one per ceil(3333.3) ms */
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 0.3, 1, 0, 0) == SA_OK);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 0);
-    CHECK_EQ_INT(ready, 3334 + g);
+    REQUIRE(lim_on(&l, 0.3, 1, 0, 0));
+    granted(&l, 0, 1);
+    refused(&l, 0, 3334 + G);
     sa__limiter_free(&l);
 }
 
@@ -163,41 +185,32 @@ TEST(burst_spaces_sends)
     int64_t ready = 0, now = 0;
     int sent = 0, guard;
 
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 20.0, 2, 0, 0) == SA_OK);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 0);
-    CHECK_EQ_INT(ready, 100);
+    REQUIRE(lim_on(&l, 20.0, 2, 0, 0));
+    granted(&l, 0, 2);
+    refused(&l, 0, 100);
     sa__limiter_free(&l);
 
     /* a greedy sender gets 2 per 100 ms, so 20 in [0, 1000) ... and then
      * the second-long window holds the 21st until 1000 + guard */
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 20.0, 2, 0, 0) == SA_OK);
+    REQUIRE(lim_on(&l, 20.0, 2, 0, 0));
     for (guard = 0; now < 1000 && guard < 1000; guard++) {
         if (sa__limiter_acquire(&l, now, &ready)) sent++;
         else now = ready;
     }
     CHECK_EQ_INT(sent, 20);
-    CHECK_EQ_INT(now, 1000 + SA__LIMITER_GUARD_MS);
+    CHECK_EQ_INT(now, 1000 + G);
     sa__limiter_free(&l);
 }
 
 TEST(window_exactly)
 {
     sa__limiter l;
-    int64_t ready = 0, g = SA__LIMITER_GUARD_MS;
+    int i;
 
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 1000.0, 1000, 3, 1000) == SA_OK);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 10, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 20, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 30, &ready), 0);
-    CHECK_EQ_INT(ready, 1000 + g);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 999 + g, &ready), 0);
-    CHECK_EQ_INT(ready, 1000 + g);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 1000 + g, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 1000 + g, &ready), 0);
-    CHECK_EQ_INT(ready, 1010 + g);
+    REQUIRE(lim_on(&l, 1000.0, 1000, 3, 1000));
+    for (i = 0; i < 3; i++) granted(&l, 10 * i, 1);
+    held_until(&l, 30, 1000 + G);
+    refused(&l, 1000 + G, 1010 + G);
     sa__limiter_free(&l);
 }
 
@@ -205,21 +218,15 @@ TEST(window_exactly)
 TEST(both_limits_hold)
 {
     sa__limiter l;
-    int64_t ready = 0, g = SA__LIMITER_GUARD_MS;
-    int i;
 
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 5, 10000) == SA_OK);
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 0);
-    CHECK_EQ_INT(ready, 10000 + g);     /* the long window, not the second */
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 9999 + g, &ready), 0);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 10000 + g, &ready), 1);
+    REQUIRE(lim_on(&l, 5.0, 5, 5, 10000));
+    granted(&l, 0, 5);
+    held_until(&l, 0, 10000 + G);       /* the long window, not the second */
     sa__limiter_free(&l);
 
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 1.0, 1, 100, 1000) == SA_OK);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 0, &ready), 0);
-    CHECK_EQ_INT(ready, 1000 + g);      /* the second */
+    REQUIRE(lim_on(&l, 1.0, 1, 100, 1000));
+    granted(&l, 0, 1);
+    refused(&l, 0, 1000 + G);           /* the second */
     sa__limiter_free(&l);
 }
 
@@ -227,28 +234,23 @@ TEST(penalize_after_429)
 {
     sa__limiter l;
     int64_t ready = 0;
-    int i;
 
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 250, 300000) == SA_OK);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 1000, &ready), 1);
+    REQUIRE(lim_on(&l, 5.0, 5, 250, 300000));
+    granted(&l, 1000, 1);
     sa__limiter_penalize(&l, 1000, 3000);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 1000, &ready), 0);
-    CHECK_EQ_INT(ready, 4000);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 3999, &ready), 0);
-    CHECK_EQ_INT(ready, 4000);
+    refused(&l, 1000, 4000);
+    refused(&l, 3999, 4000);
     /* the pause is over: the windows alone decide again */
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa__limiter_acquire(&l, 4000, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 4000, &ready), 0);
-    CHECK_EQ_INT(ready, 5000 + SA__LIMITER_GUARD_MS);
+    granted(&l, 4000, 5);
+    refused(&l, 4000, 5000 + G);
     /* a shorter penalty never brings a later ready time forward */
     sa__limiter_penalize(&l, 4000, 10000);
     sa__limiter_penalize(&l, 4000, 100);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 4000, &ready), 0);
-    CHECK_EQ_INT(ready, 14000);
+    refused(&l, 4000, 14000);
     /* a pause of 0 (or less) changes nothing */
     sa__limiter_penalize(&l, 300000, -5);
     sa__limiter_penalize(&l, 300000, 0);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 300000, &ready), 1);
+    granted(&l, 300000, 1);
     /* a huge pause saturates instead of overflowing */
     sa__limiter_penalize(&l, 300000, INT64_MAX);
     CHECK_EQ_INT(sa__limiter_acquire(&l, 300001, &ready), 0);
@@ -259,16 +261,12 @@ TEST(penalize_after_429)
 TEST(time_going_backwards_is_no_time)
 {
     sa__limiter l;
-    int64_t ready = 0, g = SA__LIMITER_GUARD_MS;
-    int i;
 
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(sa__limiter_acquire(&l, 5000, &ready), 1);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 100, &ready), 0);
-    CHECK_EQ_INT(ready, 6000 + g);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, -100000, &ready), 0);
-    CHECK_EQ_INT(ready, 6000 + g);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 6000 + g, &ready), 1);
+    REQUIRE(lim_on(&l, 5.0, 5, 0, 0));
+    granted(&l, 5000, 5);
+    refused(&l, 100, 6000 + G);
+    refused(&l, -100000, 6000 + G);
+    granted(&l, 6000 + G, 1);
     sa__limiter_free(&l);
 }
 
@@ -276,11 +274,11 @@ TEST(time_going_backwards_is_no_time)
 TEST(greedy_sender_exact_throughput)
 {
     sa__limiter l;
-    int64_t now = 0, ready = 0, last = 0, g = SA__LIMITER_GUARD_MS;
+    int64_t now = 0, ready = 0, last = 0;
     int sent = 0, guard;
 
     /* 3/s: three per 1000 ms + guard, for ever */
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 3.0, 3, 0, 0) == SA_OK);
+    REQUIRE(lim_on(&l, 3.0, 3, 0, 0));
     for (guard = 0; sent < 3000 && guard < 100000; guard++) {
         if (sa__limiter_acquire(&l, now, &ready)) {
             sent++;
@@ -291,26 +289,26 @@ TEST(greedy_sender_exact_throughput)
         }
     }
     CHECK_EQ_INT(sent, 3000);
-    CHECK_EQ_INT(last, (int64_t)999 * (1000 + g));
+    CHECK_EQ_INT(last, (int64_t)999 * (1000 + G));
     sa__limiter_free(&l);
 
     /* the API's limits: 250 per 300 s dominate 5/s: exactly 500 sends
      * before 600 s + 2 guards, the 251st exactly 300 s + guard after the
      * first */
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 250, 300000) == SA_OK);
+    REQUIRE(lim_on(&l, 5.0, 5, 250, 300000));
     now = 0;
     sent = 0;
-    for (guard = 0; now < 600000 + 2 * g && guard < 100000; guard++) {
+    for (guard = 0; now < 600000 + 2 * G && guard < 100000; guard++) {
         if (sa__limiter_acquire(&l, now, &ready)) {
             sent++;
-            if (sent == 250) CHECK_EQ_INT(now, 49 * (1000 + g));
-            if (sent == 251) CHECK_EQ_INT(now, 300000 + g);
+            if (sent == 250) CHECK_EQ_INT(now, 49 * (1000 + G));
+            if (sent == 251) CHECK_EQ_INT(now, 300000 + G);
         } else {
             now = ready;
         }
     }
     CHECK_EQ_INT(sent, 500);
-    CHECK_EQ_INT(now, 600000 + 2 * g);
+    CHECK_EQ_INT(now, 600000 + 2 * G);
     sa__limiter_free(&l);
 }
 
@@ -318,45 +316,36 @@ TEST(greedy_sender_exact_throughput)
 TEST(room_of_the_long_window)
 {
     sa__limiter l;
-    int64_t ready = 0, next = 0, g = SA__LIMITER_GUARD_MS;
+    int64_t next = 0;
     int i;
 
     REQUIRE(sa__limiter_init(&l, NULL, 0, 5.0, 5, 40, 20000) == SA_OK);
     CHECK_EQ_INT(sa__limiter_room(&l, 0, &next), INT_MAX);
     CHECK_EQ_INT(next, INT64_MAX);
     sa__limiter_free(&l);
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 0, 0) == SA_OK);
+    REQUIRE(lim_on(&l, 5.0, 5, 0, 0));
     CHECK_EQ_INT(sa__limiter_room(&l, 0, &next), INT_MAX);
     sa__limiter_free(&l);
 
-    REQUIRE(sa__limiter_init(&l, NULL, 1, 5.0, 5, 4, 20000) == SA_OK);
+    REQUIRE(lim_on(&l, 5.0, 5, 4, 20000));
     CHECK_EQ_INT(sa__limiter_room(&l, 0, &next), 4);
     CHECK_EQ_INT(next, INT64_MAX);
-    for (i = 0; i < 3; i++)
-        CHECK_EQ_INT(sa__limiter_acquire(&l, 100 * i, &ready), 1);
+    for (i = 0; i < 3; i++) granted(&l, 100 * i, 1);
     CHECK_EQ_INT(sa__limiter_room(&l, 500, &next), 1);
-    CHECK_EQ_INT(next, 20000 + g);
+    CHECK_EQ_INT(next, 20000 + G);
     CHECK_EQ_INT(sa__limiter_room(&l, 500, NULL), 1);  /* nothing taken */
-    CHECK_EQ_INT(sa__limiter_room(&l, 20000 + g, &next), 2);
-    CHECK_EQ_INT(next, 20100 + g);
-    CHECK_EQ_INT(sa__limiter_room(&l, 20200 + g, &next), 4);
+    CHECK_EQ_INT(sa__limiter_room(&l, 20000 + G, &next), 2);
+    CHECK_EQ_INT(next, 20100 + G);
+    CHECK_EQ_INT(sa__limiter_room(&l, 20200 + G, &next), 4);
     CHECK_EQ_INT(next, INT64_MAX);
     /* a full ring, then ageing out one by one */
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 300, &ready), 1);
+    granted(&l, 300, 1);
     CHECK_EQ_INT(sa__limiter_room(&l, 300, &next), 0);
-    CHECK_EQ_INT(sa__limiter_acquire(&l, 300, &ready), 0);
-    CHECK_EQ_INT(ready, next);
-    CHECK_EQ_INT(sa__limiter_room(&l, 20250 + g, &next), 3);
-    CHECK_EQ_INT(next, 20300 + g);
+    refused(&l, 300, next);
+    CHECK_EQ_INT(sa__limiter_room(&l, 20250 + G, &next), 3);
+    CHECK_EQ_INT(next, 20300 + G);
     sa__limiter_free(&l);
 }
-
-typedef struct lim_case {
-    double rate;
-    int burst;
-    int window_max;
-    int64_t window_ms;
-} lim_case;
 
 /* Check the invariants of one run: at most floor(rate) sends in ANY 1000 ms
  * (one per ceil(1000 / rate) ms below 1/s), at most burst in any
@@ -376,7 +365,7 @@ static void check_invariants(size_t c, const lim_case *k,
         HARNESS_FAIL("case %zu: %zu sends in %lld ms (max %zu)", c, seen,
                      (long long)span, whole);
     /* the guard: not even in 1000 ms + guard */
-    seen = max_in_window(times, n, span + SA__LIMITER_GUARD_MS);
+    seen = max_in_window(times, n, span + G);
     if (seen > whole)
         HARNESS_FAIL("case %zu: %zu sends in %lld ms + guard", c, seen,
                      (long long)span);
@@ -388,7 +377,7 @@ static void check_invariants(size_t c, const lim_case *k,
                          (long long)bspan, k->burst);
     }
     if (k->window_max > 0) {
-        seen = max_in_window(times, n, k->window_ms + SA__LIMITER_GUARD_MS);
+        seen = max_in_window(times, n, k->window_ms + G);
         if (seen > (size_t)k->window_max)
             HARNESS_FAIL("case %zu: %zu sends in the window (max %d)", c,
                          seen, k->window_max);
@@ -421,8 +410,7 @@ TEST(random_sends_never_exceed_either_limit)
         size_t n = 0;
         int tries;
 
-        REQUIRE(sa__limiter_init(&l, NULL, 1, k->rate, k->burst, k->window_max,
-                                k->window_ms) == SA_OK);
+        REQUIRE(lim_on(&l, k->rate, k->burst, k->window_max, k->window_ms));
         for (tries = 0; n < SENDS && tries < 50 * SENDS; tries++) {
             uint64_t v = sa__rand(&rng);
             if (sa__limiter_acquire(&l, now, &ready)) {

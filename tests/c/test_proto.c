@@ -75,9 +75,21 @@ static int parse_fc(const char *body, char **id, sa__upload_spec *up,
                                       err, errlen);
 }
 
+/* The upload sends exactly the headers want[0 .. n). */
+static void check_headers(const sa__upload_spec *up, const char *const *want,
+                          size_t n)
+{
+    size_t i;
+    CHECK_EQ_INT(up->n_headers, n);
+    for (i = 0; i < up->n_headers && i < n; i++)
+        CHECK_STR(up->headers[i], want[i]);
+}
+
 TEST(file_create_example)
 {
     size_t len;
+    static const char *const want[] = {"Content-Length: 547541",
+                                       "Content-Type: image/png"};
     char *body = example("file-create-response.json", &len), *id = NULL;
     char err[256] = "";
     sa__upload_spec up;
@@ -90,9 +102,7 @@ TEST(file_create_example)
     CHECK_STR(up.method, "PUT");
     CHECK_STR(up.url, "https://yce-us.s3-accelerate.amazonaws.com/demo/"
                       "ttl30/...signature...");
-    REQUIRE(up.n_headers == 2);
-    CHECK_STR(up.headers[0], "Content-Length: 547541");
-    CHECK_STR(up.headers[1], "Content-Type: image/png");
+    check_headers(&up, want, 2);
     free(id);
     sa__upload_spec_free(NULL, &up);
     CHECK(up.headers == NULL && up.n_headers == 0);
@@ -101,6 +111,8 @@ TEST(file_create_example)
 
 TEST(file_create_tolerant)
 {
+    static const char *const want[] = {"Content-Length: 50000",
+                                       "Content-Type: image/jpeg"};
     char *id = NULL, err[256];
     sa__upload_spec up;
     /* numbers for header values and the id; no method; extra fields;
@@ -113,9 +125,7 @@ TEST(file_create_tolerant)
     CHECK_EQ_INT(parse_fc(b1, &id, &up, err, sizeof err), SA_OK);
     CHECK_STR(id, "123456789012345678901"); /* exact, not via a double */
     CHECK_STR(up.method, "PUT");
-    REQUIRE(up.n_headers == 2);
-    CHECK_STR(up.headers[0], "Content-Length: 50000");
-    CHECK_STR(up.headers[1], "Content-Type: image/jpeg");
+    check_headers(&up, want, 2);
     free(id);
     sa__upload_spec_free(NULL, &up);
     /* no headers at all */
@@ -199,13 +209,10 @@ TEST(file_create_header_allow_list)
         "Content-Disposition: inline", "Content-Encoding: identity",
         "Content-Language: en", "Expires: 0", "X-Amz-Meta-User: me",
         "x-goog-acl: private", "x-ms-blob-type: BlockBlob"};
-    size_t i;
 
     REQUIRE(parse_fc(body, &id, &up, err, sizeof err) == SA_OK);
     CHECK_STR(up.unusable, "");
-    CHECK_EQ_INT(up.n_headers, sizeof sent / sizeof sent[0]);
-    for (i = 0; i < up.n_headers && i < sizeof sent / sizeof sent[0]; i++)
-        CHECK_STR(up.headers[i], sent[i]);
+    check_headers(&up, sent, sizeof sent / sizeof sent[0]);
     CHECK(sa__proto_upload_header_allowed("X-AMZ-DATE"));
     CHECK(!sa__proto_upload_header_allowed("x-amz"));
     CHECK(!sa__proto_upload_header_allowed("Content-Typo"));
@@ -214,13 +221,17 @@ TEST(file_create_header_allow_list)
     sa__upload_spec_free(NULL, &up);
 }
 
+/* A body a parser refuses: the status it returns and its message (NULL:
+ * any message). */
+typedef struct refused_row {
+    const char *body;
+    int rc;
+    const char *msg;
+} refused_row;
+
 TEST(file_create_hostile)
 {
-    static const struct {
-        const char *body;
-        int rc;
-        const char *msg;
-    } rows[] = {
+    static const refused_row rows[] = {
         {"{\"status\":400,\"error\":\"Invalid parameter value\"}",
          SA_ERR_PROTOCOL, "file-create response: no data object (error: "
                           "Invalid parameter value)"},
@@ -322,15 +333,11 @@ TEST(task_body_examples)
     size_t len;
     char *want, *body;
 
-    memset(&p, 0, sizeof p);
-    p.src_file_id =
-        "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/FfjK3xgCQ+hRt9MJXBFaud";
-    p.actions = sd;
-    p.n_actions = 4;
-    p.format = SA_FORMAT_JSON;
-    p.api_version = SA_API_V2_1;
-    p.pf_camera_kit = 0;
-    p.mask_overlay = 0;
+    p = (sa__task_params){
+        .src_file_id =
+            "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9/13W5TOD8/u/FfjK3xgCQ+hRt9MJXBFaud",
+        .actions = sd, .n_actions = 4, .format = SA_FORMAT_JSON,
+        .api_version = SA_API_V2_1, .pf_camera_kit = 0, .mask_overlay = 0};
     want = example("request-task-v21-sd-json.json", &len);
     body = sa__proto_task_body(NULL, &p);
     REQUIRE(want && body);
@@ -340,15 +347,11 @@ TEST(task_body_examples)
 
     REQUIRE(sa__json_parse(extra_text, strlen(extra_text), 8, &extra) ==
             SA_OK);
-    memset(&p, 0, sizeof p);
-    p.src_file_url = "https://example.com/selfie.jpg";
-    p.actions = hd;
-    p.n_actions = 4;
-    p.format = SA_FORMAT_ZIP;
-    p.api_version = SA_API_V2_0;
-    p.pf_camera_kit = 1; /* never sent on v2.0 */
-    p.mask_overlay = 1;
-    p.miniserver_args = extra;
+    p = (sa__task_params){
+        .src_file_url = "https://example.com/selfie.jpg", .actions = hd,
+        .n_actions = 4, .format = SA_FORMAT_ZIP, .api_version = SA_API_V2_0,
+        .pf_camera_kit = 1, /* never sent on v2.0 */
+        .mask_overlay = 1, .miniserver_args = extra};
     want = example("request-task-v20-hd-zip.json", &len);
     body = sa__proto_task_body(NULL, &p);
     REQUIRE(want && body);
@@ -368,13 +371,10 @@ TEST(task_body_options)
     cJSON *extra = NULL;
     char *body;
 
-    memset(&p, 0, sizeof p);
-    p.src_file_url = "https://h/\"q\".jpg";
-    p.actions = one;
-    p.n_actions = 1;
-    p.api_version = SA_API_V2_1;
-    p.pf_camera_kit = -1;
-    p.mask_overlay = -1;
+    p = (sa__task_params){.src_file_url = "https://h/\"q\".jpg",
+                          .actions = one, .n_actions = 1,
+                          .api_version = SA_API_V2_1, .pf_camera_kit = -1,
+                          .mask_overlay = -1};
     body = sa__proto_task_body(NULL, &p);
     CHECK_STR(body, "{\"src_file_url\":\"https://h/\\\"q\\\".jpg\","
                     "\"dst_actions\":[\"pore\"],\"format\":\"json\"}");
@@ -568,47 +568,66 @@ TEST(status_examples)
     }
 }
 
+/* 1 when both are NULL or both the same string. */
+static int same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 TEST(status_details)
 {
+    /* what each answer gives: the state, the polling interval (-1: none or
+     * nonsense), an undocumented task_status kept, the engine error */
+    static const struct {
+        const char *body;
+        int task_status;
+        long interval_ms;
+        const char *unknown, *engine_error, *engine_message;
+    } rows[] = {
+        {"{\"data\":{\"task_status\":\"running\",\"polling_interval\":1500}}",
+         SA__TASK_RUNNING, 1500, "", NULL, NULL},
+        {"{\"data\":{\"task_status\":\"RUNNING\","
+         "\"polling_interval\":\"2000\"}}",
+         SA__TASK_RUNNING, 2000, "", NULL, NULL},
+        {"{\"data\":{\"task_status\":\"running\",\"polling_interval\":0}}",
+         SA__TASK_RUNNING, -1, "", NULL, NULL}, /* nonsense ignored */
+        {"{\"data\":{\"task_status\":\"running\",\"polling_interval\":1e12}}",
+         SA__TASK_RUNNING, 86400000, "", NULL, NULL}, /* clamped */
+        /* a task_status the API does not document: "not finished yet",
+         * with the string kept (redacted, cut, control characters
+         * replaced: below) */
+        {"{\"data\":{\"task_status\":\"queued\","
+         "\"polling_interval\":1500,\"results\":null}}",
+         SA__TASK_UNKNOWN, 1500, "queued", NULL, NULL},
+        {"{\"data\":{\"task_status\":\"\"}}", SA__TASK_UNKNOWN, -1, "", NULL,
+         NULL},
+        /* engine error with an unknown code, a numeric code and no message
+         * (control characters removed) */
+        {"{\"data\":{\"task_status\":\"error\",\"error\":"
+         "\"error_brand_new\",\"error_message\":\"a\\nb\"}}",
+         SA__TASK_ERROR, -1, "", "error_brand_new", "a b"},
+        {"{\"data\":{\"task_status\":\"error\",\"error\":500}}",
+         SA__TASK_ERROR, -1, "", "500", NULL},
+    };
     sa__status_info si;
     char err[256];
-    CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"running\","
-                          "\"polling_interval\":1500}}",
-                          &si, err, sizeof err),
-                 SA_OK);
-    CHECK_EQ_INT(si.polling_interval_ms, 1500);
-    sa__status_info_free(NULL, &si);
-    CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"RUNNING\","
-                          "\"polling_interval\":\"2000\"}}",
-                          &si, err, sizeof err),
-                 SA_OK);
-    CHECK_EQ_INT(si.task_status, SA__TASK_RUNNING);
-    CHECK_EQ_INT(si.polling_interval_ms, 2000);
-    sa__status_info_free(NULL, &si);
-    CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"running\","
-                          "\"polling_interval\":0}}",
-                          &si, err, sizeof err),
-                 SA_OK);
-    CHECK_EQ_INT(si.polling_interval_ms, -1); /* nonsense ignored */
-    sa__status_info_free(NULL, &si);
-    CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"running\","
-                          "\"polling_interval\":1e12}}",
-                          &si, err, sizeof err),
-                 SA_OK);
-    CHECK_EQ_INT(si.polling_interval_ms, 86400000); /* clamped */
-    sa__status_info_free(NULL, &si);
+    size_t i;
 
-    /* a task_status the API does not document: "not finished yet", with
-     * the string kept (redacted, cut, control characters replaced) */
-    CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"queued\","
-                          "\"polling_interval\":1500,\"results\":null}}",
-                          &si, err, sizeof err),
-                 SA_OK);
-    CHECK_EQ_INT(si.task_status, SA__TASK_UNKNOWN);
-    CHECK_STR(si.unknown_status, "queued");
-    CHECK_EQ_INT(si.polling_interval_ms, 1500);
-    CHECK(si.result == NULL);
-    sa__status_info_free(NULL, &si);
+    for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        CHECK_EQ_INT(parse_st(rows[i].body, &si, err, sizeof err), SA_OK);
+        if (si.task_status != rows[i].task_status
+            || si.polling_interval_ms != rows[i].interval_ms
+            || strcmp(si.unknown_status, rows[i].unknown) != 0
+            || !same_str(si.engine_error, rows[i].engine_error)
+            || !same_str(si.engine_message, rows[i].engine_message)
+            || si.result != NULL)
+            HARNESS_FAIL("row %zu: status %d, interval %ld, \"%s\", %s, %s",
+                         i, si.task_status, si.polling_interval_ms,
+                         si.unknown_status,
+                         si.engine_error ? si.engine_error : "(null)",
+                         si.engine_message ? si.engine_message : "(null)");
+        sa__status_info_free(NULL, &si);
+    }
     CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"a\\tb "
                           "https://h/p?sig=secret 0123456789012345678901234567"
                           "890123456789012345678901234567890123456789\"}}",
@@ -619,36 +638,11 @@ TEST(status_details)
     CHECK(strstr(si.unknown_status, "secret") == NULL);
     CHECK(strlen(si.unknown_status) == sizeof si.unknown_status - 1);
     sa__status_info_free(NULL, &si);
-    CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"\"}}", &si, err,
-                          sizeof err),
-                 SA_OK);
-    CHECK_EQ_INT(si.task_status, SA__TASK_UNKNOWN);
-    sa__status_info_free(NULL, &si);
-
-    /* engine error with an unknown code, a numeric code and no message */
-    CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"error\",\"error\":"
-                          "\"error_brand_new\",\"error_message\":\"a\\nb\"}}",
-                          &si, err, sizeof err),
-                 SA_OK);
-    CHECK_STR(si.engine_error, "error_brand_new");
-    CHECK_STR(si.engine_message, "a b"); /* control characters removed */
-    sa__status_info_free(NULL, &si);
-    CHECK_EQ_INT(parse_st("{\"data\":{\"task_status\":\"error\","
-                          "\"error\":500}}",
-                          &si, err, sizeof err),
-                 SA_OK);
-    CHECK_STR(si.engine_error, "500");
-    CHECK(si.engine_message == NULL);
-    sa__status_info_free(NULL, &si);
 }
 
 TEST(status_bad)
 {
-    static const struct {
-        const char *body;
-        int rc;
-        const char *msg;
-    } rows[] = {
+    static const refused_row rows[] = {
         {"{\"data\":{\"task_status\":null}}", SA_ERR_PROTOCOL,
          "status response: no data.task_status"},
         {"{\"data\":{\"task_status\":1}}", SA_ERR_PROTOCOL, NULL},

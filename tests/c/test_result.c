@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "sa_internal.h"
 #include "support_fakeserver.h"
+#include "unit_helpers.h"
 
 static char *example(const char *name, size_t *len)
 {
@@ -24,6 +25,13 @@ static sa_result *parse_example(const char *name, int kind, int *rc)
     free(text);
     return r;
 }
+
+/* s = a score (expr); the test stops where there is none. */
+#define REQUIRE_SCORE(s, expr)                                           \
+    do {                                                                 \
+        (s) = (expr);                                                    \
+        REQUIRE((s) != NULL);                                            \
+    } while (0)
 
 static sa_result *parse_text(const char *text, int kind, int *rc)
 {
@@ -50,8 +58,7 @@ TEST(json_hd)
     CHECK(sa_result_zip_url(r) == NULL);
     CHECK(sa_result_task_id(r) == NULL);
 
-    s = sa_result_score(r, 0);
-    REQUIRE(s != NULL);
+    REQUIRE_SCORE(s, sa_result_score(r, 0));
     CHECK_STR(s->concern, "hd_wrinkle");
     CHECK_STR(s->region, "whole");
     CHECK_NEAR(s->raw_score, 25.3, 0);
@@ -62,8 +69,7 @@ TEST(json_hd)
                                "results/hd_wrinkle_whole.jpg");
     CHECK(sa_result_score(r, 12) == NULL);
 
-    s = sa_result_get(r, "hd_wrinkle", "forehead");
-    REQUIRE(s != NULL);
+    REQUIRE_SCORE(s, sa_result_get(r, "hd_wrinkle", "forehead"));
     CHECK_NEAR(s->raw_score, 20.1, 0);
     CHECK(sa_result_get(r, "wrinkle", "forehead") == s); /* counterpart */
     CHECK(sa_result_get(r, "hd_wrinkle", NULL) == sa_result_score(r, 0));
@@ -72,8 +78,7 @@ TEST(json_hd)
     CHECK(sa_result_get(r, "hd_redness", NULL) == NULL);
     CHECK(sa_result_get(r, NULL, NULL) == NULL);
     /* skin types: no scores */
-    s = sa_result_get(r, "skin_type", "u_zone");
-    REQUIRE(s != NULL);
+    REQUIRE_SCORE(s, sa_result_get(r, "skin_type", "u_zone"));
     CHECK_STR(s->concern, "hd_skin_type");
     CHECK_STR(s->skin_type, "Dry & Redness");
     CHECK(isnan(s->raw_score) && isnan(s->ui_score));
@@ -100,8 +105,7 @@ TEST(json_sd)
     CHECK_EQ_INT(sa_result_count(r), 5);
     CHECK_NEAR(sa_result_overall(r), 75.75757575757575, 0);
     CHECK_NEAR(sa_result_skin_age(r), 37, 0);
-    s = sa_result_get(r, "texture", NULL);
-    REQUIRE(s != NULL);
+    REQUIRE_SCORE(s, sa_result_get(r, "texture", NULL));
     CHECK_STR(s->region, "whole"); /* absent region */
     CHECK_NEAR(s->raw_score, 57.33, 0);
     CHECK_NEAR(s->ui_score, 68, 0);
@@ -186,13 +190,11 @@ TEST(score_info_hd)
     CHECK_STR(s->mask_name, "hd_redness_output.png");
     CHECK_EQ_INT(s->n_mask_urls, 0);
     CHECK(s->mask_urls == NULL);
-    s = sa_result_get(r, "hd_pore", "nose");
-    REQUIRE(s != NULL);
+    REQUIRE_SCORE(s, sa_result_get(r, "hd_pore", "nose"));
     CHECK_NEAR(s->raw_score, 29.139814376831055, 0);
     CHECK_NEAR(s->ui_score, 58, 0);
     CHECK_STR(s->mask_name, "hd_pore_output_nose.png");
-    s = sa_result_get(r, "wrinkle", NULL); /* SD name, HD result */
-    REQUIRE(s != NULL);
+    REQUIRE_SCORE(s, sa_result_get(r, "wrinkle", NULL)); /* SD name, HD result */
     CHECK_STR(s->mask_name, "hd_wrinkle_output_all.png");
     CHECK_STR(sa_result_get(r, "hd_texture", NULL)->mask_name,
               "hd_texture_output.png");
@@ -232,11 +234,9 @@ TEST(score_info_tolerant)
     CHECK_NEAR(sa_result_overall(r), 88.5, 0);
     CHECK_NEAR(sa_result_skin_age(r), 41, 0);
     CHECK_EQ_INT(sa_result_count(r), 3);
-    s = sa_result_get(r, "skin_type", NULL);
-    REQUIRE(s != NULL);
+    REQUIRE_SCORE(s, sa_result_get(r, "skin_type", NULL));
     CHECK_STR(s->skin_type, "Oily");
-    s = sa_result_get(r, "hd_tear_trough", NULL);
-    REQUIRE(s != NULL);
+    REQUIRE_SCORE(s, sa_result_get(r, "hd_tear_trough", NULL));
     CHECK_NEAR(s->raw_score, 50.5, 0);
     CHECK(isnan(s->ui_score));
     CHECK(sa_result_get(r, "hd_pore", "nose") != NULL);
@@ -264,14 +264,12 @@ TEST(output_tolerant)
     REQUIRE(rc == SA_OK && r != NULL);
     CHECK_EQ_INT(sa_result_format(r), SA_FORMAT_JSON);
     CHECK_EQ_INT(sa_result_count(r), 2);
-    s = sa_result_get(r, "pore", NULL);
-    REQUIRE(s != NULL);
+    REQUIRE_SCORE(s, sa_result_get(r, "pore", NULL));
     CHECK_NEAR(s->raw_score, 95.34, 0);
     CHECK_NEAR(s->ui_score, 92, 0);
     REQUIRE(s->n_mask_urls == 1);
     CHECK_STR(s->mask_urls[0], "https://m/p.jpg");
-    s = sa_result_get(r, "eye_age", NULL); /* unknown types are kept */
-    REQUIRE(s != NULL);
+    REQUIRE_SCORE(s, sa_result_get(r, "eye_age", NULL)); /* unknown types are kept */
     REQUIRE(s->n_mask_urls == 1);
     CHECK_STR(s->mask_urls[0], "https://m/e.jpg");
     CHECK_NEAR(sa_result_overall(r), 70, 0); /* first "all" wins */
@@ -302,33 +300,11 @@ TEST(null_result_accessors)
     sa_result_free(NULL);
 }
 
-typedef struct counting {
-    long allocs, frees;
-} counting;
-
-static void *c_malloc(size_t n, void *ud)
-{
-    ((counting *)ud)->allocs++;
-    return malloc(n);
-}
-
-static void *c_realloc(void *p, size_t n, void *ud)
-{
-    if (!p) ((counting *)ud)->allocs++;
-    return realloc(p, n);
-}
-
-static void c_free(void *p, void *ud)
-{
-    ((counting *)ud)->frees++;
-    free(p);
-}
-
 /* Built with an allocator that lives on this function's stack: the result
  * keeps a copy and is freed after the sa_mem struct is gone. */
 static sa_result *build_with_local_mem(counting *c)
 {
-    sa_mem mem = {c, c_malloc, c_realloc, c_free};
+    sa_mem mem = counting_mem(c);
     size_t len = 0;
     char *text = example("task-status-success-json-hd.json", &len);
     cJSON *root = NULL;
@@ -435,8 +411,7 @@ TEST(files_and_clone)
     CHECK_EQ_INT(sa_result_format(c), SA_FORMAT_JSON);
     CHECK_NEAR(sa_result_overall(c), 28.5, 0);
     CHECK_NEAR(sa_result_skin_age(c), 29, 0);
-    s = sa_result_get(c, "hd_wrinkle", "forehead");
-    REQUIRE(s != NULL);
+    REQUIRE_SCORE(s, sa_result_get(c, "hd_wrinkle", "forehead"));
     CHECK_NEAR(s->raw_score, 20.1, 0);
     REQUIRE(sa_result_score(c, 0)->n_mask_urls == 1);
     CHECK_STR(sa_result_score(c, 0)->mask_urls[0],
@@ -504,8 +479,7 @@ TEST(scrub_hides_the_key_everywhere)
     CHECK_EQ_INT(sa__result_scrub(NULL, r, key, &copy), SA_OK);
     REQUIRE(copy != NULL);
     CHECK_EQ_INT(sa_result_count(copy), 2);
-    s = sa_result_score(copy, 0);
-    REQUIRE(s != NULL);
+    REQUIRE_SCORE(s, sa_result_score(copy, 0));
     CHECK_STR(s->concern, "wrinkle [REDACTED]");
     CHECK_STR(s->region, "Bearer [REDACTED]");
     CHECK_STR(s->skin_type, "[REDACTED]");

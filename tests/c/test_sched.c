@@ -39,6 +39,13 @@ static int st_start(st *t)
     return sa__sched_init(&t->s, &t->m.mem, &t->o);
 }
 
+/* st_init and st_start, with the default options. */
+static int st_open(st *t)
+{
+    st_init(t);
+    return st_start(t);
+}
+
 static void st_end(st *t)
 {
     sa__sched_free(&t->s);
@@ -64,9 +71,51 @@ static void send_now(st *t, int i, int step)
     CHECK_EQ_INT(next(t), i);
 }
 
+/* Park requests of jobs 0 .. n-1 (n > 5): the first five go at once, the
+ * sixth is held by the rate (5 per second). */
+static void park_five_go(st *t, int n, int step)
+{
+    int i;
+    for (i = 0; i < n; i++) park(t, i, step);
+    for (i = 0; i < 5; i++) CHECK_EQ_INT(next(t), i);
+    CHECK_EQ_INT(next(t), -1);
+}
+
+/* Nothing may go now; the scheduler says something may at `when`: move
+ * the clock there. */
+static void held_until(st *t, int64_t when)
+{
+    CHECK_EQ_INT(next(t), -1);
+    CHECK_EQ_INT(sa__sched_ready_at(&t->s, t->now), when);
+    t->now = when;
+}
+
+/* Job i's parked request is held until `when`, not a millisecond less:
+ * it goes at `when`. */
+static void goes_at(st *t, int64_t when, int i)
+{
+    held_until(t, when);
+    t->now = when - 1;
+    CHECK_EQ_INT(next(t), -1);
+    t->now = when;
+    CHECK_EQ_INT(next(t), i);
+}
+
 /* ------------------------------------------------------------------ */
 /* Parameters                                                          */
 /* ------------------------------------------------------------------ */
+
+/* st_start succeeds (1, else 0) with the limiter on or off (limited), this
+ * admission cap and this reserve. */
+static int started_with(st *t, int limited, int admit_cap, int reserve_max)
+{
+    int rc = st_start(t);
+    CHECK_EQ_INT(rc, SA_OK);
+    CHECK_EQ_INT(sa__sched_limited(&t->s), limited);
+    CHECK_EQ_INT(t->s.admit_cap, admit_cap);
+    CHECK_EQ_INT(t->s.reserve_max, reserve_max);
+    return rc == SA_OK;
+}
 
 /* admit_cap = max(1, floor(0.8 * window_max * max_poll_interval /
  * window_ms)), reserve at most 80% of the window, both only with the
@@ -77,10 +126,7 @@ TEST(parameters_follow_the_options)
     sa__sched z;
 
     st_init(&t);
-    CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(sa__sched_limited(&t.s), 1);
-    CHECK_EQ_INT(t.s.admit_cap, 6);         /* 0.8 * 250 * 10 s / 300 s */
-    CHECK_EQ_INT(t.s.reserve_max, 200);
+    started_with(&t, 1, 6, 200);            /* 0.8 * 250 * 10 s / 300 s */
     CHECK_EQ_INT(t.s.penalty_ms, 1000);
     CHECK_EQ_INT(t.s.max_uploads, 8);
     CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), -1);
@@ -89,32 +135,23 @@ TEST(parameters_follow_the_options)
     st_init(&t);
     t.o.max_poll_interval_ms = 60000;
     t.o.backoff_initial_ms = 3000;
-    CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(t.s.admit_cap, 40);
+    started_with(&t, 1, 40, 200);
     CHECK_EQ_INT(t.s.penalty_ms, 3000);
     st_end(&t);
 
     st_init(&t);                            /* a tiny window: at least 1 */
     t.o.rate_window_max = 5;
-    CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(t.s.admit_cap, 1);
-    CHECK_EQ_INT(t.s.reserve_max, 4);
+    started_with(&t, 1, 1, 4);
     st_end(&t);
 
     st_init(&t);                            /* no long window: no cap */
     t.o.rate_window_max = 0;
-    CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(sa__sched_limited(&t.s), 1);
-    CHECK_EQ_INT(t.s.admit_cap, 0);
-    CHECK_EQ_INT(t.s.reserve_max, 0);
+    started_with(&t, 1, 0, 0);
     st_end(&t);
 
     st_init(&t);                            /* limiter off */
     t.o.rate_limit = 0;
-    CHECK_EQ_INT(st_start(&t), SA_OK);
-    CHECK_EQ_INT(sa__sched_limited(&t.s), 0);
-    CHECK_EQ_INT(t.s.admit_cap, 0);
-    CHECK_EQ_INT(t.s.reserve_max, 0);
+    started_with(&t, 0, 0, 0);
     st_end(&t);
 
     st_init(&t);                            /* the limiter refuses */
@@ -137,8 +174,7 @@ TEST(polls_first_most_urgent_first)
 {
     st t;
 
-    st_init(&t);
-    REQUIRE(st_start(&t) == SA_OK);
+    REQUIRE(st_open(&t) == SA_OK);
     send_now(&t, 2, SA__STEP_TASK_CREATE);   /* anchors job 2 at T0 */
     t.now = T0 + 1100;
     send_now(&t, 3, SA__STEP_TASK_CREATE);   /* job 3 at T0 + 1100 */
@@ -167,8 +203,7 @@ TEST(first_come_first_served_within_a_class)
     st t;
     int i;
 
-    st_init(&t);
-    REQUIRE(st_start(&t) == SA_OK);
+    REQUIRE(st_open(&t) == SA_OK);
     for (i = 0; i < 4; i++) park(&t, i, SA__STEP_FILE_CREATE);
     for (i = 0; i < 4; i++) CHECK_EQ_INT(next(&t), i);
     t.now += 1100;
@@ -193,16 +228,10 @@ TEST(first_come_first_served_within_a_class)
 TEST(admission_cap_holds_first_requests)
 {
     st t;
-    int i;
 
-    st_init(&t);
-    REQUIRE(st_start(&t) == SA_OK);
-    for (i = 0; i < 8; i++) park(&t, i, SA__STEP_FILE_CREATE);
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(next(&t), i);
-    CHECK_EQ_INT(next(&t), -1);             /* 5 per second */
-    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000 + G);
-    t.now = T0 + 1000 + G;
-    CHECK_EQ_INT(next(&t), 5);
+    REQUIRE(st_open(&t) == SA_OK);
+    park_five_go(&t, 8, SA__STEP_FILE_CREATE);  /* 5 per second */
+    goes_at(&t, T0 + 1000 + G, 5);
     CHECK_EQ_INT(t.s.n_admitted, 6);
     /* the cap, not the limiter: job 6 waits with 244 slots free, until
      * the oldest send leaves the window or a job ends */
@@ -284,12 +313,7 @@ TEST(reserve_keeps_a_slot_per_admitted_job)
     /* the next eager poll may not; it waits until it is urgent:
      * T0 + 1100 + 60000 - 30000 */
     park(&t, 1, SA__STEP_POLL);
-    CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 31100);
-    t.now = T0 + 31099;
-    CHECK_EQ_INT(next(&t), -1);
-    t.now = T0 + 31100;
-    CHECK_EQ_INT(next(&t), 1);              /* urgent: takes a reserved slot */
+    goes_at(&t, T0 + 31100, 1);             /* urgent: takes a reserved slot */
     /* a refresh poll of a job that never created a task is urgent at once
      * and takes a reserved slot too */
     park(&t, 20, SA__STEP_POLL);
@@ -297,13 +321,8 @@ TEST(reserve_keeps_a_slot_per_admitted_job)
     /* the new job waits until the window keeps a slot for each of the
      * four: not when the three file creates leave it (room 4), but when
      * the task creates do too (room 7) */
-    CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 60000 + G);
-    t.now = T0 + 60000 + G;
-    CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 61100 + G);
-    t.now = T0 + 61100 + G;
-    CHECK_EQ_INT(next(&t), 3);
+    held_until(&t, T0 + 60000 + G);
+    goes_at(&t, T0 + 61100 + G, 3);
     CHECK_EQ_INT(t.s.n_admitted, 4);
     st_end(&t);
 }
@@ -317,18 +336,10 @@ TEST(reserve_keeps_a_slot_per_admitted_job)
 TEST(rate_edge_sixth_request_waits_a_second)
 {
     st t;
-    int i;
 
-    st_init(&t);
-    REQUIRE(st_start(&t) == SA_OK);
-    for (i = 0; i < 6; i++) park(&t, i, SA__STEP_POLL);
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(next(&t), i);
-    CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000 + G);
-    t.now = T0 + 1000 + G - 1;
-    CHECK_EQ_INT(next(&t), -1);
-    t.now = T0 + 1000 + G;
-    CHECK_EQ_INT(next(&t), 5);
+    REQUIRE(st_open(&t) == SA_OK);
+    park_five_go(&t, 6, SA__STEP_POLL);
+    goes_at(&t, T0 + 1000 + G, 5);
     st_end(&t);
 }
 
@@ -348,12 +359,7 @@ TEST(full_window_holds_even_urgent_polls)
     for (i = 5; i < 10; i++) send_now(&t, i, SA__STEP_POLL);
     t.now = T0 + 2000 + 2 * G;
     park(&t, 10, SA__STEP_POLL);
-    CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 60000 + G);
-    t.now = T0 + 60000 + G - 1;
-    CHECK_EQ_INT(next(&t), -1);
-    t.now = T0 + 60000 + G;
-    CHECK_EQ_INT(next(&t), 10);
+    goes_at(&t, T0 + 60000 + G, 10);
     st_end(&t);
 }
 
@@ -362,16 +368,10 @@ TEST(a_429_pauses_every_api_request)
 {
     st t;
 
-    st_init(&t);
-    REQUIRE(st_start(&t) == SA_OK);
+    REQUIRE(st_open(&t) == SA_OK);
     sa__sched_penalize(&t.s, t.now);
     park(&t, 0, SA__STEP_POLL);
-    CHECK_EQ_INT(next(&t), -1);
-    CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000);
-    t.now = T0 + 999;
-    CHECK_EQ_INT(next(&t), -1);
-    t.now = T0 + 1000;
-    CHECK_EQ_INT(next(&t), 0);
+    goes_at(&t, T0 + 1000, 0);
     st_end(&t);
 
     st_init(&t);
@@ -393,8 +393,7 @@ TEST(limiter_off_holds_nothing)
 
     st_init(&t);
     t.o.rate_limit = 0;
-    REQUIRE(st_start(&t) == SA_OK);
-    CHECK_EQ_INT(sa__sched_limited(&t.s), 0);
+    REQUIRE(started_with(&t, 0, 0, 0));
     for (i = 0; i < 50; i++) park(&t, i, SA__STEP_FILE_CREATE);
     for (i = 0; i < 50; i++) CHECK_EQ_INT(next(&t), i);
     CHECK_EQ_INT(t.s.n_admitted, 50);
@@ -406,8 +405,7 @@ TEST(withdrawn_request_never_goes)
 {
     st t;
 
-    st_init(&t);
-    REQUIRE(st_start(&t) == SA_OK);
+    REQUIRE(st_open(&t) == SA_OK);
     park(&t, 0, SA__STEP_TASK_CREATE);
     park(&t, 1, SA__STEP_FILE_CREATE);
     CHECK_EQ_INT(sa__sched_waiting(&t.it[0]), 1);
@@ -488,14 +486,11 @@ TEST(upload_queue_without_cap)
 TEST(ready_at_is_the_earliest_of_both_queues)
 {
     st t;
-    int i;
 
     st_init(&t);
     t.o.max_uploads = 1;
     REQUIRE(st_start(&t) == SA_OK);
-    for (i = 0; i < 6; i++) park(&t, i, SA__STEP_POLL);
-    for (i = 0; i < 5; i++) CHECK_EQ_INT(next(&t), i);
-    CHECK_EQ_INT(next(&t), -1);
+    park_five_go(&t, 6, SA__STEP_POLL);
     CHECK_EQ_INT(sa__sched_ready_at(&t.s, t.now), T0 + 1000 + G);
     sa__sched_upload_started(&t.s);
     sa__sched_park_upload(&t.s, &t.it[10]);

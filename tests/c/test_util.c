@@ -5,6 +5,7 @@
  */
 #include "harness.h"
 #include "sa_internal.h"
+#include "unit_helpers.h"
 
 #include <pthread.h>
 
@@ -12,32 +13,10 @@
 /* util                                                              */
 /* ---------------------------------------------------------------- */
 
-typedef struct counting {
-    long allocs, frees;
-} counting;
-
-static void *c_malloc(size_t n, void *ud)
-{
-    ((counting *)ud)->allocs++;
-    return malloc(n);
-}
-
-static void *c_realloc(void *p, size_t n, void *ud)
-{
-    if (!p) ((counting *)ud)->allocs++;
-    return realloc(p, n);
-}
-
-static void c_free(void *p, void *ud)
-{
-    ((counting *)ud)->frees++;
-    free(p);
-}
-
 TEST(alloc_through_mem)
 {
     counting c = {0, 0};
-    sa_mem mem = {&c, c_malloc, c_realloc, c_free};
+    sa_mem mem = counting_mem(&c);
     char *s = sa__strdup(&mem, "hello");
     char *t = sa__strndup(&mem, "hello world", 5);
     char *u = sa__strndup(&mem, "hi", 10);
@@ -101,27 +80,33 @@ TEST(errf_truncates)
     sa__errf(small, 0, "%d", 1);
 }
 
+/* A text, the secret to hide in it, what sa__redact or sa__scrub makes
+ * of it. */
+typedef struct hide_case {
+    const char *in, *secret, *want;
+} hide_case;
+
 TEST(redact_secret_and_query)
 {
+    static const hide_case cases[] = {
+        {"key sk_live_123 and sk_live_123 again", "sk_live_123",
+         "key [REDACTED] and [REDACTED] again"},
+        {"PUT https://s3.example.com/bucket/obj?X-Amz-Signature=abc&x=1"
+         " failed; see HTTP://h/p?q=1#frag\nnext?", NULL,
+         "PUT https://s3.example.com/bucket/obj?[...] failed; see "
+         "HTTP://h/p?[...]\nnext?"},
+        {"url=\"https://a/b?token=K\" key=K", "K",
+         "url=\"https://a/b?[...]\" key=[REDACTED]"},
+        {"Bearer SECRET in path https://h/SECRET/x", "SECRET",
+         "Bearer [REDACTED] in path https://h/[REDACTED]/x"},
+        {NULL, "x", ""},
+        {"no secret given", "", "no secret given"}};
     char out[256];
-    sa__redact(out, sizeof out, "key sk_live_123 and sk_live_123 again",
-               "sk_live_123");
-    CHECK_STR(out, "key [REDACTED] and [REDACTED] again");
-    sa__redact(out, sizeof out,
-               "PUT https://s3.example.com/bucket/obj?X-Amz-Signature=abc&x=1"
-               " failed; see HTTP://h/p?q=1#frag\nnext?",
-               NULL);
-    CHECK_STR(out, "PUT https://s3.example.com/bucket/obj?[...] failed; see "
-                   "HTTP://h/p?[...]\nnext?");
-    sa__redact(out, sizeof out, "url=\"https://a/b?token=K\" key=K", "K");
-    CHECK_STR(out, "url=\"https://a/b?[...]\" key=[REDACTED]");
-    sa__redact(out, sizeof out, "Bearer SECRET in path https://h/SECRET/x",
-               "SECRET");
-    CHECK_STR(out, "Bearer [REDACTED] in path https://h/[REDACTED]/x");
-    sa__redact(out, sizeof out, NULL, "x");
-    CHECK_STR(out, "");
-    sa__redact(out, sizeof out, "no secret given", "");
-    CHECK_STR(out, "no secret given");
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sa__redact(out, sizeof out, cases[i].in, cases[i].secret);
+        CHECK_STR(out, cases[i].want);
+    }
     /* truncation never shows part of the secret */
     sa__redact(out, 8, "ab SECRETSECRET", "SECRETSECRET");
     CHECK_STR(out, "ab [RED");
@@ -131,7 +116,26 @@ TEST(redact_secret_and_query)
 TEST(scrub_secret_whole_and_cut)
 {
     static const char key[] = "sk-live-0123456789abcdef";
+    static const hide_case cases[] = {
+        /* what a bounded copy left of it: 8 or more of its first bytes */
+        {"key sk-live-01", key, "key [REDACTED]"},
+        {"id sk-live-0123 x-request-id 7", key, "id [REDACTED] x-request-id 7"},
+        /* at the very end of a text (a bounded message cut it), 4 suffice */
+        {"HTTP 401: Bearer sk-l", key, "HTTP 401: Bearer [REDACTED]"},
+        {"HTTP 401: Bearer sk-", key, "HTTP 401: Bearer sk-"},
+        /* shorter runs are ordinary text */
+        {"sk-live is a prefix", key, "sk-live is a prefix"},
+        {"sk-live- is 8 bytes of it", key, "[REDACTED] is 8 bytes of it"},
+        /* URLs stay whole: only the key goes */
+        {"https://h/x?sig=sk-live-0123456789abcdef&a=1", key,
+         "https://h/x?sig=[REDACTED]&a=1"},
+        /* a short key: only whole occurrences */
+        {"K and KK", "K", "[REDACTED] and [REDACTED][REDACTED]"},
+        /* nothing to hide */
+        {"plain", NULL, "plain"},
+        {"plain", "", "plain"}};
     char out[256], *dup;
+    size_t i;
 
     /* the whole key, "Bearer <key>", several times */
     CHECK(sa__has_secret("Invalid API key Bearer sk-live-0123456789abcdef",
@@ -142,34 +146,14 @@ TEST(scrub_secret_whole_and_cut)
     REQUIRE(dup != NULL);
     CHECK_STR(dup, "Invalid API key Bearer [REDACTED] ([REDACTED])");
     free(dup);
-    /* what a bounded copy left of it: 8 or more of its first bytes */
+    /* the length sa__scrub writes for the first case */
     CHECK_EQ_INT(sa__scrub_len("key sk-live-01", key), 14);
-    sa__scrub(out, "key sk-live-01", key);
-    CHECK_STR(out, "key [REDACTED]");
-    sa__scrub(out, "id sk-live-0123 x-request-id 7", key);
-    CHECK_STR(out, "id [REDACTED] x-request-id 7");
-    /* at the very end of a text (a bounded message cut it), 4 suffice */
-    sa__scrub(out, "HTTP 401: Bearer sk-l", key);
-    CHECK_STR(out, "HTTP 401: Bearer [REDACTED]");
-    sa__scrub(out, "HTTP 401: Bearer sk-", key);
-    CHECK_STR(out, "HTTP 401: Bearer sk-");
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sa__scrub(out, cases[i].in, cases[i].secret);
+        CHECK_STR(out, cases[i].want);
+    }
     /* shorter runs are ordinary text */
     CHECK(!sa__has_secret("sk-live is a prefix", key));
-    sa__scrub(out, "sk-live is a prefix", key);
-    CHECK_STR(out, "sk-live is a prefix");
-    sa__scrub(out, "sk-live- is 8 bytes of it", key);
-    CHECK_STR(out, "[REDACTED] is 8 bytes of it");
-    /* URLs stay whole: only the key goes */
-    sa__scrub(out, "https://h/x?sig=sk-live-0123456789abcdef&a=1", key);
-    CHECK_STR(out, "https://h/x?sig=[REDACTED]&a=1");
-    /* a short key: only whole occurrences */
-    sa__scrub(out, "K and KK", "K");
-    CHECK_STR(out, "[REDACTED] and [REDACTED][REDACTED]");
-    /* nothing to hide */
-    sa__scrub(out, "plain", NULL);
-    CHECK_STR(out, "plain");
-    sa__scrub(out, "plain", "");
-    CHECK_STR(out, "plain");
     CHECK(!sa__has_secret(NULL, key));
     CHECK(sa__scrub_dup(NULL, NULL, key) == NULL);
     CHECK_EQ_INT(sa__scrub_len(NULL, key), 0);
@@ -180,31 +164,40 @@ TEST(scrub_secret_whole_and_cut)
 
 TEST(url_loopback)
 {
-    CHECK_EQ_INT(sa__url_is_loopback("http://localhost"), 1);
-    CHECK_EQ_INT(sa__url_is_loopback("http://LOCALHOST:8080/x"), 1);
-    CHECK_EQ_INT(sa__url_is_loopback("http://127.0.0.1:5000"), 1);
-    CHECK_EQ_INT(sa__url_is_loopback("http://127.255.3.4/path?q"), 1);
-    CHECK_EQ_INT(sa__url_is_loopback("http://[::1]:8080/"), 1);
-    CHECK_EQ_INT(sa__url_is_loopback("https://[::ffff:127.0.0.1]/"), 1);
-    CHECK_EQ_INT(sa__url_is_loopback("http://user:pw@127.0.0.1:1/"), 1);
-    CHECK_EQ_INT(sa__url_is_loopback("http://localhost./"), 1);
-    /* tricks */
-    CHECK_EQ_INT(sa__url_is_loopback("http://127.0.0.1.evil.com/"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("http://localhost.evil.com/"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("http://127.0.0.1@evil.com/"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("http://127.0.0.1:80@evil.com/"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("http://evil.com/127.0.0.1"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("http://evil.com?h=localhost"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("http://evil.com#@localhost"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("http://[::2]/"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("http://[::1]evil/"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("http://128.0.0.1/"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("http://127.1/"), 0); /* not strict */
-    CHECK_EQ_INT(sa__url_is_loopback("http://localhost:99999/"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("http://localhost:8x/"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("localhost:80"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback("http://"), 0);
-    CHECK_EQ_INT(sa__url_is_loopback(""), 0);
+    static const char *const loopback[] = {
+        "http://localhost",
+        "http://LOCALHOST:8080/x",
+        "http://127.0.0.1:5000",
+        "http://127.255.3.4/path?q",
+        "http://[::1]:8080/",
+        "https://[::ffff:127.0.0.1]/",
+        "http://user:pw@127.0.0.1:1/",
+        "http://localhost./"};
+    static const char *const not_loopback[] = {
+        /* tricks */
+        "http://127.0.0.1.evil.com/",
+        "http://localhost.evil.com/",
+        "http://127.0.0.1@evil.com/",
+        "http://127.0.0.1:80@evil.com/",
+        "http://evil.com/127.0.0.1",
+        "http://evil.com?h=localhost",
+        "http://evil.com#@localhost",
+        "http://[::2]/",
+        "http://[::1]evil/",
+        "http://128.0.0.1/",
+        "http://127.1/", /* not strict */
+        "http://localhost:99999/",
+        "http://localhost:8x/",
+        "localhost:80",
+        "http://",
+        ""};
+    size_t i;
+    for (i = 0; i < sizeof loopback / sizeof loopback[0]; i++)
+        if (sa__url_is_loopback(loopback[i]) != 1)
+            HARNESS_FAIL("not taken for loopback: %s", loopback[i]);
+    for (i = 0; i < sizeof not_loopback / sizeof not_loopback[0]; i++)
+        if (sa__url_is_loopback(not_loopback[i]) != 0)
+            HARNESS_FAIL("taken for loopback: %s", not_loopback[i]);
     CHECK_EQ_INT(sa__url_is_loopback(NULL), 0);
 }
 
@@ -236,19 +229,36 @@ TEST(rand_sequence)
 /* status                                                            */
 /* ---------------------------------------------------------------- */
 
+/* A status code and its name; a status code and whether it is in a class. */
+typedef struct code_name {
+    int code;
+    const char *name;
+} code_name;
+
+typedef struct code_flag {
+    int code, yes;
+} code_flag;
+
 TEST(status_names_messages)
 {
+    static const code_name names[] = {
+        {SA_OK, "ok"}, {SA_ERR_NOMEM, "nomem"},
+        {SA_ERR_INVALID_ARGUMENT, "invalid_argument"},
+        {SA_ERR_UNKNOWN_ACTION, "unknown_action"},
+        {SA_ERR_ENGINE, "engine"}, {SA_ERR_TASK_EXPIRED, "task_expired"},
+        {SA_ERR_WAIT_TIMEOUT, "wait_timeout"},
+        {SA_ERR_IMAGE_TOO_SMALL, "image_too_small"},
+        {-999, "unknown"}, {1, "unknown"},
+        {SA_ERR_CALLBACK, "callback"}, {SA_ERR_ZIP, "zip"},
+        {SA_ERR_URL_EXPIRED, "url_expired"},
+        {SA_ERR_DOWNLOAD, "download"},
+        {SA_ERR_IMAGE_DECODE, "image_decode"},
+        {SA_ERR_WEBHOOK_SIGNATURE, "webhook_signature"},
+        {SA_ERR_WEBHOOK_STALE, "webhook_stale"}};
+    size_t i;
     int s;
-    CHECK_STR(sa_status_name(SA_OK), "ok");
-    CHECK_STR(sa_status_name(SA_ERR_NOMEM), "nomem");
-    CHECK_STR(sa_status_name(SA_ERR_INVALID_ARGUMENT), "invalid_argument");
-    CHECK_STR(sa_status_name(SA_ERR_UNKNOWN_ACTION), "unknown_action");
-    CHECK_STR(sa_status_name(SA_ERR_ENGINE), "engine");
-    CHECK_STR(sa_status_name(SA_ERR_TASK_EXPIRED), "task_expired");
-    CHECK_STR(sa_status_name(SA_ERR_WAIT_TIMEOUT), "wait_timeout");
-    CHECK_STR(sa_status_name(SA_ERR_IMAGE_TOO_SMALL), "image_too_small");
-    CHECK_STR(sa_status_name(-999), "unknown");
-    CHECK_STR(sa_status_name(1), "unknown");
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        CHECK_STR(sa_status_name(names[i].code), names[i].name);
     CHECK(strstr(sa_strerror(SA_ERR_AMBIGUOUS), "may be billed") != NULL);
     CHECK_STR(sa_strerror(-999), "unknown status code");
     /* every code of the enum has its own name and a message */
@@ -260,40 +270,38 @@ TEST(status_names_messages)
         }
         CHECK(strcmp(sa_strerror(s), "unknown status code") != 0);
     }
-    CHECK_STR(sa_status_name(SA_ERR_CALLBACK), "callback");
-    CHECK_STR(sa_status_name(SA_ERR_ZIP), "zip");
-    CHECK_STR(sa_status_name(SA_ERR_URL_EXPIRED), "url_expired");
-    CHECK_STR(sa_status_name(SA_ERR_DOWNLOAD), "download");
-    CHECK_STR(sa_status_name(SA_ERR_IMAGE_DECODE), "image_decode");
-    CHECK_STR(sa_status_name(SA_ERR_WEBHOOK_SIGNATURE), "webhook_signature");
-    CHECK_STR(sa_status_name(SA_ERR_WEBHOOK_STALE), "webhook_stale");
     CHECK(strstr(sa_strerror(SA_ERR_WEBHOOK_SIGNATURE), "secret") != NULL);
 }
 
 TEST(status_classes)
 {
+    static const code_flag retryable_of[] = {
+        {SA_ERR_TRANSPORT, 1}, {SA_ERR_TIMEOUT, 1},
+        {SA_ERR_RATE_LIMITED, 1}, {SA_ERR_SERVER, 1},
+        {SA_ERR_TASK_TIMEOUT, 0}, {SA_ERR_AMBIGUOUS, 0},
+        {SA_ERR_DOWNLOAD, 1}, {SA_ERR_URL_EXPIRED, 0},
+        {SA_ERR_ZIP, 0}, {SA_ERR_WEBHOOK_SIGNATURE, 0},
+        {SA_ERR_WEBHOOK_STALE, 0}};
+    static const code_flag validation_of[] = {
+        {SA_ERR_UNKNOWN_ACTION, 1}, {SA_ERR_INSECURE, 1},
+        {SA_ERR_INIT, 0}, {SA_ERR_AUTH, 0}};
+    size_t i;
     int s, retryable = 0, validation = 0;
     for (s = 0; s > SA_ERR__LAST; s--) {
         retryable += sa_status_is_retryable(s);
         validation += sa_status_is_validation(s);
     }
     CHECK_EQ_INT(retryable, 5);
-    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_TRANSPORT), 1);
-    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_TIMEOUT), 1);
-    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_RATE_LIMITED), 1);
-    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_SERVER), 1);
-    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_TASK_TIMEOUT), 0);
-    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_AMBIGUOUS), 0);
-    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_DOWNLOAD), 1);
-    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_URL_EXPIRED), 0);
-    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_ZIP), 0);
-    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_WEBHOOK_SIGNATURE), 0);
-    CHECK_EQ_INT(sa_status_is_retryable(SA_ERR_WEBHOOK_STALE), 0);
+    for (i = 0; i < sizeof retryable_of / sizeof retryable_of[0]; i++)
+        if (sa_status_is_retryable(retryable_of[i].code) != retryable_of[i].yes)
+            HARNESS_FAIL("retryable(%d) != %d", retryable_of[i].code,
+                         retryable_of[i].yes);
     CHECK_EQ_INT(validation, 10);
-    CHECK_EQ_INT(sa_status_is_validation(SA_ERR_UNKNOWN_ACTION), 1);
-    CHECK_EQ_INT(sa_status_is_validation(SA_ERR_INSECURE), 1);
-    CHECK_EQ_INT(sa_status_is_validation(SA_ERR_INIT), 0);
-    CHECK_EQ_INT(sa_status_is_validation(SA_ERR_AUTH), 0);
+    for (i = 0; i < sizeof validation_of / sizeof validation_of[0]; i++)
+        if (sa_status_is_validation(validation_of[i].code)
+            != validation_of[i].yes)
+            HARNESS_FAIL("validation(%d) != %d", validation_of[i].code,
+                         validation_of[i].yes);
 }
 
 /* ---------------------------------------------------------------- */

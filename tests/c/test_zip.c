@@ -7,6 +7,7 @@
  */
 #include "harness.h"
 #include "sa_internal.h"
+#include "support_fakeserver.h"
 
 static char *zip_fixture(const char *name, size_t *len)
 {
@@ -247,37 +248,6 @@ TEST(total_bound)
     free(data);
 }
 
-/* An allocator that fails after `left` allocations. */
-typedef struct failing {
-    long left, live;
-} failing;
-
-static void *f_malloc(size_t n, void *ud)
-{
-    failing *f = ud;
-    void *p;
-    if (f->left-- <= 0) return NULL;
-    p = malloc(n);
-    if (p) f->live++;
-    return p;
-}
-
-static void *f_realloc(void *p, size_t n, void *ud)
-{
-    failing *f = ud;
-    void *q;
-    if (f->left-- <= 0) return NULL;
-    q = realloc(p, n);
-    if (q && !p) f->live++;
-    return q;
-}
-
-static void f_free(void *p, void *ud)
-{
-    if (p) ((failing *)ud)->live--;
-    free(p);
-}
-
 TEST(failing_allocator)
 {
     size_t len = 0;
@@ -288,12 +258,11 @@ TEST(failing_allocator)
 
     REQUIRE(data != NULL);
     for (n = 0; n < 200 && !ok; n++) {
-        failing f = {0, 0};
-        sa_mem mem = {&f, f_malloc, f_realloc, f_free};
+        fs_mem f;
         sa_result *r = NULL;
         int rc;
-        f.left = n;
-        rc = sa__result_from_zip(&mem, data, len, 0, 0, "T9", &r, err,
+        fs_mem_init(&f, n + 1, 1);  /* n allocations, then none */
+        rc = sa__result_from_zip(&f.mem, data, len, 0, 0, "T9", &r, err,
                                 sizeof err);
         if (rc == SA_OK) {
             ok = 1;

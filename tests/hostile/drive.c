@@ -66,6 +66,19 @@ static void jkey(const char *k, int first)
     putchar(':');
 }
 
+/* ,"k":v with v a JSON string (or null), and ,"k":n */
+static void jfield(const char *k, const char *v)
+{
+    jkey(k, 0);
+    jstr(v);
+}
+
+static void jfield_int(const char *k, int n)
+{
+    jkey(k, 0);
+    printf("%d", n);
+}
+
 static void jnum(double v)
 {
     if (isnan(v))
@@ -99,24 +112,15 @@ static double now_s(void)
 
 static void print_job(const sa_job *job)
 {
-    jkey("errmsg", 0);
-    jstr(sa_job_errmsg(job));
-    jkey("http_status", 0);
-    printf("%d", sa_job_http_status(job));
-    jkey("api_code", 0);
-    jstr(sa_job_api_error_code(job));
-    jkey("engine_error", 0);
-    jstr(sa_job_engine_error(job));
-    jkey("task_id", 0);
-    jstr(sa_job_task_id(job));
-    jkey("file_id", 0);
-    jstr(sa_job_file_id(job));
-    jkey("request_id", 0);
-    jstr(sa_job_request_id(job));
-    jkey("polls", 0);
-    printf("%d", sa_job_polls(job));
-    jkey("state", 0);
-    jstr(sa_job_state_name(sa_job_state(job)));
+    jfield("errmsg", sa_job_errmsg(job));
+    jfield_int("http_status", sa_job_http_status(job));
+    jfield("api_code", sa_job_api_error_code(job));
+    jfield("engine_error", sa_job_engine_error(job));
+    jfield("task_id", sa_job_task_id(job));
+    jfield("file_id", sa_job_file_id(job));
+    jfield("request_id", sa_job_request_id(job));
+    jfield_int("polls", sa_job_polls(job));
+    jfield("state", sa_job_state_name(sa_job_state(job)));
 }
 
 static void print_result(const sa_result *r)
@@ -130,10 +134,8 @@ static void print_result(const sa_result *r)
         putchar('{');
         jkey("concern", 1);
         jstr(s->concern);
-        jkey("region", 0);
-        jstr(s->region);
-        jkey("skin_type", 0);
-        jstr(s->skin_type);
+        jfield("region", s->region);
+        jfield("skin_type", s->skin_type);
         jkey("ui_score", 0);
         jnum(s->ui_score);
         jkey("mask_urls", 0);
@@ -145,12 +147,20 @@ static void print_result(const sa_result *r)
         fputs("]}", stdout);
     }
     putchar(']');
-    jkey("result_task_id", 0);
-    jstr(sa_result_task_id(r));
-    jkey("result_json", 0);
-    jstr(sa_result_json(r));
-    jkey("resize_image_url", 0);
-    jstr(sa_result_resize_image_url(r));
+    jfield("result_task_id", sa_result_task_id(r));
+    jfield("result_json", sa_result_json(r));
+    jfield("resize_image_url", sa_result_resize_image_url(r));
+}
+
+/* "ok", "stage", "outcome" ("ok" or sa_status_name) and "status" of a
+ * stage (client, submit, analyze) that ended with st. */
+static void print_outcome(const char *stage, int st)
+{
+    jkey("ok", 0);
+    fputs(st == SA_OK ? "true" : "false", stdout);
+    jfield("stage", stage);
+    jfield("outcome", st == SA_OK ? "ok" : sa_status_name(st));
+    jfield_int("status", st);
 }
 
 int main(int argc, char **argv)
@@ -204,16 +214,8 @@ int main(int argc, char **argv)
     printf("{\"lang\":\"c\"");
     rc = sa_client_new(&client, &o, err, sizeof err);
     if (rc != SA_OK) {
-        jkey("ok", 0);
-        fputs("false", stdout);
-        jkey("stage", 0);
-        jstr("client");
-        jkey("outcome", 0);
-        jstr(sa_status_name(rc));
-        jkey("status", 0);
-        printf("%d", rc);
-        jkey("errmsg", 0);
-        jstr(err);
+        print_outcome("client", rc);
+        jfield("errmsg", err);
         goto out;
     }
 
@@ -231,30 +233,14 @@ int main(int argc, char **argv)
     req.format = v && strcmp(v, "zip") == 0 ? SA_FORMAT_ZIP : SA_FORMAT_JSON;
     rc = sa_client_submit(client, &req, &job);
     if (rc != SA_OK) {
-        jkey("ok", 0);
-        fputs("false", stdout);
-        jkey("stage", 0);
-        jstr("submit");
-        jkey("outcome", 0);
-        jstr(sa_status_name(rc));
-        jkey("status", 0);
-        printf("%d", rc);
-        jkey("errmsg", 0);
-        jstr(sa_client_errmsg(client));
+        print_outcome("submit", rc);
+        jfield("errmsg", sa_client_errmsg(client));
         goto out;
     }
     rc = sa_job_wait(job, wait_ms);
     st = rc != SA_OK ? rc : sa_job_status(job);
-    jkey("ok", 0);
-    fputs(st == SA_OK ? "true" : "false", stdout);
-    jkey("stage", 0);
-    jstr("analyze");
-    jkey("outcome", 0);
-    jstr(st == SA_OK ? "ok" : sa_status_name(st));
-    jkey("status", 0);
-    printf("%d", st);
-    jkey("status_text", 0);
-    jstr(sa_strerror(st));
+    print_outcome("analyze", st);
+    jfield("status_text", sa_strerror(st));
     print_job(job);
     if (st == SA_OK) {
         print_result(sa_job_result(job));
@@ -262,10 +248,9 @@ int main(int argc, char **argv)
             rc = sa_client_fetch_masks(client, job, masks, &fetch);
             if (rc == SA_OK) rc = sa_job_wait(fetch, wait_ms);
             if (rc == SA_OK) rc = sa_job_status(fetch);
-            jkey("masks_outcome", 0);
-            jstr(rc == SA_OK ? "ok" : sa_status_name(rc));
-            jkey("masks_errmsg", 0);
-            jstr(fetch ? sa_job_errmsg(fetch) : sa_client_errmsg(client));
+            jfield("masks_outcome", rc == SA_OK ? "ok" : sa_status_name(rc));
+            jfield("masks_errmsg",
+                   fetch ? sa_job_errmsg(fetch) : sa_client_errmsg(client));
             if (rc == SA_OK) {
                 const sa_result *r = sa_job_result(fetch);
                 size_t i;

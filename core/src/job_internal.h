@@ -162,6 +162,8 @@ size_t sa__jsm_resp_len(const sa__http_response *resp);
 int sa__jsm_is_2xx(const sa__http_response *resp);
 int sa__jsm_classify(sa__jobsm *sm, const sa__http_response *resp,
                      sa__api_error *e, char *why, size_t whylen);
+int sa__jsm_classify_answer(sa__jobsm *sm, const sa__http_response *resp,
+                            const char *what, char *why, size_t whylen);
 int sa__jsm_on_transport_failure(sa__jobsm *sm, int64_t now_ms,
                                  const sa__http_response *resp);
 int sa__jsm_on_file_create(sa__jobsm *sm, int64_t now_ms,

@@ -72,27 +72,24 @@ int sa_version_num(void)
 /* One log line, redacted (API key, URL query strings), at the level. */
 void sa__jlog(sa_client *c, int level, const char *fmt, ...)
 {
-    char raw[LOG_LINE], line[LOG_LINE];
+    char line[LOG_LINE];
     va_list ap;
 
     if (!c->opt.log || level < c->opt.log_level) return;
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    sa__vredact(line, sizeof line, c->api_key, fmt, ap);
     va_end(ap);
-    sa__redact(line, sizeof line, raw, c->api_key);
     c->opt.log(c->opt.log_user_data, level, line);
 }
 
 /* Set the client's message (redacted) and return status. */
 int sa__cfail(sa_client *c, int status, const char *fmt, ...)
 {
-    char raw[CLIENT_ERRLEN];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    sa__vredact(c->errmsg, sizeof c->errmsg, c->api_key, fmt, ap);
     va_end(ap);
-    sa__redact(c->errmsg, sizeof c->errmsg, raw, c->api_key);
     return status;
 }
 

@@ -30,6 +30,7 @@
 
 #include "skinanalysis.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -118,6 +119,11 @@ char *sa__scrub_dup(const sa_mem *mem, const char *s, const char *secret);
  * "?[...]").  Used for every log line and client message that may
  * contain server text. */
 void sa__redact(char *dst, size_t dstlen, const char *src, const char *secret);
+/* sa__redact of the text fmt and ap make, cut first to dstlen bytes (at
+ * most 1024) as a copy of that size would be: the client's and the
+ * engine's messages and log lines. */
+void sa__vredact(char *dst, size_t dstlen, const char *secret,
+                 const char *fmt, va_list ap);
 
 /* The text of errno value err, whichever strerror_r the C library
  * declares (XSI or GNU): buf (len bytes) or a static string, never

@@ -483,16 +483,11 @@ static int wait_loop(sa_client *c, const sa_job *job, long timeout_ms)
     }
 }
 
-int sa_job_wait(sa_job *job, long timeout_ms)
+/* wait_loop for a caller that may drive the client now. */
+static int drive_wait(sa_client *c, sa_job *job, long timeout_ms)
 {
-    sa_client *c;
-    int rc;
+    int rc = drive_check(c);
 
-    if (!job || job->caller_released) return SA_ERR_INVALID_ARGUMENT;
-    c = job->client;
-    if (!c) return job->published ? SA_OK : SA_ERR_INVALID_ARGUMENT;
-    if (job->published) return SA_OK;
-    rc = drive_check(c);
     if (rc != SA_OK) return rc;
     sa__enter(c);
     rc = wait_loop(c, job, timeout_ms);
@@ -500,17 +495,21 @@ int sa_job_wait(sa_job *job, long timeout_ms)
     return rc;
 }
 
+int sa_job_wait(sa_job *job, long timeout_ms)
+{
+    sa_client *c;
+
+    if (!job || job->caller_released) return SA_ERR_INVALID_ARGUMENT;
+    c = job->client;
+    if (!c) return job->published ? SA_OK : SA_ERR_INVALID_ARGUMENT;
+    if (job->published) return SA_OK;
+    return drive_wait(c, job, timeout_ms);
+}
+
 int sa_client_run(sa_client *client, long timeout_ms)
 {
-    int rc;
-
     if (!client) return SA_ERR_INVALID_ARGUMENT;
-    rc = drive_check(client);
-    if (rc != SA_OK) return rc;
-    sa__enter(client);
-    rc = wait_loop(client, NULL, timeout_ms);
-    sa__leave(client);
-    return rc;
+    return drive_wait(client, NULL, timeout_ms);
 }
 
 int sa_client_active(const sa_client *client)

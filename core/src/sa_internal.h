@@ -61,6 +61,11 @@ int sa__struct_out(void *user, const void *full, size_t full_size);
 /* util.c                                                              */
 /* ================================================================== */
 
+/* Defines the NULL-safe getter `type fn(const arg *p)`: p->field, or dflt
+ * for a NULL p (write it without a semicolon after). */
+#define SA__GETTER(type, fn, arg, field, dflt) \
+    type fn(const arg *p) { return p ? p->field : dflt; }
+
 /* All library memory goes through these; mem may be NULL (libc).
  * sa__calloc checks n*size for overflow. */
 void *sa__malloc(const sa_mem *mem, size_t size);

@@ -33,12 +33,11 @@ struct sa__jobsm {
     char *content_type;
     char *file_name;
     char *image_url;
-    char **actions;
+    char **actions;          /* owned copies ... */
     size_t n_actions;
-    int format;
-    int pf_camera_kit;
-    int mask_overlay;
     cJSON *miniserver_args;
+    sa__task_params task;    /* ... which task create sends with these
+                                (its source is set when it is sent) */
     long request_timeout_ms;
     long upload_timeout_ms;
     long poll_interval_ms;

@@ -72,27 +72,24 @@ int sa_version_num(void)
 /* One log line, redacted (API key, URL query strings), at the level. */
 void sa__jlog(sa_client *c, int level, const char *fmt, ...)
 {
-    char raw[LOG_LINE], line[LOG_LINE];
+    char line[LOG_LINE];
     va_list ap;
 
     if (!c->opt.log || level < c->opt.log_level) return;
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    sa__vredact(line, sizeof line, c->api_key, fmt, ap);
     va_end(ap);
-    sa__redact(line, sizeof line, raw, c->api_key);
     c->opt.log(c->opt.log_user_data, level, line);
 }
 
 /* Set the client's message (redacted) and return status. */
 int sa__cfail(sa_client *c, int status, const char *fmt, ...)
 {
-    char raw[CLIENT_ERRLEN];
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    sa__vredact(c->errmsg, sizeof c->errmsg, c->api_key, fmt, ap);
     va_end(ap);
-    sa__redact(c->errmsg, sizeof c->errmsg, raw, c->api_key);
     return status;
 }
 
@@ -486,16 +483,11 @@ static int wait_loop(sa_client *c, const sa_job *job, long timeout_ms)
     }
 }
 
-int sa_job_wait(sa_job *job, long timeout_ms)
+/* wait_loop for a caller that may drive the client now. */
+static int drive_wait(sa_client *c, sa_job *job, long timeout_ms)
 {
-    sa_client *c;
-    int rc;
+    int rc = drive_check(c);
 
-    if (!job || job->caller_released) return SA_ERR_INVALID_ARGUMENT;
-    c = job->client;
-    if (!c) return job->published ? SA_OK : SA_ERR_INVALID_ARGUMENT;
-    if (job->published) return SA_OK;
-    rc = drive_check(c);
     if (rc != SA_OK) return rc;
     sa__enter(c);
     rc = wait_loop(c, job, timeout_ms);
@@ -503,17 +495,21 @@ int sa_job_wait(sa_job *job, long timeout_ms)
     return rc;
 }
 
+int sa_job_wait(sa_job *job, long timeout_ms)
+{
+    sa_client *c;
+
+    if (!job || job->caller_released) return SA_ERR_INVALID_ARGUMENT;
+    c = job->client;
+    if (!c) return job->published ? SA_OK : SA_ERR_INVALID_ARGUMENT;
+    if (job->published) return SA_OK;
+    return drive_wait(c, job, timeout_ms);
+}
+
 int sa_client_run(sa_client *client, long timeout_ms)
 {
-    int rc;
-
     if (!client) return SA_ERR_INVALID_ARGUMENT;
-    rc = drive_check(client);
-    if (rc != SA_OK) return rc;
-    sa__enter(client);
-    rc = wait_loop(client, NULL, timeout_ms);
-    sa__leave(client);
-    return rc;
+    return drive_wait(client, NULL, timeout_ms);
 }
 
 int sa_client_active(const sa_client *client)

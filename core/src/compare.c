@@ -75,6 +75,18 @@ static long match(const sa_scores *before, const unsigned char *used,
     return -1;
 }
 
+/* One side of a change from its entry s (NULL: the side stays blank);
+ * 0 on NOMEM. */
+static int fill_side(sa_comparison *c, const sa_score *s, int *in,
+                     double *ui, double *raw, const char **skin_type)
+{
+    if (!s) return 1;
+    *in = 1;
+    *ui = s->ui_score;
+    *raw = s->raw_score;
+    return !s->skin_type || (*skin_type = keep(c, s->skin_type)) != NULL;
+}
+
 /* Fill ch from the entries on each side (either may be NULL). */
 static int fill(sa_comparison *c, sa_change *ch, const sa_score *b,
                 const sa_score *a)
@@ -83,21 +95,12 @@ static int fill(sa_comparison *c, sa_change *ch, const sa_score *b,
     blank(ch);
     ch->concern = keep(c, named->concern);
     ch->region = keep(c, named->region ? named->region : "whole");
-    if (!ch->concern || !ch->region) return SA_ERR_NOMEM;
-    if (b) {
-        ch->in_before = 1;
-        ch->ui_before = b->ui_score;
-        ch->raw_before = b->raw_score;
-        if (b->skin_type && !(ch->skin_type_before = keep(c, b->skin_type)))
-            return SA_ERR_NOMEM;
-    }
-    if (a) {
-        ch->in_after = 1;
-        ch->ui_after = a->ui_score;
-        ch->raw_after = a->raw_score;
-        if (a->skin_type && !(ch->skin_type_after = keep(c, a->skin_type)))
-            return SA_ERR_NOMEM;
-    }
+    if (!ch->concern || !ch->region
+        || !fill_side(c, b, &ch->in_before, &ch->ui_before, &ch->raw_before,
+                      &ch->skin_type_before)
+        || !fill_side(c, a, &ch->in_after, &ch->ui_after, &ch->raw_after,
+                      &ch->skin_type_after))
+        return SA_ERR_NOMEM;
     ch->ui_change = sub(ch->ui_after, ch->ui_before);
     ch->raw_change = sub(ch->raw_after, ch->raw_before);
     return SA_OK;

@@ -97,12 +97,10 @@ void sa__eng_log(sa__engine *e, int level, const char *fmt, ...)
 
 void sa__eng_err(sa__engine *e, const char *fmt, ...)
 {
-    char raw[ENGINE_ERRLEN];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    sa__vredact(e->errmsg, sizeof e->errmsg, e->api_key, fmt, ap);
     va_end(ap);
-    sa__redact(e->errmsg, sizeof e->errmsg, raw, e->api_key);
 }
 
 const char *sa__eng_method(int m)

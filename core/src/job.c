@@ -518,19 +518,11 @@ static int build_upload(sa__jobsm *sm)
 
 static int build_task_create(sa__jobsm *sm)
 {
-    sa__task_params p;
+    sa__task_params p = sm->task;
     char *body;
 
-    memset(&p, 0, sizeof p);
     p.src_file_url = sm->image_url;
     p.src_file_id = sm->image_url ? NULL : sm->file_id;
-    p.actions = (const char *const *)sm->actions;
-    p.n_actions = sm->n_actions;
-    p.format = sm->format;
-    p.api_version = sm->api_version;
-    p.pf_camera_kit = sm->pf_camera_kit;
-    p.mask_overlay = sm->mask_overlay;
-    p.miniserver_args = sm->miniserver_args;
     body = sa__proto_task_body(sm->mem, &p);
     if (!body) return SA_ERR_NOMEM;
     return api_request(sm, SA__HTTP_POST, sa__proto_task_path(sm->api_version),
@@ -751,6 +743,9 @@ static int copy_strings(sa__jobsm *sm, const sa__job_config *cfg)
         sm->miniserver_args = cJSON_Duplicate(cfg->task.miniserver_args, 1);
         if (!sm->miniserver_args) return SA_ERR_NOMEM;
     }
+    sm->task.actions = (const char *const *)sm->actions;
+    sm->task.n_actions = sm->n_actions;
+    sm->task.miniserver_args = sm->miniserver_args;
     return SA_OK;
 }
 
@@ -760,9 +755,10 @@ void sa__jsm_copy_settings(sa__jobsm *sm, const sa__job_config *cfg)
     sm->upload_path = cfg->upload_path;
     sm->buffer = cfg->buffer;
     sm->file_size = cfg->file_size;
-    sm->format = cfg->task.format;
-    sm->pf_camera_kit = cfg->task.pf_camera_kit;
-    sm->mask_overlay = cfg->task.mask_overlay;
+    sm->task.format = cfg->task.format;
+    sm->task.api_version = cfg->api_version;
+    sm->task.pf_camera_kit = cfg->task.pf_camera_kit;
+    sm->task.mask_overlay = cfg->task.mask_overlay;
     sm->request_timeout_ms = cfg->request_timeout_ms;
     sm->upload_timeout_ms = cfg->upload_timeout_ms;
     sm->poll_interval_ms = cfg->poll_interval_ms;

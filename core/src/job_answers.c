@@ -165,6 +165,19 @@ int sa__jsm_classify(sa__jobsm *sm, const sa__http_response *resp,
     return code;
 }
 
+/* sa__jsm_classify for an answer whose error body only makes why: the
+ * status, or SA_ERR_NOMEM once the machine failed for lack of memory
+ * (reading `what`). */
+int sa__jsm_classify_answer(sa__jobsm *sm, const sa__http_response *resp,
+                            const char *what, char *why, size_t whylen)
+{
+    sa__api_error e;
+    int code = sa__jsm_classify(sm, resp, &e, why, whylen);
+
+    sa__api_error_free(sm->mem, &e);
+    return code == SA_ERR_NOMEM ? sa__jsm_fail_nomem(sm, what) : code;
+}
+
 /* The Content-Length a slot asks for, or -1 when absent or not a number. */
 static int64_t slot_content_length(const sa__upload_spec *u)
 {
@@ -260,17 +273,15 @@ int sa__jsm_on_file_create(sa__jobsm *sm, int64_t now_ms,
                            const sa__http_response *resp)
 {
     char why[JOB_MSG_LEN];
-    sa__api_error e;
     int code;
 
     if (resp->transport != SA_OK)
         return sa__jsm_on_transport_failure(sm, now_ms, resp);
     if (sa__jsm_is_2xx(resp)) return on_file_create_ok(sm, now_ms, resp);
 
-    code = sa__jsm_classify(sm, resp, &e, why, sizeof why);
-    sa__api_error_free(sm->mem, &e);
-    if (code == SA_ERR_NOMEM) return sa__jsm_fail_nomem(sm, "file create "
-                                                        "answer");
+    code = sa__jsm_classify_answer(sm, resp, "file create answer", why,
+                                   sizeof why);
+    if (code == SA_ERR_NOMEM) return code;
     if (resp->http_status == 404 &&
         sm->upload_path == SA_UPLOAD_SKIN_ANALYSIS) {
         /* API.md section 3: the generic upload path is the newer one (once:
@@ -380,7 +391,6 @@ int sa__jsm_on_task_create(sa__jobsm *sm, int64_t now_ms,
                            const sa__http_response *resp)
 {
     char why[JOB_MSG_LEN];
-    sa__api_error e;
     int code;
 
     if (resp->transport != SA_OK) {
@@ -398,10 +408,9 @@ int sa__jsm_on_task_create(sa__jobsm *sm, int64_t now_ms,
     }
     if (sa__jsm_is_2xx(resp)) return on_task_create_ok(sm, now_ms, resp);
 
-    code = sa__jsm_classify(sm, resp, &e, why, sizeof why);
-    sa__api_error_free(sm->mem, &e);
-    if (code == SA_ERR_NOMEM) return sa__jsm_fail_nomem(sm, "task create "
-                                                        "answer");
+    code = sa__jsm_classify_answer(sm, resp, "task create answer", why,
+                                   sizeof why);
+    if (code == SA_ERR_NOMEM) return code;
     if (resp->http_status >= 500 || code == SA_ERR_SERVER)
         ambiguous(sm, why);
     else
@@ -563,7 +572,6 @@ static int on_poll_ok(sa__jobsm *sm, int64_t now_ms,
 int sa__jsm_on_poll(sa__jobsm *sm, int64_t now_ms, const sa__http_response *resp)
 {
     char why[JOB_MSG_LEN];
-    sa__api_error e;
     int code;
 
     if (resp->transport == SA_ERR_LIMIT) {
@@ -576,9 +584,9 @@ int sa__jsm_on_poll(sa__jobsm *sm, int64_t now_ms, const sa__http_response *resp
         return sa__jsm_on_transport_failure(sm, now_ms, resp);
     if (sa__jsm_is_2xx(resp)) return on_poll_ok(sm, now_ms, resp);
 
-    code = sa__jsm_classify(sm, resp, &e, why, sizeof why);
-    sa__api_error_free(sm->mem, &e);
-    if (code == SA_ERR_NOMEM) return sa__jsm_fail_nomem(sm, "status answer");
+    code = sa__jsm_classify_answer(sm, resp, "status answer", why,
+                                   sizeof why);
+    if (code == SA_ERR_NOMEM) return code;
     if (code == SA_ERR_RATE_LIMITED || code == SA_ERR_SERVER
         || code == SA_ERR_PROTOCOL)
         sa__jsm_retry_or_fail(sm, now_ms, code, why);

@@ -76,15 +76,14 @@ int sa__jsm_on_fetch(sa__jobsm *sm, int64_t now_ms,
                      const sa__http_response *resp)
 {
     char why[JOB_MSG_LEN];
-    sa__api_error e;
     int code;
 
     if (resp->transport != SA_OK)
         return sa__jsm_on_transport_failure(sm, now_ms, resp);
     if (sa__jsm_is_2xx(resp)) return on_fetch_ok(sm, resp);
-    code = sa__jsm_classify(sm, resp, &e, why, sizeof why);
-    sa__api_error_free(sm->mem, &e);
-    if (code == SA_ERR_NOMEM) return sa__jsm_fail_nomem(sm, "download answer");
+    code = sa__jsm_classify_answer(sm, resp, "download answer", why,
+                                   sizeof why);
+    if (code == SA_ERR_NOMEM) return code;
     if (resp->http_status == 403 && !sm->refreshed_url && sm->task_id) {
         /* an expired pre-signed URL: ask the task for fresh ones, once */
         sm->refreshed_url = 1;
@@ -162,15 +161,14 @@ int sa__jsm_on_refresh(sa__jobsm *sm, int64_t now_ms,
 {
     char why[JOB_MSG_LEN] = "";
     sa__status_info info;
-    sa__api_error e;
     int rc;
 
     if (resp->transport != SA_OK)
         return sa__jsm_on_transport_failure(sm, now_ms, resp);
     if (!sa__jsm_is_2xx(resp)) {
-        rc = sa__jsm_classify(sm, resp, &e, why, sizeof why);
-        sa__api_error_free(sm->mem, &e);
-        if (rc == SA_ERR_NOMEM) return sa__jsm_fail_nomem(sm, "status answer");
+        rc = sa__jsm_classify_answer(sm, resp, "status answer", why,
+                                     sizeof why);
+        if (rc == SA_ERR_NOMEM) return rc;
         if (rc == SA_ERR_RATE_LIMITED || rc == SA_ERR_SERVER
             || rc == SA_ERR_PROTOCOL)
             sa__jsm_retry_or_fail(sm, now_ms, rc, why);

@@ -33,12 +33,11 @@ struct sa__jobsm {
     char *content_type;
     char *file_name;
     char *image_url;
-    char **actions;
+    char **actions;          /* owned copies ... */
     size_t n_actions;
-    int format;
-    int pf_camera_kit;
-    int mask_overlay;
     cJSON *miniserver_args;
+    sa__task_params task;    /* ... which task create sends with these
+                                (its source is set when it is sent) */
     long request_timeout_ms;
     long upload_timeout_ms;
     long poll_interval_ms;
@@ -162,29 +161,23 @@ size_t sa__jsm_resp_len(const sa__http_response *resp);
 int sa__jsm_is_2xx(const sa__http_response *resp);
 int sa__jsm_classify(sa__jobsm *sm, const sa__http_response *resp,
                      sa__api_error *e, char *why, size_t whylen);
-int sa__jsm_on_transport_failure(sa__jobsm *sm, int64_t now_ms,
-                                 const sa__http_response *resp);
-int sa__jsm_on_file_create(sa__jobsm *sm, int64_t now_ms,
-                           const sa__http_response *resp);
-int sa__jsm_on_upload(sa__jobsm *sm, int64_t now_ms,
-                      const sa__http_response *resp);
-int sa__jsm_on_task_create(sa__jobsm *sm, int64_t now_ms,
-                           const sa__http_response *resp);
-int sa__jsm_on_poll(sa__jobsm *sm, int64_t now_ms,
-                    const sa__http_response *resp);
+int sa__jsm_classify_answer(sa__jobsm *sm, const sa__http_response *resp,
+                            const char *what, char *why, size_t whylen);
+/* What each sa__jsm_on_* is: it takes the answer to the request of its
+ * step at now_ms and moves the machine on (SA_OK or SA_ERR_NOMEM). */
+typedef int sa__jsm_answer_fn(sa__jobsm *sm, int64_t now_ms,
+                              const sa__http_response *resp);
+sa__jsm_answer_fn sa__jsm_on_transport_failure, sa__jsm_on_file_create,
+    sa__jsm_on_upload, sa__jsm_on_task_create, sa__jsm_on_poll;
 
 /* job_fetch.c: downloads (a ZIP result, a fetch's URLs) */
-int sa__jsm_on_fetch(sa__jobsm *sm, int64_t now_ms,
-                     const sa__http_response *resp);
-int sa__jsm_on_refresh(sa__jobsm *sm, int64_t now_ms,
-                       const sa__http_response *resp);
+sa__jsm_answer_fn sa__jsm_on_fetch, sa__jsm_on_refresh;
 int sa__jsm_fetch_next(sa__jobsm *sm, sa__next *out);
 int sa__jsm_new_other(const sa__job_config *cfg, int kind, const char *task_id,
                       int64_t now_ms, sa__jobsm **out);
 
 /* job_account.c: an account machine's request and answers */
 int sa__jsm_build_account(sa__jobsm *sm);
-int sa__jsm_on_account(sa__jobsm *sm, int64_t now_ms,
-                       const sa__http_response *resp);
+sa__jsm_answer_fn sa__jsm_on_account;
 
 #endif /* SA_JOB_INTERNAL_H */

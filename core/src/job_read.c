@@ -17,50 +17,21 @@ int sa__jobsm_status(const sa__jobsm *sm)
     return sm->pub_state ? sm->pub_status : SA_ERR_NOT_DONE;
 }
 
-const char *sa__jobsm_errmsg(const sa__jobsm *sm)
-{
-    return sm ? sm->errmsg : "";
-}
+SA__GETTER(const char *, sa__jobsm_errmsg, sa__jobsm, errmsg, "")
 
 int sa__jobsm_http_status(const sa__jobsm *sm)
 {
     return sm ? (int)sm->http_status : 0;
 }
 
-const char *sa__jobsm_api_error_code(const sa__jobsm *sm)
-{
-    return sm ? sm->api_error_code : NULL;
-}
-
-const char *sa__jobsm_engine_error(const sa__jobsm *sm)
-{
-    return sm ? sm->engine_error : NULL;
-}
-
-const char *sa__jobsm_task_id(const sa__jobsm *sm)
-{
-    return sm ? sm->task_id : NULL;
-}
-
-const char *sa__jobsm_file_id(const sa__jobsm *sm)
-{
-    return sm ? sm->file_id : NULL;
-}
-
-const char *sa__jobsm_request_id(const sa__jobsm *sm)
-{
-    return sm ? sm->request_id : NULL;
-}
-
-int sa__jobsm_polls(const sa__jobsm *sm)
-{
-    return sm ? sm->polls : 0;
-}
-
-int sa__jobsm_task_maybe_created(const sa__jobsm *sm)
-{
-    return sm ? sm->task_maybe : 0;
-}
+SA__GETTER(const char *, sa__jobsm_api_error_code, sa__jobsm, api_error_code,
+           NULL)
+SA__GETTER(const char *, sa__jobsm_engine_error, sa__jobsm, engine_error, NULL)
+SA__GETTER(const char *, sa__jobsm_task_id, sa__jobsm, task_id, NULL)
+SA__GETTER(const char *, sa__jobsm_file_id, sa__jobsm, file_id, NULL)
+SA__GETTER(const char *, sa__jobsm_request_id, sa__jobsm, request_id, NULL)
+SA__GETTER(int, sa__jobsm_polls, sa__jobsm, polls, 0)
+SA__GETTER(int, sa__jobsm_task_maybe_created, sa__jobsm, task_maybe, 0)
 
 /* A fetch that ended FAILED keeps the files that did arrive readable. */
 const sa_result *sa__jobsm_result(const sa__jobsm *sm)
@@ -93,10 +64,7 @@ int sa__jobsm_take_notice(sa__jobsm *sm, char *buf, size_t len)
     return 1;
 }
 
-int sa__jobsm_resumed(const sa__jobsm *sm)
-{
-    return sm ? sm->resumed : 0;
-}
+SA__GETTER(int, sa__jobsm_resumed, sa__jobsm, resumed, 0)
 
 int sa__jobsm_task_outcome(const sa__jobsm *sm, const char **msg)
 {

@@ -256,15 +256,17 @@ static int scan_json(const unsigned char *p, const unsigned char *end,
                                                        : SA_ERR_PROTOCOL;
         top_is_object =
             depth > 0 && (stack[(depth - 1) / 8] >> ((depth - 1) % 8)) & 1;
+        if ((state == SCAN_KEY_OR_CLOSE || state == SCAN_VALUE_OR_CLOSE
+             || (state == SCAN_AFTER && depth > 0))
+            && *p == (top_is_object ? '}' : ']')) {
+            /* the end of the innermost object or array (maybe empty) */
+            depth--;
+            p++;
+            state = SCAN_AFTER;
+            continue;
+        }
         switch (state) {
         case SCAN_KEY_OR_CLOSE:
-            if (*p == '}') {
-                depth--;
-                p++;
-                state = SCAN_AFTER;
-                break;
-            }
-            /* fall through */
         case SCAN_KEY:
             if (*p != '"') return SA_ERR_PROTOCOL;
             p = scan_string(p, end, nul);
@@ -275,26 +277,14 @@ static int scan_json(const unsigned char *p, const unsigned char *end,
             state = SCAN_VALUE;
             break;
         case SCAN_VALUE_OR_CLOSE:
-            if (*p == ']') {
-                depth--;
-                p++;
-                state = SCAN_AFTER;
-                break;
-            }
-            /* fall through */
         case SCAN_VALUE:
             rc = scan_value(&p, end, stack, &depth, max_depth, &state, nul);
             if (rc != SA_OK) return rc;
             break;
         default: /* SCAN_AFTER */
-            if (depth == 0) return SA_ERR_PROTOCOL; /* trailing garbage */
-            if (*p == ',') {
-                state = top_is_object ? SCAN_KEY : SCAN_VALUE;
-            } else if (*p != (top_is_object ? '}' : ']')) {
-                return SA_ERR_PROTOCOL;
-            } else {
-                depth--;
-            }
+            /* trailing garbage, or neither a comma nor the close */
+            if (depth == 0 || *p != ',') return SA_ERR_PROTOCOL;
+            state = top_is_object ? SCAN_KEY : SCAN_VALUE;
             p++;
             break;
         }

@@ -521,15 +521,8 @@ int sa__result_set_zip_url(sa_result *r, const char *url)
     return SA_OK;
 }
 
-int sa_result_format(const sa_result *r)
-{
-    return r ? r->format : SA_FORMAT_JSON;
-}
-
-size_t sa_result_count(const sa_result *r)
-{
-    return r ? r->count : 0;
-}
+SA__GETTER(int, sa_result_format, sa_result, format, SA_FORMAT_JSON)
+SA__GETTER(size_t, sa_result_count, sa_result, count, 0)
 
 const sa_score *sa_result_score(const sa_result *r, size_t i)
 {
@@ -561,33 +554,12 @@ const sa_score *sa_result_get(const sa_result *r, const char *concern,
     return other ? find_score(r, other, region) : NULL;
 }
 
-double sa_result_overall(const sa_result *r)
-{
-    return r ? r->overall : NAN;
-}
-
-double sa_result_skin_age(const sa_result *r)
-{
-    return r ? r->skin_age : NAN;
-}
-
-const char *sa_result_resize_image_url(const sa_result *r)
-{
-    return r ? r->resize_url : NULL;
-}
-
-const char *sa_result_zip_url(const sa_result *r)
-{
-    return r ? r->zip_url : NULL;
-}
-
-const char *sa_result_json(const sa_result *r)
-{
-    return r ? r->json : NULL;
-}
+SA__GETTER(double, sa_result_overall, sa_result, overall, NAN)
+SA__GETTER(double, sa_result_skin_age, sa_result, skin_age, NAN)
+SA__GETTER(const char *, sa_result_resize_image_url, sa_result, resize_url,
+           NULL)
+SA__GETTER(const char *, sa_result_zip_url, sa_result, zip_url, NULL)
+SA__GETTER(const char *, sa_result_json, sa_result, json, NULL)
 
 /* NULL when the result was parsed without a task id (sa_result_parse). */
-const char *sa_result_task_id(const sa_result *r)
-{
-    return r ? r->task_id : NULL;
-}
+SA__GETTER(const char *, sa_result_task_id, sa_result, task_id, NULL)

@@ -349,6 +349,17 @@ void sa__redact(char *dst, size_t dstlen, const char *src, const char *secret)
     *o.p = '\0';
 }
 
+void sa__vredact(char *dst, size_t dstlen, const char *secret,
+                 const char *fmt, va_list ap)
+{
+    char raw[1024];
+
+    if (!dst || dstlen == 0) return;
+    if (vsnprintf(raw, dstlen < sizeof raw ? dstlen : sizeof raw, fmt, ap) < 0)
+        raw[0] = '\0';
+    sa__redact(dst, dstlen, raw, secret);
+}
+
 /* strerror_r hides two incompatible functions behind one name: the XSI
  * one returns an int and fills buf; GNU's (with _GNU_SOURCE on glibc)
  * returns the message, which may be a static string, and may leave buf

@@ -178,27 +178,38 @@ static int match_signatures(const char *header,
     return found;
 }
 
+/* 1 when the argument `what` is there and at most max bytes long (0: any
+ * length), else 0 with the message. */
+static int present(const char *v, size_t max, const char *what,
+                   char *errbuf, size_t errbuf_len)
+{
+    if (!v || !*v) {
+        sa__errf(errbuf, errbuf_len, "%s is missing", what);
+        return 0;
+    }
+    if (max && strlen(v) > max) {
+        sa__errf(errbuf, errbuf_len, "%s is longer than %zu characters", what,
+                 max);
+        return 0;
+    }
+    return 1;
+}
+
 /* SA_OK when every argument is present and in range (message otherwise). */
 static int check_args(const char *secret, const char *msg_id,
                       const char *msg_timestamp, const char *msg_signature,
                       const void *body, size_t body_len, long tolerance_s,
                       int64_t now_s, char *errbuf, size_t errbuf_len)
 {
-    if (!secret || !*secret) {
-        sa__errf(errbuf, errbuf_len, "webhook secret is missing");
-    } else if (!msg_id || !*msg_id) {
-        sa__errf(errbuf, errbuf_len, "webhook-id header is missing");
-    } else if (strlen(msg_id) > WH_ID_MAX) {
-        sa__errf(errbuf, errbuf_len, "webhook-id header is longer than %d "
-                 "characters", WH_ID_MAX);
-    } else if (!msg_timestamp || !*msg_timestamp) {
-        sa__errf(errbuf, errbuf_len, "webhook-timestamp header is missing");
-    } else if (!msg_signature || !*msg_signature) {
-        sa__errf(errbuf, errbuf_len, "webhook-signature header is missing");
-    } else if (strlen(msg_signature) > WH_SIG_HEADER_MAX) {
-        sa__errf(errbuf, errbuf_len, "webhook-signature header is longer "
-                 "than %d characters", WH_SIG_HEADER_MAX);
-    } else if (!body && body_len > 0) {
+    if (!present(secret, 0, "webhook secret", errbuf, errbuf_len)
+        || !present(msg_id, WH_ID_MAX, "webhook-id header", errbuf,
+                    errbuf_len)
+        || !present(msg_timestamp, 0, "webhook-timestamp header", errbuf,
+                    errbuf_len)
+        || !present(msg_signature, WH_SIG_HEADER_MAX, "webhook-signature "
+                    "header", errbuf, errbuf_len))
+        return SA_ERR_INVALID_ARGUMENT;
+    if (!body && body_len > 0) {
         sa__errf(errbuf, errbuf_len, "body is NULL but body_len is %zu",
                  body_len);
     } else if (tolerance_s < 0 || now_s < 0) {

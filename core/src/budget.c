@@ -78,6 +78,7 @@ void sa__budget_state_init(sa__budget_state *st, int n_rate, int64_t rate_span,
     st->version = SA__BUDGET_VERSION;
     st->last_ms = INT64_MIN;
     st->blocked_until = INT64_MIN;
+    st->pace_last = INT64_MIN;
     st->rate.max = n_rate;
     st->rate.span_ms = rate_span;
     st->lng.max = n_long;
@@ -223,6 +224,36 @@ int sa__budget_state_lease(sa__budget_state *st, int64_t now, int32_t pid,
     return total > INT_MAX ? INT_MAX : (int)total;
 }
 
+int sa__budget_state_clients(const sa__budget_state *st, int64_t now)
+{
+    int i, n = 0;
+    for (i = 0; i < SA__BUDGET_LEASES; i++) {
+        const sa__budget_lease *l = &st->lease[i];
+        if (l->pid != 0 && now - l->seen_ms < SA__BUDGET_LEASE_MS
+            && l->seen_ms - now <= SA__BUDGET_LEASE_MS)
+            n++;
+    }
+    return n > 0 ? n : 1;
+}
+
+int sa__budget_state_pace(sa__budget_state *st, int64_t now, int64_t gap_ms,
+                         int record, int64_t *ready_at)
+{
+    int64_t next;
+    now = clamp_now(st, now);
+    if (gap_ms < 0) gap_ms = 0;
+    /* the last send, not the next free time, is kept: the gap shrinks as
+     * clients join (budget_redis.c) and the next send follows the gap of
+     * the moment; the last send is never later than now (clamp_now) */
+    next = st->pace_last == INT64_MIN ? now : sat_add(st->pace_last, gap_ms);
+    if (now < next) {
+        if (ready_at) *ready_at = next;
+        return 0;
+    }
+    if (record) st->pace_last = now;
+    return 1;
+}
+
 int sa__budget_state_release(sa__budget_state *st, int32_t pid, uint32_t token,
                             sa__budget_alive_fn alive, void *ud)
 {
@@ -270,7 +301,7 @@ int sa__budget_open(sa__budget **out, const sa_mem *mem,
     b->scope = SA__SCOPE_PROCESS;
     if (scope == SA__SCOPE_HOST && o->rate_limit) {
         int rc = sa__budget_host_open(&b->host, mem, o, api_key, base_url,
-                                     note, notelen);
+                                     NULL, note, notelen);
         if (rc == SA_ERR_NOMEM) {
             sa__free(mem, b);
             return rc;

@@ -57,6 +57,8 @@ typedef struct sa__budget_state {
     uint32_t version;
     int64_t last_ms;          /* latest time seen (never goes back) */
     int64_t blocked_until;    /* 429 pause, shared */
+    int64_t pace_last;        /* the pacer's last send (budget_redis.c's
+                                 fallback; INT64_MIN: none yet) */
     sa__budget_win rate;
     sa__budget_win lng;        /* max 0: no long window */
     int64_t rate_ring[SA__BUDGET_RATE_MAX];
@@ -65,7 +67,7 @@ typedef struct sa__budget_state {
 } sa__budget_state;
 
 #define SA__BUDGET_MAGIC 0x53414255u  /* "SABU" */
-#define SA__BUDGET_VERSION 1u
+#define SA__BUDGET_VERSION 2u
 
 /* Is a process alive?  (kill(pid, 0) in the host budget; a fake in the
  * tests.) */
@@ -100,6 +102,13 @@ int sa__budget_state_room(const sa__budget_state *st, int64_t now,
 int sa__budget_state_lease(sa__budget_state *st, int64_t now, int32_t pid,
                           uint32_t token, int admitted,
                           sa__budget_alive_fn alive, void *ud);
+/* Leases renewed in the last SA__BUDGET_LEASE_MS: the clients using the
+ * state now (at least 1). */
+int sa__budget_state_clients(const sa__budget_state *st, int64_t now);
+/* The pacer: sends spaced at least gap_ms apart, whoever sends them.  1
+ * when a send may go at now (recorded when record), else 0 and *ready_at. */
+int sa__budget_state_pace(sa__budget_state *st, int64_t now, int64_t gap_ms,
+                         int record, int64_t *ready_at);
 /* Drop (pid, token)'s lease (and those of dead processes); returns the
  * leases of live processes left. */
 int sa__budget_state_release(sa__budget_state *st, int32_t pid,
@@ -149,16 +158,26 @@ int sa__budget_shared(const sa__budget *b);
  * with every advance; returns a line to log once, or NULL. */
 const char *sa__budget_pump(sa__budget *b, int64_t now);
 
-/* budget_host.c: the shared-memory file. */
+/* budget_host.c: the shared-memory file.  tag NULL: the "host" scope's
+ * budget; another tag names another file for the same key and options
+ * (budget_redis.c's "redis-fallback" pacer). */
 int sa__budget_host_open(sa__budget_host **out, const sa_mem *mem,
                         const sa_client_options *o, const char *api_key,
-                        const char *base_url, char *note, size_t notelen);
+                        const char *base_url, const char *tag, char *note,
+                        size_t notelen);
 void sa__budget_host_close(sa__budget_host *h);
 int sa__budget_host_acquire(sa__budget_host *h, int64_t now, int64_t *ready_at,
                            int record);
 void sa__budget_host_penalize(sa__budget_host *h, int64_t now, int64_t pause);
 int sa__budget_host_room(sa__budget_host *h, int64_t now, int64_t *next_free);
 int sa__budget_host_admitted(sa__budget_host *h, int64_t now, int mine);
+/* budget_redis.c's fallback: renew this client's lease (with `mine`
+ * admitted jobs) and pace the sends of every client of the file, each
+ * counted for one share: client_gap_ms / (clients) apart, never less than
+ * min_gap_ms. */
+int sa__budget_host_pace(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
+                        int64_t min_gap_ms, int mine, int record,
+                        int64_t *ready_at);
 /* The file's path (tests). */
 const char *sa__budget_host_path(const sa__budget_host *h);
 

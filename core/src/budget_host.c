@@ -78,8 +78,8 @@ static const char *shm_dir(void)
 }
 
 /* The file name's hash: key, base URL and windows, never the key. */
-static int name_hash(char hex[33], const char *key, const char *url, int nr,
-                     int64_t rs, int nl, int64_t ls)
+static int name_hash(char hex[33], const char *key, const char *url,
+                     const char *tag, int nr, int64_t rs, int nl, int64_t ls)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0, i;
@@ -88,8 +88,11 @@ static int name_hash(char hex[33], const char *key, const char *url, int nr,
     int ok;
 
     if (!ctx) return 0;
-    snprintf(params, sizeof params, "\n%d/%lld/%d/%lld", nr, (long long)rs,
-             nl, (long long)ls);
+    /* the layout's version is part of the name: a library with another
+     * layout uses another file rather than none */
+    snprintf(params, sizeof params, "\n%d/%lld/%d/%lld%s%.32s\nv%u", nr,
+             (long long)rs, nl, (long long)ls, tag ? "\n" : "",
+             tag ? tag : "", (unsigned)SA__BUDGET_VERSION);
     ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1
       && EVP_DigestUpdate(ctx, "skinanalysis-budget\n", 20) == 1
       && EVP_DigestUpdate(ctx, key, strlen(key)) == 1
@@ -155,7 +158,8 @@ static int create_file(const char *path, int nr, int64_t rs, int nl,
 
 int sa__budget_host_open(sa__budget_host **out, const sa_mem *mem,
                         const sa_client_options *o, const char *api_key,
-                        const char *base_url, char *note, size_t notelen)
+                        const char *base_url, const char *tag, char *note,
+                        size_t notelen)
 {
     static const char *const fallback = "; this client keeps its own limit "
                                         "(rate_limit_scope \"process\")";
@@ -178,7 +182,7 @@ int sa__budget_host_open(sa__budget_host **out, const sa_mem *mem,
                  "$XDG_RUNTIME_DIR) for the host rate budget%s", fallback);
         return SA_ERR_FILE;
     }
-    if (!name_hash(hex, api_key, base_url, nr, rs, nl, ls)) {
+    if (!name_hash(hex, api_key, base_url, tag, nr, rs, nl, ls)) {
         sa__errf(note, notelen, "cannot name the host rate budget%s",
                  fallback);
         return SA_ERR_FILE;
@@ -306,6 +310,23 @@ int sa__budget_host_admitted(sa__budget_host *h, int64_t now, int mine)
                               NULL);
     unlock(h);
     return n < 0 ? mine : n;
+}
+
+int sa__budget_host_pace(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
+                        int64_t min_gap_ms, int mine, int record,
+                        int64_t *ready_at)
+{
+    int ok, n;
+    int64_t gap;
+    lock(h);
+    (void)sa__budget_state_lease(&h->map->st, now, h->pid, h->token, mine,
+                                alive, NULL);
+    n = sa__budget_state_clients(&h->map->st, now);
+    gap = client_gap_ms / n;
+    ok = sa__budget_state_pace(&h->map->st, now, gap > min_gap_ms ? gap
+                               : min_gap_ms, record, ready_at);
+    unlock(h);
+    return ok;
 }
 
 const char *sa__budget_host_path(const sa__budget_host *h)

@@ -32,6 +32,16 @@
  * switch (away, back) holds every send for one span of the per-second
  * window, so that the sends the other side granted have aged out of the
  * server's window first.
+ *
+ * The clients of one machine spend their shares together: besides its own
+ * share (a limiter), a client away from Redis takes each send from a pacer
+ * in a shared-memory file of its own (budget_host.c, tag "redis-fallback"),
+ * which spaces the machine's sends evenly: one share's gap divided by the
+ * clients using the file.  Shares sent independently meet in bursts (8
+ * clients each sending every 2 s put 6 or more sends in a given second
+ * 14 % of the time: 429s); paced, one machine never bunches its own (nor
+ * sends more than 4/5 of the whole rate, however many clients it runs),
+ * and only machines meet at random.  No shared memory: shares alone.
  */
 #include "budget.h"
 
@@ -140,6 +150,8 @@ struct sa__budget_redis {
     int64_t inflight_pause;    /* its pause (op 2) */
     int fleet;                 /* rate_limit_fleet_size */
     int64_t share_gap;         /* ms between the share's sends */
+    int64_t machine_gap;       /* ... and a machine's: at most 4/5 of the
+                                  whole rate from one machine */
     uint32_t phase_seed;       /* spreads the fleet's shares apart */
 
     char sha[41];
@@ -160,6 +172,8 @@ struct sa__budget_redis {
     int64_t pause_pending;     /* a 429 pause to tell Redis; 0 none */
 
     sa__limiter share;          /* the fallback: this client's share */
+    sa__budget_host *pace;      /* ... paced with the machine's clients;
+                                  NULL: no shared memory */
 };
 
 /* ------------------------------------------------------------------ */
@@ -596,6 +610,7 @@ int sa__budget_redis_open(sa__budget_redis **out, const sa_mem *mem,
     r->fleet = fleet;
     r->share_gap = (int64_t)(1000.0 * fleet / (0.8 * o->rate_per_second));
     if (r->share_gap > 3600000) r->share_gap = 3600000;
+    r->machine_gap = r->share_gap / fleet;
     r->phase_seed = (uint32_t)getpid() * 2654435761u
                   ^ (uint32_t)(uintptr_t)r ^ (uint32_t)now;
     /* 4/5 of an even share: the fleet's clients send independently, so
@@ -610,6 +625,16 @@ int sa__budget_redis_open(sa__budget_redis **out, const sa_mem *mem,
         sa__errf(err, errlen, "rate_limit_fleet_size leaves no rate");
         return SA_ERR_INVALID_ARGUMENT;
     }
+    {
+        char why[256];
+        rc = sa__budget_host_open(&r->pace, mem, o, api_key, base_url,
+                                 "redis-fallback", why, sizeof why);
+        if (rc == SA_ERR_NOMEM) {
+            sa__limiter_free(&r->share);
+            sa__free(mem, r);
+            return rc;
+        }
+    }
     (void)r_connect(r, now);
     *out = r;
     return SA_OK;
@@ -619,6 +644,7 @@ void sa__budget_redis_close(sa__budget_redis *r)
 {
     if (!r) return;
     r_close(r);
+    sa__budget_host_close(r->pace);
     sa__limiter_free(&r->share);
     sa__free(r->mem, r);
 }
@@ -665,9 +691,13 @@ int sa__budget_redis_acquire(sa__budget_redis *r, int64_t now,
         return 0;
     }
     if (r->state == R_DOWN) {
-        /* own share while Redis is away */
-        if (record) return sa__limiter_acquire(&r->share, now, ready_at);
-        return sa__limiter_check(&r->share, now, ready_at);
+        /* own share while Redis is away, paced with the machine's */
+        if (!sa__limiter_check(&r->share, now, ready_at)) return 0;
+        if (r->pace && !sa__budget_host_pace(r->pace, now, r->share_gap,
+                                             r->machine_gap, r->admitted_mine,
+                                             record, ready_at))
+            return 0;
+        return record ? sa__limiter_acquire(&r->share, now, ready_at) : 1;
     }
     if (r->grant && now - r->grant_at > REDIS_GRANT_MS) r->grant = 0;
     if (r->grant) {

@@ -99,9 +99,42 @@ static void use_image_url(jt *t)
     t->cfg.image_url = "https://img.example/face.jpg";
 }
 
+static void use_task_id(jt *t)
+{
+    use_image_url(t);
+    t->cfg.image_url = NULL;
+    t->cfg.task.actions = NULL;
+    t->cfg.task.n_actions = 0;
+    t->cfg.task_id = TASK_ID;
+}
+
+/* Where the job's image comes from: the local file jt_new sets, an image
+ * URL, or a task created earlier (resumed by id). */
+typedef enum { FROM_FILE, FROM_URL, FROM_TASK } jt_source;
+
+/* jt_new with the source set (NULL if out of memory). */
+static jt *jt_from(jt_source src)
+{
+    jt *t = jt_new();
+    if (t && src == FROM_URL) use_image_url(t);
+    if (t && src == FROM_TASK) use_task_id(t);
+    return t;
+}
+
 static int jt_start(jt *t)
 {
     return sa__jobsm_new(&t->cfg, t->run.now, &t->sm);
+}
+
+/* jt_from with the machine started: NULL if either failed. */
+static jt *jt_started(jt_source src)
+{
+    jt *t = jt_from(src);
+    if (t && jt_start(t) != SA_OK) {
+        free(t);
+        return NULL;
+    }
+    return t;
 }
 
 static size_t jt_drive(jt *t, const fs_reply *script, size_t n)
@@ -167,11 +200,11 @@ TEST(happy_path_upload)
         SA_JOB_FILE_CREATE, SA_JOB_UPLOAD, SA_JOB_TASK_CREATE,
         SA_JOB_POLL_WAIT, SA_JOB_POLLING, SA_JOB_POLL_WAIT, SA_JOB_POLLING,
         SA_JOB_POLL_WAIT, SA_JOB_POLLING, SA_JOB_DONE };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_FILE);
     const fs_event *e;
     const sa_result *r;
 
-    REQUIRE(t && jt_start(t) == SA_OK);
+    REQUIRE(t);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FILE_CREATE);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_NOT_DONE);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
@@ -248,10 +281,9 @@ TEST(happy_path_image_url)
     static const fs_reply script[] = { TASK_OK, SUCCESS };
     static const int states[] = { SA_JOB_TASK_CREATE, SA_JOB_POLL_WAIT,
                                   SA_JOB_POLLING, SA_JOB_DONE };
-    jt *t = jt_new();
+    jt *t = jt_from(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.api_version = SA_API_V2_0;
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_TASK_CREATE);
@@ -274,10 +306,9 @@ TEST(happy_path_file_id_and_buffer)
     static const fs_reply script[] = { TASK_OK, SUCCESS };
     static const fs_reply script2[] = { FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
     static const char bytes[IMG_SIZE];
-    jt *t = jt_new();
+    jt *t = jt_from(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.image_url = NULL;
     t->cfg.file_id = "known/file+id=";
     REQUIRE(jt_start(t) == SA_OK);
@@ -399,9 +430,9 @@ TEST(file_create_503_then_ok)
     static const int states[] = {
         SA_JOB_FILE_CREATE, SA_JOB_BACKOFF, SA_JOB_FILE_CREATE, SA_JOB_UPLOAD,
         SA_JOB_TASK_CREATE, SA_JOB_POLL_WAIT, SA_JOB_POLLING, SA_JOB_DONE };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_FILE);
 
-    REQUIRE(t && jt_start(t) == SA_OK);
+    REQUIRE(t);
     t->run.stop_state = SA_JOB_BACKOFF;
     jt_drive(t, script, 1);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_BACKOFF);
@@ -424,9 +455,9 @@ TEST(upload_reset_then_ok)
     static const int states[] = {
         SA_JOB_FILE_CREATE, SA_JOB_UPLOAD, SA_JOB_BACKOFF, SA_JOB_UPLOAD,
         SA_JOB_BACKOFF, SA_JOB_UPLOAD, SA_JOB_TASK_CREATE };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_FILE);
 
-    REQUIRE(t && jt_start(t) == SA_OK);
+    REQUIRE(t);
     jt_drive(t, script, N(script));
     CHECK(fs_trace_has(&t->run, states, N(states)));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
@@ -444,11 +475,9 @@ TEST(poll_502_html_then_ok)
 {
     static const fs_reply script[] = {
         TASK_OK, RUNNING, HTTP(SA__STEP_POLL, 502, html_502), SUCCESS };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(sa__jobsm_polls(t->sm), 3);
@@ -465,9 +494,9 @@ TEST(rate_limited_on_every_step)
         EXAMPLE(SA__STEP_TASK_CREATE, 429, "error-429.json"), TASK_OK,
         EXAMPLE(SA__STEP_POLL, 429, "error-429.json"), RUNNING,
         EXAMPLE(SA__STEP_POLL, 429, "error-429.json"), SUCCESS };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_FILE);
 
-    REQUIRE(t && jt_start(t) == SA_OK);
+    REQUIRE(t);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
@@ -482,11 +511,9 @@ TEST(task_create_not_sent_is_retried)
     static const fs_reply script[] = {
         NET(SA__STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1),
         NET(SA__STEP_TASK_CREATE, SA_ERR_TIMEOUT, 1), TASK_OK, SUCCESS };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     t->run.stop_state = SA_JOB_BACKOFF;
     jt_drive(t, script, 1);
     CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
@@ -522,9 +549,8 @@ TEST(task_create_ambiguous)
 
     for (i = 0; i < N(cases); i++) {
         fs_reply script[2];
-        jt *t = jt_new();
+        jt *t = jt_from(FROM_URL);
         REQUIRE(t);
-        use_image_url(t);
         script[0] = cases[i];
         script[1] = (fs_reply)TASK_OK;
         REQUIRE(jt_start(t) == SA_OK);
@@ -547,9 +573,9 @@ TEST(ambiguous_create_reports_no_earlier_status)
 {
     static const fs_reply script[] = {
         FILE_OK, UPLOAD_OK, TIMEOUT(SA__STEP_TASK_CREATE) };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_FILE);
 
-    REQUIRE(t && jt_start(t) == SA_OK);
+    REQUIRE(t);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
     CHECK_EQ_INT(sa__jobsm_http_status(t->sm), 0);
@@ -574,10 +600,8 @@ TEST(task_create_refusals_are_final)
     size_t i;
 
     for (i = 0; i < N(cases); i++) {
-        jt *t = jt_new();
+        jt *t = jt_started(FROM_URL);
         REQUIRE(t);
-        use_image_url(t);
-        REQUIRE(jt_start(t) == SA_OK);
         jt_drive(t, &cases[i].r, 1);
         CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].status);
         CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
@@ -603,8 +627,8 @@ TEST(file_create_refusals_are_final)
     size_t i;
 
     for (i = 0; i < N(cases); i++) {
-        jt *t = jt_new();
-        REQUIRE(t && jt_start(t) == SA_OK);
+        jt *t = jt_started(FROM_FILE);
+        REQUIRE(t);
         jt_drive(t, &cases[i].r, 1);
         CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].status);
         CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 1);
@@ -624,9 +648,9 @@ TEST(file_create_unreadable_200_is_retried)
         FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
     fs_reply bad[4];
     size_t i;
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_FILE);
 
-    REQUIRE(t && jt_start(t) == SA_OK);
+    REQUIRE(t);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 3);
@@ -685,9 +709,9 @@ TEST(file_create_404_falls_back_to_generic_path)
         FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
     static const fs_reply twice[] = {
         HTTP(SA__STEP_FILE_CREATE, 404, ""), HTTP(SA__STEP_FILE_CREATE, 404, "") };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_FILE);
 
-    REQUIRE(t && jt_start(t) == SA_OK);
+    REQUIRE(t);
     jt_drive(t, script, N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.1/file/skin-analysis");
@@ -695,8 +719,8 @@ TEST(file_create_404_falls_back_to_generic_path)
     CHECK_EQ_INT(gap_after(t, 0), 0);
     jt_end(t);
 
-    t = jt_new();
-    REQUIRE(t && jt_start(t) == SA_OK);
+    t = jt_started(FROM_FILE);
+    REQUIRE(t);
     jt_drive(t, twice, N(twice));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
@@ -721,9 +745,9 @@ TEST(upload_refusals)
         HTTP(SA__STEP_UPLOAD, 403, expired), FILE_OK };
     static const fs_reply unreadable[] = {
         FILE_OK, NET(SA__STEP_UPLOAD, SA_ERR_FILE, 1) };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_FILE);
 
-    REQUIRE(t && jt_start(t) == SA_OK);
+    REQUIRE(t);
     jt_drive(t, refused, N(refused));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_UPLOAD);
     CHECK_EQ_INT(sa__jobsm_http_status(t->sm), 403);
@@ -731,22 +755,22 @@ TEST(upload_refusals)
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 0);
     jt_end(t);
 
-    t = jt_new();
-    REQUIRE(t && jt_start(t) == SA_OK);
+    t = jt_started(FROM_FILE);
+    REQUIRE(t);
     jt_drive(t, refresh, N(refresh));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
     jt_end(t);
 
-    t = jt_new();
-    REQUIRE(t && jt_start(t) == SA_OK);
+    t = jt_started(FROM_FILE);
+    REQUIRE(t);
     CHECK_EQ_INT(jt_drive(t, refresh_once, N(refresh_once)), 4);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_UPLOAD);
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
     jt_end(t);
 
-    t = jt_new();
-    REQUIRE(t && jt_start(t) == SA_OK);
+    t = jt_started(FROM_FILE);
+    REQUIRE(t);
     jt_drive(t, unreadable, N(unreadable));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_FILE);
     jt_end(t);
@@ -772,9 +796,9 @@ TEST(upload_slot_checks)
              "\"requests\":[{\"method\":\"POST\",\"url\":\"https://s3.test/up\","
              "\"headers\":{}}]}]}}") };
     const fs_event *e;
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_FILE);
 
-    REQUIRE(t && jt_start(t) == SA_OK);
+    REQUIRE(t);
     t->run.stop_state = SA_JOB_TASK_CREATE;
     jt_drive(t, numeric, N(numeric));
     e = ev_of(t, SA__STEP_UPLOAD, 0);
@@ -788,16 +812,16 @@ TEST(upload_slot_checks)
     CHECK_STR(sa__jobsm_file_id(t->sm), "F1");
     jt_end(t);
 
-    t = jt_new();
-    REQUIRE(t && jt_start(t) == SA_OK);
+    t = jt_started(FROM_FILE);
+    REQUIRE(t);
     jt_drive(t, wrong_size, N(wrong_size));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     CHECK(contains(sa__jobsm_errmsg(t->sm), "50000"));
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 0);
     jt_end(t);
 
-    t = jt_new();
-    REQUIRE(t && jt_start(t) == SA_OK);
+    t = jt_started(FROM_FILE);
+    REQUIRE(t);
     jt_drive(t, wrong_method, N(wrong_method));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     jt_end(t);
@@ -901,10 +925,9 @@ TEST(poll_retry_budget_is_consecutive)
         RUNNING, HTTP(SA__STEP_POLL, 503, ""), HTTP(SA__STEP_POLL, 503, ""),
         RUNNING, HTTP(SA__STEP_POLL, 503, ""), HTTP(SA__STEP_POLL, 503, ""),
         SUCCESS };
-    jt *t = jt_new();
+    jt *t = jt_from(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.max_retries = 2;
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
@@ -969,11 +992,9 @@ TEST(polling_interval_honoured_and_clamped)
              "\"running\",\"polling_interval\":null}}"),
         RUNNING,
         SUCCESS };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(gap_after(t, 1), 1000);         /* as given */
@@ -989,10 +1010,9 @@ TEST(polling_interval_honoured_and_clamped)
 TEST(poll_interval_above_max_is_capped)
 {
     static const fs_reply script[] = { TASK_OK, RUNNING, RUNNING, SUCCESS };
-    jt *t = jt_new();
+    jt *t = jt_from(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.poll_interval_ms = 30000;
     t->cfg.max_poll_interval_ms = 4000;
     REQUIRE(jt_start(t) == SA_OK);
@@ -1024,9 +1044,8 @@ TEST(no_poll_gap_above_max_in_any_scenario)
         fs_reply script[160];
         uint64_t r = 0x51ED2701ULL * (uint64_t)seed;
         size_t n = 0, k;
-        jt *t = jt_new();
+        jt *t = jt_from(FROM_URL);
         REQUIRE(t);
-        use_image_url(t);
         t->rng = r | 1;
         t->cfg.max_retries = 8;
         t->cfg.backoff_initial_ms = 1000 + (long)(seed % 7) * 1000;
@@ -1329,13 +1348,11 @@ TEST(zip_cancel_and_deadline_while_fetching)
 TEST(poll_now_moves_the_next_poll)
 {
     static const fs_reply script[] = { TASK_OK };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_URL);
     const fs_event *e;
     sa__next nx;
 
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(sa__jobsm_poll_now(t->sm, t->run.now), 0);  /* no task */
     t->run.stop_state = SA_JOB_POLL_WAIT;
     jt_drive(t, script, N(script));
@@ -1556,9 +1573,8 @@ TEST(every_status_answer)
 
     for (i = 0; i < N(cases); i++) {
         fs_reply script[3];
-        jt *t = jt_new();
+        jt *t = jt_from(FROM_URL);
         REQUIRE(t);
-        use_image_url(t);
         t->cfg.task.format = i == 2 || i == 3 ? SA_FORMAT_ZIP : SA_FORMAT_JSON;
         script[0] = (fs_reply)TASK_OK;
         script[1] = cases[i].r;
@@ -1606,11 +1622,9 @@ TEST(task_id_is_url_encoded)
     static const fs_reply script[] = {
         HTTP(SA__STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
              "\"ab/cd+ef==\"}}"), SUCCESS };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_STR(sa__jobsm_task_id(t->sm), "ab/cd+ef==");
@@ -1634,10 +1648,9 @@ TEST(oversized_or_unreadable_poll_is_retried)
     fs_reply over[5];
     const char *msg;
     size_t i;
-    jt *t = jt_new();
+    jt *t = jt_from(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.max_json_depth = 16;
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
@@ -1647,9 +1660,8 @@ TEST(oversized_or_unreadable_poll_is_retried)
     jt_end(t);
 
     /* no budget: still polled after max_retries retries failed */
-    t = jt_new();
+    t = jt_from(FROM_URL);
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.max_retries = 2;
     over[0] = (fs_reply)TASK_OK;
     for (i = 1; i < N(over); i++)
@@ -1666,10 +1678,8 @@ TEST(oversized_or_unreadable_poll_is_retried)
     jt_end(t);
 
     /* background polling (cancelled job) keeps polling past it too */
-    t = jt_new();
+    t = jt_started(FROM_URL);
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, 1);
     CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     CHECK_EQ_INT(jt_drive(t, script + 1, N(script) - 1), N(script) - 1);
@@ -1684,10 +1694,9 @@ TEST(max_polls_is_a_hard_bound)
 {
     fs_reply script[8];
     size_t i;
-    jt *t = jt_new();
+    jt *t = jt_from(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.max_polls = 3;
     script[0] = (fs_reply)TASK_OK;
     for (i = 1; i < N(script); i++) script[i] = (fs_reply)RUNNING;
@@ -1736,12 +1745,10 @@ TEST(poll_storm_then_success_is_done)
 
     for (i = 0; i < N(storms); i++) {
         static const fs_reply task_ok = TASK_OK, success = SUCCESS;
-        jt *t = jt_new();
+        jt *t = jt_started(FROM_URL);
         int polls;
 
         REQUIRE(t);
-        use_image_url(t);
-        REQUIRE(jt_start(t) == SA_OK);
         jt_drive(t, &task_ok, 1);
         storm_until(t, storms[i].r, T0 + 5 * 60 * 1000);
         jt_drive(t, &success, 1);
@@ -1766,11 +1773,9 @@ TEST(poll_storm_in_the_background)
 {
     static const fs_reply task_ok = TASK_OK, success = SUCCESS;
     const char *msg = NULL;
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, &task_ok, 1);
     CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     storm_until(t, storms[0].r, T0 + 3 * 60 * 1000);
@@ -1788,10 +1793,9 @@ TEST(poll_storm_past_the_deadline)
 {
     static const fs_reply task_ok = TASK_OK, success = SUCCESS;
     const char *msg = NULL;
-    jt *t = jt_new();
+    jt *t = jt_from(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.deadline_at_ms = T0 + 60 * 1000;
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, &task_ok, 1);
@@ -1829,10 +1833,8 @@ TEST(final_answers_end_a_storm)
 
     for (i = 0; i < N(finals); i++) {
         static const fs_reply task_ok = TASK_OK;
-        jt *t = jt_new();
+        jt *t = jt_started(FROM_URL);
         REQUIRE(t);
-        use_image_url(t);
-        REQUIRE(jt_start(t) == SA_OK);
         jt_drive(t, &task_ok, 1);
         storm_until(t, storms[1].r, T0 + 2 * 60 * 1000);
         jt_drive(t, &finals[i].r, 1);
@@ -1850,6 +1852,22 @@ TEST(final_answers_end_a_storm)
 #define NUL_RUNNING HTTP(SA__STEP_POLL, 200, "{\"status\":200,\"data\":{" \
                          "\"task_status\":\"running\",\"x\":\"a\\u0000\"}}")
 
+/* A job from an image URL, max_retries 2, its task just created (NULL if it
+ * could not be set up). */
+static jt *jt_created_2_retries(void)
+{
+    static const fs_reply task_ok = TASK_OK;
+    jt *t = jt_from(FROM_URL);
+    if (!t) return NULL;
+    t->cfg.max_retries = 2;
+    if (jt_start(t) != SA_OK) {
+        free(t);
+        return NULL;
+    }
+    jt_drive(t, &task_ok, 1);
+    return t;
+}
+
 /* A whole answer the client refuses (a success without a usable result,
  * a NUL in a string) is retried while at most max_retries retries in a row
  * met one, then the job fails SA_ERR_PROTOCOL: a success ended the task;
@@ -1858,21 +1876,16 @@ TEST(final_answers_end_a_storm)
  * through: poll_storm_then_success_is_done.) */
 TEST(refused_status_answers_end_in_protocol)
 {
-    static const fs_reply task_ok = TASK_OK, empty = EMPTY_SUCCESS,
-                          nul = NUL_RUNNING, running = RUNNING,
-                          success = SUCCESS;
+    static const fs_reply empty = EMPTY_SUCCESS, nul = NUL_RUNNING,
+                          running = RUNNING, success = SUCCESS;
     static const fs_reply mixed[] = { NUL_RUNNING, NUL_RUNNING, RUNNING,
                                       NUL_RUNNING, NUL_RUNNING, SUCCESS };
     const char *msg = NULL;
     int i;
-    jt *t = jt_new();
+    jt *t = jt_created_2_retries();
 
     /* a success without a result: max_retries + 1 polls, then it ends */
     REQUIRE(t);
-    use_image_url(t);
-    t->cfg.max_retries = 2;
-    REQUIRE(jt_start(t) == SA_OK);
-    jt_drive(t, &task_ok, 1);
     for (i = 0; i < 3 && !t->run.ended; i++) jt_drive(t, &empty, 1);
     CHECK(t->run.ended);
     CHECK_EQ_INT(sa__jobsm_polls(t->sm), 3);
@@ -1884,12 +1897,8 @@ TEST(refused_status_answers_end_in_protocol)
     jt_end(t);
 
     /* a NUL: the job fails, the task is polled on to its end */
-    t = jt_new();
+    t = jt_created_2_retries();
     REQUIRE(t);
-    use_image_url(t);
-    t->cfg.max_retries = 2;
-    REQUIRE(jt_start(t) == SA_OK);
-    jt_drive(t, &task_ok, 1);
     for (i = 0; i < 3; i++) jt_drive(t, &nul, 1);
     CHECK(!t->run.ended);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
@@ -1909,12 +1918,8 @@ TEST(refused_status_answers_end_in_protocol)
     jt_end(t);
 
     /* never more than max_retries in a row: polled through */
-    t = jt_new();
+    t = jt_created_2_retries();
     REQUIRE(t);
-    use_image_url(t);
-    t->cfg.max_retries = 2;
-    REQUIRE(jt_start(t) == SA_OK);
-    jt_drive(t, &task_ok, 1);
     CHECK_EQ_INT(jt_drive(t, mixed, N(mixed)), N(mixed));
     CHECK(t->run.ended);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_DONE);
@@ -1930,13 +1935,11 @@ TEST(unknown_task_status_is_not_finished)
 {
     static const fs_reply task_ok = TASK_OK, queued = QUEUED,
                           success = SUCCESS;
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_URL);
     char note[600];
     int i;
 
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, &task_ok, 1);
     for (i = 0; i < 20 && !t->run.ended; i++) jt_drive(t, &queued, 1);
     jt_drive(t, &success, 1);
@@ -1953,10 +1956,8 @@ TEST(unknown_task_status_is_not_finished)
     jt_end(t);
 
     /* a long string with control characters is cut and cleaned */
-    t = jt_new();
+    t = jt_started(FROM_URL);
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     {
         static const fs_reply odd[] = {
             TASK_OK,
@@ -1981,14 +1982,6 @@ TEST(unknown_task_status_is_not_finished)
 /* ------------------------------------------------------------------ */
 
 /* A config that resumes TASK_ID: no source, no actions. */
-static void use_task_id(jt *t)
-{
-    use_image_url(t);
-    t->cfg.image_url = NULL;
-    t->cfg.task.actions = NULL;
-    t->cfg.task.n_actions = 0;
-    t->cfg.task_id = TASK_ID;
-}
 
 TEST(resume_polls_the_task_at_once)
 {
@@ -1996,11 +1989,9 @@ TEST(resume_polls_the_task_at_once)
     static const int states[] = { SA_JOB_POLLING, SA_JOB_POLL_WAIT,
                                   SA_JOB_POLLING, SA_JOB_POLL_WAIT,
                                   SA_JOB_POLLING, SA_JOB_DONE };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_TASK);
 
     REQUIRE(t);
-    use_task_id(t);
-    REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_POLLING);
     CHECK_STR(sa__jobsm_task_id(t->sm), TASK_ID);
     CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 1);
@@ -2019,9 +2010,8 @@ TEST(resume_polls_the_task_at_once)
     jt_end(t);
 
     /* v2.0 polls the v2.0 path */
-    t = jt_new();
+    t = jt_from(FROM_TASK);
     REQUIRE(t);
-    use_task_id(t);
     t->cfg.api_version = SA_API_V2_0;
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script + 2, 1);
@@ -2031,9 +2021,8 @@ TEST(resume_polls_the_task_at_once)
 
     /* a resumed id is percent-encoded into the path like one the API
      * returned: '/' '+' '=' cannot add a segment */
-    t = jt_new();
+    t = jt_from(FROM_TASK);
     REQUIRE(t);
-    use_task_id(t);
     t->cfg.task_id = "ab/cd+ef==";
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script + 2, 1);
@@ -2054,29 +2043,24 @@ TEST(resume_ends_like_a_submitted_job)
         EXAMPLE(SA__STEP_POLL, 200, "task-status-error-no-face.json") };
     static const fs_reply zip[] = { ZIP_SUCCESS(ZIP_URL) };
     static const fs_reply success = SUCCESS;
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_TASK);
 
     REQUIRE(t);
-    use_task_id(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, expired, N(expired));
     CHECK(t->run.ended);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_TASK_EXPIRED);
     CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
     jt_end(t);
 
-    t = jt_new();
+    t = jt_started(FROM_TASK);
     REQUIRE(t);
-    use_task_id(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, engine, N(engine));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_ENGINE);
     CHECK_STR(sa__jobsm_engine_error(t->sm), "error_no_face");
     jt_end(t);
 
-    t = jt_new();
+    t = jt_from(FROM_TASK);
     REQUIRE(t);
-    use_task_id(t);
     t->run.stop_state = SA_JOB_FETCHING;
     REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, zip, N(zip));
@@ -2084,10 +2068,8 @@ TEST(resume_ends_like_a_submitted_job)
     CHECK_STR(zt_send(t)->url, ZIP_URL);
     jt_end(t);
 
-    t = jt_new();
+    t = jt_started(FROM_TASK);
     REQUIRE(t);
-    use_task_id(t);
-    REQUIRE(jt_start(t) == SA_OK);
     storm_until(t, storms[0].r, T0 + 2 * 60 * 1000);
     jt_drive(t, &success, 1);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
@@ -2101,10 +2083,9 @@ TEST(resume_deadline_cancel_abandon)
 {
     static const fs_reply script[] = { RUNNING, RUNNING, RUNNING, SUCCESS };
     const char *msg = NULL;
-    jt *t = jt_new();
+    jt *t = jt_from(FROM_TASK);
 
     REQUIRE(t);
-    use_task_id(t);
     t->cfg.deadline_at_ms = T0 + 3000;
     t->run.stop_state = SA_JOB_FAILED;
     REQUIRE(jt_start(t) == SA_OK);
@@ -2118,10 +2099,8 @@ TEST(resume_deadline_cancel_abandon)
     CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
     jt_end(t);
 
-    t = jt_new();
+    t = jt_started(FROM_TASK);
     REQUIRE(t);
-    use_task_id(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, 1);
     CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
@@ -2130,10 +2109,8 @@ TEST(resume_deadline_cancel_abandon)
     CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
     jt_end(t);
 
-    t = jt_new();
+    t = jt_started(FROM_TASK);
     REQUIRE(t);
-    use_task_id(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, 1);
     CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 1), 0);
     CHECK(contains(sa__jobsm_errmsg(t->sm), "no longer polled"));
@@ -2146,10 +2123,9 @@ TEST(max_polls_zero_is_no_bound)
 {
     fs_reply script[80];
     size_t i;
-    jt *t = jt_new();
+    jt *t = jt_from(FROM_URL);
 
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.max_polls = 0;
     script[0] = (fs_reply)TASK_OK;
     for (i = 1; i + 1 < N(script); i++) script[i] = (fs_reply)RUNNING;
@@ -2167,15 +2143,24 @@ TEST(max_polls_zero_is_no_bound)
 
 TEST(deadline_before_a_task_exists)
 {
-    static const fs_reply slow_file[] = {
-        { .step = SA__STEP_FILE_CREATE, .http = 200,
-          .example = "file-create-response.json", .latency_ms = 20000 } };
-    static const fs_reply slow_upload[] = {
-        FILE_OK, { .step = SA__STEP_UPLOAD, .http = 200, .latency_ms = 60000 } };
+    /* a request still out at the deadline: abandoned then, no task */
+    static const struct {
+        fs_reply script[2];
+        size_t n;
+        int64_t deadline;
+    } slow[] = {
+        { { { .step = SA__STEP_FILE_CREATE, .http = 200,
+              .example = "file-create-response.json", .latency_ms = 20000 } },
+          1, T0 + 5000 },
+        { { FILE_OK, { .step = SA__STEP_UPLOAD, .http = 200,
+                       .latency_ms = 60000 } },
+          2, T0 + 30000 },
+    };
     static const fs_reply in_backoff[] = {
         FILE_OK, HTTP(SA__STEP_UPLOAD, 503, ""), UPLOAD_OK };
     jt *t = jt_new();
     sa__next nx;
+    size_t i;
 
     /* while the file create is out: ends at the deadline, request dropped */
     REQUIRE(t);
@@ -2195,25 +2180,19 @@ TEST(deadline_before_a_task_exists)
     CHECK_EQ_INT(sa__jobsm_background(t->sm), 0);
     jt_end(t);
 
-    t = jt_new();
-    REQUIRE(t);
-    t->cfg.deadline_at_ms = T0 + 5000;
-    REQUIRE(jt_start(t) == SA_OK);
-    jt_drive(t, slow_file, N(slow_file));
-    CHECK(t->run.abandoned);
-    CHECK_EQ_INT(t->run.now, T0 + 5000);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
-    jt_end(t);
-
-    t = jt_new();
-    REQUIRE(t);
-    t->cfg.deadline_at_ms = T0 + 30000;
-    REQUIRE(jt_start(t) == SA_OK);
-    jt_drive(t, slow_upload, N(slow_upload));
-    CHECK(t->run.abandoned);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
-    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 0);
-    jt_end(t);
+    for (i = 0; i < N(slow); i++) {
+        t = jt_new();
+        REQUIRE(t);
+        t->cfg.deadline_at_ms = slow[i].deadline;
+        REQUIRE(jt_start(t) == SA_OK);
+        jt_drive(t, slow[i].script, slow[i].n);
+        CHECK(t->run.abandoned);
+        CHECK_EQ_INT(t->run.now, slow[i].deadline);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
+        CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 0);
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        jt_end(t);
+    }
 
     /* in BACKOFF: the wait is cut at the deadline */
     t = jt_new();
@@ -2233,11 +2212,10 @@ TEST(deadline_after_the_task_exists)
 {
     static const fs_reply script[] = { TASK_OK, RUNNING, RUNNING, RUNNING,
                                        SUCCESS };
-    jt *t = jt_new();
+    jt *t = jt_from(FROM_URL);
     const char *msg;
 
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.deadline_at_ms = T0 + 3000;
     REQUIRE(jt_start(t) == SA_OK);
     t->run.stop_state = SA_JOB_FAILED;
@@ -2274,11 +2252,10 @@ TEST(deadline_while_task_create_is_out)
     static const fs_reply refused[] = {
         { .step = SA__STEP_TASK_CREATE, .http = 429,
           .example = "error-429.json", .latency_ms = 9000 }, TASK_OK };
-    jt *t = jt_new();
+    jt *t = jt_from(FROM_URL);
     const char *msg;
 
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.deadline_at_ms = T0 + 1000;
     REQUIRE(jt_start(t) == SA_OK);
     t->run.stop_state = SA_JOB_FAILED;
@@ -2300,9 +2277,8 @@ TEST(deadline_while_task_create_is_out)
     jt_end(t);
 
     /* refused (429) after the deadline: no task, no retry, done */
-    t = jt_new();
+    t = jt_from(FROM_URL);
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.deadline_at_ms = T0 + 1000;
     REQUIRE(jt_start(t) == SA_OK);
     CHECK_EQ_INT(jt_drive(t, refused, N(refused)), 1);
@@ -2329,9 +2305,9 @@ TEST(cancel_before_a_task_may_exist)
     size_t i;
 
     for (i = 0; i < N(stops); i++) {
-        jt *t = jt_new();
+        jt *t = jt_started(FROM_FILE);
         sa__next nx;
-        REQUIRE(t && jt_start(t) == SA_OK);
+        REQUIRE(t);
         t->run.stop_state = stops[i];
         jt_drive(t, script, N(script));
         REQUIRE(sa__jobsm_state(t->sm) == stops[i]);
@@ -2358,15 +2334,19 @@ TEST(cancel_before_a_task_may_exist)
 TEST(cancel_while_task_create_is_out)
 {
     static const fs_reply created[] = { TASK_OK, RUNNING, SUCCESS };
-    static const fs_reply refused[] = {
-        EXAMPLE(SA__STEP_TASK_CREATE, 401, "error-401.json") };
-    static const fs_reply unsure[] = { TIMEOUT(SA__STEP_TASK_CREATE) };
-    jt *t = jt_new();
+    /* the create's answer after the cancel: what the task became */
+    static const struct {
+        fs_reply answer;
+        int outcome, maybe_created;
+    } ends[] = {
+        { EXAMPLE(SA__STEP_TASK_CREATE, 401, "error-401.json"), SA_ERR_AUTH, 0 },
+        { TIMEOUT(SA__STEP_TASK_CREATE), SA_ERR_AMBIGUOUS, 1 },
+    };
+    jt *t = jt_started(FROM_URL);
     const char *msg;
+    size_t i;
 
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, created, 0);
     REQUIRE(t->run.pending);
     CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
@@ -2383,32 +2363,21 @@ TEST(cancel_while_task_create_is_out)
     CHECK(sa__jobsm_result(t->sm) == NULL);
     jt_end(t);
 
-    t = jt_new();
-    REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
-    jt_drive(t, refused, 0);
-    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
-    jt_drive(t, refused, N(refused));
-    CHECK(t->run.ended);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
-    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_ERR_AUTH);
-    CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
-    jt_end(t);
-
-    t = jt_new();
-    REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
-    jt_drive(t, unsure, 0);
-    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
-    jt_drive(t, unsure, N(unsure));
-    CHECK(t->run.ended);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
-    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_ERR_AMBIGUOUS);
-    CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 1);
-    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 1);
-    jt_end(t);
+    for (i = 0; i < N(ends); i++) {
+        t = jt_started(FROM_URL);
+        REQUIRE(t);
+        jt_drive(t, &ends[i].answer, 0);
+        CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
+        jt_drive(t, &ends[i].answer, 1);
+        CHECK(t->run.ended);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
+        CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), ends[i].outcome);
+        CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm),
+                     ends[i].maybe_created);
+        CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 1);
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        jt_end(t);
+    }
 }
 
 /* Cancel once the task exists: in POLL_WAIT, POLLING (request out) and a
@@ -2422,12 +2391,10 @@ TEST(cancel_after_the_task_exists)
     size_t i;
 
     for (i = 0; i < N(stops); i++) {
-        jt *t = jt_new();
+        jt *t = jt_started(FROM_URL);
         size_t used;
         const char *msg;
         REQUIRE(t);
-        use_image_url(t);
-        REQUIRE(jt_start(t) == SA_OK);
         t->run.stop_state = stops[i];
         used = jt_drive(t, script, N(script));
         REQUIRE(sa__jobsm_state(t->sm) == stops[i]);
@@ -2449,14 +2416,12 @@ TEST(cancel_after_the_task_exists)
 TEST(abandon_stops_polling)
 {
     static const fs_reply script[] = { TASK_OK, RUNNING, RUNNING, SUCCESS };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_URL);
     sa__next nx;
     const char *msg;
 
     /* a running job: ends at once, no more polls */
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     t->run.stop_state = SA_JOB_POLL_WAIT;
     jt_drive(t, script, N(script));
     CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 1), 0);
@@ -2468,10 +2433,8 @@ TEST(abandon_stops_polling)
     jt_end(t);
 
     /* a job polling in the background after a cancel */
-    t = jt_new();
+    t = jt_started(FROM_URL);
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     t->run.stop_state = SA_JOB_POLL_WAIT;
     jt_drive(t, script, N(script));
     CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
@@ -2485,10 +2448,8 @@ TEST(abandon_stops_polling)
     jt_end(t);
 
     /* abandon with the create request out: ends at once */
-    t = jt_new();
+    t = jt_started(FROM_URL);
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, 0);
     CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 1), 0);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_CANCELLED);
@@ -2504,11 +2465,10 @@ TEST(background_polling_is_bounded)
 {
     fs_reply script[12];
     size_t i;
-    jt *t = jt_new();
+    jt *t = jt_from(FROM_URL);
     const char *msg;
 
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.max_retries = 2;
     script[0] = (fs_reply)TASK_OK;
     for (i = 1; i < N(script) - 1; i++)
@@ -2523,9 +2483,8 @@ TEST(background_polling_is_bounded)
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
     jt_end(t);
 
-    t = jt_new();
+    t = jt_from(FROM_URL);
     REQUIRE(t);
-    use_image_url(t);
     t->cfg.max_polls = 2;
     script[0] = (fs_reply)TASK_OK;
     for (i = 1; i < N(script); i++) script[i] = (fs_reply)RUNNING;
@@ -2577,10 +2536,8 @@ TEST(sticky_outcomes)
     }
     jt_end(t);
 
-    t = jt_new();
+    t = jt_started(FROM_URL);
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, done, N(done));
     CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 0);
     CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 1), 0);
@@ -2626,13 +2583,11 @@ TEST(transport_out_of_memory)
  * as empty. */
 TEST(answers_without_a_body)
 {
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_URL);
     sa__http_response resp;
     sa__next nx;
 
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA__NEXT_SEND);
     memset(&resp, 0, sizeof resp);
     resp.http_status = 200;
@@ -2642,8 +2597,8 @@ TEST(answers_without_a_body)
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_AMBIGUOUS);
     jt_end(t);
 
-    t = jt_new();
-    REQUIRE(t && jt_start(t) == SA_OK);
+    t = jt_started(FROM_FILE);
+    REQUIRE(t);
     REQUIRE(sa__jobsm_next(t->sm, T0, &nx) == SA_OK && nx.kind == SA__NEXT_SEND);
     resp.http_status = 502;
     CHECK_EQ_INT(sa__jobsm_on_response(t->sm, T0 + 10, &resp), SA_OK);
@@ -2677,8 +2632,8 @@ TEST(engine_refusals_are_final)
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
     }
-    t = jt_new();
-    REQUIRE(t && jt_start(t) == SA_OK);
+    t = jt_started(FROM_FILE);
+    REQUIRE(t);
     jt_drive(t, upload, N(upload));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 1);
@@ -2710,12 +2665,10 @@ TEST(error_details_are_kept)
         { .step = SA__STEP_TASK_CREATE, .http = 400, .latency_ms = 10,
           .example = "error-400-unknown-action.json",
           .request_id = "987654321012345678901" } };
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_URL);
     const char *m;
 
     REQUIRE(t);
-    use_image_url(t);
-    REQUIRE(jt_start(t) == SA_OK);
     jt_drive(t, script, N(script));
     m = sa__jobsm_errmsg(t->sm);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
@@ -2738,9 +2691,9 @@ TEST(auth_only_on_api_requests)
         NET(SA__STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1), TASK_OK, RUNNING,
         HTTP(SA__STEP_POLL, 502, html_502), SUCCESS };
     size_t i, k;
-    jt *t = jt_new();
+    jt *t = jt_started(FROM_FILE);
 
-    REQUIRE(t && jt_start(t) == SA_OK);
+    REQUIRE(t);
     jt_drive(t, script, N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(t->run.n_events, N(script));

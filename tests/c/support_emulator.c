@@ -4,6 +4,7 @@
  * control endpoint, and the library's sa__json_parse for its answers.
  */
 #include "support_emulator.h"
+#include "support_harness.h"
 
 #include "sa_internal.h"
 
@@ -227,25 +228,16 @@ int emu_host_public(const emu *e, const char *name, const char *path,
                     char *url, size_t urllen)
 {
     char ctl[256], *data, *body = NULL;
-    FILE *f = fopen(path, "rb");
-    long n, status;
+    size_t n = 0;
+    long status;
     cJSON *root = NULL;
     const char *u;
     int rc = -1;
 
-    if (!f) return -1;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    data = malloc((size_t)n + 1);
-    if (data && fread(data, 1, (size_t)n, f) != (size_t)n) {
-        free(data);
-        data = NULL;
-    }
-    fclose(f);
+    data = harness_slurp(path, &n);
     if (!data) return -1;
     snprintf(ctl, sizeof ctl, "/_control/public/%s", name);
-    status = emu_http(e, "POST", ctl, data, (size_t)n, "image/jpeg", &body);
+    status = emu_http(e, "POST", ctl, data, n, "image/jpeg", &body);
     free(data);
     if (status == 200 && body &&
         sa__json_parse(body, strlen(body), 16, &root) == SA_OK &&

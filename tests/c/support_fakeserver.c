@@ -2,6 +2,7 @@
  * support_fakeserver.c - see support_fakeserver.h.
  */
 #include "support_fakeserver.h"
+#include "support_harness.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,29 +70,9 @@ void fs_mem_init(fs_mem *m, long fail_at, int fail_after)
 char *fs_example(const char *name, size_t *len)
 {
     char path[1024];
-    FILE *f;
-    char *buf;
-    long n;
 
     snprintf(path, sizeof path, "%s/%s", SA_EXAMPLES, name);
-    f = fopen(path, "rb");
-    if (!f) return NULL;
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0
-        || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return NULL;
-    }
-    buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        if (len) *len = (size_t)n;
-    }
-    return buf;
+    return harness_slurp(path, len);
 }
 
 static void fs_error(fs_run *run, const char *fmt, ...)

@@ -35,13 +35,6 @@ static const char *const hd1[] = {"hd_wrinkle"};
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Log lines captured for a test. */
 typedef struct logcap {
     int lines;
@@ -813,9 +806,9 @@ TEST(unreachable_fails_with_transport_after_retries)
     REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
     CHECK(sa_job_user_data(j) == &rec);
     CHECK_EQ_INT(sa_client_active(c), 1);
-    t0 = now_ms();
+    t0 = harness_now_ms();
     CHECK_EQ_INT(sa_job_wait(j, 10000), SA_OK);
-    CHECK(now_ms() - t0 < 5000);
+    CHECK(harness_now_ms() - t0 < 5000);
     CHECK_EQ_INT(sa_job_state(j), SA_JOB_FAILED);
     CHECK_EQ_INT(sa_job_status(j), SA_ERR_TRANSPORT);
     CHECK(strstr(sa_job_errmsg(j), "gave up after 3 attempts") != NULL);
@@ -892,15 +885,15 @@ TEST(step_zero_returns_at_once)
     REQUIRE(c != NULL);
     sd_request(&r, SD_JPG);
     for (i = 0; i < 8; i++) REQUIRE(sa_client_submit(c, &r, &jobs[i]) == SA_OK);
-    t0 = now_ms();
+    t0 = harness_now_ms();
     do {
-        int64_t s = now_ms();
+        int64_t s = harness_now_ms();
         n = sa_client_step(c, 0);
-        t = now_ms() - s;
+        t = harness_now_ms() - s;
         if (t > worst) worst = t;
         rounds++;
         usleep(1000);
-    } while (n > 0 && now_ms() - t0 < 10000);
+    } while (n > 0 && harness_now_ms() - t0 < 10000);
     CHECK_EQ_INT(n, 0);
     /* generous: a wall-clock bound on a shared CI machine; a step that
      * blocked would wait for a socket or a timer (hundreds of ms) */
@@ -1190,18 +1183,18 @@ TEST(wait_timeout_interrupt_and_wakeup)
     sd_request(&r, SD_JPG);
     REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
 
-    t0 = now_ms();
+    t0 = harness_now_ms();
     CHECK_EQ_INT(sa_job_wait(j, 120), SA_ERR_WAIT_TIMEOUT);
-    took = now_ms() - t0;
+    took = harness_now_ms() - t0;
     CHECK(took >= 110 && took < 400);
     CHECK_EQ_INT(sa_job_done(j), 0);
     CHECK_EQ_INT(sa_client_run(c, 30), SA_ERR_WAIT_TIMEOUT);
 
     /* no interrupt hook: sa_client_wakeup from another thread returns */
-    t0 = now_ms();
+    t0 = harness_now_ms();
     REQUIRE(pthread_create(&th, NULL, wake_later, c) == 0);
     CHECK_EQ_INT(sa_job_wait(j, 5000), SA_ERR_INTERRUPTED);
-    took = now_ms() - t0;
+    took = harness_now_ms() - t0;
     pthread_join(th, NULL);
     CHECK(took >= 90 && took < 1000);
     CHECK_EQ_INT(sa_job_done(j), 0);
@@ -1213,9 +1206,9 @@ TEST(wait_timeout_interrupt_and_wakeup)
     o.interrupt_user_data = &budget;
     REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
     REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
-    t0 = now_ms();
+    t0 = harness_now_ms();
     CHECK_EQ_INT(sa_job_wait(j, -1), SA_ERR_INTERRUPTED);
-    took = now_ms() - t0;
+    took = harness_now_ms() - t0;
     CHECK(took >= 100 && took < 1000);
     CHECK_EQ_INT(budget, 0);
     CHECK_EQ_INT(sa_job_done(j), 0);

@@ -81,13 +81,6 @@ static int under_valgrind(void)
     return p && strstr(p, "vgpreload") != NULL;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void base_options(sa_client_options *o, const emu *e)
 {
     sa_client_options_init(o);
@@ -981,7 +974,7 @@ TEST(fifty_jobs_share_connections)
     c = client_for(&e);
     REQUIRE(c != NULL);
     file_request(&r, SD_JPG);
-    t0 = now_ms();
+    t0 = harness_now_ms();
     for (i = 0; i < 50; i++) REQUIRE(sa_client_submit(c, &r, &jobs[i]) == SA_OK);
     CHECK_EQ_INT(sa_client_run(c, 30000), SA_OK);
     for (i = 0; i < 50; i++) {
@@ -991,7 +984,7 @@ TEST(fifty_jobs_share_connections)
     CHECK_EQ_INT(done, 50);
     sa__client_stats(c, &transfers, &connects);
     fprintf(stderr, "  50 jobs: %lld ms, %ld transfers, %ld new connections\n",
-            (long long)(now_ms() - t0), transfers, connects);
+            (long long)(harness_now_ms() - t0), transfers, connects);
     CHECK(transfers >= 200);
     /* one fresh connection per task create (never retried silently),
      * the other 150 transfers mostly on reused connections */
@@ -1010,13 +1003,13 @@ static int run_batch(sa_client *c, int n, int64_t *ms)
     sa_request r;
     sa_job *jobs[16];
     int i, ok = 0;
-    int64_t t0 = now_ms();
+    int64_t t0 = harness_now_ms();
 
     file_request(&r, SD_JPG);
     for (i = 0; i < n && i < 16; i++)
         if (sa_client_submit(c, &r, &jobs[i]) != SA_OK) jobs[i] = NULL;
     CHECK_EQ_INT(sa_client_run(c, 30000), SA_OK);
-    *ms = now_ms() - t0;
+    *ms = harness_now_ms() - t0;
     for (i = 0; i < n && i < 16; i++) {
         ok += jobs[i] && sa_job_status(jobs[i]) == SA_OK;
         sa_job_free(jobs[i]);
@@ -1088,14 +1081,14 @@ static void bounded_steps(long budget_us, int want_peak)
     file_request(&r, SD_JPG);
     for (i = 0; i < 40; i++) REQUIRE(sa_client_submit(c, &r, &jobs[i]) == SA_OK);
     /* until the emulator has all 40 requests (their answers wait 2 s) */
-    t0 = now_ms();
+    t0 = harness_now_ms();
     while (emu_counter2(&e, "requests", "file_create") < 40 &&
-           now_ms() - t0 < 20000)
+           harness_now_ms() - t0 < 20000)
         (void)sa_client_step(c, 20);
     CHECK_EQ_INT(emu_counter2(&e, "requests", "file_create"), 40);
     CHECK_EQ_INT(sa_client_active(c), 40);  /* no answer yet */
-    t0 = now_ms();
-    while (now_ms() - t0 < 2300) usleep(50000);
+    t0 = harness_now_ms();
+    while (harness_now_ms() - t0 < 2300) usleep(50000);
     for (guard = 0; guard < 20000 && sa_client_active(c) > 0; guard++) {
         int n = sa_client_step(c, 0);
         CHECK(n >= 0);
@@ -1148,7 +1141,7 @@ static void *limiter_thread(void *ud)
     sa_request r;
     sa_job *jobs[30];
     int i, n = 0;
-    int64_t t0 = now_ms();
+    int64_t t0 = harness_now_ms();
 
     base_options(&o, &lr->e);
     o.rate_limit = 1;  /* defaults: 5/s, burst 5, 250 per 300 s */
@@ -1166,7 +1159,7 @@ static void *limiter_thread(void *ud)
     sa_client_free(c);
     lr->responses_429 = emu_counter(&lr->e, "responses_429");
     lr->rate_limited = emu_counter(&lr->e, "rate_limited");
-    lr->ms = (long)(now_ms() - t0);
+    lr->ms = (long)(harness_now_ms() - t0);
     return NULL;
 }
 
@@ -1196,7 +1189,7 @@ static void *tight_thread(void *ud)
     sa_request r;
     sa_job *jobs[20];
     int i, n = 0;
-    int64_t t0 = now_ms();
+    int64_t t0 = harness_now_ms();
 
     base_options(&o, &tr->e);
     o.rate_limit = 1;
@@ -1225,7 +1218,7 @@ static void *tight_thread(void *ud)
     tr->gaps_ok = emu_check_invariants(&tr->e, 20,
                                        under_valgrind() ? 5.0 : 4.0, 1,
                                        tr->why, sizeof tr->why) == 0;
-    tr->ms = (long)(now_ms() - t0);
+    tr->ms = (long)(harness_now_ms() - t0);
     return NULL;
 }
 

@@ -28,6 +28,8 @@
 #define SMALL_JPG SA_FIXTURES "/small.jpg"
 #define NOT_IMAGE SA_FIXTURES "/not_an_image.jpg"
 
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
 static const char *const sd2[] = {"wrinkle", "pore"};
 static const char *const hd1[] = {"hd_wrinkle"};
 
@@ -485,49 +487,59 @@ TEST(validation_actions)
         "eye_bag", "age_spot", "dark_circle_v2", "droopy_upper_eyelid",
         "droopy_lower_eyelid", "firmness", "moisture", "redness",
         "tear_trough", "skin_type", "hd_wrinkle"};
+    /* refused lists: the code and a part of the message */
+    static const struct {
+        const char *const *actions;
+        size_t n;
+        int code;
+        const char *needle, *also;
+    } bad[] = {
+        { sd2, 0, SA_ERR_ACTION_COUNT, NULL, NULL },
+        { NULL, 2, SA_ERR_INVALID_ARGUMENT, "actions is NULL", NULL },
+        { none, 1, SA_ERR_UNKNOWN_ACTION, "actions[0] is NULL", NULL },
+        { unknown, 1, SA_ERR_UNKNOWN_ACTION, "wrinkles",
+          "did you mean 'wrinkle'" },
+        { mixed, 2, SA_ERR_MIXED_TIERS, NULL, NULL },
+        { all_sd, 17, SA_ERR_ACTION_COUNT, "at most 16", NULL },
+    };
+    /* accepted ones (duplicates are removed, and count once): the units */
+    static const struct {
+        const char *const *actions;
+        size_t n;
+        const char *file;
+        int units;
+    } good[] = {
+        { dups, 4, SD_JPG, 9 },
+        { all_sd, 16, SD_JPG, 16 },
+        { hd1, 1, HD_JPG, 12 },
+    };
     sa_request r;
     sa_job *j = NULL;
+    size_t i;
 
     REQUIRE(c != NULL);
-    sd_request(&r, SD_JPG);
-    r.n_actions = 0;
-    EXPECT_INVALID(c, &r, SA_ERR_ACTION_COUNT, NULL);
-    r.actions = NULL;
-    r.n_actions = 2;
-    EXPECT_INVALID(c, &r, SA_ERR_INVALID_ARGUMENT, "actions is NULL");
-    r.actions = none;
-    r.n_actions = 1;
-    EXPECT_INVALID(c, &r, SA_ERR_UNKNOWN_ACTION, "actions[0] is NULL");
-    r.actions = unknown;
-    EXPECT_INVALID(c, &r, SA_ERR_UNKNOWN_ACTION, "wrinkles");
-    CHECK(strstr(sa_client_errmsg(c), "did you mean 'wrinkle'") != NULL);
-    r.actions = mixed;
-    r.n_actions = 2;
-    EXPECT_INVALID(c, &r, SA_ERR_MIXED_TIERS, NULL);
-    r.actions = all_sd;
-    r.n_actions = 17;
-    EXPECT_INVALID(c, &r, SA_ERR_ACTION_COUNT, "at most 16");
-
-    /* duplicates are removed, and count once */
-    r.actions = dups;
-    r.n_actions = 4;
-    REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
-    CHECK_EQ_INT(sa_job_units(j), 9);
-    CHECK_EQ_INT(sa_job_state(j), SA_JOB_FILE_CREATE);
-    CHECK_EQ_INT(sa_job_status(j), SA_ERR_NOT_DONE);
-    CHECK_EQ_INT(sa_job_done(j), 0);
-    sa_job_free(j);
-    r.actions = all_sd;
-    r.n_actions = 16;
-    REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
-    CHECK_EQ_INT(sa_job_units(j), 16);
-    sa_job_free(j);
-    r.actions = hd1;
-    r.n_actions = 1;
-    r.file_path = HD_JPG;
-    REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
-    CHECK_EQ_INT(sa_job_units(j), 12);
-    sa_job_free(j);
+    for (i = 0; i < N(bad); i++) {
+        sd_request(&r, SD_JPG);
+        r.actions = bad[i].actions;
+        r.n_actions = bad[i].n;
+        EXPECT_INVALID(c, &r, bad[i].code, bad[i].needle);
+        if (bad[i].also)
+            CHECK(strstr(sa_client_errmsg(c), bad[i].also) != NULL);
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+    }
+    for (i = 0; i < N(good); i++) {
+        sd_request(&r, good[i].file);
+        r.actions = good[i].actions;
+        r.n_actions = good[i].n;
+        REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
+        CHECK_EQ_INT(sa_job_units(j), good[i].units);
+        if (i == 0) {
+            CHECK_EQ_INT(sa_job_state(j), SA_JOB_FILE_CREATE);
+            CHECK_EQ_INT(sa_job_status(j), SA_ERR_NOT_DONE);
+            CHECK_EQ_INT(sa_job_done(j), 0);
+        }
+        sa_job_free(j);
+    }
     sa_client_free(c);
 }
 
@@ -580,6 +592,26 @@ TEST(validation_sources)
     sa_client_free(c);
 }
 
+/* A file of `size` zero bytes (sparse) named name in dir: its submit is
+ * refused with code and needle (EXPECT_INVALID); it is removed after. */
+static void expect_file_invalid(sa_client *c, const char *dir,
+                                const char *name, off_t size, int code,
+                                const char *needle)
+{
+    char path[256];
+    sa_request r;
+    int fd;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    CHECK_EQ_INT(ftruncate(fd, size), 0);
+    close(fd);
+    sd_request(&r, path);
+    EXPECT_INVALID(c, &r, code, needle);
+    unlink(path);
+}
+
 TEST(validation_files)
 {
     sa_client *c = new_client(NULL);
@@ -608,22 +640,10 @@ TEST(validation_files)
     }
 
     /* 10,000,000 bytes (sparse): too large, whatever the content */
-    snprintf(path, sizeof path, "%s/big.jpg", dir);
-    fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
-    REQUIRE(fd >= 0);
-    CHECK_EQ_INT(ftruncate(fd, SA_MAX_FILE_SIZE), 0);
-    close(fd);
-    sd_request(&r, path);
-    EXPECT_INVALID(c, &r, SA_ERR_IMAGE_TOO_LARGE, "10,000,000");
-    unlink(path);
-
-    snprintf(path, sizeof path, "%s/empty.png", dir);
-    fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
-    REQUIRE(fd >= 0);
-    close(fd);
-    sd_request(&r, path);
-    EXPECT_INVALID(c, &r, SA_ERR_IMAGE_FORMAT, "not a JPEG or PNG");
-    unlink(path);
+    expect_file_invalid(c, dir, "big.jpg", SA_MAX_FILE_SIZE,
+                        SA_ERR_IMAGE_TOO_LARGE, "10,000,000");
+    expect_file_invalid(c, dir, "empty.png", 0, SA_ERR_IMAGE_FORMAT,
+                        "not a JPEG or PNG");
 
     if (geteuid() != 0) {  /* root reads anything */
         snprintf(path, sizeof path, "%s/locked.jpg", dir);

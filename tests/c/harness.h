@@ -29,12 +29,20 @@ static const char *harness_cur_name;
         harness_cur_name = #name;                                        \
         harness_cur_failed = 0;                                          \
         name();                                                          \
+        HARNESS_TALLY();                                                 \
+    } while (0)
+
+/* Count the current test passed or failed and say so (RUN does this; a
+ * test run another way, e.g. in its own thread, sets harness_cur_name and
+ * harness_cur_failed itself and ends with this). */
+#define HARNESS_TALLY()                                                  \
+    do {                                                                 \
         if (harness_cur_failed) {                                        \
             harness_failed++;                                            \
-            fprintf(stderr, "FAIL %s\n", #name);                         \
+            fprintf(stderr, "FAIL %s\n", harness_cur_name);              \
         } else {                                                         \
             harness_passed++;                                            \
-            fprintf(stderr, "ok   %s\n", #name);                         \
+            fprintf(stderr, "ok   %s\n", harness_cur_name);              \
         }                                                                \
     } while (0)
 

@@ -328,3 +328,32 @@ int emu_check_invariants(const emu *e, long max_tasks, double max_gap_s,
     cJSON_Delete(root);
     return why[0] ? -1 : 0;
 }
+
+void emu_options(const emu *e, sa_client_options *o, const char *key,
+                 long poll_ms, long timeout_ms)
+{
+    sa_client_options_init(o);
+    o->api_key = key;
+    o->base_url = e->base_url;
+    o->poll_interval_ms = poll_ms;
+    o->max_poll_interval_ms = poll_ms > 1000 ? 10000 : 1000;
+    o->backoff_initial_ms = 20;
+    o->backoff_max_ms = 100;
+    o->connect_timeout_ms = 2000;
+    if (timeout_ms > 0) {
+        o->request_timeout_ms = timeout_ms;
+        o->upload_timeout_ms = timeout_ms;
+    }
+}
+
+sa_client *emu_client(const sa_client_options *o)
+{
+    sa_client *c = NULL;
+    char err[256];
+
+    if (sa_client_new(&c, o, err, sizeof err) != SA_OK) {
+        fprintf(stderr, "sa_client_new: %s\n", err);
+        return NULL;
+    }
+    return c;
+}

@@ -96,6 +96,26 @@ void fs_run_init(fs_run *run, int64_t now)
     run->last_wait = INT64_MIN;
 }
 
+void fs_job_config(sa__job_config *c, fs_mem *m, uint64_t *rng,
+                   const char *base_url, int64_t now)
+{
+    memset(c, 0, sizeof *c);
+    c->mem = &m->mem;
+    c->base_url = base_url;
+    c->api_version = SA_API_V2_1;
+    c->upload_path = SA_UPLOAD_SKIN_ANALYSIS;
+    c->request_timeout_ms = 30000;
+    c->upload_timeout_ms = 120000;
+    c->poll_interval_ms = 2000;
+    c->max_poll_interval_ms = 10000;
+    c->deadline_at_ms = now + 600000;
+    c->max_retries = 6;
+    c->backoff_initial_ms = 500;
+    c->backoff_max_ms = 16000;
+    c->max_json_depth = 64;
+    c->rng = rng;
+}
+
 static void fs_copy(char *dst, size_t len, const char *src)
 {
     snprintf(dst, len, "%s", src ? src : "");

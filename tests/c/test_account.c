@@ -26,26 +26,27 @@ typedef struct at {
     fs_run run;
 } at;
 
-static at *at_new(int op, const char *task_id)
+/* An account call's world with the N-th allocation failing (0: none), its
+ * machine not made yet (NULL if out of memory). */
+static at *at_alloc(long fail_at)
 {
     at *t = calloc(1, sizeof *t);
     if (!t) return NULL;
-    fs_mem_init(&t->m, 0, 0);
+    fs_mem_init(&t->m, fail_at, 0);
     t->rng = 0x2545F4914F6CDD1DULL;
-    t->cfg.mem = &t->m.mem;
-    t->cfg.base_url = BASE;
+    fs_job_config(&t->cfg, &t->m, &t->rng, BASE, T0);
     t->cfg.api_version = SA_API_V2_0;
-    t->cfg.request_timeout_ms = 30000;
-    t->cfg.upload_timeout_ms = 120000;
-    t->cfg.poll_interval_ms = 2000;
-    t->cfg.max_poll_interval_ms = 10000;
-    t->cfg.deadline_at_ms = T0 + 600000;
     t->cfg.max_retries = 3;
     t->cfg.backoff_initial_ms = 100;
     t->cfg.backoff_max_ms = 1000;
-    t->cfg.max_json_depth = 64;
-    t->cfg.rng = &t->rng;
     fs_run_init(&t->run, T0);
+    return t;
+}
+
+static at *at_new(int op, const char *task_id)
+{
+    at *t = at_alloc(0);
+    if (!t) return NULL;
     if (sa__jobsm_new_account(&t->cfg, op, task_id, KEY, T0, &t->sm) != SA_OK) {
         free(t);
         return NULL;
@@ -325,21 +326,9 @@ TEST(account_out_of_memory_everywhere)
     long n;
 
     for (n = 1; n < 400; n++) {
-        at *t = calloc(1, sizeof *t);
+        at *t = at_alloc(n);
         REQUIRE(t);
-        fs_mem_init(&t->m, n, 0);
-        t->rng = 1;
-        t->cfg.mem = &t->m.mem;
-        t->cfg.base_url = BASE;
-        t->cfg.api_version = SA_API_V2_0;
-        t->cfg.request_timeout_ms = 30000;
-        t->cfg.upload_timeout_ms = 30000;
-        t->cfg.poll_interval_ms = 2000;
-        t->cfg.max_poll_interval_ms = 10000;
         t->cfg.max_retries = 0;
-        t->cfg.max_json_depth = 64;
-        t->cfg.rng = &t->rng;
-        fs_run_init(&t->run, T0);
         if (sa__jobsm_new_account(&t->cfg, SA__ACCOUNT_PRICES, NULL, KEY, T0,
                                  &t->sm) != SA_OK) {
             CHECK(t->sm == NULL);
@@ -407,22 +396,9 @@ static emu g_emu;
 static sa_client *client_new(void)
 {
     sa_client_options o;
-    sa_client *c = NULL;
-    char err[256];
 
-    sa_client_options_init(&o);
-    o.api_key = KEY;
-    o.base_url = g_emu.base_url;
-    o.poll_interval_ms = 50;
-    o.max_poll_interval_ms = 1000;
-    o.backoff_initial_ms = 20;
-    o.backoff_max_ms = 100;
-    o.request_timeout_ms = 3000;
-    if (sa_client_new(&c, &o, err, sizeof err) != SA_OK) {
-        fprintf(stderr, "sa_client_new: %s\n", err);
-        return NULL;
-    }
-    return c;
+    emu_options(&g_emu, &o, KEY, 50, 3000);
+    return emu_client(&o);
 }
 
 static int wait_done(sa_job *j)

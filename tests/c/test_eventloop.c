@@ -127,15 +127,9 @@ static int loop_run(loop *l, long limit_ms)
 
 static void options(sa_client_options *o)
 {
-    sa_client_options_init(o);
-    o->api_key = SECRET;
-    o->base_url = g_emu.base_url;
-    o->poll_interval_ms = 50;
-    o->max_poll_interval_ms = 1000;
+    emu_options(&g_emu, o, SECRET, 50, 1000);
     o->backoff_initial_ms = 30;
     o->backoff_max_ms = 120;
-    o->request_timeout_ms = 1000;
-    o->upload_timeout_ms = 1000;
     o->rate_limit = 0;
 }
 

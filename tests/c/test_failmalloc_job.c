@@ -22,11 +22,7 @@ static const char *const hd_actions[] = { "hd_wrinkle", "hd_pore",
 
 static void config(sa__job_config *c, fs_mem *m, uint64_t *rng, int upload)
 {
-    memset(c, 0, sizeof *c);
-    c->mem = &m->mem;
-    c->base_url = "https://api.test";
-    c->api_version = SA_API_V2_1;
-    c->upload_path = SA_UPLOAD_SKIN_ANALYSIS;
+    fs_job_config(c, m, rng, "https://api.test", T0);
     if (upload == RESUME) {
         c->task_id = "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9_13W5TOD8_u_GPi6NqQ3dh";
     } else if (upload) {
@@ -44,17 +40,8 @@ static void config(sa__job_config *c, fs_mem *m, uint64_t *rng, int upload)
     c->task.format = SA_FORMAT_JSON;
     c->task.pf_camera_kit = 1;
     c->task.mask_overlay = -1;
-    c->request_timeout_ms = 30000;
-    c->upload_timeout_ms = 120000;
-    c->poll_interval_ms = 2000;
-    c->max_poll_interval_ms = 10000;
-    c->deadline_at_ms = T0 + 600000;
     c->max_polls = 100;
     c->max_retries = 4;
-    c->backoff_initial_ms = 500;
-    c->backoff_max_ms = 16000;
-    c->max_json_depth = 64;
-    c->rng = rng;
 }
 
 #define FILE_OK { .step = SA__STEP_FILE_CREATE, .http = 200, \

@@ -26,21 +26,9 @@ static const char *const sd3[] = {"wrinkle", "pore", "skin_type"};
 static sa_client *client_for(const emu *e, long poll_ms)
 {
     sa_client_options o;
-    sa_client *c = NULL;
-    char err[256];
 
-    sa_client_options_init(&o);
-    o.api_key = EMU_KEY;
-    o.base_url = e->base_url;
-    o.poll_interval_ms = poll_ms;
-    o.max_poll_interval_ms = poll_ms > 1000 ? 10000 : 1000;
-    o.backoff_initial_ms = 20;
-    o.backoff_max_ms = 100;
-    o.request_timeout_ms = 5000;
-    o.upload_timeout_ms = 5000;
-    if (sa_client_new(&c, &o, err, sizeof err) != SA_OK)
-        fprintf(stderr, "sa_client_new: %s\n", err);
-    return c;
+    emu_options(e, &o, EMU_KEY, poll_ms, 5000);
+    return emu_client(&o);
 }
 
 /* A request for the SD fixture and its three concerns, in `format`. */
@@ -162,15 +150,11 @@ TEST(zip_download_has_its_own_body_limit)
     sa_client *c = NULL;
     sa_request r;
     sa_job *j = NULL;
-    char err[256];
 
-    sa_client_options_init(&o);
-    o.api_key = EMU_KEY;
-    o.base_url = g_emu.base_url;
-    o.poll_interval_ms = 50;
-    o.max_poll_interval_ms = 1000;
+    emu_options(&g_emu, &o, EMU_KEY, 50, 0);
     o.max_body_bytes = 4096;   /* the ZIP is bigger than this */
-    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+    c = emu_client(&o);
+    REQUIRE(c != NULL);
     emu_reset(&g_emu);
     sd3_request(&r, SA_FORMAT_ZIP);
     REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
@@ -459,7 +443,7 @@ static void names_failures_and_bound(const emu *ep)
     sa_client *c = NULL;
     sa_job *j, *f = NULL, *m = NULL;
     const sa_result *res;
-    char folder[] = "/tmp/sa_fetch_XXXXXX", err[256], big[3001];
+    char folder[] = "/tmp/sa_fetch_XXXXXX", big[3001];
     size_t i;
     int st, limited = 0;
 
@@ -469,15 +453,12 @@ static void names_failures_and_bound(const emu *ep)
     REQUIRE(host(&e, "c/mask.png", MASK3000('C'), 3000) == 0);
     REQUIRE(host(&e, "x%20y.png", "space", 5) == 0);
     REQUIRE(host(&e, "x_y.png", "underscore", 10) == 0);
-    sa_client_options_init(&o);
-    o.api_key = EMU_KEY;
-    o.base_url = e.base_url;
-    o.poll_interval_ms = 50;
-    o.max_poll_interval_ms = 1000;
+    emu_options(&e, &o, EMU_KEY, 50, 0);
     o.backoff_initial_ms = 10;
     o.backoff_max_ms = 20;
     o.max_files_bytes = 7000;      /* two of the 3000-byte masks */
-    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+    c = emu_client(&o);
+    REQUIRE(c != NULL);
     j = job_with_results(c, &e, results);
     REQUIRE(j);
     CHECK_EQ_INT(sa__result_urls(sa_job_result(j), NULL, 0), 7);
@@ -625,22 +606,18 @@ TEST(a_trickling_host_is_cut_off)
     sa_client_options o;
     sa_client *c = NULL;
     sa_job *j, *f = NULL;
-    char err[256];
     int64_t t0;
     size_t n_urls;
 
-    sa_client_options_init(&o);
-    o.api_key = EMU_KEY;
-    o.base_url = g_emu.base_url;
-    o.poll_interval_ms = 50;
-    o.max_poll_interval_ms = 1000;
+    emu_options(&g_emu, &o, EMU_KEY, 50, 0);
     o.backoff_initial_ms = 10;
     o.backoff_max_ms = 20;
     o.upload_timeout_ms = 60000;
     o.max_retries = 0;
     o.low_speed_limit = 100;
     o.low_speed_time_ms = 1000;
-    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+    c = emu_client(&o);
+    REQUIRE(c != NULL);
     emu_reset(&g_emu);
     j = run_job(c, SA_FORMAT_JSON);
     REQUIRE(j && sa_job_status(j) == SA_OK);
@@ -722,21 +699,18 @@ TEST(fetch_with_failing_allocations)
     sa_client *c = NULL;
     sa_job *j = NULL;
     fs_mem m;
-    char folder[] = "/tmp/sa_fetch_XXXXXX", err[256];
+    char folder[] = "/tmp/sa_fetch_XXXXXX";
     long n, live;
     int pass, done_clean = 0;
 
     REQUIRE(mkdtemp(folder));
     fs_mem_init(&m, 0, 0);
-    sa_client_options_init(&o);
-    o.api_key = EMU_KEY;
-    o.base_url = g_emu.base_url;
-    o.poll_interval_ms = 50;
-    o.max_poll_interval_ms = 1000;
+    emu_options(&g_emu, &o, EMU_KEY, 50, 0);
     o.backoff_initial_ms = 5;
     o.backoff_max_ms = 10;
     o.mem = &m.mem;
-    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+    c = emu_client(&o);
+    REQUIRE(c != NULL);
     emu_reset(&g_emu);
     j = run_job(c, SA_FORMAT_JSON);
     REQUIRE(j && sa_job_status(j) == SA_OK);

@@ -62,10 +62,7 @@ static jt *jt_new(void)
     if (!t) return NULL;
     fs_mem_init(&t->m, 0, 0);
     t->rng = 0x2545F4914F6CDD1DULL;
-    t->cfg.mem = &t->m.mem;
-    t->cfg.base_url = BASE;
-    t->cfg.api_version = SA_API_V2_1;
-    t->cfg.upload_path = SA_UPLOAD_SKIN_ANALYSIS;
+    fs_job_config(&t->cfg, &t->m, &t->rng, BASE, T0);
     t->cfg.file_path = "/photos/me.png";
     t->cfg.file_size = IMG_SIZE;
     t->cfg.content_type = "image/png";
@@ -75,17 +72,7 @@ static jt *jt_new(void)
     t->cfg.task.format = SA_FORMAT_JSON;
     t->cfg.task.pf_camera_kit = -1;
     t->cfg.task.mask_overlay = -1;
-    t->cfg.request_timeout_ms = 30000;
-    t->cfg.upload_timeout_ms = 120000;
-    t->cfg.poll_interval_ms = 2000;
-    t->cfg.max_poll_interval_ms = 10000;
-    t->cfg.deadline_at_ms = T0 + 600000;
     t->cfg.max_polls = 2000;
-    t->cfg.max_retries = 6;
-    t->cfg.backoff_initial_ms = 500;
-    t->cfg.backoff_max_ms = 16000;
-    t->cfg.max_json_depth = 64;
-    t->cfg.rng = &t->rng;
     fs_run_init(&t->run, T0);
     return t;
 }

@@ -54,13 +54,9 @@ static void fs_free(void *ptr, void *ud)
 
 void fs_mem_init(fs_mem *m, long fail_at, int fail_after)
 {
-    memset(m, 0, sizeof *m);
-    m->fail_at = fail_at;
-    m->fail_after = fail_after;
-    m->mem.user_data = m;
-    m->mem.malloc = fs_malloc;
-    m->mem.realloc = fs_realloc;
-    m->mem.free = fs_free;
+    *m = (fs_mem){ .fail_at = fail_at, .fail_after = fail_after,
+                   .mem = { .user_data = m, .malloc = fs_malloc,
+                            .realloc = fs_realloc, .free = fs_free } };
 }
 
 /* ------------------------------------------------------------------ */
@@ -99,21 +95,14 @@ void fs_run_init(fs_run *run, int64_t now)
 void fs_job_config(sa__job_config *c, fs_mem *m, uint64_t *rng,
                    const char *base_url, int64_t now)
 {
-    memset(c, 0, sizeof *c);
-    c->mem = &m->mem;
-    c->base_url = base_url;
-    c->api_version = SA_API_V2_1;
-    c->upload_path = SA_UPLOAD_SKIN_ANALYSIS;
-    c->request_timeout_ms = 30000;
-    c->upload_timeout_ms = 120000;
-    c->poll_interval_ms = 2000;
-    c->max_poll_interval_ms = 10000;
-    c->deadline_at_ms = now + 600000;
-    c->max_retries = 6;
-    c->backoff_initial_ms = 500;
-    c->backoff_max_ms = 16000;
-    c->max_json_depth = 64;
-    c->rng = rng;
+    *c = (sa__job_config){
+        .mem = &m->mem, .base_url = base_url, .api_version = SA_API_V2_1,
+        .upload_path = SA_UPLOAD_SKIN_ANALYSIS,
+        .request_timeout_ms = 30000, .upload_timeout_ms = 120000,
+        .poll_interval_ms = 2000, .max_poll_interval_ms = 10000,
+        .deadline_at_ms = now + 600000, .max_retries = 6,
+        .backoff_initial_ms = 500, .backoff_max_ms = 16000,
+        .max_json_depth = 64, .rng = rng };
 }
 
 static void fs_copy(char *dst, size_t len, const char *src)

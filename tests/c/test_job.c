@@ -129,6 +129,31 @@ static size_t jt_drive(jt *t, const fs_reply *script, size_t n)
     return fs_drive(&t->run, t->sm, script, n);
 }
 
+/* jt_started, driven through script[0..n) and cancelled then (abandon:
+ * the task is not polled to its end), which must answer `polled` (whether
+ * the task is still polled).  NULL if it did not start. */
+static jt *jt_cancelled(jt_source src, const fs_reply *script, size_t n,
+                        int abandon, int polled)
+{
+    jt *t = jt_started(src);
+    if (!t) return NULL;
+    jt_drive(t, script, n);
+    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, abandon), polled);
+    return t;
+}
+
+/* jt_started, then driven through script[0..n), its status checked
+ * against `status` (NULL if it did not start). */
+static jt *jt_ran(jt_source src, const fs_reply *script, size_t n,
+                  int status)
+{
+    jt *t = jt_started(src);
+    if (!t) return NULL;
+    jt_drive(t, script, n);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), status);
+    return t;
+}
+
 /* Free everything; nothing may leak, the driver saw no violation, and no
  * known task was ever left unpolled for longer than the safe window. */
 static void jt_end(jt *t)
@@ -462,11 +487,9 @@ TEST(poll_502_html_then_ok)
 {
     static const fs_reply script[] = {
         TASK_OK, RUNNING, HTTP(SA__STEP_POLL, 502, html_502), SUCCESS };
-    jt *t = jt_started(FROM_URL);
+    jt *t = jt_ran(FROM_URL, script, N(script), SA_OK);
 
     REQUIRE(t);
-    jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(sa__jobsm_polls(t->sm), 3);
     CHECK(gap_after(t, 2) <= 500);
     CHECK(t->run.max_poll_gap <= 10000);
@@ -587,10 +610,8 @@ TEST(task_create_refusals_are_final)
     size_t i;
 
     for (i = 0; i < N(cases); i++) {
-        jt *t = jt_started(FROM_URL);
+        jt *t = jt_ran(FROM_URL, &cases[i].r, 1, cases[i].status);
         REQUIRE(t);
-        jt_drive(t, &cases[i].r, 1);
-        CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].status);
         CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
         CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 0);
         CHECK_EQ_INT(sa__jobsm_http_status(t->sm), cases[i].r.http);
@@ -614,10 +635,8 @@ TEST(file_create_refusals_are_final)
     size_t i;
 
     for (i = 0; i < N(cases); i++) {
-        jt *t = jt_started(FROM_FILE);
+        jt *t = jt_ran(FROM_FILE, &cases[i].r, 1, cases[i].status);
         REQUIRE(t);
-        jt_drive(t, &cases[i].r, 1);
-        CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].status);
         CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 1);
         CHECK(t->run.ended);
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
@@ -696,20 +715,16 @@ TEST(file_create_404_falls_back_to_generic_path)
         FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
     static const fs_reply twice[] = {
         HTTP(SA__STEP_FILE_CREATE, 404, ""), HTTP(SA__STEP_FILE_CREATE, 404, "") };
-    jt *t = jt_started(FROM_FILE);
+    jt *t = jt_ran(FROM_FILE, script, N(script), SA_OK);
 
     REQUIRE(t);
-    jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.1/file/skin-analysis");
     CHECK_STR(ev(t, 1)->url, BASE "/s2s/v2.0/file");
     CHECK_EQ_INT(gap_after(t, 0), 0);
     jt_end(t);
 
-    t = jt_started(FROM_FILE);
+    t = jt_ran(FROM_FILE, twice, N(twice), SA_ERR_BAD_REQUEST);
     REQUIRE(t);
-    jt_drive(t, twice, N(twice));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
     jt_end(t);
 }
@@ -732,20 +747,16 @@ TEST(upload_refusals)
         HTTP(SA__STEP_UPLOAD, 403, expired), FILE_OK };
     static const fs_reply unreadable[] = {
         FILE_OK, NET(SA__STEP_UPLOAD, SA_ERR_FILE, 1) };
-    jt *t = jt_started(FROM_FILE);
+    jt *t = jt_ran(FROM_FILE, refused, N(refused), SA_ERR_UPLOAD);
 
     REQUIRE(t);
-    jt_drive(t, refused, N(refused));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_UPLOAD);
     CHECK_EQ_INT(sa__jobsm_http_status(t->sm), 403);
     CHECK(contains(sa__jobsm_errmsg(t->sm), "signature"));
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 0);
     jt_end(t);
 
-    t = jt_started(FROM_FILE);
+    t = jt_ran(FROM_FILE, refresh, N(refresh), SA_OK);
     REQUIRE(t);
-    jt_drive(t, refresh, N(refresh));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
     jt_end(t);
 
@@ -756,10 +767,8 @@ TEST(upload_refusals)
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
     jt_end(t);
 
-    t = jt_started(FROM_FILE);
+    t = jt_ran(FROM_FILE, unreadable, N(unreadable), SA_ERR_FILE);
     REQUIRE(t);
-    jt_drive(t, unreadable, N(unreadable));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_FILE);
     jt_end(t);
 }
 
@@ -799,18 +808,14 @@ TEST(upload_slot_checks)
     CHECK_STR(sa__jobsm_file_id(t->sm), "F1");
     jt_end(t);
 
-    t = jt_started(FROM_FILE);
+    t = jt_ran(FROM_FILE, wrong_size, N(wrong_size), SA_ERR_PROTOCOL);
     REQUIRE(t);
-    jt_drive(t, wrong_size, N(wrong_size));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     CHECK(contains(sa__jobsm_errmsg(t->sm), "50000"));
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 0);
     jt_end(t);
 
-    t = jt_started(FROM_FILE);
+    t = jt_ran(FROM_FILE, wrong_method, N(wrong_method), SA_ERR_PROTOCOL);
     REQUIRE(t);
-    jt_drive(t, wrong_method, N(wrong_method));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     jt_end(t);
 }
 
@@ -979,11 +984,9 @@ TEST(polling_interval_honoured_and_clamped)
              "\"running\",\"polling_interval\":null}}"),
         RUNNING,
         SUCCESS };
-    jt *t = jt_started(FROM_URL);
+    jt *t = jt_ran(FROM_URL, script, N(script), SA_OK);
 
     REQUIRE(t);
-    jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(gap_after(t, 1), 1000);         /* as given */
     CHECK_EQ_INT(gap_after(t, 2), 200);          /* clamped up to 200 */
     /* clamped down: due 10 s after the previous poll was SENT */
@@ -1609,11 +1612,9 @@ TEST(task_id_is_url_encoded)
     static const fs_reply script[] = {
         HTTP(SA__STEP_TASK_CREATE, 200, "{\"status\":200,\"data\":{\"task_id\":"
              "\"ab/cd+ef==\"}}"), SUCCESS };
-    jt *t = jt_started(FROM_URL);
+    jt *t = jt_ran(FROM_URL, script, N(script), SA_OK);
 
     REQUIRE(t);
-    jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_STR(sa__jobsm_task_id(t->sm), "ab/cd+ef==");
     CHECK_STR(ev(t, 1)->url, BASE "/s2s/v2.1/task/skin-analysis/ab%2Fcd%2Bef%3D%3D");
     jt_end(t);
@@ -1665,10 +1666,8 @@ TEST(oversized_or_unreadable_poll_is_retried)
     jt_end(t);
 
     /* background polling (cancelled job) keeps polling past it too */
-    t = jt_started(FROM_URL);
+    t = jt_cancelled(FROM_URL, script, 1, 0, 1);
     REQUIRE(t);
-    jt_drive(t, script, 1);
-    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     CHECK_EQ_INT(jt_drive(t, script + 1, N(script) - 1), N(script) - 1);
     CHECK(t->run.ended);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
@@ -1760,11 +1759,9 @@ TEST(poll_storm_in_the_background)
 {
     static const fs_reply task_ok = TASK_OK, success = SUCCESS;
     const char *msg = NULL;
-    jt *t = jt_started(FROM_URL);
+    jt *t = jt_cancelled(FROM_URL, &task_ok, 1, 0, 1);
 
     REQUIRE(t);
-    jt_drive(t, &task_ok, 1);
-    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     storm_until(t, storms[0].r, T0 + 3 * 60 * 1000);
     jt_drive(t, &success, 1);
     CHECK(t->run.ended);
@@ -2039,10 +2036,8 @@ TEST(resume_ends_like_a_submitted_job)
     CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
     jt_end(t);
 
-    t = jt_started(FROM_TASK);
+    t = jt_ran(FROM_TASK, engine, N(engine), SA_ERR_ENGINE);
     REQUIRE(t);
-    jt_drive(t, engine, N(engine));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_ENGINE);
     CHECK_STR(sa__jobsm_engine_error(t->sm), "error_no_face");
     jt_end(t);
 
@@ -2086,20 +2081,16 @@ TEST(resume_deadline_cancel_abandon)
     CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
     jt_end(t);
 
-    t = jt_started(FROM_TASK);
+    t = jt_cancelled(FROM_TASK, script, 1, 0, 1);
     REQUIRE(t);
-    jt_drive(t, script, 1);
-    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
     jt_drive(t, script + 1, 3);
     CHECK(t->run.ended);
     CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
     jt_end(t);
 
-    t = jt_started(FROM_TASK);
+    t = jt_cancelled(FROM_TASK, script, 1, 1, 0);
     REQUIRE(t);
-    jt_drive(t, script, 1);
-    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 1), 0);
     CHECK(contains(sa__jobsm_errmsg(t->sm), "no longer polled"));
     CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
     jt_end(t);
@@ -2351,10 +2342,8 @@ TEST(cancel_while_task_create_is_out)
     jt_end(t);
 
     for (i = 0; i < N(ends); i++) {
-        t = jt_started(FROM_URL);
+        t = jt_cancelled(FROM_URL, &ends[i].answer, 0, 0, 1);
         REQUIRE(t);
-        jt_drive(t, &ends[i].answer, 0);
-        CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
         jt_drive(t, &ends[i].answer, 1);
         CHECK(t->run.ended);
         CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
@@ -2435,10 +2424,8 @@ TEST(abandon_stops_polling)
     jt_end(t);
 
     /* abandon with the create request out: ends at once */
-    t = jt_started(FROM_URL);
+    t = jt_cancelled(FROM_URL, script, 0, 1, 0);
     REQUIRE(t);
-    jt_drive(t, script, 0);
-    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 1), 0);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_CANCELLED);
     CHECK_EQ_INT(sa__jobsm_task_maybe_created(t->sm), 1);
     REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
@@ -2523,10 +2510,8 @@ TEST(sticky_outcomes)
     }
     jt_end(t);
 
-    t = jt_started(FROM_URL);
+    t = jt_cancelled(FROM_URL, done, N(done), 0, 0);
     REQUIRE(t);
-    jt_drive(t, done, N(done));
-    CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 0);
     CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 1), 0);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_DONE);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
@@ -2619,10 +2604,8 @@ TEST(engine_refusals_are_final)
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
     }
-    t = jt_started(FROM_FILE);
+    t = jt_ran(FROM_FILE, upload, N(upload), SA_ERR_PROTOCOL);
     REQUIRE(t);
-    jt_drive(t, upload, N(upload));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 1);
     jt_end(t);
 }
@@ -2678,11 +2661,9 @@ TEST(auth_only_on_api_requests)
         NET(SA__STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1), TASK_OK, RUNNING,
         HTTP(SA__STEP_POLL, 502, html_502), SUCCESS };
     size_t i, k;
-    jt *t = jt_started(FROM_FILE);
+    jt *t = jt_ran(FROM_FILE, script, N(script), SA_OK);
 
     REQUIRE(t);
-    jt_drive(t, script, N(script));
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(t->run.n_events, N(script));
     for (i = 0; i < t->run.n_events; i++) {
         const fs_event *e = ev(t, i);

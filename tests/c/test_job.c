@@ -169,6 +169,17 @@ static void jt_end(jt *t)
     free(t);
 }
 
+/* A whole run that must end with `status` after `count` requests of
+ * `step` (jt_ran, fs_count, jt_end). */
+static void jt_ran_counts(jt_source src, const fs_reply *script, size_t n,
+                          int status, int step, size_t count)
+{
+    jt *t = jt_ran(src, script, n, status);
+    REQUIRE(t);
+    CHECK_EQ_INT(fs_count(&t->run, step), count);
+    jt_end(t);
+}
+
 static int contains(const char *s, const char *needle)
 {
     return s && needle && strstr(s, needle) != NULL;
@@ -723,10 +734,8 @@ TEST(file_create_404_falls_back_to_generic_path)
     CHECK_EQ_INT(gap_after(t, 0), 0);
     jt_end(t);
 
-    t = jt_ran(FROM_FILE, twice, N(twice), SA_ERR_BAD_REQUEST);
-    REQUIRE(t);
-    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
-    jt_end(t);
+    jt_ran_counts(FROM_FILE, twice, N(twice), SA_ERR_BAD_REQUEST,
+                  SA__STEP_FILE_CREATE, 2);
 }
 
 TEST(upload_refusals)
@@ -755,10 +764,8 @@ TEST(upload_refusals)
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_TASK_CREATE), 0);
     jt_end(t);
 
-    t = jt_ran(FROM_FILE, refresh, N(refresh), SA_OK);
-    REQUIRE(t);
-    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
-    jt_end(t);
+    jt_ran_counts(FROM_FILE, refresh, N(refresh), SA_OK,
+                  SA__STEP_FILE_CREATE, 2);
 
     t = jt_started(FROM_FILE);
     REQUIRE(t);
@@ -767,9 +774,8 @@ TEST(upload_refusals)
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_FILE_CREATE), 2);
     jt_end(t);
 
-    t = jt_ran(FROM_FILE, unreadable, N(unreadable), SA_ERR_FILE);
-    REQUIRE(t);
-    jt_end(t);
+    jt_ran_counts(FROM_FILE, unreadable, N(unreadable), SA_ERR_FILE,
+                  SA__STEP_TASK_CREATE, 0);
 }
 
 TEST(upload_slot_checks)
@@ -814,9 +820,8 @@ TEST(upload_slot_checks)
     CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 0);
     jt_end(t);
 
-    t = jt_ran(FROM_FILE, wrong_method, N(wrong_method), SA_ERR_PROTOCOL);
-    REQUIRE(t);
-    jt_end(t);
+    jt_ran_counts(FROM_FILE, wrong_method, N(wrong_method), SA_ERR_PROTOCOL,
+                  SA__STEP_UPLOAD, 0);
 }
 
 /* A slot that can never be used (not an http(s) URL, a line break in
@@ -2604,10 +2609,8 @@ TEST(engine_refusals_are_final)
         if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
         jt_end(t);
     }
-    t = jt_ran(FROM_FILE, upload, N(upload), SA_ERR_PROTOCOL);
-    REQUIRE(t);
-    CHECK_EQ_INT(fs_count(&t->run, SA__STEP_UPLOAD), 1);
-    jt_end(t);
+    jt_ran_counts(FROM_FILE, upload, N(upload), SA_ERR_PROTOCOL,
+                  SA__STEP_UPLOAD, 1);
 }
 
 TEST(wait_while_a_request_is_out)

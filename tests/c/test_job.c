@@ -169,6 +169,16 @@ static void jt_end(jt *t)
     free(t);
 }
 
+/* t: a job from src with one setting changed (t->cfg.field = value),
+ * started; the test stops where it cannot be. */
+#define JT_WITH(t, src, field, value)                                    \
+    do {                                                                 \
+        (t) = jt_from(src);                                              \
+        REQUIRE(t);                                                      \
+        (t)->cfg.field = (value);                                        \
+        REQUIRE(jt_start(t) == SA_OK);                                   \
+    } while (0)
+
 /* A whole run that must end with `status` after `count` requests of
  * `step` (jt_ran, fs_count, jt_end). */
 static void jt_ran_counts(jt_source src, const fs_reply *script, size_t n,
@@ -304,11 +314,9 @@ TEST(happy_path_image_url)
     static const fs_reply script[] = { TASK_OK, SUCCESS };
     static const int states[] = { SA_JOB_TASK_CREATE, SA_JOB_POLL_WAIT,
                                   SA_JOB_POLLING, SA_JOB_DONE };
-    jt *t = jt_from(FROM_URL);
+    jt *t;
 
-    REQUIRE(t);
-    t->cfg.api_version = SA_API_V2_0;
-    REQUIRE(jt_start(t) == SA_OK);
+    JT_WITH(t, FROM_URL, api_version, SA_API_V2_0);
     CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_TASK_CREATE);
     jt_drive(t, script, N(script));
     CHECK(fs_trace_is(&t->run, states, N(states)));
@@ -922,11 +930,9 @@ TEST(poll_retry_budget_is_consecutive)
         RUNNING, HTTP(SA__STEP_POLL, 503, ""), HTTP(SA__STEP_POLL, 503, ""),
         RUNNING, HTTP(SA__STEP_POLL, 503, ""), HTTP(SA__STEP_POLL, 503, ""),
         SUCCESS };
-    jt *t = jt_from(FROM_URL);
+    jt *t;
 
-    REQUIRE(t);
-    t->cfg.max_retries = 2;
-    REQUIRE(jt_start(t) == SA_OK);
+    JT_WITH(t, FROM_URL, max_retries, 2);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(sa__jobsm_polls(t->sm), 9);
@@ -1641,11 +1647,9 @@ TEST(oversized_or_unreadable_poll_is_retried)
     fs_reply over[5];
     const char *msg;
     size_t i;
-    jt *t = jt_from(FROM_URL);
+    jt *t;
 
-    REQUIRE(t);
-    t->cfg.max_json_depth = 16;
-    REQUIRE(jt_start(t) == SA_OK);
+    JT_WITH(t, FROM_URL, max_json_depth, 16);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(sa__jobsm_polls(t->sm), 4);
@@ -1782,11 +1786,9 @@ TEST(poll_storm_past_the_deadline)
 {
     static const fs_reply task_ok = TASK_OK, success = SUCCESS;
     const char *msg = NULL;
-    jt *t = jt_from(FROM_URL);
+    jt *t;
 
-    REQUIRE(t);
-    t->cfg.deadline_at_ms = T0 + 60 * 1000;
-    REQUIRE(jt_start(t) == SA_OK);
+    JT_WITH(t, FROM_URL, deadline_at_ms, T0 + 60 * 1000);
     jt_drive(t, &task_ok, 1);
     storm_until(t, storms[0].r, T0 + 3 * 60 * 1000);
     CHECK(!t->run.ended);
@@ -1999,10 +2001,7 @@ TEST(resume_polls_the_task_at_once)
     jt_end(t);
 
     /* v2.0 polls the v2.0 path */
-    t = jt_from(FROM_TASK);
-    REQUIRE(t);
-    t->cfg.api_version = SA_API_V2_0;
-    REQUIRE(jt_start(t) == SA_OK);
+    JT_WITH(t, FROM_TASK, api_version, SA_API_V2_0);
     jt_drive(t, script + 2, 1);
     CHECK_STR(ev(t, 0)->url, BASE "/s2s/v2.0/task/skin-analysis/" TASK_ID);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
@@ -2010,10 +2009,7 @@ TEST(resume_polls_the_task_at_once)
 
     /* a resumed id is percent-encoded into the path like one the API
      * returned: '/' '+' '=' cannot add a segment */
-    t = jt_from(FROM_TASK);
-    REQUIRE(t);
-    t->cfg.task_id = "ab/cd+ef==";
-    REQUIRE(jt_start(t) == SA_OK);
+    JT_WITH(t, FROM_TASK, task_id, "ab/cd+ef==");
     jt_drive(t, script + 2, 1);
     CHECK_STR(ev(t, 0)->url,
               BASE "/s2s/v2.1/task/skin-analysis/ab%2Fcd%2Bef%3D%3D");
@@ -2195,12 +2191,10 @@ TEST(deadline_after_the_task_exists)
 {
     static const fs_reply script[] = { TASK_OK, RUNNING, RUNNING, RUNNING,
                                        SUCCESS };
-    jt *t = jt_from(FROM_URL);
+    jt *t;
     const char *msg;
 
-    REQUIRE(t);
-    t->cfg.deadline_at_ms = T0 + 3000;
-    REQUIRE(jt_start(t) == SA_OK);
+    JT_WITH(t, FROM_URL, deadline_at_ms, T0 + 3000);
     t->run.stop_state = SA_JOB_FAILED;
     jt_drive(t, script, N(script));
     /* the public job failed at the deadline ... */
@@ -2235,12 +2229,10 @@ TEST(deadline_while_task_create_is_out)
     static const fs_reply refused[] = {
         { .step = SA__STEP_TASK_CREATE, .http = 429,
           .example = "error-429.json", .latency_ms = 9000 }, TASK_OK };
-    jt *t = jt_from(FROM_URL);
+    jt *t;
     const char *msg;
 
-    REQUIRE(t);
-    t->cfg.deadline_at_ms = T0 + 1000;
-    REQUIRE(jt_start(t) == SA_OK);
+    JT_WITH(t, FROM_URL, deadline_at_ms, T0 + 1000);
     t->run.stop_state = SA_JOB_FAILED;
     jt_drive(t, created, 1);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
@@ -2260,10 +2252,7 @@ TEST(deadline_while_task_create_is_out)
     jt_end(t);
 
     /* refused (429) after the deadline: no task, no retry, done */
-    t = jt_from(FROM_URL);
-    REQUIRE(t);
-    t->cfg.deadline_at_ms = T0 + 1000;
-    REQUIRE(jt_start(t) == SA_OK);
+    JT_WITH(t, FROM_URL, deadline_at_ms, T0 + 1000);
     CHECK_EQ_INT(jt_drive(t, refused, N(refused)), 1);
     CHECK(t->run.ended);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);

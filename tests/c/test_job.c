@@ -190,6 +190,16 @@ static void jt_ran_counts(jt_source src, const fs_reply *script, size_t n,
     jt_end(t);
 }
 
+/* The machine ended: the job with `status`, its task polled to a success
+ * (the task's outcome SA_OK). */
+static void jt_check_task_done(jt *t, int status)
+{
+    const char *msg = NULL;
+    CHECK(t->run.ended);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), status);
+    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
+}
+
 static int contains(const char *s, const char *needle)
 {
     return s && needle && strstr(s, needle) != NULL;
@@ -1645,7 +1655,6 @@ TEST(oversized_or_unreadable_poll_is_retried)
              "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"),
         SUCCESS };
     fs_reply over[5];
-    const char *msg;
     size_t i;
     jt *t;
 
@@ -1678,9 +1687,7 @@ TEST(oversized_or_unreadable_poll_is_retried)
     t = jt_cancelled(FROM_URL, script, 1, 0, 1);
     REQUIRE(t);
     CHECK_EQ_INT(jt_drive(t, script + 1, N(script) - 1), N(script) - 1);
-    CHECK(t->run.ended);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
-    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
+    jt_check_task_done(t, SA_ERR_CANCELLED);
     CHECK_EQ_INT(sa__jobsm_polls(t->sm), 4);
     jt_end(t);
 }
@@ -1689,13 +1696,11 @@ TEST(max_polls_is_a_hard_bound)
 {
     fs_reply script[8];
     size_t i;
-    jt *t = jt_from(FROM_URL);
+    jt *t;
 
-    REQUIRE(t);
-    t->cfg.max_polls = 3;
     script[0] = (fs_reply)TASK_OK;
     for (i = 1; i < N(script); i++) script[i] = (fs_reply)RUNNING;
-    REQUIRE(jt_start(t) == SA_OK);
+    JT_WITH(t, FROM_URL, max_polls, 3);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), 4);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_LIMIT);
     CHECK_EQ_INT(sa__jobsm_polls(t->sm), 3);
@@ -1767,15 +1772,12 @@ TEST(poll_storm_then_success_is_done)
 TEST(poll_storm_in_the_background)
 {
     static const fs_reply task_ok = TASK_OK, success = SUCCESS;
-    const char *msg = NULL;
     jt *t = jt_cancelled(FROM_URL, &task_ok, 1, 0, 1);
 
     REQUIRE(t);
     storm_until(t, storms[0].r, T0 + 3 * 60 * 1000);
     jt_drive(t, &success, 1);
-    CHECK(t->run.ended);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
-    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
+    jt_check_task_done(t, SA_ERR_CANCELLED);
     CHECK(t->run.max_poll_gap <= t->cfg.max_poll_interval_ms);
     jt_end(t);
 }
@@ -1785,7 +1787,6 @@ TEST(poll_storm_in_the_background)
 TEST(poll_storm_past_the_deadline)
 {
     static const fs_reply task_ok = TASK_OK, success = SUCCESS;
-    const char *msg = NULL;
     jt *t;
 
     JT_WITH(t, FROM_URL, deadline_at_ms, T0 + 60 * 1000);
@@ -1800,9 +1801,7 @@ TEST(poll_storm_past_the_deadline)
     CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
     CHECK_EQ_INT(sa__jobsm_background(t->sm), 1);
     jt_drive(t, &success, 1);
-    CHECK(t->run.ended);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_DEADLINE);
-    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
+    jt_check_task_done(t, SA_ERR_DEADLINE);
     CHECK(t->run.max_poll_gap <= t->cfg.max_poll_interval_ms);
     jt_end(t);
 }
@@ -1871,7 +1870,6 @@ TEST(refused_status_answers_end_in_protocol)
                           running = RUNNING, success = SUCCESS;
     static const fs_reply mixed[] = { NUL_RUNNING, NUL_RUNNING, RUNNING,
                                       NUL_RUNNING, NUL_RUNNING, SUCCESS };
-    const char *msg = NULL;
     int i;
     jt *t = jt_created_2_retries();
 
@@ -1902,9 +1900,7 @@ TEST(refused_status_answers_end_in_protocol)
     jt_drive(t, &running, 1);
     CHECK(!t->run.ended);
     jt_drive(t, &success, 1);
-    CHECK(t->run.ended);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_PROTOCOL);
-    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
+    jt_check_task_done(t, SA_ERR_PROTOCOL);
     CHECK_EQ_INT(sa__jobsm_polls(t->sm), 15);
     jt_end(t);
 
@@ -2065,7 +2061,6 @@ TEST(resume_ends_like_a_submitted_job)
 TEST(resume_deadline_cancel_abandon)
 {
     static const fs_reply script[] = { RUNNING, RUNNING, RUNNING, SUCCESS };
-    const char *msg = NULL;
     jt *t = jt_from(FROM_TASK);
 
     REQUIRE(t);
@@ -2078,16 +2073,14 @@ TEST(resume_deadline_cancel_abandon)
     CHECK_EQ_INT(sa__jobsm_background(t->sm), 1);
     t->run.stop_state = -1;
     jt_drive(t, script + 2, 2);
-    CHECK(t->run.ended);
-    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
+    jt_check_task_done(t, SA_ERR_DEADLINE);
     jt_end(t);
 
     t = jt_cancelled(FROM_TASK, script, 1, 0, 1);
     REQUIRE(t);
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
     jt_drive(t, script + 1, 3);
-    CHECK(t->run.ended);
-    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
+    jt_check_task_done(t, SA_ERR_CANCELLED);
     jt_end(t);
 
     t = jt_cancelled(FROM_TASK, script, 1, 1, 0);
@@ -2102,14 +2095,12 @@ TEST(max_polls_zero_is_no_bound)
 {
     fs_reply script[80];
     size_t i;
-    jt *t = jt_from(FROM_URL);
+    jt *t;
 
-    REQUIRE(t);
-    t->cfg.max_polls = 0;
     script[0] = (fs_reply)TASK_OK;
     for (i = 1; i + 1 < N(script); i++) script[i] = (fs_reply)RUNNING;
     script[N(script) - 1] = (fs_reply)SUCCESS;
-    REQUIRE(jt_start(t) == SA_OK);
+    JT_WITH(t, FROM_URL, max_polls, 0);
     CHECK_EQ_INT(jt_drive(t, script, N(script)), N(script));
     CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
     CHECK_EQ_INT(sa__jobsm_polls(t->sm), (int)N(script) - 1);
@@ -2446,9 +2437,7 @@ TEST(background_polling_is_bounded)
     jt_drive(t, script, 1);
     CHECK_EQ_INT(sa__jobsm_cancel(t->sm, t->run.now, 0), 1);
     CHECK_EQ_INT(jt_drive(t, script + 1, N(script) - 1), N(script) - 1);
-    CHECK(t->run.ended);
-    CHECK_EQ_INT(sa__jobsm_task_outcome(t->sm, &msg), SA_OK);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_CANCELLED);
+    jt_check_task_done(t, SA_ERR_CANCELLED);
     jt_end(t);
 
     t = jt_from(FROM_URL);

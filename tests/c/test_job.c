@@ -28,6 +28,8 @@ static const char *const sd_actions[] = { "wrinkle", "pore" };
 #define SUCCESS { .step = SA__STEP_POLL, .http = 200, \
                   .example = "task-status-success-json-sd.json", \
                   .latency_ms = 70, .request_id = "rid-poll" }
+/* A whole job from the file create on, every answer a success. */
+#define ALL_OK FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS
 #define HTTP(stp, code, txt) { .step = (stp), .http = (code), .body = (txt), \
                                .latency_ms = 50 }
 #define EXAMPLE(stp, code, file) { .step = (stp), .http = (code), \
@@ -345,7 +347,7 @@ TEST(happy_path_image_url)
 TEST(happy_path_file_id_and_buffer)
 {
     static const fs_reply script[] = { TASK_OK, SUCCESS };
-    static const fs_reply script2[] = { FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
+    static const fs_reply script2[] = { ALL_OK };
     static const char bytes[IMG_SIZE];
     jt *t = jt_from(FROM_URL);
 
@@ -378,7 +380,7 @@ TEST(config_is_copied)
 {
     char base[64], path[64], action[32], args_txt[] = "{\"enable_mask_overlay\":true}";
     const char *actions[1];
-    static const fs_reply script[] = { FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
+    static const fs_reply script[] = { ALL_OK };
     cJSON *args = NULL;
     jt *t = jt_new();
 
@@ -467,7 +469,7 @@ TEST(file_create_503_then_ok)
 {
     static const fs_reply script[] = {
         HTTP(SA__STEP_FILE_CREATE, 503, "{\"status\":503,\"error\":\"busy\"}"),
-        FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
+        ALL_OK };
     static const int states[] = {
         SA_JOB_FILE_CREATE, SA_JOB_BACKOFF, SA_JOB_FILE_CREATE, SA_JOB_UPLOAD,
         SA_JOB_TASK_CREATE, SA_JOB_POLL_WAIT, SA_JOB_POLLING, SA_JOB_DONE };
@@ -680,7 +682,7 @@ TEST(file_create_unreadable_200_is_retried)
     static const fs_reply script[] = {
         HTTP(SA__STEP_FILE_CREATE, 200, "{\"status\":200,\"data\":{}}"),
         HTTP(SA__STEP_FILE_CREATE, 200, "<html>proxy</html>"),
-        FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
+        ALL_OK };
     fs_reply bad[4];
     size_t i;
     jt *t = jt_started(FROM_FILE);
@@ -741,7 +743,7 @@ TEST(file_create_404_falls_back_to_generic_path)
 {
     static const fs_reply script[] = {
         HTTP(SA__STEP_FILE_CREATE, 404, "{\"status\":404,\"error\":\"Not Found\"}"),
-        FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS };
+        ALL_OK };
     static const fs_reply twice[] = {
         HTTP(SA__STEP_FILE_CREATE, 404, ""), HTTP(SA__STEP_FILE_CREATE, 404, "") };
     jt *t = jt_ran(FROM_FILE, script, N(script), SA_OK);
@@ -1274,6 +1276,18 @@ TEST(zip_expired_url_refreshed)
     jt_end(t);
 }
 
+/* The job failed with `status` after its task succeeded: the message says
+ * why (needle), that the task is billed and which task it was. */
+static void check_billed_failure(jt *t, int status, const char *needle)
+{
+    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
+    CHECK_EQ_INT(sa__jobsm_status(t->sm), status);
+    CHECK(contains(sa__jobsm_errmsg(t->sm), needle));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), "billed"));
+    CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
+    CHECK_STR(sa__jobsm_task_id(t->sm), TASK_ID);
+}
+
 TEST(zip_expired_twice)
 {
     jt *t = zt_start(zip_success_body);
@@ -1285,12 +1299,7 @@ TEST(zip_expired_twice)
     zt_answer_str(t, 200, zip_success_body2);
     CHECK_STR(zt_send(t)->url, ZIP_URL2);
     zt_answer_str(t, 403, s3_expired);
-    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_URL_EXPIRED);
-    CHECK(contains(sa__jobsm_errmsg(t->sm), "Request has expired"));
-    CHECK(contains(sa__jobsm_errmsg(t->sm), "billed"));
-    CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
-    CHECK_STR(sa__jobsm_task_id(t->sm), TASK_ID);
+    check_billed_failure(t, SA_ERR_URL_EXPIRED, "Request has expired");
     CHECK(sa__jobsm_result(t->sm) == NULL);
     CHECK_EQ_INT(sa__jobsm_polls(t->sm), 2);  /* one refresh, not more */
     jt_end(t);
@@ -1306,12 +1315,7 @@ TEST(zip_corrupt)
     REQUIRE(t && nosi);
     zt_send(t);
     zt_answer(t, 200, junk, sizeof junk - 1);
-    CHECK_EQ_INT(sa__jobsm_state(t->sm), SA_JOB_FAILED);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_ZIP);
-    CHECK(contains(sa__jobsm_errmsg(t->sm), "succeeded"));
-    CHECK(contains(sa__jobsm_errmsg(t->sm), "billed"));
-    CHECK(contains(sa__jobsm_errmsg(t->sm), TASK_ID));
-    CHECK_STR(sa__jobsm_task_id(t->sm), TASK_ID);
+    check_billed_failure(t, SA_ERR_ZIP, "succeeded");
     jt_end(t);
 
     t = zt_start(zip_success_body);  /* a ZIP without score_info.json */

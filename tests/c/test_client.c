@@ -152,6 +152,16 @@ static void expect_invalid(sa_client *c, const sa_request *r, int code,
         HARNESS_FAIL("line %d: the key is in a message", line);
 }
 
+/* sa_client_submit, and where it took the job (*j), a wait of up to ms
+ * that must end it; returns the submit's code. */
+static int submit_and_wait(sa_client *c, const sa_request *r, sa_job **j,
+                           long ms)
+{
+    int rc = sa_client_submit(c, r, j);
+    if (rc == SA_OK) CHECK_EQ_INT(sa_job_wait(*j, ms), SA_OK);
+    return rc;
+}
+
 #define EXPECT_INVALID(c, r, code, needle) \
     expect_invalid((c), (r), (code), (needle), __LINE__)
 
@@ -249,8 +259,46 @@ static int new_with(sa_client_options *o, char *err, size_t len)
     return rc;
 }
 
+/* A value of a string option and what sa_client_new answers to it: the
+ * code, and a part of the message (NULL: not checked). */
+typedef struct opt_case {
+    const char *value;
+    int code;
+    const char *needle;
+} opt_case;
+
+/* Give *field (a string option of o) each case's value in turn and check
+ * sa_client_new's answer; *field keeps the last value. */
+static void check_option_cases(sa_client_options *o, const char **field,
+                               const opt_case *cases, size_t n)
+{
+    char err[256];
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        *field = cases[i].value;
+        CHECK_EQ_INT(new_with(o, err, sizeof err), cases[i].code);
+        if (cases[i].needle) CHECK(strstr(err, cases[i].needle) != NULL);
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+    }
+}
+
 TEST(client_new_errors)
 {
+    static const opt_case bad_keys[] = {
+        { NULL, SA_ERR_INVALID_ARGUMENT, "api_key is required" },
+        { "", SA_ERR_INVALID_ARGUMENT, NULL },
+        { KEY "\n", SA_ERR_INVALID_ARGUMENT, "line break" },
+        { KEY "\r", SA_ERR_INVALID_ARGUMENT, NULL },
+        { " " KEY, SA_ERR_INVALID_ARGUMENT, NULL },
+        { "Bearer " KEY, SA_ERR_INVALID_ARGUMENT, NULL },
+    };
+    static const opt_case bad_urls[] = {
+        { NULL, SA_ERR_INVALID_ARGUMENT, NULL },
+        { "ftp://127.0.0.1", SA_ERR_INVALID_ARGUMENT, "https://" },
+        { "yce-api-01.makeupar.com", SA_ERR_INVALID_ARGUMENT, NULL },
+        { "http://127.0.0.1:1/\r\nX: y", SA_ERR_INVALID_ARGUMENT, NULL },
+    };
     sa_client_options o;
     sa_client *c = (sa_client *)1;
     char err[256];
@@ -264,31 +312,9 @@ TEST(client_new_errors)
     CHECK(strstr(err, "sa_client_options_init") != NULL);
 
     test_options(&o, "http://127.0.0.1:1");
-    o.api_key = NULL;
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
-    CHECK(strstr(err, "api_key is required") != NULL);
-    o.api_key = "";
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
-    o.api_key = KEY "\n";
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
-    CHECK(strstr(err, "line break") != NULL);
-    o.api_key = KEY "\r";
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
-    o.api_key = " " KEY;
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
-    o.api_key = "Bearer " KEY;
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
+    check_option_cases(&o, &o.api_key, bad_keys, N(bad_keys));
     o.api_key = KEY;
-
-    o.base_url = NULL;
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
-    o.base_url = "ftp://127.0.0.1";
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
-    CHECK(strstr(err, "https://") != NULL);
-    o.base_url = "yce-api-01.makeupar.com";
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
-    o.base_url = "http://127.0.0.1:1/\r\nX: y";
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INVALID_ARGUMENT);
+    check_option_cases(&o, &o.base_url, bad_urls, N(bad_urls));
 
     o.base_url = "https://127.0.0.1:1";
     o.api_version = 22;
@@ -349,6 +375,18 @@ TEST(client_new_errors)
 
 TEST(insecure_urls)
 {
+    /* https, or http to the loopback host only */
+    static const opt_case secure[] = {
+        { "http://localhost:9", SA_OK, NULL },
+        { "http://127.0.0.1:9/", SA_OK, NULL },
+        { "http://[::1]:9", SA_OK, NULL },
+        { "https://example.com", SA_OK, NULL },
+    };
+    static const opt_case insecure[] = {
+        { "http://127.0.0.1.example.com:80", SA_ERR_INSECURE, NULL },
+        { "http://10.0.0.1:8080", SA_ERR_INSECURE, NULL },
+        { "http://localhost@evil.example.com", SA_ERR_INSECURE, NULL },
+    };
     sa_client_options o;
     char err[256];
 
@@ -356,22 +394,10 @@ TEST(insecure_urls)
     CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INSECURE);
     CHECK(strstr(err, "unencrypted") != NULL);
     CHECK(strstr(err, "allow_insecure_http") != NULL);
-    o.base_url = "http://127.0.0.1.example.com:80";
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INSECURE);
-    o.base_url = "http://10.0.0.1:8080";
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INSECURE);
-    o.base_url = "http://localhost@evil.example.com";
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_ERR_INSECURE);
+    check_option_cases(&o, &o.base_url, secure, N(secure));
+    check_option_cases(&o, &o.base_url, insecure, N(insecure));
+    /* allow_insecure_http: the last one is accepted */
     o.allow_insecure_http = 1;
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_OK);
-    o.allow_insecure_http = 0;
-    o.base_url = "http://localhost:9";
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_OK);
-    o.base_url = "http://127.0.0.1:9/";
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_OK);
-    o.base_url = "http://[::1]:9";
-    CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_OK);
-    o.base_url = "https://example.com";
     CHECK_EQ_INT(new_with(&o, err, sizeof err), SA_OK);
 }
 
@@ -861,8 +887,7 @@ TEST(unreachable_task_create_is_retried_not_ambiguous)
     REQUIRE(c != NULL);
     sd_request(&r, NULL);
     r.image_url = "https://example.com/selfie.jpg";
-    REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
-    CHECK_EQ_INT(sa_job_wait(j, 10000), SA_OK);
+    REQUIRE(submit_and_wait(c, &r, &j, 10000) == SA_OK);
     /* connection refused: the create never reached a server */
     CHECK_EQ_INT(sa_job_status(j), SA_ERR_TRANSPORT);
     sa_job_free(j);
@@ -940,8 +965,7 @@ TEST(callback_abort_cancels_with_callback_status)
     sd_request(&r, SD_JPG);
     r.callback = record_cb;
     r.user_data = &rec;
-    REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
-    CHECK_EQ_INT(sa_job_wait(j, 10000), SA_OK);
+    REQUIRE(submit_and_wait(c, &r, &j, 10000) == SA_OK);
     CHECK_EQ_INT(sa_job_state(j), SA_JOB_CANCELLED);
     CHECK_EQ_INT(sa_job_status(j), SA_ERR_CALLBACK);
     CHECK(strstr(sa_job_errmsg(j), "callback returned non-zero") != NULL);

@@ -332,9 +332,15 @@ int emu_check_invariants(const emu *e, long max_tasks, double max_gap_s,
 void emu_options(const emu *e, sa_client_options *o, const char *key,
                  long poll_ms, long timeout_ms)
 {
+    quick_options(o, key, e->base_url, poll_ms, timeout_ms);
+}
+
+void quick_options(sa_client_options *o, const char *key,
+                   const char *base_url, long poll_ms, long timeout_ms)
+{
     sa_client_options_init(o);
     o->api_key = key;
-    o->base_url = e->base_url;
+    o->base_url = base_url;
     o->poll_interval_ms = poll_ms;
     o->max_poll_interval_ms = poll_ms > 1000 ? 10000 : 1000;
     o->backoff_initial_ms = 20;

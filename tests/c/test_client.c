@@ -8,6 +8,7 @@
 #include "harness.h"
 #include "sa_internal.h"
 #include "support_fakeserver.h"
+#include "support_emulator.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -90,13 +91,10 @@ static int silent_listener(int *port)
 
 static void test_options(sa_client_options *o, const char *base)
 {
-    sa_client_options_init(o);
-    o->api_key = KEY;
-    o->base_url = base;
+    quick_options(o, KEY, base, 2000, 0);  /* polls at the defaults */
     o->max_retries = 2;
     o->backoff_initial_ms = 5;
     o->backoff_max_ms = 20;
-    o->connect_timeout_ms = 2000;
     o->request_timeout_ms = 2000;
     o->rate_limit = 0;
 }

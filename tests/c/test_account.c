@@ -16,6 +16,7 @@
 
 #define BASE "https://api.example"
 #define T0 1000000
+#define N(a) (sizeof(a) / sizeof((a)[0]))
 #define KEY "sk-account-Secret-77"
 
 typedef struct at {
@@ -256,19 +257,25 @@ TEST(price_list_page_bound)
 
 TEST(delete_errors)
 {
-    static const fs_reply running[] = {
-        A(400, "{\"status\":400,\"error\":\"Task is not finished yet\","
-               "\"error_code\":\"OperationInvalid\"}")
+#define GONE A(400, "{\"status\":400,\"error\":\"Invalid task ID\"," \
+                    "\"error_code\":\"InvalidTaskId\"}")
+    /* the answers to a delete of "T1", the status and API error code */
+    static const struct {
+        fs_reply script[2];
+        size_t n;
+        int status;
+        const char *code;
+    } cases[] = {
+        { { A(400, "{\"status\":400,\"error\":\"Task is not finished yet\","
+                   "\"error_code\":\"OperationInvalid\"}") },
+          1, SA_ERR_BAD_REQUEST, "OperationInvalid" },
+        { { GONE }, 1, SA_ERR_TASK_EXPIRED, "InvalidTaskId" },
+        /* a 502 may have come after the delete was done: "gone" is success */
+        { { A(502, "<html><title>502 Bad Gateway</title></html>"), GONE },
+          2, SA_OK, NULL },
     };
-    static const fs_reply unknown[] = {
-        A(400, "{\"status\":400,\"error\":\"Invalid task ID\","
-               "\"error_code\":\"InvalidTaskId\"}")
-    };
-    static const fs_reply retried_gone[] = {
-        A(502, "<html><title>502 Bad Gateway</title></html>"),
-        A(400, "{\"status\":400,\"error\":\"Invalid task ID\","
-               "\"error_code\":\"InvalidTaskId\"}")
-    };
+#undef GONE
+    size_t i;
     static const fs_reply ok[] = { A(200, "{\"status\":200,\"data\":{}}") };
     at *t = at_new(SA__ACCOUNT_DELETE, "T/ask+1=");
 
@@ -281,26 +288,16 @@ TEST(delete_errors)
     CHECK_STR(sa__jobsm_task_id(t->sm), "T/ask+1=");
     at_end(t);
 
-    t = at_new(SA__ACCOUNT_DELETE, "T1");
-    REQUIRE(t);
-    fs_drive(&t->run, t->sm, running, 1);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
-    CHECK_STR(sa__jobsm_api_error_code(t->sm), "OperationInvalid");
-    at_end(t);
-
-    t = at_new(SA__ACCOUNT_DELETE, "T1");
-    REQUIRE(t);
-    fs_drive(&t->run, t->sm, unknown, 1);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_TASK_EXPIRED);
-    CHECK_STR(sa__jobsm_api_error_code(t->sm), "InvalidTaskId");
-    at_end(t);
-
-    /* a 502 may have come after the delete was done: "gone" is success */
-    t = at_new(SA__ACCOUNT_DELETE, "T1");
-    REQUIRE(t);
-    fs_drive(&t->run, t->sm, retried_gone, 2);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
-    at_end(t);
+    for (i = 0; i < N(cases); i++) {
+        t = at_new(SA__ACCOUNT_DELETE, "T1");
+        REQUIRE(t);
+        fs_drive(&t->run, t->sm, cases[i].script, cases[i].n);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].status);
+        if (cases[i].code)
+            CHECK_STR(sa__jobsm_api_error_code(t->sm), cases[i].code);
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        at_end(t);
+    }
 
     /* wrong arguments */
     {

@@ -398,6 +398,14 @@ static sa_client *client_new(void)
     return emu_client(&o);
 }
 
+/* client_new with the emulator reset (its counters at zero). */
+static sa_client *client_reset(void)
+{
+    sa_client *c = client_new();
+    if (c) emu_reset(&g_emu);
+    return c;
+}
+
 static int wait_done(sa_job *j)
 {
     return sa_job_wait(j, 10000) == SA_OK ? sa_job_status(j) : SA_ERR_WAIT_TIMEOUT;
@@ -575,12 +583,11 @@ static sa_job *submit(sa_client *c, int format, int delete_after)
 
 TEST(delete_after_json_and_zip)
 {
-    sa_client *c = client_new();
+    sa_client *c = client_reset();
     sa_job *j, *r = NULL;
     char task[256];
 
     REQUIRE(c);
-    emu_reset(&g_emu);
     j = submit(c, SA_FORMAT_JSON, 1);
     REQUIRE(j);
     CHECK_EQ_INT(sa_job_delete_status(j), SA_ERR_NOT_DONE);
@@ -615,11 +622,10 @@ TEST(delete_after_json_and_zip)
 
 TEST(delete_after_failure_is_reported_on_a_done_job)
 {
-    sa_client *c = client_new();
+    sa_client *c = client_reset();
     sa_job *j;
 
     REQUIRE(c);
-    emu_reset(&g_emu);
     REQUIRE(emu_scenario(&g_emu, "[{\"endpoint\":\"task_delete\",\"fault\":"
                          "\"respond\",\"status\":400,\"body\":{\"status\":400,"
                          "\"error\":\"no\",\"error_code\":\"OperationNotSupport\"}}]")
@@ -639,11 +645,10 @@ TEST(delete_after_failure_is_reported_on_a_done_job)
 
 TEST(delete_after_not_tried_for_a_failed_analysis)
 {
-    sa_client *c = client_new();
+    sa_client *c = client_reset();
     sa_job *j;
 
     REQUIRE(c);
-    emu_reset(&g_emu);
     REQUIRE(emu_post_json(&g_emu, "/_control/engine_error/next",
                           "{\"code\":\"error_no_face\"}") == 200);
     j = submit(c, SA_FORMAT_JSON, 1);
@@ -657,12 +662,11 @@ TEST(delete_after_not_tried_for_a_failed_analysis)
 
 TEST(delete_after_fetch_masks_then_delete)
 {
-    sa_client *c = client_new();
+    sa_client *c = client_reset();
     sa_fetch_options fo;
     sa_job *j, *f = NULL;
 
     REQUIRE(c);
-    emu_reset(&g_emu);
     j = submit(c, SA_FORMAT_JSON, 0);
     REQUIRE(j);
     CHECK_EQ_INT(wait_done(j), SA_OK);
@@ -691,11 +695,10 @@ static int until_delete_sent(sa_client *c)
 
 TEST(delete_after_cancel_and_free_while_deleting)
 {
-    sa_client *c = client_new();
+    sa_client *c = client_reset();
     sa_job *j;
 
     REQUIRE(c);
-    emu_reset(&g_emu);
     REQUIRE(emu_scenario(&g_emu, "[{\"endpoint\":\"task_delete\",\"fault\":"
                          "\"delay\",\"delay_ms\":400}]") == 0);
     /* cancel: the result stands, the delete is reported cancelled */

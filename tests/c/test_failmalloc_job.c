@@ -44,22 +44,12 @@ static void config(sa__job_config *c, fs_mem *m, uint64_t *rng, int upload)
     c->max_retries = 4;
 }
 
-#define FILE_OK { .step = SA__STEP_FILE_CREATE, .http = 200, \
-                  .example = "file-create-response.json", .latency_ms = 80, \
-                  .request_id = "r1" }
-#define UPLOAD_OK { .step = SA__STEP_UPLOAD, .http = 200, .body = "", \
-                    .latency_ms = 400 }
-#define TASK_OK { .step = SA__STEP_TASK_CREATE, .http = 200, \
-                  .example = "task-create-response.json", .latency_ms = 90, \
-                  .request_id = "r2" }
-#define RUNNING { .step = SA__STEP_POLL, .http = 200, \
-                  .example = "task-status-running.json", .latency_ms = 60, \
-                  .request_id = "r3" }
-#define SUCCESS { .step = SA__STEP_POLL, .http = 200, \
-                  .example = "task-status-success-json-hd.json", \
-                  .latency_ms = 70, .request_id = "r4" }
+#define FILE_OK FS_FILE_OK("r1")
+#define TASK_OK FS_TASK_OK(90, "r2")
+#define RUNNING FS_RUNNING("r3")
+#define SUCCESS FS_SUCCESS("task-status-success-json-hd.json", "r4")
 
-static const fs_reply happy[] = { FILE_OK, UPLOAD_OK, TASK_OK, RUNNING,
+static const fs_reply happy[] = { FILE_OK, FS_UPLOAD_OK, TASK_OK, RUNNING,
                                   SUCCESS };
 
 static const fs_reply retries[] = {
@@ -70,7 +60,7 @@ static const fs_reply retries[] = {
     { .step = SA__STEP_UPLOAD, .http = 503, .latency_ms = 20,
       .body = "<Error><Code>SlowDown</Code><Message>Reduce your request "
               "rate.</Message></Error>" },
-    UPLOAD_OK,
+    FS_UPLOAD_OK,
     { .step = SA__STEP_TASK_CREATE, .http = 429, .latency_ms = 20,
       .example = "error-429.json", .request_id = "r429" },
     { .step = SA__STEP_TASK_CREATE, .transport = SA_ERR_TRANSPORT,

@@ -15,21 +15,12 @@
 static const char *const sd_actions[] = { "wrinkle", "pore" };
 
 /* Scripted answers (the spec's example bodies where one exists). */
-#define FILE_OK { .step = SA__STEP_FILE_CREATE, .http = 200, \
-                  .example = "file-create-response.json", .latency_ms = 80, \
-                  .request_id = "rid-file" }
-#define UPLOAD_OK { .step = SA__STEP_UPLOAD, .http = 200, .body = "", \
-                    .latency_ms = 400 }
-#define TASK_OK { .step = SA__STEP_TASK_CREATE, .http = 200, \
-                  .example = "task-create-response.json", .latency_ms = 120, \
-                  .request_id = "rid-task" }
-#define RUNNING { .step = SA__STEP_POLL, .http = 200, \
-                  .example = "task-status-running.json", .latency_ms = 60 }
-#define SUCCESS { .step = SA__STEP_POLL, .http = 200, \
-                  .example = "task-status-success-json-sd.json", \
-                  .latency_ms = 70, .request_id = "rid-poll" }
+#define FILE_OK FS_FILE_OK("rid-file")
+#define TASK_OK FS_TASK_OK(120, "rid-task")
+#define RUNNING FS_RUNNING(NULL)
+#define SUCCESS FS_SUCCESS("task-status-success-json-sd.json", "rid-poll")
 /* A whole job from the file create on, every answer a success. */
-#define ALL_OK FILE_OK, UPLOAD_OK, TASK_OK, SUCCESS
+#define ALL_OK FILE_OK, FS_UPLOAD_OK, TASK_OK, SUCCESS
 #define HTTP(stp, code, txt) { .step = (stp), .http = (code), .body = (txt), \
                                .latency_ms = 50 }
 #define EXAMPLE(stp, code, file) { .step = (stp), .http = (code), \
@@ -239,7 +230,7 @@ static int64_t gap_after(const jt *t, size_t i)
 
 TEST(happy_path_upload)
 {
-    static const fs_reply script[] = { FILE_OK, UPLOAD_OK, TASK_OK, RUNNING,
+    static const fs_reply script[] = { FILE_OK, FS_UPLOAD_OK, TASK_OK, RUNNING,
                                        RUNNING, SUCCESS };
     static const int states[] = {
         SA_JOB_FILE_CREATE, SA_JOB_UPLOAD, SA_JOB_TASK_CREATE,
@@ -494,7 +485,7 @@ TEST(upload_reset_then_ok)
 {
     static const fs_reply script[] = {
         FILE_OK, NET(SA__STEP_UPLOAD, SA_ERR_TRANSPORT, 0),
-        TIMEOUT(SA__STEP_UPLOAD), UPLOAD_OK, TASK_OK, SUCCESS };
+        TIMEOUT(SA__STEP_UPLOAD), FS_UPLOAD_OK, TASK_OK, SUCCESS };
     static const int states[] = {
         SA_JOB_FILE_CREATE, SA_JOB_UPLOAD, SA_JOB_BACKOFF, SA_JOB_UPLOAD,
         SA_JOB_BACKOFF, SA_JOB_UPLOAD, SA_JOB_TASK_CREATE };
@@ -531,7 +522,7 @@ TEST(rate_limited_on_every_step)
 {
     static const fs_reply script[] = {
         EXAMPLE(SA__STEP_FILE_CREATE, 429, "error-429.json"), FILE_OK,
-        HTTP(SA__STEP_UPLOAD, 429, ""), UPLOAD_OK,
+        HTTP(SA__STEP_UPLOAD, 429, ""), FS_UPLOAD_OK,
         EXAMPLE(SA__STEP_TASK_CREATE, 429, "error-429.json"), TASK_OK,
         EXAMPLE(SA__STEP_POLL, 429, "error-429.json"), RUNNING,
         EXAMPLE(SA__STEP_POLL, 429, "error-429.json"), SUCCESS };
@@ -613,7 +604,7 @@ TEST(task_create_ambiguous)
 TEST(ambiguous_create_reports_no_earlier_status)
 {
     static const fs_reply script[] = {
-        FILE_OK, UPLOAD_OK, TIMEOUT(SA__STEP_TASK_CREATE) };
+        FILE_OK, FS_UPLOAD_OK, TIMEOUT(SA__STEP_TASK_CREATE) };
     jt *t = jt_started(FROM_FILE);
 
     REQUIRE(t);
@@ -725,7 +716,7 @@ TEST(file_create_nul_id_never_creates_a_task)
             "\"FILE\\u0000EVIL\",\"requests\":[{\"method\":\"PUT\",\"url\":"
             "\"https://s3.test/up\",\"headers\":{\"Content-Type\":"
             "\"image/png\"}}]}]}}");
-    script[3] = (fs_reply)UPLOAD_OK;
+    script[3] = (fs_reply)FS_UPLOAD_OK;
     script[4] = (fs_reply)TASK_OK;
     script[5] = (fs_reply)SUCCESS;
     REQUIRE(jt_start(t) == SA_OK);
@@ -769,7 +760,7 @@ TEST(upload_refusals)
     static const fs_reply refused[] = {
         FILE_OK, HTTP(SA__STEP_UPLOAD, 403, mismatch), TASK_OK };
     static const fs_reply refresh[] = {
-        FILE_OK, HTTP(SA__STEP_UPLOAD, 403, expired), FILE_OK, UPLOAD_OK,
+        FILE_OK, HTTP(SA__STEP_UPLOAD, 403, expired), FILE_OK, FS_UPLOAD_OK,
         TASK_OK, SUCCESS };
     static const fs_reply refresh_once[] = {
         FILE_OK, HTTP(SA__STEP_UPLOAD, 403, expired), FILE_OK,
@@ -806,7 +797,7 @@ TEST(upload_slot_checks)
              "\"requests\":[{\"method\":\"PUT\",\"url\":\"https://s3.test/up?"
              "sig=1\",\"headers\":{\"Content-Type\":\"image/png\","
              "\"Content-Length\":547541,\"x-amz-acl\":\"private\"}}]}]}}"),
-        UPLOAD_OK };
+        FS_UPLOAD_OK };
     static const fs_reply wrong_size[] = {
         HTTP(SA__STEP_FILE_CREATE, 200,
              "{\"status\":200,\"data\":{\"files\":[{\"file_id\":\"F1\","
@@ -898,7 +889,7 @@ TEST(retry_budget_exhausted)
           SA__STEP_POLL },
         { TIMEOUT(SA__STEP_POLL), 4, SA_ERR_TIMEOUT, SA__STEP_POLL },
     };
-    static const fs_reply prefix[] = { FILE_OK, UPLOAD_OK, TASK_OK, RUNNING };
+    static const fs_reply prefix[] = { FILE_OK, FS_UPLOAD_OK, TASK_OK, RUNNING };
     size_t i, k;
 
     for (i = 0; i < N(cases); i++) {
@@ -2131,7 +2122,7 @@ TEST(deadline_before_a_task_exists)
           2, T0 + 30000 },
     };
     static const fs_reply in_backoff[] = {
-        FILE_OK, HTTP(SA__STEP_UPLOAD, 503, ""), UPLOAD_OK };
+        FILE_OK, HTTP(SA__STEP_UPLOAD, 503, ""), FS_UPLOAD_OK };
     jt *t = jt_new();
     sa__next nx;
     size_t i;
@@ -2266,7 +2257,7 @@ TEST(deadline_while_task_create_is_out)
 TEST(cancel_before_a_task_may_exist)
 {
     static const fs_reply script[] = {
-        FILE_OK, HTTP(SA__STEP_UPLOAD, 503, ""), UPLOAD_OK, TASK_OK };
+        FILE_OK, HTTP(SA__STEP_UPLOAD, 503, ""), FS_UPLOAD_OK, TASK_OK };
     static const int stops[] = { SA_JOB_FILE_CREATE, SA_JOB_UPLOAD,
                                  SA_JOB_BACKOFF, SA_JOB_TASK_CREATE };
     size_t i;
@@ -2642,7 +2633,7 @@ TEST(auth_only_on_api_requests)
 {
     static const fs_reply script[] = {
         HTTP(SA__STEP_FILE_CREATE, 503, ""), FILE_OK,
-        NET(SA__STEP_UPLOAD, SA_ERR_TRANSPORT, 0), UPLOAD_OK,
+        NET(SA__STEP_UPLOAD, SA_ERR_TRANSPORT, 0), FS_UPLOAD_OK,
         NET(SA__STEP_TASK_CREATE, SA_ERR_TRANSPORT, 1), TASK_OK, RUNNING,
         HTTP(SA__STEP_POLL, 502, html_502), SUCCESS };
     size_t i, k;

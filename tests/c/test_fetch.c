@@ -62,6 +62,15 @@ static void check_no_key_on_results(const emu *e, int line)
         HARNESS_FAIL("line %d: Authorization sent to /_results", line);
 }
 
+/* The end of a test: no download carried the key (check_no_key_on_results);
+ * j and c are freed. */
+#define END_WITH_NO_KEY(e, j, c)                                         \
+    do {                                                                 \
+        check_no_key_on_results((e), __LINE__);                          \
+        sa_job_free(j);                                                  \
+        sa_client_free(c);                                               \
+    } while (0)
+
 /* Every file of r was written into folder (the path says so, nothing is
  * held in memory) and, when `like` is not NULL, has the bytes of the file
  * of the same name in `like`; the files are removed. */
@@ -136,9 +145,7 @@ TEST(zip_result_end_to_end)
     CHECK(sa_result_file_count(r) >= 3);
     CHECK_EQ_INT(count_format(r, SA_IMAGE_PNG), (int)sa_result_file_count(r));
     CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "result"), 1);
-    check_no_key_on_results(&g_emu, __LINE__);
-    sa_job_free(j);
-    sa_client_free(c);
+    END_WITH_NO_KEY(&g_emu, j, c);
 }
 
 /* A ZIP download is bounded by its own limit (64 MiB), not by the API
@@ -293,6 +300,16 @@ TEST(expired_urls_are_refreshed)
     emu_stop(&e);
 }
 
+/* The end of a test with a fault scenario: the scenario cleared, the
+ * fetch job f, its job j and the client freed. */
+static void end_fault_test(sa_client *c, sa_job *j, sa_job *f)
+{
+    emu_scenario(&g_emu, NULL);
+    sa_job_free(f);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
 TEST(result_host_faults_are_retried)
 {
     sa_client *c = client_for(&g_emu, 50);
@@ -315,10 +332,7 @@ TEST(result_host_faults_are_retried)
     REQUIRE(sa_client_fetch_masks(c, j, NULL, &f) == SA_OK);
     CHECK_EQ_INT(sa_job_wait(f, 20000), SA_OK);
     CHECK_EQ_INT(sa_job_status(f), SA_OK);
-    emu_scenario(&g_emu, NULL);
-    sa_job_free(f);
-    sa_job_free(j);
-    sa_client_free(c);
+    end_fault_test(c, j, f);
 }
 
 TEST(freeing_a_fetch_job_stops_its_downloads)
@@ -593,9 +607,7 @@ static void key_in_mask_urls(const emu *ep)
     CHECK_EQ_INT(i, 2);
     CHECK_EQ_INT(empty_folder(folder), 0);
     rmdir(folder);
-    check_no_key_on_results(&e, __LINE__);
-    sa_job_free(j);
-    sa_client_free(c);
+    END_WITH_NO_KEY(&e, j, c);
 }
 
 /* A result host that trickles one byte a second is cut off by the
@@ -634,10 +646,7 @@ TEST(a_trickling_host_is_cut_off)
     CHECK(strstr(sa_job_errmsg(f), "too slow") != NULL ||
           strstr(sa_job_errmsg(f), "timed out") != NULL);
     CHECK_EQ_INT(sa_result_file_count(sa_job_result(f)), n_urls - 1);
-    emu_scenario(&g_emu, NULL);
-    sa_job_free(f);
-    sa_job_free(j);
-    sa_client_free(c);
+    end_fault_test(c, j, f);
 }
 
 /* The fetch job's own callback and user data: the finished job can be

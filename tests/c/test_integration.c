@@ -141,6 +141,15 @@ static void check_invariants(const emu *e, long max_tasks, int idle, int line)
 #define INVARIANTS(e, max_tasks, idle) \
     check_invariants((e), (max_tasks), (idle), __LINE__)
 
+/* The end of a test of one job on the shared emulator: the invariants
+ * hold (at most one task, none running); j and c are freed. */
+#define END_ONE_JOB(j, c)                                                \
+    do {                                                                 \
+        INVARIANTS(&g_emu, 1, 1);                                        \
+        sa_job_free(j);                                                  \
+        sa_client_free(c);                                               \
+    } while (0)
+
 /* A successful JSON result: every requested concern scored. */
 static void check_json_result(const sa_job *j, const char *concern,
                               const char *region)
@@ -309,9 +318,7 @@ TEST(png_zip_with_options_v21)
     RUN_JOB(j, c, &r, SA_OK);
     check_zip_result(j, SA_IMAGE_JPEG);
     CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "result"), 1);
-    INVARIANTS(&g_emu, 1, 1);
-    sa_job_free(j);
-    sa_client_free(c);
+    END_ONE_JOB(j, c);
 }
 
 TEST(image_url_source)
@@ -333,9 +340,7 @@ TEST(image_url_source)
     check_json_result(j, "pore", NULL);
     CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "file_create"), 0);
     CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "upload"), 0);
-    INVARIANTS(&g_emu, 1, 1);
-    sa_job_free(j);
-    sa_client_free(c);
+    END_ONE_JOB(j, c);
 }
 
 TEST(file_id_source_reuses_an_upload)

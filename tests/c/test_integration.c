@@ -1180,8 +1180,7 @@ static void *tight_thread(void *ud)
     int64_t t0 = harness_now_ms();
 
     base_options(&o, &tr->e);
-    o.rate_limit = 1;
-    o.rate_per_second = 5;
+    o.rate_limit = 1;                   /* 5 per second, the default */
     o.rate_window_max = 40;
     o.rate_window_ms = 20000;
     o.max_poll_interval_ms = 4000;

@@ -6,7 +6,8 @@
  *
  * A failed check prints file:line and the values, marks the test failed and
  * continues.  harness_report() prints "N passed, M failed" and returns the
- * process exit code.
+ * process exit code.  Helpers that are not macros (harness_slurp,
+ * harness_now_ms) are declared in support_harness.h.
  */
 #ifndef SA_TEST_HARNESS_H
 #define SA_TEST_HARNESS_H
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "support_harness.h"   /* harness_slurp, harness_now_ms */
 
 static int harness_passed, harness_failed, harness_cur_failed;
 static const char *harness_cur_name;
@@ -26,12 +29,20 @@ static const char *harness_cur_name;
         harness_cur_name = #name;                                        \
         harness_cur_failed = 0;                                          \
         name();                                                          \
+        HARNESS_TALLY();                                                 \
+    } while (0)
+
+/* Count the current test passed or failed and say so (RUN does this; a
+ * test run another way, e.g. in its own thread, sets harness_cur_name and
+ * harness_cur_failed itself and ends with this). */
+#define HARNESS_TALLY()                                                  \
+    do {                                                                 \
         if (harness_cur_failed) {                                        \
             harness_failed++;                                            \
-            fprintf(stderr, "FAIL %s\n", #name);                         \
+            fprintf(stderr, "FAIL %s\n", harness_cur_name);              \
         } else {                                                         \
             harness_passed++;                                            \
-            fprintf(stderr, "ok   %s\n", #name);                         \
+            fprintf(stderr, "ok   %s\n", harness_cur_name);              \
         }                                                                \
     } while (0)
 
@@ -84,29 +95,6 @@ static int harness_report(void)
 {
     printf("%d passed, %d failed\n", harness_passed, harness_failed);
     return harness_failed ? 1 : 0;
-}
-
-/* Read a whole file into a malloc'd NUL-terminated buffer (tests only). */
-static char *harness_slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        if (len) *len = (size_t)n;
-    }
-    return buf;
 }
 
 #endif

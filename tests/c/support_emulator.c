@@ -4,6 +4,7 @@
  * control endpoint, and the library's sa__json_parse for its answers.
  */
 #include "support_emulator.h"
+#include "support_harness.h"
 
 #include "sa_internal.h"
 
@@ -227,25 +228,16 @@ int emu_host_public(const emu *e, const char *name, const char *path,
                     char *url, size_t urllen)
 {
     char ctl[256], *data, *body = NULL;
-    FILE *f = fopen(path, "rb");
-    long n, status;
+    size_t n = 0;
+    long status;
     cJSON *root = NULL;
     const char *u;
     int rc = -1;
 
-    if (!f) return -1;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    data = malloc((size_t)n + 1);
-    if (data && fread(data, 1, (size_t)n, f) != (size_t)n) {
-        free(data);
-        data = NULL;
-    }
-    fclose(f);
+    data = harness_slurp(path, &n);
     if (!data) return -1;
     snprintf(ctl, sizeof ctl, "/_control/public/%s", name);
-    status = emu_http(e, "POST", ctl, data, (size_t)n, "image/jpeg", &body);
+    status = emu_http(e, "POST", ctl, data, n, "image/jpeg", &body);
     free(data);
     if (status == 200 && body &&
         sa__json_parse(body, strlen(body), 16, &root) == SA_OK &&
@@ -335,4 +327,39 @@ int emu_check_invariants(const emu *e, long max_tasks, double max_gap_s,
     }
     cJSON_Delete(root);
     return why[0] ? -1 : 0;
+}
+
+void emu_options(const emu *e, sa_client_options *o, const char *key,
+                 long poll_ms, long timeout_ms)
+{
+    quick_options(o, key, e->base_url, poll_ms, timeout_ms);
+}
+
+void quick_options(sa_client_options *o, const char *key,
+                   const char *base_url, long poll_ms, long timeout_ms)
+{
+    sa_client_options_init(o);
+    o->api_key = key;
+    o->base_url = base_url;
+    o->poll_interval_ms = poll_ms;
+    o->max_poll_interval_ms = poll_ms > 1000 ? 10000 : 1000;
+    o->backoff_initial_ms = 20;
+    o->backoff_max_ms = 100;
+    o->connect_timeout_ms = 2000;
+    if (timeout_ms > 0) {
+        o->request_timeout_ms = timeout_ms;
+        o->upload_timeout_ms = timeout_ms;
+    }
+}
+
+sa_client *emu_client(const sa_client_options *o)
+{
+    sa_client *c = NULL;
+    char err[256];
+
+    if (sa_client_new(&c, o, err, sizeof err) != SA_OK) {
+        fprintf(stderr, "sa_client_new: %s\n", err);
+        return NULL;
+    }
+    return c;
 }

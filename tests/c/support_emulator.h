@@ -11,6 +11,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "skinanalysis.h"
+
 #define EMU_KEY "emulator-key"
 
 typedef struct emu {
@@ -57,5 +59,17 @@ int emu_reset(const emu *e);
  * why. */
 int emu_check_invariants(const emu *e, long max_tasks, double max_gap_s,
                          int require_idle, char *why, size_t whylen);
+
+/* Options for a test client of a local server at base_url: the key and a
+ * quick pace: polls every poll_ms (at most 1 s apart; 10 s when poll_ms is
+ * over 1 s), backoffs of 20 to 100 ms, 2 s to connect, and request and
+ * upload timeouts of timeout_ms (0: the defaults); the rest the defaults. */
+void quick_options(sa_client_options *o, const char *key,
+                   const char *base_url, long poll_ms, long timeout_ms);
+/* quick_options for the emulator e. */
+void emu_options(const emu *e, sa_client_options *o, const char *key,
+                 long poll_ms, long timeout_ms);
+/* sa_client_new with o: the client, or NULL (the reason on stderr). */
+sa_client *emu_client(const sa_client_options *o);
 
 #endif

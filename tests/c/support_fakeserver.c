@@ -2,6 +2,7 @@
  * support_fakeserver.c - see support_fakeserver.h.
  */
 #include "support_fakeserver.h"
+#include "support_harness.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,13 +54,9 @@ static void fs_free(void *ptr, void *ud)
 
 void fs_mem_init(fs_mem *m, long fail_at, int fail_after)
 {
-    memset(m, 0, sizeof *m);
-    m->fail_at = fail_at;
-    m->fail_after = fail_after;
-    m->mem.user_data = m;
-    m->mem.malloc = fs_malloc;
-    m->mem.realloc = fs_realloc;
-    m->mem.free = fs_free;
+    *m = (fs_mem){ .fail_at = fail_at, .fail_after = fail_after,
+                   .mem = { .user_data = m, .malloc = fs_malloc,
+                            .realloc = fs_realloc, .free = fs_free } };
 }
 
 /* ------------------------------------------------------------------ */
@@ -69,29 +66,9 @@ void fs_mem_init(fs_mem *m, long fail_at, int fail_after)
 char *fs_example(const char *name, size_t *len)
 {
     char path[1024];
-    FILE *f;
-    char *buf;
-    long n;
 
     snprintf(path, sizeof path, "%s/%s", SA_EXAMPLES, name);
-    f = fopen(path, "rb");
-    if (!f) return NULL;
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0
-        || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return NULL;
-    }
-    buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        if (len) *len = (size_t)n;
-    }
-    return buf;
+    return harness_slurp(path, len);
 }
 
 static void fs_error(fs_run *run, const char *fmt, ...)
@@ -113,6 +90,19 @@ void fs_run_init(fs_run *run, int64_t now)
     run->stop_state = -1;
     run->poll_ref = -1;
     run->last_wait = INT64_MIN;
+}
+
+void fs_job_config(sa__job_config *c, fs_mem *m, uint64_t *rng,
+                   const char *base_url, int64_t now)
+{
+    *c = (sa__job_config){
+        .mem = &m->mem, .base_url = base_url, .api_version = SA_API_V2_1,
+        .upload_path = SA_UPLOAD_SKIN_ANALYSIS,
+        .request_timeout_ms = 30000, .upload_timeout_ms = 120000,
+        .poll_interval_ms = 2000, .max_poll_interval_ms = 10000,
+        .deadline_at_ms = now + 600000, .max_retries = 6,
+        .backoff_initial_ms = 500, .backoff_max_ms = 16000,
+        .max_json_depth = 64, .rng = rng };
 }
 
 static void fs_copy(char *dst, size_t len, const char *src)

@@ -85,6 +85,31 @@ typedef struct fs_run {
 
 void fs_run_init(fs_run *run, int64_t now);
 
+/* The answers of a job that goes well, for the job suites' scripts (the
+ * spec's example bodies; rid: the answer's x-request-id, may be NULL). */
+#define FS_FILE_OK(rid) { .step = SA__STEP_FILE_CREATE, .http = 200, \
+                          .example = "file-create-response.json", \
+                          .latency_ms = 80, .request_id = (rid) }
+#define FS_UPLOAD_OK { .step = SA__STEP_UPLOAD, .http = 200, .body = "", \
+                       .latency_ms = 400 }
+#define FS_TASK_OK(ms, rid) { .step = SA__STEP_TASK_CREATE, .http = 200, \
+                              .example = "task-create-response.json", \
+                              .latency_ms = (ms), .request_id = (rid) }
+#define FS_RUNNING(rid) { .step = SA__STEP_POLL, .http = 200, \
+                          .example = "task-status-running.json", \
+                          .latency_ms = 60, .request_id = (rid) }
+#define FS_SUCCESS(file, rid) { .step = SA__STEP_POLL, .http = 200, \
+                                .example = (file), .latency_ms = 70, \
+                                .request_id = (rid) }
+
+/* The settings the state-machine suites start a job from (all else zero):
+ * m's allocator, base_url, API v2.1 on the skin-analysis upload path, the
+ * client's default timeouts, pacing and retries (requests 30 s, uploads
+ * 120 s, polls every 2 s to 10 s, a deadline 600 s after now, 6 retries
+ * backing off 500 ms to 16 s), JSON nesting 64 deep, and rng. */
+void fs_job_config(sa__job_config *c, fs_mem *m, uint64_t *rng,
+                   const char *base_url, int64_t now);
+
 /* Drive sm with the script until END, the script runs out (a request may
  * stay out: run->pending), or the job reaches run->stop_state.  Checks on
  * the way (counted in run->errors): never a second SEND while a request is

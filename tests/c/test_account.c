@@ -16,6 +16,7 @@
 
 #define BASE "https://api.example"
 #define T0 1000000
+#define N(a) (sizeof(a) / sizeof((a)[0]))
 #define KEY "sk-account-Secret-77"
 
 typedef struct at {
@@ -26,26 +27,27 @@ typedef struct at {
     fs_run run;
 } at;
 
-static at *at_new(int op, const char *task_id)
+/* An account call's world with the N-th allocation failing (0: none), its
+ * machine not made yet (NULL if out of memory). */
+static at *at_alloc(long fail_at)
 {
     at *t = calloc(1, sizeof *t);
     if (!t) return NULL;
-    fs_mem_init(&t->m, 0, 0);
+    fs_mem_init(&t->m, fail_at, 0);
     t->rng = 0x2545F4914F6CDD1DULL;
-    t->cfg.mem = &t->m.mem;
-    t->cfg.base_url = BASE;
+    fs_job_config(&t->cfg, &t->m, &t->rng, BASE, T0);
     t->cfg.api_version = SA_API_V2_0;
-    t->cfg.request_timeout_ms = 30000;
-    t->cfg.upload_timeout_ms = 120000;
-    t->cfg.poll_interval_ms = 2000;
-    t->cfg.max_poll_interval_ms = 10000;
-    t->cfg.deadline_at_ms = T0 + 600000;
     t->cfg.max_retries = 3;
     t->cfg.backoff_initial_ms = 100;
     t->cfg.backoff_max_ms = 1000;
-    t->cfg.max_json_depth = 64;
-    t->cfg.rng = &t->rng;
     fs_run_init(&t->run, T0);
+    return t;
+}
+
+static at *at_new(int op, const char *task_id)
+{
+    at *t = at_alloc(0);
+    if (!t) return NULL;
     if (sa__jobsm_new_account(&t->cfg, op, task_id, KEY, T0, &t->sm) != SA_OK) {
         free(t);
         return NULL;
@@ -255,19 +257,25 @@ TEST(price_list_page_bound)
 
 TEST(delete_errors)
 {
-    static const fs_reply running[] = {
-        A(400, "{\"status\":400,\"error\":\"Task is not finished yet\","
-               "\"error_code\":\"OperationInvalid\"}")
+#define GONE A(400, "{\"status\":400,\"error\":\"Invalid task ID\"," \
+                    "\"error_code\":\"InvalidTaskId\"}")
+    /* the answers to a delete of "T1", the status and API error code */
+    static const struct {
+        fs_reply script[2];
+        size_t n;
+        int status;
+        const char *code;
+    } cases[] = {
+        { { A(400, "{\"status\":400,\"error\":\"Task is not finished yet\","
+                   "\"error_code\":\"OperationInvalid\"}") },
+          1, SA_ERR_BAD_REQUEST, "OperationInvalid" },
+        { { GONE }, 1, SA_ERR_TASK_EXPIRED, "InvalidTaskId" },
+        /* a 502 may have come after the delete was done: "gone" is success */
+        { { A(502, "<html><title>502 Bad Gateway</title></html>"), GONE },
+          2, SA_OK, NULL },
     };
-    static const fs_reply unknown[] = {
-        A(400, "{\"status\":400,\"error\":\"Invalid task ID\","
-               "\"error_code\":\"InvalidTaskId\"}")
-    };
-    static const fs_reply retried_gone[] = {
-        A(502, "<html><title>502 Bad Gateway</title></html>"),
-        A(400, "{\"status\":400,\"error\":\"Invalid task ID\","
-               "\"error_code\":\"InvalidTaskId\"}")
-    };
+#undef GONE
+    size_t i;
     static const fs_reply ok[] = { A(200, "{\"status\":200,\"data\":{}}") };
     at *t = at_new(SA__ACCOUNT_DELETE, "T/ask+1=");
 
@@ -280,26 +288,16 @@ TEST(delete_errors)
     CHECK_STR(sa__jobsm_task_id(t->sm), "T/ask+1=");
     at_end(t);
 
-    t = at_new(SA__ACCOUNT_DELETE, "T1");
-    REQUIRE(t);
-    fs_drive(&t->run, t->sm, running, 1);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_BAD_REQUEST);
-    CHECK_STR(sa__jobsm_api_error_code(t->sm), "OperationInvalid");
-    at_end(t);
-
-    t = at_new(SA__ACCOUNT_DELETE, "T1");
-    REQUIRE(t);
-    fs_drive(&t->run, t->sm, unknown, 1);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_ERR_TASK_EXPIRED);
-    CHECK_STR(sa__jobsm_api_error_code(t->sm), "InvalidTaskId");
-    at_end(t);
-
-    /* a 502 may have come after the delete was done: "gone" is success */
-    t = at_new(SA__ACCOUNT_DELETE, "T1");
-    REQUIRE(t);
-    fs_drive(&t->run, t->sm, retried_gone, 2);
-    CHECK_EQ_INT(sa__jobsm_status(t->sm), SA_OK);
-    at_end(t);
+    for (i = 0; i < N(cases); i++) {
+        t = at_new(SA__ACCOUNT_DELETE, "T1");
+        REQUIRE(t);
+        fs_drive(&t->run, t->sm, cases[i].script, cases[i].n);
+        CHECK_EQ_INT(sa__jobsm_status(t->sm), cases[i].status);
+        if (cases[i].code)
+            CHECK_STR(sa__jobsm_api_error_code(t->sm), cases[i].code);
+        if (harness_cur_failed) fprintf(stderr, "  (case %zu)\n", i);
+        at_end(t);
+    }
 
     /* wrong arguments */
     {
@@ -325,21 +323,9 @@ TEST(account_out_of_memory_everywhere)
     long n;
 
     for (n = 1; n < 400; n++) {
-        at *t = calloc(1, sizeof *t);
+        at *t = at_alloc(n);
         REQUIRE(t);
-        fs_mem_init(&t->m, n, 0);
-        t->rng = 1;
-        t->cfg.mem = &t->m.mem;
-        t->cfg.base_url = BASE;
-        t->cfg.api_version = SA_API_V2_0;
-        t->cfg.request_timeout_ms = 30000;
-        t->cfg.upload_timeout_ms = 30000;
-        t->cfg.poll_interval_ms = 2000;
-        t->cfg.max_poll_interval_ms = 10000;
         t->cfg.max_retries = 0;
-        t->cfg.max_json_depth = 64;
-        t->cfg.rng = &t->rng;
-        fs_run_init(&t->run, T0);
         if (sa__jobsm_new_account(&t->cfg, SA__ACCOUNT_PRICES, NULL, KEY, T0,
                                  &t->sm) != SA_OK) {
             CHECK(t->sm == NULL);
@@ -407,21 +393,16 @@ static emu g_emu;
 static sa_client *client_new(void)
 {
     sa_client_options o;
-    sa_client *c = NULL;
-    char err[256];
 
-    sa_client_options_init(&o);
-    o.api_key = KEY;
-    o.base_url = g_emu.base_url;
-    o.poll_interval_ms = 50;
-    o.max_poll_interval_ms = 1000;
-    o.backoff_initial_ms = 20;
-    o.backoff_max_ms = 100;
-    o.request_timeout_ms = 3000;
-    if (sa_client_new(&c, &o, err, sizeof err) != SA_OK) {
-        fprintf(stderr, "sa_client_new: %s\n", err);
-        return NULL;
-    }
+    emu_options(&g_emu, &o, KEY, 50, 3000);
+    return emu_client(&o);
+}
+
+/* client_new with the emulator reset (its counters at zero). */
+static sa_client *client_reset(void)
+{
+    sa_client *c = client_new();
+    if (c) emu_reset(&g_emu);
     return c;
 }
 
@@ -602,12 +583,11 @@ static sa_job *submit(sa_client *c, int format, int delete_after)
 
 TEST(delete_after_json_and_zip)
 {
-    sa_client *c = client_new();
+    sa_client *c = client_reset();
     sa_job *j, *r = NULL;
     char task[256];
 
     REQUIRE(c);
-    emu_reset(&g_emu);
     j = submit(c, SA_FORMAT_JSON, 1);
     REQUIRE(j);
     CHECK_EQ_INT(sa_job_delete_status(j), SA_ERR_NOT_DONE);
@@ -642,11 +622,10 @@ TEST(delete_after_json_and_zip)
 
 TEST(delete_after_failure_is_reported_on_a_done_job)
 {
-    sa_client *c = client_new();
+    sa_client *c = client_reset();
     sa_job *j;
 
     REQUIRE(c);
-    emu_reset(&g_emu);
     REQUIRE(emu_scenario(&g_emu, "[{\"endpoint\":\"task_delete\",\"fault\":"
                          "\"respond\",\"status\":400,\"body\":{\"status\":400,"
                          "\"error\":\"no\",\"error_code\":\"OperationNotSupport\"}}]")
@@ -666,11 +645,10 @@ TEST(delete_after_failure_is_reported_on_a_done_job)
 
 TEST(delete_after_not_tried_for_a_failed_analysis)
 {
-    sa_client *c = client_new();
+    sa_client *c = client_reset();
     sa_job *j;
 
     REQUIRE(c);
-    emu_reset(&g_emu);
     REQUIRE(emu_post_json(&g_emu, "/_control/engine_error/next",
                           "{\"code\":\"error_no_face\"}") == 200);
     j = submit(c, SA_FORMAT_JSON, 1);
@@ -684,12 +662,11 @@ TEST(delete_after_not_tried_for_a_failed_analysis)
 
 TEST(delete_after_fetch_masks_then_delete)
 {
-    sa_client *c = client_new();
+    sa_client *c = client_reset();
     sa_fetch_options fo;
     sa_job *j, *f = NULL;
 
     REQUIRE(c);
-    emu_reset(&g_emu);
     j = submit(c, SA_FORMAT_JSON, 0);
     REQUIRE(j);
     CHECK_EQ_INT(wait_done(j), SA_OK);
@@ -718,11 +695,10 @@ static int until_delete_sent(sa_client *c)
 
 TEST(delete_after_cancel_and_free_while_deleting)
 {
-    sa_client *c = client_new();
+    sa_client *c = client_reset();
     sa_job *j;
 
     REQUIRE(c);
-    emu_reset(&g_emu);
     REQUIRE(emu_scenario(&g_emu, "[{\"endpoint\":\"task_delete\",\"fault\":"
                          "\"delay\",\"delay_ms\":400}]") == 0);
     /* cancel: the result stands, the delete is reported cancelled */

@@ -201,19 +201,28 @@ TEST(client_rejects_bad_scope)
 /* Host scope across real processes                                    */
 /* ------------------------------------------------------------------ */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void host_opts(sa_client_options *o, const char *key)
 {
     sa_client_options_init(o);
     o->api_key = key;
     o->base_url = "http://127.0.0.1:1";
     o->rate_limit_scope = "host";
+}
+
+/* o's host budget, shared between processes: NULL where this system has
+ * none (the reason in note) or it failed to open (a failed check). */
+static sa__budget *host_budget(const sa_client_options *o, char *note,
+                               size_t notelen)
+{
+    sa__budget *b = NULL;
+
+    CHECK_EQ_INT(sa__budget_open(&b, NULL, o, o->api_key, o->base_url, note,
+                                notelen), SA_OK);
+    if (b && !sa__budget_shared(b)) {
+        sa__budget_close(b);
+        b = NULL;
+    }
+    return b;
 }
 
 #define PROCS 4
@@ -233,11 +242,9 @@ TEST(host_scope_across_processes)
 
     snprintf(key, sizeof key, "secret-key-%ld", (long)getpid());
     host_opts(&o, key);
-    CHECK_EQ_INT(sa__budget_open(&b, NULL, &o, key, o.base_url, note,
-                                sizeof note), SA_OK);
-    if (!sa__budget_shared(b)) {
+    b = host_budget(&o, note, sizeof note);
+    if (!b) {
         printf("  (no shared memory here: %s)\n", note);
-        sa__budget_close(b);
         return;
     }
     snprintf(path, sizeof path, "%s", sa__budget_host_path(b->host));
@@ -256,7 +263,7 @@ TEST(host_scope_across_processes)
                                sizeof cnote) != SA_OK || !sa__budget_shared(cb))
                 _exit(3);
             while (got < PER_PROC) {
-                int64_t now = mono_ms(), ready = now;
+                int64_t now = harness_now_ms(), ready = now;
                 if (sa__budget_acquire(cb, now, &ready)) {
                     times[p * PER_PROC + got++] = now;
                 } else {
@@ -309,14 +316,10 @@ TEST(host_scope_dead_process_leaks_nothing)
 
     snprintf(key, sizeof key, "dead-key-%ld", (long)getpid());
     host_opts(&o, key);
-    CHECK_EQ_INT(sa__budget_open(&b, NULL, &o, key, o.base_url, note,
-                                sizeof note), SA_OK);
-    if (!sa__budget_shared(b)) {
-        sa__budget_close(b);
-        return;
-    }
+    b = host_budget(&o, note, sizeof note);
+    if (!b) return;
     snprintf(path, sizeof path, "%s", sa__budget_host_path(b->host));
-    now = mono_ms();
+    now = harness_now_ms();
     pid = fork();
     if (pid == 0) {
         sa__budget *cb = NULL;
@@ -335,13 +338,34 @@ TEST(host_scope_dead_process_leaks_nothing)
     CHECK(stat(path, &sb) != 0);
 }
 
+/* Two schedulers (two clients) on o's host budget, each with its own
+ * handle of it: 0 (nothing left open) where there is no shared memory. */
+static int two_schedulers(const sa_client_options *o, sa__sched *sa,
+                          sa__sched *sb, sa__budget **ba, sa__budget **bb)
+{
+    char note[512];
+
+    *ba = host_budget(o, note, sizeof note);
+    *bb = host_budget(o, note, sizeof note);
+    if (!*ba || !*bb) {
+        sa__budget_close(*ba);
+        sa__budget_close(*bb);
+        return 0;
+    }
+    CHECK_EQ_INT(sa__sched_init(sa, NULL, o), SA_OK);
+    CHECK_EQ_INT(sa__sched_init(sb, NULL, o), SA_OK);
+    sa->budget = *ba;
+    sb->budget = *bb;
+    return 1;
+}
+
 /* Two clients' schedulers (sched.c) on one host budget, with fake time
  * from now on: the per-second window and the admission cap are theirs
  * together; a client held by the cap looks again every
  * SA__BUDGET_RECHECK_MS (a job ending elsewhere does not wake it). */
 TEST(two_schedulers_share_window_and_cap)
 {
-    char key[64], note[512];
+    char key[64];
     sa_client_options o;
     sa__sched sa, sb;
     sa__budget *ba = NULL, *bb = NULL;
@@ -351,21 +375,9 @@ TEST(two_schedulers_share_window_and_cap)
 
     snprintf(key, sizeof key, "sched-key-%ld", (long)getpid());
     host_opts(&o, key);
-    CHECK_EQ_INT(sa__budget_open(&ba, NULL, &o, key, o.base_url, note,
-                                sizeof note), SA_OK);
-    CHECK_EQ_INT(sa__budget_open(&bb, NULL, &o, key, o.base_url, note,
-                                sizeof note), SA_OK);
-    if (!sa__budget_shared(ba) || !sa__budget_shared(bb)) {
-        sa__budget_close(ba);
-        sa__budget_close(bb);
-        return;
-    }
-    CHECK_EQ_INT(sa__sched_init(&sa, NULL, &o), SA_OK);
-    CHECK_EQ_INT(sa__sched_init(&sb, NULL, &o), SA_OK);
-    sa.budget = ba;
-    sb.budget = bb;
+    if (!two_schedulers(&o, &sa, &sb, &ba, &bb)) return;
     CHECK_EQ_INT(sa.admit_cap, 6);
-    now = mono_ms();
+    now = harness_now_ms();
     for (i = 0; i < 8; i++) {
         sa__sched_item_init(&ia[i]);
         sa__sched_item_init(&ib[i]);
@@ -399,7 +411,7 @@ TEST(two_schedulers_share_window_and_cap)
  * client that sent nothing. */
 TEST(sched_load_reads_the_host_budget)
 {
-    char key[64], note[512];
+    char key[64];
     sa_client_options o;
     sa__sched sa, sb;
     sa__budget *ba = NULL, *bb = NULL;
@@ -411,20 +423,8 @@ TEST(sched_load_reads_the_host_budget)
     host_opts(&o, key);
     o.rate_window_max = 20;
     o.rate_window_ms = 60000;
-    CHECK_EQ_INT(sa__budget_open(&ba, NULL, &o, key, o.base_url, note,
-                                sizeof note), SA_OK);
-    CHECK_EQ_INT(sa__budget_open(&bb, NULL, &o, key, o.base_url, note,
-                                sizeof note), SA_OK);
-    if (!sa__budget_shared(ba) || !sa__budget_shared(bb)) {
-        sa__budget_close(ba);
-        sa__budget_close(bb);
-        return;
-    }
-    CHECK_EQ_INT(sa__sched_init(&sa, NULL, &o), SA_OK);
-    CHECK_EQ_INT(sa__sched_init(&sb, NULL, &o), SA_OK);
-    sa.budget = ba;
-    sb.budget = bb;
-    now = mono_ms();
+    if (!two_schedulers(&o, &sa, &sb, &ba, &bb)) return;
+    now = harness_now_ms();
     CHECK(sa__sched_load(&sb, now) == 0.0);
     sa__sched_item_init(&it);
     /* A sends 14 of the 20 (4 a second): 70% used */
@@ -517,9 +517,9 @@ static void redis_stop(pid_t pid)
 static void take_slots(sa__budget *b, int n, int64_t *times, const char **note)
 {
     int got = 0;
-    int64_t end = mono_ms() + 20000;
-    while (got < n && mono_ms() < end) {
-        int64_t now = mono_ms(), ready = now + 1;
+    int64_t end = harness_now_ms() + 20000;
+    while (got < n && harness_now_ms() < end) {
+        int64_t now = harness_now_ms(), ready = now + 1;
         const char *nt = sa__budget_pump(b, now);
         if (nt && note) *note = nt;
         if (sa__budget_acquire(b, now, &ready)) {
@@ -593,9 +593,9 @@ TEST(redis_scope_shares_and_survives_a_restart)
     CHECK(srv > 0);
     line = NULL;
     {
-        int64_t end = mono_ms() + 15000;
-        while (mono_ms() < end) {
-            const char *nt = sa__budget_pump(a, mono_ms());
+        int64_t end = harness_now_ms() + 15000;
+        while (harness_now_ms() < end) {
+            const char *nt = sa__budget_pump(a, harness_now_ms());
             struct timespec d = {0, 5000000};
             if (nt) line = nt;
             if (line && strstr(line, "again")) break;

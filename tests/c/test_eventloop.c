@@ -25,13 +25,6 @@
 static const char *const sd2[] = {"wrinkle", "acne"};
 static emu g_emu;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Valgrind runs everything 10-50 times slower: timing limits scale. */
 static int slow_factor(void)
 {
@@ -89,7 +82,7 @@ static int on_timer(void *ud, long ms)
     loop *l = ud;
     l->timer_calls++;
     if (ms < -1) l->bad++;
-    l->timer_at = ms < 0 ? -1 : now_ms() + ms;
+    l->timer_at = ms < 0 ? -1 : harness_now_ms() + ms;
     return 0;
 }
 
@@ -97,13 +90,13 @@ static int on_timer(void *ud, long ms)
  * number of jobs still running. */
 static int loop_run(loop *l, long limit_ms)
 {
-    int64_t end = now_ms() + limit_ms;
+    int64_t end = harness_now_ms() + limit_ms;
     int left = sa_client_active(l->c);
 
-    while (left > 0 && now_ms() < end) {
+    while (left > 0 && harness_now_ms() < end) {
         struct pollfd ready[MAX_FDS];
         int i, n = l->n, timeout = 1000, rc;
-        int64_t now = now_ms();
+        int64_t now = harness_now_ms();
 
         if (l->timer_at >= 0)
             timeout = l->timer_at <= now ? 0 : (int)(l->timer_at - now);
@@ -121,7 +114,7 @@ static int loop_run(loop *l, long limit_ms)
             if (rc < 0) l->bad++;
             else left = rc;
         }
-        if (l->timer_at >= 0 && l->timer_at <= now_ms()) {
+        if (l->timer_at >= 0 && l->timer_at <= harness_now_ms()) {
             l->timer_at = -1;
             rc = sa_client_socket_action(l->c, SA_SOCKET_TIMEOUT, 0);
             l->actions++;
@@ -134,15 +127,9 @@ static int loop_run(loop *l, long limit_ms)
 
 static void options(sa_client_options *o)
 {
-    sa_client_options_init(o);
-    o->api_key = SECRET;
-    o->base_url = g_emu.base_url;
-    o->poll_interval_ms = 50;
-    o->max_poll_interval_ms = 1000;
+    emu_options(&g_emu, o, SECRET, 50, 1000);
     o->backoff_initial_ms = 30;
     o->backoff_max_ms = 120;
-    o->request_timeout_ms = 1000;
-    o->upload_timeout_ms = 1000;
     o->rate_limit = 0;
 }
 
@@ -174,7 +161,7 @@ static int hooks_round(const sa_client_options *o, int n, loop *l,
     for (i = 0; i < n; i++)
         if (sa_client_submit(l->c, &r, &jobs[i]) != SA_OK) return -1;
     /* a new job needs the loop: the timer says "now" */
-    if (l->timer_at < 0 || l->timer_at > now_ms() + 5) l->bad++;
+    if (l->timer_at < 0 || l->timer_at > harness_now_ms() + 5) l->bad++;
     if (loop_run(l, 20000) != 0) l->bad++;
     for (i = 0; i < n; i++) {
         ok += sa_job_status(jobs[i]) == SA_OK;
@@ -229,7 +216,7 @@ TEST(event_hooks_with_the_limiter_parking_requests)
 {
     sa_client_options o;
     loop l;
-    int64_t t0 = now_ms();
+    int64_t t0 = harness_now_ms();
 
     options(&o);
     o.rate_limit = 1;
@@ -238,7 +225,7 @@ TEST(event_hooks_with_the_limiter_parking_requests)
     /* 4 jobs x >= 3 API requests at ~19/s with 2 per second burst */
     CHECK_EQ_INT(hooks_round(&o, 4, &l, NULL), 4);
     CHECK_EQ_INT(l.bad, 0);
-    CHECK(now_ms() - t0 >= 400);
+    CHECK(harness_now_ms() - t0 >= 400);
 }
 
 TEST(hooks_cannot_change_while_requests_are_out)
@@ -278,7 +265,7 @@ TEST(frame_loop_step_zero_never_stalls)
     char err[128], *img;
     size_t len = 0;
     int i, left, frames = 0, ok = 0;
-    int64_t worst = 0, total = 0, t0 = now_ms(), limit = 150 * slow_factor();
+    int64_t worst = 0, total = 0, t0 = harness_now_ms(), limit = 150 * slow_factor();
 
     img = harness_slurp(SD_JPG, &len);
     REQUIRE(img != NULL);
@@ -296,15 +283,15 @@ TEST(frame_loop_step_zero_never_stalls)
         REQUIRE(sa_client_submit(c, &r, &jobs[i]) == SA_OK);
     }
     do {
-        int64_t s = now_ms(), took;
+        int64_t s = harness_now_ms(), took;
         struct timespec frame = {0, 16666667};
         left = sa_client_step(c, 0);
-        took = now_ms() - s;
+        took = harness_now_ms() - s;
         total += took;
         if (took > worst) worst = took;
         frames++;
         nanosleep(&frame, NULL);  /* the rest of the frame */
-    } while (left > 0 && now_ms() - t0 < 30000);
+    } while (left > 0 && harness_now_ms() - t0 < 30000);
     CHECK_EQ_INT(left, 0);
     for (i = 0; i < 10; i++) {
         ok += sa_job_status(jobs[i]) == SA_OK;

@@ -22,11 +22,7 @@ static const char *const hd_actions[] = { "hd_wrinkle", "hd_pore",
 
 static void config(sa__job_config *c, fs_mem *m, uint64_t *rng, int upload)
 {
-    memset(c, 0, sizeof *c);
-    c->mem = &m->mem;
-    c->base_url = "https://api.test";
-    c->api_version = SA_API_V2_1;
-    c->upload_path = SA_UPLOAD_SKIN_ANALYSIS;
+    fs_job_config(c, m, rng, "https://api.test", T0);
     if (upload == RESUME) {
         c->task_id = "SaGaqpDgKwFrVBgMpQMA3HY0LeqdT9_13W5TOD8_u_GPi6NqQ3dh";
     } else if (upload) {
@@ -44,35 +40,16 @@ static void config(sa__job_config *c, fs_mem *m, uint64_t *rng, int upload)
     c->task.format = SA_FORMAT_JSON;
     c->task.pf_camera_kit = 1;
     c->task.mask_overlay = -1;
-    c->request_timeout_ms = 30000;
-    c->upload_timeout_ms = 120000;
-    c->poll_interval_ms = 2000;
-    c->max_poll_interval_ms = 10000;
-    c->deadline_at_ms = T0 + 600000;
     c->max_polls = 100;
     c->max_retries = 4;
-    c->backoff_initial_ms = 500;
-    c->backoff_max_ms = 16000;
-    c->max_json_depth = 64;
-    c->rng = rng;
 }
 
-#define FILE_OK { .step = SA__STEP_FILE_CREATE, .http = 200, \
-                  .example = "file-create-response.json", .latency_ms = 80, \
-                  .request_id = "r1" }
-#define UPLOAD_OK { .step = SA__STEP_UPLOAD, .http = 200, .body = "", \
-                    .latency_ms = 400 }
-#define TASK_OK { .step = SA__STEP_TASK_CREATE, .http = 200, \
-                  .example = "task-create-response.json", .latency_ms = 90, \
-                  .request_id = "r2" }
-#define RUNNING { .step = SA__STEP_POLL, .http = 200, \
-                  .example = "task-status-running.json", .latency_ms = 60, \
-                  .request_id = "r3" }
-#define SUCCESS { .step = SA__STEP_POLL, .http = 200, \
-                  .example = "task-status-success-json-hd.json", \
-                  .latency_ms = 70, .request_id = "r4" }
+#define FILE_OK FS_FILE_OK("r1")
+#define TASK_OK FS_TASK_OK(90, "r2")
+#define RUNNING FS_RUNNING("r3")
+#define SUCCESS FS_SUCCESS("task-status-success-json-hd.json", "r4")
 
-static const fs_reply happy[] = { FILE_OK, UPLOAD_OK, TASK_OK, RUNNING,
+static const fs_reply happy[] = { FILE_OK, FS_UPLOAD_OK, TASK_OK, RUNNING,
                                   SUCCESS };
 
 static const fs_reply retries[] = {
@@ -83,7 +60,7 @@ static const fs_reply retries[] = {
     { .step = SA__STEP_UPLOAD, .http = 503, .latency_ms = 20,
       .body = "<Error><Code>SlowDown</Code><Message>Reduce your request "
               "rate.</Message></Error>" },
-    UPLOAD_OK,
+    FS_UPLOAD_OK,
     { .step = SA__STEP_TASK_CREATE, .http = 429, .latency_ms = 20,
       .example = "error-429.json", .request_id = "r429" },
     { .step = SA__STEP_TASK_CREATE, .transport = SA_ERR_TRANSPORT,

@@ -23,31 +23,12 @@
 
 static const char *const sd3[] = {"wrinkle", "pore", "skin_type"};
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static sa_client *client_for(const emu *e, long poll_ms)
 {
     sa_client_options o;
-    sa_client *c = NULL;
-    char err[256];
 
-    sa_client_options_init(&o);
-    o.api_key = EMU_KEY;
-    o.base_url = e->base_url;
-    o.poll_interval_ms = poll_ms;
-    o.max_poll_interval_ms = poll_ms > 1000 ? 10000 : 1000;
-    o.backoff_initial_ms = 20;
-    o.backoff_max_ms = 100;
-    o.request_timeout_ms = 5000;
-    o.upload_timeout_ms = 5000;
-    if (sa_client_new(&c, &o, err, sizeof err) != SA_OK)
-        fprintf(stderr, "sa_client_new: %s\n", err);
-    return c;
+    emu_options(e, &o, EMU_KEY, poll_ms, 5000);
+    return emu_client(&o);
 }
 
 /* A request for the SD fixture and its three concerns, in `format`. */
@@ -80,6 +61,15 @@ static void check_no_key_on_results(const emu *e, int line)
     if (emu_counter(e, "auth_on_results") != 0)
         HARNESS_FAIL("line %d: Authorization sent to /_results", line);
 }
+
+/* The end of a test: no download carried the key (check_no_key_on_results);
+ * j and c are freed. */
+#define END_WITH_NO_KEY(e, j, c)                                         \
+    do {                                                                 \
+        check_no_key_on_results((e), __LINE__);                          \
+        sa_job_free(j);                                                  \
+        sa_client_free(c);                                               \
+    } while (0)
 
 /* Every file of r was written into folder (the path says so, nothing is
  * held in memory) and, when `like` is not NULL, has the bytes of the file
@@ -155,9 +145,7 @@ TEST(zip_result_end_to_end)
     CHECK(sa_result_file_count(r) >= 3);
     CHECK_EQ_INT(count_format(r, SA_IMAGE_PNG), (int)sa_result_file_count(r));
     CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "result"), 1);
-    check_no_key_on_results(&g_emu, __LINE__);
-    sa_job_free(j);
-    sa_client_free(c);
+    END_WITH_NO_KEY(&g_emu, j, c);
 }
 
 /* A ZIP download is bounded by its own limit (64 MiB), not by the API
@@ -169,15 +157,11 @@ TEST(zip_download_has_its_own_body_limit)
     sa_client *c = NULL;
     sa_request r;
     sa_job *j = NULL;
-    char err[256];
 
-    sa_client_options_init(&o);
-    o.api_key = EMU_KEY;
-    o.base_url = g_emu.base_url;
-    o.poll_interval_ms = 50;
-    o.max_poll_interval_ms = 1000;
+    emu_options(&g_emu, &o, EMU_KEY, 50, 0);
     o.max_body_bytes = 4096;   /* the ZIP is bigger than this */
-    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+    c = emu_client(&o);
+    REQUIRE(c != NULL);
     emu_reset(&g_emu);
     sd3_request(&r, SA_FORMAT_ZIP);
     REQUIRE(sa_client_submit(c, &r, &j) == SA_OK);
@@ -316,6 +300,16 @@ TEST(expired_urls_are_refreshed)
     emu_stop(&e);
 }
 
+/* The end of a test with a fault scenario: the scenario cleared, the
+ * fetch job f, its job j and the client freed. */
+static void end_fault_test(sa_client *c, sa_job *j, sa_job *f)
+{
+    emu_scenario(&g_emu, NULL);
+    sa_job_free(f);
+    sa_job_free(j);
+    sa_client_free(c);
+}
+
 TEST(result_host_faults_are_retried)
 {
     sa_client *c = client_for(&g_emu, 50);
@@ -338,10 +332,7 @@ TEST(result_host_faults_are_retried)
     REQUIRE(sa_client_fetch_masks(c, j, NULL, &f) == SA_OK);
     CHECK_EQ_INT(sa_job_wait(f, 20000), SA_OK);
     CHECK_EQ_INT(sa_job_status(f), SA_OK);
-    emu_scenario(&g_emu, NULL);
-    sa_job_free(f);
-    sa_job_free(j);
-    sa_client_free(c);
+    end_fault_test(c, j, f);
 }
 
 TEST(freeing_a_fetch_job_stops_its_downloads)
@@ -359,9 +350,9 @@ TEST(freeing_a_fetch_job_stops_its_downloads)
     REQUIRE(sa_client_fetch_masks(c, j, NULL, &f) == SA_OK);
     CHECK(sa_client_step(c, 100) >= 0);
     sa_job_free(f);
-    t0 = now_ms();
+    t0 = harness_now_ms();
     CHECK_EQ_INT(sa_client_run(c, 5000), SA_OK);
-    CHECK(now_ms() - t0 < 1000);
+    CHECK(harness_now_ms() - t0 < 1000);
     CHECK_EQ_INT(sa_client_active(c), 0);
     emu_scenario(&g_emu, NULL);
     sa_job_free(j);
@@ -466,7 +457,7 @@ static void names_failures_and_bound(const emu *ep)
     sa_client *c = NULL;
     sa_job *j, *f = NULL, *m = NULL;
     const sa_result *res;
-    char folder[] = "/tmp/sa_fetch_XXXXXX", err[256], big[3001];
+    char folder[] = "/tmp/sa_fetch_XXXXXX", big[3001];
     size_t i;
     int st, limited = 0;
 
@@ -476,15 +467,12 @@ static void names_failures_and_bound(const emu *ep)
     REQUIRE(host(&e, "c/mask.png", MASK3000('C'), 3000) == 0);
     REQUIRE(host(&e, "x%20y.png", "space", 5) == 0);
     REQUIRE(host(&e, "x_y.png", "underscore", 10) == 0);
-    sa_client_options_init(&o);
-    o.api_key = EMU_KEY;
-    o.base_url = e.base_url;
-    o.poll_interval_ms = 50;
-    o.max_poll_interval_ms = 1000;
+    emu_options(&e, &o, EMU_KEY, 50, 0);
     o.backoff_initial_ms = 10;
     o.backoff_max_ms = 20;
     o.max_files_bytes = 7000;      /* two of the 3000-byte masks */
-    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+    c = emu_client(&o);
+    REQUIRE(c != NULL);
     j = job_with_results(c, &e, results);
     REQUIRE(j);
     CHECK_EQ_INT(sa__result_urls(sa_job_result(j), NULL, 0), 7);
@@ -619,9 +607,7 @@ static void key_in_mask_urls(const emu *ep)
     CHECK_EQ_INT(i, 2);
     CHECK_EQ_INT(empty_folder(folder), 0);
     rmdir(folder);
-    check_no_key_on_results(&e, __LINE__);
-    sa_job_free(j);
-    sa_client_free(c);
+    END_WITH_NO_KEY(&e, j, c);
 }
 
 /* A result host that trickles one byte a second is cut off by the
@@ -632,22 +618,18 @@ TEST(a_trickling_host_is_cut_off)
     sa_client_options o;
     sa_client *c = NULL;
     sa_job *j, *f = NULL;
-    char err[256];
     int64_t t0;
     size_t n_urls;
 
-    sa_client_options_init(&o);
-    o.api_key = EMU_KEY;
-    o.base_url = g_emu.base_url;
-    o.poll_interval_ms = 50;
-    o.max_poll_interval_ms = 1000;
+    emu_options(&g_emu, &o, EMU_KEY, 50, 0);
     o.backoff_initial_ms = 10;
     o.backoff_max_ms = 20;
     o.upload_timeout_ms = 60000;
     o.max_retries = 0;
     o.low_speed_limit = 100;
     o.low_speed_time_ms = 1000;
-    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+    c = emu_client(&o);
+    REQUIRE(c != NULL);
     emu_reset(&g_emu);
     j = run_job(c, SA_FORMAT_JSON);
     REQUIRE(j && sa_job_status(j) == SA_OK);
@@ -656,18 +638,15 @@ TEST(a_trickling_host_is_cut_off)
     REQUIRE(emu_scenario(&g_emu, "{\"faults\":[{\"endpoint\":\"result\","
                          "\"nth\":[1],\"fault\":\"trickle\","
                          "\"size_bytes\":100000,\"delay_ms\":1000}]}") == 0);
-    t0 = now_ms();
+    t0 = harness_now_ms();
     REQUIRE(sa_client_fetch_masks(c, j, NULL, &f) == SA_OK);
     REQUIRE(sa_job_wait(f, 30000) == SA_OK);
-    CHECK(now_ms() - t0 < 10000);
+    CHECK(harness_now_ms() - t0 < 10000);
     CHECK_EQ_INT(sa_job_status(f), SA_ERR_TIMEOUT);
     CHECK(strstr(sa_job_errmsg(f), "too slow") != NULL ||
           strstr(sa_job_errmsg(f), "timed out") != NULL);
     CHECK_EQ_INT(sa_result_file_count(sa_job_result(f)), n_urls - 1);
-    emu_scenario(&g_emu, NULL);
-    sa_job_free(f);
-    sa_job_free(j);
-    sa_client_free(c);
+    end_fault_test(c, j, f);
 }
 
 /* The fetch job's own callback and user data: the finished job can be
@@ -729,21 +708,18 @@ TEST(fetch_with_failing_allocations)
     sa_client *c = NULL;
     sa_job *j = NULL;
     fs_mem m;
-    char folder[] = "/tmp/sa_fetch_XXXXXX", err[256];
+    char folder[] = "/tmp/sa_fetch_XXXXXX";
     long n, live;
     int pass, done_clean = 0;
 
     REQUIRE(mkdtemp(folder));
     fs_mem_init(&m, 0, 0);
-    sa_client_options_init(&o);
-    o.api_key = EMU_KEY;
-    o.base_url = g_emu.base_url;
-    o.poll_interval_ms = 50;
-    o.max_poll_interval_ms = 1000;
+    emu_options(&g_emu, &o, EMU_KEY, 50, 0);
     o.backoff_initial_ms = 5;
     o.backoff_max_ms = 10;
     o.mem = &m.mem;
-    REQUIRE(sa_client_new(&c, &o, err, sizeof err) == SA_OK);
+    c = emu_client(&o);
+    REQUIRE(c != NULL);
     emu_reset(&g_emu);
     j = run_job(c, SA_FORMAT_JSON);
     REQUIRE(j && sa_job_status(j) == SA_OK);
@@ -819,11 +795,11 @@ TEST(notify_polls_at_once)
     /* once the task ended (the webhook's case) it ends at once too: the
      * emulator's clock jumps past the task's 2 s */
     REQUIRE(emu_post_json(&e, "/_control/clock", "{\"advance_ms\": 2100}") == 200);
-    t0 = now_ms();
+    t0 = harness_now_ms();
     CHECK_EQ_INT(sa_client_notify(c, sa_job_task_id(j)), 1);
     CHECK_EQ_INT(sa_job_wait(j, 3000), SA_OK);
     CHECK_EQ_INT(sa_job_status(j), SA_OK);
-    CHECK(now_ms() - t0 < 1000);
+    CHECK(harness_now_ms() - t0 < 1000);
     CHECK_EQ_INT(emu_counter2(&e, "requests", "task_status"), 2);
     sa_job_free(j);
     sa_client_free(c);

@@ -81,48 +81,21 @@ static int under_valgrind(void)
     return p && strstr(p, "vgpreload") != NULL;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void base_options(sa_client_options *o, const emu *e)
 {
-    sa_client_options_init(o);
-    o->api_key = SECRET;
-    o->base_url = e->base_url;
-    o->poll_interval_ms = 50;
-    o->max_poll_interval_ms = 1000;
-    o->backoff_initial_ms = 20;
-    o->backoff_max_ms = 100;
+    emu_options(e, o, SECRET, 50, 3000);
     o->max_retries = 4;
-    o->request_timeout_ms = 3000;
-    o->upload_timeout_ms = 3000;
-    o->connect_timeout_ms = 2000;
     o->rate_limit = 0;
     o->log = cap_log;
     o->log_user_data = &g_log;
     o->log_level = SA_LOG_DEBUG;
 }
 
-static sa_client *client_with(const sa_client_options *o)
-{
-    sa_client *c = NULL;
-    char err[256];
-    if (sa_client_new(&c, o, err, sizeof err) != SA_OK) {
-        fprintf(stderr, "sa_client_new: %s\n", err);
-        return NULL;
-    }
-    return c;
-}
-
 static sa_client *client_for(const emu *e)
 {
     sa_client_options o;
     base_options(&o, e);
-    return client_with(&o);
+    return emu_client(&o);
 }
 
 static void file_request(sa_request *r, const char *path)
@@ -149,6 +122,15 @@ static sa_job *run_job(sa_client *c, const sa_request *r)
     return j;
 }
 
+/* Run r on c to its end (run_job): the job j must be there and have ended
+ * with `status`. */
+#define RUN_JOB(j, c, r, status)                                         \
+    do {                                                                 \
+        (j) = run_job((c), (r));                                         \
+        REQUIRE((j) != NULL);                                            \
+        CHECK_EQ_INT(sa_job_status(j), (status));                        \
+    } while (0)
+
 static void check_invariants(const emu *e, long max_tasks, int idle, int line)
 {
     char why[256];
@@ -158,6 +140,15 @@ static void check_invariants(const emu *e, long max_tasks, int idle, int line)
 
 #define INVARIANTS(e, max_tasks, idle) \
     check_invariants((e), (max_tasks), (idle), __LINE__)
+
+/* The end of a test of one job on the shared emulator: the invariants
+ * hold (at most one task, none running); j and c are freed. */
+#define END_ONE_JOB(j, c)                                                \
+    do {                                                                 \
+        INVARIANTS(&g_emu, 1, 1);                                        \
+        sa_job_free(j);                                                  \
+        sa_client_free(c);                                               \
+    } while (0)
 
 /* A successful JSON result: every requested concern scored. */
 static void check_json_result(const sa_job *j, const char *concern,
@@ -181,23 +172,29 @@ static void check_json_result(const sa_job *j, const char *concern,
 
 static emu g_emu;  /* the shared emulator of the FAST groups */
 
+/* A client of the shared emulator, reset (its counters at zero): NULL
+ * if the client could not be made (the emulator is then left as it was). */
+static sa_client *client_for_reset(void)
+{
+    sa_client *c = client_for(&g_emu);
+    if (c) emu_reset(&g_emu);
+    return c;
+}
+
 /* ------------------------------------------------------------------ */
 /* Sources, versions, formats                                          */
 /* ------------------------------------------------------------------ */
 
 TEST(file_path_sd_json_v21)
 {
-    sa_client *c = client_for(&g_emu);
+    sa_client *c = client_for_reset();
     sa_request r;
     sa_job *j;
 
     REQUIRE(c != NULL);
-    emu_reset(&g_emu);
     file_request(&r, SD_JPG);
-    j = run_job(c, &r);
-    REQUIRE(j != NULL);
+    RUN_JOB(j, c, &r, SA_OK);
     CHECK_EQ_INT(sa_job_state(j), SA_JOB_DONE);
-    CHECK_EQ_INT(sa_job_status(j), SA_OK);
     CHECK_STR(sa_job_errmsg(j), "");
     CHECK_EQ_INT(sa_job_http_status(j), 200);
     CHECK(sa_job_task_id(j) != NULL && sa_job_file_id(j) != NULL);
@@ -230,7 +227,7 @@ TEST(buffer_hd_json_v20)
     REQUIRE(img != NULL);
     base_options(&o, &g_emu);
     o.api_version = SA_API_V2_0;
-    c = client_with(&o);
+    c = emu_client(&o);
     REQUIRE(c != NULL);
     emu_reset(&g_emu);
     sa_request_init(&r);
@@ -238,9 +235,7 @@ TEST(buffer_hd_json_v20)
     r.buffer_len = len;
     r.actions = hd2;
     r.n_actions = 2;
-    j = run_job(c, &r);
-    REQUIRE(j != NULL);
-    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    RUN_JOB(j, c, &r, SA_OK);
     check_json_result(j, "hd_wrinkle", "forehead");
     CHECK(sa_result_get(sa_job_result(j), "wrinkle", "whole") != NULL);
     CHECK_EQ_INT(sa_job_units(j), 12);
@@ -271,16 +266,15 @@ TEST(large_answers_on_reused_connections)
 
     base_options(&o, &g_emu);
     o.max_connections = 1;
-    c = client_with(&o);
+    c = emu_client(&o);
     REQUIRE(c != NULL);
     sa_request_init(&r);
     r.file_path = HD_JPG;
     r.actions = hd16;
     r.n_actions = 16;
     for (i = 0; i < 6; i++) {
-        sa_job *j = run_job(c, &r);
-        REQUIRE(j != NULL);
-        CHECK_EQ_INT(sa_job_status(j), SA_OK);
+        sa_job *j;
+        RUN_JOB(j, c, &r, SA_OK);
         CHECK(sa_job_result(j) != NULL &&
               sa_result_count(sa_job_result(j)) >= 16);
         CHECK(sa_job_result(j) != NULL &&
@@ -312,61 +306,50 @@ static void check_zip_result(const sa_job *j, int mask_format)
 
 TEST(png_zip_with_options_v21)
 {
-    sa_client *c = client_for(&g_emu);
+    sa_client *c = client_for_reset();
     sa_request r;
     sa_job *j;
 
     REQUIRE(c != NULL);
-    emu_reset(&g_emu);
     file_request(&r, PNG);
     r.format = SA_FORMAT_ZIP;
     r.pf_camera_kit = 0;
     r.mask_overlay = 1;     /* JPEG overlays instead of PNG masks */
-    j = run_job(c, &r);
-    REQUIRE(j != NULL);
-    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    RUN_JOB(j, c, &r, SA_OK);
     check_zip_result(j, SA_IMAGE_JPEG);
     CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "result"), 1);
-    INVARIANTS(&g_emu, 1, 1);
-    sa_job_free(j);
-    sa_client_free(c);
+    END_ONE_JOB(j, c);
 }
 
 TEST(image_url_source)
 {
-    sa_client *c = client_for(&g_emu);
+    sa_client *c = client_for_reset();
     sa_request r;
     sa_job *j;
     char url[512];
 
     REQUIRE(c != NULL);
-    emu_reset(&g_emu);
     REQUIRE(emu_host_public(&g_emu, "selfie.jpg", SD_JPG, url,
                             sizeof url) == 0);
     sa_request_init(&r);
     r.image_url = url;
     r.actions = sd3;
     r.n_actions = 3;
-    j = run_job(c, &r);
-    REQUIRE(j != NULL);
-    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    RUN_JOB(j, c, &r, SA_OK);
     CHECK(sa_job_file_id(j) == NULL);
     check_json_result(j, "pore", NULL);
     CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "file_create"), 0);
     CHECK_EQ_INT(emu_counter2(&g_emu, "requests", "upload"), 0);
-    INVARIANTS(&g_emu, 1, 1);
-    sa_job_free(j);
-    sa_client_free(c);
+    END_ONE_JOB(j, c);
 }
 
 TEST(file_id_source_reuses_an_upload)
 {
-    sa_client *c = client_for(&g_emu);
+    sa_client *c = client_for_reset();
     sa_request r;
     sa_job *a, *b;
 
     REQUIRE(c != NULL);
-    emu_reset(&g_emu);
     file_request(&r, SD_JPG);
     a = run_job(c, &r);
     REQUIRE(a != NULL && sa_job_file_id(a) != NULL);
@@ -399,15 +382,11 @@ TEST(quirks_are_survived)
     c = client_for(&e);
     REQUIRE(c != NULL);
     file_request(&r, SD_JPG);
-    j = run_job(c, &r);
-    REQUIRE(j != NULL);
-    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    RUN_JOB(j, c, &r, SA_OK);
     check_json_result(j, "wrinkle", NULL);
     sa_job_free(j);
     r.format = SA_FORMAT_ZIP;
-    j = run_job(c, &r);
-    REQUIRE(j != NULL);
-    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    RUN_JOB(j, c, &r, SA_OK);
     check_zip_result(j, SA_IMAGE_PNG);   /* from the bare-string URL */
     INVARIANTS(&e, 2, 1);
     sa_job_free(j);
@@ -447,7 +426,7 @@ static int has_state(const progress *p, int state)
 
 TEST(progress_callbacks_and_stable_strings)
 {
-    sa_client *c = client_for(&g_emu);
+    sa_client *c = client_for_reset();
     sa_request r;
     sa_job *j = NULL;
     progress p;
@@ -455,7 +434,6 @@ TEST(progress_callbacks_and_stable_strings)
     int n = 0, i;
 
     REQUIRE(c != NULL);
-    emu_reset(&g_emu);
     memset(&p, 0, sizeof p);
     file_request(&r, SD_JPG);
     r.callback = progress_cb;
@@ -530,7 +508,7 @@ TEST(max_jobs_caps_concurrency)
 
     base_options(&o, &g_emu);
     o.max_jobs = 2;
-    c = client_with(&o);
+    c = emu_client(&o);
     REQUIRE(c != NULL);
     emu_reset(&g_emu);
     file_request(&r, SD_JPG);
@@ -629,12 +607,10 @@ TEST(expired_task_is_task_expired)
     base_options(&o, &e);
     o.poll_interval_ms = 700;  /* slower than the server's window */
     o.max_poll_interval_ms = 700;
-    c = client_with(&o);
+    c = emu_client(&o);
     REQUIRE(c != NULL);
     file_request(&r, SD_JPG);
-    j = run_job(c, &r);
-    REQUIRE(j != NULL);
-    CHECK_EQ_INT(sa_job_status(j), SA_ERR_TASK_EXPIRED);
+    RUN_JOB(j, c, &r, SA_ERR_TASK_EXPIRED);
     CHECK_EQ_INT(sa_job_http_status(j), 400);
     CHECK(sa_job_task_id(j) != NULL);
     CHECK_EQ_INT(emu_counter(&e, "tasks_expired"), 1);
@@ -807,21 +783,18 @@ TEST(resume_a_task_by_id)
  * DONE, one task (issue 12). */
 TEST(poll_storm_past_the_budget_is_done)
 {
-    sa_client *c = client_for(&g_emu);
+    sa_client *c = client_for_reset();
     sa_request r;
     sa_job *j;
 
     REQUIRE(c != NULL);
-    emu_reset(&g_emu);
     /* "after": the server sees each poll (the task stays polled), its
      * answer is lost to a 503 */
     REQUIRE(emu_scenario(&g_emu, "[{\"endpoint\":\"task_status\","
                          "\"times\":25,\"fault\":\"http_503\","
                          "\"apply\":\"after\"}]") == 0);
     file_request(&r, SD_JPG);
-    j = run_job(c, &r);
-    REQUIRE(j != NULL);
-    CHECK_EQ_INT(sa_job_status(j), SA_OK);
+    RUN_JOB(j, c, &r, SA_OK);
     CHECK(sa_job_polls(j) >= 26);
     CHECK_EQ_INT(emu_counter(&g_emu, "tasks_created"), 1);
     CHECK(emu_counter2(&g_emu, "faults_applied", "http_503") >= 25);
@@ -925,7 +898,7 @@ TEST(fault_matrix_each_fault_on_each_step)
     /* the faults on the first poll need it to meet a running task: a
      * learned planner would first poll after the task ended */
     o.poll_strategy = SA_POLL_FIXED;
-    c = client_with(&o);
+    c = emu_client(&o);
     REQUIRE(c != NULL);
     for (i = 0; i < sizeof fault_matrix / sizeof fault_matrix[0]; i++) {
         const fault_case *fc = &fault_matrix[i];
@@ -981,7 +954,7 @@ TEST(fifty_jobs_share_connections)
     c = client_for(&e);
     REQUIRE(c != NULL);
     file_request(&r, SD_JPG);
-    t0 = now_ms();
+    t0 = harness_now_ms();
     for (i = 0; i < 50; i++) REQUIRE(sa_client_submit(c, &r, &jobs[i]) == SA_OK);
     CHECK_EQ_INT(sa_client_run(c, 30000), SA_OK);
     for (i = 0; i < 50; i++) {
@@ -991,7 +964,7 @@ TEST(fifty_jobs_share_connections)
     CHECK_EQ_INT(done, 50);
     sa__client_stats(c, &transfers, &connects);
     fprintf(stderr, "  50 jobs: %lld ms, %ld transfers, %ld new connections\n",
-            (long long)(now_ms() - t0), transfers, connects);
+            (long long)(harness_now_ms() - t0), transfers, connects);
     CHECK(transfers >= 200);
     /* one fresh connection per task create (never retried silently),
      * the other 150 transfers mostly on reused connections */
@@ -1010,13 +983,13 @@ static int run_batch(sa_client *c, int n, int64_t *ms)
     sa_request r;
     sa_job *jobs[16];
     int i, ok = 0;
-    int64_t t0 = now_ms();
+    int64_t t0 = harness_now_ms();
 
     file_request(&r, SD_JPG);
     for (i = 0; i < n && i < 16; i++)
         if (sa_client_submit(c, &r, &jobs[i]) != SA_OK) jobs[i] = NULL;
     CHECK_EQ_INT(sa_client_run(c, 30000), SA_OK);
-    *ms = now_ms() - t0;
+    *ms = harness_now_ms() - t0;
     for (i = 0; i < n && i < 16; i++) {
         ok += jobs[i] && sa_job_status(jobs[i]) == SA_OK;
         sa_job_free(jobs[i]);
@@ -1039,7 +1012,7 @@ TEST(max_uploads_caps_simultaneous_uploads)
                          "\"fault\": \"delay\", \"delay_ms\": 300}]}") == 0);
     base_options(&o, &e);
     o.max_uploads = 2;
-    c = client_with(&o);
+    c = emu_client(&o);
     REQUIRE(c != NULL);
     CHECK_EQ_INT(run_batch(c, 10, &ms), 10);
     sa__client_peaks(c, &peak, NULL);
@@ -1050,7 +1023,7 @@ TEST(max_uploads_caps_simultaneous_uploads)
     sa_client_free(c);
 
     o.max_uploads = 0;
-    c = client_with(&o);
+    c = emu_client(&o);
     REQUIRE(c != NULL);
     CHECK_EQ_INT(run_batch(c, 10, &ms), 10);
     sa__client_peaks(c, &peak, NULL);
@@ -1083,19 +1056,19 @@ static void bounded_steps(long budget_us, int want_peak)
     base_options(&o, &e);
     o.max_connections = 40;  /* all 40 requests out at once */
     o.step_budget_us = budget_us;
-    c = client_with(&o);
+    c = emu_client(&o);
     REQUIRE(c != NULL);
     file_request(&r, SD_JPG);
     for (i = 0; i < 40; i++) REQUIRE(sa_client_submit(c, &r, &jobs[i]) == SA_OK);
     /* until the emulator has all 40 requests (their answers wait 2 s) */
-    t0 = now_ms();
+    t0 = harness_now_ms();
     while (emu_counter2(&e, "requests", "file_create") < 40 &&
-           now_ms() - t0 < 20000)
+           harness_now_ms() - t0 < 20000)
         (void)sa_client_step(c, 20);
     CHECK_EQ_INT(emu_counter2(&e, "requests", "file_create"), 40);
     CHECK_EQ_INT(sa_client_active(c), 40);  /* no answer yet */
-    t0 = now_ms();
-    while (now_ms() - t0 < 2300) usleep(50000);
+    t0 = harness_now_ms();
+    while (harness_now_ms() - t0 < 2300) usleep(50000);
     for (guard = 0; guard < 20000 && sa_client_active(c) > 0; guard++) {
         int n = sa_client_step(c, 0);
         CHECK(n >= 0);
@@ -1128,45 +1101,67 @@ TEST(nonblocking_step_time_budget)
     bounded_steps(1, 1);  /* 1 us: over after the first of each kind */
 }
 
-/* Runs in its own thread (it takes ~20 s at 5 requests/s) while the other
- * tests run: 30 analyses against the emulator's default rate limits with
- * the client's default limiter. */
-typedef struct limiter_run {
+/* A load test that runs in its own thread, on an emulator of its own,
+ * while the other tests run: `jobs` analyses, all to succeed with at most
+ * max_429[under valgrind] answers 429 (the emulator's count); with
+ * check_rate_limited, every 429 counted by the emulator's rate limiter;
+ * gaps_ok, or why not. */
+typedef struct load_run {
     emu e;
     int started;
+    const char *what;
+    int jobs;
+    long max_429[2];
+    int check_rate_limited;
     int done;
     long responses_429;
     long rate_limited;
+    int gaps_ok;
+    char why[256];
     long ms;
-} limiter_run;
+} load_run;
+
+/* Runs in its own thread (it takes ~20 s at 5 requests/s) while the other
+ * tests run: 30 analyses against the emulator's default rate limits with
+ * the client's default limiter. */
+
+/* Submit n (at most 30) jobs of the SD portrait on a client made with o,
+ * run it for up to run_ms and count the ones that succeeded: -1 if there
+ * was no client. */
+static int run_sd_jobs(const sa_client_options *o, int n, long run_ms)
+{
+    sa_client *c = emu_client(o);
+    sa_request r;
+    sa_job *jobs[30];
+    int i, sent = 0, done = 0;
+
+    if (!c) return -1;
+    file_request(&r, SD_JPG);
+    for (i = 0; i < n && i < 30; i++)
+        if (sa_client_submit(c, &r, &jobs[sent]) == SA_OK) sent++;
+    (void)sa_client_run(c, run_ms);
+    for (i = 0; i < sent; i++) {
+        done += sa_job_status(jobs[i]) == SA_OK;
+        sa_job_free(jobs[i]);
+    }
+    sa_client_free(c);
+    return done;
+}
 
 static void *limiter_thread(void *ud)
 {
-    limiter_run *lr = ud;
+    load_run *lr = ud;
     sa_client_options o;
-    sa_client *c;
-    sa_request r;
-    sa_job *jobs[30];
-    int i, n = 0;
-    int64_t t0 = now_ms();
+    int64_t t0 = harness_now_ms();
 
     base_options(&o, &lr->e);
     o.rate_limit = 1;  /* defaults: 5/s, burst 5, 250 per 300 s */
     o.poll_interval_ms = 300;
-    c = client_with(&o);
-    if (!c) return NULL;
-    file_request(&r, SD_JPG);
-    for (i = 0; i < 30; i++)
-        if (sa_client_submit(c, &r, &jobs[n]) == SA_OK) n++;
-    (void)sa_client_run(c, 60000);
-    for (i = 0; i < n; i++) {
-        lr->done += sa_job_status(jobs[i]) == SA_OK;
-        sa_job_free(jobs[i]);
-    }
-    sa_client_free(c);
+    lr->done = run_sd_jobs(&o, lr->jobs, 60000);
+    if (lr->done < 0) return NULL;
     lr->responses_429 = emu_counter(&lr->e, "responses_429");
     lr->rate_limited = emu_counter(&lr->e, "rate_limited");
-    lr->ms = (long)(now_ms() - t0);
+    lr->ms = (long)(harness_now_ms() - t0);
     return NULL;
 }
 
@@ -1175,47 +1170,23 @@ static void *limiter_thread(void *ud)
  * decides; polls go before creates and new jobs wait for the admission cap,
  * so every task is polled in time (max_poll_interval_ms 4 s: admission cap
  * floor(0.8 * 40 * 4 / 20) = 6) and nothing gets a 429. */
-typedef struct tight_run {
-    emu e;
-    int started;
-    int done;
-    long responses_429;
-    int gaps_ok;
-    char why[256];
-    long ms;
-} tight_run;
-
 #define TIGHT_EMU "--task-seconds 1.5 --rate-window-max 40 " \
                   "--rate-window-seconds 20 " KEYS
 
 static void *tight_thread(void *ud)
 {
-    tight_run *tr = ud;
+    load_run *tr = ud;
     sa_client_options o;
-    sa_client *c;
-    sa_request r;
-    sa_job *jobs[20];
-    int i, n = 0;
-    int64_t t0 = now_ms();
+    int64_t t0 = harness_now_ms();
 
     base_options(&o, &tr->e);
-    o.rate_limit = 1;
-    o.rate_per_second = 5;
+    o.rate_limit = 1;                   /* 5 per second, the default */
     o.rate_window_max = 40;
     o.rate_window_ms = 20000;
     o.max_poll_interval_ms = 4000;
     o.poll_interval_ms = 1000;
-    c = client_with(&o);
-    if (!c) return NULL;
-    file_request(&r, SD_JPG);
-    for (i = 0; i < 20; i++)
-        if (sa_client_submit(c, &r, &jobs[n]) == SA_OK) n++;
-    (void)sa_client_run(c, 120000);
-    for (i = 0; i < n; i++) {
-        tr->done += sa_job_status(jobs[i]) == SA_OK;
-        sa_job_free(jobs[i]);
-    }
-    sa_client_free(c);
+    tr->done = run_sd_jobs(&o, tr->jobs, 120000);
+    if (tr->done < 0) return NULL;
     tr->responses_429 = emu_counter(&tr->e, "responses_429");
     /* max_poll_interval is 4 s.  The learned planner (the default) places
      * a poll up to 20 % short of it when the window binds, as here; under
@@ -1225,7 +1196,7 @@ static void *tight_thread(void *ud)
     tr->gaps_ok = emu_check_invariants(&tr->e, 20,
                                        under_valgrind() ? 5.0 : 4.0, 1,
                                        tr->why, sizeof tr->why) == 0;
-    tr->ms = (long)(now_ms() - t0);
+    tr->ms = (long)(harness_now_ms() - t0);
     return NULL;
 }
 
@@ -1336,7 +1307,7 @@ static void echo_case_ms(const emu *e, const char *json, int want_status,
     base_options(&o, e);
     o.max_retries = 1;
     if (deadline_ms > 0) o.job_deadline_ms = deadline_ms;
-    c = client_with(&o);
+    c = emu_client(&o);
     if (!c) {
         HARNESS_FAIL("line %d: no client", line);
         return;
@@ -1436,15 +1407,43 @@ TEST(key_never_in_logs_or_messages)
     CHECK_EQ_INT(log_get(&g_log.with_key), 0);
 }
 
+/* The checks of a load_run (main starts the threads first and joins them
+ * last). */
+static void check_load_run(const load_run *lr)
+{
+    fprintf(stderr, "  %s: %d analyses in %ld ms, %ld x 429\n", lr->what,
+            lr->jobs, lr->ms, lr->responses_429);
+    CHECK_EQ_INT(lr->done, lr->jobs);
+    CHECK(lr->responses_429 <= lr->max_429[under_valgrind()]);
+    if (lr->check_rate_limited)
+        CHECK_EQ_INT(lr->rate_limited, lr->responses_429);
+    if (!lr->gaps_ok) HARNESS_FAIL("%s", lr->why);
+}
+
+/* RUN for the load_run lr, whose thread is th: failed if the thread did
+ * not start, else joined and checked. */
+#define RUN_THREAD(name, lr, th)                                         \
+    do {                                                                 \
+        harness_cur_name = #name;                                        \
+        harness_cur_failed = !(lr).started;                              \
+        if ((lr).started) {                                              \
+            pthread_join((th), NULL);                                    \
+            check_load_run(&(lr));                                       \
+        }                                                                \
+        HARNESS_TALLY();                                                 \
+    } while (0)
+
 int main(void)
 {
     pthread_t lt, tt;
-    limiter_run lr;
-    tight_run tr;
+    load_run lr = { .what = "limiter", .jobs = 30, .max_429 = { 0, 2 },
+                    .check_rate_limited = 1, .gaps_ok = 1 };
+    /* under valgrind the tight thread shares one CPU with every other
+     * test thread: each window edge may cost a 429 (retried) */
+    load_run tr = { .what = "tight window", .jobs = 20,
+                    .max_429 = { 0, 10 } };
 
     if (sa_global_init() != SA_OK) return 1;
-    memset(&lr, 0, sizeof lr);
-    memset(&tr, 0, sizeof tr);
     if (emu_start(&tr.e, TIGHT_EMU) == 0 &&
         pthread_create(&tt, NULL, tight_thread, &tr) == 0)
         tr.started = 1;
@@ -1476,44 +1475,9 @@ int main(void)
     RUN(nonblocking_step_time_budget);
     RUN(four_clients_in_four_threads);
 
-    harness_cur_name = "rate_limiter_30_analyses_no_429";
-    harness_cur_failed = !lr.started;
-    if (lr.started) {
-        pthread_join(lt, NULL);
-        fprintf(stderr, "  limiter: 30 analyses in %ld ms, %ld x 429\n",
-                lr.ms, lr.responses_429);
-        CHECK_EQ_INT(lr.done, 30);
-        CHECK(lr.responses_429 <= (under_valgrind() ? 2 : 0));
-        CHECK_EQ_INT(lr.rate_limited, lr.responses_429);
-    }
-    if (harness_cur_failed) {
-        harness_failed++;
-        fprintf(stderr, "FAIL %s\n", harness_cur_name);
-    } else {
-        harness_passed++;
-        fprintf(stderr, "ok   %s\n", harness_cur_name);
-    }
+    RUN_THREAD(rate_limiter_30_analyses_no_429, lr, lt);
     emu_stop(&lr.e);
-
-    harness_cur_name = "tight_window_polls_never_starve";
-    harness_cur_failed = !tr.started;
-    if (tr.started) {
-        pthread_join(tt, NULL);
-        fprintf(stderr, "  tight window: 20 analyses in %ld ms, %ld x 429\n",
-                tr.ms, tr.responses_429);
-        CHECK_EQ_INT(tr.done, 20);
-        /* under valgrind this thread shares one CPU with every other
-         * test thread: each window edge may cost a 429 (retried) */
-        CHECK(tr.responses_429 <= (under_valgrind() ? 10 : 0));
-        if (!tr.gaps_ok) HARNESS_FAIL("%s", tr.why);
-    }
-    if (harness_cur_failed) {
-        harness_failed++;
-        fprintf(stderr, "FAIL %s\n", harness_cur_name);
-    } else {
-        harness_passed++;
-        fprintf(stderr, "ok   %s\n", harness_cur_name);
-    }
+    RUN_THREAD(tight_window_polls_never_starve, tr, tt);
     emu_stop(&tr.e);
 
     RUN(key_echoed_by_the_server_never_surfaces);

@@ -155,6 +155,42 @@ TEST(lease_table_full)
     CHECK_EQ_INT(sa__budget_state_lease(&st, T0, 5, 1, 1, NULL, NULL), -1);
 }
 
+/* The redis scope's fallback pacer (budget_redis.c): a machine's sends
+ * spaced by one share's gap divided by the clients on the file, the gap of
+ * the moment counted from the last send; never 6 sends in a second where
+ * 8 independent shares of 1 send per 2 s would (checked over 10 minutes
+ * of fake time with every client asking every millisecond). */
+TEST(fallback_pacer_spaces_a_machines_sends)
+{
+    int64_t ready = 0, t, sends[4096];
+    int i, n = 0, worst = 0, lo = 0;
+
+    plan_default();
+    CHECK_EQ_INT(sa__budget_state_clients(&st, T0), 1);   /* never 0 */
+    for (i = 0; i < 8; i++)
+        (void)sa__budget_state_lease(&st, T0, 100 + i, 1, 0, NULL, NULL);
+    CHECK_EQ_INT(sa__budget_state_clients(&st, T0), 8);
+    CHECK_EQ_INT(sa__budget_state_clients(&st, T0 + SA__BUDGET_LEASE_MS), 1);
+    /* the first send goes at once; check does not record */
+    CHECK(sa__budget_state_pace(&st, T0, 250, 0, &ready));
+    CHECK(sa__budget_state_pace(&st, T0, 250, 1, &ready));
+    CHECK(!sa__budget_state_pace(&st, T0 + 100, 250, 1, &ready));
+    CHECK_EQ_INT((int)(ready - T0), 250);
+    /* a client joins: the gap shrinks from the last send, not from the
+     * next time the old gap gave */
+    CHECK(sa__budget_state_pace(&st, T0 + 125, 125, 1, &ready));
+    /* 8 clients asking every millisecond, each share 2000 ms apart */
+    for (t = T0 + 1000; t < T0 + 601000 && n < 4096; t++)
+        if (sa__budget_state_pace(&st, t, 2000 / 8, 1, &ready))
+            sends[n++] = t;
+    CHECK(n >= 2390 && n <= 2401);   /* 4 a second, evenly */
+    for (i = 0; i < n; i++) {
+        while (sends[i] - sends[lo] >= 1000) lo++;
+        if (i - lo + 1 > worst) worst = i - lo + 1;
+    }
+    CHECK_EQ_INT(worst, 4);
+}
+
 TEST(scope_names)
 {
     char err[256];
@@ -619,6 +655,7 @@ int main(void)
     RUN(corrupt_ring_is_sanitised);
     RUN(leases_count_and_expire);
     RUN(lease_table_full);
+    RUN(fallback_pacer_spaces_a_machines_sends);
     RUN(scope_names);
     RUN(client_rejects_bad_scope);
     RUN(host_scope_across_processes);

@@ -129,11 +129,12 @@ def test_redis_killed_and_restarted_mid_run(redis):
     print(events)
     assert [e[0] for e in events] == ["killed", "restarted"]
     check_fleet(fig, 32)
-    # each switch holds sends for a second and the shares start at
-    # spread phases: 0 to 5 x 429 measured in about 100 requests (the
-    # independent shares meet now and then; the jobs retry them), never
-    # in bulk
-    assert fig["responses_429"] <= fig["api_requests"] // 10, fig
+    # each switch holds sends for a second, and the clients of this
+    # machine pace their shares together through the fallback pacer: 0 x
+    # 429 (bench/run part 6 redis-restart: 12 before the pacer, 0 with
+    # it).  Two are allowed for a loaded machine that holds one process
+    # between its slot and its send (independent shares met 0-5 here)
+    assert fig["responses_429"] <= 2, fig
     # the fleet used Redis again after the restart
     assert b"skinanalysis:budget:" in redis.command("KEYS", "*")
 

@@ -450,8 +450,9 @@ typedef struct sa_client_options {
      *          non-blocking socket, looked at with every step (and every 2
      *          ms while an answer is awaited, through the timer).  When
      *          Redis is away the client keeps to its share of the rate
-     *          (rate / rate_limit_fleet_size), logs it once, and uses
-     *          Redis again when it answers.  A HOST that does not resolve
+     *          (rate / rate_limit_fleet_size), paced with the other clients
+     *          of its machine (shared memory) so their shares never bunch,
+     *          logs it once, and uses Redis again when it answers.  A HOST that does not resolve
      *          at sa_client_new: SA_ERR_INVALID_ARGUMENT.
      * Anything else: SA_ERR_INVALID_ARGUMENT from sa_client_new. */
     const char *rate_limit_scope;

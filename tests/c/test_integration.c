@@ -1170,8 +1170,15 @@ static void *limiter_thread(void *ud)
  * decides; polls go before creates and new jobs wait for the admission cap,
  * so every task is polled in time (max_poll_interval_ms 4 s: admission cap
  * floor(0.8 * 40 * 4 / 20) = 6) and nothing gets a 429. */
+/* The subject is the 40-per-20 s window and the polls' gaps; the
+ * emulator's per-second window is shortened to 0.75 s (the client keeps
+ * 5 per 1.02 s) because on a loaded machine the emulator, stamping each
+ * request when it gets to handle it, sees sends it handled late bunched
+ * together: 1 x 429 at nice 19 beside a full CI run.  The per-second
+ * window is checked exactly on fake time (test_limiter.c) and end to end
+ * by the limiter thread. */
 #define TIGHT_EMU "--task-seconds 1.5 --rate-window-max 40 " \
-                  "--rate-window-seconds 20 " KEYS
+                  "--rate-window-seconds 20 --rate-qps-seconds 0.75 " KEYS
 
 static void *tight_thread(void *ud)
 {

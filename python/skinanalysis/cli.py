@@ -32,7 +32,8 @@ from typing import Any, Callable, Iterable, Optional, TextIO
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CSV_FIELDS = ["image", "ok", "task_id", "concern", "region", "ui_score", "raw_score",
-              "skin_type", "overall", "skin_age", "error_type", "error"]
+              "skin_type", "overall", "skin_age", "error_type", "error",
+              "deleted", "delete_error"]
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -295,8 +296,13 @@ class BatchWriter:
     def __init__(self, path: Path) -> None:
         self.csv = path.suffix.lower() == ".csv"
         new = not path.exists() or path.stat().st_size == 0
+        fields = CSV_FIELDS
+        if self.csv and not new:  # appending: keep the file's own columns
+            with path.open(newline="", encoding="utf-8") as fh:
+                fields = next(csv.reader(fh), None) or CSV_FIELDS
         self.fh = path.open("a", newline="", encoding="utf-8")
-        self.writer = csv.DictWriter(self.fh, CSV_FIELDS) if self.csv else None
+        self.writer = (csv.DictWriter(self.fh, fields, extrasaction="ignore")
+                       if self.csv else None)
         if self.writer is not None and new:
             self.writer.writeheader()
 
@@ -315,6 +321,9 @@ class BatchWriter:
                      "error_type": type(outcome).__name__, "error": str(outcome)}]
         base = {"image": label, "ok": "true", "task_id": outcome.task_id or "",
                 "overall": _fmt(outcome.overall, 3), "skin_age": _fmt(outcome.skin_age, 0)}
+        if getattr(outcome, "_delete_tried", False):  # --delete-after: how it went
+            base["deleted"] = "true" if outcome.deleted else "false"
+            base["delete_error"] = str(outcome.delete_error or "")
         rows = [dict(base, concern=s.concern, region=s.region, ui_score=_fmt(s.ui_score),
                      raw_score=_fmt(s.raw_score, 3), skin_type=s.skin_type or "")
                 for s in outcome.scores]

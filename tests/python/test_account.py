@@ -231,6 +231,39 @@ def test_cli_batch_save_masks_then_delete(emu, tmp_path):
     assert emu.counters["tasks_deleted"] == 2
 
 
+def test_cli_batch_csv_says_how_each_delete_went(emu, tmp_path):
+    """The CSV output carries deleted / delete_error as the JSON Lines does;
+    appended to a CSV of the older columns, it keeps that file's header."""
+    import csv
+    (tmp_path / "in").mkdir()
+    folder = _folder(tmp_path / "in", 2)
+    res = tmp_path / "r.csv"
+    emu.set_scenario([{"endpoint": "task_delete", "fault": "respond", "status": 400,
+                       "times": 1,
+                       "body": {"status": 400, "error": "not supported",
+                                "error_code": "OperationNotSupport"}}])
+    out = _cli(emu, "batch", str(folder), "--actions", ",".join(SD4), "--out", str(res),
+               "--no-progress", "--delete-after")
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(res.open(newline="")))
+    per_image = {r["image"]: (r["deleted"], r["delete_error"]) for r in rows}
+    assert sorted(v[0] for v in per_image.values()) == ["false", "true"], per_image
+    failed = [v[1] for v in per_image.values() if v[0] == "false"][0]
+    assert "not supported" in failed
+    assert all(v[1] == "" for v in per_image.values() if v[0] == "true")
+    assert emu.counters["tasks_deleted"] == 1
+
+    old = tmp_path / "old.csv"
+    old.write_text("image,ok,task_id,concern,region,ui_score,raw_score,skin_type,overall,"
+                   "skin_age,error_type,error\n", encoding="utf-8")
+    out = _cli(emu, "batch", str(folder), "--actions", ",".join(SD4), "--out", str(old),
+               "--no-progress")
+    assert out.returncode == 0, out.stderr
+    with old.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert all(len(r) == 12 for r in rows) and len(rows) > 2
+
+
 def test_cli_batch_balance_unreadable(emu, tmp_path):
     (tmp_path / "in").mkdir()
     folder = _folder(tmp_path / "in", 1)

@@ -35,13 +35,17 @@
  * places polls about sqrt(2 c / h) apart (denser where the tasks end,
  * sparse where none does, the first poll just after the shortest
  * durations seen).  A prior (PRIOR_N tasks' worth of mass spread evenly
- * over the durations' range) keeps a few observations from leaving holes
- * the polls would never look into.  The price follows the load the scheduler
+ * over the durations' range, widened past the shortest and longest seen
+ * by the range over the number seen: a sample's extremes fall short of
+ * the true bounds) keeps a few observations from leaving holes the polls
+ * would never look into.  The price follows the load the scheduler
  * reports (sa__sched_load: the long window's use and whether new work
  * waits for it): PRICE_ROOM_MS while the budget has room, rising
  * geometrically to PRICE_BOUND_MS when it binds, where one poll near the
  * end of the longest durations seen is cheapest.  A task running past
- * nearly all durations seen (S(e0) < 2%) is polled at the fixed interval,
+ * nearly all durations seen (S(e0) < 2%) is polled at the price's gap for
+ * a scale-free tail (the hazard falls as it runs on: the gaps grow with
+ * the time past the longest seen), never wider than the fixed interval
  * stretched toward the safe gap as the load rises.
  *
  * Hard rules, whatever the model says: the next poll goes no sooner than
@@ -66,7 +70,7 @@
 #endif
 #define PRIOR_N 4.0             /* weight of the even prior, in tasks */
 #define EXPLORE 0.2             /* first polls drawn this much earlier */
-#define TAIL_S 0.02             /* past this survival: the fixed interval */
+#define TAIL_S 0.02             /* past this survival: the tail's gaps */
 #ifndef PRICE_ROOM_MS
 #define PRICE_ROOM_MS 110.0    /* a poll's price while the budget has room */
 #endif
@@ -169,6 +173,18 @@ static void fit(sa__pp_bucket *b)
     }
     for (i = 0; i < b->n; i++)
         if (b->obs[i].hi_ms < low) low = b->obs[i].hi_ms;
+    b->top_ms = (int32_t)top;
+    b->low_ms = low < top ? (int32_t)low : 0;
+    /* The durations seen are a sample: the true range extends past both
+     * ends, by about the range over the number seen (the gap expected
+     * between a uniform sample's extreme and its bound).  The grid and
+     * the prior cover that extension, so a task shorter or longer than
+     * every one seen is looked for where it is likely to be. */
+    if (low < top && b->n >= 2) {
+        double ext = (top - low) / b->n;
+        low = low > ext ? low - ext : 0;
+        top += ext;
+    }
     w = ceil(top / SA__PP_BINS);
     if (w < 1) w = 1;
     b->bin_ms = (int32_t)w;
@@ -392,9 +408,19 @@ int64_t sa__pollplan_next(const sa__pollplan *p, const sa__pp_task *t,
        ? (double)(t->running_ms - t->created_ms + rtt) : 0.0;
     model_at(m, e0, &F0, &G0);
     if (1 - F0 < TAIL_S) {
-        /* running longer than (nearly) every task seen */
+        /* Running longer than (nearly) every task seen: the model says
+         * nothing more.  The tail is taken to be scale-free: a task past
+         * the longest seen by x is as likely to end within the next
+         * (spacing + x) as a fresh one within its spacing (spacing: the
+         * range seen over the tasks seen), so the polls spread out as it
+         * runs on, each at the price's gap sqrt(2 c / hazard), never
+         * wider than the fixed interval (stretched as the budget binds). */
         double g = (double)t->fixed_ms
                  + p->load * (double)(gap - t->fixed_ms);
+        double past = e0 > m->top_ms ? e0 - m->top_ms : 0;
+        double scale = (double)(m->top_ms - m->low_ms) / (m->n + 1) + past;
+        double g_tail = sqrt(2 * sa__pollplan_price_ms(p) * scale);
+        if (g_tail < g) g = g_tail;
         return clamp64(now_ms + (int64_t)g, earliest, latest);
     }
     c = sa__pollplan_price_ms(p);

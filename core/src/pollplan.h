@@ -27,6 +27,9 @@ typedef struct sa__pp_bucket {
      * self-consistent estimate on a grid): mass per bin of bin_ms. */
     float pmf[SA__PP_BINS];
     int32_t bin_ms;
+    /* the observations' extent: the shortest duration they allow and the
+     * longest interval end (before the grid's extension past both) */
+    int32_t low_ms, top_ms;
 } sa__pp_bucket;
 
 typedef struct sa__pollplan {  /* one per client */

@@ -162,16 +162,60 @@ TEST(binding_budget_polls_near_the_end_room_polls_sooner)
     CHECK(sa__pollplan_price_ms(&P) > 300 * 80.0 - 1);
 }
 
-TEST(tail_past_every_duration_seen_polls_at_the_fixed_interval)
+TEST(tail_past_every_duration_seen_spreads_out_to_the_fixed_interval)
 {
     sa__pp_task t;
+    int64_t prev = 0;
+    int k;
     plan_init(SA_POLL_LEARNED, 0);
     teach(1, 20, 3000, 3100);
-    t = task_at(T0, T0 + 5000, T0 + 5000);  /* still running at 5 s */
-    CHECK_EQ_INT(sa__pollplan_next(&P, &t, T0 + 5010), T0 + 7010);
+    /* still running at 3.5 s, 5 s, 10 s, 30 s: the gap grows with the
+     * time past the longest seen (sqrt(2 x 110 x (5 + past)) ms), never
+     * under 200 ms nor over the fixed 2 s */
+    for (k = 0; k < 4; k++) {
+        static const int64_t at_ms[4] = { 3500, 5000, 10000, 30000 };
+        int64_t gap;
+        t = task_at(T0, T0 + at_ms[k], T0 + at_ms[k]);
+        gap = sa__pollplan_next(&P, &t, T0 + at_ms[k] + 10) - (T0 + at_ms[k] + 10);
+        fprintf(stderr, "  running at %lld ms: next poll in %lld ms\n",
+                (long long)at_ms[k], (long long)gap);
+        CHECK(gap >= 200 && gap <= 2000);
+        CHECK(gap >= prev);
+        prev = gap;
+    }
+    CHECK(prev == 2000);                         /* far past: the fixed 2 s */
+    t = task_at(T0, T0 + 5000, T0 + 5000);
+    CHECK_EQ_INT(sa__pollplan_next(&P, &t, T0 + 5010), T0 + 5010 + 647);
     P.load = 1.0;  /* stretched to the safe gap (8 s when the budget binds) */
     CHECK_EQ_INT(sa__pollplan_max_gap(&P), 8000);
     CHECK_EQ_INT(sa__pollplan_next(&P, &t, T0 + 5010), T0 + 13000);
+}
+
+TEST(model_reaches_past_the_durations_seen)
+{
+    /* four tasks of exactly 4, 5, 6 and 7 s: the durations' true range
+     * is wider than the sample's, so the fit keeps mass below 4 s and
+     * above 7 s (about a quarter of the range, 750 ms, each side) */
+    const sa__pp_bucket *m;
+    double below = 0, above = 0;
+    int j;
+    plan_init(SA_POLL_LEARNED, 0);
+    teach(1, 1, 3990, 4000);
+    teach(1, 1, 4990, 5000);
+    teach(1, 1, 5990, 6000);
+    teach(1, 1, 6990, 7000);
+    m = sa__pollplan_model(&P, sa__pollplan_bucket(0, 4));
+    CHECK(m != NULL);
+    if (!m) return;
+    CHECK_EQ_INT(m->low_ms, 3990);
+    CHECK_EQ_INT(m->top_ms, 7001);
+    for (j = 0; j < SA__PP_BINS; j++) {
+        if ((j + 1) * m->bin_ms <= 3900) below += m->pmf[j];
+        if (j * m->bin_ms >= 7100) above += m->pmf[j];
+    }
+    fprintf(stderr, "  mass below 3.9 s %.3f, above 7.1 s %.3f\n", below, above);
+    CHECK(below > 0.04 && above > 0.04);
+    CHECK((double)m->bin_ms * SA__PP_BINS >= 7001 + 700);  /* the grid too */
 }
 
 TEST(hard_rules_hold_in_every_state)
@@ -302,7 +346,8 @@ int main(void)
     RUN(webhooks_poll_only_at_the_safe_gap);
     RUN(learned_first_poll_lands_after_the_shortest_durations);
     RUN(binding_budget_polls_near_the_end_room_polls_sooner);
-    RUN(tail_past_every_duration_seen_polls_at_the_fixed_interval);
+    RUN(tail_past_every_duration_seen_spreads_out_to_the_fixed_interval);
+    RUN(model_reaches_past_the_durations_seen);
     RUN(hard_rules_hold_in_every_state);
     RUN(simulation_learned_beats_fixed);
     (void)harness_slurp;

@@ -14,7 +14,10 @@
  *   priority   status polls first, the most urgent first (urgency: the
  *              time by which the task must be polled, i.e. when its last
  *              poll -- or its task create -- was sent, plus
- *              max_poll_interval_ms); then task creates; then file
+ *              max_poll_interval_ms); then task creates; then account
+ *              requests (a delete_after's delete, a balance, a price list
+ *              page: a biometric image's task is deleted as soon as its
+ *              result is read, not behind new uploads); then file
  *              creates; first come first served within a class.
  *   admission  a job's first request (its file create, or the task create
  *              of an image_url / file_id source) waits while `admit_cap`
@@ -24,7 +27,9 @@
  *              rate_window_ms)): that many tasks polled once per
  *              max_poll_interval_ms use at most 80% of the long window
  *              (6 with the defaults).  No cap without a long window or
- *              with the limiter off (max_jobs still applies).
+ *              with the limiter off (max_jobs still applies).  An
+ *              account request never admits a job nor waits for the cap:
+ *              it leaves no task to poll.
  *   reserve    the last slots of the long window are kept for urgent
  *              polls: a request that is not an urgent poll takes a slot
  *              only when the long window keeps one free slot per admitted
@@ -118,14 +123,24 @@ void sa__sched_park_api(sa__sched *s, sa__sched_item *it, int step, int64_t now)
 }
 
 /* Class of a waiting request: polls (0) before task creates (1) before
- * file creates (2). */
+ * account requests (2) before file creates (3). */
 static int lim_class(const sa__sched_item *it)
 {
     switch (it->step) {
     case SA__STEP_POLL: return 0;
     case SA__STEP_TASK_CREATE: return 1;
-    default: return 2;
+    case SA__STEP_ACCOUNT: return 2;
+    default: return 3;
     }
+}
+
+/* Does sending this item admit its job (and so wait for the cap)?  A
+ * first request does, except an account request (no task to poll after
+ * it) and a poll (that of a resumed task only: poll_admits). */
+static int admits(const sa__sched_item *it)
+{
+    if (it->admitted || it->step == SA__STEP_ACCOUNT) return 0;
+    return it->step != SA__STEP_POLL || it->poll_admits;
 }
 
 /* The time by which the item's task must be polled. */
@@ -162,7 +177,7 @@ static int64_t lim_reserve(const sa__sched *s, int extra)
 static int lim_eligible(const sa__sched *s, const sa__sched_item *it,
                         int64_t now, int room, int64_t *retry_at)
 {
-    int first = !it->admitted;
+    int first = admits(it);
 
     if (lim_class(it) == 0) {
         int64_t urgent_at = poll_deadline(s, it)
@@ -220,8 +235,7 @@ sa__sched_item *sa__sched_next_api(sa__sched *s, int64_t now)
     }
     (void)sa__limiter_acquire(&s->lim, now, &ready);
     sa_link_remove(&best->link);
-    if (!best->admitted
-        && (best->step != SA__STEP_POLL || best->poll_admits)) {
+    if (admits(best)) {
         /* a first request admits; a poll does only for a resumed task
          * (the poll of a task whose result is downloaded asks for a fresh
          * URL) */

@@ -279,6 +279,37 @@ TEST(admission_cap_holds_first_requests)
     st_end(&t);
 }
 
+/* An account request (delete_after's delete, a balance) goes before file
+ * creates queued ahead of it, past the admission cap, and admits nothing:
+ * a finished task's image is deleted without waiting for new uploads. */
+TEST(account_requests_go_before_file_creates_past_the_cap)
+{
+    st t;
+
+    REQUIRE(st_open(&t) == SA_OK);
+    park_five_go(&t, 8, SA__STEP_FILE_CREATE);  /* 5 per second */
+    goes_at(&t, T0 + 1000 + G, 5);
+    CHECK_EQ_INT(t.s.n_admitted, 6);            /* the cap: 6 and 7 wait */
+    park(&t, 20, SA__STEP_ACCOUNT);
+    CHECK_EQ_INT(next(&t), 20);
+    CHECK_EQ_INT(t.it[20].admitted, 0);
+    CHECK_EQ_INT(t.s.n_admitted, 6);
+    CHECK_EQ_INT(next(&t), -1);
+    /* with room under the cap, still ahead of the file creates queued
+     * before it; behind a task create */
+    sa__sched_unadmit(&t.s, &t.it[0], t.now);
+    sa__sched_unadmit(&t.s, &t.it[1], t.now);
+    t.now += 1000 + G;
+    park(&t, 21, SA__STEP_ACCOUNT);
+    park(&t, 2, SA__STEP_TASK_CREATE);
+    CHECK_EQ_INT(next(&t), 2);
+    CHECK_EQ_INT(next(&t), 21);
+    CHECK_EQ_INT(next(&t), 6);
+    CHECK_EQ_INT(next(&t), 7);
+    CHECK_EQ_INT(t.s.n_admitted, 6);
+    st_end(&t);
+}
+
 /* ------------------------------------------------------------------ */
 /* Reserve                                                             */
 /* ------------------------------------------------------------------ */
@@ -510,6 +541,7 @@ int main(void)
     RUN(polls_first_most_urgent_first);
     RUN(first_come_first_served_within_a_class);
     RUN(admission_cap_holds_first_requests);
+    RUN(account_requests_go_before_file_creates_past_the_cap);
     RUN(reserve_keeps_a_slot_per_admitted_job);
     RUN(rate_edge_sixth_request_waits_a_second);
     RUN(full_window_holds_even_urgent_polls);

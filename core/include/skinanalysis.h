@@ -776,8 +776,11 @@ SA_API long sa_client_timeout_ms(sa_client *client);
 SA_API int sa_client_wakeup(sa_client *client);
 
 /* Poll the task `task_id` at once (a webhook said it ended): every job of
- * this client waiting to poll that task polls it now.  Returns the number
- * of jobs notified (0 when none has that task), or SA_ERR_INVALID_ARGUMENT. */
+ * this client waiting to poll that task polls it now; one whose poll is
+ * already on its way (maybe sent before the task ended) polls again at
+ * the least gap (200 ms, or the API's polling_interval) if that poll
+ * answers "running".  Returns the number of jobs notified (0 when none
+ * has that task), or SA_ERR_INVALID_ARGUMENT. */
 SA_API int sa_client_notify(sa_client *client, const char *task_id);
 
 /* How sa_client_fetch downloads.  Always call sa_fetch_options_init()

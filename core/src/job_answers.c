@@ -439,8 +439,10 @@ static int start_zip(sa__jobsm *sm)
 /* A status answer parsed: running, success or error. */
 static int on_status(sa__jobsm *sm, int64_t now_ms, sa__status_info *info)
 {
-    long interval = sm->poll_interval_ms, api_min = 0;
+    long interval = sm->poll_interval_ms, api_min = 0, delay;
+    int notified = sm->notified;
 
+    sm->notified = 0;
     sa__jsm_step_succeeded(sm);
     if (info->task_status == SA__TASK_UNKNOWN) {
         /* not a documented status: not finished yet (logged once) */
@@ -467,9 +469,12 @@ static int on_status(sa__jobsm *sm, int64_t now_ms, sa__status_info *info)
             interval = sm->max_poll_interval_ms;
         if (api_min > interval) api_min = interval;
         if (!sm->fetch_phase) sm->running_ms = sm->poll_sent_ms;
-        sa__jsm_schedule_poll(sm, now_ms,
-                              sa__jsm_plan_delay(sm, now_ms, interval,
-                                                 api_min));
+        delay = sa__jsm_plan_delay(sm, now_ms, interval, api_min);
+        if (notified) {  /* the delivery said it ended: soon, not planned */
+            long soon = api_min > JOB_MIN_POLL_MS ? api_min : JOB_MIN_POLL_MS;
+            if (soon < delay) delay = soon;
+        }
+        sa__jsm_schedule_poll(sm, now_ms, delay);
         return SA_OK;
     case SA__TASK_SUCCESS:
         if (!sm->pub_state) {

@@ -268,6 +268,12 @@ void sa__jobsm_note_sent(sa__jobsm *sm, int64_t now_ms)
 int sa__jobsm_poll_now(sa__jobsm *sm, int64_t now_ms)
 {
     if (!sm || sm->kind != KIND_ANALYSIS || sm->fetch_phase) return 0;
+    if (sm->state == SA_JOB_POLLING) {
+        /* a poll is queued or on its way, maybe sent before the task
+         * ended: if it answers running, the next goes at the least gap */
+        sm->notified = 1;
+        return 1;
+    }
     if (sm->state != SA_JOB_POLL_WAIT
         && !(sm->state == SA_JOB_BACKOFF && sm->step == SA__STEP_POLL))
         return 0;

@@ -74,6 +74,8 @@ struct sa__jobsm {
     int resumed;             /* started from a task id (sa_client_resume) */
     int unknown_seen;        /* an unknown task_status was noted ... */
     int notice_pending;      /* ... and waits for sa__jobsm_take_notice */
+    int notified;            /* a delivery came while a poll was on its way:
+                                if it answers running, poll again soon */
     char unknown_status[64]; /* that status (sa__status_info) */
 
     /* The public outcome: written only by fix_outcome(). */

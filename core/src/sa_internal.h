@@ -766,7 +766,9 @@ int sa__jobsm_resumed(const sa__jobsm *sm);
 
 /* Webhook help: a machine waiting to poll its task (POLL_WAIT, or BACKOFF
  * after a failed poll) polls at now_ms instead.  Returns 1 when it was
- * waiting to poll, else 0 (nothing changes). */
+ * waiting to poll, else 0 (nothing changes).  A poll already queued or
+ * on its way: noted (returns 1); if it answers running, the next poll
+ * goes at the least gap instead of the planned one. */
 int sa__jobsm_poll_now(sa__jobsm *sm, int64_t now_ms);
 /* The poll the machine handed out was sent at now_ms (it may have waited
  * in the limiter queue): the planner times its durations from then. */

@@ -1371,7 +1371,32 @@ TEST(poll_now_moves_the_next_poll)
     e = zt_send(t);                         /* the poll goes out now */
     CHECK_EQ_INT(e->step, SA__STEP_POLL);
     CHECK_EQ_INT(e->api_host, 1);
-    CHECK_EQ_INT(sa__jobsm_poll_now(t->sm, t->run.now), 0);  /* out now */
+    /* a second delivery while that poll is out (it may have been sent
+     * before the task ended): noted, and when it answers running the next
+     * poll goes at the least gap (200 ms), not the usual 2 s */
+    CHECK_EQ_INT(sa__jobsm_poll_now(t->sm, t->run.now), 1);
+    t->run.pending = 1;
+    {
+        static const fs_reply running[] = { RUNNING };
+        jt_drive(t, running, N(running));
+    }
+    REQUIRE(sa__jobsm_state(t->sm) == SA_JOB_POLL_WAIT);
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK_EQ_INT(nx.kind, SA__NEXT_WAIT);
+    CHECK_EQ_INT(nx.wake_at_ms - t->run.now, 200);
+    /* once: the answer after it waits the usual interval again */
+    t->run.now = nx.wake_at_ms;
+    e = zt_send(t);
+    CHECK_EQ_INT(e->step, SA__STEP_POLL);
+    t->run.pending = 1;
+    {
+        static const fs_reply running[] = { RUNNING };
+        jt_drive(t, running, N(running));
+    }
+    REQUIRE(sa__jobsm_next(t->sm, t->run.now, &nx) == SA_OK);
+    CHECK(nx.wake_at_ms - t->run.now >= 1000);
+    t->run.now = nx.wake_at_ms;
+    e = zt_send(t);
     t->run.pending = 1;
     t->run.stop_state = -1;
     {

@@ -69,7 +69,8 @@
 #define SMOOTH 9                /* smoothing passes per EM round */
 #endif
 #define PRIOR_N 4.0             /* weight of the even prior, in tasks */
-#define EXPLORE 0.2             /* first polls drawn this much earlier */
+#define EXPLORE 0.2             /* first polls drawn this much earlier, */
+#define EXPLORE_N 16.0          /* ... half that from 32 tasks seen on */
 #define TAIL_S 0.02             /* past this survival: the tail's gaps */
 #ifndef PRICE_ROOM_MS
 #define PRICE_ROOM_MS 110.0    /* a poll's price while the budget has room */
@@ -441,12 +442,14 @@ int64_t sa__pollplan_next(const sa__pollplan *p, const sa__pp_task *t,
     }
     if (t->running_ms <= t->created_ms) {
         /* the first poll, drawn up to EXPLORE earlier (less as the load
-         * rises): tasks polled first at different times tell where in
-         * [0, first poll] durations begin, which those seen final at a
-         * fixed first poll never would (the fit would drift later) */
+         * rises, and down to half as the tasks seen pass EXPLORE_N):
+         * tasks polled first at different times tell where in [0, first
+         * poll] durations begin, which those seen final at a fixed first
+         * poll never would (the fit would drift later) */
         double u = (double)(mix(t->created_ms) >> 11) / 9007199254740992.0;
-        double back = EXPLORE * (1 - p->load) * u
-                    * (double)(best - t->created_ms);
+        double k = EXPLORE_N / (double)m->n;   /* less once much is seen */
+        double back, ex = EXPLORE * (k > 1 ? 1 : k < 0.5 ? 0.5 : k);
+        back = ex * (1 - p->load) * u * (double)(best - t->created_ms);
         best -= (int64_t)back;
         if (best < earliest) best = earliest;
     }

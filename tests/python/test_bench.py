@@ -123,7 +123,7 @@ def test_poll_bench_and_figures(webhooks):
         assert r["ok"] == 3 and r["failed"] == 0, r
         if webhooks:
             assert r["deliveries"] == 3
-        f = bench.poll_figures(e)
+        f = bench.poll_figures([(bench.control_tasks(e), e.counters())])
     finally:
         e.stop()
     assert f["ok"] == 3 and f["rpa"] >= 3.0 and f["n429"] == 0 and f["expired"] == 0

@@ -59,6 +59,14 @@ typedef struct sa__budget_state {
     int64_t blocked_until;    /* 429 pause, shared */
     int64_t pace_last;        /* the pacer's last send (budget_redis.c's
                                  fallback; INT64_MIN: none yet) */
+    int64_t fb_until;         /* a client of the machine was away from
+                                 Redis lately: the clients on Redis pace
+                                 their sends too until this (INT64_MIN:
+                                 never) */
+    int64_t fb_hold;          /* no fallback send before this: a fallback
+                                 that begins while none was marked lets
+                                 the unpaced sends of the last span age
+                                 out first */
     sa__budget_win rate;
     sa__budget_win lng;        /* max 0: no long window */
     int64_t rate_ring[SA__BUDGET_RATE_MAX];
@@ -67,7 +75,7 @@ typedef struct sa__budget_state {
 } sa__budget_state;
 
 #define SA__BUDGET_MAGIC 0x53414255u  /* "SABU" */
-#define SA__BUDGET_VERSION 2u
+#define SA__BUDGET_VERSION 3u
 
 /* Is a process alive?  (kill(pid, 0) in the host budget; a fake in the
  * tests.) */
@@ -109,6 +117,29 @@ int sa__budget_state_clients(const sa__budget_state *st, int64_t now);
  * when a send may go at now (recorded when record), else 0 and *ready_at. */
 int sa__budget_state_pace(sa__budget_state *st, int64_t now, int64_t gap_ms,
                          int record, int64_t *ready_at);
+/* The machine's clients across a switch (budget_redis.c).  A client away
+ * from Redis marks the machine "in fallback" until now + mix_ms (at most
+ * SA__BUDGET_LEASE_MS); a mark made while none was in force holds the
+ * fallback's sends for one span of the per-second window (the clients on
+ * Redis sent unpaced until then). */
+void sa__budget_state_fallback_mark(sa__budget_state *st, int64_t now,
+                                   int64_t mix_ms);
+/* 1 while a mark is in force: the clients on Redis pace their sends. */
+int sa__budget_state_mixing(const sa__budget_state *st, int64_t now);
+/* A client away from Redis: mark, then the hold, then the pacer. */
+int sa__budget_state_pace_fallback(sa__budget_state *st, int64_t now,
+                                  int64_t gap_ms, int64_t mix_ms, int record,
+                                  int64_t *ready_at);
+/* A client on Redis, before it asks Redis for a slot: 1 at once (and
+ * *taken INT64_MIN) when no mark is in force, else the pacer's answer;
+ * a slot taken (record) is *taken, the pacer's previous send *prev, to
+ * give back with sa__budget_state_unpace when Redis refuses. */
+int sa__budget_state_pace_redis(sa__budget_state *st, int64_t now,
+                               int64_t gap_ms, int record, int64_t *taken,
+                               int64_t *prev, int64_t *ready_at);
+/* Give back a pacer slot no send used (unless a later one was taken). */
+void sa__budget_state_unpace(sa__budget_state *st, int64_t taken,
+                            int64_t prev);
 /* Drop (pid, token)'s lease (and those of dead processes); returns the
  * leases of live processes left. */
 int sa__budget_state_release(sa__budget_state *st, int32_t pid,
@@ -172,12 +203,20 @@ void sa__budget_host_penalize(sa__budget_host *h, int64_t now, int64_t pause);
 int sa__budget_host_room(sa__budget_host *h, int64_t now, int64_t *next_free);
 int sa__budget_host_admitted(sa__budget_host *h, int64_t now, int mine);
 /* budget_redis.c's fallback: renew this client's lease (with `mine`
- * admitted jobs) and pace the sends of every client of the file, each
- * counted for one share: client_gap_ms / (clients) apart, never less than
- * min_gap_ms. */
+ * admitted jobs), mark the machine in fallback for mix_ms, and pace the
+ * sends of every client of the file, each counted for one share:
+ * client_gap_ms / (clients) apart, never less than min_gap_ms. */
 int sa__budget_host_pace(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
-                        int64_t min_gap_ms, int mine, int record,
-                        int64_t *ready_at);
+                        int64_t min_gap_ms, int64_t mix_ms, int mine,
+                        int record, int64_t *ready_at);
+/* ... and a client on Redis (sa__budget_state_pace_redis, same gap). */
+int sa__budget_host_pace_redis(sa__budget_host *h, int64_t now,
+                              int64_t client_gap_ms, int64_t min_gap_ms,
+                              int mine, int record, int64_t *taken,
+                              int64_t *prev, int64_t *ready_at);
+void sa__budget_host_unpace(sa__budget_host *h, int64_t taken, int64_t prev);
+void sa__budget_host_fallback_mark(sa__budget_host *h, int64_t now,
+                                  int64_t mix_ms);
 /* The file's path (tests). */
 const char *sa__budget_host_path(const sa__budget_host *h);
 

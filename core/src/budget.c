@@ -79,7 +79,7 @@ void sa__budget_state_init(sa__budget_state *st, int n_rate, int64_t rate_span,
     st->last_ms = INT64_MIN;
     st->blocked_until = INT64_MIN;
     st->pace_last = INT64_MIN;
-    st->fb_until = INT64_MIN;
+    st->fb_sent = INT64_MIN;
     st->fb_hold = INT64_MIN;
     st->rate.max = n_rate;
     st->rate.span_ms = rate_span;
@@ -258,43 +258,56 @@ int sa__budget_state_pace(sa__budget_state *st, int64_t now, int64_t gap_ms,
 
 int sa__budget_state_mixing(const sa__budget_state *st, int64_t now)
 {
+    int i;
     if (st->last_ms != INT64_MIN && now < st->last_ms) now = st->last_ms;
-    /* a mark is never set further ahead than SA__BUDGET_LEASE_MS */
-    return st->fb_until != INT64_MIN && now < st->fb_until
-        && st->fb_until - now <= SA__BUDGET_LEASE_MS;
+    /* a fallback send is in the per-second window for one span */
+    if (st->fb_sent != INT64_MIN && now - st->fb_sent < st->rate.span_ms)
+        return 1;
+    for (i = 0; i < SA__BUDGET_LEASES; i++) {
+        const sa__budget_lease *l = &st->lease[i];
+        if (l->pid != 0 && l->away && now - l->seen_ms < SA__BUDGET_LEASE_MS
+            && l->seen_ms - now <= SA__BUDGET_LEASE_MS)
+            return 1;
+    }
+    return 0;
 }
 
-void sa__budget_state_fallback_mark(sa__budget_state *st, int64_t now,
-                                   int64_t mix_ms)
+void sa__budget_state_away(sa__budget_state *st, int64_t now, int32_t pid,
+                          uint32_t token, int away)
 {
+    int i;
     now = clamp_now(st, now);
-    if (mix_ms < 0) mix_ms = 0;
-    if (mix_ms > SA__BUDGET_LEASE_MS) mix_ms = SA__BUDGET_LEASE_MS;
-    if (!sa__budget_state_mixing(st, now)) {
+    if (away && !sa__budget_state_mixing(st, now)) {
         /* nobody was away: the clients on Redis sent without the pacer
          * until now, so many as the per-second window allows; the
          * fallback's first send waits until those have aged out (the
-         * clients on Redis see the mark at their next slot, and a grant
+         * clients on Redis see the flag at their next slot, and a grant
          * they are using ages within the guard) */
-        st->fb_until = INT64_MIN;
         st->fb_hold = sat_add(now, st->rate.span_ms);
     }
-    if (st->fb_until == INT64_MIN || sat_add(now, mix_ms) > st->fb_until)
-        st->fb_until = sat_add(now, mix_ms);
+    for (i = 0; i < SA__BUDGET_LEASES; i++) {
+        sa__budget_lease *l = &st->lease[i];
+        if (l->pid == pid && l->token == token) {
+            l->away = away ? 1 : 0;
+            break;
+        }
+    }
 }
 
 int sa__budget_state_pace_fallback(sa__budget_state *st, int64_t now,
-                                  int64_t gap_ms, int64_t mix_ms, int record,
-                                  int64_t *ready_at)
+                                  int32_t pid, uint32_t token, int64_t gap_ms,
+                                  int record, int64_t *ready_at)
 {
-    sa__budget_state_fallback_mark(st, now, mix_ms);
+    sa__budget_state_away(st, now, pid, token, 1);
     now = st->last_ms;
     if (st->fb_hold != INT64_MIN && now < st->fb_hold
         && st->fb_hold - now <= st->rate.span_ms) {
         if (ready_at) *ready_at = st->fb_hold;
         return 0;
     }
-    return sa__budget_state_pace(st, now, gap_ms, record, ready_at);
+    if (!sa__budget_state_pace(st, now, gap_ms, record, ready_at)) return 0;
+    if (record) st->fb_sent = now;
+    return 1;
 }
 
 int sa__budget_state_pace_redis(sa__budget_state *st, int64_t now,

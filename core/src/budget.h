@@ -47,7 +47,8 @@ typedef struct sa__budget_lease {
     int32_t pid;          /* 0: free */
     uint32_t token;       /* which client of that process */
     int32_t admitted;     /* its admitted jobs (sched.c) */
-    int32_t pad;
+    int32_t away;         /* budget_redis.c's pacer: this client is away
+                             from Redis (sa__budget_state_away) */
     int64_t seen_ms;      /* last renewed */
 } sa__budget_lease;
 
@@ -59,14 +60,12 @@ typedef struct sa__budget_state {
     int64_t blocked_until;    /* 429 pause, shared */
     int64_t pace_last;        /* the pacer's last send (budget_redis.c's
                                  fallback; INT64_MIN: none yet) */
-    int64_t fb_until;         /* a client of the machine was away from
-                                 Redis lately: the clients on Redis pace
-                                 their sends too until this (INT64_MIN:
-                                 never) */
-    int64_t fb_hold;          /* no fallback send before this: a fallback
-                                 that begins while none was marked lets
-                                 the unpaced sends of the last span age
-                                 out first */
+    int64_t fb_sent;          /* the pacer's last send by a client away
+                                 from Redis (INT64_MIN: none) */
+    int64_t fb_hold;          /* no fallback send before this: a client
+                                 that goes away while the clients on Redis
+                                 were not pacing lets their sends of the
+                                 last span age out first */
     sa__budget_win rate;
     sa__budget_win lng;        /* max 0: no long window */
     int64_t rate_ring[SA__BUDGET_RATE_MAX];
@@ -118,22 +117,24 @@ int sa__budget_state_clients(const sa__budget_state *st, int64_t now);
 int sa__budget_state_pace(sa__budget_state *st, int64_t now, int64_t gap_ms,
                          int record, int64_t *ready_at);
 /* The machine's clients across a switch (budget_redis.c).  A client away
- * from Redis marks the machine "in fallback" until now + mix_ms (at most
- * SA__BUDGET_LEASE_MS); a mark made while none was in force holds the
- * fallback's sends for one span of the per-second window (the clients on
- * Redis sent unpaced until then). */
-void sa__budget_state_fallback_mark(sa__budget_state *st, int64_t now,
-                                   int64_t mix_ms);
-/* 1 while a mark is in force: the clients on Redis pace their sends. */
+ * from Redis flags its lease (away 1; 0 when it is back); while any live
+ * lease is flagged, or within one span of the per-second window of a
+ * fallback send, the clients on Redis pace their sends too ("mixing").  A
+ * client that goes away while nobody was mixing holds the fallback's sends
+ * for one span (the clients on Redis sent unpaced until then).  The lease
+ * must be renewed first (sa__budget_state_lease); without one (table full)
+ * only the hold and the span after each send apply. */
+void sa__budget_state_away(sa__budget_state *st, int64_t now, int32_t pid,
+                          uint32_t token, int away);
 int sa__budget_state_mixing(const sa__budget_state *st, int64_t now);
-/* A client away from Redis: mark, then the hold, then the pacer. */
+/* A client away from Redis: flag, then the hold, then the pacer. */
 int sa__budget_state_pace_fallback(sa__budget_state *st, int64_t now,
-                                  int64_t gap_ms, int64_t mix_ms, int record,
-                                  int64_t *ready_at);
+                                  int32_t pid, uint32_t token, int64_t gap_ms,
+                                  int record, int64_t *ready_at);
 /* A client on Redis, before it asks Redis for a slot: 1 at once (and
- * *taken INT64_MIN) when no mark is in force, else the pacer's answer;
- * a slot taken (record) is *taken, the pacer's previous send *prev, to
- * give back with sa__budget_state_unpace when Redis refuses. */
+ * *taken INT64_MIN) when nobody is mixing, else the pacer's answer; a
+ * slot taken (record) is *taken, the pacer's previous send *prev, to give
+ * back with sa__budget_state_unpace when Redis refuses. */
 int sa__budget_state_pace_redis(sa__budget_state *st, int64_t now,
                                int64_t gap_ms, int record, int64_t *taken,
                                int64_t *prev, int64_t *ready_at);
@@ -203,20 +204,20 @@ void sa__budget_host_penalize(sa__budget_host *h, int64_t now, int64_t pause);
 int sa__budget_host_room(sa__budget_host *h, int64_t now, int64_t *next_free);
 int sa__budget_host_admitted(sa__budget_host *h, int64_t now, int mine);
 /* budget_redis.c's fallback: renew this client's lease (with `mine`
- * admitted jobs), mark the machine in fallback for mix_ms, and pace the
- * sends of every client of the file, each counted for one share:
- * client_gap_ms / (clients) apart, never less than min_gap_ms. */
+ * admitted jobs), flagged away, and pace the sends of every client of the
+ * file, each counted for one share: client_gap_ms / (clients) apart, never
+ * less than min_gap_ms. */
 int sa__budget_host_pace(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
-                        int64_t min_gap_ms, int64_t mix_ms, int mine,
-                        int record, int64_t *ready_at);
+                        int64_t min_gap_ms, int mine, int record,
+                        int64_t *ready_at);
 /* ... and a client on Redis (sa__budget_state_pace_redis, same gap). */
 int sa__budget_host_pace_redis(sa__budget_host *h, int64_t now,
                               int64_t client_gap_ms, int64_t min_gap_ms,
                               int mine, int record, int64_t *taken,
                               int64_t *prev, int64_t *ready_at);
 void sa__budget_host_unpace(sa__budget_host *h, int64_t taken, int64_t prev);
-void sa__budget_host_fallback_mark(sa__budget_host *h, int64_t now,
-                                  int64_t mix_ms);
+/* This client goes away from Redis (1) or is back (0). */
+void sa__budget_host_away(sa__budget_host *h, int64_t now, int away, int mine);
 /* The file's path (tests). */
 const char *sa__budget_host_path(const sa__budget_host *h);
 

@@ -326,15 +326,15 @@ static int64_t pace_gap(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
 }
 
 int sa__budget_host_pace(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
-                        int64_t min_gap_ms, int64_t mix_ms, int mine,
-                        int record, int64_t *ready_at)
+                        int64_t min_gap_ms, int mine, int record,
+                        int64_t *ready_at)
 {
     int ok;
     lock(h);
-    ok = sa__budget_state_pace_fallback(&h->map->st, now,
+    ok = sa__budget_state_pace_fallback(&h->map->st, now, h->pid, h->token,
                                        pace_gap(h, now, client_gap_ms,
                                                 min_gap_ms, mine),
-                                       mix_ms, record, ready_at);
+                                       record, ready_at);
     unlock(h);
     return ok;
 }
@@ -361,11 +361,12 @@ void sa__budget_host_unpace(sa__budget_host *h, int64_t taken, int64_t prev)
     unlock(h);
 }
 
-void sa__budget_host_fallback_mark(sa__budget_host *h, int64_t now,
-                                  int64_t mix_ms)
+void sa__budget_host_away(sa__budget_host *h, int64_t now, int away, int mine)
 {
     lock(h);
-    sa__budget_state_fallback_mark(&h->map->st, now, mix_ms);
+    (void)sa__budget_state_lease(&h->map->st, now, h->pid, h->token, mine,
+                                alive, NULL);
+    sa__budget_state_away(&h->map->st, now, h->pid, h->token, away);
     unlock(h);
 }
 

@@ -47,18 +47,21 @@
  * for a second or two after Redis comes back (or while one client alone
  * lost its connection) some clients of a machine are on Redis, whose
  * windows do not hold the fallback's sends (a restarted Redis holds
- * nothing), beside others still in fallback.  So a client away marks the
- * pacer's file "in fallback" (at the switch and with every look at the
- * pacer) for mix_ms, twice the longest backoff or twice a share's gap;
- * while a mark is in force, a client on Redis takes a pacer slot too for
- * each send, before it asks Redis: a slot the pacer refuses is never asked
- * of Redis, and the pacer slot of one Redis refuses (or a grant dropped, a
- * connection lost) is given back.  The machine then stays within the
- * pacer's rate however its clients are split.  A mark made while none was
- * in force holds the fallback's first send for one span of the per-second
- * window, so the clients on Redis, which sent unpaced until then, have
- * their sends age out first.  The mark and the holds are times: a process
- * that dies leaves nothing that outlasts them.
+ * nothing), beside others still in fallback.  So a client away flags its
+ * lease in the pacer's file (at the switch and with every look at the
+ * pacer; cleared when it is back), and while a flag is up, or the
+ * fallback's last send is less than one span of the per-second window
+ * old, a client on Redis takes a pacer slot too for each send, before it
+ * asks Redis: a slot the pacer refuses is never asked of Redis, and the
+ * pacer slot of one Redis refuses (or a grant dropped, a connection lost)
+ * is given back.  The machine then stays within the pacer's rate however
+ * its clients are split, and goes back to Redis's whole rate a span after
+ * its last client is back.  A client that goes away while nobody was
+ * pacing holds the fallback's first send for one span, so the clients on
+ * Redis, which sent unpaced until then, have their sends age out first.
+ * The flag lives in the lease (a dead process's is reclaimed, a silent
+ * one's expires) and the rest are times: a process that dies leaves
+ * nothing that outlasts them.
  */
 #include "budget.h"
 
@@ -84,9 +87,6 @@
 #define REDIS_TIMEOUT_MS 1000  /* connect or answer: Redis is away */
 #define REDIS_BACKOFF_MIN 500
 #define REDIS_BACKOFF_MAX 2000
-#define REDIS_MIX_MS (2 * REDIS_BACKOFF_MAX)  /* least time a fallback
-                                  client's mark keeps the clients on Redis
-                                  pacing (sa__budget_state_fallback_mark) */
 #define REDIS_LEASE_REFRESH_MS 200
 #define REDIS_BUF 4096
 
@@ -173,7 +173,6 @@ struct sa__budget_redis {
     int64_t machine_gap;       /* ... and a machine's: at most 4/5 of the
                                   whole rate from one machine */
     uint32_t phase_seed;       /* spreads the fleet's shares apart */
-    int64_t mix_ms;            /* a fallback client's mark lasts this */
     int64_t pace_taken;        /* on Redis: the pacer slot taken for the
                                   slot request awaited or the grant in
                                   hand (INT64_MIN: none) ... */
@@ -279,8 +278,8 @@ static void r_down(sa__budget_redis *r, int64_t now, const char *why)
                                                     : r->backoff * 2;
     r->wait_until = 0;
     /* this machine has a client away: its clients on Redis pace their
-     * sends with it (renewed by every send of the fallback) */
-    if (r->pace) sa__budget_host_fallback_mark(r->pace, now, r->mix_ms);
+     * sends with it until it is back */
+    if (r->pace) sa__budget_host_away(r->pace, now, 1, r->admitted_mine);
     if (!r->down_logged) {
         r->down_logged = 1;
         /* Redis granted sends in the last span that the share does not
@@ -489,6 +488,9 @@ static void r_io(sa__budget_redis *r, int64_t now)
              * sends of the last span: let that window empty first */
             r->hold_until = now + r->rs;
         }
+        /* back: the clients on Redis pace until nobody is away and the
+         * fallback's last send has aged out of the per-second window */
+        if (r->pace) sa__budget_host_away(r->pace, now, 0, r->admitted_mine);
         r->down_logged = 0;
         r->ever_up = 1;
         r->backoff = REDIS_BACKOFF_MIN;
@@ -651,11 +653,6 @@ int sa__budget_redis_open(sa__budget_redis **out, const sa_mem *mem,
     r->share_gap = (int64_t)(1000.0 * fleet / (0.8 * o->rate_per_second));
     if (r->share_gap > 3600000) r->share_gap = 3600000;
     r->machine_gap = r->share_gap / fleet;
-    /* a fallback client marks at least once a share's gap while it has
-     * sends to make: twice that, and never less than the reconnect's
-     * longest backoff twice */
-    r->mix_ms = 2 * r->share_gap > REDIS_MIX_MS ? 2 * r->share_gap
-                                                 : REDIS_MIX_MS;
     r->phase_seed = (uint32_t)getpid() * 2654435761u
                   ^ (uint32_t)(uintptr_t)r ^ (uint32_t)now;
     /* 4/5 of an even share: the fleet's clients send independently, so
@@ -739,9 +736,8 @@ int sa__budget_redis_acquire(sa__budget_redis *r, int64_t now,
         /* own share while Redis is away, paced with the machine's */
         if (!sa__limiter_check(&r->share, now, ready_at)) return 0;
         if (r->pace && !sa__budget_host_pace(r->pace, now, r->share_gap,
-                                             r->machine_gap, r->mix_ms,
-                                             r->admitted_mine, record,
-                                             ready_at))
+                                             r->machine_gap, r->admitted_mine,
+                                             record, ready_at))
             return 0;
         return record ? sa__limiter_acquire(&r->share, now, ready_at) : 1;
     }

@@ -205,7 +205,6 @@ static int worst_window(const int64_t *t, int n, int64_t span)
 #define MIX_CLIENTS 8
 #define MIX_GAP 250      /* 8 clients, fleet 8: 2000 ms / 8 (4/5 of 5/s) */
 #define MIX_SHARE 2000   /* one client's share: 0.8 * 5/s / 8 */
-#define MIX_MS 4000      /* budget_redis.c's mix_ms for these options */
 
 /* Redis comes back (empty) while 8 clients of a machine are in fallback;
  * they reconnect one by one over 2 s (their own backoffs), each holding
@@ -215,16 +214,15 @@ static int worst_window(const int64_t *t, int n, int64_t span)
  * give it back when Redis refuses; clients in fallback take their share
  * and the pacer.  Never more than 5 sends in any second (main, where the
  * clients on Redis ignore the pacer, put 8 in one: the empty Redis grants
- * 5 beside the fallback's 4); the pacer is left 2 x 2 s after the last
- * fallback send and Redis alone gives its 5 per span again. */
+ * 5 beside the fallback's sends); a span after the last client is back,
+ * Redis alone gives its 5 per span again. */
 TEST(clients_on_redis_pace_with_the_fallback)
 {
     static sa__budget_state rd;   /* the restarted Redis's windows */
     static int64_t sends[8192];
     int64_t back_at[MIX_CLIENTS], share_last[MIX_CLIENTS], t, ready = 0;
-    int64_t last_fallback = INT64_MIN, taken, prev;
+    int64_t all_back, taken, prev;
     int i, n = 0, late = 0, redis_refused = 0;
-
 
     plan_default();
     sa__budget_state_init(&rd, st.rate.max, st.rate.span_ms, st.lng.max,
@@ -232,19 +230,26 @@ TEST(clients_on_redis_pace_with_the_fallback)
     for (i = 0; i < MIX_CLIENTS; i++) {
         back_at[i] = T0 + 100 + 250 * i;
         share_last[i] = INT64_MIN;
+        (void)sa__budget_state_lease(&st, T0 - 10000, 100 + i, 1, 0, NULL,
+                                    NULL);
+        sa__budget_state_away(&st, T0 - 10000, 100 + i, 1, 1);
     }
+    all_back = back_at[MIX_CLIENTS - 1] + st.rate.span_ms;
     /* ten seconds in fallback before Redis is back */
     for (t = T0 - 10000; t < T0 + 14000 && n < 8192; t++) {
         for (i = 0; i < MIX_CLIENTS; i++) {
+            /* every look renews the lease (budget_host.c's pace_gap) */
+            (void)sa__budget_state_lease(&st, t, 100 + i, 1, 0, NULL, NULL);
+            if (t == back_at[i])            /* connected: back */
+                sa__budget_state_away(&st, t, 100 + i, 1, 0);
             if (t < back_at[i]) {           /* fallback: share, then pacer */
                 if (share_last[i] != INT64_MIN
                     && t - share_last[i] < MIX_SHARE)
                     continue;
-                if (!sa__budget_state_pace_fallback(&st, t, MIX_GAP, MIX_MS,
-                                                   1, &ready))
+                if (!sa__budget_state_pace_fallback(&st, t, 100 + i, 1,
+                                                   MIX_GAP, 1, &ready))
                     continue;
                 share_last[i] = t;
-                last_fallback = t;
                 sends[n++] = t;
             } else if (t >= back_at[i] + st.rate.span_ms) {   /* on Redis */
                 int64_t rd_ready;
@@ -257,44 +262,48 @@ TEST(clients_on_redis_pace_with_the_fallback)
                     continue;
                 }
                 sends[n++] = t;
-                if (t >= last_fallback + MIX_MS + 1000) late++;
+                if (t >= all_back) late++;
             }
         }
     }
     CHECK(n < 8192);
-    CHECK(last_fallback >= back_at[MIX_CLIENTS - 1] - MIX_SHARE);
-    CHECK_EQ_INT(worst_window(sends, n, 1000) <= 5, 1);
-    printf("  (%d sends, at most %d in a second, %d Redis refusals)\n", n,
-           worst_window(sends, n, 1000), redis_refused);
-    /* once no client has been away for 2 x 2 s, Redis alone: 5 a span */
-    CHECK(late >= (int)(5 * (T0 + 14000 - last_fallback - MIX_MS - 1000)
-                        / st.rate.span_ms) - 1);
+    CHECK(worst_window(sends, n, 1000) <= 5);
+    printf("  (%d sends, at most %d in a second, %d Redis refusals, %d on "
+           "Redis alone)\n", n, worst_window(sends, n, 1000), redis_refused,
+           late);
+    /* nobody away and the fallback's last send a span old: Redis alone,
+     * 5 a span (paced, 4 a second, would be 4 x 10.9 s = 43) */
+    CHECK(!sa__budget_state_mixing(&st, all_back));
+    CHECK(late >= (int)(5 * (T0 + 14000 - all_back) / st.rate.span_ms) - 1);
 }
 
 /* The order of the two slots while mixed: a refused pacer slot spends no
  * Redis slot (the client does not ask), a pacer slot Redis refused is
  * given back (the next client may send at once), unless another was
- * spaced from it since; a mark made while none was in force holds the
- * fallback one span (the clients on Redis sent unpaced until then); a
- * mark ages out on its own (a process that dies leaks nothing). */
+ * spaced from it since; a client going away while nobody was mixing holds
+ * the fallback one span (the clients on Redis sent unpaced until then);
+ * the flag of a dead process is reclaimed, a silent one's expires. */
 TEST(pacer_slots_across_a_switch)
 {
-    int64_t ready = 0, taken, prev, taken2, prev2, marked;
+    int64_t ready = 0, taken, prev, taken2, prev2, fsent, t;
 
     plan_default();
+    dead_pid = 0;
+    (void)sa__budget_state_lease(&st, T0, 100, 1, 0, fake_alive, NULL);
+    (void)sa__budget_state_lease(&st, T0, 200, 1, 0, fake_alive, NULL);
     CHECK(!sa__budget_state_mixing(&st, T0));
     /* nobody away: the clients on Redis do not touch the pacer */
     CHECK(sa__budget_state_pace_redis(&st, T0, MIX_GAP, 1, &taken, &prev,
                                      &ready));
     CHECK(taken == INT64_MIN && st.pace_last == INT64_MIN);
-    /* a client falls back at T0 + 10: the Redis clients' sends of the
-     * last span age out before its first */
-    sa__budget_state_fallback_mark(&st, T0 + 10, MIX_MS);
+    /* 200 goes away at T0 + 10: the sends the clients on Redis made
+     * unpaced in the last span age out before its first */
+    sa__budget_state_away(&st, T0 + 10, 200, 1, 1);
     CHECK(sa__budget_state_mixing(&st, T0 + 10));
-    CHECK(!sa__budget_state_pace_fallback(&st, T0 + 20, MIX_GAP, MIX_MS, 1,
+    CHECK(!sa__budget_state_pace_fallback(&st, T0 + 20, 200, 1, MIX_GAP, 1,
                                          &ready));
     CHECK(ready == T0 + 10 + st.rate.span_ms);
-    CHECK(sa__budget_state_pace_fallback(&st, ready, MIX_GAP, MIX_MS, 1,
+    CHECK(sa__budget_state_pace_fallback(&st, ready, 200, 1, MIX_GAP, 1,
                                         &ready));
     CHECK(st.pace_last == T0 + 10 + st.rate.span_ms);
     /* a client on Redis now takes a pacer slot first */
@@ -307,11 +316,11 @@ TEST(pacer_slots_across_a_switch)
     /* Redis refused it: given back, the fallback client sends at once */
     sa__budget_state_unpace(&st, taken, prev);
     CHECK(st.pace_last == prev);
-    marked = taken + 1;
-    CHECK(sa__budget_state_pace_fallback(&st, marked, MIX_GAP, MIX_MS, 1,
+    fsent = taken + 1;
+    CHECK(sa__budget_state_pace_fallback(&st, fsent, 200, 1, MIX_GAP, 1,
                                         &ready));
     /* a slot spaced from a taken one stays when the first is given back */
-    CHECK(sa__budget_state_pace_redis(&st, st.pace_last + MIX_GAP, MIX_GAP, 1,
+    CHECK(sa__budget_state_pace_redis(&st, fsent + MIX_GAP, MIX_GAP, 1,
                                      &taken, &prev, &ready));
     CHECK(sa__budget_state_pace_redis(&st, taken + MIX_GAP, MIX_GAP, 1,
                                      &taken2, &prev2, &ready));
@@ -321,19 +330,32 @@ TEST(pacer_slots_across_a_switch)
     CHECK(sa__budget_state_pace_redis(&st, taken2 + MIX_GAP, MIX_GAP, 0,
                                      &taken, &prev, &ready));
     CHECK(taken == INT64_MIN && st.pace_last == taken2);
-    /* the mark ages out: the clients on Redis stop pacing, and the next
-     * fallback holds again */
-    CHECK(sa__budget_state_mixing(&st, marked + MIX_MS - 1));
-    CHECK(!sa__budget_state_mixing(&st, marked + MIX_MS));
-    CHECK(sa__budget_state_pace_redis(&st, marked + MIX_MS, MIX_GAP, 1,
-                                     &taken, &prev, &ready));
+    /* 200 is back: pacing lasts until its last send is a span old */
+    sa__budget_state_away(&st, taken2 + MIX_GAP, 200, 1, 0);
+    CHECK(sa__budget_state_mixing(&st, fsent + st.rate.span_ms - 1));
+    CHECK(!sa__budget_state_mixing(&st, fsent + st.rate.span_ms));
+    CHECK(sa__budget_state_pace_redis(&st, fsent + st.rate.span_ms, MIX_GAP,
+                                     1, &taken, &prev, &ready));
     CHECK(taken == INT64_MIN && st.pace_last == taken2);
-    CHECK(!sa__budget_state_pace_fallback(&st, marked + MIX_MS + 5, MIX_GAP,
-                                         MIX_MS, 1, &ready));
-    CHECK(ready == marked + MIX_MS + 5 + st.rate.span_ms);
-    /* a mark is never set further than a lease's life ahead */
-    sa__budget_state_fallback_mark(&st, ready, 10 * SA__BUDGET_LEASE_MS);
-    CHECK(st.fb_until == ready + SA__BUDGET_LEASE_MS);
+    /* away again while nobody is: the hold again */
+    t = fsent + st.rate.span_ms + 5;
+    (void)sa__budget_state_lease(&st, t, 200, 1, 0, fake_alive, NULL);
+    CHECK(!sa__budget_state_pace_fallback(&st, t, 200, 1, MIX_GAP, 1,
+                                         &ready));
+    CHECK(ready == t + st.rate.span_ms);
+    /* 200 dies away: its lease, flag and all, is reclaimed at the next
+     * renewal once it is a second old (and its last send a span old) */
+    dead_pid = 200;
+    CHECK(sa__budget_state_mixing(&st, t + 1000));
+    (void)sa__budget_state_lease(&st, t + 1000, 100, 1, 0, fake_alive, NULL);
+    CHECK(!sa__budget_state_mixing(&st, t + 1000));
+    /* a live client away but silent counts for SA__BUDGET_LEASE_MS */
+    dead_pid = 0;
+    t += 2000;
+    (void)sa__budget_state_lease(&st, t, 300, 1, 0, fake_alive, NULL);
+    sa__budget_state_away(&st, t, 300, 1, 1);
+    CHECK(sa__budget_state_mixing(&st, t + SA__BUDGET_LEASE_MS - 1));
+    CHECK(!sa__budget_state_mixing(&st, t + SA__BUDGET_LEASE_MS));
 }
 
 TEST(scope_names)

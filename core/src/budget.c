@@ -265,7 +265,8 @@ int sa__budget_state_mixing(const sa__budget_state *st, int64_t now)
         return 1;
     for (i = 0; i < SA__BUDGET_LEASES; i++) {
         const sa__budget_lease *l = &st->lease[i];
-        if (l->pid != 0 && l->away && now - l->seen_ms < SA__BUDGET_LEASE_MS
+        if (l->pid != 0 && l->away > 0 && now - l->seen_ms < l->away
+            && now - l->seen_ms < SA__BUDGET_LEASE_MS
             && l->seen_ms - now <= SA__BUDGET_LEASE_MS)
             return 1;
     }
@@ -273,11 +274,13 @@ int sa__budget_state_mixing(const sa__budget_state *st, int64_t now)
 }
 
 void sa__budget_state_away(sa__budget_state *st, int64_t now, int32_t pid,
-                          uint32_t token, int away)
+                          uint32_t token, int64_t away_ms)
 {
     int i;
     now = clamp_now(st, now);
-    if (away && !sa__budget_state_mixing(st, now)) {
+    if (away_ms < 0) away_ms = 0;
+    if (away_ms > SA__BUDGET_LEASE_MS) away_ms = SA__BUDGET_LEASE_MS;
+    if (away_ms > 0 && !sa__budget_state_mixing(st, now)) {
         /* nobody was away: the clients on Redis sent without the pacer
          * until now, so many as the per-second window allows; the
          * fallback's first send waits until those have aged out (the
@@ -288,18 +291,17 @@ void sa__budget_state_away(sa__budget_state *st, int64_t now, int32_t pid,
     for (i = 0; i < SA__BUDGET_LEASES; i++) {
         sa__budget_lease *l = &st->lease[i];
         if (l->pid == pid && l->token == token) {
-            l->away = away ? 1 : 0;
+            l->away = (int32_t)away_ms;
             break;
         }
     }
 }
 
 int sa__budget_state_pace_fallback(sa__budget_state *st, int64_t now,
-                                  int32_t pid, uint32_t token, int64_t gap_ms,
-                                  int record, int64_t *ready_at)
+                                  int64_t gap_ms, int record,
+                                  int64_t *ready_at)
 {
-    sa__budget_state_away(st, now, pid, token, 1);
-    now = st->last_ms;
+    now = clamp_now(st, now);
     if (st->fb_hold != INT64_MIN && now < st->fb_hold
         && st->fb_hold - now <= st->rate.span_ms) {
         if (ready_at) *ready_at = st->fb_hold;

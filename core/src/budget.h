@@ -48,7 +48,8 @@ typedef struct sa__budget_lease {
     uint32_t token;       /* which client of that process */
     int32_t admitted;     /* its admitted jobs (sched.c) */
     int32_t away;         /* budget_redis.c's pacer: this client is away
-                             from Redis (sa__budget_state_away) */
+                             from Redis, for this many ms after seen_ms
+                             (0: not away; sa__budget_state_away) */
     int64_t seen_ms;      /* last renewed */
 } sa__budget_lease;
 
@@ -117,20 +118,23 @@ int sa__budget_state_clients(const sa__budget_state *st, int64_t now);
 int sa__budget_state_pace(sa__budget_state *st, int64_t now, int64_t gap_ms,
                          int record, int64_t *ready_at);
 /* The machine's clients across a switch (budget_redis.c).  A client away
- * from Redis flags its lease (away 1; 0 when it is back); while any live
- * lease is flagged, or within one span of the per-second window of a
+ * from Redis flags its lease (away_ms > 0: the flag counts until the lease
+ * is that old, at most SA__BUDGET_LEASE_MS; 0 when it is back); while any
+ * lease's flag counts, or within one span of the per-second window of a
  * fallback send, the clients on Redis pace their sends too ("mixing").  A
  * client that goes away while nobody was mixing holds the fallback's sends
- * for one span (the clients on Redis sent unpaced until then).  The lease
- * must be renewed first (sa__budget_state_lease); without one (table full)
- * only the hold and the span after each send apply. */
+ * for one span (the clients on Redis sent unpaced until then).  Called
+ * before the client's lease is renewed at now (sa__budget_state_lease),
+ * which would make a flag that had stopped counting count again; without
+ * a lease (table full) only the hold and the span after each send apply. */
 void sa__budget_state_away(sa__budget_state *st, int64_t now, int32_t pid,
-                          uint32_t token, int away);
+                          uint32_t token, int64_t away_ms);
 int sa__budget_state_mixing(const sa__budget_state *st, int64_t now);
-/* A client away from Redis: flag, then the hold, then the pacer. */
+/* A client away from Redis (sa__budget_state_away first): the hold, then
+ * the pacer; a send recorded is the fallback's last. */
 int sa__budget_state_pace_fallback(sa__budget_state *st, int64_t now,
-                                  int32_t pid, uint32_t token, int64_t gap_ms,
-                                  int record, int64_t *ready_at);
+                                  int64_t gap_ms, int record,
+                                  int64_t *ready_at);
 /* A client on Redis, before it asks Redis for a slot: 1 at once (and
  * *taken INT64_MIN) when nobody is mixing, else the pacer's answer; a
  * slot taken (record) is *taken, the pacer's previous send *prev, to give
@@ -208,16 +212,17 @@ int sa__budget_host_admitted(sa__budget_host *h, int64_t now, int mine);
  * file, each counted for one share: client_gap_ms / (clients) apart, never
  * less than min_gap_ms. */
 int sa__budget_host_pace(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
-                        int64_t min_gap_ms, int mine, int record,
-                        int64_t *ready_at);
+                        int64_t min_gap_ms, int64_t away_ms, int mine,
+                        int record, int64_t *ready_at);
 /* ... and a client on Redis (sa__budget_state_pace_redis, same gap). */
 int sa__budget_host_pace_redis(sa__budget_host *h, int64_t now,
                               int64_t client_gap_ms, int64_t min_gap_ms,
                               int mine, int record, int64_t *taken,
                               int64_t *prev, int64_t *ready_at);
 void sa__budget_host_unpace(sa__budget_host *h, int64_t taken, int64_t prev);
-/* This client goes away from Redis (1) or is back (0). */
-void sa__budget_host_away(sa__budget_host *h, int64_t now, int away, int mine);
+/* This client goes away from Redis (away_ms > 0) or is back (0). */
+void sa__budget_host_away(sa__budget_host *h, int64_t now, int64_t away_ms,
+                         int mine);
 /* The file's path (tests). */
 const char *sa__budget_host_path(const sa__budget_host *h);
 

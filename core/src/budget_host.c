@@ -326,15 +326,18 @@ static int64_t pace_gap(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
 }
 
 int sa__budget_host_pace(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
-                        int64_t min_gap_ms, int mine, int record,
-                        int64_t *ready_at)
+                        int64_t min_gap_ms, int64_t away_ms, int mine,
+                        int record, int64_t *ready_at)
 {
     int ok;
+    int64_t gap;
     lock(h);
-    ok = sa__budget_state_pace_fallback(&h->map->st, now, h->pid, h->token,
-                                       pace_gap(h, now, client_gap_ms,
-                                                min_gap_ms, mine),
-                                       record, ready_at);
+    /* the flag first: the lease's renewal makes it count again */
+    sa__budget_state_away(&h->map->st, now, h->pid, h->token,
+                         away_ms > 0 ? away_ms : 1);
+    gap = pace_gap(h, now, client_gap_ms, min_gap_ms, mine);
+    ok = sa__budget_state_pace_fallback(&h->map->st, now, gap, record,
+                                       ready_at);
     unlock(h);
     return ok;
 }
@@ -361,12 +364,13 @@ void sa__budget_host_unpace(sa__budget_host *h, int64_t taken, int64_t prev)
     unlock(h);
 }
 
-void sa__budget_host_away(sa__budget_host *h, int64_t now, int away, int mine)
+void sa__budget_host_away(sa__budget_host *h, int64_t now, int64_t away_ms,
+                         int mine)
 {
     lock(h);
+    sa__budget_state_away(&h->map->st, now, h->pid, h->token, away_ms);
     (void)sa__budget_state_lease(&h->map->st, now, h->pid, h->token, mine,
                                 alive, NULL);
-    sa__budget_state_away(&h->map->st, now, h->pid, h->token, away);
     unlock(h);
 }
 

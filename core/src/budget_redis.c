@@ -59,9 +59,10 @@
  * its last client is back.  A client that goes away while nobody was
  * pacing holds the fallback's first send for one span, so the clients on
  * Redis, which sent unpaced until then, have their sends age out first.
- * The flag lives in the lease (a dead process's is reclaimed, a silent
- * one's expires) and the rest are times: a process that dies leaves
- * nothing that outlasts them.
+ * The flag lives in the lease (a dead process's is reclaimed; a silent
+ * client's stops counting after away_ms, and its next look holds again)
+ * and the rest are times: a process that dies leaves nothing that
+ * outlasts them.
  */
 #include "budget.h"
 
@@ -173,6 +174,8 @@ struct sa__budget_redis {
     int64_t machine_gap;       /* ... and a machine's: at most 4/5 of the
                                   whole rate from one machine */
     uint32_t phase_seed;       /* spreads the fleet's shares apart */
+    int64_t away_ms;           /* this client's "away" flag counts until
+                                  its lease is this old */
     int64_t pace_taken;        /* on Redis: the pacer slot taken for the
                                   slot request awaited or the grant in
                                   hand (INT64_MIN: none) ... */
@@ -279,7 +282,8 @@ static void r_down(sa__budget_redis *r, int64_t now, const char *why)
     r->wait_until = 0;
     /* this machine has a client away: its clients on Redis pace their
      * sends with it until it is back */
-    if (r->pace) sa__budget_host_away(r->pace, now, 1, r->admitted_mine);
+    if (r->pace)
+        sa__budget_host_away(r->pace, now, r->away_ms, r->admitted_mine);
     if (!r->down_logged) {
         r->down_logged = 1;
         /* Redis granted sends in the last span that the share does not
@@ -653,6 +657,14 @@ int sa__budget_redis_open(sa__budget_redis **out, const sa_mem *mem,
     r->share_gap = (int64_t)(1000.0 * fleet / (0.8 * o->rate_per_second));
     if (r->share_gap > 3600000) r->share_gap = 3600000;
     r->machine_gap = r->share_gap / fleet;
+    /* a client away looks at the pacer about once a share's gap while it
+     * has sends to make (and tries Redis every backoff): twice either.
+     * One silent for longer (idle, or stuck in R_DOWN unadvanced) stops
+     * counting, and its next send waits one span
+     * (sa__budget_state_away) */
+    r->away_ms = 2 * r->share_gap > 2 * REDIS_BACKOFF_MAX ? 2 * r->share_gap
+                                                         : 2 * REDIS_BACKOFF_MAX;
+    if (r->away_ms > SA__BUDGET_LEASE_MS) r->away_ms = SA__BUDGET_LEASE_MS;
     r->phase_seed = (uint32_t)getpid() * 2654435761u
                   ^ (uint32_t)(uintptr_t)r ^ (uint32_t)now;
     /* 4/5 of an even share: the fleet's clients send independently, so
@@ -736,8 +748,9 @@ int sa__budget_redis_acquire(sa__budget_redis *r, int64_t now,
         /* own share while Redis is away, paced with the machine's */
         if (!sa__limiter_check(&r->share, now, ready_at)) return 0;
         if (r->pace && !sa__budget_host_pace(r->pace, now, r->share_gap,
-                                             r->machine_gap, r->admitted_mine,
-                                             record, ready_at))
+                                             r->machine_gap, r->away_ms,
+                                             r->admitted_mine, record,
+                                             ready_at))
             return 0;
         return record ? sa__limiter_acquire(&r->share, now, ready_at) : 1;
     }

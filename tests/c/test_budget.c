@@ -205,6 +205,7 @@ static int worst_window(const int64_t *t, int n, int64_t span)
 #define MIX_CLIENTS 8
 #define MIX_GAP 250      /* 8 clients, fleet 8: 2000 ms / 8 (4/5 of 5/s) */
 #define MIX_SHARE 2000   /* one client's share: 0.8 * 5/s / 8 */
+#define MIX_AWAY 4000    /* budget_redis.c's away_ms: 2 x MIX_SHARE */
 
 /* Redis comes back (empty) while 8 clients of a machine are in fallback;
  * they reconnect one by one over 2 s (their own backoffs), each holding
@@ -232,22 +233,23 @@ TEST(clients_on_redis_pace_with_the_fallback)
         share_last[i] = INT64_MIN;
         (void)sa__budget_state_lease(&st, T0 - 10000, 100 + i, 1, 0, NULL,
                                     NULL);
-        sa__budget_state_away(&st, T0 - 10000, 100 + i, 1, 1);
     }
     all_back = back_at[MIX_CLIENTS - 1] + st.rate.span_ms;
     /* ten seconds in fallback before Redis is back */
     for (t = T0 - 10000; t < T0 + 14000 && n < 8192; t++) {
         for (i = 0; i < MIX_CLIENTS; i++) {
-            /* every look renews the lease (budget_host.c's pace_gap) */
+            /* every look flags a client away, then renews the lease
+             * (budget_host.c) */
+            if (t <= back_at[i])            /* connected at back_at: 0 */
+                sa__budget_state_away(&st, t, 100 + i, 1,
+                                      t < back_at[i] ? MIX_AWAY : 0);
             (void)sa__budget_state_lease(&st, t, 100 + i, 1, 0, NULL, NULL);
-            if (t == back_at[i])            /* connected: back */
-                sa__budget_state_away(&st, t, 100 + i, 1, 0);
             if (t < back_at[i]) {           /* fallback: share, then pacer */
                 if (share_last[i] != INT64_MIN
                     && t - share_last[i] < MIX_SHARE)
                     continue;
-                if (!sa__budget_state_pace_fallback(&st, t, 100 + i, 1,
-                                                   MIX_GAP, 1, &ready))
+                if (!sa__budget_state_pace_fallback(&st, t, MIX_GAP, 1,
+                                                   &ready))
                     continue;
                 share_last[i] = t;
                 sends[n++] = t;
@@ -298,13 +300,11 @@ TEST(pacer_slots_across_a_switch)
     CHECK(taken == INT64_MIN && st.pace_last == INT64_MIN);
     /* 200 goes away at T0 + 10: the sends the clients on Redis made
      * unpaced in the last span age out before its first */
-    sa__budget_state_away(&st, T0 + 10, 200, 1, 1);
+    sa__budget_state_away(&st, T0 + 10, 200, 1, MIX_AWAY);
     CHECK(sa__budget_state_mixing(&st, T0 + 10));
-    CHECK(!sa__budget_state_pace_fallback(&st, T0 + 20, 200, 1, MIX_GAP, 1,
-                                         &ready));
+    CHECK(!sa__budget_state_pace_fallback(&st, T0 + 20, MIX_GAP, 1, &ready));
     CHECK(ready == T0 + 10 + st.rate.span_ms);
-    CHECK(sa__budget_state_pace_fallback(&st, ready, 200, 1, MIX_GAP, 1,
-                                        &ready));
+    CHECK(sa__budget_state_pace_fallback(&st, ready, MIX_GAP, 1, &ready));
     CHECK(st.pace_last == T0 + 10 + st.rate.span_ms);
     /* a client on Redis now takes a pacer slot first */
     CHECK(!sa__budget_state_pace_redis(&st, st.pace_last + 100, MIX_GAP, 1,
@@ -317,8 +317,7 @@ TEST(pacer_slots_across_a_switch)
     sa__budget_state_unpace(&st, taken, prev);
     CHECK(st.pace_last == prev);
     fsent = taken + 1;
-    CHECK(sa__budget_state_pace_fallback(&st, fsent, 200, 1, MIX_GAP, 1,
-                                        &ready));
+    CHECK(sa__budget_state_pace_fallback(&st, fsent, MIX_GAP, 1, &ready));
     /* a slot spaced from a taken one stays when the first is given back */
     CHECK(sa__budget_state_pace_redis(&st, fsent + MIX_GAP, MIX_GAP, 1,
                                      &taken, &prev, &ready));
@@ -339,9 +338,9 @@ TEST(pacer_slots_across_a_switch)
     CHECK(taken == INT64_MIN && st.pace_last == taken2);
     /* away again while nobody is: the hold again */
     t = fsent + st.rate.span_ms + 5;
+    sa__budget_state_away(&st, t, 200, 1, MIX_AWAY);
     (void)sa__budget_state_lease(&st, t, 200, 1, 0, fake_alive, NULL);
-    CHECK(!sa__budget_state_pace_fallback(&st, t, 200, 1, MIX_GAP, 1,
-                                         &ready));
+    CHECK(!sa__budget_state_pace_fallback(&st, t, MIX_GAP, 1, &ready));
     CHECK(ready == t + st.rate.span_ms);
     /* 200 dies away: its lease, flag and all, is reclaimed at the next
      * renewal once it is a second old (and its last send a span old) */
@@ -349,11 +348,21 @@ TEST(pacer_slots_across_a_switch)
     CHECK(sa__budget_state_mixing(&st, t + 1000));
     (void)sa__budget_state_lease(&st, t + 1000, 100, 1, 0, fake_alive, NULL);
     CHECK(!sa__budget_state_mixing(&st, t + 1000));
-    /* a live client away but silent counts for SA__BUDGET_LEASE_MS */
+    /* a live client away but silent (idle, or never advanced) counts for
+     * its away_ms; its next look holds one span again */
     dead_pid = 0;
     t += 2000;
     (void)sa__budget_state_lease(&st, t, 300, 1, 0, fake_alive, NULL);
-    sa__budget_state_away(&st, t, 300, 1, 1);
+    sa__budget_state_away(&st, t, 300, 1, MIX_AWAY);
+    CHECK(sa__budget_state_mixing(&st, t + MIX_AWAY - 1));
+    CHECK(!sa__budget_state_mixing(&st, t + MIX_AWAY));
+    t += MIX_AWAY;
+    sa__budget_state_away(&st, t, 300, 1, MIX_AWAY);
+    (void)sa__budget_state_lease(&st, t, 300, 1, 0, fake_alive, NULL);
+    CHECK(!sa__budget_state_pace_fallback(&st, t, MIX_GAP, 1, &ready));
+    CHECK(ready == t + st.rate.span_ms);
+    /* a flag never counts longer than a lease */
+    sa__budget_state_away(&st, t, 300, 1, 10 * SA__BUDGET_LEASE_MS);
     CHECK(sa__budget_state_mixing(&st, t + SA__BUDGET_LEASE_MS - 1));
     CHECK(!sa__budget_state_mixing(&st, t + SA__BUDGET_LEASE_MS));
 }

@@ -451,7 +451,8 @@ typedef struct sa_client_options {
      *          ms while an answer is awaited, through the timer).  When
      *          Redis is away the client keeps to its share of the rate
      *          (rate / rate_limit_fleet_size), paced with the other clients
-     *          of its machine (shared memory) so their shares never bunch,
+     *          of its machine (shared memory) so their shares never bunch
+     *          (those already back on Redis too, while any is away),
      *          logs it once, and uses Redis again when it answers.  A HOST that does not resolve
      *          at sa_client_new: SA_ERR_INVALID_ARGUMENT.
      * Anything else: SA_ERR_INVALID_ARGUMENT from sa_client_new. */

@@ -79,6 +79,8 @@ void sa__budget_state_init(sa__budget_state *st, int n_rate, int64_t rate_span,
     st->last_ms = INT64_MIN;
     st->blocked_until = INT64_MIN;
     st->pace_last = INT64_MIN;
+    st->fb_sent = INT64_MIN;
+    st->fb_hold = INT64_MIN;
     st->rate.max = n_rate;
     st->rate.span_ms = rate_span;
     st->lng.max = n_long;
@@ -252,6 +254,86 @@ int sa__budget_state_pace(sa__budget_state *st, int64_t now, int64_t gap_ms,
     }
     if (record) st->pace_last = now;
     return 1;
+}
+
+int sa__budget_state_mixing(const sa__budget_state *st, int64_t now)
+{
+    int i;
+    if (st->last_ms != INT64_MIN && now < st->last_ms) now = st->last_ms;
+    /* a fallback send is in the per-second window for one span */
+    if (st->fb_sent != INT64_MIN && now - st->fb_sent < st->rate.span_ms)
+        return 1;
+    for (i = 0; i < SA__BUDGET_LEASES; i++) {
+        const sa__budget_lease *l = &st->lease[i];
+        if (l->pid != 0 && l->away > 0 && now - l->seen_ms < l->away
+            && now - l->seen_ms < SA__BUDGET_LEASE_MS
+            && l->seen_ms - now <= SA__BUDGET_LEASE_MS)
+            return 1;
+    }
+    return 0;
+}
+
+void sa__budget_state_away(sa__budget_state *st, int64_t now, int32_t pid,
+                          uint32_t token, int64_t away_ms)
+{
+    int i;
+    now = clamp_now(st, now);
+    if (away_ms < 0) away_ms = 0;
+    if (away_ms > SA__BUDGET_LEASE_MS) away_ms = SA__BUDGET_LEASE_MS;
+    if (away_ms > 0 && !sa__budget_state_mixing(st, now)) {
+        /* nobody was away: the clients on Redis sent without the pacer
+         * until now, so many as the per-second window allows; the
+         * fallback's first send waits until those have aged out (the
+         * clients on Redis see the flag at their next slot, and a grant
+         * they are using ages within the guard) */
+        st->fb_hold = sat_add(now, st->rate.span_ms);
+    }
+    for (i = 0; i < SA__BUDGET_LEASES; i++) {
+        sa__budget_lease *l = &st->lease[i];
+        if (l->pid == pid && l->token == token) {
+            l->away = (int32_t)away_ms;
+            break;
+        }
+    }
+}
+
+int sa__budget_state_pace_fallback(sa__budget_state *st, int64_t now,
+                                  int64_t gap_ms, int record,
+                                  int64_t *ready_at)
+{
+    now = clamp_now(st, now);
+    if (st->fb_hold != INT64_MIN && now < st->fb_hold
+        && st->fb_hold - now <= st->rate.span_ms) {
+        if (ready_at) *ready_at = st->fb_hold;
+        return 0;
+    }
+    if (!sa__budget_state_pace(st, now, gap_ms, record, ready_at)) return 0;
+    if (record) st->fb_sent = now;
+    return 1;
+}
+
+int sa__budget_state_pace_redis(sa__budget_state *st, int64_t now,
+                               int64_t gap_ms, int record, int64_t *taken,
+                               int64_t *prev, int64_t *ready_at)
+{
+    int64_t before = st->pace_last;
+
+    *taken = INT64_MIN;
+    *prev = INT64_MIN;
+    now = clamp_now(st, now);
+    if (!sa__budget_state_mixing(st, now)) return 1;
+    if (!sa__budget_state_pace(st, now, gap_ms, record, ready_at)) return 0;
+    if (record) {
+        *taken = st->pace_last;
+        *prev = before;
+    }
+    return 1;
+}
+
+void sa__budget_state_unpace(sa__budget_state *st, int64_t taken, int64_t prev)
+{
+    /* a slot taken after this one was spaced from it: keep it then */
+    if (taken != INT64_MIN && st->pace_last == taken) st->pace_last = prev;
 }
 
 int sa__budget_state_release(sa__budget_state *st, int32_t pid, uint32_t token,

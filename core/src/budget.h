@@ -47,7 +47,9 @@ typedef struct sa__budget_lease {
     int32_t pid;          /* 0: free */
     uint32_t token;       /* which client of that process */
     int32_t admitted;     /* its admitted jobs (sched.c) */
-    int32_t pad;
+    int32_t away;         /* budget_redis.c's pacer: this client is away
+                             from Redis, for this many ms after seen_ms
+                             (0: not away; sa__budget_state_away) */
     int64_t seen_ms;      /* last renewed */
 } sa__budget_lease;
 
@@ -59,6 +61,12 @@ typedef struct sa__budget_state {
     int64_t blocked_until;    /* 429 pause, shared */
     int64_t pace_last;        /* the pacer's last send (budget_redis.c's
                                  fallback; INT64_MIN: none yet) */
+    int64_t fb_sent;          /* the pacer's last send by a client away
+                                 from Redis (INT64_MIN: none) */
+    int64_t fb_hold;          /* no fallback send before this: a client
+                                 that goes away while the clients on Redis
+                                 were not pacing lets their sends of the
+                                 last span age out first */
     sa__budget_win rate;
     sa__budget_win lng;        /* max 0: no long window */
     int64_t rate_ring[SA__BUDGET_RATE_MAX];
@@ -67,7 +75,7 @@ typedef struct sa__budget_state {
 } sa__budget_state;
 
 #define SA__BUDGET_MAGIC 0x53414255u  /* "SABU" */
-#define SA__BUDGET_VERSION 2u
+#define SA__BUDGET_VERSION 3u
 
 /* Is a process alive?  (kill(pid, 0) in the host budget; a fake in the
  * tests.) */
@@ -109,6 +117,34 @@ int sa__budget_state_clients(const sa__budget_state *st, int64_t now);
  * when a send may go at now (recorded when record), else 0 and *ready_at. */
 int sa__budget_state_pace(sa__budget_state *st, int64_t now, int64_t gap_ms,
                          int record, int64_t *ready_at);
+/* The machine's clients across a switch (budget_redis.c).  A client away
+ * from Redis flags its lease (away_ms > 0: the flag counts until the lease
+ * is that old, at most SA__BUDGET_LEASE_MS; 0 when it is back); while any
+ * lease's flag counts, or within one span of the per-second window of a
+ * fallback send, the clients on Redis pace their sends too ("mixing").  A
+ * client that goes away while nobody was mixing holds the fallback's sends
+ * for one span (the clients on Redis sent unpaced until then).  Called
+ * before the client's lease is renewed at now (sa__budget_state_lease),
+ * which would make a flag that had stopped counting count again; without
+ * a lease (table full) only the hold and the span after each send apply. */
+void sa__budget_state_away(sa__budget_state *st, int64_t now, int32_t pid,
+                          uint32_t token, int64_t away_ms);
+int sa__budget_state_mixing(const sa__budget_state *st, int64_t now);
+/* A client away from Redis (sa__budget_state_away first): the hold, then
+ * the pacer; a send recorded is the fallback's last. */
+int sa__budget_state_pace_fallback(sa__budget_state *st, int64_t now,
+                                  int64_t gap_ms, int record,
+                                  int64_t *ready_at);
+/* A client on Redis, before it asks Redis for a slot: 1 at once (and
+ * *taken INT64_MIN) when nobody is mixing, else the pacer's answer; a
+ * slot taken (record) is *taken, the pacer's previous send *prev, to give
+ * back with sa__budget_state_unpace when Redis refuses. */
+int sa__budget_state_pace_redis(sa__budget_state *st, int64_t now,
+                               int64_t gap_ms, int record, int64_t *taken,
+                               int64_t *prev, int64_t *ready_at);
+/* Give back a pacer slot no send used (unless a later one was taken). */
+void sa__budget_state_unpace(sa__budget_state *st, int64_t taken,
+                            int64_t prev);
 /* Drop (pid, token)'s lease (and those of dead processes); returns the
  * leases of live processes left. */
 int sa__budget_state_release(sa__budget_state *st, int32_t pid,
@@ -172,12 +208,21 @@ void sa__budget_host_penalize(sa__budget_host *h, int64_t now, int64_t pause);
 int sa__budget_host_room(sa__budget_host *h, int64_t now, int64_t *next_free);
 int sa__budget_host_admitted(sa__budget_host *h, int64_t now, int mine);
 /* budget_redis.c's fallback: renew this client's lease (with `mine`
- * admitted jobs) and pace the sends of every client of the file, each
- * counted for one share: client_gap_ms / (clients) apart, never less than
- * min_gap_ms. */
+ * admitted jobs), flagged away, and pace the sends of every client of the
+ * file, each counted for one share: client_gap_ms / (clients) apart, never
+ * less than min_gap_ms. */
 int sa__budget_host_pace(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
-                        int64_t min_gap_ms, int mine, int record,
-                        int64_t *ready_at);
+                        int64_t min_gap_ms, int64_t away_ms, int mine,
+                        int record, int64_t *ready_at);
+/* ... and a client on Redis (sa__budget_state_pace_redis, same gap). */
+int sa__budget_host_pace_redis(sa__budget_host *h, int64_t now,
+                              int64_t client_gap_ms, int64_t min_gap_ms,
+                              int mine, int record, int64_t *taken,
+                              int64_t *prev, int64_t *ready_at);
+void sa__budget_host_unpace(sa__budget_host *h, int64_t taken, int64_t prev);
+/* This client goes away from Redis (away_ms > 0) or is back (0). */
+void sa__budget_host_away(sa__budget_host *h, int64_t now, int64_t away_ms,
+                         int mine);
 /* The file's path (tests). */
 const char *sa__budget_host_path(const sa__budget_host *h);
 

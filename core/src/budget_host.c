@@ -312,21 +312,66 @@ int sa__budget_host_admitted(sa__budget_host *h, int64_t now, int mine)
     return n < 0 ? mine : n;
 }
 
-int sa__budget_host_pace(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
-                        int64_t min_gap_ms, int mine, int record,
-                        int64_t *ready_at)
+/* Renew the lease and give the pacer's gap of the moment (locked). */
+static int64_t pace_gap(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
+                        int64_t min_gap_ms, int mine)
 {
-    int ok, n;
+    int n;
     int64_t gap;
-    lock(h);
     (void)sa__budget_state_lease(&h->map->st, now, h->pid, h->token, mine,
                                 alive, NULL);
     n = sa__budget_state_clients(&h->map->st, now);
     gap = client_gap_ms / n;
-    ok = sa__budget_state_pace(&h->map->st, now, gap > min_gap_ms ? gap
-                               : min_gap_ms, record, ready_at);
+    return gap > min_gap_ms ? gap : min_gap_ms;
+}
+
+int sa__budget_host_pace(sa__budget_host *h, int64_t now, int64_t client_gap_ms,
+                        int64_t min_gap_ms, int64_t away_ms, int mine,
+                        int record, int64_t *ready_at)
+{
+    int ok;
+    int64_t gap;
+    lock(h);
+    /* the flag first: the lease's renewal makes it count again */
+    sa__budget_state_away(&h->map->st, now, h->pid, h->token,
+                         away_ms > 0 ? away_ms : 1);
+    gap = pace_gap(h, now, client_gap_ms, min_gap_ms, mine);
+    ok = sa__budget_state_pace_fallback(&h->map->st, now, gap, record,
+                                       ready_at);
     unlock(h);
     return ok;
+}
+
+int sa__budget_host_pace_redis(sa__budget_host *h, int64_t now,
+                              int64_t client_gap_ms, int64_t min_gap_ms,
+                              int mine, int record, int64_t *taken,
+                              int64_t *prev, int64_t *ready_at)
+{
+    int ok;
+    lock(h);
+    ok = sa__budget_state_pace_redis(&h->map->st, now,
+                                    pace_gap(h, now, client_gap_ms,
+                                             min_gap_ms, mine),
+                                    record, taken, prev, ready_at);
+    unlock(h);
+    return ok;
+}
+
+void sa__budget_host_unpace(sa__budget_host *h, int64_t taken, int64_t prev)
+{
+    lock(h);
+    sa__budget_state_unpace(&h->map->st, taken, prev);
+    unlock(h);
+}
+
+void sa__budget_host_away(sa__budget_host *h, int64_t now, int64_t away_ms,
+                         int mine)
+{
+    lock(h);
+    sa__budget_state_away(&h->map->st, now, h->pid, h->token, away_ms);
+    (void)sa__budget_state_lease(&h->map->st, now, h->pid, h->token, mine,
+                                alive, NULL);
+    unlock(h);
 }
 
 const char *sa__budget_host_path(const sa__budget_host *h)

@@ -42,6 +42,27 @@
  * 14 % of the time: 429s); paced, one machine never bunches its own (nor
  * sends more than 4/5 of the whole rate, however many clients it runs),
  * and only machines meet at random.  No shared memory: shares alone.
+ *
+ * Clients do not switch together: each reconnects on its own backoff, so
+ * for a second or two after Redis comes back (or while one client alone
+ * lost its connection) some clients of a machine are on Redis, whose
+ * windows do not hold the fallback's sends (a restarted Redis holds
+ * nothing), beside others still in fallback.  So a client away flags its
+ * lease in the pacer's file (at the switch and with every look at the
+ * pacer; cleared when it is back), and while a flag is up, or the
+ * fallback's last send is less than one span of the per-second window
+ * old, a client on Redis takes a pacer slot too for each send, before it
+ * asks Redis: a slot the pacer refuses is never asked of Redis, and the
+ * pacer slot of one Redis refuses (or a grant dropped, a connection lost)
+ * is given back.  The machine then stays within the pacer's rate however
+ * its clients are split, and goes back to Redis's whole rate a span after
+ * its last client is back.  A client that goes away while nobody was
+ * pacing holds the fallback's first send for one span, so the clients on
+ * Redis, which sent unpaced until then, have their sends age out first.
+ * The flag lives in the lease (a dead process's is reclaimed; a silent
+ * client's stops counting after away_ms, and its next look holds again)
+ * and the rest are times: a process that dies leaves nothing that
+ * outlasts them.
  */
 #include "budget.h"
 
@@ -153,6 +174,12 @@ struct sa__budget_redis {
     int64_t machine_gap;       /* ... and a machine's: at most 4/5 of the
                                   whole rate from one machine */
     uint32_t phase_seed;       /* spreads the fleet's shares apart */
+    int64_t away_ms;           /* this client's "away" flag counts until
+                                  its lease is this old */
+    int64_t pace_taken;        /* on Redis: the pacer slot taken for the
+                                  slot request awaited or the grant in
+                                  hand (INT64_MIN: none) ... */
+    int64_t pace_prev;         /* ... and the pacer's send before it */
 
     char sha[41];
     char keys[6][96];
@@ -224,8 +251,18 @@ int sa__budget_redis_parse(const char *url, char *host, size_t hostlen,
 /* Connection                                                          */
 /* ------------------------------------------------------------------ */
 
+/* The pacer slot taken for a Redis slot that will not be sent (refused,
+ * dropped, connection lost): given back. */
+static void pace_return(sa__budget_redis *r)
+{
+    if (r->pace_taken != INT64_MIN && r->pace)
+        sa__budget_host_unpace(r->pace, r->pace_taken, r->pace_prev);
+    r->pace_taken = INT64_MIN;
+}
+
 static void r_close(sa__budget_redis *r)
 {
+    pace_return(r);
     if (r->fd >= 0) close(r->fd);
     r->fd = -1;
     r->out_len = r->out_off = r->in_len = 0;
@@ -243,6 +280,10 @@ static void r_down(sa__budget_redis *r, int64_t now, const char *why)
     r->backoff = r->backoff * 2 > REDIS_BACKOFF_MAX ? REDIS_BACKOFF_MAX
                                                     : r->backoff * 2;
     r->wait_until = 0;
+    /* this machine has a client away: its clients on Redis pace their
+     * sends with it until it is back */
+    if (r->pace)
+        sa__budget_host_away(r->pace, now, r->away_ms, r->admitted_mine);
     if (!r->down_logged) {
         r->down_logged = 1;
         /* Redis granted sends in the last span that the share does not
@@ -410,6 +451,7 @@ static void r_answer(sa__budget_redis *r, int64_t now, const long long v[3])
             r->grant_at = r->req_at;
         } else {
             r->wait_until = now + (v[1] > 0 ? (int64_t)v[1] : 1);
+            pace_return(r);
         }
     }
 }
@@ -450,6 +492,9 @@ static void r_io(sa__budget_redis *r, int64_t now)
              * sends of the last span: let that window empty first */
             r->hold_until = now + r->rs;
         }
+        /* back: the clients on Redis pace until nobody is away and the
+         * fallback's last send has aged out of the per-second window */
+        if (r->pace) sa__budget_host_away(r->pace, now, 0, r->admitted_mine);
         r->down_logged = 0;
         r->ever_up = 1;
         r->backoff = REDIS_BACKOFF_MIN;
@@ -577,6 +622,7 @@ int sa__budget_redis_open(sa__budget_redis **out, const sa_mem *mem,
     r->fd = -1;
     r->inflight_op = -1;
     r->backoff = REDIS_BACKOFF_MIN;
+    r->pace_taken = INT64_MIN;
     if (!sa__budget_plan(o, &r->nr, &r->rs, &r->nl, &r->ls)) {
         sa__free(mem, r);
         sa__errf(err, errlen, "the rate options are too large for a shared "
@@ -611,6 +657,14 @@ int sa__budget_redis_open(sa__budget_redis **out, const sa_mem *mem,
     r->share_gap = (int64_t)(1000.0 * fleet / (0.8 * o->rate_per_second));
     if (r->share_gap > 3600000) r->share_gap = 3600000;
     r->machine_gap = r->share_gap / fleet;
+    /* a client away looks at the pacer about once a share's gap while it
+     * has sends to make (and tries Redis every backoff): twice either.
+     * One silent for longer (idle, or stuck in R_DOWN unadvanced) stops
+     * counting, and its next send waits one span
+     * (sa__budget_state_away) */
+    r->away_ms = 2 * r->share_gap > 2 * REDIS_BACKOFF_MAX ? 2 * r->share_gap
+                                                         : 2 * REDIS_BACKOFF_MAX;
+    if (r->away_ms > SA__BUDGET_LEASE_MS) r->away_ms = SA__BUDGET_LEASE_MS;
     r->phase_seed = (uint32_t)getpid() * 2654435761u
                   ^ (uint32_t)(uintptr_t)r ^ (uint32_t)now;
     /* 4/5 of an even share: the fleet's clients send independently, so
@@ -694,31 +748,55 @@ int sa__budget_redis_acquire(sa__budget_redis *r, int64_t now,
         /* own share while Redis is away, paced with the machine's */
         if (!sa__limiter_check(&r->share, now, ready_at)) return 0;
         if (r->pace && !sa__budget_host_pace(r->pace, now, r->share_gap,
-                                             r->machine_gap, r->admitted_mine,
-                                             record, ready_at))
+                                             r->machine_gap, r->away_ms,
+                                             r->admitted_mine, record,
+                                             ready_at))
             return 0;
         return record ? sa__limiter_acquire(&r->share, now, ready_at) : 1;
     }
-    if (r->grant && now - r->grant_at > REDIS_GRANT_MS) r->grant = 0;
+    if (r->grant && now - r->grant_at > REDIS_GRANT_MS) {
+        r->grant = 0;
+        pace_return(r);
+    }
     if (r->grant) {
-        if (record) r->grant = 0;
+        if (record) {
+            r->grant = 0;
+            r->pace_taken = INT64_MIN;   /* sent: the pacer slot is used */
+        }
         return 1;
     }
-    if (!record) return 1;   /* whether to ask at all: yes */
+    if (!record) {             /* whether to ask at all */
+        int64_t taken, prev;
+        return !r->pace || sa__budget_host_pace_redis(
+                   r->pace, now, r->share_gap, r->machine_gap,
+                   r->admitted_mine, 0, &taken, &prev, ready_at);
+    }
     if (r->wait_until > now) {
         *ready_at = r->wait_until;
         return 0;
     }
     if (r->state == R_READY && r->inflight_op < 0) {
+        /* a client of this machine is away from Redis (or was, lately):
+         * its sends are not in Redis's windows, so this one also takes a
+         * pacer slot, before asking Redis: a slot the pacer refuses never
+         * spends one in Redis, and one Redis refuses is given back */
+        if (r->pace && !sa__budget_host_pace_redis(
+                           r->pace, now, r->share_gap, r->machine_gap,
+                           r->admitted_mine, 1, &r->pace_taken,
+                           &r->pace_prev, ready_at))
+            return 0;
         if (r_script(r, 1, 0, 0)) {
             r->state_since = now;
             r->req_at = now;
             r_io(r, now);
+        } else {
+            pace_return(r);
         }
     }
     ready = now + REDIS_POLL_MS;
     if (r->grant) {            /* answered at once */
         r->grant = 0;
+        r->pace_taken = INT64_MIN;
         return 1;
     }
     if (r->state == R_DOWN) {  /* it went away just now */

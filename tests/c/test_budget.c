@@ -191,6 +191,182 @@ TEST(fallback_pacer_spaces_a_machines_sends)
     CHECK_EQ_INT(worst, 4);
 }
 
+/* Most sends in any `span` ms of sorted times. */
+static int worst_window(const int64_t *t, int n, int64_t span)
+{
+    int i, lo = 0, worst = 0;
+    for (i = 0; i < n; i++) {
+        while (t[i] - t[lo] >= span) lo++;
+        if (i - lo + 1 > worst) worst = i - lo + 1;
+    }
+    return worst;
+}
+
+#define MIX_CLIENTS 8
+#define MIX_GAP 250      /* 8 clients, fleet 8: 2000 ms / 8 (4/5 of 5/s) */
+#define MIX_SHARE 2000   /* one client's share: 0.8 * 5/s / 8 */
+#define MIX_AWAY 4000    /* budget_redis.c's away_ms: 2 x MIX_SHARE */
+
+/* Redis comes back (empty) while 8 clients of a machine are in fallback;
+ * they reconnect one by one over 2 s (their own backoffs), each holding
+ * one span after its reconnect as budget_redis.c does, and every client
+ * asks for a slot every millisecond.  Clients back on Redis take a pacer
+ * slot before asking (a fake Redis: the windows of a second state), and
+ * give it back when Redis refuses; clients in fallback take their share
+ * and the pacer.  Never more than 5 sends in any second (main, where the
+ * clients on Redis ignore the pacer, put 8 in one: the empty Redis grants
+ * 5 beside the fallback's sends); a span after the last client is back,
+ * Redis alone gives its 5 per span again. */
+TEST(clients_on_redis_pace_with_the_fallback)
+{
+    static sa__budget_state rd;   /* the restarted Redis's windows */
+    static int64_t sends[8192];
+    int64_t back_at[MIX_CLIENTS], share_last[MIX_CLIENTS], t, ready = 0;
+    int64_t all_back, taken, prev;
+    int i, n = 0, late = 0, redis_refused = 0;
+
+    plan_default();
+    sa__budget_state_init(&rd, st.rate.max, st.rate.span_ms, st.lng.max,
+                          st.lng.span_ms);
+    for (i = 0; i < MIX_CLIENTS; i++) {
+        back_at[i] = T0 + 100 + 250 * i;
+        share_last[i] = INT64_MIN;
+        (void)sa__budget_state_lease(&st, T0 - 10000, 100 + i, 1, 0, NULL,
+                                    NULL);
+    }
+    all_back = back_at[MIX_CLIENTS - 1] + st.rate.span_ms;
+    /* ten seconds in fallback before Redis is back */
+    for (t = T0 - 10000; t < T0 + 14000 && n < 8192; t++) {
+        for (i = 0; i < MIX_CLIENTS; i++) {
+            /* every look flags a client away, then renews the lease
+             * (budget_host.c) */
+            if (t <= back_at[i])            /* connected at back_at: 0 */
+                sa__budget_state_away(&st, t, 100 + i, 1,
+                                      t < back_at[i] ? MIX_AWAY : 0);
+            (void)sa__budget_state_lease(&st, t, 100 + i, 1, 0, NULL, NULL);
+            if (t < back_at[i]) {           /* fallback: share, then pacer */
+                if (share_last[i] != INT64_MIN
+                    && t - share_last[i] < MIX_SHARE)
+                    continue;
+                if (!sa__budget_state_pace_fallback(&st, t, MIX_GAP, 1,
+                                                   &ready))
+                    continue;
+                share_last[i] = t;
+                sends[n++] = t;
+            } else if (t >= back_at[i] + st.rate.span_ms) {   /* on Redis */
+                int64_t rd_ready;
+                if (!sa__budget_state_pace_redis(&st, t, MIX_GAP, 1, &taken,
+                                                &prev, &ready))
+                    continue;
+                if (!sa__budget_state_acquire(&rd, t, &rd_ready)) {
+                    sa__budget_state_unpace(&st, taken, prev);
+                    redis_refused++;
+                    continue;
+                }
+                sends[n++] = t;
+                if (t >= all_back) late++;
+            }
+        }
+    }
+    CHECK(n < 8192);
+    CHECK(worst_window(sends, n, 1000) <= 5);
+    printf("  (%d sends, at most %d in a second, %d Redis refusals, %d on "
+           "Redis alone)\n", n, worst_window(sends, n, 1000), redis_refused,
+           late);
+    /* nobody away and the fallback's last send a span old: Redis alone,
+     * 5 a span (paced, 4 a second, would be 4 x 10.9 s = 43) */
+    CHECK(!sa__budget_state_mixing(&st, all_back));
+    CHECK(late >= (int)(5 * (T0 + 14000 - all_back) / st.rate.span_ms) - 1);
+}
+
+/* The order of the two slots while mixed: a refused pacer slot spends no
+ * Redis slot (the client does not ask), a pacer slot Redis refused is
+ * given back (the next client may send at once), unless another was
+ * spaced from it since; a client going away while nobody was mixing holds
+ * the fallback one span (the clients on Redis sent unpaced until then);
+ * the flag of a dead process is reclaimed, a silent one's expires. */
+TEST(pacer_slots_across_a_switch)
+{
+    int64_t ready = 0, taken, prev, taken2, prev2, fsent, t;
+
+    plan_default();
+    dead_pid = 0;
+    (void)sa__budget_state_lease(&st, T0, 100, 1, 0, fake_alive, NULL);
+    (void)sa__budget_state_lease(&st, T0, 200, 1, 0, fake_alive, NULL);
+    CHECK(!sa__budget_state_mixing(&st, T0));
+    /* nobody away: the clients on Redis do not touch the pacer */
+    CHECK(sa__budget_state_pace_redis(&st, T0, MIX_GAP, 1, &taken, &prev,
+                                     &ready));
+    CHECK(taken == INT64_MIN && st.pace_last == INT64_MIN);
+    /* 200 goes away at T0 + 10: the sends the clients on Redis made
+     * unpaced in the last span age out before its first */
+    sa__budget_state_away(&st, T0 + 10, 200, 1, MIX_AWAY);
+    CHECK(sa__budget_state_mixing(&st, T0 + 10));
+    CHECK(!sa__budget_state_pace_fallback(&st, T0 + 20, MIX_GAP, 1, &ready));
+    CHECK(ready == T0 + 10 + st.rate.span_ms);
+    CHECK(sa__budget_state_pace_fallback(&st, ready, MIX_GAP, 1, &ready));
+    CHECK(st.pace_last == T0 + 10 + st.rate.span_ms);
+    /* a client on Redis now takes a pacer slot first */
+    CHECK(!sa__budget_state_pace_redis(&st, st.pace_last + 100, MIX_GAP, 1,
+                                      &taken, &prev, &ready));
+    CHECK(taken == INT64_MIN && ready == st.pace_last + MIX_GAP);
+    CHECK(sa__budget_state_pace_redis(&st, ready, MIX_GAP, 1, &taken, &prev,
+                                     &ready));
+    CHECK(taken == st.pace_last && prev == taken - MIX_GAP);
+    /* Redis refused it: given back, the fallback client sends at once */
+    sa__budget_state_unpace(&st, taken, prev);
+    CHECK(st.pace_last == prev);
+    fsent = taken + 1;
+    CHECK(sa__budget_state_pace_fallback(&st, fsent, MIX_GAP, 1, &ready));
+    /* a slot spaced from a taken one stays when the first is given back */
+    CHECK(sa__budget_state_pace_redis(&st, fsent + MIX_GAP, MIX_GAP, 1,
+                                     &taken, &prev, &ready));
+    CHECK(sa__budget_state_pace_redis(&st, taken + MIX_GAP, MIX_GAP, 1,
+                                     &taken2, &prev2, &ready));
+    sa__budget_state_unpace(&st, taken, prev);
+    CHECK(st.pace_last == taken2);
+    /* check (record 0) takes nothing */
+    CHECK(sa__budget_state_pace_redis(&st, taken2 + MIX_GAP, MIX_GAP, 0,
+                                     &taken, &prev, &ready));
+    CHECK(taken == INT64_MIN && st.pace_last == taken2);
+    /* 200 is back: pacing lasts until its last send is a span old */
+    sa__budget_state_away(&st, taken2 + MIX_GAP, 200, 1, 0);
+    CHECK(sa__budget_state_mixing(&st, fsent + st.rate.span_ms - 1));
+    CHECK(!sa__budget_state_mixing(&st, fsent + st.rate.span_ms));
+    CHECK(sa__budget_state_pace_redis(&st, fsent + st.rate.span_ms, MIX_GAP,
+                                     1, &taken, &prev, &ready));
+    CHECK(taken == INT64_MIN && st.pace_last == taken2);
+    /* away again while nobody is: the hold again */
+    t = fsent + st.rate.span_ms + 5;
+    sa__budget_state_away(&st, t, 200, 1, MIX_AWAY);
+    (void)sa__budget_state_lease(&st, t, 200, 1, 0, fake_alive, NULL);
+    CHECK(!sa__budget_state_pace_fallback(&st, t, MIX_GAP, 1, &ready));
+    CHECK(ready == t + st.rate.span_ms);
+    /* 200 dies away: its lease, flag and all, is reclaimed at the next
+     * renewal once it is a second old (and its last send a span old) */
+    dead_pid = 200;
+    CHECK(sa__budget_state_mixing(&st, t + 1000));
+    (void)sa__budget_state_lease(&st, t + 1000, 100, 1, 0, fake_alive, NULL);
+    CHECK(!sa__budget_state_mixing(&st, t + 1000));
+    /* a live client away but silent (idle, or never advanced) counts for
+     * its away_ms; its next look holds one span again */
+    dead_pid = 0;
+    t += 2000;
+    (void)sa__budget_state_lease(&st, t, 300, 1, 0, fake_alive, NULL);
+    sa__budget_state_away(&st, t, 300, 1, MIX_AWAY);
+    CHECK(sa__budget_state_mixing(&st, t + MIX_AWAY - 1));
+    CHECK(!sa__budget_state_mixing(&st, t + MIX_AWAY));
+    t += MIX_AWAY;
+    sa__budget_state_away(&st, t, 300, 1, MIX_AWAY);
+    (void)sa__budget_state_lease(&st, t, 300, 1, 0, fake_alive, NULL);
+    CHECK(!sa__budget_state_pace_fallback(&st, t, MIX_GAP, 1, &ready));
+    CHECK(ready == t + st.rate.span_ms);
+    /* a flag never counts longer than a lease */
+    sa__budget_state_away(&st, t, 300, 1, 10 * SA__BUDGET_LEASE_MS);
+    CHECK(sa__budget_state_mixing(&st, t + SA__BUDGET_LEASE_MS - 1));
+    CHECK(!sa__budget_state_mixing(&st, t + SA__BUDGET_LEASE_MS));
+}
+
 TEST(scope_names)
 {
     char err[256];
@@ -656,6 +832,8 @@ int main(void)
     RUN(leases_count_and_expire);
     RUN(lease_table_full);
     RUN(fallback_pacer_spaces_a_machines_sends);
+    RUN(clients_on_redis_pace_with_the_fallback);
+    RUN(pacer_slots_across_a_switch);
     RUN(scope_names);
     RUN(client_rejects_bad_scope);
     RUN(host_scope_across_processes);

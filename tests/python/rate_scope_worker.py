@@ -44,11 +44,12 @@ if __name__ == "__main__":
 
 
 def run_fleet(emu, scope, procs, per_proc, options, image, env=None, timeout=600,
-              during=None):
+              during=None, during_pids=False):
     """Run `procs` workers of `per_proc` analyses each against `emu` (an
     started Emulator) with `scope`; returns their figures: 429s, total
     time, the floor (API requests / rate, or the long window's where it
-    binds), results.  `during(emu)`, when given, runs in a thread while
+    binds), results.  `during(emu)` (`during(emu, worker_pids)` with
+    during_pids), when given, runs in a thread while
     the workers run (the Redis restart test)."""
     import os
     import subprocess
@@ -66,7 +67,8 @@ def run_fleet(emu, scope, procs, per_proc, options, image, env=None, timeout=600
         side = None
         if during is not None:
             import threading
-            side = threading.Thread(target=during, args=(emu,), daemon=True)
+            args = (emu, [p.pid for p in ps]) if during_pids else (emu,)
+            side = threading.Thread(target=during, args=args, daemon=True)
             side.start()
         for p in ps:
             p.wait(timeout=timeout)

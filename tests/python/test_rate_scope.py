@@ -9,8 +9,10 @@ floor (API requests / 5 per s; the whole run's time is bench/run's figure).  ben
 """
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -108,35 +110,51 @@ def test_redis_killed_and_restarted_mid_run(redis):
     requests later (on the same port, empty): every analysis still ends
     once, no task is created twice or left unpolled; the clients said how
     many they are (rate_limit_fleet_size=8), so their shares add up to 4/5
-    of the key's rate meanwhile."""
+    of the key's rate meanwhile.  Half the workers are stopped for 1.5 s
+    as Redis goes away (a loaded machine's late processes): they see the
+    kill late, so their reconnect backoffs run out of phase with the
+    others' and after the restart some clients are back on Redis while
+    others of the machine are still in fallback."""
     events = []
 
     def api_count(emu):
         return sum(1 for r in emu.log if r["path"].startswith("/s2s/"))
 
-    def kill_and_restart(emu):
+    def kill_and_restart(emu, pids):
         assert wait_until(lambda: api_count(emu) >= 30, timeout=60, interval=0.05)
-        redis.stop()
-        events.append(("killed", api_count(emu)))
+        late = pids[:len(pids) // 2]
+        for pid in late:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            redis.stop()
+            events.append(("killed", api_count(emu)))
+            time.sleep(1.5)   # what is simulated is the delay itself
+        finally:
+            for pid in late:
+                os.kill(pid, signal.SIGCONT)
         assert wait_until(lambda: api_count(emu) >= 70, timeout=60, interval=0.05)
         redis.start()
         events.append(("restarted", api_count(emu)))
 
     opts = dict(FLEET_OPTS, rate_limit_fleet_size=8)
-    with Emulator(task_seconds=0.3, rate_limit=True, rate_window_max=FLEET_WINDOW) as emu:
+    # the emulator counts 5 per 0.75 s, as test_batch's: on a loaded
+    # machine it stamps the requests it handles late bunched together
+    with Emulator(task_seconds=0.3, rate_limit=True, rate_window_max=FLEET_WINDOW,
+                  rate_qps_seconds=0.75) as emu:
         fig = rate_scope_worker.run_fleet(emu, redis.url, 8, 4, opts, SD_IMAGE,
-                                          env=python_path_env(), during=kill_and_restart)
+                                          env=python_path_env(), during=kill_and_restart,
+                                          during_pids=True)
     print(events)
     assert [e[0] for e in events] == ["killed", "restarted"]
     check_fleet(fig, 32)
-    # each switch holds sends for a second, and the clients of this
-    # machine pace their shares together while Redis is away (bench/run
-    # part 6 redis-restart: 12 x 429 before the pacer, 0 with it).  What
-    # is left: after the restart, clients back on an empty Redis and
-    # clients still in fallback send side by side for a second or two
-    # (3 x 429 seen once in the installation test's root); the jobs retry
-    # them, never in bulk
-    assert fig["responses_429"] <= fig["api_requests"] // 10, fig
+    # each switch holds sends for a second, the clients of this machine
+    # pace their shares together while Redis is away (bench/run part 6
+    # redis-restart: 12 x 429 before the pacer, 0 with it), and those back
+    # on Redis pace with them while any is still away (without that, this
+    # test met 1 x 429 in 4 of 6 runs, and 6 requests in 0.29-0.92 s in 8
+    # of 10 runs of it with a 1 s window; with it 0 in 10, 5 of them beside
+    # stress-ng, never 6 requests in less than 1.04 s)
+    assert fig["responses_429"] == 0, fig
     # the fleet used Redis again after the restart
     assert b"skinanalysis:budget:" in redis.command("KEYS", "*")
 

@@ -321,7 +321,7 @@ class BatchWriter:
                      "error_type": type(outcome).__name__, "error": str(outcome)}]
         base = {"image": label, "ok": "true", "task_id": outcome.task_id or "",
                 "overall": _fmt(outcome.overall, 3), "skin_age": _fmt(outcome.skin_age, 0)}
-        if getattr(outcome, "_delete_tried", False):  # --delete-after: how it went
+        if outcome.deleted or outcome.delete_error is not None:  # --delete-after
             base["deleted"] = "true" if outcome.deleted else "false"
             base["delete_error"] = str(outcome.delete_error or "")
         rows = [dict(base, concern=s.concern, region=s.region, ui_score=_fmt(s.ui_score),
